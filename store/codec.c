@@ -1,0 +1,186 @@
+/*
+ * codec.c - encode/decode of the structures described in format.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+
+size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r)
+{
+	size_t size = sb_rec_size(r->key_len, r->value_len);
+
+	sb_put32(dst + 4, (uint32_t)size);
+	sb_put64(dst + 8, offset);
+	sb_put64(dst + 16, (uint64_t)ts);
+	sb_put16(dst + 24, r->flags);
+	sb_put16(dst + 26, (uint16_t)r->key_len);
+	sb_put32(dst + 28, r->value_len);
+	if (r->key_len)
+		memcpy(dst + SB_REC_HDR, r->key, r->key_len);
+	if (r->value_len)
+		memcpy(dst + SB_REC_HDR + r->key_len, r->value, r->value_len);
+	sb_put32(dst, sb_crc32c(0, dst + 4, size - 4));
+	return size;
+}
+
+int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
+{
+	sb_rec_hdr t;
+
+	if (avail < 8) {
+		/* Too short for even crc+size: zeros are the end, else torn. */
+		for (size_t i = 0; i < avail; i++)
+			if (p[i])
+				return SB_REC_TORN;
+		return SB_REC_END;
+	}
+	t.crc = sb_get32(p);
+	t.size = sb_get32(p + 4);
+	if (t.size == 0)
+		return t.crc == 0 ? SB_REC_END : SB_REC_BAD;
+	if (t.size < SB_REC_HDR || t.size > SB_SEG_MAX_BYTES)
+		return SB_REC_BAD;
+	if (avail < SB_REC_HDR)
+		return SB_REC_TORN;
+	t.offset = sb_get64(p + 8);
+	t.timestamp_ns = (int64_t)sb_get64(p + 16);
+	t.flags = sb_get16(p + 24);
+	t.key_len = sb_get16(p + 26);
+	t.value_len = sb_get32(p + 28);
+	if ((uint64_t)SB_REC_HDR + t.key_len + t.value_len != t.size)
+		return SB_REC_BAD;
+	if (t.size > avail)
+		return SB_REC_TORN;
+	if (check_crc && sb_crc32c(0, p + 4, t.size - 4) != t.crc) {
+		*h = t;
+		return SB_REC_BAD;
+	}
+	*h = t;
+	return SB_REC_OK;
+}
+
+void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h)
+{
+	memset(dst, 0, SB_SEG_HDR);
+	sb_put32(dst, SB_SEG_MAGIC);
+	sb_put16(dst + 4, SB_FORMAT_VERSION);
+	sb_put16(dst + 6, SB_SEG_HDR);
+	sb_put64(dst + 8, h->base_offset);
+	sb_put64(dst + 16, h->base_stream);
+	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+}
+
+/* Shared check of the magic/version/size/crc words of a 28+4-byte header. */
+static int hdr_check(const uint8_t *src, uint32_t magic, uint16_t size)
+{
+	if (sb_get32(src) != magic || sb_get16(src + 6) != size ||
+	    sb_crc32c(0, src, size - 4u) != sb_get32(src + size - 4u))
+		return SB_ECORRUPT;
+	if (sb_get16(src + 4) != SB_FORMAT_VERSION)
+		return SB_EVERSION;
+	return 0;
+}
+
+int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
+{
+	int rc = hdr_check(src, SB_SEG_MAGIC, SB_SEG_HDR);
+
+	if (rc)
+		return rc;
+	h->base_offset = sb_get64(src + 8);
+	h->base_stream = sb_get64(src + 16);
+	return 0;
+}
+
+void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h)
+{
+	memset(dst, 0, SB_IDX_HDR);
+	sb_put32(dst, SB_IDX_MAGIC);
+	sb_put16(dst + 4, SB_FORMAT_VERSION);
+	sb_put16(dst + 6, SB_IDX_HDR);
+	sb_put64(dst + 8, h->base_offset);
+	sb_put32(dst + 16, h->count);
+	sb_put32(dst + 20, h->seg_len);
+	sb_put32(dst + 24, h->entries_crc);
+	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+}
+
+int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h)
+{
+	int rc = hdr_check(src, SB_IDX_MAGIC, SB_IDX_HDR);
+
+	if (rc)
+		return rc;
+	h->base_offset = sb_get64(src + 8);
+	h->count = sb_get32(src + 16);
+	h->seg_len = sb_get32(src + 20);
+	h->entries_crc = sb_get32(src + 24);
+	return 0;
+}
+
+void sb_meta_encode(uint8_t dst[SB_META_SIZE], uint64_t start)
+{
+	memset(dst, 0, SB_META_SIZE);
+	sb_put32(dst, SB_META_MAGIC);
+	sb_put16(dst + 4, SB_FORMAT_VERSION);
+	sb_put16(dst + 6, SB_META_SIZE);
+	sb_put64(dst + 8, start);
+	sb_put32(dst + 20, sb_crc32c(0, dst, 20));
+}
+
+int sb_meta_decode(const uint8_t src[SB_META_SIZE], uint64_t *start)
+{
+	int rc = hdr_check(src, SB_META_MAGIC, SB_META_SIZE);
+
+	if (rc)
+		return rc;
+	*start = sb_get64(src + 8);
+	return 0;
+}
+
+void sb_clean_encode(uint8_t dst[SB_CLEAN_SIZE], const sb_clean_rec *c)
+{
+	memset(dst, 0, SB_CLEAN_SIZE);
+	sb_put32(dst, SB_CLEAN_MAGIC);
+	sb_put16(dst + 4, SB_FORMAT_VERSION);
+	sb_put16(dst + 6, SB_CLEAN_SIZE);
+	sb_put64(dst + 8, c->last_base);
+	sb_put64(dst + 16, c->last_len);
+	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+}
+
+int sb_clean_decode(const uint8_t src[SB_CLEAN_SIZE], sb_clean_rec *c)
+{
+	int rc = hdr_check(src, SB_CLEAN_MAGIC, SB_CLEAN_SIZE);
+
+	if (rc)
+		return rc;
+	c->last_base = sb_get64(src + 8);
+	c->last_len = sb_get64(src + 16);
+	return 0;
+}
+
+void sb_seg_name(char *buf, uint64_t base, const char *suffix)
+{
+	snprintf(buf, 32, "%020llu%s", (unsigned long long)base, suffix);
+}
+
+int sb_seg_name_parse(const char *name, const char *suffix, uint64_t *base)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < SB_NAME_DIGITS; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(name[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (strcmp(name + SB_NAME_DIGITS, suffix) != 0)
+		return -EINVAL;
+	*base = v;
+	return 0;
+}

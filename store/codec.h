@@ -1,0 +1,100 @@
+/*
+ * codec.h - encode and decode the on-disk structures of format.h. Shared by
+ * the writer, the reader and `streambus verify`.
+ */
+#ifndef SB_CODEC_H
+#define SB_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "sb_store.h"
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
+ * Start with crc = 0; feed the result back to continue. */
+uint32_t sb_crc32c(uint32_t crc, const void *p, size_t n);
+
+typedef struct sb_rec_hdr {
+	uint32_t crc;
+	uint32_t size;      /* whole record, header included */
+	uint64_t offset;
+	int64_t timestamp_ns;
+	uint16_t flags;
+	uint16_t key_len;
+	uint32_t value_len;
+} sb_rec_hdr;
+
+/* Bytes one record of this key and value takes in a segment. */
+static inline size_t sb_rec_size(uint32_t key_len, uint32_t value_len)
+{
+	return (size_t)SB_REC_HDR + key_len + value_len;
+}
+
+/* Encode record r at `offset` into dst (sb_rec_size() bytes). Returns the size. */
+size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r);
+
+enum {
+	SB_REC_OK = 0,     /* a whole record with a good CRC */
+	SB_REC_END = 1,    /* zeros: the end of the written part */
+	SB_REC_TORN = 2,   /* size runs past the available bytes */
+	SB_REC_BAD = 3,    /* inconsistent header or CRC mismatch */
+};
+/*
+ * Decode the record at p with `avail` bytes after it. check_crc: verify the
+ * CRC over the whole record. Returns SB_REC_*; *h is filled when the header
+ * itself is sane (OK, and BAD from a CRC mismatch), untouched otherwise.
+ */
+int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h);
+
+typedef struct sb_seg_hdr {
+	uint64_t base_offset;
+	uint64_t base_stream;
+} sb_seg_hdr;
+void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h);
+/* 0, SB_ECORRUPT (magic/CRC/size) or SB_EVERSION; *h untouched on failure. */
+int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h);
+
+typedef struct sb_idx_entry {
+	uint32_t rel_offset;
+	uint32_t pos;
+	uint32_t rel_stream;
+} sb_idx_entry;
+
+typedef struct sb_idx_hdr {
+	uint64_t base_offset;
+	uint32_t count;
+	uint32_t seg_len;
+	uint32_t entries_crc;
+} sb_idx_hdr;
+void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h);
+int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h);
+static inline void sb_idx_entry_encode(uint8_t dst[SB_IDX_ENTRY], const sb_idx_entry *e)
+{
+	sb_put32(dst, e->rel_offset);
+	sb_put32(dst + 4, e->pos);
+	sb_put32(dst + 8, e->rel_stream);
+}
+static inline void sb_idx_entry_decode(const uint8_t src[SB_IDX_ENTRY], sb_idx_entry *e)
+{
+	e->rel_offset = sb_get32(src);
+	e->pos = sb_get32(src + 4);
+	e->rel_stream = sb_get32(src + 8);
+}
+
+void sb_meta_encode(uint8_t dst[SB_META_SIZE], uint64_t start);
+int sb_meta_decode(const uint8_t src[SB_META_SIZE], uint64_t *start);
+
+typedef struct sb_clean_rec {
+	uint64_t last_base;
+	uint64_t last_len;
+} sb_clean_rec;
+void sb_clean_encode(uint8_t dst[SB_CLEAN_SIZE], const sb_clean_rec *c);
+int sb_clean_decode(const uint8_t src[SB_CLEAN_SIZE], sb_clean_rec *c);
+
+/* "%020llu" + suffix into buf (at least 32 bytes). */
+void sb_seg_name(char *buf, uint64_t base, const char *suffix);
+/* Parse a 20-digit name with the given suffix; 0 or -EINVAL. */
+int sb_seg_name_parse(const char *name, const char *suffix, uint64_t *base);
+
+#endif

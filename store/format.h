@@ -1,0 +1,120 @@
+/*
+ * format.h - the on-disk format, in one place. The writer (segment.c,
+ * index.c, log.c), the reader and `streambus verify` (verify.c) all use these
+ * constants; docs/FORMAT.md says the same in prose. A change here bumps
+ * SB_FORMAT_VERSION and updates all three.
+ *
+ * All integers are little-endian.
+ *
+ * A topic directory LOG_DIR/TOPIC/ holds:
+ *   NNNNNNNNNNNNNNNNNNNN.seg   a segment: records from offset N (20 digits)
+ *   NNNNNNNNNNNNNNNNNNNN.idx   its sparse index (rebuildable, optional)
+ *   meta                       the log start (first retained offset)
+ *   clean                      present only after a clean close
+ *
+ * Segment file = header (32 bytes) then records back to back. A segment may
+ * end in zeros (preallocated space): a record whose size field is 0 ends it.
+ *
+ *   segment header            record (SB_REC_HDR = 32 bytes + key + value)
+ *   0  u32 magic "SBSG"       0  u32 crc32c of bytes [4, size)
+ *   4  u16 version            4  u32 size = 32 + key_len + value_len
+ *   6  u16 header size (32)   8  u64 offset
+ *   8  u64 base offset       16  i64 timestamp, ns since the epoch
+ *  16  u64 base stream pos   24  u16 flags (SB_REC_*)
+ *  24  u32 reserved (0)      26  u16 key_len
+ *  28  u32 crc32c of [0,28)  28  u32 value_len
+ *                            32  key bytes, then value bytes
+ *
+ * "stream pos" is a position in the topic's stream: the concatenation of
+ * every payload ever appended, in offset order (what the filesystem serves as
+ * .log). A record's stream pos is the segment's base stream pos plus the
+ * value lengths of the records before it in that segment.
+ *
+ * Index file = header (32 bytes) then entries of 12 bytes, one about every
+ * index_interval_bytes of records, sorted:
+ *
+ *   index header              entry
+ *   0  u32 magic "SBIX"       0  u32 offset - base offset
+ *   4  u16 version            4  u32 file position of that record
+ *   6  u16 header size (32)   8  u32 its stream pos - base stream pos
+ *   8  u64 base offset
+ *  16  u32 entry count
+ *  20  u32 segment length it covers (bytes, header included)
+ *  24  u32 crc32c of the entries
+ *  28  u32 crc32c of [0,28)
+ *
+ * An index whose CRCs, count or covered length disagree with its segment is
+ * rebuilt from the segment. The first record of a segment always has an
+ * entry. Segments are at most SB_SEG_MAX_BYTES long, so u32 positions fit.
+ *
+ * meta = u32 magic "SBMT", u16 version, u16 size (24), u64 start offset,
+ *        u32 reserved, u32 crc32c of [0,20).
+ * clean = u32 magic "SBCL", u16 version, u16 size (32), u64 base offset of
+ *        the last segment, u64 its length, u32 reserved, u32 crc32c of [0,28).
+ *        Written at clean close; an open that finds it matching the last
+ *        segment's length skips the scan of that segment.
+ */
+#ifndef SB_FORMAT_H
+#define SB_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define SB_FORMAT_VERSION 1
+
+#define SB_SEG_MAGIC   0x47534253u /* "SBSG" */
+#define SB_IDX_MAGIC   0x58494253u /* "SBIX" */
+#define SB_META_MAGIC  0x544d4253u /* "SBMT" */
+#define SB_CLEAN_MAGIC 0x4c434253u /* "SBCL" */
+
+#define SB_SEG_HDR     32u
+#define SB_IDX_HDR     32u
+#define SB_IDX_ENTRY   12u
+#define SB_REC_HDR     32u
+#define SB_META_SIZE   24u
+#define SB_CLEAN_SIZE  32u
+
+#define SB_SEG_SUFFIX  ".seg"
+#define SB_IDX_SUFFIX  ".idx"
+#define SB_META_NAME   "meta"
+#define SB_CLEAN_NAME  "clean"
+#define SB_LOCK_NAME   ".lock"
+#define SB_NAME_DIGITS 20
+
+/* Largest segment file: positions and sizes fit in u32 with room to spare. */
+#define SB_SEG_MAX_BYTES (3u * 1024 * 1024 * 1024)
+/* Largest key. */
+#define SB_KEY_MAX 65535u
+
+/* Record flags. */
+#define SB_REC_TOMBSTONE 0x0001u /* a delete marker for its key (compaction) */
+#define SB_REC_COMPRESSED_MASK 0x000eu /* reserved: compression codec */
+#define SB_REC_KNOWN_FLAGS (SB_REC_TOMBSTONE)
+
+static inline uint16_t sb_get16(const void *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v; /* little-endian hosts only (checked in store.c) */
+}
+static inline uint32_t sb_get32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static inline uint64_t sb_get64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+static inline void sb_put16(void *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void sb_put32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void sb_put64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "StreamBus's on-disk format is little-endian; this host is not"
+#endif
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * sb_store.h - the public API of the StreamBus storage engine.
+ *
+ * A store is a directory of topics; a topic is a log: a sequence of records
+ * with dense offsets [start, next), split into segment files with a sparse
+ * persistent index beside each (see store/format.h and docs/FORMAT.md).
+ *
+ * Every call that can fail returns 0 or a negative errno, or one of the
+ * SB_E* store codes below; sb_strerror() names both. Out-parameters are left
+ * untouched on failure.
+ *
+ * Threads: any number of threads may read a log while others append to it.
+ * A record is readable by every reader as soon as sb_log_append() returns,
+ * whatever the sync policy, and a reader never sees a partial record.
+ */
+#ifndef SB_STORE_H
+#define SB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sb_io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Store codes of our own (below -4000, far from any errno). */
+#define SB_ECORRUPT  (-4001) /* a record or file failed its checksum/format */
+#define SB_EVERSION  (-4002) /* a file has an unknown format version */
+#define SB_ELOCKED   (-4003) /* another process holds the store directory */
+
+/* Name an error returned by any sb_* call (negative errno or SB_E*). */
+const char *sb_strerror(int rc);
+
+enum sb_sync {
+	SB_SYNC_NEVER = 0,    /* at close, sb_log_sync() or segment roll */
+	SB_SYNC_INTERVAL = 1, /* by the store's flusher, every sync_interval_ms */
+	SB_SYNC_ALWAYS = 2,   /* before sb_log_append() returns (group commit) */
+};
+
+typedef struct sb_log_config {
+	uint64_t segment_bytes;        /* roll past this size (default 128 MiB) */
+	uint32_t index_interval_bytes; /* bytes of records between index entries */
+	uint32_t max_record_bytes;     /* largest payload (default 1 MiB) */
+	enum sb_sync sync;
+	uint32_t sync_interval_ms;
+	int64_t retention_bytes;       /* -1: keep everything */
+	int64_t retention_ms;          /* -1: keep everything */
+} sb_log_config;
+
+/* Fill *c with the defaults of SPEC §1. */
+void sb_log_config_default(sb_log_config *c);
+/* 0 if *c is usable, else -EINVAL (and *why, if given, says which field). */
+int sb_log_config_check(const sb_log_config *c, const char **why);
+/* Parse "never" | "interval" | "always"; 0 or -EINVAL, *out untouched on failure. */
+int sb_sync_parse(const char *s, enum sb_sync *out);
+const char *sb_sync_name(enum sb_sync s);
+
+typedef struct sb_store sb_store;
+typedef struct sb_log sb_log;
+
+/* What the store found and changed while opening (recovery); for tools. */
+typedef void (*sb_report_fn)(void *arg, const char *topic, const char *msg);
+
+typedef struct sb_store_options {
+	const sb_io *io;             /* NULL: the real system calls */
+	sb_log_config defaults;      /* config of every topic ... */
+	/* ... unless this hook rewrites *cfg (already holding the defaults) for
+	 * one topic; return 0 or -errno. NULL: no per-topic configuration. */
+	int (*topic_config)(void *arg, const char *topic, sb_log_config *cfg);
+	void *topic_config_arg;
+	sb_report_fn report;         /* NULL: silent */
+	void *report_arg;
+	int read_only;               /* no lock, no writes, no recovery on disk */
+	int no_flusher;              /* don't start the interval-sync thread */
+} sb_store_options;
+
+/* Fill *o with defaults (real io, default log config, read-write). */
+void sb_store_options_default(sb_store_options *o);
+
+/*
+ * Open (creating if missing) the store directory `dir`. Takes an exclusive
+ * lock (dir/.lock) unless read_only: a second opener gets SB_ELOCKED.
+ * Recovers every topic (cuts torn tails, rebuilds indexes). On success *out
+ * is the caller's, to be released with sb_store_close().
+ */
+int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
+/* Sync everything, write indexes and clean markers, release the lock, free. */
+int sb_store_close(sb_store *s);
+
+/* Valid topic name? (1..249 of [A-Za-z0-9._-], not starting with '.') */
+int sb_topic_name_valid(const char *name);
+
+/* -EINVAL for a bad name, -EEXIST if present, -EROFS if read_only. */
+int sb_store_create(sb_store *s, const char *name);
+/* Remove a topic with no retained records: -ENOTEMPTY otherwise, -ENOENT. */
+int sb_store_remove(sb_store *s, const char *name);
+/*
+ * Find a topic. *out is borrowed: it stays valid until sb_store_close(), even
+ * after the topic is removed (then every call on it fails with -ENOENT).
+ */
+int sb_store_get(sb_store *s, const char *name, sb_log **out);
+/* Call fn for each topic in name order; stops early when fn returns nonzero
+ * (that value is returned). fn must not call back into this store. */
+int sb_store_list(sb_store *s, int (*fn)(void *arg, const char *name, sb_log *log),
+		  void *arg);
+/* The store's directory (owned by the store). */
+const char *sb_store_dir(const sb_store *s);
+/* Run retention on every topic (the daemon calls this periodically). */
+int sb_store_retain(sb_store *s, int64_t now_ns);
+
+/* ---- one topic's log ---------------------------------------------------- */
+
+typedef struct sb_record_in {
+	const void *key;
+	uint32_t key_len;       /* 0: no key */
+	const void *value;
+	uint32_t value_len;
+	uint16_t flags;         /* SB_REC_* (format.h); 0 for plain records */
+	int64_t timestamp_ns;   /* 0: now (CLOCK_REALTIME) */
+} sb_record_in;
+
+typedef struct sb_record_info {
+	uint64_t offset;
+	int64_t timestamp_ns;
+	uint64_t stream_pos;    /* where its payload starts in the stream */
+	uint32_t value_len;
+	uint16_t key_len;
+	uint16_t flags;
+} sb_record_info;
+
+const char *sb_log_name(const sb_log *l);
+const sb_log_config *sb_log_get_config(const sb_log *l);
+
+/*
+ * Append n records, all or nothing: a payload over max_record_bytes gives
+ * -EFBIG, a full disk -ENOSPC, and in both cases nothing is appended. After
+ * a failed sync the log refuses appends with that error until reopened.
+ * Under SB_SYNC_ALWAYS returns only once an fdatasync covers the records.
+ * *first_offset (may be NULL) gets the offset of the first record.
+ */
+int sb_log_append(sb_log *l, const sb_record_in *recs, size_t n, uint64_t *first_offset);
+/*
+ * As sb_log_append, but only if the first record gets offset `at`: at must
+ * equal the next offset, or the log must be empty and at >= next offset (the
+ * log then starts at `at`). Otherwise -EINVAL.
+ */
+int sb_log_append_at(sb_log *l, uint64_t at, const sb_record_in *recs, size_t n);
+/* Largest n*record overhead + payload accepted by one append call. */
+size_t sb_log_batch_max(const sb_log *l);
+
+uint64_t sb_log_start(const sb_log *l);        /* first retained offset */
+uint64_t sb_log_next(const sb_log *l);         /* offset the next append gets */
+uint64_t sb_log_stream_start(const sb_log *l); /* stream pos of record `start` */
+uint64_t sb_log_stream_end(const sb_log *l);   /* stream bytes ever appended */
+int64_t sb_log_mtime_ns(const sb_log *l);      /* last append (or open) time */
+
+/* Header of the record at `offset`: -ENOENT outside [start, next). */
+int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info);
+/*
+ * Copy up to len payload bytes of record `offset`, from byte `from` of its
+ * payload, into buf; *nread gets the count (0 at or past its end). The
+ * record's CRC is checked (SB_ECORRUPT). info may be NULL.
+ */
+int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len,
+		size_t *nread, sb_record_info *info);
+/* Copy the key of record `offset` (up to cap bytes); *key_len gets its length. */
+int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *key_len);
+/*
+ * Copy up to len bytes of the stream (the payloads in offset order) from
+ * absolute stream position pos. -ENOENT if pos < sb_log_stream_start();
+ * *nread = 0 at the end.
+ */
+int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread);
+/* The offset of the record holding stream byte pos (-ENOENT outside). */
+int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
+
+/* Make offsets below `offset` unreadable (persisted); drops whole segments.
+ * offset may not pass next; -EINVAL otherwise. */
+int sb_log_delete_before(sb_log *l, uint64_t offset);
+/* Drop old segments past retention_bytes / retention_ms; *dropped may be NULL. */
+int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped);
+/* Make everything appended so far durable. */
+int sb_log_sync(sb_log *l);
+
+typedef struct sb_log_stats {
+	uint64_t start, next;      /* offsets */
+	uint64_t records;          /* next - start */
+	uint64_t bytes;            /* segment bytes on disk */
+	uint64_t stream_bytes;     /* retained payload bytes */
+	uint32_t segments;
+	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty */
+	uint64_t syncs;            /* fdatasyncs done since open */
+	uint64_t synced_appends;   /* append calls covered by those syncs */
+} sb_log_stats;
+int sb_log_get_stats(sb_log *l, sb_log_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
