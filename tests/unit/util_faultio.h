@@ -1,0 +1,102 @@
+/*
+ * util_faultio.h - an sb_io table over real files for fault injection and
+ * crash simulation (the SQLite way).
+ *
+ * Faults: fail the Nth matching call of a kind with an errno (once or from
+ * then on), or run out of disk space after a byte budget (the pwrite that
+ * crosses it is short, later ones get -ENOSPC).
+ *
+ * Crashes: every pwrite/ftruncate/fallocate (and O_TRUNC open) since a file's
+ * last successful fdatasync is recorded with what it overwrote, and every
+ * create/rename/unlink not yet covered by an fdatasync of its directory is
+ * recorded with a way back. fio_crash_at() freezes the table at the Nth
+ * call of a kind (that call and every later one fail with -EIO and change
+ * nothing); fio_crash_apply() then keeps, drops or garbles each unsynced
+ * write and undoes a random suffix of the unsynced namespace operations,
+ * chosen by a seeded RNG, so the files look like after a power loss.
+ *
+ * mmap_writes is 0: every append reaches us as a pwrite. All calls are
+ * serialized by one mutex; the table is safe to use from many threads.
+ */
+#ifndef UTIL_FAULTIO_H
+#define UTIL_FAULTIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_io.h"
+
+typedef enum fio_kind {
+	FIO_OPEN,
+	FIO_PWRITE,
+	FIO_FDATASYNC,
+	FIO_FTRUNCATE,
+	FIO_FALLOCATE,
+	FIO_RENAME,
+	FIO_UNLINK,
+	FIO_NKINDS
+} fio_kind;
+
+typedef struct fio fio;
+
+/*
+ * A new table. stash_dir: an existing directory on the same filesystem as
+ * the store (hard links of renamed-over and unlinked files live there until
+ * their directory is synced). NULL on failure. Free with fio_free().
+ */
+fio *fio_new(const char *stash_dir);
+/* Closes its descriptors; does not touch the files. */
+void fio_free(fio *f);
+const sb_io *fio_io(fio *f);
+
+#define FIO_STICKY 1u /* keep failing every later matching call too */
+/*
+ * Fail the nth (1 = the next) call of `kind` from now whose path contains
+ * `match` (NULL: any; for fd calls the fd's current path) with -err.
+ * Up to 16 rules; returns 0 or -ENOSPC.
+ */
+int fio_fail(fio *f, fio_kind kind, unsigned nth, int err, unsigned flags, const char *match);
+/* Drop every rule. */
+void fio_fail_clear(fio *f);
+/*
+ * Disk full after `bytes` more bytes of pwrite (the crossing pwrite writes
+ * what fits and returns a short count; later pwrites and growing fallocates
+ * get -ENOSPC). bytes < 0: unlimited again.
+ */
+void fio_disk_budget(fio *f, int64_t bytes);
+/* Make the nth pwrite (1 = the next) from now short: it writes and returns
+ * only `keep` bytes (fewer than asked). Once. */
+void fio_short_write(fio *f, unsigned nth, size_t keep);
+
+/* Calls of each kind seen so far (failed ones included). */
+unsigned fio_calls(fio *f, fio_kind kind);
+/* Calls that were made to fail (rules, budget, crash). */
+unsigned fio_failed(fio *f);
+
+/* Freeze at the nth call of kind from now (1 = the next): it and every later
+ * call fail with -EIO without effect. */
+void fio_crash_at(fio *f, fio_kind kind, unsigned nth);
+/* Freeze now. */
+void fio_crash_now(fio *f);
+int fio_crashed(fio *f);
+
+typedef struct fio_crash_stats {
+	unsigned kept, dropped, garbled; /* unsynced data operations */
+	unsigned ns_kept, ns_undone;     /* unsynced create/rename/unlink */
+} fio_crash_stats;
+/*
+ * Simulate the power loss (call after fio_crash_at/now fired and the store
+ * was closed or abandoned): each unsynced data operation is kept, dropped or
+ * garbled, and a random suffix of the unsynced namespace operations is
+ * undone, as chosen by `seed`. mode FIO_CRASH_RANDOM does that; KEEP_ALL
+ * keeps everything (a process crash), DROP_ALL drops every unsynced data op
+ * and undoes every unsynced namespace op. st may be NULL. 0 or -errno.
+ */
+enum { FIO_CRASH_RANDOM = 0, FIO_CRASH_KEEP_ALL = 1, FIO_CRASH_DROP_ALL = 2 };
+int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st);
+
+/* Number of unsynced data ops / namespace ops recorded right now. */
+unsigned fio_pending_data(fio *f);
+unsigned fio_pending_ns(fio *f);
+
+#endif
