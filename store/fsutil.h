@@ -1,0 +1,24 @@
+/*
+ * fsutil.h - small file helpers of the store, all through sb_io.
+ */
+#ifndef SB_FSUTIL_H
+#define SB_FSUTIL_H
+
+#include <stddef.h>
+
+#include "sb_io.h"
+
+/* fsync a directory (open O_RDONLY|O_DIRECTORY, fdatasync, close). */
+int sb_fsync_dir(const sb_io *io, const char *dir);
+/* Durable publish of dir/name: write dir/name.tmp, fdatasync, rename,
+ * fsync the directory. */
+int sb_publish_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
+/* Read exactly len bytes of dir/name; -ENOENT, -EIO (short) or -errno. */
+int sb_read_small(const char *dir, const char *name, void *buf, size_t len);
+/* Current CLOCK_REALTIME in nanoseconds. */
+long long sb_now_ns(void);
+
+/* out = dir "/" name; -ENAMETOOLONG if it does not fit PATH_MAX. */
+int sb_path(char *out, const char *dir, const char *name);
+
+#endif

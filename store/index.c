@@ -1,0 +1,211 @@
+/*
+ * index.c - the sparse offset index of one segment: in memory and on disk
+ * (format.h describes the file).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "sb_io.h"
+
+struct sb_index {
+	sb_idx_entry *e;       /* cap entries, mmap'ed anonymous */
+	size_t cap;
+	size_t map_bytes;
+	_Atomic size_t n;      /* published entries; written by the appender */
+};
+
+/* Entries in the last 8 KiB of an on-disk index: the "hot" tail. */
+#define TAIL_ENTRIES (8192 / SB_IDX_ENTRY)
+
+int sb_index_new(size_t cap, sb_index **out)
+{
+	sb_index *ix = calloc(1, sizeof(*ix));
+
+	if (!ix)
+		return -ENOMEM;
+	if (cap < 1)
+		cap = 1;
+	ix->cap = cap;
+	ix->map_bytes = (cap * sizeof(sb_idx_entry) + 4095) & ~(size_t)4095;
+	ix->e = mmap(NULL, ix->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		     -1, 0);
+	if (ix->e == MAP_FAILED) {
+		free(ix);
+		return -ENOMEM;
+	}
+	atomic_init(&ix->n, 0);
+	*out = ix;
+	return 0;
+}
+
+void sb_index_free(sb_index *ix)
+{
+	if (!ix)
+		return;
+	munmap(ix->e, ix->map_bytes);
+	free(ix);
+}
+
+size_t sb_index_count(const sb_index *ix)
+{
+	return atomic_load_explicit(&ix->n, memory_order_acquire);
+}
+
+int sb_index_add(sb_index *ix, const sb_idx_entry *e)
+{
+	size_t n = atomic_load_explicit(&ix->n, memory_order_relaxed);
+
+	if (n >= ix->cap)
+		return -ENOSPC;
+	ix->e[n] = *e;
+	atomic_store_explicit(&ix->n, n + 1, memory_order_release);
+	return 0;
+}
+
+void sb_index_truncate(sb_index *ix, size_t count)
+{
+	if (count < atomic_load_explicit(&ix->n, memory_order_relaxed))
+		atomic_store_explicit(&ix->n, count, memory_order_release);
+}
+
+int sb_index_last(const sb_index *ix, sb_idx_entry *e)
+{
+	size_t n = sb_index_count(ix);
+
+	if (!n)
+		return -ENOENT;
+	*e = ix->e[n - 1];
+	return 0;
+}
+
+static inline uint32_t key_of(const sb_idx_entry *e, int by_stream)
+{
+	return by_stream ? e->rel_stream : e->rel_offset;
+}
+
+int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entry *e)
+{
+	size_t n = sb_index_count(ix);
+	size_t lo = 0, hi = n; /* find the first entry with key > rel, in [lo, hi) */
+
+	if (!n || key_of(&ix->e[0], by_stream) > rel)
+		return -ENOENT;
+	if (n > TAIL_ENTRIES && key_of(&ix->e[n - TAIL_ENTRIES], by_stream) <= rel)
+		lo = n - TAIL_ENTRIES;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_of(&ix->e[mid], by_stream) <= rel)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*e = ix->e[lo - 1];
+	return 0;
+}
+
+int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out)
+{
+	uint8_t hdr[SB_IDX_HDR];
+	sb_idx_hdr h;
+	sb_index *ix = NULL;
+	struct stat st;
+	int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close_fd;
+	}
+	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		rc = SB_ECORRUPT;
+		goto out_close_fd;
+	}
+	rc = sb_idx_hdr_decode(hdr, &h);
+	if (rc)
+		goto out_close_fd;
+	if (h.base_offset != base || h.seg_len != seg_len ||
+	    (uint64_t)st.st_size != SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY) {
+		rc = SB_ECORRUPT;
+		goto out_close_fd;
+	}
+	rc = sb_index_new(cap > h.count ? cap : h.count, &ix);
+	if (rc)
+		goto out_close_fd;
+	size_t bytes = (size_t)h.count * SB_IDX_ENTRY;
+	if (bytes && pread(fd, ix->e, bytes, SB_IDX_HDR) != (ssize_t)bytes) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	if (sb_crc32c(0, ix->e, bytes) != h.entries_crc) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	/* The file's entry layout is the struct's (three LE u32, no padding).
+	 * Check they are sorted and inside the segment. */
+	if (h.count && (ix->e[0].rel_offset || ix->e[0].rel_stream || ix->e[0].pos != SB_SEG_HDR)) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < h.count; i++) {
+		const sb_idx_entry *c = &ix->e[i];
+		if (c->pos < SB_SEG_HDR || c->pos >= seg_len ||
+		    (i && (c->rel_offset <= ix->e[i - 1].rel_offset || c->pos <= ix->e[i - 1].pos ||
+			   c->rel_stream < ix->e[i - 1].rel_stream))) {
+			rc = SB_ECORRUPT;
+			goto out_free;
+		}
+	}
+	atomic_store_explicit(&ix->n, h.count, memory_order_release);
+	*out = ix;
+	close(fd);
+	return 0;
+out_free:
+	sb_index_free(ix);
+out_close_fd:
+	close(fd);
+	return rc;
+}
+
+_Static_assert(sizeof(sb_idx_entry) == SB_IDX_ENTRY, "index entry layout is the file's");
+
+int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_t base, uint32_t seg_len)
+{
+	char tmp[4096];
+	uint8_t hdr[SB_IDX_HDR];
+	size_t n = sb_index_count(ix);
+	size_t bytes = n * SB_IDX_ENTRY;
+	sb_idx_hdr h = {.base_offset = base, .count = (uint32_t)n, .seg_len = seg_len,
+			.entries_crc = sb_crc32c(0, ix->e, bytes)};
+	int fd, rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	sb_idx_hdr_encode(hdr, &h);
+	fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return fd;
+	ssize_t w = io->pwrite(io->ctx, fd, hdr, sizeof(hdr), 0);
+	if (w >= 0 && (size_t)w != sizeof(hdr))
+		w = -EIO;
+	if (w >= 0 && bytes) {
+		w = io->pwrite(io->ctx, fd, ix->e, bytes, SB_IDX_HDR);
+		if (w >= 0 && (size_t)w != bytes)
+			w = -EIO;
+	}
+	rc = w < 0 ? (int)w : io->fdatasync(io->ctx, fd);
+	close(fd);
+	if (!rc)
+		rc = io->rename(io->ctx, tmp, path);
+	if (rc)
+		io->unlink(io->ctx, tmp);
+	return rc;
+}

@@ -1,0 +1,781 @@
+/*
+ * log.c - a topic's log: its segments, appending (with group commit),
+ * recovery at open, the log start, retention and closing. Reads are in
+ * log_read.c.
+ *
+ * Locks, in the order they are taken:
+ *   append_mu  the appender: writing records, rolling, moving the start,
+ *              dropping segments; guards the fields marked [append].
+ *   seg_lock   (rwlock) the segs array: readers hold it shared while they
+ *              copy out of a segment; changes to the array take it exclusive.
+ *   sync_mu    group commit state, marked [sync].
+ * Fields marked [atomic] are published with release stores by the appender
+ * (holding append_mu) and read with acquire loads by anyone.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "fsutil.h"
+#include "log.h"
+#include "log_impl.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Add a segment at the end of the array (seg_lock taken here). */
+static int segs_push(sb_log *l, sb_segment *s)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&l->seg_lock);
+	if (l->nsegs == l->segcap) {
+		size_t cap = l->segcap ? l->segcap * 2 : 8;
+		sb_segment **a = realloc(l->segs, cap * sizeof(*a));
+		if (!a) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		l->segs = a;
+		l->segcap = cap;
+	}
+	l->segs[l->nsegs++] = s;
+out_unlock:
+	pthread_rwlock_unlock(&l->seg_lock);
+	return rc;
+}
+
+sb_segment *sb_log_active(sb_log *l)
+{
+	return l->segs[l->nsegs - 1];
+}
+
+/* Wait until no fdatasync of a segment fd is running (before closing one). */
+static void wait_sync_idle(sb_log *l)
+{
+	pthread_mutex_lock(&l->sync_mu);
+	while (l->syncing)
+		pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+	pthread_mutex_unlock(&l->sync_mu);
+}
+
+/* Drop the first k segments (never the last). [append] */
+static int drop_front(sb_log *l, size_t k)
+{
+	sb_segment **gone;
+	int rc = 0;
+
+	if (!k)
+		return 0;
+	gone = malloc(k * sizeof(*gone));
+	if (!gone)
+		return -ENOMEM;
+	wait_sync_idle(l);
+	pthread_rwlock_wrlock(&l->seg_lock);
+	memcpy(gone, l->segs, k * sizeof(*gone));
+	memmove(l->segs, l->segs + k, (l->nsegs - k) * sizeof(*gone));
+	l->nsegs -= k;
+	pthread_rwlock_unlock(&l->seg_lock);
+	for (size_t i = 0; i < k; i++) {
+		int r = sb_segment_remove(gone[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	free(gone);
+	if (!rc)
+		rc = sb_fsync_dir(l->io, l->dir);
+	return rc;
+}
+
+/* Stream position of record `off` in [start, next]; call with append_mu or
+ * before the log is shared. */
+static uint64_t stream_pos_of(sb_log *l, uint64_t off)
+{
+	sb_record_info info;
+
+	if (off >= atomic_load(&l->next) || sb_log_stat(l, off, &info))
+		return atomic_load(&l->stream_end);
+	return info.stream_pos;
+}
+
+/* Persist and publish a new start; drop segments wholly below it. [append] */
+static int set_start(sb_log *l, uint64_t start)
+{
+	uint8_t buf[SB_META_SIZE];
+	size_t k = 0;
+	int rc;
+
+	sb_meta_encode(buf, start);
+	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	atomic_store_explicit(&l->stream_start, stream_pos_of(l, start), memory_order_release);
+	atomic_store_explicit(&l->start, start, memory_order_release);
+	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
+		k++;
+	return drop_front(l, k);
+}
+
+/* ---- recovery ------------------------------------------------------------ */
+
+static void report(sb_log *l, const char *msg)
+{
+	if (l->opt.report)
+		l->opt.report(l->opt.report_arg, l->name, msg);
+}
+
+/* List the segment bases in l->dir, sorted; remove *.tmp leftovers. */
+static int list_segments(sb_log *l, uint64_t **out, size_t *n)
+{
+	DIR *d = opendir(l->dir);
+	struct dirent *de;
+	uint64_t *v = NULL, base;
+	size_t cnt = 0, cap = 0;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0 && !l->read_only) {
+			char p[PATH_MAX];
+			if (sb_path(p, l->dir, de->d_name) == 0)
+				l->io->unlink(l->io->ctx, p);
+			continue;
+		}
+		if (sb_seg_name_parse(de->d_name, SB_SEG_SUFFIX, &base))
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = -ENOMEM;
+				goto out_close;
+			}
+			v = nv;
+		}
+		v[cnt++] = base;
+	}
+	qsort(v, cnt, sizeof(*v), cmp_u64);
+	*out = v;
+	*n = cnt;
+	v = NULL;
+out_close:
+	free(v);
+	closedir(d);
+	return rc;
+}
+
+/* Remove segment files bases[from..n) (they follow a break in the log). */
+static void cut_after(sb_log *l, const uint64_t *bases, size_t from, size_t n)
+{
+	char name[32], path[PATH_MAX], msg[256];
+
+	for (size_t i = from; i < n; i++) {
+		snprintf(msg, sizeof(msg), "removed segment %020llu: it follows a break in the log",
+			 (unsigned long long)bases[i]);
+		report(l, msg);
+		if (l->read_only)
+			continue;
+		sb_seg_name(name, bases[i], SB_SEG_SUFFIX);
+		if (sb_path(path, l->dir, name) == 0)
+			l->io->unlink(l->io->ctx, path);
+		sb_seg_name(name, bases[i], SB_IDX_SUFFIX);
+		if (sb_path(path, l->dir, name) == 0)
+			l->io->unlink(l->io->ctx, path);
+	}
+}
+
+static int recover(sb_log *l)
+{
+	uint64_t *bases = NULL, start = 0, meta_start;
+	size_t n = 0;
+	sb_clean_rec clean = {UINT64_MAX, 0};
+	uint8_t buf[SB_CLEAN_SIZE > SB_META_SIZE ? SB_CLEAN_SIZE : SB_META_SIZE];
+	int rc, changed = 0, have_clean = 0, last_active = 0;
+
+	rc = list_segments(l, &bases, &n);
+	if (rc)
+		return rc;
+	if (sb_read_small(l->dir, SB_META_NAME, buf, SB_META_SIZE) == 0 && sb_meta_decode(buf, &meta_start) == 0)
+		start = meta_start;
+	if (sb_read_small(l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) == 0 && sb_clean_decode(buf, &clean) == 0)
+		have_clean = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		int last = i + 1 == n, flags = 0, ch = 0;
+		sb_segment *s = NULL;
+		char path[PATH_MAX], name[32];
+		struct stat st;
+
+		if (!last)
+			flags = SB_SEG_TRUST_INDEX;
+		else {
+			flags = SB_SEG_ACTIVE;
+			sb_seg_name(name, bases[i], SB_SEG_SUFFIX);
+			if (have_clean && clean.last_base == bases[i] && sb_path(path, l->dir, name) == 0 &&
+			    stat(path, &st) == 0 &&
+			    (uint64_t)st.st_size == clean.last_len)
+				flags |= SB_SEG_TRUST_INDEX;
+		}
+		rc = sb_segment_open(&l->sp, bases[i], flags, &ch, &s);
+		if (rc == SB_ECORRUPT) {
+			/* A bad header: the log ends before this segment. */
+			if (i == 0 && start < bases[0])
+				start = bases[0];
+			cut_after(l, bases, i, n);
+			n = i;
+			break;
+		}
+		if (rc)
+			goto out_free;
+		changed |= ch;
+		if (l->nsegs) {
+			sb_segment *prev = l->segs[l->nsegs - 1];
+			if (sb_segment_next(prev) != sb_segment_base(s) ||
+			    sb_segment_stream_end(prev) != sb_segment_base_stream(s)) {
+				sb_segment_close(s, 0);
+				cut_after(l, bases, i, n);
+				n = i;
+				break;
+			}
+		}
+		rc = segs_push(l, s);
+		if (rc) {
+			sb_segment_close(s, 0);
+			goto out_free;
+		}
+		last_active = last;
+		/* A sealed segment that was cut is no longer followed by the next. */
+		if (!last && sb_segment_next(s) != bases[i + 1]) {
+			cut_after(l, bases, i + 1, n);
+			n = i + 1;
+			break;
+		}
+	}
+	/* After a cut the last segment was opened as a sealed one: reopen it
+	 * as the active one (mapped for appending). */
+	if (l->nsegs && !last_active) {
+		sb_segment *s = l->segs[l->nsegs - 1], *r = NULL;
+		uint64_t base = sb_segment_base(s);
+		int ch = 0;
+		sb_segment_close(s, 0);
+		l->nsegs--;
+		rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX, &ch, &r);
+		if (rc)
+			goto out_free;
+		changed |= ch;
+		rc = segs_push(l, r);
+		if (rc) {
+			sb_segment_close(r, 0);
+			goto out_free;
+		}
+	}
+	if (!l->nsegs) {
+		sb_segment *s;
+		if (l->read_only) {
+			rc = -ENOENT;
+			goto out_free;
+		}
+		rc = sb_segment_create(&l->sp, start, 0, &s);
+		if (rc)
+			goto out_free;
+		rc = segs_push(l, s);
+		if (rc) {
+			sb_segment_close(s, 0);
+			goto out_free;
+		}
+		changed = 1;
+		last_active = 1;
+	}
+	sb_segment *last = sb_log_active(l);
+	atomic_store(&l->next, sb_segment_next(last));
+	atomic_store(&l->stream_end, sb_segment_stream_end(last));
+	if (start < sb_segment_base(l->segs[0]))
+		start = sb_segment_base(l->segs[0]);
+	if (start > atomic_load(&l->next))
+		start = atomic_load(&l->next);
+	atomic_store(&l->start, start);
+	atomic_store(&l->stream_start, stream_pos_of(l, start));
+	if (!l->read_only) {
+		for (size_t i = 0; i + 1 < l->nsegs; i++) {
+			rc = sb_segment_save_index(l->segs[i]);
+			if (rc)
+				goto out_free;
+		}
+		size_t k = 0;
+		while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
+			k++;
+		rc = drop_front(l, k);
+		if (rc)
+			goto out_free;
+		if (have_clean) {
+			char path[PATH_MAX];
+			if (sb_path(path, l->dir, SB_CLEAN_NAME) == 0)
+				l->io->unlink(l->io->ctx, path);
+		}
+		if (changed)
+			rc = sb_fsync_dir(l->io, l->dir);
+	}
+out_free:
+	free(bases);
+	return rc;
+}
+
+/* ---- open, close, remove ------------------------------------------------- */
+
+static void log_free(sb_log *l)
+{
+	for (size_t i = 0; i < l->nsegs; i++)
+		sb_segment_close(l->segs[i], 0);
+	free(l->segs);
+	pthread_mutex_destroy(&l->append_mu);
+	pthread_rwlock_destroy(&l->seg_lock);
+	pthread_mutex_destroy(&l->sync_mu);
+	pthread_cond_destroy(&l->sync_cv);
+	pthread_cond_destroy(&l->linger_cv);
+	free(l);
+}
+
+int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
+		    const sb_store_options *o, int create, sb_log **out)
+{
+	pthread_rwlockattr_t ra;
+	sb_log *l;
+	int rc;
+
+	if (strlen(name) >= sizeof(l->name))
+		return -ENAMETOOLONG;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	memcpy(l->name, name, strlen(name) + 1);
+	if (sb_path(l->dir, dir, name)) {
+		free(l);
+		return -ENAMETOOLONG;
+	}
+	l->cfg = *cfg;
+	l->opt = *o;
+	l->io = o->io ? o->io : sb_io_default();
+	l->read_only = o->read_only;
+	l->batch_max = cfg->max_record_bytes + SB_REC_HDR + SB_KEY_MAX;
+	if (l->batch_max < (4u << 20))
+		l->batch_max = 4u << 20;
+	l->sp = (sb_seg_params){
+		.io = l->io,
+		.dir = l->dir,
+		.topic = l->name,
+		.index_interval = cfg->index_interval_bytes,
+		.capacity = SB_SEG_HDR + cfg->segment_bytes + l->batch_max,
+		.read_only = o->read_only,
+		.report = o->report,
+		.report_arg = o->report_arg,
+	};
+	pthread_mutex_init(&l->append_mu, NULL);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&l->seg_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&l->sync_mu, NULL);
+	pthread_cond_init(&l->sync_cv, NULL);
+	pthread_cond_init(&l->linger_cv, NULL);
+
+	if (create) {
+		sb_segment *s;
+		if (mkdir(l->dir, 0755) < 0) {
+			rc = -errno;
+			goto out_free;
+		}
+		rc = sb_segment_create(&l->sp, 0, 0, &s);
+		if (!rc && (rc = segs_push(l, s)))
+			sb_segment_close(s, 0);
+		if (!rc)
+			rc = sb_fsync_dir(l->io, l->dir);
+		if (!rc)
+			rc = sb_fsync_dir(l->io, dir);
+		if (rc)
+			goto out_free;
+	} else {
+		rc = recover(l);
+		if (rc)
+			goto out_free;
+	}
+	atomic_store(&l->mtime_ns, sb_segment_last_ts(sb_log_active(l)));
+	if (!atomic_load(&l->mtime_ns))
+		atomic_store(&l->mtime_ns, sb_now_ns());
+	*out = l;
+	return 0;
+out_free:
+	log_free(l);
+	return rc;
+}
+
+int sb_log_close(sb_log *l)
+{
+	int rc = 0;
+
+	if (!l)
+		return 0;
+	if (!l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err)) {
+		sb_segment *last = sb_log_active(l);
+		rc = sb_segment_seal(last);
+		for (size_t i = 0; !rc && i + 1 < l->nsegs; i++)
+			rc = sb_segment_save_index(l->segs[i]);
+		if (!rc) {
+			uint8_t buf[SB_CLEAN_SIZE];
+			sb_clean_rec c = {sb_segment_base(last), sb_segment_len(last)};
+			sb_clean_encode(buf, &c);
+			rc = sb_publish_file(l->io, l->dir, SB_CLEAN_NAME, buf, sizeof(buf));
+		}
+	}
+	log_free(l);
+	return rc;
+}
+
+int sb_log_removed(const sb_log *l)
+{
+	return atomic_load(&l->removed);
+}
+
+int sb_log_remove(sb_log *l)
+{
+	char path[PATH_MAX];
+	int rc = 0;
+
+	if (l->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&l->append_mu);
+	if (atomic_load(&l->removed)) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if (atomic_load(&l->start) != atomic_load(&l->next)) {
+		rc = -ENOTEMPTY;
+		goto out_unlock;
+	}
+	atomic_store(&l->removed, 1);
+	wait_sync_idle(l);
+	pthread_rwlock_wrlock(&l->seg_lock);
+	for (size_t i = 0; i < l->nsegs; i++)
+		sb_segment_remove(l->segs[i]);
+	l->nsegs = 0;
+	pthread_rwlock_unlock(&l->seg_lock);
+	const char *extra[] = {SB_META_NAME, SB_CLEAN_NAME};
+	for (size_t i = 0; i < 2; i++) {
+		if (sb_path(path, l->dir, extra[i]) == 0)
+			l->io->unlink(l->io->ctx, path);
+	}
+	if (rmdir(l->dir) < 0)
+		rc = -errno;
+out_unlock:
+	pthread_mutex_unlock(&l->append_mu);
+	return rc;
+}
+
+/* ---- appending ----------------------------------------------------------- */
+
+/* Seal the active segment and start a new one after it. [append] */
+static int roll(sb_log *l)
+{
+	sb_segment *last = sb_log_active(l), *s;
+	int rc = sb_segment_seal(last);
+
+	if (rc)
+		return rc;
+	rc = sb_segment_create(&l->sp, sb_segment_next(last), sb_segment_stream_end(last), &s);
+	if (rc)
+		return rc;
+	rc = sb_fsync_dir(l->io, l->dir);
+	if (!rc)
+		rc = segs_push(l, s);
+	if (rc)
+		sb_segment_remove(s);
+	return rc;
+}
+
+/*
+ * Wait until an fdatasync covers append number `seq`, doing it ourselves if
+ * no one else is (group commit). The leader lingers briefly for other
+ * appenders when the previous sync covered several, so that a crowd shares
+ * one sync instead of alternating between a full one and a lone one.
+ */
+static int wait_synced(sb_log *l, uint64_t seq)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&l->sync_mu);
+	if (l->lingering)
+		pthread_cond_signal(&l->linger_cv);
+	while (l->synced < seq) {
+		if ((rc = atomic_load(&l->err)))
+			break;
+		if (l->syncing) {
+			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+			continue;
+		}
+		l->syncing = 1;
+		if (l->last_batch > 1) {
+			long long wait = l->last_sync_dur / 2;
+			if (wait > 1000000)
+				wait = 1000000;
+			long long until = sb_now_ns() + wait;
+			struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+			l->lingering = 1;
+			while (atomic_load(&l->appended) - l->synced < l->last_batch && sb_now_ns() < until)
+				if (pthread_cond_timedwait(&l->linger_cv, &l->sync_mu, &ts))
+					break;
+			l->lingering = 0;
+		}
+		pthread_mutex_unlock(&l->sync_mu);
+
+		/* The active segment holds every append not yet synced: a roll
+		 * syncs the segment it seals. */
+		pthread_mutex_lock(&l->append_mu);
+		uint64_t target = atomic_load(&l->appended);
+		int fd = l->nsegs ? sb_segment_fd(sb_log_active(l)) : -1;
+		pthread_mutex_unlock(&l->append_mu);
+		long long t0 = sb_now_ns();
+		int r = fd < 0 ? -ENOENT : l->io->fdatasync(l->io->ctx, fd);
+		long long t1 = sb_now_ns();
+
+		pthread_mutex_lock(&l->sync_mu);
+		l->syncing = 0;
+		if (r) {
+			int none = 0;
+			atomic_compare_exchange_strong(&l->err, &none, r);
+		} else if (target > l->synced) {
+			l->last_batch = target - l->synced;
+			l->synced_appends += target - l->synced;
+			l->synced = target;
+			l->syncs++;
+		}
+		l->last_sync_ns = t1;
+		l->last_sync_dur = t1 - t0;
+		pthread_cond_broadcast(&l->sync_cv);
+	}
+	pthread_mutex_unlock(&l->sync_mu);
+	return rc;
+}
+
+/* Check a batch; its encoded size in *bytes. */
+static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes)
+{
+	size_t b = 0;
+
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].value_len > l->cfg.max_record_bytes)
+			return -EFBIG;
+		if (r[i].key_len > SB_KEY_MAX)
+			return -EINVAL;
+		b += sb_rec_size(r[i].key_len, r[i].value_len);
+	}
+	if (b > l->batch_max)
+		return -EFBIG;
+	*bytes = b;
+	return 0;
+}
+
+/* Append with append_mu held; *seq gets the append's number. */
+static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t bytes, uint64_t *first,
+			 uint64_t *seq)
+{
+	sb_segment *s = sb_log_active(l);
+	uint64_t len = sb_segment_len(s);
+	long long now = sb_now_ns();
+	int rc;
+
+	if (len > SB_SEG_HDR && len + bytes > SB_SEG_HDR + l->cfg.segment_bytes) {
+		rc = roll(l);
+		if (rc) {
+			if (rc != -ENOSPC) {
+				int none = 0;
+				atomic_compare_exchange_strong(&l->err, &none, rc);
+			}
+			return rc;
+		}
+		s = sb_log_active(l);
+	}
+	uint64_t off = sb_segment_next(s);
+	rc = sb_segment_append(s, r, n, bytes, now);
+	if (rc)
+		return rc;
+	atomic_store_explicit(&l->stream_end, sb_segment_stream_end(s), memory_order_release);
+	atomic_store_explicit(&l->mtime_ns, now, memory_order_relaxed);
+	atomic_store_explicit(&l->next, off + n, memory_order_release);
+	*seq = atomic_fetch_add(&l->appended, 1) + 1;
+	if (first)
+		*first = off;
+	return 0;
+}
+
+static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in *r, size_t n,
+			 uint64_t *first)
+{
+	size_t bytes;
+	uint64_t seq = 0, off;
+	int rc;
+
+	if (l->read_only)
+		return -EROFS;
+	rc = check_batch(l, r, n, &bytes);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&l->append_mu);
+	if (atomic_load(&l->removed)) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if ((rc = atomic_load(&l->err)))
+		goto out_unlock;
+	if (at_set && at != atomic_load(&l->next)) {
+		uint64_t next = atomic_load(&l->next);
+		if (at < next || atomic_load(&l->start) != next) {
+			rc = -EINVAL;
+			goto out_unlock;
+		}
+		/* An empty log may start anywhere past its end: a new segment. */
+		sb_segment *s = sb_log_active(l), *ns;
+		int empty_seg = sb_segment_len(s) == SB_SEG_HDR;
+		if (!empty_seg && (rc = sb_segment_seal(s)))
+			goto out_unlock;
+		rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns);
+		if (rc)
+			goto out_unlock;
+		if ((rc = segs_push(l, ns))) {
+			sb_segment_remove(ns);
+			goto out_unlock;
+		}
+		if (empty_seg) {
+			/* The old empty segment goes: move it out of the array. */
+			wait_sync_idle(l);
+			pthread_rwlock_wrlock(&l->seg_lock);
+			l->segs[l->nsegs - 2] = l->segs[l->nsegs - 1];
+			l->nsegs--;
+			pthread_rwlock_unlock(&l->seg_lock);
+			sb_segment_remove(s);
+		}
+		atomic_store(&l->next, at);
+		rc = set_start(l, at); /* also fsyncs the directory */
+		if (rc)
+			goto out_unlock;
+	}
+	rc = append_locked(l, r, n, bytes, &off, &seq);
+out_unlock:
+	pthread_mutex_unlock(&l->append_mu);
+	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS)
+		rc = wait_synced(l, seq);
+	if (!rc && first)
+		*first = off;
+	return rc;
+}
+
+int sb_log_append(sb_log *l, const sb_record_in *recs, size_t n, uint64_t *first_offset)
+{
+	return append_common(l, 0, 0, recs, n, first_offset);
+}
+
+int sb_log_append_at(sb_log *l, uint64_t at, const sb_record_in *recs, size_t n)
+{
+	return append_common(l, 1, at, recs, n, NULL);
+}
+
+size_t sb_log_batch_max(const sb_log *l)
+{
+	return l->batch_max;
+}
+
+int sb_log_sync(sb_log *l)
+{
+	int rc;
+
+	if (l->read_only)
+		return 0;
+	if ((rc = atomic_load(&l->err)))
+		return rc;
+	return wait_synced(l, atomic_load(&l->appended));
+}
+
+int sb_log_flush_due(sb_log *l, long long now_ns)
+{
+	long long last;
+	uint64_t synced;
+
+	if (l->cfg.sync != SB_SYNC_INTERVAL || l->read_only || atomic_load(&l->removed))
+		return 0;
+	pthread_mutex_lock(&l->sync_mu);
+	last = l->last_sync_ns;
+	synced = l->synced;
+	pthread_mutex_unlock(&l->sync_mu);
+	if (synced == atomic_load(&l->appended) || now_ns - last < (long long)l->cfg.sync_interval_ms * 1000000LL)
+		return 0;
+	return sb_log_sync(l);
+}
+
+/* ---- the start, retention ------------------------------------------------ */
+
+int sb_log_delete_before(sb_log *l, uint64_t offset)
+{
+	int rc = 0;
+
+	if (l->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&l->append_mu);
+	if (atomic_load(&l->removed))
+		rc = -ENOENT;
+	else if (offset > atomic_load(&l->next))
+		rc = -EINVAL;
+	else if (offset > atomic_load(&l->start))
+		rc = set_start(l, offset);
+	pthread_mutex_unlock(&l->append_mu);
+	return rc;
+}
+
+int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped)
+{
+	int64_t rb = l->cfg.retention_bytes, rms = l->cfg.retention_ms;
+	size_t k = 0;
+	int rc = 0;
+
+	if (l->read_only || (rb < 0 && rms < 0))
+		return 0;
+	pthread_mutex_lock(&l->append_mu);
+	if (atomic_load(&l->removed))
+		goto out_unlock;
+	uint64_t total = 0;
+	for (size_t i = 0; i < l->nsegs; i++)
+		total += sb_segment_len(l->segs[i]);
+	for (; k + 1 < l->nsegs; k++) {
+		sb_segment *s = l->segs[k];
+		uint64_t len = sb_segment_len(s);
+		int by_bytes = rb >= 0 && total - len >= (uint64_t)rb;
+		int by_age = rms >= 0 && sb_segment_last_ts(s) < now_ns - rms * 1000000LL;
+		if (!by_bytes && !by_age)
+			break;
+		total -= len;
+	}
+	if (k) {
+		uint64_t start = sb_segment_base(l->segs[k]);
+		if (start > atomic_load(&l->start))
+			rc = set_start(l, start); /* drops the k segments */
+		else
+			rc = drop_front(l, k);
+	}
+	if (!rc && dropped)
+		*dropped = k;
+out_unlock:
+	pthread_mutex_unlock(&l->append_mu);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * log.h - the store's side of a topic's log (internal): opening with
+ * recovery, closing, removal, and the flusher's hook. The public verbs are
+ * in sb_store.h.
+ */
+#ifndef SB_LOG_H
+#define SB_LOG_H
+
+#include "sb_store.h"
+
+/*
+ * Open the log in dir/name (recovering it), or with `create` make the
+ * directory and its first segment. *out is the caller's, freed by
+ * sb_log_free().
+ */
+int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
+		    const sb_store_options *o, int create, sb_log **out);
+/* Sync, write indexes and the clean marker (read-write), then free. */
+int sb_log_close(sb_log *l);
+/* Delete the files of an empty log (-ENOTEMPTY otherwise); afterwards every
+ * call on l fails with -ENOENT. l itself stays allocated until sb_log_close. */
+int sb_log_remove(sb_log *l);
+/* Under SB_SYNC_INTERVAL: sync if there is unsynced data and the period has
+ * passed. Returns the sync's result. */
+int sb_log_flush_due(sb_log *l, long long now_ns);
+int sb_log_removed(const sb_log *l);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * log_impl.h - the sb_log structure, shared by log.c (writing, recovery)
+ * and log_read.c (reading). Nothing outside those two files includes it.
+ */
+#ifndef SB_LOG_IMPL_H
+#define SB_LOG_IMPL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "segment.h"
+
+struct sb_log {
+	char name[256];
+	char dir[PATH_MAX];
+	sb_log_config cfg;
+	sb_store_options opt;
+	sb_seg_params sp;
+	const sb_io *io;
+	int read_only;
+	size_t batch_max;
+
+	pthread_mutex_t append_mu;
+	pthread_rwlock_t seg_lock;
+	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
+	size_t nsegs, segcap;           /* [seg_lock] */
+
+	_Atomic uint64_t start;         /* [atomic] first retained offset */
+	_Atomic uint64_t next;          /* [atomic] offset of the next append */
+	_Atomic uint64_t stream_start;  /* [atomic] stream pos of `start` */
+	_Atomic uint64_t stream_end;    /* [atomic] */
+	_Atomic long long mtime_ns;     /* [atomic] last append */
+	_Atomic int err;                /* [atomic] sticky append error, 0 if none */
+	_Atomic int removed;            /* [atomic] topic removed */
+	_Atomic uint64_t appended;      /* [atomic] append calls so far */
+
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;         /* a sync finished */
+	pthread_cond_t linger_cv;       /* an appender arrived while lingering */
+	int syncing;                    /* [sync] a leader is in fdatasync */
+	int lingering;                  /* [sync] the leader waits for more */
+	uint64_t synced;                /* [sync] appends covered by a sync */
+	uint64_t last_batch;            /* [sync] appends the last sync covered */
+	long long last_sync_ns;         /* [sync] when the last sync finished */
+	long long last_sync_dur;        /* [sync] how long it took */
+	uint64_t syncs, synced_appends; /* [sync] statistics */
+};
+
+/* The last (active) segment; call with seg_lock or append_mu held. */
+sb_segment *sb_log_active(sb_log *l);
+
+#endif

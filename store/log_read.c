@@ -1,0 +1,259 @@
+/*
+ * log_read.c - reading a log: by offset (binary search of the segments, of
+ * the segment's sparse index, then a short forward scan) and by stream
+ * position (the same, keyed by stream position). Readers take no lock but
+ * the segments array's shared lock while they copy.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "log_impl.h"
+
+const char *sb_log_name(const sb_log *l) { return l->name; }
+const sb_log_config *sb_log_get_config(const sb_log *l) { return &l->cfg; }
+uint64_t sb_log_start(const sb_log *l) { return atomic_load_explicit(&l->start, memory_order_acquire); }
+uint64_t sb_log_next(const sb_log *l) { return atomic_load_explicit(&l->next, memory_order_acquire); }
+uint64_t sb_log_stream_start(const sb_log *l)
+{
+	return atomic_load_explicit(&l->stream_start, memory_order_acquire);
+}
+uint64_t sb_log_stream_end(const sb_log *l)
+{
+	return atomic_load_explicit(&l->stream_end, memory_order_acquire);
+}
+int64_t sb_log_mtime_ns(const sb_log *l) { return atomic_load_explicit(&l->mtime_ns, memory_order_relaxed); }
+
+/* The segment holding offset `off`, with seg_lock held; NULL if none. */
+static sb_segment *seg_by_offset(sb_log *l, uint64_t off)
+{
+	size_t lo = 0, hi = l->nsegs;
+
+	if (!hi)
+		return NULL;
+	if (sb_segment_base(l->segs[hi - 1]) <= off)
+		return l->segs[hi - 1]; /* the tail: the common case */
+	while (lo < hi) { /* first segment with base > off */
+		size_t mid = lo + (hi - lo) / 2;
+		if (sb_segment_base(l->segs[mid]) <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? l->segs[lo - 1] : NULL;
+}
+
+/* The segment holding stream byte pos, with seg_lock held; NULL if none. */
+static size_t seg_by_stream(sb_log *l, uint64_t pos)
+{
+	size_t lo = 0, hi = l->nsegs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sb_segment_base_stream(l->segs[mid]) <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo; /* index + 1 of the last segment with base_stream <= pos, 0 if none */
+}
+
+/* Locate record `offset` with seg_lock held. */
+static int locate(sb_log *l, uint64_t offset, sb_segment **seg, uint64_t *pos, uint64_t *stream,
+		  sb_rec_hdr *h)
+{
+	if (atomic_load_explicit(&l->removed, memory_order_relaxed))
+		return -ENOENT;
+	if (offset < sb_log_start(l) || offset >= sb_log_next(l))
+		return -ENOENT;
+	sb_segment *s = seg_by_offset(l, offset);
+	if (!s)
+		return -ENOENT;
+	*seg = s;
+	return sb_segment_locate(s, offset, pos, stream, h);
+}
+
+static void fill_info(sb_record_info *info, const sb_rec_hdr *h, uint64_t stream)
+{
+	info->offset = h->offset;
+	info->timestamp_ns = h->timestamp_ns;
+	info->stream_pos = stream;
+	info->value_len = h->value_len;
+	info->key_len = h->key_len;
+	info->flags = h->flags;
+}
+
+int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info)
+{
+	sb_segment *s;
+	uint64_t pos, stream;
+	sb_rec_hdr h;
+	int rc;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	rc = locate(l, offset, &s, &pos, &stream, &h);
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (!rc)
+		fill_info(info, &h, stream);
+	return rc;
+}
+
+int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len, size_t *nread,
+		sb_record_info *info)
+{
+	sb_segment *s;
+	uint64_t pos, stream;
+	sb_rec_hdr h;
+	size_t n = 0;
+	int rc;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (rc)
+		goto out_unlock;
+	const uint8_t *rec = sb_segment_map(s) + pos;
+	/* Check the CRC when reading from the start of the payload, so that a
+	 * whole read of a record is always checked once. */
+	if (from == 0 && sb_crc32c(0, rec + 4, h.size - 4) != h.crc) {
+		rc = SB_ECORRUPT;
+		goto out_unlock;
+	}
+	if (from < h.value_len) {
+		n = h.value_len - from;
+		if (n > len)
+			n = len;
+		memcpy(buf, rec + SB_REC_HDR + h.key_len + from, n);
+	}
+out_unlock:
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (!rc) {
+		*nread = n;
+		if (info)
+			fill_info(info, &h, stream);
+	}
+	return rc;
+}
+
+int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *key_len)
+{
+	sb_segment *s;
+	uint64_t pos, stream;
+	sb_rec_hdr h;
+	int rc;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (!rc)
+		memcpy(buf, sb_segment_map(s) + pos + SB_REC_HDR, h.key_len < cap ? h.key_len : cap);
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (!rc)
+		*key_len = h.key_len;
+	return rc;
+}
+
+int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	uint8_t *dst = buf;
+	size_t done = 0;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	uint64_t end = sb_log_stream_end(l);
+	if (atomic_load_explicit(&l->removed, memory_order_relaxed) || pos < sb_log_stream_start(l)) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if (pos >= end || !len)
+		goto out_unlock;
+	if (len > end - pos)
+		len = (size_t)(end - pos);
+	for (size_t si = seg_by_stream(l, pos); si && si <= l->nsegs && done < len; si++) {
+		sb_segment *s = l->segs[si - 1];
+		uint64_t seg_end = sb_segment_stream_end(s), p, st;
+		sb_rec_hdr h;
+		if (pos >= seg_end)
+			continue;
+		rc = sb_segment_locate_stream(s, pos, &p, &st, &h);
+		if (rc)
+			break;
+		const uint8_t *map = sb_segment_map(s);
+		uint64_t slen = sb_segment_len(s);
+		for (;;) {
+			uint64_t skip = pos - st;
+			size_t n = h.value_len - skip;
+			if (n > len - done)
+				n = len - done;
+			memcpy(dst + done, map + p + SB_REC_HDR + h.key_len + skip, n);
+			done += n;
+			pos += n;
+			if (done == len)
+				break;
+			p += h.size;
+			st += h.value_len;
+			if (p >= slen)
+				break;
+			if (sb_rec_decode(map + p, slen - p, 0, &h) != SB_REC_OK) {
+				rc = SB_ECORRUPT;
+				goto out_unlock;
+			}
+		}
+	}
+out_unlock:
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (!rc)
+		*nread = done;
+	return rc;
+}
+
+int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset)
+{
+	uint64_t p, st;
+	sb_rec_hdr h;
+	int rc = -ENOENT;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	if (atomic_load(&l->removed) || pos < sb_log_stream_start(l) || pos >= sb_log_stream_end(l))
+		goto out_unlock;
+	for (size_t si = seg_by_stream(l, pos); si && si <= l->nsegs; si++) {
+		sb_segment *s = l->segs[si - 1];
+		if (pos >= sb_segment_stream_end(s))
+			continue;
+		rc = sb_segment_locate_stream(s, pos, &p, &st, &h);
+		if (!rc)
+			*offset = h.offset;
+		break;
+	}
+out_unlock:
+	pthread_rwlock_unlock(&l->seg_lock);
+	return rc;
+}
+
+int sb_log_get_stats(sb_log *l, sb_log_stats *st)
+{
+	sb_log_stats t = {0};
+	sb_record_info info;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	if (atomic_load(&l->removed)) {
+		pthread_rwlock_unlock(&l->seg_lock);
+		return -ENOENT;
+	}
+	t.start = sb_log_start(l);
+	t.next = sb_log_next(l);
+	t.records = t.next - t.start;
+	t.segments = (uint32_t)l->nsegs;
+	for (size_t i = 0; i < l->nsegs; i++)
+		t.bytes += sb_segment_len(l->segs[i]);
+	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (t.records && sb_log_stat(l, t.start, &info) == 0)
+		t.oldest_ns = info.timestamp_ns;
+	if (t.records && sb_log_stat(l, t.next - 1, &info) == 0)
+		t.newest_ns = info.timestamp_ns;
+	pthread_mutex_lock(&l->sync_mu);
+	t.syncs = l->syncs;
+	t.synced_appends = l->synced_appends;
+	pthread_mutex_unlock(&l->sync_mu);
+	*st = t;
+	return 0;
+}

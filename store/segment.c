@@ -1,0 +1,528 @@
+/*
+ * segment.c - one segment file: create, open and check (recovery), append,
+ * seal, locate records. The format is in format.h.
+ *
+ * Appending: with io->mmap_writes the file is preallocated in growing chunks
+ * (fallocate) and records are encoded straight into a shared mapping, so an
+ * append makes no system call most of the time and its bytes are in the page
+ * cache at once (a crash of the process loses nothing). Otherwise records are
+ * encoded into a scratch buffer and written with one pwrite per batch. Either
+ * way the segment may end in zeros, which a reader takes as its end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "segment.h"
+
+struct sb_segment {
+	const sb_seg_params *p;
+	uint64_t base, base_stream;   /* immutable */
+	char seg_path[PATH_MAX];
+	char idx_path[PATH_MAX];
+	int fd;
+	uint8_t *map;                 /* map_len bytes of the file, MAP_SHARED */
+	size_t map_len;
+	int writable;                 /* mapped for writing (mmap_writes) */
+	sb_index *ix;
+	/* Published by the appender (release), read by readers (acquire). */
+	_Atomic uint64_t len;         /* bytes of whole records + header */
+	_Atomic uint64_t next;        /* offset after the last record */
+	_Atomic uint64_t stream_end;  /* stream pos after the last payload */
+	_Atomic int64_t first_ts, last_ts;
+	/* Guarded by the log's append lock. */
+	uint64_t alloc;               /* file size (preallocated) */
+	uint64_t last_idx_pos;        /* position of the last index entry */
+	int idx_dirty;                /* the index file is not up to date */
+	uint8_t *scratch;             /* pwrite path: encode buffer */
+	size_t scratch_cap;
+};
+
+static void report(const sb_seg_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(const sb_seg_params *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!p->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->report(p->report_arg, p->topic, msg);
+}
+
+static size_t index_cap(const sb_seg_params *p)
+{
+	size_t step = p->index_interval > SB_REC_HDR ? p->index_interval : SB_REC_HDR;
+	return p->capacity / step + 2;
+}
+
+static int seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
+{
+	sb_segment *s = calloc(1, sizeof(*s));
+	char name[32];
+
+	if (!s)
+		return -ENOMEM;
+	s->p = p;
+	s->base = base;
+	s->fd = -1;
+	s->map = MAP_FAILED;
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if (snprintf(s->seg_path, sizeof(s->seg_path), "%s/%s", p->dir, name) >= (int)sizeof(s->seg_path)) {
+		free(s);
+		return -ENAMETOOLONG;
+	}
+	sb_seg_name(name, base, SB_IDX_SUFFIX);
+	snprintf(s->idx_path, sizeof(s->idx_path), "%s/%s", p->dir, name);
+	*out = s;
+	return 0;
+}
+
+static void seg_free(sb_segment *s)
+{
+	if (s->map != MAP_FAILED)
+		munmap(s->map, s->map_len);
+	if (s->fd >= 0)
+		close(s->fd);
+	sb_index_free(s->ix);
+	free(s->scratch);
+	free(s);
+}
+
+/* Map the file: the whole capacity for the active segment (so the mapping
+ * never moves as the file grows), else its size. */
+static int seg_map(sb_segment *s, uint64_t file_size, int active)
+{
+	int prot = PROT_READ;
+
+	s->writable = active && !s->p->read_only && s->p->io->mmap_writes;
+	if (s->writable)
+		prot |= PROT_WRITE;
+	s->map_len = active && !s->p->read_only ? s->p->capacity : file_size;
+	s->map = mmap(NULL, s->map_len, prot, MAP_SHARED, s->fd, 0);
+	if (s->map == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_stream, sb_segment **out)
+{
+	const sb_io *io = p->io;
+	uint8_t hdr[SB_SEG_HDR];
+	sb_seg_hdr h = {.base_offset = base, .base_stream = base_stream};
+	sb_segment *s;
+	int rc;
+
+	if (p->read_only)
+		return -EROFS;
+	rc = seg_alloc(p, base, &s);
+	if (rc)
+		return rc;
+	s->base_stream = base_stream;
+	rc = sb_index_new(index_cap(p), &s->ix);
+	if (rc)
+		goto out_free;
+	s->fd = io->open(io->ctx, s->seg_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (s->fd < 0) {
+		rc = s->fd;
+		goto out_free;
+	}
+	sb_seg_hdr_encode(hdr, &h);
+	ssize_t w = io->pwrite(io->ctx, s->fd, hdr, sizeof(hdr), 0);
+	if (w < 0 || (size_t)w != sizeof(hdr)) {
+		rc = w < 0 ? (int)w : -ENOSPC;
+		goto out_unlink;
+	}
+	rc = io->fdatasync(io->ctx, s->fd);
+	if (rc)
+		goto out_unlink;
+	rc = seg_map(s, SB_SEG_HDR, 1);
+	if (rc)
+		goto out_unlink;
+	s->alloc = SB_SEG_HDR;
+	atomic_init(&s->len, SB_SEG_HDR);
+	atomic_init(&s->next, base);
+	atomic_init(&s->stream_end, base_stream);
+	s->idx_dirty = 1;
+	*out = s;
+	return 0;
+out_unlink:
+	io->unlink(io->ctx, s->seg_path);
+out_free:
+	seg_free(s);
+	return rc;
+}
+
+/*
+ * Walk records from `pos` (the record there has offset `off` and stream pos
+ * `st`), checking CRCs and that offsets follow each other, up to `end`.
+ * With `build`, add index entries as an appender would. Leaves the state at
+ * the end of the last good record and returns the SB_REC_* that stopped it
+ * (SB_REC_OK when it reached `end` exactly).
+ */
+static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
+{
+	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
+	int64_t last_ts = atomic_load(&s->last_ts);
+	sb_rec_hdr h;
+	int r = SB_REC_OK;
+
+	while (pos < end) {
+		r = sb_rec_decode(s->map + pos, end - pos, 1, &h);
+		if (r == SB_REC_OK && h.offset != off)
+			r = SB_REC_BAD;
+		if (r != SB_REC_OK)
+			break;
+		if (build && (pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval)) {
+			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
+			if (sb_index_add(s->ix, &e))
+				return SB_REC_BAD;
+			s->last_idx_pos = pos;
+		}
+		if (pos == SB_SEG_HDR)
+			atomic_store(&s->first_ts, h.timestamp_ns);
+		last_ts = h.timestamp_ns;
+		pos += h.size;
+		off++;
+		st += h.value_len;
+	}
+	atomic_store(&s->len, pos);
+	atomic_store(&s->next, off);
+	atomic_store(&s->stream_end, st);
+	atomic_store(&s->last_ts, last_ts);
+	return r;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Check the records of an opened, mapped segment of file size `size`. */
+static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
+{
+	const sb_seg_params *p = s->p;
+	sb_idx_entry last;
+	int r = -1, rc;
+
+	if ((flags & SB_SEG_TRUST_INDEX) && size <= UINT32_MAX &&
+	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &s->ix) == 0) {
+		/* Trust the index; check from its last entry to the end. */
+		if (sb_index_last(s->ix, &last) == 0) {
+			atomic_store(&s->next, s->base + last.rel_offset);
+			atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
+			s->last_idx_pos = last.pos;
+			sb_rec_hdr h;
+			if (sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h) == SB_REC_OK)
+				atomic_store(&s->first_ts, h.timestamp_ns);
+			r = seg_scan(s, last.pos, size, 0);
+		} else if (size == SB_SEG_HDR) {
+			r = SB_REC_OK;
+		}
+		if (r != SB_REC_OK) {
+			sb_index_free(s->ix);
+			s->ix = NULL;
+		}
+	}
+	if (r != SB_REC_OK) {
+		/* Rebuild the index from the whole segment. */
+		if (!s->ix && (rc = sb_index_new(index_cap(p), &s->ix)))
+			return rc;
+		atomic_store(&s->next, s->base);
+		atomic_store(&s->stream_end, s->base_stream);
+		s->last_idx_pos = 0;
+		r = seg_scan(s, SB_SEG_HDR, size, 1);
+		s->idx_dirty = 1;
+		*changed = 1;
+		if (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE))
+			report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
+			       sb_index_count(s->ix));
+	}
+	uint64_t len = atomic_load(&s->len);
+	if (len < size) {
+		int zeros = all_zero(s->map + len, size - len);
+		if (!zeros)
+			report(p, "%s: %s record at byte %llu; cut %llu bytes (log ends at offset %llu)",
+			       strrchr(s->seg_path, '/') + 1, r == SB_REC_TORN ? "torn" : "corrupt",
+			       (unsigned long long)len, (unsigned long long)(size - len),
+			       (unsigned long long)atomic_load(&s->next));
+		if (!p->read_only) {
+			rc = p->io->ftruncate(p->io->ctx, s->fd, (off_t)len);
+			if (rc)
+				return rc;
+			*changed = 1;
+			s->idx_dirty = 1;
+		}
+	}
+	return 0;
+}
+
+int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out)
+{
+	const sb_io *io = p->io;
+	uint8_t hdr[SB_SEG_HDR];
+	sb_seg_hdr h;
+	struct stat st;
+	sb_segment *s;
+	int rc;
+
+	rc = seg_alloc(p, base, &s);
+	if (rc)
+		return rc;
+	s->fd = p->read_only ? open(s->seg_path, O_RDONLY | O_CLOEXEC) : io->open(io->ctx, s->seg_path, O_RDWR, 0);
+	if (s->fd < 0) {
+		rc = p->read_only ? -errno : s->fd;
+		goto out_free;
+	}
+	if (fstat(s->fd, &st) < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	if (st.st_size < (off_t)SB_SEG_HDR || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	rc = sb_seg_hdr_decode(hdr, &h);
+	if (rc)
+		goto out_free;
+	if (h.base_offset != base || (uint64_t)st.st_size > p->capacity) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	s->base_stream = h.base_stream;
+	rc = seg_map(s, (uint64_t)st.st_size, flags & SB_SEG_ACTIVE);
+	if (rc)
+		goto out_free;
+	atomic_init(&s->len, SB_SEG_HDR);
+	atomic_init(&s->next, base);
+	atomic_init(&s->stream_end, s->base_stream);
+	rc = seg_check(s, (uint64_t)st.st_size, flags, changed);
+	if (rc)
+		goto out_free;
+	s->alloc = atomic_load(&s->len);
+	if (p->read_only)
+		s->alloc = (uint64_t)st.st_size;
+	*out = s;
+	return 0;
+out_free:
+	seg_free(s);
+	return rc;
+}
+
+uint64_t sb_segment_base(const sb_segment *s) { return s->base; }
+uint64_t sb_segment_base_stream(const sb_segment *s) { return s->base_stream; }
+uint64_t sb_segment_len(const sb_segment *s) { return atomic_load_explicit(&s->len, memory_order_acquire); }
+uint64_t sb_segment_next(const sb_segment *s) { return atomic_load_explicit(&s->next, memory_order_acquire); }
+uint64_t sb_segment_stream_end(const sb_segment *s)
+{
+	return atomic_load_explicit(&s->stream_end, memory_order_acquire);
+}
+int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
+int64_t sb_segment_last_ts(const sb_segment *s) { return atomic_load_explicit(&s->last_ts, memory_order_relaxed); }
+int sb_segment_fd(const sb_segment *s) { return s->fd; }
+const uint8_t *sb_segment_map(const sb_segment *s) { return s->map; }
+
+/* Make sure the file has `need` bytes allocated (mmap path). */
+static int seg_grow(sb_segment *s, uint64_t need)
+{
+	const sb_io *io = s->p->io;
+	uint64_t step = s->alloc < (1u << 16) ? (1u << 16) : s->alloc;
+	uint64_t target;
+	int rc;
+
+	if (step > (8u << 20))
+		step = 8u << 20;
+	target = (need + step + 4095) & ~(uint64_t)4095;
+	if (target > s->p->capacity)
+		target = s->p->capacity;
+	if (target < need)
+		return -EFBIG;
+	rc = io->fallocate(io->ctx, s->fd, (off_t)s->alloc, (off_t)(target - s->alloc));
+	if (rc == -EOPNOTSUPP && target > s->alloc)
+		rc = io->ftruncate(io->ctx, s->fd, (off_t)target);
+	if (rc)
+		return rc;
+	s->alloc = target;
+	return 0;
+}
+
+int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now)
+{
+	const sb_io *io = s->p->io;
+	uint64_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
+	uint64_t off = atomic_load_explicit(&s->next, memory_order_relaxed);
+	uint64_t st = atomic_load_explicit(&s->stream_end, memory_order_relaxed);
+	uint8_t *dst;
+	int rc;
+
+	if (len + bytes > s->p->capacity)
+		return -EFBIG;
+	if (s->writable) {
+		if (len + bytes > s->alloc && (rc = seg_grow(s, len + bytes)))
+			return rc;
+		dst = s->map + len;
+	} else {
+		if (bytes > s->scratch_cap) {
+			size_t cap = bytes < 65536 ? 65536 : bytes;
+			uint8_t *b = realloc(s->scratch, cap);
+			if (!b)
+				return -ENOMEM;
+			s->scratch = b;
+			s->scratch_cap = cap;
+		}
+		dst = s->scratch;
+	}
+	for (size_t i = 0, at = 0; i < n; i++)
+		at += sb_rec_encode(dst + at, off + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, &r[i]);
+	if (!s->writable) {
+		ssize_t w = io->pwrite(io->ctx, s->fd, dst, bytes, (off_t)len);
+		if (w < 0 || (size_t)w != bytes) {
+			rc = w < 0 ? (int)w : -ENOSPC;
+			if (w != 0 && io->ftruncate(io->ctx, s->fd, (off_t)len))
+				rc = -EIO; /* cannot take the partial record back */
+			return rc;
+		}
+	}
+	/* Index entries, then publish. */
+	int64_t ts = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (len == SB_SEG_HDR || len - s->last_idx_pos >= s->p->index_interval) {
+			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)len, (uint32_t)(st - s->base_stream)};
+			if (sb_index_add(s->ix, &e) == 0)
+				s->last_idx_pos = len;
+		}
+		ts = r[i].timestamp_ns ? r[i].timestamp_ns : now;
+		if (len == SB_SEG_HDR)
+			atomic_store_explicit(&s->first_ts, ts, memory_order_relaxed);
+		len += sb_rec_size(r[i].key_len, r[i].value_len);
+		st += r[i].value_len;
+		off++;
+	}
+	s->idx_dirty = 1;
+	if (!s->writable && len > s->alloc)
+		s->alloc = len;
+	atomic_store_explicit(&s->last_ts, ts, memory_order_relaxed);
+	atomic_store_explicit(&s->stream_end, st, memory_order_release);
+	atomic_store_explicit(&s->len, len, memory_order_release);
+	atomic_store_explicit(&s->next, off, memory_order_release);
+	return 0;
+}
+
+int sb_segment_save_index(sb_segment *s)
+{
+	uint64_t len = sb_segment_len(s);
+	int rc;
+
+	if (s->p->read_only || !s->idx_dirty)
+		return 0;
+	rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len);
+	if (!rc)
+		s->idx_dirty = 0;
+	return rc;
+}
+
+int sb_segment_seal(sb_segment *s)
+{
+	const sb_io *io = s->p->io;
+	uint64_t len = sb_segment_len(s);
+	int rc = 0;
+
+	if (s->p->read_only)
+		return 0;
+	if (s->alloc > len) {
+		rc = io->ftruncate(io->ctx, s->fd, (off_t)len);
+		if (rc)
+			return rc;
+		s->alloc = len;
+	}
+	rc = io->fdatasync(io->ctx, s->fd);
+	if (rc)
+		return rc;
+	return sb_segment_save_index(s);
+}
+
+int sb_segment_close(sb_segment *s, int clean)
+{
+	int rc = 0;
+
+	if (!s)
+		return 0;
+	if (clean)
+		rc = sb_segment_seal(s);
+	seg_free(s);
+	return rc;
+}
+
+int sb_segment_remove(sb_segment *s)
+{
+	const sb_io *io = s->p->io;
+	int rc = io->unlink(io->ctx, s->seg_path);
+	int rc2 = io->unlink(io->ctx, s->idx_path);
+
+	if (rc2 == -ENOENT)
+		rc2 = 0;
+	seg_free(s);
+	return rc ? rc : rc2;
+}
+
+int sb_segment_locate(const sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
+{
+	uint64_t len = sb_segment_len(s);
+	sb_idx_entry e;
+	sb_rec_hdr t;
+
+	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
+		return SB_ECORRUPT;
+	uint64_t p = e.pos, st = s->base_stream + e.rel_stream;
+	while (p < len) {
+		if (sb_rec_decode(s->map + p, len - p, 0, &t) != SB_REC_OK)
+			return SB_ECORRUPT;
+		if (t.offset == offset) {
+			*pos = p;
+			*stream = st;
+			*h = t;
+			return 0;
+		}
+		p += t.size;
+		st += t.value_len;
+	}
+	return SB_ECORRUPT;
+}
+
+int sb_segment_locate_stream(const sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
+			     sb_rec_hdr *h)
+{
+	uint64_t len = sb_segment_len(s);
+	sb_idx_entry e;
+	sb_rec_hdr t;
+
+	if (sb_index_lookup(s->ix, (uint32_t)(spos - s->base_stream), 1, &e))
+		return SB_ECORRUPT;
+	uint64_t p = e.pos, st = s->base_stream + e.rel_stream;
+	while (p < len) {
+		if (sb_rec_decode(s->map + p, len - p, 0, &t) != SB_REC_OK)
+			return SB_ECORRUPT;
+		if (spos < st + t.value_len) {
+			*pos = p;
+			*stream = st;
+			*h = t;
+			return 0;
+		}
+		p += t.size;
+		st += t.value_len;
+	}
+	return SB_ECORRUPT;
+}

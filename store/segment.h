@@ -1,0 +1,92 @@
+/*
+ * segment.h - one segment file of a log (internal to the store).
+ *
+ * A segment is a file of records from its base offset on (format.h), mapped
+ * into memory for reading, with its sparse index (index.h) in memory. Only
+ * the last segment of a log is appended to; the appender (the log, holding
+ * its append lock) writes records, adds index entries and then publishes the
+ * new length and next offset with release stores, so that readers that load
+ * them with acquire see whole records only.
+ */
+#ifndef SB_SEGMENT_H
+#define SB_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "index.h"
+#include "sb_store.h"
+
+/* What every segment of one log shares; owned by the log. */
+typedef struct sb_seg_params {
+	const sb_io *io;
+	const char *dir;          /* the topic directory */
+	const char *topic;        /* for reports */
+	uint32_t index_interval;
+	size_t capacity;          /* largest segment file, header included */
+	int read_only;
+	sb_report_fn report;
+	void *report_arg;
+} sb_seg_params;
+
+typedef struct sb_segment sb_segment;
+
+enum {
+	SB_SEG_TRUST_INDEX = 1, /* use a valid index file; scan only past its end */
+	SB_SEG_ACTIVE = 2,      /* the last segment: map its capacity, appendable */
+};
+
+/*
+ * Create a new empty segment file (header written and synced; the caller
+ * fsyncs the directory). *out is the caller's, released with
+ * sb_segment_close().
+ */
+int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_stream, sb_segment **out);
+/*
+ * Open an existing segment, checking its records from where the index (if
+ * trusted and valid) ends, or from the start. A torn or corrupt tail is cut
+ * off (reported; not in read-only mode). SB_ECORRUPT if the header itself is
+ * bad. *changed is set to 1 if the index must be saved. *out on success.
+ */
+int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out);
+/* Unmap and close; with `clean` (active segments) cut the preallocated
+ * space, sync and save the index first. Returns the first error. */
+int sb_segment_close(sb_segment *s, int clean);
+/* Close and delete the segment's files. */
+int sb_segment_remove(sb_segment *s);
+
+uint64_t sb_segment_base(const sb_segment *s);
+uint64_t sb_segment_base_stream(const sb_segment *s);
+uint64_t sb_segment_len(const sb_segment *s);        /* acquire */
+uint64_t sb_segment_next(const sb_segment *s);       /* acquire */
+uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
+int64_t sb_segment_first_ts(const sb_segment *s);
+int64_t sb_segment_last_ts(const sb_segment *s);
+int sb_segment_fd(const sb_segment *s);
+const uint8_t *sb_segment_map(const sb_segment *s);
+
+/*
+ * Append n records (bytes: their encoded size, which fits the capacity),
+ * with timestamp `now` where a record has none. All or nothing: on failure
+ * the file is as before (pwrite path: cut back) and nothing is published.
+ */
+int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now);
+/* Make the segment final: cut preallocation, fdatasync, save the index. */
+int sb_segment_seal(sb_segment *s);
+/* Save the index file if it is not up to date (read-write only). */
+int sb_segment_save_index(sb_segment *s);
+
+/*
+ * Find record `offset` (base <= offset < next): its file position, the
+ * stream position of its payload, and its header (CRC not checked).
+ * SB_ECORRUPT if the records do not lead there.
+ */
+int sb_segment_locate(const sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream,
+		      sb_rec_hdr *h);
+/* Find the record whose payload holds stream byte spos (base_stream <= spos
+ * < stream_end), as above. */
+int sb_segment_locate_stream(const sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
+			     sb_rec_hdr *h);
+
+#endif

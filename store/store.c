@@ -1,0 +1,381 @@
+/*
+ * store.c - a store: a directory of topics, its lock, and the flusher
+ * thread that syncs topics under the `interval` policy.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "fsutil.h"
+#include "log.h"
+#include "sb_store.h"
+
+struct sb_store {
+	char dir[PATH_MAX];
+	sb_store_options opt;
+	int lock_fd;                 /* flock'ed LOG_DIR/.lock, -1 read-only */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;           /* wakes the flusher to stop */
+	sb_log **topics;             /* [mu] sorted by name */
+	size_t ntopics, cap;         /* [mu] */
+	sb_log **dead;               /* [mu] removed topics, freed at close */
+	size_t ndead, deadcap;       /* [mu] */
+	int stopping;                /* [mu] */
+	int flusher_on;
+	pthread_t flusher;
+};
+
+void sb_store_options_default(sb_store_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	sb_log_config_default(&o->defaults);
+}
+
+const char *sb_store_dir(const sb_store *s)
+{
+	return s->dir;
+}
+
+/* Index of the first topic with name >= name ([mu]). */
+static size_t find_pos(const sb_store *s, const char *name)
+{
+	size_t lo = 0, hi = s->ntopics;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(sb_log_name(s->topics[mid]), name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int grow(sb_log ***arr, size_t *cap, size_t n)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 16;
+	sb_log **a = realloc(*arr, nc * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = nc;
+	return 0;
+}
+
+static int insert_topic(sb_store *s, sb_log *l)
+{
+	size_t at = find_pos(s, sb_log_name(l));
+	int rc = grow(&s->topics, &s->cap, s->ntopics);
+
+	if (rc)
+		return rc;
+	memmove(s->topics + at + 1, s->topics + at, (s->ntopics - at) * sizeof(*s->topics));
+	s->topics[at] = l;
+	s->ntopics++;
+	return 0;
+}
+
+static int topic_config(const sb_store *s, const char *name, sb_log_config *cfg)
+{
+	const char *why = NULL;
+	int rc;
+
+	*cfg = s->opt.defaults;
+	if (s->opt.topic_config && (rc = s->opt.topic_config(s->opt.topic_config_arg, name, cfg)))
+		return rc;
+	rc = sb_log_config_check(cfg, &why);
+	if (rc && s->opt.report)
+		s->opt.report(s->opt.report_arg, name, why);
+	return rc;
+}
+
+static int open_topics(sb_store *s)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char p[PATH_MAX];
+		sb_log_config cfg;
+		sb_log *l;
+
+		if (!sb_topic_name_valid(de->d_name))
+			continue;
+		if (sb_path(p, s->dir, de->d_name) || stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		rc = topic_config(s, de->d_name, &cfg);
+		if (!rc)
+			rc = sb_log_open_dir(s->dir, de->d_name, &cfg, &s->opt, 0, &l);
+		if (!rc && (rc = insert_topic(s, l)))
+			sb_log_close(l);
+		if (rc) {
+			if (s->opt.report) {
+				char msg[256];
+				snprintf(msg, sizeof(msg), "cannot open: %s", sb_strerror(rc));
+				s->opt.report(s->opt.report_arg, de->d_name, msg);
+			}
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static void *flusher_main(void *arg)
+{
+	sb_store *s = arg;
+	sb_log **snap = NULL;
+	size_t snapcap = 0;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		long long period = 100;
+		size_t n = s->ntopics;
+		if (grow(&snap, &snapcap, n) == 0) {
+			memcpy(snap, s->topics, n * sizeof(*snap));
+		} else {
+			n = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const sb_log_config *c = sb_log_get_config(snap[i]);
+			if (c->sync == SB_SYNC_INTERVAL && c->sync_interval_ms < period)
+				period = c->sync_interval_ms;
+		}
+		pthread_mutex_unlock(&s->mu);
+		long long now = sb_now_ns();
+		for (size_t i = 0; i < n; i++)
+			sb_log_flush_due(snap[i], now);
+		pthread_mutex_lock(&s->mu);
+		if (s->stopping)
+			break;
+		long long until = sb_now_ns() + period * 1000000LL;
+		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(snap);
+	return NULL;
+}
+
+int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
+{
+	sb_store_options dflt;
+	sb_store *s;
+	char p[PATH_MAX];
+	int rc;
+
+	if (!opt) {
+		sb_store_options_default(&dflt);
+		opt = &dflt;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opt = *opt;
+	if (!s->opt.io)
+		s->opt.io = sb_io_default();
+	s->lock_fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
+		rc = -ENAMETOOLONG;
+		goto out_free;
+	}
+	rc = sb_log_config_check(&s->opt.defaults, NULL);
+	if (rc)
+		goto out_free;
+	if (!s->opt.read_only) {
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			rc = -errno;
+			goto out_free;
+		}
+		if ((rc = sb_path(p, dir, SB_LOCK_NAME)))
+			goto out_free;
+		s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (s->lock_fd < 0) {
+			rc = -errno;
+			goto out_free;
+		}
+		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			rc = errno == EWOULDBLOCK ? SB_ELOCKED : -errno;
+			goto out_free;
+		}
+		char pid[32];
+		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)n, 0) < 0)
+			(void)0; /* the pid is informative only */
+	}
+	rc = open_topics(s);
+	if (rc)
+		goto out_free;
+	if (!s->opt.read_only && !s->opt.no_flusher) {
+		if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+			rc = -EAGAIN;
+			goto out_free;
+		}
+		s->flusher_on = 1;
+	}
+	*out = s;
+	return 0;
+out_free:
+	for (size_t i = 0; i < s->ntopics; i++)
+		sb_log_close(s->topics[i]);
+	free(s->topics);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return rc;
+}
+
+int sb_store_close(sb_store *s)
+{
+	int rc = 0;
+
+	if (!s)
+		return 0;
+	if (s->flusher_on) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->flusher, NULL);
+	}
+	for (size_t i = 0; i < s->ntopics; i++) {
+		int r = sb_log_close(s->topics[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	for (size_t i = 0; i < s->ndead; i++)
+		sb_log_close(s->dead[i]);
+	free(s->topics);
+	free(s->dead);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return rc;
+}
+
+int sb_store_create(sb_store *s, const char *name)
+{
+	sb_log_config cfg;
+	sb_log *l;
+	int rc;
+
+	if (!sb_topic_name_valid(name))
+		return -EINVAL;
+	if (s->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&s->mu);
+	size_t at = find_pos(s, name);
+	if (at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0) {
+		rc = -EEXIST;
+		goto out_unlock;
+	}
+	rc = topic_config(s, name, &cfg);
+	if (rc)
+		goto out_unlock;
+	rc = sb_log_open_dir(s->dir, name, &cfg, &s->opt, 1, &l);
+	if (rc)
+		goto out_unlock;
+	rc = insert_topic(s, l);
+	if (rc)
+		sb_log_close(l);
+out_unlock:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int sb_store_remove(sb_store *s, const char *name)
+{
+	int rc;
+
+	if (s->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&s->mu);
+	size_t at = find_pos(s, name);
+	if (at >= s->ntopics || strcmp(sb_log_name(s->topics[at]), name) != 0) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	rc = grow(&s->dead, &s->deadcap, s->ndead);
+	if (rc)
+		goto out_unlock;
+	sb_log *l = s->topics[at];
+	rc = sb_log_remove(l);
+	if (rc)
+		goto out_unlock;
+	s->dead[s->ndead++] = l;
+	memmove(s->topics + at, s->topics + at + 1, (s->ntopics - at - 1) * sizeof(*s->topics));
+	s->ntopics--;
+	sb_fsync_dir(s->opt.io, s->dir);
+out_unlock:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int sb_store_get(sb_store *s, const char *name, sb_log **out)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->mu);
+	size_t at = find_pos(s, name);
+	if (at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0) {
+		*out = s->topics[at];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int sb_store_list(sb_store *s, int (*fn)(void *arg, const char *name, sb_log *log), void *arg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->ntopics && !rc; i++)
+		rc = fn(arg, sb_log_name(s->topics[i]), s->topics[i]);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int sb_store_retain(sb_store *s, int64_t now_ns)
+{
+	int rc = 0;
+
+	/* Topics are only ever removed to the graveyard, so the pointers
+	 * stay valid; retention itself runs without the store lock. */
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->ntopics;
+	sb_log **snap = malloc((n ? n : 1) * sizeof(*snap));
+	if (snap)
+		memcpy(snap, s->topics, n * sizeof(*snap));
+	pthread_mutex_unlock(&s->mu);
+	if (!snap)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int r = sb_log_retain(snap[i], now_ns, NULL);
+		if (r && !rc && r != -ENOENT)
+			rc = r;
+	}
+	free(snap);
+	return rc;
+}

@@ -1,0 +1,661 @@
+/*
+ * verify.c - check a topic directory against store/format.h (see verify.h).
+ *
+ * Reads only: segments through read-only private mappings, index, meta and
+ * clean files with pread. Uses nothing of the store but format.h and codec.h,
+ * so that it checks the bytes, not the writer's idea of them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "format.h"
+#include "verify.h"
+
+/* Report progress about this often (bytes of segment checked). */
+#define PROGRESS_STEP (8u << 20)
+
+typedef struct vctx {
+	const char *dir;
+	sb_verify_problem_fn problem;
+	sb_verify_progress_fn progress;
+	void *arg;
+	sb_verify_result res;
+	uint64_t done, total, last_progress;
+} vctx;
+
+/* What the walk of one segment found; carried to the next segment. */
+typedef struct seg_walk {
+	uint64_t next_off;     /* offset after the last record */
+	uint64_t next_stream;  /* stream pos after the last record */
+	int have_stream;       /* next_stream is known */
+	int complete;          /* walked to a clean end (zeros or EOF) */
+	uint64_t records;      /* records walked (good or with a bad CRC) */
+} seg_walk;
+
+/* One index file, loaded whole. */
+typedef struct idx_file {
+	char path[PATH_MAX];
+	uint8_t *entries;      /* NULL: nothing to check entries against */
+	uint32_t n;            /* entries loaded */
+	uint32_t seg_len;      /* covered length from the header */
+	int hdr_ok;
+} idx_file;
+
+static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t pos,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t pos,
+		   const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	sb_verify_problem p;
+
+	v->res.problems[kind]++;
+	if (!v->problem)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	p.kind = kind;
+	p.path = path;
+	p.pos = pos;
+	p.msg = msg;
+	v->problem(v->arg, &p);
+}
+
+static void progress(vctx *v, int force)
+{
+	if (!v->progress)
+		return;
+	if (!force && v->done - v->last_progress < PROGRESS_STEP)
+		return;
+	v->last_progress = v->done;
+	v->progress(v->arg, v->done, v->total);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Read exactly n bytes at off: 0, -errno, or -ENODATA when the file is short. */
+static int pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -ENODATA;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Append base to a growing array. 0 or -ENOMEM. */
+static int push_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t x)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		uint64_t *t = realloc(*a, nc * sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		*a = t;
+		*cap = nc;
+	}
+	(*a)[(*n)++] = x;
+	return 0;
+}
+
+typedef struct listing {
+	uint64_t *segs, *idxs;
+	size_t nseg, nidx, capseg, capidx;
+	int has_meta, has_clean;
+} listing;
+
+static void listing_free(listing *l)
+{
+	free(l->segs);
+	free(l->idxs);
+}
+
+/* List the topic directory: segment and index bases, sorted. 0 or -errno. */
+static int list_topic(const char *dir, listing *l)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	memset(l, 0, sizeof *l);
+	if (!d)
+		return -errno;
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		uint64_t base;
+
+		if (sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0)
+			rc = push_u64(&l->segs, &l->nseg, &l->capseg, base);
+		else if (sb_seg_name_parse(e->d_name, SB_IDX_SUFFIX, &base) == 0)
+			rc = push_u64(&l->idxs, &l->nidx, &l->capidx, base);
+		else if (strcmp(e->d_name, SB_META_NAME) == 0)
+			l->has_meta = 1;
+		else if (strcmp(e->d_name, SB_CLEAN_NAME) == 0)
+			l->has_clean = 1;
+		if (rc)
+			goto out_close_dir;
+	}
+	if (errno) {
+		rc = -errno;
+		goto out_close_dir;
+	}
+	qsort(l->segs, l->nseg, sizeof *l->segs, cmp_u64);
+	qsort(l->idxs, l->nidx, sizeof *l->idxs, cmp_u64);
+out_close_dir:
+	closedir(d);
+	if (rc)
+		listing_free(l);
+	return rc;
+}
+
+static void file_path(char *buf, const char *dir, uint64_t base, const char *suffix)
+{
+	char name[32];
+
+	sb_seg_name(name, base, suffix);
+	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
+}
+
+int sb_verify_topic_bytes(const char *topic_dir, uint64_t *bytes)
+{
+	listing l;
+	uint64_t sum = 0;
+	char path[PATH_MAX];
+	int rc = list_topic(topic_dir, &l);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < l.nseg; i++) {
+		struct stat st;
+
+		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
+		if (stat(path, &st) == 0)
+			sum += (uint64_t)st.st_size;
+	}
+	listing_free(&l);
+	*bytes = sum;
+	return 0;
+}
+
+/*
+ * Load the index of segment `base`: header checks, then the entries (kept in
+ * ix->entries for the walk to compare with the records). Problems reported.
+ */
+static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
+{
+	uint8_t hb[SB_IDX_HDR];
+	sb_idx_hdr h;
+	struct stat st;
+	uint64_t room, n;
+	int fd, rc;
+
+	memset(ix, 0, sizeof *ix);
+	file_path(ix->path, v->dir, base, SB_IDX_SUFFIX);
+	fd = open(ix->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			report(v, SB_VERIFY_INDEX, ix->path, SB_VERIFY_NOPOS,
+			       "missing index (rebuildable from its segment)");
+		else
+			report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "cannot open: %s",
+			       strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0) {
+		report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "cannot stat: %s",
+		       strerror(errno));
+		goto out_close_fd;
+	}
+	if ((uint64_t)st.st_size < SB_IDX_HDR) {
+		report(v, SB_VERIFY_INDEX, ix->path, 0,
+		       "index file too short for its header (%lld bytes)", (long long)st.st_size);
+		goto out_close_fd;
+	}
+	rc = pread_full(fd, hb, sizeof hb, 0);
+	if (rc) {
+		report(v, SB_VERIFY_IO, ix->path, 0, "cannot read: %s", strerror(-rc));
+		goto out_close_fd;
+	}
+	rc = sb_idx_hdr_decode(hb, &h);
+	if (rc == SB_EVERSION) {
+		report(v, SB_VERIFY_INDEX, ix->path, 4, "unknown index format version %u",
+		       (unsigned)sb_get16(hb + 4));
+		goto out_close_fd;
+	}
+	if (rc) {
+		report(v, SB_VERIFY_INDEX, ix->path, 0, "bad index header (magic, size or CRC)");
+		goto out_close_fd;
+	}
+	ix->hdr_ok = 1;
+	ix->seg_len = h.seg_len;
+	if (h.base_offset != base)
+		report(v, SB_VERIFY_INDEX, ix->path, 8,
+		       "index header says base offset %llu, its segment starts at %llu",
+		       (unsigned long long)h.base_offset, (unsigned long long)base);
+	if (h.seg_len > seg_size)
+		report(v, SB_VERIFY_INDEX, ix->path, 20,
+		       "index covers %u bytes but the segment file has %llu",
+		       h.seg_len, (unsigned long long)seg_size);
+	room = ((uint64_t)st.st_size - SB_IDX_HDR) / SB_IDX_ENTRY;
+	if ((uint64_t)st.st_size != SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
+		report(v, SB_VERIFY_INDEX, ix->path, 16,
+		       "index header counts %u entries but the file holds %lld bytes (%llu entries)",
+		       h.count, (long long)st.st_size, (unsigned long long)room);
+	n = h.count < room ? h.count : room;
+	if (n == 0)
+		goto out_close_fd;
+	ix->entries = malloc(n * SB_IDX_ENTRY);
+	if (!ix->entries) {
+		report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "out of memory");
+		goto out_close_fd;
+	}
+	rc = pread_full(fd, ix->entries, n * SB_IDX_ENTRY, SB_IDX_HDR);
+	if (rc) {
+		report(v, SB_VERIFY_IO, ix->path, SB_IDX_HDR, "cannot read: %s", strerror(-rc));
+		free(ix->entries);
+		ix->entries = NULL;
+		goto out_close_fd;
+	}
+	ix->n = (uint32_t)n;
+	if (n == h.count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) != h.entries_crc)
+		report(v, SB_VERIFY_INDEX, ix->path, 24, "index entries fail their CRC");
+out_close_fd:
+	close(fd);
+}
+
+/* Position of entry i in the index file. */
+static uint64_t entry_pos(uint32_t i)
+{
+	return SB_IDX_HDR + (uint64_t)i * SB_IDX_ENTRY;
+}
+
+/*
+ * The walk reached a record at file position pos with offset off and stream
+ * position stream: check the index entries up to it. *i is the next entry.
+ */
+static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t base,
+		      uint64_t off, uint64_t base_stream, uint64_t stream, int have_stream)
+{
+	sb_idx_entry e;
+
+	while (*i < ix->n) {
+		sb_idx_entry_decode(ix->entries + (size_t)*i * SB_IDX_ENTRY, &e);
+		if (e.pos > pos)
+			return;
+		v->res.index_entries++;
+		if (e.pos < pos) {
+			report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
+			       "index entry %u points at byte %u of the segment, which is not "
+			       "the start of a record (entries out of order?)", *i, e.pos);
+		} else {
+			if (base + e.rel_offset != off)
+				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
+				       "index entry %u says offset %llu, the record at byte %u "
+				       "has offset %llu", *i,
+				       (unsigned long long)(base + e.rel_offset), e.pos,
+				       (unsigned long long)off);
+			if (have_stream && base_stream + e.rel_stream != stream)
+				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i) + 8,
+				       "index entry %u says stream position %llu, the record at "
+				       "byte %u is at %llu", *i,
+				       (unsigned long long)(base_stream + e.rel_stream), e.pos,
+				       (unsigned long long)stream);
+		}
+		(*i)++;
+	}
+}
+
+/* First nonzero byte in [p, p+n), or n. */
+static size_t first_nonzero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zeros[4096];
+	size_t i = 0;
+
+	while (n - i >= sizeof zeros && memcmp(p + i, zeros, sizeof zeros) == 0)
+		i += sizeof zeros;
+	while (i < n && p[i] == 0)
+		i++;
+	return i;
+}
+
+/*
+ * Walk the records of a mapped segment from byte SB_SEG_HDR, checking each
+ * against the expected offset and stream position, and the index beside it.
+ * Returns the end of the last whole record (where recovery would cut).
+ */
+static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64_t size,
+			     uint64_t base, uint64_t base_stream, int have_stream,
+			     idx_file *ix, seg_walk *w)
+{
+	uint64_t pos = SB_SEG_HDR, off = base, stream = base_stream;
+	uint64_t step_from = v->done;
+	uint32_t ei = 0;
+
+	w->complete = 0;
+	while (pos < size) {
+		sb_rec_hdr h;
+		int r;
+
+		memset(&h, 0, sizeof h);
+		r = sb_rec_decode(m + pos, size - pos, 1, &h);
+		if (r == SB_REC_END) {
+			size_t nz = first_nonzero(m + pos, size - pos);
+			if (nz < size - pos)
+				report(v, SB_VERIFY_RECORD, path, pos + nz,
+				       "garbled tail: nonzero bytes after the end of the records "
+				       "at byte %llu", (unsigned long long)pos);
+			else
+				w->complete = 1;
+			break;
+		}
+		if (r == SB_REC_TORN) {
+			report(v, SB_VERIFY_RECORD, path, pos,
+			       "torn record: it claims %u bytes, the file has %llu left",
+			       (unsigned)sb_get32(m + pos + 4) , (unsigned long long)(size - pos));
+			break;
+		}
+		if (r == SB_REC_BAD && h.size == 0) {
+			report(v, SB_VERIFY_RECORD, path, pos,
+			       "garbled record header (expected offset %llu)",
+			       (unsigned long long)off);
+			break;
+		}
+		if (ix->entries)
+			idx_match(v, ix, &ei, pos, base, r == SB_REC_OK ? h.offset : off,
+				  base_stream, stream, have_stream);
+		if (r == SB_REC_BAD) {
+			report(v, SB_VERIFY_RECORD, path, pos,
+			       "record fails its CRC (header says offset %llu, %u bytes)",
+			       (unsigned long long)h.offset, h.size);
+			off++;
+		} else {
+			if (h.offset != off)
+				report(v, SB_VERIFY_ORDER, path, pos + 8,
+				       "record has offset %llu, expected %llu",
+				       (unsigned long long)h.offset, (unsigned long long)off);
+			if (h.flags & ~SB_REC_KNOWN_FLAGS)
+				report(v, SB_VERIFY_RECORD, path, pos + 24,
+				       "record %llu has unknown flags 0x%04x",
+				       (unsigned long long)h.offset, h.flags);
+			off = h.offset + 1;
+			v->res.records++;
+		}
+		stream += h.value_len;
+		w->records++;
+		pos += h.size;
+		v->done = step_from + pos;
+		progress(v, 0);
+	}
+	if (pos >= size)
+		w->complete = 1;
+	/* Entries past the last whole record point at nothing. */
+	for (; ix->entries && ei < ix->n; ei++) {
+		sb_idx_entry e;
+
+		sb_idx_entry_decode(ix->entries + (size_t)ei * SB_IDX_ENTRY, &e);
+		v->res.index_entries++;
+		report(v, SB_VERIFY_INDEX, ix->path, entry_pos(ei),
+		       "index entry %u points at byte %u, past the last record (which ends "
+		       "at byte %llu)", ei, e.pos, (unsigned long long)pos);
+	}
+	if (ix->hdr_ok) {
+		if (w->records > 0) {
+			sb_idx_entry e0 = {0, 0, 0};
+			if (ix->n)
+				sb_idx_entry_decode(ix->entries, &e0);
+			if (!ix->n || e0.pos != SB_SEG_HDR)
+				report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_HDR,
+				       "index has no entry for the segment's first record");
+		}
+		if (ix->seg_len != pos && ix->seg_len <= size)
+			report(v, SB_VERIFY_INDEX, ix->path, 20,
+			       "index covers %u bytes of the segment, its records end at "
+			       "byte %llu (stale index)", ix->seg_len, (unsigned long long)pos);
+	}
+	w->next_off = off;
+	w->next_stream = stream;
+	w->have_stream = have_stream;
+	return pos;
+}
+
+/* Check one segment (and its index); prev: what the previous one ended at. */
+static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have_prev,
+			  seg_walk *w)
+{
+	char path[PATH_MAX];
+	uint8_t *m = NULL;
+	struct stat st;
+	sb_seg_hdr h;
+	idx_file ix;
+	uint64_t size, base_stream = 0;
+	int fd, rc, have_stream = 0;
+
+	memset(w, 0, sizeof *w);
+	memset(&ix, 0, sizeof ix);
+	w->next_off = base;
+	file_path(path, v->dir, base, SB_SEG_SUFFIX);
+	v->res.segments++;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot open: %s", strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0) {
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot stat: %s", strerror(errno));
+		goto out_close_fd;
+	}
+	size = (uint64_t)st.st_size;
+	v->res.bytes += size;
+	if (size < SB_SEG_HDR) {
+		report(v, SB_VERIFY_FILE, path, 0,
+		       "segment file too short for its header (%llu bytes)",
+		       (unsigned long long)size);
+		goto out_done;
+	}
+	if (size > SB_SEG_MAX_BYTES)
+		report(v, SB_VERIFY_FILE, path, SB_SEG_MAX_BYTES,
+		       "segment file is larger than the format allows (%llu bytes)",
+		       (unsigned long long)size);
+	m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED) {
+		m = NULL;
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot map: %s", strerror(errno));
+		goto out_done;
+	}
+	madvise(m, size, MADV_SEQUENTIAL);
+	rc = sb_seg_hdr_decode(m, &h);
+	if (rc == SB_EVERSION) {
+		report(v, SB_VERIFY_FILE, path, 4,
+		       "unknown segment format version %u; records not checked",
+		       (unsigned)sb_get16(m + 4));
+		goto out_done;
+	}
+	if (rc) {
+		report(v, SB_VERIFY_FILE, path, 0, "bad segment header (magic, size or CRC)");
+		if (have_prev && prev->have_stream && prev->complete) {
+			base_stream = prev->next_stream;
+			have_stream = 1;
+		}
+	} else {
+		base_stream = h.base_stream;
+		have_stream = 1;
+		if (h.base_offset != base)
+			report(v, SB_VERIFY_FILE, path, 8,
+			       "header says base offset %llu, the file is named for %llu",
+			       (unsigned long long)h.base_offset, (unsigned long long)base);
+		if (have_prev && prev->complete && prev->have_stream &&
+		    h.base_stream != prev->next_stream)
+			report(v, SB_VERIFY_ORDER, path, 16,
+			       "base stream position %llu, the previous segment ends at %llu",
+			       (unsigned long long)h.base_stream,
+			       (unsigned long long)prev->next_stream);
+	}
+	if (have_prev && prev->complete && base != prev->next_off)
+		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,
+		       "segment starts at offset %llu, the previous segment ends before %llu%s",
+		       (unsigned long long)base, (unsigned long long)prev->next_off,
+		       base > prev->next_off ? " (records missing)" : " (overlap)");
+	idx_load(v, base, size, &ix);
+	walk_records(v, path, m, size, base, base_stream, have_stream, &ix, w);
+	goto out_unmap;
+out_done:
+	idx_load(v, base, size, &ix);
+out_unmap:
+	if (m)
+		munmap(m, size);
+out_close_fd:
+	free(ix.entries);
+	close(fd);
+}
+
+/* Read a small fixed-size file whole: 0, -errno, or -EMSGSIZE if not `size` long. */
+static int read_small(const char *path, void *buf, size_t size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if ((uint64_t)st.st_size != size)
+		rc = -EMSGSIZE;
+	else
+		rc = pread_full(fd, buf, size, 0);
+	close(fd);
+	return rc;
+}
+
+static void check_meta(vctx *v, const listing *l, int *have_start, uint64_t *start)
+{
+	char path[PATH_MAX];
+	uint8_t b[SB_META_SIZE > SB_CLEAN_SIZE ? SB_META_SIZE : SB_CLEAN_SIZE];
+	int rc;
+
+	if (l->has_meta) {
+		snprintf(path, sizeof path, "%s/%s", v->dir, SB_META_NAME);
+		rc = read_small(path, b, SB_META_SIZE);
+		if (rc == -EMSGSIZE)
+			report(v, SB_VERIFY_FILE, path, 0, "meta file is not %u bytes long",
+			       SB_META_SIZE);
+		else if (rc)
+			report(v, SB_VERIFY_IO, path, 0, "cannot read: %s", strerror(-rc));
+		else if (sb_meta_decode(b, start) != 0)
+			report(v, SB_VERIFY_FILE, path, 0, "bad meta file (magic, version or CRC)");
+		else
+			*have_start = 1;
+	}
+	if (l->has_clean) {
+		sb_clean_rec c;
+
+		snprintf(path, sizeof path, "%s/%s", v->dir, SB_CLEAN_NAME);
+		rc = read_small(path, b, SB_CLEAN_SIZE);
+		if (rc == -EMSGSIZE)
+			report(v, SB_VERIFY_FILE, path, 0, "clean marker is not %u bytes long",
+			       SB_CLEAN_SIZE);
+		else if (rc)
+			report(v, SB_VERIFY_IO, path, 0, "cannot read: %s", strerror(-rc));
+		else if (sb_clean_decode(b, &c) != 0)
+			report(v, SB_VERIFY_FILE, path, 0,
+			       "bad clean marker (magic, version or CRC)");
+	}
+}
+
+int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
+		    sb_verify_progress_fn progress_fn, void *arg, sb_verify_result *res)
+{
+	vctx v;
+	listing l;
+	seg_walk prev, cur;
+	uint64_t start = 0;
+	int have_start = 0, rc;
+	char path[PATH_MAX];
+	size_t j = 0;
+
+	rc = list_topic(topic_dir, &l);
+	if (rc)
+		return rc;
+	memset(&v, 0, sizeof v);
+	memset(&prev, 0, sizeof prev);
+	v.dir = topic_dir;
+	v.problem = problem;
+	v.progress = progress_fn;
+	v.arg = arg;
+	for (size_t i = 0; i < l.nseg; i++) {
+		struct stat st;
+
+		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
+		if (stat(path, &st) == 0)
+			v.total += (uint64_t)st.st_size;
+	}
+	progress(&v, 1);
+	check_meta(&v, &l, &have_start, &start);
+	for (size_t i = 0; i < l.nseg; i++) {
+		uint64_t before = v.done;
+		struct stat st;
+
+		check_segment(&v, l.segs[i], &prev, i > 0, &cur);
+		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
+		v.done = before + (stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
+		progress(&v, 1);
+		if (i == 0)
+			v.res.first = l.segs[i];
+		v.res.next = cur.next_off;
+		prev = cur;
+	}
+	/* Index files whose segment is gone. */
+	for (size_t i = 0; i < l.nidx; i++) {
+		while (j < l.nseg && l.segs[j] < l.idxs[i])
+			j++;
+		if (j < l.nseg && l.segs[j] == l.idxs[i])
+			continue;
+		file_path(path, topic_dir, l.idxs[i], SB_IDX_SUFFIX);
+		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "index file without a segment");
+	}
+	v.res.start = have_start ? start : v.res.first;
+	if (have_start && l.nseg > 0 && start > v.res.next) {
+		snprintf(path, sizeof path, "%s/%s", topic_dir, SB_META_NAME);
+		report(&v, SB_VERIFY_ORDER, path, 8,
+		       "log start %llu is past the last record (next offset %llu)",
+		       (unsigned long long)start, (unsigned long long)v.res.next);
+	}
+	listing_free(&l);
+	*res = v.res;
+	return 0;
+}
+
+uint64_t sb_verify_damage(const sb_verify_result *res)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < SB_VERIFY_NKINDS; k++)
+		if (k != SB_VERIFY_IO)
+			n += res->problems[k];
+	return n;
+}
