@@ -312,7 +312,7 @@ static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t
 		if (e.pos < pos) {
 			report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
 			       "index entry %u points at byte %u of the segment, which is not "
-			       "the start of a record (entries out of order?)", *i, e.pos);
+			       "the start of a record", *i, e.pos);
 		} else {
 			if (base + e.rel_offset != off)
 				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
@@ -390,9 +390,15 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 			idx_match(v, ix, &ei, pos, base, r == SB_REC_OK ? h.offset : off,
 				  base_stream, stream, have_stream);
 		if (r == SB_REC_BAD) {
-			report(v, SB_VERIFY_RECORD, path, pos,
-			       "record fails its CRC (header says offset %llu, %u bytes)",
-			       (unsigned long long)h.offset, h.size);
+			if (h.offset == off)
+				report(v, SB_VERIFY_RECORD, path, pos,
+				       "record %llu fails its CRC (%u bytes)",
+				       (unsigned long long)off, h.size);
+			else
+				report(v, SB_VERIFY_RECORD, path, pos,
+				       "record fails its CRC (expected offset %llu, its header "
+				       "says %llu, %u bytes)", (unsigned long long)off,
+				       (unsigned long long)h.offset, h.size);
 			off++;
 		} else {
 			if (h.offset != off)
