@@ -1,0 +1,52 @@
+/*
+ * cmd.h - the subcommands of the `streambus` tool (tools/cmd_*.c) and the
+ * helpers they share (tools/cmd_util.c).
+ *
+ * Exit status of every subcommand: 0 success, 1 damage found (verify only),
+ * 2 usage error or an error opening/reading the log directory.
+ */
+#ifndef SB_CMD_H
+#define SB_CMD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define SB_EXIT_OK 0
+#define SB_EXIT_DAMAGE 1
+#define SB_EXIT_ERROR 2
+
+/* Each takes argv[0] = its own name; returns the exit status. */
+int sb_cmd_stat(int argc, char **argv);
+int sb_cmd_dump(int argc, char **argv);
+int sb_cmd_verify(int argc, char **argv);
+int sb_cmd_recover(int argc, char **argv);
+
+/* "streambus CMD: " + message + "\n" on stderr. */
+void sb_cmd_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage hint after a bad option or argument; returns SB_EXIT_ERROR. */
+int sb_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Check that path is a readable directory; else print why and return -errno. */
+int sb_cmd_check_dir(const char *cmd, const char *path);
+
+/* Parse a decimal u64 (all of s); 0 or -EINVAL. */
+int sb_cmd_parse_u64(const char *s, uint64_t *out);
+
+/* ns since the epoch as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (UTC); buf >= 40.
+ * With ns_digits = 0 the fraction is left out. */
+void sb_cmd_fmt_time(char *buf, size_t cap, int64_t ns, int ns_digits);
+
+/* Write bytes escaped for a terminal line: printable ASCII as is, \\ \" \n \t
+ * \r and \xHH for the rest. */
+void sb_cmd_put_escaped(FILE *f, const void *p, size_t n);
+/* Write bytes as a JSON string literal (with quotes); bytes must be UTF-8. */
+void sb_cmd_put_json_str(FILE *f, const void *p, size_t n);
+/* Is p[0..n) valid UTF-8? */
+int sb_cmd_utf8_valid(const void *p, size_t n);
+/* Write bytes as a base64 JSON string literal (with quotes). */
+void sb_cmd_put_json_base64(FILE *f, const void *p, size_t n);
+
+/* Flush stdout; on failure say so and return SB_EXIT_ERROR, else `rc`. */
+int sb_cmd_finish_stdout(const char *cmd, int rc);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * cmd_stat.c - `streambus stat LOG_DIR [TOPIC]`: one line per topic with its
+ * offsets, record count, bytes, segments and oldest/newest timestamps, as an
+ * aligned table or (--json) a JSON object. Opens the store read-only: no
+ * lock, no writes, safe while the directory is mounted.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "sb_store.h"
+
+static const char help[] =
+	"usage: streambus stat [--json] LOG_DIR [TOPIC]\n"
+	"\n"
+	"Show each topic of LOG_DIR (or just TOPIC): first and next offset, record\n"
+	"count, bytes on disk, segments, oldest and newest record time (UTC).\n"
+	"Reads only; works while LOG_DIR is mounted.\n"
+	"\n"
+	"  --json        one JSON object: {\"log_dir\": ..., \"topics\": [...]}\n"
+	"  -h, --help    this help\n";
+
+typedef struct row {
+	char *name;
+	sb_log_stats st;
+} row;
+
+typedef struct rows {
+	row *v;
+	size_t n, cap;
+	int err;
+} rows;
+
+static int add_row(rows *r, const char *name, sb_log *log)
+{
+	row x;
+	int rc;
+
+	memset(&x, 0, sizeof x);
+	rc = sb_log_get_stats(log, &x.st);
+	if (rc)
+		return r->err = rc;
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 16;
+		row *t = realloc(r->v, nc * sizeof *t);
+		if (!t)
+			return r->err = -ENOMEM;
+		r->v = t;
+		r->cap = nc;
+	}
+	x.name = strdup(name);
+	if (!x.name)
+		return r->err = -ENOMEM;
+	r->v[r->n++] = x;
+	return 0;
+}
+
+static int list_cb(void *arg, const char *name, sb_log *log)
+{
+	return add_row(arg, name, log);
+}
+
+static void put_time_json(const char *field, int64_t ns, int have)
+{
+	char t[64];
+
+	if (!have) {
+		printf("\"%s_ns\": null, \"%s\": null", field, field);
+		return;
+	}
+	sb_cmd_fmt_time(t, sizeof t, ns, 1);
+	printf("\"%s_ns\": %lld, \"%s\": \"%s\"", field, (long long)ns, field, t);
+}
+
+static void print_json(const char *dir, const rows *r)
+{
+	printf("{\"log_dir\": ");
+	sb_cmd_put_json_str(stdout, dir, strlen(dir));
+	printf(", \"topics\": [");
+	for (size_t i = 0; i < r->n; i++) {
+		const sb_log_stats *s = &r->v[i].st;
+		int have = s->records > 0;
+
+		printf("%s\n  {\"topic\": ", i ? "," : "");
+		sb_cmd_put_json_str(stdout, r->v[i].name, strlen(r->v[i].name));
+		printf(", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"records\": %" PRIu64
+		       ", \"bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
+		       ", \"segments\": %" PRIu32 ", ",
+		       s->start, s->next, s->records, s->bytes, s->stream_bytes, s->segments);
+		put_time_json("oldest", s->oldest_ns, have);
+		printf(", ");
+		put_time_json("newest", s->newest_ns, have);
+		printf("}");
+	}
+	printf("%s]}\n", r->n ? "\n" : "");
+}
+
+enum { C_TOPIC, C_FIRST, C_NEXT, C_RECORDS, C_BYTES, C_SEGS, C_OLDEST, C_NEWEST, NCOL };
+
+static void cells(const row *x, char c[NCOL][64])
+{
+	const sb_log_stats *s = &x->st;
+
+	snprintf(c[C_TOPIC], 64, "%s", "");
+	snprintf(c[C_FIRST], 64, "%" PRIu64, s->start);
+	snprintf(c[C_NEXT], 64, "%" PRIu64, s->next);
+	snprintf(c[C_RECORDS], 64, "%" PRIu64, s->records);
+	snprintf(c[C_BYTES], 64, "%" PRIu64, s->bytes);
+	snprintf(c[C_SEGS], 64, "%" PRIu32, s->segments);
+	if (s->records > 0) {
+		sb_cmd_fmt_time(c[C_OLDEST], 64, s->oldest_ns, 0);
+		sb_cmd_fmt_time(c[C_NEWEST], 64, s->newest_ns, 0);
+	} else {
+		strcpy(c[C_OLDEST], "-");
+		strcpy(c[C_NEWEST], "-");
+	}
+}
+
+static void print_table(const rows *r)
+{
+	static const char *head[NCOL] = {"TOPIC", "FIRST", "NEXT", "RECORDS", "BYTES",
+					 "SEGMENTS", "OLDEST", "NEWEST"};
+	/* numbers right-aligned, text left-aligned */
+	static const int right[NCOL] = {0, 1, 1, 1, 1, 1, 0, 0};
+	size_t w[NCOL];
+	char c[NCOL][64];
+
+	for (int k = 0; k < NCOL; k++)
+		w[k] = strlen(head[k]);
+	for (size_t i = 0; i < r->n; i++) {
+		cells(&r->v[i], c);
+		if (strlen(r->v[i].name) > w[C_TOPIC])
+			w[C_TOPIC] = strlen(r->v[i].name);
+		for (int k = 1; k < NCOL; k++)
+			if (strlen(c[k]) > w[k])
+				w[k] = strlen(c[k]);
+	}
+	for (int k = 0; k < NCOL - 1; k++)
+		printf(right[k] ? "%*s  " : "%-*s  ", (int)w[k], head[k]);
+	printf("%s\n", head[NCOL - 1]);
+	for (size_t i = 0; i < r->n; i++) {
+		cells(&r->v[i], c);
+		printf("%-*s  ", (int)w[C_TOPIC], r->v[i].name);
+		for (int k = 1; k < NCOL - 1; k++)
+			printf(right[k] ? "%*s  " : "%-*s  ", (int)w[k], c[k]);
+		printf("%s\n", c[NCOL - 1]);
+	}
+}
+
+int sb_cmd_stat(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cmd = "stat", *dir, *topic = NULL;
+	sb_store_options o;
+	sb_store *s = NULL;
+	rows r = {0};
+	int json = 0, opt, rc, status = SB_EXIT_ERROR;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = 1; break;
+		case 'h':
+			fputs(help, stdout);
+			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+		default:
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
+	dir = argv[optind];
+	if (argc - optind == 2)
+		topic = argv[optind + 1];
+	if (sb_cmd_check_dir(cmd, dir))
+		return SB_EXIT_ERROR;
+	sb_store_options_default(&o);
+	o.read_only = 1;
+	o.no_flusher = 1;
+	rc = sb_store_open(dir, &o, &s);
+	if (rc) {
+		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
+		return SB_EXIT_ERROR;
+	}
+	if (topic) {
+		sb_log *log;
+
+		rc = sb_store_get(s, topic, &log);
+		if (rc) {
+			sb_cmd_err(cmd, "%s/%s: %s", dir, topic,
+				   rc == -ENOENT ? "no such topic" : sb_strerror(rc));
+			goto out_close_store;
+		}
+		add_row(&r, topic, log);
+	} else {
+		sb_store_list(s, list_cb, &r);
+	}
+	if (r.err) {
+		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(r.err));
+		goto out_free_rows;
+	}
+	if (json)
+		print_json(dir, &r);
+	else
+		print_table(&r);
+	status = sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+out_free_rows:
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i].name);
+	free(r.v);
+out_close_store:
+	sb_store_close(s);
+	return status;
+}

@@ -1,0 +1,302 @@
+/*
+ * cmd_verify.c - `streambus verify LOG_DIR [TOPIC]`: check every record's
+ * CRC, the offsets' order and every index entry (store/verify.c), print each
+ * problem with its file and byte position, and exit 0 (clean), 1 (damage) or
+ * 2 (usage or I/O error). A progress bar on stderr when it is a terminal.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "sb_store.h"
+#include "verify.h"
+
+static const char help[] =
+	"usage: streambus verify [--progress | --no-progress] [-q] LOG_DIR [TOPIC]\n"
+	"\n"
+	"Check every topic of LOG_DIR (or just TOPIC) without changing anything:\n"
+	"every record's CRC; offsets dense and increasing within and across\n"
+	"segments, matching segment names and headers; every index file (header\n"
+	"and entry CRCs, count, covered length) and entry (it must point at the\n"
+	"record with its offset and stream position); the meta and clean files.\n"
+	"Each problem is printed as 'FILE: byte N: what' (or 'FILE: what').\n"
+	"\n"
+	"  --progress      show the progress bar even if stderr is not a terminal\n"
+	"  --no-progress   never show it (default: only on a terminal)\n"
+	"  -q, --quiet     print problems only, no per-topic summary\n"
+	"  -h, --help      this help\n"
+	"\n"
+	"Exit status: 0 no damage, 1 damage found, 2 usage or I/O error.\n"
+	"'streambus recover LOG_DIR' cuts torn tails and rebuilds indexes.\n";
+
+typedef struct vstate {
+	int bar;                 /* show the progress bar */
+	int bar_shown;           /* a bar is on the line now */
+	int quiet;
+	uint64_t base, total;    /* bytes of earlier topics, of all topics */
+	struct timespec t0, last;
+	const char *topic;
+	uint64_t io_errors;
+} vstate;
+
+static double secs(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void bar_clear(vstate *st)
+{
+	if (st->bar_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		st->bar_shown = 0;
+	}
+}
+
+static void fmt_rate(char *b, size_t cap, double bps)
+{
+	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+
+	while (bps >= 1024 && u < 4) {
+		bps /= 1024;
+		u++;
+	}
+	snprintf(b, cap, "%.1f %s/s", bps, unit[u]);
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	vstate *st = arg;
+	struct timespec now;
+	uint64_t all = st->base + done;
+	double el, rate, frac;
+	char rb[32], eta[32];
+	int fill, width = 30;
+
+	(void)total;
+	if (!st->bar)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (st->bar_shown && secs(&st->last, &now) < 0.1 && all < st->total)
+		return;
+	st->last = now;
+	el = secs(&st->t0, &now);
+	frac = st->total ? (double)all / (double)st->total : 1.0;
+	if (frac > 1)
+		frac = 1;
+	rate = el > 0 ? (double)all / el : 0;
+	fmt_rate(rb, sizeof rb, rate);
+	if (rate > 0 && st->total >= all) {
+		uint64_t left = (uint64_t)((double)(st->total - all) / rate + 0.5);
+		snprintf(eta, sizeof eta, "%" PRIu64 ":%02" PRIu64 " left", left / 60, left % 60);
+	} else {
+		snprintf(eta, sizeof eta, "-:-- left");
+	}
+	fill = (int)(frac * width);
+	fputs("\r\033[K[", stderr);
+	for (int i = 0; i < width; i++)
+		fputc(i < fill ? '#' : ' ', stderr);
+	fprintf(stderr, "] %3d%%  %s  %s  %s", (int)(frac * 100), rb, eta, st->topic);
+	fflush(stderr);
+	st->bar_shown = 1;
+}
+
+static void on_problem(void *arg, const sb_verify_problem *p)
+{
+	vstate *st = arg;
+
+	bar_clear(st);
+	if (p->kind == SB_VERIFY_IO) {
+		st->io_errors++;
+		fflush(stdout);
+		if (p->pos == SB_VERIFY_NOPOS)
+			fprintf(stderr, "streambus verify: %s: %s\n", p->path, p->msg);
+		else
+			fprintf(stderr, "streambus verify: %s: byte %" PRIu64 ": %s\n", p->path,
+				p->pos, p->msg);
+		return;
+	}
+	if (p->pos == SB_VERIFY_NOPOS)
+		printf("%s: %s\n", p->path, p->msg);
+	else
+		printf("%s: byte %" PRIu64 ": %s\n", p->path, p->pos, p->msg);
+	fflush(stdout);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The topic directories of dir, sorted; *out (and its strings) the caller's. */
+static int list_topics(const char *dir, char ***out, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL, path[PATH_MAX];
+	size_t cnt = 0, cap = 0;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (!sb_topic_name_valid(e->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (cnt == cap) {
+			char **t = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *t);
+			if (!t) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = t;
+		}
+		if (!(v[cnt] = strdup(e->d_name))) {
+			rc = -ENOMEM;
+			break;
+		}
+		cnt++;
+	}
+	if (!rc && errno)
+		rc = -errno;
+	closedir(d);
+	if (rc) {
+		for (size_t i = 0; i < cnt; i++)
+			free(v[i]);
+		free(v);
+		return rc;
+	}
+	qsort(v, cnt, sizeof *v, cmp_str);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static void summary(const char *topic, const sb_verify_result *r)
+{
+	uint64_t dmg = sb_verify_damage(r);
+
+	printf("%s: ", topic);
+	if (dmg)
+		printf("%" PRIu64 " problem%s", dmg, dmg == 1 ? "" : "s");
+	else
+		printf("ok");
+	printf(" (%" PRIu64 " records", r->records);
+	if (r->next > r->first)
+		printf(", offsets %" PRIu64 "..%" PRIu64, r->first, r->next - 1);
+	printf(", %" PRIu64 " segment%s, %" PRIu64 " bytes, %" PRIu64 " index entries)\n",
+	       r->segments, r->segments == 1 ? "" : "s", r->bytes, r->index_entries);
+}
+
+int sb_cmd_verify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"progress", no_argument, NULL, 'p'},
+		{"no-progress", no_argument, NULL, 'P'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cmd = "verify", *dir;
+	char **topics = NULL, path[PATH_MAX];
+	size_t ntopics = 0;
+	vstate st;
+	uint64_t damage = 0;
+	int opt, rc, bar = -1, status = SB_EXIT_ERROR;
+
+	memset(&st, 0, sizeof st);
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":hq", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': bar = 1; break;
+		case 'P': bar = 0; break;
+		case 'q': st.quiet = 1; break;
+		case 'h':
+			fputs(help, stdout);
+			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+		default:
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
+	dir = argv[optind];
+	if (sb_cmd_check_dir(cmd, dir))
+		return SB_EXIT_ERROR;
+	if (argc - optind == 2) {
+		const char *t = argv[optind + 1];
+		struct stat sst;
+
+		snprintf(path, sizeof path, "%s/%s", dir, t);
+		if (!sb_topic_name_valid(t) || stat(path, &sst) < 0 || !S_ISDIR(sst.st_mode)) {
+			sb_cmd_err(cmd, "%s: no such topic", path);
+			return SB_EXIT_ERROR;
+		}
+		topics = malloc(sizeof *topics);
+		if (!topics || !(topics[0] = strdup(t))) {
+			free(topics);
+			sb_cmd_err(cmd, "%s", strerror(ENOMEM));
+			return SB_EXIT_ERROR;
+		}
+		ntopics = 1;
+	} else if ((rc = list_topics(dir, &topics, &ntopics))) {
+		sb_cmd_err(cmd, "%s: %s", dir, strerror(-rc));
+		return SB_EXIT_ERROR;
+	}
+	st.bar = bar >= 0 ? bar : isatty(STDERR_FILENO);
+	for (size_t i = 0; i < ntopics; i++) {
+		uint64_t b = 0;
+
+		snprintf(path, sizeof path, "%s/%s", dir, topics[i]);
+		if (sb_verify_topic_bytes(path, &b) == 0)
+			st.total += b;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &st.t0);
+	for (size_t i = 0; i < ntopics; i++) {
+		sb_verify_result r;
+
+		snprintf(path, sizeof path, "%s/%s", dir, topics[i]);
+		st.topic = topics[i];
+		rc = sb_verify_topic(path, on_problem, on_progress, &st, &r);
+		if (rc) {
+			bar_clear(&st);
+			sb_cmd_err(cmd, "%s: %s", path, strerror(-rc));
+			st.io_errors++;
+			continue;
+		}
+		st.base += r.bytes;
+		damage += sb_verify_damage(&r);
+		bar_clear(&st);
+		if (!st.quiet)
+			summary(topics[i], &r);
+	}
+	bar_clear(&st);
+	if (!st.quiet && ntopics == 0)
+		printf("%s: no topics\n", dir);
+	if (st.io_errors)
+		status = SB_EXIT_ERROR;
+	else if (damage)
+		status = SB_EXIT_DAMAGE;
+	else
+		status = SB_EXIT_OK;
+	if (damage && !st.quiet)
+		printf("damage found: %" PRIu64 " problem%s\n", damage, damage == 1 ? "" : "s");
+	for (size_t i = 0; i < ntopics; i++)
+		free(topics[i]);
+	free(topics);
+	return sb_cmd_finish_stdout(cmd, status);
+}

@@ -1,0 +1,78 @@
+/*
+ * streambus.c - the `streambus` command: work on a LOG_DIR without mounting
+ * it. Dispatches to the subcommands of tools/cmd_*.c and to the benchmarks
+ * (tools/bench.c).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cmd.h"
+
+#ifndef SB_VERSION
+#define SB_VERSION "unknown"
+#endif
+
+static const char usage[] =
+	"usage: streambus COMMAND [OPTIONS] ARGS...\n"
+	"\n"
+	"Work on a StreamBus log directory without mounting it.\n"
+	"\n"
+	"commands:\n"
+	"  stat LOG_DIR [TOPIC]          topics: offsets, records, bytes, segments, times\n"
+	"  dump LOG_DIR/TOPIC            print records (offset, time, key, payload)\n"
+	"  verify LOG_DIR [TOPIC]        check every CRC, offset and index entry\n"
+	"  recover LOG_DIR [TOPIC]       repair after a crash, as mounting does\n"
+	"  bench [OPTIONS]               the storage engine's benchmarks\n"
+	"\n"
+	"options:\n"
+	"  -h, --help                    this help ('streambus COMMAND --help' for one command)\n"
+	"  -V, --version                 the version\n"
+	"\n"
+	"Exit status: 0 success, 1 damage found (verify), 2 usage or I/O error.\n"
+	"See streambus(1).\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{"stat", sb_cmd_stat},
+	{"dump", sb_cmd_dump},
+	{"verify", sb_cmd_verify},
+	{"recover", sb_cmd_recover},
+	{"bench", sb_bench_main},
+};
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return SB_EXIT_ERROR;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		if (argc > 2 && strcmp(cmd, "help") == 0) {
+			/* "streambus help dump" = "streambus dump --help" */
+			char *sub[] = {argv[2], "--help", NULL};
+			for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+				if (!strcmp(commands[i].name, argv[2]))
+					return commands[i].fn(2, sub);
+			fprintf(stderr, "streambus: unknown command '%s' (try 'streambus --help')\n",
+				argv[2]);
+			return SB_EXIT_ERROR;
+		}
+		fputs(usage, stdout);
+		return sb_cmd_finish_stdout("help", SB_EXIT_OK);
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("streambus %s\n", SB_VERSION);
+		return sb_cmd_finish_stdout("version", SB_EXIT_OK);
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(commands[i].name, cmd))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "streambus: unknown command '%s' (try 'streambus --help')\n", cmd);
+	return SB_EXIT_ERROR;
+}
