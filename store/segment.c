@@ -355,6 +355,13 @@ static int seg_grow(sb_segment *s, uint64_t need)
 		rc = io->ftruncate(io->ctx, s->fd, (off_t)target);
 	if (rc)
 		return rc;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+	/* Fault the new pages in with one call rather than one fault each
+	 * (best effort: older kernels say EINVAL and fault as usual). */
+	uint64_t from = s->alloc & ~(uint64_t)4095;
+	(void)madvise(s->map + from, target - from, MADV_POPULATE_WRITE);
 	s->alloc = target;
 	return 0;
 }
@@ -478,51 +485,67 @@ int sb_segment_remove(sb_segment *s)
 	return rc ? rc : rc2;
 }
 
+/*
+ * The forward scan: from index entry e, step over records by their size
+ * field alone (offsets are dense, so the target is `skip` records on), then
+ * decode the one found. by_stream: step until the record whose payload holds
+ * stream byte `want` instead.
+ */
+static int seg_scan_to(const sb_segment *s, const sb_idx_entry *e, int by_stream, uint64_t want,
+		       uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
+{
+	uint64_t len = sb_segment_len(s), p = e->pos, st = s->base_stream + e->rel_stream;
+	uint64_t skip = by_stream ? UINT64_MAX : want - (s->base + e->rel_offset);
+	const uint8_t *map = s->map;
+	sb_rec_hdr t;
+
+	/* The chain of size fields is a chain of dependent loads: fetch the
+	 * lines it will walk all at once (an estimate from the average record
+	 * size, for offsets; the index interval for stream positions). */
+	uint64_t ahead = s->p->index_interval;
+	uint64_t nrec = atomic_load_explicit(&s->next, memory_order_relaxed) - s->base;
+	if (!by_stream && nrec)
+		ahead = skip * ((len - SB_SEG_HDR) / nrec) + 2 * SB_REC_HDR;
+	if (ahead > len - p)
+		ahead = len - p;
+	for (uint64_t a = 0; a < ahead; a += 64)
+		__builtin_prefetch(map + p + a);
+
+	for (;;) {
+		if (p + SB_REC_HDR > len)
+			return SB_ECORRUPT;
+		uint32_t size = sb_get32(map + p + 4), vlen = sb_get32(map + p + 28);
+		if (size < SB_REC_HDR || size > len - p)
+			return SB_ECORRUPT;
+		if (by_stream ? want < st + vlen : skip == 0)
+			break;
+		p += size;
+		st += vlen;
+		skip--;
+	}
+	if (sb_rec_decode(map + p, len - p, 0, &t) != SB_REC_OK || (!by_stream && t.offset != want))
+		return SB_ECORRUPT;
+	*pos = p;
+	*stream = st;
+	*h = t;
+	return 0;
+}
+
 int sb_segment_locate(const sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
 {
-	uint64_t len = sb_segment_len(s);
 	sb_idx_entry e;
-	sb_rec_hdr t;
 
 	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
 		return SB_ECORRUPT;
-	uint64_t p = e.pos, st = s->base_stream + e.rel_stream;
-	while (p < len) {
-		if (sb_rec_decode(s->map + p, len - p, 0, &t) != SB_REC_OK)
-			return SB_ECORRUPT;
-		if (t.offset == offset) {
-			*pos = p;
-			*stream = st;
-			*h = t;
-			return 0;
-		}
-		p += t.size;
-		st += t.value_len;
-	}
-	return SB_ECORRUPT;
+	return seg_scan_to(s, &e, 0, offset, pos, stream, h);
 }
 
 int sb_segment_locate_stream(const sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
 			     sb_rec_hdr *h)
 {
-	uint64_t len = sb_segment_len(s);
 	sb_idx_entry e;
-	sb_rec_hdr t;
 
 	if (sb_index_lookup(s->ix, (uint32_t)(spos - s->base_stream), 1, &e))
 		return SB_ECORRUPT;
-	uint64_t p = e.pos, st = s->base_stream + e.rel_stream;
-	while (p < len) {
-		if (sb_rec_decode(s->map + p, len - p, 0, &t) != SB_REC_OK)
-			return SB_ECORRUPT;
-		if (spos < st + t.value_len) {
-			*pos = p;
-			*stream = st;
-			*h = t;
-			return 0;
-		}
-		p += t.size;
-		st += t.value_len;
-	}
-	return SB_ECORRUPT;
+	return seg_scan_to(s, &e, 1, spos, pos, stream, h);
 }
