@@ -77,6 +77,8 @@ struct fio {
 	int crashed;
 	char *stash_dir;
 	unsigned stash_seq;
+	int fake_sync;
+	unsigned sync_delay_us;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -386,10 +388,15 @@ static int f_fdatasync(void *ctx, int fd)
 	int rc;
 
 	pthread_mutex_lock(&f->mu);
+	unsigned delay = f->sync_delay_us;
+	pthread_mutex_unlock(&f->mu);
+	if (delay)
+		usleep(delay);
+	pthread_mutex_lock(&f->mu);
 	rc = check(f, FIO_FDATASYNC, NULL, fd);
 	if (rc)
 		goto out;
-	if (fdatasync(fd) < 0) {
+	if (!f->fake_sync && fdatasync(fd) < 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -627,6 +634,14 @@ void fio_short_write(fio *f, unsigned nth, size_t keep)
 	pthread_mutex_lock(&f->mu);
 	f->short_nth = nth ? nth : 1;
 	f->short_keep = keep;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void fio_set_sync(fio *f, int real, unsigned delay_us)
+{
+	pthread_mutex_lock(&f->mu);
+	f->fake_sync = !real;
+	f->sync_delay_us = delay_us;
 	pthread_mutex_unlock(&f->mu);
 }
 

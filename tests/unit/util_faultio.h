@@ -68,6 +68,14 @@ void fio_disk_budget(fio *f, int64_t bytes);
  * only `keep` bytes (fewer than asked). Once. */
 void fio_short_write(fio *f, unsigned nth, size_t keep);
 
+/*
+ * fdatasync behaviour: real = 0 skips the system call (crash simulation does
+ * not need the disk to be durable, and it is much faster); delay_us sleeps
+ * that long in every fdatasync (outside the table's lock), so that group
+ * commit has something to group. Defaults: real, no delay.
+ */
+void fio_set_sync(fio *f, int real, unsigned delay_us);
+
 /* Calls of each kind seen so far (failed ones included). */
 unsigned fio_calls(fio *f, fio_kind kind);
 /* Calls that were made to fail (rules, budget, crash). */

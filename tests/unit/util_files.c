@@ -199,6 +199,55 @@ int uf_last_suffix(const char *dir, const char *suffix, char *buf, size_t cap)
 	return 0;
 }
 
+struct list_arg {
+	char **v;
+	int n, cap;
+};
+
+static int list_fn(void *arg, const char *dir, const char *name)
+{
+	struct list_arg *a = arg;
+	(void)dir;
+	if (a->n == a->cap) {
+		int c = a->cap ? a->cap * 2 : 16;
+		char **v = realloc(a->v, (size_t)c * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		a->v = v;
+		a->cap = c;
+	}
+	if (!(a->v[a->n] = strdup(name)))
+		return -ENOMEM;
+	a->n++;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int uf_list_suffix(const char *dir, const char *suffix, char ***out)
+{
+	struct list_arg a = {0};
+	int rc = each_suffix(dir, suffix, list_fn, &a);
+	if (rc) {
+		uf_list_free(a.v, a.n);
+		return rc;
+	}
+	if (a.n)
+		qsort(a.v, (size_t)a.n, sizeof(*a.v), cmp_str);
+	*out = a.v;
+	return a.n;
+}
+
+void uf_list_free(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 int uf_read_all(const char *path, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY), rc = 0;

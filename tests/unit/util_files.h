@@ -34,6 +34,10 @@ int uf_remove_suffix(const char *dir, const char *suffix);
 /* The name (not path) of the last file of dir ending in suffix in name
  * order, into buf; 0, -ENOENT. */
 int uf_last_suffix(const char *dir, const char *suffix, char *buf, size_t cap);
+/* The names in dir ending in suffix, sorted; *out a malloc'd array of
+ * malloc'd names (free with uf_list_free). Returns the count or -errno. */
+int uf_list_suffix(const char *dir, const char *suffix, char ***out);
+void uf_list_free(char **names, int n);
 /* Read the whole file into a malloc'd buffer (*len its size); 0 or -errno. */
 int uf_read_all(const char *path, uint8_t **out, size_t *len);
 /* Append/overwrite `n` bytes at pos (pos < 0: at the end). */

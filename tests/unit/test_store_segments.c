@@ -1,0 +1,274 @@
+/*
+ * test_store_segments.c - rolling into segment files with sparse indexes
+ * beside them, and the density of those indexes (also after a rebuild: the
+ * seed's engine rebuilt an index with a single entry).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "util_files.h"
+#include "util_store.h"
+
+static ut_env env;
+static sb_store *S;
+static sb_log *L;
+static sb_log_config C;
+static char tdir[4096];
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "seg"), 0);
+	S = NULL;
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+}
+
+static void teardown(void)
+{
+	if (S)
+		sb_store_close(S);
+	ut_env_fini(&env);
+}
+
+TestSuite(segments, .init = setup, .fini = teardown);
+
+static void open_store(uint64_t seg_bytes, uint32_t interval)
+{
+	ut_cfg(&C, seg_bytes, SB_SYNC_NEVER);
+	C.index_interval_bytes = interval;
+	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+}
+
+static void close_store(void)
+{
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+}
+
+static void check_all(uint64_t n, uint64_t seed, size_t lo, size_t hi)
+{
+	cr_assert_eq(sb_log_start(L), 0);
+	cr_assert_eq(sb_log_next(L), n);
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(ut_check(L, i, ut_len(i, seed, lo, hi), seed), 0, "record %llu",
+			     (unsigned long long)i);
+}
+
+/*
+ * Check every .idx file against its .seg: a valid header, entries sorted,
+ * each pointing at a record of that offset, the first record covered, and
+ * about one entry per `interval` bytes of records. Returns the entry total.
+ */
+static size_t check_indexes(uint32_t interval)
+{
+	char name[64], p[4096];
+	size_t total = 0;
+	char **names = NULL;
+	int nseg = uf_list_suffix(tdir, ".seg", &names);
+	cr_assert_gt(nseg, 0);
+	cr_assert_eq(uf_count_suffix(tdir, ".idx"), nseg, "one index per segment after close");
+	for (int k = 0; k < nseg; k++) {
+		uint8_t *seg, *idx;
+		size_t seglen, idxlen;
+		const char *best = names[k];
+		uint64_t base;
+		cr_assert_eq(sb_seg_name_parse(best, ".seg", &base), 0, "segment name %s", best);
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), tdir, best), &seg, &seglen), 0);
+		sb_seg_name(name, base, ".idx");
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), tdir, name), &idx, &idxlen), 0);
+		sb_idx_hdr h;
+		cr_assert_geq(idxlen, SB_IDX_HDR);
+		cr_assert_eq(sb_idx_hdr_decode(idx, &h), 0, "%s header", name);
+		cr_expect_eq(h.base_offset, base);
+		cr_expect_eq(h.seg_len, seglen, "%s covers %u bytes, segment has %zu", name, h.seg_len,
+			     seglen);
+		cr_assert_eq(idxlen, SB_IDX_HDR + (size_t)h.count * SB_IDX_ENTRY);
+		cr_assert_gt(h.count, 0, "%s: the first record always has an entry", name);
+		uint32_t prev_pos = 0;
+		for (uint32_t i = 0; i < h.count; i++) {
+			sb_idx_entry e;
+			sb_rec_hdr rh;
+			sb_idx_entry_decode(idx + SB_IDX_HDR + (size_t)i * SB_IDX_ENTRY, &e);
+			if (i == 0) {
+				cr_expect_eq(e.rel_offset, 0);
+				cr_expect_eq(e.pos, SB_SEG_HDR);
+				cr_expect_eq(e.rel_stream, 0);
+			} else {
+				cr_expect_gt(e.pos, prev_pos);
+			}
+			cr_assert_lt(e.pos, seglen);
+			cr_assert_eq(sb_rec_decode(seg + e.pos, seglen - e.pos, 1, &rh), SB_REC_OK,
+				     "%s entry %u points at no record", name, i);
+			cr_expect_eq(rh.offset, base + e.rel_offset, "%s entry %u", name, i);
+			prev_pos = e.pos;
+		}
+		/* density: about one entry per interval bytes of records */
+		size_t rec_bytes = seglen - SB_SEG_HDR;
+		size_t want = rec_bytes / interval;
+		cr_expect_geq(h.count + 1, want / 2 + 1,
+			      "%s: %u entries for %zu bytes at interval %u (want ~%zu)", name, h.count,
+			      rec_bytes, interval, want);
+		cr_expect_leq(h.count, want + 2, "%s: %u entries for %zu bytes (want ~%zu)", name,
+			      h.count, rec_bytes, want);
+		total += h.count;
+		free(seg);
+		free(idx);
+	}
+	uf_list_free(names, nseg);
+	return total;
+}
+
+Test(segments, small_segments_roll_into_many_files)
+{
+	const uint64_t n = 600;
+	open_store(8192, 1024);
+	cr_assert_eq(ut_append_n(L, n, 1, 50, 400), 0);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	int nseg = uf_count_suffix(tdir, ".seg");
+	cr_expect_eq(st.segments, (uint32_t)nseg);
+	size_t bytes = 0;
+	for (uint64_t i = 0; i < n; i++)
+		bytes += SB_REC_HDR + strlen("k") + (i < 10 ? 1 : i < 100 ? 2 : 3) +
+			 ut_len(i, 1, 50, 400);
+	cr_expect_geq(nseg, (int)(bytes / 8192), "%zu bytes of records in %d segments", bytes, nseg);
+	cr_expect_leq(nseg, (int)(bytes / (8192 - 500)) + 1);
+	check_all(n, 1, 50, 400);
+	close_store();
+	/* every segment at most segment_bytes (+ one record that did not fit) */
+	cr_expect_leq(uf_sum_suffix(tdir, ".seg"), (off_t)(bytes + (size_t)nseg * SB_SEG_HDR));
+	open_store(8192, 1024);
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.segments, (uint32_t)nseg);
+	cr_expect_eq(st.bytes, (uint64_t)uf_sum_suffix(tdir, ".seg"));
+	check_all(n, 1, 50, 400);
+	/* appending after reopen continues in order */
+	cr_assert_eq(ut_append_n(L, 50, 1, 50, 400), 0);
+	close_store();
+	open_store(8192, 1024);
+	check_all(n + 50, 1, 50, 400);
+}
+
+Test(segments, segment_names_are_their_first_offsets)
+{
+	open_store(4096, 512);
+	cr_assert_eq(ut_append_n(L, 200, 2, 100, 300), 0);
+	close_store();
+	DIR *d = opendir(tdir);
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d))) {
+		uint64_t base;
+		char p[4096];
+		uint8_t *b;
+		size_t len;
+		sb_seg_hdr h;
+		sb_rec_hdr rh;
+		if (sb_seg_name_parse(e->d_name, ".seg", &base))
+			continue;
+		n++;
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), tdir, e->d_name), &b, &len), 0);
+		cr_assert_geq(len, SB_SEG_HDR + SB_REC_HDR);
+		cr_assert_eq(sb_seg_hdr_decode(b, &h), 0);
+		cr_expect_eq(h.base_offset, base);
+		cr_assert_eq(sb_rec_decode(b + SB_SEG_HDR, len - SB_SEG_HDR, 1, &rh), SB_REC_OK);
+		cr_expect_eq(rh.offset, base, "%s starts with record %llu", e->d_name,
+			     (unsigned long long)rh.offset);
+		free(b);
+	}
+	closedir(d);
+	cr_expect_gt(n, 5);
+}
+
+Test(segments, index_has_one_entry_per_interval)
+{
+	open_store(256 * 1024, 1024);
+	cr_assert_eq(ut_append_n(L, 3000, 3, 20, 200), 0);
+	close_store();
+	size_t entries = check_indexes(1024);
+	off_t bytes = uf_sum_suffix(tdir, ".seg");
+	cr_expect_gt(entries, (size_t)bytes / 1024 / 2, "%zu entries for %lld bytes", entries,
+		     (long long)bytes);
+}
+
+/* Delete (or damage) every index, reopen, read everything: the rebuilt
+ * indexes must be as dense as written ones. */
+static void rebuild_case(int damage)
+{
+	open_store(64 * 1024, 512);
+	cr_assert_eq(ut_append_n(L, 2500, 4, 20, 200), 0);
+	close_store();
+	check_indexes(512);
+	off_t idx_before = uf_sum_suffix(tdir, ".idx");
+	if (damage) {
+		DIR *d = opendir(tdir);
+		struct dirent *e;
+		char p[4096];
+		while ((e = readdir(d))) {
+			size_t l = strlen(e->d_name);
+			if (l > 4 && !strcmp(e->d_name + l - 4, ".idx"))
+				cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), tdir, e->d_name),
+							  damage == 1 ? -5 : 17, 0x40), 0);
+		}
+		closedir(d);
+	} else {
+		cr_assert_gt(uf_remove_suffix(tdir, ".idx"), 1);
+	}
+	open_store(64 * 1024, 512);
+	check_all(2500, 4, 20, 200);
+	uint8_t buf[100];
+	size_t n;
+	cr_assert_eq(sb_log_read_stream(L, sb_log_stream_end(L) / 2, buf, sizeof(buf), &n), 0);
+	cr_expect_gt(n, 0);
+	close_store();
+	check_indexes(512);
+	off_t idx_after = uf_sum_suffix(tdir, ".idx");
+	cr_expect_eq(idx_after, idx_before, "rebuilt indexes: %lld bytes, written ones: %lld",
+		     (long long)idx_after, (long long)idx_before);
+	open_store(64 * 1024, 512);
+	check_all(2500, 4, 20, 200);
+}
+
+Test(segments, missing_indexes_rebuilt_dense)
+{
+	rebuild_case(0);
+}
+
+Test(segments, corrupt_index_entries_rebuilt_dense)
+{
+	rebuild_case(1);
+}
+
+Test(segments, corrupt_index_header_rebuilt_dense)
+{
+	rebuild_case(2);
+}
+
+Test(segments, stats_count_bytes_and_timestamps)
+{
+	open_store(4096, 512);
+	for (int i = 0; i < 100; i++) {
+		sb_record_in r = {.value = "0123456789", .value_len = 10,
+				  .timestamp_ns = 1000000000LL * (i + 1)};
+		cr_assert_eq(sb_log_append(L, &r, 1, NULL), 0);
+	}
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.records, 100);
+	cr_expect_eq(st.stream_bytes, 1000);
+	cr_expect_eq(st.oldest_ns, 1000000000LL);
+	cr_expect_eq(st.newest_ns, 100000000000LL);
+	cr_expect_geq(st.bytes, 100 * (SB_REC_HDR + 10));
+	close_store();
+	open_store(4096, 512);
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.bytes, (uint64_t)uf_sum_suffix(tdir, ".seg"));
+	cr_expect_eq(st.oldest_ns, 1000000000LL);
+	cr_expect_eq(st.newest_ns, 100000000000LL);
+}
