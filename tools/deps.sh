@@ -21,7 +21,12 @@ sb_build() {
 	local dir=$1; shift
 	local top
 	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	local log rc
 	cmake -S "$top" -B "$top/$dir" "$@" >/dev/null || return 1
-	cmake --build "$top/$dir" -j"$(nproc)" 2>&1 | grep -Ev '^\[|^Consolidate|^-- ' || true
-	[ "${PIPESTATUS[0]}" -eq 0 ]
+	log=$(mktemp)
+	cmake --build "$top/$dir" -j"$(nproc)" >"$log" 2>&1
+	rc=$?
+	grep -Ev '^\[|^Consolidate|^-- |^gmake' "$log"
+	rm -f "$log"
+	return $rc
 }
