@@ -1,0 +1,731 @@
+/*
+ * bench_store.c - the storage engine's side of `streambus bench`: every
+ * figure measured through the public API (sb_store.h), plus the store's
+ * internal index lookup (index.h). Each workload gets its own store under
+ * the scratch directory, removed when done.
+ */
+#define SB_BENCH_INTERNAL
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "index.h"
+#include "sb_store.h"
+
+#define PAYLOAD 100u  /* the payload of the read and fsync workloads */
+#define OPEN_PAYLOAD 1024u
+
+static volatile uint64_t sink; /* keeps results alive; written once per loop */
+
+/* Open (creating) a store in c->dir/name with `sync` for every topic; the
+ * index interval too if nonzero. */
+static int open_store(const sb_bench_cfg *c, const char *name, enum sb_sync sync, uint32_t interval,
+		      sb_store **s, char *path, size_t cap)
+{
+	sb_store_options o;
+
+	if (snprintf(path, cap, "%s/%s", c->dir, name) >= (int)cap)
+		return -ENAMETOOLONG;
+	sb_store_options_default(&o);
+	o.defaults.sync = sync;
+	if (interval)
+		o.defaults.index_interval_bytes = interval;
+	o.no_flusher = sync != SB_SYNC_INTERVAL;
+	return sb_store_open(path, &o, s);
+}
+
+static int topic(sb_store *s, const char *name, sb_log **l)
+{
+	int rc = sb_store_create(s, name);
+
+	if (rc && rc != -EEXIST)
+		return rc;
+	return sb_store_get(s, name, l);
+}
+
+/* Append n records of `len` payload bytes, `batch` per call (records
+ * numbered from sb_log_next, so payloads are predictable). */
+static int fill(const sb_bench_cfg *c, sb_log *l, uint64_t n, uint32_t len, size_t batch)
+{
+	sb_record_in r[64];
+	uint64_t first = sb_log_next(l);
+
+	if (batch > 64)
+		batch = 64;
+	for (uint64_t i = 0; i < n;) {
+		size_t k = n - i < batch ? (size_t)(n - i) : batch;
+		for (size_t j = 0; j < k; j++)
+			r[j] = (sb_record_in){.value = sb_bench_payload(c, first + i + j, len), .value_len = len};
+		int rc = sb_log_append(l, r, k, NULL);
+		if (rc)
+			return rc;
+		i += k;
+	}
+	return 0;
+}
+
+/* Index entries in a topic directory's .idx files (from their sizes). */
+static long idx_entries(const char *store_dir, const char *name)
+{
+	char path[4096];
+	long total = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	if (snprintf(path, sizeof(path), "%s/%s", store_dir, name) >= (int)sizeof(path))
+		return -1;
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		size_t n = strlen(d->d_name);
+		struct stat st;
+		if (n < 4 || strcmp(d->d_name + n - 4, ".idx"))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s/%s", store_dir, name, d->d_name) < (int)sizeof(path) &&
+		    stat(path, &st) == 0 && st.st_size >= 32)
+			total += (long)(st.st_size - 32) / 12;
+	}
+	closedir(dir);
+	return total;
+}
+
+/* ---- index lookup ---------------------------------------------------------- */
+
+static void bench_index(const sb_bench_cfg *c, sb_bench_val *v)
+{
+	enum { N = 10000, STEP = 31 };
+	sb_index *ix;
+	double r[16];
+	uint64_t allocs = 0, acc = 0, rng = 0x1234567;
+	int rc = sb_index_new(N, &ix);
+
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_index_new", rc);
+		return;
+	}
+	for (uint32_t i = 0; i < N && !rc; i++) {
+		sb_idx_entry e = {.rel_offset = i * STEP, .pos = 32 + i * 4096, .rel_stream = i * 3968};
+		rc = sb_index_add(ix, &e);
+	}
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_index_add", rc);
+		goto out_free;
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		int bad = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t k = 0; k < c->lookups; k++) {
+			uint32_t rel = (uint32_t)sb_bench_below(&rng, (uint64_t)N * STEP);
+			sb_idx_entry e;
+			bad |= sb_index_lookup(ix, rel, 0, &e);
+			acc += e.pos;
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (bad) {
+			sb_bench_fail(v, "sb_index_lookup", "a lookup failed");
+			goto out_free;
+		}
+		r[rep] = (double)ns / (double)c->lookups;
+	}
+	sink = acc;
+	sb_bench_set(v, r, c->reps, c->lookups, allocs);
+	v->how = "random keys over 10,000 entries (the tail-first check then binary search); includes ~2 ns of RNG";
+out_free:
+	sb_index_free(ix);
+}
+
+/* sb_log_stat over a log whose index has ~10,000 entries (one per record:
+ * index_interval_bytes = the record size), after a clean reopen. */
+static void bench_stat(const sb_bench_cfg *c, sb_bench_val *v)
+{
+	const uint32_t recsz = SB_REC_HDR + PAYLOAD;
+	const uint64_t n = 10000;
+	char path[4096];
+	sb_store *s;
+	sb_log *l;
+	double r[16];
+	uint64_t allocs = 0, rng = 0xabcdef, acc = 0;
+	int rc = open_store(c, "stat", SB_SYNC_NEVER, recsz, &s, path, sizeof(path));
+
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_store_open", rc);
+		return;
+	}
+	rc = topic(s, "t", &l);
+	if (!rc)
+		rc = fill(c, l, n, PAYLOAD, 64);
+	int rc2 = sb_store_close(s);
+	if (rc || rc2) {
+		sb_bench_fail_rc(v, "building the log", rc ? rc : rc2);
+		goto out_rm;
+	}
+	long entries = idx_entries(path, "t");
+	rc = open_store(c, "stat", SB_SYNC_NEVER, recsz, &s, path, sizeof(path));
+	if (!rc)
+		rc = sb_store_get(s, "t", &l);
+	if (rc) {
+		sb_bench_fail_rc(v, "reopen", rc);
+		goto out_rm;
+	}
+	uint64_t start = sb_log_start(l), cnt = sb_log_next(l) - start;
+	if (cnt != n) {
+		sb_bench_fail(v, "reopen", "the reopened log does not hold the records appended");
+		goto out_close;
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		uint64_t wrong = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t k = 0; k < c->lookups; k++) {
+			uint64_t off = start + sb_bench_below(&rng, n);
+			sb_record_info info;
+			rc = sb_log_stat(l, off, &info);
+			if (rc)
+				break;
+			wrong += info.offset != off;
+			acc += info.stream_pos;
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_log_stat", rc);
+			goto out_close;
+		}
+		if (wrong) {
+			sb_bench_fail(v, "sb_log_stat", "returned the header of another record");
+			goto out_close;
+		}
+		r[rep] = (double)ns / (double)c->lookups;
+	}
+	sink = acc;
+	sb_bench_set(v, r, c->reps, c->lookups, allocs);
+	sb_bench_extra(v, "index_entries", (double)entries);
+	v->how = "random offsets; measures the segment rwlock, segment choice, index lookup, header decode";
+out_close:
+	sb_store_close(s);
+out_rm:
+	sb_bench_rmtree(path);
+}
+
+/* ---- appends and reads --------------------------------------------------- */
+
+/* One record per call, sync never; ns per append. */
+static int append_loop(const sb_bench_cfg *c, sb_log *l, uint32_t len, sb_bench_val *v)
+{
+	uint64_t n = c->records, first = sb_log_next(l);
+	int rc = 0;
+
+	sb_bench_alloc_start();
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		sb_record_in r = {.value = sb_bench_payload(c, first + i, len), .value_len = len};
+		rc = sb_log_append(l, &r, 1, NULL);
+	}
+	uint64_t ns = sb_bench_now() - t0;
+	uint64_t allocs = sb_bench_alloc_stop();
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_log_append", rc);
+		return rc;
+	}
+	double x = (double)ns / (double)n;
+	sb_bench_set(v, &x, 1, n, allocs);
+	v->how = "one run into a fresh topic (default 128 MiB segments), timestamp 0 = now";
+	return 0;
+}
+
+/* Random sb_log_read of whole records; the log holds records [start, next)
+ * with PAYLOAD-byte payloads. */
+static void bench_read(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
+{
+	uint8_t buf[PAYLOAD + 28];
+	uint64_t start = sb_log_start(l), n = sb_log_next(l) - start, allocs = 0, rng = 77, acc = 0;
+	double r[16];
+	size_t got;
+	int rc = 0;
+
+	/* Warm: read everything once and check it. */
+	for (uint64_t i = 0; i < n; i++) {
+		rc = sb_log_read(l, start + i, 0, buf, sizeof(buf), &got, NULL);
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_log_read (warm-up)", rc);
+			return;
+		}
+		if (got != PAYLOAD || memcmp(buf, sb_bench_payload(c, start + i, PAYLOAD), PAYLOAD)) {
+			sb_bench_fail(v, "sb_log_read (warm-up)", "returned the wrong payload");
+			return;
+		}
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		size_t short_reads = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t k = 0; k < c->lookups; k++) {
+			rc = sb_log_read(l, start + sb_bench_below(&rng, n), 0, buf, sizeof(buf), &got, NULL);
+			if (rc)
+				break;
+			short_reads += got != PAYLOAD;
+			acc += buf[0];
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc || short_reads) {
+			sb_bench_fail_rc(v, "sb_log_read", rc ? rc : -EIO);
+			return;
+		}
+		r[rep] = (double)ns / (double)c->lookups;
+	}
+	sink = acc;
+	sb_bench_set(v, r, c->reps, c->lookups, allocs);
+	v->how = "100-byte payloads, CRC checked by each read, uniform random offsets";
+}
+
+static void bench_scan_stream(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
+{
+	const size_t chunk = 1u << 20;
+	uint8_t *buf = malloc(chunk);
+	uint64_t allocs = 0, total = 0, acc = 0;
+	double r[16];
+	int rc = 0;
+
+	if (!buf) {
+		sb_bench_fail_rc(v, "malloc", -ENOMEM);
+		return;
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		uint64_t pos = sb_log_stream_start(l), calls = 0;
+		size_t got = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (;;) {
+			rc = sb_log_read_stream(l, pos, buf, chunk, &got);
+			if (rc || !got)
+				break;
+			acc += buf[got - 1];
+			pos += got;
+			calls++;
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		total = pos - sb_log_stream_start(l);
+		if (rc || pos != sb_log_stream_end(l)) {
+			sb_bench_fail_rc(v, "sb_log_read_stream", rc ? rc : -EIO);
+			goto out_free;
+		}
+		r[rep] = sb_bench_mbps(total, ns);
+		if (!rep)
+			v->ops = calls;
+	}
+	sink = acc;
+	uint64_t calls = v->ops;
+	sb_bench_set(v, r, c->reps, calls, allocs);
+	sb_bench_extra(v, "bytes_per_pass", (double)total);
+	v->how = "whole stream start to end, payload bytes only; allocs per 1 MiB call";
+out_free:
+	free(buf);
+}
+
+static void bench_scan_records(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
+{
+	uint8_t buf[PAYLOAD + 28];
+	uint64_t start = sb_log_start(l), n = sb_log_next(l) - start, allocs = 0, acc = 0, bytes = 0;
+	double r[16], per[16];
+	size_t got;
+	int rc = 0;
+
+	for (int rep = 0; rep < c->reps; rep++) {
+		bytes = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < n; i++) {
+			rc = sb_log_read(l, start + i, 0, buf, sizeof(buf), &got, NULL);
+			if (rc)
+				break;
+			bytes += got;
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_log_read", rc);
+			return;
+		}
+		acc += buf[0];
+		r[rep] = sb_bench_mbps(bytes, ns);
+		per[rep] = (double)ns / (double)n;
+	}
+	sink = acc;
+	sb_bench_set(v, r, c->reps, n, allocs);
+	sb_bench_extra(v, "ns_per_record", sb_bench_median(per, c->reps));
+	v->how = "every record in offset order, 100-byte payloads, CRC checked per record";
+}
+
+static void bench_stream4k(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
+{
+	uint8_t buf[4096];
+	uint64_t s0 = sb_log_stream_start(l), span = sb_log_stream_end(l) - s0 - sizeof(buf) + 1;
+	uint64_t allocs = 0, rng = 99, acc = 0, ops = c->lookups / 4;
+	double r[16];
+	size_t got = 0;
+	int rc = 0;
+
+	for (int rep = 0; rep < c->reps; rep++) {
+		uint64_t shorts = 0;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t k = 0; k < ops; k++) {
+			rc = sb_log_read_stream(l, s0 + sb_bench_below(&rng, span), buf, sizeof(buf), &got);
+			if (rc)
+				break;
+			shorts += got != sizeof(buf);
+			acc += buf[100];
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc || shorts) {
+			sb_bench_fail_rc(v, "sb_log_read_stream", rc ? rc : -EIO);
+			return;
+		}
+		r[rep] = (double)ns / (double)ops;
+	}
+	sink = acc;
+	sb_bench_set(v, r, c->reps, ops, allocs);
+	sb_bench_extra(v, "MB_per_s", 4096.0 * 1e3 / v->value);
+	v->how = "uniform random stream positions, 100-byte records (about 41 per read)";
+}
+
+/* Appends of 39- and 100-byte payloads, then the reads on the 100-byte log. */
+static void bench_append_read(const sb_bench_cfg *c, sb_bench_val *o)
+{
+	char path[4096];
+	sb_store *s = NULL;
+	sb_log *l39, *l100;
+	int rc = open_store(c, "append", SB_SYNC_NEVER, 0, &s, path, sizeof(path));
+
+	if (!rc)
+		rc = topic(s, "p39", &l39);
+	if (!rc)
+		rc = topic(s, "p100", &l100);
+	if (rc) {
+		sb_bench_fail_rc(&o[SB_FIG_APPEND39], "opening the store", rc);
+		sb_bench_fail_rc(&o[SB_FIG_APPEND100], "opening the store", rc);
+		goto out_close;
+	}
+	sb_bench_progress(c, "append 39");
+	append_loop(c, l39, 39, &o[SB_FIG_APPEND39]);
+	sb_bench_progress(c, "append 100");
+	if (append_loop(c, l100, PAYLOAD, &o[SB_FIG_APPEND100])) {
+		for (int f = SB_FIG_READ; f <= SB_FIG_STREAM4K; f++)
+			sb_bench_fail(&o[f], "setup", "the append of the records to read failed");
+		goto out_close;
+	}
+	sb_bench_progress(c, "read");
+	bench_read(c, l100, &o[SB_FIG_READ]);
+	sb_bench_progress(c, "scan");
+	bench_scan_stream(c, l100, &o[SB_FIG_SCAN_STREAM]);
+	bench_scan_records(c, l100, &o[SB_FIG_SCAN_RECORD]);
+	sb_bench_progress(c, "stream 4k");
+	bench_stream4k(c, l100, &o[SB_FIG_STREAM4K]);
+out_close:
+	if (s)
+		sb_store_close(s);
+	sb_bench_rmtree(path);
+}
+
+/* ---- appends with fsync ------------------------------------------------- */
+
+/* n pwrite+fdatasync of rec (len bytes) appended to fd from file offset 0. */
+static int bare_loop(int fd, const uint8_t *rec, size_t len, uint64_t n, uint64_t *ns)
+{
+	uint64_t t0 = sb_bench_now();
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (pwrite(fd, rec, len, (off_t)(i * len)) != (ssize_t)len)
+			return errno ? -errno : -EIO;
+		if (fdatasync(fd) < 0)
+			return -errno;
+	}
+	*ns = sb_bench_now() - t0;
+	return 0;
+}
+
+static int open_bare(const char *dir, const char *name, uint64_t prealloc, int *fd)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	*fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return -errno;
+	if (prealloc && (fallocate(*fd, 0, 0, (off_t)prealloc) < 0 || fsync(*fd) < 0)) {
+		int rc = -errno;
+		close(*fd);
+		return rc;
+	}
+	return 0;
+}
+
+/* One writer under sync=always, against a bare pwrite+fdatasync of the
+ * same record bytes, interleaved in c->reps rounds so that drift of the
+ * disk hits all three alike. */
+static void bench_fsync1(const sb_bench_cfg *c, sb_log *l, const char *dir, sb_bench_val *v)
+{
+	uint8_t rec[SB_REC_HDR + PAYLOAD];
+	sb_record_in in = {.value = sb_bench_payload(c, 0, PAYLOAD), .value_len = PAYLOAD};
+	uint64_t per = c->fsync_ops / (uint64_t)c->reps, allocs = 0;
+	double ours[16], grow[16], pre[16];
+	sb_log_stats a, b;
+	int fd_grow = -1, fd_pre = -1, rc;
+
+	sb_rec_encode(rec, 0, 1, &in);
+	rc = open_bare(dir, "bare-grow", 0, &fd_grow);
+	if (!rc)
+		rc = open_bare(dir, "bare-prealloc", per * sizeof(rec), &fd_pre);
+	for (int i = 0; i < 10 && !rc; i++) /* warm up: the first segment pages */
+		rc = sb_log_append(l, &in, 1, NULL);
+	if (!rc)
+		rc = sb_log_get_stats(l, &a);
+	if (rc) {
+		sb_bench_fail_rc(v, "setup", rc);
+		goto out_close;
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		uint64_t ns;
+		rc = bare_loop(fd_grow, rec, sizeof(rec), per, &ns);
+		if (rc) {
+			sb_bench_fail_rc(v, "bare pwrite+fdatasync", rc);
+			goto out_close;
+		}
+		grow[rep] = (double)ns / (double)per / 1e3;
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < per && !rc; i++)
+			rc = sb_log_append(l, &in, 1, NULL);
+		ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_log_append", rc);
+			goto out_close;
+		}
+		ours[rep] = (double)ns / (double)per / 1e3;
+		rc = bare_loop(fd_pre, rec, sizeof(rec), per, &ns);
+		if (rc) {
+			sb_bench_fail_rc(v, "bare pwrite+fdatasync (preallocated)", rc);
+			goto out_close;
+		}
+		pre[rep] = (double)ns / (double)per / 1e3;
+	}
+	rc = sb_log_get_stats(l, &b);
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_log_get_stats", rc);
+		goto out_close;
+	}
+	sb_bench_set(v, ours, c->reps, per, allocs);
+	double g = sb_bench_median(grow, c->reps), p = sb_bench_median(pre, c->reps);
+	sb_bench_extra(v, "records_per_s", 1e6 / v->value);
+	sb_bench_extra(v, "records_per_fsync",
+		       b.syncs > a.syncs ? (double)(b.synced_appends - a.synced_appends) / (double)(b.syncs - a.syncs) : 0);
+	sb_bench_extra(v, "bare_pwrite_fdatasync_us", g);
+	sb_bench_extra(v, "ratio_vs_bare", v->value / g);
+	sb_bench_extra(v, "bare_prealloc_pwrite_fdatasync_us", p);
+	sb_bench_extra(v, "ratio_vs_bare_prealloc", v->value / p);
+	v->how = "latency per append; bare = pwrite of the same 132 record bytes + fdatasync to a plain file "
+		 "(growing; and preallocated), interleaved rounds; target ratio_vs_bare <= 1.2";
+out_close:
+	if (fd_grow >= 0)
+		close(fd_grow);
+	if (fd_pre >= 0)
+		close(fd_pre);
+}
+
+struct writer {
+	const sb_bench_cfg *c;
+	sb_log *l;
+	pthread_barrier_t *go;
+	uint64_t n, ns;
+	int rc;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	sb_record_in in = {.value = sb_bench_payload(w->c, 1, PAYLOAD), .value_len = PAYLOAD};
+
+	pthread_barrier_wait(w->go);
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t i = 0; i < w->n && !w->rc; i++)
+		w->rc = sb_log_append(w->l, &in, 1, NULL);
+	w->ns = sb_bench_now() - t0;
+	return NULL;
+}
+
+static void bench_fsync_mt(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
+{
+	struct writer w[64];
+	pthread_t th[64];
+	pthread_barrier_t go;
+	int nt = c->threads < 64 ? c->threads : 64, started = 0, rc;
+	sb_log_stats a, b;
+
+	rc = sb_log_get_stats(l, &a);
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_log_get_stats", rc);
+		return;
+	}
+	pthread_barrier_init(&go, NULL, (unsigned)nt + 1);
+	for (int i = 0; i < nt; i++) {
+		w[i] = (struct writer){.c = c, .l = l, .go = &go, .n = c->fsync_ops_mt};
+		if (pthread_create(&th[i], NULL, writer_main, &w[i]))
+			break;
+		started++;
+	}
+	if (started < nt) {
+		/* Cannot wait on the barrier: it needs every thread. Give up. */
+		fprintf(stderr, "streambus bench: cannot start writer threads\n");
+		abort();
+	}
+	sb_bench_alloc_start();
+	pthread_barrier_wait(&go);
+	uint64_t t0 = sb_bench_now(), sum_ns = 0, total = 0;
+	for (int i = 0; i < nt; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].rc && !rc)
+			rc = w[i].rc;
+		sum_ns += w[i].ns;
+		total += w[i].n;
+	}
+	uint64_t ns = sb_bench_now() - t0;
+	uint64_t allocs = sb_bench_alloc_stop();
+	pthread_barrier_destroy(&go);
+	if (!rc)
+		rc = sb_log_get_stats(l, &b);
+	if (rc) {
+		sb_bench_fail_rc(v, "sb_log_append", rc);
+		return;
+	}
+	double x = (double)total * 1e9 / (double)ns;
+	sb_bench_set(v, &x, 1, total, allocs);
+	sb_bench_extra(v, "records_per_fsync",
+		       b.syncs > a.syncs ? (double)(b.synced_appends - a.synced_appends) / (double)(b.syncs - a.syncs) : 0);
+	sb_bench_extra(v, "fsyncs", (double)(b.syncs - a.syncs));
+	sb_bench_extra(v, "mean_append_latency_us", (double)sum_ns / (double)total / 1e3);
+	v->how = "records/s over all writers, one record per call; records_per_fsync from sb_log_get_stats";
+}
+
+static void bench_fsync(const sb_bench_cfg *c, sb_bench_val *o)
+{
+	char path[4096];
+	sb_store *s = NULL;
+	sb_log *l1, *l8;
+	int rc = open_store(c, "sync", SB_SYNC_ALWAYS, 0, &s, path, sizeof(path));
+
+	if (!rc)
+		rc = topic(s, "w1", &l1);
+	if (!rc)
+		rc = topic(s, "w8", &l8);
+	if (rc) {
+		sb_bench_fail_rc(&o[SB_FIG_FSYNC1], "opening the store", rc);
+		sb_bench_fail_rc(&o[SB_FIG_FSYNC8], "opening the store", rc);
+		goto out_close;
+	}
+	sb_bench_progress(c, "fsync, 1 writer");
+	bench_fsync1(c, l1, path, &o[SB_FIG_FSYNC1]);
+	sb_bench_progress(c, "fsync, %d writers", c->threads);
+	bench_fsync_mt(c, l8, &o[SB_FIG_FSYNC8]);
+out_close:
+	if (s)
+		sb_store_close(s);
+	sb_bench_rmtree(path);
+}
+
+/* ---- open ------------------------------------------------------------------ */
+
+static void bench_open(const sb_bench_cfg *c, sb_bench_val *v)
+{
+	enum { REPS = 5 };
+	char path[4096];
+	sb_store *s = NULL;
+	sb_log *l;
+	sb_log_stats st = {0};
+	uint64_t n = c->open_bytes / (SB_REC_HDR + OPEN_PAYLOAD), allocs = 0;
+	double r[REPS], cl[REPS];
+	int rc = open_store(c, "open", SB_SYNC_INTERVAL, 0, &s, path, sizeof(path));
+
+	if (!rc)
+		rc = topic(s, "big", &l);
+	if (rc) {
+		sb_bench_fail_rc(v, "opening the store", rc);
+		goto out_close;
+	}
+	sb_bench_progress(c, "open: writing %llu MB", (unsigned long long)(c->open_bytes >> 20));
+	rc = fill(c, l, n, OPEN_PAYLOAD, 64);
+	if (!rc)
+		rc = sb_log_get_stats(l, &st);
+	int rc2 = sb_store_close(s);
+	s = NULL;
+	if (rc || rc2) {
+		sb_bench_fail_rc(v, "building the topic", rc ? rc : rc2);
+		goto out_close;
+	}
+	for (int rep = 0; rep < REPS; rep++) {
+		sb_store_options o;
+		sb_store_options_default(&o);
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		rc = sb_store_open(path, &o, &s);
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_store_open", rc);
+			goto out_close;
+		}
+		r[rep] = (double)ns / 1e6;
+		rc = sb_store_get(s, "big", &l);
+		if (rc || sb_log_next(l) - sb_log_start(l) != n) {
+			sb_bench_fail(v, "sb_store_open", "the reopened topic does not hold the records appended");
+			goto out_close;
+		}
+		t0 = sb_bench_now();
+		rc = sb_store_close(s);
+		cl[rep] = (double)(sb_bench_now() - t0) / 1e6;
+		s = NULL;
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_store_close", rc);
+			goto out_close;
+		}
+	}
+	double mn = r[0];
+	for (int i = 1; i < REPS; i++)
+		mn = r[i] < mn ? r[i] : mn;
+	sb_bench_set(v, r, REPS, 1, allocs);
+	sb_bench_extra(v, "min_ms", mn);
+	sb_bench_extra(v, "topic_MB", (double)st.bytes / 1e6);
+	sb_bench_extra(v, "segments", st.segments);
+	sb_bench_extra(v, "records", (double)n);
+	sb_bench_extra(v, "close_ms", sb_bench_median(cl, REPS));
+	v->how = "1 KiB payloads, default config (128 MiB segments, interval sync: the flusher starts too)";
+out_close:
+	if (s)
+		sb_store_close(s);
+	sb_bench_rmtree(path);
+}
+
+void sb_bench_store(const sb_bench_cfg *c, sb_bench_val o[SB_FIG_COUNT])
+{
+	sb_bench_progress(c, "index lookup");
+	bench_index(c, &o[SB_FIG_INDEX]);
+	sb_bench_progress(c, "sb_log_stat");
+	bench_stat(c, &o[SB_FIG_STAT]);
+	bench_append_read(c, o);
+	bench_fsync(c, o);
+	bench_open(c, &o[SB_FIG_OPEN]);
+}
