@@ -354,8 +354,9 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 			     idx_file *ix, seg_walk *w)
 {
 	uint64_t pos = SB_SEG_HDR, off = base, stream = base_stream;
-	uint64_t step_from = v->done;
+	uint64_t step_from = v->done, alt = 0;
 	uint32_t ei = 0;
+	int have_alt = 0;
 
 	w->complete = 0;
 	while (pos < size) {
@@ -400,11 +401,16 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 				       "says %llu, %u bytes)", (unsigned long long)off,
 				       (unsigned long long)h.offset, h.size);
 			off++;
+			alt++;
 		} else {
-			if (h.offset != off)
+			/* After one wrong offset, either sequence may go on: the
+			 * old one (one bad record) or the new one (a jump). */
+			if (h.offset != off && !(have_alt && h.offset == alt))
 				report(v, SB_VERIFY_ORDER, path, pos + 8,
 				       "record has offset %llu, expected %llu",
 				       (unsigned long long)h.offset, (unsigned long long)off);
+			have_alt = h.offset != off && !(have_alt && h.offset == alt);
+			alt = off + 1;
 			if (h.flags & ~SB_REC_KNOWN_FLAGS)
 				report(v, SB_VERIFY_RECORD, path, pos + 24,
 				       "record %llu has unknown flags 0x%04x",
@@ -467,6 +473,11 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	w->next_off = base;
 	file_path(path, v->dir, base, SB_SEG_SUFFIX);
 	v->res.segments++;
+	if (have_prev && prev->complete && base != prev->next_off)
+		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,
+		       "segment starts at offset %llu, the previous segment ends before %llu%s",
+		       (unsigned long long)base, (unsigned long long)prev->next_off,
+		       base > prev->next_off ? " (records missing)" : " (overlap)");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot open: %s", strerror(errno));
@@ -522,11 +533,6 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			       (unsigned long long)h.base_stream,
 			       (unsigned long long)prev->next_stream);
 	}
-	if (have_prev && prev->complete && base != prev->next_off)
-		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,
-		       "segment starts at offset %llu, the previous segment ends before %llu%s",
-		       (unsigned long long)base, (unsigned long long)prev->next_off,
-		       base > prev->next_off ? " (records missing)" : " (overlap)");
 	idx_load(v, base, size, &ix);
 	walk_records(v, path, m, size, base, base_stream, have_stream, &ix, w);
 	goto out_unmap;

@@ -1,0 +1,427 @@
+/*
+ * test_tool_verify.c - store/verify.c, the checker behind `streambus verify`:
+ * logs written by the store pass; a flipped byte, a cut or garbled tail, a
+ * missing or wrong index, a missing segment and a bad header are each found,
+ * named by file and byte position; zeros at the end of a segment are not
+ * damage; verify changes nothing; a log the store recovered passes again.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "format.h"
+#include "util_files.h"
+#include "util_store.h"
+#include "verify.h"
+
+/* Records of L payload bytes, no key: record k of a segment starts at
+ * SB_SEG_HDR + k * RS. */
+#define L 40
+#define RS (SB_REC_HDR + L)
+#define SEED 7
+/* Small segments: several per topic, a few dozen records each. PER_SEG is
+ * about a segment's worth; tests find real segment bases with seg_base(). */
+#define SEG_BYTES 4096
+#define PER_SEG ((SEG_BYTES - SB_SEG_HDR) / RS)
+
+static ut_env env;
+
+#define MAXP 64
+typedef struct seen {
+	int n;
+	sb_verify_problem p[MAXP];
+	char path[MAXP][4096];
+	char msg[MAXP][512];
+	uint64_t last_done, last_total;
+	int progress_calls;
+} seen;
+
+static void on_problem(void *arg, const sb_verify_problem *p)
+{
+	seen *s = arg;
+
+	if (s->n >= MAXP)
+		return;
+	s->p[s->n] = *p;
+	snprintf(s->path[s->n], sizeof s->path[0], "%s", p->path);
+	snprintf(s->msg[s->n], sizeof s->msg[0], "%s", p->msg);
+	s->p[s->n].path = s->path[s->n];
+	s->p[s->n].msg = s->msg[s->n];
+	s->n++;
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	seen *s = arg;
+
+	cr_expect_leq(done, total);
+	cr_expect_geq(done, s->last_done, "progress went backwards");
+	s->last_done = done;
+	s->last_total = total;
+	s->progress_calls++;
+}
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "verify"), 0);
+}
+
+static void teardown(void)
+{
+	ut_env_fini(&env);
+}
+
+TestSuite(verify, .init = setup, .fini = teardown);
+
+/* Write n records of L bytes to topic "t" with small segments and a 128-byte
+ * index interval, and close the store cleanly. */
+static void make_log(size_t n)
+{
+	sb_log_config c;
+	sb_store *s;
+	sb_log *l;
+
+	ut_cfg(&c, SEG_BYTES, SB_SYNC_NEVER);
+	c.index_interval_bytes = 128;
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t v[L];
+		uint64_t off = sb_log_next(l);
+		sb_record_in rec = {.value = v, .value_len = L};
+
+		ut_fill(v, L, off, SEED);
+		cr_assert_eq(sb_log_append(l, &rec, 1, NULL), 0);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+}
+
+static int is_seg(const struct dirent *e)
+{
+	uint64_t b;
+
+	return sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &b) == 0;
+}
+
+/* Base offset of the i-th segment file of topic t (name order). */
+static uint64_t seg_base(int i)
+{
+	struct dirent **v;
+	char d[4096];
+	uint64_t b = UINT64_MAX;
+	int n = scandir(ut_topic_path(&env, "t", NULL, d, sizeof d), &v, is_seg, alphasort);
+
+	cr_assert_gt(n, i, "topic has %d segments, wanted #%d", n, i);
+	cr_assert_eq(sb_seg_name_parse(v[i]->d_name, SB_SEG_SUFFIX, &b), 0);
+	for (int k = 0; k < n; k++)
+		free(v[k]);
+	free(v);
+	return b;
+}
+
+static char *tdir(char *buf)
+{
+	return ut_topic_path(&env, "t", NULL, buf, 4096);
+}
+
+static char *seg(uint64_t base, const char *suffix, char *buf)
+{
+	char name[32];
+
+	sb_seg_name(name, base, suffix);
+	return ut_topic_path(&env, "t", name, buf, 4096);
+}
+
+static void run(seen *s, sb_verify_result *r)
+{
+	char d[4096];
+
+	memset(s, 0, sizeof *s);
+	cr_assert_eq(sb_verify_topic(tdir(d), on_problem, on_progress, s, r), 0);
+	cr_assert_eq((uint64_t)s->n, sb_verify_damage(r) + r->problems[SB_VERIFY_IO],
+		     "each counted problem is reported once");
+}
+
+/* The one problem of kind k, with a message containing `what`. */
+static const sb_verify_problem *only(const seen *s, enum sb_verify_kind k, const char *what)
+{
+	for (int i = 0; i < s->n; i++)
+		cr_log_info("problem %d: kind %d %s @%llu: %s", i, s->p[i].kind, s->p[i].path,
+			    (unsigned long long)s->p[i].pos, s->p[i].msg);
+	cr_assert_eq(s->n, 1, "expected exactly one problem, got %d", s->n);
+	cr_assert_eq(s->p[0].kind, k);
+	cr_assert(strstr(s->p[0].msg, what), "message '%s' lacks '%s'", s->p[0].msg, what);
+	return &s->p[0];
+}
+
+Test(verify, clean_log_passes_with_counts_and_progress)
+{
+	sb_verify_result r;
+	seen s;
+	size_t n = 3 * PER_SEG + 5;
+
+	make_log(n);
+	run(&s, &r);
+	cr_expect_eq(s.n, 0, "first problem: %s", s.n ? s.msg[0] : "");
+	cr_expect_eq(sb_verify_damage(&r), 0);
+	cr_expect_eq(r.records, n);
+	cr_expect_eq(r.first, 0);
+	cr_expect_eq(r.next, n);
+	cr_expect_geq(r.segments, 4);
+	cr_expect_gt(r.index_entries, r.segments, "more than one entry per segment");
+	cr_expect_eq((off_t)r.bytes, uf_sum_suffix(tdir((char[4096]){0}), SB_SEG_SUFFIX));
+	cr_expect_geq(s.progress_calls, 2);
+	cr_expect_eq(s.last_done, s.last_total);
+	cr_expect_eq(s.last_total, r.bytes);
+}
+
+Test(verify, empty_topic_passes)
+{
+	sb_verify_result r;
+	seen s;
+
+	make_log(0);
+	run(&s, &r);
+	cr_expect_eq(s.n, 0);
+	cr_expect_eq(r.records, 0);
+	cr_expect_eq(r.next, r.first);
+}
+
+Test(verify, flipped_payload_byte_is_a_crc_error_at_its_record)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	const sb_verify_problem *q;
+
+	make_log(2 * PER_SEG);
+	/* record 5 of the first segment, a byte of its payload */
+	cr_assert_eq(uf_flip_byte(seg(0, SB_SEG_SUFFIX, p), SB_SEG_HDR + 5 * RS + SB_REC_HDR + 3,
+				  0x20), 0);
+	run(&s, &r);
+	q = only(&s, SB_VERIFY_RECORD, "CRC");
+	cr_expect_str_eq(q->path, p);
+	cr_expect_eq(q->pos, SB_SEG_HDR + 5 * RS);
+	cr_expect(strstr(q->msg, "record 5 "), "names the record: %s", q->msg);
+	cr_expect_eq(r.records, 2 * PER_SEG - 1, "the others are still checked");
+	cr_expect_eq(r.next, 2 * PER_SEG);
+}
+
+Test(verify, cut_tail_is_a_torn_record_and_a_stale_index)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096], d[4096], name[64];
+	uint64_t base;
+	off_t size;
+	int torn = 0, stale = 0;
+
+	make_log(2 * PER_SEG + 3);
+	cr_assert_eq(uf_last_suffix(tdir(d), SB_SEG_SUFFIX, name, sizeof name), 0);
+	cr_assert_eq(sb_seg_name_parse(name, SB_SEG_SUFFIX, &base), 0);
+	seg(base, SB_SEG_SUFFIX, p);
+	size = uf_size(p);
+	cr_assert_eq(uf_cut_tail(p, 5), 0);
+	run(&s, &r);
+	for (int i = 0; i < s.n; i++) {
+		if (s.p[i].kind == SB_VERIFY_RECORD && strstr(s.msg[i], "torn")) {
+			torn++;
+			cr_expect_str_eq(s.path[i], p);
+			cr_expect_eq(s.p[i].pos, (uint64_t)size - RS);
+		} else if (s.p[i].kind == SB_VERIFY_INDEX && strstr(s.path[i], SB_IDX_SUFFIX)) {
+			stale++;
+		} else {
+			cr_expect_fail("unexpected problem: %s: %s", s.path[i], s.msg[i]);
+		}
+	}
+	cr_expect_eq(torn, 1);
+	cr_expect_geq(stale, 1, "the index covers bytes that are gone");
+	cr_expect_eq(r.records, 2 * PER_SEG + 2);
+	cr_expect_eq(r.next, 2 * PER_SEG + 2);
+}
+
+Test(verify, missing_index_is_reported_by_name)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	const sb_verify_problem *q;
+
+	make_log(3 * PER_SEG);
+	cr_assert_eq(uf_remove(seg(seg_base(1), SB_IDX_SUFFIX, p)), 0);
+	run(&s, &r);
+	q = only(&s, SB_VERIFY_INDEX, "missing index");
+	cr_expect_str_eq(q->path, p);
+	cr_expect_eq(q->pos, SB_VERIFY_NOPOS);
+	cr_expect_eq(r.records, 3 * PER_SEG, "records still all checked");
+}
+
+Test(verify, zeros_at_the_end_are_not_damage_but_garbage_after_them_is)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	static const uint8_t zeros[1000];
+	const sb_verify_problem *q;
+	off_t size;
+
+	make_log(10);
+	seg(0, SB_SEG_SUFFIX, p);
+	size = uf_size(p);
+	cr_assert_eq(uf_write_at(p, -1, zeros, sizeof zeros), 0);
+	run(&s, &r);
+	cr_expect_eq(s.n, 0, "preallocated zeros are the end: %s", s.n ? s.msg[0] : "");
+	cr_expect_eq(r.records, 10);
+
+	cr_assert_eq(uf_write_at(p, -1, "junk", 4), 0);
+	run(&s, &r);
+	q = only(&s, SB_VERIFY_RECORD, "garbled tail");
+	cr_expect_eq(q->pos, (uint64_t)size + sizeof zeros);
+	cr_expect_eq(r.records, 10);
+}
+
+Test(verify, wrong_index_entry_is_reported_at_its_position)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	uint8_t e[SB_IDX_ENTRY];
+	sb_idx_entry ent;
+	uint8_t *buf;
+	size_t len;
+	int found = 0;
+
+	make_log(PER_SEG);
+	seg(0, SB_IDX_SUFFIX, p);
+	cr_assert_eq(uf_read_all(p, &buf, &len), 0);
+	cr_assert_geq(len, SB_IDX_HDR + 2 * SB_IDX_ENTRY, "needs a second entry");
+	/* entry 1: say the record there has the next offset */
+	sb_idx_entry_decode(buf + SB_IDX_HDR + SB_IDX_ENTRY, &ent);
+	ent.rel_offset++;
+	sb_idx_entry_encode(e, &ent);
+	free(buf);
+	cr_assert_eq(uf_write_at(p, SB_IDX_HDR + SB_IDX_ENTRY, e, sizeof e), 0);
+	run(&s, &r);
+	for (int i = 0; i < s.n; i++) {
+		cr_expect_eq(s.p[i].kind, SB_VERIFY_INDEX, "%s", s.msg[i]);
+		cr_expect_str_eq(s.path[i], p);
+		if (strstr(s.msg[i], "entry 1 says offset")) {
+			found = 1;
+			cr_expect_eq(s.p[i].pos, SB_IDX_HDR + SB_IDX_ENTRY);
+		}
+	}
+	cr_expect(found, "entry 1 named");
+	cr_expect_eq(s.n, 2, "the entry and the entries' CRC");
+}
+
+Test(verify, missing_segment_is_a_gap_in_the_offsets)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+
+	make_log(3 * PER_SEG + 3);
+	uint64_t b1 = seg_base(1), b2 = seg_base(2);
+	cr_assert_eq(uf_remove(seg(b1, SB_SEG_SUFFIX, p)), 0);
+	cr_assert_eq(uf_remove(seg(b1, SB_IDX_SUFFIX, p)), 0);
+	run(&s, &r);
+	cr_assert_geq(s.n, 1);
+	seg(b2, SB_SEG_SUFFIX, p);
+	for (int i = 0; i < s.n; i++) {
+		/* the offsets jump, and so does the stream position */
+		cr_expect_eq(s.p[i].kind, SB_VERIFY_ORDER, "%s", s.msg[i]);
+		cr_expect_str_eq(s.path[i], p);
+	}
+	cr_expect(strstr(s.msg[0], "records missing"), "%s", s.msg[0]);
+	cr_expect_eq(r.records, 3 * PER_SEG + 3 - (b2 - b1));
+}
+
+Test(verify, bad_segment_header_is_reported)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	const sb_verify_problem *q;
+
+	make_log(2 * PER_SEG);
+	cr_assert_eq(uf_flip_byte(seg(seg_base(1), SB_SEG_SUFFIX, p), 9, 0x01), 0);
+	run(&s, &r);
+	q = only(&s, SB_VERIFY_FILE, "segment header");
+	cr_expect_str_eq(q->path, p);
+	cr_expect_eq(q->pos, 0);
+	cr_expect_eq(r.records, 2 * PER_SEG, "records behind a bad header still checked");
+}
+
+Test(verify, record_with_a_wrong_offset_is_out_of_order)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096];
+	uint8_t *buf;
+	size_t len;
+	const sb_verify_problem *q;
+	size_t at = SB_SEG_HDR + 4 * RS;
+
+	make_log(10);
+	seg(0, SB_SEG_SUFFIX, p);
+	cr_assert_eq(uf_read_all(p, &buf, &len), 0);
+	/* record 4 says offset 40, with a good CRC */
+	sb_put64(buf + at + 8, 40);
+	sb_put32(buf + at, sb_crc32c(0, buf + at + 4, RS - 4));
+	cr_assert_eq(uf_write_at(p, (off_t)at, buf + at, RS), 0);
+	free(buf);
+	run(&s, &r);
+	q = NULL;
+	for (int i = 0; i < s.n; i++) {
+		cr_log_info("%s", s.msg[i]);
+		if (s.p[i].kind == SB_VERIFY_ORDER) {
+			cr_expect_null(q, "one order problem only");
+			q = &s.p[i];
+		} else {
+			/* the index entry of record 4, if it has one, disagrees too */
+			cr_expect_eq(s.p[i].kind, SB_VERIFY_INDEX, "%s", s.msg[i]);
+		}
+	}
+	cr_assert_not_null(q);
+	cr_expect_eq(q->pos, at + 8);
+	cr_expect(strstr(q->msg, "offset 40, expected 4"), "%s", q->msg);
+}
+
+Test(verify, changes_nothing_and_recovered_log_passes)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096], d[4096], name[64];
+	uint8_t *before, *after;
+	size_t lb, la;
+	sb_log_config c;
+	sb_store *st;
+
+	make_log(2 * PER_SEG + 3);
+	cr_assert_eq(uf_last_suffix(tdir(d), SB_SEG_SUFFIX, name, sizeof name), 0);
+	uf_join(p, sizeof p, d, name);
+	cr_assert_eq(uf_cut_tail(p, 7), 0);
+	cr_assert_eq(uf_remove(seg(0, SB_IDX_SUFFIX, d)), 0);
+	cr_assert_eq(uf_read_all(p, &before, &lb), 0);
+	run(&s, &r);
+	cr_expect_geq(sb_verify_damage(&r), 2);
+	cr_assert_eq(uf_read_all(p, &after, &la), 0);
+	cr_expect_eq(la, lb);
+	cr_expect_eq(memcmp(before, after, la), 0, "verify changed the segment");
+	cr_expect_not(uf_exists(seg(0, SB_IDX_SUFFIX, d)), "verify made an index");
+	free(before);
+	free(after);
+
+	/* What mounting (and `streambus recover`) does. */
+	ut_cfg(&c, SEG_BYTES, SB_SYNC_NEVER);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &st), 0);
+	cr_assert_eq(sb_store_close(st), 0);
+	run(&s, &r);
+	cr_expect_eq(s.n, 0, "after recovery: %s", s.n ? s.msg[0] : "");
+	cr_expect_eq(r.records, 2 * PER_SEG + 2);
+}
