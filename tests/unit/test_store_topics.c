@@ -1,0 +1,299 @@
+/*
+ * test_store_topics.c - the store: topics (create, list, remove, names), the
+ * directory lock, read-only opens, per-topic config, error names.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util_files.h"
+#include "util_store.h"
+
+static ut_env env;
+static sb_store *S;
+static sb_log_config C;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "top"), 0);
+	S = NULL;
+	ut_cfg(&C, 8192, SB_SYNC_NEVER);
+}
+
+static void teardown(void)
+{
+	if (S)
+		sb_store_close(S);
+	ut_env_fini(&env);
+}
+
+TestSuite(topics, .init = setup, .fini = teardown);
+
+static void open_store(void)
+{
+	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+}
+
+static void reopen(void)
+{
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	open_store();
+}
+
+struct names {
+	char v[16][64];
+	int n, stop_at;
+};
+
+static int collect(void *arg, const char *name, sb_log *log)
+{
+	struct names *a = arg;
+	cr_assert_not_null(log);
+	cr_assert_str_eq(sb_log_name(log), name);
+	if (a->n < 16)
+		snprintf(a->v[a->n], 64, "%s", name);
+	a->n++;
+	return a->stop_at && a->n == a->stop_at ? 77 : 0;
+}
+
+Test(topics, create_list_remove)
+{
+	open_store();
+	cr_expect_str_eq(sb_store_dir(S), env.store);
+	cr_assert_eq(sb_store_create(S, "orders"), 0);
+	cr_assert_eq(sb_store_create(S, "Alpha-1"), 0);
+	cr_assert_eq(sb_store_create(S, "b.c_d"), 0);
+	cr_expect_eq(sb_store_create(S, "orders"), -EEXIST);
+	struct names a = {0};
+	cr_assert_eq(sb_store_list(S, collect, &a), 0);
+	cr_assert_eq(a.n, 3);
+	cr_expect_str_eq(a.v[0], "Alpha-1");
+	cr_expect_str_eq(a.v[1], "b.c_d");
+	cr_expect_str_eq(a.v[2], "orders");
+	struct names b = {.stop_at = 2};
+	cr_expect_eq(sb_store_list(S, collect, &b), 77, "list returns what stopped it");
+	cr_expect_eq(b.n, 2);
+	char p[4096];
+	cr_expect(uf_exists(ut_topic_path(&env, "orders", NULL, p, sizeof(p))));
+	reopen();
+	struct names c = {0};
+	cr_assert_eq(sb_store_list(S, collect, &c), 0);
+	cr_expect_eq(c.n, 3, "topics survive reopen");
+	cr_assert_eq(sb_store_remove(S, "b.c_d"), 0);
+	cr_expect_eq(sb_store_remove(S, "b.c_d"), -ENOENT);
+	cr_expect_eq(sb_store_remove(S, "nope"), -ENOENT);
+	sb_log *l = (sb_log *)0x1;
+	cr_expect_eq(sb_store_get(S, "b.c_d", &l), -ENOENT);
+	cr_expect_eq(l, (sb_log *)0x1, "out-parameter untouched");
+	cr_expect(!uf_exists(ut_topic_path(&env, "b.c_d", NULL, p, sizeof(p))));
+	reopen();
+	struct names d = {0};
+	cr_assert_eq(sb_store_list(S, collect, &d), 0);
+	cr_expect_eq(d.n, 2);
+	cr_expect_eq(sb_store_create(S, "b.c_d"), 0, "a removed name can be created again");
+	sb_log *l2;
+	cr_assert_eq(sb_store_get(S, "b.c_d", &l2), 0);
+	cr_expect_eq(sb_log_next(l2), 0);
+}
+
+Test(topics, name_rules)
+{
+	char n249[251], n250[251];
+	memset(n249, 'a', 249);
+	n249[249] = 0;
+	memset(n250, 'b', 250);
+	n250[250] = 0;
+	cr_expect(sb_topic_name_valid("a"));
+	cr_expect(sb_topic_name_valid("A-z_0.9"));
+	cr_expect(sb_topic_name_valid("a.."));
+	cr_expect(sb_topic_name_valid(n249), "249 chars is allowed");
+	cr_expect(!sb_topic_name_valid(n250), "250 chars is too long");
+	const char *bad[] = {"", ".", "..", ".hidden", "a/b", "/a", "a b", "a\n", "caf\xc3\xa9",
+			     "a:b", "a*", "tab\t", "-ok?"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		cr_expect(!sb_topic_name_valid(bad[i]), "'%s' accepted", bad[i]);
+	cr_expect(sb_topic_name_valid("-ok"), "a leading '-' is in the set");
+	open_store();
+	cr_expect_eq(sb_store_create(S, n249), 0);
+	cr_expect_eq(sb_store_create(S, n250), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		cr_expect_eq(sb_store_create(S, bad[i]), -EINVAL, "create '%s'", bad[i]);
+	reopen();
+	sb_log *l;
+	cr_expect_eq(sb_store_get(S, n249, &l), 0);
+}
+
+Test(topics, remove_non_empty_is_enotempty)
+{
+	open_store();
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	cr_assert_eq(ut_append_n(l, 10, 1, 10, 20), 0);
+	cr_expect_eq(sb_store_remove(S, "t"), -ENOTEMPTY);
+	cr_assert_eq(ut_check(l, 9, ut_len(9, 1, 10, 20), 1), 0, "still usable");
+	cr_assert_eq(sb_log_delete_before(l, 10), 0);
+	cr_expect_eq(sb_store_remove(S, "t"), 0, "no retained records: removable");
+	/* the borrowed handle stays valid but every call fails with -ENOENT */
+	cr_expect_eq(ut_append1(l, 10, 5, 1, NULL), -ENOENT);
+	cr_expect_eq(sb_log_read(l, 9, 0, (char[8]){0}, 8, &(size_t){0}, NULL), -ENOENT);
+	sb_log_stats st;
+	cr_expect_eq(sb_log_get_stats(l, &st), -ENOENT);
+	cr_expect_eq(sb_log_sync(l), -ENOENT);
+	cr_expect_eq(sb_log_delete_before(l, 10), -ENOENT);
+	cr_expect_eq(sb_log_retain(l, 0, NULL), -ENOENT);
+	char p[4096];
+	cr_expect(!uf_exists(ut_topic_path(&env, "t", NULL, p, sizeof(p))));
+	reopen();
+	cr_expect_eq(sb_store_get(S, "t", &l), -ENOENT);
+}
+
+Test(topics, second_open_is_locked_out)
+{
+	open_store();
+	sb_store *s2 = (sb_store *)0x1;
+	cr_expect_eq(ut_open(env.store, &C, NULL, &s2), SB_ELOCKED);
+	cr_expect_eq(s2, (sb_store *)0x1);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		sb_store *s3;
+		_exit(ut_open(env.store, &C, NULL, &s3) == SB_ELOCKED ? 0 : 1);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "another process got in");
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	cr_expect_eq(ut_open(env.store, &C, NULL, &S), 0, "the lock is released at close");
+}
+
+Test(topics, read_only_open_sees_data_without_the_lock)
+{
+	open_store();
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	cr_assert_eq(ut_append_n(l, 300, 3, 10, 200), 0); /* unsynced, store still open */
+	sb_store *ro;
+	cr_assert_eq(ut_open_ro(env.store, &C, &ro), 0, "read-only open while locked");
+	sb_log *rl;
+	cr_assert_eq(sb_store_get(ro, "t", &rl), 0);
+	cr_expect_eq(sb_log_next(rl), 300);
+	for (uint64_t i = 0; i < 300; i++)
+		cr_assert_eq(ut_check(rl, i, ut_len(i, 3, 10, 200), 3), 0, "ro read of %llu",
+			     (unsigned long long)i);
+	cr_expect_eq(sb_store_create(ro, "x"), -EROFS);
+	cr_expect_lt(ut_append1(rl, 300, 10, 3, NULL), 0, "append on a read-only store");
+	cr_expect_eq(sb_log_next(rl), 300);
+	cr_assert_eq(sb_store_close(ro), 0);
+	cr_expect_eq(sb_log_next(l), 300);
+	cr_assert_eq(ut_append_n(l, 10, 3, 10, 200), 0);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	/* and with the writer gone: no lock taken, a writer can come in */
+	cr_assert_eq(ut_open_ro(env.store, &C, &ro), 0);
+	open_store();
+	cr_assert_eq(sb_store_get(ro, "t", &rl), 0);
+	cr_expect_eq(sb_log_next(rl), 310);
+	cr_assert_eq(sb_store_close(ro), 0);
+}
+
+Test(topics, read_only_open_changes_no_file)
+{
+	char p[4096], name[256];
+	open_store();
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_eq(ut_append_n(l, 50, 4, 10, 100), 0);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	char tdir[4096];
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	cr_assert_eq(uf_last_suffix(tdir, ".seg", name, sizeof(name)), 0);
+	uf_join(p, sizeof(p), tdir, name);
+	cr_assert_eq(uf_cut_tail(p, 3), 0); /* a torn tail */
+	uf_remove_suffix(tdir, ".idx");     /* and no index */
+	off_t size = uf_size(p);
+	int nfiles = uf_count_suffix(tdir, "");
+	sb_store *ro;
+	cr_assert_eq(ut_open_ro(env.store, &C, &ro), 0);
+	sb_log *rl;
+	cr_assert_eq(sb_store_get(ro, "t", &rl), 0);
+	cr_expect_eq(sb_log_next(rl), 49, "read-only sees up to the last whole record");
+	cr_expect_eq(ut_check(rl, 48, ut_len(48, 4, 10, 100), 4), 0);
+	cr_assert_eq(sb_store_close(ro), 0);
+	cr_expect_eq(uf_size(p), size, "read-only open cut the file");
+	cr_expect_eq(uf_count_suffix(tdir, ""), nfiles, "read-only open wrote files");
+}
+
+static int per_topic(void *arg, const char *topic, sb_log_config *cfg)
+{
+	(void)arg;
+	if (!strcmp(topic, "big"))
+		cfg->max_record_bytes = 5000;
+	if (!strcmp(topic, "bad"))
+		return -EINVAL;
+	return 0;
+}
+
+Test(topics, per_topic_config_hook)
+{
+	sb_store_options o;
+	sb_store_options_default(&o);
+	o.defaults = C;
+	o.defaults.max_record_bytes = 100;
+	o.topic_config = per_topic;
+	o.no_flusher = 1;
+	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+	sb_log *big = ut_topic(S, "big"), *small = ut_topic(S, "small");
+	cr_assert(big && small);
+	cr_expect_eq(sb_log_get_config(big)->max_record_bytes, 5000);
+	cr_expect_eq(sb_log_get_config(small)->max_record_bytes, 100);
+	cr_expect_eq(ut_append1(big, 0, 4000, 1, NULL), 0);
+	cr_expect_eq(ut_append1(small, 0, 4000, 1, NULL), -EFBIG);
+	cr_expect_lt(sb_store_create(S, "bad"), 0, "the hook's error is returned");
+}
+
+Test(topics, error_names_and_config_checks)
+{
+	const int codes[] = {SB_ECORRUPT, SB_EVERSION, SB_ELOCKED, -ENOENT, -ENOSPC, -EIO};
+	for (size_t i = 0; i < 6; i++) {
+		const char *s = sb_strerror(codes[i]);
+		cr_assert(s && *s, "no name for %d", codes[i]);
+		for (size_t j = 0; j < i; j++)
+			cr_expect_str_neq(s, sb_strerror(codes[j]), "%d and %d named alike", codes[i],
+					  codes[j]);
+	}
+	cr_expect_str_eq(sb_strerror(-ENOENT), strerror(ENOENT));
+	enum sb_sync y = SB_SYNC_NEVER;
+	cr_expect_eq(sb_sync_parse("always", &y), 0);
+	cr_expect_eq(y, SB_SYNC_ALWAYS);
+	cr_expect_eq(sb_sync_parse("sometimes", &y), -EINVAL);
+	cr_expect_eq(y, SB_SYNC_ALWAYS);
+	cr_expect_str_eq(sb_sync_name(SB_SYNC_INTERVAL), "interval");
+	sb_log_config c;
+	sb_log_config_default(&c);
+	cr_expect_eq(c.segment_bytes, 134217728);
+	cr_expect_eq(c.index_interval_bytes, 4096);
+	cr_expect_eq(c.max_record_bytes, 1048576);
+	cr_expect_eq(c.sync, SB_SYNC_INTERVAL);
+	cr_expect_eq(c.sync_interval_ms, 1000);
+	cr_expect_eq(c.retention_bytes, -1);
+	cr_expect_eq(c.retention_ms, -1);
+	cr_expect_eq(sb_log_config_check(&c, NULL), 0);
+	const char *why = NULL;
+	c.segment_bytes = 10;
+	cr_expect_eq(sb_log_config_check(&c, &why), -EINVAL);
+	cr_expect(why && *why);
+	sb_log_config_default(&c);
+	c.max_record_bytes = 0;
+	cr_expect_eq(sb_log_config_check(&c, NULL), -EINVAL);
+	sb_store_options o;
+	sb_store_options_default(&o);
+	o.defaults.segment_bytes = 1;
+	cr_expect_eq(sb_store_open(env.store, &o, &S), -EINVAL);
+	cr_expect_null(S);
+}
