@@ -487,6 +487,10 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot stat: %s", strerror(errno));
 		goto out_close_fd;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "not a regular file");
+		goto out_close_fd;
+	}
 	size = (uint64_t)st.st_size;
 	v->res.bytes += size;
 	if (size < SB_SEG_HDR) {

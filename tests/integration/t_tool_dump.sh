@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# streambus dump: one line per record (offset, ISO time with ns, key, size,
+# escaped payload), --from/--count, --raw, --json (parsed back), a topic that
+# starts past 0, corrupt records named, errors.
+. "$(dirname "$0")/lib_tool.sh"
+gen_build
+L=$T/log
+gen -s 4096 -i 256 -k key- "$L" orders 300
+gen -x "$L" bin 2                               # rec 0, rec 1, then binary
+gen -a 1000 "$L" late 3
+
+# field by field
+out=$("$SB" dump "$L/orders")
+eq "$(printf '%s\n' "$out" | wc -l)" 300 "one line per record"
+line=$(printf '%s\n' "$out" | sed -n 43p)
+eq "$line" 'offset=42 time=2023-11-14T22:13:20.165456789Z key="key-42" size=7 value="rec 42\n"' "record 42"
+eq "$(printf '%s\n' "$out" | awk '{sub("offset=","",$1); print $1}' | tr '\n' ' ')" "$(seq -s ' ' 0 299) " "offsets in order"
+eq "$(printf '%s\n' "$out" | tail -1)" 'offset=299 time=2023-11-14T22:13:20.422456789Z key="key-299" size=8 value="rec 299\n"' "last record"
+
+# --from / --count, trailing slash on the path
+out=$("$SB" dump --from 297 "$L/orders/")
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1 | tr '\n' ' ')" "offset=297 offset=298 offset=299 " "--from"
+out=$("$SB" dump "$L/orders" --from 10 --count 2)
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1 | tr '\n' ' ')" "offset=10 offset=11 " "--from --count"
+eq "$("$SB" dump --count 0 "$L/orders")" "" "--count 0"
+eq "$("$SB" dump --from 300 "$L/orders")" "" "--from next: nothing"
+
+# escaping, no key
+out=$("$SB" dump "$L/bin")
+eq "$(printf '%s\n' "$out" | sed -n 3p)" 'offset=2 time=2023-11-14T22:13:20.125456789Z key=- size=14 value="\x00\x01\xff\"\\tab\there\n"' "escaped payload"
+# --raw: the payload bytes as they are
+"$SB" dump --raw --from 2 "$L/bin" >"$T/raw"
+printf 'offset=2 time=2023-11-14T22:13:20.125456789Z key=- size=14 value=\x00\x01\xff"\\tab\there\n\n' >"$T/raw.want"
+cmp "$T/raw" "$T/raw.want" || fail "--raw output differs: $(od -c "$T/raw" | head)"
+
+# topic starting at 1000; --from below the start begins at the start
+out=$("$SB" dump --from 0 "$L/late")
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1 | tr '\n' ' ')" "offset=1000 offset=1001 offset=1002 " "late offsets"
+
+# --json: one object per line, UTF-8 payloads as "value", others base64
+"$SB" dump --json "$L/bin" >"$T/d.json"
+python3 - "$T/d.json" <<'PY' || fail "dump --json content"
+import base64, json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["offset"] for r in recs] == [0, 1, 2], recs
+assert recs[0] == {"offset": 0, "timestamp_ns": 1700000000123456789,
+                   "timestamp": "2023-11-14T22:13:20.123456789Z", "key": None,
+                   "size": 6, "value": "rec 0\n"}, recs[0]
+assert "value" not in recs[2]
+assert base64.b64decode(recs[2]["value_base64"]) == b'\x00\x01\xff"\\tab\there\n', recs[2]
+assert recs[2]["size"] == 14
+PY
+"$SB" dump --json --from 5 --count 1 "$L/orders" >"$T/o.json"
+eq "$(json '(j["offset"], j["key"], j["value"], j["size"])' <"$T/o.json")" "(5, 'key-5', 'rec 5\\n', 6)" "json keyed record"
+
+# a corrupt record is named, the others still printed, exit 2
+cp -a "$L" "$T/bad"
+seg=$T/bad/orders/00000000000000000000.seg
+pos=$(( $(grep -abo 'key-7rec 7' "$seg" | cut -d: -f1) + 5 ))
+printf 'X' | dd of="$seg" bs=1 seek="$pos" conv=notrunc status=none
+set +e; "$SB" dump "$T/bad/orders" --from 5 --count 5 >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 2 "corrupt record exit"
+eq "$(cut -d' ' -f1 "$T/o" | tr '\n' ' ')" "offset=5 offset=6 offset=8 offset=9 " "records around the corrupt one"
+eq "$(cat "$T/e")" "streambus dump: $T/bad/orders: record 7: corrupt data (checksum or format mismatch)" "corrupt record message"
+
+# errors: one line, naming the file, exit 2
+run_rc rc "$SB" dump "$L/nosuch"
+eq "$rc" 2 "missing topic exit"; eq "$out" "streambus dump: $L/nosuch: no such topic" "missing topic"
+run_rc rc "$SB" dump "$T/none/orders"
+eq "$rc" 2 "missing dir exit"; eq "$out" "streambus dump: $T/none: No such file or directory" "missing dir"
+run_rc rc "$SB" dump orders
+eq "$rc" 2 "no LOG_DIR exit"; has "$out" "is not LOG_DIR/TOPIC" "bare topic"
+run_rc rc "$SB" dump --from x "$L/orders"
+eq "$rc" 2 "bad --from exit"; has "$out" "--from wants an offset, not 'x'" "bad --from"
+run_rc rc "$SB" dump --from
+eq "$rc" 2 "--from without value"; has "$out" "needs a value" "--from without value"
+run_rc rc "$SB" dump --raw --json "$L/orders"
+eq "$rc" 2 "--raw --json exit"
+echo "t_tool_dump: ok"

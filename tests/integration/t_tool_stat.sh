@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# streambus stat: the table and --json, field by field, on logs written with
+# the store API; one topic; errors; it reads only (no lock, no changes) and
+# works while another process holds the directory's lock.
+. "$(dirname "$0")/lib_tool.sh"
+gen_build
+L=$T/log
+gen -s 4096 -i 256 -k key- "$L" orders 300      # 4 segments
+gen "$L" empty 0
+gen -a 1000 -t 1800000000000000000 "$L" late 5  # starts at offset 1000
+rm -f "$L/.lock"
+snap() { (cd "$L" && find . -printf '%p %s %T@\n' | sort && cat */* | md5sum); }
+before=$(snap)
+
+out=$("$SB" stat "$L")
+# header, then one line per topic in name order
+eq "$(printf '%s\n' "$out" | head -1 | tr -s ' ')" "TOPIC FIRST NEXT RECORDS BYTES SEGMENTS OLDEST NEWEST" "header"
+eq "$(printf '%s\n' "$out" | awk 'NR>1{print $1}' | tr '\n' ' ')" "empty late orders " "topics"
+orders=$(printf '%s\n' "$out" | awk '$1=="orders"')
+read -r name first next recs bytes segs oldest newest <<<"$orders"
+eq "$first" 0 "orders first"; eq "$next" 300 "orders next"; eq "$recs" 300 "orders records"
+eq "$bytes" "$(cat "$L"/orders/*.seg | wc -c)" "orders bytes = segment bytes on disk"
+eq "$segs" "$(ls "$L"/orders/*.seg | wc -l)" "orders segments"
+[ "$segs" -ge 3 ] || fail "expected several segments, got $segs"
+eq "$oldest" "2023-11-14T22:13:20Z" "orders oldest"
+eq "$newest" "2023-11-14T22:13:20Z" "orders newest"
+read -r name first next recs bytes segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="late"')"
+eq "$first $next $recs $oldest $newest" "1000 1005 5 2027-01-15T08:00:01Z 2027-01-15T08:00:01Z" "late"
+read -r name first next recs bytes segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="empty"')"
+eq "$first $next $recs $oldest $newest" "0 0 0 - -" "empty"
+# aligned: every line has its NEXT column ending at the same character
+# aligned: the numbers end (right-aligned) and the times start in the same
+# character columns on every line
+cols=$(printf '%s\n' "$out" | python3 -c '
+import re, sys
+shapes = set()
+for line in sys.stdin:
+    spans = [m.span() for m in re.finditer(r"\S+", line)]
+    shapes.add(tuple([e for s, e in spans[1:6]] + [s for s, e in spans[6:8]]))
+print(len(shapes))')
+eq "$cols" 1 "columns aligned"
+
+# one topic
+out=$("$SB" stat "$L" late)
+eq "$(printf '%s\n' "$out" | wc -l)" 2 "stat LOG_DIR TOPIC: header and one line"
+has "$out" '^late +1000 +1005 +5 ' "stat late"
+
+# --json (before or after the arguments)
+"$SB" stat --json "$L" >"$T/s.json"
+eq "$(json 'len(j["topics"])' <"$T/s.json")" 3 "json topics"
+eq "$(json 'j["log_dir"]' <"$T/s.json")" "$L" "json log_dir"
+eq "$(json '[t["topic"] for t in j["topics"]]' <"$T/s.json")" "['empty', 'late', 'orders']" "json names"
+eq "$(json '[(t["first"],t["next"],t["records"]) for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" "(0, 300, 300)" "json orders offsets"
+eq "$(json '[t["oldest_ns"] for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" 1700000000123456789 "json oldest_ns"
+eq "$(json '[t["newest_ns"] for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" $((1700000000123456789 + 299000000)) "json newest_ns"
+eq "$(json '[t["newest"] for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" "2023-11-14T22:13:20.422456789Z" "json newest"
+eq "$(json '[t["stream_bytes"] for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" "$(for i in $(seq 0 299); do echo "rec $i"; done | wc -c)" "json stream_bytes"
+eq "$(json '[t["bytes"] for t in j["topics"] if t["topic"]=="orders"][0]' <"$T/s.json")" "$(cat "$L"/orders/*.seg | wc -c)" "json bytes"
+eq "$(json '[(t["records"],t["oldest"],t["newest_ns"]) for t in j["topics"] if t["topic"]=="empty"][0]' <"$T/s.json")" "(0, None, None)" "json empty"
+"$SB" stat "$L" late --json >"$T/l.json"
+eq "$(json '[t["topic"] for t in j["topics"]]' <"$T/l.json")" "['late']" "json one topic"
+
+# read-only: nothing changed, no lock file made
+eq "$(snap)" "$before" "stat changed the log directory"
+[ ! -e "$L/.lock" ] || fail "stat created $L/.lock"
+
+# works while the directory is locked (mounted)
+exec 9>>"$L/.lock"
+flock -n 9 || fail "cannot take the lock"
+out=$("$SB" stat "$L" orders) || fail "stat while locked: $out"
+has "$out" '^orders +0 +300 +300 ' "stat while locked"
+exec 9>&-
+
+# errors: one line naming the file, exit 2
+run_rc rc "$SB" stat "$L" nosuch
+eq "$rc" 2 "missing topic exit"; eq "$(printf '%s\n' "$out" | wc -l)" 1 "one line"
+has "$out" "^streambus stat: $L/nosuch: no such topic$" "missing topic message"
+run_rc rc "$SB" stat "$T/none"
+eq "$rc" 2 "missing dir exit"; has "$out" "^streambus stat: $T/none: No such file or directory$" "missing dir message"
+[ ! -e "$T/none" ] || fail "stat created the missing directory"
+run_rc rc "$SB" stat
+eq "$rc" 2 "no args exit"; has "$out" "stat --help" "usage hint"
+run_rc rc "$SB" stat --bogus "$L"
+eq "$rc" 2 "bad option exit"; has "$out" "unknown option '--bogus'" "bad option named"
+echo "t_tool_stat: ok"

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# streambus verify: exit 0 and a summary on clean logs; exit 1 and each
+# problem named by file and byte on a flipped byte, a cut tail and a missing
+# index; recover then verify passes again; verify changes nothing; a progress
+# bar only on a terminal; exit 2 on usage and I/O errors.
+. "$(dirname "$0")/lib_tool.sh"
+gen_build
+C=$T/clean
+gen -s 4096 -i 256 -k key- "$C" orders 300
+gen "$C" empty 0
+gen -a 1000 "$C" late 5
+nseg=$(ls "$C"/orders/*.seg | wc -l)
+[ "$nseg" -ge 3 ] || fail "want several segments, got $nseg"
+fresh() { rm -rf "$T/log"; cp -a "$C" "$T/log"; L=$T/log; O=$L/orders; }
+snap() { (cd "$1" && find . -printf '%p %s\n' | sort && cat */* | md5sum); }
+
+# clean
+fresh
+run_rc rc "$SB" verify "$L"
+eq "$rc" 0 "clean exit ($out)"
+eq "$(printf '%s\n' "$out" | sed -n 1p)" "empty: ok (0 records, 1 segment, 32 bytes, 0 index entries)" "empty summary"
+has "$(printf '%s\n' "$out" | sed -n 2p)" '^late: ok \(5 records, offsets 1000\.\.1004, 1 segment, ' "late summary"
+has "$(printf '%s\n' "$out" | sed -n 3p)" "^orders: ok \\(300 records, offsets 0\\.\\.299, $nseg segments, $(cat "$O"/*.seg | wc -c) bytes, [0-9]+ index entries\\)$" "orders summary"
+eq "$(printf '%s\n' "$out" | wc -l)" 3 "one line per topic"
+run_rc rc "$SB" verify "$L" late
+eq "$rc" 0 "one topic exit"; eq "$(printf '%s\n' "$out" | wc -l)" 1 "one topic only"
+
+# a flipped byte in the payload of record 133 (second segment)
+fresh
+seg=$(grep -l 'key-133rec 133' "$O"/*.seg)
+pos=$(grep -abo 'key-133rec 133' "$seg" | cut -d: -f1)
+rpos=$((pos - 32))                      # the record starts 32 bytes before its key
+printf 'X' | dd of="$seg" bs=1 seek=$((pos + 8)) conv=notrunc status=none
+before=$(snap "$L")
+set +e; "$SB" verify "$L" >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 1 "flipped byte exit"
+eq "$(cat "$T/e")" "" "nothing on stderr when piped (no progress bar)"
+eq "$(sed -n 3p "$T/o")" "$seg: byte $rpos: record 133 fails its CRC (47 bytes)" "flipped byte message"
+has "$(cat "$T/o")" '^orders: 1 problem \(299 records, ' "flipped byte summary"
+eq "$(tail -1 "$T/o")" "damage found: 1 problem" "damage line"
+eq "$(snap "$L")" "$before" "verify changed files"
+run_rc rc "$SB" verify -q "$L"
+eq "$rc" 1 "quiet exit"; eq "$out" "$seg: byte $rpos: record 133 fails its CRC (47 bytes)" "quiet: problems only"
+
+# a cut tail: the last record is torn, the index covers bytes that are gone
+fresh
+last=$(ls "$O"/*.seg | tail -1)
+size=$(stat -c %s "$last")
+truncate -s $((size - 5)) "$last"
+run_rc rc "$SB" verify "$L" orders
+eq "$rc" 1 "cut tail exit"
+has "$out" "^$last: byte $((size - 47)): torn record: it claims 47 bytes, the file has 42 left$" "torn message"
+has "$out" "^${last%.seg}.idx: byte 20: index covers $size bytes but the segment file has $((size - 5))$" "stale index message"
+has "$out" '^orders: 2 problems \(299 records, offsets 0\.\.298,' "cut tail summary"
+run_rc rc "$SB" recover "$L"
+eq "$rc" 0 "recover after cut"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 0 "verify after recover ($out)"
+has "$out" '^orders: ok \(299 records, offsets 0\.\.298,' "recovered summary"
+
+# a missing index
+fresh
+idx=$(ls "$O"/*.idx | sed -n 2p)
+rm "$idx"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 1 "missing index exit"
+has "$out" "^$idx: missing index \\(rebuildable from its segment\\)$" "missing index message"
+has "$out" '^orders: 1 problem \(300 records' "missing index summary"
+"$SB" recover "$L" >/dev/null
+[ -f "$idx" ] || fail "recover did not rebuild $idx"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 0 "verify after index rebuild ($out)"
+
+# garbage after zeros at the end of a segment is damage; zeros alone are not
+fresh
+head -c 300 /dev/zero >>"$last"
+run_rc rc "$SB" verify "$L" orders
+eq "$rc" 0 "zeros at the end ($out)"
+printf 'junk' >>"$last"
+run_rc rc "$SB" verify "$L" orders
+eq "$rc" 1 "garbage tail exit"
+has "$out" "^$last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
+
+# a lost segment: offsets jump
+fresh
+mid=$(ls "$O"/*.seg | sed -n 2p); next=$(ls "$O"/*.seg | sed -n 3p)
+rm "$mid" "${mid%.seg}.idx"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 1 "lost segment exit"
+has "$out" "^$next: segment starts at offset $((10#$(basename "$next" .seg))), the previous segment ends before $((10#$(basename "$mid" .seg))) \\(records missing\\)$" "gap message"
+
+# progress bar: on a terminal only, with percent, rate and time left
+fresh
+script -qec "$SB verify $L >/dev/null" /dev/null >"$T/tty" || fail "verify on a tty"
+grep -q '%' "$T/tty" && grep -q '/s' "$T/tty" && grep -q 'left' "$T/tty" || fail "no progress bar on a terminal: $(cat -v "$T/tty")"
+script -qec "$SB verify --no-progress $L >/dev/null" /dev/null >"$T/tty2" || true
+[ ! -s "$T/tty2" ] || fail "--no-progress still drew: $(cat -v "$T/tty2")"
+"$SB" verify --progress "$L" 2>"$T/e" >/dev/null
+grep -q 'left' "$T/e" || fail "--progress draws even when piped"
+
+# usage and I/O errors: exit 2, one line naming the file
+run_rc rc "$SB" verify "$T/none"
+eq "$rc" 2 "missing dir exit"; eq "$out" "streambus verify: $T/none: No such file or directory" "missing dir"
+run_rc rc "$SB" verify "$L" nosuch
+eq "$rc" 2 "missing topic exit"; eq "$out" "streambus verify: $L/nosuch: no such topic" "missing topic"
+run_rc rc "$SB" verify
+eq "$rc" 2 "no args exit"
+run_rc rc "$SB" verify -x "$L"
+eq "$rc" 2 "bad option exit"
+if [ "$(id -u)" -ne 0 ]; then
+	chmod 000 "$last"
+	run_rc rc "$SB" verify "$L"
+	eq "$rc" 2 "unreadable segment exit"; has "$out" "$last: cannot open" "unreadable"
+	chmod 644 "$last"
+fi
+# a directory where a segment should be: cannot be read -> 2
+fresh
+mkdir "$O/00000000000099999990.seg"
+run_rc rc "$SB" verify "$L" orders
+eq "$rc" 2 "unreadable segment exit ($out)"
+has "$out" "^streambus verify: $O/00000000000099999990.seg: " "unreadable segment named"
+echo "t_tool_verify: ok"
