@@ -335,6 +335,8 @@ out_free:
 
 /* ---- open, close, remove ------------------------------------------------- */
 
+static int finish_seals(sb_log *l);
+
 static void log_free(sb_log *l)
 {
 	for (size_t i = 0; i < l->nsegs; i++)
@@ -429,7 +431,9 @@ int sb_log_close(sb_log *l)
 		return 0;
 	if (!l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err)) {
 		sb_segment *last = sb_log_active(l);
-		rc = sb_segment_seal(last);
+		rc = finish_seals(l);
+		if (!rc)
+			rc = sb_segment_seal(last);
 		for (size_t i = 0; !rc && i + 1 < l->nsegs; i++)
 			rc = sb_segment_save_index(l->segs[i]);
 		if (!rc) {
@@ -489,7 +493,10 @@ out_unlock:
 static int roll(sb_log *l)
 {
 	sb_segment *last = sb_log_active(l), *s;
-	int rc = sb_segment_seal(last);
+	/* Under `always` every record is synced before it is acknowledged,
+	 * and group commit syncs the active segment only: seal it synchronously.
+	 * Otherwise the flusher syncs it in the background (finish_seals). */
+	int rc = l->cfg.sync == SB_SYNC_ALWAYS ? sb_segment_seal(last) : sb_segment_finish(last);
 
 	if (rc)
 		return rc;
@@ -697,6 +704,46 @@ size_t sb_log_batch_max(const sb_log *l)
 	return l->batch_max;
 }
 
+/*
+ * Sync the sealed segments that a roll left unsynced, oldest first, and save
+ * their indexes. Runs outside append_mu; holds the `syncing` flag so that a
+ * segment being synced is not dropped meanwhile.
+ */
+static int finish_seals(sb_log *l)
+{
+	int rc = 0;
+
+	while (!rc) {
+		sb_segment *s = NULL;
+		pthread_mutex_lock(&l->append_mu);
+		for (size_t i = 0; i + 1 < l->nsegs && !s; i++)
+			if (sb_segment_unsynced(l->segs[i]))
+				s = l->segs[i];
+		if (s) {
+			pthread_mutex_lock(&l->sync_mu);
+			while (l->syncing)
+				pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+			l->syncing = 1;
+			pthread_mutex_unlock(&l->sync_mu);
+		}
+		pthread_mutex_unlock(&l->append_mu);
+		if (!s)
+			break;
+		rc = sb_segment_make_durable(s);
+		if (!rc)
+			rc = sb_fsync_dir(l->io, l->dir);
+		pthread_mutex_lock(&l->sync_mu);
+		l->syncing = 0;
+		if (rc) {
+			int none = 0;
+			atomic_compare_exchange_strong(&l->err, &none, rc);
+		}
+		pthread_cond_broadcast(&l->sync_cv);
+		pthread_mutex_unlock(&l->sync_mu);
+	}
+	return rc;
+}
+
 int sb_log_sync(sb_log *l)
 {
 	int rc;
@@ -704,6 +751,9 @@ int sb_log_sync(sb_log *l)
 	if (l->read_only)
 		return 0;
 	if ((rc = atomic_load(&l->err)))
+		return rc;
+	rc = finish_seals(l);
+	if (rc)
 		return rc;
 	return wait_synced(l, atomic_load(&l->appended));
 }
@@ -713,8 +763,11 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	long long last;
 	uint64_t synced;
 
-	if (l->cfg.sync != SB_SYNC_INTERVAL || l->read_only || atomic_load(&l->removed))
+	if (l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
 		return 0;
+	int rc = finish_seals(l);
+	if (rc || l->cfg.sync != SB_SYNC_INTERVAL)
+		return rc;
 	pthread_mutex_lock(&l->sync_mu);
 	last = l->last_sync_ns;
 	synced = l->synced;
@@ -749,11 +802,18 @@ int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped)
 	size_t k = 0;
 	int rc = 0;
 
-	if (l->read_only || (rb < 0 && rms < 0))
-		return 0;
-	pthread_mutex_lock(&l->append_mu);
 	if (atomic_load(&l->removed))
+		return -ENOENT;
+	if (l->read_only || (rb < 0 && rms < 0)) {
+		if (dropped)
+			*dropped = 0;
+		return 0;
+	}
+	pthread_mutex_lock(&l->append_mu);
+	if (atomic_load(&l->removed)) {
+		rc = -ENOENT;
 		goto out_unlock;
+	}
 	uint64_t total = 0;
 	for (size_t i = 0; i < l->nsegs; i++)
 		total += sb_segment_len(l->segs[i]);

@@ -20,8 +20,9 @@ int sb_log_close(sb_log *l);
 /* Delete the files of an empty log (-ENOTEMPTY otherwise); afterwards every
  * call on l fails with -ENOENT. l itself stays allocated until sb_log_close. */
 int sb_log_remove(sb_log *l);
-/* Under SB_SYNC_INTERVAL: sync if there is unsynced data and the period has
- * passed. Returns the sync's result. */
+/* The flusher's hook: sync segments sealed since the last call and, under
+ * SB_SYNC_INTERVAL, unsynced appends once the period has passed. Returns the
+ * first sync error. */
 int sb_log_flush_due(sb_log *l, long long now_ns);
 int sb_log_removed(const sb_log *l);
 

@@ -42,6 +42,7 @@ struct sb_segment {
 	uint64_t alloc;               /* file size (preallocated) */
 	uint64_t last_idx_pos;        /* position of the last index entry */
 	int idx_dirty;                /* the index file is not up to date */
+	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
 };
@@ -441,11 +442,11 @@ int sb_segment_save_index(sb_segment *s)
 	return rc;
 }
 
-int sb_segment_seal(sb_segment *s)
+int sb_segment_finish(sb_segment *s)
 {
 	const sb_io *io = s->p->io;
 	uint64_t len = sb_segment_len(s);
-	int rc = 0;
+	int rc;
 
 	if (s->p->read_only)
 		return 0;
@@ -455,10 +456,35 @@ int sb_segment_seal(sb_segment *s)
 			return rc;
 		s->alloc = len;
 	}
+	atomic_store(&s->unsynced, 1);
+	return 0;
+}
+
+int sb_segment_unsynced(const sb_segment *s)
+{
+	return atomic_load(&s->unsynced);
+}
+
+int sb_segment_make_durable(sb_segment *s)
+{
+	const sb_io *io = s->p->io;
+	int rc;
+
+	if (s->p->read_only)
+		return 0;
 	rc = io->fdatasync(io->ctx, s->fd);
-	if (rc)
-		return rc;
-	return sb_segment_save_index(s);
+	if (!rc)
+		rc = sb_segment_save_index(s);
+	if (!rc)
+		atomic_store(&s->unsynced, 0);
+	return rc;
+}
+
+int sb_segment_seal(sb_segment *s)
+{
+	int rc = sb_segment_finish(s);
+
+	return rc ? rc : sb_segment_make_durable(s);
 }
 
 int sb_segment_close(sb_segment *s, int clean)

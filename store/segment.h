@@ -72,7 +72,18 @@ const uint8_t *sb_segment_map(const sb_segment *s);
  * the file is as before (pwrite path: cut back) and nothing is published.
  */
 int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now);
-/* Make the segment final: cut preallocation, fdatasync, save the index. */
+/*
+ * Make the segment final: cut the preallocated space and start writeback,
+ * leaving it marked unsynced. Its index file is not written yet: a segment
+ * with a valid index file is always one whose records were synced, which is
+ * what lets recovery skip it.
+ */
+int sb_segment_finish(sb_segment *s);
+/* A finished segment: fdatasync it and then save its index. */
+int sb_segment_make_durable(sb_segment *s);
+/* Finished but not yet durable? */
+int sb_segment_unsynced(const sb_segment *s);
+/* finish + make_durable. */
 int sb_segment_seal(sb_segment *s);
 /* Save the index file if it is not up to date (read-write only). */
 int sb_segment_save_index(sb_segment *s);
