@@ -1,0 +1,703 @@
+/*
+ * config.c - command line, -o options and mount.ini into an sbfs_config.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NLOGKEYS 7
+
+static const char *const log_keys[NLOGKEYS] = {
+	"segment_bytes", "index_interval_bytes", "max_record_bytes", "sync",
+	"sync_interval_ms", "retention_bytes", "retention_ms",
+};
+
+/* Options mount(8) and fstab pass that mean nothing to us. */
+static const char *const ignored_opts[] = {
+	"rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto",
+	"user", "nouser", "users", "owner", "group", "defaults", "_netdev", "nofail",
+	"async", "sync", "atime", "noatime", "relatime", "norelatime", "strictatime",
+	"nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime", "silent",
+	"loud", "mand", "nomand", "iversion", "noiversion", "dirsync", "default_permissions",
+	NULL,
+};
+
+const char *sbfs_config_usage(void)
+{
+	return "usage: streambusfs [-c mount.ini] [-f] [-d] [-o opt[,opt...]] [LOG_DIR [MOUNTPOINT]]\n"
+	       "\n"
+	       "Mount the append-only logs in LOG_DIR on MOUNTPOINT: one directory per topic,\n"
+	       "one read-only file per record, TOPIC/.log as the whole topic.\n"
+	       "\n"
+	       "  -c FILE        read settings from FILE (default: ./mount.ini if present)\n"
+	       "  -f             stay in the foreground\n"
+	       "  -d             FUSE debug output (implies -f)\n"
+	       "  -o opt,...     settings as key=value (override the file), plus\n"
+	       "                 config=FILE (as -c), ro, and generic mount options\n"
+	       "                 (rw, dev, suid, exec, auto, nouser, defaults, _netdev, ...)\n"
+	       "                 which are accepted and ignored\n"
+	       "  -h, --help     this text\n"
+	       "  -V, --version  the version\n"
+	       "\n"
+	       "Settings ([section] key, default):\n"
+	       "  [mount] log_dir ./data, mountpoint ./mnt, allow_other false,\n"
+	       "          owner (mounting user), group (its group), umask 022, list_log false\n"
+	       "  [log]   segment_bytes 134217728, index_interval_bytes 4096,\n"
+	       "          max_record_bytes 1048576, sync interval (never|interval|always),\n"
+	       "          sync_interval_ms 1000, retention_bytes -1, retention_ms -1\n"
+	       "  [topic:NAME] any [log] key, for one topic\n"
+	       "\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n";
+}
+
+/* ---- small parsers: 0 or -EINVAL, *out untouched on failure -------------- */
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const t[] = { "true", "yes", "on", "1", NULL };
+	static const char *const f[] = { "false", "no", "off", "0", NULL };
+	for (int i = 0; t[i]; i++)
+		if (strcasecmp(v, t[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+	for (int i = 0; f[i]; i++)
+		if (strcasecmp(v, f[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* A signed integer with an optional K/M/G/T (KiB.. too) binary suffix. */
+static int parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || errno)
+		return -EINVAL;
+	int64_t mul = 1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1LL << 10; break;
+		case 'm': case 'M': mul = 1LL << 20; break;
+		case 'g': case 'G': mul = 1LL << 30; break;
+		case 't': case 'T': mul = 1LL << 40; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+			return -EINVAL;
+	}
+	if (mul > 1 && (n > INT64_MAX / mul || n < INT64_MIN / mul))
+		return -EINVAL;
+	n *= mul;
+	if (n < min || n > max)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int parse_umask(const char *v, mode_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 8);
+	if (end == v || *end || errno || n > 0777 || v[0] == '-')
+		return -EINVAL;
+	*out = (mode_t)n;
+	return 0;
+}
+
+static int parse_owner(const char *v, uid_t *out)
+{
+	int64_t n;
+	if (parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
+		*out = (uid_t)n;
+		return 0;
+	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwnam_r(v, &pw, buf, sizeof buf, &res) != 0 || !res)
+		return -EINVAL;
+	*out = res->pw_uid;
+	return 0;
+}
+
+static int parse_group(const char *v, gid_t *out)
+{
+	int64_t n;
+	if (parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
+		*out = (gid_t)n;
+		return 0;
+	}
+	struct group gr, *res = NULL;
+	char buf[4096];
+	if (getgrnam_r(v, &gr, buf, sizeof buf, &res) != 0 || !res)
+		return -EINVAL;
+	*out = res->gr_gid;
+	return 0;
+}
+
+/* base/rel, or rel itself when absolute. NULL when out of memory. */
+static char *path_join(const char *base, const char *rel)
+{
+	if (rel[0] == '/')
+		return strdup(rel);
+	size_t bl = strlen(base);
+	while (bl > 1 && base[bl - 1] == '/')
+		bl--;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	if (strcmp(rel, ".") == 0)
+		return strndup(base, bl);
+	char *p = malloc(bl + strlen(rel) + 2);
+	if (p)
+		sprintf(p, "%.*s/%s", (int)bl, base, rel);
+	return p;
+}
+
+/* ---- setting one key ----------------------------------------------------- */
+
+/* Where a value comes from, for messages and relative paths. */
+typedef struct src {
+	const char *file;   /* NULL: the command line */
+	const char *dir;    /* relative paths are relative to this */
+	int line;
+} src;
+
+static int errf(char **err, const src *s, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	free(*err);
+	*err = NULL;
+	int rc;
+	if (s->file)
+		rc = asprintf(err, "%s:%d: key '%s': %s", s->file, s->line, key, msg);
+	else
+		rc = asprintf(err, "-o %s: %s", key, msg);
+	if (rc < 0)
+		*err = NULL;
+	return -1;
+}
+
+static int log_key_index(const char *key)
+{
+	for (int i = 0; i < NLOGKEYS; i++)
+		if (strcmp(key, log_keys[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Set [log] key number k in *lc from v. */
+static int set_log_key(sb_log_config *lc, int k, const char *v, const src *s, char **err)
+{
+	int64_t n;
+	const char *key = log_keys[k];
+	switch (k) {
+	case 0:
+		if (parse_int(v, 1, INT64_MAX, &n))
+			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
+		lc->segment_bytes = (uint64_t)n;
+		return 0;
+	case 1:
+		if (parse_int(v, 1, UINT32_MAX, &n))
+			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
+		lc->index_interval_bytes = (uint32_t)n;
+		return 0;
+	case 2:
+		if (parse_int(v, 1, UINT32_MAX, &n))
+			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
+		lc->max_record_bytes = (uint32_t)n;
+		return 0;
+	case 3:
+		if (sb_sync_parse(v, &lc->sync))
+			return errf(err, s, key, "bad value '%s' (never, interval or always)", v);
+		return 0;
+	case 4:
+		if (parse_int(v, 1, UINT32_MAX, &n))
+			return errf(err, s, key, "bad value '%s' (positive milliseconds)", v);
+		lc->sync_interval_ms = (uint32_t)n;
+		return 0;
+	case 5:
+	case 6:
+		if (parse_int(v, -1, INT64_MAX, &n))
+			return errf(err, s, key, "bad value '%s' (-1 or a count)", v);
+		if (k == 5)
+			lc->retention_bytes = n;
+		else
+			lc->retention_ms = n;
+		return 0;
+	}
+	return errf(err, s, key, "unknown key");
+}
+
+/* Set a [mount] key. Paths from a file are relative to its directory. */
+static int set_mount_key(sbfs_config *c, const char *key, const char *v, const src *s,
+			 char **err)
+{
+	if (strcmp(key, "log_dir") == 0 || strcmp(key, "mountpoint") == 0) {
+		if (!*v)
+			return errf(err, s, key, "empty path");
+		char *p = path_join(s->dir, v);
+		if (!p)
+			return errf(err, s, key, "out of memory");
+		char **slot = key[0] == 'l' ? &c->log_dir : &c->mountpoint;
+		free(*slot);
+		*slot = p;
+		return 0;
+	}
+	if (strcmp(key, "allow_other") == 0 || strcmp(key, "list_log") == 0) {
+		int b;
+		if (parse_bool(v, &b))
+			return errf(err, s, key, "bad value '%s' (true or false)", v);
+		*(key[0] == 'a' ? &c->allow_other : &c->list_log) = b;
+		return 0;
+	}
+	if (strcmp(key, "owner") == 0) {
+		if (parse_owner(v, &c->owner))
+			return errf(err, s, key, "bad value '%s' (a user name or uid)", v);
+		return 0;
+	}
+	if (strcmp(key, "group") == 0) {
+		if (parse_group(v, &c->group))
+			return errf(err, s, key, "bad value '%s' (a group name or gid)", v);
+		return 0;
+	}
+	if (strcmp(key, "umask") == 0) {
+		if (parse_umask(v, &c->umask))
+			return errf(err, s, key, "bad value '%s' (octal, e.g. 022)", v);
+		return 0;
+	}
+	return errf(err, s, key, "unknown key");
+}
+
+static sbfs_topic_cfg *topic_slot(sbfs_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntopics; i++)
+		if (strcmp(c->topics[i].name, name) == 0)
+			return &c->topics[i];
+	sbfs_topic_cfg *t = realloc(c->topics, (c->ntopics + 1) * sizeof *t);
+	if (!t)
+		return NULL;
+	c->topics = t;
+	t = &c->topics[c->ntopics];
+	memset(t, 0, sizeof *t);
+	t->name = strdup(name);
+	if (!t->name)
+		return NULL;
+	c->ntopics++;
+	return t;
+}
+
+/* ---- mount.ini ----------------------------------------------------------- */
+
+typedef struct file_ctx {
+	sbfs_config *c;
+	FILE *f;
+	src s;
+	char **err;
+	int failed;
+	/* line of each [log] key, for errors found when checking the whole */
+	int log_line[NLOGKEYS];
+} file_ctx;
+
+static char *reader(char *str, int num, void *stream)
+{
+	file_ctx *x = stream;
+	char *r = fgets(str, num, x->f);
+	if (r) {
+		size_t n = strlen(r);
+		/* a line longer than num arrives in pieces: count it once */
+		if (n == 0 || r[n - 1] == '\n' || feof(x->f))
+			x->s.line++;
+	}
+	return r;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	file_ctx *x = user;
+	if (x->failed)
+		return 1; /* report only the first error */
+	src s = x->s; /* the reader has counted the current line */
+	int rc;
+	if (strcmp(section, "mount") == 0) {
+		rc = set_mount_key(x->c, name, value, &s, x->err);
+	} else if (strcmp(section, "log") == 0) {
+		int k = log_key_index(name);
+		rc = k < 0 ? errf(x->err, &s, name, "unknown key in [log]")
+			   : set_log_key(&x->c->log, k, value, &s, x->err);
+		if (rc == 0)
+			x->log_line[k] = s.line;
+	} else if (strncmp(section, "topic:", 6) == 0) {
+		const char *tn = section + 6;
+		int k = log_key_index(name);
+		sbfs_topic_cfg *t;
+		if (!sb_topic_name_valid(tn))
+			rc = errf(x->err, &s, name, "section [%s]: bad topic name", section);
+		else if (k < 0)
+			rc = errf(x->err, &s, name, "unknown key in [%s]", section);
+		else if (!(t = topic_slot(x->c, tn)))
+			rc = errf(x->err, &s, name, "out of memory");
+		else if ((rc = set_log_key(&t->cfg, k, value, &s, x->err)) == 0)
+			t->set |= 1u << k;
+	} else if (section[0] == '\0') {
+		rc = errf(x->err, &s, name, "key outside of any section");
+	} else {
+		rc = errf(x->err, &s, name, "unknown section [%s]", section);
+	}
+	if (rc) {
+		x->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+static int load_file(sbfs_config *c, const char *path, const char *cwd, char **err,
+		     int log_line[NLOGKEYS])
+{
+	char *abs = path_join(cwd, path);
+	if (!abs) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	free(c->config_path);
+	c->config_path = abs;
+	char *dir = strdup(abs);
+	if (!dir) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+
+	int ret = -1;
+	FILE *f = fopen(abs, "r");
+	struct stat st;
+	if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		int e = f ? (errno ? errno : EISDIR) : errno;
+		if (f && S_ISDIR(st.st_mode))
+			e = EISDIR;
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(e)) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	ini_allow_multiline = false; /* an indented key is a key, not a continuation */
+	ini_inline_comment_prefixes = (char *)";#"; /* key = 1  # why */
+	file_ctx x = { .c = c, .f = f, .s = { .file = path, .dir = dir, .line = 0 },
+		       .err = err };
+	int rc = ini_parse_stream(reader, &x, handler, &x);
+	if (ferror(f)) {
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno ? errno : EIO)) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	if (x.failed)
+		goto out_close;
+	if (rc != 0) {
+		if (asprintf(err, "%s:%d: syntax error (expected [section] or key = value)",
+			     path, rc) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	memcpy(log_line, x.log_line, sizeof x.log_line);
+	ret = 0;
+out_close:
+	if (f)
+		fclose(f);
+	free(dir);
+	return ret;
+}
+
+/* ---- -o options ---------------------------------------------------------- */
+
+static int is_ignored(const char *opt)
+{
+	for (int i = 0; ignored_opts[i]; i++)
+		if (strcmp(opt, ignored_opts[i]) == 0)
+			return 1;
+	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0 ||
+	       strncmp(opt, "fsname=", 7) == 0 || strncmp(opt, "subtype=", 8) == 0;
+}
+
+static int apply_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
+{
+	src s = { .file = NULL, .dir = cwd, .line = 0 };
+	if (!*opt || is_ignored(opt))
+		return 0;
+	char *eq = strchr(opt, '=');
+	if (!eq) {
+		if (strcmp(opt, "ro") == 0) {
+			c->read_only = 1;
+			return 0;
+		}
+		if (strcmp(opt, "allow_other") == 0 || strcmp(opt, "list_log") == 0)
+			return set_mount_key(c, opt, "true", &s, err);
+		return errf(err, &s, opt, "unknown option");
+	}
+	*eq = '\0';
+	const char *key = opt, *v = eq + 1;
+	int rc;
+	if (strcmp(key, "config") == 0)
+		rc = 0; /* read before everything else */
+	else if (log_key_index(key) >= 0)
+		rc = set_log_key(&c->log, log_key_index(key), v, &s, err);
+	else
+		rc = set_mount_key(c, key, v, &s, err);
+	*eq = '=';
+	return rc;
+}
+
+/* Split "a,b\,c" in place into options; calls fn on each. */
+static int each_opt(char *list, int (*fn)(sbfs_config *, char *, const char *, char **),
+		    sbfs_config *c, const char *cwd, char **err)
+{
+	char *p = list, *w = list, *start = list;
+	for (;;) {
+		if (*p == '\\' && p[1]) {
+			*w++ = p[1];
+			p += 2;
+			continue;
+		}
+		if (*p == ',' || *p == '\0') {
+			int last = *p == '\0';
+			*w = '\0';
+			if (fn(c, start, cwd, err))
+				return -1;
+			if (last)
+				return 0;
+			start = w = ++p;
+			continue;
+		}
+		*w++ = *p++;
+	}
+}
+
+static int find_config_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
+{
+	(void)cwd;
+	(void)err;
+	if (strncmp(opt, "config=", 7) == 0) {
+		free(c->config_path);
+		c->config_path = strdup(opt + 7);
+	}
+	return 0;
+}
+
+/* ---- the whole -------------------------------------------------------------- */
+
+void sbfs_config_free(sbfs_config *c)
+{
+	free(c->config_path);
+	free(c->log_dir);
+	free(c->mountpoint);
+	for (size_t i = 0; i < c->ntopics; i++)
+		free(c->topics[i].name);
+	free(c->topics);
+	memset(c, 0, sizeof *c);
+}
+
+int sbfs_config_topic(void *config, const char *name, sb_log_config *cfg)
+{
+	const sbfs_config *c = config;
+	for (size_t i = 0; i < c->ntopics; i++) {
+		const sbfs_topic_cfg *t = &c->topics[i];
+		if (strcmp(t->name, name) != 0)
+			continue;
+		if (t->set & SBFS_K_SEGMENT_BYTES) cfg->segment_bytes = t->cfg.segment_bytes;
+		if (t->set & SBFS_K_INDEX_INTERVAL) cfg->index_interval_bytes = t->cfg.index_interval_bytes;
+		if (t->set & SBFS_K_MAX_RECORD) cfg->max_record_bytes = t->cfg.max_record_bytes;
+		if (t->set & SBFS_K_SYNC) cfg->sync = t->cfg.sync;
+		if (t->set & SBFS_K_SYNC_INTERVAL) cfg->sync_interval_ms = t->cfg.sync_interval_ms;
+		if (t->set & SBFS_K_RETENTION_BYTES) cfg->retention_bytes = t->cfg.retention_bytes;
+		if (t->set & SBFS_K_RETENTION_MS) cfg->retention_ms = t->cfg.retention_ms;
+	}
+	return 0;
+}
+
+/* The [log] key a check failure names (by its text), or -1. */
+static int key_in(const char *why)
+{
+	for (int i = 0; why && i < NLOGKEYS; i++)
+		if (strstr(why, log_keys[i]) && !(i == 3 && strstr(why, "sync_interval_ms")))
+			return i;
+	return -1;
+}
+
+static int check_all(sbfs_config *c, const int log_line[NLOGKEYS], char **err)
+{
+	const char *why = NULL;
+	if (sb_log_config_check(&c->log, &why)) {
+		int k = key_in(why);
+		int line = k >= 0 ? log_line[k] : 0;
+		int rc;
+		if (line > 0)
+			rc = asprintf(err, "%s:%d: key '%s': bad value: %s", c->config_path, line,
+				      log_keys[k], why ? why : "invalid");
+		else
+			rc = asprintf(err, "[log] %s%s: bad value: %s", k >= 0 ? "key " : "settings",
+				      k >= 0 ? log_keys[k] : "", why ? why : "invalid");
+		if (rc < 0)
+			*err = NULL;
+		return -1;
+	}
+	for (size_t i = 0; i < c->ntopics; i++) {
+		sb_log_config t = c->log;
+		sbfs_config_topic(c, c->topics[i].name, &t);
+		why = NULL;
+		if (sb_log_config_check(&t, &why)) {
+			int k = key_in(why);
+			if (asprintf(err, "%s: [topic:%s] key '%s': bad value: %s",
+				     c->config_path ? c->config_path : "mount.ini", c->topics[i].name,
+				     k >= 0 ? log_keys[k] : "?", why ? why : "invalid") < 0)
+				*err = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
+{
+	char cwd[PATH_MAX];
+	const char *pos[2] = { NULL, NULL };
+	int npos = 0, only_pos = 0;
+	char **opts = calloc((size_t)argc + 1, sizeof *opts);
+	int nopts = 0;
+	int log_line[NLOGKEYS] = { 0 };
+
+	*err = NULL;
+	memset(c, 0, sizeof *c);
+	if (!opts || !getcwd(cwd, sizeof cwd)) {
+		*err = strdup("cannot find the current directory");
+		goto fail;
+	}
+	c->owner = getuid();
+	c->group = getgid();
+	c->umask = 022;
+	sb_log_config_default(&c->log);
+
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		if (only_pos || a[0] != '-' || a[1] == '\0') {
+			if (npos == 2) {
+				if (asprintf(err, "unexpected argument '%s'", a) < 0)
+					*err = NULL;
+				goto fail;
+			}
+			pos[npos++] = a;
+		} else if (strcmp(a, "--") == 0) {
+			only_pos = 1;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			c->help = 1;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			c->version = 1;
+		} else if (strcmp(a, "-f") == 0) {
+			c->foreground = 1;
+		} else if (strcmp(a, "-d") == 0 || strcmp(a, "-df") == 0 || strcmp(a, "-fd") == 0) {
+			c->debug = c->foreground = 1;
+		} else if (strcmp(a, "-s") == 0) {
+			/* single-threaded: accepted for compatibility, ignored */
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
+			   strcmp(a, "-o") == 0) {
+			if (i + 1 >= argc) {
+				if (asprintf(err, "option %s needs an argument", a) < 0)
+					*err = NULL;
+				goto fail;
+			}
+			if (a[1] == 'o')
+				opts[nopts++] = argv[++i];
+			else {
+				free(c->config_path);
+				c->config_path = strdup(argv[++i]);
+			}
+		} else if (strncmp(a, "-o", 2) == 0) {
+			opts[nopts++] = a + 2;
+		} else if (strncmp(a, "-c", 2) == 0 || strncmp(a, "--config=", 9) == 0) {
+			free(c->config_path);
+			c->config_path = strdup(a[1] == 'c' ? a + 2 : a + 9);
+		} else {
+			if (asprintf(err, "unknown option '%s' (try --help)", a) < 0)
+				*err = NULL;
+			goto fail;
+		}
+	}
+	if (c->help || c->version)
+		goto out;
+
+	/* config=FILE among the -o options counts as -c */
+	for (int i = 0; i < nopts; i++) {
+		char *copy = strdup(opts[i]);
+		if (!copy)
+			goto oom;
+		each_opt(copy, find_config_opt, c, cwd, err);
+		free(copy);
+	}
+	if (c->config_path) {
+		char *p = c->config_path;
+		c->config_path = NULL;
+		int rc = load_file(c, p, cwd, err, log_line);
+		free(p);
+		if (rc)
+			goto fail;
+	} else if (access("mount.ini", F_OK) == 0) {
+		if (load_file(c, "mount.ini", cwd, err, log_line))
+			goto fail;
+	}
+	for (int i = 0; i < nopts; i++) {
+		char *copy = strdup(opts[i]);
+		if (!copy)
+			goto oom;
+		int rc = each_opt(copy, apply_opt, c, cwd, err);
+		free(copy);
+		if (rc)
+			goto fail;
+	}
+	if (check_all(c, log_line, err))
+		goto fail;
+	for (int i = 0; i < 2; i++) {
+		const char *p = pos[i] ? pos[i] : NULL;
+		char **slot = i == 0 ? &c->log_dir : &c->mountpoint;
+		if (p) {
+			free(*slot);
+			*slot = path_join(cwd, p);
+		} else if (!*slot) {
+			*slot = path_join(cwd, i == 0 ? "data" : "mnt");
+		}
+		if (!*slot)
+			goto oom;
+	}
+out:
+	free(opts);
+	return 0;
+oom:
+	free(*err);
+	*err = strdup("out of memory");
+fail:
+	if (!*err)
+		*err = strdup("bad configuration");
+	free(opts);
+	sbfs_config_free(c);
+	return -1;
+}

@@ -1,0 +1,144 @@
+/*
+ * fs.h - the daemon's shared state and the seams between its modules.
+ *
+ * Inode numbers (stable across mounts, never reused for another record):
+ *   1                                the root
+ *   id << 40 | 0                     topic directory (id: 23 bits hashed from its name)
+ *   id << 40 | 1                     the topic's .log
+ *   id << 40 | (16 + offset)         the record at offset
+ *   0 << 40 | n (n >= 2)             a file being created (transient)
+ */
+#ifndef SBFS_FS_H
+#define SBFS_FS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "config.h"
+
+#define SBFS_ID_SHIFT 40
+#define SBFS_LOCAL_MASK ((UINT64_C(1) << SBFS_ID_SHIFT) - 1)
+#define SBFS_ID_MAX ((UINT32_C(1) << 23) - 1) /* inode numbers stay below 2^63 */
+#define SBFS_L_DIR 0
+#define SBFS_L_LOG 1
+#define SBFS_L_REC0 16
+#define SBFS_MAX_OFFSET (SBFS_LOCAL_MASK - SBFS_L_REC0)
+#define SBFS_BLKSIZE (1u << 20)
+
+/* Kernel cache lifetimes, seconds. */
+#define SBFS_TTL_DIR 1.0
+#define SBFS_TTL_REC 1.0
+#define SBFS_TTL_LOG 0.0   /* .log: every fstat asks (tail -f polls it) */
+
+enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING };
+
+/* One topic as the tree knows it. Entries live until the fs is freed. */
+typedef struct sbfs_tentry {
+	char *name;             /* immutable */
+	uint32_t id;            /* immutable */
+	sbfs_topic *t;          /* guarded by sbfs.tlock (replaced when re-created) */
+	int removed;            /* guarded by sbfs.tlock */
+	pthread_mutex_t wlock;  /* serializes appends and deletes of this topic */
+	/* the notifier thread's alone */
+	uint64_t seen_start, seen_end;
+	int seen_removed;
+} sbfs_tentry;
+
+struct sbfs_pending;
+
+typedef struct sbfs {
+	sbfs_config *cfg;       /* borrowed, immutable */
+	sbfs_backend *b;
+	struct fuse_session *se;
+	int64_t mount_ns;       /* the root's times */
+
+	pthread_rwlock_t tlock; /* guards tab, cap, n and every entry's t/removed */
+	sbfs_tentry **tab;      /* open addressing by id */
+	size_t cap, n;
+
+	pthread_mutex_t plock;  /* guards the pending list and next_pending */
+	struct sbfs_pending *pending;
+	uint64_t next_pending;
+
+	pthread_mutex_t nlock;  /* guards stop, kick */
+	pthread_cond_t ncond;
+	int stop, kick;
+	pthread_t notifier;
+	int notifier_started;
+} sbfs;
+
+/* An open file or directory (fuse_file_info.fh). */
+typedef struct sbfs_fh {
+	enum sbfs_kind kind;
+	sbfs_tentry *te;
+	uint64_t offset;        /* K_RECORD */
+	uint64_t base;          /* K_LOG: stream_start at open; positions are relative */
+	/* K_LOG writers */
+	pthread_mutex_t lock;   /* guards everything below */
+	int writer, append;
+	int broken;             /* dropping the rest of a too-long line */
+	uint64_t wpos;          /* where the next non-O_APPEND write must land */
+	char *part;             /* a trailing partial line */
+	size_t plen, pcap;
+	/* K_PENDING */
+	struct sbfs_pending *p;
+	/* K_ROOT listing: a snapshot of the topic names */
+	char **names;
+	size_t nnames;
+} sbfs_fh;
+
+/* ---- tree.c ---- */
+int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b);
+void sbfs_fini(sbfs *fs);
+fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
+enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);
+/* The live entry of topic `name` (registering it), or -ENOENT / -EINVAL. */
+int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out);
+/* The entry of topic id and its backend handle: -ENOENT if removed. */
+int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t);
+sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te);
+void sbfs_topic_set_removed(sbfs *fs, sbfs_tentry *te, int removed, sbfs_topic *t);
+/* Snapshot of all entries (for the notifier); caller frees the array. */
+int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
+/* Parse a record name: 1..20 digits. 0 or -ENOENT. */
+int sbfs_parse_offset(const char *name, uint64_t *off);
+void sbfs_fmt_offset(char buf[21], uint64_t off);
+/* Attributes of each kind of node. */
+void sbfs_attr_root(sbfs *fs, struct stat *st);
+int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
+/* Attributes of any inode (pending files included), and its cache lifetime. */
+int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
+
+/* ---- errors.c ---- */
+int sbfs_errno(int rc);
+const char *sbfs_strerror(int rc);
+int sbfs_err_is_locked(int rc);
+void sbfs_reply_err(fuse_req_t req, int rc);
+void sbfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sbfs_log_to_syslog(int on);
+
+/* ---- ops.c / ops_write.c ---- */
+void sbfs_ops_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
+int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
+int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
+void sbfs_pending_free_all(sbfs *fs);
+/* Open/read/release of .log and records live in ops.c, writes in ops_write.c. */
+void sbfs_fh_free(sbfs_fh *h);
+int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
+
+/* ---- notify.c ---- */
+int sbfs_notify_start(sbfs *fs);
+void sbfs_notify_stop(sbfs *fs);
+/* Something changed in te: look soon (cheap, coalesced, any thread). */
+void sbfs_notify_kick(sbfs *fs);
+
+#endif

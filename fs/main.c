@@ -1,0 +1,222 @@
+/*
+ * main.c - streambusfs: settings, mount, detach, serve, unmount.
+ *
+ * The daemon forks before opening anything (threads do not survive a fork);
+ * the parent waits until the child has opened the store and mounted, and
+ * exits with the child's verdict: 0 once the mount is ready to use, 1 with
+ * the child's message on stderr otherwise.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SB_VERSION
+#define SB_VERSION "0"
+#endif
+
+/* Tell the waiting parent how the start went (once). */
+static void report(int *fd, unsigned char status)
+{
+	if (*fd < 0)
+		return;
+	ssize_t n = write(*fd, &status, 1);
+	(void)n;
+	close(*fd);
+	*fd = -1;
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+/* "a,b" -> "a\,b" for a -o value. */
+static char *escape_commas(const char *s)
+{
+	char *out = malloc(strlen(s) * 2 + 1), *w = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*w++ = '\\';
+		*w++ = *s;
+	}
+	*w = '\0';
+	return out;
+}
+
+static int serve(sbfs_config *cfg, int *ready_fd)
+{
+	int ret = 1;
+	sbfs_backend *b = NULL;
+	struct fuse_session *se = NULL;
+	char *fsname = NULL, *opts = NULL;
+	sbfs fs;
+	int fs_inited = 0, mounted = 0, handlers = 0;
+
+	int rc = sbfs_backend_store_open(cfg, &b);
+	if (rc) {
+		if (sbfs_err_is_locked(rc))
+			sbfs_log("%s: in use by another process (the store is locked)", cfg->log_dir);
+		else
+			sbfs_log("cannot open the log directory %s: %s", cfg->log_dir,
+				 sbfs_strerror(rc));
+		goto out;
+	}
+	rc = sbfs_init(&fs, cfg, b);
+	fs_inited = 1;
+	if (rc) {
+		sbfs_log("cannot list the topics of %s: %s", cfg->log_dir, sbfs_strerror(rc));
+		goto out;
+	}
+
+	fsname = escape_commas(cfg->log_dir);
+	if (!fsname || asprintf(&opts, "fsname=%s,subtype=streambusfs,default_permissions%s%s",
+				fsname, cfg->allow_other ? ",allow_other" : "",
+				cfg->read_only ? ",ro" : "") < 0) {
+		opts = NULL;
+		sbfs_log("out of memory");
+		goto out;
+	}
+	char *fargv[] = { "streambusfs", "-o", opts, cfg->debug ? "-d" : NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(cfg->debug ? 4 : 3, fargv);
+	struct fuse_lowlevel_ops ops;
+	memset(&ops, 0, sizeof ops);
+	sbfs_ops_fill(&ops);
+	sbfs_ops_write_fill(&ops);
+	se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+	fuse_opt_free_args(&args);
+	if (!se) {
+		sbfs_log("cannot start a FUSE session");
+		goto out;
+	}
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0) {
+		sbfs_log("cannot set signal handlers");
+		goto out;
+	}
+	handlers = 1;
+	struct stat st;
+	if (stat(cfg->mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		sbfs_log("mountpoint %s: %s", cfg->mountpoint,
+			 errno && !S_ISDIR(st.st_mode) ? strerror(errno ? errno : ENOTDIR)
+							: "not a directory");
+		goto out;
+	}
+	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
+		sbfs_log("cannot mount on %s", cfg->mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	rc = sbfs_notify_start(&fs);
+	if (rc) {
+		sbfs_log("cannot start the notifier: %s", strerror(-rc));
+		goto out;
+	}
+
+	if (*ready_fd >= 0) {
+		if (chdir("/") != 0) {
+			/* nothing depends on the working directory: paths are absolute */
+		}
+		detach_stdio();
+		sbfs_log_to_syslog(1);
+		report(ready_fd, 0);
+	}
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	rc = fuse_session_loop_mt(se, &lc);
+	ret = rc < 0 ? 1 : 0;
+	sbfs_notify_stop(&fs);
+out:
+	if (fs_inited)
+		sbfs_notify_stop(&fs);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	if (fs_inited) {
+		sbfs_pending_free_all(&fs);
+	}
+	if (b) {
+		rc = b->ops->close(b);
+		if (rc) {
+			sbfs_log("closing the store: %s", sbfs_strerror(rc));
+			ret = 1;
+		}
+	}
+	if (fs_inited)
+		sbfs_fini(&fs);
+	free(fsname);
+	free(opts);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	sbfs_config cfg;
+	char *err = NULL;
+	if (sbfs_config_load(&cfg, argc, argv, &err) != 0) {
+		fprintf(stderr, "streambusfs: %s\n", err ? err : "bad configuration");
+		free(err);
+		return 1;
+	}
+	if (cfg.help) {
+		fputs(sbfs_config_usage(), stdout);
+		sbfs_config_free(&cfg);
+		return 0;
+	}
+	if (cfg.version) {
+		printf("streambusfs %s (libfuse %s)\n", SB_VERSION, fuse_pkgversion());
+		sbfs_config_free(&cfg);
+		return 0;
+	}
+
+	int ready[2] = { -1, -1 };
+	if (!cfg.foreground) {
+		if (pipe(ready) != 0) {
+			perror("streambusfs: pipe");
+			return 1;
+		}
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("streambusfs: fork");
+			return 1;
+		}
+		if (pid > 0) {
+			close(ready[1]);
+			unsigned char status = 1;
+			ssize_t n;
+			do
+				n = read(ready[0], &status, 1);
+			while (n < 0 && errno == EINTR);
+			if (n != 1)
+				status = 1; /* the child died before mounting */
+			sbfs_config_free(&cfg);
+			return status;
+		}
+		close(ready[0]);
+		setsid();
+	}
+	int fd = ready[1];
+	int ret = serve(&cfg, &fd);
+	report(&fd, (unsigned char)(ret ? 1 : 0));
+	sbfs_config_free(&cfg);
+	return ret;
+}

@@ -1,0 +1,142 @@
+/*
+ * notify.c - tell the kernel what changed behind its back, and retention.
+ *
+ * Appends (by anyone), deletions and retention change a topic's .log size and
+ * its directory. Handlers only kick this thread; it compares each topic's
+ * extent with what it last told the kernel and invalidates the attributes of
+ * the .log and the directory that changed. Notifications never come from a
+ * request handler (that can deadlock in the kernel), and a burst of appends
+ * costs one notification. Every second it also runs retention.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define COALESCE_NS (10 * 1000 * 1000)
+#define PERIOD_NS (1000LL * 1000 * 1000)
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void scan(sbfs *fs)
+{
+	sbfs_tentry **v;
+	size_t n;
+	if (sbfs_topic_snapshot(fs, &v, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		sbfs_tentry *te = v[i];
+		sbfs_tentry *live;
+		sbfs_topic *t;
+		int removed = sbfs_topic_by_id(fs, te->id, &live, &t) != 0;
+		sbfs_bounds bd = { 0 };
+		if (!removed)
+			fs->b->ops->bounds(t, &bd);
+		if (removed == te->seen_removed && bd.stream_start == te->seen_start &&
+		    bd.stream_end == te->seen_end)
+			continue;
+		te->seen_removed = removed;
+		te->seen_start = bd.stream_start;
+		te->seen_end = bd.stream_end;
+		/* -ENOENT: the kernel does not know the inode; fine */
+		fuse_lowlevel_notify_inval_inode(fs->se, sbfs_ino(te->id, SBFS_L_LOG), -1, 0);
+		fuse_lowlevel_notify_inval_inode(fs->se, sbfs_ino(te->id, SBFS_L_DIR), -1, 0);
+	}
+	free(v);
+}
+
+static void *run(void *arg)
+{
+	sbfs *fs = arg;
+	int64_t last_retain = mono_ns();
+	pthread_mutex_lock(&fs->nlock);
+	while (!fs->stop) {
+		if (!fs->kick) {
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += 1;
+			pthread_cond_timedwait(&fs->ncond, &fs->nlock, &dl);
+		}
+		if (fs->stop)
+			break;
+		int kicked = fs->kick;
+		fs->kick = 0;
+		pthread_mutex_unlock(&fs->nlock);
+		if (kicked) {
+			/* let a burst of appends finish: one notification for it */
+			struct timespec ts = { 0, COALESCE_NS };
+			nanosleep(&ts, NULL);
+		}
+		if (mono_ns() - last_retain >= PERIOD_NS) {
+			int rc = fs->b->ops->retain(fs->b, real_ns());
+			if (rc)
+				sbfs_log("retention: %s", sbfs_strerror(rc));
+			last_retain = mono_ns();
+		}
+		scan(fs);
+		pthread_mutex_lock(&fs->nlock);
+	}
+	pthread_mutex_unlock(&fs->nlock);
+	return NULL;
+}
+
+int sbfs_notify_start(sbfs *fs)
+{
+	/* what the kernel was told at mount: the current extents */
+	sbfs_tentry **v;
+	size_t n;
+	if (sbfs_topic_snapshot(fs, &v, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			sbfs_tentry *live;
+			sbfs_topic *t;
+			sbfs_bounds bd = { 0 };
+			v[i]->seen_removed = sbfs_topic_by_id(fs, v[i]->id, &live, &t) != 0;
+			if (!v[i]->seen_removed)
+				fs->b->ops->bounds(t, &bd);
+			v[i]->seen_start = bd.stream_start;
+			v[i]->seen_end = bd.stream_end;
+		}
+		free(v);
+	}
+	fs->stop = 0;
+	int rc = pthread_create(&fs->notifier, NULL, run, fs);
+	if (rc)
+		return -rc;
+	fs->notifier_started = 1;
+	return 0;
+}
+
+void sbfs_notify_stop(sbfs *fs)
+{
+	if (!fs->notifier_started)
+		return;
+	pthread_mutex_lock(&fs->nlock);
+	fs->stop = 1;
+	pthread_cond_signal(&fs->ncond);
+	pthread_mutex_unlock(&fs->nlock);
+	pthread_join(fs->notifier, NULL);
+	fs->notifier_started = 0;
+}
+
+void sbfs_notify_kick(sbfs *fs)
+{
+	pthread_mutex_lock(&fs->nlock);
+	if (!fs->kick) {
+		fs->kick = 1;
+		pthread_cond_signal(&fs->ncond);
+	}
+	pthread_mutex_unlock(&fs->nlock);
+}

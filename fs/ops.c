@@ -1,0 +1,544 @@
+/*
+ * ops.c - the namespace: lookup, attributes, directories, deletion, statfs
+ * and extended attributes. File I/O is in ops_write.c.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XA_OFFSET "user.streambus.offset"
+#define XA_TIMESTAMP "user.streambus.timestamp"
+#define XA_KEY "user.streambus.key"
+
+static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void reply_entry(fuse_req_t req, const struct stat *st, double ttl)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	e.ino = st->st_ino;
+	e.attr = *st;
+	e.attr_timeout = ttl;
+	e.entry_timeout = ttl;
+	fuse_reply_entry(req, &e);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* the kernel must keep asking us for sizes, and appends must stay ours */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* plain READDIR: a million records list far faster without attributes */
+	conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	struct stat st;
+	sbfs_tentry *te;
+	int rc;
+	switch (sbfs_ino_kind(parent, &id, NULL)) {
+	case K_ROOT:
+		rc = sbfs_topic_by_name(fs, name, &te);
+		if (rc == 0)
+			rc = sbfs_attr_topic(fs, te, &st);
+		if (rc)
+			return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
+		return reply_entry(req, &st, SBFS_TTL_DIR);
+	case K_TOPIC:
+		break;
+	default:
+		return sbfs_reply_err(req, -ENOTDIR);
+	}
+	if (sbfs_topic_by_id(fs, id, &te, NULL))
+		return sbfs_reply_err(req, -ENOENT);
+	if (strcmp(name, ".log") == 0) {
+		sbfs_attr_log(fs, te, &st);
+		return reply_entry(req, &st, SBFS_TTL_LOG);
+	}
+	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
+		return reply_entry(req, &st, 0);
+	uint64_t off;
+	if (sbfs_parse_offset(name, &off) == 0 && sbfs_attr_record(fs, te, off, &st) == 0)
+		return reply_entry(req, &st, SBFS_TTL_REC);
+	/* no negative caching: the record may be appended any moment */
+	fuse_reply_err(req, ENOENT);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct stat st;
+	double ttl;
+	int rc = sbfs_attr_any(FS(req), ino, &st, &ttl);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_attr(req, &st, ttl);
+}
+
+/* Pending files take what cp -a sets; directories pretend (their bits
+ * come from the mount's settings); records and .log refuse. */
+int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	sbfs *fs = FS(req);
+	struct stat st;
+	double ttl;
+	int rc;
+	switch (sbfs_ino_kind(ino, NULL, NULL)) {
+	case K_PENDING:
+		rc = sbfs_pending_setattr(fs, ino, attr, to_set);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		break;
+	case K_ROOT:
+	case K_TOPIC:
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			return sbfs_reply_err(req, -EISDIR);
+		break;
+	case K_LOG:
+	case K_RECORD:
+		rc = sbfs_attr_any(fs, ino, &st, &ttl);
+		return sbfs_reply_err(req, rc ? rc : -EPERM);
+	default:
+		return sbfs_reply_err(req, -ENOENT);
+	}
+	rc = sbfs_attr_any(fs, ino, &st, &ttl);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_attr(req, &st, ttl);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)mode;
+	sbfs *fs = FS(req);
+	if (sbfs_ino_kind(parent, NULL, NULL) != K_ROOT)
+		return sbfs_reply_err(req, -EPERM);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	if (!fs->b->ops->topic_name_valid(name))
+		return sbfs_reply_err(req, -EINVAL);
+	int rc = fs->b->ops->topic_create(fs->b, name);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_tentry *te;
+	struct stat st;
+	rc = sbfs_topic_by_name(fs, name, &te);
+	if (rc == 0)
+		rc = sbfs_attr_topic(fs, te, &st);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_notify_kick(fs);
+	reply_entry(req, &st, SBFS_TTL_DIR);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	enum sbfs_kind k = sbfs_ino_kind(parent, &id, NULL);
+	if (k == K_TOPIC) {
+		sbfs_tentry *te;
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+		uint64_t off;
+		if (strcmp(name, ".log") == 0 || sbfs_parse_offset(name, &off) == 0 ||
+		    sbfs_pending_lookup(fs, te, name, &(struct stat){ 0 }) == 0)
+			return sbfs_reply_err(req, -ENOTDIR);
+		return sbfs_reply_err(req, -ENOENT);
+	}
+	if (k != K_ROOT)
+		return sbfs_reply_err(req, -ENOTDIR);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	sbfs_tentry *te;
+	int rc = sbfs_topic_by_name(fs, name, &te);
+	if (rc)
+		return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
+	pthread_mutex_lock(&te->wlock);
+	if (sbfs_pending_lookup(fs, te, "", NULL) == 0)
+		rc = -ENOTEMPTY; /* a file is being created in it */
+	else
+		rc = fs->b->ops->topic_remove(fs->b, name);
+	if (rc == 0)
+		sbfs_topic_set_removed(fs, te, 1, NULL);
+	pthread_mutex_unlock(&te->wlock);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_notify_kick(fs);
+	fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	if (sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+		return sbfs_reply_err(req, -EPERM);
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	if (sbfs_topic_by_id(fs, id, &te, &t))
+		return sbfs_reply_err(req, -ENOENT);
+	if (strcmp(name, ".log") == 0)
+		return sbfs_reply_err(req, -EPERM);
+	if (sbfs_pending_unlink(fs, te, name) == 0)
+		return (void)fuse_reply_err(req, 0);
+	uint64_t off;
+	if (sbfs_parse_offset(name, &off))
+		return sbfs_reply_err(req, -ENOENT);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	sbfs_bounds bd;
+	int rc;
+	pthread_mutex_lock(&te->wlock);
+	fs->b->ops->bounds(t, &bd);
+	if (off < bd.start || off >= bd.next)
+		rc = -ENOENT;
+	else if (off != bd.start)
+		rc = -EPERM; /* only the oldest record can go */
+	else
+		rc = fs->b->ops->delete_before(t, off + 1);
+	pthread_mutex_unlock(&te->wlock);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_notify_kick(fs);
+	fuse_reply_err(req, 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	sbfs_reply_err(req, -EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	sbfs_reply_err(req, -EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	sbfs_reply_err(req, -EPERM);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static int snap_cb(void *arg, const char *name, sbfs_topic *t)
+{
+	(void)t;
+	sbfs_fh *h = arg;
+	char **v = realloc(h->names, (h->nnames + 1) * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	h->names = v;
+	if (!(v[h->nnames] = strdup(name)))
+		return -ENOMEM;
+	h->nnames++;
+	return 0;
+}
+
+static void free_names(sbfs_fh *h)
+{
+	for (size_t i = 0; i < h->nnames; i++)
+		free(h->names[i]);
+	free(h->names);
+	h->names = NULL;
+	h->nnames = 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	enum sbfs_kind k = sbfs_ino_kind(ino, &id, NULL);
+	sbfs_tentry *te = NULL;
+	if (k == K_TOPIC) {
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+	} else if (k != K_ROOT) {
+		return sbfs_reply_err(req, -ENOTDIR);
+	}
+	sbfs_fh *h = calloc(1, sizeof *h);
+	if (!h)
+		return sbfs_reply_err(req, -ENOMEM);
+	h->kind = k;
+	h->te = te;
+	pthread_mutex_init(&h->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	free_names(h);
+	sbfs_fh_free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* Add one entry; 0 when it did not fit. */
+static size_t add(fuse_req_t req, char *buf, size_t used, size_t size, const char *name,
+		  fuse_ino_t ino, mode_t type, off_t next)
+{
+	struct stat st = { .st_ino = ino, .st_mode = type };
+	size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
+	return need > size - used ? 0 : need;
+}
+
+/*
+ * Cookies: 1 after ".", 2 after "..", then for the root 3 + i after topic i
+ * of the opendir-time snapshot; for a topic 3 after ".log" and offset + 4
+ * after the record at offset, so a listing resumes by offset however the
+ * topic changed meanwhile.
+ */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	sbfs *fs = FS(req);
+	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0, n;
+	if (!buf)
+		return sbfs_reply_err(req, -ENOMEM);
+	fuse_ino_t self = ino, up = FUSE_ROOT_ID;
+	if (off == 0) {
+		if (!(n = add(req, buf, used, size, ".", self, S_IFDIR, 1)))
+			goto out;
+		used += n;
+		off = 1;
+	}
+	if (off == 1) {
+		if (!(n = add(req, buf, used, size, "..", up, S_IFDIR, 2)))
+			goto out;
+		used += n;
+		off = 2;
+	}
+	if (h->kind == K_ROOT) {
+		if (off == 2 || !h->names) {
+			free_names(h);
+			sbfs_fh tmp = { 0 };
+			int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
+			h->names = tmp.names;
+			h->nnames = tmp.nnames;
+			if (rc && !used) {
+				free(buf);
+				return sbfs_reply_err(req, rc);
+			}
+		}
+		for (size_t i = (size_t)off - 2; i < h->nnames; i++) {
+			sbfs_tentry *te;
+			if (sbfs_topic_by_name(fs, h->names[i], &te))
+				continue;
+			if (!(n = add(req, buf, used, size, h->names[i],
+				      sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR, (off_t)(i + 3))))
+				goto out;
+			used += n;
+		}
+		goto out;
+	}
+	/* a topic */
+	sbfs_tentry *te = h->te;
+	if (off == 2) {
+		if (fs->cfg->list_log) {
+			if (!(n = add(req, buf, used, size, ".log", sbfs_ino(te->id, SBFS_L_LOG),
+				      S_IFREG, 3)))
+				goto out;
+			used += n;
+		}
+		off = 3;
+	}
+	sbfs_bounds bd;
+	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	uint64_t o = (uint64_t)off - 3;
+	if (o < bd.start)
+		o = bd.start;
+	if (bd.next > SBFS_MAX_OFFSET)
+		bd.next = SBFS_MAX_OFFSET + 1;
+	char name[21];
+	for (; o < bd.next; o++) {
+		sbfs_fmt_offset(name, o);
+		if (!(n = add(req, buf, used, size, name, sbfs_ino(te->id, SBFS_L_REC0 + o),
+			      S_IFREG, (off_t)(o + 4))))
+			break;
+		used += n;
+	}
+out:
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync, (void)fi;
+	sbfs *fs = FS(req);
+	uint32_t id;
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	if (sbfs_ino_kind(ino, &id, NULL) != K_TOPIC || sbfs_topic_by_id(fs, id, &te, &t))
+		return (void)fuse_reply_err(req, 0);
+	int rc = fs->b->ops->sync(t);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	sbfs *fs = FS(req);
+	struct statvfs st;
+	int rc = fs->b->ops->statfs(fs->b, &st);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+/* ---- extended attributes -------------------------------------------------- */
+
+static int xattr_names(sbfs *fs, fuse_ino_t ino, char *buf, size_t *len)
+{
+	uint32_t id;
+	uint64_t off;
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	*len = 0;
+	if (sbfs_ino_kind(ino, &id, &off) != K_RECORD)
+		return 0;
+	if (sbfs_topic_by_id(fs, id, &te, &t))
+		return -ENOENT;
+	sbfs_recinfo ri;
+	int rc = fs->b->ops->stat_record(t, off, &ri);
+	if (rc)
+		return rc;
+	size_t n = 0;
+	memcpy(buf + n, XA_OFFSET, sizeof XA_OFFSET);
+	n += sizeof XA_OFFSET;
+	memcpy(buf + n, XA_TIMESTAMP, sizeof XA_TIMESTAMP);
+	n += sizeof XA_TIMESTAMP;
+	if (ri.key_len) {
+		memcpy(buf + n, XA_KEY, sizeof XA_KEY);
+		n += sizeof XA_KEY;
+	}
+	*len = n;
+	return 0;
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char buf[128];
+	size_t len;
+	int rc = xattr_names(FS(req), ino, buf, &len);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	if (size == 0)
+		return (void)fuse_reply_xattr(req, len);
+	if (size < len)
+		return sbfs_reply_err(req, -ERANGE);
+	fuse_reply_buf(req, buf, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	uint64_t off;
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	if (sbfs_ino_kind(ino, &id, &off) != K_RECORD || strncmp(name, "user.streambus.", 15))
+		return sbfs_reply_err(req, -ENODATA);
+	if (sbfs_topic_by_id(fs, id, &te, &t))
+		return sbfs_reply_err(req, -ENOENT);
+	sbfs_recinfo ri;
+	int rc = fs->b->ops->stat_record(t, off, &ri);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	char small[32];
+	char *val = small;
+	size_t len;
+	if (strcmp(name, XA_OFFSET) == 0) {
+		len = (size_t)snprintf(small, sizeof small, "%" PRIu64, off);
+	} else if (strcmp(name, XA_TIMESTAMP) == 0) {
+		len = (size_t)snprintf(small, sizeof small, "%" PRId64, ri.timestamp_ns);
+	} else if (strcmp(name, XA_KEY) == 0 && ri.key_len) {
+		val = malloc(ri.key_len);
+		if (!val)
+			return sbfs_reply_err(req, -ENOMEM);
+		rc = fs->b->ops->read_key(t, off, val, ri.key_len, &len);
+		if (rc) {
+			free(val);
+			return sbfs_reply_err(req, rc);
+		}
+	} else {
+		return sbfs_reply_err(req, -ENODATA);
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		sbfs_reply_err(req, -ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+	if (val != small)
+		free(val);
+}
+
+int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
+			  size_t size);
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)flags;
+	if (sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
+		int rc = sbfs_pending_setxattr(FS(req), ino, name, value, size);
+		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
+	}
+	sbfs_reply_err(req, -ENOTSUP);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino, (void)name;
+	sbfs_reply_err(req, -ENOTSUP);
+}
+
+void sbfs_ops_fill(struct fuse_lowlevel_ops *ops)
+{
+	ops->init = op_init;
+	ops->lookup = op_lookup;
+	ops->getattr = op_getattr;
+	ops->setattr = op_setattr;
+	ops->mkdir = op_mkdir;
+	ops->rmdir = op_rmdir;
+	ops->unlink = op_unlink;
+	ops->rename = op_rename;
+	ops->link = op_link;
+	ops->symlink = op_symlink;
+	ops->opendir = op_opendir;
+	ops->readdir = op_readdir;
+	ops->releasedir = op_releasedir;
+	ops->fsyncdir = op_fsyncdir;
+	ops->statfs = op_statfs;
+	ops->listxattr = op_listxattr;
+	ops->getxattr = op_getxattr;
+	ops->setxattr = op_setxattr;
+	ops->removexattr = op_removexattr;
+}

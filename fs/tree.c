@@ -1,0 +1,407 @@
+/*
+ * tree.c - the tree's names, inode numbers and attributes.
+ *
+ * A topic's id is a hash of its name (23 bits, never 0), so that inode
+ * numbers are the same at every mount; two names with the same hash probe
+ * to the next free id in the order they are first seen (at start-up: name
+ * order), which keeps them stable as long as the set of topics is.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+fuse_ino_t sbfs_ino(uint32_t id, uint64_t local)
+{
+	return ((fuse_ino_t)id << SBFS_ID_SHIFT) | (local & SBFS_LOCAL_MASK);
+}
+
+enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset)
+{
+	uint32_t i = (uint32_t)(ino >> SBFS_ID_SHIFT);
+	uint64_t local = ino & SBFS_LOCAL_MASK;
+	if (id)
+		*id = i;
+	if (i == 0) {
+		if (local == FUSE_ROOT_ID)
+			return K_ROOT;
+		return local >= 2 ? K_PENDING : K_BAD;
+	}
+	if (local == SBFS_L_DIR)
+		return K_TOPIC;
+	if (local == SBFS_L_LOG)
+		return K_LOG;
+	if (local < SBFS_L_REC0)
+		return K_BAD;
+	if (offset)
+		*offset = local - SBFS_L_REC0;
+	return K_RECORD;
+}
+
+static uint32_t name_id(const char *name)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	uint32_t id = (uint32_t)((h >> 24) ^ h) & SBFS_ID_MAX;
+	return id ? id : 1;
+}
+
+static uint32_t next_id(uint32_t id)
+{
+	return id == SBFS_ID_MAX ? 1 : id + 1;
+}
+
+/* ---- the table (open addressing on id); callers hold tlock ---------------- */
+
+static sbfs_tentry *tab_get(const sbfs *fs, uint32_t id)
+{
+	if (!fs->cap)
+		return NULL;
+	for (size_t i = id & (fs->cap - 1);; i = (i + 1) & (fs->cap - 1)) {
+		sbfs_tentry *e = fs->tab[i];
+		if (!e || e->id == id)
+			return e;
+	}
+}
+
+static int tab_put(sbfs *fs, sbfs_tentry *e)
+{
+	if ((fs->n + 1) * 2 > fs->cap) {
+		size_t ncap = fs->cap ? fs->cap * 2 : 64;
+		sbfs_tentry **nt = calloc(ncap, sizeof *nt);
+		if (!nt)
+			return -ENOMEM;
+		for (size_t i = 0; i < fs->cap; i++) {
+			sbfs_tentry *o = fs->tab[i];
+			if (!o)
+				continue;
+			size_t j = o->id & (ncap - 1);
+			while (nt[j])
+				j = (j + 1) & (ncap - 1);
+			nt[j] = o;
+		}
+		free(fs->tab);
+		fs->tab = nt;
+		fs->cap = ncap;
+	}
+	size_t j = e->id & (fs->cap - 1);
+	while (fs->tab[j])
+		j = (j + 1) & (fs->cap - 1);
+	fs->tab[j] = e;
+	fs->n++;
+	return 0;
+}
+
+/* The entry named `name`, or where its id would go (*free_id). */
+static sbfs_tentry *tab_find_name(const sbfs *fs, const char *name, uint32_t *free_id)
+{
+	uint32_t id = name_id(name);
+	for (;;) {
+		sbfs_tentry *e = tab_get(fs, id);
+		if (!e) {
+			*free_id = id;
+			return NULL;
+		}
+		if (strcmp(e->name, name) == 0)
+			return e;
+		id = next_id(id);
+	}
+}
+
+/* Register name -> t (write lock held). */
+static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry **out)
+{
+	uint32_t id;
+	sbfs_tentry *e = tab_find_name(fs, name, &id);
+	if (e) {
+		e->t = t;
+		e->removed = 0;
+		*out = e;
+		return 0;
+	}
+	e = calloc(1, sizeof *e);
+	if (!e || !(e->name = strdup(name))) {
+		free(e);
+		return -ENOMEM;
+	}
+	e->id = id;
+	e->t = t;
+	pthread_mutex_init(&e->wlock, NULL);
+	int rc = tab_put(fs, e);
+	if (rc) {
+		pthread_mutex_destroy(&e->wlock);
+		free(e->name);
+		free(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+/* ---- the public side ------------------------------------------------------ */
+
+typedef struct reg_ctx {
+	sbfs *fs;
+	int rc;
+} reg_ctx;
+
+static int reg_cb(void *arg, const char *name, sbfs_topic *t)
+{
+	reg_ctx *x = arg;
+	sbfs_tentry *e;
+	x->rc = tab_register(x->fs, name, t, &e);
+	return x->rc ? 1 : 0;
+}
+
+int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
+{
+	memset(fs, 0, sizeof *fs);
+	fs->cfg = cfg;
+	fs->b = b;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fs->mount_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	pthread_rwlock_init(&fs->tlock, NULL);
+	pthread_mutex_init(&fs->plock, NULL);
+	pthread_mutex_init(&fs->nlock, NULL);
+	pthread_cond_init(&fs->ncond, NULL);
+	fs->next_pending = 2;
+	/* in name order, so colliding ids probe the same way at every mount */
+	reg_ctx x = { fs, 0 };
+	int rc = b->ops->topic_list(b, reg_cb, &x);
+	if (rc == 0)
+		rc = x.rc;
+	return rc;
+}
+
+void sbfs_fini(sbfs *fs)
+{
+	for (size_t i = 0; i < fs->cap; i++) {
+		sbfs_tentry *e = fs->tab[i];
+		if (!e)
+			continue;
+		pthread_mutex_destroy(&e->wlock);
+		free(e->name);
+		free(e);
+	}
+	free(fs->tab);
+	fs->tab = NULL;
+	fs->cap = fs->n = 0;
+	pthread_rwlock_destroy(&fs->tlock);
+	pthread_mutex_destroy(&fs->plock);
+	pthread_mutex_destroy(&fs->nlock);
+	pthread_cond_destroy(&fs->ncond);
+}
+
+int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out)
+{
+	if (!fs->b->ops->topic_name_valid(name))
+		return -ENOENT;
+	sbfs_topic *t;
+	int rc = fs->b->ops->topic_get(fs->b, name, &t);
+	if (rc)
+		return rc;
+	uint32_t id;
+	pthread_rwlock_rdlock(&fs->tlock);
+	sbfs_tentry *e = tab_find_name(fs, name, &id);
+	int fresh = e && e->t == t && !e->removed;
+	pthread_rwlock_unlock(&fs->tlock);
+	if (fresh) {
+		*out = e;
+		return 0;
+	}
+	pthread_rwlock_wrlock(&fs->tlock);
+	rc = tab_register(fs, name, t, &e);
+	pthread_rwlock_unlock(&fs->tlock);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t)
+{
+	int rc = -ENOENT;
+	pthread_rwlock_rdlock(&fs->tlock);
+	sbfs_tentry *e = tab_get(fs, id);
+	if (e && !e->removed) {
+		*out = e;
+		if (t)
+			*t = e->t;
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&fs->tlock);
+	return rc;
+}
+
+sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te)
+{
+	pthread_rwlock_rdlock(&fs->tlock);
+	sbfs_topic *t = te->t;
+	pthread_rwlock_unlock(&fs->tlock);
+	return t;
+}
+
+void sbfs_topic_set_removed(sbfs *fs, sbfs_tentry *te, int removed, sbfs_topic *t)
+{
+	pthread_rwlock_wrlock(&fs->tlock);
+	te->removed = removed;
+	if (t)
+		te->t = t;
+	pthread_rwlock_unlock(&fs->tlock);
+}
+
+int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n)
+{
+	pthread_rwlock_rdlock(&fs->tlock);
+	sbfs_tentry **v = malloc((fs->n ? fs->n : 1) * sizeof *v);
+	size_t k = 0;
+	if (v)
+		for (size_t i = 0; i < fs->cap; i++)
+			if (fs->tab[i])
+				v[k++] = fs->tab[i];
+	pthread_rwlock_unlock(&fs->tlock);
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int sbfs_parse_offset(const char *name, uint64_t *off)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 20 || strspn(name, "0123456789") != n)
+		return -ENOENT;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(name[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ENOENT;
+		v = v * 10 + d;
+	}
+	*off = v;
+	return 0;
+}
+
+void sbfs_fmt_offset(char buf[21], uint64_t off)
+{
+	for (int i = 19; i >= 0; i--) {
+		buf[i] = (char)('0' + off % 10);
+		off /= 10;
+	}
+	buf[20] = '\0';
+}
+
+/* ---- attributes ----------------------------------------------------------- */
+
+static void set_times(struct stat *st, int64_t ns)
+{
+	if (ns < 0)
+		ns = 0;
+	st->st_mtim.tv_sec = ns / 1000000000;
+	st->st_mtim.tv_nsec = ns % 1000000000;
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+static void base_attr(sbfs *fs, struct stat *st, fuse_ino_t ino, mode_t mode)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = ino;
+	st->st_mode = (mode & S_IFMT) | ((mode & 07777) & ~fs->cfg->umask);
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = fs->cfg->owner;
+	st->st_gid = fs->cfg->group;
+	st->st_blksize = SBFS_BLKSIZE;
+}
+
+static void set_size(struct stat *st, uint64_t size)
+{
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+}
+
+void sbfs_attr_root(sbfs *fs, struct stat *st)
+{
+	base_attr(fs, st, FUSE_ROOT_ID, S_IFDIR | 0777);
+	pthread_rwlock_rdlock(&fs->tlock);
+	size_t live = 0;
+	for (size_t i = 0; i < fs->cap; i++)
+		if (fs->tab[i] && !fs->tab[i]->removed)
+			live++;
+	pthread_rwlock_unlock(&fs->tlock);
+	st->st_nlink = 2 + live;
+	set_times(st, fs->mount_ns);
+}
+
+int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
+{
+	sbfs_bounds bd;
+	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR | 0777);
+	set_times(st, bd.mtime_ns);
+	return 0;
+}
+
+int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st)
+{
+	sbfs_bounds bd;
+	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_LOG), S_IFREG | 0666);
+	set_size(st, bd.stream_end - bd.stream_start);
+	set_times(st, bd.mtime_ns);
+	return 0;
+}
+
+int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st)
+{
+	if (off > SBFS_MAX_OFFSET)
+		return -ENOENT;
+	sbfs_recinfo ri;
+	int rc = fs->b->ops->stat_record(sbfs_topic_handle(fs, te), off, &ri);
+	if (rc)
+		return rc;
+	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_REC0 + off), S_IFREG | 0444);
+	set_size(st, ri.value_len);
+	set_times(st, ri.timestamp_ns);
+	return 0;
+}
+
+int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl)
+{
+	uint32_t id;
+	uint64_t off = 0;
+	sbfs_tentry *te;
+	enum sbfs_kind k = sbfs_ino_kind(ino, &id, &off);
+	switch (k) {
+	case K_ROOT:
+		sbfs_attr_root(fs, st);
+		*ttl = SBFS_TTL_DIR;
+		return 0;
+	case K_PENDING:
+		*ttl = 0;
+		return sbfs_pending_attr(fs, ino, st);
+	case K_TOPIC:
+	case K_LOG:
+	case K_RECORD:
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return -ENOENT;
+		if (k == K_TOPIC) {
+			*ttl = SBFS_TTL_DIR;
+			return sbfs_attr_topic(fs, te, st);
+		}
+		if (k == K_LOG) {
+			*ttl = SBFS_TTL_LOG;
+			return sbfs_attr_log(fs, te, st);
+		}
+		*ttl = SBFS_TTL_REC;
+		return sbfs_attr_record(fs, te, off, st);
+	default:
+		return -ENOENT;
+	}
+}
