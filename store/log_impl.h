@@ -49,5 +49,13 @@ struct sb_log {
 
 /* The last (active) segment; call with seg_lock or append_mu held. */
 sb_segment *sb_log_active(sb_log *l);
+/* Add a segment at the end (takes seg_lock). */
+int sb_log_segs_push(sb_log *l, sb_segment *s);
+/* Drop the first k segments, never the last, and fsync the directory. [append] */
+int sb_log_drop_front(sb_log *l, size_t k);
+/* Stream position of record `off` in [start, next] (the end for next). */
+uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);
+/* Find and check the log's segments (log_recover.c). */
+int sb_log_recover(sb_log *l);
 
 #endif
