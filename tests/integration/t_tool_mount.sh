@@ -15,7 +15,8 @@ mkdir -p "$L" "$M" "$M2"
 umount_all() {
 	local m
 	for m in "$M" "$M2"; do
-		if mountpoint -q "$m" 2>/dev/null; then
+		# /proc/mounts, not mountpoint(1): a dead daemon's mount still counts
+		if grep -q " $m fuse" /proc/mounts; then
 			timeout 20 fusermount3 -u "$m" 2>/dev/null || timeout 20 umount -l "$m" 2>/dev/null || true
 		fi
 	done
