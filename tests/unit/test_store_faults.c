@@ -1,0 +1,369 @@
+/*
+ * test_store_faults.c - I/O errors through util_faultio: a failed fdatasync
+ * is sticky until reopen and loses nothing acknowledged before it; ENOSPC
+ * and short writes fail an append and leave the log exactly as before; EIO
+ * on open and elsewhere surfaces as an error; and every call of the
+ * scripted workload failed in turn loses no acknowledged record.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util_faultio.h"
+#include "util_files.h"
+#include "util_store.h"
+#include "util_workload.h"
+
+static ut_env env;
+static sb_store *S;
+static sb_log *L;
+static sb_log_config C;
+static fio *F;
+static char tdir[4096];
+
+#define LEN(i) ut_len((i), 1, 20, 300)
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "faults"), 0);
+	S = NULL;
+	F = fio_new(env.stash);
+	fio_set_sync(F, 0, 0);
+	ut_cfg(&C, 8192, SB_SYNC_ALWAYS);
+	C.index_interval_bytes = 512;
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+}
+
+static void teardown(void)
+{
+	if (S)
+		sb_store_close(S);
+	fio_free(F);
+	ut_env_fini(&env);
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 240);
+
+static void open_fio(void)
+{
+	cr_assert_eq(ut_open(env.store, &C, fio_io(F), &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+}
+
+/* Close whatever happened (the result is not asserted), reopen with the
+ * real io. */
+static void reopen_real(void)
+{
+	sb_store_close(S);
+	S = NULL;
+	int rc = ut_open(env.store, &C, NULL, &S);
+	cr_assert_eq(rc, 0, "reopen: %s", sb_strerror(rc));
+	cr_assert_eq(sb_store_get(S, "t", &L), 0);
+}
+
+static void fill(uint64_t n)
+{
+	for (uint64_t i = sb_log_next(L); i < n; i++)
+		cr_assert_eq(ut_append1(L, i, LEN(i), 1, NULL), 0, "append %llu",
+			     (unsigned long long)i);
+}
+
+static void expect_records(uint64_t n, const char *when)
+{
+	for (uint64_t i = sb_log_start(L); i < n; i++)
+		cr_assert_eq(ut_check(L, i, LEN(i), 1), 0, "%s: record %llu", when,
+			     (unsigned long long)i);
+}
+
+/* Nothing changed since *before (stats and next). */
+static void expect_unchanged(const sb_log_stats *before, const char *when)
+{
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.next, before->next, "%s: next %llu, was %llu", when,
+		     (unsigned long long)st.next, (unsigned long long)before->next);
+	cr_expect_eq(st.bytes, before->bytes, "%s: bytes %llu, was %llu", when,
+		     (unsigned long long)st.bytes, (unsigned long long)before->bytes);
+	cr_expect_eq(st.stream_bytes, before->stream_bytes, "%s", when);
+	cr_expect_eq(sb_log_stream_end(L), before->stream_bytes + 0 * before->start, "%s", when);
+}
+
+static void sticky(enum sb_sync sync)
+{
+	C.sync = sync;
+	/* acked: what must be there after reopen (no crash happened) */
+	uint64_t acked = sync == SB_SYNC_NEVER ? 31 : 30;
+	open_fio();
+	fill(30);
+	if (sync == SB_SYNC_NEVER) {
+		cr_assert_eq(sb_log_sync(L), 0);
+		fill(31); /* something for the next sync to do */
+	}
+	fio_fail(F, FIO_FDATASYNC, 1, EIO, 0, ".seg");
+	int rc = sync == SB_SYNC_ALWAYS ? ut_append1(L, 30, LEN(30), 1, NULL) : sb_log_sync(L);
+	if (sync == SB_SYNC_NEVER) {
+		cr_assert_eq(rc, -EIO, "sb_log_sync: %s", sb_strerror(rc));
+		rc = ut_append1(L, 31, LEN(31), 1, NULL);
+	}
+	cr_assert_eq(rc, -EIO, "the append after the failed sync: %s", sb_strerror(rc));
+	fio_fail_clear(F);
+	/* the disk is fine again, but the log stays refused until reopened */
+	for (int i = 0; i < 3; i++) {
+		rc = ut_append1(L, sb_log_next(L), 10, 1, NULL);
+		cr_expect_eq(rc, -EIO, "append %d after the failure: %s", i, sb_strerror(rc));
+	}
+	sb_record_in r = {.value = "x", .value_len = 1};
+	cr_expect_eq(sb_log_append_at(L, sb_log_next(L), &r, 1), -EIO);
+	expect_records(acked, "readable after the failure");
+	reopen_real();
+	cr_assert_geq(sb_log_next(L), acked, "acknowledged records lost");
+	cr_assert_leq(sb_log_next(L), acked + 1);
+	expect_records(sb_log_next(L), "after reopen");
+	uint64_t next = sb_log_next(L), got = 0;
+	cr_assert_eq(ut_append1(L, next, LEN(next), 1, &got), 0, "appends work after reopen");
+	cr_expect_eq(got, next);
+}
+
+Test(faults, failed_sync_is_sticky_under_always)
+{
+	sticky(SB_SYNC_ALWAYS);
+}
+
+Test(faults, failed_sync_is_sticky_under_never)
+{
+	sticky(SB_SYNC_NEVER);
+}
+
+Test(faults, enospc_fails_the_append_and_changes_nothing)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(40);
+	sb_log_stats before;
+	cr_assert_eq(sb_log_get_stats(L, &before), 0);
+	fio_disk_budget(F, 0);
+	uint64_t got = 4242;
+	cr_expect_eq(ut_append1(L, 40, LEN(40), 1, &got), -ENOSPC);
+	cr_expect_eq(got, 4242);
+	sb_record_in rs[3] = {{.value = "a", .value_len = 1}, {.value = "b", .value_len = 1},
+			      {.value = "c", .value_len = 1}};
+	cr_expect_eq(sb_log_append(L, rs, 3, NULL), -ENOSPC);
+	expect_unchanged(&before, "after ENOSPC");
+	expect_records(40, "after ENOSPC");
+	fio_disk_budget(F, -1);
+	cr_assert_eq(ut_append1(L, 40, LEN(40), 1, &got), 0, "append once there is space");
+	cr_expect_eq(got, 40);
+	fill(45);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 45);
+	expect_records(45, "after reopen");
+}
+
+Test(faults, short_write_then_enospc_cuts_back)
+{
+	char name[256], p[4096];
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(25);
+	cr_assert_eq(uf_last_suffix(tdir, ".seg", name, sizeof(name)), 0);
+	uf_join(p, sizeof(p), tdir, name);
+	off_t size = uf_size(p);
+	sb_log_stats before;
+	cr_assert_eq(sb_log_get_stats(L, &before), 0);
+	fio_disk_budget(F, 20); /* the record's header fits, not the record */
+	cr_expect_eq(ut_append1(L, 25, 200, 1, NULL), -ENOSPC);
+	expect_unchanged(&before, "after a short write");
+	cr_expect_eq(uf_size(p), size, "the segment file was not cut back: %lld, was %lld",
+		     (long long)uf_size(p), (long long)size);
+	fio_disk_budget(F, -1);
+	fill(35);
+	expect_records(35, "after the short write");
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 35, "reopen after a short write");
+	expect_records(35, "after reopen");
+}
+
+Test(faults, one_short_write_is_completed_or_undone)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(10);
+	fio_short_write(F, 1, 7);
+	int rc = ut_append1(L, 10, LEN(10), 1, NULL);
+	if (rc) {
+		cr_expect_eq(sb_log_next(L), 10, "failed append (%s) appended", sb_strerror(rc));
+	} else {
+		cr_expect_eq(sb_log_next(L), 11);
+		cr_expect_eq(ut_check(L, 10, LEN(10), 1), 0, "a short write made it into a record");
+	}
+	uint64_t n = sb_log_next(L);
+	rc = ut_append1(L, n, LEN(n), 1, NULL);
+	if (!rc)
+		fill(n + 10);
+	uint64_t acked = sb_log_next(L);
+	expect_records(acked, "after the short write");
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), acked);
+	expect_records(acked, "after reopen");
+}
+
+Test(faults, eio_on_pwrite_fails_the_append_only)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(10);
+	sb_log_stats before;
+	cr_assert_eq(sb_log_get_stats(L, &before), 0);
+	fio_fail(F, FIO_PWRITE, 1, EIO, 0, ".seg");
+	cr_expect_eq(ut_append1(L, 10, LEN(10), 1, NULL), -EIO);
+	expect_unchanged(&before, "after EIO");
+	uint64_t n = sb_log_next(L), got = 0;
+	int rc = ut_append1(L, n, LEN(n), 1, &got);
+	cr_expect(rc == 0 || rc == -EIO, "append after a failed write: %s", sb_strerror(rc));
+	uint64_t acked = rc ? n : n + 1;
+	if (!rc)
+		cr_expect_eq(got, 10);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), acked);
+	expect_records(acked, "after reopen");
+}
+
+Test(faults, eio_opening_a_segment_fails_the_store_open)
+{
+	open_fio();
+	fill(200);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	fio_fail(F, FIO_OPEN, 2, EIO, FIO_STICKY, ".seg");
+	sb_store *s = (sb_store *)0x1;
+	int rc = ut_open(env.store, &C, fio_io(F), &s);
+	cr_expect_eq(rc, -EIO, "open with an unreadable segment: %s", sb_strerror(rc));
+	cr_expect_eq(s, (sb_store *)0x1);
+	if (!rc)
+		sb_store_close(s);
+	fio_fail_clear(F);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 200);
+	expect_records(200, "after the failed open");
+}
+
+Test(faults, eio_creating_the_next_segment_fails_the_append)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(20);
+	int nseg = uf_count_suffix(tdir, ".seg");
+	fio_fail(F, FIO_OPEN, 1, EIO, FIO_STICKY, ".seg");
+	int rc = 0;
+	uint64_t i;
+	for (i = 20; i < 400 && !rc; i++)
+		rc = ut_append1(L, i, LEN(i), 1, NULL);
+	cr_assert_eq(rc, -EIO, "no roll needed a new segment? %s", sb_strerror(rc));
+	uint64_t acked = i - 1;
+	cr_expect_eq(sb_log_next(L), acked, "the failed append appended");
+	cr_expect_eq(uf_count_suffix(tdir, ".seg"), nseg, "a segment file appeared though open failed");
+	fio_fail_clear(F);
+	rc = ut_append1(L, acked, LEN(acked), 1, NULL);
+	cr_expect(rc == 0 || rc == -EIO, "%s", sb_strerror(rc));
+	if (!rc)
+		acked++;
+	expect_records(acked, "after the failed roll");
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), acked);
+	expect_records(acked, "after reopen");
+}
+
+Test(faults, failing_index_saves_at_close_lose_nothing)
+{
+	open_fio();
+	fill(300);
+	fio_fail(F, FIO_RENAME, 1, EIO, FIO_STICKY, NULL);
+	int rc = sb_store_close(S);
+	S = NULL;
+	cr_expect_neq(rc, 0, "close hid a failed index save");
+	fio_fail_clear(F);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 300);
+	expect_records(300, "after failed index saves");
+}
+
+/* A segment that cannot be unlinked while the start moves must not make a
+ * later open drop the live segments after it. */
+static void failed_unlink(int err)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(300);
+	cr_assert_gt(uf_count_suffix(tdir, ".seg"), 5);
+	fio_fail(F, FIO_UNLINK, 1, err, 0, ".seg");
+	int rc = sb_log_delete_before(L, 150);
+	uint64_t start = sb_log_start(L);
+	cr_expect(start == 150 || (rc && start == 0), "delete_before: %s, start %llu",
+		  sb_strerror(rc), (unsigned long long)start);
+	expect_records(300, "after the failed unlink");
+	fill(310);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 310,
+		     "acknowledged records lost after a failed unlink (delete_before said %s): "
+		     "start %llu next %llu after reopen, want next 310",
+		     sb_strerror(rc), (unsigned long long)sb_log_start(L),
+		     (unsigned long long)sb_log_next(L));
+	cr_expect(sb_log_start(L) == start || (rc && sb_log_start(L) <= 150),
+		  "start %llu after reopen, was %llu", (unsigned long long)sb_log_start(L),
+		  (unsigned long long)start);
+	cr_assert_leq(sb_log_start(L), 150);
+	expect_records(310, "after reopen");
+}
+
+Test(faults, eio_unlinking_an_old_segment_loses_no_live_record)
+{
+	failed_unlink(EIO);
+}
+
+Test(faults, ebusy_unlinking_an_old_segment_loses_no_live_record)
+{
+	failed_unlink(EBUSY);
+}
+
+Test(faults, eio_and_enospc_on_every_call_in_turn)
+{
+	static const int errs[] = {EIO, ENOSPC};
+	int bad = 0, runs = 0;
+	for (int kind = 0; kind < FIO_NKINDS; kind++) {
+		/* how many calls of this kind a whole run makes */
+		char why[512];
+		uw_result r;
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		fio *g = fio_new(env.stash);
+		fio_set_sync(g, 0, 0);
+		uw_run(env.store, fio_io(g), SB_SYNC_ALWAYS, &r);
+		unsigned n = fio_calls(g, (fio_kind)kind);
+		fio_free(g);
+		cr_assert_eq(r.fail_rc, 0);
+		for (unsigned k = 1; k <= n; k++) {
+			int err = errs[k % 2];
+			cr_assert_eq(uf_rmrf(env.store), 0);
+			g = fio_new(env.stash);
+			fio_set_sync(g, 0, 0);
+			fio_fail(g, (fio_kind)kind, k, err, 0, NULL);
+			uw_run(env.store, fio_io(g), SB_SYNC_ALWAYS, &r);
+			fio_free(g);
+			runs++;
+			/* no crash: even a record whose append failed may be there, but
+			 * every acknowledged one must be */
+			if (uw_check(env.store, &r, why, sizeof(why)) && ++bad <= 5)
+				cr_log_error("%s on call %u of kind %d (stopped at %s: %s): %s",
+					     strerror(err), k, kind, r.fail_at ? r.fail_at : "-",
+					     sb_strerror(r.fail_rc), why);
+			if (r.fail_at && !strcmp(r.fail_at, "append") && r.fail_rc != -err &&
+			    r.fail_rc != -EIO && ++bad <= 5)
+				cr_log_error("call %u of kind %d failed with %s, append said %s", k,
+					     kind, strerror(err), sb_strerror(r.fail_rc));
+		}
+	}
+	cr_expect_gt(runs, 100);
+	cr_expect_eq(bad, 0, "%d of %d runs failed", bad, runs);
+}
