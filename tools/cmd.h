@@ -29,6 +29,10 @@ int sb_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* Check that path is a readable directory; else print why and return -errno. */
 int sb_cmd_check_dir(const char *cmd, const char *path);
 
+/* If dir holds segment files itself (a topic directory given where LOG_DIR
+ * is wanted), say so and return -EINVAL; else 0. */
+int sb_cmd_not_topic_dir(const char *cmd, const char *dir);
+
 /* Parse a decimal u64 (all of s); 0 or -EINVAL. */
 int sb_cmd_parse_u64(const char *s, uint64_t *out);
 

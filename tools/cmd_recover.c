@@ -76,7 +76,7 @@ int sb_cmd_recover(int argc, char **argv)
 	if (argc - optind == 2)
 		topic = argv[optind + 1];
 	/* sb_store_open creates a missing directory; recover must not. */
-	if (sb_cmd_check_dir(cmd, dir))
+	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
 		return SB_EXIT_ERROR;
 	if (topic) {
 		char path[PATH_MAX];

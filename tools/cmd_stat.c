@@ -181,7 +181,7 @@ int sb_cmd_stat(int argc, char **argv)
 	dir = argv[optind];
 	if (argc - optind == 2)
 		topic = argv[optind + 1];
-	if (sb_cmd_check_dir(cmd, dir))
+	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
 		return SB_EXIT_ERROR;
 	sb_store_options_default(&o);
 	o.read_only = 1;

@@ -2,6 +2,7 @@
  * cmd_util.c - helpers shared by the streambus subcommands: messages,
  * number and time formatting, escaping for terminals and JSON.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "codec.h"
 
 void sb_cmd_err(const char *cmd, const char *fmt, ...)
 {
@@ -55,6 +57,25 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 		return -e;
 	}
 	return 0;
+}
+
+int sb_cmd_not_topic_dir(const char *cmd, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t base;
+	int found = 0;
+
+	if (!d)
+		return 0; /* the caller's own open reports it */
+	while (!found && (e = readdir(d)) != NULL)
+		found = sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0;
+	closedir(d);
+	if (!found)
+		return 0;
+	sb_cmd_err(cmd, "%s: holds segment files: a topic directory, not a LOG_DIR "
+		   "(try 'streambus %s LOG_DIR TOPIC')", dir, cmd);
+	return -EINVAL;
 }
 
 int sb_cmd_parse_u64(const char *s, uint64_t *out)

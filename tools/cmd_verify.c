@@ -235,7 +235,7 @@ int sb_cmd_verify(int argc, char **argv)
 	if (argc - optind < 1 || argc - optind > 2)
 		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
 	dir = argv[optind];
-	if (sb_cmd_check_dir(cmd, dir))
+	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
 		return SB_EXIT_ERROR;
 	if (argc - optind == 2) {
 		const char *t = argv[optind + 1];

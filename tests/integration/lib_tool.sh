@@ -33,6 +33,8 @@ json() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.arg
 #   -s SEGMENT_BYTES  -i INDEX_INTERVAL_BYTES  -k KEY_PREFIX (key = prefix+offset)
 #   -t TS0 (timestamp of offset o: TS0 + o*1000000; default 1700000000123456789)
 #   -a AT (first offset of an empty topic)  -x (then one binary record)
+#   -d N (then delete the records before offset N: whole segments go, the
+#   log start moves to N)
 # Payload of offset o: "rec o\n".
 gen_build() {
 	local cflags=()
@@ -54,11 +56,12 @@ int main(int argc, char **argv)
 	const char *kp = NULL;
 	long long ts0 = 1700000000123456789LL;
 	unsigned long long at = 0;
-	int opt, rc, bin = 0, have_at = 0;
+	unsigned long long del = 0;
+	int opt, rc, bin = 0, have_at = 0, have_del = 0;
 
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
-	while ((opt = getopt(argc, argv, "s:i:k:t:a:x")) != -1) {
+	while ((opt = getopt(argc, argv, "s:i:k:t:a:xd:")) != -1) {
 		switch (opt) {
 		case 's': o.defaults.segment_bytes = strtoull(optarg, 0, 10); break;
 		case 'i': o.defaults.index_interval_bytes = (unsigned)strtoul(optarg, 0, 10); break;
@@ -66,6 +69,7 @@ int main(int argc, char **argv)
 		case 't': ts0 = strtoll(optarg, 0, 10); break;
 		case 'a': at = strtoull(optarg, 0, 10); have_at = 1; break;
 		case 'x': bin = 1; break;
+		case 'd': del = strtoull(optarg, 0, 10); have_del = 1; break;
 		default: return 2;
 		}
 	}
@@ -111,6 +115,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gen: append: %s\n", sb_strerror(rc));
 			return 1;
 		}
+	}
+	if (have_del && (rc = sb_log_delete_before(l, del))) {
+		fprintf(stderr, "gen: delete_before: %s\n", sb_strerror(rc));
+		return 1;
 	}
 	if ((rc = sb_store_close(s))) {
 		fprintf(stderr, "gen: close: %s\n", sb_strerror(rc));

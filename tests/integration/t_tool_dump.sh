@@ -76,4 +76,9 @@ run_rc rc "$SB" dump --from
 eq "$rc" 2 "--from without value"; has "$out" "needs a value" "--from without value"
 run_rc rc "$SB" dump --raw --json "$L/orders"
 eq "$rc" 2 "--raw --json exit"
+# after delete_before, dump starts at the log start even though older
+# records are still in the first segment
+gen -s 4096 -i 256 -d 150 "$T/del" trimmed 300
+eq "$("$SB" dump --count 2 "$T/del/trimmed" | cut -d' ' -f1 | tr '\n' ' ')" "offset=150 offset=151 " "dump after delete_before"
+eq "$("$SB" dump --from 10 --count 1 "$T/del/trimmed" | cut -d' ' -f1)" "offset=150" "--from below the start"
 echo "t_tool_dump: ok"

@@ -82,4 +82,15 @@ run_rc rc "$SB" stat
 eq "$rc" 2 "no args exit"; has "$out" "stat --help" "usage hint"
 run_rc rc "$SB" stat --bogus "$L"
 eq "$rc" 2 "bad option exit"; has "$out" "unknown option '--bogus'" "bad option named"
+# a log whose head was deleted: FIRST is the log start (from meta), not the
+# first segment's base
+gen -s 4096 -i 256 -d 150 "$T/del" trimmed 300
+base=$((10#$(basename "$(ls "$T/del/trimmed/"*.seg | head -1)" .seg)))
+[ "$base" -gt 0 ] && [ "$base" -lt 150 ] || fail "want the first segment to start below 150, got $base"
+has "$("$SB" stat "$T/del")" '^trimmed +150 +300 +150 ' "stat after delete_before"
+
+# a topic directory where LOG_DIR is wanted
+run_rc rc "$SB" stat "$L/orders"
+eq "$rc" 2 "topic dir exit"
+has "$out" "^streambus stat: $L/orders: holds segment files: a topic directory, not a LOG_DIR" "topic dir message"
 echo "t_tool_stat: ok"

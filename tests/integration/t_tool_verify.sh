@@ -25,6 +25,16 @@ eq "$(printf '%s\n' "$out" | wc -l)" 3 "one line per topic"
 run_rc rc "$SB" verify "$L" late
 eq "$rc" 0 "one topic exit"; eq "$(printf '%s\n' "$out" | wc -l)" 1 "one topic only"
 
+# records before the log start (meta) that are still in a segment are fine
+gen -s 4096 -i 256 -d 150 "$T/del" trimmed 300
+run_rc rc "$SB" verify "$T/del"
+eq "$rc" 0 "verify after delete_before ($out)"
+has "$out" '^trimmed: ok \(' "trimmed ok"
+
+# a topic directory where LOG_DIR is wanted
+run_rc rc "$SB" verify "$O"
+eq "$rc" 2 "topic dir exit"; has "$out" "a topic directory, not a LOG_DIR" "topic dir message"
+
 # a flipped byte in the payload of record 133 (second segment)
 fresh
 seg=$(grep -l 'key-133rec 133' "$O"/*.seg)
