@@ -286,6 +286,38 @@ Test(recovery, delete_before_and_retention_persist)
 	expect_intact(300, "after retention");
 }
 
+/*
+ * A leftover segment wholly below the start (an unlink that failed, or a
+ * backup copy taken while the head was being removed: SPEC §6) must not
+ * make the open drop the live segments after the gap.
+ */
+Test(recovery, stale_segment_below_the_start_is_not_a_break)
+{
+	char **names, p[4096];
+	uint8_t *old;
+	size_t oldlen;
+	open_store();
+	fill(300);
+	int n = uf_list_suffix(tdir, ".seg", &names);
+	cr_assert_gt(n, 6);
+	uf_join(p, sizeof(p), tdir, names[0]);
+	cr_assert_eq(uf_read_all(p, &old, &oldlen), 0);
+	uf_list_free(names, n);
+	cr_assert_eq(sb_log_delete_before(L, 150), 0);
+	close_store();
+	cr_assert(!uf_exists(p));
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(old, 1, oldlen, f), oldlen);
+	fclose(f);
+	free(old);
+	open_store();
+	cr_expect_eq(sb_log_next(L), 300, "live records dropped: start %llu next %llu",
+		     (unsigned long long)sb_log_start(L), (unsigned long long)sb_log_next(L));
+	cr_expect_eq(sb_log_start(L), 150);
+	expect_intact(300, "with a stale segment below the start");
+}
+
 /* Run fn in a child that dies without closing anything (kill -9). */
 static void in_child_then_die(void (*fn)(void))
 {
