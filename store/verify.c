@@ -31,6 +31,7 @@ typedef struct vctx {
 	void *arg;
 	sb_verify_result res;
 	uint64_t done, total, last_progress;
+	int cur_newest;       /* checking the newest segment now */
 } vctx;
 
 /* What the walk of one segment found; carried to the next segment. */
@@ -71,6 +72,7 @@ static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t
 	p.path = path;
 	p.pos = pos;
 	p.msg = msg;
+	p.newest = v->cur_newest;
 	v->problem(v->arg, &p);
 }
 
@@ -636,7 +638,9 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 		uint64_t before = v.done;
 		struct stat st;
 
+		v.cur_newest = i + 1 == l.nseg;
 		check_segment(&v, l.segs[i], &prev, i > 0, &cur);
+		v.cur_newest = 0;
 		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
 		v.done = before + (stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
 		progress(&v, 1);

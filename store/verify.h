@@ -37,6 +37,9 @@ typedef struct sb_verify_problem {
 	const char *path;   /* the file (or the topic directory) */
 	uint64_t pos;       /* byte position in it, or SB_VERIFY_NOPOS */
 	const char *msg;    /* what is wrong, one line without the path */
+	int newest;         /* about the topic's newest segment or its index:
+			     * while a daemon appends to it, its index is
+			     * stale or missing until the segment is closed */
 } sb_verify_problem;
 
 /* Called once per problem; the strings are valid only during the call. */
