@@ -88,7 +88,9 @@ void sb_bench_set(sb_bench_val *v, const double *vals, int reps, uint64_t ops, u
 
 	memcpy(s, vals, (size_t)n * sizeof(double));
 	v->state = 1;
-	v->value = sb_bench_median(s, n);
+	v->value = sb_bench_median(s, n); /* sorts s */
+	v->lo = s[0];
+	v->hi = s[n - 1];
 	v->ops = ops;
 	v->reps = reps;
 	if (allocs == UINT64_MAX || !sb_bench_alloc_available() || !ops || !reps)
@@ -183,7 +185,14 @@ static void print_val(const char *who, const struct fig_desc *d, const sb_bench_
 		printf("  %8.2f allocs/op", v->allocs);
 	else
 		printf("  %8s allocs/op", "n/a");
-	printf("  (%" PRIu64 " ops x %d, median)\n", v->ops, v->reps);
+	if (v->reps > 1) {
+		char lo[32], hi[32];
+		fmt_value(lo, sizeof(lo), v->lo);
+		fmt_value(hi, sizeof(hi), v->hi);
+		printf("  (%" PRIu64 " ops x %d, median; range %s..%s)\n", v->ops, v->reps, lo, hi);
+	} else {
+		printf("  (%" PRIu64 " ops, one run)\n", v->ops);
+	}
 	if (v->how)
 		printf("             %s\n", v->how);
 	for (int i = 0; i < v->nx; i++) {
@@ -197,6 +206,8 @@ static void print_text(const sb_bench_cfg *c, const char *fs, const sb_bench_val
 {
 	printf("StreamBus storage engine benchmark%s: %" PRIu64 " records, scratch dir %s (%s)\n",
 	       c->quick ? " (--quick)" : "", c->records, c->dir, fs);
+	printf("%d CPUs online; load average %.2f at start, %.2f at end (other work on the machine skews figures)\n",
+	       (int)sysconf(_SC_NPROCESSORS_ONLN), c->load[0], c->load[1]);
 	printf("allocation counting: %s; MB = 10^6 bytes; \"vs LevelDB\" > 1 means ours is better\n\n",
 	       sb_bench_alloc_available() ? "malloc/calloc/realloc calls, all threads" : "n/a (sanitizer build)");
 	for (int f = 0; f < SB_FIG_COUNT; f++) {
@@ -265,7 +276,10 @@ static void json_val(const sb_bench_val *v)
 		json_num(v->allocs);
 	else
 		fputs("null", stdout);
-	printf(", \"ops\": %" PRIu64 ", \"reps\": %d", v->ops, v->reps);
+	printf(", \"ops\": %" PRIu64 ", \"reps\": %d, \"min\": ", v->ops, v->reps);
+	json_num(v->lo);
+	fputs(", \"max\": ", stdout);
+	json_num(v->hi);
 	if (v->how) {
 		fputs(", \"how\": ", stdout);
 		json_str(v->how);
@@ -284,6 +298,10 @@ static void print_json(const sb_bench_cfg *c, const char *fs, const sb_bench_val
 {
 	printf("{\"quick\": %s, \"records\": %" PRIu64 ", \"dir_fs\": ", c->quick ? "true" : "false", c->records);
 	json_str(fs);
+	printf(", \"cpus\": %d, \"load_start\": ", (int)sysconf(_SC_NPROCESSORS_ONLN));
+	json_num(c->load[0]);
+	fputs(", \"load_end\": ", stdout);
+	json_num(c->load[1]);
 	printf(", \"alloc_counting\": %s, \"seconds\": ", sb_bench_alloc_available() ? "true" : "false");
 	json_num((double)ns / 1e9);
 	fputs(", \"ratio_meaning\": \"ours vs LevelDB, > 1 means ours is better\", \"figures\": {", stdout);
@@ -438,12 +456,15 @@ int sb_bench_main(int argc, char **argv)
 	memset(ours, 0, sizeof(ours));
 	memset(ldb, 0, sizeof(ldb));
 
+	getloadavg(&c.load[0], 1);
 	t0 = sb_bench_now();
 	sb_bench_store(&c, ours);
 	if (!no_leveldb)
 		sb_bench_leveldb(&c, ldb);
 	uint64_t ns = sb_bench_now() - t0;
 	const char *fs = fs_name(dir);
+
+	getloadavg(&c.load[1], 1);
 
 	for (int f = 0; f < SB_FIG_COUNT; f++)
 		if (ours[f].state != 1 || (!no_leveldb && ldb[f].state < 0))

@@ -31,7 +31,8 @@ uint64_t sb_bench_alloc_stop(void);   /* stop; the calls counted since start */
 #define SB_BENCH_MAX_EXTRA 8
 typedef struct sb_bench_val {
 	int state;            /* 0: not run, 1: measured, -1: failed */
-	double value;         /* in the figure's unit */
+	double value;         /* in the figure's unit: the median of the reps */
+	double lo, hi;        /* the smallest and largest of the reps */
 	double allocs;        /* allocations per op; < 0: not counted */
 	uint64_t ops;         /* ops per repetition */
 	int reps;             /* repetitions (value is their median) */
@@ -68,6 +69,7 @@ typedef struct sb_bench_cfg {
 	int reps;                /* repetitions of the short benchmarks */
 	const uint8_t *rnd;      /* SB_BENCH_RND_BYTES random bytes: payloads */
 	int verbose;             /* progress on stderr */
+	double load[2];          /* 1-minute load average at start and end */
 } sb_bench_cfg;
 
 #define SB_BENCH_RND_BYTES (4u << 20)

@@ -219,28 +219,69 @@ out_rm:
 
 /* ---- appends and reads --------------------------------------------------- */
 
-/* One record per call, sync never; ns per append. */
+/* One record per call, sync never: c->reps runs of records/reps appends
+ * into the same topic; ns per append. */
 static int append_loop(const sb_bench_cfg *c, sb_log *l, uint32_t len, sb_bench_val *v)
 {
-	uint64_t n = c->records, first = sb_log_next(l);
+	uint64_t per = c->records / (uint64_t)c->reps, allocs = 0;
+	double r[16];
 	int rc = 0;
 
-	sb_bench_alloc_start();
-	uint64_t t0 = sb_bench_now();
-	for (uint64_t i = 0; i < n && !rc; i++) {
-		sb_record_in r = {.value = sb_bench_payload(c, first + i, len), .value_len = len};
-		rc = sb_log_append(l, &r, 1, NULL);
+	for (int rep = 0; rep < c->reps; rep++) {
+		uint64_t first = sb_log_next(l);
+		sb_bench_alloc_start();
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < per && !rc; i++) {
+			sb_record_in in = {.value = sb_bench_payload(c, first + i, len), .value_len = len};
+			rc = sb_log_append(l, &in, 1, NULL);
+		}
+		uint64_t ns = sb_bench_now() - t0;
+		allocs += sb_bench_alloc_stop();
+		if (rc) {
+			sb_bench_fail_rc(v, "sb_log_append", rc);
+			return rc;
+		}
+		r[rep] = (double)ns / (double)per;
 	}
-	uint64_t ns = sb_bench_now() - t0;
-	uint64_t allocs = sb_bench_alloc_stop();
-	if (rc) {
-		sb_bench_fail_rc(v, "sb_log_append", rc);
-		return rc;
-	}
-	double x = (double)ns / (double)n;
-	sb_bench_set(v, &x, 1, n, allocs);
-	v->how = "one run into a fresh topic (default 128 MiB segments), timestamp 0 = now";
+	sb_bench_set(v, r, c->reps, per, allocs);
+	v->how = "runs one after another into one fresh topic (default 128 MiB segments), timestamp 0 = now";
 	return 0;
+}
+
+#define HOT_WINDOW 100000u
+
+/* ns per dependent load (pointer chase over a random cycle of the cache
+ * lines) in a buffer of `bytes` bytes; 0 if out of memory. */
+static double dependent_load_ns(uint64_t bytes)
+{
+	uint64_t lines = bytes / 64, rng = 4242, p = 0, steps = 1000000;
+	uint64_t *m = lines > 1 ? malloc(lines * 64) : NULL;
+	uint32_t *perm = m ? malloc(lines * sizeof(uint32_t)) : NULL;
+
+	if (!perm) {
+		free(m);
+		return 0;
+	}
+	for (uint64_t i = 0; i < lines; i++)
+		perm[i] = (uint32_t)i;
+	for (uint64_t i = lines - 1; i > 0; i--) { /* Sattolo: one cycle */
+		uint64_t j = sb_bench_below(&rng, i);
+		uint32_t t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (uint64_t i = 0; i < lines; i++)
+		m[(uint64_t)perm[i] * 8] = (uint64_t)perm[(i + 1) % lines] * 8;
+	free(perm);
+	for (uint64_t k = 0; k < steps / 4; k++) /* warm the TLB and caches alike */
+		p = m[p];
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t k = 0; k < steps; k++)
+		p = m[p];
+	double ns = (double)(sb_bench_now() - t0) / (double)steps;
+	sink = p;
+	free(m);
+	return ns;
 }
 
 /* Random sb_log_read of whole records; the log holds records [start, next)
@@ -286,7 +327,21 @@ static void bench_read(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
 	}
 	sink = acc;
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
-	v->how = "100-byte payloads, CRC checked by each read, uniform random offsets";
+	v->how = "100-byte payloads, CRC checked by each read, uniform random offsets over the whole log";
+	/* The same over the last 100,000 records only (13 MB: a hot set). */
+	if (n > HOT_WINDOW) {
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t k = 0; k < c->lookups && !rc; k++)
+			rc = sb_log_read(l, start + n - HOT_WINDOW + sb_bench_below(&rng, HOT_WINDOW), 0, buf, sizeof(buf),
+					 &got, NULL);
+		if (!rc)
+			sb_bench_extra(v, "hot_100k_records_ns", (double)(sb_bench_now() - t0) / (double)c->lookups);
+	}
+	/* The machine's floor: one dependent random load in a buffer the size
+	 * of the log (a read needs at least one: the record itself). */
+	double floor_ns = dependent_load_ns(n * (SB_REC_HDR + PAYLOAD));
+	if (floor_ns > 0)
+		sb_bench_extra(v, "dependent_load_floor_ns", floor_ns);
 }
 
 static void bench_scan_stream(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
