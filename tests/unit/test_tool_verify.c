@@ -258,7 +258,27 @@ Test(verify, missing_index_is_reported_by_name)
 	q = only(&s, SB_VERIFY_INDEX, "missing index");
 	cr_expect_str_eq(q->path, p);
 	cr_expect_eq(q->pos, SB_VERIFY_NOPOS);
+	cr_expect_not(q->newest, "segment 1 is not the newest");
 	cr_expect_eq(r.records, 3 * PER_SEG, "records still all checked");
+}
+
+Test(verify, problems_of_the_newest_segment_say_so)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096], d[4096], name[64];
+	uint64_t base;
+	const sb_verify_problem *q;
+
+	make_log(2 * PER_SEG + 3);
+	cr_assert_eq(uf_last_suffix(tdir(d), SB_IDX_SUFFIX, name, sizeof name), 0);
+	cr_assert_eq(sb_seg_name_parse(name, SB_IDX_SUFFIX, &base), 0);
+	cr_assert_gt(base, 0);
+	cr_assert_eq(uf_remove(seg(base, SB_IDX_SUFFIX, p)), 0);
+	run(&s, &r);
+	q = only(&s, SB_VERIFY_INDEX, "missing index");
+	cr_expect_str_eq(q->path, p);
+	cr_expect(q->newest, "the last segment's index is the newest");
 }
 
 Test(verify, zeros_at_the_end_are_not_damage_but_garbage_after_them_is)
