@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -316,6 +317,66 @@ Test(recovery, stale_segment_below_the_start_is_not_a_break)
 		     (unsigned long long)sb_log_start(L), (unsigned long long)sb_log_next(L));
 	cr_expect_eq(sb_log_start(L), 150);
 	expect_intact(300, "with a stale segment below the start");
+}
+
+Test(recovery, topic_without_segments_opens_at_its_start)
+{
+	open_store();
+	fill(10);
+	cr_assert_eq(sb_log_delete_before(L, 10), 0);
+	close_store();
+	uf_remove_suffix(tdir, ".seg");
+	uf_remove_suffix(tdir, ".idx");
+	uf_remove_suffix(tdir, "clean");
+	open_store();
+	cr_expect_eq(sb_log_start(L), 10);
+	cr_expect_eq(sb_log_next(L), 10);
+	append_continues(10);
+}
+
+/* SPEC §6: a copy of LOG_DIR taken at any moment (file by file, while the
+ * log is appended to and its head removed) recovers to a prefix. */
+Test(recovery, copy_taken_while_writing_recovers_to_a_prefix)
+{
+	char copy[2048], ctdir[4096];
+	snprintf(copy, sizeof(copy), "%s/copy", env.root);
+	snprintf(ctdir, sizeof(ctdir), "%s/t", copy);
+	for (int round = 0; round < 6; round++) {
+		char **names;
+		cr_assert_eq(uf_rmrf(copy), 0);
+		cr_assert_eq(mkdir(copy, 0755), 0);
+		cr_assert_eq(mkdir(ctdir, 0755), 0);
+		open_store();
+		fill(sb_log_next(L) + 100);
+		int n = uf_list_suffix(tdir, "", &names);
+		cr_assert_gt(n, 0);
+		for (int i = 0; i < n; i++) {
+			char a[4096], b[4096];
+			if (i == n / 2) { /* the log moves on while the copy is half done */
+				fill(sb_log_next(L) + 60);
+				cr_assert_eq(sb_log_delete_before(L, sb_log_next(L) - 150), 0);
+			}
+			if (uf_copy_file(uf_join(a, sizeof(a), tdir, names[i]),
+					 uf_join(b, sizeof(b), ctdir, names[i])) == -ENOENT)
+				continue; /* removed meanwhile */
+		}
+		uf_list_free(names, n);
+		uint64_t next = sb_log_next(L);
+		close_store();
+		sb_store *cs;
+		int rc = ut_open(copy, &C, NULL, &cs);
+		cr_assert_eq(rc, 0, "round %d: the copy does not open: %s", round, sb_strerror(rc));
+		sb_log *cl;
+		cr_assert_eq(sb_store_get(cs, "t", &cl), 0);
+		uint64_t cs_start = sb_log_start(cl), cs_next = sb_log_next(cl);
+		cr_expect_leq(cs_next, next);
+		cr_expect_gt(cs_next, cs_start, "round %d: the copy is empty ([%llu, %llu))", round,
+			     (unsigned long long)cs_start, (unsigned long long)cs_next);
+		for (uint64_t i = cs_start; i < cs_next; i++)
+			cr_assert_eq(ut_check(cl, i, LEN(i), 1), 0, "round %d: copy's record %llu", round,
+				     (unsigned long long)i);
+		cr_assert_eq(sb_store_close(cs), 0);
+	}
 }
 
 /* Run fn in a child that dies without closing anything (kill -9). */

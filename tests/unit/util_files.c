@@ -298,6 +298,26 @@ out:
 	return rc;
 }
 
+int uf_copy_file(const char *src, const char *dst)
+{
+	uint8_t *b;
+	size_t n;
+	int rc = uf_read_all(src, &b, &n), fd;
+
+	if (rc)
+		return rc;
+	fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+	} else {
+		if (n && write(fd, b, n) != (ssize_t)n)
+			rc = -EIO;
+		close(fd);
+	}
+	free(b);
+	return rc;
+}
+
 char *uf_join(char *buf, size_t cap, const char *a, const char *b)
 {
 	snprintf(buf, cap, "%s/%s", a, b);

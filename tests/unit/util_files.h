@@ -42,6 +42,8 @@ void uf_list_free(char **names, int n);
 int uf_read_all(const char *path, uint8_t **out, size_t *len);
 /* Append/overwrite `n` bytes at pos (pos < 0: at the end). */
 int uf_write_at(const char *path, off_t pos, const void *buf, size_t n);
+/* Copy file src to dst (created or replaced); 0 or -errno. */
+int uf_copy_file(const char *src, const char *dst);
 /* snprintf into a static-free buffer: path join a/b into buf (cap >= 4096). */
 char *uf_join(char *buf, size_t cap, const char *a, const char *b);
 
