@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util_faultio.h"
 #include "util_files.h"
@@ -333,6 +334,36 @@ Test(concurrency, group_commit_syncs_fewer_times_than_appends)
 		     (unsigned long long)(st.syncs - st0.syncs));
 	cr_expect_gt(st.syncs - st0.syncs, 0);
 	cr_expect_eq(fio_pending_data(f), 0, "unsynced writes after every append returned");
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	fio_free(f);
+}
+
+/* sync=interval: the store's flusher makes appends durable on its own. */
+Test(concurrency, interval_flusher_syncs_without_being_asked)
+{
+	fio *f = fio_new(env.stash);
+	fio_set_sync(f, 0, 0);
+	sb_store_options o;
+	sb_store_options_default(&o);
+	o.io = fio_io(f);
+	o.defaults = C;
+	o.defaults.sync = SB_SYNC_INTERVAL;
+	o.defaults.sync_interval_ms = 20;
+	o.no_flusher = 0;
+	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+	for (uint64_t i = 0; i < 5; i++)
+		cr_assert_eq(append_id(i, NULL), 0);
+	/* a bound on the wait, not a timing assertion: 20 ms expected, 20 s allowed */
+	uint64_t t0 = ut_now_ms();
+	while (fio_pending_data(f) && ut_now_ms() - t0 < 20000)
+		usleep(5000);
+	cr_expect_eq(fio_pending_data(f), 0, "appends never synced by the flusher");
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_gt(st.syncs, 0);
 	cr_assert_eq(sb_store_close(S), 0);
 	S = NULL;
 	fio_free(f);
