@@ -306,6 +306,31 @@ Test(append, batch_is_all_or_nothing)
 	cr_expect_gt(sb_log_batch_max(L), 1000 + SB_REC_HDR);
 }
 
+Test(append, batch_over_batch_max_is_refused_whole)
+{
+	open_with(0);
+	C.max_record_bytes = 4000;
+	reopen();
+	cr_assert_eq(ut_append_n(L, 2, 9, 10, 10), 0);
+	size_t max = sb_log_batch_max(L);
+	cr_assert_geq(max, 4000 + SB_REC_HDR);
+	size_t n = max / (4000 + SB_REC_HDR) + 2;
+	uint8_t *v = calloc(1, 4000);
+	sb_record_in *rs = calloc(n, sizeof(*rs));
+	for (size_t i = 0; i < n; i++)
+		rs[i] = (sb_record_in){.value = v, .value_len = 4000};
+	int rc = sb_log_append(L, rs, n, NULL);
+	cr_expect_lt(rc, 0, "a batch of %zu bytes (max %zu) accepted",
+		     n * (4000 + SB_REC_HDR), max);
+	cr_expect_eq(sb_log_next(L), 2, "part of a refused batch appended (%s)", sb_strerror(rc));
+	/* one that fits is fine */
+	size_t fit = max / (4000 + SB_REC_HDR);
+	cr_expect_eq(sb_log_append(L, rs, fit, NULL), 0, "a batch of %zu records that fits", fit);
+	cr_expect_eq(sb_log_next(L), 2 + fit);
+	free(rs);
+	free(v);
+}
+
 Test(append, efbig_leaves_the_log_unchanged)
 {
 	open_with(0);

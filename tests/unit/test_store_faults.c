@@ -23,6 +23,7 @@ static sb_log_config C;
 static fio *F;
 static char tdir[4096];
 
+#define SB_REC_HDR_BYTES 32
 #define LEN(i) ut_len((i), 1, 20, 300)
 
 static void setup(void)
@@ -160,6 +161,30 @@ Test(faults, enospc_fails_the_append_and_changes_nothing)
 	reopen_real();
 	cr_expect_eq(sb_log_next(L), 45);
 	expect_records(45, "after reopen");
+}
+
+Test(faults, enospc_in_the_middle_of_a_batch_appends_none_of_it)
+{
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(12);
+	sb_log_stats before;
+	cr_assert_eq(sb_log_get_stats(L, &before), 0);
+	uint8_t buf[5][300];
+	sb_record_in rs[5];
+	for (int j = 0; j < 5; j++) {
+		ut_fill(buf[j], 300, 12 + (uint64_t)j, 1);
+		rs[j] = (sb_record_in){.value = buf[j], .value_len = 300};
+	}
+	fio_disk_budget(F, 2 * (SB_REC_HDR_BYTES + 300) + 10); /* room for two of five */
+	cr_expect_eq(sb_log_append(L, rs, 5, NULL), -ENOSPC);
+	expect_unchanged(&before, "after a batch hit ENOSPC");
+	cr_expect_eq(sb_log_read(L, 12, 0, buf[0], 8, &(size_t){0}, NULL), -ENOENT);
+	fio_disk_budget(F, -1);
+	fill(20);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), 20);
+	expect_records(20, "after reopen");
 }
 
 Test(faults, short_write_then_enospc_cuts_back)

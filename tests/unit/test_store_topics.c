@@ -202,6 +202,16 @@ Test(topics, read_only_open_sees_data_without_the_lock)
 	cr_assert_eq(sb_store_close(ro), 0);
 }
 
+Test(topics, read_only_open_of_a_missing_dir_fails_and_creates_nothing)
+{
+	sb_store *ro = (sb_store *)0x1;
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/none", env.root);
+	cr_expect_lt(ut_open_ro(p, &C, &ro), 0);
+	cr_expect_eq(ro, (sb_store *)0x1);
+	cr_expect(!uf_exists(p));
+}
+
 Test(topics, read_only_open_changes_no_file)
 {
 	char p[4096], name[256];
