@@ -33,6 +33,15 @@ int sb_cmd_check_dir(const char *cmd, const char *path);
  * is wanted), say so and return -EINVAL; else 0. */
 int sb_cmd_not_topic_dir(const char *cmd, const char *dir);
 
+/*
+ * sb_store_options.report for read-only opens (stat, dump); arg is the
+ * command's name. A read-only open changes nothing but reports what recovery
+ * would do; warn on stderr about that (records it would cut or segments it
+ * would drop are not shown), except index rebuilds, which lose nothing and
+ * are usual while the directory is mounted.
+ */
+void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
+
 /* Parse a decimal u64 (all of s); 0 or -EINVAL. */
 int sb_cmd_parse_u64(const char *s, uint64_t *out);
 

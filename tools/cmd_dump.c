@@ -246,6 +246,8 @@ int sb_cmd_dump(int argc, char **argv)
 	sb_store_options_default(&o);
 	o.read_only = 1;
 	o.no_flusher = 1;
+	o.report = sb_cmd_ro_report;
+	o.report_arg = (void *)cmd;
 	rc = sb_store_open(dir, &o, &s);
 	if (rc) {
 		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));

@@ -78,6 +78,14 @@ int sb_cmd_not_topic_dir(const char *cmd, const char *dir)
 	return -EINVAL;
 }
 
+void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
+{
+	if (strstr(msg, "index rebuilt"))
+		return;
+	sb_cmd_err(arg, "warning: %s: a mount would recover: %s (nothing changed; "
+		   "see 'streambus verify')", topic ? topic : "?", msg);
+}
+
 int sb_cmd_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

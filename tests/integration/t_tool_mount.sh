@@ -50,6 +50,8 @@ mountpoint -q "$M2" && fail "second daemon mounted $M2"
 run_rc rc timeout 30 "$SB" recover "$L"
 eq "$rc" 2 "recover while mounted"
 eq "$out" "streambus recover: $L: in use (mounted? another process holds $L/.lock); unmount it first" "recover refusal"
+timeout 30 "$SB" stat "$L" orders 2>"$T/stat.err" >/dev/null || fail "stat while mounted"
+eq "$(cat "$T/stat.err")" "" "stat while mounted: no warnings"
 run_rc rc timeout 30 "$SB" stat "$L" orders
 eq "$rc" 0 "stat while mounted ($out)"
 has "$out" '^orders +0 +3 +3 ' "stat while mounted"

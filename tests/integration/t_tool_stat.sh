@@ -89,6 +89,20 @@ base=$((10#$(basename "$(ls "$T/del/trimmed/"*.seg | head -1)" .seg)))
 [ "$base" -gt 0 ] && [ "$base" -lt 150 ] || fail "want the first segment to start below 150, got $base"
 has "$("$SB" stat "$T/del")" '^trimmed +150 +300 +150 ' "stat after delete_before"
 
+# damage a mount would repair is not hidden: a warning on stderr, nothing
+# changed, the table shows what a mount would serve
+cp -a "$L" "$T/torn"
+lastseg=$(ls "$T/torn/orders/"*.seg | tail -1)
+truncate -s -5 "$lastseg"
+before=$(cd "$T/torn" && find . -printf '%p %s\n' | sort)
+set +e; "$SB" stat "$T/torn" orders >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 0 "stat of a torn log"
+has "$(cat "$T/o")" '^orders +0 +299 +299 ' "torn log: what a mount would serve"
+has "$(cat "$T/e")" "^streambus stat: warning: orders: a mount would recover: .*torn record.*\(nothing changed; see 'streambus verify'\)$" "torn warning"
+eq "$(cd "$T/torn" && find . -printf '%p %s\n' | sort)" "$before" "stat changed a torn log"
+set +e; "$SB" stat "$L" >/dev/null 2>"$T/e"; set -e
+eq "$(cat "$T/e")" "" "no warning on a clean log"
+
 # a topic directory where LOG_DIR is wanted
 run_rc rc "$SB" stat "$L/orders"
 eq "$rc" 2 "topic dir exit"
