@@ -167,7 +167,8 @@ int sb_log_recover(sb_log *l)
 		int ch = 0;
 		sb_segment_close(s, 0);
 		l->nsegs--;
-		rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX, &ch, &r);
+		/* It was checked (and reported) once already. */
+		rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &r);
 		if (rc)
 			goto out_free;
 		changed |= ch;

@@ -248,14 +248,14 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 		r = seg_scan(s, SB_SEG_HDR, size, 1);
 		s->idx_dirty = 1;
 		*changed = 1;
-		if (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE))
+		if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
 			report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
 			       sb_index_count(s->ix));
 	}
 	uint64_t len = atomic_load(&s->len);
 	if (len < size) {
 		int zeros = all_zero(s->map + len, size - len);
-		if (!zeros)
+		if (!zeros && !(flags & SB_SEG_QUIET))
 			report(p, "%s: %s record at byte %llu; cut %llu bytes (log ends at offset %llu)",
 			       strrchr(s->seg_path, '/') + 1, r == SB_REC_TORN ? "torn" : "corrupt",
 			       (unsigned long long)len, (unsigned long long)(size - len),

@@ -35,6 +35,7 @@ typedef struct sb_segment sb_segment;
 enum {
 	SB_SEG_TRUST_INDEX = 1, /* use a valid index file; scan only past its end */
 	SB_SEG_ACTIVE = 2,      /* the last segment: map its capacity, appendable */
+	SB_SEG_QUIET = 4,       /* report nothing (a second look at a segment) */
 };
 
 /*

@@ -146,11 +146,10 @@ static void *flusher_main(void *arg)
 	while (!s->stopping) {
 		long long period = 100;
 		size_t n = s->ntopics;
-		if (grow(&snap, &snapcap, n) == 0) {
+		if (n && grow(&snap, &snapcap, n) == 0)
 			memcpy(snap, s->topics, n * sizeof(*snap));
-		} else {
+		else
 			n = 0;
-		}
 		for (size_t i = 0; i < n; i++) {
 			const sb_log_config *c = sb_log_get_config(snap[i]);
 			if (c->sync == SB_SYNC_INTERVAL && c->sync_interval_ms < period)
@@ -366,7 +365,7 @@ int sb_store_retain(sb_store *s, int64_t now_ns)
 	pthread_mutex_lock(&s->mu);
 	size_t n = s->ntopics;
 	sb_log **snap = malloc((n ? n : 1) * sizeof(*snap));
-	if (snap)
+	if (snap && n)
 		memcpy(snap, s->topics, n * sizeof(*snap));
 	pthread_mutex_unlock(&s->mu);
 	if (!snap)
