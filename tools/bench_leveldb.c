@@ -418,11 +418,7 @@ static void ldb_open_bench(const sb_bench_cfg *c, sb_bench_val *v)
 		leveldb_close(d.db);
 		d.db = NULL;
 	}
-	double mn = r[0];
-	for (int i = 1; i < REPS; i++)
-		mn = r[i] < mn ? r[i] : mn;
 	sb_bench_set(v, r, REPS, 1, allocs);
-	sb_bench_extra(v, "min_ms", mn);
 	sb_bench_extra(v, "records", (double)n);
 	v->how = "leveldb_open of a DB of the same payload bytes (1 KiB values), closed after writing";
 out:

@@ -758,11 +758,7 @@ static void bench_open(const sb_bench_cfg *c, sb_bench_val *v)
 			goto out_close;
 		}
 	}
-	double mn = r[0];
-	for (int i = 1; i < REPS; i++)
-		mn = r[i] < mn ? r[i] : mn;
 	sb_bench_set(v, r, REPS, 1, allocs);
-	sb_bench_extra(v, "min_ms", mn);
 	sb_bench_extra(v, "topic_MB", (double)st.bytes / 1e6);
 	sb_bench_extra(v, "segments", st.segments);
 	sb_bench_extra(v, "records", (double)n);
