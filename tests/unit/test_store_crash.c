@@ -19,6 +19,15 @@
 #include "util_workload.h"
 
 static ut_env env;
+static int use_mmap; /* the store's real write path (snapshot-tracked) */
+
+static fio *mk(void)
+{
+	fio *f = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
+	cr_assert_not_null(f);
+	fio_set_sync(f, 0, 0);
+	return f;
+}
 
 static void setup(void)
 {
@@ -45,8 +54,7 @@ static unsigned reference_calls(enum sb_sync sync, fio_kind kind)
 	char why[512];
 	uw_result r;
 	fresh();
-	fio *f = fio_new(env.stash);
-	fio_set_sync(f, 0, 0);
+	fio *f = mk();
 	uw_run(env.store, fio_io(f), sync, &r);
 	unsigned n = fio_calls(f, kind);
 	fio_free(f);
@@ -72,8 +80,7 @@ static int crash_each(enum sb_sync sync, fio_kind kind, unsigned n, const uint64
 			uw_result r;
 			fio_crash_stats st;
 			fresh();
-			fio *f = fio_new(env.stash);
-			fio_set_sync(f, 0, 0);
+			fio *f = mk();
 			fio_crash_at(f, kind, k);
 			uw_run(env.store, fio_io(f), sync, &r);
 			if (!fio_crashed(f)) {
@@ -88,10 +95,11 @@ static int crash_each(enum sb_sync sync, fio_kind kind, unsigned n, const uint64
 			}
 			if (uw_check(env.store, &r, why, sizeof(why))) {
 				if (++failures <= 5)
-					cr_log_error("crash at call %u of kind %d, seed %llu, mode %d "
+					cr_log_error("%s: crash at call %u of kind %d, seed %llu, mode %d "
 						     "(stopped at %s: %s; acked %llu, tried %llu; "
 						     "kept %u dropped %u garbled %u, ns undone %u): %s",
-						     k, (int)kind, (unsigned long long)seeds[si], mode,
+						     use_mmap ? "mmap" : "pwrite", k, (int)kind,
+						     (unsigned long long)seeds[si], mode,
 						     r.fail_at ? r.fail_at : "-", sb_strerror(r.fail_rc),
 						     (unsigned long long)r.acked_next,
 						     (unsigned long long)r.tried_next, st.kept, st.dropped,
@@ -172,6 +180,46 @@ Test(crash, at_pwrites_under_sync_never_recovers_a_prefix)
 		r.del_done = 0;
 		if (uw_check(env.store, &r, why, sizeof(why)) && ++bad <= 5)
 			cr_log_error("crash at pwrite %u (sync=never): %s", k, why);
+	}
+	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
+}
+
+/* The same over the default write path: records copied into a shared
+ * mapping of a preallocated segment. */
+Test(crash, mmap_path_at_every_sync_point_dropping_everything_unsynced)
+{
+	use_mmap = 1;
+	unsigned n = reference_calls(SB_SYNC_ALWAYS, FIO_FDATASYNC);
+	cr_assert_gt(n, 50);
+	int bad = crash_each(SB_SYNC_ALWAYS, FIO_FDATASYNC, n, seed0, 1, FIO_CRASH_DROP_ALL);
+	cr_expect_eq(bad, 0, "%d of %u crash points lost or invented records", bad, n);
+}
+
+Test(crash, mmap_path_at_every_sync_point_keeping_everything)
+{
+	use_mmap = 1;
+	unsigned n = reference_calls(SB_SYNC_ALWAYS, FIO_FDATASYNC);
+	int bad = crash_each(SB_SYNC_ALWAYS, FIO_FDATASYNC, n, seed0, 1, FIO_CRASH_KEEP_ALL);
+	cr_expect_eq(bad, 0, "%d of %u crash points failed", bad, n);
+}
+
+Test(crash, mmap_path_at_every_sync_point_random_seeds)
+{
+	static const uint64_t seeds[] = {7, 8};
+	use_mmap = 1;
+	unsigned n = reference_calls(SB_SYNC_ALWAYS, FIO_FDATASYNC);
+	int bad = crash_each(SB_SYNC_ALWAYS, FIO_FDATASYNC, n, seeds, 2, FIO_CRASH_RANDOM);
+	cr_expect_eq(bad, 0, "%d of %u crash cases failed", bad, 2 * n);
+}
+
+Test(crash, mmap_path_at_every_namespace_and_truncate_call)
+{
+	const fio_kind kinds[] = {FIO_RENAME, FIO_UNLINK, FIO_FTRUNCATE, FIO_FALLOCATE};
+	int bad = 0;
+	use_mmap = 1;
+	for (size_t i = 0; i < 4; i++) {
+		unsigned n = reference_calls(SB_SYNC_ALWAYS, kinds[i]);
+		bad += crash_each(SB_SYNC_ALWAYS, kinds[i], n, seeds_a, 2, FIO_CRASH_RANDOM);
 	}
 	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
 }

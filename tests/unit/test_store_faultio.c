@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util_faultio.h"
@@ -244,4 +245,43 @@ Test(faultio, crash_at_nth_sync_freezes)
 	close(fd);
 	fio_crash_apply(F, 1, FIO_CRASH_DROP_ALL, NULL);
 	expect_content(p, "a");
+}
+
+Test(faultio, snapshot_mode_restores_mmap_writes_to_the_last_sync)
+{
+	for (int mode = FIO_CRASH_KEEP_ALL; mode <= FIO_CRASH_DROP_ALL; mode++) {
+		char p[4096];
+		fio *g = fio_new_mmap(env.stash);
+		const sb_io *gi = fio_io(g);
+		cr_assert_eq(gi->mmap_writes, 1);
+		uf_remove(path("m", p));
+		int fd = gi->open(gi->ctx, p, O_RDWR | O_CREAT, 0644);
+		cr_assert_geq(fd, 0);
+		dsync(gi);
+		cr_assert_eq(gi->fallocate(gi->ctx, fd, 0, 8192), 0);
+		char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		cr_assert_neq(m, MAP_FAILED);
+		memcpy(m, "durable", 7);
+		cr_assert_eq(gi->fdatasync(gi->ctx, fd), 0);
+		memcpy(m + 4000, "volatile", 8);
+		cr_assert_eq(gi->ftruncate(gi->ctx, fd, 4096), 0);
+		munmap(m, 8192);
+		close(fd);
+		fio_crash_now(g);
+		fio_crash_stats st;
+		cr_assert_eq(fio_crash_apply(g, 9, mode, &st), 0);
+		fio_free(g);
+		uint8_t *b;
+		size_t n;
+		cr_assert_eq(uf_read_all(p, &b, &n), 0);
+		cr_expect(n >= 7 && !memcmp(b, "durable", 7));
+		if (mode == FIO_CRASH_KEEP_ALL) {
+			cr_expect_eq(n, 4096);
+			cr_expect(!memcmp(b + 4000, "volatile", 8));
+		} else {
+			cr_expect_eq(n, 8192);
+			cr_expect(memcmp(b + 4000, "volatile", 8) != 0);
+		}
+		free(b);
+	}
 }

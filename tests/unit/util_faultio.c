@@ -36,6 +36,8 @@ struct ffile {
 	int fd; /* ours, O_RDWR */
 	struct dop *ops;
 	size_t nops, cap;
+	uint8_t *snap; /* snapshot mode: the content at the last sync */
+	size_t snap_len;
 };
 
 enum { NS_CREATE, NS_RENAME, NS_UNLINK };
@@ -79,7 +81,24 @@ struct fio {
 	unsigned stash_seq;
 	int fake_sync;
 	unsigned sync_delay_us;
+	int snap_mode;
 };
+
+static uint8_t *read_fd_all(int fd, size_t *len)
+{
+	struct stat st;
+	uint8_t *b;
+
+	*len = 0;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	b = malloc((size_t)st.st_size + 1);
+	if (!b)
+		return NULL;
+	ssize_t r = st.st_size ? pread(fd, b, (size_t)st.st_size, 0) : 0;
+	*len = r > 0 ? (size_t)r : 0;
+	return b;
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -201,6 +220,8 @@ static struct ffile *file_for(fio *f, int fd)
 	ff->dev = st.st_dev;
 	ff->ino = st.st_ino;
 	ff->fd = our;
+	if (f->snap_mode)
+		ff->snap = read_fd_all(our, &ff->snap_len);
 	return ff;
 }
 
@@ -209,12 +230,17 @@ static void file_drop(fio *f, struct ffile *ff)
 	for (size_t i = 0; i < ff->nops; i++)
 		free(ff->ops[i].saved);
 	free(ff->ops);
+	free(ff->snap);
 	close(ff->fd);
 	*ff = f->files[--f->nfiles];
 }
 
 static int add_op(struct ffile *ff, const struct dop *d)
 {
+	if (ff->snap) { /* snapshot mode: the snapshot covers it */
+		free(d->saved);
+		return 0;
+	}
 	if (ff->nops == ff->cap) {
 		size_t c = ff->cap ? ff->cap * 2 : 8;
 		struct dop *n = realloc(ff->ops, c * sizeof(*n));
@@ -315,6 +341,15 @@ static int f_open(void *ctx, const char *path, int flags, mode_t mode)
 	rc = fd;
 	if ((flags & O_CREAT) && !existed)
 		ns_add(f, NS_CREATE, path, NULL);
+	if (f->snap_mode && (flags & O_ACCMODE) != O_RDONLY) {
+		struct ffile *ff = file_for(f, fd);
+		if (ff && old && !ff->nops && ff->snap_len == 0) { /* O_TRUNC'ed */
+			free(ff->snap);
+			ff->snap = old;
+			ff->snap_len = (size_t)old_size;
+			old = NULL;
+		}
+	}
 	if (old) {
 		struct ffile *ff = file_for(f, fd);
 		struct dop d = {.is_write = 0, .old_size = old_size, .post_size = 0, .saved_off = 0,
@@ -412,8 +447,12 @@ static int f_fdatasync(void *ctx, int fd)
 		}
 	} else {
 		struct ffile *ff = file_find(f, st.st_dev, st.st_ino);
-		if (ff)
+		if (ff && f->snap_mode) {
+			free(ff->snap);
+			ff->snap = read_fd_all(ff->fd, &ff->snap_len);
+		} else if (ff) {
 			file_drop(f, ff);
+		}
 	}
 out:
 	pthread_mutex_unlock(&f->mu);
@@ -589,6 +628,16 @@ void fio_free(fio *f)
 	free(f);
 }
 
+fio *fio_new_mmap(const char *stash_dir)
+{
+	fio *f = fio_new(stash_dir);
+	if (f) {
+		f->snap_mode = 1;
+		f->io.mmap_writes = 1;
+	}
+	return f;
+}
+
 const sb_io *fio_io(fio *f)
 {
 	return &f->io;
@@ -755,6 +804,56 @@ static void garble(struct ffile *ff, const struct dop *d, uint64_t *rng)
 	}
 }
 
+/* Snapshot mode: blocks that differ from the snapshot are kept, dropped or
+ * garbled; the size is the current or the snapshot one. */
+static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stats *s)
+{
+	enum { BLK = 512 };
+	size_t cur_len;
+	uint8_t *cur = read_fd_all(ff->fd, &cur_len);
+	if (!cur)
+		return;
+	size_t snap_len = ff->snap ? ff->snap_len : 0;
+	size_t len = cur_len > snap_len ? cur_len : snap_len;
+	uint8_t *out = calloc(1, len + 1);
+	if (!out) {
+		free(cur);
+		return;
+	}
+	memcpy(out, cur, cur_len);
+	for (size_t b = 0; b < len; b += BLK) {
+		size_t e = b + BLK < len ? b + BLK : len;
+		int same = e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b);
+		if (same)
+			continue;
+		unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1
+			: (unsigned)(rng_next(rng) % 3);
+		if (c == 0) {
+			s->kept++;
+			continue;
+		}
+		if (c == 1) {
+			s->dropped++;
+			for (size_t i = b; i < e; i++)
+				out[i] = i < snap_len ? ff->snap[i] : 0;
+		} else {
+			s->garbled++;
+			size_t gs = b + (size_t)(rng_next(rng) % (e - b));
+			size_t ge = gs + 1 + (size_t)(rng_next(rng) % (e - gs));
+			/* powersafe overwrite: bytes the crash did not rewrite stay */
+			for (size_t i = gs; i < ge; i++)
+				if (i >= snap_len || i >= cur_len || cur[i] != ff->snap[i])
+					out[i] = (uint8_t)rng_next(rng);
+		}
+	}
+	size_t final = mode == FIO_CRASH_KEEP_ALL ? cur_len : mode == FIO_CRASH_DROP_ALL ? snap_len
+		: (rng_next(rng) & 1) ? cur_len : snap_len;
+	if (ftruncate(ff->fd, (off_t)final) == 0 && final)
+		(void)!pwrite(ff->fd, out, final, 0);
+	free(out);
+	free(cur);
+}
+
 int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 {
 	fio_crash_stats s = {0};
@@ -764,6 +863,10 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 	f->crashed = 1;
 	for (size_t i = 0; i < f->nfiles; i++) {
 		struct ffile *ff = &f->files[i];
+		if (f->snap_mode) {
+			crash_snap(ff, mode, &rng, &s);
+			continue;
+		}
 		for (size_t j = ff->nops; j-- > 0;) {
 			const struct dop *d = &ff->ops[j];
 			unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1

@@ -45,6 +45,16 @@ typedef struct fio fio;
  * their directory is synced). NULL on failure. Free with fio_free().
  */
 fio *fio_new(const char *stash_dir);
+/*
+ * The same with mmap_writes = 1 (the store's real write path: records are
+ * copied into a shared mapping, invisible to this table). Data is then
+ * tracked by snapshots instead of per write: every file opened for writing
+ * is snapshotted at open and again at each successful fdatasync; a crash
+ * keeps, drops (back to the snapshot) or garbles each 512-byte block that
+ * differs from the snapshot, and keeps either the current or the snapshot
+ * size. Faults (fio_fail, budgets) work as in the pwrite table.
+ */
+fio *fio_new_mmap(const char *stash_dir);
 /* Closes its descriptors; does not touch the files. */
 void fio_free(fio *f);
 const sb_io *fio_io(fio *f);
