@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# SPEC §1 Settings: mount.ini (paths relative to the file, ./mount.ini by
+# default), precedence (command line > -o > file > defaults), every key as
+# -o, [topic:NAME] overrides, and a bad mount.ini refusing to mount.
+. "$(dirname "$0")/lib.sh"
+
+# expect_refused WHAT NEEDLE... -- CMD...: CMD exits 1, names every NEEDLE
+# in its message, and mounts nothing.
+expect_refused() {
+	local what=$1 needles=() n out rc
+	shift
+	while [ "$1" != -- ]; do needles+=("$1"); shift; done
+	shift
+	out=$(t "$@" 2>&1 </dev/null); rc=$?
+	assert_eq 1 "$rc" "$what: exit status (output: $out)"
+	for n in "${needles[@]}"; do
+		case "$n" in
+		@*)	# a line number: "FILE:N:" or "line N"
+			re="(:|line )${n#@}([^0-9]|\$)"
+			assert_true '[[ "$out" =~ $re ]]' "$what: the message names line ${n#@}: [$out]" ;;
+		*)	assert_true '[[ "$out" == *"$n"* ]]' "$what: the message names '$n': [$out]" ;;
+		esac
+	done
+	assert_true '! sb_is_mounted' "$what: nothing mounted"
+	if sb_is_mounted; then sb_unmount_dir "$SB_MNT"; fi
+	assert_eq "" "$(sb_daemon_pids)" "$what: no daemon left running"
+	for p in $(sb_daemon_pids); do kill -KILL "$p"; done
+}
+
+case_ "mount.ini gives the paths, relative to the file"
+mkdir -p "$SB_TMP/conf" "$SB_TMP/x/y/z"
+sb_ini conf/mount.ini >/dev/null <<'EOF'
+# the paths are relative to this file
+[mount]
+log_dir = ../log
+mountpoint = ../mnt
+EOF
+SB_MOUNT_CWD=$SB_TMP/x/y/z SB_MOUNT_PATHS=0 sb_mount -c "$SB_TMP/conf/mount.ini"
+assert_sh_ok 'mkdir "$SB_MNT/rel" && echo one >> "$SB_MNT/rel/.log"'
+assert_true '[ -d "$SB_LOG/rel" ]' "the topic landed in conf/../log"
+sb_umount
+
+case_ "without -c, ./mount.ini is read"
+mkdir -p "$SB_TMP/cwd"
+sb_ini cwd/mount.ini >/dev/null <<EOF
+[mount]
+log_dir = $SB_LOG
+mountpoint = $SB_MNT
+list_log = true
+EOF
+SB_MOUNT_CWD=$SB_TMP/cwd SB_MOUNT_PATHS=0 sb_mount
+assert_true 't ls -a "$SB_MNT/rel" | grep -qx .log' "./mount.ini read (list_log = true lists .log)"
+sb_umount
+
+case_ "paths on the command line win over mount.ini"
+mkdir -p "$SB_TMP/otherlog" "$SB_TMP/othermnt"
+ini=$(sb_ini paths.ini <<EOF
+[mount]
+log_dir = $SB_TMP/otherlog
+mountpoint = $SB_TMP/othermnt
+EOF
+)
+sb_mount -c "$ini"
+assert_true '! sb_is_mounted "$SB_TMP/othermnt"' "the file's mountpoint is not used"
+assert_eq "one" "$(t cat "$SB_MNT/rel/.log")" "the command line's log dir is used"
+sb_umount
+
+case_ "-o key=value wins over the file"
+ini=$(sb_ini prec.ini <<'EOF'
+[mount]
+list_log = false
+[log]
+max_record_bytes = 100
+EOF
+)
+sb_mount -c "$ini" -o list_log=true,max_record_bytes=2000
+assert_true 't ls -a "$SB_MNT/rel" | grep -qx .log' "-o list_log=true over the file's false"
+line=$(printf '%01000d' 7)
+assert_sh_ok 'echo "$1" >> "$SB_MNT/rel/.log"' "$line"
+assert_eq 1001 "$(t stat -c %s "$SB_MNT/rel/00000000000000000001")" "a 1001-byte record under -o max_record_bytes=2000 (file said 100)"
+sb_umount
+# and the file alone applies
+sb_mount -c "$ini"
+assert_sh_fail_with EFBIG 'echo "$1" >> "$SB_MNT/rel/.log"' "$line"
+assert_true '! t ls -a "$SB_MNT/rel" | grep -qx .log' "the file's list_log = false"
+sb_umount
+
+case_ "every setting is accepted as -o key=value"
+sb_mount -o segment_bytes=65536,index_interval_bytes=1024,max_record_bytes=4096,sync=always,sync_interval_ms=50,retention_bytes=-1,retention_ms=-1,list_log=true,allow_other=true,umask=027,owner=1234,group=2345
+assert_sh_ok 'seq -f "setting-line-%05g" 1 5000 >> "$SB_MNT/rel/.log"'
+assert_eq 5002 "$(sb_count "$SB_MNT/rel")" "records after 5000 appends"
+r=$SB_MNT/rel/00000000000000000002
+assert_eq "1234 2345" "$(t stat -c '%u %g' "$r")" "owner/group of a record"
+assert_eq "1234 2345" "$(t stat -c '%u %g' "$SB_MNT/rel")" "owner/group of a topic"
+assert_eq 440 "$(t stat -c %a "$r")" "mode of a record under umask 027 (read-only)"
+assert_eq 750 "$(t stat -c %a "$SB_MNT/rel")" "mode of a topic under umask 027"
+assert_true 'grep -q "allow_other" <(awk -v d="$SB_MNT" "\$2 == d { print \$4 }" /proc/self/mounts)' "allow_other=true in the mount options"
+segs=$(ls "$SB_LOG/rel"/*.seg | wc -l)
+assert_true '[ "$segs" -ge 2 ]' "segment_bytes=65536: 100 KB of records roll segments ($segs segments)"
+sb_umount
+
+case_ "defaults: owner is the mounting user, umask 022"
+sb_mount
+assert_eq "0 0" "$(t stat -c '%u %g' "$SB_MNT/rel/00000000000000000000")" "owner/group of a record (mounted by root)"
+assert_eq 444 "$(t stat -c %a "$SB_MNT/rel/00000000000000000000")" "mode of a record under the default umask"
+assert_eq 755 "$(t stat -c %a "$SB_MNT/rel")" "mode of a topic under the default umask"
+sb_umount
+
+case_ "[topic:NAME] overrides a [log] key for one topic"
+ini=$(sb_ini topic.ini <<'EOF'
+[log]
+segment_bytes = 1048576
+
+[topic:small]
+segment_bytes = 4096
+EOF
+)
+sb_mount -c "$ini"
+payload=$SB_TMP/lines
+for i in $(seq 1 400); do printf 'line %05d %080d\n' "$i" 0; done >"$payload"
+# one write per line: a segment rolls between appends
+append_lines='exec 3>>"$2"; while IFS= read -r l; do printf "%s\n" "$l" >&3; done < "$1"'
+assert_sh_ok 'mkdir "$SB_MNT/small" "$SB_MNT/big"'
+assert_sh_ok "$append_lines" "$payload" "$SB_MNT/small/.log"
+assert_sh_ok "$append_lines" "$payload" "$SB_MNT/big/.log"
+small=$(ls "$SB_LOG/small"/*.seg 2>/dev/null | wc -l)
+big=$(ls "$SB_LOG/big"/*.seg 2>/dev/null | wc -l)
+assert_true '[ "$small" -ge 8 ]' "[topic:small] segment_bytes = 4096: 40 KB in >= 8 segments (got $small)"
+assert_eq 1 "$big" "the other topic keeps one 1 MiB segment"
+assert_true 't cmp "$payload" "$SB_MNT/small/.log"' "small/.log reads back across segments"
+assert_eq 400 "$(sb_count "$SB_MNT/small")" "400 records in small"
+assert_true 't cmp "$payload" "$SB_MNT/big/.log"' "big/.log reads back"
+assert_eq $'line 00200 '"$(printf '%080d' 0)" "$(t cat "$SB_MNT/small/00000000000000000199")" "record 199 of small"
+sb_umount
+# the override still applies after a remount
+sb_mount -c "$ini"
+assert_sh_ok "$append_lines" "$payload" "$SB_MNT/small/.log"
+small2=$(ls "$SB_LOG/small"/*.seg | wc -l)
+assert_true '[ "$small2" -ge $((small + 8)) ]' "override applies after remount ($small -> $small2 segments)"
+sb_umount
+
+case_ "bad mount.ini: unknown key"
+ini=$(sb_ini bad1.ini <<'EOF'
+[mount]
+list_log = false
+[log]
+bogus_key = 1
+EOF
+)
+expect_refused "unknown key" "$ini" @4 bogus_key -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
+case_ "bad mount.ini: unknown key in [mount]"
+ini=$(sb_ini bad2.ini <<'EOF'
+[mount]
+mountpoint_typo = /x
+EOF
+)
+expect_refused "unknown [mount] key" "$ini" @2 mountpoint_typo -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
+case_ "bad mount.ini: bad values"
+i=0
+for kv in "segment_bytes = lots" "sync = sometimes" "max_record_bytes = -5" "sync_interval_ms = 1x" "index_interval_bytes = " "retention_bytes = 12abc"; do
+	i=$((i + 1))
+	key=${kv%% =*}
+	ini=$(printf '# comment\n\n[log]\n%s\n' "$kv" | sb_ini "badval$i.ini")
+	expect_refused "bad value '$kv'" "$ini" @4 "$key" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+done
+ini=$(printf '[mount]\nlist_log = maybe\n' | sb_ini badval-bool.ini)
+expect_refused "bad value 'list_log = maybe'" "$ini" @2 list_log -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
+case_ "bad mount.ini: a bad key in a [topic:NAME] section"
+ini=$(printf '[log]\nsync = always\n[topic:orders]\nsegment_bytes = huge\n' | sb_ini badtopic.ini)
+expect_refused "bad [topic:orders] value" "$ini" @4 segment_bytes -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '[topic:orders]\nsync = always\nno_such = 1\n' | sb_ini badtopic2.ini)
+expect_refused "unknown [topic:orders] key" "$ini" @3 no_such -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
+case_ "bad mount.ini: unreadable file"
+expect_refused "missing -c file" "$SB_TMP/no-such.ini" -- "$SB_BIN" -c "$SB_TMP/no-such.ini" "$SB_LOG" "$SB_MNT"
+mkdir -p "$SB_TMP/dir.ini"
+expect_refused "-c of a directory" "$SB_TMP/dir.ini" -- "$SB_BIN" -c "$SB_TMP/dir.ini" "$SB_LOG" "$SB_MNT"
+
+case_ "bad -o option: unknown key, bad value"
+expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB_LOG" "$SB_MNT"
+expect_refused "-o sync=sometimes" sync -- "$SB_BIN" -o sync=sometimes "$SB_LOG" "$SB_MNT"
+expect_refused "-o segment_bytes=abc" segment_bytes -- "$SB_BIN" -o segment_bytes=abc "$SB_LOG" "$SB_MNT"
+
+case_ "a good configuration after all that still mounts the same data"
+sb_mount
+assert_eq "one" "$(t head -n 1 "$SB_MNT/rel/.log")" "data intact"
+sb_umount

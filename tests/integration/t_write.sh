@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# SPEC §3 Writing: lines through .log (>> and >, several lines, partial
+# lines, no interleaving), whole files by creating one (key, name gone,
+# digits names), EFBIG, EPERM for writes to records / truncate / rename /
+# link / the middle of .log, fsync.
+. "$(dirname "$0")/lib.sh"
+sb_mount -o max_record_bytes=1024
+M=$SB_MNT
+mkdir "$M/w" || sb_die "mkdir"
+L=$M/w/.log
+
+# The records of a topic, one line each, as "OFFSET<TAB>%q of the payload".
+records() {
+	t python3 - "$1" <<'EOF'
+import os, sys
+d = sys.argv[1]
+for n in sorted(os.listdir(d)):
+    with open(os.path.join(d, n), 'rb') as f:
+        print(n, repr(f.read()), sep='\t')
+EOF
+}
+
+case_ "echo >> .log appends one record"
+assert_sh_ok 'echo hello >> "$1"' "$L"
+assert_eq 1 "$(sb_count "$M/w")" "records after one echo"
+assert_file_eq "$M/w/00000000000000000000" $'hello\n' "record 0"
+
+case_ "echo > .log appends too: the log is never truncated by opening it"
+assert_sh_ok 'echo world > "$1"' "$L"
+assert_file_eq "$L" $'hello\nworld\n' ".log after echo >"
+assert_sh_ok ': > "$1"' "$L"
+assert_file_eq "$L" $'hello\nworld\n' ".log after : > (opening with O_TRUNC)"
+assert_eq 2 "$(sb_count "$M/w")" "records after echo > and : >"
+
+case_ "printf of several lines appends one record per line"
+assert_sh_ok 'printf "a\nbb\nccc\n" >> "$1"' "$L"
+assert_eq 5 "$(sb_count "$M/w")" "records after printf of 3 lines"
+assert_file_eq "$M/w/00000000000000000002" $'a\n' "record 2"
+assert_file_eq "$M/w/00000000000000000003" $'bb\n' "record 3"
+assert_file_eq "$M/w/00000000000000000004" $'ccc\n' "record 4"
+# one write(2) of several lines
+assert_eq OK "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND); os.write(fd, b"x1\nx2\nx3\nx4\n"); os.close(fd)' "$L")" "one write of 4 lines"
+assert_eq 9 "$(sb_count "$M/w")" "records after one write of 4 lines"
+assert_file_eq "$M/w/00000000000000000008" $'x4\n' "record 8"
+
+case_ "a trailing partial line waits for the rest from the same open file"
+out=$(t python3 - "$L" "$M/w" <<'EOF'
+import os, sys
+log, d = sys.argv[1], sys.argv[2]
+n0 = len(os.listdir(d))
+fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"par")
+n1 = len(os.listdir(d))
+os.write(fd, b"tial\nne")
+n2 = len(os.listdir(d))
+os.write(fd, b"xt")
+n3 = len(os.listdir(d))
+os.close(fd)
+n4 = len(os.listdir(d))
+print(n1 - n0, n2 - n0, n3 - n0, n4 - n0)
+EOF
+)
+assert_eq "0 1 1 2" "$out" "records added after 'par', 'tial\\nne', 'xt', close"
+assert_file_eq "$M/w/00000000000000000009" $'partial\n' "record 9 (joined partial line)"
+assert_file_eq "$M/w/00000000000000000010" 'next' "record 10 (the partial line appended at close)"
+
+case_ "a partial line is not interleaved with another writer's lines"
+out=$(t python3 - "$L" <<'EOF'
+import os, sys
+log = sys.argv[1]
+a = os.open(log, os.O_WRONLY | os.O_APPEND)
+b = os.open(log, os.O_WRONLY | os.O_APPEND)
+os.write(a, b"AAA-first-")
+os.write(b, b"BBB-whole\n")
+os.write(a, b"AAA-rest\n")
+os.write(b, b"BBB-part-")
+os.close(a)
+os.write(b, b"BBB-end\n")
+os.close(b)
+print("done")
+EOF
+)
+assert_eq done "$out" "two writers"
+assert_eq "$(printf '%s\n' $'00000000000000000011\tb\'BBB-whole\\n\'' $'00000000000000000012\tb\'AAA-first-AAA-rest\\n\'' $'00000000000000000013\tb\'BBB-part-BBB-end\\n\'')" \
+	"$(records "$M/w" | tail -3)" "records of two writers with partial lines"
+
+case_ "cp a file in: one record keyed by the file's name; the name is gone after close"
+head -c 1000 /dev/urandom >"$SB_TMP/photo.jpg"  # under max_record_bytes=1024
+printf 'line1\nline2\nline3\n' >"$SB_TMP/multi.txt"
+n=$(sb_count "$M/w")
+assert_ok cp "$SB_TMP/photo.jpg" "$M/w/"
+assert_ok cp "$SB_TMP/multi.txt" "$M/w/"
+assert_eq $((n + 2)) "$(sb_count "$M/w")" "two records for two files (a file of 3 lines is one record)"
+assert_true 't cmp "$SB_TMP/photo.jpg" "$M/w/$(rec $n)"' "binary content of the copied-in record"
+assert_true 't cmp "$SB_TMP/multi.txt" "$M/w/$(rec $((n + 1)))"' "the 3-line file is one record"
+assert_eq photo.jpg "$(t getfattr --absolute-names --only-values -n user.streambus.key "$M/w/$(rec $n)" 2>&1)" "key of the copied-in record"
+assert_fail_with ENOENT stat "$M/w/photo.jpg"
+assert_true '! t ls -a "$M/w" | grep -q photo' "the name is not listed after close"
+
+case_ "echo hi > topic/msg appends a keyed record"
+n=$(sb_count "$M/w")
+assert_sh_ok 'echo hi > "$1/msg"' "$M/w"
+assert_file_eq "$M/w/$(rec $n)" $'hi\n' "record of echo > msg"
+assert_eq msg "$(t getfattr --absolute-names --only-values -n user.streambus.key "$M/w/$(rec $n)" 2>&1)" "key msg"
+assert_fail_with ENOENT stat "$M/w/msg"
+
+case_ "the new name is visible while it is open, and appended at close"
+n=$(sb_count "$M/w")
+out=$(t python3 - "$M/w" <<'EOF'
+import os, sys
+d = sys.argv[1]
+p = os.path.join(d, "pending.bin")
+n0 = len(os.listdir(d))
+f = open(p, "wb")
+f.write(b"pending-payload")
+f.flush()
+visible = os.path.exists(p)
+n1 = len([x for x in os.listdir(d) if x[0].isdigit()])
+f.close()
+gone = not os.path.exists(p)
+n2 = len([x for x in os.listdir(d) if x[0].isdigit()])
+print(visible, n1 - n0, gone, n2 - n0)
+EOF
+)
+assert_eq "True 0 True 1" "$out" "visible while open / no record yet / gone after close / one record"
+assert_file_eq "$M/w/$(rec $n)" 'pending-payload' "the record appended at close"
+
+case_ "a digits name equal to the next offset appends at that offset"
+n=$(sb_count "$M/w")
+echo restored >"$SB_TMP/r.txt"
+assert_ok cp "$SB_TMP/r.txt" "$M/w/$(rec $n)"
+assert_file_eq "$M/w/$(rec $n)" $'restored\n' "record at the next offset"
+assert_eq $((n + 1)) "$(sb_count "$M/w")" "one more record"
+
+case_ "any other digits name is refused and appends nothing"
+n=$(sb_count "$M/w")
+size=$(t stat -c %s "$L")
+assert_true '! t cp "$SB_TMP/r.txt" "$M/w/$(rec $((n + 5)))" 2>/dev/null' "cp to a future offset fails"
+assert_true '! t cp "$SB_TMP/r.txt" "$M/w/$(rec 3)" 2>/dev/null' "cp to an existing offset fails"
+assert_true '! t cp "$SB_TMP/r.txt" "$M/w/$(rec $((n - 1)))" 2>/dev/null' "cp to the last offset fails"
+assert_true '! t cp "$SB_TMP/r.txt" "$M/w/99999999999999999999" 2>/dev/null' "cp to a huge offset fails"
+assert_eq "$n" "$(sb_count "$M/w")" "nothing appended by refused digits names"
+assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged by refused digits names"
+assert_file_eq "$M/w/$(rec 3)" $'bb\n' "record 3 unchanged"
+
+case_ "in an empty topic a digits name may set the first offset"
+mkdir "$M/fresh"
+assert_ok cp "$SB_TMP/r.txt" "$M/fresh/$(rec 5)"
+assert_eq "$(rec 5)" "$(t ls "$M/fresh")" "first record at offset 5"
+assert_sh_ok 'echo next >> "$1/fresh/.log"' "$M"
+assert_file_eq "$M/fresh/$(rec 6)" $'next\n' "the next append gets offset 6"
+
+case_ "a record over max_record_bytes fails with EFBIG and appends nothing"
+n=$(sb_count "$M/w")
+size=$(t stat -c %s "$L")
+big=$(printf '%01500d' 1)
+assert_sh_fail_with EFBIG 'echo "$2" >> "$1"' "$L" "$big"
+ok1023=$(printf '%01023d' 2)   # with its newline exactly 1024 bytes
+assert_sh_ok 'echo "$2" >> "$1"' "$L" "$ok1023"
+assert_eq 1024 "$(t stat -c %s "$M/w/$(rec $n)")" "a record of exactly max_record_bytes is accepted"
+n=$((n + 1)); size=$((size + 1024))
+assert_sh_fail_with EFBIG 'printf "%s\n" "$2" >> "$1"' "$L" "${ok1023}x"
+assert_eq EFBIG "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND); os.write(fd, b"small-ok\n" + b"y" * 1500 + b"\nafter\n")' "$L")" "one write with an oversize line among good ones"
+assert_eq EFBIG "$(pyerr '
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+try:
+    os.write(fd, b"z" * 1500)
+finally:
+    os.close(fd)' "$L")" "an oversize partial line (at write or at close)"
+head -c 2000 /dev/urandom >"$SB_TMP/big.bin"
+assert_fail_with EFBIG cp "$SB_TMP/big.bin" "$M/w/big.bin"
+assert_fail_with ENOENT stat "$M/w/big.bin"
+assert_eq "$n" "$(sb_count "$M/w")" "no record appended by the failed writes"
+assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged by the failed writes"
+assert_true '! t grep -q small-ok "$L"' "no part of the failed write is in .log"
+
+case_ "writing to a record file: EPERM (or EACCES)"
+r=$M/w/$(rec 2)
+assert_sh_fail_with 'EPERM|EACCES' 'echo x >> "$1"' "$r"
+assert_sh_fail_with 'EPERM|EACCES' 'echo x > "$1"' "$r"
+assert_fail_with 'EPERM|EACCES' dd if=/dev/zero of="$r" bs=1 count=1 conv=notrunc status=none
+assert_true '[[ "$(pyerr "open(sys.argv[2], \"r+b\")" "$r")" =~ ^(EPERM|EACCES)$ ]]' "open O_RDWR of a record"
+assert_fail_with 'EPERM|EACCES' cp "$SB_TMP/r.txt" "$r"
+assert_file_eq "$r" $'a\n' "record 2 unchanged"
+
+case_ "truncate: EPERM"
+assert_fail_with 'EPERM|EACCES' truncate -s 0 "$r"
+assert_fail_with 'EPERM|EACCES' truncate -s 0 "$L"
+assert_fail_with 'EPERM|EACCES' truncate -s 3 "$L"
+assert_fail_with 'EPERM|EACCES' truncate -s +100 "$L"
+assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged by truncate"
+assert_file_eq "$r" $'a\n' "record 2 unchanged by truncate"
+
+case_ "rename and link: EPERM"
+assert_fail_with EPERM mv "$r" "$M/w/renamed"
+assert_fail_with EPERM mv "$r" "$M/w/$(rec 999)"
+assert_fail_with EPERM mv "$L" "$M/w/log2"
+assert_fail_with EPERM ln "$r" "$M/w/linked"
+assert_fail_with EPERM ln "$L" "$M/w/linked"
+assert_eq "$n" "$(sb_count "$M/w")" "records unchanged by rename/link"
+assert_file_eq "$r" $'a\n' "record 2 still there"
+
+case_ "writing into the middle of .log: EPERM"
+assert_fail_with EPERM dd if=/dev/zero of="$L" bs=1 seek=3 count=1 conv=notrunc status=none
+assert_eq EPERM "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY); os.lseek(fd, 5, 0); os.write(fd, b"mid\n")' "$L")" "pwrite into the middle of .log"
+assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged"
+assert_eq $'hello\nworld\na' "$(t head -n 3 "$L")" "start of .log unchanged"
+
+case_ "fsync on .log and on a record succeeds"
+assert_eq OK "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND); os.write(fd, b"synced\n"); os.fsync(fd); os.close(fd)' "$L")" "fsync of .log"
+assert_eq OK "$(pyerr 'fd = os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$r")" "fsync of a record"
+assert_ok sync "$L"
+
+case_ "four processes append 2,000 lines each at once: 8,000 whole records"
+mkdir "$M/conc"
+C=$M/conc/.log
+touch "$SB_TMP/go.wait"
+# writer 0, 1: bash echo per line on one open file; 2: python, random-sized
+# chunks (lines split across writes); 3: python, one write(2) per line.
+for w in 0 1; do
+	tsh 'exec 3>>"$1"; while [ -e "$3" ]; do sleep 0.01; done
+	     for i in $(seq -w 0 1999); do echo "w$2 i$i $4 end" >&3; done' "$C" "$w" "$SB_TMP/go.wait" "$(printf -- '-%.0s' $(seq 76))" &
+done
+t python3 - "$C" 2 "$SB_TMP/go.wait" chunks <<'EOF' &
+import os, sys, time, random
+log, w, go, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+while os.path.exists(go):
+    time.sleep(0.01)
+data = b"".join(b"w%s i%04d " % (w.encode(), i) + b"-" * 76 + b" end\n" for i in range(2000))
+rnd = random.Random(42)
+p = 0
+while p < len(data):
+    n = rnd.randint(1, 300)
+    os.write(fd, data[p:p + n])
+    p += n
+os.close(fd)
+EOF
+t python3 - "$C" 3 "$SB_TMP/go.wait" <<'EOF' &
+import os, sys, time
+log, w, go = sys.argv[1], sys.argv[2], sys.argv[3]
+fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+while os.path.exists(go):
+    time.sleep(0.01)
+for i in range(2000):
+    line = b"w%s i%04d " % (w.encode(), i) + b"-" * 76 + b" end\n"
+    assert os.write(fd, line) == len(line)
+os.close(fd)
+EOF
+sleep 0.3
+rm -f "$SB_TMP/go.wait"
+wrc=0
+for j in $(jobs -p); do wait "$j" || wrc=$?; done
+assert_eq 0 "$wrc" "all four writers succeeded"
+assert_eq 8000 "$(sb_count "$M/conc")" "8,000 records"
+out=$(t python3 - "$M/conc" <<'EOF'
+import os, re, sys
+d = sys.argv[1]
+pat = re.compile(rb"^w([0-3]) i(\d{4}) -{76} end\n$")
+names = sorted(x for x in os.listdir(d))
+bad = 0
+seen = {w: [] for w in range(4)}
+for n in names:
+    with open(os.path.join(d, n), "rb") as f:
+        b = f.read()
+    m = pat.match(b)
+    if not m:
+        bad += 1
+        if bad < 4:
+            print("bad record", n, b[:200])
+        continue
+    seen[int(m.group(1))].append(int(m.group(2)))
+for w in range(4):
+    if seen[w] != list(range(2000)):
+        print("writer", w, "has", len(seen[w]), "records, in order:", seen[w] == sorted(seen[w]))
+with open(os.path.join(d, ".log"), "rb") as f:
+    log = f.read()
+if log != b"".join(open(os.path.join(d, n), "rb").read() for n in names):
+    print(".log is not the concatenation of the records")
+print("bad", bad)
+EOF
+)
+assert_eq "bad 0" "$out" "every record is one whole line, each writer's lines all there and in order"
