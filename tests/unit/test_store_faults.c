@@ -138,6 +138,37 @@ Test(faults, failed_sync_is_sticky_under_never)
 	sticky(SB_SYNC_NEVER);
 }
 
+/* What returns is durable: no write, create or rename left unsynced. */
+Test(faults, always_acknowledges_only_durable_records)
+{
+	C.sync = SB_SYNC_ALWAYS;
+	C.segment_bytes = 4096;
+	open_fio();
+	for (uint64_t i = 0; i < 80; i++) {
+		cr_assert_eq(ut_append1(L, i, LEN(i), 1, NULL), 0);
+		cr_assert_eq(fio_pending_data(F), 0, "append %llu returned with unsynced writes",
+			     (unsigned long long)i);
+		cr_assert_eq(fio_pending_ns(F), 0,
+			     "append %llu returned with a file created/renamed but its directory "
+			     "not synced", (unsigned long long)i);
+	}
+	cr_assert_gt(uf_count_suffix(tdir, ".seg"), 3);
+	cr_assert_eq(sb_log_delete_before(L, 40), 0);
+	cr_expect_eq(fio_pending_data(F), 0, "delete_before returned with unsynced writes");
+	cr_expect_eq(fio_pending_ns(F), 0, "delete_before returned before its directory sync");
+}
+
+Test(faults, log_sync_makes_everything_durable)
+{
+	C.sync = SB_SYNC_NEVER;
+	C.segment_bytes = 4096;
+	open_fio();
+	fill(80);
+	cr_assert_eq(sb_log_sync(L), 0);
+	cr_expect_eq(fio_pending_data(F), 0, "sb_log_sync left unsynced writes");
+	cr_expect_eq(fio_pending_ns(F), 0, "sb_log_sync left unsynced directory entries");
+}
+
 Test(faults, enospc_fails_the_append_and_changes_nothing)
 {
 	C.sync = SB_SYNC_NEVER;
