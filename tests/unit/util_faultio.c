@@ -18,87 +18,7 @@
 #include <unistd.h>
 
 #include "util_faultio.h"
-
-struct dop {
-	int is_write;
-	off_t off;        /* written range (writes) */
-	size_t n;
-	off_t old_size;   /* file size before, and right after */
-	off_t post_size;
-	off_t saved_off;  /* bytes this op overwrote or cut off */
-	uint8_t *saved;
-	size_t saved_n;
-};
-
-struct ffile {
-	dev_t dev;
-	ino_t ino;
-	int fd; /* ours, O_RDWR */
-	struct dop *ops;
-	size_t nops, cap;
-	uint8_t *snap; /* snapshot mode: the content at the last sync */
-	size_t snap_len;
-};
-
-enum { NS_CREATE, NS_RENAME, NS_UNLINK };
-
-struct nsop {
-	int kind;
-	char *a, *b;    /* path; rename: from, to */
-	char *stash;    /* hard link of the unlinked / renamed-over file */
-	dev_t d1, d2;   /* parent directories */
-	ino_t i1, i2;
-	int ok1, ok2;   /* parent synced since */
-};
-
-struct rule {
-	int active;
-	fio_kind kind;
-	unsigned left;
-	int err;
-	unsigned flags;
-	int fired;
-	char *match;
-};
-
-struct fio {
-	sb_io io;
-	pthread_mutex_t mu; /* guards everything below */
-	struct ffile *files;
-	size_t nfiles, capf;
-	struct nsop *ns;
-	size_t nns, capns;
-	struct rule rules[16];
-	unsigned calls[FIO_NKINDS];
-	unsigned failed;
-	int64_t budget;
-	unsigned short_nth;
-	size_t short_keep;
-	int crash_kind;
-	unsigned crash_left;
-	int crashed;
-	char *stash_dir;
-	unsigned stash_seq;
-	int fake_sync;
-	unsigned sync_delay_us;
-	int snap_mode;
-};
-
-static uint8_t *read_fd_all(int fd, size_t *len)
-{
-	struct stat st;
-	uint8_t *b;
-
-	*len = 0;
-	if (fstat(fd, &st) < 0)
-		return NULL;
-	b = malloc((size_t)st.st_size + 1);
-	if (!b)
-		return NULL;
-	ssize_t r = st.st_size ? pread(fd, b, (size_t)st.st_size, 0) : 0;
-	*len = r > 0 ? (size_t)r : 0;
-	return b;
-}
+#include "util_faultio_impl.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -129,14 +49,6 @@ static int parent_of(const char *path, dev_t *dev, ino_t *ino)
 	*dev = st.st_dev;
 	*ino = st.st_ino;
 	return 0;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 /* Should this call fail? Returns 0 or -errno. Called with mu held. */
@@ -221,7 +133,7 @@ static struct ffile *file_for(fio *f, int fd)
 	ff->ino = st.st_ino;
 	ff->fd = our;
 	if (f->snap_mode)
-		ff->snap = read_fd_all(our, &ff->snap_len);
+		ff->snap = fio__read_fd_all(our, &ff->snap_len);
 	return ff;
 }
 
@@ -449,7 +361,7 @@ static int f_fdatasync(void *ctx, int fd)
 		struct ffile *ff = file_find(f, st.st_dev, st.st_ino);
 		if (ff && f->snap_mode) {
 			free(ff->snap);
-			ff->snap = read_fd_all(ff->fd, &ff->snap_len);
+			ff->snap = fio__read_fd_all(ff->fd, &ff->snap_len);
 		} else if (ff) {
 			file_drop(f, ff);
 		}
@@ -601,7 +513,7 @@ fio *fio_new(const char *stash_dir)
 	return f;
 }
 
-static void reset_state(fio *f)
+void fio__reset_state(fio *f)
 {
 	while (f->nfiles)
 		file_drop(f, &f->files[f->nfiles - 1]);
@@ -619,7 +531,7 @@ void fio_free(fio *f)
 {
 	if (!f)
 		return;
-	reset_state(f);
+	fio__reset_state(f);
 	fio_fail_clear(f);
 	free(f->files);
 	free(f->ns);
@@ -753,165 +665,18 @@ unsigned fio_pending_ns(fio *f)
 	return n;
 }
 
-static off_t cur_size(int fd)
+uint8_t *fio__read_fd_all(int fd, size_t *len)
 {
 	struct stat st;
-	return fstat(fd, &st) < 0 ? 0 : st.st_size;
-}
+	uint8_t *b;
 
-static void undo_data(struct ffile *ff, const struct dop *d)
-{
-	static const uint8_t zeros[4096];
-	off_t sz = cur_size(ff->fd);
-
-	if (d->saved_n && pwrite(ff->fd, d->saved, d->saved_n, d->saved_off) < 0)
-		return;
-	if (d->post_size > d->old_size) { /* it grew the file */
-		if (sz <= d->post_size) {
-			if (ftruncate(ff->fd, d->old_size) < 0)
-				return;
-		} else if (d->is_write) { /* a later kept op lies beyond: zero ours */
-			off_t s = d->off > d->old_size ? d->off : d->old_size;
-			for (off_t p = s; p < d->off + (off_t)d->n; p += sizeof(zeros)) {
-				size_t k = (size_t)(d->off + (off_t)d->n - p);
-				if (pwrite(ff->fd, zeros, k < sizeof(zeros) ? k : sizeof(zeros), p) < 0)
-					return;
-			}
-		}
-	} else if (d->post_size < d->old_size && sz < d->old_size) { /* it shrank it */
-		if (ftruncate(ff->fd, d->old_size) < 0)
-			return;
-		if (d->saved_n && pwrite(ff->fd, d->saved, d->saved_n, d->saved_off) < 0)
-			return;
-	}
-}
-
-static void garble(struct ffile *ff, const struct dop *d, uint64_t *rng)
-{
-	uint8_t buf[4096];
-	size_t s, e;
-
-	if (!d->n)
-		return;
-	s = (size_t)(rng_next(rng) % d->n);
-	e = s + 1 + (size_t)(rng_next(rng) % (d->n - s));
-	for (size_t p = s; p < e; p += sizeof(buf)) {
-		size_t k = e - p < sizeof(buf) ? e - p : sizeof(buf);
-		for (size_t i = 0; i < k; i++)
-			buf[i] = (uint8_t)rng_next(rng);
-		if (pwrite(ff->fd, buf, k, d->off + (off_t)p) < 0)
-			return;
-	}
-}
-
-/* Snapshot mode: blocks that differ from the snapshot are kept, dropped or
- * garbled; the size is the current or the snapshot one. */
-static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stats *s)
-{
-	enum { BLK = 512 };
-	size_t cur_len;
-	uint8_t *cur = read_fd_all(ff->fd, &cur_len);
-	if (!cur)
-		return;
-	size_t snap_len = ff->snap ? ff->snap_len : 0;
-	size_t len = cur_len > snap_len ? cur_len : snap_len;
-	uint8_t *out = calloc(1, len + 1);
-	if (!out) {
-		free(cur);
-		return;
-	}
-	memcpy(out, cur, cur_len);
-	for (size_t b = 0; b < len; b += BLK) {
-		size_t e = b + BLK < len ? b + BLK : len;
-		int same = e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b);
-		if (same)
-			continue;
-		unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1
-			: (unsigned)(rng_next(rng) % 3);
-		if (c == 0) {
-			s->kept++;
-			continue;
-		}
-		if (c == 1) {
-			s->dropped++;
-			for (size_t i = b; i < e; i++)
-				out[i] = i < snap_len ? ff->snap[i] : 0;
-		} else {
-			s->garbled++;
-			size_t gs = b + (size_t)(rng_next(rng) % (e - b));
-			size_t ge = gs + 1 + (size_t)(rng_next(rng) % (e - gs));
-			/* powersafe overwrite: bytes the crash did not rewrite stay */
-			for (size_t i = gs; i < ge; i++)
-				if (i >= snap_len || i >= cur_len || cur[i] != ff->snap[i])
-					out[i] = (uint8_t)rng_next(rng);
-		}
-	}
-	size_t final = mode == FIO_CRASH_KEEP_ALL ? cur_len : mode == FIO_CRASH_DROP_ALL ? snap_len
-		: (rng_next(rng) & 1) ? cur_len : snap_len;
-	if (ftruncate(ff->fd, (off_t)final) == 0 && final)
-		(void)!pwrite(ff->fd, out, final, 0);
-	free(out);
-	free(cur);
-}
-
-int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
-{
-	fio_crash_stats s = {0};
-	uint64_t rng = seed * 0x2545f4914f6cdd1dull + 1;
-
-	pthread_mutex_lock(&f->mu);
-	f->crashed = 1;
-	for (size_t i = 0; i < f->nfiles; i++) {
-		struct ffile *ff = &f->files[i];
-		if (f->snap_mode) {
-			crash_snap(ff, mode, &rng, &s);
-			continue;
-		}
-		for (size_t j = ff->nops; j-- > 0;) {
-			const struct dop *d = &ff->ops[j];
-			unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1
-				: (unsigned)(rng_next(&rng) % (d->is_write ? 3 : 2));
-			if (c == 0) {
-				s.kept++;
-			} else if (c == 1) {
-				undo_data(ff, d);
-				s.dropped++;
-			} else {
-				garble(ff, d, &rng);
-				s.garbled++;
-			}
-		}
-	}
-	size_t cut = mode == FIO_CRASH_KEEP_ALL ? f->nns : mode == FIO_CRASH_DROP_ALL ? 0
-		: (size_t)(rng_next(&rng) % (f->nns + 1));
-	for (size_t i = f->nns; i-- > 0;) {
-		struct nsop *o = &f->ns[i];
-		if (i < cut || (o->ok1 && o->ok2)) {
-			s.ns_kept += !(o->ok1 && o->ok2);
-			continue;
-		}
-		s.ns_undone++;
-		switch (o->kind) {
-		case NS_CREATE:
-			unlink(o->a);
-			break;
-		case NS_RENAME:
-			if (rename(o->b, o->a) == 0 && o->stash && rename(o->stash, o->b) == 0) {
-				free(o->stash);
-				o->stash = NULL;
-			}
-			break;
-		case NS_UNLINK:
-			if (o->stash && rename(o->stash, o->a) == 0) {
-				free(o->stash);
-				o->stash = NULL;
-			}
-			break;
-		}
-	}
-	reset_state(f);
-	pthread_mutex_unlock(&f->mu);
-	if (st)
-		*st = s;
-	return 0;
+	*len = 0;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	b = malloc((size_t)st.st_size + 1);
+	if (!b)
+		return NULL;
+	ssize_t r = st.st_size ? pread(fd, b, (size_t)st.st_size, 0) : 0;
+	*len = r > 0 ? (size_t)r : 0;
+	return b;
 }
