@@ -437,3 +437,80 @@ Test(append, unsynced_records_are_readable_pwrite_io)
 	S = NULL;
 	fio_free(f);
 }
+
+Test(append, append_at_after_emptying_the_log_starts_there)
+{
+	open_with(4096);
+	cr_assert_eq(ut_append_n(L, 40, 1, 100, 200), 0);
+	uint64_t send = sb_log_stream_end(L);
+	cr_assert_eq(sb_log_delete_before(L, 40), 0);
+	sb_record_in r = {.value = "hello", .value_len = 5};
+	cr_expect_eq(sb_log_append_at(L, 39, &r, 1), -EINVAL, "below next");
+	cr_assert_eq(sb_log_append_at(L, 500, &r, 1), 0, "an empty log may jump ahead");
+	cr_expect_eq(sb_log_start(L), 500);
+	cr_expect_eq(sb_log_next(L), 501);
+	cr_expect_eq(sb_log_stream_end(L), send + 5, "the stream has no gap");
+	cr_expect_eq(sb_log_stream_start(L), send);
+	uint64_t got = 0;
+	cr_assert_eq(sb_log_append(L, &r, 1, &got), 0);
+	cr_expect_eq(got, 501);
+	reopen();
+	cr_expect_eq(sb_log_start(L), 500);
+	cr_expect_eq(sb_log_next(L), 502, "after reopen: start %llu next %llu",
+		     (unsigned long long)sb_log_start(L), (unsigned long long)sb_log_next(L));
+	char b[8];
+	size_t n = 0;
+	cr_expect_eq(sb_log_read(L, 500, 0, b, sizeof(b), &n, NULL), 0);
+	cr_expect_eq(n, 5);
+	cr_expect_eq(sb_log_read(L, 499, 0, b, sizeof(b), &n, NULL), -ENOENT);
+	cr_expect_eq(sb_log_stream_end(L), send + 10);
+}
+
+Test(append, keys_over_the_limit_are_refused)
+{
+	open_with(0);
+	uint8_t *k = calloc(1, SB_KEY_MAX + 2);
+	sb_record_in r = {.key = k, .key_len = SB_KEY_MAX + 1, .value = "v", .value_len = 1};
+	int rc = sb_log_append(L, &r, 1, NULL);
+	cr_expect_lt(rc, 0, "a key of %u bytes accepted", SB_KEY_MAX + 1);
+	cr_expect_eq(sb_log_next(L), 0);
+	r.key_len = SB_KEY_MAX;
+	cr_expect_eq(sb_log_append(L, &r, 1, NULL), 0, "a key of SB_KEY_MAX bytes");
+	size_t kl = 0;
+	cr_expect_eq(sb_log_read_key(L, 0, k, SB_KEY_MAX + 2, &kl), 0);
+	cr_expect_eq(kl, SB_KEY_MAX);
+	free(k);
+}
+
+Test(append, empty_payloads_hold_no_stream_bytes)
+{
+	open_with(0);
+	sb_record_in r[4] = {{.value = "ab", .value_len = 2}, {.value = "", .value_len = 0},
+			     {.value = "", .value_len = 0}, {.value = "cd", .value_len = 2}};
+	cr_assert_eq(sb_log_append(L, r, 4, NULL), 0);
+	cr_expect_eq(sb_log_stream_end(L), 4);
+	sb_record_info in;
+	cr_assert_eq(sb_log_stat(L, 2, &in), 0);
+	cr_expect_eq(in.stream_pos, 2);
+	cr_assert_eq(sb_log_stat(L, 3, &in), 0);
+	cr_expect_eq(in.stream_pos, 2);
+	uint64_t o = 0;
+	cr_assert_eq(sb_log_offset_at(L, 2, &o), 0);
+	cr_expect_eq(o, 3, "stream byte 2 is in record 3, not in an empty one");
+	char b[8];
+	size_t n = 0;
+	cr_assert_eq(sb_log_read_stream(L, 0, b, sizeof(b), &n), 0);
+	cr_expect_eq(n, 4);
+	cr_expect_eq(memcmp(b, "abcd", 4), 0);
+}
+
+Test(append, mtime_follows_appends)
+{
+	open_with(0);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t before = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	cr_assert_eq(ut_append_n(L, 1, 1, 10, 10), 0);
+	cr_expect_geq(sb_log_mtime_ns(L), before - 1000000000LL, "mtime %lld before the append %lld",
+		      (long long)sb_log_mtime_ns(L), (long long)before);
+}

@@ -257,3 +257,24 @@ Test(retention, store_retain_runs_every_topic)
 	cr_expect_gt(sb_log_start(l2), 0);
 	expect_readable_from(sb_log_start(L), 300);
 }
+
+Test(retention, stats_of_an_emptied_log)
+{
+	open_store();
+	fill(100);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.oldest_ns, T0);
+	cr_assert_eq(sb_log_delete_before(L, 50), 0);
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.oldest_ns, T0 + 50 * SEC, "oldest after delete_before(50): %lld",
+		     (long long)st.oldest_ns);
+	cr_expect_eq(st.newest_ns, T0 + 99 * SEC);
+	cr_expect_eq(st.records, 50);
+	cr_assert_eq(sb_log_delete_before(L, 100), 0);
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_expect_eq(st.records, 0);
+	cr_expect_eq(st.stream_bytes, 0);
+	cr_expect_eq(st.oldest_ns, 0, "an empty log has no oldest timestamp");
+	cr_expect_eq(st.newest_ns, 0, "an empty log has no newest timestamp");
+}

@@ -272,3 +272,42 @@ Test(segments, stats_count_bytes_and_timestamps)
 	cr_expect_eq(st.oldest_ns, 1000000000LL);
 	cr_expect_eq(st.newest_ns, 100000000000LL);
 }
+
+Test(segments, records_larger_than_a_segment_get_one_each)
+{
+	open_store(4096, 512);
+	for (uint64_t i = 0; i < 4; i++)
+		cr_assert_eq(ut_append1(L, i, 100000 + i, 5, NULL), 0);
+	cr_expect_geq(uf_count_suffix(tdir, ".seg"), 3);
+	for (uint64_t i = 0; i < 4; i++)
+		cr_assert_eq(ut_check(L, i, 100000 + i, 5), 0);
+	close_store();
+	open_store(4096, 512);
+	cr_assert_eq(sb_log_next(L), 4);
+	for (uint64_t i = 0; i < 4; i++)
+		cr_assert_eq(ut_check(L, i, 100000 + i, 5), 0, "after reopen: %llu",
+			     (unsigned long long)i);
+}
+
+Test(segments, an_index_of_another_segment_is_not_trusted)
+{
+	char a[4096], b[4096];
+	char **names;
+	open_store(8192, 512);
+	cr_assert_eq(ut_append_n(L, 400, 6, 50, 300), 0);
+	close_store();
+	int n = uf_list_suffix(tdir, ".idx", &names);
+	cr_assert_gt(n, 4);
+	/* the 2nd segment gets the 3rd one's index, the 3rd an empty file */
+	cr_assert_eq(rename(uf_join(a, sizeof(a), tdir, names[2]),
+			    uf_join(b, sizeof(b), tdir, names[1])), 0);
+	cr_assert(!uf_exists(a));
+	FILE *f = fopen(a, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	uf_list_free(names, n);
+	open_store(8192, 512);
+	check_all(400, 6, 50, 300);
+	close_store();
+	check_indexes(512);
+}

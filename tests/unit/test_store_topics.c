@@ -187,6 +187,9 @@ Test(topics, read_only_open_sees_data_without_the_lock)
 		cr_assert_eq(ut_check(rl, i, ut_len(i, 3, 10, 200), 3), 0, "ro read of %llu",
 			     (unsigned long long)i);
 	cr_expect_eq(sb_store_create(ro, "x"), -EROFS);
+	cr_expect_lt(sb_log_delete_before(rl, 10), 0, "delete_before on a read-only store");
+	cr_expect_eq(sb_log_start(rl), 0);
+	cr_expect_lt(sb_store_remove(ro, "t"), 0);
 	cr_expect_lt(ut_append1(rl, 300, 10, 3, NULL), 0, "append on a read-only store");
 	cr_expect_eq(sb_log_next(rl), 300);
 	cr_assert_eq(sb_store_close(ro), 0);
