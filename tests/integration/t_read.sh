@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPEC §4 Reading: cat of records and of .log, dd at any position, tail -n,
+# tail -f / tail -F seeing appends of other processes, cp records out, and
+# readers never seeing a partial record.
+. "$(dirname "$0")/lib.sh"
+sb_mount
+M=$SB_MNT
+mkdir "$M/r" || sb_die "mkdir"
+L=$M/r/.log
+
+# 5,000 lines of varying length (1..400 bytes), deterministic.
+python3 - "$SB_TMP/expected" <<'EOF'
+import random, sys
+rnd = random.Random(7)
+with open(sys.argv[1], "wb") as f:
+    for i in range(5000):
+        n = rnd.randint(0, 390)
+        f.write(b"line %05d %s\n" % (i, bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))))
+EOF
+E=$SB_TMP/expected
+assert_sh_ok 'cat "$1" >> "$2"' "$E" "$L"
+assert_eq 5000 "$(sb_count "$M/r")" "records after cat >> .log"
+
+case_ "cat of record files returns exactly each payload"
+for i in 0 1 2 999 2500 4998 4999; do
+	assert_eq "$(sed -n "$((i + 1))p" "$E")" "$(t cat "$M/r/$(rec $i)")" "cat of record $i"
+done
+out=$(t python3 - "$E" "$M/r" <<'EOF'
+import os, sys
+lines = open(sys.argv[1], "rb").read().splitlines(keepends=True)
+bad = [i for i, l in enumerate(lines) if open(os.path.join(sys.argv[2], "%020d" % i), "rb").read() != l]
+print("mismatches", len(bad), bad[:5])
+EOF
+)
+assert_eq "mismatches 0 []" "$out" "every record file equals its line"
+
+case_ "cat .log streams the whole topic"
+assert_true 't cmp "$E" "$L"' "cat .log equals what was appended"
+assert_eq "$(stat -c %s "$E")" "$(t stat -c %s "$L")" "size of .log"
+
+case_ "dd reads .log at any position"
+total=$(stat -c %s "$E")
+for spec in "1 12345 100" "1 0 7" "4096 7 3" "512 100 5" "65536 1 2" "1 $((total - 10)) 100" "1 $total 10" "1 $((total + 100)) 10"; do
+	read -r bs skip count <<<"$spec"
+	t dd if="$L" of="$SB_TMP/dd.out" bs="$bs" skip="$skip" count="$count" status=none; rc=$?
+	assert_eq 0 "$rc" "dd bs=$bs skip=$skip count=$count exit status"
+	python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); bs,sk,c=map(int,sys.argv[3:6]); open(sys.argv[2],"wb").write(d[bs*sk:bs*(sk+c)])' "$E" "$SB_TMP/dd.exp" "$bs" "$skip" "$count"
+	assert_true 'cmp -s "$SB_TMP/dd.exp" "$SB_TMP/dd.out"' "dd bs=$bs skip=$skip count=$count: bytes equal"
+done
+t dd if="$L" of="$SB_TMP/dd.out" iflag=skip_bytes,count_bytes skip=777777 count=3333 bs=65536 status=none
+assert_eq "$(tail -c +777778 "$E" | head -c 3333 | md5sum)" "$(md5sum <"$SB_TMP/dd.out")" "dd skip_bytes=777777 count_bytes=3333"
+assert_eq OK "$(pyerr '
+import random
+d = open(sys.argv[3], "rb").read()
+fd = os.open(sys.argv[2], os.O_RDONLY)
+rnd = random.Random(1)
+for _ in range(300):
+    p = rnd.randrange(0, len(d) + 10); n = rnd.randrange(1, 70000)
+    if os.pread(fd, n, p) != d[p:p + n]:
+        raise OSError(errno.EIO, "pread mismatch at %d+%d" % (p, n))
+' "$L" "$E")" "300 random preads of .log"
+
+case_ "tail -n reads the end of .log"
+for n in 1 10 100; do
+	assert_eq "$(tail -n "$n" "$E")" "$(t tail -n "$n" "$L")" "tail -n $n"
+done
+assert_eq "$(tail -c 100 "$E" | md5sum)" "$(t tail -c 100 "$L" | md5sum)" "tail -c 100"
+
+# follow_test FLAG: tail FLAG .log prints appends by other processes within ~2 s.
+follow_test() {
+	local flag=$1 out=$SB_TMP/tail$1.out pid i
+	: >"$out"
+	local last10
+	last10=$(t cat "$L" | tail -n 10)
+	timeout 60 tail "$flag" "$L" >"$out" 2>"$out.err" &
+	pid=$!
+	sb_wait_until '[ "$(wc -l <"$out")" -ge 10 ]' 5 || assert_fail_now "tail $flag: no initial 10 lines"
+	assert_eq "$last10" "$(head -n 10 "$out")" "tail $flag: starts with the last 10 lines"
+	for i in 1 2 3; do
+		tsh 'echo "followed-'"$flag"'-$1" >> "$2"' "$i" "$L"
+		sb_wait_until 'grep -q "^followed-'"$flag"'-$i\$" "$out"' $((2 * SB_SLOW)) ||
+			assert_fail_now "tail $flag: the append 'followed$flag-$i' by another process not seen within $((2 * SB_SLOW)) s (tail printed: $(tail -c 200 "$out"); stderr: $(cat "$out.err"))"
+		pass_
+	done
+	# a whole-file record, appended by cp
+	echo "copied-in$flag" >"$SB_TMP/cpin"
+	t cp "$SB_TMP/cpin" "$M/r/cpin$flag"
+	sb_wait_until 'grep -q "^copied-in'"$flag"'\$" "$out"' $((2 * SB_SLOW)) ||
+		assert_fail_now "tail $flag: a record appended by cp not seen within $((2 * SB_SLOW)) s"
+	pass_
+	# a batch of 1000 lines arrives whole and in order
+	seq -f "batch$flag-%04g" 1 1000 >"$SB_TMP/batch"
+	t cp "$SB_TMP/batch" "$SB_TMP/batch.copy"
+	tsh 'cat "$1" >> "$2"' "$SB_TMP/batch" "$L"
+	sb_wait_until 'grep -q "^batch'"$flag"'-1000\$" "$out"' $((3 * SB_SLOW)) ||
+		assert_fail_now "tail $flag: a batch of 1000 lines not seen"
+	assert_eq "$(cat "$SB_TMP/batch")" "$(grep "^batch$flag-" "$out")" "tail $flag: the batch in order, whole"
+	assert_true '! grep -q "truncated" "$out.err"' "tail $flag: no 'file truncated' ($(cat "$out.err"))"
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+}
+
+case_ "tail -f prints records appended by another process"
+follow_test -f
+case_ "tail -F prints records appended by another process"
+follow_test -F
+
+case_ "cp records out"
+mkdir -p "$SB_TMP/out1" "$SB_TMP/out2"
+assert_ok cp "$M/r/$(rec 10)" "$M/r/$(rec 11)" "$M/r/$(rec 4999)" "$SB_TMP/out1/"
+assert_eq "$(sed -n 11,12p "$E")" "$(cat "$SB_TMP/out1/$(rec 10)" "$SB_TMP/out1/$(rec 11)")" "records 10 and 11 copied out"
+assert_ok cp -r "$M/r" "$SB_TMP/out2/"
+n=$(sb_count "$M/r")
+assert_eq "$n" "$(ls -A "$SB_TMP/out2/r" | wc -l)" "cp -r copies each record once, no .log"
+assert_true '[ ! -e "$SB_TMP/out2/r/.log" ]' "cp -r does not copy .log"
+assert_true 'head -c "$(stat -c %s "$E")" <(cat "$SB_TMP"/out2/r/*) | cmp -s - "$E"' "the copied records concatenate to the log"
+assert_true 't diff -r "$M/r" "$SB_TMP/out2/r" >/dev/null' "diff -r of the topic and its copy"
+
+case_ "a reader never sees a partial record"
+mkdir "$M/big"
+# a writer appends 200 KB lines, readers cat .log and stat it meanwhile
+tsh 'for i in $(seq 1 60); do python3 -c "import sys; sys.stdout.write(\"%06d\" % $i + \"b\" * 204793 + \"\\n\")"; done >> "$1"' "$M/big/.log" &
+wpid=$!
+bad=0 reads=0
+while kill -0 "$wpid" 2>/dev/null; do
+	t cat "$M/big/.log" >"$SB_TMP/snap"
+	reads=$((reads + 1))
+	sz=$(stat -c %s "$SB_TMP/snap")
+	if [ $((sz % 204800)) -ne 0 ]; then
+		bad=$((bad + 1)); sb_msg "partial read: $sz bytes"
+	fi
+	n=$(t ls "$M/big" | wc -l)
+	lst=$(t ls "$M/big" | tail -1)
+	if [ -n "$lst" ] && [ "$(t stat -c %s "$M/big/$lst")" != 204800 ]; then
+		bad=$((bad + 1)); sb_msg "partial record file $lst"
+	fi
+done
+wait "$wpid"; rc=$?
+assert_eq 0 "$rc" "the big writer succeeded"
+assert_eq 0 "$bad" "partial records seen by $reads readers"
+assert_eq 60 "$(sb_count "$M/big")" "60 big records"
+assert_eq $((60 * 204800)) "$(t stat -c %s "$M/big/.log")" "size of big/.log"
