@@ -92,6 +92,18 @@ static void cut_after(sb_log *l, const uint64_t *bases, size_t from, size_t n)
 	}
 }
 
+/* Forget (and, read-write, delete) every segment opened so far. */
+static void drop_opened(sb_log *l)
+{
+	for (size_t i = 0; i < l->nsegs; i++) {
+		if (l->read_only)
+			sb_segment_close(l->segs[i], 0);
+		else
+			sb_segment_remove(l->segs[i]);
+	}
+	l->nsegs = 0;
+}
+
 int sb_log_recover(sb_log *l)
 {
 	uint64_t *bases = NULL, start = 0, meta_start;
@@ -140,10 +152,16 @@ int sb_log_recover(sb_log *l)
 			sb_segment *prev = l->segs[l->nsegs - 1];
 			if (sb_segment_next(prev) != sb_segment_base(s) ||
 			    sb_segment_stream_end(prev) != sb_segment_base_stream(s)) {
-				sb_segment_close(s, 0);
-				cut_after(l, bases, i, n);
-				n = i;
-				break;
+				if (bases[i] <= start) {
+					/* A break below the start: what precedes it
+					 * are stale files of an interrupted removal. */
+					drop_opened(l);
+				} else {
+					sb_segment_close(s, 0);
+					cut_after(l, bases, i, n);
+					n = i;
+					break;
+				}
 			}
 		}
 		rc = sb_log_segs_push(l, s);
@@ -153,7 +171,7 @@ int sb_log_recover(sb_log *l)
 		}
 		last_active = last;
 		/* A sealed segment that was cut is no longer followed by the next. */
-		if (!last && sb_segment_next(s) != bases[i + 1]) {
+		if (!last && sb_segment_next(s) != bases[i + 1] && bases[i + 1] > start) {
 			cut_after(l, bases, i + 1, n);
 			n = i + 1;
 			break;
@@ -200,8 +218,16 @@ int sb_log_recover(sb_log *l)
 	atomic_store(&l->stream_end, sb_segment_stream_end(last));
 	if (start < sb_segment_base(l->segs[0]))
 		start = sb_segment_base(l->segs[0]);
-	if (start > atomic_load(&l->next))
-		start = atomic_load(&l->next);
+	if (start > atomic_load(&l->next)) {
+		/* The start is past the data: a copy of the directory that took
+		 * a newer `meta` than its segments, or unsynced records lost.
+		 * Keep the records there are rather than none. */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "start %llu is past the last record; the log starts at %llu",
+			 (unsigned long long)start, (unsigned long long)sb_segment_base(l->segs[0]));
+		report(l, msg);
+		start = sb_segment_base(l->segs[0]);
+	}
 	atomic_store(&l->start, start);
 	atomic_store(&l->stream_start, sb_log_stream_pos_of(l, start));
 	if (!l->read_only) {
