@@ -171,11 +171,14 @@ static void bench_stat(const sb_bench_cfg *c, sb_bench_val *v)
 	}
 	long entries = idx_entries(path, "t");
 	rc = open_store(c, "stat", SB_SYNC_NEVER, recsz, &s, path, sizeof(path));
-	if (!rc)
-		rc = sb_store_get(s, "t", &l);
 	if (rc) {
 		sb_bench_fail_rc(v, "reopen", rc);
 		goto out_rm;
+	}
+	rc = sb_store_get(s, "t", &l);
+	if (rc) {
+		sb_bench_fail_rc(v, "reopen", rc);
+		goto out_close;
 	}
 	uint64_t start = sb_log_start(l), cnt = sb_log_next(l) - start;
 	if (cnt != n) {
