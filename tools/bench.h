@@ -126,7 +126,14 @@ static inline const uint8_t *sb_bench_payload(const sb_bench_cfg *c, uint64_t i,
 	return c->rnd + (i * 4099u) % (SB_BENCH_RND_BYTES - len);
 }
 
-/* Seconds to the figure's unit helpers. */
+/* Make the compiler believe x is used (so a measured loop is not optimized
+ * away), without a store to any global. */
+static inline void sb_bench_keep(uint64_t x)
+{
+	__asm__ __volatile__("" : : "r"(x) : "memory");
+}
+
+/* MB/s (10^6 bytes per second). */
 static inline double sb_bench_mbps(uint64_t bytes, uint64_t ns)
 {
 	return ns ? (double)bytes * 1e3 / (double)ns : 0; /* 10^6 bytes per second */

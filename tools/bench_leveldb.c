@@ -19,8 +19,6 @@
 #define PAYLOAD 100u
 #define OPEN_PAYLOAD 1024u
 
-static volatile uint64_t sink;
-
 static inline void key_of(uint64_t i, char k[8])
 {
 	for (int b = 7; b >= 0; b--, i >>= 8)
@@ -146,7 +144,7 @@ static void ldb_gets(const sb_bench_cfg *c, ldb *d, uint64_t n, sb_bench_val *v)
 		}
 		r[rep] = (double)ns / (double)c->lookups;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
 }
 
@@ -219,7 +217,7 @@ static void ldb_scan(const sb_bench_cfg *c, ldb *d, uint64_t n, sb_bench_val *v)
 		acc += (uint8_t)buf[0];
 		r[rep] = sb_bench_mbps(bytes, ns);
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, n, allocs);
 	v->how = "one iterator over all keys, each value copied out (the same for both scan figures)";
 }
@@ -258,7 +256,7 @@ static void ldb_range4k(const sb_bench_cfg *c, ldb *d, uint64_t n, sb_bench_val 
 		}
 		r[rep] = (double)ns / (double)ops;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, ops, allocs);
 	sb_bench_extra(v, "MB_per_s", 4096.0 * 1e3 / v->value);
 	v->how = "iterator seek to a random key, then next until 4 KiB of values are copied (one iterator reused)";

@@ -22,8 +22,6 @@
 #define PAYLOAD 100u  /* the payload of the read and fsync workloads */
 #define OPEN_PAYLOAD 1024u
 
-static volatile uint64_t sink; /* keeps results alive; written once per loop */
-
 /* Open (creating) a store in c->dir/name with `sync` for every topic; the
  * index interval too if nonzero. */
 static int open_store(const sb_bench_cfg *c, const char *name, enum sb_sync sync, uint32_t interval,
@@ -137,7 +135,7 @@ static void bench_index(const sb_bench_cfg *c, sb_bench_val *v)
 		}
 		r[rep] = (double)ns / (double)c->lookups;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
 	v->how = "random keys over 10,000 entries (the tail-first check then binary search); includes ~2 ns of RNG";
 out_free:
@@ -210,7 +208,7 @@ static void bench_stat(const sb_bench_cfg *c, sb_bench_val *v)
 		}
 		r[rep] = (double)ns / (double)c->lookups;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
 	sb_bench_extra(v, "index_entries", (double)entries);
 	v->how = "random offsets; measures the segment rwlock, segment choice, index lookup, header decode";
@@ -282,7 +280,7 @@ static double dependent_load_ns(uint64_t bytes)
 	for (uint64_t k = 0; k < steps; k++)
 		p = m[p];
 	double ns = (double)(sb_bench_now() - t0) / (double)steps;
-	sink = p;
+	sb_bench_keep(p);
 	free(m);
 	return ns;
 }
@@ -328,7 +326,7 @@ static void bench_read(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
 		}
 		r[rep] = (double)ns / (double)c->lookups;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
 	v->how = "100-byte payloads, CRC checked by each read, uniform random offsets over the whole log";
 	/* The same over the last 100,000 records only (13 MB: a hot set). */
@@ -383,7 +381,7 @@ static void bench_scan_stream(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
 		if (!rep)
 			v->ops = calls;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	uint64_t calls = v->ops;
 	sb_bench_set(v, r, c->reps, calls, allocs);
 	sb_bench_extra(v, "bytes_per_pass", (double)total);
@@ -420,7 +418,7 @@ static void bench_scan_records(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v
 		r[rep] = sb_bench_mbps(bytes, ns);
 		per[rep] = (double)ns / (double)n;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, n, allocs);
 	sb_bench_extra(v, "ns_per_record", sb_bench_median(per, c->reps));
 	v->how = "every record in offset order, 100-byte payloads, CRC checked per record";
@@ -454,7 +452,7 @@ static void bench_stream4k(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
 		}
 		r[rep] = (double)ns / (double)ops;
 	}
-	sink = acc;
+	sb_bench_keep(acc);
 	sb_bench_set(v, r, c->reps, ops, allocs);
 	sb_bench_extra(v, "MB_per_s", 4096.0 * 1e3 / v->value);
 	v->how = "uniform random stream positions, 100-byte records (about 41 per read)";
