@@ -193,6 +193,8 @@ sb_mount() {
 	SB_MOUNT_SEQ=$((SB_MOUNT_SEQ + 1))
 	out=$SB_TMP/daemon.$SB_MOUNT_SEQ.out
 	sb_is_mounted "$SB_MNT" && sb_die "sb_mount: $SB_MNT is already mounted"
+	local before
+	before=$(pgrep streambusfs)
 	(cd "${SB_MOUNT_CWD:-$SB_TMP}" && exec timeout $((30 * SB_SLOW)) "$SB_BIN" "$@" "${paths[@]}") >"$out" 2>&1 </dev/null
 	rc=$?
 	if [ $rc -eq 124 ]; then
@@ -208,6 +210,10 @@ sb_mount() {
 	}
 	SB_PID=$(sb_daemon_pids | head -1)
 	[ -n "$SB_PID" ] || SB_PID=$(head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9)
+	if [ -z "$SB_PID" ] || ! sb_alive "$SB_PID"; then
+		# no path on its command line: the daemon that was not there before
+		SB_PID=$(comm -13 <(printf '%s\n' $before | sort) <(pgrep streambusfs | sort) | head -1)
+	fi
 	[ -n "$SB_PID" ] && sb_alive "$SB_PID" || sb_die "sb_mount: mounted, but no daemon process found"
 	SB_PIDS+=("$SB_PID")
 }

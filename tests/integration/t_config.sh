@@ -52,6 +52,21 @@ SB_MOUNT_CWD=$SB_TMP/cwd SB_MOUNT_PATHS=0 sb_mount
 assert_true 't ls -a "$SB_MNT/rel" | grep -qx .log' "./mount.ini read (list_log = true lists .log)"
 sb_umount
 
+case_ "the repository's mount.ini is a complete example that mounts ./data on ./mnt"
+mkdir -p "$SB_TMP/repo/data" "$SB_TMP/repo/mnt"
+cp "$SB_TOP/mount.ini" "$SB_TMP/repo/mount.ini" || assert_fail_now "no mount.ini at the top of the repository"
+for k in log_dir mountpoint allow_other owner group umask list_log segment_bytes index_interval_bytes \
+	max_record_bytes sync sync_interval_ms retention_bytes retention_ms '\[topic:' '\[mount\]' '\[log\]'; do
+	assert_true 'grep -Eq "^[;#]?[[:space:]]*$k" "$SB_TMP/repo/mount.ini"' "the example mount.ini documents $k"
+done
+saved_mnt=$SB_MNT
+SB_MNT=$SB_TMP/repo/mnt
+SB_MOUNT_CWD=$SB_TMP/repo SB_MOUNT_PATHS=0 sb_mount
+assert_sh_ok 'mkdir "$1/t" && echo x >> "$1/t/.log"' "$SB_MNT"
+assert_true '[ -d "$SB_TMP/repo/data/t" ]' "the example keeps its logs in ./data"
+sb_umount
+SB_MNT=$saved_mnt
+
 case_ "paths on the command line win over mount.ini"
 mkdir -p "$SB_TMP/otherlog" "$SB_TMP/othermnt"
 ini=$(sb_ini paths.ini <<EOF

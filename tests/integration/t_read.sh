@@ -60,6 +60,25 @@ for _ in range(300):
         raise OSError(errno.EIO, "pread mismatch at %d+%d" % (p, n))
 ' "$L" "$E")" "300 random preads of .log"
 
+case_ "an append is readable at once by a reader that has .log open"
+out=$(t python3 - "$L" <<'EOF'
+import os, subprocess, sys
+log = sys.argv[1]
+fd = os.open(log, os.O_RDONLY)
+end = os.fstat(fd).st_size
+os.lseek(fd, end, 0)
+got = []
+for i in range(5):
+    subprocess.run(["sh", "-c", 'echo "at-once-%d" >> "$1"' % i, "sh", log], check=True)
+    st = os.fstat(fd).st_size
+    got.append("%d:%s" % (st - end, os.read(fd, 4096).decode()))
+    end = st
+print(" ".join(x.strip() for x in got))
+EOF
+)
+assert_eq "10:at-once-0 10:at-once-1 10:at-once-2 10:at-once-3 10:at-once-4" "$out" "fstat and read right after each append by another process"
+printf 'at-once-%d\n' 0 1 2 3 4 >>"$E"
+
 case_ "tail -n reads the end of .log"
 for n in 1 10 100; do
 	assert_eq "$(tail -n "$n" "$E")" "$(t tail -n "$n" "$L")" "tail -n $n"

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPEC §3/§6: kill -9 of the daemon during appends, then remount: every
+# acknowledged record is there, in order, and nothing else (at most the one
+# write in flight per writer, whole). Under sync=always, and under
+# sync=never too ("a crash of the daemon alone never loses an acknowledged
+# record, whatever the policy").
+. "$(dirname "$0")/lib.sh"
+M=$SB_MNT
+
+# writer KIND TOPIC ACKFILE: appends until it fails; after each success it
+# logs the payload to ACKFILE (a local file). Kinds: fd (one open file,
+# one write(2) per line), open (open/write/close per line, like echo >>),
+# file (a whole file per record, created by name: acknowledged at close).
+cat >"$SB_TMP/writer.py" <<'EOF'
+import os, sys
+kind, topic, ackpath = sys.argv[1], sys.argv[2], sys.argv[3]
+ack = open(ackpath, "w", buffering=1)
+log = os.path.join(topic, ".log")
+i = 0
+try:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND) if kind == "fd" else -1
+    while True:
+        line = b"%s %07d %s\n" % (kind.encode(), i, b"x" * (i % 97))
+        if kind == "fd":
+            if os.write(fd, line) != len(line):
+                raise OSError(0, "short write")
+        elif kind == "open":
+            f = os.open(log, os.O_WRONLY | os.O_APPEND)
+            if os.write(f, line) != len(line):
+                raise OSError(0, "short write")
+            os.close(f)
+        else:
+            f = os.open(os.path.join(topic, "k%d" % i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(f, line)
+            os.close(f)
+        ack.write(line.decode())
+        i += 1
+except OSError as e:
+    sys.stderr.write("writer %s stopped after %d: %s\n" % (kind, i, e))
+EOF
+
+# check TOPIC ACK...: the topic's records are, per writer kind, exactly its
+# acknowledged lines in order plus at most the next one.
+check() {
+	local topic=$1; shift
+	t python3 - "$topic" "$@" <<'EOF'
+import os, re, sys
+topic, acks = sys.argv[1], sys.argv[2:]
+pat = re.compile(rb"^(fd|open|file) (\d{7}) (x*)\n$")
+names = sorted(n for n in os.listdir(topic))
+got = {}
+problems = []
+for n in names:
+    b = open(os.path.join(topic, n), "rb").read()
+    m = pat.match(b)
+    if not m or len(m.group(3)) != int(m.group(2)) % 97:
+        problems.append("record %s is not one whole line: %r" % (n, b[:80]))
+        continue
+    got.setdefault(m.group(1).decode(), []).append(int(m.group(2)))
+log = open(os.path.join(topic, ".log"), "rb").read()
+if log != b"".join(open(os.path.join(topic, n), "rb").read() for n in names):
+    problems.append(".log is not the concatenation of the records")
+for a in acks:
+    kind = os.path.basename(a).split(".")[0]
+    acked = len(open(a).read().splitlines())
+    seq = got.get(kind, [])
+    if acked < 20:
+        problems.append("%s: only %d acknowledged before the kill (test too short?)" % (kind, acked))
+    if seq[:acked] != list(range(acked)):
+        missing = sorted(set(range(acked)) - set(seq))
+        problems.append("%s: acknowledged %d, records %d; lost: %s; order ok: %s" % (kind, acked, len(seq), missing[:10], seq == sorted(seq)))
+    if len(seq) > acked + 1 or (len(seq) == acked + 1 and seq[-1] != acked):
+        problems.append("%s: %d records beyond the %d acknowledged" % (kind, len(seq) - acked, acked))
+print("\n".join(problems) if problems else "ok")
+EOF
+}
+
+for policy in always never; do
+	case_ "kill -9 of the daemon during appends (sync=$policy), then remount"
+	rm -rf "${SB_LOG:?}"/* "$SB_TMP"/*.ack
+	sb_mount -o sync=$policy
+	mkdir "$M/c" || sb_die "mkdir"
+	pids=()
+	for kind in fd open file; do
+		timeout 120 python3 "$SB_TMP/writer.py" "$kind" "$M/c" "$SB_TMP/$kind.ack" 2>"$SB_TMP/$kind.err" &
+		pids+=($!)
+	done
+	sleep $((2 * SB_SLOW))
+	kill -KILL "$SB_PID"
+	sb_wait_exit "$SB_PID" 10 || assert_fail_now "daemon did not die on SIGKILL"
+	for p in "${pids[@]}"; do wait "$p"; done
+	for kind in fd open file; do
+		assert_true 'grep -q stopped "$SB_TMP/$kind.err"' "writer $kind saw the crash as an error ($(cat "$SB_TMP/$kind.err"))"
+	done
+	# the dead mount: fusermount3 -u still unmounts it
+	t fusermount3 -u "$M" 2>/dev/null || sb_unmount_dir "$M"
+	assert_true '! sb_is_mounted' "dead mount removed"
+	SB_PID=""
+	sb_mount -o sync=$policy
+	assert_eq ok "$(check "$M/c" "$SB_TMP"/fd.ack "$SB_TMP"/open.ack "$SB_TMP"/file.ack)" "records after kill -9 under sync=$policy ($(wc -l "$SB_TMP"/*.ack | tail -1 | awk '{print $1}') acknowledged)"
+	# the log goes on: appends after recovery
+	assert_sh_ok 'echo after-crash >> "$1"' "$M/c/.log"
+	assert_eq after-crash "$(t tail -n 1 "$M/c/.log")" "append after recovery"
+	sb_umount
+	sb_mount
+	assert_eq after-crash "$(t tail -n 1 "$M/c/.log")" "after a clean remount too"
+	sb_umount
+done

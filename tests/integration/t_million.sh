@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPEC §2: ls and ls -f of a topic of 1,000,000 records: every record once,
+# in offset order, fast (<= 10 s here; the 3 s target is tools/bench-fs's).
+# SB_MILLION=N changes the count (for trying it out).
+. "$(dirname "$0")/lib.sh"
+N=${SB_MILLION:-1000000}
+LIMIT=$((10 * SB_SLOW))
+M=$SB_MNT
+sb_mount
+mkdir "$M/big" || sb_die "mkdir"
+
+case_ "append $N records with cat >> .log"
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "m%07d\n", i }' >"$SB_TMP/lines"
+SB_T=300 assert_sh_ok 'cat "$1" >> "$2"' "$SB_TMP/lines" "$M/big/.log"
+assert_eq $((N * 9)) "$(t stat -c %s "$M/big/.log")" "size of .log"
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "%020d\n", i }' >"$SB_TMP/names"
+
+# timed CMD...: run CMD (output to $SB_TMP/out), print the seconds taken.
+timed() {
+	local s e
+	s=$(date +%s.%N)
+	SB_T=120 t "$@" >"$SB_TMP/out"
+	e=$(date +%s.%N)
+	python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$s" "$e"
+}
+
+case_ "ls of $N records: all, in offset order, in <= $LIMIT s"
+secs=$(timed ls "$M/big")
+sb_msg "ls of $N records: $secs s"
+assert_le "$secs" "$LIMIT" "ls of $N records took $secs s"
+assert_eq "$N" "$(wc -l <"$SB_TMP/out")" "ls line count"
+assert_true 'cmp -s "$SB_TMP/names" "$SB_TMP/out"' "ls output is every offset in order ($(cmp "$SB_TMP/names" "$SB_TMP/out" 2>&1 | head -1))"
+
+case_ "ls -f (directory order, no sorting by ls) of $N records"
+secs=$(timed ls -f "$M/big")
+sb_msg "ls -f of $N records: $secs s"
+assert_le "$secs" "$LIMIT" "ls -f of $N records took $secs s"
+grep -v '^\.' "$SB_TMP/out" >"$SB_TMP/out.f"
+assert_eq "$N" "$(wc -l <"$SB_TMP/out.f")" "ls -f record count"
+assert_true 'cmp -s "$SB_TMP/names" "$SB_TMP/out.f"' "ls -f is in offset order, each record once ($(cmp "$SB_TMP/names" "$SB_TMP/out.f" 2>&1 | head -1))"
+assert_eq 2 "$(grep -c '^\.\.\?$' "$SB_TMP/out")" "ls -f lists . and .. (and no .log)"
+
+case_ "find counts $N records"
+secs=$(timed find "$M/big" -type f)
+sb_msg "find of $N records: $secs s"
+assert_eq "$N" "$(wc -l <"$SB_TMP/out")" "find -type f count"
+
+case_ "records of the big topic read back"
+for i in 0 1 499999 $((N - 1)); do
+	[ "$i" -lt "$N" ] || continue
+	assert_eq "$(printf 'm%07d' "$i")" "$(t cat "$M/big/$(rec "$i")")" "record $i"
+	assert_eq "$(printf 'm%07d' "$i")" "$(t cat "$M/big/$i")" "record $i by its unpadded name"
+done
+assert_eq "$(printf 'm%07d' $((N - 1)))" "$(t tail -n 1 "$M/big/.log")" "tail -n 1 of the big .log"
+assert_sh_ok 'echo one-more >> "$1"' "$M/big/.log"
+assert_eq "$(rec "$N")" "$(SB_T=60 t ls "$M/big" | tail -1)" "the next append is offset $N"
+
+case_ "rm of the oldest of $N records"
+assert_ok rm "$M/big/$(rec 0)"
+assert_eq "$(rec 1)" "$(SB_T=60 t ls -f "$M/big" | grep -v '^\.' | head -1)" "listing starts at record 1"
+sb_umount
