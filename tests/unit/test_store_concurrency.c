@@ -368,3 +368,38 @@ Test(concurrency, interval_flusher_syncs_without_being_asked)
 	S = NULL;
 	fio_free(f);
 }
+
+static void *syncer_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&done)) {
+		int rc = sb_log_sync(L);
+		if (rc) {
+			fprintf(stderr, "sb_log_sync: %s\n", sb_strerror(rc));
+			atomic_fetch_add(&bad, 1);
+		}
+		uint64_t next = sb_log_next(L), start = sb_log_start(L);
+		if (next > start + 1500 && (rc = sb_log_delete_before(L, next - 1000))) {
+			fprintf(stderr, "delete_before: %s\n", sb_strerror(rc));
+			atomic_fetch_add(&bad, 1);
+		}
+		sched_yield();
+	}
+	return NULL;
+}
+
+/* Group commit, segment rolls, explicit syncs and a moving start at once
+ * (about a second of work; a deadlock ends in the timeout). */
+Test(concurrency, always_appenders_syncs_and_deletes_together, .timeout = 60)
+{
+	fio *f = fio_new(env.stash);
+	fio_set_sync(f, 0, 300);
+	C.sync = SB_SYNC_ALWAYS;
+	C.segment_bytes = 16 * 1024;
+	open_store(fio_io(f));
+	run(4, 800, 1, 2, syncer_main);
+	cr_expect_eq(fio_pending_data(f), 0);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	fio_free(f);
+}
