@@ -28,6 +28,7 @@ typedef struct sbfs_rec {
 	uint32_t key_len;       /* 0: no key */
 	const void *value;
 	uint32_t value_len;
+	int64_t timestamp_ns;   /* 0: now */
 } sbfs_rec;
 
 typedef struct sbfs_recinfo {
@@ -35,6 +36,7 @@ typedef struct sbfs_recinfo {
 	int64_t timestamp_ns;
 	uint32_t value_len;
 	uint32_t key_len;
+	uint64_t stream_pos;    /* where its payload starts in the stream */
 } sbfs_recinfo;
 
 /* A topic's extent: offsets [start, next), stream bytes [stream_start, stream_end). */

@@ -58,7 +58,8 @@ static int to_recs(const sbfs_rec *in, size_t n, sb_record_in *stackbuf, size_t 
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		r[i] = (sb_record_in){ .key = in[i].key, .key_len = in[i].key_len,
-				       .value = in[i].value, .value_len = in[i].value_len };
+				       .value = in[i].value, .value_len = in[i].value_len,
+				       .timestamp_ns = in[i].timestamp_ns };
 	}
 	*out = r;
 	return 0;
@@ -114,7 +115,8 @@ static int st_stat(sbfs_topic *t, uint64_t off, sbfs_recinfo *info)
 	int rc = sb_log_stat(L(t), off, &ri);
 	if (rc == 0)
 		*info = (sbfs_recinfo){ .offset = ri.offset, .timestamp_ns = ri.timestamp_ns,
-					.value_len = ri.value_len, .key_len = ri.key_len };
+					.value_len = ri.value_len, .key_len = ri.key_len,
+					.stream_pos = ri.stream_pos };
 	return rc;
 }
 

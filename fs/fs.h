@@ -44,6 +44,10 @@ typedef struct sbfs_tentry {
 	sbfs_topic *t;          /* guarded by sbfs.tlock (replaced when re-created) */
 	int removed;            /* guarded by sbfs.tlock */
 	pthread_mutex_t wlock;  /* serializes appends and deletes of this topic */
+	/* rm'ed records [start, hide_before) are hidden at once and dropped from
+	 * the store by the notifier (one persisted delete for a whole rm -r);
+	 * written under wlock, read anywhere */
+	_Atomic uint64_t hide_before;
 	/* the notifier thread's alone */
 	uint64_t seen_start, seen_end;
 	int seen_removed;
@@ -108,6 +112,13 @@ int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
 /* Parse a record name: 1..20 digits. 0 or -ENOENT. */
 int sbfs_parse_offset(const char *name, uint64_t *off);
 void sbfs_fmt_offset(char buf[21], uint64_t off);
+/* The topic's extent as users see it: the store's, less hidden records. */
+void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+/* A visible record's header: -ENOENT if hidden or absent. */
+int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
+/* Drop hidden records from the store (te->wlock held / not held). */
+int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t);
+int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te);
 /* Attributes of each kind of node. */
 void sbfs_attr_root(sbfs *fs, struct stat *st);
 int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
@@ -140,5 +151,7 @@ int sbfs_notify_start(sbfs *fs);
 void sbfs_notify_stop(sbfs *fs);
 /* Something changed in te: look soon (cheap, coalesced, any thread). */
 void sbfs_notify_kick(sbfs *fs);
+/* Drop every topic's hidden (rm'ed) records from the store: at unmount. */
+void sbfs_drop_all_hidden(sbfs *fs);
 
 #endif

@@ -106,16 +106,23 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 		goto out;
 	}
 	fs.se = se;
+	/* a shell starts background jobs with SIGINT ignored, and libfuse only
+	 * replaces default dispositions: SIGINT must unmount all the same */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	if (fuse_set_signal_handlers(se) != 0) {
 		sbfs_log("cannot set signal handlers");
 		goto out;
 	}
 	handlers = 1;
 	struct stat st;
-	if (stat(cfg->mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		sbfs_log("mountpoint %s: %s", cfg->mountpoint,
-			 errno && !S_ISDIR(st.st_mode) ? strerror(errno ? errno : ENOTDIR)
-							: "not a directory");
+	if (stat(cfg->mountpoint, &st) != 0) {
+		sbfs_log("mountpoint %s: %s", cfg->mountpoint, strerror(errno));
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		sbfs_log("mountpoint %s: not a directory", cfg->mountpoint);
 		goto out;
 	}
 	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
@@ -152,6 +159,7 @@ out:
 		fuse_session_destroy(se);
 	if (fs_inited) {
 		sbfs_pending_free_all(&fs);
+		sbfs_drop_all_hidden(&fs);
 	}
 	if (b) {
 		rc = b->ops->close(b);

@@ -11,6 +11,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -43,8 +44,12 @@ static void scan(sbfs *fs)
 		sbfs_topic *t;
 		int removed = sbfs_topic_by_id(fs, te->id, &live, &t) != 0;
 		sbfs_bounds bd = { 0 };
-		if (!removed)
-			fs->b->ops->bounds(t, &bd);
+		if (!removed) {
+			int rc = sbfs_drop_hidden(fs, te);
+			if (rc)
+				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(rc));
+			sbfs_bounds_of(fs, te, t, &bd);
+		}
 		if (removed == te->seen_removed && bd.stream_start == te->seen_start &&
 		    bd.stream_end == te->seen_end)
 			continue;
@@ -105,7 +110,7 @@ int sbfs_notify_start(sbfs *fs)
 			sbfs_bounds bd = { 0 };
 			v[i]->seen_removed = sbfs_topic_by_id(fs, v[i]->id, &live, &t) != 0;
 			if (!v[i]->seen_removed)
-				fs->b->ops->bounds(t, &bd);
+				sbfs_bounds_of(fs, v[i], t, &bd);
 			v[i]->seen_start = bd.stream_start;
 			v[i]->seen_end = bd.stream_end;
 		}
@@ -139,4 +144,21 @@ void sbfs_notify_kick(sbfs *fs)
 		pthread_cond_signal(&fs->ncond);
 	}
 	pthread_mutex_unlock(&fs->nlock);
+}
+
+void sbfs_drop_all_hidden(sbfs *fs)
+{
+	sbfs_tentry **v;
+	size_t n;
+	if (sbfs_topic_snapshot(fs, &v, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		sbfs_tentry *live;
+		if (sbfs_topic_by_id(fs, v[i]->id, &live, NULL) != 0)
+			continue;
+		int rc = sbfs_drop_hidden(fs, v[i]);
+		if (rc)
+			sbfs_log("%s: removing records: %s", v[i]->name, sbfs_strerror(rc));
+	}
+	free(v);
 }

@@ -5,6 +5,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_lock(&te->wlock);
 	if (sbfs_pending_lookup(fs, te, "", NULL) == 0)
 		rc = -ENOTEMPTY; /* a file is being created in it */
-	else
+	else if ((rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te))) == 0)
 		rc = fs->b->ops->topic_remove(fs->b, name);
 	if (rc == 0)
 		sbfs_topic_set_removed(fs, te, 1, NULL);
@@ -205,13 +206,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	sbfs_bounds bd;
 	int rc;
 	pthread_mutex_lock(&te->wlock);
-	fs->b->ops->bounds(t, &bd);
+	sbfs_bounds_of(fs, te, t, &bd);
 	if (off < bd.start || off >= bd.next)
 		rc = -ENOENT;
 	else if (off != bd.start)
 		rc = -EPERM; /* only the oldest record can go */
-	else
-		rc = fs->b->ops->delete_before(t, off + 1);
+	else {
+		/* gone at once; the notifier drops it from the store within
+		 * milliseconds, so rm -r costs one persisted delete, not one
+		 * per record (and unmount drops what is left) */
+		atomic_store(&te->hide_before, off + 1);
+		rc = 0;
+	}
 	pthread_mutex_unlock(&te->wlock);
 	if (rc)
 		return sbfs_reply_err(req, rc);
@@ -366,7 +372,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		off = 3;
 	}
 	sbfs_bounds bd;
-	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
 	uint64_t o = (uint64_t)off - 3;
 	if (o < bd.start)
 		o = bd.start;
@@ -426,7 +432,7 @@ static int xattr_names(sbfs *fs, fuse_ino_t ino, char *buf, size_t *len)
 	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return -ENOENT;
 	sbfs_recinfo ri;
-	int rc = fs->b->ops->stat_record(t, off, &ri);
+	int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 	if (rc)
 		return rc;
 	size_t n = 0;
@@ -468,7 +474,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return sbfs_reply_err(req, -ENOENT);
 	sbfs_recinfo ri;
-	int rc = fs->b->ops->stat_record(t, off, &ri);
+	int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	char small[32];

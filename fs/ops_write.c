@@ -15,6 +15,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ typedef struct sbfs_pending {
 	size_t key_len;
 	int key_set;
 	int64_t mtime_ns;
+	int64_t stamp_ns;            /* set by utimens (cp -p): the record's time */
 } sbfs_pending;
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -185,6 +187,12 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 	pthread_mutex_lock(&p->lock);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		p->mode = attr->st_mode;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		p->stamp_ns = 0;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		p->stamp_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+	if (p->stamp_ns > 0)
+		p->mtime_ns = p->stamp_ns;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		uint64_t sz = (uint64_t)attr->st_size;
 		uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
@@ -255,7 +263,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		return -EROFS;
 	if (p->failed)
 		return -EFBIG;
-	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len };
+	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
+		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0 };
 	if (p->key_set) {
 		r.key = p->key;
 		r.key_len = (uint32_t)p->key_len;
@@ -270,7 +279,10 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	if (p->digits && p->committed)
 		rc = -EPERM; /* that offset is taken now: by this file's first record */
 	else if (p->digits) {
-		rc = fs->b->ops->append_at(t, p->at, &r, 1);
+		/* an emptied topic may start anew: the store must know it is empty */
+		rc = sbfs_drop_hidden_locked(fs, te, t);
+		if (rc == 0)
+			rc = fs->b->ops->append_at(t, p->at, &r, 1);
 		if (rc == -EINVAL)
 			rc = -EPERM;
 	} else {
@@ -333,7 +345,7 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 	}
 	if (sbfs_parse_offset(name, &p->at) == 0) {
 		sbfs_bounds bd;
-		fs->b->ops->bounds(t, &bd);
+		sbfs_bounds_of(fs, te, t, &bd);
 		p->digits = 1;
 		if (p->at > SBFS_MAX_OFFSET ||
 		    !(p->at == bd.next || (bd.start == bd.next && p->at >= bd.next))) {
@@ -434,7 +446,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (acc != O_RDONLY || (fi->flags & O_TRUNC))
 			return sbfs_reply_err(req, -EPERM);
 		sbfs_recinfo ri;
-		int rc = fs->b->ops->stat_record(t, off, &ri);
+		int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 		if (rc)
 			return sbfs_reply_err(req, rc);
 		if (!(h = fh_new(K_RECORD, te)))
@@ -450,7 +462,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return sbfs_reply_err(req, -EROFS);
 		if (!(h = fh_new(K_LOG, te)))
 			return sbfs_reply_err(req, -ENOMEM);
-		fs->b->ops->bounds(t, &bd);
+		sbfs_bounds_of(fs, te, t, &bd);
 		h->base = bd.stream_start;
 		h->writer = acc != O_RDONLY;
 		h->append = !!(fi->flags & O_APPEND);
@@ -685,7 +697,8 @@ static int pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size
 	if (at + size > p->len)
 		p->len = at + size;
 	p->dirty = 1;
-	p->mtime_ns = now_ns();
+	if (!p->stamp_ns)
+		p->mtime_ns = now_ns();
 out:
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -703,7 +716,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else if (h->kind == K_LOG) {
 		pthread_mutex_lock(&h->lock);
 		sbfs_bounds bd;
-		fs->b->ops->bounds(sbfs_topic_handle(fs, h->te), &bd);
+		sbfs_bounds_of(fs, h->te, sbfs_topic_handle(fs, h->te), &bd);
 		uint64_t end = bd.stream_end - bd.stream_start;
 		if (!h->append && (uint64_t)off != h->wpos && (uint64_t)off != end)
 			rc = -EPERM; /* into the middle of the log */

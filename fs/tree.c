@@ -9,6 +9,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,6 +120,8 @@ static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry *
 	uint32_t id;
 	sbfs_tentry *e = tab_find_name(fs, name, &id);
 	if (e) {
+		if (e->t != t)
+			atomic_store(&e->hide_before, 0); /* a new topic of that name */
 		e->t = t;
 		e->removed = 0;
 		*out = e;
@@ -297,6 +300,47 @@ void sbfs_fmt_offset(char buf[21], uint64_t off)
 	buf[20] = '\0';
 }
 
+void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd)
+{
+	fs->b->ops->bounds(t, bd);
+	uint64_t hide = atomic_load(&te->hide_before);
+	if (hide <= bd->start)
+		return;
+	sbfs_recinfo ri;
+	if (hide >= bd->next) {
+		bd->start = bd->next;
+		bd->stream_start = bd->stream_end;
+	} else if (fs->b->ops->stat_record(t, hide, &ri) == 0) {
+		bd->start = hide;
+		bd->stream_start = ri.stream_pos;
+	}
+}
+
+int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri)
+{
+	if (off < atomic_load(&te->hide_before))
+		return -ENOENT;
+	return fs->b->ops->stat_record(t, off, ri);
+}
+
+int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t)
+{
+	sbfs_bounds bd;
+	fs->b->ops->bounds(t, &bd);
+	uint64_t hide = atomic_load(&te->hide_before);
+	if (hide <= bd.start)
+		return 0;
+	return fs->b->ops->delete_before(t, hide < bd.next ? hide : bd.next);
+}
+
+int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te)
+{
+	pthread_mutex_lock(&te->wlock);
+	int rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te));
+	pthread_mutex_unlock(&te->wlock);
+	return rc;
+}
+
 /* ---- attributes ----------------------------------------------------------- */
 
 static void set_times(struct stat *st, int64_t ns)
@@ -351,7 +395,7 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st)
 {
 	sbfs_bounds bd;
-	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_LOG), S_IFREG | 0666);
 	set_size(st, bd.stream_end - bd.stream_start);
 	set_times(st, bd.mtime_ns);
@@ -363,7 +407,7 @@ int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st)
 	if (off > SBFS_MAX_OFFSET)
 		return -ENOENT;
 	sbfs_recinfo ri;
-	int rc = fs->b->ops->stat_record(sbfs_topic_handle(fs, te), off, &ri);
+	int rc = sbfs_stat_visible(fs, te, sbfs_topic_handle(fs, te), off, &ri);
 	if (rc)
 		return rc;
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_REC0 + off), S_IFREG | 0444);
