@@ -384,7 +384,7 @@ Test(faults, ebusy_unlinking_an_old_segment_loses_no_live_record)
 	failed_unlink(EBUSY);
 }
 
-Test(faults, eio_and_enospc_on_every_call_in_turn)
+static void every_call_in_turn(int use_mmap)
 {
 	static const int errs[] = {EIO, ENOSPC};
 	int bad = 0, runs = 0;
@@ -393,7 +393,7 @@ Test(faults, eio_and_enospc_on_every_call_in_turn)
 		char why[512];
 		uw_result r;
 		cr_assert_eq(uf_rmrf(env.store), 0);
-		fio *g = fio_new(env.stash);
+		fio *g = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
 		fio_set_sync(g, 0, 0);
 		uw_run(env.store, fio_io(g), SB_SYNC_ALWAYS, &r);
 		unsigned n = fio_calls(g, (fio_kind)kind);
@@ -402,7 +402,7 @@ Test(faults, eio_and_enospc_on_every_call_in_turn)
 		for (unsigned k = 1; k <= n; k++) {
 			int err = errs[k % 2];
 			cr_assert_eq(uf_rmrf(env.store), 0);
-			g = fio_new(env.stash);
+			g = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
 			fio_set_sync(g, 0, 0);
 			fio_fail(g, (fio_kind)kind, k, err, 0, NULL);
 			uw_run(env.store, fio_io(g), SB_SYNC_ALWAYS, &r);
@@ -411,8 +411,8 @@ Test(faults, eio_and_enospc_on_every_call_in_turn)
 			/* no crash: even a record whose append failed may be there, but
 			 * every acknowledged one must be */
 			if (uw_check(env.store, &r, why, sizeof(why)) && ++bad <= 5)
-				cr_log_error("%s on call %u of kind %d (stopped at %s: %s): %s",
-					     strerror(err), k, kind, r.fail_at ? r.fail_at : "-",
+				cr_log_error("%s: %s on call %u of kind %d (stopped at %s: %s): %s",
+					     use_mmap ? "mmap" : "pwrite", strerror(err), k, kind, r.fail_at ? r.fail_at : "-",
 					     sb_strerror(r.fail_rc), why);
 			if (r.fail_at && !strcmp(r.fail_at, "append") && r.fail_rc != -err &&
 			    r.fail_rc != -EIO && ++bad <= 5)
@@ -422,4 +422,14 @@ Test(faults, eio_and_enospc_on_every_call_in_turn)
 	}
 	cr_expect_gt(runs, 100);
 	cr_expect_eq(bad, 0, "%d of %d runs failed", bad, runs);
+}
+
+Test(faults, eio_and_enospc_on_every_call_in_turn)
+{
+	every_call_in_turn(0);
+}
+
+Test(faults, eio_and_enospc_on_every_call_in_turn_mmap_path)
+{
+	every_call_in_turn(1);
 }
