@@ -390,7 +390,7 @@ static void *syncer_main(void *arg)
 
 /* Group commit, segment rolls, explicit syncs and a moving start at once
  * (about a second of work; a deadlock ends in the timeout). */
-Test(concurrency, always_appenders_syncs_and_deletes_together, .timeout = 60)
+Test(concurrency, always_appenders_syncs_and_deletes_together, .timeout = 30)
 {
 	fio *f = fio_new(env.stash);
 	fio_set_sync(f, 0, 300);
