@@ -193,6 +193,10 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 		p->stamp_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
 	if (p->stamp_ns > 0)
 		p->mtime_ns = p->stamp_ns;
+	/* touch sets times and closes: append at that close (flush), which the
+	 * caller waits for, not at the release, which it does not */
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
+		p->dirty = 1;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		uint64_t sz = (uint64_t)attr->st_size;
 		uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
@@ -342,6 +346,12 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 	if (!p || !(p->name = strdup(name))) {
 		free(p);
 		return -ENOMEM;
+	}
+	size_t nlen = strlen(name);
+	if (strspn(name, "0123456789") == nlen && sbfs_parse_offset(name, &p->at) != 0) {
+		free(p->name);
+		free(p);
+		return -EPERM; /* digits, but no offset there can ever be */
 	}
 	if (sbfs_parse_offset(name, &p->at) == 0) {
 		sbfs_bounds bd;
