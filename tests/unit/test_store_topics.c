@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -309,4 +310,32 @@ Test(topics, error_names_and_config_checks)
 	o.defaults.segment_bytes = 1;
 	cr_expect_eq(sb_store_open(env.store, &o, &S), -EINVAL);
 	cr_expect_null(S);
+}
+
+Test(topics, stray_files_in_the_store_dir_are_not_topics)
+{
+	char p[8192];
+	open_store();
+	cr_assert_not_null(ut_topic(S, "real"));
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	snprintf(p, sizeof(p), "%s/README", env.store);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs("notes\n", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/.trash", env.store);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/real/00000000000000000000.idx.tmp", env.store);
+	f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	open_store();
+	struct names a = {0};
+	cr_assert_eq(sb_store_list(S, collect, &a), 0);
+	cr_expect_eq(a.n, 1, "%d topics listed", a.n);
+	cr_expect_str_eq(a.v[0], "real");
+	sb_log *l;
+	cr_assert_eq(sb_store_get(S, "real", &l), 0);
+	cr_expect_eq(ut_append1(l, 0, 10, 1, NULL), 0);
 }
