@@ -9,6 +9,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -222,4 +224,135 @@ Test(crash, mmap_path_at_every_namespace_and_truncate_call)
 		bad += crash_each(SB_SYNC_ALWAYS, kinds[i], n, seeds_a, 2, FIO_CRASH_RANDOM);
 	}
 	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
+}
+
+/* ---- power loss during group commit (4 appending threads) --------------- */
+
+#define MT_SEED 41
+#define MT_PER 40
+#define MT_LEN(id) ut_len((id), MT_SEED, 8, 600)
+static _Atomic uint64_t mt_ids[4 * MT_PER + 8]; /* offset -> id + 1 once acknowledged */
+
+struct mt_arg {
+	sb_log *l;
+	uint64_t tid;
+};
+
+static void *mt_appender(void *arg)
+{
+	struct mt_arg *a = arg;
+	uint8_t buf[640];
+	for (uint64_t s = 0; s < MT_PER; s++) {
+		uint64_t id = (a->tid << 32) | s, off;
+		ut_fill(buf, MT_LEN(id), id, MT_SEED);
+		sb_record_in r = {.value = buf, .value_len = (uint32_t)MT_LEN(id)};
+		if (sb_log_append(a->l, &r, 1, &off))
+			break;
+		atomic_store(&mt_ids[off], id + 1);
+	}
+	return NULL;
+}
+
+/* One run crashing at the kth fdatasync (0: none). Returns 1 if it crashed,
+ * 0 if the run ended first; -1 (why filled) if the recovered log is wrong. */
+static int mt_case(unsigned k, uint64_t seed, char *why, size_t cap)
+{
+	sb_log_config c;
+	sb_store *s;
+	sb_log *l = NULL;
+	int crashed;
+
+	fresh();
+	for (size_t i = 0; i < sizeof(mt_ids) / sizeof(*mt_ids); i++)
+		atomic_store(&mt_ids[i], 0);
+	fio *f = mk();
+	fio_set_sync(f, 0, 100);
+	if (k)
+		fio_crash_at(f, FIO_FDATASYNC, k);
+	ut_cfg(&c, 4096, SB_SYNC_ALWAYS);
+	c.index_interval_bytes = 256;
+	if (ut_open(env.store, &c, fio_io(f), &s) == 0) {
+		if ((l = ut_topic(s, "t"))) {
+			pthread_t t[4];
+			struct mt_arg a[4];
+			for (int i = 0; i < 4; i++) {
+				a[i] = (struct mt_arg){.l = l, .tid = (uint64_t)i + 1};
+				pthread_create(&t[i], NULL, mt_appender, &a[i]);
+			}
+			for (int i = 0; i < 4; i++)
+				pthread_join(t[i], NULL);
+		}
+		sb_store_close(s);
+	}
+	crashed = fio_crashed(f);
+	fio_crash_apply(f, seed, FIO_CRASH_RANDOM, NULL);
+	fio_free(f);
+
+	int rc = ut_open(env.store, &c, NULL, &s);
+	if (rc) {
+		snprintf(why, cap, "reopen: %s", sb_strerror(rc));
+		return -1;
+	}
+	rc = crashed;
+	if (sb_store_get(s, "t", &l)) {
+		for (size_t i = 0; i < sizeof(mt_ids) / sizeof(*mt_ids); i++)
+			if (atomic_load(&mt_ids[i])) {
+				snprintf(why, cap, "topic lost with offset %zu acknowledged", i);
+				rc = -1;
+				break;
+			}
+		goto out;
+	}
+	uint64_t next = sb_log_next(l), start = sb_log_start(l);
+	uint8_t seen[5][MT_PER] = {{0}};
+	for (uint64_t o = 0; o < sizeof(mt_ids) / sizeof(*mt_ids) && rc >= 0; o++) {
+		uint64_t want = atomic_load(&mt_ids[o]);
+		if (o < start || o >= next) {
+			if (want) {
+				snprintf(why, cap, "acknowledged offset %llu outside [%llu, %llu)",
+					 (unsigned long long)o, (unsigned long long)start,
+					 (unsigned long long)next);
+				rc = -1;
+			}
+			continue;
+		}
+		uint8_t buf[640];
+		size_t n = 0;
+		uint64_t id = 0;
+		int r = sb_log_read(l, o, 0, buf, sizeof(buf), &n, NULL);
+		if (!r && n >= 8)
+			memcpy(&id, buf, 8);
+		uint64_t t = id >> 32, sq = id & 0xffffffffu;
+		if (r || n < 8 || t < 1 || t > 4 || sq >= MT_PER || n != MT_LEN(id) ||
+		    !ut_match(buf, n, id, MT_SEED) || (want && want - 1 != id) || seen[t][sq]++) {
+			snprintf(why, cap, "record %llu of [%llu, %llu): %s (id %llx, %zu bytes, want %llx)",
+				 (unsigned long long)o, (unsigned long long)start,
+				 (unsigned long long)next, r ? sb_strerror(r) : "wrong or repeated",
+				 (unsigned long long)id, n, (unsigned long long)(want ? want - 1 : 0));
+			rc = -1;
+		}
+	}
+out:
+	sb_store_close(s);
+	return rc;
+}
+
+Test(crash, during_group_commit_from_four_threads)
+{
+	char why[512];
+	int bad = 0, cases = 0;
+	cr_assert_eq(mt_case(0, 0, why, sizeof(why)), 0, "reference run: %s", why);
+	for (int m = 0; m < 2; m++) {
+		use_mmap = m;
+		for (unsigned k = 1; k < 400; k++) {
+			int rc = mt_case(k, 1000 + k, why, sizeof(why));
+			if (rc == 0)
+				break; /* the run finished before its kth sync */
+			cases++;
+			if (rc < 0 && ++bad <= 5)
+				cr_log_error("%s: crash at sync %u: %s", m ? "mmap" : "pwrite", k, why);
+		}
+	}
+	cr_expect_gt(cases, 20);
+	cr_expect_eq(bad, 0, "%d of %d crash cases failed", bad, cases);
 }
