@@ -53,7 +53,7 @@ typedef struct sbfs_tentry {
 	int seen_removed;
 } sbfs_tentry;
 
-struct sbfs_pending;
+typedef struct sbfs_pending sbfs_pending;
 
 typedef struct sbfs {
 	sbfs_config *cfg;       /* borrowed, immutable */
@@ -66,7 +66,7 @@ typedef struct sbfs {
 	size_t cap, n;
 
 	pthread_mutex_t plock;  /* guards the pending list and next_pending */
-	struct sbfs_pending *pending;
+	sbfs_pending *pending;
 	uint64_t next_pending;
 
 	pthread_mutex_t nlock;  /* guards stop, kick */
@@ -90,7 +90,7 @@ typedef struct sbfs_fh {
 	char *part;             /* a trailing partial line */
 	size_t plen, pcap;
 	/* K_PENDING */
-	struct sbfs_pending *p;
+	sbfs_pending *p;
 	/* K_ROOT listing: a snapshot of the topic names */
 	char **names;
 	size_t nnames;
@@ -138,6 +138,20 @@ void sbfs_log_to_syslog(int on);
 /* ---- ops.c / ops_write.c ---- */
 void sbfs_ops_fill(struct fuse_lowlevel_ops *ops);
 void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
+/* ---- pending.c: files being created ---- */
+/* A new file `name` in topic `parent`, open (create) or not (mknod). */
+int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
+			struct fuse_entry_param *e, sbfs_pending **out);
+sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p);
+int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out);
+int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
+int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
+/* close (flush): append what was written; release: the last close frees it */
+int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
+int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
+int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
+int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
+			  size_t size);
 int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
 int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);

@@ -73,7 +73,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (sbfs_parse_offset(name, &off) == 0 && sbfs_attr_record(fs, te, off, &st) == 0)
 		return reply_entry(req, &st, SBFS_TTL_REC);
 	/* no negative caching: the record may be appended any moment */
-	fuse_reply_err(req, ENOENT);
+	sbfs_reply_err(req, -ENOENT);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -89,7 +89,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* Pending files take what cp -a sets; directories pretend (their bits
  * come from the mount's settings); records and .log refuse. */
-int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
@@ -506,8 +505,6 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		free(val);
 }
 
-int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
-			  size_t size);
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
