@@ -114,6 +114,31 @@ segs=$(ls "$SB_LOG/rel"/*.seg | wc -l)
 assert_true '[ "$segs" -ge 2 ]' "segment_bytes=65536: 100 KB of records roll segments ($segs segments)"
 sb_umount
 
+case_ "owner and group by name; allow_other lets other users read, permission bits still apply"
+chmod 755 "$SB_TMP"   # mktemp -d made it 0700: let the other user reach the mount
+sb_mount -o owner=nobody,group=nogroup,allow_other=true
+r=$SB_MNT/rel/00000000000000000000
+assert_eq "65534 65534" "$(t stat -c '%u %g' "$r")" "owner=nobody,group=nogroup"
+as_other() { t setpriv --reuid=4242 --regid=4242 --clear-groups "$@"; }
+assert_eq one "$(as_other cat "$r" 2>&1)" "another user reads a record under allow_other"
+assert_sh_fail_with EACCES 'exec setpriv --reuid=4242 --regid=4242 --clear-groups sh -c "echo x >> \"\$1\"" sh "$1"' "$SB_MNT/rel/.log"
+assert_sh_fail_with EACCES 'exec setpriv --reuid=4242 --regid=4242 --clear-groups mkdir "$1"' "$SB_MNT/notmine"
+sb_umount
+sb_mount
+assert_fail_with EACCES setpriv --reuid=4242 --regid=4242 --clear-groups ls "$SB_MNT/rel"
+sb_umount
+
+case_ "LOG_DIR on the command line, the mountpoint from mount.ini"
+ini=$(sb_ini mp.ini <<EOF
+[mount]
+log_dir = $SB_TMP/otherlog
+mountpoint = $SB_MNT
+EOF
+)
+SB_MOUNT_PATHS=0 sb_mount -c "$ini" "$SB_LOG"
+assert_eq "one" "$(t head -n 1 "$SB_MNT/rel/.log")" "the command line's LOG_DIR with the file's mountpoint"
+sb_umount
+
 case_ "defaults: owner is the mounting user, umask 022"
 sb_mount
 assert_eq "0 0" "$(t stat -c '%u %g' "$SB_MNT/rel/00000000000000000000")" "owner/group of a record (mounted by root)"

@@ -157,4 +157,14 @@ wait "$wpid"; rc=$?
 assert_eq 0 "$rc" "the big writer succeeded"
 assert_eq 0 "$bad" "partial records seen by $reads readers"
 assert_eq 60 "$(sb_count "$M/big")" "60 big records"
+
+case_ "tail -n reads only near the end of a 12 MB .log"
+if command -v strace >/dev/null; then
+	t strace -f -e trace=read -o "$SB_TMP/strace.out" tail -n 2 "$M/big/.log" >"$SB_TMP/tail2"
+	assert_eq 2 "$(wc -l <"$SB_TMP/tail2")" "tail -n 2 of big/.log"
+	bytes=$(awk -F'= ' '/^[0-9]+ +read\(3,/ { s += $NF } END { print s + 0 }' "$SB_TMP/strace.out")
+	assert_true '[ "$bytes" -gt 0 ] && [ "$bytes" -lt 1048576 ]' "tail -n 2 read $bytes bytes of a 12 MB .log (it should seek to the end)"
+else
+	assert_fail_now "strace is missing (tools/packages.txt)"
+fi
 assert_eq $((60 * 204800)) "$(t stat -c %s "$M/big/.log")" "size of big/.log"

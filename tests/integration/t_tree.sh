@@ -24,6 +24,10 @@ for n in "${bad[@]}"; do
 done
 assert_eq "$listed" "$(t ls -a "$SB_MNT" | grep -v '^\.\.\?$' | sort)" "no bad name was created"
 
+case_ "no directories inside a topic"
+assert_true '! t mkdir "$SB_MNT/orders/sub" 2>/dev/null' "mkdir inside a topic fails"
+assert_true '! t ls -a "$SB_MNT/orders" | grep -q sub' "nothing made inside the topic"
+
 case_ "mkdir of an existing topic: EEXIST"
 assert_fail_with EEXIST mkdir "$SB_MNT/orders"
 
