@@ -12,9 +12,37 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The process of thread tid (FUSE tells thread ids), or tid if unknown. */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	FILE *f = fopen(path, "re");
+	pid_t tgid = tid;
+	if (!f)
+		return tid;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = (pid_t)atoi(line + 5);
+			break;
+		}
+	fclose(f);
+	return tgid > 0 ? tgid : tid;
+}
+
+/* Is this request's caller the process that opened h? */
+static int is_opener(fuse_req_t req, const sbfs_fh *h)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	if (pid == 0 || h->opener == 0 || pid == h->opener)
+		return 1; /* 0: not in our pid namespace; cannot tell */
+	return tgid_of(pid) == h->opener;
+}
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
@@ -56,6 +84,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return sbfs_reply_err(req, -ENOMEM);
 	}
 	h->p = p;
+	if (h->writer || h->kind == K_PENDING)
+		h->opener = tgid_of(fuse_req_ctx(req)->pid);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);
@@ -142,6 +172,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	default:
 		return sbfs_reply_err(req, -ENOENT);
 	}
+	if (h->writer || h->kind == K_PENDING)
+		h->opener = tgid_of(fuse_req_ctx(req)->pid);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -333,11 +365,17 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
 	int rc = 0;
-	if (h->kind == K_LOG && h->writer) {
+	/*
+	 * Only the opener's close counts: in `(date; hostname) > t/f` each
+	 * child closes its inherited copy first, and the subshell's close is
+	 * the end of the file. Closes by others are left to the release.
+	 */
+	int mine = is_opener(req, h);
+	if (mine && h->kind == K_LOG && h->writer) {
 		pthread_mutex_lock(&h->lock);
 		rc = sbfs_log_flush_partial(fs, h);
 		pthread_mutex_unlock(&h->lock);
-	} else if (h->kind == K_PENDING) {
+	} else if (mine && h->kind == K_PENDING) {
 		rc = sbfs_pending_flush(fs, h->p);
 	}
 	if (rc)
