@@ -311,3 +311,30 @@ Test(segments, an_index_of_another_segment_is_not_trusted)
 	close_store();
 	check_indexes(512);
 }
+
+/* The active segment's index keeps its density across sessions (appending
+ * after a reopen, after a torn tail was cut, after the index was lost). */
+Test(segments, index_stays_dense_across_sessions)
+{
+	char name[256], p[4096];
+	open_store(1 << 20, 1024);
+	cr_assert_eq(ut_append_n(L, 1000, 7, 20, 200), 0);
+	close_store();
+	open_store(1 << 20, 1024);
+	cr_assert_eq(ut_append_n(L, 1000, 7, 20, 200), 0);
+	close_store();
+	check_indexes(1024);
+	cr_assert_eq(uf_last_suffix(tdir, ".seg", name, sizeof(name)), 0);
+	cr_assert_eq(uf_cut_tail(uf_join(p, sizeof(p), tdir, name), 10), 0);
+	open_store(1 << 20, 1024);
+	cr_assert_eq(sb_log_next(L), 1999);
+	cr_assert_eq(ut_append_n(L, 1001, 7, 20, 200), 0);
+	close_store();
+	check_indexes(1024);
+	uf_remove_suffix(tdir, ".idx");
+	open_store(1 << 20, 1024);
+	cr_assert_eq(ut_append_n(L, 500, 7, 20, 200), 0);
+	check_all(3500, 7, 20, 200);
+	close_store();
+	check_indexes(1024);
+}
