@@ -278,3 +278,45 @@ Test(retention, stats_of_an_emptied_log)
 	cr_expect_eq(st.oldest_ns, 0, "an empty log has no oldest timestamp");
 	cr_expect_eq(st.newest_ns, 0, "an empty log has no newest timestamp");
 }
+
+/* Age is judged by a segment's newest record, not its last one: explicit
+ * timestamps need not be in order. */
+Test(retention, a_segment_with_any_recent_record_is_kept)
+{
+	C.retention_ms = 100 * 1000;
+	open_store();
+	uint8_t buf[1000];
+	memset(buf, 'x', sizeof(buf));
+	for (uint64_t i = 0; i < 40; i++) {
+		sb_record_in r = {.value = buf, .value_len = sizeof(buf),
+				  .timestamp_ns = i == 1 ? T0 + 10000 * SEC : T0};
+		cr_assert_eq(sb_log_append(L, &r, 1, NULL), 0);
+	}
+	cr_assert_gt(uf_count_suffix(tdir, ".seg"), 3);
+	size_t dropped = 99;
+	cr_assert_eq(sb_log_retain(L, T0 + 10000 * SEC + SEC, &dropped), 0);
+	cr_expect_eq(sb_log_start(L), 0, "record 1 (recent) was dropped: start %llu",
+		     (unsigned long long)sb_log_start(L));
+	cr_expect_eq(dropped, 0, "%zu segments dropped", dropped);
+	sb_record_info in;
+	int rc = sb_log_stat(L, 1, &in);
+	cr_expect_eq(rc, 0, "record 1: %s (start %llu)", sb_strerror(rc),
+		     (unsigned long long)sb_log_start(L));
+}
+
+/* A retention far in the future (a year in ms, and the largest value the
+ * config accepts) drops nothing and does not overflow. */
+Test(retention, huge_retention_ms_drops_nothing)
+{
+	C.retention_ms = INT64_MAX;
+	if (sb_log_config_check(&C, NULL) != 0)
+		C.retention_ms = 365LL * 24 * 3600 * 1000 * 1000; /* a thousand years */
+	cr_assert_eq(sb_log_config_check(&C, NULL), 0);
+	open_store();
+	fill(300);
+	size_t dropped = 99;
+	cr_assert_eq(sb_log_retain(L, T0 + 1000 * SEC, &dropped), 0);
+	cr_expect_eq(dropped, 0, "retention_ms %lld dropped %zu segments", (long long)C.retention_ms,
+		     dropped);
+	cr_expect_eq(sb_log_start(L), 0);
+}
