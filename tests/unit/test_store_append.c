@@ -514,3 +514,18 @@ Test(append, mtime_follows_appends)
 	cr_expect_geq(sb_log_mtime_ns(L), before - 1000000000LL, "mtime %lld before the append %lld",
 		      (long long)sb_log_mtime_ns(L), (long long)before);
 }
+
+Test(append, offsets_never_wrap_around)
+{
+	open_with(0);
+	sb_record_in r[2] = {{.value = "a", .value_len = 1}, {.value = "b", .value_len = 1}};
+	int rc = sb_log_append_at(L, UINT64_MAX, r, 1);
+	cr_expect_lt(rc, 0, "a record at offset UINT64_MAX leaves no next offset");
+	rc = sb_log_append_at(L, UINT64_MAX - 1, r, 2);
+	cr_expect_lt(rc, 0, "a batch running past UINT64_MAX");
+	cr_expect_eq(sb_log_next(L), 0, "next %llu after refused appends",
+		     (unsigned long long)sb_log_next(L));
+	cr_expect_eq(sb_log_start(L), 0);
+	cr_assert_eq(sb_log_append(L, r, 2, NULL), 0);
+	cr_expect_eq(sb_log_next(L), 2);
+}

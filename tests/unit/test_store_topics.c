@@ -338,4 +338,7 @@ Test(topics, stray_files_in_the_store_dir_are_not_topics)
 	sb_log *l;
 	cr_assert_eq(sb_store_get(S, "real", &l), 0);
 	cr_expect_eq(ut_append1(l, 0, 10, 1, NULL), 0);
+	cr_expect_lt(sb_store_create(S, "README"), 0, "a topic over a stray file");
+	snprintf(p, sizeof(p), "%s/README", env.store);
+	cr_expect_eq(uf_size(p), 6, "the stray file was changed");
 }
