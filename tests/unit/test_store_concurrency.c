@@ -403,3 +403,55 @@ Test(concurrency, always_appenders_syncs_and_deletes_together, .timeout = 30)
 	S = NULL;
 	fio_free(f);
 }
+
+static atomic_int created, exists;
+
+static void *creator_main(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "topic%02d", i);
+		int rc = sb_store_create(S, name);
+		if (rc == 0)
+			atomic_fetch_add(&created, 1);
+		else if (rc == -EEXIST)
+			atomic_fetch_add(&exists, 1);
+		sb_log *l;
+		if (sb_store_get(S, name, &l) == 0) {
+			sb_record_in r = {.value = name, .value_len = (uint32_t)strlen(name)};
+			if (sb_log_append(l, &r, 1, NULL))
+				atomic_fetch_add(&bad, 1);
+		} else {
+			atomic_fetch_add(&bad, 1);
+		}
+	}
+	return NULL;
+}
+
+static int count_topic(void *arg, const char *name, sb_log *log)
+{
+	(void)name;
+	(void)log;
+	++*(int *)arg;
+	return 0;
+}
+
+Test(concurrency, racing_creates_make_each_topic_once)
+{
+	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, creator_main, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	cr_expect_eq(atomic_load(&created), 20);
+	cr_expect_eq(atomic_load(&exists), 60);
+	cr_expect_eq(atomic_load(&bad), 0, "a created topic could not be found or appended to");
+	int n = 0;
+	cr_assert_eq(sb_store_list(S, count_topic, &n), 0);
+	cr_expect_eq(n, 20);
+	sb_log *l;
+	cr_assert_eq(sb_store_get(S, "topic07", &l), 0);
+	cr_expect_eq(sb_log_next(l), 4, "each of the 4 threads appended once");
+}
