@@ -320,3 +320,32 @@ Test(retention, huge_retention_ms_drops_nothing)
 		     dropped);
 	cr_expect_eq(sb_log_start(L), 0);
 }
+
+/* SPEC §5: a reader of the stream keeps its positions while the head goes. */
+Test(retention, stream_positions_survive_head_removal_and_reopen)
+{
+	open_store();
+	fill(300);
+	sb_record_info a, b;
+	cr_assert_eq(sb_log_stat(L, 200, &a), 0);
+	uint64_t end = sb_log_stream_end(L);
+	cr_assert_eq(sb_log_delete_before(L, 150), 0);
+	cr_assert_eq(sb_log_stat(L, 200, &b), 0);
+	cr_expect_eq(b.stream_pos, a.stream_pos);
+	cr_expect_eq(sb_log_stream_end(L), end);
+	sb_record_info s150;
+	cr_assert_eq(sb_log_stat(L, 150, &s150), 0);
+	cr_expect_eq(sb_log_stream_start(L), s150.stream_pos);
+	reopen();
+	cr_assert_eq(sb_log_stat(L, 200, &b), 0);
+	cr_expect_eq(b.stream_pos, a.stream_pos, "stream position of 200 moved on reopen");
+	cr_expect_eq(sb_log_stream_end(L), end);
+	cr_expect_eq(sb_log_stream_start(L), s150.stream_pos);
+	uint64_t o = 0;
+	cr_assert_eq(sb_log_offset_at(L, a.stream_pos, &o), 0);
+	cr_expect_eq(o, 200);
+	cr_expect_eq(sb_log_offset_at(L, s150.stream_pos - 1, &o), -ENOENT);
+	sb_record_info keep = {.offset = 4242};
+	cr_expect_eq(sb_log_stat(L, 10, &keep), -ENOENT);
+	cr_expect_eq(keep.offset, 4242, "out-parameter touched on failure");
+}
