@@ -399,7 +399,9 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	sbfs_topic *t;
 	if (sbfs_ino_kind(ino, &id, NULL) != K_TOPIC || sbfs_topic_by_id(fs, id, &te, &t))
 		return (void)fuse_reply_err(req, 0);
-	int rc = fs->b->ops->sync(t);
+	int rc = sbfs_drop_hidden(fs, te);
+	if (rc == 0)
+		rc = fs->b->ops->sync(t);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	fuse_reply_err(req, 0);

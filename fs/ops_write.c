@@ -406,7 +406,13 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)ino, (void)datasync;
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
-	int rc = h->te ? fs->b->ops->sync(sbfs_topic_handle(fs, h->te)) : 0;
+	int rc = 0;
+	if (h->te) {
+		/* everything: appends, and records rm'ed but not yet dropped */
+		rc = sbfs_drop_hidden(fs, h->te);
+		if (rc == 0)
+			rc = fs->b->ops->sync(sbfs_topic_handle(fs, h->te));
+	}
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	fuse_reply_err(req, 0);
