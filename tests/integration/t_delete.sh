@@ -51,6 +51,20 @@ EOF
 assert_eq "b'del-2\\n' b'del-3\\ndel-4\\ndel-5\\ndel-6\\ndel-7\\ndel-8\\ndel-9\\ndel-10\\n'" "$out" "reads go on where they were after rm of the head"
 assert_eq "del-3" "$(t head -n 1 "$M/d/.log")" "a new open of .log starts at the new head"
 
+case_ "tail -f of .log goes on while the head is removed"
+timeout 60 tail -f "$M/d/.log" >"$SB_TMP/follow" 2>"$SB_TMP/follow.err" &
+tpid=$!
+sb_wait_until '[ "$(wc -l <"$SB_TMP/follow")" -ge 8 ]' 5 || assert_fail_now "tail -f printed no initial lines"
+assert_ok rm "$M/d/$(rec 3)" "$M/d/$(rec 4)"
+assert_sh_ok 'echo after-head-removed >> "$1"' "$M/d/.log"
+sb_wait_until 'grep -q "^after-head-removed\$" "$SB_TMP/follow"' $((3 * SB_SLOW)) ||
+	assert_fail_now "tail -f did not print the append made after the head was removed ($(cat "$SB_TMP/follow.err"))"
+pass_
+sleep 1.5
+kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+assert_eq "$(printf 'del-%s\n' 3 4 5 6 7 8 9 10; echo after-head-removed)" "$(cat "$SB_TMP/follow")" "tail -f printed each line once, nothing reprinted"
+assert_true '! grep -q truncated "$SB_TMP/follow.err"' "no 'file truncated' from tail -f ($(cat "$SB_TMP/follow.err"))"
+
 case_ "rm of every record in glob order empties the topic; rmdir then works"
 assert_ok rm "$M/d"/0*
 assert_eq 0 "$(sb_count "$M/d")" "topic empty after rm d/*"

@@ -134,6 +134,19 @@ assert_true '[ ! -e "$SB_TMP/out2/r/.log" ]' "cp -r does not copy .log"
 assert_true 'head -c "$(stat -c %s "$E")" <(cat "$SB_TMP"/out2/r/*) | cmp -s - "$E"' "the copied records concatenate to the log"
 assert_true 't diff -r "$M/r" "$SB_TMP/out2/r" >/dev/null' "diff -r of the topic and its copy"
 
+case_ "records up to max_record_bytes (1 MiB by default), whole files and lines"
+head -c 1048576 /dev/urandom >"$SB_TMP/mib"
+n=$(sb_count "$M/r")
+assert_ok cp "$SB_TMP/mib" "$M/r/mib"
+assert_true 't cmp "$SB_TMP/mib" "$M/r/$(rec $n)"' "a 1 MiB file is one record, intact"
+{ cat "$SB_TMP/mib"; echo x; } >"$SB_TMP/mib1"
+assert_fail_with EFBIG cp "$SB_TMP/mib1" "$M/r/mib1"
+{ head -c 1048575 /dev/zero | tr '\0' L; echo; } >"$SB_TMP/mibline"
+assert_sh_ok 'cat "$1" >> "$2"' "$SB_TMP/mibline" "$L"
+assert_true 't cmp "$SB_TMP/mibline" "$M/r/$(rec $((n + 1)))"' "a 1 MiB line is one record"
+assert_eq $((n + 2)) "$(sb_count "$M/r")" "records after the 1 MiB ones"
+cat "$SB_TMP/mib" "$SB_TMP/mibline" >>"$E"
+
 case_ "a reader never sees a partial record"
 mkdir "$M/big"
 # a writer appends 200 KB lines, readers cat .log and stat it meanwhile

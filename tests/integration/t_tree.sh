@@ -28,6 +28,10 @@ case_ "no directories inside a topic"
 assert_true '! t mkdir "$SB_MNT/orders/sub" 2>/dev/null' "mkdir inside a topic fails"
 assert_true '! t ls -a "$SB_MNT/orders" | grep -q sub' "nothing made inside the topic"
 
+case_ "no files at the root"
+assert_true '! tsh "echo x > \"\$1/file\"" "$SB_MNT" 2>/dev/null' "creating a file at the root fails"
+assert_true '! t ls -a "$SB_MNT" | grep -qx file' "no file at the root"
+
 case_ "mkdir of an existing topic: EEXIST"
 assert_fail_with EEXIST mkdir "$SB_MNT/orders"
 
