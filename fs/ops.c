@@ -169,10 +169,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = sbfs_topic_by_name(fs, name, &te);
 	if (rc)
 		return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
-	pthread_mutex_lock(&te->wlock);
+	/* a file being created in it: not empty (checked before taking wlock,
+	 * which a closing file takes inside its own lock) */
 	if (sbfs_pending_lookup(fs, te, "", NULL) == 0)
-		rc = -ENOTEMPTY; /* a file is being created in it */
-	else if ((rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te))) == 0)
+		return sbfs_reply_err(req, -ENOTEMPTY);
+	pthread_mutex_lock(&te->wlock);
+	rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te));
+	if (rc == 0)
 		rc = fs->b->ops->topic_remove(fs->b, name);
 	if (rc == 0)
 		sbfs_topic_set_removed(fs, te, 1, NULL);

@@ -67,7 +67,6 @@ static sbfs_fh *fh_new(enum sbfs_kind k, sbfs_tentry *te)
 	return h;
 }
 
-
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -84,8 +83,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return sbfs_reply_err(req, -ENOMEM);
 	}
 	h->p = p;
-	if (h->writer || h->kind == K_PENDING)
-		h->opener = tgid_of(fuse_req_ctx(req)->pid);
+	h->opener = tgid_of(fuse_req_ctx(req)->pid);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);

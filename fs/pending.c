@@ -299,8 +299,10 @@ void sbfs_pending_free_all(sbfs *fs)
 }
 
 /* A new pending file `name` in te (create and mknod). */
+static void fill_entry(sbfs *fs, sbfs_pending *p, struct fuse_entry_param *e);
+
 static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int opens,
-		       sbfs_pending **out)
+		       struct fuse_entry_param *e, sbfs_pending **out)
 {
 	uint32_t id;
 	sbfs_tentry *te;
@@ -353,6 +355,7 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 	p->linked = 1;
 	p->next = fs->pending;
 	fs->pending = p;
+	fill_entry(fs, p, e); /* before anyone else can unlink and free it */
 	pthread_mutex_unlock(&fs->plock);
 	*out = p;
 	return 0;
@@ -366,6 +369,7 @@ static void fill_entry(sbfs *fs, sbfs_pending *p, struct fuse_entry_param *e)
 	e->attr_timeout = 0;
 	e->entry_timeout = 0;
 }
+
 int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off)
 {
 	uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
@@ -413,10 +417,9 @@ int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mo
 			struct fuse_entry_param *e, sbfs_pending **out)
 {
 	sbfs_pending *p;
-	int rc = pending_new(fs, parent, name, mode, open ? 1 : 0, &p);
+	int rc = pending_new(fs, parent, name, mode, open ? 1 : 0, e, &p);
 	if (rc)
 		return rc;
-	fill_entry(fs, p, e);
 	*out = p;
 	return 0;
 }
