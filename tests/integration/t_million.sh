@@ -24,9 +24,28 @@ timed() {
 	python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$s" "$e"
 }
 
+# rss_anon: the daemon's anonymous memory, kB
+rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$SB_PID/status"; }
+# watch_rss_start / watch_rss_stop: the peak of rss_anon meanwhile
+watch_rss_start() {
+	rss0=$(rss_anon)
+	( peak=0; while :; do r=$(rss_anon) || break; [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" >"$SB_TMP/rss.peak"; sleep 0.02; done ) &
+	wpid=$!
+}
+watch_rss_stop() {
+	kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+	local peak
+	peak=$(cat "$SB_TMP/rss.peak" 2>/dev/null || echo 0)
+	rm -f "$SB_TMP/rss.peak"
+	echo $((peak - rss0))
+}
+
 case_ "ls of $N records: all, in offset order, in <= $LIMIT s"
+watch_rss_start
 secs=$(timed ls "$M/big")
-sb_msg "ls of $N records: $secs s"
+grow=$(watch_rss_stop)
+sb_msg "ls of $N records: $secs s; daemon anonymous memory grew by $grow kB"
+assert_true '[ "$grow" -lt $((16 * 1024 * SB_SLOW)) ]' "the listing streams: the daemon's anonymous memory grew by $grow kB during ls (a whole listing of $N names is > 20 MB)"
 assert_le "$secs" "$LIMIT" "ls of $N records took $secs s"
 assert_eq "$N" "$(wc -l <"$SB_TMP/out")" "ls line count"
 assert_true 'cmp -s "$SB_TMP/names" "$SB_TMP/out"' "ls output is every offset in order ($(cmp "$SB_TMP/names" "$SB_TMP/out" 2>&1 | head -1))"
