@@ -379,6 +379,37 @@ Test(recovery, copy_taken_while_writing_recovers_to_a_prefix)
 	}
 }
 
+/*
+ * Bit rot in the header of a sealed segment in the middle is not a torn
+ * tail: recovery may refuse to open (SB_ECORRUPT) or skip the damage, but
+ * must not delete the healthy, synced segments after it.
+ */
+Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
+{
+	char **names, p[4096];
+	open_store();
+	fill(400);
+	close_store();
+	int n = uf_list_suffix(tdir, ".seg", &names);
+	cr_assert_gt(n, 8);
+	cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), tdir, names[3]), 10, 0x01), 0);
+	int rc = ut_open(env.store, &C, NULL, &S);
+	cr_expect(rc == 0 || rc == SB_ECORRUPT, "open: %s", sb_strerror(rc));
+	int lost = 0;
+	for (int i = 4; i < n; i++)
+		lost += !uf_exists(uf_join(p, sizeof(p), tdir, names[i]));
+	cr_expect_eq(lost, 0, "recovery deleted %d healthy segments after the damaged one "
+		     "(%d segments before)", lost, n);
+	if (rc == 0) {
+		cr_assert_eq(sb_store_get(S, "t", &L), 0);
+		cr_expect_eq(sb_log_next(L), 400, "next %llu: records after the damage dropped",
+			     (unsigned long long)sb_log_next(L));
+	} else {
+		S = NULL;
+	}
+	uf_list_free(names, n);
+}
+
 /* Run fn in a child that dies without closing anything (kill -9). */
 static void in_child_then_die(void (*fn)(void))
 {
