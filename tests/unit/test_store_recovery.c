@@ -384,7 +384,7 @@ Test(recovery, copy_taken_while_writing_recovers_to_a_prefix)
  * tail: recovery may refuse to open (SB_ECORRUPT) or skip the damage, but
  * must not delete the healthy, synced segments after it.
  */
-Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
+static void middle_damage(int in_record)
 {
 	char **names, p[4096];
 	open_store();
@@ -392,7 +392,11 @@ Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
 	close_store();
 	int n = uf_list_suffix(tdir, ".seg", &names);
 	cr_assert_gt(n, 8);
-	cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), tdir, names[3]), 10, 0x01), 0);
+	/* a byte of the header, or of the second record's payload */
+	cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), tdir, names[3]),
+				  in_record ? SB_SEG_HDR + 400 : 10, 0x01), 0);
+	if (in_record)
+		uf_remove_suffix(tdir, ".idx"); /* and the index must be rebuilt */
 	int rc = ut_open(env.store, &C, NULL, &S);
 	cr_expect(rc == 0 || rc == SB_ECORRUPT, "open: %s", sb_strerror(rc));
 	int lost = 0;
@@ -408,6 +412,16 @@ Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
 		S = NULL;
 	}
 	uf_list_free(names, n);
+}
+
+Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
+{
+	middle_damage(0);
+}
+
+Test(recovery, corrupt_record_in_a_middle_segment_deletes_no_later_segment)
+{
+	middle_damage(1);
 }
 
 /* Run fn in a child that dies without closing anything (kill -9). */
