@@ -186,7 +186,7 @@ Test(faultio, random_crash_never_touches_synced_bytes)
 
 Test(faultio, namespace_ops_undone_until_dir_synced)
 {
-	char a[4096], b[4096], c[4096], dir[4096];
+	char a[4096], b[4096], c[4096];
 	int fd = io->open(io->ctx, path("old", a), O_RDWR | O_CREAT, 0644);
 	put(fd, "old", 0);
 	cr_assert_eq(io->fdatasync(io->ctx, fd), 0);
@@ -209,7 +209,6 @@ Test(faultio, namespace_ops_undone_until_dir_synced)
 	cr_expect(!uf_exists(b) && !uf_exists(c));
 	cr_expect_eq(uf_count_suffix(env.stash, ""), 0, "stash emptied");
 	close(dfd);
-	(void)dir;
 }
 
 Test(faultio, dir_sync_makes_rename_durable)
