@@ -217,6 +217,37 @@ Test(faults, enospc_in_the_middle_of_a_batch_appends_none_of_it)
 	expect_records(20, "after reopen");
 }
 
+/* The default write path preallocates: a full disk shows up there. */
+Test(faults, enospc_preallocating_on_the_mmap_path_appends_nothing)
+{
+	fio_free(F);
+	F = fio_new_mmap(env.stash);
+	fio_set_sync(F, 0, 0);
+	C.sync = SB_SYNC_NEVER;
+	C.segment_bytes = 4096;
+	open_fio();
+	fill(5);
+	fio_fail(F, FIO_FALLOCATE, 1, ENOSPC, FIO_STICKY, NULL);
+	fio_fail(F, FIO_FTRUNCATE, 1, ENOSPC, FIO_STICKY, NULL); /* a fallback to growing */
+	int rc = 0;
+	uint64_t i;
+	for (i = 5; i < 2000 && !rc; i++)
+		rc = ut_append1(L, i, LEN(i), 1, NULL);
+	cr_assert_eq(rc, -ENOSPC, "appends never needed space? %s", sb_strerror(rc));
+	uint64_t acked = i - 1;
+	cr_expect_eq(sb_log_next(L), acked, "the failed append appended");
+	expect_records(acked, "after ENOSPC");
+	cr_expect_eq(ut_append1(L, acked, LEN(acked), 1, NULL), -ENOSPC, "still full");
+	fio_fail_clear(F);
+	uint64_t got = 0;
+	cr_assert_eq(ut_append1(L, acked, LEN(acked), 1, &got), 0, "space again");
+	cr_expect_eq(got, acked);
+	fill(acked + 20);
+	reopen_real();
+	cr_expect_eq(sb_log_next(L), acked + 20);
+	expect_records(acked + 20, "after reopen");
+}
+
 Test(faults, short_write_then_enospc_cuts_back)
 {
 	char name[256], p[4096];
