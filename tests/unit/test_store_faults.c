@@ -137,6 +137,14 @@ Test(faults, failed_sync_is_sticky_under_never)
 	sticky(SB_SYNC_NEVER);
 }
 
+Test(faults, failed_sync_is_sticky_on_the_mmap_path)
+{
+	fio_free(F);
+	F = fio_new_mmap(env.stash);
+	fio_set_sync(F, 0, 0);
+	sticky(SB_SYNC_ALWAYS);
+}
+
 /* What returns is durable: no write, create or rename left unsynced. */
 Test(faults, always_acknowledges_only_durable_records)
 {
