@@ -101,6 +101,8 @@ int fio_crashed(fio *f);
 typedef struct fio_crash_stats {
 	unsigned kept, dropped, garbled; /* unsynced data operations */
 	unsigned ns_kept, ns_undone;     /* unsynced create/rename/unlink */
+	unsigned lost_linked;            /* dropped or garbled ops (blocks) of files
+					  * still linked at the crash */
 } fio_crash_stats;
 /*
  * Simulate the power loss (call after fio_crash_at/now fired and the store

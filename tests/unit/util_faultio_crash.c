@@ -130,8 +130,23 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 	f->crashed = 1;
 	for (size_t i = 0; i < f->nfiles; i++) {
 		struct ffile *ff = &f->files[i];
+		struct stat fst;
+		unsigned before = s.dropped + s.garbled;
+		/* linked under its own name (a stash link does not count) */
+		char p[64], name[4096];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", ff->fd);
+		ssize_t k = readlink(p, name, sizeof(name) - 1);
+		name[k < 0 ? 0 : k] = 0;
+		size_t nl = strlen(name);
+		int linked = fstat(ff->fd, &fst) == 0 && k > 0 &&
+			     !(nl > 10 && !strcmp(name + nl - 10, " (deleted)"));
+		if (getenv("FIO_DEBUG")) /* which files had what pending */
+			fprintf(stderr, "fio: %s: %zu unsynced ops, size %lld, snapshot %zu\n", name,
+				ff->nops, (long long)fst.st_size, ff->snap_len);
 		if (f->snap_mode) {
 			crash_snap(ff, mode, &rng, &s);
+			if (linked)
+				s.lost_linked += s.dropped + s.garbled - before;
 			continue;
 		}
 		for (size_t j = ff->nops; j-- > 0;) {
@@ -148,6 +163,8 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 				s.garbled++;
 			}
 		}
+		if (linked)
+			s.lost_linked += s.dropped + s.garbled - before;
 	}
 	size_t cut = mode == FIO_CRASH_KEEP_ALL ? f->nns : mode == FIO_CRASH_DROP_ALL ? 0
 		: (size_t)(rng_next(&rng) % (f->nns + 1));
