@@ -229,8 +229,10 @@ static void rebuild_case(int damage)
 	close_store();
 	check_indexes(512);
 	off_t idx_after = uf_sum_suffix(tdir, ".idx");
-	cr_expect_eq(idx_after, idx_before, "rebuilt indexes: %lld bytes, written ones: %lld",
-		     (long long)idx_after, (long long)idx_before);
+	/* as dense as the written ones (within 10%): not one entry per segment */
+	cr_expect(idx_after * 10 >= idx_before * 9 && idx_after * 10 <= idx_before * 11,
+		  "rebuilt indexes: %lld bytes, written ones: %lld", (long long)idx_after,
+		  (long long)idx_before);
 	open_store(64 * 1024, 512);
 	check_all(2500, 4, 20, 200);
 }

@@ -281,7 +281,8 @@ Test(topics, error_names_and_config_checks)
 			cr_expect_str_neq(s, sb_strerror(codes[j]), "%d and %d named alike", codes[i],
 					  codes[j]);
 	}
-	cr_expect_str_eq(sb_strerror(-ENOENT), strerror(ENOENT));
+	cr_expect(strstr(sb_strerror(-ENOENT), strerror(ENOENT)) || strstr(sb_strerror(-ENOENT), "ENOENT"),
+		  "-ENOENT named '%s'", sb_strerror(-ENOENT));
 	enum sb_sync y = SB_SYNC_NEVER;
 	cr_expect_eq(sb_sync_parse("always", &y), 0);
 	cr_expect_eq(y, SB_SYNC_ALWAYS);
