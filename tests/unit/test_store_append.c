@@ -529,3 +529,20 @@ Test(append, offsets_never_wrap_around)
 	cr_assert_eq(sb_log_append(L, r, 2, NULL), 0);
 	cr_expect_eq(sb_log_next(L), 2);
 }
+
+Test(append, empty_batches_and_null_empty_values)
+{
+	open_with(0);
+	uint64_t first = 77;
+	int rc = sb_log_append(L, NULL, 0, &first);
+	cr_expect(rc == 0 || rc == -EINVAL, "empty batch: %s", sb_strerror(rc));
+	cr_expect_eq(sb_log_next(L), 0, "an empty batch appended something");
+	sb_record_in r = {.key = NULL, .key_len = 0, .value = NULL, .value_len = 0};
+	cr_assert_eq(sb_log_append(L, &r, 1, &first), 0, "a record with no key and no value");
+	cr_expect_eq(first, 0);
+	size_t n = 9;
+	char b[4];
+	cr_assert_eq(sb_log_read(L, 0, 0, b, sizeof(b), &n, NULL), 0);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(sb_log_next(L), 1);
+}
