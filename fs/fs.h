@@ -48,6 +48,13 @@ typedef struct sbfs_tentry {
 	 * the store by the notifier (one persisted delete for a whole rm -r);
 	 * written under wlock, read anywhere */
 	_Atomic uint64_t hide_before;
+	/* Open .log readers: each reads relative to where the log started when
+	 * it opened (its base); the size fstat sees is counted from the oldest
+	 * open reader's base, so `tail -f` sees no shrink when the head goes;
+	 * and rm'ed records are not dropped below the oldest reader's offset. */
+	pthread_mutex_t pinlock; /* guards the readers' bases below */
+	uint64_t *rbase, *roff;
+	size_t nreaders, rcap;
 	/* the notifier thread's alone */
 	uint64_t seen_start, seen_end;
 	int seen_removed;
@@ -87,6 +94,7 @@ typedef struct sbfs_fh {
 	pthread_mutex_t lock;   /* guards everything below */
 	int writer, append;
 	int broken;             /* dropping the rest of a too-long line */
+	int pinned;             /* a .log reader: holds a pin (see sbfs_tentry) */
 	uint64_t wpos;          /* where the next non-O_APPEND write must land */
 	char *part;             /* a trailing partial line */
 	size_t plen, pcap;
@@ -115,6 +123,11 @@ int sbfs_parse_offset(const char *name, uint64_t *off);
 void sbfs_fmt_offset(char buf[21], uint64_t off);
 /* The topic's extent as users see it: the store's, less hidden records. */
 void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+/* Where the .log size fstat sees is counted from (see pinlock). */
+uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd);
+/* A reader opens .log at the current start (0 or -ENOMEM) / closes it. */
+int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd);
+void sbfs_log_unpin(sbfs_tentry *te, uint64_t base);
 /* A visible record's header: -ENOENT if hidden or absent. */
 int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
 /* Drop hidden records from the store (te->wlock held / not held). */

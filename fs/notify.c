@@ -50,6 +50,8 @@ static void scan(sbfs *fs)
 				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(rc));
 			sbfs_bounds_of(fs, te, t, &bd);
 		}
+		if (!removed)
+			bd.stream_start = sbfs_log_base(te, &bd);
 		if (removed == te->seen_removed && bd.stream_start == te->seen_start &&
 		    bd.stream_end == te->seen_end)
 			continue;

@@ -78,12 +78,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)fi;
+	sbfs *fs = FS(req);
 	struct stat st;
 	double ttl;
-	int rc = sbfs_attr_any(FS(req), ino, &st, &ttl);
+	int rc = sbfs_attr_any(fs, ino, &st, &ttl);
 	if (rc)
 		return sbfs_reply_err(req, rc);
+	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
+	if (h && h->kind == K_LOG && sbfs_ino_kind(ino, NULL, NULL) == K_LOG) {
+		/* asked through an open file (lseek SEEK_END): its own extent,
+		 * so that tail -n reads the end whatever other readers pin */
+		sbfs_bounds bd;
+		sbfs_bounds_of(fs, h->te, sbfs_topic_handle(fs, h->te), &bd);
+		uint64_t size = bd.stream_end > h->base ? bd.stream_end - h->base : 0;
+		st.st_size = (off_t)size;
+		st.st_blocks = (blkcnt_t)((size + 511) / 512);
+	}
 	fuse_reply_attr(req, &st, ttl);
 }
 

@@ -146,11 +146,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!(h = fh_new(K_LOG, te)))
 			return sbfs_reply_err(req, -ENOMEM);
 		sbfs_bounds_of(fs, te, t, &bd);
-		h->base = bd.stream_start;
 		h->writer = acc != O_RDONLY;
 		h->append = !!(fi->flags & O_APPEND);
+		/* readers pin where positions start; writers only append, and a
+		 * long-lived appender must not keep rm'ed records on disk */
+		h->base = bd.stream_start;
+		if (acc != O_WRONLY) {
+			int rc = sbfs_log_pin(te, &bd);
+			if (rc) {
+				sbfs_fh_free(h);
+				return sbfs_reply_err(req, rc);
+			}
+			h->pinned = 1;
+		}
 		/* `>` truncates nothing: its writes from 0 go to the end */
-		h->wpos = (fi->flags & O_TRUNC) ? 0 : bd.stream_end - bd.stream_start;
+		h->wpos = (fi->flags & O_TRUNC) ? 0 : bd.stream_end - h->base;
 		/* positions are relative to this open's start: no shared page cache */
 		fi->direct_io = 1;
 		break;
@@ -339,7 +349,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		pthread_mutex_lock(&h->lock);
 		sbfs_bounds bd;
 		sbfs_bounds_of(fs, h->te, sbfs_topic_handle(fs, h->te), &bd);
-		uint64_t end = bd.stream_end - bd.stream_start;
+		uint64_t end = bd.stream_end - h->base;
 		if (!h->append && (uint64_t)off != h->wpos && (uint64_t)off != end)
 			rc = -EPERM; /* into the middle of the log */
 		else
@@ -387,10 +397,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
 	int rc = 0;
-	if (h->kind == K_LOG && h->writer) {
+	if (h->kind == K_LOG && h->writer)
 		rc = sbfs_log_flush_partial(fs, h);
-	} else if (h->kind == K_PENDING) {
+	else if (h->kind == K_PENDING)
 		rc = sbfs_pending_release(fs, h->p);
+	if (h->pinned) {
+		sbfs_log_unpin(h->te, h->base);
+		sbfs_notify_kick(fs); /* the size may shrink to the new head now */
 	}
 	if (rc)
 		sbfs_log("close of a file in %s: record lost: %s", h->te->name,

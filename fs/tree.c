@@ -135,9 +135,11 @@ static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry *
 	e->id = id;
 	e->t = t;
 	pthread_mutex_init(&e->wlock, NULL);
+	pthread_mutex_init(&e->pinlock, NULL);
 	int rc = tab_put(fs, e);
 	if (rc) {
 		pthread_mutex_destroy(&e->wlock);
+		pthread_mutex_destroy(&e->pinlock);
 		free(e->name);
 		free(e);
 		return rc;
@@ -189,6 +191,9 @@ void sbfs_fini(sbfs *fs)
 		if (!e)
 			continue;
 		pthread_mutex_destroy(&e->wlock);
+		pthread_mutex_destroy(&e->pinlock);
+		free(e->rbase);
+		free(e->roff);
 		free(e->name);
 		free(e);
 	}
@@ -316,6 +321,56 @@ void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd)
 	}
 }
 
+uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd)
+{
+	uint64_t base = bd->stream_start;
+	pthread_mutex_lock(&te->pinlock);
+	for (size_t i = 0; i < te->nreaders; i++)
+		if (te->rbase[i] < base)
+			base = te->rbase[i];
+	pthread_mutex_unlock(&te->pinlock);
+	return base;
+}
+
+int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd)
+{
+	int rc = 0;
+	pthread_mutex_lock(&te->pinlock);
+	if (te->nreaders == te->rcap) {
+		size_t ncap = te->rcap ? te->rcap * 2 : 4;
+		uint64_t *b = realloc(te->rbase, ncap * sizeof *b);
+		if (b)
+			te->rbase = b;
+		uint64_t *o = b ? realloc(te->roff, ncap * sizeof *o) : NULL;
+		if (o) {
+			te->roff = o;
+			te->rcap = ncap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 0) {
+		te->rbase[te->nreaders] = bd->stream_start;
+		te->roff[te->nreaders] = bd->start;
+		te->nreaders++;
+	}
+	pthread_mutex_unlock(&te->pinlock);
+	return rc;
+}
+
+void sbfs_log_unpin(sbfs_tentry *te, uint64_t base)
+{
+	pthread_mutex_lock(&te->pinlock);
+	for (size_t i = 0; i < te->nreaders; i++)
+		if (te->rbase[i] == base) {
+			te->nreaders--;
+			te->rbase[i] = te->rbase[te->nreaders];
+			te->roff[i] = te->roff[te->nreaders];
+			break;
+		}
+	pthread_mutex_unlock(&te->pinlock);
+}
+
 int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri)
 {
 	if (off < atomic_load(&te->hide_before))
@@ -328,6 +383,11 @@ int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t)
 	sbfs_bounds bd;
 	fs->b->ops->bounds(t, &bd);
 	uint64_t hide = atomic_load(&te->hide_before);
+	pthread_mutex_lock(&te->pinlock);
+	for (size_t i = 0; i < te->nreaders; i++)
+		if (te->roff[i] < hide)
+			hide = te->roff[i]; /* a reader's positions still cover those */
+	pthread_mutex_unlock(&te->pinlock);
 	if (hide <= bd.start)
 		return 0;
 	return fs->b->ops->delete_before(t, hide < bd.next ? hide : bd.next);
@@ -397,7 +457,7 @@ int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st)
 	sbfs_bounds bd;
 	sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_LOG), S_IFREG | 0666);
-	set_size(st, bd.stream_end - bd.stream_start);
+	set_size(st, bd.stream_end - sbfs_log_base(te, &bd));
 	set_times(st, bd.mtime_ns);
 	return 0;
 }
