@@ -502,3 +502,28 @@ Test(recovery, second_crash_after_recovery)
 	cr_expect_eq(sb_log_start(L), 7);
 	expect_intact(90, "after two crashes");
 }
+
+/* Config is not format: records written under a larger max_record_bytes or
+ * segment_bytes are still the log after reopening with smaller ones. */
+Test(recovery, smaller_limits_on_reopen_keep_existing_records)
+{
+	C.segment_bytes = 1 << 20;
+	open_store();
+	for (uint64_t i = 0; i < 30; i++)
+		cr_assert_eq(ut_append1(L, i, 5000 + i, 3, NULL), 0);
+	close_store();
+	uf_remove_suffix(tdir, "clean"); /* force a scan of the last segment */
+	uf_remove_suffix(tdir, ".idx");
+	C.segment_bytes = 4096;
+	C.max_record_bytes = 1000;
+	open_store();
+	cr_assert_eq(sb_log_next(L), 30, "records over the new max_record_bytes were cut: next %llu",
+		     (unsigned long long)sb_log_next(L));
+	for (uint64_t i = 0; i < 30; i++)
+		cr_assert_eq(ut_check(L, i, 5000 + i, 3), 0, "record %llu", (unsigned long long)i);
+	cr_expect_eq(ut_append1(L, 30, 1001, 3, NULL), -EFBIG, "the new limit applies to appends");
+	cr_assert_eq(ut_append1(L, 30, 900, 3, NULL), 0);
+	close_store();
+	open_store();
+	cr_expect_eq(sb_log_next(L), 31);
+}
