@@ -12,11 +12,17 @@
  * recorded with a way back. fio_crash_at() freezes the table at the Nth
  * call of a kind (that call and every later one fail with -EIO and change
  * nothing); fio_crash_apply() then keeps, drops or garbles each unsynced
- * write and undoes a random suffix of the unsynced namespace operations,
- * chosen by a seeded RNG, so the files look like after a power loss.
+ * write and undoes a random suffix of the unsynced namespace operations
+ * (a journaled filesystem applies them in order), chosen by a seeded RNG,
+ * so the files look like after a power loss. Garbling only touches bytes a
+ * write changed ("powersafe overwrite", as SQLite assumes).
  *
- * mmap_writes is 0: every append reaches us as a pwrite. All calls are
- * serialized by one mutex; the table is safe to use from many threads.
+ * fio_new(): mmap_writes is 0, every append reaches us as a pwrite.
+ * fio_new_mmap(): the store's default path, tracked by snapshots (below).
+ * All calls are serialized by one mutex (an fdatasync delay is slept
+ * outside it); the table is safe to use from many threads. The store's
+ * close() of its fds is not seen: files are tracked by inode.
+ * FIO_DEBUG=1 in the environment lists what a crash found unsynced.
  */
 #ifndef UTIL_FAULTIO_H
 #define UTIL_FAULTIO_H
