@@ -215,10 +215,12 @@ case_ "four processes append 2,000 lines each at once: 8,000 whole records"
 mkdir "$M/conc"
 C=$M/conc/.log
 touch "$SB_TMP/go.wait"
-# writer 0, 1: bash echo per line on one open file; 2: python, random-sized
+# writer 0, 1: bash echo per line on one open file (>> and >); 2: python, random-sized
 # chunks (lines split across writes); 3: python, one write(2) per line.
 for w in 0 1; do
-	tsh 'exec 3>>"$1"; while [ -e "$3" ]; do sleep 0.01; done
+	# writer 0 opens with >> (O_APPEND), writer 1 with > (O_TRUNC, no O_APPEND)
+	redir='>>'; [ $w = 1 ] && redir='>'
+	tsh 'exec 3'"$redir"'"$1"; while [ -e "$3" ]; do sleep 0.01; done
 	     for i in $(seq -w 0 1999); do echo "w$2 i$i $4 end" >&3; done' "$C" "$w" "$SB_TMP/go.wait" "$(printf -- '-%.0s' $(seq 76))" &
 done
 t python3 - "$C" 2 "$SB_TMP/go.wait" chunks <<'EOF' &
@@ -281,3 +283,50 @@ print("bad", bad)
 EOF
 )
 assert_eq "bad 0" "$out" "every record is one whole line, each writer's lines all there and in order"
+
+case_ "cat FILE > .log (no O_APPEND, sequential positions) appends every line"
+mkdir "$M/gt"
+seq -f "gt-%05g" 1 20000 >"$SB_TMP/gt"
+assert_sh_ok 'cat "$1" > "$2"' "$SB_TMP/gt" "$M/gt/.log"
+assert_sh_ok 'cat "$1" > "$2"' "$SB_TMP/gt" "$M/gt/.log"
+assert_eq 40000 "$(sb_count "$M/gt")" "records after two cat > .log of 20,000 lines"
+assert_true 't cmp <(cat "$SB_TMP/gt" "$SB_TMP/gt") "$M/gt/.log"' ".log holds both copies, nothing truncated"
+
+case_ "lines split across write requests by the kernel are not interleaved"
+sb_remount
+mkdir "$M/split"
+# each write(2) is 2 MiB holding 3 lines of ~700 KB: the kernel cuts it into
+# 1 MiB requests in the middle of a line, while the other writer does the same
+for w in 0 1; do
+	t python3 - "$M/split/.log" "$w" <<'EOF' &
+import os, sys
+log, w = sys.argv[1], int(sys.argv[2])
+fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+for i in range(6):
+    chunk = b"".join(b"w%d-%d-%d:" % (w, i, j) + bytes([65 + w]) * 699000 + b"\n" for j in range(3))
+    chunk += b"w%d-%d-tail:" % (w, i)
+    os.write(fd, chunk)
+    os.write(fd, bytes([65 + w]) * 1000 + b"\n")
+os.close(fd)
+EOF
+done
+wrc=0
+for j in $(jobs -p); do wait "$j" || wrc=$?; done
+assert_eq 0 "$wrc" "both writers succeeded"
+out=$(t python3 - "$M/split" <<'EOF'
+import os, re, sys
+d = sys.argv[1]
+pat = re.compile(rb"^w([01])-(\d)-(\d|tail):([AB]+)\n$")
+bad = 0
+n = 0
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name), "rb") as f:
+        b = f.read()
+    n += 1
+    m = pat.match(b)
+    if not m or set(m.group(4)) != {65 + int(m.group(1))}:
+        bad += 1
+print("records", n, "bad", bad)
+EOF
+)
+assert_eq "records 48 bad 0" "$out" "every record one writer's whole line"
