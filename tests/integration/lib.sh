@@ -132,7 +132,8 @@ sb_cleanup() {
 	local rc=$? p h i f
 	trap - EXIT INT TERM
 	set +e
-	# Only read-only cleanup hooks run with the mount up (e.g. kill writers).
+	# our background jobs (writers, tail -f) first
+	for p in $(jobs -p); do kill -TERM "$p" 2>/dev/null; done
 	for h in "${SB_CLEANUP_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1; done
 	sb_unmount_all
 	for p in $(sb_daemon_pids); do kill -TERM "$p" 2>/dev/null; done
