@@ -423,3 +423,43 @@ Test(crash, power_loss_after_close_loses_nothing_mmap_path)
 {
 	close_then_power_loss(1);
 }
+
+/* ---- a crash during recovery -------------------------------------------- */
+
+/* Crash once in the workload, then again at each sync point of the
+ * recovery that follows: recovery must be restartable. */
+Test(crash, again_during_recovery)
+{
+	static const unsigned first[] = {12, 45, 90, 130};
+	int bad = 0, cases = 0;
+	for (int mm = 0; mm < 2; mm++) {
+		use_mmap = mm;
+		for (size_t i = 0; i < sizeof(first) / sizeof(*first); i++) {
+			for (unsigned k = 1; k < 100; k++) {
+				char why[512];
+				uw_result r;
+				fresh();
+				fio *f = mk();
+				fio_crash_at(f, FIO_FDATASYNC, first[i]);
+				uw_run(env.store, fio_io(f), SB_SYNC_ALWAYS, &r);
+				fio_crash_apply(f, 77 + first[i], FIO_CRASH_RANDOM, NULL);
+				fio_free(f);
+				/* the recovery, crashing at its kth sync */
+				f = mk();
+				fio_crash_at(f, FIO_FDATASYNC, k);
+				uw_reopen(env.store, fio_io(f));
+				int crashed = fio_crashed(f);
+				fio_crash_apply(f, 99 + k, FIO_CRASH_RANDOM, NULL);
+				fio_free(f);
+				if (uw_check(env.store, &r, why, sizeof(why)) && ++bad <= 5)
+					cr_log_error("%s: crash at sync %u, then at recovery sync %u: %s",
+						     mm ? "mmap" : "pwrite", first[i], k, why);
+				cases++;
+				if (!crashed)
+					break; /* recovery needed fewer than k syncs */
+			}
+		}
+	}
+	cr_expect_gt(cases, 8);
+	cr_expect_eq(bad, 0, "%d of %d cases failed", bad, cases);
+}

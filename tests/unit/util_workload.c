@@ -190,3 +190,15 @@ out:
 		sb_store_close(s);
 	return rc;
 }
+
+int uw_reopen(const char *dir, const sb_io *io)
+{
+	sb_log_config c;
+	sb_store *s;
+	int rc;
+
+	uw_cfg(&c, SB_SYNC_NEVER);
+	if ((rc = ut_open(dir, &c, io, &s)))
+		return rc;
+	return sb_store_close(s);
+}

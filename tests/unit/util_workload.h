@@ -38,5 +38,8 @@ void uw_run(const char *dir, const sb_io *io, enum sb_sync sync, uw_result *r);
  * at the right offset. 0, or -1 with why (a message) filled.
  */
 int uw_check(const char *dir, const uw_result *r, char *why, size_t cap);
+/* Open dir over io with the script's config (recovery runs) and close it;
+ * the first error, or 0. */
+int uw_reopen(const char *dir, const sb_io *io);
 
 #endif
