@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util_faultio.h"
 #include "util_files.h"
@@ -174,6 +175,40 @@ Test(faults, log_sync_makes_everything_durable)
 	cr_assert_eq(sb_log_sync(L), 0);
 	cr_expect_eq(fio_pending_data(F), 0, "sb_log_sync left unsynced writes");
 	cr_expect_eq(fio_pending_ns(F), 0, "sb_log_sync left unsynced directory entries");
+}
+
+/* A sync by the interval flusher that fails is as sticky as any other. */
+Test(faults, failed_flusher_sync_is_sticky)
+{
+	sb_store_options o;
+	sb_store_options_default(&o);
+	o.io = fio_io(F);
+	o.defaults = C;
+	o.defaults.sync = SB_SYNC_INTERVAL;
+	o.defaults.sync_interval_ms = 10;
+	o.no_flusher = 0;
+	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+	fill(10);
+	fio_fail(F, FIO_FDATASYNC, 1, EIO, 0, ".seg");
+	int rc = 0;
+	uint64_t t0 = ut_now_ms(), i = 10;
+	/* bounded wait for the flusher to run into the failure (10 ms expected) */
+	while (!rc && ut_now_ms() - t0 < 20000) {
+		rc = ut_append1(L, i, LEN(i), 1, NULL);
+		if (!rc)
+			i++;
+		usleep(2000);
+	}
+	cr_assert_eq(rc, -EIO, "appends after the flusher's failed sync: %s", sb_strerror(rc));
+	fio_fail_clear(F);
+	usleep(30000);
+	cr_expect_eq(ut_append1(L, i, LEN(i), 1, NULL), -EIO, "the failure was forgotten");
+	expect_records(i, "after the flusher failed");
+	reopen_real();
+	cr_expect_geq(sb_log_next(L), i);
+	expect_records(i, "after reopen");
 }
 
 Test(faults, enospc_fails_the_append_and_changes_nothing)
