@@ -211,6 +211,47 @@ Test(faults, failed_flusher_sync_is_sticky)
 	expect_records(i, "after reopen");
 }
 
+/* Under sync=never a sealed segment is synced when the log rolls past it;
+ * if that sync fails, sb_log_sync (and appends) must say so from then on:
+ * a retried fdatasync can succeed with the data lost. */
+Test(faults, failed_sync_of_a_sealed_segment_surfaces)
+{
+	C.sync = SB_SYNC_NEVER;
+	C.segment_bytes = 4096;
+	for (unsigned nth = 1; nth <= 4; nth++) { /* seal or header syncs, in turn */
+		if (S)
+			sb_store_close(S);
+		S = NULL;
+		fio_free(F);
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		F = fio_new(env.stash);
+		fio_set_sync(F, 0, 0);
+		open_fio();
+		fill(5);
+		int nseg = uf_count_suffix(tdir, ".seg");
+		fio_fail(F, FIO_FDATASYNC, nth, EIO, 0, ".seg");
+		uint64_t i = 5;
+		int rc = 0;
+		while (!rc && uf_count_suffix(tdir, ".seg") < nseg + 4 && i < 1000) {
+			rc = ut_append1(L, i, LEN(i), 1, NULL);
+			if (!rc)
+				i++;
+		}
+		cr_assert_eq(fio_failed(F), 1, "nth %u: the injected failure was never hit", nth);
+		if (!rc)
+			rc = sb_log_sync(L);
+		cr_expect_eq(rc, -EIO, "nth %u: a failed segment sync went unreported: %s", nth,
+			     sb_strerror(rc));
+		cr_expect_eq(ut_append1(L, i, LEN(i), 1, NULL), -EIO,
+			     "nth %u: appends go on after a failed sync", nth);
+		cr_expect_eq(sb_log_sync(L), -EIO, "nth %u", nth);
+		expect_records(i, "after the failed sync");
+		reopen_real();
+		cr_expect_geq(sb_log_next(L), i);
+		expect_records(i, "after reopen");
+	}
+}
+
 Test(faults, enospc_fails_the_append_and_changes_nothing)
 {
 	C.sync = SB_SYNC_NEVER;
