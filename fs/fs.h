@@ -130,9 +130,10 @@ int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd);
 void sbfs_log_unpin(sbfs_tentry *te, uint64_t base);
 /* A visible record's header: -ENOENT if hidden or absent. */
 int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
-/* Drop hidden records from the store (te->wlock held / not held). */
-int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t);
-int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te);
+/* Drop hidden records from the store (te->wlock held / not held); unless
+ * force, not those an open reader's positions still cover. */
+int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force);
+int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force);
 /* Attributes of each kind of node. */
 void sbfs_attr_root(sbfs *fs, struct stat *st);
 int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);

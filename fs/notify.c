@@ -45,7 +45,7 @@ static void scan(sbfs *fs)
 		int removed = sbfs_topic_by_id(fs, te->id, &live, &t) != 0;
 		sbfs_bounds bd = { 0 };
 		if (!removed) {
-			int rc = sbfs_drop_hidden(fs, te);
+			int rc = sbfs_drop_hidden(fs, te, 0);
 			if (rc)
 				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(rc));
 			sbfs_bounds_of(fs, te, t, &bd);
@@ -158,7 +158,7 @@ void sbfs_drop_all_hidden(sbfs *fs)
 		sbfs_tentry *live;
 		if (sbfs_topic_by_id(fs, v[i]->id, &live, NULL) != 0)
 			continue;
-		int rc = sbfs_drop_hidden(fs, v[i]);
+		int rc = sbfs_drop_hidden(fs, v[i], 1);
 		if (rc)
 			sbfs_log("%s: removing records: %s", v[i]->name, sbfs_strerror(rc));
 	}

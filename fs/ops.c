@@ -184,7 +184,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (sbfs_pending_lookup(fs, te, "", NULL) == 0)
 		return sbfs_reply_err(req, -ENOTEMPTY);
 	pthread_mutex_lock(&te->wlock);
-	rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te));
+	rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te), 1);
 	if (rc == 0)
 		rc = fs->b->ops->topic_remove(fs->b, name);
 	if (rc == 0)
@@ -412,7 +412,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	sbfs_topic *t;
 	if (sbfs_ino_kind(ino, &id, NULL) != K_TOPIC || sbfs_topic_by_id(fs, id, &te, &t))
 		return (void)fuse_reply_err(req, 0);
-	int rc = sbfs_drop_hidden(fs, te);
+	int rc = sbfs_drop_hidden(fs, te, 0);
 	if (rc == 0)
 		rc = fs->b->ops->sync(t);
 	if (rc)

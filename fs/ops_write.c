@@ -419,8 +419,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	sbfs_fh *h = FH(fi);
 	int rc = 0;
 	if (h->te) {
-		/* everything: appends, and records rm'ed but not yet dropped */
-		rc = sbfs_drop_hidden(fs, h->te);
+		/* appends, and rm'ed records no open reader still covers */
+		rc = sbfs_drop_hidden(fs, h->te, 0);
 		if (rc == 0)
 			rc = fs->b->ops->sync(sbfs_topic_handle(fs, h->te));
 	}

@@ -257,7 +257,7 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		rc = -EPERM; /* that offset is taken now: by this file's first record */
 	else if (p->digits) {
 		/* an emptied topic may start anew: the store must know it is empty */
-		rc = sbfs_drop_hidden_locked(fs, te, t);
+		rc = sbfs_drop_hidden_locked(fs, te, t, 1);
 		if (rc == 0)
 			rc = fs->b->ops->append_at(t, p->at, &r, 1);
 		if (rc == -EINVAL)

@@ -378,13 +378,13 @@ int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sb
 	return fs->b->ops->stat_record(t, off, ri);
 }
 
-int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t)
+int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force)
 {
 	sbfs_bounds bd;
 	fs->b->ops->bounds(t, &bd);
 	uint64_t hide = atomic_load(&te->hide_before);
 	pthread_mutex_lock(&te->pinlock);
-	for (size_t i = 0; i < te->nreaders; i++)
+	for (size_t i = 0; !force && i < te->nreaders; i++)
 		if (te->roff[i] < hide)
 			hide = te->roff[i]; /* a reader's positions still cover those */
 	pthread_mutex_unlock(&te->pinlock);
@@ -393,10 +393,10 @@ int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t)
 	return fs->b->ops->delete_before(t, hide < bd.next ? hide : bd.next);
 }
 
-int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te)
+int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force)
 {
 	pthread_mutex_lock(&te->wlock);
-	int rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te));
+	int rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te), force);
 	pthread_mutex_unlock(&te->wlock);
 	return rc;
 }
