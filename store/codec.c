@@ -103,8 +103,9 @@ void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h)
 	sb_put64(dst + 8, h->base_offset);
 	sb_put32(dst + 16, h->count);
 	sb_put32(dst + 20, h->seg_len);
-	sb_put32(dst + 24, h->entries_crc);
-	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+	sb_put64(dst + 24, (uint64_t)h->max_ts);
+	sb_put32(dst + 32, h->entries_crc);
+	sb_put32(dst + 36, sb_crc32c(0, dst, 36));
 }
 
 int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h)
@@ -116,7 +117,8 @@ int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h)
 	h->base_offset = sb_get64(src + 8);
 	h->count = sb_get32(src + 16);
 	h->seg_len = sb_get32(src + 20);
-	h->entries_crc = sb_get32(src + 24);
+	h->max_ts = (int64_t)sb_get64(src + 24);
+	h->entries_crc = sb_get32(src + 32);
 	return 0;
 }
 

@@ -65,6 +65,7 @@ typedef struct sb_idx_hdr {
 	uint64_t base_offset;
 	uint32_t count;
 	uint32_t seg_len;
+	int64_t max_ts;
 	uint32_t entries_crc;
 } sb_idx_hdr;
 void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h);

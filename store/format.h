@@ -30,18 +30,19 @@
  * .log). A record's stream pos is the segment's base stream pos plus the
  * value lengths of the records before it in that segment.
  *
- * Index file = header (32 bytes) then entries of 12 bytes, one about every
+ * Index file = header (40 bytes) then entries of 12 bytes, one about every
  * index_interval_bytes of records, sorted:
  *
  *   index header              entry
  *   0  u32 magic "SBIX"       0  u32 offset - base offset
  *   4  u16 version            4  u32 file position of that record
- *   6  u16 header size (32)   8  u32 its stream pos - base stream pos
+ *   6  u16 header size (40)   8  u32 its stream pos - base stream pos
  *   8  u64 base offset
  *  16  u32 entry count
  *  20  u32 segment length it covers (bytes, header included)
- *  24  u32 crc32c of the entries
- *  28  u32 crc32c of [0,28)
+ *  24  i64 largest record timestamp in the segment (retention by age)
+ *  32  u32 crc32c of the entries
+ *  36  u32 crc32c of [0,36)
  *
  * An index whose CRCs, count or covered length disagree with its segment is
  * rebuilt from the segment. The first record of a segment always has an
@@ -60,7 +61,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SB_FORMAT_VERSION 1
+#define SB_FORMAT_VERSION 2 /* 2: the index header holds the largest timestamp */
 
 #define SB_SEG_MAGIC   0x47534253u /* "SBSG" */
 #define SB_IDX_MAGIC   0x58494253u /* "SBIX" */
@@ -68,7 +69,7 @@
 #define SB_CLEAN_MAGIC 0x4c434253u /* "SBCL" */
 
 #define SB_SEG_HDR     32u
-#define SB_IDX_HDR     32u
+#define SB_IDX_HDR     40u
 #define SB_IDX_ENTRY   12u
 #define SB_REC_HDR     32u
 #define SB_META_SIZE   24u

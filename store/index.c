@@ -111,7 +111,8 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
 	return 0;
 }
 
-int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out)
+int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
+		  int64_t *max_ts)
 {
 	uint8_t hdr[SB_IDX_HDR];
 	sb_idx_hdr h;
@@ -166,6 +167,7 @@ int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap,
 	}
 	atomic_store_explicit(&ix->n, h.count, memory_order_release);
 	*out = ix;
+	*max_ts = h.max_ts;
 	close(fd);
 	return 0;
 out_free:
@@ -177,13 +179,14 @@ out_close_fd:
 
 _Static_assert(sizeof(sb_idx_entry) == SB_IDX_ENTRY, "index entry layout is the file's");
 
-int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_t base, uint32_t seg_len)
+int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_t base, uint32_t seg_len,
+		  int64_t max_ts)
 {
 	char tmp[4096];
 	uint8_t hdr[SB_IDX_HDR];
 	size_t n = sb_index_count(ix);
 	size_t bytes = n * SB_IDX_ENTRY;
-	sb_idx_hdr h = {.base_offset = base, .count = (uint32_t)n, .seg_len = seg_len,
+	sb_idx_hdr h = {.base_offset = base, .count = (uint32_t)n, .seg_len = seg_len, .max_ts = max_ts,
 			.entries_crc = sb_crc32c(0, ix->e, bytes)};
 	int fd, rc;
 

@@ -38,12 +38,14 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
 /*
  * Load an index file; it must match base offset `base` and cover exactly
  * seg_len bytes. 0, -errno, SB_ECORRUPT or SB_EVERSION. The loaded index gets
- * capacity max(cap, its count). *out untouched on failure.
+ * capacity max(cap, its count); *max_ts the segment's largest timestamp.
+ * Out-parameters untouched on failure.
  */
-int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out);
+int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
+		  int64_t *max_ts);
 /* Durably write the index as `path` (temp file, fdatasync, rename); the
  * caller fsyncs the directory. */
 int sb_index_save(const sb_index *ix, const struct sb_io *io, const char *path, uint64_t base,
-		  uint32_t seg_len);
+		  uint32_t seg_len, int64_t max_ts);
 
 #endif

@@ -201,8 +201,8 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		if (rc)
 			goto out_free;
 	}
-	atomic_store(&l->mtime_ns, sb_segment_last_ts(sb_log_active(l)));
-	if (!atomic_load(&l->mtime_ns))
+	atomic_store(&l->mtime_ns, sb_segment_max_ts(sb_log_active(l)));
+	if (atomic_load(&l->mtime_ns) <= 0)
 		atomic_store(&l->mtime_ns, sb_now_ns());
 	*out = l;
 	return 0;
@@ -334,12 +334,14 @@ static int wait_synced(sb_log *l, uint64_t seq)
 		}
 		pthread_mutex_unlock(&l->sync_mu);
 
-		/* The active segment holds every append not yet synced: a roll
-		 * syncs the segment it seals. */
-		pthread_mutex_lock(&l->append_mu);
+		/* Every append counted in `target` is in the active segment or
+		 * in one sealed before it (under `always` a roll syncs what it
+		 * seals; otherwise sb_log_sync() calls finish_seals afterwards).
+		 * No append_mu here: holders of append_mu wait for `syncing`. */
+		pthread_rwlock_rdlock(&l->seg_lock);
 		uint64_t target = atomic_load(&l->appended);
 		int fd = l->nsegs ? sb_segment_fd(sb_log_active(l)) : -1;
-		pthread_mutex_unlock(&l->append_mu);
+		pthread_rwlock_unlock(&l->seg_lock);
 		long long t0 = sb_now_ns();
 		int r = fd < 0 ? -ENOENT : l->io->fdatasync(l->io->ctx, fd);
 		long long t1 = sb_now_ns();
@@ -435,6 +437,11 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 	}
 	if ((rc = atomic_load(&l->err)))
 		goto out_unlock;
+	/* Offsets never wrap: the next offset after the batch must exist. */
+	if ((at_set ? at : atomic_load(&l->next)) >= UINT64_MAX - n) {
+		rc = -EOVERFLOW;
+		goto out_unlock;
+	}
 	if (at_set && at != atomic_load(&l->next)) {
 		uint64_t next = atomic_load(&l->next);
 		if (at < next || atomic_load(&l->start) != next) {
@@ -494,7 +501,7 @@ size_t sb_log_batch_max(const sb_log *l)
 
 /*
  * Sync the sealed segments that a roll left unsynced, oldest first, and save
- * their indexes. Runs outside append_mu; holds the `syncing` flag so that a
+ * their indexes. Never takes append_mu; holds the `syncing` flag so that a
  * segment being synced is not dropped meanwhile.
  */
 static int finish_seals(sb_log *l)
@@ -503,23 +510,22 @@ static int finish_seals(sb_log *l)
 
 	while (!rc) {
 		sb_segment *s = NULL;
-		pthread_mutex_lock(&l->append_mu);
+		pthread_mutex_lock(&l->sync_mu);
+		while (l->syncing)
+			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+		l->syncing = 1;
+		pthread_mutex_unlock(&l->sync_mu);
+		/* With `syncing` set no segment is dropped (drop_front waits). */
+		pthread_rwlock_rdlock(&l->seg_lock);
 		for (size_t i = 0; i + 1 < l->nsegs && !s; i++)
 			if (sb_segment_unsynced(l->segs[i]))
 				s = l->segs[i];
+		pthread_rwlock_unlock(&l->seg_lock);
 		if (s) {
-			pthread_mutex_lock(&l->sync_mu);
-			while (l->syncing)
-				pthread_cond_wait(&l->sync_cv, &l->sync_mu);
-			l->syncing = 1;
-			pthread_mutex_unlock(&l->sync_mu);
+			rc = sb_segment_make_durable(s);
+			if (!rc)
+				rc = sb_fsync_dir(l->io, l->dir);
 		}
-		pthread_mutex_unlock(&l->append_mu);
-		if (!s)
-			break;
-		rc = sb_segment_make_durable(s);
-		if (!rc)
-			rc = sb_fsync_dir(l->io, l->dir);
 		pthread_mutex_lock(&l->sync_mu);
 		l->syncing = 0;
 		if (rc) {
@@ -528,6 +534,8 @@ static int finish_seals(sb_log *l)
 		}
 		pthread_cond_broadcast(&l->sync_cv);
 		pthread_mutex_unlock(&l->sync_mu);
+		if (!s)
+			break;
 	}
 	return rc;
 }
@@ -540,10 +548,10 @@ int sb_log_sync(sb_log *l)
 		return 0;
 	if ((rc = atomic_load(&l->err)))
 		return rc;
-	rc = finish_seals(l);
-	if (rc)
-		return rc;
-	return wait_synced(l, atomic_load(&l->appended));
+	/* Sync the active segment first, then whatever was sealed before or
+	 * meanwhile: together they hold every append made before this call. */
+	rc = wait_synced(l, atomic_load(&l->appended));
+	return rc ? rc : finish_seals(l);
 }
 
 int sb_log_flush_due(sb_log *l, long long now_ns)
@@ -609,7 +617,7 @@ int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped)
 		sb_segment *s = l->segs[k];
 		uint64_t len = sb_segment_len(s);
 		int by_bytes = rb >= 0 && total - len >= (uint64_t)rb;
-		int by_age = rms >= 0 && sb_segment_last_ts(s) < now_ns - rms * 1000000LL;
+		int by_age = rms >= 0 && rms <= now_ns / 1000000 && sb_segment_max_ts(s) < now_ns - rms * 1000000LL;
 		if (!by_bytes && !by_age)
 			break;
 		total -= len;

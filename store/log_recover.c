@@ -104,13 +104,59 @@ static void drop_opened(sb_log *l)
 	l->nsegs = 0;
 }
 
+/*
+ * Is there proof that records after segment i were synced? A clean close,
+ * or a later segment with a valid index file (written only after its sync,
+ * and segments are synced in order).
+ */
+static int later_durable(sb_log *l, const uint64_t *bases, size_t i, size_t n, int clean_ok)
+{
+	if (clean_ok)
+		return 1;
+	for (size_t j = i + 1; j < n; j++) {
+		char name[32], sp[PATH_MAX], ip[PATH_MAX];
+		struct stat st;
+		sb_index *ix;
+		int64_t max_ts;
+		sb_seg_name(name, bases[j], SB_SEG_SUFFIX);
+		if (sb_path(sp, l->dir, name) || stat(sp, &st) || st.st_size > UINT32_MAX)
+			continue;
+		sb_seg_name(name, bases[j], SB_IDX_SUFFIX);
+		if (sb_path(ip, l->dir, name) == 0 &&
+		    sb_index_load(ip, bases[j], (uint32_t)st.st_size, 1, &ix, &max_ts) == 0) {
+			sb_index_free(ix);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Damage in segment i, before the tail. Returns 0 to cut the log there (what
+ * follows may never have been synced: a torn write; or the caller asked to
+ * repair), or SB_ECORRUPT to refuse, when synced records follow.
+ */
+static int on_damage(sb_log *l, const uint64_t *bases, size_t i, size_t n, int clean_ok, const char *what)
+{
+	char msg[512];
+
+	if (l->opt.repair || l->read_only || !later_durable(l, bases, i, n, clean_ok))
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "segment %020llu: %s, but later segments hold synced records: not cutting the log "
+		 "(streambus verify shows the damage; streambus recover --cut cuts the log there)",
+		 (unsigned long long)bases[i], what);
+	report(l, msg);
+	return SB_ECORRUPT;
+}
+
 int sb_log_recover(sb_log *l)
 {
 	uint64_t *bases = NULL, start = 0, meta_start;
 	size_t n = 0;
 	sb_clean_rec clean = {UINT64_MAX, 0};
 	uint8_t buf[SB_CLEAN_SIZE > SB_META_SIZE ? SB_CLEAN_SIZE : SB_META_SIZE];
-	int rc, changed = 0, have_clean = 0, last_active = 0;
+	int rc, changed = 0, have_clean = 0, clean_ok = 0, last_active = 0;
 
 	rc = list_segments(l, &bases, &n);
 	if (rc)
@@ -119,26 +165,30 @@ int sb_log_recover(sb_log *l)
 		start = meta_start;
 	if (sb_read_small(l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) == 0 && sb_clean_decode(buf, &clean) == 0)
 		have_clean = 1;
+	if (have_clean && n && clean.last_base == bases[n - 1]) {
+		char path[PATH_MAX], name[32];
+		struct stat st;
+		sb_seg_name(name, bases[n - 1], SB_SEG_SUFFIX);
+		clean_ok = sb_path(path, l->dir, name) == 0 && stat(path, &st) == 0 &&
+			   (uint64_t)st.st_size == clean.last_len;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		int last = i + 1 == n, flags = 0, ch = 0;
 		sb_segment *s = NULL;
-		char path[PATH_MAX], name[32];
-		struct stat st;
 
 		if (!last)
 			flags = SB_SEG_TRUST_INDEX;
 		else {
 			flags = SB_SEG_ACTIVE;
-			sb_seg_name(name, bases[i], SB_SEG_SUFFIX);
-			if (have_clean && clean.last_base == bases[i] && sb_path(path, l->dir, name) == 0 &&
-			    stat(path, &st) == 0 &&
-			    (uint64_t)st.st_size == clean.last_len)
+			if (clean_ok)
 				flags |= SB_SEG_TRUST_INDEX;
 		}
 		rc = sb_segment_open(&l->sp, bases[i], flags, &ch, &s);
 		if (rc == SB_ECORRUPT) {
 			/* A bad header: the log ends before this segment. */
+			if ((rc = on_damage(l, bases, i, n, clean_ok, "bad segment header")))
+				goto out_free;
 			if (i == 0 && start < bases[0])
 				start = bases[0];
 			cut_after(l, bases, i, n);
@@ -158,24 +208,33 @@ int sb_log_recover(sb_log *l)
 					drop_opened(l);
 				} else {
 					sb_segment_close(s, 0);
+					if ((rc = on_damage(l, bases, i - 1, n, clean_ok, "a gap in the offsets after it")))
+						goto out_free;
 					cut_after(l, bases, i, n);
 					n = i;
 					break;
 				}
 			}
 		}
+		if (sb_segment_damaged(s)) {
+			if ((rc = on_damage(l, bases, i, n, clean_ok, "a torn or corrupt record")) ||
+			    (rc = sb_segment_cut(s))) {
+				sb_segment_close(s, 0);
+				goto out_free;
+			}
+			changed = 1;
+			cut_after(l, bases, i + 1, n);
+			n = i + 1;
+			last = 1; /* opened as a sealed one: reopened below */
+		}
 		rc = sb_log_segs_push(l, s);
 		if (rc) {
 			sb_segment_close(s, 0);
 			goto out_free;
 		}
-		last_active = last;
-		/* A sealed segment that was cut is no longer followed by the next. */
-		if (!last && sb_segment_next(s) != bases[i + 1] && bases[i + 1] > start) {
-			cut_after(l, bases, i + 1, n);
-			n = i + 1;
+		last_active = last && (flags & SB_SEG_ACTIVE);
+		if (last)
 			break;
-		}
 	}
 	/* After a cut the last segment was opened as a sealed one: reopen it
 	 * as the active one (mapped for appending). */

@@ -74,6 +74,11 @@ typedef struct sb_store_options {
 	sb_report_fn report;         /* NULL: silent */
 	void *report_arg;
 	int read_only;               /* no lock, no writes, no recovery on disk */
+	/* Damage before the tail of a log (bit rot in a segment followed by
+	 * synced ones) makes the topic's open fail with SB_ECORRUPT, so that
+	 * nothing synced is deleted behind the user's back; with `repair` the
+	 * log is cut at the damage instead, as after a torn write. */
+	int repair;
 	int no_flusher;              /* don't start the interval-sync thread */
 } sb_store_options;
 

@@ -37,12 +37,14 @@ struct sb_segment {
 	_Atomic uint64_t len;         /* bytes of whole records + header */
 	_Atomic uint64_t next;        /* offset after the last record */
 	_Atomic uint64_t stream_end;  /* stream pos after the last payload */
-	_Atomic int64_t first_ts, last_ts;
+	_Atomic int64_t first_ts, max_ts; /* max_ts: the largest timestamp */
 	/* Guarded by the log's append lock. */
 	uint64_t alloc;               /* file size (preallocated) */
 	uint64_t last_idx_pos;        /* position of the last index entry */
 	int idx_dirty;                /* the index file is not up to date */
 	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
+	int damage;                   /* SB_REC_TORN/BAD past len, left for the log */
+	uint64_t file_size;           /* at open */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
 };
@@ -174,7 +176,7 @@ out_free:
 static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
 {
 	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
-	int64_t last_ts = atomic_load(&s->last_ts);
+	int64_t max_ts = atomic_load(&s->max_ts);
 	sb_rec_hdr h;
 	int r = SB_REC_OK;
 
@@ -192,7 +194,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
 		}
 		if (pos == SB_SEG_HDR)
 			atomic_store(&s->first_ts, h.timestamp_ns);
-		last_ts = h.timestamp_ns;
+		if (h.timestamp_ns > max_ts)
+			max_ts = h.timestamp_ns;
 		pos += h.size;
 		off++;
 		st += h.value_len;
@@ -200,7 +203,7 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
 	atomic_store(&s->len, pos);
 	atomic_store(&s->next, off);
 	atomic_store(&s->stream_end, st);
-	atomic_store(&s->last_ts, last_ts);
+	atomic_store(&s->max_ts, max_ts);
 	return r;
 }
 
@@ -212,15 +215,48 @@ static int all_zero(const uint8_t *p, size_t n)
 	return 1;
 }
 
+static void report_cut(const sb_segment *s, int r)
+{
+	uint64_t len = atomic_load(&s->len);
+
+	report(s->p, "%s: %s record at byte %llu; cut %llu bytes (log ends at offset %llu)",
+	       strrchr(s->seg_path, '/') + 1, r == SB_REC_TORN ? "torn" : "corrupt", (unsigned long long)len,
+	       (unsigned long long)(s->file_size - len), (unsigned long long)atomic_load(&s->next));
+}
+
+int sb_segment_damaged(const sb_segment *s)
+{
+	return s->damage != 0;
+}
+
+int sb_segment_cut(sb_segment *s)
+{
+	uint64_t len = sb_segment_len(s);
+	int rc = 0;
+
+	if (!s->damage)
+		return 0;
+	report_cut(s, s->damage);
+	if (!s->p->read_only) {
+		rc = s->p->io->ftruncate(s->p->io->ctx, s->fd, (off_t)len);
+		s->idx_dirty = 1;
+	}
+	if (!rc)
+		s->damage = 0;
+	return rc;
+}
+
 /* Check the records of an opened, mapped segment of file size `size`. */
 static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 {
 	const sb_seg_params *p = s->p;
 	sb_idx_entry last;
+	int64_t loaded_max = 0;
 	int r = -1, rc;
 
 	if ((flags & SB_SEG_TRUST_INDEX) && size <= UINT32_MAX &&
-	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &s->ix) == 0) {
+	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &s->ix, &loaded_max) == 0) {
+		atomic_store(&s->max_ts, loaded_max);
 		/* Trust the index; check from its last entry to the end. */
 		if (sb_index_last(s->ix, &last) == 0) {
 			atomic_store(&s->next, s->base + last.rel_offset);
@@ -244,6 +280,7 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 			return rc;
 		atomic_store(&s->next, s->base);
 		atomic_store(&s->stream_end, s->base_stream);
+		atomic_store(&s->max_ts, INT64_MIN);
 		s->last_idx_pos = 0;
 		r = seg_scan(s, SB_SEG_HDR, size, 1);
 		s->idx_dirty = 1;
@@ -253,13 +290,16 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 			       sb_index_count(s->ix));
 	}
 	uint64_t len = atomic_load(&s->len);
+	s->file_size = size;
 	if (len < size) {
 		int zeros = all_zero(s->map + len, size - len);
+		if (!zeros && !(flags & SB_SEG_ACTIVE)) {
+			/* Damage before the tail of the log: the log decides. */
+			s->damage = r;
+			return 0;
+		}
 		if (!zeros && !(flags & SB_SEG_QUIET))
-			report(p, "%s: %s record at byte %llu; cut %llu bytes (log ends at offset %llu)",
-			       strrchr(s->seg_path, '/') + 1, r == SB_REC_TORN ? "torn" : "corrupt",
-			       (unsigned long long)len, (unsigned long long)(size - len),
-			       (unsigned long long)atomic_load(&s->next));
+			report_cut(s, r);
 		if (!p->read_only) {
 			rc = p->io->ftruncate(p->io->ctx, s->fd, (off_t)len);
 			if (rc)
@@ -332,7 +372,7 @@ uint64_t sb_segment_stream_end(const sb_segment *s)
 	return atomic_load_explicit(&s->stream_end, memory_order_acquire);
 }
 int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
-int64_t sb_segment_last_ts(const sb_segment *s) { return atomic_load_explicit(&s->last_ts, memory_order_relaxed); }
+int64_t sb_segment_max_ts(const sb_segment *s) { return atomic_load_explicit(&s->max_ts, memory_order_relaxed); }
 int sb_segment_fd(const sb_segment *s) { return s->fd; }
 const uint8_t *sb_segment_map(const sb_segment *s) { return s->map; }
 
@@ -405,7 +445,7 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 		}
 	}
 	/* Index entries, then publish. */
-	int64_t ts = 0;
+	int64_t ts = 0, max_ts = atomic_load_explicit(&s->max_ts, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		if (len == SB_SEG_HDR || len - s->last_idx_pos >= s->p->index_interval) {
 			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)len, (uint32_t)(st - s->base_stream)};
@@ -413,6 +453,8 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 				s->last_idx_pos = len;
 		}
 		ts = r[i].timestamp_ns ? r[i].timestamp_ns : now;
+		if (ts > max_ts)
+			max_ts = ts;
 		if (len == SB_SEG_HDR)
 			atomic_store_explicit(&s->first_ts, ts, memory_order_relaxed);
 		len += sb_rec_size(r[i].key_len, r[i].value_len);
@@ -422,7 +464,7 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 	s->idx_dirty = 1;
 	if (!s->writable && len > s->alloc)
 		s->alloc = len;
-	atomic_store_explicit(&s->last_ts, ts, memory_order_relaxed);
+	atomic_store_explicit(&s->max_ts, max_ts, memory_order_relaxed);
 	atomic_store_explicit(&s->stream_end, st, memory_order_release);
 	atomic_store_explicit(&s->len, len, memory_order_release);
 	atomic_store_explicit(&s->next, off, memory_order_release);
@@ -436,7 +478,7 @@ int sb_segment_save_index(sb_segment *s)
 
 	if (s->p->read_only || !s->idx_dirty)
 		return 0;
-	rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len);
+	rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len, sb_segment_max_ts(s));
 	if (!rc)
 		s->idx_dirty = 0;
 	return rc;

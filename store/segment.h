@@ -46,14 +46,22 @@ enum {
 int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_stream, sb_segment **out);
 /*
  * Open an existing segment, checking its records from where the index (if
- * trusted and valid) ends, or from the start. A torn or corrupt tail is cut
- * off (reported; not in read-only mode). SB_ECORRUPT if the header itself is
- * bad. *changed is set to 1 if the index must be saved. *out on success.
+ * trusted and valid) ends, or from the start. A torn or corrupt tail of the
+ * active segment is cut off (reported; not in read-only mode); any segment's
+ * zeros past its records are cut silently. SB_ECORRUPT if the header itself
+ * is bad. *changed is set to 1 if the index must be saved. *out on success.
  */
 int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out);
 /* Unmap and close; with `clean` (active segments) cut the preallocated
  * space, sync and save the index first. Returns the first error. */
 int sb_segment_close(sb_segment *s, int clean);
+/*
+ * After sb_segment_open without SB_SEG_ACTIVE: did the records stop before
+ * the end of the file at something other than zeros? Such a segment is left
+ * as it was; sb_segment_cut() reports and cuts it at its last whole record.
+ */
+int sb_segment_damaged(const sb_segment *s);
+int sb_segment_cut(sb_segment *s);
 /* Close and delete the segment's files. */
 int sb_segment_remove(sb_segment *s);
 
@@ -63,7 +71,7 @@ uint64_t sb_segment_len(const sb_segment *s);        /* acquire */
 uint64_t sb_segment_next(const sb_segment *s);       /* acquire */
 uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
 int64_t sb_segment_first_ts(const sb_segment *s);
-int64_t sb_segment_last_ts(const sb_segment *s);
+int64_t sb_segment_max_ts(const sb_segment *s);   /* largest record timestamp */
 int sb_segment_fd(const sb_segment *s);
 const uint8_t *sb_segment_map(const sb_segment *s);
 

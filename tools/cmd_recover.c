@@ -18,7 +18,7 @@
 #include "sb_store.h"
 
 static const char help[] =
-	"usage: streambus recover LOG_DIR [TOPIC]\n"
+	"usage: streambus recover [--cut] LOG_DIR [TOPIC]\n"
 	"\n"
 	"Repair LOG_DIR after a crash exactly as mounting it would: cut torn or\n"
 	"corrupt tails back to the last whole record and rebuild missing or stale\n"
@@ -27,6 +27,11 @@ static const char help[] =
 	"The whole store is opened (and so recovered) even when TOPIC is given;\n"
 	"TOPIC only checks that the topic exists.\n"
 	"\n"
+	"Damage before the tail of a log (a corrupt record or segment header with\n"
+	"synced segments after it: bit rot, not a torn write) is only reported, and\n"
+	"the store refuses to open that topic: nothing synced is deleted unasked.\n"
+	"\n"
+	"  --cut         cut such a log at the damage, removing what follows it\n"
 	"  -h, --help    this help\n"
 	"\n"
 	"Exit status: 0 done (changed or not), 2 usage error, LOG_DIR in use, or\n"
@@ -52,13 +57,14 @@ int sb_cmd_recover(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"cut", no_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *cmd = "recover", *dir, *topic = NULL;
 	sb_store_options o;
 	sb_store *s = NULL;
 	rstate st = {0};
-	int opt, rc, status = SB_EXIT_ERROR;
+	int opt, rc, cut = 0, status = SB_EXIT_ERROR;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -66,6 +72,9 @@ int sb_cmd_recover(int argc, char **argv)
 		case 'h':
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+		case 'c':
+			cut = 1;
+			break;
 		default:
 			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
@@ -90,6 +99,7 @@ int sb_cmd_recover(int argc, char **argv)
 	}
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
+	o.repair = cut;
 	o.report = on_report;
 	o.report_arg = &st;
 	rc = sb_store_open(dir, &o, &s);
