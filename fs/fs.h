@@ -43,7 +43,10 @@ typedef struct sbfs_tentry {
 	uint32_t id;            /* immutable */
 	sbfs_topic *t;          /* guarded by sbfs.tlock (replaced when re-created) */
 	int removed;            /* guarded by sbfs.tlock */
-	pthread_mutex_t wlock;  /* serializes appends and deletes of this topic */
+	pthread_mutex_t wlock;  /* serializes deletes (rm, rmdir, drops) and restores */
+	/* appends: shared for one append call (the store orders those itself and
+	 * commits them in groups), exclusive for a write() split into several */
+	pthread_rwlock_t alock;
 	/* rm'ed records [start, hide_before) are hidden at once and dropped from
 	 * the store by the notifier (one persisted delete for a whole rm -r);
 	 * written under wlock, read anywhere */

@@ -217,23 +217,34 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* ---- writing .log -------------------------------------------------------------- */
 
-/* Append recs[0..n) as few batches as the backend allows (te->wlock held). */
-static int append_lines(sbfs *fs, sbfs_topic *t, const sbfs_rec *recs, size_t n)
+/* Append recs[0..n) in as few batches as the backend allows, none of
+ * another writer's records between them. */
+static int append_lines(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const sbfs_rec *recs,
+			size_t n)
 {
 	size_t max = fs->b->ops->batch_max(t), ovh = fs->b->ops->record_overhead(t);
-	size_t i = 0;
-	while (i < n) {
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ovh + recs[i].value_len;
+	if (n == 1 || total <= max) {
+		pthread_rwlock_rdlock(&te->alock);
+		int rc = fs->b->ops->append(t, recs, n, NULL);
+		pthread_rwlock_unlock(&te->alock);
+		return rc;
+	}
+	int rc = 0;
+	pthread_rwlock_wrlock(&te->alock);
+	for (size_t i = 0; i < n && rc == 0;) {
 		size_t j = i, bytes = 0;
 		while (j < n && (j == i || bytes + ovh + recs[j].value_len <= max)) {
 			bytes += ovh + recs[j].value_len;
 			j++;
 		}
-		int rc = fs->b->ops->append(t, recs + i, j - i, NULL);
-		if (rc)
-			return rc;
+		rc = fs->b->ops->append(t, recs + i, j - i, NULL);
 		i = j;
 	}
-	return 0;
+	pthread_rwlock_unlock(&te->alock);
+	return rc;
 }
 
 /* Append the write's complete lines (h->lock held). 0 or -errno; on failure
@@ -307,9 +318,7 @@ static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
 		k++;
 		p = nl + 1;
 	}
-	pthread_mutex_lock(&h->te->wlock);
-	rc = append_lines(fs, t, recs, k);
-	pthread_mutex_unlock(&h->te->wlock);
+	rc = append_lines(fs, h->te, t, recs, k);
 	if (rc == 0) {
 		memcpy(h->part, last + 1, tail);
 		h->plen = tail;
@@ -326,9 +335,9 @@ int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 	if (!h->plen)
 		return 0;
 	sbfs_rec r = { .value = h->part, .value_len = (uint32_t)h->plen };
-	pthread_mutex_lock(&h->te->wlock);
+	pthread_rwlock_rdlock(&h->te->alock);
 	int rc = fs->b->ops->append(sbfs_topic_handle(fs, h->te), &r, 1, NULL);
-	pthread_mutex_unlock(&h->te->wlock);
+	pthread_rwlock_unlock(&h->te->alock);
 	if (rc == 0) {
 		h->plen = 0;
 		sbfs_notify_kick(fs);

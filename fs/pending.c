@@ -251,21 +251,26 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	}
 	sbfs_tentry *te = p->te;
 	int rc;
-	pthread_mutex_lock(&te->wlock);
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
-	if (p->digits && p->committed)
+	if (p->digits && p->committed) {
 		rc = -EPERM; /* that offset is taken now: by this file's first record */
-	else if (p->digits) {
+	} else if (p->digits) {
+		pthread_mutex_lock(&te->wlock);
 		/* an emptied topic may start anew: the store must know it is empty */
 		rc = sbfs_drop_hidden_locked(fs, te, t, 1);
-		if (rc == 0)
+		if (rc == 0) {
+			pthread_rwlock_rdlock(&te->alock);
 			rc = fs->b->ops->append_at(t, p->at, &r, 1);
+			pthread_rwlock_unlock(&te->alock);
+		}
+		pthread_mutex_unlock(&te->wlock);
 		if (rc == -EINVAL)
 			rc = -EPERM;
 	} else {
+		pthread_rwlock_rdlock(&te->alock);
 		rc = fs->b->ops->append(t, &r, 1, NULL);
+		pthread_rwlock_unlock(&te->alock);
 	}
-	pthread_mutex_unlock(&te->wlock);
 	if (rc == 0) {
 		p->base += p->len;
 		p->len = 0;

@@ -135,10 +135,12 @@ static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry *
 	e->id = id;
 	e->t = t;
 	pthread_mutex_init(&e->wlock, NULL);
+	pthread_rwlock_init(&e->alock, NULL);
 	pthread_mutex_init(&e->pinlock, NULL);
 	int rc = tab_put(fs, e);
 	if (rc) {
 		pthread_mutex_destroy(&e->wlock);
+		pthread_rwlock_destroy(&e->alock);
 		pthread_mutex_destroy(&e->pinlock);
 		free(e->name);
 		free(e);
@@ -191,6 +193,7 @@ void sbfs_fini(sbfs *fs)
 		if (!e)
 			continue;
 		pthread_mutex_destroy(&e->wlock);
+		pthread_rwlock_destroy(&e->alock);
 		pthread_mutex_destroy(&e->pinlock);
 		free(e->rbase);
 		free(e->roff);
