@@ -230,6 +230,9 @@ static void print_text(const sb_bench_cfg *c, const char *fs, const sb_bench_val
 	       c->quick ? " (--quick)" : "", c->records, c->dir, fs);
 	printf("%d CPUs online; load average %.2f at start, %.2f at end (other work on the machine skews figures)\n",
 	       (int)sysconf(_SC_NPROCESSORS_ONLN), c->load[0], c->load[1]);
+	if (c->load[0] > sysconf(_SC_NPROCESSORS_ONLN) * 0.75 || c->load[1] > sysconf(_SC_NPROCESSORS_ONLN) * 0.75)
+		printf("WARNING: the machine was busy with other work (load average near or above the CPU count):\n"
+		       "         timings are inflated and noisy; rerun on an idle machine for figures to quote\n");
 	printf("allocation counting: %s; MB = 10^6 bytes; \"vs LevelDB\" > 1 means ours is better\n\n",
 	       sb_bench_alloc_available() ? "malloc/calloc/realloc calls, all threads" : "n/a (sanitizer build)");
 	for (int f = 0; f < SB_FIG_COUNT; f++) {
