@@ -405,6 +405,7 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 	}
 	ini_allow_multiline = false; /* an indented key is a key, not a continuation */
 	ini_inline_comment_prefixes = (char *)";#"; /* key = 1  # why */
+	ini_max_line = PATH_MAX + 64;  /* a long path on one line */
 	file_ctx x = { .c = c, .f = f, .s = { .file = path, .dir = dir, .line = 0 },
 		       .err = err };
 	int rc = ini_parse_stream(reader, &x, handler, &x);

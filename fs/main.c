@@ -69,7 +69,17 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	sbfs fs;
 	int fs_inited = 0, mounted = 0, handlers = 0;
 
-	int rc = sbfs_backend_store_open(cfg, &b);
+	struct stat st;
+	int rc;
+	if (stat(cfg->mountpoint, &st) != 0) {
+		sbfs_log("mountpoint %s: %s", cfg->mountpoint, strerror(errno));
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		sbfs_log("mountpoint %s: not a directory", cfg->mountpoint);
+		goto out;
+	}
+	rc = sbfs_backend_store_open(cfg, &b);
 	if (rc) {
 		if (sbfs_err_is_locked(rc))
 			sbfs_log("%s: in use by another process (the store is locked)", cfg->log_dir);
@@ -116,15 +126,6 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 		goto out;
 	}
 	handlers = 1;
-	struct stat st;
-	if (stat(cfg->mountpoint, &st) != 0) {
-		sbfs_log("mountpoint %s: %s", cfg->mountpoint, strerror(errno));
-		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		sbfs_log("mountpoint %s: not a directory", cfg->mountpoint);
-		goto out;
-	}
 	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
 		sbfs_log("cannot mount on %s", cfg->mountpoint);
 		goto out;
