@@ -119,6 +119,23 @@ sb_unmount_dir() {
 	return 0
 }
 
+# sb_check_sanitizer: with SB_INTEGRATION_ASAN, fail on every sanitizer
+# report the daemons wrote since the last look (named with the case and the
+# daemon's mount arguments).
+sb_check_sanitizer() {
+	local f pid what
+	[ -n "$SB_ASAN" ] || return 0
+	for f in "$SB_TMP"/asan.* "$SB_TMP"/ubsan.*; do
+		[ -s "$f" ] || continue
+		case "$f" in *.seen) continue ;; esac
+		pid=${f##*.}
+		what=$(awk -v p="$pid" '$1 == p { $1 = ""; print }' "$SB_TMP/daemons" 2>/dev/null)
+		assert_fail_now "SANITIZER REPORT from daemon $pid (started in:${what:- ?}), $f:"
+		head -60 "$f" >&2
+		mv "$f" "$f.seen"
+	done
+}
+
 # Every mount under $SB_TMP, the last mounted first.
 sb_mounts_under_tmp() {
 	awk -v d="$SB_TMP/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | tac
@@ -143,14 +160,7 @@ sb_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	sb_unmount_all
-	if [ -n "$SB_ASAN" ]; then
-		for f in "$SB_TMP"/asan.* "$SB_TMP"/ubsan.*; do
-			[ -s "$f" ] || continue
-			sb_msg "SANITIZER REPORT ($f):"
-			head -60 "$f" >&2
-			SB_FAILS=$((SB_FAILS + 1))
-		done
-	fi
+	sb_check_sanitizer
 	if grep -q "$SB_TMP" /proc/self/mounts; then
 		sb_msg "cleanup: something is still mounted under $SB_TMP; not removing it"
 		grep "$SB_TMP" /proc/self/mounts >&2
@@ -217,6 +227,7 @@ sb_mount() {
 	fi
 	[ -n "$SB_PID" ] && sb_alive "$SB_PID" || sb_die "sb_mount: mounted, but no daemon process found"
 	SB_PIDS+=("$SB_PID")
+	echo "$SB_PID case '$SB_CASE', args: $*" >>"$SB_TMP/daemons"
 }
 
 # sb_bg CMD...: exec CMD with SIGINT/SIGQUIT back to default (bash starts
@@ -238,6 +249,7 @@ sb_mount_fg() {
 	sb_bg "$SB_BIN" -f "$@" "$SB_LOG" "$SB_MNT" >"$out" 2>&1 </dev/null &
 	SB_PID=$!
 	SB_PIDS+=("$SB_PID")
+	echo "$SB_PID case '$SB_CASE', args: -f $*" >>"$SB_TMP/daemons"
 	local deadline=$((SECONDS + 10 * SB_SLOW))
 	while ! sb_is_mounted "$SB_MNT"; do
 		if ! sb_alive "$SB_PID"; then
@@ -273,6 +285,7 @@ sb_umount() {
 	fi
 	[ -n "$p" ] && wait "$p" 2>/dev/null
 	SB_PID=""
+	sb_check_sanitizer
 }
 
 # sb_remount [args...]: unmount and mount again.
