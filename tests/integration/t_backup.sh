@@ -67,6 +67,9 @@ out=$(t rsync -a -i --stats "$M/" "$SB_TMP/bk/" 2>&1); rc=$?
 assert_eq 0 "$rc" "second rsync exit status"
 assert_eq "0" "$(sed -n 's/^Number of regular files transferred: \([0-9,]*\).*/\1/p' <<<"$out")" "second rsync: regular files transferred"
 assert_eq "" "$(grep '^>f' <<<"$out")" "second rsync: no file itemized as transferred"
+sb_remount
+out=$(t rsync -a -i --stats "$M/" "$SB_TMP/bk/" 2>&1)
+assert_eq "0" "$(sed -n 's/^Number of regular files transferred: \([0-9,]*\).*/\1/p' <<<"$out")" "rsync after a remount: regular files transferred (mtimes and sizes kept)"
 assert_sh_ok 'echo one-more >> "$1"' "$M/orders/.log"
 out=$(t rsync -a -i --stats "$M/" "$SB_TMP/bk/" 2>&1)
 assert_eq "1" "$(sed -n 's/^Number of regular files transferred: \([0-9,]*\).*/\1/p' <<<"$out")" "rsync after one append transfers one file"
@@ -90,4 +93,8 @@ mkdir "$SB_TMP/xl"
 tar -C "$SB_TMP/xl" -xf "$SB_TMP/l.tar"
 assert_true 't cmp "$M/orders/.log" "$SB_TMP/xl/orders/.log"' ".log in the tar equals .log"
 assert_eq $((N + 2)) "$(t find "$M/orders" -type f | wc -l)" "find sees the records and .log"
+assert_ok tar -C "$M" --sparse -cf "$SB_TMP/ls.tar" orders
+mkdir "$SB_TMP/xls"
+tar -C "$SB_TMP/xls" -xf "$SB_TMP/ls.tar"
+assert_true 't cmp "$M/orders/.log" "$SB_TMP/xls/orders/.log"' ".log through tar --sparse equals .log (its st_blocks honest too)"
 sb_umount

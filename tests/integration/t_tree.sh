@@ -108,10 +108,14 @@ assert_eq $((sum + 6)) "$(t stat -c %s "$SB_MNT/orders/.log")" "size of .log gre
 
 case_ "inode numbers: distinct, and stable across remount"
 ino1=$(cd "$SB_MNT" && t stat -c '%n %i' orders orders/.log orders/0* a Z9 x.y)
+times1=$(cd "$SB_MNT" && t stat -c '%n %s %Y %Z' orders/0*)
+xts1=$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$SB_MNT/orders/$(rec 12)")
 assert_eq "$(echo "$ino1" | wc -l)" "$(echo "$ino1" | awk '{print $2}' | sort -u | wc -l)" "all inode numbers distinct"
 sb_remount
 ino2=$(cd "$SB_MNT" && t stat -c '%n %i' orders orders/.log orders/0* a Z9 x.y)
 assert_eq "$ino1" "$ino2" "inode numbers after remount"
+assert_eq "$times1" "$(cd "$SB_MNT" && t stat -c '%n %s %Y %Z' orders/0*)" "record sizes and times after remount"
+assert_eq "$xts1" "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$SB_MNT/orders/$(rec 12)")" "user.streambus.timestamp after remount"
 
 case_ "extended attributes of a record"
 b0=$(python3 -c 'import time; print(time.time_ns())')
