@@ -43,6 +43,21 @@ assert_eq OK "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND); os.
 assert_eq 9 "$(sb_count "$M/w")" "records after one write of 4 lines"
 assert_file_eq "$M/w/00000000000000000008" $'x4\n' "record 8"
 
+case_ "an empty line is a record too; echo -n appends its bytes at close"
+mkdir "$M/e"
+assert_sh_ok 'printf "a\n\nb\n" >> "$1"' "$M/e/.log"
+assert_eq 3 "$(sb_count "$M/e")" "records of a, empty line, b"
+assert_file_eq "$M/e/00000000000000000001" $'\n' "the empty line's record"
+assert_sh_ok 'echo -n tail-no-newline >> "$1"' "$M/e/.log"
+assert_file_eq "$M/e/00000000000000000003" 'tail-no-newline' "echo -n: the bytes without a newline, appended at close"
+
+case_ "touch of a new name appends an empty record"
+assert_ok touch "$M/e/empty"
+assert_eq 5 "$(sb_count "$M/e")" "records after touch"
+assert_eq "0 0" "$(t stat -c '%s %b' "$M/e/00000000000000000004")" "size and blocks of the empty record"
+assert_eq empty "$(t getfattr --absolute-names --only-values -n user.streambus.key "$M/e/00000000000000000004" 2>&1)" "key of the touched name"
+assert_fail_with ENOENT stat "$M/e/empty"
+
 case_ "a trailing partial line waits for the rest from the same open file"
 out=$(t python3 - "$L" "$M/w" <<'EOF'
 import os, sys
