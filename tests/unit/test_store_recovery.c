@@ -392,34 +392,51 @@ static void middle_damage(int in_record)
 	close_store();
 	int n = uf_list_suffix(tdir, ".seg", &names);
 	cr_assert_gt(n, 8);
-	/* a byte of the header, or of the second record's payload */
+	uint64_t base3;
+	cr_assert_eq(sb_seg_name_parse(names[3], ".seg", &base3), 0);
+	/* a byte of the header, or of a record's payload near the start */
 	cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), tdir, names[3]),
 				  in_record ? SB_SEG_HDR + 400 : 10, 0x01), 0);
 	if (in_record)
 		uf_remove_suffix(tdir, ".idx"); /* and the index must be rebuilt */
+	/* sb_store.h: the open is refused, nothing is deleted */
 	int rc = ut_open(env.store, &C, NULL, &S);
-	cr_expect(rc == 0 || rc == SB_ECORRUPT, "open: %s", sb_strerror(rc));
+	cr_expect_eq(rc, SB_ECORRUPT, "open of a log damaged before its tail: %s",
+		     sb_strerror(rc));
+	if (rc == 0)
+		sb_store_close(S);
+	S = NULL;
 	int lost = 0;
-	for (int i = 4; i < n; i++)
+	for (int i = 0; i < n; i++)
 		lost += !uf_exists(uf_join(p, sizeof(p), tdir, names[i]));
-	cr_expect_eq(lost, 0, "recovery deleted %d healthy segments after the damaged one "
-		     "(%d segments before)", lost, n);
-	if (rc == 0) {
-		cr_assert_eq(sb_store_get(S, "t", &L), 0);
-		cr_expect_eq(sb_log_next(L), 400, "next %llu: records after the damage dropped",
-			     (unsigned long long)sb_log_next(L));
-	} else {
-		S = NULL;
-	}
+	cr_expect_eq(lost, 0, "recovery deleted %d segments (%d before)", lost, n);
+	/* with `repair` the log is cut at the damage, as after a torn write */
+	sb_store_options o;
+	sb_store_options_default(&o);
+	o.defaults = C;
+	o.no_flusher = 1;
+	o.repair = 1;
+	rc = sb_store_open(env.store, &o, &S);
+	cr_assert_eq(rc, 0, "repair open: %s", sb_strerror(rc));
+	cr_assert_eq(sb_store_get(S, "t", &L), 0);
+	uint64_t next = sb_log_next(L);
+	if (in_record)
+		cr_expect(next >= base3 && next < base3 + 10, "cut at %llu, damage near %llu",
+			  (unsigned long long)next, (unsigned long long)base3);
+	else
+		cr_expect_eq(next, base3, "cut at %llu, damaged segment %llu",
+			     (unsigned long long)next, (unsigned long long)base3);
+	expect_intact(next, "after repair");
+	append_continues(next);
 	uf_list_free(names, n);
 }
 
-Test(recovery, corrupt_middle_segment_header_deletes_no_later_segment)
+Test(recovery, corrupt_middle_segment_header_is_refused_then_repaired)
 {
 	middle_damage(0);
 }
 
-Test(recovery, corrupt_record_in_a_middle_segment_deletes_no_later_segment)
+Test(recovery, corrupt_record_in_a_middle_segment_is_refused_then_repaired)
 {
 	middle_damage(1);
 }
