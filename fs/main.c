@@ -145,7 +145,7 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 		sbfs_log_to_syslog(1);
 		report(ready_fd, 0);
 	}
-	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	struct fuse_loop_config lc = { .clone_fd = 1, .max_idle_threads = 10 };
 	rc = fuse_session_loop_mt(se, &lc);
 	ret = rc < 0 ? 1 : 0;
 	sbfs_notify_stop(&fs);

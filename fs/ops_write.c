@@ -136,6 +136,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return sbfs_reply_err(req, -ENOMEM);
 		h->offset = off;
 		fi->keep_cache = 1; /* a record never changes */
+		fi->noflush = 1;    /* nothing to do at close: one request less */
 		break;
 	}
 	case K_LOG:
@@ -163,6 +164,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->wpos = (fi->flags & O_TRUNC) ? 0 : bd.stream_end - h->base;
 		/* positions are relative to this open's start: no shared page cache */
 		fi->direct_io = 1;
+		fi->noflush = acc == O_RDONLY;
 		break;
 	case K_PENDING: {
 		sbfs_pending *p;
