@@ -45,7 +45,7 @@ const char *sb_store_dir(const sb_store *s)
 	return s->dir;
 }
 
-/* Index of the first topic with name >= name ([mu]). */
+/* Index of the first topic with name >= name ([mu]); see find_exact. */
 static size_t find_pos(const sb_store *s, const char *name)
 {
 	size_t lo = 0, hi = s->ntopics;
@@ -58,6 +58,14 @@ static size_t find_pos(const sb_store *s, const char *name)
 			hi = mid;
 	}
 	return lo;
+}
+
+/* Index of topic `name`, or s->ntopics if there is none ([mu]). */
+static size_t find_exact(const sb_store *s, const char *name)
+{
+	size_t at = find_pos(s, name);
+
+	return at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0 ? at : s->ntopics;
 }
 
 static int grow(sb_log ***arr, size_t *cap, size_t n)
@@ -171,6 +179,28 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+/* Close every topic (the first error is returned), release the lock, free. */
+static int store_free(sb_store *s)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < s->ntopics; i++) {
+		int r = sb_log_close(s->topics[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	for (size_t i = 0; i < s->ndead; i++)
+		sb_log_close(s->dead[i]);
+	free(s->topics);
+	free(s->dead);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return rc;
+}
+
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 {
 	sb_store_options dflt;
@@ -232,21 +262,12 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 	*out = s;
 	return 0;
 out_free:
-	for (size_t i = 0; i < s->ntopics; i++)
-		sb_log_close(s->topics[i]);
-	free(s->topics);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
-	pthread_mutex_destroy(&s->mu);
-	pthread_cond_destroy(&s->cv);
-	free(s);
+	store_free(s);
 	return rc;
 }
 
 int sb_store_close(sb_store *s)
 {
-	int rc = 0;
-
 	if (!s)
 		return 0;
 	if (s->flusher_on) {
@@ -256,21 +277,7 @@ int sb_store_close(sb_store *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->flusher, NULL);
 	}
-	for (size_t i = 0; i < s->ntopics; i++) {
-		int r = sb_log_close(s->topics[i]);
-		if (r && !rc)
-			rc = r;
-	}
-	for (size_t i = 0; i < s->ndead; i++)
-		sb_log_close(s->dead[i]);
-	free(s->topics);
-	free(s->dead);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
-	pthread_mutex_destroy(&s->mu);
-	pthread_cond_destroy(&s->cv);
-	free(s);
-	return rc;
+	return store_free(s);
 }
 
 int sb_store_create(sb_store *s, const char *name)
@@ -284,8 +291,7 @@ int sb_store_create(sb_store *s, const char *name)
 	if (s->opt.read_only)
 		return -EROFS;
 	pthread_mutex_lock(&s->mu);
-	size_t at = find_pos(s, name);
-	if (at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0) {
+	if (find_exact(s, name) < s->ntopics) {
 		rc = -EEXIST;
 		goto out_unlock;
 	}
@@ -310,8 +316,8 @@ int sb_store_remove(sb_store *s, const char *name)
 	if (s->opt.read_only)
 		return -EROFS;
 	pthread_mutex_lock(&s->mu);
-	size_t at = find_pos(s, name);
-	if (at >= s->ntopics || strcmp(sb_log_name(s->topics[at]), name) != 0) {
+	size_t at = find_exact(s, name);
+	if (at == s->ntopics) {
 		rc = -ENOENT;
 		goto out_unlock;
 	}
@@ -336,8 +342,8 @@ int sb_store_get(sb_store *s, const char *name, sb_log **out)
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&s->mu);
-	size_t at = find_pos(s, name);
-	if (at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0) {
+	size_t at = find_exact(s, name);
+	if (at < s->ntopics) {
 		*out = s->topics[at];
 		rc = 0;
 	}
