@@ -67,6 +67,16 @@ assert_true '[ -d "$SB_TMP/repo/data/t" ]' "the example keeps its logs in ./data
 sb_umount
 SB_MNT=$saved_mnt
 
+case_ "no mount.ini and no paths: the defaults ./data on ./mnt"
+mkdir -p "$SB_TMP/bare/data" "$SB_TMP/bare/mnt"
+saved_mnt=$SB_MNT
+SB_MNT=$SB_TMP/bare/mnt
+SB_MOUNT_CWD=$SB_TMP/bare SB_MOUNT_PATHS=0 sb_mount
+assert_sh_ok 'mkdir "$1/dflt" && echo d >> "$1/dflt/.log"' "$SB_MNT"
+assert_true '[ -d "$SB_TMP/bare/data/dflt" ]' "the default log dir is ./data"
+sb_umount
+SB_MNT=$saved_mnt
+
 case_ "paths on the command line win over mount.ini"
 mkdir -p "$SB_TMP/otherlog" "$SB_TMP/othermnt"
 ini=$(sb_ini paths.ini <<EOF
