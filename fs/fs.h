@@ -32,7 +32,7 @@
 
 /* Kernel cache lifetimes, seconds. */
 #define SBFS_TTL_DIR 1.0
-#define SBFS_TTL_REC 1.0
+#define SBFS_TTL_REC 10.0  /* a record never changes; retention invalidates */
 #define SBFS_TTL_LOG 0.0   /* .log: every fstat asks (tail -f polls it) */
 
 enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING };
@@ -59,7 +59,7 @@ typedef struct sbfs_tentry {
 	uint64_t *rbase, *roff;
 	size_t nreaders, rcap;
 	/* the notifier thread's alone */
-	uint64_t seen_start, seen_end;
+	uint64_t seen_start, seen_end, seen_off;
 	int seen_removed;
 } sbfs_tentry;
 

@@ -17,6 +17,7 @@
 
 #define COALESCE_NS (10 * 1000 * 1000)
 #define PERIOD_NS (1000LL * 1000 * 1000)
+#define INVAL_MAX 100000 /* names invalidated per topic and pass; older ones time out */
 
 static int64_t mono_ns(void)
 {
@@ -53,8 +54,23 @@ static void scan(sbfs *fs)
 		if (!removed)
 			bd.stream_start = sbfs_log_base(te, &bd);
 		if (removed == te->seen_removed && bd.stream_start == te->seen_start &&
-		    bd.stream_end == te->seen_end)
+		    bd.stream_end == te->seen_end && (removed || bd.start == te->seen_off))
 			continue;
+		if (!removed && bd.start > te->seen_off) {
+			/* records gone by retention (or rm, whose dentries the kernel
+			 * dropped already): no cached name may outlive them */
+			uint64_t from = te->seen_off;
+			if (bd.start - from > INVAL_MAX)
+				from = bd.start - INVAL_MAX;
+			char name[21];
+			for (uint64_t o = from; o < bd.start; o++) {
+				sbfs_fmt_offset(name, o);
+				fuse_lowlevel_notify_inval_entry(fs->se, sbfs_ino(te->id, SBFS_L_DIR),
+								 name, 20);
+			}
+		}
+		if (!removed)
+			te->seen_off = bd.start;
 		te->seen_removed = removed;
 		te->seen_start = bd.stream_start;
 		te->seen_end = bd.stream_end;
@@ -114,6 +130,7 @@ int sbfs_notify_start(sbfs *fs)
 			if (!v[i]->seen_removed)
 				sbfs_bounds_of(fs, v[i], t, &bd);
 			v[i]->seen_start = bd.stream_start;
+			v[i]->seen_off = bd.start;
 			v[i]->seen_end = bd.stream_end;
 		}
 		free(v);

@@ -71,7 +71,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return reply_entry(req, &st, 0);
 	uint64_t off;
 	if (sbfs_parse_offset(name, &off) == 0 && sbfs_attr_record(fs, te, off, &st) == 0)
-		return reply_entry(req, &st, SBFS_TTL_REC);
+		/* the notifier invalidates 20-digit names only: other spellings
+		 * (orders/42) are cached briefly */
+		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0);
 	/* no negative caching: the record may be appended any moment */
 	sbfs_reply_err(req, -ENOENT);
 }
