@@ -94,20 +94,23 @@ static inline uint32_t key_of(const sb_idx_entry *e, int by_stream)
 int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entry *e)
 {
 	size_t n = sb_index_count(ix);
-	size_t lo = 0, hi = n; /* find the first entry with key > rel, in [lo, hi) */
+	const sb_idx_entry *b = ix->e;
 
-	if (!n || key_of(&ix->e[0], by_stream) > rel)
+	if (!n || key_of(&b[0], by_stream) > rel)
 		return -ENOENT;
-	if (n > TAIL_ENTRIES && key_of(&ix->e[n - TAIL_ENTRIES], by_stream) <= rel)
-		lo = n - TAIL_ENTRIES;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (key_of(&ix->e[mid], by_stream) <= rel)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (n > TAIL_ENTRIES && key_of(&b[n - TAIL_ENTRIES], by_stream) <= rel) {
+		b += n - TAIL_ENTRIES;
+		n = TAIL_ENTRIES;
 	}
-	*e = ix->e[lo - 1];
+	/* Branchless: keep key(b[0]) <= rel and the answer in [b, b + n). The
+	 * compiler turns the select into a conditional move, so the search
+	 * costs one load per step and no mispredicted branches. */
+	while (n > 1) {
+		size_t half = n / 2;
+		b = key_of(&b[half], by_stream) <= rel ? b + half : b;
+		n -= half;
+	}
+	*e = *b;
 	return 0;
 }
 
