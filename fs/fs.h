@@ -92,7 +92,7 @@ typedef struct sbfs_fh {
 	sbfs_tentry *te;
 	uint64_t offset;        /* K_RECORD */
 	uint64_t base;          /* K_LOG: stream_start at open; positions are relative */
-	pid_t opener;           /* writers: the process that opened it; its close is the end */
+	pid_t opener;           /* the thread that opened it: its process's close is the end */
 	/* K_LOG writers */
 	pthread_mutex_t lock;   /* guards everything below */
 	int writer, append;

@@ -41,7 +41,9 @@ static int is_opener(fuse_req_t req, const sbfs_fh *h)
 	pid_t pid = fuse_req_ctx(req)->pid;
 	if (pid == 0 || h->opener == 0 || pid == h->opener)
 		return 1; /* 0: not in our pid namespace; cannot tell */
-	return tgid_of(pid) == h->opener;
+	/* another thread of the opener's process? (if the opening thread is
+	 * gone, this says no, and the release appends instead) */
+	return tgid_of(pid) == tgid_of(h->opener);
 }
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -83,7 +85,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return sbfs_reply_err(req, -ENOMEM);
 	}
 	h->p = p;
-	h->opener = tgid_of(fuse_req_ctx(req)->pid);
+	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);
@@ -182,8 +184,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	default:
 		return sbfs_reply_err(req, -ENOENT);
 	}
-	if (h->writer || h->kind == K_PENDING)
-		h->opener = tgid_of(fuse_req_ctx(req)->pid);
+	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
