@@ -43,6 +43,10 @@ typedef struct sbfs_tentry {
 	uint32_t id;            /* immutable */
 	sbfs_topic *t;          /* guarded by sbfs.tlock (replaced when re-created) */
 	int removed;            /* guarded by sbfs.tlock */
+	/* when this mount first saw the topic (or it was re-created): the
+	 * directory's ctime, which appends do not move, so that tar does not
+	 * see "file changed" through attributes cached a moment too long */
+	int64_t born_ns;        /* guarded by sbfs.tlock */
 	pthread_mutex_t wlock;  /* serializes deletes (rm, rmdir, drops) and restores */
 	/* appends: shared for one append call (the store orders those itself and
 	 * commits them in groups), exclusive for a write() split into several */

@@ -52,6 +52,13 @@ static uint32_t name_id(const char *name)
 	return id ? id : 1;
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static uint32_t next_id(uint32_t id)
 {
 	return id == SBFS_ID_MAX ? 1 : id + 1;
@@ -120,8 +127,10 @@ static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry *
 	uint32_t id;
 	sbfs_tentry *e = tab_find_name(fs, name, &id);
 	if (e) {
-		if (e->t != t)
+		if (e->t != t) {
 			atomic_store(&e->hide_before, 0); /* a new topic of that name */
+			e->born_ns = now_ns();
+		}
 		e->t = t;
 		e->removed = 0;
 		*out = e;
@@ -134,6 +143,7 @@ static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry *
 	}
 	e->id = id;
 	e->t = t;
+	e->born_ns = now_ns();
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_rwlock_init(&e->alock, NULL);
 	pthread_mutex_init(&e->pinlock, NULL);
@@ -170,9 +180,7 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	memset(fs, 0, sizeof *fs);
 	fs->cfg = cfg;
 	fs->b = b;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	fs->mount_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	fs->mount_ns = now_ns();
 	pthread_rwlock_init(&fs->tlock, NULL);
 	pthread_mutex_init(&fs->plock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
@@ -452,6 +460,11 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR | 0777);
 	set_times(st, bd.mtime_ns);
+	pthread_rwlock_rdlock(&fs->tlock);
+	int64_t born = te->born_ns;
+	pthread_rwlock_unlock(&fs->tlock);
+	st->st_ctim.tv_sec = born / 1000000000;
+	st->st_ctim.tv_nsec = born % 1000000000;
 	return 0;
 }
 
