@@ -556,6 +556,8 @@ static int check_all(sbfs_config *c, const int log_line[NLOGKEYS], char **err)
 		if (line > 0)
 			rc = asprintf(err, "%s:%d: key '%s': bad value: %s", c->config_path, line,
 				      log_keys[k], why ? why : "invalid");
+		else if (line < 0)
+			rc = asprintf(err, "-o %s: bad value: %s", log_keys[k], why ? why : "invalid");
 		else
 			rc = asprintf(err, "[log] %s%s: bad value: %s", k >= 0 ? "key " : "settings",
 				      k >= 0 ? log_keys[k] : "", why ? why : "invalid");
@@ -674,6 +676,13 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 		free(copy);
 		if (rc)
 			goto fail;
+		/* a [log] key from -o: a bad combination is -o's, not the file's */
+		for (int k = 0; k < NLOGKEYS; k++) {
+			char *hit = strstr(opts[i], log_keys[k]);
+			size_t kl = strlen(log_keys[k]);
+			if (hit && (hit == opts[i] || hit[-1] == ',') && hit[kl] == '=')
+				log_line[k] = -1;
+		}
 	}
 	if (check_all(c, log_line, err))
 		goto fail;
