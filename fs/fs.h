@@ -88,6 +88,10 @@ typedef struct sbfs {
 	int stop, kick;
 	pthread_t notifier;
 	int notifier_started;
+
+	pthread_mutex_t slock;  /* guards closed, close_rc */
+	int closed;             /* sbfs_shutdown done: b is gone */
+	int close_rc;
 } sbfs;
 
 /* An open file or directory (fuse_file_info.fh). */
@@ -114,6 +118,10 @@ typedef struct sbfs_fh {
 
 /* ---- tree.c ---- */
 int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b);
+/* Stop the notifier, append or drop what is pending, drop rm'ed records and
+ * close the backend (releasing its lock). Once; returns the close's result.
+ * Only while no request is being served (after the loop). */
+int sbfs_shutdown(sbfs *fs);
 void sbfs_fini(sbfs *fs);
 fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);

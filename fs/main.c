@@ -148,27 +148,20 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	struct fuse_loop_config lc = { .clone_fd = 1, .max_idle_threads = 10 };
 	rc = fuse_session_loop_mt(se, &lc);
 	ret = rc < 0 ? 1 : 0;
-	sbfs_notify_stop(&fs);
 out:
-	if (fs_inited)
-		sbfs_notify_stop(&fs);
+	/* no request is being served now; after a signal the mount is still
+	 * there: close the store first, so that once the mount is gone the
+	 * log directory is free (the kernel sends no DESTROY to wait for) */
+	if (fs_inited && sbfs_shutdown(&fs))
+		ret = 1;
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
 		fuse_remove_signal_handlers(se);
 	if (se)
 		fuse_session_destroy(se);
-	if (fs_inited) {
-		sbfs_pending_free_all(&fs);
-		sbfs_drop_all_hidden(&fs);
-	}
-	if (b) {
-		rc = b->ops->close(b);
-		if (rc) {
-			sbfs_log("closing the store: %s", sbfs_strerror(rc));
-			ret = 1;
-		}
-	}
+	if (!fs_inited && b)
+		b->ops->close(b);
 	if (fs_inited)
 		sbfs_fini(&fs);
 	free(fsname);

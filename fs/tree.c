@@ -185,6 +185,7 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	pthread_mutex_init(&fs->plock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
+	pthread_mutex_init(&fs->slock, NULL);
 	fs->next_pending = 2;
 	/* in name order, so colliding ids probe the same way at every mount */
 	reg_ctx x = { fs, 0 };
@@ -215,6 +216,25 @@ void sbfs_fini(sbfs *fs)
 	pthread_mutex_destroy(&fs->plock);
 	pthread_mutex_destroy(&fs->nlock);
 	pthread_cond_destroy(&fs->ncond);
+	pthread_mutex_destroy(&fs->slock);
+}
+
+int sbfs_shutdown(sbfs *fs)
+{
+	pthread_mutex_lock(&fs->slock);
+	if (!fs->closed) {
+		sbfs_notify_stop(fs);
+		sbfs_pending_free_all(fs);
+		sbfs_drop_all_hidden(fs);
+		fs->close_rc = fs->b->ops->close(fs->b);
+		fs->b = NULL;
+		fs->closed = 1;
+		if (fs->close_rc)
+			sbfs_log("closing the store: %s", sbfs_strerror(fs->close_rc));
+	}
+	int rc = fs->close_rc;
+	pthread_mutex_unlock(&fs->slock);
+	return rc;
 }
 
 int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out)
