@@ -384,8 +384,11 @@ static int seg_grow(sb_segment *s, uint64_t need)
 	uint64_t target;
 	int rc;
 
-	if (step > (8u << 20))
-		step = 8u << 20;
+	/* Chunks of at most 1 MiB: the appender holds the append lock while
+	 * the pages are populated (about 0.6 ms a MiB here; 8 MiB stalled
+	 * appends for 5 ms). */
+	if (step > (1u << 20))
+		step = 1u << 20;
 	target = (need + step + 4095) & ~(uint64_t)4095;
 	if (target > s->p->capacity)
 		target = s->p->capacity;
