@@ -3,7 +3,7 @@
 #   share/man/man1/streambus.1
 #   share/man/man5/streambus-mount.ini.5
 #   share/man/man8/streambusfs.8
-#   share/doc/streambus/{mnt-streambus.mount,fstab,mount.ini,TOOLS.md}
+#   share/doc/streambus/{mnt-streambus.mount,fstab,mount.ini,README.md,FORMAT.md}
 include(GNUInstallDirs)
 
 set(SB_DOCS ${CMAKE_CURRENT_LIST_DIR})
@@ -14,5 +14,6 @@ install(FILES
 	${SB_DOCS}/examples/mnt-streambus.mount
 	${SB_DOCS}/examples/fstab
 	${SB_DOCS}/examples/mount.ini
-	${SB_DOCS}/TOOLS.md
+	${SB_DOCS}/../README.md
+	${SB_DOCS}/FORMAT.md
 	DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/streambus)
