@@ -89,6 +89,8 @@ typedef struct sbfs {
 	pthread_t notifier;
 	int notifier_started;
 
+	pthread_mutex_t hlock;  /* guards handles */
+	struct sbfs_fh *handles; /* every open file and directory (for shutdown) */
 	pthread_mutex_t slock;  /* guards closed, close_rc */
 	int closed;             /* sbfs_shutdown done: b is gone */
 	int close_rc;
@@ -96,6 +98,7 @@ typedef struct sbfs {
 
 /* An open file or directory (fuse_file_info.fh). */
 typedef struct sbfs_fh {
+	struct sbfs_fh *prev, *next; /* sbfs.handles, guarded by sbfs.hlock */
 	enum sbfs_kind kind;
 	sbfs_tentry *te;
 	uint64_t offset;        /* K_RECORD */
@@ -179,6 +182,9 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 /* close (flush): append what was written; release: the last close frees it */
 int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
+/* At shutdown, for an open the kernel will never release: drop it, and the
+ * file with its last open, without appending anything. */
+void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
 int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
 			  size_t size);
@@ -187,7 +193,13 @@ int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat
 int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 void sbfs_pending_free_all(sbfs *fs);
 /* Open/read/release of .log and records live in ops.c, writes in ops_write.c. */
-void sbfs_fh_free(sbfs_fh *h);
+/* A new handle of kind k on te, registered in fs->handles; NULL on ENOMEM. */
+sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te);
+/* Unregister and free a handle (its listing and partial line too). */
+void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
+/* At shutdown, for the files never released: append each .log writer's
+ * partial line (a close would have), then free every handle. */
+void sbfs_fh_release_all(sbfs *fs);
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
 
 /* ---- notify.c ---- */

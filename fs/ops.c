@@ -295,12 +295,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	} else if (k != K_ROOT) {
 		return sbfs_reply_err(req, -ENOTDIR);
 	}
-	sbfs_fh *h = calloc(1, sizeof *h);
+	sbfs_fh *h = sbfs_fh_new(fs, k, te);
 	if (!h)
 		return sbfs_reply_err(req, -ENOMEM);
-	h->kind = k;
-	h->te = te;
-	pthread_mutex_init(&h->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -309,8 +306,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	(void)ino;
 	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
-	free_names(h);
-	sbfs_fh_free(h);
+	sbfs_fh_free(FS(req), h);
 	fuse_reply_err(req, 0);
 }
 

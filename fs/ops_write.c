@@ -49,16 +49,7 @@ static int is_opener(fuse_req_t req, const sbfs_fh *h)
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
 
-void sbfs_fh_free(sbfs_fh *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_destroy(&h->lock);
-	free(h->part);
-	free(h);
-}
-
-static sbfs_fh *fh_new(enum sbfs_kind k, sbfs_tentry *te)
+sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te)
 {
 	sbfs_fh *h = calloc(1, sizeof *h);
 	if (!h)
@@ -66,7 +57,54 @@ static sbfs_fh *fh_new(enum sbfs_kind k, sbfs_tentry *te)
 	h->kind = k;
 	h->te = te;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&fs->hlock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->hlock);
 	return h;
+}
+
+void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->hlock);
+	for (size_t i = 0; i < h->nnames; i++)
+		free(h->names[i]);
+	free(h->names);
+	pthread_mutex_destroy(&h->lock);
+	free(h->part);
+	free(h);
+}
+
+void sbfs_fh_release_all(sbfs *fs)
+{
+	for (;;) {
+		pthread_mutex_lock(&fs->hlock);
+		sbfs_fh *h = fs->handles;
+		pthread_mutex_unlock(&fs->hlock);
+		if (!h)
+			break;
+		if (h->kind == K_LOG && h->writer) {
+			int rc = sbfs_log_flush_partial(fs, h);
+			if (rc)
+				sbfs_log("unmount: partial line in %s lost: %s", h->te->name, sbfs_strerror(rc));
+		}
+		/* Created files that were never closed are not appended: their
+		 * writer never saw a close succeed. */
+		if (h->kind == K_PENDING)
+			sbfs_pending_abandon(fs, h->p);
+		sbfs_fh_free(fs, h);
+	}
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -78,7 +116,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc = sbfs_pending_create(fs, parent, name, mode, 1, &e, &p);
 	if (rc)
 		return sbfs_reply_err(req, rc);
-	sbfs_fh *h = fh_new(K_PENDING, sbfs_pending_topic(p));
+	sbfs_fh *h = sbfs_fh_new(fs, K_PENDING, sbfs_pending_topic(p));
 	if (!h) {
 		sbfs_pending_unlink(fs, sbfs_pending_topic(p), name);
 		sbfs_pending_release(fs, p);
@@ -134,7 +172,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 		if (rc)
 			return sbfs_reply_err(req, rc);
-		if (!(h = fh_new(K_RECORD, te)))
+		if (!(h = sbfs_fh_new(fs, K_RECORD, te)))
 			return sbfs_reply_err(req, -ENOMEM);
 		h->offset = off;
 		fi->keep_cache = 1; /* a record never changes */
@@ -146,7 +184,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return sbfs_reply_err(req, -ENOENT);
 		if (acc != O_RDONLY && fs->cfg->read_only)
 			return sbfs_reply_err(req, -EROFS);
-		if (!(h = fh_new(K_LOG, te)))
+		if (!(h = sbfs_fh_new(fs, K_LOG, te)))
 			return sbfs_reply_err(req, -ENOMEM);
 		sbfs_bounds_of(fs, te, t, &bd);
 		h->writer = acc != O_RDONLY;
@@ -157,7 +195,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (acc != O_WRONLY) {
 			int rc = sbfs_log_pin(te, &bd);
 			if (rc) {
-				sbfs_fh_free(h);
+				sbfs_fh_free(fs, h);
 				return sbfs_reply_err(req, rc);
 			}
 			h->pinned = 1;
@@ -173,7 +211,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		int rc = sbfs_pending_open(fs, ino, &p);
 		if (rc)
 			return sbfs_reply_err(req, rc);
-		if (!(h = fh_new(K_PENDING, sbfs_pending_topic(p)))) {
+		if (!(h = sbfs_fh_new(fs, K_PENDING, sbfs_pending_topic(p)))) {
 			sbfs_pending_release(fs, p);
 			return sbfs_reply_err(req, -ENOMEM);
 		}
@@ -420,7 +458,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc)
 		sbfs_log("close of a file in %s: record lost: %s", h->te->name,
 			 sbfs_strerror(rc));
-	sbfs_fh_free(h);
+	sbfs_fh_free(fs, h);
 	fuse_reply_err(req, 0);
 }
 

@@ -478,6 +478,17 @@ int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 	return rc;
 }
 
+void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p)
+{
+	pthread_mutex_lock(&fs->plock);
+	int last = --p->opens == 0;
+	if (last && p->linked)
+		pending_unlink_locked(fs, p);
+	pthread_mutex_unlock(&fs->plock);
+	if (last)
+		pending_free(p);
+}
+
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;

@@ -186,6 +186,8 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
 	pthread_mutex_init(&fs->slock, NULL);
+	pthread_mutex_init(&fs->hlock, NULL);
+	fs->handles = NULL;
 	fs->next_pending = 2;
 	/* in name order, so colliding ids probe the same way at every mount */
 	reg_ctx x = { fs, 0 };
@@ -217,6 +219,7 @@ void sbfs_fini(sbfs *fs)
 	pthread_mutex_destroy(&fs->nlock);
 	pthread_cond_destroy(&fs->ncond);
 	pthread_mutex_destroy(&fs->slock);
+	pthread_mutex_destroy(&fs->hlock);
 }
 
 int sbfs_shutdown(sbfs *fs)
@@ -224,6 +227,7 @@ int sbfs_shutdown(sbfs *fs)
 	pthread_mutex_lock(&fs->slock);
 	if (!fs->closed) {
 		sbfs_notify_stop(fs);
+		sbfs_fh_release_all(fs);
 		sbfs_pending_free_all(fs);
 		sbfs_drop_all_hidden(fs);
 		fs->close_rc = fs->b->ops->close(fs->b);

@@ -62,7 +62,8 @@ static int list_segments(sb_log *l, uint64_t **out, size_t *n)
 		}
 		v[cnt++] = base;
 	}
-	qsort(v, cnt, sizeof(*v), cmp_u64);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
 	*out = v;
 	*n = cnt;
 	v = NULL;

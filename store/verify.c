@@ -167,8 +167,10 @@ static int list_topic(const char *dir, listing *l)
 		rc = -errno;
 		goto out_close_dir;
 	}
-	qsort(l->segs, l->nseg, sizeof *l->segs, cmp_u64);
-	qsort(l->idxs, l->nidx, sizeof *l->idxs, cmp_u64);
+	if (l->nseg > 1)
+		qsort(l->segs, l->nseg, sizeof *l->segs, cmp_u64);
+	if (l->nidx > 1)
+		qsort(l->idxs, l->nidx, sizeof *l->idxs, cmp_u64);
 out_close_dir:
 	closedir(d);
 	if (rc)
