@@ -53,6 +53,8 @@ static int st_name_valid(const char *name) { return sb_topic_name_valid(name); }
 static int to_recs(const sbfs_rec *in, size_t n, sb_record_in *stackbuf, size_t cap,
 		   sb_record_in **out)
 {
+	if (n == 0)
+		return -EINVAL; /* (also tells the compiler the buffer gets filled) */
 	sb_record_in *r = n <= cap ? stackbuf : calloc(n, sizeof *r);
 	if (!r)
 		return -ENOMEM;

@@ -300,8 +300,8 @@ out:
 
 int uf_copy_file(const char *src, const char *dst)
 {
-	uint8_t *b;
-	size_t n;
+	uint8_t *b = NULL;
+	size_t n = 0;
 	int rc = uf_read_all(src, &b, &n), fd;
 
 	if (rc)
