@@ -26,7 +26,7 @@ sb_build() {
 	log=$(mktemp)
 	cmake --build "$top/$dir" -j"$(nproc)" >"$log" 2>&1
 	rc=$?
-	grep -Ev '^\[|^Consolidate|^-- |^gmake' "$log"
+	grep -Ev '^\[|^Consolidate|^-- |^gmake' "$log" || true
 	rm -f "$log"
 	return $rc
 }
