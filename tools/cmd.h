@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sb_store.h"
+
 #define SB_EXIT_OK 0
 #define SB_EXIT_DAMAGE 1
 #define SB_EXIT_ERROR 2
@@ -41,6 +43,10 @@ int sb_cmd_not_topic_dir(const char *cmd, const char *dir);
  * are usual while the directory is mounted.
  */
 void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
+/* Open dir read-only (no lock, no writes, damage reported through
+ * sb_cmd_ro_report); on failure print the error and return nonzero. *out is
+ * the caller's, to sb_store_close(). */
+int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out);
 
 /* Parse a decimal u64 (all of s); 0 or -EINVAL. */
 int sb_cmd_parse_u64(const char *s, uint64_t *out);

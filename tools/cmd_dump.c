@@ -197,7 +197,6 @@ int sb_cmd_dump(int argc, char **argv)
 	char *dir = NULL, tname[256];
 	uint64_t from = 0, count = UINT64_MAX;
 	enum mode m = M_TEXT;
-	sb_store_options o;
 	sb_store *s = NULL;
 	sb_log *log;
 	int opt, rc, status = SB_EXIT_ERROR, nmode = 0;
@@ -243,16 +242,8 @@ int sb_cmd_dump(int argc, char **argv)
 		sb_cmd_err(cmd, "%s: not a topic name", argv[optind]);
 		goto out_free_dir;
 	}
-	sb_store_options_default(&o);
-	o.read_only = 1;
-	o.no_flusher = 1;
-	o.report = sb_cmd_ro_report;
-	o.report_arg = (void *)cmd;
-	rc = sb_store_open(dir, &o, &s);
-	if (rc) {
-		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
+	if (sb_cmd_open_ro(cmd, dir, &s))
 		goto out_free_dir;
-	}
 	rc = sb_store_get(s, tname, &log);
 	if (rc) {
 		sb_cmd_err(cmd, "%s: %s", argv[optind],

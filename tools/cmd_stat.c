@@ -159,7 +159,6 @@ int sb_cmd_stat(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *cmd = "stat", *dir, *topic = NULL;
-	sb_store_options o;
 	sb_store *s = NULL;
 	rows r = {0};
 	int json = 0, opt, rc, status = SB_EXIT_ERROR;
@@ -183,16 +182,8 @@ int sb_cmd_stat(int argc, char **argv)
 		topic = argv[optind + 1];
 	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
 		return SB_EXIT_ERROR;
-	sb_store_options_default(&o);
-	o.read_only = 1;
-	o.no_flusher = 1;
-	o.report = sb_cmd_ro_report;
-	o.report_arg = (void *)cmd;
-	rc = sb_store_open(dir, &o, &s);
-	if (rc) {
-		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
+	if (sb_cmd_open_ro(cmd, dir, &s))
 		return SB_EXIT_ERROR;
-	}
 	if (topic) {
 		sb_log *log;
 

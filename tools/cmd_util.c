@@ -86,6 +86,22 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 		   "see 'streambus verify')", topic ? topic : "?", msg);
 }
 
+int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out)
+{
+	sb_store_options o;
+	int rc;
+
+	sb_store_options_default(&o);
+	o.read_only = 1;
+	o.no_flusher = 1;
+	o.report = sb_cmd_ro_report;
+	o.report_arg = (void *)cmd;
+	rc = sb_store_open(dir, &o, out);
+	if (rc)
+		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
+	return rc;
+}
+
 int sb_cmd_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
