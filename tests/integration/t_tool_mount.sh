@@ -6,8 +6,8 @@
 # verify read; after unmount, verify passes and dump shows what was written.
 . "$(dirname "$0")/lib_tool.sh"
 if [ ! -x "$SB_BUILD/streambusfs" ]; then
-	echo "SKIP: $SB_BUILD/streambusfs is not built (fs/ missing); nothing to mount"
-	exit 0
+	echo "FAIL: $SB_BUILD/streambusfs is not built; nothing to mount (never skipped)" >&2
+	exit 1
 fi
 export PATH="$SB_BUILD:$PATH"      # mount.fuse3 finds streambusfs in PATH
 L=$T/log M=$T/mnt M2=$T/mnt2
