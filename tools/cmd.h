@@ -35,6 +35,11 @@ int sb_cmd_check_dir(const char *cmd, const char *path);
  * is wanted), say so and return -EINVAL; else 0. */
 int sb_cmd_not_topic_dir(const char *cmd, const char *dir);
 
+/* The positional `LOG_DIR [TOPIC]` after getopt: checks the count, that
+ * LOG_DIR is a readable directory and not a topic directory. 0, or (after
+ * printing why) SB_EXIT_ERROR; *topic is NULL when not given. */
+int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, const char **dir, const char **topic);
+
 /*
  * sb_store_options.report for read-only opens (stat, dump); arg is the
  * command's name. A read-only open changes nothing but reports what recovery

@@ -175,12 +175,7 @@ int sb_cmd_stat(int argc, char **argv)
 			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
-		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
-	dir = argv[optind];
-	if (argc - optind == 2)
-		topic = argv[optind + 1];
-	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &dir, &topic))
 		return SB_EXIT_ERROR;
 	if (sb_cmd_open_ro(cmd, dir, &s))
 		return SB_EXIT_ERROR;

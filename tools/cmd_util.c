@@ -59,6 +59,17 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 	return 0;
 }
 
+int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, const char **dir, const char **topic)
+{
+	if (argc - optind < 1 || argc - optind > 2)
+		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
+	if (sb_cmd_check_dir(cmd, argv[optind]) || sb_cmd_not_topic_dir(cmd, argv[optind]))
+		return SB_EXIT_ERROR;
+	*dir = argv[optind];
+	*topic = argc - optind == 2 ? argv[optind + 1] : NULL;
+	return 0;
+}
+
 int sb_cmd_not_topic_dir(const char *cmd, const char *dir)
 {
 	DIR *d = opendir(dir);

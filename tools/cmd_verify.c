@@ -279,13 +279,10 @@ int sb_cmd_verify(int argc, char **argv)
 			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
-		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
-	dir = argv[optind];
-	if (sb_cmd_check_dir(cmd, dir) || sb_cmd_not_topic_dir(cmd, dir))
+	const char *t;
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &dir, &t))
 		return SB_EXIT_ERROR;
-	if (argc - optind == 2) {
-		const char *t = argv[optind + 1];
+	if (t) {
 		struct stat sst;
 
 		snprintf(path, sizeof path, "%s/%s", dir, t);
