@@ -31,14 +31,25 @@ int sb_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* Check that path is a readable directory; else print why and return -errno. */
 int sb_cmd_check_dir(const char *cmd, const char *path);
 
-/* If dir holds segment files itself (a topic directory given where LOG_DIR
- * is wanted), say so and return -EINVAL; else 0. */
-int sb_cmd_not_topic_dir(const char *cmd, const char *dir);
+/* Where a command works: LOG_DIR and, if one was named, TOPIC. */
+typedef struct sb_cmd_where {
+	char dir[4096];
+	char topic[256];
+	int has_topic;
+} sb_cmd_where;
 
-/* The positional `LOG_DIR [TOPIC]` after getopt: checks the count, that
- * LOG_DIR is a readable directory and not a topic directory. 0, or (after
- * printing why) SB_EXIT_ERROR; *topic is NULL when not given. */
-int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, const char **dir, const char **topic);
+/*
+ * The positional arguments after getopt, the same for every command:
+ * `LOG_DIR [TOPIC]` or `LOG_DIR/TOPIC` (a single path naming a topic
+ * directory: one holding segment files or a meta file, or a missing one
+ * inside a LOG_DIR). Checks the count, that LOG_DIR is a readable directory
+ * and that it is not itself a topic directory, and that TOPIC is a valid
+ * name. 0, or (after printing why) SB_EXIT_ERROR.
+ */
+int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, sb_cmd_where *w);
+
+/* "LOG_DIR/TOPIC" (or LOG_DIR without a topic) for messages; buf >= 4352. */
+const char *sb_cmd_where_str(const sb_cmd_where *w, char *buf, size_t cap);
 
 /*
  * sb_store_options.report for read-only opens (stat, dump); arg is the

@@ -1,7 +1,9 @@
 /*
- * cmd_dump.c - `streambus dump LOG_DIR/TOPIC`: one line per record with its
- * offset, time, key, size and payload (escaped, raw, or as JSON lines).
- * Opens the store read-only: no lock, no writes, safe while mounted.
+ * cmd_dump.c - `streambus dump LOG_DIR [TOPIC]` (or LOG_DIR/TOPIC): one line
+ * per record with its offset, time, key, size and payload (escaped, or as
+ * JSON lines), or (--raw) the payload bytes alone. Without TOPIC, every
+ * topic in name order. Opens the store read-only: no lock, no writes, safe
+ * while mounted.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,19 +16,23 @@
 #include "sb_store.h"
 
 static const char help[] =
-	"usage: streambus dump [--from N] [--count K] [--raw | --json] LOG_DIR/TOPIC\n"
+	"usage: streambus dump [--from N] [--count K] [--raw | --json] LOG_DIR [TOPIC]\n"
+	"       streambus dump [OPTIONS] LOG_DIR/TOPIC\n"
 	"\n"
-	"Print the records of TOPIC, one line each:\n"
+	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
+	"each line starting with topic=NAME), one line each:\n"
 	"  offset=N time=YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ key=\"K\"|- size=BYTES value=\"PAYLOAD\"\n"
 	"The key and payload are escaped (\\\\ \\\" \\n \\t \\r \\xHH) where not printable.\n"
 	"Reads only; works while LOG_DIR is mounted.\n"
 	"\n"
 	"  --from N      start at offset N (default: the first retained record)\n"
-	"  --count K     print at most K records\n"
-	"  --raw         write the payload bytes as they are after 'value=' (no quotes)\n"
-	"  --json        one JSON object per line: offset, timestamp_ns, timestamp,\n"
-	"                key (null if none), size, and value (UTF-8 payloads) or\n"
-	"                value_base64 (anything else); a non-UTF-8 key is key_base64\n"
+	"  --count K     print at most K records (per topic)\n"
+	"  --raw         write the payloads only, as they are, one after another\n"
+	"                (no offsets, times, keys, separators or newlines)\n"
+	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
+	"                timestamp, key (null if none), size, and value (UTF-8\n"
+	"                payloads) or value_base64 (anything else); a non-UTF-8 key\n"
+	"                is key_base64\n"
 	"  -h, --help    this help\n";
 
 enum mode { M_TEXT, M_RAW, M_JSON };
@@ -61,14 +67,21 @@ static void put_json_bytes(const char *field, const uint8_t *p, size_t n)
 	}
 }
 
-static void print_record(enum mode m, const sb_record_info *info, const uint8_t *key,
-			 size_t key_len, const uint8_t *val, size_t len)
+/* One record of `topic`, named in text lines only when `all` (every topic). */
+static void print_record(enum mode m, const char *topic, int all, const sb_record_info *info,
+			 const uint8_t *key, size_t key_len, const uint8_t *val, size_t len)
 {
 	char t[64];
 
+	if (m == M_RAW) {
+		fwrite(val, 1, len, stdout);
+		return;
+	}
 	sb_cmd_fmt_time(t, sizeof t, info->timestamp_ns, 1);
 	if (m == M_JSON) {
-		printf("{\"offset\": %" PRIu64 ", \"timestamp_ns\": %lld, \"timestamp\": \"%s\", ",
+		printf("{\"topic\": ");
+		sb_cmd_put_json_str(stdout, topic, strlen(topic));
+		printf(", \"offset\": %" PRIu64 ", \"timestamp_ns\": %lld, \"timestamp\": \"%s\", ",
 		       info->offset, (long long)info->timestamp_ns, t);
 		if (info->key_len)
 			put_json_bytes("key", key, key_len);
@@ -79,6 +92,8 @@ static void print_record(enum mode m, const sb_record_info *info, const uint8_t 
 		printf("}\n");
 		return;
 	}
+	if (all)
+		printf("topic=%s ", topic);
 	printf("offset=%" PRIu64 " time=%s key=", info->offset, t);
 	if (info->key_len) {
 		putchar('"');
@@ -87,19 +102,13 @@ static void print_record(enum mode m, const sb_record_info *info, const uint8_t 
 	} else {
 		putchar('-');
 	}
-	printf(" size=%zu value=", len);
-	if (m == M_RAW) {
-		fwrite(val, 1, len, stdout);
-	} else {
-		putchar('"');
-		sb_cmd_put_escaped(stdout, val, len);
-		putchar('"');
-	}
-	putchar('\n');
+	printf(" size=%zu value=\"", len);
+	sb_cmd_put_escaped(stdout, val, len);
+	printf("\"\n");
 }
 
 /* Print records [from, from+count) of log; 0 or an sb error (printed). */
-static int dump_log(const char *cmd, const char *path, sb_log *log, uint64_t from,
+static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t from,
 		    uint64_t count, enum mode m)
 {
 	buf key = {0}, val = {0};
@@ -137,7 +146,7 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, uint64_t fro
 			if (key_len > key.cap)
 				key_len = key.cap;
 		}
-		print_record(m, &info, key.p, key_len, val.p, got);
+		print_record(m, sb_log_name(log), all, &info, key.p, key_len, val.p, got);
 		if (ferror(stdout))
 			break;
 		continue;
@@ -153,34 +162,82 @@ out_err:
 	return errors ? rc ? rc : SB_ECORRUPT : 0;
 }
 
-/* Split "LOG_DIR/TOPIC" (trailing slashes ignored) into its two parts; the
- * caller frees *dir. 0 or -EINVAL. */
-static int split_path(const char *arg, char **dir, const char **topic)
-{
-	char *p = strdup(arg), *slash;
-	size_t n;
+typedef struct dump_args {
+	const char *cmd;
+	const char *dir;
+	int all;
+	uint64_t from, count;
+	enum mode m;
+	int rc;         /* the first error */
+} dump_args;
 
-	if (!p)
-		return -ENOMEM;
-	n = strlen(p);
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	slash = strrchr(p, '/');
-	if (!slash || !slash[1]) {
-		free(p);
-		return -EINVAL;
+static int dump_one(dump_args *a, sb_log *log)
+{
+	char path[4400];
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s", a->dir, sb_log_name(log));
+	rc = dump_log(a->cmd, path, log, a->all, a->from, a->count, a->m);
+	if (rc && !a->rc)
+		a->rc = rc;
+	return ferror(stdout) ? -EIO : 0;
+}
+
+typedef struct names {
+	char **v;
+	size_t n, cap;
+	int err;
+} names;
+
+static int add_name(void *arg, const char *name, sb_log *log)
+{
+	names *ns = arg;
+
+	(void)log;
+	if (ns->n == ns->cap) {
+		size_t nc = ns->cap ? ns->cap * 2 : 16;
+		char **t = realloc(ns->v, nc * sizeof *t);
+		if (!t)
+			return ns->err = -ENOMEM;
+		ns->v = t;
+		ns->cap = nc;
 	}
-	*slash = '\0';
-	*topic = arg + (slash + 1 - p);
-	if (slash == p) {
-		/* "/TOPIC": the log dir is the root */
-		free(p);
-		p = strdup("/");
-		if (!p)
-			return -ENOMEM;
-	}
-	*dir = p;
+	if (!(ns->v[ns->n] = strdup(name)))
+		return ns->err = -ENOMEM;
+	ns->n++;
 	return 0;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Every topic of s in name order. */
+static int dump_all(dump_args *a, sb_store *s)
+{
+	names ns = {0};
+	int rc = 0;
+
+	sb_store_list(s, add_name, &ns);
+	if (ns.err) {
+		sb_cmd_err(a->cmd, "%s: %s", a->dir, sb_strerror(ns.err));
+		rc = ns.err;
+		goto out_free;
+	}
+	if (ns.n)
+		qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
+	for (size_t i = 0; i < ns.n && !rc; i++) {
+		sb_log *log;
+
+		if (sb_store_get(s, ns.v[i], &log) == 0)
+			rc = dump_one(a, log);
+	}
+out_free:
+	for (size_t i = 0; i < ns.n; i++)
+		free(ns.v[i]);
+	free(ns.v);
+	return rc;
 }
 
 int sb_cmd_dump(int argc, char **argv)
@@ -193,10 +250,10 @@ int sb_cmd_dump(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cmd = "dump", *topic;
-	char *dir = NULL, tname[256];
-	uint64_t from = 0, count = UINT64_MAX;
-	enum mode m = M_TEXT;
+	const char *cmd = "dump";
+	char where[4400];
+	dump_args a = {.cmd = "dump", .count = UINT64_MAX, .m = M_TEXT};
+	sb_cmd_where w;
 	sb_store *s = NULL;
 	sb_log *log;
 	int opt, rc, status = SB_EXIT_ERROR, nmode = 0;
@@ -206,15 +263,15 @@ int sb_cmd_dump(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
-			if (sb_cmd_parse_u64(optarg, &from))
+			if (sb_cmd_parse_u64(optarg, &a.from))
 				return sb_cmd_usage_error(cmd, "--from wants an offset, not '%s'", optarg);
 			break;
 		case 'n':
-			if (sb_cmd_parse_u64(optarg, &count))
+			if (sb_cmd_parse_u64(optarg, &a.count))
 				return sb_cmd_usage_error(cmd, "--count wants a number, not '%s'", optarg);
 			break;
-		case 'r': m = M_RAW; nmode++; break;
-		case 'j': m = M_JSON; nmode++; break;
+		case 'r': a.m = M_RAW; nmode++; break;
+		case 'j': a.m = M_JSON; nmode++; break;
 		case 'h':
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
@@ -226,35 +283,25 @@ int sb_cmd_dump(int argc, char **argv)
 	}
 	if (nmode > 1)
 		return sb_cmd_usage_error(cmd, "--raw and --json exclude each other");
-	if (argc - optind != 1)
-		return sb_cmd_usage_error(cmd, "expects one LOG_DIR/TOPIC");
-	rc = split_path(argv[optind], &dir, &topic);
-	if (rc == -EINVAL)
-		return sb_cmd_usage_error(cmd, "'%s' is not LOG_DIR/TOPIC", argv[optind]);
-	if (rc) {
-		sb_cmd_err(cmd, "%s", sb_strerror(rc));
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
+	a.dir = w.dir;
+	a.all = !w.has_topic;
+	if (sb_cmd_open_ro(cmd, w.dir, &s))
+		return SB_EXIT_ERROR;
+	if (a.all) {
+		rc = dump_all(&a, s);
+	} else {
+		rc = sb_store_get(s, w.topic, &log);
+		if (rc) {
+			sb_cmd_err(cmd, "%s: %s", sb_cmd_where_str(&w, where, sizeof where),
+				   rc == -ENOENT ? "no such topic" : sb_strerror(rc));
+			goto out_close_store;
+		}
+		rc = dump_one(&a, log);
 	}
-	snprintf(tname, sizeof tname, "%.*s", (int)strcspn(topic, "/"), topic);
-	if (sb_cmd_check_dir(cmd, dir))
-		goto out_free_dir;
-	if (!sb_topic_name_valid(tname)) {
-		sb_cmd_err(cmd, "%s: not a topic name", argv[optind]);
-		goto out_free_dir;
-	}
-	if (sb_cmd_open_ro(cmd, dir, &s))
-		goto out_free_dir;
-	rc = sb_store_get(s, tname, &log);
-	if (rc) {
-		sb_cmd_err(cmd, "%s: %s", argv[optind],
-			   rc == -ENOENT ? "no such topic" : sb_strerror(rc));
-		goto out_close_store;
-	}
-	rc = dump_log(cmd, argv[optind], log, from, count, m);
-	status = sb_cmd_finish_stdout(cmd, rc ? SB_EXIT_ERROR : SB_EXIT_OK);
+	status = sb_cmd_finish_stdout(cmd, rc || a.rc ? SB_EXIT_ERROR : SB_EXIT_OK);
 out_close_store:
 	sb_store_close(s);
-out_free_dir:
-	free(dir);
 	return status;
 }

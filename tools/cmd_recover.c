@@ -19,6 +19,7 @@
 
 static const char help[] =
 	"usage: streambus recover [--cut] LOG_DIR [TOPIC]\n"
+	"       streambus recover [--cut] LOG_DIR/TOPIC\n"
 	"\n"
 	"Repair LOG_DIR after a crash exactly as mounting it would: cut torn or\n"
 	"corrupt tails back to the last whole record and rebuild missing or stale\n"
@@ -60,7 +61,8 @@ int sb_cmd_recover(int argc, char **argv)
 		{"cut", no_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cmd = "recover", *dir, *topic = NULL;
+	const char *cmd = "recover", *dir;
+	sb_cmd_where w;
 	sb_store_options o;
 	sb_store *s = NULL;
 	rstate st = {0};
@@ -80,14 +82,15 @@ int sb_cmd_recover(int argc, char **argv)
 		}
 	}
 	/* sb_store_open creates a missing directory; recover must not. */
-	if (sb_cmd_log_dir_args(cmd, argc, argv, &dir, &topic))
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
-	if (topic) {
-		char path[PATH_MAX];
+	dir = w.dir;
+	if (w.has_topic) {
+		char path[PATH_MAX + 256];
 		struct stat sst;
 
-		snprintf(path, sizeof path, "%s/%s", dir, topic);
-		if (!sb_topic_name_valid(topic) || stat(path, &sst) < 0 || !S_ISDIR(sst.st_mode)) {
+		snprintf(path, sizeof path, "%s/%s", dir, w.topic);
+		if (stat(path, &sst) < 0 || !S_ISDIR(sst.st_mode)) {
 			sb_cmd_err(cmd, "%s: no such topic", path);
 			return SB_EXIT_ERROR;
 		}

@@ -16,6 +16,7 @@
 
 static const char help[] =
 	"usage: streambus stat [--json] LOG_DIR [TOPIC]\n"
+	"       streambus stat [--json] LOG_DIR/TOPIC\n"
 	"\n"
 	"Show each topic of LOG_DIR (or just TOPIC): first and next offset, record\n"
 	"count, bytes on disk, segments, oldest and newest record time (UTC).\n"
@@ -158,7 +159,9 @@ int sb_cmd_stat(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cmd = "stat", *dir, *topic = NULL;
+	const char *cmd = "stat";
+	char where[4400];
+	sb_cmd_where w;
 	sb_store *s = NULL;
 	rows r = {0};
 	int json = 0, opt, rc, status = SB_EXIT_ERROR;
@@ -175,29 +178,29 @@ int sb_cmd_stat(int argc, char **argv)
 			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (sb_cmd_log_dir_args(cmd, argc, argv, &dir, &topic))
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
-	if (sb_cmd_open_ro(cmd, dir, &s))
+	if (sb_cmd_open_ro(cmd, w.dir, &s))
 		return SB_EXIT_ERROR;
-	if (topic) {
+	if (w.has_topic) {
 		sb_log *log;
 
-		rc = sb_store_get(s, topic, &log);
+		rc = sb_store_get(s, w.topic, &log);
 		if (rc) {
-			sb_cmd_err(cmd, "%s/%s: %s", dir, topic,
+			sb_cmd_err(cmd, "%s: %s", sb_cmd_where_str(&w, where, sizeof where),
 				   rc == -ENOENT ? "no such topic" : sb_strerror(rc));
 			goto out_close_store;
 		}
-		add_row(&r, topic, log);
+		add_row(&r, w.topic, log);
 	} else {
 		sb_store_list(s, list_cb, &r);
 	}
 	if (r.err) {
-		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(r.err));
+		sb_cmd_err(cmd, "%s: %s", w.dir, sb_strerror(r.err));
 		goto out_free_rows;
 	}
 	if (json)
-		print_json(dir, &r);
+		print_json(w.dir, &r);
 	else
 		print_table(&r);
 	status = sb_cmd_finish_stdout(cmd, SB_EXIT_OK);

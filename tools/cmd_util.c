@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "cmd.h"
 #include "codec.h"
+#include "format.h"
 
 void sb_cmd_err(const char *cmd, const char *fmt, ...)
 {
@@ -59,18 +61,8 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 	return 0;
 }
 
-int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, const char **dir, const char **topic)
-{
-	if (argc - optind < 1 || argc - optind > 2)
-		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC]");
-	if (sb_cmd_check_dir(cmd, argv[optind]) || sb_cmd_not_topic_dir(cmd, argv[optind]))
-		return SB_EXIT_ERROR;
-	*dir = argv[optind];
-	*topic = argc - optind == 2 ? argv[optind + 1] : NULL;
-	return 0;
-}
-
-int sb_cmd_not_topic_dir(const char *cmd, const char *dir)
+/* Does dir hold segment files or a meta file (a topic directory)? */
+static int is_topic_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -78,15 +70,134 @@ int sb_cmd_not_topic_dir(const char *cmd, const char *dir)
 	int found = 0;
 
 	if (!d)
-		return 0; /* the caller's own open reports it */
-	while (!found && (e = readdir(d)) != NULL)
-		found = sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0;
-	closedir(d);
-	if (!found)
 		return 0;
-	sb_cmd_err(cmd, "%s: holds segment files: a topic directory, not a LOG_DIR "
-		   "(try 'streambus %s LOG_DIR TOPIC')", dir, cmd);
-	return -EINVAL;
+	while (!found && (e = readdir(d)) != NULL)
+		found = sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0 ||
+			strcmp(e->d_name, SB_META_NAME) == 0;
+	closedir(d);
+	return found;
+}
+
+/* Does dir look like a LOG_DIR: a lock file, or a topic directory in it? */
+static int is_log_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+	int found;
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, SB_LOCK_NAME) < (int)sizeof path &&
+	    access(path, F_OK) == 0)
+		return 1;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	found = 0;
+	while (!found && (e = readdir(d)) != NULL)
+		found = sb_topic_name_valid(e->d_name) &&
+			snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+			is_topic_dir(path);
+	closedir(d);
+	return found;
+}
+
+/* Split the path p (trailing slashes dropped) into its parent and last part.
+ * 0, or -EINVAL when there is no last part or it does not fit. */
+static int split_last(const char *p, sb_cmd_where *w)
+{
+	char tmp[PATH_MAX], *slash;
+	size_t n = strlen(p);
+
+	if (n >= sizeof tmp)
+		return -EINVAL;
+	memcpy(tmp, p, n + 1);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	slash = strrchr(tmp, '/');
+	if (!slash) {
+		snprintf(w->dir, sizeof w->dir, ".");
+		slash = tmp - 1;
+	} else if (slash == tmp) {
+		snprintf(w->dir, sizeof w->dir, "/");
+	} else {
+		*slash = '\0';
+		snprintf(w->dir, sizeof w->dir, "%s", tmp);
+	}
+	if (!slash[1] || strlen(slash + 1) >= sizeof w->topic)
+		return -EINVAL;
+	snprintf(w->topic, sizeof w->topic, "%s", slash + 1);
+	w->has_topic = 1;
+	return 0;
+}
+
+/* A single path: LOG_DIR, or LOG_DIR/TOPIC when it names a topic directory
+ * (or a missing one in a LOG_DIR, which then is "no such topic"). */
+static int one_path(const char *cmd, const char *p, sb_cmd_where *w)
+{
+	sb_cmd_where t;
+	struct stat st;
+
+	int rc = stat(p, &st) == 0 ? 0 : -errno;
+
+	memset(&t, 0, sizeof t);
+	if (!rc && S_ISDIR(st.st_mode) && !is_topic_dir(p)) {
+		if (strlen(p) >= sizeof w->dir)
+			return sb_cmd_usage_error(cmd, "'%s' is too long", p);
+		if (sb_cmd_check_dir(cmd, p))
+			return SB_EXIT_ERROR;
+		snprintf(w->dir, sizeof w->dir, "%s", p);
+		return 0;
+	}
+	if (split_last(p, &t) == 0 && sb_topic_name_valid(t.topic) &&
+	    ((!rc && S_ISDIR(st.st_mode)) || (rc == -ENOENT && is_log_dir(t.dir)))) {
+		if (sb_cmd_check_dir(cmd, t.dir))
+			return SB_EXIT_ERROR;
+		*w = t;
+		return 0;
+	}
+	return sb_cmd_check_dir(cmd, p) ? SB_EXIT_ERROR
+		: sb_cmd_usage_error(cmd, "%s: neither a LOG_DIR nor a LOG_DIR/TOPIC", p);
+}
+
+int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, sb_cmd_where *w)
+{
+	const char *dir, *topic;
+
+	memset(w, 0, sizeof *w);
+	if (argc - optind < 1 || argc - optind > 2)
+		return sb_cmd_usage_error(cmd, "expects LOG_DIR [TOPIC] or LOG_DIR/TOPIC");
+	if (argc - optind == 1)
+		return one_path(cmd, argv[optind], w);
+	dir = argv[optind];
+	topic = argv[optind + 1];
+	if (sb_cmd_check_dir(cmd, dir))
+		return SB_EXIT_ERROR;
+	if (is_topic_dir(dir)) {
+		sb_cmd_err(cmd, "%s: holds segment files: a topic directory, not a LOG_DIR "
+			   "(try 'streambus %s LOG_DIR TOPIC' or 'streambus %s LOG_DIR/TOPIC')",
+			   dir, cmd, cmd);
+		return SB_EXIT_ERROR;
+	}
+	if (strlen(dir) >= sizeof w->dir)
+		return sb_cmd_usage_error(cmd, "'%s' is too long", dir);
+	if (!sb_topic_name_valid(topic)) {
+		sb_cmd_err(cmd, "%s/%s: no such topic ('%s' is not a topic name)", dir, topic, topic);
+		return SB_EXIT_ERROR;
+	}
+	snprintf(w->dir, sizeof w->dir, "%s", dir);
+	snprintf(w->topic, sizeof w->topic, "%s", topic);
+	w->has_topic = 1;
+	return 0;
+}
+
+const char *sb_cmd_where_str(const sb_cmd_where *w, char *buf, size_t cap)
+{
+	if (w->has_topic)
+		snprintf(buf, cap, "%s%s%s", w->dir,
+			 w->dir[strlen(w->dir) - 1] == '/' ? "" : "/", w->topic);
+	else
+		snprintf(buf, cap, "%s", w->dir);
+	return buf;
 }
 
 void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)

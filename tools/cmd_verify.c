@@ -1,8 +1,9 @@
 /*
- * cmd_verify.c - `streambus verify LOG_DIR [TOPIC]`: check every record's
+ * cmd_verify.c - `streambus verify LOG_DIR [TOPIC]` (or LOG_DIR/TOPIC): check every record's
  * CRC, the offsets' order and every index entry (store/verify.c), print each
  * problem with its file and byte position, and exit 0 (clean), 1 (damage) or
- * 2 (usage or I/O error). A progress bar on stderr when it is a terminal.
+ * 2 (usage or I/O error). A progress bar on stderr when it is a terminal;
+ * --json prints the same as one JSON object.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,15 +24,21 @@
 #include "verify.h"
 
 static const char help[] =
-	"usage: streambus verify [--progress | --no-progress] [-q] LOG_DIR [TOPIC]\n"
+	"usage: streambus verify [--json] [--progress | --no-progress] [-q] LOG_DIR [TOPIC]\n"
+	"       streambus verify [OPTIONS] LOG_DIR/TOPIC\n"
 	"\n"
 	"Check every topic of LOG_DIR (or just TOPIC) without changing anything:\n"
 	"every record's CRC; offsets dense and increasing within and across\n"
 	"segments, matching segment names and headers; every index file (header\n"
 	"and entry CRCs, count, covered length) and entry (it must point at the\n"
 	"record with its offset and stream position); the meta and clean files.\n"
-	"Each problem is printed as 'FILE: byte N: what' (or 'FILE: what').\n"
+	"Each problem is printed as 'TOPIC: FILE: byte N: what' (or 'TOPIC: FILE:\n"
+	"what'); the message names the record's offset where it is known.\n"
 	"\n"
+	"  --json          one JSON object on stdout: {\"log_dir\", \"in_use\",\n"
+	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
+	"                  \"file\", \"pos\", \"message\", \"counted\"}], \"records\", ...}],\n"
+	"                  \"damage\", \"io_errors\", \"exit_status\"}\n"
 	"  --progress      show the progress bar even if stderr is not a terminal\n"
 	"  --no-progress   never show it (default: only on a terminal)\n"
 	"  -q, --quiet     print problems only, no per-topic summary\n"
@@ -51,7 +58,29 @@ typedef struct vstate {
 	uint64_t damage;         /* problems that count */
 	uint64_t in_flight;      /* newest-segment index problems while in use */
 	int in_use;              /* a process holds LOG_DIR/.lock (mounted) */
+	int json;                /* --json: problems as JSON objects */
+	uint64_t nproblems;      /* problems of the current topic (JSON commas) */
 } vstate;
+
+static const char *const kind_name[SB_VERIFY_NKINDS] = {
+	[SB_VERIFY_RECORD] = "record", [SB_VERIFY_ORDER] = "order", [SB_VERIFY_INDEX] = "index",
+	[SB_VERIFY_FILE] = "file", [SB_VERIFY_IO] = "io",
+};
+
+/* One problem as a JSON object (in the current topic's "problems" list). */
+static void json_problem(vstate *st, const sb_verify_problem *p, int counted)
+{
+	printf("%s\n    {\"kind\": \"%s\", \"file\": ", st->nproblems++ ? "," : "",
+	       (unsigned)p->kind < SB_VERIFY_NKINDS ? kind_name[p->kind] : "?");
+	sb_cmd_put_json_str(stdout, p->path, strlen(p->path));
+	if (p->pos == SB_VERIFY_NOPOS)
+		printf(", \"pos\": null");
+	else
+		printf(", \"pos\": %" PRIu64, p->pos);
+	printf(", \"message\": ");
+	sb_cmd_put_json_str(stdout, p->msg, strlen(p->msg));
+	printf(", \"counted\": %s}", counted ? "true" : "false");
+}
 
 static double secs(const struct timespec *a, const struct timespec *b)
 {
@@ -119,30 +148,35 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 static void on_problem(void *arg, const sb_verify_problem *p)
 {
 	vstate *st = arg;
+	int note;
 
 	bar_clear(st);
 	if (p->kind == SB_VERIFY_IO) {
 		st->io_errors++;
+		if (st->json)
+			json_problem(st, p, 0);
 		fflush(stdout);
 		if (p->pos == SB_VERIFY_NOPOS)
-			fprintf(stderr, "streambus verify: %s: %s\n", p->path, p->msg);
+			fprintf(stderr, "streambus verify: %s: %s: %s\n", st->topic, p->path, p->msg);
 		else
-			fprintf(stderr, "streambus verify: %s: byte %" PRIu64 ": %s\n", p->path,
-				p->pos, p->msg);
+			fprintf(stderr, "streambus verify: %s: %s: byte %" PRIu64 ": %s\n", st->topic,
+				p->path, p->pos, p->msg);
 		return;
 	}
 	/* While mounted, the newest segment's index is written only when the
 	 * segment is closed: stale or missing is expected then. */
-	int note = st->in_use && p->newest && p->kind == SB_VERIFY_INDEX;
-
+	note = st->in_use && p->newest && p->kind == SB_VERIFY_INDEX;
 	if (note)
 		st->in_flight++;
 	else
 		st->damage++;
-	if (p->pos == SB_VERIFY_NOPOS)
-		printf("%s: %s%s\n", p->path, p->msg, note ? " (in use: not counted)" : "");
+	if (st->json)
+		json_problem(st, p, !note);
+	else if (p->pos == SB_VERIFY_NOPOS)
+		printf("%s: %s: %s%s\n", st->topic, p->path, p->msg,
+		       note ? " (in use: not counted)" : "");
 	else
-		printf("%s: byte %" PRIu64 ": %s%s\n", p->path, p->pos, p->msg,
+		printf("%s: %s: byte %" PRIu64 ": %s%s\n", st->topic, p->path, p->pos, p->msg,
 		       note ? " (in use: not counted)" : "");
 	fflush(stdout);
 }
@@ -152,7 +186,7 @@ static void on_problem(void *arg, const sb_verify_problem *p)
  * a daemon starting. */
 static int dir_in_use(const char *dir)
 {
-	char path[PATH_MAX], line[256];
+	char path[PATH_MAX + 16], line[256];
 	struct stat st;
 	FILE *f;
 	int used = 0;
@@ -192,7 +226,7 @@ static int list_topics(const char *dir, char ***out, size_t *n)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char **v = NULL, path[PATH_MAX];
+	char **v = NULL, path[PATH_MAX + 256];
 	size_t cnt = 0, cap = 0;
 	int rc = 0;
 
@@ -235,18 +269,83 @@ static int list_topics(const char *dir, char ***out, size_t *n)
 	return 0;
 }
 
+/* The first offset the topic holds: the log start (meta) when past the
+ * first record still in a segment. */
+static uint64_t first_offset(const sb_verify_result *r)
+{
+	return r->start > r->first && r->start <= r->next ? r->start : r->first;
+}
+
 static void summary(const char *topic, const sb_verify_result *r, uint64_t dmg)
 {
+	uint64_t first = first_offset(r);
+
 	printf("%s: ", topic);
 	if (dmg)
 		printf("%" PRIu64 " problem%s", dmg, dmg == 1 ? "" : "s");
 	else
 		printf("ok");
 	printf(" (%" PRIu64 " records", r->records);
-	if (r->next > r->first)
-		printf(", offsets %" PRIu64 "..%" PRIu64, r->first, r->next - 1);
+	if (r->next > first)
+		printf(", offsets %" PRIu64 "..%" PRIu64, first, r->next - 1);
 	printf(", %" PRIu64 " segment%s, %" PRIu64 " bytes, %" PRIu64 " index entries)\n",
 	       r->segments, r->segments == 1 ? "" : "s", r->bytes, r->index_entries);
+}
+
+/* Open a topic's JSON object (its problems follow as they are found). */
+static void json_topic_start(vstate *st, const char *topic, int i)
+{
+	printf("%s\n  {\"topic\": ", i ? "," : "");
+	sb_cmd_put_json_str(stdout, topic, strlen(topic));
+	printf(", \"problems\": [");
+	st->nproblems = 0;
+}
+
+/* Close it: the counts, or the error that kept the check from running. */
+static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t dmg, int rc)
+{
+	printf("%s]", st->nproblems ? "\n  " : "");
+	if (rc) {
+		printf(", \"ok\": false, \"error\": ");
+		sb_cmd_put_json_str(stdout, strerror(-rc), strlen(strerror(-rc)));
+		printf("}");
+		return;
+	}
+	printf(", \"ok\": %s, \"damage\": %" PRIu64 ", \"records\": %" PRIu64
+	       ", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"segments\": %" PRIu64
+	       ", \"bytes\": %" PRIu64 ", \"index_entries\": %" PRIu64 "}",
+	       dmg ? "false" : "true", dmg, r->records, first_offset(r), r->next, r->segments,
+	       r->bytes, r->index_entries);
+}
+
+/* The topics to check: w's one, or every topic directory of LOG_DIR. */
+static int pick_topics(const char *cmd, const sb_cmd_where *w, char ***topics, size_t *n)
+{
+	char path[PATH_MAX + 256];
+	int rc;
+
+	if (w->has_topic) {
+		struct stat sst;
+
+		snprintf(path, sizeof path, "%s/%s", w->dir, w->topic);
+		if (stat(path, &sst) < 0 || !S_ISDIR(sst.st_mode)) {
+			sb_cmd_err(cmd, "%s: no such topic", path);
+			return SB_EXIT_ERROR;
+		}
+		*topics = malloc(sizeof **topics);
+		if (!*topics || !((*topics)[0] = strdup(w->topic))) {
+			free(*topics);
+			sb_cmd_err(cmd, "%s", strerror(ENOMEM));
+			return SB_EXIT_ERROR;
+		}
+		*n = 1;
+		return 0;
+	}
+	if ((rc = list_topics(w->dir, topics, n))) {
+		sb_cmd_err(cmd, "%s: %s", w->dir, strerror(-rc));
+		return SB_EXIT_ERROR;
+	}
+	return 0;
 }
 
 int sb_cmd_verify(int argc, char **argv)
@@ -255,12 +354,14 @@ int sb_cmd_verify(int argc, char **argv)
 		{"progress", no_argument, NULL, 'p'},
 		{"no-progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *cmd = "verify", *dir;
-	char **topics = NULL, path[PATH_MAX];
+	char **topics = NULL, path[PATH_MAX + 256];
 	size_t ntopics = 0;
+	sb_cmd_where w;
 	vstate st;
 	uint64_t damage = 0;
 	int opt, rc, bar = -1, status = SB_EXIT_ERROR;
@@ -272,6 +373,7 @@ int sb_cmd_verify(int argc, char **argv)
 		case 'p': bar = 1; break;
 		case 'P': bar = 0; break;
 		case 'q': st.quiet = 1; break;
+		case 'j': st.json = 1; break;
 		case 'h':
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
@@ -279,33 +381,19 @@ int sb_cmd_verify(int argc, char **argv)
 			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	const char *t;
-	if (sb_cmd_log_dir_args(cmd, argc, argv, &dir, &t))
+	if (sb_cmd_log_dir_args(cmd, argc, argv, &w) || pick_topics(cmd, &w, &topics, &ntopics))
 		return SB_EXIT_ERROR;
-	if (t) {
-		struct stat sst;
-
-		snprintf(path, sizeof path, "%s/%s", dir, t);
-		if (!sb_topic_name_valid(t) || stat(path, &sst) < 0 || !S_ISDIR(sst.st_mode)) {
-			sb_cmd_err(cmd, "%s: no such topic", path);
-			return SB_EXIT_ERROR;
-		}
-		topics = malloc(sizeof *topics);
-		if (!topics || !(topics[0] = strdup(t))) {
-			free(topics);
-			sb_cmd_err(cmd, "%s", strerror(ENOMEM));
-			return SB_EXIT_ERROR;
-		}
-		ntopics = 1;
-	} else if ((rc = list_topics(dir, &topics, &ntopics))) {
-		sb_cmd_err(cmd, "%s: %s", dir, strerror(-rc));
-		return SB_EXIT_ERROR;
-	}
+	dir = w.dir;
 	st.bar = bar >= 0 ? bar : isatty(STDERR_FILENO);
 	st.in_use = dir_in_use(dir);
-	if (st.in_use && !st.quiet)
+	if (st.json) {
+		printf("{\"log_dir\": ");
+		sb_cmd_put_json_str(stdout, dir, strlen(dir));
+		printf(", \"in_use\": %s, \"topics\": [", st.in_use ? "true" : "false");
+	} else if (st.in_use && !st.quiet) {
 		printf("%s: in use (mounted?): the newest segment of a topic being written "
 		       "may have a stale index; that is not counted as damage\n", dir);
+	}
 	for (size_t i = 0; i < ntopics; i++) {
 		uint64_t b = 0;
 
@@ -319,29 +407,38 @@ int sb_cmd_verify(int argc, char **argv)
 
 		snprintf(path, sizeof path, "%s/%s", dir, topics[i]);
 		st.topic = topics[i];
+		if (st.json)
+			json_topic_start(&st, topics[i], (int)i);
 		rc = sb_verify_topic(path, on_problem, on_progress, &st, &r);
+		bar_clear(&st);
 		if (rc) {
-			bar_clear(&st);
+			if (st.json)
+				json_topic_end(&st, NULL, 0, rc);
+			fflush(stdout);
 			sb_cmd_err(cmd, "%s: %s", path, strerror(-rc));
 			st.io_errors++;
 			continue;
 		}
 		st.base += r.bytes;
-		bar_clear(&st);
-		if (!st.quiet)
+		if (st.json)
+			json_topic_end(&st, &r, st.damage - damage, 0);
+		else if (!st.quiet)
 			summary(topics[i], &r, st.damage - damage);
 		damage = st.damage;
 	}
 	bar_clear(&st);
-	if (!st.quiet && ntopics == 0)
-		printf("%s: no topics\n", dir);
 	if (st.io_errors)
 		status = SB_EXIT_ERROR;
 	else if (damage)
 		status = SB_EXIT_DAMAGE;
 	else
 		status = SB_EXIT_OK;
-	if (damage && !st.quiet)
+	if (st.json)
+		printf("%s], \"damage\": %" PRIu64 ", \"io_errors\": %" PRIu64
+		       ", \"exit_status\": %d}\n", ntopics ? "\n" : "", damage, st.io_errors, status);
+	else if (!st.quiet && ntopics == 0)
+		printf("%s: no topics\n", dir);
+	if (damage && !st.quiet && !st.json)
 		printf("damage found: %" PRIu64 " problem%s\n", damage, damage == 1 ? "" : "s");
 	for (size_t i = 0; i < ntopics; i++)
 		free(topics[i]);

@@ -103,8 +103,10 @@ eq "$(cd "$T/torn" && find . -printf '%p %s\n' | sort)" "$before" "stat changed 
 set +e; "$SB" stat "$L" >/dev/null 2>"$T/e"; set -e
 eq "$(cat "$T/e")" "" "no warning on a clean log"
 
-# a topic directory where LOG_DIR is wanted
-run_rc rc "$SB" stat "$L/orders"
+# LOG_DIR/TOPIC is LOG_DIR TOPIC; a topic directory given as the LOG_DIR
+# of `LOG_DIR TOPIC` is an error
+eq "$("$SB" stat "$L/orders")" "$("$SB" stat "$L" orders)" "stat LOG_DIR/TOPIC"
+run_rc rc "$SB" stat "$L/orders" orders
 eq "$rc" 2 "topic dir exit"
 has "$out" "^streambus stat: $L/orders: holds segment files: a topic directory, not a LOG_DIR" "topic dir message"
 echo "t_tool_stat: ok"

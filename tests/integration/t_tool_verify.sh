@@ -31,8 +31,10 @@ run_rc rc "$SB" verify "$T/del"
 eq "$rc" 0 "verify after delete_before ($out)"
 has "$out" '^trimmed: ok \(' "trimmed ok"
 
-# a topic directory where LOG_DIR is wanted
-run_rc rc "$SB" verify "$O"
+# LOG_DIR/TOPIC is LOG_DIR TOPIC; a topic directory as the LOG_DIR of
+# `LOG_DIR TOPIC` is an error
+eq "$("$SB" verify "$O")" "$("$SB" verify "$L" orders)" "verify LOG_DIR/TOPIC"
+run_rc rc "$SB" verify "$O" orders
 eq "$rc" 2 "topic dir exit"; has "$out" "a topic directory, not a LOG_DIR" "topic dir message"
 
 # a flipped byte in the payload of record 133 (second segment)
@@ -45,12 +47,12 @@ before=$(snap "$L")
 set +e; "$SB" verify "$L" >"$T/o" 2>"$T/e"; rc=$?; set -e
 eq "$rc" 1 "flipped byte exit"
 eq "$(cat "$T/e")" "" "nothing on stderr when piped (no progress bar)"
-eq "$(sed -n 3p "$T/o")" "$seg: byte $rpos: record 133 fails its CRC (47 bytes)" "flipped byte message"
+eq "$(sed -n 3p "$T/o")" "orders: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "flipped byte message"
 has "$(cat "$T/o")" '^orders: 1 problem \(299 records, ' "flipped byte summary"
 eq "$(tail -1 "$T/o")" "damage found: 1 problem" "damage line"
 eq "$(snap "$L")" "$before" "verify changed files"
 run_rc rc "$SB" verify -q "$L"
-eq "$rc" 1 "quiet exit"; eq "$out" "$seg: byte $rpos: record 133 fails its CRC (47 bytes)" "quiet: problems only"
+eq "$rc" 1 "quiet exit"; eq "$out" "orders: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "quiet: problems only"
 
 # a cut tail: the last record is torn, the index covers bytes that are gone
 fresh
@@ -59,8 +61,8 @@ size=$(stat -c %s "$last")
 truncate -s $((size - 5)) "$last"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 1 "cut tail exit"
-has "$out" "^$last: byte $((size - 47)): torn record: it claims 47 bytes, the file has 42 left$" "torn message"
-has "$out" "^${last%.seg}.idx: byte 20: index covers $size bytes but the segment file has $((size - 5))$" "stale index message"
+has "$out" "^orders: $last: byte $((size - 47)): torn record: it claims 47 bytes, the file has 42 left$" "torn message"
+has "$out" "^orders: ${last%.seg}.idx: byte 20: index covers $size bytes but the segment file has $((size - 5))$" "stale index message"
 has "$out" '^orders: 2 problems \(299 records, offsets 0\.\.298,' "cut tail summary"
 run_rc rc "$SB" recover "$L"
 eq "$rc" 0 "recover after cut"
@@ -74,7 +76,7 @@ idx=$(ls "$O"/*.idx | sed -n 2p)
 rm "$idx"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 1 "missing index exit"
-has "$out" "^$idx: missing index \\(rebuildable from its segment\\)$" "missing index message"
+has "$out" "^orders: $idx: missing index \\(rebuildable from its segment\\)$" "missing index message"
 has "$out" '^orders: 1 problem \(300 records' "missing index summary"
 "$SB" recover "$L" >/dev/null
 [ -f "$idx" ] || fail "recover did not rebuild $idx"
@@ -91,11 +93,11 @@ exec 9>>"$L/.lock"; flock -n 9 || fail "cannot take the lock"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "newest index missing while in use ($out)"
 has "$out" "^$L: in use \\(mounted\\?\\)" "in-use note"
-has "$out" "^$newest: missing index \\(rebuildable from its segment\\) \\(in use: not counted\\)$" "not counted"
+has "$out" "^orders: $newest: missing index \\(rebuildable from its segment\\) \\(in use: not counted\\)$" "not counted"
 rm "$idx"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 1 "older index missing while in use"
-has "$out" "^$idx: missing index \\(rebuildable from its segment\\)$" "older index counted"
+has "$out" "^orders: $idx: missing index \\(rebuildable from its segment\\)$" "older index counted"
 exec 9>&-
 run_rc rc "$SB" verify "$L"
 eq "$rc" 1 "newest index missing when not in use"
@@ -108,7 +110,7 @@ eq "$rc" 0 "zeros at the end ($out)"
 printf 'junk' >>"$last"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 1 "garbage tail exit"
-has "$out" "^$last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
+has "$out" "^orders: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
 
 # a lost segment: offsets jump
 fresh
@@ -116,7 +118,7 @@ mid=$(ls "$O"/*.seg | sed -n 2p); next=$(ls "$O"/*.seg | sed -n 3p)
 rm "$mid" "${mid%.seg}.idx"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 1 "lost segment exit"
-has "$out" "^$next: segment starts at offset $((10#$(basename "$next" .seg))), the previous segment ends before $((10#$(basename "$mid" .seg))) \\(records missing\\)$" "gap message"
+has "$out" "^orders: $next: segment starts at offset $((10#$(basename "$next" .seg))), the previous segment ends before $((10#$(basename "$mid" .seg))) \\(records missing\\)$" "gap message"
 
 # progress bar: on a terminal only, with percent, rate and time left
 fresh
@@ -139,7 +141,7 @@ eq "$rc" 2 "bad option exit"
 if [ "$(id -u)" -ne 0 ]; then
 	chmod 000 "$last"
 	run_rc rc "$SB" verify "$L"
-	eq "$rc" 2 "unreadable segment exit"; has "$out" "$last: cannot open" "unreadable"
+	eq "$rc" 2 "unreadable segment exit"; has "$out" "orders: $last: cannot open" "unreadable"
 	chmod 644 "$last"
 fi
 # a directory where a segment should be: cannot be read -> 2
@@ -147,5 +149,5 @@ fresh
 mkdir "$O/00000000000099999990.seg"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 2 "unreadable segment exit ($out)"
-has "$out" "^streambus verify: $O/00000000000099999990.seg: " "unreadable segment named"
+has "$out" "^streambus verify: orders: $O/00000000000099999990.seg: " "unreadable segment named"
 echo "t_tool_verify: ok"
