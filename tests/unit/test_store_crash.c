@@ -69,6 +69,19 @@ static unsigned reference_calls(enum sb_sync sync, fio_kind kind)
 }
 
 /*
+ * A case where the crash never fired (the run made fewer calls than the
+ * reference) checks nothing: count them, and fail if more than a tenth of
+ * the cases were such (the workload is deterministic, so normally none).
+ * Callers check that there were cases at all.
+ */
+static void expect_crashed(unsigned tried, unsigned crashed, const char *what)
+{
+	cr_log_info("%s: %u of %u cases crashed", what, crashed, tried);
+	cr_expect_geq(crashed * 10, tried * 9, "%s: only %u of %u cases crashed (the others checked nothing)",
+		      what, crashed, tried);
+}
+
+/*
  * Crash at the kth call of `kind` for k = 1..n, for each seed; check each.
  * Returns the number of failing cases (the first few are printed).
  */
@@ -76,6 +89,7 @@ static int crash_each_stride(enum sb_sync sync, fio_kind kind, unsigned n, unsig
 			     const uint64_t *seeds, int nseeds, int mode)
 {
 	int failures = 0;
+	unsigned tried = 0, crashed = 0;
 	for (unsigned k = 1; k <= n; k += stride) {
 		for (int si = 0; si < nseeds; si++) {
 			char why[512];
@@ -85,10 +99,12 @@ static int crash_each_stride(enum sb_sync sync, fio_kind kind, unsigned n, unsig
 			fio *f = mk();
 			fio_crash_at(f, kind, k);
 			uw_run(env.store, fio_io(f), sync, &r);
+			tried++;
 			if (!fio_crashed(f)) {
 				fio_free(f);
 				continue; /* the workload made fewer calls this time */
 			}
+			crashed++;
 			fio_crash_apply(f, seeds[si], mode, &st);
 			fio_free(f);
 			if (sync != SB_SYNC_ALWAYS) { /* nothing was promised durable */
@@ -109,6 +125,7 @@ static int crash_each_stride(enum sb_sync sync, fio_kind kind, unsigned n, unsig
 			}
 		}
 	}
+	expect_crashed(tried, crashed, use_mmap ? "crash points (mmap)" : "crash points");
 	return failures;
 }
 
@@ -159,6 +176,9 @@ Test(crash, at_every_namespace_and_truncate_call)
 	int bad = 0;
 	for (size_t i = 0; i < 4; i++) {
 		unsigned n = reference_calls(SB_SYNC_ALWAYS, kinds[i]);
+		/* the pwrite path truncates only after a failed write */
+		if (kinds[i] != FIO_FTRUNCATE)
+			cr_expect_gt(n, 0, "the workload made no call of kind %d", (int)kinds[i]);
 		bad += crash_each(SB_SYNC_ALWAYS, kinds[i], n, seeds_a, 2, FIO_CRASH_RANDOM);
 	}
 	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
@@ -168,6 +188,7 @@ Test(crash, at_every_namespace_and_truncate_call)
 Test(crash, at_pwrites_under_sync_never_recovers_a_prefix)
 {
 	unsigned n = reference_calls(SB_SYNC_NEVER, FIO_PWRITE);
+	unsigned tried = 0, crashed = 0;
 	int bad = 0;
 	for (unsigned k = 1; k <= n; k += 7) {
 		static const uint64_t s[] = {5};
@@ -179,10 +200,12 @@ Test(crash, at_pwrites_under_sync_never_recovers_a_prefix)
 		fio_set_sync(f, 0, 0);
 		fio_crash_at(f, FIO_PWRITE, k);
 		uw_run(env.store, fio_io(f), SB_SYNC_NEVER, &r);
+		tried++;
 		if (!fio_crashed(f)) {
 			fio_free(f);
 			continue;
 		}
+		crashed++;
 		fio_crash_apply(f, s[0] + k, FIO_CRASH_RANDOM, NULL);
 		fio_free(f);
 		r.acked_next = 0;
@@ -190,6 +213,7 @@ Test(crash, at_pwrites_under_sync_never_recovers_a_prefix)
 		if (uw_check(env.store, &r, why, sizeof(why)) && ++bad <= 5)
 			cr_log_error("crash at pwrite %u (sync=never): %s", k, why);
 	}
+	expect_crashed(tried, crashed, "pwrite crash points");
 	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
 }
 
@@ -230,6 +254,7 @@ Test(crash, mmap_path_at_every_namespace_and_truncate_call)
 	use_mmap = 1;
 	for (size_t i = 0; i < 4; i++) {
 		unsigned n = reference_calls(SB_SYNC_ALWAYS, kinds[i]);
+		cr_expect_gt(n, 0, "the workload made no call of kind %d", (int)kinds[i]);
 		bad += crash_each(SB_SYNC_ALWAYS, kinds[i], n, seeds_a, 2, FIO_CRASH_RANDOM);
 	}
 	cr_expect_eq(bad, 0, "%d crash cases failed", bad);
@@ -241,6 +266,8 @@ Test(crash, mmap_path_at_every_namespace_and_truncate_call)
 #define MT_PER 40
 #define MT_LEN(id) ut_len((id), MT_SEED, 8, 600)
 static _Atomic uint64_t mt_ids[4 * MT_PER + 8]; /* offset -> id + 1 once acknowledged */
+static int mt_mode = FIO_CRASH_RANDOM;          /* what the crash does to unsynced data */
+static unsigned mt_delay_us = 100;              /* how long each fdatasync takes */
 
 struct mt_arg {
 	sb_log *l;
@@ -275,7 +302,7 @@ static int mt_case(unsigned k, uint64_t seed, char *why, size_t cap)
 	for (size_t i = 0; i < sizeof(mt_ids) / sizeof(*mt_ids); i++)
 		atomic_store(&mt_ids[i], 0);
 	fio *f = mk();
-	fio_set_sync(f, 0, 100);
+	fio_set_sync(f, 0, mt_delay_us);
 	if (k)
 		fio_crash_at(f, FIO_FDATASYNC, k);
 	ut_cfg(&c, 4096, SB_SYNC_ALWAYS);
@@ -294,7 +321,7 @@ static int mt_case(unsigned k, uint64_t seed, char *why, size_t cap)
 		sb_store_close(s);
 	}
 	crashed = fio_crashed(f);
-	fio_crash_apply(f, seed, FIO_CRASH_RANDOM, NULL);
+	fio_crash_apply(f, seed, mt_mode, NULL);
 	fio_free(f);
 
 	int rc = ut_open(env.store, &c, NULL, &s);
@@ -364,6 +391,34 @@ Test(crash, during_group_commit_from_four_threads)
 	}
 	cr_expect_gt(cases, 20);
 	cr_expect_eq(bad, 0, "%d of %d crash cases failed", bad, cases);
+}
+
+/*
+ * A group-commit leader may acknowledge only the appends its fdatasync
+ * covered: those made before the call began. With a 2 ms fdatasync, appends
+ * arrive while the leader syncs; a crash that drops everything unsynced then
+ * loses any of them that were acknowledged anyway (a leader that reads its
+ * target after the sync instead of before).
+ */
+Test(crash, group_commit_acknowledges_only_what_its_sync_covered)
+{
+	char why[512];
+	int bad = 0, cases = 0;
+	mt_mode = FIO_CRASH_DROP_ALL;
+	mt_delay_us = 2000;
+	for (int m = 0; m < 2; m++) {
+		use_mmap = m;
+		for (unsigned k = 4; k < 400; k += 9) {
+			int rc = mt_case(k, k, why, sizeof(why));
+			if (rc == 0)
+				break; /* the run finished before its kth sync */
+			cases++;
+			if (rc < 0 && ++bad <= 5)
+				cr_log_error("%s: crash at sync %u: %s", m ? "mmap" : "pwrite", k, why);
+		}
+	}
+	cr_expect_geq(cases, 10);
+	cr_expect_eq(bad, 0, "%d of %d crash cases lost acknowledged records", bad, cases);
 }
 
 /* ---- a clean close is durable ------------------------------------------- */

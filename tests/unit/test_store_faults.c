@@ -501,7 +501,7 @@ Test(faults, ebusy_unlinking_an_old_segment_loses_no_live_record)
 static void every_call_in_turn(int use_mmap)
 {
 	static const int errs[] = {EIO, ENOSPC};
-	int bad = 0, runs = 0;
+	int bad = 0, runs = 0, fired = 0;
 	for (int kind = 0; kind < FIO_NKINDS; kind++) {
 		if (use_mmap && (kind == FIO_RENAME || kind == FIO_UNLINK))
 			continue; /* the same code as the pwrite path */
@@ -522,6 +522,7 @@ static void every_call_in_turn(int use_mmap)
 			fio_set_sync(g, 0, 0);
 			fio_fail(g, (fio_kind)kind, k, err, 0, NULL);
 			uw_run(env.store, fio_io(g), SB_SYNC_ALWAYS, &r);
+			fired += fio_failed(g) > 0; /* else the run checked nothing new */
 			fio_free(g);
 			runs++;
 			/* no crash: even a record whose append failed may be there, but
@@ -537,6 +538,7 @@ static void every_call_in_turn(int use_mmap)
 		}
 	}
 	cr_expect_gt(runs, 100);
+	cr_expect_geq(fired * 10, runs * 9, "the fault fired in only %d of %d runs", fired, runs);
 	cr_expect_eq(bad, 0, "%d of %d runs failed", bad, runs);
 }
 

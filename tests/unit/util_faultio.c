@@ -147,8 +147,9 @@ static void file_drop(fio *f, struct ffile *ff)
 	*ff = f->files[--f->nfiles];
 }
 
-static int add_op(struct ffile *ff, const struct dop *d)
+static int add_op(fio *f, struct ffile *ff, struct dop *d)
 {
+	d->seq = ++f->op_seq;
 	if (ff->snap) { /* snapshot mode: the snapshot covers it */
 		free(d->saved);
 		return 0;
@@ -195,6 +196,7 @@ static struct nsop *ns_add(fio *f, int kind, const char *a, const char *b)
 	struct nsop *o = &f->ns[f->nns++];
 	memset(o, 0, sizeof(*o));
 	o->kind = kind;
+	o->seq = ++f->op_seq;
 	o->a = strdup(a);
 	o->b = b ? strdup(b) : NULL;
 	if (parent_of(a, &o->d1, &o->i1))
@@ -266,7 +268,7 @@ static int f_open(void *ctx, const char *path, int flags, mode_t mode)
 		struct ffile *ff = file_for(f, fd);
 		struct dop d = {.is_write = 0, .old_size = old_size, .post_size = 0, .saved_off = 0,
 				.saved = old, .saved_n = (size_t)old_size};
-		if (!ff || add_op(ff, &d))
+		if (!ff || add_op(f, ff, &d))
 			free(old);
 	}
 out:
@@ -320,7 +322,7 @@ static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 		if (d.saved_n > (size_t)w)
 			d.saved_n = (size_t)w;
 		d.post_size = off + w > d.old_size ? off + w : d.old_size;
-		if (add_op(ff, &d))
+		if (add_op(f, ff, &d))
 			free(d.saved);
 	}
 out:
@@ -328,14 +330,31 @@ out:
 	return w;
 }
 
+/*
+ * An fdatasync covers what was written before it began, not what other
+ * threads write while it runs (the kernel may or may not write those out):
+ * the ops and content at entry are what becomes durable at a successful
+ * exit. Otherwise a group-commit leader that acknowledges appends made
+ * during its sync would look correct.
+ */
 static int f_fdatasync(void *ctx, int fd)
 {
 	fio *f = ctx;
 	struct stat st;
-	int rc;
+	uint8_t *entry_snap = NULL;
+	size_t entry_len = 0;
+	uint64_t seq0;
+	int rc, is_dir;
 
 	pthread_mutex_lock(&f->mu);
 	unsigned delay = f->sync_delay_us;
+	seq0 = ++f->op_seq; /* ops numbered below this one are covered */
+	is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+	if (f->snap_mode && !is_dir) {
+		struct ffile *ff = file_find(f, st.st_dev, st.st_ino);
+		if (ff) /* through our fd: the caller's may be write-only */
+			entry_snap = fio__read_fd_all(ff->fd, &entry_len);
+	}
 	pthread_mutex_unlock(&f->mu);
 	if (delay)
 		usleep(delay);
@@ -352,6 +371,8 @@ static int f_fdatasync(void *ctx, int fd)
 	if (S_ISDIR(st.st_mode)) {
 		for (size_t i = 0; i < f->nns; i++) {
 			struct nsop *o = &f->ns[i];
+			if (o->seq > seq0)
+				continue;
 			if (o->d1 == st.st_dev && o->i1 == st.st_ino)
 				o->ok1 = 1;
 			if (o->d2 == st.st_dev && o->i2 == st.st_ino)
@@ -360,14 +381,29 @@ static int f_fdatasync(void *ctx, int fd)
 	} else {
 		struct ffile *ff = file_find(f, st.st_dev, st.st_ino);
 		if (ff && f->snap_mode) {
-			free(ff->snap);
-			ff->snap = fio__read_fd_all(ff->fd, &ff->snap_len);
+			if (entry_snap && seq0 > ff->snap_seq) {
+				free(ff->snap);
+				ff->snap = entry_snap;
+				ff->snap_len = entry_len;
+				ff->snap_seq = seq0;
+				entry_snap = NULL;
+			}
 		} else if (ff) {
-			file_drop(f, ff);
+			size_t k = 0;
+			for (size_t i = 0; i < ff->nops; i++) {
+				if (ff->ops[i].seq < seq0)
+					free(ff->ops[i].saved);
+				else
+					ff->ops[k++] = ff->ops[i];
+			}
+			ff->nops = k;
+			if (!k)
+				file_drop(f, ff);
 		}
 	}
 out:
 	pthread_mutex_unlock(&f->mu);
+	free(entry_snap);
 	return rc;
 }
 
@@ -395,7 +431,7 @@ static int f_ftruncate(void *ctx, int fd, off_t len)
 		free(d.saved);
 		goto out;
 	}
-	if (ff && add_op(ff, &d))
+	if (ff && add_op(f, ff, &d))
 		free(d.saved);
 out:
 	pthread_mutex_unlock(&f->mu);
@@ -429,7 +465,7 @@ static int f_fallocate(void *ctx, int fd, off_t off, off_t len)
 	}
 	if (ff && off + len > st.st_size) {
 		struct dop d = {.is_write = 0, .old_size = st.st_size, .post_size = off + len};
-		add_op(ff, &d);
+		add_op(f, ff, &d);
 	}
 out:
 	pthread_mutex_unlock(&f->mu);

@@ -6,10 +6,12 @@
  * then on), or run out of disk space after a byte budget (the pwrite that
  * crosses it is short, later ones get -ENOSPC).
  *
- * Crashes: every pwrite/ftruncate/fallocate (and O_TRUNC open) since a file's
- * last successful fdatasync is recorded with what it overwrote, and every
- * create/rename/unlink not yet covered by an fdatasync of its directory is
- * recorded with a way back. fio_crash_at() freezes the table at the Nth
+ * Crashes: every pwrite/ftruncate/fallocate (and O_TRUNC open) not covered
+ * by a successful fdatasync of its file is recorded with what it overwrote,
+ * and every create/rename/unlink not yet covered by an fdatasync of its
+ * directory is recorded with a way back. An fdatasync covers only what was
+ * done before it began: what other threads do while it runs (during its
+ * delay, see fio_set_sync) stays unsynced. fio_crash_at() freezes the table at the Nth
  * call of a kind (that call and every later one fail with -EIO and change
  * nothing); fio_crash_apply() then keeps, drops or garbles each unsynced
  * write and undoes a random suffix of the unsynced namespace operations
@@ -55,7 +57,8 @@ fio *fio_new(const char *stash_dir);
  * The same with mmap_writes = 1 (the store's real write path: records are
  * copied into a shared mapping, invisible to this table). Data is then
  * tracked by snapshots instead of per write: every file opened for writing
- * is snapshotted at open and again at each successful fdatasync; a crash
+ * is snapshotted at open and again when each fdatasync begins (the snapshot
+ * becomes the synced content if that fdatasync succeeds); a crash
  * keeps, drops (back to the snapshot) or garbles each 512-byte block that
  * differs from the snapshot, and keeps either the current or the snapshot
  * size. Faults (fio_fail, budgets) work as in the pwrite table.

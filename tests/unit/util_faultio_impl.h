@@ -20,6 +20,7 @@ struct dop {
 	off_t saved_off;  /* bytes this op overwrote or cut off */
 	uint8_t *saved;
 	size_t saved_n;
+	uint64_t seq;     /* order among all recorded ops (fio.op_seq) */
 };
 
 struct ffile {
@@ -30,6 +31,7 @@ struct ffile {
 	size_t nops, cap;
 	uint8_t *snap; /* snapshot mode: the content at the last sync */
 	size_t snap_len;
+	uint64_t snap_seq; /* op_seq when that content was read */
 };
 
 enum { NS_CREATE, NS_RENAME, NS_UNLINK };
@@ -41,6 +43,7 @@ struct nsop {
 	dev_t d1, d2;   /* parent directories */
 	ino_t i1, i2;
 	int ok1, ok2;   /* parent synced since */
+	uint64_t seq;   /* order among all recorded ops (fio.op_seq) */
 };
 
 struct rule {
@@ -74,6 +77,8 @@ struct fio {
 	int fake_sync;
 	unsigned sync_delay_us;
 	int snap_mode;
+	uint64_t op_seq; /* ops recorded so far: an fdatasync covers those
+			  * recorded before it began, not those made while it ran */
 };
 
 /* The whole content of fd (malloc'd, *len bytes), or NULL. */
