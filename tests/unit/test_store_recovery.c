@@ -104,15 +104,42 @@ static void append_continues(uint64_t n)
 	expect_intact(n + 40, "after reopening");
 }
 
+/* Size of the last segment file. */
+static off_t last_size(void)
+{
+	char p[4096];
+	off_t n = uf_size(last_seg(p));
+	cr_assert_geq(n, 0);
+	return n;
+}
+
+/*
+ * Recovery really cut: the damage left the last segment `damaged` bytes long
+ * with records [0, n] in it (`clean` bytes before the damage); after the
+ * reopen it holds records [0, n) and ends right after the last of them.
+ */
+static void expect_cut(off_t clean, off_t damaged, uint64_t n)
+{
+	off_t whole = clean - (off_t)rec_bytes(n, LEN(n));
+	cr_assert_gt(damaged, whole, "the damage left nothing to cut (%lld <= %lld bytes)",
+		     (long long)damaged, (long long)whole);
+	cr_expect_eq(last_size(), whole, "after recovery the last segment is %lld bytes, "
+		     "want %lld (the damaged tail of %lld bytes was not cut)",
+		     (long long)last_size(), (long long)whole, (long long)(damaged - whole));
+}
+
 Test(recovery, torn_tail_is_cut_to_the_last_whole_record)
 {
 	char p[4096];
 	open_store();
 	fill(100);
 	close_store();
+	off_t clean = last_size();
 	cr_assert_eq(uf_cut_tail(last_seg(p), (off_t)rec_bytes(99, LEN(99)) / 2), 0);
+	off_t damaged = last_size();
 	open_store();
 	expect_intact(99, "torn tail");
+	expect_cut(clean, damaged, 99);
 	append_continues(99);
 }
 
@@ -122,9 +149,12 @@ Test(recovery, torn_record_header_is_cut)
 	open_store();
 	fill(60);
 	close_store();
+	off_t clean = last_size();
 	cr_assert_eq(uf_cut_tail(last_seg(p), (off_t)rec_bytes(59, LEN(59)) - 10), 0);
+	off_t damaged = last_size();
 	open_store();
 	expect_intact(59, "torn header");
+	expect_cut(clean, damaged, 59);
 	append_continues(59);
 }
 
@@ -150,8 +180,11 @@ Test(recovery, torn_tail_then_read_then_append)
 	open_store();
 	fill(80);
 	close_store();
+	off_t clean = last_size();
 	cr_assert_eq(uf_cut_tail(last_seg(p), 7), 0);
+	off_t damaged = last_size();
 	open_store();
+	expect_cut(clean, damaged, 79);
 	cr_assert_eq(ut_check(L, 78, LEN(78), 1), 0);
 	uint8_t b[64];
 	cr_expect_eq(sb_log_read(L, 79, 0, b, sizeof(b), &(size_t){0}, NULL), -ENOENT);
@@ -164,9 +197,11 @@ Test(recovery, garbled_last_record_is_cut)
 	open_store();
 	fill(70);
 	close_store();
+	off_t clean = last_size();
 	cr_assert_eq(uf_flip_byte(last_seg(p), -3, 0x10), 0); /* in its payload */
 	open_store();
 	expect_intact(69, "garbled payload");
+	expect_cut(clean, clean, 69);
 	append_continues(69);
 }
 
@@ -177,9 +212,11 @@ Test(recovery, garbled_last_record_header_is_cut)
 	fill(70);
 	close_store();
 	/* the offset field of the last record */
+	off_t clean = last_size();
 	cr_assert_eq(uf_flip_byte(last_seg(p), -(off_t)rec_bytes(69, LEN(69)) + 9, 0x01), 0);
 	open_store();
 	expect_intact(69, "garbled header");
+	expect_cut(clean, clean, 69);
 	append_continues(69);
 }
 

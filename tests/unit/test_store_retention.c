@@ -185,6 +185,81 @@ Test(retention, retention_bytes_drops_whole_old_sealed_segments)
 	expect_readable_from(b1[0], 600);
 }
 
+/*
+ * retention_bytes exactly (Kafka's rule): drop the oldest sealed segment
+ * while the bytes left without it would still be at least retention_bytes;
+ * never one more (the kept bytes stay >= the limit), never one fewer. For
+ * random logs and limits, the segments dropped must be exactly those.
+ */
+Test(retention, retention_bytes_drops_exactly_the_oldest_segments_over_the_limit)
+{
+	uint64_t rng = 2024;
+	int trials = 0, dropped_some = 0, kept_some = 0;
+	for (int trial = 0; trial < 24; trial++) {
+		uint64_t b0[256], len[256], total = 0, sealed = 0;
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t recs = 60 + (rng >> 33) % 400;
+		if (S) {
+			cr_assert_eq(sb_store_close(S), 0);
+			S = NULL;
+		}
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		C.retention_bytes = -1;
+		open_store();
+		fill(recs);
+		/* sealed segments: their file sizes; the active one: the rest */
+		int n0 = bases(b0, 256);
+		sb_log_stats st;
+		cr_assert_eq(sb_log_get_stats(L, &st), 0);
+		for (int i = 0; i + 1 < n0; i++) {
+			char name[64], p[4096];
+			sb_seg_name(name, b0[i], ".seg");
+			len[i] = (uint64_t)uf_size(uf_join(p, sizeof(p), tdir, name));
+			sealed += len[i];
+		}
+		cr_assert_geq(st.bytes, sealed);
+		len[n0 - 1] = st.bytes - sealed;
+		total = st.bytes;
+		/* a limit anywhere from 0 to a bit past the whole log, often
+		 * exactly on a segment boundary */
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		int64_t rb = (int64_t)((rng >> 33) % (total + SEG));
+		if (trial % 3 == 0) {
+			uint64_t suffix = 0;
+			for (int i = n0 - 1; i >= (int)((rng >> 20) % (uint64_t)n0); i--)
+				suffix += len[i];
+			rb = (int64_t)suffix;
+		}
+		size_t want = 0;
+		uint64_t left = total;
+		while ((int)want + 1 < n0 && left - len[want] >= (uint64_t)rb)
+			left -= len[want++];
+		/* reopen with the limit (retention runs only when asked) */
+		C.retention_bytes = rb;
+		reopen();
+		size_t dropped = 0;
+		cr_assert_eq(sb_log_retain(L, T0, &dropped), 0);
+		uint64_t b1[256];
+		int n1 = bases(b1, 256);
+		cr_assert_eq(sb_log_get_stats(L, &st), 0);
+		cr_expect_eq(dropped, want,
+			     "trial %d: %d segments, %llu bytes, retention_bytes %lld: dropped %zu, "
+			     "want %zu", trial, n0, (unsigned long long)total, (long long)rb, dropped, want);
+		cr_expect_eq(n1, n0 - (int)want, "trial %d: segment files left", trial);
+		cr_expect_eq(b1[0], b0[want], "trial %d: the oldest go first", trial);
+		if (total >= (uint64_t)rb)
+			cr_expect_geq(st.bytes, (uint64_t)rb,
+				      "trial %d: %llu bytes kept, under retention_bytes %lld", trial,
+				      (unsigned long long)st.bytes, (long long)rb);
+		expect_readable_from(b0[want], recs);
+		trials++;
+		dropped_some += want > 0;
+		kept_some += want + 1 < (size_t)n0;
+	}
+	cr_expect_geq(dropped_some, 6, "too few trials dropped anything");
+	cr_expect_geq(kept_some, 6, "too few trials kept a sealed segment");
+}
+
 Test(retention, retention_ms_drops_only_segments_wholly_older)
 {
 	uint64_t b0[256], b1[256];
