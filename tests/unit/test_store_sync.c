@@ -1,0 +1,150 @@
+/*
+ * test_store_sync.c - the sync policy decides the fdatasyncs, counted by an
+ * sb_io that sees every one (util_faultio): under `always` every append
+ * waits for one, under `never` appends make none, under `interval` the
+ * flusher makes some, fewer than the appends; per-topic settings apply to
+ * their topic only. A process crash keeps the page cache, so without
+ * counting, `always` and `never` look alike.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util_faultio.h"
+#include "util_files.h"
+#include "util_store.h"
+
+#define N 40
+#define SEG (1u << 20) /* no roll: a roll syncs under every policy */
+
+static ut_env env;
+static sb_store *S;
+static fio *F;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "sync"), 0);
+	S = NULL;
+	F = fio_new_mmap(env.stash);
+	cr_assert_not_null(F);
+	fio_set_sync(F, 0, 0);
+}
+
+static void teardown(void)
+{
+	if (S)
+		sb_store_close(S);
+	fio_free(F);
+	ut_env_fini(&env);
+}
+
+TestSuite(sync, .init = setup, .fini = teardown, .timeout = 60);
+
+static int per_topic(void *arg, const char *topic, sb_log_config *cfg)
+{
+	(void)arg;
+	if (!strcmp(topic, "a"))
+		cfg->sync = SB_SYNC_ALWAYS;
+	else if (!strcmp(topic, "n"))
+		cfg->sync = SB_SYNC_NEVER;
+	return 0;
+}
+
+/* Open with the flusher running (as the daemon does), default policy `sync`. */
+static void open_store(enum sb_sync sync, int hook)
+{
+	sb_store_options o;
+	sb_store_options_default(&o);
+	ut_cfg(&o.defaults, SEG, sync);
+	o.defaults.sync_interval_ms = 20;
+	o.io = fio_io(F);
+	if (hook)
+		o.topic_config = per_topic;
+	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* fdatasyncs made by N appends to l (and by the flusher meanwhile). */
+static unsigned syncs_of_appends(sb_log *l)
+{
+	unsigned before = fio_calls(F, FIO_FDATASYNC);
+	for (uint64_t i = 0; i < N; i++)
+		cr_assert_eq(ut_append1(l, i, 100, 7, NULL), 0);
+	return fio_calls(F, FIO_FDATASYNC) - before;
+}
+
+Test(sync, always_syncs_every_append)
+{
+	open_store(SB_SYNC_ALWAYS, 0);
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	cr_expect_eq(sb_log_get_config(l)->sync, SB_SYNC_ALWAYS);
+	unsigned n = syncs_of_appends(l);
+	cr_expect_geq(n, N, "sync=always: %u fdatasyncs for %d appends from one thread", n, N);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(l, &st), 0);
+	cr_expect_geq(st.syncs, N, "sync=always: the log counted %llu syncs",
+		      (unsigned long long)st.syncs);
+}
+
+Test(sync, never_syncs_no_append)
+{
+	open_store(SB_SYNC_NEVER, 0);
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	unsigned before = fio_calls(F, FIO_FDATASYNC);
+	syncs_of_appends(l);
+	sleep_ms(150); /* the flusher has nothing to do under never */
+	unsigned n = fio_calls(F, FIO_FDATASYNC) - before;
+	cr_expect_eq(n, 0, "sync=never: %u fdatasyncs for %d appends", n, N);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(l, &st), 0);
+	cr_expect_eq(st.syncs, 0, "sync=never: the log counted %llu syncs",
+		     (unsigned long long)st.syncs);
+	/* and an explicit sync still syncs */
+	before = fio_calls(F, FIO_FDATASYNC);
+	cr_assert_eq(sb_log_sync(l), 0);
+	cr_expect_gt(fio_calls(F, FIO_FDATASYNC), before, "sb_log_sync made no fdatasync");
+}
+
+Test(sync, interval_syncs_in_the_background_only)
+{
+	open_store(SB_SYNC_INTERVAL, 0);
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	unsigned before = fio_calls(F, FIO_FDATASYNC);
+	unsigned n = syncs_of_appends(l);
+	cr_expect_lt(n, N / 2, "sync=interval: %u fdatasyncs during %d appends", n, N);
+	/* within a few intervals the flusher syncs what was appended */
+	for (int i = 0; i < 100 && fio_calls(F, FIO_FDATASYNC) == before; i++)
+		sleep_ms(10);
+	cr_expect_gt(fio_calls(F, FIO_FDATASYNC), before,
+		     "sync=interval: no fdatasync 1 s after the appends");
+}
+
+/* [topic:NAME] sync= overrides the default for that topic only. */
+Test(sync, per_topic_policy_applies_to_its_topic)
+{
+	open_store(SB_SYNC_NEVER, 1);
+	sb_log *a = ut_topic(S, "a"), *n = ut_topic(S, "n"), *d = ut_topic(S, "d");
+	cr_assert(a && n && d);
+	cr_expect_eq(sb_log_get_config(a)->sync, SB_SYNC_ALWAYS);
+	cr_expect_eq(sb_log_get_config(d)->sync, SB_SYNC_NEVER);
+	unsigned sn = syncs_of_appends(n), sd = syncs_of_appends(d), sa = syncs_of_appends(a);
+	cr_expect_eq(sn, 0, "topic n (never): %u fdatasyncs", sn);
+	cr_expect_eq(sd, 0, "topic d (the default, never): %u fdatasyncs", sd);
+	cr_expect_geq(sa, N, "topic a (always): %u fdatasyncs for %d appends", sa, N);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(a, &st), 0);
+	cr_expect_geq(st.syncs, N);
+	cr_assert_eq(sb_log_get_stats(n, &st), 0);
+	cr_expect_eq(st.syncs, 0);
+}
