@@ -19,10 +19,12 @@ trap sb_cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # eq ACTUAL EXPECTED WHAT
 eq() { [ "$1" == "$2" ] || fail "$3: got '$1', expected '$2'"; }
-# has TEXT PATTERN WHAT: TEXT contains the extended regex PATTERN
-has() { printf '%s\n' "$1" | grep -Eq -- "$2" || fail "$3: no match for /$2/ in: $1"; }
+# has TEXT PATTERN WHAT: TEXT contains the extended regex PATTERN. (A here-
+# string, not printf | grep -q: grep -q stops at the first match, printf
+# then dies of SIGPIPE, and pipefail made that a failure now and then.)
+has() { grep -Eq -- "$2" <<<"$1" || fail "$3: no match for /$2/ in: $1"; }
 # hasnt TEXT PATTERN WHAT
-hasnt() { ! printf '%s\n' "$1" | grep -Eq -- "$2" || fail "$3: unexpected /$2/ in: $1"; }
+hasnt() { ! grep -Eq -- "$2" <<<"$1" || fail "$3: unexpected /$2/ in: $1"; }
 # run_rc VAR CMD...: run CMD, stdout+stderr into $out, exit status into VAR
 run_rc() { local __v=$1; shift; set +e; out=$("$@" 2>&1); printf -v "$__v" '%s' $?; set -e; }
 # json EXPR < file: print the python expression EXPR over j (the parsed JSON)
