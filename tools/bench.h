@@ -17,11 +17,12 @@ int sb_bench_main(int argc, char **argv);
 #include <time.h>
 
 /*
- * Allocation counting (bench_alloc.c). The streambus binary's malloc, calloc
- * and realloc count the calls made while counting is on, from every thread
- * (LevelDB's background compaction included). free and the aligned
- * allocators are not overridden. In an ASan build nothing is overridden and
- * sb_bench_alloc_available() is 0.
+ * Allocation counting (bench_alloc.c). Only the benchmark binary
+ * streambus-bench (built with SB_BENCH_COUNT_ALLOCS, never installed)
+ * counts: its malloc, calloc and realloc count the calls made while
+ * counting is on, from every thread (LevelDB's background compaction
+ * included). In `streambus bench`, and in a sanitizer build, nothing is
+ * replaced and sb_bench_alloc_available() is 0.
  */
 int sb_bench_alloc_available(void);
 void sb_bench_alloc_start(void);      /* zero the count, start counting */
@@ -34,6 +35,8 @@ typedef struct sb_bench_val {
 	double value;         /* in the figure's unit: the median of the reps */
 	double lo, hi;        /* the smallest and largest of the reps */
 	double allocs;        /* allocations per op; < 0: not counted */
+	double rep[16];       /* each repetition's value, in the order run */
+	int nrep;
 	uint64_t ops;         /* ops per repetition */
 	int reps;             /* repetitions (value is their median) */
 	const char *how;      /* what exactly was measured (static string) */
@@ -44,7 +47,7 @@ typedef struct sb_bench_val {
 
 enum {
 	SB_FIG_INDEX,        /* sb_index_lookup, 10,000 entries */
-	SB_FIG_STAT,         /* sb_log_stat, ~10,000-entry index */
+	SB_FIG_STAT,         /* random get with a copy, 10,000 records */
 	SB_FIG_APPEND39,     /* append, 39-byte payload, sync never */
 	SB_FIG_APPEND100,    /* append, 100-byte payload, sync never */
 	SB_FIG_FSYNC1,       /* append, sync always, 1 writer */
@@ -69,15 +72,34 @@ typedef struct sb_bench_cfg {
 	int reps;                /* repetitions of the short benchmarks */
 	const uint8_t *rnd;      /* SB_BENCH_RND_BYTES random bytes: payloads */
 	int verbose;             /* progress on stderr */
-	double load[2];          /* 1-minute load average at start and end */
+	int leveldb;             /* run LevelDB's side too */
+	double other_cpu;        /* CPUs' worth of time others used during the run */
 } sb_bench_cfg;
 
 #define SB_BENCH_RND_BYTES (4u << 20)
 
 /* Our store (bench_store.c) and LevelDB (bench_leveldb.c). Each fills its
- * side of every figure; failures are recorded in the figure, not returned. */
+ * side of every figure but the fsync ones; failures are recorded in the
+ * figure, not returned. */
 void sb_bench_store(const sb_bench_cfg *c, sb_bench_val ours[SB_FIG_COUNT]);
 void sb_bench_leveldb(const sb_bench_cfg *c, sb_bench_val ldb[SB_FIG_COUNT]);
+
+/* The fsync figures, both sides, alternating ours and LevelDB's rep by rep
+ * (who goes first alternates too), so that drift of the disk hits both
+ * alike (bench_store.c; LevelDB's side only when c->leveldb). */
+void sb_bench_fsync(const sb_bench_cfg *c, sb_bench_val ours[SB_FIG_COUNT], sb_bench_val ldb[SB_FIG_COUNT]);
+
+/* LevelDB's sync puts one repetition at a time (bench_leveldb.c). */
+typedef struct sb_bench_ldb_sync sb_bench_ldb_sync;
+/* A fresh DB for sync puts; NULL when LevelDB is not built in or fails (v
+ * says why). */
+sb_bench_ldb_sync *sb_bench_ldb_sync_open(const sb_bench_cfg *c, sb_bench_val *v);
+/* `writers` threads of n sync puts each (keys never reused): wall ns, the
+ * sum of each writer's own ns, allocations added to *allocs. 0, or -1 with
+ * v failed. */
+int sb_bench_ldb_sync_rep(sb_bench_ldb_sync *d, int writers, uint64_t n, uint64_t *ns,
+			  uint64_t *sum_ns, uint64_t *allocs, sb_bench_val *v);
+void sb_bench_ldb_sync_close(sb_bench_ldb_sync *d);
 
 /* Helpers (bench.c). */
 void sb_bench_fail(sb_bench_val *v, const char *what, const char *why);

@@ -1,8 +1,9 @@
 /*
- * bench_alloc.c - count allocations for `streambus bench`.
+ * bench_alloc.c - count allocations for the benchmarks.
  *
- * This file replaces malloc, calloc and realloc in the whole streambus
- * binary (glibc lets a program interpose them). Each replacement forwards to
+ * Built with SB_BENCH_COUNT_ALLOCS (the benchmark binary streambus-bench
+ * only, which is not installed), this file replaces malloc, calloc and
+ * realloc in that binary (glibc lets a program interpose them). Each replacement forwards to
  * glibc's own allocator (__libc_malloc etc.), so every pointer still comes
  * from the one glibc heap and glibc's free, posix_memalign, aligned_alloc,
  * memalign and malloc_usable_size, which are not replaced, stay correct for
@@ -17,6 +18,11 @@
  * increments before the read) and turns it off; allocations of any thread
  * made while it is on are counted, whoever makes them.
  *
+ * Because free is not replaced, the binary must run on glibc's allocator:
+ * under an LD_PRELOAD allocator free would get pointers it did not make.
+ * That is why the installed `streambus` is built without this (its bench
+ * reports allocations as not counted).
+ *
  * Under AddressSanitizer the sanitizer owns malloc: nothing is replaced and
  * allocations are reported as not counted.
  */
@@ -27,7 +33,9 @@
 
 #include "bench.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if !defined(SB_BENCH_COUNT_ALLOCS)
+#define SB_ALLOC_COUNTING 0
+#elif defined(__SANITIZE_ADDRESS__)
 #define SB_ALLOC_COUNTING 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer)

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # t_bench_quick.sh - `streambus bench --quick` runs, prints every figure (in
-# text and as JSON that parses), counts no allocation per random read, and
-# leaves nothing behind in its scratch directory.
+# text and as JSON that parses) with each ratio's range over the reps and no
+# working notes (targets, the seed's figures: docs/BENCHMARKS.md has them);
+# streambus-bench (not installed) counts allocations, none per random read;
+# nothing is left behind in the scratch directory.
 # Run by tools/test with SB_BUILD=<build dir>.
 set -euo pipefail
 : "${SB_BUILD:?SB_BUILD must name the build directory}"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$SB_BUILD/streambus
+bbin=$SB_BUILD/streambus-bench
 
-[ -x "$bin" ] || { echo "t_bench_quick: $bin is missing (build failed?)" >&2; exit 1; }
+for b in "$bin" "$bbin"; do
+	[ -x "$b" ] || { echo "t_bench_quick: $b is missing (build failed?)" >&2; exit 1; }
+done
 
 work=$(mktemp -d /tmp/t_bench_quick.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -21,10 +26,23 @@ for key in index_lookup index_lookup_stat append_39_nosync append_100_nosync app
 	grep -q "\[$key\]" "$work/out.txt" || { cat "$work/out.txt"; echo "text report lacks $key" >&2; exit 1; }
 done
 if grep -q FAILED "$work/out.txt"; then cat "$work/out.txt"; echo "a figure failed" >&2; exit 1; fi
+grep -q '^allocation counting: off' "$work/out.txt" || { cat "$work/out.txt"; echo "streambus bench counts allocations (it must not replace malloc)" >&2; exit 1; }
 
-# JSON, both sides.
+# Text report, both sides: each ratio with its range; no working notes.
+"$bin" bench --quick --dir "$work/scratch" >"$work/both.txt"
+for f in "$work/out.txt" "$work/both.txt"; do
+	if grep -Eiq 'MISSED|seed|to beat|target|beaten' "$f"; then
+		grep -Ein 'MISSED|seed|to beat|target|beaten' "$f"; echo "working notes in the report" >&2; exit 1
+	fi
+done
+n=$(grep -c '^    ours vs LevelDB: [0-9.]*x (\(ours\|LevelDB\) better); range [0-9.]*x\.\.[0-9.]*x over [0-9]* reps$' "$work/both.txt" || true)
+[ "$n" = 10 ] || { cat "$work/both.txt"; echo "want 10 ratios with their range, got $n" >&2; exit 1; }
+grep -q 'other processes used [0-9.]* CPUs.*own threads not counted' "$work/both.txt" ||
+	{ head -3 "$work/both.txt"; echo "the busy-machine line does not leave out our own threads" >&2; exit 1; }
+
+# JSON, both sides, with allocations counted (streambus-bench).
 start=$(date +%s)
-"$bin" bench --quick --json --dir "$work/scratch" >"$work/out.json"
+"$bbin" --quick --json --dir "$work/scratch" >"$work/out.json"
 secs=$(( $(date +%s) - start ))
 echo "bench --quick --json took ${secs}s"
 
@@ -64,8 +82,15 @@ for k in want:
             errors.append(f"{k}/{side}: allocs_per_op missing")
         if not counting and a is not None:
             errors.append(f"{k}/{side}: allocs_per_op given without counting")
-    if k != "index_lookup" and not isinstance(f.get("ours_vs_leveldb"), (int, float)):
-        errors.append(f"{k}: no ours_vs_leveldb ratio")
+    if k != "index_lookup":
+        r = [f.get(x) for x in ("ours_vs_leveldb_min", "ours_vs_leveldb", "ours_vs_leveldb_max")]
+        if not all(isinstance(x, (int, float)) for x in r) or not r[0] <= r[1] <= r[2]:
+            errors.append(f"{k}: no ours_vs_leveldb ratio with its range: {r}")
+        if f.get("ratio_reps", 0) < 3:
+            errors.append(f"{k}: the ratio's range is not over >= 3 reps")
+    for w in ("target", "target_value", "target_met", "seed_figure"):
+        if w in f:
+            errors.append(f"{k}: working note {w} in the JSON")
 x = figs["append_fsync_1w"]["ours"]
 for e in ("records_per_s", "records_per_fsync", "bare_pwrite_fdatasync_us", "ratio_vs_bare"):
     if not isinstance(x.get(e), (int, float)):
