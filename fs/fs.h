@@ -35,6 +35,10 @@
 #define SBFS_TTL_REC 10.0  /* a record never changes; retention invalidates */
 #define SBFS_TTL_LOG 0.0   /* .log: every fstat asks (tail -f polls it) */
 
+/* A file closed under a temporary name waits this long for its rename
+ * before it is appended under that name (pending.c). */
+#define SBFS_HOLD_NS (INT64_C(10) * 1000000000)
+
 enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING };
 
 /* One topic as the tree knows it. Entries live until the fs is freed. */
@@ -191,6 +195,11 @@ int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char
 int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
 int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
+/* rename within te of a file being created: -ENOENT if name is none */
+int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+			unsigned int flags);
+/* Append the files held too long under a temporary name (the notifier). */
+void sbfs_pending_expire(sbfs *fs);
 void sbfs_pending_free_all(sbfs *fs);
 /* Open/read/release of .log and records live in ops.c, writes in ops_write.c. */
 /* A new handle of kind k on te, registered in fs->handles; NULL on ENOMEM. */

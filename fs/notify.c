@@ -109,6 +109,7 @@ static void *run(void *arg)
 				sbfs_log("retention: %s", sbfs_strerror(rc));
 			last_retain = mono_ns();
 		}
+		sbfs_pending_expire(fs);
 		scan(fs);
 		pthread_mutex_lock(&fs->nlock);
 	}

@@ -99,8 +99,29 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, ttl);
 }
 
+/* Does setattr ask for what the record st already has? (records keep no
+ * access time: atime is taken as set; a size is never "set") */
+static int record_attr_same(const struct stat *st, const struct stat *attr, int to_set)
+{
+	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW))
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st->st_mode & 07777))
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st->st_uid)
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st->st_gid)
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_MTIME) &&
+	    (attr->st_mtim.tv_sec != st->st_mtim.tv_sec ||
+	     attr->st_mtim.tv_nsec != st->st_mtim.tv_nsec))
+		return 0;
+	return 1;
+}
+
 /* Pending files take what cp -a sets; directories pretend (their bits
- * come from the mount's settings); records and .log refuse. */
+ * come from the mount's settings); a record takes what it already has
+ * (rsync -a, cp -a over a restored topic) and refuses anything else;
+ * .log refuses. */
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
@@ -121,8 +142,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (to_set & FUSE_SET_ATTR_SIZE)
 			return sbfs_reply_err(req, -EISDIR);
 		break;
-	case K_LOG:
 	case K_RECORD:
+		rc = sbfs_attr_any(fs, ino, &st, &ttl);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		if (!record_attr_same(&st, attr, to_set))
+			return sbfs_reply_err(req, -EPERM);
+		return (void)fuse_reply_attr(req, &st, ttl);
+	case K_LOG:
 		rc = sbfs_attr_any(fs, ino, &st, &ttl);
 		return sbfs_reply_err(req, rc ? rc : -EPERM);
 	default:
@@ -239,11 +266,28 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, 0);
 }
 
+/* Only a file being created can be renamed, within its topic (rsync's and
+ * editors' temporary files); records, .log and topics cannot. */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
-	sbfs_reply_err(req, -EPERM);
+	sbfs *fs = FS(req);
+	uint32_t id;
+	sbfs_tentry *te;
+	if (parent != newparent || sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+		return sbfs_reply_err(req, -EPERM);
+	if (sbfs_topic_by_id(fs, id, &te, NULL))
+		return sbfs_reply_err(req, -ENOENT);
+	int rc = sbfs_pending_rename(fs, te, name, newname, flags);
+	uint64_t off;
+	struct stat st;
+	if (rc == -ENOENT && (strcmp(name, ".log") == 0 ||
+			      (sbfs_parse_offset(name, &off) == 0 &&
+			       sbfs_attr_record(fs, te, off, &st) == 0)))
+		rc = -EPERM;
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_err(req, 0);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)

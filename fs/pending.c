@@ -8,23 +8,38 @@
  * digits appends at that offset instead (no key; cp -a restores the key
  * through user.streambus.key and the time through utimens). The name is
  * visible (lookup, getattr) until the last close.
+ *
+ * A temporary name (starting with '.', or ending in ".tmp") is not a record
+ * at its close: the file is held, its attributes still settable, until it
+ * is renamed within the topic (then it is appended under the final name:
+ * rsync closes its temp file, sets its times, mode and xattrs, then renames
+ * it), unlinked (nothing is appended), or left alone for SBFS_HOLD_NS after
+ * its last close, or the daemon unmounts (then it is appended under its own
+ * name: a close that succeeded never loses data).
  */
 #include "fs.h"
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define XA_KEY "user.streambus.key"
+#define XA_OFFSET "user.streambus.offset"
+#define XA_TIMESTAMP "user.streambus.timestamp"
+#define XA_PREFIX "user.streambus."
 
 struct sbfs_pending {
 	struct sbfs_pending *next;   /* guarded by sbfs.plock */
 	int linked;                  /* guarded by sbfs.plock: in the list */
 	int opens;                   /* guarded by sbfs.plock */
+	int held;                    /* guarded by sbfs.plock: a temporary name, closed */
+	int64_t held_ns;             /* guarded by sbfs.plock: its last close (monotonic) */
 	fuse_ino_t ino;
 	sbfs_tentry *te;
+	/* name, digits, at: written under sbfs.plock and lock both, read under either */
 	char *name;
 	int digits;
 	uint64_t at;                 /* digits: the offset asked for */
@@ -40,6 +55,9 @@ struct sbfs_pending {
 	int key_set;
 	int64_t mtime_ns;
 	int64_t stamp_ns;            /* set by utimens (cp -p): the record's time */
+	int stamp_xattr;             /* stamp_ns came from user.streambus.timestamp */
+	int want_set;                /* user.streambus.offset was set: */
+	uint64_t want;               /* the record must land at this offset */
 };
 
 static int64_t now_ns(void)
@@ -47,6 +65,44 @@ static int64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A temporary name: its file becomes a record when renamed, not at close. */
+static int temp_name(const char *name)
+{
+	size_t n = strlen(name);
+	return name[0] == '.' || (n > 4 && strcmp(name + n - 4, ".tmp") == 0);
+}
+
+/* What a name asks for in te: *digits and *at for a record name; -EPERM for
+ * a digits name that cannot be the next record (only the next offset, or
+ * any in an empty topic), -EEXIST for .log, -ENAMETOOLONG. */
+static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name, int *digits,
+		      uint64_t *at)
+{
+	size_t nlen = strlen(name);
+	if (strcmp(name, ".log") == 0)
+		return -EEXIST;
+	if (nlen > 255)
+		return -ENAMETOOLONG;
+	*digits = 0;
+	if (strspn(name, "0123456789") != nlen)
+		return 0;
+	if (sbfs_parse_offset(name, at) != 0)
+		return -EPERM; /* digits, but no offset there can ever be */
+	sbfs_bounds bd;
+	sbfs_bounds_of(fs, te, t, &bd);
+	if (*at > SBFS_MAX_OFFSET || !(*at == bd.next || (bd.start == bd.next && *at >= bd.next)))
+		return -EPERM;
+	*digits = 1;
+	return 0;
 }
 
 /* ---- pending files ---------------------------------------------------------- */
@@ -157,10 +213,19 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 		pthread_mutex_unlock(&fs->plock);
 		return -ENOENT;
 	}
+	/* the tree's owner is the mount's: the same owner is fine (tar, cp -a
+	 * and rsync -a as root set it), another never comes true */
+	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->cfg->owner) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->cfg->group)) {
+		pthread_mutex_unlock(&fs->plock);
+		return -EPERM;
+	}
 	pthread_mutex_lock(&p->lock);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		p->mode = attr->st_mode;
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+	if (p->stamp_xattr)
+		; /* user.streambus.timestamp is exact; tar's mtime may be whole seconds */
+	else if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 		p->stamp_ns = 0;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		p->stamp_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
@@ -199,35 +264,73 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 	return rc;
 }
 
-/* cp --preserve=xattr restores a record's key; other names are accepted
- * and dropped, so that cp -a does not complain. */
+/* A decimal number of xattr value bytes (no sign, no NUL inside). */
+static int parse_u64(const char *v, size_t n, uint64_t *out)
+{
+	char buf[24];
+	if (n == 0 || n >= sizeof buf)
+		return -EINVAL;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return sbfs_parse_offset(buf, out) ? -EINVAL : 0;
+}
+
+/* The record's attributes as a backup carries them (cp -a, rsync -X, tar
+ * --xattrs): key, timestamp, offset (which must agree with a digits name).
+ * Other user.streambus.* names (headers among them) are refused with
+ * ENOTSUP rather than dropped; other user.* names are accepted and
+ * dropped, so that cp -a of ordinary files does not complain. */
+static int pending_xattr_locked(sbfs_pending *p, const char *name, const char *value, size_t size)
+{
+	uint64_t v;
+	if (strcmp(name, XA_KEY) == 0) {
+		if (size > 65535)
+			return -E2BIG;
+		char *k = malloc(size ? size : 1);
+		if (!k)
+			return -ENOMEM;
+		memcpy(k, value, size);
+		free(p->key);
+		p->key = k;
+		p->key_len = size;
+		p->key_set = 1;
+		return 0;
+	}
+	if (strcmp(name, XA_TIMESTAMP) == 0) {
+		if (parse_u64(value, size, &v) || v == 0 || v > INT64_MAX)
+			return -EINVAL;
+		p->stamp_ns = p->mtime_ns = (int64_t)v;
+		p->stamp_xattr = 1;
+		return 0;
+	}
+	if (strcmp(name, XA_OFFSET) == 0) {
+		if (parse_u64(value, size, &v) || v > SBFS_MAX_OFFSET)
+			return -EINVAL;
+		if (p->digits && v != p->at)
+			return -EINVAL; /* the name says another offset */
+		p->want = v;
+		p->want_set = 1;
+		return 0;
+	}
+	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) == 0)
+		return -ENOTSUP; /* headers and the like: not kept yet, never dropped */
+	return 0;
+}
+
 int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
 			  size_t size)
 {
 	if (strncmp(name, "user.", 5) != 0)
 		return -ENOTSUP;
-	int rc = 0;
+	int rc;
 	pthread_mutex_lock(&fs->plock);
 	sbfs_pending *p = pending_by_ino(fs, ino);
-	if (!p)
+	if (!p) {
 		rc = -ENOENT;
-	else if (strcmp(name, XA_KEY) == 0) {
-		if (size > 65535) {
-			rc = -E2BIG;
-		} else {
-			char *k = malloc(size ? size : 1);
-			if (!k) {
-				rc = -ENOMEM;
-			} else {
-				memcpy(k, value, size);
-				pthread_mutex_lock(&p->lock);
-				free(p->key);
-				p->key = k;
-				p->key_len = size;
-				p->key_set = 1;
-				pthread_mutex_unlock(&p->lock);
-			}
-		}
+	} else {
+		pthread_mutex_lock(&p->lock);
+		rc = pending_xattr_locked(p, name, value, size);
+		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&fs->plock);
 	return rc;
@@ -240,6 +343,10 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		return -EROFS;
 	if (p->failed)
 		return -EFBIG;
+	if (p->want_set && p->digits && p->want != p->at)
+		return -EPERM; /* renamed to another offset than its xattr says */
+	int exact = p->digits || p->want_set;
+	uint64_t at = p->digits ? p->at : p->want;
 	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
 		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0 };
 	if (p->key_set) {
@@ -252,15 +359,15 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	sbfs_tentry *te = p->te;
 	int rc;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
-	if (p->digits && p->committed) {
+	if (exact && p->committed) {
 		rc = -EPERM; /* that offset is taken now: by this file's first record */
-	} else if (p->digits) {
+	} else if (exact) {
 		pthread_mutex_lock(&te->wlock);
 		/* an emptied topic may start anew: the store must know it is empty */
 		rc = sbfs_drop_hidden_locked(fs, te, t, 1);
 		if (rc == 0) {
 			pthread_rwlock_rdlock(&te->alock);
-			rc = fs->b->ops->append_at(t, p->at, &r, 1);
+			rc = fs->b->ops->append_at(t, at, &r, 1);
 			pthread_rwlock_unlock(&te->alock);
 		}
 		pthread_mutex_unlock(&te->wlock);
@@ -289,17 +396,46 @@ void sbfs_pending_free_all(sbfs *fs)
 	pthread_mutex_unlock(&fs->plock);
 	while (p) {
 		sbfs_pending *n = p->next;
-		/* made by mknod and never opened: it counts as created and closed */
+		/* made by mknod and never opened: it counts as created and closed;
+		 * held under a temporary name: its close succeeded, keep it */
 		if (p->opens == 0 && !p->committed) {
 			pthread_mutex_lock(&p->lock);
-			pending_commit(fs, p);
+			int rc = pending_commit(fs, p);
 			pthread_mutex_unlock(&p->lock);
+			if (p->held)
+				sbfs_log("unmount: %s/%s was never renamed: %s under that name",
+					 p->te->name, p->name, rc ? sbfs_strerror(rc) : "appended");
 		}
 		if (p->opens == 0)
 			pending_free(p);
 		/* else an open file still points at it: the kernel releases it
 		 * only if the session is still there, so let it go with the fh */
 		p = n;
+	}
+}
+
+void sbfs_pending_expire(sbfs *fs)
+{
+	int64_t now = mono_ns();
+	for (;;) {
+		sbfs_pending *p = NULL;
+		pthread_mutex_lock(&fs->plock);
+		for (sbfs_pending *q = fs->pending; q; q = q->next)
+			if (q->held && q->opens == 0 && now - q->held_ns >= SBFS_HOLD_NS) {
+				p = q;
+				pending_unlink_locked(fs, p);
+				break;
+			}
+		pthread_mutex_unlock(&fs->plock);
+		if (!p)
+			return;
+		pthread_mutex_lock(&p->lock);
+		int rc = pending_commit(fs, p);
+		pthread_mutex_unlock(&p->lock);
+		sbfs_log("%s/%s was not renamed within %d s of its close: %s under that name",
+			 p->te->name, p->name, (int)(SBFS_HOLD_NS / 1000000000),
+			 rc ? sbfs_strerror(rc) : "appended");
+		pending_free(p);
 	}
 }
 
@@ -318,32 +454,18 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 		return -ENOENT;
 	if (fs->cfg->read_only)
 		return -EROFS;
-	if (strcmp(name, ".log") == 0)
-		return -EEXIST;
-	if (strlen(name) > 255)
-		return -ENAMETOOLONG;
+	int digits;
+	uint64_t at = 0;
+	int rc = name_check(fs, te, t, name, &digits, &at);
+	if (rc)
+		return rc;
 	sbfs_pending *p = calloc(1, sizeof *p);
 	if (!p || !(p->name = strdup(name))) {
 		free(p);
 		return -ENOMEM;
 	}
-	size_t nlen = strlen(name);
-	if (strspn(name, "0123456789") == nlen && sbfs_parse_offset(name, &p->at) != 0) {
-		free(p->name);
-		free(p);
-		return -EPERM; /* digits, but no offset there can ever be */
-	}
-	if (sbfs_parse_offset(name, &p->at) == 0) {
-		sbfs_bounds bd;
-		sbfs_bounds_of(fs, te, t, &bd);
-		p->digits = 1;
-		if (p->at > SBFS_MAX_OFFSET ||
-		    !(p->at == bd.next || (bd.start == bd.next && p->at >= bd.next))) {
-			free(p->name);
-			free(p);
-			return -EPERM; /* only the next offset (or any, in an empty topic) */
-		}
-	}
+	p->digits = digits;
+	p->at = at;
 	p->te = te;
 	p->mode = mode;
 	p->opens = opens;
@@ -465,14 +587,24 @@ int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t
 	return rc;
 }
 
+/* The writer closed a file under a temporary name (plock held): hold it. */
+static int hold_locked(sbfs_pending *p)
+{
+	if (!p->linked || !temp_name(p->name))
+		return 0;
+	p->held = 1;
+	p->held_ns = mono_ns();
+	return 1;
+}
+
 int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked;
+	int linked = p->linked, held = hold_locked(p);
 	pthread_mutex_unlock(&fs->plock);
 	pthread_mutex_lock(&p->lock);
-	if (linked && p->dirty)
+	if (linked && !held && p->dirty)
 		rc = pending_commit(fs, p);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -482,10 +614,12 @@ void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p)
 {
 	pthread_mutex_lock(&fs->plock);
 	int last = --p->opens == 0;
-	if (last && p->linked)
+	/* a held file was closed by its writer: unmount appends it */
+	int keep = p->held && p->linked;
+	if (last && p->linked && !keep)
 		pending_unlink_locked(fs, p);
 	pthread_mutex_unlock(&fs->plock);
-	if (last)
+	if (last && !keep)
 		pending_free(p);
 }
 
@@ -494,14 +628,98 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
 	int linked = p->linked, last = --p->opens == 0;
-	if (last && linked)
+	int held = hold_locked(p);
+	if (last && linked && !held)
 		pending_unlink_locked(fs, p); /* its record is the file now */
 	pthread_mutex_unlock(&fs->plock);
+	if (held)
+		return 0; /* it waits for its rename (or unlink) */
 	pthread_mutex_lock(&p->lock);
 	if (linked && !p->failed && (p->dirty || (last && !p->committed)))
 		rc = pending_commit(fs, p);
 	pthread_mutex_unlock(&p->lock);
 	if (last)
 		pending_free(p);
+	return rc;
+}
+
+/*
+ * rename within a topic. The source must be a file being created; a file
+ * being created under the new name is replaced (unless RENAME_NOREPLACE).
+ * A file already closed (held under a temporary name, or made by mknod)
+ * that gets a final name is appended now, and the rename fails, leaving it
+ * as it was, if that append does; one still open is appended at its close.
+ */
+int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+			unsigned int flags)
+{
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if (fs->cfg->read_only)
+		return -EROFS;
+	int digits;
+	uint64_t at = 0;
+	int rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at);
+	if (rc)
+		return rc == -EEXIST ? -EPERM : rc;
+	char *nn = strdup(newname);
+	if (!nn)
+		return -ENOMEM;
+	sbfs_pending *p = NULL, *q = NULL, *pdead = NULL, *qdead = NULL;
+	pthread_mutex_lock(&fs->plock);
+	for (sbfs_pending *x = fs->pending; x; x = x->next)
+		if (x->te == te && strcmp(x->name, name) == 0)
+			p = x;
+		else if (x->te == te && strcmp(x->name, newname) == 0)
+			q = x;
+	if (!p) {
+		rc = -ENOENT;
+	} else if (q && (flags & RENAME_NOREPLACE)) {
+		rc = -EEXIST;
+	} else if (strcmp(name, newname) == 0) {
+		rc = 0;
+	} else {
+		int closed = p->held || p->opens == 0;
+		int commit = closed && !temp_name(newname);
+		pthread_mutex_lock(&p->lock);
+		char *old = p->name;
+		int odigits = p->digits;
+		uint64_t oat = p->at;
+		p->name = nn;
+		p->digits = digits;
+		p->at = at;
+		nn = NULL;
+		if (commit) {
+			rc = pending_commit(fs, p);
+			if (rc) { /* as it was */
+				nn = p->name;
+				p->name = old;
+				p->digits = odigits;
+				p->at = oat;
+				old = NULL;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+		free(old);
+		if (rc == 0 && q) {
+			pending_unlink_locked(fs, q); /* replaced */
+			if (q->opens == 0)
+				qdead = q;
+		}
+		if (rc == 0 && commit) {
+			pending_unlink_locked(fs, p); /* its record is the file now */
+			if (p->opens == 0)
+				pdead = p;
+		} else if (rc == 0 && closed && temp_name(p->name)) {
+			p->held = 1;
+			p->held_ns = mono_ns();
+		}
+	}
+	pthread_mutex_unlock(&fs->plock);
+	if (qdead)
+		pending_free(qdead);
+	if (pdead)
+		pending_free(pdead);
+	free(nn);
 	return rc;
 }
