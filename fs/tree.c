@@ -481,9 +481,17 @@ void sbfs_attr_root(sbfs *fs, struct stat *st)
 int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 {
 	sbfs_bounds bd;
-	fs->b->ops->bounds(sbfs_topic_handle(fs, te), &bd);
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
+	sbfs_bounds_of(fs, te, t, &bd);
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR | 0777);
-	set_times(st, bd.mtime_ns);
+	/* the newest record's time, not the last append's (nor the mount's):
+	 * a topic restored from a backup then has the backup's, so that
+	 * rsync -a's next run finds nothing to change */
+	sbfs_recinfo ri;
+	if (bd.next > bd.start && fs->b->ops->stat_record(t, bd.next - 1, &ri) == 0)
+		set_times(st, ri.timestamp_ns);
+	else
+		set_times(st, bd.mtime_ns);
 	pthread_rwlock_rdlock(&fs->tlock);
 	int64_t born = te->born_ns;
 	pthread_rwlock_unlock(&fs->tlock);
