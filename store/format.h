@@ -49,7 +49,9 @@
  * entry. Segments are at most SB_SEG_MAX_BYTES long, so u32 positions fit.
  *
  * meta = u32 magic "SBMT", u16 version, u16 size (24), u64 start offset,
- *        u32 reserved, u32 crc32c of [0,20).
+ *        u32 reserved, u32 crc32c of [0,20). Rewritten in place when the
+ *        disk has no room for a temp file; the start is never below the
+ *        first segment's base, whatever meta says.
  * clean = u32 magic "SBCL", u16 version, u16 size (32), u64 base offset of
  *        the last segment, u64 its length, u32 reserved, u32 crc32c of [0,28).
  *        Written at clean close; an open that finds it matching the last

@@ -46,6 +46,27 @@ int sb_publish_file(const sb_io *io, const char *dir, const char *name, const vo
 	return sb_fsync_dir(io, dir);
 }
 
+int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (sb_path(path, dir, name))
+		return -ENAMETOOLONG;
+	fd = io->open(io->ctx, path, O_WRONLY, 0);
+	if (fd < 0)
+		return fd;
+	ssize_t w = io->pwrite(io->ctx, fd, buf, len, 0);
+	rc = w < 0 ? (int)w : (size_t)w != len ? -ENOSPC : io->fdatasync(io->ctx, fd);
+	close(fd);
+	return rc;
+}
+
+int sb_no_space(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
+
 int sb_read_small(const char *dir, const char *name, void *buf, size_t len)
 {
 	char path[PATH_MAX];

@@ -13,6 +13,15 @@ int sb_fsync_dir(const sb_io *io, const char *dir);
 /* Durable publish of dir/name: write dir/name.tmp, fdatasync, rename,
  * fsync the directory. */
 int sb_publish_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
+/*
+ * Rewrite dir/name in place (no temp file, no new block on a full disk):
+ * write len bytes at 0 of the existing file, fdatasync. For a small file
+ * whose readers check a CRC and can do without it when it is torn. -ENOENT
+ * when there is no such file.
+ */
+int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
+/* Is rc the lack of space (ENOSPC, EDQUOT)? */
+int sb_no_space(int rc);
 /* Read exactly len bytes of dir/name; -ENOENT, -EIO (short) or -errno. */
 int sb_read_small(const char *dir, const char *name, void *buf, size_t len);
 /* Current CLOCK_REALTIME in nanoseconds. */

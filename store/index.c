@@ -200,12 +200,13 @@ int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_
 	if (fd < 0)
 		return fd;
 	ssize_t w = io->pwrite(io->ctx, fd, hdr, sizeof(hdr), 0);
+	/* A short write to a regular file: the disk is full. */
 	if (w >= 0 && (size_t)w != sizeof(hdr))
-		w = -EIO;
+		w = -ENOSPC;
 	if (w >= 0 && bytes) {
 		w = io->pwrite(io->ctx, fd, ix->e, bytes, SB_IDX_HDR);
 		if (w >= 0 && (size_t)w != bytes)
-			w = -EIO;
+			w = -ENOSPC;
 	}
 	rc = w < 0 ? (int)w : io->fdatasync(io->ctx, fd);
 	close(fd);

@@ -81,10 +81,14 @@ int sb_log_drop_front(sb_log *l, size_t k)
 	memmove(l->segs, l->segs + k, (l->nsegs - k) * sizeof(*gone));
 	l->nsegs -= k;
 	pthread_rwlock_unlock(&l->seg_lock);
+	/* Oldest first, and none after one that stays: the files left are
+	 * always whole and contiguous (a gap would read as a break in the log;
+	 * what stays below the start is dropped again at the next open). */
 	for (size_t i = 0; i < k; i++) {
-		int r = sb_segment_remove(gone[i]);
-		if (r && !rc)
-			rc = r;
+		if (rc)
+			sb_segment_close(gone[i], 0);
+		else
+			rc = sb_segment_remove(gone[i]);
 	}
 	free(gone);
 	if (!rc)
@@ -103,22 +107,52 @@ uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off)
 	return info.stream_pos;
 }
 
-/* Persist and publish a new start; drop segments wholly below it. [append] */
-static int set_start(sb_log *l, uint64_t start)
+/*
+ * Write the start to `meta`. On a full disk the temp file of a durable
+ * publish may not fit: then rewrite the existing `meta` in place (it is one
+ * sector, under a CRC; torn, it is ignored and the start falls back to the
+ * first segment's base, which brings back removed records, never loses
+ * kept ones). With no `meta` yet and no room for one, the start stays
+ * unsaved (meta_dirty) and is saved by a later call. [append]
+ */
+static int save_start(sb_log *l)
 {
 	uint8_t buf[SB_META_SIZE];
+	int rc;
+
+	sb_meta_encode(buf, atomic_load(&l->start));
+	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+	if (sb_no_space(rc)) {
+		int r = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+		rc = r == -ENOENT ? rc : r;
+	}
+	l->meta_dirty = rc != 0;
+	return rc;
+}
+
+/*
+ * Publish a new start, drop the segments wholly below it, then save it.
+ * Dropping first frees space before anything needs a new block (a full disk
+ * can be emptied), and is safe: a crash before the save finds the segments
+ * gone and starts at the first one left (recovery never starts below it).
+ * Not saved for lack of space is not an error: the removal happened, and
+ * the start is saved later (or comes back as that first segment's base).
+ * [append]
+ */
+static int set_start(sb_log *l, uint64_t start)
+{
 	size_t k = 0;
 	int rc;
 
-	sb_meta_encode(buf, start);
-	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
-	if (rc)
-		return rc;
 	atomic_store_explicit(&l->stream_start, sb_log_stream_pos_of(l, start), memory_order_release);
 	atomic_store_explicit(&l->start, start, memory_order_release);
 	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
 		k++;
-	return sb_log_drop_front(l, k);
+	rc = sb_log_drop_front(l, k);
+	int r = save_start(l);
+	if (!rc && !sb_no_space(r))
+		rc = r;
+	return rc;
 }
 
 /* ---- open, close, remove ------------------------------------------------- */
@@ -136,6 +170,34 @@ static void log_free(sb_log *l)
 	pthread_cond_destroy(&l->sync_cv);
 	pthread_cond_destroy(&l->linger_cv);
 	free(l);
+}
+
+/* A new log: its directory and first segment. Nothing is left of them on
+ * failure (a topic that could not be made must not appear at the next open). */
+static int create_dir(sb_log *l, const char *parent)
+{
+	sb_segment *s;
+	int rc;
+
+	if (mkdir(l->dir, 0755) < 0)
+		return -errno;
+	rc = sb_segment_create(&l->sp, 0, 0, &s);
+	if (rc)
+		goto out_rmdir;
+	rc = sb_log_segs_push(l, s);
+	if (rc)
+		goto out_remove;
+	rc = sb_fsync_dir(l->io, l->dir);
+	if (!rc)
+		rc = sb_fsync_dir(l->io, parent);
+	if (!rc)
+		return 0;
+	l->nsegs = 0;
+out_remove:
+	sb_segment_remove(s);
+out_rmdir:
+	rmdir(l->dir);
+	return rc;
 }
 
 int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
@@ -182,18 +244,7 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	pthread_cond_init(&l->linger_cv, NULL);
 
 	if (create) {
-		sb_segment *s;
-		if (mkdir(l->dir, 0755) < 0) {
-			rc = -errno;
-			goto out_free;
-		}
-		rc = sb_segment_create(&l->sp, 0, 0, &s);
-		if (!rc && (rc = sb_log_segs_push(l, s)))
-			sb_segment_close(s, 0);
-		if (!rc)
-			rc = sb_fsync_dir(l->io, l->dir);
-		if (!rc)
-			rc = sb_fsync_dir(l->io, dir);
+		rc = create_dir(l, dir);
 		if (rc)
 			goto out_free;
 	} else {
@@ -224,11 +275,15 @@ int sb_log_close(sb_log *l)
 			rc = sb_segment_seal(last);
 		for (size_t i = 0; !rc && i + 1 < l->nsegs; i++)
 			rc = sb_segment_save_index(l->segs[i]);
+		if (!rc && l->meta_dirty && sb_no_space(rc = save_start(l)))
+			rc = 0; /* the removed records come back at the next open */
 		if (!rc) {
 			uint8_t buf[SB_CLEAN_SIZE];
 			sb_clean_rec c = {sb_segment_base(last), sb_segment_len(last)};
 			sb_clean_encode(buf, &c);
 			rc = sb_publish_file(l->io, l->dir, SB_CLEAN_NAME, buf, sizeof(buf));
+			if (sb_no_space(rc))
+				rc = 0; /* only saves the next open a scan */
 		}
 	}
 	log_free(l);
@@ -562,6 +617,13 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	if (l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
 		return 0;
 	int rc = finish_seals(l);
+	/* A start not saved for lack of space, or indexes: try again. Never
+	 * wait for the appender here. */
+	if (!rc && pthread_mutex_trylock(&l->append_mu) == 0) {
+		if (l->meta_dirty && !atomic_load(&l->removed))
+			save_start(l);
+		pthread_mutex_unlock(&l->append_mu);
+	}
 	if (rc || l->cfg.sync != SB_SYNC_INTERVAL)
 		return rc;
 	pthread_mutex_lock(&l->sync_mu);

@@ -25,6 +25,7 @@ struct sb_log {
 	pthread_rwlock_t seg_lock;
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
 	size_t nsegs, segcap;           /* [seg_lock] */
+	int meta_dirty;                 /* [append] `start` not yet in meta */
 
 	_Atomic uint64_t start;         /* [atomic] first retained offset */
 	_Atomic uint64_t next;          /* [atomic] offset of the next append */

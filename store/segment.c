@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "segment.h"
 
 struct sb_segment {
@@ -395,8 +396,16 @@ static int seg_grow(sb_segment *s, uint64_t need)
 	if (target < need)
 		return -EFBIG;
 	rc = io->fallocate(io->ctx, s->fd, (off_t)s->alloc, (off_t)(target - s->alloc));
-	if (rc == -EOPNOTSUPP && target > s->alloc)
-		rc = io->ftruncate(io->ctx, s->fd, (off_t)target);
+	if (sb_no_space(rc) && target > ((need + 4095) & ~(uint64_t)4095)) {
+		/* Nearly full: take only what this append needs, so that the
+		 * disk fills up before appends fail. */
+		target = (need + 4095) & ~(uint64_t)4095;
+		if (target > s->p->capacity)
+			target = s->p->capacity;
+		rc = io->fallocate(io->ctx, s->fd, (off_t)s->alloc, (off_t)(target - s->alloc));
+	}
+	/* -EOPNOTSUPP: the caller appends with pwrite instead (a store into
+	 * a page the filesystem cannot allocate would be a SIGBUS). */
 	if (rc)
 		return rc;
 #ifndef MADV_POPULATE_WRITE
@@ -421,9 +430,12 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 
 	if (len + bytes > s->p->capacity)
 		return -EFBIG;
-	if (s->writable) {
-		if (len + bytes > s->alloc && (rc = seg_grow(s, len + bytes)))
+	if (s->writable && len + bytes > s->alloc && (rc = seg_grow(s, len + bytes))) {
+		if (rc != -EOPNOTSUPP)
 			return rc;
+		s->writable = 0; /* no fallocate here: from now on pwrite */
+	}
+	if (s->writable) {
 		dst = s->map + len;
 	} else {
 		if (bytes > s->scratch_cap) {
@@ -484,7 +496,9 @@ int sb_segment_save_index(sb_segment *s)
 	rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len, sb_segment_max_ts(s));
 	if (!rc)
 		s->idx_dirty = 0;
-	return rc;
+	/* The index is optional (rebuilt from the segment at the next open):
+	 * no room for it is not an error; it stays dirty and is saved later. */
+	return sb_no_space(rc) ? 0 : rc;
 }
 
 int sb_segment_finish(sb_segment *s)
