@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,18 @@ static size_t find_exact(const sb_store *s, const char *name)
 	return at < s->ntopics && strcmp(sb_log_name(s->topics[at]), name) == 0 ? at : s->ntopics;
 }
 
+/* Make room for at least n + 1 entries: the capacity doubles until it
+ * holds them, however far n jumped (a snapshot can grow by thousands). */
 static int grow(sb_log ***arr, size_t *cap, size_t n)
 {
 	if (n < *cap)
 		return 0;
-	size_t nc = *cap ? *cap * 2 : 16;
+	size_t nc = *cap ? *cap : 16;
+	while (nc <= n) {
+		if (nc > SIZE_MAX / 2 / sizeof(**arr))
+			return -ENOMEM;
+		nc *= 2;
+	}
 	sb_log **a = realloc(*arr, nc * sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -179,16 +187,45 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+/* Closing topics in parallel: each close syncs and publishes its own files,
+ * so thousands of topics close in the time of a few hundred. */
+#define CLOSE_THREADS 8
+#define CLOSE_PER_THREAD 64
+
+typedef struct closer {
+	sb_store *s;
+	_Atomic size_t next;         /* the next topic to close */
+	_Atomic int rc;              /* the first error */
+} closer;
+
+static void *close_some(void *arg)
+{
+	closer *c = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->s->ntopics) {
+		int r = sb_log_close(c->s->topics[i]);
+		int none = 0;
+		if (r)
+			atomic_compare_exchange_strong(&c->rc, &none, r);
+	}
+	return NULL;
+}
+
 /* Close every topic (the first error is returned), release the lock, free. */
 static int store_free(sb_store *s)
 {
-	int rc = 0;
+	closer c = {.s = s};
+	pthread_t th[CLOSE_THREADS];
+	size_t n = 0, want = s->ntopics / CLOSE_PER_THREAD;
 
-	for (size_t i = 0; i < s->ntopics; i++) {
-		int r = sb_log_close(s->topics[i]);
-		if (r && !rc)
-			rc = r;
-	}
+	for (; n < want && n < CLOSE_THREADS; n++)
+		if (pthread_create(&th[n], NULL, close_some, &c) != 0)
+			break;
+	close_some(&c);
+	while (n)
+		pthread_join(th[--n], NULL);
+	int rc = atomic_load(&c.rc);
 	for (size_t i = 0; i < s->ndead; i++)
 		sb_log_close(s->dead[i]);
 	free(s->topics);
