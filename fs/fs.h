@@ -41,16 +41,26 @@
 
 enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING };
 
-/* One topic as the tree knows it. Entries live until the fs is freed. */
+/*
+ * One incarnation of a topic as the tree knows it. A topic removed and made
+ * again gets a new entry (same name and id, next gen) in the table: open
+ * files, pins and hidden records of the old one cannot leak into it, and the
+ * kernel, told the new generation, drops its inodes of the old one (a dead
+ * directory inode reused for the new topic lists nothing and finds nothing).
+ * Replaced entries stay on sbfs.gone (files may still hold them); every
+ * entry lives until the fs is freed.
+ */
 typedef struct sbfs_tentry {
 	char *name;             /* immutable */
 	uint32_t id;            /* immutable */
-	sbfs_topic *t;          /* guarded by sbfs.tlock (replaced when re-created) */
+	uint64_t gen;           /* immutable: FUSE generation of its inodes */
+	sbfs_topic *t;          /* immutable */
 	int removed;            /* guarded by sbfs.tlock */
+	struct sbfs_tentry *gone_next; /* guarded by sbfs.tlock: sbfs.gone */
 	/* when this mount first saw the topic (or it was re-created): the
 	 * directory's ctime, which appends do not move, so that tar does not
 	 * see "file changed" through attributes cached a moment too long */
-	int64_t born_ns;        /* guarded by sbfs.tlock */
+	int64_t born_ns;        /* immutable */
 	pthread_mutex_t wlock;  /* serializes deletes (rm, rmdir, drops) and restores */
 	/* appends: shared for one append call (the store orders those itself and
 	 * commits them in groups), exclusive for a write() split into several */
@@ -79,9 +89,14 @@ typedef struct sbfs {
 	struct fuse_session *se;
 	int64_t mount_ns;       /* the root's times */
 
-	pthread_rwlock_t tlock; /* guards tab, cap, n and every entry's t/removed */
-	sbfs_tentry **tab;      /* open addressing by id */
+	/* serializes the store's topic creates and removes with the table's
+	 * view of them (mkdir, rmdir, registering a name); taken before an
+	 * entry's wlock and before tlock */
+	pthread_mutex_t nslock;
+	pthread_rwlock_t tlock; /* guards tab, cap, n, gone and every entry's removed */
+	sbfs_tentry **tab;      /* open addressing by id: the newest entry of each */
 	size_t cap, n;
+	sbfs_tentry *gone;      /* entries replaced by a newer one of their name */
 
 	pthread_mutex_t plock;  /* guards the pending list and next_pending */
 	sbfs_pending *pending;
@@ -134,10 +149,18 @@ fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);
 /* The live entry of topic `name` (registering it), or -ENOENT / -EINVAL. */
 int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out);
+/* The same, nslock held (rmdir holds it until the topic is gone). */
+int sbfs_topic_by_name_locked(sbfs *fs, const char *name, sbfs_tentry **out);
+void sbfs_ns_lock(sbfs *fs);
+void sbfs_ns_unlock(sbfs *fs);
+/* mkdir: create topic `name` in the backend and register a new entry. */
+int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out);
+/* rmdir, nslock and te->wlock held: remove te's topic from the backend and
+ * mark te removed. */
+int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te);
 /* The entry of topic id and its backend handle: -ENOENT if removed. */
 int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t);
 sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te);
-void sbfs_topic_set_removed(sbfs *fs, sbfs_tentry *te, int removed, sbfs_topic *t);
 /* Snapshot of all entries (for the notifier); caller frees the array. */
 int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
 /* Parse a record name: 1..20 digits. 0 or -ENOENT. */

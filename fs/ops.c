@@ -17,11 +17,13 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static void reply_entry(fuse_req_t req, const struct stat *st, double ttl)
+/* gen: the topic entry's generation (a topic made again has new inodes) */
+static void reply_entry(fuse_req_t req, const struct stat *st, double ttl, uint64_t gen)
 {
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof e);
 	e.ino = st->st_ino;
+	e.generation = gen;
 	e.attr = *st;
 	e.attr_timeout = ttl;
 	e.entry_timeout = ttl;
@@ -55,7 +57,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = sbfs_attr_topic(fs, te, &st);
 		if (rc)
 			return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
-		return reply_entry(req, &st, SBFS_TTL_DIR);
+		return reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 	case K_TOPIC:
 		break;
 	default:
@@ -65,15 +67,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return sbfs_reply_err(req, -ENOENT);
 	if (strcmp(name, ".log") == 0) {
 		sbfs_attr_log(fs, te, &st);
-		return reply_entry(req, &st, SBFS_TTL_LOG);
+		return reply_entry(req, &st, SBFS_TTL_LOG, te->gen);
 	}
 	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
-		return reply_entry(req, &st, 0);
+		return reply_entry(req, &st, 0, 0);
 	uint64_t off;
 	if (sbfs_parse_offset(name, &off) == 0 && sbfs_attr_record(fs, te, off, &st) == 0)
 		/* the notifier invalidates 20-digit names only: other spellings
 		 * (orders/42) are cached briefly */
-		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0);
+		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0, te->gen);
 	/* no negative caching: the record may be appended any moment */
 	sbfs_reply_err(req, -ENOENT);
 }
@@ -171,18 +173,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return sbfs_reply_err(req, -EROFS);
 	if (!fs->b->ops->topic_name_valid(name))
 		return sbfs_reply_err(req, -EINVAL);
-	int rc = fs->b->ops->topic_create(fs->b, name);
-	if (rc)
-		return sbfs_reply_err(req, rc);
 	sbfs_tentry *te;
 	struct stat st;
-	rc = sbfs_topic_by_name(fs, name, &te);
+	int rc = sbfs_topic_create(fs, name, &te);
 	if (rc == 0)
 		rc = sbfs_attr_topic(fs, te, &st);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	sbfs_notify_kick(fs);
-	reply_entry(req, &st, SBFS_TTL_DIR);
+	reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -205,22 +204,24 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (fs->cfg->read_only)
 		return sbfs_reply_err(req, -EROFS);
 	sbfs_tentry *te;
-	int rc = sbfs_topic_by_name(fs, name, &te);
-	if (rc)
-		return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
+	/* no mkdir or rmdir of any topic meanwhile: the entry stays the
+	 * topic's until it is removed */
+	sbfs_ns_lock(fs);
+	int rc = sbfs_topic_by_name_locked(fs, name, &te);
 	/* a file being created in it: not empty (checked before taking wlock,
 	 * which a closing file takes inside its own lock) */
-	if (sbfs_pending_lookup(fs, te, "", NULL) == 0)
-		return sbfs_reply_err(req, -ENOTEMPTY);
-	pthread_mutex_lock(&te->wlock);
-	rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te), 1);
-	if (rc == 0)
-		rc = fs->b->ops->topic_remove(fs->b, name);
-	if (rc == 0)
-		sbfs_topic_set_removed(fs, te, 1, NULL);
-	pthread_mutex_unlock(&te->wlock);
+	if (rc == 0 && sbfs_pending_lookup(fs, te, "", NULL) == 0)
+		rc = -ENOTEMPTY;
+	if (rc == 0) {
+		pthread_mutex_lock(&te->wlock);
+		rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te), 1);
+		if (rc == 0)
+			rc = sbfs_topic_remove_locked(fs, te);
+		pthread_mutex_unlock(&te->wlock);
+	}
+	sbfs_ns_unlock(fs);
 	if (rc)
-		return sbfs_reply_err(req, rc);
+		return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
 	sbfs_notify_kick(fs);
 	fuse_reply_err(req, 0);
 }
@@ -304,17 +305,27 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 /* ---- directories ---------------------------------------------------------- */
 
+typedef struct name_list {
+	char **v;
+	size_t n, cap;
+} name_list;
+
+/* Thousands of topics: the list grows geometrically. */
 static int snap_cb(void *arg, const char *name, sbfs_topic *t)
 {
 	(void)t;
-	sbfs_fh *h = arg;
-	char **v = realloc(h->names, (h->nnames + 1) * sizeof *v);
-	if (!v)
+	name_list *x = arg;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 64;
+		char **v = realloc(x->v, nc * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		x->v = v;
+		x->cap = nc;
+	}
+	if (!(x->v[x->n] = strdup(name)))
 		return -ENOMEM;
-	h->names = v;
-	if (!(v[h->nnames] = strdup(name)))
-		return -ENOMEM;
-	h->nnames++;
+	x->n++;
 	return 0;
 }
 
@@ -394,10 +405,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (h->kind == K_ROOT) {
 		if (off == 2 || !h->names) {
 			free_names(h);
-			sbfs_fh tmp = { 0 };
+			name_list tmp = { 0 };
 			int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
-			h->names = tmp.names;
-			h->nnames = tmp.nnames;
+			h->names = tmp.v;
+			h->nnames = tmp.n;
 			if (rc && !used) {
 				free(buf);
 				return sbfs_reply_err(req, rc);

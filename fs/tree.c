@@ -5,6 +5,10 @@
  * numbers are the same at every mount; two names with the same hash probe
  * to the next free id in the order they are first seen (at start-up: name
  * order), which keeps them stable as long as the set of topics is.
+ *
+ * A topic removed and made again keeps its name's id, so its inode numbers;
+ * its new entry has the next generation, which tells the kernel that these
+ * are new inodes (see sbfs_tentry).
  */
 #include "fs.h"
 
@@ -66,15 +70,19 @@ static uint32_t next_id(uint32_t id)
 
 /* ---- the table (open addressing on id); callers hold tlock ---------------- */
 
-static sbfs_tentry *tab_get(const sbfs *fs, uint32_t id)
+/* The slot holding id, or the free one where it would go (cap > 0). */
+static sbfs_tentry **tab_slot(const sbfs *fs, uint32_t id)
 {
-	if (!fs->cap)
-		return NULL;
 	for (size_t i = id & (fs->cap - 1);; i = (i + 1) & (fs->cap - 1)) {
 		sbfs_tentry *e = fs->tab[i];
 		if (!e || e->id == id)
-			return e;
+			return &fs->tab[i];
 	}
+}
+
+static sbfs_tentry *tab_get(const sbfs *fs, uint32_t id)
+{
+	return fs->cap ? *tab_slot(fs, id) : NULL;
 }
 
 static int tab_put(sbfs *fs, sbfs_tentry *e)
@@ -121,42 +129,66 @@ static sbfs_tentry *tab_find_name(const sbfs *fs, const char *name, uint32_t *fr
 	}
 }
 
-/* Register name -> t (write lock held). */
-static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry **out)
+static sbfs_tentry *entry_new(const char *name, uint32_t id, uint64_t gen, sbfs_topic *t)
 {
-	uint32_t id;
-	sbfs_tentry *e = tab_find_name(fs, name, &id);
-	if (e) {
-		if (e->t != t) {
-			atomic_store(&e->hide_before, 0); /* a new topic of that name */
-			e->born_ns = now_ns();
-		}
-		e->t = t;
-		e->removed = 0;
-		*out = e;
-		return 0;
-	}
-	e = calloc(1, sizeof *e);
+	sbfs_tentry *e = calloc(1, sizeof *e);
 	if (!e || !(e->name = strdup(name))) {
 		free(e);
-		return -ENOMEM;
+		return NULL;
 	}
 	e->id = id;
+	e->gen = gen;
 	e->t = t;
 	e->born_ns = now_ns();
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_rwlock_init(&e->alock, NULL);
 	pthread_mutex_init(&e->pinlock, NULL);
-	int rc = tab_put(fs, e);
-	if (rc) {
-		pthread_mutex_destroy(&e->wlock);
-		pthread_rwlock_destroy(&e->alock);
-		pthread_mutex_destroy(&e->pinlock);
-		free(e->name);
-		free(e);
-		return rc;
+	return e;
+}
+
+static void entry_free(sbfs_tentry *e)
+{
+	pthread_mutex_destroy(&e->wlock);
+	pthread_rwlock_destroy(&e->alock);
+	pthread_mutex_destroy(&e->pinlock);
+	free(e->rbase);
+	free(e->roff);
+	free(e->name);
+	free(e);
+}
+
+/*
+ * Register name -> t (nslock and the write lock held, or at start-up). A
+ * topic handle other than the entry's is a new topic of that name: a new
+ * entry replaces the old one, which goes to fs->gone. A removed topic's own
+ * handle is not registered again (-ENOENT).
+ */
+static int tab_register(sbfs *fs, const char *name, sbfs_topic *t, sbfs_tentry **out)
+{
+	uint32_t id;
+	sbfs_tentry *e = tab_find_name(fs, name, &id);
+	if (e && e->t == t) {
+		if (e->removed)
+			return -ENOENT;
+		*out = e;
+		return 0;
 	}
-	*out = e;
+	sbfs_tentry *ne = entry_new(name, e ? e->id : id, e ? e->gen + 1 : 0, t);
+	if (!ne)
+		return -ENOMEM;
+	if (e) {
+		*tab_slot(fs, e->id) = ne;
+		e->removed = 1;
+		e->gone_next = fs->gone;
+		fs->gone = e;
+	} else {
+		int rc = tab_put(fs, ne);
+		if (rc) {
+			entry_free(ne);
+			return rc;
+		}
+	}
+	*out = ne;
 	return 0;
 }
 
@@ -181,6 +213,7 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	fs->cfg = cfg;
 	fs->b = b;
 	fs->mount_ns = now_ns();
+	pthread_mutex_init(&fs->nslock, NULL);
 	pthread_rwlock_init(&fs->tlock, NULL);
 	pthread_mutex_init(&fs->plock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
@@ -199,21 +232,18 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 
 void sbfs_fini(sbfs *fs)
 {
-	for (size_t i = 0; i < fs->cap; i++) {
-		sbfs_tentry *e = fs->tab[i];
-		if (!e)
-			continue;
-		pthread_mutex_destroy(&e->wlock);
-		pthread_rwlock_destroy(&e->alock);
-		pthread_mutex_destroy(&e->pinlock);
-		free(e->rbase);
-		free(e->roff);
-		free(e->name);
-		free(e);
+	for (size_t i = 0; i < fs->cap; i++)
+		if (fs->tab[i])
+			entry_free(fs->tab[i]);
+	while (fs->gone) {
+		sbfs_tentry *e = fs->gone;
+		fs->gone = e->gone_next;
+		entry_free(e);
 	}
 	free(fs->tab);
 	fs->tab = NULL;
 	fs->cap = fs->n = 0;
+	pthread_mutex_destroy(&fs->nslock);
 	pthread_rwlock_destroy(&fs->tlock);
 	pthread_mutex_destroy(&fs->plock);
 	pthread_mutex_destroy(&fs->nlock);
@@ -241,6 +271,40 @@ int sbfs_shutdown(sbfs *fs)
 	return rc;
 }
 
+void sbfs_ns_lock(sbfs *fs)
+{
+	pthread_mutex_lock(&fs->nslock);
+}
+
+void sbfs_ns_unlock(sbfs *fs)
+{
+	pthread_mutex_unlock(&fs->nslock);
+}
+
+/* The backend's topic `name` registered (nslock held: the backend's topics
+ * change only under it, so t is the current one). */
+static int lookup_register(sbfs *fs, const char *name, sbfs_tentry **out)
+{
+	sbfs_topic *t;
+	int rc = fs->b->ops->topic_get(fs->b, name, &t);
+	if (rc)
+		return rc;
+	sbfs_tentry *e;
+	pthread_rwlock_wrlock(&fs->tlock);
+	rc = tab_register(fs, name, t, &e);
+	pthread_rwlock_unlock(&fs->tlock);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+int sbfs_topic_by_name_locked(sbfs *fs, const char *name, sbfs_tentry **out)
+{
+	if (!fs->b->ops->topic_name_valid(name))
+		return -ENOENT;
+	return lookup_register(fs, name, out);
+}
+
 int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out)
 {
 	if (!fs->b->ops->topic_name_valid(name))
@@ -258,11 +322,31 @@ int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out)
 		*out = e;
 		return 0;
 	}
-	pthread_rwlock_wrlock(&fs->tlock);
-	rc = tab_register(fs, name, t, &e);
-	pthread_rwlock_unlock(&fs->tlock);
+	/* new to this mount, or made again: registered under nslock */
+	sbfs_ns_lock(fs);
+	rc = lookup_register(fs, name, out);
+	sbfs_ns_unlock(fs);
+	return rc;
+}
+
+int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out)
+{
+	sbfs_ns_lock(fs);
+	int rc = fs->b->ops->topic_create(fs->b, name);
 	if (rc == 0)
-		*out = e;
+		rc = lookup_register(fs, name, out);
+	sbfs_ns_unlock(fs);
+	return rc;
+}
+
+int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te)
+{
+	int rc = fs->b->ops->topic_remove(fs->b, te->name);
+	if (rc == 0) {
+		pthread_rwlock_wrlock(&fs->tlock);
+		te->removed = 1;
+		pthread_rwlock_unlock(&fs->tlock);
+	}
 	return rc;
 }
 
@@ -283,19 +367,8 @@ int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t)
 
 sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te)
 {
-	pthread_rwlock_rdlock(&fs->tlock);
-	sbfs_topic *t = te->t;
-	pthread_rwlock_unlock(&fs->tlock);
-	return t;
-}
-
-void sbfs_topic_set_removed(sbfs *fs, sbfs_tentry *te, int removed, sbfs_topic *t)
-{
-	pthread_rwlock_wrlock(&fs->tlock);
-	te->removed = removed;
-	if (t)
-		te->t = t;
-	pthread_rwlock_unlock(&fs->tlock);
+	(void)fs;
+	return te->t; /* an entry's topic never changes */
 }
 
 int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n)
@@ -492,9 +565,7 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 		set_times(st, ri.timestamp_ns);
 	else
 		set_times(st, bd.mtime_ns);
-	pthread_rwlock_rdlock(&fs->tlock);
 	int64_t born = te->born_ns;
-	pthread_rwlock_unlock(&fs->tlock);
 	st->st_ctim.tv_sec = born / 1000000000;
 	st->st_ctim.tv_nsec = born % 1000000000;
 	return 0;
