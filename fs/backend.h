@@ -85,7 +85,10 @@ struct sbfs_backend {
 	const sbfs_backend_ops *ops;
 };
 
-/* The sb_store backend over cfg->log_dir with cfg's log settings. */
+/* The sb_store backend over cfg->log_dir with cfg's log settings. A
+ * LOG_DIR held by a process that is not a live mount (the daemon of a mount
+ * just unmounted, still closing; a tool) is waited for, saying so, up to
+ * SB_LOCK_WAIT_DEFAULT_MS; SB_ELOCKED is logged naming the holder. */
 int sbfs_backend_store_open(const struct sbfs_config *cfg, sbfs_backend **out);
 
 #endif

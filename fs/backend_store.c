@@ -4,9 +4,11 @@
 #include "backend.h"
 #include "config.h"
 #include "format.h"
+#include "fs.h"
 #include "sb_store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +183,35 @@ static const sbfs_backend_ops store_ops = {
 	.close = st_close,
 };
 
+/* The previous daemon (just unmounted) or a tool still holds LOG_DIR. */
+static void on_lock_wait(void *arg, const sb_store_holder *h)
+{
+	const sbfs_config *cfg = arg;
+	if (h->pid > 0)
+		sbfs_log("waiting (up to %u s) for process %ld to release %s ...",
+			 SB_LOCK_WAIT_DEFAULT_MS / 1000, h->pid, cfg->log_dir);
+	else
+		sbfs_log("waiting (up to %u s) for another process to release %s ...",
+			 SB_LOCK_WAIT_DEFAULT_MS / 1000, cfg->log_dir);
+}
+
+/* Say who holds LOG_DIR (after SB_ELOCKED). */
+static void log_locked(const sbfs_config *cfg)
+{
+	sb_store_holder *h = malloc(sizeof *h);
+	if (h && sb_store_holder_get(cfg->log_dir, h) == 0 && h->pid > 0) {
+		if (h->mounted)
+			sbfs_log("%s: in use by process %ld, which has it mounted on %s",
+				 cfg->log_dir, h->pid, h->mountpoint);
+		else
+			sbfs_log("%s: still in use by process %ld after %u s (the store is locked)",
+				 cfg->log_dir, h->pid, SB_LOCK_WAIT_DEFAULT_MS / 1000);
+	} else {
+		sbfs_log("%s: in use by another process (the store is locked)", cfg->log_dir);
+	}
+	free(h);
+}
+
 int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 {
 	store_backend *b = calloc(1, sizeof *b);
@@ -192,8 +223,17 @@ int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 	o.topic_config = sbfs_config_topic;
 	o.topic_config_arg = (void *)cfg;
 	o.read_only = cfg->read_only;
+	/* the kernel's spelling of the mountpoint, as /proc/self/mountinfo has it */
+	char *mp = realpath(cfg->mountpoint, NULL);
+	o.mountpoint = mp ? mp : cfg->mountpoint;
+	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
+	o.lock_waiting = on_lock_wait;
+	o.lock_waiting_arg = (void *)cfg;
 	int rc = sb_store_open(cfg->log_dir, &o, &b->store);
+	free(mp);
 	if (rc) {
+		if (rc == SB_ELOCKED)
+			log_locked(cfg);
 		free(b);
 		return rc;
 	}

@@ -81,9 +81,7 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	}
 	rc = sbfs_backend_store_open(cfg, &b);
 	if (rc) {
-		if (sbfs_err_is_locked(rc))
-			sbfs_log("%s: in use by another process (the store is locked)", cfg->log_dir);
-		else
+		if (!sbfs_err_is_locked(rc)) /* the backend named the holder */
 			sbfs_log("cannot open the log directory %s: %s", cfg->log_dir,
 				 sbfs_strerror(rc));
 		goto out;

@@ -81,6 +81,10 @@
 #define SB_IDX_SUFFIX  ".idx"
 #define SB_META_NAME   "meta"
 #define SB_CLEAN_NAME  "clean"
+/* LOG_DIR/.lock: flock'ed (LOCK_EX) by the read-write opener for as long as
+ * the store is open. Holds a note of three lines, "PID\nMOUNTPOINT\nDIR\n":
+ * the holder's pid, the mountpoint it serves the store on (empty for a
+ * tool) and the store directory as it named it (the mount's source). */
 #define SB_LOCK_NAME   ".lock"
 #define SB_NAME_DIGITS 20
 

@@ -64,6 +64,23 @@ typedef struct sb_log sb_log;
 /* What the store found and changed while opening (recovery); for tools. */
 typedef void (*sb_report_fn)(void *arg, const char *topic, const char *msg);
 
+/*
+ * Who holds a store's lock (or held it last), as the holder wrote it into
+ * dir/.lock (see store/format.h): a daemon names the mountpoint it serves
+ * the store on. The pid of a holder that wrote nothing (yet) comes from
+ * /proc/locks, with no mountpoint.
+ */
+typedef struct sb_store_holder {
+	long pid;                /* 0: not known */
+	char mountpoint[4096];   /* "" when the holder serves no mount */
+	char dir[4096];          /* the store directory as the holder named it */
+	int held;                /* some process holds the lock right now */
+	int mounted;             /* a mount of `dir` is at `mountpoint` right now */
+} sb_store_holder;
+
+/* How long the daemon and the tools wait for a finishing holder (ms). */
+#define SB_LOCK_WAIT_DEFAULT_MS 10000u
+
 typedef struct sb_store_options {
 	const sb_io *io;             /* NULL: the real system calls */
 	sb_log_config defaults;      /* config of every topic ... */
@@ -80,6 +97,19 @@ typedef struct sb_store_options {
 	 * log is cut at the damage instead, as after a torn write. */
 	int repair;
 	int no_flusher;              /* don't start the interval-sync thread */
+	/* The lock (not read_only). `mountpoint` (NULL: none) is where the
+	 * opener will mount the store, with `dir` as the mount's source; it is
+	 * written into dir/.lock beside the pid, for later openers. A later
+	 * opener that finds the lock held refuses at once (SB_ELOCKED) when
+	 * the holder's mountpoint is mounted (a live mount); otherwise the
+	 * holder is finishing (a daemon just unmounted, a tool) and the opener
+	 * waits for it, polling, up to lock_wait_ms (0: SB_ELOCKED at once),
+	 * calling lock_waiting (may be NULL) once when it starts waiting.
+	 * These four are used during sb_store_open() only. */
+	const char *mountpoint;
+	unsigned lock_wait_ms;
+	void (*lock_waiting)(void *arg, const sb_store_holder *holder);
+	void *lock_waiting_arg;
 } sb_store_options;
 
 /* Fill *o with defaults (real io, default log config, read-write). */
@@ -87,11 +117,17 @@ void sb_store_options_default(sb_store_options *o);
 
 /*
  * Open (creating if missing) the store directory `dir`. Takes an exclusive
- * lock (dir/.lock) unless read_only: a second opener gets SB_ELOCKED.
- * Recovers every topic (cuts torn tails, rebuilds indexes). On success *out
- * is the caller's, to be released with sb_store_close().
+ * lock (dir/.lock) unless read_only: a second opener gets SB_ELOCKED, at
+ * once or after waiting as the lock_* options say (sb_store_holder_get()
+ * then names the holder). Recovers every topic (cuts torn tails, rebuilds
+ * indexes). On success *out is the caller's, to be released with
+ * sb_store_close(), which releases the lock last.
  */
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
+/* Read who holds (or last held) the lock of store directory `dir`: 0, or
+ * -errno (-ENOENT: no lock file); *out untouched on failure. Never takes
+ * the lock (safe beside a daemon starting). */
+int sb_store_holder_get(const char *dir, sb_store_holder *out);
 /* Sync everything, write indexes and clean markers, release the lock, free. */
 int sb_store_close(sb_store *s);
 

@@ -11,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "format.h"
 #include "fsutil.h"
+#include "lock.h"
 #include "log.h"
 #include "sb_store.h"
 
@@ -242,7 +242,6 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 {
 	sb_store_options dflt;
 	sb_store *s;
-	char p[PATH_MAX];
 	int rc;
 
 	if (!opt) {
@@ -270,21 +269,8 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 			rc = -errno;
 			goto out_free;
 		}
-		if ((rc = sb_path(p, dir, SB_LOCK_NAME)))
+		if ((rc = sb_lock_take(s->dir, &s->opt, &s->lock_fd)))
 			goto out_free;
-		s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (s->lock_fd < 0) {
-			rc = -errno;
-			goto out_free;
-		}
-		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-			rc = errno == EWOULDBLOCK ? SB_ELOCKED : -errno;
-			goto out_free;
-		}
-		char pid[32];
-		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-		if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)n, 0) < 0)
-			(void)0; /* the pid is informative only */
 	}
 	rc = open_topics(s);
 	if (rc)

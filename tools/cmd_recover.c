@@ -3,7 +3,9 @@
  * after a crash. sb_store_open() recovers every topic (cuts torn or corrupt
  * tails back to the last whole record, rebuilds missing or stale indexes)
  * and reports each change; we print them. Refuses while LOG_DIR is mounted
- * (the daemon holds LOG_DIR/.lock: SB_ELOCKED).
+ * (the daemon holds LOG_DIR/.lock: SB_ELOCKED), naming the daemon; waits a
+ * few seconds for a holder that is not a live mount (a daemon finishing its
+ * unmount).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +26,8 @@ static const char help[] =
 	"Repair LOG_DIR after a crash exactly as mounting it would: cut torn or\n"
 	"corrupt tails back to the last whole record and rebuild missing or stale\n"
 	"index files. Prints each change, or 'nothing to recover'. Refuses to run\n"
-	"while LOG_DIR is mounted (streambusfs holds LOG_DIR/.lock).\n"
+	"while LOG_DIR is mounted (streambusfs holds LOG_DIR/.lock), naming the\n"
+	"daemon; waits up to 10 s for a daemon that was just unmounted.\n"
 	"The whole store is opened (and so recovered) even when TOPIC is given;\n"
 	"TOPIC only checks that the topic exists.\n"
 	"\n"
@@ -41,6 +44,36 @@ static const char help[] =
 typedef struct rstate {
 	unsigned long changes;
 } rstate;
+
+/* A daemon just unmounted (still closing) or another tool holds LOG_DIR. */
+static void on_lock_wait(void *arg, const sb_store_holder *h)
+{
+	const char *dir = arg;
+
+	if (h->pid > 0)
+		sb_cmd_err("recover", "waiting (up to %u s) for process %ld to release %s ...",
+			   SB_LOCK_WAIT_DEFAULT_MS / 1000, h->pid, dir);
+	else
+		sb_cmd_err("recover", "waiting (up to %u s) for another process to release %s ...",
+			   SB_LOCK_WAIT_DEFAULT_MS / 1000, dir);
+}
+
+/* Refuse a LOG_DIR in use, naming who holds it. */
+static void say_locked(const char *cmd, const char *dir)
+{
+	sb_store_holder *h = malloc(sizeof(*h));
+
+	if (h && sb_store_holder_get(dir, h) == 0 && h->pid > 0 && h->mounted)
+		sb_cmd_err(cmd, "%s: in use by process %ld, which has it mounted on %s; "
+			   "unmount it first", dir, h->pid, h->mountpoint);
+	else if (h && h->pid > 0)
+		sb_cmd_err(cmd, "%s: still in use by process %ld after %u s (it holds %s/%s)",
+			   dir, h->pid, SB_LOCK_WAIT_DEFAULT_MS / 1000, dir, SB_LOCK_NAME);
+	else
+		sb_cmd_err(cmd, "%s: in use (another process holds %s/%s)", dir, dir,
+			   SB_LOCK_NAME);
+	free(h);
+}
 
 static void on_report(void *arg, const char *topic, const char *msg)
 {
@@ -100,10 +133,12 @@ int sb_cmd_recover(int argc, char **argv)
 	o.repair = cut;
 	o.report = on_report;
 	o.report_arg = &st;
+	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
+	o.lock_waiting = on_lock_wait;
+	o.lock_waiting_arg = (void *)dir;
 	rc = sb_store_open(dir, &o, &s);
 	if (rc == SB_ELOCKED) {
-		sb_cmd_err(cmd, "%s: in use (mounted? another process holds %s/%s); "
-			   "unmount it first", dir, dir, SB_LOCK_NAME);
+		say_locked(cmd, dir);
 		return SB_EXIT_ERROR;
 	}
 	if (rc) {

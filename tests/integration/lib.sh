@@ -105,6 +105,12 @@ sb_daemon_pids() {
 	} | sort -u
 }
 
+# sb_newest_pid PID...: the one started last.
+sb_newest_pid() {
+	[ $# -gt 0 ] || return 0
+	ps -o pid= --sort=start_time -p "$(IFS=,; echo "$*")" 2>/dev/null | tail -1 | tr -d ' '
+}
+
 sb_unmount_dir() {
 	local d=$1 i
 	sb_is_mounted "$d" || return 0
@@ -219,7 +225,8 @@ sb_mount() {
 		cat "$out" >&2
 		sb_die "sb_mount: $SB_MNT is not mounted after the command returned"
 	}
-	SB_PID=$(sb_daemon_pids | head -1)
+	# the newest: the previous daemon may still be finishing its unmount
+	SB_PID=$(sb_newest_pid $(sb_daemon_pids))
 	[ -n "$SB_PID" ] || SB_PID=$(head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9)
 	if [ -z "$SB_PID" ] || ! sb_alive "$SB_PID"; then
 		# no path on its command line: the daemon that was not there before

@@ -43,13 +43,14 @@ eq "$(timeout 20 cat "$M/orders/00000000000000000001")" "world" "read back"
 run_rc rc timeout 30 streambusfs -f "$L" "$M2"
 [ "$rc" -ne 0 ] || fail "a second daemon started on a mounted LOG_DIR"
 [ "$rc" -ne 124 ] || fail "a second daemon hung instead of refusing"
-has "$out" "in use|locked" "second daemon message"
+has "$out" "in use by process [0-9]+, which has it mounted on $M" "second daemon message"
 mountpoint -q "$M2" && fail "second daemon mounted $M2"
 
 # recover refuses while mounted; stat and verify read
 run_rc rc timeout 30 "$SB" recover "$L"
 eq "$rc" 2 "recover while mounted"
-eq "$out" "streambus recover: $L: in use (mounted? another process holds $L/.lock); unmount it first" "recover refusal"
+pid=$(head -1 "$L/.lock")
+eq "$out" "streambus recover: $L: in use by process $pid, which has it mounted on $M; unmount it first" "recover refusal"
 timeout 30 "$SB" stat "$L" orders 2>"$T/stat.err" >/dev/null || fail "stat while mounted"
 eq "$(cat "$T/stat.err")" "" "stat while mounted: no warnings"
 run_rc rc timeout 30 "$SB" stat "$L" orders

@@ -173,6 +173,92 @@ Test(topics, second_open_is_locked_out)
 	cr_expect_eq(ut_open(env.store, &C, NULL, &S), 0, "the lock is released at close");
 }
 
+typedef struct waited {
+	int calls;
+	long pid;
+} waited;
+
+static void on_wait(void *arg, const sb_store_holder *h)
+{
+	waited *w = arg;
+	w->calls++;
+	w->pid = h->pid;
+}
+
+/* A holder that is no live mount (a daemon finishing its unmount) is waited
+ * for, once announced; the lock note names it. */
+Test(topics, a_finishing_holder_is_waited_for)
+{
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		sb_store_options o;
+		sb_store *s;
+		sb_store_options_default(&o);
+		o.defaults = C;
+		o.mountpoint = "/nonexistent/mnt";
+		if (sb_store_open(env.store, &o, &s) != 0)
+			_exit(1);
+		char c = 1;
+		if (write(go[1], &c, 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		_exit(sb_store_close(s) == 0 ? 0 : 1);
+	}
+	char c;
+	cr_assert_eq(read(go[0], &c, 1), 1);
+	sb_store_holder *h = calloc(1, sizeof(*h));
+	cr_assert_not_null(h);
+	cr_assert_eq(sb_store_holder_get(env.store, h), 0);
+	cr_expect_eq(h->pid, (long)pid);
+	cr_expect_str_eq(h->mountpoint, "/nonexistent/mnt");
+	cr_expect_str_eq(h->dir, env.store);
+	cr_expect(h->held);
+	cr_expect(!h->mounted);
+	free(h);
+
+	sb_store_options o;
+	waited w = {0, 0};
+	sb_store_options_default(&o);
+	o.defaults = C;
+	o.lock_wait_ms = 10000;
+	o.lock_waiting = on_wait;
+	o.lock_waiting_arg = &w;
+	cr_expect_eq(sb_store_open(env.store, &o, &S), 0, "waited for the holder to close");
+	cr_expect_eq(w.calls, 1, "the wait is announced once");
+	cr_expect_eq(w.pid, (long)pid, "naming the holder");
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* The wait is bounded. */
+Test(topics, a_holder_that_stays_is_refused_after_the_wait)
+{
+	open_store();
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		sb_store_options o;
+		sb_store *s;
+		waited w = {0, 0};
+		sb_store_options_default(&o);
+		o.defaults = C;
+		o.lock_wait_ms = 200;
+		o.lock_waiting = on_wait;
+		o.lock_waiting_arg = &w;
+		int rc = sb_store_open(env.store, &o, &s);
+		_exit(rc == SB_ELOCKED && w.calls == 1 && w.pid == (long)getppid() ? 0 : 1);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "refused after the wait, naming us");
+}
+
 Test(topics, read_only_open_sees_data_without_the_lock)
 {
 	open_store();

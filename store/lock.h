@@ -1,0 +1,20 @@
+/*
+ * lock.h - the store directory's lock file, LOG_DIR/.lock: an exclusive
+ * flock held while the store is open read-write, and a note of who holds it
+ * (format in store/format.h) so that a later opener can tell a live mount
+ * (refused at once) from a holder that is finishing (waited for).
+ */
+#ifndef SB_LOCK_H
+#define SB_LOCK_H
+
+#include "sb_store.h"
+
+/*
+ * Lock store directory `dir` as opt's lock_* fields say (sb_store.h) and
+ * write the holder note (our pid, opt->mountpoint, dir). 0 and *fd (the
+ * locked file: closing it releases the lock), or SB_ELOCKED, or -errno;
+ * *fd untouched on failure.
+ */
+int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd);
+
+#endif

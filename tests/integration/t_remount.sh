@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPEC §1: a mount or `streambus recover` started right after fusermount3 -u
+# returns works: it waits (a few seconds at most, saying so) for the previous
+# daemon to let go. A LOG_DIR held by a live mount is refused at once, naming
+# the process that holds it. SB_REMOUNT_CYCLES sets the number of
+# append / unmount / remount cycles (default 24).
+. "$(dirname "$0")/lib.sh"
+SB_TOOL=$SB_BUILD/streambus
+[ -x "$SB_TOOL" ] || sb_die "no tool at $SB_TOOL (build it first)"
+command -v flock >/dev/null || sb_die "missing tool: flock (util-linux)"
+cycles=${SB_REMOUNT_CYCLES:-24}
+
+# lock_pid: the pid the lock note names (its first line)
+lock_pid() { head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9; }
+
+case_ "$cycles cycles: append, fusermount3 -u, at once mount again (even cycles: recover first)"
+sb_mount
+assert_ok mkdir "$SB_MNT/loop"
+expected=""
+for c in $(seq 1 "$cycles"); do
+	k=$((RANDOM % 40 + 1))
+	batch=""
+	for i in $(seq "$k"); do batch+="c$c-r$i-$RANDOM"$'\n'; done
+	expected+=$batch
+	printf '%s' "$batch" >"$SB_TMP/batch"
+	assert_sh_ok 'cat "$1" >> "$2/loop/.log"' "$SB_TMP/batch" "$SB_MNT" || sb_die "cycle $c: append failed"
+	old=$SB_PID
+	# straight fusermount3 -u, no waiting for the daemon (sb_umount waits)
+	t fusermount3 -u "$SB_MNT" || sb_die "cycle $c: fusermount3 -u failed"
+	if [ $((c % 2)) = 0 ]; then
+		out=$(t "$SB_TOOL" recover "$SB_LOG" 2>"$SB_TMP/recover.err"); rc=$?
+		err=$(cat "$SB_TMP/recover.err")
+		assert_eq 0 "$rc" "cycle $c: recover right after fusermount3 -u: exit status ($err)" ||
+			sb_die "cycle $c: recover failed (later cases need the mount)"
+		# the previous daemon closed every log (clean markers, indexes) before recover got in
+		assert_eq "nothing to recover" "$out" "cycle $c: recover output"
+		assert_true '[ -z "$err" ] || [[ "$err" == *"waiting (up to "*" s) for process $old to release $SB_LOG"* ]]' \
+			"cycle $c: recover says whom it waits for: [$err]"
+	fi
+	sb_mount   # fatal if the start fails (as it did in 20 of 20 tries)
+	out=$(cat "$SB_TMP/daemon.$SB_MOUNT_SEQ.out")
+	assert_true '[ -z "$out" ] || [[ "$out" == *"waiting (up to "*" s) for process "*" to release $SB_LOG"* ]]' \
+		"cycle $c: the daemon says whom it waits for: [$out]"
+	assert_eq "$SB_PID" "$(lock_pid)" "cycle $c: the lock names the new daemon"
+	got=$(t cat "$SB_MNT/loop/.log")
+	assert_eq "$expected" "$got"$'\n' "cycle $c: every acknowledged record after the remount"
+done
+n=$(printf '%s' "$expected" | wc -l)
+assert_eq "$n" "$(sb_count "$SB_MNT/loop")" "records after $cycles cycles"
+
+case_ "a LOG_DIR held by a live mount is refused at once, naming the daemon"
+M2=$(sb_mkmnt two)
+t0=$SECONDS
+out=$(t "$SB_BIN" -f "$SB_LOG" "$M2" 2>&1 </dev/null); rc=$?
+assert_eq 1 "$rc" "a second daemon on a mounted LOG_DIR: exit status ($out)"
+assert_true '[[ "$out" == *"in use by process $SB_PID"* ]]' "the refusal names the daemon's pid $SB_PID: [$out]"
+assert_true '[[ "$out" == *"$SB_MNT"* ]]' "the refusal names the mount point: [$out]"
+assert_true '[[ "$out" != *waiting* ]]' "no waiting for a live mount: [$out]"
+assert_le $((SECONDS - t0)) 3 "refused at once (seconds)"
+assert_true '! sb_is_mounted "$M2"' "nothing mounted on the second mount point"
+# detached, too (the parent reports the child's refusal)
+out=$(t "$SB_BIN" "$SB_LOG" "$M2" 2>&1 </dev/null); rc=$?
+assert_eq 1 "$rc" "a second detached daemon: exit status ($out)"
+assert_true '[[ "$out" == *"in use by process $SB_PID"* ]]' "detached: the refusal names the pid: [$out]"
+t0=$SECONDS
+out=$(t "$SB_TOOL" recover "$SB_LOG" 2>&1); rc=$?
+assert_eq 2 "$rc" "recover on a mounted LOG_DIR: exit status ($out)"
+assert_eq "streambus recover: $SB_LOG: in use by process $SB_PID, which has it mounted on $SB_MNT; unmount it first" \
+	"$out" "recover's refusal"
+assert_le $((SECONDS - t0)) 3 "recover refused at once (seconds)"
+sb_umount
+
+case_ "a holder that is not a mount (flock(1) here) is waited for, saying so"
+flock -x -o "$SB_LOG/.lock" sleep 1.5 &
+holder=$!
+sb_wait_until 'grep -q "FLOCK.* $holder " /proc/locks' 5 || assert_fail_now "flock(1) did not take the lock"
+out=$(t "$SB_TOOL" recover "$SB_LOG" 2>&1); rc=$?
+assert_eq 0 "$rc" "recover waits for the holder to let go ($out)"
+assert_true '[[ "$out" == *"waiting (up to 10 s) for process $holder to release $SB_LOG"* ]]' "recover names the holder: [$out]"
+wait "$holder"
+flock -x -o "$SB_LOG/.lock" sleep 1.5 &
+holder=$!
+sb_wait_until 'grep -q "FLOCK.* $holder " /proc/locks' 5 || assert_fail_now "flock(1) did not take the lock"
+sb_mount
+out=$(cat "$SB_TMP/daemon.$SB_MOUNT_SEQ.out")
+assert_true '[[ "$out" == *"waiting (up to 10 s) for process $holder to release $SB_LOG"* ]]' "the daemon names the holder: [$out]"
+wait "$holder"
+sb_umount
+
+case_ "the wait is bounded: a holder that never lets go is refused after 10 s, by name"
+flock -x -o "$SB_LOG/.lock" sleep 60 &
+holder=$!
+sb_wait_until 'grep -q "FLOCK.* $holder " /proc/locks' 5 || assert_fail_now "flock(1) did not take the lock"
+t0=$SECONDS
+t "$SB_TOOL" recover "$SB_LOG" >"$SB_TMP/rec.out" 2>&1 &
+rec=$!
+out=$(t "$SB_BIN" "$SB_LOG" "$SB_MNT" 2>&1 </dev/null); rc=$?
+el=$((SECONDS - t0))
+assert_eq 1 "$rc" "the daemon gives up on a holder that never lets go ($out)"
+assert_true '[[ "$out" == *"still in use by process $holder after 10 s"* ]]' "the daemon names the holder: [$out]"
+assert_true '[ "$el" -ge 9 ] && [ "$el" -le $((15 * SB_SLOW)) ]' "it waited about 10 s ($el s)"
+wait "$rec"; rc=$?
+out=$(cat "$SB_TMP/rec.out")
+assert_eq 2 "$rc" "recover gives up too ($out)"
+assert_true '[[ "$out" == *"still in use by process $holder after 10 s"* ]]' "recover names the holder: [$out]"
+assert_true '! sb_is_mounted' "nothing mounted"
+kill $(pgrep -P "$holder") "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null || true
