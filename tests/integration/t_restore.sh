@@ -132,10 +132,12 @@ nokeys() {
 	assert_eq "" "$(manifest "$T" key | awk '$2 != "-"')" "$1: no keys (the backup carries none)"
 }
 second_rsync() {
-	local out rc
-	out=$(t rsync -ai "$@" 2>&1); rc=$?
-	assert_eq 0 "$rc" "second rsync $*: exit status"
-	assert_eq "" "$out" "second rsync $*: nothing to do"
+	local out rc n
+	for n in -n ""; do # rsync's quick check, with --dry-run and for real
+		out=$(t rsync -ai $n "$@" 2>&1); rc=$?
+		assert_eq 0 "$rc" "second rsync ${n:+$n }$*: exit status"
+		assert_eq "" "$out" "second rsync ${n:+$n }$*: nothing to do"
+	done
 }
 wipe() {
 	assert_ok rm -r "$T"
@@ -245,6 +247,22 @@ os.rename(sys.argv[2] + "/.t.tmp", sys.argv[2] + "/target")
 a.close()' "$W")" "rename over an open file being created"
 assert_eq 5 "$(count_w)" "records"
 assert_file_eq "$W/$(rec 4)" kept "the renamed file is the record"
+
+case_ "mv -n (RENAME_NOREPLACE) onto a file being created: EEXIST; RENAME_EXCHANGE: EINVAL"
+assert_eq EEXIST "$(pyerr 'import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+a = open(sys.argv[2] + "/.a.tmp", "wb"); a.close()
+b = open(sys.argv[2] + "/.b.tmp", "wb"); b.close()
+if libc.renameat2(-100, (sys.argv[2] + "/.a.tmp").encode(), -100, (sys.argv[2] + "/.b.tmp").encode(), 1):
+    e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+' "$W")" "renameat2 NOREPLACE"
+assert_eq EINVAL "$(pyerr 'import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, (sys.argv[2] + "/.a.tmp").encode(), -100, (sys.argv[2] + "/.b.tmp").encode(), 2):
+    e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+' "$W")" "renameat2 EXCHANGE"
+assert_ok rm "$W/.a.tmp" "$W/.b.tmp"
+assert_eq 5 "$(count_w)" "records"
 
 case_ "renames that cannot be: EPERM, and the file stays held"
 assert_sh_ok 'printf x > "$1/.bad.tmp"' "$W"
