@@ -234,19 +234,29 @@ os.unlink(p)' "$W")" "write, close, reopen, unlink"
 assert_eq 3 "$(count_w)" "records"
 assert_true '[ ! -e "$W/.note.swp" ]' "the swap file is gone"
 
+case_ "vim writes a new file: one record, no swap file left as a record"
+if command -v vim >/dev/null; then
+	assert_sh_ok 'cd "$1" && HOME=$2 vim -u NONE -i NONE -N -es -c "call setline(1, \"hello\")" -c wq note' "$W" "$SB_TMP"
+	assert_eq 4 "$(count_w)" "records"
+	assert_eq note "$(key_of 3)" "key"
+	assert_file_eq "$W/$(rec 3)" $'hello\n' "payload"
+else
+	assert_fail_now "vim is missing (tools/packages.txt)"
+fi
+
 case_ "install: one record per file"
 printf inst >"$SB_TMP/inst"
 t install -m 444 "$SB_TMP/inst" "$W/installed" >/dev/null 2>&1
-assert_eq 4 "$(count_w)" "records"
-assert_eq installed "$(key_of 3)" "key"
+assert_eq 5 "$(count_w)" "records"
+assert_eq installed "$(key_of 4)" "key"
 
 case_ "mv of a temporary file onto a name already being created replaces it"
 assert_eq OK "$(pyerr 'a = open(sys.argv[2] + "/target", "wb"); a.write(b"lost")
 b = open(sys.argv[2] + "/.t.tmp", "wb"); b.write(b"kept"); b.close()
 os.rename(sys.argv[2] + "/.t.tmp", sys.argv[2] + "/target")
 a.close()' "$W")" "rename over an open file being created"
-assert_eq 5 "$(count_w)" "records"
-assert_file_eq "$W/$(rec 4)" kept "the renamed file is the record"
+assert_eq 6 "$(count_w)" "records"
+assert_file_eq "$W/$(rec 5)" kept "the renamed file is the record"
 
 case_ "mv -n (RENAME_NOREPLACE) onto a file being created: EEXIST; RENAME_EXCHANGE: EINVAL"
 assert_eq EEXIST "$(pyerr 'import ctypes
@@ -262,18 +272,18 @@ if libc.renameat2(-100, (sys.argv[2] + "/.a.tmp").encode(), -100, (sys.argv[2] +
     e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
 ' "$W")" "renameat2 EXCHANGE"
 assert_ok rm "$W/.a.tmp" "$W/.b.tmp"
-assert_eq 5 "$(count_w)" "records"
+assert_eq 6 "$(count_w)" "records"
 
 case_ "renames that cannot be: EPERM, and the file stays held"
 assert_sh_ok 'printf x > "$1/.bad.tmp"' "$W"
-assert_fail_with EPERM mv "$W/.bad.tmp" "$W/$(rec 99)"
-assert_fail_with EPERM mv "$W/.bad.tmp" "$W/$(rec 0)"
+assert_fail_with EPERM mv "$W/.bad.tmp" "$W/$(rec 100)"
+assert_fail_with EPERM mv "$W/.bad.tmp" "$W/$(rec 1)"
 assert_fail_with EPERM mv "$W/.bad.tmp" "$W/.log"
 assert_fail_with EPERM mv "$W/.bad.tmp" "$M/orders/x"
-assert_fail_with EPERM mv "$W/$(rec 0)" "$W/y"
+assert_fail_with EPERM mv "$W/$(rec 1)" "$W/y"
 assert_true '[ -e "$W/.bad.tmp" ]' "the held file is still there"
 assert_ok rm "$W/.bad.tmp"
-assert_eq 5 "$(count_w)" "records"
+assert_eq 6 "$(count_w)" "records"
 
 case_ "headers are not kept yet: user.streambus.header.* refused, never dropped"
 assert_eq ENOTSUP "$(pyerr 'f = open(sys.argv[2], "wb"); f.write(b"h")
@@ -286,8 +296,8 @@ assert_eq EINVAL "$(pyerr 'f = open(sys.argv[2], "wb")
 try:
     os.setxattr(f.fileno(), "user.streambus.offset", b"7")
 finally:
-    f.close()' "$W/$(rec 5)")" "an offset xattr that disagrees with the name"
-assert_eq 6 "$(count_w)" "records (the digits file was closed)"
+    f.close()' "$W/$(rec 6)")" "an offset xattr that disagrees with the name"
+assert_eq 7 "$(count_w)" "records (the digits file was closed)"
 
 case_ "attributes of a record: what it has succeeds, anything else EPERM"
 r=$W/$(rec 1)
@@ -303,13 +313,13 @@ assert_eq "$ns" "$(stat -c %.9Y "$r")" "the time is unchanged"
 case_ "the file never renamed is appended under its own name"
 left=$((12 - (SECONDS - orphan_t0)))
 [ $left -gt 0 ] && sleep "$left"
-assert_true 'sb_wait_until "[ \"\$(count_w)\" = 7 ]" 5' "appended after the hold"
-assert_eq .orphan.tmp "$(key_of 6)" "keyed by its own name"
-assert_file_eq "$W/$(rec 6)" orphan "payload"
+assert_true 'sb_wait_until "[ \"\$(count_w)\" = 8 ]" 5' "appended after the hold"
+assert_eq .orphan.tmp "$(key_of 7)" "keyed by its own name"
+assert_file_eq "$W/$(rec 7)" orphan "payload"
 
 case_ "a temporary file held at unmount is appended, not lost"
 assert_sh_ok 'printf late > "$1"' "$W/.late"
 sb_remount
-assert_eq 8 "$(count_w)" "records after the remount"
-assert_eq .late "$(key_of 7)" "keyed by its own name"
+assert_eq 9 "$(count_w)" "records after the remount"
+assert_eq .late "$(key_of 8)" "keyed by its own name"
 sb_umount
