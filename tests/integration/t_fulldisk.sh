@@ -51,6 +51,18 @@ for pol in ${SB_FULLDISK_POLICIES:-never interval always}; do
 		fill "$ST" "$M" "$((SEED + r))" a b
 		check "$ST" a "full disk"
 		check "$ST" b "full disk"
+		if [ "$r" = 1 ]; then
+			# unmount and mount again on the full disk: nothing lost, no
+			# error (the indexes that do not fit are rebuilt in memory)
+			sb_umount
+			sb_mount -o "$opts"
+			check "$ST" a "remounted on a full disk"
+			check "$ST" b "remounted on a full disk"
+			# (closing cut the preallocated tails: a small record may fit)
+			out=$(fd append "$ST" "$M" a)
+			assert_true '[[ "$out" =~ ^(OK|line\ ENOSPC|file\ ENOSPC)$ ]]' \
+				"an append on the remounted full disk fits or fails with ENOSPC ($out)"
+		fi
 		read -r -a f <<<"$(fd rmold "$ST" "$M" a)"
 		[ -n "${SB_FULLDISK_VERBOSE:-}" ] && sb_msg "rmold: ${f[*]}"
 		assert_true "[ '${f[3]:-0}' -gt 0 ]" "rm of the oldest records frees space (${f[*]})"

@@ -264,3 +264,28 @@ ParameterizedTest(fd_case *c, fulldisk, index_without_room)
 	expect_records(0, 400, "after reopen");
 	cr_expect_eq(reports, 0, "the reopen reported something other than rebuilt indexes");
 }
+
+/* A filesystem without fallocate: the mmap path must not store into pages
+ * the filesystem never allocated (a SIGBUS on a full disk); it appends with
+ * pwrite instead, which says ENOSPC. */
+Test(fulldisk, no_fallocate_appends_with_pwrite)
+{
+	fd_case c = {1, SB_SYNC_NEVER};
+	open_case(&c);
+	fio_fail(F, FIO_FALLOCATE, 1, EOPNOTSUPP, FIO_STICKY, NULL);
+	fill(100);
+	unsigned writes = fio_calls(F, FIO_PWRITE);
+	fill(200);
+	cr_expect_geq(fio_calls(F, FIO_PWRITE), writes + 100, "appends without fallocate went through pwrite");
+	fio_disk_budget(F, 0);
+	for (int k = 0; k < 20; k++) {
+		uint64_t i = sb_log_next(L);
+		int rc = ut_append1(L, i, LEN(i), 7, NULL);
+		cr_assert_eq(rc, -ENOSPC, "append %llu on a full disk without fallocate: %s",
+			     (unsigned long long)i, sb_strerror(rc));
+	}
+	fio_disk_budget(F, -1);
+	fill(250);
+	reopen_real();
+	expect_records(0, 250, "after reopen");
+}
