@@ -117,7 +117,8 @@ def fill(state, mnt, seed, names):
     extra = []
     try:
         os.mkdir(os.path.join(mnt, "y%d" % seed))
-        extra.append("mkdir:OK")
+        os.rmdir(os.path.join(mnt, "y%d" % seed))
+        extra.append("OK")
     except OSError as e:
         extra.append(errname(e))
     for name in names:

@@ -30,7 +30,8 @@ fill() {
 	assert_eq ENOSPC "${f[0]}" "the append that did not fit fails with ENOSPC ($out)"
 	assert_true "[ '${f[1]:-0}' -gt 50 ]" "records went in before the disk was full ($out)"
 	assert_true "[ '${f[2]:-1}' -lt 262144 ]" "the disk is full ($out)"
-	assert_eq "" "$(printf '%s\n' "${f[@]:3}" | grep -vx ENOSPC)" "later appends (lines, files) fail with ENOSPC too ($out)"
+	# (a small one may fit: a failed roll cuts the preallocated tail)
+	assert_eq "" "$(printf '%s\n' "${f[@]:3}" | grep -vxE 'ENOSPC|OK')" "later small appends (lines, files) and mkdir fit or fail with ENOSPC ($out)"
 }
 
 # check STATE TOPIC WHEN: the topic holds exactly the acknowledged records.
