@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,6 +168,17 @@ out:
 	return ret;
 }
 
+/* Every topic keeps its active segment open: thousands of topics need more
+ * than the usual soft limit of 1,024 open files. Up to the hard limit. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	sbfs_config cfg;
@@ -187,6 +199,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	raise_nofile();
 	int ready[2] = { -1, -1 };
 	if (!cfg.foreground) {
 		if (pipe(ready) != 0) {
