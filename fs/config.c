@@ -41,11 +41,13 @@ const char *sbfs_config_usage(void)
 	       "Mount the append-only logs in LOG_DIR on MOUNTPOINT: one directory per topic,\n"
 	       "one read-only file per record, TOPIC/.log as the whole topic.\n"
 	       "\n"
-	       "  -c FILE        read settings from FILE (default: ./mount.ini if present)\n"
+	       "  -c FILE        read settings from FILE (default: ./mount.ini if present;\n"
+	       "                 under mount(8) only a config= file is read)\n"
 	       "  -f             stay in the foreground\n"
 	       "  -d             FUSE debug output (implies -f)\n"
 	       "  -o opt,...     settings as key=value (override the file), plus\n"
-	       "                 config=FILE (as -c), ro, and generic mount options\n"
+	       "                 config=FILE (as -c), ro, nonempty (mount over a non-empty\n"
+	       "                 MOUNTPOINT), create (as create = true), and generic mount options\n"
 	       "                 (rw, dev, suid, exec, auto, nouser, defaults, _netdev, ...)\n"
 	       "                 which are accepted and ignored\n"
 	       "  -h, --help     this text\n"
@@ -53,7 +55,8 @@ const char *sbfs_config_usage(void)
 	       "\n"
 	       "Settings ([section] key, default):\n"
 	       "  [mount] log_dir ./data, mountpoint ./mnt, allow_other false,\n"
-	       "          owner (mounting user), group (its group), umask 022, list_log false\n"
+	       "          owner (mounting user), group (its group), umask 022, list_log false,\n"
+	       "          create false (create a missing log_dir)\n"
 	       "  [log]   segment_bytes 134217728, index_interval_bytes 4096,\n"
 	       "          max_record_bytes 1048576, sync interval (never|interval|always),\n"
 	       "          sync_interval_ms 1000, retention_bytes -1, retention_ms -1\n"
@@ -264,11 +267,13 @@ static int set_mount_key(sbfs_config *c, const char *key, const char *v, const s
 		*slot = p;
 		return 0;
 	}
-	if (strcmp(key, "allow_other") == 0 || strcmp(key, "list_log") == 0) {
-		int b;
-		if (parse_bool(v, &b))
+	int *flag = strcmp(key, "allow_other") == 0 ? &c->allow_other
+		    : strcmp(key, "list_log") == 0  ? &c->list_log
+		    : strcmp(key, "create") == 0    ? &c->create
+						    : NULL;
+	if (flag) {
+		if (parse_bool(v, flag))
 			return errf(err, s, key, "bad value '%s' (true or false)", v);
-		*(key[0] == 'a' ? &c->allow_other : &c->list_log) = b;
 		return 0;
 	}
 	if (strcmp(key, "owner") == 0) {
@@ -453,7 +458,12 @@ static int apply_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
 			c->read_only = 1;
 			return 0;
 		}
-		if (strcmp(opt, "allow_other") == 0 || strcmp(opt, "list_log") == 0)
+		if (strcmp(opt, "nonempty") == 0) {
+			c->nonempty = 1;
+			return 0;
+		}
+		if (strcmp(opt, "allow_other") == 0 || strcmp(opt, "list_log") == 0 ||
+		    strcmp(opt, "create") == 0)
 			return set_mount_key(c, opt, "true", &s, err);
 		return errf(err, &s, opt, "unknown option");
 	}
@@ -504,6 +514,54 @@ static int find_config_opt(sbfs_config *c, char *opt, const char *cwd, char **er
 		c->config_path = strdup(opt + 7);
 	}
 	return 0;
+}
+
+/* Is one of the words a or b among the -o options? */
+static int opt_listed(char *const *opts, int nopts, const char *a, const char *b)
+{
+	int found = 0;
+	for (int i = 0; i < nopts && !found; i++) {
+		char *copy = strdup(opts[i]), *save = NULL;
+		for (char *w = copy ? strtok_r(copy, ",", &save) : NULL; w && !found;
+		     w = strtok_r(NULL, ",", &save))
+			found = strcmp(w, a) == 0 || strcmp(w, b) == 0;
+		free(copy);
+	}
+	return found;
+}
+
+/* Called as mount(8)'s helper program (mount.fuse.streambusfs)? */
+static int called_as_helper(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	return strncmp(base ? base + 1 : argv0, "mount.", 6) == 0;
+}
+
+/* One of mount(8)'s helper flags (-s -n -v -f -N ns -t type): 1 if it was
+ * one (*i moved past its argument), 0 if not, -1 on error. */
+static int helper_flag(sbfs_config *c, int argc, char **argv, int *i, char **err)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "-s") == 0 || strcmp(a, "-n") == 0 || strcmp(a, "-v") == 0)
+		return 1; /* sloppy, no mtab, verbose: nothing to do */
+	if (strcmp(a, "-f") == 0) {
+		c->fake = 1;
+		return 1;
+	}
+	if (strcmp(a, "-t") != 0 && strcmp(a, "-N") != 0)
+		return 0;
+	if (*i + 1 >= argc) {
+		if (asprintf(err, "option %s needs an argument", a) < 0)
+			*err = NULL;
+		return -1;
+	}
+	if (a[1] == 'N') {
+		if (asprintf(err, "mount -N (another mount namespace) is not supported") < 0)
+			*err = NULL;
+		return -1;
+	}
+	++*i; /* -t fuse.streambusfs: we know */
+	return 1;
 }
 
 /* ---- the whole -------------------------------------------------------------- */
@@ -596,6 +654,7 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 		*err = strdup("cannot find the current directory");
 		goto fail;
 	}
+	c->under_mount = called_as_helper(argv[0]);
 	c->owner = getuid();
 	c->group = getgid();
 	c->umask = 022;
@@ -603,6 +662,11 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
+		int hf = c->under_mount && !only_pos ? helper_flag(c, argc, argv, &i, err) : 0;
+		if (hf < 0)
+			goto fail;
+		if (hf > 0)
+			continue;
 		if (only_pos || a[0] != '-' || a[1] == '\0') {
 			if (npos == 2) {
 				if (asprintf(err, "unexpected argument '%s'", a) < 0)
@@ -649,6 +713,9 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 	if (c->help || c->version)
 		goto out;
 
+	/* mount.fuse3 always passes dev|nodev and suid|nosuid: mount(8) ran it */
+	if (opt_listed(opts, nopts, "dev", "nodev") && opt_listed(opts, nopts, "suid", "nosuid"))
+		c->under_mount = 1;
 	/* config=FILE among the -o options counts as -c */
 	for (int i = 0; i < nopts; i++) {
 		char *copy = strdup(opts[i]);
@@ -664,7 +731,7 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 		free(p);
 		if (rc)
 			goto fail;
-	} else if (access("mount.ini", F_OK) == 0) {
+	} else if (!c->under_mount && access("mount.ini", F_OK) == 0) {
 		if (load_file(c, "mount.ini", cwd, err, log_line))
 			goto fail;
 	}

@@ -40,6 +40,8 @@ typedef struct sbfs_config {
 	gid_t group;
 	mode_t umask;
 	int list_log;
+	int create;             /* [mount] create: make log_dir if missing */
+	int nonempty;           /* -o nonempty: mount over a non-empty mountpoint */
 	int read_only;          /* -o ro */
 	sb_log_config log;      /* [log] (after -o) */
 	sbfs_topic_cfg *topics; /* [topic:NAME] sections */
@@ -47,10 +49,17 @@ typedef struct sbfs_config {
 	int foreground;         /* -f */
 	int debug;              /* -d */
 	int help, version;      /* --help, --version */
+	/* Started by mount(8) (directly as mount.fuse.streambusfs, or through
+	 * mount.fuse3): only a config= file is read, never ./mount.ini. */
+	int under_mount;
+	int fake;               /* mount -f: check the settings, mount nothing */
 } sbfs_config;
 
 /*
- * Fill *c from argv (the whole command line, argv[0] included). Returns 0,
+ * Fill *c from argv (the whole command line, argv[0] included). Called as
+ * mount.* (mount(8)'s helper: "SOURCE TARGET [-snvf] [-o opts] [-t type]",
+ * where -f means a fake mount), or with the dev|nodev and suid|nosuid
+ * options that mount.fuse3 always adds, it is under mount(8). Returns 0,
  * or -1 after writing one message naming the file, line and key (or the
  * option) to *err (a malloc'ed string, the caller frees it). On failure *c
  * holds nothing to free. On success release with sbfs_config_free().

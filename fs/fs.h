@@ -193,6 +193,12 @@ const char *sbfs_strerror(int rc);
 int sbfs_err_is_locked(int rc);
 void sbfs_reply_err(fuse_req_t req, int rc);
 void sbfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* paths.c: before mounting; 0, or -errno after logging why. LOG_DIR exists
+ * (made when create is set); MOUNTPOINT is a directory, and (check_empty)
+ * an empty one unless nonempty. */
+int sbfs_paths_log_dir(const sbfs_config *cfg);
+int sbfs_paths_mountpoint(const sbfs_config *cfg, int check_empty);
 void sbfs_log_to_syslog(int on);
 
 /* ---- ops.c / ops_write.c ---- */

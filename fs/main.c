@@ -70,16 +70,9 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	sbfs fs;
 	int fs_inited = 0, mounted = 0, handlers = 0;
 
-	struct stat st;
 	int rc;
-	if (stat(cfg->mountpoint, &st) != 0) {
-		sbfs_log("mountpoint %s: %s", cfg->mountpoint, strerror(errno));
+	if (sbfs_paths_mountpoint(cfg, 0) || sbfs_paths_log_dir(cfg))
 		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		sbfs_log("mountpoint %s: not a directory", cfg->mountpoint);
-		goto out;
-	}
 	rc = sbfs_backend_store_open(cfg, &b);
 	if (rc) {
 		if (!sbfs_err_is_locked(rc)) /* the backend named the holder */
@@ -87,6 +80,10 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 				 sbfs_strerror(rc));
 		goto out;
 	}
+	/* after the lock: a second mount on a live one's mountpoint is told
+	 * who has it, not that the directory is not empty */
+	if (sbfs_paths_mountpoint(cfg, 1))
+		goto out;
 	rc = sbfs_init(&fs, cfg, b);
 	fs_inited = 1;
 	if (rc) {
@@ -195,6 +192,10 @@ int main(int argc, char **argv)
 	}
 	if (cfg.version) {
 		printf("streambusfs %s (libfuse %s)\n", SB_VERSION, fuse_pkgversion());
+		sbfs_config_free(&cfg);
+		return 0;
+	}
+	if (cfg.fake) { /* mount -f: the settings are good, nothing to mount */
 		sbfs_config_free(&cfg);
 		return 0;
 	}

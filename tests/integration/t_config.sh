@@ -53,9 +53,11 @@ assert_true 't ls -a "$SB_MNT/rel" | grep -qx .log' "./mount.ini read (list_log 
 sb_umount
 
 case_ "the repository's mount.ini is a complete example that mounts ./data on ./mnt"
-mkdir -p "$SB_TMP/repo/data" "$SB_TMP/repo/mnt"
+# a fresh checkout: no ./data yet (the example sets create = true)
+mkdir -p "$SB_TMP/repo/mnt"
 cp "$SB_TOP/mount.ini" "$SB_TMP/repo/mount.ini" || assert_fail_now "no mount.ini at the top of the repository"
-for k in log_dir mountpoint allow_other owner group umask list_log segment_bytes index_interval_bytes \
+assert_true 'grep -Eq "^create[[:space:]]*=[[:space:]]*true" "$SB_TMP/repo/mount.ini"' "the example mount.ini sets create = true"
+for k in log_dir mountpoint create allow_other owner group umask list_log segment_bytes index_interval_bytes \
 	max_record_bytes sync sync_interval_ms retention_bytes retention_ms '\[topic:' '\[mount\]' '\[log\]'; do
 	assert_true 'grep -Eq "^[;#]?[[:space:]]*$k" "$SB_TMP/repo/mount.ini"' "the example mount.ini documents $k"
 done
@@ -233,6 +235,45 @@ case_ "bad -o option: unknown key, bad value"
 expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB_LOG" "$SB_MNT"
 expect_refused "-o sync=sometimes" sync -- "$SB_BIN" -o sync=sometimes "$SB_LOG" "$SB_MNT"
 expect_refused "-o segment_bytes=abc" segment_bytes -- "$SB_BIN" -o segment_bytes=abc "$SB_LOG" "$SB_MNT"
+
+case_ "a missing LOG_DIR is refused, naming it, and nothing is created"
+for fg in "" -f; do
+	expect_refused "missing LOG_DIR ${fg:-(detached)}" "$SB_TMP/typo/log" "does not exist" -- \
+		"$SB_BIN" $fg "$SB_TMP/typo/log" "$SB_MNT"
+	assert_true '[ ! -e "$SB_TMP/typo" ]' "a missing LOG_DIR ${fg:-(detached)} is not created"
+done
+ini=$(printf '[mount]\nlog_dir = ./logz\nmountpoint = %s\n' "$SB_MNT" | sb_ini typo.ini)
+expect_refused "missing log_dir of a mount.ini" "$SB_TMP/logz" "does not exist" -- "$SB_BIN" -c "$ini"
+assert_true '[ ! -e "$SB_TMP/logz" ]' "the mount.ini's missing log_dir is not created"
+expect_refused "-o create=false" "$SB_TMP/typo/log" "does not exist" -- \
+	"$SB_BIN" -o create=false "$SB_TMP/typo/log" "$SB_MNT"
+assert_true '[ ! -e "$SB_TMP/typo" ]' "create=false creates nothing"
+expect_refused "-o ro on a missing LOG_DIR" "$SB_TMP/typo/log" -- "$SB_BIN" -o ro,create "$SB_TMP/typo/log" "$SB_MNT"
+assert_true '[ ! -e "$SB_TMP/typo" ]' "a read-only mount creates nothing"
+
+case_ "create = true (in mount.ini, or -o create) creates LOG_DIR and its parents"
+saved_log=$SB_LOG
+ini=$(printf '[mount]\ncreate = true\n' | sb_ini create.ini)
+for how in ini opt; do
+	SB_LOG=$SB_TMP/made/by/$how
+	if [ $how = ini ]; then sb_mount -c "$ini"; else sb_mount -o create; fi
+	assert_true '[ -d "$SB_LOG" ]' "create ($how) made $SB_LOG"
+	assert_sh_ok 'mkdir "$1/t" && echo x >> "$1/t/.log"' "$SB_MNT"
+	assert_true '[ -d "$SB_LOG/t" ]' "create ($how): the topic is in the new LOG_DIR"
+	sb_umount
+done
+SB_LOG=$saved_log
+
+case_ "a non-empty MOUNTPOINT is refused unless -o nonempty"
+echo stray >"$SB_MNT/stray"
+expect_refused "non-empty mountpoint" "$SB_MNT" "not empty" "nonempty" -- "$SB_BIN" "$SB_LOG" "$SB_MNT"
+expect_refused "non-empty mountpoint, -f" "$SB_MNT" "not empty" -- "$SB_BIN" -f "$SB_LOG" "$SB_MNT"
+sb_mount -o nonempty
+assert_eq "one" "$(t head -n 1 "$SB_MNT/rel/.log")" "-o nonempty mounts over it"
+assert_true '[ ! -e "$SB_MNT/stray" ]' "the mount hides what was there"
+sb_umount
+assert_eq "stray" "$(cat "$SB_MNT/stray")" "what was there is there again"
+rm -f "$SB_MNT/stray"
 
 case_ "a good configuration after all that still mounts the same data"
 sb_mount

@@ -2,14 +2,22 @@
 # cmake --install: both programs in bin/, the three man pages in
 # share/man/man{1,5,8} (well-formed troff; the mount.ini page names every key
 # of SPEC section 1; streambusfs(8) has the fstab line), and the fstab,
-# systemd unit and mount.ini examples in share/doc/streambus/.
+# systemd unit and mount.ini examples in share/doc/streambus/, and the
+# mount(8) helper /sbin/mount.fuse.streambusfs linked to bin/streambusfs.
+# Staged under DESTDIR, so as not to touch /sbin (t_mount_helper.sh installs
+# for real and mounts through mount(8)).
 . "$(dirname "$0")/lib_tool.sh"
-P=$T/prefix
-cmake --install "$SB_BUILD" --prefix "$P" >"$T/install.log" 2>&1 || fail "cmake --install: $(tail -5 "$T/install.log")"
+prefix=/opt/streambus-test
+D=$T/dest
+P=$D$prefix
+DESTDIR=$D cmake --install "$SB_BUILD" --prefix "$prefix" >"$T/install.log" 2>&1 || fail "cmake --install: $(tail -5 "$T/install.log")"
 [ -x "$P/bin/streambus" ] || fail "bin/streambus missing"
 "$P/bin/streambus" --version | grep -q '^streambus [0-9]' || fail "installed streambus does not run"
 if [ -x "$SB_BUILD/streambusfs" ]; then
 	[ -x "$P/bin/streambusfs" ] || fail "bin/streambusfs missing"
+	h=$D/sbin/mount.fuse.streambusfs
+	[ -L "$h" ] || fail "the mount(8) helper sbin/mount.fuse.streambusfs is missing"
+	eq "$(readlink "$h")" "$prefix/bin/streambusfs" "the mount(8) helper links to the installed daemon"
 fi
 for m in man1/streambus.1 man5/streambus-mount.ini.5 man8/streambusfs.8; do
 	f=$P/share/man/$m
@@ -22,7 +30,7 @@ for m in man1/streambus.1 man5/streambus-mount.ini.5 man8/streambusfs.8; do
 	has "$txt" "SYNOPSIS" "$m renders"
 done
 ini=$(MANWIDTH=200 man -l "$P/share/man/man5/streambus-mount.ini.5" 2>/dev/null | col -b)
-for k in log_dir mountpoint allow_other owner group umask list_log segment_bytes \
+for k in log_dir create mountpoint allow_other owner group umask list_log segment_bytes \
 	 index_interval_bytes max_record_bytes sync sync_interval_ms retention_bytes retention_ms; do
 	has "$ini" "^ +$k\\b|^ +[a-z_, ]*\\b$k\\b" "mount.ini(5) documents $k"
 done
