@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -77,10 +78,11 @@ int sb_read_small(const char *dir, const char *name, void *buf, size_t len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ssize_t r = pread(fd, buf, len, 0);
+	struct stat st;
+	ssize_t r = fstat(fd, &st) < 0 ? -1 : pread(fd, buf, len, 0);
 	if (r < 0)
 		rc = -errno;
-	else if ((size_t)r != len)
+	else if ((size_t)r != len || (uint64_t)st.st_size != len)
 		rc = -EIO;
 	close(fd);
 	return rc;

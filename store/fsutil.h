@@ -22,7 +22,8 @@ int sb_publish_file(const sb_io *io, const char *dir, const char *name, const vo
 int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
 /* Is rc the lack of space (ENOSPC, EDQUOT)? */
 int sb_no_space(int rc);
-/* Read exactly len bytes of dir/name; -ENOENT, -EIO (short) or -errno. */
+/* Read dir/name, which must be exactly len bytes long; -ENOENT, -EIO (not
+ * len bytes long) or -errno. */
 int sb_read_small(const char *dir, const char *name, void *buf, size_t len);
 /* Current CLOCK_REALTIME in nanoseconds. */
 long long sb_now_ns(void);

@@ -201,7 +201,7 @@ out_rmdir:
 }
 
 int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
-		    const sb_store_options *o, int create, sb_log **out)
+		    const sb_store_options *o, int create, sb_log **out, char *why, size_t whycap)
 {
 	pthread_rwlockattr_t ra;
 	sb_log *l;
@@ -258,6 +258,8 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	*out = l;
 	return 0;
 out_free:
+	if (why && whycap)
+		snprintf(why, whycap, "%s", l->why[0] ? l->why : sb_strerror(rc));
 	log_free(l);
 	return rc;
 }

@@ -11,10 +11,11 @@
 /*
  * Open the log in dir/name (recovering it), or with `create` make the
  * directory and its first segment. *out is the caller's, freed by
- * sb_log_free().
+ * sb_log_free(). When recovery refuses the log (SB_ECORRUPT), why (if not
+ * NULL) gets one line naming the file and byte.
  */
 int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
-		    const sb_store_options *o, int create, sb_log **out);
+		    const sb_store_options *o, int create, sb_log **out, char *why, size_t whycap);
 /* Sync, write indexes and the clean marker (read-write), then free. */
 int sb_log_close(sb_log *l);
 /* Delete the files of an empty log (-ENOTEMPTY otherwise); afterwards every

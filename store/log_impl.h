@@ -20,6 +20,7 @@ struct sb_log {
 	const sb_io *io;
 	int read_only;
 	size_t batch_max;
+	char why[512];                  /* why recovery refused the log, if it did */
 
 	pthread_mutex_t append_mu;
 	pthread_rwlock_t seg_lock;

@@ -105,157 +105,324 @@ static void drop_opened(sb_log *l)
 	l->nsegs = 0;
 }
 
-/*
- * Is there proof that records after segment i were synced? A clean close,
- * or a later segment with a valid index file (written only after its sync,
- * and segments are synced in order).
- */
-static int later_durable(sb_log *l, const uint64_t *bases, size_t i, size_t n, int clean_ok)
+/* Remove index files whose segment is gone (an interrupted removal). */
+static void drop_orphan_indexes(sb_log *l, const uint64_t *bases, size_t n)
 {
-	if (clean_ok)
-		return 1;
-	for (size_t j = i + 1; j < n; j++) {
-		char name[32], sp[PATH_MAX], ip[PATH_MAX];
-		struct stat st;
-		sb_index *ix;
-		int64_t max_ts;
-		sb_seg_name(name, bases[j], SB_SEG_SUFFIX);
-		if (sb_path(sp, l->dir, name) || stat(sp, &st) || st.st_size > UINT32_MAX)
+	DIR *d;
+	struct dirent *de;
+	uint64_t base;
+
+	if (l->read_only || !(d = opendir(l->dir)))
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX], msg[320];
+		if (sb_seg_name_parse(de->d_name, SB_IDX_SUFFIX, &base) ||
+		    bsearch(&base, bases, n, sizeof(*bases), cmp_u64))
 			continue;
-		sb_seg_name(name, bases[j], SB_IDX_SUFFIX);
-		if (sb_path(ip, l->dir, name) == 0 &&
-		    sb_index_load(ip, bases[j], (uint32_t)st.st_size, 1, &ix, &max_ts) == 0) {
-			sb_index_free(ix);
-			return 1;
+		if (sb_path(path, l->dir, de->d_name) || l->io->unlink(l->io->ctx, path))
+			continue;
+		snprintf(msg, sizeof(msg), "removed %s: an index file without its segment", de->d_name);
+		report(l, msg);
+	}
+	closedir(d);
+}
+
+/* Does segment `base` have a valid index file (written only after the
+ * segment was synced)? */
+static int index_file_valid(sb_log *l, uint64_t base)
+{
+	char name[32], sp[PATH_MAX], ip[PATH_MAX];
+	struct stat st;
+	sb_index *ix;
+	int64_t max_ts;
+
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if (sb_path(sp, l->dir, name) || stat(sp, &st) || st.st_size > UINT32_MAX)
+		return 0;
+	sb_seg_name(name, base, SB_IDX_SUFFIX);
+	if (sb_path(ip, l->dir, name) || sb_index_load(ip, base, (uint32_t)st.st_size, 1, &ix, &max_ts))
+		return 0;
+	sb_index_free(ix);
+	return 1;
+}
+
+typedef struct recovery {
+	uint64_t *bases;  /* segment files, sorted */
+	size_t n;
+	int clean_ok;     /* a clean marker matches the last segment */
+} recovery;
+
+/*
+ * Is there proof that the records of segment i were synced, so that damage
+ * in them cannot be a torn write? Its own valid index file (s, or the file
+ * when s is NULL), a clean close, or a later segment with a valid index file
+ * (segments are synced in order). NULL if none, else why.
+ */
+static const char *synced_proof(sb_log *l, const recovery *r, size_t i, const sb_segment *s)
+{
+	if (s ? sb_segment_index_valid(s) : index_file_valid(l, r->bases[i]))
+		return "its index file shows it was synced";
+	if (r->clean_ok)
+		return "the log was closed cleanly";
+	for (size_t j = i + 1; j < r->n; j++)
+		if (index_file_valid(l, r->bases[j]))
+			return "a later segment was synced";
+	return NULL;
+}
+
+static int repairing(const sb_log *l)
+{
+	return l->opt.repair && (!l->opt.repair_topic || strcmp(l->opt.repair_topic, l->name) == 0);
+}
+
+/*
+ * Damage at byte `pos` of `file` (SB_NOPOS: the whole file) that cannot be a
+ * torn write (`proof` says why). Returns SB_ECORRUPT to refuse the log
+ * (l->why says where), or 0 when the caller is to cut the log there: the
+ * caller repairs, or only looks (read-only; reported here).
+ */
+#define SB_NOPOS UINT64_MAX
+static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, const char *proof)
+{
+	char msg[sizeof(l->why) + 128];
+
+	if (repairing(l))
+		return 0; /* the cut reports itself */
+	if (pos == SB_NOPOS)
+		snprintf(l->why, sizeof(l->why), "%s: %s, which cannot be a torn write (%s)", file, what, proof);
+	else
+		snprintf(l->why, sizeof(l->why), "%s: byte %llu: %s, which cannot be a torn write (%s)", file,
+			 (unsigned long long)pos, what, proof);
+	snprintf(msg, sizeof(msg), "%s; %s", l->why,
+		 l->read_only ? "a mount refuses this topic until `streambus recover --cut` cuts the log there"
+			      : "topic refused, nothing cut (`streambus recover --cut` cuts the log there)");
+	report(l, msg);
+	if (l->read_only) {
+		l->why[0] = '\0';
+		return 0;
+	}
+	return SB_ECORRUPT;
+}
+
+/* Read meta: 0 (*start set), -ENOENT, SB_ECORRUPT (damaged) or -errno. */
+static int read_meta(sb_log *l, uint64_t *start)
+{
+	uint8_t buf[SB_META_SIZE];
+	int rc = sb_read_small(l->dir, SB_META_NAME, buf, SB_META_SIZE);
+
+	if (rc == -EIO || (rc == 0 && sb_meta_decode(buf, start)))
+		return SB_ECORRUPT;
+	return rc;
+}
+
+/* Does the clean marker match the last segment? *have: there is one. */
+static int read_clean(sb_log *l, const recovery *r, int *have)
+{
+	uint8_t buf[SB_CLEAN_SIZE];
+	sb_clean_rec clean = {UINT64_MAX, 0};
+	char path[PATH_MAX], name[32];
+	struct stat st;
+
+	*have = sb_read_small(l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) != -ENOENT;
+	if (!*have || sb_clean_decode(buf, &clean) || !r->n || clean.last_base != r->bases[r->n - 1])
+		return 0;
+	sb_seg_name(name, r->bases[r->n - 1], SB_SEG_SUFFIX);
+	return sb_path(path, l->dir, name) == 0 && stat(path, &st) == 0 &&
+	       (uint64_t)st.st_size == clean.last_len;
+}
+
+/*
+ * Open segment i and judge what follows its last whole record: preallocated
+ * zeros are cut silently, a torn tail is cut (reported) with every later
+ * segment, damage that cannot be a torn write refuses the log. *s is NULL
+ * when the log ends before segment i; *stop when it ends with it.
+ */
+static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *changed, int *stop,
+		    int *active, sb_segment **out)
+{
+	int last = i + 1 == r->n, ch = 0, rc, kind;
+	int flags = last ? SB_SEG_ACTIVE | (r->clean_ok ? SB_SEG_TRUST_INDEX : 0) : SB_SEG_TRUST_INDEX;
+	char name[32];
+	const char *what, *proof;
+	uint64_t pos;
+	sb_segment *s = NULL;
+
+	*out = NULL;
+	if (l->opt.full_check)
+		flags |= SB_SEG_CHECK_ALL;
+	sb_seg_name(name, r->bases[i], SB_SEG_SUFFIX);
+	rc = sb_segment_open(&l->sp, r->bases[i], flags, &ch, &s);
+	if (rc == SB_ECORRUPT) {
+		/* A bad header: the log ends before this segment. */
+		if ((proof = synced_proof(l, r, i, NULL)) &&
+		    (rc = refuse(l, name, 0, "bad segment header", proof)))
+			return rc;
+		if (i == 0 && *start < r->bases[0])
+			*start = r->bases[0];
+		cut_after(l, r->bases, i, r->n);
+		r->n = i;
+		*stop = 1;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	*changed |= ch;
+	if (l->nsegs) {
+		sb_segment *prev = l->segs[l->nsegs - 1];
+		if (sb_segment_next(prev) != sb_segment_base(s) ||
+		    sb_segment_stream_end(prev) != sb_segment_base_stream(s)) {
+			if (r->bases[i] <= *start) {
+				/* A break below the start: what precedes it
+				 * are stale files of an interrupted removal. */
+				drop_opened(l);
+			} else {
+				char what_gap[96];
+				snprintf(what_gap, sizeof(what_gap), "a gap: the previous segment ends at offset %llu",
+					 (unsigned long long)sb_segment_next(prev));
+				sb_segment_close(s, 0);
+				if ((proof = synced_proof(l, r, i - 1, prev)) &&
+				    (rc = refuse(l, name, 8, what_gap, proof)))
+					return rc;
+				cut_after(l, r->bases, i, r->n);
+				r->n = i;
+				*stop = 1;
+				return 0;
+			}
 		}
+	}
+	kind = sb_segment_damage(s, &pos, &what);
+	if (kind) {
+		proof = synced_proof(l, r, i, s);
+		if (kind == SB_REC_END && !proof) {
+			/* Preallocated space of a segment being written. */
+			rc = sb_segment_cut(s, 1);
+		} else {
+			if (proof && (rc = refuse(l, name, pos, what, proof))) {
+				sb_segment_close(s, 0);
+				return rc;
+			}
+			rc = sb_segment_cut(s, proof && l->read_only);
+			cut_after(l, r->bases, i + 1, r->n);
+			r->n = i + 1;
+			*stop = 1;
+		}
+		if (rc) {
+			sb_segment_close(s, 0);
+			return rc;
+		}
+		*changed = 1;
+	}
+	*stop |= last;
+	*active = (flags & SB_SEG_ACTIVE) != 0;
+	*out = s;
+	return 0;
+}
+
+/* After a cut the last segment was opened as a sealed one: reopen it as the
+ * active one (mapped for appending). It was checked (and reported) once. */
+static int reopen_last_active(sb_log *l, int *changed)
+{
+	sb_segment *s = l->segs[l->nsegs - 1], *r = NULL;
+	uint64_t base = sb_segment_base(s);
+	int ch = 0, rc;
+
+	sb_segment_close(s, 0);
+	l->nsegs--;
+	rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &r);
+	if (rc)
+		return rc;
+	*changed |= ch;
+	rc = sb_log_segs_push(l, r);
+	if (rc)
+		sb_segment_close(r, 0);
+	return rc;
+}
+
+/*
+ * The log start: from meta, at least the first segment's base, at most the
+ * end. Rewrites a missing (records were removed), damaged or wrong meta
+ * file, reporting it. [read-write]
+ */
+static int settle_start(sb_log *l, int meta_rc, uint64_t start)
+{
+	uint64_t first = sb_segment_base(l->segs[0]);
+	char msg[224];
+	int fix = 0;
+
+	if (meta_rc == SB_ECORRUPT) {
+		snprintf(msg, sizeof(msg), "meta: damaged; the log start is taken from the first segment: %llu "
+			 "(records removed after that are back)", (unsigned long long)first);
+		start = first;
+		fix = 1;
+	} else if (meta_rc == -ENOENT && first > 0) {
+		snprintf(msg, sizeof(msg), "meta: missing; the log starts at its first segment: %llu",
+			 (unsigned long long)first);
+		fix = 1;
+	}
+	if (start < first)
+		start = first;
+	if (start > atomic_load(&l->next)) {
+		/* The start is past the data: a copy of the directory that took
+		 * a newer `meta` than its segments, or unsynced records lost.
+		 * Keep the records there are rather than none. */
+		snprintf(msg, sizeof(msg), "start %llu is past the last record; the log starts at %llu",
+			 (unsigned long long)start, (unsigned long long)first);
+		start = first;
+		fix = 1;
+	}
+	if (fix)
+		report(l, msg);
+	atomic_store(&l->start, start);
+	atomic_store(&l->stream_start, sb_log_stream_pos_of(l, start));
+	if (fix && !l->read_only) {
+		uint8_t buf[SB_META_SIZE];
+		sb_meta_encode(buf, start);
+		return sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
 	}
 	return 0;
 }
 
-/*
- * Damage in segment i, before the tail. Returns 0 to cut the log there (what
- * follows may never have been synced: a torn write; or the caller asked to
- * repair), or SB_ECORRUPT to refuse, when synced records follow.
- */
-static int on_damage(sb_log *l, const uint64_t *bases, size_t i, size_t n, int clean_ok, const char *what)
-{
-	char msg[512];
-
-	if (l->opt.repair || l->read_only || !later_durable(l, bases, i, n, clean_ok))
-		return 0;
-	snprintf(msg, sizeof(msg),
-		 "segment %020llu: %s, but later segments hold synced records: not cutting the log "
-		 "(streambus verify shows the damage; streambus recover --cut cuts the log there)",
-		 (unsigned long long)bases[i], what);
-	report(l, msg);
-	return SB_ECORRUPT;
-}
-
 int sb_log_recover(sb_log *l)
 {
-	uint64_t *bases = NULL, start = 0, meta_start;
-	size_t n = 0;
-	sb_clean_rec clean = {UINT64_MAX, 0};
-	uint8_t buf[SB_CLEAN_SIZE > SB_META_SIZE ? SB_CLEAN_SIZE : SB_META_SIZE];
-	int rc, changed = 0, have_clean = 0, clean_ok = 0, last_active = 0;
+	recovery r = {0};
+	uint64_t start = 0;
+	int rc, meta_rc, changed = 0, have_clean = 0, last_active = 0;
 
-	rc = list_segments(l, &bases, &n);
+	rc = list_segments(l, &r.bases, &r.n);
 	if (rc)
 		return rc;
-	if (sb_read_small(l->dir, SB_META_NAME, buf, SB_META_SIZE) == 0 && sb_meta_decode(buf, &meta_start) == 0)
-		start = meta_start;
-	if (sb_read_small(l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) == 0 && sb_clean_decode(buf, &clean) == 0)
-		have_clean = 1;
-	if (have_clean && n && clean.last_base == bases[n - 1]) {
-		char path[PATH_MAX], name[32];
-		struct stat st;
-		sb_seg_name(name, bases[n - 1], SB_SEG_SUFFIX);
-		clean_ok = sb_path(path, l->dir, name) == 0 && stat(path, &st) == 0 &&
-			   (uint64_t)st.st_size == clean.last_len;
+	drop_orphan_indexes(l, r.bases, r.n);
+	meta_rc = read_meta(l, &start);
+	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
+		rc = meta_rc;
+		goto out_free;
 	}
+	/* meta is written whole and synced: damage there is no torn write;
+	 * `streambus recover` rewrites it (the records removed come back). */
+	if (meta_rc == SB_ECORRUPT && !l->opt.full_check &&
+	    (rc = refuse(l, SB_META_NAME, SB_NOPOS, "damaged meta file (the log start)", "it is written whole and synced")))
+		goto out_free;
+	r.clean_ok = read_clean(l, &r, &have_clean);
 
-	for (size_t i = 0; i < n; i++) {
-		int last = i + 1 == n, flags = 0, ch = 0;
-		sb_segment *s = NULL;
-
-		if (!last)
-			flags = SB_SEG_TRUST_INDEX;
-		else {
-			flags = SB_SEG_ACTIVE;
-			if (clean_ok)
-				flags |= SB_SEG_TRUST_INDEX;
-		}
-		rc = sb_segment_open(&l->sp, bases[i], flags, &ch, &s);
-		if (rc == SB_ECORRUPT) {
-			/* A bad header: the log ends before this segment. */
-			if ((rc = on_damage(l, bases, i, n, clean_ok, "bad segment header")))
-				goto out_free;
-			if (i == 0 && start < bases[0])
-				start = bases[0];
-			cut_after(l, bases, i, n);
-			n = i;
-			break;
-		}
+	for (size_t i = 0; i < r.n; i++) {
+		sb_segment *s;
+		int stop = 0, active = 0;
+		rc = open_one(l, &r, i, &start, &changed, &stop, &active, &s);
 		if (rc)
 			goto out_free;
-		changed |= ch;
-		if (l->nsegs) {
-			sb_segment *prev = l->segs[l->nsegs - 1];
-			if (sb_segment_next(prev) != sb_segment_base(s) ||
-			    sb_segment_stream_end(prev) != sb_segment_base_stream(s)) {
-				if (bases[i] <= start) {
-					/* A break below the start: what precedes it
-					 * are stale files of an interrupted removal. */
-					drop_opened(l);
-				} else {
-					sb_segment_close(s, 0);
-					if ((rc = on_damage(l, bases, i - 1, n, clean_ok, "a gap in the offsets after it")))
-						goto out_free;
-					cut_after(l, bases, i, n);
-					n = i;
-					break;
-				}
-			}
-		}
-		if (sb_segment_damaged(s)) {
-			if ((rc = on_damage(l, bases, i, n, clean_ok, "a torn or corrupt record")) ||
-			    (rc = sb_segment_cut(s))) {
-				sb_segment_close(s, 0);
-				goto out_free;
-			}
-			changed = 1;
-			cut_after(l, bases, i + 1, n);
-			n = i + 1;
-			last = 1; /* opened as a sealed one: reopened below */
-		}
+		if (!s)
+			break;
 		rc = sb_log_segs_push(l, s);
 		if (rc) {
 			sb_segment_close(s, 0);
 			goto out_free;
 		}
-		last_active = last && (flags & SB_SEG_ACTIVE);
-		if (last)
+		last_active = active;
+		if (stop)
 			break;
 	}
-	/* After a cut the last segment was opened as a sealed one: reopen it
-	 * as the active one (mapped for appending). */
-	if (l->nsegs && !last_active) {
-		sb_segment *s = l->segs[l->nsegs - 1], *r = NULL;
-		uint64_t base = sb_segment_base(s);
-		int ch = 0;
-		sb_segment_close(s, 0);
-		l->nsegs--;
-		/* It was checked (and reported) once already. */
-		rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &r);
-		if (rc)
-			goto out_free;
-		changed |= ch;
-		rc = sb_log_segs_push(l, r);
-		if (rc) {
-			sb_segment_close(r, 0);
-			goto out_free;
-		}
-	}
+	if (l->nsegs && !last_active && (rc = reopen_last_active(l, &changed)))
+		goto out_free;
 	if (!l->nsegs) {
 		sb_segment *s;
 		if (l->read_only) {
@@ -271,47 +438,37 @@ int sb_log_recover(sb_log *l)
 			goto out_free;
 		}
 		changed = 1;
-		last_active = 1;
 	}
 	sb_segment *last = sb_log_active(l);
 	atomic_store(&l->next, sb_segment_next(last));
 	atomic_store(&l->stream_end, sb_segment_stream_end(last));
-	if (start < sb_segment_base(l->segs[0]))
-		start = sb_segment_base(l->segs[0]);
-	if (start > atomic_load(&l->next)) {
-		/* The start is past the data: a copy of the directory that took
-		 * a newer `meta` than its segments, or unsynced records lost.
-		 * Keep the records there are rather than none. */
-		char msg[160];
-		snprintf(msg, sizeof(msg), "start %llu is past the last record; the log starts at %llu",
-			 (unsigned long long)start, (unsigned long long)sb_segment_base(l->segs[0]));
-		report(l, msg);
-		start = sb_segment_base(l->segs[0]);
-	}
-	atomic_store(&l->start, start);
-	atomic_store(&l->stream_start, sb_log_stream_pos_of(l, start));
-	if (!l->read_only) {
-		for (size_t i = 0; i + 1 < l->nsegs; i++) {
-			rc = sb_segment_save_index(l->segs[i]);
-			if (rc)
-				goto out_free;
-		}
-		size_t k = 0;
-		while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
-			k++;
-		rc = sb_log_drop_front(l, k);
+	rc = settle_start(l, meta_rc, start);
+	if (rc || l->read_only)
+		goto out_free;
+	start = atomic_load(&l->start);
+	for (size_t i = 0; i + 1 < l->nsegs; i++) {
+		rc = sb_segment_save_index(l->segs[i]);
 		if (rc)
 			goto out_free;
-		if (have_clean) {
-			char path[PATH_MAX];
-			if (sb_path(path, l->dir, SB_CLEAN_NAME) == 0)
-				l->io->unlink(l->io->ctx, path);
-		}
-		if (changed)
-			rc = sb_fsync_dir(l->io, l->dir);
 	}
+	size_t k = 0;
+	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
+		k++;
+	rc = sb_log_drop_front(l, k);
+	if (rc)
+		goto out_free;
+	if (have_clean) {
+		/* The marker must go before anything is appended: a stale one
+		 * would vouch for a length the segment no longer has. */
+		char path[PATH_MAX];
+		if ((rc = sb_path(path, l->dir, SB_CLEAN_NAME)) ||
+		    ((rc = l->io->unlink(l->io->ctx, path)) && rc != -ENOENT))
+			goto out_free;
+		rc = 0;
+	}
+	if (changed)
+		rc = sb_fsync_dir(l->io, l->dir);
 out_free:
-	free(bases);
+	free(r.bases);
 	return rc;
 }
-

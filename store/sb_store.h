@@ -91,11 +91,20 @@ typedef struct sb_store_options {
 	sb_report_fn report;         /* NULL: silent */
 	void *report_arg;
 	int read_only;               /* no lock, no writes, no recovery on disk */
-	/* Damage before the tail of a log (bit rot in a segment followed by
-	 * synced ones) makes the topic's open fail with SB_ECORRUPT, so that
-	 * nothing synced is deleted behind the user's back; with `repair` the
-	 * log is cut at the damage instead, as after a torn write. */
+	/* Damage that cannot be a torn write (in records that were synced:
+	 * after a clean close, in a segment with a valid index file or followed
+	 * by one; or a damaged meta file) makes the store refuse that topic
+	 * (sb_store_list_refused), so that nothing synced is deleted behind the
+	 * user's back; with `repair` the log is cut at the damage instead, as
+	 * after a torn write. */
 	int repair;
+	const char *repair_topic;    /* with repair: only this topic (NULL: all) */
+	/* What `streambus recover` does: check every record of every segment,
+	 * ignoring the shortcuts valid index files and the clean marker allow
+	 * (so that whatever sb_verify finds is found), and repair what loses no
+	 * record: rebuild indexes, rewrite a damaged meta file (the log then
+	 * starts at its first segment: removed records there come back). */
+	int full_check;
 	int no_flusher;              /* don't start the interval-sync thread */
 	/* The lock (not read_only). `mountpoint` (NULL: none) is where the
 	 * opener will mount the store, with `dir` as the mount's source; it is
@@ -120,7 +129,10 @@ void sb_store_options_default(sb_store_options *o);
  * lock (dir/.lock) unless read_only: a second opener gets SB_ELOCKED, at
  * once or after waiting as the lock_* options say (sb_store_holder_get()
  * then names the holder). Recovers every topic (cuts torn tails, rebuilds
- * indexes). On success *out is the caller's, to be released with
+ * indexes). A topic damaged beyond that (SB_ECORRUPT: see `repair`;
+ * SB_EVERSION) is refused, not opened, and the store opens without it: see
+ * sb_store_list_refused(). Any other error opening a topic fails the whole
+ * open. On success *out is the caller's, to be released with
  * sb_store_close(), which releases the lock last.
  */
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
@@ -134,15 +146,28 @@ int sb_store_close(sb_store *s);
 /* Valid topic name? (1..249 of [A-Za-z0-9._-], not starting with '.') */
 int sb_topic_name_valid(const char *name);
 
-/* -EINVAL for a bad name, -EEXIST if present, -EROFS if read_only. */
+/* -EINVAL for a bad name, -EEXIST if present (or refused), -EROFS if read_only. */
 int sb_store_create(sb_store *s, const char *name);
-/* Remove a topic with no retained records: -ENOTEMPTY otherwise, -ENOENT. */
+/* Remove a topic with no retained records: -ENOTEMPTY otherwise, -ENOENT;
+ * a refused topic gives its error. */
 int sb_store_remove(sb_store *s, const char *name);
 /*
  * Find a topic. *out is borrowed: it stays valid until sb_store_close(), even
  * after the topic is removed (then every call on it fails with -ENOENT).
+ * A refused topic gives its error (SB_ECORRUPT, SB_EVERSION).
  */
 int sb_store_get(sb_store *s, const char *name, sb_log **out);
+/*
+ * The topics sb_store_open() refused, in name order: fn gets the name, the
+ * error and one line naming the file and byte where the damage is (without
+ * the topic). A refused topic is not in sb_store_list(); sb_store_get() and
+ * sb_store_remove() give its error, sb_store_create() -EEXIST; its files
+ * are left as they were (`streambus recover --cut` repairs them). Stops
+ * early when fn returns nonzero (that value is returned). fn must not call
+ * back into this store.
+ */
+typedef int (*sb_refused_fn)(void *arg, const char *name, int err, const char *msg);
+int sb_store_list_refused(sb_store *s, sb_refused_fn fn, void *arg);
 /* Call fn for each topic in name order; stops early when fn returns nonzero
  * (that value is returned). fn must not call back into this store. */
 int sb_store_list(sb_store *s, int (*fn)(void *arg, const char *name, sb_log *log),

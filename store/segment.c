@@ -44,7 +44,10 @@ struct sb_segment {
 	uint64_t last_idx_pos;        /* position of the last index entry */
 	int idx_dirty;                /* the index file is not up to date */
 	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
-	int damage;                   /* SB_REC_TORN/BAD past len, left for the log */
+	int damage;                   /* SB_REC_* that stopped the check before the
+				       * end of the file, 0 if none; left for the log */
+	int zeros;                    /* only zeros past len (preallocated space?) */
+	int idx_valid;                /* a valid index file was found at open */
 	uint64_t file_size;           /* at open */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
@@ -216,98 +219,121 @@ static int all_zero(const uint8_t *p, size_t n)
 	return 1;
 }
 
-static void report_cut(const sb_segment *s, int r)
+static const char *damage_name(int kind, int zeros)
 {
-	uint64_t len = atomic_load(&s->len);
-
-	report(s->p, "%s: %s record at byte %llu; cut %llu bytes (log ends at offset %llu)",
-	       strrchr(s->seg_path, '/') + 1, r == SB_REC_TORN ? "torn" : "corrupt", (unsigned long long)len,
-	       (unsigned long long)(s->file_size - len), (unsigned long long)atomic_load(&s->next));
+	if (kind == SB_REC_TORN)
+		return "torn record";
+	if (kind == SB_REC_BAD)
+		return "corrupt record";
+	return zeros ? "zeros" : "garbage after the last record";
 }
 
-int sb_segment_damaged(const sb_segment *s)
+int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what)
 {
-	return s->damage != 0;
+	if (!s->damage)
+		return 0;
+	*pos = atomic_load(&s->len);
+	*what = damage_name(s->damage, s->zeros);
+	return s->zeros ? SB_REC_END : s->damage;
 }
 
-int sb_segment_cut(sb_segment *s)
+int sb_segment_index_valid(const sb_segment *s)
+{
+	return s->idx_valid;
+}
+
+int sb_segment_cut(sb_segment *s, int quiet)
 {
 	uint64_t len = sb_segment_len(s);
 	int rc = 0;
 
 	if (!s->damage)
 		return 0;
-	report_cut(s, s->damage);
+	if (!quiet)
+		report(s->p, "%s: %s at byte %llu; cut %llu bytes (log ends at offset %llu)",
+		       strrchr(s->seg_path, '/') + 1, damage_name(s->damage, s->zeros),
+		       (unsigned long long)len, (unsigned long long)(s->file_size - len),
+		       (unsigned long long)atomic_load(&s->next));
 	if (!s->p->read_only) {
 		rc = s->p->io->ftruncate(s->p->io->ctx, s->fd, (off_t)len);
 		s->idx_dirty = 1;
+		if (!rc)
+			s->alloc = len;
 	}
 	if (!rc)
 		s->damage = 0;
 	return rc;
 }
 
-/* Check the records of an opened, mapped segment of file size `size`. */
+/* Trust a valid index: check only the records from its last entry on. */
+static int seg_check_tail(sb_segment *s, uint64_t size)
+{
+	sb_idx_entry last;
+	sb_rec_hdr h;
+
+	if (sb_index_last(s->ix, &last) != 0)
+		return size == SB_SEG_HDR ? SB_REC_OK : -1;
+	atomic_store(&s->next, s->base + last.rel_offset);
+	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
+	s->last_idx_pos = last.pos;
+	if (sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h) == SB_REC_OK)
+		atomic_store(&s->first_ts, h.timestamp_ns);
+	return seg_scan(s, last.pos, size, 0);
+}
+
+/*
+ * Check the records of an opened, mapped segment of file size `size`: from
+ * the last entry of a valid index file (SB_SEG_TRUST_INDEX), or all of them,
+ * rebuilding the index. Cuts nothing: what lies past the last whole record
+ * is left for the log to judge (sb_segment_damage).
+ */
 static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 {
 	const sb_seg_params *p = s->p;
-	sb_idx_entry last;
+	sb_index *old = NULL;
 	int64_t loaded_max = 0;
 	int r = -1, rc;
 
-	if ((flags & SB_SEG_TRUST_INDEX) && size <= UINT32_MAX &&
-	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &s->ix, &loaded_max) == 0) {
-		atomic_store(&s->max_ts, loaded_max);
-		/* Trust the index; check from its last entry to the end. */
-		if (sb_index_last(s->ix, &last) == 0) {
-			atomic_store(&s->next, s->base + last.rel_offset);
-			atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
-			s->last_idx_pos = last.pos;
-			sb_rec_hdr h;
-			if (sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h) == SB_REC_OK)
-				atomic_store(&s->first_ts, h.timestamp_ns);
-			r = seg_scan(s, last.pos, size, 0);
-		} else if (size == SB_SEG_HDR) {
-			r = SB_REC_OK;
-		}
-		if (r != SB_REC_OK) {
-			sb_index_free(s->ix);
-			s->ix = NULL;
+	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
+	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &old, &loaded_max) == 0) {
+		s->idx_valid = 1;
+		if (!(flags & SB_SEG_CHECK_ALL)) {
+			s->ix = old;
+			old = NULL;
+			atomic_store(&s->max_ts, loaded_max);
+			r = seg_check_tail(s, size);
+			if (r != SB_REC_OK) {
+				sb_index_free(s->ix);
+				s->ix = NULL;
+			}
 		}
 	}
 	if (r != SB_REC_OK) {
 		/* Rebuild the index from the whole segment. */
-		if (!s->ix && (rc = sb_index_new(index_cap(p), &s->ix)))
+		if (!s->ix && (rc = sb_index_new(index_cap(p), &s->ix))) {
+			sb_index_free(old);
 			return rc;
+		}
 		atomic_store(&s->next, s->base);
 		atomic_store(&s->stream_end, s->base_stream);
 		atomic_store(&s->max_ts, INT64_MIN);
 		s->last_idx_pos = 0;
 		r = seg_scan(s, SB_SEG_HDR, size, 1);
-		s->idx_dirty = 1;
-		*changed = 1;
-		if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
-			report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
-			       sb_index_count(s->ix));
+		/* A full check that finds the index file right keeps it. */
+		if (!(old && r == SB_REC_OK && sb_index_equal(old, s->ix))) {
+			s->idx_dirty = 1;
+			*changed = 1;
+			if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
+				report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
+				       sb_index_count(s->ix));
+		}
 	}
+	sb_index_free(old);
 	uint64_t len = atomic_load(&s->len);
 	s->file_size = size;
 	if (len < size) {
-		int zeros = all_zero(s->map + len, size - len);
-		if (!zeros && !(flags & SB_SEG_ACTIVE)) {
-			/* Damage before the tail of the log: the log decides. */
-			s->damage = r;
-			return 0;
-		}
-		if (!zeros && !(flags & SB_SEG_QUIET))
-			report_cut(s, r);
-		if (!p->read_only) {
-			rc = p->io->ftruncate(p->io->ctx, s->fd, (off_t)len);
-			if (rc)
-				return rc;
-			*changed = 1;
-			s->idx_dirty = 1;
-		}
+		s->zeros = all_zero(s->map + len, size - len);
+		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
 	}
 	return 0;
 }

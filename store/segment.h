@@ -36,6 +36,8 @@ enum {
 	SB_SEG_TRUST_INDEX = 1, /* use a valid index file; scan only past its end */
 	SB_SEG_ACTIVE = 2,      /* the last segment: map its capacity, appendable */
 	SB_SEG_QUIET = 4,       /* report nothing (a second look at a segment) */
+	SB_SEG_CHECK_ALL = 8,   /* check every record, even where a valid index
+				 * file vouches for them (a valid index is kept) */
 };
 
 /*
@@ -46,22 +48,29 @@ enum {
 int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_stream, sb_segment **out);
 /*
  * Open an existing segment, checking its records from where the index (if
- * trusted and valid) ends, or from the start. A torn or corrupt tail of the
- * active segment is cut off (reported; not in read-only mode); any segment's
- * zeros past its records are cut silently. SB_ECORRUPT if the header itself
- * is bad. *changed is set to 1 if the index must be saved. *out on success.
+ * trusted and valid) ends, or from the start. Nothing is cut here: whatever
+ * follows the last whole record (preallocated zeros, a torn tail, damage) is
+ * left for the log to judge with sb_segment_damage() and sb_segment_cut().
+ * SB_ECORRUPT if the header itself is bad. *changed is set to 1 if the index
+ * must be saved. *out on success.
  */
 int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out);
 /* Unmap and close; with `clean` (active segments) cut the preallocated
  * space, sync and save the index first. Returns the first error. */
 int sb_segment_close(sb_segment *s, int clean);
 /*
- * After sb_segment_open without SB_SEG_ACTIVE: did the records stop before
- * the end of the file at something other than zeros? Such a segment is left
- * as it was; sb_segment_cut() reports and cuts it at its last whole record.
+ * After sb_segment_open: did the records stop before the end of the file?
+ * 0 if not; else the SB_REC_* kind (SB_REC_END: only zeros follow, as in
+ * preallocated space), *pos the end of the last whole record and *what a
+ * few words for messages ("corrupt record", "zeros", ...).
  */
-int sb_segment_damaged(const sb_segment *s);
-int sb_segment_cut(sb_segment *s);
+int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what);
+/* Was a valid index file found at open? One is written only after its
+ * segment was synced, so it proves the records it covers were durable. */
+int sb_segment_index_valid(const sb_segment *s);
+/* Cut the file at its last whole record (reported unless quiet; read-only:
+ * nothing changes on disk). 0 or -errno. */
+int sb_segment_cut(sb_segment *s, int quiet);
 /* Close and delete the segment's files. */
 int sb_segment_remove(sb_segment *s);
 

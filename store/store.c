@@ -30,9 +30,18 @@ struct sb_store {
 	size_t ntopics, cap;         /* [mu] */
 	sb_log **dead;               /* [mu] removed topics, freed at close */
 	size_t ndead, deadcap;       /* [mu] */
+	struct refused *refused;     /* refused at open, sorted by name; then immutable */
+	size_t nrefused;
 	int stopping;                /* [mu] */
 	int flusher_on;
 	pthread_t flusher;
+};
+
+/* A topic the open refused: damaged beyond what recovery may cut. */
+struct refused {
+	char *name;
+	int err;
+	char *msg;
 };
 
 void sb_store_options_default(sb_store_options *o)
@@ -102,6 +111,48 @@ static int insert_topic(sb_store *s, sb_log *l)
 	return 0;
 }
 
+/* The refused topic `name`, or NULL. */
+static const struct refused *find_refused(const sb_store *s, const char *name)
+{
+	size_t lo = 0, hi = s->nrefused;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->refused[mid].name, name);
+		if (c == 0)
+			return &s->refused[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int add_refused(sb_store *s, const char *name, int err, const char *msg)
+{
+	struct refused *v = realloc(s->refused, (s->nrefused + 1) * sizeof(*v)), r;
+	size_t at = 0;
+
+	if (!v)
+		return -ENOMEM;
+	s->refused = v;
+	r.name = strdup(name);
+	r.msg = strdup(msg);
+	r.err = err;
+	if (!r.name || !r.msg) {
+		free(r.name);
+		free(r.msg);
+		return -ENOMEM;
+	}
+	while (at < s->nrefused && strcmp(v[at].name, name) < 0)
+		at++;
+	memmove(v + at + 1, v + at, (s->nrefused - at) * sizeof(*v));
+	v[at] = r;
+	s->nrefused++;
+	return 0;
+}
+
 static int topic_config(const sb_store *s, const char *name, sb_log_config *cfg)
 {
 	const char *why = NULL;
@@ -126,7 +177,7 @@ static int open_topics(sb_store *s)
 		return -errno;
 	while ((de = readdir(d))) {
 		struct stat st;
-		char p[PATH_MAX];
+		char p[PATH_MAX], why[512] = "";
 		sb_log_config cfg;
 		sb_log *l;
 
@@ -136,9 +187,19 @@ static int open_topics(sb_store *s)
 			continue;
 		rc = topic_config(s, de->d_name, &cfg);
 		if (!rc)
-			rc = sb_log_open_dir(s->dir, de->d_name, &cfg, &s->opt, 0, &l);
+			rc = sb_log_open_dir(s->dir, de->d_name, &cfg, &s->opt, 0, &l, why, sizeof(why));
 		if (!rc && (rc = insert_topic(s, l)))
 			sb_log_close(l);
+		if (rc == SB_ECORRUPT || rc == SB_EVERSION) {
+			/* Damage: the other topics open all the same. (Recovery
+			 * has reported SB_ECORRUPT's details itself.) */
+			if (rc == SB_EVERSION && s->opt.report) {
+				char msg[600];
+				snprintf(msg, sizeof(msg), "refused: %s", why);
+				s->opt.report(s->opt.report_arg, de->d_name, msg);
+			}
+			rc = add_refused(s, de->d_name, rc, why);
+		}
 		if (rc) {
 			if (s->opt.report) {
 				char msg[256];
@@ -228,6 +289,11 @@ static int store_free(sb_store *s)
 	int rc = atomic_load(&c.rc);
 	for (size_t i = 0; i < s->ndead; i++)
 		sb_log_close(s->dead[i]);
+	for (size_t i = 0; i < s->nrefused; i++) {
+		free(s->refused[i].name);
+		free(s->refused[i].msg);
+	}
+	free(s->refused);
 	free(s->topics);
 	free(s->dead);
 	if (s->lock_fd >= 0)
@@ -314,14 +380,14 @@ int sb_store_create(sb_store *s, const char *name)
 	if (s->opt.read_only)
 		return -EROFS;
 	pthread_mutex_lock(&s->mu);
-	if (find_exact(s, name) < s->ntopics) {
+	if (find_exact(s, name) < s->ntopics || find_refused(s, name)) {
 		rc = -EEXIST;
 		goto out_unlock;
 	}
 	rc = topic_config(s, name, &cfg);
 	if (rc)
 		goto out_unlock;
-	rc = sb_log_open_dir(s->dir, name, &cfg, &s->opt, 1, &l);
+	rc = sb_log_open_dir(s->dir, name, &cfg, &s->opt, 1, &l, NULL, 0);
 	if (rc)
 		goto out_unlock;
 	rc = insert_topic(s, l);
@@ -341,7 +407,8 @@ int sb_store_remove(sb_store *s, const char *name)
 	pthread_mutex_lock(&s->mu);
 	size_t at = find_exact(s, name);
 	if (at == s->ntopics) {
-		rc = -ENOENT;
+		const struct refused *r = find_refused(s, name);
+		rc = r ? r->err : -ENOENT;
 		goto out_unlock;
 	}
 	rc = grow(&s->dead, &s->deadcap, s->ndead);
@@ -369,8 +436,21 @@ int sb_store_get(sb_store *s, const char *name, sb_log **out)
 	if (at < s->ntopics) {
 		*out = s->topics[at];
 		rc = 0;
+	} else {
+		const struct refused *r = find_refused(s, name);
+		if (r)
+			rc = r->err;
 	}
 	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int sb_store_list_refused(sb_store *s, sb_refused_fn fn, void *arg)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < s->nrefused && !rc; i++)
+		rc = fn(arg, s->refused[i].name, s->refused[i].err, s->refused[i].msg);
 	return rc;
 }
 

@@ -73,6 +73,20 @@ static size_t rec_bytes(uint64_t i, size_t len)
 
 #define LEN(i) ut_len((i), 1, 30, 300)
 
+/* What a crash leaves where a clean close left more: no clean marker, and
+ * no index file of the segment being written (the damage these tests make
+ * in a cleanly closed log is then a torn write, not bit rot). */
+static void as_if_crashed(void)
+{
+	char p[4096], name[256];
+	size_t nl;
+	cr_assert_eq(uf_last_suffix(tdir, ".seg", name, sizeof(name)), 0);
+	nl = strlen(name);
+	memcpy(name + nl - 4, ".idx", 5);
+	uf_remove(uf_join(p, sizeof(p), tdir, name));
+	uf_remove(uf_join(p, sizeof(p), tdir, "clean"));
+}
+
 static void fill(uint64_t n)
 {
 	for (uint64_t i = sb_log_next(L); i < n; i++)
@@ -199,6 +213,7 @@ Test(recovery, garbled_last_record_is_cut)
 	close_store();
 	off_t clean = last_size();
 	cr_assert_eq(uf_flip_byte(last_seg(p), -3, 0x10), 0); /* in its payload */
+	as_if_crashed();
 	open_store();
 	expect_intact(69, "garbled payload");
 	expect_cut(clean, clean, 69);
@@ -214,6 +229,7 @@ Test(recovery, garbled_last_record_header_is_cut)
 	/* the offset field of the last record */
 	off_t clean = last_size();
 	cr_assert_eq(uf_flip_byte(last_seg(p), -(off_t)rec_bytes(69, LEN(69)) + 9, 0x01), 0);
+	as_if_crashed();
 	open_store();
 	expect_intact(69, "garbled header");
 	expect_cut(clean, clean, 69);
@@ -436,12 +452,13 @@ static void middle_damage(int in_record)
 				  in_record ? SB_SEG_HDR + 400 : 10, 0x01), 0);
 	if (in_record)
 		uf_remove_suffix(tdir, ".idx"); /* and the index must be rebuilt */
-	/* sb_store.h: the open is refused, nothing is deleted */
+	/* sb_store.h: the topic is refused, nothing is deleted, the store opens */
 	int rc = ut_open(env.store, &C, NULL, &S);
+	cr_assert_eq(rc, 0, "open of a store with a damaged topic: %s", sb_strerror(rc));
+	rc = sb_store_get(S, "t", &L);
 	cr_expect_eq(rc, SB_ECORRUPT, "open of a log damaged before its tail: %s",
 		     sb_strerror(rc));
-	if (rc == 0)
-		sb_store_close(S);
+	sb_store_close(S);
 	S = NULL;
 	int lost = 0;
 	for (int i = 0; i < n; i++)
