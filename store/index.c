@@ -76,11 +76,12 @@ void sb_index_truncate(sb_index *ix, size_t count)
 		atomic_store_explicit(&ix->n, count, memory_order_release);
 }
 
-int sb_index_equal(const sb_index *a, const sb_index *b)
+int sb_index_at(const sb_index *ix, size_t i, sb_idx_entry *e)
 {
-	size_t n = sb_index_count(a);
-
-	return n == sb_index_count(b) && memcmp(a->e, b->e, n * sizeof(*a->e)) == 0;
+	if (i >= sb_index_count(ix))
+		return -ENOENT;
+	*e = ix->e[i];
+	return 0;
 }
 
 int sb_index_last(const sb_index *ix, sb_idx_entry *e)

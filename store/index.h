@@ -26,8 +26,8 @@ size_t sb_index_count(const sb_index *ix);
 int sb_index_add(sb_index *ix, const sb_idx_entry *e);
 /* Forget entries from `count` on (appender only, e.g. after a cut). */
 void sb_index_truncate(sb_index *ix, size_t count);
-/* Same entries in the same order? */
-int sb_index_equal(const sb_index *a, const sb_index *b);
+/* Entry i (0 = the first); -ENOENT past the end. */
+int sb_index_at(const sb_index *ix, size_t i, sb_idx_entry *e);
 /* The last entry, or -ENOENT when empty. */
 int sb_index_last(const sb_index *ix, sb_idx_entry *e);
 /*

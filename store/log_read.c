@@ -246,10 +246,16 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 		t.bytes += sb_segment_len(l->segs[i]);
 	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
 	pthread_rwlock_unlock(&l->seg_lock);
-	if (t.records && sb_log_stat(l, t.start, &info) == 0)
-		t.oldest_ns = info.timestamp_ns;
-	if (t.records && sb_log_stat(l, t.next - 1, &info) == 0)
-		t.newest_ns = info.timestamp_ns;
+	if (t.records) {
+		if (sb_log_stat(l, t.start, &info) == 0)
+			t.oldest_ns = info.timestamp_ns;
+		else
+			t.unreadable |= 1;
+		if (sb_log_stat(l, t.next - 1, &info) == 0)
+			t.newest_ns = info.timestamp_ns;
+		else
+			t.unreadable |= 2;
+	}
 	pthread_mutex_lock(&l->sync_mu);
 	t.syncs = l->syncs;
 	t.synced_appends = l->synced_appends;

@@ -257,7 +257,9 @@ typedef struct sb_log_stats {
 	uint64_t bytes;            /* segment bytes on disk */
 	uint64_t stream_bytes;     /* retained payload bytes */
 	uint32_t segments;
-	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty */
+	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty or unreadable */
+	int unreadable;            /* bit 0: the oldest record, bit 1: the newest
+				    * cannot be read (damage: see streambus verify) */
 	uint64_t syncs;            /* fdatasyncs done since open */
 	uint64_t synced_appends;   /* append calls covered by those syncs */
 } sb_log_stats;

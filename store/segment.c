@@ -170,14 +170,36 @@ out_free:
 	return rc;
 }
 
+/* Checking an index file's entries against the records a scan walks. */
+typedef struct idx_check {
+	const sb_index *ix;
+	size_t i;                     /* the next entry to meet */
+	int bad;                      /* an entry points at no record, or wrongly */
+} idx_check;
+
+/* The scan is at the record at pos (offset off, stream pos st). */
+static void idx_check_at(const sb_segment *s, idx_check *c, uint64_t pos, uint64_t off, uint64_t st)
+{
+	sb_idx_entry e;
+
+	while (!c->bad && sb_index_at(c->ix, c->i, &e) == 0 && e.pos <= pos) {
+		c->bad = e.pos < pos || s->base + e.rel_offset != off || s->base_stream + e.rel_stream != st ||
+			 (c->i == 0 && pos != SB_SEG_HDR);
+		c->i++;
+	}
+	if (!c->bad && c->i == 0 && pos == SB_SEG_HDR)
+		c->bad = 1; /* the first record has no entry */
+}
+
 /*
  * Walk records from `pos` (the record there has offset `off` and stream pos
  * `st`), checking CRCs and that offsets follow each other, up to `end`.
- * With `build`, add index entries as an appender would. Leaves the state at
- * the end of the last good record and returns the SB_REC_* that stopped it
- * (SB_REC_OK when it reached `end` exactly).
+ * With `build`, add index entries as an appender would; with `check`, check
+ * its entries against the records. Leaves the state at the end of the last
+ * good record and returns the SB_REC_* that stopped it (SB_REC_OK when it
+ * reached `end` exactly).
  */
-static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
+static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_check *check)
 {
 	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
 	int64_t max_ts = atomic_load(&s->max_ts);
@@ -190,6 +212,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
 			r = SB_REC_BAD;
 		if (r != SB_REC_OK)
 			break;
+		if (check)
+			idx_check_at(s, check, pos, off, st);
 		if (build && (pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval)) {
 			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
 			if (sb_index_add(s->ix, &e))
@@ -208,6 +232,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build)
 	atomic_store(&s->next, off);
 	atomic_store(&s->stream_end, st);
 	atomic_store(&s->max_ts, max_ts);
+	if (check && check->i < sb_index_count(check->ix))
+		check->bad = 1; /* entries past the last record */
 	return r;
 }
 
@@ -278,7 +304,7 @@ static int seg_check_tail(sb_segment *s, uint64_t size)
 	s->last_idx_pos = last.pos;
 	if (sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h) == SB_REC_OK)
 		atomic_store(&s->first_ts, h.timestamp_ns);
-	return seg_scan(s, last.pos, size, 0);
+	return seg_scan(s, last.pos, size, 0, NULL);
 }
 
 /*
@@ -318,9 +344,18 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 		atomic_store(&s->stream_end, s->base_stream);
 		atomic_store(&s->max_ts, INT64_MIN);
 		s->last_idx_pos = 0;
-		r = seg_scan(s, SB_SEG_HDR, size, 1);
-		/* A full check that finds the index file right keeps it. */
-		if (!(old && r == SB_REC_OK && sb_index_equal(old, s->ix))) {
+		idx_check c = {old, 0, 0};
+		r = seg_scan(s, SB_SEG_HDR, size, 1, old ? &c : NULL);
+		if (old && !c.bad) {
+			/* A full check found the index file right: keep it (it
+			 * may have been written with another interval). */
+			sb_idx_entry last;
+			sb_index_free(s->ix);
+			s->ix = old;
+			old = NULL;
+			if (sb_index_last(s->ix, &last) == 0)
+				s->last_idx_pos = last.pos;
+		} else {
 			s->idx_dirty = 1;
 			*changed = 1;
 			if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))

@@ -32,6 +32,9 @@ typedef struct vctx {
 	sb_verify_result res;
 	uint64_t done, total, last_progress;
 	int cur_newest;       /* checking the newest segment now */
+	uint64_t start;       /* the log start: records below it are not counted */
+	int have_clean;       /* a valid clean marker: */
+	sb_clean_rec clean;   /* what it says */
 } vctx;
 
 /* What the walk of one segment found; carried to the next segment. */
@@ -41,6 +44,9 @@ typedef struct seg_walk {
 	int have_stream;       /* next_stream is known */
 	int complete;          /* walked to a clean end (zeros or EOF) */
 	uint64_t records;      /* records walked (good or with a bad CRC) */
+	uint64_t zeros_from;   /* the records end in zeros from this byte; 0 if not */
+	uint64_t size;         /* the file's size */
+	int idx_valid;         /* its index file is valid: the segment was synced */
 } seg_walk;
 
 /* One index file, loaded whole. */
@@ -50,6 +56,7 @@ typedef struct idx_file {
 	uint32_t n;            /* entries loaded */
 	uint32_t seg_len;      /* covered length from the header */
 	int hdr_ok;
+	int valid;             /* all of it checks out (what the store would trust) */
 } idx_file;
 
 static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t pos,
@@ -289,6 +296,9 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 	ix->n = (uint32_t)n;
 	if (n == h.count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) != h.entries_crc)
 		report(v, SB_VERIFY_INDEX, ix->path, 24, "index entries fail their CRC");
+	else if (n == h.count && h.base_offset == base && h.seg_len == seg_size &&
+		 (uint64_t)st.st_size == SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
+		ix->valid = 1;
 out_close_fd:
 	close(fd);
 }
@@ -371,12 +381,14 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 		r = sb_rec_decode(m + pos, size - pos, 1, &h);
 		if (r == SB_REC_END) {
 			size_t nz = first_nonzero(m + pos, size - pos);
-			if (nz < size - pos)
+			if (nz < size - pos) {
 				report(v, SB_VERIFY_RECORD, path, pos + nz,
 				       "garbled tail: nonzero bytes after the end of the records "
 				       "at byte %llu", (unsigned long long)pos);
-			else
+			} else {
 				w->complete = 1;
+				w->zeros_from = pos;
+			}
 			break;
 		}
 		if (r == SB_REC_TORN) {
@@ -420,7 +432,8 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 				       "record %llu has unknown flags 0x%04x",
 				       (unsigned long long)h.offset, h.flags);
 			off = h.offset + 1;
-			v->res.records++;
+			if (h.offset >= v->start)
+				v->res.records++;
 		}
 		stream += h.value_len;
 		w->records++;
@@ -543,6 +556,8 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	}
 	idx_load(v, base, size, &ix);
 	walk_records(v, path, m, size, base, base_stream, have_stream, &ix, w);
+	w->idx_valid = ix.valid;
+	w->size = size;
 	goto out_unmap;
 out_done:
 	idx_load(v, base, size, &ix);
@@ -604,6 +619,41 @@ static void check_meta(vctx *v, const listing *l, int *have_start, uint64_t *sta
 		else if (sb_clean_decode(b, &c) != 0)
 			report(v, SB_VERIFY_FILE, path, 0,
 			       "bad clean marker (magic, version or CRC)");
+		else {
+			v->have_clean = 1;
+			v->clean = c;
+		}
+	}
+}
+
+/*
+ * A segment that was synced (its own valid index file, a later segment's, or
+ * a clean close matching the newest segment) had its preallocated space cut
+ * before the sync: zeros at its end are records lost, not free space. The
+ * store refuses such a log.
+ */
+static void check_zero_tails(vctx *v, const listing *l, const seg_walk *walks)
+{
+	char path[PATH_MAX];
+	int later = 0, clean = 0;
+
+	if (l->nseg && v->have_clean && v->clean.last_base == l->segs[l->nseg - 1] &&
+	    v->clean.last_len == walks[l->nseg - 1].size)
+		clean = 1;
+	for (size_t i = l->nseg; i-- > 0;) {
+		const seg_walk *w = &walks[i];
+		const char *proof = w->idx_valid ? "its index file shows it was synced"
+				    : clean ? "the log was closed cleanly"
+				    : later ? "a later segment was synced" : NULL;
+		if (w->zeros_from && w->zeros_from < w->size && proof) {
+			file_path(path, v->dir, l->segs[i], SB_SEG_SUFFIX);
+			v->cur_newest = i + 1 == l->nseg;
+			report(v, SB_VERIFY_RECORD, path, w->zeros_from,
+			       "zeros where records should be, to the end of the file (%s): "
+			       "records lost", proof);
+			v->cur_newest = 0;
+		}
+		later |= w->idx_valid;
 	}
 }
 
@@ -612,7 +662,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 {
 	vctx v;
 	listing l;
-	seg_walk prev, cur;
+	seg_walk prev, cur, *walks;
 	uint64_t start = 0;
 	int have_start = 0, rc;
 	char path[PATH_MAX];
@@ -636,12 +686,19 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 	}
 	progress(&v, 1);
 	check_meta(&v, &l, &have_start, &start);
+	v.start = have_start ? start : 0;
+	walks = calloc(l.nseg ? l.nseg : 1, sizeof *walks);
+	if (!walks) {
+		listing_free(&l);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < l.nseg; i++) {
 		uint64_t before = v.done;
 		struct stat st;
 
 		v.cur_newest = i + 1 == l.nseg;
 		check_segment(&v, l.segs[i], &prev, i > 0, &cur);
+		walks[i] = cur;
 		v.cur_newest = 0;
 		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
 		v.done = before + (stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
@@ -660,13 +717,21 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 		file_path(path, topic_dir, l.idxs[i], SB_IDX_SUFFIX);
 		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "index file without a segment");
 	}
-	v.res.start = have_start ? start : v.res.first;
-	if (have_start && l.nseg > 0 && start > v.res.next) {
-		snprintf(path, sizeof path, "%s/%s", topic_dir, SB_META_NAME);
+	check_zero_tails(&v, &l, walks);
+	free(walks);
+	v.res.start = have_start && start > v.res.first ? start : v.res.first;
+	snprintf(path, sizeof path, "%s/%s", topic_dir, SB_META_NAME);
+	if (have_start && l.nseg > 0 && start > v.res.next)
 		report(&v, SB_VERIFY_ORDER, path, 8,
 		       "log start %llu is past the last record (next offset %llu)",
 		       (unsigned long long)start, (unsigned long long)v.res.next);
-	}
+	/* meta is written whenever the start moves, before any segment goes:
+	 * without it, a log that does not start at 0 had records removed and
+	 * the start within its first segment is lost. */
+	if (!l.has_meta && l.nseg > 0 && l.segs[0] > 0)
+		report(&v, SB_VERIFY_FILE, path, SB_VERIFY_NOPOS,
+		       "missing: records were removed (the first segment starts at offset %llu) "
+		       "and the log start is unknown", (unsigned long long)l.segs[0]);
 	listing_free(&l);
 	*res = v.res;
 	return 0;

@@ -23,7 +23,8 @@ extern "C" {
 enum sb_verify_kind {
 	SB_VERIFY_RECORD = 0, /* a record: CRC, header, torn or garbled tail */
 	SB_VERIFY_ORDER = 1,  /* offsets/stream positions not dense and in order */
-	SB_VERIFY_INDEX = 2,  /* an index file (rebuildable from its segment) */
+	SB_VERIFY_INDEX = 2,  /* an index file (rebuildable from its segment:
+			       * streambus verify notes these, not damage) */
 	SB_VERIFY_FILE = 3,   /* a segment header, meta, clean or a file name */
 	SB_VERIFY_IO = 4,     /* a file could not be read (not damage as such) */
 };
@@ -49,11 +50,11 @@ typedef void (*sb_verify_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 typedef struct sb_verify_result {
 	uint64_t segments;       /* segment files found */
-	uint64_t records;        /* records with a good CRC */
+	uint64_t records;        /* records with a good CRC, from the log start on */
 	uint64_t bytes;          /* segment bytes checked (file sizes) */
 	uint64_t index_entries;  /* index entries checked */
 	uint64_t first, next;    /* offsets [first, next) seen; both 0 if none */
-	uint64_t start;          /* log start from meta (or first) */
+	uint64_t start;          /* log start: from meta if past first, else first */
 	uint64_t problems[SB_VERIFY_NKINDS]; /* count per kind */
 } sb_verify_result;
 

@@ -2,7 +2,8 @@
  * cmd.h - the subcommands of the `streambus` tool (tools/cmd_*.c) and the
  * helpers they share (tools/cmd_util.c).
  *
- * Exit status of every subcommand: 0 success, 1 damage found (verify only),
+ * Exit status of every subcommand: 0 success, 1 damage found (verify) or left
+ * (recover, without --cut),
  * 2 usage error or an error opening/reading the log directory.
  */
 #ifndef SB_CMD_H

@@ -1,11 +1,13 @@
 /*
- * cmd_recover.c - `streambus recover LOG_DIR [TOPIC]`: what mounting does
- * after a crash. sb_store_open() recovers every topic (cuts torn or corrupt
- * tails back to the last whole record, rebuilds missing or stale indexes)
- * and reports each change; we print them. Refuses while LOG_DIR is mounted
- * (the daemon holds LOG_DIR/.lock: SB_ELOCKED), naming the daemon; waits a
- * few seconds for a holder that is not a live mount (a daemon finishing its
- * unmount).
+ * cmd_recover.c - `streambus recover [--cut] LOG_DIR [TOPIC]`: what mounting
+ * does after a crash, checking every record (sb_store_options.full_check):
+ * sb_store_open() cuts torn tails back to the last whole record, rebuilds
+ * missing or stale indexes, rewrites a damaged meta, and refuses a topic
+ * damaged where no torn write can be, unless --cut. It reports each change;
+ * we print them, and how to repair what is left. Refuses while LOG_DIR is
+ * mounted (the daemon holds LOG_DIR/.lock: SB_ELOCKED), naming the daemon;
+ * waits a few seconds for a holder that is not a live mount (a daemon
+ * finishing its unmount).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,26 +25,31 @@ static const char help[] =
 	"usage: streambus recover [--cut] LOG_DIR [TOPIC]\n"
 	"       streambus recover [--cut] LOG_DIR/TOPIC\n"
 	"\n"
-	"Repair LOG_DIR after a crash exactly as mounting it would: cut torn or\n"
-	"corrupt tails back to the last whole record and rebuild missing or stale\n"
-	"index files. Prints each change, or 'nothing to recover'. Refuses to run\n"
+	"Repair LOG_DIR after a crash as mounting it would, but checking every\n"
+	"record of every segment (what 'streambus verify' checks): cut torn tails\n"
+	"back to the last whole record, rebuild missing or stale index files,\n"
+	"rewrite a missing or damaged meta file (the log then starts at its first\n"
+	"segment). Prints each change, or 'nothing to recover'. Refuses to run\n"
 	"while LOG_DIR is mounted (streambusfs holds LOG_DIR/.lock), naming the\n"
 	"daemon; waits up to 10 s for a daemon that was just unmounted.\n"
-	"The whole store is opened (and so recovered) even when TOPIC is given;\n"
-	"TOPIC only checks that the topic exists.\n"
+	"The whole store is opened (and so recovered) even when TOPIC is given.\n"
 	"\n"
-	"Damage before the tail of a log (a corrupt record or segment header with\n"
-	"synced segments after it: bit rot, not a torn write) is only reported, and\n"
-	"the store refuses to open that topic: nothing synced is deleted unasked.\n"
+	"Damage that cannot be a torn write (after a clean close, or in records\n"
+	"that were synced: bit rot) is only reported, naming the file and byte:\n"
+	"nothing synced is deleted unasked, and the mount refuses that topic.\n"
 	"\n"
 	"  --cut         cut such a log at the damage, removing what follows it\n"
+	"                (only TOPIC's log, when TOPIC is given)\n"
 	"  -h, --help    this help\n"
 	"\n"
-	"Exit status: 0 done (changed or not), 2 usage error, LOG_DIR in use, or\n"
-	"an error that stopped the recovery.\n";
+	"Exit status: 0 done (changed or not), 1 damage left that only --cut\n"
+	"repairs, 2 usage error, LOG_DIR in use, or an error that stopped the\n"
+	"recovery.\n";
 
 typedef struct rstate {
 	unsigned long changes;
+	const char *dir;
+	unsigned long refused;
 } rstate;
 
 /* A daemon just unmounted (still closing) or another tool holds LOG_DIR. */
@@ -73,6 +80,20 @@ static void say_locked(const char *cmd, const char *dir)
 		sb_cmd_err(cmd, "%s: in use (another process holds %s/%s)", dir, dir,
 			   SB_LOCK_NAME);
 	free(h);
+}
+
+static int on_refused(void *arg, const char *topic, int err, const char *msg)
+{
+	rstate *st = arg;
+
+	(void)msg;
+	st->refused++;
+	if (err == SB_ECORRUPT)
+		printf("%s: damage left: 'streambus recover --cut %s %s' cuts the log there\n", topic,
+		       st->dir, topic);
+	else
+		printf("%s: not opened: %s\n", topic, sb_strerror(err));
+	return 0;
 }
 
 static void on_report(void *arg, const char *topic, const char *msg)
@@ -131,6 +152,8 @@ int sb_cmd_recover(int argc, char **argv)
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
 	o.repair = cut;
+	o.repair_topic = topic;
+	o.full_check = 1;
 	o.report = on_report;
 	o.report_arg = &st;
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
@@ -145,6 +168,8 @@ int sb_cmd_recover(int argc, char **argv)
 		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
 		return SB_EXIT_ERROR;
 	}
+	st.dir = dir;
+	sb_store_list_refused(s, on_refused, &st);
 	rc = sb_store_close(s);
 	if (rc) {
 		sb_cmd_err(cmd, "%s: closing: %s", dir, sb_strerror(rc));
@@ -152,6 +177,6 @@ int sb_cmd_recover(int argc, char **argv)
 	}
 	if (st.changes == 0)
 		printf("nothing to recover\n");
-	status = SB_EXIT_OK;
+	status = st.refused ? SB_EXIT_DAMAGE : SB_EXIT_OK;
 	return sb_cmd_finish_stdout(cmd, status);
 }

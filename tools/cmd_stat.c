@@ -56,6 +56,10 @@ static int add_row(rows *r, const char *name, sb_log *log)
 	x.name = strdup(name);
 	if (!x.name)
 		return r->err = -ENOMEM;
+	if (x.st.unreadable)
+		sb_cmd_err("stat", "warning: %s: damaged: the %s record cannot be read; its time "
+			   "is not shown (see 'streambus verify')", name,
+			   x.st.unreadable == 3 ? "oldest and the newest" : x.st.unreadable & 1 ? "oldest" : "newest");
 	r->v[r->n++] = x;
 	return 0;
 }
@@ -92,9 +96,9 @@ static void print_json(const char *dir, const rows *r)
 		       ", \"bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
 		       ", \"segments\": %" PRIu32 ", ",
 		       s->start, s->next, s->records, s->bytes, s->stream_bytes, s->segments);
-		put_time_json("oldest", s->oldest_ns, have);
+		put_time_json("oldest", s->oldest_ns, have && !(s->unreadable & 1));
 		printf(", ");
-		put_time_json("newest", s->newest_ns, have);
+		put_time_json("newest", s->newest_ns, have && !(s->unreadable & 2));
 		printf("}");
 	}
 	printf("%s]}\n", r->n ? "\n" : "");
@@ -112,13 +116,13 @@ static void cells(const row *x, char c[NCOL][64])
 	snprintf(c[C_RECORDS], 64, "%" PRIu64, s->records);
 	snprintf(c[C_BYTES], 64, "%" PRIu64, s->bytes);
 	snprintf(c[C_SEGS], 64, "%" PRIu32, s->segments);
-	if (s->records > 0) {
+	/* "-": no records, or (damage: warned about) the record is unreadable */
+	strcpy(c[C_OLDEST], "-");
+	strcpy(c[C_NEWEST], "-");
+	if (s->records > 0 && !(s->unreadable & 1))
 		sb_cmd_fmt_time(c[C_OLDEST], 64, s->oldest_ns, 0);
+	if (s->records > 0 && !(s->unreadable & 2))
 		sb_cmd_fmt_time(c[C_NEWEST], 64, s->newest_ns, 0);
-	} else {
-		strcpy(c[C_OLDEST], "-");
-		strcpy(c[C_NEWEST], "-");
-	}
 }
 
 static void print_table(const rows *r)

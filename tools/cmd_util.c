@@ -204,6 +204,10 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 {
 	if (strstr(msg, "index rebuilt"))
 		return;
+	if (strstr(msg, "cannot be a torn write")) {
+		sb_cmd_err(arg, "warning: %s: damaged: %s", topic ? topic : "?", msg);
+		return;
+	}
 	sb_cmd_err(arg, "warning: %s: a mount would recover: %s (nothing changed; "
 		   "see 'streambus verify')", topic ? topic : "?", msg);
 }

@@ -34,6 +34,9 @@ static const char help[] =
 	"record with its offset and stream position); the meta and clean files.\n"
 	"Each problem is printed as 'TOPIC: FILE: byte N: what' (or 'TOPIC: FILE:\n"
 	"what'); the message names the record's offset where it is known.\n"
+	"Problems of index files are notes, not damage: they are derived data that\n"
+	"the next mount or 'streambus recover' rebuilds. Records are counted from\n"
+	"the log start (meta): removed records still on disk are not.\n"
 	"\n"
 	"  --json          one JSON object on stdout: {\"log_dir\", \"in_use\",\n"
 	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
@@ -45,7 +48,8 @@ static const char help[] =
 	"  -h, --help      this help\n"
 	"\n"
 	"Exit status: 0 no damage, 1 damage found, 2 usage or I/O error.\n"
-	"'streambus recover LOG_DIR' cuts torn tails and rebuilds indexes.\n";
+	"'streambus recover LOG_DIR' repairs what loses no record (indexes, meta);\n"
+	"'streambus recover --cut LOG_DIR TOPIC' cuts a log at its damage.\n";
 
 typedef struct vstate {
 	int bar;                 /* show the progress bar */
@@ -149,6 +153,7 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 {
 	vstate *st = arg;
 	int note;
+	const char *what;
 
 	bar_clear(st);
 	if (p->kind == SB_VERIFY_IO) {
@@ -163,9 +168,12 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 				p->path, p->pos, p->msg);
 		return;
 	}
-	/* While mounted, the newest segment's index is written only when the
-	 * segment is closed: stale or missing is expected then. */
-	note = st->in_use && p->newest && p->kind == SB_VERIFY_INDEX;
+	/* Index files are derived data that the next mount or `streambus
+	 * recover` rebuilds from their segments (a full disk can leave one
+	 * missing): noted, not counted. While mounted, the newest segment's
+	 * index is written only when the segment is closed. */
+	note = p->kind == SB_VERIFY_INDEX;
+	what = st->in_use && p->newest ? " (in use: not counted)" : " (will be rebuilt: not counted)";
 	if (note)
 		st->in_flight++;
 	else
@@ -173,11 +181,10 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 	if (st->json)
 		json_problem(st, p, !note);
 	else if (p->pos == SB_VERIFY_NOPOS)
-		printf("%s: %s: %s%s\n", st->topic, p->path, p->msg,
-		       note ? " (in use: not counted)" : "");
+		printf("%s: %s: %s%s\n", st->topic, p->path, p->msg, note ? what : "");
 	else
 		printf("%s: %s: byte %" PRIu64 ": %s%s\n", st->topic, p->path, p->pos, p->msg,
-		       note ? " (in use: not counted)" : "");
+		       note ? what : "");
 	fflush(stdout);
 }
 
