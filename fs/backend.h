@@ -47,6 +47,9 @@ typedef struct sbfs_bounds {
 } sbfs_bounds;
 
 typedef int (*sbfs_topic_fn)(void *arg, const char *name, sbfs_topic *t);
+/* A topic the backend refused to open (damaged): its error and one line
+ * saying where the damage is (file and byte). */
+typedef int (*sbfs_refused_fn)(void *arg, const char *name, int err, const char *msg);
 
 typedef struct sbfs_backend_ops {
 	int (*topic_create)(sbfs_backend *b, const char *name);  /* -EINVAL, -EEXIST */
@@ -54,6 +57,10 @@ typedef struct sbfs_backend_ops {
 	int (*topic_get)(sbfs_backend *b, const char *name, sbfs_topic **out);
 	/* fn for each topic in name order; fn must not call the backend. */
 	int (*topic_list)(sbfs_backend *b, sbfs_topic_fn fn, void *arg);
+	/* fn for each topic refused at open, in name order. Such a topic is not
+	 * in topic_list; topic_get and topic_remove give its error (an EIO
+	 * kind), topic_create -EEXIST. fn must not call the backend. */
+	int (*topic_list_refused)(sbfs_backend *b, sbfs_refused_fn fn, void *arg);
 	int (*topic_name_valid)(const char *name);
 
 	/* Append n records, all or nothing; -EFBIG, -ENOSPC. */

@@ -49,6 +49,11 @@ static int st_list(sbfs_backend *b, sbfs_topic_fn fn, void *arg)
 	return sb_store_list(S(b), list_cb, &x);
 }
 
+static int st_list_refused(sbfs_backend *b, sbfs_refused_fn fn, void *arg)
+{
+	return sb_store_list_refused(S(b), fn, arg);
+}
+
 static int st_name_valid(const char *name) { return sb_topic_name_valid(name); }
 
 /* Small batches on the stack, large ones on the heap. */
@@ -165,6 +170,7 @@ static const sbfs_backend_ops store_ops = {
 	.topic_remove = st_remove,
 	.topic_get = st_get,
 	.topic_list = st_list,
+	.topic_list_refused = st_list_refused,
 	.topic_name_valid = st_name_valid,
 	.append = st_append,
 	.append_at = st_append_at,

@@ -147,7 +147,8 @@ int sbfs_shutdown(sbfs *fs);
 void sbfs_fini(sbfs *fs);
 fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);
-/* The live entry of topic `name` (registering it), or -ENOENT / -EINVAL. */
+/* The live entry of topic `name` (registering it), or -ENOENT / -EINVAL, or
+ * the error of a topic the backend refused (damaged: an EIO kind). */
 int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out);
 /* The same, nslock held (rmdir holds it until the topic is gone). */
 int sbfs_topic_by_name_locked(sbfs *fs, const char *name, sbfs_tentry **out);
@@ -158,6 +159,9 @@ int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out);
 /* rmdir, nslock and te->wlock held: remove te's topic from the backend and
  * mark te removed. */
 int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te);
+/* The inode number a directory listing shows for a refused topic (never
+ * looked up: its lookup fails). */
+fuse_ino_t sbfs_name_ino(const char *name);
 /* The entry of topic id and its backend handle: -ENOENT if removed. */
 int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t);
 sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te);

@@ -61,6 +61,17 @@ static char *escape_commas(const char *s)
 	return out;
 }
 
+/* One line per topic the store refused (damaged): the mount serves the
+ * others; this one is listed but gives EIO until repaired. */
+static int log_refused(void *arg, const char *name, int err, const char *msg)
+{
+	const sbfs_config *cfg = arg;
+
+	sbfs_log("topic %s refused (%s): %s; it gives EIO until repaired with: "
+		 "streambus recover --cut %s %s", name, sbfs_strerror(err), msg, cfg->log_dir, name);
+	return 0;
+}
+
 static int serve(sbfs_config *cfg, int *ready_fd)
 {
 	int ret = 1;
@@ -84,6 +95,8 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	 * who has it, not that the directory is not empty */
 	if (sbfs_paths_mountpoint(cfg, 1))
 		goto out;
+	/* on stderr now, in the log (syslog) once detached, below */
+	b->ops->topic_list_refused(b, log_refused, cfg);
 	rc = sbfs_init(&fs, cfg, b);
 	fs_inited = 1;
 	if (rc) {
@@ -139,6 +152,7 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 		}
 		detach_stdio();
 		sbfs_log_to_syslog(1);
+		fs.b->ops->topic_list_refused(fs.b, log_refused, cfg);
 		report(ready_fd, 0);
 	}
 	struct fuse_loop_config lc = { .clone_fd = 1, .max_idle_threads = 10 };

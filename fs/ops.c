@@ -329,6 +329,12 @@ static int snap_cb(void *arg, const char *name, sbfs_topic *t)
 	return 0;
 }
 
+static int snap_refused_cb(void *arg, const char *name, int err, const char *msg)
+{
+	(void)err, (void)msg;
+	return snap_cb(arg, name, NULL);
+}
+
 static void free_names(sbfs_fh *h)
 {
 	for (size_t i = 0; i < h->nnames; i++)
@@ -407,6 +413,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			free_names(h);
 			name_list tmp = { 0 };
 			int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
+			/* refused (damaged) topics are listed too: a lookup of
+			 * one gives EIO, and the daemon said why at start */
+			if (!rc)
+				rc = fs->b->ops->topic_list_refused(fs->b, snap_refused_cb, &tmp);
 			h->names = tmp.v;
 			h->nnames = tmp.n;
 			if (rc && !used) {
@@ -416,10 +426,15 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		for (size_t i = (size_t)off - 2; i < h->nnames; i++) {
 			sbfs_tentry *te;
-			if (sbfs_topic_by_name(fs, h->names[i], &te))
+			fuse_ino_t tino;
+			int trc = sbfs_topic_by_name(fs, h->names[i], &te);
+			if (trc == 0)
+				tino = sbfs_ino(te->id, SBFS_L_DIR);
+			else if (sbfs_errno(trc) == EIO)
+				tino = sbfs_name_ino(h->names[i]); /* refused */
+			else
 				continue;
-			if (!(n = add(req, buf, used, size, h->names[i],
-				      sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR, (off_t)(i + 3))))
+			if (!(n = add(req, buf, used, size, h->names[i], tino, S_IFDIR, (off_t)(i + 3))))
 				goto out;
 			used += n;
 		}

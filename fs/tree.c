@@ -350,6 +350,11 @@ int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te)
 	return rc;
 }
 
+fuse_ino_t sbfs_name_ino(const char *name)
+{
+	return sbfs_ino(name_id(name), SBFS_L_DIR);
+}
+
 int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t)
 {
 	int rc = -ENOENT;

@@ -402,6 +402,12 @@ int sb_log_recover(sb_log *l)
 	if (meta_rc == SB_ECORRUPT && !l->opt.full_check &&
 	    (rc = refuse(l, SB_META_NAME, SB_NOPOS, "damaged meta file (the log start)", "it is written whole and synced")))
 		goto out_free;
+	/* ... and written before a segment is removed: without it, a log that
+	 * does not start at 0 lost its start (removed records would be back). */
+	if (meta_rc == -ENOENT && r.n && r.bases[0] > 0 && !l->opt.full_check &&
+	    (rc = refuse(l, SB_META_NAME, SB_NOPOS, "missing meta file (the log start) while records were removed",
+			 "it is written before any segment is removed")))
+		goto out_free;
 	r.clean_ok = read_clean(l, &r, &have_clean);
 
 	for (size_t i = 0; i < r.n; i++) {
