@@ -1,0 +1,446 @@
+/*
+ * test_store_damage.c - random damage in a log's segment (and index) files,
+ * SPEC §6: damage that cannot be a torn write is never cut silently.
+ *
+ * Each case writes a topic of several segments with random record sizes and
+ * a small healthy topic beside it, closes cleanly, or (second variant) makes
+ * it look like a crash: no clean marker, no index of the newest segment,
+ * maybe preallocated zeros after its records; earlier segments keep their
+ * index files, which say they were synced. Then it flips bytes and zeroes
+ * ranges at random places in random segment files (sometimes an index file
+ * too), and checks:
+ *
+ *  - a plain open (a mount) either opens the topic with nothing missing,
+ *    every record reading back intact or failing SB_ECORRUPT (damage the
+ *    open does not look at: reads find it), or refuses it with SB_ECORRUPT
+ *    and every file byte-identical. Records are cut only where no proof of
+ *    a sync covers the damage (a crash: a torn write), and never below it;
+ *  - the healthy topic opens and reads in every open;
+ *  - a full check (what `streambus recover` does) opens the topic with every
+ *    record intact, or refuses it with its segment files byte-identical;
+ *  - a repair (`recover --cut`) opens a prefix of the records, at least all
+ *    of those before the damage, intact, and sb_verify_topic then finds no
+ *    damage.
+ *
+ * SB_DAMAGE_CASES sets the number of cases (default 150); SB_DAMAGE_SEED the
+ * first seed.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "format.h"
+#include "util_files.h"
+#include "util_store.h"
+#include "verify.h"
+
+#define MAXF 64
+
+typedef struct snap {
+	int n;
+	char *name[MAXF];
+	uint8_t *data[MAXF];
+	size_t len[MAXF];
+} snap;
+
+typedef struct dcase {
+	uint64_t seed, rng;
+	int crash;            /* the crash-like variant */
+	uint64_t n;           /* records written to "t" */
+	size_t lo, hi;        /* payload sizes */
+	sb_log_config cfg;
+	char root[2048], store[3072], tdir[4096];
+	char why[512];
+} dcase;
+
+static sb_io fast_io;
+
+static int no_sync(void *ctx, int fd)
+{
+	(void)ctx, (void)fd;
+	return 0;
+}
+
+static uint64_t rnd(dcase *c)
+{
+	uint64_t z = (c->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t below(dcase *c, uint64_t n)
+{
+	return n ? rnd(c) % n : 0;
+}
+
+static size_t len_of(const dcase *c, uint64_t off)
+{
+	return ut_len(off, c->seed, c->lo, c->hi);
+}
+
+static void snap_free(snap *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		free(s->name[i]);
+		free(s->data[i]);
+	}
+	s->n = 0;
+}
+
+/* Every file of the topic directory, by name. */
+static void snap_take(const char *dir, snap *s)
+{
+	char **names, p[4096];
+	int n = uf_list_suffix(dir, "", &names);
+
+	cr_assert_geq(n, 0);
+	cr_assert_leq(n, MAXF);
+	s->n = 0;
+	for (int i = 0; i < n; i++) {
+		s->name[s->n] = strdup(names[i]);
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), dir, names[i]), &s->data[s->n], &s->len[s->n]), 0);
+		s->n++;
+	}
+	uf_list_free(names, n);
+}
+
+static int is_seg(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 4 && strcmp(name + n - 4, SB_SEG_SUFFIX) == 0;
+}
+
+/* Are the segment files of a and b the same (names and bytes)? */
+static int same_segments(const snap *a, const snap *b, int all_files)
+{
+	int na = 0, nb = 0;
+
+	for (int i = 0; i < b->n; i++)
+		nb += all_files || is_seg(b->name[i]);
+	for (int i = 0; i < a->n; i++) {
+		if (!all_files && !is_seg(a->name[i]))
+			continue;
+		na++;
+		int found = 0;
+		for (int j = 0; j < b->n && !found; j++)
+			found = strcmp(a->name[i], b->name[j]) == 0 && a->len[i] == b->len[j] &&
+				memcmp(a->data[i], b->data[j], a->len[i]) == 0;
+		if (!found)
+			return 0;
+	}
+	return na == nb;
+}
+
+static sb_store *open_store(dcase *c, int full_check, int repair)
+{
+	sb_store_options o;
+	sb_store *s = NULL;
+
+	sb_store_options_default(&o);
+	o.defaults = c->cfg;
+	o.io = &fast_io;
+	o.no_flusher = 1;
+	o.full_check = full_check;
+	o.repair = repair;
+	int rc = sb_store_open(c->store, &o, &s);
+	cr_assert_eq(rc, 0, "seed %llu: the store does not open: %s", (unsigned long long)c->seed,
+		     sb_strerror(rc));
+	return s;
+}
+
+static int refused_msg(void *arg, const char *name, int err, const char *msg)
+{
+	dcase *c = arg;
+	if (strcmp(name, "t") == 0 && err == SB_ECORRUPT)
+		snprintf(c->why, sizeof(c->why), "%s", msg);
+	return 0;
+}
+
+/* The healthy topic is there and whole. */
+static void check_other(dcase *c, sb_store *s)
+{
+	sb_log *u;
+	cr_assert_eq(sb_store_get(s, "u", &u), 0, "seed %llu: the healthy topic is not open",
+		     (unsigned long long)c->seed);
+	cr_assert_eq(sb_log_next(u), 20);
+	for (uint64_t i = 0; i < 20; i++)
+		cr_assert_eq(ut_check(u, i, 50, 9), 0);
+}
+
+static void write_log(dcase *c)
+{
+	sb_store *s = open_store(c, 0, 0);
+	sb_log *t = ut_topic(s, "t"), *u = ut_topic(s, "u");
+	cr_assert(t && u);
+	for (uint64_t i = 0; i < c->n; i++)
+		cr_assert_eq(ut_append1(t, i, len_of(c, i), c->seed, NULL), 0);
+	for (uint64_t i = 0; i < 20; i++)
+		cr_assert_eq(ut_append1(u, i, 50, 9, NULL), 0);
+	cr_assert_eq(sb_store_close(s), 0);
+}
+
+/* Make the clean close look like a crash of a log whose older segments were
+ * synced: no clean marker, no index of the newest segment, maybe zeros. */
+static void as_crash(dcase *c)
+{
+	char name[256], p[4096];
+	static const uint8_t zeros[3000];
+
+	cr_assert_eq(uf_last_suffix(c->tdir, SB_SEG_SUFFIX, name, sizeof(name)), 0);
+	if (below(c, 2))
+		cr_assert_eq(uf_write_at(uf_join(p, sizeof(p), c->tdir, name), -1, zeros,
+					 1 + below(c, sizeof(zeros))), 0);
+	memcpy(name + strlen(name) - 4, SB_IDX_SUFFIX, 5);
+	uf_remove(uf_join(p, sizeof(p), c->tdir, name));
+	uf_remove(uf_join(p, sizeof(p), c->tdir, SB_CLEAN_NAME));
+}
+
+/* Flip bytes / zero ranges in random segment files, sometimes an index. */
+static void damage(dcase *c, const snap *s)
+{
+	int k = 1 + (int)below(c, 3), segs[MAXF], idxs[MAXF], ns = 0, ni = 0;
+	char p[4096];
+
+	for (int i = 0; i < s->n; i++) {
+		if (is_seg(s->name[i]))
+			segs[ns++] = i;
+		else if (strstr(s->name[i], SB_IDX_SUFFIX))
+			idxs[ni++] = i;
+	}
+	cr_assert_gt(ns, 0);
+	for (int d = 0; d < k; d++) {
+		int f = segs[below(c, (uint64_t)ns)];
+		uf_join(p, sizeof(p), c->tdir, s->name[f]);
+		off_t at = (off_t)below(c, s->len[f]);
+		if (below(c, 2)) {
+			cr_assert_eq(uf_flip_byte(p, at, (uint8_t)(1 + below(c, 255))), 0);
+		} else {
+			static const uint8_t zeros[512];
+			size_t n = 1 + below(c, sizeof(zeros));
+			if ((size_t)at + n > s->len[f])
+				n = s->len[f] - (size_t)at;
+			cr_assert_eq(uf_write_at(p, at, zeros, n), 0);
+		}
+	}
+	if (ni && below(c, 4) == 0)
+		cr_assert_eq(uf_flip_byte(uf_join(p, sizeof(p), c->tdir, s->name[idxs[below(c, (uint64_t)ni)]]),
+					  (off_t)below(c, SB_IDX_HDR), 0x10), 0);
+}
+
+/* What the damage hit, segment by segment. */
+typedef struct verdict {
+	int nseg;
+	uint64_t bad[MAXF];   /* first offset whose record (or header) changed, or UINT64_MAX */
+	int proven[MAXF];     /* a proof of a sync covers the segment */
+	uint64_t first_bad;   /* the smallest bad[], or c->n */
+	int first_proven;     /* proven[] of that segment (1 if none) */
+} verdict;
+
+/* Is file `name` the same in a and b? */
+static int same_file(const snap *a, const snap *b, const char *name)
+{
+	for (int j = 0; j < a->n; j++)
+		for (int k = 0; k < b->n; k++)
+			if (!strcmp(a->name[j], name) && !strcmp(b->name[k], name))
+				return a->len[j] == b->len[k] && !memcmp(a->data[j], b->data[k], a->len[j]);
+	return 0;
+}
+
+/*
+ * From the files before and after the damage: per segment, the first offset
+ * whose record (or segment header) changed, and whether a proof of a sync
+ * covers it (its own index file intact, a later one's, or the clean marker):
+ * only where none does may an open cut.
+ */
+static void judge(const dcase *c, const snap *pre, const snap *post, verdict *v)
+{
+	int idx_ok[MAXF] = {0};
+
+	memset(v, 0, sizeof(*v));
+	v->first_bad = c->n;
+	v->first_proven = 1;
+	for (int i = 0; i < pre->n; i++) {
+		if (!is_seg(pre->name[i]))
+			continue;
+		uint64_t base, bad = UINT64_MAX;
+		const uint8_t *a = pre->data[i], *b = NULL;
+		size_t len = pre->len[i];
+		char iname[64];
+		cr_assert_eq(sb_seg_name_parse(pre->name[i], SB_SEG_SUFFIX, &base), 0);
+		for (int j = 0; j < post->n; j++)
+			if (strcmp(post->name[j], pre->name[i]) == 0)
+				b = post->data[j];
+		cr_assert_not_null(b);
+		sb_seg_name(iname, base, SB_IDX_SUFFIX);
+		idx_ok[v->nseg] = same_file(pre, post, iname);
+		if (memcmp(a, b, SB_SEG_HDR) != 0) {
+			bad = base;
+		} else {
+			size_t pos = SB_SEG_HDR;
+			sb_rec_hdr h;
+			while (pos < len && sb_rec_decode(a + pos, len - pos, 0, &h) == SB_REC_OK) {
+				if (memcmp(a + pos, b + pos, h.size) != 0) {
+					bad = h.offset;
+					break;
+				}
+				pos += h.size;
+			}
+		}
+		v->bad[v->nseg++] = bad;
+	}
+	for (int i = v->nseg - 1, later = 0; i >= 0; i--) {
+		later |= idx_ok[i];
+		v->proven[i] = !c->crash || later;
+	}
+	for (int i = 0; i < v->nseg; i++)
+		if (v->bad[i] < v->first_bad) {
+			v->first_bad = v->bad[i];
+			v->first_proven = v->proven[i];
+		}
+}
+
+/* May an open that does not look everywhere end the log at `next`? At the
+ * end, or at the damage in a segment no proof of a sync covers. */
+static int cut_ok(const dcase *c, const verdict *v, uint64_t next)
+{
+	if (next == c->n)
+		return 1;
+	for (int i = 0; i < v->nseg; i++)
+		if (v->bad[i] == next && !v->proven[i])
+			return 1;
+	return 0;
+}
+
+static void check_records(dcase *c, sb_log *t, uint64_t next, int allow_corrupt, const char *when)
+{
+	for (uint64_t i = 0; i < next; i++) {
+		int rc = ut_check(t, i, len_of(c, i), c->seed);
+		if (rc == SB_ECORRUPT && allow_corrupt)
+			continue;
+		cr_assert_eq(rc, 0, "seed %llu (%s, %s): record %llu of %llu reads %d (%s)",
+			     (unsigned long long)c->seed, c->crash ? "crash" : "clean", when,
+			     (unsigned long long)i, (unsigned long long)next, rc,
+			     rc < 0 ? sb_strerror(rc) : "wrong bytes");
+	}
+}
+
+static void one_case(uint64_t seed)
+{
+	dcase c;
+	snap pre = {0}, post = {0}, now = {0};
+	verdict v;
+	char *root;
+
+	memset(&c, 0, sizeof(c));
+	c.seed = c.rng = seed;
+	c.crash = (int)(seed & 1);
+	c.n = 30 + below(&c, 90);
+	c.lo = 1 + below(&c, 40);
+	c.hi = c.lo + below(&c, 700);
+	ut_cfg(&c.cfg, 4096, SB_SYNC_NEVER);
+	c.cfg.index_interval_bytes = 64u << below(&c, 7);
+	root = uf_mkdtemp("damage");
+	cr_assert_not_null(root);
+	snprintf(c.root, sizeof(c.root), "%s", root);
+	snprintf(c.store, sizeof(c.store), "%s/store", root);
+	snprintf(c.tdir, sizeof(c.tdir), "%s/t", c.store);
+
+	write_log(&c);
+	if (c.crash)
+		as_crash(&c);
+	snap_take(c.tdir, &pre);
+	damage(&c, &pre);
+	snap_take(c.tdir, &post);
+	judge(&c, &pre, &post, &v);
+	const char *mode = c.crash ? "crash" : "clean";
+
+	/* a mount */
+	sb_store *s = open_store(&c, 0, 0);
+	sb_log *t;
+	int rc = sb_store_get(s, "t", &t);
+	check_other(&c, s);
+	if (rc == 0) {
+		uint64_t next = sb_log_next(t);
+		cr_assert_leq(next, c.n);
+		cr_assert_geq(next, v.first_bad, "seed %llu (%s): cut at %llu below the damage at %llu",
+			      (unsigned long long)seed, mode, (unsigned long long)next,
+			      (unsigned long long)v.first_bad);
+		cr_assert(cut_ok(&c, &v, next), "seed %llu (%s): %llu of %llu records left after damage at "
+			  "%llu that no torn write explains", (unsigned long long)seed, mode,
+			  (unsigned long long)next, (unsigned long long)c.n, (unsigned long long)v.first_bad);
+		check_records(&c, t, next, 1, "mount");
+	} else {
+		cr_assert_eq(rc, SB_ECORRUPT, "seed %llu: %s", (unsigned long long)seed, sb_strerror(rc));
+		c.why[0] = '\0';
+		sb_store_list_refused(s, refused_msg, &c);
+		cr_assert(strstr(c.why, ".seg: byte ") || strstr(c.why, "meta"), "seed %llu: refused without "
+			  "naming file and byte: '%s'", (unsigned long long)seed, c.why);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+	if (rc) {
+		snap_take(c.tdir, &now);
+		cr_assert(same_segments(&post, &now, 1), "seed %llu (%s): the refused topic's files changed",
+			  (unsigned long long)seed, mode);
+		snap_free(&now);
+	}
+
+	/* streambus recover */
+	snap_free(&post);
+	snap_take(c.tdir, &post);
+	s = open_store(&c, 1, 0);
+	check_other(&c, s);
+	rc = sb_store_get(s, "t", &t);
+	if (rc == 0) {
+		uint64_t next = sb_log_next(t);
+		cr_assert(next == c.n ? v.first_bad == c.n : next == v.first_bad && !v.first_proven,
+			  "seed %llu (%s): full check opened %llu of %llu records, damage at %llu",
+			  (unsigned long long)seed, mode, (unsigned long long)next, (unsigned long long)c.n,
+			  (unsigned long long)v.first_bad);
+		check_records(&c, t, next, 0, "full check");
+	} else {
+		cr_assert_eq(rc, SB_ECORRUPT);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+	if (rc) {
+		snap_take(c.tdir, &now);
+		cr_assert(same_segments(&post, &now, 0), "seed %llu (%s): full check changed the segments "
+			  "of a topic it refused", (unsigned long long)seed, mode);
+		snap_free(&now);
+	}
+
+	/* streambus recover --cut */
+	s = open_store(&c, 1, 1);
+	check_other(&c, s);
+	cr_assert_eq(sb_store_get(s, "t", &t), 0, "seed %llu: repair does not open the topic",
+		     (unsigned long long)seed);
+	uint64_t next = sb_log_next(t);
+	cr_assert_eq(next, v.first_bad, "seed %llu (%s): repair cut at %llu, damage at %llu",
+		     (unsigned long long)seed, mode, (unsigned long long)next, (unsigned long long)v.first_bad);
+	check_records(&c, t, next, 0, "repair");
+	cr_assert_eq(sb_store_close(s), 0);
+	sb_verify_result vr;
+	cr_assert_eq(sb_verify_topic(c.tdir, NULL, NULL, NULL, &vr), 0);
+	cr_assert_eq(sb_verify_damage(&vr), 0, "seed %llu (%s): verify after repair: %llu problems",
+		     (unsigned long long)seed, mode, (unsigned long long)sb_verify_damage(&vr));
+	cr_assert_eq(vr.next, next);
+
+	snap_free(&pre);
+	snap_free(&post);
+	uf_rmrf(root);
+	free(root);
+}
+
+Test(damage, random_damage_is_refused_or_harmless_and_repairable, .timeout = 600)
+{
+	const char *e = getenv("SB_DAMAGE_CASES"), *f = getenv("SB_DAMAGE_SEED");
+	uint64_t n = e ? strtoull(e, NULL, 10) : 150, first = f ? strtoull(f, NULL, 10) : 1;
+
+	fast_io = *sb_io_default();
+	fast_io.fdatasync = no_sync;
+	for (uint64_t seed = first; seed < first + n; seed++)
+		one_case(seed);
+}
