@@ -375,9 +375,17 @@ static int settle_start(sb_log *l, int meta_rc, uint64_t start)
 	atomic_store(&l->start, start);
 	atomic_store(&l->stream_start, sb_log_stream_pos_of(l, start));
 	if (fix && !l->read_only) {
+		/* Without room for it now, it is saved by the next removal
+		 * or the close (meta_dirty), as after any full-disk removal. */
 		uint8_t buf[SB_META_SIZE];
+		int rc;
 		sb_meta_encode(buf, start);
-		return sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+		rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+		if (sb_no_space(rc)) {
+			l->meta_dirty = 1;
+			rc = 0;
+		}
+		return rc;
 	}
 	return 0;
 }
@@ -397,17 +405,12 @@ int sb_log_recover(sb_log *l)
 		rc = meta_rc;
 		goto out_free;
 	}
-	/* meta is written whole and synced: damage there is no torn write;
-	 * `streambus recover` rewrites it (the records removed come back). */
-	if (meta_rc == SB_ECORRUPT && !l->opt.full_check &&
-	    (rc = refuse(l, SB_META_NAME, SB_NOPOS, "damaged meta file (the log start)", "it is written whole and synced")))
-		goto out_free;
-	/* ... and written before a segment is removed: without it, a log that
-	 * does not start at 0 lost its start (removed records would be back). */
-	if (meta_rc == -ENOENT && r.n && r.bases[0] > 0 && !l->opt.full_check &&
-	    (rc = refuse(l, SB_META_NAME, SB_NOPOS, "missing meta file (the log start) while records were removed",
-			 "it is written before any segment is removed")))
-		goto out_free;
+	/* A missing or damaged meta is no reason to refuse the log: a crash
+	 * between removing segments and saving the start, or one while meta was
+	 * rewritten in place on a full disk, leaves one (log.c, save_start).
+	 * The start then falls back to the first segment (removed records come
+	 * back, no kept one is lost); settle_start() rewrites it, and `streambus
+	 * verify` reports it until then. */
 	r.clean_ok = read_clean(l, &r, &have_clean);
 
 	for (size_t i = 0; i < r.n; i++) {

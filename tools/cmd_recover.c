@@ -152,7 +152,7 @@ int sb_cmd_recover(int argc, char **argv)
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
 	o.repair = cut;
-	o.repair_topic = topic;
+	o.repair_topic = w.has_topic ? w.topic : NULL;
 	o.full_check = 1;
 	o.report = on_report;
 	o.report_arg = &st;

@@ -147,9 +147,7 @@ assert_true 'printf "%s\n" "$out" | grep -q "^m: ok (200 records, offsets 200\.\
 rm "$SB_LOG/m/meta"
 run_tool rc "$SB" verify "$SB_LOG" m
 assert_eq 1 "$rc" "verify with meta deleted: $out"
-sb_mount
-assert_fail_with EIO ls "$M/m"
-sb_umount
+assert_true 'printf "%s\n" "$out" | grep -q "m/meta: missing"' "verify names meta: $out"
 run_tool rc "$SB" recover "$SB_LOG"
 assert_eq 0 "$rc" "recover writes meta: $out"
 run_tool rc "$SB" verify "$SB_LOG" m
@@ -158,13 +156,15 @@ cp "$SB_TMP/meta.saved" "$SB_LOG/m/meta"
 flip "$SB_LOG/m/meta" 10
 run_tool rc "$SB" verify "$SB_LOG" m
 assert_eq 1 "$rc" "verify with meta damaged: $out"
-sb_mount
-assert_fail_with EIO ls "$M/m"
-sb_umount
 run_tool rc "$SB" recover "$SB_LOG"
 assert_eq 0 "$rc" "recover rewrites meta: $out"
 run_tool rc "$SB" verify "$SB_LOG" m
 assert_eq 0 "$rc" "verify after recover: $out"
+# a damaged meta can be a crash's (rewritten in place on a full disk): the
+# mount serves the topic from its first segment and rewrites meta
+flip "$SB_LOG/m/meta" 10
 sb_mount
-assert_eq "m-399" "$(t cat "$M/m/$(rec 399)")" "the topic serves again"
+assert_eq "m-399" "$(t cat "$M/m/$(rec 399)")" "the topic serves"
 sb_umount
+run_tool rc "$SB" verify "$SB_LOG" m
+assert_eq 0 "$rc" "verify after the mount rewrote meta: $out"
