@@ -93,7 +93,7 @@ typedef struct sb_store_options {
 	int read_only;               /* no lock, no writes, no recovery on disk */
 	/* Damage that cannot be a torn write (in records that were synced:
 	 * after a clean close, in a segment with a valid index file or followed
-	 * by one; or a damaged meta file) makes the store refuse that topic
+	 * by one) makes the store refuse that topic
 	 * (sb_store_list_refused), so that nothing synced is deleted behind the
 	 * user's back; with `repair` the log is cut at the damage instead, as
 	 * after a torn write. */
@@ -101,9 +101,10 @@ typedef struct sb_store_options {
 	const char *repair_topic;    /* with repair: only this topic (NULL: all) */
 	/* What `streambus recover` does: check every record of every segment,
 	 * ignoring the shortcuts valid index files and the clean marker allow
-	 * (so that whatever sb_verify finds is found), and repair what loses no
-	 * record: rebuild indexes, rewrite a damaged meta file (the log then
-	 * starts at its first segment: removed records there come back). */
+	 * (so that whatever sb_verify finds is found), keeping an index file
+	 * only if every entry matches. (Every open rebuilds bad indexes and
+	 * rewrites a missing or damaged meta: the log then starts at its first
+	 * segment, and removed records still in it come back.) */
 	int full_check;
 	int no_flusher;              /* don't start the interval-sync thread */
 	/* The lock (not read_only). `mountpoint` (NULL: none) is where the
