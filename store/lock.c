@@ -218,6 +218,25 @@ static int wait_flock(int fd, const char *dir, const sb_store_options *opt)
 	return rc;
 }
 
+void sb_lock_wait_finishing(const char *dir, const sb_store_options *opt)
+{
+	long long deadline = mono_ms() + opt->lock_wait_ms;
+	sb_store_holder *h;
+	int told = 0;
+
+	if (!opt->lock_wait_ms || !(h = malloc(sizeof(*h))))
+		return;
+	while (sb_store_holder_get(dir, h) == 0 && h->held && !h->mounted &&
+	       mono_ms() < deadline) {
+		if (!told && opt->lock_waiting)
+			opt->lock_waiting(opt->lock_waiting_arg, h);
+		told = 1;
+		struct timespec ts = {0, LOCK_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	free(h);
+}
+
 int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd)
 {
 	char p[PATH_MAX];

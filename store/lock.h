@@ -16,5 +16,12 @@
  * *fd untouched on failure.
  */
 int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd);
+/*
+ * For a read-only open, which takes no lock: wait, as sb_lock_take would,
+ * for a holder that is not a live mount (a daemon still closing after its
+ * unmount rewrites indexes and trims segments under a reader), up to
+ * opt->lock_wait_ms; then return, whoever holds the lock.
+ */
+void sb_lock_wait_finishing(const char *dir, const sb_store_options *opt);
 
 #endif

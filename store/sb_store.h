@@ -115,7 +115,10 @@ typedef struct sb_store_options {
 	 * holder is finishing (a daemon just unmounted, a tool) and the opener
 	 * waits for it, polling, up to lock_wait_ms (0: SB_ELOCKED at once),
 	 * calling lock_waiting (may be NULL) once when it starts waiting.
-	 * These four are used during sb_store_open() only. */
+	 * A read_only open takes no lock but waits the same way for such a
+	 * holder (a closing daemon trims segments under a reader), then reads
+	 * whoever holds the lock. These four are used during sb_store_open()
+	 * only. */
 	const char *mountpoint;
 	unsigned lock_wait_ms;
 	void (*lock_waiting)(void *arg, const sb_store_holder *holder);

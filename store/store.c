@@ -337,6 +337,8 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 		}
 		if ((rc = sb_lock_take(s->dir, &s->opt, &s->lock_fd)))
 			goto out_free;
+	} else {
+		sb_lock_wait_finishing(s->dir, &s->opt);
 	}
 	rc = open_topics(s);
 	if (rc)

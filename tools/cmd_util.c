@@ -212,9 +212,26 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 		   "see 'streambus verify')", topic ? topic : "?", msg);
 }
 
+typedef struct ro_wait {
+	const char *cmd, *dir;
+} ro_wait;
+
+static void ro_lock_wait(void *arg, const sb_store_holder *h)
+{
+	const ro_wait *w = arg;
+
+	if (h->pid > 0)
+		sb_cmd_err(w->cmd, "waiting (up to %u s) for process %ld to release %s ...",
+			   SB_LOCK_WAIT_DEFAULT_MS / 1000, h->pid, w->dir);
+	else
+		sb_cmd_err(w->cmd, "waiting (up to %u s) for another process to release %s ...",
+			   SB_LOCK_WAIT_DEFAULT_MS / 1000, w->dir);
+}
+
 int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out)
 {
 	sb_store_options o;
+	ro_wait w = {cmd, dir};
 	int rc;
 
 	sb_store_options_default(&o);
@@ -222,6 +239,10 @@ int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out)
 	o.no_flusher = 1;
 	o.report = sb_cmd_ro_report;
 	o.report_arg = (void *)cmd;
+	/* a daemon just unmounted may still be closing the logs: wait for it */
+	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
+	o.lock_waiting = ro_lock_wait;
+	o.lock_waiting_arg = &w;
 	rc = sb_store_open(dir, &o, out);
 	if (rc)
 		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));

@@ -3,19 +3,51 @@
 # returns works: it waits (a few seconds at most, saying so) for the previous
 # daemon to let go. A LOG_DIR held by a live mount is refused at once, naming
 # the process that holds it. SB_REMOUNT_CYCLES sets the number of
-# append / unmount / remount cycles (default 24).
+# append / unmount / remount cycles (default 24); SB_REMOUNT_TOPICS the
+# topics written in each (default 16: their closing takes the daemon a while).
 . "$(dirname "$0")/lib.sh"
 SB_TOOL=$SB_BUILD/streambus
 [ -x "$SB_TOOL" ] || sb_die "no tool at $SB_TOOL (build it first)"
 command -v flock >/dev/null || sb_die "missing tool: flock (util-linux)"
 cycles=${SB_REMOUNT_CYCLES:-24}
+topics=${SB_REMOUNT_TOPICS:-16}
 
 # lock_pid: the pid the lock note names (its first line)
 lock_pid() { head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9; }
 
-case_ "$cycles cycles: append, fusermount3 -u, at once mount again (even cycles: recover first)"
+# the other users of LOG_DIR, right after the unmount: in turn recover, stat
+# and dump (read-only), or none
+after_umount() {
+	local c=$1 old=$2 out err rc
+	case $((c % 3)) in
+	0)
+		out=$(t "$SB_TOOL" recover "$SB_LOG" 2>"$SB_TMP/tool.err"); rc=$?
+		err=$(cat "$SB_TMP/tool.err")
+		assert_eq 0 "$rc" "cycle $c: recover right after fusermount3 -u: exit status ($err)" ||
+			sb_die "cycle $c: recover failed (later cases need the mount)"
+		# the previous daemon closed every log (clean markers, indexes) before recover got in
+		assert_eq "nothing to recover" "$out" "cycle $c: recover output" ;;
+	1)
+		out=$(t "$SB_TOOL" stat "$SB_LOG" 2>"$SB_TMP/tool.err"); rc=$?
+		err=$(cat "$SB_TMP/tool.err")
+		assert_eq 0 "$rc" "cycle $c: stat right after fusermount3 -u: exit status ($err)"
+		assert_eq "$((topics + 1))" "$(printf '%s\n' "$out" | grep -Ec '^(loop|side)')" "cycle $c: stat lists every topic"
+		t "$SB_TOOL" dump --raw "$SB_LOG/loop" >"$SB_TMP/dump.out" 2>>"$SB_TMP/tool.err"
+		assert_eq 0 "$?" "cycle $c: dump right after fusermount3 -u ($(cat "$SB_TMP/tool.err"))"
+		assert_eq "$expected" "$(cat "$SB_TMP/dump.out")"$'\n' "cycle $c: dump has every acknowledged record"
+		err=$(grep -v "waiting (up to 10 s) for process $old to release $SB_LOG" "$SB_TMP/tool.err") ;;
+	*)
+		return 0 ;;
+	esac
+	# saying whom it waits for, and nothing else (no "a mount would recover")
+	assert_true '[ -z "$err" ] || [[ "$err" == *": waiting (up to 10 s) for process $old to release $SB_LOG ..." ]]' \
+		"cycle $c: the tool says only whom it waits for: [$err]"
+}
+
+case_ "$cycles cycles: append, fusermount3 -u, at once recover / stat and dump / nothing, mount again"
 sb_mount
 assert_ok mkdir "$SB_MNT/loop"
+assert_sh_ok 'for i in $(seq "$2"); do mkdir "$1/side$i" || exit 1; done' "$SB_MNT" "$topics"
 expected=""
 for c in $(seq 1 "$cycles"); do
 	k=$((RANDOM % 40 + 1))
@@ -23,20 +55,12 @@ for c in $(seq 1 "$cycles"); do
 	for i in $(seq "$k"); do batch+="c$c-r$i-$RANDOM"$'\n'; done
 	expected+=$batch
 	printf '%s' "$batch" >"$SB_TMP/batch"
-	assert_sh_ok 'cat "$1" >> "$2/loop/.log"' "$SB_TMP/batch" "$SB_MNT" || sb_die "cycle $c: append failed"
+	assert_sh_ok 'cat "$1" >> "$2/loop/.log" && for i in $(seq "$3"); do echo "$4" >> "$2/side$i/.log" || exit 1; done' \
+		"$SB_TMP/batch" "$SB_MNT" "$topics" "c$c" || sb_die "cycle $c: append failed"
 	old=$SB_PID
 	# straight fusermount3 -u, no waiting for the daemon (sb_umount waits)
 	t fusermount3 -u "$SB_MNT" || sb_die "cycle $c: fusermount3 -u failed"
-	if [ $((c % 2)) = 0 ]; then
-		out=$(t "$SB_TOOL" recover "$SB_LOG" 2>"$SB_TMP/recover.err"); rc=$?
-		err=$(cat "$SB_TMP/recover.err")
-		assert_eq 0 "$rc" "cycle $c: recover right after fusermount3 -u: exit status ($err)" ||
-			sb_die "cycle $c: recover failed (later cases need the mount)"
-		# the previous daemon closed every log (clean markers, indexes) before recover got in
-		assert_eq "nothing to recover" "$out" "cycle $c: recover output"
-		assert_true '[ -z "$err" ] || [[ "$err" == *"waiting (up to "*" s) for process $old to release $SB_LOG"* ]]' \
-			"cycle $c: recover says whom it waits for: [$err]"
-	fi
+	after_umount "$c" "$old"
 	sb_mount   # fatal if the start fails (as it did in 20 of 20 tries)
 	out=$(cat "$SB_TMP/daemon.$SB_MOUNT_SEQ.out")
 	assert_true '[ -z "$out" ] || [[ "$out" == *"waiting (up to "*" s) for process "*" to release $SB_LOG"* ]]' \
@@ -47,6 +71,7 @@ for c in $(seq 1 "$cycles"); do
 done
 n=$(printf '%s' "$expected" | wc -l)
 assert_eq "$n" "$(sb_count "$SB_MNT/loop")" "records after $cycles cycles"
+assert_eq "$cycles" "$(sb_count "$SB_MNT/side$topics")" "records of a side topic after $cycles cycles"
 
 case_ "a LOG_DIR held by a live mount is refused at once, naming the daemon"
 M2=$(sb_mkmnt two)

@@ -4,9 +4,11 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -229,6 +231,50 @@ Test(topics, a_finishing_holder_is_waited_for)
 	cr_expect_eq(sb_store_open(env.store, &o, &S), 0, "waited for the holder to close");
 	cr_expect_eq(w.calls, 1, "the wait is announced once");
 	cr_expect_eq(w.pid, (long)pid, "naming the holder");
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* A read-only open takes no lock but waits the same way for a holder that
+ * is finishing (it trims segments under a reader while it closes). */
+Test(topics, a_read_only_open_waits_for_a_finishing_holder)
+{
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		sb_store *s;
+		if (ut_open(env.store, &C, NULL, &s) != 0)
+			_exit(1);
+		char c = 1;
+		if (write(go[1], &c, 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		_exit(sb_store_close(s) == 0 ? 0 : 1);
+	}
+	char c;
+	cr_assert_eq(read(go[0], &c, 1), 1);
+	sb_store_options o;
+	waited w = {0, 0};
+	sb_store_options_default(&o);
+	o.defaults = C;
+	o.read_only = 1;
+	o.lock_wait_ms = 10000;
+	o.lock_waiting = on_wait;
+	o.lock_waiting_arg = &w;
+	cr_expect_eq(sb_store_open(env.store, &o, &S), 0);
+	cr_expect_eq(w.calls, 1, "the wait is announced once");
+	cr_expect_eq(w.pid, (long)pid, "naming the holder");
+	char lp[4096 + 16];
+	snprintf(lp, sizeof(lp), "%s/.lock", env.store);
+	int lfd = open(lp, O_RDONLY);
+	cr_assert_geq(lfd, 0);
+	cr_expect_eq(flock(lfd, LOCK_EX | LOCK_NB), 0, "opened only once the holder let go");
+	close(lfd);
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
