@@ -32,6 +32,7 @@ typedef struct vctx {
 	sb_verify_result res;
 	uint64_t done, total, last_progress;
 	int cur_newest;       /* checking the newest segment now */
+	uint64_t cur_off;     /* the record being checked, or SB_VERIFY_NOOFF */
 	uint64_t start;       /* the log start: records below it are not counted */
 	int have_clean;       /* a valid clean marker: */
 	sb_clean_rec clean;   /* what it says */
@@ -80,6 +81,7 @@ static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t
 	p.pos = pos;
 	p.msg = msg;
 	p.newest = v->cur_newest;
+	p.offset = v->cur_off;
 	v->problem(v->arg, &p);
 }
 
@@ -378,6 +380,7 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 		int r;
 
 		memset(&h, 0, sizeof h);
+		v->cur_off = off;
 		r = sb_rec_decode(m + pos, size - pos, 1, &h);
 		if (r == SB_REC_END) {
 			size_t nz = first_nonzero(m + pos, size - pos);
@@ -441,6 +444,7 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 		v->done = step_from + pos;
 		progress(v, 0);
 	}
+	v->cur_off = SB_VERIFY_NOOFF;
 	if (pos >= size)
 		w->complete = 1;
 	/* Entries past the last whole record point at nothing. */
@@ -672,6 +676,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 	if (rc)
 		return rc;
 	memset(&v, 0, sizeof v);
+	v.cur_off = SB_VERIFY_NOOFF;
 	memset(&prev, 0, sizeof prev);
 	v.dir = topic_dir;
 	v.problem = problem;

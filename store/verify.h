@@ -32,12 +32,17 @@ enum sb_verify_kind {
 
 /* No byte position: the problem is about the whole file. */
 #define SB_VERIFY_NOPOS UINT64_MAX
+/* No record offset: the problem is not about one record. */
+#define SB_VERIFY_NOOFF UINT64_MAX
 
 typedef struct sb_verify_problem {
 	enum sb_verify_kind kind;
 	const char *path;   /* the file (or the topic directory) */
 	uint64_t pos;       /* byte position in it, or SB_VERIFY_NOPOS */
 	const char *msg;    /* what is wrong, one line without the path */
+	uint64_t offset;    /* the offset of the record concerned (the one
+			     * expected at pos, for a damaged or torn one), or
+			     * SB_VERIFY_NOOFF */
 	int newest;         /* about the topic's newest segment or its index:
 			     * while a daemon appends to it, its index is
 			     * stale or missing until the segment is closed */

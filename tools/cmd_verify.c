@@ -32,15 +32,18 @@ static const char help[] =
 	"segments, matching segment names and headers; every index file (header\n"
 	"and entry CRCs, count, covered length) and entry (it must point at the\n"
 	"record with its offset and stream position); the meta and clean files.\n"
-	"Each problem is printed as 'TOPIC: FILE: byte N: what' (or 'TOPIC: FILE:\n"
-	"what'); the message names the record's offset where it is known.\n"
+	"Each problem is printed as 'TOPIC: offset O: FILE: byte N: what', without\n"
+	"'offset O: ' when it is not about one record (O: the offset of the record\n"
+	"concerned, or expected there) and without 'byte N: ' when it is about the\n"
+	"whole file.\n"
 	"Problems of index files are notes, not damage: they are derived data that\n"
 	"the next mount or 'streambus recover' rebuilds. Records are counted from\n"
 	"the log start (meta): removed records still on disk are not.\n"
 	"\n"
 	"  --json          one JSON object on stdout: {\"log_dir\", \"in_use\",\n"
 	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
-	"                  \"file\", \"pos\", \"message\", \"counted\"}], \"records\", ...}],\n"
+	"                  \"file\", \"pos\", \"offset\", \"message\", \"counted\"}],\n"
+	"                  \"records\", ...}],\n"
 	"                  \"damage\", \"io_errors\", \"exit_status\"}\n"
 	"  --progress      show the progress bar even if stderr is not a terminal\n"
 	"  --no-progress   never show it (default: only on a terminal)\n"
@@ -81,6 +84,10 @@ static void json_problem(vstate *st, const sb_verify_problem *p, int counted)
 		printf(", \"pos\": null");
 	else
 		printf(", \"pos\": %" PRIu64, p->pos);
+	if (p->offset == SB_VERIFY_NOOFF)
+		printf(", \"offset\": null");
+	else
+		printf(", \"offset\": %" PRIu64, p->offset);
 	printf(", \"message\": ");
 	sb_cmd_put_json_str(stdout, p->msg, strlen(p->msg));
 	printf(", \"counted\": %s}", counted ? "true" : "false");
@@ -149,23 +156,34 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 	st->bar_shown = 1;
 }
 
+/* "TOPIC: [offset N: ]FILE: [byte B: ]" for a problem's line. */
+static void problem_where(char *buf, size_t cap, const char *topic, const sb_verify_problem *p)
+{
+	size_t n = (size_t)snprintf(buf, cap, "%s: ", topic);
+
+	if (n < cap && p->offset != SB_VERIFY_NOOFF)
+		n += (size_t)snprintf(buf + n, cap - n, "offset %" PRIu64 ": ", p->offset);
+	if (n < cap)
+		n += (size_t)snprintf(buf + n, cap - n, "%s: ", p->path);
+	if (n < cap && p->pos != SB_VERIFY_NOPOS)
+		snprintf(buf + n, cap - n, "byte %" PRIu64 ": ", p->pos);
+}
+
 static void on_problem(void *arg, const sb_verify_problem *p)
 {
 	vstate *st = arg;
+	char where[PATH_MAX + 512];
 	int note;
 	const char *what;
 
 	bar_clear(st);
+	problem_where(where, sizeof where, st->topic, p);
 	if (p->kind == SB_VERIFY_IO) {
 		st->io_errors++;
 		if (st->json)
 			json_problem(st, p, 0);
 		fflush(stdout);
-		if (p->pos == SB_VERIFY_NOPOS)
-			fprintf(stderr, "streambus verify: %s: %s: %s\n", st->topic, p->path, p->msg);
-		else
-			fprintf(stderr, "streambus verify: %s: %s: byte %" PRIu64 ": %s\n", st->topic,
-				p->path, p->pos, p->msg);
+		fprintf(stderr, "streambus verify: %s%s\n", where, p->msg);
 		return;
 	}
 	/* Index files are derived data that the next mount or `streambus
@@ -180,11 +198,8 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 		st->damage++;
 	if (st->json)
 		json_problem(st, p, !note);
-	else if (p->pos == SB_VERIFY_NOPOS)
-		printf("%s: %s: %s%s\n", st->topic, p->path, p->msg, note ? what : "");
 	else
-		printf("%s: %s: byte %" PRIu64 ": %s%s\n", st->topic, p->path, p->pos, p->msg,
-		       note ? what : "");
+		printf("%s%s%s\n", where, p->msg, note ? what : "");
 	fflush(stdout);
 }
 

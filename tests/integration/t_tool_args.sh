@@ -73,12 +73,12 @@ bad = [x for x in j["topics"] if not x["ok"]]
 assert [x["topic"] for x in bad] == [t], bad
 p = bad[0]["problems"]
 assert len(p) == 1 and p[0]["kind"] == "record" and p[0]["file"] == seg and p[0]["counted"], p
-assert isinstance(p[0]["pos"], int) and off in p[0]["message"], p
+assert isinstance(p[0]["pos"], int) and p[0]["offset"] == int(off) and off in p[0]["message"], p
 PY
 	done
 	# the text form names the topic too
 	set +e; out=$("$SB" verify -q "$L"); set -e
-	has "$out" "^$t: $seg: byte [0-9]+: record $o fails its CRC" "verify names topic and offset"
+	has "$out" "^$t: offset $o: $seg: byte [0-9]+: record $o fails its CRC" "verify names topic and offset"
 done
 # the synopses say the same: streambus(1) and --help
 syn=$(MANWIDTH=200 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p')

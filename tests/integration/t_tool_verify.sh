@@ -48,12 +48,12 @@ before=$(snap "$L")
 set +e; "$SB" verify "$L" >"$T/o" 2>"$T/e"; rc=$?; set -e
 eq "$rc" 1 "flipped byte exit"
 eq "$(cat "$T/e")" "" "nothing on stderr when piped (no progress bar)"
-eq "$(sed -n 3p "$T/o")" "orders: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "flipped byte message"
+eq "$(sed -n 3p "$T/o")" "orders: offset 133: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "flipped byte message"
 has "$(cat "$T/o")" '^orders: 1 problem \(299 records, ' "flipped byte summary"
 eq "$(tail -1 "$T/o")" "damage found: 1 problem" "damage line"
 eq "$(snap "$L")" "$before" "verify changed files"
 run_rc rc "$SB" verify -q "$L"
-eq "$rc" 1 "quiet exit"; eq "$out" "orders: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "quiet: problems only"
+eq "$rc" 1 "quiet exit"; eq "$out" "orders: offset 133: $seg: byte $rpos: record 133 fails its CRC (47 bytes)" "quiet: problems only"
 
 # a cut tail: the last record is torn, the index covers bytes that are gone
 fresh
@@ -62,7 +62,7 @@ size=$(stat -c %s "$last")
 truncate -s $((size - 5)) "$last"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 1 "cut tail exit"
-has "$out" "^orders: $last: byte $((size - 47)): torn record: it claims 47 bytes, the file has 42 left$" "torn message"
+has "$out" "^orders: offset 299: $last: byte $((size - 47)): torn record: it claims 47 bytes, the file has 42 left$" "torn message"
 has "$out" "^orders: ${last%.seg}.idx: byte 20: index covers $size bytes but the segment file has $((size - 5)) \\(will be rebuilt: not counted\\)$" "stale index message"
 has "$out" '^orders: 1 problem \(299 records, offsets 0\.\.298,' "cut tail summary"
 run_rc rc "$SB" recover "$L"
@@ -112,7 +112,7 @@ eq "$rc" 0 "zeros at the end ($out)"
 printf 'junk' >>"$last"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 1 "garbage tail exit"
-has "$out" "^orders: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
+has "$out" "^orders: offset 300: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
 
 # a lost segment: offsets jump
 fresh
