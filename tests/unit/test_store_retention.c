@@ -286,6 +286,59 @@ Test(retention, retention_ms_drops_only_segments_wholly_older)
 	expect_readable_from(start, 400);
 }
 
+/*
+ * retention_ms exactly (Kafka's rule): a sealed segment goes when its newest
+ * record is older than retention_ms (now - max_ts > retention_ms), oldest
+ * first, stopping at the first that is not; one whose newest record is
+ * exactly retention_ms old stays. Random logs and times, a third of them
+ * right on a segment's newest record.
+ */
+Test(retention, retention_ms_drops_exactly_the_segments_wholly_older)
+{
+	uint64_t rng = 77;
+	int dropped_some = 0, kept_some = 0, on_edge = 0;
+	for (int trial = 0; trial < 24; trial++) {
+		uint64_t b0[256], b1[256];
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t recs = 60 + (rng >> 33) % 400;
+		if (S) {
+			cr_assert_eq(sb_store_close(S), 0);
+			S = NULL;
+		}
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		C.retention_ms = 100 * 1000; /* 100 s; record i is T0 + i s */
+		open_store();
+		fill(recs);
+		int n0 = bases(b0, 256);
+		cr_assert_gt(n0, 1);
+		/* the newest record of sealed segment j is b0[j + 1] - 1 */
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		int64_t now = T0 + (int64_t)((rng >> 33) % (recs + 100)) * SEC + (int64_t)((rng >> 8) % 3) * SEC / 2;
+		if (trial % 3 == 0) { /* exactly retention_ms after a segment's newest record */
+			uint64_t j = (rng >> 20) % (uint64_t)(n0 - 1);
+			now = T0 + (int64_t)(b0[j + 1] - 1) * SEC + C.retention_ms * 1000000LL;
+			on_edge++;
+		}
+		size_t want = 0;
+		while ((int)want + 1 < n0 &&
+		       T0 + (int64_t)(b0[want + 1] - 1) * SEC < now - C.retention_ms * 1000000LL)
+			want++;
+		size_t dropped = 0;
+		cr_assert_eq(sb_log_retain(L, now, &dropped), 0);
+		int n1 = bases(b1, 256);
+		cr_expect_eq(dropped, want, "trial %d: %d segments, now T0 + %.1f s: dropped %zu, want %zu",
+			     trial, n0, (double)(now - T0) / SEC, dropped, want);
+		cr_expect_eq(n1, n0 - (int)want, "trial %d: segment files left", trial);
+		cr_expect_eq(b1[0], b0[want], "trial %d: the oldest go first", trial);
+		expect_readable_from(b0[want], recs);
+		dropped_some += want > 0;
+		kept_some += want + 1 < (size_t)n0;
+	}
+	cr_expect_geq(dropped_some, 6, "too few trials dropped anything");
+	cr_expect_geq(kept_some, 6, "too few trials kept a sealed segment");
+	cr_expect_geq(on_edge, 8);
+}
+
 Test(retention, retention_never_drops_the_active_segment)
 {
 	uint64_t b0[256], b1[256];
