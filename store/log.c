@@ -169,6 +169,7 @@ static void log_free(sb_log *l)
 	pthread_mutex_destroy(&l->sync_mu);
 	pthread_cond_destroy(&l->sync_cv);
 	pthread_cond_destroy(&l->linger_cv);
+	free(l->dir);
 	free(l);
 }
 
@@ -213,9 +214,14 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	if (!l)
 		return -ENOMEM;
 	memcpy(l->name, name, strlen(name) + 1);
-	if (sb_path(l->dir, dir, name)) {
+	char path[PATH_MAX];
+	if (sb_path(path, dir, name)) {
 		free(l);
 		return -ENAMETOOLONG;
+	}
+	if (!(l->dir = strdup(path))) {
+		free(l);
+		return -ENOMEM;
 	}
 	l->cfg = *cfg;
 	l->opt = *o;

@@ -13,7 +13,7 @@
 
 struct sb_log {
 	char name[256];
-	char dir[PATH_MAX];
+	char *dir;                      /* LOG_DIR/name (heap: thousands of topics) */
 	sb_log_config cfg;
 	sb_store_options opt;
 	sb_seg_params sp;

@@ -27,8 +27,8 @@
 struct sb_segment {
 	const sb_seg_params *p;
 	uint64_t base, base_stream;   /* immutable */
-	char seg_path[PATH_MAX];
-	char idx_path[PATH_MAX];
+	char *seg_path;               /* heap, exact size: thousands of topics */
+	char *idx_path;
 	int fd;
 	uint8_t *map;                 /* map_len bytes of the file, MAP_SHARED */
 	size_t map_len;
@@ -84,13 +84,23 @@ static int seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
 	s->base = base;
 	s->fd = -1;
 	s->map = MAP_FAILED;
-	sb_seg_name(name, base, SB_SEG_SUFFIX);
-	if (snprintf(s->seg_path, sizeof(s->seg_path), "%s/%s", p->dir, name) >= (int)sizeof(s->seg_path)) {
+	size_t cap = strlen(p->dir) + 1 + sizeof(name);
+	if (cap > PATH_MAX) {
 		free(s);
 		return -ENAMETOOLONG;
 	}
+	s->seg_path = malloc(cap);
+	s->idx_path = malloc(cap);
+	if (!s->seg_path || !s->idx_path) {
+		free(s->seg_path);
+		free(s->idx_path);
+		free(s);
+		return -ENOMEM;
+	}
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	snprintf(s->seg_path, cap, "%s/%s", p->dir, name);
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
-	snprintf(s->idx_path, sizeof(s->idx_path), "%s/%s", p->dir, name);
+	snprintf(s->idx_path, cap, "%s/%s", p->dir, name);
 	*out = s;
 	return 0;
 }
@@ -103,6 +113,8 @@ static void seg_free(sb_segment *s)
 		close(s->fd);
 	sb_index_free(s->ix);
 	free(s->scratch);
+	free(s->seg_path);
+	free(s->idx_path);
 	free(s);
 }
 
