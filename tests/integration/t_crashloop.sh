@@ -6,14 +6,14 @@
 # each writer's order, nothing nobody wrote, no garbage, `streambus verify`
 # clean. First the checker's own test: a lost acknowledged line, a line no
 # writer wrote and a line appended twice must each fail it.
-#   SB_CRASHLOOP_CYCLES=N   cycles (default 20; 5 under SB_INTEGRATION_ASAN)
+#   SB_CRASHLOOP_CYCLES=N   cycles (default 20; 8 under SB_INTEGRATION_ASAN)
 #   SB_CRASHLOOP_SEED=N     the seed (default: random, printed)
 # The long campaign (docs/RELIABILITY.md) is tools/crashloop --cycles 1000.
 . "$(dirname "$0")/lib.sh"
 CL=$SB_TOP/tools/crashloop
 SEED=${SB_CRASHLOOP_SEED:-$RANDOM}
 CYCLES=${SB_CRASHLOOP_CYCLES:-20}
-[ -n "$SB_ASAN" ] && CYCLES=${SB_CRASHLOOP_CYCLES:-5}
+[ -n "$SB_ASAN" ] && CYCLES=${SB_CRASHLOOP_CYCLES:-8}
 sb_msg "t_crashloop: seed $SEED, $CYCLES cycles (SB_CRASHLOOP_SEED=$SEED reproduces the choices)"
 export SB_T=$((60 + 10 * CYCLES))
 
