@@ -673,7 +673,10 @@ static int seg_scan_to(const sb_segment *s, const sb_idx_entry *e, int by_stream
 		if (p + SB_REC_HDR > len)
 			return SB_ECORRUPT;
 		uint32_t size = sb_get32(map + p + 4), vlen = sb_get32(map + p + 28);
-		if (size < SB_REC_HDR || size > len - p)
+		/* A header whose lengths disagree (bit rot in a record skipped
+		 * over) would put every later record at a wrong stream pos. */
+		if (size < SB_REC_HDR || size > len - p ||
+		    (uint64_t)SB_REC_HDR + sb_get16(map + p + 26) + vlen != size)
 			return SB_ECORRUPT;
 		if (by_stream ? want < st + vlen : skip == 0)
 			break;
