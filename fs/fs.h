@@ -243,6 +243,9 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
  * partial line (a close would have), then free every handle. */
 void sbfs_fh_release_all(sbfs *fs);
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
+/* write() on an open file (op_write without its request; tests/fuzz drives
+ * it directly): 0 or -errno. */
+int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off);
 
 /* ---- notify.c ---- */
 int sbfs_notify_start(sbfs *fs);

@@ -328,7 +328,8 @@ static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
 		h->pcap = need;
 	}
 	if (!last) {
-		memcpy(h->part + h->plen, buf, size);
+		if (size) /* nothing written yet: h->part is NULL */
+			memcpy(h->part + h->plen, buf, size);
 		h->plen += size;
 		return 0;
 	}
@@ -386,12 +387,8 @@ int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 	return rc;
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off)
 {
-	(void)ino;
-	sbfs *fs = FS(req);
-	sbfs_fh *h = FH(fi);
 	int rc;
 	if (h->kind == K_PENDING) {
 		rc = sbfs_pending_write(fs, h->p, buf, size, off);
@@ -410,6 +407,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else {
 		rc = -EPERM;
 	}
+	return rc;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	int rc = sbfs_fh_write(FS(req), FH(fi), buf, size, off);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	fuse_reply_write(req, size);

@@ -528,7 +528,8 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 	}
 	if (at > p->len)
 		memset(p->buf + p->len, 0, at - p->len);
-	memcpy(p->buf + at, buf, size);
+	if (size) /* a write of nothing to an empty file: p->buf is NULL */
+		memcpy(p->buf + at, buf, size);
 	if (at + size > p->len)
 		p->len = at + size;
 	p->dirty = 1;
