@@ -14,8 +14,9 @@
 
 N=${SB_TOPICS:-1000}
 RACE_S=${SB_TOPICS_RACE:-3}
-# more topics, longer deadlines (mount, unmount, the mkdir loop)
-[ "$N" -gt 1000 ] && SB_SLOW=$((SB_SLOW * (N + 999) / 1000))
+# more topics, longer deadlines (the first mount of bare directories makes
+# and syncs a segment in each: 4-10 s for 1,000 on a busy 2-core machine)
+SB_SLOW=$((SB_SLOW * 2 * ((N + 999) / 1000)))
 SB=$SB_BUILD/streambus
 [ -x "$SB" ] || sb_die "no tool at $SB (build it first)"
 name() { printf 't%05d' "$1"; }
