@@ -566,7 +566,12 @@ int sb_segment_save_index(sb_segment *s)
 
 	if (s->p->read_only || !s->idx_dirty)
 		return 0;
-	rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len, sb_segment_max_ts(s));
+	/* A valid index file says its segment was synced (recovery takes it as
+	 * proof that damage there is no torn write): sync first, also when
+	 * recovery rebuilt it for records a crash left in the page cache. */
+	rc = s->p->io->fdatasync(s->p->io->ctx, s->fd);
+	if (!rc)
+		rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len, sb_segment_max_ts(s));
 	if (!rc)
 		s->idx_dirty = 0;
 	/* The index is optional (rebuilt from the segment at the next open):

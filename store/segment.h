@@ -103,9 +103,10 @@ int sb_segment_make_durable(sb_segment *s);
 int sb_segment_unsynced(const sb_segment *s);
 /* finish + make_durable. */
 int sb_segment_seal(sb_segment *s);
-/* Save the index file if it is not up to date (read-write only). No room
- * on the disk for it is not an error: it is saved by a later call, or
- * rebuilt at the next open. */
+/* Save the index file if it is not up to date (read-write only), after an
+ * fdatasync of the segment: a valid index file says the segment was synced.
+ * No room on the disk for it is not an error: it is saved by a later call,
+ * or rebuilt at the next open. */
 int sb_segment_save_index(sb_segment *s);
 
 /*

@@ -33,6 +33,7 @@
 
 #include "codec.h"
 #include "format.h"
+#include "util_faultio.h"
 #include "util_files.h"
 #include "util_store.h"
 #include "verify.h"
@@ -443,4 +444,48 @@ Test(damage, random_damage_is_refused_or_harmless_and_repairable, .timeout = 600
 	fast_io.fdatasync = no_sync;
 	for (uint64_t seed = first; seed < first + n; seed++)
 		one_case(seed);
+}
+
+/*
+ * A valid index file is the proof that its segment was synced, so one is
+ * never written before its segment's fdatasync succeeded, also when
+ * recovery rebuilds it (after a crash the records may be in the page cache
+ * only): with that fdatasync failing, no index file appears.
+ */
+Test(damage, no_index_file_before_its_segment_is_synced)
+{
+	ut_env env;
+	sb_log_config cfg;
+	sb_store *s;
+	sb_log *t;
+	char tdir[4096], name[64], p[4096];
+	char **segs;
+
+	cr_assert_eq(ut_env_init(&env, "idxsync"), 0);
+	ut_cfg(&cfg, 4096, SB_SYNC_NEVER);
+	cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+	t = ut_topic(s, "t");
+	cr_assert_not_null(t);
+	cr_assert_eq(ut_append_n(t, 200, 3, 20, 200), 0);
+	cr_assert_eq(sb_store_close(s), 0);
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	int n = uf_list_suffix(tdir, SB_SEG_SUFFIX, &segs);
+	cr_assert_gt(n, 2);
+	/* the second segment's index never made it (a crash before its sync) */
+	snprintf(name, sizeof(name), "%s", segs[1]);
+	memcpy(name + strlen(name) - 4, SB_IDX_SUFFIX, 5);
+	uf_join(p, sizeof(p), tdir, name);
+	cr_assert_eq(uf_remove(p), 0);
+
+	fio *f = fio_new(env.stash);
+	cr_assert_not_null(f);
+	cr_assert_eq(fio_fail(f, FIO_FDATASYNC, 1, EIO, FIO_STICKY, segs[1]), 0);
+	int rc = ut_open(env.store, &cfg, fio_io(f), &s);
+	if (rc == 0)
+		sb_store_close(s);
+	cr_expect(!uf_exists(p), "recovery wrote %s although its segment's fdatasync failed (open: %s)", name,
+		  sb_strerror(rc));
+	fio_free(f);
+	uf_list_free(segs, n);
+	ut_env_fini(&env);
 }
