@@ -218,6 +218,15 @@ static void log_locked(const sbfs_config *cfg)
 	free(h);
 }
 
+/* What the store reports goes to the daemon's log: what its open recovered,
+ * and damage a read met (topic, offset, segment file), which the read
+ * answers with SB_ECORRUPT (EIO). */
+static void st_report(void *arg, const char *topic, const char *msg)
+{
+	(void)arg;
+	sbfs_log("%s: %s", topic ? topic : "(store)", msg);
+}
+
 int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 {
 	store_backend *b = calloc(1, sizeof *b);
@@ -235,6 +244,7 @@ int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
 	o.lock_waiting = on_lock_wait;
 	o.lock_waiting_arg = (void *)cfg;
+	o.report = st_report;
 	int rc = sb_store_open(cfg->log_dir, &o, &b->store);
 	free(mp);
 	if (rc) {

@@ -72,12 +72,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
 		return reply_entry(req, &st, 0, 0);
 	uint64_t off;
-	if (sbfs_parse_offset(name, &off) == 0 && sbfs_attr_record(fs, te, off, &st) == 0)
+	rc = sbfs_parse_offset(name, &off) ? -ENOENT : sbfs_attr_record(fs, te, off, &st);
+	if (rc == 0)
 		/* the notifier invalidates 20-digit names only: other spellings
 		 * (orders/42) are cached briefly */
 		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0, te->gen);
-	/* no negative caching: the record may be appended any moment */
-	sbfs_reply_err(req, -ENOENT);
+	/* no negative caching: the record may be appended any moment; a
+	 * record that is there but damaged is EIO, not a missing name */
+	sbfs_reply_err(req, rc);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -25,6 +25,17 @@ size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_
 	return size;
 }
 
+void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h)
+{
+	sb_put32(dst, h->crc);
+	sb_put32(dst + 4, h->size);
+	sb_put64(dst + 8, h->offset);
+	sb_put64(dst + 16, (uint64_t)h->timestamp_ns);
+	sb_put16(dst + 24, h->flags);
+	sb_put16(dst + 26, h->key_len);
+	sb_put32(dst + 28, h->value_len);
+}
+
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 {
 	sb_rec_hdr t;

@@ -15,6 +15,28 @@
  * Start with crc = 0; feed the result back to continue. */
 uint32_t sb_crc32c(uint32_t crc, const void *p, size_t n);
 
+/*
+ * One record to copy out and check: its payload (or the part of it served)
+ * goes from src to dst, and its CRC is computed over exactly what is used:
+ * the header bytes [4, 32) as the reader decoded them (hdr), the key, the
+ * payload bytes before the served part (pre), the served bytes as they are
+ * stored in dst, and the payload bytes after it (post). So bytes served are
+ * bytes checked, even if the file changes under a mapping meanwhile.
+ */
+typedef struct sb_crc_copy {
+	const uint8_t *hdr;
+	const uint8_t *key;
+	const uint8_t *pre;
+	const uint8_t *src;
+	uint8_t *dst;
+	const uint8_t *post;
+	uint32_t key_len, pre_len, len, post_len;
+	uint32_t crc;           /* the record's CRC field */
+} sb_crc_copy;
+/* Copy and check r[0..n) in order: the index of the first record whose
+ * CRC does not hold, or n. (Records after that one may be copied too.) */
+size_t sb_crc32c_copy_check(const sb_crc_copy *r, size_t n);
+
 typedef struct sb_rec_hdr {
 	uint32_t crc;
 	uint32_t size;      /* whole record, header included */
@@ -46,6 +68,11 @@ enum {
  * itself is sane (OK, and BAD from a CRC mismatch), untouched otherwise.
  */
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h);
+
+/* The 32 header bytes of *h, as in a segment. A reader checks the CRC over
+ * the header re-encoded from what it decoded, so that the check covers
+ * exactly the values it goes by. */
+void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h);
 
 typedef struct sb_seg_hdr {
 	uint64_t base_offset;

@@ -96,17 +96,6 @@ int sb_log_drop_front(sb_log *l, size_t k)
 	return rc;
 }
 
-/* Stream position of record `off` in [start, next]; call with append_mu or
- * before the log is shared. */
-uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off)
-{
-	sb_record_info info;
-
-	if (off >= atomic_load(&l->next) || sb_log_stat(l, off, &info))
-		return atomic_load(&l->stream_end);
-	return info.stream_pos;
-}
-
 /*
  * Write the start to `meta`. On a full disk the temp file of a durable
  * publish may not fit: then rewrite the existing `meta` in place (it is one

@@ -55,7 +55,8 @@ sb_segment *sb_log_active(sb_log *l);
 int sb_log_segs_push(sb_log *l, sb_segment *s);
 /* Drop the first k segments, never the last, and fsync the directory. [append] */
 int sb_log_drop_front(sb_log *l, size_t k);
-/* Stream position of record `off` in [start, next] (the end for next). */
+/* Stream position of record `off` in [start, next] (the end for next); call
+ * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);

@@ -48,6 +48,7 @@ struct sb_segment {
 				       * end of the file, 0 if none; left for the log */
 	int zeros;                    /* only zeros past len (preallocated space?) */
 	int idx_valid;                /* a valid index file was found at open */
+	_Atomic uint64_t damage_seen; /* the last damage a read reported (pos << 1 | 1) */
 	uint64_t file_size;           /* at open */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
@@ -648,19 +649,32 @@ int sb_segment_remove(sb_segment *s)
 	return rc ? rc : rc2;
 }
 
+void sb_segment_report_damage(sb_segment *s, uint64_t offset, uint64_t pos, const char *what)
+{
+	uint64_t key = (pos << 1) | 1; /* never 0, the value of "none yet" */
+
+	/* The same damage met again (a reader retrying) is not reported again. */
+	if (atomic_exchange_explicit(&s->damage_seen, key, memory_order_relaxed) == key)
+		return;
+	report(s->p, "damaged record at offset %llu in %s (byte %llu): %s; reads of it fail",
+	       (unsigned long long)offset, strrchr(s->seg_path, '/') + 1, (unsigned long long)pos, what);
+}
+
 /*
  * The forward scan: from index entry e, step over records by their size
- * field alone (offsets are dense, so the target is `skip` records on), then
- * decode the one found. by_stream: step until the record whose payload holds
- * stream byte `want` instead.
+ * fields, up to record `want` (by_stream: up to the record whose payload
+ * holds stream byte `want`). Every record stepped over must be framed
+ * sanely (size = header + key + value, inside the segment), or the stream
+ * positions counted would be wrong. The target's header is decoded only
+ * with `decode` (and must then be sane and carry the offset counted).
  */
-static int seg_scan_to(const sb_segment *s, const sb_idx_entry *e, int by_stream, uint64_t want,
+static int seg_scan_to(sb_segment *s, const sb_idx_entry *e, int by_stream, uint64_t want, int decode,
 		       uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
 {
 	uint64_t len = sb_segment_len(s), p = e->pos, st = s->base_stream + e->rel_stream;
-	uint64_t skip = by_stream ? UINT64_MAX : want - (s->base + e->rel_offset);
+	uint64_t off = s->base + e->rel_offset;
 	const uint8_t *map = s->map;
-	sb_rec_hdr t;
+	sb_rec_hdr t = {0};
 
 	/* The chain of size fields is a chain of dependent loads: fetch the
 	 * lines it will walk all at once (an estimate from the average record
@@ -668,50 +682,74 @@ static int seg_scan_to(const sb_segment *s, const sb_idx_entry *e, int by_stream
 	uint64_t ahead = s->p->index_interval;
 	uint64_t nrec = atomic_load_explicit(&s->next, memory_order_relaxed) - s->base;
 	if (!by_stream && nrec)
-		ahead = skip * ((len - SB_SEG_HDR) / nrec) + 2 * SB_REC_HDR;
+		ahead = (want - off) * ((len - SB_SEG_HDR) / nrec) + 2 * SB_REC_HDR;
 	if (ahead > len - p)
 		ahead = len - p;
 	for (uint64_t a = 0; a < ahead; a += 64)
 		__builtin_prefetch(map + p + a);
 
 	for (;;) {
-		if (p + SB_REC_HDR > len)
+		if (!by_stream && off == want)
+			break;
+		if (p + SB_REC_HDR > len) {
+			sb_segment_report_damage(s, off, p, "the records end early");
 			return SB_ECORRUPT;
-		uint32_t size = sb_get32(map + p + 4), vlen = sb_get32(map + p + 28);
-		/* A header whose lengths disagree (bit rot in a record skipped
-		 * over) would put every later record at a wrong stream pos. */
-		if (size < SB_REC_HDR || size > len - p ||
-		    (uint64_t)SB_REC_HDR + sb_get16(map + p + 26) + vlen != size)
+		}
+		uint32_t size = sb_get32(map + p + 4), klen = sb_get16(map + p + 26), vlen = sb_get32(map + p + 28);
+		if (size != (uint64_t)SB_REC_HDR + klen + vlen || size > len - p) {
+			sb_segment_report_damage(s, off, p, "bad record header");
 			return SB_ECORRUPT;
-		if (by_stream ? want < st + vlen : skip == 0)
+		}
+		if (by_stream && want < st + vlen)
 			break;
 		p += size;
 		st += vlen;
-		skip--;
+		off++;
 	}
-	if (sb_rec_decode(map + p, len - p, 0, &t) != SB_REC_OK || (!by_stream && t.offset != want))
+	if (decode && (sb_rec_decode(map + p, len - p, 0, &t) != SB_REC_OK || t.offset != off)) {
+		sb_segment_report_damage(s, off, p, "bad record header");
 		return SB_ECORRUPT;
+	}
+	if (!decode)
+		t.offset = off;
 	*pos = p;
 	*stream = st;
 	*h = t;
 	return 0;
 }
 
-int sb_segment_locate(const sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
+int sb_segment_locate(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
 {
 	sb_idx_entry e;
 
-	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
+	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e)) {
+		sb_segment_report_damage(s, offset, 0, "no index entry leads to it");
 		return SB_ECORRUPT;
-	return seg_scan_to(s, &e, 0, offset, pos, stream, h);
+	}
+	return seg_scan_to(s, &e, 0, offset, 1, pos, stream, h);
 }
 
-int sb_segment_locate_stream(const sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
+int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
 			     sb_rec_hdr *h)
 {
 	sb_idx_entry e;
 
-	if (sb_index_lookup(s->ix, (uint32_t)(spos - s->base_stream), 1, &e))
+	if (spos < s->base_stream || sb_index_lookup(s->ix, (uint32_t)(spos - s->base_stream), 1, &e)) {
+		sb_segment_report_damage(s, s->base, 0, "no index entry leads to the stream position");
 		return SB_ECORRUPT;
-	return seg_scan_to(s, &e, 1, spos, pos, stream, h);
+	}
+	return seg_scan_to(s, &e, 1, spos, 1, pos, stream, h);
+}
+
+int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower)
+{
+	sb_idx_entry e;
+	sb_rec_hdr h;
+	uint64_t pos;
+
+	*lower = s->base_stream;
+	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
+		return SB_ECORRUPT;
+	*lower = s->base_stream + e.rel_stream;
+	return seg_scan_to(s, &e, 0, offset, 0, &pos, stream, &h);
 }

@@ -111,14 +111,27 @@ int sb_segment_save_index(sb_segment *s);
 
 /*
  * Find record `offset` (base <= offset < next): its file position, the
- * stream position of its payload, and its header (CRC not checked).
- * SB_ECORRUPT if the records do not lead there.
+ * stream position of its payload, and its header (sane and carrying that
+ * offset; its CRC is the caller's to check). SB_ECORRUPT (reported) if the
+ * records do not lead there.
  */
-int sb_segment_locate(const sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream,
-		      sb_rec_hdr *h);
+int sb_segment_locate(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h);
 /* Find the record whose payload holds stream byte spos (base_stream <= spos
  * < stream_end), as above. */
-int sb_segment_locate_stream(const sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
+int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
 			     sb_rec_hdr *h);
+/*
+ * The stream position of record `offset`'s payload, from the records before
+ * it alone (its own header may be damaged). On SB_ECORRUPT (a record before
+ * it is damaged) *stream is untouched and *lower is still set, to the
+ * position of the nearest index entry before it.
+ */
+int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower);
+/*
+ * Report (through the log's report callback) damage a read met: the
+ * record's offset, the segment file and the byte position. A repeat of the
+ * last report of this segment is not reported again.
+ */
+void sb_segment_report_damage(sb_segment *s, uint64_t offset, uint64_t pos, const char *what);
 
 #endif
