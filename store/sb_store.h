@@ -61,7 +61,9 @@ const char *sb_sync_name(enum sb_sync s);
 typedef struct sb_store sb_store;
 typedef struct sb_log sb_log;
 
-/* What the store found and changed while opening (recovery); for tools. */
+/* What the store found and changed while opening (recovery), and damage a
+ * read met (the record's offset and segment file). Called from any thread
+ * that reads, so it must be thread-safe. */
 typedef void (*sb_report_fn)(void *arg, const char *topic, const char *msg);
 
 /*
@@ -227,12 +229,20 @@ uint64_t sb_log_stream_start(const sb_log *l); /* stream pos of record `start` *
 uint64_t sb_log_stream_end(const sb_log *l);   /* stream bytes ever appended */
 int64_t sb_log_mtime_ns(const sb_log *l);      /* last append (or open) time */
 
+/*
+ * Reads never return a damaged byte: every record whose bytes (or header
+ * values) a call returns has its CRC checked whole in that call, whatever
+ * part of it is read, so damage made to a segment file while it is open is
+ * caught too. A record that fails, or a damaged header met on the way to
+ * it, gives SB_ECORRUPT (reported through the report callback: topic,
+ * offset, segment file), never -ENOENT, inside [start, next).
+ */
 /* Header of the record at `offset`: -ENOENT outside [start, next). */
 int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info);
 /*
  * Copy up to len payload bytes of record `offset`, from byte `from` of its
- * payload, into buf; *nread gets the count (0 at or past its end). The
- * record's CRC is checked (SB_ECORRUPT). info may be NULL.
+ * payload, into buf; *nread gets the count (0 at or past its end). info may
+ * be NULL.
  */
 int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len,
 		size_t *nread, sb_record_info *info);
@@ -241,10 +251,13 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 /*
  * Copy up to len bytes of the stream (the payloads in offset order) from
  * absolute stream position pos. -ENOENT if pos < sb_log_stream_start();
- * *nread = 0 at the end.
+ * *nread = 0 at the end. A damaged record after some good bytes makes a
+ * short read (those bytes); the read that starts at it fails with
+ * SB_ECORRUPT. *nread < len before the end is never the end.
  */
 int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread);
-/* The offset of the record holding stream byte pos (-ENOENT outside). */
+/* The offset of the record holding stream byte pos (-ENOENT outside); the
+ * records' framing is checked on the way, not that record's CRC. */
 int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
 
 /* Make offsets below `offset` unreadable (persisted); drops whole segments.
