@@ -150,7 +150,15 @@ cat "$SB_TMP/mib" "$SB_TMP/mibline" >>"$E"
 case_ "a reader never sees a partial record"
 mkdir "$M/big"
 # a writer appends 200 KB lines, readers cat .log and stat it meanwhile
-tsh 'for i in $(seq 1 60); do python3 -c "import sys; sys.stdout.write(\"%06d\" % $i + \"b\" * 204793 + \"\\n\")"; done >> "$1"' "$M/big/.log" &
+# (one python process, one write() per line: 60 interpreter starts took
+# longer than the deadline on a loaded machine)
+t python3 -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+for i in range(1, 61):
+    line = b"%06d" % i + b"b" * 204793 + b"\n"
+    assert os.write(fd, line) == len(line)
+    time.sleep(0.05)
+os.close(fd)' "$M/big/.log" &
 wpid=$!
 bad=0 reads=0
 while kill -0 "$wpid" 2>/dev/null; do
