@@ -13,7 +13,7 @@
  * fields equal); up to the first record that cannot be read, stream
  * positions are consecutive; when every record reads, the stream read back
  * is the payloads in offset order;
- * a store opened with `repair` (read-write) over segments without an index
+ * a topic opened (not refused) with `repair` (read-write) over segments without an index
  * file, or with `full_check` too, passes sb_verify_topic after its close; with or without one, it
  * reopens without `repair` with the same offsets.
  */
@@ -113,8 +113,10 @@ static int quiet_config(void *arg, const char *topic, sb_log_config *cfg)
 	return 0;
 }
 
-/* Read every offset and the stream of topic t; check them against o. */
-static void read_all(sb_store *s, const oracle *o, uint64_t *next_out)
+/* Read every offset and the stream of topic t; check them against o.
+ * 0, or -1 when the store refused the topic (damage it must not cut, an
+ * unknown format version): then there is nothing to read. */
+static int read_all(sb_store *s, const oracle *o, uint64_t *next_out)
 {
 	static uint8_t buf[1 << 16], key[1 << 16];
 	sb_log *l;
@@ -124,7 +126,7 @@ static void read_all(sb_store *s, const oracle *o, uint64_t *next_out)
 	uint64_t total = 0;
 
 	if (sb_store_get(s, "t", &l))
-		return;
+		return -1;
 	uint64_t start = sb_log_start(l), next = sb_log_next(l);
 	*next_out = next;
 	FZ_CHECK(start <= next, "start %llu > next %llu", (unsigned long long)start,
@@ -166,14 +168,14 @@ static void read_all(sb_store *s, const oracle *o, uint64_t *next_out)
 	/* the stream: the payloads in order, when every record read */
 	uint64_t ss = sb_log_stream_start(l), se = sb_log_stream_end(l);
 	if (!all_ok || next - start > MAX_READS || se - ss > (1u << 20))
-		return;
+		return 0;
 	FZ_CHECK(se - ss == total, "stream holds %llu bytes, records %llu",
 		 (unsigned long long)(se - ss), (unsigned long long)total);
 	uint64_t pos = ss, off = start, from = 0;
 	while (pos < se) {
 		int rc = sb_log_read_stream(l, pos, buf, 4096, &n);
 		if (rc)
-			return;
+			return 0;
 		FZ_CHECK(n > 0, "stream read of 0 bytes before its end");
 		/* compare with the records' payloads from (off, from) */
 		for (size_t i = 0; i < n;) {
@@ -193,6 +195,7 @@ static void read_all(sb_store *s, const oracle *o, uint64_t *next_out)
 		}
 		pos += n;
 	}
+	return 0;
 }
 
 static void print_problem(void *arg, const sb_verify_problem *p)
@@ -217,9 +220,9 @@ static void open_and_read(const char *dir, const char *topic, const oracle *o, i
 	opt.full_check = !!(mode & M_FULL);
 	if (sb_store_open(dir, &opt, &s))
 		return;
-	read_all(s, o, &next);
+	int opened = read_all(s, o, &next) == 0;
 	sb_store_close(s);
-	if (!opt.repair || opt.read_only)
+	if (!opt.repair || opt.read_only || !opened)
 		return;
 	/* repaired: clean on disk when the open checked every record (no
 	 * index file, or full_check: a sealed segment with a good index is
@@ -231,7 +234,7 @@ static void open_and_read(const char *dir, const char *topic, const oracle *o, i
 		 (unsigned long long)sb_verify_damage(&res));
 	opt.repair = 0;
 	FZ_CHECK(sb_store_open(dir, &opt, &s) == 0, "a repaired store does not reopen");
-	read_all(s, o, &next2);
+	FZ_CHECK(read_all(s, o, &next2) == 0, "a repaired topic is refused on reopen");
 	FZ_CHECK(next == next2, "next %llu after repair, %llu on reopen", (unsigned long long)next,
 		 (unsigned long long)next2);
 	sb_store_close(s);
