@@ -6,7 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/stat.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,8 +20,35 @@ int sb_fsync_dir(const sb_io *io, const char *dir)
 	if (fd < 0)
 		return fd;
 	rc = io->fdatasync(io->ctx, fd);
-	close(fd);
+	io->close(io->ctx, fd);
 	return rc;
+}
+
+int sb_fsync_parent(const sb_io *io, const char *path)
+{
+	char parent[PATH_MAX];
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= sizeof(parent))
+		return -ENAMETOOLONG;
+	if (n == 0)
+		strcpy(parent, ".");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)n, path);
+	return sb_fsync_dir(io, parent);
+}
+
+int sb_pwrite_full(const sb_io *io, int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t w = io->pwrite(io->ctx, fd, buf, n, off);
+
+	return w < 0 ? (int)w : (size_t)w != n ? -ENOSPC : 0;
 }
 
 int sb_publish_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len)
@@ -35,9 +62,10 @@ int sb_publish_file(const sb_io *io, const char *dir, const char *name, const vo
 	fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return fd;
-	ssize_t w = io->pwrite(io->ctx, fd, buf, len, 0);
-	rc = w < 0 ? (int)w : (size_t)w != len ? -ENOSPC : io->fdatasync(io->ctx, fd);
-	close(fd);
+	rc = sb_pwrite_full(io, fd, buf, len, 0);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, fd);
+	io->close(io->ctx, fd);
 	if (!rc)
 		rc = io->rename(io->ctx, tmp, path);
 	if (rc) {
@@ -57,9 +85,10 @@ int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const 
 	fd = io->open(io->ctx, path, O_WRONLY, 0);
 	if (fd < 0)
 		return fd;
-	ssize_t w = io->pwrite(io->ctx, fd, buf, len, 0);
-	rc = w < 0 ? (int)w : (size_t)w != len ? -ENOSPC : io->fdatasync(io->ctx, fd);
-	close(fd);
+	rc = sb_pwrite_full(io, fd, buf, len, 0);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, fd);
+	io->close(io->ctx, fd);
 	return rc;
 }
 
@@ -68,23 +97,25 @@ int sb_no_space(int rc)
 	return rc == -ENOSPC || rc == -EDQUOT;
 }
 
-int sb_read_small(const char *dir, const char *name, void *buf, size_t len)
+int sb_read_small(const sb_io *io, const char *dir, const char *name, void *buf, size_t len)
 {
 	char path[PATH_MAX];
+	uint8_t extra[1];
 	int fd, rc = 0;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+	if (sb_path(path, dir, name))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = io->open(io->ctx, path, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
-	struct stat st;
-	ssize_t r = fstat(fd, &st) < 0 ? -1 : pread(fd, buf, len, 0);
+		return fd;
+	ssize_t r = io->pread(io->ctx, fd, buf, len, 0);
 	if (r < 0)
-		rc = -errno;
-	else if ((size_t)r != len || (uint64_t)st.st_size != len)
+		rc = (int)r;
+	else if ((size_t)r != len)
 		rc = -EIO;
-	close(fd);
+	else if ((r = io->pread(io->ctx, fd, extra, 1, (off_t)len)) != 0) /* longer */
+		rc = r < 0 ? (int)r : -EIO;
+	io->close(io->ctx, fd);
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "index.h"
+#include "fsutil.h"
 #include "sb_io.h"
 
 struct sb_index {
@@ -122,22 +123,22 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
 	return 0;
 }
 
-int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
-		  int64_t *max_ts)
+int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap,
+		  sb_index **out, int64_t *max_ts)
 {
 	uint8_t hdr[SB_IDX_HDR];
 	sb_idx_hdr h;
 	sb_index *ix = NULL;
 	struct stat st;
-	int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc, fd = io->open(io->ctx, path, O_RDONLY, 0);
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out_close_fd;
 	}
-	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+	if (io->pread(io->ctx, fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
 		rc = SB_ECORRUPT;
 		goto out_close_fd;
 	}
@@ -153,7 +154,7 @@ int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap,
 	if (rc)
 		goto out_close_fd;
 	size_t bytes = (size_t)h.count * SB_IDX_ENTRY;
-	if (bytes && pread(fd, ix->e, bytes, SB_IDX_HDR) != (ssize_t)bytes) {
+	if (bytes && io->pread(io->ctx, fd, ix->e, bytes, SB_IDX_HDR) != (ssize_t)bytes) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
@@ -179,12 +180,12 @@ int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap,
 	atomic_store_explicit(&ix->n, h.count, memory_order_release);
 	*out = ix;
 	*max_ts = h.max_ts;
-	close(fd);
+	io->close(io->ctx, fd);
 	return 0;
 out_free:
 	sb_index_free(ix);
 out_close_fd:
-	close(fd);
+	io->close(io->ctx, fd);
 	return rc;
 }
 
@@ -207,17 +208,12 @@ int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_
 	fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return fd;
-	ssize_t w = io->pwrite(io->ctx, fd, hdr, sizeof(hdr), 0);
-	/* A short write to a regular file: the disk is full. */
-	if (w >= 0 && (size_t)w != sizeof(hdr))
-		w = -ENOSPC;
-	if (w >= 0 && bytes) {
-		w = io->pwrite(io->ctx, fd, ix->e, bytes, SB_IDX_HDR);
-		if (w >= 0 && (size_t)w != bytes)
-			w = -ENOSPC;
-	}
-	rc = w < 0 ? (int)w : io->fdatasync(io->ctx, fd);
-	close(fd);
+	rc = sb_pwrite_full(io, fd, hdr, sizeof(hdr), 0);
+	if (!rc && bytes)
+		rc = sb_pwrite_full(io, fd, ix->e, bytes, SB_IDX_HDR);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, fd);
+	io->close(io->ctx, fd);
 	if (!rc)
 		rc = io->rename(io->ctx, tmp, path);
 	if (rc)

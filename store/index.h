@@ -43,7 +43,7 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
  * capacity max(cap, its count); *max_ts the segment's largest timestamp.
  * Out-parameters untouched on failure.
  */
-int sb_index_load(const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
+int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
 		  int64_t *max_ts);
 /* Durably write the index as `path` (temp file, fdatasync, rename); the
  * caller fsyncs the directory. */

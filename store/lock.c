@@ -244,12 +244,13 @@ int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd)
 
 	if (rc)
 		return rc;
-	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	const sb_io *io = opt->io ? opt->io : sb_io_default();
+	int lfd = io->open(io->ctx, p, O_RDWR | O_CREAT, 0644);
 	if (lfd < 0)
-		return -errno;
+		return lfd;
 	rc = wait_flock(lfd, dir, opt);
 	if (rc) {
-		close(lfd);
+		io->close(io->ctx, lfd);
 		return rc;
 	}
 	write_note(lfd, dir, opt->mountpoint);

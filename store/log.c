@@ -169,8 +169,9 @@ static int create_dir(sb_log *l, const char *parent)
 	sb_segment *s;
 	int rc;
 
-	if (mkdir(l->dir, 0755) < 0)
-		return -errno;
+	rc = l->io->mkdir(l->io->ctx, l->dir, 0755);
+	if (rc)
+		return rc;
 	rc = sb_segment_create(&l->sp, 0, 0, &s);
 	if (rc)
 		goto out_rmdir;
@@ -186,7 +187,7 @@ static int create_dir(sb_log *l, const char *parent)
 out_remove:
 	sb_segment_remove(s);
 out_rmdir:
-	rmdir(l->dir);
+	l->io->rmdir(l->io->ctx, l->dir);
 	return rc;
 }
 
@@ -320,8 +321,7 @@ int sb_log_remove(sb_log *l)
 		if (sb_path(path, l->dir, extra[i]) == 0)
 			l->io->unlink(l->io->ctx, path);
 	}
-	if (rmdir(l->dir) < 0)
-		rc = -errno;
+	rc = l->io->rmdir(l->io->ctx, l->dir);
 out_unlock:
 	pthread_mutex_unlock(&l->append_mu);
 	return rc;

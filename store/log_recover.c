@@ -140,7 +140,7 @@ static int index_file_valid(sb_log *l, uint64_t base)
 	if (sb_path(sp, l->dir, name) || stat(sp, &st) || st.st_size > UINT32_MAX)
 		return 0;
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
-	if (sb_path(ip, l->dir, name) || sb_index_load(ip, base, (uint32_t)st.st_size, 1, &ix, &max_ts))
+	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, 1, &ix, &max_ts))
 		return 0;
 	sb_index_free(ix);
 	return 1;
@@ -208,7 +208,7 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 static int read_meta(sb_log *l, uint64_t *start)
 {
 	uint8_t buf[SB_META_SIZE];
-	int rc = sb_read_small(l->dir, SB_META_NAME, buf, SB_META_SIZE);
+	int rc = sb_read_small(l->io, l->dir, SB_META_NAME, buf, SB_META_SIZE);
 
 	if (rc == -EIO || (rc == 0 && sb_meta_decode(buf, start)))
 		return SB_ECORRUPT;
@@ -223,7 +223,7 @@ static int read_clean(sb_log *l, const recovery *r, int *have)
 	char path[PATH_MAX], name[32];
 	struct stat st;
 
-	*have = sb_read_small(l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) != -ENOENT;
+	*have = sb_read_small(l->io, l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) != -ENOENT;
 	if (!*have || sb_clean_decode(buf, &clean) || !r->n || clean.last_base != r->bases[r->n - 1])
 		return 0;
 	sb_seg_name(name, r->bases[r->n - 1], SB_SEG_SUFFIX);

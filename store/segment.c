@@ -111,7 +111,7 @@ static void seg_free(sb_segment *s)
 	if (s->map != MAP_FAILED)
 		munmap(s->map, s->map_len);
 	if (s->fd >= 0)
-		close(s->fd);
+		s->p->io->close(s->p->io->ctx, s->fd);
 	sb_index_free(s->ix);
 	free(s->scratch);
 	free(s->seg_path);
@@ -158,11 +158,9 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 		goto out_free;
 	}
 	sb_seg_hdr_encode(hdr, &h);
-	ssize_t w = io->pwrite(io->ctx, s->fd, hdr, sizeof(hdr), 0);
-	if (w < 0 || (size_t)w != sizeof(hdr)) {
-		rc = w < 0 ? (int)w : -ENOSPC;
+	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	if (rc)
 		goto out_unlink;
-	}
 	rc = io->fdatasync(io->ctx, s->fd);
 	if (rc)
 		goto out_unlink;
@@ -334,7 +332,7 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 	int r = -1, rc;
 
 	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
-	    sb_index_load(s->idx_path, s->base, (uint32_t)size, index_cap(p), &old, &loaded_max) == 0) {
+	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, index_cap(p), &old, &loaded_max) == 0) {
 		s->idx_valid = 1;
 		if (!(flags & SB_SEG_CHECK_ALL)) {
 			s->ix = old;
@@ -398,16 +396,16 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 	rc = seg_alloc(p, base, &s);
 	if (rc)
 		return rc;
-	s->fd = p->read_only ? open(s->seg_path, O_RDONLY | O_CLOEXEC) : io->open(io->ctx, s->seg_path, O_RDWR, 0);
+	s->fd = io->open(io->ctx, s->seg_path, p->read_only ? O_RDONLY : O_RDWR, 0);
 	if (s->fd < 0) {
-		rc = p->read_only ? -errno : s->fd;
+		rc = s->fd;
 		goto out_free;
 	}
 	if (fstat(s->fd, &st) < 0) {
 		rc = -errno;
 		goto out_free;
 	}
-	if (st.st_size < (off_t)SB_SEG_HDR || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+	if (st.st_size < (off_t)SB_SEG_HDR || io->pread(io->ctx, s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
@@ -525,10 +523,9 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 	for (size_t i = 0, at = 0; i < n; i++)
 		at += sb_rec_encode(dst + at, off + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, &r[i]);
 	if (!s->writable) {
-		ssize_t w = io->pwrite(io->ctx, s->fd, dst, bytes, (off_t)len);
-		if (w < 0 || (size_t)w != bytes) {
-			rc = w < 0 ? (int)w : -ENOSPC;
-			if (w != 0 && io->ftruncate(io->ctx, s->fd, (off_t)len))
+		rc = sb_pwrite_full(io, s->fd, dst, bytes, (off_t)len);
+		if (rc) { /* take back whatever part of it was written */
+			if (io->ftruncate(io->ctx, s->fd, (off_t)len))
 				rc = -EIO; /* cannot take the partial record back */
 			return rc;
 		}

@@ -297,7 +297,7 @@ static int store_free(sb_store *s)
 	free(s->topics);
 	free(s->dead);
 	if (s->lock_fd >= 0)
-		close(s->lock_fd);
+		s->opt.io->close(s->opt.io->ctx, s->lock_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);
@@ -331,10 +331,16 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 	if (rc)
 		goto out_free;
 	if (!s->opt.read_only) {
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			rc = -errno;
+		/* LOG_DIR's own name must be durable before anything in it is
+		 * acknowledged: fsync its parent, also when it exists (a process
+		 * crash may have left its creation unsynced; best effort then). */
+		rc = s->opt.io->mkdir(s->opt.io->ctx, dir, 0755);
+		if (rc && rc != -EEXIST)
 			goto out_free;
-		}
+		int made = rc == 0;
+		rc = sb_fsync_parent(s->opt.io, dir);
+		if (rc && made)
+			goto out_free;
 		if ((rc = sb_lock_take(s->dir, &s->opt, &s->lock_fd)))
 			goto out_free;
 	} else {

@@ -532,6 +532,64 @@ out:
 	return rc;
 }
 
+static ssize_t f_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
+{
+	fio *f = ctx;
+	ssize_t r;
+
+	pthread_mutex_lock(&f->mu);
+	r = check(f, FIO_PREAD, NULL, fd);
+	pthread_mutex_unlock(&f->mu);
+	if (r)
+		return r;
+	r = pread(fd, buf, n, off); /* outside the lock: reads change nothing */
+	return r < 0 ? -errno : r;
+}
+
+static int f_mkdir(void *ctx, const char *path, mode_t mode)
+{
+	fio *f = ctx;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	rc = check(f, FIO_MKDIR, path, -1);
+	if (!rc && mkdir(path, mode) < 0)
+		rc = -errno;
+	if (!rc)
+		ns_add(f, NS_MKDIR, path, NULL);
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+static int f_rmdir(void *ctx, const char *path)
+{
+	fio *f = ctx;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	rc = check(f, FIO_RMDIR, path, -1);
+	if (!rc && rmdir(path) < 0)
+		rc = -errno;
+	if (!rc)
+		ns_add(f, NS_RMDIR, path, NULL);
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+/* A failed close still closes (as close(2) on Linux). */
+static int f_close(void *ctx, int fd)
+{
+	fio *f = ctx;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	rc = check(f, FIO_CLOSE, NULL, fd);
+	pthread_mutex_unlock(&f->mu);
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	return rc;
+}
+
 /* ---- control ------------------------------------------------------------ */
 
 fio *fio_new(const char *stash_dir)
@@ -545,7 +603,8 @@ fio *fio_new(const char *stash_dir)
 	f->stash_dir = stash_dir ? strdup(stash_dir) : NULL;
 	f->io = (sb_io){.ctx = f, .open = f_open, .pwrite = f_pwrite, .fdatasync = f_fdatasync,
 			.ftruncate = f_ftruncate, .fallocate = f_fallocate, .rename = f_rename,
-			.unlink = f_unlink, .mmap_writes = 0};
+			.unlink = f_unlink, .pread = f_pread, .mkdir = f_mkdir, .rmdir = f_rmdir,
+			.close = f_close, .mmap_writes = 0};
 	return f;
 }
 

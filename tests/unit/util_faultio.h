@@ -8,8 +8,11 @@
  *
  * Crashes: every pwrite/ftruncate/fallocate (and O_TRUNC open) not covered
  * by a successful fdatasync of its file is recorded with what it overwrote,
- * and every create/rename/unlink not yet covered by an fdatasync of its
- * directory is recorded with a way back. An fdatasync covers only what was
+ * and every create/rename/unlink/mkdir/rmdir not yet covered by an fdatasync
+ * of its parent directory is recorded with a way back (an undone mkdir takes
+ * everything made inside the directory with it; an undone rmdir brings the
+ * empty directory back). pread and close change nothing: they can only be
+ * made to fail (a failed close still closes). An fdatasync covers only what was
  * done before it began: what other threads do while it runs (during its
  * delay, see fio_set_sync) stays unsynced. fio_crash_at() freezes the table at the Nth
  * call of a kind (that call and every later one fail with -EIO and change
@@ -42,6 +45,10 @@ typedef enum fio_kind {
 	FIO_FALLOCATE,
 	FIO_RENAME,
 	FIO_UNLINK,
+	FIO_PREAD,
+	FIO_MKDIR,
+	FIO_RMDIR,
+	FIO_CLOSE,
 	FIO_NKINDS
 } fio_kind;
 
@@ -119,9 +126,23 @@ typedef struct fio_crash_stats {
  * garbled, and a random suffix of the unsynced namespace operations is
  * undone, as chosen by `seed`. mode FIO_CRASH_RANDOM does that; KEEP_ALL
  * keeps everything (a process crash), DROP_ALL drops every unsynced data op
- * and undoes every unsynced namespace op. st may be NULL. 0 or -errno.
+ * and undoes every unsynced namespace op. The others choose per file, with
+ * a random suffix of namespace ops undone as in RANDOM: GARBAGE replaces
+ * every unsynced write (snapshot mode: every changed block) by garbage of
+ * the same length; REORDER keeps a random subset, the newest op always and
+ * the oldest never when there are two or more (later writes reached the
+ * disk, earlier ones did not); PREFIX keeps the ops up to a random point, in
+ * order, and drops the rest. st may be NULL. 0 or -errno.
  */
-enum { FIO_CRASH_RANDOM = 0, FIO_CRASH_KEEP_ALL = 1, FIO_CRASH_DROP_ALL = 2 };
+enum {
+	FIO_CRASH_RANDOM = 0,
+	FIO_CRASH_KEEP_ALL = 1,
+	FIO_CRASH_DROP_ALL = 2,
+	FIO_CRASH_GARBAGE = 3,
+	FIO_CRASH_REORDER = 4,
+	FIO_CRASH_PREFIX = 5,
+	FIO_CRASH_NMODES
+};
 int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st);
 
 /* Number of unsynced data ops / namespace ops recorded right now. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util_faultio.h"
+#include "util_files.h"
 #include "util_faultio_impl.h"
 
 static uint64_t rng_next(uint64_t *s)
@@ -18,6 +19,31 @@ static uint64_t rng_next(uint64_t *s)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
+}
+
+/*
+ * What becomes of unsynced op (or changed block) j of n of one file, oldest
+ * first: 0 kept, 1 dropped, 2 garbled (only when can_garble). cut: the
+ * file's random point for PREFIX.
+ */
+static unsigned choose(int mode, uint64_t *rng, size_t j, size_t n, size_t cut, int can_garble)
+{
+	switch (mode) {
+	case FIO_CRASH_KEEP_ALL:
+		return 0;
+	case FIO_CRASH_DROP_ALL:
+		return 1;
+	case FIO_CRASH_GARBAGE:
+		return can_garble ? 2 : 0;
+	case FIO_CRASH_REORDER:
+		if (n >= 2 && (j == 0 || j == n - 1))
+			return j == 0 ? 1 : 0;
+		return (unsigned)(rng_next(rng) & 1);
+	case FIO_CRASH_PREFIX:
+		return j < cut ? 0 : 1;
+	default:
+		return (unsigned)(rng_next(rng) % (can_garble ? 3 : 2));
+	}
 }
 
 static off_t cur_size(int fd)
@@ -53,15 +79,15 @@ static void undo_data(struct ffile *ff, const struct dop *d)
 	}
 }
 
-static void garble(struct ffile *ff, const struct dop *d, uint64_t *rng)
+static void garble(struct ffile *ff, const struct dop *d, int whole, uint64_t *rng)
 {
 	uint8_t buf[4096];
 	size_t s, e;
 
 	if (!d->n)
 		return;
-	s = (size_t)(rng_next(rng) % d->n);
-	e = s + 1 + (size_t)(rng_next(rng) % (d->n - s));
+	s = whole ? 0 : (size_t)(rng_next(rng) % d->n);
+	e = whole ? d->n : s + 1 + (size_t)(rng_next(rng) % (d->n - s));
 	for (size_t p = s; p < e; p += sizeof(buf)) {
 		size_t k = e - p < sizeof(buf) ? e - p : sizeof(buf);
 		for (size_t i = 0; i < k; i++)
@@ -88,13 +114,18 @@ static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stat
 		return;
 	}
 	memcpy(out, cur, cur_len);
+	size_t nchanged = 0, j = 0;
+	for (size_t b = 0; b < len; b += BLK) {
+		size_t e = b + BLK < len ? b + BLK : len;
+		nchanged += !(e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b));
+	}
+	size_t cut = (size_t)(rng_next(rng) % (nchanged + 1));
 	for (size_t b = 0; b < len; b += BLK) {
 		size_t e = b + BLK < len ? b + BLK : len;
 		int same = e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b);
 		if (same)
 			continue;
-		unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1
-			: (unsigned)(rng_next(rng) % 3);
+		unsigned c = choose(mode, rng, j++, nchanged, cut, 1);
 		if (c == 0) {
 			s->kept++;
 			continue;
@@ -105,15 +136,17 @@ static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stat
 				out[i] = i < snap_len ? ff->snap[i] : 0;
 		} else {
 			s->garbled++;
-			size_t gs = b + (size_t)(rng_next(rng) % (e - b));
-			size_t ge = gs + 1 + (size_t)(rng_next(rng) % (e - gs));
+			int whole = mode == FIO_CRASH_GARBAGE;
+			size_t gs = whole ? b : b + (size_t)(rng_next(rng) % (e - b));
+			size_t ge = whole ? e : gs + 1 + (size_t)(rng_next(rng) % (e - gs));
 			/* powersafe overwrite: bytes the crash did not rewrite stay */
 			for (size_t i = gs; i < ge; i++)
 				if (i >= snap_len || i >= cur_len || cur[i] != ff->snap[i])
 					out[i] = (uint8_t)rng_next(rng);
 		}
 	}
-	size_t final = mode == FIO_CRASH_KEEP_ALL ? cur_len : mode == FIO_CRASH_DROP_ALL ? snap_len
+	size_t final = mode == FIO_CRASH_KEEP_ALL || mode == FIO_CRASH_GARBAGE ? cur_len
+		: mode == FIO_CRASH_DROP_ALL ? snap_len
 		: (rng_next(rng) & 1) ? cur_len : snap_len;
 	if (ftruncate(ff->fd, (off_t)final) == 0 && final)
 		(void)!pwrite(ff->fd, out, final, 0);
@@ -138,8 +171,10 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 		ssize_t k = readlink(p, name, sizeof(name) - 1);
 		name[k < 0 ? 0 : k] = 0;
 		size_t nl = strlen(name);
+		/* LOG_DIR/.lock's holder note is advisory, never synced: not data */
 		int linked = fstat(ff->fd, &fst) == 0 && k > 0 &&
-			     !(nl > 10 && !strcmp(name + nl - 10, " (deleted)"));
+			     !(nl > 10 && !strcmp(name + nl - 10, " (deleted)")) &&
+			     !(nl > 6 && !strcmp(name + nl - 6, "/.lock"));
 		if (getenv("FIO_DEBUG")) /* which files had what pending */
 			fprintf(stderr, "fio: %s: %zu unsynced ops, size %lld, snapshot %zu\n", name,
 				ff->nops, (long long)fst.st_size, ff->snap_len);
@@ -149,28 +184,28 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 				s.lost_linked += s.dropped + s.garbled - before;
 			continue;
 		}
+		size_t cut = (size_t)(rng_next(&rng) % (ff->nops + 1));
 		for (size_t j = ff->nops; j-- > 0;) {
 			const struct dop *d = &ff->ops[j];
-			unsigned c = mode == FIO_CRASH_KEEP_ALL ? 0 : mode == FIO_CRASH_DROP_ALL ? 1
-				: (unsigned)(rng_next(&rng) % (d->is_write ? 3 : 2));
+			unsigned c = choose(mode, &rng, j, ff->nops, cut, d->is_write);
 			if (c == 0) {
 				s.kept++;
 			} else if (c == 1) {
 				undo_data(ff, d);
 				s.dropped++;
 			} else {
-				garble(ff, d, &rng);
+				garble(ff, d, mode == FIO_CRASH_GARBAGE, &rng);
 				s.garbled++;
 			}
 		}
 		if (linked)
 			s.lost_linked += s.dropped + s.garbled - before;
 	}
-	size_t cut = mode == FIO_CRASH_KEEP_ALL ? f->nns : mode == FIO_CRASH_DROP_ALL ? 0
+	size_t nscut = mode == FIO_CRASH_KEEP_ALL ? f->nns : mode == FIO_CRASH_DROP_ALL ? 0
 		: (size_t)(rng_next(&rng) % (f->nns + 1));
 	for (size_t i = f->nns; i-- > 0;) {
 		struct nsop *o = &f->ns[i];
-		if (i < cut || (o->ok1 && o->ok2)) {
+		if (i < nscut || (o->ok1 && o->ok2)) {
 			s.ns_kept += !(o->ok1 && o->ok2);
 			continue;
 		}
@@ -190,6 +225,12 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 				free(o->stash);
 				o->stash = NULL;
 			}
+			break;
+		case NS_MKDIR: /* with whatever was made inside */
+			uf_rmrf(o->a);
+			break;
+		case NS_RMDIR:
+			(void)!mkdir(o->a, 0755);
 			break;
 		}
 	}

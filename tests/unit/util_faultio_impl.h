@@ -34,7 +34,7 @@ struct ffile {
 	uint64_t snap_seq; /* op_seq when that content was read */
 };
 
-enum { NS_CREATE, NS_RENAME, NS_UNLINK };
+enum { NS_CREATE, NS_RENAME, NS_UNLINK, NS_MKDIR, NS_RMDIR };
 
 struct nsop {
 	int kind;
