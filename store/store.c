@@ -429,7 +429,9 @@ int sb_store_remove(sb_store *s, const char *name)
 	s->dead[s->ndead++] = l;
 	memmove(s->topics + at, s->topics + at + 1, (s->ntopics - at - 1) * sizeof(*s->topics));
 	s->ntopics--;
-	sb_fsync_dir(s->opt.io, s->dir);
+	/* the removal is durable only once LOG_DIR is synced: its error is
+	 * the caller's (the topic is gone from this store either way) */
+	rc = sb_fsync_dir(s->opt.io, s->dir);
 out_unlock:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
