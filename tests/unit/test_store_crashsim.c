@@ -21,7 +21,7 @@
  * whose create returned is there, one whose remove returned is not; and the
  * log takes a new record at its end.
  *
- * SB_CRASHSIM_SCENARIOS (default 1500, 300 under ASan) sets how many; tools/crashsim
+ * SB_CRASHSIM_SCENARIOS (default 1500, 600 under ASan) sets how many; tools/crashsim
  * runs 100,000+. SB_CRASHSIM_FIRST (default 0) the first workload seed.
  */
 #include <criterion/criterion.h>
@@ -37,10 +37,10 @@
 #include "util_store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SCENARIOS 300 /* ASan: ~5x slower */
+#define DEFAULT_SCENARIOS 600 /* ASan: several times slower */
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define DEFAULT_SCENARIOS 300
+#define DEFAULT_SCENARIOS 600
 #endif
 #endif
 #ifndef DEFAULT_SCENARIOS
