@@ -268,15 +268,26 @@ static int fail(char *why, size_t cap, const char *fmt, ...)
 	return -1;
 }
 
+static int refused_msg(void *arg, const char *name, int err, const char *msg)
+{
+	(void)err;
+	if (!strcmp(name, ((char **)arg)[0]))
+		snprintf(((char **)arg)[1], 256, "%s", msg);
+	return 0;
+}
+
 static int check_topic(sb_store *s, const topic *t, char *why, size_t cap)
 {
 	sb_log *l;
 	int rc = sb_store_get(s, t->name, &l);
 
 	if (rc) {
+		char msg[256] = "";
+		const char *arg[2] = {t->name, msg};
+		sb_store_list_refused(s, refused_msg, arg);
 		if (t->created && !t->remove_tried)
-			return fail(why, cap, "%s: lost (%s) though its create returned", t->name,
-				    sb_strerror(rc));
+			return fail(why, cap, "%s: lost (%s: %s) though its create returned", t->name,
+				    sb_strerror(rc), msg);
 		return 0;
 	}
 	if (t->removed)
@@ -349,6 +360,7 @@ static int check_store(const char *dir, const run *w, char *why, size_t cap)
 typedef struct campaign {
 	unsigned long scenarios, failures, crashed, target;
 	unsigned long first_crashes; /* scenarios that crashed the workload (not its recovery) */
+	unsigned only_j;             /* SB_CRASHSIM_REPRO: only this recovery crash */
 	unsigned long by_mode[FIO_CRASH_NMODES];
 } campaign;
 
@@ -413,6 +425,8 @@ static void scenario(campaign *c, int mm, enum sb_sync sync, uint64_t wseed, fio
 	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", env.store, saved);
 	cr_assert_eq(system(cmd), 0);
 	for (unsigned j = 1; j < 40 && c->scenarios < c->target; j++) {
+		if (c->only_j && j != c->only_j)
+			continue;
 		if (j > 1) {
 			uf_rmrf(env.store);
 			snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", saved, env.store);
@@ -479,6 +493,32 @@ static void one_workload(campaign *c, uint64_t wi)
 		unsigned k = 1 + (unsigned)(rnd(&rng) % calls[kind]);
 		scenario(c, mm, sync, wseed, kind, k, (int)(rnd(&rng) % FIO_CRASH_NMODES), rnd(&rng), 0);
 	}
+}
+
+/*
+ * SB_CRASHSIM_REPRO="WORKLOAD KIND K MODE SEED [RECOVERY_SYNC]" (as a
+ * failure prints them; KIND by name): run that one scenario, FIO_DEBUG=1
+ * lists what the crash found unsynced.
+ */
+Test(crashsim, repro)
+{
+	const char *v = getenv("SB_CRASHSIM_REPRO");
+	char kname[32];
+	unsigned long long wi, seed;
+	unsigned k, j = 0;
+	int mode, kind = -1;
+	static const enum sb_sync syncs[] = {SB_SYNC_ALWAYS, SB_SYNC_INTERVAL, SB_SYNC_NEVER};
+
+	if (!v || !*v)
+		return;
+	cr_assert_geq(sscanf(v, "%llu %31s %u %d %llu %u", &wi, kname, &k, &mode, &seed, &j), 5);
+	for (int i = 0; i < FIO_NKINDS; i++)
+		if (!strcmp(kname, kind_name[i]))
+			kind = i;
+	cr_assert_geq(kind, 0);
+	campaign c = {.target = 1000, .only_j = j};
+	scenario(&c, (int)(wi / 3 % 2), syncs[wi % 3], wi, (fio_kind)kind, k, mode, seed, j != 0);
+	cr_expect_eq(c.failures, 0);
 }
 
 static void setup(void)

@@ -551,3 +551,83 @@ Test(faults, eio_and_enospc_on_every_call_in_turn_mmap_path)
 {
 	every_call_in_turn(1);
 }
+
+/*
+ * Topic create and remove, then reopen (mkdir, rmdir, unlink, close, pread
+ * are only made there): EIO and ENOSPC on each call of every kind in turn.
+ * An error that reaches a caller (create, remove, open or close) is the
+ * injected one (or EIO, or damage found); "t" keeps its records; a topic
+ * left over by a failed create or remove is empty and removable, and one
+ * whose remove returned 0 is gone. Not every failure reaches a caller:
+ * recovery treats a failed read or open of an index, meta or clean file as
+ * damage and rebuilds it, saves at close of best-effort files (indexes, the
+ * clean marker) and LOG_DIR's parent sync at the open of an existing store
+ * do not fail their caller, and a failed close changes nothing (what it
+ * covered was synced): those runs check only that nothing was lost.
+ */
+static int topic_cycle(const sb_io *io, int *create_rc, int *remove_rc)
+{
+	sb_store *s;
+	int rc = ut_open(env.store, &C, io, &s);
+	if (rc)
+		return rc;
+	*create_rc = sb_store_create(s, "x");
+	*remove_rc = *create_rc ? -ENOENT : sb_store_remove(s, "x");
+	rc = sb_store_close(s);
+	if (!rc && io) { /* a reopen over io too: recovery reads through it */
+		if (!(rc = ut_open(env.store, &C, io, &s)))
+			rc = sb_store_close(s);
+	}
+	return rc;
+}
+
+Test(faults, eio_and_enospc_on_every_call_of_topic_create_and_remove)
+{
+	static const int errs[] = {EIO, ENOSPC};
+	int runs = 0, fired = 0, reached = 0;
+	open_fio();
+	fill(50);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	for (int kind = 0; kind < FIO_NKINDS; kind++) {
+		int crc, rrc;
+		fio *g = fio_new(env.stash);
+		fio_set_sync(g, 0, 0);
+		cr_assert_eq(topic_cycle(fio_io(g), &crc, &rrc), 0);
+		cr_assert_eq(crc, 0);
+		cr_assert_eq(rrc, 0);
+		unsigned n = fio_calls(g, (fio_kind)kind);
+		fio_free(g);
+		for (unsigned k = 1; k <= n; k++) {
+			int err = errs[k % 2];
+			g = fio_new(env.stash);
+			fio_set_sync(g, 0, 0);
+			fio_fail(g, (fio_kind)kind, k, err, 0, NULL);
+			int rc = topic_cycle(fio_io(g), &crc, &rrc);
+			int failed = fio_failed(g) > 0;
+			fio_free(g);
+			runs++;
+			fired += failed;
+			reached += failed && (rc || crc || rrc);
+			cr_expect(!rc || rc == -err || rc == -EIO || rc == SB_ECORRUPT,
+				  "kind %d call %u: open/close said %s", kind, k, sb_strerror(rc));
+			reopen_real();
+			cr_expect_eq(sb_log_next(L), 50, "kind %d call %u", kind, k);
+			expect_records(50, "after a failed topic create/remove");
+			sb_log *x;
+			int gx = sb_store_get(S, "x", &x);
+			if (!rrc)
+				cr_expect_neq(gx, 0, "kind %d call %u: x back after its remove returned", kind, k);
+			if (!gx) { /* left over: empty, and it goes */
+				cr_expect_eq(sb_log_start(x), sb_log_next(x));
+				cr_expect_eq(sb_store_remove(S, "x"), 0);
+			}
+			cr_assert_eq(sb_store_close(S), 0);
+			S = NULL;
+		}
+	}
+	cr_log_info("%d runs, the error reached a caller in %d", runs, reached);
+	cr_expect_gt(runs, 50);
+	cr_expect_gt(reached, runs / 3);
+	cr_expect_eq(fired, runs, "the fault fired in only %d of %d runs", fired, runs);
+}
