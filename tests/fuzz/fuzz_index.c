@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof path, "%s/%s", topic, name);
 	fz_write(path, copy, n);
 
-	if (sb_index_load(path, FZ_SAMPLE_BASE, (uint32_t)s->len, cap, &ix, &max_ts) == 0) {
+	if (sb_index_load(sb_io_default(), path, FZ_SAMPLE_BASE, (uint32_t)s->len, cap, &ix, &max_ts) == 0) {
 		check_loaded(ix, copy, s, mode & 1);
 		sb_index_free(ix);
 	}
