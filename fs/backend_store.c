@@ -238,6 +238,8 @@ int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 	o.topic_config = sbfs_config_topic;
 	o.topic_config_arg = (void *)cfg;
 	o.read_only = cfg->read_only;
+	/* a record past this offset would have no file name (inode numbers) */
+	o.max_offset = SBFS_MAX_OFFSET;
 	/* the kernel's spelling of the mountpoint, as /proc/self/mountinfo has it */
 	char *mp = realpath(cfg->mountpoint, NULL);
 	o.mountpoint = mp ? mp : cfg->mountpoint;

@@ -489,8 +489,10 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 	}
 	if ((rc = atomic_load(&l->err)))
 		goto out_unlock;
-	/* Offsets never wrap: the next offset after the batch must exist. */
-	if ((at_set ? at : atomic_load(&l->next)) >= UINT64_MAX - n) {
+	/* Offsets never wrap: the next offset after the batch must exist;
+	 * nor go past the opener's max_offset (the last one it can name). */
+	uint64_t from = at_set ? at : atomic_load(&l->next);
+	if (from >= UINT64_MAX - n || (l->opt.max_offset && from + n - 1 > l->opt.max_offset)) {
 		rc = -EOVERFLOW;
 		goto out_unlock;
 	}

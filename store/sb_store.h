@@ -109,6 +109,10 @@ typedef struct sb_store_options {
 	 * segment, and removed records still in it come back.) */
 	int full_check;
 	int no_flusher;              /* don't start the interval-sync thread */
+	/* The largest offset an append may take (0: no limit but the offset
+	 * space's own): an append that would go past it fails with -EOVERFLOW
+	 * and appends nothing. The mount sets the last offset it can name. */
+	uint64_t max_offset;
 	/* The lock (not read_only). `mountpoint` (NULL: none) is where the
 	 * opener will mount the store, with `dir` as the mount's source; it is
 	 * written into dir/.lock beside the pid, for later openers. A later
