@@ -530,6 +530,32 @@ Test(append, offsets_never_wrap_around)
 	cr_expect_eq(sb_log_next(L), 2);
 }
 
+Test(append, max_offset_bounds_every_append)
+{
+	sb_store_options o;
+	sb_store_options_default(&o);
+	ut_cfg(&o.defaults, 0, SB_SYNC_NEVER);
+	o.no_flusher = 1;
+	o.max_offset = 1000;
+	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+	sb_record_in r[3] = {{.value = "a", .value_len = 1}, {.value = "b", .value_len = 1},
+			     {.value = "c", .value_len = 1}};
+	cr_expect_eq(sb_log_append_at(L, 1001, r, 1), -EOVERFLOW, "a start past max_offset");
+	cr_assert_eq(sb_log_append_at(L, 998, r, 2), 0, "998 and 999");
+	cr_expect_eq(sb_log_append(L, r, 2, NULL), -EOVERFLOW, "a batch running past max_offset");
+	cr_expect_eq(sb_log_next(L), 1000);
+	cr_assert_eq(sb_log_append(L, r, 1, NULL), 0, "max_offset itself");
+	cr_expect_eq(sb_log_append(L, r + 2, 1, NULL), -EOVERFLOW, "nothing after max_offset");
+	cr_expect_eq(sb_log_next(L), 1001);
+	char buf[4];
+	size_t n = 0;
+	cr_assert_eq(sb_log_read_stream(L, sb_log_stream_start(L), buf, sizeof buf, &n), 0);
+	cr_expect_eq(n, 3);
+	cr_expect_eq(memcmp(buf, "aba", 3), 0, "only what was acknowledged is in the log");
+}
+
 Test(append, empty_batches_and_null_empty_values)
 {
 	open_with(0);
