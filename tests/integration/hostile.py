@@ -69,7 +69,7 @@ def case_topics(mnt, n):
              b"\xed\xa0\x80", b"caf\xc3\xa9", b" ", b"a b", b"-", b"_", b"9",
              b"x" * 249, b"x" * 250, b"x" * 255, b"y" * 256, b"z" * 4000,
              b"\x01", b"\x7f", b"%2F", b"a\\b", b"*", b"?"]
-    names = fixed + [random_name() for _ in range(n)]
+    names = list(dict.fromkeys(fixed + [random_name() for _ in range(n)]))
     made = []
     for b in names:
         p = m + b"/" + b
