@@ -16,11 +16,25 @@
 #include "fsutil.h"
 #include "sb_io.h"
 
+/* A segment's entries are one array (lookups, save and load want it
+ * contiguous) that never moves under a reader: the first SMALL_ENTRIES live
+ * on the heap, so that an index of a few entries (most topics, most sealed
+ * segments) costs a few hundred bytes rather than a page of anonymous
+ * memory; when that fills up, the appender copies them into an anonymous
+ * mapping reserved for `cap` entries (pages are touched only as entries
+ * are added) and publishes it before the next count. A reader loads the
+ * count, then the array: either array holds the entries below that count.
+ * The heap array stays until sb_index_free (a reader may still use it). */
+#define SMALL_ENTRIES 32
+
 struct sb_index {
-	sb_idx_entry *e;       /* cap entries, mmap'ed anonymous */
+	_Atomic(sb_idx_entry *) e; /* small or map; set by the appender */
+	sb_idx_entry *small;       /* min(cap, SMALL_ENTRIES) entries, heap */
+	sb_idx_entry *map;         /* NULL until small is full */
 	size_t cap;
+	size_t small_cap;
 	size_t map_bytes;
-	_Atomic size_t n;      /* published entries; written by the appender */
+	_Atomic size_t n;          /* published entries; written by the appender */
 };
 
 /* Entries in the last 8 KiB of an on-disk index: the "hot" tail. */
@@ -35,23 +49,50 @@ int sb_index_new(size_t cap, sb_index **out)
 	if (cap < 1)
 		cap = 1;
 	ix->cap = cap;
-	ix->map_bytes = (cap * sizeof(sb_idx_entry) + 4095) & ~(size_t)4095;
-	ix->e = mmap(NULL, ix->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		     -1, 0);
-	if (ix->e == MAP_FAILED) {
+	ix->small_cap = cap < SMALL_ENTRIES ? cap : SMALL_ENTRIES;
+	ix->small = calloc(ix->small_cap, sizeof(sb_idx_entry));
+	if (!ix->small) {
 		free(ix);
 		return -ENOMEM;
 	}
+	atomic_init(&ix->e, ix->small);
 	atomic_init(&ix->n, 0);
 	*out = ix;
 	return 0;
+}
+
+/* Room for `need` entries (appender only): past the heap array, move to
+ * the mapping. */
+static int reserve(sb_index *ix, size_t need)
+{
+	if (need <= ix->small_cap || ix->map)
+		return need <= ix->cap ? 0 : -ENOSPC;
+	if (need > ix->cap)
+		return -ENOSPC;
+	size_t bytes = (ix->cap * sizeof(sb_idx_entry) + 4095) & ~(size_t)4095;
+	sb_idx_entry *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	memcpy(m, ix->small, atomic_load_explicit(&ix->n, memory_order_relaxed) * sizeof(*m));
+	ix->map = m;
+	ix->map_bytes = bytes;
+	atomic_store_explicit(&ix->e, m, memory_order_release);
+	return 0;
+}
+
+static sb_idx_entry *entries(const sb_index *ix)
+{
+	return atomic_load_explicit(&((sb_index *)ix)->e, memory_order_acquire);
 }
 
 void sb_index_free(sb_index *ix)
 {
 	if (!ix)
 		return;
-	munmap(ix->e, ix->map_bytes);
+	if (ix->map)
+		munmap(ix->map, ix->map_bytes);
+	free(ix->small);
 	free(ix);
 }
 
@@ -64,9 +105,11 @@ int sb_index_add(sb_index *ix, const sb_idx_entry *e)
 {
 	size_t n = atomic_load_explicit(&ix->n, memory_order_relaxed);
 
-	if (n >= ix->cap)
-		return -ENOSPC;
-	ix->e[n] = *e;
+	int rc = reserve(ix, n + 1);
+
+	if (rc)
+		return rc;
+	entries(ix)[n] = *e;
 	atomic_store_explicit(&ix->n, n + 1, memory_order_release);
 	return 0;
 }
@@ -81,7 +124,7 @@ int sb_index_at(const sb_index *ix, size_t i, sb_idx_entry *e)
 {
 	if (i >= sb_index_count(ix))
 		return -ENOENT;
-	*e = ix->e[i];
+	*e = entries(ix)[i];
 	return 0;
 }
 
@@ -91,7 +134,7 @@ int sb_index_last(const sb_index *ix, sb_idx_entry *e)
 
 	if (!n)
 		return -ENOENT;
-	*e = ix->e[n - 1];
+	*e = entries(ix)[n - 1];
 	return 0;
 }
 
@@ -103,7 +146,7 @@ static inline uint32_t key_of(const sb_idx_entry *e, int by_stream)
 int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entry *e)
 {
 	size_t n = sb_index_count(ix);
-	const sb_idx_entry *b = ix->e;
+	const sb_idx_entry *b = entries(ix);
 
 	if (!n || key_of(&b[0], by_stream) > rel)
 		return -ENOENT;
@@ -153,26 +196,30 @@ int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg
 	rc = sb_index_new(cap > h.count ? cap : h.count, &ix);
 	if (rc)
 		goto out_close_fd;
+	rc = reserve(ix, h.count);
+	if (rc)
+		goto out_free;
+	sb_idx_entry *ents = entries(ix);
 	size_t bytes = (size_t)h.count * SB_IDX_ENTRY;
-	if (bytes && io->pread(io->ctx, fd, ix->e, bytes, SB_IDX_HDR) != (ssize_t)bytes) {
+	if (bytes && io->pread(io->ctx, fd, ents, bytes, SB_IDX_HDR) != (ssize_t)bytes) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
-	if (sb_crc32c(0, ix->e, bytes) != h.entries_crc) {
+	if (sb_crc32c(0, ents, bytes) != h.entries_crc) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
 	/* The file's entry layout is the struct's (three LE u32, no padding).
 	 * Check they are sorted and inside the segment. */
-	if (h.count && (ix->e[0].rel_offset || ix->e[0].rel_stream || ix->e[0].pos != SB_SEG_HDR)) {
+	if (h.count && (ents[0].rel_offset || ents[0].rel_stream || ents[0].pos != SB_SEG_HDR)) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
 	for (uint32_t i = 0; i < h.count; i++) {
-		const sb_idx_entry *c = &ix->e[i];
+		const sb_idx_entry *c = &ents[i];
 		if (c->pos < SB_SEG_HDR || c->pos >= seg_len ||
-		    (i && (c->rel_offset <= ix->e[i - 1].rel_offset || c->pos <= ix->e[i - 1].pos ||
-			   c->rel_stream < ix->e[i - 1].rel_stream))) {
+		    (i && (c->rel_offset <= ents[i - 1].rel_offset || c->pos <= ents[i - 1].pos ||
+			   c->rel_stream < ents[i - 1].rel_stream))) {
 			rc = SB_ECORRUPT;
 			goto out_free;
 		}
@@ -199,7 +246,7 @@ int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_
 	size_t n = sb_index_count(ix);
 	size_t bytes = n * SB_IDX_ENTRY;
 	sb_idx_hdr h = {.base_offset = base, .count = (uint32_t)n, .seg_len = seg_len, .max_ts = max_ts,
-			.entries_crc = sb_crc32c(0, ix->e, bytes)};
+			.entries_crc = sb_crc32c(0, entries(ix), bytes)};
 	int fd, rc;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -210,7 +257,7 @@ int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_
 		return fd;
 	rc = sb_pwrite_full(io, fd, hdr, sizeof(hdr), 0);
 	if (!rc && bytes)
-		rc = sb_pwrite_full(io, fd, ix->e, bytes, SB_IDX_HDR);
+		rc = sb_pwrite_full(io, fd, entries(ix), bytes, SB_IDX_HDR);
 	if (!rc)
 		rc = io->fdatasync(io->ctx, fd);
 	io->close(io->ctx, fd);
