@@ -23,6 +23,7 @@
 
 #include "fsutil.h"
 #include "segment.h"
+#include "segwin.h"
 
 struct sb_segment {
 	const sb_seg_params *p;
@@ -50,6 +51,8 @@ struct sb_segment {
 	int idx_valid;                /* a valid index file was found at open */
 	_Atomic uint64_t damage_seen; /* the last damage a read reported (pos << 1 | 1) */
 	uint64_t file_size;           /* at open */
+	sb_segwin *win;               /* read-only, while checking at open: the
+				       * file through pread (see segwin.h) */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
 };
@@ -113,6 +116,7 @@ static void seg_free(sb_segment *s)
 	if (s->fd >= 0)
 		s->p->io->close(s->p->io->ctx, s->fd);
 	sb_index_free(s->ix);
+	sb_segwin_free(s->win);
 	free(s->scratch);
 	free(s->seg_path);
 	free(s->idx_path);
@@ -120,7 +124,8 @@ static void seg_free(sb_segment *s)
 }
 
 /* Map the file: the whole capacity for the active segment (so the mapping
- * never moves as the file grows), else its size. */
+ * never moves as the file grows), else its size (read-only: the bytes found
+ * to hold whole records, which no writer trims). */
 static int seg_map(sb_segment *s, uint64_t file_size, int active)
 {
 	int prot = PROT_READ;
@@ -218,7 +223,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 	int r = SB_REC_OK;
 
 	while (pos < end) {
-		r = sb_rec_decode(s->map + pos, end - pos, 1, &h);
+		r = s->win ? sb_segwin_decode(s->win, pos, 1, &h, NULL, NULL)
+			   : sb_rec_decode(s->map + pos, end - pos, 1, &h);
 		if (r == SB_REC_OK && h.offset != off)
 			r = SB_REC_BAD;
 		if (r != SB_REC_OK)
@@ -313,7 +319,8 @@ static int seg_check_tail(sb_segment *s, uint64_t size)
 	atomic_store(&s->next, s->base + last.rel_offset);
 	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
 	s->last_idx_pos = last.pos;
-	if (sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h) == SB_REC_OK)
+	if ((s->win ? sb_segwin_decode(s->win, SB_SEG_HDR, 0, &h, NULL, NULL)
+		    : sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h)) == SB_REC_OK)
 		atomic_store(&s->first_ts, h.timestamp_ns);
 	return seg_scan(s, last.pos, size, 0, NULL);
 }
@@ -376,9 +383,16 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 	}
 	sb_index_free(old);
 	uint64_t len = atomic_load(&s->len);
+	if (s->win) {
+		if ((rc = sb_segwin_error(s->win)))
+			return rc;
+		size = sb_segwin_size(s->win); /* less if trimmed meanwhile */
+	}
 	s->file_size = size;
 	if (len < size) {
-		s->zeros = all_zero(s->map + len, size - len);
+		s->zeros = s->win ? sb_segwin_zeros(s->win, len, NULL) : all_zero(s->map + len, size - len);
+		if (s->win && (rc = sb_segwin_error(s->win)))
+			return rc;
 		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
 	}
 	return 0;
@@ -417,7 +431,13 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 		goto out_free;
 	}
 	s->base_stream = h.base_stream;
-	rc = seg_map(s, (uint64_t)st.st_size, flags & SB_SEG_ACTIVE);
+	/* Read-only, without the lock: a writer may trim the file past its
+	 * records at any moment. Check it through pread, then map only the
+	 * whole records found. */
+	if (p->read_only)
+		rc = sb_segwin_new(s->fd, (uint64_t)st.st_size, &s->win);
+	else
+		rc = seg_map(s, (uint64_t)st.st_size, flags & SB_SEG_ACTIVE);
 	if (rc)
 		goto out_free;
 	atomic_init(&s->len, SB_SEG_HDR);
@@ -427,8 +447,13 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 	if (rc)
 		goto out_free;
 	s->alloc = atomic_load(&s->len);
-	if (p->read_only)
-		s->alloc = (uint64_t)st.st_size;
+	if (p->read_only) {
+		sb_segwin_free(s->win);
+		s->win = NULL;
+		rc = seg_map(s, s->alloc, 0);
+		if (rc)
+			goto out_free;
+	}
 	*out = s;
 	return 0;
 out_free:

@@ -1,8 +1,9 @@
 /*
  * verify.c - check a topic directory against store/format.h (see verify.h).
  *
- * Reads only: segments through read-only private mappings, index, meta and
- * clean files with pread. Uses nothing of the store but format.h and codec.h,
+ * Reads only, with pread: segments (through segwin.h: a daemon may trim the
+ * one it appends to meanwhile), index, meta and clean files. Uses nothing of
+ * the store but format.h, codec.h and segwin.h,
  * so that it checks the bytes, not the writer's idea of them.
  */
 #include <dirent.h>
@@ -13,12 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
 #include "format.h"
+#include "segwin.h"
 #include "verify.h"
 
 /* Report progress about this often (bytes of segment checked). */
@@ -347,25 +348,13 @@ static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t
 	}
 }
 
-/* First nonzero byte in [p, p+n), or n. */
-static size_t first_nonzero(const uint8_t *p, size_t n)
-{
-	static const uint8_t zeros[4096];
-	size_t i = 0;
-
-	while (n - i >= sizeof zeros && memcmp(p + i, zeros, sizeof zeros) == 0)
-		i += sizeof zeros;
-	while (i < n && p[i] == 0)
-		i++;
-	return i;
-}
-
 /*
- * Walk the records of a mapped segment from byte SB_SEG_HDR, checking each
+ * Walk the records of a segment (read through pread: a daemon may trim the
+ * file meanwhile, see segwin.h) from byte SB_SEG_HDR, checking each
  * against the expected offset and stream position, and the index beside it.
  * Returns the end of the last whole record (where recovery would cut).
  */
-static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64_t size,
+static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			     uint64_t base, uint64_t base_stream, int have_stream,
 			     idx_file *ix, seg_walk *w)
 {
@@ -375,17 +364,21 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 	int have_alt = 0;
 
 	w->complete = 0;
-	while (pos < size) {
+	while (pos < sb_segwin_size(m)) {
+		const uint8_t *rec;
+		size_t avail;
 		sb_rec_hdr h;
+		uint64_t nz;
 		int r;
 
 		memset(&h, 0, sizeof h);
 		v->cur_off = off;
-		r = sb_rec_decode(m + pos, size - pos, 1, &h);
+		r = sb_segwin_decode(m, pos, 1, &h, &rec, &avail);
+		if (sb_segwin_error(m))
+			break;
 		if (r == SB_REC_END) {
-			size_t nz = first_nonzero(m + pos, size - pos);
-			if (nz < size - pos) {
-				report(v, SB_VERIFY_RECORD, path, pos + nz,
+			if (!sb_segwin_zeros(m, pos, &nz)) {
+				report(v, SB_VERIFY_RECORD, path, nz,
 				       "garbled tail: nonzero bytes after the end of the records "
 				       "at byte %llu", (unsigned long long)pos);
 			} else {
@@ -397,7 +390,8 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 		if (r == SB_REC_TORN) {
 			report(v, SB_VERIFY_RECORD, path, pos,
 			       "torn record: it claims %u bytes, the file has %llu left",
-			       (unsigned)sb_get32(m + pos + 4) , (unsigned long long)(size - pos));
+			       avail >= 8 ? (unsigned)sb_get32(rec + 4) : 0,
+			       (unsigned long long)(sb_segwin_size(m) - pos));
 			break;
 		}
 		if (r == SB_REC_BAD && h.size == 0) {
@@ -445,7 +439,7 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 		progress(v, 0);
 	}
 	v->cur_off = SB_VERIFY_NOOFF;
-	if (pos >= size)
+	if (pos >= sb_segwin_size(m))
 		w->complete = 1;
 	/* Entries past the last whole record point at nothing. */
 	for (; ix->entries && ei < ix->n; ei++) {
@@ -466,7 +460,7 @@ static uint64_t walk_records(vctx *v, const char *path, const uint8_t *m, uint64
 				report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_HDR,
 				       "index has no entry for the segment's first record");
 		}
-		if (ix->seg_len != pos && ix->seg_len <= size)
+		if (ix->seg_len != pos && ix->seg_len <= sb_segwin_size(m))
 			report(v, SB_VERIFY_INDEX, ix->path, 20,
 			       "index covers %u bytes of the segment, its records end at "
 			       "byte %llu (stale index)", ix->seg_len, (unsigned long long)pos);
@@ -482,7 +476,9 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			  seg_walk *w)
 {
 	char path[PATH_MAX];
-	uint8_t *m = NULL;
+	sb_segwin *m = NULL;
+	const uint8_t *hb;
+	size_t hn;
 	struct stat st;
 	sb_seg_hdr h;
 	idx_file ix;
@@ -524,18 +520,18 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		report(v, SB_VERIFY_FILE, path, SB_SEG_MAX_BYTES,
 		       "segment file is larger than the format allows (%llu bytes)",
 		       (unsigned long long)size);
-	m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (m == MAP_FAILED) {
-		m = NULL;
-		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot map: %s", strerror(errno));
+	rc = sb_segwin_new(fd, size, &m);
+	if (rc || !(hb = sb_segwin_at(m, 0, SB_SEG_HDR, &hn)) || hn < SB_SEG_HDR) {
+		rc = rc ? rc : m && sb_segwin_error(m) ? sb_segwin_error(m) : -ENODATA;
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
 		goto out_done;
 	}
-	madvise(m, size, MADV_SEQUENTIAL);
-	rc = sb_seg_hdr_decode(m, &h);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	rc = sb_seg_hdr_decode(hb, &h);
 	if (rc == SB_EVERSION) {
 		report(v, SB_VERIFY_FILE, path, 4,
 		       "unknown segment format version %u; records not checked",
-		       (unsigned)sb_get16(m + 4));
+		       (unsigned)sb_get16(hb + 4));
 		goto out_done;
 	}
 	if (rc) {
@@ -559,15 +555,16 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			       (unsigned long long)prev->next_stream);
 	}
 	idx_load(v, base, size, &ix);
-	walk_records(v, path, m, size, base, base_stream, have_stream, &ix, w);
+	walk_records(v, path, m, base, base_stream, have_stream, &ix, w);
+	if ((rc = sb_segwin_error(m)))
+		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
 	w->idx_valid = ix.valid;
-	w->size = size;
-	goto out_unmap;
+	w->size = sb_segwin_size(m);
+	goto out_free;
 out_done:
 	idx_load(v, base, size, &ix);
-out_unmap:
-	if (m)
-		munmap(m, size);
+out_free:
+	sb_segwin_free(m);
 out_close_fd:
 	free(ix.entries);
 	close(fd);

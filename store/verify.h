@@ -5,11 +5,11 @@
  * index file (header CRC, entries CRC, count, covered length, and each entry
  * against the record it points at), the meta and clean files.
  *
- * It only reads (open O_RDONLY, read-only private mappings); it never takes
- * the store lock and never changes a file. Running it while a daemon appends
- * to the same directory may report the active segment's index as stale.
- * A segment file must not be truncated by another process while it is being
- * checked (the store only truncates segments while it recovers at open).
+ * It only reads (open O_RDONLY, pread); it never takes the store lock and
+ * never changes a file. Running it while a daemon appends to the same
+ * directory may report the active segment's index as stale; a segment the
+ * daemon trims meanwhile (a roll cuts its preallocated tail) is checked up to
+ * where it ends now.
  */
 #ifndef SB_VERIFY_H
 #define SB_VERIFY_H

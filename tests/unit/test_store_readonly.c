@@ -1,0 +1,142 @@
+/*
+ * test_store_readonly.c - read-only opens (what `streambus stat`, `dump` and
+ * `verify` do) of a store another opener appends to, rolling segments all
+ * the time. A roll trims the sealed segment's preallocated tail with
+ * ftruncate: a reader that had mapped that tail died of SIGBUS when it
+ * touched it (Criterion reports the crash as a failure). Readers must
+ * never crash, and every record they read must be the one written.
+ * SB_READONLY_MS sets how long it runs (default 3000 ms).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util_files.h"
+#include "util_store.h"
+#include "verify.h"
+
+#define SEED 5
+#define LEN(off) ut_len((off), SEED, 8, 3000)
+#define READERS 2
+
+static ut_env env;
+static atomic_int stop;
+static atomic_ulong opens, records, verifies, bad;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "ro"), 0);
+	atomic_store(&stop, 0);
+	atomic_store(&opens, 0);
+	atomic_store(&records, 0);
+	atomic_store(&verifies, 0);
+	atomic_store(&bad, 0);
+}
+
+static void teardown(void)
+{
+	ut_env_fini(&env);
+}
+
+TestSuite(readonly, .init = setup, .fini = teardown, .timeout = 120);
+
+static void *writer_main(void *arg)
+{
+	sb_log *l = arg;
+
+	while (!atomic_load(&stop)) {
+		/* Batches of a few records, so that rolls land everywhere. */
+		uint64_t off = sb_log_next(l);
+		size_t n = 1 + off % 5;
+		for (size_t i = 0; i < n; i++)
+			if (ut_append1(l, off + i, LEN(off + i), SEED, NULL)) {
+				atomic_fetch_add(&bad, 1);
+				return NULL;
+			}
+	}
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	sb_log_config *c = arg;
+	char dir[4096];
+
+	ut_topic_path(&env, "t", NULL, dir, sizeof dir);
+	while (!atomic_load(&stop)) {
+		sb_store_options o;
+		sb_store *s = NULL;
+		sb_log *l = NULL;
+
+		sb_store_options_default(&o);
+		o.defaults = *c;
+		o.read_only = 1;
+		o.no_flusher = 1;
+		o.lock_wait_ms = 0; /* the writer holds the lock: do not wait */
+		if (sb_store_open(env.store, &o, &s) == 0) {
+			atomic_fetch_add(&opens, 1);
+			if (sb_store_get(s, "t", &l) == 0) {
+				sb_log_stats st;
+				if (sb_log_get_stats(l, &st))
+					atomic_fetch_add(&bad, 1);
+				for (uint64_t off = sb_log_start(l); off < sb_log_next(l); off++) {
+					if (ut_check(l, off, LEN(off), SEED))
+						atomic_fetch_add(&bad, 1);
+					atomic_fetch_add(&records, 1);
+				}
+			}
+			sb_store_close(s);
+		}
+		sb_verify_result vr;
+		if (sb_verify_topic(dir, NULL, NULL, NULL, &vr) == 0)
+			atomic_fetch_add(&verifies, 1);
+	}
+	return NULL;
+}
+
+Test(readonly, readers_beside_rolling_writer)
+{
+	const char *e = getenv("SB_READONLY_MS");
+	uint64_t ms = e ? strtoull(e, NULL, 10) : 3000;
+	sb_log_config c;
+	sb_store *w = NULL;
+	pthread_t wt, rt[READERS];
+
+	/* Small segments: a roll every few dozen appends; each trims the
+	 * preallocated tail (mmap appends preallocate 64 KiB and more). */
+	ut_cfg(&c, 16 * 1024, SB_SYNC_NEVER);
+	c.index_interval_bytes = 1024;
+	cr_assert_eq(ut_open(env.store, &c, NULL, &w), 0);
+	sb_log *l = ut_topic(w, "t");
+	cr_assert_not_null(l);
+	cr_assert_eq(ut_append_n(l, 10, SEED, 8, 3000), 0);
+
+	cr_assert_eq(pthread_create(&wt, NULL, writer_main, l), 0);
+	for (int i = 0; i < READERS; i++)
+		cr_assert_eq(pthread_create(&rt[i], NULL, reader_main, &c), 0);
+	uint64_t t0 = ut_now_ms();
+	while (ut_now_ms() - t0 < ms && !atomic_load(&bad)) {
+		/* Keep the log short, so that each open is quick (and removed
+		 * segments are met too). */
+		uint64_t next = sb_log_next(l);
+		if (next > 3000 && sb_log_delete_before(l, next - 2000))
+			atomic_fetch_add(&bad, 1);
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(wt, NULL);
+	for (int i = 0; i < READERS; i++)
+		pthread_join(rt[i], NULL);
+	cr_log_info("%lu opens, %lu records read, %lu verify runs, %llu records written",
+		    atomic_load(&opens), atomic_load(&records), atomic_load(&verifies),
+		    (unsigned long long)sb_log_next(l));
+	cr_assert_eq(sb_store_close(w), 0);
+	cr_assert_eq(atomic_load(&bad), 0, "%lu wrong records or failed calls", atomic_load(&bad));
+	cr_assert_gt(atomic_load(&opens), 0);
+	cr_assert_gt(atomic_load(&verifies), 0);
+}
