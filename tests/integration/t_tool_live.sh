@@ -79,7 +79,13 @@ case_ "cp -a and rsync -a of LOG_DIR during appends mount and recover to a prefi
 copies=()
 for i in 1 2 3; do
 	sleep 0.3
-	assert_ok cp -a "$SB_LOG" "$SB_TMP/cp$i"
+	# Known, left open: cp exits 1 when an index's temp file (*.idx.tmp)
+	# vanishes under it; any other complaint fails.
+	t cp -a "$SB_LOG" "$SB_TMP/cp$i" 2>"$SB_TMP/cp.err"
+	rc=$?
+	assert_true '[ $rc = 0 ] || ! grep -qv "cannot stat .*\.tmp.: No such file" "$SB_TMP/cp.err"' \
+		"cp -a of LOG_DIR: exit $rc $(cat "$SB_TMP/cp.err")"
+	[ -s "$SB_TMP/cp.err" ] && sb_msg "   cp -a: $(cat "$SB_TMP/cp.err")"
 	copies+=("$SB_TMP/cp$i")
 	if command -v rsync >/dev/null; then
 		# 24: files vanished meanwhile (an index's .tmp): a warning
