@@ -2,9 +2,11 @@
  * main.c - streambusfs: settings, mount, detach, serve, unmount.
  *
  * The daemon forks before opening anything (threads do not survive a fork);
- * the parent waits until the child has opened the store and mounted, and
- * exits with the child's verdict: 0 once the mount is ready to use, 1 with
- * the child's message on stderr otherwise.
+ * the parent waits until the child has opened the store and mounted, then
+ * until the mount answers a stat of its root (served by the child's loop),
+ * and exits 0 only then. Otherwise 1, with the child's message on stderr;
+ * a child that died after mounting leaves a dead mount, which the parent
+ * unmounts (fusermount3 -u) and says so.
  */
 #include "fs.h"
 
@@ -17,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SB_VERSION
@@ -179,6 +182,80 @@ out:
 	return ret;
 }
 
+/* How the child ended, in a few words, if it did: "" while it runs. */
+static void child_end(pid_t pid, char *buf, size_t cap)
+{
+	int st;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 50; i++) { /* it may be exiting right now: 0.5 s */
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			if (WIFSIGNALED(st))
+				snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+			else
+				snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
+			return;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* fusermount3 -u MNT (lazily if busy); 0 when it worked. */
+static int unmount_dead(const char *mnt)
+{
+	const char *modes[] = { "-u", "-uz" };
+
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = fork();
+		int st;
+		if (pid < 0)
+			return -1;
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY);
+			if (fd >= 0)
+				dup2(fd, 2);
+			execlp("fusermount3", "fusermount3", modes[i], "--", mnt, (char *)NULL);
+			_exit(127);
+		}
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/*
+ * The child said it mounted: does the mount answer? A stat of its root
+ * waits for the kernel's INIT and a GETATTR, both served by the child's
+ * loop; a dead child's mount gives ENOTCONN, one that unmounted again shows
+ * the directory below (the device before the fork). 0 if it answers; else
+ * the dead mount is gone, the child too, and a message said so.
+ */
+static int check_mount(pid_t child, const char *mnt, int have_dev, dev_t dev_before)
+{
+	struct stat st;
+	char how[96];
+
+	int found = stat(mnt, &st) == 0;
+	if (found && (!have_dev || st.st_dev != dev_before))
+		return 0;
+	const char *why = found ? "not mounted any more" : strerror(errno);
+	child_end(child, how, sizeof(how));
+	if (!how[0]) {
+		/* alive, yet the mount does not answer: it is no use */
+		kill(child, SIGTERM);
+		child_end(child, how, sizeof(how));
+		if (!how[0])
+			snprintf(how, sizeof(how), "still running, stopped");
+	}
+	int gone = unmount_dead(mnt) == 0;
+	fprintf(stderr, "streambusfs: the daemon mounted %s but did not serve it (%s; %s)%s\n", mnt,
+		why, how, gone ? "; the dead mount was unmounted" : "");
+	return 1;
+}
+
 /* Every topic keeps its active segment open: thousands of topics need more
  * than the usual soft limit of 1,024 open files. Up to the hard limit. */
 static void raise_nofile(void)
@@ -221,6 +298,8 @@ int main(int argc, char **argv)
 			perror("streambusfs: pipe");
 			return 1;
 		}
+		struct stat before;
+		int have_dev = stat(cfg.mountpoint, &before) == 0;
 		fflush(NULL);
 		pid_t pid = fork();
 		if (pid < 0) {
@@ -236,6 +315,8 @@ int main(int argc, char **argv)
 			while (n < 0 && errno == EINTR);
 			if (n != 1)
 				status = 1; /* the child died before mounting */
+			if (status == 0)
+				status = (unsigned char)check_mount(pid, cfg.mountpoint, have_dev, before.st_dev);
 			sbfs_config_free(&cfg);
 			return status;
 		}

@@ -41,6 +41,33 @@ assert_true '! sb_is_mounted' "not mounted after fusermount3 -u"
 assert_eq "" "$(sb_daemon_pids)" "no daemon left after fusermount3 -u"
 assert_true '[ -d "$SB_LOG/first" ]' "the topic is a directory of the log dir"
 
+case_ "a daemon that dies right after mounting: the start fails (exit 1) and leaves no dead mount"
+# A shim, preloaded into the daemon only, that makes it exit where it would
+# start serving (after the mount, before answering anything): a real early
+# death, without a hook in the daemon.
+cat >"$SB_TMP/die.c" <<'EOF'
+#include <unistd.h>
+int fuse_session_loop_mt_32(void *se, void *cfg) { (void)se; (void)cfg; _exit(3); }
+int fuse_session_loop_mt_31(void *se, int clone_fd) { (void)se; (void)clone_fd; _exit(3); }
+int fuse_session_loop_mt(void *se, void *cfg) { (void)se; (void)cfg; _exit(3); }
+EOF
+cc -shared -fPIC -o "$SB_TMP/die.so" "$SB_TMP/die.c" || sb_die "cannot build the shim"
+for i in 1 2 3; do
+	# (ASan wants to come first in the library list: let the shim first.)
+	LD_PRELOAD=$SB_TMP/die.so ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+		t "$SB_BIN" "$SB_LOG" "$SB_MNT" >"$SB_TMP/die.out" 2>&1 </dev/null
+	rc=$?
+	assert_eq 1 "$rc" "exit status of a start whose daemon died after mounting ($(cat "$SB_TMP/die.out"))"
+	assert_true 'grep -q "did not serve" "$SB_TMP/die.out"' "the start says so: $(cat "$SB_TMP/die.out")"
+	assert_true '! sb_is_mounted' "no dead mount left behind (try $i)"
+	sb_is_mounted && { fusermount3 -u "$SB_MNT" || umount -l "$SB_MNT"; } 2>/dev/null
+	assert_eq "" "$(sb_daemon_pids)" "no daemon left (try $i)"
+done
+# and a start without the shim works as before
+sb_mount
+assert_sh_ok 'cat "$SB_MNT/first/00000000000000000000" >/dev/null'
+sb_umount
+
 case_ "unmount and remount keep everything"
 sb_mount
 assert_sh_ok 'mkdir "$SB_MNT/second" && printf "a\nb\nc\n" >> "$SB_MNT/second/.log" && echo d >> "$SB_MNT/first/.log"'
