@@ -33,6 +33,7 @@ typedef struct vctx {
 	sb_verify_result res;
 	uint64_t done, total, last_progress;
 	int cur_newest;       /* checking the newest segment now */
+	int cur_tail;         /* the problem is at the very end of it */
 	uint64_t cur_off;     /* the record being checked, or SB_VERIFY_NOOFF */
 	uint64_t start;       /* the log start: records below it are not counted */
 	int have_clean;       /* a valid clean marker: */
@@ -72,6 +73,8 @@ static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t
 	sb_verify_problem p;
 
 	v->res.problems[kind]++;
+	int tail = v->cur_tail;
+	v->cur_tail = 0;
 	if (!v->problem)
 		return;
 	va_start(ap, fmt);
@@ -82,6 +85,7 @@ static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t
 	p.pos = pos;
 	p.msg = msg;
 	p.newest = v->cur_newest;
+	p.tail = v->cur_newest && tail;
 	p.offset = v->cur_off;
 	v->problem(v->arg, &p);
 }
@@ -388,6 +392,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			break;
 		}
 		if (r == SB_REC_TORN) {
+			v->cur_tail = 1;
 			report(v, SB_VERIFY_RECORD, path, pos,
 			       "torn record: it claims %u bytes, the file has %llu left",
 			       avail >= 8 ? (unsigned)sb_get32(rec + 4) : 0,
@@ -404,6 +409,8 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			idx_match(v, ix, &ei, pos, base, r == SB_REC_OK ? h.offset : off,
 				  base_stream, stream, have_stream);
 		if (r == SB_REC_BAD) {
+			/* the last record, nothing but zeros after it */
+			v->cur_tail = sb_segwin_zeros(m, pos + h.size, NULL);
 			if (h.offset == off)
 				report(v, SB_VERIFY_RECORD, path, pos,
 				       "record %llu fails its CRC (%u bytes)",
@@ -511,6 +518,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	size = (uint64_t)st.st_size;
 	v->res.bytes += size;
 	if (size < SB_SEG_HDR) {
+		v->cur_tail = 1;
 		report(v, SB_VERIFY_FILE, path, 0,
 		       "segment file too short for its header (%llu bytes)",
 		       (unsigned long long)size);

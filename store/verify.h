@@ -46,6 +46,11 @@ typedef struct sb_verify_problem {
 	int newest;         /* about the topic's newest segment or its index:
 			     * while a daemon appends to it, its index is
 			     * stale or missing until the segment is closed */
+	int tail;           /* newest, and at its very end (a torn last record,
+			     * a last record failing its CRC with only zeros
+			     * after it, a file shorter than its header): what
+			     * a write in progress looks like while a daemon
+			     * appends */
 } sb_verify_problem;
 
 /* Called once per problem; the strings are valid only during the call. */

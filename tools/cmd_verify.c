@@ -189,9 +189,15 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 	/* Index files are derived data that the next mount or `streambus
 	 * recover` rebuilds from their segments (a full disk can leave one
 	 * missing): noted, not counted. While mounted, the newest segment's
-	 * index is written only when the segment is closed. */
-	note = p->kind == SB_VERIFY_INDEX;
-	what = st->in_use && p->newest ? " (in use: not counted)" : " (will be rebuilt: not counted)";
+	 * index is written only when the segment is closed, and its very end
+	 * (p->tail) may be a record or the segment being written. */
+	note = p->kind == SB_VERIFY_INDEX || (st->in_use && p->tail);
+	if (st->in_use && p->tail)
+		what = " (in use: being written: not counted)";
+	else if (st->in_use && p->newest)
+		what = " (in use: not counted)";
+	else
+		what = " (will be rebuilt: not counted)";
 	if (note)
 		st->in_flight++;
 	else

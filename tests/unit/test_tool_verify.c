@@ -209,6 +209,7 @@ Test(verify, flipped_payload_byte_is_a_crc_error_at_its_record)
 	cr_expect_eq(q->pos, SB_SEG_HDR + 5 * RS);
 	cr_expect(strstr(q->msg, "record 5 "), "names the record: %s", q->msg);
 	cr_expect_eq(q->offset, 5, "the problem's offset");
+	cr_expect_not(q->tail, "not at the end of the newest segment");
 	cr_expect_eq(r.records, 2 * PER_SEG - 1, "the others are still checked");
 	cr_expect_eq(r.next, 2 * PER_SEG);
 }
@@ -285,6 +286,7 @@ Test(verify, cut_tail_is_a_torn_record_and_a_stale_index)
 			cr_expect_str_eq(s.path[i], p);
 			cr_expect_eq(s.p[i].pos, (uint64_t)size - RS);
 			cr_expect_eq(s.p[i].offset, 2 * PER_SEG + 2, "the torn record's offset");
+			cr_expect(s.p[i].tail, "a torn last record is at the newest segment's tail");
 		} else if (s.p[i].kind == SB_VERIFY_INDEX && strstr(s.path[i], SB_IDX_SUFFIX)) {
 			stale++;
 		} else {
@@ -295,6 +297,40 @@ Test(verify, cut_tail_is_a_torn_record_and_a_stale_index)
 	cr_expect_geq(stale, 1, "the index covers bytes that are gone");
 	cr_expect_eq(r.records, 2 * PER_SEG + 2);
 	cr_expect_eq(r.next, 2 * PER_SEG + 2);
+}
+
+/* What a record being written looks like (the newest segment's last record
+ * failing its CRC, zeros after it) is flagged `tail`; the same damage one
+ * record earlier is not. */
+Test(verify, bad_last_record_of_the_newest_segment_is_its_tail)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096], d[4096], name[64];
+	uint64_t base;
+	off_t size;
+
+	make_log(2 * PER_SEG + 3);
+	cr_assert_eq(uf_last_suffix(tdir(d), SB_SEG_SUFFIX, name, sizeof name), 0);
+	cr_assert_eq(sb_seg_name_parse(name, SB_SEG_SUFFIX, &base), 0);
+	seg(base, SB_SEG_SUFFIX, p);
+	size = uf_size(p);
+	cr_assert_eq(uf_flip_byte(p, size - 2 * RS + SB_REC_HDR + 1, 0x10), 0);
+	run(&s, &r);
+	for (int i = 0; i < s.n; i++)
+		if (s.p[i].kind == SB_VERIFY_RECORD)
+			cr_expect_not(s.p[i].tail, "a bad record before the last one: %s", s.msg[i]);
+	cr_assert_eq(uf_flip_byte(p, size - 2 * RS + SB_REC_HDR + 1, 0x10), 0); /* back */
+	cr_assert_eq(uf_flip_byte(p, size - RS + SB_REC_HDR + 1, 0x10), 0);
+	run(&s, &r);
+	int bad = 0;
+	for (int i = 0; i < s.n; i++)
+		if (s.p[i].kind == SB_VERIFY_RECORD) {
+			bad++;
+			cr_expect(s.p[i].tail, "the bad last record is the tail: %s", s.msg[i]);
+			cr_expect(s.p[i].newest);
+		}
+	cr_expect_eq(bad, 1);
 }
 
 Test(verify, missing_index_is_reported_by_name)
