@@ -8,7 +8,7 @@
 #include "format.h"
 #include "segwin.h"
 
-#define WIN_CHUNK (1u << 20)
+#define WIN_CHUNK (128u << 10)
 
 struct sb_segwin {
 	int fd;
@@ -96,8 +96,10 @@ int sb_segwin_decode(sb_segwin *w, uint64_t pos, int check_crc, sb_rec_hdr *h, c
 
 	if (!b)
 		return SB_REC_TORN;
+	if (n == SB_REC_HDR)
+		n = (size_t)(w->at + w->len - pos); /* all that is buffered from pos */
 	r = sb_rec_decode(b, n, check_crc, h);
-	if (r == SB_REC_TORN && n == SB_REC_HDR && pos + n < w->size) {
+	if (r == SB_REC_TORN && n >= SB_REC_HDR && pos + n < w->size) {
 		/* The header is whole: read the rest of the record. */
 		b = sb_segwin_at(w, pos, sb_get32(b + 4), &n);
 		if (!b)
