@@ -64,6 +64,12 @@ int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 		return SB_REC_BAD;
 	if (t.size > avail)
 		return SB_REC_TORN;
+	if (t.flags & ~SB_REC_KNOWN_FLAGS) {
+		/* A flag this version does not know (a newer writer, or damage
+		 * under a good CRC): never taken for a plain record. */
+		*h = t;
+		return SB_REC_BAD;
+	}
 	if (check_crc && sb_crc32c(0, p + 4, t.size - 4) != t.crc) {
 		*h = t;
 		return SB_REC_BAD;

@@ -60,12 +60,12 @@ enum {
 	SB_REC_OK = 0,     /* a whole record with a good CRC */
 	SB_REC_END = 1,    /* zeros: the end of the written part */
 	SB_REC_TORN = 2,   /* size runs past the available bytes */
-	SB_REC_BAD = 3,    /* inconsistent header or CRC mismatch */
+	SB_REC_BAD = 3,    /* inconsistent header, unknown flags or CRC mismatch */
 };
 /*
  * Decode the record at p with `avail` bytes after it. check_crc: verify the
  * CRC over the whole record. Returns SB_REC_*; *h is filled when the header
- * itself is sane (OK, and BAD from a CRC mismatch), untouched otherwise.
+ * itself is sane (OK, and BAD from unknown flags or a CRC mismatch), untouched otherwise.
  */
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h);
 

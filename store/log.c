@@ -429,6 +429,8 @@ static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t 
 			return -EFBIG;
 		if (r[i].key_len > SB_KEY_MAX)
 			return -EINVAL;
+		if (r[i].flags & ~SB_REC_KNOWN_FLAGS)
+			return -EINVAL;
 		b += sb_rec_size(r[i].key_len, r[i].value_len);
 	}
 	if (b > l->batch_max)

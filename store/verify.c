@@ -411,7 +411,11 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 		if (r == SB_REC_BAD) {
 			/* the last record, nothing but zeros after it */
 			v->cur_tail = sb_segwin_zeros(m, pos + h.size, NULL);
-			if (h.offset == off)
+			if (h.flags & ~SB_REC_KNOWN_FLAGS)
+				report(v, SB_VERIFY_RECORD, path, pos + 24,
+				       "record %llu has unknown flags 0x%04x",
+				       (unsigned long long)h.offset, h.flags);
+			else if (h.offset == off)
 				report(v, SB_VERIFY_RECORD, path, pos,
 				       "record %llu fails its CRC (%u bytes)",
 				       (unsigned long long)off, h.size);
@@ -431,10 +435,6 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 				       (unsigned long long)h.offset, (unsigned long long)off);
 			have_alt = h.offset != off && !(have_alt && h.offset == alt);
 			alt = off + 1;
-			if (h.flags & ~SB_REC_KNOWN_FLAGS)
-				report(v, SB_VERIFY_RECORD, path, pos + 24,
-				       "record %llu has unknown flags 0x%04x",
-				       (unsigned long long)h.offset, h.flags);
 			off = h.offset + 1;
 			if (h.offset >= v->start)
 				v->res.records++;
