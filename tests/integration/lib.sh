@@ -16,7 +16,8 @@
 # On EXIT/INT/TERM everything is unmounted (fusermount3 -u, then umount -l),
 # leftover daemons are killed, the temp dir is removed. With
 # SB_INTEGRATION_ASAN=1 the daemon's sanitizer reports go to $SB_TMP/asan.*
-# and any report fails the test.
+# and any report fails the test; SB_INTEGRATION_TSAN=1 (against build-tsan)
+# does the same with ThreadSanitizer's reports ($SB_TMP/tsan.*).
 
 set -u
 export LC_ALL=C
@@ -31,6 +32,8 @@ SB_PIDS=()
 SB_CLEANUP_HOOKS=()
 SB_MOUNT_SEQ=0
 SB_ASAN=${SB_INTEGRATION_ASAN:-}
+SB_TSAN=${SB_INTEGRATION_TSAN:-}
+[ -n "$SB_TSAN" ] && SB_ASAN=1
 # A sanitizer build is several times slower: stretch the deadlines.
 SB_SLOW=1
 [ -n "$SB_ASAN" ] && SB_SLOW=3
@@ -70,6 +73,7 @@ if [ -n "$SB_ASAN" ]; then
 	# The detached daemon's stderr is /dev/null: send reports to files.
 	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$SB_TMP/asan"
 	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}:log_path=$SB_TMP/ubsan"
+	export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}:log_path=$SB_TMP/tsan"
 fi
 
 # ---- mounts and cleanup ------------------------------------------------
@@ -131,7 +135,7 @@ sb_unmount_dir() {
 sb_check_sanitizer() {
 	local f pid what
 	[ -n "$SB_ASAN" ] || return 0
-	for f in "$SB_TMP"/asan.* "$SB_TMP"/ubsan.*; do
+	for f in "$SB_TMP"/asan.* "$SB_TMP"/ubsan.* "$SB_TMP"/tsan.*; do
 		[ -s "$f" ] || continue
 		case "$f" in *.seen) continue ;; esac
 		pid=${f##*.}
