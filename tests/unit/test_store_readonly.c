@@ -238,7 +238,7 @@ Test(readonly, open_while_writer_closes)
 static void on_problem(void *arg, const sb_verify_problem *p)
 {
 	(void)arg;
-	cr_log_warn("verify: %s: byte %llu: %s", p->path, (unsigned long long)p->pos, p->msg);
+	fprintf(stderr, "verify: %s: byte %llu: %s\n", p->path, (unsigned long long)p->pos, p->msg);
 }
 
 static void on_progress(void *arg, uint64_t done, uint64_t total)
