@@ -3,7 +3,6 @@
  */
 #include "backend.h"
 #include "config.h"
-#include "format.h"
 #include "fs.h"
 #include "sb_store.h"
 
@@ -100,7 +99,13 @@ static int st_append_at(sbfs_topic *t, uint64_t at, const sbfs_rec *recs, size_t
 
 static uint32_t st_record_max(sbfs_topic *t) { return sb_log_get_config(L(t))->max_record_bytes; }
 static size_t st_batch_max(sbfs_topic *t) { return sb_log_batch_max(L(t)); }
-static size_t st_overhead(sbfs_topic *t) { (void)t; return SB_REC_HDR; }
+static size_t st_overhead(sbfs_topic *t)
+{
+	sb_record_in empty = {0};
+
+	(void)t;
+	return sb_record_size(&empty);
+}
 
 static void st_bounds(sbfs_topic *t, sbfs_bounds *b)
 {

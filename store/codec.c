@@ -25,6 +25,18 @@ size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_
 	return size;
 }
 
+size_t sb_record_size(const sb_record_in *r)
+{
+	return sb_rec_size(r->key_len, r->value_len);
+}
+
+size_t sb_record_encode(void *dst, size_t cap, uint64_t offset, int64_t ts_ns, const sb_record_in *r)
+{
+	if (r->key_len > SB_KEY_MAX || sb_record_size(r) > cap)
+		return 0;
+	return sb_rec_encode(dst, offset, ts_ns, r);
+}
+
 void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h)
 {
 	sb_put32(dst, h->crc);

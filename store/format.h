@@ -63,6 +63,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sb_store.h"
+
 #define SB_FORMAT_VERSION 2 /* 2: the index header holds the largest timestamp */
 
 #define SB_SEG_MAGIC   0x47534253u /* "SBSG" */
@@ -85,7 +87,7 @@
  * the store is open. Holds a note of three lines, "PID\nMOUNTPOINT\nDIR\n":
  * the holder's pid, the mountpoint it serves the store on (empty for a
  * tool) and the store directory as it named it (the mount's source). */
-#define SB_LOCK_NAME   ".lock"
+#define SB_LOCK_NAME   SB_STORE_LOCK_NAME /* ".lock", named in sb_store.h for the tools */
 #define SB_NAME_DIGITS 20
 
 /* Largest segment file: positions and sizes fit in u32 with room to spare. */

@@ -267,3 +267,52 @@ int sb_index_save(const sb_index *ix, const sb_io *io, const char *path, uint64_
 		io->unlink(io->ctx, tmp);
 	return rc;
 }
+
+/* ---- the benchmark's view (sb_store.h) ---------------------------------- */
+
+struct sb_bench_index {
+	sb_index *ix;
+};
+
+int sb_bench_index_new(uint32_t entries, uint32_t step, sb_bench_index **out)
+{
+	sb_bench_index *b = malloc(sizeof(*b));
+	int rc;
+
+	if (!b)
+		return -ENOMEM;
+	rc = sb_index_new(entries, &b->ix);
+	if (rc)
+		goto out_free;
+	for (uint32_t i = 0; i < entries && !rc; i++) {
+		sb_idx_entry e = {.rel_offset = i * step, .pos = SB_SEG_HDR + i * 4096u, .rel_stream = i * 3968u};
+		rc = sb_index_add(b->ix, &e);
+	}
+	if (rc)
+		goto out_index;
+	*out = b;
+	return 0;
+out_index:
+	sb_index_free(b->ix);
+out_free:
+	free(b);
+	return rc;
+}
+
+int sb_bench_index_lookup(const sb_bench_index *b, uint32_t rel, uint32_t *pos)
+{
+	sb_idx_entry e;
+	int rc = sb_index_lookup(b->ix, rel, 0, &e);
+
+	if (!rc)
+		*pos = e.pos;
+	return rc;
+}
+
+void sb_bench_index_free(sb_bench_index *b)
+{
+	if (!b)
+		return;
+	sb_index_free(b->ix);
+	free(b);
+}

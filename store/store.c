@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "format.h"
 #include "fsutil.h"
 #include "lock.h"
@@ -496,4 +497,20 @@ int sb_store_retain(sb_store *s, int64_t now_ns)
 	}
 	free(snap);
 	return rc;
+}
+
+int sb_store_is_topic_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t base;
+	int found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d)) != NULL)
+		found = sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0 ||
+			strcmp(e->d_name, SB_META_NAME) == 0;
+	closedir(d);
+	return found;
 }

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "codec.h" /* sb_rec_encode: the bare side writes real record bytes */
 #include "sb_store.h"
 
 #define PAYLOAD 100u
@@ -64,7 +63,8 @@ typedef struct ours {
 	sb_log *l1, *l8;
 	int fd_grow, fd_pre;
 	uint64_t next_grow, next_pre;
-	uint8_t rec[SB_REC_HDR + PAYLOAD];
+	uint8_t rec[PAYLOAD + 256]; /* a record as stored: rec_len bytes */
+	size_t rec_len;
 } ours;
 
 static int ours_open(const sb_bench_cfg *c, ours *o)
@@ -87,10 +87,12 @@ static int ours_open(const sb_bench_cfg *c, ours *o)
 	if ((rc = sb_store_create(o->s, "w1")) || (rc = sb_store_create(o->s, "w8")) ||
 	    (rc = sb_store_get(o->s, "w1", &o->l1)) || (rc = sb_store_get(o->s, "w8", &o->l8)))
 		return rc;
-	sb_rec_encode(o->rec, 0, 1, &in);
+	o->rec_len = sb_record_encode(o->rec, sizeof(o->rec), 0, 1, &in);
+	if (!o->rec_len)
+		return -EOVERFLOW;
 	rc = open_bare(o->path, "bare-grow", 0, &o->fd_grow);
 	if (!rc)
-		rc = open_bare(o->path, "bare-prealloc", per * (uint64_t)c->reps * sizeof(o->rec), &o->fd_pre);
+		rc = open_bare(o->path, "bare-prealloc", per * (uint64_t)c->reps * o->rec_len, &o->fd_pre);
 	for (int i = 0; i < 10 && !rc; i++) /* warm up: the first segment pages */
 		rc = sb_log_append(o->l1, &in, 1, NULL);
 	return rc;
@@ -115,7 +117,7 @@ static int ours_round1(const sb_bench_cfg *c, ours *o, uint64_t per, double *us,
 {
 	sb_record_in in = {.value = sb_bench_payload(c, 0, PAYLOAD), .value_len = PAYLOAD};
 	uint64_t ns;
-	int rc = bare_loop(o->fd_grow, o->rec, sizeof(o->rec), per, &o->next_grow, &ns);
+	int rc = bare_loop(o->fd_grow, o->rec, o->rec_len, per, &o->next_grow, &ns);
 
 	if (rc) {
 		sb_bench_fail_rc(v, "bare pwrite+fdatasync", rc);
@@ -133,7 +135,7 @@ static int ours_round1(const sb_bench_cfg *c, ours *o, uint64_t per, double *us,
 		return rc;
 	}
 	*us = (double)ns / (double)per / 1e3;
-	rc = bare_loop(o->fd_pre, o->rec, sizeof(o->rec), per, &o->next_pre, &ns);
+	rc = bare_loop(o->fd_pre, o->rec, o->rec_len, per, &o->next_pre, &ns);
 	if (rc) {
 		sb_bench_fail_rc(v, "bare pwrite+fdatasync (preallocated)", rc);
 		return rc;

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "index.h"
 #include "sb_store.h"
 
 #define PAYLOAD 100u  /* the payload of the read and fsync workloads */
@@ -96,27 +95,27 @@ static long idx_entries(const char *store_dir, const char *name)
 	return total;
 }
 
+/* Bytes one record of `len` payload bytes and no key takes in a segment. */
+static uint32_t rec_bytes(uint32_t len)
+{
+	sb_record_in in = {.value_len = len};
+
+	return (uint32_t)sb_record_size(&in);
+}
+
 /* ---- index lookup ---------------------------------------------------------- */
 
 static void bench_index(const sb_bench_cfg *c, sb_bench_val *v)
 {
 	enum { N = 10000, STEP = 31 };
-	sb_index *ix;
+	sb_bench_index *ix;
 	double r[16];
 	uint64_t allocs = 0, acc = 0, rng = 0x1234567;
-	int rc = sb_index_new(N, &ix);
+	int rc = sb_bench_index_new(N, STEP, &ix);
 
 	if (rc) {
-		sb_bench_fail_rc(v, "sb_index_new", rc);
+		sb_bench_fail_rc(v, "sb_bench_index_new", rc);
 		return;
-	}
-	for (uint32_t i = 0; i < N && !rc; i++) {
-		sb_idx_entry e = {.rel_offset = i * STEP, .pos = 32 + i * 4096, .rel_stream = i * 3968};
-		rc = sb_index_add(ix, &e);
-	}
-	if (rc) {
-		sb_bench_fail_rc(v, "sb_index_add", rc);
-		goto out_free;
 	}
 	for (int rep = 0; rep < c->reps; rep++) {
 		int bad = 0;
@@ -124,9 +123,9 @@ static void bench_index(const sb_bench_cfg *c, sb_bench_val *v)
 		uint64_t t0 = sb_bench_now();
 		for (uint64_t k = 0; k < c->lookups; k++) {
 			uint32_t rel = (uint32_t)sb_bench_below(&rng, (uint64_t)N * STEP);
-			sb_idx_entry e;
-			bad |= sb_index_lookup(ix, rel, 0, &e);
-			acc += e.pos;
+			uint32_t pos = 0;
+			bad |= sb_bench_index_lookup(ix, rel, &pos);
+			acc += pos;
 		}
 		uint64_t ns = sb_bench_now() - t0;
 		allocs += sb_bench_alloc_stop();
@@ -140,7 +139,7 @@ static void bench_index(const sb_bench_cfg *c, sb_bench_val *v)
 	sb_bench_set(v, r, c->reps, c->lookups, allocs);
 	v->how = "random keys over 10,000 entries (the tail-first check then binary search); includes ~2 ns of RNG";
 out_free:
-	sb_index_free(ix);
+	sb_bench_index_free(ix);
 }
 
 /* A get with a copy (sb_log_read into a caller buffer, as leveldb_get copies
@@ -149,7 +148,7 @@ out_free:
  * The header lookup alone (sb_log_stat) is an extra. */
 static void bench_stat(const sb_bench_cfg *c, sb_bench_val *v)
 {
-	const uint32_t recsz = SB_REC_HDR + PAYLOAD;
+	const uint32_t recsz = rec_bytes(PAYLOAD);
 	const uint64_t n = 10000;
 	char path[4096];
 	sb_store *s;
@@ -391,7 +390,7 @@ static void bench_read(const sb_bench_cfg *c, sb_log *l, sb_bench_val *v)
 	}
 	/* The machine's floor: one dependent random load in a buffer the size
 	 * of the log (a read needs at least one: the record itself). */
-	double floor_ns = dependent_load_ns(n * (SB_REC_HDR + PAYLOAD));
+	double floor_ns = dependent_load_ns(n * rec_bytes(PAYLOAD));
 	if (floor_ns > 0)
 		sb_bench_extra(v, "dependent_load_floor_ns", floor_ns);
 }
@@ -557,7 +556,7 @@ static void bench_open(const sb_bench_cfg *c, sb_bench_val *v)
 	sb_store *s = NULL;
 	sb_log *l;
 	sb_log_stats st = {0};
-	uint64_t n = c->open_bytes / (SB_REC_HDR + OPEN_PAYLOAD), allocs = 0;
+	uint64_t n = c->open_bytes / rec_bytes(OPEN_PAYLOAD), allocs = 0;
 	double r[REPS], cl[REPS];
 	int rc = open_store(c, "open", SB_SYNC_INTERVAL, 0, &s, path, sizeof(path));
 

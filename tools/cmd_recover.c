@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 
 #include "cmd.h"
-#include "format.h"
 #include "sb_store.h"
 
 static const char help[] =
@@ -75,10 +74,10 @@ static void say_locked(const char *cmd, const char *dir)
 			   "unmount it first", dir, h->pid, h->mountpoint);
 	else if (h && h->pid > 0)
 		sb_cmd_err(cmd, "%s: still in use by process %ld after %u s (it holds %s/%s)",
-			   dir, h->pid, SB_LOCK_WAIT_DEFAULT_MS / 1000, dir, SB_LOCK_NAME);
+			   dir, h->pid, SB_LOCK_WAIT_DEFAULT_MS / 1000, dir, SB_STORE_LOCK_NAME);
 	else
 		sb_cmd_err(cmd, "%s: in use (another process holds %s/%s)", dir, dir,
-			   SB_LOCK_NAME);
+			   SB_STORE_LOCK_NAME);
 	free(h);
 }
 

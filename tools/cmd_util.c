@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "codec.h"
-#include "format.h"
 
 void sb_cmd_err(const char *cmd, const char *fmt, ...)
 {
@@ -61,23 +59,6 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 	return 0;
 }
 
-/* Does dir hold segment files or a meta file (a topic directory)? */
-static int is_topic_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	uint64_t base;
-	int found = 0;
-
-	if (!d)
-		return 0;
-	while (!found && (e = readdir(d)) != NULL)
-		found = sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0 ||
-			strcmp(e->d_name, SB_META_NAME) == 0;
-	closedir(d);
-	return found;
-}
-
 /* Does dir look like a LOG_DIR: a lock file, or a topic directory in it? */
 static int is_log_dir(const char *dir)
 {
@@ -86,7 +67,7 @@ static int is_log_dir(const char *dir)
 	struct dirent *e;
 	int found;
 
-	if (snprintf(path, sizeof path, "%s/%s", dir, SB_LOCK_NAME) < (int)sizeof path &&
+	if (snprintf(path, sizeof path, "%s/%s", dir, SB_STORE_LOCK_NAME) < (int)sizeof path &&
 	    access(path, F_OK) == 0)
 		return 1;
 	d = opendir(dir);
@@ -96,7 +77,7 @@ static int is_log_dir(const char *dir)
 	while (!found && (e = readdir(d)) != NULL)
 		found = sb_topic_name_valid(e->d_name) &&
 			snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
-			is_topic_dir(path);
+			sb_store_is_topic_dir(path);
 	closedir(d);
 	return found;
 }
@@ -140,7 +121,7 @@ static int one_path(const char *cmd, const char *p, sb_cmd_where *w)
 	int rc = stat(p, &st) == 0 ? 0 : -errno;
 
 	memset(&t, 0, sizeof t);
-	if (!rc && S_ISDIR(st.st_mode) && !is_topic_dir(p)) {
+	if (!rc && S_ISDIR(st.st_mode) && !sb_store_is_topic_dir(p)) {
 		if (strlen(p) >= sizeof w->dir)
 			return sb_cmd_usage_error(cmd, "'%s' is too long", p);
 		if (sb_cmd_check_dir(cmd, p))
@@ -172,7 +153,7 @@ int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, sb_cmd_where *w)
 	topic = argv[optind + 1];
 	if (sb_cmd_check_dir(cmd, dir))
 		return SB_EXIT_ERROR;
-	if (is_topic_dir(dir)) {
+	if (sb_store_is_topic_dir(dir)) {
 		sb_cmd_err(cmd, "%s: holds segment files: a topic directory, not a LOG_DIR "
 			   "(try 'streambus %s LOG_DIR TOPIC' or 'streambus %s LOG_DIR/TOPIC')",
 			   dir, cmd, cmd);

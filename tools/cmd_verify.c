@@ -19,9 +19,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "format.h"
 #include "sb_store.h"
-#include "verify.h"
 
 static const char help[] =
 	"usage: streambus verify [--json] [--progress | --no-progress] [-q] LOG_DIR [TOPIC]\n"
@@ -219,7 +217,7 @@ static int dir_in_use(const char *dir)
 	FILE *f;
 	int used = 0;
 
-	snprintf(path, sizeof path, "%s/%s", dir, SB_LOCK_NAME);
+	snprintf(path, sizeof path, "%s/%s", dir, SB_STORE_LOCK_NAME);
 	if (stat(path, &st) < 0)
 		return 0;
 	f = fopen("/proc/locks", "re");

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
 	return 0;
 }
 CEOF
-	cc -std=c11 -D_GNU_SOURCE -O1 -g "${cflags[@]}" -I"$SB_TOP/store" "$T/gen.c" \
+	cc -std=c11 -D_GNU_SOURCE -O1 -g "${cflags[@]}" -I"$SB_TOP/store/include" "$T/gen.c" \
 		"$SB_BUILD/libsbstore.a" -lpthread -lm -o "$T/gen" || fail "cannot build the log generator"
 }
 gen() { "$T/gen" "$@" || fail "gen $*"; }
