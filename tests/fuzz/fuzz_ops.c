@@ -437,18 +437,15 @@ static void file_setxattr(world *w)
 		snprintf(name, sizeof name, "%s", names[sel % 8]);
 	else
 		gen_name(w, 0, name, sizeof name);
+	char num[32];
 	if ((sel >> 3) % 4 == 0 && sel % 8 <= 2) {
-		/* a well-formed number */
-		char num[32];
+		/* a well-formed number (a key too: the model must see it) */
 		snprintf(num, sizeof num, "%llu", (unsigned long long)(f ? next_of(w, f->t) : fz_u64(&w->in)));
 		v = (const uint8_t *)num;
 		n = strlen(num);
-		if (!f)
-			return;
-		sbfs_pending_setxattr(&w->fs, f->ino, name, (const char *)v, n);
-		return;
+	} else {
+		v = fz_bytes(&w->in, fz_u8(&w->in), &n);
 	}
-	v = fz_bytes(&w->in, fz_u8(&w->in), &n);
 	if (!f)
 		return;
 	int rc = sbfs_pending_setxattr(&w->fs, f->ino, name, (const char *)v, n);
