@@ -394,11 +394,13 @@ int sb_log_recover(sb_log *l)
 {
 	recovery r = {0};
 	uint64_t start = 0;
+	size_t nfiles;
 	int rc, meta_rc, changed = 0, have_clean = 0, last_active = 0;
 
 	rc = list_segments(l, &r.bases, &r.n);
 	if (rc)
 		return rc;
+	nfiles = r.n;
 	drop_orphan_indexes(l, r.bases, r.n);
 	meta_rc = read_meta(l, &start);
 	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
@@ -435,7 +437,16 @@ int sb_log_recover(sb_log *l)
 	if (!l->nsegs) {
 		sb_segment *s;
 		if (l->read_only) {
-			rc = -ENOENT;
+			/* Nothing to read (no segment file, or damage from the
+			 * first segment's header on) and nothing may be created:
+			 * refuse this log alone, as damage, so that the other
+			 * topics open all the same (a mount starts it anew or
+			 * refuses it too). */
+			snprintf(l->why, sizeof(l->why), "%s",
+				 nfiles ? "no segment left to read: the log is damaged from its first segment"
+					: "no segment file");
+			report(l, l->why);
+			rc = SB_ECORRUPT;
 			goto out_free;
 		}
 		rc = sb_segment_create(&l->sp, start, 0, &s);

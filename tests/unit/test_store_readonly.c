@@ -267,3 +267,81 @@ Test(readonly, verify_while_writer_closes)
 			     vr.problems[SB_VERIFY_IO], 0);
 	cr_assert_eq(vr.records, next);
 }
+
+/*
+ * Damage that leaves a read-only open no segment to read (a bad header in
+ * the first segment, with or without proof that it was synced; every
+ * segment file gone; a topic directory without any) must refuse that topic
+ * alone, with a message: `streambus dump` and `stat` of the whole LOG_DIR,
+ * and a read-only mount, failed instead (the store's open returned
+ * -ENOENT). Found by tools/damage (a batch of damaged topics dumped at once).
+ */
+static int count_refused(void *arg, const char *name, int err, const char *msg)
+{
+	(void)err;
+	cr_assert_str_eq(name, "bad");
+	cr_assert_gt(strlen(msg), 0, "a refused topic without a message");
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(readonly, no_segment_left_refuses_that_topic_alone)
+{
+	uint64_t r = 0x9e3779b97f4a7c15ull;
+
+	for (int round = 0; round < 16; round++) {
+		int kind = round % 4;
+		sb_log_config c;
+		sb_store *s = NULL;
+		sb_log *l = NULL;
+		char path[4096];
+		int refused = 0;
+
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		ut_cfg(&c, 4096, SB_SYNC_NEVER);
+		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+		cr_assert_not_null(l = ut_topic(s, "good"));
+		cr_assert_eq(ut_append_n(l, 40, SEED, 1, 400), 0);
+		cr_assert_not_null(l = ut_topic(s, "bad"));
+		cr_assert_eq(ut_append_n(l, 1 + (r >> 40) % 40, SEED, 1, 400), 0);
+		cr_assert_eq(sb_store_close(s), 0);
+
+		ut_topic_path(&env, "bad", "00000000000000000000.seg", path, sizeof path);
+		if (kind == 0 || kind == 1) {
+			/* a bad header in the first segment: after a clean close
+			 * (proof), or with no proof of a sync at all */
+			cr_assert_eq(uf_flip_byte(path, (off_t)((r >> 20) % SB_SEG_HDR), (uint8_t)(1 + (r >> 8) % 255)), 0);
+			if (kind == 1) {
+				char dir[4096];
+				ut_topic_path(&env, "bad", NULL, dir, sizeof dir);
+				uf_remove_suffix(dir, SB_IDX_SUFFIX);
+				uf_remove(ut_topic_path(&env, "bad", SB_CLEAN_NAME, path, sizeof path));
+			}
+		} else {
+			/* every segment gone (meta stays), or none ever made */
+			char dir[4096];
+			ut_topic_path(&env, "bad", NULL, dir, sizeof dir);
+			uf_remove_suffix(dir, SB_SEG_SUFFIX);
+			uf_remove_suffix(dir, SB_IDX_SUFFIX);
+			if (kind == 3)
+				cr_assert_eq(uf_rmrf(dir) == 0 && mkdir(dir, 0755) == 0, 1);
+		}
+
+		cr_assert_eq(ut_open_ro(env.store, &c, &s), 0, "round %d (kind %d): the read-only open failed", round, kind);
+		cr_assert_eq(sb_store_get(s, "good", &l), 0);
+		cr_assert_eq(sb_log_next(l), 40);
+		for (uint64_t off = 0; off < 40; off++)
+			cr_assert_eq(ut_check(l, off, ut_len(off, SEED, 1, 400), SEED), 0);
+		cr_assert_eq(sb_store_get(s, "bad", &l), SB_ECORRUPT, "round %d (kind %d)", round, kind);
+		cr_assert_eq(sb_store_list_refused(s, count_refused, &refused), 0);
+		cr_assert_eq(refused, 1);
+		cr_assert_eq(sb_store_close(s), 0);
+
+		/* a read-write open (a mount) opens the good topic all the same */
+		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+		cr_assert_eq(sb_store_get(s, "good", &l), 0);
+		cr_assert_eq(sb_log_next(l), 40);
+		cr_assert_eq(sb_store_close(s), 0);
+		cr_assert_eq(uf_rmrf(env.store), 0);
+	}
+}
