@@ -11,17 +11,17 @@ size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_
 {
 	size_t size = sb_rec_size(r->key_len, r->value_len);
 
-	sb_put32(dst + 4, (uint32_t)size);
-	sb_put64(dst + 8, offset);
-	sb_put64(dst + 16, (uint64_t)ts);
-	sb_put16(dst + 24, r->flags);
-	sb_put16(dst + 26, (uint16_t)r->key_len);
-	sb_put32(dst + 28, r->value_len);
+	sb_put32(dst + SB_REC_AT_SIZE, (uint32_t)size);
+	sb_put64(dst + SB_REC_AT_OFFSET, offset);
+	sb_put64(dst + SB_REC_AT_TS, (uint64_t)ts);
+	sb_put16(dst + SB_REC_AT_FLAGS, r->flags);
+	sb_put16(dst + SB_REC_AT_KEY_LEN, (uint16_t)r->key_len);
+	sb_put32(dst + SB_REC_AT_VAL_LEN, r->value_len);
 	if (r->key_len)
-		memcpy(dst + SB_REC_HDR, r->key, r->key_len);
+		memcpy(dst + SB_REC_AT_KEY, r->key, r->key_len);
 	if (r->value_len)
-		memcpy(dst + SB_REC_HDR + r->key_len, r->value, r->value_len);
-	sb_put32(dst, sb_crc32c(0, dst + 4, size - 4));
+		memcpy(dst + SB_REC_AT_KEY + r->key_len, r->value, r->value_len);
+	sb_put32(dst + SB_REC_AT_CRC, sb_crc32c(0, dst + SB_REC_AT_SIZE, size - SB_REC_AT_SIZE));
 	return size;
 }
 
@@ -39,39 +39,39 @@ size_t sb_record_encode(void *dst, size_t cap, uint64_t offset, int64_t ts_ns, c
 
 void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h)
 {
-	sb_put32(dst, h->crc);
-	sb_put32(dst + 4, h->size);
-	sb_put64(dst + 8, h->offset);
-	sb_put64(dst + 16, (uint64_t)h->timestamp_ns);
-	sb_put16(dst + 24, h->flags);
-	sb_put16(dst + 26, h->key_len);
-	sb_put32(dst + 28, h->value_len);
+	sb_put32(dst + SB_REC_AT_CRC, h->crc);
+	sb_put32(dst + SB_REC_AT_SIZE, h->size);
+	sb_put64(dst + SB_REC_AT_OFFSET, h->offset);
+	sb_put64(dst + SB_REC_AT_TS, (uint64_t)h->timestamp_ns);
+	sb_put16(dst + SB_REC_AT_FLAGS, h->flags);
+	sb_put16(dst + SB_REC_AT_KEY_LEN, h->key_len);
+	sb_put32(dst + SB_REC_AT_VAL_LEN, h->value_len);
 }
 
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 {
 	sb_rec_hdr t;
 
-	if (avail < 8) {
+	if (avail < SB_REC_AT_OFFSET) {
 		/* Too short for even crc+size: zeros are the end, else torn. */
 		for (size_t i = 0; i < avail; i++)
 			if (p[i])
 				return SB_REC_TORN;
 		return SB_REC_END;
 	}
-	t.crc = sb_get32(p);
-	t.size = sb_get32(p + 4);
+	t.crc = sb_get32(p + SB_REC_AT_CRC);
+	t.size = sb_get32(p + SB_REC_AT_SIZE);
 	if (t.size == 0)
 		return t.crc == 0 ? SB_REC_END : SB_REC_BAD;
 	if (t.size < SB_REC_HDR || t.size > SB_SEG_MAX_BYTES)
 		return SB_REC_BAD;
 	if (avail < SB_REC_HDR)
 		return SB_REC_TORN;
-	t.offset = sb_get64(p + 8);
-	t.timestamp_ns = (int64_t)sb_get64(p + 16);
-	t.flags = sb_get16(p + 24);
-	t.key_len = sb_get16(p + 26);
-	t.value_len = sb_get32(p + 28);
+	t.offset = sb_get64(p + SB_REC_AT_OFFSET);
+	t.timestamp_ns = (int64_t)sb_get64(p + SB_REC_AT_TS);
+	t.flags = sb_get16(p + SB_REC_AT_FLAGS);
+	t.key_len = sb_get16(p + SB_REC_AT_KEY_LEN);
+	t.value_len = sb_get32(p + SB_REC_AT_VAL_LEN);
 	if ((uint64_t)SB_REC_HDR + t.key_len + t.value_len != t.size)
 		return SB_REC_BAD;
 	if (t.size > avail)
@@ -82,7 +82,7 @@ int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 		*h = t;
 		return SB_REC_BAD;
 	}
-	if (check_crc && sb_crc32c(0, p + 4, t.size - 4) != t.crc) {
+	if (check_crc && sb_crc32c(0, p + SB_REC_AT_SIZE, t.size - SB_REC_AT_SIZE) != t.crc) {
 		*h = t;
 		return SB_REC_BAD;
 	}
@@ -93,21 +93,21 @@ int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h)
 {
 	memset(dst, 0, SB_SEG_HDR);
-	sb_put32(dst, SB_SEG_MAGIC);
-	sb_put16(dst + 4, SB_FORMAT_VERSION);
-	sb_put16(dst + 6, SB_SEG_HDR);
-	sb_put64(dst + 8, h->base_offset);
-	sb_put64(dst + 16, h->base_stream);
-	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+	sb_put32(dst + SB_FH_MAGIC, SB_SEG_MAGIC);
+	sb_put16(dst + SB_FH_VERSION, SB_FORMAT_VERSION);
+	sb_put16(dst + SB_FH_SIZE, SB_SEG_HDR);
+	sb_put64(dst + SB_SEG_AT_BASE, h->base_offset);
+	sb_put64(dst + SB_SEG_AT_STREAM, h->base_stream);
+	sb_put32(dst + SB_SEG_AT_CRC, sb_crc32c(0, dst, SB_SEG_AT_CRC));
 }
 
 /* Shared check of the magic/version/size/crc words of a 28+4-byte header. */
 static int hdr_check(const uint8_t *src, uint32_t magic, uint16_t size)
 {
-	if (sb_get32(src) != magic || sb_get16(src + 6) != size ||
+	if (sb_get32(src + SB_FH_MAGIC) != magic || sb_get16(src + SB_FH_SIZE) != size ||
 	    sb_crc32c(0, src, size - 4u) != sb_get32(src + size - 4u))
 		return SB_ECORRUPT;
-	if (sb_get16(src + 4) != SB_FORMAT_VERSION)
+	if (sb_get16(src + SB_FH_VERSION) != SB_FORMAT_VERSION)
 		return SB_EVERSION;
 	return 0;
 }
@@ -118,23 +118,23 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 
 	if (rc)
 		return rc;
-	h->base_offset = sb_get64(src + 8);
-	h->base_stream = sb_get64(src + 16);
+	h->base_offset = sb_get64(src + SB_SEG_AT_BASE);
+	h->base_stream = sb_get64(src + SB_SEG_AT_STREAM);
 	return 0;
 }
 
 void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h)
 {
 	memset(dst, 0, SB_IDX_HDR);
-	sb_put32(dst, SB_IDX_MAGIC);
-	sb_put16(dst + 4, SB_FORMAT_VERSION);
-	sb_put16(dst + 6, SB_IDX_HDR);
-	sb_put64(dst + 8, h->base_offset);
-	sb_put32(dst + 16, h->count);
-	sb_put32(dst + 20, h->seg_len);
-	sb_put64(dst + 24, (uint64_t)h->max_ts);
-	sb_put32(dst + 32, h->entries_crc);
-	sb_put32(dst + 36, sb_crc32c(0, dst, 36));
+	sb_put32(dst + SB_FH_MAGIC, SB_IDX_MAGIC);
+	sb_put16(dst + SB_FH_VERSION, SB_FORMAT_VERSION);
+	sb_put16(dst + SB_FH_SIZE, SB_IDX_HDR);
+	sb_put64(dst + SB_IDX_AT_BASE, h->base_offset);
+	sb_put32(dst + SB_IDX_AT_COUNT, h->count);
+	sb_put32(dst + SB_IDX_AT_SEG_LEN, h->seg_len);
+	sb_put64(dst + SB_IDX_AT_MAX_TS, (uint64_t)h->max_ts);
+	sb_put32(dst + SB_IDX_AT_ECRC, h->entries_crc);
+	sb_put32(dst + SB_IDX_AT_CRC, sb_crc32c(0, dst, SB_IDX_AT_CRC));
 }
 
 int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h)
@@ -143,22 +143,22 @@ int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h)
 
 	if (rc)
 		return rc;
-	h->base_offset = sb_get64(src + 8);
-	h->count = sb_get32(src + 16);
-	h->seg_len = sb_get32(src + 20);
-	h->max_ts = (int64_t)sb_get64(src + 24);
-	h->entries_crc = sb_get32(src + 32);
+	h->base_offset = sb_get64(src + SB_IDX_AT_BASE);
+	h->count = sb_get32(src + SB_IDX_AT_COUNT);
+	h->seg_len = sb_get32(src + SB_IDX_AT_SEG_LEN);
+	h->max_ts = (int64_t)sb_get64(src + SB_IDX_AT_MAX_TS);
+	h->entries_crc = sb_get32(src + SB_IDX_AT_ECRC);
 	return 0;
 }
 
 void sb_meta_encode(uint8_t dst[SB_META_SIZE], uint64_t start)
 {
 	memset(dst, 0, SB_META_SIZE);
-	sb_put32(dst, SB_META_MAGIC);
-	sb_put16(dst + 4, SB_FORMAT_VERSION);
-	sb_put16(dst + 6, SB_META_SIZE);
-	sb_put64(dst + 8, start);
-	sb_put32(dst + 20, sb_crc32c(0, dst, 20));
+	sb_put32(dst + SB_FH_MAGIC, SB_META_MAGIC);
+	sb_put16(dst + SB_FH_VERSION, SB_FORMAT_VERSION);
+	sb_put16(dst + SB_FH_SIZE, SB_META_SIZE);
+	sb_put64(dst + SB_META_AT_START, start);
+	sb_put32(dst + SB_META_AT_CRC, sb_crc32c(0, dst, SB_META_AT_CRC));
 }
 
 int sb_meta_decode(const uint8_t src[SB_META_SIZE], uint64_t *start)
@@ -167,19 +167,19 @@ int sb_meta_decode(const uint8_t src[SB_META_SIZE], uint64_t *start)
 
 	if (rc)
 		return rc;
-	*start = sb_get64(src + 8);
+	*start = sb_get64(src + SB_META_AT_START);
 	return 0;
 }
 
 void sb_clean_encode(uint8_t dst[SB_CLEAN_SIZE], const sb_clean_rec *c)
 {
 	memset(dst, 0, SB_CLEAN_SIZE);
-	sb_put32(dst, SB_CLEAN_MAGIC);
-	sb_put16(dst + 4, SB_FORMAT_VERSION);
-	sb_put16(dst + 6, SB_CLEAN_SIZE);
-	sb_put64(dst + 8, c->last_base);
-	sb_put64(dst + 16, c->last_len);
-	sb_put32(dst + 28, sb_crc32c(0, dst, 28));
+	sb_put32(dst + SB_FH_MAGIC, SB_CLEAN_MAGIC);
+	sb_put16(dst + SB_FH_VERSION, SB_FORMAT_VERSION);
+	sb_put16(dst + SB_FH_SIZE, SB_CLEAN_SIZE);
+	sb_put64(dst + SB_CLEAN_AT_BASE, c->last_base);
+	sb_put64(dst + SB_CLEAN_AT_LEN, c->last_len);
+	sb_put32(dst + SB_CLEAN_AT_CRC, sb_crc32c(0, dst, SB_CLEAN_AT_CRC));
 }
 
 int sb_clean_decode(const uint8_t src[SB_CLEAN_SIZE], sb_clean_rec *c)
@@ -188,8 +188,8 @@ int sb_clean_decode(const uint8_t src[SB_CLEAN_SIZE], sb_clean_rec *c)
 
 	if (rc)
 		return rc;
-	c->last_base = sb_get64(src + 8);
-	c->last_len = sb_get64(src + 16);
+	c->last_base = sb_get64(src + SB_CLEAN_AT_BASE);
+	c->last_len = sb_get64(src + SB_CLEAN_AT_LEN);
 	return 0;
 }
 

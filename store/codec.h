@@ -53,6 +53,30 @@ static inline size_t sb_rec_size(uint32_t key_len, uint32_t value_len)
 	return (size_t)SB_REC_HDR + key_len + value_len;
 }
 
+/* Where the value of a record with header h starts, from the record's start. */
+static inline uint32_t sb_rec_value_at(const sb_rec_hdr *h)
+{
+	return SB_REC_AT_KEY + h->key_len;
+}
+
+/*
+ * The framing of the record at p (avail bytes readable there, at least
+ * SB_REC_HDR): its crc, size, offset, timestamp, flags and lengths into *h.
+ * 1 when the lengths add up to its size and it fits in avail, else 0. What
+ * a reader checks of each record it steps over; no CRC, no flags check.
+ */
+static inline int sb_rec_frame(const uint8_t *p, uint64_t avail, sb_rec_hdr *h)
+{
+	h->crc = sb_get32(p + SB_REC_AT_CRC);
+	h->size = sb_get32(p + SB_REC_AT_SIZE);
+	h->offset = sb_get64(p + SB_REC_AT_OFFSET);
+	h->timestamp_ns = (int64_t)sb_get64(p + SB_REC_AT_TS);
+	h->flags = sb_get16(p + SB_REC_AT_FLAGS);
+	h->key_len = sb_get16(p + SB_REC_AT_KEY_LEN);
+	h->value_len = sb_get32(p + SB_REC_AT_VAL_LEN);
+	return h->size == (uint64_t)SB_REC_HDR + h->key_len + h->value_len && h->size <= avail;
+}
+
 /* Encode record r at `offset` into dst (sb_rec_size() bytes). Returns the size. */
 size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r);
 
@@ -99,15 +123,15 @@ void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h);
 int sb_idx_hdr_decode(const uint8_t src[SB_IDX_HDR], sb_idx_hdr *h);
 static inline void sb_idx_entry_encode(uint8_t dst[SB_IDX_ENTRY], const sb_idx_entry *e)
 {
-	sb_put32(dst, e->rel_offset);
-	sb_put32(dst + 4, e->pos);
-	sb_put32(dst + 8, e->rel_stream);
+	sb_put32(dst + SB_IE_AT_OFFSET, e->rel_offset);
+	sb_put32(dst + SB_IE_AT_POS, e->pos);
+	sb_put32(dst + SB_IE_AT_STREAM, e->rel_stream);
 }
 static inline void sb_idx_entry_decode(const uint8_t src[SB_IDX_ENTRY], sb_idx_entry *e)
 {
-	e->rel_offset = sb_get32(src);
-	e->pos = sb_get32(src + 4);
-	e->rel_stream = sb_get32(src + 8);
+	e->rel_offset = sb_get32(src + SB_IE_AT_OFFSET);
+	e->pos = sb_get32(src + SB_IE_AT_POS);
+	e->rel_stream = sb_get32(src + SB_IE_AT_STREAM);
 }
 
 void sb_meta_encode(uint8_t dst[SB_META_SIZE], uint64_t start);

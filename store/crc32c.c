@@ -96,7 +96,7 @@ uint32_t sb_crc32c(uint32_t crc, const void *buf, size_t n)
  * before the part served, that part as copied, the payload after it. */
 static int copy_check_sw(const sb_crc_copy *r)
 {
-	uint32_t c = sb_crc32c(0, r->hdr, SB_REC_HDR - 4);
+	uint32_t c = sb_crc32c(0, r->hdr, SB_REC_HDR - SB_REC_AT_SIZE);
 
 	c = sb_crc32c(c, r->key, r->key_len);
 	c = sb_crc32c(c, r->pre, r->pre_len);

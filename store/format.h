@@ -79,6 +79,43 @@
 #define SB_META_SIZE   24u
 #define SB_CLEAN_SIZE  32u
 
+/* Where each field is: byte offsets inside each structure above (the
+ * tables at the top of this file). Code names fields by these, never by a
+ * bare number. */
+/* every file header (segment, index, meta, clean) starts with these: */
+#define SB_FH_MAGIC        0u  /* u32 */
+#define SB_FH_VERSION      4u  /* u16 */
+#define SB_FH_SIZE         6u  /* u16 header size */
+/* segment header */
+#define SB_SEG_AT_BASE     8u  /* u64 base offset */
+#define SB_SEG_AT_STREAM  16u  /* u64 base stream pos */
+#define SB_SEG_AT_CRC     28u  /* u32 crc32c of [0, 28) */
+/* record */
+#define SB_REC_AT_CRC      0u  /* u32 crc32c of [SB_REC_AT_SIZE, size) */
+#define SB_REC_AT_SIZE     4u  /* u32 */
+#define SB_REC_AT_OFFSET   8u  /* u64 */
+#define SB_REC_AT_TS      16u  /* i64 */
+#define SB_REC_AT_FLAGS   24u  /* u16 */
+#define SB_REC_AT_KEY_LEN 26u  /* u16 */
+#define SB_REC_AT_VAL_LEN 28u  /* u32 */
+#define SB_REC_AT_KEY     SB_REC_HDR /* the key; the value follows it */
+/* index header and entry */
+#define SB_IDX_AT_BASE     8u  /* u64 */
+#define SB_IDX_AT_COUNT   16u  /* u32 */
+#define SB_IDX_AT_SEG_LEN 20u  /* u32 */
+#define SB_IDX_AT_MAX_TS  24u  /* i64 */
+#define SB_IDX_AT_ECRC    32u  /* u32 crc32c of the entries */
+#define SB_IDX_AT_CRC     36u  /* u32 crc32c of [0, 36) */
+#define SB_IE_AT_OFFSET    0u  /* u32 offset - base offset */
+#define SB_IE_AT_POS       4u  /* u32 file position */
+#define SB_IE_AT_STREAM    8u  /* u32 stream pos - base stream pos */
+/* meta and clean */
+#define SB_META_AT_START   8u  /* u64 */
+#define SB_META_AT_CRC    20u  /* u32 crc32c of [0, 20) */
+#define SB_CLEAN_AT_BASE   8u  /* u64 base offset of the last segment */
+#define SB_CLEAN_AT_LEN   16u  /* u64 its length */
+#define SB_CLEAN_AT_CRC   28u  /* u32 crc32c of [0, 28) */
+
 #define SB_SEG_SUFFIX  ".seg"
 #define SB_IDX_SUFFIX  ".idx"
 #define SB_META_NAME   "meta"

@@ -73,31 +73,17 @@ static int locate(sb_log *l, uint64_t offset, sb_segment **seg, uint64_t *pos, u
 	return sb_segment_locate(s, offset, pos, stream, h);
 }
 
-/*
- * Copy payload bytes [from, from + n) of the record at pos of s (header h)
- * into dst and check the record's CRC over exactly what is used: the header
- * as decoded, the served bytes as copied (sb_crc32c_copy_check). Every read
- * checks again: nothing is trusted for having been checked before, so damage
- * made while mounted is caught too. 0 or SB_ECORRUPT (reported).
- */
-static int serve(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, uint64_t from, size_t n, uint8_t *dst)
+/* Serve bytes [from, from + len) of record part `part` (segment.h): the
+ * whole record is checked, whatever part of it is read. */
+static int serve(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
+		 size_t len, size_t *n)
 {
-	const uint8_t *val = sb_segment_map(s) + pos + SB_REC_HDR + h->key_len;
-	uint8_t hb[SB_REC_HDR];
-	sb_crc_copy job = {
-		.hdr = hb + 4, .key = val - h->key_len, .key_len = h->key_len,
-		.pre = val, .pre_len = (uint32_t)from,
-		.src = val + from, .dst = dst, .len = (uint32_t)n,
-		.post = val + from + n, .post_len = (uint32_t)(h->value_len - from - n),
-		.crc = h->crc,
-	};
+	size_t got = 0;
+	int rc = sb_segment_copy(s, pos, h, part, from, dst, len, &got);
 
-	sb_rec_hdr_encode(hb, h);
-	if (sb_crc32c_copy_check(&job, 1) == 0) {
-		sb_segment_report_damage(s, h->offset, pos, "checksum mismatch");
-		return SB_ECORRUPT;
-	}
-	return 0;
+	if (!rc && n)
+		*n = got;
+	return rc;
 }
 
 static void fill_info(sb_record_info *info, const sb_rec_hdr *h, uint64_t stream)
@@ -120,7 +106,7 @@ int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info)
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
 	if (!rc)
-		rc = serve(s, pos, &h, 0, 0, NULL); /* what it says must hold too */
+		rc = serve(s, pos, &h, SB_COPY_VALUE, 0, NULL, 0, NULL); /* what it says must hold too */
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc)
 		fill_info(info, &h, stream);
@@ -140,15 +126,7 @@ int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len
 	rc = locate(l, offset, &s, &pos, &stream, &h);
 	if (rc)
 		goto out_unlock;
-	if (from < h.value_len) {
-		n = h.value_len - from;
-		if (n > len)
-			n = len;
-	} else {
-		from = h.value_len;
-	}
-	/* The whole record is checked, whatever part of it is read. */
-	rc = serve(s, pos, &h, from, n, buf);
+	rc = serve(s, pos, &h, SB_COPY_VALUE, from, buf, len, &n);
 out_unlock:
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc) {
@@ -164,132 +142,34 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 	sb_segment *s;
 	uint64_t pos, stream;
 	sb_rec_hdr h;
-	uint8_t hb[SB_REC_HDR];
 	int rc;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
-	if (!rc) {
-		/* The key served as the part copied; the payload after it. */
-		const uint8_t *key = sb_segment_map(s) + pos + SB_REC_HDR;
-		uint32_t n = h.key_len < cap ? h.key_len : (uint32_t)cap;
-		sb_crc_copy job = {
-			.hdr = hb + 4, .src = key, .dst = buf, .len = n,
-			.post = key + n, .post_len = h.size - SB_REC_HDR - n, .crc = h.crc,
-		};
-		sb_rec_hdr_encode(hb, &h);
-		if (sb_crc32c_copy_check(&job, 1) == 0) {
-			sb_segment_report_damage(s, h.offset, pos, "checksum mismatch");
-			rc = SB_ECORRUPT;
-		}
-	}
+	if (!rc)
+		rc = serve(s, pos, &h, SB_COPY_KEY, 0, buf, cap, NULL);
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc)
 		*key_len = h.key_len;
 	return rc;
 }
 
-/* Records copied and checked together in a stream read (on the stack). */
-#define STREAM_BATCH 32
-/* How far ahead of the record it reads a stream read fetches (bytes): 4 KiB
- * made a scan of 100-byte records 30% faster here, where 1 KiB did not. */
-#define STREAM_AHEAD 4096
-
-typedef struct stream_batch {
-	uint8_t hdr[STREAM_BATCH][SB_REC_HDR]; /* each header as read, once */
-	sb_crc_copy job[STREAM_BATCH];
-	uint64_t pos[STREAM_BATCH], off[STREAM_BATCH]; /* for reports */
-	size_t n, bytes;                       /* jobs, payload bytes in them */
-} stream_batch;
-
-/* Copy and check the batch; *done counts the bytes of the good records. */
-static int batch_flush(sb_segment *s, stream_batch *b, size_t *done)
-{
-	size_t good = sb_crc32c_copy_check(b->job, b->n);
-	int rc = 0;
-
-	for (size_t i = 0; i < good; i++)
-		*done += b->job[i].len;
-	if (good < b->n) {
-		sb_segment_report_damage(s, b->off[good], b->pos[good], "checksum mismatch");
-		rc = SB_ECORRUPT;
-	}
-	b->n = b->bytes = 0;
-	return rc;
-}
-
 /*
  * Serve stream bytes [pos, pos + len - *done) from segment s (which holds
- * pos) into dst + *done, every record that gives bytes checked whole (the
- * partial ones at the edges too); *done counts the bytes served, also on
- * failure. Each header is read once, into the batch, and both its decoding
- * and its CRC come from that copy.
+ * pos) into dst + *done; *done counts the bytes served, also on failure.
  */
 static int stream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
 {
-	const uint8_t *map = sb_segment_map(s);
-	uint64_t slen = sb_segment_len(s), p, st;
-	stream_batch b;
+	uint64_t p, st;
 	sb_rec_hdr h;
+	size_t n = 0;
 	int rc = sb_segment_locate_stream(s, pos, &p, &st, &h);
 
 	if (rc)
 		return rc;
-	uint64_t off = h.offset, skip = pos - st, pf = p & ~(uint64_t)63;
-	b.n = b.bytes = 0;
-	for (;;) {
-		uint8_t *hb = b.hdr[b.n];
-		/* Each header's place comes from the one before, a chain of
-		 * loads that would wait for memory at every step: keep the
-		 * next STREAM_AHEAD bytes on their way (a line once each). */
-		for (; pf < p + STREAM_AHEAD && pf < slen; pf += 64)
-			__builtin_prefetch(map + pf);
-		int sane = p + SB_REC_HDR <= slen;
-		if (sane) {
-			/* The framing only (the CRC covers the rest, from hb). */
-			memcpy(hb, map + p, SB_REC_HDR);
-			h.crc = sb_get32(hb);
-			h.size = sb_get32(hb + 4);
-			h.offset = sb_get64(hb + 8);
-			h.key_len = sb_get16(hb + 26);
-			h.value_len = sb_get32(hb + 28);
-			sane = h.size == (uint64_t)SB_REC_HDR + h.key_len + h.value_len && h.size <= slen - p &&
-			       h.offset == off;
-		}
-		if (!sane) {
-			/* The records before it first: the damage met first is reported. */
-			if ((rc = batch_flush(s, &b, done)))
-				return rc;
-			sb_segment_report_damage(s, off, p, "bad record header");
-			return SB_ECORRUPT;
-		}
-		const uint8_t *val = map + p + SB_REC_HDR + h.key_len;
-		size_t n = h.value_len - skip, room = len - *done - b.bytes;
-		if (n > room)
-			n = room;
-		/* A record giving no bytes (an empty one) is only stepped over. */
-		if (n) {
-			b.job[b.n] = (sb_crc_copy){
-				.hdr = hb + 4, .key = val - h.key_len, .key_len = h.key_len,
-				.pre = val, .pre_len = (uint32_t)skip,
-				.src = val + skip, .dst = dst + *done + b.bytes, .len = (uint32_t)n,
-				.post = val + skip + n, .post_len = (uint32_t)(h.value_len - skip - n),
-				.crc = h.crc,
-			};
-			b.pos[b.n] = p;
-			b.off[b.n] = off;
-			b.n++;
-			b.bytes += n;
-		}
-		skip = 0;
-		p += h.size;
-		off++;
-		int last = b.bytes == len - *done || p >= slen;
-		if (last || b.n == STREAM_BATCH) {
-			if ((rc = batch_flush(s, &b, done)) || last)
-				return rc;
-		}
-	}
+	rc = sb_segment_copy(s, p, &h, SB_COPY_STREAM, pos - st, dst + *done, len - *done, &n);
+	*done += n;
+	return rc;
 }
 
 int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread)

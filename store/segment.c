@@ -1,6 +1,7 @@
 /*
- * segment.c - one segment file: create, open and check (recovery), append,
- * seal, locate records. The format is in format.h.
+ * segment.c - one segment file: create, append, seal, locate records and
+ * copy their bytes out (opening and checking one: segment_open.c). The
+ * format is in format.h.
  *
  * Appending: with io->mmap_writes the file is preallocated in growing chunks
  * (fallocate) and records are encoded straight into a shared mapping, so an
@@ -22,43 +23,9 @@
 #include <unistd.h>
 
 #include "fsutil.h"
-#include "segment.h"
-#include "segwin.h"
+#include "segment_impl.h"
 
-struct sb_segment {
-	const sb_seg_params *p;
-	uint64_t base, base_stream;   /* immutable */
-	char *seg_path;               /* heap, exact size: thousands of topics */
-	char *idx_path;
-	int fd;
-	uint8_t *map;                 /* map_len bytes of the file, MAP_SHARED */
-	size_t map_len;
-	int writable;                 /* mapped for writing (mmap_writes) */
-	sb_index *ix;
-	/* Published by the appender (release), read by readers (acquire). */
-	_Atomic uint64_t len;         /* bytes of whole records + header */
-	_Atomic uint64_t next;        /* offset after the last record */
-	_Atomic uint64_t stream_end;  /* stream pos after the last payload */
-	_Atomic int64_t first_ts, max_ts; /* max_ts: the largest timestamp */
-	/* Guarded by the log's append lock. */
-	uint64_t alloc;               /* file size (preallocated) */
-	uint64_t last_idx_pos;        /* position of the last index entry */
-	int idx_dirty;                /* the index file is not up to date */
-	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
-	int damage;                   /* SB_REC_* that stopped the check before the
-				       * end of the file, 0 if none; left for the log */
-	int zeros;                    /* only zeros past len (preallocated space?) */
-	int idx_valid;                /* a valid index file was found at open */
-	_Atomic uint64_t damage_seen; /* the last damage a read reported (pos << 1 | 1) */
-	uint64_t file_size;           /* at open */
-	sb_segwin *win;               /* read-only, while checking at open: the
-				       * file through pread (see segwin.h) */
-	uint8_t *scratch;             /* pwrite path: encode buffer */
-	size_t scratch_cap;
-};
-
-static void report(const sb_seg_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(const sb_seg_params *p, const char *fmt, ...)
+void sb_seg_report(const sb_seg_params *p, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -71,13 +38,13 @@ static void report(const sb_seg_params *p, const char *fmt, ...)
 	p->report(p->report_arg, p->topic, msg);
 }
 
-static size_t index_cap(const sb_seg_params *p)
+size_t sb_seg_index_cap(const sb_seg_params *p)
 {
 	size_t step = p->index_interval > SB_REC_HDR ? p->index_interval : SB_REC_HDR;
 	return p->capacity / step + 2;
 }
 
-static int seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
+int sb_seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
 {
 	sb_segment *s = calloc(1, sizeof(*s));
 	char name[32];
@@ -109,7 +76,7 @@ static int seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
 	return 0;
 }
 
-static void seg_free(sb_segment *s)
+void sb_seg_free(sb_segment *s)
 {
 	if (s->map != MAP_FAILED)
 		munmap(s->map, s->map_len);
@@ -126,7 +93,7 @@ static void seg_free(sb_segment *s)
 /* Map the file: the whole capacity for the active segment (so the mapping
  * never moves as the file grows), else its size (read-only: the bytes found
  * to hold whole records, which no writer trims). */
-static int seg_map(sb_segment *s, uint64_t file_size, int active)
+int sb_seg_map(sb_segment *s, uint64_t file_size, int active)
 {
 	int prot = PROT_READ;
 
@@ -150,11 +117,11 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 
 	if (p->read_only)
 		return -EROFS;
-	rc = seg_alloc(p, base, &s);
+	rc = sb_seg_alloc(p, base, &s);
 	if (rc)
 		return rc;
 	s->base_stream = base_stream;
-	rc = sb_index_new(index_cap(p), &s->ix);
+	rc = sb_index_new(sb_seg_index_cap(p), &s->ix);
 	if (rc)
 		goto out_free;
 	s->fd = io->open(io->ctx, s->seg_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -169,7 +136,7 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 	rc = io->fdatasync(io->ctx, s->fd);
 	if (rc)
 		goto out_unlink;
-	rc = seg_map(s, SB_SEG_HDR, 1);
+	rc = sb_seg_map(s, SB_SEG_HDR, 1);
 	if (rc)
 		goto out_unlink;
 	s->alloc = SB_SEG_HDR;
@@ -182,282 +149,7 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 out_unlink:
 	io->unlink(io->ctx, s->seg_path);
 out_free:
-	seg_free(s);
-	return rc;
-}
-
-/* Checking an index file's entries against the records a scan walks. */
-typedef struct idx_check {
-	const sb_index *ix;
-	size_t i;                     /* the next entry to meet */
-	int bad;                      /* an entry points at no record, or wrongly */
-} idx_check;
-
-/* The scan is at the record at pos (offset off, stream pos st). */
-static void idx_check_at(const sb_segment *s, idx_check *c, uint64_t pos, uint64_t off, uint64_t st)
-{
-	sb_idx_entry e;
-
-	while (!c->bad && sb_index_at(c->ix, c->i, &e) == 0 && e.pos <= pos) {
-		c->bad = e.pos < pos || s->base + e.rel_offset != off || s->base_stream + e.rel_stream != st ||
-			 (c->i == 0 && pos != SB_SEG_HDR);
-		c->i++;
-	}
-	if (!c->bad && c->i == 0 && pos == SB_SEG_HDR)
-		c->bad = 1; /* the first record has no entry */
-}
-
-/*
- * Walk records from `pos` (the record there has offset `off` and stream pos
- * `st`), checking CRCs and that offsets follow each other, up to `end`.
- * With `build`, add index entries as an appender would; with `check`, check
- * its entries against the records. Leaves the state at the end of the last
- * good record and returns the SB_REC_* that stopped it (SB_REC_OK when it
- * reached `end` exactly).
- */
-static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_check *check)
-{
-	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
-	int64_t max_ts = atomic_load(&s->max_ts);
-	sb_rec_hdr h;
-	int r = SB_REC_OK;
-
-	while (pos < end) {
-		r = s->win ? sb_segwin_decode(s->win, pos, 1, &h, NULL, NULL)
-			   : sb_rec_decode(s->map + pos, end - pos, 1, &h);
-		if (r == SB_REC_OK && h.offset != off)
-			r = SB_REC_BAD;
-		if (r != SB_REC_OK)
-			break;
-		if (check)
-			idx_check_at(s, check, pos, off, st);
-		if (build && (pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval)) {
-			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
-			if (sb_index_add(s->ix, &e))
-				return SB_REC_BAD;
-			s->last_idx_pos = pos;
-		}
-		if (pos == SB_SEG_HDR)
-			atomic_store(&s->first_ts, h.timestamp_ns);
-		if (h.timestamp_ns > max_ts)
-			max_ts = h.timestamp_ns;
-		pos += h.size;
-		off++;
-		st += h.value_len;
-	}
-	atomic_store(&s->len, pos);
-	atomic_store(&s->next, off);
-	atomic_store(&s->stream_end, st);
-	atomic_store(&s->max_ts, max_ts);
-	if (check && check->i < sb_index_count(check->ix))
-		check->bad = 1; /* entries past the last record */
-	return r;
-}
-
-static int all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
-static const char *damage_name(int kind, int zeros)
-{
-	if (kind == SB_REC_TORN)
-		return "torn record";
-	if (kind == SB_REC_BAD)
-		return "corrupt record";
-	return zeros ? "zeros" : "garbage after the last record";
-}
-
-int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what)
-{
-	if (!s->damage)
-		return 0;
-	*pos = atomic_load(&s->len);
-	*what = damage_name(s->damage, s->zeros);
-	return s->zeros ? SB_REC_END : s->damage;
-}
-
-int sb_segment_index_valid(const sb_segment *s)
-{
-	return s->idx_valid;
-}
-
-int sb_segment_cut(sb_segment *s, int quiet)
-{
-	uint64_t len = sb_segment_len(s);
-	int rc = 0;
-
-	if (!s->damage)
-		return 0;
-	if (!quiet)
-		report(s->p, "%s: %s at byte %llu; cut %llu bytes (log ends at offset %llu)",
-		       strrchr(s->seg_path, '/') + 1, damage_name(s->damage, s->zeros),
-		       (unsigned long long)len, (unsigned long long)(s->file_size - len),
-		       (unsigned long long)atomic_load(&s->next));
-	if (!s->p->read_only) {
-		rc = s->p->io->ftruncate(s->p->io->ctx, s->fd, (off_t)len);
-		s->idx_dirty = 1;
-		if (!rc)
-			s->alloc = len;
-	}
-	if (!rc)
-		s->damage = 0;
-	return rc;
-}
-
-/* Trust a valid index: check only the records from its last entry on. */
-static int seg_check_tail(sb_segment *s, uint64_t size)
-{
-	sb_idx_entry last;
-	sb_rec_hdr h;
-
-	if (sb_index_last(s->ix, &last) != 0)
-		return size == SB_SEG_HDR ? SB_REC_OK : -1;
-	atomic_store(&s->next, s->base + last.rel_offset);
-	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
-	s->last_idx_pos = last.pos;
-	if ((s->win ? sb_segwin_decode(s->win, SB_SEG_HDR, 0, &h, NULL, NULL)
-		    : sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h)) == SB_REC_OK)
-		atomic_store(&s->first_ts, h.timestamp_ns);
-	return seg_scan(s, last.pos, size, 0, NULL);
-}
-
-/*
- * Check the records of an opened, mapped segment of file size `size`: from
- * the last entry of a valid index file (SB_SEG_TRUST_INDEX), or all of them,
- * rebuilding the index. Cuts nothing: what lies past the last whole record
- * is left for the log to judge (sb_segment_damage).
- */
-static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
-{
-	const sb_seg_params *p = s->p;
-	sb_index *old = NULL;
-	int64_t loaded_max = 0;
-	int r = -1, rc;
-
-	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
-	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, index_cap(p), &old, &loaded_max) == 0) {
-		s->idx_valid = 1;
-		if (!(flags & SB_SEG_CHECK_ALL)) {
-			s->ix = old;
-			old = NULL;
-			atomic_store(&s->max_ts, loaded_max);
-			r = seg_check_tail(s, size);
-			if (r != SB_REC_OK) {
-				sb_index_free(s->ix);
-				s->ix = NULL;
-			}
-		}
-	}
-	if (r != SB_REC_OK) {
-		/* Rebuild the index from the whole segment. */
-		if (!s->ix && (rc = sb_index_new(index_cap(p), &s->ix))) {
-			sb_index_free(old);
-			return rc;
-		}
-		atomic_store(&s->next, s->base);
-		atomic_store(&s->stream_end, s->base_stream);
-		atomic_store(&s->max_ts, INT64_MIN);
-		s->last_idx_pos = 0;
-		idx_check c = {old, 0, 0};
-		r = seg_scan(s, SB_SEG_HDR, size, 1, old ? &c : NULL);
-		if (old && !c.bad) {
-			/* A full check found the index file right: keep it (it
-			 * may have been written with another interval). */
-			sb_idx_entry last;
-			sb_index_free(s->ix);
-			s->ix = old;
-			old = NULL;
-			if (sb_index_last(s->ix, &last) == 0)
-				s->last_idx_pos = last.pos;
-		} else {
-			s->idx_dirty = 1;
-			*changed = 1;
-			if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
-				report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
-				       sb_index_count(s->ix));
-		}
-	}
-	sb_index_free(old);
-	uint64_t len = atomic_load(&s->len);
-	if (s->win) {
-		if ((rc = sb_segwin_error(s->win)))
-			return rc;
-		size = sb_segwin_size(s->win); /* less if trimmed meanwhile */
-	}
-	s->file_size = size;
-	if (len < size) {
-		s->zeros = s->win ? sb_segwin_zeros(s->win, len, NULL) : all_zero(s->map + len, size - len);
-		if (s->win && (rc = sb_segwin_error(s->win)))
-			return rc;
-		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
-	}
-	return 0;
-}
-
-int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out)
-{
-	const sb_io *io = p->io;
-	uint8_t hdr[SB_SEG_HDR];
-	sb_seg_hdr h;
-	struct stat st;
-	sb_segment *s;
-	int rc;
-
-	rc = seg_alloc(p, base, &s);
-	if (rc)
-		return rc;
-	s->fd = io->open(io->ctx, s->seg_path, p->read_only ? O_RDONLY : O_RDWR, 0);
-	if (s->fd < 0) {
-		rc = s->fd;
-		goto out_free;
-	}
-	if (fstat(s->fd, &st) < 0) {
-		rc = -errno;
-		goto out_free;
-	}
-	if (st.st_size < (off_t)SB_SEG_HDR || io->pread(io->ctx, s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
-		rc = SB_ECORRUPT;
-		goto out_free;
-	}
-	rc = sb_seg_hdr_decode(hdr, &h);
-	if (rc)
-		goto out_free;
-	if (h.base_offset != base || (uint64_t)st.st_size > p->capacity) {
-		rc = SB_ECORRUPT;
-		goto out_free;
-	}
-	s->base_stream = h.base_stream;
-	/* Read-only, without the lock: a writer may trim the file past its
-	 * records at any moment. Check it through pread, then map only the
-	 * whole records found. */
-	if (p->read_only)
-		rc = sb_segwin_new(s->fd, (uint64_t)st.st_size, &s->win);
-	else
-		rc = seg_map(s, (uint64_t)st.st_size, flags & SB_SEG_ACTIVE);
-	if (rc)
-		goto out_free;
-	atomic_init(&s->len, SB_SEG_HDR);
-	atomic_init(&s->next, base);
-	atomic_init(&s->stream_end, s->base_stream);
-	rc = seg_check(s, (uint64_t)st.st_size, flags, changed);
-	if (rc)
-		goto out_free;
-	s->alloc = atomic_load(&s->len);
-	if (p->read_only) {
-		sb_segwin_free(s->win);
-		s->win = NULL;
-		rc = seg_map(s, s->alloc, 0);
-		if (rc)
-			goto out_free;
-	}
-	*out = s;
-	return 0;
-out_free:
-	seg_free(s);
+	sb_seg_free(s);
 	return rc;
 }
 
@@ -472,7 +164,6 @@ uint64_t sb_segment_stream_end(const sb_segment *s)
 int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
 int64_t sb_segment_max_ts(const sb_segment *s) { return atomic_load_explicit(&s->max_ts, memory_order_relaxed); }
 int sb_segment_fd(const sb_segment *s) { return s->fd; }
-const uint8_t *sb_segment_map(const sb_segment *s) { return s->map; }
 
 /* Make sure the file has `need` bytes allocated (mmap path). */
 static int seg_grow(sb_segment *s, uint64_t need)
@@ -655,7 +346,7 @@ int sb_segment_close(sb_segment *s, int clean)
 		return 0;
 	if (clean)
 		rc = sb_segment_seal(s);
-	seg_free(s);
+	sb_seg_free(s);
 	return rc;
 }
 
@@ -667,7 +358,7 @@ int sb_segment_remove(sb_segment *s)
 
 	if (rc2 == -ENOENT)
 		rc2 = 0;
-	seg_free(s);
+	sb_seg_free(s);
 	return rc ? rc : rc2;
 }
 
@@ -678,7 +369,7 @@ void sb_segment_report_damage(sb_segment *s, uint64_t offset, uint64_t pos, cons
 	/* The same damage met again (a reader retrying) is not reported again. */
 	if (atomic_exchange_explicit(&s->damage_seen, key, memory_order_relaxed) == key)
 		return;
-	report(s->p, "damaged record at offset %llu in %s (byte %llu): %s; reads of it fail",
+	sb_seg_report(s->p, "damaged record at offset %llu in %s (byte %llu): %s; reads of it fail",
 	       (unsigned long long)offset, strrchr(s->seg_path, '/') + 1, (unsigned long long)pos, what);
 }
 
@@ -717,15 +408,14 @@ static int seg_scan_to(sb_segment *s, const sb_idx_entry *e, int by_stream, uint
 			sb_segment_report_damage(s, off, p, "the records end early");
 			return SB_ECORRUPT;
 		}
-		uint32_t size = sb_get32(map + p + 4), klen = sb_get16(map + p + 26), vlen = sb_get32(map + p + 28);
-		if (size != (uint64_t)SB_REC_HDR + klen + vlen || size > len - p) {
+		if (!sb_rec_frame(map + p, len - p, &t)) {
 			sb_segment_report_damage(s, off, p, "bad record header");
 			return SB_ECORRUPT;
 		}
-		if (by_stream && want < st + vlen)
+		if (by_stream && want < st + t.value_len)
 			break;
-		p += size;
-		st += vlen;
+		p += t.size;
+		st += t.value_len;
 		off++;
 	}
 	if (decode && (sb_rec_decode(map + p, len - p, 0, &t) != SB_REC_OK || t.offset != off)) {
@@ -774,4 +464,147 @@ int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint6
 		return SB_ECORRUPT;
 	*lower = s->base_stream + e.rel_stream;
 	return seg_scan_to(s, &e, 0, offset, 0, &pos, stream, &h);
+}
+
+/* ---- copying record bytes out ------------------------------------------- */
+
+/* Records copied and checked together in a stream copy (on the stack). */
+#define STREAM_BATCH 32
+/* How far ahead of the record it reads a stream copy fetches (bytes): 4 KiB
+ * made a scan of 100-byte records 30% faster here, where 1 KiB did not. */
+#define STREAM_AHEAD 4096
+
+typedef struct stream_batch {
+	uint8_t hdr[STREAM_BATCH][SB_REC_HDR]; /* each header as read, once */
+	sb_crc_copy job[STREAM_BATCH];
+	uint64_t pos[STREAM_BATCH], off[STREAM_BATCH]; /* for reports */
+	size_t n, bytes;                       /* jobs, bytes in them */
+} stream_batch;
+
+/*
+ * The job that copies bytes [at + from, at + from + n) of the record at rec
+ * (header h, re-encoded in hb) and checks its CRC over exactly what is
+ * used: the header as decoded (hb), the bytes before the part copied, the
+ * part as copied into dst, the bytes after it.
+ */
+static sb_crc_copy copy_job(const uint8_t *rec, const uint8_t *hb, const sb_rec_hdr *h, uint32_t at,
+			    uint64_t from, size_t n, uint8_t *dst)
+{
+	const uint8_t *src = rec + at + from;
+
+	return (sb_crc_copy){
+		.hdr = hb + SB_REC_AT_SIZE,
+		.key = rec + SB_REC_AT_KEY, .key_len = at - SB_REC_AT_KEY,
+		.pre = rec + at, .pre_len = (uint32_t)from,
+		.src = src, .dst = dst, .len = (uint32_t)n,
+		.post = src + n, .post_len = (uint32_t)(h->size - at - from - n),
+		.crc = h->crc,
+	};
+}
+
+/* Copy and check the batch; *done counts the bytes of the good records. */
+static int batch_flush(sb_segment *s, stream_batch *b, size_t *done)
+{
+	size_t good = sb_crc32c_copy_check(b->job, b->n);
+	int rc = 0;
+
+	for (size_t i = 0; i < good; i++)
+		*done += b->job[i].len;
+	if (good < b->n) {
+		sb_segment_report_damage(s, b->off[good], b->pos[good], "checksum mismatch");
+		rc = SB_ECORRUPT;
+	}
+	b->n = b->bytes = 0;
+	return rc;
+}
+
+/*
+ * The stream: payload bytes from `skip` in the record at pos (offset off)
+ * on, through the records after it, into dst[0, len). Each header is read
+ * once, into the batch, and both its framing and its CRC come from that copy.
+ */
+static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, uint8_t *dst, size_t len,
+		       size_t *done)
+{
+	const uint8_t *map = s->map;
+	uint64_t slen = sb_segment_len(s), pf = p & ~(uint64_t)63;
+	stream_batch b;
+	sb_rec_hdr h;
+	int rc;
+
+	b.n = b.bytes = 0;
+	for (;;) {
+		uint8_t *hb = b.hdr[b.n];
+		/* Each header's place comes from the one before, a chain of
+		 * loads that would wait for memory at every step: keep the
+		 * next STREAM_AHEAD bytes on their way (a line once each). */
+		for (; pf < p + STREAM_AHEAD && pf < slen; pf += 64)
+			__builtin_prefetch(map + pf);
+		int sane = p + SB_REC_HDR <= slen;
+		if (sane) {
+			/* The framing only (the CRC covers the rest, from hb). */
+			memcpy(hb, map + p, SB_REC_HDR);
+			sane = sb_rec_frame(hb, slen - p, &h) && h.offset == off;
+		}
+		if (!sane) {
+			/* The records before it first: the damage met first is reported. */
+			if ((rc = batch_flush(s, &b, done)))
+				return rc;
+			sb_segment_report_damage(s, off, p, "bad record header");
+			return SB_ECORRUPT;
+		}
+		size_t n = h.value_len - skip, room = len - *done - b.bytes;
+		if (n > room)
+			n = room;
+		/* A record giving no bytes (an empty one) is only stepped over. */
+		if (n) {
+			b.job[b.n] = copy_job(map + p, hb, &h, sb_rec_value_at(&h), skip, n,
+					      dst + *done + b.bytes);
+			b.pos[b.n] = p;
+			b.off[b.n] = off;
+			b.n++;
+			b.bytes += n;
+		}
+		skip = 0;
+		p += h.size;
+		off++;
+		int last = b.bytes == len - *done || p >= slen;
+		if (last || b.n == STREAM_BATCH) {
+			if ((rc = batch_flush(s, &b, done)) || last)
+				return rc;
+		}
+	}
+}
+
+int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
+		    size_t len, size_t *done)
+{
+	uint8_t hb[SB_REC_HDR];
+	uint32_t at, plen;
+	size_t n = 0;
+	int rc;
+
+	if (part == SB_COPY_STREAM) {
+		rc = copy_stream(s, pos, h->offset, from, dst, len, &n);
+		*done = n;
+		return rc;
+	}
+	if (part == SB_COPY_KEY) {
+		at = SB_REC_AT_KEY;
+		plen = h->key_len;
+	} else {
+		at = sb_rec_value_at(h);
+		plen = h->value_len;
+	}
+	if (from > plen)
+		from = plen;
+	n = plen - from < len ? plen - from : len;
+	sb_rec_hdr_encode(hb, h);
+	sb_crc_copy job = copy_job(s->map + pos, hb, h, at, from, n, dst);
+	if (sb_crc32c_copy_check(&job, 1) == 0) {
+		sb_segment_report_damage(s, h->offset, pos, "checksum mismatch");
+		return SB_ECORRUPT;
+	}
+	*done = n;
+	return 0;
 }

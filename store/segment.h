@@ -82,7 +82,6 @@ uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
 int64_t sb_segment_first_ts(const sb_segment *s);
 int64_t sb_segment_max_ts(const sb_segment *s);   /* largest record timestamp */
 int sb_segment_fd(const sb_segment *s);
-const uint8_t *sb_segment_map(const sb_segment *s);
 
 /*
  * Append n records (bytes: their encoded size, which fits the capacity),
@@ -127,6 +126,27 @@ int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64
  * position of the nearest index entry before it.
  */
 int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower);
+/* What sb_segment_copy copies. */
+enum {
+	SB_COPY_VALUE = 0,  /* one record's payload */
+	SB_COPY_KEY = 1,    /* one record's key */
+	SB_COPY_STREAM = 2, /* payloads, from one record on through the next */
+};
+/*
+ * The one place that copies record bytes out of a segment (readers never
+ * walk its mapping themselves). From the record at file position pos (its
+ * header h as sb_segment_locate*() decoded it), copy bytes [from, from +
+ * len) of its `part`, cut at the part's end, into dst; SB_COPY_STREAM goes
+ * on through the payloads of the records after it until len bytes or the
+ * segment's end. Every record that gives bytes (and with len 0, the record
+ * at pos) has its CRC checked whole over exactly what is used: the header
+ * as decoded and the bytes as copied into dst, so what is served is what
+ * was checked even if the file changes meanwhile. *done gets the bytes
+ * copied (with SB_COPY_STREAM: those of good records, also on failure).
+ * 0 or SB_ECORRUPT (reported).
+ */
+int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
+		    size_t len, size_t *done);
 /*
  * Report (through the log's report callback) damage a read met: the
  * record's offset, the segment file and the byte position. A repeat of the

@@ -101,7 +101,7 @@ int sb_segwin_decode(sb_segwin *w, uint64_t pos, int check_crc, sb_rec_hdr *h, c
 	r = sb_rec_decode(b, n, check_crc, h);
 	if (r == SB_REC_TORN && n >= SB_REC_HDR && pos + n < w->size) {
 		/* The header is whole: read the rest of the record. */
-		b = sb_segwin_at(w, pos, sb_get32(b + 4), &n);
+		b = sb_segwin_at(w, pos, sb_get32(b + SB_REC_AT_SIZE), &n);
 		if (!b)
 			return SB_REC_TORN;
 		r = sb_rec_decode(b, n, check_crc, h);

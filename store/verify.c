@@ -262,8 +262,8 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 	}
 	rc = sb_idx_hdr_decode(hb, &h);
 	if (rc == SB_EVERSION) {
-		report(v, SB_VERIFY_INDEX, ix->path, 4, "unknown index format version %u",
-		       (unsigned)sb_get16(hb + 4));
+		report(v, SB_VERIFY_INDEX, ix->path, SB_FH_VERSION, "unknown index format version %u",
+		       (unsigned)sb_get16(hb + SB_FH_VERSION));
 		goto out_close_fd;
 	}
 	if (rc) {
@@ -273,16 +273,16 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 	ix->hdr_ok = 1;
 	ix->seg_len = h.seg_len;
 	if (h.base_offset != base)
-		report(v, SB_VERIFY_INDEX, ix->path, 8,
+		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_BASE,
 		       "index header says base offset %llu, its segment starts at %llu",
 		       (unsigned long long)h.base_offset, (unsigned long long)base);
 	if (h.seg_len > seg_size)
-		report(v, SB_VERIFY_INDEX, ix->path, 20,
+		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_SEG_LEN,
 		       "index covers %u bytes but the segment file has %llu",
 		       h.seg_len, (unsigned long long)seg_size);
 	room = ((uint64_t)st.st_size - SB_IDX_HDR) / SB_IDX_ENTRY;
 	if ((uint64_t)st.st_size != SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
-		report(v, SB_VERIFY_INDEX, ix->path, 16,
+		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_COUNT,
 		       "index header counts %u entries but the file holds %lld bytes (%llu entries)",
 		       h.count, (long long)st.st_size, (unsigned long long)room);
 	n = h.count < room ? h.count : room;
@@ -302,7 +302,7 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 	}
 	ix->n = (uint32_t)n;
 	if (n == h.count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) != h.entries_crc)
-		report(v, SB_VERIFY_INDEX, ix->path, 24, "index entries fail their CRC");
+		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_ECRC, "index entries fail their CRC");
 	else if (n == h.count && h.base_offset == base && h.seg_len == seg_size &&
 		 (uint64_t)st.st_size == SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
 		ix->valid = 1;
@@ -342,7 +342,7 @@ static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t
 				       (unsigned long long)(base + e.rel_offset), e.pos,
 				       (unsigned long long)off);
 			if (have_stream && base_stream + e.rel_stream != stream)
-				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i) + 8,
+				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i) + SB_IE_AT_STREAM,
 				       "index entry %u says stream position %llu, the record at "
 				       "byte %u is at %llu", *i,
 				       (unsigned long long)(base_stream + e.rel_stream), e.pos,
@@ -395,7 +395,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			v->cur_tail = 1;
 			report(v, SB_VERIFY_RECORD, path, pos,
 			       "torn record: it claims %u bytes, the file has %llu left",
-			       avail >= 8 ? (unsigned)sb_get32(rec + 4) : 0,
+			       avail >= SB_REC_AT_OFFSET ? (unsigned)sb_get32(rec + SB_REC_AT_SIZE) : 0,
 			       (unsigned long long)(sb_segwin_size(m) - pos));
 			break;
 		}
@@ -412,7 +412,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			/* the last record, nothing but zeros after it */
 			v->cur_tail = sb_segwin_zeros(m, pos + h.size, NULL);
 			if (h.flags & ~SB_REC_KNOWN_FLAGS)
-				report(v, SB_VERIFY_RECORD, path, pos + 24,
+				report(v, SB_VERIFY_RECORD, path, pos + SB_REC_AT_FLAGS,
 				       "record %llu has unknown flags 0x%04x",
 				       (unsigned long long)h.offset, h.flags);
 			else if (h.offset == off)
@@ -430,7 +430,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			/* After one wrong offset, either sequence may go on: the
 			 * old one (one bad record) or the new one (a jump). */
 			if (h.offset != off && !(have_alt && h.offset == alt))
-				report(v, SB_VERIFY_ORDER, path, pos + 8,
+				report(v, SB_VERIFY_ORDER, path, pos + SB_REC_AT_OFFSET,
 				       "record has offset %llu, expected %llu",
 				       (unsigned long long)h.offset, (unsigned long long)off);
 			have_alt = h.offset != off && !(have_alt && h.offset == alt);
@@ -468,7 +468,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 				       "index has no entry for the segment's first record");
 		}
 		if (ix->seg_len != pos && ix->seg_len <= sb_segwin_size(m))
-			report(v, SB_VERIFY_INDEX, ix->path, 20,
+			report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_SEG_LEN,
 			       "index covers %u bytes of the segment, its records end at "
 			       "byte %llu (stale index)", ix->seg_len, (unsigned long long)pos);
 	}
@@ -537,9 +537,9 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	rc = sb_seg_hdr_decode(hb, &h);
 	if (rc == SB_EVERSION) {
-		report(v, SB_VERIFY_FILE, path, 4,
+		report(v, SB_VERIFY_FILE, path, SB_FH_VERSION,
 		       "unknown segment format version %u; records not checked",
-		       (unsigned)sb_get16(hb + 4));
+		       (unsigned)sb_get16(hb + SB_FH_VERSION));
 		goto out_done;
 	}
 	if (rc) {
@@ -552,12 +552,12 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		base_stream = h.base_stream;
 		have_stream = 1;
 		if (h.base_offset != base)
-			report(v, SB_VERIFY_FILE, path, 8,
+			report(v, SB_VERIFY_FILE, path, SB_SEG_AT_BASE,
 			       "header says base offset %llu, the file is named for %llu",
 			       (unsigned long long)h.base_offset, (unsigned long long)base);
 		if (have_prev && prev->complete && prev->have_stream &&
 		    h.base_stream != prev->next_stream)
-			report(v, SB_VERIFY_ORDER, path, 16,
+			report(v, SB_VERIFY_ORDER, path, SB_SEG_AT_STREAM,
 			       "base stream position %llu, the previous segment ends at %llu",
 			       (unsigned long long)h.base_stream,
 			       (unsigned long long)prev->next_stream);
@@ -732,7 +732,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 	v.res.start = have_start && start > v.res.first ? start : v.res.first;
 	snprintf(path, sizeof path, "%s/%s", topic_dir, SB_META_NAME);
 	if (have_start && l.nseg > 0 && start > v.res.next)
-		report(&v, SB_VERIFY_ORDER, path, 8,
+		report(&v, SB_VERIFY_ORDER, path, SB_META_AT_START,
 		       "log start %llu is past the last record (next offset %llu)",
 		       (unsigned long long)start, (unsigned long long)v.res.next);
 	/* meta is written whenever the start moves, before any segment goes:

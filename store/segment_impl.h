@@ -1,0 +1,57 @@
+/*
+ * segment_impl.h - the inside of a segment, shared by segment.c (create,
+ * append, seal, locate, copy) and segment_open.c (open and check). Internal
+ * to those two files.
+ */
+#ifndef SB_SEGMENT_IMPL_H
+#define SB_SEGMENT_IMPL_H
+
+#include <stdatomic.h>
+
+#include "segment.h"
+#include "segwin.h"
+
+struct sb_segment {
+	const sb_seg_params *p;
+	uint64_t base, base_stream;   /* immutable */
+	char *seg_path;               /* heap, exact size: thousands of topics */
+	char *idx_path;
+	int fd;
+	uint8_t *map;                 /* map_len bytes of the file, MAP_SHARED */
+	size_t map_len;
+	int writable;                 /* mapped for writing (mmap_writes) */
+	sb_index *ix;
+	/* Published by the appender (release), read by readers (acquire). */
+	_Atomic uint64_t len;         /* bytes of whole records + header */
+	_Atomic uint64_t next;        /* offset after the last record */
+	_Atomic uint64_t stream_end;  /* stream pos after the last payload */
+	_Atomic int64_t first_ts, max_ts; /* max_ts: the largest timestamp */
+	/* Guarded by the log's append lock. */
+	uint64_t alloc;               /* file size (preallocated) */
+	uint64_t last_idx_pos;        /* position of the last index entry */
+	int idx_dirty;                /* the index file is not up to date */
+	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
+	int damage;                   /* SB_REC_* that stopped the check before the
+				       * end of the file, 0 if none; left for the log */
+	int zeros;                    /* only zeros past len (preallocated space?) */
+	int idx_valid;                /* a valid index file was found at open */
+	_Atomic uint64_t damage_seen; /* the last damage a read reported (pos << 1 | 1) */
+	uint64_t file_size;           /* at open */
+	sb_segwin *win;               /* read-only, while checking at open: the
+				       * file through pread (see segwin.h) */
+	uint8_t *scratch;             /* pwrite path: encode buffer */
+	size_t scratch_cap;
+};
+
+void sb_seg_report(const sb_seg_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Index entries a segment of p's capacity can need. */
+size_t sb_seg_index_cap(const sb_seg_params *p);
+/* A segment with its paths, nothing open (fd -1, no mapping). */
+int sb_seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out);
+/* Unmap, close, free everything. */
+void sb_seg_free(sb_segment *s);
+/* Map the file: the whole capacity for the active segment (so the mapping
+ * never moves as the file grows), else file_size bytes. */
+int sb_seg_map(sb_segment *s, uint64_t file_size, int active);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * segment_open.c - open an existing segment file and check its records from
+ * where a valid index file ends, or from its start (recovery): what the log
+ * judges with sb_segment_damage() and sb_segment_cut(). The format is in
+ * format.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "segment_impl.h"
+
+/* Checking an index file's entries against the records a scan walks. */
+typedef struct idx_check {
+	const sb_index *ix;
+	size_t i;                     /* the next entry to meet */
+	int bad;                      /* an entry points at no record, or wrongly */
+} idx_check;
+
+/* The scan is at the record at pos (offset off, stream pos st). */
+static void idx_check_at(const sb_segment *s, idx_check *c, uint64_t pos, uint64_t off, uint64_t st)
+{
+	sb_idx_entry e;
+
+	while (!c->bad && sb_index_at(c->ix, c->i, &e) == 0 && e.pos <= pos) {
+		c->bad = e.pos < pos || s->base + e.rel_offset != off || s->base_stream + e.rel_stream != st ||
+			 (c->i == 0 && pos != SB_SEG_HDR);
+		c->i++;
+	}
+	if (!c->bad && c->i == 0 && pos == SB_SEG_HDR)
+		c->bad = 1; /* the first record has no entry */
+}
+
+/*
+ * Walk records from `pos` (the record there has offset `off` and stream pos
+ * `st`), checking CRCs and that offsets follow each other, up to `end`.
+ * With `build`, add index entries as an appender would; with `check`, check
+ * its entries against the records. Leaves the state at the end of the last
+ * good record and returns the SB_REC_* that stopped it (SB_REC_OK when it
+ * reached `end` exactly).
+ */
+static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_check *check)
+{
+	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
+	int64_t max_ts = atomic_load(&s->max_ts);
+	sb_rec_hdr h;
+	int r = SB_REC_OK;
+
+	while (pos < end) {
+		r = s->win ? sb_segwin_decode(s->win, pos, 1, &h, NULL, NULL)
+			   : sb_rec_decode(s->map + pos, end - pos, 1, &h);
+		if (r == SB_REC_OK && h.offset != off)
+			r = SB_REC_BAD;
+		if (r != SB_REC_OK)
+			break;
+		if (check)
+			idx_check_at(s, check, pos, off, st);
+		if (build && (pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval)) {
+			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
+			if (sb_index_add(s->ix, &e))
+				return SB_REC_BAD;
+			s->last_idx_pos = pos;
+		}
+		if (pos == SB_SEG_HDR)
+			atomic_store(&s->first_ts, h.timestamp_ns);
+		if (h.timestamp_ns > max_ts)
+			max_ts = h.timestamp_ns;
+		pos += h.size;
+		off++;
+		st += h.value_len;
+	}
+	atomic_store(&s->len, pos);
+	atomic_store(&s->next, off);
+	atomic_store(&s->stream_end, st);
+	atomic_store(&s->max_ts, max_ts);
+	if (check && check->i < sb_index_count(check->ix))
+		check->bad = 1; /* entries past the last record */
+	return r;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static const char *damage_name(int kind, int zeros)
+{
+	if (kind == SB_REC_TORN)
+		return "torn record";
+	if (kind == SB_REC_BAD)
+		return "corrupt record";
+	return zeros ? "zeros" : "garbage after the last record";
+}
+
+int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what)
+{
+	if (!s->damage)
+		return 0;
+	*pos = atomic_load(&s->len);
+	*what = damage_name(s->damage, s->zeros);
+	return s->zeros ? SB_REC_END : s->damage;
+}
+
+int sb_segment_index_valid(const sb_segment *s)
+{
+	return s->idx_valid;
+}
+
+int sb_segment_cut(sb_segment *s, int quiet)
+{
+	uint64_t len = sb_segment_len(s);
+	int rc = 0;
+
+	if (!s->damage)
+		return 0;
+	if (!quiet)
+		sb_seg_report(s->p, "%s: %s at byte %llu; cut %llu bytes (log ends at offset %llu)",
+		       strrchr(s->seg_path, '/') + 1, damage_name(s->damage, s->zeros),
+		       (unsigned long long)len, (unsigned long long)(s->file_size - len),
+		       (unsigned long long)atomic_load(&s->next));
+	if (!s->p->read_only) {
+		rc = s->p->io->ftruncate(s->p->io->ctx, s->fd, (off_t)len);
+		s->idx_dirty = 1;
+		if (!rc)
+			s->alloc = len;
+	}
+	if (!rc)
+		s->damage = 0;
+	return rc;
+}
+
+/* Trust a valid index: check only the records from its last entry on. */
+static int seg_check_tail(sb_segment *s, uint64_t size)
+{
+	sb_idx_entry last;
+	sb_rec_hdr h;
+
+	if (sb_index_last(s->ix, &last) != 0)
+		return size == SB_SEG_HDR ? SB_REC_OK : -1;
+	atomic_store(&s->next, s->base + last.rel_offset);
+	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
+	s->last_idx_pos = last.pos;
+	if ((s->win ? sb_segwin_decode(s->win, SB_SEG_HDR, 0, &h, NULL, NULL)
+		    : sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h)) == SB_REC_OK)
+		atomic_store(&s->first_ts, h.timestamp_ns);
+	return seg_scan(s, last.pos, size, 0, NULL);
+}
+
+/*
+ * Check the records of an opened, mapped segment of file size `size`: from
+ * the last entry of a valid index file (SB_SEG_TRUST_INDEX), or all of them,
+ * rebuilding the index. Cuts nothing: what lies past the last whole record
+ * is left for the log to judge (sb_segment_damage).
+ */
+static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
+{
+	const sb_seg_params *p = s->p;
+	sb_index *old = NULL;
+	int64_t loaded_max = 0;
+	int r = -1, rc;
+
+	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
+	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old, &loaded_max) == 0) {
+		s->idx_valid = 1;
+		if (!(flags & SB_SEG_CHECK_ALL)) {
+			s->ix = old;
+			old = NULL;
+			atomic_store(&s->max_ts, loaded_max);
+			r = seg_check_tail(s, size);
+			if (r != SB_REC_OK) {
+				sb_index_free(s->ix);
+				s->ix = NULL;
+			}
+		}
+	}
+	if (r != SB_REC_OK) {
+		/* Rebuild the index from the whole segment. */
+		if (!s->ix && (rc = sb_index_new(sb_seg_index_cap(p), &s->ix))) {
+			sb_index_free(old);
+			return rc;
+		}
+		atomic_store(&s->next, s->base);
+		atomic_store(&s->stream_end, s->base_stream);
+		atomic_store(&s->max_ts, INT64_MIN);
+		s->last_idx_pos = 0;
+		idx_check c = {old, 0, 0};
+		r = seg_scan(s, SB_SEG_HDR, size, 1, old ? &c : NULL);
+		if (old && !c.bad) {
+			/* A full check found the index file right: keep it (it
+			 * may have been written with another interval). */
+			sb_idx_entry last;
+			sb_index_free(s->ix);
+			s->ix = old;
+			old = NULL;
+			if (sb_index_last(s->ix, &last) == 0)
+				s->last_idx_pos = last.pos;
+		} else {
+			s->idx_dirty = 1;
+			*changed = 1;
+			if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
+				sb_seg_report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
+				       sb_index_count(s->ix));
+		}
+	}
+	sb_index_free(old);
+	uint64_t len = atomic_load(&s->len);
+	if (s->win) {
+		if ((rc = sb_segwin_error(s->win)))
+			return rc;
+		size = sb_segwin_size(s->win); /* less if trimmed meanwhile */
+	}
+	s->file_size = size;
+	if (len < size) {
+		s->zeros = s->win ? sb_segwin_zeros(s->win, len, NULL) : all_zero(s->map + len, size - len);
+		if (s->win && (rc = sb_segwin_error(s->win)))
+			return rc;
+		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
+	}
+	return 0;
+}
+
+int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out)
+{
+	const sb_io *io = p->io;
+	uint8_t hdr[SB_SEG_HDR];
+	sb_seg_hdr h;
+	struct stat st;
+	sb_segment *s;
+	int rc;
+
+	rc = sb_seg_alloc(p, base, &s);
+	if (rc)
+		return rc;
+	s->fd = io->open(io->ctx, s->seg_path, p->read_only ? O_RDONLY : O_RDWR, 0);
+	if (s->fd < 0) {
+		rc = s->fd;
+		goto out_free;
+	}
+	if (fstat(s->fd, &st) < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	if (st.st_size < (off_t)SB_SEG_HDR || io->pread(io->ctx, s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	rc = sb_seg_hdr_decode(hdr, &h);
+	if (rc)
+		goto out_free;
+	if (h.base_offset != base || (uint64_t)st.st_size > p->capacity) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	s->base_stream = h.base_stream;
+	/* Read-only, without the lock: a writer may trim the file past its
+	 * records at any moment. Check it through pread, then map only the
+	 * whole records found. */
+	if (p->read_only)
+		rc = sb_segwin_new(s->fd, (uint64_t)st.st_size, &s->win);
+	else
+		rc = sb_seg_map(s, (uint64_t)st.st_size, flags & SB_SEG_ACTIVE);
+	if (rc)
+		goto out_free;
+	atomic_init(&s->len, SB_SEG_HDR);
+	atomic_init(&s->next, base);
+	atomic_init(&s->stream_end, s->base_stream);
+	rc = seg_check(s, (uint64_t)st.st_size, flags, changed);
+	if (rc)
+		goto out_free;
+	s->alloc = atomic_load(&s->len);
+	if (p->read_only) {
+		sb_segwin_free(s->win);
+		s->win = NULL;
+		rc = sb_seg_map(s, s->alloc, 0);
+		if (rc)
+			goto out_free;
+	}
+	*out = s;
+	return 0;
+out_free:
+	sb_seg_free(s);
+	return rc;
+}
