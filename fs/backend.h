@@ -1,13 +1,74 @@
 /*
  * backend.h - the one interface the filesystem talks to for its data.
  *
- * The filesystem never calls the storage engine directly: it goes through
- * this vtable, so that another log (a Kafka cluster, say) can sit behind the
- * same tree. backend_store.c implements it over sb_store.
+ * fs/ never calls a storage engine: it sees topics, records and one byte
+ * stream per topic through this vtable, so that another log (a Kafka
+ * cluster) can sit behind the same tree. backend_store.c implements it over
+ * the StreamBus store (store/sb_store.h); a backend_kafka.c would over
+ * librdkafka. Nothing else in fs/ includes a backend's own headers.
  *
- * Every call returns 0 or a negative errno (or a backend code such as the
- * store's SB_E*, which errors.c turns into an errno). Out-parameters are
- * left untouched on failure. All calls are thread-safe.
+ * A backend owns
+ *   - its settings: every mount.ini section but [mount], and every -o
+ *     key=value that is not a [mount] key, go to its class's `setting`
+ *     (sbfs_backend_class below; [mount] backend = NAME picks the class);
+ *   - its errors: every call returns 0 or a negative errno, nothing else.
+ *     The backend maps its own codes (the store's SB_E*, librdkafka's
+ *     rd_kafka_resp_err_t) to errnos, and logs (sbfs_log) what the errno
+ *     cannot say: the damage it met (topic, offset, file), the broker that
+ *     did not answer. Damage is -EIO; a cluster that does not answer within
+ *     its timeout -ETIMEDOUT or -EIO, never a hang;
+ *   - its limits: record_max, batch_max, record_size per topic.
+ *
+ * Out-parameters are left untouched on failure. Every call is thread-safe
+ * (fs/ calls from many FUSE worker threads and its notifier thread at
+ * once); fs/ serializes only what fs.h's lock order says (appends to one
+ * topic against each other's batches, deletes against restores).
+ *
+ * THE STREAM MODEL (TOPIC/.log, SPEC §2)
+ * A topic is records at offsets [start, next) (offsets a record was never
+ * given, or lost to compaction, may hold none: see next_present). `.log` is
+ * the concatenation of the retained records' payloads in offset order. Its
+ * bytes are addressed by *stream positions*: record r's payload occupies
+ * [stream_pos(r), stream_pos(r) + value_len), the next record's payload
+ * starts where r's ends, and positions never move: a record keeps its
+ * position while older ones are deleted (stream_start grows) and newer ones
+ * appended (stream_end grows). Only differences of positions are ever shown
+ * to users (a .log open remembers stream_start as its base: file position =
+ * stream position - base), so a backend may choose its origin freely.
+ *
+ * The store keeps positions on disk (each record header holds its stream
+ * position): all of it is cheap. A log that knows only offsets (Kafka) must
+ * build positions itself, and fs/ asks for them only where it needs them:
+ *   - bounds and stat_record take `want`: without SBFS_WANT_STREAM the
+ *     stream fields may be left 0, so ls, lookup, stat of a record, rm and
+ *     the notifier (which compares offsets) never need positions;
+ *   - .log's getattr (fstat, tail -f's poll, lseek SEEK_END for tail -n),
+ *     its open (the base) and its writes (the end: a write must land at
+ *     the end) ask for stream_start/stream_end; its reads ask read_stream
+ *     for bytes at a position (dd skip=N, tail -c, tail -n after SEEK_END,
+ *     a plain cat from 0).
+ * A Kafka backend can serve that with a position map per partition, in
+ * memory (optionally persisted in a local cache directory): the payload
+ * size of every record it has fetched, kept sparse (one (offset, position)
+ * checkpoint per fetched batch, ~16 bytes per batch). The origin is the
+ * partition's start offset when the mount first needed positions (position
+ * 0); the map is filled forward by the fetches that serve reads, and the
+ * first call that needs stream_end walks the partition from the last
+ * checkpoint to the high watermark once (a fetch of every record not yet
+ * seen: the price of an exact size, paid once per partition and mount;
+ * afterwards each new record is counted as tail -f or the poller fetches
+ * it). read_stream(pos) then finds the checkpoint at or below pos (binary
+ * search), fetches from its offset and skips to pos: `dd skip=` and
+ * `tail -n` cost one fetch, not a scan. Records deleted before the origin
+ * (retention, DeleteRecords) raise stream_start to the position of the new
+ * start offset; positions below it give -ENOENT, as in the store.
+ * Per-record stream_pos from stat_record (asked for only to find where the
+ * first visible record starts after an rm) is the same map.
+ *
+ * HOW TO GROW THIS INTERFACE
+ * New operations are added as new members, optional where they can be:
+ * NULL means "not supported" and fs/ answers for it (ENOTSUP, or as said at
+ * the member), so that a backend that does not know of them still builds.
  */
 #ifndef SBFS_BACKEND_H
 #define SBFS_BACKEND_H
@@ -18,16 +79,32 @@
 
 struct sbfs_config;
 
+/* The largest offset the tree can name (inode numbers: see fs.h). A
+ * backend refuses an append that would go past it with -EOVERFLOW and
+ * appends nothing (a record without a file name would be acknowledged yet
+ * unreadable by name). */
+#define SBFS_OFFSET_MAX ((UINT64_C(1) << 40) - 1 - 16)
+
 typedef struct sbfs_backend sbfs_backend;
-/* A topic handle: borrowed, valid until the backend is closed, even after
- * the topic is removed (then calls on it fail with -ENOENT). */
+/* A topic (one log: for Kafka, one partition) handle: borrowed, valid
+ * until the backend is closed, even after the topic is removed (then calls
+ * on it fail with -ENOENT). */
 typedef struct sbfs_topic sbfs_topic;
 
+/* Bits of sbfs_rec.flags and sbfs_recinfo.flags. */
+#define SBFS_REC_TOMBSTONE 0x0001u /* a delete marker for its key (no payload) */
+
+/*
+ * One record to append. Layout-compatible with the store's sb_record_in
+ * (backend_store.c checks it at compile time and passes batches through
+ * without a copy): a field added there is added here, at the same place.
+ */
 typedef struct sbfs_rec {
 	const void *key;
 	uint32_t key_len;       /* 0: no key */
 	const void *value;
 	uint32_t value_len;
+	uint16_t flags;         /* SBFS_REC_*; 0 for plain records */
 	int64_t timestamp_ns;   /* 0: now */
 } sbfs_rec;
 
@@ -36,66 +113,144 @@ typedef struct sbfs_recinfo {
 	int64_t timestamp_ns;
 	uint32_t value_len;
 	uint32_t key_len;
-	uint64_t stream_pos;    /* where its payload starts in the stream */
+	uint16_t flags;         /* SBFS_REC_* */
+	uint64_t stream_pos;    /* with SBFS_WANT_STREAM: where its payload starts */
 } sbfs_recinfo;
 
-/* A topic's extent: offsets [start, next), stream bytes [stream_start, stream_end). */
+/* A topic's extent: offsets [start, next), stream positions
+ * [stream_start, stream_end) (with SBFS_WANT_STREAM; else 0). */
 typedef struct sbfs_bounds {
 	uint64_t start, next;
 	uint64_t stream_start, stream_end;
-	int64_t mtime_ns;       /* last append */
+	int64_t mtime_ns;       /* last append (or when the backend last saw one) */
 } sbfs_bounds;
 
+/* `want` bits of bounds and stat_record. */
+#define SBFS_WANT_STREAM 1u
+
 typedef int (*sbfs_topic_fn)(void *arg, const char *name, sbfs_topic *t);
-/* A topic the backend refused to open (damaged): its error and one line
- * saying where the damage is (file and byte). */
+/* A topic the backend refused to open (damaged): its error (-EIO, ...)
+ * and one line saying what is wrong, where (file and byte) and how to
+ * repair it. */
 typedef int (*sbfs_refused_fn)(void *arg, const char *name, int err, const char *msg);
 
 typedef struct sbfs_backend_ops {
+	/* ---- topics ---- */
 	int (*topic_create)(sbfs_backend *b, const char *name);  /* -EINVAL, -EEXIST */
-	int (*topic_remove)(sbfs_backend *b, const char *name);  /* -ENOTEMPTY, -ENOENT */
-	int (*topic_get)(sbfs_backend *b, const char *name, sbfs_topic **out);
-	/* fn for each topic in name order; fn must not call the backend. */
+	int (*topic_remove)(sbfs_backend *b, const char *name);  /* -ENOTEMPTY, -ENOENT, -EPERM */
+	int (*topic_get)(sbfs_backend *b, const char *name, sbfs_topic **out); /* -ENOENT */
+	/* fn for each topic in name order (a nonzero return stops the walk);
+	 * fn must not call the backend. */
 	int (*topic_list)(sbfs_backend *b, sbfs_topic_fn fn, void *arg);
 	/* fn for each topic refused at open, in name order. Such a topic is not
-	 * in topic_list; topic_get and topic_remove give its error (an EIO
-	 * kind), topic_create -EEXIST. fn must not call the backend. */
+	 * in topic_list; topic_get and topic_remove give its error (-EIO),
+	 * topic_create -EEXIST. fn must not call the backend. */
 	int (*topic_list_refused)(sbfs_backend *b, sbfs_refused_fn fn, void *arg);
-	int (*topic_name_valid)(const char *name);
+	int (*topic_name_valid)(const char *name);  /* 1 or 0 */
 
-	/* Append n records, all or nothing; -EFBIG, -ENOSPC. */
+	/* ---- appending ----
+	 * Returns once the records are as durable as the backend promises
+	 * (the store: its sync setting; Kafka: acknowledged by the cluster). */
+	/* n >= 1 records, all or nothing; -EFBIG (a payload over record_max, or
+	 * a batch over batch_max), -ENOSPC, -EOVERFLOW (past SBFS_OFFSET_MAX).
+	 * *first (may be NULL) gets the first record's offset. */
 	int (*append)(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first);
-	/* Append at offset `at` (= next, or >= next in an empty topic); -EINVAL. */
+	/* Append at offset `at` (= next, or >= next in an empty topic); -EINVAL
+	 * otherwise. A backend that cannot choose offsets gives -EINVAL unless
+	 * at is its next offset. */
 	int (*append_at)(sbfs_topic *t, uint64_t at, const sbfs_rec *recs, size_t n);
 	uint32_t (*record_max)(sbfs_topic *t);  /* largest payload */
-	size_t (*batch_max)(sbfs_topic *t);     /* largest batch (overhead included) */
-	size_t (*record_overhead)(sbfs_topic *t); /* per-record bytes counted by batch_max */
+	size_t (*batch_max)(sbfs_topic *t);     /* largest sum of record_size of one append */
+	size_t (*record_size)(sbfs_topic *t, const sbfs_rec *r); /* what r counts against it */
 
-	void (*bounds)(sbfs_topic *t, sbfs_bounds *out);
-	int (*stat_record)(sbfs_topic *t, uint64_t off, sbfs_recinfo *info); /* -ENOENT */
+	/* ---- reading ---- */
+	/* The extent now (want: SBFS_WANT_*). start <= next and stream_start <=
+	 * stream_end always (a racing append or delete only makes it look
+	 * smaller). -EIO/-ETIMEDOUT when a remote log cannot tell. */
+	int (*bounds)(sbfs_topic *t, unsigned want, sbfs_bounds *out);
+	/* The record at off: -ENOENT if there is none (deleted, never given,
+	 * compacted away), -EIO if damaged. */
+	int (*stat_record)(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *info);
+	/* Payload bytes [from, from + len) of record off; *nread < len only at
+	 * its end. */
 	int (*read)(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t len,
 		    size_t *nread);
 	int (*read_key)(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len);
-	/* Stream bytes from absolute position pos; -ENOENT below stream_start. */
+	/* Stream bytes from position pos (see THE STREAM MODEL); -ENOENT below
+	 * stream_start; *nread 0 at stream_end. A read that reaches damage
+	 * returns the good bytes before it (a short read, never 0) and the
+	 * next read, which starts at it, -EIO. */
 	int (*read_stream)(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread);
+	/* Optional (NULL: every offset in [start, next) holds a record): the
+	 * first offset >= off that holds one, or -ENOENT if none below next.
+	 * ls lists only those. */
+	int (*next_present)(sbfs_topic *t, uint64_t off, uint64_t *found);
 
+	/* ---- deleting, durability, housekeeping ---- */
+	/* Records before off go (rm of the oldest record; Kafka: DeleteRecords). */
 	int (*delete_before)(sbfs_topic *t, uint64_t off);
-	int (*sync)(sbfs_topic *t);
+	int (*sync)(sbfs_topic *t);  /* fsync: what was appended is durable */
+	/* Periodic (about every second, from the notifier): retention and any
+	 * other housekeeping (a remote backend: refresh its metadata). */
 	int (*retain)(sbfs_backend *b, int64_t now_ns);
 	int (*statfs)(sbfs_backend *b, struct statvfs *st);
-	/* Make everything durable and free the backend. */
+	/* Make everything durable and free the backend (also after a failed
+	 * open of the mount: nothing was served). */
 	int (*close)(sbfs_backend *b);
 } sbfs_backend_ops;
 
 /* Every backend starts with this. */
 struct sbfs_backend {
 	const sbfs_backend_ops *ops;
+	const char *source;     /* what the mount table shows as its source (fsname) */
 };
 
-/* The sb_store backend over cfg->log_dir with cfg's log settings. A
- * LOG_DIR held by a process that is not a live mount (the daemon of a mount
- * just unmounted, still closing; a tool) is waited for, saying so, up to
- * SB_LOCK_WAIT_DEFAULT_MS; SB_ELOCKED is logged naming the holder. */
-int sbfs_backend_store_open(const struct sbfs_config *cfg, sbfs_backend **out);
+/*
+ * Where a setting comes from, for messages: a line of a file, or -o.
+ * Messages name them as sbfs_config_errf (config.h) does.
+ */
+typedef struct sbfs_src {
+	const char *file;       /* NULL: an -o option */
+	const char *dir;        /* relative paths are relative to this */
+	int line;
+} sbfs_src;
+
+/*
+ * A kind of backend: [mount] backend = NAME. Its settings are an opaque
+ * object made before the first setting and kept in sbfs_config.bsettings.
+ */
+typedef struct sbfs_backend_class {
+	const char *name;
+	const char *usage;      /* its lines of --help (its sections and keys) */
+	int (*settings_new)(void **out);  /* the defaults; 0 or -ENOMEM */
+	void (*settings_free)(void *s);
+	/*
+	 * One setting: `section` is the mount.ini section ("log",
+	 * "topic:orders", "kafka", ...), or NULL for an -o key=value that is
+	 * not a [mount] key. 0; or 1 if the backend has no such section or key
+	 * (config.c then says "unknown key"/"unknown section"); or -1 after
+	 * writing the message (sbfs_config_errf) to *err.
+	 */
+	int (*setting)(void *s, const char *section, const char *key, const char *value,
+		       const sbfs_src *src, char **err);
+	/* After everything was read: do the settings go together? 0, or -1
+	 * with the message (naming file, line and key) in *err. */
+	int (*check)(void *s, const struct sbfs_config *cfg, char **err);
+	/*
+	 * Open the data the mount serves (the store: cfg->log_dir, which must
+	 * exist unless cfg->create; Kafka: connect). On failure it has logged
+	 * (sbfs_log) one message saying why, naming what holds a store that is
+	 * in use, and returns -errno (-EBUSY for a store in use).
+	 */
+	int (*open)(const struct sbfs_config *cfg, sbfs_backend **out);
+} sbfs_backend_class;
+
+/* The class named `name`, or NULL with *why ("not built yet", "unknown"). */
+const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why);
+/* The class of backend = store (the default). */
+extern const sbfs_backend_class sbfs_backend_store;
+
+/* The daemon's messages (stderr, or syslog once detached): errors.c. */
+void sbfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -1,26 +1,69 @@
 /*
- * backend_store.c - the backend interface over the StreamBus storage engine.
+ * backend_store.c - the backend interface over the StreamBus storage engine
+ * (store/sb_store.h, its only public header).
+ *
+ * The store's codes stop here: every call returns what E() makes of them,
+ * a negative errno, and what an errno cannot say goes to the daemon's log
+ * (the store's own report of damage names the topic, the offset and the
+ * segment file; E() adds the code's name).
  */
-#include "backend.h"
+#include "backend_store.h"
 #include "config.h"
-#include "fs.h"
-#include "sb_store.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct store_backend {
 	sbfs_backend base;
 	sb_store *store;
+	const char *log_dir;    /* the config's (outlives the backend) */
 } store_backend;
 
 static sb_store *S(sbfs_backend *b) { return ((store_backend *)b)->store; }
 static sb_log *L(sbfs_topic *t) { return (sb_log *)t; }
 
-static int st_create(sbfs_backend *b, const char *name) { return sb_store_create(S(b), name); }
-static int st_remove(sbfs_backend *b, const char *name) { return sb_store_remove(S(b), name); }
+/* A batch goes to the store as it is: sbfs_rec is laid out as sb_record_in. */
+#define SAME_FIELD(f) \
+	_Static_assert(offsetof(sbfs_rec, f) == offsetof(sb_record_in, f) && \
+		       sizeof(((sbfs_rec *)0)->f) == sizeof(((sb_record_in *)0)->f), \
+		       "sbfs_rec." #f " is not laid out as sb_record_in." #f)
+SAME_FIELD(key);
+SAME_FIELD(key_len);
+SAME_FIELD(value);
+SAME_FIELD(value_len);
+SAME_FIELD(flags);
+SAME_FIELD(timestamp_ns);
+_Static_assert(sizeof(sbfs_rec) == sizeof(sb_record_in), "sbfs_rec is not sb_record_in");
+_Static_assert(SBFS_REC_TOMBSTONE == 0x0001u, "SBFS_REC_TOMBSTONE is the store's tombstone flag");
+
+static const sb_record_in *R(const sbfs_rec *r) { return (const sb_record_in *)(const void *)r; }
+
+/* The store's code as an errno: its own codes are EIO (damage, an unknown
+ * format) or EBUSY (held by another process), and are logged, as is EIO. */
+static int E(int rc)
+{
+	if (rc >= 0)
+		return rc;
+	switch (rc) {
+	case SB_ECORRUPT:
+	case SB_EVERSION:
+		sbfs_log("store error: %s", sb_strerror(rc));
+		return -EIO;
+	case SB_ELOCKED:
+		return -EBUSY;
+	case -EIO:
+		sbfs_log("I/O error: %s", sb_strerror(rc));
+		return rc;
+	}
+	return rc <= -4000 ? -EIO : rc;
+}
+
+static int st_create(sbfs_backend *b, const char *name) { return E(sb_store_create(S(b), name)); }
+static int st_remove(sbfs_backend *b, const char *name) { return E(sb_store_remove(S(b), name)); }
 
 static int st_get(sbfs_backend *b, const char *name, sbfs_topic **out)
 {
@@ -28,12 +71,14 @@ static int st_get(sbfs_backend *b, const char *name, sbfs_topic **out)
 	int rc = sb_store_get(S(b), name, &l);
 	if (rc == 0)
 		*out = (sbfs_topic *)l;
-	return rc;
+	return E(rc);
 }
 
 typedef struct list_ctx {
 	sbfs_topic_fn fn;
+	sbfs_refused_fn rfn;
 	void *arg;
+	const char *log_dir;
 } list_ctx;
 
 static int list_cb(void *arg, const char *name, sb_log *log)
@@ -44,72 +89,51 @@ static int list_cb(void *arg, const char *name, sb_log *log)
 
 static int st_list(sbfs_backend *b, sbfs_topic_fn fn, void *arg)
 {
-	list_ctx x = { fn, arg };
-	return sb_store_list(S(b), list_cb, &x);
+	list_ctx x = { .fn = fn, .arg = arg };
+	return E(sb_store_list(S(b), list_cb, &x));
+}
+
+/* A refused topic: what is wrong, where, and the command that repairs it. */
+static int refused_cb(void *arg, const char *name, int err, const char *msg)
+{
+	list_ctx *x = arg;
+	char line[1024];
+	snprintf(line, sizeof line, "%s: %s; it gives EIO until repaired with: "
+		 "streambus recover --cut %s %s", sb_strerror(err), msg, x->log_dir, name);
+	return x->rfn(x->arg, name, err <= -4000 ? -EIO : err, line);
 }
 
 static int st_list_refused(sbfs_backend *b, sbfs_refused_fn fn, void *arg)
 {
-	return sb_store_list_refused(S(b), fn, arg);
+	list_ctx x = { .rfn = fn, .arg = arg, .log_dir = ((store_backend *)b)->log_dir };
+	return E(sb_store_list_refused(S(b), refused_cb, &x));
 }
 
 static int st_name_valid(const char *name) { return sb_topic_name_valid(name); }
 
-/* Small batches on the stack, large ones on the heap. */
-static int to_recs(const sbfs_rec *in, size_t n, sb_record_in *stackbuf, size_t cap,
-		   sb_record_in **out)
-{
-	if (n == 0)
-		return -EINVAL; /* (also tells the compiler the buffer gets filled) */
-	sb_record_in *r = n <= cap ? stackbuf : calloc(n, sizeof *r);
-	if (!r)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		r[i] = (sb_record_in){ .key = in[i].key, .key_len = in[i].key_len,
-				       .value = in[i].value, .value_len = in[i].value_len,
-				       .timestamp_ns = in[i].timestamp_ns };
-	}
-	*out = r;
-	return 0;
-}
-
 static int st_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first)
 {
-	sb_record_in sbuf[64], *r;
-	int rc = to_recs(recs, n, sbuf, 64, &r);
-	if (rc)
-		return rc;
-	rc = sb_log_append(L(t), r, n, first);
-	if (r != sbuf)
-		free(r);
-	return rc;
+	return E(sb_log_append(L(t), R(recs), n, first));
 }
 
 static int st_append_at(sbfs_topic *t, uint64_t at, const sbfs_rec *recs, size_t n)
 {
-	sb_record_in sbuf[64], *r;
-	int rc = to_recs(recs, n, sbuf, 64, &r);
-	if (rc)
-		return rc;
-	rc = sb_log_append_at(L(t), at, r, n);
-	if (r != sbuf)
-		free(r);
-	return rc;
+	return E(sb_log_append_at(L(t), at, R(recs), n));
 }
 
 static uint32_t st_record_max(sbfs_topic *t) { return sb_log_get_config(L(t))->max_record_bytes; }
 static size_t st_batch_max(sbfs_topic *t) { return sb_log_batch_max(L(t)); }
-static size_t st_overhead(sbfs_topic *t)
-{
-	sb_record_in empty = {0};
 
+static size_t st_record_size(sbfs_topic *t, const sbfs_rec *r)
+{
 	(void)t;
-	return sb_record_size(&empty);
+	return sb_record_in_size(R(r));
 }
 
-static void st_bounds(sbfs_topic *t, sbfs_bounds *b)
+static int st_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *b)
 {
 	sb_log *l = L(t);
+	(void)want; /* stream positions cost nothing here */
 	/* start before next, stream_start before stream_end: a racing append or
 	 * delete can only make the range look smaller, never inverted */
 	b->start = sb_log_start(l);
@@ -121,38 +145,40 @@ static void st_bounds(sbfs_topic *t, sbfs_bounds *b)
 	if (b->stream_end < b->stream_start)
 		b->stream_end = b->stream_start;
 	b->mtime_ns = sb_log_mtime_ns(l);
+	return 0;
 }
 
-static int st_stat(sbfs_topic *t, uint64_t off, sbfs_recinfo *info)
+static int st_stat(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *info)
 {
 	sb_record_info ri;
+	(void)want;
 	int rc = sb_log_stat(L(t), off, &ri);
 	if (rc == 0)
 		*info = (sbfs_recinfo){ .offset = ri.offset, .timestamp_ns = ri.timestamp_ns,
 					.value_len = ri.value_len, .key_len = ri.key_len,
-					.stream_pos = ri.stream_pos };
-	return rc;
+					.flags = ri.flags, .stream_pos = ri.stream_pos };
+	return E(rc);
 }
 
 static int st_read(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t len,
 		   size_t *nread)
 {
-	return sb_log_read(L(t), off, from, buf, len, nread, NULL);
+	return E(sb_log_read(L(t), off, from, buf, len, nread, NULL));
 }
 
 static int st_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len)
 {
-	return sb_log_read_key(L(t), off, buf, cap, key_len);
+	return E(sb_log_read_key(L(t), off, buf, cap, key_len));
 }
 
 static int st_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread)
 {
-	return sb_log_read_stream(L(t), pos, buf, len, nread);
+	return E(sb_log_read_stream(L(t), pos, buf, len, nread));
 }
 
-static int st_delete_before(sbfs_topic *t, uint64_t off) { return sb_log_delete_before(L(t), off); }
-static int st_sync(sbfs_topic *t) { return sb_log_sync(L(t)); }
-static int st_retain(sbfs_backend *b, int64_t now_ns) { return sb_store_retain(S(b), now_ns); }
+static int st_delete_before(sbfs_topic *t, uint64_t off) { return E(sb_log_delete_before(L(t), off)); }
+static int st_sync(sbfs_topic *t) { return E(sb_log_sync(L(t))); }
+static int st_retain(sbfs_backend *b, int64_t now_ns) { return E(sb_store_retain(S(b), now_ns)); }
 
 static int st_statfs(sbfs_backend *b, struct statvfs *st)
 {
@@ -165,7 +191,7 @@ static int st_statfs(sbfs_backend *b, struct statvfs *st)
 
 static int st_close(sbfs_backend *b)
 {
-	int rc = sb_store_close(S(b));
+	int rc = E(sb_store_close(S(b)));
 	free(b);
 	return rc;
 }
@@ -181,12 +207,13 @@ static const sbfs_backend_ops store_ops = {
 	.append_at = st_append_at,
 	.record_max = st_record_max,
 	.batch_max = st_batch_max,
-	.record_overhead = st_overhead,
+	.record_size = st_record_size,
 	.bounds = st_bounds,
 	.stat_record = st_stat,
 	.read = st_read,
 	.read_key = st_read_key,
 	.read_stream = st_read_stream,
+	.next_present = NULL, /* dense: every offset in [start, next) holds a record */
 	.delete_before = st_delete_before,
 	.sync = st_sync,
 	.retain = st_retain,
@@ -232,19 +259,26 @@ static void st_report(void *arg, const char *topic, const char *msg)
 	sbfs_log("%s: %s", topic ? topic : "(store)", msg);
 }
 
-int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
+/* LOG_DIR (made if `create`; a missing one refused, said by paths.c), the
+ * store's lock (waiting for a daemon that is closing), its topics. */
+static int st_open(const sbfs_config *cfg, sbfs_backend **out)
 {
+	int rc = sbfs_paths_log_dir(cfg);
+	if (rc)
+		return rc;
 	store_backend *b = calloc(1, sizeof *b);
-	if (!b)
+	if (!b) {
+		sbfs_log("out of memory");
 		return -ENOMEM;
+	}
 	sb_store_options o;
 	sb_store_options_default(&o);
-	o.defaults = cfg->log;
-	o.topic_config = sbfs_config_topic;
-	o.topic_config_arg = (void *)cfg;
+	o.defaults = *sbfs_store_log_config(cfg->bsettings);
+	o.topic_config = sbfs_store_topic_config;
+	o.topic_config_arg = cfg->bsettings;
 	o.read_only = cfg->read_only;
 	/* a record past this offset would have no file name (inode numbers) */
-	o.max_offset = SBFS_MAX_OFFSET;
+	o.max_offset = SBFS_OFFSET_MAX;
 	/* the kernel's spelling of the mountpoint, as /proc/self/mountinfo has it */
 	char *mp = realpath(cfg->mountpoint, NULL);
 	o.mountpoint = mp ? mp : cfg->mountpoint;
@@ -252,15 +286,30 @@ int sbfs_backend_store_open(const sbfs_config *cfg, sbfs_backend **out)
 	o.lock_waiting = on_lock_wait;
 	o.lock_waiting_arg = (void *)cfg;
 	o.report = st_report;
-	int rc = sb_store_open(cfg->log_dir, &o, &b->store);
+	rc = sb_store_open(cfg->log_dir, &o, &b->store);
 	free(mp);
 	if (rc) {
 		if (rc == SB_ELOCKED)
 			log_locked(cfg);
+		else
+			sbfs_log("cannot open the log directory %s: %s", cfg->log_dir,
+				 sb_strerror(rc));
 		free(b);
-		return rc;
+		return rc <= -4000 ? (rc == SB_ELOCKED ? -EBUSY : -EIO) : rc;
 	}
 	b->base.ops = &store_ops;
+	b->base.source = cfg->log_dir;
+	b->log_dir = cfg->log_dir;
 	*out = &b->base;
 	return 0;
 }
+
+const sbfs_backend_class sbfs_backend_store = {
+	.name = "store",
+	.usage = sbfs_store_usage,
+	.settings_new = sbfs_store_settings_new,
+	.settings_free = sbfs_store_settings_free,
+	.setting = sbfs_store_setting,
+	.check = sbfs_store_settings_check,
+	.open = st_open,
+};

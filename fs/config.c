@@ -17,13 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NLOGKEYS 7
-
-static const char *const log_keys[NLOGKEYS] = {
-	"segment_bytes", "index_interval_bytes", "max_record_bytes", "sync",
-	"sync_interval_ms", "retention_bytes", "retention_ms",
-};
-
 /* Options mount(8) and fstab pass that mean nothing to us. */
 static const char *const ignored_opts[] = {
 	"rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto",
@@ -34,9 +27,8 @@ static const char *const ignored_opts[] = {
 	NULL,
 };
 
-const char *sbfs_config_usage(void)
-{
-	return "usage: streambusfs [-c mount.ini] [-f] [-d] [-o opt[,opt...]] [LOG_DIR [MOUNTPOINT]]\n"
+static const char usage_head[] =
+	"usage: streambusfs [-c mount.ini] [-f] [-d] [-o opt[,opt...]] [LOG_DIR [MOUNTPOINT]]\n"
 	       "\n"
 	       "Mount the append-only logs in LOG_DIR on MOUNTPOINT: one directory per topic,\n"
 	       "one read-only file per record, TOPIC/.log as the whole topic.\n"
@@ -56,18 +48,18 @@ const char *sbfs_config_usage(void)
 	       "Settings ([section] key, default):\n"
 	       "  [mount] log_dir ./data, mountpoint ./mnt, allow_other false,\n"
 	       "          owner (mounting user), group (its group), umask 022, list_log false,\n"
-	       "          create false (create a missing log_dir)\n"
-	       "  [log]   segment_bytes 134217728, index_interval_bytes 4096,\n"
-	       "          max_record_bytes 1048576, sync interval (never|interval|always),\n"
-	       "          sync_interval_ms 1000, retention_bytes -1, retention_ms -1\n"
-	       "  [topic:NAME] any [log] key, for one topic\n"
-	       "\n"
-	       "Unmount with: fusermount3 -u MOUNTPOINT\n";
-}
+	       "          create false (create a missing log_dir),\n"
+	       "          backend store (store: LOG_DIR on this machine; kafka: not built yet)\n";
 
+void sbfs_config_usage(FILE *out)
+{
+	fputs(usage_head, out);
+	fputs(sbfs_backend_store.usage, out);
+	fputs("\nUnmount with: fusermount3 -u MOUNTPOINT\n", out);
+}
 /* ---- small parsers: 0 or -EINVAL, *out untouched on failure -------------- */
 
-static int parse_bool(const char *v, int *out)
+int sbfs_parse_bool(const char *v, int *out)
 {
 	static const char *const t[] = { "true", "yes", "on", "1", NULL };
 	static const char *const f[] = { "false", "no", "off", "0", NULL };
@@ -85,7 +77,7 @@ static int parse_bool(const char *v, int *out)
 }
 
 /* A signed integer with an optional K/M/G/T (KiB.. too) binary suffix. */
-static int parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
+int sbfs_parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
 {
 	char *end;
 	errno = 0;
@@ -128,7 +120,7 @@ static int parse_umask(const char *v, mode_t *out)
 static int parse_owner(const char *v, uid_t *out)
 {
 	int64_t n;
-	if (parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
+	if (sbfs_parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
 		*out = (uid_t)n;
 		return 0;
 	}
@@ -143,7 +135,7 @@ static int parse_owner(const char *v, uid_t *out)
 static int parse_group(const char *v, gid_t *out)
 {
 	int64_t n;
-	if (parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
+	if (sbfs_parse_int(v, 0, UINT32_MAX - 1, &n) == 0 && strspn(v, "0123456789") == strlen(v)) {
 		*out = (gid_t)n;
 		return 0;
 	}
@@ -175,14 +167,10 @@ static char *path_join(const char *base, const char *rel)
 
 /* ---- setting one key ----------------------------------------------------- */
 
-/* Where a value comes from, for messages and relative paths. */
-typedef struct src {
-	const char *file;   /* NULL: the command line */
-	const char *dir;    /* relative paths are relative to this */
-	int line;
-} src;
+typedef sbfs_src src;
+#define errf sbfs_config_errf
 
-static int errf(char **err, const src *s, const char *key, const char *fmt, ...)
+int sbfs_config_errf(char **err, const sbfs_src *s, const char *key, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -199,57 +187,6 @@ static int errf(char **err, const src *s, const char *key, const char *fmt, ...)
 	if (rc < 0)
 		*err = NULL;
 	return -1;
-}
-
-static int log_key_index(const char *key)
-{
-	for (int i = 0; i < NLOGKEYS; i++)
-		if (strcmp(key, log_keys[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* Set [log] key number k in *lc from v. */
-static int set_log_key(sb_log_config *lc, int k, const char *v, const src *s, char **err)
-{
-	int64_t n;
-	const char *key = log_keys[k];
-	switch (k) {
-	case 0:
-		if (parse_int(v, 1, INT64_MAX, &n))
-			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
-		lc->segment_bytes = (uint64_t)n;
-		return 0;
-	case 1:
-		if (parse_int(v, 1, UINT32_MAX, &n))
-			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
-		lc->index_interval_bytes = (uint32_t)n;
-		return 0;
-	case 2:
-		if (parse_int(v, 1, UINT32_MAX, &n))
-			return errf(err, s, key, "bad value '%s' (a positive byte count)", v);
-		lc->max_record_bytes = (uint32_t)n;
-		return 0;
-	case 3:
-		if (sb_sync_parse(v, &lc->sync))
-			return errf(err, s, key, "bad value '%s' (never, interval or always)", v);
-		return 0;
-	case 4:
-		if (parse_int(v, 1, UINT32_MAX, &n))
-			return errf(err, s, key, "bad value '%s' (positive milliseconds)", v);
-		lc->sync_interval_ms = (uint32_t)n;
-		return 0;
-	case 5:
-	case 6:
-		if (parse_int(v, -1, INT64_MAX, &n))
-			return errf(err, s, key, "bad value '%s' (-1 or a count)", v);
-		if (k == 5)
-			lc->retention_bytes = n;
-		else
-			lc->retention_ms = n;
-		return 0;
-	}
-	return errf(err, s, key, "unknown key");
 }
 
 /* Set a [mount] key. Paths from a file are relative to its directory. */
@@ -272,7 +209,7 @@ static int set_mount_key(sbfs_config *c, const char *key, const char *v, const s
 		    : strcmp(key, "create") == 0    ? &c->create
 						    : NULL;
 	if (flag) {
-		if (parse_bool(v, flag))
+		if (sbfs_parse_bool(v, flag))
 			return errf(err, s, key, "bad value '%s' (true or false)", v);
 		return 0;
 	}
@@ -291,25 +228,15 @@ static int set_mount_key(sbfs_config *c, const char *key, const char *v, const s
 			return errf(err, s, key, "bad value '%s' (octal, e.g. 022)", v);
 		return 0;
 	}
+	if (strcmp(key, "backend") == 0) {
+		/* the class was chosen before anything was read (pick_backend):
+		 * here only its spelling is checked, where it was written */
+		const char *why = NULL;
+		if (!sbfs_backend_find(v, &why))
+			return errf(err, s, key, "bad value '%s' (%s)", v, why);
+		return 0;
+	}
 	return errf(err, s, key, "unknown key");
-}
-
-static sbfs_topic_cfg *topic_slot(sbfs_config *c, const char *name)
-{
-	for (size_t i = 0; i < c->ntopics; i++)
-		if (strcmp(c->topics[i].name, name) == 0)
-			return &c->topics[i];
-	sbfs_topic_cfg *t = realloc(c->topics, (c->ntopics + 1) * sizeof *t);
-	if (!t)
-		return NULL;
-	c->topics = t;
-	t = &c->topics[c->ntopics];
-	memset(t, 0, sizeof *t);
-	t->name = strdup(name);
-	if (!t->name)
-		return NULL;
-	c->ntopics++;
-	return t;
 }
 
 /* ---- mount.ini ----------------------------------------------------------- */
@@ -320,8 +247,8 @@ typedef struct file_ctx {
 	src s;
 	char **err;
 	int failed;
-	/* line of each [log] key, for errors found when checking the whole */
-	int log_line[NLOGKEYS];
+	char *backend;          /* pick_backend's pass: the last [mount] backend */
+	int backend_line;
 } file_ctx;
 
 static char *reader(char *str, int num, void *stream)
@@ -346,28 +273,13 @@ static int handler(void *user, const char *section, const char *name, const char
 	int rc;
 	if (strcmp(section, "mount") == 0) {
 		rc = set_mount_key(x->c, name, value, &s, x->err);
-	} else if (strcmp(section, "log") == 0) {
-		int k = log_key_index(name);
-		rc = k < 0 ? errf(x->err, &s, name, "unknown key in [log]")
-			   : set_log_key(&x->c->log, k, value, &s, x->err);
-		if (rc == 0)
-			x->log_line[k] = s.line;
-	} else if (strncmp(section, "topic:", 6) == 0) {
-		const char *tn = section + 6;
-		int k = log_key_index(name);
-		sbfs_topic_cfg *t;
-		if (!sb_topic_name_valid(tn))
-			rc = errf(x->err, &s, name, "section [%s]: bad topic name", section);
-		else if (k < 0)
-			rc = errf(x->err, &s, name, "unknown key in [%s]", section);
-		else if (!(t = topic_slot(x->c, tn)))
-			rc = errf(x->err, &s, name, "out of memory");
-		else if ((rc = set_log_key(&t->cfg, k, value, &s, x->err)) == 0)
-			t->set |= 1u << k;
 	} else if (section[0] == '\0') {
 		rc = errf(x->err, &s, name, "key outside of any section");
 	} else {
-		rc = errf(x->err, &s, name, "unknown section [%s]", section);
+		const sbfs_backend_class *bc = x->c->backend;
+		rc = bc->setting(x->c->bsettings, section, name, value, &s, x->err);
+		if (rc > 0)
+			rc = errf(x->err, &s, name, "unknown section [%s]", section);
 	}
 	if (rc) {
 		x->failed = 1;
@@ -376,8 +288,22 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1;
 }
 
-static int load_file(sbfs_config *c, const char *path, const char *cwd, char **err,
-		     int log_line[NLOGKEYS])
+/* pick_backend's pass over the file: only [mount] backend counts. */
+static int backend_handler(void *user, const char *section, const char *name, const char *value)
+{
+	file_ctx *x = user;
+	if (strcmp(section, "mount") == 0 && strcmp(name, "backend") == 0) {
+		free(x->backend);
+		x->backend = strdup(value);
+		x->backend_line = x->s.line;
+	}
+	return 1;
+}
+
+/* Read the file: its settings (pick: only its [mount] backend, into
+ * *backend and *bline; nothing else is checked). */
+static int load_file(sbfs_config *c, const char *path, const char *cwd, char **err, int pick,
+		     char **backend, int *bline)
 {
 	char *abs = path_join(cwd, path);
 	if (!abs) {
@@ -413,7 +339,12 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 	ini_max_line = PATH_MAX + 64;  /* a long path on one line */
 	file_ctx x = { .c = c, .f = f, .s = { .file = path, .dir = dir, .line = 0 },
 		       .err = err };
-	int rc = ini_parse_stream(reader, &x, handler, &x);
+	int rc = ini_parse_stream(reader, &x, pick ? backend_handler : handler, &x);
+	if (pick) {
+		*backend = x.backend;
+		*bline = x.backend_line;
+		rc = 0;
+	}
 	if (ferror(f)) {
 		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno ? errno : EIO)) < 0)
 			*err = NULL;
@@ -427,7 +358,6 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 			*err = NULL;
 		goto out_close;
 	}
-	memcpy(log_line, x.log_line, sizeof x.log_line);
 	ret = 0;
 out_close:
 	if (f)
@@ -445,6 +375,16 @@ static int is_ignored(const char *opt)
 			return 1;
 	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0 ||
 	       strncmp(opt, "fsname=", 7) == 0 || strncmp(opt, "subtype=", 8) == 0;
+}
+
+static int is_mount_key(const char *key)
+{
+	static const char *const keys[] = { "log_dir", "mountpoint", "allow_other", "list_log",
+					    "create", "owner", "group", "umask", "backend", NULL };
+	for (int i = 0; keys[i]; i++)
+		if (strcmp(key, keys[i]) == 0)
+			return 1;
+	return 0;
 }
 
 static int apply_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
@@ -472,10 +412,10 @@ static int apply_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
 	int rc;
 	if (strcmp(key, "config") == 0)
 		rc = 0; /* read before everything else */
-	else if (log_key_index(key) >= 0)
-		rc = set_log_key(&c->log, log_key_index(key), v, &s, err);
-	else
+	else if (is_mount_key(key))
 		rc = set_mount_key(c, key, v, &s, err);
+	else if ((rc = c->backend->setting(c->bsettings, NULL, key, v, &s, err)) > 0)
+		rc = errf(err, &s, key, "unknown key");
 	*eq = '=';
 	return rc;
 }
@@ -505,13 +445,52 @@ static int each_opt(char *list, int (*fn)(sbfs_config *, char *, const char *, c
 	}
 }
 
+/* config=FILE and backend=NAME: known before anything else is read. */
 static int find_config_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
 {
-	(void)cwd;
-	(void)err;
 	if (strncmp(opt, "config=", 7) == 0) {
 		free(c->config_path);
 		c->config_path = strdup(opt + 7);
+	} else if (strncmp(opt, "backend=", 8) == 0) {
+		src s = { .file = NULL, .dir = cwd, .line = 0 };
+		const char *why = NULL;
+		if (!(c->backend = sbfs_backend_find(opt + 8, &why)))
+			return errf(err, &s, "backend", "bad value '%s' (%s)", opt + 8, why);
+	}
+	return 0;
+}
+
+/*
+ * The backend is chosen before any setting is read, since every section
+ * but [mount] is its own: -o backend=, else the file's last [mount]
+ * backend, else store. Then its settings start from its defaults.
+ */
+static int pick_backend(sbfs_config *c, const char *cwd, char **err)
+{
+	if (!c->backend && c->config_path) {
+		char *name = NULL, *path = strdup(c->config_path);
+		int line = 0, rc = path ? load_file(c, path, cwd, err, 1, &name, &line) : -1;
+		const char *why = NULL;
+		if (rc == 0 && name && !(c->backend = sbfs_backend_find(name, &why))) {
+			char *dir = strdup(c->config_path), *slash = dir ? strrchr(dir, '/') : NULL;
+			if (slash)
+				*slash = '\0';
+			src s = { .file = path, .dir = dir, .line = line };
+			rc = errf(err, &s, "backend", "bad value '%s' (%s)", name, why);
+			free(dir);
+		}
+		free(c->config_path);
+		c->config_path = path; /* as given: load_file reads it again */
+		free(name);
+		if (rc)
+			return -1;
+	}
+	if (!c->backend)
+		c->backend = &sbfs_backend_store;
+	if (c->backend->settings_new(&c->bsettings)) {
+		free(*err);
+		*err = strdup("out of memory");
+		return -1;
 	}
 	return 0;
 }
@@ -571,72 +550,9 @@ void sbfs_config_free(sbfs_config *c)
 	free(c->config_path);
 	free(c->log_dir);
 	free(c->mountpoint);
-	for (size_t i = 0; i < c->ntopics; i++)
-		free(c->topics[i].name);
-	free(c->topics);
+	if (c->backend && c->bsettings)
+		c->backend->settings_free(c->bsettings);
 	memset(c, 0, sizeof *c);
-}
-
-int sbfs_config_topic(void *config, const char *name, sb_log_config *cfg)
-{
-	const sbfs_config *c = config;
-	for (size_t i = 0; i < c->ntopics; i++) {
-		const sbfs_topic_cfg *t = &c->topics[i];
-		if (strcmp(t->name, name) != 0)
-			continue;
-		if (t->set & SBFS_K_SEGMENT_BYTES) cfg->segment_bytes = t->cfg.segment_bytes;
-		if (t->set & SBFS_K_INDEX_INTERVAL) cfg->index_interval_bytes = t->cfg.index_interval_bytes;
-		if (t->set & SBFS_K_MAX_RECORD) cfg->max_record_bytes = t->cfg.max_record_bytes;
-		if (t->set & SBFS_K_SYNC) cfg->sync = t->cfg.sync;
-		if (t->set & SBFS_K_SYNC_INTERVAL) cfg->sync_interval_ms = t->cfg.sync_interval_ms;
-		if (t->set & SBFS_K_RETENTION_BYTES) cfg->retention_bytes = t->cfg.retention_bytes;
-		if (t->set & SBFS_K_RETENTION_MS) cfg->retention_ms = t->cfg.retention_ms;
-	}
-	return 0;
-}
-
-/* The [log] key a check failure names (by its text), or -1. */
-static int key_in(const char *why)
-{
-	for (int i = 0; why && i < NLOGKEYS; i++)
-		if (strstr(why, log_keys[i]) && !(i == 3 && strstr(why, "sync_interval_ms")))
-			return i;
-	return -1;
-}
-
-static int check_all(sbfs_config *c, const int log_line[NLOGKEYS], char **err)
-{
-	const char *why = NULL;
-	if (sb_log_config_check(&c->log, &why)) {
-		int k = key_in(why);
-		int line = k >= 0 ? log_line[k] : 0;
-		int rc;
-		if (line > 0)
-			rc = asprintf(err, "%s:%d: key '%s': bad value: %s", c->config_path, line,
-				      log_keys[k], why ? why : "invalid");
-		else if (line < 0)
-			rc = asprintf(err, "-o %s: bad value: %s", log_keys[k], why ? why : "invalid");
-		else
-			rc = asprintf(err, "[log] %s%s: bad value: %s", k >= 0 ? "key " : "settings",
-				      k >= 0 ? log_keys[k] : "", why ? why : "invalid");
-		if (rc < 0)
-			*err = NULL;
-		return -1;
-	}
-	for (size_t i = 0; i < c->ntopics; i++) {
-		sb_log_config t = c->log;
-		sbfs_config_topic(c, c->topics[i].name, &t);
-		why = NULL;
-		if (sb_log_config_check(&t, &why)) {
-			int k = key_in(why);
-			if (asprintf(err, "%s: [topic:%s] key '%s': bad value: %s",
-				     c->config_path ? c->config_path : "mount.ini", c->topics[i].name,
-				     k >= 0 ? log_keys[k] : "?", why ? why : "invalid") < 0)
-				*err = NULL;
-			return -1;
-		}
-	}
-	return 0;
 }
 
 int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
@@ -646,7 +562,6 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 	int npos = 0, only_pos = 0;
 	char **opts = calloc((size_t)argc + 1, sizeof *opts);
 	int nopts = 0;
-	int log_line[NLOGKEYS] = { 0 };
 
 	*err = NULL;
 	memset(c, 0, sizeof *c);
@@ -658,7 +573,6 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 	c->owner = getuid();
 	c->group = getgid();
 	c->umask = 022;
-	sb_log_config_default(&c->log);
 
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
@@ -721,18 +635,22 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 		char *copy = strdup(opts[i]);
 		if (!copy)
 			goto oom;
-		each_opt(copy, find_config_opt, c, cwd, err);
+		int rc = each_opt(copy, find_config_opt, c, cwd, err);
 		free(copy);
+		if (rc)
+			goto fail;
 	}
+	if (!c->config_path && !c->under_mount && access("mount.ini", F_OK) == 0 &&
+	    !(c->config_path = strdup("mount.ini")))
+		goto oom;
+	if (pick_backend(c, cwd, err))
+		goto fail;
 	if (c->config_path) {
 		char *p = c->config_path;
 		c->config_path = NULL;
-		int rc = load_file(c, p, cwd, err, log_line);
+		int rc = load_file(c, p, cwd, err, 0, NULL, NULL);
 		free(p);
 		if (rc)
-			goto fail;
-	} else if (!c->under_mount && access("mount.ini", F_OK) == 0) {
-		if (load_file(c, "mount.ini", cwd, err, log_line))
 			goto fail;
 	}
 	for (int i = 0; i < nopts; i++) {
@@ -743,15 +661,8 @@ int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err)
 		free(copy);
 		if (rc)
 			goto fail;
-		/* a [log] key from -o: a bad combination is -o's, not the file's */
-		for (int k = 0; k < NLOGKEYS; k++) {
-			char *hit = strstr(opts[i], log_keys[k]);
-			size_t kl = strlen(log_keys[k]);
-			if (hit && (hit == opts[i] || hit[-1] == ',') && hit[kl] == '=')
-				log_line[k] = -1;
-		}
 	}
-	if (check_all(c, log_line, err))
+	if (c->backend->check(c->bsettings, c, err))
 		goto fail;
 	for (int i = 0; i < 2; i++) {
 		const char *p = pos[i] ? pos[i] : NULL;

@@ -3,33 +3,18 @@
  * (SPEC §1), parsed into one struct with no FUSE in sight.
  *
  * Precedence, highest first: paths on the command line, -o key=value, the
- * file, built-in defaults. A [topic:NAME] section overrides [log] keys for one
- * topic (and wins over -o for that topic: it is the more specific setting).
+ * file, built-in defaults. [mount] is the daemon's; every other section is
+ * the backend's ([mount] backend, default store: see backend.h).
  */
 #ifndef SBFS_CONFIG_H
 #define SBFS_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
-#include "sb_store.h"
-
-/* Bits of sbfs_topic_cfg.set: which [log] keys a [topic:NAME] section set. */
-enum {
-	SBFS_K_SEGMENT_BYTES = 1u << 0,
-	SBFS_K_INDEX_INTERVAL = 1u << 1,
-	SBFS_K_MAX_RECORD = 1u << 2,
-	SBFS_K_SYNC = 1u << 3,
-	SBFS_K_SYNC_INTERVAL = 1u << 4,
-	SBFS_K_RETENTION_BYTES = 1u << 5,
-	SBFS_K_RETENTION_MS = 1u << 6,
-};
-
-typedef struct sbfs_topic_cfg {
-	char *name;
-	unsigned set;           /* SBFS_K_* bits */
-	sb_log_config cfg;      /* only the fields named by `set` count */
-} sbfs_topic_cfg;
+#include "backend.h"
 
 typedef struct sbfs_config {
 	char *config_path;      /* the mount.ini read, or NULL */
@@ -43,9 +28,10 @@ typedef struct sbfs_config {
 	int create;             /* [mount] create: make log_dir if missing */
 	int nonempty;           /* -o nonempty: mount over a non-empty mountpoint */
 	int read_only;          /* -o ro */
-	sb_log_config log;      /* [log] (after -o) */
-	sbfs_topic_cfg *topics; /* [topic:NAME] sections */
-	size_t ntopics;
+	/* [mount] backend: its class and its settings (every other section,
+	 * and -o keys that are not [mount] keys) */
+	const sbfs_backend_class *backend;
+	void *bsettings;
 	int foreground;         /* -f */
 	int debug;              /* -d */
 	int help, version;      /* --help, --version */
@@ -67,11 +53,22 @@ typedef struct sbfs_config {
 int sbfs_config_load(sbfs_config *c, int argc, char **argv, char **err);
 void sbfs_config_free(sbfs_config *c);
 
-/* The log config of topic `name`: *cfg is already the defaults; this applies
- * the [topic:NAME] overrides. Has the signature of sb_store_options.topic_config. */
-int sbfs_config_topic(void *config, const char *name, sb_log_config *cfg);
+/* For backends' settings: write "FILE:LINE: key 'KEY': MSG" (or "-o KEY:
+ * MSG") to *err (replacing what it held); returns -1. */
+int sbfs_config_errf(char **err, const sbfs_src *s, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Value parsers: 0 or -EINVAL, *out untouched on failure. An integer may
+ * carry a binary suffix (K, M, G, T, with an optional iB or B). */
+int sbfs_parse_int(const char *v, int64_t min, int64_t max, int64_t *out);
+int sbfs_parse_bool(const char *v, int *out);
 
 /* The --help text. */
-const char *sbfs_config_usage(void);
+void sbfs_config_usage(FILE *out);
+
+/* paths.c: before mounting; 0, or -errno after logging why. LOG_DIR exists
+ * (made when create is set); MOUNTPOINT is a directory, and (check_empty)
+ * an empty one unless nonempty. */
+int sbfs_paths_log_dir(const sbfs_config *cfg);
+int sbfs_paths_mountpoint(const sbfs_config *cfg, int check_empty);
 
 #endif

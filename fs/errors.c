@@ -1,14 +1,15 @@
 /*
- * errors.c - the one place that turns backend codes into errnos and FUSE
- * error replies, and the daemon's messages (stderr, or syslog once detached).
+ * errors.c - FUSE error replies, and the daemon's messages (stderr, or
+ * syslog once detached). Backends return negative errnos only (each maps
+ * and logs its own codes: backend.h), so a reply is the errno itself.
  */
 #include "fs.h"
-#include "sb_store.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 
 static atomic_int use_syslog; /* set once, when the daemon detaches */
@@ -35,36 +36,16 @@ void sbfs_log(const char *fmt, ...)
 
 int sbfs_errno(int rc)
 {
-	if (rc >= 0)
-		return 0;
-	switch (rc) {
-	case SB_ECORRUPT:
-	case SB_EVERSION:
-		return EIO;
-	case SB_ELOCKED:
-		return EBUSY;
-	}
-	if (rc <= -4000)
-		return EIO;
-	return -rc;
+	return rc < 0 ? -rc : 0;
 }
 
 void sbfs_reply_err(fuse_req_t req, int rc)
 {
 	int e = sbfs_errno(rc);
-	if (rc == SB_ECORRUPT || rc == SB_EVERSION || (rc < -4000 && e == EIO))
-		sbfs_log("store error: %s", sb_strerror(rc));
-	else if (e == EIO)
-		sbfs_log("I/O error: %s", sb_strerror(rc));
 	fuse_reply_err(req, e ? e : EIO);
 }
 
 const char *sbfs_strerror(int rc)
 {
-	return sb_strerror(rc);
-}
-
-int sbfs_err_is_locked(int rc)
-{
-	return rc == SB_ELOCKED;
+	return strerror(rc < 0 ? -rc : rc);
 }

@@ -28,6 +28,7 @@
 #define SBFS_L_LOG 1
 #define SBFS_L_REC0 16
 #define SBFS_MAX_OFFSET (SBFS_LOCAL_MASK - SBFS_L_REC0)
+_Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX is the tree's");
 #define SBFS_BLKSIZE (1u << 20)
 
 /* Kernel cache lifetimes, seconds. */
@@ -170,8 +171,11 @@ int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
 /* Parse a record name: 1..20 digits. 0 or -ENOENT. */
 int sbfs_parse_offset(const char *name, uint64_t *off);
 void sbfs_fmt_offset(char buf[21], uint64_t off);
-/* The topic's extent as users see it: the store's, less hidden records. */
-void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+/* The topic's extent as users see it: the backend's, less hidden records
+ * (all of it / offsets only: the stream fields 0). 0 or -errno (*bd then
+ * all 0). */
+int sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
 /* Where the .log size fstat sees is counted from (see pinlock). */
 uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd);
 /* A reader opens .log at the current start (0 or -ENOMEM) / closes it. */
@@ -192,17 +196,10 @@ int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
 int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
 
 /* ---- errors.c ---- */
+/* -rc: backends give negative errnos only; sbfs_log is in backend.h. */
 int sbfs_errno(int rc);
 const char *sbfs_strerror(int rc);
-int sbfs_err_is_locked(int rc);
 void sbfs_reply_err(fuse_req_t req, int rc);
-void sbfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* paths.c: before mounting; 0, or -errno after logging why. LOG_DIR exists
- * (made when create is set); MOUNTPOINT is a directory, and (check_empty)
- * an empty one unless nonempty. */
-int sbfs_paths_log_dir(const sbfs_config *cfg);
-int sbfs_paths_mountpoint(const sbfs_config *cfg, int check_empty);
 void sbfs_log_to_syslog(int on);
 
 /* ---- ops.c / ops_write.c ---- */

@@ -68,10 +68,9 @@ static char *escape_commas(const char *s)
  * others; this one is listed but gives EIO until repaired. */
 static int log_refused(void *arg, const char *name, int err, const char *msg)
 {
-	const sbfs_config *cfg = arg;
 
-	sbfs_log("topic %s refused (%s): %s; it gives EIO until repaired with: "
-		 "streambus recover --cut %s %s", name, sbfs_strerror(err), msg, cfg->log_dir, name);
+	(void)arg, (void)err;
+	sbfs_log("topic %s refused: %s", name, msg);
 	return 0;
 }
 
@@ -85,15 +84,11 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	int fs_inited = 0, mounted = 0, handlers = 0;
 
 	int rc;
-	if (sbfs_paths_mountpoint(cfg, 0) || sbfs_paths_log_dir(cfg))
+	if (sbfs_paths_mountpoint(cfg, 0))
 		goto out;
-	rc = sbfs_backend_store_open(cfg, &b);
-	if (rc) {
-		if (!sbfs_err_is_locked(rc)) /* the backend named the holder */
-			sbfs_log("cannot open the log directory %s: %s", cfg->log_dir,
-				 sbfs_strerror(rc));
+	/* on failure it said why (and who holds a store in use) */
+	if (cfg->backend->open(cfg, &b))
 		goto out;
-	}
 	/* after the lock: a second mount on a live one's mountpoint is told
 	 * who has it, not that the directory is not empty */
 	if (sbfs_paths_mountpoint(cfg, 1))
@@ -103,11 +98,11 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	rc = sbfs_init(&fs, cfg, b);
 	fs_inited = 1;
 	if (rc) {
-		sbfs_log("cannot list the topics of %s: %s", cfg->log_dir, sbfs_strerror(rc));
+		sbfs_log("cannot list the topics of %s: %s", b->source, sbfs_strerror(rc));
 		goto out;
 	}
 
-	fsname = escape_commas(cfg->log_dir);
+	fsname = escape_commas(b->source);
 	if (!fsname || asprintf(&opts, "fsname=%s,subtype=streambusfs,default_permissions%s%s",
 				fsname, cfg->allow_other ? ",allow_other" : "",
 				cfg->read_only ? ",ro" : "") < 0) {
@@ -277,7 +272,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cfg.help) {
-		fputs(sbfs_config_usage(), stdout);
+		sbfs_config_usage(stdout);
 		sbfs_config_free(&cfg);
 		return 0;
 	}

@@ -263,10 +263,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static int append_lines(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const sbfs_rec *recs,
 			size_t n)
 {
-	size_t max = fs->b->ops->batch_max(t), ovh = fs->b->ops->record_overhead(t);
+	size_t max = fs->b->ops->batch_max(t);
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
-		total += ovh + recs[i].value_len;
+		total += fs->b->ops->record_size(t, &recs[i]);
 	if (n == 1 || total <= max) {
 		pthread_rwlock_rdlock(&te->alock);
 		int rc = fs->b->ops->append(t, recs, n, NULL);
@@ -277,8 +277,8 @@ static int append_lines(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const sbfs_rec
 	pthread_rwlock_wrlock(&te->alock);
 	for (size_t i = 0; i < n && rc == 0;) {
 		size_t j = i, bytes = 0;
-		while (j < n && (j == i || bytes + ovh + recs[j].value_len <= max)) {
-			bytes += ovh + recs[j].value_len;
+		while (j < n && (j == i || bytes + fs->b->ops->record_size(t, &recs[j]) <= max)) {
+			bytes += fs->b->ops->record_size(t, &recs[j]);
 			j++;
 		}
 		rc = fs->b->ops->append(t, recs + i, j - i, NULL);

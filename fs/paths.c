@@ -4,7 +4,7 @@
  * an empty log), and MOUNTPOINT must be an empty directory unless -o
  * nonempty. Each check logs why it refuses.
  */
-#include "fs.h"
+#include "config.h"
 
 #include <dirent.h>
 #include <errno.h>

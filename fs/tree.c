@@ -418,20 +418,45 @@ void sbfs_fmt_offset(char buf[21], uint64_t off)
 	buf[20] = '\0';
 }
 
-void sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd)
+/* The backend's extent less hidden (rm'ed) records. */
+static int visible_bounds(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, unsigned want,
+			  sbfs_bounds *out)
 {
-	fs->b->ops->bounds(t, bd);
+	sbfs_bounds bd = { 0 };
+	int rc = fs->b->ops->bounds(t, want, &bd);
+	if (rc)
+		return rc;
 	uint64_t hide = atomic_load(&te->hide_before);
-	if (hide <= bd->start)
-		return;
 	sbfs_recinfo ri;
-	if (hide >= bd->next) {
-		bd->start = bd->next;
-		bd->stream_start = bd->stream_end;
-	} else if (fs->b->ops->stat_record(t, hide, &ri) == 0) {
-		bd->start = hide;
-		bd->stream_start = ri.stream_pos;
+	if (hide <= bd.start) {
+		/* all visible */
+	} else if (hide >= bd.next) {
+		bd.start = bd.next;
+		bd.stream_start = bd.stream_end;
+	} else if (!(want & SBFS_WANT_STREAM)) {
+		bd.start = hide;
+	} else if (fs->b->ops->stat_record(t, hide, want, &ri) == 0) {
+		bd.start = hide;
+		bd.stream_start = ri.stream_pos;
 	}
+	*out = bd;
+	return 0;
+}
+
+int sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd)
+{
+	int rc = visible_bounds(fs, te, t, SBFS_WANT_STREAM, bd);
+	if (rc)
+		memset(bd, 0, sizeof *bd);
+	return rc;
+}
+
+int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd)
+{
+	int rc = visible_bounds(fs, te, t, 0, bd);
+	if (rc)
+		memset(bd, 0, sizeof *bd);
+	return rc;
 }
 
 uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd)
@@ -488,13 +513,15 @@ int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sb
 {
 	if (off < atomic_load(&te->hide_before))
 		return -ENOENT;
-	return fs->b->ops->stat_record(t, off, ri);
+	return fs->b->ops->stat_record(t, off, 0, ri);
 }
 
 int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force)
 {
 	sbfs_bounds bd;
-	fs->b->ops->bounds(t, &bd);
+	int rc = fs->b->ops->bounds(t, 0, &bd);
+	if (rc)
+		return rc;
 	uint64_t hide = atomic_load(&te->hide_before);
 	pthread_mutex_lock(&te->pinlock);
 	for (size_t i = 0; !force && i < te->nreaders; i++)
@@ -560,13 +587,15 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 {
 	sbfs_bounds bd;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
-	sbfs_bounds_of(fs, te, t, &bd);
+	int rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc)
+		return rc;
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR | 0777);
 	/* the newest record's time, not the last append's (nor the mount's):
 	 * a topic restored from a backup then has the backup's, so that
 	 * rsync -a's next run finds nothing to change */
 	sbfs_recinfo ri;
-	if (bd.next > bd.start && fs->b->ops->stat_record(t, bd.next - 1, &ri) == 0)
+	if (bd.next > bd.start && fs->b->ops->stat_record(t, bd.next - 1, 0, &ri) == 0)
 		set_times(st, ri.timestamp_ns);
 	else
 		set_times(st, bd.mtime_ns);
@@ -579,7 +608,9 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st)
 {
 	sbfs_bounds bd;
-	sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
+	int rc = sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
+	if (rc)
+		return rc;
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_LOG), S_IFREG | 0666);
 	set_size(st, bd.stream_end - sbfs_log_base(te, &bd));
 	set_times(st, bd.mtime_ns);

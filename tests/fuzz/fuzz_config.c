@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend_store.h"
 #include "config.h"
 #include "util.h"
 
@@ -79,16 +80,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	FZ_CHECK(!err, "accepted with a message: %s", err);
+	FZ_CHECK(c.backend == &sbfs_backend_store, "a backend other than store");
 	const char *why = NULL;
-	FZ_CHECK(sb_log_config_check(&c.log, &why) == 0, "accepted [log] fails its check: %s", why);
+	const sb_log_config *lc = sbfs_store_log_config(c.bsettings);
+	FZ_CHECK(sb_log_config_check(lc, &why) == 0, "accepted [log] fails its check: %s", why);
 	FZ_CHECK(c.log_dir && c.log_dir[0] == '/' && c.mountpoint && c.mountpoint[0] == '/',
 		 "paths not absolute");
-	for (size_t i = 0; i < c.ntopics; i++) {
-		sb_log_config t = c.log;
-		FZ_CHECK(sb_topic_name_valid(c.topics[i].name), "topic name %s", c.topics[i].name);
-		FZ_CHECK(sbfs_config_topic(&c, c.topics[i].name, &t) == 0, "topic config");
+	for (size_t i = 0; i < sbfs_store_topics(c.bsettings); i++) {
+		const char *name = sbfs_store_topic_name(c.bsettings, i);
+		sb_log_config t = *lc;
+		FZ_CHECK(sb_topic_name_valid(name), "topic name %s", name);
+		FZ_CHECK(sbfs_store_topic_config(c.bsettings, name, &t) == 0, "topic config");
 		FZ_CHECK(sb_log_config_check(&t, &why) == 0, "accepted [topic:%s] fails its check: %s",
-			 c.topics[i].name, why);
+			 name, why);
 	}
 	sbfs_config_free(&c);
 	return 0;

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend_store.h"
 #include "fs.h"
 #include "util.h"
 #include "verify.h"
@@ -97,7 +98,7 @@ static uint64_t stream_end_of(world *w, int t)
 static uint8_t *read_rec(world *w, int t, uint64_t off, size_t *len, uint8_t *key, size_t *klen)
 {
 	sbfs_recinfo ri;
-	FZ_CHECK(w->fs.b->ops->stat_record(T(w, t), off, &ri) == 0, "record %llu not there",
+	FZ_CHECK(w->fs.b->ops->stat_record(T(w, t), off, 0, &ri) == 0, "record %llu not there",
 		 (unsigned long long)off);
 	uint8_t *b = malloc(ri.value_len + 1);
 	FZ_CHECK(w->fs.b->ops->read(T(w, t), off, 0, b, ri.value_len, len) == 0 && *len == ri.value_len,
@@ -578,12 +579,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.cfg.log_dir = store;
 	w.cfg.mountpoint = mnt;
 	w.cfg.umask = 022;
-	sb_log_config_default(&w.cfg.log);
-	w.cfg.log.sync = SB_SYNC_NEVER;
-	w.cfg.log.segment_bytes = 8192;
-	w.cfg.log.index_interval_bytes = 256;
-	w.cfg.log.max_record_bytes = MAX_REC;
-	FZ_CHECK(sbfs_backend_store_open(&w.cfg, &b) == 0, "store open");
+	w.cfg.create = 1;
+	w.cfg.backend = &sbfs_backend_store;
+	FZ_CHECK(w.cfg.backend->settings_new(&w.cfg.bsettings) == 0, "settings");
+	sb_log_config *lc = sbfs_store_log_config(w.cfg.bsettings);
+	lc->sync = SB_SYNC_NEVER;
+	lc->segment_bytes = 8192;
+	lc->index_interval_bytes = 256;
+	lc->max_record_bytes = MAX_REC;
+	FZ_CHECK(w.cfg.backend->open(&w.cfg, &b) == 0, "store open");
 	FZ_CHECK(sbfs_init(&w.fs, &w.cfg, b) == 0, "sbfs_init");
 	for (int t = 0; t < NTOPIC; t++)
 		if (fz_u8(&w.in) & 1)
@@ -619,6 +623,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	sbfs_shutdown(&w.fs);
 	sbfs_fini(&w.fs);
+	w.cfg.backend->settings_free(w.cfg.bsettings);
 	verify_all(store);
 	fz_rmtree(store);
 	return 0;

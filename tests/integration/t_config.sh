@@ -236,6 +236,20 @@ expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB
 expect_refused "-o sync=sometimes" sync -- "$SB_BIN" -o sync=sometimes "$SB_LOG" "$SB_MNT"
 expect_refused "-o segment_bytes=abc" segment_bytes -- "$SB_BIN" -o segment_bytes=abc "$SB_LOG" "$SB_MNT"
 
+case_ "[mount] backend: store is the default; kafka is refused cleanly until it is built"
+ini=$(printf '[mount]\nlist_log = true\nbackend = kafka\n[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka.ini)
+expect_refused "backend = kafka" "$ini" @3 backend "kafka backend is not built yet" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+expect_refused "-o backend=kafka" "-o backend" "kafka backend is not built yet" -- "$SB_BIN" -o backend=kafka "$SB_LOG" "$SB_MNT"
+ini=$(printf '[mount]\nbackend = tape\n' | sb_ini tape.ini)
+expect_refused "backend = tape" "$ini" @2 backend "tape" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka-section.ini)
+expect_refused "[kafka] under backend = store" "$ini" @2 "unknown section [kafka]" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '[mount]\nbackend = store\n[log]\nmax_record_bytes = 100\n' | sb_ini store.ini)
+sb_mount -c "$ini"
+assert_sh_ok 'mkdir "$SB_MNT/be" && echo short >> "$SB_MNT/be/.log"'
+assert_sh_fail_with EFBIG 'printf "%0200d\\n" 0 >> "$SB_MNT/be/.log"'
+sb_umount
+
 case_ "a missing LOG_DIR is refused, naming it, and nothing is created"
 for fg in "" -f; do
 	expect_refused "missing LOG_DIR ${fg:-(detached)}" "$SB_TMP/typo/log" "does not exist" -- \

@@ -1,0 +1,28 @@
+/*
+ * backends.c - the kinds of backend this daemon was built with ([mount]
+ * backend = NAME, SPEC §8).
+ */
+#include "backend.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const sbfs_backend_class *const built[] = {
+	&sbfs_backend_store,
+	NULL,
+};
+
+/* Named by the SPEC, not (yet) in this build. */
+static const char *const planned[] = { "kafka", NULL };
+
+const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why)
+{
+	for (size_t i = 0; built[i]; i++)
+		if (strcmp(name, built[i]->name) == 0)
+			return built[i];
+	*why = "store or kafka";
+	for (size_t i = 0; planned[i]; i++)
+		if (strcmp(name, planned[i]) == 0)
+			*why = "the kafka backend is not built yet";
+	return NULL;
+}
