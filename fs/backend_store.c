@@ -127,7 +127,7 @@ static size_t st_batch_max(sbfs_topic *t) { return sb_log_batch_max(L(t)); }
 static size_t st_record_size(sbfs_topic *t, const sbfs_rec *r)
 {
 	(void)t;
-	return sb_record_in_size(R(r));
+	return sb_record_size(R(r));
 }
 
 static int st_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *b)

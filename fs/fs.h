@@ -77,8 +77,9 @@ typedef struct sbfs_tentry {
 	pthread_mutex_t pinlock; /* guards the readers' bases below */
 	uint64_t *rbase, *roff;
 	size_t nreaders, rcap;
-	/* the notifier thread's alone */
-	uint64_t seen_start, seen_end, seen_off;
+	/* the notifier thread's alone: offsets it last told the kernel of
+	 * (the .log base, next, start) */
+	uint64_t seen_base, seen_next, seen_off;
 	int seen_removed;
 } sbfs_tentry;
 
@@ -176,8 +177,10 @@ void sbfs_fmt_offset(char buf[21], uint64_t off);
  * all 0). */
 int sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
 int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
-/* Where the .log size fstat sees is counted from (see pinlock). */
+/* Where the .log size fstat sees is counted from (see pinlock): its stream
+ * position, and the offset of its record (bd: sbfs_offsets_of is enough). */
 uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd);
+uint64_t sbfs_log_base_offset(sbfs_tentry *te, const sbfs_bounds *bd);
 /* A reader opens .log at the current start (0 or -ENOMEM) / closes it. */
 int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd);
 void sbfs_log_unpin(sbfs_tentry *te, uint64_t base);

@@ -45,16 +45,19 @@ static void scan(sbfs *fs)
 		sbfs_topic *t;
 		int removed = sbfs_topic_by_id(fs, te->id, &live, &t) != 0;
 		sbfs_bounds bd = { 0 };
+		uint64_t base = 0;
 		if (!removed) {
 			int rc = sbfs_drop_hidden(fs, te, 0);
 			if (rc)
 				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(rc));
-			sbfs_bounds_of(fs, te, t, &bd);
+			/* offsets only (.log's size moves with them): a backend
+			 * need not compute stream positions for this */
+			if (sbfs_offsets_of(fs, te, t, &bd))
+				continue; /* cannot tell now: next pass */
+			base = sbfs_log_base_offset(te, &bd);
 		}
-		if (!removed)
-			bd.stream_start = sbfs_log_base(te, &bd);
-		if (removed == te->seen_removed && bd.stream_start == te->seen_start &&
-		    bd.stream_end == te->seen_end && (removed || bd.start == te->seen_off))
+		if (removed == te->seen_removed && base == te->seen_base &&
+		    bd.next == te->seen_next && (removed || bd.start == te->seen_off))
 			continue;
 		if (!removed && bd.start > te->seen_off) {
 			/* records gone by retention (or rm, whose dentries the kernel
@@ -72,8 +75,8 @@ static void scan(sbfs *fs)
 		if (!removed)
 			te->seen_off = bd.start;
 		te->seen_removed = removed;
-		te->seen_start = bd.stream_start;
-		te->seen_end = bd.stream_end;
+		te->seen_base = base;
+		te->seen_next = bd.next;
 		/* -ENOENT: the kernel does not know the inode; fine */
 		fuse_lowlevel_notify_inval_inode(fs->se, sbfs_ino(te->id, SBFS_L_LOG), -1, 0);
 		fuse_lowlevel_notify_inval_inode(fs->se, sbfs_ino(te->id, SBFS_L_DIR), -1, 0);
@@ -129,10 +132,10 @@ int sbfs_notify_start(sbfs *fs)
 			sbfs_bounds bd = { 0 };
 			v[i]->seen_removed = sbfs_topic_by_id(fs, v[i]->id, &live, &t) != 0;
 			if (!v[i]->seen_removed)
-				sbfs_bounds_of(fs, v[i], t, &bd);
-			v[i]->seen_start = bd.stream_start;
+				sbfs_offsets_of(fs, v[i], t, &bd);
+			v[i]->seen_base = bd.start; /* no reader yet */
 			v[i]->seen_off = bd.start;
-			v[i]->seen_end = bd.stream_end;
+			v[i]->seen_next = bd.next;
 		}
 		free(v);
 	}

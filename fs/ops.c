@@ -250,8 +250,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	sbfs_bounds bd;
 	int rc;
 	pthread_mutex_lock(&te->wlock);
-	sbfs_bounds_of(fs, te, t, &bd);
-	if (off < bd.start || off >= bd.next)
+	rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc)
+		; /* the backend cannot tell */
+	else if (off < bd.start || off >= bd.next)
 		rc = -ENOENT;
 	else if (off != bd.start)
 		rc = -EPERM; /* only the oldest record can go */
@@ -454,7 +456,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		off = 3;
 	}
 	sbfs_bounds bd;
-	sbfs_bounds_of(fs, te, sbfs_topic_handle(fs, te), &bd);
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
+	int rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc && !used) {
+		free(buf);
+		return sbfs_reply_err(req, rc);
+	}
 	uint64_t o = (uint64_t)off - 3;
 	if (o < bd.start)
 		o = bd.start;
@@ -462,6 +469,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		bd.next = SBFS_MAX_OFFSET + 1;
 	char name[21];
 	for (; o < bd.next; o++) {
+		/* a log with gaps (Kafka: compaction, transaction markers) */
+		if (fs->b->ops->next_present && fs->b->ops->next_present(t, o, &o))
+			break;
+		if (o >= bd.next)
+			break;
 		sbfs_fmt_offset(name, o);
 		if (!(n = add(req, buf, used, size, name, sbfs_ino(te->id, SBFS_L_REC0 + o),
 			      S_IFREG, (off_t)(o + 4))))

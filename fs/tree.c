@@ -470,6 +470,17 @@ uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd)
 	return base;
 }
 
+uint64_t sbfs_log_base_offset(sbfs_tentry *te, const sbfs_bounds *bd)
+{
+	uint64_t base = bd->start;
+	pthread_mutex_lock(&te->pinlock);
+	for (size_t i = 0; i < te->nreaders; i++)
+		if (te->roff[i] < base)
+			base = te->roff[i];
+	pthread_mutex_unlock(&te->pinlock);
+	return base;
+}
+
 int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd)
 {
 	int rc = 0;

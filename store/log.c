@@ -555,11 +555,6 @@ size_t sb_log_batch_max(const sb_log *l)
 	return l->batch_max;
 }
 
-size_t sb_record_in_size(const sb_record_in *r)
-{
-	return sb_rec_size(r->key_len, r->value_len);
-}
-
 /*
  * Sync the sealed segments that a roll left unsynced, oldest first, and save
  * their indexes. Never takes append_mu; holds the `syncing` flag so that a

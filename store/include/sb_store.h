@@ -228,8 +228,6 @@ int sb_log_append(sb_log *l, const sb_record_in *recs, size_t n, uint64_t *first
 int sb_log_append_at(sb_log *l, uint64_t at, const sb_record_in *recs, size_t n);
 /* Largest n*record overhead + payload accepted by one append call. */
 size_t sb_log_batch_max(const sb_log *l);
-/* What record r counts against sb_log_batch_max (its size in a segment). */
-size_t sb_record_in_size(const sb_record_in *r);
 
 uint64_t sb_log_start(const sb_log *l);        /* first retained offset */
 uint64_t sb_log_next(const sb_log *l);         /* offset the next append gets */
