@@ -118,6 +118,8 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 
 	if (rc)
 		return rc;
+	if (sb_get64(src + SB_SEG_AT_STREAM) > SB_STREAM_MAX)
+		return SB_ECORRUPT; /* stream positions in it would wrap */
 	h->base_offset = sb_get64(src + SB_SEG_AT_BASE);
 	h->base_stream = sb_get64(src + SB_SEG_AT_STREAM);
 	return 0;

@@ -103,7 +103,8 @@ typedef struct sb_seg_hdr {
 	uint64_t base_stream;
 } sb_seg_hdr;
 void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h);
-/* 0, SB_ECORRUPT (magic/CRC/size) or SB_EVERSION; *h untouched on failure. */
+/* 0, SB_ECORRUPT (magic/CRC/size, or a base stream pos past SB_STREAM_MAX)
+ * or SB_EVERSION; *h untouched on failure. */
 int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h);
 
 typedef struct sb_idx_entry {

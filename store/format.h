@@ -129,6 +129,11 @@
 
 /* Largest segment file: positions and sizes fit in u32 with room to spare. */
 #define SB_SEG_MAX_BYTES (3u * 1024 * 1024 * 1024)
+/* Largest base stream pos of a segment: so that no stream pos inside one
+ * (at most SB_SEG_MAX_BYTES of records) can wrap past 2^64. A header that
+ * says more is damaged; an append that would take the stream past it fails
+ * (EOVERFLOW), so a new segment never needs more. */
+#define SB_STREAM_MAX (UINT64_MAX - SB_SEG_MAX_BYTES)
 /* Largest key. */
 #define SB_KEY_MAX 65535u
 

@@ -498,6 +498,12 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		rc = -EOVERFLOW;
 		goto out_unlock;
 	}
+	/* Nor stream positions: the stream stays within what a segment
+	 * header may say (bytes bounds the payloads). */
+	if (atomic_load(&l->stream_end) > SB_STREAM_MAX - bytes) {
+		rc = -EOVERFLOW;
+		goto out_unlock;
+	}
 	if (at_set && at != atomic_load(&l->next)) {
 		uint64_t next = atomic_load(&l->next);
 		if (at < next || atomic_load(&l->start) != next) {

@@ -56,7 +56,9 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 	while (pos < end) {
 		r = s->win ? sb_segwin_decode(s->win, pos, 1, &h, NULL, NULL)
 			   : sb_rec_decode(s->map + pos, end - pos, 1, &h);
-		if (r == SB_REC_OK && h.offset != off)
+		/* offsets follow each other and never wrap: no append writes
+		 * a record at UINT64_MAX (there would be no next offset) */
+		if (r == SB_REC_OK && (h.offset != off || off == UINT64_MAX))
 			r = SB_REC_BAD;
 		if (r != SB_REC_OK)
 			break;

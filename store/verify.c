@@ -543,7 +543,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		goto out_done;
 	}
 	if (rc) {
-		report(v, SB_VERIFY_FILE, path, 0, "bad segment header (magic, size or CRC)");
+		report(v, SB_VERIFY_FILE, path, 0, "bad segment header (magic, size, CRC or base stream position)");
 		if (have_prev && prev->have_stream && prev->complete) {
 			base_stream = prev->next_stream;
 			have_stream = 1;

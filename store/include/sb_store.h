@@ -214,7 +214,8 @@ const sb_log_config *sb_log_get_config(const sb_log *l);
 
 /*
  * Append n records, all or nothing: a payload over max_record_bytes gives
- * -EFBIG, a full disk -ENOSPC, and in both cases nothing is appended. After
+ * -EFBIG, a full disk -ENOSPC, offsets or stream positions that would run
+ * out (near 2^64; max_offset) -EOVERFLOW, and in each case nothing is appended. After
  * a failed sync the log refuses appends with that error until reopened.
  * Under SB_SYNC_ALWAYS returns only once an fdatasync covers the records.
  * *first_offset (may be NULL) gets the offset of the first record.

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,4 +598,183 @@ Test(recovery, smaller_limits_on_reopen_keep_existing_records)
 	close_store();
 	open_store();
 	cr_expect_eq(sb_log_next(L), 31);
+}
+
+/*
+ * Positions near the top of their range, as a damaged or forged segment
+ * header can claim them (found by tests/fuzz/fuzz_segment: a base stream
+ * position of 2^64 - 120 made the stream end wrap below the stream start).
+ * Generated: segments of random records whose header says a random base
+ * stream position near 2^64 (or near the largest one the format allows)
+ * and a random base offset (near 2^64 every 4th case), opened read-write,
+ * with `repair`, with `full_check`, read-only, with or without a clean
+ * marker. Whatever the open does (refuse, cut, keep), no position wraps:
+ * start <= next, stream start <= stream end, every record read lies inside
+ * the stream and follows the one before, the stream is the records; an
+ * append either lands after the end or fails with EOVERFLOW, leaving the
+ * log as it was and able to take records at the next reopen.
+ * SB_TOP_CASES=N runs N cases (default 96).
+ */
+#define TOP_CASES 96
+#define TOP_RECS 24
+
+static uint64_t top_mix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void top_write(const char *path, const void *buf, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0, "%s", path);
+	cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+	close(fd);
+}
+
+/* One segment file of nrec records from `base` at stream `bstream`; its
+ * size. The value lengths go to vlen[]. */
+static size_t top_segment(uint64_t base, uint64_t bstream, size_t nrec, uint64_t *rng, int clean,
+			  size_t vlen[])
+{
+	static uint8_t seg[SB_SEG_HDR + TOP_RECS * (SB_REC_HDR + 8 + 400)];
+	uint8_t val[400], cl[SB_CLEAN_SIZE];
+	char name[32], p[4096];
+	sb_seg_hdr h = {base, bstream};
+	size_t len = SB_SEG_HDR;
+
+	sb_seg_hdr_encode(seg, &h);
+	for (size_t i = 0; i < nrec; i++) {
+		vlen[i] = top_mix(rng) % 400;
+		ut_fill(val, vlen[i], base + i, 7);
+		sb_record_in r = {.key = "key", .key_len = (uint32_t)(top_mix(rng) % 4), .value = val,
+				  .value_len = (uint32_t)vlen[i]};
+		len += sb_rec_encode(seg + len, base + i, 1000 + (int64_t)i, &r);
+	}
+	mkdir(env.store, 0755);
+	mkdir(tdir, 0755);
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	top_write(uf_join(p, sizeof(p), tdir, name), seg, len);
+	if (clean) {
+		sb_clean_rec c = {base, len};
+		sb_clean_encode(cl, &c);
+		top_write(uf_join(p, sizeof(p), tdir, "clean"), cl, sizeof(cl));
+	}
+	return len;
+}
+
+/* The positions of L hold together; 1 if every record read. */
+static int top_check(const char *when)
+{
+	uint64_t start = sb_log_start(L), next = sb_log_next(L);
+	uint64_t ss = sb_log_stream_start(L), se = sb_log_stream_end(L), total = 0, prev_end = ss;
+	static uint8_t buf[512];
+	sb_record_info info;
+	size_t n;
+	int all = 1;
+
+	cr_assert_leq(start, next, "%s: start %llu > next %llu", when, (unsigned long long)start,
+		      (unsigned long long)next);
+	cr_assert_leq(ss, se, "%s: stream start %llu > stream end %llu", when, (unsigned long long)ss,
+		      (unsigned long long)se);
+	for (uint64_t o = start; o < next; o++) {
+		if (sb_log_read(L, o, 0, buf, sizeof(buf), &n, &info)) {
+			all = 0;
+			continue;
+		}
+		cr_assert(info.stream_pos >= ss && info.stream_pos <= se && se - info.stream_pos >= info.value_len,
+			  "%s: record %llu at stream %llu + %u, the stream is [%llu, %llu)", when,
+			  (unsigned long long)o, (unsigned long long)info.stream_pos, info.value_len,
+			  (unsigned long long)ss, (unsigned long long)se);
+		cr_assert(!all || info.stream_pos == prev_end, "%s: record %llu not after its predecessor", when,
+			  (unsigned long long)o);
+		prev_end = info.stream_pos + info.value_len;
+		total += info.value_len;
+	}
+	if (all)
+		cr_assert_eq(se - ss, total, "%s: the stream holds %llu bytes, its records %llu", when,
+			     (unsigned long long)(se - ss), (unsigned long long)total);
+	return all;
+}
+
+Test(recovery, positions_near_the_top_never_wrap)
+{
+	uint64_t rng = 42;
+	size_t vlen[TOP_RECS];
+	sb_store_options o;
+	const char *env_n = getenv("SB_TOP_CASES");
+	int ncases = env_n ? atoi(env_n) : TOP_CASES, served = 0, refused = 0, overflows = 0, rolls = 0;
+
+	for (int c = 0; c < ncases; c++) {
+		size_t nrec = 1 + top_mix(&rng) % TOP_RECS, sum = 0;
+		uint64_t base = c % 4 == 3 ? UINT64_MAX - top_mix(&rng) % (2 * TOP_RECS) : top_mix(&rng) % 1000;
+		/* near 2^64, or near 2^64 less the largest segment (the top a
+		 * base may have, so that nothing inside a segment can wrap) */
+		uint64_t room = c % 2 ? (uint64_t)SB_SEG_MAX_BYTES : 0;
+		uint64_t bstream = UINT64_MAX - room - top_mix(&rng) % (TOP_RECS * 400);
+		int mode = (c / 4) % 4;
+		char when[96];
+
+		uf_rmrf(tdir);
+		top_segment(base, bstream, nrec, &rng, (c / 16) % 2, vlen);
+		for (size_t i = 0; i < nrec; i++)
+			sum += vlen[i];
+		snprintf(when, sizeof(when), "case %d (base %llu, stream %llu + %zu, mode %d)", c,
+			 (unsigned long long)base, (unsigned long long)bstream, sum, mode);
+		sb_store_options_default(&o);
+		o.defaults = C;
+		o.no_flusher = 1;
+		o.repair = mode == 1 || mode == 3;
+		o.full_check = mode == 3;
+		o.read_only = mode == 2;
+		if (sb_store_open(env.store, &o, &S)) {
+			refused++;
+			continue;
+		}
+		if (sb_store_get(S, "t", &L)) {
+			close_store();
+			refused++;
+			continue;
+		}
+		served++;
+		top_check(when);
+		if (!o.read_only) {
+			/* appends: after the end, or EOVERFLOW and nothing changes;
+			 * enough of them to roll into a new segment */
+			for (int i = 0; i < 26; i++) {
+				uint64_t next = sb_log_next(L), se = sb_log_stream_end(L), got;
+				int rc = ut_append1(L, next, 300, 1, &got);
+				if (rc == 0) {
+					rolls += uf_count_suffix(tdir, ".seg") > 1 && i + 1 == 26;
+					cr_assert_eq(got, next, "%s", when);
+					cr_assert(sb_log_stream_end(L) > se && sb_log_stream_end(L) - se == 300,
+						  "%s: an append moved the stream end from %llu to %llu", when,
+						  (unsigned long long)se, (unsigned long long)sb_log_stream_end(L));
+				} else {
+					cr_assert_eq(rc, -EOVERFLOW, "%s: append: %s", when, sb_strerror(rc));
+					overflows++;
+					cr_assert(sb_log_next(L) == next && sb_log_stream_end(L) == se, "%s", when);
+				}
+			}
+			top_check(when);
+		}
+		uint64_t next = sb_log_next(L);
+		close_store();
+		if (o.read_only)
+			continue;
+		o.repair = 0;
+		o.full_check = 0;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0, "%s: reopen", when);
+		cr_assert_eq(sb_store_get(S, "t", &L), 0, "%s: refused at the reopen", when);
+		cr_assert_eq(sb_log_next(L), next, "%s: next %llu at the reopen, was %llu", when,
+			     (unsigned long long)sb_log_next(L), (unsigned long long)next);
+		top_check(when);
+		close_store();
+	}
+	/* the cases reached what they are for */
+	cr_expect(ncases < TOP_CASES || (served && refused && overflows && rolls),
+		  "%d served, %d refused, %d appends refused with EOVERFLOW, %d rolls", served, refused,
+		  overflows, rolls);
 }
