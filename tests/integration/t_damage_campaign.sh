@@ -5,13 +5,14 @@
 # record headers, payloads, keys, segment headers; zeroed ranges; cut tails;
 # swapped segments; deleted, truncated, swapped or garbled index, meta and
 # clean files): `streambus verify` reports every damage to records (exit 1)
-# and never dies; dump (or, for a sample, a real mount) serves only the bytes
+# and never dies; dump and a real mount (of every case: the damaged topics of
+# a batch are mounted at once, beside undamaged ones) serve only the bytes
 # written, each read either right or EIO, nothing before the damage dropped,
 # a refused topic refused alone with a message; `recover --cut` leaves a log
 # that verifies and keeps the records before the damage. First the
 # checker's own test: a planted wrong expectation must fail it.
 #   SB_DAMAGE_CASES=N   cases (default 1000; 150 under SB_INTEGRATION_ASAN)
-#   SB_DAMAGE_MOUNT=N   check through a mount every Nth case (default 50)
+#   SB_DAMAGE_BATCH=N   cases a batch (one mount, one run of each tool; default 50)
 #   SB_DAMAGE_SEED=N    the seed (default: random, printed)
 # The long campaign (docs/RELIABILITY.md) is tools/damage --cases 100000.
 . "$(dirname "$0")/lib.sh"
@@ -19,8 +20,8 @@ DMG=$SB_TOP/tools/damage
 SEED=${SB_DAMAGE_SEED:-$RANDOM}
 CASES=${SB_DAMAGE_CASES:-1000}
 [ -n "$SB_ASAN" ] && CASES=${SB_DAMAGE_CASES:-150}
-EVERY=${SB_DAMAGE_MOUNT:-50}
-sb_msg "t_damage_campaign: seed $SEED, $CASES cases, a mount every $EVERY (SB_DAMAGE_SEED=$SEED reproduces them)"
+BATCH=${SB_DAMAGE_BATCH:-50}
+sb_msg "t_damage_campaign: seed $SEED, $CASES cases, $BATCH a batch (SB_DAMAGE_SEED=$SEED reproduces them)"
 export SB_T=$((120 + CASES * SB_SLOW))
 
 # damage ARGS...: run it with its work directory in $SB_TMP (so that lib.sh's
@@ -30,7 +31,7 @@ damage() {
 }
 
 case_ "the checker fails a case whose served record differs from the one written"
-out=$(damage --cases 3 --seed "$SEED" --mount-every 2 --plant)
+out=$(damage --cases 3 --seed "$SEED" --batch 2 --plant)
 rc=$?
 assert_eq 1 "$rc" "damage --plant exits 1 ($(printf '%s' "$out" | tail -3))"
 assert_true '[[ "$out" =~ "served "[0-9]+" bytes that differ from what was written" ]]' "the mount check names it"
@@ -40,7 +41,7 @@ rm -rf "$SB_TMP"/damage.*
 
 case_ "$CASES cases of random damage"
 start=$SECONDS
-out=$(damage --cases "$CASES" --seed "$SEED" --mount-every "$EVERY")
+out=$(damage --cases "$CASES" --seed "$SEED" --batch "$BATCH")
 rc=$?
 sb_msg "$(printf '%s\n' "$out" | grep -E '^  mounts|^damage: [0-9]+ cases') in $((SECONDS - start)) s"
 assert_eq 0 "$rc" "damage exits 0: $(printf '%s' "$out" | grep -E 'FAILED|^damage: [0-9]+ cases' | tail -20)"
@@ -48,7 +49,9 @@ summary=$(printf '%s\n' "$out" | grep -E '^damage: [0-9]+ cases, [0-9]+ failures
 read -r cases failures <<<"$(printf '%s' "$summary" | sed -E 's/^damage: ([0-9]+) cases, ([0-9]+) failures$/\1 \2/')"
 assert_eq "$CASES" "${cases:-}" "every case ran ($summary)"
 assert_eq 0 "${failures:-}" "no failure ($summary)"
-assert_true '[[ "$out" =~ "records touched: verify exit 1: "[0-9]+ ]]' "damage to records was made and found"
+assert_true '[[ "$out" =~ "records touched: verify of the topic damage: "[0-9]+" cases" ]]' "damage to records was made and found"
+assert_true '! [[ "$out" =~ "records touched: verify of the topic "(ok|error) ]]' "no damage to records verify missed"
+assert_true '[[ "$out" =~ "mounts "([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -ge $(((CASES + BATCH - 1) / BATCH)) ]' "every case was mounted"
 assert_true '[ -z "$(ls -d "$SB_TMP"/damage.* 2>/dev/null)" ]' "damage removed its work directory"
 assert_true '! grep -q "$SB_TMP" /proc/self/mounts' "damage left nothing mounted"
 assert_true '[ -z "$(pgrep -f "streambusfs.*$SB_TMP")" ]' "damage left no daemon running"
