@@ -270,49 +270,62 @@ void sb_cmd_fmt_time(char *buf, size_t cap, int64_t ns, int ns_digits)
 		snprintf(buf + n, cap - n, "Z");
 }
 
-void sb_cmd_put_escaped(FILE *f, const void *p, size_t n)
+/*
+ * The escapers build their output in a buffer written with one fwrite a few
+ * KiB (a stdio call per byte made `dump` of big payloads CPU-bound).
+ * json: JSON string escapes (\\uXXXX, bytes >= 0x80 as they are), else the
+ * text form (\\xHH for anything not printable ASCII).
+ */
+static void put_escapes(FILE *f, const unsigned char *s, size_t n, int json)
 {
-	const unsigned char *s = p;
+	static const char hex[] = "0123456789abcdef";
+	char out[4096 + 8];
+	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
+		char e = 0;
 
 		switch (c) {
-		case '\\': fputs("\\\\", f); break;
-		case '"': fputs("\\\"", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			if (c >= 0x20 && c < 0x7f)
-				fputc(c, f);
-			else
-				fprintf(f, "\\x%02x", c);
+		case '\\': e = '\\'; break;
+		case '"': e = '"'; break;
+		case '\n': e = 'n'; break;
+		case '\t': e = 't'; break;
+		case '\r': e = 'r'; break;
+		}
+		if (e) {
+			out[o++] = '\\';
+			out[o++] = e;
+		} else if (c >= 0x20 && c != 0x7f && (json || c < 0x7f)) {
+			out[o++] = (char)c;
+		} else if (json) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[c >> 4];
+			out[o + 5] = hex[c & 15];
+			o += 6;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+		if (o >= 4096) {
+			fwrite(out, 1, o, f);
+			o = 0;
 		}
 	}
+	fwrite(out, 1, o, f);
+}
+
+void sb_cmd_put_escaped(FILE *f, const void *p, size_t n)
+{
+	put_escapes(f, p, n, 0);
 }
 
 void sb_cmd_put_json_str(FILE *f, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-
 	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		switch (c) {
-		case '\\': fputs("\\\\", f); break;
-		case '"': fputs("\\\"", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				fprintf(f, "\\u%04x", c);
-			else
-				fputc(c, f);
-		}
-	}
+	put_escapes(f, p, n, 1);
 	fputc('"', f);
 }
 
@@ -363,28 +376,35 @@ void sb_cmd_put_json_base64(FILE *f, const void *p, size_t n)
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *s = p;
-	size_t i = 0;
+	char out[4096 + 4];
+	size_t i = 0, o = 0;
 
 	fputc('"', f);
 	for (; i + 3 <= n; i += 3) {
 		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-		fputc(tab[v >> 18], f);
-		fputc(tab[(v >> 12) & 63], f);
-		fputc(tab[(v >> 6) & 63], f);
-		fputc(tab[v & 63], f);
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = tab[v & 63];
+		if (o >= 4096) {
+			fwrite(out, 1, o, f);
+			o = 0;
+		}
 	}
 	if (n - i == 1) {
 		uint32_t v = (uint32_t)s[i] << 16;
-		fputc(tab[v >> 18], f);
-		fputc(tab[(v >> 12) & 63], f);
-		fputs("==", f);
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
 	} else if (n - i == 2) {
 		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-		fputc(tab[v >> 18], f);
-		fputc(tab[(v >> 12) & 63], f);
-		fputc(tab[(v >> 6) & 63], f);
-		fputc('=', f);
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = '=';
 	}
+	fwrite(out, 1, o, f);
 	fputc('"', f);
 }
 
