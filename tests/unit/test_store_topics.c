@@ -155,7 +155,7 @@ Test(topics, remove_non_empty_is_enotempty)
 	cr_expect_eq(sb_store_get(S, "t", &l), -ENOENT);
 }
 
-Test(topics, second_open_is_locked_out)
+Test(topics, second_open_is_locked_out, .timeout = 60)
 {
 	open_store();
 	sb_store *s2 = (sb_store *)0x1;
@@ -187,19 +187,49 @@ static void on_wait(void *arg, const sb_store_holder *h)
 	w->pid = h->pid;
 }
 
-/* A holder that is no live mount (a daemon finishing its unmount) is waited
- * for, once announced; the lock note names it. */
-Test(topics, a_finishing_holder_is_waited_for)
+/*
+ * The children of the tests below are forked from a process that has
+ * threads (Criterion's own, and TSan's): they start none themselves (no
+ * flusher), as ThreadSanitizer does not support that after such a fork (the
+ * child dies at its first pthread_create: "starting new threads after
+ * multi-threaded fork is not supported", or with die_after_fork=0 "dup
+ * thread with used id"). The parent closes its end of the pipe first, so
+ * that a child that dies before it writes fails the test at the read; it
+ * kept the write end open and blocked in read() forever, which is why this
+ * program never finished under TSan. Each test has a timeout besides.
+ */
+static pid_t fork_holder(int go[2])
 {
-	int go[2];
 	cr_assert_eq(pipe(go), 0);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		close(go[0]);
+	else
+		close(go[1]);
+	return pid;
+}
+
+/* The holder is open: its child said so (or died: 0 bytes). */
+static void holder_ready(int go[2])
+{
+	char c;
+	cr_assert_eq(read(go[0], &c, 1), 1, "the holder died before it opened the store");
+	close(go[0]);
+}
+
+/* A holder that is no live mount (a daemon finishing its unmount) is waited
+ * for, once announced; the lock note names it. */
+Test(topics, a_finishing_holder_is_waited_for, .timeout = 60)
+{
+	int go[2];
+	pid_t pid = fork_holder(go);
 	if (pid == 0) {
 		sb_store_options o;
 		sb_store *s;
 		sb_store_options_default(&o);
 		o.defaults = C;
+		o.no_flusher = 1;
 		o.mountpoint = "/nonexistent/mnt";
 		if (sb_store_open(env.store, &o, &s) != 0)
 			_exit(1);
@@ -209,8 +239,7 @@ Test(topics, a_finishing_holder_is_waited_for)
 		usleep(300 * 1000);
 		_exit(sb_store_close(s) == 0 ? 0 : 1);
 	}
-	char c;
-	cr_assert_eq(read(go[0], &c, 1), 1);
+	holder_ready(go);
 	sb_store_holder *h = calloc(1, sizeof(*h));
 	cr_assert_not_null(h);
 	cr_assert_eq(sb_store_holder_get(env.store, h), 0);
@@ -234,18 +263,14 @@ Test(topics, a_finishing_holder_is_waited_for)
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	close(go[0]);
-	close(go[1]);
 }
 
 /* A read-only open takes no lock but waits the same way for a holder that
  * is finishing (it trims segments under a reader while it closes). */
-Test(topics, a_read_only_open_waits_for_a_finishing_holder)
+Test(topics, a_read_only_open_waits_for_a_finishing_holder, .timeout = 60)
 {
 	int go[2];
-	cr_assert_eq(pipe(go), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
+	pid_t pid = fork_holder(go);
 	if (pid == 0) {
 		sb_store *s;
 		if (ut_open(env.store, &C, NULL, &s) != 0)
@@ -256,8 +281,7 @@ Test(topics, a_read_only_open_waits_for_a_finishing_holder)
 		usleep(300 * 1000);
 		_exit(sb_store_close(s) == 0 ? 0 : 1);
 	}
-	char c;
-	cr_assert_eq(read(go[0], &c, 1), 1);
+	holder_ready(go);
 	sb_store_options o;
 	waited w = {0, 0};
 	sb_store_options_default(&o);
@@ -278,12 +302,10 @@ Test(topics, a_read_only_open_waits_for_a_finishing_holder)
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	close(go[0]);
-	close(go[1]);
 }
 
 /* The wait is bounded. */
-Test(topics, a_holder_that_stays_is_refused_after_the_wait)
+Test(topics, a_holder_that_stays_is_refused_after_the_wait, .timeout = 60)
 {
 	open_store();
 	pid_t pid = fork();
@@ -294,6 +316,7 @@ Test(topics, a_holder_that_stays_is_refused_after_the_wait)
 		waited w = {0, 0};
 		sb_store_options_default(&o);
 		o.defaults = C;
+		o.no_flusher = 1; /* see fork_holder */
 		o.lock_wait_ms = 200;
 		o.lock_waiting = on_wait;
 		o.lock_waiting_arg = &w;
