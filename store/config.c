@@ -17,6 +17,8 @@ void sb_log_config_default(sb_log_config *c)
 	c->sync_interval_ms = 1000;
 	c->retention_bytes = -1;
 	c->retention_ms = -1;
+	c->compression = SB_COMPRESS_NONE;
+	c->compression_block_bytes = 65536;
 }
 
 int sb_log_config_check(const sb_log_config *c, const char **why)
@@ -40,6 +42,11 @@ int sb_log_config_check(const sb_log_config *c, const char **why)
 		w = "retention_bytes must be -1 or a byte count";
 	else if (c->retention_ms < -1)
 		w = "retention_ms must be -1 or a number of milliseconds";
+	else if (c->compression != SB_COMPRESS_NONE && c->compression != SB_COMPRESS_LZ4 &&
+		 c->compression != SB_COMPRESS_ZSTD)
+		w = "compression must be none, lz4 or zstd";
+	else if (c->compression_block_bytes < 1024 || c->compression_block_bytes > (16u << 20))
+		w = "compression_block_bytes must be between 1 KiB and 16 MiB";
 	if (w && why)
 		*why = w;
 	return w ? -EINVAL : 0;
@@ -55,6 +62,23 @@ int sb_sync_parse(const char *s, enum sb_sync *out)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+int sb_compression_parse(const char *s, enum sb_compression *out)
+{
+	static const char *const names[] = {"none", "lz4", "zstd"};
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum sb_compression)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *sb_compression_name(enum sb_compression c)
+{
+	return c == SB_COMPRESS_LZ4 ? "lz4" : c == SB_COMPRESS_ZSTD ? "zstd" : "none";
 }
 
 const char *sb_sync_name(enum sb_sync s)

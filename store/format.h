@@ -142,6 +142,56 @@
 #define SB_REC_COMPRESSED_MASK 0x000eu /* reserved: compression codec */
 #define SB_REC_KNOWN_FLAGS (SB_REC_TOMBSTONE)
 
+/*
+ * Compressed segment (format version 3; docs/FORMAT.md "Compressed
+ * segment"). A sealed, synced segment may be replaced (temp file, fsync,
+ * rename over NNNN.seg, directory fsync; its .idx is then removed) by a file
+ * of the same name that starts with magic "SBZS" instead of "SBSG": the
+ * same records, in blocks of about compression_block_bytes of payload, each
+ * compressed with the topic's codec. It carries its own block table (the
+ * offset index of a compressed segment points at blocks) and needs no .idx.
+ *
+ *   compressed segment header (96 bytes)   block table entry (32 bytes)
+ *   0  u32 magic "SBZS"                    0  u32 first offset - base offset
+ *   4  u16 version (3)                     4  u32 its stream pos - base stream pos
+ *   6  u16 header size (96)                8  u32 file position of the block
+ *   8  u64 base offset                    12  u32 stored (compressed) length
+ *  16  u64 base stream pos                16  u32 raw (decompressed) length
+ *  24  u64 next offset (after the last)   20  u32 record count (>= 1)
+ *  32  u64 stream end                     24  u32 crc32c of the stored bytes
+ *  40  u64 plain length (the segment's    28  u32 crc32c of the raw bytes
+ *          length before compression)
+ *  48  i64 first record's timestamp
+ *  56  i64 largest record timestamp
+ *  64  u64 block table position
+ *  72  u32 block count
+ *  76  u16 codec (SB_CODEC_LZ4, SB_CODEC_ZSTD)
+ *  78  u16 reserved (0)
+ *  80  u32 crc32c of the block table
+ *  84  u32 reserved (0), 88 u32 reserved (0)
+ *  92  u32 crc32c of [0,92)
+ *
+ * Blocks follow the header back to back; the table follows the last block
+ * and ends the file. A raw block of n records (n from its table entry) is
+ * four columns of n LEB128 varints each, then the keys, then the values:
+ *   flags; key_len; value_len; timestamp as a zigzag delta from the record
+ *   before it in the block (the first: from 0)
+ * so that a block's values are its records' payloads back to back (its
+ * stream bytes). Offsets are dense: record k of a block has the entry's
+ * first offset + k. A reader checks the stored bytes' CRC before
+ * decompressing and the raw bytes' CRC after; records have no CRC of their
+ * own there.
+ */
+#define SB_ZSEG_MAGIC   0x535a4253u /* "SBZS" */
+#define SB_ZSEG_HDR     96u
+#define SB_ZSEG_ENTRY   32u
+#define SB_ZSEG_VERSION 3
+#define SB_CODEC_NONE   0u
+#define SB_CODEC_LZ4    1u
+#define SB_CODEC_ZSTD   2u
+/* Largest raw block: a block holds at least one record (up to 512 MiB + key). */
+#define SB_ZBLOCK_MAX   ((512u << 20) + (1u << 20))
+
 static inline uint16_t sb_get16(const void *p)
 {
 	uint16_t v;

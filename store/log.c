@@ -4,6 +4,7 @@
  * log_recover.c, reads in log_read.c.
  *
  * Locks, in the order they are taken:
+ *   compress_mu one compressor of sealed segments (log_compress.c).
  *   append_mu  the appender: writing records, rolling, moving the start,
  *              dropping segments; guards the fields marked [append].
  *   seg_lock   (rwlock) the segs array: readers hold it shared while they
@@ -56,7 +57,7 @@ sb_segment *sb_log_active(sb_log *l)
 }
 
 /* Wait until no fdatasync of a segment fd is running (before closing one). */
-static void wait_sync_idle(sb_log *l)
+void sb_log_wait_sync_idle(sb_log *l)
 {
 	pthread_mutex_lock(&l->sync_mu);
 	while (l->syncing)
@@ -75,7 +76,7 @@ int sb_log_drop_front(sb_log *l, size_t k)
 	gone = malloc(k * sizeof(*gone));
 	if (!gone)
 		return -ENOMEM;
-	wait_sync_idle(l);
+	sb_log_wait_sync_idle(l);
 	pthread_rwlock_wrlock(&l->seg_lock);
 	memcpy(gone, l->segs, k * sizeof(*gone));
 	memmove(l->segs, l->segs + k, (l->nsegs - k) * sizeof(*gone));
@@ -153,7 +154,9 @@ static void log_free(sb_log *l)
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_close(l->segs[i], 0);
 	free(l->segs);
+	sb_zcache_free(l->sp.zc);
 	pthread_mutex_destroy(&l->append_mu);
+	pthread_mutex_destroy(&l->compress_mu);
 	pthread_rwlock_destroy(&l->seg_lock);
 	pthread_mutex_destroy(&l->sync_mu);
 	pthread_cond_destroy(&l->sync_cv);
@@ -230,7 +233,13 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		.report = o->report,
 		.report_arg = o->report_arg,
 	};
+	if ((rc = sb_zcache_new(&l->sp.zc))) {
+		free(l->dir);
+		free(l);
+		return rc;
+	}
 	pthread_mutex_init(&l->append_mu, NULL);
+	pthread_mutex_init(&l->compress_mu, NULL);
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&l->seg_lock, &ra);
@@ -310,7 +319,7 @@ int sb_log_remove(sb_log *l)
 		goto out_unlock;
 	}
 	atomic_store(&l->removed, 1);
-	wait_sync_idle(l);
+	sb_log_wait_sync_idle(l);
 	pthread_rwlock_wrlock(&l->seg_lock);
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_remove(l->segs[i]);
@@ -524,7 +533,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		}
 		if (empty_seg) {
 			/* The old empty segment goes: move it out of the array. */
-			wait_sync_idle(l);
+			sb_log_wait_sync_idle(l);
 			pthread_rwlock_wrlock(&l->seg_lock);
 			l->segs[l->nsegs - 2] = l->segs[l->nsegs - 1];
 			l->nsegs--;

@@ -22,6 +22,7 @@ struct sb_log {
 	size_t batch_max;
 	char why[512];                  /* why recovery refused the log, if it did */
 
+	pthread_mutex_t compress_mu;    /* one compressor at a time (log_compress.c) */
 	pthread_mutex_t append_mu;
 	pthread_rwlock_t seg_lock;
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
@@ -58,6 +59,8 @@ int sb_log_drop_front(sb_log *l, size_t k);
 /* Stream position of record `off` in [start, next] (the end for next); call
  * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);
+/* Wait until no fdatasync of a segment fd is running (before closing one). */
+void sb_log_wait_sync_idle(sb_log *l);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
 

@@ -70,7 +70,39 @@ static int locate(sb_log *l, uint64_t offset, sb_segment **seg, uint64_t *pos, u
 	if (!s)
 		return -ENOENT;
 	*seg = s;
+	if (sb_segment_zseg(s))
+		return 1; /* compressed: the caller reads it with zget() */
 	return sb_segment_locate(s, offset, pos, stream, h);
+}
+
+/*
+ * Pin the block of compressed segment s that holds record `key` (by_stream:
+ * stream byte `key`) and fill *r, with seg_lock held. The block was checked
+ * (CRCs of its stored and raw bytes) when it was decompressed into private
+ * memory, where it stays as checked: what is copied out of it is served.
+ */
+static int zget(sb_segment *s, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *r)
+{
+	sb_zseg *z = sb_segment_zseg(s);
+	uint64_t bad = 0;
+	int rc = sb_zseg_get(z, key, by_stream, pin, r, &bad);
+
+	if (rc == SB_ECORRUPT || rc == -ENOENT) {
+		uint64_t off = by_stream ? sb_zseg_block_offset(z, sb_zseg_block_of(z, key, 1)) : key;
+		sb_segment_report_damage(s, off, bad, "damaged compressed block");
+		rc = SB_ECORRUPT;
+	}
+	return rc;
+}
+
+static void zfill_info(sb_record_info *info, const sb_zrec *r)
+{
+	info->offset = r->offset;
+	info->timestamp_ns = r->timestamp_ns;
+	info->stream_pos = r->stream;
+	info->value_len = r->value_len;
+	info->key_len = r->key_len;
+	info->flags = r->flags;
 }
 
 /* Serve bytes [from, from + len) of record part `part` (segment.h): the
@@ -105,6 +137,16 @@ int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info)
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (rc == 1) {
+		sb_zpin pin;
+		sb_zrec r;
+		if (!(rc = zget(s, offset, 0, &pin, &r))) {
+			sb_zseg_unpin(sb_segment_zseg(s), &pin);
+			zfill_info(info, &r);
+		}
+		pthread_rwlock_unlock(&l->seg_lock);
+		return rc;
+	}
 	if (!rc)
 		rc = serve(s, pos, &h, SB_COPY_VALUE, 0, NULL, 0, NULL); /* what it says must hold too */
 	pthread_rwlock_unlock(&l->seg_lock);
@@ -124,6 +166,23 @@ int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (rc == 1) {
+		sb_zpin pin;
+		sb_zrec r;
+		if (!(rc = zget(s, offset, 0, &pin, &r))) {
+			n = from < r.value_len ? r.value_len - from : 0;
+			if (n > len)
+				n = len;
+			if (n)
+				memcpy(buf, r.value + from, n);
+			sb_zseg_unpin(sb_segment_zseg(s), &pin);
+			*nread = n;
+			if (info)
+				zfill_info(info, &r);
+		}
+		pthread_rwlock_unlock(&l->seg_lock);
+		return rc;
+	}
 	if (rc)
 		goto out_unlock;
 	rc = serve(s, pos, &h, SB_COPY_VALUE, from, buf, len, &n);
@@ -146,6 +205,17 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (rc == 1) {
+		sb_zpin pin;
+		sb_zrec r;
+		if (!(rc = zget(s, offset, 0, &pin, &r))) {
+			memcpy(buf, r.key, r.key_len < cap ? r.key_len : cap);
+			sb_zseg_unpin(sb_segment_zseg(s), &pin);
+			*key_len = r.key_len;
+		}
+		pthread_rwlock_unlock(&l->seg_lock);
+		return rc;
+	}
 	if (!rc)
 		rc = serve(s, pos, &h, SB_COPY_KEY, 0, buf, cap, NULL);
 	pthread_rwlock_unlock(&l->seg_lock);
@@ -154,12 +224,38 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 	return rc;
 }
 
+/* stream_from() of a compressed segment: a block's values are its
+ * records' payloads back to back, a run of stream bytes. */
+static int zstream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
+{
+	uint64_t end = sb_segment_stream_end(s);
+
+	while (*done < len && pos < end) {
+		sb_zpin pin;
+		sb_zrec r;
+		int rc = zget(s, pos, 1, &pin, &r);
+		if (rc)
+			return rc;
+		uint64_t n = r.block_stream_end - pos;
+		if (n > len - *done)
+			n = len - *done;
+		memcpy(dst + *done, r.value + (pos - r.stream), n);
+		sb_zseg_unpin(sb_segment_zseg(s), &pin);
+		*done += n;
+		pos += n;
+	}
+	return 0;
+}
+
 /*
  * Serve stream bytes [pos, pos + len - *done) from segment s (which holds
  * pos) into dst + *done; *done counts the bytes served, also on failure.
  */
 static int stream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
 {
+	if (sb_segment_zseg(s))
+		return zstream_from(s, pos, dst, len, done);
+
 	uint64_t p, st;
 	sb_rec_hdr h;
 	size_t n = 0;
@@ -238,6 +334,15 @@ int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset)
 		sb_segment *s = l->segs[si - 1];
 		if (pos >= sb_segment_stream_end(s))
 			continue;
+		if (sb_segment_zseg(s)) {
+			sb_zpin pin;
+			sb_zrec r;
+			if (!(rc = zget(s, pos, 1, &pin, &r))) {
+				sb_zseg_unpin(sb_segment_zseg(s), &pin);
+				*offset = r.offset;
+			}
+			break;
+		}
 		rc = sb_segment_locate_stream(s, pos, &p, &st, &h);
 		if (!rc)
 			*offset = h.offset;
@@ -262,8 +367,11 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 	t.next = sb_log_next(l);
 	t.records = t.next - t.start;
 	t.segments = (uint32_t)l->nsegs;
-	for (size_t i = 0; i < l->nsegs; i++)
+	for (size_t i = 0; i < l->nsegs; i++) {
 		t.bytes += sb_segment_len(l->segs[i]);
+		t.logical_bytes += sb_segment_plain_len(l->segs[i]);
+		t.compressed += sb_segment_zseg(l->segs[i]) != NULL;
+	}
 	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (t.records) {

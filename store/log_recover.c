@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "codec.h"
@@ -139,6 +140,15 @@ static int index_file_valid(sb_log *l, uint64_t base)
 	sb_seg_name(name, base, SB_SEG_SUFFIX);
 	if (sb_path(sp, l->dir, name) || stat(sp, &st) || st.st_size > UINT32_MAX)
 		return 0;
+	/* A compressed segment was synced before it took the name. */
+	uint8_t zh[SB_ZSEG_HDR];
+	int fd = l->io->open(l->io->ctx, sp, O_RDONLY, 0);
+	if (fd >= 0) {
+		ssize_t n = l->io->pread(l->io->ctx, fd, zh, sizeof(zh), 0);
+		l->io->close(l->io->ctx, fd);
+		if (n == (ssize_t)sizeof(zh) && sb_zseg_hdr_valid(zh))
+			return 1;
+	}
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
 	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, 1, &ix, &max_ts))
 		return 0;
@@ -313,7 +323,7 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 		*changed = 1;
 	}
 	*stop |= last;
-	*active = (flags & SB_SEG_ACTIVE) != 0;
+	*active = (flags & SB_SEG_ACTIVE) && sb_segment_active(s);
 	*out = s;
 	return 0;
 }
@@ -331,6 +341,14 @@ static int reopen_last_active(sb_log *l, int *changed)
 	rc = sb_segment_open(&l->sp, base, SB_SEG_ACTIVE | SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &r);
 	if (rc)
 		return rc;
+	if (!sb_segment_active(r) && !l->read_only) {
+		/* A compressed segment with a damaged block cannot take appends. */
+		snprintf(l->why, sizeof(l->why), "%s: a damaged compressed block (`streambus recover --cut` "
+			 "cuts the log there)", strrchr(sb_segment_path(r), '/') + 1);
+		report(l, l->why);
+		sb_segment_close(r, 0);
+		return SB_ECORRUPT;
+	}
 	*changed |= ch;
 	rc = sb_log_segs_push(l, r);
 	if (rc)

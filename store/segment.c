@@ -83,6 +83,7 @@ void sb_seg_free(sb_segment *s)
 	if (s->fd >= 0)
 		s->p->io->close(s->p->io->ctx, s->fd);
 	sb_index_free(s->ix);
+	sb_zseg_free(s->z);
 	sb_segwin_free(s->win);
 	free(s->scratch);
 	free(s->seg_path);
@@ -140,6 +141,7 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 	if (rc)
 		goto out_unlink;
 	s->alloc = SB_SEG_HDR;
+	s->active = 1;
 	atomic_init(&s->len, SB_SEG_HDR);
 	atomic_init(&s->next, base);
 	atomic_init(&s->stream_end, base_stream);
@@ -164,6 +166,12 @@ uint64_t sb_segment_stream_end(const sb_segment *s)
 int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
 int64_t sb_segment_max_ts(const sb_segment *s) { return atomic_load_explicit(&s->max_ts, memory_order_relaxed); }
 int sb_segment_fd(const sb_segment *s) { return s->fd; }
+uint64_t sb_segment_plain_len(const sb_segment *s) { return s->z ? sb_zseg_plain_len(s->z) : sb_segment_len(s); }
+sb_zseg *sb_segment_zseg(const sb_segment *s) { return s->z; }
+int sb_segment_active(const sb_segment *s) { return s->active; }
+int sb_segment_zskip(const sb_segment *s) { return atomic_load(&s->zskip); }
+void sb_segment_set_zskip(sb_segment *s) { atomic_store(&s->zskip, 1); }
+const char *sb_segment_path(const sb_segment *s) { return s->seg_path; }
 
 /* Make sure the file has `need` bytes allocated (mmap path). */
 static int seg_grow(sb_segment *s, uint64_t need)
@@ -460,6 +468,8 @@ int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint6
 	uint64_t pos;
 
 	*lower = s->base_stream;
+	if (s->z)
+		return sb_seg_zstream_of(s, offset, stream, lower);
 	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
 		return SB_ECORRUPT;
 	*lower = s->base_stream + e.rel_stream;

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "index.h"
 #include "sb_store.h"
+#include "zseg.h"
 
 /* What every segment of one log shares; owned by the log. */
 typedef struct sb_seg_params {
@@ -28,6 +29,7 @@ typedef struct sb_seg_params {
 	int read_only;
 	sb_report_fn report;
 	void *report_arg;
+	sb_zcache *zc;            /* blocks of compressed segments (the log's) */
 } sb_seg_params;
 
 typedef struct sb_segment sb_segment;
@@ -55,6 +57,15 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
  * must be saved. *out on success.
  */
 int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *changed, sb_segment **out);
+/*
+ * A compressed segment (format.h) opens as a sealed one whatever the flags
+ * say, except that SB_SEG_ACTIVE read-write first writes it back plain
+ * (temp file, fsync, rename) and opens that; a damaged block stops it, and
+ * it opens compressed with the damage (sb_segment_damage) at that block.
+ * SB_SEG_CHECK_ALL checks every block. A compressed segment counts as
+ * synced (sb_segment_index_valid): it was made from a synced one and
+ * synced before its rename.
+ */
 /* Unmap and close; with `clean` (active segments) cut the preallocated
  * space, sync and save the index first. Returns the first error. */
 int sb_segment_close(sb_segment *s, int clean);
@@ -76,7 +87,17 @@ int sb_segment_remove(sb_segment *s);
 
 uint64_t sb_segment_base(const sb_segment *s);
 uint64_t sb_segment_base_stream(const sb_segment *s);
-uint64_t sb_segment_len(const sb_segment *s);        /* acquire */
+uint64_t sb_segment_len(const sb_segment *s);        /* acquire; the file's
+						      * length when compressed */
+uint64_t sb_segment_plain_len(const sb_segment *s);  /* length uncompressed */
+/* The compressed view of a compressed segment, else NULL. */
+sb_zseg *sb_segment_zseg(const sb_segment *s);
+/* Opened as the active (appendable) segment? */
+int sb_segment_active(const sb_segment *s);
+/* A sealed segment compression gave up on (damage): not tried again. */
+int sb_segment_zskip(const sb_segment *s);
+void sb_segment_set_zskip(sb_segment *s);
+const char *sb_segment_path(const sb_segment *s);
 uint64_t sb_segment_next(const sb_segment *s);       /* acquire */
 uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
 int64_t sb_segment_first_ts(const sb_segment *s);

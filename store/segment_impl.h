@@ -41,6 +41,10 @@ struct sb_segment {
 				       * file through pread (see segwin.h) */
 	uint8_t *scratch;             /* pwrite path: encode buffer */
 	size_t scratch_cap;
+	sb_zseg *z;                   /* compressed: its blocks (no map, no index) */
+	uint32_t zbad;                /* compressed and damaged: the first bad block */
+	int active;                   /* opened or created as the active segment */
+	_Atomic int zskip;            /* compression gave up on it */
 };
 
 void sb_seg_report(const sb_seg_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,5 +57,13 @@ void sb_seg_free(sb_segment *s);
 /* Map the file: the whole capacity for the active segment (so the mapping
  * never moves as the file grows), else file_size bytes. */
 int sb_seg_map(sb_segment *s, uint64_t file_size, int active);
+
+/* Compressed segments (segment_z.c). Open the one in s->fd (size bytes):
+ * 0, 1 when it was written back plain (to be opened again), or an error. */
+int sb_seg_zopen(sb_segment *s, uint64_t size, int flags, int *changed);
+/* sb_segment_cut of a compressed segment. */
+int sb_seg_zcut(sb_segment *s, int quiet);
+/* sb_segment_stream_of of a compressed segment. */
+int sb_seg_zstream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower);
 
 #endif

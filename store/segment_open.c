@@ -108,6 +108,11 @@ int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what)
 {
 	if (!s->damage)
 		return 0;
+	if (s->z) {
+		*pos = sb_zseg_block_pos(s->z, s->zbad);
+		*what = "damaged compressed block";
+		return SB_REC_BAD;
+	}
 	*pos = atomic_load(&s->len);
 	*what = damage_name(s->damage, s->zeros);
 	return s->zeros ? SB_REC_END : s->damage;
@@ -125,6 +130,8 @@ int sb_segment_cut(sb_segment *s, int quiet)
 
 	if (!s->damage)
 		return 0;
+	if (s->z)
+		return sb_seg_zcut(s, quiet);
 	if (!quiet)
 		sb_seg_report(s->p, "%s: %s at byte %llu; cut %llu bytes (log ends at offset %llu)",
 		       strrchr(s->seg_path, '/') + 1, damage_name(s->damage, s->zeros),
@@ -256,6 +263,18 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
+	if (sb_zseg_is(hdr)) {
+		rc = sb_seg_zopen(s, (uint64_t)st.st_size, flags, changed);
+		if (rc == 1) { /* written back plain: open that */
+			sb_seg_free(s);
+			*changed = 1;
+			return sb_segment_open(p, base, flags, changed, out);
+		}
+		if (rc)
+			goto out_free;
+		*out = s;
+		return 0;
+	}
 	rc = sb_seg_hdr_decode(hdr, &h);
 	if (rc)
 		goto out_free;
@@ -280,6 +299,7 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 	if (rc)
 		goto out_free;
 	s->alloc = atomic_load(&s->len);
+	s->active = (flags & SB_SEG_ACTIVE) != 0;
 	if (p->read_only) {
 		sb_segwin_free(s->win);
 		s->win = NULL;

@@ -40,6 +40,13 @@ enum sb_sync {
 	SB_SYNC_ALWAYS = 2,   /* before sb_log_append() returns (group commit) */
 };
 
+/* How sealed segments are kept on disk (SPEC §1 `compression`). */
+enum sb_compression {
+	SB_COMPRESS_NONE = 0, /* as written */
+	SB_COMPRESS_LZ4 = 1,  /* compressed in blocks, in the background */
+	SB_COMPRESS_ZSTD = 2,
+};
+
 typedef struct sb_log_config {
 	uint64_t segment_bytes;        /* roll past this size (default 128 MiB) */
 	uint32_t index_interval_bytes; /* bytes of records between index entries */
@@ -48,6 +55,8 @@ typedef struct sb_log_config {
 	uint32_t sync_interval_ms;
 	int64_t retention_bytes;       /* -1: keep everything */
 	int64_t retention_ms;          /* -1: keep everything */
+	enum sb_compression compression; /* sealed segments (default none) */
+	uint32_t compression_block_bytes; /* payload per compressed block */
 } sb_log_config;
 
 /* Fill *c with the defaults of SPEC §1. */
@@ -57,6 +66,9 @@ int sb_log_config_check(const sb_log_config *c, const char **why);
 /* Parse "never" | "interval" | "always"; 0 or -EINVAL, *out untouched on failure. */
 int sb_sync_parse(const char *s, enum sb_sync *out);
 const char *sb_sync_name(enum sb_sync s);
+/* Parse "none" | "lz4" | "zstd"; 0 or -EINVAL, *out untouched on failure. */
+int sb_compression_parse(const char *s, enum sb_compression *out);
+const char *sb_compression_name(enum sb_compression c);
 
 typedef struct sb_store sb_store;
 typedef struct sb_log sb_log;
@@ -108,7 +120,8 @@ typedef struct sb_store_options {
 	 * rewrites a missing or damaged meta: the log then starts at its first
 	 * segment, and removed records still in it come back.) */
 	int full_check;
-	int no_flusher;              /* don't start the interval-sync thread */
+	int no_flusher;              /* no background threads: interval syncs,
+				      * compression (sb_log_compress) */
 	/* The largest offset an append may take (0: no limit but the offset
 	 * space's own): an append that would go past it fails with -EOVERFLOW
 	 * and appends nothing. The mount sets the last offset it can name. */
@@ -274,11 +287,23 @@ int sb_log_delete_before(sb_log *l, uint64_t offset);
 int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped);
 /* Make everything appended so far durable. */
 int sb_log_sync(sb_log *l);
+/*
+ * Compress the sealed, synced segments that are not yet compressed (the
+ * store does this in the background for topics whose `compression` is not
+ * none; this does it now, with the log's codec, or lz4 when it has none).
+ * Each is swapped for its compressed form durably (temp file, fsync,
+ * rename, directory fsync), unseen by readers and appenders. *done (may
+ * be NULL) gets the number of segments compressed. A segment whose records
+ * fail their checks is left as it is (reported), not an error.
+ */
+int sb_log_compress(sb_log *l, size_t *done);
 
 typedef struct sb_log_stats {
 	uint64_t start, next;      /* offsets */
 	uint64_t records;          /* next - start */
-	uint64_t bytes;            /* segment bytes on disk */
+	uint64_t bytes;            /* segment bytes on disk (stored) */
+	uint64_t logical_bytes;    /* the same segments uncompressed */
+	uint32_t compressed;       /* segments kept compressed */
 	uint64_t stream_bytes;     /* retained payload bytes */
 	uint32_t segments;
 	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty or unreadable */

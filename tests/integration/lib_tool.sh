@@ -130,6 +130,6 @@ int main(int argc, char **argv)
 }
 CEOF
 	cc -std=c11 -D_GNU_SOURCE -O1 -g "${cflags[@]}" -I"$SB_TOP/store/include" "$T/gen.c" \
-		"$SB_BUILD/libsbstore.a" -lpthread -lm -o "$T/gen" || fail "cannot build the log generator"
+		"$SB_BUILD/libsbstore.a" -llz4 -lzstd -lpthread -lm -o "$T/gen" || fail "cannot build the log generator"
 }
 gen() { "$T/gen" "$@" || fail "gen $*"; }

@@ -1,0 +1,184 @@
+/*
+ * log_compress.c - swapping a log's sealed segments for their compressed
+ * form (format.h, "Compressed segment"), in the background.
+ *
+ * The swap of segment NNNN.seg:
+ *   1. build NNNN.zseg.tmp from the segment's file (its own descriptor and
+ *      mapping: nothing of the log is held meanwhile), checking every
+ *      record; fdatasync it;
+ *   2. under append_mu (so that no retention or removal drops the segment
+ *      meanwhile): rename it over NNNN.seg, fsync the directory, open it
+ *      and put it in the segment's place in the array (seg_lock exclusive:
+ *      readers finish with the old one first);
+ *   3. remove NNNN.idx (a compressed segment carries its own block table)
+ *      and close the old segment.
+ * A crash before the rename leaves a *.tmp that the next open removes; after
+ * it, the compressed file (an index file left beside it is removed at open).
+ * Readers that mapped the old file keep their mapping of the old inode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "log_impl.h"
+
+static void note(sb_log *l, const char *fmt, const char *a, const char *b)
+{
+	char msg[768];
+
+	if (!l->opt.report)
+		return;
+	snprintf(msg, sizeof(msg), fmt, a, b);
+	l->opt.report(l->opt.report_arg, l->name, msg);
+}
+
+/* The oldest sealed, synced, plain segment with records; *base, *len. */
+static sb_segment *pick(sb_log *l, uint64_t *base, uint64_t *len)
+{
+	sb_segment *s = NULL;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	for (size_t i = 0; i + 1 < l->nsegs && !s; i++) {
+		sb_segment *t = l->segs[i];
+		if (!sb_segment_zseg(t) && !sb_segment_unsynced(t) && !sb_segment_zskip(t) &&
+		    sb_segment_len(t) > SB_SEG_HDR) {
+			s = t;
+			*base = sb_segment_base(t);
+			*len = sb_segment_len(t);
+		}
+	}
+	pthread_rwlock_unlock(&l->seg_lock);
+	return s;
+}
+
+/* Step 1: the compressed file at tmp, synced. */
+static int build(sb_log *l, const char *path, const char *tmp, uint64_t len, unsigned codec)
+{
+	const sb_io *io = l->io;
+	char why[256] = "";
+	uint64_t stored;
+	int in, out, rc;
+
+	in = io->open(io->ctx, path, O_RDONLY, 0);
+	if (in < 0)
+		return in == -ENOENT ? -ESTALE : in; /* dropped meanwhile */
+	uint8_t *map = mmap(NULL, len, PROT_READ, MAP_SHARED, in, 0);
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		goto out_in;
+	}
+	out = io->open(io->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (out < 0) {
+		rc = out;
+		goto out_unmap;
+	}
+	rc = sb_zseg_build(io, out, map, len, codec, l->cfg.compression_block_bytes, &stored, why, sizeof(why));
+	if (!rc)
+		rc = io->fdatasync(io->ctx, out);
+	int rc2 = io->close(io->ctx, out);
+	if (!rc)
+		rc = rc2;
+	if (rc == SB_ECORRUPT)
+		note(l, "%s: not compressed: %s", strrchr(path, '/') + 1, why);
+	if (rc)
+		io->unlink(io->ctx, tmp);
+out_unmap:
+	munmap(map, len);
+out_in:
+	io->close(io->ctx, in);
+	return rc;
+}
+
+/* Step 2, with append_mu held: 0, or -ESTALE when s is gone. */
+static int swap(sb_log *l, sb_segment *s, uint64_t base, const char *path, const char *tmp)
+{
+	const sb_io *io = l->io;
+	sb_segment *ns;
+	size_t i;
+	int ch = 0, rc;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	for (i = 0; i + 1 < l->nsegs && l->segs[i] != s; i++)
+		;
+	int here = i + 1 < l->nsegs && !atomic_load(&l->removed);
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (!here)
+		return -ESTALE;
+	if ((rc = io->rename(io->ctx, tmp, path)))
+		return rc;
+	if ((rc = sb_fsync_dir(io, l->dir)))
+		return rc;
+	/* The file is compressed now, whatever happens next: on failure the
+	 * old segment (its mapping of the old file) serves until reopened. */
+	if ((rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns)))
+		return rc;
+	pthread_rwlock_wrlock(&l->seg_lock);
+	l->segs[i] = ns;
+	pthread_rwlock_unlock(&l->seg_lock);
+	return 0;
+}
+
+/* Compress one segment; *did: one was tried. */
+static int compress_one(sb_log *l, unsigned codec, int *did)
+{
+	char tmp[PATH_MAX + 16], path[PATH_MAX];
+	uint64_t base = 0, len = 0;
+	sb_segment *s;
+	int rc;
+
+	*did = 0;
+	if (!(s = pick(l, &base, &len)))
+		return 0;
+	*did = 1;
+	/* s may be dropped (retention) from here on: `build` and `swap` check. */
+	char name[32];
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if ((rc = sb_path(path, l->dir, name)))
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%.*s.zseg.tmp", (int)(strlen(path) - strlen(SB_SEG_SUFFIX)), path);
+	rc = build(l, path, tmp, len, codec);
+	if (rc == SB_ECORRUPT) {
+		pthread_rwlock_rdlock(&l->seg_lock);
+		for (size_t i = 0; i + 1 < l->nsegs; i++)
+			if (l->segs[i] == s)
+				sb_segment_set_zskip(s);
+		pthread_rwlock_unlock(&l->seg_lock);
+		return 0;
+	}
+	if (rc)
+		return rc == -ESTALE ? 0 : rc;
+	pthread_mutex_lock(&l->append_mu);
+	rc = swap(l, s, base, path, tmp);
+	pthread_mutex_unlock(&l->append_mu);
+	if (rc) {
+		l->io->unlink(l->io->ctx, tmp);
+		return rc == -ESTALE ? 0 : rc;
+	}
+	/* Step 3. */
+	char idx[PATH_MAX + 16];
+	snprintf(idx, sizeof(idx), "%.*s%s", (int)(strlen(path) - strlen(SB_SEG_SUFFIX)), path, SB_IDX_SUFFIX);
+	l->io->unlink(l->io->ctx, idx);
+	sb_segment_close(s, 0);
+	return 0;
+}
+
+int sb_log_compress(sb_log *l, size_t *done)
+{
+	unsigned codec = l->cfg.compression == SB_COMPRESS_ZSTD ? SB_CODEC_ZSTD : SB_CODEC_LZ4;
+	size_t n = 0;
+	int rc = 0, did = 1;
+
+	if (l->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&l->compress_mu);
+	while (did && !(rc = compress_one(l, codec, &did)) && !atomic_load(&l->removed))
+		n += did;
+	pthread_mutex_unlock(&l->compress_mu);
+	if (done)
+		*done = n;
+	return rc;
+}

@@ -1,0 +1,331 @@
+/*
+ * zbuild.c - writing compressed segments (from a sealed plain segment) and
+ * writing them back as plain segments (a cut in recovery, or a compressed
+ * segment that must become the log's active one). The format is in
+ * format.h, "Compressed segment".
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "fsutil.h"
+#include "zseg_impl.h"
+
+#define ZSTD_LEVEL 3
+
+typedef struct builder {
+	const sb_io *io;
+	int fd;
+	unsigned codec;
+	ZSTD_CCtx *cctx;
+	uint64_t pos;                /* where the next block goes */
+	/* The block being gathered: its columns, keys and values. */
+	uint8_t *keys, *vals;
+	size_t keys_len, vals_len, keys_cap, vals_cap;
+	uint32_t n;
+	uint64_t first_off, first_stream; /* of the block, relative */
+	int64_t prev_ts;
+	uint8_t *col[4];             /* the four columns, gathered apart */
+	size_t meta_len[4], meta_cap[4];
+	uint8_t *raw, *out;
+	size_t raw_cap, out_cap;
+	sb_zent *t;                  /* the table */
+	size_t nt, tcap;
+} builder;
+
+static int put_bytes(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n)
+{
+	if (!n)
+		return 0;
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		while (c < *len + n)
+			c *= 2;
+		uint8_t *b = realloc(*p, c);
+		if (!b)
+			return -ENOMEM;
+		*p = b;
+		*cap = c;
+	}
+	memcpy(*p + *len, src, n);
+	*len += n;
+	return 0;
+}
+
+static int put_varint(builder *b, int col, uint64_t v)
+{
+	uint8_t buf[10];
+	size_t n = 0;
+
+	do {
+		buf[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			buf[n] |= 0x80;
+		n++;
+	} while (v);
+	return put_bytes(&b->col[col], &b->meta_len[col], &b->meta_cap[col], buf, n);
+}
+
+static int flush_block(builder *b)
+{
+	size_t raw = 0, bound, stored;
+	int rc;
+
+	if (!b->n)
+		return 0;
+	for (int c = 0; c < 4; c++)
+		raw += b->meta_len[c];
+	raw += b->keys_len + b->vals_len;
+	if (raw > SB_ZBLOCK_MAX)
+		return -EFBIG;
+	if (raw > b->raw_cap) {
+		uint8_t *r = realloc(b->raw, raw);
+		if (!r)
+			return -ENOMEM;
+		b->raw = r;
+		b->raw_cap = raw;
+	}
+	size_t at = 0;
+	for (int c = 0; c < 4; c++) {
+		memcpy(b->raw + at, b->col[c], b->meta_len[c]); /* never empty: n >= 1 */
+		at += b->meta_len[c];
+	}
+	if (b->keys_len)
+		memcpy(b->raw + at, b->keys, b->keys_len);
+	at += b->keys_len;
+	if (b->vals_len)
+		memcpy(b->raw + at, b->vals, b->vals_len);
+	bound = b->codec == SB_CODEC_LZ4 ? (size_t)LZ4_compressBound((int)raw) : ZSTD_compressBound(raw);
+	if (bound > b->out_cap) {
+		uint8_t *o = realloc(b->out, bound);
+		if (!o)
+			return -ENOMEM;
+		b->out = o;
+		b->out_cap = bound;
+	}
+	if (b->codec == SB_CODEC_LZ4) {
+		int r = LZ4_compress_default((const char *)b->raw, (char *)b->out, (int)raw, (int)bound);
+		if (r <= 0)
+			return -EIO;
+		stored = (size_t)r;
+	} else {
+		stored = ZSTD_compressCCtx(b->cctx, b->out, bound, b->raw, raw, ZSTD_LEVEL);
+		if (ZSTD_isError(stored))
+			return -EIO;
+	}
+	if (b->pos + stored > SB_SEG_MAX_BYTES)
+		return -EFBIG;
+	if ((rc = sb_pwrite_full(b->io, b->fd, b->out, stored, (off_t)b->pos)))
+		return rc;
+	if (b->nt == b->tcap) {
+		size_t c = b->tcap ? b->tcap * 2 : 64;
+		sb_zent *t = realloc(b->t, c * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		b->t = t;
+		b->tcap = c;
+	}
+	b->t[b->nt++] = (sb_zent){
+		.rel_offset = (uint32_t)b->first_off, .rel_stream = (uint32_t)b->first_stream,
+		.pos = (uint32_t)b->pos, .stored = (uint32_t)stored, .raw = (uint32_t)raw, .count = b->n,
+		.stored_crc = sb_crc32c(0, b->out, stored), .raw_crc = sb_crc32c(0, b->raw, raw),
+	};
+	b->pos += stored;
+	b->first_off += b->n;
+	b->first_stream += b->vals_len;
+	b->n = 0;
+	b->keys_len = b->vals_len = 0;
+	for (int c = 0; c < 4; c++)
+		b->meta_len[c] = 0;
+	b->prev_ts = 0;
+	return 0;
+}
+
+/* Add one record (already checked). */
+static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const uint8_t *val)
+{
+	uint64_t d = (uint64_t)h->timestamp_ns - (uint64_t)b->prev_ts;
+	int64_t sd = (int64_t)d;
+	int rc;
+
+	if ((rc = put_varint(b, 0, h->flags)) || (rc = put_varint(b, 1, h->key_len)) ||
+	    (rc = put_varint(b, 2, h->value_len)) ||
+	    (rc = put_varint(b, 3, (d << 1) ^ (uint64_t)(sd >> 63))) ||
+	    (rc = put_bytes(&b->keys, &b->keys_len, &b->keys_cap, key, h->key_len)) ||
+	    (rc = put_bytes(&b->vals, &b->vals_len, &b->vals_cap, val, h->value_len)))
+		return rc;
+	b->prev_ts = h->timestamp_ns;
+	b->n++;
+	return 0;
+}
+
+static void builder_free(builder *b)
+{
+	for (int c = 0; c < 4; c++)
+		free(b->col[c]);
+	free(b->keys);
+	free(b->vals);
+	free(b->raw);
+	free(b->out);
+	free(b->t);
+	ZSTD_freeCCtx(b->cctx);
+}
+
+/* Write the table and then the header. */
+static int finish(builder *b, sb_zhdr *h, uint64_t *stored)
+{
+	size_t tlen = b->nt * SB_ZSEG_ENTRY;
+	uint8_t *tb = malloc(tlen ? tlen : 1), hb[SB_ZSEG_HDR];
+	int rc;
+
+	if (!tb)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->nt; i++)
+		sb_zent_encode(tb + i * SB_ZSEG_ENTRY, &b->t[i]);
+	h->table_pos = b->pos;
+	h->nblocks = (uint32_t)b->nt;
+	h->table_crc = sb_crc32c(0, tb, tlen);
+	rc = sb_pwrite_full(b->io, b->fd, tb, tlen, (off_t)b->pos);
+	free(tb);
+	if (rc)
+		return rc;
+	sb_zhdr_encode(hb, h);
+	if ((rc = sb_pwrite_full(b->io, b->fd, hb, sizeof(hb), 0)))
+		return rc;
+	*stored = b->pos + tlen;
+	return 0;
+}
+
+int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, unsigned codec,
+		  uint32_t block_bytes, uint64_t *stored, char *why, size_t whycap)
+{
+	builder b = {.io = io, .fd = fd, .codec = codec, .pos = SB_ZSEG_HDR};
+	uint8_t *rec = NULL;
+	size_t rec_cap = 0;
+	sb_seg_hdr sh;
+	sb_rec_hdr rh;
+	sb_zhdr h = {0};
+	int rc;
+
+	if ((codec != SB_CODEC_LZ4 && codec != SB_CODEC_ZSTD) || len < SB_SEG_HDR || len > SB_SEG_MAX_BYTES)
+		return -EINVAL;
+	if ((rc = sb_seg_hdr_decode(map, &sh))) {
+		snprintf(why, whycap, "bad segment header");
+		return rc;
+	}
+	if (codec == SB_CODEC_ZSTD && !(b.cctx = ZSTD_createCCtx()))
+		return -ENOMEM;
+	h.base = sh.base_offset;
+	h.base_stream = sh.base_stream;
+	h.plain_len = len;
+	h.codec = codec;
+	h.first_ts = INT64_MAX;
+	h.max_ts = INT64_MIN;
+	uint64_t pos = SB_SEG_HDR, off = h.base, st = h.base_stream;
+	while (pos < len) {
+		/* Copy the record, then decode and check the copy: what goes
+		 * into the block is what was checked. */
+		uint32_t size = len - pos >= 8 ? sb_get32(map + pos + 4) : 0;
+		if (size < SB_REC_HDR || size > len - pos) {
+			snprintf(why, whycap, "byte %llu: bad record header", (unsigned long long)pos);
+			rc = SB_ECORRUPT;
+			goto out_free;
+		}
+		if (size > rec_cap) {
+			size_t c = size < 65536 ? 65536 : size;
+			uint8_t *r = realloc(rec, c);
+			if (!r) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			rec = r;
+			rec_cap = c;
+		}
+		memcpy(rec, map + pos, size);
+		if (sb_rec_decode(rec, size, 1, &rh) != SB_REC_OK || rh.size != size || rh.offset != off) {
+			snprintf(why, whycap, "byte %llu: damaged record (offset %llu)", (unsigned long long)pos,
+				 (unsigned long long)off);
+			rc = SB_ECORRUPT;
+			goto out_free;
+		}
+		if ((rc = add_rec(&b, &rh, rec + SB_REC_HDR, rec + SB_REC_HDR + rh.key_len)))
+			goto out_free;
+		if (h.first_ts == INT64_MAX && off == h.base)
+			h.first_ts = rh.timestamp_ns;
+		if (rh.timestamp_ns > h.max_ts)
+			h.max_ts = rh.timestamp_ns;
+		if (b.vals_len + b.keys_len >= block_bytes && (rc = flush_block(&b)))
+			goto out_free;
+		pos += size;
+		off++;
+		st += rh.value_len;
+	}
+	if ((rc = flush_block(&b)))
+		goto out_free;
+	if (off == h.base)
+		h.first_ts = h.max_ts = 0;
+	h.next = off;
+	h.stream_end = st;
+	rc = finish(&b, &h, stored);
+out_free:
+	free(rec);
+	builder_free(&b);
+	return rc;
+}
+
+int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, uint64_t *len, uint32_t *bad)
+{
+	uint8_t hb[SB_SEG_HDR], *buf = NULL;
+	size_t cap = 0;
+	sb_seg_hdr sh = {.base_offset = z->h.base, .base_stream = z->h.base_stream};
+	uint64_t pos = SB_SEG_HDR;
+	int rc = 0;
+
+	sb_seg_hdr_encode(hb, &sh);
+	if ((rc = sb_pwrite_full(io, fd, hb, sizeof(hb), 0)))
+		return rc;
+	for (uint32_t i = 0; i < nblocks && i < z->h.nblocks; i++) {
+		sb_zpin pin;
+		sb_zrec r;
+		if ((rc = sb_zseg_pin_block(z, i, &pin))) {
+			if (rc == SB_ECORRUPT && bad)
+				*bad = i;
+			break;
+		}
+		uint32_t n = sb_zpin_count(&pin);
+		size_t need = (size_t)z->t[i].raw + (size_t)n * SB_REC_HDR;
+		if (need > cap) {
+			uint8_t *nb = realloc(buf, need);
+			if (!nb) {
+				sb_zseg_unpin(z, &pin);
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = need;
+		}
+		size_t at = 0;
+		for (uint32_t k = 0; k < n; k++) {
+			sb_zpin_rec(z, &pin, k, &r);
+			sb_record_in in = {.key = r.key, .key_len = r.key_len, .value = r.value,
+					   .value_len = r.value_len, .flags = r.flags, .timestamp_ns = r.timestamp_ns};
+			at += sb_rec_encode(buf + at, r.offset, r.timestamp_ns, &in);
+		}
+		sb_zseg_unpin(z, &pin);
+		if (pos + at > SB_SEG_MAX_BYTES) {
+			rc = -EFBIG;
+			break;
+		}
+		if ((rc = sb_pwrite_full(io, fd, buf, at, (off_t)pos)))
+			break;
+		pos += at;
+	}
+	free(buf);
+	if (!rc)
+		*len = pos;
+	return rc;
+}

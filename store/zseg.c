@@ -1,0 +1,593 @@
+/*
+ * zseg.c - reading compressed segments: the header and block table, and
+ * blocks through a small cache of decompressed, checked, decoded blocks.
+ * Building them and writing them back plain is in zbuild.c.
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "zseg_impl.h"
+
+/* Slots per cache: a few readers of one topic at a time each keep their
+ * block (a forward scan, a random read, the daemon's readahead). */
+#define ZC_SLOTS 4
+
+struct sb_zcache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;           /* a slot finished loading */
+	struct zslot slots[ZC_SLOTS]; /* [mu] key, state, refs, used */
+	uint64_t tick;               /* [mu] */
+	uint64_t gens;               /* [mu] ids handed to segments */
+};
+
+int sb_zcache_new(sb_zcache **out)
+{
+	sb_zcache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	*out = c;
+	return 0;
+}
+
+static void slot_release_mem(struct zslot *s)
+{
+	free(s->stored);
+	free(s->raw);
+	free(s->koff);
+	free(s->voff);
+	free(s->ts);
+	free(s->flags);
+	ZSTD_freeDCtx(s->dctx);
+	memset(s, 0, sizeof(*s));
+}
+
+void sb_zcache_free(sb_zcache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < ZC_SLOTS; i++)
+		slot_release_mem(&c->slots[i]);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+int sb_zseg_is(const uint8_t *buf)
+{
+	return sb_get32(buf) == SB_ZSEG_MAGIC;
+}
+
+int sb_zseg_hdr_valid(const uint8_t buf[SB_ZSEG_HDR])
+{
+	sb_zhdr h;
+
+	return sb_zhdr_decode(buf, &h) == 0;
+}
+
+static int pread_full(const sb_io *io, int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = io->pread(io->ctx, fd, (uint8_t *)buf + done, n - done, (off_t)(off + done));
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			return SB_ECORRUPT; /* shorter than its table says */
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h)
+{
+	memset(dst, 0, SB_ZSEG_HDR);
+	sb_put32(dst, SB_ZSEG_MAGIC);
+	sb_put16(dst + 4, SB_ZSEG_VERSION);
+	sb_put16(dst + 6, SB_ZSEG_HDR);
+	sb_put64(dst + 8, h->base);
+	sb_put64(dst + 16, h->base_stream);
+	sb_put64(dst + 24, h->next);
+	sb_put64(dst + 32, h->stream_end);
+	sb_put64(dst + 40, h->plain_len);
+	sb_put64(dst + 48, (uint64_t)h->first_ts);
+	sb_put64(dst + 56, (uint64_t)h->max_ts);
+	sb_put64(dst + 64, h->table_pos);
+	sb_put32(dst + 72, h->nblocks);
+	sb_put16(dst + 76, (uint16_t)h->codec);
+	sb_put32(dst + 80, h->table_crc);
+	sb_put32(dst + 92, sb_crc32c(0, dst, 92));
+}
+
+int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h)
+{
+	sb_zhdr t;
+
+	if (sb_get32(src) != SB_ZSEG_MAGIC || sb_get16(src + 6) != SB_ZSEG_HDR ||
+	    sb_get32(src + 92) != sb_crc32c(0, src, 92))
+		return SB_ECORRUPT;
+	if (sb_get16(src + 4) != SB_ZSEG_VERSION)
+		return SB_EVERSION;
+	t.base = sb_get64(src + 8);
+	t.base_stream = sb_get64(src + 16);
+	t.next = sb_get64(src + 24);
+	t.stream_end = sb_get64(src + 32);
+	t.plain_len = sb_get64(src + 40);
+	t.first_ts = (int64_t)sb_get64(src + 48);
+	t.max_ts = (int64_t)sb_get64(src + 56);
+	t.table_pos = sb_get64(src + 64);
+	t.nblocks = sb_get32(src + 72);
+	t.codec = sb_get16(src + 76);
+	t.table_crc = sb_get32(src + 80);
+	if ((t.codec != SB_CODEC_LZ4 && t.codec != SB_CODEC_ZSTD) || sb_get16(src + 78) || sb_get32(src + 84) ||
+	    sb_get32(src + 88))
+		return SB_ECORRUPT;
+	*h = t;
+	return 0;
+}
+
+void sb_zent_encode(uint8_t dst[SB_ZSEG_ENTRY], const sb_zent *e)
+{
+	sb_put32(dst, e->rel_offset);
+	sb_put32(dst + 4, e->rel_stream);
+	sb_put32(dst + 8, e->pos);
+	sb_put32(dst + 12, e->stored);
+	sb_put32(dst + 16, e->raw);
+	sb_put32(dst + 20, e->count);
+	sb_put32(dst + 24, e->stored_crc);
+	sb_put32(dst + 28, e->raw_crc);
+}
+
+static void zent_decode(const uint8_t src[SB_ZSEG_ENTRY], sb_zent *e)
+{
+	e->rel_offset = sb_get32(src);
+	e->rel_stream = sb_get32(src + 4);
+	e->pos = sb_get32(src + 8);
+	e->stored = sb_get32(src + 12);
+	e->raw = sb_get32(src + 16);
+	e->count = sb_get32(src + 20);
+	e->stored_crc = sb_get32(src + 24);
+	e->raw_crc = sb_get32(src + 28);
+}
+
+/* The table must tile the file and the offsets/stream of the header. */
+static int table_check(const sb_zhdr *h, const sb_zent *t, uint64_t file_size)
+{
+	uint64_t pos = SB_ZSEG_HDR, off = 0, st = 0;
+
+	if (h->next < h->base || h->stream_end < h->base_stream || h->next - h->base > UINT32_MAX ||
+	    h->stream_end - h->base_stream > UINT32_MAX || h->plain_len > SB_SEG_MAX_BYTES ||
+	    file_size != h->table_pos + (uint64_t)h->nblocks * SB_ZSEG_ENTRY || h->max_ts < h->first_ts)
+		return SB_ECORRUPT;
+	for (uint32_t i = 0; i < h->nblocks; i++) {
+		const sb_zent *e = &t[i];
+		if (e->pos != pos || e->rel_offset != off || e->rel_stream < st || !e->count ||
+		    e->raw > SB_ZBLOCK_MAX || e->raw < e->count * 4u || !e->stored)
+			return SB_ECORRUPT;
+		pos += e->stored;
+		off += e->count;
+		st = e->rel_stream;
+	}
+	if (pos != h->table_pos || off != h->next - h->base || st > h->stream_end - h->base_stream)
+		return SB_ECORRUPT;
+	return 0;
+}
+
+int sb_zseg_open(const sb_io *io, int fd, uint64_t file_size, uint64_t base, sb_zcache *c, sb_zseg **out)
+{
+	uint8_t hb[SB_ZSEG_HDR], *tb = NULL;
+	sb_zseg *z;
+	sb_zhdr h;
+	int rc;
+
+	if (file_size < SB_ZSEG_HDR || file_size > SB_SEG_MAX_BYTES)
+		return SB_ECORRUPT;
+	if ((rc = pread_full(io, fd, hb, sizeof(hb), 0)))
+		return rc;
+	if ((rc = sb_zhdr_decode(hb, &h)))
+		return rc;
+	if (h.base != base || h.table_pos > file_size || (file_size - h.table_pos) / SB_ZSEG_ENTRY != h.nblocks)
+		return SB_ECORRUPT;
+	z = calloc(1, sizeof(*z));
+	if (!z)
+		return -ENOMEM;
+	z->io = io;
+	z->fd = fd;
+	z->h = h;
+	if (!c) {
+		if ((rc = sb_zcache_new(&z->own)))
+			goto out_free;
+		c = z->own;
+	}
+	z->c = c;
+	size_t tlen = (size_t)h.nblocks * SB_ZSEG_ENTRY;
+	z->t = malloc((h.nblocks ? h.nblocks : 1) * sizeof(*z->t));
+	tb = malloc(tlen ? tlen : 1);
+	if (!z->t || !tb) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	if ((rc = pread_full(io, fd, tb, tlen, h.table_pos)))
+		goto out_free;
+	if (sb_crc32c(0, tb, tlen) != h.table_crc) {
+		rc = SB_ECORRUPT;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < h.nblocks; i++)
+		zent_decode(tb + (size_t)i * SB_ZSEG_ENTRY, &z->t[i]);
+	if ((rc = table_check(&h, z->t, file_size)))
+		goto out_free;
+	free(tb);
+	pthread_mutex_lock(&c->mu);
+	z->gen = ++c->gens;
+	pthread_mutex_unlock(&c->mu);
+	*out = z;
+	return 0;
+out_free:
+	free(tb);
+	sb_zseg_free(z);
+	return rc;
+}
+
+void sb_zseg_free(sb_zseg *z)
+{
+	if (!z)
+		return;
+	if (z->c && z->c != z->own) {
+		/* Forget its blocks: a later segment must not take them. */
+		pthread_mutex_lock(&z->c->mu);
+		for (int i = 0; i < ZC_SLOTS; i++)
+			if (z->c->slots[i].gen == z->gen && !z->c->slots[i].refs)
+				z->c->slots[i].gen = 0;
+		pthread_mutex_unlock(&z->c->mu);
+	}
+	sb_zcache_free(z->own);
+	free(z->t);
+	free(z);
+}
+
+uint64_t sb_zseg_base_stream(const sb_zseg *z) { return z->h.base_stream; }
+uint64_t sb_zseg_next(const sb_zseg *z) { return z->h.next; }
+uint64_t sb_zseg_stream_end(const sb_zseg *z) { return z->h.stream_end; }
+uint64_t sb_zseg_plain_len(const sb_zseg *z) { return z->h.plain_len; }
+int64_t sb_zseg_first_ts(const sb_zseg *z) { return z->h.first_ts; }
+int64_t sb_zseg_max_ts(const sb_zseg *z) { return z->h.max_ts; }
+uint32_t sb_zseg_blocks(const sb_zseg *z) { return z->h.nblocks; }
+unsigned sb_zseg_codec(const sb_zseg *z) { return z->h.codec; }
+uint64_t sb_zseg_block_pos(const sb_zseg *z, uint32_t i)
+{
+	return i < z->h.nblocks ? z->t[i].pos : z->h.table_pos;
+}
+uint64_t sb_zseg_block_offset(const sb_zseg *z, uint32_t i)
+{
+	return i < z->h.nblocks ? z->h.base + z->t[i].rel_offset : z->h.next;
+}
+
+uint64_t sb_zseg_block_stream(const sb_zseg *z, uint32_t i)
+{
+	return i < z->h.nblocks ? z->h.base_stream + z->t[i].rel_stream : z->h.stream_end;
+}
+
+/* Stream bytes of block i. */
+static uint64_t block_stream_len(const sb_zseg *z, uint32_t i)
+{
+	uint64_t end = i + 1 < z->h.nblocks ? z->t[i + 1].rel_stream : z->h.stream_end - z->h.base_stream;
+	return end - z->t[i].rel_stream;
+}
+
+static int grow(void **p, uint32_t *cap, uint32_t want, size_t elem)
+{
+	if (want <= *cap)
+		return 0;
+	void *n = realloc(*p, (size_t)want * elem);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = want;
+	return 0;
+}
+
+static int grow_bytes(uint8_t **p, size_t *cap, size_t want)
+{
+	if (want <= *cap)
+		return 0;
+	size_t c = want < 65536 ? 65536 : want;
+	uint8_t *n = realloc(*p, c);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
+/* Read a LEB128 varint of at most 10 bytes from [*p, end). */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
+{
+	const uint8_t *p = s->raw, *end = s->raw + s->raw_len;
+	uint64_t v, keys = 0, vals = 0;
+	int64_t ts = 0;
+
+	if (grow((void **)&s->koff, &s->kcap, n + 1, sizeof(*s->koff)) ||
+	    grow((void **)&s->voff, &s->vcap, n + 1, sizeof(*s->voff)) ||
+	    grow((void **)&s->ts, &s->tcap, n, sizeof(*s->ts)) ||
+	    grow((void **)&s->flags, &s->fcap, n, sizeof(*s->flags)))
+		return -ENOMEM;
+	for (uint32_t k = 0; k < n; k++) {
+		if (get_varint(&p, end, &v) || (v & ~(uint64_t)SB_REC_KNOWN_FLAGS))
+			return SB_ECORRUPT;
+		s->flags[k] = (uint16_t)v;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		if (get_varint(&p, end, &v) || v > SB_KEY_MAX)
+			return SB_ECORRUPT;
+		s->koff[k] = (uint32_t)keys;
+		keys += v;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		if (get_varint(&p, end, &v) || v > SB_ZBLOCK_MAX)
+			return SB_ECORRUPT;
+		s->voff[k] = (uint32_t)vals;
+		vals += v;
+		if (vals > SB_ZBLOCK_MAX)
+			return SB_ECORRUPT;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		if (get_varint(&p, end, &v))
+			return SB_ECORRUPT;
+		/* zigzag delta; wrapping arithmetic, as it was encoded */
+		uint64_t d = (v >> 1) ^ (uint64_t)-(int64_t)(v & 1);
+		ts = (int64_t)((uint64_t)ts + d);
+		s->ts[k] = ts;
+	}
+	if (keys > (uint64_t)(end - p) || vals != (uint64_t)(end - p) - keys || vals != stream_len)
+		return SB_ECORRUPT;
+	s->koff[n] = (uint32_t)keys;
+	s->voff[n] = (uint32_t)vals;
+	s->keys_at = (uint32_t)(p - s->raw);
+	s->vals_at = (uint32_t)(s->keys_at + keys);
+	s->n = n;
+	return 0;
+}
+
+int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw)
+{
+	if (codec == SB_CODEC_LZ4) {
+		if (n > INT32_MAX || raw > INT32_MAX)
+			return SB_ECORRUPT;
+		int r = LZ4_decompress_safe((const char *)src, (char *)s->raw, (int)n, (int)raw);
+		return r == (int)raw ? 0 : SB_ECORRUPT;
+	}
+	if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
+		return -ENOMEM;
+	size_t r = ZSTD_decompressDCtx(s->dctx, s->raw, raw, src, n);
+	return !ZSTD_isError(r) && r == raw ? 0 : SB_ECORRUPT;
+}
+
+/* Read, check, decompress and decode block i into slot s (not locked:
+ * the slot is the loader's alone while it loads). */
+static int load(sb_zseg *z, struct zslot *s, uint32_t i)
+{
+	const sb_zent *e = &z->t[i];
+	int rc;
+
+	if ((rc = grow_bytes(&s->stored, &s->stored_cap, e->stored)) ||
+	    (rc = grow_bytes(&s->raw, &s->raw_cap, e->raw)))
+		return rc;
+	if ((rc = pread_full(z->io, z->fd, s->stored, e->stored, e->pos)))
+		return rc;
+	if (sb_crc32c(0, s->stored, e->stored) != e->stored_crc)
+		return SB_ECORRUPT;
+	if ((rc = sb_zblock_decompress(z->h.codec, s, s->stored, e->stored, e->raw)))
+		return rc;
+	s->raw_len = e->raw;
+	if (sb_crc32c(0, s->raw, e->raw) != e->raw_crc)
+		return SB_ECORRUPT;
+	return sb_zblock_decode(s, e->count, block_stream_len(z, i));
+}
+
+/* Pin block i: a cached copy, or load it into the least recently used
+ * free slot (or, all slots pinned, a slot of its own, freed at unpin). */
+static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
+{
+	sb_zcache *c = z->c;
+	struct zslot *s = NULL;
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct zslot *lru = NULL;
+		s = NULL;
+		for (int k = 0; k < ZC_SLOTS; k++) {
+			struct zslot *t = &c->slots[k];
+			if (t->gen == z->gen && t->block == i && t->state) {
+				s = t;
+				break;
+			}
+			if (!t->refs && (!lru || t->used < lru->used))
+				lru = t;
+		}
+		if (s && s->state == ZS_LOADING) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		if (s) {
+			s->refs++;
+			s->used = ++c->tick;
+			pthread_mutex_unlock(&c->mu);
+			pin->slot = s;
+			pin->block = i;
+			return 0;
+		}
+		s = lru;
+		break;
+	}
+	if (s) {
+		s->gen = z->gen;
+		s->block = i;
+		s->state = ZS_LOADING;
+		s->refs = 1;
+		s->used = ++c->tick;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!s) {
+		if (!(s = calloc(1, sizeof(*s))))
+			return -ENOMEM;
+		s->heap = 1;
+		s->refs = 1;
+		s->block = i;
+	}
+	rc = load(z, s, i);
+	if (s->heap) {
+		if (rc) {
+			slot_release_mem(s);
+			free(s);
+			return rc;
+		}
+	} else {
+		pthread_mutex_lock(&c->mu);
+		if (rc) {
+			s->gen = 0;
+			s->state = ZS_EMPTY;
+			s->refs = 0;
+		} else {
+			s->state = ZS_READY;
+		}
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		if (rc)
+			return rc;
+	}
+	pin->slot = s;
+	pin->block = i;
+	return 0;
+}
+
+void sb_zseg_unpin(sb_zseg *z, sb_zpin *pin)
+{
+	struct zslot *s = pin->slot;
+
+	if (!s)
+		return;
+	pin->slot = NULL;
+	if (s->heap) {
+		slot_release_mem(s);
+		free(s);
+		return;
+	}
+	pthread_mutex_lock(&z->c->mu);
+	s->refs--;
+	pthread_mutex_unlock(&z->c->mu);
+}
+
+uint32_t sb_zpin_count(const sb_zpin *pin)
+{
+	return pin->slot->n;
+}
+
+void sb_zpin_rec(const sb_zseg *z, const sb_zpin *pin, uint32_t k, sb_zrec *r)
+{
+	const struct zslot *s = pin->slot;
+	const sb_zent *e = &z->t[pin->block];
+
+	r->offset = z->h.base + e->rel_offset + k;
+	r->stream = z->h.base_stream + e->rel_stream + s->voff[k];
+	r->timestamp_ns = s->ts[k];
+	r->flags = s->flags[k];
+	r->key_len = (uint16_t)(s->koff[k + 1] - s->koff[k]);
+	r->value_len = s->voff[k + 1] - s->voff[k];
+	r->key = s->raw + s->keys_at + s->koff[k];
+	r->value = s->raw + s->vals_at + s->voff[k];
+	r->block_stream_end = z->h.base_stream + e->rel_stream + s->voff[s->n];
+}
+
+/* The block holding record rel (by_stream: stream byte rel). */
+static uint32_t find_block(const sb_zseg *z, uint64_t rel, int by_stream)
+{
+	uint32_t lo = 0, hi = z->h.nblocks;
+
+	while (lo < hi) { /* first block starting past rel */
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint64_t at = by_stream ? z->t[mid].rel_stream : z->t[mid].rel_offset;
+		if (at <= rel)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? lo - 1 : 0;
+}
+
+uint32_t sb_zseg_block_of(const sb_zseg *z, uint64_t key, int by_stream)
+{
+	return find_block(z, key - (by_stream ? z->h.base_stream : z->h.base), by_stream);
+}
+
+int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *r, uint64_t *bad_pos)
+{
+	uint64_t lo = by_stream ? z->h.base_stream : z->h.base, hi = by_stream ? z->h.stream_end : z->h.next;
+	uint32_t i, k;
+	int rc;
+
+	if (key < lo || key >= hi || !z->h.nblocks)
+		return -ENOENT;
+	i = find_block(z, key - lo, by_stream);
+	rc = pin_block(z, i, pin);
+	if (rc) {
+		if (bad_pos)
+			*bad_pos = z->t[i].pos;
+		return rc;
+	}
+	const struct zslot *s = pin->slot;
+	if (!by_stream) {
+		k = (uint32_t)(key - lo - z->t[i].rel_offset);
+	} else {
+		uint64_t rel = key - lo - z->t[i].rel_stream;
+		uint32_t a = 0, b = s->n;
+		while (a < b) { /* first record whose value starts past rel */
+			uint32_t mid = a + (b - a) / 2;
+			if (s->voff[mid] <= rel)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		k = a - 1; /* a >= 1: voff[0] = 0 <= rel */
+	}
+	sb_zpin_rec(z, pin, k, r);
+	return 0;
+}
+
+int sb_zseg_check_block(sb_zseg *z, uint32_t i)
+{
+	sb_zpin pin;
+	int rc = pin_block(z, i, &pin);
+
+	if (!rc)
+		sb_zseg_unpin(z, &pin);
+	return rc;
+}
+
+int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
+{
+	return pin_block(z, i, pin);
+}

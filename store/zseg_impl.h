@@ -1,0 +1,65 @@
+/*
+ * zseg_impl.h - the structures of zseg.c and zbuild.c (compressed
+ * segments); nothing else includes it.
+ */
+#ifndef SB_ZSEG_IMPL_H
+#define SB_ZSEG_IMPL_H
+
+#include "zseg.h"
+
+/* The header of a compressed segment (format.h). */
+typedef struct sb_zhdr {
+	uint64_t base, base_stream, next, stream_end, plain_len;
+	int64_t first_ts, max_ts;
+	uint64_t table_pos;
+	uint32_t nblocks;
+	unsigned codec;
+	uint32_t table_crc;
+} sb_zhdr;
+
+/* One block table entry (format.h). */
+typedef struct sb_zent {
+	uint32_t rel_offset, rel_stream, pos, stored, raw, count, stored_crc, raw_crc;
+} sb_zent;
+
+enum { ZS_EMPTY = 0, ZS_LOADING = 1, ZS_READY = 2 };
+
+/* A decompressed, checked, decoded block. The key fields are the cache's
+ * (under its mutex); the buffers are the loader's while ZS_LOADING and
+ * read-only while pinned. */
+struct zslot {
+	uint64_t gen;               /* the segment's id, 0: none */
+	uint32_t block;
+	int state, refs, heap;
+	uint64_t used;
+	uint8_t *stored, *raw;
+	size_t stored_cap, raw_cap, raw_len;
+	uint32_t n;                 /* records */
+	uint32_t *koff, *voff;      /* n + 1: key / value starts (relative) */
+	int64_t *ts;
+	uint16_t *flags;
+	uint32_t kcap, vcap, tcap, fcap;
+	uint32_t keys_at, vals_at;  /* where keys and values start in raw */
+	void *dctx;                 /* ZSTD_DCtx, made at first use */
+};
+
+struct sb_zseg {
+	const sb_io *io;
+	int fd;
+	sb_zhdr h;
+	sb_zent *t;                 /* the block table */
+	sb_zcache *c, *own;
+	uint64_t gen;
+};
+
+void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
+int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h);
+void sb_zent_encode(uint8_t dst[SB_ZSEG_ENTRY], const sb_zent *e);
+/* Decode the columns of s->raw (raw_len bytes, n records, stream_len bytes
+ * of values). 0, SB_ECORRUPT or -ENOMEM. */
+int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len);
+/* Decompress n bytes at src into s->raw (raw bytes exactly). */
+int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw);
+int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin);
+
+#endif

@@ -1,0 +1,410 @@
+/*
+ * test_store_compress.c - compressed sealed segments (format.h, "Compressed
+ * segment"): round trips under each codec (by offset, keys, stats, stream,
+ * offset_at, across a reopen), random reads and forward scans, damage inside
+ * a compressed block (random flips: never served), recovery's cut, and
+ * readers and appenders busy while segments are swapped.
+ * SB_TEST_COMPRESS_CASES sets the number of damage cases (default 60).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "format.h"
+#include "util_store.h"
+
+static ut_env env;
+static sb_store *S;
+static sb_log *L;
+static sb_log_config C;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "z"), 0);
+	S = NULL;
+}
+
+static void teardown(void)
+{
+	if (S)
+		sb_store_close(S);
+	ut_env_fini(&env);
+}
+
+TestSuite(compress, .init = setup, .fini = teardown);
+
+static void open_store(enum sb_compression z)
+{
+	ut_cfg(&C, 64 * 1024, SB_SYNC_NEVER);
+	C.compression = z;
+	C.compression_block_bytes = 4096;
+	C.index_interval_bytes = 512;
+	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L);
+}
+
+static void reopen(void)
+{
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+	cr_assert_eq(sb_store_get(S, "t", &L), 0);
+}
+
+/* Record i: a key on every third, an empty payload on every 11th,
+ * compressible text otherwise; its timestamp 1000 + i * 7 (writer-set). */
+static size_t payload(uint64_t i, uint8_t *buf, size_t cap)
+{
+	if (i % 11 == 5)
+		return 0;
+	size_t n = (size_t)snprintf((char *)buf, cap, "line %llu of the log: the quick brown fox %llu\n",
+				    (unsigned long long)i, (unsigned long long)(i * 2654435761u % 1000));
+	if (i % 97 == 3) { /* now and then a long, less compressible one */
+		for (size_t k = n; k < 3000 && k < cap; k++)
+			buf[k] = (uint8_t)(i * 31 + k * k);
+		n = 3000;
+	}
+	return n;
+}
+
+static void append_n(uint64_t n)
+{
+	uint8_t buf[4096];
+	char key[32];
+
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t i = sb_log_next(L);
+		size_t len = payload(i, buf, sizeof(buf));
+		int kl = snprintf(key, sizeof(key), "k%llu", (unsigned long long)(i % 13));
+		sb_record_in r = {.key = key, .key_len = i % 3 == 0 ? (uint32_t)kl : 0, .value = buf,
+				  .value_len = (uint32_t)len, .timestamp_ns = 1000 + (int64_t)i * 7};
+		cr_assert_eq(sb_log_append(L, &r, 1, NULL), 0);
+	}
+}
+
+/* Record i as read: 0 if right, else what was wrong (an error, or 1). */
+static int check_rec(uint64_t i)
+{
+	uint8_t want[4096], got[4096];
+	char key[32], gk[32];
+	size_t n = payload(i, want, sizeof(want)), nr = 0, kl = 0;
+	sb_record_info info;
+	int rc = sb_log_read(L, i, 0, got, sizeof(got), &nr, &info);
+
+	if (rc)
+		return rc;
+	if (nr != n || memcmp(got, want, n) || info.offset != i || info.timestamp_ns != 1000 + (int64_t)i * 7 ||
+	    info.value_len != n)
+		return 1;
+	int wl = snprintf(key, sizeof(key), "k%llu", (unsigned long long)(i % 13));
+	if ((rc = sb_log_read_key(L, i, gk, sizeof(gk), &kl)))
+		return rc;
+	if (i % 3 == 0 ? (kl != (size_t)wl || memcmp(gk, key, kl)) : kl != 0)
+		return 1;
+	/* a part of it, from the middle */
+	if (n > 4) {
+		if ((rc = sb_log_read(L, i, 3, got, 2, &nr, NULL)))
+			return rc;
+		if (nr != 2 || memcmp(got, want + 3, 2))
+			return 1;
+	}
+	return 0;
+}
+
+/* The whole stream, in reads of `chunk` bytes, against the payloads. */
+static void check_stream(uint64_t from, uint64_t to, size_t chunk)
+{
+	size_t total = 0, cap = 0;
+	uint8_t *want = NULL, *got;
+
+	for (uint64_t i = from; i < to; i++) {
+		if (total + 4096 > cap) {
+			cap = cap ? cap * 2 : 1 << 20;
+			want = realloc(want, cap);
+		}
+		total += payload(i, want + total, 4096);
+	}
+	got = malloc(total + 1);
+	uint64_t pos = sb_log_stream_start(L);
+	size_t done = 0;
+	while (done < total) {
+		size_t n = 0, want_n = chunk < total - done ? chunk : total - done;
+		cr_assert_eq(sb_log_read_stream(L, pos + done, got + done, want_n, &n), 0);
+		cr_assert_gt(n, 0);
+		done += n;
+	}
+	cr_assert(!total || memcmp(got, want, total) == 0);
+	cr_assert_eq(sb_log_stream_end(L) - sb_log_stream_start(L), total);
+	free(want);
+	free(got);
+}
+
+static void roundtrip(enum sb_compression z)
+{
+	sb_log_stats st;
+	size_t done = 0;
+	const uint64_t n = 6000;
+
+	open_store(z);
+	append_n(n);
+	cr_assert_eq(sb_log_sync(L), 0);
+	cr_assert_eq(sb_log_compress(L, &done), 0);
+	cr_assert_gt(done, 2);
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_assert_eq(st.compressed, done);
+	cr_assert_lt(st.bytes * 2, st.logical_bytes, "stored %llu logical %llu", (unsigned long long)st.bytes,
+		     (unsigned long long)st.logical_bytes);
+	cr_assert_eq(st.oldest_ns, 1000);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t i = 0; i < n; i++)
+			cr_assert_eq(check_rec(i), 0, "record %llu", (unsigned long long)i);
+		for (int k = 0; k < 3000; k++) { /* random reads */
+			uint64_t i = (uint64_t)rand() % n;
+			cr_assert_eq(check_rec(i), 0, "record %llu", (unsigned long long)i);
+		}
+		check_stream(0, sb_log_next(L), 65536);
+		check_stream(0, sb_log_next(L), 777);
+		/* offset_at of every 37th stream byte agrees with stat */
+		for (uint64_t p = sb_log_stream_start(L); p < sb_log_stream_end(L); p += 37) {
+			uint64_t off;
+			sb_record_info info;
+			cr_assert_eq(sb_log_offset_at(L, p, &off), 0);
+			cr_assert_eq(sb_log_stat(L, off, &info), 0);
+			cr_assert(info.stream_pos <= p && p < info.stream_pos + info.value_len);
+		}
+		append_n(10); /* appends after the swaps */
+		for (uint64_t i = n; i < n + 10; i++)
+			cr_assert_eq(check_rec(i), 0);
+		reopen();
+		cr_assert_eq(sb_log_next(L), n + 10 * (pass + 1));
+	}
+	/* Retention and delete_before still drop compressed segments. */
+	cr_assert_eq(sb_log_delete_before(L, n / 2), 0);
+	cr_assert_eq(sb_log_start(L), n / 2);
+	cr_assert_eq(check_rec(n / 2), 0);
+	check_stream(n / 2, sb_log_next(L), 4096);
+}
+
+Test(compress, roundtrip_lz4) { roundtrip(SB_COMPRESS_LZ4); }
+Test(compress, roundtrip_zstd) { roundtrip(SB_COMPRESS_ZSTD); }
+
+/* A topic configured `none` compresses nothing in the background, and
+ * sb_log_compress still works (lz4). */
+Test(compress, none_then_explicit)
+{
+	size_t done = 0;
+
+	open_store(SB_COMPRESS_NONE);
+	append_n(3000);
+	cr_assert_eq(sb_log_sync(L), 0);
+	cr_assert_eq(sb_log_compress(L, &done), 0);
+	cr_assert_gt(done, 0);
+	for (uint64_t i = 0; i < 3000; i++)
+		cr_assert_eq(check_rec(i), 0);
+}
+
+/* ---- damage ------------------------------------------------------------- */
+
+static int list_segs(char names[][32], int cap)
+{
+	char dir[4096];
+	DIR *d = opendir(ut_topic_path(&env, "t", NULL, dir, sizeof(dir)));
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d)) && n < cap) {
+		size_t l = strlen(de->d_name);
+		if (l > 4 && l < 32 && strcmp(de->d_name + l - 4, ".seg") == 0)
+			memcpy(names[n++], de->d_name, l + 1);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A compressed segment? *blocks_end: where its blocks end (its table). */
+static int is_compressed(const char *name, uint64_t *blocks_end)
+{
+	char path[4096];
+	uint8_t m[SB_ZSEG_HDR] = {0};
+	int fd = open(ut_topic_path(&env, "t", name, path, sizeof(path)), O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (read(fd, m, sizeof(m)) != (ssize_t)sizeof(m))
+		m[0] = 0;
+	close(fd);
+	*blocks_end = sb_get64(m + 64);
+	return sb_get32(m) == SB_ZSEG_MAGIC;
+}
+
+static void flip(const char *name, uint64_t pos, uint8_t mask)
+{
+	char path[4096];
+	uint8_t b;
+	int fd = open(ut_topic_path(&env, "t", name, path, sizeof(path)), O_RDWR);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &b, 1, (off_t)pos), 1);
+	b ^= mask;
+	cr_assert_eq(pwrite(fd, &b, 1, (off_t)pos), 1);
+	close(fd);
+}
+
+static void quiet(void *arg, const char *topic, const char *msg)
+{
+	(void)arg;
+	(void)topic;
+	(void)msg;
+}
+
+/*
+ * Random flips inside the blocks of a compressed segment, in a store
+ * whose segments are all compressed: every read gives the right record or
+ * SB_ECORRUPT, never other bytes; the stream never serves a wrong byte;
+ * then `recover --cut` (repair, full check) leaves a prefix that reads
+ * whole.
+ */
+Test(compress, damage_never_served, .timeout = 120)
+{
+	const char *e = getenv("SB_TEST_COMPRESS_CASES");
+	int cases = e ? atoi(e) : 60;
+	const uint64_t n = 3000;
+	char names[64][32];
+	char copy[4096 + 16];
+
+	open_store(SB_COMPRESS_ZSTD);
+	append_n(n);
+	cr_assert_eq(sb_log_sync(L), 0);
+	cr_assert_eq(sb_log_compress(L, NULL), 0);
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	snprintf(copy, sizeof(copy), "%s.orig", env.store);
+	char cmd[16384];
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", env.store, copy);
+	cr_assert_eq(system(cmd), 0);
+	srand(12345);
+	for (int c = 0; c < cases; c++) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", env.store, copy, env.store);
+		cr_assert_eq(system(cmd), 0);
+		int ns = list_segs(names, 64), zs[64], nz = 0;
+		uint64_t size = 0, sizes[64];
+		for (int i = 0; i < ns; i++)
+			if (is_compressed(names[i], &size)) {
+				sizes[nz] = size;
+				zs[nz++] = i;
+			}
+		cr_assert_gt(nz, 0);
+		int k = rand() % nz;
+		/* inside the blocks: past the header, before the table */
+		uint64_t pos = SB_ZSEG_HDR + (uint64_t)rand() % (sizes[k] - SB_ZSEG_HDR - 9);
+		int flips = 1 + rand() % 3;
+		for (int f = 0; f < flips; f++)
+			flip(names[zs[k]], pos + (uint64_t)f * 3 + (uint64_t)(rand() % 3),
+			     (uint8_t)(1u << (rand() % 8))); /* distinct bytes: flips never cancel */
+
+		sb_store_options o;
+		sb_store_options_default(&o);
+		o.defaults = C;
+		o.no_flusher = 1;
+		o.report = quiet;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		int grc = sb_store_get(S, "t", &L);
+		cr_assert_eq(grc, 0, "case %d: %s", c, sb_strerror(grc));
+		int bad = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			int rc = check_rec(i);
+			cr_assert(rc == 0 || rc == SB_ECORRUPT, "case %d record %llu: %d", c,
+				  (unsigned long long)i, rc);
+			bad += rc != 0;
+		}
+		cr_assert_gt(bad, 0, "case %d: a flip at %llu of %s went unseen", c, (unsigned long long)pos,
+			     names[zs[k]]);
+		cr_assert_eq(sb_store_close(S), 0);
+		S = NULL;
+
+		/* recover --cut: the log is cut before the damaged block */
+		o.repair = 1;
+		o.full_check = 1;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		cr_assert_eq(sb_store_get(S, "t", &L), 0);
+		uint64_t next = sb_log_next(L);
+		cr_assert_lt(next, n, "case %d", c);
+		for (uint64_t i = 0; i < next; i++)
+			cr_assert_eq(check_rec(i), 0, "case %d record %llu after the cut", c, (unsigned long long)i);
+		check_stream(0, next, 65536);
+		cr_assert_eq(sb_store_close(S), 0);
+		S = NULL;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", copy);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- busy readers and appenders during swaps ---------------------------- */
+
+static atomic_int stop;
+static atomic_ulong reads;
+
+static void *reader(void *arg)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)arg;
+	uint8_t buf[8192];
+
+	while (!atomic_load(&stop)) {
+		uint64_t next = sb_log_next(L);
+		if (!next)
+			continue;
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t i = (seed >> 33) % next;
+		if (seed & 1) {
+			int rc = check_rec(i);
+			if (rc) {
+				fprintf(stderr, "reader: record %llu: %d\n", (unsigned long long)i, rc);
+				abort();
+			}
+		} else {
+			size_t nr;
+			uint64_t p = sb_log_stream_start(L) + (seed >> 20) % (sb_log_stream_end(L) - sb_log_stream_start(L) + 1);
+			if (sb_log_read_stream(L, p, buf, sizeof(buf), &nr)) {
+				fprintf(stderr, "reader: stream at %llu failed\n", (unsigned long long)p);
+				abort();
+			}
+		}
+		atomic_fetch_add(&reads, 1);
+	}
+	return NULL;
+}
+
+Test(compress, busy_swaps, .timeout = 120)
+{
+	pthread_t th[3];
+
+	open_store(SB_COMPRESS_LZ4);
+	append_n(500);
+	atomic_store(&stop, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, reader, (void *)(uintptr_t)(i + 1)), 0);
+	for (int round = 0; round < 20; round++) {
+		append_n(400);
+		cr_assert_eq(sb_log_sync(L), 0);
+		cr_assert_eq(sb_log_compress(L, NULL), 0);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	sb_log_stats st;
+	cr_assert_eq(sb_log_get_stats(L, &st), 0);
+	cr_assert_gt(st.compressed, 5);
+	cr_assert_gt(atomic_load(&reads), 100);
+	for (uint64_t i = 0; i < sb_log_next(L); i++)
+		cr_assert_eq(check_rec(i), 0);
+}
