@@ -12,17 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NLOGKEYS 7
+#define NLOGKEYS 9
 
 static const char *const log_keys[NLOGKEYS] = {
 	"segment_bytes", "index_interval_bytes", "max_record_bytes", "sync",
-	"sync_interval_ms", "retention_bytes", "retention_ms",
+	"sync_interval_ms", "retention_bytes", "retention_ms", "compression",
+	"compression_block_bytes",
 };
 
 const char sbfs_store_usage[] =
 	"  [log]   segment_bytes 134217728, index_interval_bytes 4096,\n"
 	"          max_record_bytes 1048576, sync interval (never|interval|always),\n"
-	"          sync_interval_ms 1000, retention_bytes -1, retention_ms -1\n"
+	"          sync_interval_ms 1000, retention_bytes -1, retention_ms -1,\n"
+	"          compression none (none|lz4|zstd: sealed segments, in the\n"
+	"          background), compression_block_bytes 65536\n"
 	"  [topic:NAME] any [log] key, for one topic\n";
 
 typedef struct topic_cfg {
@@ -121,6 +124,15 @@ static int set_log_key(sb_log_config *lc, int k, const char *v, const sbfs_src *
 		else
 			lc->retention_ms = n;
 		return 0;
+	case 7:
+		if (sb_compression_parse(v, &lc->compression))
+			return sbfs_config_errf(err, s, key, "bad value '%s' (none, lz4 or zstd)", v);
+		return 0;
+	case 8:
+		if (sbfs_parse_int(v, 1024, 16 << 20, &n))
+			return sbfs_config_errf(err, s, key, "bad value '%s' (a byte count, 1024 to 16 MiB)", v);
+		lc->compression_block_bytes = (uint32_t)n;
+		return 0;
 	}
 	return sbfs_config_errf(err, s, key, "unknown key");
 }
@@ -195,6 +207,8 @@ int sbfs_store_topic_config(void *p, const char *name, sb_log_config *cfg)
 		if (t->set & (1u << 4)) cfg->sync_interval_ms = t->cfg.sync_interval_ms;
 		if (t->set & (1u << 5)) cfg->retention_bytes = t->cfg.retention_bytes;
 		if (t->set & (1u << 6)) cfg->retention_ms = t->cfg.retention_ms;
+		if (t->set & (1u << 7)) cfg->compression = t->cfg.compression;
+		if (t->set & (1u << 8)) cfg->compression_block_bytes = t->cfg.compression_block_bytes;
 	}
 	return 0;
 }
@@ -203,7 +217,8 @@ int sbfs_store_topic_config(void *p, const char *name, sb_log_config *cfg)
 static int key_in(const char *why)
 {
 	for (int i = 0; why && i < NLOGKEYS; i++)
-		if (strstr(why, log_keys[i]) && !(i == 3 && strstr(why, "sync_interval_ms")))
+		if (strstr(why, log_keys[i]) && !(i == 3 && strstr(why, "sync_interval_ms")) &&
+		    !(i == 7 && strstr(why, "compression_block_bytes")))
 			return i;
 	return -1;
 }

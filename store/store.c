@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -36,6 +38,8 @@ struct sb_store {
 	int stopping;                /* [mu] */
 	int flusher_on;
 	pthread_t flusher;
+	int compressor_on;
+	pthread_t compressor;        /* compresses sealed segments (log_compress.c) */
 };
 
 /* A topic the open refused: damaged beyond what recovery may cut. */
@@ -214,6 +218,46 @@ static int open_topics(sb_store *s)
 	return rc;
 }
 
+/* Compress the sealed segments of topics whose `compression` is set, at a
+ * lower CPU priority than the appenders (nice 10, best effort). */
+static void *compressor_main(void *arg)
+{
+	sb_store *s = arg;
+	sb_log **snap = NULL;
+	size_t snapcap = 0;
+
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		size_t n = s->ntopics;
+		if (n && grow(&snap, &snapcap, n) == 0)
+			memcpy(snap, s->topics, n * sizeof(*snap));
+		else
+			n = 0;
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++) {
+			if (sb_log_get_config(snap[i])->compression == SB_COMPRESS_NONE)
+				continue;
+			pthread_mutex_lock(&s->mu);
+			int stop = s->stopping;
+			pthread_mutex_unlock(&s->mu);
+			if (stop)
+				break;
+			/* Failures (a full disk) are tried again next time. */
+			sb_log_compress(snap[i], NULL);
+		}
+		pthread_mutex_lock(&s->mu);
+		if (s->stopping)
+			break;
+		long long until = sb_now_ns() + 200 * 1000000LL;
+		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(snap);
+	return NULL;
+}
+
 static void *flusher_main(void *arg)
 {
 	sb_store *s = arg;
@@ -356,6 +400,8 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 			goto out_free;
 		}
 		s->flusher_on = 1;
+		if (pthread_create(&s->compressor, NULL, compressor_main, s) == 0)
+			s->compressor_on = 1;
 	}
 	*out = s;
 	return 0;
@@ -374,6 +420,8 @@ int sb_store_close(sb_store *s)
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->flusher, NULL);
+		if (s->compressor_on)
+			pthread_join(s->compressor, NULL);
 	}
 	return store_free(s);
 }

@@ -19,7 +19,9 @@ static const char help[] =
 	"       streambus stat [--json] LOG_DIR/TOPIC\n"
 	"\n"
 	"Show each topic of LOG_DIR (or just TOPIC): first and next offset, record\n"
-	"count, bytes on disk, segments, oldest and newest record time (UTC).\n"
+	"count, bytes on disk (BYTES) and the same uncompressed (LOGICAL: more than\n"
+	"BYTES once sealed segments are compressed, see `compression`), segments,\n"
+	"oldest and newest record time (UTC).\n"
 	"Reads only; works while LOG_DIR is mounted.\n"
 	"\n"
 	"  --json        one JSON object: {\"log_dir\": ..., \"topics\": [...]}\n"
@@ -93,9 +95,10 @@ static void print_json(const char *dir, const rows *r)
 		printf("%s\n  {\"topic\": ", i ? "," : "");
 		sb_cmd_put_json_str(stdout, r->v[i].name, strlen(r->v[i].name));
 		printf(", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"records\": %" PRIu64
-		       ", \"bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
-		       ", \"segments\": %" PRIu32 ", ",
-		       s->start, s->next, s->records, s->bytes, s->stream_bytes, s->segments);
+		       ", \"bytes\": %" PRIu64 ", \"logical_bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
+		       ", \"segments\": %" PRIu32 ", \"compressed_segments\": %" PRIu32 ", ",
+		       s->start, s->next, s->records, s->bytes, s->logical_bytes, s->stream_bytes, s->segments,
+		       s->compressed);
 		put_time_json("oldest", s->oldest_ns, have && !(s->unreadable & 1));
 		printf(", ");
 		put_time_json("newest", s->newest_ns, have && !(s->unreadable & 2));
@@ -104,7 +107,7 @@ static void print_json(const char *dir, const rows *r)
 	printf("%s]}\n", r->n ? "\n" : "");
 }
 
-enum { C_TOPIC, C_FIRST, C_NEXT, C_RECORDS, C_BYTES, C_SEGS, C_OLDEST, C_NEWEST, NCOL };
+enum { C_TOPIC, C_FIRST, C_NEXT, C_RECORDS, C_BYTES, C_LOGICAL, C_SEGS, C_OLDEST, C_NEWEST, NCOL };
 
 static void cells(const row *x, char c[NCOL][64])
 {
@@ -115,6 +118,7 @@ static void cells(const row *x, char c[NCOL][64])
 	snprintf(c[C_NEXT], 64, "%" PRIu64, s->next);
 	snprintf(c[C_RECORDS], 64, "%" PRIu64, s->records);
 	snprintf(c[C_BYTES], 64, "%" PRIu64, s->bytes);
+	snprintf(c[C_LOGICAL], 64, "%" PRIu64, s->logical_bytes);
 	snprintf(c[C_SEGS], 64, "%" PRIu32, s->segments);
 	/* "-": no records, or (damage: warned about) the record is unreadable */
 	strcpy(c[C_OLDEST], "-");
@@ -127,10 +131,10 @@ static void cells(const row *x, char c[NCOL][64])
 
 static void print_table(const rows *r)
 {
-	static const char *head[NCOL] = {"TOPIC", "FIRST", "NEXT", "RECORDS", "BYTES",
+	static const char *head[NCOL] = {"TOPIC", "FIRST", "NEXT", "RECORDS", "BYTES", "LOGICAL",
 					 "SEGMENTS", "OLDEST", "NEWEST"};
 	/* numbers right-aligned, text left-aligned */
-	static const int right[NCOL] = {0, 1, 1, 1, 1, 1, 0, 0};
+	static const int right[NCOL] = {0, 1, 1, 1, 1, 1, 1, 0, 0};
 	size_t w[NCOL];
 	char c[NCOL][64];
 

@@ -14,19 +14,19 @@ before=$(snap)
 
 out=$("$SB" stat "$L")
 # header, then one line per topic in name order
-eq "$(printf '%s\n' "$out" | head -1 | tr -s ' ')" "TOPIC FIRST NEXT RECORDS BYTES SEGMENTS OLDEST NEWEST" "header"
+eq "$(printf '%s\n' "$out" | head -1 | tr -s ' ')" "TOPIC FIRST NEXT RECORDS BYTES LOGICAL SEGMENTS OLDEST NEWEST" "header"
 eq "$(printf '%s\n' "$out" | awk 'NR>1{print $1}' | tr '\n' ' ')" "empty late orders " "topics"
 orders=$(printf '%s\n' "$out" | awk '$1=="orders"')
-read -r name first next recs bytes segs oldest newest <<<"$orders"
+read -r name first next recs bytes logical segs oldest newest <<<"$orders"
 eq "$first" 0 "orders first"; eq "$next" 300 "orders next"; eq "$recs" 300 "orders records"
 eq "$bytes" "$(cat "$L"/orders/*.seg | wc -c)" "orders bytes = segment bytes on disk"
 eq "$segs" "$(ls "$L"/orders/*.seg | wc -l)" "orders segments"
 [ "$segs" -ge 3 ] || fail "expected several segments, got $segs"
 eq "$oldest" "2023-11-14T22:13:20Z" "orders oldest"
 eq "$newest" "2023-11-14T22:13:20Z" "orders newest"
-read -r name first next recs bytes segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="late"')"
+read -r name first next recs bytes logical segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="late"')"
 eq "$first $next $recs $oldest $newest" "1000 1005 5 2027-01-15T08:00:01Z 2027-01-15T08:00:01Z" "late"
-read -r name first next recs bytes segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="empty"')"
+read -r name first next recs bytes logical segs oldest newest <<<"$(printf '%s\n' "$out" | awk '$1=="empty"')"
 eq "$first $next $recs $oldest $newest" "0 0 0 - -" "empty"
 # aligned: every line has its NEXT column ending at the same character
 # aligned: the numbers end (right-aligned) and the times start in the same
@@ -36,7 +36,7 @@ import re, sys
 shapes = set()
 for line in sys.stdin:
     spans = [m.span() for m in re.finditer(r"\S+", line)]
-    shapes.add(tuple([e for s, e in spans[1:6]] + [s for s, e in spans[6:8]]))
+    shapes.add(tuple([e for s, e in spans[1:7]] + [s for s, e in spans[7:9]]))
 print(len(shapes))')
 eq "$cols" 1 "columns aligned"
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# SPEC §1 `compression`, §6: sealed segments kept compressed in blocks, in the
+# background, unseen by readers: cat of .log and of records, dd at any
+# position and tail -f while segments are swapped, with zstd and lz4; after
+# an unmount, `streambus stat` shows stored bytes below logical ones and
+# `streambus verify` passes; a remount reads the same; a damaged block is
+# found by verify, never served (EIO), cut by `recover --cut`.
+. "$(dirname "$0")/lib.sh"
+SB=$SB_BUILD/streambus
+M=$SB_MNT
+
+# 40,000 lines of log-like text (compressible), deterministic.
+python3 - "$SB_TMP/expected" <<'EOF'
+import random, sys
+rnd = random.Random(11)
+words = b"error warning info debug request served user session cache miss hit disk net".split()
+with open(sys.argv[1], "wb") as f:
+    for i in range(40000):
+        f.write(b"2026-11-30T01:%02d:%02d host%d %s %s id=%d\n" % (i // 3600 % 60, i // 60 % 60, i % 7,
+                rnd.choice(words), b" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 12))), i))
+EOF
+E=$SB_TMP/expected
+
+compressed_segs() { # how many segment files of topic $1 are compressed
+	local n=0 f
+	for f in "$SB_LOG/$1"/*.seg; do
+		[ "$(head -c 4 "$f" 2>/dev/null)" = SBZS ] && n=$((n + 1))
+	done
+	echo $n
+}
+
+for codec in zstd lz4; do
+	case_ "$codec: appends through .log, sealed segments compressed in the background, reads the same"
+	sb_mount -o compression=$codec,segment_bytes=65536,sync=interval,sync_interval_ms=50
+	mkdir "$M/$codec" || sb_die "mkdir"
+	L=$M/$codec/.log
+	out=$SB_TMP/tail.$codec
+	timeout 300 tail -c +1 -f "$L" >"$out" 2>"$out.err" &
+	tpid=$!
+	# in pieces, so that segments are sealed and swapped while it reads
+	split -l 5000 "$E" "$SB_TMP/piece.$codec."
+	for p in "$SB_TMP"/piece.$codec.*; do
+		assert_sh_ok 'cat "$1" >> "$2"' "$p" "$L"
+		t cmp -s <(head -c "$(stat -c %s "$L")" "$E") "$L" || assert_fail_now "$codec: .log differs while segments are swapped"
+	done
+	nseg=$(ls "$SB_LOG/$codec"/*.seg | wc -l)
+	[ "$nseg" -ge 4 ] || assert_fail_now "$codec: expected several segments, got $nseg"
+	sb_wait_until '[ "$(compressed_segs '"$codec"')" -ge $((nseg - 1)) ]' $((20 * SB_SLOW)) ||
+		assert_fail_now "$codec: sealed segments not compressed in the background ($(compressed_segs $codec) of $nseg)"
+	pass_
+	assert_true 't cmp "$E" "$L"' "$codec: cat .log equals what was appended"
+	sb_wait_until '[ "$(stat -c %s "$out")" -ge "$(stat -c %s "$E")" ]' $((10 * SB_SLOW)) ||
+		assert_fail_now "$codec: tail -f did not see every append"
+	assert_true 'cmp -s "$E" "$out"' "$codec: tail -f saw every line, in order, across the swaps"
+	kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+	out=$(t python3 - "$E" "$M/$codec" <<'EOF'
+import os, random, sys
+lines = open(sys.argv[1], "rb").read().splitlines(keepends=True)
+rnd = random.Random(3)
+idx = list(range(0, len(lines), 97)) + [rnd.randrange(len(lines)) for _ in range(500)]
+bad = [i for i in idx if open(os.path.join(sys.argv[2], "%020d" % i), "rb").read() != lines[i]]
+d = b"".join(lines)
+fd = os.open(os.path.join(sys.argv[2], ".log"), os.O_RDONLY)
+for _ in range(300):
+    p = rnd.randrange(0, len(d)); n = rnd.randrange(1, 200000)
+    if os.pread(fd, n, p) != d[p:p + n]:
+        bad.append(("pread", p, n))
+print("mismatches", len(bad), bad[:5])
+EOF
+)
+	assert_eq "mismatches 0 []" "$out" "$codec: record files and random preads of .log equal the lines"
+	sb_umount
+	st=$("$SB" stat --json "$SB_LOG" "$codec")
+	read -r bytes logical nz <<<"$(printf '%s' "$st" | python3 -c 'import json,sys; t=json.load(sys.stdin)["topics"][0]; print(t["bytes"], t["logical_bytes"], t["compressed_segments"])')"
+	assert_true '[ "$nz" -ge 3 ] && [ $((bytes * 2)) -lt "$logical" ]' "$codec: stat: $nz compressed segments, $bytes bytes stored of $logical logical"
+	assert_ok "$SB" verify "$SB_LOG" "$codec"
+	sb_mount
+	assert_true 't cmp "$E" "$M/'"$codec"'/.log"' "$codec: after a remount, .log the same"
+	assert_eq "$(sed -n 12346p "$E")" "$(t cat "$M/$codec/$(rec 12345)")" "$codec: record 12345 after a remount"
+	sb_umount
+done
+
+case_ "a damaged compressed block: verify finds it, reads fail there, recover --cut cuts there"
+f=$(for f in "$SB_LOG"/zstd/*.seg; do [ "$(head -c 4 "$f")" = SBZS ] && echo "$f"; done | sed -n 3p)
+python3 - "$f" <<'EOF'
+import sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+d[200] ^= 0x10  # inside the first block (the header is 96 bytes)
+open(p, "wb").write(d)
+EOF
+out=$("$SB" verify "$SB_LOG" zstd 2>&1); rc=$?
+assert_eq 1 "$rc" "verify exits 1 on a damaged block"
+assert_true 'printf "%s" "$out" | grep -q "damaged compressed block"' "verify names the damaged block: $(printf '%s' "$out" | head -3)"
+sb_mount
+assert_true '! t cat "$M/zstd/.log" >/dev/null 2>&1' "cat .log fails at the damaged block (never serves it)"
+assert_true '! t cat "$M/zstd/.log" 2>/dev/null | cmp -s - "$E"' "what cat .log gives is not the whole"
+assert_true 't cat "$M/zstd/.log" 2>/dev/null | cmp -s - <(head -c "$(t cat "$M/zstd/.log" 2>/dev/null | wc -c)" "$E")' "what it gives before the damage is right"
+assert_true 't cmp "$E" "$M/lz4/.log"' "the other topic reads"
+sb_umount
+assert_ok "$SB" recover --cut "$SB_LOG" zstd
+assert_ok "$SB" verify "$SB_LOG" zstd
+sb_mount
+n=$(sb_count "$M/zstd")
+assert_true '[ "$n" -gt 0 ] && [ "$n" -lt 40000 ]' "recover --cut kept a prefix ($n records)"
+assert_true 't cmp -s <(head -n "$n" "$E") "$M/zstd/.log"' "the prefix reads whole"
+assert_sh_ok 'echo appended-after-cut >> "$1"' "$M/zstd/.log"
+assert_eq "appended-after-cut" "$(t tail -n 1 "$M/zstd/.log")" "appends after the cut"
+sb_umount
