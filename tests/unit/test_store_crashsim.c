@@ -3,8 +3,9 @@
  *
  * Scripted workloads (seeded: appends of random sizes under each sync
  * policy, segment rolls with 4 KiB segments, retention by bytes and age,
- * delete_before of the oldest records, sb_log_sync, topics created, emptied
- * and removed) run over util_faultio. Each scenario crashes the workload at
+ * delete_before of the oldest records, sb_log_sync, the swap of sealed
+ * segments for their compressed form (sb_log_compress, lz4 in 1 KiB blocks),
+ * topics created, emptied and removed) run over util_faultio. Each scenario crashes the workload at
  * one point: every sync point (the kth fdatasync, for every k) under each
  * crash mode (unsynced writes kept, dropped, garbled, reordered, kept up to a
  * point, randomly), and random points between them (the kth call of another
@@ -102,6 +103,8 @@ static void cfg_of(sb_log_config *c, enum sb_sync sync)
 	c->index_interval_bytes = 512;
 	c->retention_bytes = 6 * SEG;
 	c->retention_ms = 60;
+	c->compression = SB_COMPRESS_LZ4;
+	c->compression_block_bytes = 1024;
 }
 
 static int append_batch(topic *t, int k)
@@ -215,6 +218,13 @@ static int step(run *w, sb_store *s, topic **side)
 		if (!(rc = sb_log_sync(t->l)))
 			t->synced_next = n;
 		return rc;
+	}
+	if (r < 96) { /* sealed segments swapped for their compressed form */
+		uint64_t n = a->acked_next;
+		if ((rc = sb_log_sync(a->l)))
+			return rc;
+		a->synced_next = n;
+		return sb_log_compress(a->l, NULL);
 	}
 	return append_batch(a, 1);
 }
