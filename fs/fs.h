@@ -239,9 +239,10 @@ void sbfs_pending_free_all(sbfs *fs);
 sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te);
 /* Unregister and free a handle (its listing and partial line too). */
 void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
-/* At shutdown, for the files never released: append each .log writer's
- * partial line (a close would have), then free every handle. */
-void sbfs_fh_release_all(sbfs *fs);
+/* Any handle still registered (at unmount), or NULL. */
+sbfs_fh *sbfs_fh_any(sbfs *fs);
+/* Is pid (a request's caller) the process that opened h? */
+int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
 /* write() on an open file (op_write without its request; tests/fuzz drives
  * it directly): 0 or -errno. */

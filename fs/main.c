@@ -74,6 +74,49 @@ static int log_refused(void *arg, const char *name, int err, const char *msg)
 	return 0;
 }
 
+/* ---- stop ---------------------------------------------------------------- */
+
+/* The files never released (the kernel sends no RELEASE after an unmount):
+ * each .log writer's partial line is appended (a close would have), then
+ * every handle is freed. */
+static void release_open_files(sbfs *fs)
+{
+	sbfs_fh *h;
+	while ((h = sbfs_fh_any(fs))) {
+		if (h->kind == K_LOG && h->writer) {
+			int rc = sbfs_log_flush_partial(fs, h);
+			if (rc)
+				sbfs_log("unmount: partial line in %s lost: %s", h->te->name, sbfs_strerror(rc));
+		}
+		/* Created files that were never closed are not appended: their
+		 * writer never saw a close succeed. */
+		if (h->kind == K_PENDING)
+			sbfs_pending_abandon(fs, h->p);
+		sbfs_fh_free(fs, h);
+	}
+}
+
+int sbfs_shutdown(sbfs *fs)
+{
+	pthread_mutex_lock(&fs->slock);
+	if (!fs->closed) {
+		sbfs_notify_stop(fs);
+		release_open_files(fs);
+		sbfs_pending_free_all(fs);
+		sbfs_drop_all_hidden(fs);
+		fs->close_rc = fs->b->ops->close(fs->b);
+		fs->b = NULL;
+		fs->closed = 1;
+		if (fs->close_rc)
+			sbfs_log("closing the store: %s", sbfs_strerror(fs->close_rc));
+	}
+	int rc = fs->close_rc;
+	pthread_mutex_unlock(&fs->slock);
+	return rc;
+}
+
+/* ---- start and serve -------------------------------------------------------- */
+
 static int serve(sbfs_config *cfg, int *ready_fd)
 {
 	int ret = 1;

@@ -159,16 +159,6 @@ void sbfs_notify_stop(sbfs *fs)
 	fs->notifier_started = 0;
 }
 
-void sbfs_notify_kick(sbfs *fs)
-{
-	pthread_mutex_lock(&fs->nlock);
-	if (!fs->kick) {
-		fs->kick = 1;
-		pthread_cond_signal(&fs->ncond);
-	}
-	pthread_mutex_unlock(&fs->nlock);
-}
-
 void sbfs_drop_all_hidden(sbfs *fs)
 {
 	sbfs_tentry **v;

@@ -17,95 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The process of thread tid (FUSE tells thread ids), or tid if unknown. */
-static pid_t tgid_of(pid_t tid)
-{
-	char path[64], line[128];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-	FILE *f = fopen(path, "re");
-	pid_t tgid = tid;
-	if (!f)
-		return tid;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "Tgid:", 5) == 0) {
-			tgid = (pid_t)atoi(line + 5);
-			break;
-		}
-	fclose(f);
-	return tgid > 0 ? tgid : tid;
-}
-
-/* Is this request's caller the process that opened h? */
-static int is_opener(fuse_req_t req, const sbfs_fh *h)
-{
-	pid_t pid = fuse_req_ctx(req)->pid;
-	if (pid == 0 || h->opener == 0 || pid == h->opener)
-		return 1; /* 0: not in our pid namespace; cannot tell */
-	/* another thread of the opener's process? (if the opening thread is
-	 * gone, this says no, and the release appends instead) */
-	return tgid_of(pid) == tgid_of(h->opener);
-}
-
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
-
-sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te)
-{
-	sbfs_fh *h = calloc(1, sizeof *h);
-	if (!h)
-		return NULL;
-	h->kind = k;
-	h->te = te;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_mutex_lock(&fs->hlock);
-	h->next = fs->handles;
-	if (h->next)
-		h->next->prev = h;
-	fs->handles = h;
-	pthread_mutex_unlock(&fs->hlock);
-	return h;
-}
-
-void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&fs->hlock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&fs->hlock);
-	for (size_t i = 0; i < h->nnames; i++)
-		free(h->names[i]);
-	free(h->names);
-	pthread_mutex_destroy(&h->lock);
-	free(h->part);
-	free(h);
-}
-
-void sbfs_fh_release_all(sbfs *fs)
-{
-	for (;;) {
-		pthread_mutex_lock(&fs->hlock);
-		sbfs_fh *h = fs->handles;
-		pthread_mutex_unlock(&fs->hlock);
-		if (!h)
-			break;
-		if (h->kind == K_LOG && h->writer) {
-			int rc = sbfs_log_flush_partial(fs, h);
-			if (rc)
-				sbfs_log("unmount: partial line in %s lost: %s", h->te->name, sbfs_strerror(rc));
-		}
-		/* Created files that were never closed are not appended: their
-		 * writer never saw a close succeed. */
-		if (h->kind == K_PENDING)
-			sbfs_pending_abandon(fs, h->p);
-		sbfs_fh_free(fs, h);
-	}
-}
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
@@ -433,7 +346,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * child closes its inherited copy first, and the subshell's close is
 	 * the end of the file. Closes by others are left to the release.
 	 */
-	int mine = is_opener(req, h);
+	int mine = sbfs_fh_is_opener(h, fuse_req_ctx(req)->pid);
 	if (mine && h->kind == K_LOG && h->writer) {
 		pthread_mutex_lock(&h->lock);
 		rc = sbfs_log_flush_partial(fs, h);

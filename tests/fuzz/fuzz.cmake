@@ -29,9 +29,11 @@ endif()
 
 target_compile_options(sbstore PRIVATE ${SB_FUZZ_CFLAGS})
 
-# fs/ without its main(), for the targets that drive the daemon's code.
+# fs/ for the targets that drive the daemon's code; main.c (start and stop,
+# sbfs_shutdown among them) without its main(), which libFuzzer has.
 file(GLOB SB_FUZZ_FS_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fs/*.c)
-list(REMOVE_ITEM SB_FUZZ_FS_SRC ${CMAKE_SOURCE_DIR}/fs/main.c)
+set_source_files_properties(${CMAKE_SOURCE_DIR}/fs/main.c PROPERTIES
+  COMPILE_DEFINITIONS main=sbfs_daemon_main)
 add_library(sbfs_fuzz STATIC ${SB_FUZZ_FS_SRC})
 target_include_directories(sbfs_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/fs)
 target_compile_options(sbfs_fuzz PRIVATE ${SB_FUZZ_CFLAGS})

@@ -1,0 +1,82 @@
+/*
+ * handles.c - open files and directories (fuse_file_info.fh): every one is
+ * on sbfs.handles, so that the daemon can end them at unmount (the kernel
+ * sends no RELEASE after it).
+ */
+#include "fs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The process of thread tid (FUSE tells thread ids), or tid if unknown. */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	FILE *f = fopen(path, "re");
+	pid_t tgid = tid;
+	if (!f)
+		return tid;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = (pid_t)atoi(line + 5);
+			break;
+		}
+	fclose(f);
+	return tgid > 0 ? tgid : tid;
+}
+
+int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid)
+{
+	if (pid == 0 || h->opener == 0 || pid == h->opener)
+		return 1; /* 0: not in our pid namespace; cannot tell */
+	/* another thread of the opener's process? (if the opening thread is
+	 * gone, this says no, and the release appends instead) */
+	return tgid_of(pid) == tgid_of(h->opener);
+}
+
+sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te)
+{
+	sbfs_fh *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->kind = k;
+	h->te = te;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&fs->hlock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->hlock);
+	return h;
+}
+
+void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->hlock);
+	for (size_t i = 0; i < h->nnames; i++)
+		free(h->names[i]);
+	free(h->names);
+	pthread_mutex_destroy(&h->lock);
+	free(h->part);
+	free(h);
+}
+
+sbfs_fh *sbfs_fh_any(sbfs *fs)
+{
+	pthread_mutex_lock(&fs->hlock);
+	sbfs_fh *h = fs->handles;
+	pthread_mutex_unlock(&fs->hlock);
+	return h;
+}
