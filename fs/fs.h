@@ -205,8 +205,13 @@ const char *sbfs_strerror(int rc);
 void sbfs_reply_err(fuse_req_t req, int rc);
 void sbfs_log_to_syslog(int on);
 
-/* ---- ops.c / ops_write.c ---- */
-void sbfs_ops_fill(struct fuse_lowlevel_ops *ops);
+/* ---- ops_*.c: the request handlers, each file's into ops ---- */
+void sbfs_ops_names_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_dir_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_attr_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_xattr_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_open_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_read_fill(struct fuse_lowlevel_ops *ops);
 void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
 /* ---- pending.c: files being created ---- */
 /* A new file `name` in topic `parent`, open (create) or not (mknod). */

@@ -117,6 +117,34 @@ int sbfs_shutdown(sbfs *fs)
 
 /* ---- start and serve -------------------------------------------------------- */
 
+/* The session's start: what the daemon asks of the kernel. */
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* the kernel must keep asking us for sizes, and appends must stay ours */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* plain READDIR: a million records list far faster without attributes */
+	conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+/* Every request handler (ops_*.c), and the session's start. */
+static void fill_ops(struct fuse_lowlevel_ops *ops)
+{
+	memset(ops, 0, sizeof *ops);
+	ops->init = op_init;
+	sbfs_ops_names_fill(ops);
+	sbfs_ops_dir_fill(ops);
+	sbfs_ops_attr_fill(ops);
+	sbfs_ops_xattr_fill(ops);
+	sbfs_ops_open_fill(ops);
+	sbfs_ops_read_fill(ops);
+	sbfs_ops_write_fill(ops);
+}
+
 static int serve(sbfs_config *cfg, int *ready_fd)
 {
 	int ret = 1;
@@ -156,9 +184,7 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	char *fargv[] = { "streambusfs", "-o", opts, cfg->debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(cfg->debug ? 4 : 3, fargv);
 	struct fuse_lowlevel_ops ops;
-	memset(&ops, 0, sizeof ops);
-	sbfs_ops_fill(&ops);
-	sbfs_ops_write_fill(&ops);
+	fill_ops(&ops);
 	se = fuse_session_new(&args, &ops, sizeof ops, &fs);
 	fuse_opt_free_args(&args);
 	if (!se) {

@@ -98,7 +98,9 @@ static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name
 	if (sbfs_parse_offset(name, at) != 0)
 		return -EPERM; /* digits, but no offset there can ever be */
 	sbfs_bounds bd;
-	sbfs_bounds_of(fs, te, t, &bd);
+	int rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc)
+		return rc;
 	if (*at > SBFS_MAX_OFFSET || !(*at == bd.next || (bd.start == bd.next && *at >= bd.next)))
 		return -EPERM;
 	*digits = 1;

@@ -1,0 +1,114 @@
+/*
+ * ops_attr.c - getattr, setattr and statfs (the attributes themselves are
+ * attr.c's).
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <string.h>
+
+static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sbfs *fs = FS(req);
+	struct stat st;
+	double ttl;
+	int rc = sbfs_attr_any(fs, ino, &st, &ttl);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
+	if (h && h->kind == K_LOG && sbfs_ino_kind(ino, NULL, NULL) == K_LOG) {
+		/* asked through an open file (lseek SEEK_END): its own extent,
+		 * so that tail -n reads the end whatever other readers pin */
+		sbfs_bounds bd;
+		rc = sbfs_bounds_of(fs, h->te, sbfs_topic_handle(fs, h->te), &bd);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		uint64_t size = bd.stream_end > h->base ? bd.stream_end - h->base : 0;
+		st.st_size = (off_t)size;
+		st.st_blocks = (blkcnt_t)((size + 511) / 512);
+	}
+	fuse_reply_attr(req, &st, ttl);
+}
+
+/* Does setattr ask for what the record st already has? (records keep no
+ * access time: atime is taken as set; a size is never "set") */
+static int record_attr_same(const struct stat *st, const struct stat *attr, int to_set)
+{
+	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW))
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st->st_mode & 07777))
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st->st_uid)
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st->st_gid)
+		return 0;
+	if ((to_set & FUSE_SET_ATTR_MTIME) &&
+	    (attr->st_mtim.tv_sec != st->st_mtim.tv_sec ||
+	     attr->st_mtim.tv_nsec != st->st_mtim.tv_nsec))
+		return 0;
+	return 1;
+}
+
+/* Pending files take what cp -a sets; directories pretend (their bits
+ * come from the mount's settings); a record takes what it already has
+ * (rsync -a, cp -a over a restored topic) and refuses anything else;
+ * .log refuses. */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	sbfs *fs = FS(req);
+	struct stat st;
+	double ttl;
+	int rc;
+	switch (sbfs_ino_kind(ino, NULL, NULL)) {
+	case K_PENDING:
+		rc = sbfs_pending_setattr(fs, ino, attr, to_set);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		break;
+	case K_ROOT:
+	case K_TOPIC:
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			return sbfs_reply_err(req, -EISDIR);
+		break;
+	case K_RECORD:
+		rc = sbfs_attr_any(fs, ino, &st, &ttl);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		if (!record_attr_same(&st, attr, to_set))
+			return sbfs_reply_err(req, -EPERM);
+		return (void)fuse_reply_attr(req, &st, ttl);
+	case K_LOG:
+		rc = sbfs_attr_any(fs, ino, &st, &ttl);
+		return sbfs_reply_err(req, rc ? rc : -EPERM);
+	default:
+		return sbfs_reply_err(req, -ENOENT);
+	}
+	rc = sbfs_attr_any(fs, ino, &st, &ttl);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_attr(req, &st, ttl);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	sbfs *fs = FS(req);
+	struct statvfs st;
+	int rc = fs->b->ops->statfs(fs->b, &st);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+void sbfs_ops_attr_fill(struct fuse_lowlevel_ops *ops)
+{
+	ops->getattr = op_getattr;
+	ops->setattr = op_setattr;
+	ops->statfs = op_statfs;
+}

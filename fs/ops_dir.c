@@ -1,0 +1,213 @@
+/*
+ * ops_dir.c - directory listings (the root: a snapshot of the topic names
+ * at opendir; a topic: its records by offset, streaming), and fsyncdir.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
+
+typedef struct name_list {
+	char **v;
+	size_t n, cap;
+} name_list;
+
+
+/* Thousands of topics: the list grows geometrically. */
+static int snap_cb(void *arg, const char *name, sbfs_topic *t)
+{
+	(void)t;
+	name_list *x = arg;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 64;
+		char **v = realloc(x->v, nc * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		x->v = v;
+		x->cap = nc;
+	}
+	if (!(x->v[x->n] = strdup(name)))
+		return -ENOMEM;
+	x->n++;
+	return 0;
+}
+
+static int snap_refused_cb(void *arg, const char *name, int err, const char *msg)
+{
+	(void)err, (void)msg;
+	return snap_cb(arg, name, NULL);
+}
+
+static void free_names(sbfs_fh *h)
+{
+	for (size_t i = 0; i < h->nnames; i++)
+		free(h->names[i]);
+	free(h->names);
+	h->names = NULL;
+	h->nnames = 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	enum sbfs_kind k = sbfs_ino_kind(ino, &id, NULL);
+	sbfs_tentry *te = NULL;
+	if (k == K_TOPIC) {
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+	} else if (k != K_ROOT) {
+		return sbfs_reply_err(req, -ENOTDIR);
+	}
+	sbfs_fh *h = sbfs_fh_new(fs, k, te);
+	if (!h)
+		return sbfs_reply_err(req, -ENOMEM);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	sbfs_fh_free(FS(req), h);
+	fuse_reply_err(req, 0);
+}
+
+/* Add one entry; 0 when it did not fit. */
+static size_t add(fuse_req_t req, char *buf, size_t used, size_t size, const char *name,
+		  fuse_ino_t ino, mode_t type, off_t next)
+{
+	struct stat st = { .st_ino = ino, .st_mode = type };
+	size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
+	return need > size - used ? 0 : need;
+}
+
+/*
+ * Cookies: 1 after ".", 2 after "..", then for the root 3 + i after topic i
+ * of the opendir-time snapshot; for a topic 3 after ".log" and offset + 4
+ * after the record at offset, so a listing resumes by offset however the
+ * topic changed meanwhile.
+ */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	sbfs *fs = FS(req);
+	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0, n;
+	if (!buf)
+		return sbfs_reply_err(req, -ENOMEM);
+	fuse_ino_t self = ino, up = FUSE_ROOT_ID;
+	if (off == 0) {
+		if (!(n = add(req, buf, used, size, ".", self, S_IFDIR, 1)))
+			goto out;
+		used += n;
+		off = 1;
+	}
+	if (off == 1) {
+		if (!(n = add(req, buf, used, size, "..", up, S_IFDIR, 2)))
+			goto out;
+		used += n;
+		off = 2;
+	}
+	if (h->kind == K_ROOT) {
+		if (off == 2 || !h->names) {
+			free_names(h);
+			name_list tmp = { 0 };
+			int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
+			/* refused (damaged) topics are listed too: a lookup of
+			 * one gives EIO, and the daemon said why at start */
+			if (!rc)
+				rc = fs->b->ops->topic_list_refused(fs->b, snap_refused_cb, &tmp);
+			h->names = tmp.v;
+			h->nnames = tmp.n;
+			if (rc && !used) {
+				free(buf);
+				return sbfs_reply_err(req, rc);
+			}
+		}
+		for (size_t i = (size_t)off - 2; i < h->nnames; i++) {
+			sbfs_tentry *te;
+			fuse_ino_t tino;
+			int trc = sbfs_topic_by_name(fs, h->names[i], &te);
+			if (trc == 0)
+				tino = sbfs_ino(te->id, SBFS_L_DIR);
+			else if (sbfs_errno(trc) == EIO)
+				tino = sbfs_name_ino(h->names[i]); /* refused */
+			else
+				continue;
+			if (!(n = add(req, buf, used, size, h->names[i], tino, S_IFDIR, (off_t)(i + 3))))
+				goto out;
+			used += n;
+		}
+		goto out;
+	}
+	/* a topic */
+	sbfs_tentry *te = h->te;
+	if (off == 2) {
+		if (fs->cfg->list_log) {
+			if (!(n = add(req, buf, used, size, ".log", sbfs_ino(te->id, SBFS_L_LOG),
+				      S_IFREG, 3)))
+				goto out;
+			used += n;
+		}
+		off = 3;
+	}
+	sbfs_bounds bd;
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
+	int rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc && !used) {
+		free(buf);
+		return sbfs_reply_err(req, rc);
+	}
+	uint64_t o = (uint64_t)off - 3;
+	if (o < bd.start)
+		o = bd.start;
+	if (bd.next > SBFS_MAX_OFFSET)
+		bd.next = SBFS_MAX_OFFSET + 1;
+	char name[21];
+	for (; o < bd.next; o++) {
+		/* a log with gaps (Kafka: compaction, transaction markers) */
+		if (fs->b->ops->next_present && fs->b->ops->next_present(t, o, &o))
+			break;
+		if (o >= bd.next)
+			break;
+		sbfs_fmt_offset(name, o);
+		if (!(n = add(req, buf, used, size, name, sbfs_ino(te->id, SBFS_L_REC0 + o),
+			      S_IFREG, (off_t)(o + 4))))
+			break;
+		used += n;
+	}
+out:
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync, (void)fi;
+	sbfs *fs = FS(req);
+	uint32_t id;
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	if (sbfs_ino_kind(ino, &id, NULL) != K_TOPIC || sbfs_topic_by_id(fs, id, &te, &t))
+		return (void)fuse_reply_err(req, 0);
+	int rc = sbfs_drop_hidden(fs, te, 0);
+	if (rc == 0)
+		rc = fs->b->ops->sync(t);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_err(req, 0);
+}
+
+void sbfs_ops_dir_fill(struct fuse_lowlevel_ops *ops)
+{
+	ops->opendir = op_opendir;
+	ops->readdir = op_readdir;
+	ops->releasedir = op_releasedir;
+	ops->fsyncdir = op_fsyncdir;
+}

@@ -1,0 +1,218 @@
+/*
+ * ops_names.c - the namespace: lookup, mkdir, rmdir, unlink (rm of the
+ * oldest record), rename (of files being created), link and symlink
+ * (refused). Listings are ops_dir.c's.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
+
+/* gen: the topic entry's generation (a topic made again has new inodes) */
+static void reply_entry(fuse_req_t req, const struct stat *st, double ttl, uint64_t gen)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	e.ino = st->st_ino;
+	e.generation = gen;
+	e.attr = *st;
+	e.attr_timeout = ttl;
+	e.entry_timeout = ttl;
+	fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	struct stat st;
+	sbfs_tentry *te;
+	int rc;
+	switch (sbfs_ino_kind(parent, &id, NULL)) {
+	case K_ROOT:
+		rc = sbfs_topic_by_name(fs, name, &te);
+		if (rc == 0)
+			rc = sbfs_attr_topic(fs, te, &st);
+		if (rc)
+			return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
+		return reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
+	case K_TOPIC:
+		break;
+	default:
+		return sbfs_reply_err(req, -ENOTDIR);
+	}
+	if (sbfs_topic_by_id(fs, id, &te, NULL))
+		return sbfs_reply_err(req, -ENOENT);
+	if (strcmp(name, ".log") == 0) {
+		sbfs_attr_log(fs, te, &st);
+		return reply_entry(req, &st, SBFS_TTL_LOG, te->gen);
+	}
+	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
+		return reply_entry(req, &st, 0, 0);
+	uint64_t off;
+	rc = sbfs_parse_offset(name, &off) ? -ENOENT : sbfs_attr_record(fs, te, off, &st);
+	if (rc == 0)
+		/* the notifier invalidates 20-digit names only: other spellings
+		 * (orders/42) are cached briefly */
+		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0, te->gen);
+	/* no negative caching: the record may be appended any moment; a
+	 * record that is there but damaged is EIO, not a missing name */
+	sbfs_reply_err(req, rc);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)mode;
+	sbfs *fs = FS(req);
+	if (sbfs_ino_kind(parent, NULL, NULL) != K_ROOT)
+		return sbfs_reply_err(req, -EPERM);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	if (!fs->b->ops->topic_name_valid(name))
+		return sbfs_reply_err(req, -EINVAL);
+	sbfs_tentry *te;
+	struct stat st;
+	int rc = sbfs_topic_create(fs, name, &te);
+	if (rc == 0)
+		rc = sbfs_attr_topic(fs, te, &st);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_notify_kick(fs);
+	reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	enum sbfs_kind k = sbfs_ino_kind(parent, &id, NULL);
+	if (k == K_TOPIC) {
+		sbfs_tentry *te;
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+		uint64_t off;
+		if (strcmp(name, ".log") == 0 || sbfs_parse_offset(name, &off) == 0 ||
+		    sbfs_pending_lookup(fs, te, name, &(struct stat){ 0 }) == 0)
+			return sbfs_reply_err(req, -ENOTDIR);
+		return sbfs_reply_err(req, -ENOENT);
+	}
+	if (k != K_ROOT)
+		return sbfs_reply_err(req, -ENOTDIR);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	sbfs_tentry *te;
+	/* no mkdir or rmdir of any topic meanwhile: the entry stays the
+	 * topic's until it is removed */
+	sbfs_ns_lock(fs);
+	int rc = sbfs_topic_by_name_locked(fs, name, &te);
+	/* a file being created in it: not empty (checked before taking wlock,
+	 * which a closing file takes inside its own lock) */
+	if (rc == 0 && sbfs_pending_lookup(fs, te, "", NULL) == 0)
+		rc = -ENOTEMPTY;
+	if (rc == 0) {
+		pthread_mutex_lock(&te->wlock);
+		rc = sbfs_drop_hidden_locked(fs, te, sbfs_topic_handle(fs, te), 1);
+		if (rc == 0)
+			rc = sbfs_topic_remove_locked(fs, te);
+		pthread_mutex_unlock(&te->wlock);
+	}
+	sbfs_ns_unlock(fs);
+	if (rc)
+		return sbfs_reply_err(req, rc == -EINVAL ? -ENOENT : rc);
+	sbfs_notify_kick(fs);
+	fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	if (sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+		return sbfs_reply_err(req, -EPERM);
+	sbfs_tentry *te;
+	sbfs_topic *t;
+	if (sbfs_topic_by_id(fs, id, &te, &t))
+		return sbfs_reply_err(req, -ENOENT);
+	if (strcmp(name, ".log") == 0)
+		return sbfs_reply_err(req, -EPERM);
+	if (sbfs_pending_unlink(fs, te, name) == 0)
+		return (void)fuse_reply_err(req, 0);
+	uint64_t off;
+	if (sbfs_parse_offset(name, &off))
+		return sbfs_reply_err(req, -ENOENT);
+	if (fs->cfg->read_only)
+		return sbfs_reply_err(req, -EROFS);
+	sbfs_bounds bd;
+	int rc;
+	pthread_mutex_lock(&te->wlock);
+	rc = sbfs_offsets_of(fs, te, t, &bd);
+	if (rc)
+		; /* the backend cannot tell */
+	else if (off < bd.start || off >= bd.next)
+		rc = -ENOENT;
+	else if (off != bd.start)
+		rc = -EPERM; /* only the oldest record can go */
+	else {
+		/* gone at once; the notifier drops it from the store within
+		 * milliseconds, so rm -r costs one persisted delete, not one
+		 * per record (and unmount drops what is left) */
+		atomic_store(&te->hide_before, off + 1);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&te->wlock);
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	sbfs_notify_kick(fs);
+	fuse_reply_err(req, 0);
+}
+
+/* Only a file being created can be renamed, within its topic (rsync's and
+ * editors' temporary files); records, .log and topics cannot. */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	sbfs *fs = FS(req);
+	uint32_t id;
+	sbfs_tentry *te;
+	if (parent != newparent || sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+		return sbfs_reply_err(req, -EPERM);
+	if (sbfs_topic_by_id(fs, id, &te, NULL))
+		return sbfs_reply_err(req, -ENOENT);
+	int rc = sbfs_pending_rename(fs, te, name, newname, flags);
+	uint64_t off;
+	struct stat st;
+	if (rc == -ENOENT && (strcmp(name, ".log") == 0 ||
+			      (sbfs_parse_offset(name, &off) == 0 &&
+			       sbfs_attr_record(fs, te, off, &st) == 0)))
+		rc = -EPERM;
+	if (rc)
+		return sbfs_reply_err(req, rc);
+	fuse_reply_err(req, 0);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	sbfs_reply_err(req, -EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	sbfs_reply_err(req, -EPERM);
+}
+
+void sbfs_ops_names_fill(struct fuse_lowlevel_ops *ops)
+{
+	ops->lookup = op_lookup;
+	ops->mkdir = op_mkdir;
+	ops->rmdir = op_rmdir;
+	ops->unlink = op_unlink;
+	ops->rename = op_rename;
+	ops->link = op_link;
+	ops->symlink = op_symlink;
+}

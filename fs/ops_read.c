@@ -1,0 +1,46 @@
+/*
+ * ops_read.c - read: a record file's payload, .log's stream bytes from the
+ * open's base, a file being created's buffer.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	sbfs *fs = FS(req);
+	sbfs_fh *h = FH(fi);
+	size_t n = 0;
+	int rc = 0;
+	char *buf = malloc(size ? size : 1);
+	if (!buf)
+		return sbfs_reply_err(req, -ENOMEM);
+	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
+	if (h->kind == K_PENDING)
+		rc = sbfs_pending_read(h->p, off, buf, size, &n);
+	else if (h->kind == K_RECORD)
+		rc = fs->b->ops->read(t, h->offset, (uint64_t)off, buf, size, &n);
+	else if (h->kind == K_LOG) {
+		rc = fs->b->ops->read_stream(t, h->base + (uint64_t)off, buf, size, &n);
+		if (rc == -ENOENT)
+			rc = -ENODATA; /* that part of the log was removed meanwhile */
+	} else
+		rc = -EBADF;
+	if (rc)
+		sbfs_reply_err(req, rc);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+void sbfs_ops_read_fill(struct fuse_lowlevel_ops *ops)
+{
+	ops->read = op_read;
+}
