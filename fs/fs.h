@@ -140,12 +140,33 @@ typedef struct sbfs_fh {
 	size_t nnames;
 } sbfs_fh;
 
-/* ---- tree.c ---- */
+/*
+ * ======== Layers (one way: a file calls only its own layer and those below;
+ * tools/check-fs-layers checks it) ========
+ *   4 main.c                      start and stop
+ *   3 ops_*.c, notify.c           request handlers, the notifier thread
+ *   2 pending.c, attr.c           files being created, attributes
+ *   1 tree.c, handles.c           the topic table, open handles
+ *   0 backend.h (backend_*.c), config.c, paths.c, errors.c
+ *
+ * ======== Lock order (take left before right; never the reverse) ========
+ *   sbfs.slock (unmount)
+ *   > sbfs.nslock (mkdir, rmdir, registering a name)
+ *   > sbfs.plock (the pending list) > sbfs_pending.lock (one created file)
+ *   > sbfs_fh.lock (one .log writer)
+ *   > sbfs_tentry.wlock (deletes, restores) > sbfs_tentry.alock (appends)
+ *   > sbfs.tlock (the table)
+ *   > sbfs_tentry.pinlock, sbfs.hlock, sbfs.nlock (leaves: nothing is taken
+ *     under them)
+ *   > the backend's own locks (it never calls back into fs/ but sbfs_log
+ *     and list callbacks, which must not call the backend).
+ * A created file's lock and a .log writer's lock are never held together.
+ * No lock is held across a FUSE reply or a kernel notification (the
+ * notifier sends those holding nothing).
+ */
+
+/* ======== 1: tree.c - the topic table ======== */
 int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b);
-/* Stop the notifier, append or drop what is pending, drop rm'ed records and
- * close the backend (releasing its lock). Once; returns the close's result.
- * Only while no request is being served (after the loop). */
-int sbfs_shutdown(sbfs *fs);
 void sbfs_fini(sbfs *fs);
 fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);
@@ -190,30 +211,28 @@ int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sb
  * force, not those an open reader's positions still cover. */
 int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force);
 int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force);
-/* Attributes of each kind of node. */
-void sbfs_attr_root(sbfs *fs, struct stat *st);
-int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
-/* Attributes of any inode (pending files included), and its cache lifetime. */
-int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
+/* Something changed (an append, a delete, a topic made or removed): the
+ * notifier looks soon (cheap, coalesced, any thread). */
+void sbfs_notify_kick(sbfs *fs);
 
-/* ---- errors.c ---- */
+/* ======== 1: handles.c - open files and directories ======== */
+/* A new handle of kind k on te, registered in fs->handles; NULL on ENOMEM. */
+sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te);
+/* Unregister and free a handle (its listing and partial line too). */
+void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
+/* Any handle still registered (at unmount), or NULL. */
+sbfs_fh *sbfs_fh_any(sbfs *fs);
+/* Is pid (a request's caller) the process that opened h? */
+int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
+
+/* ======== 0: errors.c - replies and messages ======== */
 /* -rc: backends give negative errnos only; sbfs_log is in backend.h. */
 int sbfs_errno(int rc);
 const char *sbfs_strerror(int rc);
 void sbfs_reply_err(fuse_req_t req, int rc);
 void sbfs_log_to_syslog(int on);
 
-/* ---- ops_*.c: the request handlers, each file's into ops ---- */
-void sbfs_ops_names_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_dir_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_attr_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_xattr_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_open_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_read_fill(struct fuse_lowlevel_ops *ops);
-void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
-/* ---- pending.c: files being created ---- */
+/* ======== 2: pending.c - files being created ======== */
 /* A new file `name` in topic `parent`, open (create) or not (mknod). */
 int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
 			struct fuse_entry_param *e, sbfs_pending **out);
@@ -239,26 +258,41 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 /* Append the files held too long under a temporary name (the notifier). */
 void sbfs_pending_expire(sbfs *fs);
 void sbfs_pending_free_all(sbfs *fs);
-/* Open/read/release of .log and records live in ops.c, writes in ops_write.c. */
-/* A new handle of kind k on te, registered in fs->handles; NULL on ENOMEM. */
-sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te);
-/* Unregister and free a handle (its listing and partial line too). */
-void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
-/* Any handle still registered (at unmount), or NULL. */
-sbfs_fh *sbfs_fh_any(sbfs *fs);
-/* Is pid (a request's caller) the process that opened h? */
-int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
+
+/* ======== 2: attr.c - attributes ======== */
+/* Attributes of each kind of node. */
+void sbfs_attr_root(sbfs *fs, struct stat *st);
+int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
+/* Attributes of any inode (pending files included), and its cache lifetime. */
+int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
+
+
+/* ======== 3: ops_*.c - the request handlers, each file's into ops ======== */
+void sbfs_ops_names_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_dir_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_attr_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_xattr_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_open_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_read_fill(struct fuse_lowlevel_ops *ops);
+void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
+/* ops_write.c: append a .log writer's partial line (its close); write() on
+ * an open file (op_write without its request; tests/fuzz drives it
+ * directly). 0 or -errno. */
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
-/* write() on an open file (op_write without its request; tests/fuzz drives
- * it directly): 0 or -errno. */
 int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off);
 
-/* ---- notify.c ---- */
+/* ======== 3: notify.c - the notifier thread ======== */
 int sbfs_notify_start(sbfs *fs);
 void sbfs_notify_stop(sbfs *fs);
-/* Something changed in te: look soon (cheap, coalesced, any thread). */
-void sbfs_notify_kick(sbfs *fs);
 /* Drop every topic's hidden (rm'ed) records from the store: at unmount. */
 void sbfs_drop_all_hidden(sbfs *fs);
+
+/* ======== 4: main.c - start and stop ======== */
+/* Stop the notifier, append or drop what is pending, drop rm'ed records and
+ * close the backend (releasing its lock). Once; returns the close's result.
+ * Only while no request is being served (after the loop). */
+int sbfs_shutdown(sbfs *fs);
 
 #endif
