@@ -71,7 +71,9 @@ static int st_get(sbfs_backend *b, const char *name, sbfs_topic **out)
 	int rc = sb_store_get(S(b), name, &l);
 	if (rc == 0)
 		*out = (sbfs_topic *)l;
-	return E(rc);
+	/* a refused topic: said once, with where and how to repair, at the
+	 * start (topic_list_refused), not at every lookup and listing */
+	return rc == SB_ECORRUPT || rc == SB_EVERSION ? -EIO : E(rc);
 }
 
 typedef struct list_ctx {
