@@ -1,0 +1,284 @@
+/*
+ * test_store_memtable.c - the MemTable (store/memtable.h) against a
+ * brute-force model: random puts, deletes, gets and ordered scans over
+ * thousands of keys that share long prefixes (so the 8-byte prefix compare
+ * and the byte compare after it both decide), then one writer beside
+ * reader threads (run under TSan in tools/test) that check every value
+ * they see is whole and every scan is in order.
+ * SB_MT_OPS: operations of the model test (default 200,000).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memtable.h"
+
+#define NKEYS 4000
+#define KMAX 40
+
+typedef struct mkey {
+	uint8_t k[KMAX];
+	size_t len;
+	int present;
+	sb_mt_val v;
+} mkey;
+
+static mkey model[NKEYS];
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+static int mkey_cmp(const void *a, const void *b)
+{
+	const mkey *x = a, *y = b;
+	return kcmp(x->k, x->len, y->k, y->len);
+}
+
+/* Distinct keys, many sharing their first 8..30 bytes, some of 1..8 bytes,
+ * some with zero bytes inside (a prefix padded with zeros must not tie). */
+static void make_keys(uint64_t *seed)
+{
+	size_t n = 0;
+	while (n < NKEYS) {
+		mkey *m = &model[n];
+		size_t len = 1 + rnd(seed) % KMAX;
+		size_t shared = rnd(seed) % 3 == 0 ? 0 : len > 12 ? 8 + rnd(seed) % (len - 10) : 0;
+		for (size_t i = 0; i < len; i++)
+			m->k[i] = i < shared ? (uint8_t)('a' + i % 3) : (uint8_t)(rnd(seed) % 4);
+		m->len = len;
+		m->present = 0;
+		int dup = 0;
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = kcmp(model[j].k, model[j].len, m->k, len) == 0;
+		if (!dup)
+			n++;
+	}
+	qsort(model, NKEYS, sizeof(mkey), mkey_cmp);
+}
+
+static void check_scan(sb_mt *m, size_t from)
+{
+	sb_mt_iter it;
+	size_t i = from;
+
+	sb_mt_seek(m, model[from].k, model[from].len, &it);
+	for (; sb_mt_iter_valid(&it); sb_mt_iter_next(&it)) {
+		while (i < NKEYS && !model[i].present)
+			i++;
+		cr_assert_lt(i, NKEYS, "scan found a key the model lacks");
+		size_t kl;
+		const uint8_t *k = sb_mt_iter_key(&it, &kl);
+		cr_assert_eq(kcmp(k, kl, model[i].k, model[i].len), 0, "scan key %zu differs", i);
+		sb_mt_val v;
+		sb_mt_iter_val(&it, &v);
+		cr_assert_eq(v.offset, model[i].v.offset);
+		i++;
+	}
+	while (i < NKEYS && !model[i].present)
+		i++;
+	cr_assert_eq(i, NKEYS, "scan stopped early");
+}
+
+Test(memtable, model)
+{
+	uint64_t seed = 12345;
+	const char *e = getenv("SB_MT_OPS");
+	long ops = e ? atol(e) : 200000;
+	size_t count = 0;
+	sb_mt *m;
+
+	make_keys(&seed);
+	cr_assert_eq(sb_mt_new(&m), 0);
+	cr_assert_eq(sb_mt_put(m, "", 0, &model[0].v), -EINVAL);
+	for (long op = 0; op < ops; op++) {
+		size_t i = rnd(&seed) % NKEYS;
+		mkey *k = &model[i];
+		unsigned r = rnd(&seed) % 100;
+		sb_mt_val v;
+		if (r < 45) {
+			v = (sb_mt_val){.offset = (uint64_t)op, .ts = -op, .size = (uint32_t)rnd(&seed),
+					.flags = (uint16_t)(op & 1)};
+			cr_assert_eq(sb_mt_put(m, k->k, k->len, &v), 0);
+			count += !k->present;
+			k->present = 1;
+			k->v = v;
+		} else if (r < 60) {
+			int rc = sb_mt_delete(m, k->k, k->len);
+			cr_assert_eq(rc, k->present ? 0 : -ENOENT);
+			count -= k->present;
+			k->present = 0;
+		} else if (r < 99) {
+			memset(&v, 0xee, sizeof(v));
+			int rc = sb_mt_get(m, k->k, k->len, &v);
+			cr_assert_eq(rc, k->present ? 0 : -ENOENT, "get of key %zu at op %ld", i, op);
+			if (k->present)
+				cr_assert(v.offset == k->v.offset && v.ts == k->v.ts && v.size == k->v.size &&
+					  v.flags == k->v.flags);
+		} else {
+			check_scan(m, i);
+		}
+		cr_assert_eq(sb_mt_count(m), count);
+		if (op % 50000 == 49999) {
+			check_scan(m, 0);
+			if (op % 100000 == 99999) {
+				sb_mt_clear(m);
+				for (size_t j = 0; j < NKEYS; j++)
+					model[j].present = 0;
+				count = 0;
+				cr_assert_eq(sb_mt_count(m), 0);
+			}
+		}
+	}
+	cr_assert_gt(sb_mt_bytes(m), 0);
+	sb_mt_free(m);
+}
+
+/* Seek to keys that are absent: the first key at or after them. */
+Test(memtable, seek_between)
+{
+	sb_mt *m;
+	sb_mt_val v = {0};
+	const char *keys[] = {"a", "ab", "abcdefgh", "abcdefgh\x01", "abcdefghi", "b"};
+
+	cr_assert_eq(sb_mt_new(&m), 0);
+	for (size_t i = 0; i < 6; i++) {
+		v.offset = i;
+		size_t len = strlen(keys[i]) + (i == 3);
+		cr_assert_eq(sb_mt_put(m, keys[i], len, &v), 0);
+	}
+	sb_mt_iter it;
+	sb_mt_seek(m, "abcdefgh\0", 9, &it);
+	cr_assert(sb_mt_iter_valid(&it));
+	sb_mt_iter_val(&it, &v);
+	cr_assert_eq(v.offset, 3);
+	sb_mt_seek(m, "aa", 2, &it);
+	sb_mt_iter_val(&it, &v);
+	cr_assert_eq(v.offset, 1);
+	sb_mt_seek(m, "c", 1, &it);
+	cr_assert_not(sb_mt_iter_valid(&it));
+	cr_assert_eq(sb_mt_get(m, "abcdefgh\0", 9, &v), -ENOENT);
+	sb_mt_free(m);
+}
+
+/* ---- one writer, many readers ------------------------------------------ */
+
+#define CKEYS 20000
+#define READERS 3
+static sb_mt *CM;
+static atomic_int cdone;
+static _Atomic uint64_t cstable; /* keys below this were put and never deleted */
+static atomic_ulong cbad, creads;
+
+static size_t ckey(uint64_t i, uint8_t *buf)
+{
+	/* 8..24 bytes, a shared 6-byte prefix, order = order of i */
+	memcpy(buf, "key-\x01\x02", 6);
+	for (int b = 0; b < 8; b++)
+		buf[6 + b] = (uint8_t)(i >> (56 - 8 * b));
+	size_t extra = i % 11;
+	memset(buf + 14, 'x', extra);
+	return 14 + extra;
+}
+
+/* Every value names its key and version: size and ts follow from offset. */
+static sb_mt_val cval(uint64_t i, uint64_t version)
+{
+	uint64_t off = i * 1000003 + version;
+	return (sb_mt_val){.offset = off, .ts = (int64_t)(off * 7), .size = (uint32_t)(off ^ 0x5a5a),
+			   .flags = (uint16_t)(off & 1)};
+}
+
+static int val_whole(uint64_t i, const sb_mt_val *v)
+{
+	uint64_t version = v->offset - i * 1000003;
+	sb_mt_val w = cval(i, version);
+	return version < 1000000 && w.ts == v->ts && w.size == v->size && w.flags == v->flags;
+}
+
+static void *reader(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 7919 + 1;
+	uint8_t k[32];
+
+	while (!atomic_load(&cdone)) {
+		uint64_t stable = atomic_load(&cstable);
+		uint64_t i = rnd(&seed) % CKEYS;
+		sb_mt_val v;
+		int rc = sb_mt_get(CM, k, ckey(i, k), &v);
+		if (rc == 0 && !val_whole(i, &v))
+			atomic_fetch_add(&cbad, 1);
+		if (rc != 0 && i < stable && i % 7 != 0)
+			atomic_fetch_add(&cbad, 1);
+		if (rnd(&seed) % 64 == 0) {
+			sb_mt_iter it;
+			uint8_t prev[32];
+			size_t prevl = 0;
+			int n = 0;
+			sb_mt_seek(CM, k, ckey(i, k), &it);
+			for (; sb_mt_iter_valid(&it) && n < 200; sb_mt_iter_next(&it), n++) {
+				size_t kl;
+				const uint8_t *kk = sb_mt_iter_key(&it, &kl);
+				if (prevl && kcmp(prev, prevl, kk, kl) >= 0)
+					atomic_fetch_add(&cbad, 1);
+				memcpy(prev, kk, kl);
+				prevl = kl;
+			}
+		}
+		atomic_fetch_add(&creads, 1);
+	}
+	return NULL;
+}
+
+Test(memtable, one_writer_many_readers, .timeout = 120)
+{
+	pthread_t th[READERS];
+	uint64_t seed = 99;
+	uint8_t k[32];
+
+	cr_assert_eq(sb_mt_new(&CM), 0);
+	atomic_store(&cdone, 0);
+	atomic_store(&cstable, 0);
+	for (int t = 0; t < READERS; t++)
+		cr_assert_eq(pthread_create(&th[t], NULL, reader, (void *)(uintptr_t)t), 0);
+	/* Insert in a shuffled order (a permutation by a multiplier prime to
+	 * CKEYS), publishing the prefix of keys that are surely in; keys
+	 * i % 7 == 0 are deleted and put back meanwhile. */
+	for (uint64_t j = 0; j < CKEYS; j++) {
+		uint64_t i = (j * 7919) % CKEYS;
+		sb_mt_val v = cval(i, 0);
+		cr_assert_eq(sb_mt_put(CM, k, ckey(i, k), &v), 0);
+	}
+	atomic_store(&cstable, CKEYS);
+	for (uint64_t round = 1; round < 30; round++) {
+		for (uint64_t n = 0; n < 3000; n++) {
+			uint64_t i = rnd(&seed) % CKEYS;
+			size_t kl = ckey(i, k);
+			if (i % 7 == 0 && rnd(&seed) % 2)
+				sb_mt_delete(CM, k, kl);
+			sb_mt_val v = cval(i, round);
+			cr_assert_eq(sb_mt_put(CM, k, kl, &v), 0);
+		}
+	}
+	atomic_store(&cdone, 1);
+	for (int t = 0; t < READERS; t++)
+		pthread_join(th[t], NULL);
+	cr_assert_eq(atomic_load(&cbad), 0, "%lu bad reads of %lu", atomic_load(&cbad), atomic_load(&creads));
+	cr_assert_gt(atomic_load(&creads), 0);
+	cr_assert_eq(sb_mt_count(CM), CKEYS);
+	sb_mt_free(CM);
+}
