@@ -1,0 +1,122 @@
+/*
+ * keytable.h - immutable sorted key tables (SSTables) of a topic's key
+ * index (internal to the store), and their format, which is part of
+ * format version 3 (docs/FORMAT.md says the same in prose).
+ *
+ * A table maps keys to their latest record (offset, payload size, time,
+ * tombstone flag) as of the log offsets it covers, [first, last]. It is
+ * derived data: any table can be rebuilt from the log. File:
+ * LOG_DIR/TOPIC/FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.keys (its first
+ * and last covered offsets, 20 digits each), published durably (written
+ * as NAME.tmp, fdatasync, rename, fsync of the directory).
+ *
+ * All integers little-endian. The file is:
+ *   blocks | block index | Bloom filter | footer (72 bytes)
+ *
+ *   block (about SB_KT_BLOCK bytes; one entry at least):
+ *     entries, sorted by key (bytes compared, a prefix first), each
+ *       0  u16 key_len (1..65535)   4  u32 payload size
+ *       2  u16 flags (1: tombstone) 8  u64 offset
+ *                                  16  i64 timestamp ns
+ *                                  24  key bytes
+ *     u32 position in the block of each entry, in order
+ *     u32 entry count n (>= 1)
+ *     u32 crc32c of all the block's bytes before it
+ *   block index: u32 block count, then per block 16 bytes
+ *       {u64 file position, u32 length, u32 position of its last key in
+ *       the key area}, then the key area: per block u16 length + the
+ *       block's last key.
+ *   Bloom filter: u32 line count L (>= 1), u32 probes k, then L lines of
+ *     64 bytes. Key hash h = sb_kt_hash(key) (keytable.c, fixed by the
+ *     format); line ((h >> 32) * L) >> 32; probe i sets bit
+ *     (g + i * d) mod 512 of the line, g = (uint32_t)h, d = g >> 17 | g << 15.
+ *   footer:
+ *     0  u32 magic "SBKT"          40 u32 index length
+ *     4  u16 version (3)           44 u32 crc32c of the index
+ *     6  u16 footer size (72)      48 u64 Bloom filter position
+ *     8  u64 entry count           56 u32 Bloom filter length
+ *    16  u64 first covered offset  60 u32 crc32c of the Bloom filter
+ *    24  u64 last covered offset   64 u32 merge level (0: from a MemTable)
+ *    32  u64 index position        68 u32 crc32c of [0,68)
+ *
+ * Opening checks the footer, index and Bloom filter CRCs and every bound;
+ * a block's CRC is checked each time a lookup reads it. Reads go through
+ * a read-only shared mapping of the file (like segments' reads).
+ */
+#ifndef SB_KEYTABLE_H
+#define SB_KEYTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memtable.h"
+#include "sb_io.h"
+
+#define SB_KT_MAGIC   0x544b4253u /* "SBKT" */
+#define SB_KT_VERSION 3
+#define SB_KT_FOOTER  72u
+#define SB_KT_ENTRY   24u
+#define SB_KT_BLOCK   4096u
+#define SB_KT_SUFFIX  ".keys"
+#define SB_KT_BLOOM_BITS_PER_KEY 10
+#define SB_KT_BLOOM_K 6
+
+uint64_t sb_kt_hash(const void *key, size_t len);
+
+/* "FFFF...-LLLL....keys" (20+1+20+5 chars) into buf (>= 48 bytes). */
+void sb_kt_name(char *buf, uint64_t first, uint64_t last);
+/* Parse such a name: 0 or -EINVAL. */
+int sb_kt_name_parse(const char *name, uint64_t *first, uint64_t *last);
+
+/* ---- writing -------------------------------------------------------------- */
+
+typedef struct sb_kt_writer sb_kt_writer;
+/*
+ * Start dir/NAME.tmp for offsets [first, last], at most `max_entries`
+ * entries (sizes the Bloom filter), merge `level`. *out is the caller's:
+ * sb_kt_writer_finish() or sb_kt_writer_abort() frees it.
+ */
+int sb_kt_writer_new(const sb_io *io, const char *dir, uint64_t first, uint64_t last, uint64_t max_entries,
+		     uint32_t level, sb_kt_writer **out);
+/* Add an entry; keys strictly increasing. -EINVAL otherwise, -errno. */
+int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_val *v);
+/* Write the rest, fdatasync, rename into place, fsync the directory. Frees
+ * w; on failure the temp file is removed. */
+int sb_kt_writer_finish(sb_kt_writer *w);
+void sb_kt_writer_abort(sb_kt_writer *w);
+
+/* ---- reading -------------------------------------------------------------- */
+
+typedef struct sb_kt sb_kt;
+/* Open and check dir/name: 0, SB_ECORRUPT (a message in why, if given),
+ * -errno. *out is the caller's (sb_kt_close). */
+int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, char *why, size_t whycap);
+void sb_kt_close(sb_kt *t);
+/* Close and delete the file. */
+int sb_kt_remove(const sb_io *io, sb_kt *t);
+uint64_t sb_kt_first(const sb_kt *t);
+uint64_t sb_kt_last(const sb_kt *t);
+uint64_t sb_kt_count(const sb_kt *t);
+uint32_t sb_kt_level(const sb_kt *t);
+uint64_t sb_kt_file_bytes(const sb_kt *t);
+const char *sb_kt_filename(const sb_kt *t);
+/* May the table hold key? 0: surely not. h: sb_kt_hash(key). */
+int sb_kt_may_contain(const sb_kt *t, uint64_t h);
+/* 0 and *v, -ENOENT, or SB_ECORRUPT (a block failed its CRC or bounds). */
+int sb_kt_get(const sb_kt *t, const void *key, size_t klen, uint64_t h, sb_mt_val *v);
+
+/* In-order iteration (blocks checked as they are reached). */
+typedef struct sb_kt_iter {
+	const sb_kt *t;
+	uint32_t block, n, i, area;
+	const uint8_t *b, *pos;
+	int err;          /* SB_ECORRUPT once a block fails */
+} sb_kt_iter;
+/* Position at the first key >= key (klen 0: the first). */
+void sb_kt_seek(const sb_kt *t, const void *key, size_t klen, sb_kt_iter *it);
+int sb_kt_iter_valid(const sb_kt_iter *it);
+void sb_kt_iter_next(sb_kt_iter *it);
+const uint8_t *sb_kt_iter_key(const sb_kt_iter *it, size_t *klen);
+void sb_kt_iter_val(const sb_kt_iter *it, sb_mt_val *v);
+
+#endif
