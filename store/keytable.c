@@ -373,6 +373,8 @@ struct sb_kt {
 	char path[PATH_MAX];
 };
 
+static int block_load(const sb_kt *t, uint32_t i, sb_kt_iter *it);
+
 static int bad(char *why, size_t cap, const char *name, const char *what)
 {
 	if (why && cap)
@@ -460,6 +462,15 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 	rc = check_layout(t, why, whycap);
 	if (rc)
 		goto out_unmap;
+	/* Every block, once: damage found now is rebuilt from the log at
+	 * open, rather than met by a lookup later. */
+	for (uint32_t i = 0; i < t->nblocks; i++) {
+		sb_kt_iter it;
+		if (block_load(t, i, &it)) {
+			rc = bad(why, whycap, name, "block CRC");
+			goto out_unmap;
+		}
+	}
 	uint64_t first, last;
 	if (sb_kt_name_parse(name, &first, &last) || first != t->first || last != t->last) {
 		rc = bad(why, whycap, name, "name and footer disagree");

@@ -151,6 +151,7 @@ static int finish_seals(sb_log *l);
 
 static void log_free(sb_log *l)
 {
+	sb_log_keys_close(l, 0);
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_close(l->segs[i], 0);
 	free(l->segs);
@@ -260,6 +261,9 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	atomic_store(&l->mtime_ns, sb_segment_max_ts(sb_log_active(l)));
 	if (atomic_load(&l->mtime_ns) <= 0)
 		atomic_store(&l->mtime_ns, sb_now_ns());
+	rc = sb_log_keys_open(l);
+	if (rc)
+		goto out_free;
 	*out = l;
 	return 0;
 out_free:
@@ -275,7 +279,11 @@ int sb_log_close(sb_log *l)
 
 	if (!l)
 		return 0;
-	if (!l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err)) {
+	int clean = !l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err);
+	/* The key index is derived data: what it could not write out is
+	 * replayed from the log at the next open (it reports why). */
+	sb_log_keys_close(l, clean);
+	if (clean) {
 		sb_segment *last = sb_log_active(l);
 		rc = finish_seals(l);
 		if (!rc)
@@ -325,6 +333,7 @@ int sb_log_remove(sb_log *l)
 		sb_segment_remove(l->segs[i]);
 	l->nsegs = 0;
 	pthread_rwlock_unlock(&l->seg_lock);
+	sb_log_keys_remove(l);
 	const char *extra[] = {SB_META_NAME, SB_CLEAN_NAME};
 	for (size_t i = 0; i < 2; i++) {
 		if (sb_path(path, l->dir, extra[i]) == 0)
@@ -475,6 +484,7 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 	atomic_store_explicit(&l->stream_end, sb_segment_stream_end(s), memory_order_release);
 	atomic_store_explicit(&l->mtime_ns, now, memory_order_relaxed);
 	atomic_store_explicit(&l->next, off + n, memory_order_release);
+	sb_log_keys_added(l, r, n, off, now, bytes);
 	*seq = atomic_fetch_add(&l->appended, 1) + 1;
 	if (first)
 		*first = off;
@@ -633,6 +643,7 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	if (l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
 		return 0;
 	int rc = finish_seals(l);
+	sb_log_keys_maintain(l);
 	/* A start not saved for lack of space, or indexes: try again. Never
 	 * wait for the appender here. */
 	if (!rc && pthread_mutex_trylock(&l->append_mu) == 0) {

@@ -37,6 +37,8 @@ struct sb_log {
 	_Atomic int err;                /* [atomic] sticky append error, 0 if none */
 	_Atomic int removed;            /* [atomic] topic removed */
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
+	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
+					 * before open is done */
 
 	pthread_mutex_t sync_mu;
 	pthread_cond_t sync_cv;         /* a sync finished */
@@ -61,6 +63,15 @@ int sb_log_drop_front(sb_log *l, size_t k);
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);
 /* Wait until no fdatasync of a segment fd is running (before closing one). */
 void sb_log_wait_sync_idle(sb_log *l);
+/* The key index (log_keys.c): open and replay the records it lacks; note
+ * a batch appended at `first` [append]; finish a table at a clean close;
+ * the flusher's turn; delete its files with the topic. */
+int sb_log_keys_open(sb_log *l);
+void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
+		       size_t bytes);
+int sb_log_keys_close(sb_log *l, int clean);
+void sb_log_keys_maintain(sb_log *l);
+void sb_log_keys_remove(sb_log *l);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
 

@@ -92,13 +92,16 @@ static void *arena_alloc(sb_mt *m, size_t n)
 
 	n = (n + 15) & ~(size_t)15;
 	if (!c || c->cap - c->used < n) {
-		size_t cap = n > MT_CHUNK / 4 ? n : MT_CHUNK;
+		/* Chunks grow from 4 KiB to MT_CHUNK: thousands of topics with
+		 * few keys each cost a page each. */
+		size_t grown = c ? (c->cap < MT_CHUNK ? c->cap * 2 : MT_CHUNK) : 4096;
+		size_t cap = n > grown / 4 ? n : grown;
 		struct mt_chunk *nc = malloc(sizeof(*nc) + cap);
 		if (!nc)
 			return NULL;
 		nc->cap = cap;
 		nc->used = 0;
-		if (c && cap != MT_CHUNK) {
+		if (c && cap != grown) {
 			/* A big node gets a chunk of its own, kept behind the
 			 * current one so that its free space stays in use. */
 			nc->prev = c->prev;

@@ -57,6 +57,8 @@ typedef struct sb_log_config {
 	int64_t retention_ms;          /* -1: keep everything */
 	enum sb_compression compression; /* sealed segments (default none) */
 	uint32_t compression_block_bytes; /* payload per compressed block */
+	uint64_t key_memtable_bytes;   /* key index: MemTable bytes before it is
+					* written as a table (0: 4 MiB) */
 } sb_log_config;
 
 /* Fill *c with the defaults of SPEC §1. */
@@ -297,6 +299,34 @@ int sb_log_sync(sb_log *l);
  * fail their checks is left as it is (reported), not an error.
  */
 int sb_log_compress(sb_log *l, size_t *done);
+
+/* ---- a topic as a table: the latest record of each key ---------------- */
+
+/*
+ * The latest record appended with this key (SPEC §2 "Keys"): copies up to
+ * cap bytes of its payload into buf, *nread the count, info (may be NULL)
+ * its header. -ENOENT when the key has no record, its latest record is a
+ * tombstone, or retention removed it; SB_ECORRUPT when the record (or the
+ * key index entry naming it) is damaged; -EINVAL for an empty key.
+ */
+int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t cap, size_t *nread,
+		   sb_record_info *info);
+/*
+ * Every key whose latest record is not a tombstone, from the first key >=
+ * from (from_len 0: all), in byte order of the key: fn gets the key and
+ * that record's offset, timestamp_ns, value_len and key_len (stream_pos
+ * and flags 0). Stops when fn returns nonzero (that value is returned).
+ * fn must not append to this log.
+ */
+typedef int (*sb_key_fn)(void *arg, const void *key, size_t key_len, const sb_record_info *info);
+int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn, void *arg);
+
+typedef struct sb_log_key_stats {
+	uint64_t memtable_keys, memtable_bytes;
+	uint32_t tables;
+	uint64_t table_keys, table_bytes;
+} sb_log_key_stats;
+int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st);
 
 typedef struct sb_log_stats {
 	uint64_t start, next;      /* offsets */

@@ -1,0 +1,206 @@
+/*
+ * log_keys.c - a topic as a table: the log's side of its key index
+ * (keyidx.h). Keyed appends update the index under the append lock; the
+ * index is rebuilt at open by replaying the records it lacks; a lookup by
+ * key reads the record the index names and checks that it carries that key
+ * (its CRC covers the key), so a stale or damaged index never serves
+ * another key's value.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "keyidx.h"
+#include "log.h"
+#include "log_impl.h"
+
+#define KEY_MEMTABLE_DEFAULT (4u << 20)
+
+static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags)
+{
+	return (sb_mt_val){.offset = off, .ts = ts, .size = size,
+			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0};
+}
+
+/* Put the keyed records of segment s from offset `from` on. */
+static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
+{
+	uint64_t pos, stream, len = sb_segment_len(s), end = sb_segment_next(s);
+	const uint8_t *map = sb_segment_map(s);
+	sb_rec_hdr h;
+	int rc;
+
+	if (from >= end)
+		return 0;
+	if (sb_segment_locate(s, from, &pos, &stream, &h))
+		return 0; /* damage: reads of it fail; its keys are not indexed */
+	while (pos < len && from < end) {
+		if (sb_rec_decode(map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != from)
+			break;
+		if (h.key_len) {
+			sb_mt_val v = val_of(h.offset, h.timestamp_ns, h.value_len, h.flags);
+			if ((rc = sb_kx_put(l->kx, map + pos + SB_REC_HDR, h.key_len, &v)))
+				return rc;
+		}
+		if ((rc = sb_kx_note_end(l->kx, from + 1, h.size)))
+			return rc;
+		pos += h.size;
+		from++;
+	}
+	return 0;
+}
+
+int sb_log_keys_open(sb_log *l)
+{
+	uint64_t start = atomic_load(&l->start), next = atomic_load(&l->next);
+	sb_kx_params p = {
+		.io = l->io,
+		.dir = l->dir,
+		.topic = l->name,
+		.memtable_bytes = l->cfg.key_memtable_bytes ? l->cfg.key_memtable_bytes : KEY_MEMTABLE_DEFAULT,
+		.read_only = l->read_only,
+		.background = 0, /* no flusher during the replay */
+		.report = l->opt.report,
+		.report_arg = l->opt.report_arg,
+	};
+	int rc = sb_kx_open(&p, start, next, &l->kx);
+
+	if (rc)
+		return rc;
+	uint64_t from = sb_kx_replay_from(l->kx);
+	pthread_rwlock_rdlock(&l->seg_lock);
+	for (size_t i = 0; !rc && i < l->nsegs; i++) {
+		sb_segment *s = l->segs[i];
+		if (sb_segment_next(s) > from)
+			rc = replay_segment(l, s, from > sb_segment_base(s) ? from : sb_segment_base(s));
+	}
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (rc) {
+		sb_kx_close(l->kx, 0);
+		l->kx = NULL;
+		return rc;
+	}
+	sb_kx_set_background(l->kx, !l->read_only && !l->opt.no_flusher);
+	return 0;
+}
+
+void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
+		       size_t bytes)
+{
+	if (!l->kx)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!r[i].key_len)
+			continue;
+		sb_mt_val v = val_of(first + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, r[i].value_len, r[i].flags);
+		/* No memory: the key is found again at the next open. */
+		sb_kx_put(l->kx, r[i].key, r[i].key_len, &v);
+	}
+	sb_kx_note_end(l->kx, first + n, bytes);
+}
+
+int sb_log_keys_close(sb_log *l, int clean)
+{
+	int rc = sb_kx_close(l->kx, clean);
+
+	l->kx = NULL;
+	return rc;
+}
+
+void sb_log_keys_maintain(sb_log *l)
+{
+	if (l->kx)
+		sb_kx_maintain(l->kx);
+}
+
+void sb_log_keys_remove(sb_log *l)
+{
+	if (l->kx)
+		sb_kx_remove_files(l->kx);
+}
+
+int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t cap, size_t *nread,
+		   sb_record_info *info)
+{
+	sb_mt_val v;
+	uint8_t kb[256], *kc = kb;
+	size_t kl = 0, n = 0;
+	sb_record_info ri;
+	int rc;
+
+	if (!key_len || key_len > SB_KEY_MAX)
+		return -EINVAL;
+	if (atomic_load(&l->removed) || !l->kx)
+		return -ENOENT;
+	rc = sb_kx_get(l->kx, key, key_len, &v);
+	if (rc)
+		return rc;
+	if (v.flags & SB_MT_TOMBSTONE)
+		return -ENOENT;
+	rc = sb_log_read(l, v.offset, 0, buf, cap, &n, &ri);
+	if (rc)
+		return rc; /* -ENOENT: below the start (retention took it) */
+	if (key_len > sizeof(kb) && !(kc = malloc(key_len)))
+		return -ENOMEM;
+	rc = ri.key_len != key_len ? SB_ECORRUPT : sb_log_read_key(l, v.offset, kc, key_len, &kl);
+	if (!rc && (kl != key_len || memcmp(kc, key, key_len)))
+		rc = SB_ECORRUPT;
+	if (kc != kb)
+		free(kc);
+	if (rc) {
+		if (rc == SB_ECORRUPT && l->opt.report)
+			l->opt.report(l->opt.report_arg, l->name, "key index: an entry names a record of another key");
+		return rc;
+	}
+	*nread = n;
+	if (info)
+		*info = ri;
+	return 0;
+}
+
+typedef struct list_ctx {
+	sb_log *l;
+	uint64_t start;
+	sb_key_fn fn;
+	void *arg;
+} list_ctx;
+
+static int list_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v)
+{
+	list_ctx *c = arg;
+	sb_record_info info;
+
+	if ((v->flags & SB_MT_TOMBSTONE) || v->offset < c->start)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	info.offset = v->offset;
+	info.timestamp_ns = v->ts;
+	info.value_len = v->size;
+	info.key_len = (uint16_t)klen;
+	return c->fn(c->arg, key, klen, &info);
+}
+
+int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn, void *arg)
+{
+	list_ctx c = {l, atomic_load(&l->start), fn, arg};
+
+	if (atomic_load(&l->removed) || !l->kx)
+		return -ENOENT;
+	return sb_kx_scan(l->kx, from, from_len, list_one, &c);
+}
+
+int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
+{
+	sb_kx_stats ks;
+
+	if (!l->kx)
+		return -ENOENT;
+	sb_kx_get_stats(l->kx, &ks);
+	st->memtable_keys = ks.mt_keys;
+	st->memtable_bytes = ks.mt_bytes;
+	st->tables = ks.tables;
+	st->table_keys = ks.table_keys;
+	st->table_bytes = ks.table_bytes;
+	return 0;
+}

@@ -1,0 +1,416 @@
+/*
+ * test_store_keys.c - a topic as a table: key tables (writer, reader, Bloom
+ * filter, damage), and the key index of a log against a model through
+ * random keyed appends, tombstones, flushes, merges, reopens, lost and
+ * damaged tables, and a crash at every write step of a table write and a
+ * merge (the crash simulator, util_faultio).
+ * SB_KEYS_CRASH_STEPS: how many crash points to try (default all).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "keytable.h"
+#include "util_faultio.h"
+#include "util_store.h"
+
+static ut_env env;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "keys"), 0);
+}
+
+static void teardown(void)
+{
+	ut_env_fini(&env);
+}
+
+TestSuite(keys, .init = setup, .fini = teardown, .timeout = 240);
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/* Key number i: "k" + 8 big-endian bytes of i*2 + some tail: sorted by i,
+ * and odd numbers are absent keys that sort between present ones. */
+static size_t tkey(uint64_t i, uint8_t *buf)
+{
+	buf[0] = 'k';
+	for (int b = 0; b < 8; b++)
+		buf[1 + b] = (uint8_t)((i * 2) >> (56 - 8 * b));
+	size_t extra = i % 13;
+	memset(buf + 9, 'z', extra);
+	return 9 + extra;
+}
+
+static int count_tables(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	uint64_t a, b;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += sb_kt_name_parse(de->d_name, &a, &b) == 0;
+	closedir(d);
+	return n;
+}
+
+Test(keys, table_roundtrip_and_bloom)
+{
+	const uint64_t N = 30000;
+	sb_kt_writer *w;
+	sb_kt *t;
+	uint8_t k[32];
+	char dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s", env.stash);
+	cr_assert_eq(sb_kt_writer_new(sb_io_default(), dir, 5, 9000, N, 0, &w), 0);
+	for (uint64_t i = 0; i < N; i++) {
+		sb_mt_val v = {.offset = i * 3, .ts = (int64_t)i, .size = (uint32_t)(i * 7), .flags = (uint16_t)(i % 5 == 0)};
+		cr_assert_eq(sb_kt_writer_add(w, k, tkey(i, k), &v), 0);
+	}
+	cr_assert_eq(sb_kt_writer_add(w, k, tkey(3, k), &(sb_mt_val){0}), -EINVAL, "keys must increase");
+	cr_assert_eq(sb_kt_writer_finish(w), 0);
+	char name[48];
+	sb_kt_name(name, 5, 9000);
+	cr_assert_eq(sb_kt_open(sb_io_default(), dir, name, &t, NULL, 0), 0);
+	cr_assert_eq(sb_kt_count(t), N);
+	for (uint64_t i = 0; i < N; i++) {
+		sb_mt_val v;
+		size_t kl = tkey(i, k);
+		cr_assert_eq(sb_kt_get(t, k, kl, sb_kt_hash(k, kl), &v), 0, "key %llu", (unsigned long long)i);
+		cr_assert(v.offset == i * 3 && v.ts == (int64_t)i && v.size == i * 7 && v.flags == (i % 5 == 0));
+	}
+	/* absent keys: between present ones; count Bloom false positives */
+	unsigned fp = 0;
+	for (uint64_t i = 0; i < N; i++) {
+		sb_mt_val v;
+		size_t kl = tkey(i, k);
+		k[8] |= 1; /* i*2+1: absent */
+		uint64_t h = sb_kt_hash(k, kl);
+		fp += sb_kt_may_contain(t, h);
+		cr_assert_eq(sb_kt_get(t, k, kl, h, &v), -ENOENT);
+	}
+	double rate = (double)fp / N;
+	cr_log_info("Bloom false positives: %.3f%% (%u of %llu)", rate * 100, fp, (unsigned long long)N);
+	cr_assert_lt(rate, 0.03, "Bloom false-positive rate %.4f", rate);
+	/* ordered iteration from a key between two present ones */
+	sb_kt_iter it;
+	size_t kl = tkey(100, k);
+	k[8] |= 1;
+	sb_kt_seek(t, k, kl, &it);
+	for (uint64_t i = 101; i < N; i++, sb_kt_iter_next(&it)) {
+		cr_assert(sb_kt_iter_valid(&it));
+		sb_mt_val v;
+		sb_kt_iter_val(&it, &v);
+		cr_assert_eq(v.offset, i * 3);
+	}
+	cr_assert_not(sb_kt_iter_valid(&it));
+	sb_kt_close(t);
+
+	/* Damage anywhere is found: at open (footer, index, Bloom) or by the
+	 * lookups and scans that meet it (a block's CRC); never a wrong value. */
+	char path[8192];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	off_t len = lseek(fd, 0, SEEK_END);
+	uint64_t seed = 77;
+	for (int trial = 0; trial < 200; trial++) {
+		off_t at = (off_t)(rnd(&seed) % (uint64_t)len);
+		uint8_t b, x = (uint8_t)(1 + rnd(&seed) % 255);
+		cr_assert_eq(pread(fd, &b, 1, at), 1);
+		b ^= x;
+		cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+		int rc = sb_kt_open(sb_io_default(), dir, name, &t, NULL, 0);
+		if (rc == 0) {
+			int seen_bad = 0;
+			for (uint64_t i = 0; i < N; i += 1 + rnd(&seed) % 50) {
+				sb_mt_val v;
+				size_t kl2 = tkey(i, k);
+				int r = sb_kt_get(t, k, kl2, sb_kt_hash(k, kl2), &v);
+				if (r == 0)
+					cr_assert_eq(v.offset, i * 3, "a damaged table served a wrong entry");
+				else
+				{
+					seen_bad = 1;
+					cr_assert(r == SB_ECORRUPT || r == -ENOENT);
+				}
+			}
+			(void)seen_bad;
+			sb_kt_close(t);
+		} else {
+			cr_assert(rc == SB_ECORRUPT || rc == SB_EVERSION, "open: %d", rc);
+		}
+		b ^= x;
+		cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	}
+	close(fd);
+}
+
+/* ---- the key index of a log against a model ------------------------------- */
+
+#define MKEYS 3000
+typedef struct mentry {
+	uint64_t off;
+	int present;   /* has a record */
+	int tomb;      /* the latest is a tombstone */
+	uint32_t len;
+} mentry;
+static mentry M[MKEYS];
+
+static size_t mkey(uint64_t i, char *buf)
+{
+	return (size_t)sprintf(buf, "key/%llu%s", (unsigned long long)i, i % 3 ? "-long-suffix" : "");
+}
+
+static void model_reset(void)
+{
+	memset(M, 0, sizeof(M));
+}
+
+static void do_appends(sb_log *l, uint64_t *seed, int n)
+{
+	char k[64];
+	uint8_t val[300];
+
+	for (int j = 0; j < n; j++) {
+		uint64_t i = rnd(seed) % MKEYS;
+		int tomb = rnd(seed) % 10 == 0;
+		/* unkeyed records between */
+		if (rnd(seed) % 4 == 0) {
+			sb_record_in u = {.value = "u", .value_len = 1};
+			cr_assert_eq(sb_log_append(l, &u, 1, NULL), 0);
+		}
+		uint64_t next = sb_log_next(l);
+		uint32_t len = tomb ? 0 : (uint32_t)ut_len(next, 5, 1, sizeof(val));
+		ut_fill(val, len, next, 5);
+		sb_record_in r = {.key = k, .key_len = (uint32_t)mkey(i, k), .value = val, .value_len = len,
+				  .flags = tomb ? SB_REC_TOMBSTONE : 0};
+		uint64_t off;
+		cr_assert_eq(sb_log_append(l, &r, 1, &off), 0);
+		M[i] = (mentry){off, 1, tomb, len};
+	}
+}
+
+static void check_model(sb_log *l)
+{
+	char k[64];
+	uint8_t buf[400];
+
+	for (uint64_t i = 0; i < MKEYS; i++) {
+		size_t n = 0;
+		sb_record_info info;
+		int rc = sb_log_get_key(l, k, mkey(i, k), buf, sizeof(buf), &n, &info);
+		if (!M[i].present || M[i].tomb) {
+			cr_assert_eq(rc, -ENOENT, "key %llu: %d", (unsigned long long)i, rc);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "key %llu: %s", (unsigned long long)i, sb_strerror(rc));
+		cr_assert_eq(info.offset, M[i].off);
+		cr_assert_eq(n, M[i].len);
+		cr_assert(ut_match(buf, n, M[i].off, 5));
+	}
+}
+
+typedef struct lctx {
+	uint64_t n;
+	char prev[64];
+	size_t prevl;
+	int bad;
+} lctx;
+
+static int list_cb(void *arg, const void *key, size_t kl, const sb_record_info *info)
+{
+	lctx *c = arg;
+	char k[64];
+	unsigned long long i;
+
+	if (c->prevl && (memcmp(c->prev, key, kl < c->prevl ? kl : c->prevl) > 0 ||
+			 (memcmp(c->prev, key, kl < c->prevl ? kl : c->prevl) == 0 && c->prevl >= kl)))
+		c->bad++;
+	memcpy(c->prev, key, kl);
+	c->prevl = kl;
+	memcpy(k, key, kl);
+	k[kl] = 0;
+	if (sscanf(k, "key/%llu", &i) != 1 || i >= MKEYS || !M[i].present || M[i].tomb || M[i].off != info->offset)
+		c->bad++;
+	c->n++;
+	return 0;
+}
+
+static void check_list(sb_log *l)
+{
+	lctx c = {0};
+	uint64_t live = 0;
+
+	for (int i = 0; i < MKEYS; i++)
+		live += M[i].present && !M[i].tomb;
+	cr_assert_eq(sb_log_list_keys(l, NULL, 0, list_cb, &c), 0);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(c.n, live);
+}
+
+static sb_log_config kcfg(void)
+{
+	sb_log_config c;
+	ut_cfg(&c, 64 * 1024, SB_SYNC_NEVER);
+	c.key_memtable_bytes = 16 * 1024; /* a table every ~200 keys */
+	return c;
+}
+
+Test(keys, log_model_reopen_lost_and_damaged_tables)
+{
+	sb_log_config c = kcfg();
+	sb_store *s;
+	uint64_t seed = 4242;
+	char tdir[4096];
+
+	model_reset();
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	for (int round = 0; round < 6; round++) {
+		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+		sb_log *l = ut_topic(s, "t");
+		cr_assert_not_null(l);
+		check_model(l);
+		do_appends(l, &seed, 2500);
+		check_model(l);
+		check_list(l);
+		sb_log_key_stats ks;
+		cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
+		cr_assert_gt(ks.tables, 0);
+		cr_assert_leq(ks.tables, 12, "merges keep the table count low: %u", ks.tables);
+		cr_assert_eq(sb_store_close(s), 0);
+		/* Now and then lose or damage a table: the index comes back
+		 * from the log. */
+		int n = count_tables(tdir);
+		cr_assert_gt(n, 0);
+		if (round % 3 == 1 || round % 3 == 2) {
+			DIR *d = opendir(tdir);
+			struct dirent *de;
+			uint64_t a, b;
+			char p[8192];
+			while ((de = readdir(d)))
+				if (sb_kt_name_parse(de->d_name, &a, &b) == 0)
+					break;
+			cr_assert_not_null(de);
+			snprintf(p, sizeof(p), "%s/%s", tdir, de->d_name);
+			if (round % 3 == 1) {
+				cr_assert_eq(unlink(p), 0);
+			} else {
+				int fd = open(p, O_RDWR);
+				uint8_t z[64] = {0};
+				cr_assert_eq(pwrite(fd, z, sizeof(z), 100), (ssize_t)sizeof(z));
+				close(fd);
+			}
+			closedir(d);
+		}
+	}
+}
+
+/* Crash at every write-side call while keyed appends flush and merge
+ * tables, then recover with the real io and check the model for what was
+ * acknowledged (sync=always: all of it). */
+Test(keys, crash_at_every_step)
+{
+	sb_log_config c = kcfg();
+	c.sync = SB_SYNC_ALWAYS;
+	const char *e = getenv("SB_KEYS_CRASH_STEPS");
+	unsigned max_steps = e ? (unsigned)atoi(e) : 100000;
+	fio_kind kinds[] = {FIO_PWRITE, FIO_FDATASYNC, FIO_RENAME, FIO_UNLINK};
+	unsigned tried = 0;
+
+	for (size_t ki = 0; ki < 4; ki++) {
+		/* How many calls of this kind a clean run makes. */
+		unsigned total;
+		{
+			ut_env_fini(&env);
+			cr_assert_eq(ut_env_init(&env, "keys"), 0);
+			fio *f = fio_new(env.stash);
+			fio_set_sync(f, 0, 0);
+			sb_store *s;
+			uint64_t seed = 9;
+			model_reset();
+			cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+			unsigned before = fio_calls(f, kinds[ki]);
+			do_appends(ut_topic(s, "t"), &seed, 1200);
+			total = fio_calls(f, kinds[ki]) - before;
+			sb_store_close(s);
+			fio_free(f);
+		}
+		unsigned stride = total / 25 + 1; /* keep the default run short */
+		if (e)
+			stride = 1;
+		for (unsigned step = 1; step <= total && tried < max_steps; step += stride, tried++) {
+			ut_env_fini(&env);
+			cr_assert_eq(ut_env_init(&env, "keys"), 0);
+			fio *f = fio_new(env.stash);
+			fio_set_sync(f, 0, 0);
+			sb_store *s;
+			uint64_t seed = 9;
+			model_reset();
+			cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+			sb_log *l = ut_topic(s, "t");
+			fio_crash_at(f, kinds[ki], step);
+			/* append until the crash refuses one: the model keeps
+			 * only what was acknowledged */
+			char k[64];
+			uint8_t val[300];
+			for (int j = 0; j < 1200; j++) {
+				uint64_t i = rnd(&seed) % MKEYS;
+				int tomb = rnd(&seed) % 10 == 0;
+				uint64_t next = sb_log_next(l);
+				uint32_t len = tomb ? 0 : (uint32_t)ut_len(next, 5, 1, sizeof(val));
+				ut_fill(val, len, next, 5);
+				sb_record_in r = {.key = k, .key_len = (uint32_t)mkey(i, k), .value = val,
+						  .value_len = len, .flags = tomb ? SB_REC_TOMBSTONE : 0};
+				uint64_t off;
+				if (sb_log_append(l, &r, 1, &off))
+					break;
+				M[i] = (mentry){off, 1, tomb, len};
+			}
+			sb_store_close(s);
+			cr_assert_eq(fio_crash_apply(f, step * 31 + ki, FIO_CRASH_RANDOM, NULL), 0);
+			fio_free(f);
+			cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+			l = ut_topic(s, "t");
+			/* Acknowledged under `always`: every key as the model says,
+			 * except a record the crash may have kept beyond the last
+			 * acknowledged one (the refused append). */
+			for (uint64_t i = 0; i < MKEYS; i++) {
+				uint8_t buf[400];
+				size_t n;
+				sb_record_info info;
+				int rc = sb_log_get_key(l, k, mkey(i, k), buf, sizeof(buf), &n, &info);
+				if (rc == 0 && (!M[i].present || info.offset != M[i].off)) {
+					/* only the one refused append may show up */
+					cr_assert_geq(info.offset, sb_log_next(l) - 1, "kind %zu step %u key %llu", ki,
+						      step, (unsigned long long)i);
+					continue;
+				}
+				if (!M[i].present || M[i].tomb)
+					cr_assert(rc == -ENOENT || rc == 0);
+				else
+					cr_assert_eq(rc, 0, "kind %zu step %u key %llu: %s", ki, step,
+						     (unsigned long long)i, sb_strerror(rc));
+			}
+			cr_assert_eq(sb_store_close(s), 0);
+		}
+	}
+	cr_log_info("%u crash points", tried);
+}
