@@ -26,6 +26,7 @@
 
 #include "format.h"
 #include "memtable.h"
+#include "sb_store.h"
 
 #define MT_MAX_HEIGHT 20
 #define MT_CHUNK (256u * 1024)
@@ -373,4 +374,36 @@ const uint8_t *sb_mt_iter_key(const sb_mt_iter *it, size_t *klen)
 void sb_mt_iter_val(const sb_mt_iter *it, sb_mt_val *v)
 {
 	val_read(it->node, v);
+}
+
+/* ---- streambus bench keys (sb_store.h) ------------------------------------ */
+
+int sb_bench_memtable_new(sb_bench_memtable **out)
+{
+	return sb_mt_new((sb_mt **)out);
+}
+
+int sb_bench_memtable_put(sb_bench_memtable *m, const void *key, size_t klen, uint64_t offset)
+{
+	sb_mt_val v = {.offset = offset};
+	return sb_mt_put((sb_mt *)m, key, klen, &v);
+}
+
+int sb_bench_memtable_get(const sb_bench_memtable *m, const void *key, size_t klen, uint64_t *offset)
+{
+	sb_mt_val v;
+	int rc = sb_mt_get((const sb_mt *)m, key, klen, &v);
+	if (!rc)
+		*offset = v.offset;
+	return rc;
+}
+
+size_t sb_bench_memtable_bytes(const sb_bench_memtable *m)
+{
+	return sb_mt_bytes((const sb_mt *)m);
+}
+
+void sb_bench_memtable_free(sb_bench_memtable *m)
+{
+	sb_mt_free((sb_mt *)m);
 }

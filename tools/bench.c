@@ -472,6 +472,9 @@ int sb_bench_main(int argc, char **argv)
 	sb_bench_cfg c = {0};
 	sb_bench_val ours[SB_FIG_COUNT], ldb[SB_FIG_COUNT];
 	const char *parent = "/tmp";
+
+	if (argc > 1 && strcmp(argv[1], "keys") == 0)
+		return sb_bench_keys_main(argc - 1, argv + 1);
 	uint64_t records = 0, open_mb = 0, t0;
 	int json = 0, no_leveldb = 0, ch, status = 0;
 	char dir[PATH_MAX];

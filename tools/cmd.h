@@ -23,6 +23,7 @@ int sb_cmd_stat(int argc, char **argv);
 int sb_cmd_dump(int argc, char **argv);
 int sb_cmd_verify(int argc, char **argv);
 int sb_cmd_recover(int argc, char **argv);
+int sb_cmd_get(int argc, char **argv);
 
 /* "streambus CMD: " + message + "\n" on stderr. */
 void sb_cmd_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,7 +16,7 @@
 #include "sb_store.h"
 
 static const char help[] =
-	"usage: streambus dump [--from N] [--count K] [--raw | --json] LOG_DIR [TOPIC]\n"
+	"usage: streambus dump [--from N] [--count K] [--keys] [--raw | --json] LOG_DIR [TOPIC]\n"
 	"       streambus dump [OPTIONS] LOG_DIR/TOPIC\n"
 	"\n"
 	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
@@ -29,6 +29,9 @@ static const char help[] =
 	"  --count K     print at most K records (per topic)\n"
 	"  --raw         write the payloads only, as they are, one after another\n"
 	"                (no offsets, times, keys, separators or newlines)\n"
+	"  --keys        the topic as a table: the latest record of each key whose\n"
+	"                latest record is not a tombstone, in byte order of the key\n"
+	"                (--from is then ignored, --count counts keys)\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
 	"                timestamp, key (null if none), size, and value (UTF-8\n"
 	"                payloads) or value_base64 (anything else); a non-UTF-8 key\n"
@@ -162,10 +165,59 @@ out_err:
 	return errors ? rc ? rc : SB_ECORRUPT : 0;
 }
 
+/* ---- --keys: the latest record of each key ------------------------------ */
+
+typedef struct keys_ctx {
+	const char *cmd, *path;
+	sb_log *log;
+	int all, errors, rc;
+	uint64_t count;
+	enum mode m;
+	buf val;
+} keys_ctx;
+
+static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_info *ki)
+{
+	keys_ctx *c = arg;
+	sb_record_info info;
+	size_t got = 0;
+	int rc;
+
+	if (!c->count)
+		return 1;
+	c->count--;
+	rc = buf_reserve(&c->val, ki->value_len ? ki->value_len : 1);
+	if (!rc)
+		rc = sb_log_read(c->log, ki->offset, 0, c->val.p, ki->value_len, &got, &info);
+	if (rc == -ENOENT)
+		return 0; /* removed from the head meanwhile */
+	if (rc) {
+		fflush(stdout);
+		sb_cmd_err(c->cmd, "%s: record %" PRIu64 ": %s", c->path, ki->offset, sb_strerror(rc));
+		c->rc = rc;
+		return rc == -ENOMEM || ++c->errors >= 100 ? rc : 0;
+	}
+	print_record(c->m, sb_log_name(c->log), c->all, &info, key, key_len, c->val.p, got);
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, uint64_t count, enum mode m)
+{
+	keys_ctx c = {.cmd = cmd, .path = path, .log = log, .all = all, .count = count, .m = m};
+	int rc = sb_log_list_keys(log, NULL, 0, dump_key, &c);
+
+	free(c.val.p);
+	if (rc < 0 && rc != -EIO && !c.rc) {
+		sb_cmd_err(cmd, "%s: the key index: %s", path, sb_strerror(rc));
+		c.rc = rc;
+	}
+	return c.rc;
+}
+
 typedef struct dump_args {
 	const char *cmd;
 	const char *dir;
-	int all;
+	int all, keys;
 	uint64_t from, count;
 	enum mode m;
 	int rc;         /* the first error */
@@ -177,7 +229,10 @@ static int dump_one(dump_args *a, sb_log *log)
 	int rc;
 
 	snprintf(path, sizeof path, "%s/%s", a->dir, sb_log_name(log));
-	rc = dump_log(a->cmd, path, log, a->all, a->from, a->count, a->m);
+	if (a->keys)
+		rc = dump_keys(a->cmd, path, log, a->all, a->count, a->m);
+	else
+		rc = dump_log(a->cmd, path, log, a->all, a->from, a->count, a->m);
 	if (rc && !a->rc)
 		a->rc = rc;
 	return ferror(stdout) ? -EIO : 0;
@@ -247,6 +302,7 @@ int sb_cmd_dump(int argc, char **argv)
 		{"count", required_argument, NULL, 'n'},
 		{"raw", no_argument, NULL, 'r'},
 		{"json", no_argument, NULL, 'j'},
+		{"keys", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -272,6 +328,7 @@ int sb_cmd_dump(int argc, char **argv)
 			break;
 		case 'r': a.m = M_RAW; nmode++; break;
 		case 'j': a.m = M_JSON; nmode++; break;
+		case 'k': a.keys = 1; break;
 		case 'h':
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);

@@ -21,6 +21,7 @@ static const char usage[] =
 	"commands:\n"
 	"  stat LOG_DIR [TOPIC]             topics: offsets, records, bytes, segments, times\n"
 	"  dump LOG_DIR [TOPIC]             print records (offset, time, key, payload)\n"
+	"  get LOG_DIR TOPIC KEY            the payload of KEY's latest record\n"
 	"  verify LOG_DIR [TOPIC]           check every CRC, offset and index entry\n"
 	"  recover [--cut] LOG_DIR [TOPIC]  repair after a crash, as mounting does\n"
 	"  bench [OPTIONS]                  the storage engine's benchmarks\n"
@@ -40,6 +41,7 @@ static const struct {
 } commands[] = {
 	{"stat", sb_cmd_stat},
 	{"dump", sb_cmd_dump},
+	{"get", sb_cmd_get},
 	{"verify", sb_cmd_verify},
 	{"recover", sb_cmd_recover},
 	{"bench", sb_bench_main},

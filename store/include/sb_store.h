@@ -449,6 +449,15 @@ int sb_bench_index_new(uint32_t entries, uint32_t step, sb_bench_index **out);
 int sb_bench_index_lookup(const sb_bench_index *b, uint32_t rel, uint32_t *pos);
 void sb_bench_index_free(sb_bench_index *b);
 
+/* For benchmarks only (streambus bench keys): a key index's MemTable
+ * (store/memtable.h), keys mapped to offsets. */
+typedef struct sb_bench_memtable sb_bench_memtable;
+int sb_bench_memtable_new(sb_bench_memtable **out);
+int sb_bench_memtable_put(sb_bench_memtable *m, const void *key, size_t klen, uint64_t offset);
+int sb_bench_memtable_get(const sb_bench_memtable *m, const void *key, size_t klen, uint64_t *offset);
+size_t sb_bench_memtable_bytes(const sb_bench_memtable *m);
+void sb_bench_memtable_free(sb_bench_memtable *m);
+
 #ifdef __cplusplus
 }
 #endif

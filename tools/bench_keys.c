@@ -1,0 +1,786 @@
+/*
+ * bench_keys.c - `streambus bench keys`: a topic as a table, against its
+ * peers in the same run.
+ *
+ *   memtable   put and get of N random 8- and 32-byte keys in the MemTable
+ *              (store/memtable.c, a skiplist with lock-free readers) and in
+ *              a B+tree (fanout 32, the same key compare, no concurrency:
+ *              the candidate it was measured against), random order.
+ *   get        get by key with the value (100 bytes) copied out, N random
+ *              16-byte keys, warm, after a clean close and reopen: ours
+ *              (sb_log_get_key) against LevelDB, RocksDB and LMDB loaded
+ *              with the same keys and values (defaults; LMDB: one read
+ *              transaction per 1,000 gets, reset and renewed).
+ *   append     keyed vs unkeyed append of 100-byte payloads, sync=never,
+ *              one record per call.
+ *   memory     (--mem N) N distinct keys appended to one topic: RssAnon
+ *              of this process, the open after a clean close.
+ */
+#define SB_BENCH_INTERNAL
+#include "bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sb_store.h"
+
+#ifdef SB_HAVE_LEVELDB
+#include <leveldb/c.h>
+#endif
+#ifdef SB_HAVE_ROCKSDB
+#include <rocksdb/c.h>
+#endif
+#ifdef SB_HAVE_LMDB
+#include <lmdb.h>
+#endif
+
+#define VAL 100u
+#define GKEY 16u
+
+/* ---- the B+tree candidate (bench only) ------------------------------------ */
+
+#define BT_FAN 32
+typedef struct bt_node {
+	int leaf, n;
+	uint64_t pfx[BT_FAN];
+	const uint8_t *key[BT_FAN];
+	uint16_t klen[BT_FAN];
+	union {
+		struct bt_node *kid[BT_FAN + 1];
+		uint64_t val[BT_FAN];
+	} u;
+} bt_node;
+
+static inline uint64_t bt_prefix(const uint8_t *k, size_t kl)
+{
+	uint8_t b[8] = {0};
+	uint64_t v;
+	memcpy(b, k, kl < 8 ? kl : 8);
+	memcpy(&v, b, 8);
+	return __builtin_bswap64(v);
+}
+
+static inline int bt_cmp(const bt_node *n, int i, uint64_t pfx, const uint8_t *k, size_t kl)
+{
+	if (n->pfx[i] != pfx)
+		return n->pfx[i] < pfx ? -1 : 1;
+	size_t nl = n->klen[i], m = nl < kl ? nl : kl;
+	if (m > 8) {
+		int c = memcmp(n->key[i] + 8, k + 8, m - 8);
+		if (c)
+			return c;
+	}
+	return (nl > kl) - (nl < kl);
+}
+
+/* first index with key >= k */
+static inline int bt_lower(const bt_node *n, uint64_t pfx, const uint8_t *k, size_t kl)
+{
+	int lo = 0, hi = n->n;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (bt_cmp(n, mid, pfx, k, kl) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int bt_get(const bt_node *n, const uint8_t *k, size_t kl, uint64_t *v)
+{
+	uint64_t pfx = bt_prefix(k, kl);
+	while (!n->leaf) {
+		int i = bt_lower(n, pfx, k, kl);
+		if (i < n->n && bt_cmp(n, i, pfx, k, kl) == 0)
+			i++;
+		n = n->u.kid[i];
+	}
+	int i = bt_lower(n, pfx, k, kl);
+	if (i < n->n && bt_cmp(n, i, pfx, k, kl) == 0) {
+		*v = n->u.val[i];
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Split the full child x->kid[i] in two (x is not full). */
+static int bt_split(bt_node *x, int i)
+{
+	bt_node *y = x->u.kid[i], *z = calloc(1, sizeof(*z));
+	int h = BT_FAN / 2;
+	uint64_t sp;
+	const uint8_t *sk;
+	uint16_t sl;
+
+	if (!z)
+		return -1;
+	z->leaf = y->leaf;
+	if (y->leaf) {
+		z->n = BT_FAN - h;
+		memcpy(z->pfx, y->pfx + h, z->n * sizeof(uint64_t));
+		memcpy(z->key, y->key + h, z->n * sizeof(void *));
+		memcpy(z->klen, y->klen + h, z->n * sizeof(uint16_t));
+		memcpy(z->u.val, y->u.val + h, z->n * sizeof(uint64_t));
+		sp = z->pfx[0], sk = z->key[0], sl = z->klen[0];
+	} else {
+		z->n = BT_FAN - h - 1;
+		memcpy(z->pfx, y->pfx + h + 1, z->n * sizeof(uint64_t));
+		memcpy(z->key, y->key + h + 1, z->n * sizeof(void *));
+		memcpy(z->klen, y->klen + h + 1, z->n * sizeof(uint16_t));
+		memcpy(z->u.kid, y->u.kid + h + 1, (z->n + 1) * sizeof(void *));
+		sp = y->pfx[h], sk = y->key[h], sl = y->klen[h];
+	}
+	y->n = h;
+	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
+	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
+	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
+	memmove(x->u.kid + i + 2, x->u.kid + i + 1, (x->n - i) * sizeof(void *));
+	x->pfx[i] = sp;
+	x->key[i] = sk;
+	x->klen[i] = sl;
+	x->u.kid[i + 1] = z;
+	x->n++;
+	return 0;
+}
+
+/* Insert or replace (k must stay valid: the tree keeps the pointer). */
+static int bt_put(bt_node **root, const uint8_t *k, size_t kl, uint64_t v)
+{
+	uint64_t pfx = bt_prefix(k, kl);
+	bt_node *x = *root;
+
+	if (x->n == BT_FAN) {
+		bt_node *r = calloc(1, sizeof(*r));
+		if (!r)
+			return -1;
+		r->u.kid[0] = x;
+		if (bt_split(r, 0))
+			return -1;
+		*root = x = r;
+	}
+	while (!x->leaf) {
+		int i = bt_lower(x, pfx, k, kl);
+		if (i < x->n && bt_cmp(x, i, pfx, k, kl) == 0)
+			i++;
+		if (x->u.kid[i]->n == BT_FAN) {
+			if (bt_split(x, i))
+				return -1;
+			if (bt_cmp(x, i, pfx, k, kl) <= 0)
+				i++;
+		}
+		x = x->u.kid[i];
+	}
+	int i = bt_lower(x, pfx, k, kl);
+	if (i < x->n && bt_cmp(x, i, pfx, k, kl) == 0) {
+		x->u.val[i] = v;
+		return 0;
+	}
+	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
+	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
+	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
+	memmove(x->u.val + i + 1, x->u.val + i, (x->n - i) * sizeof(uint64_t));
+	x->pfx[i] = pfx;
+	x->key[i] = k;
+	x->klen[i] = (uint16_t)kl;
+	x->u.val[i] = v;
+	x->n++;
+	return 0;
+}
+
+static void bt_free(bt_node *n)
+{
+	if (!n)
+		return;
+	if (!n->leaf)
+		for (int i = 0; i <= n->n; i++)
+			bt_free(n->u.kid[i]);
+	free(n);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+typedef struct kopts {
+	uint64_t mt_keys;     /* MemTable figures */
+	uint64_t keys;        /* get figures */
+	uint64_t lookups;     /* gets per measurement */
+	uint64_t appends;     /* append figures */
+	uint64_t mem_keys;    /* --mem: 0 none */
+	const char *dir;
+	int verbose;
+} kopts;
+
+static void gkey(uint64_t i, uint8_t k[GKEY])
+{
+	/* distinct, random order: an odd multiplier is a bijection */
+	uint64_t x = i * 0x9e3779b97f4a7c15ull;
+	static const char hex[] = "0123456789abcdef";
+	for (int b = 0; b < 16; b++)
+		k[b] = (uint8_t)hex[(x >> (60 - 4 * b)) & 15];
+}
+
+static void gval(uint64_t i, uint8_t v[VAL])
+{
+	uint64_t x = i * 0xbf58476d1ce4e5b9ull + 1;
+	for (unsigned b = 0; b < VAL; b += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(v + b, &x, VAL - b < 8 ? VAL - b : 8);
+	}
+}
+
+static double ns_per(uint64_t t0, uint64_t n)
+{
+	return n ? (double)(sb_bench_now() - t0) / (double)n : 0;
+}
+
+static long rss_anon_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* ---- MemTable vs B+tree ---------------------------------------------------- */
+
+static void bench_memtable(const kopts *o, size_t klen)
+{
+	uint64_t n = o->mt_keys, seed = 88172645463325252ull;
+	uint8_t *keys = malloc(n * klen);
+	uint64_t *order = malloc(n * sizeof(*order));
+	sb_bench_memtable *m;
+
+	if (!keys || !order || sb_bench_memtable_new(&m)) {
+		printf("memtable: no memory\n");
+		goto out;
+	}
+	for (uint64_t i = 0; i < n * klen; i += 8) {
+		uint64_t r = sb_bench_rand(&seed);
+		memcpy(keys + i, &r, n * klen - i < 8 ? n * klen - i : 8);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		order[i] = i;
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j = sb_bench_below(&seed, i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t i = 0; i < n; i++)
+		sb_bench_memtable_put(m, keys + i * klen, klen, i);
+	double put = ns_per(t0, n);
+	uint64_t sum = 0, v = 0;
+	t0 = sb_bench_now();
+	for (uint64_t i = 0; i < n; i++) {
+		sb_bench_memtable_get(m, keys + order[i] * klen, klen, &v);
+		sum += v;
+	}
+	double get = ns_per(t0, n);
+	sb_bench_keep(sum);
+	double mb = (double)sb_bench_memtable_bytes(m) / (1 << 20);
+	sb_bench_memtable_free(m);
+
+	bt_node *root = calloc(1, sizeof(*root));
+	double bput = -1, bget = -1;
+	if (root) {
+		root->leaf = 1;
+		t0 = sb_bench_now();
+		for (uint64_t i = 0; i < n; i++)
+			bt_put(&root, keys + i * klen, klen, i);
+		bput = ns_per(t0, n);
+		sum = 0;
+		t0 = sb_bench_now();
+		for (uint64_t i = 0; i < n; i++) {
+			if (bt_get(root, keys + order[i] * klen, klen, &v) == 0)
+				sum += v;
+		}
+		bget = ns_per(t0, n);
+		sb_bench_keep(sum);
+		bt_free(root);
+	}
+	printf("memtable %2zu-byte keys, %8llu keys: skiplist put %6.1f ns  get %6.1f ns  (%.1f MiB) | "
+	       "B+tree put %6.1f ns  get %6.1f ns\n",
+	       klen, (unsigned long long)n, put, get, mb, bput, bget);
+out:
+	free(keys);
+	free(order);
+}
+
+/* ---- get by key: ours and the peers ---------------------------------------- */
+
+static double get_ours(const kopts *o, const char *dir)
+{
+	sb_store_options so;
+	sb_store *s = NULL;
+	sb_log *l;
+	uint8_t k[GKEY], v[VAL], buf[VAL];
+	double r = -1;
+	int rc;
+
+	sb_store_options_default(&so);
+	so.defaults.sync = SB_SYNC_NEVER;
+	so.no_flusher = 1;
+	if ((rc = sb_store_open(dir, &so, &s)) || (rc = sb_store_create(s, "t")) || (rc = sb_store_get(s, "t", &l)))
+		goto out_err;
+	sb_record_in batch[64];
+	uint8_t kb[64][GKEY], vb[64][VAL];
+	for (uint64_t i = 0; i < o->keys;) {
+		size_t nb = 0;
+		for (; nb < 64 && i < o->keys; nb++, i++) {
+			gkey(i, kb[nb]);
+			gval(i, vb[nb]);
+			batch[nb] = (sb_record_in){.key = kb[nb], .key_len = GKEY, .value = vb[nb], .value_len = VAL};
+		}
+		if ((rc = sb_log_append(l, batch, nb, NULL)))
+			goto out_err;
+	}
+	if ((rc = sb_store_close(s)))
+		goto out_err;
+	s = NULL;
+	uint64_t t0 = sb_bench_now();
+	if ((rc = sb_store_open(dir, &so, &s)) || (rc = sb_store_get(s, "t", &l)))
+		goto out_err;
+	double open_ms = (double)(sb_bench_now() - t0) / 1e6;
+	sb_log_key_stats ks;
+	sb_log_get_key_stats(l, &ks);
+	uint64_t seed = 7, sum = 0;
+	for (int pass = 0; pass < 2; pass++) { /* the first warms the cache */
+		t0 = sb_bench_now();
+		for (uint64_t i = 0; i < o->lookups; i++) {
+			uint64_t j = sb_bench_below(&seed, o->keys);
+			size_t got;
+			gkey(j, k);
+			if ((rc = sb_log_get_key(l, k, GKEY, buf, sizeof(buf), &got, NULL)))
+				goto out_err;
+			sum += buf[0];
+		}
+		r = ns_per(t0, o->lookups);
+	}
+	gval(0, v);
+	sb_bench_keep(sum + v[0]);
+	printf("get    ours (sb_log_get_key)  %8.1f ns  (%u tables, %llu keys in MemTable, open %.1f ms)\n", r,
+	       ks.tables, (unsigned long long)ks.memtable_keys, open_ms);
+	sb_store_close(s);
+	return r;
+out_err:
+	printf("get    ours: %s\n", sb_strerror(rc));
+	if (s)
+		sb_store_close(s);
+	return -1;
+}
+
+#ifdef SB_HAVE_LEVELDB
+static double get_leveldb(const kopts *o, const char *dir)
+{
+	char *err = NULL;
+	leveldb_options_t *opt = leveldb_options_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_t *db;
+	uint8_t k[GKEY], v[VAL], buf[VAL];
+	double r = -1;
+
+	leveldb_options_set_create_if_missing(opt, 1);
+	db = leveldb_open(opt, dir, &err);
+	if (err)
+		goto out;
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	for (uint64_t i = 0; i < o->keys; i++) {
+		gkey(i, k);
+		gval(i, v);
+		leveldb_writebatch_put(wb, (char *)k, GKEY, (char *)v, VAL);
+		if (i % 64 == 63 || i + 1 == o->keys) {
+			leveldb_write(db, wo, wb, &err);
+			leveldb_writebatch_clear(wb);
+			if (err)
+				break;
+		}
+	}
+	leveldb_writebatch_destroy(wb);
+	leveldb_close(db);
+	if (err)
+		goto out;
+	db = leveldb_open(opt, dir, &err);
+	if (err)
+		goto out;
+	uint64_t seed = 7, sum = 0;
+	for (int pass = 0; pass < 2 && !err; pass++) {
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < o->lookups; i++) {
+			size_t vl;
+			gkey(sb_bench_below(&seed, o->keys), k);
+			char *p = leveldb_get(db, ro, (char *)k, GKEY, &vl, &err);
+			if (!p || err)
+				break;
+			memcpy(buf, p, vl < VAL ? vl : VAL);
+			leveldb_free(p);
+			sum += buf[0];
+		}
+		r = ns_per(t0, o->lookups);
+	}
+	sb_bench_keep(sum);
+	leveldb_close(db);
+out:
+	if (err) {
+		printf("get    LevelDB: %s\n", err);
+		leveldb_free(err);
+		r = -1;
+	} else {
+		printf("get    LevelDB (leveldb_get)  %8.1f ns\n", r);
+	}
+	leveldb_readoptions_destroy(ro);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_options_destroy(opt);
+	return r;
+}
+#endif
+
+#ifdef SB_HAVE_ROCKSDB
+static double get_rocksdb(const kopts *o, const char *dir)
+{
+	char *err = NULL;
+	rocksdb_options_t *opt = rocksdb_options_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_t *db;
+	uint8_t k[GKEY], v[VAL], buf[VAL];
+	double r = -1;
+
+	rocksdb_options_set_create_if_missing(opt, 1);
+	db = rocksdb_open(opt, dir, &err);
+	if (err)
+		goto out;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	for (uint64_t i = 0; i < o->keys; i++) {
+		gkey(i, k);
+		gval(i, v);
+		rocksdb_writebatch_put(wb, (char *)k, GKEY, (char *)v, VAL);
+		if (i % 64 == 63 || i + 1 == o->keys) {
+			rocksdb_write(db, wo, wb, &err);
+			rocksdb_writebatch_clear(wb);
+			if (err)
+				break;
+		}
+	}
+	rocksdb_writebatch_destroy(wb);
+	rocksdb_close(db);
+	if (err)
+		goto out;
+	db = rocksdb_open(opt, dir, &err);
+	if (err)
+		goto out;
+	uint64_t seed = 7, sum = 0;
+	for (int pass = 0; pass < 2 && !err; pass++) {
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < o->lookups; i++) {
+			size_t vl;
+			gkey(sb_bench_below(&seed, o->keys), k);
+			rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(db, ro, (char *)k, GKEY, &err);
+			if (!ps || err)
+				break;
+			const char *p = rocksdb_pinnableslice_value(ps, &vl);
+			memcpy(buf, p, vl < VAL ? vl : VAL);
+			rocksdb_pinnableslice_destroy(ps);
+			sum += buf[0];
+		}
+		r = ns_per(t0, o->lookups);
+	}
+	sb_bench_keep(sum);
+	rocksdb_close(db);
+out:
+	if (err) {
+		printf("get    RocksDB: %s\n", err);
+		rocksdb_free(err);
+		r = -1;
+	} else {
+		printf("get    RocksDB (get_pinned)   %8.1f ns\n", r);
+	}
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_options_destroy(opt);
+	return r;
+}
+#endif
+
+#ifdef SB_HAVE_LMDB
+static double get_lmdb(const kopts *o, const char *dir)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	uint8_t k[GKEY], v[VAL], buf[VAL];
+	double r = -1;
+	int rc;
+
+	if ((rc = sb_bench_mkdir(dir)) && rc != -EEXIST)
+		goto out;
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)64 << 30)) ||
+	    (rc = mdb_env_open(env, dir, MDB_NOSYNC, 0644)))
+		goto out;
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) || (rc = mdb_dbi_open(txn, NULL, 0, &dbi)))
+		goto out;
+	for (uint64_t i = 0; i < o->keys; i++) {
+		gkey(i, k);
+		gval(i, v);
+		MDB_val mk = {GKEY, k}, mv = {VAL, v};
+		if ((rc = mdb_put(txn, dbi, &mk, &mv, 0)))
+			goto out;
+		if (i % 100000 == 99999) {
+			if ((rc = mdb_txn_commit(txn)) || (rc = mdb_txn_begin(env, NULL, 0, &txn)))
+				goto out;
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc || (rc = mdb_env_sync(env, 1)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+		goto out;
+	uint64_t seed = 7, sum = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < o->lookups; i++) {
+			if (i % 1000 == 999) {
+				mdb_txn_reset(txn);
+				if ((rc = mdb_txn_renew(txn)))
+					goto out;
+			}
+			gkey(sb_bench_below(&seed, o->keys), k);
+			MDB_val mk = {GKEY, k}, mv;
+			if ((rc = mdb_get(txn, dbi, &mk, &mv)))
+				goto out;
+			memcpy(buf, mv.mv_data, mv.mv_size < VAL ? mv.mv_size : VAL);
+			sum += buf[0];
+		}
+		r = ns_per(t0, o->lookups);
+	}
+	sb_bench_keep(sum);
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (env)
+		mdb_env_close(env);
+	if (rc) {
+		printf("get    LMDB: %s\n", rc < 0 ? strerror(-rc) : mdb_strerror(rc));
+		return -1;
+	}
+	printf("get    LMDB (mdb_get)         %8.1f ns\n", r);
+	return r;
+}
+#endif
+
+static void bench_get(const kopts *o)
+{
+	char d[4200];
+	double ours, best = -1;
+	const char *who = "";
+
+	printf("get by key: %llu keys of %u bytes, %u-byte values, %llu random gets, value copied, warm\n",
+	       (unsigned long long)o->keys, GKEY, VAL, (unsigned long long)o->lookups);
+	snprintf(d, sizeof(d), "%s/ours", o->dir);
+	ours = get_ours(o, d);
+	sb_bench_rmtree(d);
+#ifdef SB_HAVE_LEVELDB
+	snprintf(d, sizeof(d), "%s/leveldb", o->dir);
+	double x = get_leveldb(o, d);
+	if (x > 0 && (best < 0 || x < best))
+		best = x, who = "LevelDB";
+	sb_bench_rmtree(d);
+#endif
+#ifdef SB_HAVE_ROCKSDB
+	snprintf(d, sizeof(d), "%s/rocksdb", o->dir);
+	double y = get_rocksdb(o, d);
+	if (y > 0 && (best < 0 || y < best))
+		best = y, who = "RocksDB";
+	sb_bench_rmtree(d);
+#endif
+#ifdef SB_HAVE_LMDB
+	snprintf(d, sizeof(d), "%s/lmdb", o->dir);
+	double z = get_lmdb(o, d);
+	if (z > 0 && (best < 0 || z < best))
+		best = z, who = "LMDB";
+	sb_bench_rmtree(d);
+#endif
+	if (ours > 0 && best > 0)
+		printf("get    ours vs the fastest peer (%s): %.2fx (> 1: ours is faster)\n", who, best / ours);
+}
+
+/* ---- keyed vs unkeyed append ----------------------------------------------- */
+
+static double append_run(const kopts *o, const char *dir, int keyed)
+{
+	sb_store_options so;
+	sb_store *s = NULL;
+	sb_log *l;
+	uint8_t k[GKEY], v[VAL];
+	double r = -1;
+	int rc;
+
+	sb_store_options_default(&so);
+	so.defaults.sync = SB_SYNC_NEVER;
+	if ((rc = sb_store_open(dir, &so, &s)) || (rc = sb_store_create(s, "t")) || (rc = sb_store_get(s, "t", &l)))
+		goto out;
+	gval(1, v);
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t i = 0; i < o->appends; i++) {
+		gkey(i, k);
+		sb_record_in rec = {.key = keyed ? k : NULL, .key_len = keyed ? GKEY : 0, .value = v, .value_len = VAL};
+		if ((rc = sb_log_append(l, &rec, 1, NULL)))
+			goto out;
+	}
+	r = ns_per(t0, o->appends);
+out:
+	if (s)
+		sb_store_close(s);
+	if (rc)
+		printf("append: %s\n", sb_strerror(rc));
+	sb_bench_rmtree(dir);
+	return rc ? -1 : r;
+}
+
+static void bench_append(const kopts *o)
+{
+	char d[4200];
+	double un[3], ke[3];
+
+	snprintf(d, sizeof(d), "%s/append", o->dir);
+	for (int rep = 0; rep < 3; rep++) { /* alternate, medians */
+		un[rep] = append_run(o, d, 0);
+		ke[rep] = append_run(o, d, 1);
+	}
+	double u = sb_bench_median(un, 3), k = sb_bench_median(ke, 3);
+	printf("append %llu x %u bytes, sync=never, 1 per call (median of 3): unkeyed %.1f ns, keyed %.1f ns "
+	       "(16-byte distinct keys): keyed/unkeyed throughput %.2f\n",
+	       (unsigned long long)o->appends, VAL, u, k, k > 0 ? u / k : 0);
+}
+
+/* ---- bounded memory ---------------------------------------------------------- */
+
+static void bench_memory(const kopts *o)
+{
+	char d[4200];
+	sb_store_options so;
+	sb_store *s = NULL;
+	sb_log *l;
+	uint8_t kb[64][GKEY], vb[VAL];
+	sb_record_in batch[64];
+	int rc;
+
+	snprintf(d, sizeof(d), "%s/mem", o->dir);
+	sb_store_options_default(&so);
+	so.defaults.sync = SB_SYNC_NEVER;
+	long before = rss_anon_kb(), peak = before;
+	if ((rc = sb_store_open(d, &so, &s)) || (rc = sb_store_create(s, "t")) || (rc = sb_store_get(s, "t", &l)))
+		goto out;
+	gval(3, vb);
+	uint64_t t0 = sb_bench_now();
+	for (uint64_t i = 0; i < o->mem_keys;) {
+		size_t nb = 0;
+		for (; nb < 64 && i < o->mem_keys; nb++, i++) {
+			gkey(i, kb[nb]);
+			batch[nb] = (sb_record_in){.key = kb[nb], .key_len = GKEY, .value = vb, .value_len = VAL};
+		}
+		if ((rc = sb_log_append(l, batch, nb, NULL)))
+			goto out;
+		if (i % (1u << 20) < 64) {
+			long r = rss_anon_kb();
+			if (r > peak)
+				peak = r;
+			if (o->verbose)
+				fprintf(stderr, "  %llu keys, RssAnon %ld kB\n", (unsigned long long)i, r);
+		}
+	}
+	double load_s = (double)(sb_bench_now() - t0) / 1e9;
+	long loaded = rss_anon_kb();
+	sb_log_key_stats ks;
+	sb_log_get_key_stats(l, &ks);
+	if ((rc = sb_store_close(s)))
+		goto out;
+	s = NULL;
+	t0 = sb_bench_now();
+	if ((rc = sb_store_open(d, &so, &s)) || (rc = sb_store_get(s, "t", &l)))
+		goto out;
+	double open_ms = (double)(sb_bench_now() - t0) / 1e6;
+	long opened = rss_anon_kb();
+	uint8_t k[GKEY], buf[VAL];
+	size_t got;
+	gkey(o->mem_keys / 2, k);
+	rc = sb_log_get_key(l, k, GKEY, buf, sizeof(buf), &got, NULL);
+	printf("memory %llu distinct keys in one topic: loaded in %.1f s; RssAnon before %ld kB, peak %ld kB, "
+	       "after loading %ld kB; %u tables (%.0f MiB); open after clean close %.1f ms, RssAnon then %ld kB; "
+	       "a get: %s\n",
+	       (unsigned long long)o->mem_keys, load_s, before, peak > loaded ? peak : loaded, loaded, ks.tables,
+	       (double)ks.table_bytes / (1 << 20), open_ms, opened, rc ? sb_strerror(rc) : "ok");
+	rc = 0;
+out:
+	if (rc)
+		printf("memory: %s\n", sb_strerror(rc));
+	if (s)
+		sb_store_close(s);
+	sb_bench_rmtree(d);
+}
+
+int sb_bench_keys_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"quick", no_argument, NULL, 'q'}, {"keys", required_argument, NULL, 'k'},
+		{"mem", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
+		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL};
+	char tmpl[4096];
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'q': o.mt_keys = o.keys = o.lookups = o.appends = 100000; break;
+		case 'k': o.keys = strtoull(optarg, NULL, 10); break;
+		case 'm': o.mem_keys = strtoull(optarg, NULL, 10); break;
+		case 'd': o.dir = optarg; break;
+		case 'v': o.verbose = 1; break;
+		case 'h':
+			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
+			       "  MemTable put/get (skiplist vs B+tree, 8- and 32-byte keys), get by key with the\n"
+			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
+			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	const char *base = o.dir ? o.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(tmpl, sizeof(tmpl), "%s/sbbench-keys-XXXXXX", base);
+	if (!mkdtemp(tmpl)) {
+		perror("streambus bench keys: mkdtemp");
+		return 2;
+	}
+	o.dir = tmpl;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (o.mem_keys) {
+		bench_memory(&o);
+	} else {
+		for (uint64_t n = o.mt_keys / 10; n <= o.mt_keys; n *= 10) {
+			kopts m = o;
+			m.mt_keys = n;
+			bench_memtable(&m, 8);
+			bench_memtable(&m, 32);
+		}
+		bench_get(&o);
+		bench_append(&o);
+	}
+	sb_bench_rmtree(tmpl);
+	return 0;
+}

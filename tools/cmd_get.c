@@ -1,0 +1,99 @@
+/*
+ * cmd_get.c - `streambus get LOG_DIR TOPIC KEY` (or LOG_DIR/TOPIC KEY): the
+ * payload of KEY's latest record, as it is, on stdout. Opens the store
+ * read-only: no lock, no writes, safe while mounted.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "sb_store.h"
+
+static const char help[] =
+	"usage: streambus get LOG_DIR TOPIC KEY\n"
+	"       streambus get LOG_DIR/TOPIC KEY\n"
+	"\n"
+	"Write the payload of KEY's latest record in TOPIC to stdout, as it is\n"
+	"(what `cat MOUNTPOINT/TOPIC/.keys/KEY` prints). A key is the name a\n"
+	"record was appended under (the file created in the topic).\n"
+	"Reads only; works while LOG_DIR is mounted.\n"
+	"\n"
+	"Exit status: 0 printed, 1 no such key (never written, or its latest\n"
+	"record is a tombstone), 2 usage or I/O error, or damage.\n"
+	"\n"
+	"  -h, --help    this help\n";
+
+int sb_cmd_get(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cmd = "get", *key;
+	char where[4400];
+	sb_cmd_where w;
+	sb_store *s = NULL;
+	sb_log *log;
+	int opt, rc, status = SB_EXIT_ERROR;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(help, stdout);
+			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+		}
+		return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+	}
+	if (argc - optind < 2)
+		return sb_cmd_usage_error(cmd, "wants LOG_DIR TOPIC KEY");
+	key = argv[argc - 1];
+	if (!*key)
+		return sb_cmd_usage_error(cmd, "a key is not empty");
+	if (sb_cmd_log_dir_args(cmd, argc - 1, argv, &w))
+		return SB_EXIT_ERROR;
+	if (!w.has_topic)
+		return sb_cmd_usage_error(cmd, "wants LOG_DIR TOPIC KEY");
+	if (sb_cmd_open_ro(cmd, w.dir, &s))
+		return SB_EXIT_ERROR;
+	sb_cmd_where_str(&w, where, sizeof where);
+	rc = sb_store_get(s, w.topic, &log);
+	if (rc) {
+		sb_cmd_err(cmd, "%s: %s", where, rc == -ENOENT ? "no such topic" : sb_strerror(rc));
+		goto out_close;
+	}
+	size_t cap = 64 * 1024, got = 0;
+	sb_record_info info;
+	uint8_t *buf = malloc(cap);
+	if (!buf) {
+		sb_cmd_err(cmd, "%s", sb_strerror(-ENOMEM));
+		goto out_close;
+	}
+	rc = sb_log_get_key(log, key, strlen(key), buf, cap, &got, &info);
+	if (rc == 0 && info.value_len > cap) {
+		uint8_t *b = realloc(buf, info.value_len);
+		if (!b) {
+			rc = -ENOMEM;
+		} else {
+			buf = b;
+			cap = info.value_len;
+			rc = sb_log_get_key(log, key, strlen(key), buf, cap, &got, &info);
+		}
+	}
+	if (rc == -ENOENT) {
+		sb_cmd_err(cmd, "%s: no such key", where);
+		status = 1;
+	} else if (rc) {
+		sb_cmd_err(cmd, "%s: key %s: %s", where, key, sb_strerror(rc));
+	} else {
+		fwrite(buf, 1, got, stdout);
+		status = sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+	}
+	free(buf);
+out_close:
+	sb_store_close(s);
+	return status;
+}
