@@ -11,6 +11,8 @@
  *   NNNNNNNNNNNNNNNNNNNN.idx   its sparse index (rebuildable, optional)
  *   meta                       the log start (first retained offset)
  *   clean                      present only after a clean close
+ *   F-L.keys                   a key table of the key index (format 3;
+ *                              rebuildable; its format is in keytable.h)
  *
  * Segment file = header (32 bytes) then records back to back. A segment may
  * end in zeros (preallocated space): a record whose size field is 0 ends it.

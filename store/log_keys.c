@@ -23,32 +23,29 @@ static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags)
 			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0};
 }
 
-/* Put the keyed records of segment s from offset `from` on. */
-static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
+/* Put one keyed record of the replay. */
+static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key)
 {
-	uint64_t pos, stream, len = sb_segment_len(s), end = sb_segment_next(s);
-	const uint8_t *map = sb_segment_map(s);
-	sb_rec_hdr h;
+	sb_log *l = arg;
 	int rc;
 
-	if (from >= end)
-		return 0;
-	if (sb_segment_locate(s, from, &pos, &stream, &h))
-		return 0; /* damage: reads of it fail; its keys are not indexed */
-	while (pos < len && from < end) {
-		if (sb_rec_decode(map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != from)
-			break;
-		if (h.key_len) {
-			sb_mt_val v = val_of(h.offset, h.timestamp_ns, h.value_len, h.flags);
-			if ((rc = sb_kx_put(l->kx, map + pos + SB_REC_HDR, h.key_len, &v)))
-				return rc;
-		}
-		if ((rc = sb_kx_note_end(l->kx, from + 1, h.size)))
+	if (h->key_len) {
+		sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags);
+		if ((rc = sb_kx_put(l->kx, key, h->key_len, &v)))
 			return rc;
-		pos += h.size;
-		from++;
 	}
-	return 0;
+	return sb_kx_note_end(l->kx, h->offset + 1, h->size);
+}
+
+/* Put the keyed records of segment s from offset `from` on. Damage ends
+ * the walk of that segment: reads of it fail anyway; the keys of the
+ * records after it in the segment are not indexed (verify and recover
+ * deal with the damage). */
+static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
+{
+	int rc = sb_segment_walk(s, from, replay_one, l);
+
+	return rc == SB_ECORRUPT ? 0 : rc;
 }
 
 int sb_log_keys_open(sb_log *l)

@@ -618,3 +618,24 @@ int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, 
 	*done = n;
 	return 0;
 }
+
+int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
+{
+	uint64_t pos, stream, len = sb_segment_len(s), end = sb_segment_next(s);
+	sb_rec_hdr h;
+	int rc;
+
+	if (from >= end)
+		return 0;
+	if ((rc = sb_segment_locate(s, from, &pos, &stream, &h)))
+		return rc;
+	while (from < end && pos < len) {
+		if (sb_rec_decode(s->map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != from)
+			return SB_ECORRUPT;
+		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY)))
+			return rc;
+		pos += h.size;
+		from++;
+	}
+	return 0;
+}

@@ -147,6 +147,15 @@ int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64
  * position of the nearest index entry before it.
  */
 int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower);
+/*
+ * Walk the records from offset `from` to the end, each checked whole (its
+ * CRC), in order: fn gets its header and its key (h->key_len bytes, valid
+ * during the call). Stops at the first record that fails (SB_ECORRUPT, not
+ * reported: the reader that meets it reports it) or when fn returns
+ * nonzero (that value). For the key index's replay (log_keys.c).
+ */
+typedef int (*sb_seg_walk_fn)(void *arg, const sb_rec_hdr *h, const uint8_t *key);
+int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg);
 /* What sb_segment_copy copies. */
 enum {
 	SB_COPY_VALUE = 0,  /* one record's payload */
