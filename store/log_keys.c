@@ -45,7 +45,32 @@ static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
 {
 	int rc = sb_segment_walk(s, from, replay_one, l);
 
-	return rc == SB_ECORRUPT ? 0 : rc;
+	/* A compressed segment: record by record, through the readers. */
+	for (uint64_t off = from, end = sb_segment_next(s); rc == -ENOTSUP && off < end; off++) {
+		sb_record_info info;
+		uint8_t kb[256], *k = kb;
+		size_t kl = 0;
+		if (sb_log_stat(l, off, &info))
+			continue;
+		if (info.key_len > sizeof(kb) && !(k = malloc(info.key_len)))
+			return -ENOMEM;
+		if (!info.key_len || !sb_log_read_key(l, off, k, info.key_len, &kl)) {
+			sb_rec_hdr h = {.offset = off, .timestamp_ns = info.timestamp_ns, .flags = info.flags,
+					.key_len = (uint16_t)kl, .value_len = info.value_len,
+					.size = (uint32_t)sb_rec_size((uint32_t)kl, info.value_len)};
+			int r = replay_one(l, &h, k);
+			if (r) {
+				if (k != kb)
+					free(k);
+				return r;
+			}
+		}
+		if (k != kb)
+			free(k);
+		if (off + 1 == end)
+			rc = 0;
+	}
+	return rc == SB_ECORRUPT || rc == -ENOTSUP ? 0 : rc;
 }
 
 int sb_log_keys_open(sb_log *l)
@@ -65,14 +90,14 @@ int sb_log_keys_open(sb_log *l)
 
 	if (rc)
 		return rc;
+	/* The log is not shared yet: no lock (the readers used for
+	 * compressed segments take seg_lock themselves). */
 	uint64_t from = sb_kx_replay_from(l->kx);
-	pthread_rwlock_rdlock(&l->seg_lock);
 	for (size_t i = 0; !rc && i < l->nsegs; i++) {
 		sb_segment *s = l->segs[i];
 		if (sb_segment_next(s) > from)
 			rc = replay_segment(l, s, from > sb_segment_base(s) ? from : sb_segment_base(s));
 	}
-	pthread_rwlock_unlock(&l->seg_lock);
 	if (rc) {
 		sb_kx_close(l->kx, 0);
 		l->kx = NULL;

@@ -625,6 +625,8 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 	sb_rec_hdr h;
 	int rc;
 
+	if (s->z)
+		return -ENOTSUP;
 	if (from >= end)
 		return 0;
 	if ((rc = sb_segment_locate(s, from, &pos, &stream, &h)))

@@ -152,7 +152,8 @@ int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint6
  * CRC), in order: fn gets its header and its key (h->key_len bytes, valid
  * during the call). Stops at the first record that fails (SB_ECORRUPT, not
  * reported: the reader that meets it reports it) or when fn returns
- * nonzero (that value). For the key index's replay (log_keys.c).
+ * nonzero (that value); -ENOTSUP for a compressed segment (read it by
+ * offset instead). For the key index's replay (log_keys.c).
  */
 typedef int (*sb_seg_walk_fn)(void *arg, const sb_rec_hdr *h, const uint8_t *key);
 int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg);
