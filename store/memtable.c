@@ -2,14 +2,15 @@
  * memtable.c - the MemTable: a skiplist in an arena, one writer and
  * lock-free readers (memtable.h).
  *
- * Why a skiplist: measured against a B+tree (fanout 32, same key compare,
- * tools/bench_memtable.c, `streambus bench memtable`), the B+tree was a
- * little faster to read at large sizes but needs a lock (or optimistic
- * versioning of whole nodes) for readers beside the writer, since an
- * insert shifts keys inside a node; a skiplist changes only pointers, each
- * published with one release store, so readers take no lock at all. Every
- * node keeps the first 8 key bytes as a big-endian integer: most compares
- * are one integer compare, without touching the key bytes.
+ * Why a skiplist: it changes only pointers, each published with one
+ * release store, so readers beside the writer take no lock at all. A
+ * B+tree (fanout 32, the same key compare; `streambus bench keys` measures
+ * both) needs a lock or optimistic versioning of whole nodes for that,
+ * since an insert shifts keys inside a node, but it was faster here: at
+ * 100,000 random keys the skiplist's get and put cost several times the
+ * B+tree's (a cache miss per level and node; see docs/BENCHMARKS or the
+ * issue's note for the figures). Every node keeps the first 8 key bytes as
+ * a big-endian integer: most compares are one integer compare.
  *
  * Publication: the writer fills a node, then links it bottom level first
  * with release stores; readers follow links with acquire loads. Nodes are
