@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NLOGKEYS 9
+#define NLOGKEYS 10
 
 static const char *const log_keys[NLOGKEYS] = {
 	"segment_bytes", "index_interval_bytes", "max_record_bytes", "sync",
 	"sync_interval_ms", "retention_bytes", "retention_ms", "compression",
-	"compression_block_bytes",
+	"compression_block_bytes", "key_memtable_bytes",
 };
 
 const char sbfs_store_usage[] =
@@ -25,7 +25,8 @@ const char sbfs_store_usage[] =
 	"          max_record_bytes 1048576, sync interval (never|interval|always),\n"
 	"          sync_interval_ms 1000, retention_bytes -1, retention_ms -1,\n"
 	"          compression none (none|lz4|zstd: sealed segments, in the\n"
-	"          background), compression_block_bytes 65536\n"
+	"          background), compression_block_bytes 65536,\n"
+	"          key_memtable_bytes 4194304 (the key index's MemTable)\n"
 	"  [topic:NAME] any [log] key, for one topic\n";
 
 typedef struct topic_cfg {
@@ -133,6 +134,11 @@ static int set_log_key(sb_log_config *lc, int k, const char *v, const sbfs_src *
 			return sbfs_config_errf(err, s, key, "bad value '%s' (a byte count, 1024 to 16 MiB)", v);
 		lc->compression_block_bytes = (uint32_t)n;
 		return 0;
+	case 9:
+		if (sbfs_parse_int(v, 4096, (int64_t)1 << 32, &n))
+			return sbfs_config_errf(err, s, key, "bad value '%s' (a byte count, 4096 to 4 GiB)", v);
+		lc->key_memtable_bytes = (uint64_t)n;
+		return 0;
 	}
 	return sbfs_config_errf(err, s, key, "unknown key");
 }
@@ -209,6 +215,7 @@ int sbfs_store_topic_config(void *p, const char *name, sb_log_config *cfg)
 		if (t->set & (1u << 6)) cfg->retention_ms = t->cfg.retention_ms;
 		if (t->set & (1u << 7)) cfg->compression = t->cfg.compression;
 		if (t->set & (1u << 8)) cfg->compression_block_bytes = t->cfg.compression_block_bytes;
+		if (t->set & (1u << 9)) cfg->key_memtable_bytes = t->cfg.key_memtable_bytes;
 	}
 	return 0;
 }

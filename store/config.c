@@ -19,6 +19,7 @@ void sb_log_config_default(sb_log_config *c)
 	c->retention_ms = -1;
 	c->compression = SB_COMPRESS_NONE;
 	c->compression_block_bytes = 65536;
+	c->key_memtable_bytes = 4u << 20;
 }
 
 int sb_log_config_check(const sb_log_config *c, const char **why)
