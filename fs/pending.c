@@ -16,8 +16,12 @@
  * it), unlinked (nothing is appended), or left alone for SBFS_HOLD_NS after
  * its last close, or the daemon unmounts (then it is appended under its own
  * name: a close that succeeded never loses data).
+ *
+ * Its attributes, set and read (setattr, user.streambus.* xattrs), are
+ * pending_attr.c's.
  */
 #include "fs.h"
+#include "pending_impl.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -26,39 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#define XA_KEY "user.streambus.key"
-#define XA_OFFSET "user.streambus.offset"
-#define XA_TIMESTAMP "user.streambus.timestamp"
-#define XA_PREFIX "user.streambus."
 
-struct sbfs_pending {
-	struct sbfs_pending *next;   /* guarded by sbfs.plock */
-	int linked;                  /* guarded by sbfs.plock: in the list */
-	int opens;                   /* guarded by sbfs.plock */
-	int held;                    /* guarded by sbfs.plock: a temporary name, closed */
-	int64_t held_ns;             /* guarded by sbfs.plock: its last close (monotonic) */
-	fuse_ino_t ino;
-	sbfs_tentry *te;
-	/* name, digits, at: written under sbfs.plock and lock both, read under either */
-	char *name;
-	int digits;
-	uint64_t at;                 /* digits: the offset asked for */
-	mode_t mode;
-	pthread_mutex_t lock;        /* guards everything below */
-	char *buf;
-	size_t len, cap;
-	uint64_t base;               /* bytes already appended as earlier records */
-	int dirty, committed;
-	int failed;                  /* a write failed (EFBIG): never append it */
-	char *key;                   /* from setxattr user.streambus.key */
-	size_t key_len;
-	int key_set;
-	int64_t mtime_ns;
-	int64_t stamp_ns;            /* set by utimens (cp -p): the record's time */
-	int stamp_xattr;             /* stamp_ns came from user.streambus.timestamp */
-	int want_set;                /* user.streambus.offset was set: */
-	uint64_t want;               /* the record must land at this offset */
-};
 
 static int64_t now_ns(void)
 {
@@ -119,7 +91,7 @@ static void pending_free(sbfs_pending *p)
 }
 
 /* Find by ino (plock held). */
-static sbfs_pending *pending_by_ino(sbfs *fs, fuse_ino_t ino)
+sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino)
 {
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
 		if (p->ino == ino)
@@ -137,39 +109,6 @@ static void pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 	p->linked = 0;
 }
 
-static void pending_stat(sbfs *fs, sbfs_pending *p, struct stat *st)
-{
-	memset(st, 0, sizeof *st);
-	st->st_ino = p->ino;
-	st->st_mode = S_IFREG | (p->mode & 0777 & ~fs->cfg->umask);
-	st->st_nlink = 1;
-	st->st_uid = fs->cfg->owner;
-	st->st_gid = fs->cfg->group;
-	st->st_blksize = SBFS_BLKSIZE;
-	pthread_mutex_lock(&p->lock);
-	uint64_t size = p->base + p->len;
-	int64_t ns = p->mtime_ns;
-	pthread_mutex_unlock(&p->lock);
-	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	st->st_mtim.tv_sec = ns / 1000000000;
-	st->st_mtim.tv_nsec = ns % 1000000000;
-	st->st_ctim = st->st_atim = st->st_mtim;
-}
-
-int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st)
-{
-	int rc = -ENOENT;
-	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *p = pending_by_ino(fs, ino);
-	if (p) {
-		pending_stat(fs, p, st);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&fs->plock);
-	return rc;
-}
-
 /* name "" matches any pending file of the topic; st may be NULL. */
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st)
 {
@@ -178,7 +117,7 @@ int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
 		if (p->te == te && (!*name || strcmp(p->name, name) == 0)) {
 			if (st)
-				pending_stat(fs, p, st);
+				sbfs_pending_stat(fs, p, st);
 			rc = 0;
 			break;
 		}
@@ -203,138 +142,6 @@ int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name)
 	pthread_mutex_unlock(&fs->plock);
 	if (dead)
 		pending_free(dead);
-	return rc;
-}
-
-int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
-{
-	int rc = 0;
-	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *p = pending_by_ino(fs, ino);
-	if (!p) {
-		pthread_mutex_unlock(&fs->plock);
-		return -ENOENT;
-	}
-	/* the tree's owner is the mount's: the same owner is fine (tar, cp -a
-	 * and rsync -a as root set it), another never comes true */
-	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->cfg->owner) ||
-	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->cfg->group)) {
-		pthread_mutex_unlock(&fs->plock);
-		return -EPERM;
-	}
-	pthread_mutex_lock(&p->lock);
-	if (to_set & FUSE_SET_ATTR_MODE)
-		p->mode = attr->st_mode;
-	if (p->stamp_xattr)
-		; /* user.streambus.timestamp is exact; tar's mtime may be whole seconds */
-	else if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-		p->stamp_ns = 0;
-	else if (to_set & FUSE_SET_ATTR_MTIME)
-		p->stamp_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
-	if (p->stamp_ns > 0)
-		p->mtime_ns = p->stamp_ns;
-	/* touch sets times and closes: append at that close (flush), which the
-	 * caller waits for, not at the release, which it does not */
-	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
-		p->dirty = 1;
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		uint64_t sz = (uint64_t)attr->st_size;
-		uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
-		if (sz < p->base)
-			rc = -EPERM; /* that part is already a record */
-		else if (sz - p->base > max)
-			rc = -EFBIG;
-		else if (sz - p->base > p->cap) {
-			char *nb = realloc(p->buf, sz - p->base);
-			if (!nb)
-				rc = -ENOMEM;
-			else {
-				p->buf = nb;
-				p->cap = sz - p->base;
-			}
-		}
-		if (rc == 0) {
-			size_t nl = sz - p->base;
-			if (nl > p->len)
-				memset(p->buf + p->len, 0, nl - p->len);
-			p->len = nl;
-			p->dirty = 1;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-	pthread_mutex_unlock(&fs->plock);
-	return rc;
-}
-
-/* A decimal number of xattr value bytes (no sign, no NUL inside). */
-static int parse_u64(const char *v, size_t n, uint64_t *out)
-{
-	char buf[24];
-	if (n == 0 || n >= sizeof buf)
-		return -EINVAL;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	return sbfs_parse_offset(buf, out) ? -EINVAL : 0;
-}
-
-/* The record's attributes as a backup carries them (cp -a, rsync -X, tar
- * --xattrs): key, timestamp, offset (which must agree with a digits name).
- * Other user.streambus.* names (headers among them) are refused with
- * ENOTSUP rather than dropped; other user.* names are accepted and
- * dropped, so that cp -a of ordinary files does not complain. */
-static int pending_xattr_locked(sbfs_pending *p, const char *name, const char *value, size_t size)
-{
-	uint64_t v;
-	if (strcmp(name, XA_KEY) == 0) {
-		if (size > 65535)
-			return -E2BIG;
-		char *k = malloc(size ? size : 1);
-		if (!k)
-			return -ENOMEM;
-		memcpy(k, value, size);
-		free(p->key);
-		p->key = k;
-		p->key_len = size;
-		p->key_set = 1;
-		return 0;
-	}
-	if (strcmp(name, XA_TIMESTAMP) == 0) {
-		if (parse_u64(value, size, &v) || v == 0 || v > INT64_MAX)
-			return -EINVAL;
-		p->stamp_ns = p->mtime_ns = (int64_t)v;
-		p->stamp_xattr = 1;
-		return 0;
-	}
-	if (strcmp(name, XA_OFFSET) == 0) {
-		if (parse_u64(value, size, &v) || v > SBFS_MAX_OFFSET)
-			return -EINVAL;
-		if (p->digits && v != p->at)
-			return -EINVAL; /* the name says another offset */
-		p->want = v;
-		p->want_set = 1;
-		return 0;
-	}
-	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) == 0)
-		return -ENOTSUP; /* headers and the like: not kept yet, never dropped */
-	return 0;
-}
-
-int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
-			  size_t size)
-{
-	if (strncmp(name, "user.", 5) != 0)
-		return -ENOTSUP;
-	int rc;
-	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *p = pending_by_ino(fs, ino);
-	if (!p) {
-		rc = -ENOENT;
-	} else {
-		pthread_mutex_lock(&p->lock);
-		rc = pending_xattr_locked(p, name, value, size);
-		pthread_mutex_unlock(&p->lock);
-	}
-	pthread_mutex_unlock(&fs->plock);
 	return rc;
 }
 
@@ -494,7 +301,7 @@ static void fill_entry(sbfs *fs, sbfs_pending *p, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	e->ino = p->ino;
-	pending_stat(fs, p, &e->attr);
+	sbfs_pending_stat(fs, p, &e->attr);
 	e->attr_timeout = 0;
 	e->entry_timeout = 0;
 }
@@ -562,7 +369,7 @@ sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p)
 int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out)
 {
 	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *p = pending_by_ino(fs, ino);
+	sbfs_pending *p = sbfs_pending_by_ino(fs, ino);
 	if (p)
 		p->opens++;
 	pthread_mutex_unlock(&fs->plock);

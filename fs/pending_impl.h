@@ -1,0 +1,45 @@
+/*
+ * pending_impl.h - a file being created, shared by pending.c (its life:
+ * create, write, commit, hold, rename, release) and pending_attr.c (its
+ * attributes). Nothing else includes this.
+ */
+#ifndef SBFS_PENDING_IMPL_H
+#define SBFS_PENDING_IMPL_H
+
+#include "fs.h"
+
+struct sbfs_pending {
+	struct sbfs_pending *next;   /* guarded by sbfs.plock */
+	int linked;                  /* guarded by sbfs.plock: in the list */
+	int opens;                   /* guarded by sbfs.plock */
+	int held;                    /* guarded by sbfs.plock: a temporary name, closed */
+	int64_t held_ns;             /* guarded by sbfs.plock: its last close (monotonic) */
+	fuse_ino_t ino;
+	sbfs_tentry *te;
+	/* name, digits, at: written under sbfs.plock and lock both, read under either */
+	char *name;
+	int digits;
+	uint64_t at;                 /* digits: the offset asked for */
+	mode_t mode;
+	pthread_mutex_t lock;        /* guards everything below */
+	char *buf;
+	size_t len, cap;
+	uint64_t base;               /* bytes already appended as earlier records */
+	int dirty, committed;
+	int failed;                  /* a write failed (EFBIG): never append it */
+	char *key;                   /* from setxattr user.streambus.key */
+	size_t key_len;
+	int key_set;
+	int64_t mtime_ns;
+	int64_t stamp_ns;            /* set by utimens (cp -p): the record's time */
+	int stamp_xattr;             /* stamp_ns came from user.streambus.timestamp */
+	int want_set;                /* user.streambus.offset was set: */
+	uint64_t want;               /* the record must land at this offset */
+};
+
+/* The file of inode ino, or NULL (sbfs.plock held). */
+sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino);
+/* Its attributes (takes p->lock). */
+void sbfs_pending_stat(sbfs *fs, sbfs_pending *p, struct stat *st);
+
+#endif
