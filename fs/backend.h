@@ -249,6 +249,8 @@ typedef struct sbfs_backend_class {
 const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why);
 /* The class of backend = store (the default). */
 extern const sbfs_backend_class sbfs_backend_store;
+/* The class of backend = kafka (SPEC §8: kafka_client.c, backend_kafka.c). */
+extern const sbfs_backend_class sbfs_backend_kafka;
 
 /* The daemon's messages (stderr, or syslog once detached): errors.c. */
 void sbfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

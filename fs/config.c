@@ -49,12 +49,13 @@ static const char usage_head[] =
 	       "  [mount] log_dir ./data, mountpoint ./mnt, allow_other false,\n"
 	       "          owner (mounting user), group (its group), umask 022, list_log false,\n"
 	       "          create false (create a missing log_dir),\n"
-	       "          backend store (store: LOG_DIR on this machine; kafka: not built yet)\n";
+	       "          backend store (store: LOG_DIR on this machine; kafka: a Kafka cluster)\n";
 
 void sbfs_config_usage(FILE *out)
 {
 	fputs(usage_head, out);
 	fputs(sbfs_backend_store.usage, out);
+	fputs(sbfs_backend_kafka.usage, out);
 	fputs("\nUnmount with: fusermount3 -u MOUNTPOINT\n", out);
 }
 /* ---- small parsers: 0 or -EINVAL, *out untouched on failure -------------- */

@@ -37,7 +37,7 @@ set_source_files_properties(${CMAKE_SOURCE_DIR}/fs/main.c PROPERTIES
 add_library(sbfs_fuzz STATIC ${SB_FUZZ_FS_SRC})
 target_include_directories(sbfs_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/fs)
 target_compile_options(sbfs_fuzz PRIVATE ${SB_FUZZ_CFLAGS})
-target_link_libraries(sbfs_fuzz PUBLIC sbstore PkgConfig::FUSE3 PkgConfig::INIH)
+target_link_libraries(sbfs_fuzz PUBLIC sbstore PkgConfig::FUSE3 PkgConfig::INIH PkgConfig::RDKAFKA)
 
 file(GLOB SB_FUZZ_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 set(SB_FUZZ_TARGETS "")

@@ -236,10 +236,14 @@ expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB
 expect_refused "-o sync=sometimes" sync -- "$SB_BIN" -o sync=sometimes "$SB_LOG" "$SB_MNT"
 expect_refused "-o segment_bytes=abc" segment_bytes -- "$SB_BIN" -o segment_bytes=abc "$SB_LOG" "$SB_MNT"
 
-case_ "[mount] backend: store is the default; kafka is refused cleanly until it is built"
-ini=$(printf '[mount]\nlist_log = true\nbackend = kafka\n[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka.ini)
-expect_refused "backend = kafka" "$ini" @3 backend "kafka backend is not built yet" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
-expect_refused "-o backend=kafka" "-o backend" "kafka backend is not built yet" -- "$SB_BIN" -o backend=kafka "$SB_LOG" "$SB_MNT"
+case_ "[mount] backend: store is the default; kafka's settings are checked (t_kafka*.sh mount one)"
+ini=$(printf '[mount]\nlist_log = true\nbackend = kafka\n[kafka]\ntimeout_ms = 1000\n' | sb_ini kafka.ini)
+expect_refused "backend = kafka without bootstrap.servers" "$ini" bootstrap.servers -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+expect_refused "-o backend=kafka without bootstrap.servers" bootstrap.servers -- "$SB_BIN" -o backend=kafka "$SB_LOG" "$SB_MNT"
+ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9\ntimeout_ms = soon\n' | sb_ini kafka-bad.ini)
+expect_refused "bad [kafka] timeout_ms" "$ini" @5 timeout_ms -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9\ntimeout_ms = 1000\n' | sb_ini kafka-none.ini)
+expect_refused "backend = kafka, nobody listening" "127.0.0.1:9" "did not answer" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = tape\n' | sb_ini tape.ini)
 expect_refused "backend = tape" "$ini" @2 backend "tape" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka-section.ini)

@@ -1,0 +1,671 @@
+/*
+ * backend_kafka.c - the backend interface over a Kafka cluster (SPEC §8).
+ *
+ * A topic of one partition is a backend topic of the same name (a kpart).
+ * Records are read through a bounded cache of fetched chunks
+ * (kafka_cache.c): reading record after record, or the whole .log, fetches
+ * each chunk once; listing a partition needs only its watermarks.
+ *
+ * The stream model. Kafka has offsets, no byte positions, so the backend
+ * makes them: a partition's stream starts (position 0) at the low watermark
+ * it first saw, and each record's payload follows the one before it. Sizes
+ * are learnt by reading the partition through once (first bounds() of it,
+ * at most timeout_ms; then as it grows): the index keeps one (offset,
+ * position) entry every IX_STRIDE bytes and the end (ix_next, ix_end), so a
+ * position is found by binary search and a walk of at most IX_STRIDE bytes
+ * of records, cached like any read. `.log`'s size is ix_end minus the
+ * position of the low watermark; `tail -n` and `dd skip=` read where they
+ * ask. Records deleted by the cluster before they were indexed add nothing
+ * (positions stay increasing).
+ *
+ * Appends wait for the cluster's acknowledgement (kc produce); when they
+ * land right at the index's end, their sizes extend it without a fetch.
+ * A refresher thread asks every partition's watermarks every REFRESH_MS
+ * (so `tail -f` sees other producers' records within a second) and indexes
+ * what arrived.
+ *
+ * Locks: kbackend.tlock (the topic table) before kpart.xlock (one indexer
+ * or fetcher of stream positions) before kpart.lock (the fields); the
+ * cache's own lock is innermost. No lock is held while waiting on the
+ * cluster except xlock.
+ */
+#include "kafka.h"
+#include "kafka_cache.h"
+#include "kafka_part.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static kpart *P(sbfs_topic *t) { return (kpart *)t; }
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the topic table ---- */
+
+static kpart *find(kbackend *b, const char *name)
+{
+	for (size_t i = 0; i < b->ntopics; i++)
+		if (!b->topics[i]->removed && strcmp(b->topics[i]->name, name) == 0)
+			return b->topics[i];
+	return NULL;
+}
+
+/* Add a partition to the table (tlock held). */
+static int add(kbackend *b, const char *name, kpart **out)
+{
+	kpart **v = realloc(b->topics, (b->ntopics + 1) * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	b->topics = v;
+	kpart *p = calloc(1, sizeof *p);
+	if (!p || !(p->name = strdup(name))) {
+		free(p);
+		return -ENOMEM;
+	}
+	int rc = b->c->ops->part_open(b->c, name, 0, &p->cp);
+	if (rc) {
+		free(p->name);
+		free(p);
+		return rc;
+	}
+	p->b = b;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->xlock, NULL);
+	p->hint_off = -1;
+	b->topics[b->ntopics++] = p;
+	*out = p;
+	return 0;
+}
+
+typedef struct seen {
+	char **names;
+	size_t n;
+} seen;
+
+static int seen_cb(void *arg, const char *name, int partitions)
+{
+	seen *s = arg;
+	if (partitions != 1)
+		return 0; /* several partitions: not shown yet (the tree has no
+			   * partition directories) */
+	char **v = realloc(s->names, (s->n + 1) * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	s->names = v;
+	if (!(v[s->n] = strdup(name)))
+		return -ENOMEM;
+	s->n++;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Ask the cluster for its topics and add the new ones to the table. */
+static int refresh_list(kbackend *b, seen *out)
+{
+	seen s = { 0 };
+	int rc = b->c->ops->list(b->c, seen_cb, &s);
+	if (rc == 0)
+		qsort(s.names, s.n, sizeof *s.names, by_name);
+	pthread_mutex_lock(&b->tlock);
+	for (size_t i = 0; rc == 0 && i < s.n; i++) {
+		kpart *p;
+		if (!find(b, s.names[i]))
+			rc = add(b, s.names[i], &p);
+	}
+	b->listed_ms = mono_ms();
+	pthread_mutex_unlock(&b->tlock);
+	if (rc == 0 && out) {
+		*out = s;
+		return 0;
+	}
+	for (size_t i = 0; i < s.n; i++)
+		free(s.names[i]);
+	free(s.names);
+	return rc;
+}
+
+/* ---- the interface ---- */
+
+static int kb_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 249 || name[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int kb_get(sbfs_backend *base, const char *name, sbfs_topic **out)
+{
+	kbackend *b = (kbackend *)base;
+	pthread_mutex_lock(&b->tlock);
+	kpart *p = find(b, name);
+	int stale = mono_ms() - b->listed_ms >= LIST_MIN_MS;
+	pthread_mutex_unlock(&b->tlock);
+	if (!p && stale) {
+		/* made by another client since we last looked? */
+		int rc = refresh_list(b, NULL);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&b->tlock);
+		p = find(b, name);
+		pthread_mutex_unlock(&b->tlock);
+	}
+	if (!p)
+		return -ENOENT;
+	*out = (sbfs_topic *)p;
+	return 0;
+}
+
+static int kb_list(sbfs_backend *base, sbfs_topic_fn fn, void *arg)
+{
+	kbackend *b = (kbackend *)base;
+	seen s;
+	int rc = refresh_list(b, &s);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < s.n; i++) {
+		pthread_mutex_lock(&b->tlock);
+		kpart *p = find(b, s.names[i]);
+		pthread_mutex_unlock(&b->tlock);
+		if (p && rc == 0)
+			rc = fn(arg, s.names[i], (sbfs_topic *)p);
+		free(s.names[i]);
+	}
+	free(s.names);
+	return rc;
+}
+
+static int kb_list_refused(sbfs_backend *b, sbfs_refused_fn fn, void *arg)
+{
+	(void)b, (void)fn, (void)arg;
+	return 0;
+}
+
+static int kb_create(sbfs_backend *base, const char *name)
+{
+	kbackend *b = (kbackend *)base;
+	if (!kb_name_valid(name))
+		return -EINVAL;
+	pthread_mutex_lock(&b->tlock);
+	int exists = find(b, name) != NULL;
+	pthread_mutex_unlock(&b->tlock);
+	if (exists)
+		return -EEXIST;
+	int rc = b->c->ops->create_topic(b->c, name, b->cfg.num_partitions, b->cfg.replication);
+	if (rc)
+		return rc;
+	/* a topic of several partitions exists but is not shown (yet) */
+	return refresh_list(b, NULL);
+}
+
+static int kb_remove(sbfs_backend *base, const char *name)
+{
+	kbackend *b = (kbackend *)base;
+	pthread_mutex_lock(&b->tlock);
+	kpart *p = find(b, name);
+	pthread_mutex_unlock(&b->tlock);
+	if (!p)
+		return -ENOENT;
+	int rc = kpart_update_wm(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	int empty = p->lo >= p->hi;
+	pthread_mutex_unlock(&p->lock);
+	if (!empty)
+		return -ENOTEMPTY;
+	if (!b->cfg.allow_topic_delete)
+		return -EPERM;
+	rc = b->c->ops->delete_topic(b->c, name);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&b->tlock);
+	pthread_mutex_lock(&p->lock);
+	p->removed = 1;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&b->tlock);
+	kcache_drop(b->cache, p);
+	return 0;
+}
+
+static int removed(kpart *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = p->removed;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* Appended records at offs[]: the high watermark moves, and sizes extend
+ * the index when they continue it. */
+/* Appended records at offs[] (timestamps as produced): the high watermark
+ * moves; when they follow each other they go into the cache (a reader of
+ * what was just written, and the directory's mtime, need no fetch), and
+ * when they continue the index, their sizes extend it. */
+static void appended(kpart *p, const kc_rec *recs, size_t n, const int64_t *offs)
+{
+	int64_t last = offs[n - 1];
+	int contiguous = last - offs[0] == (int64_t)n - 1;
+	kchunk *ch = NULL;
+	if (contiguous && kchunk_new(p, offs[0], &ch) == 0) {
+		for (size_t i = 0; ch && i < n; i++) {
+			kc_rec r = recs[i];
+			r.offset = offs[i];
+			if (kchunk_add(ch, &r)) {
+				kchunk_release(p->b->cache, ch);
+				ch = NULL;
+			}
+		}
+		if (ch) {
+			kcache_put(p->b->cache, ch);
+			kchunk_release(p->b->cache, ch);
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	if (last + 1 > p->hi)
+		p->hi = last + 1;
+	if (recs[n - 1].timestamp_ms > p->seen_ms)
+		p->seen_ms = recs[n - 1].timestamp_ms;
+	int follows = contiguous && p->ix_init && offs[0] == p->ix_next;
+	for (size_t i = 0; follows && i < n; i++)
+		if (kpart_ix_note(p, offs[i], (uint32_t)recs[i].value_len, recs[i].timestamp_ms))
+			break;
+	pthread_mutex_unlock(&p->lock);
+}
+
+enum { STACK_RECS = 64 };
+
+/* The records as Kafka's, each with its time (now if it has none: so
+ * that the cached copy has the time the cluster keeps, CreateTime). */
+static kc_rec *to_kc(const sbfs_rec *recs, size_t n, kc_rec *sb)
+{
+	kc_rec *r = n <= STACK_RECS ? sb : calloc(n, sizeof *r);
+	if (!r)
+		return NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (size_t i = 0; i < n; i++)
+		r[i] = (kc_rec){ .timestamp_ms = recs[i].timestamp_ns ? recs[i].timestamp_ns / 1000000
+								       : now,
+				 .key = recs[i].key_len ? recs[i].key : NULL,
+				 .key_len = recs[i].key_len, .value = recs[i].value,
+				 .value_len = recs[i].value_len };
+	return r;
+}
+
+static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first)
+{
+	kpart *p = P(t);
+	if (n == 0)
+		return -EINVAL;
+	if (removed(p))
+		return -ENOENT;
+	kc_rec sb[STACK_RECS];
+	int64_t osb[STACK_RECS];
+	kc_rec *r = to_kc(recs, n, sb);
+	int64_t *offs = n <= STACK_RECS ? osb : malloc(n * sizeof *offs);
+	int rc = -ENOMEM;
+	if (r && offs)
+		rc = p->b->c->ops->produce(p->cp, r, n, offs);
+	if (rc == 0) {
+		appended(p, r, n, offs);
+		if (first)
+			*first = (uint64_t)offs[0];
+	}
+	if (r && r != sb)
+		free(r);
+	if (offs && offs != osb)
+		free(offs);
+	return rc;
+}
+
+/* Kafka gives the offset: a record can only go where the next one goes. */
+static int kb_append_at(sbfs_topic *t, uint64_t at, const sbfs_rec *recs, size_t n)
+{
+	kpart *p = P(t);
+	int rc = kpart_update_wm(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	int here = (int64_t)at == p->hi;
+	pthread_mutex_unlock(&p->lock);
+	if (!here)
+		return -EINVAL;
+	uint64_t first;
+	rc = kb_append(t, recs, n, &first);
+	if (rc == 0 && first != at)
+		return -EIO; /* another producer came between */
+	return rc;
+}
+
+static uint32_t kb_record_max(sbfs_topic *t)
+{
+	size_t m = P(t)->b->c->ops->record_max(P(t)->b->c);
+	return m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+static size_t kb_batch_max(sbfs_topic *t) { (void)t; return 64u << 20; }
+
+static size_t kb_record_size(sbfs_topic *t, const sbfs_rec *r)
+{
+	(void)t;
+	return r->value_len + r->key_len + 64;
+}
+
+static int kb_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *out)
+{
+	kpart *p = P(t);
+	int rc = kpart_known(p);
+	if (rc)
+		return rc;
+	if (!(want & SBFS_WANT_STREAM)) {
+		/* offsets only: no positions, no fetch (ls, rm, the notifier) */
+		pthread_mutex_lock(&p->lock);
+		*out = (sbfs_bounds){ .start = (uint64_t)p->lo, .next = (uint64_t)p->hi,
+				      .mtime_ns = (p->mtime_ms > p->seen_ms ? p->mtime_ms
+									    : p->seen_ms) * 1000000 };
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	/* the first time, index it all (each fetch bounded by timeout_ms);
+	 * later, what is new, unless someone is at it already */
+	pthread_mutex_lock(&p->lock);
+	int first = !p->ix_init || !p->ix_done;
+	int behind = p->ix_next < p->hi || p->start_off != p->lo;
+	pthread_mutex_unlock(&p->lock);
+	if (first) {
+		pthread_mutex_lock(&p->xlock);
+		rc = kpart_catch_up(p);
+		pthread_mutex_unlock(&p->xlock);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&p->lock);
+		p->ix_done = 1;
+		pthread_mutex_unlock(&p->lock);
+	} else if (behind && pthread_mutex_trylock(&p->xlock) == 0) {
+		kpart_catch_up(p); /* (what fails now is tried again) */
+		pthread_mutex_unlock(&p->xlock);
+	}
+	pthread_mutex_lock(&p->lock);
+	*out = (sbfs_bounds){ .start = (uint64_t)p->start_off, .next = (uint64_t)p->ix_next,
+			      .stream_start = p->start_pos, .stream_end = p->ix_end,
+			      .mtime_ns = p->mtime_ms * 1000000 };
+	if (out->next < out->start)
+		out->next = out->start;
+	if (out->stream_end < out->stream_start)
+		out->stream_end = out->stream_start;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int kb_stat(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *info)
+{
+	kpart *p = P(t);
+	find_ctx x = { 0 };
+	int rc = kpart_record(p, (int64_t)off, &x);
+	if (rc)
+		return rc;
+	uint64_t pos = 0;
+	if (want & SBFS_WANT_STREAM) {
+		pthread_mutex_lock(&p->xlock);
+		rc = kpart_catch_up(p);
+		if (rc == 0)
+			rc = kpart_pos_of(p, (int64_t)off, &pos);
+		pthread_mutex_unlock(&p->xlock);
+		if (rc)
+			return rc;
+	}
+	*info = (sbfs_recinfo){ .offset = off, .timestamp_ns = x.rec.timestamp_ms * 1000000,
+				.value_len = x.rec.value_len, .key_len = x.rec.key_len,
+				.stream_pos = pos };
+	return 0;
+}
+
+static int kb_read(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t len,
+		   size_t *nread)
+{
+	find_ctx x = { .buf = buf, .from = from, .len = len };
+	int rc = kpart_record(P(t), (int64_t)off, &x);
+	if (rc == 0)
+		*nread = x.n;
+	return rc;
+}
+
+static int kb_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len)
+{
+	find_ctx x = { .buf = buf, .len = cap, .key = 1 };
+	int rc = kpart_record(P(t), (int64_t)off, &x);
+	if (rc == 0)
+		*key_len = x.rec.key_len;
+	return rc;
+}
+
+static int kb_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	return kpart_read_stream(P(t), pos, buf, len, nread);
+}
+
+static int kb_delete_before(sbfs_topic *t, uint64_t off)
+{
+	kpart *p = P(t);
+	pthread_mutex_lock(&p->lock);
+	int nothing = (int64_t)off <= p->lo;
+	pthread_mutex_unlock(&p->lock);
+	if (nothing)
+		return 0;
+	int rc = p->b->c->ops->delete_records(p->cp, (int64_t)off);
+	if (rc)
+		return rc;
+	/* their positions are known: the stream start moves to off's */
+	pthread_mutex_lock(&p->xlock);
+	pthread_mutex_lock(&p->lock);
+	if ((int64_t)off > p->lo)
+		p->lo = (int64_t)off;
+	if (p->hi < p->lo)
+		p->hi = p->lo;
+	pthread_mutex_unlock(&p->lock);
+	rc = kpart_catch_up(p);
+	pthread_mutex_unlock(&p->xlock);
+	return rc;
+}
+
+static int kb_sync(sbfs_topic *t) { (void)t; return 0; } /* acknowledged = in the cluster */
+static int kb_retain(sbfs_backend *b, int64_t now_ns) { (void)b, (void)now_ns; return 0; }
+
+static int kb_statfs(sbfs_backend *base, struct statvfs *st)
+{
+	kbackend *b = (kbackend *)base;
+	uint64_t used = 0;
+	pthread_mutex_lock(&b->tlock);
+	for (size_t i = 0; i < b->ntopics; i++) {
+		kpart *p = b->topics[i];
+		pthread_mutex_lock(&p->lock);
+		if (!p->removed)
+			used += p->ix_end - p->start_pos;
+		pthread_mutex_unlock(&p->lock);
+	}
+	size_t files = b->ntopics;
+	pthread_mutex_unlock(&b->tlock);
+	/* a cluster's free space is not Kafka's to tell: show what we hold,
+	 * and room (df must not say full) */
+	const uint64_t bs = 4096, room = (uint64_t)1 << 40;
+	*st = (struct statvfs){ .f_bsize = bs, .f_frsize = bs,
+				.f_blocks = (used + room) / bs, .f_bfree = room / bs,
+				.f_bavail = room / bs, .f_files = files + 1000000,
+				.f_ffree = 1000000, .f_favail = 1000000, .f_namemax = 255 };
+	return 0;
+}
+
+static int stopping(kbackend *b)
+{
+	pthread_mutex_lock(&b->slock);
+	int s = b->stop;
+	pthread_mutex_unlock(&b->slock);
+	return s;
+}
+
+static void *refresh_run(void *arg)
+{
+	kbackend *b = arg;
+	pthread_mutex_lock(&b->slock);
+	while (!b->stop) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += REFRESH_MS * 1000000L;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&b->scond, &b->slock, &dl);
+		if (b->stop)
+			break;
+		pthread_mutex_unlock(&b->slock);
+		pthread_mutex_lock(&b->tlock);
+		size_t n = b->ntopics;
+		pthread_mutex_unlock(&b->tlock);
+		for (size_t i = 0; i < n && !stopping(b); i++) {
+			pthread_mutex_lock(&b->tlock);
+			kpart *p = b->topics[i];
+			pthread_mutex_unlock(&b->tlock);
+			pthread_mutex_lock(&p->lock);
+			int idle = p->removed || !p->active, indexed = p->ix_init;
+			pthread_mutex_unlock(&p->lock);
+			if (idle || kpart_update_wm_in(p, REFRESH_WAIT_MS) || !indexed)
+				continue;
+			if (pthread_mutex_trylock(&p->xlock) == 0) {
+				kpart_catch_up(p);
+				pthread_mutex_unlock(&p->xlock);
+			}
+		}
+		pthread_mutex_lock(&b->slock);
+	}
+	pthread_mutex_unlock(&b->slock);
+	return NULL;
+}
+
+static int kb_close(sbfs_backend *base)
+{
+	kbackend *b = (kbackend *)base;
+	pthread_mutex_lock(&b->slock);
+	b->stop = 1;
+	pthread_cond_signal(&b->scond);
+	pthread_mutex_unlock(&b->slock);
+	pthread_join(b->refresher, NULL);
+	b->c->ops->close(b->c);
+	for (size_t i = 0; i < b->ntopics; i++) {
+		kpart *p = b->topics[i];
+		pthread_mutex_destroy(&p->lock);
+		pthread_mutex_destroy(&p->xlock);
+		free(p->ix);
+		free(p->name);
+		free(p);
+	}
+	free(b->topics);
+	kcache_free(b->cache);
+	pthread_mutex_destroy(&b->tlock);
+	pthread_mutex_destroy(&b->slock);
+	pthread_cond_destroy(&b->scond);
+	free(b->source);
+	free(b);
+	return 0;
+}
+
+static const sbfs_backend_ops kafka_ops = {
+	.topic_create = kb_create,
+	.topic_remove = kb_remove,
+	.topic_get = kb_get,
+	.topic_list = kb_list,
+	.topic_list_refused = kb_list_refused,
+	.topic_name_valid = kb_name_valid,
+	.append = kb_append,
+	.append_at = kb_append_at,
+	.record_max = kb_record_max,
+	.batch_max = kb_batch_max,
+	.record_size = kb_record_size,
+	.bounds = kb_bounds,
+	.stat_record = kb_stat,
+	.read = kb_read,
+	.read_key = kb_read_key,
+	.read_stream = kb_read_stream,
+	.delete_before = kb_delete_before,
+	.sync = kb_sync,
+	.retain = kb_retain,
+	.statfs = kb_statfs,
+	.close = kb_close,
+};
+
+int sbfs_backend_kafka_open_client(const sbfs_kafka_config *cfg, kc *client,
+				   sbfs_backend **out)
+{
+	kbackend *b = calloc(1, sizeof *b);
+	if (!b) {
+		client->ops->close(client);
+		return -ENOMEM;
+	}
+	b->base.ops = &kafka_ops;
+	const char *servers = "?";
+	for (size_t i = 0; i < cfg->nprops; i++)
+		if (!strcmp(cfg->props[i].key, "bootstrap.servers"))
+			servers = cfg->props[i].value;
+	b->source = malloc(strlen(servers) + 7);
+	if (!b->source) {
+		client->ops->close(client);
+		free(b);
+		return -ENOMEM;
+	}
+	strcpy(b->source, "kafka:");
+	strcat(b->source, servers);
+	b->base.source = b->source;
+	b->c = client;
+	b->cfg = *cfg;
+	b->cfg.props = NULL;
+	b->cfg.nprops = 0;
+	pthread_mutex_init(&b->tlock, NULL);
+	pthread_mutex_init(&b->slock, NULL);
+	pthread_cond_init(&b->scond, NULL);
+	int rc = kcache_new(cfg->cache_bytes, &b->cache);
+	if (rc == 0)
+		rc = refresh_list(b, NULL); /* the cluster must answer */
+	if (rc == 0 && pthread_create(&b->refresher, NULL, refresh_run, b) != 0)
+		rc = -EAGAIN;
+	if (rc) {
+		b->refresher = pthread_self();
+		pthread_mutex_lock(&b->slock);
+		b->stop = 1;
+		pthread_mutex_unlock(&b->slock);
+		/* (kb_close joins the refresher: there is none) */
+		client->ops->close(client);
+		for (size_t i = 0; i < b->ntopics; i++) {
+			free(b->topics[i]->name);
+			free(b->topics[i]);
+		}
+		free(b->topics);
+		kcache_free(b->cache);
+		free(b->source);
+		free(b);
+		return rc;
+	}
+	*out = &b->base;
+	return 0;
+}

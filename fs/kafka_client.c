@@ -1,0 +1,864 @@
+/*
+ * kafka_client.c - kafka_client.h over librdkafka (Debian's 2.0.2).
+ *
+ * Two handles: a producer (produce, metadata, the admin requests) and a
+ * consumer used through the legacy per-partition API (consume_start, seek,
+ * consume), which reads any partition from any offset without a group. A
+ * poller thread serves the producer's delivery reports: each produce call
+ * waits for the reports of its own messages only, so writers never wait
+ * for each other's acknowledgements. message.timeout.ms is the client's
+ * timeout, so every message gets its report within it; the wait itself is
+ * bounded too (a little longer), never a hang.
+ */
+#include "config.h"
+#include "kafka.h"
+#include "kafka_client.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct rk_client {
+	kc base;
+	rd_kafka_t *prod, *cons;
+	int timeout_ms;
+	size_t msg_max;
+	pthread_t poller;
+	atomic_int stop;
+	atomic_int jobs;        /* watermark queries out (wm_run threads) */
+	pthread_mutex_t plock;  /* guards parts, nparts */
+	kc_part **parts;
+	size_t nparts;
+} rk_client;
+
+struct kc_part {
+	rk_client *c;
+	char *topic;
+	int32_t part;
+	rd_kafka_topic_t *prkt, *crkt;
+	pthread_mutex_t flock;  /* guards started, pos: one fetch at a time */
+	int started;
+	int64_t pos;            /* where the consumer stands */
+	atomic_int wm_busy;     /* a watermark query is out */
+};
+
+/* One produce call's messages: freed by whoever drops the last reference
+ * (the caller, or the last delivery report after a caller gave up). */
+typedef struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	size_t left;            /* reports still to come */
+	int refs;
+	rd_kafka_resp_err_t err;
+	int64_t *offs;
+	struct slot { struct waiter *w; size_t i; } *slots;
+} waiter;
+
+static int map_err(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR: return 0;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+		return -ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		return -ENOENT;
+	case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: return -EEXIST;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		return -EFBIG;
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
+	case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+		return -EINVAL;
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_DELETION_DISABLED:
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		return -EACCES;
+	case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+		return -ERANGE;
+	case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+	case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
+	case RD_KAFKA_RESP_ERR_INVALID_REQUEST:
+		return -EOPNOTSUPP;
+	default:
+		return -EIO;
+	}
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void waiter_put(waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	int last = --w->refs == 0;
+	pthread_mutex_unlock(&w->m);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&w->m);
+	pthread_cond_destroy(&w->cv);
+	free(w->offs);
+	free(w->slots);
+	free(w);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	struct slot *s = m->_private;
+	waiter *w = s->w;
+	pthread_mutex_lock(&w->m);
+	if (m->err && !w->err)
+		w->err = m->err;
+	w->offs[s->i] = m->offset;
+	int done = --w->left == 0;
+	if (done)
+		pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->m);
+	if (done)
+		waiter_put(w);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	if (level <= 3) /* errors only: retries are normal life */
+		sbfs_log("kafka: %s: %s", fac, buf);
+}
+
+static void *poll_run(void *arg)
+{
+	rk_client *c = arg;
+	while (!atomic_load(&c->stop))
+		rd_kafka_poll(c->prod, 100);
+	return NULL;
+}
+
+static int rk_list(kc *base, kc_topic_fn fn, void *arg)
+{
+	rk_client *c = (rk_client *)base;
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(c->prod, 1, NULL, &md, c->timeout_ms);
+	if (e)
+		return map_err(e);
+	int rc = 0;
+	for (int i = 0; i < md->topic_cnt && rc == 0; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		if (t->err || strncmp(t->topic, "__", 2) == 0)
+			continue;
+		rc = fn(arg, t->topic, t->partition_cnt);
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+static int rk_part_open(kc *base, const char *topic, int32_t part, kc_part **out)
+{
+	rk_client *c = (rk_client *)base;
+	int rc = 0;
+	pthread_mutex_lock(&c->plock);
+	for (size_t i = 0; i < c->nparts; i++) {
+		if (c->parts[i]->part == part && strcmp(c->parts[i]->topic, topic) == 0) {
+			*out = c->parts[i];
+			goto out_unlock;
+		}
+	}
+	kc_part **v = realloc(c->parts, (c->nparts + 1) * sizeof *v);
+	kc_part *p = calloc(1, sizeof *p);
+	if (v)
+		c->parts = v;
+	if (!v || !p || !(p->topic = strdup(topic))) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	p->c = c;
+	p->part = part;
+	p->prkt = rd_kafka_topic_new(c->prod, topic, NULL);
+	p->crkt = rd_kafka_topic_new(c->cons, topic, NULL);
+	if (!p->prkt || !p->crkt) {
+		rc = map_err(rd_kafka_last_error());
+		goto out_topics;
+	}
+	pthread_mutex_init(&p->flock, NULL);
+	c->parts[c->nparts++] = p;
+	*out = p;
+	goto out_unlock;
+out_topics:
+	if (p->prkt)
+		rd_kafka_topic_destroy(p->prkt);
+	if (p->crkt)
+		rd_kafka_topic_destroy(p->crkt);
+out_free:
+	if (p)
+		free(p->topic);
+	free(p);
+out_unlock:
+	pthread_mutex_unlock(&c->plock);
+	return rc;
+}
+
+/*
+ * rd_kafka_query_watermark_offsets does not return while the partition's
+ * leader is unreachable, whatever its timeout says (librdkafka 2.0.2, seen
+ * with the mock's brokers down). So it runs in a thread of its own and
+ * the caller waits for it at most timeout_ms; one such thread per
+ * partition at a time (a second caller meanwhile gets -ETIMEDOUT at once).
+ */
+typedef struct wmjob {
+	kc_part *p;
+	pthread_mutex_t m;      /* guards done, refs, lo, hi, err */
+	pthread_cond_t cv;
+	int done, refs;
+	int64_t lo, hi;
+	rd_kafka_resp_err_t err;
+} wmjob;
+
+static void wmjob_put(wmjob *j)
+{
+	pthread_mutex_lock(&j->m);
+	int last = --j->refs == 0;
+	pthread_mutex_unlock(&j->m);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&j->m);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+}
+
+static void *wm_run(void *arg)
+{
+	wmjob *j = arg;
+	kc_part *p = j->p;
+	int64_t lo = -1, hi = -1;
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(p->c->cons, p->topic, p->part,
+								 &lo, &hi, p->c->timeout_ms);
+	pthread_mutex_lock(&j->m);
+	j->lo = lo;
+	j->hi = hi;
+	j->err = e;
+	j->done = 1;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->m);
+	atomic_store(&p->wm_busy, 0);
+	atomic_fetch_sub(&p->c->jobs, 1);
+	wmjob_put(j);
+	return NULL;
+}
+
+static int rk_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
+{
+	rk_client *c = p->c;
+	int tmo = wait_ms > 0 && wait_ms < c->timeout_ms ? wait_ms : c->timeout_ms;
+	if (atomic_exchange(&p->wm_busy, 1))
+		return -ETIMEDOUT; /* the last one has not come back */
+	wmjob *j = calloc(1, sizeof *j);
+	if (!j) {
+		atomic_store(&p->wm_busy, 0);
+		return -ENOMEM;
+	}
+	j->p = p;
+	j->refs = 2;
+	pthread_mutex_init(&j->m, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_t th;
+	atomic_fetch_add(&c->jobs, 1);
+	if (pthread_create(&th, &a, wm_run, j) != 0) {
+		pthread_attr_destroy(&a);
+		atomic_fetch_sub(&c->jobs, 1);
+		atomic_store(&p->wm_busy, 0);
+		pthread_mutex_destroy(&j->m);
+		pthread_cond_destroy(&j->cv);
+		free(j);
+		return -EAGAIN;
+	}
+	pthread_attr_destroy(&a);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += tmo / 1000;
+	dl.tv_nsec += (tmo % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&j->m);
+	while (!j->done)
+		if (pthread_cond_timedwait(&j->cv, &j->m, &dl) == ETIMEDOUT)
+			break;
+	int rc = !j->done ? -ETIMEDOUT : map_err(j->err);
+	if (rc == 0) {
+		*lo = j->lo;
+		*hi = j->hi;
+	}
+	pthread_mutex_unlock(&j->m);
+	wmjob_put(j);
+	return rc;
+}
+
+/* Position the consumer at `from` (flock held). */
+static int position(kc_part *p, int64_t from)
+{
+	if (!p->started) {
+		if (rd_kafka_consume_start(p->crkt, p->part, from) != 0)
+			return map_err(rd_kafka_last_error());
+		p->started = 1;
+	} else if (p->pos != from) {
+		rd_kafka_resp_err_t e = rd_kafka_seek(p->crkt, p->part, from, p->c->timeout_ms);
+		if (e)
+			return map_err(e);
+	}
+	p->pos = from;
+	return 0;
+}
+
+/* Up to this much per fetch call: a cache chunk's worth. */
+enum { FETCH_BYTES = 1 << 20, FETCH_RECS = 8192, EOF_GRACE_MS = 500 };
+
+static void stop_consumer(kc_part *p)
+{
+	rd_kafka_consume_stop(p->crkt, p->part);
+	p->started = 0;
+}
+
+static int deliver(const rd_kafka_message_t *m, kc_rec_fn fn, void *arg)
+{
+	kc_header hb[16];
+	size_t nh = 0;
+	rd_kafka_headers_t *hs = NULL;
+	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *val;
+		size_t len;
+		while (nh < 16 && rd_kafka_header_get_all(hs, nh, &name, &val, &len) == 0) {
+			hb[nh] = (kc_header){ name, val, len };
+			nh++;
+		}
+	}
+	rd_kafka_timestamp_type_t tt;
+	kc_rec r = { .offset = m->offset, .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+		     .key = m->key, .key_len = m->key_len, .value = m->payload,
+		     .value_len = m->len, .headers = hb, .nheaders = nh };
+	if (!r.value)
+		r.value = "";
+	return fn(arg, &r);
+}
+
+static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
+{
+	rk_client *c = p->c;
+	pthread_mutex_lock(&p->flock);
+	int rc = position(p, from);
+	if (rc)
+		goto out_unlock;
+	int64_t deadline = now_ms() + c->timeout_ms, eof_deadline = 0;
+	size_t count = 0, bytes = 0;
+	while (count < FETCH_RECS && bytes < FETCH_BYTES) {
+		int64_t left = deadline - now_ms();
+		if (count == 0 && left <= 0) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		rd_kafka_message_t *m = rd_kafka_consume(p->crkt, p->part,
+							 count ? 0 : (int)(left < 100 ? left : 100));
+		if (!m) {
+			if (count || (eof_deadline && now_ms() >= eof_deadline)) {
+				if (!count)
+					rc = -ENODATA;
+				break;
+			}
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(m);
+			if (count)
+				break;
+			/* the end as it was when the consumer got there: the
+			 * caller saw a record at `from` in the watermarks, so
+			 * one may be on its way; wait a little for it */
+			if (eof_deadline == 0)
+				eof_deadline = now_ms() + EOF_GRACE_MS;
+			if (now_ms() >= eof_deadline) {
+				rc = -ENODATA;
+				break;
+			}
+			continue;
+		}
+		if (m->err) {
+			int e = map_err(m->err);
+			rd_kafka_message_destroy(m);
+			if (e == -ERANGE) {
+				/* the consumer stops there: start afresh next time */
+				stop_consumer(p);
+				if (count == 0)
+					rc = e;
+				break;
+			}
+			continue; /* a broker down: librdkafka retries, we wait */
+		}
+		if (m->offset >= from) {
+			rc = deliver(m, fn, arg);
+			p->pos = m->offset + 1;
+			count++;
+			bytes += m->len + m->key_len + 64;
+		}
+		rd_kafka_message_destroy(m);
+		if (rc)
+			break;
+	}
+out_unlock:
+	pthread_mutex_unlock(&p->flock);
+	return rc;
+}
+
+static waiter *waiter_new(size_t n)
+{
+	waiter *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->offs = calloc(n, sizeof *w->offs);
+	w->slots = calloc(n, sizeof *w->slots);
+	if (!w->offs || !w->slots) {
+		free(w->offs);
+		free(w->slots);
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_init(&w->m, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->refs = 2; /* the caller, and the last report */
+	w->left = n;
+	for (size_t i = 0; i < n; i++)
+		w->slots[i] = (struct slot){ w, i };
+	return w;
+}
+
+static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, struct slot *s)
+{
+	rd_kafka_headers_t *hs = NULL;
+	if (r->nheaders) {
+		hs = rd_kafka_headers_new(r->nheaders);
+		for (size_t i = 0; i < r->nheaders; i++)
+			rd_kafka_header_add(hs, r->headers[i].name, -1, r->headers[i].value,
+					    (ssize_t)r->headers[i].value_len);
+	}
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+		p->c->prod, RD_KAFKA_V_RKT(p->prkt), RD_KAFKA_V_PARTITION(p->part),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_VALUE((void *)r->value, r->value_len),
+		RD_KAFKA_V_KEY(r->key, r->key ? r->key_len : 0),
+		RD_KAFKA_V_TIMESTAMP(r->timestamp_ms), RD_KAFKA_V_HEADERS(hs),
+		RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+	if (e && hs)
+		rd_kafka_headers_destroy(hs);
+	return e;
+}
+
+static int rk_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offsets)
+{
+	rk_client *c = p->c;
+	if (n == 0)
+		return 0;
+	waiter *w = waiter_new(n);
+	if (!w)
+		return -ENOMEM;
+	int64_t deadline = now_ms() + c->timeout_ms;
+	size_t sent = 0;
+	rd_kafka_resp_err_t e = 0;
+	while (sent < n) {
+		e = produce_one(p, &recs[sent], &w->slots[sent]);
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && now_ms() < deadline) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL); /* the poller drains the queue */
+			continue;
+		}
+		if (e)
+			break;
+		sent++;
+	}
+	pthread_mutex_lock(&w->m);
+	if (e && !w->err)
+		w->err = e;
+	w->left -= n - sent; /* never sent: no report comes */
+	if (w->left == 0 && sent < n)
+		w->refs--; /* nobody else will drop the reports' reference */
+	/* every sent message gets its report within message.timeout.ms, but
+	 * one in flight to a broker that went away may take longer (the
+	 * idempotent producer does not time out what it has sent): the call
+	 * fails after the timeout anyway (a report that comes later frees
+	 * the waiter; such a record was not acknowledged, and may or may not
+	 * be in the log) */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	int64_t wait = c->timeout_ms + 200;
+	dl.tv_sec += wait / 1000;
+	dl.tv_nsec += (wait % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	while (w->left > 0)
+		if (pthread_cond_timedwait(&w->cv, &w->m, &dl) == ETIMEDOUT)
+			break;
+	int rc = w->left > 0 ? -ETIMEDOUT : map_err(w->err);
+	if (rc == 0)
+		memcpy(offsets, w->offs, n * sizeof *offsets);
+	pthread_mutex_unlock(&w->m);
+	waiter_put(w);
+	return rc;
+}
+
+/* Run one admin request on a queue of its own and return its event. */
+static rd_kafka_event_t *admin_wait(rk_client *c, rd_kafka_queue_t *q)
+{
+	return rd_kafka_queue_poll(q, c->timeout_ms + 2000);
+}
+
+static rd_kafka_AdminOptions_t *admin_opts(rk_client *c, rd_kafka_admin_op_t op)
+{
+	char err[256];
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(c->prod, op);
+	if (o)
+		rd_kafka_AdminOptions_set_request_timeout(o, c->timeout_ms, err, sizeof err);
+	return o;
+}
+
+static int topic_results(rd_kafka_event_t *ev, const rd_kafka_topic_result_t **v, size_t n)
+{
+	int rc = map_err(rd_kafka_event_error(ev));
+	if (rc == 0 && n >= 1)
+		rc = map_err(rd_kafka_topic_result_error(v[0]));
+	return rc;
+}
+
+static int rk_create_topic(kc *base, const char *topic, int parts, int repl)
+{
+	rk_client *c = (rk_client *)base;
+	char err[256];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, repl, err, sizeof err);
+	if (!nt)
+		return -EINVAL;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
+	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_CreateTopics(c->prod, &nt, 1, o, q);
+	rd_kafka_event_t *ev = admin_wait(c, q);
+	int rc = -ETIMEDOUT;
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+		const rd_kafka_topic_result_t **v =
+			res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+		rc = topic_results(ev, v, n);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_NewTopic_destroy(nt);
+	return rc;
+}
+
+static int rk_delete_topic(kc *base, const char *topic)
+{
+	rk_client *c = (rk_client *)base;
+	rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
+	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+	rd_kafka_DeleteTopics(c->prod, &dt, 1, o, q);
+	rd_kafka_event_t *ev = admin_wait(c, q);
+	int rc = -ETIMEDOUT;
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
+		const rd_kafka_topic_result_t **v =
+			res ? rd_kafka_DeleteTopics_result_topics(res, &n) : NULL;
+		rc = topic_results(ev, v, n);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_DeleteTopic_destroy(dt);
+	return rc;
+}
+
+static int rk_delete_records(kc_part *p, int64_t before)
+{
+	rk_client *c = p->c;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, p->topic, p->part)->offset = before;
+	rd_kafka_DeleteRecords_t *dr = rd_kafka_DeleteRecords_new(l);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
+	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_DELETERECORDS);
+	rd_kafka_DeleteRecords(c->prod, &dr, 1, o, q);
+	rd_kafka_event_t *ev = admin_wait(c, q);
+	int rc = -ETIMEDOUT;
+	if (ev) {
+		rc = map_err(rd_kafka_event_error(ev));
+		const rd_kafka_DeleteRecords_result_t *res = rd_kafka_event_DeleteRecords_result(ev);
+		const rd_kafka_topic_partition_list_t *offs =
+			res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
+		if (rc == 0 && offs && offs->cnt >= 1)
+			rc = map_err(offs->elems[0].err);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_DeleteRecords_destroy(dr);
+	return rc;
+}
+
+static size_t rk_record_max(kc *base) { return ((rk_client *)base)->msg_max; }
+
+static void rk_close(kc *base)
+{
+	rk_client *c = (rk_client *)base;
+	/* whatever is still queued was never acknowledged to anyone: drop it
+	 * rather than wait for an unreachable cluster */
+	rd_kafka_flush(c->prod, 1000);
+	rd_kafka_purge(c->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	atomic_store(&c->stop, 1);
+	pthread_join(c->poller, NULL);
+	rd_kafka_poll(c->prod, 0); /* the purged messages' reports */
+	/* a query stuck on an unreachable leader holds the consumer: give it
+	 * a moment, then leave the handles to the exiting process rather than
+	 * hang the unmount */
+	for (int i = 0; i < 200 && atomic_load(&c->jobs) > 0; i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	if (atomic_load(&c->jobs) > 0) {
+		sbfs_log("kafka: the cluster did not answer; not waiting for it");
+		return;
+	}
+	for (size_t i = 0; i < c->nparts; i++) {
+		kc_part *p = c->parts[i];
+		if (p->started)
+			rd_kafka_consume_stop(p->crkt, p->part);
+		rd_kafka_topic_destroy(p->prkt);
+		rd_kafka_topic_destroy(p->crkt);
+		pthread_mutex_destroy(&p->flock);
+		free(p->topic);
+		free(p);
+	}
+	free(c->parts);
+	rd_kafka_destroy(c->cons);
+	rd_kafka_destroy(c->prod);
+	pthread_mutex_destroy(&c->plock);
+	free(c);
+}
+
+static const kc_ops rk_ops = {
+	.list = rk_list,
+	.part_open = rk_part_open,
+	.watermarks = rk_watermarks,
+	.fetch = rk_fetch,
+	.produce = rk_produce,
+	.create_topic = rk_create_topic,
+	.delete_topic = rk_delete_topic,
+	.delete_records = rk_delete_records,
+	.record_max = rk_record_max,
+	.close = rk_close,
+};
+
+static int has_prop(const kc_prop *props, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(props[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
+		    size_t errlen)
+{
+	char e[256];
+	if (rd_kafka_conf_set(conf, k, v, e, sizeof e) == RD_KAFKA_CONF_OK)
+		return 0;
+	snprintf(err, errlen, "[kafka] %s: %s", k, e);
+	return -EINVAL;
+}
+
+/* Our defaults (a user's property wins), then the user's properties. */
+static rd_kafka_conf_t *make_conf(const kc_prop *props, size_t n, int producer,
+				  int timeout_ms, char *err, size_t errlen)
+{
+	char tmo[32];
+	snprintf(tmo, sizeof tmo, "%d", timeout_ms);
+	const char *defs[][2] = {
+		{ "acks", producer ? "all" : NULL },
+		{ "enable.idempotence", producer ? "true" : NULL },
+		{ "linger.ms", producer ? "1" : NULL },
+		{ "message.timeout.ms", producer ? tmo : NULL },
+		{ "queue.buffering.max.kbytes", producer ? "262144" : NULL },
+		{ "enable.partition.eof", producer ? NULL : "true" },
+		{ "auto.offset.reset", producer ? NULL : "error" },
+		{ "queued.max.messages.kbytes", producer ? NULL : "16384" },
+		{ "fetch.wait.max.ms", producer ? NULL : "100" },
+		{ "socket.timeout.ms", tmo },
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	for (size_t i = 0; i < sizeof defs / sizeof *defs; i++) {
+		if (!defs[i][1] || has_prop(props, n, defs[i][0]))
+			continue;
+		if (conf_set(conf, defs[i][0], defs[i][1], err, errlen))
+			goto out_destroy;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (conf_set(conf, props[i].key, props[i].value, err, errlen))
+			goto out_destroy;
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	if (producer)
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	return conf;
+out_destroy:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+int kc_rdkafka_open(const kc_prop *props, size_t nprops, int timeout_ms, char *err,
+		    size_t errlen, kc **out)
+{
+	rk_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->timeout_ms = timeout_ms;
+	pthread_mutex_init(&c->plock, NULL);
+	char e[512];
+	int rc = -EINVAL;
+	rd_kafka_conf_t *pc = make_conf(props, nprops, 1, timeout_ms, err, errlen);
+	rd_kafka_conf_t *cc = pc ? make_conf(props, nprops, 0, timeout_ms, err, errlen) : NULL;
+	if (!cc)
+		goto out_confs;
+	char mm[32];
+	size_t mml = sizeof mm;
+	c->msg_max = rd_kafka_conf_get(pc, "message.max.bytes", mm, &mml) == RD_KAFKA_CONF_OK
+			     ? (size_t)strtoull(mm, NULL, 10) : 1000000;
+	/* room for the record batch's and the record's own headers */
+	c->msg_max = c->msg_max > 4096 ? c->msg_max - 4096 : c->msg_max;
+	c->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
+	if (!c->prod) {
+		snprintf(err, errlen, "[kafka]: %s", e);
+		goto out_confs;
+	}
+	pc = NULL; /* the handle owns it */
+	c->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
+	if (!c->cons) {
+		snprintf(err, errlen, "[kafka]: %s", e);
+		goto out_prod;
+	}
+	cc = NULL;
+	if (pthread_create(&c->poller, NULL, poll_run, c) != 0) {
+		rc = -EAGAIN;
+		goto out_cons;
+	}
+	c->base.ops = &rk_ops;
+	*out = &c->base;
+	return 0;
+out_cons:
+	rd_kafka_destroy(c->cons);
+out_prod:
+	rd_kafka_destroy(c->prod);
+out_confs:
+	if (pc)
+		rd_kafka_conf_destroy(pc);
+	if (cc)
+		rd_kafka_conf_destroy(cc);
+	pthread_mutex_destroy(&c->plock);
+	free(c);
+	return rc;
+}
+
+/* (here, not in backend_kafka.c: the unit tests link that without librdkafka) */
+int sbfs_backend_kafka_open(const sbfs_kafka_config *cfg, char *err, size_t errlen,
+			    sbfs_backend **out)
+{
+	kc *c;
+	int rc = kc_rdkafka_open(cfg->props, cfg->nprops, cfg->timeout_ms, err, errlen, &c);
+	if (rc)
+		return rc;
+	rc = sbfs_backend_kafka_open_client(cfg, c, out);
+	if (rc)
+		snprintf(err, errlen, "kafka: the cluster did not answer: %s", strerror(-rc));
+	return rc;
+}
+
+/* ---- the class: [mount] backend = kafka ---- */
+
+static int kafka_settings_new(void **out)
+{
+	sbfs_kafka_config *c = malloc(sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	sbfs_kafka_config_init(c);
+	*out = c;
+	return 0;
+}
+
+static void kafka_settings_free(void *s)
+{
+	if (!s)
+		return;
+	sbfs_kafka_config_free(s);
+	free(s);
+}
+
+/* [kafka] KEY = VALUE, or -o kafka.KEY=VALUE. */
+static int kafka_setting(void *s, const char *section, const char *key, const char *value,
+			 const sbfs_src *src, char **err)
+{
+	char msg[256];
+	if (section ? strcmp(section, "kafka") != 0 : strncmp(key, "kafka.", 6) != 0)
+		return 1;
+	if (sbfs_kafka_config_set(s, section ? key : key + 6, value, msg, sizeof msg))
+		return sbfs_config_errf(err, src, key, "%s", msg);
+	return 0;
+}
+
+static int kafka_check(void *s, const struct sbfs_config *cfg, char **err)
+{
+	const sbfs_kafka_config *c = s;
+	for (size_t i = 0; i < c->nprops; i++)
+		if (!strcmp(c->props[i].key, "bootstrap.servers") && c->props[i].value[0])
+			return 0;
+	sbfs_src src = { .file = cfg->config_path, .dir = NULL, .line = 0 };
+	return sbfs_config_errf(err, &src, "bootstrap.servers",
+				"backend = kafka needs [kafka] bootstrap.servers (or -o "
+				"kafka.bootstrap.servers=HOST:PORT)");
+}
+
+static int kafka_open(const struct sbfs_config *cfg, sbfs_backend **out)
+{
+	char err[512] = "";
+	const sbfs_kafka_config *c = cfg->bsettings;
+	int rc = sbfs_backend_kafka_open(c, err, sizeof err, out);
+	if (rc)
+		sbfs_log("%s", err[0] ? err : "kafka: cannot start the client");
+	return rc;
+}
+
+const sbfs_backend_class sbfs_backend_kafka = {
+	.name = "kafka",
+	.usage = sbfs_kafka_usage,
+	.settings_new = kafka_settings_new,
+	.settings_free = kafka_settings_free,
+	.setting = kafka_setting,
+	.check = kafka_check,
+	.open = kafka_open,
+};

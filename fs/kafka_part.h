@@ -1,0 +1,95 @@
+/*
+ * kafka_part.h - the Kafka backend's own structures, shared by
+ * backend_kafka.c (the interface, the topic table, the refresher) and
+ * kafka_stream.c (records through the cache, the stream index). Only those
+ * two include it. Lock order: kbackend.tlock, kpart.xlock, kpart.lock, the
+ * cache's lock.
+ */
+#ifndef SBFS_KAFKA_PART_H
+#define SBFS_KAFKA_PART_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "kafka.h"
+#include "kafka_cache.h"
+
+enum { IX_STRIDE = 64 * 1024, REFRESH_MS = 300, REFRESH_WAIT_MS = 1000, LIST_MIN_MS = 1000 };
+
+typedef struct ixe {
+	int64_t off;
+	uint64_t pos;
+} ixe;
+
+typedef struct kbackend kbackend;
+
+typedef struct kpart {
+	kbackend *b;
+	char *name;
+	kc_part *cp;
+	pthread_mutex_t xlock;  /* one indexer at a time (held across fetches) */
+	pthread_mutex_t lock;   /* guards everything below */
+	int removed;
+	int active;             /* asked about: the refresher follows it */
+	int wm_ok;              /* lo, hi came from the cluster once */
+	int64_t lo, hi;         /* watermarks, last known */
+	int64_t seen_ms;        /* when hi was last seen to grow */
+	int ix_init;
+	int ix_done;            /* indexed up to hi once */
+	int64_t ix_next;        /* records below are indexed */
+	uint64_t ix_end;        /* position of ix_next */
+	ixe *ix;                /* entries, increasing */
+	size_t nix, capix;
+	int64_t start_off;      /* start_pos is the position of start_off */
+	uint64_t start_pos;
+	int64_t mtime_ms;       /* newest indexed record's time */
+	int64_t hint_off;       /* where the last stream read ended */
+	uint64_t hint_pos;
+} kpart;
+
+struct kbackend {
+	sbfs_backend base;
+	kc *c;
+	kcache *cache;
+	sbfs_kafka_config cfg;  /* scalars only (props are the client's) */
+	char *source;           /* "kafka:" and the bootstrap servers (the fsname) */
+	pthread_mutex_t tlock;  /* guards topics, ntopics, listed_ms */
+	kpart **topics;
+	size_t ntopics;
+	int64_t listed_ms;
+	pthread_t refresher;
+	pthread_mutex_t slock;  /* guards stop */
+	pthread_cond_t scond;
+	int stop;
+};
+
+
+typedef struct find_ctx {
+	int64_t off;
+	const kchunk *ch;
+	kcrec rec;
+	int found;
+	void *buf;              /* copy_cb: the value's bytes from `from` */
+	uint64_t from;
+	size_t len, n;
+	int key;                /* copy the key instead */
+} find_ctx;
+
+/* kafka_stream.c. All return 0 or -errno. */
+/* Ask the cluster for the watermarks (wait_ms: 0 = the client's timeout). */
+int kpart_update_wm_in(kpart *p, int wait_ms);
+int kpart_update_wm(kpart *p);
+/* The watermarks, asked once; marks the partition followed by the refresher. */
+int kpart_known(kpart *p);
+/* The record at off into x (its bytes as x asks); -ENOENT if none. */
+int kpart_record(kpart *p, int64_t off, find_ctx *x);
+/* One more record at the index's end (lock held). */
+int kpart_ix_note(kpart *p, int64_t off, uint32_t len, int64_t ts_ms);
+/* Index what is new and move start_pos to the low watermark (xlock held). */
+int kpart_catch_up(kpart *p);
+/* The stream position of off, lo <= off <= ix_next (xlock held). */
+int kpart_pos_of(kpart *p, int64_t off, uint64_t *out);
+/* .log bytes at stream position pos. */
+int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * kafka_stream.c - the Kafka backend's records through the cache, and its
+ * stream model: the index of (offset, position) entries that turns .log
+ * positions into offsets (see backend_kafka.c for the design).
+ */
+#include "kafka_part.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int kpart_update_wm_in(kpart *p, int wait_ms)
+{
+	int64_t lo, hi;
+	int rc = p->b->c->ops->watermarks(p->cp, wait_ms, &lo, &hi);
+	if (rc)
+		return rc;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&p->lock);
+	if (lo > p->lo)
+		p->lo = lo;
+	if (hi > p->hi) {
+		if (p->wm_ok)
+			p->seen_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		p->hi = hi;
+	}
+	p->wm_ok = 1;
+	if (p->hi < p->lo)
+		p->hi = p->lo;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+int kpart_update_wm(kpart *p) { return kpart_update_wm_in(p, 0); }
+
+/* ---- records through the cache ---- */
+
+static int add_cb(void *arg, const kc_rec *r) { return kchunk_add(arg, r); }
+
+/* The chunk holding off or the first record after it (a reference). */
+static int chunk_at(kpart *p, int64_t off, kchunk **out)
+{
+	kbackend *b = p->b;
+	kchunk *ch = kcache_get(b->cache, p, off);
+	if (ch) {
+		*out = ch;
+		return 0;
+	}
+	int rc = kchunk_new(p, off, &ch);
+	if (rc)
+		return rc;
+	rc = b->c->ops->fetch(p->cp, off, add_cb, ch);
+	if (rc == 0 && kchunk_count(ch) == 0)
+		rc = -ENODATA;
+	if (rc) {
+		kchunk_release(b->cache, ch); /* never put: freed */
+		if (rc == -ERANGE)
+			kpart_update_wm(p); /* deleted under us */
+		return rc;
+	}
+	kcache_put(b->cache, ch);
+	*out = ch;
+	return 0;
+}
+
+typedef int (*rec_fn)(void *arg, const kchunk *ch, const kcrec *r);
+
+/* fn for each record with an offset in [from, to), in order; fn returns
+ * 0 to go on, 1 to stop, or an error. */
+static int each_rec(kpart *p, int64_t from, int64_t to, rec_fn fn, void *arg)
+{
+	int64_t off = from;
+	while (off < to) {
+		kchunk *ch;
+		int rc = chunk_at(p, off, &ch);
+		if (rc == -ENODATA)
+			return 0;
+		if (rc)
+			return rc;
+		size_t n = kchunk_count(ch);
+		for (size_t i = kchunk_find(ch, off); rc == 0 && i < n; i++) {
+			const kcrec *r = kchunk_rec(ch, i);
+			if (r->offset >= to)
+				break;
+			rc = fn(arg, ch, r);
+		}
+		off = kchunk_next(ch);
+		kchunk_release(p->b->cache, ch);
+		if (rc)
+			return rc > 0 ? 0 : rc;
+	}
+	return 0;
+}
+
+/* ---- the stream index ---- */
+
+static int ix_push(kpart *p, int64_t off, uint64_t pos)
+{
+	if (p->nix == p->capix) {
+		size_t cap = p->capix ? p->capix * 2 : 64;
+		ixe *v = realloc(p->ix, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		p->ix = v;
+		p->capix = cap;
+	}
+	p->ix[p->nix++] = (ixe){ off, pos };
+	return 0;
+}
+
+/* One more record of the partition's end (lock held). */
+int kpart_ix_note(kpart *p, int64_t off, uint32_t len, int64_t ts_ms)
+{
+	if (off < p->ix_next)
+		return 0;
+	if (p->nix == 0 || p->ix_end - p->ix[p->nix - 1].pos >= IX_STRIDE) {
+		int rc = ix_push(p, off, p->ix_end);
+		if (rc)
+			return rc;
+	}
+	p->ix_end += len;
+	p->ix_next = off + 1;
+	if (ts_ms > p->mtime_ms)
+		p->mtime_ms = ts_ms;
+	return 0;
+}
+
+static int note_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	(void)ch;
+	kpart *p = arg;
+	pthread_mutex_lock(&p->lock);
+	int rc = kpart_ix_note(p, r->offset, r->value_len, r->timestamp_ms);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+/* Index up to the high watermark (xlock held). */
+static int ix_extend(kpart *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->ix_init) {
+		p->ix_init = 1;
+		p->ix_next = p->start_off = p->lo;
+		p->mtime_ms = 0;
+	}
+	if (p->ix_next < p->lo)
+		p->ix_next = p->lo; /* gone before we saw them: they add nothing */
+	int64_t from = p->ix_next, to = p->hi;
+	pthread_mutex_unlock(&p->lock);
+	int rc = from < to ? each_rec(p, from, to, note_cb, p) : 0;
+	pthread_mutex_lock(&p->lock);
+	if (rc == 0 && p->ix_next < to)
+		p->ix_next = to; /* offsets without records at the end */
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+typedef struct sum_ctx {
+	uint64_t sum;
+} sum_ctx;
+
+static int sum_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	(void)ch;
+	((sum_ctx *)arg)->sum += r->value_len;
+	return 0;
+}
+
+/* The stream position of offset off, lo <= off <= ix_next (xlock held). */
+int kpart_pos_of(kpart *p, int64_t off, uint64_t *out)
+{
+	pthread_mutex_lock(&p->lock);
+	if (off >= p->ix_next) {
+		*out = p->ix_end;
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	/* the last entry at or below off, and the first above it */
+	size_t lo = 0, hi = p->nix;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->ix[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	ixe below = lo ? p->ix[lo - 1] : (ixe){ INT64_MIN, 0 };
+	ixe above = lo < p->nix ? p->ix[lo] : (ixe){ p->ix_next, p->ix_end };
+	int64_t first = p->lo;
+	pthread_mutex_unlock(&p->lock);
+	sum_ctx s = { 0 };
+	int rc;
+	if (below.off >= first) {
+		rc = each_rec(p, below.off, off, sum_cb, &s);
+		if (rc == 0)
+			*out = below.pos + s.sum;
+	} else {
+		/* the records before off are gone: count back from above */
+		rc = each_rec(p, off, above.off, sum_cb, &s);
+		if (rc == 0)
+			*out = above.pos - s.sum;
+	}
+	return rc;
+}
+
+/* Index what is new and bring start_pos to the low watermark (xlock held). */
+int kpart_catch_up(kpart *p)
+{
+	int rc = ix_extend(p);
+	pthread_mutex_lock(&p->lock);
+	int64_t lo = p->lo, so = p->start_off;
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0 && lo != so) {
+		uint64_t pos;
+		rc = kpart_pos_of(p, lo, &pos);
+		if (rc == 0) {
+			pthread_mutex_lock(&p->lock);
+			p->start_off = lo;
+			p->start_pos = pos;
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+	return rc;
+}
+
+
+/* Watermarks known, asking the cluster the first time (then the
+ * refresher keeps them). */
+int kpart_known(kpart *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int ok = p->wm_ok;
+	p->active = 1;
+	pthread_mutex_unlock(&p->lock);
+	return ok ? 0 : kpart_update_wm(p);
+}
+
+
+
+static int find_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	find_ctx *x = arg;
+	if (r->offset != x->off)
+		return 1;
+	x->rec = *r;
+	x->found = 1;
+	if (x->key) {
+		size_t n = r->key_len < x->len ? r->key_len : x->len;
+		memcpy(x->buf, kchunk_data(ch) + r->key, n);
+	} else if (x->buf && x->from < r->value_len) {
+		size_t n = r->value_len - x->from;
+		if (n > x->len)
+			n = x->len;
+		memcpy(x->buf, kchunk_data(ch) + r->value + x->from, n);
+		x->n = n;
+	}
+	return 1;
+}
+
+/* The record at off into x (and its bytes as x asks); -ENOENT if none. */
+int kpart_record(kpart *p, int64_t off, find_ctx *x)
+{
+	int rc = kpart_known(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	int in = off >= p->lo && off < p->hi && !p->removed;
+	pthread_mutex_unlock(&p->lock);
+	if (!in)
+		return -ENOENT;
+	x->off = off;
+	rc = each_rec(p, off, off + 1, find_cb, x);
+	if (rc == -ERANGE)
+		rc = -ENOENT;
+	if (rc == 0 && !x->found)
+		rc = -ENOENT;
+	return rc;
+}
+
+
+typedef struct stream_ctx {
+	uint64_t pos;           /* of the record being visited */
+	uint64_t want;          /* the next byte to copy */
+	char *buf;
+	size_t len, n;
+	int64_t end_off;        /* after the last record copied from */
+} stream_ctx;
+
+static int stream_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	stream_ctx *x = arg;
+	uint64_t end = x->pos + r->value_len;
+	if (end > x->want) {
+		uint64_t in = x->want - x->pos;
+		size_t n = r->value_len - in;
+		if (n > x->len - x->n)
+			n = x->len - x->n;
+		memcpy(x->buf + x->n, kchunk_data(ch) + r->value + in, n);
+		x->n += n;
+		x->want += n;
+	}
+	x->pos = end;
+	x->end_off = r->offset + 1;
+	return x->n == x->len ? 1 : 0;
+}
+
+int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	int rc = kpart_known(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->xlock);
+	pthread_mutex_lock(&p->lock);
+	int more = !p->ix_init || pos + len > p->ix_end;
+	pthread_mutex_unlock(&p->lock);
+	if (more)
+		rc = kpart_catch_up(p);
+	pthread_mutex_lock(&p->lock);
+	uint64_t start = p->start_pos, end = p->ix_end;
+	int64_t limit = p->ix_next, from = -1;
+	uint64_t at = 0;
+	if (p->hint_off >= 0 && p->hint_pos == pos && p->hint_off >= p->lo) {
+		from = p->hint_off;
+		at = pos;
+	} else if (pos >= start && pos < end) {
+		size_t lo = 0, hi = p->nix;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (p->ix[mid].pos <= pos)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo && p->ix[lo - 1].off >= p->start_off) {
+			from = p->ix[lo - 1].off;
+			at = p->ix[lo - 1].pos;
+		} else {
+			from = p->start_off;
+			at = start;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (pos < start) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if (pos >= end || len == 0) {
+		*nread = 0; /* the end, for now */
+		rc = 0;
+		goto out_unlock;
+	}
+	stream_ctx x = { .pos = at, .want = pos, .buf = buf,
+			 .len = len < end - pos ? len : (size_t)(end - pos), .end_off = from };
+	rc = each_rec(p, from, limit, stream_cb, &x);
+	if (rc == -ERANGE)
+		rc = -ENOENT; /* deleted under us: below the start now */
+	if (rc == 0 || x.n > 0) {
+		pthread_mutex_lock(&p->lock);
+		if (x.want == x.pos) { /* ended on a record boundary */
+			p->hint_off = x.end_off;
+			p->hint_pos = x.pos;
+		}
+		pthread_mutex_unlock(&p->lock);
+		*nread = x.n; /* a short read before a failure serves the good bytes */
+		rc = 0;
+	}
+out_unlock:
+	pthread_mutex_unlock(&p->xlock);
+	return rc;
+}
+

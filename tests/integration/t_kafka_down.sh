@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPEC §8: when the cluster is unreachable, calls fail with EIO or
+# ETIMEDOUT after [kafka] timeout_ms; nothing hangs, nothing acknowledged
+# is lost, unmount works. A writer appends line after line through .log
+# while the mock cluster's brokers are taken down and brought back; every
+# write that returned success must be in the cluster (kcat), every failed
+# one must have failed within the timeout (plus slack).
+. "$(dirname "$0")/lib.sh"
+. "$SB_TOP/tests/integration/lib_kafka.sh"
+
+kafka_start -n 1 -t d:1
+M=$SB_MNT
+kafka_mount timeout_ms=2000
+
+case_ "the cluster goes away mid-write: errors within the timeout, then appends resume"
+t python3 - "$M/d/.log" "$SB_TMP/acked" "$SB_TMP/slow" <<'EOF' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+acked = open(sys.argv[2], 'w'); slow = open(sys.argv[3], 'w')
+fails = oks_after = 0
+deadline = time.time() + 15
+for i in range(1000000):
+    if time.time() > deadline:
+        break
+    t = time.time()
+    try:
+        os.write(fd, b'line %d\n' % i)
+        acked.write('line %d\n' % i); acked.flush()
+        if fails:
+            oks_after += 1
+            if oks_after >= 20:
+                break
+    except OSError as e:
+        fails += 1
+        if e.errno not in (5, 110):
+            slow.write('line %d: unexpected errno %d\n' % (i, e.errno))
+    if time.time() - t > 2.0 + 1.5:
+        slow.write('line %d took %.1f s\n' % (i, time.time() - t))
+    time.sleep(0.002)
+print(fails, oks_after)
+EOF
+wp=$!
+sleep 1
+kafka_cmd down all
+sleep 4 # two timeouts: writes fail
+assert_true "t ls '$M/d' >/dev/null" "ls answers while the cluster is down"
+assert_true "t stat '$M/d/.log' >/dev/null" "stat of .log answers"
+kafka_cmd up all
+wait $wp
+assert_eq "" "$(cat "$SB_TMP/slow")" "writes slower than the timeout, or with another error"
+assert_true "[ \$(wc -l <'$SB_TMP/acked') -gt 20 ]" "writes acknowledged"
+kc -C -t d -e -q -f '%s' >"$SB_TMP/got"
+lost=$(comm -23 <(sort "$SB_TMP/acked") <(sort -u "$SB_TMP/got") | wc -l)
+assert_eq 0 "$lost" "acknowledged lines missing from the cluster"
+assert_eq "$(sort "$SB_TMP/got" | uniq -d | wc -l)" 0 "lines written twice"
+
+case_ "unmount works while the cluster is down, and the daemon exits"
+kafka_cmd down all
+echo x >>"$M/d/.log" 2>/dev/null &
+wait $!
+p=$SB_PID
+assert_ok fusermount3 -u "$M"
+assert_true "sb_wait_exit $p 10" "the daemon exits within 10 s"
+SB_PID=""
+
+case_ "mounting an unreachable cluster fails within the timeout"
+ini=$(sb_ini down.ini <<EOF
+[mount]
+backend = kafka
+mountpoint = $M
+[kafka]
+bootstrap.servers = $KAFKA
+timeout_ms = 1500
+EOF
+)
+SECONDS=0
+t "$SB_BIN" -c "$ini" >"$SB_TMP/m.out" 2>&1
+rc=$?
+assert_eq 1 "$rc" "exit status"
+assert_le "$SECONDS" 10 "seconds to give up"
+assert_true "! sb_is_mounted '$M'" "nothing mounted"
+kafka_cmd up all

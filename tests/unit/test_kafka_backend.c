@@ -1,0 +1,589 @@
+/*
+ * test_kafka_backend.c - the Kafka backend (fs/backend_kafka.c) against a
+ * fake cluster at the client interface (fs/kafka_client.h).
+ *
+ * librdkafka 2.0.2's mock cluster has no CreateTopics, DeleteTopics or
+ * DeleteRecords, so mkdir, rmdir and rm of the oldest record are tested
+ * here: the fake records what the backend asked for. Also here, with
+ * generated cases: the stream model (every .log position read at random
+ * gives the bytes of the concatenated payloads, across index strides and
+ * records deleted before and after they were indexed), the cache (reading
+ * record after record fetches each chunk once; the cache stays within
+ * cache_bytes), other producers' records showing up, and an unreachable
+ * cluster failing calls within the timeout instead of hanging.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka.h"
+
+/* ---- the fake cluster ---- */
+
+typedef struct frec {
+	int64_t ts;
+	char *key;
+	size_t key_len;
+	char *val;
+	size_t len;
+} frec;
+
+typedef struct ftopic {
+	char name[64];
+	int parts;
+	int64_t lo, hi;         /* partition 0 only */
+	frec *recs;             /* offset o at recs[o] */
+	size_t cap;
+} ftopic;
+
+struct kc_part {
+	ftopic *t;
+};
+
+typedef struct fake {
+	kc base;
+	pthread_mutex_t m;      /* guards everything below */
+	ftopic topics[16];
+	struct kc_part parts[16];
+	int ntopics;
+	int down;               /* unreachable: calls time out */
+	int fetches;            /* fetch calls */
+	int fetch_max;          /* records per fetch */
+	int created_parts, created_repl, deleted_topics;
+	int64_t deleted_before;
+	char last_created[64];
+} fake;
+
+static fake *F(kc *c) { return (fake *)c; }
+
+static ftopic *ftopic_of(fake *f, const char *name)
+{
+	for (int i = 0; i < f->ntopics; i++)
+		if (f->topics[i].parts && !strcmp(f->topics[i].name, name))
+			return &f->topics[i];
+	return NULL;
+}
+
+static void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, int64_t ts)
+{
+	if ((size_t)t->hi == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->recs = realloc(t->recs, t->cap * sizeof *t->recs);
+	}
+	frec *r = &t->recs[t->hi++];
+	r->key = key ? memcpy(malloc(klen + 1), key, klen) : NULL;
+	r->key_len = klen;
+	r->val = memcpy(malloc(len + 1), v, len);
+	r->len = len;
+	r->ts = ts;
+}
+
+static int f_list(kc *c, kc_topic_fn fn, void *arg)
+{
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : 0;
+	for (int i = 0; rc == 0 && i < f->ntopics; i++)
+		if (f->topics[i].parts)
+			rc = fn(arg, f->topics[i].name, f->topics[i].parts);
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_part_open(kc *c, const char *topic, int32_t part, kc_part **out)
+{
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	ftopic *t = ftopic_of(f, topic);
+	int rc = t && part == 0 ? 0 : -ENOENT;
+	if (rc == 0) {
+		f->parts[t - f->topics].t = t;
+		*out = &f->parts[t - f->topics];
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static fake *fake_of(kc_part *p);
+
+static int f_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
+{
+	(void)wait_ms;
+	fake *f = fake_of(p);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : 0;
+	if (rc == 0) {
+		*lo = p->t->lo;
+		*hi = p->t->hi;
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
+{
+	fake *f = fake_of(p);
+	pthread_mutex_lock(&f->m);
+	f->fetches++;
+	int rc = 0;
+	if (f->down)
+		rc = -ETIMEDOUT;
+	else if (from < p->t->lo)
+		rc = -ERANGE;
+	else if (from >= p->t->hi)
+		rc = -ENODATA;
+	for (int64_t o = from; rc == 0 && o < p->t->hi && o < from + f->fetch_max; o++) {
+		frec *r = &p->t->recs[o];
+		kc_rec k = { .offset = o, .timestamp_ms = r->ts, .key = r->key,
+			     .key_len = r->key_len, .value = r->val, .value_len = r->len };
+		rc = fn(arg, &k);
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offs)
+{
+	fake *f = fake_of(p);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		offs[i] = p->t->hi;
+		fput(p->t, recs[i].key, recs[i].key_len, recs[i].value, recs[i].value_len,
+		     recs[i].timestamp_ms ? recs[i].timestamp_ms : 1700000000000);
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_create(kc *c, const char *topic, int parts, int repl)
+{
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : ftopic_of(f, topic) ? -EEXIST : 0;
+	if (rc == 0) {
+		ftopic *t = &f->topics[f->ntopics++];
+		memset(t, 0, sizeof *t);
+		snprintf(t->name, sizeof t->name, "%s", topic);
+		t->parts = parts;
+		f->created_parts = parts;
+		f->created_repl = repl;
+		snprintf(f->last_created, sizeof f->last_created, "%s", topic);
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_delete_topic(kc *c, const char *topic)
+{
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	ftopic *t = ftopic_of(f, topic);
+	int rc = f->down ? -ETIMEDOUT : t ? 0 : -ENOENT;
+	if (rc == 0) {
+		t->parts = 0;
+		f->deleted_topics++;
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static int f_delete_records(kc_part *p, int64_t before)
+{
+	fake *f = fake_of(p);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : before > p->t->hi ? -ERANGE : 0;
+	if (rc == 0 && before > p->t->lo) {
+		p->t->lo = before;
+		f->deleted_before = before;
+	}
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+static size_t f_record_max(kc *c) { (void)c; return 1000000; }
+
+static void f_close(kc *c)
+{
+	fake *f = F(c);
+	for (int i = 0; i < f->ntopics; i++) {
+		for (int64_t o = 0; o < f->topics[i].hi; o++) {
+			free(f->topics[i].recs[o].key);
+			free(f->topics[i].recs[o].val);
+		}
+		free(f->topics[i].recs);
+	}
+	pthread_mutex_destroy(&f->m);
+	free(f);
+}
+
+static const kc_ops fake_ops = {
+	.list = f_list, .part_open = f_part_open, .watermarks = f_watermarks,
+	.fetch = f_fetch, .produce = f_produce, .create_topic = f_create,
+	.delete_topic = f_delete_topic, .delete_records = f_delete_records,
+	.record_max = f_record_max, .close = f_close,
+};
+
+static fake *the_fake; /* one per test (tests run in their own processes) */
+static fake *fake_of(kc_part *p) { (void)p; return the_fake; }
+
+static fake *fake_new(void)
+{
+	fake *f = calloc(1, sizeof *f);
+	f->base.ops = &fake_ops;
+	pthread_mutex_init(&f->m, NULL);
+	f->fetch_max = 100;
+	the_fake = f;
+	return f;
+}
+
+static ftopic *fake_topic(fake *f, const char *name, int parts)
+{
+	ftopic *t = &f->topics[f->ntopics++];
+	snprintf(t->name, sizeof t->name, "%s", name);
+	t->parts = parts;
+	return t;
+}
+
+/* ---- helpers ---- */
+
+static sbfs_backend *open_backend(fake *f, size_t cache, int allow_delete)
+{
+	sbfs_kafka_config cfg;
+	sbfs_kafka_config_init(&cfg);
+	cfg.cache_bytes = cache;
+	cfg.num_partitions = 1;
+	cfg.replication = 3;
+	cfg.allow_topic_delete = allow_delete;
+	sbfs_backend *b = NULL;
+	cr_assert_eq(sbfs_backend_kafka_open_client(&cfg, &f->base, &b), 0);
+	return b;
+}
+
+static sbfs_topic *topic(sbfs_backend *b, const char *name)
+{
+	sbfs_topic *t = NULL;
+	cr_assert_eq(b->ops->topic_get(b, name, &t), 0, "topic %s", name);
+	return t;
+}
+
+/* A stream of n records of random sizes (0..maxlen), also as one buffer. */
+static char *fill(ftopic *t, int n, int maxlen, unsigned seed, size_t *total)
+{
+	char *all = malloc((size_t)n * (size_t)maxlen + 1);
+	size_t at = 0;
+	srand(seed);
+	for (int i = 0; i < n; i++) {
+		size_t len = (size_t)(rand() % (maxlen + 1));
+		char *v = all + at;
+		for (size_t j = 0; j < len; j++)
+			v[j] = (char)('a' + (i + (int)j) % 26);
+		char key[16];
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		fput(t, i % 3 ? key : NULL, i % 3 ? (size_t)kl : 0, v, len, 1700000000000 + i);
+		at += len;
+	}
+	*total = at;
+	return all;
+}
+
+static void check_stream(sbfs_backend *b, sbfs_topic *t, const char *all, uint64_t from,
+			 size_t total, int probes)
+{
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.stream_end - bd.stream_start, total - from);
+	char *buf = malloc(70000);
+	for (int i = 0; i < probes; i++) {
+		uint64_t pos = from + (total > from ? (uint64_t)rand() % (total - from) : 0);
+		size_t len = 1 + (size_t)(rand() % 70000);
+		size_t n = 0, want = len < total - pos ? len : total - pos;
+		cr_assert_eq(b->ops->read_stream(t, bd.stream_start + (pos - from), buf, len, &n), 0);
+		cr_assert_eq(n, want, "pos %lu len %zu: %zu of %zu", (unsigned long)pos, len, n,
+			     want);
+		cr_assert(memcmp(buf, all + pos, n) == 0, "bytes at %lu", (unsigned long)pos);
+	}
+	free(buf);
+}
+
+/* ---- tests ---- */
+
+Test(kafka_backend, lists_single_partition_topics_and_reads_records)
+{
+	fake *f = fake_new();
+	size_t total;
+	char *all = fill(fake_topic(f, "orders", 1), 500, 300, 1, &total);
+	fake_topic(f, "wide", 4);
+	sbfs_backend *b = open_backend(f, 64 << 20, 0);
+	sbfs_topic *t = topic(b, "orders");
+	sbfs_topic *w;
+	cr_assert_eq(b->ops->topic_get(b, "wide", &w), -ENOENT); /* no partition dirs yet */
+	cr_assert_eq(b->ops->topic_get(b, "nope", &w), -ENOENT);
+	sbfs_bounds bd;
+	/* offsets only (ls, rm, the notifier): the watermarks, no fetch */
+	cr_assert_eq(b->ops->bounds(t, 0, &bd), 0);
+	cr_assert_eq(bd.start, 0);
+	cr_assert_eq(bd.next, 500);
+	cr_assert_eq(f->fetches, 0);
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.start, 0);
+	cr_assert_eq(bd.next, 500);
+	size_t at = 0;
+	char buf[400], key[32];
+	for (uint64_t o = 0; o < 500; o++) {
+		sbfs_recinfo ri;
+		cr_assert_eq(b->ops->stat_record(t, o, SBFS_WANT_STREAM, &ri), 0);
+		cr_assert_eq(ri.stream_pos, bd.stream_start + at);
+		cr_assert_eq(ri.timestamp_ns, (1700000000000 + (int64_t)o) * 1000000);
+		size_t n;
+		cr_assert_eq(b->ops->read(t, o, 0, buf, sizeof buf, &n), 0);
+		cr_assert_eq(n, ri.value_len);
+		cr_assert(memcmp(buf, all + at, n) == 0);
+		size_t kl;
+		cr_assert_eq(b->ops->read_key(t, o, key, sizeof key, &kl), 0);
+		cr_assert_eq(kl, o % 3 ? (size_t)snprintf(buf, sizeof buf, "k%d", (int)o) : 0);
+		at += n;
+	}
+	cr_assert_eq(at, total);
+	sbfs_recinfo ri;
+	cr_assert_eq(b->ops->stat_record(t, 500, 0, &ri), -ENOENT);
+	check_stream(b, t, all, 0, total, 300);
+	/* a chunk per fetch of 100 records; the index walk and the reads and
+	 * the 300 stream probes are served from the cache */
+	cr_assert_leq(f->fetches, 5 + 2, "%d fetches", f->fetches);
+	b->ops->close(b);
+	free(all);
+}
+
+Test(kafka_backend, cache_stays_bounded_and_refetches)
+{
+	fake *f = fake_new();
+	size_t total;
+	char *all = fill(fake_topic(f, "big", 1), 20000, 400, 2, &total); /* ~4 MB */
+	sbfs_backend *b = open_backend(f, 1 << 20, 0);
+	sbfs_topic *t = topic(b, "big");
+	check_stream(b, t, all, 0, total, 200);
+	int before = f->fetches;
+	char buf[512];
+	for (uint64_t o = 0; o < 20000; o += 997) {
+		size_t n;
+		cr_assert_eq(b->ops->read(t, o, 0, buf, sizeof buf, &n), 0);
+	}
+	cr_assert_gt(f->fetches, before); /* evicted: fetched again */
+	b->ops->close(b);
+	free(all);
+}
+
+Test(kafka_backend, appends_are_acknowledged_and_extend_the_stream)
+{
+	fake *f = fake_new();
+	fake_topic(f, "t", 1);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.stream_end, bd.stream_start);
+	sbfs_rec r[3] = { { .value = "a\n", .value_len = 2 },
+			  { .value = "bb\n", .value_len = 3, .key = "K", .key_len = 1 },
+			  { .value = "ccc\n", .value_len = 4, .timestamp_ns = 5000000000 } };
+	uint64_t first = 99;
+	cr_assert_eq(b->ops->append(t, r, 3, &first), 0);
+	cr_assert_eq(first, 0);
+	int fetches = f->fetches;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.next, 3);
+	cr_assert_eq(bd.stream_end - bd.stream_start, 9);
+	cr_assert_eq(f->fetches, fetches, "own appends extend the index without a fetch");
+	char buf[16];
+	size_t n;
+	cr_assert_eq(b->ops->read_stream(t, bd.stream_start, buf, sizeof buf, &n), 0);
+	cr_assert_eq(n, 9);
+	cr_assert(memcmp(buf, "a\nbb\nccc\n", 9) == 0);
+	cr_assert_eq(f->topics[0].recs[2].ts, 5000);
+	/* append_at: only at the next offset (Kafka chooses offsets) */
+	cr_assert_eq(b->ops->append_at(t, 7, r, 1), -EINVAL);
+	cr_assert_eq(b->ops->append_at(t, 3, r, 1), 0);
+	b->ops->close(b);
+}
+
+Test(kafka_backend, other_producers_show_up)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	pthread_mutex_lock(&f->m);
+	fput(ft, NULL, 0, "hello\n", 6, 1);
+	pthread_mutex_unlock(&f->m);
+	/* the refresher asks for watermarks every 300 ms */
+	for (int i = 0; i < 50 && bd.next == 0; i++) {
+		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+		cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	}
+	cr_assert_eq(bd.next, 1);
+	cr_assert_eq(bd.stream_end - bd.stream_start, 6);
+	/* a topic made by another client is found by name */
+	pthread_mutex_lock(&f->m);
+	fake_topic(f, "later", 1);
+	pthread_mutex_unlock(&f->m);
+	sbfs_topic *l = NULL;
+	for (int i = 0; i < 20 && b->ops->topic_get(b, "later", &l) != 0; i++)
+		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+	cr_assert_not_null(l);
+	b->ops->close(b);
+}
+
+Test(kafka_backend, mkdir_creates_a_topic)
+{
+	fake *f = fake_new();
+	fake_topic(f, "old", 1);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	cr_assert_eq(b->ops->topic_create(b, "new.topic_1"), 0);
+	cr_assert_str_eq(f->last_created, "new.topic_1");
+	cr_assert_eq(f->created_parts, 1);
+	cr_assert_eq(f->created_repl, 3);
+	topic(b, "new.topic_1");
+	cr_assert_eq(b->ops->topic_create(b, "old"), -EEXIST);
+	cr_assert_eq(b->ops->topic_create(b, "bad/name"), -EINVAL);
+	cr_assert_eq(b->ops->topic_create(b, ".hidden"), -EINVAL);
+	b->ops->close(b);
+}
+
+Test(kafka_backend, rmdir_only_when_allowed_and_empty)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	fput(ft, NULL, 0, "x", 1, 1);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	cr_assert_eq(b->ops->topic_remove(b, "t"), -ENOTEMPTY);
+	ft->lo = 1; /* emptied */
+	cr_assert_eq(b->ops->topic_remove(b, "t"), -EPERM);
+	cr_assert_eq(f->deleted_topics, 0);
+	b->ops->close(b);
+
+	f = fake_new();
+	ft = fake_topic(f, "t", 1);
+	b = open_backend(f, 8 << 20, 1);
+	sbfs_topic *t = topic(b, "t");
+	cr_assert_eq(b->ops->topic_remove(b, "t"), 0);
+	cr_assert_eq(f->deleted_topics, 1);
+	sbfs_topic *g;
+	cr_assert_eq(b->ops->topic_get(b, "t", &g), -ENOENT);
+	sbfs_rec r = { .value = "x", .value_len = 1 };
+	cr_assert_eq(b->ops->append(t, &r, 1, NULL), -ENOENT); /* the handle stays valid */
+	b->ops->close(b);
+}
+
+Test(kafka_backend, rm_of_the_oldest_deletes_records)
+{
+	fake *f = fake_new();
+	size_t total;
+	char *all = fill(fake_topic(f, "t", 1), 3000, 200, 3, &total);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_bounds bd0, bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd0), 0);
+	sbfs_recinfo ri;
+	cr_assert_eq(b->ops->stat_record(t, 1234, SBFS_WANT_STREAM, &ri), 0);
+	cr_assert_eq(b->ops->delete_before(t, 1234), 0);
+	cr_assert_eq(f->deleted_before, 1234);
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.start, 1234);
+	cr_assert_eq(bd.stream_start, ri.stream_pos);
+	cr_assert_eq(bd.stream_end, bd0.stream_end);
+	char c;
+	size_t n;
+	cr_assert_eq(b->ops->read_stream(t, bd.stream_start - 1, &c, 1, &n), -ENOENT);
+	cr_assert_eq(b->ops->stat_record(t, 1233, 0, &ri), -ENOENT);
+	check_stream(b, t, all, ri.stream_pos - bd0.stream_start, total, 100);
+	b->ops->close(b);
+	free(all);
+}
+
+Test(kafka_backend, retention_by_the_cluster_moves_the_start)
+{
+	fake *f = fake_new();
+	size_t total;
+	ftopic *ft = fake_topic(f, "t", 1);
+	char *all = fill(ft, 3000, 200, 4, &total);
+	sbfs_backend *b = open_backend(f, 1 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_bounds bd0, bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd0), 0);
+	uint64_t pos = 0;
+	for (int o = 0; o < 2001; o++)
+		pos += ft->recs[o].len;
+	pthread_mutex_lock(&f->m);
+	ft->lo = 2001; /* gone by the cluster's retention, not through us */
+	pthread_mutex_unlock(&f->m);
+	for (int i = 0; i < 50; i++) {
+		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+		cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+		if (bd.start == 2001)
+			break;
+	}
+	cr_assert_eq(bd.start, 2001);
+	cr_assert_eq(bd.stream_start - bd0.stream_start, pos);
+	check_stream(b, t, all, pos, total, 100);
+	b->ops->close(b);
+	free(all);
+}
+
+Test(kafka_backend, unreachable_cluster_fails_in_time, .timeout = 20)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	fput(ft, NULL, 0, "x", 1, 1);
+	sbfs_backend *b = open_backend(f, 8 << 20, 1);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0);
+	pthread_mutex_lock(&f->m);
+	f->down = 1;
+	pthread_mutex_unlock(&f->m);
+	sbfs_rec r = { .value = "y", .value_len = 1 };
+	cr_assert_eq(b->ops->append(t, &r, 1, NULL), -ETIMEDOUT);
+	cr_assert_eq(b->ops->topic_create(b, "n"), -ETIMEDOUT);
+	cr_assert_eq(b->ops->delete_before(t, 1), -ETIMEDOUT);
+	cr_assert_eq(b->ops->bounds(t, SBFS_WANT_STREAM, &bd), 0); /* what it knew */
+	cr_assert_eq(bd.next, 1);
+	char c;
+	size_t n;
+	cr_assert_eq(b->ops->read_stream(t, bd.stream_start, &c, 1, &n), 0); /* cached */
+	pthread_mutex_lock(&f->m);
+	f->down = 0;
+	pthread_mutex_unlock(&f->m);
+	cr_assert_eq(b->ops->append(t, &r, 1, NULL), 0);
+	b->ops->close(b);
+	sbfs_backend *b2 = NULL;
+	f = fake_new();
+	f->down = 1;
+	sbfs_kafka_config cfg;
+	sbfs_kafka_config_init(&cfg);
+	cr_assert_eq(sbfs_backend_kafka_open_client(&cfg, &f->base, &b2), -ETIMEDOUT);
+}
+
+Test(kafka_backend, config_keys)
+{
+	sbfs_kafka_config c;
+	char err[256];
+	sbfs_kafka_config_init(&c);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "bootstrap.servers", "h:1", err, sizeof err), 0);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "bootstrap.servers", "h:2", err, sizeof err), 0);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "acks", "1", err, sizeof err), 0);
+	cr_assert_eq(c.nprops, 2);
+	cr_assert_str_eq(c.props[0].value, "h:2");
+	cr_assert_eq(sbfs_kafka_config_set(&c, "cache_bytes", "12345678", err, sizeof err), 0);
+	cr_assert_eq(c.cache_bytes, 12345678);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "timeout_ms", "x", err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "timeout_ms") != NULL);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "allow_topic_delete", "true", err, sizeof err), 0);
+	cr_assert_eq(c.allow_topic_delete, 1);
+	sbfs_kafka_config_free(&c);
+}
