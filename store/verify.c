@@ -60,6 +60,7 @@ typedef struct idx_file {
 	uint32_t n;            /* entries loaded */
 	uint32_t seg_len;      /* covered length from the header */
 	int hdr_ok;
+	int base_ok;           /* the header names this segment's base offset */
 	int valid;             /* all of it checks out (what the store would trust) */
 } idx_file;
 
@@ -272,6 +273,7 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 		goto out_close_fd;
 	}
 	ix->hdr_ok = 1;
+	ix->base_ok = h.base_offset == base;
 	ix->seg_len = h.seg_len;
 	if (h.base_offset != base)
 		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_BASE,
@@ -467,6 +469,18 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			if (!ix->n || e0.pos != SB_SEG_HDR)
 				report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_HDR,
 				       "index has no entry for the segment's first record");
+		}
+		/* The segment ends cleanly after a whole record, short of what
+		 * its own index covers: the index is written only once the
+		 * segment was synced, so whole records that were synced are
+		 * gone (a cut at a record boundary: nothing else shows it). */
+		if (ix->base_ok && ix->seg_len > pos && pos >= sb_segwin_size(m)) {
+			v->cur_off = off;
+			report(v, SB_VERIFY_RECORD, path, pos,
+			       "the segment ends after its last whole record at byte %llu, but its "
+			       "index (written once the segment was synced) covers %u bytes: "
+			       "records lost", (unsigned long long)pos, ix->seg_len);
+			v->cur_off = SB_VERIFY_NOOFF;
 		}
 		if (ix->seg_len != pos && ix->seg_len <= sb_segwin_size(m))
 			report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_SEG_LEN,
