@@ -9,6 +9,7 @@
  * A topic directory LOG_DIR/TOPIC/ holds:
  *   NNNNNNNNNNNNNNNNNNNN.seg   a segment: records from offset N (20 digits)
  *   NNNNNNNNNNNNNNNNNNNN.idx   its sparse index (rebuildable, optional)
+ *   NNNNNNNNNNNNNNNNNNNN.tix   its sparse time index (rebuildable, optional)
  *   meta                       the log start (first retained offset)
  *   clean                      present only after a clean close
  *   F-L.keys                   a key table of the key index (format 3;
@@ -50,6 +51,31 @@
  * rebuilt from the segment. The first record of a segment always has an
  * entry. Segments are at most SB_SEG_MAX_BYTES long, so u32 positions fit.
  *
+ * Time index file (format version 3) = header (48 bytes) then entries of
+ * 12 bytes. The records are cut into intervals where the offset index has
+ * its entries; an entry says that the segment's running maximum timestamp
+ * first reaches `ts` in the interval starting at record base + rel. Only
+ * intervals that raise the maximum have one, so entries are strictly
+ * increasing in ts and in rel; the last interval (open to appends) has none.
+ *
+ *   time index header         entry
+ *   0  u32 magic "SBTX"       0  i64 running max timestamp reached
+ *   4  u16 version            8  u32 rel offset of the interval's first record
+ *   6  u16 header size (48)
+ *   8  u64 base offset
+ *  16  u32 entry count
+ *  20  u32 segment length it covers (bytes, header included)
+ *  24  i64 largest timestamp in the segment (INT64_MIN: no record)
+ *  32  u32 rel offset of the last (open) interval's first record
+ *  36  u32 crc32c of the entries
+ *  40  u32 reserved (0)
+ *  44  u32 crc32c of [0,44)
+ *
+ * A time index whose CRCs, size, base, covered length, order or maximum
+ * disagree with its segment is rebuilt from the segment, like the offset
+ * index; it is written (temp file, fdatasync, rename, directory fsync) with
+ * the offset index, before it.
+ *
  * meta = u32 magic "SBMT", u16 version, u16 size (24), u64 start offset,
  *        u32 reserved, u32 crc32c of [0,20). Rewritten in place when the
  *        disk has no room for a temp file; the start is never below the
@@ -71,6 +97,7 @@
 
 #define SB_SEG_MAGIC   0x47534253u /* "SBSG" */
 #define SB_IDX_MAGIC   0x58494253u /* "SBIX" */
+#define SB_TIX_MAGIC   0x58544253u /* "SBTX" */
 #define SB_META_MAGIC  0x544d4253u /* "SBMT" */
 #define SB_CLEAN_MAGIC 0x4c434253u /* "SBCL" */
 
@@ -80,6 +107,8 @@
 #define SB_REC_HDR     32u
 #define SB_META_SIZE   24u
 #define SB_CLEAN_SIZE  32u
+#define SB_TIX_HDR     48u
+#define SB_TIX_ENTRY   12u
 
 /* Where each field is: byte offsets inside each structure above (the
  * tables at the top of this file). Code names fields by these, never by a
@@ -117,9 +146,20 @@
 #define SB_CLEAN_AT_BASE   8u  /* u64 base offset of the last segment */
 #define SB_CLEAN_AT_LEN   16u  /* u64 its length */
 #define SB_CLEAN_AT_CRC   28u  /* u32 crc32c of [0, 28) */
+/* time index header and entry (format version 3) */
+#define SB_TIX_AT_BASE     8u  /* u64 */
+#define SB_TIX_AT_COUNT   16u  /* u32 */
+#define SB_TIX_AT_SEG_LEN 20u  /* u32 */
+#define SB_TIX_AT_MAX_TS  24u  /* i64 largest timestamp, INT64_MIN: none */
+#define SB_TIX_AT_OPEN    32u  /* u32 rel offset of the open interval */
+#define SB_TIX_AT_ECRC    36u  /* u32 crc32c of the entries */
+#define SB_TIX_AT_CRC     44u  /* u32 crc32c of [0, 44) */
+#define SB_TE_AT_TS        0u  /* i64 running max timestamp reached */
+#define SB_TE_AT_REL       8u  /* u32 first record of the interval - base */
 
 #define SB_SEG_SUFFIX  ".seg"
 #define SB_IDX_SUFFIX  ".idx"
+#define SB_TIX_SUFFIX  ".tix"
 #define SB_META_NAME   "meta"
 #define SB_CLEAN_NAME  "clean"
 /* LOG_DIR/.lock: flock'ed (LOCK_EX) by the read-write opener for as long as

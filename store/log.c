@@ -45,6 +45,11 @@ int sb_log_segs_push(sb_log *l, sb_segment *s)
 		l->segs = a;
 		l->segcap = cap;
 	}
+	if (l->nsegs) { /* for the seek by time (log_time.c) */
+		sb_segment *prev = l->segs[l->nsegs - 1];
+		int64_t a = sb_segment_prior_max(prev), b = sb_segment_max_ts(prev);
+		sb_segment_set_prior_max(s, a > b ? a : b);
+	}
 	l->segs[l->nsegs++] = s;
 out_unlock:
 	pthread_rwlock_unlock(&l->seg_lock);

@@ -116,6 +116,7 @@ static int swap(sb_log *l, sb_segment *s, uint64_t base, const char *path, const
 	 * old segment (its mapping of the old file) serves until reopened. */
 	if ((rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns)))
 		return rc;
+	sb_segment_set_prior_max(ns, sb_segment_prior_max(s)); /* for the seek by time */
 	pthread_rwlock_wrlock(&l->seg_lock);
 	l->segs[i] = ns;
 	pthread_rwlock_unlock(&l->seg_lock);

@@ -91,6 +91,9 @@ static void cut_after(sb_log *l, const uint64_t *bases, size_t from, size_t n)
 		sb_seg_name(name, bases[i], SB_IDX_SUFFIX);
 		if (sb_path(path, l->dir, name) == 0)
 			l->io->unlink(l->io->ctx, path);
+		sb_seg_name(name, bases[i], SB_TIX_SUFFIX);
+		if (sb_path(path, l->dir, name) == 0)
+			l->io->unlink(l->io->ctx, path);
 	}
 }
 
@@ -117,7 +120,8 @@ static void drop_orphan_indexes(sb_log *l, const uint64_t *bases, size_t n)
 		return;
 	while ((de = readdir(d))) {
 		char path[PATH_MAX], msg[320];
-		if (sb_seg_name_parse(de->d_name, SB_IDX_SUFFIX, &base) ||
+		if ((sb_seg_name_parse(de->d_name, SB_IDX_SUFFIX, &base) &&
+		     sb_seg_name_parse(de->d_name, SB_TIX_SUFFIX, &base)) ||
 		    bsearch(&base, bases, n, sizeof(*bases), cmp_u64))
 			continue;
 		if (sb_path(path, l->dir, de->d_name) || l->io->unlink(l->io->ctx, path))

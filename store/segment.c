@@ -62,16 +62,21 @@ int sb_seg_alloc(const sb_seg_params *p, uint64_t base, sb_segment **out)
 	}
 	s->seg_path = malloc(cap);
 	s->idx_path = malloc(cap);
-	if (!s->seg_path || !s->idx_path) {
+	s->tix_path = malloc(cap);
+	if (!s->seg_path || !s->idx_path || !s->tix_path) {
 		free(s->seg_path);
 		free(s->idx_path);
+		free(s->tix_path);
 		free(s);
 		return -ENOMEM;
 	}
+	atomic_init(&s->prior_max, INT64_MIN);
 	sb_seg_name(name, base, SB_SEG_SUFFIX);
 	snprintf(s->seg_path, cap, "%s/%s", p->dir, name);
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
 	snprintf(s->idx_path, cap, "%s/%s", p->dir, name);
+	sb_seg_name(name, base, SB_TIX_SUFFIX);
+	snprintf(s->tix_path, cap, "%s/%s", p->dir, name);
 	*out = s;
 	return 0;
 }
@@ -84,10 +89,12 @@ void sb_seg_free(sb_segment *s)
 		s->p->io->close(s->p->io->ctx, s->fd);
 	sb_index_free(s->ix);
 	sb_zseg_free(s->z);
+	sb_tindex_free(s->tix);
 	sb_segwin_free(s->win);
 	free(s->scratch);
 	free(s->seg_path);
 	free(s->idx_path);
+	free(s->tix_path);
 	free(s);
 }
 
@@ -123,6 +130,8 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 		return rc;
 	s->base_stream = base_stream;
 	rc = sb_index_new(sb_seg_index_cap(p), &s->ix);
+	if (!rc)
+		rc = sb_tindex_new(sb_seg_index_cap(p), &s->tix);
 	if (rc)
 		goto out_free;
 	s->fd = io->open(io->ctx, s->seg_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -145,7 +154,9 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 	atomic_init(&s->len, SB_SEG_HDR);
 	atomic_init(&s->next, base);
 	atomic_init(&s->stream_end, base_stream);
+	atomic_init(&s->max_ts, INT64_MIN);
 	s->idx_dirty = 1;
+	s->tix_dirty = 1;
 	*out = s;
 	return 0;
 out_unlink:
@@ -164,7 +175,17 @@ uint64_t sb_segment_stream_end(const sb_segment *s)
 	return atomic_load_explicit(&s->stream_end, memory_order_acquire);
 }
 int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
-int64_t sb_segment_max_ts(const sb_segment *s) { return atomic_load_explicit(&s->max_ts, memory_order_relaxed); }
+/* From the time index: retention by age reads it, never the records. */
+int64_t sb_segment_max_ts(const sb_segment *s) { return sb_tindex_max(s->tix); }
+int64_t sb_segment_prior_max(const sb_segment *s)
+{
+	return atomic_load_explicit(&s->prior_max, memory_order_relaxed);
+}
+void sb_segment_set_prior_max(sb_segment *s, int64_t ts)
+{
+	atomic_store_explicit(&s->prior_max, ts, memory_order_relaxed);
+}
+const sb_tindex *sb_segment_tindex(const sb_segment *s) { return s->tix; }
 int sb_segment_fd(const sb_segment *s) { return s->fd; }
 uint64_t sb_segment_plain_len(const sb_segment *s) { return s->z ? sb_zseg_plain_len(s->z) : sb_segment_len(s); }
 sb_zseg *sb_segment_zseg(const sb_segment *s) { return s->z; }
@@ -257,12 +278,16 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 	/* Index entries, then publish. */
 	int64_t ts = 0, max_ts = atomic_load_explicit(&s->max_ts, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
-		if (len == SB_SEG_HDR || len - s->last_idx_pos >= s->p->index_interval) {
+		int point = len == SB_SEG_HDR || len - s->last_idx_pos >= s->p->index_interval;
+		if (point) {
 			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)len, (uint32_t)(st - s->base_stream)};
 			if (sb_index_add(s->ix, &e) == 0)
 				s->last_idx_pos = len;
+			else
+				point = 0; /* the interval goes on (see timeindex.h) */
 		}
 		ts = r[i].timestamp_ns ? r[i].timestamp_ns : now;
+		(void)sb_tindex_feed(s->tix, (uint32_t)(off - s->base), ts, point);
 		if (ts > max_ts)
 			max_ts = ts;
 		if (len == SB_SEG_HDR)
@@ -272,6 +297,7 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 		off++;
 	}
 	s->idx_dirty = 1;
+	s->tix_dirty = 1;
 	if (!s->writable && len > s->alloc)
 		s->alloc = len;
 	atomic_store_explicit(&s->max_ts, max_ts, memory_order_relaxed);
@@ -286,14 +312,21 @@ int sb_segment_save_index(sb_segment *s)
 	uint64_t len = sb_segment_len(s);
 	int rc;
 
-	if (s->p->read_only || !s->idx_dirty)
+	if (s->p->read_only || (!s->idx_dirty && !s->tix_dirty))
 		return 0;
 	/* A valid index file says its segment was synced (recovery takes it as
 	 * proof that damage there is no torn write): sync first, also when
 	 * recovery rebuilt it for records a crash left in the page cache. */
 	rc = s->p->io->fdatasync(s->p->io->ctx, s->fd);
+	/* The time index first: a valid offset index without it makes the
+	 * next open read the segment whole, to rebuild it. */
+	if (!rc && s->tix_dirty)
+		rc = sb_tindex_save(s->tix, s->p->io, s->tix_path, s->base, (uint32_t)sb_segment_plain_len(s));
 	if (!rc)
-		rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len, sb_segment_max_ts(s));
+		s->tix_dirty = 0;
+	if (!rc && s->idx_dirty)
+		rc = sb_index_save(s->ix, s->p->io, s->idx_path, s->base, (uint32_t)len,
+				   atomic_load_explicit(&s->max_ts, memory_order_relaxed));
 	if (!rc)
 		s->idx_dirty = 0;
 	/* The index is optional (rebuilt from the segment at the next open):
@@ -363,9 +396,12 @@ int sb_segment_remove(sb_segment *s)
 	const sb_io *io = s->p->io;
 	int rc = io->unlink(io->ctx, s->seg_path);
 	int rc2 = io->unlink(io->ctx, s->idx_path);
+	int rc3 = io->unlink(io->ctx, s->tix_path);
 
 	if (rc2 == -ENOENT)
 		rc2 = 0;
+	if (!rc2 && rc3 != -ENOENT)
+		rc2 = rc3;
 	sb_seg_free(s);
 	return rc ? rc : rc2;
 }
@@ -640,4 +676,35 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 		from++;
 	}
 	return 0;
+}
+
+int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
+{
+	uint64_t pos, stream, next = sb_segment_next(s), len = sb_segment_len(s);
+	sb_rec_hdr h;
+	uint32_t rel;
+	int rc;
+
+	if (sb_tindex_find(s->tix, ts, &rel) || s->base + rel >= next)
+		return -ENOENT;
+	uint64_t off = s->base + rel;
+	if (s->z)
+		return sb_seg_zfind_time(s, off, ts, offset);
+	rc = sb_segment_locate(s, off, &pos, &stream, &h);
+	if (rc)
+		return rc;
+	/* At most one interval of records (timeindex.h); each one judged by
+	 * must hold its CRC, so that a damaged time never moves the start. */
+	for (; off < next; off++) {
+		if (sb_rec_decode(s->map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != off) {
+			sb_segment_report_damage(s, off, pos, "bad record");
+			return SB_ECORRUPT;
+		}
+		if (h.timestamp_ns >= ts) {
+			*offset = off;
+			return 0;
+		}
+		pos += h.size;
+	}
+	return -ENOENT; /* its record is not published yet */
 }

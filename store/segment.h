@@ -101,7 +101,21 @@ const char *sb_segment_path(const sb_segment *s);
 uint64_t sb_segment_next(const sb_segment *s);       /* acquire */
 uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
 int64_t sb_segment_first_ts(const sb_segment *s);
-int64_t sb_segment_max_ts(const sb_segment *s);   /* largest record timestamp */
+int64_t sb_segment_max_ts(const sb_segment *s);   /* largest record timestamp (time index) */
+/* The largest timestamp of the segments before it when it joined the log
+ * (the log sets it; it may count segments removed since): a lower bound
+ * for the seek by time's binary search over the segments. */
+int64_t sb_segment_prior_max(const sb_segment *s);
+void sb_segment_set_prior_max(sb_segment *s, int64_t ts);
+/* Its time index (timeindex.h), for tests and verify. */
+const struct sb_tindex *sb_segment_tindex(const sb_segment *s);
+/*
+ * The first record of this segment whose timestamp is >= ts, found through
+ * the time index and a forward scan of at most one interval, each record
+ * scanned checked whole (CRC). -ENOENT if none (yet); SB_ECORRUPT
+ * (reported) on damage.
+ */
+int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset);
 int sb_segment_fd(const sb_segment *s);
 
 /*

@@ -10,17 +10,20 @@
 
 #include "segment.h"
 #include "segwin.h"
+#include "timeindex.h"
 
 struct sb_segment {
 	const sb_seg_params *p;
 	uint64_t base, base_stream;   /* immutable */
 	char *seg_path;               /* heap, exact size: thousands of topics */
 	char *idx_path;
+	char *tix_path;
 	int fd;
 	uint8_t *map;                 /* map_len bytes of the file, MAP_SHARED */
 	size_t map_len;
 	int writable;                 /* mapped for writing (mmap_writes) */
 	sb_index *ix;
+	sb_tindex *tix;               /* the time index (timeindex.h) */
 	/* Published by the appender (release), read by readers (acquire). */
 	_Atomic uint64_t len;         /* bytes of whole records + header */
 	_Atomic uint64_t next;        /* offset after the last record */
@@ -30,6 +33,9 @@ struct sb_segment {
 	uint64_t alloc;               /* file size (preallocated) */
 	uint64_t last_idx_pos;        /* position of the last index entry */
 	int idx_dirty;                /* the index file is not up to date */
+	int tix_dirty;                /* the time index file is not up to date */
+	_Atomic int64_t prior_max;    /* the largest timestamp of the segments
+				       * before it when it joined the log */
 	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
 	int damage;                   /* SB_REC_* that stopped the check before the
 				       * end of the file, 0 if none; left for the log */
@@ -57,6 +63,10 @@ void sb_seg_free(sb_segment *s);
 /* Map the file: the whole capacity for the active segment (so the mapping
  * never moves as the file grows), else file_size bytes. */
 int sb_seg_map(sb_segment *s, uint64_t file_size, int active);
+/* segment_tix.c: a compressed segment's time index, loaded or rebuilt from
+ * its blocks; the seek's scan from offset off through its blocks. */
+int sb_seg_ztix(sb_segment *s, int flags, int *changed);
+int sb_seg_zfind_time(sb_segment *s, uint64_t off, int64_t ts, uint64_t *offset);
 
 /* Compressed segments (segment_z.c). Open the one in s->fd (size bytes):
  * 0, 1 when it was written back plain (to be opened again), or an error. */

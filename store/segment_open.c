@@ -64,12 +64,15 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 			break;
 		if (check)
 			idx_check_at(s, check, pos, off, st);
-		if (build && (pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval)) {
+		int point = pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval;
+		if (build && point) {
 			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
 			if (sb_index_add(s->ix, &e))
 				return SB_REC_BAD;
 			s->last_idx_pos = pos;
 		}
+		if (build)
+			(void)sb_tindex_feed(s->tix, (uint32_t)(off - s->base), h.timestamp_ns, point);
 		if (pos == SB_SEG_HDR)
 			atomic_store(&s->first_ts, h.timestamp_ns);
 		if (h.timestamp_ns > max_ts)
@@ -140,6 +143,7 @@ int sb_segment_cut(sb_segment *s, int quiet)
 	if (!s->p->read_only) {
 		rc = s->p->io->ftruncate(s->p->io->ctx, s->fd, (off_t)len);
 		s->idx_dirty = 1;
+		s->tix_dirty = 1;
 		if (!rc)
 			s->alloc = len;
 	}
@@ -171,22 +175,41 @@ static int seg_check_tail(sb_segment *s, uint64_t size)
  * rebuilding the index. Cuts nothing: what lies past the last whole record
  * is left for the log to judge (sb_segment_damage).
  */
+/* Does a loaded time index agree with what the offset index and the tail
+ * check found (the same largest timestamp, its open interval a record)? */
+static int tix_agrees(const sb_segment *s, const sb_tindex *t)
+{
+	uint64_t n = atomic_load(&s->next) - s->base;
+
+	if (!n)
+		return sb_tindex_max(t) == INT64_MIN;
+	return sb_tindex_max(t) == atomic_load(&s->max_ts) && sb_tindex_open_start(t) < n;
+}
+
 static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 {
 	const sb_seg_params *p = s->p;
 	sb_index *old = NULL;
+	sb_tindex *old_tix = NULL;
 	int64_t loaded_max = 0;
 	int r = -1, rc;
 
 	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
 	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old, &loaded_max) == 0) {
 		s->idx_valid = 1;
-		if (!(flags & SB_SEG_CHECK_ALL)) {
+		(void)sb_tindex_load(p->io, s->tix_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old_tix);
+		/* Without a good time index the segment is read whole to
+		 * rebuild it (the offset index is kept if it matches). */
+		if (!(flags & SB_SEG_CHECK_ALL) && old_tix) {
 			s->ix = old;
 			old = NULL;
 			atomic_store(&s->max_ts, loaded_max);
 			r = seg_check_tail(s, size);
-			if (r != SB_REC_OK) {
+			if (r == SB_REC_OK && tix_agrees(s, old_tix)) {
+				s->tix = old_tix;
+				old_tix = NULL;
+			} else {
+				r = -1;
 				sb_index_free(s->ix);
 				s->ix = NULL;
 			}
@@ -196,6 +219,14 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 		/* Rebuild the index from the whole segment. */
 		if (!s->ix && (rc = sb_index_new(sb_seg_index_cap(p), &s->ix))) {
 			sb_index_free(old);
+			sb_tindex_free(old_tix);
+			return rc;
+		}
+		sb_tindex_free(s->tix);
+		s->tix = NULL;
+		if ((rc = sb_tindex_new(sb_seg_index_cap(p), &s->tix))) {
+			sb_index_free(old);
+			sb_tindex_free(old_tix);
 			return rc;
 		}
 		atomic_store(&s->next, s->base);
@@ -220,8 +251,16 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 				sb_seg_report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
 				       sb_index_count(s->ix));
 		}
+		if (!old_tix || !sb_tindex_equal(old_tix, s->tix)) {
+			s->tix_dirty = 1;
+			*changed = 1;
+			if (!(flags & SB_SEG_QUIET) && !(flags & SB_SEG_ACTIVE) && !s->idx_dirty)
+				sb_seg_report(p, "%s: time index rebuilt (%zu entries)",
+					      strrchr(s->seg_path, '/') + 1, sb_tindex_count(s->tix));
+		}
 	}
 	sb_index_free(old);
+	sb_tindex_free(old_tix);
 	uint64_t len = atomic_load(&s->len);
 	if (s->win) {
 		if ((rc = sb_segwin_error(s->win)))
@@ -265,6 +304,8 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 	}
 	if (sb_zseg_is(hdr)) {
 		rc = sb_seg_zopen(s, (uint64_t)st.st_size, flags, changed);
+		if (!rc)
+			rc = sb_seg_ztix(s, flags, changed);
 		if (rc == 1) { /* written back plain: open that */
 			sb_seg_free(s);
 			*changed = 1;

@@ -118,6 +118,7 @@ int sb_seg_zcut(sb_segment *s, int quiet)
 	memcpy(&tmp, s, sizeof(tmp));
 	memcpy(s, t, sizeof(tmp));
 	memcpy(t, &tmp, sizeof(tmp));
+	atomic_store(&s->prior_max, atomic_load(&t->prior_max)); /* the log's, not the file's */
 	sb_seg_free(t);
 	s->idx_dirty = 1;
 	return 0;

@@ -282,6 +282,32 @@ int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *n
  * records' framing is checked on the way, not that record's CRC. */
 int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
 
+/*
+ * Seek by time: the first record at or after moment ts (ns since the
+ * epoch). Timestamps need not grow with offsets (a writer sets them, a
+ * clock steps back): the answer is the first record whose running maximum
+ * timestamp (the largest of the records before it and its own) is >= ts,
+ * which is the first record whose own timestamp is >= ts; the records
+ * after it follow whatever their times. The maximum counts the records of
+ * every retained segment, also those below sb_log_start() in the first
+ * one: when such a removed record reaches ts, the answer is the start.
+ * *offset is sb_log_next() when no record reaches ts (yet). A binary search
+ * of the segments and of a segment's time index, then a forward scan of at
+ * most index_interval_bytes of records, each checked whole (SB_ECORRUPT on
+ * damage, reported). -ENOENT for a removed topic.
+ */
+int sb_log_seek_time(sb_log *l, int64_t ts, uint64_t *offset);
+/*
+ * Parse a moment as users write it (SPEC §2): ISO 8601
+ * (2026-11-29T10:00:00Z, with a fraction of a second, a numeric zone
+ * +01:00 / +0100 / +01, or no zone meaning UTC; 2026-11-29 alone is
+ * midnight UTC), @EPOCH seconds with an optional fraction, or a time before
+ * now_ns: -90s, -15m, -2h, -7d (a fraction allowed: -1.5h). 0 and *out ns
+ * since the epoch, -EINVAL for anything else, -ERANGE outside the years
+ * 1678..2262.
+ */
+int sb_time_parse(const char *s, int64_t now_ns, int64_t *out);
+
 /* Make offsets below `offset` unreadable (persisted); drops whole segments.
  * offset may not pass next; -EINVAL otherwise. */
 int sb_log_delete_before(sb_log *l, uint64_t offset);

@@ -628,6 +628,8 @@ Test(faults, eio_and_enospc_on_every_call_of_topic_create_and_remove)
 	}
 	cr_log_info("%d runs, the error reached a caller in %d", runs, reached);
 	cr_expect_gt(runs, 50);
-	cr_expect_gt(reached, runs / 3);
+	/* A quarter: the reopen's open, pread and close of each time index
+	 * file (format 3) fail nobody (it is rebuilt), as for the offset index. */
+	cr_expect_gt(reached, runs / 4);
 	cr_expect_eq(fired, runs, "the fault fired in only %d of %d runs", fired, runs);
 }

@@ -1,0 +1,88 @@
+/*
+ * segment_tix.c - the time index of a compressed segment (timeindex.h,
+ * zseg.h): loaded from its .tix (written while it was plain, covering its
+ * plain length), or rebuilt from its blocks (each block an interval); and
+ * the seek's forward scan through its blocks.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "segment_impl.h"
+
+int sb_seg_ztix(sb_segment *s, int flags, int *changed)
+{
+	const sb_seg_params *p = s->p;
+	uint64_t plain = sb_zseg_plain_len(s->z), next = atomic_load(&s->next), n = next - s->base;
+	size_t cap = sb_seg_index_cap(p) + sb_zseg_blocks(s->z);
+	sb_tindex *t = NULL;
+	int rc;
+
+	if (plain <= UINT32_MAX &&
+	    sb_tindex_load(p->io, s->tix_path, s->base, (uint32_t)plain, cap, &t) == 0) {
+		if (sb_tindex_max(t) == sb_zseg_max_ts(s->z) && sb_tindex_open_start(t) < n) {
+			s->tix = t;
+			return 0;
+		}
+		sb_tindex_free(t);
+	}
+	if ((rc = sb_tindex_new(cap, &t)))
+		return rc;
+	/* Blocks before the first bad one (next stops there). */
+	for (uint32_t i = 0; sb_zseg_block_offset(s->z, i) < next; i++) {
+		sb_zpin pin;
+		sb_zrec r;
+		uint64_t bad;
+		if ((rc = sb_zseg_get(s->z, sb_zseg_block_offset(s->z, i), 0, &pin, &r, &bad))) {
+			if (rc != SB_ECORRUPT) {
+				sb_tindex_free(t);
+				return rc;
+			}
+			/* Damage (reads of it fail too): an index of the blocks
+			 * before it, kept in memory only. */
+			sb_seg_report(p, "%s: damaged compressed block at byte %llu: time index of the "
+				      "blocks before it", strrchr(s->seg_path, '/') + 1, (unsigned long long)bad);
+			s->tix = t;
+			return 0;
+		}
+		for (uint32_t k = 0; k < sb_zpin_count(&pin) && r.offset < next; k++) {
+			sb_zpin_rec(s->z, &pin, k, &r);
+			(void)sb_tindex_feed(t, (uint32_t)(r.offset - s->base), r.timestamp_ns, k == 0);
+		}
+		sb_zseg_unpin(s->z, &pin);
+	}
+	s->tix = t;
+	s->tix_dirty = 1;
+	*changed = 1;
+	if (!(flags & SB_SEG_QUIET))
+		sb_seg_report(p, "%s: time index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
+			      sb_tindex_count(t));
+	return 0;
+}
+
+int sb_seg_zfind_time(sb_segment *s, uint64_t off, int64_t ts, uint64_t *offset)
+{
+	uint64_t next = sb_segment_next(s);
+
+	while (off < next) {
+		sb_zpin pin;
+		sb_zrec r;
+		uint64_t bad;
+		int rc = sb_zseg_get(s->z, off, 0, &pin, &r, &bad);
+		if (rc) {
+			if (rc == SB_ECORRUPT)
+				sb_segment_report_damage(s, off, bad, "damaged compressed block");
+			return rc == -ENOENT ? SB_ECORRUPT : rc;
+		}
+		uint32_t k = (uint32_t)(off - sb_zseg_block_offset(s->z, pin.block));
+		for (; k < sb_zpin_count(&pin) && off < next; k++, off++) {
+			sb_zpin_rec(s->z, &pin, k, &r);
+			if (r.timestamp_ns >= ts) {
+				sb_zseg_unpin(s->z, &pin);
+				*offset = off;
+				return 0;
+			}
+		}
+		sb_zseg_unpin(s->z, &pin);
+	}
+	return -ENOENT;
+}
