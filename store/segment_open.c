@@ -22,6 +22,7 @@ typedef struct idx_check {
 	const sb_index *ix;
 	size_t i;                     /* the next entry to meet */
 	int bad;                      /* an entry points at no record, or wrongly */
+	sb_tindex_check *tix;         /* the time index file's check, or NULL */
 } idx_check;
 
 /* The scan is at the record at pos (offset off, stream pos st). */
@@ -64,6 +65,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 			break;
 		if (check)
 			idx_check_at(s, check, pos, off, st);
+		if (check && check->tix)
+			sb_tindex_check_record(check->tix, (uint32_t)(off - s->base), h.timestamp_ns);
 		int point = pos == SB_SEG_HDR || pos - s->last_idx_pos >= s->p->index_interval;
 		if (build && point) {
 			sb_idx_entry e = {(uint32_t)(off - s->base), (uint32_t)pos, (uint32_t)(st - s->base_stream)};
@@ -192,7 +195,7 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 	sb_index *old = NULL;
 	sb_tindex *old_tix = NULL;
 	int64_t loaded_max = 0;
-	int r = -1, rc;
+	int r = -1, rc, tix_kept = 0;
 
 	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
 	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old, &loaded_max) == 0) {
@@ -233,8 +236,19 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 		atomic_store(&s->stream_end, s->base_stream);
 		atomic_store(&s->max_ts, INT64_MIN);
 		s->last_idx_pos = 0;
-		idx_check c = {old, 0, 0};
+		sb_tindex_check tc;
+		if (old_tix)
+			sb_tindex_check_begin(&tc, old_tix);
+		idx_check c = {old, 0, 0, old_tix ? &tc : NULL};
 		r = seg_scan(s, SB_SEG_HDR, size, 1, old ? &c : NULL);
+		if (old && old_tix && sb_tindex_check_end(&tc, atomic_load(&s->next) - s->base)) {
+			/* Right for these records (maybe made with another
+			 * interval, as the index): keep it. */
+			sb_tindex_free(s->tix);
+			s->tix = old_tix;
+			old_tix = NULL;
+			tix_kept = 1;
+		}
 		if (old && !c.bad) {
 			/* A full check found the index file right: keep it (it
 			 * may have been written with another interval). */
@@ -251,7 +265,7 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 				sb_seg_report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
 				       sb_index_count(s->ix));
 		}
-		if (!old_tix || !sb_tindex_equal(old_tix, s->tix)) {
+		if (!tix_kept && (!old_tix || !sb_tindex_equal(old_tix, s->tix))) {
 			s->tix_dirty = 1;
 			*changed = 1;
 			if (!(flags & SB_SEG_QUIET) && !(flags & SB_SEG_ACTIVE) && !s->idx_dirty)

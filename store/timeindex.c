@@ -175,6 +175,40 @@ int sb_tindex_equal(const sb_tindex *a, const sb_tindex *b)
 	return 1;
 }
 
+void sb_tindex_check_begin(sb_tindex_check *c, const sb_tindex *t)
+{
+	*c = (sb_tindex_check){.t = t, .run = INT64_MIN};
+	/* A first interval always raises the maximum: it has the first entry,
+	 * at the first record (none at all: the open interval starts there). */
+	if (sb_tindex_count(t) ? entries(t)[0].rel != 0 : sb_tindex_open_start(t) != 0)
+		c->bad = 1;
+}
+
+/* Boundary j: entry j + 1's start, or the open interval's after the last. */
+static uint32_t boundary(const sb_tindex *t, size_t j)
+{
+	return j + 1 < sb_tindex_count(t) ? entries(t)[j + 1].rel : sb_tindex_open_start(t);
+}
+
+void sb_tindex_check_record(sb_tindex_check *c, uint32_t rel, int64_t ts)
+{
+	size_t n = sb_tindex_count(c->t);
+
+	if (c->j < n && rel == boundary(c->t, c->j)) {
+		if (c->run != entries(c->t)[c->j].ts)
+			c->bad = 1;
+		c->j++;
+	}
+	if (ts > c->run)
+		c->run = ts;
+}
+
+int sb_tindex_check_end(sb_tindex_check *c, uint64_t nrec)
+{
+	return !c->bad && c->j == sb_tindex_count(c->t) && c->run == sb_tindex_max(c->t) &&
+	       (nrec ? sb_tindex_open_start(c->t) < nrec : sb_tindex_open_start(c->t) == 0);
+}
+
 /* ---- the file ------------------------------------------------------------ */
 
 static void hdr_encode(uint8_t h[SB_TIX_HDR], const sb_tindex *t, uint64_t base, uint32_t seg_len,

@@ -67,6 +67,25 @@ int sb_tindex_feed(sb_tindex *t, uint32_t rel, int64_t ts, int point);
  */
 int sb_tindex_find(const sb_tindex *t, int64_t ts, uint32_t *rel);
 
+/*
+ * Checking a time index (made with any interval) against the records a
+ * scan walks: _begin, then _record for every record in offset order, then
+ * _end. It holds when every interval boundary it names (each entry but the
+ * first, and the open interval's start) comes right after records whose
+ * running maximum is the entry before it, and the maximum is the segment's:
+ * then every seek through it finds what a scan of the records would.
+ */
+typedef struct sb_tindex_check {
+	const sb_tindex *t;
+	size_t j;          /* the next boundary to meet */
+	int64_t run;       /* running maximum so far */
+	int bad;
+} sb_tindex_check;
+void sb_tindex_check_begin(sb_tindex_check *c, const sb_tindex *t);
+void sb_tindex_check_record(sb_tindex_check *c, uint32_t rel, int64_t ts);
+/* 1 if it holds for the `nrec` records walked. */
+int sb_tindex_check_end(sb_tindex_check *c, uint64_t nrec);
+
 /* Same entries, open interval and maximum? */
 int sb_tindex_equal(const sb_tindex *a, const sb_tindex *b);
 

@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "sb_store.h"
 
 static const char help[] =
-	"usage: streambus dump [--from N] [--count K] [--keys] [--raw | --json] LOG_DIR [TOPIC]\n"
+	"usage: streambus dump [--from N] [--count K] [--since TIME] [--until TIME]\n"
+	"                      [--keys] [--raw | --json] LOG_DIR [TOPIC]\n"
 	"       streambus dump [OPTIONS] LOG_DIR/TOPIC\n"
 	"\n"
 	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
@@ -27,11 +29,18 @@ static const char help[] =
 	"\n"
 	"  --from N      start at offset N (default: the first retained record)\n"
 	"  --count K     print at most K records (per topic)\n"
+	"  --since TIME  start at the first record whose time is at or after TIME\n"
+	"  --until TIME  stop before the first record whose time is at or after TIME\n"
+	"                (record times taken as their running maximum, as .since/\n"
+	"                does: a clock step back never hides records nor ends early).\n"
+	"                TIME: ISO 8601 (2026-11-29T10:00:00Z, fractions, +01:00, a\n"
+	"                date alone: midnight UTC), @EPOCH[.frac], or -90s -15m -2h -7d\n"
 	"  --raw         write the payloads only, as they are, one after another\n"
 	"                (no offsets, times, keys, separators or newlines)\n"
 	"  --keys        the topic as a table: the latest record of each key whose\n"
 	"                latest record is not a tombstone, in byte order of the key\n"
-	"                (--from is then ignored, --count counts keys)\n"
+	"                (--from, --since and --until are then ignored, --count\n"
+	"                counts keys)\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
 	"                timestamp, key (null if none), size, and value (UTF-8\n"
 	"                payloads) or value_base64 (anything else); a non-UTF-8 key\n"
@@ -110,12 +119,12 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 	printf("\"\n");
 }
 
-/* Print records [from, from+count) of log; 0 or an sb error (printed). */
+/* Print records [from, min(from+count, end)) of log; 0 or an sb error (printed). */
 static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t from,
-		    uint64_t count, enum mode m)
+		    uint64_t count, uint64_t end, enum mode m)
 {
 	buf key = {0}, val = {0};
-	uint64_t next = sb_log_next(log);
+	uint64_t next = sb_log_next(log) < end ? sb_log_next(log) : end;
 	int rc = 0, errors = 0;
 
 	if (from < sb_log_start(log))
@@ -219,6 +228,8 @@ typedef struct dump_args {
 	const char *dir;
 	int all, keys;
 	uint64_t from, count;
+	int has_since, has_until;
+	int64_t since, until;   /* ns since the epoch */
 	enum mode m;
 	int rc;         /* the first error */
 } dump_args;
@@ -228,11 +239,25 @@ static int dump_one(dump_args *a, sb_log *log)
 	char path[4400];
 	int rc;
 
+	uint64_t from = a->from, end = UINT64_MAX, at;
+
 	snprintf(path, sizeof path, "%s/%s", a->dir, sb_log_name(log));
+	/* Where the moments are: a binary search of the time index each. */
+	rc = a->has_since ? sb_log_seek_time(log, a->since, &at) : 0;
+	if (!rc && a->has_since && at > from)
+		from = at;
+	if (!rc && a->has_until && !(rc = sb_log_seek_time(log, a->until, &at)))
+		end = at;
+	if (rc) {
+		sb_cmd_err(a->cmd, "%s: finding a time: %s", path, sb_strerror(rc));
+		if (!a->rc)
+			a->rc = rc;
+		return 0;
+	}
 	if (a->keys)
 		rc = dump_keys(a->cmd, path, log, a->all, a->count, a->m);
 	else
-		rc = dump_log(a->cmd, path, log, a->all, a->from, a->count, a->m);
+		rc = dump_log(a->cmd, path, log, a->all, from, a->count, end, a->m);
 	if (rc && !a->rc)
 		a->rc = rc;
 	return ferror(stdout) ? -EIO : 0;
@@ -300,6 +325,8 @@ int sb_cmd_dump(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"from", required_argument, NULL, 'f'},
 		{"count", required_argument, NULL, 'n'},
+		{"since", required_argument, NULL, 's'},
+		{"until", required_argument, NULL, 'u'},
 		{"raw", no_argument, NULL, 'r'},
 		{"json", no_argument, NULL, 'j'},
 		{"keys", no_argument, NULL, 'k'},
@@ -326,6 +353,26 @@ int sb_cmd_dump(int argc, char **argv)
 			if (sb_cmd_parse_u64(optarg, &a.count))
 				return sb_cmd_usage_error(cmd, "--count wants a number, not '%s'", optarg);
 			break;
+		case 's':
+		case 'u': {
+			struct timespec now;
+			int64_t t;
+			clock_gettime(CLOCK_REALTIME, &now);
+			int trc = sb_time_parse(optarg, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, &t);
+			if (trc)
+				return sb_cmd_usage_error(cmd, "--%s wants a time (2026-11-29T10:00:00Z, "
+							  "@EPOCH, -15m, ...), not '%s'%s",
+							  opt == 's' ? "since" : "until", optarg,
+							  trc == -ERANGE ? " (out of range)" : "");
+			if (opt == 's') {
+				a.has_since = 1;
+				a.since = t;
+			} else {
+				a.has_until = 1;
+				a.until = t;
+			}
+			break;
+		}
 		case 'r': a.m = M_RAW; nmode++; break;
 		case 'j': a.m = M_JSON; nmode++; break;
 		case 'k': a.keys = 1; break;

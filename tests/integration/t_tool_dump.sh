@@ -81,4 +81,57 @@ eq "$rc" 2 "--raw --json exit"
 gen -s 4096 -i 256 -d 150 "$T/del" trimmed 300
 eq "$("$SB" dump --count 2 "$T/del/trimmed" | cut -d' ' -f1 | tr '\n' ' ')" "offset=150 offset=151 " "dump after delete_before"
 eq "$("$SB" dump --from 10 --count 1 "$T/del/trimmed" | cut -d' ' -f1)" "offset=150" "--from below the start"
+
+# --since / --until: record o's time is 2023-11-14T22:13:20.123456789Z + o ms
+offs() { cut -d' ' -f1 | sed 's/offset=//' | tr '\n' ' '; }
+eq "$("$SB" dump --since 2023-11-14T22:13:20.165456789Z --count 2 "$L/orders" | offs)" "42 43 " "--since an exact time"
+eq "$("$SB" dump --since 2023-11-14T22:13:20.165456790Z --count 1 "$L/orders" | offs)" "43 " "--since 1 ns after"
+eq "$("$SB" dump --since @1700000000.2 --count 1 "$L/orders" | offs)" "77 " "--since @EPOCH.frac"
+eq "$("$SB" dump --since 2023-11-14T23:13:20.165+01:00 --until 2023-11-14T22:13:20.170Z "$L/orders" | offs)" \
+	"42 43 44 45 46 " "--since with a zone, --until"
+eq "$("$SB" dump --since 2023-11-14 "$L/orders" | wc -l)" 300 "--since a date: midnight UTC"
+eq "$("$SB" dump --since -1d "$L/orders")" "" "--since relative: nothing that recent"
+eq "$("$SB" dump --until 2023-11-14 "$L/orders")" "" "--until before the first"
+eq "$("$SB" dump --until @1800000000 "$L/orders" | wc -l)" 300 "--until after the last"
+eq "$("$SB" dump --from 50 --since @1700000000.15 --count 1 "$L/orders" | offs)" "50 " "--from after --since wins"
+eq "$("$SB" dump --since @1700000000.2 --until @1700000000.2 "$L/orders")" "" "--since = --until: empty"
+# every topic: each its own start
+out=$("$SB" dump --since 2023-11-14T22:13:20.420456789Z "$L")
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1,2 | tr '\n' ' ')" \
+	"topic=late offset=1000 topic=late offset=1001 topic=late offset=1002 topic=orders offset=297 topic=orders offset=298 topic=orders offset=299 " \
+	"--since over every topic (late's times are 1 s on)"
+run_rc rc "$SB" dump --since yesterday "$L/orders"
+eq "$rc" 2 "bad --since exit"; has "$out" "--since wants a time .*not 'yesterday'" "bad --since"
+run_rc rc "$SB" dump --until 9999-01-01 "$L/orders"
+eq "$rc" 2 "--until out of range exit"; has "$out" "out of range" "--until out of range"
+# a clock step back: the running maximum (records 0..9 at 10, 50, 20, ...)
+cat >"$T/steps.c" <<'CEOF'
+#include <stdlib.h>
+#include "sb_store.h"
+int main(int argc, char **argv)
+{
+	static const long long ts[] = {10, 50, 20, 30, 60, 5, 60, 70, 65, 80};
+	sb_store_options o;
+	sb_store *s;
+	sb_log *l;
+	(void)argc;
+	sb_store_options_default(&o);
+	o.no_flusher = 1;
+	if (sb_store_open(argv[1], &o, &s) || sb_store_create(s, "steps") || sb_store_get(s, "steps", &l))
+		return 1;
+	for (int i = 0; i < 10; i++) {
+		sb_record_in r = {.value = "x\n", .value_len = 2, .timestamp_ns = ts[i] * 1000000000LL};
+		if (sb_log_append(l, &r, 1, NULL))
+			return 1;
+	}
+	return sb_store_close(s) ? 1 : 0;
+}
+CEOF
+cc -std=c11 -D_GNU_SOURCE -O1 -g $(grep -q '^SB_SANITIZE:BOOL=ON' "$SB_BUILD/CMakeCache.txt" 2>/dev/null &&
+	echo -fsanitize=address,undefined) -I"$SB_TOP/store/include" "$T/steps.c" "$SB_BUILD/libsbstore.a" \
+	-lpthread -lm -o "$T/steps" || fail "cannot build the steps generator"
+"$T/steps" "$T/st" || fail "steps generator"
+eq "$("$SB" dump --since @25 "$T/st/steps" | offs)" "1 2 3 4 5 6 7 8 9 " "--since after a step back"
+eq "$("$SB" dump --since @55 --until @66 "$T/st/steps" | offs)" "4 5 6 " "--until at the running maximum"
+eq "$("$SB" dump --since @61 "$T/st/steps" | offs)" "7 8 9 " "--since: a later equal time is no start"
 echo "t_tool_dump: ok"
