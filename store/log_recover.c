@@ -122,7 +122,7 @@ static void drop_orphan_indexes(sb_log *l, const uint64_t *bases, size_t n)
 		char path[PATH_MAX], msg[320];
 		if ((sb_seg_name_parse(de->d_name, SB_IDX_SUFFIX, &base) &&
 		     sb_seg_name_parse(de->d_name, SB_TIX_SUFFIX, &base)) ||
-		    bsearch(&base, bases, n, sizeof(*bases), cmp_u64))
+		    (n && bsearch(&base, bases, n, sizeof(*bases), cmp_u64)))
 			continue;
 		if (sb_path(path, l->dir, de->d_name) || l->io->unlink(l->io->ctx, path))
 			continue;

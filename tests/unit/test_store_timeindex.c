@@ -170,8 +170,8 @@ static void check_seeks(sb_log *l, const int64_t *ts, size_t n, uint64_t *rng, c
 		case 4: t = INT64_MAX; break;
 		default:
 			t = n ? ts[rnd(rng) % n] + (int64_t)(rnd(rng) % 3) - 1 : 0;
-			if (q % 5 == 0)
-				t = lo + (int64_t)(rnd(rng) % (uint64_t)(hi - lo + 2));
+			if (q % 5 == 0 && n)
+				t = lo + (int64_t)(rnd(rng) % ((uint64_t)hi - (uint64_t)lo + 2));
 		}
 		uint64_t got = UINT64_MAX, want = brute(ts, n, t);
 		int rc = sb_log_seek_time(l, t, &got);
