@@ -128,7 +128,7 @@ int main(int argc, char **argv)
 }
 CEOF
 cc -std=c11 -D_GNU_SOURCE -O1 -g $(grep -q '^SB_SANITIZE:BOOL=ON' "$SB_BUILD/CMakeCache.txt" 2>/dev/null &&
-	echo -fsanitize=address,undefined) -I"$SB_TOP/store/include" "$T/steps.c" "$SB_BUILD/libsbstore.a" \
+	echo -fsanitize=address,undefined) -I"$SB_TOP/store/include" "$T/steps.c" "$SB_BUILD/libsbstore.a" -llz4 -lzstd \
 	-lpthread -lm -o "$T/steps" || fail "cannot build the steps generator"
 "$T/steps" "$T/st" || fail "steps generator"
 eq "$("$SB" dump --since @25 "$T/st/steps" | offs)" "1 2 3 4 5 6 7 8 9 " "--since after a step back"
