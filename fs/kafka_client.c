@@ -633,7 +633,6 @@ static void rk_close(kc *base)
 	rk_client *c = (rk_client *)base;
 	/* whatever is still queued was never acknowledged to anyone: drop it
 	 * rather than wait for an unreachable cluster */
-	rd_kafka_flush(c->prod, 1000);
 	rd_kafka_purge(c->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	atomic_store(&c->stop, 1);
 	pthread_join(c->poller, NULL);
@@ -641,7 +640,7 @@ static void rk_close(kc *base)
 	/* a query stuck on an unreachable leader holds the consumer: give it
 	 * a moment, then leave the handles to the exiting process rather than
 	 * hang the unmount */
-	for (int i = 0; i < 200 && atomic_load(&c->jobs) > 0; i++)
+	for (int i = 0; i < 100 && atomic_load(&c->jobs) > 0; i++)
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	if (atomic_load(&c->jobs) > 0) {
 		sbfs_log("kafka: the cluster did not answer; not waiting for it");
@@ -712,6 +711,8 @@ static rd_kafka_conf_t *make_conf(const kc_prop *props, size_t n, int producer,
 		{ "queued.max.messages.kbytes", producer ? NULL : "16384" },
 		{ "fetch.wait.max.ms", producer ? NULL : "100" },
 		{ "socket.timeout.ms", tmo },
+		/* back within a second of the cluster (default: up to 10 s) */
+		{ "reconnect.backoff.max.ms", "1000" },
 	};
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	for (size_t i = 0; i < sizeof defs / sizeof *defs; i++) {

@@ -10,7 +10,7 @@
 
 kafka_start -n 1 -t d:1
 M=$SB_MNT
-kafka_mount timeout_ms=2000
+kafka_mount timeout_ms=1000
 
 case_ "the cluster goes away mid-write: errors within the timeout, then appends resume"
 t python3 - "$M/d/.log" "$SB_TMP/acked" "$SB_TMP/slow" <<'EOF' &
@@ -18,7 +18,7 @@ import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
 acked = open(sys.argv[2], 'w'); slow = open(sys.argv[3], 'w')
 fails = oks_after = 0
-deadline = time.time() + 15
+deadline = time.time() + 12
 for i in range(1000000):
     if time.time() > deadline:
         break
@@ -34,7 +34,7 @@ for i in range(1000000):
         fails += 1
         if e.errno not in (5, 110):
             slow.write('line %d: unexpected errno %d\n' % (i, e.errno))
-    if time.time() - t > 2.0 + 1.5:
+    if time.time() - t > 1.0 + 1.5:
         slow.write('line %d took %.1f s\n' % (i, time.time() - t))
     time.sleep(0.002)
 print(fails, oks_after)
@@ -42,7 +42,7 @@ EOF
 wp=$!
 sleep 1
 kafka_cmd down all
-sleep 4 # two timeouts: writes fail
+sleep 2.5 # two timeouts: writes fail
 assert_true "t ls '$M/d' >/dev/null" "ls answers while the cluster is down"
 assert_true "t stat '$M/d/.log' >/dev/null" "stat of .log answers"
 kafka_cmd up all
