@@ -245,6 +245,9 @@ typedef struct sbfs_backend_class {
 	int (*open)(const struct sbfs_config *cfg, sbfs_backend **out);
 } sbfs_backend_class;
 
+/* The i-th class this daemon was built with (the default first), or NULL
+ * past the last. */
+const sbfs_backend_class *sbfs_backend_at(size_t i);
 /* The class named `name`, or NULL with *why ("not built yet", "unknown"). */
 const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why);
 /* The class of backend = store (the default). */

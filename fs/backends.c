@@ -13,6 +13,11 @@ static const sbfs_backend_class *const built[] = {
 	NULL,
 };
 
+const sbfs_backend_class *sbfs_backend_at(size_t i)
+{
+	return i < sizeof built / sizeof built[0] ? built[i] : NULL;
+}
+
 const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why)
 {
 	for (size_t i = 0; built[i]; i++)

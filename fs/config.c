@@ -54,8 +54,8 @@ static const char usage_head[] =
 void sbfs_config_usage(FILE *out)
 {
 	fputs(usage_head, out);
-	fputs(sbfs_backend_store.usage, out);
-	fputs(sbfs_backend_kafka.usage, out);
+	for (size_t i = 0; sbfs_backend_at(i); i++)
+		fputs(sbfs_backend_at(i)->usage, out);
 	fputs("\nUnmount with: fusermount3 -u MOUNTPOINT\n", out);
 }
 /* ---- small parsers: 0 or -EINVAL, *out untouched on failure -------------- */
