@@ -210,19 +210,25 @@
  *  76  u16 codec (SB_CODEC_LZ4, SB_CODEC_ZSTD)
  *  78  u16 reserved (0)
  *  80  u32 crc32c of the block table
- *  84  u32 reserved (0), 88 u32 reserved (0)
+ *  84  u32 dictionary length (zstd; 0: none)
+ *  88  u32 crc32c of the dictionary
  *  92  u32 crc32c of [0,92)
  *
- * Blocks follow the header back to back; the table follows the last block
+ * A zstd dictionary (trained on the segment's payloads when it is
+ * compressed) follows the header; the blocks follow back to back, each
+ * compressed with it; the table follows the last block
  * and ends the file. A raw block of n records (n from its table entry) is
- * four columns of n LEB128 varints each, then the keys, then the values:
- *   flags; key_len; value_len; timestamp as a zigzag delta from the record
- *   before it in the block (the first: from 0)
- * so that a block's values are its records' payloads back to back (its
- * stream bytes). Offsets are dense: record k of a block has the entry's
- * first offset + k. A reader checks the stored bytes' CRC before
- * decompressing and the raw bytes' CRC after; records have no CRC of their
- * own there.
+ * its records' values back to back (its stream bytes: as many as the table
+ * says), then four columns of n LEB128 varints each, then the keys:
+ *   flags; key_len; value_len as a zigzag difference from its prediction
+ *   (the bytes up to and including the next '\n' in the values from where
+ *   the record's value starts, or all that are left: a line codes 0);
+ *   timestamp as a zigzag delta from the record before it in the block
+ *   (the first: from 0)
+ * so that a stream read needs no decoding. Offsets are dense: record k of a
+ * block has the entry's first offset + k. A reader checks the stored
+ * bytes' CRC before decompressing and the raw bytes' CRC after; records
+ * have no CRC of their own there.
  */
 #define SB_ZSEG_MAGIC   0x535a4253u /* "SBZS" */
 #define SB_ZSEG_HDR     96u
@@ -231,6 +237,8 @@
 #define SB_CODEC_NONE   0u
 #define SB_CODEC_LZ4    1u
 #define SB_CODEC_ZSTD   2u
+/* Largest dictionary. */
+#define SB_ZDICT_MAX    (1u << 20)
 /* Largest raw block: a block holds at least one record (up to 512 MiB + key). */
 #define SB_ZBLOCK_MAX   ((512u << 20) + (1u << 20))
 

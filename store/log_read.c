@@ -231,15 +231,19 @@ static int zstream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, s
 	uint64_t end = sb_segment_stream_end(s);
 
 	while (*done < len && pos < end) {
+		sb_zseg *z = sb_segment_zseg(s);
 		sb_zpin pin;
-		sb_zrec r;
-		int rc = zget(s, pos, 1, &pin, &r);
-		if (rc)
-			return rc;
-		uint64_t n = r.block_stream_end - pos;
+		const uint8_t *src;
+		uint64_t n, bad = 0;
+		int rc = sb_zseg_stream(z, pos, &pin, &src, &n, &bad);
+		if (rc) {
+			sb_segment_report_damage(s, sb_zseg_block_offset(z, sb_zseg_block_of(z, pos, 1)), bad,
+						 "damaged compressed block");
+			return SB_ECORRUPT;
+		}
 		if (n > len - *done)
 			n = len - *done;
-		memcpy(dst + *done, r.value + (pos - r.stream), n);
+		memcpy(dst + *done, src, n);
 		sb_zseg_unpin(sb_segment_zseg(s), &pin);
 		*done += n;
 		pos += n;

@@ -512,7 +512,8 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	}
 	if (rc) {
 		if (rc == SB_ECORRUPT)
-			report(v, SB_VERIFY_FILE, path, 0, "bad compressed segment header or block table");
+			report(v, SB_VERIFY_FILE, path, 0,
+			       "bad compressed segment header, dictionary or block table");
 		else
 			report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
 		return;

@@ -9,18 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zdict.h>
 #include <zstd.h>
 
 #include "fsutil.h"
 #include "zseg_impl.h"
 
 #define ZSTD_LEVEL 3
+/* The dictionary: at most this big, and at most 1/64 of the segment. */
+#define DICT_BYTES (64u << 10)
+/* Payload sampled to train it: runs of SAMPLE bytes spread over the segment. */
+#define SAMPLES_TOTAL (2u << 20)
+#define SAMPLE (4u << 10)
 
 typedef struct builder {
 	const sb_io *io;
 	int fd;
 	unsigned codec;
 	ZSTD_CCtx *cctx;
+	ZSTD_CDict *cdict;           /* the segment's dictionary, if any */
 	uint64_t pos;                /* where the next block goes */
 	/* The block being gathered: its columns, keys and values. */
 	uint8_t *keys, *vals;
@@ -28,7 +35,10 @@ typedef struct builder {
 	uint32_t n;
 	uint64_t first_off, first_stream; /* of the block, relative */
 	int64_t prev_ts;
-	uint8_t *col[4];             /* the four columns, gathered apart */
+	uint8_t *col[4];             /* the four columns, gathered apart (the
+				      * value lengths are coded at the flush) */
+	uint32_t *vlen;              /* the block's value lengths */
+	size_t vlen_cap;
 	size_t meta_len[4], meta_cap[4];
 	uint8_t *raw, *out;
 	size_t raw_cap, out_cap;
@@ -77,6 +87,16 @@ static int flush_block(builder *b)
 
 	if (!b->n)
 		return 0;
+	/* Value lengths against the next newline (format.h): lines code 0. */
+	for (uint32_t k = 0, at = 0; k < b->n; k++) {
+		size_t left = b->vals_len - at;
+		const uint8_t *nl = left ? memchr(b->vals + at, '\n', left) : NULL;
+		int64_t pred = nl ? (int64_t)(nl - (b->vals + at)) + 1 : (int64_t)left;
+		int64_t d = (int64_t)b->vlen[k] - pred;
+		if ((rc = put_varint(b, 2, d >= 0 ? (uint64_t)d << 1 : ((uint64_t)(-d - 1) << 1) | 1)))
+			return rc;
+		at += b->vlen[k];
+	}
 	for (int c = 0; c < 4; c++)
 		raw += b->meta_len[c];
 	raw += b->keys_len + b->vals_len;
@@ -90,15 +110,15 @@ static int flush_block(builder *b)
 		b->raw_cap = raw;
 	}
 	size_t at = 0;
+	if (b->vals_len)
+		memcpy(b->raw, b->vals, b->vals_len);
+	at += b->vals_len;
 	for (int c = 0; c < 4; c++) {
 		memcpy(b->raw + at, b->col[c], b->meta_len[c]); /* never empty: n >= 1 */
 		at += b->meta_len[c];
 	}
 	if (b->keys_len)
 		memcpy(b->raw + at, b->keys, b->keys_len);
-	at += b->keys_len;
-	if (b->vals_len)
-		memcpy(b->raw + at, b->vals, b->vals_len);
 	bound = b->codec == SB_CODEC_LZ4 ? (size_t)LZ4_compressBound((int)raw) : ZSTD_compressBound(raw);
 	if (bound > b->out_cap) {
 		uint8_t *o = realloc(b->out, bound);
@@ -113,7 +133,8 @@ static int flush_block(builder *b)
 			return -EIO;
 		stored = (size_t)r;
 	} else {
-		stored = ZSTD_compressCCtx(b->cctx, b->out, bound, b->raw, raw, ZSTD_LEVEL);
+		stored = b->cdict ? ZSTD_compress_usingCDict(b->cctx, b->out, bound, b->raw, raw, b->cdict)
+				  : ZSTD_compressCCtx(b->cctx, b->out, bound, b->raw, raw, ZSTD_LEVEL);
 		if (ZSTD_isError(stored))
 			return -EIO;
 	}
@@ -152,8 +173,16 @@ static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const ui
 	int64_t sd = (int64_t)d;
 	int rc;
 
+	if (b->n == b->vlen_cap) {
+		size_t c = b->vlen_cap ? b->vlen_cap * 2 : 1024;
+		uint32_t *v = realloc(b->vlen, c * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->vlen = v;
+		b->vlen_cap = c;
+	}
+	b->vlen[b->n] = h->value_len;
 	if ((rc = put_varint(b, 0, h->flags)) || (rc = put_varint(b, 1, h->key_len)) ||
-	    (rc = put_varint(b, 2, h->value_len)) ||
 	    (rc = put_varint(b, 3, (d << 1) ^ (uint64_t)(sd >> 63))) ||
 	    (rc = put_bytes(&b->keys, &b->keys_len, &b->keys_cap, key, h->key_len)) ||
 	    (rc = put_bytes(&b->vals, &b->vals_len, &b->vals_cap, val, h->value_len)))
@@ -172,6 +201,8 @@ static void builder_free(builder *b)
 	free(b->raw);
 	free(b->out);
 	free(b->t);
+	free(b->vlen);
+	ZSTD_freeCDict(b->cdict);
 	ZSTD_freeCCtx(b->cctx);
 }
 
@@ -200,6 +231,50 @@ static int finish(builder *b, sb_zhdr *h, uint64_t *stored)
 	return 0;
 }
 
+/*
+ * Train a dictionary on runs of payloads spread over the plain segment
+ * map[0, len) (its bytes as they are: a dictionary only helps or hurts the
+ * ratio, and it is stored under its own CRC). Its length, 0 for none.
+ */
+static size_t train(const uint8_t *map, uint64_t len, uint8_t *dict, size_t cap)
+{
+	uint8_t *buf = malloc(SAMPLES_TOTAL + SAMPLE);
+	size_t *sizes = malloc((SAMPLES_TOTAL / 64 + 2) * sizeof(*sizes)), n = 0, total = 0, r = 0;
+	uint64_t stride = len / (SAMPLES_TOTAL / SAMPLE) + 1, pos = SB_SEG_HDR, next = SB_SEG_HDR;
+
+	if (!buf || !sizes)
+		goto out_free;
+	sizes[0] = 0;
+	while (pos + SB_REC_HDR <= len && total < SAMPLES_TOTAL && n < SAMPLES_TOTAL / 64) {
+		uint32_t size = sb_get32(map + pos + SB_REC_AT_SIZE), kl = sb_get16(map + pos + SB_REC_AT_KEY_LEN),
+			 vl = sb_get32(map + pos + SB_REC_AT_VAL_LEN);
+		if (size != (uint64_t)SB_REC_HDR + kl + vl || size > len - pos)
+			break;
+		if (pos >= next) {
+			uint32_t take = vl < SAMPLE - sizes[n] ? vl : SAMPLE - sizes[n];
+			memcpy(buf + total, map + pos + SB_REC_HDR + kl, take);
+			total += take;
+			sizes[n] += take;
+			if (sizes[n] >= SAMPLE) {
+				sizes[++n] = 0;
+				next = pos + stride;
+			}
+		}
+		pos += size;
+	}
+	if (sizes[n])
+		n++;
+	if (total >= 16 * cap && n >= 8) {
+		r = ZDICT_trainFromBuffer(dict, cap, buf, sizes, (unsigned)n);
+		if (ZDICT_isError(r))
+			r = 0;
+	}
+out_free:
+	free(buf);
+	free(sizes);
+	return r;
+}
+
 int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, unsigned codec,
 		  uint32_t block_bytes, uint64_t *stored, char *why, size_t whycap)
 {
@@ -219,6 +294,24 @@ int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, uns
 	}
 	if (codec == SB_CODEC_ZSTD && !(b.cctx = ZSTD_createCCtx()))
 		return -ENOMEM;
+	if (codec == SB_CODEC_ZSTD && len / 64 >= 4096) {
+		size_t cap = len / 64 < DICT_BYTES ? (size_t)(len / 64) : DICT_BYTES;
+		uint8_t *dict = malloc(cap);
+		if (!dict) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+		h.dict_len = (uint32_t)train(map, len, dict, cap);
+		if (h.dict_len) {
+			h.dict_crc = sb_crc32c(0, dict, h.dict_len);
+			b.cdict = ZSTD_createCDict(dict, h.dict_len, ZSTD_LEVEL);
+			rc = b.cdict ? sb_pwrite_full(io, fd, dict, h.dict_len, SB_ZSEG_HDR) : -ENOMEM;
+			b.pos += h.dict_len;
+		}
+		free(dict);
+		if (rc)
+			goto out_free;
+	}
 	h.base = sh.base_offset;
 	h.base_stream = sh.base_stream;
 	h.plain_len = len;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lz4.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -103,6 +104,8 @@ void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h)
 	sb_put32(dst + 72, h->nblocks);
 	sb_put16(dst + 76, (uint16_t)h->codec);
 	sb_put32(dst + 80, h->table_crc);
+	sb_put32(dst + 84, h->dict_len);
+	sb_put32(dst + 88, h->dict_crc);
 	sb_put32(dst + 92, sb_crc32c(0, dst, 92));
 }
 
@@ -126,8 +129,10 @@ int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h)
 	t.nblocks = sb_get32(src + 72);
 	t.codec = sb_get16(src + 76);
 	t.table_crc = sb_get32(src + 80);
-	if ((t.codec != SB_CODEC_LZ4 && t.codec != SB_CODEC_ZSTD) || sb_get16(src + 78) || sb_get32(src + 84) ||
-	    sb_get32(src + 88))
+	t.dict_len = sb_get32(src + 84);
+	t.dict_crc = sb_get32(src + 88);
+	if ((t.codec != SB_CODEC_LZ4 && t.codec != SB_CODEC_ZSTD) || sb_get16(src + 78) ||
+	    (t.dict_len && t.codec != SB_CODEC_ZSTD) || t.dict_len > SB_ZDICT_MAX)
 		return SB_ECORRUPT;
 	*h = t;
 	return 0;
@@ -160,7 +165,7 @@ static void zent_decode(const uint8_t src[SB_ZSEG_ENTRY], sb_zent *e)
 /* The table must tile the file and the offsets/stream of the header. */
 static int table_check(const sb_zhdr *h, const sb_zent *t, uint64_t file_size)
 {
-	uint64_t pos = SB_ZSEG_HDR, off = 0, st = 0;
+	uint64_t pos = SB_ZSEG_HDR + (uint64_t)h->dict_len, off = 0, st = 0;
 
 	if (h->next < h->base || h->stream_end < h->base_stream || h->next - h->base > UINT32_MAX ||
 	    h->stream_end - h->base_stream > UINT32_MAX || h->plain_len > SB_SEG_MAX_BYTES ||
@@ -224,6 +229,18 @@ int sb_zseg_open(const sb_io *io, int fd, uint64_t file_size, uint64_t base, sb_
 		zent_decode(tb + (size_t)i * SB_ZSEG_ENTRY, &z->t[i]);
 	if ((rc = table_check(&h, z->t, file_size)))
 		goto out_free;
+	if (h.dict_len) {
+		if (!(z->dict = malloc(h.dict_len))) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+		if ((rc = pread_full(io, fd, z->dict, h.dict_len, SB_ZSEG_HDR)))
+			goto out_free;
+		if (sb_crc32c(0, z->dict, h.dict_len) != h.dict_crc) {
+			rc = SB_ECORRUPT;
+			goto out_free;
+		}
+	}
 	free(tb);
 	pthread_mutex_lock(&c->mu);
 	z->gen = ++c->gens;
@@ -249,6 +266,8 @@ void sb_zseg_free(sb_zseg *z)
 		pthread_mutex_unlock(&z->c->mu);
 	}
 	sb_zcache_free(z->own);
+	ZSTD_freeDDict(z->ddict);
+	free(z->dict);
 	free(z->t);
 	free(z);
 }
@@ -325,10 +344,12 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
 {
-	const uint8_t *p = s->raw, *end = s->raw + s->raw_len;
+	const uint8_t *p = s->raw + stream_len, *end = s->raw + s->raw_len;
 	uint64_t v, keys = 0, vals = 0;
 	int64_t ts = 0;
 
+	if (stream_len > s->raw_len)
+		return SB_ECORRUPT;
 	if (grow((void **)&s->koff, &s->kcap, n + 1, sizeof(*s->koff)) ||
 	    grow((void **)&s->voff, &s->vcap, n + 1, sizeof(*s->voff)) ||
 	    grow((void **)&s->ts, &s->tcap, n, sizeof(*s->ts)) ||
@@ -345,13 +366,10 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
 		s->koff[k] = (uint32_t)keys;
 		keys += v;
 	}
-	for (uint32_t k = 0; k < n; k++) {
-		if (get_varint(&p, end, &v) || v > SB_ZBLOCK_MAX)
+	for (uint32_t k = 0; k < n; k++) { /* the codes, resolved below */
+		if (get_varint(&p, end, &v) || v > UINT32_MAX)
 			return SB_ECORRUPT;
-		s->voff[k] = (uint32_t)vals;
-		vals += v;
-		if (vals > SB_ZBLOCK_MAX)
-			return SB_ECORRUPT;
+		s->voff[k] = (uint32_t)v;
 	}
 	for (uint32_t k = 0; k < n; k++) {
 		if (get_varint(&p, end, &v))
@@ -361,17 +379,35 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
 		ts = (int64_t)((uint64_t)ts + d);
 		s->ts[k] = ts;
 	}
-	if (keys > (uint64_t)(end - p) || vals != (uint64_t)(end - p) - keys || vals != stream_len)
+	if (keys != (uint64_t)(end - p))
+		return SB_ECORRUPT;
+	/* A value length is coded against the length up to and including the
+	 * next newline in the values (the rest of them if none): a line is 0. */
+	const uint8_t *vb = s->raw;
+	uint64_t total = stream_len;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t c = s->voff[k], left = total - vals;
+		const uint8_t *nl = memchr(vb + vals, '\n', left);
+		int64_t len = (int64_t)(nl ? (uint64_t)(nl - (vb + vals)) + 1 : left) +
+			      ((c & 1) ? -(int64_t)(c >> 1) - 1 : (int64_t)(c >> 1));
+		if (len < 0 || (uint64_t)len > left)
+			return SB_ECORRUPT;
+		s->voff[k] = (uint32_t)vals;
+		vals += (uint64_t)len;
+	}
+	if (vals != total)
 		return SB_ECORRUPT;
 	s->koff[n] = (uint32_t)keys;
 	s->voff[n] = (uint32_t)vals;
 	s->keys_at = (uint32_t)(p - s->raw);
-	s->vals_at = (uint32_t)(s->keys_at + keys);
+	s->vals_at = 0;
 	s->n = n;
+	s->decoded = 1;
 	return 0;
 }
 
-int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw)
+int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
+			 const void *ddict)
 {
 	if (codec == SB_CODEC_LZ4) {
 		if (n > INT32_MAX || raw > INT32_MAX)
@@ -381,13 +417,15 @@ int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, si
 	}
 	if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
 		return -ENOMEM;
-	size_t r = ZSTD_decompressDCtx(s->dctx, s->raw, raw, src, n);
+	size_t r = ddict ? ZSTD_decompress_usingDDict(s->dctx, s->raw, raw, src, n, ddict)
+		      : ZSTD_decompressDCtx(s->dctx, s->raw, raw, src, n);
 	return !ZSTD_isError(r) && r == raw ? 0 : SB_ECORRUPT;
 }
 
-/* Read, check, decompress and decode block i into slot s (not locked:
- * the slot is the loader's alone while it loads). */
-static int load(sb_zseg *z, struct zslot *s, uint32_t i)
+/* Read, check, decompress and (with decode) decode block i into slot s
+ * (not locked: the slot is the loader's alone while it loads). A stream read
+ * needs no decoding: a block's raw bytes start with its stream bytes. */
+static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 {
 	const sb_zent *e = &z->t[i];
 	int rc;
@@ -399,17 +437,29 @@ static int load(sb_zseg *z, struct zslot *s, uint32_t i)
 		return rc;
 	if (sb_crc32c(0, s->stored, e->stored) != e->stored_crc)
 		return SB_ECORRUPT;
-	if ((rc = sb_zblock_decompress(z->h.codec, s, s->stored, e->stored, e->raw)))
+	if (z->h.dict_len && !atomic_load_explicit(&z->ddict_ready, memory_order_acquire)) {
+		pthread_mutex_lock(&z->c->mu);
+		if (!z->ddict && !(z->ddict = ZSTD_createDDict(z->dict, z->h.dict_len))) {
+			pthread_mutex_unlock(&z->c->mu);
+			return -ENOMEM;
+		}
+		atomic_store_explicit(&z->ddict_ready, 1, memory_order_release);
+		pthread_mutex_unlock(&z->c->mu);
+	}
+	if ((rc = sb_zblock_decompress(z->h.codec, s, s->stored, e->stored, e->raw, z->ddict)))
 		return rc;
 	s->raw_len = e->raw;
 	if (sb_crc32c(0, s->raw, e->raw) != e->raw_crc)
 		return SB_ECORRUPT;
-	return sb_zblock_decode(s, e->count, block_stream_len(z, i));
+	s->decoded = 0;
+	if (block_stream_len(z, i) > e->raw)
+		return SB_ECORRUPT;
+	return decode ? sb_zblock_decode(s, e->count, block_stream_len(z, i)) : 0;
 }
 
 /* Pin block i: a cached copy, or load it into the least recently used
  * free slot (or, all slots pinned, a slot of its own, freed at unpin). */
-static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
+static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode)
 {
 	sb_zcache *c = z->c;
 	struct zslot *s = NULL;
@@ -431,6 +481,15 @@ static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
 		if (s && s->state == ZS_LOADING) {
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
+		}
+		if (s && decode && !s->decoded) {
+			/* Loaded by a stream read: decode it now, once (its
+			 * pinners read only its stream bytes, which this
+			 * leaves as they are). */
+			if ((rc = sb_zblock_decode(s, z->t[i].count, block_stream_len(z, i)))) {
+				pthread_mutex_unlock(&c->mu);
+				return rc;
+			}
 		}
 		if (s) {
 			s->refs++;
@@ -458,7 +517,7 @@ static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
 		s->refs = 1;
 		s->block = i;
 	}
-	rc = load(z, s, i);
+	rc = load(z, s, i, decode);
 	if (s->heap) {
 		if (rc) {
 			slot_release_mem(s);
@@ -552,7 +611,7 @@ int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *
 	if (key < lo || key >= hi || !z->h.nblocks)
 		return -ENOENT;
 	i = find_block(z, key - lo, by_stream);
-	rc = pin_block(z, i, pin);
+	rc = pin_block(z, i, pin, 1);
 	if (rc) {
 		if (bad_pos)
 			*bad_pos = z->t[i].pos;
@@ -580,7 +639,7 @@ int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *
 int sb_zseg_check_block(sb_zseg *z, uint32_t i)
 {
 	sb_zpin pin;
-	int rc = pin_block(z, i, &pin);
+	int rc = pin_block(z, i, &pin, 1);
 
 	if (!rc)
 		sb_zseg_unpin(z, &pin);
@@ -589,5 +648,24 @@ int sb_zseg_check_block(sb_zseg *z, uint32_t i)
 
 int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
 {
-	return pin_block(z, i, pin);
+	return pin_block(z, i, pin, 1);
+}
+
+int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, uint64_t *avail, uint64_t *bad_pos)
+{
+	uint32_t i;
+	int rc;
+
+	if (spos < z->h.base_stream || spos >= z->h.stream_end || !z->h.nblocks)
+		return -ENOENT;
+	i = find_block(z, spos - z->h.base_stream, 1);
+	if ((rc = pin_block(z, i, pin, 0))) {
+		if (bad_pos)
+			*bad_pos = z->t[i].pos;
+		return rc;
+	}
+	uint64_t rel = spos - z->h.base_stream - z->t[i].rel_stream;
+	*p = pin->slot->raw + rel;
+	*avail = block_stream_len(z, i) - rel;
+	return 0;
 }

@@ -94,6 +94,13 @@ typedef struct sb_zpin {
  * *bad_pos gets its file position) or -errno; nothing is pinned on failure.
  */
 int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *r, uint64_t *bad_pos);
+/*
+ * Pin the block holding stream byte spos for a stream read (its records are
+ * not decoded: a block's raw bytes start with its stream bytes); *p gets
+ * spos's byte in it and *avail how many stream bytes follow in the block.
+ * Errors as sb_zseg_get.
+ */
+int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, uint64_t *avail, uint64_t *bad_pos);
 /* Record k of the pinned block (k < sb_zpin_count()). */
 void sb_zpin_rec(const sb_zseg *z, const sb_zpin *pin, uint32_t k, sb_zrec *r);
 uint32_t sb_zpin_count(const sb_zpin *pin);

@@ -5,6 +5,8 @@
 #ifndef SB_ZSEG_IMPL_H
 #define SB_ZSEG_IMPL_H
 
+#include <stdatomic.h>
+
 #include "zseg.h"
 
 /* The header of a compressed segment (format.h). */
@@ -15,6 +17,7 @@ typedef struct sb_zhdr {
 	uint32_t nblocks;
 	unsigned codec;
 	uint32_t table_crc;
+	uint32_t dict_len, dict_crc; /* zstd: a dictionary after the header */
 } sb_zhdr;
 
 /* One block table entry (format.h). */
@@ -40,6 +43,7 @@ struct zslot {
 	uint16_t *flags;
 	uint32_t kcap, vcap, tcap, fcap;
 	uint32_t keys_at, vals_at;  /* where keys and values start in raw */
+	int decoded;                /* n, koff, voff, ts, flags are valid */
 	void *dctx;                 /* ZSTD_DCtx, made at first use */
 };
 
@@ -50,6 +54,10 @@ struct sb_zseg {
 	sb_zent *t;                 /* the block table */
 	sb_zcache *c, *own;
 	uint64_t gen;
+	void *ddict;                /* ZSTD_DDict of its dictionary, made at the
+				     * first block read (under c->mu) */
+	uint8_t *dict;              /* dict_len bytes, checked at open */
+	_Atomic int ddict_ready;    /* ddict is made (release/acquire) */
 };
 
 void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
@@ -59,7 +67,8 @@ void sb_zent_encode(uint8_t dst[SB_ZSEG_ENTRY], const sb_zent *e);
  * of values). 0, SB_ECORRUPT or -ENOMEM. */
 int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len);
 /* Decompress n bytes at src into s->raw (raw bytes exactly). */
-int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw);
+int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
+			 const void *ddict);
 int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin);
 
 #endif

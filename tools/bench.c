@@ -425,6 +425,9 @@ static void usage(FILE *f)
 		   "  --open-mb N    size of the topic whose open is timed (default 1024, quick 16)\n"
 		   "  --no-leveldb   skip the LevelDB side\n"
 		   "  --verbose      progress on stderr\n"
+		   "  --compression  instead: compressed segments on a text corpus (ratio beside\n"
+		   "                 zstd -3, lz4, gzip -6; append speed; reads): see\n"
+		   "                 tools/bench_compress.c; --corpus FILE, --corpus-mb N\n"
 		   "Allocations per op are counted by the build's streambus-bench (the same\n"
 		   "benchmarks; it replaces malloc, so it is not installed). Each ratio is\n"
 		   "printed with its range over the repetitions; docs/BENCHMARKS.md has what\n"
@@ -480,6 +483,9 @@ int sb_bench_main(int argc, char **argv)
 	char dir[PATH_MAX];
 	uint8_t *rnd;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--compression"))
+			return sb_bench_compress(argc, argv);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -14,6 +14,9 @@ int sb_bench_keys_main(int argc, char **argv);
 /* ---- internal to tools/bench*.c ------------------------------------------ */
 #ifdef SB_BENCH_INTERNAL
 
+/* `streambus bench --compression ...` (bench_compress.c). */
+int sb_bench_compress(int argc, char **argv);
+
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>

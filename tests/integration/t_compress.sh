@@ -85,8 +85,11 @@ f=$(for f in "$SB_LOG"/zstd/*.seg; do [ "$(head -c 4 "$f")" = SBZS ] && echo "$f
 python3 - "$f" <<'EOF'
 import sys
 p = sys.argv[1]
+import struct
 d = bytearray(open(p, "rb").read())
-d[200] ^= 0x10  # inside the first block (the header is 96 bytes)
+table = struct.unpack_from("<Q", d, 64)[0]
+first = struct.unpack_from("<I", d, table + 8)[0]  # the first block's position
+d[first + 100] ^= 0x10
 open(p, "wb").write(d)
 EOF
 out=$("$SB" verify "$SB_LOG" zstd 2>&1); rc=$?

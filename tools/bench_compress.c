@@ -1,0 +1,387 @@
+/*
+ * bench_compress.c - `streambus bench --compression`: compressed sealed
+ * segments (issue 9 item 1) beside their peers in the same run.
+ *
+ * The corpus: the system's man pages (zcat of /usr/share/man/SECTION/NAME.gz) and
+ * /usr/share/common-licenses, up to --corpus-mb MiB, or --corpus FILE. Its
+ * lines are appended one record each, in batches of up to 128 KiB of lines
+ * (what `cat FILE >> TOPIC/.log` makes through the mount).
+ *   1. Ratio: for each codec and block size, the stream bytes of the
+ *      compressed segments over their bytes on disk, beside `zstd -3`,
+ *      `lz4` and `gzip -6` of the whole corpus file (their CLIs, run here);
+ *      "vs zstd -3" is our ratio over zstd's (the target: at least 0.7).
+ *   2. Append throughput with compression = zstd (the store's background
+ *      compressor running) over the same with none (target at least 0.95),
+ *      alternated, medians.
+ *   3. Random sb_log_read by offset in the compressed segments of the zstd
+ *      topic: a block not in the cache (decompressed by that read), and
+ *      the same record again (its block cached).
+ *   4. sb_log_read_stream in 1 MiB reads over the whole topic (a sequential
+ *      cat of .log without FUSE).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SB_BENCH_INTERNAL
+#include "bench.h"
+#include "sb_store.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct corpus {
+	char *p;
+	size_t n;
+	size_t *line;   /* starts; line[nlines] = n */
+	size_t nlines;
+} corpus;
+
+static int load_corpus(corpus *c, const char *file, size_t cap, const char *path_out)
+{
+	FILE *f;
+	size_t got = 0;
+
+	if (file)
+		f = fopen(file, "rb");
+	else
+		f = popen("sh -c 'zcat /usr/share/man/*/*.gz 2>/dev/null; cat /usr/share/common-licenses/* 2>/dev/null'",
+			  "r");
+	if (!f)
+		return -errno;
+	c->p = malloc(cap);
+	if (!c->p)
+		return -ENOMEM;
+	while (got < cap) {
+		size_t r = fread(c->p + got, 1, cap - got, f);
+		if (!r)
+			break;
+		got += r;
+	}
+	if (file)
+		fclose(f);
+	else {
+		char sink[65536];
+		while (fread(sink, 1, sizeof(sink), f) > 0)
+			;
+		pclose(f);
+	}
+	while (got && c->p[got - 1] != '\n') /* whole lines only */
+		got--;
+	c->n = got;
+	size_t cap_l = 1 << 20;
+	c->line = malloc(cap_l * sizeof(*c->line));
+	c->nlines = 0;
+	for (size_t i = 0; i < got;) {
+		if (c->nlines + 1 >= cap_l) {
+			cap_l *= 2;
+			c->line = realloc(c->line, cap_l * sizeof(*c->line));
+		}
+		c->line[c->nlines++] = i;
+		char *nl = memchr(c->p + i, '\n', got - i);
+		i = nl ? (size_t)(nl - c->p) + 1 : got;
+	}
+	c->line[c->nlines] = got;
+	FILE *o = fopen(path_out, "wb");
+	if (!o || fwrite(c->p, 1, got, o) != got)
+		return -EIO;
+	fclose(o);
+	return 0;
+}
+
+/* Seconds `zstd -d` / `lz4 -d` take to decompress the whole corpus (best
+ * of 3, their CLIs): how fast this machine decompresses right now. */
+static double peer_decompress_s(const char *comp, const char *decomp, const char *file)
+{
+	char sh[2 * PATH_MAX + 128];
+	double best = 1e9;
+
+	snprintf(sh, sizeof(sh), "%s < '%s' > '%s.peer'", comp, file, file);
+	if (system(sh))
+		return -1;
+	snprintf(sh, sizeof(sh), "%s < '%s.peer' > /dev/null", decomp, file);
+	for (int i = 0; i < 3; i++) {
+		double t0 = now_s();
+		if (system(sh))
+			return -1;
+		double t = now_s() - t0;
+		if (t < best)
+			best = t;
+	}
+	snprintf(sh, sizeof(sh), "%s.peer", file);
+	unlink(sh);
+	return best;
+}
+
+/* Bytes `cmd < file` writes. */
+static long long peer_bytes(const char *cmd, const char *file)
+{
+	char sh[PATH_MAX + 128];
+	long long n = -1;
+
+	snprintf(sh, sizeof(sh), "%s < '%s' | wc -c", cmd, file);
+	FILE *f = popen(sh, "r");
+	if (f && fscanf(f, "%lld", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	return n;
+}
+
+static int open_store(const char *dir, enum sb_compression z, uint32_t block, int background, sb_store **s,
+		      sb_log **l)
+{
+	sb_store_options o;
+	int rc;
+
+	sb_store_options_default(&o);
+	o.defaults.segment_bytes = 8u << 20;
+	o.defaults.sync = SB_SYNC_INTERVAL;
+	o.defaults.compression = z;
+	o.defaults.compression_block_bytes = block;
+	o.no_flusher = !background;
+	if ((rc = sb_store_open(dir, &o, s)))
+		return rc;
+	rc = sb_store_create(*s, "t");
+	if (rc && rc != -EEXIST)
+		return rc;
+	return sb_store_get(*s, "t", l);
+}
+
+/* Append the corpus, one record a line, in batches of up to 128 KiB. */
+static int append_corpus(sb_log *l, const corpus *c)
+{
+	static sb_record_in r[8192];
+	size_t i = 0;
+
+	while (i < c->nlines) {
+		size_t k = 0, bytes = 0;
+		while (i + k < c->nlines && k < 8192 && bytes < (128u << 10)) {
+			size_t a = c->line[i + k], b = c->line[i + k + 1];
+			r[k] = (sb_record_in){.value = c->p + a, .value_len = (uint32_t)(b - a)};
+			bytes += b - a;
+			k++;
+		}
+		int rc = sb_log_append(l, r, k, NULL);
+		if (rc)
+			return rc;
+		i += k;
+	}
+	return 0;
+}
+
+typedef struct zsize {
+	uint64_t stored, logical_stream; /* over the compressed segments */
+	uint64_t disk;                   /* every segment file */
+} zsize;
+
+/* Sizes of the topic's segment files: the compressed ones' stored bytes
+ * and the stream bytes they hold (from their headers, format.h). */
+static void measure(const char *tdir, zsize *z)
+{
+	char cmd[PATH_MAX + 64], path[PATH_MAX + 320];
+	memset(z, 0, sizeof(*z));
+	snprintf(cmd, sizeof(cmd), "ls '%s'", tdir);
+	FILE *f = popen(cmd, "r");
+	char name[256];
+	while (f && fgets(name, sizeof(name), f)) {
+		name[strcspn(name, "\n")] = 0;
+		size_t nl = strlen(name);
+		if (nl < 4 || strcmp(name + nl - 4, ".seg"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tdir, name);
+		struct stat st;
+		unsigned char h[96];
+		FILE *s = fopen(path, "rb");
+		if (!s || stat(path, &st)) {
+			if (s)
+				fclose(s);
+			continue;
+		}
+		z->disk += (uint64_t)st.st_size;
+		if (fread(h, 1, sizeof(h), s) == sizeof(h) && !memcmp(h, "SBZS", 4)) {
+			uint64_t bs, se;
+			memcpy(&bs, h + 16, 8);
+			memcpy(&se, h + 32, 8);
+			z->stored += (uint64_t)st.st_size;
+			z->logical_stream += se - bs;
+		}
+		fclose(s);
+	}
+	if (f)
+		pclose(f);
+}
+
+int sb_bench_compress(int argc, char **argv)
+{
+	const char *file = NULL, *parent = "/tmp";
+	size_t mb = 48;
+	int quick = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--corpus") && i + 1 < argc)
+			file = argv[++i];
+		else if (!strcmp(argv[i], "--corpus-mb") && i + 1 < argc)
+			mb = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			parent = argv[++i];
+		else if (!strcmp(argv[i], "--quick"))
+			quick = 1;
+		else if (!strcmp(argv[i], "--compression"))
+			continue;
+		else {
+			fprintf(stderr, "usage: streambus bench --compression [--quick] [--corpus FILE] "
+					"[--corpus-mb N (48)] [--dir DIR]\n");
+			return 2;
+		}
+	}
+	if (quick)
+		mb = 4;
+	char dir[PATH_MAX], cfile[PATH_MAX + 16], sdir[PATH_MAX + 32], tdir[PATH_MAX + 48];
+	snprintf(dir, sizeof(dir), "%s/sb-bench-z.XXXXXX", parent);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(cfile, sizeof(cfile), "%s/corpus", dir);
+	corpus c = {0};
+	int rc = load_corpus(&c, file, mb << 20, cfile), status = 0;
+	if (rc || c.nlines < 1000) {
+		fprintf(stderr, "bench: no corpus (%s)\n", sb_strerror(rc));
+		sb_bench_rmtree(dir);
+		return 1;
+	}
+	long long zb = peer_bytes("zstd -3 -c", cfile), lb = peer_bytes("lz4 -c", cfile),
+		  gb = peer_bytes("gzip -6 -c", cfile);
+	double zr = zb > 0 ? (double)c.n / (double)zb : 0;
+	printf("corpus: %zu bytes, %zu lines (%s), one record a line, batches of up to 128 KiB\n", c.n, c.nlines,
+	       file ? file : "man pages and common-licenses");
+	printf("peers on the whole file: zstd -3 %lld bytes (%.2fx), lz4 %lld (%.2fx), gzip -6 %lld (%.2fx)\n", zb,
+	       zr, lb, lb > 0 ? (double)c.n / (double)lb : 0, gb, gb > 0 ? (double)c.n / (double)gb : 0);
+	double zd = peer_decompress_s("zstd -3 -c", "zstd -d -c", cfile), ld = peer_decompress_s("lz4 -c", "lz4 -d -c", cfile);
+	printf("peers decompressing the whole file (their CLIs, best of 3): zstd -d %.2f GB/s, lz4 -d %.2f GB/s\n",
+	       zd > 0 ? (double)c.n / zd / 1e9 : 0, ld > 0 ? (double)c.n / ld / 1e9 : 0);
+	printf("\n%-6s %8s %12s %12s %8s %10s %14s %12s\n", "codec", "block", "stream", "stored", "ratio",
+	       "vs zstd-3", "topic on disk", "compress s");
+
+	/* 1. ratio by codec and block size */
+	static const uint32_t blocks[] = {16384, 32768, 65536, 131072, 262144};
+	for (int zi = 0; zi < 2; zi++) {
+		enum sb_compression z = zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_LZ4;
+		for (size_t bi = 0; bi < sizeof(blocks) / sizeof(blocks[0]); bi++) {
+			sb_store *s;
+			sb_log *l;
+			zsize m;
+			snprintf(sdir, sizeof(sdir), "%s/r%d-%u", dir, zi, blocks[bi]);
+			if ((rc = open_store(sdir, z, blocks[bi], 0, &s, &l)) || (rc = append_corpus(l, &c)) ||
+			    (rc = sb_log_sync(l))) {
+				fprintf(stderr, "bench: %s\n", sb_strerror(rc));
+				return 1;
+			}
+			double t0 = now_s();
+			rc = sb_log_compress(l, NULL);
+			double t1 = now_s();
+			sb_store_close(s);
+			snprintf(tdir, sizeof(tdir), "%s/t", sdir);
+			measure(tdir, &m);
+			double r = m.stored ? (double)m.logical_stream / (double)m.stored : 0;
+			printf("%-6s %7uK %12" PRIu64 " %12" PRIu64 " %7.2fx %9.2fx %14" PRIu64 " %12.2f\n",
+			       sb_compression_name(z), blocks[bi] >> 10, m.logical_stream, m.stored, r, zr > 0 ? r / zr : 0,
+			       m.disk, t1 - t0);
+			if (blocks[bi] != 65536 || zi != 1)
+				sb_bench_rmtree(sdir);
+		}
+	}
+
+	/* 2. append throughput, none vs zstd (background compressor on) */
+	double tn[3], tz[3];
+	for (int rep = 0; rep < 3; rep++) {
+		for (int zi = 0; zi < 2; zi++) {
+			sb_store *s;
+			sb_log *l;
+			snprintf(sdir, sizeof(sdir), "%s/a%d", dir, zi);
+			if ((rc = open_store(sdir, zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_NONE, 65536, 1, &s, &l)))
+				return 1;
+			double t0 = now_s();
+			rc = append_corpus(l, &c);
+			double t1 = now_s();
+			(zi ? tz : tn)[rep] = (double)c.nlines / (t1 - t0);
+			sb_store_close(s);
+			sb_bench_rmtree(sdir);
+		}
+	}
+	qsort(tn, 3, sizeof(double), cmp_d);
+	qsort(tz, 3, sizeof(double), cmp_d);
+	printf("\nappend (records/s, median of 3, alternated): none %.0f, zstd %.0f (background compressor "
+	       "on): %.3fx\n", tn[1], tz[1], tz[1] / tn[1]);
+
+	/* 3. random reads by offset in the compressed segments (zstd, 64K) */
+	{
+		sb_store *s;
+		sb_log *l;
+		sb_log_stats st;
+		snprintf(sdir, sizeof(sdir), "%s/r1-65536", dir);
+		if ((rc = open_store(sdir, SB_COMPRESS_ZSTD, 65536, 0, &s, &l)) || (rc = sb_log_get_stats(l, &st)))
+			return 1;
+		/* records in the compressed segments: all but the last ~8 MiB */
+		uint64_t n = sb_log_next(l), lim = n * 3 / 4;
+		static char buf[1 << 20];
+		size_t nr;
+		uint64_t seed = 42;
+		int reads = quick ? 2000 : 20000;
+		double cold = 0, warm = 0;
+		for (int i = 0; i < reads; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			uint64_t off = (seed >> 20) % lim;
+			double t0 = now_s();
+			rc = sb_log_read(l, off, 0, buf, sizeof(buf), &nr, NULL);
+			double t1 = now_s();
+			rc |= sb_log_read(l, off, 0, buf, sizeof(buf), &nr, NULL);
+			double t2 = now_s();
+			if (rc)
+				return 1;
+			cold += t1 - t0;
+			warm += t2 - t1;
+		}
+		printf("random sb_log_read by offset, topic of %" PRIu64 " records (%u of %u segments compressed, "
+		       "zstd, 64 KiB blocks): %.1f us when its block is decompressed, %.2f us when it is cached\n",
+		       n, st.compressed, st.segments, cold / reads * 1e6, warm / reads * 1e6);
+		/* 4. the whole stream, 1 MiB reads */
+		double best = 0;
+		for (int rep = 0; rep < 3; rep++) {
+			uint64_t pos = sb_log_stream_start(l), end = sb_log_stream_end(l);
+			double t0 = now_s();
+			while (pos < end) {
+				if ((rc = sb_log_read_stream(l, pos, buf, sizeof(buf), &nr)) || !nr)
+					return 1;
+				pos += nr;
+			}
+			double gbs = (double)(end - sb_log_stream_start(l)) / (now_s() - t0) / 1e9;
+			if (gbs > best)
+				best = gbs;
+		}
+		printf("sb_log_read_stream, 1 MiB reads over the whole topic (%" PRIu64 " bytes): %.2f GB/s (best of 3)\n",
+		       sb_log_stream_end(l) - sb_log_stream_start(l), best);
+		sb_store_close(s);
+	}
+	sb_bench_rmtree(dir);
+	free(c.p);
+	free(c.line);
+	return status;
+}
