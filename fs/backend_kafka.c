@@ -262,13 +262,19 @@ static int removed(kpart *p)
  * moves; when they follow each other they go into the cache (a reader of
  * what was just written, and the directory's mtime, need no fetch), and
  * when they continue the index, their sizes extend it. */
+enum { CACHE_TAIL = 64 }; /* own records cached after an append */
+
 static void appended(kpart *p, const kc_rec *recs, size_t n, const int64_t *offs)
 {
 	int64_t last = offs[n - 1];
 	int contiguous = last - offs[0] == (int64_t)n - 1;
+	/* the newest few only: what a stat of the directory (its newest
+	 * record's time) or a look at what was just written asks for; a
+	 * bulk append does not copy itself into the cache */
+	size_t tail = n > CACHE_TAIL ? n - CACHE_TAIL : 0;
 	kchunk *ch = NULL;
-	if (contiguous && kchunk_new(p, offs[0], &ch) == 0) {
-		for (size_t i = 0; ch && i < n; i++) {
+	if (contiguous && kchunk_new(p, offs[tail], &ch) == 0) {
+		for (size_t i = tail; ch && i < n; i++) {
 			kc_rec r = recs[i];
 			r.offset = offs[i];
 			if (kchunk_add(ch, &r)) {

@@ -57,7 +57,10 @@ typedef struct waiter {
 	int refs;
 	rd_kafka_resp_err_t err;
 	int64_t *offs;
-	struct slot { struct waiter *w; size_t i; } *slots;
+	struct slot { struct waiter *w; size_t i, at; } *slots;
+	char *data;             /* the payloads, one copy: librdkafka points
+				 * into it until the last report (no copy per
+				 * message, and valid after a caller gave up) */
 } waiter;
 
 static int map_err(rd_kafka_resp_err_t e)
@@ -116,6 +119,7 @@ static void waiter_put(waiter *w)
 	pthread_cond_destroy(&w->cv);
 	free(w->offs);
 	free(w->slots);
+	free(w->data);
 	free(w);
 }
 
@@ -448,11 +452,12 @@ static waiter *waiter_new(size_t n)
 	w->refs = 2; /* the caller, and the last report */
 	w->left = n;
 	for (size_t i = 0; i < n; i++)
-		w->slots[i] = (struct slot){ w, i };
+		w->slots[i] = (struct slot){ w, i, 0 };
 	return w;
 }
 
-static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, struct slot *s)
+static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, const char *value,
+				       struct slot *s)
 {
 	rd_kafka_headers_t *hs = NULL;
 	if (r->nheaders) {
@@ -463,8 +468,7 @@ static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, struct slot 
 	}
 	rd_kafka_resp_err_t e = rd_kafka_producev(
 		p->c->prod, RD_KAFKA_V_RKT(p->prkt), RD_KAFKA_V_PARTITION(p->part),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_VALUE((void *)r->value, r->value_len),
+		RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_VALUE((void *)value, r->value_len),
 		RD_KAFKA_V_KEY(r->key, r->key ? r->key_len : 0),
 		RD_KAFKA_V_TIMESTAMP(r->timestamp_ms), RD_KAFKA_V_HEADERS(hs),
 		RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
@@ -481,11 +485,26 @@ static int rk_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offsets
 	waiter *w = waiter_new(n);
 	if (!w)
 		return -ENOMEM;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += recs[i].value_len;
+	if (!(w->data = malloc(total ? total : 1))) {
+		w->refs = 1;
+		waiter_put(w);
+		return -ENOMEM;
+	}
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].value_len)
+			memcpy(w->data + at, recs[i].value, recs[i].value_len);
+		w->slots[i].at = at;
+		at += recs[i].value_len;
+	}
 	int64_t deadline = now_ms() + c->timeout_ms;
 	size_t sent = 0;
 	rd_kafka_resp_err_t e = 0;
 	while (sent < n) {
-		e = produce_one(p, &recs[sent], &w->slots[sent]);
+		e = produce_one(p, &recs[sent], w->data + w->slots[sent].at, &w->slots[sent]);
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && now_ms() < deadline) {
 			struct timespec ts = { 0, 1000000 };
 			nanosleep(&ts, NULL); /* the poller drains the queue */
