@@ -114,7 +114,7 @@ int kchunk_add(kchunk *ch, const kc_rec *r)
 	}
 	size_t hlen = 0;
 	for (size_t i = 0; i < r->nheaders; i++)
-		hlen += 6 + strlen(r->headers[i].name) + r->headers[i].value_len;
+		hlen += 6 + (r->headers[i].name_len & 0xffff) + r->headers[i].value_len;
 	size_t klen = r->key ? r->key_len : 0;
 	if (r->value_len > UINT32_MAX || klen > UINT32_MAX || hlen > UINT32_MAX ||
 	    grow(ch, r->value_len + klen + hlen))
@@ -128,7 +128,7 @@ int kchunk_add(kchunk *ch, const kc_rec *r)
 	o->key = put_bytes(ch, r->key, klen);
 	o->headers = ch->len;
 	for (size_t i = 0; i < r->nheaders; i++) {
-		uint16_t nl = (uint16_t)strlen(r->headers[i].name);
+		uint16_t nl = (uint16_t)r->headers[i].name_len;
 		uint32_t vl = (uint32_t)r->headers[i].value_len;
 		put_bytes(ch, &nl, 2);
 		put_bytes(ch, r->headers[i].name, nl);

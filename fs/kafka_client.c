@@ -346,17 +346,20 @@ static void stop_consumer(kc_part *p)
 
 static int deliver(const rd_kafka_message_t *m, kc_rec_fn fn, void *arg)
 {
-	kc_header hb[16];
-	size_t nh = 0;
+	kc_header sb[16], *hb = sb;
+	size_t nh = 0, cnt = 0;
 	rd_kafka_headers_t *hs = NULL;
-	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		cnt = rd_kafka_header_cnt(hs);
+	if (cnt > 16 && !(hb = malloc(cnt * sizeof *hb)))
+		return -ENOMEM;
+	for (; nh < cnt; nh++) {
 		const char *name;
 		const void *val;
 		size_t len;
-		while (nh < 16 && rd_kafka_header_get_all(hs, nh, &name, &val, &len) == 0) {
-			hb[nh] = (kc_header){ name, val, len };
-			nh++;
-		}
+		if (rd_kafka_header_get_all(hs, nh, &name, &val, &len) != 0)
+			break;
+		hb[nh] = (kc_header){ name, strlen(name), val, len };
 	}
 	rd_kafka_timestamp_type_t tt;
 	kc_rec r = { .offset = m->offset, .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
@@ -364,7 +367,10 @@ static int deliver(const rd_kafka_message_t *m, kc_rec_fn fn, void *arg)
 		     .value_len = m->len, .headers = hb, .nheaders = nh };
 	if (!r.value)
 		r.value = "";
-	return fn(arg, &r);
+	int rc = fn(arg, &r);
+	if (hb != sb)
+		free(hb);
+	return rc;
 }
 
 static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
@@ -463,7 +469,8 @@ static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, const char *
 	if (r->nheaders) {
 		hs = rd_kafka_headers_new(r->nheaders);
 		for (size_t i = 0; i < r->nheaders; i++)
-			rd_kafka_header_add(hs, r->headers[i].name, -1, r->headers[i].value,
+			rd_kafka_header_add(hs, r->headers[i].name, (ssize_t)r->headers[i].name_len,
+					    r->headers[i].value,
 					    (ssize_t)r->headers[i].value_len);
 	}
 	rd_kafka_resp_err_t e = rd_kafka_producev(

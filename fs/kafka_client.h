@@ -23,7 +23,8 @@ typedef struct kc kc;
 typedef struct kc_part kc_part;
 
 typedef struct kc_header {
-	const char *name;
+	const char *name;       /* name_len bytes (no NUL needed) */
+	size_t name_len;
 	const void *value;
 	size_t value_len;
 } kc_header;

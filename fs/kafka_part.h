@@ -73,6 +73,12 @@ typedef struct find_ctx {
 	uint64_t from;
 	size_t len, n;
 	int key;                /* copy the key instead */
+	/* or: hfn for each of its headers, in order, until it returns
+	 * nonzero (kept in hrc); the bytes are valid during the call only */
+	int (*hfn)(void *harg, const char *name, size_t name_len, const void *value,
+		   size_t value_len);
+	void *harg;
+	int hrc;
 } find_ctx;
 
 /* kafka_stream.c. All return 0 or -errno. */

@@ -247,7 +247,17 @@ static int find_cb(void *arg, const kchunk *ch, const kcrec *r)
 		return 1;
 	x->rec = *r;
 	x->found = 1;
-	if (x->key) {
+	if (x->hfn) {
+		const char *h = kchunk_data(ch) + r->headers;
+		for (uint16_t i = 0; i < r->nheaders && x->hrc == 0; i++) {
+			uint16_t nl;
+			uint32_t vl;
+			memcpy(&nl, h, 2);
+			memcpy(&vl, h + 2 + nl, 4);
+			x->hrc = x->hfn(x->harg, h + 2, nl, h + 6 + nl, vl);
+			h += 6 + nl + vl;
+		}
+	} else if (x->key) {
 		size_t n = r->key_len < x->len ? r->key_len : x->len;
 		memcpy(x->buf, kchunk_data(ch) + r->key, n);
 	} else if (x->buf && x->from < r->value_len) {
