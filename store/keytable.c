@@ -373,7 +373,7 @@ struct sb_kt {
 	char path[PATH_MAX];
 };
 
-static int block_load(const sb_kt *t, uint32_t i, sb_kt_iter *it);
+static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc);
 
 static int bad(char *why, size_t cap, const char *name, const char *what)
 {
@@ -466,7 +466,7 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 	 * open, rather than met by a lookup later. */
 	for (uint32_t i = 0; i < t->nblocks; i++) {
 		sb_kt_iter it;
-		if (block_load(t, i, &it)) {
+		if (block_load_crc(t, i, &it, 1)) {
 			rc = bad(why, whycap, name, "block CRC");
 			goto out_unmap;
 		}
@@ -520,21 +520,30 @@ int sb_kt_may_contain(const sb_kt *t, uint64_t h)
 	return 1;
 }
 
-/* Block i, its CRC checked: 0 and *it's b, pos, n, area; or SB_ECORRUPT. */
-static int block_load(const sb_kt *t, uint32_t i, sb_kt_iter *it)
+/* Block i: 0 and *it's b, pos, n, area; or SB_ECORRUPT. Its CRC is
+ * checked with `crc` (at open, for every block): lookups check bounds only
+ * (a lookup's answer is checked against the record it names, whose CRC
+ * covers the key). */
+static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc)
 {
 	const uint8_t *e = t->idx + (size_t)i * 16;
 	const uint8_t *b = t->map + sb_get64(e);
 	uint32_t len = sb_get32(e + 8);
 	uint32_t cnt = sb_get32(b + len - 8);
 
-	if (sb_crc32c(0, b, len - 4) != sb_get32(b + len - 4) || !cnt || cnt > (len - 8) / (4 + SB_KT_ENTRY))
+	if ((crc && sb_crc32c(0, b, len - 4) != sb_get32(b + len - 4)) || !cnt ||
+	    cnt > (len - 8) / (4 + SB_KT_ENTRY))
 		return SB_ECORRUPT;
 	it->b = b;
 	it->n = cnt;
 	it->area = len - 8 - 4 * cnt;
 	it->pos = b + it->area;
 	return 0;
+}
+
+static int block_load(const sb_kt *t, uint32_t i, sb_kt_iter *it)
+{
+	return block_load_crc(t, i, it, 0);
 }
 
 /* Entry j of the loaded block, or NULL if it does not lie inside. */

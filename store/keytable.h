@@ -39,8 +39,9 @@
  *    24  u64 last covered offset   64 u32 merge level (0: from a MemTable)
  *    32  u64 index position        68 u32 crc32c of [0,68)
  *
- * Opening checks the footer, index and Bloom filter CRCs and every bound;
- * a block's CRC is checked each time a lookup reads it. Reads go through
+ * Opening checks the footer, index and Bloom filter CRCs, every block's
+ * CRC and every bound; lookups check bounds (the record a lookup names is
+ * read with its own CRC and must carry the key looked up). Reads go through
  * a read-only shared mapping of the file (like segments' reads).
  */
 #ifndef SB_KEYTABLE_H

@@ -67,6 +67,10 @@ void sb_log_wait_sync_idle(sb_log *l);
  * a batch appended at `first` [append]; finish a table at a clean close;
  * the flusher's turn; delete its files with the topic. */
 int sb_log_keys_open(sb_log *l);
+/* Read record `offset` (payload into buf, up to cap; info) only if its key
+ * is `key`: one lookup for both. -ESTALE when it has another key. */
+int sb_log_read_keyed(sb_log *l, uint64_t offset, const void *key, size_t key_len, void *buf, size_t cap,
+		      size_t *nread, sb_record_info *info);
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
 		       size_t bytes);
 int sb_log_keys_close(sb_log *l, int clean);

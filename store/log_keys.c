@@ -146,8 +146,7 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 		   sb_record_info *info)
 {
 	sb_mt_val v;
-	uint8_t kb[256], *kc = kb;
-	size_t kl = 0, n = 0;
+	size_t n = 0;
 	sb_record_info ri;
 	int rc;
 
@@ -160,21 +159,14 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 		return rc;
 	if (v.flags & SB_MT_TOMBSTONE)
 		return -ENOENT;
-	rc = sb_log_read(l, v.offset, 0, buf, cap, &n, &ri);
+	rc = sb_log_read_keyed(l, v.offset, key, key_len, buf, cap, &n, &ri);
+	if (rc == -ESTALE) {
+		if (l->opt.report)
+			l->opt.report(l->opt.report_arg, l->name, "key index: an entry names a record of another key");
+		return SB_ECORRUPT;
+	}
 	if (rc)
 		return rc; /* -ENOENT: below the start (retention took it) */
-	if (key_len > sizeof(kb) && !(kc = malloc(key_len)))
-		return -ENOMEM;
-	rc = ri.key_len != key_len ? SB_ECORRUPT : sb_log_read_key(l, v.offset, kc, key_len, &kl);
-	if (!rc && (kl != key_len || memcmp(kc, key, key_len)))
-		rc = SB_ECORRUPT;
-	if (kc != kb)
-		free(kc);
-	if (rc) {
-		if (rc == SB_ECORRUPT && l->opt.report)
-			l->opt.report(l->opt.report_arg, l->name, "key index: an entry names a record of another key");
-		return rc;
-	}
 	*nread = n;
 	if (info)
 		*info = ri;

@@ -5,6 +5,7 @@
  * the segments array's shared lock while they copy.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -221,6 +222,60 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc)
 		*key_len = h.key_len;
+	return rc;
+}
+
+int sb_log_read_keyed(sb_log *l, uint64_t offset, const void *key, size_t key_len, void *buf, size_t cap,
+		      size_t *nread, sb_record_info *info)
+{
+	sb_segment *s;
+	uint64_t pos, stream;
+	sb_rec_hdr h;
+	uint8_t kb[256], *k = kb;
+	size_t n = 0;
+	int rc;
+
+	if (key_len > sizeof(kb) && !(k = malloc(key_len)))
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&l->seg_lock);
+	rc = locate(l, offset, &s, &pos, &stream, &h);
+	if (rc == 1) {
+		sb_zpin pin;
+		sb_zrec r;
+		if (!(rc = zget(s, offset, 0, &pin, &r))) {
+			if (r.key_len != key_len || memcmp(r.key, key, key_len)) {
+				rc = -ESTALE;
+			} else {
+				n = r.value_len < cap ? r.value_len : cap;
+				memcpy(buf, r.value, n);
+				if (info)
+					zfill_info(info, &r);
+			}
+			sb_zseg_unpin(sb_segment_zseg(s), &pin);
+		}
+		goto out_unlock;
+	}
+	if (rc)
+		goto out_unlock;
+	/* The key as copied and checked, then the payload (each copy checks
+	 * the record's CRC whole). */
+	if (h.key_len != key_len) {
+		rc = -ESTALE;
+		goto out_unlock;
+	}
+	rc = serve(s, pos, &h, SB_COPY_KEY, 0, k, key_len, NULL);
+	if (!rc && memcmp(k, key, key_len))
+		rc = -ESTALE;
+	if (!rc)
+		rc = serve(s, pos, &h, SB_COPY_VALUE, 0, buf, cap, &n);
+	if (!rc && info)
+		fill_info(info, &h, stream);
+out_unlock:
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (k != kb)
+		free(k);
+	if (!rc)
+		*nread = n;
 	return rc;
 }
 

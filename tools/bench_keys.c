@@ -211,6 +211,7 @@ typedef struct kopts {
 	uint64_t appends;     /* append figures */
 	uint64_t mem_keys;    /* --mem: 0 none */
 	const char *dir;
+	const char *only;     /* memtable, get or append: that part alone */
 	int verbose;
 } kopts;
 
@@ -737,6 +738,7 @@ int sb_bench_keys_main(int argc, char **argv)
 		{"quick", no_argument, NULL, 'q'}, {"keys", required_argument, NULL, 'k'},
 		{"mem", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+		{"only", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL};
@@ -751,8 +753,10 @@ int sb_bench_keys_main(int argc, char **argv)
 		case 'm': o.mem_keys = strtoull(optarg, NULL, 10); break;
 		case 'd': o.dir = optarg; break;
 		case 'v': o.verbose = 1; break;
+		case 'o': o.only = optarg; break;
 		case 'h':
 			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
+			       "                            [--only memtable|get|append]\n"
 			       "  MemTable put/get (skiplist vs B+tree, 8- and 32-byte keys), get by key with the\n"
 			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
 			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic.\n");
@@ -772,14 +776,16 @@ int sb_bench_keys_main(int argc, char **argv)
 	if (o.mem_keys) {
 		bench_memory(&o);
 	} else {
-		for (uint64_t n = o.mt_keys / 10; n <= o.mt_keys; n *= 10) {
+		for (uint64_t n = o.mt_keys / 10; n <= o.mt_keys && (!o.only || !strcmp(o.only, "memtable")); n *= 10) {
 			kopts m = o;
 			m.mt_keys = n;
 			bench_memtable(&m, 8);
 			bench_memtable(&m, 32);
 		}
-		bench_get(&o);
-		bench_append(&o);
+		if (!o.only || !strcmp(o.only, "get"))
+			bench_get(&o);
+		if (!o.only || !strcmp(o.only, "append"))
+			bench_append(&o);
 	}
 	sb_bench_rmtree(tmpl);
 	return 0;
