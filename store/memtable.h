@@ -4,13 +4,11 @@
  * a shorter prefix first) to its latest record: offset, payload size, time
  * and tombstone flag.
  *
- * A skiplist in an arena (store/memtable.c says why a skiplist). Threads:
- * ONE writer (put, delete; the caller serializes writers) and any number
- * of readers (get, iteration, count, bytes) at the same time, without
- * locks: nodes are published with release stores and never freed until
- * sb_mt_clear()/sb_mt_free(), which need that no reader is inside the
- * table (the key index swaps tables under its own lock for that). A value
- * changed by put is read whole (a per-node sequence counter).
+ * A B+tree in an arena under a reader-writer lock (store/memtable.c says
+ * why a B+tree). Threads: any number of writers (put, delete) and readers
+ * (get, iteration, count, bytes) at the same time. Keys stay in memory
+ * until sb_mt_clear()/sb_mt_free(), which need that no iterator or reader
+ * is inside the table (the key index swaps tables under its own lock).
  */
 #ifndef SB_MEMTABLE_H
 #define SB_MEMTABLE_H
@@ -51,11 +49,16 @@ void sb_mt_clear(sb_mt *m);
 /*
  * Ordered iteration: sb_mt_seek() positions at the first key >= key (klen
  * 0: the first key); then while sb_mt_iter_valid(), read the entry and
- * sb_mt_iter_next(). Safe beside the writer: a key put meanwhile may or may
- * not be seen, keys come in order, none twice.
+ * sb_mt_iter_next(). Safe beside writers: each step finds the first key
+ * after the current one again, so a key put meanwhile may or may not be
+ * seen; keys come in order, none twice.
  */
 typedef struct sb_mt_iter {
-	const void *node; /* opaque */
+	const struct sb_mt *m;
+	const uint8_t *key;   /* the current key (in the table's arena) */
+	size_t klen;
+	sb_mt_val val;        /* its value when the iterator got there */
+	int valid;
 } sb_mt_iter;
 void sb_mt_seek(const sb_mt *m, const void *key, size_t klen, sb_mt_iter *it);
 int sb_mt_iter_valid(const sb_mt_iter *it);
