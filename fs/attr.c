@@ -109,6 +109,14 @@ int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl)
 	case K_PENDING:
 		*ttl = 0;
 		return sbfs_pending_attr(fs, ino, st);
+	case K_SINCE:
+		*ttl = SBFS_TTL_LOG; /* grows as .log does */
+		return sbfs_since_attr(fs, ino, st);
+	case K_SINCEDIR:
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return -ENOENT;
+		*ttl = SBFS_TTL_DIR;
+		return sbfs_since_dir_attr(fs, te, st);
 	case K_TOPIC:
 	case K_LOG:
 	case K_RECORD:

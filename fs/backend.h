@@ -186,6 +186,13 @@ typedef struct sbfs_backend_ops {
 	 * ls lists only those. */
 	int (*next_present)(sbfs_topic *t, uint64_t off, uint64_t *found);
 
+	/* Optional (NULL: TOPIC/.since/ is ENOTSUP): seek by time (SPEC §2):
+	 * the first offset whose record time, taken as the running maximum of
+	 * the times before it, is >= ts (ns since the epoch); next when none
+	 * (yet). A search, not a scan (the store: its time index; Kafka:
+	 * ListOffsets by timestamp, which answers the same). */
+	int (*seek_time)(sbfs_topic *t, int64_t ts, uint64_t *off);
+
 	/* ---- deleting, durability, housekeeping ---- */
 	/* Records before off go (rm of the oldest record; Kafka: DeleteRecords). */
 	int (*delete_before)(sbfs_topic *t, uint64_t off);

@@ -178,6 +178,11 @@ static int st_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, si
 	return E(sb_log_read_stream(L(t), pos, buf, len, nread));
 }
 
+static int st_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
+{
+	return E(sb_log_seek_time(L(t), ts, off));
+}
+
 static int st_delete_before(sbfs_topic *t, uint64_t off) { return E(sb_log_delete_before(L(t), off)); }
 static int st_sync(sbfs_topic *t) { return E(sb_log_sync(L(t))); }
 static int st_retain(sbfs_backend *b, int64_t now_ns) { return E(sb_store_retain(S(b), now_ns)); }
@@ -216,6 +221,7 @@ static const sbfs_backend_ops store_ops = {
 	.read_key = st_read_key,
 	.read_stream = st_read_stream,
 	.next_present = NULL, /* dense: every offset in [start, next) holds a record */
+	.seek_time = st_seek_time,
 	.delete_before = st_delete_before,
 	.sync = st_sync,
 	.retain = st_retain,

@@ -6,7 +6,10 @@
  *   id << 40 | 0                     topic directory (id: 23 bits hashed from its name)
  *   id << 40 | 1                     the topic's .log
  *   id << 40 | (16 + offset)         the record at offset
+ *   id << 40 | 2                     the topic's .since directory
  *   0 << 40 | n (n >= 2)             a file being created (transient)
+ *   0 << 40 | (2^39 + n)             a .since/TIME file (transient: as long
+ *                                    as the kernel holds it; since.c)
  */
 #ifndef SBFS_FS_H
 #define SBFS_FS_H
@@ -26,6 +29,8 @@
 #define SBFS_ID_MAX ((UINT32_C(1) << 23) - 1) /* inode numbers stay below 2^63 */
 #define SBFS_L_DIR 0
 #define SBFS_L_LOG 1
+#define SBFS_L_SINCE 2                    /* TOPIC/.since */
+#define SBFS_L_SINCE0 (UINT64_C(1) << 39) /* TOPIC/.since/TIME files, in id 0 */
 #define SBFS_L_REC0 16
 #define SBFS_MAX_OFFSET (SBFS_LOCAL_MASK - SBFS_L_REC0)
 _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX is the tree's");
@@ -40,7 +45,19 @@ _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX 
  * before it is appended under that name (pending.c). */
 #define SBFS_HOLD_NS (INT64_C(10) * 1000000000)
 
-enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING };
+enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING, K_SINCEDIR, K_SINCE };
+
+/* A TOPIC/.since/TIME file the kernel holds (since.c). */
+typedef struct sbfs_since {
+	struct sbfs_since *next;  /* sbfs.since, guarded by sbfs.sincelock */
+	uint64_t n;               /* immutable: inode 0 << 40 | SBFS_L_SINCE0 + n */
+	struct sbfs_tentry *te;   /* immutable */
+	int64_t ts;               /* immutable: TIME, ns since the epoch */
+	int relative;             /* immutable: TIME was -15m and the like */
+	uint64_t nlookup;         /* guarded by sbfs.sincelock: the kernel's count */
+	_Atomic uint64_t spos;    /* where it starts in the stream, once found
+				   * (UINT64_MAX until a record reaches ts) */
+} sbfs_since;
 
 /*
  * One incarnation of a topic as the tree knows it. A topic removed and made
@@ -104,6 +121,10 @@ typedef struct sbfs {
 	sbfs_pending *pending;
 	uint64_t next_pending;
 
+	pthread_mutex_t sincelock; /* guards since, next_since, each node's nlookup */
+	sbfs_since *since;      /* .since/TIME nodes the kernel holds */
+	uint64_t next_since;
+
 	pthread_mutex_t nlock;  /* guards stop, kick */
 	pthread_cond_t ncond;
 	int stop, kick;
@@ -135,6 +156,8 @@ typedef struct sbfs_fh {
 	size_t plen, pcap;
 	/* K_PENDING */
 	sbfs_pending *p;
+	/* K_SINCE: its node (alive while the kernel holds the open inode) */
+	sbfs_since *since;
 	/* K_ROOT listing: a snapshot of the topic names */
 	char **names;
 	size_t nnames;
@@ -258,6 +281,18 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 /* Append the files held too long under a temporary name (the notifier). */
 void sbfs_pending_expire(sbfs *fs);
 void sbfs_pending_free_all(sbfs *fs);
+
+/* ======== 2: since.c - TOPIC/.since/ and its files ======== */
+/* .since's attributes; a lookup in it (-ENOENT for a name that is no
+ * time), counted until forgotten; attributes of a node; a forget. */
+int sbfs_since_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_entry_param *e);
+int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup);
+/* open: the node of ino (-ENOENT); read: bytes from off of its file. */
+int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out);
+int sbfs_since_read(sbfs *fs, sbfs_since *s, uint64_t off, void *buf, size_t size, size_t *n);
+/* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: attr.c - attributes ======== */
 /* Attributes of each kind of node. */

@@ -83,6 +83,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			return sbfs_reply_err(req, -EPERM);
 		return (void)fuse_reply_attr(req, &st, ttl);
 	case K_LOG:
+	case K_SINCE:
+	case K_SINCEDIR:
 		rc = sbfs_attr_any(fs, ino, &st, &ttl);
 		return sbfs_reply_err(req, rc ? rc : -EPERM);
 	default:

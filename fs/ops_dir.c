@@ -56,7 +56,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	uint32_t id;
 	enum sbfs_kind k = sbfs_ino_kind(ino, &id, NULL);
 	sbfs_tentry *te = NULL;
-	if (k == K_TOPIC) {
+	if (k == K_TOPIC || k == K_SINCEDIR) {
 		if (sbfs_topic_by_id(fs, id, &te, NULL))
 			return sbfs_reply_err(req, -ENOENT);
 	} else if (k != K_ROOT) {
@@ -146,6 +146,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		goto out;
 	}
+	if (h->kind == K_SINCEDIR)
+		goto out; /* .since lists nothing: any time is a name in it */
 	/* a topic */
 	sbfs_tentry *te = h->te;
 	if (off == 2) {

@@ -42,6 +42,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 	case K_TOPIC:
 		break;
+	case K_SINCEDIR: { /* a time: since.c's node */
+		struct fuse_entry_param e;
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+		rc = sbfs_since_lookup(fs, te, name, &e);
+		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_entry(req, &e);
+	}
 	default:
 		return sbfs_reply_err(req, -ENOTDIR);
 	}
@@ -50,6 +57,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (strcmp(name, ".log") == 0) {
 		sbfs_attr_log(fs, te, &st);
 		return reply_entry(req, &st, SBFS_TTL_LOG, te->gen);
+	}
+	if (strcmp(name, ".since") == 0) {
+		rc = sbfs_since_dir_attr(fs, te, &st);
+		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 	}
 	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
 		return reply_entry(req, &st, 0, 0);
@@ -62,6 +73,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* no negative caching: the record may be appended any moment; a
 	 * record that is there but damaged is EIO, not a missing name */
 	sbfs_reply_err(req, rc);
+}
+
+/* Only .since/TIME nodes are counted (since.c); every other inode number
+ * is computed, never held. */
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (sbfs_ino_kind(ino, NULL, NULL) == K_SINCE)
+		sbfs_since_forget(FS(req), ino, nlookup);
+	fuse_reply_none(req);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -209,6 +229,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 void sbfs_ops_names_fill(struct fuse_lowlevel_ops *ops)
 {
 	ops->lookup = op_lookup;
+	ops->forget = op_forget;
 	ops->mkdir = op_mkdir;
 	ops->rmdir = op_rmdir;
 	ops->unlink = op_unlink;

@@ -112,6 +112,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 		fi->noflush = acc == O_RDONLY;
 		break;
+	case K_SINCE: {
+		sbfs_since *s;
+		int rc = sbfs_since_open(fs, ino, &s);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		if (acc != O_RDONLY || (fi->flags & O_TRUNC))
+			return sbfs_reply_err(req, -EPERM);
+		if (!(h = sbfs_fh_new(fs, K_SINCE, s->te)))
+			return sbfs_reply_err(req, -ENOMEM);
+		h->since = s;
+		fi->direct_io = 1; /* it grows as .log does */
+		fi->noflush = 1;
+		break;
+	}
+	case K_SINCEDIR:
+		return sbfs_reply_err(req, -EISDIR);
 	case K_PENDING: {
 		sbfs_pending *p;
 		int rc = sbfs_pending_open(fs, ino, &p);

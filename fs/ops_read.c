@@ -31,7 +31,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		rc = fs->b->ops->read_stream(t, h->base + (uint64_t)off, buf, size, &n);
 		if (rc == -ENOENT)
 			rc = -ENODATA; /* that part of the log was removed meanwhile */
-	} else
+	} else if (h->kind == K_SINCE)
+		rc = sbfs_since_read(fs, h->since, (uint64_t)off, buf, size, &n);
+	else
 		rc = -EBADF;
 	if (rc)
 		sbfs_reply_err(req, rc);

@@ -35,12 +35,16 @@ enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset)
 	if (i == 0) {
 		if (local == FUSE_ROOT_ID)
 			return K_ROOT;
+		if (local >= SBFS_L_SINCE0)
+			return K_SINCE;
 		return local >= 2 ? K_PENDING : K_BAD;
 	}
 	if (local == SBFS_L_DIR)
 		return K_TOPIC;
 	if (local == SBFS_L_LOG)
 		return K_LOG;
+	if (local == SBFS_L_SINCE)
+		return K_SINCEDIR;
 	if (local < SBFS_L_REC0)
 		return K_BAD;
 	if (offset)
@@ -219,6 +223,7 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	pthread_mutex_init(&fs->nslock, NULL);
 	pthread_rwlock_init(&fs->tlock, NULL);
 	pthread_mutex_init(&fs->plock, NULL);
+	pthread_mutex_init(&fs->sincelock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
 	pthread_mutex_init(&fs->slock, NULL);
@@ -235,6 +240,12 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 
 void sbfs_fini(sbfs *fs)
 {
+	while (fs->since) { /* .since/TIME nodes the kernel never forgot */
+		sbfs_since *s = fs->since;
+		fs->since = s->next;
+		free(s);
+	}
+	pthread_mutex_destroy(&fs->sincelock);
 	for (size_t i = 0; i < fs->cap; i++)
 		if (fs->tab[i])
 			entry_free(fs->tab[i]);

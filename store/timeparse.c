@@ -1,11 +1,12 @@
 /*
  * timeparse.c - the forms of a moment users give (SPEC §2 "Seek by time"):
- * ISO 8601, @EPOCH, or a time relative to now (sb_time_parse, sb_store.h).
+ * ISO 8601, @EPOCH, or a time relative to now (sb_time_parse, sb_time.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "sb_store.h"
+#include "sb_time.h"
 
 #define NS_PER_S INT64_C(1000000000)
 

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "sb_io.h"
+#include "sb_time.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -297,16 +298,6 @@ int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
  * damage, reported). -ENOENT for a removed topic.
  */
 int sb_log_seek_time(sb_log *l, int64_t ts, uint64_t *offset);
-/*
- * Parse a moment as users write it (SPEC §2): ISO 8601
- * (2026-11-29T10:00:00Z, with a fraction of a second, a numeric zone
- * +01:00 / +0100 / +01, or no zone meaning UTC; 2026-11-29 alone is
- * midnight UTC), @EPOCH seconds with an optional fraction, or a time before
- * now_ns: -90s, -15m, -2h, -7d (a fraction allowed: -1.5h). 0 and *out ns
- * since the epoch, -EINVAL for anything else, -ERANGE outside the years
- * 1678..2262.
- */
-int sb_time_parse(const char *s, int64_t now_ns, int64_t *out);
 
 /* Make offsets below `offset` unreadable (persisted); drops whole segments.
  * offset may not pass next; -EINVAL otherwise. */

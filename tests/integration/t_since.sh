@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# SPEC §2 "Seek by time" and §3 record times, through the mount:
+# TOPIC/.since/TIME in every form of TIME (ISO 8601 with Z, a fraction, a
+# numeric zone, a date alone; @EPOCH with a fraction; -90s and the like)
+# against a brute-force scan of records whose times a writer set (utimens on
+# a created file, cp -p, touch -d), stepping back and forth; names that are
+# no time; .since listed nowhere and listing nothing; a moment no record
+# reaches yet (empty, then it starts at the first record that does);
+# tail -f of a .since file; the answer kept across a remount (time index
+# files) and after they are removed (rebuilt).
+. "$(dirname "$0")/lib.sh"
+sb_mount
+M=$SB_MNT
+mkdir "$M/t" || sb_die "mkdir"
+
+# 400 records created as files whose times the writer sets (os.utime on
+# the open file, as cp -p does): 2023-11-14T22:13:20Z + a walk that mostly
+# goes forward and sometimes steps back. Their times go to $SB_TMP/ts.
+t python3 - "$M/t" "$SB_TMP/ts" <<'EOF' || sb_die "creating records"
+import os, random, sys
+rnd = random.Random(11)
+B = 1700000000 * 10**9
+t, out = B, []
+for i in range(400):
+    t += rnd.choice([rnd.randrange(1, 10**9), rnd.randrange(1, 10**9), -rnd.randrange(1, 5 * 10**9), 0])
+    p = os.path.join(sys.argv[1], "k%03d" % i)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"rec %d\n" % i)
+    os.utime(fd, ns=(t, t))
+    os.close(fd)
+    out.append(t)
+open(sys.argv[2], "w").write("".join("%d\n" % x for x in out))
+EOF
+
+# expect TIME_NS: the payloads from the first record whose time is >= it.
+expect() {
+	python3 - "$SB_TMP/ts" "$1" <<'EOF'
+import sys
+ts = [int(x) for x in open(sys.argv[1])]
+q = int(sys.argv[2])
+first = next((i for i, x in enumerate(ts) if x >= q), len(ts))
+sys.stdout.write("".join("rec %d\n" % i for i in range(first, len(ts))))
+EOF
+}
+# iso NS [ZONE_MINUTES]: the moment in ISO 8601 with ns, in that zone.
+iso() {
+	python3 - "$1" "${2:-0}" <<'EOF'
+import datetime, sys
+ns, zm = int(sys.argv[1]), int(sys.argv[2])
+tz = datetime.timezone(datetime.timedelta(minutes=zm))
+d = datetime.datetime.fromtimestamp(ns // 10**9, tz)
+z = "Z" if zm == 0 else "%+03d:%02d" % (zm // 60 if zm >= 0 else -((-zm) // 60), abs(zm) % 60)
+print(d.strftime("%Y-%m-%dT%H:%M:%S") + ".%09d" % (ns % 10**9) + z)
+EOF
+}
+
+case_ "record times are the ones the writer set"
+first=$(head -1 "$SB_TMP/ts")
+assert_eq "$first" "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$M/t/$(rec 0)")" "record 0's timestamp xattr"
+assert_eq "$((first / 1000000000))" "$(t stat -c %Y "$M/t/$(rec 0)")" "record 0's mtime"
+printf 'copied\n' >"$SB_TMP/cp.src"
+touch -d @1500000000.25 "$SB_TMP/cp.src"
+assert_ok cp -p "$SB_TMP/cp.src" "$M/t/cpfile"
+assert_eq 1500000000250000000 "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$M/t/$(rec 400)")" "cp -p sets the record's time"
+assert_ok touch -d 2020-01-02T03:04:05.5Z "$M/t/touched"
+assert_eq 1577934245500000000 "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$M/t/$(rec 401)")" "touch -d of a new name"
+# they stepped back far: the running maximum keeps them in every .since
+# file that reached an earlier record
+printf '%s\n%s\n' 1500000000250000000 1577934245500000000 >>"$SB_TMP/ts"
+# (their payloads are not "rec N": compare through a helper)
+expect_all() {
+	expect "$1" | sed -e 's/^rec 400$/copied/' -e 's/^rec 401$//' | sed '/^$/d'
+}
+
+case_ ".since/TIME in every form, against a scan (random moments)"
+mapfile -t moments < <(python3 - "$SB_TMP/ts" <<'EOF'
+import random
+import sys
+ts = [int(x) for x in open(sys.argv[1])][:400]
+rnd = random.Random(5)
+picks = [min(ts) - 1, max(ts), max(ts) + 1] + [rnd.choice(ts) + rnd.choice([-1, 0, 1]) for _ in range(12)]
+for p in picks:
+    print(p)
+EOF
+)
+n=0
+for q in "${moments[@]}"; do
+	want=$(expect_all "$q")
+	sec=$((q / 1000000000)); frac=$(printf '%09d' $((q % 1000000000)))
+	case $((n % 4)) in
+	0) name=$(iso "$q") ;;
+	1) name=$(iso "$q" 60) ;;
+	2) name=$(iso "$q" -330) ;;
+	3) name="@$sec.$frac" ;;
+	esac
+	assert_eq "$want" "$(t cat "$M/t/.since/$name")" "cat .since/$name"
+	n=$((n + 1))
+done
+assert_eq "$(expect_all 0)" "$(t cat "$M/t/.since/2023-11-14")" "a date alone: midnight UTC"
+assert_eq "$(expect_all 1700000000000000000)" "$(t cat "$M/t/.since/@1700000000")" "@EPOCH"
+assert_eq "" "$(t cat "$M/t/.since/-1h")" "nothing that recent (times are of 2023)"
+assert_eq "$(t stat -c %s "$M/t/.log")" "$(t stat -c %s "$M/t/.since/1970-01-01")" "from the start: .log's size"
+
+case_ "names that are no time, and what .since is"
+for bad in yesterday 2023-13-01 -5 @x 2023-11-14T25:00:00Z; do
+	assert_fail_with ENOENT cat "$M/t/.since/$bad"
+done
+assert_true '[ -d "$M/t/.since" ]' ".since is a directory"
+assert_eq "" "$(t ls -A "$M/t/.since")" ".since lists nothing"
+assert_eq 0 "$(t ls -A "$M/t" | grep -c since)" "a topic does not list .since"
+assert_fail_with "EPERM|EACCES" sh -c "echo x > '$M/t/.since/@1'"
+
+case_ "a moment no record reaches yet: empty, then it starts at the first that does"
+fut=$(( $(date +%s) + 3600 ))
+assert_eq 0 "$(t stat -c %s "$M/t/.since/@$fut")" "a future moment: empty"
+assert_sh_ok 'echo now >> "$1"' "$M/t/.log"
+assert_eq "" "$(t cat "$M/t/.since/@$fut")" "a record of now does not reach it"
+assert_ok touch -d "@$((fut + 5))" "$M/t/late"
+assert_ok touch -d "@$((fut - 100))" "$M/t/early"
+assert_sh_ok 'echo after >> "$1"' "$M/t/.log"
+assert_eq "after" "$(t cat "$M/t/.since/@$fut")" "starts at the first record that reaches it (empty ones), the rest follow"
+assert_eq "now" "$(t cat "$M/t/.since/-10m" | head -1)" "-10m: from the line appended now"
+
+case_ "tail -f of a .since file follows appends"
+out=$SB_TMP/tailf
+timeout 120 tail -c +1 -f "$M/t/.since/-1h" >"$out" 2>"$out.err" &
+tpid=$!
+for i in 1 2 3; do
+	assert_sh_ok 'echo "follow $2" >> "$1"' "$M/t/.log" "$i"
+	sleep 0.3
+done
+sb_wait_until 'grep -q "follow 3" "$out"' $((10 * SB_SLOW)) || assert_fail_now "tail -f did not follow: $(cat "$out" "$out.err")"
+assert_eq "$(printf 'now\nafter\nfollow 1\nfollow 2\nfollow 3')" "$(cat "$out")" "tail -f saw the records from -1h on, then the appends"
+kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+
+case_ "the same answers after a remount, and with the time index files removed"
+q=${moments[5]}
+want=$(t cat "$M/t/.since/@$((q / 1000000000)).$(printf '%09d' $((q % 1000000000)))")
+sb_remount
+assert_eq "$want" "$(t cat "$M/t/.since/@$((q / 1000000000)).$(printf '%09d' $((q % 1000000000)))")" "after a remount"
+ntix=$(ls "$SB_LOG/t"/*.tix 2>/dev/null | wc -l)
+assert_true '[ "$ntix" -ge 1 ]' "time index files beside the segments ($ntix)"
+sb_umount
+rm -f "$SB_LOG/t"/*.tix
+sb_mount
+assert_eq "$want" "$(t cat "$M/t/.since/@$((q / 1000000000)).$(printf '%09d' $((q % 1000000000)))")" "time index rebuilt"
