@@ -425,6 +425,8 @@ static void usage(FILE *f)
 		   "  --open-mb N    size of the topic whose open is timed (default 1024, quick 16)\n"
 		   "  --no-leveldb   skip the LevelDB side\n"
 		   "  --verbose      progress on stderr\n"
+		   "  since          instead: seek by time (.since/TIME) on 10M records against a\n"
+		   "                 scan: streambus bench since --help\n"
 		   "  --compression  instead: compressed segments on a text corpus (ratio beside\n"
 		   "                 zstd -3, lz4, gzip -6; append speed; reads): see\n"
 		   "                 tools/bench_compress.c; --corpus FILE, --corpus-mb N\n"
@@ -478,6 +480,8 @@ int sb_bench_main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "keys") == 0)
 		return sb_bench_keys_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "since") == 0)
+		return sb_bench_since_main(argc - 1, argv + 1);
 	uint64_t records = 0, open_mb = 0, t0;
 	int json = 0, no_leveldb = 0, ch, status = 0;
 	char dir[PATH_MAX];

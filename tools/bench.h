@@ -10,6 +10,8 @@
 int sb_bench_main(int argc, char **argv);
 /* `streambus bench keys ...` (bench_keys.c); argv[0] is "keys". */
 int sb_bench_keys_main(int argc, char **argv);
+/* `streambus bench since ...` (bench_since.c); argv[0] is "since". */
+int sb_bench_since_main(int argc, char **argv);
 
 /* ---- internal to tools/bench*.c ------------------------------------------ */
 #ifdef SB_BENCH_INTERNAL
