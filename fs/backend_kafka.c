@@ -496,6 +496,27 @@ static int kb_delete_before(sbfs_topic *t, uint64_t off)
 	return rc;
 }
 
+/* .since/TIME: Kafka's ListOffsets by time (its time index holds the
+ * running maximum, as SPEC §2 asks); none at or after ts: the next offset. */
+static int kb_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
+{
+	kpart *p = P(t);
+	int rc = kpart_known(p);
+	int64_t o = -1, ms = ts <= 0 ? 0 : ts / 1000000 + (ts % 1000000 != 0);
+	if (rc == 0)
+		rc = p->b->c->ops->offset_for_time(p->cp, ms, &o);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	if (o < 0 || o > p->hi)
+		o = p->hi;
+	if (o < p->lo)
+		o = p->lo;
+	pthread_mutex_unlock(&p->lock);
+	*off = (uint64_t)o;
+	return 0;
+}
+
 static int kb_sync(sbfs_topic *t) { (void)t; return 0; } /* acknowledged = in the cluster */
 static int kb_retain(sbfs_backend *b, int64_t now_ns) { (void)b, (void)now_ns; return 0; }
 
@@ -614,6 +635,7 @@ static const sbfs_backend_ops kafka_ops = {
 	.read = kb_read,
 	.read_key = kb_read_key,
 	.read_stream = kb_read_stream,
+	.seek_time = kb_seek_time,
 	.delete_before = kb_delete_before,
 	.sync = kb_sync,
 	.retain = kb_retain,

@@ -46,6 +46,7 @@ struct kc_part {
 	int started;
 	int64_t pos;            /* where the consumer stands */
 	atomic_int wm_busy;     /* a watermark query is out */
+	atomic_int tm_busy;     /* an offsets-for-times query is out */
 };
 
 /* One produce call's messages: freed by whoever drops the last reference
@@ -228,6 +229,7 @@ out_unlock:
  */
 typedef struct wmjob {
 	kc_part *p;
+	int64_t ts;             /* >= 0: offsets for this time (ms), not watermarks */
 	pthread_mutex_t m;      /* guards done, refs, lo, hi, err */
 	pthread_cond_t cv;
 	int done, refs;
@@ -252,8 +254,19 @@ static void *wm_run(void *arg)
 	wmjob *j = arg;
 	kc_part *p = j->p;
 	int64_t lo = -1, hi = -1;
-	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(p->c->cons, p->topic, p->part,
-								 &lo, &hi, p->c->timeout_ms);
+	rd_kafka_resp_err_t e;
+	if (j->ts >= 0) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, p->topic, p->part)->offset = j->ts;
+		e = rd_kafka_offsets_for_times(p->c->cons, l, p->c->timeout_ms);
+		if (!e)
+			e = l->elems[0].err;
+		lo = l->elems[0].offset;
+		rd_kafka_topic_partition_list_destroy(l);
+	} else {
+		e = rd_kafka_query_watermark_offsets(p->c->cons, p->topic, p->part, &lo, &hi,
+						     p->c->timeout_ms);
+	}
 	pthread_mutex_lock(&j->m);
 	j->lo = lo;
 	j->hi = hi;
@@ -261,24 +274,26 @@ static void *wm_run(void *arg)
 	j->done = 1;
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->m);
-	atomic_store(&p->wm_busy, 0);
+	atomic_store(j->ts >= 0 ? &p->tm_busy : &p->wm_busy, 0);
 	atomic_fetch_sub(&p->c->jobs, 1);
 	wmjob_put(j);
 	return NULL;
 }
 
-static int rk_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
+static int run_job(kc_part *p, int64_t ts, int wait_ms, int64_t *lo, int64_t *hi)
 {
 	rk_client *c = p->c;
+	atomic_int *busy = ts >= 0 ? &p->tm_busy : &p->wm_busy;
 	int tmo = wait_ms > 0 && wait_ms < c->timeout_ms ? wait_ms : c->timeout_ms;
-	if (atomic_exchange(&p->wm_busy, 1))
+	if (atomic_exchange(busy, 1))
 		return -ETIMEDOUT; /* the last one has not come back */
 	wmjob *j = calloc(1, sizeof *j);
 	if (!j) {
-		atomic_store(&p->wm_busy, 0);
+		atomic_store(busy, 0);
 		return -ENOMEM;
 	}
 	j->p = p;
+	j->ts = ts;
 	j->refs = 2;
 	pthread_mutex_init(&j->m, NULL);
 	pthread_cond_init(&j->cv, NULL);
@@ -290,7 +305,7 @@ static int rk_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
 	if (pthread_create(&th, &a, wm_run, j) != 0) {
 		pthread_attr_destroy(&a);
 		atomic_fetch_sub(&c->jobs, 1);
-		atomic_store(&p->wm_busy, 0);
+		atomic_store(busy, 0);
 		pthread_mutex_destroy(&j->m);
 		pthread_cond_destroy(&j->cv);
 		free(j);
@@ -312,11 +327,22 @@ static int rk_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
 	int rc = !j->done ? -ETIMEDOUT : map_err(j->err);
 	if (rc == 0) {
 		*lo = j->lo;
-		*hi = j->hi;
+		if (hi)
+			*hi = j->hi;
 	}
 	pthread_mutex_unlock(&j->m);
 	wmjob_put(j);
 	return rc;
+}
+
+static int rk_watermarks(kc_part *p, int wait_ms, int64_t *lo, int64_t *hi)
+{
+	return run_job(p, -1, wait_ms, lo, hi);
+}
+
+static int rk_offset_for_time(kc_part *p, int64_t ts_ms, int64_t *off)
+{
+	return run_job(p, ts_ms < 0 ? 0 : ts_ms, 0, off, NULL);
 }
 
 /* Position the consumer at `from` (flock held). */
@@ -697,6 +723,7 @@ static const kc_ops rk_ops = {
 	.produce = rk_produce,
 	.create_topic = rk_create_topic,
 	.delete_topic = rk_delete_topic,
+	.offset_for_time = rk_offset_for_time,
 	.delete_records = rk_delete_records,
 	.record_max = rk_record_max,
 	.close = rk_close,

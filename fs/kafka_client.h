@@ -63,6 +63,10 @@ typedef struct kc_ops {
 	int (*produce)(kc_part *p, const kc_rec *recs, size_t n, int64_t *offsets);
 	int (*create_topic)(kc *c, const char *topic, int partitions, int replication);
 	int (*delete_topic)(kc *c, const char *topic);
+	/* Kafka's ListOffsets by time: the first offset whose timestamp (as
+	 * the running maximum, Kafka's time index) is >= ts_ms, or -1 when
+	 * there is none. */
+	int (*offset_for_time)(kc_part *p, int64_t ts_ms, int64_t *off);
 	/* Kafka's DeleteRecords: every record below `before` goes. */
 	int (*delete_records)(kc_part *p, int64_t before);
 	/* Largest record the cluster takes (message.max.bytes). */

@@ -162,6 +162,10 @@ kc -C -t conc -o 420 -e -q -f '%s' >"$SB_TMP/after.got"
 assert_ok cmp "$SB_TMP/after" "$SB_TMP/after.got"
 assert_eq "$(cat "$SB_TMP/after")" "$(t tail -n 100 "$M/conc/.log")" "tail -n 100 of .log"
 
+case_ ".since/TIME answers (the 2.0.2 mock cannot look up by time: it says -1, so the file starts at the end; test_kafka_backend checks the lookup)"
+assert_ok cat "$M/prod/.since/@0"
+assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.since/yesterday")" "a bad TIME"
+
 case_ "statfs answers; rm and mkdir are what the mock cannot do (see the unit test)"
 assert_ok df "$M"
 sb_umount

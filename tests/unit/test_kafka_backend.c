@@ -54,6 +54,7 @@ typedef struct fake {
 	int down;               /* unreachable: calls time out */
 	int fetches;            /* fetch calls */
 	int fetch_max;          /* records per fetch */
+	int time_queries;
 	int created_parts, created_repl, deleted_topics;
 	int64_t deleted_before;
 	char last_created[64];
@@ -211,6 +212,27 @@ static int f_delete_records(kc_part *p, int64_t before)
 	return rc;
 }
 
+/* The first offset whose running-maximum time is >= ts_ms (Kafka's time
+ * index), or -1. */
+static int f_offset_for_time(kc_part *p, int64_t ts_ms, int64_t *off)
+{
+	fake *f = fake_of(p);
+	pthread_mutex_lock(&f->m);
+	int rc = f->down ? -ETIMEDOUT : 0;
+	int64_t max = INT64_MIN, found = -1;
+	for (int64_t o = p->t->lo; rc == 0 && o < p->t->hi && found < 0; o++) {
+		if (p->t->recs[o].ts > max)
+			max = p->t->recs[o].ts;
+		if (max >= ts_ms)
+			found = o;
+	}
+	if (rc == 0)
+		*off = found;
+	f->time_queries++;
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
 static size_t f_record_max(kc *c) { (void)c; return 1000000; }
 
 static void f_close(kc *c)
@@ -231,6 +253,7 @@ static const kc_ops fake_ops = {
 	.list = f_list, .part_open = f_part_open, .watermarks = f_watermarks,
 	.fetch = f_fetch, .produce = f_produce, .create_topic = f_create,
 	.delete_topic = f_delete_topic, .delete_records = f_delete_records,
+	.offset_for_time = f_offset_for_time,
 	.record_max = f_record_max, .close = f_close,
 };
 
@@ -630,4 +653,33 @@ Test(kafka_backend, headers_come_through_the_cache_in_order)
 	}
 	b->ops->close(b);
 	free(all);
+}
+
+Test(kafka_backend, since_asks_the_cluster_by_time)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	/* times 1000, 3000, 2000 (a clock step back), 4000, 5000 ms */
+	int64_t ts[] = { 1000, 3000, 2000, 4000, 5000 };
+	for (int i = 0; i < 5; i++)
+		fput(ft, NULL, 0, "x", 1, ts[i]);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	uint64_t off = 99;
+	cr_assert_eq(b->ops->seek_time(t, 0, &off), 0);
+	cr_assert_eq(off, 0);
+	cr_assert_eq(b->ops->seek_time(t, 2000 * 1000000LL, &off), 0);
+	cr_assert_eq(off, 1, "the running maximum: 3000 at offset 1 is the first >= 2000");
+	cr_assert_eq(b->ops->seek_time(t, 3500 * 1000000LL + 1, &off), 0);
+	cr_assert_eq(off, 3);
+	cr_assert_eq(b->ops->seek_time(t, 4000 * 1000000LL + 1, &off), 0);
+	cr_assert_eq(off, 4, "a time between milliseconds rounds up");
+	cr_assert_eq(b->ops->seek_time(t, 9000 * 1000000LL, &off), 0);
+	cr_assert_eq(off, 5, "none yet: the next offset");
+	cr_assert_eq(f->time_queries, 5);
+	pthread_mutex_lock(&f->m);
+	f->down = 1;
+	pthread_mutex_unlock(&f->m);
+	cr_assert_eq(b->ops->seek_time(t, 0, &off), -ETIMEDOUT);
+	b->ops->close(b);
 }
