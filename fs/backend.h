@@ -94,6 +94,16 @@ typedef struct sbfs_topic sbfs_topic;
 /* Bits of sbfs_rec.flags and sbfs_recinfo.flags. */
 #define SBFS_REC_TOMBSTONE 0x0001u /* a delete marker for its key (no payload) */
 
+/* One record header (SPEC §2: user.streambus.header.NAME): a name of 1..255
+ * bytes without a NUL and bytes. Layout-compatible with the store's
+ * sb_header (checked in backend_store.c). */
+typedef struct sbfs_header {
+	const char *name;
+	uint32_t name_len;
+	const void *value;
+	uint32_t value_len;
+} sbfs_header;
+
 /*
  * One record to append. Layout-compatible with the store's sb_record_in
  * (backend_store.c checks it at compile time and passes batches through
@@ -106,6 +116,8 @@ typedef struct sbfs_rec {
 	uint32_t value_len;
 	uint16_t flags;         /* SBFS_REC_*; 0 for plain records */
 	int64_t timestamp_ns;   /* 0: now */
+	const sbfs_header *headers; /* n_headers of them, names distinct */
+	uint32_t n_headers;
 } sbfs_rec;
 
 typedef struct sbfs_recinfo {

@@ -37,7 +37,18 @@ SAME_FIELD(value);
 SAME_FIELD(value_len);
 SAME_FIELD(flags);
 SAME_FIELD(timestamp_ns);
+SAME_FIELD(headers);
+SAME_FIELD(n_headers);
 _Static_assert(sizeof(sbfs_rec) == sizeof(sb_record_in), "sbfs_rec is not sb_record_in");
+#define SAME_HFIELD(f) \
+	_Static_assert(offsetof(sbfs_header, f) == offsetof(sb_header, f) && \
+		       sizeof(((sbfs_header *)0)->f) == sizeof(((sb_header *)0)->f), \
+		       "sbfs_header." #f " is not laid out as sb_header." #f)
+SAME_HFIELD(name);
+SAME_HFIELD(name_len);
+SAME_HFIELD(value);
+SAME_HFIELD(value_len);
+_Static_assert(sizeof(sbfs_header) == sizeof(sb_header), "sbfs_header is not sb_header");
 _Static_assert(SBFS_REC_TOMBSTONE == 0x0001u, "SBFS_REC_TOMBSTONE is the store's tombstone flag");
 
 static const sb_record_in *R(const sbfs_rec *r) { return (const sb_record_in *)(const void *)r; }

@@ -7,14 +7,37 @@
 
 #include "codec.h"
 
+/* The header block of r at dst (sb_hdrs_size(r) bytes). */
+static void hdrs_encode(uint8_t *dst, const sb_record_in *r)
+{
+	uint8_t *q = dst + SB_HDRS_AT_FIRST;
+
+	sb_put16(dst + SB_HDRS_AT_COUNT, (uint16_t)r->n_headers);
+	for (uint32_t i = 0; i < r->n_headers; i++) {
+		const sb_header *h = &r->headers[i];
+		q[SB_HDR_AT_NAME_LEN] = (uint8_t)h->name_len;
+		sb_put16(q + SB_HDR_AT_VAL_LEN, (uint16_t)h->value_len);
+		memcpy(q + SB_HDR_AT_NAME, h->name, h->name_len);
+		if (h->value_len)
+			memcpy(q + SB_HDR_AT_NAME + h->name_len, h->value, h->value_len);
+		q += SB_HDR_AT_NAME + h->name_len + h->value_len;
+	}
+}
+
 size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r)
 {
 	size_t size = sb_rec_size(r->key_len, r->value_len);
+	uint16_t flags = (uint16_t)(r->flags & ~SB_REC_HEADERS);
 
+	if (r->n_headers) {
+		hdrs_encode(dst + size, r);
+		size += sb_hdrs_size(r);
+		flags |= SB_REC_HEADERS;
+	}
 	sb_put32(dst + SB_REC_AT_SIZE, (uint32_t)size);
 	sb_put64(dst + SB_REC_AT_OFFSET, offset);
 	sb_put64(dst + SB_REC_AT_TS, (uint64_t)ts);
-	sb_put16(dst + SB_REC_AT_FLAGS, r->flags);
+	sb_put16(dst + SB_REC_AT_FLAGS, flags);
 	sb_put16(dst + SB_REC_AT_KEY_LEN, (uint16_t)r->key_len);
 	sb_put32(dst + SB_REC_AT_VAL_LEN, r->value_len);
 	if (r->key_len)
@@ -25,14 +48,69 @@ size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_
 	return size;
 }
 
+int sb_headers_check(const sb_header *h, size_t n)
+{
+	size_t bytes = SB_HDRS_AT_FIRST;
+
+	if (n > SB_HEADERS_MAX_COUNT)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++) {
+		if (!h[i].name_len || h[i].name_len > SB_HDR_NAME_MAX || memchr(h[i].name, 0, h[i].name_len))
+			return -EINVAL;
+		if (h[i].value_len > SB_HDR_VALUE_MAX)
+			return -E2BIG;
+		bytes += SB_HDR_AT_NAME + h[i].name_len + h[i].value_len;
+		for (size_t j = 0; j < i; j++)
+			if (h[j].name_len == h[i].name_len && !memcmp(h[j].name, h[i].name, h[i].name_len))
+				return -EINVAL;
+	}
+	return n && bytes > SB_HDRS_MAX ? -E2BIG : 0;
+}
+
+int sb_headers_next(const void *block, size_t len, size_t *pos, sb_header *h)
+{
+	const uint8_t *b = block;
+	size_t p = *pos ? *pos : SB_HDRS_AT_FIRST;
+
+	if (len == 0 || p == len)
+		return 0;
+	if (p < SB_HDRS_AT_FIRST || p > len || len - p < SB_HDR_AT_NAME)
+		return SB_ECORRUPT;
+	uint32_t nl = b[p + SB_HDR_AT_NAME_LEN], vl = sb_get16(b + p + SB_HDR_AT_VAL_LEN);
+	if (!nl || len - p - SB_HDR_AT_NAME < (size_t)nl + vl)
+		return SB_ECORRUPT;
+	h->name = (const char *)b + p + SB_HDR_AT_NAME;
+	h->name_len = nl;
+	h->value = b + p + SB_HDR_AT_NAME + nl;
+	h->value_len = vl;
+	*pos = p + SB_HDR_AT_NAME + nl + vl;
+	return 1;
+}
+
+int sb_hdrs_valid(const uint8_t *p, size_t len)
+{
+	size_t pos = 0, n = 0;
+	sb_header h;
+	int r;
+
+	if (len < SB_HDRS_MIN || len > SB_HDRS_MAX)
+		return 0;
+	while ((r = sb_headers_next(p, len, &pos, &h)) == 1) {
+		if (memchr(h.name, 0, h.name_len))
+			return 0;
+		n++;
+	}
+	return r == 0 && n == sb_get16(p + SB_HDRS_AT_COUNT) && n <= SB_HEADERS_MAX_COUNT;
+}
+
 size_t sb_record_size(const sb_record_in *r)
 {
-	return sb_rec_size(r->key_len, r->value_len);
+	return sb_rec_size_in(r);
 }
 
 size_t sb_record_encode(void *dst, size_t cap, uint64_t offset, int64_t ts_ns, const sb_record_in *r)
 {
-	if (r->key_len > SB_KEY_MAX || sb_record_size(r) > cap)
+	if (r->key_len > SB_KEY_MAX || sb_headers_check(r->headers, r->n_headers) || sb_record_size(r) > cap)
 		return 0;
 	return sb_rec_encode(dst, offset, ts_ns, r);
 }
@@ -49,6 +127,11 @@ void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h)
 }
 
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
+{
+	return sb_rec_decode_v(p, avail, SB_FORMAT_VERSION, check_crc, h);
+}
+
+int sb_rec_decode_v(const uint8_t *p, size_t avail, unsigned version, int check_crc, sb_rec_hdr *h)
 {
 	sb_rec_hdr t;
 
@@ -72,11 +155,17 @@ int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 	t.flags = sb_get16(p + SB_REC_AT_FLAGS);
 	t.key_len = sb_get16(p + SB_REC_AT_KEY_LEN);
 	t.value_len = sb_get32(p + SB_REC_AT_VAL_LEN);
-	if ((uint64_t)SB_REC_HDR + t.key_len + t.value_len != t.size)
+	uint64_t body = (uint64_t)SB_REC_HDR + t.key_len + t.value_len;
+	if (t.size < body)
+		return SB_REC_BAD;
+	t.hdrs_len = t.size - (uint32_t)body;
+	/* Only a v3 record with the flag has a header block (format.h). */
+	if (version >= 3 && (t.flags & SB_REC_HEADERS) ? t.hdrs_len < SB_HDRS_MIN || t.hdrs_len > SB_HDRS_MAX
+						      : t.hdrs_len != 0)
 		return SB_REC_BAD;
 	if (t.size > avail)
 		return SB_REC_TORN;
-	if (t.flags & ~SB_REC_KNOWN_FLAGS) {
+	if (t.flags & ~(version >= 3 ? SB_REC_KNOWN_FLAGS : SB_REC_KNOWN_FLAGS_V2)) {
 		/* A flag this version does not know (a newer writer, or damage
 		 * under a good CRC): never taken for a plain record. */
 		*h = t;
@@ -84,6 +173,10 @@ int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h)
 	}
 	if (check_crc && sb_crc32c(0, p + SB_REC_AT_SIZE, t.size - SB_REC_AT_SIZE) != t.crc) {
 		*h = t;
+		return SB_REC_BAD;
+	}
+	if (check_crc && t.hdrs_len && !sb_hdrs_valid(p + sb_rec_hdrs_at(&t), t.hdrs_len)) {
+		*h = t; /* a good CRC over a block that does not parse */
 		return SB_REC_BAD;
 	}
 	*h = t;
@@ -107,7 +200,8 @@ static int hdr_check(const uint8_t *src, uint32_t magic, uint16_t size)
 	if (sb_get32(src + SB_FH_MAGIC) != magic || sb_get16(src + SB_FH_SIZE) != size ||
 	    sb_crc32c(0, src, size - 4u) != sb_get32(src + size - 4u))
 		return SB_ECORRUPT;
-	if (sb_get16(src + SB_FH_VERSION) != SB_FORMAT_VERSION)
+	if (sb_get16(src + SB_FH_VERSION) < SB_FORMAT_MIN_VERSION ||
+	    sb_get16(src + SB_FH_VERSION) > SB_FORMAT_VERSION)
 		return SB_EVERSION;
 	return 0;
 }
@@ -122,6 +216,7 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 		return SB_ECORRUPT; /* stream positions in it would wrap */
 	h->base_offset = sb_get64(src + SB_SEG_AT_BASE);
 	h->base_stream = sb_get64(src + SB_SEG_AT_STREAM);
+	h->version = sb_get16(src + SB_FH_VERSION);
 	return 0;
 }
 

@@ -45,12 +45,29 @@ typedef struct sb_rec_hdr {
 	uint16_t flags;
 	uint16_t key_len;
 	uint32_t value_len;
+	uint32_t hdrs_len;  /* v3: the header block after the value (0: none) */
 } sb_rec_hdr;
 
-/* Bytes one record of this key and value takes in a segment. */
+/* Bytes one record of this key and value (and no headers) takes in a segment. */
 static inline size_t sb_rec_size(uint32_t key_len, uint32_t value_len)
 {
 	return (size_t)SB_REC_HDR + key_len + value_len;
+}
+/* Bytes of r's encoded header block (0 without headers; see format.h). */
+static inline size_t sb_hdrs_size(const sb_record_in *r)
+{
+	size_t b = SB_HDRS_AT_FIRST;
+
+	if (!r->n_headers)
+		return 0;
+	for (uint32_t i = 0; i < r->n_headers; i++)
+		b += SB_HDR_AT_NAME + (size_t)r->headers[i].name_len + r->headers[i].value_len;
+	return b;
+}
+/* Bytes record r takes in a segment. */
+static inline size_t sb_rec_size_in(const sb_record_in *r)
+{
+	return sb_rec_size(r->key_len, r->value_len) + sb_hdrs_size(r);
 }
 
 /* Where the value of a record with header h starts, from the record's start. */
@@ -58,12 +75,20 @@ static inline uint32_t sb_rec_value_at(const sb_rec_hdr *h)
 {
 	return SB_REC_AT_KEY + h->key_len;
 }
+/* Where its header block starts (v3; h->hdrs_len bytes). */
+static inline uint32_t sb_rec_hdrs_at(const sb_rec_hdr *h)
+{
+	return SB_REC_AT_KEY + h->key_len + h->value_len;
+}
 
 /*
  * The framing of the record at p (avail bytes readable there, at least
- * SB_REC_HDR): its crc, size, offset, timestamp, flags and lengths into *h.
- * 1 when the lengths add up to its size and it fits in avail, else 0. What
- * a reader checks of each record it steps over; no CRC, no flags check.
+ * SB_REC_HDR), from its first SB_REC_HDR bytes alone: its crc, size,
+ * offset, timestamp, flags and lengths into *h. 1 when the lengths add up
+ * to its size (with a header block of SB_HDRS_MIN..SB_HDRS_MAX bytes when
+ * the flags say it has one, none otherwise) and it fits in avail, else 0.
+ * What a reader checks of each record it steps over; no CRC, no check of
+ * the other flags.
  */
 static inline int sb_rec_frame(const uint8_t *p, uint64_t avail, sb_rec_hdr *h)
 {
@@ -74,11 +99,20 @@ static inline int sb_rec_frame(const uint8_t *p, uint64_t avail, sb_rec_hdr *h)
 	h->flags = sb_get16(p + SB_REC_AT_FLAGS);
 	h->key_len = sb_get16(p + SB_REC_AT_KEY_LEN);
 	h->value_len = sb_get32(p + SB_REC_AT_VAL_LEN);
-	return h->size == (uint64_t)SB_REC_HDR + h->key_len + h->value_len && h->size <= avail;
+	uint64_t body = (uint64_t)SB_REC_HDR + h->key_len + h->value_len;
+	if (h->size < body || h->size > avail)
+		return 0;
+	h->hdrs_len = h->size - (uint32_t)body;
+	if (h->flags & SB_REC_HEADERS)
+		return h->hdrs_len >= SB_HDRS_MIN && h->hdrs_len <= SB_HDRS_MAX;
+	return h->hdrs_len == 0;
 }
 
-/* Encode record r at `offset` into dst (sb_rec_size() bytes). Returns the size. */
+/* Encode record r at `offset` into dst (sb_rec_size_in() bytes; its headers
+ * passed sb_headers_check()). Returns the size. */
 size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r);
+/* Is the header block [p, p + len) well formed (format.h)? 1 or 0. */
+int sb_hdrs_valid(const uint8_t *p, size_t len);
 
 enum {
 	SB_REC_OK = 0,     /* a whole record with a good CRC */
@@ -87,10 +121,15 @@ enum {
 	SB_REC_BAD = 3,    /* inconsistent header, unknown flags or CRC mismatch */
 };
 /*
- * Decode the record at p with `avail` bytes after it. check_crc: verify the
- * CRC over the whole record. Returns SB_REC_*; *h is filled when the header
- * itself is sane (OK, and BAD from unknown flags or a CRC mismatch), untouched otherwise.
+ * Decode the record at p with `avail` bytes after it, as a segment of format
+ * version `version` holds it (flags that version does not define are
+ * damage). check_crc: verify the CRC over the whole record, and that its
+ * header block parses. Returns SB_REC_*; *h is filled when the header
+ * itself is sane (OK, and BAD from unknown flags, a CRC mismatch or a bad
+ * header block), untouched otherwise.
  */
+int sb_rec_decode_v(const uint8_t *p, size_t avail, unsigned version, int check_crc, sb_rec_hdr *h);
+/* The same for the current version (SB_FORMAT_VERSION). */
 int sb_rec_decode(const uint8_t *p, size_t avail, int check_crc, sb_rec_hdr *h);
 
 /* The 32 header bytes of *h, as in a segment. A reader checks the CRC over
@@ -101,10 +140,14 @@ void sb_rec_hdr_encode(uint8_t dst[SB_REC_HDR], const sb_rec_hdr *h);
 typedef struct sb_seg_hdr {
 	uint64_t base_offset;
 	uint64_t base_stream;
+	unsigned version;   /* decoded: SB_FORMAT_MIN_VERSION..SB_FORMAT_VERSION */
 } sb_seg_hdr;
+/* Encoded with version SB_FORMAT_VERSION, whatever h->version says. */
 void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h);
 /* 0, SB_ECORRUPT (magic/CRC/size, or a base stream pos past SB_STREAM_MAX)
- * or SB_EVERSION; *h untouched on failure. */
+ * or SB_EVERSION (a version outside SB_FORMAT_MIN_VERSION..SB_FORMAT_VERSION);
+ * *h untouched on failure. The index, meta and clean decoders below accept
+ * the same versions. */
 int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h);
 
 typedef struct sb_idx_entry {

@@ -25,7 +25,7 @@ void sb_log_config_default(sb_log_config *c)
 int sb_log_config_check(const sb_log_config *c, const char **why)
 {
 	const char *w = NULL;
-	uint64_t batch = (uint64_t)c->max_record_bytes + SB_REC_HDR + SB_KEY_MAX;
+	uint64_t batch = (uint64_t)c->max_record_bytes + SB_REC_HDR + SB_KEY_MAX + SB_HDRS_MAX;
 
 	if (batch < (4u << 20))
 		batch = 4u << 20;

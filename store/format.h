@@ -15,18 +15,47 @@
  *   F-L.keys                   a key table of the key index (format 3;
  *                              rebuildable; its format is in keytable.h)
  *
+ * Format version 3 (SB_FORMAT_VERSION). Version 2 files are still read,
+ * verified and recovered (SB_FORMAT_MIN_VERSION); new files are written in
+ * version 3. A version 2 segment stays version 2: records without headers
+ * are appended to it as before (their bytes are the same in both versions);
+ * a record with headers rolls to a new version 3 segment first.
+ *
  * Segment file = header (32 bytes) then records back to back. A segment may
  * end in zeros (preallocated space): a record whose size field is 0 ends it.
  *
- *   segment header            record (SB_REC_HDR = 32 bytes + key + value)
+ *   segment header            record (SB_REC_HDR = 32 bytes + key + value
+ *                                     [+ header block, v3])
  *   0  u32 magic "SBSG"       0  u32 crc32c of bytes [4, size)
- *   4  u16 version            4  u32 size = 32 + key_len + value_len
- *   6  u16 header size (32)   8  u64 offset
- *   8  u64 base offset       16  i64 timestamp, ns since the epoch
- *  16  u64 base stream pos   24  u16 flags (SB_REC_*)
- *  24  u32 reserved (0)      26  u16 key_len
- *  28  u32 crc32c of [0,28)  28  u32 value_len
- *                            32  key bytes, then value bytes
+ *   4  u16 version (2 or 3)   4  u32 size = 32 + key_len + value_len
+ *   6  u16 header size (32)            (+ header block length, v3)
+ *   8  u64 base offset        8  u64 offset
+ *  16  u64 base stream pos   16  i64 timestamp, ns since the epoch
+ *  24  u32 reserved (0)      24  u16 flags (SB_REC_*)
+ *  28  u32 crc32c of [0,28)  26  u16 key_len
+ *                            28  u32 value_len
+ *                            32  key bytes, then value bytes, then (v3,
+ *                                flag SB_REC_HEADERS) the header block
+ *
+ * Record headers (v3): a record whose flags have SB_REC_HEADERS ends in a
+ * header block, after its value; its length is what the size field counts
+ * past the value: size - 32 - key_len - value_len, at least SB_HDRS_MIN and
+ * at most SB_HDRS_MAX. Without the flag that difference is 0. So a record's
+ * framing (and where its value is) still comes from its first 32 bytes
+ * alone, and the record CRC covers the block like the rest.
+ *
+ *   header block
+ *   0  u16 count of headers (1 .. SB_HEADERS_MAX_COUNT)
+ *   2  the headers back to back, each:
+ *        0  u8  name length (1 .. SB_HDR_NAME_MAX)
+ *        1  u16 value length (0 .. SB_HDR_VALUE_MAX)
+ *        3  name bytes (no NUL among them), then value bytes
+ *
+ * The headers fill the block exactly; names differ from each other (a
+ * writer refuses duplicates). A block that does not parse so is damage.
+ *
+ * [v3 sections of the other issue 9 parts go here: the time index file
+ *  (timeidx) and the compressed segment form (compress).]
  *
  * "stream pos" is a position in the topic's stream: the concatenation of
  * every payload ever appended, in offset order (what the filesystem serves as
@@ -93,7 +122,9 @@
 
 #include "sb_store.h"
 
-#define SB_FORMAT_VERSION 2 /* 2: the index header holds the largest timestamp */
+/* 2: the index header holds the largest timestamp; 3: record headers. */
+#define SB_FORMAT_VERSION 3
+#define SB_FORMAT_MIN_VERSION 2 /* the oldest version still read */
 
 #define SB_SEG_MAGIC   0x47534253u /* "SBSG" */
 #define SB_IDX_MAGIC   0x58494253u /* "SBIX" */
@@ -179,10 +210,27 @@
 /* Largest key. */
 #define SB_KEY_MAX 65535u
 
-/* Record flags. */
+/* Record flags. Bits a segment's version does not define make a record
+ * damage (SB_REC_BAD), whatever its CRC says. */
 #define SB_REC_TOMBSTONE 0x0001u /* a delete marker for its key (compaction) */
 #define SB_REC_COMPRESSED_MASK 0x000eu /* reserved: compression codec */
-#define SB_REC_KNOWN_FLAGS (SB_REC_TOMBSTONE)
+#define SB_REC_HEADERS   0x0010u /* v3: a header block ends the record */
+#define SB_REC_KNOWN_FLAGS_V2 (SB_REC_TOMBSTONE)
+#define SB_REC_KNOWN_FLAGS (SB_REC_TOMBSTONE | SB_REC_HEADERS) /* version 3 */
+/* The flags a writer may ask for (sb_record_in.flags); SB_REC_HEADERS is
+ * the encoder's, set when a record has headers. */
+#define SB_REC_USER_FLAGS (SB_REC_TOMBSTONE)
+
+/* Record headers (v3): the header block (see the top of this file). */
+#define SB_HDRS_AT_COUNT   0u  /* u16 */
+#define SB_HDRS_AT_FIRST   2u  /* the first header */
+#define SB_HDR_AT_NAME_LEN 0u  /* u8, in each header */
+#define SB_HDR_AT_VAL_LEN  1u  /* u16 */
+#define SB_HDR_AT_NAME     3u  /* the name; the value follows it */
+#define SB_HDR_NAME_MAX    SB_HEADER_NAME_MAX  /* 255 (sb_store.h) */
+#define SB_HDR_VALUE_MAX   SB_HEADER_VALUE_MAX /* 65535 */
+#define SB_HDRS_MAX        SB_HEADERS_MAX_BYTES /* 65536: the whole block */
+#define SB_HDRS_MIN        (SB_HDRS_AT_FIRST + SB_HDR_AT_NAME + 1u) /* one header, 1-byte name */
 
 /*
  * Compressed segment (format version 3; docs/FORMAT.md "Compressed

@@ -226,7 +226,7 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	l->opt = *o;
 	l->io = o->io ? o->io : sb_io_default();
 	l->read_only = o->read_only;
-	l->batch_max = cfg->max_record_bytes + SB_REC_HDR + SB_KEY_MAX;
+	l->batch_max = cfg->max_record_bytes + SB_REC_HDR + SB_KEY_MAX + SB_HDRS_MAX;
 	if (l->batch_max < (4u << 20))
 		l->batch_max = 4u << 20;
 	l->sp = (sb_seg_params){
@@ -440,10 +440,12 @@ static int wait_synced(sb_log *l, uint64_t seq)
 	return rc;
 }
 
-/* Check a batch; its encoded size in *bytes. */
-static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes)
+/* Check a batch; its encoded size in *bytes, whether a record of it has
+ * headers in *hdrs. */
+static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes, int *hdrs)
 {
 	size_t b = 0;
+	int rc, any = 0;
 
 	if (!n)
 		return -EINVAL;
@@ -454,24 +456,34 @@ static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t 
 			return -EINVAL;
 		if (r[i].flags & ~SB_REC_KNOWN_FLAGS)
 			return -EINVAL;
-		b += sb_rec_size(r[i].key_len, r[i].value_len);
+		if (r[i].n_headers) {
+			if ((rc = sb_headers_check(r[i].headers, r[i].n_headers)))
+				return rc;
+			any = 1;
+		}
+		b += sb_rec_size_in(&r[i]);
 	}
 	if (b > l->batch_max)
 		return -EFBIG;
 	*bytes = b;
+	*hdrs = any;
 	return 0;
 }
 
 /* Append with append_mu held; *seq gets the append's number. */
-static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t bytes, uint64_t *first,
-			 uint64_t *seq)
+static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t bytes, int hdrs,
+			 uint64_t *first, uint64_t *seq)
 {
 	sb_segment *s = sb_log_active(l);
 	uint64_t len = sb_segment_len(s);
 	long long now = sb_now_ns();
 	int rc;
+	/* Records with headers go into version 3 segments only (format.h). */
+	int old = hdrs && sb_segment_version(s) < 3;
 
-	if (len > SB_SEG_HDR && len + bytes > SB_SEG_HDR + l->cfg.segment_bytes) {
+	if (old && len == SB_SEG_HDR && (rc = sb_segment_upgrade(s)))
+		return rc;
+	if (len > SB_SEG_HDR && (old || len + bytes > SB_SEG_HDR + l->cfg.segment_bytes)) {
 		rc = roll(l);
 		if (rc) {
 			if (rc != -ENOSPC) {
@@ -501,11 +513,11 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 {
 	size_t bytes;
 	uint64_t seq = 0, off;
-	int rc;
+	int rc, hdrs = 0;
 
 	if (l->read_only)
 		return -EROFS;
-	rc = check_batch(l, r, n, &bytes);
+	rc = check_batch(l, r, n, &bytes, &hdrs);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&l->append_mu);
@@ -560,7 +572,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		if (rc)
 			goto out_unlock;
 	}
-	rc = append_locked(l, r, n, bytes, &off, &seq);
+	rc = append_locked(l, r, n, bytes, hdrs, &off, &seq);
 out_unlock:
 	pthread_mutex_unlock(&l->append_mu);
 	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS)

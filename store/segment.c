@@ -129,6 +129,7 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 	if (rc)
 		return rc;
 	s->base_stream = base_stream;
+	s->version = SB_FORMAT_VERSION;
 	rc = sb_index_new(sb_seg_index_cap(p), &s->ix);
 	if (!rc)
 		rc = sb_tindex_new(sb_seg_index_cap(p), &s->tix);
@@ -174,6 +175,7 @@ uint64_t sb_segment_stream_end(const sb_segment *s)
 {
 	return atomic_load_explicit(&s->stream_end, memory_order_acquire);
 }
+unsigned sb_segment_version(const sb_segment *s) { return atomic_load_explicit(&s->version, memory_order_relaxed); }
 int64_t sb_segment_first_ts(const sb_segment *s) { return atomic_load_explicit(&s->first_ts, memory_order_relaxed); }
 /* From the time index: retention by age reads it, never the records. */
 int64_t sb_segment_max_ts(const sb_segment *s) { return sb_tindex_max(s->tix); }
@@ -292,7 +294,7 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 			max_ts = ts;
 		if (len == SB_SEG_HDR)
 			atomic_store_explicit(&s->first_ts, ts, memory_order_relaxed);
-		len += sb_rec_size(r[i].key_len, r[i].value_len);
+		len += sb_rec_size_in(&r[i]);
 		st += r[i].value_len;
 		off++;
 	}
@@ -332,6 +334,24 @@ int sb_segment_save_index(sb_segment *s)
 	/* The index is optional (rebuilt from the segment at the next open):
 	 * no room for it is not an error; it stays dirty and is saved later. */
 	return sb_no_space(rc) ? 0 : rc;
+}
+
+int sb_segment_upgrade(sb_segment *s)
+{
+	const sb_io *io = s->p->io;
+	uint8_t hdr[SB_SEG_HDR];
+	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream};
+	int rc;
+
+	if (sb_segment_len(s) != SB_SEG_HDR || s->p->read_only)
+		return -EINVAL;
+	sb_seg_hdr_encode(hdr, &h);
+	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, s->fd);
+	if (!rc)
+		atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
+	return rc;
 }
 
 int sb_segment_finish(sb_segment *s)
@@ -462,7 +482,7 @@ static int seg_scan_to(sb_segment *s, const sb_idx_entry *e, int by_stream, uint
 		st += t.value_len;
 		off++;
 	}
-	if (decode && (sb_rec_decode(map + p, len - p, 0, &t) != SB_REC_OK || t.offset != off)) {
+	if (decode && (sb_rec_decode_v(map + p, len - p, s->version, 0, &t) != SB_REC_OK || t.offset != off)) {
 		sb_segment_report_damage(s, off, p, "bad record header");
 		return SB_ECORRUPT;
 	}
@@ -638,6 +658,9 @@ int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, 
 	if (part == SB_COPY_KEY) {
 		at = SB_REC_AT_KEY;
 		plen = h->key_len;
+	} else if (part == SB_COPY_HEADERS) {
+		at = sb_rec_hdrs_at(h);
+		plen = h->hdrs_len;
 	} else {
 		at = sb_rec_value_at(h);
 		plen = h->value_len;

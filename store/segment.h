@@ -101,6 +101,7 @@ const char *sb_segment_path(const sb_segment *s);
 uint64_t sb_segment_next(const sb_segment *s);       /* acquire */
 uint64_t sb_segment_stream_end(const sb_segment *s); /* acquire */
 int64_t sb_segment_first_ts(const sb_segment *s);
+unsigned sb_segment_version(const sb_segment *s); /* its format version */
 int64_t sb_segment_max_ts(const sb_segment *s);   /* largest record timestamp (time index) */
 /* The largest timestamp of the segments before it when it joined the log
  * (the log sets it; it may count segments removed since): a lower bound
@@ -124,6 +125,13 @@ int sb_segment_fd(const sb_segment *s);
  * the file is as before (pwrite path: cut back) and nothing is published.
  */
 int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now);
+/*
+ * Make an empty segment of an older format version (a record with headers
+ * needs version 3) one of this version: its header rewritten in place (one
+ * sector: old or new after a crash, both valid) and synced. Appender only;
+ * -EINVAL if the segment holds records.
+ */
+int sb_segment_upgrade(sb_segment *s);
 /*
  * Make the segment final: cut the preallocated space and start writeback,
  * leaving it marked unsynced. Its index file is not written yet: a segment
@@ -176,6 +184,7 @@ enum {
 	SB_COPY_VALUE = 0,  /* one record's payload */
 	SB_COPY_KEY = 1,    /* one record's key */
 	SB_COPY_STREAM = 2, /* payloads, from one record on through the next */
+	SB_COPY_HEADERS = 3, /* one record's header block (v3) */
 };
 /*
  * The one place that copies record bytes out of a segment (readers never

@@ -55,8 +55,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 	int r = SB_REC_OK;
 
 	while (pos < end) {
-		r = s->win ? sb_segwin_decode(s->win, pos, 1, &h, NULL, NULL)
-			   : sb_rec_decode(s->map + pos, end - pos, 1, &h);
+		r = s->win ? sb_segwin_decode(s->win, pos, s->version, 1, &h, NULL, NULL)
+			   : sb_rec_decode_v(s->map + pos, end - pos, s->version, 1, &h);
 		/* offsets follow each other and never wrap: no append writes
 		 * a record at UINT64_MAX (there would be no next offset) */
 		if (r == SB_REC_OK && (h.offset != off || off == UINT64_MAX))
@@ -166,8 +166,8 @@ static int seg_check_tail(sb_segment *s, uint64_t size)
 	atomic_store(&s->next, s->base + last.rel_offset);
 	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
 	s->last_idx_pos = last.pos;
-	if ((s->win ? sb_segwin_decode(s->win, SB_SEG_HDR, 0, &h, NULL, NULL)
-		    : sb_rec_decode(s->map + SB_SEG_HDR, size - SB_SEG_HDR, 0, &h)) == SB_REC_OK)
+	if ((s->win ? sb_segwin_decode(s->win, SB_SEG_HDR, s->version, 0, &h, NULL, NULL)
+		    : sb_rec_decode_v(s->map + SB_SEG_HDR, size - SB_SEG_HDR, s->version, 0, &h)) == SB_REC_OK)
 		atomic_store(&s->first_ts, h.timestamp_ns);
 	return seg_scan(s, last.pos, size, 0, NULL);
 }
@@ -338,6 +338,7 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 		goto out_free;
 	}
 	s->base_stream = h.base_stream;
+	s->version = h.version;
 	/* Read-only, without the lock: a writer may trim the file past its
 	 * records at any moment. Check it through pread, then map only the
 	 * whole records found. */

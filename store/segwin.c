@@ -87,8 +87,8 @@ const uint8_t *sb_segwin_at(sb_segwin *w, uint64_t pos, size_t want, size_t *n)
 	return w->buf;
 }
 
-int sb_segwin_decode(sb_segwin *w, uint64_t pos, int check_crc, sb_rec_hdr *h, const uint8_t **p,
-		     size_t *avail)
+int sb_segwin_decode(sb_segwin *w, uint64_t pos, unsigned version, int check_crc, sb_rec_hdr *h,
+		     const uint8_t **p, size_t *avail)
 {
 	size_t n;
 	const uint8_t *b = sb_segwin_at(w, pos, SB_REC_HDR, &n);
@@ -98,13 +98,13 @@ int sb_segwin_decode(sb_segwin *w, uint64_t pos, int check_crc, sb_rec_hdr *h, c
 		return SB_REC_TORN;
 	if (n == SB_REC_HDR)
 		n = (size_t)(w->at + w->len - pos); /* all that is buffered from pos */
-	r = sb_rec_decode(b, n, check_crc, h);
+	r = sb_rec_decode_v(b, n, version, check_crc, h);
 	if (r == SB_REC_TORN && n >= SB_REC_HDR && pos + n < w->size) {
 		/* The header is whole: read the rest of the record. */
 		b = sb_segwin_at(w, pos, sb_get32(b + SB_REC_AT_SIZE), &n);
 		if (!b)
 			return SB_REC_TORN;
-		r = sb_rec_decode(b, n, check_crc, h);
+		r = sb_rec_decode_v(b, n, version, check_crc, h);
 	}
 	if (p)
 		*p = b;

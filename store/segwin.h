@@ -34,12 +34,13 @@ const uint8_t *sb_segwin_at(sb_segwin *w, uint64_t pos, size_t want, size_t *n);
 /* The first read error met (-errno), or 0. */
 int sb_segwin_error(const sb_segwin *w);
 /*
- * sb_rec_decode() of the record at pos, with the bytes up to the end of the
- * file available, reading only what the record needs. *p (may be NULL)
- * gets its bytes, *avail how many of them there are.
+ * sb_rec_decode_v() of the record at pos (in a segment of format `version`),
+ * with the bytes up to the end of the file available, reading only what the
+ * record needs. *p (may be NULL) gets its bytes, *avail how many of them
+ * there are.
  */
-int sb_segwin_decode(sb_segwin *w, uint64_t pos, int check_crc, sb_rec_hdr *h, const uint8_t **p,
-		     size_t *avail);
+int sb_segwin_decode(sb_segwin *w, uint64_t pos, unsigned version, int check_crc, sb_rec_hdr *h,
+		     const uint8_t **p, size_t *avail);
 /* Are the bytes [pos, end of file) all zeros? Else *nz gets the first
  * nonzero one's position (may be NULL). */
 int sb_segwin_zeros(sb_segwin *w, uint64_t pos, uint64_t *nz);

@@ -39,6 +39,7 @@ typedef struct vctx {
 	uint64_t start;       /* the log start: records below it are not counted */
 	int have_clean;       /* a valid clean marker: */
 	sb_clean_rec clean;   /* what it says */
+	unsigned seg_version; /* the format version of the segment walked */
 } vctx;
 
 /* What the walk of one segment found; carried to the next segment. */
@@ -380,7 +381,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 
 		memset(&h, 0, sizeof h);
 		v->cur_off = off;
-		r = sb_segwin_decode(m, pos, 1, &h, &rec, &avail);
+		r = sb_segwin_decode(m, pos, v->seg_version, 1, &h, &rec, &avail);
 		if (sb_segwin_error(m))
 			break;
 		if (r == SB_REC_END) {
@@ -414,10 +415,15 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 		if (r == SB_REC_BAD) {
 			/* the last record, nothing but zeros after it */
 			v->cur_tail = sb_segwin_zeros(m, pos + h.size, NULL);
-			if (h.flags & ~SB_REC_KNOWN_FLAGS)
+			if (h.flags & ~(v->seg_version >= 3 ? SB_REC_KNOWN_FLAGS : SB_REC_KNOWN_FLAGS_V2))
 				report(v, SB_VERIFY_RECORD, path, pos + SB_REC_AT_FLAGS,
 				       "record %llu has unknown flags 0x%04x",
 				       (unsigned long long)h.offset, h.flags);
+			else if (h.hdrs_len && h.size <= avail &&
+				 sb_crc32c(0, rec + SB_REC_AT_SIZE, h.size - SB_REC_AT_SIZE) == h.crc)
+				report(v, SB_VERIFY_RECORD, path, pos + sb_rec_hdrs_at(&h),
+				       "record %llu has a malformed header block (%u bytes)",
+				       (unsigned long long)h.offset, h.hdrs_len);
 			else if (h.offset == off)
 				report(v, SB_VERIFY_RECORD, path, pos,
 				       "record %llu fails its CRC (%u bytes)",
@@ -645,6 +651,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			       (unsigned long long)prev->next_stream);
 	}
 	idx_load(v, base, size, &ix);
+	v->seg_version = rc ? SB_FORMAT_VERSION : h.version;
 	walk_records(v, path, m, base, base_stream, have_stream, &ix, w);
 	if ((rc = sb_segwin_error(m)))
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));

@@ -339,10 +339,17 @@ int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, uns
 			rec_cap = c;
 		}
 		memcpy(rec, map + pos, size);
-		if (sb_rec_decode(rec, size, 1, &rh) != SB_REC_OK || rh.size != size || rh.offset != off) {
+		if (sb_rec_decode_v(rec, size, sh.version, 1, &rh) != SB_REC_OK || rh.size != size ||
+		    rh.offset != off) {
 			snprintf(why, whycap, "byte %llu: damaged record (offset %llu)", (unsigned long long)pos,
 				 (unsigned long long)off);
 			rc = SB_ECORRUPT;
+			goto out_free;
+		}
+		if (rh.hdrs_len) {
+			/* blocks have no column for header blocks: kept plain */
+			snprintf(why, whycap, "record %llu has headers", (unsigned long long)off);
+			rc = -ENOTSUP;
 			goto out_free;
 		}
 		if ((rc = add_rec(&b, &rh, rec + SB_REC_HDR, rec + SB_REC_HDR + rh.key_len)))

@@ -356,7 +356,7 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
 	    grow((void **)&s->flags, &s->fcap, n, sizeof(*s->flags)))
 		return -ENOMEM;
 	for (uint32_t k = 0; k < n; k++) {
-		if (get_varint(&p, end, &v) || (v & ~(uint64_t)SB_REC_KNOWN_FLAGS))
+		if (get_varint(&p, end, &v) || (v & ~(uint64_t)(SB_REC_KNOWN_FLAGS & ~SB_REC_HEADERS))) /* no header blocks in a block */
 			return SB_ECORRUPT;
 		s->flags[k] = (uint16_t)v;
 	}

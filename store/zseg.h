@@ -31,8 +31,9 @@ void sb_zcache_free(sb_zcache *c);
  * whole records up to len, nothing after) into fd, from byte 0, with codec
  * (SB_CODEC_LZ4, SB_CODEC_ZSTD) and blocks of about block_bytes of payload.
  * Every record is copied and its CRC checked on the copy. 0, SB_ECORRUPT
- * (why says where: the records do not hold) or -errno. *stored gets the
- * file's length. Nothing is synced here.
+ * (why says where: the records do not hold), -ENOTSUP (a record has
+ * headers: blocks cannot hold them; the segment stays plain) or -errno.
+ * *stored gets the file's length. Nothing is synced here.
  */
 int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, unsigned codec,
 		  uint32_t block_bytes, uint64_t *stored, char *why, size_t whycap);

@@ -207,6 +207,24 @@ int sb_store_retain(sb_store *s, int64_t now_ns);
 
 /* ---- one topic's log ---------------------------------------------------- */
 
+/*
+ * A record header (Kafka's record headers): a name and bytes. Names are
+ * 1..SB_HEADER_NAME_MAX bytes without a NUL, distinct within a record;
+ * values 0..SB_HEADER_VALUE_MAX bytes, anything. A record has at most
+ * SB_HEADERS_MAX_COUNT headers taking at most SB_HEADERS_MAX_BYTES encoded
+ * (3 bytes + name + value each, plus 2).
+ */
+#define SB_HEADER_NAME_MAX 255u
+#define SB_HEADER_VALUE_MAX 65535u
+#define SB_HEADERS_MAX_BYTES 65536u
+#define SB_HEADERS_MAX_COUNT 1024u
+typedef struct sb_header {
+	const char *name;
+	uint32_t name_len;
+	const void *value;
+	uint32_t value_len;
+} sb_header;
+
 typedef struct sb_record_in {
 	const void *key;
 	uint32_t key_len;       /* 0: no key */
@@ -214,6 +232,8 @@ typedef struct sb_record_in {
 	uint32_t value_len;
 	uint16_t flags;         /* SB_REC_* (format.h); 0 for plain records */
 	int64_t timestamp_ns;   /* 0: now (CLOCK_REALTIME) */
+	const sb_header *headers; /* n_headers of them (NULL when 0) */
+	uint32_t n_headers;
 } sb_record_in;
 
 typedef struct sb_record_info {
@@ -223,15 +243,29 @@ typedef struct sb_record_info {
 	uint32_t value_len;
 	uint16_t key_len;
 	uint16_t flags;
+	uint32_t headers_len;   /* bytes of its encoded headers (0: none) */
 } sb_record_info;
+
+/* 0 if the headers h[0..n) may go into one record, else -EINVAL (an empty
+ * or too long name, a NUL in one, a repeated name) or -E2BIG (a value, all
+ * of them, or their number too large). */
+int sb_headers_check(const sb_header *h, size_t n);
+/*
+ * Walk an encoded header block as sb_log_read_headers() copies it: start
+ * with *pos = 0. 1 with *h pointing into block for each header, 0 after the
+ * last, SB_ECORRUPT when the block does not parse (a block the store served
+ * whole always parses).
+ */
+int sb_headers_next(const void *block, size_t len, size_t *pos, sb_header *h);
 
 const char *sb_log_name(const sb_log *l);
 const sb_log_config *sb_log_get_config(const sb_log *l);
 
 /*
  * Append n records, all or nothing: a payload over max_record_bytes gives
- * -EFBIG, a full disk -ENOSPC, offsets or stream positions that would run
- * out (near 2^64; max_offset) -EOVERFLOW, and in each case nothing is appended. After
+ * -EFBIG, headers that sb_headers_check() refuses its error, a full disk
+ * -ENOSPC, offsets or stream positions that would run out (near 2^64;
+ * max_offset) -EOVERFLOW, and in each case nothing is appended. After
  * a failed sync the log refuses appends with that error until reopened.
  * Under SB_SYNC_ALWAYS returns only once an fdatasync covers the records.
  * *first_offset (may be NULL) gets the offset of the first record.
@@ -271,6 +305,10 @@ int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len
 		size_t *nread, sb_record_info *info);
 /* Copy the key of record `offset` (up to cap bytes); *key_len gets its length. */
 int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *key_len);
+/* Copy the encoded headers of record `offset` (up to cap bytes: walk them
+ * with sb_headers_next()); *len gets their whole length, 0 when the record
+ * has none. A block that does not parse is damage (SB_ECORRUPT). */
+int sb_log_read_headers(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *len);
 /*
  * Copy up to len bytes of the stream (the payloads in offset order) from
  * absolute stream position pos. -ENOENT if pos < sb_log_stream_start();

@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mode & 2) {
 		/* seal the sample: an empty segment after it */
 		uint8_t h2[SB_SEG_HDR];
-		sb_seg_hdr sh = {FZ_SAMPLE_BASE + FZ_SAMPLE_RECORDS, FZ_SAMPLE_STREAM + s->stream[FZ_SAMPLE_RECORDS - 1] +
-				 (uint32_t)((FZ_SAMPLE_RECORDS - 1) * 37 % 301)};
+		sb_seg_hdr sh = {.base_offset = FZ_SAMPLE_BASE + FZ_SAMPLE_RECORDS,
+				 .base_stream = FZ_SAMPLE_STREAM + s->stream[FZ_SAMPLE_RECORDS - 1] + (uint32_t)((FZ_SAMPLE_RECORDS - 1) * 37 % 301)};
 		sb_seg_hdr_encode(h2, &sh);
 		sb_seg_name(name, sh.base_offset, SB_SEG_SUFFIX);
 		snprintf(path, sizeof path, "%s/%s", topic, name);

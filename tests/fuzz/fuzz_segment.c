@@ -58,18 +58,19 @@ static void fix_crcs(uint8_t *p, size_t n, int is_index)
 	if (is_index) {
 		if (n < SB_IDX_HDR)
 			return;
-		sb_put32(p + 32, sb_crc32c(0, p + SB_IDX_HDR, n - SB_IDX_HDR));
-		sb_put32(p + 36, sb_crc32c(0, p, 36));
+		sb_put32(p + SB_IDX_AT_ECRC, sb_crc32c(0, p + SB_IDX_HDR, n - SB_IDX_HDR));
+		sb_put32(p + SB_IDX_AT_CRC, sb_crc32c(0, p, SB_IDX_AT_CRC));
 		return;
 	}
 	if (n < SB_SEG_HDR)
 		return;
-	sb_put32(p + 28, sb_crc32c(0, p, 28));
+	sb_put32(p + SB_SEG_AT_CRC, sb_crc32c(0, p, SB_SEG_AT_CRC));
 	for (size_t pos = SB_SEG_HDR; pos + SB_REC_HDR <= n;) {
-		uint32_t size = sb_get32(p + pos + 4);
+		uint32_t size = sb_get32(p + pos + SB_REC_AT_SIZE);
 		if (size < SB_REC_HDR || size > n - pos)
 			break;
-		sb_put32(p + pos, sb_crc32c(0, p + pos + 4, size - 4));
+		sb_put32(p + pos + SB_REC_AT_CRC,
+			 sb_crc32c(0, p + pos + SB_REC_AT_SIZE, size - SB_REC_AT_SIZE));
 		pos += size;
 	}
 }
@@ -153,6 +154,10 @@ static int read_all(sb_store *s, const oracle *o, uint64_t *next_out)
 		if (!sb_log_read_key(l, off, key, sizeof key, &klen))
 			FZ_CHECK(klen == r->h.key_len && !memcmp(key, r->p + SB_REC_HDR, klen),
 				 "key of %llu differs", (unsigned long long)off);
+		if (!sb_log_read_headers(l, off, key, sizeof key, &klen))
+			FZ_CHECK(klen == r->h.hdrs_len && !memcmp(key, r->p + sb_rec_hdrs_at(&r->h), klen) &&
+				 klen == info.headers_len,
+				 "headers of %llu differ", (unsigned long long)off);
 		/* Stream positions count the value lengths of the records
 		 * before; after a damaged one (a read failed) they are only as
 		 * good as that record's header: a self-consistent forged header

@@ -66,13 +66,15 @@ int main(int argc, char **argv)
 	uint8_t *ix = fz_sample_index(4, &ni);
 	uint8_t *bad = malloc(s->len);
 	uint8_t h2[SB_SEG_HDR], meta[SB_META_SIZE], clean[SB_CLEAN_SIZE];
-	sb_seg_hdr sh = {FZ_SAMPLE_BASE + FZ_SAMPLE_RECORDS,
-			 FZ_SAMPLE_STREAM + s->stream[FZ_SAMPLE_RECORDS - 1] + (FZ_SAMPLE_RECORDS - 1) * 37 % 301};
+	sb_seg_hdr sh = {.base_offset = FZ_SAMPLE_BASE + FZ_SAMPLE_RECORDS,
+			 .base_stream = FZ_SAMPLE_STREAM + s->stream[FZ_SAMPLE_RECORDS - 1] + (FZ_SAMPLE_RECORDS - 1) * 37 % 301};
 	sb_seg_hdr_encode(h2, &sh);
 
 	/* fuzz_record: records back to back, headers, a name */
 	put("fuzz_record", "records", s->seg + SB_SEG_HDR, s->len - SB_SEG_HDR);
 	put("fuzz_record", "record_keyed", s->seg + s->pos[3], s->pos[4] - s->pos[3]);
+	put("fuzz_record", "record_headers", s->seg + s->pos[7], s->pos[8] - s->pos[7]);
+	put("fuzz_record", "record_keyed_headers", s->seg + s->pos[12], s->pos[13] - s->pos[12]);
 	put("fuzz_record", "seg_header", s->seg, SB_SEG_HDR);
 	put("fuzz_record", "idx_header", ix, SB_IDX_HDR);
 	sb_meta_encode(meta, FZ_SAMPLE_BASE);
@@ -91,6 +93,13 @@ int main(int argc, char **argv)
 	bad[s->pos[17] + 40] ^= 0x20;
 	seg_input("rot_repair", 32 | 1, bad, s->len, NULL, 0, NULL, 0);
 	seg_input("rot_fixcrc", 32 | 64, bad, s->len, NULL, 0, NULL, 0);
+	memcpy(bad, s->seg, s->len);
+	bad[s->pos[23] - 3] ^= 0x04; /* in record 22's header block (v3) */
+	seg_input("hdrs_rot_repair", 32 | 1, bad, s->len, NULL, 0, NULL, 0);
+	seg_input("hdrs_rot_index", 32 | 4 | 16, bad, s->len, ix, ni, NULL, 0);
+	seg_input("hdrs_rot_fixcrc", 32 | 64, bad, s->len, NULL, 0, NULL, 0);
+	memcpy(bad, s->seg, s->len);
+	bad[s->pos[17] + 40] ^= 0x20;
 	seg_input("index_clean", 32 | 4 | 16, s->seg, s->len, ix, ni, NULL, 0);
 	seg_input("two_segments", 32 | 4 | 8, s->seg, s->len, ix, ni, h2, sizeof h2);
 	seg_input("two_rot_repair", 32 | 4 | 8 | 1, bad, s->len, ix, ni, h2, sizeof h2);

@@ -171,10 +171,19 @@ const fz_sample *fz_sample_segment(void)
 	if (sample.seg)
 		return &sample;
 	size_t cap = SB_SEG_HDR, pos = SB_SEG_HDR, stream = 0;
-	for (unsigned i = 0; i < FZ_SAMPLE_RECORDS; i++)
-		cap += sb_rec_size(i % 3 ? 0 : 5, (i * 37) % 301);
+	/* every fifth record has headers (format v3): binary, empty values */
+	static const sb_header hs[3] = {
+		{.name = "trace-id", .name_len = 8, .value = "\x00\x01\xfe\xff", .value_len = 4},
+		{.name = "empty", .name_len = 5, .value = "", .value_len = 0},
+		{.name = "content-type", .name_len = 12, .value = "text/plain", .value_len = 10},
+	};
+	for (unsigned i = 0; i < FZ_SAMPLE_RECORDS; i++) {
+		sb_record_in r = {.key_len = i % 3 ? 0 : 5, .value_len = (i * 37) % 301,
+				  .headers = hs, .n_headers = i % 5 == 2 ? 1 + i % 3 : 0};
+		cap += sb_rec_size_in(&r);
+	}
 	sample.seg = calloc(1, cap);
-	sb_seg_hdr h = {FZ_SAMPLE_BASE, FZ_SAMPLE_STREAM};
+	sb_seg_hdr h = {.base_offset = FZ_SAMPLE_BASE, .base_stream = FZ_SAMPLE_STREAM};
 	sb_seg_hdr_encode(sample.seg, &h);
 	for (unsigned i = 0; i < FZ_SAMPLE_RECORDS; i++) {
 		uint8_t val[301];
@@ -184,7 +193,7 @@ const fz_sample *fz_sample_segment(void)
 		if (vlen)
 			val[vlen - 1] = '\n';
 		sb_record_in r = {.key = "key-k", .key_len = i % 3 ? 0 : 5, .value = val,
-				  .value_len = vlen};
+				  .value_len = vlen, .headers = hs, .n_headers = i % 5 == 2 ? 1 + i % 3 : 0};
 		sample.pos[i] = (uint32_t)pos;
 		sample.stream[i] = (uint32_t)stream;
 		pos += sb_rec_encode(sample.seg + pos, FZ_SAMPLE_BASE + i,

@@ -642,7 +642,7 @@ static size_t top_segment(uint64_t base, uint64_t bstream, size_t nrec, uint64_t
 	static uint8_t seg[SB_SEG_HDR + TOP_RECS * (SB_REC_HDR + 8 + 400)];
 	uint8_t val[400], cl[SB_CLEAN_SIZE];
 	char name[32], p[4096];
-	sb_seg_hdr h = {base, bstream};
+	sb_seg_hdr h = {.base_offset = base, .base_stream = bstream};
 	size_t len = SB_SEG_HDR;
 
 	sb_seg_hdr_encode(seg, &h);
