@@ -103,6 +103,17 @@ typedef struct sbfs_header {
 	const void *value;
 	uint32_t value_len;
 } sbfs_header;
+/* What every backend that keeps headers takes in one record (the store's
+ * format, and within Kafka's): values up to 65535 bytes, at most 1024
+ * headers, 64 KiB encoded as 2 + (3 + name + value) per header. A record's
+ * header names listed as xattrs must also fit one listxattr reply (64 KiB,
+ * with the record's other names). */
+#define SBFS_HEADER_NAME_MAX 255u
+#define SBFS_HEADER_VALUE_MAX 65535u
+#define SBFS_HEADERS_MAX_COUNT 1024u
+#define SBFS_HEADERS_MAX_BYTES 65536u
+#define SBFS_HEADERS_LIST_MAX (65536u - 128u)
+typedef int (*sbfs_header_fn)(void *arg, const sbfs_header *h);
 
 /*
  * One record to append. Layout-compatible with the store's sb_record_in
@@ -188,6 +199,12 @@ typedef struct sbfs_backend_ops {
 	int (*read)(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t len,
 		    size_t *nread);
 	int (*read_key)(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len);
+	/* Optional (NULL: no record has headers, and fs/ refuses to set them,
+	 * ENOTSUP): fn for each header of record off, in order, until fn
+	 * returns nonzero (then that value); a header's bytes are valid during
+	 * its call only. -ENOENT as stat_record, -EIO if damaged (nothing of a
+	 * damaged record reaches fn). */
+	int (*read_headers)(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void *arg);
 	/* Stream bytes from position pos (see THE STREAM MODEL); -ENOENT below
 	 * stream_start; *nread 0 at stream_end. A read that reaches damage
 	 * returns the good bytes before it (a short read, never 0) and the

@@ -179,6 +179,27 @@ static int st_read(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t
 	return E(sb_log_read(L(t), off, from, buf, len, nread, NULL));
 }
 
+/* The whole header block is read (and its record checked) before fn hears
+ * of any header. */
+static int st_read_headers(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void *arg)
+{
+	uint8_t small[512], *buf = small;
+	size_t len, pos = 0;
+	sb_header h;
+	int rc = sb_log_read_headers(L(t), off, small, sizeof small, &len), r;
+
+	if (rc == 0 && len > sizeof small) {
+		if (!(buf = malloc(len)))
+			return -ENOMEM;
+		rc = sb_log_read_headers(L(t), off, buf, len, &len);
+	}
+	while (rc == 0 && (r = sb_headers_next(buf, len, &pos, &h)) != 0)
+		rc = r < 0 ? r : fn(arg, (const sbfs_header *)(const void *)&h);
+	if (buf != small)
+		free(buf);
+	return E(rc);
+}
+
 static int st_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len)
 {
 	return E(sb_log_read_key(L(t), off, buf, cap, key_len));
@@ -230,6 +251,7 @@ static const sbfs_backend_ops store_ops = {
 	.stat_record = st_stat,
 	.read = st_read,
 	.read_key = st_read_key,
+	.read_headers = st_read_headers,
 	.read_stream = st_read_stream,
 	.next_present = NULL, /* dense: every offset in [start, next) holds a record */
 	.seek_time = st_seek_time,

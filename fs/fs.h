@@ -168,7 +168,7 @@ typedef struct sbfs_fh {
  * tools/check-fs-layers checks it) ========
  *   4 main.c                      start and stop
  *   3 ops_*.c, notify.c           request handlers, the notifier thread
- *   2 pending.c, attr.c           files being created, attributes
+ *   2 pending.c, headers.c, attr.c  files being created, attributes
  *   1 tree.c, handles.c           the topic table, open handles
  *   0 backend.h (backend_*.c), config.c, paths.c, errors.c
  *
@@ -255,6 +255,18 @@ const char *sbfs_strerror(int rc);
 void sbfs_reply_err(fuse_req_t req, int rc);
 void sbfs_log_to_syslog(int on);
 
+/* ======== 2: headers.c - the headers of a file being created ======== */
+#define SBFS_XA_HEADER "user.streambus.header."
+typedef struct sbfs_hdrs sbfs_hdrs;
+/* Set header `name` (a NUL-terminated name: 1..SBFS_HEADER_NAME_MAX bytes)
+ * in *hs (NULL: none yet; made here), as setxattr would with `flags`:
+ * -EEXIST, -ENODATA, -EINVAL, -E2BIG past backend.h's limits, -ENOMEM. */
+int sbfs_hdrs_set(sbfs_hdrs **hs, const char *name, const void *value, size_t len, int flags);
+int sbfs_hdrs_remove(sbfs_hdrs *hs, const char *name); /* -ENODATA */
+/* The headers in the order first set; *n 0 for NULL. Valid until the next change. */
+const sbfs_header *sbfs_hdrs_array(const sbfs_hdrs *hs, uint32_t *n);
+void sbfs_hdrs_free(sbfs_hdrs *hs);
+
 /* ======== 2: pending.c - files being created ======== */
 /* A new file `name` in topic `parent`, open (create) or not (mknod). */
 int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
@@ -270,7 +282,10 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
  * file with its last open, without appending anything. */
 void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
-int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
+/* user.streambus.header.NAME on a file being created: its record's header
+ * NAME (SPEC §2); flags as setxattr's (XATTR_CREATE, XATTR_REPLACE). */
+int sbfs_pending_removexattr(sbfs *fs, fuse_ino_t ino, const char *name);
+int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, int flags, const char *name, const char *value,
 			  size_t size);
 int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);

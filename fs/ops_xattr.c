@@ -1,6 +1,7 @@
 /*
  * ops_xattr.c - extended attributes: a record's user.streambus.offset,
- * .timestamp and .key; a file being created takes them (pending.c).
+ * .timestamp, .key and .header.NAME (its headers, from the backend); a file
+ * being created takes them (pending.c, headers.c).
  */
 #include "fs.h"
 
@@ -16,13 +17,43 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static int xattr_names(sbfs *fs, fuse_ino_t ino, char *buf, size_t *len)
+/* The names listxattr gives, NUL-terminated back to back. */
+typedef struct xa_list {
+	char *buf;
+	size_t len, cap;
+} xa_list;
+
+/* Add the name a + b (blen bytes) to l. */
+static int xa_add(xa_list *l, const char *a, const char *b, size_t blen)
+{
+	size_t alen = strlen(a), need = l->len + alen + blen + 1;
+	if (need > l->cap) {
+		size_t cap = need > 2 * l->cap ? need + 256 : 2 * l->cap;
+		char *nb = realloc(l->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		l->buf = nb;
+		l->cap = cap;
+	}
+	memcpy(l->buf + l->len, a, alen);
+	memcpy(l->buf + l->len + alen, b, blen);
+	l->buf[need - 1] = '\0';
+	l->len = need;
+	return 0;
+}
+
+static int list_header(void *arg, const sbfs_header *h)
+{
+	return xa_add(arg, SBFS_XA_HEADER, h->name, h->name_len);
+}
+
+/* A record's names: offset, timestamp, key (if it has one), its headers. */
+static int xattr_names(sbfs *fs, fuse_ino_t ino, xa_list *l)
 {
 	uint32_t id;
 	uint64_t off;
 	sbfs_tentry *te;
 	sbfs_topic *t;
-	*len = 0;
 	if (sbfs_ino_kind(ino, &id, &off) != K_RECORD)
 		return 0;
 	if (sbfs_topic_by_id(fs, id, &te, &t))
@@ -31,31 +62,47 @@ static int xattr_names(sbfs *fs, fuse_ino_t ino, char *buf, size_t *len)
 	int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 	if (rc)
 		return rc;
-	size_t n = 0;
-	memcpy(buf + n, XA_OFFSET, sizeof XA_OFFSET);
-	n += sizeof XA_OFFSET;
-	memcpy(buf + n, XA_TIMESTAMP, sizeof XA_TIMESTAMP);
-	n += sizeof XA_TIMESTAMP;
-	if (ri.key_len) {
-		memcpy(buf + n, XA_KEY, sizeof XA_KEY);
-		n += sizeof XA_KEY;
-	}
-	*len = n;
-	return 0;
+	if ((rc = xa_add(l, XA_OFFSET, "", 0)) || (rc = xa_add(l, XA_TIMESTAMP, "", 0)) ||
+	    (ri.key_len && (rc = xa_add(l, XA_KEY, "", 0))))
+		return rc;
+	if (fs->b->ops->read_headers)
+		rc = fs->b->ops->read_headers(t, off, list_header, l);
+	return rc < 0 ? rc : 0;
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char buf[128];
-	size_t len;
-	int rc = xattr_names(FS(req), ino, buf, &len);
+	xa_list l = {0};
+	int rc = xattr_names(FS(req), ino, &l);
 	if (rc)
-		return sbfs_reply_err(req, rc);
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, len);
-	if (size < len)
-		return sbfs_reply_err(req, -ERANGE);
-	fuse_reply_buf(req, buf, len);
+		sbfs_reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, l.len);
+	else if (size < l.len)
+		sbfs_reply_err(req, -ERANGE);
+	else
+		fuse_reply_buf(req, l.buf, l.len);
+	free(l.buf);
+}
+
+/* getxattr of header NAME: its value, copied. */
+typedef struct xa_find {
+	const char *name;
+	size_t nlen;
+	char *val;
+	size_t len;
+} xa_find;
+
+static int find_header(void *arg, const sbfs_header *h)
+{
+	xa_find *f = arg;
+	if (h->name_len != f->nlen || memcmp(h->name, f->name, f->nlen))
+		return 0;
+	if (!(f->val = malloc(h->value_len ? h->value_len : 1)))
+		return -ENOMEM;
+	memcpy(f->val, h->value, h->value_len);
+	f->len = h->value_len;
+	return 1; /* found: stop */
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -89,6 +136,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 			free(val);
 			return sbfs_reply_err(req, rc);
 		}
+	} else if (strncmp(name, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER)) == 0 && fs->b->ops->read_headers) {
+		xa_find f = {.name = name + strlen(SBFS_XA_HEADER)};
+		f.nlen = strlen(f.name);
+		rc = fs->b->ops->read_headers(t, off, find_header, &f);
+		if (rc < 0 || !f.val) {
+			free(f.val);
+			return sbfs_reply_err(req, rc < 0 ? rc : -ENODATA);
+		}
+		val = f.val;
+		len = f.len;
 	} else {
 		return sbfs_reply_err(req, -ENODATA);
 	}
@@ -102,12 +159,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		free(val);
 }
 
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	(void)flags;
 	if (sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
-		int rc = sbfs_pending_setxattr(FS(req), ino, name, value, size);
+		int rc = sbfs_pending_setxattr(FS(req), ino, flags, name, value, size);
 		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
 	}
 	sbfs_reply_err(req, -ENOTSUP);
@@ -115,7 +172,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	(void)ino, (void)name;
+	if (sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
+		int rc = sbfs_pending_removexattr(FS(req), ino, name);
+		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
+	}
 	sbfs_reply_err(req, -ENOTSUP);
 }
 

@@ -86,6 +86,7 @@ static void pending_free(sbfs_pending *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p->buf);
 	free(p->key);
+	sbfs_hdrs_free(p->hdrs);
 	free(p->name);
 	free(p);
 }
@@ -158,6 +159,7 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	uint64_t at = p->digits ? p->at : p->want;
 	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
 		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0 };
+	r.headers = sbfs_hdrs_array(p->hdrs, &r.n_headers);
 	if (p->key_set) {
 		r.key = p->key;
 		r.key_len = (uint32_t)p->key_len;
@@ -192,6 +194,9 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		p->len = 0;
 		p->dirty = 0;
 		p->committed = 1;
+		/* the headers were that record's; a later one gets those set after */
+		sbfs_hdrs_free(p->hdrs);
+		p->hdrs = NULL;
 		sbfs_notify_kick(fs);
 	}
 	return rc;

@@ -121,13 +121,19 @@ static int parse_u64(const char *v, size_t n, uint64_t *out)
 }
 
 /* The record's attributes as a backup carries them (cp -a, rsync -X, tar
- * --xattrs): key, timestamp, offset (which must agree with a digits name).
- * Other user.streambus.* names (headers among them) are refused with
- * ENOTSUP rather than dropped; other user.* names are accepted and
- * dropped, so that cp -a of ordinary files does not complain. */
-static int pending_xattr_locked(sbfs_pending *p, const char *name, const char *value, size_t size)
+ * --xattrs): key, timestamp, offset (which must agree with a digits name),
+ * headers (when the backend keeps them). Other user.streambus.* names are
+ * refused with ENOTSUP rather than dropped; other user.* names are accepted
+ * and dropped, so that cp -a of ordinary files does not complain. */
+static int pending_xattr_locked(sbfs *fs, sbfs_pending *p, int flags, const char *name, const char *value,
+				size_t size)
 {
 	uint64_t v;
+	if (strncmp(name, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER)) == 0) {
+		if (!fs->b->ops->read_headers)
+			return -ENOTSUP; /* this backend keeps none: never dropped */
+		return sbfs_hdrs_set(&p->hdrs, name + strlen(SBFS_XA_HEADER), value, size, flags);
+	}
 	if (strcmp(name, XA_KEY) == 0) {
 		if (size > 65535)
 			return -E2BIG;
@@ -158,11 +164,11 @@ static int pending_xattr_locked(sbfs_pending *p, const char *name, const char *v
 		return 0;
 	}
 	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) == 0)
-		return -ENOTSUP; /* headers and the like: not kept yet, never dropped */
+		return -ENOTSUP; /* names of ours it does not know: never dropped */
 	return 0;
 }
 
-int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value,
+int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, int flags, const char *name, const char *value,
 			  size_t size)
 {
 	if (strncmp(name, "user.", 5) != 0)
@@ -174,7 +180,25 @@ int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char
 		rc = -ENOENT;
 	} else {
 		pthread_mutex_lock(&p->lock);
-		rc = pending_xattr_locked(p, name, value, size);
+		rc = pending_xattr_locked(fs, p, flags, name, value, size);
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&fs->plock);
+	return rc;
+}
+
+int sbfs_pending_removexattr(sbfs *fs, fuse_ino_t ino, const char *name)
+{
+	if (strncmp(name, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER)) != 0)
+		return -ENOTSUP;
+	int rc;
+	pthread_mutex_lock(&fs->plock);
+	sbfs_pending *p = sbfs_pending_by_ino(fs, ino);
+	if (!p) {
+		rc = -ENOENT;
+	} else {
+		pthread_mutex_lock(&p->lock);
+		rc = sbfs_hdrs_remove(p->hdrs, name + strlen(SBFS_XA_HEADER));
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&fs->plock);

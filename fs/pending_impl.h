@@ -28,6 +28,7 @@ struct sbfs_pending {
 	int dirty, committed;
 	int failed;                  /* a write failed (EFBIG): never append it */
 	char *key;                   /* from setxattr user.streambus.key */
+	sbfs_hdrs *hdrs;             /* from setxattr user.streambus.header.NAME */
 	size_t key_len;
 	int key_set;
 	int64_t mtime_ns;

@@ -691,7 +691,7 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 	if ((rc = sb_segment_locate(s, from, &pos, &stream, &h)))
 		return rc;
 	while (from < end && pos < len) {
-		if (sb_rec_decode(s->map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != from)
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != from)
 			return SB_ECORRUPT;
 		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY)))
 			return rc;

@@ -23,8 +23,11 @@ static const char help[] =
 	"\n"
 	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
 	"each line starting with topic=NAME), one line each:\n"
-	"  offset=N time=YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ key=\"K\"|- size=BYTES value=\"PAYLOAD\"\n"
-	"The key and payload are escaped (\\\\ \\\" \\n \\t \\r \\xHH) where not printable.\n"
+	"  offset=N time=YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ key=\"K\"|- [headers=NAME=\"V\",...]\n"
+	"  size=BYTES value=\"PAYLOAD\"\n"
+	"(headers= only for a record with headers). The key, header names and values\n"
+	"and the payload are escaped (\\\\ \\\" \\n \\t \\r \\xHH, and in names = ,) where\n"
+	"not printable.\n"
 	"Reads only; works while LOG_DIR is mounted.\n"
 	"\n"
 	"  --from N      start at offset N (default: the first retained record)\n"
@@ -42,9 +45,10 @@ static const char help[] =
 	"                (--from, --since and --until are then ignored, --count\n"
 	"                counts keys)\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
-	"                timestamp, key (null if none), size, and value (UTF-8\n"
-	"                payloads) or value_base64 (anything else); a non-UTF-8 key\n"
-	"                is key_base64\n"
+	"                timestamp, key (null if none), headers (a list of {name,\n"
+	"                value}), size, and value (UTF-8 payloads) or value_base64\n"
+	"                (anything else); a non-UTF-8 key, header name or header\n"
+	"                value is key_base64, name_base64, value_base64\n"
 	"  -h, --help    this help\n";
 
 enum mode { M_TEXT, M_RAW, M_JSON };
@@ -79,9 +83,54 @@ static void put_json_bytes(const char *field, const uint8_t *p, size_t n)
 	}
 }
 
+/* A header name in a text line: escaped, and = , and space as \xHH too. */
+static void put_name(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '=' || c == ',' || c == ' ')
+			printf("\\x%02x", c);
+		else
+			sb_cmd_put_escaped(stdout, &c, 1);
+	}
+}
+
+/* A record's headers (the block sb_log_read_headers gave: it parses). */
+static void print_headers(enum mode m, const uint8_t *hdrs, size_t hlen)
+{
+	size_t pos = 0;
+	sb_header h;
+	int first = 1;
+
+	if (m == M_JSON)
+		printf("\"headers\": [");
+	else if (hlen)
+		printf(" headers=");
+	while (sb_headers_next(hdrs, hlen, &pos, &h) == 1) {
+		if (m == M_JSON) {
+			printf("%s{", first ? "" : ", ");
+			put_json_bytes("name", (const uint8_t *)h.name, h.name_len);
+			printf(", ");
+			put_json_bytes("value", h.value, h.value_len);
+			printf("}");
+		} else {
+			if (!first)
+				putchar(',');
+			put_name(h.name, h.name_len);
+			printf("=\"");
+			sb_cmd_put_escaped(stdout, h.value, h.value_len);
+			putchar('"');
+		}
+		first = 0;
+	}
+	if (m == M_JSON)
+		printf("], ");
+}
+
 /* One record of `topic`, named in text lines only when `all` (every topic). */
 static void print_record(enum mode m, const char *topic, int all, const sb_record_info *info,
-			 const uint8_t *key, size_t key_len, const uint8_t *val, size_t len)
+			 const uint8_t *key, size_t key_len, const uint8_t *hdrs, size_t hlen,
+			 const uint8_t *val, size_t len)
 {
 	char t[64];
 
@@ -99,7 +148,9 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 			put_json_bytes("key", key, key_len);
 		else
 			printf("\"key\": null");
-		printf(", \"size\": %zu, ", len);
+		printf(", ");
+		print_headers(m, hdrs, hlen);
+		printf("\"size\": %zu, ", len);
 		put_json_bytes("value", val, len);
 		printf("}\n");
 		return;
@@ -114,6 +165,7 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 	} else {
 		putchar('-');
 	}
+	print_headers(m, hdrs, hlen);
 	printf(" size=%zu value=\"", len);
 	sb_cmd_put_escaped(stdout, val, len);
 	printf("\"\n");
@@ -123,7 +175,7 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t from,
 		    uint64_t count, uint64_t end, enum mode m)
 {
-	buf key = {0}, val = {0};
+	buf key = {0}, val = {0}, hdrs = {0};
 	uint64_t next = sb_log_next(log) < end ? sb_log_next(log) : end;
 	int rc = 0, errors = 0;
 
@@ -131,7 +183,7 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 		from = sb_log_start(log);
 	for (uint64_t off = from; off < next && count > 0; off++, count--) {
 		sb_record_info info;
-		size_t got = 0, key_len = 0;
+		size_t got = 0, key_len = 0, hlen = 0;
 
 		rc = sb_log_stat(log, off, &info);
 		if (rc == -ENOENT && off < sb_log_start(log)) {
@@ -158,7 +210,14 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 			if (key_len > key.cap)
 				key_len = key.cap;
 		}
-		print_record(m, sb_log_name(log), all, &info, key.p, key_len, val.p, got);
+		if (info.headers_len && m != M_RAW) {
+			rc = buf_reserve(&hdrs, info.headers_len);
+			if (!rc)
+				rc = sb_log_read_headers(log, off, hdrs.p, hdrs.cap, &hlen);
+			if (rc)
+				goto out_err;
+		}
+		print_record(m, sb_log_name(log), all, &info, key.p, key_len, hdrs.p, hlen, val.p, got);
 		if (ferror(stdout))
 			break;
 		continue;
@@ -171,6 +230,7 @@ out_err:
 	}
 	free(key.p);
 	free(val.p);
+	free(hdrs.p);
 	return errors ? rc ? rc : SB_ECORRUPT : 0;
 }
 
@@ -182,14 +242,14 @@ typedef struct keys_ctx {
 	int all, errors, rc;
 	uint64_t count;
 	enum mode m;
-	buf val;
+	buf val, hdrs;
 } keys_ctx;
 
 static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_info *ki)
 {
 	keys_ctx *c = arg;
 	sb_record_info info;
-	size_t got = 0;
+	size_t got = 0, hlen = 0;
 	int rc;
 
 	if (!c->count)
@@ -198,6 +258,8 @@ static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_
 	rc = buf_reserve(&c->val, ki->value_len ? ki->value_len : 1);
 	if (!rc)
 		rc = sb_log_read(c->log, ki->offset, 0, c->val.p, ki->value_len, &got, &info);
+	if (!rc && info.headers_len && c->m != M_RAW && !(rc = buf_reserve(&c->hdrs, info.headers_len)))
+		rc = sb_log_read_headers(c->log, ki->offset, c->hdrs.p, c->hdrs.cap, &hlen);
 	if (rc == -ENOENT)
 		return 0; /* removed from the head meanwhile */
 	if (rc) {
@@ -206,7 +268,7 @@ static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_
 		c->rc = rc;
 		return rc == -ENOMEM || ++c->errors >= 100 ? rc : 0;
 	}
-	print_record(c->m, sb_log_name(c->log), c->all, &info, key, key_len, c->val.p, got);
+	print_record(c->m, sb_log_name(c->log), c->all, &info, key, key_len, c->hdrs.p, hlen, c->val.p, got);
 	return ferror(stdout) ? -EIO : 0;
 }
 
@@ -216,6 +278,7 @@ static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, ui
 	int rc = sb_log_list_keys(log, NULL, 0, dump_key, &c);
 
 	free(c.val.p);
+	free(c.hdrs.p);
 	if (rc < 0 && rc != -EIO && !c.rc) {
 		sb_cmd_err(cmd, "%s: the key index: %s", path, sb_strerror(rc));
 		c.rc = rc;

@@ -449,7 +449,7 @@ static void file_setxattr(world *w)
 	}
 	if (!f)
 		return;
-	int rc = sbfs_pending_setxattr(&w->fs, f->ino, name, (const char *)v, n);
+	int rc = sbfs_pending_setxattr(&w->fs, f->ino, 0, name, (const char *)v, n);
 	if (rc == 0 && !strcmp(name, names[0]) && n <= sizeof f->key) {
 		memcpy(f->key, v, n);
 		f->key_len = n;

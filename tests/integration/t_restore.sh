@@ -285,8 +285,8 @@ assert_true '[ -e "$W/.bad.tmp" ]' "the held file is still there"
 assert_ok rm "$W/.bad.tmp"
 assert_eq 6 "$(count_w)" "records"
 
-case_ "headers are not kept yet: user.streambus.header.* refused, never dropped"
-assert_eq ENOTSUP "$(pyerr 'f = open(sys.argv[2], "wb"); f.write(b"h")
+case_ "a header set on a held temporary file goes with it (rm: nothing appended; t_headers has the rest)"
+assert_eq OK "$(pyerr 'f = open(sys.argv[2], "wb"); f.write(b"h")
 try:
     os.setxattr(f.fileno(), "user.streambus.header.trace", b"1")
 finally:

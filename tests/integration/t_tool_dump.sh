@@ -45,7 +45,7 @@ recs = [json.loads(l) for l in open(sys.argv[1])]
 assert [r["offset"] for r in recs] == [0, 1, 2], recs
 assert recs[0] == {"topic": "bin", "offset": 0, "timestamp_ns": 1700000000123456789,
                    "timestamp": "2023-11-14T22:13:20.123456789Z", "key": None,
-                   "size": 6, "value": "rec 0\n"}, recs[0]
+                   "headers": [], "size": 6, "value": "rec 0\n"}, recs[0]
 assert "value" not in recs[2]
 assert base64.b64decode(recs[2]["value_base64"]) == b'\x00\x01\xff"\\tab\there\n', recs[2]
 assert recs[2]["size"] == 14

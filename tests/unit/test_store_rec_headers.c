@@ -541,6 +541,37 @@ Test(rec_headers, undefined_flags_stay_damage)
 		cr_assert_eq(sb_log_read_headers(l, recs[0].offset, buf, sizeof buf, &len), SB_ECORRUPT);
 	cr_assert_eq(sb_store_close(s), 0);
 
+	/* v2: a record without a header block but with bit 4 set, re-signed */
+	ut_cfg(&c, 0, SB_SYNC_NEVER);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	cr_assert_not_null(l = ut_topic(s, "v"));
+	cr_assert_eq(ut_append_n(l, 5, SEED, 1, 50), 0);
+	cr_assert_eq(sb_store_close(s), 0);
+	all_to_v2("v");
+	{
+		char path[8800], dir[4400];
+		uint8_t *b;
+		size_t blen;
+		sb_rec_hdr h;
+		snprintf(dir, sizeof dir, "%s/v", env.store);
+		char last[256];
+		cr_assert_eq(uf_last_suffix(dir, ".seg", last, sizeof last), 0);
+		snprintf(path, sizeof path, "%s/%s", dir, last);
+		cr_assert_eq(uf_read_all(path, &b, &blen), 0);
+		uint8_t *rec = b + SB_SEG_HDR;
+		cr_assert(sb_rec_frame(rec, blen - SB_SEG_HDR, &h));
+		sb_put16(rec + SB_REC_AT_FLAGS, (uint16_t)(h.flags | SB_REC_HEADERS));
+		sb_put32(rec + SB_REC_AT_CRC, sb_crc32c(0, rec + SB_REC_AT_SIZE, h.size - SB_REC_AT_SIZE));
+		cr_assert_eq(uf_write_at(path, SB_SEG_HDR, rec, h.size), 0);
+		free(b);
+	}
+	cr_assert_gt(verify_damage("v"), 0, "bit 4 in a v2 segment verifies");
+	cr_assert_eq(ut_open_ro(env.store, &c, &s), 0);
+	if (sb_store_get(s, "v", &l) == 0 && sb_log_next(l) > 0)
+		cr_assert_eq(sb_log_read(l, 0, 0, buf, sizeof buf, &got, NULL), SB_ECORRUPT);
+	cr_assert_eq(sb_store_close(s), 0);
+	ut_cfg(&c, 16384, SB_SYNC_NEVER);
+
 	/* v3: a record re-signed with bit 5 set */
 	fill_topic("u", 40);
 	n = with_headers("u", recs, NREC);
