@@ -590,3 +590,65 @@ Test(rec_headers, undefined_flags_stay_damage)
 		cr_assert_eq(sb_log_read(l, recs[0].offset, 0, buf, sizeof buf, &got, NULL), SB_ECORRUPT);
 	cr_assert_eq(sb_store_close(s), 0);
 }
+
+/* Compressed blocks hold no header blocks: a sealed segment with a record
+ * with headers stays plain when its topic compresses, the others compress,
+ * and every header reads back (before and after a reopen). */
+Test(rec_headers, compression_keeps_headers)
+{
+	sb_log_config c;
+	sb_store *s;
+	sb_log *l;
+	sb_log_stats st;
+	size_t done = 0;
+	gen_hdrs *g = gen_new();
+	const uint64_t n = 600;
+
+	ut_cfg(&c, 16384, SB_SYNC_NEVER);
+	c.compression = SB_COMPRESS_ZSTD;
+	c.compression_block_bytes = 4096;
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	cr_assert_not_null(l = ut_topic(s, "t"));
+	for (uint64_t o = 0; o < n; o++) {
+		uint8_t val[300];
+		size_t len = ut_len(o, SEED, 0, sizeof val);
+		ut_fill(val, len, o, SEED);
+		gen(g, o);
+		/* headers only in the first 200 records */
+		sb_record_in in = {.value = val, .value_len = (uint32_t)len, .headers = g->h,
+				   .n_headers = o < 200 ? (uint32_t)g->n : 0};
+		cr_assert_eq(sb_log_append(l, &in, 1, NULL), 0);
+	}
+	cr_assert_eq(sb_log_sync(l), 0);
+	cr_assert_eq(sb_log_compress(l, &done), 0);
+	cr_assert_gt(done, 0, "the segments without headers compress");
+	cr_assert_eq(sb_log_get_stats(l, &st), 0);
+	cr_assert_lt(st.compressed, st.segments - 1, "the segments with headers stay plain");
+	for (int pass = 0; pass < 2; pass++) {
+		uint8_t *buf = malloc(SB_HEADERS_MAX_BYTES);
+		cr_assert_not_null(buf);
+		for (uint64_t o = 0; o < n; o++) {
+			size_t len, pos = 0, i = 0;
+			sb_header h;
+			gen(g, o);
+			size_t want = o < 200 ? g->n : 0;
+			cr_assert_eq(ut_check(l, o, ut_len(o, SEED, 0, 300), SEED), 0, "payload of %llu",
+				     (unsigned long long)o);
+			cr_assert_eq(sb_log_read_headers(l, o, buf, SB_HEADERS_MAX_BYTES, &len), 0);
+			while (sb_headers_next(buf, len, &pos, &h) == 1) {
+				cr_assert(i < want && h.value_len == g->h[i].value_len &&
+					  !memcmp(h.value, g->h[i].value, h.value_len), "record %llu header %zu",
+					  (unsigned long long)o, i);
+				i++;
+			}
+			cr_assert_eq(i, want, "record %llu: %zu headers of %zu", (unsigned long long)o, i, want);
+		}
+		free(buf);
+		cr_assert_eq(sb_store_close(s), 0);
+		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+		cr_assert_eq(sb_store_get(s, "t", &l), 0);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+	cr_assert_eq(verify_damage("t"), 0);
+	gen_free(g);
+}
