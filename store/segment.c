@@ -719,7 +719,7 @@ int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
 	/* At most one interval of records (timeindex.h); each one judged by
 	 * must hold its CRC, so that a damaged time never moves the start. */
 	for (; off < next; off++) {
-		if (sb_rec_decode(s->map + pos, len - pos, 1, &h) != SB_REC_OK || h.offset != off) {
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != off) {
 			sb_segment_report_damage(s, off, pos, "bad record");
 			return SB_ECORRUPT;
 		}
