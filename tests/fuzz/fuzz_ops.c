@@ -459,6 +459,16 @@ static void file_setxattr(world *w)
 	}
 }
 
+/* Name `name` of topic t is gone (unlinked, or replaced by a rename): a
+ * file of the model that had it is open but has no name now (a rename of
+ * that name is another file's, or none). */
+static void name_gone(world *w, int t, const char *name, const file *except)
+{
+	for (int i = 0; i < NFILE; i++)
+		if (w->f[i].p && &w->f[i] != except && w->f[i].t == t && !strcmp(w->f[i].name, name))
+			w->f[i].name[0] = '\0';
+}
+
 static void file_rename(world *w)
 {
 	file *f = pick_file(w);
@@ -470,11 +480,15 @@ static void file_rename(world *w)
 		return;
 	}
 	gen_name(w, f->t, name, sizeof name);
+	if (!f->name[0])
+		return; /* unlinked or replaced: no name to rename */
 	uint64_t next0 = next_of(w, f->t);
 	int rc = sbfs_pending_rename(&w->fs, w->te[f->t], f->name, name, flags & 1 ? RENAME_NOREPLACE : 0);
-	if (rc == 0) {
+	if (rc == 0 && strcmp(f->name, name)) {
+		/* a file of the model under that name was replaced: still open,
+		 * without a name */
+		name_gone(w, f->t, name, f);
 		snprintf(f->name, sizeof f->name, "%s", name);
-		/* a file of the model under that name was replaced: still open */
 	}
 	check_commit(w, f, next0);
 }
@@ -517,10 +531,10 @@ static void name_ops(world *w)
 	}
 	if (t < 0)
 		return;
-	if (what & 1)
-		sbfs_pending_unlink(&w->fs, w->te[t], name);
-	else
+	if (!(what & 1))
 		sbfs_pending_lookup(&w->fs, w->te[t], name, &st);
+	else if (sbfs_pending_unlink(&w->fs, w->te[t], name) == 0)
+		name_gone(w, t, name, NULL);
 }
 
 static void attr_ops(world *w)
