@@ -7,6 +7,8 @@
  * another key's value.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,4 +219,60 @@ int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
 	st->table_keys = ks.table_keys;
 	st->table_bytes = ks.table_bytes;
 	return 0;
+}
+
+typedef struct vk_ctx {
+	sb_log *l;
+	uint64_t start, checked, wrong;
+	void (*fn)(void *arg, const char *msg);
+	void *arg;
+} vk_ctx;
+
+static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v)
+{
+	vk_ctx *c = arg;
+	sb_record_info ri;
+	size_t n;
+	uint8_t one;
+	const char *why = NULL;
+
+	c->checked++;
+	if (v->offset < c->start)
+		return 0;
+	int rc = sb_log_read_keyed(c->l, v->offset, key, klen, &one, 0, &n, &ri);
+	if (rc == -ESTALE)
+		why = "names a record with another key";
+	else if (rc == -ENOENT)
+		why = "names a record the log does not have";
+	else if (rc)
+		why = sb_strerror(rc);
+	else if (ri.value_len != v->size || ri.timestamp_ns != v->ts ||
+		 !!(ri.flags & SB_REC_TOMBSTONE) != !!(v->flags & SB_MT_TOMBSTONE))
+		why = "disagrees with the record's size, time or tombstone flag";
+	if (why) {
+		c->wrong++;
+		if (c->fn) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "key index: the entry of key \"%.*s\" (offset %" PRIu64 ") %s",
+				 (int)(klen < 64 ? klen : 64), (const char *)key, v->offset, why);
+			c->fn(c->arg, msg);
+		}
+	}
+	return 0;
+}
+
+int sb_log_verify_keys(sb_log *l, uint64_t *checked, uint64_t *wrong,
+		       void (*fn)(void *arg, const char *msg), void *arg)
+{
+	vk_ctx c = {.l = l, .start = atomic_load(&l->start), .fn = fn, .arg = arg};
+	int rc;
+
+	if (atomic_load(&l->removed) || !l->kx)
+		return -ENOENT;
+	rc = sb_kx_scan(l->kx, NULL, 0, verify_one, &c);
+	if (checked)
+		*checked = c.checked;
+	if (wrong)
+		*wrong = c.wrong;
+	return rc;
 }

@@ -37,6 +37,11 @@ static const char help[] =
 	"Problems of index files are notes, not damage: they are derived data that\n"
 	"the next mount or 'streambus recover' rebuilds. Records are counted from\n"
 	"the log start (meta): removed records still on disk are not.\n"
+	"When the records are sound (and without --json), the key index of each\n"
+	"topic (its *.keys tables and the records after them) is checked against\n"
+	"the records: an entry naming a record without its key, or with another\n"
+	"size, time or tombstone flag, is damage (remove the *.keys files: the next\n"
+	"mount rebuilds them from the log).\n"
 	"\n"
 	"  --json          one JSON object on stdout: {\"log_dir\", \"in_use\",\n"
 	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
@@ -345,6 +350,39 @@ static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t
 }
 
 /* The topics to check: w's one, or every topic directory of LOG_DIR. */
+static void key_problem(void *arg, const char *msg)
+{
+	printf("%s: %s\n", (const char *)arg, msg);
+}
+
+/* The key index of each topic against its records (the store opened
+ * read-only, as `streambus get` does): the count of wrong entries, each
+ * named on a line (nothing is printed when all are right). */
+static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, size_t n, int quiet)
+{
+	sb_store *s;
+	uint64_t bad = 0;
+
+	if (sb_cmd_open_ro(cmd, dir, &s))
+		return 0; /* said why; the records themselves were checked */
+	for (size_t i = 0; i < n; i++) {
+		sb_log *l;
+		uint64_t checked = 0, wrong = 0;
+		if (sb_store_get(s, topics[i], &l))
+			continue;
+		int rc = sb_log_verify_keys(l, &checked, &wrong, key_problem, topics[i]);
+		if (rc)
+			sb_cmd_err(cmd, "%s/%s: key index: %s", dir, topics[i], sb_strerror(rc));
+		else if (!quiet && wrong)
+			printf("%s: key index: %" PRIu64 " of %" PRIu64 " keys name the wrong record "
+			       "(derived data: remove the topic's *.keys files to rebuild it)\n",
+			       topics[i], wrong, checked);
+		bad += wrong;
+	}
+	sb_store_close(s);
+	return bad;
+}
+
 static int pick_topics(const char *cmd, const sb_cmd_where *w, char ***topics, size_t *n)
 {
 	char path[PATH_MAX + 256];
@@ -453,6 +491,8 @@ int sb_cmd_verify(int argc, char **argv)
 		damage = st.damage;
 	}
 	bar_clear(&st);
+	if (!damage && !st.io_errors && !st.json && ntopics)
+		damage += verify_keys(cmd, dir, topics, ntopics, st.quiet);
 	if (st.io_errors)
 		status = SB_EXIT_ERROR;
 	else if (damage)

@@ -382,6 +382,16 @@ typedef struct sb_log_key_stats {
 	uint64_t table_keys, table_bytes;
 } sb_log_key_stats;
 int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st);
+/*
+ * Check the key index against the log (what `streambus verify` does for
+ * keys): the latest entry of every key must name a record that carries
+ * that key, with the payload size, time and tombstone flag the entry says
+ * (or one below the log start: retention removed it). *checked and *wrong
+ * (may be NULL) get the counts; fn (may be NULL) gets a line for each
+ * wrong entry. 0, or an error that stopped the check.
+ */
+int sb_log_verify_keys(sb_log *l, uint64_t *checked, uint64_t *wrong,
+		       void (*fn)(void *arg, const char *msg), void *arg);
 
 typedef struct sb_log_stats {
 	uint64_t start, next;      /* offsets */

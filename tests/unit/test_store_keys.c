@@ -426,3 +426,42 @@ Test(keys, crash_at_every_step)
 	}
 	cr_log_info("%u crash points", tried);
 }
+
+/* A key table that names the wrong record: verify says so, and a lookup
+ * through it never serves another key's value. */
+Test(keys, verify_finds_a_wrong_entry)
+{
+	sb_log_config c = kcfg();
+	sb_store *s;
+	sb_log *l;
+	char k[64], tdir[4096];
+	uint64_t checked = 0, wrong = 0;
+
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	for (int i = 0; i < 10; i++) {
+		sb_record_in r = {.key = k, .key_len = (uint32_t)mkey((uint64_t)i, k), .value = "v", .value_len = 1};
+		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
+	}
+	cr_assert_eq(sb_log_verify_keys(l, &checked, &wrong, NULL, NULL), 0);
+	cr_assert_eq(checked, 10);
+	cr_assert_eq(wrong, 0);
+	cr_assert_eq(sb_store_close(s), 0);
+
+	/* a table for [0, 9] whose entry for key/3 names offset 5 */
+	sb_kt_writer *w;
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	cr_assert_eq(sb_kt_writer_new(sb_io_default(), tdir, 0, 9, 1, 0, &w), 0);
+	sb_mt_val v = {.offset = 5, .ts = 0, .size = 1};
+	cr_assert_eq(sb_kt_writer_add(w, k, mkey(3, k), &v), 0);
+	cr_assert_eq(sb_kt_writer_finish(w), 0);
+
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	cr_assert_eq(sb_log_verify_keys(l, &checked, &wrong, NULL, NULL), 0);
+	cr_assert_eq(wrong, 1, "wrong entries found: %llu", (unsigned long long)wrong);
+	uint8_t buf[8];
+	size_t n;
+	cr_assert_eq(sb_log_get_key(l, k, mkey(3, k), buf, sizeof(buf), &n, NULL), SB_ECORRUPT);
+	cr_assert_eq(sb_store_close(s), 0);
+}
