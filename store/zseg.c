@@ -433,10 +433,6 @@ static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 	if ((rc = grow_bytes(&s->stored, &s->stored_cap, e->stored)) ||
 	    (rc = grow_bytes(&s->raw, &s->raw_cap, e->raw)))
 		return rc;
-	if ((rc = pread_full(z->io, z->fd, s->stored, e->stored, e->pos)))
-		return rc;
-	if (sb_crc32c(0, s->stored, e->stored) != e->stored_crc)
-		return SB_ECORRUPT;
 	if (z->h.dict_len && !atomic_load_explicit(&z->ddict_ready, memory_order_acquire)) {
 		pthread_mutex_lock(&z->c->mu);
 		if (!z->ddict && !(z->ddict = ZSTD_createDDict(z->dict, z->h.dict_len))) {
@@ -446,6 +442,10 @@ static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 		atomic_store_explicit(&z->ddict_ready, 1, memory_order_release);
 		pthread_mutex_unlock(&z->c->mu);
 	}
+	if ((rc = pread_full(z->io, z->fd, s->stored, e->stored, e->pos)))
+		return rc;
+	if (sb_crc32c(0, s->stored, e->stored) != e->stored_crc)
+		return SB_ECORRUPT;
 	if ((rc = sb_zblock_decompress(z->h.codec, s, s->stored, e->stored, e->raw, z->ddict)))
 		return rc;
 	s->raw_len = e->raw;
