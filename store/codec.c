@@ -8,7 +8,7 @@
 #include "codec.h"
 
 /* The header block of r at dst (sb_hdrs_size(r) bytes). */
-static void hdrs_encode(uint8_t *dst, const sb_record_in *r)
+__attribute__((noinline, cold)) static void hdrs_encode(uint8_t *dst, const sb_record_in *r)
 {
 	uint8_t *q = dst + SB_HDRS_AT_FIRST;
 
