@@ -166,6 +166,24 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
 	return 0;
 }
 
+int sb_index_covered(const sb_io *io, const char *path, uint64_t base, uint32_t *seg_len)
+{
+	uint8_t hdr[SB_IDX_HDR];
+	sb_idx_hdr h;
+	int rc, fd = io->open(io->ctx, path, O_RDONLY, 0);
+
+	if (fd < 0)
+		return fd;
+	rc = io->pread(io->ctx, fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) ? sb_idx_hdr_decode(hdr, &h)
+										    : SB_ECORRUPT;
+	if (rc == 0 && h.base_offset != base)
+		rc = SB_ECORRUPT;
+	if (rc == 0)
+		*seg_len = h.seg_len;
+	io->close(io->ctx, fd);
+	return rc;
+}
+
 int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap,
 		  sb_index **out, int64_t *max_ts)
 {

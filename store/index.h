@@ -45,6 +45,13 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
  */
 int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
 		  int64_t *max_ts);
+/*
+ * The length of segment `base` its index file covers (the index is written
+ * only once that much of the segment was synced), from the header alone:
+ * 0 and *seg_len, -errno (no file) or SB_ECORRUPT (a header that is not a
+ * good one of this segment's). *seg_len untouched on failure.
+ */
+int sb_index_covered(const struct sb_io *io, const char *path, uint64_t base, uint32_t *seg_len);
 /* Durably write the index as `path` (temp file, fdatasync, rename); the
  * caller fsyncs the directory. */
 int sb_index_save(const sb_index *ix, const struct sb_io *io, const char *path, uint64_t base,

@@ -43,6 +43,10 @@ struct sb_segment {
 				       * end of the file, 0 if none; left for the log */
 	int zeros;                    /* only zeros past len (preallocated space?) */
 	int idx_valid;                /* a valid index file was found at open */
+	uint32_t lost;                /* the segment ends after a whole record
+				       * short of the length its index file
+				       * covers: synced records are gone (0: no) */
+	char lost_what[160];          /* how sb_segment_damage says so */
 	_Atomic uint64_t damage_seen; /* the last damage a read reported (pos << 1 | 1) */
 	uint64_t file_size;           /* at open */
 	sb_segwin *win;               /* read-only, while checking at open: the

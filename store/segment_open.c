@@ -120,13 +120,31 @@ int sb_segment_damage(const sb_segment *s, uint64_t *pos, const char **what)
 		return SB_REC_BAD;
 	}
 	*pos = atomic_load(&s->len);
-	*what = damage_name(s->damage, s->zeros);
+	*what = s->lost ? s->lost_what : damage_name(s->damage, s->zeros);
 	return s->zeros ? SB_REC_END : s->damage;
 }
 
 int sb_segment_index_valid(const sb_segment *s)
 {
-	return s->idx_valid;
+	return s->idx_valid || s->lost;
+}
+
+/* The segment ends cleanly after its last whole record at `size`, but its
+ * index file (a header good for this segment) covers more: those bytes were
+ * synced before the index was written, so whole records are gone (a cut at
+ * a record boundary, which nothing else shows). Damage, proven synced. */
+static void seg_check_lost(sb_segment *s, uint64_t size)
+{
+	uint32_t covered;
+
+	if (s->z || s->idx_valid || s->damage || sb_index_covered(s->p->io, s->idx_path, s->base, &covered) ||
+	    covered <= size)
+		return;
+	s->lost = covered;
+	s->damage = SB_REC_BAD;
+	snprintf(s->lost_what, sizeof(s->lost_what),
+		 "records lost: the segment ends after a whole record, but its index "
+		 "(written once the segment was synced) covers %u bytes", covered);
 }
 
 int sb_segment_cut(sb_segment *s, int quiet)
@@ -140,7 +158,7 @@ int sb_segment_cut(sb_segment *s, int quiet)
 		return sb_seg_zcut(s, quiet);
 	if (!quiet)
 		sb_seg_report(s->p, "%s: %s at byte %llu; cut %llu bytes (log ends at offset %llu)",
-		       strrchr(s->seg_path, '/') + 1, damage_name(s->damage, s->zeros),
+		       strrchr(s->seg_path, '/') + 1, s->lost ? s->lost_what : damage_name(s->damage, s->zeros),
 		       (unsigned long long)len, (unsigned long long)(s->file_size - len),
 		       (unsigned long long)atomic_load(&s->next));
 	if (!s->p->read_only) {
@@ -150,8 +168,10 @@ int sb_segment_cut(sb_segment *s, int quiet)
 		if (!rc)
 			s->alloc = len;
 	}
-	if (!rc)
+	if (!rc) {
 		s->damage = 0;
+		s->lost = 0;
+	}
 	return rc;
 }
 
@@ -288,6 +308,8 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 			return rc;
 		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
 	}
+	if (len == size)
+		seg_check_lost(s, size);
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "format.h"
@@ -487,5 +488,65 @@ Test(damage, no_index_file_before_its_segment_is_synced)
 		  sb_strerror(rc));
 	fio_free(f);
 	uf_list_free(segs, n);
+	ut_env_fini(&env);
+}
+
+static int lost_msg(void *arg, const char *name, int err, const char *msg)
+{
+	if (strcmp(name, "t") == 0 && err == SB_ECORRUPT)
+		snprintf(arg, 512, "%s", msg);
+	return 0;
+}
+
+/*
+ * The last segment cut exactly at a record boundary, short of what its index
+ * file covers (an index is written only once its segment was synced): synced
+ * records are gone. The open refuses the topic rather than serve the rest and
+ * hand the lost offsets to new appends; a repairing open (recover --cut) cuts
+ * there and the log goes on from the cut. (Found by tools/damage: the mount
+ * served 5 records and gave the next append offset 5, a synced record's.)
+ */
+Test(damage, cut_at_a_record_boundary_short_of_the_index_is_refused)
+{
+	ut_env env;
+	sb_log_config cfg;
+	sb_store_options o;
+	sb_store *s;
+	sb_log *t;
+	char tdir[4096], p[4096], why[512] = "";
+	char **segs;
+	struct stat st;
+
+	cr_assert_eq(ut_env_init(&env, "lost"), 0);
+	ut_cfg(&cfg, 1u << 20, SB_SYNC_NEVER);
+	for (int round = 0; round < 2; round++) { /* two clean closes */
+		cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+		t = ut_topic(s, "t");
+		cr_assert_not_null(t);
+		cr_assert_eq(ut_append_n(t, round ? 5 : 50, 3 + round, 20, 200), 0);
+		cr_assert_eq(sb_store_close(s), 0);
+		ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+		int n = uf_list_suffix(tdir, SB_SEG_SUFFIX, &segs);
+		cr_assert_eq(n, 1);
+		uf_join(p, sizeof(p), tdir, segs[0]);
+		uf_list_free(segs, n);
+		if (round == 0)
+			cr_assert_eq(stat(p, &st), 0); /* the length after 50 records */
+	}
+	cr_assert_eq(uf_truncate(p, (uint64_t)st.st_size), 0); /* the 5 later records cut away */
+
+	cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+	cr_expect_neq(sb_store_get(s, "t", &t), 0, "the topic opened with synced records lost");
+	sb_store_list_refused(s, lost_msg, why);
+	cr_expect(strstr(why, "records lost"), "refused without saying records were lost: '%s'", why);
+	cr_assert_eq(sb_store_close(s), 0);
+
+	sb_store_options_default(&o);
+	o.defaults = cfg;
+	o.repair = 1;
+	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	cr_assert_eq(sb_store_get(s, "t", &t), 0);
+	cr_assert_eq(sb_log_next(t), 50);
+	cr_assert_eq(sb_store_close(s), 0);
 	ut_env_fini(&env);
 }
