@@ -690,15 +690,26 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 		return 0;
 	if ((rc = sb_segment_locate(s, from, &pos, &stream, &h)))
 		return rc;
+	uint64_t first = pos;
 	while (from < end && pos < len) {
-		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != from)
-			return SB_ECORRUPT;
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != from) {
+			rc = SB_ECORRUPT;
+			break;
+		}
 		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY)))
-			return rc;
+			break;
 		pos += h.size;
 		from++;
 	}
-	return 0;
+	/* A walk (the key index's replay at open) reads up to tens of MiB:
+	 * let go of the pages it touched, so that they stay evictable page
+	 * cache, not pages mapped into the daemon (which drop_caches and
+	 * memory pressure cannot reclaim). A shared file mapping: the next
+	 * read faults them in again from the cache. */
+	uint64_t a = first & ~(uint64_t)4095, b = pos < s->map_len ? pos : s->map_len;
+	if (b > a)
+		(void)madvise(s->map + a, b - a, MADV_DONTNEED);
+	return rc;
 }
 
 int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
