@@ -302,21 +302,39 @@ static void appended(kpart *p, const kc_rec *recs, size_t n, const int64_t *offs
 enum { STACK_RECS = 64 };
 
 /* The records as Kafka's, each with its time (now if it has none: so
- * that the cached copy has the time the cluster keeps, CreateTime). */
-static kc_rec *to_kc(const sbfs_rec *recs, size_t n, kc_rec *sb)
+ * that the cached copy has the time the cluster keeps, CreateTime) and
+ * its headers (in *hs, one array for all; NULL when none has any). */
+static kc_rec *to_kc(const sbfs_rec *recs, size_t n, kc_rec *sb, kc_header **hs)
 {
+	size_t nh = 0;
+	for (size_t i = 0; i < n; i++)
+		nh += recs[i].n_headers;
 	kc_rec *r = n <= STACK_RECS ? sb : calloc(n, sizeof *r);
-	if (!r)
+	kc_header *h = nh ? calloc(nh, sizeof *h) : NULL;
+	if (!r || (nh && !h)) {
+		if (r != sb)
+			free(r);
+		free(h);
 		return NULL;
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	for (size_t i = 0; i < n; i++)
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
 		r[i] = (kc_rec){ .timestamp_ms = recs[i].timestamp_ns ? recs[i].timestamp_ns / 1000000
 								       : now,
 				 .key = recs[i].key_len ? recs[i].key : NULL,
 				 .key_len = recs[i].key_len, .value = recs[i].value,
-				 .value_len = recs[i].value_len };
+				 .value_len = recs[i].value_len,
+				 .headers = recs[i].n_headers ? h + at : NULL,
+				 .nheaders = recs[i].n_headers };
+		for (uint32_t j = 0; j < recs[i].n_headers; j++, at++) {
+			const sbfs_header *x = &recs[i].headers[j];
+			h[at] = (kc_header){ x->name, x->name_len, x->value, x->value_len };
+		}
+	}
+	*hs = h;
 	return r;
 }
 
@@ -329,7 +347,8 @@ static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *fi
 		return -ENOENT;
 	kc_rec sb[STACK_RECS];
 	int64_t osb[STACK_RECS];
-	kc_rec *r = to_kc(recs, n, sb);
+	kc_header *hs = NULL;
+	kc_rec *r = to_kc(recs, n, sb, &hs);
 	int64_t *offs = n <= STACK_RECS ? osb : malloc(n * sizeof *offs);
 	int rc = -ENOMEM;
 	if (r && offs)
@@ -341,6 +360,7 @@ static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *fi
 	}
 	if (r && r != sb)
 		free(r);
+	free(hs);
 	if (offs && offs != osb)
 		free(offs);
 	return rc;
@@ -376,7 +396,10 @@ static size_t kb_batch_max(sbfs_topic *t) { (void)t; return 64u << 20; }
 static size_t kb_record_size(sbfs_topic *t, const sbfs_rec *r)
 {
 	(void)t;
-	return r->value_len + r->key_len + 64;
+	size_t n = r->value_len + r->key_len + 64;
+	for (uint32_t i = 0; i < r->n_headers; i++)
+		n += r->headers[i].name_len + r->headers[i].value_len + 8;
+	return n;
 }
 
 static int kb_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *out)
@@ -465,6 +488,57 @@ static int kb_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_
 	if (rc == 0)
 		*key_len = x.rec.key_len;
 	return rc;
+}
+
+/* A record's headers as SPEC §2's xattrs: Kafka allows a name more than
+ * once (and names no xattr can carry); an xattr has one value, so the
+ * first header of each name is shown and names that cannot be one
+ * (empty, a NUL in them, over SBFS_HEADER_NAME_MAX bytes) are left out. */
+typedef struct hdr_ctx {
+	sbfs_header_fn fn;
+	void *arg;
+	const char **seen;      /* names given so far (chunk bytes: valid
+				 * while the record is being walked) */
+	size_t *seen_len, nseen, cap;
+	int err;
+} hdr_ctx;
+
+static int hdr_cb(void *arg, const char *name, size_t nl, const void *v, size_t vl)
+{
+	hdr_ctx *x = arg;
+	if (nl == 0 || nl > SBFS_HEADER_NAME_MAX || memchr(name, '\0', nl) ||
+	    vl > SBFS_HEADER_VALUE_MAX)
+		return 0;
+	for (size_t i = 0; i < x->nseen; i++)
+		if (x->seen_len[i] == nl && memcmp(x->seen[i], name, nl) == 0)
+			return 0;
+	if (x->nseen == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 16;
+		const char **s = realloc(x->seen, cap * sizeof *s);
+		if (s)
+			x->seen = s;
+		size_t *l = s ? realloc(x->seen_len, cap * sizeof *l) : NULL;
+		if (!l)
+			return x->err = -ENOMEM;
+		x->seen_len = l;
+		x->cap = cap;
+	}
+	x->seen[x->nseen] = name;
+	x->seen_len[x->nseen++] = nl;
+	sbfs_header h = { name, (uint32_t)nl, v, (uint32_t)vl };
+	return x->fn(x->arg, &h);
+}
+
+static int kb_read_headers(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void *arg)
+{
+	hdr_ctx h = { .fn = fn, .arg = arg };
+	find_ctx x = { .hfn = hdr_cb, .harg = &h };
+	int rc = kpart_record(P(t), (int64_t)off, &x);
+	free(h.seen);
+	free(h.seen_len);
+	if (rc)
+		return rc;
+	return h.err ? h.err : x.hrc;
 }
 
 static int kb_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread)
@@ -634,6 +708,7 @@ static const sbfs_backend_ops kafka_ops = {
 	.stat_record = kb_stat,
 	.read = kb_read,
 	.read_key = kb_read_key,
+	.read_headers = kb_read_headers,
 	.read_stream = kb_read_stream,
 	.seek_time = kb_seek_time,
 	.delete_before = kb_delete_before,

@@ -655,6 +655,34 @@ Test(kafka_backend, headers_come_through_the_cache_in_order)
 	free(all);
 }
 
+static int collect_h(void *arg, const sbfs_header *h)
+{
+	return collect(arg, h->name, h->name_len, h->value, h->value_len);
+}
+
+/* Through the interface (the xattrs): a name Kafka repeats is shown once,
+ * with its first value; a record without headers has none. */
+Test(kafka_backend, read_headers_gives_each_name_once)
+{
+	fake *f = fake_new();
+	size_t total;
+	char *all = fill(fake_topic(f, "t", 1), 10, 100, 6, &total);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	cr_assert_not_null(b->ops->read_headers);
+	for (int64_t o = 0; o < 10; o++) {
+		hseen h = { "", 0 };
+		cr_assert_eq(b->ops->read_headers(t, (uint64_t)o, collect_h, &h), 0);
+		char want[64] = "";
+		if (o % 2)
+			snprintf(want, sizeof want, "trace=v%ld;", (long)o);
+		cr_assert_str_eq(h.all, want);
+	}
+	cr_assert_eq(b->ops->read_headers(t, 99, collect_h, &(hseen){ "", 0 }), -ENOENT);
+	b->ops->close(b);
+	free(all);
+}
+
 Test(kafka_backend, since_asks_the_cluster_by_time)
 {
 	fake *f = fake_new();
