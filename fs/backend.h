@@ -86,7 +86,8 @@ struct sbfs_config;
 #define SBFS_OFFSET_MAX ((UINT64_C(1) << 40) - 1 - 16)
 
 typedef struct sbfs_backend sbfs_backend;
-/* A topic (one log: for Kafka, one partition) handle: borrowed, valid
+/* A topic (one log: for Kafka, one partition; or a topic of several
+ * partitions, see parts) handle: borrowed, valid
  * until the backend is closed, even after the topic is removed (then calls
  * on it fail with -ENOENT). */
 typedef struct sbfs_topic sbfs_topic;
@@ -170,6 +171,20 @@ typedef struct sbfs_backend_ops {
 	 * topic_create -EEXIST. fn must not call the backend. */
 	int (*topic_list_refused)(sbfs_backend *b, sbfs_refused_fn fn, void *arg);
 	int (*topic_name_valid)(const char *name);  /* 1 or 0 */
+	/* Optional (NULL: every topic holds its records itself, as the
+	 * store's do): topics of several partitions (Kafka). *n is 0 for a
+	 * topic that holds its records itself, n >= 2 for one of n
+	 * partitions: its directory holds one directory per partition, named
+	 * "0".."n-1", each a topic of its own (part_get: borrowed, as
+	 * topic_get's) that fs/ shows exactly as a topic at the root. The
+	 * topic itself then holds no records (bounds empty, stat_record and
+	 * read -ENOENT, read_stream nothing) and its append puts each record
+	 * in the partition its key chooses (the same key always the same
+	 * partition; records without a key: one partition per append call,
+	 * which the backend picks); append_at gives -EINVAL, seek_time
+	 * -ENOTSUP, topic_remove removes every partition. */
+	int (*parts)(sbfs_topic *t, uint32_t *n);
+	int (*part_get)(sbfs_topic *t, uint32_t i, sbfs_topic **out); /* -ENOENT */
 
 	/* ---- appending ----
 	 * Returns once the records are as durable as the backend promises

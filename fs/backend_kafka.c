@@ -60,8 +60,10 @@ static kpart *find(kbackend *b, const char *name)
 	return NULL;
 }
 
-/* Add a partition to the table (tlock held). */
-static int add(kbackend *b, const char *name, kpart **out)
+/* Add partition `part` of Kafka topic `topic` to the table as `name`
+ * (tlock held); part < 0: a topic of several partitions (no partition of
+ * its own: its parts are added after it). */
+static int add(kbackend *b, const char *name, const char *topic, int32_t part, kpart **out)
 {
 	kpart **v = realloc(b->topics, (b->ntopics + 1) * sizeof *v);
 	if (!v)
@@ -72,7 +74,7 @@ static int add(kbackend *b, const char *name, kpart **out)
 		free(p);
 		return -ENOMEM;
 	}
-	int rc = b->c->ops->part_open(b->c, name, 0, &p->cp);
+	int rc = part < 0 ? 0 : b->c->ops->part_open(b->c, topic, part, &p->cp);
 	if (rc) {
 		free(p->name);
 		free(p);
@@ -87,24 +89,57 @@ static int add(kbackend *b, const char *name, kpart **out)
 	return 0;
 }
 
+/* Add topic `name` of `n` partitions (tlock held): one partition, a
+ * kpart of that name; several, a kpart holding one per partition, named
+ * "NAME/I" (not valid topic names: never asked for by topic_get). */
+static int add_topic(kbackend *b, const char *name, int n)
+{
+	kpart *g, *p;
+	if (n == 1)
+		return add(b, name, name, 0, &p);
+	kpart **parts = calloc((size_t)n, sizeof *parts);
+	if (!parts)
+		return -ENOMEM;
+	char pn[300];
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < n; i++) {
+		snprintf(pn, sizeof pn, "%s/%d", name, i);
+		rc = add(b, pn, name, i, &parts[i]);
+	}
+	if (rc == 0)
+		rc = add(b, name, name, -1, &g);
+	if (rc) {
+		/* the parts added stay in the table, unnamed by any topic */
+		free(parts);
+		return rc;
+	}
+	g->nparts = (uint32_t)n;
+	g->parts = parts;
+	return 0;
+}
+
 typedef struct seen {
 	char **names;
+	int *parts;
 	size_t n;
 } seen;
 
 static int seen_cb(void *arg, const char *name, int partitions)
 {
 	seen *s = arg;
-	if (partitions != 1)
-		return 0; /* several partitions: not shown yet (the tree has no
-			   * partition directories) */
+	if (partitions < 1)
+		return 0;
 	char **v = realloc(s->names, (s->n + 1) * sizeof *v);
 	if (!v)
 		return -ENOMEM;
 	s->names = v;
+	int *pv = realloc(s->parts, (s->n + 1) * sizeof *pv);
+	if (!pv)
+		return -ENOMEM;
+	s->parts = pv;
 	if (!(v[s->n] = strdup(name)))
 		return -ENOMEM;
-	s->n++;
+	pv[s->n++] = partitions;
 	return 0;
 }
 
@@ -113,28 +148,35 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Ask the cluster for its topics and add the new ones to the table. */
+static void seen_free(seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->names[i]);
+	free(s->names);
+	free(s->parts);
+}
+
+/* Ask the cluster for its topics and add the new ones to the table (a
+ * topic's partitions as first seen: partitions added later are not
+ * shown until the next mount). */
 static int refresh_list(kbackend *b, seen *out)
 {
 	seen s = { 0 };
 	int rc = b->c->ops->list(b->c, seen_cb, &s);
-	if (rc == 0)
-		qsort(s.names, s.n, sizeof *s.names, by_name);
 	pthread_mutex_lock(&b->tlock);
-	for (size_t i = 0; rc == 0 && i < s.n; i++) {
-		kpart *p;
+	for (size_t i = 0; rc == 0 && i < s.n; i++)
 		if (!find(b, s.names[i]))
-			rc = add(b, s.names[i], &p);
-	}
+			rc = add_topic(b, s.names[i], s.parts[i]);
 	b->listed_ms = mono_ms();
 	pthread_mutex_unlock(&b->tlock);
 	if (rc == 0 && out) {
+		free(s.parts);
+		s.parts = NULL;
+		qsort(s.names, s.n, sizeof *s.names, by_name);
 		*out = s;
 		return 0;
 	}
-	for (size_t i = 0; i < s.n; i++)
-		free(s.names[i]);
-	free(s.names);
+	seen_free(&s);
 	return rc;
 }
 
@@ -189,9 +231,8 @@ static int kb_list(sbfs_backend *base, sbfs_topic_fn fn, void *arg)
 		pthread_mutex_unlock(&b->tlock);
 		if (p && rc == 0)
 			rc = fn(arg, s.names[i], (sbfs_topic *)p);
-		free(s.names[i]);
 	}
-	free(s.names);
+	seen_free(&s);
 	return rc;
 }
 
@@ -214,7 +255,6 @@ static int kb_create(sbfs_backend *base, const char *name)
 	int rc = b->c->ops->create_topic(b->c, name, b->cfg.num_partitions, b->cfg.replication);
 	if (rc)
 		return rc;
-	/* a topic of several partitions exists but is not shown (yet) */
 	return refresh_list(b, NULL);
 }
 
@@ -226,25 +266,122 @@ static int kb_remove(sbfs_backend *base, const char *name)
 	pthread_mutex_unlock(&b->tlock);
 	if (!p)
 		return -ENOENT;
-	int rc = kpart_update_wm(p);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&p->lock);
-	int empty = p->lo >= p->hi;
-	pthread_mutex_unlock(&p->lock);
-	if (!empty)
-		return -ENOTEMPTY;
+	/* a topic of several partitions: every one must be empty */
+	kpart *const *v = p->nparts ? p->parts : &p;
+	size_t n = p->nparts ? p->nparts : 1;
+	for (size_t i = 0; i < n; i++) {
+		int rc = kpart_update_wm(v[i]);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&v[i]->lock);
+		int empty = v[i]->lo >= v[i]->hi;
+		pthread_mutex_unlock(&v[i]->lock);
+		if (!empty)
+			return -ENOTEMPTY;
+	}
 	if (!b->cfg.allow_topic_delete)
 		return -EPERM;
-	rc = b->c->ops->delete_topic(b->c, name);
+	int rc = b->c->ops->delete_topic(b->c, name);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&b->tlock);
-	pthread_mutex_lock(&p->lock);
-	p->removed = 1;
-	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i <= n; i++) {
+		kpart *q = i < n ? v[i] : p;
+		pthread_mutex_lock(&q->lock);
+		q->removed = 1;
+		pthread_mutex_unlock(&q->lock);
+	}
 	pthread_mutex_unlock(&b->tlock);
-	kcache_drop(b->cache, p);
+	for (size_t i = 0; i < n; i++)
+		kcache_drop(b->cache, v[i]);
+	return 0;
+}
+
+/* ---- a topic of several partitions (backend.h: parts) ---- */
+
+static int kb_parts(sbfs_topic *t, uint32_t *n)
+{
+	*n = P(t)->nparts;
+	return 0;
+}
+
+static int kb_part_get(sbfs_topic *t, uint32_t i, sbfs_topic **out)
+{
+	kpart *g = P(t);
+	if (i >= g->nparts)
+		return -ENOENT;
+	*out = (sbfs_topic *)g->parts[i];
+	return 0;
+}
+
+/* CRC-32 (IEEE, reflected; zlib's and librdkafka's rd_crc32) */
+static uint32_t crc32_of(const void *data, size_t len)
+{
+	const unsigned char *d = data;
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < len; i++) {
+		c ^= d[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+	}
+	return c ^ 0xffffffffu;
+}
+
+/* The partition of a record with a key: librdkafka's default partitioner
+ * (consistent_random: CRC-32 of the key modulo the partition count), so
+ * that a record lands where kcat -K or any librdkafka producer puts the
+ * same key. Without a key librdkafka picks at random: here one partition
+ * per append call (`rr`), in turn. */
+static uint32_t part_for(const sbfs_rec *r, uint32_t n, uint32_t rr)
+{
+	return r->key_len ? crc32_of(r->key, r->key_len) % n : rr;
+}
+
+static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first);
+
+/* Each record to its partition, one append per partition (in partition
+ * order; *first: the first record's offset, in its partition). */
+static int group_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first)
+{
+	uint32_t np = g->nparts;
+	uint32_t rr = atomic_fetch_add(&g->b->next_part, 1) % np;
+	uint32_t p0 = part_for(&recs[0], np, rr);
+	size_t same = 1;
+	while (same < n && part_for(&recs[same], np, rr) == p0)
+		same++;
+	if (same == n) /* the usual case (lines of .log, a created file) */
+		return kb_append((sbfs_topic *)g->parts[p0], recs, n, first);
+	sbfs_rec *sub = malloc(n * sizeof *sub);
+	if (!sub)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint32_t k = 0; rc == 0 && k < np; k++) {
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (part_for(&recs[i], np, rr) == k)
+				sub[m++] = recs[i];
+		if (m)
+			rc = kb_append((sbfs_topic *)g->parts[k], sub, m, k == p0 ? first : NULL);
+	}
+	free(sub);
+	return rc;
+}
+
+/* Its extent: no records of its own; the time of its partitions' newest
+ * (as far as known: no call to the cluster). */
+static int group_bounds(kpart *g, sbfs_bounds *out)
+{
+	int64_t ms = 0;
+	for (uint32_t i = 0; i < g->nparts; i++) {
+		kpart *p = g->parts[i];
+		pthread_mutex_lock(&p->lock);
+		if (p->mtime_ms > ms)
+			ms = p->mtime_ms;
+		if (p->seen_ms > ms)
+			ms = p->seen_ms;
+		pthread_mutex_unlock(&p->lock);
+	}
+	*out = (sbfs_bounds){ .mtime_ns = ms * 1000000 };
 	return 0;
 }
 
@@ -345,6 +482,8 @@ static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *fi
 		return -EINVAL;
 	if (removed(p))
 		return -ENOENT;
+	if (p->nparts)
+		return group_append(p, recs, n, first);
 	kc_rec sb[STACK_RECS];
 	int64_t osb[STACK_RECS];
 	kc_header *hs = NULL;
@@ -370,6 +509,8 @@ static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *fi
 static int kb_append_at(sbfs_topic *t, uint64_t at, const sbfs_rec *recs, size_t n)
 {
 	kpart *p = P(t);
+	if (p->nparts)
+		return -EINVAL; /* which partition's offset? */
 	int rc = kpart_update_wm(p);
 	if (rc)
 		return rc;
@@ -405,6 +546,8 @@ static size_t kb_record_size(sbfs_topic *t, const sbfs_rec *r)
 static int kb_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *out)
 {
 	kpart *p = P(t);
+	if (p->nparts)
+		return removed(p) ? -ENOENT : group_bounds(p, out);
 	int rc = kpart_known(p);
 	if (rc)
 		return rc;
@@ -451,6 +594,8 @@ static int kb_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *out)
 static int kb_stat(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *info)
 {
 	kpart *p = P(t);
+	if (p->nparts)
+		return -ENOENT;
 	find_ctx x = { 0 };
 	int rc = kpart_record(p, (int64_t)off, &x);
 	if (rc)
@@ -475,7 +620,7 @@ static int kb_read(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t
 		   size_t *nread)
 {
 	find_ctx x = { .buf = buf, .from = from, .len = len };
-	int rc = kpart_record(P(t), (int64_t)off, &x);
+	int rc = P(t)->nparts ? -ENOENT : kpart_record(P(t), (int64_t)off, &x);
 	if (rc == 0)
 		*nread = x.n;
 	return rc;
@@ -484,7 +629,7 @@ static int kb_read(sbfs_topic *t, uint64_t off, uint64_t from, void *buf, size_t
 static int kb_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_t *key_len)
 {
 	find_ctx x = { .buf = buf, .len = cap, .key = 1 };
-	int rc = kpart_record(P(t), (int64_t)off, &x);
+	int rc = P(t)->nparts ? -ENOENT : kpart_record(P(t), (int64_t)off, &x);
 	if (rc == 0)
 		*key_len = x.rec.key_len;
 	return rc;
@@ -533,7 +678,7 @@ static int kb_read_headers(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void 
 {
 	hdr_ctx h = { .fn = fn, .arg = arg };
 	find_ctx x = { .hfn = hdr_cb, .harg = &h };
-	int rc = kpart_record(P(t), (int64_t)off, &x);
+	int rc = P(t)->nparts ? -ENOENT : kpart_record(P(t), (int64_t)off, &x);
 	free(h.seen);
 	free(h.seen_len);
 	if (rc)
@@ -543,12 +688,20 @@ static int kb_read_headers(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void 
 
 static int kb_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread)
 {
+	if (P(t)->nparts) { /* an empty stream */
+		if (pos)
+			return -ENOENT;
+		*nread = 0;
+		return 0;
+	}
 	return kpart_read_stream(P(t), pos, buf, len, nread);
 }
 
 static int kb_delete_before(sbfs_topic *t, uint64_t off)
 {
 	kpart *p = P(t);
+	if (p->nparts)
+		return off ? -EINVAL : 0;
 	pthread_mutex_lock(&p->lock);
 	int nothing = (int64_t)off <= p->lo;
 	pthread_mutex_unlock(&p->lock);
@@ -575,6 +728,8 @@ static int kb_delete_before(sbfs_topic *t, uint64_t off)
 static int kb_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 {
 	kpart *p = P(t);
+	if (p->nparts)
+		return -ENOTSUP; /* per partition */
 	int rc = kpart_known(p);
 	int64_t o = -1, ms = ts <= 0 ? 0 : ts / 1000000 + (ts % 1000000 != 0);
 	if (rc == 0)
@@ -679,6 +834,7 @@ static int kb_close(sbfs_backend *base)
 		pthread_mutex_destroy(&p->lock);
 		pthread_mutex_destroy(&p->xlock);
 		free(p->ix);
+		free(p->parts);
 		free(p->name);
 		free(p);
 	}
@@ -699,6 +855,8 @@ static const sbfs_backend_ops kafka_ops = {
 	.topic_list = kb_list,
 	.topic_list_refused = kb_list_refused,
 	.topic_name_valid = kb_name_valid,
+	.parts = kb_parts,
+	.part_get = kb_part_get,
 	.append = kb_append,
 	.append_at = kb_append_at,
 	.record_max = kb_record_max,
@@ -760,6 +918,7 @@ int sbfs_backend_kafka_open_client(const sbfs_kafka_config *cfg, kc *client,
 		/* (kb_close joins the refresher: there is none) */
 		client->ops->close(client);
 		for (size_t i = 0; i < b->ntopics; i++) {
+			free(b->topics[i]->parts);
 			free(b->topics[i]->name);
 			free(b->topics[i]);
 		}

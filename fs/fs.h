@@ -205,6 +205,14 @@ int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out);
 /* rmdir, nslock and te->wlock held: remove te's topic from the backend and
  * mark te removed. */
 int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te);
+/* Topics of several partitions (backend.h: parts): how many (0: the
+ * topic holds its records itself); partition i's entry (named "TOPIC/I",
+ * registered as a topic is); the entry of a name in the topic's directory
+ * that is one of its partitions ("0".."n-1"), else -ENOENT. */
+#define SBFS_PART_NAME_MAX 300
+uint32_t sbfs_topic_parts(sbfs *fs, sbfs_tentry *te);
+int sbfs_part_by_index(sbfs *fs, sbfs_tentry *te, uint32_t i, sbfs_tentry **out);
+int sbfs_part_by_name(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_tentry **out);
 /* The inode number a directory listing shows for a refused topic (never
  * looked up: its lookup fails). */
 fuse_ino_t sbfs_name_ino(const char *name);

@@ -25,8 +25,11 @@ typedef struct kbackend kbackend;
 
 typedef struct kpart {
 	kbackend *b;
-	char *name;
-	kc_part *cp;
+	char *name;             /* the topic's; a partition of a topic of
+				 * several: "TOPIC/N" */
+	kc_part *cp;            /* NULL for a topic of several partitions */
+	uint32_t nparts;        /* a topic of several partitions: its parts */
+	struct kpart **parts;   /* (each also in kbackend.topics) */
 	pthread_mutex_t xlock;  /* one indexer at a time (held across fetches) */
 	pthread_mutex_t lock;   /* guards everything below */
 	int removed;
@@ -57,6 +60,8 @@ struct kbackend {
 	kpart **topics;
 	size_t ntopics;
 	int64_t listed_ms;
+	_Atomic unsigned next_part; /* keyless appends to a topic of several
+				     * partitions: one partition each, in turn */
 	pthread_t refresher;
 	pthread_mutex_t slock;  /* guards stop */
 	pthread_cond_t scond;

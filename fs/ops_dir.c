@@ -5,6 +5,8 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +91,8 @@ static size_t add(fuse_req_t req, char *buf, size_t used, size_t size, const cha
 /*
  * Cookies: 1 after ".", 2 after "..", then for the root 3 + i after topic i
  * of the opendir-time snapshot; for a topic 3 after ".log" and offset + 4
- * after the record at offset, so a listing resumes by offset however the
+ * after the record at offset (a topic of several partitions: i + 4 after
+ * partition i), so a listing resumes by offset however the
  * topic changed meanwhile.
  */
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -159,6 +162,21 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		off = 3;
 	}
+	char name[21];
+	uint32_t np = sbfs_topic_parts(fs, te);
+	for (uint32_t i = (uint32_t)off - 3; np && i < np; i++) {
+		/* a topic of several partitions: a directory for each */
+		sbfs_tentry *pe;
+		if (sbfs_part_by_index(fs, te, i, &pe))
+			continue;
+		snprintf(name, sizeof name, "%" PRIu32, i);
+		if (!(n = add(req, buf, used, size, name, sbfs_ino(pe->id, SBFS_L_DIR), S_IFDIR,
+			      (off_t)(i + 4))))
+			goto out;
+		used += n;
+	}
+	if (np)
+		goto out;
 	sbfs_bounds bd;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
 	int rc = sbfs_offsets_of(fs, te, t, &bd);
@@ -171,7 +189,6 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		o = bd.start;
 	if (bd.next > SBFS_MAX_OFFSET)
 		bd.next = SBFS_MAX_OFFSET + 1;
-	char name[21];
 	for (; o < bd.next; o++) {
 		/* a log with gaps (Kafka: compaction, transaction markers) */
 		if (fs->b->ops->next_present && fs->b->ops->next_present(t, o, &o))

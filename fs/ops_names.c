@@ -62,6 +62,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = sbfs_since_dir_attr(fs, te, &st);
 		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 	}
+	sbfs_tentry *pe; /* a partition of a topic of several */
+	if (sbfs_part_by_name(fs, te, name, &pe) == 0) {
+		rc = sbfs_attr_topic(fs, pe, &st);
+		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_DIR, pe->gen);
+	}
 	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
 		return reply_entry(req, &st, 0, 0);
 	uint64_t off;
@@ -115,6 +120,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (sbfs_topic_by_id(fs, id, &te, NULL))
 			return sbfs_reply_err(req, -ENOENT);
 		uint64_t off;
+		sbfs_tentry *pe;
+		if (sbfs_part_by_name(fs, te, name, &pe) == 0)
+			return sbfs_reply_err(req, -EPERM); /* the topic's, not ours */
 		if (strcmp(name, ".log") == 0 || sbfs_parse_offset(name, &off) == 0 ||
 		    sbfs_pending_lookup(fs, te, name, &(struct stat){ 0 }) == 0)
 			return sbfs_reply_err(req, -ENOTDIR);

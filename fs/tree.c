@@ -16,7 +16,9 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -324,6 +326,60 @@ int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out)
 	return rc;
 }
 
+/* ---- topics of several partitions (backend.h: parts) ---- */
+
+uint32_t sbfs_topic_parts(sbfs *fs, sbfs_tentry *te)
+{
+	uint32_t n = 0;
+	if (!fs->b->ops->parts || fs->b->ops->parts(te->t, &n))
+		return 0;
+	return n;
+}
+
+/* A partition is an entry of its own, named "TOPIC/I" (no topic's name
+ * can hold a '/'): its own id, inode numbers and generation, made again
+ * with its topic. */
+int sbfs_part_by_index(sbfs *fs, sbfs_tentry *te, uint32_t i, sbfs_tentry **out)
+{
+	char name[SBFS_PART_NAME_MAX];
+	if (!fs->b->ops->part_get ||
+	    (size_t)snprintf(name, sizeof name, "%s/%" PRIu32, te->name, i) >= sizeof name)
+		return -ENOENT;
+	sbfs_topic *t;
+	int rc = fs->b->ops->part_get(te->t, i, &t);
+	if (rc)
+		return rc;
+	uint32_t id;
+	pthread_rwlock_rdlock(&fs->tlock);
+	sbfs_tentry *e = tab_find_name(fs, name, &id);
+	int fresh = e && e->t == t && !e->removed && !te->removed;
+	pthread_rwlock_unlock(&fs->tlock);
+	if (fresh) {
+		*out = e;
+		return 0;
+	}
+	sbfs_ns_lock(fs);
+	pthread_rwlock_wrlock(&fs->tlock);
+	rc = te->removed ? -ENOENT : tab_register(fs, name, t, out);
+	pthread_rwlock_unlock(&fs->tlock);
+	sbfs_ns_unlock(fs);
+	return rc;
+}
+
+int sbfs_part_by_name(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_tentry **out)
+{
+	uint32_t n = sbfs_topic_parts(fs, te), i = 0;
+	size_t len = strlen(name);
+	if (n == 0 || len == 0 || len > 9 || (name[0] == '0' && len > 1))
+		return -ENOENT;
+	for (size_t k = 0; k < len; k++) {
+		if (name[k] < '0' || name[k] > '9')
+			return -ENOENT;
+		i = i * 10 + (uint32_t)(name[k] - '0');
+	}
+	return i < n ? sbfs_part_by_index(fs, te, i, out) : -ENOENT;
+}
+
 int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out)
 {
 	sbfs_ns_lock(fs);
@@ -338,8 +394,15 @@ int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te)
 {
 	int rc = fs->b->ops->topic_remove(fs->b, te->name);
 	if (rc == 0) {
+		size_t len = strlen(te->name);
 		pthread_rwlock_wrlock(&fs->tlock);
 		te->removed = 1;
+		/* and its partitions' entries ("NAME/I") */
+		for (size_t i = 0; i < fs->cap; i++) {
+			sbfs_tentry *e = fs->tab[i];
+			if (e && strncmp(e->name, te->name, len) == 0 && e->name[len] == '/')
+				e->removed = 1;
+		}
 		pthread_rwlock_unlock(&fs->tlock);
 	}
 	return rc;

@@ -49,7 +49,7 @@ EOF
 kafka_mount
 
 case_ "a topic of one partition is a directory of records by offset"
-assert_eq "app conc prod" "$(t ls "$M" | tr '\n' ' ' | sed 's/ $//')" "topics (wide: 4 partitions, not shown yet)"
+assert_eq "app conc prod wide" "$(t ls "$M" | tr '\n' ' ' | sed 's/ $//')" "topics (wide: 4 partitions, see t_kafka_parts.sh)"
 assert_eq 320 "$(sb_count "$M/prod")" "records kcat produced"
 assert_eq "$(rec 0)" "$(t ls "$M/prod" | head -1)" "first name"
 assert_eq "$(rec 319)" "$(t ls "$M/prod" | tail -1)" "last name"

@@ -33,10 +33,13 @@ typedef struct frec {
 	size_t len;
 } frec;
 
+/* One partition: a topic of n partitions is n of them, `part` 0..n-1,
+ * each with the topic's name and partition count. */
 typedef struct ftopic {
 	char name[64];
 	int parts;
-	int64_t lo, hi;         /* partition 0 only */
+	int part;
+	int64_t lo, hi;
 	frec *recs;             /* offset o at recs[o] */
 	size_t cap;
 } ftopic;
@@ -56,6 +59,7 @@ typedef struct fake {
 	int fetch_max;          /* records per fetch */
 	int time_queries;
 	int created_parts, created_repl, deleted_topics;
+	uint64_t headers_produced;
 	int64_t deleted_before;
 	char last_created[64];
 } fake;
@@ -65,9 +69,32 @@ static fake *F(kc *c) { return (fake *)c; }
 static ftopic *ftopic_of(fake *f, const char *name)
 {
 	for (int i = 0; i < f->ntopics; i++)
-		if (f->topics[i].parts && !strcmp(f->topics[i].name, name))
+		if (f->topics[i].parts && !f->topics[i].part && !strcmp(f->topics[i].name, name))
 			return &f->topics[i];
 	return NULL;
+}
+
+static ftopic *fpart_of(fake *f, const char *name, int part)
+{
+	for (int i = 0; i < f->ntopics; i++)
+		if (f->topics[i].parts && f->topics[i].part == part &&
+		    !strcmp(f->topics[i].name, name))
+			return &f->topics[i];
+	return NULL;
+}
+
+/* Topic `name` of `parts` partitions; its partition 0. */
+static ftopic *fadd(fake *f, const char *name, int parts)
+{
+	ftopic *first = &f->topics[f->ntopics];
+	for (int i = 0; i < parts; i++) {
+		ftopic *t = &f->topics[f->ntopics++];
+		memset(t, 0, sizeof *t);
+		snprintf(t->name, sizeof t->name, "%s", name);
+		t->parts = parts;
+		t->part = i;
+	}
+	return first;
 }
 
 static void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, int64_t ts)
@@ -90,7 +117,7 @@ static int f_list(kc *c, kc_topic_fn fn, void *arg)
 	pthread_mutex_lock(&f->m);
 	int rc = f->down ? -ETIMEDOUT : 0;
 	for (int i = 0; rc == 0 && i < f->ntopics; i++)
-		if (f->topics[i].parts)
+		if (f->topics[i].parts && !f->topics[i].part)
 			rc = fn(arg, f->topics[i].name, f->topics[i].parts);
 	pthread_mutex_unlock(&f->m);
 	return rc;
@@ -100,8 +127,8 @@ static int f_part_open(kc *c, const char *topic, int32_t part, kc_part **out)
 {
 	fake *f = F(c);
 	pthread_mutex_lock(&f->m);
-	ftopic *t = ftopic_of(f, topic);
-	int rc = t && part == 0 ? 0 : -ENOENT;
+	ftopic *t = fpart_of(f, topic, part);
+	int rc = t ? 0 : -ENOENT;
 	if (rc == 0) {
 		f->parts[t - f->topics].t = t;
 		*out = &f->parts[t - f->topics];
@@ -160,6 +187,7 @@ static int f_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offs)
 	int rc = f->down ? -ETIMEDOUT : 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		offs[i] = p->t->hi;
+		f->headers_produced += recs[i].nheaders;
 		fput(p->t, recs[i].key, recs[i].key_len, recs[i].value, recs[i].value_len,
 		     recs[i].timestamp_ms ? recs[i].timestamp_ms : 1700000000000);
 	}
@@ -173,10 +201,7 @@ static int f_create(kc *c, const char *topic, int parts, int repl)
 	pthread_mutex_lock(&f->m);
 	int rc = f->down ? -ETIMEDOUT : ftopic_of(f, topic) ? -EEXIST : 0;
 	if (rc == 0) {
-		ftopic *t = &f->topics[f->ntopics++];
-		memset(t, 0, sizeof *t);
-		snprintf(t->name, sizeof t->name, "%s", topic);
-		t->parts = parts;
+		fadd(f, topic, parts);
 		f->created_parts = parts;
 		f->created_repl = repl;
 		snprintf(f->last_created, sizeof f->last_created, "%s", topic);
@@ -192,7 +217,9 @@ static int f_delete_topic(kc *c, const char *topic)
 	ftopic *t = ftopic_of(f, topic);
 	int rc = f->down ? -ETIMEDOUT : t ? 0 : -ENOENT;
 	if (rc == 0) {
-		t->parts = 0;
+		for (int i = 0; i < f->ntopics; i++)
+			if (!strcmp(f->topics[i].name, topic))
+				f->topics[i].parts = 0;
 		f->deleted_topics++;
 	}
 	pthread_mutex_unlock(&f->m);
@@ -272,10 +299,7 @@ static fake *fake_new(void)
 
 static ftopic *fake_topic(fake *f, const char *name, int parts)
 {
-	ftopic *t = &f->topics[f->ntopics++];
-	snprintf(t->name, sizeof t->name, "%s", name);
-	t->parts = parts;
-	return t;
+	return fadd(f, name, parts);
 }
 
 /* ---- helpers ---- */
@@ -350,7 +374,6 @@ Test(kafka_backend, lists_single_partition_topics_and_reads_records)
 	sbfs_backend *b = open_backend(f, 64 << 20, 0);
 	sbfs_topic *t = topic(b, "orders");
 	sbfs_topic *w;
-	cr_assert_eq(b->ops->topic_get(b, "wide", &w), -ENOENT); /* no partition dirs yet */
 	cr_assert_eq(b->ops->topic_get(b, "nope", &w), -ENOENT);
 	sbfs_bounds bd;
 	/* offsets only (ls, rm, the notifier): the watermarks, no fetch */
@@ -709,5 +732,152 @@ Test(kafka_backend, since_asks_the_cluster_by_time)
 	f->down = 1;
 	pthread_mutex_unlock(&f->m);
 	cr_assert_eq(b->ops->seek_time(t, 0, &off), -ETIMEDOUT);
+	b->ops->close(b);
+}
+
+/* ---- topics of several partitions ---- */
+
+/* CRC-32 as librdkafka's rd_crc32 (and zlib's): the partitioner's hash */
+static uint32_t crc32_ref(const char *s)
+{
+	uint32_t c = 0xffffffffu;
+	for (; *s; s++) {
+		c ^= (unsigned char)*s;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+	}
+	return ~c;
+}
+
+Test(kafka_backend, a_topic_of_several_partitions_holds_one_topic_each)
+{
+	fake *f = fake_new();
+	ftopic *w = fake_topic(f, "wide", 4);
+	size_t total[4];
+	char *all[4];
+	for (int i = 0; i < 4; i++)
+		all[i] = fill(&w[i], 50 + 10 * i, 100, (unsigned)(7 + i), &total[i]);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *g = topic(b, "wide"), *p;
+	uint32_t n = 0;
+	cr_assert_eq(b->ops->parts(g, &n), 0);
+	cr_assert_eq(n, 4);
+	/* the topic itself holds nothing */
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(g, SBFS_WANT_STREAM, &bd), 0);
+	cr_assert_eq(bd.next, 0);
+	cr_assert_eq(bd.stream_end, 0);
+	sbfs_recinfo ri;
+	cr_assert_eq(b->ops->stat_record(g, 0, 0, &ri), -ENOENT);
+	size_t nr = 1;
+	char c;
+	cr_assert_eq(b->ops->read_stream(g, 0, &c, 1, &nr), 0);
+	cr_assert_eq(nr, 0);
+	cr_assert_eq(b->ops->part_get(g, 4, &p), -ENOENT);
+	/* each partition is a topic of its own: its records, its stream */
+	for (uint32_t i = 0; i < 4; i++) {
+		cr_assert_eq(b->ops->part_get(g, i, &p), 0);
+		cr_assert_eq(b->ops->parts(p, &n), 0);
+		cr_assert_eq(n, 0);
+		cr_assert_eq(b->ops->bounds(p, 0, &bd), 0);
+		cr_assert_eq(bd.next, 50 + 10 * i);
+		check_stream(b, p, all[i], 0, total[i], 50);
+	}
+	b->ops->close(b);
+	for (int i = 0; i < 4; i++)
+		free(all[i]);
+}
+
+/* Records with a key go where librdkafka's default partitioner puts
+ * them (CRC-32 of the key modulo the count: where kcat -K puts them);
+ * without a key, one partition per append, in turn. */
+Test(kafka_backend, appends_to_the_topic_go_to_a_partition_by_key)
+{
+	fake *f = fake_new();
+	ftopic *w = fake_topic(f, "orders", 3);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *g = topic(b, "orders");
+	int64_t want[3] = { 0 };
+	for (int i = 0; i < 300; i++) {
+		char key[32];
+		int kl = snprintf(key, sizeof key, "customer-%d", i * 7919);
+		sbfs_header h = { "trace", 5, "x", 1 };
+		sbfs_rec r = { .key = key, .key_len = (uint32_t)kl, .value = "v", .value_len = 1,
+			       .headers = &h, .n_headers = 1 };
+		uint64_t first = 99999;
+		cr_assert_eq(b->ops->append(g, &r, 1, &first), 0);
+		uint32_t to = crc32_ref(key) % 3;
+		cr_assert_eq(first, (uint64_t)want[to], "key %s", key);
+		want[to]++;
+		/* the same key again: the same partition */
+		cr_assert_eq(b->ops->append(g, &r, 1, &first), 0);
+		cr_assert_eq(first, (uint64_t)want[to]++);
+	}
+	cr_assert_eq(f->headers_produced, 600);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(w[i].hi, want[i]);
+		cr_assert_geq(want[i], 100, "partition %d got %ld", i, (long)want[i]);
+		cr_assert(w[i].recs[0].len == 1 && w[i].recs[0].val[0] == 'v');
+	}
+	/* a batch of keyless records: all of it to one partition, the next
+	 * batch to the next */
+	sbfs_rec lines[5];
+	for (int i = 0; i < 5; i++)
+		lines[i] = (sbfs_rec){ .value = "line", .value_len = 4 };
+	int64_t before[3] = { w[0].hi, w[1].hi, w[2].hi };
+	for (int k = 0; k < 3; k++)
+		cr_assert_eq(b->ops->append(g, lines, 5, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(w[i].hi - before[i], 5, "partition %d", i);
+	/* a batch of several keys is split by partition */
+	sbfs_rec mixed[6];
+	char keys[6][16];
+	int64_t mw[3] = { w[0].hi, w[1].hi, w[2].hi };
+	for (int i = 0; i < 6; i++) {
+		int kl = snprintf(keys[i], sizeof keys[i], "m%d", i);
+		mixed[i] = (sbfs_rec){ .key = keys[i], .key_len = (uint32_t)kl, .value = "m",
+				       .value_len = 1 };
+		mw[crc32_ref(keys[i]) % 3]++;
+	}
+	cr_assert_eq(b->ops->append(g, mixed, 6, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(w[i].hi, mw[i]);
+	cr_assert_eq(b->ops->append_at(g, 0, lines, 1), -EINVAL);
+	uint64_t off;
+	cr_assert_eq(b->ops->seek_time(g, 0, &off), -ENOTSUP);
+	b->ops->close(b);
+}
+
+/* mkdir with num.partitions > 1 (CreateTopics: not in the 2.0.2 mock)
+ * makes a topic of partitions; rmdir deletes it only when every
+ * partition is empty. */
+Test(kafka_backend, mkdir_and_rmdir_of_a_topic_of_several_partitions)
+{
+	fake *f = fake_new();
+	sbfs_kafka_config cfg;
+	sbfs_kafka_config_init(&cfg);
+	cfg.num_partitions = 3;
+	cfg.allow_topic_delete = 1;
+	sbfs_backend *b = NULL;
+	cr_assert_eq(sbfs_backend_kafka_open_client(&cfg, &f->base, &b), 0);
+	cr_assert_eq(b->ops->topic_create(b, "made"), 0);
+	cr_assert_eq(f->created_parts, 3);
+	sbfs_topic *g = topic(b, "made"), *p;
+	uint32_t n = 0;
+	cr_assert_eq(b->ops->parts(g, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(b->ops->part_get(g, 2, &p), 0);
+	sbfs_rec r = { .value = "x", .value_len = 1 };
+	cr_assert_eq(b->ops->append(p, &r, 1, NULL), 0);
+	cr_assert_eq(b->ops->topic_remove(b, "made"), -ENOTEMPTY);
+	pthread_mutex_lock(&f->m);
+	fpart_of(f, "made", 2)->lo = 1; /* emptied by retention */
+	pthread_mutex_unlock(&f->m);
+	cr_assert_eq(b->ops->topic_remove(b, "made"), 0);
+	cr_assert_eq(f->deleted_topics, 1);
+	cr_assert_eq(b->ops->append(p, &r, 1, NULL), -ENOENT);
+	cr_assert_eq(b->ops->append(g, &r, 1, NULL), -ENOENT);
+	sbfs_bounds bd;
+	cr_assert_eq(b->ops->bounds(g, 0, &bd), -ENOENT);
 	b->ops->close(b);
 }
