@@ -117,6 +117,12 @@ int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl)
 			return -ENOENT;
 		*ttl = SBFS_TTL_DIR;
 		return sbfs_since_dir_attr(fs, te, st);
+	case K_KEYSDIR:
+	case K_KEY:
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return -ENOENT;
+		*ttl = k == K_KEY ? 1.0 : SBFS_TTL_DIR;
+		return k == K_KEY ? sbfs_attr_key(fs, te, off, st) : sbfs_keys_dir_attr(fs, te, st);
 	case K_TOPIC:
 	case K_LOG:
 	case K_RECORD:

@@ -237,6 +237,24 @@ typedef struct sbfs_backend_ops {
 	 * ListOffsets by timestamp, which answers the same). */
 	int (*seek_time)(sbfs_topic *t, int64_t ts, uint64_t *off);
 
+	/* ---- a topic as a table (SPEC §2 "Keys": TOPIC/.keys/) ----
+	 * Optional, both or neither (NULL: TOPIC/.keys/ is ENOTSUP). Keys are
+	 * 1..65535 bytes, anything. */
+	/* The latest record of key: *info (offset, timestamp_ns, value_len,
+	 * key_len; stream_pos and flags may be 0), its record checked.
+	 * -ENOENT when the key has no record, its latest record is a
+	 * tombstone, or that record was deleted; -EIO if damaged. */
+	int (*get_key)(sbfs_topic *t, const void *key, size_t key_len, sbfs_recinfo *info);
+	/* fn for each key whose latest record is not a tombstone, from the
+	 * first key >= from (from_len 0: all), in byte order of the key (a
+	 * prefix first), with that record as get_key gives it, until fn
+	 * returns nonzero (then that value). fn must not call the backend; a
+	 * key's bytes are valid during its call only. Cheap to start at any
+	 * key (a listing resumes with one call per reply). */
+	int (*list_keys)(sbfs_topic *t, const void *from, size_t from_len,
+			 int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info),
+			 void *arg);
+
 	/* ---- deleting, durability, housekeeping ---- */
 	/* Records before off go (rm of the oldest record; Kafka: DeleteRecords). */
 	int (*delete_before)(sbfs_topic *t, uint64_t off);

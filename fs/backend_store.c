@@ -215,6 +215,42 @@ static int st_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 	return E(sb_log_seek_time(L(t), ts, off));
 }
 
+static int st_get_key(sbfs_topic *t, const void *key, size_t key_len, sbfs_recinfo *info)
+{
+	sb_record_info ri;
+	size_t n;
+	char none;
+	/* cap 0: nothing copied, the record (and that it carries key) checked */
+	int rc = sb_log_get_key(L(t), key, key_len, &none, 0, &n, &ri);
+	if (rc == 0)
+		*info = (sbfs_recinfo){ .offset = ri.offset, .timestamp_ns = ri.timestamp_ns,
+					.value_len = ri.value_len, .key_len = ri.key_len,
+					.flags = ri.flags, .stream_pos = ri.stream_pos };
+	return E(rc);
+}
+
+typedef struct keys_ctx {
+	int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info);
+	void *arg;
+} keys_ctx;
+
+static int keys_cb(void *arg, const void *key, size_t key_len, const sb_record_info *ri)
+{
+	keys_ctx *c = arg;
+	sbfs_recinfo info = { .offset = ri->offset, .timestamp_ns = ri->timestamp_ns,
+			      .value_len = ri->value_len, .key_len = ri->key_len, .flags = ri->flags };
+	return c->fn(c->arg, key, key_len, &info);
+}
+
+static int st_list_keys(sbfs_topic *t, const void *from, size_t from_len,
+			int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info),
+			void *arg)
+{
+	keys_ctx c = { fn, arg };
+	int rc = sb_log_list_keys(L(t), from, from_len, keys_cb, &c);
+	return rc > 0 ? rc : E(rc);
+}
+
 static int st_delete_before(sbfs_topic *t, uint64_t off) { return E(sb_log_delete_before(L(t), off)); }
 static int st_sync(sbfs_topic *t) { return E(sb_log_sync(L(t))); }
 static int st_retain(sbfs_backend *b, int64_t now_ns) { return E(sb_store_retain(S(b), now_ns)); }
@@ -255,6 +291,8 @@ static const sbfs_backend_ops store_ops = {
 	.read_stream = st_read_stream,
 	.next_present = NULL, /* dense: every offset in [start, next) holds a record */
 	.seek_time = st_seek_time,
+	.get_key = st_get_key,
+	.list_keys = st_list_keys,
 	.delete_before = st_delete_before,
 	.sync = st_sync,
 	.retain = st_retain,

@@ -10,6 +10,10 @@
  *   0 << 40 | n (n >= 2)             a file being created (transient)
  *   0 << 40 | (2^39 + n)             a .since/TIME file (transient: as long
  *                                    as the kernel holds it; since.c)
+ *   id << 40 | 3                     the topic's .keys directory
+ *   2^63 | id << 40 | (16 + offset)  TOPIC/.keys/K whose latest record is
+ *                                    at offset (keys.c): a key's file is a
+ *                                    new inode after each write to it
  */
 #ifndef SBFS_FS_H
 #define SBFS_FS_H
@@ -26,11 +30,13 @@
 
 #define SBFS_ID_SHIFT 40
 #define SBFS_LOCAL_MASK ((UINT64_C(1) << SBFS_ID_SHIFT) - 1)
-#define SBFS_ID_MAX ((UINT32_C(1) << 23) - 1) /* inode numbers stay below 2^63 */
+#define SBFS_ID_MAX ((UINT32_C(1) << 23) - 1) /* inode numbers stay below 2^63 but keys' */
+#define SBFS_KEY_BIT (UINT64_C(1) << 63)      /* TOPIC/.keys/K files */
 #define SBFS_L_DIR 0
 #define SBFS_L_LOG 1
 #define SBFS_L_SINCE 2                    /* TOPIC/.since */
 #define SBFS_L_SINCE0 (UINT64_C(1) << 39) /* TOPIC/.since/TIME files, in id 0 */
+#define SBFS_L_KEYS 3                     /* TOPIC/.keys */
 #define SBFS_L_REC0 16
 #define SBFS_MAX_OFFSET (SBFS_LOCAL_MASK - SBFS_L_REC0)
 _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX is the tree's");
@@ -45,7 +51,8 @@ _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX 
  * before it is appended under that name (pending.c). */
 #define SBFS_HOLD_NS (INT64_C(10) * 1000000000)
 
-enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING, K_SINCEDIR, K_SINCE };
+enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING, K_SINCEDIR, K_SINCE,
+		 K_KEYSDIR, K_KEY };
 
 /* A TOPIC/.since/TIME file the kernel holds (since.c). */
 typedef struct sbfs_since {
@@ -161,6 +168,11 @@ typedef struct sbfs_fh {
 	/* K_ROOT listing: a snapshot of the topic names */
 	char **names;
 	size_t nnames;
+	/* K_KEYSDIR listing (ops_keys.c): the keys of its last reply, each a
+	 * u16 length and its bytes, the first one entry number kfirst */
+	unsigned char *kbuf;
+	size_t klen, kcap;
+	uint64_t kfirst, kn;
 } sbfs_fh;
 
 /*
@@ -280,6 +292,7 @@ void sbfs_hdrs_free(sbfs_hdrs *hs);
 int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
 			struct fuse_entry_param *e, sbfs_pending **out);
 sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p);
+fuse_ino_t sbfs_pending_ino(const sbfs_pending *p);
 int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out);
 int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
 int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
@@ -301,6 +314,19 @@ int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 /* rename within te of a file being created: -ENOENT if name is none */
 int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			unsigned int flags);
+/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes), never
+ * held, never a name in the topic itself (only ..._key calls find it by
+ * NAME). It holds init (init_len bytes; NULL: nothing) at first; fresh: its
+ * last close appends even if nothing was written (create, O_TRUNC), else
+ * only a write makes a record. e: a create (NAME must be free; its entry
+ * is filled); NULL: an open of an existing key's file. */
+int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const void *key,
+			    size_t klen, const void *init, size_t init_len, int fresh, mode_t mode,
+			    int opens, struct fuse_entry_param *e, sbfs_pending **out);
+int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
+int sbfs_pending_unlink_key(sbfs *fs, sbfs_tentry *te, const char *name);
+/* Undo a create whose open failed: nothing appended, p freed. */
+void sbfs_pending_discard(sbfs *fs, sbfs_pending *p);
 /* Append the files held too long under a temporary name (the notifier). */
 void sbfs_pending_expire(sbfs *fs);
 void sbfs_pending_free_all(sbfs *fs);
@@ -316,6 +342,32 @@ void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup);
 int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out);
 int sbfs_since_read(sbfs *fs, sbfs_since *s, uint64_t off, void *buf, size_t size, size_t *n);
 /* (sbfs_fini frees the nodes left at unmount.) */
+
+/* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */
+#define SBFS_KEYNAME_MAX 255 /* NAME_MAX: a longer key's name is not in .keys/ */
+/* The name of key in .keys/ ('/', '%' and NUL percent-encoded, a key "."
+ * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length, or 0 when
+ * longer than SBFS_KEYNAME_MAX. */
+size_t sbfs_key_name(const void *key, size_t klen, char name[SBFS_KEYNAME_MAX + 1]);
+/* The key name stands for (decoded) in key (at most strlen(name) bytes):
+ * its length, or 0 when name is not how sbfs_key_name spells a key. */
+size_t sbfs_key_of_name(const char *name, unsigned char *key);
+/* .keys's attributes; a key file's (the record at off: its key inode,
+ * writable). */
+int sbfs_keys_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
+int sbfs_attr_key(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
+/* The latest visible record of key: 0 and *ri, -ENOENT (none, a
+ * tombstone, rm'ed), -ENOTSUP (the backend keeps no keys). */
+int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbfs_recinfo *ri);
+/* rm of TOPIC/.keys/NAME: a file being written there is dropped, else a
+ * tombstone for its key is appended (-ENOENT if it has no live record). */
+int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name);
+/* create/mknod of TOPIC/.keys/NAME (pending.c's file, keyed by NAME decoded). */
+int sbfs_key_create(sbfs *fs, sbfs_tentry *te, const char *name, mode_t mode, int open,
+		    struct fuse_entry_param *e, sbfs_pending **out);
+/* open for writing of a key file (inode of the record at off): a file
+ * being created, keyed as that record, holding its payload unless trunc. */
+int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs_pending **out);
 
 /* ======== 2: attr.c - attributes ======== */
 /* Attributes of each kind of node. */
@@ -340,6 +392,15 @@ void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
  * directly). 0 or -errno. */
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
 int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off);
+
+/* ======== 3: ops_keys.c - the handlers' part for TOPIC/.keys/ ======== */
+void sbfs_keys_lookup(fuse_req_t req, sbfs_tentry *te, const char *name);
+void sbfs_keys_unlink(fuse_req_t req, sbfs_tentry *te, const char *name);
+/* The entries of a .keys listing from cookie off (>= 2) into buf (used
+ * bytes of size already taken): the bytes used, or -errno with none added. */
+long sbfs_keys_readdir(fuse_req_t req, sbfs_fh *h, char *buf, size_t used, size_t size, off_t off);
+/* open of a key file (ino K_KEY): 0 and *out, fi's flags set. */
+int sbfs_keys_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, sbfs_fh **out);
 
 /* ======== 3: notify.c - the notifier thread ======== */
 int sbfs_notify_start(sbfs *fs);

@@ -70,6 +70,7 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
 	free(h->names);
 	pthread_mutex_destroy(&h->lock);
 	free(h->part);
+	free(h->kbuf);
 	free(h);
 }
 

@@ -58,7 +58,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	uint32_t id;
 	enum sbfs_kind k = sbfs_ino_kind(ino, &id, NULL);
 	sbfs_tentry *te = NULL;
-	if (k == K_TOPIC || k == K_SINCEDIR) {
+	if (k == K_TOPIC || k == K_SINCEDIR || k == K_KEYSDIR) {
 		if (sbfs_topic_by_id(fs, id, &te, NULL))
 			return sbfs_reply_err(req, -ENOENT);
 	} else if (k != K_ROOT) {
@@ -151,6 +151,15 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (h->kind == K_SINCEDIR)
 		goto out; /* .since lists nothing: any time is a name in it */
+	if (h->kind == K_KEYSDIR) { /* the keys, streamed: ops_keys.c */
+		long r = sbfs_keys_readdir(req, h, buf, used, size, off);
+		if (r < 0 && !used) {
+			free(buf);
+			return sbfs_reply_err(req, (int)r);
+		}
+		used = r < 0 ? used : (size_t)r;
+		goto out;
+	}
 	/* a topic */
 	sbfs_tentry *te = h->te;
 	if (off == 2) {

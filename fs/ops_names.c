@@ -49,6 +49,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = sbfs_since_lookup(fs, te, name, &e);
 		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_entry(req, &e);
 	}
+	case K_KEYSDIR: /* a key: ops_keys.c */
+		if (sbfs_topic_by_id(fs, id, &te, NULL))
+			return sbfs_reply_err(req, -ENOENT);
+		return sbfs_keys_lookup(req, te, name);
 	default:
 		return sbfs_reply_err(req, -ENOTDIR);
 	}
@@ -60,6 +64,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (strcmp(name, ".since") == 0) {
 		rc = sbfs_since_dir_attr(fs, te, &st);
+		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
+	}
+	if (strcmp(name, ".keys") == 0) {
+		rc = sbfs_keys_dir_attr(fs, te, &st);
 		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_DIR, te->gen);
 	}
 	sbfs_tentry *pe; /* a partition of a topic of several */
@@ -120,6 +128,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (sbfs_topic_by_id(fs, id, &te, NULL))
 			return sbfs_reply_err(req, -ENOENT);
 		uint64_t off;
+		if (strcmp(name, ".keys") == 0)
+			return sbfs_reply_err(req, -EPERM);
 		sbfs_tentry *pe;
 		if (sbfs_part_by_name(fs, te, name, &pe) == 0)
 			return sbfs_reply_err(req, -EPERM); /* the topic's, not ours */
@@ -159,12 +169,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	sbfs *fs = FS(req);
 	uint32_t id;
-	if (sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+	enum sbfs_kind k = sbfs_ino_kind(parent, &id, NULL);
+	if (k != K_TOPIC && k != K_KEYSDIR)
 		return sbfs_reply_err(req, -EPERM);
 	sbfs_tentry *te;
 	sbfs_topic *t;
 	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return sbfs_reply_err(req, -ENOENT);
+	if (k == K_KEYSDIR) /* a tombstone for the key: ops_keys.c */
+		return sbfs_keys_unlink(req, te, name);
 	if (strcmp(name, ".log") == 0)
 		return sbfs_reply_err(req, -EPERM);
 	if (sbfs_pending_unlink(fs, te, name) == 0)

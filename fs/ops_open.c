@@ -13,19 +13,31 @@ static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
 static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
 
+/* A file being created in a topic, or in its .keys/ (keyed by the name). */
+static int create_in(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
+		     struct fuse_entry_param *e, sbfs_pending **p)
+{
+	uint32_t id;
+	sbfs_tentry *te;
+	if (sbfs_ino_kind(parent, &id, NULL) != K_KEYSDIR)
+		return sbfs_pending_create(fs, parent, name, mode, open, e, p);
+	if (sbfs_topic_by_id(fs, id, &te, NULL))
+		return -ENOENT;
+	return sbfs_key_create(fs, te, name, mode, open, e, p);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
 	sbfs *fs = FS(req);
 	sbfs_pending *p;
 	struct fuse_entry_param e;
-	int rc = sbfs_pending_create(fs, parent, name, mode, 1, &e, &p);
+	int rc = create_in(fs, parent, name, mode, 1, &e, &p);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	sbfs_fh *h = sbfs_fh_new(fs, K_PENDING, sbfs_pending_topic(p));
 	if (!h) {
-		sbfs_pending_unlink(fs, sbfs_pending_topic(p), name);
-		sbfs_pending_release(fs, p);
+		sbfs_pending_discard(fs, p);
 		return sbfs_reply_err(req, -ENOMEM);
 	}
 	h->p = p;
@@ -44,7 +56,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return sbfs_reply_err(req, -EPERM);
 	sbfs_pending *p;
 	struct fuse_entry_param e;
-	int rc = sbfs_pending_create(fs, parent, name, mode, 0, &e, &p);
+	int rc = create_in(fs, parent, name, mode, 0, &e, &p);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	fuse_reply_entry(req, &e);
@@ -127,7 +139,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	}
 	case K_SINCEDIR:
+	case K_KEYSDIR:
 		return sbfs_reply_err(req, -EISDIR);
+	case K_KEY: {
+		int rc = sbfs_keys_open(req, ino, fi, &h);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		break;
+	}
 	case K_PENDING: {
 		sbfs_pending *p;
 		int rc = sbfs_pending_open(fs, ino, &p);

@@ -14,6 +14,7 @@
 #define XA_OFFSET "user.streambus.offset"
 #define XA_TIMESTAMP "user.streambus.timestamp"
 #define XA_KEY "user.streambus.key"
+#define XA_TOMBSTONE "user.streambus.tombstone" /* "1" on a tombstone record */
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
@@ -54,7 +55,8 @@ static int xattr_names(sbfs *fs, fuse_ino_t ino, xa_list *l)
 	uint64_t off;
 	sbfs_tentry *te;
 	sbfs_topic *t;
-	if (sbfs_ino_kind(ino, &id, &off) != K_RECORD)
+	enum sbfs_kind k = sbfs_ino_kind(ino, &id, &off);
+	if (k != K_RECORD && k != K_KEY) /* a key's file: its record's */
 		return 0;
 	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return -ENOENT;
@@ -63,7 +65,8 @@ static int xattr_names(sbfs *fs, fuse_ino_t ino, xa_list *l)
 	if (rc)
 		return rc;
 	if ((rc = xa_add(l, XA_OFFSET, "", 0)) || (rc = xa_add(l, XA_TIMESTAMP, "", 0)) ||
-	    (ri.key_len && (rc = xa_add(l, XA_KEY, "", 0))))
+	    (ri.key_len && (rc = xa_add(l, XA_KEY, "", 0))) ||
+	    ((ri.flags & SBFS_REC_TOMBSTONE) && (rc = xa_add(l, XA_TOMBSTONE, "", 0))))
 		return rc;
 	if (fs->b->ops->read_headers)
 		rc = fs->b->ops->read_headers(t, off, list_header, l);
@@ -112,7 +115,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	uint64_t off;
 	sbfs_tentry *te;
 	sbfs_topic *t;
-	if (sbfs_ino_kind(ino, &id, &off) != K_RECORD || strncmp(name, "user.streambus.", 15))
+	enum sbfs_kind k = sbfs_ino_kind(ino, &id, &off);
+	if ((k != K_RECORD && k != K_KEY) || strncmp(name, "user.streambus.", 15))
 		return sbfs_reply_err(req, -ENODATA);
 	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return sbfs_reply_err(req, -ENOENT);
@@ -127,6 +131,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		len = (size_t)snprintf(small, sizeof small, "%" PRIu64, off);
 	} else if (strcmp(name, XA_TIMESTAMP) == 0) {
 		len = (size_t)snprintf(small, sizeof small, "%" PRId64, ri.timestamp_ns);
+	} else if (strcmp(name, XA_TOMBSTONE) == 0 && (ri.flags & SBFS_REC_TOMBSTONE)) {
+		len = 1;
+		small[0] = '1';
 	} else if (strcmp(name, XA_KEY) == 0 && ri.key_len) {
 		val = malloc(ri.key_len);
 		if (!val)

@@ -17,6 +17,11 @@
  * its last close, or the daemon unmounts (then it is appended under its own
  * name: a close that succeeded never loses data).
  *
+ * A file written through TOPIC/.keys/NAME (keys.c) is one of these too,
+ * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
+ * does not find it, nor the other way round), it is never held, and opened
+ * over an existing key it starts with that key's value.
+ *
  * Its attributes, set and read (setattr, user.streambus.* xattrs), are
  * pending_attr.c's.
  */
@@ -60,7 +65,7 @@ static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name
 		      uint64_t *at)
 {
 	size_t nlen = strlen(name);
-	if (strcmp(name, ".log") == 0)
+	if (strcmp(name, ".log") == 0 || strcmp(name, ".keys") == 0)
 		return -EEXIST;
 	if (nlen > 255)
 		return -ENAMETOOLONG;
@@ -110,13 +115,18 @@ static void pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 	p->linked = 0;
 }
 
-/* name "" matches any pending file of the topic; st may be NULL. */
-int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st)
+/* Is p file `name` of te (in .keys/: keyview)? "" is any file of te. */
+static int named(const sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview)
+{
+	return p->te == te && (!*name || (p->keyview == keyview && strcmp(p->name, name) == 0));
+}
+
+static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, struct stat *st)
 {
 	int rc = -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (p->te == te && (!*name || strcmp(p->name, name) == 0)) {
+		if (named(p, te, name, keyview)) {
 			if (st)
 				sbfs_pending_stat(fs, p, st);
 			rc = 0;
@@ -126,14 +136,27 @@ int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat
 	return rc;
 }
 
+/* name "" matches any pending file of the topic; st may be NULL. */
+int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st)
+{
+	return lookup_in(fs, te, name, 0, st);
+}
+
+int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st)
+{
+	return *name ? lookup_in(fs, te, name, 1, st) : -ENOENT;
+}
+
 /* rm of a file being created: it is dropped, nothing is appended. */
-int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name)
+static int unlink_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview)
 {
 	int rc = -ENOENT;
 	sbfs_pending *dead = NULL;
+	if (!*name)
+		return -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (p->te == te && strcmp(p->name, name) == 0) {
+		if (named(p, te, name, keyview)) {
 			pending_unlink_locked(fs, p);
 			if (p->opens == 0)
 				dead = p;
@@ -144,6 +167,16 @@ int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name)
 	if (dead)
 		pending_free(dead);
 	return rc;
+}
+
+int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name)
+{
+	return unlink_in(fs, te, name, 0);
+}
+
+int sbfs_pending_unlink_key(sbfs *fs, sbfs_tentry *te, const char *name)
+{
+	return unlink_in(fs, te, name, 1);
 }
 
 /* Append what was written since the last commit as one record (p->lock held). */
@@ -255,6 +288,9 @@ void sbfs_pending_expire(sbfs *fs)
 
 /* A new pending file `name` in te (create and mknod). */
 static void fill_entry(sbfs *fs, sbfs_pending *p, struct fuse_entry_param *e);
+static sbfs_pending *pending_alloc(sbfs_tentry *te, const char *name, mode_t mode, int opens);
+static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry_param *e,
+			sbfs_pending **out);
 
 static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int opens,
 		       struct fuse_entry_param *e, sbfs_pending **out)
@@ -273,21 +309,37 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 	int rc = name_check(fs, te, t, name, &digits, &at);
 	if (rc)
 		return rc;
+	sbfs_pending *p = pending_alloc(te, name, mode, opens);
+	if (!p)
+		return -ENOMEM;
+	p->digits = digits;
+	p->at = at;
+	return pending_link(fs, p, 1, e, out);
+}
+
+static sbfs_pending *pending_alloc(sbfs_tentry *te, const char *name, mode_t mode, int opens)
+{
 	sbfs_pending *p = calloc(1, sizeof *p);
 	if (!p || !(p->name = strdup(name))) {
 		free(p);
-		return -ENOMEM;
+		return NULL;
 	}
-	p->digits = digits;
-	p->at = at;
 	p->te = te;
 	p->mode = mode;
 	p->opens = opens;
 	p->mtime_ns = now_ns();
 	pthread_mutex_init(&p->lock, NULL);
+	return p;
+}
+
+/* Number p and put it in the list (unless unique and its name is taken:
+ * then -EEXIST and p is freed). */
+static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry_param *e,
+			sbfs_pending **out)
+{
 	pthread_mutex_lock(&fs->plock);
-	for (sbfs_pending *q = fs->pending; q; q = q->next)
-		if (q->te == te && strcmp(q->name, name) == 0) {
+	for (sbfs_pending *q = fs->pending; unique && q; q = q->next)
+		if (named(q, p->te, p->name, p->keyview)) {
 			pthread_mutex_unlock(&fs->plock);
 			pending_free(p);
 			return -EEXIST;
@@ -296,10 +348,48 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 	p->linked = 1;
 	p->next = fs->pending;
 	fs->pending = p;
-	fill_entry(fs, p, e); /* before anyone else can unlink and free it */
+	if (e)
+		fill_entry(fs, p, e); /* before anyone else can unlink and free it */
 	pthread_mutex_unlock(&fs->plock);
 	*out = p;
 	return 0;
+}
+
+int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const void *key,
+			    size_t klen, const void *init, size_t init_len, int fresh, mode_t mode,
+			    int opens, struct fuse_entry_param *e, sbfs_pending **out)
+{
+	if (fs->cfg->read_only)
+		return -EROFS;
+	if (!klen || klen > 65535)
+		return -EINVAL;
+	sbfs_pending *p = pending_alloc(te, name, mode, opens);
+	if (!p)
+		return -ENOMEM;
+	p->keyview = 1;
+	p->key_set = 1;
+	p->key_len = klen;
+	if (!(p->key = malloc(klen)) || (init_len && !(p->buf = malloc(init_len)))) {
+		pending_free(p);
+		return -ENOMEM;
+	}
+	memcpy(p->key, key, klen);
+	if (init_len)
+		memcpy(p->buf, init, init_len);
+	p->len = p->cap = init_len;
+	p->committed = !fresh; /* a close without a write appends nothing */
+	/* a created name is unique in .keys/ as in the topic; a key file
+	 * may be opened for writing twice */
+	return pending_link(fs, p, e != NULL, e, out);
+}
+
+void sbfs_pending_discard(sbfs *fs, sbfs_pending *p)
+{
+	pthread_mutex_lock(&fs->plock);
+	if (p->linked)
+		pending_unlink_locked(fs, p);
+	pthread_mutex_unlock(&fs->plock);
+	sbfs_pending_release(fs, p);
 }
 
 static void fill_entry(sbfs *fs, sbfs_pending *p, struct fuse_entry_param *e)
@@ -371,6 +461,11 @@ sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p)
 	return p->te;
 }
 
+fuse_ino_t sbfs_pending_ino(const sbfs_pending *p)
+{
+	return p->ino;
+}
+
 int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out)
 {
 	pthread_mutex_lock(&fs->plock);
@@ -405,7 +500,7 @@ int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t
 /* The writer closed a file under a temporary name (plock held): hold it. */
 static int hold_locked(sbfs_pending *p)
 {
-	if (!p->linked || !temp_name(p->name))
+	if (!p->linked || p->keyview || !temp_name(p->name))
 		return 0;
 	p->held = 1;
 	p->held_ns = mono_ns();
@@ -483,9 +578,9 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 	sbfs_pending *p = NULL, *q = NULL, *pdead = NULL, *qdead = NULL;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *x = fs->pending; x; x = x->next)
-		if (x->te == te && strcmp(x->name, name) == 0)
+		if (named(x, te, name, 0))
 			p = x;
-		else if (x->te == te && strcmp(x->name, newname) == 0)
+		else if (named(x, te, newname, 0))
 			q = x;
 	if (!p) {
 		rc = -ENOENT;

@@ -21,6 +21,7 @@ struct sbfs_pending {
 	int digits;
 	uint64_t at;                 /* digits: the offset asked for */
 	mode_t mode;
+	int keyview;                 /* immutable: written through TOPIC/.keys/ (name: there) */
 	pthread_mutex_t lock;        /* guards everything below */
 	char *buf;
 	size_t len, cap;

@@ -30,10 +30,18 @@ fuse_ino_t sbfs_ino(uint32_t id, uint64_t local)
 
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset)
 {
-	uint32_t i = (uint32_t)(ino >> SBFS_ID_SHIFT);
+	int key = !!(ino & SBFS_KEY_BIT);
+	uint32_t i = (uint32_t)((ino & ~SBFS_KEY_BIT) >> SBFS_ID_SHIFT);
 	uint64_t local = ino & SBFS_LOCAL_MASK;
 	if (id)
 		*id = i;
+	if (key) { /* TOPIC/.keys/K: its latest record's offset */
+		if (i == 0 || local < SBFS_L_REC0)
+			return K_BAD;
+		if (offset)
+			*offset = local - SBFS_L_REC0;
+		return K_KEY;
+	}
 	if (i == 0) {
 		if (local == FUSE_ROOT_ID)
 			return K_ROOT;
@@ -47,6 +55,8 @@ enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset)
 		return K_LOG;
 	if (local == SBFS_L_SINCE)
 		return K_SINCEDIR;
+	if (local == SBFS_L_KEYS)
+		return K_KEYSDIR;
 	if (local < SBFS_L_REC0)
 		return K_BAD;
 	if (offset)

@@ -212,7 +212,7 @@
 
 /* Record flags. Bits a segment's version does not define make a record
  * damage (SB_REC_BAD), whatever its CRC says. */
-#define SB_REC_TOMBSTONE 0x0001u /* a delete marker for its key (compaction) */
+#define SB_REC_TOMBSTONE 0x0001u /* a delete marker for its key: a keyed record, no payload (rm TOPIC/.keys/K) */
 #define SB_REC_COMPRESSED_MASK 0x000eu /* reserved: compression codec */
 #define SB_REC_HEADERS   0x0010u /* v3: a header block ends the record */
 #define SB_REC_KNOWN_FLAGS_V2 (SB_REC_TOMBSTONE)

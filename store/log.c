@@ -440,6 +440,8 @@ static int wait_synced(sb_log *l, uint64_t seq)
 	return rc;
 }
 
+_Static_assert(SB_RECORD_TOMBSTONE == SB_REC_TOMBSTONE, "sb_store.h names format.h's tombstone flag");
+
 /* Check a batch; its encoded size in *bytes, whether a record of it has
  * headers in *hdrs. */
 static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes, int *hdrs)

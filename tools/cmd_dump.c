@@ -23,9 +23,10 @@ static const char help[] =
 	"\n"
 	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
 	"each line starting with topic=NAME), one line each:\n"
-	"  offset=N time=YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ key=\"K\"|- [headers=NAME=\"V\",...]\n"
-	"  size=BYTES value=\"PAYLOAD\"\n"
-	"(headers= only for a record with headers). The key, header names and values\n"
+	"  offset=N time=YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ key=\"K\"|- [tombstone]\n"
+	"  [headers=NAME=\"V\",...] size=BYTES value=\"PAYLOAD\"\n"
+	"(tombstone only for a delete marker of its key: rm TOPIC/.keys/K; headers=\n"
+	"only for a record with headers). The key, header names and values\n"
 	"and the payload are escaped (\\\\ \\\" \\n \\t \\r \\xHH, and in names = ,) where\n"
 	"not printable.\n"
 	"Reads only; works while LOG_DIR is mounted.\n"
@@ -45,7 +46,8 @@ static const char help[] =
 	"                (--from, --since and --until are then ignored, --count\n"
 	"                counts keys)\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
-	"                timestamp, key (null if none), headers (a list of {name,\n"
+	"                timestamp, key (null if none), tombstone (true, only for a\n"
+	"                tombstone), headers (a list of {name,\n"
 	"                value}), size, and value (UTF-8 payloads) or value_base64\n"
 	"                (anything else); a non-UTF-8 key, header name or header\n"
 	"                value is key_base64, name_base64, value_base64\n"
@@ -148,6 +150,8 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 			put_json_bytes("key", key, key_len);
 		else
 			printf("\"key\": null");
+		if (info->flags & SB_RECORD_TOMBSTONE)
+			printf(", \"tombstone\": true");
 		printf(", ");
 		print_headers(m, hdrs, hlen);
 		printf("\"size\": %zu, ", len);
@@ -165,6 +169,8 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 	} else {
 		putchar('-');
 	}
+	if (info->flags & SB_RECORD_TOMBSTONE)
+		printf(" tombstone");
 	print_headers(m, hdrs, hlen);
 	printf(" size=%zu value=\"", len);
 	sb_cmd_put_escaped(stdout, val, len);

@@ -225,6 +225,12 @@ typedef struct sb_header {
 	uint32_t value_len;
 } sb_header;
 
+/* The flag of a tombstone (sb_record_in.flags, sb_record_info.flags;
+ * SB_REC_TOMBSTONE in format.h): a delete marker for its key, a keyed
+ * record without payload. A key whose latest record is one has no value
+ * (sb_log_get_key, sb_log_list_keys). */
+#define SB_RECORD_TOMBSTONE 0x0001u
+
 typedef struct sb_record_in {
 	const void *key;
 	uint32_t key_len;       /* 0: no key */

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# SPEC §2 "Keys: a topic as a table", through the mount: TOPIC/.keys/.
+#   - echo >, echo >>, cp into .keys/K append a record keyed K; cat .keys/K is
+#     the latest value; a file created as TOPIC/K shows there too; stat gives
+#     the record's size and time, xattrs are the record's;
+#   - rm .keys/K appends a tombstone (size 0, nothing in .log, the xattr
+#     user.streambus.tombstone, `dump` says so) and K leaves .keys/;
+#   - the listing is in byte order of the key, .keys is in no listing, and a
+#     listing read a few entries at a time (tiny getdents buffers: the
+#     kernel hands back part of each reply) loses and repeats nothing;
+#   - random binary keys ('/', '%', NUL, ".", "..", any byte): written by
+#     their encoded names and read back raw with streambus dump, and written
+#     raw (user.streambus.key, as cp -a restores) and read back by name;
+#     names that are no key's spelling are refused;
+#   - all of it again after a remount;
+#   - ls of SB_KEYS_N keys (default 100,000; SB_KEYS_N=1000000 for the long
+#     run) written with the store API in random order: every key once, in
+#     order, within SB_KEYS_LS_S seconds.
+SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+N=${SB_KEYS_N:-100000}
+LS_S=${SB_KEYS_LS_S:-$((10 * SB_SLOW))}
+SB_TOOL=$SB_BUILD/streambus
+
+sb_mount
+M=$SB_MNT
+mkdir "$M/t" || sb_die "mkdir"
+
+# ---------------------------------------------------------------------------
+case_ "echo, echo >>, cp, a file created in the topic, cat, stat, xattrs"
+tsh 'echo v1 > "$1/t/.keys/a"' "$M" || assert_fail_now "echo > .keys/a"
+assert_eq "$(cat "$M/t/.keys/a")" "v1" "cat .keys/a"
+tsh 'echo v2 > "$1/t/.keys/a"' "$M" || assert_fail_now "echo > .keys/a again"
+assert_eq "$(cat "$M/t/.keys/a")" "v2" "the latest value"
+tsh 'echo more >> "$1/t/.keys/a"' "$M" || assert_fail_now "echo >> .keys/a"
+assert_eq "$(cat "$M/t/.keys/a")" "v2
+more" ">> appends to the value (a new record with both)"
+head -c 300000 /dev/urandom >"$SB_TMP/big"
+t cp "$SB_TMP/big" "$M/t/.keys/big" || assert_fail_now "cp into .keys"
+assert_ok cmp "$SB_TMP/big" "$M/t/.keys/big"
+tsh 'echo made > "$1/t/c"' "$M" || assert_fail_now "create t/c"
+assert_eq "$(cat "$M/t/.keys/c")" "made" "a file created as TOPIC/c is key c"
+assert_eq "$(ls "$M/t/.keys" | tr '\n' ' ')" "a big c " "ls .keys"
+assert_eq "$(ls -a "$M/t" | grep -c '^\.keys$')" "0" ".keys is not in the topic's listing"
+assert_ok test -d "$M/t/.keys"
+# the records: a(0) a(1) a(2) big(3) c(4)
+assert_eq "$(getfattr --only-values -n user.streambus.offset "$M/t/.keys/a" 2>/dev/null)" "2" \
+	"user.streambus.offset names the latest record"
+assert_eq "$(getfattr --only-values -n user.streambus.key "$M/t/.keys/a" 2>/dev/null)" "a" "user.streambus.key"
+ts=$(getfattr --only-values -n user.streambus.timestamp "$M/t/.keys/a" 2>/dev/null)
+assert_eq "$ts" "$(getfattr --only-values -n user.streambus.timestamp "$M/t/00000000000000000002" 2>/dev/null)" \
+	"user.streambus.timestamp is the record's"
+assert_eq "$(stat -c '%s %Y' "$M/t/.keys/big")" "$(stat -c '%s %Y' "$M/t/00000000000000000003")" \
+	"stat: the record's size and mtime"
+assert_eq "$(stat -c %.9Y "$M/t/.keys/a" | tr -d .)" "$ts" "mtime is the record's time, to the ns"
+assert_ok cmp "$M/t/.keys/big" "$M/t/00000000000000000003"
+assert_eq "$(head -c 14 "$M/t/.log")" "v1
+v2
+v2
+more" ".log has every value"
+
+# ---------------------------------------------------------------------------
+case_ "rm appends a tombstone"
+logsize=$(stat -c %s "$M/t/.log")
+t rm "$M/t/.keys/big" || assert_fail_now "rm .keys/big"
+assert_eq "$(ls "$M/t/.keys" | tr '\n' ' ')" "a c " "big left .keys/"
+assert_true '! cat "$M/t/.keys/big" 2>/dev/null' "cat of a removed key fails"
+assert_eq "$(stat -c %s "$M/t/00000000000000000005" 2>&1)" "0" "the tombstone: size 0"
+assert_eq "$(getfattr --only-values -n user.streambus.tombstone "$M/t/00000000000000000005" 2>/dev/null)" "1" \
+	"user.streambus.tombstone on the tombstone's record file"
+assert_eq "$(getfattr --only-values -n user.streambus.key "$M/t/00000000000000000005" 2>/dev/null)" "big" \
+	"the tombstone is keyed"
+assert_true '! getfattr -n user.streambus.tombstone "$M/t/00000000000000000004" 2>/dev/null' \
+	"no tombstone xattr on other records"
+assert_eq "$(stat -c %s "$M/t/.log")" "$logsize" "nothing in .log"
+assert_eq ENOENT "$(pyerr 'os.unlink(sys.argv[2])' "$M/t/.keys/nosuch")" "rm of a key that is not there"
+assert_eq "$(ls "$M/t" | wc -l)" "6" "the tombstone is a record"
+out=$("$SB_TOOL" dump --from 5 "$SB_LOG" t)
+assert_eq "${out#*key=\"big\" }" "tombstone size=0 value=\"\"" "streambus dump marks the tombstone"
+assert_eq "$("$SB_TOOL" dump --json --from 5 "$SB_LOG" t | grep -c '"tombstone": true')" "1" "dump --json too"
+tsh 'echo back > "$1/t/.keys/big"' "$M" || assert_fail_now "write a removed key again"
+assert_eq "$(cat "$M/t/.keys/big")" "back" "a removed key written again is back"
+t rm "$M/t/.keys/big"
+
+# ---------------------------------------------------------------------------
+case_ "random binary keys: encoded names, both ways"
+# keys.py: the encoding of SPEC §2, random keys, and the checks.
+cat >"$SB_TMP/keys.py" <<'EOF'
+import base64, json, os, random, sys
+
+def name(k):
+    if k in (b".", b".."):
+        return "%2E" * len(k)
+    out = bytearray()
+    for c in k:
+        out += b"%%%02X" % c if c in b"/%\0" else bytes([c])
+    return os.fsdecode(bytes(out))
+
+def keys(seed, n):
+    rnd = random.Random(seed)
+    ks = {b".", b"..", b"%", b"/", b"\0", b"a/b", b"%2F", b".hidden", b"x.tmp", b"123"}
+    alphabet = b"/%\0.ab\xff\x01 \n"
+    while len(ks) < n:
+        l = rnd.randrange(1, 40)
+        ks.add(bytes(rnd.choice(alphabet) if rnd.random() < .5 else rnd.randrange(256)
+                     for _ in range(l)))
+    return sorted(ks)
+
+mode, seed, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ks = keys(seed, n)
+val = lambda k: b"value of " + base64.b64encode(k) + b"\n"
+if mode == "write-names":      # through the mount, by name
+    for k in ks:
+        with open(os.path.join(d, ".keys", name(k)), "wb") as f:
+            f.write(val(k))
+elif mode == "write-raw":      # as cp -a restores: user.streambus.key
+    for i, k in enumerate(ks):
+        p = os.path.join(d, "f%d" % i)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.setxattr(fd, "user.streambus.key", k)
+        os.write(fd, val(k))
+        os.close(fd)
+elif mode == "check-names":    # read back by name; the listing, in order
+    bad = 0
+    for k in ks:
+        with open(os.path.join(d, ".keys", name(k)), "rb") as f:
+            if f.read() != val(k):
+                bad += 1
+    listed = os.listdir(os.path.join(d, ".keys"))
+    want = [name(k) for k in ks]
+    if listed != want:
+        print("listing differs: %d listed, %d wanted" % (len(listed), len(want)))
+        bad += 1
+    print("bad", bad)
+elif mode == "check-dump":     # the raw keys the store has (dump --keys --json on stdin)
+    got = {}
+    for line in sys.stdin:
+        o = json.loads(line)
+        k = base64.b64decode(o["key_base64"]) if "key_base64" in o else o["key"].encode()
+        got[k] = o
+    print("match" if sorted(got) == ks else "differ: %d vs %d" % (len(got), len(ks)))
+EOF
+mkdir "$M/b1" "$M/b2" || sb_die "mkdir"
+t python3 "$SB_TMP/keys.py" write-names 1 300 "$M/b1" || assert_fail_now "write by encoded names"
+assert_eq "$(t python3 "$SB_TMP/keys.py" check-names 1 300 "$M/b1")" "bad 0" "read back by name, listed in order"
+assert_eq "$("$SB_TOOL" dump --keys --json "$SB_LOG" b1 | python3 "$SB_TMP/keys.py" check-dump 1 300 -)" \
+	"match" "the store has the raw keys (names decoded)"
+t python3 "$SB_TMP/keys.py" write-raw 2 300 "$M/b2" || assert_fail_now "write raw keys"
+assert_eq "$(t python3 "$SB_TMP/keys.py" check-names 2 300 "$M/b2")" "bad 0" "raw keys listed and read by their names"
+assert_eq "$(ls "$M/b1/.keys" | grep -c '^%2E%2E$')" "1" "a key .. is %2E%2E"
+assert_true '! cat "$M/b1/.keys/%41" 2>/dev/null' "%41 is no key's name"
+tsh 'echo x > "$1/b1/.keys/A"' "$M"
+assert_true '! cat "$M/b1/.keys/%41" 2>/dev/null' "%41 is still no key's name (A is)"
+t rm "$M/b1/.keys/A"
+assert_eq EINVAL "$(pyerr 'open(sys.argv[2], "w")' "$M/b1/.keys/50%")" "a bare % is no key's name"
+assert_eq EINVAL "$(pyerr 'open(sys.argv[2], "w")' "$M/b1/.keys/a%2fb")" "%2f (lower case) is no key's name"
+
+# ---------------------------------------------------------------------------
+case_ "a listing read a few entries at a time"
+cat >"$SB_TMP/getdents.py" <<'EOF'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+buf = ctypes.create_string_buffer(int(sys.argv[2]))
+names = []
+while True:
+    n = libc.syscall(217, fd, buf, len(buf))  # getdents64
+    if n < 0:
+        sys.exit("getdents64: %s" % os.strerror(ctypes.get_errno()))
+    if n == 0:
+        break
+    raw, at = buf.raw[:n], 0
+    while at < n:
+        reclen = struct.unpack_from("H", raw, at + 16)[0]
+        names.append(raw[at + 19:at + reclen].split(b"\0", 1)[0])
+        at += reclen
+names = [x for x in names if x not in (b".", b"..")]
+ref = [os.fsencode(x) for x in os.listdir(sys.argv[1])]  # 32 KiB at a time
+print(len(names), len(set(names)), "same" if names == ref else "differs")
+EOF
+for sz in 80 200 1000; do
+	assert_eq "$(t python3 "$SB_TMP/getdents.py" "$M/b1/.keys" $sz)" "300 300 same" \
+		"getdents of $sz bytes: every key once, in the order of a whole listing"
+done
+
+# ---------------------------------------------------------------------------
+case_ "after a remount"
+before=$(ls "$M/t/.keys"; cat "$M/t/.keys/a" "$M/t/.keys/c")
+sb_umount
+sb_mount
+assert_eq "$(ls "$M/t/.keys"; cat "$M/t/.keys/a" "$M/t/.keys/c")" "$before" "the same keys and values"
+assert_true '! cat "$M/t/.keys/big" 2>/dev/null' "a removed key stays removed"
+assert_eq "$(t python3 "$SB_TMP/keys.py" check-names 1 300 "$M/b1")" "bad 0" "binary keys after a remount"
+tsh 'echo v3 > "$1/t/.keys/a"' "$M"
+assert_eq "$(cat "$M/t/.keys/a")" "v3" "written after the remount"
+sb_umount
+
+# ---------------------------------------------------------------------------
+case_ "ls of $N keys"
+cat >"$SB_TMP/gen.c" <<'EOF'
+/* gen LOG_DIR TOPIC N: N records keyed k%09u in a shuffled order, 1,000 an append. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "sb_store.h"
+int main(int argc, char **argv)
+{
+	sb_store_options o;
+	sb_store *s;
+	sb_log *l;
+	unsigned n = (unsigned)atol(argv[3]), *perm = malloc(n * sizeof *perm);
+	static char keys[1000][16], vals[1000][24];
+	sb_record_in r[1000];
+	int rc;
+	sb_store_options_default(&o);
+	if (!perm || (rc = sb_store_open(argv[1], &o, &s)) || (rc = sb_store_create(s, argv[2])) ||
+	    (rc = sb_store_get(s, argv[2], &l)))
+		return fprintf(stderr, "gen: open\n"), 1;
+	srand(7);
+	for (unsigned i = 0; i < n; i++)
+		perm[i] = i;
+	for (unsigned i = n; i > 1; i--) {
+		unsigned j = (unsigned)rand() % i, t = perm[i - 1];
+		perm[i - 1] = perm[j];
+		perm[j] = t;
+	}
+	for (unsigned i = 0; i < n; i += 1000) {
+		unsigned m = n - i < 1000 ? n - i : 1000;
+		for (unsigned j = 0; j < m; j++) {
+			r[j] = (sb_record_in){0};
+			r[j].key = keys[j];
+			r[j].key_len = (uint32_t)snprintf(keys[j], sizeof keys[j], "k%09u", perm[i + j]);
+			r[j].value = vals[j];
+			r[j].value_len = (uint32_t)snprintf(vals[j], sizeof vals[j], "v%u\n", perm[i + j]);
+		}
+		if ((rc = sb_log_append(l, r, m, NULL)))
+			return fprintf(stderr, "gen: append: %s\n", sb_strerror(rc)), 1;
+	}
+	return sb_store_close(s) ? 1 : 0;
+}
+EOF
+cflags=()
+grep -q '^SB_SANITIZE:BOOL=ON' "$SB_BUILD/CMakeCache.txt" 2>/dev/null &&
+	cflags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+cc -std=c11 -D_GNU_SOURCE -O1 "${cflags[@]}" -I"$SB_TOP/store/include" "$SB_TMP/gen.c" \
+	"$SB_BUILD/libsbstore.a" -llz4 -lzstd -lpthread -lm -o "$SB_TMP/gen" || sb_die "cannot build gen"
+SB_T=$((120 * SB_SLOW)) t "$SB_TMP/gen" "$SB_LOG" many "$N" || sb_die "gen"
+sb_mount
+start=$(date +%s.%N)
+SB_T=$((60 * SB_SLOW)) t ls "$M/many/.keys" >"$SB_TMP/many.ls" || assert_fail_now "ls .keys"
+secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $start, 3))")
+sb_msg "ls of $N keys through .keys: $secs s"
+assert_eq "$(wc -l <"$SB_TMP/many.ls")" "$N" "every key listed"
+assert_eq "$(sort -u "$SB_TMP/many.ls" | cmp - "$SB_TMP/many.ls" && echo same)" "same" "once each, in order"
+assert_eq "$(sed -n 1p "$SB_TMP/many.ls") $(tail -1 "$SB_TMP/many.ls")" \
+	"k000000000 k$(printf %09u $((N - 1)))" "first and last"
+assert_le "$secs" "$LS_S" "ls of $N keys took ${secs}s"
+k=$(printf 'k%09u' $((N / 3)))
+assert_eq "$(cat "$M/many/.keys/$k")" "v$((N / 3))" "cat of one of them"
+sb_umount
