@@ -161,6 +161,11 @@ static int st_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *b)
 	return 0;
 }
 
+static int st_next_present(sbfs_topic *t, uint64_t off, uint64_t *found)
+{
+	return E(sb_log_next_present(L(t), off, found));
+}
+
 static int st_stat(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *info)
 {
 	sb_record_info ri;
@@ -289,7 +294,7 @@ static const sbfs_backend_ops store_ops = {
 	.read_key = st_read_key,
 	.read_headers = st_read_headers,
 	.read_stream = st_read_stream,
-	.next_present = NULL, /* dense: every offset in [start, next) holds a record */
+	.next_present = st_next_present, /* a compacted topic has gaps */
 	.seek_time = st_seek_time,
 	.get_key = st_get_key,
 	.list_keys = st_list_keys,

@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NLOGKEYS 10
+#define NLOGKEYS 12
 
 static const char *const log_keys[NLOGKEYS] = {
 	"segment_bytes", "index_interval_bytes", "max_record_bytes", "sync",
 	"sync_interval_ms", "retention_bytes", "retention_ms", "compression",
-	"compression_block_bytes", "key_memtable_bytes",
+	"compression_block_bytes", "key_memtable_bytes", "cleanup", "delete_retention_ms",
 };
 
 const char sbfs_store_usage[] =
@@ -26,7 +26,8 @@ const char sbfs_store_usage[] =
 	"          sync_interval_ms 1000, retention_bytes -1, retention_ms -1,\n"
 	"          compression none (none|lz4|zstd: sealed segments, in the\n"
 	"          background), compression_block_bytes 65536,\n"
-	"          key_memtable_bytes 4194304 (the key index's MemTable)\n"
+	"          key_memtable_bytes 4194304 (the key index's MemTable),\n"
+	"          cleanup delete (delete|compact|compact,delete), delete_retention_ms 86400000\n"
 	"  [topic:NAME] any [log] key, for one topic\n";
 
 typedef struct topic_cfg {
@@ -139,6 +140,15 @@ static int set_log_key(sb_log_config *lc, int k, const char *v, const sbfs_src *
 			return sbfs_config_errf(err, s, key, "bad value '%s' (a byte count, 4096 to 4 GiB)", v);
 		lc->key_memtable_bytes = (uint64_t)n;
 		return 0;
+	case 10:
+		if (sb_cleanup_parse(v, &lc->cleanup))
+			return sbfs_config_errf(err, s, key, "bad value '%s' (delete, compact or compact,delete)", v);
+		return 0;
+	case 11:
+		if (sbfs_parse_int(v, 0, INT64_MAX / 1000000, &n))
+			return sbfs_config_errf(err, s, key, "bad value '%s' (milliseconds)", v);
+		lc->delete_retention_ms = n;
+		return 0;
 	}
 	return sbfs_config_errf(err, s, key, "unknown key");
 }
@@ -216,6 +226,8 @@ int sbfs_store_topic_config(void *p, const char *name, sb_log_config *cfg)
 		if (t->set & (1u << 7)) cfg->compression = t->cfg.compression;
 		if (t->set & (1u << 8)) cfg->compression_block_bytes = t->cfg.compression_block_bytes;
 		if (t->set & (1u << 9)) cfg->key_memtable_bytes = t->cfg.key_memtable_bytes;
+		if (t->set & (1u << 10)) cfg->cleanup = t->cfg.cleanup;
+		if (t->set & (1u << 11)) cfg->delete_retention_ms = t->cfg.delete_retention_ms;
 	}
 	return 0;
 }
@@ -225,7 +237,8 @@ static int key_in(const char *why)
 {
 	for (int i = 0; why && i < NLOGKEYS; i++)
 		if (strstr(why, log_keys[i]) && !(i == 3 && strstr(why, "sync_interval_ms")) &&
-		    !(i == 7 && strstr(why, "compression_block_bytes")))
+		    !(i == 7 && strstr(why, "compression_block_bytes")) &&
+		    !(i == 6 && strstr(why, "delete_retention_ms")))
 			return i;
 	return -1;
 }

@@ -191,6 +191,7 @@ void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h)
 	sb_put16(dst + SB_FH_SIZE, SB_SEG_HDR);
 	sb_put64(dst + SB_SEG_AT_BASE, h->base_offset);
 	sb_put64(dst + SB_SEG_AT_STREAM, h->base_stream);
+	sb_put32(dst + SB_SEG_AT_SPAN, h->span);
 	sb_put32(dst + SB_SEG_AT_CRC, sb_crc32c(0, dst, SB_SEG_AT_CRC));
 }
 
@@ -217,6 +218,7 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 	h->base_offset = sb_get64(src + SB_SEG_AT_BASE);
 	h->base_stream = sb_get64(src + SB_SEG_AT_STREAM);
 	h->version = sb_get16(src + SB_FH_VERSION);
+	h->span = h->version >= 3 ? sb_get32(src + SB_SEG_AT_SPAN) : 0;
 	return 0;
 }
 

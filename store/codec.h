@@ -141,6 +141,7 @@ typedef struct sb_seg_hdr {
 	uint64_t base_offset;
 	uint64_t base_stream;
 	unsigned version;   /* decoded: SB_FORMAT_MIN_VERSION..SB_FORMAT_VERSION */
+	uint32_t span;      /* compacted: next - base offset; 0: not compacted */
 } sb_seg_hdr;
 /* Encoded with version SB_FORMAT_VERSION, whatever h->version says. */
 void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h);

@@ -20,6 +20,32 @@ void sb_log_config_default(sb_log_config *c)
 	c->compression = SB_COMPRESS_NONE;
 	c->compression_block_bytes = 65536; /* by measurement: docs/FORMAT.md */
 	c->key_memtable_bytes = 4u << 20;
+	c->cleanup = SB_CLEANUP_DELETE;
+	c->delete_retention_ms = 86400000;
+}
+
+int sb_cleanup_parse(const char *s, unsigned *out)
+{
+	static const struct {
+		const char *name;
+		unsigned v;
+	} names[] = {{"delete", SB_CLEANUP_DELETE}, {"compact", SB_CLEANUP_COMPACT},
+		     {"compact,delete", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE},
+		     {"delete,compact", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE}};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].v;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *sb_cleanup_name(unsigned c)
+{
+	if (c == SB_CLEANUP_COMPACT)
+		return "compact";
+	return c == (SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE) ? "compact,delete" : "delete";
 }
 
 int sb_log_config_check(const sb_log_config *c, const char **why)
@@ -48,6 +74,10 @@ int sb_log_config_check(const sb_log_config *c, const char **why)
 		w = "compression must be none, lz4 or zstd";
 	else if (c->compression_block_bytes < 1024 || c->compression_block_bytes > (16u << 20))
 		w = "compression_block_bytes must be between 1 KiB and 16 MiB";
+	else if (c->cleanup & ~(SB_CLEANUP_DELETE | SB_CLEANUP_COMPACT)) /* 0: delete */
+		w = "cleanup must be delete, compact or compact,delete";
+	else if (c->delete_retention_ms < 0)
+		w = "delete_retention_ms must be a number of milliseconds";
 	if (w && why)
 		*why = w;
 	return w ? -EINVAL : 0;

@@ -31,7 +31,7 @@
  *   6  u16 header size (32)            (+ header block length, v3)
  *   8  u64 base offset        8  u64 offset
  *  16  u64 base stream pos   16  i64 timestamp, ns since the epoch
- *  24  u32 reserved (0)      24  u16 flags (SB_REC_*)
+ *  24  u32 compacted span    24  u16 flags (SB_REC_*)
  *  28  u32 crc32c of [0,28)  26  u16 key_len
  *                            28  u32 value_len
  *                            32  key bytes, then value bytes, then (v3,
@@ -56,6 +56,23 @@
  *
  * [v3 sections of the other issue 9 parts go here: the time index file
  *  (timeidx) and the compressed segment form (compress).]
+ *
+ * Compacted segment (cleanup = compact; format version 3): a sealed
+ * segment rewritten keeping only the latest record of each key (and
+ * records without a key, and tombstones younger than delete_retention_ms)
+ * has a nonzero "compacted span" in its header: next offset - base offset,
+ * the offsets it covers. Its records keep their offsets, strictly
+ * increasing inside [base, base + span), with gaps where records were
+ * removed; in any other segment (span 0, as every segment before
+ * compaction existed) offsets follow each other and a gap is damage. Its
+ * records' stream positions follow each other from its base stream pos as
+ * in any segment; the compactor chooses that base so that the segment's
+ * stream ends where the next segment's begins (the removed payloads leave
+ * the stream; a crash between two segments' swaps may leave a stream gap
+ * before a compacted segment, which the next compaction closes). A
+ * compacted segment is never compressed, and a compressed one never
+ * compacted. Written like a compressed one: temp file, fsync, rename over
+ * NNNN.seg, directory fsync (its .idx and .tix then rebuilt).
  *
  * "stream pos" is a position in the topic's stream: the concatenation of
  * every payload ever appended, in offset order (what the filesystem serves as
@@ -151,6 +168,7 @@
 /* segment header */
 #define SB_SEG_AT_BASE     8u  /* u64 base offset */
 #define SB_SEG_AT_STREAM  16u  /* u64 base stream pos */
+#define SB_SEG_AT_SPAN    24u  /* u32 compacted: next - base offset (0: not compacted) */
 #define SB_SEG_AT_CRC     28u  /* u32 crc32c of [0, 28) */
 /* record */
 #define SB_REC_AT_CRC      0u  /* u32 crc32c of [SB_REC_AT_SIZE, size) */

@@ -4,7 +4,7 @@
  * log_recover.c, reads in log_read.c.
  *
  * Locks, in the order they are taken:
- *   compress_mu one compressor of sealed segments (log_compress.c).
+ *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c).
  *   append_mu  the appender: writing records, rolling, moving the start,
  *              dropping segments; guards the fields marked [append].
  *   seg_lock   (rwlock) the segs array: readers hold it shared while they
@@ -708,7 +708,7 @@ int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped)
 
 	if (atomic_load(&l->removed))
 		return -ENOENT;
-	if (l->read_only || (rb < 0 && rms < 0)) {
+	if (l->read_only || (rb < 0 && rms < 0) || l->cfg.cleanup == SB_CLEANUP_COMPACT) {
 		if (dropped)
 			*dropped = 0;
 		return 0;

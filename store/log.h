@@ -26,5 +26,8 @@ int sb_log_remove(sb_log *l);
  * first sync error. */
 int sb_log_flush_due(sb_log *l, long long now_ns);
 int sb_log_removed(const sb_log *l);
+/* cleanup = compact: is a round of sb_log_compact() due (a segment sealed
+ * since the last one, a kept tombstone expired)? */
+int sb_log_compact_due(sb_log *l, int64_t now_ns);
 
 #endif

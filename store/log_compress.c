@@ -45,6 +45,7 @@ static sb_segment *pick(sb_log *l, uint64_t *base, uint64_t *len)
 	for (size_t i = 0; i + 1 < l->nsegs && !s; i++) {
 		sb_segment *t = l->segs[i];
 		if (!sb_segment_zseg(t) && !sb_segment_unsynced(t) && !sb_segment_zskip(t) &&
+		    !sb_segment_compacted(t) && /* compressed blocks have dense offsets */
 		    sb_segment_len(t) > SB_SEG_HDR) {
 			s = t;
 			*base = sb_segment_base(t);

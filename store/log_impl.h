@@ -22,7 +22,11 @@ struct sb_log {
 	size_t batch_max;
 	char why[512];                  /* why recovery refused the log, if it did */
 
-	pthread_mutex_t compress_mu;    /* one compressor at a time (log_compress.c) */
+	pthread_mutex_t compress_mu;    /* one compressor or compactor at a time
+					 * (log_compress.c, log_compact.c) */
+	_Atomic uint64_t compact_mark;  /* [compress_mu] the newest segment's base
+					 * at the last compaction (log_compact.c) */
+	_Atomic int64_t compact_due;    /* [compress_mu] when a kept tombstone expires */
 	pthread_mutex_t append_mu;
 	pthread_rwlock_t seg_lock;
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
@@ -76,6 +80,9 @@ void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t firs
 int sb_log_keys_close(sb_log *l, int clean);
 void sb_log_keys_maintain(sb_log *l);
 void sb_log_keys_remove(sb_log *l);
+/* Does offset lie in a compacted segment (log_compact.c)? There a record
+ * may be gone: a tombstone past delete_retention_ms. */
+int sb_log_in_compacted(sb_log *l, uint64_t offset);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
 

@@ -283,8 +283,11 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	*changed |= ch;
 	if (l->nsegs) {
 		sb_segment *prev = l->segs[l->nsegs - 1];
+		/* A stream gap before a compacted segment: a crash between two
+		 * swaps of a compaction (log_compact.c), closed by the next. */
+		uint64_t pend = sb_segment_stream_end(prev), sbase = sb_segment_base_stream(s);
 		if (sb_segment_next(prev) != sb_segment_base(s) ||
-		    sb_segment_stream_end(prev) != sb_segment_base_stream(s)) {
+		    (pend != sbase && !(sb_segment_compacted(s) && pend < sbase))) {
 			if (r->bases[i] <= *start) {
 				/* A break below the start: what precedes it
 				 * are stale files of an interrupted removal. */

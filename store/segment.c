@@ -193,6 +193,7 @@ uint64_t sb_segment_plain_len(const sb_segment *s) { return s->z ? sb_zseg_plain
 sb_zseg *sb_segment_zseg(const sb_segment *s) { return s->z; }
 int sb_segment_active(const sb_segment *s) { return s->active; }
 int sb_segment_zskip(const sb_segment *s) { return atomic_load(&s->zskip); }
+uint32_t sb_segment_compacted(const sb_segment *s) { return s->span; }
 void sb_segment_set_zskip(sb_segment *s) { atomic_store(&s->zskip, 1); }
 const char *sb_segment_path(const sb_segment *s) { return s->seg_path; }
 
@@ -466,15 +467,31 @@ static int seg_scan_to(sb_segment *s, const sb_idx_entry *e, int by_stream, uint
 		__builtin_prefetch(map + p + a);
 
 	for (;;) {
-		if (!by_stream && off == want)
+		/* (compacted: `off` counted past a record may be a removed
+		 * one; the record's own offset decides, below) */
+		if (!by_stream && off == want && !s->span)
 			break;
 		if (p + SB_REC_HDR > len) {
+			if (s->span && !by_stream && p == len)
+				return -ENOENT; /* compacted away after the last kept record */
 			sb_segment_report_damage(s, off, p, "the records end early");
 			return SB_ECORRUPT;
 		}
 		if (!sb_rec_frame(map + p, len - p, &t)) {
 			sb_segment_report_damage(s, off, p, "bad record header");
 			return SB_ECORRUPT;
+		}
+		if (s->span) {
+			/* compacted: offsets grow with gaps (checked at open) */
+			if (t.offset < off || t.offset - s->base >= s->span) {
+				sb_segment_report_damage(s, off, p, "bad record header");
+				return SB_ECORRUPT;
+			}
+			off = t.offset;
+			if (!by_stream && off == want)
+				break;
+			if (!by_stream && off > want)
+				return -ENOENT; /* compacted away */
 		}
 		if (by_stream && want < st + t.value_len)
 			break;
@@ -494,15 +511,49 @@ static int seg_scan_to(sb_segment *s, const sb_idx_entry *e, int by_stream, uint
 	return 0;
 }
 
+static int seg_locate_from(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h);
+
 int sb_segment_locate(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
 {
 	sb_idx_entry e;
 
 	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e)) {
+		if (s->span)
+			return -ENOENT; /* compacted away, before its first record */
 		sb_segment_report_damage(s, offset, 0, "no index entry leads to it");
 		return SB_ECORRUPT;
 	}
 	return seg_scan_to(s, &e, 0, offset, 1, pos, stream, h);
+}
+
+/* The first record at or after `offset` (a compacted segment may have
+ * removed it): -ENOENT when none is left in the segment. */
+static int seg_locate_from(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
+{
+	sb_idx_entry e;
+	uint64_t len = sb_segment_len(s);
+
+	if (!s->span)
+		return sb_segment_locate(s, offset, pos, stream, h);
+	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
+		e = (sb_idx_entry){0, SB_SEG_HDR, 0}; /* before its first record */
+	uint64_t p = e.pos, st = s->base_stream + e.rel_stream;
+	sb_rec_hdr t;
+	while (p < len) {
+		if (sb_rec_decode_v(s->map + p, len - p, s->version, 0, &t) != SB_REC_OK) {
+			sb_segment_report_damage(s, offset, p, "bad record header");
+			return SB_ECORRUPT;
+		}
+		if (t.offset >= offset) {
+			*pos = p;
+			*stream = st;
+			*h = t;
+			return 0;
+		}
+		p += t.size;
+		st += t.value_len;
+	}
+	return -ENOENT;
 }
 
 int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
@@ -526,6 +577,14 @@ int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint6
 	*lower = s->base_stream;
 	if (s->z)
 		return sb_seg_zstream_of(s, offset, stream, lower);
+	if (s->span) { /* compacted: where the first record at or after it starts */
+		int rc = seg_locate_from(s, offset, &pos, stream, &h);
+		if (rc == -ENOENT) {
+			*stream = sb_segment_stream_end(s);
+			rc = 0;
+		}
+		return rc;
+	}
 	if (sb_index_lookup(s->ix, (uint32_t)(offset - s->base), 0, &e))
 		return SB_ECORRUPT;
 	*lower = s->base_stream + e.rel_stream;
@@ -610,7 +669,9 @@ static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, u
 		if (sane) {
 			/* The framing only (the CRC covers the rest, from hb). */
 			memcpy(hb, map + p, SB_REC_HDR);
-			sane = sb_rec_frame(hb, slen - p, &h) && h.offset == off;
+			sane = sb_rec_frame(hb, slen - p, &h) &&
+			       (h.offset == off || (s->span && h.offset > off && h.offset - s->base < s->span));
+			off = h.offset;
 		}
 		if (!sane) {
 			/* The records before it first: the damage met first is reported. */
@@ -688,18 +749,20 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 		return -ENOTSUP;
 	if (from >= end)
 		return 0;
-	if ((rc = sb_segment_locate(s, from, &pos, &stream, &h)))
-		return rc;
+	if ((rc = seg_locate_from(s, from, &pos, &stream, &h)))
+		return rc == -ENOENT ? 0 : rc;
+	from = h.offset;
 	uint64_t first = pos;
 	while (from < end && pos < len) {
-		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != from) {
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK ||
+		    (h.offset != from && !(s->span && h.offset > from && h.offset < end))) {
 			rc = SB_ECORRUPT;
 			break;
 		}
 		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY)))
 			break;
 		pos += h.size;
-		from++;
+		from = h.offset + 1;
 	}
 	/* A walk (the key index's replay at open) reads up to tens of MiB:
 	 * let go of the pages it touched, so that they stay evictable page
@@ -724,16 +787,18 @@ int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
 	uint64_t off = s->base + rel;
 	if (s->z)
 		return sb_seg_zfind_time(s, off, ts, offset);
-	rc = sb_segment_locate(s, off, &pos, &stream, &h);
+	rc = seg_locate_from(s, off, &pos, &stream, &h);
 	if (rc)
 		return rc;
 	/* At most one interval of records (timeindex.h); each one judged by
 	 * must hold its CRC, so that a damaged time never moves the start. */
-	for (; off < next; off++) {
-		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK || h.offset != off) {
+	for (off = h.offset; off < next && pos < len; off++) {
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK ||
+		    (h.offset != off && !(s->span && h.offset > off && h.offset < next))) {
 			sb_segment_report_damage(s, off, pos, "bad record");
 			return SB_ECORRUPT;
 		}
+		off = h.offset;
 		if (h.timestamp_ns >= ts) {
 			*offset = off;
 			return 0;
@@ -741,4 +806,20 @@ int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
 		pos += h.size;
 	}
 	return -ENOENT; /* its record is not published yet */
+}
+
+int sb_segment_next_present(sb_segment *s, uint64_t offset, uint64_t *found)
+{
+	uint64_t pos, stream;
+	sb_rec_hdr h;
+	int rc;
+
+	if (!s->span) {
+		*found = offset;
+		return 0;
+	}
+	rc = seg_locate_from(s, offset, &pos, &stream, &h);
+	if (!rc)
+		*found = h.offset;
+	return rc;
 }

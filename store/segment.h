@@ -96,6 +96,11 @@ sb_zseg *sb_segment_zseg(const sb_segment *s);
 int sb_segment_active(const sb_segment *s);
 /* A sealed segment compression gave up on (damage): not tried again. */
 int sb_segment_zskip(const sb_segment *s);
+/* Compacted (format.h): its span, next - base; 0 when offsets are dense. */
+uint32_t sb_segment_compacted(const sb_segment *s);
+/* The first offset >= offset (inside the segment) that holds a record:
+ * offset itself unless compacted; -ENOENT when none is left in it. */
+int sb_segment_next_present(sb_segment *s, uint64_t offset, uint64_t *found);
 void sb_segment_set_zskip(sb_segment *s);
 const char *sb_segment_path(const sb_segment *s);
 uint64_t sb_segment_next(const sb_segment *s);       /* acquire */

@@ -15,6 +15,8 @@
 struct sb_segment {
 	const sb_seg_params *p;
 	uint64_t base, base_stream;   /* immutable */
+	uint32_t span;                /* immutable: compacted, next - base
+				       * (format.h); 0: offsets are dense */
 	_Atomic unsigned version;     /* its format version (format.h); set by
 				       * the appender when it upgrades an empty one */
 	char *seg_path;               /* heap, exact size: thousands of topics */

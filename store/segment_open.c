@@ -58,11 +58,15 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 		r = s->win ? sb_segwin_decode(s->win, pos, s->version, 1, &h, NULL, NULL)
 			   : sb_rec_decode_v(s->map + pos, end - pos, s->version, 1, &h);
 		/* offsets follow each other and never wrap: no append writes
-		 * a record at UINT64_MAX (there would be no next offset) */
-		if (r == SB_REC_OK && (h.offset != off || off == UINT64_MAX))
+		 * a record at UINT64_MAX (there would be no next offset); in
+		 * a compacted segment they grow, with gaps, inside its span */
+		if (r == SB_REC_OK && !s->span && (h.offset != off || off == UINT64_MAX))
+			r = SB_REC_BAD;
+		if (r == SB_REC_OK && s->span && (h.offset < off || h.offset - s->base >= s->span))
 			r = SB_REC_BAD;
 		if (r != SB_REC_OK)
 			break;
+		off = h.offset;
 		if (check)
 			idx_check_at(s, check, pos, off, st);
 		if (check && check->tix)
@@ -85,6 +89,8 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 		st += h.value_len;
 	}
 	atomic_store(&s->len, pos);
+	if (s->span && r == SB_REC_OK)
+		off = s->base + s->span; /* the records removed after the last kept one */
 	atomic_store(&s->next, off);
 	atomic_store(&s->stream_end, st);
 	atomic_store(&s->max_ts, max_ts);
@@ -181,8 +187,11 @@ static int seg_check_tail(sb_segment *s, uint64_t size)
 	sb_idx_entry last;
 	sb_rec_hdr h;
 
-	if (sb_index_last(s->ix, &last) != 0)
+	if (sb_index_last(s->ix, &last) != 0) {
+		if (size == SB_SEG_HDR && s->span)
+			atomic_store(&s->next, s->base + s->span); /* compacted to nothing */
 		return size == SB_SEG_HDR ? SB_REC_OK : -1;
+	}
 	atomic_store(&s->next, s->base + last.rel_offset);
 	atomic_store(&s->stream_end, s->base_stream + last.rel_stream);
 	s->last_idx_pos = last.pos;
@@ -361,6 +370,7 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 	}
 	s->base_stream = h.base_stream;
 	s->version = h.version;
+	s->span = h.span;
 	/* Read-only, without the lock: a writer may trim the file past its
 	 * records at any moment. Check it through pread, then map only the
 	 * whole records found. */

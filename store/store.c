@@ -236,15 +236,24 @@ static void *compressor_main(void *arg)
 			n = 0;
 		pthread_mutex_unlock(&s->mu);
 		for (size_t i = 0; i < n; i++) {
-			if (sb_log_get_config(snap[i])->compression == SB_COMPRESS_NONE)
+			const sb_log_config *lc = sb_log_get_config(snap[i]);
+			if (!(lc->cleanup & SB_CLEANUP_COMPACT) && lc->compression == SB_COMPRESS_NONE)
 				continue;
 			pthread_mutex_lock(&s->mu);
 			int stop = s->stopping;
 			pthread_mutex_unlock(&s->mu);
 			if (stop)
 				break;
-			/* Failures (a full disk) are tried again next time. */
-			sb_log_compress(snap[i], NULL);
+			/* Failures (a full disk) are tried again next time. A
+			 * compacted topic is not compressed (compressed blocks
+			 * have dense offsets; format.h). */
+			if (lc->cleanup & SB_CLEANUP_COMPACT) {
+				int64_t now = sb_now_ns();
+				if (sb_log_compact_due(snap[i], now))
+					sb_log_compact(snap[i], now, NULL);
+			} else {
+				sb_log_compress(snap[i], NULL);
+			}
 		}
 		pthread_mutex_lock(&s->mu);
 		if (s->stopping)

@@ -40,6 +40,7 @@ typedef struct vctx {
 	int have_clean;       /* a valid clean marker: */
 	sb_clean_rec clean;   /* what it says */
 	unsigned seg_version; /* the format version of the segment walked */
+	uint32_t seg_span;    /* its compacted span (format.h); 0: dense offsets */
 } vctx;
 
 /* What the walk of one segment found; carried to the next segment. */
@@ -438,11 +439,18 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 		} else {
 			/* After one wrong offset, either sequence may go on: the
 			 * old one (one bad record) or the new one (a jump). */
-			if (h.offset != off && !(have_alt && h.offset == alt))
+			/* A compacted segment: offsets grow with gaps inside
+			 * its span (format.h); anywhere else a gap is damage. */
+			int gap_ok = v->seg_span && h.offset > off && h.offset - base < v->seg_span;
+			if (v->seg_span && h.offset - base >= v->seg_span)
+				report(v, SB_VERIFY_ORDER, path, pos + SB_REC_AT_OFFSET,
+				       "record has offset %llu, past its compacted segment's span (%u)",
+				       (unsigned long long)h.offset, v->seg_span);
+			else if (h.offset != off && !gap_ok && !(have_alt && h.offset == alt))
 				report(v, SB_VERIFY_ORDER, path, pos + SB_REC_AT_OFFSET,
 				       "record has offset %llu, expected %llu",
 				       (unsigned long long)h.offset, (unsigned long long)off);
-			have_alt = h.offset != off && !(have_alt && h.offset == alt);
+			have_alt = h.offset != off && !gap_ok && !(have_alt && h.offset == alt);
 			alt = off + 1;
 			off = h.offset + 1;
 			if (h.offset >= v->start)
@@ -493,6 +501,8 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			       "index covers %u bytes of the segment, its records end at "
 			       "byte %llu (stale index)", ix->seg_len, (unsigned long long)pos);
 	}
+	if (v->seg_span && w->complete && off <= base + v->seg_span)
+		off = base + v->seg_span; /* records compacted away after the last one */
 	w->next_off = off;
 	w->next_stream = stream;
 	w->have_stream = have_stream;
@@ -643,8 +653,10 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			report(v, SB_VERIFY_FILE, path, SB_SEG_AT_BASE,
 			       "header says base offset %llu, the file is named for %llu",
 			       (unsigned long long)h.base_offset, (unsigned long long)base);
+		/* before a compacted segment, a stream gap (a crash between
+		 * two swaps of a compaction) is not damage (format.h) */
 		if (have_prev && prev->complete && prev->have_stream &&
-		    h.base_stream != prev->next_stream)
+		    h.base_stream != prev->next_stream && !(h.span && h.base_stream > prev->next_stream))
 			report(v, SB_VERIFY_ORDER, path, SB_SEG_AT_STREAM,
 			       "base stream position %llu, the previous segment ends at %llu",
 			       (unsigned long long)h.base_stream,
@@ -652,6 +664,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	}
 	idx_load(v, base, size, &ix);
 	v->seg_version = rc ? SB_FORMAT_VERSION : h.version;
+	v->seg_span = rc ? 0 : h.span;
 	walk_records(v, path, m, base, base_stream, have_stream, &ix, w);
 	if ((rc = sb_segwin_error(m)))
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));

@@ -60,7 +60,18 @@ typedef struct sb_log_config {
 	uint32_t compression_block_bytes; /* payload per compressed block */
 	uint64_t key_memtable_bytes;   /* key index: MemTable bytes before it is
 					* written as a table (0: 4 MiB) */
+	unsigned cleanup;              /* SB_CLEANUP_* bits (default DELETE) */
+	int64_t delete_retention_ms;   /* compaction keeps a tombstone this long */
 } sb_log_config;
+
+/* SPEC §1 `cleanup`: retention drops old segments (delete), compaction
+ * keeps the latest record of each key (compact), or both. */
+#define SB_CLEANUP_DELETE  1u
+#define SB_CLEANUP_COMPACT 2u
+/* Parse "delete" | "compact" | "compact,delete" (either order); 0 or
+ * -EINVAL, *out untouched on failure. */
+int sb_cleanup_parse(const char *s, unsigned *out);
+const char *sb_cleanup_name(unsigned c);
 
 /* Fill *c with the defaults of SPEC §1. */
 void sb_log_config_default(sb_log_config *c);
@@ -360,6 +371,31 @@ int sb_log_sync(sb_log *l);
  * fail their checks is left as it is (reported), not an error.
  */
 int sb_log_compress(sb_log *l, size_t *done);
+
+/*
+ * Compact the sealed plain segments (SPEC §2 "Keys", format.h "Compacted
+ * segment"): each is rewritten keeping only the latest record of each key
+ * (tombstones while their time + delete_retention_ms is after now_ns),
+ * every record without a key, and offsets as they were; the newest
+ * segment and compressed ones are never touched. The store does this in
+ * the background for topics whose `cleanup` has compact; this does it now,
+ * whatever the config. Each swap is durable (temp file, fsync, rename,
+ * directory fsync) and unseen by readers and appenders. *st (may be NULL)
+ * gets what it did.
+ */
+typedef struct sb_compact_stats {
+	uint32_t segments;          /* segments rewritten */
+	uint64_t bytes_in, bytes_out; /* their file bytes before and after */
+	uint64_t records_in, records_out;
+	uint64_t tombstones_dropped;
+	uint64_t horizon;           /* only records below this offset superseded
+				     * others (the newest or first unsynced segment) */
+} sb_compact_stats;
+int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st);
+
+/* The first offset >= offset in [start, next) that holds a record (a
+ * compacted topic has gaps): 0 and *found, or -ENOENT when none does. */
+int sb_log_next_present(sb_log *l, uint64_t offset, uint64_t *found);
 
 /* ---- a topic as a table: the latest record of each key ---------------- */
 

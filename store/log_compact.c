@@ -1,0 +1,447 @@
+/*
+ * log_compact.c - cleanup = compact: a log's sealed segments rewritten
+ * keeping only the latest record of each key (format.h, "Compacted
+ * segment"; SPEC §2 "Keys").
+ *
+ * A round takes the run of sealed, synced, plain segments at the head of
+ * the log (it stops at the first compressed, unsynced or active one: the
+ * newest segment is never touched) and rewrites them newest first. A
+ * record stays when it has no key, or when the key index names it as its
+ * key's latest record (one lookup, no second pass over the log) and it is
+ * not a tombstone older than delete_retention_ms. Only a record below the
+ * round's horizon (the first segment that is unsynced or the newest) may
+ * supersede another, so that what replaces a removed record is on disk.
+ *
+ * Offsets stay; the stream loses the removed payloads: each rewritten
+ * segment's base stream pos is chosen so that it ends where its successor
+ * begins (that is why the round goes newest first), and the log's stream
+ * start moves up. The swap of NNNN.seg, for each segment:
+ *   1. write NNNN.cseg.tmp from the segment's file (its own descriptor and
+ *      mapping; nothing of the log held), every record checked (CRC);
+ *      fdatasync it;
+ *   2. under append_mu (no retention drops the segment meanwhile): remove
+ *      NNNN.idx and NNNN.tix, fsync the directory (an old index covering
+ *      more than the compacted file would read as records lost), rename
+ *      the temp file over NNNN.seg, fsync the directory;
+ *   3. open it (its index rebuilt and saved).
+ * Then, under append_mu and seg_lock exclusive, every new segment takes its
+ * old one's place at once, with the new stream start: readers finish with
+ * the old segments first (their mappings of the old inodes), appenders
+ * never wait for more than that. A crash before a rename leaves a *.tmp
+ * that the next open removes; between two renames, a stream gap before a
+ * compacted segment, which recovery accepts and the next round closes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "codec.h"
+#include "fsutil.h"
+#include "keyidx.h"
+#include "log.h"
+#include "log_impl.h"
+
+/* One segment of the round. */
+typedef struct cseg {
+	sb_segment *old, *ns;     /* ns: its compacted form, NULL if unchanged */
+	uint64_t base, len, next, stream;
+	uint32_t span;
+} cseg;
+
+typedef struct round {
+	sb_log *l;
+	cseg *c;
+	size_t n;
+	uint64_t horizon;         /* only records below it supersede others */
+	uint64_t mark;            /* base of the newest segment */
+	uint64_t succ_stream;     /* base stream of the segment after the run */
+	int64_t now, keep_ns;     /* tombstones younger than keep_ns stay */
+	int64_t due;              /* the next moment a kept tombstone expires */
+	sb_compact_stats st;
+} round;
+
+/* The run at the head of the log; *horizon. 0 or -ENOMEM. */
+static int pick(round *r)
+{
+	sb_log *l = r->l;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	size_t n = 0;
+	while (n + 1 < l->nsegs && !sb_segment_zseg(l->segs[n]) && !sb_segment_unsynced(l->segs[n]))
+		n++;
+	size_t h = 0;
+	while (h + 1 < l->nsegs && !sb_segment_unsynced(l->segs[h]))
+		h++;
+	r->horizon = sb_segment_base(l->segs[h]);
+	r->mark = sb_segment_base(l->segs[l->nsegs - 1]);
+	if (n && !(r->c = calloc(n, sizeof(*r->c))))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		sb_segment *s = l->segs[i];
+		r->c[i] = (cseg){.old = s, .base = sb_segment_base(s), .len = sb_segment_len(s),
+				 .next = sb_segment_next(s), .stream = sb_segment_base_stream(s),
+				 .span = sb_segment_compacted(s)};
+	}
+	if (!rc) {
+		r->n = n;
+		r->succ_stream = sb_segment_base_stream(l->segs[n]);
+	}
+	pthread_rwlock_unlock(&l->seg_lock);
+	return rc;
+}
+
+/* Does the record stay? */
+static int keep(round *r, const sb_rec_hdr *h, const uint8_t *key)
+{
+	sb_mt_val v;
+
+	if (!h->key_len)
+		return 1;
+	/* Not in the index (a put that found no memory), or a damaged table:
+	 * keep it; a later round may know. */
+	if (!r->l->kx || sb_kx_get(r->l->kx, key, h->key_len, &v))
+		return 1;
+	if (v.offset != h->offset)
+		return v.offset < h->offset || v.offset >= r->horizon;
+	if (!(h->flags & SB_REC_TOMBSTONE))
+		return 1;
+	if (h->timestamp_ns < r->now - r->keep_ns) {
+		r->st.tombstones_dropped++;
+		return 0;
+	}
+	if (h->timestamp_ns + r->keep_ns < r->due)
+		r->due = h->timestamp_ns + r->keep_ns;
+	return 1;
+}
+
+/* Step 1: the kept records of map[0, c->len) into out from SB_SEG_HDR on;
+ * *kept_stream their payload bytes, *out_len the file's length, *removed
+ * the records left out. SB_ECORRUPT at damage. */
+static int copy_kept(round *r, const cseg *c, const uint8_t *map, unsigned version, int out,
+		     uint64_t *kept_stream, uint64_t *out_len, uint64_t *removed)
+{
+	uint64_t pos = SB_SEG_HDR, at = SB_SEG_HDR, ks = 0, gone = 0, prev = c->base;
+	sb_rec_hdr h;
+	int rc;
+
+	while (pos < c->len) {
+		if (sb_rec_decode_v(map + pos, c->len - pos, version, 1, &h) != SB_REC_OK || h.offset < prev ||
+		    h.offset >= c->next)
+			return SB_ECORRUPT;
+		prev = h.offset + 1;
+		r->st.records_in++;
+		if (keep(r, &h, map + pos + SB_REC_AT_KEY)) {
+			if ((rc = sb_pwrite_full(r->l->io, out, map + pos, h.size, (off_t)at)))
+				return rc;
+			at += h.size;
+			ks += h.value_len;
+			r->st.records_out++;
+		} else {
+			gone++;
+		}
+		pos += h.size;
+	}
+	*kept_stream = ks;
+	*out_len = at;
+	*removed = gone;
+	return 0;
+}
+
+static void tmp_path(char *tmp, size_t cap, const char *path)
+{
+	snprintf(tmp, cap, "%.*s.cseg.tmp", (int)(strlen(path) - strlen(SB_SEG_SUFFIX)), path);
+}
+
+/* Step 1 for c, packed to end at stream position `end`: 0 and *new_stream
+ * (the segment's base stream pos after the round); 1 when the file needs
+ * no rewrite; an error. */
+static int build(round *r, cseg *c, const char *path, uint64_t end, uint64_t *new_stream)
+{
+	const sb_io *io = r->l->io;
+	char tmp[PATH_MAX + 16];
+	uint8_t hb[SB_SEG_HDR];
+	sb_seg_hdr sh;
+	uint64_t ks = 0, olen = 0, gone = 0;
+	int in, out, rc;
+
+	in = io->open(io->ctx, path, O_RDONLY, 0);
+	if (in < 0)
+		return in == -ENOENT ? -ESTALE : in; /* dropped meanwhile */
+	uint8_t *map = mmap(NULL, c->len, PROT_READ, MAP_SHARED, in, 0);
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		goto out_in;
+	}
+	if ((rc = sb_seg_hdr_decode(map, &sh)))
+		goto out_unmap;
+	tmp_path(tmp, sizeof(tmp), path);
+	out = io->open(io->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (out < 0) {
+		rc = out;
+		goto out_unmap;
+	}
+	rc = copy_kept(r, c, map, sh.version, out, &ks, &olen, &gone);
+	if (!rc && end - c->stream < ks)
+		rc = SB_ECORRUPT; /* the successor starts before this one's records end */
+	if (!rc && !gone && end - ks == c->stream) {
+		rc = 1; /* as it was */
+		*new_stream = c->stream;
+	}
+	if (!rc) {
+		sh.base_stream = end - ks;
+		sh.span = (uint32_t)(c->next - c->base);
+		sb_seg_hdr_encode(hb, &sh);
+		rc = sb_pwrite_full(io, out, hb, sizeof(hb), 0);
+	}
+	if (!rc)
+		rc = io->fdatasync(io->ctx, out);
+	int rc2 = io->close(io->ctx, out);
+	if (!rc)
+		rc = rc2;
+	if (rc)
+		io->unlink(io->ctx, tmp);
+	if (!rc) {
+		*new_stream = sh.base_stream;
+		r->st.bytes_in += c->len;
+		r->st.bytes_out += olen;
+	}
+out_unmap:
+	munmap(map, c->len);
+out_in:
+	io->close(io->ctx, in);
+	return rc;
+}
+
+/* Is c->old still in the log? With append_mu held. */
+static int still_here(sb_log *l, const sb_segment *s)
+{
+	int here = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	for (size_t i = 0; i + 1 < l->nsegs && !here; i++)
+		here = l->segs[i] == s;
+	pthread_rwlock_unlock(&l->seg_lock);
+	return here && !atomic_load(&l->removed);
+}
+
+/* Step 2 (takes append_mu) and 3. */
+static int swap(round *r, cseg *c, const char *path)
+{
+	sb_log *l = r->l;
+	const sb_io *io = l->io;
+	char tmp[PATH_MAX + 16], side[PATH_MAX + 16];
+	size_t stem = strlen(path) - strlen(SB_SEG_SUFFIX);
+	int ch = 0, rc = 0;
+
+	tmp_path(tmp, sizeof(tmp), path);
+	pthread_mutex_lock(&l->append_mu);
+	if (!still_here(l, c->old))
+		rc = -ESTALE;
+	snprintf(side, sizeof(side), "%.*s%s", (int)stem, path, SB_IDX_SUFFIX);
+	if (!rc && (rc = io->unlink(io->ctx, side)) == -ENOENT)
+		rc = 0;
+	snprintf(side, sizeof(side), "%.*s%s", (int)stem, path, SB_TIX_SUFFIX);
+	if (!rc && (rc = io->unlink(io->ctx, side)) == -ENOENT)
+		rc = 0;
+	if (!rc)
+		rc = sb_fsync_dir(io, l->dir);
+	if (!rc)
+		rc = io->rename(io->ctx, tmp, path);
+	if (!rc)
+		rc = sb_fsync_dir(io, l->dir);
+	pthread_mutex_unlock(&l->append_mu);
+	if (rc) {
+		io->unlink(io->ctx, tmp);
+		return rc;
+	}
+	/* The file is compacted now, whatever happens next: on failure the
+	 * old segment (its mapping of the old file) serves until reopened. */
+	if ((rc = sb_segment_open(&l->sp, c->base, SB_SEG_QUIET, &ch, &c->ns)))
+		return rc;
+	sb_segment_set_prior_max(c->ns, sb_segment_prior_max(c->old));
+	(void)sb_segment_save_index(c->ns); /* no room: rebuilt at the next open */
+	r->st.segments++;
+	return 0;
+}
+
+/* The stream pos of offset `start` in the segments, with seg_lock held. */
+static uint64_t stream_of_start(sb_log *l, uint64_t start)
+{
+	uint64_t st = sb_log_stream_end(l), lower;
+
+	for (size_t i = 0; i < l->nsegs; i++) {
+		sb_segment *s = l->segs[i];
+		if (start < sb_segment_next(s)) {
+			if (sb_segment_stream_of(s, start < sb_segment_base(s) ? sb_segment_base(s) : start, &st,
+						 &lower))
+				st = lower;
+			break;
+		}
+	}
+	return st;
+}
+
+/* Every new segment in its old one's place, at once. */
+static void publish(round *r)
+{
+	sb_log *l = r->l;
+
+	pthread_mutex_lock(&l->append_mu);
+	sb_log_wait_sync_idle(l);
+	pthread_rwlock_wrlock(&l->seg_lock);
+	for (size_t i = 0; i < r->n; i++) {
+		cseg *c = &r->c[i];
+		for (size_t j = 0; c->ns && j + 1 < l->nsegs; j++)
+			if (l->segs[j] == c->old) {
+				l->segs[j] = c->ns;
+				c->ns = NULL; /* now the log's */
+				c->old = NULL;
+				break;
+			}
+	}
+	atomic_store(&l->stream_start, stream_of_start(l, atomic_load(&l->start)));
+	pthread_rwlock_unlock(&l->seg_lock);
+	pthread_mutex_unlock(&l->append_mu);
+	for (size_t i = 0; i < r->n; i++) {
+		cseg *c = &r->c[i];
+		if (!c->ns && !c->old)
+			continue;
+		if (c->ns) /* dropped meanwhile: the new file went with it */
+			sb_segment_close(c->ns, 0);
+		c->ns = NULL;
+	}
+}
+
+static int run(round *r)
+{
+	sb_log *l = r->l;
+	char path[PATH_MAX], name[32];
+	uint64_t end = r->succ_stream;
+	int rc = 0;
+
+	for (size_t i = r->n; i-- > 0 && !atomic_load(&l->removed);) {
+		cseg *c = &r->c[i];
+		uint64_t ns = c->stream;
+		sb_seg_name(name, c->base, SB_SEG_SUFFIX);
+		if ((rc = sb_path(path, l->dir, name)))
+			break;
+		rc = build(r, c, path, end, &ns);
+		if (rc == 0)
+			rc = swap(r, c, path);
+		if (rc == 1 || rc == SB_ECORRUPT || rc == -ESTALE) {
+			/* unchanged, damaged (reads report it; left as it is)
+			 * or dropped: the ones before it pack against it */
+			ns = c->stream;
+			rc = 0;
+		}
+		if (rc)
+			break;
+		end = ns;
+	}
+	return rc;
+}
+
+int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
+{
+	round r = {.l = l, .now = now_ns, .due = INT64_MAX};
+	int rc;
+
+	if (l->read_only)
+		return -EROFS;
+	if (atomic_load(&l->removed))
+		return -ENOENT;
+	r.keep_ns = l->cfg.delete_retention_ms > INT64_MAX / 1000000 ? INT64_MAX / 2
+								     : l->cfg.delete_retention_ms * 1000000;
+	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */
+	rc = pick(&r);
+	if (!rc && r.n)
+		rc = run(&r);
+	sb_segment **old_of = NULL;
+	if (r.n && (old_of = calloc(r.n, sizeof(*old_of)))) {
+		for (size_t i = 0; i < r.n; i++)
+			old_of[i] = r.c[i].ns ? r.c[i].old : NULL;
+	}
+	if (r.n)
+		publish(&r);
+	/* The old segments that were replaced: no reader holds them now. */
+	if (old_of) {
+		for (size_t i = 0; i < r.n; i++)
+			if (r.c[i].old) /* not replaced (dropped meanwhile) */
+				old_of[i] = NULL;
+		for (size_t i = 0; i < r.n; i++)
+			if (old_of[i])
+				sb_segment_close(old_of[i], 0);
+	}
+	atomic_store(&l->compact_due, r.due);
+	if (!rc)
+		atomic_store(&l->compact_mark, r.mark);
+	r.st.horizon = r.horizon;
+	pthread_mutex_unlock(&l->compress_mu);
+	free(old_of);
+	free(r.c);
+	if (st)
+		*st = r.st;
+	return rc;
+}
+
+int sb_log_compact_due(sb_log *l, int64_t now_ns)
+{
+	uint64_t mark = atomic_load(&l->compact_mark);
+	int due = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	due = sb_segment_base(l->segs[l->nsegs - 1]) != mark;
+	pthread_rwlock_unlock(&l->seg_lock);
+	return due || now_ns >= atomic_load(&l->compact_due);
+}
+
+int sb_log_in_compacted(sb_log *l, uint64_t offset)
+{
+	int in = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	for (size_t i = 0; i < l->nsegs && !in; i++) {
+		sb_segment *s = l->segs[i];
+		in = offset >= sb_segment_base(s) && offset < sb_segment_next(s) && sb_segment_compacted(s);
+	}
+	pthread_rwlock_unlock(&l->seg_lock);
+	return in;
+}
+
+int sb_log_next_present(sb_log *l, uint64_t offset, uint64_t *found)
+{
+	int rc = -ENOENT;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	uint64_t next = sb_log_next(l), start = sb_log_start(l);
+	if (offset < start)
+		offset = start;
+	size_t lo = 0, hi = l->nsegs; /* the last segment with base <= offset */
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sb_segment_base(l->segs[mid]) <= offset)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < l->nsegs && offset < next && rc == -ENOENT && !atomic_load(&l->removed); i++) {
+		sb_segment *s = l->segs[i];
+		if (offset >= sb_segment_next(s))
+			continue;
+		if (offset < sb_segment_base(s))
+			offset = sb_segment_base(s);
+		rc = sb_segment_next_present(s, offset, found);
+		if (!rc && *found >= next)
+			rc = -ENOENT;
+	}
+	pthread_rwlock_unlock(&l->seg_lock);
+	if (rc == SB_ECORRUPT) { /* damage: named, so that a read of it reports it */
+		*found = offset;
+		rc = 0;
+	}
+	return rc;
+}

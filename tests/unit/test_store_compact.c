@@ -1,0 +1,615 @@
+/*
+ * test_store_compact.c - cleanup = compact (store/log_compact.c): generated
+ * workloads of random keys, tombstones and unkeyed records over several
+ * segments, compacted, against a model: exactly the records the rule keeps
+ * are readable (the others ENOENT), at their offsets, the stream is the
+ * kept payloads in order, every key reads its latest value, tombstones go
+ * after delete_retention_ms (the clock is the call's now_ns), verify is
+ * clean, after a reopen too; readers and a writer busy during compaction;
+ * a crash at every step of the swap (the crash simulator); a copy of the
+ * compacted directory (a backup with gaps) opens and verifies; a gap in a
+ * segment not marked compacted stays damage.
+ * SB_COMPACT_SEEDS: workloads per generated test (default 2);
+ * SB_COMPACT_CRASH_STEPS: crash points to try (default a stride of them).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "format.h"
+#include "util_faultio.h"
+#include "util_store.h"
+
+static ut_env env;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "compact"), 0);
+}
+
+static void teardown(void)
+{
+	ut_env_fini(&env);
+}
+
+TestSuite(compact, .init = setup, .fini = teardown);
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+#define MAXREC 6000
+#define NKEYS 40
+#define T0 1700000000000000000LL /* record i's time: T0 + i ms */
+#define RET_MS 1000              /* delete_retention_ms */
+
+/* The model: every record appended. */
+typedef struct mrec {
+	int key;   /* -1: none */
+	int tomb;
+	uint32_t len;
+	int64_t ts;
+} mrec;
+static mrec M[MAXREC];
+static uint64_t MN;             /* records in the model (offsets 0..MN-1) */
+static int gone[MAXREC];         /* compacted away (the model's verdict) */
+
+static size_t mkey(int i, char *buf)
+{
+	return (size_t)sprintf(buf, "key-%03d", i);
+}
+
+static sb_log_config ccfg(void)
+{
+	sb_log_config c;
+	ut_cfg(&c, 4096, SB_SYNC_NEVER);
+	c.cleanup = SB_CLEANUP_COMPACT;
+	c.delete_retention_ms = RET_MS;
+	c.index_interval_bytes = 512;
+	return c;
+}
+
+/* Append n random records: keyed (some tombstones) and unkeyed. */
+static void workload(sb_log *l, uint64_t *seed, unsigned n, int nkeys)
+{
+	char k[32];
+	uint8_t val[300];
+
+	for (unsigned j = 0; j < n && MN < MAXREC; j++) {
+		uint64_t off = sb_log_next(l);
+		cr_assert_eq(off, MN);
+		unsigned r = (unsigned)(rnd(seed) % 100);
+		int key = r < 80 ? (int)(rnd(seed) % (uint64_t)nkeys) : -1;
+		int tomb = key >= 0 && r < 12;
+		uint32_t len = tomb ? 0 : (uint32_t)ut_len(off, 7, 8, 200);
+		ut_fill(val, len, off, 7);
+		sb_record_in in = {.key = k, .key_len = key >= 0 ? (uint32_t)mkey(key, k) : 0, .value = val,
+				   .value_len = len, .flags = tomb ? SB_REC_TOMBSTONE : 0,
+				   .timestamp_ns = T0 + (int64_t)off * 1000000};
+		cr_assert_eq(sb_log_append(l, &in, 1, NULL), 0);
+		M[MN] = (mrec){key, tomb, len, in.timestamp_ns};
+		MN++;
+	}
+}
+
+/* Append n unkeyed records: a segment or two of them after the keyed
+ * ones puts those below the compaction's horizon (the newest segment). */
+static void unkeyed(sb_log *l, unsigned n)
+{
+	uint8_t val[300];
+
+	for (unsigned j = 0; j < n && MN < MAXREC; j++) {
+		uint64_t off = sb_log_next(l);
+		uint32_t len = (uint32_t)ut_len(off, 7, 8, 200);
+		ut_fill(val, len, off, 7);
+		sb_record_in in = {.value = val, .value_len = len, .timestamp_ns = T0 + (int64_t)off * 1000000};
+		cr_assert_eq(sb_log_append(l, &in, 1, NULL), 0);
+		M[MN++] = (mrec){-1, 0, len, in.timestamp_ns};
+	}
+}
+
+/* The latest offset of each key in the model (-1: none). */
+static void latest(int64_t *lat)
+{
+	for (int i = 0; i < NKEYS; i++)
+		lat[i] = -1;
+	for (uint64_t o = 0; o < MN; o++)
+		if (M[o].key >= 0)
+			lat[M[o].key] = (int64_t)o;
+}
+
+/* What a compaction at now_ns with that horizon removes (the rule of
+ * log_compact.c): a keyed record below the horizon whose key has a later
+ * record below the horizon too, or a tombstone, latest, older than the
+ * retention. */
+static void model_compact(uint64_t horizon, int64_t now_ns)
+{
+	int64_t lat[NKEYS];
+
+	latest(lat);
+	for (uint64_t o = 0; o < horizon && o < MN; o++) {
+		int k = M[o].key;
+		if (k < 0 || gone[o])
+			continue;
+		if ((uint64_t)lat[k] != o && (uint64_t)lat[k] < horizon)
+			gone[o] = 1;
+		if ((uint64_t)lat[k] == o && M[o].tomb && M[o].ts < now_ns - (int64_t)RET_MS * 1000000)
+			gone[o] = 1;
+	}
+}
+
+/* Everything readable as the model says: records, the stream, keys. */
+static void check_log(sb_log *l, const char *when)
+{
+	uint8_t buf[400];
+	size_t n;
+	sb_record_info info;
+
+	cr_assert_eq(sb_log_next(l), MN, "%s", when);
+	for (uint64_t o = 0; o < MN; o++) {
+		int rc = sb_log_read(l, o, 0, buf, sizeof(buf), &n, &info);
+		if (gone[o]) {
+			cr_assert_eq(rc, -ENOENT, "%s: offset %llu should be gone: %s", when, (unsigned long long)o,
+				     sb_strerror(rc));
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: offset %llu: %s", when, (unsigned long long)o, sb_strerror(rc));
+		cr_assert_eq(info.offset, o);
+		cr_assert_eq(n, M[o].len, "%s: offset %llu", when, (unsigned long long)o);
+		cr_assert(ut_match(buf, n, o, 7), "%s: offset %llu", when, (unsigned long long)o);
+	}
+	/* what ls lists: the offsets that hold a record */
+	uint64_t want_next = MN;
+	for (uint64_t o = MN; o-- > 0;) {
+		if (!gone[o])
+			want_next = o;
+		uint64_t found = UINT64_MAX;
+		int rc = sb_log_next_present(l, o, &found);
+		if (want_next == MN)
+			cr_assert_eq(rc, -ENOENT, "%s: next_present(%llu)", when, (unsigned long long)o);
+		else
+			cr_assert(rc == 0 && found == want_next, "%s: next_present(%llu): %llu, want %llu", when,
+				  (unsigned long long)o, (unsigned long long)found, (unsigned long long)want_next);
+	}
+	/* the stream: the kept payloads in offset order */
+	static uint8_t want[MAXREC * 200], got[MAXREC * 200];
+	size_t wl = 0;
+	for (uint64_t o = 0; o < MN; o++)
+		if (!gone[o]) {
+			ut_fill(want + wl, M[o].len, o, 7);
+			wl += M[o].len;
+		}
+	uint64_t pos = sb_log_stream_start(l), end = sb_log_stream_end(l);
+	cr_assert_eq(end - pos, wl, "%s: stream of %llu bytes, %zu kept", when, (unsigned long long)(end - pos), wl);
+	size_t gl = 0;
+	while (pos < end) {
+		size_t chunk = 777, nr = 0;
+		int rc = sb_log_read_stream(l, pos, got + gl, chunk, &nr);
+		cr_assert_eq(rc, 0, "%s: stream at %llu: %s", when, (unsigned long long)pos, sb_strerror(rc));
+		cr_assert_gt(nr, 0);
+		pos += nr;
+		gl += nr;
+	}
+	cr_assert(!memcmp(want, got, wl), "%s: stream bytes", when);
+	/* keys */
+	int64_t lat[NKEYS];
+	latest(lat);
+	for (int i = 0; i < NKEYS; i++) {
+		char k[32];
+		int rc = sb_log_get_key(l, k, mkey(i, k), buf, sizeof(buf), &n, &info);
+		if (lat[i] < 0 || M[lat[i]].tomb) {
+			cr_assert_eq(rc, -ENOENT, "%s: key %d", when, i);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: key %d: %s", when, i, sb_strerror(rc));
+		cr_assert_eq(info.offset, (uint64_t)lat[i]);
+		cr_assert(ut_match(buf, n, info.offset, 7));
+	}
+	uint64_t wrong = 1;
+	cr_assert_eq(sb_log_verify_keys(l, NULL, &wrong, NULL, NULL), 0);
+	cr_assert_eq(wrong, 0, "%s: key index disagrees with the log", when);
+}
+
+static void verify_clean(const char *dir, const char *when)
+{
+	sb_verify_result res;
+	char td[4200];
+
+	snprintf(td, sizeof(td), "%s/t", dir);
+	cr_assert_eq(sb_verify_topic(td, NULL, NULL, NULL, &res), 0);
+	cr_assert_eq(sb_verify_damage(&res) - res.problems[SB_VERIFY_INDEX], 0, "%s: verify finds damage (%llu)",
+		     when, (unsigned long long)sb_verify_damage(&res));
+}
+
+/* An io table over the real files whose fdatasync is a no-op: these tests
+ * check what the store does, not the disk (the crash test checks that). */
+static fio *quick_io(void)
+{
+	fio *f = fio_new(env.stash);
+	cr_assert(f);
+	fio_set_sync(f, 0, 0);
+	return f;
+}
+
+static void model_reset(void)
+{
+	MN = 0;
+	memset(gone, 0, sizeof(gone));
+}
+
+static unsigned seeds(void)
+{
+	const char *e = getenv("SB_COMPACT_SEEDS");
+	return e ? (unsigned)atoi(e) : 2;
+}
+
+/* Random workloads, two rounds each (the second after the tombstones'
+ * retention), reopened in between: exactly the model's records stay. */
+Test(compact, keeps_exactly_the_latest_per_key)
+{
+	sb_log_config c = ccfg();
+
+	for (unsigned si = 0; si < seeds(); si++) {
+		ut_env_fini(&env);
+		cr_assert_eq(ut_env_init(&env, "compact"), 0);
+		uint64_t seed = 0x9e3779b97f4a7c15ull + si * 7919;
+		sb_store *s;
+		sb_compact_stats st;
+		fio *f = quick_io();
+		model_reset();
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		sb_log *l = ut_topic(s, "t");
+		workload(l, &seed, 1500, si % 2 ? NKEYS : 7);
+		unkeyed(l, 60);
+		cr_assert_eq(sb_log_sync(l), 0);
+		int64_t now = T0 + (int64_t)MN * 1000000; /* tombstones of the last second stay */
+		cr_assert_eq(sb_log_compact(l, now, &st), 0);
+		cr_assert_gt(st.segments, 0);
+		cr_assert_lt(st.bytes_out, st.bytes_in);
+		model_compact(st.horizon, now);
+		check_log(l, "after the first round");
+		/* a second round changes nothing */
+		cr_assert_eq(sb_log_compact(l, now, &st), 0);
+		cr_assert_eq(st.segments, 0, "a second round rewrote %u segments", st.segments);
+		cr_assert_eq(sb_store_close(s), 0);
+		verify_clean(env.store, "after the first round");
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		l = ut_topic(s, "t");
+		check_log(l, "reopened");
+		/* more records, then a round after every tombstone's retention */
+		workload(l, &seed, 1500, si % 2 ? NKEYS : 7);
+		cr_assert_eq(sb_log_sync(l), 0);
+		now = T0 + (int64_t)MN * 1000000 + (int64_t)RET_MS * 1000000 * 10;
+		cr_assert_eq(sb_log_compact(l, now, &st), 0);
+		model_compact(st.horizon, now);
+		check_log(l, "after the second round");
+		cr_assert_eq(sb_store_close(s), 0);
+		verify_clean(env.store, "after the second round");
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		check_log(ut_topic(s, "t"), "reopened again");
+		cr_assert_eq(sb_store_close(s), 0);
+		fio_free(f);
+	}
+}
+
+/* A backup of the compacted directory (cp -a, as rsync of LOG_DIR would
+ * copy it) opens, verifies and reads as the original. */
+Test(compact, a_backup_with_gaps_restores)
+{
+	sb_log_config c = ccfg();
+	uint64_t seed = 42;
+	sb_store *s;
+	sb_compact_stats st;
+	char cmd[16384], restored[4200];
+	fio *f = quick_io();
+
+	model_reset();
+	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	workload(l, &seed, 2000, 9);
+	cr_assert_eq(sb_log_sync(l), 0);
+	int64_t now = T0 + (int64_t)MN * 1000000 + (int64_t)RET_MS * 2000000;
+	cr_assert_eq(sb_log_compact(l, now, &st), 0);
+	model_compact(st.horizon, now);
+	/* copied while open, as a backup of LOG_DIR is */
+	snprintf(restored, sizeof(restored), "%s/restored", env.root);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp -a '%s/t' '%s/'", restored, env.store, restored);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(sb_store_close(s), 0);
+	cr_assert_eq(ut_open(restored, &c, fio_io(f), &s), 0);
+	check_log(ut_topic(s, "t"), "restored");
+	cr_assert_eq(sb_store_close(s), 0);
+	fio_free(f);
+	verify_clean(restored, "restored");
+}
+
+/* A gap in a segment that is not marked compacted is damage: clear the
+ * mark of a compacted segment (header CRC made right) and verify and the
+ * open see the gap. */
+Test(compact, a_gap_in_a_plain_segment_is_damage)
+{
+	sb_log_config c = ccfg();
+	uint64_t seed = 5;
+	sb_store *s;
+	sb_compact_stats st;
+	fio *f = quick_io();
+
+	model_reset();
+	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	workload(l, &seed, 1500, NKEYS);
+	cr_assert_eq(sb_log_sync(l), 0);
+	cr_assert_eq(sb_log_compact(l, T0, &st), 0);
+	model_compact(st.horizon, T0);
+	cr_assert_eq(sb_store_close(s), 0);
+	fio_free(f);
+	/* the first segment with a gap inside */
+	uint64_t base = 0, o;
+	char name[32], path[4200];
+	for (o = 1; o < MN && !(gone[o] && !gone[o - 1]); o++)
+		;
+	cr_assert_lt(o, st.horizon, "no gap to find (o %llu, horizon %llu, %u segments)", (unsigned long long)o,
+		     (unsigned long long)st.horizon, st.segments);
+	(void)base;
+	/* the segment holding o: the last file with base <= o */
+	uint64_t b = 0;
+	for (uint64_t cand = 0; cand <= o; cand++) {
+		sb_seg_name(name, cand, SB_SEG_SUFFIX);
+		ut_topic_path(&env, "t", name, path, sizeof(path));
+		if (access(path, F_OK) == 0)
+			b = cand;
+	}
+	sb_seg_name(name, b, SB_SEG_SUFFIX);
+	ut_topic_path(&env, "t", name, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	uint8_t hb[SB_SEG_HDR];
+	cr_assert_eq(pread(fd, hb, sizeof(hb), 0), (ssize_t)sizeof(hb));
+	cr_assert_neq(sb_get32(hb + SB_SEG_AT_SPAN), 0, "the segment is marked compacted");
+	sb_put32(hb + SB_SEG_AT_SPAN, 0);
+	sb_put32(hb + SB_SEG_AT_CRC, sb_crc32c(0, hb, SB_SEG_AT_CRC));
+	cr_assert_eq(pwrite(fd, hb, sizeof(hb), 0), (ssize_t)sizeof(hb));
+	close(fd);
+	sb_verify_result res;
+	char td[4200];
+	snprintf(td, sizeof(td), "%s/t", env.store);
+	cr_assert_eq(sb_verify_topic(td, NULL, NULL, NULL, &res), 0);
+	cr_assert_gt(res.problems[SB_VERIFY_ORDER] + res.problems[SB_VERIFY_RECORD], 0, "verify misses the gap");
+	/* the open does not serve the records after the gap as if nothing happened */
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	sb_log *t = NULL;
+	int rc = sb_store_get(s, "t", &t);
+	if (rc == 0) {
+		uint8_t buf[400];
+		size_t n;
+		/* a record after the gap in that segment is not readable */
+		uint64_t after = o;
+		while (after < MN && gone[after])
+			after++;
+		cr_assert(sb_log_read(t, after, 0, buf, sizeof(buf), &n, NULL) != 0 || sb_log_next(t) <= after);
+	} else {
+		cr_assert_eq(rc, SB_ECORRUPT);
+	}
+	sb_store_close(s);
+}
+
+/* ---- readers and a writer during compaction ---------------------------- */
+
+typedef struct busy {
+	sb_log *l;
+	_Atomic int stop;
+	_Atomic uint64_t reads, errors;
+	uint64_t seed;
+} busy;
+
+static void *reader_main(void *arg)
+{
+	busy *b = arg;
+	uint64_t seed = b->seed;
+	uint8_t buf[4096];
+
+	while (!atomic_load(&b->stop)) {
+		uint64_t next = sb_log_next(b->l), o = next ? rnd(&seed) % next : 0;
+		size_t n;
+		sb_record_info info;
+		int rc = sb_log_read(b->l, o, 0, buf, sizeof(buf), &n, &info);
+		if (rc == 0 && (info.offset != o || !ut_match(buf, n, o, 7)))
+			atomic_fetch_add(&b->errors, 1);
+		else if (rc && rc != -ENOENT)
+			atomic_fetch_add(&b->errors, 1);
+		/* the stream from its start: never damage, never short of its end */
+		uint64_t pos = sb_log_stream_start(b->l) + rnd(&seed) % 4096;
+		rc = sb_log_read_stream(b->l, pos, buf, sizeof(buf), &n);
+		if (rc && rc != -ENOENT)
+			atomic_fetch_add(&b->errors, 1);
+		atomic_fetch_add(&b->reads, 1);
+	}
+	return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+	busy *b = arg;
+	uint64_t seed = b->seed;
+	char k[32];
+	uint8_t val[300];
+
+	while (!atomic_load(&b->stop) && MN < MAXREC) {
+		uint64_t off = sb_log_next(b->l);
+		int key = (int)(rnd(&seed) % NKEYS);
+		uint32_t len = (uint32_t)ut_len(off, 7, 8, 200);
+		ut_fill(val, len, off, 7);
+		sb_record_in in = {.key = k, .key_len = (uint32_t)mkey(key, k), .value = val, .value_len = len,
+				   .timestamp_ns = T0 + (int64_t)off * 1000000};
+		if (sb_log_append(b->l, &in, 1, NULL)) {
+			atomic_fetch_add(&b->errors, 1);
+			break;
+		}
+		M[off] = (mrec){key, 0, len, in.timestamp_ns};
+		MN = off + 1;
+	}
+	return NULL;
+}
+
+Test(compact, readers_and_a_writer_meanwhile)
+{
+	sb_log_config c = ccfg();
+	uint64_t seed = 77;
+	sb_store *s;
+	pthread_t rt[2], wt;
+	fio *f = quick_io();
+
+	model_reset();
+	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	workload(l, &seed, 1500, NKEYS);
+	busy b = {.l = l, .seed = 99};
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&rt[i], NULL, reader_main, &b), 0);
+	cr_assert_eq(pthread_create(&wt, NULL, writer_main, &b), 0);
+	unsigned rounds = 0;
+	uint64_t t0 = ut_now_ms();
+	while (ut_now_ms() - t0 < 500 || rounds < 3) {
+		sb_compact_stats st;
+		cr_assert_eq(sb_log_sync(l), 0);
+		cr_assert_eq(sb_log_compact(l, T0, &st), 0);
+		rounds++;
+	}
+	atomic_store(&b.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rt[i], NULL);
+	pthread_join(wt, NULL);
+	cr_assert_eq(atomic_load(&b.errors), 0, "%llu bad reads of %llu", (unsigned long long)b.errors,
+		     (unsigned long long)b.reads);
+	/* a last round with everything still, then the model holds */
+	sb_compact_stats st;
+	cr_assert_eq(sb_log_sync(l), 0);
+	cr_assert_eq(sb_log_compact(l, T0, &st), 0);
+	/* which records went is what the rounds decided with the records of
+	 * their moment: every record is either readable and right, or gone
+	 * and superseded; every key reads its latest value */
+	int64_t lat[NKEYS];
+	latest(lat);
+	for (uint64_t o = 0; o < MN; o++) {
+		uint8_t buf[400];
+		size_t n;
+		int rc = sb_log_read(l, o, 0, buf, sizeof(buf), &n, NULL);
+		if (rc == -ENOENT) {
+			cr_assert(M[o].key >= 0 && (uint64_t)lat[M[o].key] != o, "offset %llu gone", (unsigned long long)o);
+			gone[o] = 1;
+		} else {
+			cr_assert_eq(rc, 0);
+			cr_assert(ut_match(buf, n, o, 7));
+		}
+	}
+	check_log(l, "after the busy rounds");
+	cr_assert_eq(sb_store_close(s), 0);
+	fio_free(f);
+	verify_clean(env.store, "after the busy rounds");
+}
+
+/* ---- a crash at every step of the swap ----------------------------------- */
+
+static void crash_workload(sb_store **sp, fio *f, sb_log_config *c)
+{
+	uint64_t seed = 1234;
+
+	model_reset();
+	cr_assert_eq(ut_open(env.store, c, fio_io(f), sp), 0);
+	sb_log *l = ut_topic(*sp, "t");
+	workload(l, &seed, 900, 6);
+	cr_assert_eq(sb_log_sync(l), 0);
+}
+
+Test(compact, crash_at_every_step_of_the_swap)
+{
+	sb_log_config c = ccfg();
+	const char *e = getenv("SB_COMPACT_CRASH_STEPS");
+	fio_kind kinds[] = {FIO_PWRITE, FIO_FDATASYNC, FIO_RENAME, FIO_UNLINK, FIO_OPEN};
+	unsigned tried = 0;
+	int64_t now = T0 + 900LL * 1000000 + (int64_t)RET_MS * 3000000;
+
+	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
+		unsigned total;
+		uint64_t horizon;
+		{
+			ut_env_fini(&env);
+			cr_assert_eq(ut_env_init(&env, "compact"), 0);
+			fio *f = fio_new(env.stash);
+			fio_set_sync(f, 0, 0);
+			sb_store *s;
+			sb_compact_stats st;
+			crash_workload(&s, f, &c);
+			unsigned before = fio_calls(f, kinds[ki]);
+			cr_assert_eq(sb_log_compact(ut_topic(s, "t"), now, &st), 0);
+			total = fio_calls(f, kinds[ki]) - before;
+			horizon = st.horizon;
+			cr_assert_gt(st.segments, 1);
+			sb_store_close(s);
+			fio_free(f);
+		}
+		unsigned stride = e ? 1 : total / 4 + 1;
+		for (unsigned step = 1; step <= total; step += stride, tried++) {
+			ut_env_fini(&env);
+			cr_assert_eq(ut_env_init(&env, "compact"), 0);
+			fio *f = fio_new(env.stash);
+			fio_set_sync(f, 0, 0);
+			sb_store *s;
+			crash_workload(&s, f, &c);
+			fio_crash_at(f, kinds[ki], step);
+			(void)sb_log_compact(ut_topic(s, "t"), now, NULL);
+			sb_store_close(s);
+			cr_assert_eq(fio_crash_apply(f, step * 131 + ki, FIO_CRASH_RANDOM, NULL), 0);
+			fio_free(f);
+			/* Whatever survived: a log that opens, verifies, and
+			 * reads each record right or as compacted away (never
+			 * one the rule keeps); every key its latest value. */
+			fio *q = quick_io();
+			cr_assert_eq(ut_open(env.store, &c, fio_io(q), &s), 0);
+			sb_log *l = NULL;
+			cr_assert_eq(sb_store_get(s, "t", &l), 0, "kind %zu step %u: topic refused", ki, step);
+			memset(gone, 0, sizeof(gone));
+			model_compact(horizon, now);
+			int may_go[MAXREC];
+			memcpy(may_go, gone, sizeof(gone));
+			for (uint64_t o = 0; o < MN; o++) {
+				uint8_t buf[400];
+				size_t n;
+				int rc = sb_log_read(l, o, 0, buf, sizeof(buf), &n, NULL);
+				if (rc == -ENOENT) {
+					cr_assert(may_go[o], "kind %zu step %u: offset %llu lost", ki, step,
+						  (unsigned long long)o);
+					gone[o] = 1;
+				} else {
+					cr_assert_eq(rc, 0, "kind %zu step %u: offset %llu: %s", ki, step,
+						     (unsigned long long)o, sb_strerror(rc));
+					gone[o] = 0;
+					cr_assert(ut_match(buf, n, o, 7));
+				}
+			}
+			/* the stream may have a gap after a crash between two
+			 * swaps: the next round closes it */
+			sb_compact_stats st;
+			cr_assert_eq(sb_log_compact(l, now, &st), 0);
+			memset(gone, 0, sizeof(gone));
+			model_compact(horizon, now);
+			check_log(l, "after a crash and a new round");
+			cr_assert_eq(sb_store_close(s), 0);
+			fio_free(q);
+			verify_clean(env.store, "after a crash");
+		}
+	}
+	cr_log_info("%u crash points", tried);
+}
