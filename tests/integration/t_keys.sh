@@ -235,6 +235,7 @@ int main(int argc, char **argv)
 		if ((rc = sb_log_append(l, r, m, NULL)))
 			return fprintf(stderr, "gen: append: %s\n", sb_strerror(rc)), 1;
 	}
+	free(perm);
 	return sb_store_close(s) ? 1 : 0;
 }
 EOF
