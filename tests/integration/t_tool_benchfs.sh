@@ -18,7 +18,8 @@ hasnt "$out" 'MISSED|target|met$' "working notes in the output"
 has "$out" 'random reads among 20000 records|ratio' "header"
 grep -q 'random reads among 20000 records' "$T/err" || fail "the random reads do not say what they draw from"
 for f in 'append 10 MB' 'read 10 MB .log, cold' 'write\(\) per 100-byte line' \
-	 'open\+read\+close random record, cold' 'open\+read\+close random record, warm'; do
+	 'open\+read\+close random record, cold' 'open\+read\+close random record, warm' \
+	 'ls of \.keys of 5000 keys, cold' 'cat of a random key in \.keys, after the ls' 'cat of a random key in \.keys, warm'; do
 	has "$out" "^$f.* [0-9.]+ +[0-9.]+  [0-9.]+x \\[[0-9.]+\\.\\.[0-9.]+\\]" "$f: both sides and the ratio's range"
 done
 has "$out" '^ls of 5000 records, cold' "ls figure"
