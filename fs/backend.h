@@ -321,7 +321,7 @@ const sbfs_backend_class *sbfs_backend_at(size_t i);
 const sbfs_backend_class *sbfs_backend_find(const char *name, const char **why);
 /* The class of backend = store (the default). */
 extern const sbfs_backend_class sbfs_backend_store;
-/* The class of backend = kafka (SPEC §8: kafka_client.c, backend_kafka.c). */
+/* The class of backend = kafka (SPEC §8: kafka_class.c, backend_kafka.c). */
 extern const sbfs_backend_class sbfs_backend_kafka;
 
 /* The daemon's messages (stderr, or syslog once detached): errors.c. */

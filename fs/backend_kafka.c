@@ -43,143 +43,6 @@
 
 static kpart *P(sbfs_topic *t) { return (kpart *)t; }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- the topic table ---- */
-
-static kpart *find(kbackend *b, const char *name)
-{
-	for (size_t i = 0; i < b->ntopics; i++)
-		if (!b->topics[i]->removed && strcmp(b->topics[i]->name, name) == 0)
-			return b->topics[i];
-	return NULL;
-}
-
-/* Add partition `part` of Kafka topic `topic` to the table as `name`
- * (tlock held); part < 0: a topic of several partitions (no partition of
- * its own: its parts are added after it). */
-static int add(kbackend *b, const char *name, const char *topic, int32_t part, kpart **out)
-{
-	kpart **v = realloc(b->topics, (b->ntopics + 1) * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	b->topics = v;
-	kpart *p = calloc(1, sizeof *p);
-	if (!p || !(p->name = strdup(name))) {
-		free(p);
-		return -ENOMEM;
-	}
-	int rc = part < 0 ? 0 : b->c->ops->part_open(b->c, topic, part, &p->cp);
-	if (rc) {
-		free(p->name);
-		free(p);
-		return rc;
-	}
-	p->b = b;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_mutex_init(&p->xlock, NULL);
-	p->hint_off = -1;
-	b->topics[b->ntopics++] = p;
-	*out = p;
-	return 0;
-}
-
-/* Add topic `name` of `n` partitions (tlock held): one partition, a
- * kpart of that name; several, a kpart holding one per partition, named
- * "NAME/I" (not valid topic names: never asked for by topic_get). */
-static int add_topic(kbackend *b, const char *name, int n)
-{
-	kpart *g, *p;
-	if (n == 1)
-		return add(b, name, name, 0, &p);
-	kpart **parts = calloc((size_t)n, sizeof *parts);
-	if (!parts)
-		return -ENOMEM;
-	char pn[300];
-	int rc = 0;
-	for (int i = 0; rc == 0 && i < n; i++) {
-		snprintf(pn, sizeof pn, "%s/%d", name, i);
-		rc = add(b, pn, name, i, &parts[i]);
-	}
-	if (rc == 0)
-		rc = add(b, name, name, -1, &g);
-	if (rc) {
-		/* the parts added stay in the table, unnamed by any topic */
-		free(parts);
-		return rc;
-	}
-	g->nparts = (uint32_t)n;
-	g->parts = parts;
-	return 0;
-}
-
-typedef struct seen {
-	char **names;
-	int *parts;
-	size_t n;
-} seen;
-
-static int seen_cb(void *arg, const char *name, int partitions)
-{
-	seen *s = arg;
-	if (partitions < 1)
-		return 0;
-	char **v = realloc(s->names, (s->n + 1) * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	s->names = v;
-	int *pv = realloc(s->parts, (s->n + 1) * sizeof *pv);
-	if (!pv)
-		return -ENOMEM;
-	s->parts = pv;
-	if (!(v[s->n] = strdup(name)))
-		return -ENOMEM;
-	pv[s->n++] = partitions;
-	return 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void seen_free(seen *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->names[i]);
-	free(s->names);
-	free(s->parts);
-}
-
-/* Ask the cluster for its topics and add the new ones to the table (a
- * topic's partitions as first seen: partitions added later are not
- * shown until the next mount). */
-static int refresh_list(kbackend *b, seen *out)
-{
-	seen s = { 0 };
-	int rc = b->c->ops->list(b->c, seen_cb, &s);
-	pthread_mutex_lock(&b->tlock);
-	for (size_t i = 0; rc == 0 && i < s.n; i++)
-		if (!find(b, s.names[i]))
-			rc = add_topic(b, s.names[i], s.parts[i]);
-	b->listed_ms = mono_ms();
-	pthread_mutex_unlock(&b->tlock);
-	if (rc == 0 && out) {
-		free(s.parts);
-		s.parts = NULL;
-		qsort(s.names, s.n, sizeof *s.names, by_name);
-		*out = s;
-		return 0;
-	}
-	seen_free(&s);
-	return rc;
-}
-
 /* ---- the interface ---- */
 
 static int kb_name_valid(const char *name)
@@ -200,16 +63,16 @@ static int kb_get(sbfs_backend *base, const char *name, sbfs_topic **out)
 {
 	kbackend *b = (kbackend *)base;
 	pthread_mutex_lock(&b->tlock);
-	kpart *p = find(b, name);
-	int stale = mono_ms() - b->listed_ms >= LIST_MIN_MS;
+	kpart *p = ktab_find(b, name);
+	int stale = ktab_now_ms() - b->listed_ms >= LIST_MIN_MS;
 	pthread_mutex_unlock(&b->tlock);
 	if (!p && stale) {
 		/* made by another client since we last looked? */
-		int rc = refresh_list(b, NULL);
+		int rc = ktab_refresh(b, NULL);
 		if (rc)
 			return rc;
 		pthread_mutex_lock(&b->tlock);
-		p = find(b, name);
+		p = ktab_find(b, name);
 		pthread_mutex_unlock(&b->tlock);
 	}
 	if (!p)
@@ -221,18 +84,18 @@ static int kb_get(sbfs_backend *base, const char *name, sbfs_topic **out)
 static int kb_list(sbfs_backend *base, sbfs_topic_fn fn, void *arg)
 {
 	kbackend *b = (kbackend *)base;
-	seen s;
-	int rc = refresh_list(b, &s);
+	kseen s;
+	int rc = ktab_refresh(b, &s);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < s.n; i++) {
 		pthread_mutex_lock(&b->tlock);
-		kpart *p = find(b, s.names[i]);
+		kpart *p = ktab_find(b, s.names[i]);
 		pthread_mutex_unlock(&b->tlock);
 		if (p && rc == 0)
 			rc = fn(arg, s.names[i], (sbfs_topic *)p);
 	}
-	seen_free(&s);
+	ktab_seen_free(&s);
 	return rc;
 }
 
@@ -248,21 +111,21 @@ static int kb_create(sbfs_backend *base, const char *name)
 	if (!kb_name_valid(name))
 		return -EINVAL;
 	pthread_mutex_lock(&b->tlock);
-	int exists = find(b, name) != NULL;
+	int exists = ktab_find(b, name) != NULL;
 	pthread_mutex_unlock(&b->tlock);
 	if (exists)
 		return -EEXIST;
 	int rc = b->c->ops->create_topic(b->c, name, b->cfg.num_partitions, b->cfg.replication);
 	if (rc)
 		return rc;
-	return refresh_list(b, NULL);
+	return ktab_refresh(b, NULL);
 }
 
 static int kb_remove(sbfs_backend *base, const char *name)
 {
 	kbackend *b = (kbackend *)base;
 	pthread_mutex_lock(&b->tlock);
-	kpart *p = find(b, name);
+	kpart *p = ktab_find(b, name);
 	pthread_mutex_unlock(&b->tlock);
 	if (!p)
 		return -ENOENT;
@@ -314,76 +177,6 @@ static int kb_part_get(sbfs_topic *t, uint32_t i, sbfs_topic **out)
 	return 0;
 }
 
-/* CRC-32 (IEEE, reflected; zlib's and librdkafka's rd_crc32) */
-static uint32_t crc32_of(const void *data, size_t len)
-{
-	const unsigned char *d = data;
-	uint32_t c = 0xffffffffu;
-	for (size_t i = 0; i < len; i++) {
-		c ^= d[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-	}
-	return c ^ 0xffffffffu;
-}
-
-/* The partition of a record with a key: librdkafka's default partitioner
- * (consistent_random: CRC-32 of the key modulo the partition count), so
- * that a record lands where kcat -K or any librdkafka producer puts the
- * same key. Without a key librdkafka picks at random: here one partition
- * per append call (`rr`), in turn. */
-static uint32_t part_for(const sbfs_rec *r, uint32_t n, uint32_t rr)
-{
-	return r->key_len ? crc32_of(r->key, r->key_len) % n : rr;
-}
-
-static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first);
-
-/* Each record to its partition, one append per partition (in partition
- * order; *first: the first record's offset, in its partition). */
-static int group_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first)
-{
-	uint32_t np = g->nparts;
-	uint32_t rr = atomic_fetch_add(&g->b->next_part, 1) % np;
-	uint32_t p0 = part_for(&recs[0], np, rr);
-	size_t same = 1;
-	while (same < n && part_for(&recs[same], np, rr) == p0)
-		same++;
-	if (same == n) /* the usual case (lines of .log, a created file) */
-		return kb_append((sbfs_topic *)g->parts[p0], recs, n, first);
-	sbfs_rec *sub = malloc(n * sizeof *sub);
-	if (!sub)
-		return -ENOMEM;
-	int rc = 0;
-	for (uint32_t k = 0; rc == 0 && k < np; k++) {
-		size_t m = 0;
-		for (size_t i = 0; i < n; i++)
-			if (part_for(&recs[i], np, rr) == k)
-				sub[m++] = recs[i];
-		if (m)
-			rc = kb_append((sbfs_topic *)g->parts[k], sub, m, k == p0 ? first : NULL);
-	}
-	free(sub);
-	return rc;
-}
-
-/* Its extent: no records of its own; the time of its partitions' newest
- * (as far as known: no call to the cluster). */
-static int group_bounds(kpart *g, sbfs_bounds *out)
-{
-	int64_t ms = 0;
-	for (uint32_t i = 0; i < g->nparts; i++) {
-		kpart *p = g->parts[i];
-		pthread_mutex_lock(&p->lock);
-		if (p->mtime_ms > ms)
-			ms = p->mtime_ms;
-		if (p->seen_ms > ms)
-			ms = p->seen_ms;
-		pthread_mutex_unlock(&p->lock);
-	}
-	*out = (sbfs_bounds){ .mtime_ns = ms * 1000000 };
-	return 0;
-}
 
 static int removed(kpart *p)
 {
@@ -393,8 +186,6 @@ static int removed(kpart *p)
 	return r;
 }
 
-/* Appended records at offs[]: the high watermark moves, and sizes extend
- * the index when they continue it. */
 /* Appended records at offs[] (timestamps as produced): the high watermark
  * moves; when they follow each other they go into the cache (a reader of
  * what was just written, and the directory's mtime, need no fetch), and
@@ -475,15 +266,14 @@ static kc_rec *to_kc(const sbfs_rec *recs, size_t n, kc_rec *sb, kc_header **hs)
 	return r;
 }
 
-static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first)
+int kpart_append(kpart *p, const sbfs_rec *recs, size_t n, uint64_t *first)
 {
-	kpart *p = P(t);
 	if (n == 0)
 		return -EINVAL;
 	if (removed(p))
 		return -ENOENT;
 	if (p->nparts)
-		return group_append(p, recs, n, first);
+		return kgroup_append(p, recs, n, first);
 	kc_rec sb[STACK_RECS];
 	int64_t osb[STACK_RECS];
 	kc_header *hs = NULL;
@@ -503,6 +293,11 @@ static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *fi
 	if (offs && offs != osb)
 		free(offs);
 	return rc;
+}
+
+static int kb_append(sbfs_topic *t, const sbfs_rec *recs, size_t n, uint64_t *first)
+{
+	return kpart_append(P(t), recs, n, first);
 }
 
 /* Kafka gives the offset: a record can only go where the next one goes. */
@@ -547,7 +342,7 @@ static int kb_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *out)
 {
 	kpart *p = P(t);
 	if (p->nparts)
-		return removed(p) ? -ENOENT : group_bounds(p, out);
+		return removed(p) ? -ENOENT : kgroup_bounds(p, out);
 	int rc = kpart_known(p);
 	if (rc)
 		return rc;
@@ -635,55 +430,9 @@ static int kb_read_key(sbfs_topic *t, uint64_t off, void *buf, size_t cap, size_
 	return rc;
 }
 
-/* A record's headers as SPEC §2's xattrs: Kafka allows a name more than
- * once (and names no xattr can carry); an xattr has one value, so the
- * first header of each name is shown and names that cannot be one
- * (empty, a NUL in them, over SBFS_HEADER_NAME_MAX bytes) are left out. */
-typedef struct hdr_ctx {
-	sbfs_header_fn fn;
-	void *arg;
-	const char **seen;      /* names given so far (chunk bytes: valid
-				 * while the record is being walked) */
-	size_t *seen_len, nseen, cap;
-	int err;
-} hdr_ctx;
-
-static int hdr_cb(void *arg, const char *name, size_t nl, const void *v, size_t vl)
-{
-	hdr_ctx *x = arg;
-	if (nl == 0 || nl > SBFS_HEADER_NAME_MAX || memchr(name, '\0', nl) ||
-	    vl > SBFS_HEADER_VALUE_MAX)
-		return 0;
-	for (size_t i = 0; i < x->nseen; i++)
-		if (x->seen_len[i] == nl && memcmp(x->seen[i], name, nl) == 0)
-			return 0;
-	if (x->nseen == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 16;
-		const char **s = realloc(x->seen, cap * sizeof *s);
-		if (s)
-			x->seen = s;
-		size_t *l = s ? realloc(x->seen_len, cap * sizeof *l) : NULL;
-		if (!l)
-			return x->err = -ENOMEM;
-		x->seen_len = l;
-		x->cap = cap;
-	}
-	x->seen[x->nseen] = name;
-	x->seen_len[x->nseen++] = nl;
-	sbfs_header h = { name, (uint32_t)nl, v, (uint32_t)vl };
-	return x->fn(x->arg, &h);
-}
-
 static int kb_read_headers(sbfs_topic *t, uint64_t off, sbfs_header_fn fn, void *arg)
 {
-	hdr_ctx h = { .fn = fn, .arg = arg };
-	find_ctx x = { .hfn = hdr_cb, .harg = &h };
-	int rc = P(t)->nparts ? -ENOENT : kpart_record(P(t), (int64_t)off, &x);
-	free(h.seen);
-	free(h.seen_len);
-	if (rc)
-		return rc;
-	return h.err ? h.err : x.hrc;
+	return P(t)->nparts ? -ENOENT : kpart_headers(P(t), (int64_t)off, fn, arg);
 }
 
 static int kb_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread)
@@ -907,7 +656,7 @@ int sbfs_backend_kafka_open_client(const sbfs_kafka_config *cfg, kc *client,
 	pthread_cond_init(&b->scond, NULL);
 	int rc = kcache_new(cfg->cache_bytes, &b->cache);
 	if (rc == 0)
-		rc = refresh_list(b, NULL); /* the cluster must answer */
+		rc = ktab_refresh(b, NULL); /* the cluster must answer */
 	if (rc == 0 && pthread_create(&b->refresher, NULL, refresh_run, b) != 0)
 		rc = -EAGAIN;
 	if (rc) {

@@ -32,7 +32,7 @@ extern const char sbfs_kafka_usage[];
 
 /* The backend over a librdkafka client made from cfg. The cluster must
  * answer (its topic list) within timeout_ms. (The class, [mount] backend =
- * kafka, is sbfs_backend_kafka in kafka_client.c.) */
+ * kafka, is sbfs_backend_kafka in kafka_class.c.) */
 int sbfs_backend_kafka_open(const sbfs_kafka_config *cfg, char *err, size_t errlen,
 			    sbfs_backend **out);
 /* The same over a given client (the unit tests' fake); takes it over,

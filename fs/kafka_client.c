@@ -4,67 +4,20 @@
  * Two handles: a producer (produce, metadata, the admin requests) and a
  * consumer used through the legacy per-partition API (consume_start, seek,
  * consume), which reads any partition from any offset without a group. A
- * poller thread serves the producer's delivery reports: each produce call
- * waits for the reports of its own messages only, so writers never wait
- * for each other's acknowledgements. message.timeout.ms is the client's
- * timeout, so every message gets its report within it; the wait itself is
- * bounded too (a little longer), never a hang.
+ * poller thread serves the producer's delivery reports (kafka_produce.c);
+ * the admin requests are kafka_admin.c's. Every call is bounded by the
+ * client's timeout, never a hang.
  */
-#include "config.h"
 #include "kafka.h"
-#include "kafka_client.h"
-
-#include <librdkafka/rdkafka.h>
+#include "kafka_rk.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef struct rk_client {
-	kc base;
-	rd_kafka_t *prod, *cons;
-	int timeout_ms;
-	size_t msg_max;
-	pthread_t poller;
-	atomic_int stop;
-	atomic_int jobs;        /* watermark queries out (wm_run threads) */
-	pthread_mutex_t plock;  /* guards parts, nparts */
-	kc_part **parts;
-	size_t nparts;
-} rk_client;
-
-struct kc_part {
-	rk_client *c;
-	char *topic;
-	int32_t part;
-	rd_kafka_topic_t *prkt, *crkt;
-	pthread_mutex_t flock;  /* guards started, pos: one fetch at a time */
-	int started;
-	int64_t pos;            /* where the consumer stands */
-	atomic_int wm_busy;     /* a watermark query is out */
-	atomic_int tm_busy;     /* an offsets-for-times query is out */
-};
-
-/* One produce call's messages: freed by whoever drops the last reference
- * (the caller, or the last delivery report after a caller gave up). */
-typedef struct waiter {
-	pthread_mutex_t m;
-	pthread_cond_t cv;
-	size_t left;            /* reports still to come */
-	int refs;
-	rd_kafka_resp_err_t err;
-	int64_t *offs;
-	struct slot { struct waiter *w; size_t i, at; } *slots;
-	char *data;             /* the payloads, one copy: librdkafka points
-				 * into it until the last report (no copy per
-				 * message, and valid after a caller gave up) */
-} waiter;
-
-static int map_err(rd_kafka_resp_err_t e)
+int rk_map_err(rd_kafka_resp_err_t e)
 {
 	switch (e) {
 	case RD_KAFKA_RESP_ERR_NO_ERROR: return 0;
@@ -102,44 +55,11 @@ static int map_err(rd_kafka_resp_err_t e)
 	}
 }
 
-static int64_t now_ms(void)
+int64_t rk_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void waiter_put(waiter *w)
-{
-	pthread_mutex_lock(&w->m);
-	int last = --w->refs == 0;
-	pthread_mutex_unlock(&w->m);
-	if (!last)
-		return;
-	pthread_mutex_destroy(&w->m);
-	pthread_cond_destroy(&w->cv);
-	free(w->offs);
-	free(w->slots);
-	free(w->data);
-	free(w);
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	(void)rk;
-	(void)opaque;
-	struct slot *s = m->_private;
-	waiter *w = s->w;
-	pthread_mutex_lock(&w->m);
-	if (m->err && !w->err)
-		w->err = m->err;
-	w->offs[s->i] = m->offset;
-	int done = --w->left == 0;
-	if (done)
-		pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->m);
-	if (done)
-		waiter_put(w);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -163,7 +83,7 @@ static int rk_list(kc *base, kc_topic_fn fn, void *arg)
 	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t e = rd_kafka_metadata(c->prod, 1, NULL, &md, c->timeout_ms);
 	if (e)
-		return map_err(e);
+		return rk_map_err(e);
 	int rc = 0;
 	for (int i = 0; i < md->topic_cnt && rc == 0; i++) {
 		const struct rd_kafka_metadata_topic *t = &md->topics[i];
@@ -199,7 +119,7 @@ static int rk_part_open(kc *base, const char *topic, int32_t part, kc_part **out
 	p->prkt = rd_kafka_topic_new(c->prod, topic, NULL);
 	p->crkt = rd_kafka_topic_new(c->cons, topic, NULL);
 	if (!p->prkt || !p->crkt) {
-		rc = map_err(rd_kafka_last_error());
+		rc = rk_map_err(rd_kafka_last_error());
 		goto out_topics;
 	}
 	pthread_mutex_init(&p->flock, NULL);
@@ -225,7 +145,8 @@ out_unlock:
  * leader is unreachable, whatever its timeout says (librdkafka 2.0.2, seen
  * with the mock's brokers down). So it runs in a thread of its own and
  * the caller waits for it at most timeout_ms; one such thread per
- * partition at a time (a second caller meanwhile gets -ETIMEDOUT at once).
+ * partition at a time (a second caller meanwhile waits for its turn,
+ * within its own timeout).
  */
 typedef struct wmjob {
 	kc_part *p;
@@ -285,8 +206,18 @@ static int run_job(kc_part *p, int64_t ts, int wait_ms, int64_t *lo, int64_t *hi
 	rk_client *c = p->c;
 	atomic_int *busy = ts >= 0 ? &p->tm_busy : &p->wm_busy;
 	int tmo = wait_ms > 0 && wait_ms < c->timeout_ms ? wait_ms : c->timeout_ms;
-	if (atomic_exchange(busy, 1))
-		return -ETIMEDOUT; /* the last one has not come back */
+	/* another caller's query (the refresher's, every 300 ms) is out: wait
+	 * for it to come back, within this call's own bound (one that never
+	 * comes back, a leader unreachable, ends the wait at the timeout) */
+	int64_t end = rk_now_ms() + tmo;
+	while (atomic_exchange(busy, 1)) {
+		if (rk_now_ms() >= end)
+			return -ETIMEDOUT; /* the last one has not come back */
+		nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+	}
+	tmo = (int)(end - rk_now_ms());
+	if (tmo < 1)
+		tmo = 1;
 	wmjob *j = calloc(1, sizeof *j);
 	if (!j) {
 		atomic_store(busy, 0);
@@ -324,7 +255,7 @@ static int run_job(kc_part *p, int64_t ts, int wait_ms, int64_t *lo, int64_t *hi
 	while (!j->done)
 		if (pthread_cond_timedwait(&j->cv, &j->m, &dl) == ETIMEDOUT)
 			break;
-	int rc = !j->done ? -ETIMEDOUT : map_err(j->err);
+	int rc = !j->done ? -ETIMEDOUT : rk_map_err(j->err);
 	if (rc == 0) {
 		*lo = j->lo;
 		if (hi)
@@ -350,12 +281,12 @@ static int position(kc_part *p, int64_t from)
 {
 	if (!p->started) {
 		if (rd_kafka_consume_start(p->crkt, p->part, from) != 0)
-			return map_err(rd_kafka_last_error());
+			return rk_map_err(rd_kafka_last_error());
 		p->started = 1;
 	} else if (p->pos != from) {
 		rd_kafka_resp_err_t e = rd_kafka_seek(p->crkt, p->part, from, p->c->timeout_ms);
 		if (e)
-			return map_err(e);
+			return rk_map_err(e);
 	}
 	p->pos = from;
 	return 0;
@@ -406,10 +337,10 @@ static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 	int rc = position(p, from);
 	if (rc)
 		goto out_unlock;
-	int64_t deadline = now_ms() + c->timeout_ms, eof_deadline = 0;
+	int64_t deadline = rk_now_ms() + c->timeout_ms, eof_deadline = 0;
 	size_t count = 0, bytes = 0;
 	while (count < FETCH_RECS && bytes < FETCH_BYTES) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - rk_now_ms();
 		if (count == 0 && left <= 0) {
 			rc = -ETIMEDOUT;
 			break;
@@ -417,7 +348,7 @@ static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 		rd_kafka_message_t *m = rd_kafka_consume(p->crkt, p->part,
 							 count ? 0 : (int)(left < 100 ? left : 100));
 		if (!m) {
-			if (count || (eof_deadline && now_ms() >= eof_deadline)) {
+			if (count || (eof_deadline && rk_now_ms() >= eof_deadline)) {
 				if (!count)
 					rc = -ENODATA;
 				break;
@@ -432,15 +363,15 @@ static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 			 * caller saw a record at `from` in the watermarks, so
 			 * one may be on its way; wait a little for it */
 			if (eof_deadline == 0)
-				eof_deadline = now_ms() + EOF_GRACE_MS;
-			if (now_ms() >= eof_deadline) {
+				eof_deadline = rk_now_ms() + EOF_GRACE_MS;
+			if (rk_now_ms() >= eof_deadline) {
 				rc = -ENODATA;
 				break;
 			}
 			continue;
 		}
 		if (m->err) {
-			int e = map_err(m->err);
+			int e = rk_map_err(m->err);
 			rd_kafka_message_destroy(m);
 			if (e == -ERANGE) {
 				/* the consumer stops there: start afresh next time */
@@ -463,218 +394,6 @@ static int rk_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 	}
 out_unlock:
 	pthread_mutex_unlock(&p->flock);
-	return rc;
-}
-
-static waiter *waiter_new(size_t n)
-{
-	waiter *w = calloc(1, sizeof *w);
-	if (!w)
-		return NULL;
-	w->offs = calloc(n, sizeof *w->offs);
-	w->slots = calloc(n, sizeof *w->slots);
-	if (!w->offs || !w->slots) {
-		free(w->offs);
-		free(w->slots);
-		free(w);
-		return NULL;
-	}
-	pthread_mutex_init(&w->m, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->refs = 2; /* the caller, and the last report */
-	w->left = n;
-	for (size_t i = 0; i < n; i++)
-		w->slots[i] = (struct slot){ w, i, 0 };
-	return w;
-}
-
-static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, const char *value,
-				       struct slot *s)
-{
-	rd_kafka_headers_t *hs = NULL;
-	if (r->nheaders) {
-		hs = rd_kafka_headers_new(r->nheaders);
-		for (size_t i = 0; i < r->nheaders; i++)
-			rd_kafka_header_add(hs, r->headers[i].name, (ssize_t)r->headers[i].name_len,
-					    r->headers[i].value,
-					    (ssize_t)r->headers[i].value_len);
-	}
-	rd_kafka_resp_err_t e = rd_kafka_producev(
-		p->c->prod, RD_KAFKA_V_RKT(p->prkt), RD_KAFKA_V_PARTITION(p->part),
-		RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_VALUE((void *)value, r->value_len),
-		RD_KAFKA_V_KEY(r->key, r->key ? r->key_len : 0),
-		RD_KAFKA_V_TIMESTAMP(r->timestamp_ms), RD_KAFKA_V_HEADERS(hs),
-		RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
-	if (e && hs)
-		rd_kafka_headers_destroy(hs);
-	return e;
-}
-
-static int rk_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offsets)
-{
-	rk_client *c = p->c;
-	if (n == 0)
-		return 0;
-	waiter *w = waiter_new(n);
-	if (!w)
-		return -ENOMEM;
-	size_t total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += recs[i].value_len;
-	if (!(w->data = malloc(total ? total : 1))) {
-		w->refs = 1;
-		waiter_put(w);
-		return -ENOMEM;
-	}
-	size_t at = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (recs[i].value_len)
-			memcpy(w->data + at, recs[i].value, recs[i].value_len);
-		w->slots[i].at = at;
-		at += recs[i].value_len;
-	}
-	int64_t deadline = now_ms() + c->timeout_ms;
-	size_t sent = 0;
-	rd_kafka_resp_err_t e = 0;
-	while (sent < n) {
-		e = produce_one(p, &recs[sent], w->data + w->slots[sent].at, &w->slots[sent]);
-		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && now_ms() < deadline) {
-			struct timespec ts = { 0, 1000000 };
-			nanosleep(&ts, NULL); /* the poller drains the queue */
-			continue;
-		}
-		if (e)
-			break;
-		sent++;
-	}
-	pthread_mutex_lock(&w->m);
-	if (e && !w->err)
-		w->err = e;
-	w->left -= n - sent; /* never sent: no report comes */
-	if (w->left == 0 && sent < n)
-		w->refs--; /* nobody else will drop the reports' reference */
-	/* every sent message gets its report within message.timeout.ms, but
-	 * one in flight to a broker that went away may take longer (the
-	 * idempotent producer does not time out what it has sent): the call
-	 * fails after the timeout anyway (a report that comes later frees
-	 * the waiter; such a record was not acknowledged, and may or may not
-	 * be in the log) */
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	int64_t wait = c->timeout_ms + 200;
-	dl.tv_sec += wait / 1000;
-	dl.tv_nsec += (wait % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
-	while (w->left > 0)
-		if (pthread_cond_timedwait(&w->cv, &w->m, &dl) == ETIMEDOUT)
-			break;
-	int rc = w->left > 0 ? -ETIMEDOUT : map_err(w->err);
-	if (rc == 0)
-		memcpy(offsets, w->offs, n * sizeof *offsets);
-	pthread_mutex_unlock(&w->m);
-	waiter_put(w);
-	return rc;
-}
-
-/* Run one admin request on a queue of its own and return its event. */
-static rd_kafka_event_t *admin_wait(rk_client *c, rd_kafka_queue_t *q)
-{
-	return rd_kafka_queue_poll(q, c->timeout_ms + 2000);
-}
-
-static rd_kafka_AdminOptions_t *admin_opts(rk_client *c, rd_kafka_admin_op_t op)
-{
-	char err[256];
-	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(c->prod, op);
-	if (o)
-		rd_kafka_AdminOptions_set_request_timeout(o, c->timeout_ms, err, sizeof err);
-	return o;
-}
-
-static int topic_results(rd_kafka_event_t *ev, const rd_kafka_topic_result_t **v, size_t n)
-{
-	int rc = map_err(rd_kafka_event_error(ev));
-	if (rc == 0 && n >= 1)
-		rc = map_err(rd_kafka_topic_result_error(v[0]));
-	return rc;
-}
-
-static int rk_create_topic(kc *base, const char *topic, int parts, int repl)
-{
-	rk_client *c = (rk_client *)base;
-	char err[256];
-	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, repl, err, sizeof err);
-	if (!nt)
-		return -EINVAL;
-	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
-	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	rd_kafka_CreateTopics(c->prod, &nt, 1, o, q);
-	rd_kafka_event_t *ev = admin_wait(c, q);
-	int rc = -ETIMEDOUT;
-	if (ev) {
-		size_t n = 0;
-		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-		const rd_kafka_topic_result_t **v =
-			res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-		rc = topic_results(ev, v, n);
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_NewTopic_destroy(nt);
-	return rc;
-}
-
-static int rk_delete_topic(kc *base, const char *topic)
-{
-	rk_client *c = (rk_client *)base;
-	rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
-	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-	rd_kafka_DeleteTopics(c->prod, &dt, 1, o, q);
-	rd_kafka_event_t *ev = admin_wait(c, q);
-	int rc = -ETIMEDOUT;
-	if (ev) {
-		size_t n = 0;
-		const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
-		const rd_kafka_topic_result_t **v =
-			res ? rd_kafka_DeleteTopics_result_topics(res, &n) : NULL;
-		rc = topic_results(ev, v, n);
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_DeleteTopic_destroy(dt);
-	return rc;
-}
-
-static int rk_delete_records(kc_part *p, int64_t before)
-{
-	rk_client *c = p->c;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, p->topic, p->part)->offset = before;
-	rd_kafka_DeleteRecords_t *dr = rd_kafka_DeleteRecords_new(l);
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(c->prod);
-	rd_kafka_AdminOptions_t *o = admin_opts(c, RD_KAFKA_ADMIN_OP_DELETERECORDS);
-	rd_kafka_DeleteRecords(c->prod, &dr, 1, o, q);
-	rd_kafka_event_t *ev = admin_wait(c, q);
-	int rc = -ETIMEDOUT;
-	if (ev) {
-		rc = map_err(rd_kafka_event_error(ev));
-		const rd_kafka_DeleteRecords_result_t *res = rd_kafka_event_DeleteRecords_result(ev);
-		const rd_kafka_topic_partition_list_t *offs =
-			res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
-		if (rc == 0 && offs && offs->cnt >= 1)
-			rc = map_err(offs->elems[0].err);
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_DeleteRecords_destroy(dr);
 	return rc;
 }
 
@@ -779,7 +498,7 @@ static rd_kafka_conf_t *make_conf(const kc_prop *props, size_t n, int producer,
 			goto out_destroy;
 	rd_kafka_conf_set_log_cb(conf, on_log);
 	if (producer)
-		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_dr_msg_cb(conf, rk_on_delivery);
 	return conf;
 out_destroy:
 	rd_kafka_conf_destroy(conf);
@@ -838,81 +557,3 @@ out_confs:
 	free(c);
 	return rc;
 }
-
-/* (here, not in backend_kafka.c: the unit tests link that without librdkafka) */
-int sbfs_backend_kafka_open(const sbfs_kafka_config *cfg, char *err, size_t errlen,
-			    sbfs_backend **out)
-{
-	kc *c;
-	int rc = kc_rdkafka_open(cfg->props, cfg->nprops, cfg->timeout_ms, err, errlen, &c);
-	if (rc)
-		return rc;
-	rc = sbfs_backend_kafka_open_client(cfg, c, out);
-	if (rc)
-		snprintf(err, errlen, "kafka: the cluster did not answer: %s", strerror(-rc));
-	return rc;
-}
-
-/* ---- the class: [mount] backend = kafka ---- */
-
-static int kafka_settings_new(void **out)
-{
-	sbfs_kafka_config *c = malloc(sizeof *c);
-	if (!c)
-		return -ENOMEM;
-	sbfs_kafka_config_init(c);
-	*out = c;
-	return 0;
-}
-
-static void kafka_settings_free(void *s)
-{
-	if (!s)
-		return;
-	sbfs_kafka_config_free(s);
-	free(s);
-}
-
-/* [kafka] KEY = VALUE, or -o kafka.KEY=VALUE. */
-static int kafka_setting(void *s, const char *section, const char *key, const char *value,
-			 const sbfs_src *src, char **err)
-{
-	char msg[256];
-	if (section ? strcmp(section, "kafka") != 0 : strncmp(key, "kafka.", 6) != 0)
-		return 1;
-	if (sbfs_kafka_config_set(s, section ? key : key + 6, value, msg, sizeof msg))
-		return sbfs_config_errf(err, src, key, "%s", msg);
-	return 0;
-}
-
-static int kafka_check(void *s, const struct sbfs_config *cfg, char **err)
-{
-	const sbfs_kafka_config *c = s;
-	for (size_t i = 0; i < c->nprops; i++)
-		if (!strcmp(c->props[i].key, "bootstrap.servers") && c->props[i].value[0])
-			return 0;
-	sbfs_src src = { .file = cfg->config_path, .dir = NULL, .line = 0 };
-	return sbfs_config_errf(err, &src, "bootstrap.servers",
-				"backend = kafka needs [kafka] bootstrap.servers (or -o "
-				"kafka.bootstrap.servers=HOST:PORT)");
-}
-
-static int kafka_open(const struct sbfs_config *cfg, sbfs_backend **out)
-{
-	char err[512] = "";
-	const sbfs_kafka_config *c = cfg->bsettings;
-	int rc = sbfs_backend_kafka_open(c, err, sizeof err, out);
-	if (rc)
-		sbfs_log("%s", err[0] ? err : "kafka: cannot start the client");
-	return rc;
-}
-
-const sbfs_backend_class sbfs_backend_kafka = {
-	.name = "kafka",
-	.usage = sbfs_kafka_usage,
-	.settings_new = kafka_settings_new,
-	.settings_free = kafka_settings_free,
-	.setting = kafka_setting,
-	.check = kafka_check,
-	.open = kafka_open,
-};

@@ -1,7 +1,8 @@
 /*
  * kafka_client.h - what the Kafka backend asks of a cluster, as a vtable.
  *
- * kafka_client.c implements it over librdkafka; the unit tests implement it
+ * kafka_client.c (with kafka_produce.c, kafka_admin.c) implements it over
+ * librdkafka; the unit tests implement it
  * in memory (a fake cluster), which is how the paths librdkafka's mock
  * cannot serve (CreateTopics, DeleteTopics, DeleteRecords) are tested.
  *

@@ -1,8 +1,10 @@
 /*
  * kafka_part.h - the Kafka backend's own structures, shared by
- * backend_kafka.c (the interface, the topic table, the refresher) and
- * kafka_stream.c (records through the cache, the stream index). Only those
- * two include it. Lock order: kbackend.tlock, kpart.xlock, kpart.lock, the
+ * backend_kafka.c (the interface, the refresher), kafka_topics.c (the
+ * topic table),
+ * kafka_stream.c (records through the cache, the stream index) and
+ * kafka_route.c (topics of several partitions). Only those include it
+ * (and the unit tests). Lock order: kbackend.tlock, kpart.xlock, kpart.lock, the
  * cache's lock.
  */
 #ifndef SBFS_KAFKA_PART_H
@@ -86,6 +88,20 @@ typedef struct find_ctx {
 	int hrc;
 } find_ctx;
 
+/* kafka_topics.c: the topic table. */
+typedef struct kseen {
+	char **names;           /* in name order */
+	int *parts;             /* (internal) */
+	size_t n;
+} kseen;
+int64_t ktab_now_ms(void);
+/* The live kpart named `name` (tlock held), or NULL. */
+kpart *ktab_find(kbackend *b, const char *name);
+/* Ask the cluster for its topics and add the new ones to the table; *out
+ * (may be NULL) gets their names (ktab_seen_free). */
+int ktab_refresh(kbackend *b, kseen *out);
+void ktab_seen_free(kseen *s);
+
 /* kafka_stream.c. All return 0 or -errno. */
 /* Ask the cluster for the watermarks (wait_ms: 0 = the client's timeout). */
 int kpart_update_wm_in(kpart *p, int wait_ms);
@@ -102,5 +118,18 @@ int kpart_catch_up(kpart *p);
 int kpart_pos_of(kpart *p, int64_t off, uint64_t *out);
 /* .log bytes at stream position pos. */
 int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread);
+/* The headers of record off as backend.h's read_headers gives them (each
+ * name once: its first value). */
+int kpart_headers(kpart *p, int64_t off, sbfs_header_fn fn, void *arg);
+
+/* backend_kafka.c: backend.h's append on a kpart (a partition, or a
+ * topic of several: then routed). */
+int kpart_append(kpart *p, const sbfs_rec *recs, size_t n, uint64_t *first);
+
+/* kafka_route.c: a topic of several partitions (nparts > 0): each record
+ * to the partition its key picks, one append per partition; its extent
+ * (no records; its partitions' newest time). */
+int kgroup_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first);
+int kgroup_bounds(kpart *g, sbfs_bounds *out);
 
 #endif

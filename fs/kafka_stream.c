@@ -382,3 +382,53 @@ out_unlock:
 	return rc;
 }
 
+/* A record's headers as SPEC §2's xattrs: Kafka allows a name more than
+ * once (and names no xattr can carry); an xattr has one value, so the
+ * first header of each name is shown and names that cannot be one
+ * (empty, a NUL in them, over SBFS_HEADER_NAME_MAX bytes) are left out. */
+typedef struct hdr_ctx {
+	sbfs_header_fn fn;
+	void *arg;
+	const char **seen;      /* names given so far (chunk bytes: valid
+				 * while the record is being walked) */
+	size_t *seen_len, nseen, cap;
+	int err;
+} hdr_ctx;
+
+static int hdr_cb(void *arg, const char *name, size_t nl, const void *v, size_t vl)
+{
+	hdr_ctx *x = arg;
+	if (nl == 0 || nl > SBFS_HEADER_NAME_MAX || memchr(name, '\0', nl) ||
+	    vl > SBFS_HEADER_VALUE_MAX)
+		return 0;
+	for (size_t i = 0; i < x->nseen; i++)
+		if (x->seen_len[i] == nl && memcmp(x->seen[i], name, nl) == 0)
+			return 0;
+	if (x->nseen == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 16;
+		const char **s = realloc(x->seen, cap * sizeof *s);
+		if (s)
+			x->seen = s;
+		size_t *l = s ? realloc(x->seen_len, cap * sizeof *l) : NULL;
+		if (!l)
+			return x->err = -ENOMEM;
+		x->seen_len = l;
+		x->cap = cap;
+	}
+	x->seen[x->nseen] = name;
+	x->seen_len[x->nseen++] = nl;
+	sbfs_header h = { name, (uint32_t)nl, v, (uint32_t)vl };
+	return x->fn(x->arg, &h);
+}
+
+int kpart_headers(kpart *p, int64_t off, sbfs_header_fn fn, void *arg)
+{
+	hdr_ctx h = { .fn = fn, .arg = arg };
+	find_ctx x = { .hfn = hdr_cb, .harg = &h };
+	int rc = kpart_record(p, off, &x);
+	free(h.seen);
+	free(h.seen_len);
+	if (rc)
+		return rc;
+	return h.err ? h.err : x.hrc;
+}
