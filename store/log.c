@@ -414,6 +414,9 @@ static int wait_synced(sb_log *l, uint64_t seq)
 		 * seals; otherwise sb_log_sync() calls finish_seals afterwards).
 		 * No append_mu here: holders of append_mu wait for `syncing`. */
 		pthread_rwlock_rdlock(&l->seg_lock);
+		/* the records below nx are in the mapping before the fdatasync
+		 * starts (published after they were written) */
+		uint64_t nx = sb_log_next(l);
 		uint64_t target = atomic_load(&l->appended);
 		int fd = l->nsegs ? sb_segment_fd(sb_log_active(l)) : -1;
 		pthread_rwlock_unlock(&l->seg_lock);
@@ -427,6 +430,8 @@ static int wait_synced(sb_log *l, uint64_t seq)
 			int none = 0;
 			atomic_compare_exchange_strong(&l->err, &none, r);
 		} else if (target > l->synced) {
+			if (nx > atomic_load(&l->synced_next))
+				atomic_store(&l->synced_next, nx);
 			l->last_batch = target - l->synced;
 			l->synced_appends += target - l->synced;
 			l->synced = target;

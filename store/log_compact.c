@@ -9,8 +9,9 @@
  * record stays when it has no key, or when the key index names it as its
  * key's latest record (one lookup, no second pass over the log) and it is
  * not a tombstone older than delete_retention_ms. Only a record below the
- * round's horizon (the first segment that is unsynced or the newest) may
- * supersede another, so that what replaces a removed record is on disk.
+ * round's horizon (the first segment that is unsynced, or in the newest
+ * the end of what its last fdatasync covered) may supersede another, so
+ * that what replaces a removed record is on disk.
  *
  * Offsets stay; the stream loses the removed payloads: each rewritten
  * segment's base stream pos is chosen so that it ends where its successor
@@ -77,6 +78,8 @@ static int pick(round *r)
 	while (h + 1 < l->nsegs && !sb_segment_unsynced(l->segs[h]))
 		h++;
 	r->horizon = sb_segment_base(l->segs[h]);
+	if (h + 1 == l->nsegs && atomic_load(&l->synced_next) > r->horizon)
+		r->horizon = atomic_load(&l->synced_next); /* synced in the newest one */
 	r->mark = sb_segment_base(l->segs[l->nsegs - 1]);
 	if (n && !(r->c = calloc(n, sizeof(*r->c))))
 		rc = -ENOMEM;
@@ -88,6 +91,7 @@ static int pick(round *r)
 	}
 	if (!rc) {
 		r->n = n;
+		r->st.end = sb_segment_base(l->segs[n]);
 		r->succ_stream = sb_segment_base_stream(l->segs[n]);
 	}
 	pthread_rwlock_unlock(&l->seg_lock);

@@ -50,6 +50,9 @@ struct sb_log {
 	int syncing;                    /* [sync] a leader is in fdatasync */
 	int lingering;                  /* [sync] the leader waits for more */
 	uint64_t synced;                /* [sync] appends covered by a sync */
+	_Atomic uint64_t synced_next;   /* [atomic] the records of the active
+					 * segment below it were in an fdatasync
+					 * (log_compact.c's horizon) */
 	uint64_t last_batch;            /* [sync] appends the last sync covered */
 	long long last_sync_ns;         /* [sync] when the last sync finished */
 	long long last_sync_dur;        /* [sync] how long it took */

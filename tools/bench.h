@@ -12,6 +12,8 @@ int sb_bench_main(int argc, char **argv);
 int sb_bench_keys_main(int argc, char **argv);
 /* `streambus bench since ...` (bench_since.c); argv[0] is "since". */
 int sb_bench_since_main(int argc, char **argv);
+/* `streambus bench compact ...` (bench_compact.c); argv[0] is "compact". */
+int sb_bench_compact_main(int argc, char **argv);
 
 /* ---- internal to tools/bench*.c ------------------------------------------ */
 #ifdef SB_BENCH_INTERNAL

@@ -389,7 +389,10 @@ typedef struct sb_compact_stats {
 	uint64_t records_in, records_out;
 	uint64_t tombstones_dropped;
 	uint64_t horizon;           /* only records below this offset superseded
-				     * others (the newest or first unsynced segment) */
+				     * others (synced ones: the first unsynced
+				     * segment, or how far the newest was synced) */
+	uint64_t end;               /* the segments rewritten end before this
+				     * offset (the newest is never touched) */
 } sb_compact_stats;
 int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st);
 
