@@ -166,6 +166,10 @@ case_ ".since/TIME answers (the 2.0.2 mock cannot look up by time: it says -1, s
 assert_ok cat "$M/prod/.since/@0"
 assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.since/yesterday")" "a bad TIME"
 
+case_ ".keys/ is not served over Kafka yet: ENOTSUP, not a hang or a wrong answer"
+assert_eq ENOTSUP "$(pyerr 'os.listdir(sys.argv[2])' "$M/prod/.keys")" "ls .keys"
+assert_eq ENOTSUP "$(pyerr 'open(sys.argv[2])' "$M/prod/.keys/k")" "cat .keys/K"
+
 case_ "statfs answers; rm and mkdir are what the mock cannot do (see the unit test)"
 assert_ok df "$M"
 sb_umount
