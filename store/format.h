@@ -274,7 +274,7 @@
  *  64  u64 block table position
  *  72  u32 block count
  *  76  u16 codec (SB_CODEC_LZ4, SB_CODEC_ZSTD)
- *  78  u16 reserved (0)
+ *  78  u16 features (SB_ZSEG_F_*; 0 in files without headers)
  *  80  u32 crc32c of the block table
  *  84  u32 dictionary length (zstd; 0: none)
  *  88  u32 crc32c of the dictionary
@@ -295,6 +295,18 @@
  * block has the entry's first offset + k. A reader checks the stored
  * bytes' CRC before decompressing and the raw bytes' CRC after; records
  * have no CRC of their own there.
+ *
+ * Record headers (feature SB_ZSEG_F_HEADERS, set when any record of the
+ * file has headers): a record whose flags (first column) have
+ * SB_REC_HEADERS keeps its header block (format above, checked when the
+ * block is decoded) in the block. After the timestamps comes a fifth
+ * column, one LEB128 varint per record with the flag (in record order):
+ * its header block's length (SB_HDRS_MIN..SB_HDRS_MAX); after the keys,
+ * those header blocks back to back. Without the flag in any record the
+ * column and the blocks are empty: such a block is what a file without
+ * the feature holds. The raw CRC covers them like the rest. A reader
+ * refuses feature bits it does not know (SB_EVERSION), and takes a record
+ * flag SB_REC_HEADERS in a file without SB_ZSEG_F_HEADERS as damage.
  */
 #define SB_ZSEG_MAGIC   0x535a4253u /* "SBZS" */
 #define SB_ZSEG_HDR     96u
@@ -303,6 +315,9 @@
 #define SB_CODEC_NONE   0u
 #define SB_CODEC_LZ4    1u
 #define SB_CODEC_ZSTD   2u
+#define SB_ZSEG_AT_FEATURES 78u /* u16 */
+#define SB_ZSEG_F_HEADERS 0x0001u /* blocks may hold records' header blocks */
+#define SB_ZSEG_KNOWN_FEATURES (SB_ZSEG_F_HEADERS)
 /* Largest dictionary. */
 #define SB_ZDICT_MAX    (1u << 20)
 /* Largest raw block: a block holds at least one record (up to 512 MiB + key). */

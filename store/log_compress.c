@@ -83,7 +83,7 @@ static int build(sb_log *l, const char *path, const char *tmp, uint64_t len, uns
 	int rc2 = io->close(io->ctx, out);
 	if (!rc)
 		rc = rc2;
-	if (rc == SB_ECORRUPT || rc == -ENOTSUP)
+	if (rc == SB_ECORRUPT)
 		note(l, "%s: not compressed: %s", strrchr(path, '/') + 1, why);
 	if (rc)
 		io->unlink(io->ctx, tmp);
@@ -143,7 +143,7 @@ static int compress_one(sb_log *l, unsigned codec, int *did)
 		return rc;
 	snprintf(tmp, sizeof(tmp), "%.*s.zseg.tmp", (int)(strlen(path) - strlen(SB_SEG_SUFFIX)), path);
 	rc = build(l, path, tmp, len, codec);
-	if (rc == SB_ECORRUPT || rc == -ENOTSUP) { /* damage, or records with headers: stays plain */
+	if (rc == SB_ECORRUPT) { /* damage: stays plain */
 		pthread_rwlock_rdlock(&l->seg_lock);
 		for (size_t i = 0; i + 1 < l->nsegs; i++)
 			if (l->segs[i] == s)

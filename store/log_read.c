@@ -104,7 +104,7 @@ static void zfill_info(sb_record_info *info, const sb_zrec *r)
 	info->value_len = r->value_len;
 	info->key_len = r->key_len;
 	info->flags = r->flags;
-	info->headers_len = 0; /* a segment with headers is never compressed */
+	info->headers_len = r->hdrs_len;
 }
 
 /* Serve bytes [from, from + len) of record part `part` (segment.h): the
@@ -319,13 +319,14 @@ int sb_log_read_headers(sb_log *l, uint64_t offset, void *buf, size_t cap, size_
 	pthread_rwlock_rdlock(&l->seg_lock);
 	rc = locate(l, offset, &s, &pos, &stream, &h);
 	if (rc == 1) {
-		/* compressed: its records have no headers (a segment holding
-		 * one is never compressed), but the block must be good */
+		/* compressed: the header block as its block was checked */
 		sb_zpin pin;
 		sb_zrec r;
 		if (!(rc = zget(s, offset, 0, &pin, &r))) {
+			if (r.hdrs_len && cap)
+				memcpy(buf, r.hdrs, r.hdrs_len < cap ? r.hdrs_len : cap);
 			sb_zseg_unpin(sb_segment_zseg(s), &pin);
-			*len = 0;
+			*len = r.hdrs_len;
 		}
 		pthread_rwlock_unlock(&l->seg_lock);
 		return rc;

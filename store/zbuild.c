@@ -21,6 +21,10 @@
 /* Payload sampled to train it: runs of SAMPLE bytes spread over the segment. */
 #define SAMPLES_TOTAL (2u << 20)
 #define SAMPLE (4u << 10)
+/* Columns: flags, key lengths, value lengths, timestamps, header block
+ * lengths (this one empty in a block without headers). */
+#define NCOLS 5
+#define COL_HDRS 4
 
 typedef struct builder {
 	const sb_io *io;
@@ -29,17 +33,19 @@ typedef struct builder {
 	ZSTD_CCtx *cctx;
 	ZSTD_CDict *cdict;           /* the segment's dictionary, if any */
 	uint64_t pos;                /* where the next block goes */
-	/* The block being gathered: its columns, keys and values. */
-	uint8_t *keys, *vals;
-	size_t keys_len, vals_len, keys_cap, vals_cap;
+	/* The block being gathered: its columns, keys, values and header
+	 * blocks. */
+	uint8_t *keys, *vals, *hdrs;
+	size_t keys_len, vals_len, hdrs_len, keys_cap, vals_cap, hdrs_cap;
+	unsigned features;           /* SB_ZSEG_F_HEADERS once a record has some */
 	uint32_t n;
 	uint64_t first_off, first_stream; /* of the block, relative */
 	int64_t prev_ts;
-	uint8_t *col[4];             /* the four columns, gathered apart (the
-				      * value lengths are coded at the flush) */
+	uint8_t *col[NCOLS];         /* the columns, gathered apart (the value
+				      * lengths are coded at the flush) */
 	uint32_t *vlen;              /* the block's value lengths */
 	size_t vlen_cap;
-	size_t meta_len[4], meta_cap[4];
+	size_t meta_len[NCOLS], meta_cap[NCOLS];
 	uint8_t *raw, *out;
 	size_t raw_cap, out_cap;
 	sb_zent *t;                  /* the table */
@@ -97,9 +103,9 @@ static int flush_block(builder *b)
 			return rc;
 		at += b->vlen[k];
 	}
-	for (int c = 0; c < 4; c++)
+	for (int c = 0; c < NCOLS; c++)
 		raw += b->meta_len[c];
-	raw += b->keys_len + b->vals_len;
+	raw += b->keys_len + b->vals_len + b->hdrs_len;
 	if (raw > SB_ZBLOCK_MAX)
 		return -EFBIG;
 	if (raw > b->raw_cap) {
@@ -113,12 +119,16 @@ static int flush_block(builder *b)
 	if (b->vals_len)
 		memcpy(b->raw, b->vals, b->vals_len);
 	at += b->vals_len;
-	for (int c = 0; c < 4; c++) {
-		memcpy(b->raw + at, b->col[c], b->meta_len[c]); /* never empty: n >= 1 */
+	for (int c = 0; c < NCOLS; c++) {
+		if (b->meta_len[c]) /* empty: the header column without headers */
+			memcpy(b->raw + at, b->col[c], b->meta_len[c]);
 		at += b->meta_len[c];
 	}
 	if (b->keys_len)
 		memcpy(b->raw + at, b->keys, b->keys_len);
+	at += b->keys_len;
+	if (b->hdrs_len)
+		memcpy(b->raw + at, b->hdrs, b->hdrs_len);
 	bound = b->codec == SB_CODEC_LZ4 ? (size_t)LZ4_compressBound((int)raw) : ZSTD_compressBound(raw);
 	if (bound > b->out_cap) {
 		uint8_t *o = realloc(b->out, bound);
@@ -159,15 +169,16 @@ static int flush_block(builder *b)
 	b->first_off += b->n;
 	b->first_stream += b->vals_len;
 	b->n = 0;
-	b->keys_len = b->vals_len = 0;
-	for (int c = 0; c < 4; c++)
+	b->keys_len = b->vals_len = b->hdrs_len = 0;
+	for (int c = 0; c < NCOLS; c++)
 		b->meta_len[c] = 0;
 	b->prev_ts = 0;
 	return 0;
 }
 
-/* Add one record (already checked). */
-static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const uint8_t *val)
+/* Add one record (already checked), with its header block hdrs (h->hdrs_len
+ * bytes) if it has one. */
+static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const uint8_t *val, const uint8_t *hdrs)
 {
 	uint64_t d = (uint64_t)h->timestamp_ns - (uint64_t)b->prev_ts;
 	int64_t sd = (int64_t)d;
@@ -187,6 +198,12 @@ static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const ui
 	    (rc = put_bytes(&b->keys, &b->keys_len, &b->keys_cap, key, h->key_len)) ||
 	    (rc = put_bytes(&b->vals, &b->vals_len, &b->vals_cap, val, h->value_len)))
 		return rc;
+	if (h->hdrs_len) {
+		if ((rc = put_varint(b, COL_HDRS, h->hdrs_len)) ||
+		    (rc = put_bytes(&b->hdrs, &b->hdrs_len, &b->hdrs_cap, hdrs, h->hdrs_len)))
+			return rc;
+		b->features |= SB_ZSEG_F_HEADERS;
+	}
 	b->prev_ts = h->timestamp_ns;
 	b->n++;
 	return 0;
@@ -194,9 +211,10 @@ static int add_rec(builder *b, const sb_rec_hdr *h, const uint8_t *key, const ui
 
 static void builder_free(builder *b)
 {
-	for (int c = 0; c < 4; c++)
+	for (int c = 0; c < NCOLS; c++)
 		free(b->col[c]);
 	free(b->keys);
+	free(b->hdrs);
 	free(b->vals);
 	free(b->raw);
 	free(b->out);
@@ -220,6 +238,7 @@ static int finish(builder *b, sb_zhdr *h, uint64_t *stored)
 	h->table_pos = b->pos;
 	h->nblocks = (uint32_t)b->nt;
 	h->table_crc = sb_crc32c(0, tb, tlen);
+	h->features = b->features;
 	rc = sb_pwrite_full(b->io, b->fd, tb, tlen, (off_t)b->pos);
 	free(tb);
 	if (rc)
@@ -246,10 +265,10 @@ static size_t train(const uint8_t *map, uint64_t len, uint8_t *dict, size_t cap)
 		goto out_free;
 	sizes[0] = 0;
 	while (pos + SB_REC_HDR <= len && total < SAMPLES_TOTAL && n < SAMPLES_TOTAL / 64) {
-		uint32_t size = sb_get32(map + pos + SB_REC_AT_SIZE), kl = sb_get16(map + pos + SB_REC_AT_KEY_LEN),
-			 vl = sb_get32(map + pos + SB_REC_AT_VAL_LEN);
-		if (size != (uint64_t)SB_REC_HDR + kl + vl || size > len - pos)
+		sb_rec_hdr rh;
+		if (!sb_rec_frame(map + pos, len - pos, &rh))
 			break;
+		uint32_t size = rh.size, kl = rh.key_len, vl = rh.value_len;
 		if (pos >= next) {
 			uint32_t take = vl < SAMPLE - sizes[n] ? vl : SAMPLE - sizes[n];
 			memcpy(buf + total, map + pos + SB_REC_HDR + kl, take);
@@ -346,19 +365,13 @@ int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, uns
 			rc = SB_ECORRUPT;
 			goto out_free;
 		}
-		if (rh.hdrs_len) {
-			/* blocks have no column for header blocks: kept plain */
-			snprintf(why, whycap, "record %llu has headers", (unsigned long long)off);
-			rc = -ENOTSUP;
-			goto out_free;
-		}
-		if ((rc = add_rec(&b, &rh, rec + SB_REC_HDR, rec + SB_REC_HDR + rh.key_len)))
+		if ((rc = add_rec(&b, &rh, rec + SB_REC_AT_KEY, rec + sb_rec_value_at(&rh), rec + sb_rec_hdrs_at(&rh))))
 			goto out_free;
 		if (h.first_ts == INT64_MAX && off == h.base)
 			h.first_ts = rh.timestamp_ns;
 		if (rh.timestamp_ns > h.max_ts)
 			h.max_ts = rh.timestamp_ns;
-		if (b.vals_len + b.keys_len >= block_bytes && (rc = flush_block(&b)))
+		if (b.vals_len + b.keys_len + b.hdrs_len >= block_bytes && (rc = flush_block(&b)))
 			goto out_free;
 		pos += size;
 		off++;
@@ -375,6 +388,24 @@ out_free:
 	free(rec);
 	builder_free(&b);
 	return rc;
+}
+
+/* Record r as a plain segment holds it, at dst; its size. */
+static size_t plain_rec(uint8_t *dst, const sb_zrec *r)
+{
+	sb_record_in in = {.key = r->key, .key_len = r->key_len, .value = r->value, .value_len = r->value_len,
+			   .flags = r->flags, .timestamp_ns = r->timestamp_ns};
+	size_t n = sb_rec_encode(dst, r->offset, r->timestamp_ns, &in);
+
+	if (!r->hdrs_len)
+		return n;
+	/* its header block as it was (checked when the block was decoded) */
+	memcpy(dst + n, r->hdrs, r->hdrs_len);
+	n += r->hdrs_len;
+	sb_put32(dst + SB_REC_AT_SIZE, (uint32_t)n);
+	sb_put16(dst + SB_REC_AT_FLAGS, r->flags);
+	sb_put32(dst + SB_REC_AT_CRC, sb_crc32c(0, dst + SB_REC_AT_SIZE, n - SB_REC_AT_SIZE));
+	return n;
 }
 
 int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, uint64_t *len, uint32_t *bad)
@@ -411,9 +442,7 @@ int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, u
 		size_t at = 0;
 		for (uint32_t k = 0; k < n; k++) {
 			sb_zpin_rec(z, &pin, k, &r);
-			sb_record_in in = {.key = r.key, .key_len = r.key_len, .value = r.value,
-					   .value_len = r.value_len, .flags = r.flags, .timestamp_ns = r.timestamp_ns};
-			at += sb_rec_encode(buf + at, r.offset, r.timestamp_ns, &in);
+			at += plain_rec(buf + at, &r);
 		}
 		sb_zseg_unpin(z, &pin);
 		if (pos + at > SB_SEG_MAX_BYTES) {

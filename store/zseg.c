@@ -45,6 +45,7 @@ static void slot_release_mem(struct zslot *s)
 	free(s->voff);
 	free(s->ts);
 	free(s->flags);
+	free(s->hoff);
 	ZSTD_freeDCtx(s->dctx);
 	memset(s, 0, sizeof(*s));
 }
@@ -103,6 +104,7 @@ void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h)
 	sb_put64(dst + 64, h->table_pos);
 	sb_put32(dst + 72, h->nblocks);
 	sb_put16(dst + 76, (uint16_t)h->codec);
+	sb_put16(dst + SB_ZSEG_AT_FEATURES, (uint16_t)h->features);
 	sb_put32(dst + 80, h->table_crc);
 	sb_put32(dst + 84, h->dict_len);
 	sb_put32(dst + 88, h->dict_crc);
@@ -116,7 +118,7 @@ int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h)
 	if (sb_get32(src) != SB_ZSEG_MAGIC || sb_get16(src + 6) != SB_ZSEG_HDR ||
 	    sb_get32(src + 92) != sb_crc32c(0, src, 92))
 		return SB_ECORRUPT;
-	if (sb_get16(src + 4) != SB_ZSEG_VERSION)
+	if (sb_get16(src + 4) != SB_ZSEG_VERSION || (sb_get16(src + SB_ZSEG_AT_FEATURES) & ~SB_ZSEG_KNOWN_FEATURES))
 		return SB_EVERSION;
 	t.base = sb_get64(src + 8);
 	t.base_stream = sb_get64(src + 16);
@@ -128,10 +130,11 @@ int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h)
 	t.table_pos = sb_get64(src + 64);
 	t.nblocks = sb_get32(src + 72);
 	t.codec = sb_get16(src + 76);
+	t.features = sb_get16(src + SB_ZSEG_AT_FEATURES);
 	t.table_crc = sb_get32(src + 80);
 	t.dict_len = sb_get32(src + 84);
 	t.dict_crc = sb_get32(src + 88);
-	if ((t.codec != SB_CODEC_LZ4 && t.codec != SB_CODEC_ZSTD) || sb_get16(src + 78) ||
+	if ((t.codec != SB_CODEC_LZ4 && t.codec != SB_CODEC_ZSTD) ||
 	    (t.dict_len && t.codec != SB_CODEC_ZSTD) || t.dict_len > SB_ZDICT_MAX)
 		return SB_ECORRUPT;
 	*h = t;
@@ -342,21 +345,53 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
+/* The header column (after the timestamps; format.h): the lengths of the
+ * header blocks of the records whose flags say they have one, then (after
+ * the keys) those blocks, each of which must parse. *p is at the column;
+ * end: the raw end; keys: the keys' total. */
+static int decode_hdrs(struct zslot *s, uint32_t n, const uint8_t **p, const uint8_t *end, uint64_t keys)
+{
+	uint64_t v, hdrs = 0;
+
+	for (uint32_t k = 0; k < n; k++) {
+		s->hoff[k] = (uint32_t)hdrs;
+		if (!(s->flags[k] & SB_REC_HEADERS))
+			continue;
+		if (get_varint(p, end, &v) || v < SB_HDRS_MIN || v > SB_HDRS_MAX)
+			return SB_ECORRUPT;
+		hdrs += v;
+		if (hdrs > (uint64_t)(end - *p))
+			return SB_ECORRUPT;
+	}
+	s->hoff[n] = (uint32_t)hdrs;
+	if (keys + hdrs != (uint64_t)(end - *p))
+		return SB_ECORRUPT;
+	s->hdrs_at = (uint32_t)(*p - s->raw + keys);
+	for (uint32_t k = 0; k < n && hdrs; k++) /* checked once, served as checked */
+		if (s->hoff[k + 1] > s->hoff[k] &&
+		    !sb_hdrs_valid(s->raw + s->hdrs_at + s->hoff[k], s->hoff[k + 1] - s->hoff[k]))
+			return SB_ECORRUPT;
+	return 0;
+}
+
+int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned features)
 {
 	const uint8_t *p = s->raw + stream_len, *end = s->raw + s->raw_len;
 	uint64_t v, keys = 0, vals = 0;
+	uint64_t known = SB_REC_KNOWN_FLAGS & ~(features & SB_ZSEG_F_HEADERS ? 0u : SB_REC_HEADERS);
 	int64_t ts = 0;
+	int rc;
 
 	if (stream_len > s->raw_len)
 		return SB_ECORRUPT;
 	if (grow((void **)&s->koff, &s->kcap, n + 1, sizeof(*s->koff)) ||
 	    grow((void **)&s->voff, &s->vcap, n + 1, sizeof(*s->voff)) ||
 	    grow((void **)&s->ts, &s->tcap, n, sizeof(*s->ts)) ||
-	    grow((void **)&s->flags, &s->fcap, n, sizeof(*s->flags)))
+	    grow((void **)&s->flags, &s->fcap, n, sizeof(*s->flags)) ||
+	    grow((void **)&s->hoff, &s->hcap, n + 1, sizeof(*s->hoff)))
 		return -ENOMEM;
 	for (uint32_t k = 0; k < n; k++) {
-		if (get_varint(&p, end, &v) || (v & ~(uint64_t)(SB_REC_KNOWN_FLAGS & ~SB_REC_HEADERS))) /* no header blocks in a block */
+		if (get_varint(&p, end, &v) || (v & ~known)) /* header blocks: with the feature only */
 			return SB_ECORRUPT;
 		s->flags[k] = (uint16_t)v;
 	}
@@ -379,8 +414,8 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len)
 		ts = (int64_t)((uint64_t)ts + d);
 		s->ts[k] = ts;
 	}
-	if (keys != (uint64_t)(end - p))
-		return SB_ECORRUPT;
+	if ((rc = decode_hdrs(s, n, &p, end, keys)))
+		return rc;
 	/* A value length is coded against the length up to and including the
 	 * next newline in the values (the rest of them if none): a line is 0. */
 	const uint8_t *vb = s->raw;
@@ -454,7 +489,7 @@ static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 	s->decoded = 0;
 	if (block_stream_len(z, i) > e->raw)
 		return SB_ECORRUPT;
-	return decode ? sb_zblock_decode(s, e->count, block_stream_len(z, i)) : 0;
+	return decode ? sb_zblock_decode(s, e->count, block_stream_len(z, i), z->h.features) : 0;
 }
 
 /* Pin block i: a cached copy, or load it into the least recently used
@@ -486,7 +521,7 @@ static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode)
 			/* Loaded by a stream read: decode it now, once (its
 			 * pinners read only its stream bytes, which this
 			 * leaves as they are). */
-			if ((rc = sb_zblock_decode(s, z->t[i].count, block_stream_len(z, i)))) {
+			if ((rc = sb_zblock_decode(s, z->t[i].count, block_stream_len(z, i), z->h.features))) {
 				pthread_mutex_unlock(&c->mu);
 				return rc;
 			}
@@ -578,6 +613,8 @@ void sb_zpin_rec(const sb_zseg *z, const sb_zpin *pin, uint32_t k, sb_zrec *r)
 	r->value_len = s->voff[k + 1] - s->voff[k];
 	r->key = s->raw + s->keys_at + s->koff[k];
 	r->value = s->raw + s->vals_at + s->voff[k];
+	r->hdrs_len = s->hoff[k + 1] - s->hoff[k];
+	r->hdrs = s->raw + s->hdrs_at + s->hoff[k];
 	r->block_stream_end = z->h.base_stream + e->rel_stream + s->voff[s->n];
 }
 

@@ -30,9 +30,9 @@ void sb_zcache_free(sb_zcache *c);
  * Compress the plain segment map[0, len) (header included, a sealed segment:
  * whole records up to len, nothing after) into fd, from byte 0, with codec
  * (SB_CODEC_LZ4, SB_CODEC_ZSTD) and blocks of about block_bytes of payload.
- * Every record is copied and its CRC checked on the copy. 0, SB_ECORRUPT
- * (why says where: the records do not hold), -ENOTSUP (a record has
- * headers: blocks cannot hold them; the segment stays plain) or -errno.
+ * Every record is copied and its CRC checked on the copy; header blocks go
+ * into the blocks with their records. 0, SB_ECORRUPT (why says where: the
+ * records do not hold) or -errno.
  * *stored gets the file's length. Nothing is synced here.
  */
 int sb_zseg_build(const sb_io *io, int fd, const uint8_t *map, uint64_t len, unsigned codec,
@@ -80,6 +80,8 @@ typedef struct sb_zrec {
 	uint32_t value_len;
 	const uint8_t *key;
 	const uint8_t *value;   /* the block's values run on after it */
+	const uint8_t *hdrs;    /* its header block (checked), hdrs_len bytes */
+	uint32_t hdrs_len;      /* 0: no headers */
 	uint64_t block_stream_end; /* stream pos after the block's last value */
 } sb_zrec;
 

@@ -16,6 +16,7 @@ typedef struct sb_zhdr {
 	uint64_t table_pos;
 	uint32_t nblocks;
 	unsigned codec;
+	unsigned features;          /* SB_ZSEG_F_* */
 	uint32_t table_crc;
 	uint32_t dict_len, dict_crc; /* zstd: a dictionary after the header */
 } sb_zhdr;
@@ -41,8 +42,11 @@ struct zslot {
 	uint32_t *koff, *voff;      /* n + 1: key / value starts (relative) */
 	int64_t *ts;
 	uint16_t *flags;
-	uint32_t kcap, vcap, tcap, fcap;
-	uint32_t keys_at, vals_at;  /* where keys and values start in raw */
+	uint32_t *hoff;             /* n + 1: header block starts (relative;
+				     * a record without headers has none) */
+	uint32_t kcap, vcap, tcap, fcap, hcap;
+	uint32_t keys_at, vals_at, hdrs_at; /* where keys, values and header
+					     * blocks start in raw */
 	int decoded;                /* n, koff, voff, ts, flags are valid */
 	void *dctx;                 /* ZSTD_DCtx, made at first use */
 };
@@ -64,8 +68,8 @@ void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
 int sb_zhdr_decode(const uint8_t src[SB_ZSEG_HDR], sb_zhdr *h);
 void sb_zent_encode(uint8_t dst[SB_ZSEG_ENTRY], const sb_zent *e);
 /* Decode the columns of s->raw (raw_len bytes, n records, stream_len bytes
- * of values). 0, SB_ECORRUPT or -ENOMEM. */
-int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len);
+ * of values; features: the file's SB_ZSEG_F_*). 0, SB_ECORRUPT or -ENOMEM. */
+int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned features);
 /* Decompress n bytes at src into s->raw (raw bytes exactly). */
 int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
 			 const void *ddict);

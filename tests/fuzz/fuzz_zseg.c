@@ -4,8 +4,9 @@
  *
  * Input: byte 0 is the mode (bits below), bytes 1-2 a u16 block size (+64),
  * bytes 3-10 a u64 that places a mutation; then records, each a u8 (bit 0:
- * keyed, bit 1: tombstone), a u16 length and that many bytes (key: its first
- * quarter). Those records make a plain segment, compressed with the mode's
+ * keyed, bit 1: tombstone, bit 2: headers), a u16 length and that many bytes
+ * (key: its first quarter; headers: 1..4 of them, "h0".., their values cut
+ * from the record's bytes, one of them empty). Those records make a plain segment, compressed with the mode's
  * codec; the mutation then changes the compressed file: one bit flipped, or
  * a run of the input's bytes written over it (M_RAW: the rest of the input
  * is the file, and with M_FIXCRC its header, table and stored-block CRCs are
@@ -15,7 +16,8 @@
  * back equal (by offset and by every stream byte) and the file writes back
  * plain byte for byte as the plain segment it was built from; mutated, every
  * record served is the one built (bytes, key, time, flags, offset, stream
- * position), the rest fail with SB_ECORRUPT: damage is never served.
+ * position, headers), the rest fail with SB_ECORRUPT: damage is never
+ * served.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +44,10 @@ typedef struct orec {
 	sb_rec_hdr h;
 	const uint8_t *key, *val;
 	uint64_t stream;
+	size_t hpos;            /* its header block in oseg (h.hdrs_len bytes) */
 } orec;
+
+static const uint8_t *oseg; /* the plain segment the oracle's headers are in */
 
 static void fix_crcs(uint8_t *f, size_t n)
 {
@@ -92,12 +97,15 @@ static size_t read_all(const char *path, uint64_t base, const orec *o, size_t n,
 			continue;
 		FZ_CHECK(r.offset == off && r.stream >= bs && r.stream + r.value_len <= r.block_stream_end,
 			 "record %llu framing", (unsigned long long)off);
+		FZ_CHECK(!r.hdrs_len || sb_hdrs_valid(r.hdrs, r.hdrs_len), "record %llu: a malformed header block served",
+			 (unsigned long long)off);
 		if (o && off - base < n) {
 			const orec *w = &o[off - base];
 			FZ_CHECK(r.value_len == w->h.value_len && r.key_len == w->h.key_len &&
 				 r.timestamp_ns == w->h.timestamp_ns && r.flags == w->h.flags &&
 				 r.stream == w->stream && !memcmp(r.value, w->val, r.value_len) &&
-				 !memcmp(r.key, w->key, r.key_len),
+				 !memcmp(r.key, w->key, r.key_len) && r.hdrs_len == w->h.hdrs_len &&
+				 (!r.hdrs_len || !memcmp(r.hdrs, oseg + w->hpos, r.hdrs_len)),
 				 "record %llu served wrong", (unsigned long long)off);
 		}
 		/* by stream: each byte of it leads back to it */
@@ -153,15 +161,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t vl;
 		const uint8_t *v = fz_bytes(&in, fz_u16(&in), &vl);
 		size_t kl = bits & 1 ? vl / 4 : 0;
+		sb_header hd[4];
+		static const char *hn[4] = {"h0", "h1", "h2", "h3"};
+		uint32_t nh = bits & 4 ? 1u + (bits >> 3) % 4u : 0;
+		for (uint32_t k = 0; k < nh; k++) /* slices of the bytes; h1 empty */
+			hd[k] = (sb_header){.name = hn[k], .name_len = 2, .value = v + vl * k / 4,
+					    .value_len = k == 1 ? 0 : (uint32_t)(vl / 4)};
 		sb_record_in r = {.key = v, .key_len = (uint32_t)kl, .value = v + kl,
-				  .value_len = (uint32_t)(vl - kl), .flags = bits & 2 ? SB_REC_TOMBSTONE : 0};
-		size_t need = sb_rec_size(r.key_len, r.value_len);
+				  .value_len = (uint32_t)(vl - kl), .flags = bits & 2 ? SB_REC_TOMBSTONE : 0,
+				  .headers = hd, .n_headers = nh};
+		size_t need = sb_rec_size_in(&r);
 		seg = realloc(seg, len + need);
 		sb_rec_encode(seg + len, sh.base_offset + n, (int64_t)(n * 1000003u) - 5000, &r);
+		o[n].h.hdrs_len = (uint32_t)sb_hdrs_size(&r);
+		o[n].hpos = len + sb_rec_size(r.key_len, r.value_len);
 		o[n].h.value_len = r.value_len;
 		o[n].h.key_len = (uint16_t)kl;
 		o[n].h.timestamp_ns = (int64_t)(n * 1000003u) - 5000;
-		o[n].h.flags = r.flags;
+		o[n].h.flags = (uint16_t)(r.flags | (nh ? SB_REC_HEADERS : 0));
 		o[n].key = v;
 		o[n].val = v + kl;
 		o[n].stream = stream;
@@ -169,6 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		len += need;
 		n++;
 	}
+	oseg = seg;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	uint64_t stored = 0;
 	char why[128];

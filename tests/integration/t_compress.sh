@@ -4,7 +4,9 @@
 # position and tail -f while segments are swapped, with zstd and lz4; after
 # an unmount, `streambus stat` shows stored bytes below logical ones and
 # `streambus verify` passes; a remount reads the same; a damaged block is
-# found by verify, never served (EIO), cut by `recover --cut`.
+# found by verify, never served (EIO), cut by `recover --cut`. Records with
+# headers: their segments compress too, and the xattrs, `streambus dump`
+# (text and --json) read back what was written.
 . "$(dirname "$0")/lib.sh"
 SB=$SB_BUILD/streambus
 M=$SB_MNT
@@ -80,6 +82,76 @@ EOF
 	sb_umount
 done
 
+case_ "records with headers: their segments compress too, and every header reads back the same"
+sb_mount -o compression=zstd,segment_bytes=65536,sync=interval,sync_interval_ms=50
+mkdir "$M/hdr" || sb_die "mkdir"
+# 400 records of ~600 bytes: binary values (NULs), empty values, many
+# headers, none; the expected headers (NAME=HEX, sorted) in want.hdr
+python3 - "$M/hdr" "$SB_TMP/want.hdr" <<'EOF' || sb_die "writing records with headers"
+import os, random, sys
+d, want = sys.argv[1], sys.argv[2]
+r = random.Random(9)
+P = "user.streambus.header."
+lines = []
+for i in range(400):
+    k = i % 5
+    hs = {}
+    if k == 1:
+        hs["bin"] = bytes([0, 1, 0, 255, 10, 13, 0]) + r.randbytes(r.randrange(0, 200))
+    elif k == 2:
+        hs["empty"] = b""
+        hs["trace"] = b"t-%d" % i
+    elif k == 3:
+        for j in range(r.randrange(10, 60)):
+            hs["m%03d" % j] = r.randbytes(r.randrange(0, 12))
+    fd = os.open(os.path.join(d, "r%d" % i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, (b"record %d: the quick brown fox jumps over the lazy dog\n" % i) * 10)
+    for h, v in hs.items():
+        os.setxattr(fd, P + h, v)
+    os.close(fd)
+    lines.append("%020d %s" % (i, " ".join("%s=%s" % (h, v.hex()) for h, v in sorted(hs.items()))))
+open(want, "w").write("\n".join(lines) + "\n")
+EOF
+# mhdrs DIR: the headers as the mount shows them, one line per record
+mhdrs() {
+	t python3 - "$1" <<'EOF'
+import os, sys
+d = sys.argv[1]
+P = "user.streambus.header."
+for n in sorted(x for x in os.listdir(d) if x.isdigit()):
+    p = os.path.join(d, n)
+    hs = sorted(x for x in os.listxattr(p) if x.startswith(P))
+    print(n, " ".join("%s=%s" % (x[len(P):], os.getxattr(p, x).hex()) for x in hs))
+EOF
+}
+nseg=$(ls "$SB_LOG/hdr"/*.seg | wc -l)
+[ "$nseg" -ge 3 ] || assert_fail_now "headers: expected several segments, got $nseg"
+sb_wait_until '[ "$(compressed_segs hdr)" -ge $((nseg - 1)) ]' $((20 * SB_SLOW)) ||
+	assert_fail_now "headers: sealed segments with headers not compressed ($(compressed_segs hdr) of $nseg)"
+pass_
+assert_eq "$(cat "$SB_TMP/want.hdr")" "$(mhdrs "$M/hdr")" "headers: every record's xattrs, from compressed blocks"
+sb_umount
+assert_ok "$SB" verify "$SB_LOG" hdr
+txt=$(t "$SB" dump "$SB_LOG" hdr 2>&1)
+assert_true 'grep -q "^offset=1 .*headers=bin=\"\\\\x00\\\\x01\\\\x00\\\\xff\\\\n\\\\r\\\\x00" <<<"$txt"' "dump text: a binary header from a compressed block"
+assert_true 'grep -q "^offset=2 .*headers=empty=\"\",trace=\"t-2\" " <<<"$txt"' "dump text: an empty header value"
+t "$SB" dump --json "$SB_LOG" hdr >"$SB_TMP/hdr.json" 2>&1 || assert_fail_now "dump --json failed"
+assert_eq "$(cat "$SB_TMP/want.hdr")" "$(python3 - "$SB_TMP/hdr.json" <<'EOF'
+import base64, json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    hs = []
+    for h in j.get("headers", []):
+        name = h["name"] if "name" in h else base64.b64decode(h["name_base64"]).decode()
+        v = h["value"].encode() if "value" in h else base64.b64decode(h["value_base64"])
+        hs.append("%s=%s" % (name, v.hex()))
+    print("%020d %s" % (j["offset"], " ".join(sorted(hs))))
+EOF
+)" "dump --json: the headers of every record"
+sb_mount
+assert_eq "$(cat "$SB_TMP/want.hdr")" "$(mhdrs "$M/hdr")" "headers: the same after a remount"
+sb_umount
+
 case_ "a damaged compressed block: verify finds it, reads fail there, recover --cut cuts there"
 f=$(for f in "$SB_LOG"/zstd/*.seg; do [ "$(head -c 4 "$f")" = SBZS ] && echo "$f"; done | sed -n 3p)
 python3 - "$f" <<'EOF'
@@ -109,4 +181,35 @@ assert_true '[ "$n" -gt 0 ] && [ "$n" -lt 40000 ]' "recover --cut kept a prefix 
 assert_true 't cmp -s <(head -n "$n" "$E") "$M/zstd/.log"' "the prefix reads whole"
 assert_sh_ok 'echo appended-after-cut >> "$1"' "$M/zstd/.log"
 assert_eq "appended-after-cut" "$(t tail -n 1 "$M/zstd/.log")" "appends after the cut"
+sb_umount
+
+case_ "compressed segments written before blocks held headers (fixture) verify, dump and read"
+FX=$SB_TOP/tests/fixtures/zseg-pre-headers
+SB_LOG=$SB_TMP/fx
+mkdir -p "$SB_LOG" && tar -C "$SB_LOG" -xzf "$FX/logdir.tar.gz" || sb_die "cannot unpack the fixture"
+python3 - "$SB_TMP/fx.want" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    for i in range(3000):
+        f.write(b"zseg fixture line %d: %s %d\n" % (i, b"info served" if i % 3 else b"warn miss", i * 7919 % 1000))
+PY
+for topic in lz4 zstd; do
+	assert_eq 13 "$(compressed_segs $topic)" "fixture $topic: its sealed segments are compressed"
+	assert_ok "$SB" verify "$SB_LOG" $topic
+	t "$SB" dump --json "$SB_LOG" $topic >"$SB_TMP/fx.$topic.json" 2>&1 || assert_fail_now "dump --json of the fixture failed"
+	assert_eq "ok" "$(python3 - "$SB_TMP/fx.$topic.json" "$SB_TMP/fx.want" <<'PY'
+import json, sys
+want = open(sys.argv[2], "rb").read().splitlines(keepends=True)
+got = [json.loads(l) for l in open(sys.argv[1])]
+bad = [j["offset"] for i, j in enumerate(got) if j["offset"] != i or j["value"].encode() != want[i]
+       or j["timestamp_ns"] != 10**18 + i * 1000 or j.get("key") != ("k%d" % (i % 7) if i % 4 == 0 else None)
+       or j["headers"] != []]
+print("ok" if len(got) == len(want) and not bad else "%d records, bad %s" % (len(got), bad[:5]))
+PY
+)" "fixture $topic: dump --json gives every record as written"
+done
+sb_mount
+for topic in lz4 zstd; do
+	assert_true 't cmp "$SB_TMP/fx.want" "$M/'$topic'/.log"' "fixture $topic: .log through the mount"
+done
 sb_umount
