@@ -1,7 +1,8 @@
 /*
  * segment_tix.c - the time index of a compressed segment (timeindex.h,
  * zseg.h): loaded from its .tix (written while it was plain, covering its
- * plain length), or rebuilt from its blocks (each block an interval); and
+ * plain length; a full check checks it against the blocks' records), or
+ * rebuilt from its blocks (each block an interval); and
  * the seek's forward scan through its blocks.
  */
 #include <errno.h>
@@ -14,25 +15,34 @@ int sb_seg_ztix(sb_segment *s, int flags, int *changed)
 	const sb_seg_params *p = s->p;
 	uint64_t plain = sb_zseg_plain_len(s->z), next = atomic_load(&s->next), n = next - s->base;
 	size_t cap = sb_seg_index_cap(p) + sb_zseg_blocks(s->z);
-	sb_tindex *t = NULL;
+	sb_tindex *t = NULL, *old = NULL;
+	sb_tindex_check tc;
 	int rc;
 
-	if (plain <= UINT32_MAX &&
-	    sb_tindex_load(p->io, s->tix_path, s->base, (uint32_t)plain, cap, &t) == 0) {
-		if (sb_tindex_max(t) == sb_zseg_max_ts(s->z) && sb_tindex_open_start(t) < n) {
-			s->tix = t;
-			return 0;
-		}
-		sb_tindex_free(t);
+	if (plain <= UINT32_MAX && sb_tindex_load(p->io, s->tix_path, s->base, (uint32_t)plain, cap, &old) == 0 &&
+	    (sb_tindex_max(old) != sb_zseg_max_ts(s->z) || sb_tindex_open_start(old) >= n)) {
+		sb_tindex_free(old);
+		old = NULL;
 	}
-	if ((rc = sb_tindex_new(cap, &t)))
+	if (old && !(flags & SB_SEG_CHECK_ALL)) {
+		s->tix = old;
+		return 0;
+	}
+	/* Rebuilt from the blocks, or (a full check) the file checked against
+	 * them as they are read. */
+	if ((rc = sb_tindex_new(cap, &t))) {
+		sb_tindex_free(old);
 		return rc;
+	}
+	if (old)
+		sb_tindex_check_begin(&tc, old);
 	/* Blocks before the first bad one (next stops there). */
 	for (uint32_t i = 0; sb_zseg_block_offset(s->z, i) < next; i++) {
 		sb_zpin pin;
 		sb_zrec r;
 		uint64_t bad;
 		if ((rc = sb_zseg_get(s->z, sb_zseg_block_offset(s->z, i), 0, &pin, &r, &bad))) {
+			sb_tindex_free(old);
 			if (rc != SB_ECORRUPT) {
 				sb_tindex_free(t);
 				return rc;
@@ -47,9 +57,18 @@ int sb_seg_ztix(sb_segment *s, int flags, int *changed)
 		for (uint32_t k = 0; k < sb_zpin_count(&pin) && r.offset < next; k++) {
 			sb_zpin_rec(s->z, &pin, k, &r);
 			(void)sb_tindex_feed(t, (uint32_t)(r.offset - s->base), r.timestamp_ns, k == 0);
+			if (old)
+				sb_tindex_check_record(&tc, (uint32_t)(r.offset - s->base), r.timestamp_ns);
 		}
 		sb_zseg_unpin(s->z, &pin);
 	}
+	if (old && sb_tindex_check_end(&tc, n)) {
+		/* right for these records (made with other intervals): kept */
+		sb_tindex_free(t);
+		s->tix = old;
+		return 0;
+	}
+	sb_tindex_free(old);
 	s->tix = t;
 	s->tix_dirty = 1;
 	*changed = 1;

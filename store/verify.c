@@ -21,6 +21,7 @@
 #include "format.h"
 #include "segwin.h"
 #include "verify.h"
+#include "verify_tix.h"
 #include "zseg.h"
 
 /* Report progress about this often (bytes of segment checked). */
@@ -146,8 +147,8 @@ static int push_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t x)
 }
 
 typedef struct listing {
-	uint64_t *segs, *idxs;
-	size_t nseg, nidx, capseg, capidx;
+	uint64_t *segs, *idxs, *tixs;
+	size_t nseg, nidx, ntix, capseg, capidx, captix;
 	int has_meta, has_clean;
 } listing;
 
@@ -155,6 +156,7 @@ static void listing_free(listing *l)
 {
 	free(l->segs);
 	free(l->idxs);
+	free(l->tixs);
 }
 
 /* List the topic directory: segment and index bases, sorted. 0 or -errno. */
@@ -174,6 +176,8 @@ static int list_topic(const char *dir, listing *l)
 			rc = push_u64(&l->segs, &l->nseg, &l->capseg, base);
 		else if (sb_seg_name_parse(e->d_name, SB_IDX_SUFFIX, &base) == 0)
 			rc = push_u64(&l->idxs, &l->nidx, &l->capidx, base);
+		else if (sb_seg_name_parse(e->d_name, SB_TIX_SUFFIX, &base) == 0)
+			rc = push_u64(&l->tixs, &l->ntix, &l->captix, base);
 		else if (strcmp(e->d_name, SB_META_NAME) == 0)
 			l->has_meta = 1;
 		else if (strcmp(e->d_name, SB_CLEAN_NAME) == 0)
@@ -189,6 +193,8 @@ static int list_topic(const char *dir, listing *l)
 		qsort(l->segs, l->nseg, sizeof *l->segs, cmp_u64);
 	if (l->nidx > 1)
 		qsort(l->idxs, l->nidx, sizeof *l->idxs, cmp_u64);
+	if (l->ntix > 1)
+		qsort(l->tixs, l->ntix, sizeof *l->tixs, cmp_u64);
 out_close_dir:
 	closedir(d);
 	if (rc)
@@ -365,7 +371,7 @@ static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t
  */
 static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			     uint64_t base, uint64_t base_stream, int have_stream,
-			     idx_file *ix, seg_walk *w)
+			     idx_file *ix, sb_vtix *tx, seg_walk *w)
 {
 	uint64_t pos = SB_SEG_HDR, off = base, stream = base_stream;
 	uint64_t step_from = v->done, alt = 0;
@@ -451,6 +457,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 				       "record has offset %llu, expected %llu",
 				       (unsigned long long)h.offset, (unsigned long long)off);
 			have_alt = h.offset != off && !gap_ok && !(have_alt && h.offset == alt);
+			sb_vtix_record(tx, h.offset - base, h.timestamp_ns);
 			alt = off + 1;
 			off = h.offset + 1;
 			if (h.offset >= v->start)
@@ -509,6 +516,40 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 	return pos;
 }
 
+/* A problem of a time index file (verify_tix.h): a note, like the offset
+ * index's. */
+static void tix_report(void *arg, int io, const char *path, uint64_t pos, const char *msg)
+{
+	report(arg, io ? SB_VERIFY_IO : SB_VERIFY_INDEX, path, pos, "%s", msg);
+}
+
+/* Record, order and file problems so far (what makes a time index
+ * unchecked: the records it would be checked against do not hold). */
+static uint64_t rec_problems(const vctx *v)
+{
+	return v->res.problems[SB_VERIFY_RECORD] + v->res.problems[SB_VERIFY_ORDER] +
+	       v->res.problems[SB_VERIFY_FILE] + v->res.problems[SB_VERIFY_IO];
+}
+
+/* Check block i of compressed segment z (as sb_zseg_check_block) and give
+ * its records' times to the time index check. */
+static int zblock_check(sb_zseg *z, uint32_t i, uint64_t base, sb_vtix *tx)
+{
+	sb_zpin pin;
+	sb_zrec r;
+	uint64_t bad;
+	int rc = sb_zseg_get(z, sb_zseg_block_offset(z, i), 0, &pin, &r, &bad);
+
+	if (rc)
+		return rc == -ENOENT ? SB_ECORRUPT : rc;
+	for (uint32_t k = 0; k < sb_zpin_count(&pin); k++) {
+		sb_zpin_rec(z, &pin, k, &r);
+		sb_vtix_record(tx, r.offset - base, r.timestamp_ns);
+	}
+	sb_zseg_unpin(z, &pin);
+	return 0;
+}
+
 /*
  * A compressed segment (format.h): its header and block table, then every
  * block (stored and raw CRCs, columns). Records are counted block by block;
@@ -521,6 +562,7 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	int rc = sb_zseg_open(sb_io_default(), fd, size, base, NULL, &z), bad = 0;
 	char ipath[PATH_MAX];
 	struct stat st;
+	sb_vtix tx;
 
 	if (rc == SB_EVERSION) {
 		report(v, SB_VERIFY_FILE, path, 4, "unknown compressed segment version; records not checked");
@@ -538,9 +580,10 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	if (have_prev && prev->complete && prev->have_stream && bs != prev->next_stream)
 		report(v, SB_VERIFY_ORDER, path, 16, "base stream position %llu, the previous segment ends at %llu",
 		       (unsigned long long)bs, (unsigned long long)prev->next_stream);
+	sb_vtix_load(&tx, v->dir, base, 1, tix_report, v);
 	for (uint32_t i = 0; i < sb_zseg_blocks(z); i++) {
 		uint64_t from = sb_zseg_block_offset(z, i), to = sb_zseg_block_offset(z, i + 1);
-		rc = sb_zseg_check_block(z, i);
+		rc = zblock_check(z, i, base, &tx);
 		if (rc == SB_ECORRUPT) {
 			v->cur_off = from;
 			report(v, SB_VERIFY_RECORD, path, sb_zseg_block_pos(z, i),
@@ -565,6 +608,7 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	w->records = sb_zseg_next(z) - base;
 	w->size = size;
 	w->idx_valid = 1; /* made from a synced segment, synced before its rename */
+	sb_vtix_end(&tx, sb_zseg_plain_len(z), !bad);
 	sb_zseg_free(z);
 	file_path(ipath, v->dir, base, SB_IDX_SUFFIX);
 	if (stat(ipath, &st) == 0)
@@ -583,7 +627,8 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	struct stat st;
 	sb_seg_hdr h;
 	idx_file ix;
-	uint64_t size, base_stream = 0;
+	sb_vtix tx;
+	uint64_t size, base_stream = 0, end, probs = rec_problems(v);
 	int fd, rc, have_stream = 0;
 
 	memset(w, 0, sizeof *w);
@@ -663,11 +708,13 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			       (unsigned long long)prev->next_stream);
 	}
 	idx_load(v, base, size, &ix);
+	sb_vtix_load(&tx, v->dir, base, !rc && h.version >= 3, tix_report, v);
 	v->seg_version = rc ? SB_FORMAT_VERSION : h.version;
 	v->seg_span = rc ? 0 : h.span;
-	walk_records(v, path, m, base, base_stream, have_stream, &ix, w);
+	end = walk_records(v, path, m, base, base_stream, have_stream, &ix, &tx, w);
 	if ((rc = sb_segwin_error(m)))
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
+	sb_vtix_end(&tx, end, w->complete && rec_problems(v) == probs);
 	w->idx_valid = ix.valid;
 	w->size = sb_segwin_size(m);
 	goto out_free;
@@ -828,6 +875,14 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 			continue;
 		file_path(path, topic_dir, l.idxs[i], SB_IDX_SUFFIX);
 		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "index file without a segment");
+	}
+	for (size_t i = 0, k = 0; i < l.ntix; i++) { /* time index files too */
+		while (k < l.nseg && l.segs[k] < l.tixs[i])
+			k++;
+		if (k < l.nseg && l.segs[k] == l.tixs[i])
+			continue;
+		file_path(path, topic_dir, l.tixs[i], SB_TIX_SUFFIX);
+		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "time index file without a segment");
 	}
 	check_zero_tails(&v, &l, walks);
 	free(walks);

@@ -460,7 +460,8 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st);
  * every record's CRC, the order of offsets and stream positions (within and
  * across segments, against the segment names and headers), every index file
  * (header CRC, entries CRC, count, covered length, and each entry against
- * the record it points at), the meta and clean files.
+ * the record it points at), every time index file (against the records'
+ * running maximum times), the meta and clean files.
  *
  * It only reads (open O_RDONLY, pread); it never takes the store lock and
  * never changes a file. Running it while a daemon appends to the same

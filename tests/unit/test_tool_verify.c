@@ -438,6 +438,7 @@ Test(verify, missing_segment_is_a_gap_in_the_offsets)
 	uint64_t b1 = seg_base(1), b2 = seg_base(2);
 	cr_assert_eq(uf_remove(seg(b1, SB_SEG_SUFFIX, p)), 0);
 	cr_assert_eq(uf_remove(seg(b1, SB_IDX_SUFFIX, p)), 0);
+	cr_assert_eq(uf_remove(seg(b1, SB_TIX_SUFFIX, p)), 0);
 	run(&s, &r);
 	cr_assert_geq(s.n, 1);
 	seg(b2, SB_SEG_SUFFIX, p);
