@@ -259,7 +259,9 @@ int sbfs_store_settings_check(void *p, const struct sbfs_config *cfg, char **err
 		else if (line < 0)
 			rc = asprintf(err, "-o %s: bad value: %s", log_keys[k], why ? why : "invalid");
 		else
-			rc = asprintf(err, "[log] %s%s: bad value: %s", k >= 0 ? "key " : "settings",
+			rc = asprintf(err, "%s%s[log] %s%s: bad value: %s",
+				      cfg->config_path ? cfg->config_path : "",
+				      cfg->config_path ? ": " : "", k >= 0 ? "key " : "settings",
 				      k >= 0 ? log_keys[k] : "", why ? why : "invalid");
 		if (rc < 0)
 			*err = NULL;

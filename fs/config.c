@@ -250,19 +250,32 @@ typedef struct file_ctx {
 	int failed;
 	char *backend;          /* pick_backend's pass: the last [mount] backend */
 	int backend_line;
+	int nul_line;           /* line holding a NUL byte (the parse stopped), or 0 */
 } file_ctx;
 
+/* inih's line reader: fgets, but a NUL byte stops the parse (strlen would
+ * hide the rest of its line and the line count would drift, so a later
+ * message would name the wrong line or none). */
 static char *reader(char *str, int num, void *stream)
 {
 	file_ctx *x = stream;
-	char *r = fgets(str, num, x->f);
-	if (r) {
-		size_t n = strlen(r);
-		/* a line longer than num arrives in pieces: count it once */
-		if (n == 0 || r[n - 1] == '\n' || feof(x->f))
-			x->s.line++;
+	int n = 0, ch = EOF;
+	while (n < num - 1 && (ch = getc(x->f)) != EOF) {
+		if (ch == '\0') {
+			x->nul_line = x->s.line + 1;
+			return NULL;
+		}
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
 	}
-	return r;
+	if (n == 0)
+		return NULL;
+	str[n] = '\0';
+	/* a line longer than num arrives in pieces: count it once */
+	if (str[n - 1] == '\n' || ch == EOF)
+		x->s.line++;
+	return str;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -353,6 +366,11 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 	}
 	if (x.failed)
 		goto out_close;
+	if (x.nul_line) {
+		if (asprintf(err, "%s:%d: a NUL byte (mount.ini is a text file)", path, x.nul_line) < 0)
+			*err = NULL;
+		goto out_close;
+	}
 	if (rc != 0) {
 		if (asprintf(err, "%s:%d: syntax error (expected [section] or key = value)",
 			     path, rc) < 0)

@@ -220,6 +220,12 @@ done
 ini=$(printf '[mount]\nlist_log = maybe\n' | sb_ini badval-bool.ini)
 expect_refused "bad value 'list_log = maybe'" "$ini" @2 list_log -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
+case_ "bad mount.ini: a NUL byte is refused, naming its line (fuzz_config finding)"
+# Before: the line reader's strlen stopped at the NUL, the line count
+# drifted, and a later bad value was reported with no file and no line.
+ini=$(printf '[log]\nsync = always\0junk\n\nsegment_bytes = 5\n' | sb_ini nul.ini)
+expect_refused "NUL byte on line 2" "$ini" @2 "NUL byte" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
 case_ "bad mount.ini: a bad key in a [topic:NAME] section"
 ini=$(printf '[log]\nsync = always\n[topic:orders]\nsegment_bytes = huge\n' | sb_ini badtopic.ini)
 expect_refused "bad [topic:orders] value" "$ini" @4 segment_bytes -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
