@@ -40,8 +40,8 @@ void sbfs_attr_root(sbfs *fs, struct stat *st)
 	pthread_rwlock_rdlock(&fs->tlock);
 	size_t live = 0;
 	for (size_t i = 0; i < fs->cap; i++)
-		if (fs->tab[i] && !fs->tab[i]->removed)
-			live++;
+		if (fs->tab[i] && !fs->tab[i]->removed && !strchr(fs->tab[i]->name, '/'))
+			live++; /* (not the partitions of a topic: "TOPIC/I") */
 	pthread_rwlock_unlock(&fs->tlock);
 	st->st_nlink = 2 + live;
 	set_times(st, fs->mount_ns);
@@ -55,6 +55,7 @@ int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st)
 	if (rc)
 		return rc;
 	base_attr(fs, st, sbfs_ino(te->id, SBFS_L_DIR), S_IFDIR | 0777);
+	st->st_nlink = 2 + sbfs_topic_parts(fs, te); /* its partitions' ".." */
 	/* the newest record's time, not the last append's (nor the mount's):
 	 * a topic restored from a backup then has the backup's, so that
 	 * rsync -a's next run finds nothing to change */

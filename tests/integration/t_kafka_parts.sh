@@ -53,6 +53,7 @@ case_ "a topic of 3 partitions is a directory of 3 partition directories"
 assert_eq "empty hdr orders" "$(t ls "$M" | tr '\n' ' ' | sed 's/ $//')" "topics"
 assert_eq "0 1 2" "$(t ls "$M/orders" | tr '\n' ' ' | sed 's/ $//')" "partitions"
 assert_eq directory "$(stat -c %F "$M/orders/1")" "a partition is a directory"
+assert_eq "5 2" "$(stat -c %h "$M/orders" "$M/orders/2" | tr "\n" " " | sed "s/ $//")" "links: the topic's 3 partitions, a partition's none"
 assert_eq ENOENT "$(pyerr 'os.stat(sys.argv[2])' "$M/orders/3")" "no partition 3"
 assert_eq ENOENT "$(pyerr 'os.stat(sys.argv[2])' "$M/orders/01")" "a partition has one name"
 assert_eq 0 "$(stat -c %s "$M/orders/.log")" "the topic's own .log reads nothing"
@@ -79,6 +80,7 @@ PY
 	assert_eq 0 "$bad" "partition $p: record files or keys that differ from kcat's"
 done
 assert_eq 300 "$total" "every record in one partition"
+assert_eq 5 "$(stat -c %h "$M")" "the root's links: its 3 topics (not the partitions, looked up by now)"
 
 case_ "files created in the topic go to the partition of their name (the key), where kcat -K puts it"
 tsh 'for round in 1 2; do for i in $(seq 0 29); do printf "m$round-$i" > "$1/key$i" || exit 1; done; done' "$M/orders" ||
