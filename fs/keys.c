@@ -17,7 +17,9 @@
  * too (user.streambus.offset names it), and it never changes. A write to K
  * appends a new record, so K's next lookup (key entries are never cached)
  * is a new inode, as after a rename over the file. The inode tells which
- * key it is (the record's key), so an open for writing needs no table.
+ * key it is (the record's key), so an open for writing needs no table;
+ * until that file's close, K is its old record to everyone else (a new
+ * key, created in .keys/, is visible while open, as in the topic).
  */
 #include "fs.h"
 
@@ -211,7 +213,7 @@ fail:
 int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs_pending **out)
 {
 	unsigned char *key;
-	char *val, name[SBFS_KEYNAME_MAX + 1];
+	char *val;
 	size_t klen, vlen;
 	int rc;
 
@@ -219,9 +221,10 @@ int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs
 		return -EROFS;
 	if ((rc = read_record(fs, te, off, trunc, &key, &klen, &val, &vlen)))
 		return rc;
-	if (!sbfs_key_name(key, klen, name))
-		name[0] = '\0'; /* no name in .keys/: found by its inode only */
-	rc = sbfs_pending_create_key(fs, te, name, key, klen, val, vlen, trunc, 0644, 1, NULL, out);
+	/* no name: until its close, K is still its record to every other
+	 * reader (a value is replaced whole, as by a rename), and rm of K
+	 * meanwhile appends a tombstone before it, not drop it */
+	rc = sbfs_pending_create_key(fs, te, "", key, klen, val, vlen, trunc, 0644, 1, NULL, out);
 	free(key);
 	free(val);
 	return rc;

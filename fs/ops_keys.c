@@ -202,7 +202,10 @@ int sbfs_keys_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, sb
 		if (!(h = sbfs_fh_new(fs, K_RECORD, te)))
 			return -ENOMEM;
 		h->offset = off;
-		fi->keep_cache = 1; /* this inode is one record: it never changes */
+		/* The record never changes, but the kernel's idea of this inode
+		 * does: a writer's open of it (O_TRUNC, then its writes) sets its
+		 * size and page cache. So no page cache: every read asks. */
+		fi->direct_io = 1;
 		fi->noflush = 1;
 		*out = h;
 		return 0;

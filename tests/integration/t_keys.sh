@@ -83,6 +83,27 @@ assert_eq "$(cat "$M/t/.keys/big")" "back" "a removed key written again is back"
 t rm "$M/t/.keys/big"
 
 # ---------------------------------------------------------------------------
+case_ "a value is replaced whole: readers see the old one or the new one"
+head -c 400000 /dev/urandom >"$SB_TMP/A"
+head -c 300000 /dev/urandom >"$SB_TMP/B"
+t cp "$SB_TMP/A" "$M/t/.keys/w"
+# a writer copies A and B over .keys/w in turn, slowly (dd of 1 KiB
+# writes); readers compare what they read with both
+tsh 'for i in 1 2 3 4 5 6; do for f in A B; do
+	dd if="$1/$f" of="$2/t/.keys/w" bs=1024 status=none || exit 1
+done; done' "$SB_TMP" "$M" &
+wpid=$!
+seen=$(tsh 'n=0; bad=0; while kill -0 $3 2>/dev/null; do
+	cat "$2/t/.keys/w" >"$1/r" 2>/dev/null || continue
+	cmp -s "$1/r" "$1/A" || cmp -s "$1/r" "$1/B" || bad=$((bad + 1)); n=$((n + 1))
+done; echo "$bad of $n"' "$SB_TMP" "$M" $wpid)
+wait $wpid || assert_fail_now "the writer failed"
+sb_msg "reads during the rewrites that were neither value: $seen"
+assert_eq "0" "${seen%% of *}" "reads that were neither value (${seen})"
+assert_ok cmp "$SB_TMP/B" "$M/t/.keys/w"
+assert_eq "$(t rm "$M/t/.keys/w" && ls "$M/t/.keys" | grep -c '^w$')" "0" "w removed"
+
+# ---------------------------------------------------------------------------
 case_ "random binary keys: encoded names, both ways"
 # keys.py: the encoding of SPEC §2, random keys, and the checks.
 cat >"$SB_TMP/keys.py" <<'EOF'
