@@ -392,6 +392,11 @@ void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
  * directly). 0 or -errno. */
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
 int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off);
+/* ops_xattr.c: listxattr's names (NUL-terminated back to back, malloc'ed;
+ * NULL and 0 for an inode without) and getxattr's value (malloc'ed) of an
+ * inode, without the request (tests/fuzz drives them). 0 or -errno. */
+int sbfs_xattr_list(sbfs *fs, fuse_ino_t ino, char **names, size_t *len);
+int sbfs_xattr_get(sbfs *fs, fuse_ino_t ino, const char *name, char **value, size_t *len);
 
 /* ======== 3: ops_keys.c - the handlers' part for TOPIC/.keys/ ======== */
 void sbfs_keys_lookup(fuse_req_t req, sbfs_tentry *te, const char *name);

@@ -73,19 +73,33 @@ static int xattr_names(sbfs *fs, fuse_ino_t ino, xa_list *l)
 	return rc < 0 ? rc : 0;
 }
 
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+int sbfs_xattr_list(sbfs *fs, fuse_ino_t ino, char **names, size_t *len)
 {
 	xa_list l = {0};
-	int rc = xattr_names(FS(req), ino, &l);
+	int rc = xattr_names(fs, ino, &l);
+	if (rc) {
+		free(l.buf);
+		return rc;
+	}
+	*names = l.buf;
+	*len = l.len;
+	return 0;
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *names = NULL;
+	size_t len = 0;
+	int rc = sbfs_xattr_list(FS(req), ino, &names, &len);
 	if (rc)
 		sbfs_reply_err(req, rc);
 	else if (size == 0)
-		fuse_reply_xattr(req, l.len);
-	else if (size < l.len)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
 		sbfs_reply_err(req, -ERANGE);
 	else
-		fuse_reply_buf(req, l.buf, l.len);
-	free(l.buf);
+		fuse_reply_buf(req, names, len);
+	free(names);
 }
 
 /* getxattr of header NAME: its value, copied. */
@@ -108,62 +122,69 @@ static int find_header(void *arg, const sbfs_header *h)
 	return 1; /* found: stop */
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+int sbfs_xattr_get(sbfs *fs, fuse_ino_t ino, const char *name, char **value, size_t *len)
 {
-	sbfs *fs = FS(req);
 	uint32_t id;
 	uint64_t off;
 	sbfs_tentry *te;
 	sbfs_topic *t;
 	enum sbfs_kind k = sbfs_ino_kind(ino, &id, &off);
 	if ((k != K_RECORD && k != K_KEY) || strncmp(name, "user.streambus.", 15))
-		return sbfs_reply_err(req, -ENODATA);
+		return -ENODATA;
 	if (sbfs_topic_by_id(fs, id, &te, &t))
-		return sbfs_reply_err(req, -ENOENT);
+		return -ENOENT;
 	sbfs_recinfo ri;
 	int rc = sbfs_stat_visible(fs, te, t, off, &ri);
 	if (rc)
-		return sbfs_reply_err(req, rc);
-	char small[32];
-	char *val = small;
-	size_t len;
+		return rc;
+	char *val = malloc(ri.key_len > 32 ? ri.key_len : 32);
+	size_t n;
+	if (!val)
+		return -ENOMEM;
 	if (strcmp(name, XA_OFFSET) == 0) {
-		len = (size_t)snprintf(small, sizeof small, "%" PRIu64, off);
+		n = (size_t)snprintf(val, 32, "%" PRIu64, off);
 	} else if (strcmp(name, XA_TIMESTAMP) == 0) {
-		len = (size_t)snprintf(small, sizeof small, "%" PRId64, ri.timestamp_ns);
+		n = (size_t)snprintf(val, 32, "%" PRId64, ri.timestamp_ns);
 	} else if (strcmp(name, XA_TOMBSTONE) == 0 && (ri.flags & SBFS_REC_TOMBSTONE)) {
-		len = 1;
-		small[0] = '1';
+		n = 1;
+		val[0] = '1';
 	} else if (strcmp(name, XA_KEY) == 0 && ri.key_len) {
-		val = malloc(ri.key_len);
-		if (!val)
-			return sbfs_reply_err(req, -ENOMEM);
-		rc = fs->b->ops->read_key(t, off, val, ri.key_len, &len);
-		if (rc) {
-			free(val);
-			return sbfs_reply_err(req, rc);
-		}
+		rc = fs->b->ops->read_key(t, off, val, ri.key_len, &n);
 	} else if (strncmp(name, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER)) == 0 && fs->b->ops->read_headers) {
 		xa_find f = {.name = name + strlen(SBFS_XA_HEADER)};
 		f.nlen = strlen(f.name);
 		rc = fs->b->ops->read_headers(t, off, find_header, &f);
-		if (rc < 0 || !f.val) {
-			free(f.val);
-			return sbfs_reply_err(req, rc < 0 ? rc : -ENODATA);
-		}
+		free(val);
 		val = f.val;
-		len = f.len;
+		n = f.len;
+		if (rc >= 0 && !val)
+			rc = -ENODATA;
 	} else {
-		return sbfs_reply_err(req, -ENODATA);
+		rc = -ENODATA;
 	}
+	if (rc < 0) {
+		free(val);
+		return rc;
+	}
+	*value = val;
+	*len = n;
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *val;
+	size_t len;
+	int rc = sbfs_xattr_get(FS(req), ino, name, &val, &len);
+	if (rc)
+		return sbfs_reply_err(req, rc);
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
 		sbfs_reply_err(req, -ERANGE);
 	else
 		fuse_reply_buf(req, val, len);
-	if (val != small)
-		free(val);
+	free(val);
 }
 
 
