@@ -12,9 +12,10 @@
  * file (the next offset, a digits name, a temporary name, .log, fuzzed
  * bytes), write it at any offset, read it back, set an xattr (key, offset,
  * timestamp, another user.streambus.* or user.* name, a fuzzed name; fuzzed
- * value), rename it (to the same kinds of names, NOREPLACE or not), flush
- * and close it, unlink and look up names; parse record names; attributes of
- * every kind of inode.
+ * value; a user.streambus.header.NAME set with XATTR_CREATE, XATTR_REPLACE
+ * or neither, or removed: names of 1, 12, 255 and 256 bytes), rename it (to
+ * the same kinds of names, NOREPLACE or not), flush and close it, unlink and
+ * look up names; parse record names; attributes of every kind of inode.
  *
  * Properties: no crash, sanitizer report or leak; a write to .log away from
  * its write position and its end is refused (EPERM); a write accepted on a
@@ -23,7 +24,12 @@
  * write appends is one line of at most max_record_bytes; a file being
  * created reads back what was written to it; a record its flush, close or
  * rename appends holds exactly its bytes (and the key set by xattr); a
- * record name parses only as 1..20 digits, to its value; after unmount
+ * header set or removed answers as setxattr(2) would (EEXIST, ENODATA,
+ * EINVAL for a name of 0 or 256+ bytes, or ENOENT once the file has no
+ * name), and the record appended next lists (listxattr, in the order first
+ * set) and gets (getxattr) exactly the headers the model holds, with their
+ * values, its offset and key, and no other header; a record
+ * name parses only as 1..20 digits, to its value; after unmount
  * (sbfs_shutdown) every topic directory passes sb_verify_topic.
  */
 #include <dirent.h>
@@ -33,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "backend_store.h"
 #include "fs.h"
@@ -44,6 +51,15 @@
 #define NLOG 3
 #define NFILE 6
 #define MAX_OPS 64
+#define NHDR MAX_OPS
+#define KEY_CAP 300u /* a record's key: a name (< 300 bytes) or an xattr value (< 256) */
+
+/* A header of the model: the name after user.streambus.header. */
+typedef struct hdr {
+	char name[300];
+	uint8_t val[256];
+	size_t vlen;
+} hdr;
 
 typedef struct logh {
 	sbfs_fh *h;
@@ -65,6 +81,8 @@ typedef struct file {
 	uint8_t key[64];
 	size_t key_len;
 	int key_set;
+	hdr h[NHDR];        /* the headers its next record gets, in the order first set */
+	int nh;
 } file;
 
 typedef struct world {
@@ -104,7 +122,7 @@ static uint8_t *read_rec(world *w, int t, uint64_t off, size_t *len, uint8_t *ke
 	FZ_CHECK(w->fs.b->ops->read(T(w, t), off, 0, b, ri.value_len, len) == 0 && *len == ri.value_len,
 		 "record %llu unreadable", (unsigned long long)off);
 	if (key)
-		FZ_CHECK(w->fs.b->ops->read_key(T(w, t), off, key, 64, klen) == 0, "key unreadable");
+		FZ_CHECK(w->fs.b->ops->read_key(T(w, t), off, key, KEY_CAP, klen) == 0 && *klen <= KEY_CAP, "key unreadable");
 	return b;
 }
 
@@ -337,6 +355,7 @@ static void file_create(world *w)
 	f->base = 0;
 	f->known = 1;
 	f->key_set = 0;
+	f->nh = 0;
 }
 
 static file *pick_file(world *w)
@@ -345,11 +364,67 @@ static file *pick_file(world *w)
 	return f->p ? f : NULL;
 }
 
+static int hdr_find(const file *f, const char *name)
+{
+	for (int i = 0; i < f->nh; i++)
+		if (!strcmp(f->h[i].name, name))
+			return i;
+	return -1;
+}
+
+/* Record `off` that file f appended, through listxattr and getxattr (what
+ * op_listxattr and op_getxattr reply): its offset, its key, and exactly the
+ * headers of the model, in order, with their values. */
+static void check_xattrs(world *w, const file *f, uint64_t off, const uint8_t *key, size_t klen)
+{
+	fuse_ino_t ino = sbfs_ino(w->te[f->t]->id, SBFS_L_REC0 + off);
+	char *names, *v, num[32];
+	size_t len, n;
+	int i = 0, rc;
+
+	FZ_CHECK((rc = sbfs_xattr_list(&w->fs, ino, &names, &len)) == 0, "listxattr of record %llu: %d",
+		 (unsigned long long)off, rc);
+	for (size_t at = 0; at < len; at += strlen(names + at) + 1) {
+		const char *nm = names + at;
+		FZ_CHECK(memchr(nm, '\0', len - at), "listxattr: a name without its NUL");
+		if (strncmp(nm, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER)))
+			continue;
+		FZ_CHECK(i < f->nh && !strcmp(nm + strlen(SBFS_XA_HEADER), f->h[i].name),
+			 "record %llu lists header %d as %.40s, the model %.40s", (unsigned long long)off, i, nm,
+			 i < f->nh ? f->h[i].name : "(none: fewer headers)");
+		i++;
+	}
+	FZ_CHECK(i == f->nh, "record %llu lists %d headers, the model has %d", (unsigned long long)off, i, f->nh);
+	free(names);
+	for (i = 0; i < f->nh; i++) {
+		char xn[sizeof SBFS_XA_HEADER + sizeof f->h[i].name];
+		snprintf(xn, sizeof xn, "%s%s", SBFS_XA_HEADER, f->h[i].name);
+		FZ_CHECK((rc = sbfs_xattr_get(&w->fs, ino, xn, &v, &n)) == 0, "getxattr %.60s: %d", xn, rc);
+		FZ_CHECK(n == f->h[i].vlen && (!n || !memcmp(v, f->h[i].val, n)),
+			 "header %.60s of record %llu: %zu bytes, the model's %zu", xn, (unsigned long long)off, n,
+			 f->h[i].vlen);
+		free(v);
+	}
+	rc = sbfs_xattr_get(&w->fs, ino, SBFS_XA_HEADER "never-set", &v, &n);
+	FZ_CHECK(rc == -ENODATA, "getxattr of a header never set: %d", rc);
+	FZ_CHECK(sbfs_xattr_get(&w->fs, ino, "user.streambus.offset", &v, &n) == 0, "getxattr offset");
+	snprintf(num, sizeof num, "%llu", (unsigned long long)off);
+	FZ_CHECK(n == strlen(num) && !memcmp(v, num, n), "user.streambus.offset is not %s", num);
+	free(v);
+	rc = sbfs_xattr_get(&w->fs, ino, "user.streambus.key", &v, &n);
+	if (klen) {
+		FZ_CHECK(rc == 0 && n == klen && !memcmp(v, key, n), "user.streambus.key is not the record's key");
+		free(v);
+	} else {
+		FZ_CHECK(rc == -ENODATA, "user.streambus.key of a record without a key: %d", rc);
+	}
+}
+
 /* After an operation that may append file f: a new record is its bytes. */
 static void check_commit(world *w, file *f, uint64_t next0)
 {
 	uint64_t next1 = next_of(w, f->t);
-	uint8_t key[64];
+	uint8_t key[KEY_CAP];
 	size_t n, klen;
 
 	if (next1 == next0)
@@ -360,9 +435,11 @@ static void check_commit(world *w, file *f, uint64_t next0)
 		 (unsigned long long)(next1 - 1), n, f->len);
 	if (f->key_set)
 		FZ_CHECK(klen == f->key_len && !memcmp(key, f->key, klen), "record key is not the xattr's");
+	check_xattrs(w, f, next1 - 1, key, klen);
 	free(r);
 	f->base += f->len;
 	f->len = 0;
+	f->nh = 0; /* the headers were that record's */
 }
 
 static void file_write(world *w)
@@ -423,10 +500,47 @@ static void file_read(world *w)
 			 want);
 }
 
+/* setxattr (flags) or removexattr of header xattr `name` on file f, against
+ * the model: the answer setxattr(2) gives, and the model follows it. */
+static void header_xattr(world *w, file *f, const char *name, const uint8_t *v, size_t n, int flags, int remove)
+{
+	const char *hn = name + strlen(SBFS_XA_HEADER);
+	size_t hl = strlen(hn);
+	int at = hdr_find(f, hn), want, rc;
+
+	if (remove) {
+		want = at < 0 ? -ENODATA : 0;
+		rc = sbfs_pending_removexattr(&w->fs, f->ino, name);
+	} else {
+		want = hl == 0 || hl > 255 ? -EINVAL
+		       : (flags & XATTR_CREATE) && at >= 0 ? -EEXIST
+		       : (flags & XATTR_REPLACE) && at < 0 ? -ENODATA : 0;
+		rc = sbfs_pending_setxattr(&w->fs, f->ino, flags, name, (const char *)v, n);
+	}
+	/* ENOENT: the file has no name any more (unlinked, replaced, or its
+	 * record appended by a rename): nothing changed */
+	FZ_CHECK(rc == want || rc == -ENOENT, "%sxattr %.60s (flags %d, %s in the model): %d, not %d",
+		 remove ? "remove" : "set", name, flags, at < 0 ? "not" : "set", rc, want);
+	if (rc)
+		return;
+	if (remove) {
+		memmove(f->h + at, f->h + at + 1, (size_t)(f->nh - at - 1) * sizeof f->h[0]);
+		f->nh--;
+		return;
+	}
+	if (at < 0) {
+		FZ_CHECK(f->nh < NHDR, "more headers than operations");
+		at = f->nh++;
+		snprintf(f->h[at].name, sizeof f->h[at].name, "%s", hn);
+	}
+	memcpy(f->h[at].val, v, n);
+	f->h[at].vlen = n;
+}
+
 static void file_setxattr(world *w)
 {
 	static const char *const names[] = {"user.streambus.key", "user.streambus.offset",
-					    "user.streambus.timestamp", "user.streambus.header.x",
+					    "user.streambus.timestamp", NULL /* a header */,
 					    "user.mime", "trusted.x", "security.selinux"};
 	file *f = pick_file(w);
 	uint8_t sel = fz_u8(&w->in);
@@ -434,10 +548,19 @@ static void file_setxattr(world *w)
 	size_t n;
 	const uint8_t *v;
 
-	if (sel % 8 < 7)
+	if (sel % 8 == 3) {
+		/* a header: bits 5-6 its name, 3-4 the flags, 7 a removal */
+		static const size_t nlens[] = {1, 12, 255, 256};
+		size_t nl = nlens[(sel >> 5) & 3], pl = strlen(SBFS_XA_HEADER);
+		memcpy(name, SBFS_XA_HEADER, pl);
+		for (size_t k = 0; k < nl; k++)
+			name[pl + k] = nl == 12 ? "Content-Type"[k] : (char)('a' + k % 26);
+		name[pl + nl] = '\0';
+	} else if (sel % 8 < 7) {
 		snprintf(name, sizeof name, "%s", names[sel % 8]);
-	else
+	} else {
 		gen_name(w, 0, name, sizeof name);
+	}
 	char num[32];
 	if ((sel >> 3) % 4 == 0 && sel % 8 <= 2) {
 		/* a well-formed number (a key too: the model must see it) */
@@ -449,6 +572,10 @@ static void file_setxattr(world *w)
 	}
 	if (!f)
 		return;
+	if (!strncmp(name, SBFS_XA_HEADER, strlen(SBFS_XA_HEADER))) {
+		header_xattr(w, f, name, v, n, sel % 8 == 3 ? (sel >> 3) & 3 : 0, sel % 8 == 3 && (sel & 0x80));
+		return;
+	}
 	int rc = sbfs_pending_setxattr(&w->fs, f->ino, 0, name, (const char *)v, n);
 	if (rc == 0 && !strcmp(name, names[0]) && n <= sizeof f->key) {
 		memcpy(f->key, v, n);
