@@ -26,6 +26,7 @@ struct sb_kx {
 	uint64_t imm_from, imm_to;/* [lock] its offsets */
 	uint64_t mt_from;         /* [appender] first offset of active's range */
 	uint64_t mt_bytes;        /* [appender] record bytes appended since */
+	uint64_t mt_end;          /* [appender] offset after the last noted record */
 	sb_kt **t;                /* [lock] newest first; tile [.., covered) */
 	size_t nt, tcap;          /* [lock] */
 	uint64_t covered;         /* [lock] first offset no table covers */
@@ -285,7 +286,7 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 		sb_kx_close(x, 0);
 		return rc;
 	}
-	x->mt_from = x->covered;
+	x->mt_from = x->mt_end = x->covered;
 	*out = x;
 	return 0;
 out_free:
@@ -492,6 +493,7 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 	int pending;
 
 	x->mt_bytes += bytes;
+	x->mt_end = next;
 	if (x->p.read_only ||
 	    (sb_mt_bytes(x->active) < x->p.memtable_bytes && x->mt_bytes < SB_KX_REPLAY_BYTES))
 		return 0;
@@ -519,8 +521,16 @@ int sb_kx_close(sb_kx *x, int finish)
 
 	if (!x)
 		return 0;
-	if (finish && !x->p.read_only)
+	if (finish && !x->p.read_only) {
+		/* No key since the last table, but records: an empty table
+		 * says how far the index is complete, so that the next open
+		 * replays none of them (a topic without keys is never read
+		 * at open). */
+		if (!x->imm && !sb_mt_count(x->active) && x->mt_bytes >= SB_KX_CLOSE_NOTE_BYTES &&
+		    x->mt_end > x->mt_from)
+			(void)swap(x, x->mt_end);
 		rc = sb_kx_maintain(x);
+	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_close(x->t[i]);
 	free(x->t);

@@ -66,7 +66,10 @@ int sb_kx_maintain(sb_kx *x);
 /* With `finish` (not read_only): write the immutable MemTable, if one is
  * waiting, first (the active one is replayed from the log at the next
  * open: at most key_memtable_bytes of keys, SB_KX_REPLAY_BYTES of
- * records). Then free. */
+ * records; when it is empty and SB_KX_CLOSE_NOTE_BYTES of records or more
+ * came since the last table, an empty table is written instead, so that
+ * the open of a topic without keys replays nothing). Then free. */
+#define SB_KX_CLOSE_NOTE_BYTES (1u << 20)
 int sb_kx_close(sb_kx *x, int finish);
 /* Delete every table file (the topic is being removed). */
 void sb_kx_remove_files(sb_kx *x);

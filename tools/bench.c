@@ -429,6 +429,8 @@ static void usage(FILE *f)
 		   "                 scan: streambus bench since --help\n"
 		   "  compact        instead: cleanup = compact, each key written 100 times: bytes\n"
 		   "                 before/after, MB/s of input: streambus bench compact --help\n"
+		   "  open           instead: open of 1,000 topics without keys (the key index's\n"
+		   "                 replay): streambus bench open --help\n"
 		   "  --compression  instead: compressed segments on a text corpus (ratio beside\n"
 		   "                 zstd -3, lz4, gzip -6; append speed; reads): see\n"
 		   "                 tools/bench_compress.c; --corpus FILE, --corpus-mb N\n"
@@ -486,6 +488,8 @@ int sb_bench_main(int argc, char **argv)
 		return sb_bench_since_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "compact") == 0)
 		return sb_bench_compact_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "open") == 0)
+		return sb_bench_open_main(argc - 1, argv + 1);
 	uint64_t records = 0, open_mb = 0, t0;
 	int json = 0, no_leveldb = 0, ch, status = 0;
 	char dir[PATH_MAX];

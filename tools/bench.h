@@ -14,6 +14,8 @@ int sb_bench_keys_main(int argc, char **argv);
 int sb_bench_since_main(int argc, char **argv);
 /* `streambus bench compact ...` (bench_compact.c); argv[0] is "compact". */
 int sb_bench_compact_main(int argc, char **argv);
+/* `streambus bench open ...` (bench_open.c); argv[0] is "open". */
+int sb_bench_open_main(int argc, char **argv);
 
 /* ---- internal to tools/bench*.c ------------------------------------------ */
 #ifdef SB_BENCH_INTERNAL

@@ -4,7 +4,10 @@
  * Scripted workloads (seeded: appends of random sizes under each sync
  * policy, segment rolls with 4 KiB segments, retention by bytes and age,
  * delete_before of the oldest records, sb_log_sync, the swap of sealed
- * segments for their compressed form (sb_log_compress, lz4 in 1 KiB blocks),
+ * segments for their compressed form (sb_log_compress, lz4 in 1 KiB blocks)
+ * or, in every fourth workload (keys repeating: "c" + offset % KMOD), their
+ * compaction (sb_log_compact: a record may then read ENOENT only when a
+ * later record with its key is in the log),
  * topics created, emptied and removed) run over util_faultio. Each scenario crashes the workload at
  * one point: every sync point (the kth fdatasync, for every k) under each
  * crash mode (unsynced writes kept, dropped, garbled, reordered, kept up to a
@@ -71,6 +74,7 @@ typedef struct topic {
 	int create_tried, created, remove_tried, removed;
 	uint64_t acked_next, tried_next, synced_next;
 	uint64_t del_done, start_bound; /* start_bound: no start past this */
+	int compacting;                /* keys repeat (KMOD), t0 is compacted */
 	sb_log *l;
 } topic;
 
@@ -97,6 +101,13 @@ static size_t len_of(const topic *t, uint64_t o)
 	return ut_len(o, t->seed, 1, 1500);
 }
 
+/* Keys of a compacting workload: "c" + offset % KMOD. */
+#define KMOD 7
+static int compacting_seed(uint64_t wseed)
+{
+	return wseed % 4 == 3;
+}
+
 static void cfg_of(sb_log_config *c, enum sb_sync sync)
 {
 	ut_cfg(c, SEG, sync);
@@ -120,7 +131,10 @@ static int append_batch(topic *t, int k)
 		size_t len = len_of(t, o);
 		bufs[j] = malloc(len);
 		ut_fill(bufs[j], len, o, t->seed);
-		snprintf(keys[j], sizeof(keys[j]), "k%llu", (unsigned long long)o);
+		if (t->compacting)
+			snprintf(keys[j], sizeof(keys[j]), "c%llu", (unsigned long long)(o % KMOD));
+		else
+			snprintf(keys[j], sizeof(keys[j]), "k%llu", (unsigned long long)o);
 		r[j] = (sb_record_in){.key = keys[j], .key_len = (uint32_t)strlen(keys[j]),
 				      .value = bufs[j], .value_len = (uint32_t)len,
 				      .timestamp_ns = T0 + (int64_t)o * MS};
@@ -146,6 +160,7 @@ static topic *new_topic(run *w, sb_store *s)
 	topic *t = &w->t[w->nt];
 	snprintf(t->name, sizeof(t->name), "t%d", w->nt);
 	t->seed = 1000 + (uint64_t)w->nt;
+	t->compacting = compacting_seed(w->wseed);
 	t->sync = w->sync;
 	t->create_tried = 1;
 	w->nt++;
@@ -224,6 +239,8 @@ static int step(run *w, sb_store *s, topic **side)
 		if ((rc = sb_log_sync(a->l)))
 			return rc;
 		a->synced_next = n;
+		if (a->compacting) /* now: tombstones (none here) never expire */
+			return sb_log_compact(a->l, T0 + (int64_t)a->acked_next * MS, NULL);
 		return sb_log_compress(a->l, NULL);
 	}
 	return append_batch(a, 1);
@@ -325,12 +342,15 @@ static int check_topic(sb_store *s, const topic *t, char *why, size_t cap)
 	for (uint64_t o = start; o < next; o++) {
 		char key[32] = {0};
 		size_t kl = 0;
-		if ((rc = ut_check(l, o, len_of(t, o), t->seed)))
+		rc = ut_check(l, o, len_of(t, o), t->seed);
+		if (rc == -ENOENT && t->compacting && o + KMOD < next)
+			continue; /* compacted away: a later record of its key is there */
+		if (rc)
 			return fail(why, cap, "%s: record %llu of [%llu, %llu): %s", t->name,
 				    (unsigned long long)o, (unsigned long long)start, (unsigned long long)next,
 				    rc == 1 ? "wrong length" : rc == 2 ? "wrong bytes" : sb_strerror(rc));
 		if ((rc = sb_log_read_key(l, o, key, sizeof(key) - 1, &kl)) || kl < 2 ||
-		    strtoull(key + 1, NULL, 10) != o)
+		    strtoull(key + 1, NULL, 10) != (t->compacting ? o % KMOD : o))
 			return fail(why, cap, "%s: key of %llu wrong", t->name, (unsigned long long)o);
 	}
 	return 0;
