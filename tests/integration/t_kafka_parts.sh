@@ -80,6 +80,8 @@ PY
 	assert_eq 0 "$bad" "partition $p: record files or keys that differ from kcat's"
 done
 assert_eq 300 "$total" "every record in one partition"
+assert_ok tar -C "$M" -cf "$SB_TMP/orders.tar" orders
+assert_eq 300 "$(tar -tf "$SB_TMP/orders.tar" | grep -c '^orders/[012]/[0-9]\{20\}$')" "tar of the topic holds every partition's records"
 assert_eq 5 "$(stat -c %h "$M")" "the root's links: its 3 topics (not the partitions, looked up by now)"
 
 case_ "files created in the topic go to the partition of their name (the key), where kcat -K puts it"
