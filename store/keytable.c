@@ -130,6 +130,8 @@ static int wput(sb_kt_writer *w, const void *p, size_t n)
 {
 	int rc;
 
+	if (!n)
+		return 0; /* an empty table's empty parts (p may be NULL) */
 	if (w->wlen + n > w->wcap && (rc = wflush(w)))
 		return rc;
 	if (n > w->wcap) { /* bigger than the buffer: write it directly */
