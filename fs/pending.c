@@ -191,7 +191,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	int exact = p->digits || p->want_set;
 	uint64_t at = p->digits ? p->at : p->want;
 	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
-		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0 };
+		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0,
+		       .flags = p->tombstone ? SBFS_REC_TOMBSTONE : 0 };
 	r.headers = sbfs_hdrs_array(p->hdrs, &r.n_headers);
 	if (p->key_set) {
 		r.key = p->key;
@@ -200,6 +201,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		r.key = p->name;
 		r.key_len = (uint32_t)strlen(p->name);
 	}
+	if (p->tombstone && (r.value_len || !r.key_len))
+		return -EINVAL; /* a tombstone is a key and no payload */
 	sbfs_tentry *te = p->te;
 	int rc;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);

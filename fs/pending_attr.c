@@ -14,6 +14,7 @@
 #define XA_KEY "user.streambus.key"
 #define XA_OFFSET "user.streambus.offset"
 #define XA_TIMESTAMP "user.streambus.timestamp"
+#define XA_TOMBSTONE "user.streambus.tombstone"
 #define XA_PREFIX "user.streambus."
 
 void sbfs_pending_stat(sbfs *fs, sbfs_pending *p, struct stat *st)
@@ -122,7 +123,8 @@ static int parse_u64(const char *v, size_t n, uint64_t *out)
 
 /* The record's attributes as a backup carries them (cp -a, rsync -X, tar
  * --xattrs): key, timestamp, offset (which must agree with a digits name),
- * headers (when the backend keeps them). Other user.streambus.* names are
+ * tombstone ("1": the record is one; a backend with keys only), headers
+ * (when the backend keeps them). Other user.streambus.* names are
  * refused with ENOTSUP rather than dropped; other user.* names are accepted
  * and dropped, so that cp -a of ordinary files does not complain. */
 static int pending_xattr_locked(sbfs *fs, sbfs_pending *p, int flags, const char *name, const char *value,
@@ -152,6 +154,14 @@ static int pending_xattr_locked(sbfs *fs, sbfs_pending *p, int flags, const char
 			return -EINVAL;
 		p->stamp_ns = p->mtime_ns = (int64_t)v;
 		p->stamp_xattr = 1;
+		return 0;
+	}
+	if (strcmp(name, XA_TOMBSTONE) == 0) {
+		if (!fs->b->ops->get_key)
+			return -ENOTSUP; /* a backend without keys: never dropped */
+		if (size != 1 || value[0] != '1')
+			return -EINVAL;
+		p->tombstone = 1;
 		return 0;
 	}
 	if (strcmp(name, XA_OFFSET) == 0) {

@@ -32,6 +32,7 @@ struct sbfs_pending {
 	sbfs_hdrs *hdrs;             /* from setxattr user.streambus.header.NAME */
 	size_t key_len;
 	int key_set;
+	int tombstone;               /* from setxattr user.streambus.tombstone (a backup's) */
 	int64_t mtime_ns;
 	int64_t stamp_ns;            /* set by utimens (cp -p): the record's time */
 	int stamp_xattr;             /* stamp_ns came from user.streambus.timestamp */

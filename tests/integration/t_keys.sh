@@ -83,6 +83,22 @@ assert_eq "$(cat "$M/t/.keys/big")" "back" "a removed key written again is back"
 t rm "$M/t/.keys/big"
 
 # ---------------------------------------------------------------------------
+case_ "a backup made with cp -a restores the keys, tombstones included"
+mkdir "$SB_TMP/bk" "$M/r" || sb_die "mkdir"
+t cp -a "$M/t/"* "$SB_TMP/bk/" || assert_fail_now "cp -a of the topic"
+assert_ok cp -a "$SB_TMP/bk/"* "$M/r/"
+assert_eq "$(ls "$M/t/.keys"; cat "$M/t/.keys/"*)" "$(ls "$M/r/.keys"; cat "$M/r/.keys/"*)" "the same keys and values"
+assert_eq "1" "$(getfattr --only-values -n user.streambus.tombstone "$M/r/00000000000000000005" 2>/dev/null)" \
+	"the tombstone restored as one"
+assert_eq "$(stat -c %s "$M/t/.log")" "$(stat -c %s "$M/r/.log")" "the same .log"
+assert_eq EINVAL "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT)
+os.setxattr(fd, "user.streambus.tombstone", b"yes")' "$M/r/x")" "user.streambus.tombstone takes 1 only"
+assert_eq EINVAL "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT)
+os.write(fd, b"data")
+os.setxattr(fd, "user.streambus.tombstone", b"1")
+os.close(fd)' "$M/r/y")" "a tombstone with a payload is refused at its close"
+
+# ---------------------------------------------------------------------------
 case_ "a value is replaced whole: readers see the old one or the new one"
 head -c 400000 /dev/urandom >"$SB_TMP/A"
 head -c 300000 /dev/urandom >"$SB_TMP/B"
