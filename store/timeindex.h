@@ -80,6 +80,7 @@ typedef struct sb_tindex_check {
 	size_t j;          /* the next boundary to meet */
 	int64_t run;       /* running maximum so far */
 	int bad;
+	int seen;          /* a record was walked */
 } sb_tindex_check;
 void sb_tindex_check_begin(sb_tindex_check *c, const sb_tindex *t);
 void sb_tindex_check_record(sb_tindex_check *c, uint32_t rel, int64_t ts);

@@ -164,7 +164,8 @@ void sb_vtix_record(sb_vtix *t, uint64_t rel, int64_t ts)
 	}
 	if (ts > t->run)
 		t->run = ts;
-	t->nrec++;
+	if (!t->nrec++)
+		t->first_rel = rel;
 	t->last_rel = rel;
 }
 
@@ -184,7 +185,7 @@ void sb_vtix_end(sb_vtix *t, uint64_t seg_len, int records_ok)
 	} else if (!t->nrec) {
 		if (t->n || t->open || t->max_ts != INT64_MIN)
 			say(t, 0, SB_TIX_AT_COUNT, "time index of a segment without records has entries or a timestamp");
-	} else if (t->n ? erel(t, 0) != 0 : t->open != 0) {
+	} else if (t->n ? erel(t, 0) != t->first_rel : t->open != t->first_rel) {
 		say(t, 0, SB_TIX_HDR, "time index has no entry for the segment's first record");
 	} else if (t->j < t->n || t->open > t->last_rel) {
 		say(t, 0, t->j + 1 < t->n ? entry_pos(t->j + 1) : SB_TIX_AT_OPEN,

@@ -35,8 +35,9 @@ typedef struct sb_vtix {
 	uint32_t j;         /* the next interval boundary to meet */
 	int64_t run;        /* running maximum timestamp so far */
 	uint64_t nrec;      /* records walked */
-	uint64_t last_rel;  /* the last one's rel offset (a compacted segment
-			     * has gaps: not nrec - 1) */
+	uint64_t first_rel, last_rel; /* the first and last one's rel offsets
+				       * (a compacted segment has gaps: not 0
+				       * and nrec - 1) */
 	int bad;            /* a mismatch was found: */
 	uint32_t bad_entry; /* at that entry, */
 	uint64_t bad_rel;   /* before that record, */
@@ -47,8 +48,8 @@ typedef struct sb_vtix {
  * absence is a problem (a version 3 segment; version 2 wrote none). */
 void sb_vtix_load(sb_vtix *t, const char *dir, uint64_t base, int required, sb_vtix_report_fn report,
 		  void *arg);
-/* The walk met the record at rel offset rel (records in offset order, the
- * first at 0; a compacted segment's offsets have gaps). */
+/* The walk met the record at rel offset rel (records in offset order; a
+ * compacted segment's offsets have gaps, and may not start at 0). */
 void sb_vtix_record(sb_vtix *t, uint64_t rel, int64_t ts);
 /* The walk ended: seg_len bytes of records (the plain length), records_ok:
  * every record was whole and in order (else nothing is checked against
