@@ -6,7 +6,9 @@
  * kept payloads in order, every key reads its latest value, tombstones go
  * after delete_retention_ms (the clock is the call's now_ns), verify is
  * clean, after a reopen too; readers and a writer busy during compaction;
- * a crash at every step of the swap (the crash simulator); a copy of the
+ * a crash (power loss or kill -9) at every step of the swap (the crash
+ * simulator); compression and compaction leave each other's segments
+ * alone, and nothing is lost whichever runs first; a copy of the
  * compacted directory (a backup with gaps) opens and verifies; a gap in a
  * segment not marked compacted stays damage.
  * SB_COMPACT_SEEDS: workloads per generated test (default 2);
@@ -586,7 +588,10 @@ Test(compact, crash_at_every_step_of_the_swap)
 			fio_crash_at(f, kinds[ki], step);
 			(void)sb_log_compact(ut_topic(s, "t"), now, NULL);
 			sb_store_close(s);
-			cr_assert_eq(fio_crash_apply(f, step * 131 + ki, FIO_CRASH_RANDOM, NULL), 0);
+			/* a power loss, or (every other point) a kill -9: the
+			 * process gone, everything it wrote kept */
+			int mode = step % 2 ? FIO_CRASH_RANDOM : FIO_CRASH_KEEP_ALL;
+			cr_assert_eq(fio_crash_apply(f, step * 131 + ki, mode, NULL), 0);
 			fio_free(f);
 			/* Whatever survived: a log that opens, verifies, and
 			 * reads each record right or as compacted away (never
@@ -668,4 +673,54 @@ Test(compact, a_keyless_topic_is_not_replayed_at_open)
 	cr_assert_eq(wrong, 0);
 	cr_assert_eq(sb_store_close(s), 0);
 	fio_free(f);
+}
+
+/* ---- compressed segments ---------------------------------------------------- */
+
+/* A topic that is both compressed and compacted (sb_log_compress and
+ * sb_log_compact called by hand, in both orders): neither touches the
+ * other's segments (compressed blocks have dense offsets), and every
+ * record reads as the model says. */
+Test(compact, compression_and_compaction_leave_each_other_alone)
+{
+	for (int order = 0; order < 2; order++) {
+		ut_env_fini(&env);
+		cr_assert_eq(ut_env_init(&env, "compact"), 0);
+		sb_log_config c = ccfg();
+		c.compression = SB_COMPRESS_LZ4;
+		c.compression_block_bytes = 1024;
+		uint64_t seed = 31 + (uint64_t)order;
+		sb_store *s;
+		sb_compact_stats st;
+		sb_log_stats ls;
+		size_t done = 0;
+		fio *f = quick_io();
+		model_reset();
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		sb_log *l = ut_topic(s, "t");
+		workload(l, &seed, 1200, NKEYS);
+		unkeyed(l, 60);
+		cr_assert_eq(sb_log_sync(l), 0);
+		if (order == 0) { /* compacted first: then only the segments it left as they were are compressed */
+			cr_assert_eq(sb_log_compact(l, T0, &st), 0);
+			cr_assert_gt(st.segments, 0);
+			model_compact(&st, T0);
+			cr_assert_eq(sb_log_compress(l, &done), 0);
+			cr_assert_eq(sb_log_get_stats(l, &ls), 0);
+			cr_assert_leq(ls.compressed, ls.segments - 1 - st.segments, "%u compressed, %u compacted of %u",
+				      ls.compressed, st.segments, ls.segments);
+		} else { /* compressed first: then nothing is compacted */
+			cr_assert_eq(sb_log_compress(l, &done), 0);
+			cr_assert_gt(done, 0);
+			cr_assert_eq(sb_log_compact(l, T0, &st), 0);
+			cr_assert_eq(st.segments, 0, "%u compressed segments compacted", st.segments);
+		}
+		check_log(l, order ? "compressed, then compacted" : "compacted, then compressed");
+		cr_assert_eq(sb_store_close(s), 0);
+		verify_clean(env.store, "compression and compaction");
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		check_log(ut_topic(s, "t"), "reopened");
+		cr_assert_eq(sb_store_close(s), 0);
+		fio_free(f);
+	}
 }
