@@ -279,6 +279,7 @@ EOF
 cflags=()
 grep -q '^SB_SANITIZE:BOOL=ON' "$SB_BUILD/CMakeCache.txt" 2>/dev/null &&
 	cflags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+grep -q '^SB_TSAN:BOOL=ON' "$SB_BUILD/CMakeCache.txt" 2>/dev/null && cflags=(-fsanitize=thread)
 cc -std=c11 -D_GNU_SOURCE -O1 "${cflags[@]}" -I"$SB_TOP/store/include" "$SB_TMP/gen.c" \
 	"$SB_BUILD/libsbstore.a" -llz4 -lzstd -lpthread -lm -o "$SB_TMP/gen" || sb_die "cannot build gen"
 SB_T=$((120 * SB_SLOW)) t "$SB_TMP/gen" "$SB_LOG" many "$N" || sb_die "gen"
