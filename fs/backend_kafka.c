@@ -256,7 +256,8 @@ static kc_rec *to_kc(const sbfs_rec *recs, size_t n, kc_rec *sb, kc_header **hs)
 				 .key_len = recs[i].key_len, .value = recs[i].value,
 				 .value_len = recs[i].value_len,
 				 .headers = recs[i].n_headers ? h + at : NULL,
-				 .nheaders = recs[i].n_headers };
+				 .nheaders = recs[i].n_headers,
+				 .tombstone = (recs[i].flags & SBFS_REC_TOMBSTONE) != 0 };
 		for (uint32_t j = 0; j < recs[i].n_headers; j++, at++) {
 			const sbfs_header *x = &recs[i].headers[j];
 			h[at] = (kc_header){ x->name, x->name_len, x->value, x->value_len };
@@ -407,6 +408,7 @@ static int kb_stat(sbfs_topic *t, uint64_t off, unsigned want, sbfs_recinfo *inf
 	}
 	*info = (sbfs_recinfo){ .offset = off, .timestamp_ns = x.rec.timestamp_ms * 1000000,
 				.value_len = x.rec.value_len, .key_len = x.rec.key_len,
+				.flags = x.rec.tombstone ? SBFS_REC_TOMBSTONE : 0,
 				.stream_pos = pos };
 	return 0;
 }
@@ -495,6 +497,20 @@ static int kb_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 	return 0;
 }
 
+/* .keys/: kafka_keys.c */
+static int kb_get_key(sbfs_topic *t, const void *key, size_t len, sbfs_recinfo *info)
+{
+	return kpart_get_key(P(t), key, len, info);
+}
+
+static int kb_list_keys(sbfs_topic *t, const void *from, size_t from_len,
+			int (*fn)(void *arg, const void *key, size_t key_len,
+				  const sbfs_recinfo *info),
+			void *arg)
+{
+	return kpart_list_keys(P(t), from, from_len, fn, arg);
+}
+
 static int kb_sync(sbfs_topic *t) { (void)t; return 0; } /* acknowledged = in the cluster */
 static int kb_retain(sbfs_backend *b, int64_t now_ns) { (void)b, (void)now_ns; return 0; }
 
@@ -580,6 +596,7 @@ static int kb_close(sbfs_backend *base)
 	b->c->ops->close(b->c);
 	for (size_t i = 0; i < b->ntopics; i++) {
 		kpart *p = b->topics[i];
+		kkeys_free(p);
 		pthread_mutex_destroy(&p->lock);
 		pthread_mutex_destroy(&p->xlock);
 		free(p->ix);
@@ -618,6 +635,8 @@ static const sbfs_backend_ops kafka_ops = {
 	.read_headers = kb_read_headers,
 	.read_stream = kb_read_stream,
 	.seek_time = kb_seek_time,
+	.get_key = kb_get_key,
+	.list_keys = kb_list_keys,
 	.delete_before = kb_delete_before,
 	.sync = kb_sync,
 	.retain = kb_retain,

@@ -19,6 +19,7 @@ typedef struct sbfs_kafka_config {
 	int num_partitions;     /* num.partitions: of a topic made by mkdir (1) */
 	int replication;        /* replication.factor: (-1: the broker's) */
 	int allow_topic_delete; /* allow_topic_delete: rmdir deletes a topic */
+	size_t keys_bytes;      /* keys_bytes: memory of the .keys/ maps (64 MiB) */
 } sbfs_kafka_config;
 
 void sbfs_kafka_config_init(sbfs_kafka_config *c);

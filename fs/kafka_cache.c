@@ -123,7 +123,7 @@ int kchunk_add(kchunk *ch, const kc_rec *r)
 	*o = (kcrec){ .offset = r->offset, .timestamp_ms = r->timestamp_ms,
 		      .value_len = (uint32_t)r->value_len, .key_len = (uint32_t)klen,
 		      .has_key = r->key != NULL, .headers_len = (uint32_t)hlen,
-		      .nheaders = (uint16_t)r->nheaders };
+		      .nheaders = (uint16_t)r->nheaders, .tombstone = r->tombstone != 0 };
 	o->value = put_bytes(ch, r->value, r->value_len);
 	o->key = put_bytes(ch, r->key, klen);
 	o->headers = ch->len;

@@ -31,6 +31,7 @@ typedef struct kcrec {
 	uint32_t headers_len;
 	uint16_t nheaders;
 	uint8_t has_key;
+	uint8_t tombstone;      /* a null value (kc_rec.tombstone) */
 } kcrec;
 
 int kcache_new(size_t cap, kcache **out);

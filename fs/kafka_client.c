@@ -321,7 +321,8 @@ static int deliver(const rd_kafka_message_t *m, kc_rec_fn fn, void *arg)
 	rd_kafka_timestamp_type_t tt;
 	kc_rec r = { .offset = m->offset, .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
 		     .key = m->key, .key_len = m->key_len, .value = m->payload,
-		     .value_len = m->len, .headers = hb, .nheaders = nh };
+		     .value_len = m->len, .headers = hb, .nheaders = nh,
+		     .tombstone = m->payload == NULL };
 	if (!r.value)
 		r.value = "";
 	int rc = fn(arg, &r);

@@ -39,6 +39,9 @@ typedef struct kc_rec {
 	size_t value_len;
 	const kc_header *headers;
 	size_t nheaders;
+	int tombstone;          /* Kafka's null value (value_len 0): a delete
+				 * marker for its key (kcat -Z with an empty
+				 * value; rm of .keys/K) */
 } kc_rec;
 
 /* fn for each topic: its name and partition count. fn returns 0 to go on. */

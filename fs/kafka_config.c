@@ -13,6 +13,7 @@
 void sbfs_kafka_config_init(sbfs_kafka_config *c)
 {
 	*c = (sbfs_kafka_config){ .cache_bytes = 64u << 20, .timeout_ms = 30000,
+				  .keys_bytes = 64u << 20,
 				  .num_partitions = 1, .replication = -1 };
 }
 
@@ -52,6 +53,11 @@ int sbfs_kafka_config_set(sbfs_kafka_config *c, const char *key, const char *val
 	if (!strcmp(key, "cache_bytes")) {
 		if ((rc = num(key, value, 1 << 20, (long long)1 << 40, &x, err, errlen)) == 0)
 			c->cache_bytes = (size_t)x;
+		return rc;
+	}
+	if (!strcmp(key, "keys_bytes")) {
+		if ((rc = num(key, value, 4096, (long long)1 << 40, &x, err, errlen)) == 0)
+			c->keys_bytes = (size_t)x;
 		return rc;
 	}
 	if (!strcmp(key, "timeout_ms")) {
@@ -112,7 +118,9 @@ const char sbfs_kafka_usage[] =
 	"  (LOG_DIR is not used; a topic of one partition is a directory):\n"
 	"  [kafka] bootstrap.servers HOST:PORT,... (required), timeout_ms 30000 (calls\n"
 	"          fail with EIO or ETIMEDOUT after it), cache_bytes 67108864 (fetched\n"
-	"          records kept in memory), num.partitions 1 and replication.factor -1\n"
+	"          records kept in memory), keys_bytes 67108864 (the key maps of .keys/:\n"
+	"          past it .keys/ fails with ENOBUFS), num.partitions 1 and\n"
+	"          replication.factor -1\n"
 	"          (the broker's) of a topic made by mkdir, allow_topic_delete false\n"
 	"          (rmdir of an empty topic deletes it); any other key is a librdkafka\n"
 	"          property (security.protocol, sasl.*, ssl.*, acks (default all),\n"

@@ -5,7 +5,8 @@
  * kafka_stream.c (records through the cache, the stream index) and
  * kafka_route.c (topics of several partitions). Only those include it
  * (and the unit tests). Lock order: kbackend.tlock, kpart.xlock, kpart.lock, the
- * cache's lock.
+ * cache's lock; kafka_keys.c's kkeys.lock (never with xlock) before
+ * kpart.lock.
  */
 #ifndef SBFS_KAFKA_PART_H
 #define SBFS_KAFKA_PART_H
@@ -50,6 +51,7 @@ typedef struct kpart {
 	int64_t mtime_ms;       /* newest indexed record's time */
 	int64_t hint_off;       /* where the last stream read ended */
 	uint64_t hint_pos;
+	struct kkeys *keys;     /* .keys/: made at first use (kafka_keys.c) */
 } kpart;
 
 struct kbackend {
@@ -64,6 +66,8 @@ struct kbackend {
 	int64_t listed_ms;
 	_Atomic unsigned next_part; /* keyless appends to a topic of several
 				     * partitions: one partition each, in turn */
+	_Atomic size_t keys_used;   /* bytes of every partition's key map
+				     * (kafka_keys.c), at most cfg.keys_bytes */
 	pthread_t refresher;
 	pthread_mutex_t slock;  /* guards stop */
 	pthread_cond_t scond;
@@ -108,6 +112,10 @@ int kpart_update_wm_in(kpart *p, int wait_ms);
 int kpart_update_wm(kpart *p);
 /* The watermarks, asked once; marks the partition followed by the refresher. */
 int kpart_known(kpart *p);
+/* fn for each record with an offset in [from, to), in order (fetched
+ * through the cache); fn returns 0 to go on, 1 to stop, or an error. */
+typedef int (*kpart_rec_fn)(void *arg, const kchunk *ch, const kcrec *r);
+int kpart_each(kpart *p, int64_t from, int64_t to, kpart_rec_fn fn, void *arg);
 /* The record at off into x (its bytes as x asks); -ENOENT if none. */
 int kpart_record(kpart *p, int64_t off, find_ctx *x);
 /* One more record at the index's end (lock held). */
@@ -131,5 +139,17 @@ int kpart_append(kpart *p, const sbfs_rec *recs, size_t n, uint64_t *first);
  * (no records; its partitions' newest time). */
 int kgroup_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first);
 int kgroup_bounds(kpart *g, sbfs_bounds *out);
+/* The partition a record with this key goes to (librdkafka's default
+ * partitioner). */
+uint32_t kgroup_part_of_key(const void *key, size_t len, uint32_t nparts);
+
+/* kafka_keys.c: backend.h's get_key and list_keys on a kpart (a partition,
+ * or a topic of several: its keys are its partitions' keys); kkeys_free
+ * at close. */
+int kpart_get_key(kpart *p, const void *key, size_t len, sbfs_recinfo *info);
+int kpart_list_keys(kpart *p, const void *from, size_t from_len,
+		    int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info),
+		    void *arg);
+void kkeys_free(kpart *p);
 
 #endif

@@ -65,7 +65,7 @@ static int chunk_at(kpart *p, int64_t off, kchunk **out)
 	return 0;
 }
 
-typedef int (*rec_fn)(void *arg, const kchunk *ch, const kcrec *r);
+typedef kpart_rec_fn rec_fn;
 
 /* fn for each record with an offset in [from, to), in order; fn returns
  * 0 to go on, 1 to stop, or an error. */
@@ -92,6 +92,11 @@ static int each_rec(kpart *p, int64_t from, int64_t to, rec_fn fn, void *arg)
 			return rc > 0 ? 0 : rc;
 	}
 	return 0;
+}
+
+int kpart_each(kpart *p, int64_t from, int64_t to, kpart_rec_fn fn, void *arg)
+{
+	return each_rec(p, from, to, fn, arg);
 }
 
 /* ---- the stream index ---- */

@@ -4,8 +4,10 @@
 # (payloads, keys, timestamps; .log, record files, random positions),
 # lines and created files appended through the mount consumed by kcat,
 # tail -f following kcat's records, concurrent writers, a broker
-# restart. What the mock of librdkafka 2.0.2 cannot serve (CreateTopics,
-# DeleteRecords) is tested in tests/unit/test_kafka_backend.c; the cluster
+# restart, .keys/ (kcat's keyed records by key, its -Z tombstones; writes
+# and rm through .keys/K as kcat sees them). What the mock of librdkafka
+# 2.0.2 cannot serve (CreateTopics, DeleteRecords, offsets for times) is
+# tested in tests/unit/test_kafka_backend.c; the cluster
 # going away mid-write is t_kafka_down.sh.
 . "$(dirname "$0")/lib.sh"
 . "$SB_TOP/tests/integration/lib_kafka.sh"
@@ -166,9 +168,37 @@ case_ ".since/TIME answers (the 2.0.2 mock cannot look up by time: it says -1, s
 assert_ok cat "$M/prod/.since/@0"
 assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.since/yesterday")" "a bad TIME"
 
-case_ ".keys/ is not served over Kafka yet: ENOTSUP, not a hang or a wrong answer"
-assert_eq ENOTSUP "$(pyerr 'os.listdir(sys.argv[2])' "$M/prod/.keys")" "ls .keys"
-assert_eq ENOTSUP "$(pyerr 'open(sys.argv[2])' "$M/prod/.keys/k")" "cat .keys/K"
+case_ ".keys/ over Kafka: kcat's keyed records by key, a newer value wins, a kcat tombstone (-Z: a null value) removes the key"
+# kcat -K gave key0..key299 one record each (the 20 files have no key)
+python3 - "$SB_TMP" <<'EOF'
+import os, sys
+d = sys.argv[1]
+keys = {}
+for line in open(os.path.join(d, 'lines'), 'rb'):
+    k, v = line.rstrip(b'\n').split(b'\t', 1)
+    keys[k] = v
+open(os.path.join(d, 'key42.want'), 'wb').write(keys[b'key42'])
+keys[b'key5'] = b'newer five'
+del keys[b'key7']
+open(os.path.join(d, 'keys.want'), 'wb').write(b''.join(k + b'\n' for k in sorted(keys)))
+EOF
+base=$(sb_count "$M/prod")
+printf 'key5\tnewer five\nkey7\t\n' | kc -P -t prod -K $'\t' -Z || sb_die "kcat -P -Z"
+# the mount follows the partition within about a second
+for _ in $(seq 50); do [ "$(cat "$M/prod/.keys/key5" 2>/dev/null)" = "newer five" ] && break; sleep 0.1; done
+assert_eq "newer five" "$(cat "$M/prod/.keys/key5")" "a newer value wins"
+assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.keys/key7")" "a kcat tombstone removes the key"
+t ls "$M/prod/.keys" >"$SB_TMP/keys.got"
+assert_ok cmp "$SB_TMP/keys.want" "$SB_TMP/keys.got"
+assert_ok cmp "$SB_TMP/key42.want" "$M/prod/.keys/key42"
+assert_eq "$base" "$(getfattr --only-values -n user.streambus.offset "$M/prod/.keys/key5" 2>/dev/null)" "its record's offset"
+
+case_ "writes through .keys/K append a keyed record, rm a tombstone (a null value kcat sees)"
+assert_sh_ok 'printf "via mount" > "$1"' "$M/prod/.keys/new-key"
+assert_eq "via mount" "$(cat "$M/prod/.keys/new-key")" "read back"
+assert_ok rm "$M/prod/.keys/key42"
+assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.keys/key42")" "rm'ed"
+assert_eq "key7:-1|new-key:9|key42:-1|" "$(kc -C -t prod -o $((base + 1)) -e -q -Z -f '%k:%S|')" "kcat sees the records (%S -1: a null value)"
 
 case_ "statfs answers; rm and mkdir are what the mock cannot do (see the unit test)"
 assert_ok df "$M"

@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,16 @@
 
 #include "kafka.h"
 #include "kafka_part.h"
+
+/* The daemon's log (errors.c), here: stderr. */
+void sbfs_log(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 /* ---- the fake cluster ---- */
 
@@ -31,6 +42,7 @@ typedef struct frec {
 	size_t key_len;
 	char *val;
 	size_t len;
+	int tomb;               /* a null value */
 } frec;
 
 /* One partition: a topic of n partitions is n of them, `part` 0..n-1,
@@ -106,9 +118,12 @@ static void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t 
 	frec *r = &t->recs[t->hi++];
 	r->key = key ? memcpy(malloc(klen + 1), key, klen) : NULL;
 	r->key_len = klen;
-	r->val = memcpy(malloc(len + 1), v, len);
+	r->val = malloc(len + 1);
+	if (len)
+		memcpy(r->val, v, len);
 	r->len = len;
 	r->ts = ts;
+	r->tomb = 0;
 }
 
 static int f_list(kc *c, kc_topic_fn fn, void *arg)
@@ -173,7 +188,8 @@ static int f_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 		kc_header hs[2] = { { "trace", 5, hv, (size_t)hl }, { "trace", 5, "", 0 } };
 		kc_rec k = { .offset = o, .timestamp_ms = r->ts, .key = r->key,
 			     .key_len = r->key_len, .value = r->val, .value_len = r->len,
-			     .headers = o % 2 ? hs : NULL, .nheaders = o % 2 ? 2 : 0 };
+			     .headers = o % 2 ? hs : NULL, .nheaders = o % 2 ? 2 : 0,
+			     .tombstone = r->tomb };
 		rc = fn(arg, &k);
 	}
 	pthread_mutex_unlock(&f->m);
@@ -190,6 +206,7 @@ static int f_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offs)
 		f->headers_produced += recs[i].nheaders;
 		fput(p->t, recs[i].key, recs[i].key_len, recs[i].value, recs[i].value_len,
 		     recs[i].timestamp_ms ? recs[i].timestamp_ms : 1700000000000);
+		p->t->recs[p->t->hi - 1].tomb = recs[i].tombstone;
 	}
 	pthread_mutex_unlock(&f->m);
 	return rc;
@@ -879,5 +896,209 @@ Test(kafka_backend, mkdir_and_rmdir_of_a_topic_of_several_partitions)
 	cr_assert_eq(b->ops->append(g, &r, 1, NULL), -ENOENT);
 	sbfs_bounds bd;
 	cr_assert_eq(b->ops->bounds(g, 0, &bd), -ENOENT);
+	b->ops->close(b);
+}
+
+/* ---- .keys/ (kafka_keys.c) ---- */
+
+typedef struct kmodel {
+	int64_t off[200];       /* the latest record of key k%03d, or -1 */
+	int tomb[200];
+	uint32_t len[200];
+} kmodel;
+
+typedef struct klist {
+	char keys[400][16];
+	sbfs_recinfo ri[400];
+	int n;
+} klist;
+
+static int klist_cb(void *arg, const void *key, size_t len, const sbfs_recinfo *ri)
+{
+	klist *l = arg;
+	cr_assert_lt(len, 16);
+	memcpy(l->keys[l->n], key, len);
+	l->keys[l->n][len] = 0;
+	l->ri[l->n++] = *ri;
+	return 0;
+}
+
+/* What list_keys and get_key answer is the model: every key whose latest
+ * record (not below lo) is not a tombstone, in byte order, with that
+ * record; a listing resumed at a key gives the rest. */
+static void check_keys(sbfs_backend *b, sbfs_topic *t, const kmodel *m, int64_t lo)
+{
+	klist l = { .n = 0 };
+	cr_assert_eq(b->ops->list_keys(t, NULL, 0, klist_cb, &l), 0);
+	int at = 0;
+	for (int k = 0; k < 200; k++) {
+		char key[16];
+		int kl = snprintf(key, sizeof key, "k%03d", k);
+		sbfs_recinfo ri;
+		int rc = b->ops->get_key(t, key, (size_t)kl, &ri);
+		if (m->off[k] < lo || m->tomb[k]) {
+			cr_assert_eq(rc, -ENOENT, "%s: %d", key, rc);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s", key);
+		cr_assert_eq(ri.offset, (uint64_t)m->off[k], "%s", key);
+		cr_assert_eq(ri.value_len, m->len[k]);
+		cr_assert_eq(ri.key_len, (uint32_t)kl);
+		cr_assert_lt(at, l.n, "%s not listed", key);
+		cr_assert_str_eq(l.keys[at], key);
+		cr_assert_eq(l.ri[at].offset, (uint64_t)m->off[k]);
+		at++;
+	}
+	cr_assert_eq(at, l.n, "listed keys the model does not have");
+	if (l.n > 2) {
+		klist r = { .n = 0 };
+		const char *from = l.keys[l.n / 2];
+		cr_assert_eq(b->ops->list_keys(t, from, strlen(from), klist_cb, &r), 0);
+		cr_assert_eq(r.n, l.n - l.n / 2);
+		cr_assert_str_eq(r.keys[0], from);
+	}
+}
+
+Test(kafka_backend, keys_are_each_keys_latest_record)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	kmodel m;
+	for (int k = 0; k < 200; k++)
+		m.off[k] = -1;
+	srand(11);
+	/* 3000 records of 200 keys (some without a key, some tombstones),
+	 * in fetches of 100: the map is made across many chunks */
+	for (int64_t o = 0; o < 3000; o++) {
+		int k = rand() % 200, keyed = rand() % 8, tomb = keyed && rand() % 10 == 0;
+		char key[16], val[64];
+		int kl = snprintf(key, sizeof key, "k%03d", k);
+		int vl = tomb ? 0 : snprintf(val, sizeof val, "v%ld-%d", (long)o, rand() % 1000);
+		fput(ft, keyed ? key : NULL, keyed ? (size_t)kl : 0, val, (size_t)vl,
+		     1700000000000 + o);
+		ft->recs[o].tomb = tomb;
+		if (keyed) {
+			m.off[k] = o;
+			m.tomb[k] = tomb;
+			m.len[k] = (uint32_t)vl;
+		}
+	}
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	check_keys(b, t, &m, 0);
+	int fetches = f->fetches;
+	check_keys(b, t, &m, 0);
+	cr_assert_eq(f->fetches, fetches, "the map is made once: no fetch the second time");
+	/* appends through the backend: a newer value wins, a tombstone
+	 * removes the key (a Kafka null value), a new key shows */
+	sbfs_rec recs[3] = {
+		{ .key = "k005", .key_len = 4, .value = "newer", .value_len = 5 },
+		{ .key = "k006", .key_len = 4, .flags = SBFS_REC_TOMBSTONE },
+		{ .key = "k199", .key_len = 4, .value = "last", .value_len = 4 },
+	};
+	uint64_t first;
+	cr_assert_eq(b->ops->append(t, recs, 3, &first), 0);
+	cr_assert_eq(first, 3000);
+	cr_assert(ft->recs[3001].tomb, "the tombstone went to the cluster as a null value");
+	m.off[5] = 3000, m.tomb[5] = 0, m.len[5] = 5;
+	m.off[6] = 3001, m.tomb[6] = 1;
+	m.off[199] = 3002, m.tomb[199] = 0, m.len[199] = 4;
+	check_keys(b, t, &m, 0);
+	sbfs_recinfo ri;
+	cr_assert_eq(b->ops->stat_record(t, 3001, 0, &ri), 0);
+	cr_assert(ri.flags & SBFS_REC_TOMBSTONE);
+	cr_assert_eq(b->ops->stat_record(t, 3000, 0, &ri), 0);
+	cr_assert_eq(ri.flags, 0);
+	/* records deleted (DeleteRecords): keys whose latest record went
+	 * have none */
+	cr_assert_eq(b->ops->delete_before(t, 1500), 0);
+	check_keys(b, t, &m, 1500);
+	/* another producer's record shows once the refresher sees it */
+	pthread_mutex_lock(&f->m);
+	fput(ft, "k007", 4, "other", 5, 1800000000000);
+	pthread_mutex_unlock(&f->m);
+	m.off[7] = 3003, m.tomb[7] = 0, m.len[7] = 5;
+	for (int i = 0; i < 300; i++) {
+		if (b->ops->get_key(t, "k007", 4, &ri) == 0 && ri.offset == 3003)
+			break;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	check_keys(b, t, &m, 1500);
+	b->ops->close(b);
+}
+
+Test(kafka_backend, keys_past_keys_bytes_fail_with_enobufs)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	ftopic *small = fake_topic(f, "s", 1);
+	for (int i = 0; i < 5000; i++) {
+		char key[16];
+		int kl = snprintf(key, sizeof key, "key-%d", i);
+		fput(ft, key, (size_t)kl, "v", 1, 1700000000000 + i);
+	}
+	fput(small, "a", 1, "x", 1, 1700000000000);
+	sbfs_kafka_config cfg;
+	sbfs_kafka_config_init(&cfg);
+	cfg.cache_bytes = 8 << 20;
+	cfg.keys_bytes = 64 << 10; /* 5000 keys need ~400 KiB */
+	sbfs_backend *b = NULL;
+	cr_assert_eq(sbfs_backend_kafka_open_client(&cfg, &f->base, &b), 0);
+	sbfs_topic *t = topic(b, "t");
+	sbfs_recinfo ri;
+	klist l = { .n = 0 };
+	cr_assert_eq(b->ops->get_key(t, "key-1", 5, &ri), -ENOBUFS);
+	cr_assert_eq(b->ops->get_key(t, "key-1", 5, &ri), -ENOBUFS, "stays refused");
+	cr_assert_eq(b->ops->list_keys(t, NULL, 0, klist_cb, &l), -ENOBUFS);
+	cr_assert_eq(l.n, 0, "nothing partial");
+	/* the refused map gave its memory back: another topic's fits */
+	cr_assert_eq(b->ops->get_key(topic(b, "s"), "a", 1, &ri), 0);
+	cr_assert_eq(ri.offset, 0);
+	cr_assert_eq(sbfs_kafka_config_set(&cfg, "keys_bytes", "12", (char[128]){ 0 }, 128),
+		     -EINVAL);
+	b->ops->close(b);
+}
+
+Test(kafka_backend, keys_of_a_topic_of_several_partitions)
+{
+	fake *f = fake_new();
+	ftopic *w = fake_topic(f, "wide", 3);
+	/* "dup" produced to partitions 0 and 2 by a producer that chose
+	 * them: its newest record by time counts */
+	fput(&w[0], "dup", 3, "old", 3, 1700000000000);
+	fput(&w[2], "dup", 3, "newest", 6, 1700000000500);
+	sbfs_backend *b = open_backend(f, 8 << 20, 0);
+	sbfs_topic *t = topic(b, "wide");
+	sbfs_rec recs[60];
+	char keys[60][8];
+	for (int i = 0; i < 60; i++) {
+		snprintf(keys[i], sizeof keys[i], "g%02d", i);
+		recs[i] = (sbfs_rec){ .key = keys[i], .key_len = 3, .value = keys[i],
+				      .value_len = 3 };
+	}
+	cr_assert_eq(b->ops->append(t, recs, 60, NULL), 0);
+	klist l = { .n = 0 };
+	cr_assert_eq(b->ops->list_keys(t, NULL, 0, klist_cb, &l), 0);
+	cr_assert_eq(l.n, 61);
+	cr_assert_str_eq(l.keys[0], "dup");
+	cr_assert_eq(l.ri[0].value_len, 6);
+	for (int i = 0; i < 60; i++) {
+		cr_assert_str_eq(l.keys[i + 1], keys[i]);
+		sbfs_recinfo ri;
+		cr_assert_eq(b->ops->get_key(t, keys[i], 3, &ri), 0);
+		/* the partition its key picks holds it, at that offset */
+		sbfs_topic *pt;
+		cr_assert_eq(b->ops->part_get(t, crc32_ref(keys[i]) % 3, &pt), 0);
+		sbfs_recinfo pr;
+		cr_assert_eq(b->ops->get_key(pt, keys[i], 3, &pr), 0);
+		cr_assert_eq(pr.offset, ri.offset);
+	}
+	/* a tombstone through the topic removes the key */
+	sbfs_rec tomb = { .key = "g07", .key_len = 3, .flags = SBFS_REC_TOMBSTONE };
+	cr_assert_eq(b->ops->append(t, &tomb, 1, NULL), 0);
+	sbfs_recinfo ri;
+	cr_assert_eq(b->ops->get_key(t, "g07", 3, &ri), -ENOENT);
+	cr_assert_eq(b->ops->get_key(t, "dup", 3, &ri), 0);
+	cr_assert_eq(ri.value_len, 6);
 	b->ops->close(b);
 }
