@@ -121,12 +121,29 @@ static int named(const sbfs_pending *p, sbfs_tentry *te, const char *name, int k
 	return p->te == te && (!*name || (p->keyview == keyview && strcmp(p->name, name) == 0));
 }
 
+/* Is all of p a record already (closed, its release not yet here)? Then a
+ * key's name is that record's: `echo v > .keys/K; cat .keys/K` must not
+ * find the file (whose bytes are the record's now) before the record. */
+static int appended(sbfs_pending *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int done = p->committed && !p->dirty;
+	pthread_mutex_unlock(&p->lock);
+	return done;
+}
+
+/* named(), but in .keys/ not a file all of which is a record already. */
+static int named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview)
+{
+	return named(p, te, name, keyview) && !(keyview && *name && appended(p));
+}
+
 static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, struct stat *st)
 {
 	int rc = -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (named(p, te, name, keyview)) {
+		if (named_live(p, te, name, keyview)) {
 			if (st)
 				sbfs_pending_stat(fs, p, st);
 			rc = 0;
@@ -156,7 +173,7 @@ static int unlink_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview)
 		return -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (named(p, te, name, keyview)) {
+		if (named_live(p, te, name, keyview)) {
 			pending_unlink_locked(fs, p);
 			if (p->opens == 0)
 				dead = p;
@@ -342,7 +359,7 @@ static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry
 {
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *q = fs->pending; unique && q; q = q->next)
-		if (named(q, p->te, p->name, p->keyview)) {
+		if (named_live(q, p->te, p->name, p->keyview)) {
 			pthread_mutex_unlock(&fs->plock);
 			pending_free(p);
 			return -EEXIST;

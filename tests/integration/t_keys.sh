@@ -24,7 +24,7 @@ SB_TOOL=$SB_BUILD/streambus
 
 sb_mount
 M=$SB_MNT
-mkdir "$M/t" || sb_die "mkdir"
+mkdir "$M/t" "$M/n" || sb_die "mkdir"
 
 # ---------------------------------------------------------------------------
 case_ "echo, echo >>, cp, a file created in the topic, cat, stat, xattrs"
@@ -58,6 +58,37 @@ assert_eq "$(head -c 14 "$M/t/.log")" "v1
 v2
 v2
 more" ".log has every value"
+
+# ---------------------------------------------------------------------------
+case_ "right after the close: cat finds the new value, rm removes it"
+# (the kernel sends RELEASE after close() returns: the daemon may see the
+# next lookup first; four writers at once make that likely)
+cat >"$SB_TMP/race.py" <<'EOF'
+import os, sys
+d, tag = sys.argv[1], sys.argv[2]
+bad = []
+for i in range(250):
+    p = os.path.join(d, "%s%d" % (tag, i))
+    with open(p, "w") as f:
+        f.write("v%d" % i)
+    try:
+        with open(p) as f:
+            if f.read() != "v%d" % i:
+                bad.append(p)
+    except OSError as e:
+        bad.append("%s: %s" % (p, e))
+    q = os.path.join(d, "m%s%d" % (tag, i))
+    with open(q, "w") as f:
+        f.write("x")
+    os.unlink(q)
+left = [x for x in os.listdir(d) if x.startswith("m" + tag)]
+print("ok" if not bad and not left else "%d bad (%s), %d left" % (len(bad), bad[:2], len(left)))
+EOF
+for w in a b c d; do t python3 "$SB_TMP/race.py" "$M/n/.keys" $w >"$SB_TMP/race.$w" 2>&1 & done
+wait
+for w in a b c d; do
+	assert_eq "ok" "$(cat "$SB_TMP/race.$w")" "writer $w: 250 keys read back at once, 250 removed at once"
+done
 
 # ---------------------------------------------------------------------------
 case_ "rm appends a tombstone"
