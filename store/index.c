@@ -8,33 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "index.h"
 #include "fsutil.h"
 #include "sb_io.h"
 
-/* A segment's entries are one array (lookups, save and load want it
- * contiguous) that never moves under a reader: the first SMALL_ENTRIES live
- * on the heap, so that an index of a few entries (most topics, most sealed
- * segments) costs a few hundred bytes rather than a page of anonymous
- * memory; when that fills up, the appender copies them into an anonymous
- * mapping reserved for `cap` entries (pages are touched only as entries
- * are added) and publishes it before the next count. A reader loads the
- * count, then the array: either array holds the entries below that count.
- * The heap array stays until sb_index_free (a reader may still use it). */
+/* A segment's entries: an array that grows without moving under a reader
+ * (grow.h), the first SMALL_ENTRIES on the heap. */
 #define SMALL_ENTRIES 32
 
 struct sb_index {
-	_Atomic(sb_idx_entry *) e; /* small or map; set by the appender */
-	sb_idx_entry *small;       /* min(cap, SMALL_ENTRIES) entries, heap */
-	sb_idx_entry *map;         /* NULL until small is full */
-	size_t cap;
-	size_t small_cap;
-	size_t map_bytes;
-	_Atomic size_t n;          /* published entries; written by the appender */
+	sb_grow g;         /* the entries */
+	_Atomic size_t n;  /* published entries; written by the appender */
 };
 
 /* Entries in the last 8 KiB of an on-disk index: the "hot" tail. */
@@ -46,53 +34,31 @@ int sb_index_new(size_t cap, sb_index **out)
 
 	if (!ix)
 		return -ENOMEM;
-	if (cap < 1)
-		cap = 1;
-	ix->cap = cap;
-	ix->small_cap = cap < SMALL_ENTRIES ? cap : SMALL_ENTRIES;
-	ix->small = calloc(ix->small_cap, sizeof(sb_idx_entry));
-	if (!ix->small) {
+	if (sb_grow_init(&ix->g, sizeof(sb_idx_entry), cap, SMALL_ENTRIES)) {
 		free(ix);
 		return -ENOMEM;
 	}
-	atomic_init(&ix->e, ix->small);
 	atomic_init(&ix->n, 0);
 	*out = ix;
 	return 0;
 }
 
-/* Room for `need` entries (appender only): past the heap array, move to
- * the mapping. */
+/* Room for `need` entries (appender only). */
 static int reserve(sb_index *ix, size_t need)
 {
-	if (need <= ix->small_cap || ix->map)
-		return need <= ix->cap ? 0 : -ENOSPC;
-	if (need > ix->cap)
-		return -ENOSPC;
-	size_t bytes = (ix->cap * sizeof(sb_idx_entry) + 4095) & ~(size_t)4095;
-	sb_idx_entry *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return -ENOMEM;
-	memcpy(m, ix->small, atomic_load_explicit(&ix->n, memory_order_relaxed) * sizeof(*m));
-	ix->map = m;
-	ix->map_bytes = bytes;
-	atomic_store_explicit(&ix->e, m, memory_order_release);
-	return 0;
+	return sb_grow_reserve(&ix->g, need, atomic_load_explicit(&ix->n, memory_order_relaxed));
 }
 
 static sb_idx_entry *entries(const sb_index *ix)
 {
-	return atomic_load_explicit(&((sb_index *)ix)->e, memory_order_acquire);
+	return sb_grow_entries(&ix->g);
 }
 
 void sb_index_free(sb_index *ix)
 {
 	if (!ix)
 		return;
-	if (ix->map)
-		munmap(ix->map, ix->map_bytes);
-	free(ix->small);
+	sb_grow_fini(&ix->g);
 	free(ix);
 }
 

@@ -8,24 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
 #include "fsutil.h"
+#include "grow.h"
 #include "timeindex.h"
 
-/* As in index.c: a few entries on the heap (most segments of most topics
- * need no more), then an anonymous mapping reserved for `cap` entries that
- * never moves under a reader. The heap array stays until free. */
+/* As in index.c: an array that grows without moving under a reader
+ * (grow.h), a few entries on the heap (most segments of most topics need
+ * no more). */
 #define SMALL_ENTRIES 8
 
 struct sb_tindex {
-	_Atomic(sb_tix_entry *) e;  /* small or map; set by the appender */
-	sb_tix_entry *small;
-	sb_tix_entry *map;
-	size_t cap, small_cap, map_bytes;
+	sb_grow g;                   /* the entries */
 	_Atomic size_t n;            /* published entries */
 	_Atomic int64_t max_ts;      /* largest timestamp fed, INT64_MIN: none */
 	_Atomic uint32_t open_start; /* first record of the open interval */
@@ -39,14 +36,10 @@ int sb_tindex_new(size_t cap, sb_tindex **out)
 
 	if (!t)
 		return -ENOMEM;
-	t->cap = cap < 1 ? 1 : cap;
-	t->small_cap = t->cap < SMALL_ENTRIES ? t->cap : SMALL_ENTRIES;
-	t->small = calloc(t->small_cap, sizeof(sb_tix_entry));
-	if (!t->small) {
+	if (sb_grow_init(&t->g, sizeof(sb_tix_entry), cap, SMALL_ENTRIES)) {
 		free(t);
 		return -ENOMEM;
 	}
-	atomic_init(&t->e, t->small);
 	atomic_init(&t->n, 0);
 	atomic_init(&t->max_ts, INT64_MIN);
 	atomic_init(&t->open_start, 0);
@@ -59,34 +52,19 @@ void sb_tindex_free(sb_tindex *t)
 {
 	if (!t)
 		return;
-	if (t->map)
-		munmap(t->map, t->map_bytes);
-	free(t->small);
+	sb_grow_fini(&t->g);
 	free(t);
 }
 
 static sb_tix_entry *entries(const sb_tindex *t)
 {
-	return atomic_load_explicit(&((sb_tindex *)t)->e, memory_order_acquire);
+	return sb_grow_entries(&t->g);
 }
 
 /* Room for `need` entries (appender only). */
 static int reserve(sb_tindex *t, size_t need)
 {
-	if (need > t->cap)
-		return -ENOSPC;
-	if (need <= t->small_cap || t->map)
-		return 0;
-	size_t bytes = (t->cap * sizeof(sb_tix_entry) + 4095) & ~(size_t)4095;
-	sb_tix_entry *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0);
-	if (m == MAP_FAILED)
-		return -ENOMEM;
-	memcpy(m, t->small, atomic_load_explicit(&t->n, memory_order_relaxed) * sizeof(*m));
-	t->map = m;
-	t->map_bytes = bytes;
-	atomic_store_explicit(&t->e, m, memory_order_release);
-	return 0;
+	return sb_grow_reserve(&t->g, need, atomic_load_explicit(&t->n, memory_order_relaxed));
 }
 
 size_t sb_tindex_count(const sb_tindex *t)
