@@ -336,12 +336,44 @@ out:
 
 /* ---- get by key: ours and the peers ---------------------------------------- */
 
+/* One get of a table: key k's value copied into buf (VAL bytes); 0 or an
+ * error (the table's own code). */
+typedef int (*get_fn)(void *db, const uint8_t *k, uint8_t *buf);
+
+/* The figure of every table, the same loop: o->lookups random gets, twice
+ * (the first warms the cache); ns a get of the second pass. 0, or the
+ * first get's error. */
+static int time_gets(const kopts *o, get_fn get, void *db, double *ns)
+{
+	uint64_t seed = 7, sum = 0;
+	uint8_t k[GKEY], buf[VAL];
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t t0 = sb_bench_now();
+		for (uint64_t i = 0; i < o->lookups; i++) {
+			gkey(sb_bench_below(&seed, o->keys), k);
+			if ((rc = get(db, k, buf)))
+				return rc;
+			sum += buf[0];
+		}
+		*ns = ns_per(t0, o->lookups);
+	}
+	sb_bench_keep(sum);
+	return 0;
+}
+
+static int ours_get(void *l, const uint8_t *k, uint8_t *buf)
+{
+	size_t got;
+	return sb_log_get_key(l, k, GKEY, buf, VAL, &got, NULL);
+}
+
 static double get_ours(const kopts *o, const char *dir)
 {
 	sb_store_options so;
 	sb_store *s = NULL;
 	sb_log *l;
-	uint8_t k[GKEY], v[VAL], buf[VAL];
 	double r = -1;
 	int rc;
 
@@ -371,21 +403,8 @@ static double get_ours(const kopts *o, const char *dir)
 	double open_ms = (double)(sb_bench_now() - t0) / 1e6;
 	sb_log_key_stats ks;
 	sb_log_get_key_stats(l, &ks);
-	uint64_t seed = 7, sum = 0;
-	for (int pass = 0; pass < 2; pass++) { /* the first warms the cache */
-		t0 = sb_bench_now();
-		for (uint64_t i = 0; i < o->lookups; i++) {
-			uint64_t j = sb_bench_below(&seed, o->keys);
-			size_t got;
-			gkey(j, k);
-			if ((rc = sb_log_get_key(l, k, GKEY, buf, sizeof(buf), &got, NULL)))
-				goto out_err;
-			sum += buf[0];
-		}
-		r = ns_per(t0, o->lookups);
-	}
-	gval(0, v);
-	sb_bench_keep(sum + v[0]);
+	if ((rc = time_gets(o, ours_get, l, &r)))
+		goto out_err;
 	printf("get    ours (sb_log_get_key)  %8.1f ns  (%u tables, %llu keys in MemTable, open %.1f ms)\n", r,
 	       ks.tables, (unsigned long long)ks.memtable_keys, open_ms);
 	sb_store_close(s);
@@ -398,65 +417,68 @@ out_err:
 }
 
 #ifdef SB_HAVE_LEVELDB
+typedef struct ldb_ctx {
+	leveldb_t *db;
+	leveldb_readoptions_t *ro;
+	char *err;
+} ldb_ctx;
+
+static int ldb_get(void *arg, const uint8_t *k, uint8_t *buf)
+{
+	ldb_ctx *x = arg;
+	size_t vl;
+	char *p = leveldb_get(x->db, x->ro, (const char *)k, GKEY, &vl, &x->err);
+
+	if (!p || x->err)
+		return -1;
+	memcpy(buf, p, vl < VAL ? vl : VAL);
+	leveldb_free(p);
+	return 0;
+}
+
 static double get_leveldb(const kopts *o, const char *dir)
 {
-	char *err = NULL;
 	leveldb_options_t *opt = leveldb_options_create();
 	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
-	leveldb_readoptions_t *ro = leveldb_readoptions_create();
-	leveldb_t *db;
-	uint8_t k[GKEY], v[VAL], buf[VAL];
+	ldb_ctx x = {.ro = leveldb_readoptions_create()};
+	uint8_t k[GKEY], v[VAL];
 	double r = -1;
 
 	leveldb_options_set_create_if_missing(opt, 1);
-	db = leveldb_open(opt, dir, &err);
-	if (err)
+	x.db = leveldb_open(opt, dir, &x.err);
+	if (x.err)
 		goto out;
 	leveldb_writebatch_t *wb = leveldb_writebatch_create();
-	for (uint64_t i = 0; i < o->keys; i++) {
+	for (uint64_t i = 0; i < o->keys && !x.err; i++) {
 		gkey(i, k);
 		gval(i, v);
 		leveldb_writebatch_put(wb, (char *)k, GKEY, (char *)v, VAL);
 		if (i % 64 == 63 || i + 1 == o->keys) {
-			leveldb_write(db, wo, wb, &err);
+			leveldb_write(x.db, wo, wb, &x.err);
 			leveldb_writebatch_clear(wb);
-			if (err)
-				break;
 		}
 	}
 	leveldb_writebatch_destroy(wb);
-	leveldb_close(db);
-	if (err)
+	leveldb_close(x.db);
+	if (x.err)
 		goto out;
-	db = leveldb_open(opt, dir, &err);
-	if (err)
+	x.db = leveldb_open(opt, dir, &x.err);
+	if (x.err)
 		goto out;
-	uint64_t seed = 7, sum = 0;
-	for (int pass = 0; pass < 2 && !err; pass++) {
-		uint64_t t0 = sb_bench_now();
-		for (uint64_t i = 0; i < o->lookups; i++) {
-			size_t vl;
-			gkey(sb_bench_below(&seed, o->keys), k);
-			char *p = leveldb_get(db, ro, (char *)k, GKEY, &vl, &err);
-			if (!p || err)
-				break;
-			memcpy(buf, p, vl < VAL ? vl : VAL);
-			leveldb_free(p);
-			sum += buf[0];
-		}
-		r = ns_per(t0, o->lookups);
-	}
-	sb_bench_keep(sum);
-	leveldb_close(db);
-out:
-	if (err) {
-		printf("get    LevelDB: %s\n", err);
-		leveldb_free(err);
+	if (time_gets(o, ldb_get, &x, &r))
 		r = -1;
-	} else {
+	leveldb_close(x.db);
+out:
+	if (x.err)
+		printf("get    LevelDB: %s\n", x.err);
+	else if (r < 0)
+		printf("get    LevelDB: a key was not found\n");
+	else
 		printf("get    LevelDB (leveldb_get)  %8.1f ns\n", r);
-	}
-	leveldb_readoptions_destroy(ro);
+	if (x.err)
+		r = -1;
+	leveldb_free(x.err);
+	leveldb_readoptions_destroy(x.ro);
 	leveldb_writeoptions_destroy(wo);
 	leveldb_options_destroy(opt);
 	return r;
@@ -464,66 +486,69 @@ out:
 #endif
 
 #ifdef SB_HAVE_ROCKSDB
+typedef struct rdb_ctx {
+	rocksdb_t *db;
+	rocksdb_readoptions_t *ro;
+	char *err;
+} rdb_ctx;
+
+static int rdb_get(void *arg, const uint8_t *k, uint8_t *buf)
+{
+	rdb_ctx *x = arg;
+	size_t vl;
+	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(x->db, x->ro, (const char *)k, GKEY, &x->err);
+
+	if (!ps || x->err)
+		return -1;
+	const char *p = rocksdb_pinnableslice_value(ps, &vl);
+	memcpy(buf, p, vl < VAL ? vl : VAL);
+	rocksdb_pinnableslice_destroy(ps);
+	return 0;
+}
+
 static double get_rocksdb(const kopts *o, const char *dir)
 {
-	char *err = NULL;
 	rocksdb_options_t *opt = rocksdb_options_create();
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_t *db;
-	uint8_t k[GKEY], v[VAL], buf[VAL];
+	rdb_ctx x = {.ro = rocksdb_readoptions_create()};
+	uint8_t k[GKEY], v[VAL];
 	double r = -1;
 
 	rocksdb_options_set_create_if_missing(opt, 1);
-	db = rocksdb_open(opt, dir, &err);
-	if (err)
+	x.db = rocksdb_open(opt, dir, &x.err);
+	if (x.err)
 		goto out;
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	for (uint64_t i = 0; i < o->keys; i++) {
+	for (uint64_t i = 0; i < o->keys && !x.err; i++) {
 		gkey(i, k);
 		gval(i, v);
 		rocksdb_writebatch_put(wb, (char *)k, GKEY, (char *)v, VAL);
 		if (i % 64 == 63 || i + 1 == o->keys) {
-			rocksdb_write(db, wo, wb, &err);
+			rocksdb_write(x.db, wo, wb, &x.err);
 			rocksdb_writebatch_clear(wb);
-			if (err)
-				break;
 		}
 	}
 	rocksdb_writebatch_destroy(wb);
-	rocksdb_close(db);
-	if (err)
+	rocksdb_close(x.db);
+	if (x.err)
 		goto out;
-	db = rocksdb_open(opt, dir, &err);
-	if (err)
+	x.db = rocksdb_open(opt, dir, &x.err);
+	if (x.err)
 		goto out;
-	uint64_t seed = 7, sum = 0;
-	for (int pass = 0; pass < 2 && !err; pass++) {
-		uint64_t t0 = sb_bench_now();
-		for (uint64_t i = 0; i < o->lookups; i++) {
-			size_t vl;
-			gkey(sb_bench_below(&seed, o->keys), k);
-			rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(db, ro, (char *)k, GKEY, &err);
-			if (!ps || err)
-				break;
-			const char *p = rocksdb_pinnableslice_value(ps, &vl);
-			memcpy(buf, p, vl < VAL ? vl : VAL);
-			rocksdb_pinnableslice_destroy(ps);
-			sum += buf[0];
-		}
-		r = ns_per(t0, o->lookups);
-	}
-	sb_bench_keep(sum);
-	rocksdb_close(db);
-out:
-	if (err) {
-		printf("get    RocksDB: %s\n", err);
-		rocksdb_free(err);
+	if (time_gets(o, rdb_get, &x, &r))
 		r = -1;
-	} else {
+	rocksdb_close(x.db);
+out:
+	if (x.err)
+		printf("get    RocksDB: %s\n", x.err);
+	else if (r < 0)
+		printf("get    RocksDB: a key was not found\n");
+	else
 		printf("get    RocksDB (get_pinned)   %8.1f ns\n", r);
-	}
-	rocksdb_readoptions_destroy(ro);
+	if (x.err)
+		r = -1;
+	rocksdb_free(x.err);
+	rocksdb_readoptions_destroy(x.ro);
 	rocksdb_writeoptions_destroy(wo);
 	rocksdb_options_destroy(opt);
 	return r;
@@ -531,12 +556,35 @@ out:
 #endif
 
 #ifdef SB_HAVE_LMDB
+typedef struct lmdb_ctx {
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint64_t gets;
+} lmdb_ctx;
+
+/* one read transaction per 1,000 gets, reset and renewed */
+static int lmdb_get(void *arg, const uint8_t *k, uint8_t *buf)
+{
+	lmdb_ctx *x = arg;
+	MDB_val mk = {GKEY, (void *)k}, mv;
+	int rc;
+
+	if (++x->gets % 1000 == 0) {
+		mdb_txn_reset(x->txn);
+		if ((rc = mdb_txn_renew(x->txn)))
+			return rc;
+	}
+	if ((rc = mdb_get(x->txn, x->dbi, &mk, &mv)))
+		return rc;
+	memcpy(buf, mv.mv_data, mv.mv_size < VAL ? mv.mv_size : VAL);
+	return 0;
+}
+
 static double get_lmdb(const kopts *o, const char *dir)
 {
 	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	uint8_t k[GKEY], v[VAL], buf[VAL];
+	lmdb_ctx x = {0};
+	uint8_t k[GKEY], v[VAL];
 	double r = -1;
 	int rc;
 
@@ -545,45 +593,27 @@ static double get_lmdb(const kopts *o, const char *dir)
 	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)64 << 30)) ||
 	    (rc = mdb_env_open(env, dir, MDB_NOSYNC, 0644)))
 		goto out;
-	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) || (rc = mdb_dbi_open(txn, NULL, 0, &dbi)))
+	if ((rc = mdb_txn_begin(env, NULL, 0, &x.txn)) || (rc = mdb_dbi_open(x.txn, NULL, 0, &x.dbi)))
 		goto out;
 	for (uint64_t i = 0; i < o->keys; i++) {
 		gkey(i, k);
 		gval(i, v);
 		MDB_val mk = {GKEY, k}, mv = {VAL, v};
-		if ((rc = mdb_put(txn, dbi, &mk, &mv, 0)))
+		if ((rc = mdb_put(x.txn, x.dbi, &mk, &mv, 0)))
 			goto out;
 		if (i % 100000 == 99999) {
-			if ((rc = mdb_txn_commit(txn)) || (rc = mdb_txn_begin(env, NULL, 0, &txn)))
+			if ((rc = mdb_txn_commit(x.txn)) || (rc = mdb_txn_begin(env, NULL, 0, &x.txn)))
 				goto out;
 		}
 	}
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc || (rc = mdb_env_sync(env, 1)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+	rc = mdb_txn_commit(x.txn);
+	x.txn = NULL;
+	if (rc || (rc = mdb_env_sync(env, 1)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &x.txn)))
 		goto out;
-	uint64_t seed = 7, sum = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		uint64_t t0 = sb_bench_now();
-		for (uint64_t i = 0; i < o->lookups; i++) {
-			if (i % 1000 == 999) {
-				mdb_txn_reset(txn);
-				if ((rc = mdb_txn_renew(txn)))
-					goto out;
-			}
-			gkey(sb_bench_below(&seed, o->keys), k);
-			MDB_val mk = {GKEY, k}, mv;
-			if ((rc = mdb_get(txn, dbi, &mk, &mv)))
-				goto out;
-			memcpy(buf, mv.mv_data, mv.mv_size < VAL ? mv.mv_size : VAL);
-			sum += buf[0];
-		}
-		r = ns_per(t0, o->lookups);
-	}
-	sb_bench_keep(sum);
+	rc = time_gets(o, lmdb_get, &x, &r);
 out:
-	if (txn)
-		mdb_txn_abort(txn);
+	if (x.txn)
+		mdb_txn_abort(x.txn);
 	if (env)
 		mdb_env_close(env);
 	if (rc) {
@@ -594,6 +624,23 @@ out:
 	return r;
 }
 #endif
+
+/* The peers of the get figure, each in its own directory. */
+static const struct peer {
+	const char *name;
+	double (*get)(const kopts *o, const char *dir);
+} peers[] = {
+#ifdef SB_HAVE_LEVELDB
+	{"LevelDB", get_leveldb},
+#endif
+#ifdef SB_HAVE_ROCKSDB
+	{"RocksDB", get_rocksdb},
+#endif
+#ifdef SB_HAVE_LMDB
+	{"LMDB", get_lmdb},
+#endif
+	{NULL, NULL},
+};
 
 static void bench_get(const kopts *o)
 {
@@ -606,27 +653,13 @@ static void bench_get(const kopts *o)
 	snprintf(d, sizeof(d), "%s/ours", o->dir);
 	ours = get_ours(o, d);
 	sb_bench_rmtree(d);
-#ifdef SB_HAVE_LEVELDB
-	snprintf(d, sizeof(d), "%s/leveldb", o->dir);
-	double x = get_leveldb(o, d);
-	if (x > 0 && (best < 0 || x < best))
-		best = x, who = "LevelDB";
-	sb_bench_rmtree(d);
-#endif
-#ifdef SB_HAVE_ROCKSDB
-	snprintf(d, sizeof(d), "%s/rocksdb", o->dir);
-	double y = get_rocksdb(o, d);
-	if (y > 0 && (best < 0 || y < best))
-		best = y, who = "RocksDB";
-	sb_bench_rmtree(d);
-#endif
-#ifdef SB_HAVE_LMDB
-	snprintf(d, sizeof(d), "%s/lmdb", o->dir);
-	double z = get_lmdb(o, d);
-	if (z > 0 && (best < 0 || z < best))
-		best = z, who = "LMDB";
-	sb_bench_rmtree(d);
-#endif
+	for (const struct peer *p = peers; p->name; p++) {
+		snprintf(d, sizeof(d), "%s/%s", o->dir, p->name);
+		double x = p->get(o, d);
+		if (x > 0 && (best < 0 || x < best))
+			best = x, who = p->name;
+		sb_bench_rmtree(d);
+	}
 	if (ours > 0 && best > 0)
 		printf("get    ours vs the fastest peer (%s): %.2fx (> 1: ours is faster)\n", who, best / ours);
 }
