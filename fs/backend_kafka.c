@@ -474,8 +474,21 @@ static int kb_delete_before(sbfs_topic *t, uint64_t off)
 	return rc;
 }
 
-/* .since/TIME: Kafka's ListOffsets by time (its time index holds the
- * running maximum, as SPEC §2 asks); none at or after ts: the next offset. */
+/*
+ * .since/TIME: the first record whose time is >= ts. Kafka's answer to it
+ * (ListOffsets by time: the first record whose own time reaches ts) is
+ * the running maximum's answer SPEC §2 asks for (the first record whose
+ * time reaches ts is the first where the maximum does). How it is found:
+ * since.c asks for the stream position of the start right after, which
+ * indexes the partition anyway (THE STREAM MODEL), so the index is caught
+ * up first, and when an indexed record reaches ts the index answers
+ * exactly (kpart_seek_indexed: a binary search of the entries' running
+ * maxima, then at most a stride of cached records), without a round trip.
+ * Only when no indexed record reaches ts is the cluster asked (records
+ * newer than the index may), and its "none" (-1) is the next offset.
+ * (librdkafka 2.0.2's mock answers -1 to every time: through it a time
+ * later than every record reads as "none yet".)
+ */
 static int kb_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 {
 	kpart *p = P(t);
@@ -483,7 +496,14 @@ static int kb_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 		return -ENOTSUP; /* per partition */
 	int rc = kpart_known(p);
 	int64_t o = -1, ms = ts <= 0 ? 0 : ts / 1000000 + (ts % 1000000 != 0);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->xlock);
+	rc = kpart_catch_up(p);
 	if (rc == 0)
+		rc = kpart_seek_indexed(p, ms, &o);
+	pthread_mutex_unlock(&p->xlock);
+	if (rc == -ENOENT)
 		rc = p->b->c->ops->offset_for_time(p->cp, ms, &o);
 	if (rc)
 		return rc;

@@ -22,6 +22,8 @@ enum { IX_STRIDE = 64 * 1024, REFRESH_MS = 300, REFRESH_WAIT_MS = 1000, LIST_MIN
 typedef struct ixe {
 	int64_t off;
 	uint64_t pos;
+	int64_t maxts;          /* the running maximum of the times of the
+				 * records indexed before off (ms) */
 } ixe;
 
 typedef struct kbackend kbackend;
@@ -48,7 +50,8 @@ typedef struct kpart {
 	size_t nix, capix;
 	int64_t start_off;      /* start_pos is the position of start_off */
 	uint64_t start_pos;
-	int64_t mtime_ms;       /* newest indexed record's time */
+	int64_t mtime_ms;       /* newest indexed record's time (the running
+				 * maximum of the indexed records' times) */
 	int64_t hint_off;       /* where the last stream read ended */
 	uint64_t hint_pos;
 	struct kkeys *keys;     /* .keys/: made at first use (kafka_keys.c) */
@@ -124,6 +127,10 @@ int kpart_ix_note(kpart *p, int64_t off, uint32_t len, int64_t ts_ms);
 int kpart_catch_up(kpart *p);
 /* The stream position of off, lo <= off <= ix_next (xlock held). */
 int kpart_pos_of(kpart *p, int64_t off, uint64_t *out);
+/* .since/TIME from the index (xlock held, indexed): the first offset at or
+ * after the low watermark whose record's time is >= ts_ms, or -ENOENT when
+ * no indexed record reaches it. */
+int kpart_seek_indexed(kpart *p, int64_t ts_ms, int64_t *off);
 /* .log bytes at stream position pos. */
 int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread);
 /* The headers of record off as backend.h's read_headers gives them (each

@@ -111,7 +111,7 @@ static int ix_push(kpart *p, int64_t off, uint64_t pos)
 		p->ix = v;
 		p->capix = cap;
 	}
-	p->ix[p->nix++] = (ixe){ off, pos };
+	p->ix[p->nix++] = (ixe){ off, pos, p->mtime_ms };
 	return 0;
 }
 
@@ -192,8 +192,8 @@ int kpart_pos_of(kpart *p, int64_t off, uint64_t *out)
 		else
 			hi = mid;
 	}
-	ixe below = lo ? p->ix[lo - 1] : (ixe){ INT64_MIN, 0 };
-	ixe above = lo < p->nix ? p->ix[lo] : (ixe){ p->ix_next, p->ix_end };
+	ixe below = lo ? p->ix[lo - 1] : (ixe){ INT64_MIN, 0, 0 };
+	ixe above = lo < p->nix ? p->ix[lo] : (ixe){ p->ix_next, p->ix_end, 0 };
 	int64_t first = p->lo;
 	pthread_mutex_unlock(&p->lock);
 	sum_ctx s = { 0 };
@@ -212,6 +212,54 @@ int kpart_pos_of(kpart *p, int64_t off, uint64_t *out)
 }
 
 /* Index what is new and bring start_pos to the low watermark (xlock held). */
+typedef struct time_ctx {
+	int64_t ts_ms, found;
+} time_ctx;
+
+static int time_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	(void)ch;
+	time_ctx *c = arg;
+	if (r->timestamp_ms < c->ts_ms)
+		return 0;
+	c->found = r->offset;
+	return 1;
+}
+
+/*
+ * Each index entry keeps the running maximum of the times before it, so
+ * the entries are in order of it: a binary search finds the last one whose
+ * records before it are all older than ts_ms; the first record at or after
+ * it with a time >= ts_ms is the answer (the first whose running maximum
+ * reaches ts_ms), found by a walk of at most one stride of records through
+ * the cache. (When records below the low watermark were deleted, the walk
+ * starts at the low watermark: the first retained record that reaches
+ * ts_ms, as Kafka answers.)
+ */
+int kpart_seek_indexed(kpart *p, int64_t ts_ms, int64_t *off)
+{
+	pthread_mutex_lock(&p->lock);
+	size_t lo = 0, hi = p->nix;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->ix[mid].maxts < ts_ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	int64_t from = lo ? p->ix[lo - 1].off : p->start_off, to = p->ix_next;
+	if (from < p->lo)
+		from = p->lo;
+	pthread_mutex_unlock(&p->lock);
+	time_ctx c = { ts_ms, -1 };
+	int rc = from < to ? each_rec(p, from, to, time_cb, &c) : 0;
+	if (rc == 0 && c.found < 0)
+		rc = -ENOENT;
+	if (rc == 0)
+		*off = c.found;
+	return rc;
+}
+
 int kpart_catch_up(kpart *p)
 {
 	int rc = ix_extend(p);

@@ -4,7 +4,7 @@
 # (payloads, keys, timestamps; .log, record files, random positions),
 # lines and created files appended through the mount consumed by kcat,
 # tail -f following kcat's records, concurrent writers, a broker
-# restart, .keys/ (kcat's keyed records by key, its -Z tombstones; writes
+# restart, .since/TIME (answered from the partition's index), .keys/ (kcat's keyed records by key, its -Z tombstones; writes
 # and rm through .keys/K as kcat sees them). What the mock of librdkafka
 # 2.0.2 cannot serve (CreateTopics, DeleteRecords, offsets for times) is
 # tested in tests/unit/test_kafka_backend.c; the cluster
@@ -164,9 +164,39 @@ kc -C -t conc -o 420 -e -q -f '%s' >"$SB_TMP/after.got"
 assert_ok cmp "$SB_TMP/after" "$SB_TMP/after.got"
 assert_eq "$(cat "$SB_TMP/after")" "$(t tail -n 100 "$M/conc/.log")" "tail -n 100 of .log"
 
-case_ ".since/TIME answers (the 2.0.2 mock cannot look up by time: it says -1, so the file starts at the end; test_kafka_backend checks the lookup)"
-assert_ok cat "$M/prod/.since/@0"
+case_ ".since/TIME over the mock: from the index (the 2.0.2 mock answers every time with none): the first record whose time reaches TIME, none yet until one does"
+assert_ok cmp "$SB_TMP/expect.log" "$M/prod/.since/@0"
 assert_eq ENOENT "$(pyerr 'open(sys.argv[2])' "$M/prod/.since/yesterday")" "a bad TIME"
+# times from the records' xattrs (kcat's CreateTime, ms): each asked TIME
+# starts at the first record whose time reaches it
+bad=$(t python3 - "$M/prod" <<'EOF'
+import os, random, sys
+d = sys.argv[1]
+names = sorted(n for n in os.listdir(d))
+ts = [int(os.getxattr(os.path.join(d, n), 'user.streambus.timestamp')) for n in names]
+r = random.Random(5)
+bad = 0
+for T in [ts[305], ts[0] + 1, ts[-1], max(ts)] + [r.randrange(min(ts) - 10**6, max(ts) + 10**6) for _ in range(6)]:
+    first = next((i for i, x in enumerate(ts) if x >= T), len(ts))
+    want = b''.join(open(os.path.join(d, n), 'rb').read() for n in names[first:])
+    got = open(os.path.join(d, '.since', '@%d.%09d' % (T // 10**9, T % 10**9)), 'rb').read()
+    if got != want:
+        bad += 1
+        print('T %d: %d bytes, want %d (from %d)' % (T, len(got), len(want), first), file=sys.stderr)
+print(bad)
+EOF
+)
+assert_eq 0 "$bad" ".since/TIME files that start at the wrong record"
+# a time after every record: empty, until a record reaches it
+fut=$(python3 -c 'import time; print("@%.3f" % (time.time() + 0.5))')
+exec {sf}<"$M/prod/.since/$fut"
+assert_eq "" "$(cat <&$sf)" "nothing reaches it yet"
+sleep 0.6
+printf 'later\n' | kc -P -t prod || sb_die "kcat -P later"
+got=
+for _ in $(seq 50); do got=$(cat <&$sf); [ -n "$got" ] && break; sleep 0.1; done
+exec {sf}<&-
+assert_eq "later" "$got" "the record kcat produced after it, read through the open file"
 
 case_ ".keys/ over Kafka: kcat's keyed records by key, a newer value wins, a kcat tombstone (-Z: a null value) removes the key"
 # kcat -K gave key0..key299 one record each (the 20 files have no key)

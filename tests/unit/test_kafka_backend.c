@@ -723,7 +723,7 @@ Test(kafka_backend, read_headers_gives_each_name_once)
 	free(all);
 }
 
-Test(kafka_backend, since_asks_the_cluster_by_time)
+Test(kafka_backend, since_by_time_from_the_index_then_the_cluster)
 {
 	fake *f = fake_new();
 	ftopic *ft = fake_topic(f, "t", 1);
@@ -735,20 +735,85 @@ Test(kafka_backend, since_asks_the_cluster_by_time)
 	sbfs_topic *t = topic(b, "t");
 	uint64_t off = 99;
 	cr_assert_eq(b->ops->seek_time(t, 0, &off), 0);
-	cr_assert_eq(off, 0);
+	cr_assert_eq(off, 0, "a time before the first record: the first");
 	cr_assert_eq(b->ops->seek_time(t, 2000 * 1000000LL, &off), 0);
 	cr_assert_eq(off, 1, "the running maximum: 3000 at offset 1 is the first >= 2000");
 	cr_assert_eq(b->ops->seek_time(t, 3500 * 1000000LL + 1, &off), 0);
 	cr_assert_eq(off, 3);
 	cr_assert_eq(b->ops->seek_time(t, 4000 * 1000000LL + 1, &off), 0);
 	cr_assert_eq(off, 4, "a time between milliseconds rounds up");
+	cr_assert_eq(f->time_queries, 0, "indexed records answer: no round trip");
 	cr_assert_eq(b->ops->seek_time(t, 9000 * 1000000LL, &off), 0);
-	cr_assert_eq(off, 5, "none yet: the next offset");
-	cr_assert_eq(f->time_queries, 5);
+	cr_assert_eq(off, 5, "after the last: the cluster says none, the next offset");
+	cr_assert_eq(f->time_queries, 1);
+	/* a record the index has not seen yet: the cluster's answer */
+	pthread_mutex_lock(&f->m);
+	fput(ft, NULL, 0, "y", 1, 9500);
+	pthread_mutex_unlock(&f->m);
+	uint64_t got = 0;
+	for (int i = 0; i < 300; i++) { /* (the refresher moves the high watermark) */
+		cr_assert_eq(b->ops->seek_time(t, 9000 * 1000000LL, &got), 0);
+		if (got == 5) {
+			sbfs_bounds bd;
+			cr_assert_eq(b->ops->bounds(t, 0, &bd), 0);
+			if (bd.next == 6)
+				break;
+		}
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	cr_assert_eq(got, 5);
 	pthread_mutex_lock(&f->m);
 	f->down = 1;
 	pthread_mutex_unlock(&f->m);
-	cr_assert_eq(b->ops->seek_time(t, 0, &off), -ETIMEDOUT);
+	cr_assert_eq(b->ops->seek_time(t, 0, &off), 0);
+	cr_assert_eq(off, 0, "the index answers without the cluster");
+	cr_assert_eq(b->ops->seek_time(t, 99000 * 1000000LL, &off), -ETIMEDOUT,
+		     "what only the cluster can answer fails with its error, in time");
+	b->ops->close(b);
+}
+
+/* Generated: 3000 records of up to 2000 bytes (about 45 index entries)
+ * with times that step back often; every answer is the first retained
+ * record whose time reaches T (the running maximum's answer), also after
+ * records were deleted (DeleteRecords), whose times no longer count. */
+Test(kafka_backend, since_is_the_running_maximum_over_generated_times)
+{
+	fake *f = fake_new();
+	ftopic *ft = fake_topic(f, "t", 1);
+	enum { N = 3000 };
+	static int64_t ts[N];
+	static char val[2001];
+	memset(val, 'v', sizeof val);
+	srand(23);
+	int64_t now = 1700000000000;
+	for (int i = 0; i < N; i++) {
+		now += rand() % 20;
+		ts[i] = rand() % 7 ? now : now - rand() % 5000; /* a clock step back */
+		if (rand() % 97 == 0)
+			ts[i] = now + 3000; /* one from the future */
+		fput(ft, NULL, 0, val, (size_t)(rand() % 2001), ts[i]);
+	}
+	sbfs_backend *b = open_backend(f, 64 << 20, 0);
+	sbfs_topic *t = topic(b, "t");
+	for (int round = 0; round < 2; round++) {
+		int64_t lo = round ? 1234 : 0;
+		if (round)
+			cr_assert_eq(b->ops->delete_before(t, (uint64_t)lo), 0);
+		for (int q = 0; q < 400; q++) {
+			int64_t T = q % 4 ? ts[0] - 100 + rand() % (now - ts[0] + 3300)
+					  : ts[rand() % N];
+			int64_t want = N;
+			for (int64_t o = lo; o < N; o++)
+				if (ts[o] >= T) {
+					want = o;
+					break;
+				}
+			uint64_t off;
+			cr_assert_eq(b->ops->seek_time(t, T * 1000000, &off), 0);
+			cr_assert_eq(off, (uint64_t)want, "round %d, T %ld: %lu, want %ld", round,
+				     (long)T, (unsigned long)off, (long)want);
+		}
+	}
 	b->ops->close(b);
 }
 
