@@ -229,6 +229,10 @@ typedef struct sbfs_backend_ops {
 	 * first offset >= off that holds one, or -ENOENT if none below next.
 	 * ls lists only those. */
 	int (*next_present)(sbfs_topic *t, uint64_t off, uint64_t *found);
+	/* Optional (NULL: no): may append_at take an offset past next (the
+	 * offsets between left a gap: a compacted topic restored from a
+	 * backup, SPEC §3)? */
+	int (*gaps_ok)(sbfs_topic *t);
 
 	/* Optional (NULL: TOPIC/.since/ is ENOTSUP): seek by time (SPEC §2):
 	 * the first offset whose record time, taken as the running maximum of

@@ -161,6 +161,11 @@ static int st_bounds(sbfs_topic *t, unsigned want, sbfs_bounds *b)
 	return 0;
 }
 
+static int st_gaps_ok(sbfs_topic *t)
+{
+	return (sb_log_get_config(L(t))->cleanup & SB_CLEANUP_COMPACT) != 0;
+}
+
 static int st_next_present(sbfs_topic *t, uint64_t off, uint64_t *found)
 {
 	return E(sb_log_next_present(L(t), off, found));
@@ -295,6 +300,7 @@ static const sbfs_backend_ops store_ops = {
 	.read_headers = st_read_headers,
 	.read_stream = st_read_stream,
 	.next_present = st_next_present, /* a compacted topic has gaps */
+	.gaps_ok = st_gaps_ok,
 	.seek_time = st_seek_time,
 	.get_key = st_get_key,
 	.list_keys = st_list_keys,

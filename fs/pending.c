@@ -60,7 +60,8 @@ static int temp_name(const char *name)
 
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
  * a digits name that cannot be the next record (only the next offset, or
- * any in an empty topic), -EEXIST for .log, -ENAMETOOLONG. */
+ * any in an empty topic, or any past the next in a compacted one), -EEXIST
+ * for .log, -ENAMETOOLONG. */
 static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name, int *digits,
 		      uint64_t *at)
 {
@@ -78,7 +79,10 @@ static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name
 	int rc = sbfs_offsets_of(fs, te, t, &bd);
 	if (rc)
 		return rc;
-	if (*at > SBFS_MAX_OFFSET || !(*at == bd.next || (bd.start == bd.next && *at >= bd.next)))
+	/* in a compacted topic any offset past the next (SPEC §3: a backup of
+	 * one has gaps) */
+	int gap = *at > bd.next && fs->b->ops->gaps_ok && fs->b->ops->gaps_ok(t);
+	if (*at > SBFS_MAX_OFFSET || !(*at == bd.next || (bd.start == bd.next && *at >= bd.next) || gap))
 		return -EPERM;
 	*digits = 1;
 	return 0;

@@ -515,6 +515,36 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 	return 0;
 }
 
+/*
+ * A compacted topic takes a record past its next offset (a backup with
+ * gaps copied back, SPEC §3): the active segment is sealed and marked as
+ * covering offsets up to `at` (format.h "Compacted segment"), and a new
+ * one starts at `at`. The mark is synced before the new segment exists, so
+ * that a crash never leaves a gap between segments. [append]
+ */
+static int gap_to(sb_log *l, uint64_t at)
+{
+	sb_segment *s = sb_log_active(l), *ns;
+	int rc;
+
+	if (at - sb_segment_base(s) > UINT32_MAX)
+		return -EINVAL;
+	if ((rc = sb_segment_seal(s)) || (rc = sb_segment_write_span(s, at)))
+		return rc;
+	sb_log_wait_sync_idle(l);
+	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_segment_set_span(s, at);
+	pthread_rwlock_unlock(&l->seg_lock);
+	if ((rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns)))
+		return rc;
+	if ((rc = sb_fsync_dir(l->io, l->dir)) || (rc = sb_log_segs_push(l, ns))) {
+		sb_segment_remove(ns);
+		return rc;
+	}
+	atomic_store(&l->next, at);
+	return 0;
+}
+
 static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in *r, size_t n,
 			 uint64_t *first)
 {
@@ -547,7 +577,11 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		rc = -EOVERFLOW;
 		goto out_unlock;
 	}
-	if (at_set && at != atomic_load(&l->next)) {
+	if (at_set && at != atomic_load(&l->next) && atomic_load(&l->start) != atomic_load(&l->next) &&
+	    (l->cfg.cleanup & SB_CLEANUP_COMPACT) && at > atomic_load(&l->next)) {
+		if ((rc = gap_to(l, at)))
+			goto out_unlock;
+	} else if (at_set && at != atomic_load(&l->next)) {
 		uint64_t next = atomic_load(&l->next);
 		if (at < next || atomic_load(&l->start) != next) {
 			rc = -EINVAL;

@@ -355,6 +355,31 @@ int sb_segment_upgrade(sb_segment *s)
 	return rc;
 }
 
+int sb_segment_write_span(sb_segment *s, uint64_t next)
+{
+	const sb_io *io = s->p->io;
+	uint8_t hdr[SB_SEG_HDR];
+	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream};
+	int rc;
+
+	if (s->p->read_only || s->z || next <= s->base || next - s->base > UINT32_MAX ||
+	    next < sb_segment_next(s))
+		return -EINVAL;
+	h.span = (uint32_t)(next - s->base);
+	sb_seg_hdr_encode(hdr, &h);
+	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, s->fd);
+	return rc;
+}
+
+void sb_segment_set_span(sb_segment *s, uint64_t next)
+{
+	s->span = (uint32_t)(next - s->base);
+	atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
+	atomic_store_explicit(&s->next, next, memory_order_release);
+}
+
 int sb_segment_finish(sb_segment *s)
 {
 	const sb_io *io = s->p->io;

@@ -138,6 +138,16 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
  */
 int sb_segment_upgrade(sb_segment *s);
 /*
+ * A compacted topic restored with gaps (SPEC §3: a record appended at an
+ * offset past the next): mark this sealed, synced segment as covering
+ * offsets up to `next` (format.h "Compacted segment": its header's span,
+ * rewritten in place, one sector, and synced), so that the next segment
+ * may start there. write_span does the file; set_span the segment in
+ * memory, with readers kept out (the log's seg_lock).
+ */
+int sb_segment_write_span(sb_segment *s, uint64_t next);
+void sb_segment_set_span(sb_segment *s, uint64_t next);
+/*
  * Make the segment final: cut the preallocated space and start writeback,
  * leaving it marked unsynced. Its index file is not written yet: a segment
  * with a valid index file is always one whose records were synced, which is

@@ -291,7 +291,9 @@ int sb_log_append(sb_log *l, const sb_record_in *recs, size_t n, uint64_t *first
 /*
  * As sb_log_append, but only if the first record gets offset `at`: at must
  * equal the next offset, or the log must be empty and at >= next offset (the
- * log then starts at `at`). Otherwise -EINVAL.
+ * log then starts at `at`), or the log's cleanup has compact and at > next
+ * (a backup of a compacted topic has gaps: the offsets between are a gap).
+ * Otherwise -EINVAL.
  */
 int sb_log_append_at(sb_log *l, uint64_t at, const sb_record_in *recs, size_t n);
 /* Largest n*record overhead + payload accepted by one append call. */
