@@ -23,14 +23,13 @@
  * Listing in key order sorts the map's entries (pointers) when keys were
  * added since the last sort; a listing resumed at a key is a binary search.
  *
- * A topic of several partitions: its keys are its partitions' keys. A key
- * normally lives in one partition (the partition its key picks); one
- * produced to several (a producer choosing partitions itself) counts with
- * its newest record by time. Every partition's map is made at first use.
+ * A topic of several partitions: .keys/ is per partition (TOPIC/N/.keys/;
+ * the topic's own answers ENOTSUP: fs/ reads a key's record by its offset
+ * in the directory's topic, and the topic itself holds no records). A key
+ * written through the topic lands in the partition its key picks.
  *
  * Locks: kkeys.lock (held across the fetches that fill the map, one filler
- * per partition; a topic of several partitions takes its partitions' in
- * order) before kpart.lock and the cache's lock; never with xlock.
+ * per partition) before kpart.lock and the cache's lock; never with xlock.
  */
 #include "kafka_part.h"
 
@@ -263,53 +262,27 @@ static size_t lower_bound(const kkeys *k, const void *from, size_t len)
 	return lo;
 }
 
-/* The partitions of p (itself, or a topic's), their maps locked and
- * caught up (sorted too if `sorted`); unlock_all after. */
-typedef struct kset {
-	kpart **parts;
-	kkeys **keys;
-	uint32_t n, locked;
-	kpart *one;
-	kkeys *one_keys;
-} kset;
-
-static void unlock_all(kset *s)
+/* p's map, locked and caught up (sorted too if `sorted`); unlock after. */
+static int lock_keys(kpart *p, int sorted, kkeys **out)
 {
-	for (uint32_t i = 0; i < s->locked; i++)
-		pthread_mutex_unlock(&s->keys[i]->lock);
-	if (s->keys != &s->one_keys)
-		free(s->keys);
-	s->locked = 0;
-}
-
-static int lock_all(kpart *p, int sorted, kset *s)
-{
-	*s = (kset){ .parts = p->nparts ? p->parts : &s->one, .n = p->nparts ? p->nparts : 1,
-		     .one = p, .keys = &s->one_keys };
-	if (s->n > 1 && !(s->keys = calloc(s->n, sizeof *s->keys)))
+	pthread_mutex_lock(&p->lock);
+	int gone = p->removed;
+	pthread_mutex_unlock(&p->lock);
+	if (gone)
+		return -ENOENT;
+	kkeys *k = keys_of(p);
+	if (!k)
 		return -ENOMEM;
-	int rc = 0;
-	for (uint32_t i = 0; rc == 0 && i < s->n; i++) {
-		pthread_mutex_lock(&s->parts[i]->lock);
-		int gone = s->parts[i]->removed;
-		pthread_mutex_unlock(&s->parts[i]->lock);
-		if (gone) {
-			rc = -ENOENT;
-			break;
-		}
-		if (!(s->keys[i] = keys_of(s->parts[i]))) {
-			rc = -ENOMEM;
-			break;
-		}
-		pthread_mutex_lock(&s->keys[i]->lock);
-		s->locked++;
-		rc = catch_up(s->parts[i], s->keys[i]);
-		if (rc == 0 && sorted)
-			rc = sort(s->keys[i]);
+	pthread_mutex_lock(&k->lock);
+	int rc = catch_up(p, k);
+	if (rc == 0 && sorted)
+		rc = sort(k);
+	if (rc) {
+		pthread_mutex_unlock(&k->lock);
+		return rc;
 	}
-	if (rc)
-		unlock_all(s);
-	return rc;
+	*out = k;
+	return 0;
 }
 
 /* e of partition p is a record one can read: not a tombstone, not deleted. */
@@ -329,25 +302,19 @@ static sbfs_recinfo info_of(const kkey *e)
 
 int kpart_get_key(kpart *p, const void *key, size_t len, sbfs_recinfo *info)
 {
+	if (p->nparts)
+		return -ENOTSUP; /* per partition (fs/ reads a key's record by its offset) */
 	if (len < 1 || len > KEY_MAX)
 		return -ENOENT;
-	kset s;
-	int rc = lock_all(p, 0, &s);
+	kkeys *k;
+	int rc = lock_keys(p, 0, &k);
 	if (rc)
 		return rc;
-	kkey *best = NULL;
-	uint32_t bi = 0;
-	for (uint32_t i = 0; i < s.n; i++) {
-		kkey *e = lookup(s.keys[i], key, len);
-		if (e && (!best || e->ts_ms > best->ts_ms)) {
-			best = e;
-			bi = i;
-		}
-	}
-	rc = best && visible(s.parts[bi], best) ? 0 : -ENOENT;
+	kkey *e = lookup(k, key, len);
+	rc = e && visible(p, e) ? 0 : -ENOENT;
 	if (rc == 0)
-		*info = info_of(best);
-	unlock_all(&s);
+		*info = info_of(e);
+	pthread_mutex_unlock(&k->lock);
 	return rc;
 }
 
@@ -355,47 +322,20 @@ int kpart_list_keys(kpart *p, const void *from, size_t from_len,
 		    int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info),
 		    void *arg)
 {
-	kset s;
-	int rc = lock_all(p, 1, &s);
+	if (p->nparts)
+		return -ENOTSUP;
+	kkeys *k;
+	int rc = lock_keys(p, 1, &k);
 	if (rc)
 		return rc;
-	size_t one, *cur = s.n > 1 ? calloc(s.n, sizeof *cur) : &one;
-	if (!cur) {
-		unlock_all(&s);
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < s.n; i++)
-		cur[i] = from_len ? lower_bound(s.keys[i], from, from_len) : 0;
-	/* a merge of the partitions' sorted keys; a key in several: its
-	 * newest record */
-	for (;;) {
-		kkey *best = NULL;
-		uint32_t bi = 0;
-		for (uint32_t i = 0; i < s.n; i++) {
-			if (cur[i] >= s.keys[i]->nsorted)
-				continue;
-			kkey *e = s.keys[i]->sorted[cur[i]];
-			int c = best ? keycmp(e->key, e->klen, best->key, best->klen) : -1;
-			if (c < 0 || (c == 0 && e->ts_ms > best->ts_ms)) {
-				best = e;
-				bi = i;
-			}
-		}
-		if (!best)
-			break;
-		for (uint32_t i = 0; i < s.n; i++) {
-			kkey *e = cur[i] < s.keys[i]->nsorted ? s.keys[i]->sorted[cur[i]] : NULL;
-			if (e && (e == best || !keycmp(e->key, e->klen, best->key, best->klen)))
-				cur[i]++;
-		}
-		if (!visible(s.parts[bi], best))
+	for (size_t i = from_len ? lower_bound(k, from, from_len) : 0; rc == 0 && i < k->nsorted;
+	     i++) {
+		kkey *e = k->sorted[i];
+		if (!visible(p, e))
 			continue;
-		sbfs_recinfo ri = info_of(best);
-		if ((rc = fn(arg, best->key, best->klen, &ri)))
-			break;
+		sbfs_recinfo ri = info_of(e);
+		rc = fn(arg, e->key, e->klen, &ri);
 	}
-	if (cur != &one)
-		free(cur);
-	unlock_all(&s);
+	pthread_mutex_unlock(&k->lock);
 	return rc;
 }

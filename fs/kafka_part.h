@@ -146,13 +146,9 @@ int kpart_append(kpart *p, const sbfs_rec *recs, size_t n, uint64_t *first);
  * (no records; its partitions' newest time). */
 int kgroup_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first);
 int kgroup_bounds(kpart *g, sbfs_bounds *out);
-/* The partition a record with this key goes to (librdkafka's default
- * partitioner). */
-uint32_t kgroup_part_of_key(const void *key, size_t len, uint32_t nparts);
 
-/* kafka_keys.c: backend.h's get_key and list_keys on a kpart (a partition,
- * or a topic of several: its keys are its partitions' keys); kkeys_free
- * at close. */
+/* kafka_keys.c: backend.h's get_key and list_keys on a partition (a
+ * topic of several: -ENOTSUP); kkeys_free at close. */
 int kpart_get_key(kpart *p, const void *key, size_t len, sbfs_recinfo *info);
 int kpart_list_keys(kpart *p, const void *from, size_t from_len,
 		    int (*fn)(void *arg, const void *key, size_t key_len, const sbfs_recinfo *info),

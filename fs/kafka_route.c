@@ -33,11 +33,6 @@ static uint32_t part_for(const sbfs_rec *r, uint32_t n, uint32_t rr)
 	return r->key_len ? crc32_of(r->key, r->key_len) % n : rr;
 }
 
-uint32_t kgroup_part_of_key(const void *key, size_t len, uint32_t nparts)
-{
-	return crc32_of(key, len) % nparts;
-}
-
 /* Each record to its partition, one append per partition (in partition
  * order; *first: the first record's offset, in its partition). */
 int kgroup_append(kpart *g, const sbfs_rec *recs, size_t n, uint64_t *first)

@@ -4,7 +4,7 @@
 # on produce, -f '%h' on consume), and topics of several partitions as
 # one directory per partition (orders/0/ ..), with appends to the
 # topic's own .log and files created in it placed by key as kcat -K
-# (librdkafka's default partitioner) places them.
+# (librdkafka's default partitioner) places them; .keys/ of its partitions.
 . "$(dirname "$0")/lib.sh"
 . "$SB_TOP/tests/integration/lib_kafka.sh"
 
@@ -83,6 +83,26 @@ assert_eq 300 "$total" "every record in one partition"
 assert_ok tar -C "$M" -cf "$SB_TMP/orders.tar" orders
 assert_eq 300 "$(tar -tf "$SB_TMP/orders.tar" | grep -c '^orders/[012]/[0-9]\{20\}$')" "tar of the topic holds every partition's records"
 assert_eq 5 "$(stat -c %h "$M")" "the root's links: its 3 topics (not the partitions, looked up by now)"
+
+case_ ".keys/ of each partition: each key's latest value (60 keys repeated over 300 kcat -K records); the topic's own: ENOTSUP"
+bad=$(t python3 - "$SB_TMP/orders.all" "$M/orders" <<'EOF'
+import os, sys
+latest, part = {}, {}
+for line in open(sys.argv[1], 'rb'):
+    p, o, k, v = line.rstrip(b'\n').split(b'\t', 3)
+    latest[k] = v; part.setdefault(k, set()).add(p.decode())
+d = sys.argv[2]
+bad = sum(len(s) != 1 for s in part.values())
+for p in '012':
+    want = sorted(k for k in latest if p in part[k])
+    if [os.fsencode(n) for n in os.listdir(os.path.join(d, p, '.keys'))] != want: bad += 1
+    for k in want:
+        if open(os.path.join(d, p, '.keys', os.fsdecode(k)), 'rb').read() != latest[k]: bad += 1
+print(bad)
+EOF
+)
+assert_eq 0 "$bad" "keys listed (in byte order) or read wrong"
+assert_eq ENOTSUP "$(pyerr 'os.listdir(sys.argv[2])' "$M/orders/.keys")" "the topic's own .keys (per partition)"
 
 case_ "files created in the topic go to the partition of their name (the key), where kcat -K puts it"
 tsh 'for round in 1 2; do for i in $(seq 0 29); do printf "m$round-$i" > "$1/key$i" || exit 1; done; done' "$M/orders" ||
