@@ -181,8 +181,9 @@ typedef struct sbfs_backend_ops {
 	 * read -ENOENT, read_stream nothing) and its append puts each record
 	 * in the partition its key chooses (the same key always the same
 	 * partition; records without a key: one partition per append call,
-	 * which the backend picks); append_at gives -EINVAL, seek_time
-	 * -ENOTSUP, topic_remove removes every partition. */
+	 * which the backend picks); append_at gives -EINVAL, seek_time,
+	 * get_key and list_keys -ENOTSUP, topic_remove removes every
+	 * partition. */
 	int (*parts)(sbfs_topic *t, uint32_t *n);
 	int (*part_get)(sbfs_topic *t, uint32_t i, sbfs_topic **out); /* -ENOENT */
 
@@ -238,7 +239,8 @@ typedef struct sbfs_backend_ops {
 	 * the first offset whose record time, taken as the running maximum of
 	 * the times before it, is >= ts (ns since the epoch); next when none
 	 * (yet). A search, not a scan (the store: its time index; Kafka:
-	 * ListOffsets by timestamp, which answers the same). */
+	 * ListOffsets by timestamp, which answers the same, or its
+	 * own index of the records it has read). */
 	int (*seek_time)(sbfs_topic *t, int64_t ts, uint64_t *off);
 
 	/* ---- a topic as a table (SPEC §2 "Keys": TOPIC/.keys/) ----
