@@ -880,3 +880,50 @@ Test(compress, header_damage_never_served)
 	cr_assert_eq(uf_rmrf(copy), 0);
 	free(HG);
 }
+
+/* Bit by bit, the definition: the reference for the store's CRC32C. */
+static uint32_t crc_ref(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+/* The CRC of a block (and of every large run) goes three lanes at once and
+ * joins them: the same as one chain and as the definition, at every length
+ * and alignment, whole or continued in pieces. */
+Test(compress, crc_lanes_match_one_chain)
+{
+	enum { MAX = 3 * 65536 + 77 };
+	uint8_t *buf = malloc(MAX + 8);
+	uint64_t seed = 9;
+
+	cr_assert(buf);
+	for (size_t i = 0; i < MAX + 8; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		buf[i] = (uint8_t)(seed >> 33);
+	}
+	cr_assert_eq(sb_crc32c(0, "123456789", 9), 0xE3069283u);
+	for (int t = 0; t < 200; t++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		size_t n = t < 8 ? (size_t)(3 * 4096 * (t + 1) - 1 + (t & 1) * 2) : (size_t)(seed >> 20) % MAX;
+		const uint8_t *p = buf + (seed >> 8) % 8;
+		uint32_t whole = sb_crc32c(7, p, n), pieces = 7;
+		for (size_t at = 0; at < n;) { /* pieces below one 3-lane run */
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			size_t k = 1 + (size_t)(seed >> 40) % 12000;
+			if (k > n - at)
+				k = n - at;
+			pieces = sb_crc32c(pieces, p + at, k);
+			at += k;
+		}
+		cr_assert_eq(whole, pieces, "length %zu", n);
+		if (t < 20)
+			cr_assert_eq(whole, crc_ref(7, p, n), "length %zu", n);
+	}
+	free(buf);
+}
