@@ -14,7 +14,8 @@
  *      compressor running) over the same with none (target at least 0.95),
  *      alternated, medians.
  *   3. Random sb_log_read by offset in the compressed segments of the zstd
- *      topic with 64 KiB blocks (the default): a block not in the cache (decompressed by that read), and
+ *      topic with the default block size (--block BYTES: another of those
+ *      of step 1): a block not in the cache (decompressed by that read), and
  *      the same record again (its block cached).
  *   4. sb_log_read_stream in 1 MiB reads over the whole topic (a sequential
  *      cat of .log without FUSE).
@@ -229,6 +230,10 @@ int sb_bench_compress(int argc, char **argv)
 	const char *file = NULL, *parent = "/tmp";
 	size_t mb = 48;
 	int quick = 0;
+	sb_store_options dflt;
+
+	sb_store_options_default(&dflt);
+	uint32_t rblock = dflt.defaults.compression_block_bytes; /* figures 2..4 */
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--corpus") && i + 1 < argc)
@@ -239,11 +244,13 @@ int sb_bench_compress(int argc, char **argv)
 			parent = argv[++i];
 		else if (!strcmp(argv[i], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[i], "--block") && i + 1 < argc)
+			rblock = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--compression"))
 			continue;
 		else {
 			fprintf(stderr, "usage: streambus bench --compression [--quick] [--corpus FILE] "
-					"[--corpus-mb N (48)] [--dir DIR]\n");
+					"[--corpus-mb N (48)] [--dir DIR] [--block 16384|32768|65536|131072|262144]\n");
 			return 2;
 		}
 	}
@@ -278,6 +285,10 @@ int sb_bench_compress(int argc, char **argv)
 
 	/* 1. ratio by codec and block size */
 	static const uint32_t blocks[] = {16384, 32768, 65536, 131072, 262144};
+	if (rblock != 16384 && rblock != 32768 && rblock != 65536 && rblock != 131072 && rblock != 262144) {
+		fprintf(stderr, "bench: --block must be one of the sizes measured\n");
+		return 2;
+	}
 	for (int zi = 0; zi < 2; zi++) {
 		enum sb_compression z = zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_LZ4;
 		for (size_t bi = 0; bi < sizeof(blocks) / sizeof(blocks[0]); bi++) {
@@ -300,7 +311,7 @@ int sb_bench_compress(int argc, char **argv)
 			printf("%-6s %7uK %12" PRIu64 " %12" PRIu64 " %7.2fx %9.2fx %14" PRIu64 " %12.2f\n",
 			       sb_compression_name(z), blocks[bi] >> 10, m.logical_stream, m.stored, r, zr > 0 ? r / zr : 0,
 			       m.disk, t1 - t0);
-			if (blocks[bi] != 65536 || zi != 1)
+			if (blocks[bi] != rblock || zi != 1)
 				sb_bench_rmtree(sdir);
 		}
 	}
@@ -312,7 +323,7 @@ int sb_bench_compress(int argc, char **argv)
 			sb_store *s;
 			sb_log *l;
 			snprintf(sdir, sizeof(sdir), "%s/a%d", dir, zi);
-			if ((rc = open_store(sdir, zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_NONE, 65536, 1, &s, &l)))
+			if ((rc = open_store(sdir, zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_NONE, rblock, 1, &s, &l)))
 				return 1;
 			double t0 = now_s();
 			rc = append_corpus(l, &c);
@@ -327,13 +338,13 @@ int sb_bench_compress(int argc, char **argv)
 	printf("\nappend (records/s, median of 3, alternated): none %.0f, zstd %.0f (background compressor "
 	       "on): %.3fx\n", tn[1], tz[1], tz[1] / tn[1]);
 
-	/* 3. random reads by offset in the compressed segments (zstd, 64K) */
+	/* 3. random reads by offset in the compressed segments (zstd, rblock) */
 	{
 		sb_store *s;
 		sb_log *l;
 		sb_log_stats st;
-		snprintf(sdir, sizeof(sdir), "%s/r1-65536", dir);
-		if ((rc = open_store(sdir, SB_COMPRESS_ZSTD, 65536, 0, &s, &l)) || (rc = sb_log_get_stats(l, &st)))
+		snprintf(sdir, sizeof(sdir), "%s/r1-%u", dir, rblock);
+		if ((rc = open_store(sdir, SB_COMPRESS_ZSTD, rblock, 0, &s, &l)) || (rc = sb_log_get_stats(l, &st)))
 			return 1;
 		/* records in the compressed segments: all but the last ~8 MiB */
 		uint64_t n = sb_log_next(l), lim = n * 3 / 4;
@@ -356,8 +367,8 @@ int sb_bench_compress(int argc, char **argv)
 			warm += t2 - t1;
 		}
 		printf("random sb_log_read by offset, topic of %" PRIu64 " records (%u of %u segments compressed, "
-		       "zstd, 64 KiB blocks): %.1f us when its block is decompressed, %.2f us when it is cached\n",
-		       n, st.compressed, st.segments, cold / reads * 1e6, warm / reads * 1e6);
+		       "zstd, %u KiB blocks): %.1f us when its block is decompressed, %.2f us when it is cached\n",
+		       n, st.compressed, st.segments, rblock >> 10, cold / reads * 1e6, warm / reads * 1e6);
 		/* 4. the whole stream, 1 MiB reads */
 		double best = 0;
 		for (int rep = 0; rep < 3; rep++) {
