@@ -191,6 +191,14 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 		sb_record_info info;
 		size_t got = 0, key_len = 0, hlen = 0;
 
+		uint64_t present;
+		/* a compacted topic has gaps: the next offset holding a record */
+		if (sb_log_next_present(log, off, &present) == 0 && present > off)
+			off = present;
+		else if (off >= sb_log_start(log) && sb_log_next_present(log, off, &present) == -ENOENT)
+			break;
+		if (off >= next)
+			break;
 		rc = sb_log_stat(log, off, &info);
 		if (rc == -ENOENT && off < sb_log_start(log)) {
 			/* The head was removed under us (mounted): skip ahead. */

@@ -11,7 +11,10 @@
 #   - after a remount the same; `streambus verify` passes on LOG_DIR;
 #   - a backup of the topic's records (cp -a: names are offsets, keys in
 #     xattrs) copied back in order into a new topic restores the same
-#     offsets with the same gaps (SPEC §3), the same .log and keys.
+#     offsets with the same gaps (SPEC §3), the same .log and keys;
+#   - (SB_COMPACT_KILL=1) kill -9 of the daemon while a writer appends and it
+#     compacts: every key the value last acknowledged (or the one in
+#     flight); verify passes. Fails today: see below.
 SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 SB_TOOL=$SB_BUILD/streambus
@@ -30,10 +33,16 @@ tsh 'for v in $(seq 1 25); do
 	echo "line$v" >> "$1/t/.log" || exit 1
 done' "$M" "$pad" || assert_fail_now "the appends"
 assert_eq "$(ls "$M/t" | tail -1)" "$(rec $((n - 1)))" "$n records appended"
+# A round runs when a segment is sealed: two lines of 5,000 bytes seal the
+# segment holding the last keyed records, so that every superseded record
+# is in a sealed segment (the newest is never compacted).
+tsh 'for i in 1 2; do printf "%05000d\n" "$i" >> "$1/t/.log" || exit 1; done' "$M" || assert_fail_now "the long lines"
+n=$((n + 2))
 assert_eq "$(cat "$M/t/.keys/a")" "a25-$pad" "the latest value of a"
 
 case_ "the daemon compacts the sealed segments"
-sb_wait_until '[ "$(ls "$M/t" | wc -l)" -lt $((n / 2)) ]' $((20 * SB_SLOW)) ||
+# every key's latest (3) and the 25 lines and 2 long ones stay
+sb_wait_until '[ "$(ls "$M/t" | wc -l)" -le 30 ]' $((20 * SB_SLOW)) ||
 	assert_fail_now "still $(ls "$M/t" | wc -l) of $n records listed"
 pass_
 
@@ -87,3 +96,49 @@ for k in a b c; do
 done
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
+
+# ---------------------------------------------------------------------------
+# A writer of five keys while the daemon compacts every segment it seals;
+# kill -9 at a random moment; after the remount every key reads the value
+# last acknowledged (sync=always) or the one in flight, and verify passes.
+# SB_COMPACT_KILL=1: this case fails (a record acknowledged before the kill
+# is missing after the remount in about half the runs; not yet explained),
+# so it is off by default.
+runs="1 2 3"
+if [ "${SB_COMPACT_KILL:-0}" != 1 ]; then
+	sb_msg "t_compact: the kill -9 case is off (SB_COMPACT_KILL=1 runs it: it fails, see the comment)"
+	runs=""
+fi
+for run in $runs; do
+	case_ "kill -9 of the daemon while it compacts ($run), then remount"
+	sb_mount "${OPTS[@]}"
+	mkdir -p "$M/k"
+	ack=$SB_TMP/ack.$run
+	: >"$ack"
+	( for v in $(seq 1 100000); do
+		for k in p q r s u; do
+			printf '%s' "$k$v-$pad" >"$M/k/.keys/$k" 2>/dev/null || exit 0
+			echo "$k $v" >>"$ack"
+		done
+	done ) &
+	wpid=$!
+	sleep "0.$((RANDOM % 9 + 1))"
+	sleep 1
+	kill -KILL "$SB_PID"
+	sb_wait_exit "$SB_PID" $((20 * SB_SLOW)) || assert_fail_now "daemon did not exit on SIGKILL"
+	wait "$wpid"
+	t fusermount3 -u "$M" 2>/dev/null || sb_unmount_dir "$M"
+	SB_PID=""
+	sb_mount "${OPTS[@]}"
+	for k in p q r s u; do
+		last=$(awk -v k="$k" '$1 == k { v = $2 } END { print v + 0 }' "$ack")
+		[ "$last" -gt 0 ] || continue
+		got=$(cat "$M/k/.keys/$k" 2>/dev/null | cut -d- -f1)
+		case "$got" in
+		"$k$last" | "$k$((last + 1))") pass_ ;;
+		*) assert_fail_now "key $k: '$got' after the crash, acknowledged $k$last" ;;
+		esac
+	done
+	sb_umount
+	assert_ok "$SB_TOOL" verify "$SB_LOG"
+done
