@@ -69,7 +69,9 @@
  * in any segment; the compactor chooses that base so that the segment's
  * stream ends where the next segment's begins (the removed payloads leave
  * the stream; a crash between two segments' swaps may leave a stream gap
- * before a compacted segment, which the next compaction closes). A
+ * before a compacted segment, a copy taken during a round an overlap: both
+ * accepted next to a compacted segment, whose positions recovery derives
+ * from the next segment's; the next compaction writes them). A
  * compacted segment is never compressed, and a compressed one never
  * compacted. Written like a compressed one: temp file, fsync, rename over
  * NNNN.seg, directory fsync (its .idx and .tix then rebuilt).

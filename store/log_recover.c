@@ -283,11 +283,14 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	*changed |= ch;
 	if (l->nsegs) {
 		sb_segment *prev = l->segs[l->nsegs - 1];
-		/* A stream gap before a compacted segment: a crash between two
-		 * swaps of a compaction (log_compact.c), closed by the next. */
+		/* A stream gap before a compacted segment (a crash between two
+		 * swaps of a compaction, log_compact.c), or an overlap (a copy
+		 * of the directory taken during a round: a newer segment before
+		 * an older one): compacted segments' stream positions are
+		 * derived, put right below (restream_compacted). */
 		uint64_t pend = sb_segment_stream_end(prev), sbase = sb_segment_base_stream(s);
 		if (sb_segment_next(prev) != sb_segment_base(s) ||
-		    (pend != sbase && !(sb_segment_compacted(s) && pend < sbase))) {
+		    (pend != sbase && !sb_segment_compacted(s) && !sb_segment_compacted(prev))) {
 			if (r->bases[i] <= *start) {
 				/* A break below the start: what precedes it
 				 * are stale files of an interrupted removal. */
@@ -415,6 +418,21 @@ static int settle_start(sb_log *l, int meta_rc, uint64_t start)
 	return 0;
 }
 
+/* Each compacted segment's stream made to end where the next segment's
+ * begins, newest first (what a whole compaction round leaves; after a
+ * crash or in a copy taken during one, its headers may disagree). Only
+ * the positions in memory move; the next round writes them. */
+static void restream_compacted(sb_log *l)
+{
+	for (size_t i = l->nsegs; i-- > 1;) {
+		sb_segment *prev = l->segs[i - 1], *s = l->segs[i];
+		uint64_t len = sb_segment_stream_end(prev) - sb_segment_base_stream(prev);
+		if (sb_segment_compacted(prev) && sb_segment_stream_end(prev) != sb_segment_base_stream(s) &&
+		    sb_segment_base_stream(s) >= len)
+			sb_segment_rebase_stream(prev, sb_segment_base_stream(s) - len);
+	}
+}
+
 int sb_log_recover(sb_log *l)
 {
 	recovery r = {0};
@@ -484,6 +502,7 @@ int sb_log_recover(sb_log *l)
 		}
 		changed = 1;
 	}
+	restream_compacted(l);
 	sb_segment *last = sb_log_active(l);
 	atomic_store(&l->next, sb_segment_next(last));
 	atomic_store(&l->stream_end, sb_segment_stream_end(last));

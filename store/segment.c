@@ -355,6 +355,14 @@ int sb_segment_upgrade(sb_segment *s)
 	return rc;
 }
 
+void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
+{
+	uint64_t n = atomic_load(&s->stream_end) - s->base_stream;
+
+	s->base_stream = base_stream;
+	atomic_store(&s->stream_end, base_stream + n);
+}
+
 int sb_segment_write_span(sb_segment *s, uint64_t next)
 {
 	const sb_io *io = s->p->io;

@@ -146,6 +146,9 @@ int sb_segment_upgrade(sb_segment *s);
  * memory, with readers kept out (the log's seg_lock).
  */
 int sb_segment_write_span(sb_segment *s, uint64_t next);
+/* Recovery, before the log is shared: the stream positions of a compacted
+ * segment are derived data (format.h); put its payloads at base_stream on. */
+void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream);
 void sb_segment_set_span(sb_segment *s, uint64_t next);
 /*
  * Make the segment final: cut the preallocated space and start writeback,

@@ -54,6 +54,7 @@ typedef struct seg_walk {
 	uint64_t zeros_from;   /* the records end in zeros from this byte; 0 if not */
 	uint64_t size;         /* the file's size */
 	int idx_valid;         /* its index file is valid: the segment was synced */
+	int compacted;         /* its header has a compacted span (format.h) */
 } seg_walk;
 
 /* One index file, loaded whole. */
@@ -698,10 +699,11 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			report(v, SB_VERIFY_FILE, path, SB_SEG_AT_BASE,
 			       "header says base offset %llu, the file is named for %llu",
 			       (unsigned long long)h.base_offset, (unsigned long long)base);
-		/* before a compacted segment, a stream gap (a crash between
-		 * two swaps of a compaction) is not damage (format.h) */
+		/* around a compacted segment, a stream gap (a crash between
+		 * two swaps of a compaction) or overlap (a copy taken during
+		 * one) is not damage: its positions are derived (format.h) */
 		if (have_prev && prev->complete && prev->have_stream &&
-		    h.base_stream != prev->next_stream && !(h.span && h.base_stream > prev->next_stream))
+		    h.base_stream != prev->next_stream && !h.span && !prev->compacted)
 			report(v, SB_VERIFY_ORDER, path, SB_SEG_AT_STREAM,
 			       "base stream position %llu, the previous segment ends at %llu",
 			       (unsigned long long)h.base_stream,
@@ -716,6 +718,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
 	sb_vtix_end(&tx, end, w->complete && rec_problems(v) == probs);
 	w->idx_valid = ix.valid;
+	w->compacted = v->seg_span != 0;
 	w->size = sb_segwin_size(m);
 	goto out_free;
 out_done:
