@@ -4,7 +4,8 @@
 # working notes (targets, the seed's figures: docs/BENCHMARKS.md has them);
 # streambus-bench (not installed) counts allocations, none per random read;
 # nothing is left behind in the scratch directory.
-# Run by tools/test with SB_BUILD=<build dir>.
+# Run by tools/test with SB_BUILD=<build dir>, in the plain build only (a
+# benchmark under a sanitizer times the sanitizer).
 set -euo pipefail
 : "${SB_BUILD:?SB_BUILD must name the build directory}"
 top=$(cd "$(dirname "$0")/../.." && pwd)
