@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "zseg_impl.h"
 
@@ -330,9 +333,14 @@ static int grow_bytes(uint8_t **p, size_t *cap, size_t want)
 }
 
 /* Read a LEB128 varint of at most 10 bytes from [*p, end). */
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static inline int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t x = 0;
+
+	if (*p < end && **p < 0x80) { /* most of a block's columns: one byte */
+		*v = *(*p)++;
+		return 0;
+	}
 
 	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
 		uint8_t b = *(*p)++;
@@ -372,6 +380,48 @@ static int decode_hdrs(struct zslot *s, uint32_t n, const uint8_t **p, const uin
 		    !sb_hdrs_valid(s->raw + s->hdrs_at + s->hoff[k], s->hoff[k + 1] - s->hoff[k]))
 			return SB_ECORRUPT;
 	return 0;
+}
+
+/* Finding the newlines in a block's values: the bitmask of those in the
+ * 64 bytes [base, base + 64) (none at or past total). */
+struct nlscan {
+	const uint8_t *b;
+	uint64_t total, base, mask;
+};
+
+/* The first newline at or after byte at, or total if none: one pass of
+ * 64 bytes at a time over the values, not a call per record. */
+static inline uint64_t nl_next(struct nlscan *ns, uint64_t at)
+{
+	for (;;) {
+		if (at >= ns->total)
+			return ns->total;
+		if (at >= ns->base && at - ns->base < 64) {
+			uint64_t m = ns->mask >> (at - ns->base);
+			if (m)
+				return at + (uint64_t)__builtin_ctzll(m);
+			at = ns->base + 64;
+			continue;
+		}
+		const uint8_t *q = ns->b + at;
+		uint64_t m = 0;
+#if defined(__SSE2__)
+		if (ns->total - at >= 64) {
+			const __m128i nl = _mm_set1_epi8('\n');
+			for (int j = 0; j < 4; j++) {
+				__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(q + 16 * j));
+				m |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << (16 * j);
+			}
+		} else
+#endif
+		{
+			uint64_t lim = ns->total - at < 64 ? ns->total - at : 64;
+			for (uint64_t j = 0; j < lim; j++)
+				m |= (uint64_t)(q[j] == '\n') << j;
+		}
+		ns->base = at;
+		ns->mask = m;
+	}
 }
 
 int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned features)
@@ -418,12 +468,11 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned 
 		return rc;
 	/* A value length is coded against the length up to and including the
 	 * next newline in the values (the rest of them if none): a line is 0. */
-	const uint8_t *vb = s->raw;
 	uint64_t total = stream_len;
+	struct nlscan ns = {.b = s->raw, .total = total, .base = UINT64_MAX};
 	for (uint32_t k = 0; k < n; k++) {
-		uint64_t c = s->voff[k], left = total - vals;
-		const uint8_t *nl = memchr(vb + vals, '\n', left);
-		int64_t len = (int64_t)(nl ? (uint64_t)(nl - (vb + vals)) + 1 : left) +
+		uint64_t c = s->voff[k], left = total - vals, nl = nl_next(&ns, vals);
+		int64_t len = (int64_t)(nl < total ? nl - vals + 1 : left) +
 			      ((c & 1) ? -(int64_t)(c >> 1) - 1 : (int64_t)(c >> 1));
 		if (len < 0 || (uint64_t)len > left)
 			return SB_ECORRUPT;
