@@ -13,7 +13,11 @@
  * Threads: `lock` (a writer-preferring rwlock) guards the tree: put and
  * delete take it exclusive, readers shared. Keys and nodes live in the
  * arena until clear, so an iterator keeps a pointer to its current key and
- * finds its place again (the first key after it) at each step.
+ * its place (leaf, index); a step goes on along the leaves (linked) while
+ * no new key was put since (`gen`: only a new key moves entries), and
+ * otherwise finds its place again (the first key after it) from the root.
+ * A put of a new key into a leaf with room descends once; only a full leaf
+ * takes the second descent that splits full nodes on its way down.
  * A deleted key stays in its leaf marked MT_GONE (the key index deletes
  * nothing in practice: a tombstone is a value); count and iteration skip it.
  */
@@ -33,6 +37,7 @@
 
 typedef struct mt_node {
 	int leaf, n;
+	struct mt_node *next;       /* a leaf: the leaf after it, or NULL */
 	uint64_t pfx[MT_FAN];
 	const uint8_t *key[MT_FAN];
 	uint16_t klen[MT_FAN];
@@ -54,6 +59,7 @@ struct sb_mt {
 	_Atomic size_t count;       /* keys present */
 	_Atomic size_t bytes;       /* arena bytes used */
 	struct mt_chunk *chunks;    /* [lock] newest first */
+	uint64_t gen;               /* [lock] new keys put: entries moved */
 };
 
 static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
@@ -146,6 +152,7 @@ static mt_node *node_new(sb_mt *m, int leaf)
 	if (n) {
 		n->leaf = leaf;
 		n->n = 0;
+		n->next = NULL;
 	}
 	return n;
 }
@@ -185,6 +192,7 @@ void sb_mt_clear(sb_mt *m)
 	atomic_store_explicit(&m->bytes, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->count, 0, memory_order_relaxed);
 	m->root = node_new(m, 1); /* NULL: put says -ENOMEM */
+	m->gen++;
 	pthread_rwlock_unlock(&m->lock);
 }
 
@@ -216,6 +224,8 @@ static int split(sb_mt *m, mt_node *x, int i)
 		memcpy(z->klen, y->klen + h, z->n * sizeof(uint16_t));
 		memcpy(z->u.val, y->u.val + h, z->n * sizeof(sb_mt_val));
 		sp = z->pfx[0], sk = z->key[0], sl = z->klen[0];
+		z->next = y->next;
+		y->next = z;
 	} else {
 		z->n = MT_FAN - h - 1;
 		memcpy(z->pfx, y->pfx + h + 1, z->n * sizeof(uint64_t));
@@ -252,6 +262,23 @@ static mt_node *find_leaf(const sb_mt *m, uint64_t pfx, const uint8_t *k, size_t
 	return (mt_node *)x;
 }
 
+/* Insert the new key kc at index i of leaf x, which has room. */
+static void leaf_insert(sb_mt *m, mt_node *x, int i, uint64_t pfx, const uint8_t *kc, size_t klen,
+			const sb_mt_val *v)
+{
+	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
+	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
+	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
+	memmove(x->u.val + i + 1, x->u.val + i, (x->n - i) * sizeof(sb_mt_val));
+	x->pfx[i] = pfx;
+	x->key[i] = kc;
+	x->klen[i] = (uint16_t)klen;
+	x->u.val[i] = *v;
+	x->u.val[i].flags &= (uint16_t)~MT_GONE;
+	x->n++;
+	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+}
+
 static int put_locked(sb_mt *m, const uint8_t *k, size_t klen, const sb_mt_val *v)
 {
 	uint64_t pfx = key_prefix(k, klen);
@@ -273,6 +300,14 @@ static int put_locked(sb_mt *m, const uint8_t *k, size_t klen, const sb_mt_val *
 	if (!kc)
 		return -ENOMEM;
 	memcpy(kc, k, klen);
+	m->gen++;
+	/* Room in its leaf (15 puts of 16): insert there, no second descent.
+	 * Only a full leaf needs the descent below, which splits full nodes
+	 * on its way down. */
+	if (l->n < MT_FAN) {
+		leaf_insert(m, l, i, pfx, kc, klen, v);
+		return 0;
+	}
 	if (x->n == MT_FAN) {
 		mt_node *r = node_new(m, 0);
 		if (!r)
@@ -294,18 +329,7 @@ static int put_locked(sb_mt *m, const uint8_t *k, size_t klen, const sb_mt_val *
 		}
 		x = x->u.kid[i];
 	}
-	i = lower(x, pfx, k, klen);
-	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
-	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
-	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
-	memmove(x->u.val + i + 1, x->u.val + i, (x->n - i) * sizeof(sb_mt_val));
-	x->pfx[i] = pfx;
-	x->key[i] = kc;
-	x->klen[i] = (uint16_t)klen;
-	x->u.val[i] = *v;
-	x->u.val[i].flags &= (uint16_t)~MT_GONE;
-	x->n++;
-	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+	leaf_insert(m, x, lower(x, pfx, k, klen), pfx, kc, klen, v);
 	return 0;
 }
 
@@ -393,6 +417,9 @@ static void seek_locked(const sb_mt *m, const uint8_t *k, size_t kl, int after, 
 				it->klen = x->klen[i];
 				it->val = x->u.val[i];
 				it->valid = 1;
+				it->leaf = x;
+				it->at = i;
+				it->gen = m->gen;
 				return;
 			}
 		}
@@ -422,12 +449,37 @@ int sb_mt_iter_valid(const sb_mt_iter *it)
 	return it->valid;
 }
 
+/* The next present entry after the iterator's, along the leaves: no entry
+ * moved since it got there (no new key put). */
+static void step_locked(sb_mt_iter *it)
+{
+	const mt_node *x = it->leaf;
+	int i = it->at + 1;
+
+	for (; x; x = x->next, i = 0) {
+		for (; i < x->n; i++) {
+			if (!(x->u.val[i].flags & MT_GONE)) {
+				it->key = x->key[i];
+				it->klen = x->klen[i];
+				it->val = x->u.val[i];
+				it->leaf = x;
+				it->at = i;
+				return;
+			}
+		}
+	}
+	it->valid = 0;
+}
+
 void sb_mt_iter_next(sb_mt_iter *it)
 {
 	sb_mt *w = (sb_mt *)it->m;
 
 	pthread_rwlock_rdlock(&w->lock);
-	seek_locked(it->m, it->key, it->klen, 1, it);
+	if (it->valid && it->gen == w->gen)
+		step_locked(it);
+	else
+		seek_locked(it->m, it->key, it->klen, 1, it);
 	pthread_rwlock_unlock(&w->lock);
 }
 

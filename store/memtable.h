@@ -59,6 +59,9 @@ typedef struct sb_mt_iter {
 	size_t klen;
 	sb_mt_val val;        /* its value when the iterator got there */
 	int valid;
+	const void *leaf;     /* where it is (memtable.c), while gen holds */
+	int at;
+	uint64_t gen;
 } sb_mt_iter;
 void sb_mt_seek(const sb_mt *m, const void *key, size_t klen, sb_mt_iter *it);
 int sb_mt_iter_valid(const sb_mt_iter *it);
