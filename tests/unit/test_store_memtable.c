@@ -4,7 +4,8 @@
  * thousands of keys that share long prefixes (so the 8-byte prefix compare
  * and the byte compare after it both decide), then one writer beside
  * reader threads (run under TSan in tools/test) that check every value
- * they see is whole and every scan is in order.
+ * they see is whole and every scan is in order, and a scan with puts and
+ * deletes between its steps.
  * SB_MT_OPS: operations of the model test (default 200,000).
  */
 #include <criterion/criterion.h>
@@ -145,6 +146,76 @@ Test(memtable, model)
 		}
 	}
 	cr_assert_gt(sb_mt_bytes(m), 0);
+	sb_mt_free(m);
+}
+
+/*
+ * A scan with puts, updates and deletes between its steps (one thread):
+ * steps go along the leaves while no new key is put and find their place
+ * again from the root after one (leaves split under the scan). Keys come in
+ * order, none twice; every key present from the seek to the end of the scan
+ * is seen, with its value at the step that saw it.
+ */
+Test(memtable, scan_beside_puts)
+{
+	uint64_t seed = 4242;
+	sb_mt *m;
+
+	make_keys(&seed);
+	cr_assert_eq(sb_mt_new(&m), 0);
+	for (int round = 0; round < 40; round++) {
+		int stayed[NKEYS], seen[NKEYS];
+		for (size_t i = 0; i < NKEYS; i++) {
+			if (rnd(&seed) % 4 == 0 && !model[i].present) {
+				model[i].present = 1;
+				model[i].v = (sb_mt_val){.offset = i};
+				cr_assert_eq(sb_mt_put(m, model[i].k, model[i].len, &model[i].v), 0);
+			}
+			stayed[i] = model[i].present;
+			seen[i] = 0;
+		}
+		size_t from = rnd(&seed) % NKEYS, at = from;
+		sb_mt_iter it;
+		sb_mt_seek(m, model[from].k, model[from].len, &it);
+		for (; sb_mt_iter_valid(&it); sb_mt_iter_next(&it)) {
+			size_t kl;
+			const uint8_t *k = sb_mt_iter_key(&it, &kl);
+			while (at < NKEYS && kcmp(model[at].k, model[at].len, k, kl) < 0)
+				at++;
+			cr_assert_lt(at, NKEYS, "a key the model lacks");
+			cr_assert_eq(kcmp(model[at].k, model[at].len, k, kl), 0, "a key the model lacks");
+			cr_assert_not(seen[at], "key %zu seen twice", at);
+			seen[at] = 1;
+			sb_mt_val v;
+			sb_mt_iter_val(&it, &v);
+			cr_assert_eq(v.offset, model[at].v.offset, "key %zu: a stale value", at);
+			/* between steps: a new key, an update, a delete (each
+			 * anywhere, before or after the scan's place) */
+			for (int op = 0; op < 3; op++) {
+				size_t j = rnd(&seed) % NKEYS;
+				unsigned r = rnd(&seed) % 3;
+				if (r == 0 && !model[j].present) {
+					model[j].present = 1;
+					model[j].v = (sb_mt_val){.offset = j + 1000000 * (uint64_t)round};
+					cr_assert_eq(sb_mt_put(m, model[j].k, model[j].len, &model[j].v), 0);
+				} else if (r == 1 && model[j].present) {
+					model[j].v.offset += 7;
+					cr_assert_eq(sb_mt_put(m, model[j].k, model[j].len, &model[j].v), 0);
+				} else if (r == 2 && model[j].present && rnd(&seed) % 4 == 0) {
+					model[j].present = 0;
+					stayed[j] = 0;
+					cr_assert_eq(sb_mt_delete(m, model[j].k, model[j].len), 0);
+				}
+			}
+		}
+		for (size_t i = from; i < NKEYS; i++)
+			cr_assert(!stayed[i] || seen[i], "round %d: key %zu, present throughout, not seen", round, i);
+		if (round % 10 == 9) {
+			sb_mt_clear(m);
+			for (size_t i = 0; i < NKEYS; i++)
+				model[i].present = 0;
+		}
+	}
 	sb_mt_free(m);
 }
 
