@@ -704,7 +704,8 @@ static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, u
 			memcpy(hb, map + p, SB_REC_HDR);
 			sane = sb_rec_frame(hb, slen - p, &h) &&
 			       (h.offset == off || (s->span && h.offset > off && h.offset - s->base < s->span));
-			off = h.offset;
+			if (sane) /* (a damaged header's offset names nothing) */
+				off = h.offset;
 		}
 		if (!sane) {
 			/* The records before it first: the damage met first is reported. */
