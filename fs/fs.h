@@ -101,6 +101,14 @@ typedef struct sbfs_tentry {
 	pthread_mutex_t pinlock; /* guards the readers' bases below */
 	uint64_t *rbase, *roff;
 	size_t nreaders, rcap;
+	/* records whose 20-digit names lookups gave the kernel to cache
+	 * (SBFS_TTL_REC): [named_lo, named_hi], empty while named_lo >
+	 * named_hi. Lookups widen it before they check the record; the
+	 * notifier invalidates only the names in it that went below the
+	 * start, then raises named_lo to the start (a 100 MB append that
+	 * the cluster's retention trims as it goes was invalidating up to
+	 * INVAL_MAX names per pass that no lookup had given the kernel) */
+	_Atomic uint64_t named_lo, named_hi;
 	/* the notifier thread's alone: offsets it last told the kernel of
 	 * (the .log base, next, start) */
 	uint64_t seen_base, seen_next, seen_off;
@@ -257,6 +265,8 @@ int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force);
 /* Something changed (an append, a delete, a topic made or removed): the
  * notifier looks soon (cheap, coalesced, any thread). */
 void sbfs_notify_kick(sbfs *fs);
+/* A lookup is about to give the kernel record off's name to cache. */
+void sbfs_named(sbfs_tentry *te, uint64_t off);
 
 /* ======== 1: handles.c - open files and directories ======== */
 /* A new handle of kind k on te, registered in fs->handles; NULL on ENOMEM. */

@@ -33,6 +33,30 @@ static int64_t real_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Records below start are gone (retention, or rm, whose dentries the
+ * kernel dropped already): no name a lookup gave the kernel may outlive
+ * them. Only those are told; the kernel caches no other record name. */
+static void inval_gone(sbfs *fs, sbfs_tentry *te, uint64_t start)
+{
+	uint64_t from = te->seen_off;
+	if (start - from > INVAL_MAX)
+		from = start - INVAL_MAX;
+	uint64_t lo = atomic_load(&te->named_lo);
+	uint64_t hi = atomic_load(&te->named_hi);
+	uint64_t to = hi < start ? hi + 1 : start;
+	if (lo > from)
+		from = lo;
+	char name[21];
+	for (uint64_t o = from; o < to; o++) {
+		sbfs_fmt_offset(name, o);
+		fuse_lowlevel_notify_inval_entry(fs->se, sbfs_ino(te->id, SBFS_L_DIR), name, 20);
+	}
+	/* what is below start is told (or timed out); a lookup that lowers
+	 * named_lo meanwhile keeps its lower value */
+	while (lo < start && !atomic_compare_exchange_weak(&te->named_lo, &lo, start))
+		;
+}
+
 static void scan(sbfs *fs)
 {
 	sbfs_tentry **v;
@@ -59,19 +83,8 @@ static void scan(sbfs *fs)
 		if (removed == te->seen_removed && base == te->seen_base &&
 		    bd.next == te->seen_next && (removed || bd.start == te->seen_off))
 			continue;
-		if (!removed && bd.start > te->seen_off) {
-			/* records gone by retention (or rm, whose dentries the kernel
-			 * dropped already): no cached name may outlive them */
-			uint64_t from = te->seen_off;
-			if (bd.start - from > INVAL_MAX)
-				from = bd.start - INVAL_MAX;
-			char name[21];
-			for (uint64_t o = from; o < bd.start; o++) {
-				sbfs_fmt_offset(name, o);
-				fuse_lowlevel_notify_inval_entry(fs->se, sbfs_ino(te->id, SBFS_L_DIR),
-								 name, 20);
-			}
-		}
+		if (!removed && bd.start > te->seen_off)
+			inval_gone(fs, te, bd.start);
 		if (!removed)
 			te->seen_off = bd.start;
 		te->seen_removed = removed;

@@ -78,7 +78,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (sbfs_pending_lookup(fs, te, name, &st) == 0)
 		return reply_entry(req, &st, 0, 0);
 	uint64_t off;
-	rc = sbfs_parse_offset(name, &off) ? -ENOENT : sbfs_attr_record(fs, te, off, &st);
+	rc = sbfs_parse_offset(name, &off) ? -ENOENT : 0;
+	if (rc == 0 && strlen(name) == 20)
+		sbfs_named(te, off); /* before the check: a pass after it sees it */
+	if (rc == 0)
+		rc = sbfs_attr_record(fs, te, off, &st);
 	if (rc == 0)
 		/* the notifier invalidates 20-digit names only: other spellings
 		 * (orders/42) are cached briefly */

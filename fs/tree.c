@@ -159,6 +159,8 @@ static sbfs_tentry *entry_new(const char *name, uint32_t id, uint64_t gen, sbfs_
 	e->gen = gen;
 	e->t = t;
 	e->born_ns = now_ns();
+	atomic_init(&e->named_lo, UINT64_MAX); /* nothing named yet */
+	atomic_init(&e->named_hi, 0);
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_rwlock_init(&e->alock, NULL);
 	pthread_mutex_init(&e->pinlock, NULL);
@@ -621,6 +623,16 @@ int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force)
 }
 
 /* ---- changes ---------------------------------------------------------------- */
+
+void sbfs_named(sbfs_tentry *te, uint64_t off)
+{
+	uint64_t lo = atomic_load(&te->named_lo);
+	while (off < lo && !atomic_compare_exchange_weak(&te->named_lo, &lo, off))
+		;
+	uint64_t hi = atomic_load(&te->named_hi);
+	while (off > hi && !atomic_compare_exchange_weak(&te->named_hi, &hi, off))
+		;
+}
 
 /* The notifier (notify.c) waits for this. */
 void sbfs_notify_kick(sbfs *fs)
