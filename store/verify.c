@@ -21,6 +21,7 @@
 #include "format.h"
 #include "segwin.h"
 #include "verify.h"
+#include "verify_list.h"
 #include "verify_tix.h"
 #include "zseg.h"
 
@@ -106,13 +107,6 @@ static void progress(vctx *v, int force)
 	v->progress(v->arg, v->done, v->total);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Read exactly n bytes at off: 0, -errno, or -ENODATA when the file is short. */
 static int pread_full(int fd, void *buf, size_t n, off_t off)
 {
@@ -132,106 +126,6 @@ static int pread_full(int fd, void *buf, size_t n, off_t off)
 	return 0;
 }
 
-/* Append base to a growing array. 0 or -ENOMEM. */
-static int push_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t x)
-{
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
-		uint64_t *t = realloc(*a, nc * sizeof *t);
-		if (!t)
-			return -ENOMEM;
-		*a = t;
-		*cap = nc;
-	}
-	(*a)[(*n)++] = x;
-	return 0;
-}
-
-typedef struct listing {
-	uint64_t *segs, *idxs, *tixs;
-	size_t nseg, nidx, ntix, capseg, capidx, captix;
-	int has_meta, has_clean;
-} listing;
-
-static void listing_free(listing *l)
-{
-	free(l->segs);
-	free(l->idxs);
-	free(l->tixs);
-}
-
-/* List the topic directory: segment and index bases, sorted. 0 or -errno. */
-static int list_topic(const char *dir, listing *l)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int rc = 0;
-
-	memset(l, 0, sizeof *l);
-	if (!d)
-		return -errno;
-	while ((errno = 0, e = readdir(d)) != NULL) {
-		uint64_t base;
-
-		if (sb_seg_name_parse(e->d_name, SB_SEG_SUFFIX, &base) == 0)
-			rc = push_u64(&l->segs, &l->nseg, &l->capseg, base);
-		else if (sb_seg_name_parse(e->d_name, SB_IDX_SUFFIX, &base) == 0)
-			rc = push_u64(&l->idxs, &l->nidx, &l->capidx, base);
-		else if (sb_seg_name_parse(e->d_name, SB_TIX_SUFFIX, &base) == 0)
-			rc = push_u64(&l->tixs, &l->ntix, &l->captix, base);
-		else if (strcmp(e->d_name, SB_META_NAME) == 0)
-			l->has_meta = 1;
-		else if (strcmp(e->d_name, SB_CLEAN_NAME) == 0)
-			l->has_clean = 1;
-		if (rc)
-			goto out_close_dir;
-	}
-	if (errno) {
-		rc = -errno;
-		goto out_close_dir;
-	}
-	if (l->nseg > 1)
-		qsort(l->segs, l->nseg, sizeof *l->segs, cmp_u64);
-	if (l->nidx > 1)
-		qsort(l->idxs, l->nidx, sizeof *l->idxs, cmp_u64);
-	if (l->ntix > 1)
-		qsort(l->tixs, l->ntix, sizeof *l->tixs, cmp_u64);
-out_close_dir:
-	closedir(d);
-	if (rc)
-		listing_free(l);
-	return rc;
-}
-
-static void file_path(char *buf, const char *dir, uint64_t base, const char *suffix)
-{
-	char name[32];
-
-	sb_seg_name(name, base, suffix);
-	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-}
-
-int sb_verify_topic_bytes(const char *topic_dir, uint64_t *bytes)
-{
-	listing l;
-	uint64_t sum = 0;
-	char path[PATH_MAX];
-	int rc = list_topic(topic_dir, &l);
-
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < l.nseg; i++) {
-		struct stat st;
-
-		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
-		if (stat(path, &st) == 0)
-			sum += (uint64_t)st.st_size;
-	}
-	listing_free(&l);
-	*bytes = sum;
-	return 0;
-}
-
 /*
  * Load the index of segment `base`: header checks, then the entries (kept in
  * ix->entries for the walk to compare with the records). Problems reported.
@@ -245,7 +139,7 @@ static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
 	int fd, rc;
 
 	memset(ix, 0, sizeof *ix);
-	file_path(ix->path, v->dir, base, SB_IDX_SUFFIX);
+	sb_vlist_path(ix->path, v->dir, base, SB_IDX_SUFFIX);
 	fd = open(ix->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -611,7 +505,7 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	w->idx_valid = 1; /* made from a synced segment, synced before its rename */
 	sb_vtix_end(&tx, sb_zseg_plain_len(z), !bad);
 	sb_zseg_free(z);
-	file_path(ipath, v->dir, base, SB_IDX_SUFFIX);
+	sb_vlist_path(ipath, v->dir, base, SB_IDX_SUFFIX);
 	if (stat(ipath, &st) == 0)
 		report(v, SB_VERIFY_INDEX, ipath, SB_VERIFY_NOPOS,
 		       "index file beside a compressed segment (stale: removed at the next open)");
@@ -635,7 +529,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	memset(w, 0, sizeof *w);
 	memset(&ix, 0, sizeof ix);
 	w->next_off = base;
-	file_path(path, v->dir, base, SB_SEG_SUFFIX);
+	sb_vlist_path(path, v->dir, base, SB_SEG_SUFFIX);
 	v->res.segments++;
 	if (have_prev && prev->complete && base != prev->next_off)
 		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,
@@ -748,7 +642,7 @@ static int read_small(const char *path, void *buf, size_t size)
 	return rc;
 }
 
-static void check_meta(vctx *v, const listing *l, int *have_start, uint64_t *start)
+static void check_meta(vctx *v, const sb_vlisting *l, int *have_start, uint64_t *start)
 {
 	char path[PATH_MAX];
 	uint8_t b[SB_META_SIZE > SB_CLEAN_SIZE ? SB_META_SIZE : SB_CLEAN_SIZE];
@@ -793,7 +687,7 @@ static void check_meta(vctx *v, const listing *l, int *have_start, uint64_t *sta
  * before the sync: zeros at its end are records lost, not free space. The
  * store refuses such a log.
  */
-static void check_zero_tails(vctx *v, const listing *l, const seg_walk *walks)
+static void check_zero_tails(vctx *v, const sb_vlisting *l, const seg_walk *walks)
 {
 	char path[PATH_MAX];
 	int later = 0, clean = 0;
@@ -807,7 +701,7 @@ static void check_zero_tails(vctx *v, const listing *l, const seg_walk *walks)
 				    : clean ? "the log was closed cleanly"
 				    : later ? "a later segment was synced" : NULL;
 		if (w->zeros_from && w->zeros_from < w->size && proof) {
-			file_path(path, v->dir, l->segs[i], SB_SEG_SUFFIX);
+			sb_vlist_path(path, v->dir, l->segs[i], SB_SEG_SUFFIX);
 			v->cur_newest = i + 1 == l->nseg;
 			report(v, SB_VERIFY_RECORD, path, w->zeros_from,
 			       "zeros where records should be, to the end of the file (%s): "
@@ -822,14 +716,14 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 		    sb_verify_progress_fn progress_fn, void *arg, sb_verify_result *res)
 {
 	vctx v;
-	listing l;
+	sb_vlisting l;
 	seg_walk prev, cur, *walks;
 	uint64_t start = 0;
 	int have_start = 0, rc;
 	char path[PATH_MAX];
 	size_t j = 0;
 
-	rc = list_topic(topic_dir, &l);
+	rc = sb_vlist_topic(topic_dir, &l);
 	if (rc)
 		return rc;
 	memset(&v, 0, sizeof v);
@@ -842,7 +736,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 	for (size_t i = 0; i < l.nseg; i++) {
 		struct stat st;
 
-		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
+		sb_vlist_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
 		if (stat(path, &st) == 0)
 			v.total += (uint64_t)st.st_size;
 	}
@@ -851,7 +745,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 	v.start = have_start ? start : 0;
 	walks = calloc(l.nseg ? l.nseg : 1, sizeof *walks);
 	if (!walks) {
-		listing_free(&l);
+		sb_vlist_free(&l);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < l.nseg; i++) {
@@ -862,7 +756,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 		check_segment(&v, l.segs[i], &prev, i > 0, &cur);
 		walks[i] = cur;
 		v.cur_newest = 0;
-		file_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
+		sb_vlist_path(path, topic_dir, l.segs[i], SB_SEG_SUFFIX);
 		v.done = before + (stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
 		progress(&v, 1);
 		if (i == 0)
@@ -876,7 +770,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 			j++;
 		if (j < l.nseg && l.segs[j] == l.idxs[i])
 			continue;
-		file_path(path, topic_dir, l.idxs[i], SB_IDX_SUFFIX);
+		sb_vlist_path(path, topic_dir, l.idxs[i], SB_IDX_SUFFIX);
 		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "index file without a segment");
 	}
 	for (size_t i = 0, k = 0; i < l.ntix; i++) { /* time index files too */
@@ -884,7 +778,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 			k++;
 		if (k < l.nseg && l.segs[k] == l.tixs[i])
 			continue;
-		file_path(path, topic_dir, l.tixs[i], SB_TIX_SUFFIX);
+		sb_vlist_path(path, topic_dir, l.tixs[i], SB_TIX_SUFFIX);
 		report(&v, SB_VERIFY_INDEX, path, SB_VERIFY_NOPOS, "time index file without a segment");
 	}
 	check_zero_tails(&v, &l, walks);
@@ -902,7 +796,7 @@ int sb_verify_topic(const char *topic_dir, sb_verify_problem_fn problem,
 		report(&v, SB_VERIFY_FILE, path, SB_VERIFY_NOPOS,
 		       "missing: records were removed (the first segment starts at offset %llu) "
 		       "and the log start is unknown", (unsigned long long)l.segs[0]);
-	listing_free(&l);
+	sb_vlist_free(&l);
 	*res = v.res;
 	return 0;
 }
