@@ -177,6 +177,12 @@ int sb_segment_cut(sb_segment *s, int quiet)
 	if (!rc) {
 		s->damage = 0;
 		s->lost = 0;
+		/* A compacted segment ends at its span whatever was cut (as
+		 * its reopen says): the offsets of the records cut are never
+		 * given again (fuzz_segment: next 1005 after the cut, the
+		 * span's end on reopen). */
+		if (s->span)
+			atomic_store(&s->next, s->base + s->span);
 	}
 	return rc;
 }
