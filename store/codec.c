@@ -215,10 +215,15 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 		return rc;
 	if (sb_get64(src + SB_SEG_AT_STREAM) > SB_STREAM_MAX)
 		return SB_ECORRUPT; /* stream positions in it would wrap */
-	h->base_offset = sb_get64(src + SB_SEG_AT_BASE);
+	uint16_t version = sb_get16(src + SB_FH_VERSION);
+	uint64_t base = sb_get64(src + SB_SEG_AT_BASE);
+	uint32_t span = version >= 3 ? sb_get32(src + SB_SEG_AT_SPAN) : 0;
+	if (span > UINT64_MAX - base)
+		return SB_ECORRUPT; /* a compacted segment's next offset would wrap */
+	h->base_offset = base;
 	h->base_stream = sb_get64(src + SB_SEG_AT_STREAM);
-	h->version = sb_get16(src + SB_FH_VERSION);
-	h->span = h->version >= 3 ? sb_get32(src + SB_SEG_AT_SPAN) : 0;
+	h->version = version;
+	h->span = span;
 	return 0;
 }
 
