@@ -139,8 +139,13 @@ static int set_start(sb_log *l, uint64_t start)
 	size_t k = 0;
 	int rc;
 
-	atomic_store_explicit(&l->stream_start, sb_log_stream_pos_of(l, start), memory_order_release);
+	/* The start first: a reader that sees the stream start moved (its
+	 * read ENOENT) then sees the record's offset below the start too,
+	 * never a removed stream position whose offset still looks kept
+	 * (test readers_while_the_start_moves, 1 read of 42,886 under TSan). */
+	uint64_t spos = sb_log_stream_pos_of(l, start);
 	atomic_store_explicit(&l->start, start, memory_order_release);
+	atomic_store_explicit(&l->stream_start, spos, memory_order_release);
 	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
 		k++;
 	rc = sb_log_drop_front(l, k);
