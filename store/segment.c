@@ -85,10 +85,10 @@ void sb_seg_free(sb_segment *s)
 {
 	if (s->map != MAP_FAILED)
 		munmap(s->map, s->map_len);
+	sb_zseg_free(s->z); /* first: its read-ahead reads s->fd */
 	if (s->fd >= 0)
 		s->p->io->close(s->p->io->ctx, s->fd);
 	sb_index_free(s->ix);
-	sb_zseg_free(s->z);
 	sb_tindex_free(s->tix);
 	sb_segwin_free(s->win);
 	free(s->scratch);

@@ -16,54 +16,6 @@
 
 #include "zseg_impl.h"
 
-/* Slots per cache: a few readers of one topic at a time each keep their
- * block (a forward scan, a random read, the daemon's readahead). */
-#define ZC_SLOTS 4
-
-struct sb_zcache {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;           /* a slot finished loading */
-	struct zslot slots[ZC_SLOTS]; /* [mu] key, state, refs, used */
-	uint64_t tick;               /* [mu] */
-	uint64_t gens;               /* [mu] ids handed to segments */
-};
-
-int sb_zcache_new(sb_zcache **out)
-{
-	sb_zcache *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return -ENOMEM;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	*out = c;
-	return 0;
-}
-
-static void slot_release_mem(struct zslot *s)
-{
-	free(s->stored);
-	free(s->raw);
-	free(s->koff);
-	free(s->voff);
-	free(s->ts);
-	free(s->flags);
-	free(s->hoff);
-	ZSTD_freeDCtx(s->dctx);
-	memset(s, 0, sizeof(*s));
-}
-
-void sb_zcache_free(sb_zcache *c)
-{
-	if (!c)
-		return;
-	for (int i = 0; i < ZC_SLOTS; i++)
-		slot_release_mem(&c->slots[i]);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	free(c);
-}
-
 int sb_zseg_is(const uint8_t *buf)
 {
 	return sb_get32(buf) == SB_ZSEG_MAGIC;
@@ -263,14 +215,8 @@ void sb_zseg_free(sb_zseg *z)
 {
 	if (!z)
 		return;
-	if (z->c && z->c != z->own) {
-		/* Forget its blocks: a later segment must not take them. */
-		pthread_mutex_lock(&z->c->mu);
-		for (int i = 0; i < ZC_SLOTS; i++)
-			if (z->c->slots[i].gen == z->gen && !z->c->slots[i].refs)
-				z->c->slots[i].gen = 0;
-		pthread_mutex_unlock(&z->c->mu);
-	}
+	if (z->c)
+		sb_zcache_forget(z->c, z);
 	sb_zcache_free(z->own);
 	ZSTD_freeDDict(z->ddict);
 	free(z->dict);
@@ -300,8 +246,7 @@ uint64_t sb_zseg_block_stream(const sb_zseg *z, uint32_t i)
 	return i < z->h.nblocks ? z->h.base_stream + z->t[i].rel_stream : z->h.stream_end;
 }
 
-/* Stream bytes of block i. */
-static uint64_t block_stream_len(const sb_zseg *z, uint32_t i)
+uint64_t sb_zseg_block_stream_len(const sb_zseg *z, uint32_t i)
 {
 	uint64_t end = i + 1 < z->h.nblocks ? z->t[i + 1].rel_stream : z->h.stream_end - z->h.base_stream;
 	return end - z->t[i].rel_stream;
@@ -506,10 +451,7 @@ int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, si
 	return !ZSTD_isError(r) && r == raw ? 0 : SB_ECORRUPT;
 }
 
-/* Read, check, decompress and (with decode) decode block i into slot s
- * (not locked: the slot is the loader's alone while it loads). A stream read
- * needs no decoding: a block's raw bytes start with its stream bytes. */
-static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
+int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 {
 	const sb_zent *e = &z->t[i];
 	int rc;
@@ -536,112 +478,9 @@ static int load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 	if (sb_crc32c(0, s->raw, e->raw) != e->raw_crc)
 		return SB_ECORRUPT;
 	s->decoded = 0;
-	if (block_stream_len(z, i) > e->raw)
+	if (sb_zseg_block_stream_len(z, i) > e->raw)
 		return SB_ECORRUPT;
-	return decode ? sb_zblock_decode(s, e->count, block_stream_len(z, i), z->h.features) : 0;
-}
-
-/* Pin block i: a cached copy, or load it into the least recently used
- * free slot (or, all slots pinned, a slot of its own, freed at unpin). */
-static int pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode)
-{
-	sb_zcache *c = z->c;
-	struct zslot *s = NULL;
-	int rc;
-
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		struct zslot *lru = NULL;
-		s = NULL;
-		for (int k = 0; k < ZC_SLOTS; k++) {
-			struct zslot *t = &c->slots[k];
-			if (t->gen == z->gen && t->block == i && t->state) {
-				s = t;
-				break;
-			}
-			if (!t->refs && (!lru || t->used < lru->used))
-				lru = t;
-		}
-		if (s && s->state == ZS_LOADING) {
-			pthread_cond_wait(&c->cv, &c->mu);
-			continue;
-		}
-		if (s && decode && !s->decoded) {
-			/* Loaded by a stream read: decode it now, once (its
-			 * pinners read only its stream bytes, which this
-			 * leaves as they are). */
-			if ((rc = sb_zblock_decode(s, z->t[i].count, block_stream_len(z, i), z->h.features))) {
-				pthread_mutex_unlock(&c->mu);
-				return rc;
-			}
-		}
-		if (s) {
-			s->refs++;
-			s->used = ++c->tick;
-			pthread_mutex_unlock(&c->mu);
-			pin->slot = s;
-			pin->block = i;
-			return 0;
-		}
-		s = lru;
-		break;
-	}
-	if (s) {
-		s->gen = z->gen;
-		s->block = i;
-		s->state = ZS_LOADING;
-		s->refs = 1;
-		s->used = ++c->tick;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (!s) {
-		if (!(s = calloc(1, sizeof(*s))))
-			return -ENOMEM;
-		s->heap = 1;
-		s->refs = 1;
-		s->block = i;
-	}
-	rc = load(z, s, i, decode);
-	if (s->heap) {
-		if (rc) {
-			slot_release_mem(s);
-			free(s);
-			return rc;
-		}
-	} else {
-		pthread_mutex_lock(&c->mu);
-		if (rc) {
-			s->gen = 0;
-			s->state = ZS_EMPTY;
-			s->refs = 0;
-		} else {
-			s->state = ZS_READY;
-		}
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mu);
-		if (rc)
-			return rc;
-	}
-	pin->slot = s;
-	pin->block = i;
-	return 0;
-}
-
-void sb_zseg_unpin(sb_zseg *z, sb_zpin *pin)
-{
-	struct zslot *s = pin->slot;
-
-	if (!s)
-		return;
-	pin->slot = NULL;
-	if (s->heap) {
-		slot_release_mem(s);
-		free(s);
-		return;
-	}
-	pthread_mutex_lock(&z->c->mu);
-	s->refs--;
-	pthread_mutex_unlock(&z->c->mu);
+	return decode ? sb_zblock_decode(s, e->count, sb_zseg_block_stream_len(z, i), z->h.features) : 0;
 }
 
 uint32_t sb_zpin_count(const sb_zpin *pin)
@@ -697,7 +536,7 @@ int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *
 	if (key < lo || key >= hi || !z->h.nblocks)
 		return -ENOENT;
 	i = find_block(z, key - lo, by_stream);
-	rc = pin_block(z, i, pin, 1);
+	rc = sb_zcache_pin(z, i, pin, 1, 0);
 	if (rc) {
 		if (bad_pos)
 			*bad_pos = z->t[i].pos;
@@ -725,7 +564,7 @@ int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *
 int sb_zseg_check_block(sb_zseg *z, uint32_t i)
 {
 	sb_zpin pin;
-	int rc = pin_block(z, i, &pin, 1);
+	int rc = sb_zcache_pin(z, i, &pin, 1, 0);
 
 	if (!rc)
 		sb_zseg_unpin(z, &pin);
@@ -734,7 +573,7 @@ int sb_zseg_check_block(sb_zseg *z, uint32_t i)
 
 int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin)
 {
-	return pin_block(z, i, pin, 1);
+	return sb_zcache_pin(z, i, pin, 1, 0);
 }
 
 int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, uint64_t *avail, uint64_t *bad_pos)
@@ -745,13 +584,13 @@ int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, u
 	if (spos < z->h.base_stream || spos >= z->h.stream_end || !z->h.nblocks)
 		return -ENOENT;
 	i = find_block(z, spos - z->h.base_stream, 1);
-	if ((rc = pin_block(z, i, pin, 0))) {
+	if ((rc = sb_zcache_pin(z, i, pin, 0, 1))) {
 		if (bad_pos)
 			*bad_pos = z->t[i].pos;
 		return rc;
 	}
 	uint64_t rel = spos - z->h.base_stream - z->t[i].rel_stream;
 	*p = pin->slot->raw + rel;
-	*avail = block_stream_len(z, i) - rel;
+	*avail = sb_zseg_block_stream_len(z, i) - rel;
 	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef SB_ZSEG_IMPL_H
 #define SB_ZSEG_IMPL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "zseg.h"
@@ -26,13 +27,17 @@ typedef struct sb_zent {
 	uint32_t rel_offset, rel_stream, pos, stored, raw, count, stored_crc, raw_crc;
 } sb_zent;
 
-enum { ZS_EMPTY = 0, ZS_LOADING = 1, ZS_READY = 2 };
+/* EMPTY -> LOADING (a loader holds a ref) -> READY, or EMPTY again if the
+ * load failed; QUEUED: asked for by a read-ahead, no ref, loaded by the
+ * worker or by the reader that needs it first (zcache.c). */
+enum { ZS_EMPTY = 0, ZS_LOADING = 1, ZS_READY = 2, ZS_QUEUED = 3 };
 
 /* A decompressed, checked, decoded block. The key fields are the cache's
  * (under its mutex); the buffers are the loader's while ZS_LOADING and
  * read-only while pinned. */
 struct zslot {
 	uint64_t gen;               /* the segment's id, 0: none */
+	sb_zseg *z;                 /* the segment (to load a QUEUED slot) */
 	uint32_t block;
 	int state, refs, heap;
 	uint64_t used;
@@ -62,6 +67,26 @@ struct sb_zseg {
 				     * first block read (under c->mu) */
 	uint8_t *dict;              /* dict_len bytes, checked at open */
 	_Atomic int ddict_ready;    /* ddict is made (release/acquire) */
+	uint32_t seq_next;          /* [c->mu] the block after the last stream pin */
+};
+
+/* Slots per cache: a few readers of one topic at a time each keep their
+ * block (a forward scan and its read-ahead, a random read, the daemon's
+ * readahead). */
+#define ZC_SLOTS 6
+
+struct sb_zcache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;           /* a slot finished loading */
+	pthread_cond_t wcv;          /* wakes the read-ahead worker */
+	struct zslot slots[ZC_SLOTS]; /* [mu] key, state, refs, used, z */
+	uint64_t tick;               /* [mu] */
+	uint64_t gens;               /* [mu] ids handed to segments */
+	pthread_t worker;            /* [mu] made: worker_made */
+	int worker_made;             /* [mu] not joined yet */
+	int worker_on;               /* [mu] running (not ending) */
+	int stop;                    /* [mu] the cache is being freed */
+	uint64_t ahead_loads;        /* [mu] blocks the worker loaded */
 };
 
 void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
@@ -74,5 +99,21 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned 
 int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
 			 const void *ddict);
 int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin);
+/* Stream bytes of block i. */
+uint64_t sb_zseg_block_stream_len(const sb_zseg *z, uint32_t i);
+/* Read, check (both CRCs), decompress and (with decode) decode block i of z
+ * into slot s, which is the caller's alone meanwhile. 0, SB_ECORRUPT or
+ * -errno. */
+int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode);
+
+/* zcache.c */
+/* Pin block i of z (stream: for a stream read, which may read ahead). */
+int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream);
+/* Drop z's blocks from c, cancel its queued ones and wait for its loading
+ * ones (before z is freed). */
+void sb_zcache_forget(sb_zcache *c, const sb_zseg *z);
+/* Tests: wait until no read-ahead is queued or loading; *loads (if not
+ * NULL) gets how many blocks the worker has loaded. */
+void sb_zcache_ahead_wait(sb_zcache *c, uint64_t *loads);
 
 #endif
