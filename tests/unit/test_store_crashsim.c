@@ -23,7 +23,11 @@
  * deleted otherwise or retained away may come back, as docs/FORMAT.md's
  * recovery rules allow) and the start never passes what was asked; a topic
  * whose create returned is there, one whose remove returned is not; and the
- * log takes a new record at its end.
+ * log takes a new record at its end. The key index, derived data rebuilt
+ * from the log, agrees with the log read back: each key's get answers the
+ * latest record with that key in [start, next), and a key whose records
+ * are all below the start or past the end (lost by the crash) answers
+ * ENOENT.
  *
  * SB_CRASHSIM_SCENARIOS (default 1500, 600 under ASan) sets how many; tools/crashsim
  * runs 100,000+. SB_CRASHSIM_FIRST (default 0) the first workload seed.
@@ -42,13 +46,16 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DEFAULT_SCENARIOS 600 /* ASan: several times slower */
+#define DEFAULT_KEY_SCENARIOS 120
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define DEFAULT_SCENARIOS 600
+#define DEFAULT_KEY_SCENARIOS 120
 #endif
 #endif
 #ifndef DEFAULT_SCENARIOS
 #define DEFAULT_SCENARIOS 1500
+#define DEFAULT_KEY_SCENARIOS 300
 #endif
 
 #define SEG 4096
@@ -258,6 +265,8 @@ static void run_workload(const char *dir, const sb_io *io, enum sb_sync sync, ui
 	w->wseed = wseed;
 	w->rng = wseed * 7919 + 13;
 	cfg_of(&c, sync);
+	if (wseed % 2)
+		c.key_memtable_bytes = 1; /* a key table per append, merged as it runs */
 	if ((rc = ut_open(dir, &c, io, &s))) {
 		w->fail_rc = rc;
 		w->fail_at = "open";
@@ -300,6 +309,53 @@ static int refused_msg(void *arg, const char *name, int err, const char *msg)
 	(void)err;
 	if (!strcmp(name, ((char **)arg)[0]))
 		snprintf(((char **)arg)[1], 256, "%s", msg);
+	return 0;
+}
+
+/* The offset a get of key "k<o>" / "c<m>" must answer after recovery, or
+ * UINT64_MAX for ENOENT: the latest record of that key in [start, next). */
+static uint64_t key_expect(const topic *t, uint64_t o, uint64_t start, uint64_t next)
+{
+	if (!t->compacting)
+		return o >= start && o < next ? o : UINT64_MAX;
+	if (next == 0 || next - 1 < o)
+		return UINT64_MAX;
+	uint64_t last = next - 1 - ((next - 1 - o) % KMOD + KMOD) % KMOD;
+	return last >= start ? last : UINT64_MAX;
+}
+
+/* Every key of [lo, hi) (for a compacting topic: its KMOD keys) answered by
+ * sb_log_get_key as key_expect says, the record's bytes and length right. */
+static int check_keys(sb_log *l, const topic *t, uint64_t start, uint64_t next, char *why, size_t cap)
+{
+	uint64_t lo = start > 8 ? start - 8 : 0, hi = next + 8;
+	if (t->compacting)
+		lo = 0, hi = KMOD;
+	for (uint64_t o = lo; o < hi; o++) {
+		char key[32];
+		uint8_t buf[1600];
+		size_t n = 0;
+		sb_record_info info;
+		uint64_t want = key_expect(t, o, start, next);
+		snprintf(key, sizeof(key), "%c%llu", t->compacting ? 'c' : 'k', (unsigned long long)o);
+		int rc = sb_log_get_key(l, key, strlen(key), buf, sizeof(buf), &n, &info);
+		if (want == UINT64_MAX && rc != -ENOENT)
+			return fail(why, cap, "%s: get of key %s: %s at %llu, want ENOENT ([%llu, %llu))", t->name,
+				    key, sb_strerror(rc), rc ? 0ull : (unsigned long long)info.offset,
+				    (unsigned long long)start, (unsigned long long)next);
+		if (want == UINT64_MAX)
+			continue;
+		if (rc || info.offset != want || n != len_of(t, want))
+			return fail(why, cap, "%s: get of key %s: %s, offset %llu length %zu, want %llu", t->name,
+				    key, sb_strerror(rc), rc ? 0ull : (unsigned long long)info.offset, n,
+				    (unsigned long long)want);
+		uint8_t *exp = malloc(n);
+		ut_fill(exp, n, want, t->seed);
+		int same = memcmp(exp, buf, n) == 0;
+		free(exp);
+		if (!same)
+			return fail(why, cap, "%s: get of key %s: wrong bytes", t->name, key);
+	}
 	return 0;
 }
 
@@ -353,7 +409,7 @@ static int check_topic(sb_store *s, const topic *t, char *why, size_t cap)
 		    strtoull(key + 1, NULL, 10) != (t->compacting ? o % KMOD : o))
 			return fail(why, cap, "%s: key of %llu wrong", t->name, (unsigned long long)o);
 	}
-	return 0;
+	return check_keys(l, t, start, next, why, cap);
 }
 
 /* Open dir with the real io (recovery), check every topic, append one. */
@@ -581,5 +637,28 @@ Test(crashsim, every_sync_point_and_points_between_under_every_crash_mode)
 	fprintf(stderr, "), %lu failures, %.1f s\n", c.failures, secs);
 	cr_expect_geq(c.crashed * 10, c.first_crashes * 9,
 		      "only %lu of %lu workloads crashed (the others checked less)", c.crashed, c.first_crashes);
+	cr_expect_eq(c.failures, 0, "%lu of %lu scenarios failed", c.failures, c.scenarios);
+}
+
+/*
+ * The key index under crashes: workloads 3, 7, 11, ... (keys repeating and
+ * compacted, a key table written per append and merged as they run, under
+ * sync always, interval and never in turn), SB_CRASHSIM_KEYS_SCENARIOS
+ * (default 300, 120 under ASan) scenarios of each of SB_CRASHSIM_KEYS_WORKLOADS
+ * (default 4).
+ * The long campaign (tools/crashsim) covers them among all workloads.
+ */
+Test(crashsim, key_tables_and_compaction)
+{
+	unsigned long per = env_ul("SB_CRASHSIM_KEYS_SCENARIOS", DEFAULT_KEY_SCENARIOS);
+	uint64_t n = env_ul("SB_CRASHSIM_KEYS_WORKLOADS", 4);
+	campaign c = {0};
+
+	for (uint64_t i = 0; i < n; i++) {
+		c.target = c.scenarios + per;
+		one_workload(&c, 3 + 4 * i);
+	}
+	fprintf(stderr, "crashsim: keys: %lu scenarios of %llu workloads, %lu failures\n", c.scenarios,
+		(unsigned long long)n, c.failures);
 	cr_expect_eq(c.failures, 0, "%lu of %lu scenarios failed", c.failures, c.scenarios);
 }
