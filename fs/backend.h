@@ -226,6 +226,16 @@ typedef struct sbfs_backend_ops {
 	 * returns the good bytes before it (a short read, never 0) and the
 	 * next read, which starts at it, -EIO. */
 	int (*read_stream)(sbfs_topic *t, uint64_t pos, void *buf, size_t len, size_t *nread);
+	/* Optional (NULL: positions move only by retention, and read_stream
+	 * serves every reader): a reader's view of the stream, whose positions
+	 * stay those of the moment it was taken whatever the log does meanwhile
+	 * (a compaction round moves them: SPEC §2, readers never disturbed).
+	 * view_current: no such move since it was taken (bounds asked after
+	 * view_open give its positions); read_view: read_stream through it. */
+	int (*view_open)(sbfs_topic *t, void **view);
+	int (*view_current)(sbfs_topic *t, void *view);
+	int (*read_view)(sbfs_topic *t, void *view, uint64_t pos, void *buf, size_t len, size_t *nread);
+	void (*view_close)(sbfs_topic *t, void *view);
 	/* Optional (NULL: every offset in [start, next) holds a record): the
 	 * first offset >= off that holds one, or -ENOENT if none below next.
 	 * ls lists only those. */

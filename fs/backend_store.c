@@ -220,6 +220,32 @@ static int st_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, si
 	return E(sb_log_read_stream(L(t), pos, buf, len, nread));
 }
 
+static int st_view_open(sbfs_topic *t, void **view)
+{
+	sb_log_view *v;
+	int rc = sb_log_view_open(L(t), &v);
+
+	if (!rc)
+		*view = v;
+	return E(rc);
+}
+
+static int st_view_current(sbfs_topic *t, void *view)
+{
+	return sb_log_view_current(L(t), view);
+}
+
+static int st_read_view(sbfs_topic *t, void *view, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	return E(sb_log_view_read(L(t), view, pos, buf, len, nread));
+}
+
+static void st_view_close(sbfs_topic *t, void *view)
+{
+	(void)t;
+	sb_log_view_close(view);
+}
+
 static int st_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 {
 	return E(sb_log_seek_time(L(t), ts, off));
@@ -299,6 +325,10 @@ static const sbfs_backend_ops store_ops = {
 	.read_key = st_read_key,
 	.read_headers = st_read_headers,
 	.read_stream = st_read_stream,
+	.view_open = st_view_open, /* compaction moves positions */
+	.view_current = st_view_current,
+	.read_view = st_read_view,
+	.view_close = st_view_close,
 	.next_present = st_next_present, /* a compacted topic has gaps */
 	.gaps_ok = st_gaps_ok,
 	.seek_time = st_seek_time,

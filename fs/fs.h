@@ -160,6 +160,7 @@ typedef struct sbfs_fh {
 	sbfs_tentry *te;
 	uint64_t offset;        /* K_RECORD */
 	uint64_t base;          /* K_LOG: stream_start at open; positions are relative */
+	void *view;             /* K_LOG readers: the backend's view (backend.h), or NULL */
 	pid_t opener;           /* the thread that opened it: its process's close is the end */
 	/* K_LOG writers */
 	pthread_mutex_t lock;   /* guards everything below */

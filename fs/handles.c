@@ -65,6 +65,8 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fs->hlock);
+	if (h->view && fs->b) /* a .log reader's view of the stream (backend.h) */
+		fs->b->ops->view_close(sbfs_topic_handle(fs, h->te), h->view);
 	for (size_t i = 0; i < h->nnames; i++)
 		free(h->names[i]);
 	free(h->names);

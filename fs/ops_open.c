@@ -62,6 +62,32 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	fuse_reply_entry(req, &e);
 }
 
+/*
+ * A .log reader's view of the stream (backend.h) and the bounds that give
+ * its base, in the view's positions: taken again if a compaction round
+ * moved them between the two.
+ */
+static int log_view_bounds(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int reader, void **view,
+			   sbfs_bounds *bd)
+{
+	for (int tries = 0;; tries++) {
+		void *v = NULL;
+		int rc = reader && fs->b->ops->view_open ? fs->b->ops->view_open(t, &v) : 0;
+		if (rc)
+			return rc;
+		rc = sbfs_bounds_of(fs, te, t, bd);
+		if (!rc && v && !fs->b->ops->view_current(t, v) && tries < 100) {
+			fs->b->ops->view_close(t, v);
+			continue;
+		}
+		if (rc && v)
+			fs->b->ops->view_close(t, v);
+		else
+			*view = v;
+		return rc;
+	}
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sbfs *fs = FS(req);
@@ -100,11 +126,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return sbfs_reply_err(req, -ENOENT);
 		if (acc != O_RDONLY && fs->cfg->read_only)
 			return sbfs_reply_err(req, -EROFS);
-		int brc = sbfs_bounds_of(fs, te, t, &bd);
+		void *view = NULL;
+		int brc = log_view_bounds(fs, te, t, acc != O_WRONLY, &view, &bd);
 		if (brc)
 			return sbfs_reply_err(req, brc);
-		if (!(h = sbfs_fh_new(fs, K_LOG, te)))
+		if (!(h = sbfs_fh_new(fs, K_LOG, te))) {
+			if (view)
+				fs->b->ops->view_close(t, view);
 			return sbfs_reply_err(req, -ENOMEM);
+		}
+		h->view = view;
 		h->writer = acc != O_RDONLY;
 		h->append = !!(fi->flags & O_APPEND);
 		/* readers pin where positions start; writers only append, and a

@@ -28,7 +28,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else if (h->kind == K_RECORD)
 		rc = fs->b->ops->read(t, h->offset, (uint64_t)off, buf, size, &n);
 	else if (h->kind == K_LOG) {
-		rc = fs->b->ops->read_stream(t, h->base + (uint64_t)off, buf, size, &n);
+		rc = h->view ? fs->b->ops->read_view(t, h->view, h->base + (uint64_t)off, buf, size, &n)
+			     : fs->b->ops->read_stream(t, h->base + (uint64_t)off, buf, size, &n);
 		if (rc == -ENOENT)
 			rc = -ENODATA; /* that part of the log was removed meanwhile */
 	} else if (h->kind == K_SINCE)

@@ -162,6 +162,7 @@ static int finish_seals(sb_log *l);
 static void log_free(sb_log *l)
 {
 	sb_log_keys_close(l, 0);
+	sb_log_view_close(atomic_load(&l->view)); /* the views are closed first (sb_store.h) */
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_close(l->segs[i], 0);
 	free(l->segs);

@@ -28,7 +28,9 @@
  * Then, under append_mu and seg_lock exclusive, every new segment takes its
  * old one's place at once, with the new stream start: readers finish with
  * the old segments first (their mappings of the old inodes), appenders
- * never wait for more than that. A crash before a rename leaves a *.tmp
+ * never wait for more than that. The old segments go to the open views
+ * that may still read them (log_view.c: a view's positions never move;
+ * they close when the last such view does), or are closed now. A crash before a rename leaves a *.tmp
  * that the next open removes; between two renames, a stream gap before a
  * compacted segment, which recovery accepts and the next round closes.
  */
@@ -289,10 +291,14 @@ static uint64_t stream_of_start(sb_log *l, uint64_t start)
 	return st;
 }
 
-/* Every new segment in its old one's place, at once. */
-static void publish(round *r)
+/* Every new segment in its old one's place, at once. The old ones go to
+ * the open views that may still read them (log_view.c): 1, and the caller
+ * leaves them open; 0: they are the caller's to close. */
+static int publish(round *r, sb_view_prep *vp)
 {
 	sb_log *l = r->l;
+	sb_log_view *put = NULL;
+	size_t k = 0;
 
 	pthread_mutex_lock(&l->append_mu);
 	sb_log_wait_sync_idle(l);
@@ -302,14 +308,18 @@ static void publish(round *r)
 		for (size_t j = 0; c->ns && j + 1 < l->nsegs; j++)
 			if (l->segs[j] == c->old) {
 				l->segs[j] = c->ns;
+				vp->old[k++] = c->old; /* oldest first */
 				c->ns = NULL; /* now the log's */
 				c->old = NULL;
 				break;
 			}
 	}
 	atomic_store(&l->stream_start, stream_of_start(l, atomic_load(&l->start)));
+	/* A reader's positions stay as they were (SPEC §2) */
+	int kept = sb_log_views_advance(l, vp, k, r->succ_stream, &put);
 	pthread_rwlock_unlock(&l->seg_lock);
 	pthread_mutex_unlock(&l->append_mu);
+	sb_log_view_close(put);
 	for (size_t i = 0; i < r->n; i++) {
 		cseg *c = &r->c[i];
 		if (!c->ns && !c->old)
@@ -318,6 +328,7 @@ static void publish(round *r)
 			sb_segment_close(c->ns, 0);
 		c->ns = NULL;
 	}
+	return kept;
 }
 
 static int run(round *r)
@@ -361,7 +372,10 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 	r.keep_ns = l->cfg.delete_retention_ms > INT64_MAX / 1000000 ? INT64_MAX / 2
 								     : l->cfg.delete_retention_ms * 1000000;
 	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */
+	sb_view_prep vp = {0};
 	rc = pick(&r);
+	if (!rc && r.n)
+		rc = sb_log_views_prep(&vp, r.n); /* before anything is rewritten */
 	if (!rc && r.n)
 		rc = run(&r);
 	sb_segment **old_of = NULL;
@@ -369,10 +383,11 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 		for (size_t i = 0; i < r.n; i++)
 			old_of[i] = r.c[i].ns ? r.c[i].old : NULL;
 	}
-	if (r.n)
-		publish(&r);
-	/* The old segments that were replaced: no reader holds them now. */
-	if (old_of) {
+	int kept = r.n && vp.old ? publish(&r, &vp) : 0;
+	sb_log_views_unprep(&vp);
+	/* The old segments that were replaced: no reader holds them now, and
+	 * no view may read them (else they are the views' now). */
+	if (old_of && !kept) {
 		for (size_t i = 0; i < r.n; i++)
 			if (r.c[i].old) /* not replaced (dropped meanwhile) */
 				old_of[i] = NULL;

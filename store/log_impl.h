@@ -43,6 +43,9 @@ struct sb_log {
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
 	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
 					 * before open is done */
+	/* the stream's current generation once a view was taken (log_view.c):
+	 * replaced with seg_lock exclusive, set from NULL with it shared */
+	struct sb_log_view *_Atomic view;
 
 	pthread_mutex_t sync_mu;
 	pthread_cond_t sync_cv;         /* a sync finished */
@@ -86,6 +89,25 @@ void sb_log_keys_remove(sb_log *l);
 /* Does offset lie in a compacted segment (log_compact.c)? There a record
  * may be gone: a tombstone past delete_retention_ms. */
 int sb_log_in_compacted(sb_log *l, uint64_t offset);
+/* Stream bytes from the segments (log_read.c), seg_lock held: of segment
+ * s from pos (into dst + *done, up to len, *done counting); of the log
+ * from pos (into buf, *nread counting, also on failure). */
+int sb_log_seg_stream(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done);
+int sb_log_stream_locked(sb_log *l, uint64_t pos, uint8_t *buf, size_t len, size_t *nread);
+/* A compaction round and the views (log_view.c). Before the round, outside
+ * every lock: room for its n segments (0 or -ENOMEM). When it publishes,
+ * seg_lock held exclusive: the segments old[0..k) it replaced (oldest
+ * first; stream positions at or past `end` unchanged) go to the views
+ * that may still read them (1: the caller must not close them; *put is
+ * the reference to drop with sb_log_view_close after the locks), or stay
+ * the caller's (0). Then unprep frees what the round did not use. */
+typedef struct sb_view_prep {
+	struct sb_log_view *next;
+	sb_segment **old;
+} sb_view_prep;
+int sb_log_views_prep(sb_view_prep *p, size_t n);
+int sb_log_views_advance(sb_log *l, sb_view_prep *p, size_t k, uint64_t end, struct sb_log_view **put);
+void sb_log_views_unprep(sb_view_prep *p);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
 

@@ -366,19 +366,21 @@ static int stream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, si
 	return rc;
 }
 
-int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread)
+int sb_log_seg_stream(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
+{
+	return stream_from(s, pos, dst, len, done);
+}
+
+int sb_log_stream_locked(sb_log *l, uint64_t pos, uint8_t *buf, size_t len, size_t *nread)
 {
 	size_t done = 0;
 	int rc = 0;
-
-	pthread_rwlock_rdlock(&l->seg_lock);
 	uint64_t end = sb_log_stream_end(l);
-	if (atomic_load_explicit(&l->removed, memory_order_relaxed) || pos < sb_log_stream_start(l)) {
-		rc = -ENOENT;
-		goto out_unlock;
-	}
+
+	if (atomic_load_explicit(&l->removed, memory_order_relaxed) || pos < sb_log_stream_start(l))
+		return -ENOENT;
 	if (pos >= end || !len)
-		goto out_unlock;
+		goto out;
 	if (len > end - pos)
 		len = (size_t)(end - pos);
 	for (size_t si = seg_by_stream(l, pos); si && si <= l->nsegs && done < len && !rc; si++) {
@@ -392,11 +394,21 @@ int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *n
 			l->opt.report(l->opt.report_arg, l->name, "the segments end before the stream does");
 		rc = SB_ECORRUPT;
 	}
+out:
+	*nread = done;
+	return rc;
+}
+
+int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	size_t done = 0;
+
+	pthread_rwlock_rdlock(&l->seg_lock);
+	int rc = sb_log_stream_locked(l, pos, buf, len, &done);
 	/* Damage after some good bytes: serve those (a short read); the next
 	 * read starts at the damage and fails. */
 	if (rc == SB_ECORRUPT && done)
 		rc = 0;
-out_unlock:
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc)
 		*nread = done;

@@ -336,6 +336,25 @@ int sb_log_read_headers(sb_log *l, uint64_t offset, void *buf, size_t cap, size_
  * SB_ECORRUPT. *nread < len before the end is never the end.
  */
 int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread);
+/*
+ * A reader's view of the stream (SPEC §2: compaction never disturbs a
+ * reader). A compaction round moves the stream positions of the records
+ * it keeps in the segments it rewrites; a view keeps the positions of the
+ * moment it was taken: sb_log_view_read(pos) serves the bytes that
+ * sb_log_read_stream(pos) served then (and, past them, what was appended
+ * since), whatever rounds ran meanwhile. The segments a round replaces
+ * stay open (their files unlinked, their space held) until the last view
+ * taken before it is closed. Records removed since by retention or
+ * sb_log_delete_before read as they do through sb_log_read_stream
+ * (-ENOENT). sb_log_view_current: no round since the view was taken (its
+ * positions are sb_log_stream_start()'s and the records' stream_pos).
+ * Close every view before the store. A view is one pointer: any thread.
+ */
+typedef struct sb_log_view sb_log_view;
+int sb_log_view_open(sb_log *l, sb_log_view **out);
+int sb_log_view_current(sb_log *l, const sb_log_view *v);
+int sb_log_view_read(sb_log *l, sb_log_view *v, uint64_t pos, void *buf, size_t len, size_t *nread);
+void sb_log_view_close(sb_log_view *v);
 /* The offset of the record holding stream byte pos (-ENOENT outside); the
  * records' framing is checked on the way, not that record's CRC. */
 int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);

@@ -12,6 +12,8 @@
 #   - a backup of the topic's records (cp -a: names are offsets, keys in
 #     xattrs) copied back in order into a new topic restores the same
 #     offsets with the same gaps (SPEC §3), the same .log and keys;
+#   - a .log reader reading slowly while rounds run reads exactly what a
+#     copy taken at its open holds, then what was appended since;
 #   - kill -9 of the daemon while a writer appends and it compacts: every
 #     key the value last acknowledged (or the one in flight); verify passes.
 SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -93,6 +95,78 @@ pass_
 for k in a b c; do
 	assert_eq "$(cat "$M/r/.keys/$k")" "${k}25-$pad" "the copy's latest value of $k"
 done
+sb_umount
+assert_ok "$SB_TOOL" verify "$SB_LOG"
+
+# ---------------------------------------------------------------------------
+# SPEC §2: readers are never disturbed. A .log reader takes a copy of the
+# topic's stream through its own open (pread from 0), then reads slowly
+# (a small piece after each round of appends) while new versions of every
+# key make the daemon compact the segments it is reading, and at the end
+# the rest: it reads exactly the copy, then what was appended since. A
+# .log opened after the rounds reads the compacted stream (shorter).
+case_ "a slow .log reader while the daemon compacts reads what it would have read"
+sb_mount "${OPTS[@]}"
+mkdir "$M/v" || assert_fail_now "mkdir v"
+timeout $((60 * SB_SLOW)) python3 -c '
+import os, sys, time
+m, pad, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def put(k, v):
+    val = ("%s%d-%s" % (k, v, pad)).encode()
+    with open(m + "/v/.keys/" + k, "wb") as f:
+        f.write(val)
+    return val
+def seal():
+    # two long lines seal the segment of the last keyed records
+    val = b"".join(b"%05000d\n" % i for i in (1, 2))
+    with open(m + "/v/.log", "ab") as f:
+        f.write(val[:5001]); f.flush(); f.write(val[5001:])
+    return val
+def listed():
+    return len(os.listdir(m + "/v"))
+def settle(most):
+    t = time.time()
+    while listed() > most and time.time() - t < 60:
+        time.sleep(0.05)
+    return listed() <= most
+for v in range(1, 31):
+    for k in "abcd":
+        put(k, v)
+seal()
+if not settle(12):
+    sys.exit("no round ran: %d records listed" % listed())
+fd = os.open(m + "/v/.log", os.O_RDONLY)
+def pread_all(off):
+    got = b""
+    while True:
+        b = os.pread(fd, 65536, off + len(got))
+        if not b:
+            return got
+        got += b
+before = pread_all(0)  # the copy, taken at the open
+got, appended = b"", b""
+for v in range(31, 61):
+    for k in "abcd":
+        appended += put(k, v)
+    b = os.pread(fd, 150, len(got))  # slowly: a piece at a time
+    got += b
+appended += seal()
+if not settle(12):
+    sys.exit("no round ran after the reader opened: %d listed" % listed())
+got += pread_all(len(got))
+want = before + appended
+with open(m + "/v/.log", "rb") as f:
+    fresh = f.read()
+os.close(fd)
+if len(fresh) >= len(want):
+    sys.exit("the rounds removed nothing: %d bytes, %d appended" % (len(fresh), len(want)))
+if got != want:
+    i = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), min(len(got), len(want)))
+    sys.exit("the reader read %d bytes, %d expected; first difference at %d: %r, want %r" %
+             (len(got), len(want), i, got[i:i + 20], want[i:i + 20]))
+open(out, "w").write("ok %d %d\n" % (len(got), len(fresh)))
+' "$M" "$pad" "$SB_TMP/slowreader.out" || assert_fail_now "the slow reader (see above)"
+assert_eq "$(cut -d' ' -f1 "$SB_TMP/slowreader.out")" ok "the slow reader read what it would have"
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
 
