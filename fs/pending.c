@@ -3,11 +3,15 @@
  *
  * A created file is buffered in memory and appended as one record, keyed by
  * its name, when it is closed after being written or having its times set
- * (flush: the closer learns the outcome), or on release if neither happened.
- * What is written after such a close goes into a next record. A name of
- * digits appends at that offset instead (no key; cp -a restores the key
- * through user.streambus.key and the time through utimens). The name is
- * visible (lookup, getattr) until the last close.
+ * (flush: the closer learns the outcome), or on release if neither happened
+ * (a flush with nothing written is no end: `echo hi > t/f` in bash opens,
+ * dup2s and closes the file before it writes). What is written after such a
+ * close goes into a next record. A name of digits appends at that offset
+ * instead (no key; cp -a restores the key through user.streambus.key and
+ * the time through utimens). The name is visible (lookup, getattr) while
+ * something of the file is not a record yet, not once all of it is,
+ * although the kernel sends the RELEASE after close(2) has returned (SPEC
+ * §3: gone once its record is appended).
  *
  * A temporary name (starting with '.', or ending in ".tmp") is not a record
  * at its close: the file is held, its attributes still settable, until it
@@ -125,9 +129,10 @@ static int named(const sbfs_pending *p, sbfs_tentry *te, const char *name, int k
 	return p->te == te && (!*name || (p->keyview == keyview && strcmp(p->name, name) == 0));
 }
 
-/* Is all of p a record already (closed, its release not yet here)? Then a
- * key's name is that record's: `echo v > .keys/K; cat .keys/K` must not
- * find the file (whose bytes are the record's now) before the record. */
+/* Is all of p a record already (closed, its release not yet here)? Then
+ * its name is gone: `echo v > t/f; stat t/f` must not find the file, and
+ * `echo v > .keys/K; cat .keys/K` must find the record, not the file
+ * (whose bytes are the record's now). */
 static int appended(sbfs_pending *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -136,10 +141,10 @@ static int appended(sbfs_pending *p)
 	return done;
 }
 
-/* named(), but in .keys/ not a file all of which is a record already. */
+/* named(), but not a file all of which is a record already. */
 static int named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview)
 {
-	return named(p, te, name, keyview) && !(keyview && *name && appended(p));
+	return named(p, te, name, keyview) && !(*name && appended(p));
 }
 
 static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, struct stat *st)
@@ -602,9 +607,9 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 	sbfs_pending *p = NULL, *q = NULL, *pdead = NULL, *qdead = NULL;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *x = fs->pending; x; x = x->next)
-		if (named(x, te, name, 0))
+		if (named_live(x, te, name, 0))
 			p = x;
-		else if (named(x, te, newname, 0))
+		else if (named_live(x, te, newname, 0))
 			q = x;
 	if (!p) {
 		rc = -ENOENT;

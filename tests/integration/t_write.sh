@@ -140,6 +140,107 @@ EOF
 assert_eq "True 0 True 1" "$out" "visible while open / no record yet / gone after close / one record"
 assert_file_eq "$M/w/$(rec $n)" 'pending-payload' "the record appended at close"
 
+case_ "right after close: the new name is gone and its record listed (RELEASE comes later)"
+# close(2) returns after FLUSH, which appends; the kernel sends RELEASE
+# afterwards, so a stat or ls right after close may come first: it must see
+# the record, not the name. Six writers at once make a late RELEASE likely.
+# Each does SB_WRITE_RACE_ROUNDS rounds (default 1000, 200 under a
+# sanitizer; 20000 for a long run): four in python, of create+close of a
+# random kind (written, touched, a digits name, a temporary name renamed),
+# then at once stat, ls, cat, and rm of the record (so that the listing
+# stays short); two in bash, `echo > NAME` then `[ -e NAME ]` (builtins:
+# bash opens, dup2s and closes the file before it writes).
+cat >"$SB_TMP/race.py" <<'EOF'
+import errno, os, random, sys, time
+d, rounds, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.mkdir(d)
+rnd = random.Random(seed)
+bad = []
+nxt = 0
+def rec(o):
+    return "%020d" % o
+def gone(i, kind, name):
+    try:
+        os.stat(os.path.join(d, name))
+        bad.append("%d %s: stat finds %s after its close" % (i, kind, name))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            bad.append("%d %s: stat %s: %s" % (i, kind, name, e))
+def record(i, kind, data):
+    global nxt
+    ls = os.listdir(d)
+    try:
+        if ls != [rec(nxt)]:
+            bad.append("%d %s: ls lists %s, not [%s]" % (i, kind, ls, rec(nxt)))
+        else:
+            with open(os.path.join(d, rec(nxt)), "rb") as f:
+                got = f.read()
+            if got != data:
+                bad.append("%d %s: record %d holds %r, not %r" % (i, kind, nxt, got, data))
+    except OSError as e:
+        bad.append("%d %s: reading record %d: %s" % (i, kind, nxt, e))
+    if bad and bad[-1].startswith("%d " % i):
+        time.sleep(0.2) # let the late RELEASE land, then start clean
+        ls = sorted(os.listdir(d))
+    for n in ls:
+        os.unlink(os.path.join(d, n))
+        nxt = int(n) + 1
+for i in range(rounds):
+    kind = rnd.choice(["write", "write", "touch", "digits", "temp"])
+    data = b"" if kind == "touch" else b"v%d-%d" % (seed, i)
+    name = {"digits": rec(nxt), "temp": ".n%d.tmp" % i}.get(kind, "n%d" % i)
+    try:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+            if kind == "touch":
+                os.utime(f.fileno()) # appended at close with no byte written
+    except OSError as e:
+        bad.append("%d %s: writing %s: %s" % (i, kind, name, e))
+        time.sleep(0.2)
+        continue
+    if kind == "temp":
+        # held under its temporary name until renamed (SPEC §3)
+        try:
+            os.stat(os.path.join(d, name))
+        except OSError as e:
+            bad.append("%d temp: stat %s after its close: %s" % (i, name, e))
+        if os.listdir(d) != []:
+            bad.append("%d temp: ls lists %s before the rename" % (i, os.listdir(d)))
+        os.rename(os.path.join(d, name), os.path.join(d, "n%d" % i))
+        gone(i, kind, name)
+        name = "n%d" % i
+    if kind != "digits":
+        gone(i, kind, name)
+    record(i, kind, data)
+kinds = {}
+for b in bad:
+    k = b.split()[1].rstrip(":")
+    kinds[k] = kinds.get(k, 0) + 1
+print("ok" if not bad else "%d bad of %d %s: %s" % (len(bad), rounds, kinds, "; ".join(bad[:3])))
+EOF
+rounds=${SB_WRITE_RACE_ROUNDS:-1000}
+[ -n "$SB_ASAN" ] && rounds=${SB_WRITE_RACE_ROUNDS:-200}
+for w in 0 1 2 3; do
+	SB_T=$((SB_T + rounds / 50)) t python3 "$SB_TMP/race.py" "$M/race$w" "$rounds" "$w" >"$SB_TMP/race.$w" 2>&1 &
+done
+for w in 4 5; do
+	SB_T=$((SB_T + rounds / 50)) tsh 'd=$1 n=$2 bad=0
+		mkdir "$d" || exit 1
+		for ((i = 0; i < n; i++)); do
+			echo "v$i" >"$d/n$i" || exit 1
+			printf -v r %020d $i
+			if [ -e "$d/n$i" ] || ! [ -e "$d/$r" ]; then
+				bad=$((bad + 1))
+				[ $bad -le 3 ] && printf "n%d still there or %s not yet; " $i $r
+			fi
+		done
+		[ $bad -eq 0 ] && echo ok || echo "$bad bad of $n"' "$M/race$w" "$rounds" >"$SB_TMP/race.$w" 2>&1 &
+done
+wait
+for w in 0 1 2 3 4 5; do
+	assert_eq "ok" "$(cat "$SB_TMP/race.$w")" "writer $w: $rounds files, each its record and not its name right after close"
+done
+
 case_ "a digits name equal to the next offset appends at that offset"
 n=$(sb_count "$M/w")
 echo restored >"$SB_TMP/r.txt"
