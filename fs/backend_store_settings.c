@@ -27,7 +27,8 @@ const char sbfs_store_usage[] =
 	"          compression none (none|lz4|zstd: sealed segments, in the\n"
 	"          background), compression_block_bytes 32768,\n"
 	"          key_memtable_bytes 4194304 (the key index's MemTable),\n"
-	"          cleanup delete (delete|compact|compact,delete), delete_retention_ms 86400000\n"
+	"          cleanup delete (delete|compact|compact,delete; compact+delete too),\n"
+	"          delete_retention_ms 86400000 (how long compaction keeps a tombstone)\n"
 	"  [topic:NAME] any [log] key, for one topic\n";
 
 typedef struct topic_cfg {

@@ -396,6 +396,19 @@ static int is_ignored(const char *opt)
 	       strncmp(opt, "fsname=", 7) == 0 || strncmp(opt, "subtype=", 8) == 0;
 }
 
+/* An option of its own without '=' (the empty one too). */
+static int is_word_opt(const char *opt)
+{
+	static const char *const words[] = { "ro", "nonempty", "allow_other", "list_log", "create",
+					     NULL };
+	if (!*opt || is_ignored(opt))
+		return 1;
+	for (int i = 0; words[i]; i++)
+		if (strcmp(opt, words[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int is_mount_key(const char *key)
 {
 	static const char *const keys[] = { "log_dir", "mountpoint", "allow_other", "list_log",
@@ -439,29 +452,44 @@ static int apply_opt(sbfs_config *c, char *opt, const char *cwd, char **err)
 	return rc;
 }
 
-/* Split "a,b\,c" in place into options; calls fn on each. */
+/*
+ * Split "a,b\,c" in place into options; calls fn on each. A word that is
+ * neither key=value nor an option of its own continues the value before it,
+ * its comma kept, so that a value that is a list is written as in mount.ini
+ * (-o cleanup=compact,delete, -o kafka.bootstrap.servers=h1:9092,h2:9092),
+ * although -o is split at every comma.
+ */
 static int each_opt(char *list, int (*fn)(sbfs_config *, char *, const char *, char **),
 		    sbfs_config *c, const char *cwd, char **err)
 {
-	char *p = list, *w = list, *start = list;
-	for (;;) {
+	char *p = list, *w = list;
+	size_t n = 1;
+	while (*p) { /* the pieces, one after the other, each ending in NUL */
 		if (*p == '\\' && p[1]) {
 			*w++ = p[1];
 			p += 2;
-			continue;
+		} else if (*p == ',') {
+			*w++ = '\0';
+			p++;
+			n++;
+		} else {
+			*w++ = *p++;
 		}
-		if (*p == ',' || *p == '\0') {
-			int last = *p == '\0';
-			*w = '\0';
-			if (fn(c, start, cwd, err))
-				return -1;
-			if (last)
-				return 0;
-			start = w = ++p;
-			continue;
-		}
-		*w++ = *p++;
 	}
+	*w = '\0';
+	char *o = list;
+	for (size_t i = 0; i < n; i++) {
+		char *next = o + strlen(o) + 1;
+		while (strchr(o, '=') && i + 1 < n && !strchr(next, '=') && !is_word_opt(next)) {
+			next[-1] = ','; /* joined to o */
+			next += strlen(next) + 1;
+			i++;
+		}
+		if (fn(c, o, cwd, err))
+			return -1;
+		o = next;
+	}
+	return 0;
 }
 
 /* config=FILE and backend=NAME: known before anything else is read. */

@@ -31,7 +31,10 @@ int sb_cleanup_parse(const char *s, unsigned *out)
 		unsigned v;
 	} names[] = {{"delete", SB_CLEANUP_DELETE}, {"compact", SB_CLEANUP_COMPACT},
 		     {"compact,delete", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE},
-		     {"delete,compact", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE}};
+		     {"delete,compact", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE},
+		     /* the same, where a comma would split an option list */
+		     {"compact+delete", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE},
+		     {"delete+compact", SB_CLEANUP_COMPACT | SB_CLEANUP_DELETE}};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(s, names[i].name) == 0) {

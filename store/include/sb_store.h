@@ -68,8 +68,8 @@ typedef struct sb_log_config {
  * keeps the latest record of each key (compact), or both. */
 #define SB_CLEANUP_DELETE  1u
 #define SB_CLEANUP_COMPACT 2u
-/* Parse "delete" | "compact" | "compact,delete" (either order); 0 or
- * -EINVAL, *out untouched on failure. */
+/* Parse "delete" | "compact" | "compact,delete" (either order, and '+' for
+ * the comma); 0 or -EINVAL, *out untouched on failure. */
 int sb_cleanup_parse(const char *s, unsigned *out);
 const char *sb_cleanup_name(unsigned c);
 

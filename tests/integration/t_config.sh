@@ -126,6 +126,52 @@ segs=$(ls "$SB_LOG/rel"/*.seg | wc -l)
 assert_true '[ "$segs" -ge 2 ]' "segment_bytes=65536: 100 KB of records roll segments ($segs segments)"
 sb_umount
 
+case_ "cleanup = compact,delete: as -o with its comma, or compact+delete; in mount.ini and [topic:NAME]"
+# -o is split at every comma: a word that is no option of its own continues
+# the value before it. Seen through the mount: compact takes a digits name
+# past the next offset (a compacted topic has gaps, SPEC §3), delete lets
+# retention drop old segments (every second). A LOG_DIR of its own: the
+# others' topics keep their records.
+mkdir -p "$SB_TMP/cleanlog"
+ini=$(sb_ini cleanup.ini <<'EOF'
+[log]
+segment_bytes = 4096
+retention_bytes = 4096
+[topic:plus]
+cleanup = compact+delete
+[topic:comma]
+cleanup = delete,compact
+[topic:compact]
+cleanup = compact
+[topic:del]
+cleanup = delete
+EOF
+)
+SB_MOUNT_PATHS=0 sb_mount -c "$ini" -o sync=never,cleanup=compact,delete,list_log "$SB_TMP/cleanlog" "$SB_MNT"
+line=$(printf '%099d' 0)
+for tp in opt plus comma compact del; do
+	# one write per line: segments roll between appends
+	assert_sh_ok 'mkdir "$1" && exec 3>>"$1/.log" && for i in $(seq 100); do echo "$2" >&3; done' "$SB_MNT/$tp" "$line"
+done
+assert_true 't ls -a "$SB_MNT/opt" | grep -qx .log' "-o cleanup=compact,delete,list_log: list_log is an option of its own"
+for tp in opt plus comma compact; do
+	assert_sh_ok 'echo gap > "$1/$2"' "$SB_MNT/$tp" "$(rec 1000)"
+done
+assert_sh_fail_with EPERM 'echo gap > "$1/$2"' "$SB_MNT/del" "$(rec 1000)"
+gone0() { for tp in "$@"; do [ ! -e "$SB_MNT/$tp/$(rec 0)" ] || return 1; done; }
+assert_true 'sb_wait_until "gone0 opt plus comma del" $((10 * SB_SLOW))' "retention dropped record 0 of opt, plus, comma, del"
+assert_true '[ -e "$SB_MNT/compact/$(rec 0)" ]' "cleanup = compact alone keeps record 0 (no retention)"
+sb_umount
+# the topic that kept everything under compact alone, now under both
+SB_MOUNT_PATHS=0 sb_mount -o segment_bytes=4096,cleanup=compact+delete,retention_bytes=4096 "$SB_TMP/cleanlog" "$SB_MNT"
+assert_sh_ok 'echo gap > "$1/$2"' "$SB_MNT/compact" "$(rec 2000)"
+assert_true 'sb_wait_until "gone0 compact" $((10 * SB_SLOW))' "-o cleanup=compact+delete: retention drops record 0 too"
+sb_umount
+expect_refused "-o cleanup=compact,bogus" cleanup "compact,bogus" -- "$SB_BIN" -o cleanup=compact,bogus "$SB_LOG" "$SB_MNT"
+expect_refused "-o cleanup=compact+bogus" cleanup "compact+bogus" -- "$SB_BIN" -o cleanup=compact+bogus "$SB_LOG" "$SB_MNT"
+expect_refused "-o bogus,cleanup=compact (a word first continues nothing)" bogus -- "$SB_BIN" -o bogus,cleanup=compact "$SB_LOG" "$SB_MNT"
+expect_refused "-o ro,bogus (nor after an option of its own)" bogus -- "$SB_BIN" -o ro,bogus "$SB_LOG" "$SB_MNT"
+
 case_ "owner and group by name; allow_other lets other users read, permission bits still apply"
 chmod 755 "$SB_TMP"   # mktemp -d made it 0700: let the other user reach the mount
 sb_mount -o owner=nobody,group=nogroup,allow_other=true

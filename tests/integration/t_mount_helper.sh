@@ -98,12 +98,14 @@ assert_true '! t ls -a "$SB_MNT/t" | grep -qx .log' "./mount.ini's list_log is n
 assert_eq $'a\nb' "$(t cat "$SB_MNT/t/.log")" "records kept"
 sysumount
 
-case_ "an /etc/fstab line (mount -T FILE MOUNTPOINT)"
-printf '%s %s fuse.streambusfs config=%s 0 0\n' "$SB_LOG" "$SB_MNT" "$ini" >"$SB_TMP/fstab"
+case_ "an /etc/fstab line (mount -T FILE MOUNTPOINT), with cleanup=compact,delete among its options"
+printf '%s %s fuse.streambusfs config=%s,cleanup=compact,delete,noatime 0 0\n' "$SB_LOG" "$SB_MNT" "$ini" >"$SB_TMP/fstab"
 out=$(cd "$H" && sysmount mount -T "$SB_TMP/fstab" "$SB_MNT" 2>&1); rc=$?
 assert_eq 0 "$rc" "mount -T fstab MOUNTPOINT: exit status ($out)"
 took_mount
 assert_eq 750 "$(t stat -c %a "$SB_MNT/t")" "the fstab line's config= file is read"
+# compact: a digits name past the next offset is taken (a compacted topic has gaps)
+assert_sh_ok 'mkdir "$1/c" && echo gap > "$1/c/00000000000000000007"' "$SB_MNT"
 sysumount
 
 case_ "mount -f (fake) mounts nothing"
@@ -122,8 +124,9 @@ assert_true '! sb_is_mounted' "nothing mounted"
 
 case_ "through mount.fuse3 (mount(8) without the link): ./mount.ini is not read either"
 m3=$(command -v mount.fuse3 || echo /sbin/mount.fuse3)
-out=$(cd "$H" && PATH="$SB_BUILD:/usr/sbin:/usr/bin:/sbin:/bin" t "$m3" "$SB_LOG" "$SB_MNT" -t fuse.streambusfs 2>&1); rc=$?
-assert_eq 0 "$rc" "mount.fuse3 LOG_DIR MOUNTPOINT -t fuse.streambusfs: exit status ($out)"
+out=$(cd "$H" && PATH="$SB_BUILD:/usr/sbin:/usr/bin:/sbin:/bin" t "$m3" "$SB_LOG" "$SB_MNT" -t fuse.streambusfs -o cleanup=compact,delete 2>&1); rc=$?
+assert_eq 0 "$rc" "mount.fuse3 LOG_DIR MOUNTPOINT -t fuse.streambusfs -o cleanup=compact,delete: exit status ($out)"
 took_mount
 assert_eq 755 "$(t stat -c %a "$SB_MNT/t")" "mount.fuse3: default umask, not ./mount.ini's"
+assert_sh_ok 'echo gap > "$1/c/00000000000000000009"' "$SB_MNT"
 sb_umount
