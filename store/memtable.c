@@ -1,51 +1,81 @@
 /*
- * memtable.c - the MemTable: a B+tree in an arena under a reader-writer
- * lock (memtable.h).
+ * memtable.c - the MemTable: a hash index over entries kept in an arena,
+ * for put and get, and a sorted view of the entries built when an ordered
+ * iteration asks for it (memtable.h).
  *
- * Why a B+tree: measured against a skiplist with lock-free readers (the
- * first version of this file; `streambus bench keys` keeps a B+tree beside
- * this table for the comparison), the skiplist's get and put cost several
- * times the B+tree's at 100,000 random keys and more (a cache miss per
- * level and node visited), more than the lock costs the B+tree's readers.
- * Fanout 32; every key keeps its first 8 bytes as a big-endian integer in
- * the node, so most compares are one integer compare inside one array.
+ * Why: a random get or put in an ordered tree costs a cache (and TLB) miss
+ * per level; the B+tree this table was (fanout 32, under a rwlock) measured
+ * 450-2,600 ns a put or get at 100,000-1,000,000 random keys here, where a
+ * hash index costs its slot and its entry. Ordered iteration is rarer (a
+ * table flush, a `.keys/` listing): it sorts the keys put since the last
+ * view and merges them into it, so a listing beside appends pays for the
+ * new keys only (and a merge of the view).
  *
- * Threads: `lock` (a writer-preferring rwlock) guards the tree: put and
- * delete take it exclusive, readers shared. Keys and nodes live in the
- * arena until clear, so an iterator keeps a pointer to its current key and
- * its place (leaf, index); a step goes on along the leaves (linked) while
- * no new key was put since (`gen`: only a new key moves entries), and
- * otherwise finds its place again (the first key after it) from the root.
- * A put of a new key into a leaf with room descends once; only a full leaf
- * takes the second descent that splits full nodes on its way down.
- * A deleted key stays in its leaf marked MT_GONE (the key index deletes
- * nothing in practice: a tombstone is a value); count and iteration skip it.
+ * Memory (sb_mt_bytes): arena bytes used, index slots (retired ones too)
+ * and the view.
+ *
+ * Layout. Every key has one entry in the arena (header, then the key
+ * bytes) from its first put until clear: a delete marks it MT_GONE, a put
+ * again revives it. The index is an open-addressing table (linear probing,
+ * at most 3/4 full) of slots {hash, entry}; growing builds a table twice the
+ * size and publishes it; the old one stays until clear, for readers still
+ * inside it. Entries are linked in the order they were made (`newer`), the
+ * feed of the sorted view. Arrays and arena chunks from 2 MiB on are mapped
+ * with huge pages (madvise), which saves a TLB miss per random access.
+ *
+ * Threads: one writer (put, delete, clear: the caller serializes them),
+ * readers lock-free for get: a slot is published (release) after its entry
+ * is whole, and an entry's value is read under its seqlock (`seq`, odd while
+ * the writer changes it; every field an atomic). The view is under `vlock`
+ * (rwlock): a seek that finds new entries builds it (exclusive), steps read
+ * it (shared). An iterator keeps its index in the view while the view's
+ * generation holds, and otherwise finds its key again (binary search).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "format.h"
 #include "memtable.h"
 #include "sb_store.h"
 
-#define MT_FAN 32
-#define MT_CHUNK (256u * 1024)
-#define MT_GONE 0x8000u /* flags: deleted */
+#define MT_GONE 0x8000u          /* flags: deleted */
+#define MT_SLOTS0 16u            /* slots of a new table */
+#define MT_CHUNK0 4096u          /* the first arena chunk */
+#define MT_CHUNK_MAX (4u << 20)  /* arena chunks grow to this */
+#define MT_HUGE (2u << 20)       /* from this size on: mapped, huge pages */
 
-typedef struct mt_node {
-	int leaf, n;
-	struct mt_node *next;       /* a leaf: the leaf after it, or NULL */
-	uint64_t pfx[MT_FAN];
-	const uint8_t *key[MT_FAN];
-	uint16_t klen[MT_FAN];
-	union {
-		struct mt_node *kid[MT_FAN + 1];
-		sb_mt_val val[MT_FAN];
-	} u;
-} mt_node;
+typedef struct mt_ent {
+	_Atomic uint32_t seq;          /* value seqlock: odd while written */
+	_Atomic uint32_t flags;        /* SB_MT_* and MT_GONE */
+	_Atomic uint64_t offset;
+	_Atomic int64_t ts;
+	_Atomic uint32_t size;
+	uint16_t klen;                 /* set before the entry is published */
+	_Atomic(struct mt_ent *) newer; /* the entry made after this one */
+	uint8_t key[];
+} mt_ent;
+
+typedef struct mt_slot {
+	_Atomic uint64_t h;            /* the key's hash */
+	_Atomic(mt_ent *) e;           /* NULL: empty (the end of a probe) */
+} mt_slot;
+
+typedef struct mt_index {
+	struct mt_index *older;        /* retired before it: freed at clear */
+	size_t mask;                   /* slots - 1 */
+	mt_slot *slot;
+} mt_index;
+
+typedef struct mt_vent {
+	uint64_t pfx;                  /* the key's first 8 bytes, big-endian */
+	const mt_ent *e;
+} mt_vent;
 
 struct mt_chunk {
 	struct mt_chunk *prev;
@@ -54,69 +84,166 @@ struct mt_chunk {
 };
 
 struct sb_mt {
-	pthread_rwlock_t lock;
-	mt_node *root;              /* [lock] */
-	_Atomic size_t count;       /* keys present */
-	_Atomic size_t bytes;       /* arena bytes used */
-	struct mt_chunk *chunks;    /* [lock] newest first */
-	uint64_t gen;               /* [lock] new keys put: entries moved */
+	_Atomic(mt_index *) idx;       /* [writer; readers acquire] */
+	size_t used;                   /* [writer] slots filled in idx */
+	_Atomic size_t count;          /* keys present */
+	_Atomic size_t bytes;          /* memory held */
+	uint64_t seed;                 /* of the hash */
+	struct mt_chunk *chunks;       /* [writer] newest first */
+	_Atomic(mt_ent *) first;       /* [writer; readers acquire] oldest entry */
+	mt_ent *last;                  /* [writer] newest entry */
+	_Atomic size_t nents;          /* [writer; readers acquire] entries made */
+	int no_view;                   /* tests: views cannot be built */
+	pthread_rwlock_t vlock;
+	mt_vent *view;                 /* [vlock] entries up to vlast, sorted */
+	size_t vn, vcap;               /* [vlock] */
+	const mt_ent *vlast;           /* [vlock] the newest entry in the view */
+	uint64_t vgen;                 /* [vlock] views built (from 1) */
 };
+
+/* ---- keys ------------------------------------------------------------------- */
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static inline uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline uint64_t mix(uint64_t a, uint64_t b)
+{
+	unsigned __int128 r = (unsigned __int128)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+#define H1 0xa0761d6478bd642full
+#define H2 0xe7037ed1a0b428dbull
+#define H3 0x8ebc6af09c88c6e3ull
+
+/* A 64-bit hash of the key (multiply-fold, as wyhash), with the table's seed. */
+static inline uint64_t key_hash(uint64_t seed, const uint8_t *k, size_t n)
+{
+	uint64_t a, b, s = seed ^ (n * H3);
+
+	if (n <= 16) {
+		if (n >= 8) {
+			a = ld64(k);
+			b = ld64(k + n - 8);
+		} else if (n >= 4) {
+			a = ld32(k);
+			b = ld32(k + n - 4);
+		} else {
+			a = ((uint64_t)k[0] << 16) | ((uint64_t)k[n >> 1] << 8) | k[n - 1];
+			b = 0;
+		}
+	} else {
+		const uint8_t *p = k;
+		size_t i = n;
+		for (; i > 16; i -= 16, p += 16)
+			s = mix(ld64(p) ^ H1, ld64(p + 8) ^ s);
+		a = ld64(k + n - 16);
+		b = ld64(k + n - 8);
+	}
+	return mix(H1 ^ n, mix(a ^ H2, b ^ s));
+}
+
+static inline int key_eq(const mt_ent *e, const uint8_t *k, size_t n)
+{
+	if (e->klen != n)
+		return 0;
+	if (n >= 8 && n <= 16)
+		return ld64(e->key) == ld64(k) && ld64(e->key + n - 8) == ld64(k + n - 8);
+	return memcmp(e->key, k, n) == 0;
+}
 
 static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
 {
 	uint8_t b[8] = {0};
-	uint64_t v;
 
 	memcpy(b, k, kl < 8 ? kl : 8);
-	memcpy(&v, b, 8);
-	return __builtin_bswap64(v);
+	return __builtin_bswap64(ld64(b));
 }
 
-/* <0, 0, >0 as key i of n is below, equal to, above (pfx, k, kl). */
-static inline int key_cmp(const mt_node *n, int i, uint64_t pfx, const uint8_t *k, size_t kl)
+/* Keys compare as bytes, a shorter prefix first. */
+static int key_cmp(uint64_t pa, const uint8_t *a, size_t al, uint64_t pb, const uint8_t *b, size_t bl)
 {
-	if (n->pfx[i] != pfx)
-		return n->pfx[i] < pfx ? -1 : 1;
-	size_t nl = n->klen[i], m = nl < kl ? nl : kl;
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	size_t m = al < bl ? al : bl;
 	if (m > 8) {
-		int c = memcmp(n->key[i] + 8, k + 8, m - 8);
+		int c = memcmp(a + 8, b + 8, m - 8);
 		if (c)
 			return c;
 	}
-	return (nl > kl) - (nl < kl);
+	return (al > bl) - (al < bl);
 }
 
-/* The first index of n whose key is >= key. */
-static inline int lower(const mt_node *n, uint64_t pfx, const uint8_t *k, size_t kl)
+static int vent_cmp(const void *x, const void *y)
 {
-	int lo = 0, hi = n->n;
+	const mt_vent *a = x, *b = y;
+	return key_cmp(a->pfx, a->e->key, a->e->klen, b->pfx, b->e->key, b->e->klen);
+}
 
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (key_cmp(n, mid, pfx, k, kl) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+/* ---- memory ------------------------------------------------------------------ */
+
+static size_t big_len(size_t n)
+{
+	return (n + MT_HUGE - 1) & ~(size_t)(MT_HUGE - 1);
+}
+
+/* n zeroed bytes; from MT_HUGE on, mapped at a 2 MiB boundary with huge
+ * pages asked for. Free with big_free(p, n). */
+static void *big_alloc(size_t n)
+{
+	if (n < MT_HUGE)
+		return calloc(1, n);
+	size_t len = big_len(n);
+	uint8_t *p = mmap(NULL, len + MT_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + MT_HUGE - 1) & ~(uintptr_t)(MT_HUGE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (a + len < p + len + MT_HUGE)
+		munmap(a + len, (size_t)(p + len + MT_HUGE - (a + len)));
+	madvise(a, len, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+	return a;
+}
+
+static void big_free(void *p, size_t n)
+{
+	if (!p)
+		return;
+	if (n < MT_HUGE)
+		free(p);
+	else
+		munmap(p, big_len(n));
 }
 
 static void *arena_alloc(sb_mt *m, size_t n)
 {
 	struct mt_chunk *c = m->chunks;
 
-	n = (n + 15) & ~(size_t)15;
+	n = (n + 7) & ~(size_t)7;
 	if (!c || c->cap - c->used < n) {
-		/* Chunks grow from 4 KiB to MT_CHUNK: thousands of topics with
-		 * few keys each cost a page or two each. */
-		size_t grown = c ? (c->cap < MT_CHUNK ? c->cap * 2 : MT_CHUNK) : 4096;
-		size_t cap = n > grown / 4 ? n : grown;
-		struct mt_chunk *nc = malloc(sizeof(*nc) + cap);
+		/* Chunks grow from 4 KiB to MT_CHUNK_MAX (sizes with their
+		 * header): thousands of topics with few keys each cost a page or
+		 * two each. */
+		size_t last = c ? sizeof(*c) + c->cap : 0;
+		size_t grown = !c ? MT_CHUNK0 : last < MT_CHUNK_MAX ? 2 * last : MT_CHUNK_MAX;
+		size_t cap = n > grown / 4 ? n : grown - sizeof(*c);
+		struct mt_chunk *nc = big_alloc(sizeof(*nc) + cap);
 		if (!nc)
 			return NULL;
 		nc->cap = cap;
-		nc->used = 0;
-		if (c && cap != grown) {
+		if (c && cap == n) {
 			/* A big key gets a chunk of its own, kept behind the
 			 * current one so that its free space stays in use. */
 			nc->prev = c->prev;
@@ -134,43 +261,77 @@ static void *arena_alloc(sb_mt *m, size_t n)
 	return p;
 }
 
-static void arena_free(sb_mt *m)
+static mt_index *index_new(sb_mt *m, size_t slots)
+{
+	mt_index *x = malloc(sizeof(*x));
+
+	if (!x)
+		return NULL;
+	if (!(x->slot = big_alloc(slots * sizeof(mt_slot)))) {
+		free(x);
+		return NULL;
+	}
+	x->mask = slots - 1;
+	x->older = NULL;
+	atomic_fetch_add_explicit(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot), memory_order_relaxed);
+	return x;
+}
+
+/* Everything but the struct and its lock: the table is empty and holds
+ * nothing (idx NULL). No reader may be inside. */
+static void release_all(sb_mt *m)
 {
 	struct mt_chunk *c = m->chunks;
+	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
 
 	while (c) {
 		struct mt_chunk *p = c->prev;
-		free(c);
+		big_free(c, sizeof(*c) + c->cap);
 		c = p;
 	}
-	m->chunks = NULL;
-}
-
-static mt_node *node_new(sb_mt *m, int leaf)
-{
-	mt_node *n = arena_alloc(m, sizeof(mt_node));
-	if (n) {
-		n->leaf = leaf;
-		n->n = 0;
-		n->next = NULL;
+	while (x) {
+		mt_index *o = x->older;
+		big_free(x->slot, (x->mask + 1) * sizeof(mt_slot));
+		free(x);
+		x = o;
 	}
-	return n;
+	free(m->view);
+	m->chunks = NULL;
+	atomic_store_explicit(&m->idx, NULL, memory_order_relaxed);
+	m->used = 0;
+	atomic_store_explicit(&m->first, NULL, memory_order_relaxed);
+	m->last = NULL;
+	atomic_store_explicit(&m->nents, 0, memory_order_relaxed);
+	atomic_store_explicit(&m->count, 0, memory_order_relaxed);
+	atomic_store_explicit(&m->bytes, 0, memory_order_relaxed);
+	m->view = NULL;
+	m->vn = m->vcap = 0;
+	m->vlast = NULL;
+	m->vgen++;
 }
 
 int sb_mt_new(sb_mt **out)
 {
 	pthread_rwlockattr_t ra;
+	struct timespec ts;
 	sb_mt *m = calloc(1, sizeof(*m));
+	mt_index *x;
 
 	if (!m)
 		return -ENOMEM;
-	if (!(m->root = node_new(m, 1))) {
+	if (!(x = index_new(m, MT_SLOTS0))) {
 		free(m);
 		return -ENOMEM;
 	}
+	atomic_store_explicit(&m->idx, x, memory_order_relaxed);
+	/* A seed of its own: keys chosen to collide in one table do not in
+	 * another. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	m->seed = mix((uint64_t)(uintptr_t)m ^ H3, (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ H1);
+	m->vgen = 1;
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&m->lock, &ra);
+	pthread_rwlock_init(&m->vlock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	*out = m;
 	return 0;
@@ -180,20 +341,18 @@ void sb_mt_free(sb_mt *m)
 {
 	if (!m)
 		return;
-	arena_free(m);
-	pthread_rwlock_destroy(&m->lock);
+	release_all(m);
+	pthread_rwlock_destroy(&m->vlock);
 	free(m);
 }
 
 void sb_mt_clear(sb_mt *m)
 {
-	pthread_rwlock_wrlock(&m->lock);
-	arena_free(m);
-	atomic_store_explicit(&m->bytes, 0, memory_order_relaxed);
-	atomic_store_explicit(&m->count, 0, memory_order_relaxed);
-	m->root = node_new(m, 1); /* NULL: put says -ENOMEM */
-	m->gen++;
-	pthread_rwlock_unlock(&m->lock);
+	pthread_rwlock_wrlock(&m->vlock);
+	release_all(m);
+	/* NULL: the next put tries again, or says -ENOMEM */
+	atomic_store_explicit(&m->idx, index_new(m, MT_SLOTS0), memory_order_release);
+	pthread_rwlock_unlock(&m->vlock);
 }
 
 size_t sb_mt_count(const sb_mt *m)
@@ -206,242 +365,304 @@ size_t sb_mt_bytes(const sb_mt *m)
 	return atomic_load_explicit(&m->bytes, memory_order_relaxed);
 }
 
-/* Split the full child x->u.kid[i] in two (x is not full). */
-static int split(sb_mt *m, mt_node *x, int i)
+void sb_mt_test_no_views(sb_mt *m)
 {
-	mt_node *y = x->u.kid[i], *z = node_new(m, y->leaf);
-	int h = MT_FAN / 2;
-	uint64_t sp;
-	const uint8_t *sk;
-	uint16_t sl;
-
-	if (!z)
-		return -ENOMEM;
-	if (y->leaf) {
-		z->n = MT_FAN - h;
-		memcpy(z->pfx, y->pfx + h, z->n * sizeof(uint64_t));
-		memcpy(z->key, y->key + h, z->n * sizeof(void *));
-		memcpy(z->klen, y->klen + h, z->n * sizeof(uint16_t));
-		memcpy(z->u.val, y->u.val + h, z->n * sizeof(sb_mt_val));
-		sp = z->pfx[0], sk = z->key[0], sl = z->klen[0];
-		z->next = y->next;
-		y->next = z;
-	} else {
-		z->n = MT_FAN - h - 1;
-		memcpy(z->pfx, y->pfx + h + 1, z->n * sizeof(uint64_t));
-		memcpy(z->key, y->key + h + 1, z->n * sizeof(void *));
-		memcpy(z->klen, y->klen + h + 1, z->n * sizeof(uint16_t));
-		memcpy(z->u.kid, y->u.kid + h + 1, (z->n + 1) * sizeof(void *));
-		sp = y->pfx[h], sk = y->key[h], sl = y->klen[h];
-	}
-	y->n = h;
-	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
-	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
-	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
-	memmove(x->u.kid + i + 2, x->u.kid + i + 1, (x->n - i) * sizeof(void *));
-	x->pfx[i] = sp;
-	x->key[i] = sk;
-	x->klen[i] = sl;
-	x->u.kid[i + 1] = z;
-	x->n++;
-	return 0;
+	m->no_view = 1;
 }
 
-/* The leaf that holds (or would hold) the key, and its index there. */
-static mt_node *find_leaf(const sb_mt *m, uint64_t pfx, const uint8_t *k, size_t kl, int *at)
-{
-	const mt_node *x = m->root;
+/* ---- values ------------------------------------------------------------------ */
 
-	while (!x->leaf) {
-		int i = lower(x, pfx, k, kl);
-		if (i < x->n && key_cmp(x, i, pfx, k, kl) == 0)
-			i++;
-		x = x->u.kid[i];
-	}
-	*at = lower(x, pfx, k, kl);
-	return (mt_node *)x;
+/* Set e's value (and its flags: gone or not). [writer] */
+static void ent_set(mt_ent *e, const sb_mt_val *v, uint32_t flags)
+{
+	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&e->offset, v->offset, memory_order_relaxed);
+	atomic_store_explicit(&e->ts, v->ts, memory_order_relaxed);
+	atomic_store_explicit(&e->size, v->size, memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
-/* Insert the new key kc at index i of leaf x, which has room. */
-static void leaf_insert(sb_mt *m, mt_node *x, int i, uint64_t pfx, const uint8_t *kc, size_t klen,
-			const sb_mt_val *v)
+/* e's value as one write left it; its flags with MT_GONE. */
+static uint32_t ent_get(const mt_ent *e, sb_mt_val *v)
 {
-	memmove(x->pfx + i + 1, x->pfx + i, (x->n - i) * sizeof(uint64_t));
-	memmove(x->key + i + 1, x->key + i, (x->n - i) * sizeof(void *));
-	memmove(x->klen + i + 1, x->klen + i, (x->n - i) * sizeof(uint16_t));
-	memmove(x->u.val + i + 1, x->u.val + i, (x->n - i) * sizeof(sb_mt_val));
-	x->pfx[i] = pfx;
-	x->key[i] = kc;
-	x->klen[i] = (uint16_t)klen;
-	x->u.val[i] = *v;
-	x->u.val[i].flags &= (uint16_t)~MT_GONE;
-	x->n++;
-	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
-}
-
-static int put_locked(sb_mt *m, const uint8_t *k, size_t klen, const sb_mt_val *v)
-{
-	uint64_t pfx = key_prefix(k, klen);
-	mt_node *x = m->root;
-	int i;
-
-	if (!x)
-		return -ENOMEM;
-	/* An existing key first: no split, no allocation. */
-	mt_node *l = find_leaf(m, pfx, k, klen, &i);
-	if (i < l->n && key_cmp(l, i, pfx, k, klen) == 0) {
-		if (l->u.val[i].flags & MT_GONE)
-			atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
-		l->u.val[i] = *v;
-		l->u.val[i].flags &= (uint16_t)~MT_GONE;
-		return 0;
-	}
-	uint8_t *kc = arena_alloc(m, klen);
-	if (!kc)
-		return -ENOMEM;
-	memcpy(kc, k, klen);
-	m->gen++;
-	/* Room in its leaf (15 puts of 16): insert there, no second descent.
-	 * Only a full leaf needs the descent below, which splits full nodes
-	 * on its way down. */
-	if (l->n < MT_FAN) {
-		leaf_insert(m, l, i, pfx, kc, klen, v);
-		return 0;
-	}
-	if (x->n == MT_FAN) {
-		mt_node *r = node_new(m, 0);
-		if (!r)
-			return -ENOMEM;
-		r->u.kid[0] = x;
-		if (split(m, r, 0))
-			return -ENOMEM;
-		m->root = x = r;
-	}
-	while (!x->leaf) {
-		i = lower(x, pfx, k, klen);
-		if (i < x->n && key_cmp(x, i, pfx, k, klen) == 0)
-			i++;
-		if (x->u.kid[i]->n == MT_FAN) {
-			if (split(m, x, i))
-				return -ENOMEM;
-			if (key_cmp(x, i, pfx, k, klen) <= 0)
-				i++;
+	for (unsigned spins = 0;;) {
+		uint32_t s = atomic_load_explicit(&e->seq, memory_order_acquire), f;
+		if (s & 1) {
+			if (++spins > 100)
+				sched_yield(); /* the writer was preempted mid-write */
+			continue;
 		}
-		x = x->u.kid[i];
+		v->offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
+		v->ts = atomic_load_explicit(&e->ts, memory_order_relaxed);
+		v->size = atomic_load_explicit(&e->size, memory_order_relaxed);
+		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s) {
+			v->flags = (uint16_t)(f & ~MT_GONE);
+			return f;
+		}
 	}
-	leaf_insert(m, x, lower(x, pfx, k, klen), pfx, kc, klen, v);
+}
+
+/* ---- put, get, delete -------------------------------------------------------- */
+
+/* The slot of the key in x, or of the empty slot where it would go. */
+static inline mt_slot *probe(const mt_index *x, uint64_t h, const uint8_t *k, size_t kl, mt_ent **found)
+{
+	for (size_t i = h & x->mask;; i = (i + 1) & x->mask) {
+		mt_slot *s = &x->slot[i];
+		mt_ent *e = atomic_load_explicit(&s->e, memory_order_acquire);
+		if (!e || (atomic_load_explicit(&s->h, memory_order_relaxed) == h && key_eq(e, k, kl))) {
+			*found = e;
+			return s;
+		}
+	}
+}
+
+/* Twice the slots, published; the old index retired. [writer] */
+static int grow(sb_mt *m, mt_index *x)
+{
+	mt_index *y = index_new(m, 2 * (x->mask + 1));
+
+	if (!y)
+		return -ENOMEM;
+	for (size_t i = 0; i <= x->mask; i++) {
+		mt_ent *e = atomic_load_explicit(&x->slot[i].e, memory_order_relaxed);
+		if (!e)
+			continue;
+		uint64_t h = atomic_load_explicit(&x->slot[i].h, memory_order_relaxed);
+		size_t j = h & y->mask;
+		while (atomic_load_explicit(&y->slot[j].e, memory_order_relaxed))
+			j = (j + 1) & y->mask;
+		atomic_store_explicit(&y->slot[j].h, h, memory_order_relaxed);
+		atomic_store_explicit(&y->slot[j].e, e, memory_order_relaxed);
+	}
+	y->older = x;
+	atomic_store_explicit(&m->idx, y, memory_order_release);
 	return 0;
 }
 
 int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 {
-	int rc;
+	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
+	mt_ent *e;
 
 	if (!klen || klen > SB_KEY_MAX)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&m->lock);
-	rc = put_locked(m, key, klen, v);
-	pthread_rwlock_unlock(&m->lock);
-	return rc;
+	if (!x) {
+		if (!(x = index_new(m, MT_SLOTS0)))
+			return -ENOMEM;
+		atomic_store_explicit(&m->idx, x, memory_order_release);
+	}
+	uint64_t h = key_hash(m->seed, key, klen);
+	mt_slot *s = probe(x, h, key, klen, &e);
+	if (e) {
+		uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+		if (f & MT_GONE)
+			atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+		ent_set(e, v, v->flags & ~MT_GONE);
+		return 0;
+	}
+	if (4 * (m->used + 1) > 3 * (x->mask + 1)) {
+		if (grow(m, x))
+			return -ENOMEM;
+		x = atomic_load_explicit(&m->idx, memory_order_relaxed);
+		s = probe(x, h, key, klen, &e);
+	}
+	if (!(e = arena_alloc(m, sizeof(*e) + klen)))
+		return -ENOMEM;
+	atomic_init(&e->seq, 0);
+	atomic_init(&e->flags, v->flags & ~MT_GONE);
+	atomic_init(&e->offset, v->offset);
+	atomic_init(&e->ts, v->ts);
+	atomic_init(&e->size, v->size);
+	e->klen = (uint16_t)klen;
+	atomic_init(&e->newer, NULL);
+	memcpy(e->key, key, klen);
+	/* the feed, then the index (both publish the whole entry) */
+	if (m->last)
+		atomic_store_explicit(&m->last->newer, e, memory_order_release);
+	else
+		atomic_store_explicit(&m->first, e, memory_order_release);
+	m->last = e;
+	atomic_fetch_add_explicit(&m->nents, 1, memory_order_release);
+	atomic_store_explicit(&s->h, h, memory_order_relaxed);
+	atomic_store_explicit(&s->e, e, memory_order_release);
+	m->used++;
+	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* The key's entry, present or gone, or NULL. */
+static mt_ent *lookup(const sb_mt *m, const void *key, size_t klen)
+{
+	const mt_index *x = atomic_load_explicit(&m->idx, memory_order_acquire);
+	mt_ent *e;
+
+	if (!x || !klen || klen > SB_KEY_MAX)
+		return NULL;
+	probe(x, key_hash(m->seed, key, klen), key, klen, &e);
+	return e;
 }
 
 int sb_mt_delete(sb_mt *m, const void *key, size_t klen)
 {
-	int rc = -ENOENT, i;
+	mt_ent *e = lookup(m, key, klen);
+	sb_mt_val v;
 
-	if (!klen || klen > SB_KEY_MAX)
+	if (!e || (ent_get(e, &v) & MT_GONE))
 		return -ENOENT;
-	pthread_rwlock_wrlock(&m->lock);
-	if (m->root) {
-		uint64_t pfx = key_prefix(key, klen);
-		mt_node *l = find_leaf(m, pfx, key, klen, &i);
-		if (i < l->n && key_cmp(l, i, pfx, key, klen) == 0 && !(l->u.val[i].flags & MT_GONE)) {
-			l->u.val[i].flags |= MT_GONE;
-			atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
-			rc = 0;
-		}
-	}
-	pthread_rwlock_unlock(&m->lock);
-	return rc;
+	ent_set(e, &v, v.flags | MT_GONE);
+	atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
+	return 0;
 }
 
 int sb_mt_get(const sb_mt *m, const void *key, size_t klen, sb_mt_val *v)
 {
-	sb_mt *w = (sb_mt *)m; /* the lock only */
-	int rc = -ENOENT, i;
+	const mt_ent *e = lookup(m, key, klen);
+	sb_mt_val r;
 
-	if (!klen || klen > SB_KEY_MAX)
+	if (!e || (ent_get(e, &r) & MT_GONE))
 		return -ENOENT;
-	pthread_rwlock_rdlock(&w->lock);
-	if (m->root) {
-		uint64_t pfx = key_prefix(key, klen);
-		const mt_node *l = find_leaf(m, pfx, key, klen, &i);
-		if (i < l->n && key_cmp(l, i, pfx, key, klen) == 0 && !(l->u.val[i].flags & MT_GONE)) {
-			*v = l->u.val[i];
-			rc = 0;
-		}
-	}
-	pthread_rwlock_unlock(&w->lock);
-	return rc;
+	*v = r;
+	return 0;
 }
 
-/*
- * Position it at the first present key >= key (after: > key). Descends
- * remembering, at each level, the separator just above the path, so that
- * the end of a leaf continues from there.
- */
-static void seek_locked(const sb_mt *m, const uint8_t *k, size_t kl, int after, sb_mt_iter *it)
-{
-	uint64_t pfx = kl ? key_prefix(k, kl) : 0;
+/* ---- the sorted view and iteration ------------------------------------------- */
 
-	it->valid = 0;
-	for (;;) {
-		const mt_node *x = m->root, *bound = NULL;
-		int bi = 0, i;
-		if (!x)
-			return;
-		while (!x->leaf) {
-			i = kl ? lower(x, pfx, k, kl) : 0;
-			if (kl && i < x->n && key_cmp(x, i, pfx, k, kl) == 0)
-				i++;
-			if (i < x->n)
-				bound = x, bi = i;
-			x = x->u.kid[i];
+/* Add the entries made since the view was built: sort them, merge them in
+ * from the back. 0, or -ENOMEM (the view stays as it was). [vlock excl.] */
+static int view_refresh(sb_mt *m)
+{
+	size_t n = atomic_load_explicit(&m->nents, memory_order_acquire), k = n - m->vn;
+
+	if (!k)
+		return 0;
+	if (m->no_view)
+		return -ENOMEM;
+	mt_vent *add = malloc(k * sizeof(*add));
+	if (!add)
+		return -ENOMEM;
+	if (n > m->vcap) {
+		size_t cap = n + n / 2;
+		mt_vent *nv = realloc(m->view, cap * sizeof(*nv));
+		if (!nv) {
+			free(add);
+			return -ENOMEM;
 		}
-		i = kl ? lower(x, pfx, k, kl) : 0;
-		if (after && kl && i < x->n && key_cmp(x, i, pfx, k, kl) == 0)
-			i++;
-		for (; i < x->n; i++) {
-			if (!(x->u.val[i].flags & MT_GONE)) {
-				it->key = x->key[i];
-				it->klen = x->klen[i];
-				it->val = x->u.val[i];
-				it->valid = 1;
-				it->leaf = x;
-				it->at = i;
-				it->gen = m->gen;
-				return;
-			}
-		}
-		if (!bound)
-			return;
-		/* Past this leaf: from the separator above it on (the first
-		 * key of the next leaf, inclusive). */
-		k = bound->key[bi];
-		kl = bound->klen[bi];
-		pfx = bound->pfx[bi];
-		after = 0;
+		atomic_fetch_add_explicit(&m->bytes, (cap - m->vcap) * sizeof(*nv), memory_order_relaxed);
+		m->view = nv;
+		m->vcap = cap;
 	}
+	const mt_ent *e = m->vlast ? atomic_load_explicit(&m->vlast->newer, memory_order_acquire)
+				   : atomic_load_explicit(&m->first, memory_order_acquire);
+	for (size_t i = 0; i < k; i++) {
+		add[i] = (mt_vent){key_prefix(e->key, e->klen), e};
+		m->vlast = e;
+		if (i + 1 < k)
+			e = atomic_load_explicit(&e->newer, memory_order_acquire);
+	}
+	qsort(add, k, sizeof(*add), vent_cmp);
+	size_t i = m->vn, j = k, w = n;
+	while (j) {
+		if (i && vent_cmp(&m->view[i - 1], &add[j - 1]) > 0)
+			m->view[--w] = m->view[--i];
+		else
+			m->view[--w] = add[--j];
+	}
+	free(add);
+	m->vn = n;
+	m->vgen++;
+	return 0;
+}
+
+/* The first index of the view whose key is >= key (> key: after). [vlock] */
+static size_t view_lower(const sb_mt *m, const uint8_t *k, size_t kl, int after)
+{
+	uint64_t pfx = key_prefix(k, kl);
+	size_t lo = 0, hi = m->vn;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const mt_vent *v = &m->view[mid];
+		int c = key_cmp(v->pfx, v->e->key, v->e->klen, pfx, k, kl);
+		if (c < 0 || (after && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void iter_at(sb_mt_iter *it, const mt_ent *e, const sb_mt_val *v)
+{
+	it->key = e->key;
+	it->klen = e->klen;
+	it->val = *v;
+	it->valid = 1;
+}
+
+/* From view index i on: the first present entry. [vlock] */
+static void view_settle(const sb_mt *m, size_t i, sb_mt_iter *it)
+{
+	sb_mt_val v;
+
+	for (; i < m->vn; i++) {
+		const mt_ent *e = m->view[i].e;
+		if (!(ent_get(e, &v) & MT_GONE)) {
+			iter_at(it, e, &v);
+			it->at = i;
+			it->gen = m->vgen;
+			return;
+		}
+	}
+	it->valid = 0;
+}
+
+/* Without a view (no memory for one): the least present key >= key (>:
+ * after), by a walk over every entry. */
+static void scan_settle(const sb_mt *m, const uint8_t *k, size_t kl, int after, sb_mt_iter *it)
+{
+	uint64_t pfx = kl ? key_prefix(k, kl) : 0, bp = 0;
+	const mt_ent *best = NULL;
+	sb_mt_val v, bv = {0};
+
+	for (const mt_ent *e = atomic_load_explicit(&m->first, memory_order_acquire); e;
+	     e = atomic_load_explicit(&e->newer, memory_order_acquire)) {
+		uint64_t ep = key_prefix(e->key, e->klen);
+		int c = kl ? key_cmp(ep, e->key, e->klen, pfx, k, kl) : 1;
+		if (c < 0 || (after && c == 0) || (best && key_cmp(ep, e->key, e->klen, bp, best->key, best->klen) >= 0))
+			continue;
+		if (!(ent_get(e, &v) & MT_GONE))
+			best = e, bp = ep, bv = v;
+	}
+	it->valid = 0;
+	if (best)
+		iter_at(it, best, &bv);
+	it->gen = 0;
 }
 
 void sb_mt_seek(const sb_mt *m, const void *key, size_t klen, sb_mt_iter *it)
 {
-	sb_mt *w = (sb_mt *)m;
+	sb_mt *w = (sb_mt *)m; /* the view is built on demand */
+	int fresh = 1;
 
 	it->m = m;
-	pthread_rwlock_rdlock(&w->lock);
-	seek_locked(m, key, klen, 0, it);
-	pthread_rwlock_unlock(&w->lock);
+	pthread_rwlock_rdlock(&w->vlock);
+	if (atomic_load_explicit(&m->nents, memory_order_acquire) != m->vn) {
+		pthread_rwlock_unlock(&w->vlock);
+		pthread_rwlock_wrlock(&w->vlock);
+		fresh = view_refresh(w) == 0;
+	}
+	if (fresh)
+		view_settle(m, klen ? view_lower(m, key, klen, 0) : 0, it);
+	else
+		scan_settle(m, key, klen, 0, it);
+	pthread_rwlock_unlock(&w->vlock);
 }
 
 int sb_mt_iter_valid(const sb_mt_iter *it)
@@ -449,38 +670,20 @@ int sb_mt_iter_valid(const sb_mt_iter *it)
 	return it->valid;
 }
 
-/* The next present entry after the iterator's, along the leaves: no entry
- * moved since it got there (no new key put). */
-static void step_locked(sb_mt_iter *it)
-{
-	const mt_node *x = it->leaf;
-	int i = it->at + 1;
-
-	for (; x; x = x->next, i = 0) {
-		for (; i < x->n; i++) {
-			if (!(x->u.val[i].flags & MT_GONE)) {
-				it->key = x->key[i];
-				it->klen = x->klen[i];
-				it->val = x->u.val[i];
-				it->leaf = x;
-				it->at = i;
-				return;
-			}
-		}
-	}
-	it->valid = 0;
-}
-
 void sb_mt_iter_next(sb_mt_iter *it)
 {
 	sb_mt *w = (sb_mt *)it->m;
 
-	pthread_rwlock_rdlock(&w->lock);
-	if (it->valid && it->gen == w->gen)
-		step_locked(it);
-	else
-		seek_locked(it->m, it->key, it->klen, 1, it);
-	pthread_rwlock_unlock(&w->lock);
+	if (!it->valid)
+		return;
+	pthread_rwlock_rdlock(&w->vlock);
+	if (!it->gen)
+		scan_settle(w, it->key, it->klen, 1, it);
+	else if (it->gen == w->vgen)
+		view_settle(w, it->at + 1, it);
+	else /* the view was rebuilt: find its place again */
+		view_settle(w, view_lower(w, it->key, it->klen, 1), it);
+	pthread_rwlock_unlock(&w->vlock);
 }
 
 const uint8_t *sb_mt_iter_key(const sb_mt_iter *it, size_t *klen)

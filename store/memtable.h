@@ -4,11 +4,13 @@
  * a shorter prefix first) to its latest record: offset, payload size, time
  * and tombstone flag.
  *
- * A B+tree in an arena under a reader-writer lock (store/memtable.c says
- * why a B+tree). Threads: any number of writers (put, delete) and readers
- * (get, iteration, count, bytes) at the same time. Keys stay in memory
- * until sb_mt_clear()/sb_mt_free(), which need that no iterator or reader
- * is inside the table (the key index swaps tables under its own lock).
+ * A hash index over entries in an arena, and a sorted view built when an
+ * ordered iteration asks for it (store/memtable.c says why). Threads: one
+ * writer at a time (put, delete, clear: the caller serializes them) beside
+ * any number of readers (get, iteration, count, bytes); get takes no lock.
+ * Keys stay in memory until sb_mt_clear()/sb_mt_free(), which need that no
+ * iterator or reader is inside the table (the key index swaps tables under
+ * its own lock).
  */
 #ifndef SB_MEMTABLE_H
 #define SB_MEMTABLE_H
@@ -32,7 +34,7 @@ int sb_mt_new(sb_mt **out);
 void sb_mt_free(sb_mt *m);
 
 /* Insert or replace. -EINVAL for an empty key or one over SB_KEY_MAX,
- * -ENOMEM. [writer] */
+ * -ENOMEM (the table as it was). [writer] */
 int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v);
 /* Remove the key: 0, or -ENOENT when absent. Its memory is reclaimed at
  * clear. [writer] */
@@ -43,15 +45,18 @@ int sb_mt_get(const sb_mt *m, const void *key, size_t klen, sb_mt_val *v);
 size_t sb_mt_count(const sb_mt *m);
 /* Memory the table holds (arena bytes used), what key_memtable_bytes bounds. */
 size_t sb_mt_bytes(const sb_mt *m);
-/* Empty the table and release its memory. No reader may be inside. */
+/* Empty the table and release its memory. No reader may be inside. [writer] */
 void sb_mt_clear(sb_mt *m);
+/* Tests: no sorted view can be built from now on (as when memory for one
+ * runs out): iteration falls back to a walk over every entry per step. */
+void sb_mt_test_no_views(sb_mt *m);
 
 /*
  * Ordered iteration: sb_mt_seek() positions at the first key >= key (klen
  * 0: the first key); then while sb_mt_iter_valid(), read the entry and
- * sb_mt_iter_next(). Safe beside writers: each step finds the first key
- * after the current one again, so a key put meanwhile may or may not be
- * seen; keys come in order, none twice.
+ * sb_mt_iter_next(). Safe beside the writer: a seek sees every key put
+ * before it; a key put after it may or may not be seen; keys come in order,
+ * none twice; each step reads the value its key has then.
  */
 typedef struct sb_mt_iter {
 	const struct sb_mt *m;
@@ -59,9 +64,8 @@ typedef struct sb_mt_iter {
 	size_t klen;
 	sb_mt_val val;        /* its value when the iterator got there */
 	int valid;
-	const void *leaf;     /* where it is (memtable.c), while gen holds */
-	int at;
-	uint64_t gen;
+	size_t at;            /* its place in the sorted view, while gen holds */
+	uint64_t gen;         /* that view (memtable.c); 0: none */
 } sb_mt_iter;
 void sb_mt_seek(const sb_mt *m, const void *key, size_t klen, sb_mt_iter *it);
 int sb_mt_iter_valid(const sb_mt_iter *it);

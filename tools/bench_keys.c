@@ -3,11 +3,11 @@
  * peers in the same run.
  *
  *   memtable   put and get of N random 8- and 32-byte keys in the MemTable
- *              (store/memtable.c: a B+tree under a rwlock, keys copied into
- *              its arena) and in a bare reference B+tree (fanout 32, the
- *              same key compare, no lock, keys not copied), random order. (The
- *              first MemTable, a skiplist with lock-free readers, measured
- *              several times slower than this B+tree: see memtable.c.)
+ *              (store/memtable.c: a hash index over entries in an arena,
+ *              lock-free gets, keys copied) and in a bare reference B+tree
+ *              (fanout 32, the MemTable until 2026-11-30, no lock, keys not
+ *              copied), N = 100,000 and 1,000,000, gets in a random order
+ *              other than the puts'.
  *   get        get by key with the value (100 bytes) copied out, N random
  *              16-byte keys, warm, after a clean close and reopen: ours
  *              (sb_log_get_key) against LevelDB, RocksDB and LMDB loaded

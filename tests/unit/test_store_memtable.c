@@ -150,11 +150,12 @@ Test(memtable, model)
 }
 
 /*
- * A scan with puts, updates and deletes between its steps (one thread):
- * steps go along the leaves while no new key is put and find their place
- * again from the root after one (leaves split under the scan). Keys come in
- * order, none twice; every key present from the seek to the end of the scan
- * is seen, with its value at the step that saw it.
+ * A scan with puts, updates and deletes between its steps (one thread),
+ * and seeks of another iterator that rebuild the sorted view under it: a
+ * step goes on in its view while the view holds, and finds its place again
+ * in a rebuilt one. Keys come in order, none twice; every key present from
+ * the seek to the end of the scan is seen, with its value at the step that
+ * saw it.
  */
 Test(memtable, scan_beside_puts)
 {
@@ -189,8 +190,16 @@ Test(memtable, scan_beside_puts)
 			sb_mt_val v;
 			sb_mt_iter_val(&it, &v);
 			cr_assert_eq(v.offset, model[at].v.offset, "key %zu: a stale value", at);
-			/* between steps: a new key, an update, a delete (each
-			 * anywhere, before or after the scan's place) */
+			/* between steps: now and then a seek of another
+			 * iterator (it builds the view again, with the keys put
+			 * since: the scan's place in it moves) */
+			if (rnd(&seed) % 8 == 0) {
+				sb_mt_iter other;
+				size_t o = rnd(&seed) % NKEYS;
+				sb_mt_seek(m, model[o].k, model[o].len, &other);
+			}
+			/* and a new key, an update, a delete (each anywhere,
+			 * before or after the scan's place) */
 			for (int op = 0; op < 3; op++) {
 				size_t j = rnd(&seed) % NKEYS;
 				unsigned r = rnd(&seed) % 3;
@@ -217,6 +226,120 @@ Test(memtable, scan_beside_puts)
 		}
 	}
 	sb_mt_free(m);
+}
+
+/*
+ * Many keys (the index grows many times; the sorted view is built from
+ * scratch and then merged with new keys): random keys of 8 and 32 bytes and
+ * of random lengths up to 300 against a sorted array; every key found, as
+ * many absent ones not found, a full scan in order; then with no view
+ * (the walk iteration falls back to when memory for a view runs out).
+ * SB_MT_BIG: keys (default 100,000; 20,000 under a sanitizer).
+ */
+typedef struct bkey {
+	uint8_t *k;
+	size_t len;
+	uint64_t off;
+} bkey;
+
+static int bkey_cmp(const void *a, const void *b)
+{
+	const bkey *x = a, *y = b;
+	return kcmp(x->k, x->len, y->k, y->len);
+}
+
+static void check_full_scan(sb_mt *m, const bkey *keys, size_t n, size_t from)
+{
+	sb_mt_iter it;
+	size_t i = from;
+
+	sb_mt_seek(m, keys[from].k, keys[from].len, &it);
+	for (; sb_mt_iter_valid(&it); sb_mt_iter_next(&it), i++) {
+		size_t kl;
+		const uint8_t *k = sb_mt_iter_key(&it, &kl);
+		sb_mt_val v;
+		sb_mt_iter_val(&it, &v);
+		cr_assert_lt(i, n, "scan: a key too many");
+		cr_assert_eq(kcmp(k, kl, keys[i].k, keys[i].len), 0, "scan: key %zu differs", i);
+		cr_assert_eq(v.offset, keys[i].off, "scan: key %zu's value", i);
+	}
+	cr_assert_eq(i, n, "scan stopped at %zu of %zu", i, n);
+}
+
+Test(memtable, many_keys)
+{
+	const char *env = getenv("SB_MT_BIG");
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	size_t n = env ? (size_t)atol(env) : 20000, total = 0;
+#else
+	size_t n = env ? (size_t)atol(env) : 100000, total = 0;
+#endif
+	uint64_t seed = 777;
+	bkey *keys = calloc(n, sizeof(*keys));
+	uint8_t *buf, *p;
+	sb_mt *m;
+
+	cr_assert(keys);
+	for (size_t i = 0; i < n; i++)
+		total += i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 300;
+	cr_assert((buf = malloc(total + 8)));
+	p = buf;
+	for (size_t i = 0; i < n; i++) {
+		keys[i].len = i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 300;
+		keys[i].k = p;
+		for (size_t b = 0; b < keys[i].len; b += 8) {
+			uint64_t r = rnd(&seed);
+			memcpy(p + b, &r, keys[i].len - b < 8 ? keys[i].len - b : 8);
+		}
+		p += keys[i].len;
+		keys[i].off = i;
+	}
+	/* drop the (unlikely) duplicates: sort, keep the first of equal keys */
+	qsort(keys, n, sizeof(*keys), bkey_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || bkey_cmp(&keys[u - 1], &keys[i]))
+			keys[u++] = keys[i];
+	n = u;
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(sb_mt_new(&m), 0);
+		if (pass)
+			sb_mt_test_no_views(m);
+		/* put in a random order, half of them first, a scan between */
+		for (size_t j = 0; j < n; j++) {
+			size_t i = (j * 7919 + 13) % n;
+			sb_mt_val v = {.offset = keys[i].off, .ts = (int64_t)i, .size = (uint32_t)keys[i].len};
+			cr_assert_eq(sb_mt_put(m, keys[i].k, keys[i].len, &v), 0);
+			if (j == n / 2 && !pass) {
+				sb_mt_iter it;
+				sb_mt_seek(m, NULL, 0, &it);
+				cr_assert(sb_mt_iter_valid(&it));
+			}
+		}
+		cr_assert_eq(sb_mt_count(m), n);
+		for (size_t i = 0; i < n; i++) {
+			sb_mt_val v;
+			cr_assert_eq(sb_mt_get(m, keys[i].k, keys[i].len, &v), 0, "key %zu not found", i);
+			cr_assert(v.offset == keys[i].off && v.size == keys[i].len);
+			/* absent: the key with its last byte changed, or cut short */
+			uint8_t k2[300];
+			memcpy(k2, keys[i].k, keys[i].len);
+			k2[keys[i].len - 1] ^= 0x80;
+			bkey probe = {k2, keys[i].len, 0};
+			if (!bsearch(&probe, keys, n, sizeof(*keys), bkey_cmp))
+				cr_assert_eq(sb_mt_get(m, k2, keys[i].len, &v), -ENOENT);
+		}
+		if (!pass) {
+			check_full_scan(m, keys, n, 0);
+			check_full_scan(m, keys, n, n / 3);
+		} else {
+			/* a walk per step: a short scan from near the end */
+			check_full_scan(m, keys, n, n - 20);
+		}
+		sb_mt_free(m);
+	}
+	free(buf);
+	free(keys);
 }
 
 /* Seek to keys that are absent: the first key at or after them. */
