@@ -71,6 +71,18 @@ static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
+/* The key's first 8 bytes (zeros after a shorter key), big-endian: keys
+ * compare as their prefixes do where these differ. */
+static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
+{
+	uint8_t b[8] = {0};
+	uint64_t v;
+
+	memcpy(b, k, kl < 8 ? kl : 8);
+	memcpy(&v, b, 8);
+	return __builtin_bswap64(v);
+}
+
 static inline void bloom_probe(uint64_t h, uint32_t nlines, uint32_t *line, uint32_t *g, uint32_t *d)
 {
 	*line = (uint32_t)(((h >> 32) * (uint64_t)nlines) >> 32);
@@ -371,6 +383,8 @@ struct sb_kt {
 	const uint8_t *ikeys;
 	size_t iklen;
 	const uint8_t *bloom;
+	uint64_t *ipfx;             /* nblocks: each block's last key's first
+				     * 8 bytes, big-endian (block_find) */
 	char name[48];
 	char path[PATH_MAX];
 };
@@ -478,6 +492,14 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 		rc = bad(why, whycap, name, "name and footer disagree");
 		goto out_unmap;
 	}
+	if (!(t->ipfx = malloc(((size_t)t->nblocks + 1) * sizeof(uint64_t)))) {
+		rc = -ENOMEM;
+		goto out_unmap;
+	}
+	for (uint32_t i = 0; i < t->nblocks; i++) {
+		const uint8_t *ik = t->ikeys + sb_get32(t->idx + (size_t)i * 16 + 12);
+		t->ipfx[i] = key_prefix(ik + 2, sb_get16(ik));
+	}
 	*out = t;
 	return 0;
 out_unmap:
@@ -492,6 +514,7 @@ void sb_kt_close(sb_kt *t)
 	if (!t)
 		return;
 	munmap((void *)t->map, t->len);
+	free(t->ipfx);
 	free(t);
 }
 
@@ -571,10 +594,30 @@ static void entry_val(const uint8_t *e, sb_mt_val *v)
 	v->ts = (int64_t)sb_get64(e + 16);
 }
 
-/* The first block whose last key is >= key (nblocks if none). */
+/* The first index of a[0..n) whose value is >= p (above: > p), n if none;
+ * branchless (a conditional move a step). */
+static uint32_t pfx_bound(const uint64_t *a, uint32_t n, uint64_t p, int above)
+{
+	const uint64_t *b = a;
+
+	if (!n)
+		return 0;
+	while (n > 1) {
+		uint32_t half = n / 2;
+		b = (above ? b[half] <= p : b[half] < p) ? b + half : b;
+		n -= half;
+	}
+	return (uint32_t)(b - a) + (above ? *b <= p : *b < p);
+}
+
+/* The first block whose last key is >= key (nblocks if none). The search
+ * goes over the blocks' key prefixes in memory (no cache miss into the
+ * mapped index per step), then compares whole keys among the blocks whose
+ * prefix ties with the key's. */
 static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 {
-	uint32_t lo = 0, hi = t->nblocks;
+	uint64_t p = key_prefix(k, kl);
+	uint32_t lo = pfx_bound(t->ipfx, t->nblocks, p, 0), hi = pfx_bound(t->ipfx, t->nblocks, p, 1);
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -623,6 +666,10 @@ int sb_kt_get(const sb_kt *t, const void *key, size_t klen, uint64_t h, sb_mt_va
 		return -ENOENT;
 	if (block_load(t, bi, &it))
 		return SB_ECORRUPT;
+	/* the binary search's steps are dependent loads: fetch the block's
+	 * lines at once */
+	for (uint32_t a = 0; a < it.area + 4 * it.n; a += 64)
+		__builtin_prefetch(it.b + a);
 	int64_t j = entry_find(&it, key, klen, &eq);
 	if (j < 0)
 		return SB_ECORRUPT;
