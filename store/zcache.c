@@ -18,6 +18,13 @@
  * otherwise, and the reader that needs it loads it again and sees the
  * damage): what is served was checked. A QUEUED slot holds no pin: reusing
  * it for another block cancels it.
+ *
+ * Reading ahead pays only when another core is free: the forward pins go
+ * in timed trials with and without it, and the faster way runs until the
+ * next trials (ahead_pays). On this project's 2-core machine, idle, a
+ * forward read went from 1.1 to 1.3-1.5 GB/s with it; with the machine
+ * busy (its threads sharing one core's time) it would lose 20-35%
+ * (docs/BENCHMARKS.md).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,7 +35,11 @@
 #include "zseg_impl.h"
 
 /* Blocks a sequential stream reader asks for beyond the one it reads. */
-#define ZC_AHEAD 2
+#define ZC_AHEAD 4
+/* Forward stream pins of each trial with and without read-ahead, and of
+ * the run with the faster of the two that follows them. */
+#define ZC_TRIAL 96
+#define ZC_RUN 768
 /* The worker ends after this long without work. */
 #define ZC_IDLE_MS 200
 
@@ -201,6 +212,39 @@ static int worker_up(sb_zcache *c)
 	return 1;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Does reading ahead pay now? Only if another core is free to decompress:
+ * when the process's threads share one core's worth of time (a busy
+ * machine), the worker's blocks come out of the reader's own time, plus
+ * the hand-over's cost, and a forward read gets slower. So the forward
+ * stream pins (all readers of the cache) go in cycles: ZC_TRIAL pins with
+ * read-ahead, ZC_TRIAL without, each timed, then ZC_RUN with whichever
+ * was faster. With c->mu held.
+ */
+static int ahead_pays(sb_zcache *c)
+{
+	if (c->steps == 0 || c->steps == ZC_TRIAL || c->steps == 2 * ZC_TRIAL) {
+		uint64_t t = now_ns();
+		if (c->steps == ZC_TRIAL)
+			c->t_on = t - c->t0;
+		else if (c->steps == 2 * ZC_TRIAL)
+			c->run_on = c->t_on <= t - c->t0;
+		c->t0 = t;
+	}
+	int on = c->steps < ZC_TRIAL ? 1 : c->steps < 2 * ZC_TRIAL ? 0 : c->run_on;
+	if (++c->steps >= 2 * ZC_TRIAL + ZC_RUN)
+		c->steps = 0;
+	return on;
+}
+
 /* The slot of block i of z, if any holds it (in any state but EMPTY). */
 static struct zslot *find_slot(sb_zcache *c, const sb_zseg *z, uint32_t i)
 {
@@ -285,6 +329,8 @@ int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream)
 		/* moving forward: the block after the previous stream pin */
 		ahead = i == z->seq_next;
 		z->seq_next = i + 1;
+		if (ahead)
+			ahead = ahead_pays(c);
 	}
 	for (;;) {
 		s = find_slot(c, z, i);
@@ -312,6 +358,7 @@ int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream)
 		}
 		break; /* QUEUED (this reader takes it over) or none */
 	}
+
 	if (!s)
 		s = lru_slot(c);
 	if (s) {

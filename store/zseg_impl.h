@@ -71,8 +71,8 @@ struct sb_zseg {
 };
 
 /* Slots per cache: a few readers of one topic at a time each keep their
- * block (a forward scan and its read-ahead, a random read, the daemon's
- * readahead). */
+ * block (a forward scan and the up to 4 blocks it reads ahead, a random
+ * read, the daemon's readahead). */
 #define ZC_SLOTS 6
 
 struct sb_zcache {
@@ -87,6 +87,10 @@ struct sb_zcache {
 	int worker_on;               /* [mu] running (not ending) */
 	int stop;                    /* [mu] the cache is being freed */
 	uint64_t ahead_loads;        /* [mu] blocks the worker loaded */
+	uint32_t steps;              /* [mu] forward stream pins in the cycle
+				      * of trials (zcache.c, ahead_pays) */
+	uint64_t t0, t_on;           /* [mu] the trials' times (ns) */
+	int run_on;                  /* [mu] the run reads ahead */
 };
 
 void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
