@@ -18,7 +18,12 @@
  *      of step 1): a block not in the cache (decompressed by that read), and
  *      the same record again (its block cached).
  *   4. sb_log_read_stream in 1 MiB reads over the whole topic (a sequential
- *      cat of .log without FUSE).
+ *      cat of .log without FUSE), 5 passes: median and range.
+ * --only ratio|append|reads runs one of them (reads: 3. and 4., on a topic of
+ * the one block size they use); --pairs N: append pairs (default 3).
+ * Latencies are printed as median, mean and 99th percentile: on a loaded
+ * machine the mean is mostly the scheduler's (a read preempted for a time
+ * slice counts milliseconds), the median is the read's own cost.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,10 +46,25 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CPU time of the whole process (its threads: the read-ahead's too). */
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Sort v[0, n) and return its median. */
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 typedef struct corpus {
@@ -229,7 +249,8 @@ int sb_bench_compress(int argc, char **argv)
 {
 	const char *file = NULL, *parent = "/tmp";
 	size_t mb = 48;
-	int quick = 0;
+	int quick = 0, pairs = 3;
+	const char *only = NULL;
 	sb_store_options dflt;
 
 	sb_store_options_default(&dflt);
@@ -246,16 +267,28 @@ int sb_bench_compress(int argc, char **argv)
 			quick = 1;
 		else if (!strcmp(argv[i], "--block") && i + 1 < argc)
 			rblock = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
+		else if (!strcmp(argv[i], "--pairs") && i + 1 < argc)
+			pairs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--compression"))
 			continue;
 		else {
 			fprintf(stderr, "usage: streambus bench --compression [--quick] [--corpus FILE] "
-					"[--corpus-mb N (48)] [--dir DIR] [--block 16384|32768|65536|131072|262144]\n");
+					"[--corpus-mb N (48)] [--dir DIR] [--block 16384|32768|65536|131072|262144] "
+					"[--only ratio|append|reads] [--pairs N (3)]\n");
 			return 2;
 		}
 	}
 	if (quick)
 		mb = 4;
+	if (pairs < 1 || pairs > 100 ||
+	    (only && strcmp(only, "ratio") && strcmp(only, "append") && strcmp(only, "reads"))) {
+		fprintf(stderr, "bench: --pairs 1..100, --only ratio|append|reads\n");
+		return 2;
+	}
+	int do_ratio = !only || !strcmp(only, "ratio"), do_append = !only || !strcmp(only, "append"),
+	    do_reads = !only || !strcmp(only, "reads");
 	char dir[PATH_MAX], cfile[PATH_MAX + 16], sdir[PATH_MAX + 32], tdir[PATH_MAX + 48];
 	snprintf(dir, sizeof(dir), "%s/sb-bench-z.XXXXXX", parent);
 	if (!mkdtemp(dir)) {
@@ -270,18 +303,24 @@ int sb_bench_compress(int argc, char **argv)
 		sb_bench_rmtree(dir);
 		return 1;
 	}
-	long long zb = peer_bytes("zstd -3 -c", cfile), lb = peer_bytes("lz4 -c", cfile),
-		  gb = peer_bytes("gzip -6 -c", cfile);
-	double zr = zb > 0 ? (double)c.n / (double)zb : 0;
 	printf("corpus: %zu bytes, %zu lines (%s), one record a line, batches of up to 128 KiB\n", c.n, c.nlines,
 	       file ? file : "man pages and common-licenses");
-	printf("peers on the whole file: zstd -3 %lld bytes (%.2fx), lz4 %lld (%.2fx), gzip -6 %lld (%.2fx)\n", zb,
-	       zr, lb, lb > 0 ? (double)c.n / (double)lb : 0, gb, gb > 0 ? (double)c.n / (double)gb : 0);
-	double zd = peer_decompress_s("zstd -3 -c", "zstd -d -c", cfile), ld = peer_decompress_s("lz4 -c", "lz4 -d -c", cfile);
-	printf("peers decompressing the whole file (their CLIs, best of 3): zstd -d %.2f GB/s, lz4 -d %.2f GB/s\n",
-	       zd > 0 ? (double)c.n / zd / 1e9 : 0, ld > 0 ? (double)c.n / ld / 1e9 : 0);
-	printf("\n%-6s %8s %12s %12s %8s %10s %14s %12s\n", "codec", "block", "stream", "stored", "ratio",
-	       "vs zstd-3", "topic on disk", "compress s");
+	long long zb = 0, lb = 0, gb = 0;
+	double zr = 0;
+	if (do_ratio) {
+		zb = peer_bytes("zstd -3 -c", cfile);
+		lb = peer_bytes("lz4 -c", cfile);
+		gb = peer_bytes("gzip -6 -c", cfile);
+		zr = zb > 0 ? (double)c.n / (double)zb : 0;
+		printf("peers on the whole file: zstd -3 %lld bytes (%.2fx), lz4 %lld (%.2fx), gzip -6 %lld (%.2fx)\n", zb,
+		       zr, lb, lb > 0 ? (double)c.n / (double)lb : 0, gb, gb > 0 ? (double)c.n / (double)gb : 0);
+		double zd = peer_decompress_s("zstd -3 -c", "zstd -d -c", cfile),
+		       ld = peer_decompress_s("lz4 -c", "lz4 -d -c", cfile);
+		printf("peers decompressing the whole file (their CLIs, best of 3): zstd -d %.2f GB/s, lz4 -d %.2f GB/s\n",
+		       zd > 0 ? (double)c.n / zd / 1e9 : 0, ld > 0 ? (double)c.n / ld / 1e9 : 0);
+		printf("\n%-6s %8s %12s %12s %8s %10s %14s %12s\n", "codec", "block", "stream", "stored", "ratio",
+		       "vs zstd-3", "topic on disk", "compress s");
+	}
 
 	/* 1. ratio by codec and block size */
 	static const uint32_t blocks[] = {16384, 32768, 65536, 131072, 262144};
@@ -289,9 +328,11 @@ int sb_bench_compress(int argc, char **argv)
 		fprintf(stderr, "bench: --block must be one of the sizes measured\n");
 		return 2;
 	}
-	for (int zi = 0; zi < 2; zi++) {
+	for (int zi = 0; zi < 2 && (do_ratio || do_reads); zi++) {
 		enum sb_compression z = zi ? SB_COMPRESS_ZSTD : SB_COMPRESS_LZ4;
 		for (size_t bi = 0; bi < sizeof(blocks) / sizeof(blocks[0]); bi++) {
+			if (!do_ratio && (zi != 1 || blocks[bi] != rblock))
+				continue;
 			sb_store *s;
 			sb_log *l;
 			zsize m;
@@ -308,18 +349,21 @@ int sb_bench_compress(int argc, char **argv)
 			snprintf(tdir, sizeof(tdir), "%s/t", sdir);
 			measure(tdir, &m);
 			double r = m.stored ? (double)m.logical_stream / (double)m.stored : 0;
-			printf("%-6s %7uK %12" PRIu64 " %12" PRIu64 " %7.2fx %9.2fx %14" PRIu64 " %12.2f\n",
-			       sb_compression_name(z), blocks[bi] >> 10, m.logical_stream, m.stored, r, zr > 0 ? r / zr : 0,
-			       m.disk, t1 - t0);
+			if (do_ratio)
+				printf("%-6s %7uK %12" PRIu64 " %12" PRIu64 " %7.2fx %9.2fx %14" PRIu64 " %12.2f\n",
+				       sb_compression_name(z), blocks[bi] >> 10, m.logical_stream, m.stored, r,
+				       zr > 0 ? r / zr : 0, m.disk, t1 - t0);
 			if (blocks[bi] != rblock || zi != 1)
 				sb_bench_rmtree(sdir);
 		}
 	}
 
-	/* 2. append throughput, none vs zstd (background compressor on) */
-	double tn[3], tz[3];
-	for (int rep = 0; rep < 3; rep++) {
-		for (int zi = 0; zi < 2; zi++) {
+	/* 2. append throughput, none vs zstd (background compressor on): pairs
+	 * back to back, which goes first alternating */
+	double tn[100], tz[100], tr[100];
+	for (int rep = 0; rep < pairs && do_append; rep++) {
+		for (int k = 0; k < 2; k++) {
+			int zi = rep % 2 ? 1 - k : k;
 			sb_store *s;
 			sb_log *l;
 			snprintf(sdir, sizeof(sdir), "%s/a%d", dir, zi);
@@ -333,13 +377,17 @@ int sb_bench_compress(int argc, char **argv)
 			sb_bench_rmtree(sdir);
 		}
 	}
-	qsort(tn, 3, sizeof(double), cmp_d);
-	qsort(tz, 3, sizeof(double), cmp_d);
-	printf("\nappend (records/s, median of 3, alternated): none %.0f, zstd %.0f (background compressor "
-	       "on): %.3fx\n", tn[1], tz[1], tz[1] / tn[1]);
+	if (do_append) {
+		for (int rep = 0; rep < pairs; rep++)
+			tr[rep] = tz[rep] / tn[rep];
+		double mr = median(tr, (size_t)pairs);
+		printf("\nappend (records/s, %d pairs back to back, alternated): none median %.0f, zstd median %.0f "
+		       "(background compressor on); zstd/none per pair: median %.3fx, range %.3f..%.3f\n",
+		       pairs, median(tn, (size_t)pairs), median(tz, (size_t)pairs), mr, tr[0], tr[pairs - 1]);
+	}
 
 	/* 3. random reads by offset in the compressed segments (zstd, rblock) */
-	{
+	if (do_reads) {
 		sb_store *s;
 		sb_log *l;
 		sb_log_stats st;
@@ -352,7 +400,10 @@ int sb_bench_compress(int argc, char **argv)
 		size_t nr;
 		uint64_t seed = 42;
 		int reads = quick ? 2000 : 20000;
-		double cold = 0, warm = 0;
+		double cold = 0, warm = 0, *cs = malloc((size_t)reads * sizeof(double)),
+		       *ws = malloc((size_t)reads * sizeof(double));
+		if (!cs || !ws)
+			return 1;
 		for (int i = 0; i < reads; i++) {
 			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 			uint64_t off = (seed >> 20) % lim;
@@ -365,26 +416,34 @@ int sb_bench_compress(int argc, char **argv)
 				return 1;
 			cold += t1 - t0;
 			warm += t2 - t1;
+			cs[i] = t1 - t0;
+			ws[i] = t2 - t1;
 		}
+		double cm = median(cs, (size_t)reads), wm = median(ws, (size_t)reads);
 		printf("random sb_log_read by offset, topic of %" PRIu64 " records (%u of %u segments compressed, "
-		       "zstd, %u KiB blocks): %.1f us when its block is decompressed, %.2f us when it is cached\n",
-		       n, st.compressed, st.segments, rblock >> 10, cold / reads * 1e6, warm / reads * 1e6);
+		       "zstd, %u KiB blocks), %d reads: its block decompressed by it: median %.1f us (mean %.1f, "
+		       "p99 %.1f); cached: median %.2f us (mean %.2f, p99 %.2f)\n",
+		       n, st.compressed, st.segments, rblock >> 10, reads, cm * 1e6, cold / reads * 1e6,
+		       cs[reads * 99 / 100] * 1e6, wm * 1e6, warm / reads * 1e6, ws[reads * 99 / 100] * 1e6);
+		free(cs);
+		free(ws);
 		/* 4. the whole stream, 1 MiB reads */
-		double best = 0;
-		for (int rep = 0; rep < 3; rep++) {
+		double gv[5], cv[5];
+		for (int rep = 0; rep < 5; rep++) {
 			uint64_t pos = sb_log_stream_start(l), end = sb_log_stream_end(l);
-			double t0 = now_s();
+			double t0 = now_s(), c0 = cpu_s();
 			while (pos < end) {
 				if ((rc = sb_log_read_stream(l, pos, buf, sizeof(buf), &nr)) || !nr)
 					return 1;
 				pos += nr;
 			}
-			double gbs = (double)(end - sb_log_stream_start(l)) / (now_s() - t0) / 1e9;
-			if (gbs > best)
-				best = gbs;
+			gv[rep] = (double)(end - sb_log_stream_start(l)) / (now_s() - t0) / 1e9;
+			cv[rep] = (double)(end - sb_log_stream_start(l)) / (cpu_s() - c0) / 1e9;
 		}
-		printf("sb_log_read_stream, 1 MiB reads over the whole topic (%" PRIu64 " bytes): %.2f GB/s (best of 3)\n",
-		       sb_log_stream_end(l) - sb_log_stream_start(l), best);
+		double gm = median(gv, 5), cm5 = median(cv, 5);
+		printf("sb_log_read_stream, 1 MiB reads over the whole topic (%" PRIu64 " bytes), 5 passes: median "
+		       "%.2f GB/s, range %.2f..%.2f; per CPU second of the process (every thread): %.2f GB/s\n",
+		       sb_log_stream_end(l) - sb_log_stream_start(l), gm, gv[0], gv[4], cm5);
 		sb_store_close(s);
 	}
 	sb_bench_rmtree(dir);
