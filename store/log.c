@@ -155,6 +155,28 @@ static int set_start(sb_log *l, uint64_t start)
 	return rc;
 }
 
+/*
+ * The first k segments hold no record (compacted to nothing,
+ * log_compact.c): the start moves past them, saved before their files go,
+ * so that a crash in between leaves files below a saved start (the next
+ * open keeps them below it; the next round drops them), never a missing
+ * start. [append]
+ */
+int sb_log_drop_empty_head(sb_log *l, size_t k)
+{
+	uint64_t first = sb_segment_base(l->segs[k]);
+	int rc;
+
+	if (first > atomic_load(&l->start)) {
+		uint64_t spos = sb_log_stream_pos_of(l, first);
+		atomic_store_explicit(&l->start, first, memory_order_release);
+		atomic_store_explicit(&l->stream_start, spos, memory_order_release);
+		if ((rc = save_start(l)))
+			return rc;
+	}
+	return sb_log_drop_front(l, k);
+}
+
 /* ---- open, close, remove ------------------------------------------------- */
 
 static int finish_seals(sb_log *l);

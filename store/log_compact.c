@@ -5,34 +5,37 @@
  *
  * A round takes the run of sealed, synced, plain segments at the head of
  * the log (it stops at the first compressed, unsynced or active one: the
- * newest segment is never touched) and rewrites them newest first. A
- * record stays when it has no key, or when the key index names it as its
- * key's latest record (one lookup, no second pass over the log) and it is
- * not a tombstone older than delete_retention_ms. Only a record below the
+ * newest segment is never touched) and rewrites them. A record stays when
+ * it has no key, or when the key index names it as its key's latest
+ * record (one lookup, no second pass over the log) and it is not a
+ * tombstone older than delete_retention_ms. Only a record below the
  * round's horizon (the first segment that is unsynced, or in the newest
  * the end of what its last fdatasync covered) may supersede another, so
  * that what replaces a removed record is on disk.
  *
  * Offsets stay; the stream loses the removed payloads: each rewritten
  * segment's base stream pos is chosen so that it ends where its successor
- * begins (that is why the round goes newest first), and the log's stream
- * start moves up. The swap of NNNN.seg, for each segment:
- *   1. write NNNN.cseg.tmp from the segment's file (its own descriptor and
- *      mapping; nothing of the log held), every record checked (CRC);
- *      fdatasync it;
- *   2. under append_mu (no retention drops the segment meanwhile): remove
- *      NNNN.idx and NNNN.tix, fsync the directory (an old index covering
- *      more than the compacted file would read as records lost), rename
- *      the temp file over NNNN.seg, fsync the directory;
+ * begins (that is why the new files are built newest first), and the
+ * log's stream start moves up. For each segment NNNN.seg:
+ *   1. (newest first) write NNNN.cseg.tmp from the segment's file (its own
+ *      descriptor and mapping; nothing of the log held), every record
+ *      checked (CRC); fdatasync it;
+ *   2. (oldest first: see run()) under append_mu (no removal drops the
+ *      segment meanwhile): remove NNNN.idx and NNNN.tix, fsync the
+ *      directory (an old index covering more than the compacted file
+ *      would read as records lost), rename the temp file over NNNN.seg,
+ *      fsync the directory;
  *   3. open it (its index rebuilt and saved).
  * Then, under append_mu and seg_lock exclusive, every new segment takes its
  * old one's place at once, with the new stream start: readers finish with
  * the old segments first (their mappings of the old inodes), appenders
  * never wait for more than that. The old segments go to the open views
  * that may still read them (log_view.c: a view's positions never move;
- * they close when the last such view does), or are closed now. A crash before a rename leaves a *.tmp
- * that the next open removes; between two renames, a stream gap before a
- * compacted segment, which recovery accepts and the next round closes.
+ * they close when the last such view does), or are closed now. Last,
+ * segments compacted to nothing go (drop_empty). A crash before a rename
+ * leaves *.tmp files that the next open removes; between two renames, a
+ * stream overlap after a compacted segment, which recovery accepts (the
+ * positions of compacted segments are derived) and the next round ends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +55,7 @@ typedef struct cseg {
 	sb_segment *old, *ns;     /* ns: its compacted form, NULL if unchanged */
 	uint64_t base, len, next, stream;
 	uint32_t span;
+	int built;                /* its temp file is written (run) */
 } cseg;
 
 typedef struct round {
@@ -331,6 +335,90 @@ static int publish(round *r, sb_view_prep *vp)
 	return kept;
 }
 
+/* ---- segments compacted to nothing ---------------------------------------- */
+
+/* A segment of no record left (its header alone), compacted. */
+static int empty(const sb_segment *s)
+{
+	return sb_segment_compacted(s) && !sb_segment_zseg(s) && sb_segment_len(s) == SB_SEG_HDR;
+}
+
+/* Segments [i, j) are empty, segs[i - 1] (p) is not compressed: p takes
+ * their offsets, they go. [append] */
+static int absorb_run(sb_log *l, size_t i, size_t j)
+{
+	sb_segment *p = l->segs[i - 1], **gone;
+	uint64_t to = sb_segment_base(l->segs[j]);
+	size_t k = j - i;
+	int rc;
+
+	if (!(gone = malloc(k * sizeof(*gone))))
+		return -ENOMEM;
+	/* p's span first, synced: a crash after it leaves the empty files
+	 * inside p's span, which recovery removes (log_recover.c) */
+	if ((rc = sb_segment_write_span(p, to))) {
+		free(gone);
+		return rc;
+	}
+	sb_log_wait_sync_idle(l);
+	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_segment_set_span(p, to);
+	memcpy(gone, l->segs + i, k * sizeof(*gone));
+	memmove(l->segs + i, l->segs + j, (l->nsegs - j) * sizeof(*gone));
+	l->nsegs -= k;
+	pthread_rwlock_unlock(&l->seg_lock);
+	for (size_t g = 0; g < k; g++) {
+		int r = sb_segment_remove(gone[g]); /* no reader reaches it now */
+		if (!rc)
+			rc = r;
+	}
+	free(gone);
+	if (!rc)
+		rc = sb_fsync_dir(l->io, l->dir);
+	return rc;
+}
+
+/*
+ * Segments compacted to nothing go (their offsets stay: none holds a
+ * record). At the head of the log the start moves past them (saved, then
+ * their files dropped: sb_log_drop_empty_head); elsewhere the
+ * segment before takes their offsets into its span, its header rewritten
+ * in place and synced before the files are removed. The newest segment is
+ * never one of them. A compressed segment before them is left as it is
+ * (its offsets are dense), and so are they.
+ */
+static int drop_empty(sb_log *l, uint32_t *removed)
+{
+	size_t h = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&l->append_mu);
+	while (h + 1 < l->nsegs && empty(l->segs[h]))
+		h++;
+	if (h && !atomic_load(&l->removed) && !(rc = sb_log_drop_empty_head(l, h)))
+		*removed += (uint32_t)h;
+	for (size_t i = 1; !rc && i + 1 < l->nsegs && !atomic_load(&l->removed); i++) {
+		size_t j = i;
+		while (j + 1 < l->nsegs && empty(l->segs[j]))
+			j++;
+		if (j == i || sb_segment_zseg(l->segs[i - 1]))
+			continue;
+		if (!(rc = absorb_run(l, i, j)))
+			*removed += (uint32_t)(j - i);
+	}
+	pthread_mutex_unlock(&l->append_mu);
+	return rc;
+}
+
+/*
+ * Build every new file newest first (each packed against its successor's
+ * new place), then swap them oldest first: a crash between two swaps then
+ * never leaves a key's latest record or tombstone removed while an older
+ * record of that key is still in a segment not yet swapped, which the key
+ * index rebuilt at the next open would take for the key's latest (a
+ * deleted key back with an old value). A swap that fails stops the swaps;
+ * the temp files left are removed.
+ */
 static int run(round *r)
 {
 	sb_log *l = r->l;
@@ -345,8 +433,7 @@ static int run(round *r)
 		if ((rc = sb_path(path, l->dir, name)))
 			break;
 		rc = build(r, c, path, end, &ns);
-		if (rc == 0)
-			rc = swap(r, c, path);
+		c->built = rc == 0;
 		if (rc == 1 || rc == SB_ECORRUPT || rc == -ESTALE) {
 			/* unchanged, damaged (reads report it; left as it is)
 			 * or dropped: the ones before it pack against it */
@@ -356,6 +443,21 @@ static int run(round *r)
 		if (rc)
 			break;
 		end = ns;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		cseg *c = &r->c[i];
+		if (!c->built)
+			continue;
+		sb_seg_name(name, c->base, SB_SEG_SUFFIX);
+		int e = sb_path(path, l->dir, name);
+		if (!e && !rc && !atomic_load(&l->removed)) {
+			e = swap(r, c, path); /* its temp file gone, whatever it says */
+			rc = e == -ESTALE ? 0 : e; /* dropped meanwhile: and the ones before it */
+		} else if (!e) {
+			char tmp[PATH_MAX + 16];
+			tmp_path(tmp, sizeof(tmp), path);
+			r->l->io->unlink(r->l->io->ctx, tmp);
+		}
 	}
 	return rc;
 }
@@ -395,6 +497,8 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 			if (old_of[i])
 				sb_segment_close(old_of[i], 0);
 	}
+	if (!rc && r.n)
+		rc = drop_empty(l, &r.st.segments_removed);
 	atomic_store(&l->compact_due, r.due);
 	if (!rc)
 		atomic_store(&l->compact_mark, r.mark);

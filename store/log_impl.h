@@ -68,6 +68,9 @@ sb_segment *sb_log_active(sb_log *l);
 int sb_log_segs_push(sb_log *l, sb_segment *s);
 /* Drop the first k segments, never the last, and fsync the directory. [append] */
 int sb_log_drop_front(sb_log *l, size_t k);
+/* The same for k segments compacted to nothing, the start moved past them
+ * and saved first (log.c). [append] */
+int sb_log_drop_empty_head(sb_log *l, size_t k);
 /* Stream position of record `off` in [start, next] (the end for next); call
  * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);

@@ -245,6 +245,13 @@ static int read_clean(sb_log *l, const recovery *r, int *have)
 	       (uint64_t)st.st_size == clean.last_len;
 }
 
+/* Does prev's compacted span cover s, compacted to nothing? */
+static int absorbed(sb_segment *prev, sb_segment *s)
+{
+	return sb_segment_compacted(prev) && sb_segment_compacted(s) && !sb_segment_zseg(s) &&
+	       sb_segment_len(s) == SB_SEG_HDR && sb_segment_next(s) <= sb_segment_next(prev);
+}
+
 /*
  * Open segment i and judge what follows its last whole record: preallocated
  * zeros are cut silently, a torn tail is cut (reported) with every later
@@ -281,6 +288,20 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	if (rc)
 		return rc;
 	*changed |= ch;
+	if (l->nsegs && i + 1 < r->n && absorbed(l->segs[l->nsegs - 1], s)) {
+		/* Compacted to nothing, inside the previous segment's span: a
+		 * removal (log_compact.c, drop_empty) interrupted after that
+		 * span was synced. Finish it. */
+		char msg[128];
+		snprintf(msg, sizeof(msg), "removed segment %s: compacted to nothing, inside the previous one's span",
+			 name);
+		report(l, msg);
+		if (l->read_only)
+			sb_segment_close(s, 0);
+		else
+			sb_segment_remove(s);
+		return 0;
+	}
 	if (l->nsegs) {
 		sb_segment *prev = l->segs[l->nsegs - 1];
 		/* A stream gap before a compacted segment (a crash between two
@@ -464,8 +485,10 @@ int sb_log_recover(sb_log *l)
 		rc = open_one(l, &r, i, &start, &changed, &stop, &active, &s);
 		if (rc)
 			goto out_free;
-		if (!s)
+		if (!s && stop)
 			break;
+		if (!s)
+			continue; /* removed: an empty segment in the previous one's span */
 		rc = sb_log_segs_push(l, s);
 		if (rc) {
 			sb_segment_close(s, 0);

@@ -21,6 +21,7 @@
 #include "format.h"
 #include "segwin.h"
 #include "verify.h"
+#include "verify_compact.h"
 #include "verify_list.h"
 #include "verify_tix.h"
 #include "zseg.h"
@@ -531,6 +532,11 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	w->next_off = base;
 	sb_vlist_path(path, v->dir, base, SB_SEG_SUFFIX);
 	v->res.segments++;
+	if (have_prev && prev->complete && prev->compacted && base < prev->next_off &&
+	    sb_vc_absorbed(path, base, prev->next_off)) {
+		*w = *prev; /* an interrupted removal of an empty segment: the next open ends it */
+		return;
+	}
 	if (have_prev && prev->complete && base != prev->next_off)
 		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,
 		       "segment starts at offset %llu, the previous segment ends before %llu%s",

@@ -414,6 +414,7 @@ typedef struct sb_compact_stats {
 				     * segment, or how far the newest was synced) */
 	uint64_t end;               /* the segments rewritten end before this
 				     * offset (the newest is never touched) */
+	uint32_t segments_removed;  /* compacted to nothing, their files removed */
 } sb_compact_stats;
 int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st);
 
