@@ -296,6 +296,9 @@ ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9
 expect_refused "bad [kafka] timeout_ms" "$ini" @5 timeout_ms -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9\ntimeout_ms = 1000\n' | sb_ini kafka-none.ini)
 expect_refused "backend = kafka, nobody listening" "127.0.0.1:9" "did not answer" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+# a list in -o keeps its commas: librdkafka tries both brokers
+expect_refused "-o kafka.bootstrap.servers=H1,H2, nobody listening" "127.0.0.1:9" "127.0.0.1:10" "did not answer" -- \
+	"$SB_BIN" -o backend=kafka,kafka.bootstrap.servers=127.0.0.1:9,127.0.0.1:10,kafka.timeout_ms=1000 "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = tape\n' | sb_ini tape.ini)
 expect_refused "backend = tape" "$ini" @2 backend "tape" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka-section.ini)
