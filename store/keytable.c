@@ -374,6 +374,14 @@ out_abort:
 
 /* ---- reader ---------------------------------------------------------------- */
 
+/* A block as a lookup needs it: its last key's first 8 bytes, big-endian
+ * (block_find), and where it lies (pos << 24 | len), from the block index
+ * as checked at open. */
+struct kt_blk {
+	uint64_t pfx, loc;
+};
+#define KT_LEN_BITS 24
+
 struct sb_kt {
 	const uint8_t *map;
 	size_t len;
@@ -383,8 +391,7 @@ struct sb_kt {
 	const uint8_t *ikeys;
 	size_t iklen;
 	const uint8_t *bloom;
-	uint64_t *ipfx;             /* nblocks: each block's last key's first
-				     * 8 bytes, big-endian (block_find) */
+	struct kt_blk *blk;         /* nblocks: the block index in memory */
 	char name[48];
 	char path[PATH_MAX];
 };
@@ -492,13 +499,19 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 		rc = bad(why, whycap, name, "name and footer disagree");
 		goto out_unmap;
 	}
-	if (!(t->ipfx = malloc(((size_t)t->nblocks + 1) * sizeof(uint64_t)))) {
+	if (!(t->blk = malloc(((size_t)t->nblocks + 1) * sizeof(*t->blk)))) {
 		rc = -ENOMEM;
 		goto out_unmap;
 	}
 	for (uint32_t i = 0; i < t->nblocks; i++) {
-		const uint8_t *ik = t->ikeys + sb_get32(t->idx + (size_t)i * 16 + 12);
-		t->ipfx[i] = key_prefix(ik + 2, sb_get16(ik));
+		const uint8_t *e = t->idx + (size_t)i * 16, *ik = t->ikeys + sb_get32(e + 12);
+		uint64_t pos = sb_get64(e), len = sb_get32(e + 8);
+		if (len >> KT_LEN_BITS || pos >> (64 - KT_LEN_BITS)) {
+			free(t->blk);
+			rc = bad(why, whycap, name, "block index entry");
+			goto out_unmap;
+		}
+		t->blk[i] = (struct kt_blk){key_prefix(ik + 2, sb_get16(ik)), pos << KT_LEN_BITS | len};
 	}
 	*out = t;
 	return 0;
@@ -514,7 +527,7 @@ void sb_kt_close(sb_kt *t)
 	if (!t)
 		return;
 	munmap((void *)t->map, t->len);
-	free(t->ipfx);
+	free(t->blk);
 	free(t);
 }
 
@@ -545,15 +558,12 @@ int sb_kt_may_contain(const sb_kt *t, uint64_t h)
 	return 1;
 }
 
-/* Block i: 0 and *it's b, pos, n, area; or SB_ECORRUPT. Its CRC is
- * checked with `crc` (at open, for every block): lookups check bounds only
- * (a lookup's answer is checked against the record it names, whose CRC
- * covers the key). */
-static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc)
+/* The block at b, len bytes: 0 and *it's b, pos, n, area; or SB_ECORRUPT.
+ * Its CRC is checked with `crc` (at open, for every block): lookups check
+ * bounds only (a lookup's answer is checked against the record it names,
+ * whose CRC covers the key). */
+static int block_at(const uint8_t *b, uint32_t len, sb_kt_iter *it, int crc)
 {
-	const uint8_t *e = t->idx + (size_t)i * 16;
-	const uint8_t *b = t->map + sb_get64(e);
-	uint32_t len = sb_get32(e + 8);
 	uint32_t cnt = sb_get32(b + len - 8);
 
 	if ((crc && sb_crc32c(0, b, len - 4) != sb_get32(b + len - 4)) || !cnt ||
@@ -564,6 +574,13 @@ static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc)
 	it->area = len - 8 - 4 * cnt;
 	it->pos = b + it->area;
 	return 0;
+}
+
+static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc)
+{
+	const uint8_t *e = t->idx + (size_t)i * 16;
+
+	return block_at(t->map + sb_get64(e), sb_get32(e + 8), it, crc);
 }
 
 static int block_load(const sb_kt *t, uint32_t i, sb_kt_iter *it)
@@ -596,18 +613,18 @@ static void entry_val(const uint8_t *e, sb_mt_val *v)
 
 /* The first index of a[0..n) whose value is >= p (above: > p), n if none;
  * branchless (a conditional move a step). */
-static uint32_t pfx_bound(const uint64_t *a, uint32_t n, uint64_t p, int above)
+static uint32_t pfx_bound(const struct kt_blk *a, uint32_t n, uint64_t p, int above)
 {
-	const uint64_t *b = a;
+	const struct kt_blk *b = a;
 
 	if (!n)
 		return 0;
 	while (n > 1) {
 		uint32_t half = n / 2;
-		b = (above ? b[half] <= p : b[half] < p) ? b + half : b;
+		b = (above ? b[half].pfx <= p : b[half].pfx < p) ? b + half : b;
 		n -= half;
 	}
-	return (uint32_t)(b - a) + (above ? *b <= p : *b < p);
+	return (uint32_t)(b - a) + (above ? b->pfx <= p : b->pfx < p);
 }
 
 /* The first block whose last key is >= key (nblocks if none). The search
@@ -617,7 +634,7 @@ static uint32_t pfx_bound(const uint64_t *a, uint32_t n, uint64_t p, int above)
 static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 {
 	uint64_t p = key_prefix(k, kl);
-	uint32_t lo = pfx_bound(t->ipfx, t->nblocks, p, 0), hi = pfx_bound(t->ipfx, t->nblocks, p, 1);
+	uint32_t lo = pfx_bound(t->blk, t->nblocks, p, 0), hi = pfx_bound(t->blk, t->nblocks, p, 1);
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -664,12 +681,15 @@ int sb_kt_get(const sb_kt *t, const void *key, size_t klen, uint64_t h, sb_mt_va
 	uint32_t bi = block_find(t, key, klen);
 	if (bi >= t->nblocks)
 		return -ENOENT;
-	if (block_load(t, bi, &it))
+	/* the block's lines at once: the binary search's steps are
+	 * dependent loads (fetching only where its first steps land measured
+	 * slower) */
+	const uint8_t *b = t->map + (t->blk[bi].loc >> KT_LEN_BITS);
+	uint32_t len = (uint32_t)(t->blk[bi].loc & ((1u << KT_LEN_BITS) - 1));
+	for (uint32_t a = 0; a < len; a += 64)
+		__builtin_prefetch(b + a);
+	if (block_at(b, len, &it, 0))
 		return SB_ECORRUPT;
-	/* the binary search's steps are dependent loads: fetch the block's
-	 * lines at once */
-	for (uint32_t a = 0; a < it.area + 4 * it.n; a += 64)
-		__builtin_prefetch(it.b + a);
 	int64_t j = entry_find(&it, key, klen, &eq);
 	if (j < 0)
 		return SB_ECORRUPT;
