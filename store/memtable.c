@@ -87,7 +87,8 @@ struct sb_mt {
 	_Atomic(mt_index *) idx;       /* [writer; readers acquire] */
 	size_t used;                   /* [writer] slots filled in idx */
 	_Atomic size_t count;          /* keys present */
-	_Atomic size_t bytes;          /* memory held */
+	_Atomic size_t bytes;          /* [writer] memory held, but the view's */
+	_Atomic size_t vbytes;         /* [vlock] the view's */
 	uint64_t seed;                 /* of the hash */
 	struct mt_chunk *chunks;       /* [writer] newest first */
 	_Atomic(mt_ent *) first;       /* [writer; readers acquire] oldest entry */
@@ -193,6 +194,14 @@ static int vent_cmp(const void *x, const void *y)
 
 /* ---- memory ------------------------------------------------------------------ */
 
+/* Add d to a counter only the writer changes: a load and a store, no
+ * locked instruction on the put path (one would stop the next put's loads
+ * from starting before it completes). */
+static inline void wadd(_Atomic size_t *c, size_t d, memory_order mo)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, mo);
+}
+
 static size_t big_len(size_t n)
 {
 	return (n + MT_HUGE - 1) & ~(size_t)(MT_HUGE - 1);
@@ -249,7 +258,7 @@ static void *arena_alloc(sb_mt *m, size_t n)
 			nc->prev = c->prev;
 			c->prev = nc;
 			nc->used = n;
-			atomic_fetch_add_explicit(&m->bytes, n, memory_order_relaxed);
+			wadd(&m->bytes, n, memory_order_relaxed);
 			return nc->data;
 		}
 		nc->prev = c;
@@ -257,7 +266,7 @@ static void *arena_alloc(sb_mt *m, size_t n)
 	}
 	void *p = c->data + c->used;
 	c->used += n;
-	atomic_fetch_add_explicit(&m->bytes, n, memory_order_relaxed);
+	wadd(&m->bytes, n, memory_order_relaxed);
 	return p;
 }
 
@@ -273,7 +282,7 @@ static mt_index *index_new(sb_mt *m, size_t slots)
 	}
 	x->mask = slots - 1;
 	x->older = NULL;
-	atomic_fetch_add_explicit(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot), memory_order_relaxed);
+	wadd(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot), memory_order_relaxed);
 	return x;
 }
 
@@ -304,6 +313,7 @@ static void release_all(sb_mt *m)
 	atomic_store_explicit(&m->nents, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->count, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->bytes, 0, memory_order_relaxed);
+	atomic_store_explicit(&m->vbytes, 0, memory_order_relaxed);
 	m->view = NULL;
 	m->vn = m->vcap = 0;
 	m->vlast = NULL;
@@ -362,7 +372,8 @@ size_t sb_mt_count(const sb_mt *m)
 
 size_t sb_mt_bytes(const sb_mt *m)
 {
-	return atomic_load_explicit(&m->bytes, memory_order_relaxed);
+	return atomic_load_explicit(&m->bytes, memory_order_relaxed) +
+	       atomic_load_explicit(&m->vbytes, memory_order_relaxed);
 }
 
 void sb_mt_test_no_views(sb_mt *m)
@@ -463,7 +474,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	if (e) {
 		uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
 		if (f & MT_GONE)
-			atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+			wadd(&m->count, 1, memory_order_relaxed);
 		ent_set(e, v, v->flags & ~MT_GONE);
 		return 0;
 	}
@@ -489,11 +500,11 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	else
 		atomic_store_explicit(&m->first, e, memory_order_release);
 	m->last = e;
-	atomic_fetch_add_explicit(&m->nents, 1, memory_order_release);
+	wadd(&m->nents, 1, memory_order_release);
 	atomic_store_explicit(&s->h, h, memory_order_relaxed);
 	atomic_store_explicit(&s->e, e, memory_order_release);
 	m->used++;
-	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+	wadd(&m->count, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -517,7 +528,7 @@ int sb_mt_delete(sb_mt *m, const void *key, size_t klen)
 	if (!e || (ent_get(e, &v) & MT_GONE))
 		return -ENOENT;
 	ent_set(e, &v, v.flags | MT_GONE);
-	atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
+	wadd(&m->count, (size_t)-1, memory_order_relaxed);
 	return 0;
 }
 
@@ -554,7 +565,7 @@ static int view_refresh(sb_mt *m)
 			free(add);
 			return -ENOMEM;
 		}
-		atomic_fetch_add_explicit(&m->bytes, (cap - m->vcap) * sizeof(*nv), memory_order_relaxed);
+		atomic_store_explicit(&m->vbytes, cap * sizeof(*nv), memory_order_relaxed);
 		m->view = nv;
 		m->vcap = cap;
 	}
