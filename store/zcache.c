@@ -19,27 +19,24 @@
  * damage): what is served was checked. A QUEUED slot holds no pin: reusing
  * it for another block cancels it.
  *
- * Reading ahead pays only when another core is free: the forward pins go
- * in timed trials with and without it, and the faster way runs until the
- * next trials (ahead_pays). On this project's 2-core machine, idle, a
- * forward read went from 1.1 to 1.3-1.5 GB/s with it; with the machine
- * busy (its threads sharing one core's time) it would lose 20-35%
- * (docs/BENCHMARKS.md).
+ * Reading ahead pays only when another core is free (ahead_pays). On this
+ * project's 2-core machine, given a fair share of it, a forward read went
+ * from 1.1 to 1.3-1.5 GB/s with it; with the process sharing one core's
+ * worth of time with other work it lost 20-35% (docs/BENCHMARKS.md).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "zseg_impl.h"
 
 /* Blocks a sequential stream reader asks for beyond the one it reads. */
 #define ZC_AHEAD 4
-/* Forward stream pins of each trial with and without read-ahead, and of
- * the run with the faster of the two that follows them. */
-#define ZC_TRIAL 96
-#define ZC_RUN 768
+/* Forward stream pins between two looks at the load average. */
+#define ZC_RECHECK 256
 /* The worker ends after this long without work. */
 #define ZC_IDLE_MS 200
 
@@ -56,6 +53,7 @@ int sb_zcache_new(sb_zcache **out)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->wcv, &ca);
 	pthread_condattr_destroy(&ca);
+	c->ahead = -1;
 	*out = c;
 	return 0;
 }
@@ -212,37 +210,35 @@ static int worker_up(sb_zcache *c)
 	return 1;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Does reading ahead pay now? Only if another core is free to decompress:
  * when the process's threads share one core's worth of time (a busy
  * machine), the worker's blocks come out of the reader's own time, plus
- * the hand-over's cost, and a forward read gets slower. So the forward
- * stream pins (all readers of the cache) go in cycles: ZC_TRIAL pins with
- * read-ahead, ZC_TRIAL without, each timed, then ZC_RUN with whichever
- * was faster. With c->mu held.
+ * the hand-over's cost, and a forward read gets slower (20-35% here).
+ * Short timed trials with and without cannot tell: for a few milliseconds
+ * two threads borrow a second core that the scheduler takes back later.
+ * So: the 1-minute load average against the cores, looked at every
+ * ZC_RECHECK forward pins (c->ahead: tests force it on or off). With c->mu
+ * held.
  */
 static int ahead_pays(sb_zcache *c)
 {
-	if (c->steps == 0 || c->steps == ZC_TRIAL || c->steps == 2 * ZC_TRIAL) {
-		uint64_t t = now_ns();
-		if (c->steps == ZC_TRIAL)
-			c->t_on = t - c->t0;
-		else if (c->steps == 2 * ZC_TRIAL)
-			c->run_on = c->t_on <= t - c->t0;
-		c->t0 = t;
+	if (c->ahead >= 0)
+		return c->ahead;
+	if (c->steps++ % ZC_RECHECK == 0) {
+		double load;
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		/* the reader itself counts about 1 */
+		c->run_on = cores > 1 && getloadavg(&load, 1) == 1 && load + 0.5 < (double)cores;
 	}
-	int on = c->steps < ZC_TRIAL ? 1 : c->steps < 2 * ZC_TRIAL ? 0 : c->run_on;
-	if (++c->steps >= 2 * ZC_TRIAL + ZC_RUN)
-		c->steps = 0;
-	return on;
+	return c->run_on;
+}
+
+void sb_zcache_set_ahead(sb_zcache *c, int mode)
+{
+	pthread_mutex_lock(&c->mu);
+	c->ahead = mode;
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* The slot of block i of z, if any holds it (in any state but EMPTY). */

@@ -87,10 +87,9 @@ struct sb_zcache {
 	int worker_on;               /* [mu] running (not ending) */
 	int stop;                    /* [mu] the cache is being freed */
 	uint64_t ahead_loads;        /* [mu] blocks the worker loaded */
-	uint32_t steps;              /* [mu] forward stream pins in the cycle
-				      * of trials (zcache.c, ahead_pays) */
-	uint64_t t0, t_on;           /* [mu] the trials' times (ns) */
-	int run_on;                  /* [mu] the run reads ahead */
+	uint32_t steps;              /* [mu] forward stream pins (ahead_pays) */
+	int run_on;                  /* [mu] reading ahead pays (last look) */
+	int ahead;                   /* [mu] -1: by the load; 0 off; 1 on */
 };
 
 void sb_zhdr_encode(uint8_t dst[SB_ZSEG_HDR], const sb_zhdr *h);
@@ -119,5 +118,8 @@ void sb_zcache_forget(sb_zcache *c, const sb_zseg *z);
 /* Tests: wait until no read-ahead is queued or loading; *loads (if not
  * NULL) gets how many blocks the worker has loaded. */
 void sb_zcache_ahead_wait(sb_zcache *c, uint64_t *loads);
+/* Tests: read ahead always (1), never (0) or when it pays (-1, the
+ * default). */
+void sb_zcache_set_ahead(sb_zcache *c, int mode);
 
 #endif

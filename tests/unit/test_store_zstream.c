@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "log_impl.h"
 #include "util_store.h"
 #include "zseg_impl.h"
 
@@ -67,6 +68,9 @@ static void open_store(void)
 	cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
 	L = ut_topic(S, "t");
 	cr_assert_not_null(L);
+	/* read ahead whatever the machine's load (by default it does only
+	 * while a core is free) */
+	sb_zcache_set_ahead(L->sp.zc, 1);
 }
 
 /* A topic of n records, its sealed segments compressed; want: its stream. */
@@ -197,6 +201,7 @@ Test(zstream, readahead_damage_never_served)
 		int fd;
 		uint64_t at = 0;
 		cr_assert_eq(sb_zcache_new(&c), 0);
+		sb_zcache_set_ahead(c, 1);
 		sb_zseg *z = zopen(path, base, c, &fd);
 		cr_assert_gt(sb_zseg_blocks(z), 8);
 		cr_assert_eq(stream_z(z, c, 1, &at), 0);
@@ -213,6 +218,7 @@ Test(zstream, readahead_damage_never_served)
 		uint64_t at = 0;
 		copy_file(path, copy);
 		cr_assert_eq(sb_zcache_new(&c), 0);
+		sb_zcache_set_ahead(c, 1);
 		sb_zseg *z = zopen(copy, base, c, &fd);
 		uint32_t nb = sb_zseg_blocks(z);
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -247,6 +253,7 @@ Test(zstream, free_while_reading_ahead)
 	make_topic(6000);
 	first_zseg(path, sizeof(path), &base);
 	cr_assert_eq(sb_zcache_new(&c), 0);
+	sb_zcache_set_ahead(c, 1);
 	for (int k = 0; k < 200; k++) {
 		int fd;
 		sb_zseg *z = zopen(path, base, c, &fd);
