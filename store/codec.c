@@ -87,6 +87,11 @@ int sb_headers_next(const void *block, size_t len, size_t *pos, sb_header *h)
 	return 1;
 }
 
+int sb_rec_tombstone_valid(const sb_rec_hdr *h)
+{
+	return !(h->flags & SB_REC_TOMBSTONE) || (h->key_len && !h->value_len);
+}
+
 int sb_hdrs_valid(const uint8_t *p, size_t len)
 {
 	size_t pos = 0, n = 0;
@@ -177,6 +182,10 @@ int sb_rec_decode_v(const uint8_t *p, size_t avail, unsigned version, int check_
 	}
 	if (check_crc && t.hdrs_len && !sb_hdrs_valid(p + sb_rec_hdrs_at(&t), t.hdrs_len)) {
 		*h = t; /* a good CRC over a block that does not parse */
+		return SB_REC_BAD;
+	}
+	if (check_crc && !sb_rec_tombstone_valid(&t)) {
+		*h = t; /* a good CRC over a tombstone with a payload or no key */
 		return SB_REC_BAD;
 	}
 	*h = t;

@@ -113,6 +113,9 @@ static inline int sb_rec_frame(const uint8_t *p, uint64_t avail, sb_rec_hdr *h)
 size_t sb_rec_encode(uint8_t *dst, uint64_t offset, int64_t ts, const sb_record_in *r);
 /* Is the header block [p, p + len) well formed (format.h)? 1 or 0. */
 int sb_hdrs_valid(const uint8_t *p, size_t len);
+/* A record flagged a tombstone has a key and no payload (format.h); 1 if h
+ * is no tombstone or such a one, 0 if malformed (damage under a good CRC). */
+int sb_rec_tombstone_valid(const sb_rec_hdr *h);
 
 enum {
 	SB_REC_OK = 0,     /* a whole record with a good CRC */

@@ -491,6 +491,8 @@ static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t 
 			return -EINVAL;
 		if (r[i].flags & ~SB_REC_KNOWN_FLAGS)
 			return -EINVAL;
+		if ((r[i].flags & SB_REC_TOMBSTONE) && (!r[i].key_len || r[i].value_len))
+			return -EINVAL; /* a tombstone is a key and no payload */
 		if (r[i].n_headers) {
 			if ((rc = sb_headers_check(r[i].headers, r[i].n_headers)))
 				return rc;

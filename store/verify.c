@@ -280,6 +280,7 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 		size_t avail;
 		sb_rec_hdr h;
 		uint64_t nz;
+		const char *bad_tomb;
 		int r;
 
 		memset(&h, 0, sizeof h);
@@ -322,6 +323,10 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 				report(v, SB_VERIFY_RECORD, path, pos + SB_REC_AT_FLAGS,
 				       "record %llu has unknown flags 0x%04x",
 				       (unsigned long long)h.offset, h.flags);
+			else if (h.size <= avail && (bad_tomb = sb_vc_bad_tombstone(&h, rec)) != NULL)
+				report(v, SB_VERIFY_RECORD, path, pos + SB_REC_AT_FLAGS,
+				       "record %llu is a malformed tombstone (%s)", (unsigned long long)h.offset,
+				       bad_tomb);
 			else if (h.hdrs_len && h.size <= avail &&
 				 sb_crc32c(0, rec + SB_REC_AT_SIZE, h.size - SB_REC_AT_SIZE) == h.crc)
 				report(v, SB_VERIFY_RECORD, path, pos + sb_rec_hdrs_at(&h),

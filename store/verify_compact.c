@@ -25,3 +25,12 @@ int sb_vc_absorbed(const char *path, uint64_t base, uint64_t prev_next)
 	close(fd);
 	return ok;
 }
+
+const char *sb_vc_bad_tombstone(const sb_rec_hdr *h, const uint8_t *rec)
+{
+	if (sb_rec_tombstone_valid(h) || sb_crc32c(0, rec + SB_REC_AT_SIZE, h->size - SB_REC_AT_SIZE) != h->crc)
+		return NULL;
+	if (!h->key_len)
+		return h->value_len ? "no key, and a payload" : "no key";
+	return "a payload";
+}

@@ -33,6 +33,7 @@ static void check_decode(const uint8_t *p, size_t n)
 		FZ_CHECK(h.size == SB_REC_HDR + h.key_len + h.value_len + h.hdrs_len, "size is not the sum");
 		FZ_CHECK(!(h.flags & ~SB_REC_KNOWN_FLAGS), "unknown flags 0x%04x decode", h.flags);
 		FZ_CHECK(!h.hdrs_len == !(h.flags & SB_REC_HEADERS), "header block without its flag");
+		FZ_CHECK(sb_rec_tombstone_valid(&h), "a malformed tombstone decodes");
 		/* the headers, walked */
 		static sb_header hs[SB_HEADERS_MAX_COUNT + 1];
 		size_t nh = 0, hp = 0;
@@ -104,6 +105,13 @@ static void check_roundtrip(fz_in *in)
 		 * one on disk for a plain record */
 		FZ_CHECK(sb_rec_decode(b, size, 1, &h) == SB_REC_BAD,
 			 "a record with unknown flags 0x%04x decodes", flags);
+		free(b);
+		return;
+	}
+	if ((flags & SB_REC_TOMBSTONE) && (!klen || vlen)) {
+		/* a tombstone with a payload or no key: the store never writes
+		 * one (EINVAL), and takes one on disk for damage */
+		FZ_CHECK(sb_rec_decode(b, size, 1, &h) == SB_REC_BAD, "a malformed tombstone decodes");
 		free(b);
 		return;
 	}

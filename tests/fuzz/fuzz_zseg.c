@@ -160,7 +160,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t bits = fz_u8(&in);
 		size_t vl;
 		const uint8_t *v = fz_bytes(&in, fz_u16(&in), &vl);
-		size_t kl = bits & 1 ? vl / 4 : 0;
+		/* a tombstone (bits & 2): a key and no payload */
+		size_t kl = bits & 2 ? (vl < 1024 ? vl : 1024) : bits & 1 ? vl / 4 : 0;
+		int tomb = (bits & 2) && kl;
 		sb_header hd[4];
 		static const char *hn[4] = {"h0", "h1", "h2", "h3"};
 		uint32_t nh = bits & 4 ? 1u + (bits >> 3) % 4u : 0;
@@ -168,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			hd[k] = (sb_header){.name = hn[k], .name_len = 2, .value = v + vl * k / 4,
 					    .value_len = k == 1 ? 0 : (uint32_t)(vl / 4)};
 		sb_record_in r = {.key = v, .key_len = (uint32_t)kl, .value = v + kl,
-				  .value_len = (uint32_t)(vl - kl), .flags = bits & 2 ? SB_REC_TOMBSTONE : 0,
+				  .value_len = bits & 2 ? 0 : (uint32_t)(vl - kl), .flags = tomb ? SB_REC_TOMBSTONE : 0,
 				  .headers = hd, .n_headers = nh};
 		size_t need = sb_rec_size_in(&r);
 		seg = realloc(seg, len + need);

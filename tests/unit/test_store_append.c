@@ -122,12 +122,18 @@ Test(append, keys_flags_and_timestamps_round_trip)
 	sb_record_in r[4] = {
 		{.key = k1, .key_len = 7, .value = "v0", .value_len = 2, .flags = 0,
 		 .timestamp_ns = 1234567890123456789LL},
-		{.key = NULL, .key_len = 0, .value = "v1", .value_len = 2, .flags = SB_REC_TOMBSTONE,
+		{.key = "t1", .key_len = 2, .value = "", .value_len = 0, .flags = SB_REC_TOMBSTONE,
 		 .timestamp_ns = 42},
 		{.key = bigkey, .key_len = sizeof(bigkey), .value = "", .value_len = 0,
 		 .timestamp_ns = 0},
 		{.key = "x", .key_len = 1, .value = "v3", .value_len = 2, .timestamp_ns = -5},
 	};
+	/* a tombstone is a key and no payload (format.h): nothing else */
+	sb_record_in bad[2] = {{.key = NULL, .key_len = 0, .flags = SB_REC_TOMBSTONE},
+			       {.key = "t", .key_len = 1, .value = "v", .value_len = 1, .flags = SB_REC_TOMBSTONE}};
+	cr_assert_eq(sb_log_append(L, &bad[0], 1, NULL), -EINVAL);
+	cr_assert_eq(sb_log_append(L, &bad[1], 1, NULL), -EINVAL);
+	cr_assert_eq(sb_log_next(L), 0);
 	cr_assert_eq(sb_log_append(L, r, 4, NULL), 0);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t after = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -149,10 +155,11 @@ Test(append, keys_flags_and_timestamps_round_trip)
 		cr_assert_eq(sb_log_stat(L, 1, &in), 0);
 		cr_expect_eq(in.flags, SB_REC_TOMBSTONE);
 		cr_expect_eq(in.timestamp_ns, 42);
-		cr_expect_eq(in.key_len, 0);
+		cr_expect_eq(in.key_len, 2);
+		cr_expect_eq(in.value_len, 0);
 		kl = 99;
 		cr_assert_eq(sb_log_read_key(L, 1, kb, sizeof(kb), &kl), 0);
-		cr_expect_eq(kl, 0);
+		cr_expect_eq(kl, 2);
 
 		cr_assert_eq(sb_log_stat(L, 2, &in), 0);
 		cr_expect_eq(in.key_len, sizeof(bigkey));
