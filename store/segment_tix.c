@@ -24,6 +24,23 @@ int sb_seg_ztix(sb_segment *s, int flags, int *changed)
 		sb_tindex_free(old);
 		old = NULL;
 	}
+	/*
+	 * An ordinary open trusts it without reading a block, as a plain
+	 * segment's open trusts its .tix (tix_agrees in segment_open.c): it
+	 * was written for the plain file of this base and this plain length
+	 * (both in its header, checked), under CRCs of its header and its
+	 * entries, its entries in order, inside the open interval and not
+	 * above the maximum; the swap to compressed copies the records as
+	 * they are (offsets and times), and every path that writes a segment
+	 * of this base anew (compaction, a cut written back plain) removes
+	 * the .tix first or changes the length it is keyed by. What is left is
+	 * a .tix damaged with both CRCs still matching, or a writer's bug: a
+	 * seek by time would then start in the wrong interval (records read
+	 * are still checked in their blocks). verify and recover (CHECK_ALL)
+	 * compare it with every record; a cheaper check here has nothing to
+	 * compare it with short of decompressing blocks (the block table
+	 * holds no times).
+	 */
 	if (old && !(flags & SB_SEG_CHECK_ALL)) {
 		s->tix = old;
 		return 0;
