@@ -17,9 +17,9 @@
  * Layout. Every key has one entry in the arena (header, then the key
  * bytes) from its first put until clear: a delete marks it MT_GONE, a put
  * again revives it. The index is an open-addressing table (linear probing,
- * at most 3/4 full) of slots {hash, entry}; growing builds a table twice the
- * size and publishes it; the old one stays until clear, for readers still
- * inside it. Entries are linked in the order they were made (`newer`), the
+ * at most 3/4 full) of 8-byte slots {entry, the hash's top bits}; growing
+ * builds a table twice the size (from the feed, keys hashed again) and
+ * publishes it; the old one stays until clear, for readers still inside it. Entries are linked in the order they were made (`newer`), the
  * feed of the sorted view. Arrays and arena chunks from 2 MiB on are mapped
  * with huge pages (madvise), which saves a TLB miss per random access.
  *
@@ -52,19 +52,33 @@
 
 typedef struct mt_ent {
 	_Atomic uint32_t seq;          /* value seqlock: odd while written */
-	_Atomic uint32_t flags;        /* SB_MT_* and MT_GONE */
+	_Atomic uint16_t flags;        /* SB_MT_* and MT_GONE */
+	uint16_t klen;                 /* set before the entry is published */
 	_Atomic uint64_t offset;
 	_Atomic int64_t ts;
 	_Atomic uint32_t size;
-	uint16_t klen;                 /* set before the entry is published */
 	_Atomic(struct mt_ent *) newer; /* the entry made after this one */
 	uint8_t key[];
 } mt_ent;
 
-typedef struct mt_slot {
-	_Atomic uint64_t h;            /* the key's hash */
-	_Atomic(mt_ent *) e;           /* NULL: empty (the end of a probe) */
-} mt_slot;
+/*
+ * A slot: 0 (empty: the end of a probe), or an entry's address / 8 in the
+ * low SLOT_PTR bits (arena memory lies below 2^47: arena_alloc checks) and
+ * the top bits of its key's hash above, so that a probe rarely follows a
+ * slot to another key's entry. 8 bytes: eight slots a cache line.
+ */
+typedef _Atomic uint64_t mt_slot;
+#define SLOT_PTR 44
+
+static inline uint64_t slot_of(const mt_ent *e, uint64_t h)
+{
+	return ((uint64_t)(uintptr_t)e >> 3) | (h >> SLOT_PTR << SLOT_PTR);
+}
+
+static inline mt_ent *slot_ent(uint64_t s)
+{
+	return (mt_ent *)(uintptr_t)((s & ((1ull << SLOT_PTR) - 1)) << 3);
+}
 
 typedef struct mt_index {
 	struct mt_index *older;        /* retired before it: freed at clear */
@@ -249,6 +263,10 @@ static void *arena_alloc(sb_mt *m, size_t n)
 		size_t grown = !c ? MT_CHUNK0 : last < MT_CHUNK_MAX ? 2 * last : MT_CHUNK_MAX;
 		size_t cap = n > grown / 4 ? n : grown - sizeof(*c);
 		struct mt_chunk *nc = big_alloc(sizeof(*nc) + cap);
+		if (nc && ((uintptr_t)nc + sizeof(*nc) + cap) >> (SLOT_PTR + 3)) {
+			big_free(nc, sizeof(*nc) + cap); /* a slot could not name it */
+			nc = NULL;
+		}
 		if (!nc)
 			return NULL;
 		nc->cap = cap;
@@ -393,7 +411,7 @@ static void ent_set(mt_ent *e, const sb_mt_val *v, uint32_t flags)
 	atomic_store_explicit(&e->offset, v->offset, memory_order_relaxed);
 	atomic_store_explicit(&e->ts, v->ts, memory_order_relaxed);
 	atomic_store_explicit(&e->size, v->size, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->flags, (uint16_t)flags, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
@@ -426,31 +444,30 @@ static inline mt_slot *probe(const mt_index *x, uint64_t h, const uint8_t *k, si
 {
 	for (size_t i = h & x->mask;; i = (i + 1) & x->mask) {
 		mt_slot *s = &x->slot[i];
-		mt_ent *e = atomic_load_explicit(&s->e, memory_order_acquire);
-		if (!e || (atomic_load_explicit(&s->h, memory_order_relaxed) == h && key_eq(e, k, kl))) {
-			*found = e;
+		uint64_t v = atomic_load_explicit(s, memory_order_acquire);
+		if (!v || ((v ^ h) >> SLOT_PTR == 0 && key_eq(slot_ent(v), k, kl))) {
+			*found = slot_ent(v);
 			return s;
 		}
 	}
 }
 
-/* Twice the slots, published; the old index retired. [writer] */
+/* Twice the slots, published; the old index retired. Entries go in as
+ * they were made (the feed: in arena order, which the hardware reads
+ * ahead), their keys hashed again. [writer] */
 static int grow(sb_mt *m, mt_index *x)
 {
 	mt_index *y = index_new(m, 2 * (x->mask + 1));
 
 	if (!y)
 		return -ENOMEM;
-	for (size_t i = 0; i <= x->mask; i++) {
-		mt_ent *e = atomic_load_explicit(&x->slot[i].e, memory_order_relaxed);
-		if (!e)
-			continue;
-		uint64_t h = atomic_load_explicit(&x->slot[i].h, memory_order_relaxed);
+	for (mt_ent *e = atomic_load_explicit(&m->first, memory_order_relaxed); e;
+	     e = atomic_load_explicit(&e->newer, memory_order_relaxed)) {
+		uint64_t h = key_hash(m->seed, e->key, e->klen);
 		size_t j = h & y->mask;
-		while (atomic_load_explicit(&y->slot[j].e, memory_order_relaxed))
+		while (atomic_load_explicit(&y->slot[j], memory_order_relaxed))
 			j = (j + 1) & y->mask;
-		atomic_store_explicit(&y->slot[j].h, h, memory_order_relaxed);
-		atomic_store_explicit(&y->slot[j].e, e, memory_order_relaxed);
+		atomic_store_explicit(&y->slot[j], slot_of(e, h), memory_order_relaxed);
 	}
 	y->older = x;
 	atomic_store_explicit(&m->idx, y, memory_order_release);
@@ -487,7 +504,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	if (!(e = arena_alloc(m, sizeof(*e) + klen)))
 		return -ENOMEM;
 	atomic_init(&e->seq, 0);
-	atomic_init(&e->flags, v->flags & ~MT_GONE);
+	atomic_init(&e->flags, (uint16_t)(v->flags & ~MT_GONE));
 	atomic_init(&e->offset, v->offset);
 	atomic_init(&e->ts, v->ts);
 	atomic_init(&e->size, v->size);
@@ -501,8 +518,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 		atomic_store_explicit(&m->first, e, memory_order_release);
 	m->last = e;
 	wadd(&m->nents, 1, memory_order_release);
-	atomic_store_explicit(&s->h, h, memory_order_relaxed);
-	atomic_store_explicit(&s->e, e, memory_order_release);
+	atomic_store_explicit(s, slot_of(e, h), memory_order_release);
 	m->used++;
 	wadd(&m->count, 1, memory_order_relaxed);
 	return 0;
