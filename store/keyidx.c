@@ -1,36 +1,54 @@
 /*
- * keyidx.c - a topic's key index: MemTables, key tables, flush, merge,
+ * keyidx.c - a topic's key index: indexing the tail, runs, key tables, flush, merge,
  * recovery of the table set (keyidx.h).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsutil.h"
 #include "keyidx.h"
+#include "keyrun.h"
 #include "keytable.h"
 
 #define MERGE_WIDTH 4
+#define RUNS_MAX 48   /* sorted runs a side; merged before there are more */
 
 struct sb_kx {
 	sb_kx_params p;
 	char *dir;
 	char topic[256];
 	pthread_rwlock_t lock;
-	sb_mt *active;            /* [appender; swapped under lock] */
-	sb_mt *imm;               /* [lock] written out by maintain */
+	sb_kp *tail;              /* keyed records not yet indexed [appender puts;
+				   * released under idx_mu and lock] */
+	_Atomic uint64_t noted_end;   /* [appender] every keyed record below is
+				       * in the tail or indexed */
+	_Atomic uint64_t noted_bytes; /* [appender] record bytes noted since open */
+	uint64_t replay_from;     /* where the replay at open started */
+	pthread_mutex_t idx_mu;   /* one indexer (tail -> runs) at a time */
+	sb_kr *act[RUNS_MAX];     /* [lock; changed under idx_mu] runs, newest first */
+	size_t nact;
+	uint64_t act_from;        /* [lock; idx_mu] first offset of act's range */
+	uint64_t idx_end;         /* [lock; idx_mu] first offset not in act: the tail's */
+	_Atomic uint64_t act_bytes;   /* [idx_mu] memory of act */
+	_Atomic uint64_t act_mark;    /* [idx_mu] noted_bytes at act_from */
+	uint64_t idx_bytes;       /* [idx_mu] noted_bytes at idx_end */
+	sb_kr *imm[RUNS_MAX];     /* [lock] frozen runs, written out by maintain */
+	size_t nimm;
+	int frozen;               /* [lock] imm is waiting to be written */
 	uint64_t imm_from, imm_to;/* [lock] its offsets */
-	uint64_t mt_from;         /* [appender] first offset of active's range */
-	uint64_t mt_bytes;        /* [appender] record bytes appended since */
-	uint64_t mt_end;          /* [appender] offset after the last noted record */
 	sb_kt **t;                /* [lock] newest first; tile [.., covered) */
 	size_t nt, tcap;          /* [lock] */
 	uint64_t covered;         /* [lock] first offset no table covers */
 	pthread_mutex_t maint_mu; /* one flush or merge at a time */
+	void (*wake)(void *arg);  /* the flusher's wake-up (sb_kx_set_wake) */
+	void *wake_arg;
+	_Atomic int woken;        /* wake called since the last index_tail */
 };
 
 static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
@@ -43,44 +61,56 @@ static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
 	x->p.report(x->p.report_arg, x->topic, msg);
 }
 
-/* ---- merging sources (MemTables and tables) --------------------------------- */
+/* ---- merging sources (sorted runs and tables) ------------------------------- */
 
 typedef struct src {
-	int is_mt;
-	sb_mt_iter mi;
+	int is_run;
+	sb_kr_iter ri;
 	sb_kt_iter ki;
 } src;
 
 static int src_valid(const src *s)
 {
-	return s->is_mt ? sb_mt_iter_valid(&s->mi) : sb_kt_iter_valid(&s->ki);
+	return s->is_run ? sb_kr_iter_valid(&s->ri) : sb_kt_iter_valid(&s->ki);
 }
 static const uint8_t *src_key(const src *s, size_t *kl)
 {
-	return s->is_mt ? sb_mt_iter_key(&s->mi, kl) : sb_kt_iter_key(&s->ki, kl);
+	return s->is_run ? sb_kr_iter_key(&s->ri, kl) : sb_kt_iter_key(&s->ki, kl);
 }
 static void src_val(const src *s, sb_mt_val *v)
 {
-	if (s->is_mt)
-		sb_mt_iter_val(&s->mi, v);
+	if (s->is_run)
+		sb_kr_iter_val(&s->ri, v);
 	else
 		sb_kt_iter_val(&s->ki, v);
 }
 static void src_next(src *s)
 {
-	if (s->is_mt)
-		sb_mt_iter_next(&s->mi);
+	if (s->is_run)
+		sb_kr_iter_next(&s->ri);
 	else
 		sb_kt_iter_next(&s->ki);
 }
 static int src_err(const src *s)
 {
-	return s->is_mt ? 0 : s->ki.err;
+	return s->is_run ? 0 : s->ki.err;
 }
 
+/* Key order: bytes, a shorter prefix first. Most keys differ in their
+ * first 8 bytes: those are compared as one number. */
 static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
 	size_t m = al < bl ? al : bl;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (m >= 8) {
+		uint64_t x, y;
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+	}
+#endif
 	int c = m ? memcmp(a, b, m) : 0;
 	return c ? c : (al > bl) - (al < bl);
 }
@@ -91,43 +121,50 @@ static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
  */
 static int merge_run(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 {
+	size_t eq[64], *at = n <= 64 ? eq : malloc(n * sizeof(*at));
+
+	if (!at)
+		return -ENOMEM;
 	for (;;) {
-		size_t best = n, bl = 0, kl;
+		size_t best = n, bl = 0, kl, ne = 0;
 		const uint8_t *bk = NULL;
-		for (size_t i = 0; i < n; i++) {
-			if (src_err(&s[i]))
-				return SB_ECORRUPT;
+		int rc = 0;
+		/* The least key, and every source at it (the first, the newest, wins). */
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (src_err(&s[i])) {
+				rc = SB_ECORRUPT;
+				break;
+			}
 			if (!src_valid(&s[i]))
 				continue;
 			const uint8_t *k = src_key(&s[i], &kl);
-			if (best == n || kcmp(k, kl, bk, bl) < 0) {
+			int c = best == n ? -1 : kcmp(k, kl, bk, bl);
+			if (c < 0) {
 				best = i;
 				bk = k;
 				bl = kl;
+				ne = 0;
 			}
+			if (c <= 0)
+				at[ne++] = i;
 		}
-		if (best == n)
+		if (!rc && best == n) {
+			if (at != eq)
+				free(at);
 			return 0;
-		sb_mt_val v;
-		uint8_t kbuf[256], *kc = kbuf;
-		src_val(&s[best], &v);
-		int rc = fn(arg, bk, bl, &v);
-		if (rc)
-			return rc;
-		/* Advance every source at this key (copy it: advancing may
-		 * move the memory under bk for no source, but be plain). */
-		if (bl > sizeof(kbuf) && !(kc = malloc(bl)))
-			return -ENOMEM;
-		memcpy(kc, bk, bl);
-		for (size_t i = 0; i < n; i++) {
-			if (src_valid(&s[i])) {
-				const uint8_t *k = src_key(&s[i], &kl);
-				if (kcmp(k, kl, kc, bl) == 0)
-					src_next(&s[i]);
-			}
 		}
-		if (kc != kbuf)
-			free(kc);
+		if (!rc) {
+			sb_mt_val v;
+			src_val(&s[best], &v);
+			rc = fn(arg, bk, bl, &v);
+		}
+		if (rc) {
+			if (at != eq)
+				free(at);
+			return rc;
+		}
+		for (size_t i = 0; i < ne; i++)
+			src_next(&s[at[i]]);
 	}
 }
 
@@ -274,7 +311,7 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 		goto out_free;
 	x->p.dir = x->dir;
 	x->p.topic = x->topic;
-	if ((rc = sb_mt_new(&x->active)))
+	if ((rc = sb_kp_new(&x->tail)))
 		goto out_free;
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -282,11 +319,13 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 	pthread_rwlock_init(&x->lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&x->maint_mu, NULL);
+	pthread_mutex_init(&x->idx_mu, NULL);
 	if ((rc = load_tables(x, start, next))) {
 		sb_kx_close(x, 0);
 		return rc;
 	}
-	x->mt_from = x->mt_end = x->covered;
+	x->replay_from = x->act_from = x->idx_end = x->covered;
+	atomic_store(&x->noted_end, x->covered);
 	*out = x;
 	return 0;
 out_free:
@@ -300,25 +339,108 @@ void sb_kx_set_background(sb_kx *x, int on)
 	x->p.background = on;
 }
 
+void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg)
+{
+	x->wake = fn;
+	x->wake_arg = arg;
+}
+
 uint64_t sb_kx_replay_from(const sb_kx *x)
 {
-	return x->mt_from;
+	return x->replay_from;
 }
 
 int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v)
 {
-	return sb_mt_put(x->active, key, klen, v);
+	return sb_kp_put(x->tail, key, klen, v);
 }
+
+/* ---- indexing the tail ---------------------------------------------------------- */
+
+/*
+ * Sort the tail's records below noted_end into a run and put it in front
+ * of act, merging it with the runs after it while they are no more than
+ * twice its size (a binary counter: a few runs, each key copied a few
+ * times). The run is in act before its records leave the tail, under one
+ * exclusive hold of `lock`: a reader sees each record in one or the other.
+ * [idx_mu]
+ */
+static int index_tail(sb_kx *x)
+{
+	uint64_t below = atomic_load_explicit(&x->noted_end, memory_order_acquire);
+	uint64_t bytes = atomic_load_explicit(&x->noted_bytes, memory_order_acquire);
+	sb_kr *r = NULL, *old[RUNS_MAX];
+	sb_kp_pos pos;
+	size_t k = 0;
+	int rc;
+
+	if (below <= x->idx_end)
+		return 0;
+	if ((rc = sb_kp_take(x->tail, below, &r, &pos)))
+		return rc;
+	/* Runs are changed only here, under idx_mu: reading act needs no lock. */
+	while (r && k < x->nact && (2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k]) || x->nact == RUNS_MAX)) {
+		sb_kr *m;
+		if (sb_kr_merge(r, x->act[k], &m)) {
+			if (x->nact < RUNS_MAX)
+				break; /* no memory for the merge: keep the runs apart */
+			sb_kr_free(r);
+			return -ENOMEM;
+		}
+		if (k)
+			sb_kr_free(r); /* a merge of this call's: nobody saw it */
+		r = m;
+		old[k] = x->act[k];
+		k++;
+	}
+	uint64_t ab = 0;
+	pthread_rwlock_wrlock(&x->lock);
+	if (r) {
+		memmove(x->act + 1, x->act + k, (x->nact - k) * sizeof(*x->act));
+		x->act[0] = r;
+		x->nact = x->nact - k + 1;
+	}
+	sb_kp_release(x->tail, &pos);
+	x->idx_end = below;
+	for (size_t i = 0; i < x->nact; i++)
+		ab += sb_kr_bytes(x->act[i]);
+	pthread_rwlock_unlock(&x->lock);
+	/* No reader is inside the merged runs now (they held the lock shared). */
+	for (size_t i = 0; i < k; i++)
+		sb_kr_free(old[i]);
+	atomic_store(&x->act_bytes, ab);
+	atomic_store(&x->woken, 0);
+	x->idx_bytes = bytes;
+	return 0;
+}
+
+static int catch_up(sb_kx *x)
+{
+	pthread_mutex_lock(&x->idx_mu);
+	int rc = index_tail(x);
+	pthread_mutex_unlock(&x->idx_mu);
+	return rc;
+}
+
+/* Tail entries a reader scans rather than catching up first. */
+#define TAIL_SCAN_MAX 256
 
 int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
 {
 	int rc;
 
+	/* Read your writes: every record appended before this call is below
+	 * noted_end, in the tail or in the runs. A long tail is indexed first
+	 * (if that fails, it is scanned). */
+	if (sb_kp_count(x->tail) > TAIL_SCAN_MAX)
+		catch_up(x);
 	pthread_rwlock_rdlock(&x->lock);
-	rc = sb_mt_get(x->active, key, klen, v);
-	if (rc && x->imm)
-		rc = sb_mt_get(x->imm, key, klen, v);
-	if (rc && x->nt) {
+	rc = sb_kp_find(x->tail, key, klen, v);
+	for (size_t i = 0; rc == -ENOENT && i < x->nact; i++)
+		rc = sb_kr_get(x->act[i], key, klen, v);
+	for (size_t i = 0; rc == -ENOENT && i < x->nimm; i++)
+		rc = sb_kr_get(x->imm[i], key, klen, v);
+	if (rc == -ENOENT && x->nt) {
 		uint64_t h = sb_kt_hash(key, klen);
 		for (size_t i = 0; rc == -ENOENT && i < x->nt; i++)
 			rc = sb_kt_get(x->t[i], key, klen, h, v);
@@ -362,24 +484,29 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 	return sb_kt_open(x->p.io, x->dir, name, out, NULL, 0);
 }
 
-/* Write the immutable MemTable as the newest table. [maint_mu] */
+/* Write the frozen runs as the newest table. [maint_mu] */
 static int flush_imm(sb_kx *x)
 {
-	sb_mt *m;
-	uint64_t from, to;
+	src s[RUNS_MAX];
+	sb_kr *runs[RUNS_MAX];
+	uint64_t from, to, max = 0;
+	size_t n;
 	sb_kt *t;
-	src s = {.is_mt = 1};
 	int rc;
 
-	pthread_rwlock_rdlock(&x->lock);
-	m = x->imm;
+	/* imm is set and cleared only under maint_mu: no lock to read it. */
+	n = x->nimm;
 	from = x->imm_from;
 	to = x->imm_to;
-	pthread_rwlock_unlock(&x->lock);
-	if (!m)
+	if (!x->frozen)
 		return 0;
-	sb_mt_seek(m, NULL, 0, &s.mi);
-	rc = write_table(x, &s, 1, from, to, sb_mt_count(m), 0, 0, &t);
+	memcpy(runs, x->imm, n * sizeof(*runs));
+	for (size_t i = 0; i < n; i++) {
+		s[i].is_run = 1;
+		sb_kr_seek(runs[i], NULL, 0, &s[i].ri);
+		max += sb_kr_count(runs[i]);
+	}
+	rc = write_table(x, s, n, from, to, max, 0, 0, &t);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&x->lock);
@@ -388,7 +515,8 @@ static int flush_imm(sb_kx *x)
 		memmove(x->t + 1, x->t, x->nt * sizeof(*x->t));
 		x->t[0] = t;
 		x->nt++;
-		x->imm = NULL;
+		x->nimm = 0;
+		x->frozen = 0;
 		x->covered = to + 1;
 	}
 	pthread_rwlock_unlock(&x->lock);
@@ -396,8 +524,35 @@ static int flush_imm(sb_kx *x)
 		sb_kt_close(t);
 		return rc;
 	}
-	sb_mt_free(m);
+	for (size_t i = 0; i < n; i++)
+		sb_kr_free(runs[i]);
 	return 0;
+}
+
+/* Freeze act (the records [act_from, idx_end)) for flush_imm. [maint_mu, idx_mu] */
+static void freeze(sb_kx *x)
+{
+	if (x->frozen || x->idx_end <= x->act_from)
+		return;
+	pthread_rwlock_wrlock(&x->lock);
+	memcpy(x->imm, x->act, x->nact * sizeof(*x->act));
+	x->nimm = x->nact;
+	x->imm_from = x->act_from;
+	x->imm_to = x->idx_end - 1;
+	x->frozen = 1;
+	x->nact = 0;
+	x->act_from = x->idx_end;
+	pthread_rwlock_unlock(&x->lock);
+	atomic_store(&x->act_bytes, 0);
+	atomic_store(&x->act_mark, x->idx_bytes);
+}
+
+/* Is act due to be written: past key_memtable_bytes, or SB_KX_REPLAY_BYTES
+ * of records to replay? [idx_mu] */
+static int act_due(sb_kx *x)
+{
+	return atomic_load(&x->act_bytes) >= x->p.memtable_bytes ||
+	       x->idx_bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 }
 
 /* Merge the k newest tables into one. [maint_mu] */
@@ -413,7 +568,7 @@ static int merge_newest(sb_kx *x, size_t k)
 	all = k == x->nt;
 	pthread_rwlock_unlock(&x->lock);
 	for (size_t i = 0; i < k; i++) {
-		s[i].is_mt = 0;
+		s[i].is_run = 0;
 		sb_kt_seek(in[i], NULL, 0, &s[i].ki);
 		max += sb_kt_count(in[i]);
 	}
@@ -453,14 +608,25 @@ static int merge_due(sb_kx *x)
 	return (int)k;
 }
 
-int sb_kx_maintain(sb_kx *x)
+/* Index the tail; past the limits, freeze the runs and write them as a
+ * table; merge tables. With `all`, freeze whatever was indexed. */
+static int maintain(sb_kx *x, int all)
 {
 	int rc, k;
 
 	if (x->p.read_only)
-		return 0;
+		return catch_up(x);
 	pthread_mutex_lock(&x->maint_mu);
-	rc = flush_imm(x);
+	rc = flush_imm(x); /* one left by a failure */
+	if (!rc) {
+		pthread_mutex_lock(&x->idx_mu);
+		rc = index_tail(x);
+		if (!rc && (all || act_due(x)))
+			freeze(x);
+		pthread_mutex_unlock(&x->idx_mu);
+	}
+	if (!rc)
+		rc = flush_imm(x);
 	while (!rc && (k = merge_due(x)))
 		rc = merge_newest(x, (size_t)k);
 	pthread_mutex_unlock(&x->maint_mu);
@@ -469,50 +635,38 @@ int sb_kx_maintain(sb_kx *x)
 	return rc;
 }
 
-/* Make the active MemTable immutable for offsets up to next - 1. [appender] */
-static int swap(sb_kx *x, uint64_t next)
+int sb_kx_maintain(sb_kx *x)
 {
-	sb_mt *m;
-	int rc = sb_mt_new(&m);
-
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&x->lock);
-	x->imm = x->active;
-	x->imm_from = x->mt_from;
-	x->imm_to = next - 1;
-	x->active = m;
-	pthread_rwlock_unlock(&x->lock);
-	x->mt_from = next;
-	x->mt_bytes = 0;
-	return 0;
+	return maintain(x, 0);
 }
 
 int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 {
-	int pending;
+	uint64_t nb = atomic_load_explicit(&x->noted_bytes, memory_order_relaxed) + bytes;
+	uint64_t mt = x->p.memtable_bytes;
 
-	x->mt_bytes += bytes;
-	x->mt_end = next;
-	if (x->p.read_only ||
-	    (sb_mt_bytes(x->active) < x->p.memtable_bytes && x->mt_bytes < SB_KX_REPLAY_BYTES))
+	atomic_store_explicit(&x->noted_bytes, nb, memory_order_release);
+	atomic_store_explicit(&x->noted_end, next, memory_order_release);
+	if (x->p.read_only) { /* index the replay at open; never write */
+		if (sb_kp_bytes(x->tail) >= mt / 2)
+			catch_up(x);
 		return 0;
-	pthread_rwlock_rdlock(&x->lock);
-	pending = x->imm != NULL;
-	pthread_rwlock_unlock(&x->lock);
-	if (pending) {
-		/* The flusher is behind: wait for it, or give up on it and let
-		 * the MemTable grow (a failed write is retried later). */
-		if (sb_mt_bytes(x->active) < 2 * x->p.memtable_bytes &&
-		    x->mt_bytes < 2 * (uint64_t)SB_KX_REPLAY_BYTES)
-			return 0;
-		if (sb_kx_maintain(x))
-			return 0;
 	}
-	int rc = swap(x, next);
-	if (!rc && !x->p.background)
-		sb_kx_maintain(x);
-	return rc;
+	/* Without a flusher (the replay at open, no_flusher) the appender
+	 * indexes in batches of half key_memtable_bytes; with one, only when
+	 * the flusher is far behind, bounding memory. */
+	uint64_t tb = sb_kp_bytes(x->tail);
+	if (x->p.background && x->wake && tb >= mt / 2 && !atomic_load_explicit(&x->woken, memory_order_relaxed)) {
+		atomic_store(&x->woken, 1);
+		x->wake(x->wake_arg);
+	}
+	uint64_t lim = x->p.background ? 4 * mt : mt / 2;
+	uint64_t rlim = x->p.background ? 2 * (uint64_t)SB_KX_REPLAY_BYTES : SB_KX_REPLAY_BYTES;
+	if (tb < lim && atomic_load(&x->act_bytes) < (x->p.background ? lim : mt) &&
+	    nb - atomic_load(&x->act_mark) < rlim)
+		return 0;
+	maintain(x, 0); /* a failed write is retried later */
+	return 0;
 }
 
 int sb_kx_close(sb_kx *x, int finish)
@@ -522,22 +676,28 @@ int sb_kx_close(sb_kx *x, int finish)
 	if (!x)
 		return 0;
 	if (finish && !x->p.read_only) {
-		/* No key since the last table, but records: an empty table
+		/* Write the frozen runs; the rest is replayed from the log at the
+		 * next open (at most a few key_memtable_bytes of keys). But with
+		 * no key since the last table and records enough, an empty table
 		 * says how far the index is complete, so that the next open
-		 * replays none of them (a topic without keys is never read
-		 * at open). */
-		if (!x->imm && !sb_mt_count(x->active) && x->mt_bytes >= SB_KX_CLOSE_NOTE_BYTES &&
-		    x->mt_end > x->mt_from)
-			(void)swap(x, x->mt_end);
-		rc = sb_kx_maintain(x);
+		 * replays none of them (a topic without keys is never read at
+		 * open). */
+		int note = !sb_kp_count(x->tail) && !x->nact &&
+			   atomic_load(&x->noted_bytes) - atomic_load(&x->act_mark) >= SB_KX_CLOSE_NOTE_BYTES &&
+			   atomic_load(&x->noted_end) > x->act_from;
+		rc = maintain(x, note);
 	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_close(x->t[i]);
 	free(x->t);
-	sb_mt_free(x->active);
-	sb_mt_free(x->imm);
+	for (size_t i = 0; i < x->nact; i++)
+		sb_kr_free(x->act[i]);
+	for (size_t i = 0; i < x->nimm; i++)
+		sb_kr_free(x->imm[i]);
+	sb_kp_free(x->tail);
 	pthread_rwlock_destroy(&x->lock);
 	pthread_mutex_destroy(&x->maint_mu);
+	pthread_mutex_destroy(&x->idx_mu);
 	free(x->dir);
 	free(x);
 	return rc;
@@ -558,8 +718,16 @@ void sb_kx_get_stats(sb_kx *x, sb_kx_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	pthread_rwlock_rdlock(&x->lock);
-	st->mt_keys = sb_mt_count(x->active) + (x->imm ? sb_mt_count(x->imm) : 0);
-	st->mt_bytes = sb_mt_bytes(x->active) + (x->imm ? sb_mt_bytes(x->imm) : 0);
+	st->mt_keys = sb_kp_count(x->tail);
+	st->mt_bytes = sb_kp_bytes(x->tail);
+	for (size_t i = 0; i < x->nact; i++) {
+		st->mt_keys += sb_kr_count(x->act[i]);
+		st->mt_bytes += sb_kr_bytes(x->act[i]);
+	}
+	for (size_t i = 0; i < x->nimm; i++) {
+		st->mt_keys += sb_kr_count(x->imm[i]);
+		st->mt_bytes += sb_kr_bytes(x->imm[i]);
+	}
 	st->tables = (uint32_t)x->nt;
 	for (size_t i = 0; i < x->nt; i++) {
 		st->table_keys += sb_kt_count(x->t[i]);
@@ -575,17 +743,22 @@ int sb_kx_scan(sb_kx *x, const void *from, size_t from_len, sb_kx_scan_fn fn, vo
 	size_t n = 0;
 	int rc;
 
+	/* Everything appended before this call, sorted (read your writes). */
+	if ((rc = catch_up(x)))
+		return rc;
 	pthread_rwlock_rdlock(&x->lock);
-	s = calloc(x->nt + 2, sizeof(*s));
+	s = calloc(x->nt + x->nact + x->nimm + 1, sizeof(*s));
 	if (!s) {
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	s[n].is_mt = 1;
-	sb_mt_seek(x->active, from, from_len, &s[n++].mi);
-	if (x->imm) {
-		s[n].is_mt = 1;
-		sb_mt_seek(x->imm, from, from_len, &s[n++].mi);
+	for (size_t i = 0; i < x->nact; i++) {
+		s[n].is_run = 1;
+		sb_kr_seek(x->act[i], from, from_len, &s[n++].ri);
+	}
+	for (size_t i = 0; i < x->nimm; i++) {
+		s[n].is_run = 1;
+		sb_kr_seek(x->imm[i], from, from_len, &s[n++].ri);
 	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_seek(x->t[i], from, from_len, &s[n++].ki);

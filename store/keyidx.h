@@ -1,30 +1,47 @@
 /*
  * keyidx.h - a topic's key index (internal to the store): for every key,
- * its latest record. A MemTable (memtable.h) takes the keyed appends; past
- * key_memtable_bytes it becomes immutable and is written as a key table
- * (keytable.h) beside the segments, by the flusher thread (or at once when
- * there is none). Lookups go active MemTable, immutable MemTable, then
- * tables newest first, skipping tables by Bloom filter. Tables are merged
- * as a counter of base 4 (four tables of one level become one of the next
+ * its latest record.
+ *
+ * Indexing is off the append path: a keyed append only copies its key and
+ * value to the end of the unindexed tail (keyrun.h; no lock, no ordered
+ * insert), and notes how far the log goes (note_end). The flusher thread
+ * (sb_kx_maintain; woken early when the tail reaches half
+ * key_memtable_bytes) takes the tail's records in one batch, sorts them into
+ * an immutable sorted run, and merges runs as a binary counter (a few runs,
+ * each key copied a few times). Past key_memtable_bytes the runs are
+ * frozen and written as one key table (keytable.h) beside the segments.
+ * Without a flusher (the replay at open, no_flusher) the appender does the
+ * same in batches of half key_memtable_bytes; with one, the appender steps
+ * in only when the flusher is far behind (4x key_memtable_bytes), which
+ * bounds memory.
+ *
+ * Reads see every record appended before them (read your writes, SPEC §2):
+ * a get scans a short tail (TAIL_SCAN_MAX entries) or first indexes a long
+ * one; a listing, verify and compaction's "is this the latest?" (a get)
+ * likewise. Lookups go tail, runs newest first, frozen runs, then tables
+ * newest first, skipping tables by Bloom filter. Tables are merged as a
+ * counter of base 4 (four tables of one level become one of the next
  * level), so a lookup meets at most 3 tables a level.
  *
  * Derived data: the tables cover a contiguous range of log offsets
- * [lo, covered]; everything after `covered` is replayed from the log at
- * open (sb_kx_replay_from). A damaged or missing table, one that covers
- * offsets the log no longer has (a tail cut after a crash), and every table
- * after it in offset order, is dropped, and its range replayed.
+ * [lo, covered]; everything after `covered` (the tail and the runs not yet
+ * written: a crash loses them) is replayed from the log at open
+ * (sb_kx_replay_from). A damaged or missing table, one that covers offsets
+ * the log no longer has (a tail cut after a crash), and every table after
+ * it in offset order, is dropped, and its range replayed.
  *
  * Threads: one appender (put, note_end; the log's append lock), any number
- * of readers (get), and one maintainer (maintain; the flusher) at once.
- * `lock` (rwlock) guards the MemTable swap and the table array: readers
- * hold it shared for a lookup.
+ * of readers (get, scan), one indexer at a time (idx_mu: the flusher, or a
+ * reader catching up), one maintainer (maint_mu: freeze, table writes and
+ * merges). `lock` (rwlock) guards the run and table arrays and the tail's
+ * releases: readers hold it shared for a lookup.
  */
 #ifndef SB_KEYIDX_H
 #define SB_KEYIDX_H
 
 #include <stdint.h>
 
-#include "memtable.h"
+#include "memtable.h" /* sb_mt_val */
 #include "sb_store.h"
 
 typedef struct sb_kx sb_kx;
@@ -33,7 +50,7 @@ typedef struct sb_kx_params {
 	const sb_io *io;
 	const char *dir;          /* the topic directory */
 	const char *topic;        /* for reports */
-	uint64_t memtable_bytes;  /* swap the MemTable past this */
+	uint64_t memtable_bytes;  /* write a table when the runs pass this */
 	int read_only;            /* never write or delete a table */
 	int background;           /* a flusher calls sb_kx_maintain() */
 	sb_report_fn report;
@@ -46,36 +63,42 @@ typedef struct sb_kx_params {
 int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out);
 /* The first offset whose keyed record the index lacks (replay from here). */
 uint64_t sb_kx_replay_from(const sb_kx *x);
-/* Record the latest record of a key. [appender] */
+/* Record the latest record of a key: to the tail. [appender] */
 int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v);
 /* Every record below `next` has been put, `bytes` more of records
- * appended: swap (and without background, flush) the MemTable when it is
- * full, or when SB_KX_REPLAY_BYTES of records would have to be replayed
- * (an empty table then records how far the index is complete, so that
- * opening a log of unkeyed records never reads it all). [appender] */
+ * appended. Wakes the flusher when the tail is long; without background
+ * indexes (and writes) itself. A table is also written when
+ * SB_KX_REPLAY_BYTES of records would have to be replayed (an empty table
+ * then records how far the index is complete, so that opening a log of
+ * unkeyed records never reads it all). [appender] */
 #define SB_KX_REPLAY_BYTES (64u << 20)
 int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes);
 /* The latest record of key: 0 and *v (a tombstone too: SB_MT_TOMBSTONE in
  * v->flags), -ENOENT, SB_ECORRUPT (a table block is damaged). */
 int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v);
 /* From now on a flusher calls sb_kx_maintain() (on: the appender only
- * swaps MemTables; off: it writes them itself). */
+ * fills the tail; off: it indexes and writes tables itself). */
 void sb_kx_set_background(sb_kx *x, int on);
-/* Write the immutable MemTable, then merge. [maintainer] */
+/* What to call (from the appender: it must not wait) when the unindexed
+ * tail reaches half key_memtable_bytes: the flusher's wake-up. Set before
+ * the index is shared. */
+void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg);
+/* Index the tail; write the runs as a table when due; merge. [maintainer] */
 int sb_kx_maintain(sb_kx *x);
-/* With `finish` (not read_only): write the immutable MemTable, if one is
- * waiting, first (the active one is replayed from the log at the next
- * open: at most key_memtable_bytes of keys, SB_KX_REPLAY_BYTES of
- * records; when it is empty and SB_KX_CLOSE_NOTE_BYTES of records or more
- * came since the last table, an empty table is written instead, so that
- * the open of a topic without keys replays nothing). Then free. */
+/* With `finish` (not read_only): index the tail and write the runs if
+ * they are due or frozen (the rest is replayed from the log at the next
+ * open: a few key_memtable_bytes of keys at most, SB_KX_REPLAY_BYTES of
+ * records; when there is no key since the last table and
+ * SB_KX_CLOSE_NOTE_BYTES of records or more came, an empty table is
+ * written instead, so that the open of a topic without keys replays
+ * nothing). Then free. */
 #define SB_KX_CLOSE_NOTE_BYTES (1u << 20)
 int sb_kx_close(sb_kx *x, int finish);
 /* Delete every table file (the topic is being removed). */
 void sb_kx_remove_files(sb_kx *x);
 
 typedef struct sb_kx_stats {
-	uint64_t mt_keys, mt_bytes;  /* both MemTables */
+	uint64_t mt_keys, mt_bytes;  /* in memory: the tail and the runs */
 	uint32_t tables;
 	uint64_t table_keys, table_bytes;
 	uint64_t covered_to;         /* replay_from - 1 */
@@ -83,7 +106,7 @@ typedef struct sb_kx_stats {
 void sb_kx_get_stats(sb_kx *x, sb_kx_stats *st);
 
 /* In key order, the latest entry of every key >= from (tombstones too),
- * merged from the MemTables and tables; stops when fn returns nonzero
+ * merged from the runs and tables (the tail indexed first); stops when fn returns nonzero
  * (that value returned). Holds the lock shared throughout: fn must not
  * append to this log. */
 typedef int (*sb_kx_scan_fn)(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v);

@@ -25,6 +25,9 @@ int sb_log_remove(sb_log *l);
  * SB_SYNC_INTERVAL, unsynced appends once the period has passed. Returns the
  * first sync error. */
 int sb_log_flush_due(sb_log *l, long long now_ns);
+/* What the topic's key index calls (from an appender, which must not wait)
+ * when its unindexed tail is long: the flusher should take its turn now. */
+void sb_log_set_wake(sb_log *l, void (*fn)(void *arg), void *arg);
 int sb_log_removed(const sb_log *l);
 /* cleanup = compact: is a round of sb_log_compact() due (a segment sealed
  * since the last one, a kept tombstone expired)? */

@@ -1,7 +1,8 @@
 /*
  * log_keys.c - a topic as a table: the log's side of its key index
- * (keyidx.h). Keyed appends update the index under the append lock; the
- * index is rebuilt at open by replaying the records it lacks; a lookup by
+ * (keyidx.h). Keyed appends hand their keys to the index under the append
+ * lock (a copy to its unindexed tail: the flusher sorts them); the index is
+ * rebuilt at open by replaying the records it lacks; a lookup by
  * key reads the record the index names and checks that it carries that key
  * (its CRC covers the key), so a stale or damaged index never serves
  * another key's value.
@@ -130,6 +131,12 @@ int sb_log_keys_close(sb_log *l, int clean)
 
 	l->kx = NULL;
 	return rc;
+}
+
+void sb_log_set_wake(sb_log *l, void (*fn)(void *arg), void *arg)
+{
+	if (l->kx)
+		sb_kx_set_wake(l->kx, fn, arg);
 }
 
 void sb_log_keys_maintain(sb_log *l)

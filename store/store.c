@@ -36,6 +36,7 @@ struct sb_store {
 	struct refused *refused;     /* refused at open, sorted by name; then immutable */
 	size_t nrefused;
 	int stopping;                /* [mu] */
+	_Atomic int kick;            /* a key index asks the flusher for a turn now */
 	int flusher_on;
 	pthread_t flusher;
 	int compressor_on;
@@ -103,6 +104,20 @@ static int grow(sb_log ***arr, size_t *cap, size_t n)
 	return 0;
 }
 
+/* A topic's key index has a long unindexed tail: the flusher indexes it
+ * now rather than at its next period. Called by an appender: never waits
+ * for mu (remove holds mu and then a topic's append lock). */
+static void kick_flusher(void *arg)
+{
+	sb_store *s = arg;
+
+	atomic_store(&s->kick, 1);
+	if (pthread_mutex_trylock(&s->mu) == 0) {
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
 static int insert_topic(sb_store *s, sb_log *l)
 {
 	size_t at = find_pos(s, sb_log_name(l));
@@ -113,6 +128,7 @@ static int insert_topic(sb_store *s, sb_log *l)
 	memmove(s->topics + at + 1, s->topics + at, (s->ntopics - at) * sizeof(*s->topics));
 	s->topics[at] = l;
 	s->ntopics++;
+	sb_log_set_wake(l, kick_flusher, s);
 	return 0;
 }
 
@@ -295,7 +311,8 @@ static void *flusher_main(void *arg)
 			break;
 		long long until = sb_now_ns() + period * 1000000LL;
 		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (!atomic_exchange(&s->kick, 0))
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(snap);

@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +335,140 @@ Test(keys, log_model_reopen_lost_and_damaged_tables)
 			closedir(d);
 		}
 	}
+}
+
+/* A second thread's gets and listings while the writer appends: a key's
+ * record found never goes back to an older one (a record is in the
+ * unindexed tail or in a sorted run at every moment, never in neither). */
+typedef struct rywctx {
+	sb_log *l;
+	atomic_int stop;
+	uint64_t seen[MKEYS];  /* offset + 1 of the newest record found */
+	unsigned gets, lists, bad;
+} rywctx;
+
+typedef struct order_ctx {
+	char prev[64];
+	size_t prevl;
+	int bad;
+} order_ctx;
+
+static int order_cb(void *arg, const void *key, size_t kl, const sb_record_info *info)
+{
+	order_ctx *c = arg;
+	size_t m = kl < c->prevl ? kl : c->prevl;
+	int d = memcmp(c->prev, key, m);
+
+	(void)info;
+	if (c->prevl && (d > 0 || (d == 0 && c->prevl >= kl)))
+		c->bad++;
+	if (kl > sizeof(c->prev))
+		return c->bad = 1;
+	memcpy(c->prev, key, kl);
+	c->prevl = kl;
+	return 0;
+}
+
+static void *ryw_reader(void *arg)
+{
+	rywctx *c = arg;
+	uint64_t seed = 77;
+	char k[64];
+	uint8_t buf[400];
+
+	while (!atomic_load(&c->stop)) {
+		if (rnd(&seed) % 512 == 0) { /* a listing: keys in order, none twice */
+			order_ctx oc = {0};
+			if (sb_log_list_keys(c->l, NULL, 0, order_cb, &oc) || oc.bad)
+				c->bad++;
+			c->lists++;
+			continue;
+		}
+		uint64_t i = rnd(&seed) % MKEYS;
+		size_t n;
+		sb_record_info info;
+		int rc = sb_log_get_key(c->l, k, mkey(i, k), buf, sizeof(buf), &n, &info);
+		c->gets++;
+		if (rc == 0) {
+			if (info.offset + 1 < c->seen[i])
+				c->bad++;
+			c->seen[i] = info.offset + 1;
+		} else if (rc != -ENOENT) {
+			c->bad++;
+		}
+	}
+	return NULL;
+}
+
+/* Read your writes beside the background indexer: with the flusher on and
+ * a small key_memtable_bytes (the tail sorted, tables written and merged
+ * all along), a get right after each keyed append finds it (a tombstone:
+ * -ENOENT), while another thread reads. SB_KEYS_RYW_N appends (default
+ * 20,000). */
+Test(keys, get_right_after_each_append)
+{
+	sb_log_config c = kcfg();
+	sb_store_options o;
+	sb_store *s;
+	const char *e = getenv("SB_KEYS_RYW_N");
+	int total = e ? atoi(e) : 20000;
+	uint64_t seed = 31337;
+	static rywctx rc_;
+	rywctx *rc = &rc_;
+	pthread_t th;
+
+	model_reset();
+	sb_store_options_default(&o);
+	o.defaults = c; /* the flusher on (ut_open turns it off) */
+	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	memset(rc, 0, sizeof(*rc));
+	rc->l = l;
+	cr_assert_eq(pthread_create(&th, NULL, ryw_reader, rc), 0);
+	for (int j = 0; j < total; j++) {
+		char k[64];
+		uint8_t val[300], buf[400];
+		uint64_t i = rnd(&seed) % MKEYS, off;
+		int tomb = rnd(&seed) % 10 == 0;
+		uint64_t next = sb_log_next(l);
+		uint32_t len = tomb ? 0 : (uint32_t)ut_len(next, 5, 1, sizeof(val));
+		ut_fill(val, len, next, 5);
+		sb_record_in r = {.key = k, .key_len = (uint32_t)mkey(i, k), .value = val, .value_len = len,
+				  .flags = tomb ? SB_REC_TOMBSTONE : 0};
+		cr_assert_eq(sb_log_append(l, &r, 1, &off), 0);
+		M[i] = (mentry){off, 1, tomb, len};
+		size_t n = 0;
+		sb_record_info info;
+		int got = sb_log_get_key(l, k, r.key_len, buf, sizeof(buf), &n, &info);
+		if (tomb) {
+			cr_assert_eq(got, -ENOENT, "append %d: a tombstone's key: %s", j, sb_strerror(got));
+		} else {
+			cr_assert_eq(got, 0, "append %d: key %llu right after its append: %s", j,
+				     (unsigned long long)i, sb_strerror(got));
+			cr_assert_eq(info.offset, off, "append %d: key %llu: offset %llu, appended at %llu", j,
+				     (unsigned long long)i, (unsigned long long)info.offset, (unsigned long long)off);
+		}
+		if (j % 4000 == 3999) {
+			check_model(l);
+			check_list(l);
+		}
+	}
+	atomic_store(&rc->stop, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(rc->bad, 0, "the reader saw a key go back to an older record or fail (%u of %u gets)", rc->bad,
+		     rc->gets);
+	check_model(l);
+	check_list(l);
+	sb_log_key_stats ks;
+	cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
+	cr_assert_gt(ks.tables, 0, "the flusher wrote tables");
+	cr_assert_eq(sb_store_close(s), 0);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	check_model(l);
+	check_list(l);
+	cr_assert_eq(sb_store_close(s), 0);
 }
 
 /* Crash at every write-side call while keyed appends flush and merge

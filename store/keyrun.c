@@ -1,0 +1,544 @@
+/*
+ * keyrun.c - the unindexed tail of a key index and its sorted runs
+ * (keyrun.h).
+ *
+ * The tail is a list of chunks the appender fills with entries (value, key
+ * length, key) and publishes with a release store of the chunk's `used`;
+ * readers and the indexer walk it with acquire loads. Chunks grow from 4 KiB
+ * (a topic with few keys holds little) to 256 KiB. Only the indexer frees
+ * chunks (release), those before the one it stopped in, which the appender
+ * has left.
+ *
+ * A run is one allocation: the entries in key order, an array of pointers
+ * to them and an array of their first 8 key bytes (big-endian, zero-padded:
+ * that order agrees with the keys' order), which a binary search compares
+ * first.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyrun.h"
+
+typedef struct ent {
+	uint64_t offset;
+	int64_t ts;
+	uint32_t size;
+	uint16_t flags;
+	uint16_t klen;
+	uint8_t key[];
+} ent;
+
+#define ENT_SIZE(kl) ((sizeof(ent) + (size_t)(kl) + 7) & ~(size_t)7)
+#define CHUNK_FIRST (4u << 10)
+#define CHUNK_MAX (256u << 10)
+
+static uint64_t chunk8(const uint8_t *key, size_t klen, size_t at)
+{
+	uint64_t x = 0;
+	size_t n = klen > at ? klen - at : 0;
+
+	if (n >= 8) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		memcpy(&x, key + at, 8);
+		return __builtin_bswap64(x);
+#else
+		n = 8;
+#endif
+	}
+	for (size_t i = 0; i < n; i++)
+		x |= (uint64_t)key[at + i] << (56 - 8 * i);
+	return x;
+}
+
+static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t m = al < bl ? al : bl;
+
+	if (m >= 8) { /* most keys differ in their first 8 bytes */
+		uint64_t x = chunk8(a, al, 0), y = chunk8(b, bl, 0);
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	int c = m ? memcmp(a, b, m) : 0;
+	return c ? c : (al > bl) - (al < bl);
+}
+
+static int ent_cmp(const ent *a, const ent *b)
+{
+	return kcmp(a->key, a->klen, b->key, b->klen);
+}
+
+static void ent_val(const ent *e, sb_mt_val *v)
+{
+	v->offset = e->offset;
+	v->ts = e->ts;
+	v->size = e->size;
+	v->flags = e->flags;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+struct sb_kr {
+	size_t n, bytes;
+	const ent **e;    /* in key order, one per key */
+	uint64_t *pfx;    /* chunk8(key, 0) of each */
+	uint8_t *arena;   /* the entries */
+};
+
+/* A run of n entries whose sizes add to `arena` bytes, to be filled. */
+static sb_kr *run_alloc(size_t n, size_t arena)
+{
+	size_t hdr = (sizeof(sb_kr) + 7) & ~(size_t)7;
+	size_t bytes = hdr + n * (sizeof(ent *) + sizeof(uint64_t)) + arena;
+	sb_kr *r = malloc(bytes);
+
+	if (!r)
+		return NULL;
+	r->n = 0;
+	r->bytes = bytes;
+	r->e = (const ent **)((uint8_t *)r + hdr);
+	r->pfx = (uint64_t *)(r->e + n);
+	r->arena = (uint8_t *)(r->pfx + n);
+	return r;
+}
+
+/* Append a copy of e at *at of the arena. */
+static void run_add(sb_kr *r, const ent *e, size_t *at)
+{
+	size_t sz = ENT_SIZE(e->klen);
+	ent *d = (ent *)(r->arena + *at);
+
+	memcpy(d, e, sizeof(ent) + e->klen);
+	*at += sz;
+	r->e[r->n] = d;
+	r->pfx[r->n] = chunk8(d->key, d->klen, 0);
+	r->n++;
+}
+
+void sb_kr_free(sb_kr *r)
+{
+	free(r);
+}
+
+size_t sb_kr_count(const sb_kr *r)
+{
+	return r->n;
+}
+
+size_t sb_kr_bytes(const sb_kr *r)
+{
+	return r->bytes;
+}
+
+/* The first index whose key is >= key. */
+static size_t lower_bound(const sb_kr *r, const void *key, size_t klen)
+{
+	uint64_t q = chunk8(key, klen, 0);
+	size_t lo = 0, hi = r->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = r->pfx[mid] < q ? -1 : r->pfx[mid] > q ? 1 : kcmp(r->e[mid]->key, r->e[mid]->klen, key, klen);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int sb_kr_get(const sb_kr *r, const void *key, size_t klen, sb_mt_val *v)
+{
+	size_t i = lower_bound(r, key, klen);
+
+	if (i == r->n || r->e[i]->klen != klen || memcmp(r->e[i]->key, key, klen))
+		return -ENOENT;
+	ent_val(r->e[i], v);
+	return 0;
+}
+
+int sb_kr_merge(const sb_kr *a, const sb_kr *b, sb_kr **out)
+{
+	size_t arena = 0, at = 0, i = 0, j = 0;
+
+	for (size_t k = 0; k < a->n; k++)
+		arena += ENT_SIZE(a->e[k]->klen);
+	for (size_t k = 0; k < b->n; k++)
+		arena += ENT_SIZE(b->e[k]->klen);
+	sb_kr *r = run_alloc(a->n + b->n, arena);
+	if (!r)
+		return -ENOMEM;
+	while (i < a->n || j < b->n) {
+		int c = i == a->n ? 1 : j == b->n ? -1
+			: a->pfx[i] < b->pfx[j] ? -1 : a->pfx[i] > b->pfx[j] ? 1 : ent_cmp(a->e[i], b->e[j]);
+		if (c <= 0) {
+			run_add(r, a->e[i++], &at);
+			if (c == 0)
+				j++; /* the newer entry of the key wins */
+		} else {
+			run_add(r, b->e[j++], &at);
+		}
+	}
+	*out = r;
+	return 0;
+}
+
+void sb_kr_seek(const sb_kr *r, const void *key, size_t klen, sb_kr_iter *it)
+{
+	it->r = r;
+	it->i = klen ? lower_bound(r, key, klen) : 0;
+}
+
+int sb_kr_iter_valid(const sb_kr_iter *it)
+{
+	return it->i < it->r->n;
+}
+
+void sb_kr_iter_next(sb_kr_iter *it)
+{
+	it->i++;
+}
+
+const uint8_t *sb_kr_iter_key(const sb_kr_iter *it, size_t *klen)
+{
+	*klen = it->r->e[it->i]->klen;
+	return it->r->e[it->i]->key;
+}
+
+void sb_kr_iter_val(const sb_kr_iter *it, sb_mt_val *v)
+{
+	ent_val(it->r->e[it->i], v);
+}
+
+/* ---- sorting a batch ------------------------------------------------------------ */
+
+typedef struct item {
+	uint64_t k;
+	const ent *e;
+} item;
+
+/* Stable sort by k, least significant byte first, skipping bytes all
+ * items share. */
+static void radix(item *a, item *t, size_t n)
+{
+	size_t cnt[8][256];
+	item *src = a, *dst = t;
+
+	memset(cnt, 0, sizeof(cnt));
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			cnt[b][(a[i].k >> (8 * b)) & 255]++;
+	for (int b = 0; b < 8; b++) {
+		size_t *c = cnt[b], sum = 0;
+		if (c[(src[0].k >> (8 * b)) & 255] == n)
+			continue;
+		for (int v = 0; v < 256; v++) {
+			size_t x = c[v];
+			c[v] = sum;
+			sum += x;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[c[(src[i].k >> (8 * b)) & 255]++] = src[i];
+		item *s = src;
+		src = dst;
+		dst = s;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+}
+
+static void insertion_by_k(item *a, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		item x = a[i];
+		size_t j = i;
+		for (; j > 0 && a[j - 1].k > x.k; j--)
+			a[j] = a[j - 1];
+		a[j] = x;
+	}
+}
+
+static void sort_by_k(item *a, item *t, size_t n)
+{
+	if (n <= 16)
+		insertion_by_k(a, n);
+	else
+		radix(a, t, n);
+}
+
+/* Stable merge sort by the whole key. */
+static void msort(item *a, item *t, size_t n)
+{
+	if (n <= 16) {
+		for (size_t i = 1; i < n; i++) {
+			item x = a[i];
+			size_t j = i;
+			for (; j > 0 && ent_cmp(a[j - 1].e, x.e) > 0; j--)
+				a[j] = a[j - 1];
+			a[j] = x;
+		}
+		return;
+	}
+	size_t h = n / 2, i = 0, j = h, k = 0;
+	msort(a, t, h);
+	msort(a + h, t, n - h);
+	while (i < h && j < n)
+		t[k++] = ent_cmp(a[j].e, a[i].e) < 0 ? a[j++] : a[i++];
+	while (i < h)
+		t[k++] = a[i++];
+	while (j < n)
+		t[k++] = a[j++];
+	memcpy(a, t, n * sizeof(*a));
+}
+
+#define RADIX_DEPTH 4 /* chunks of 8 bytes sorted by radix; then merge sort */
+
+/* Stable sort of a[0..n) by key, the items agreeing on the key's first
+ * depth * 8 bytes. */
+static void sort_items(item *a, item *t, size_t n, size_t depth)
+{
+	if (n < 2)
+		return;
+	if (depth == RADIX_DEPTH) {
+		msort(a, t, n);
+		return;
+	}
+	if (depth) /* the caller set depth 0's */
+		for (size_t i = 0; i < n; i++)
+			a[i].k = chunk8(a[i].e->key, a[i].e->klen, depth * 8);
+	sort_by_k(a, t, n);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].k == a[i].k; j++)
+			;
+		if (j - i < 2)
+			continue;
+		size_t maxl = 0;
+		for (size_t m = i; m < j; m++)
+			if (a[m].e->klen > maxl)
+				maxl = a[m].e->klen;
+		if (maxl > (depth + 1) * 8) {
+			sort_items(a + i, t, j - i, depth + 1);
+		} else { /* equal but for length: the shorter key first */
+			for (size_t m = i; m < j; m++)
+				a[m].k = a[m].e->klen;
+			sort_by_k(a + i, t, j - i);
+		}
+	}
+}
+
+/* A run of the n entries (in offset order, k their first 8 key bytes),
+ * the latest of each key. */
+static int run_of(item *a, size_t n, sb_kr **out)
+{
+	item *t = malloc(n * sizeof(*t));
+	size_t m = 0, arena = 0, at = 0;
+
+	if (!t)
+		return -ENOMEM;
+	sort_items(a, t, n, 0);
+	free(t);
+	/* Equal keys have equal k at every depth of the sort: only equal k
+	 * need a look at the keys. */
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && a[i + 1].k == a[i].k && a[i + 1].e->klen == a[i].e->klen &&
+		    !memcmp(a[i + 1].e->key, a[i].e->key, a[i].e->klen))
+			continue; /* a later record of the same key follows */
+		a[m++] = a[i];
+		arena += ENT_SIZE(a[i].e->klen);
+	}
+	sb_kr *r = run_alloc(m, arena);
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < m; i++) {
+		if (i + 8 < m) /* the entries are read in key order: scattered */
+			__builtin_prefetch(a[i + 8].e);
+		run_add(r, a[i].e, &at);
+	}
+	*out = r;
+	return 0;
+}
+
+/* ---- the tail ---------------------------------------------------------------------- */
+
+typedef struct chunk {
+	_Atomic(struct chunk *) next;
+	_Atomic size_t used;      /* bytes of entries published */
+	size_t cap;
+	uint8_t data[];
+} chunk;
+
+struct sb_kp {
+	_Atomic(chunk *) head;    /* [indexer; readers excluded] first unreleased
+				   * entry; the appender sets the first (a topic
+				   * without keys holds no chunk) */
+	size_t head_at;
+	chunk *tail;              /* [appender] */
+	size_t next_cap;          /* [appender] */
+	_Atomic uint64_t put_n, put_bytes;  /* [appender] */
+	_Atomic uint64_t rel_n, rel_bytes;  /* [indexer] */
+};
+
+static chunk *chunk_new(size_t cap)
+{
+	chunk *c = malloc(sizeof(chunk) + cap);
+
+	if (!c)
+		return NULL;
+	atomic_init(&c->next, NULL);
+	atomic_init(&c->used, 0);
+	c->cap = cap;
+	return c;
+}
+
+int sb_kp_new(sb_kp **out)
+{
+	sb_kp *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->next_cap = CHUNK_FIRST;
+	*out = p;
+	return 0;
+}
+
+void sb_kp_free(sb_kp *p)
+{
+	if (!p)
+		return;
+	for (chunk *c = atomic_load(&p->head), *n; c; c = n) {
+		n = atomic_load(&c->next);
+		free(c);
+	}
+	free(p);
+}
+
+int sb_kp_put(sb_kp *p, const void *key, size_t klen, const sb_mt_val *v)
+{
+	size_t sz = ENT_SIZE(klen);
+	chunk *c = p->tail;
+	size_t u = c ? atomic_load_explicit(&c->used, memory_order_relaxed) : 0;
+
+	if (!klen || klen > UINT16_MAX)
+		return -EINVAL;
+	if (!c || u + sz > c->cap) {
+		size_t cap = p->next_cap > sz ? p->next_cap : sz;
+		chunk *n = chunk_new(cap);
+		if (!n)
+			return -ENOMEM;
+		if (p->next_cap < CHUNK_MAX)
+			p->next_cap *= 2;
+		if (c)
+			atomic_store_explicit(&c->next, n, memory_order_release);
+		else /* the first chunk: nothing was taken, nobody releases */
+			atomic_store_explicit(&p->head, n, memory_order_release);
+		p->tail = c = n;
+		u = 0;
+	}
+	ent *e = (ent *)(c->data + u);
+	e->offset = v->offset;
+	e->ts = v->ts;
+	e->size = v->size;
+	e->flags = v->flags;
+	e->klen = (uint16_t)klen;
+	memcpy(e->key, key, klen);
+	atomic_store_explicit(&c->used, u + sz, memory_order_release);
+	atomic_store_explicit(&p->put_bytes, atomic_load_explicit(&p->put_bytes, memory_order_relaxed) + sz,
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->put_n, atomic_load_explicit(&p->put_n, memory_order_relaxed) + 1,
+			      memory_order_release);
+	return 0;
+}
+
+uint64_t sb_kp_count(const sb_kp *p)
+{
+	uint64_t r = atomic_load(&p->rel_n);
+	return atomic_load(&p->put_n) - r;
+}
+
+uint64_t sb_kp_bytes(const sb_kp *p)
+{
+	uint64_t r = atomic_load(&p->rel_bytes);
+	return atomic_load(&p->put_bytes) - r;
+}
+
+int sb_kp_find(const sb_kp *p, const void *key, size_t klen, sb_mt_val *v)
+{
+	const ent *hit = NULL;
+	size_t at = p->head_at;
+
+	for (const chunk *c = atomic_load_explicit(&p->head, memory_order_acquire); c; at = 0) {
+		size_t u = atomic_load_explicit(&c->used, memory_order_acquire);
+		for (size_t i = at; i < u;) {
+			const ent *e = (const ent *)(c->data + i);
+			if (e->klen == klen && !memcmp(e->key, key, klen))
+				hit = e;
+			i += ENT_SIZE(e->klen);
+		}
+		c = atomic_load_explicit(&c->next, memory_order_acquire);
+	}
+	if (!hit)
+		return -ENOENT;
+	ent_val(hit, v);
+	return 0;
+}
+
+int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos)
+{
+	uint64_t avail = sb_kp_count(p), n = 0, bytes = 0;
+	item *a = avail ? malloc(avail * sizeof(*a)) : NULL;
+	chunk *c = atomic_load_explicit(&p->head, memory_order_acquire);
+	size_t at = p->head_at;
+	int rc = 0;
+
+	if (avail && !a)
+		return -ENOMEM;
+	for (; c;) {
+		/* `next` first: once it is set, `used` is final. */
+		chunk *nc = atomic_load_explicit(&c->next, memory_order_acquire);
+		size_t u = atomic_load_explicit(&c->used, memory_order_acquire);
+		int stop = 0;
+		while (at < u && n < avail) {
+			const ent *e = (const ent *)(c->data + at);
+			if (e->offset >= below) {
+				stop = 1;
+				break;
+			}
+			a[n++] = (item){chunk8(e->key, e->klen, 0), e};
+			at += ENT_SIZE(e->klen);
+			bytes += ENT_SIZE(e->klen);
+		}
+		if (stop || at < u || n == avail || !nc)
+			break;
+		c = nc;
+		at = 0;
+	}
+	*out = NULL;
+	if (n)
+		rc = run_of(a, n, out);
+	free(a);
+	if (rc)
+		return rc;
+	pos->chunk = c;
+	pos->at = at;
+	pos->n = n;
+	pos->bytes = bytes;
+	return 0;
+}
+
+void sb_kp_release(sb_kp *p, const sb_kp_pos *pos)
+{
+	if (!pos->n)
+		return;
+	chunk *h = atomic_load(&p->head);
+	while (h != pos->chunk) {
+		chunk *n = atomic_load(&h->next);
+		free(h);
+		h = n;
+	}
+	atomic_store(&p->head, h);
+	p->head_at = pos->at;
+	atomic_fetch_add(&p->rel_bytes, pos->bytes);
+	atomic_fetch_add(&p->rel_n, pos->n);
+}
