@@ -387,8 +387,7 @@ static int index_tail(sb_kx *x)
 			sb_kr_free(r);
 			return -ENOMEM;
 		}
-		if (k)
-			sb_kr_free(r); /* a merge of this call's: nobody saw it */
+		sb_kr_free(r); /* this call's (the batch or a merge): nobody saw it */
 		r = m;
 		old[k] = x->act[k];
 		k++;
