@@ -325,8 +325,13 @@ int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 /* rename within te of a file being created: -ENOENT if name is none */
 int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			unsigned int flags);
-/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes), never
- * held, never a name in the topic itself (only ..._key calls find it by
+/* The same within TOPIC/.keys/: the file's key becomes newname's (rsync's
+ * temporary file renamed into place appends one record keyed by it). */
+int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+			    unsigned int flags);
+/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes), held
+ * at its close only under rsync's temporary name (.NAME.XXXXXX: its rename
+ * follows), never a name in the topic itself (only ..._key calls find it by
  * NAME). It holds init (init_len bytes; NULL: nothing) at first; fresh: its
  * last close appends even if nothing was written (create, O_TRUNC), else
  * only a write makes a record. e: a create (NAME must be free; its entry

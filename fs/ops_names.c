@@ -223,10 +223,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	sbfs *fs = FS(req);
 	uint32_t id;
 	sbfs_tentry *te;
-	if (parent != newparent || sbfs_ino_kind(parent, &id, NULL) != K_TOPIC)
+	enum sbfs_kind k = sbfs_ino_kind(parent, &id, NULL);
+	if (parent != newparent || (k != K_TOPIC && k != K_KEYSDIR))
 		return sbfs_reply_err(req, -EPERM);
 	if (sbfs_topic_by_id(fs, id, &te, NULL))
 		return sbfs_reply_err(req, -ENOENT);
+	if (k == K_KEYSDIR) { /* a file being written there: its key becomes newname's */
+		int rc = sbfs_pending_rename_key(fs, te, name, newname, flags);
+		unsigned char key[SBFS_KEYNAME_MAX];
+		size_t klen;
+		sbfs_recinfo ri;
+		if (rc == -ENOENT && (klen = sbfs_key_of_name(name, key)) &&
+		    sbfs_key_latest(fs, te, key, klen, &ri) == 0)
+			rc = -EPERM; /* a key's record is never renamed */
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		return (void)fuse_reply_err(req, 0);
+	}
 	int rc = sbfs_pending_rename(fs, te, name, newname, flags);
 	uint64_t off;
 	struct stat st;

@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "pending_impl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -60,6 +61,24 @@ static int temp_name(const char *name)
 {
 	size_t n = strlen(name);
 	return name[0] == '.' || (n > 4 && strcmp(name + n - 4, ".tmp") == 0);
+}
+
+/* In .keys/ a name is a key, and a key may start with '.': only rsync's
+ * temporary name (.NAME.XXXXXX, X alphanumeric) waits for its rename. */
+static int temp_key_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 9 || name[0] != '.' || name[n - 7] != '.')
+		return 0;
+	for (size_t i = n - 6; i < n; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return 0;
+	return 1;
+}
+
+static int temp_in(const sbfs_pending *p, const char *name)
+{
+	return p->keyview ? temp_key_name(name) : temp_name(name);
 }
 
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
@@ -529,7 +548,7 @@ int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t
 /* The writer closed a file under a temporary name (plock held): hold it. */
 static int hold_locked(sbfs_pending *p)
 {
-	if (!p->linked || p->keyview || !temp_name(p->name))
+	if (!p->linked || !*p->name || !temp_in(p, p->name))
 		return 0;
 	p->held = 1;
 	p->held_ns = mono_ns();
@@ -589,27 +608,38 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
  * that gets a final name is appended now, and the rename fails, leaving it
  * as it was, if that append does; one still open is appended at its close.
  */
-int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
-			unsigned int flags)
+static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+		     unsigned int flags, int keyview)
 {
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL;
 	if (fs->cfg->read_only)
 		return -EROFS;
-	int digits;
+	int digits = 0, rc = 0;
 	uint64_t at = 0;
-	int rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at);
-	if (rc)
+	unsigned char key[SBFS_KEYNAME_MAX];
+	size_t klen = 0;
+	char *nk = NULL;
+	if (keyview) { /* in .keys/: the new name is the record's key */
+		if (!*name || !(klen = sbfs_key_of_name(newname, key)))
+			return -EINVAL;
+		if (!(nk = malloc(klen)))
+			return -ENOMEM;
+		memcpy(nk, key, klen);
+	} else if ((rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at))) {
 		return rc == -EEXIST ? -EPERM : rc;
+	}
 	char *nn = strdup(newname);
-	if (!nn)
+	if (!nn) {
+		free(nk);
 		return -ENOMEM;
+	}
 	sbfs_pending *p = NULL, *q = NULL, *pdead = NULL, *qdead = NULL;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *x = fs->pending; x; x = x->next)
-		if (named_live(x, te, name, 0))
+		if (named_live(x, te, name, keyview))
 			p = x;
-		else if (named_live(x, te, newname, 0))
+		else if (named_live(x, te, newname, keyview))
 			q = x;
 	if (!p) {
 		rc = -ENOENT;
@@ -619,15 +649,21 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 		rc = 0;
 	} else {
 		int closed = p->held || p->opens == 0;
-		int commit = closed && !temp_name(newname);
+		int commit = closed && !temp_in(p, newname);
 		pthread_mutex_lock(&p->lock);
-		char *old = p->name;
+		char *old = p->name, *okey = p->key;
 		int odigits = p->digits;
 		uint64_t oat = p->at;
+		size_t oklen = p->key_len;
 		p->name = nn;
 		p->digits = digits;
 		p->at = at;
 		nn = NULL;
+		if (keyview) {
+			p->key = nk;
+			p->key_len = klen;
+			nk = NULL;
+		}
 		if (commit) {
 			rc = pending_commit(fs, p);
 			if (rc) { /* as it was */
@@ -636,10 +672,17 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 				p->digits = odigits;
 				p->at = oat;
 				old = NULL;
+				if (keyview) {
+					nk = p->key;
+					p->key = okey;
+					p->key_len = oklen;
+				}
 			}
 		}
 		pthread_mutex_unlock(&p->lock);
 		free(old);
+		if (keyview && !nk)
+			free(okey); /* replaced */
 		if (rc == 0 && q) {
 			pending_unlink_locked(fs, q); /* replaced */
 			if (q->opens == 0)
@@ -649,7 +692,7 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 			pending_unlink_locked(fs, p); /* its record is the file now */
 			if (p->opens == 0)
 				pdead = p;
-		} else if (rc == 0 && closed && temp_name(p->name)) {
+		} else if (rc == 0 && closed && temp_in(p, p->name)) {
 			p->held = 1;
 			p->held_ns = mono_ns();
 		}
@@ -660,5 +703,18 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
 	if (pdead)
 		pending_free(pdead);
 	free(nn);
+	free(nk);
 	return rc;
+}
+
+int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+			unsigned int flags)
+{
+	return rename_in(fs, te, name, newname, flags, 0);
+}
+
+int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+			    unsigned int flags)
+{
+	return rename_in(fs, te, name, newname, flags, 1);
 }

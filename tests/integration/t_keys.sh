@@ -12,6 +12,9 @@
 #     their encoded names and read back raw with streambus dump, and written
 #     raw (user.streambus.key, as cp -a restores) and read back by name;
 #     names that are no key's spelling are refused;
+#   - rsync -a into .keys/ (temporary files renamed into place): one
+#     record per key, none under a temporary name; its second run appends
+#     nothing, a changed file one record;
 #   - all of it again after a remount;
 #   - ls of SB_KEYS_N keys (default 100,000; SB_KEYS_N=1000000 for the long
 #     run) written with the store API in random order: every key once, in
@@ -250,6 +253,32 @@ for sz in 80 200 1000; do
 	assert_eq "$(t python3 "$SB_TMP/getdents.py" "$M/b1/.keys" $sz)" "300 300 same" \
 		"getdents of $sz bytes: every key once, in the order of a whole listing"
 done
+
+# ---------------------------------------------------------------------------
+# rsync writes each file as a temporary .NAME.XXXXXX and renames it into
+# place: in .keys/ that is one record keyed NAME (SPEC §3: a file being
+# created may be renamed before it is closed... with the final name's key).
+case_ "rsync -a into .keys/: one record per key, none under a temporary name"
+mkdir "$M/rs" || assert_fail_now "mkdir rs"
+src=$SB_TMP/rsync-keys
+mkdir -p "$src"
+for k in alpha beta gamma delta; do printf 'value of %s' "$k" >"$src/$k"; done
+t rsync -a "$src/" "$M/rs/.keys/" || assert_fail_now "rsync -a into .keys/"
+assert_eq "$(ls "$M/rs/.keys" | tr '\n' ' ')" "alpha beta delta gamma " "the keys, and no temporary name"
+for k in alpha beta gamma delta; do
+	assert_eq "$(cat "$M/rs/.keys/$k")" "value of $k" "rsync'ed value of $k"
+done
+assert_eq "$(ls "$M/rs" | wc -l)" 4 "one record per key"
+assert_eq "$("$SB_TOOL" dump --keys "$SB_LOG" rs 2>/dev/null | grep -c '^\.')" 0 "no key of a temporary name"
+t rsync -a "$src/" "$M/rs/.keys/" || assert_fail_now "rsync -a again"
+assert_eq "$(ls "$M/rs" | wc -l)" 4 "its second run appends nothing (times and sizes kept)"
+printf 'new value' >"$src/beta"
+touch -d '2020-01-02' "$src/beta"
+t rsync -a "$src/" "$M/rs/.keys/" || assert_fail_now "rsync -a of a changed file"
+assert_eq "$(cat "$M/rs/.keys/beta")" "new value" "the changed key's latest value"
+assert_eq "$(ls "$M/rs" | wc -l)" 5 "one more record"
+assert_true '! mv "$M/rs/.keys/alpha" "$M/rs/.keys/omega" 2>/dev/null' "a key's record is not renamed"
+assert_eq "$(cat "$M/rs/.keys/alpha")" "value of alpha" "alpha as it was"
 
 # ---------------------------------------------------------------------------
 case_ "after a remount"
