@@ -18,13 +18,10 @@
  * SB_TEST_TIX_CASES: number of cases (default 60); SB_TEST_TIX_SEED.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -103,29 +100,6 @@ static void make_store(void)
 	cr_assert_eq(sb_store_close(s), 0);
 }
 
-static void copy_tree(const char *src, const char *dst)
-{
-	DIR *d = opendir(src);
-	struct dirent *de;
-	char a[8192], b[8192];
-	struct stat st;
-
-	cr_assert_not_null(d, "%s", src);
-	cr_assert_eq(mkdir(dst, 0755), 0, "%s", dst);
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(a, sizeof(a), "%s/%s", src, de->d_name);
-		snprintf(b, sizeof(b), "%s/%s", dst, de->d_name);
-		cr_assert_eq(stat(a, &st), 0);
-		if (S_ISDIR(st.st_mode))
-			copy_tree(a, b);
-		else
-			cr_assert_eq(uf_copy_file(a, b), 0, "%s", a);
-	}
-	closedir(d);
-}
-
 typedef struct vseen {
 	int tix_notes;   /* problems of .tix files */
 	int other;       /* anything else */
@@ -202,15 +176,6 @@ static int list_tix(char paths[][4200], int cap)
 	return n;
 }
 
-static void write_file(const char *path, const uint8_t *b, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	cr_assert_geq(fd, 0, "%s", path);
-	cr_assert_eq(write(fd, b, n), (ssize_t)n);
-	close(fd);
-}
-
 /* Change the time index in b (len bytes; its CRCs made right after):
  * kind k. Returns the new length. */
 static size_t semantic(uint8_t *b, size_t len, uint64_t r, int k)
@@ -267,11 +232,11 @@ Test(tixverify, damaged_time_indexes_are_noted_and_rebuilt)
 		cr_assert_eq(seeks_wrong(seed), 0);
 	}
 	snprintf(pristine, sizeof pristine, "%s.orig", env.store);
-	copy_tree(env.store, pristine);
+	cr_assert_eq(uf_copy_tree(env.store, pristine), 0, "%s", pristine);
 	for (int c = 0; c < cases; c++) {
 		uint64_t r = (seed + (uint64_t)c) * 0x2545f4914f6cdd1dull + 12345;
 		cr_assert_eq(uf_rmrf(env.store), 0);
-		copy_tree(pristine, env.store);
+		cr_assert_eq(uf_copy_tree(pristine, env.store), 0, "%s", env.store);
 		int nt = list_tix(paths, 256);
 		cr_assert_gt(nt, 10);
 		const char *path = paths[(r >> 5) % (uint64_t)nt];
@@ -295,7 +260,7 @@ Test(tixverify, damaged_time_indexes_are_noted_and_rebuilt)
 		} else {
 			len = semantic(nb, len, r, kind - 3);
 		}
-		write_file(path, nb, len);
+		cr_assert_eq(uf_write_file(path, nb, len), 0, "%s", path);
 		free(nb);
 		raw_cases += raw;
 		sem_cases += !raw;

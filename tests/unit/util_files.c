@@ -318,6 +318,46 @@ int uf_copy_file(const char *src, const char *dst)
 	return rc;
 }
 
+int uf_copy_tree(const char *src, const char *dst)
+{
+	DIR *d = opendir(src);
+	struct dirent *de;
+	char a[8192], b[8192];
+	struct stat st;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	if (mkdir(dst, 0755) < 0)
+		rc = -errno;
+	while (!rc && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", src, de->d_name);
+		snprintf(b, sizeof(b), "%s/%s", dst, de->d_name);
+		if (stat(a, &st) < 0)
+			rc = -errno;
+		else if (S_ISDIR(st.st_mode))
+			rc = uf_copy_tree(a, b);
+		else
+			rc = uf_copy_file(a, b);
+	}
+	closedir(d);
+	return rc;
+}
+
+int uf_write_file(const char *path, const void *buf, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (n && write(fd, buf, n) != (ssize_t)n)
+		rc = -EIO;
+	close(fd);
+	return rc;
+}
+
 char *uf_join(char *buf, size_t cap, const char *a, const char *b)
 {
 	snprintf(buf, cap, "%s/%s", a, b);

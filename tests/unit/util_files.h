@@ -44,6 +44,12 @@ int uf_read_all(const char *path, uint8_t **out, size_t *len);
 int uf_write_at(const char *path, off_t pos, const void *buf, size_t n);
 /* Copy file src to dst (created or replaced); 0 or -errno. */
 int uf_copy_file(const char *src, const char *dst);
+/* Make dst (it must not exist) a copy of directory src: its files and,
+ * recursively, its directories. No shell: a test that forks under
+ * Criterion's parallel runner leaks at exit (ASan). 0 or -errno. */
+int uf_copy_tree(const char *src, const char *dst);
+/* Make the file hold exactly buf[0, n) (created or truncated). */
+int uf_write_file(const char *path, const void *buf, size_t n);
 /* snprintf into a static-free buffer: path join a/b into buf (cap >= 4096). */
 char *uf_join(char *buf, size_t cap, const char *a, const char *b);
 
