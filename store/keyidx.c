@@ -661,10 +661,14 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 	}
 	uint64_t lim = x->p.background ? 4 * mt : mt / 2;
 	uint64_t rlim = x->p.background ? 2 * (uint64_t)SB_KX_REPLAY_BYTES : SB_KX_REPLAY_BYTES;
-	if (tb < lim && atomic_load(&x->act_bytes) < (x->p.background ? lim : mt) &&
-	    nb - atomic_load(&x->act_mark) < rlim)
+	int act_over = atomic_load(&x->act_bytes) >= (x->p.background ? lim : mt) ||
+		       nb - atomic_load(&x->act_mark) >= rlim;
+	if (tb < lim && !act_over)
 		return 0;
-	maintain(x, 0); /* a failed write is retried later */
+	if (x->p.background && !act_over)
+		catch_up(x); /* only sort the tail: table writes stay the flusher's */
+	else
+		maintain(x, 0); /* a failed write is retried later */
 	return 0;
 }
 
