@@ -215,32 +215,6 @@ Test(compress, none_then_explicit)
 		cr_assert_eq(check_rec(i), 0);
 }
 
-/* Copy a store directory (files, and its topic directories' files) without
- * a shell: a test that forks under Criterion's parallel runner made it
- * leak at exit (ASan). */
-static void copy_tree(const char *src, const char *dst)
-{
-	DIR *d = opendir(src);
-	struct dirent *de;
-	char a[8192], b[8192];
-	struct stat st;
-
-	cr_assert_not_null(d, "%s", src);
-	cr_assert_eq(mkdir(dst, 0755), 0, "%s", dst);
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(a, sizeof(a), "%s/%s", src, de->d_name);
-		snprintf(b, sizeof(b), "%s/%s", dst, de->d_name);
-		cr_assert_eq(stat(a, &st), 0);
-		if (S_ISDIR(st.st_mode))
-			copy_tree(a, b);
-		else
-			cr_assert_eq(uf_copy_file(a, b), 0, "%s", a);
-	}
-	closedir(d);
-}
-
 /* ---- damage ------------------------------------------------------------- */
 
 static int list_segs(char names[][32], int cap)
@@ -279,14 +253,8 @@ static int is_compressed(const char *name, uint64_t *blocks_end)
 static void flip(const char *name, uint64_t pos, uint8_t mask)
 {
 	char path[4096];
-	uint8_t b;
-	int fd = open(ut_topic_path(&env, "t", name, path, sizeof(path)), O_RDWR);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pread(fd, &b, 1, (off_t)pos), 1);
-	b ^= mask;
-	cr_assert_eq(pwrite(fd, &b, 1, (off_t)pos), 1);
-	close(fd);
+	cr_assert_eq(uf_flip_byte(ut_topic_path(&env, "t", name, path, sizeof(path)), (off_t)pos, mask), 0);
 }
 
 static void quiet(void *arg, const char *topic, const char *msg)
@@ -318,11 +286,11 @@ Test(compress, damage_never_served)
 	cr_assert_eq(sb_store_close(S), 0);
 	S = NULL;
 	snprintf(copy, sizeof(copy), "%s.orig", env.store);
-	copy_tree(env.store, copy);
+	cr_assert_eq(uf_copy_tree(env.store, copy), 0, "%s", copy);
 	srand(12345);
 	for (int c = 0; c < cases; c++) {
 		cr_assert_eq(uf_rmrf(env.store), 0);
-		copy_tree(copy, env.store);
+		cr_assert_eq(uf_copy_tree(copy, env.store), 0, "%s", env.store);
 		int ns = list_segs(names, 64), zs[64], nz = 0;
 		uint64_t size = 0, sizes[64];
 		for (int i = 0; i < ns; i++)
@@ -468,12 +436,12 @@ Test(compress, crash_at_each_step)
 	cr_assert_eq(sb_store_close(S), 0);
 	S = NULL;
 	snprintf(tmpl, sizeof(tmpl), "%s.tmpl", env.store);
-	copy_tree(env.store, tmpl);
+	cr_assert_eq(uf_copy_tree(env.store, tmpl), 0, "%s", tmpl);
 	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
 		for (unsigned k = 1;; k++) {
 			cr_assert_eq(uf_rmrf(env.store), 0);
 			cr_assert_eq(uf_rmrf(env.stash), 0);
-			copy_tree(tmpl, env.store);
+			cr_assert_eq(uf_copy_tree(tmpl, env.store), 0, "%s", env.store);
 			cr_assert_eq(mkdir(env.stash, 0755), 0);
 			fio *f = fio_new(env.stash);
 			cr_assert_not_null(f);
@@ -546,15 +514,6 @@ Test(compress, roundtrip_zstd_dict)
 #include <lz4.h>
 
 #include "codec.h"
-
-static void write_file(const char *path, const uint8_t *b, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-
-	cr_assert_geq(fd, 0, "%s", path);
-	cr_assert_eq(write(fd, b, n), (ssize_t)n);
-	close(fd);
-}
 
 /* The headers of record i (deterministic): none on most, one binary value
  * (NULs in it), an empty value, hundreds of headers, a long value; none at
@@ -799,11 +758,11 @@ Test(compress, header_damage_never_served)
 	cr_assert_eq(sb_store_close(S), 0);
 	S = NULL;
 	snprintf(copy, sizeof(copy), "%s.orig", env.store);
-	copy_tree(env.store, copy);
+	cr_assert_eq(uf_copy_tree(env.store, copy), 0, "%s", copy);
 	srand(4242);
 	for (int c = 0; c < cases; c++) {
 		cr_assert_eq(uf_rmrf(env.store), 0);
-		copy_tree(copy, env.store);
+		cr_assert_eq(uf_copy_tree(copy, env.store), 0, "%s", env.store);
 		int ns = list_segs(names, 64), zs[64], nz = 0;
 		for (int i = 0; i < ns; i++)
 			if (zfeatures(names[i]) == SB_ZSEG_F_HEADERS)
@@ -848,7 +807,7 @@ Test(compress, header_damage_never_served)
 			raw[at + (uint32_t)(rand() % 2)] ^= (uint8_t)(1u << (rand() % 8));
 		}
 		flen = zblock_put(&f, flen, b, raw, fix);
-		write_file(path, f, flen);
+		cr_assert_eq(uf_write_file(path, f, flen), 0, "%s", path);
 		free(raw);
 		free(f);
 
