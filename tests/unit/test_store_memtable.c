@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "memtable.h"
+#include "util_store.h"
 
 #define NKEYS 4000
 #define KMAX 40
@@ -28,15 +29,6 @@ typedef struct mkey {
 } mkey;
 
 static mkey model[NKEYS];
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
@@ -57,10 +49,10 @@ static void make_keys(uint64_t *seed)
 	size_t n = 0;
 	while (n < NKEYS) {
 		mkey *m = &model[n];
-		size_t len = 1 + rnd(seed) % KMAX;
-		size_t shared = rnd(seed) % 3 == 0 ? 0 : len > 12 ? 8 + rnd(seed) % (len - 10) : 0;
+		size_t len = 1 + ut_rnd(seed) % KMAX;
+		size_t shared = ut_rnd(seed) % 3 == 0 ? 0 : len > 12 ? 8 + ut_rnd(seed) % (len - 10) : 0;
 		for (size_t i = 0; i < len; i++)
-			m->k[i] = i < shared ? (uint8_t)('a' + i % 3) : (uint8_t)(rnd(seed) % 4);
+			m->k[i] = i < shared ? (uint8_t)('a' + i % 3) : (uint8_t)(ut_rnd(seed) % 4);
 		m->len = len;
 		m->present = 0;
 		int dup = 0;
@@ -107,12 +99,12 @@ Test(memtable, model)
 	cr_assert_eq(sb_mt_new(&m), 0);
 	cr_assert_eq(sb_mt_put(m, "", 0, &model[0].v), -EINVAL);
 	for (long op = 0; op < ops; op++) {
-		size_t i = rnd(&seed) % NKEYS;
+		size_t i = ut_rnd(&seed) % NKEYS;
 		mkey *k = &model[i];
-		unsigned r = rnd(&seed) % 100;
+		unsigned r = ut_rnd(&seed) % 100;
 		sb_mt_val v;
 		if (r < 45) {
-			v = (sb_mt_val){.offset = (uint64_t)op, .ts = -op, .size = (uint32_t)rnd(&seed),
+			v = (sb_mt_val){.offset = (uint64_t)op, .ts = -op, .size = (uint32_t)ut_rnd(&seed),
 					.flags = (uint16_t)(op & 1)};
 			cr_assert_eq(sb_mt_put(m, k->k, k->len, &v), 0);
 			count += !k->present;
@@ -167,7 +159,7 @@ Test(memtable, scan_beside_puts)
 	for (int round = 0; round < 40; round++) {
 		int stayed[NKEYS], seen[NKEYS];
 		for (size_t i = 0; i < NKEYS; i++) {
-			if (rnd(&seed) % 4 == 0 && !model[i].present) {
+			if (ut_rnd(&seed) % 4 == 0 && !model[i].present) {
 				model[i].present = 1;
 				model[i].v = (sb_mt_val){.offset = i};
 				cr_assert_eq(sb_mt_put(m, model[i].k, model[i].len, &model[i].v), 0);
@@ -175,7 +167,7 @@ Test(memtable, scan_beside_puts)
 			stayed[i] = model[i].present;
 			seen[i] = 0;
 		}
-		size_t from = rnd(&seed) % NKEYS, at = from;
+		size_t from = ut_rnd(&seed) % NKEYS, at = from;
 		sb_mt_iter it;
 		sb_mt_seek(m, model[from].k, model[from].len, &it);
 		for (; sb_mt_iter_valid(&it); sb_mt_iter_next(&it)) {
@@ -193,16 +185,16 @@ Test(memtable, scan_beside_puts)
 			/* between steps: now and then a seek of another
 			 * iterator (it builds the view again, with the keys put
 			 * since: the scan's place in it moves) */
-			if (rnd(&seed) % 8 == 0) {
+			if (ut_rnd(&seed) % 8 == 0) {
 				sb_mt_iter other;
-				size_t o = rnd(&seed) % NKEYS;
+				size_t o = ut_rnd(&seed) % NKEYS;
 				sb_mt_seek(m, model[o].k, model[o].len, &other);
 			}
 			/* and a new key, an update, a delete (each anywhere,
 			 * before or after the scan's place) */
 			for (int op = 0; op < 3; op++) {
-				size_t j = rnd(&seed) % NKEYS;
-				unsigned r = rnd(&seed) % 3;
+				size_t j = ut_rnd(&seed) % NKEYS;
+				unsigned r = ut_rnd(&seed) % 3;
 				if (r == 0 && !model[j].present) {
 					model[j].present = 1;
 					model[j].v = (sb_mt_val){.offset = j + 1000000 * (uint64_t)round};
@@ -210,7 +202,7 @@ Test(memtable, scan_beside_puts)
 				} else if (r == 1 && model[j].present) {
 					model[j].v.offset += 7;
 					cr_assert_eq(sb_mt_put(m, model[j].k, model[j].len, &model[j].v), 0);
-				} else if (r == 2 && model[j].present && rnd(&seed) % 4 == 0) {
+				} else if (r == 2 && model[j].present && ut_rnd(&seed) % 4 == 0) {
 					model[j].present = 0;
 					stayed[j] = 0;
 					cr_assert_eq(sb_mt_delete(m, model[j].k, model[j].len), 0);
@@ -288,7 +280,7 @@ Test(memtable, many_keys)
 		keys[i].len = i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 300;
 		keys[i].k = p;
 		for (size_t b = 0; b < keys[i].len; b += 8) {
-			uint64_t r = rnd(&seed);
+			uint64_t r = ut_rnd(&seed);
 			memcpy(p + b, &r, keys[i].len - b < 8 ? keys[i].len - b : 8);
 		}
 		p += keys[i].len;
@@ -411,14 +403,14 @@ static void *reader(void *arg)
 
 	while (!atomic_load(&cdone)) {
 		uint64_t stable = atomic_load(&cstable);
-		uint64_t i = rnd(&seed) % CKEYS;
+		uint64_t i = ut_rnd(&seed) % CKEYS;
 		sb_mt_val v;
 		int rc = sb_mt_get(CM, k, ckey(i, k), &v);
 		if (rc == 0 && !val_whole(i, &v))
 			atomic_fetch_add(&cbad, 1);
 		if (rc != 0 && i < stable && i % 7 != 0)
 			atomic_fetch_add(&cbad, 1);
-		if (rnd(&seed) % 64 == 0) {
+		if (ut_rnd(&seed) % 64 == 0) {
 			sb_mt_iter it;
 			uint8_t prev[32];
 			size_t prevl = 0;
@@ -460,9 +452,9 @@ Test(memtable, one_writer_many_readers, .timeout = 120)
 	atomic_store(&cstable, CKEYS);
 	for (uint64_t round = 1; round < 30; round++) {
 		for (uint64_t n = 0; n < 3000; n++) {
-			uint64_t i = rnd(&seed) % CKEYS;
+			uint64_t i = ut_rnd(&seed) % CKEYS;
 			size_t kl = ckey(i, k);
-			if (i % 7 == 0 && rnd(&seed) % 2)
+			if (i % 7 == 0 && ut_rnd(&seed) % 2)
 				sb_mt_delete(CM, k, kl);
 			sb_mt_val v = cval(i, round);
 			cr_assert_eq(sb_mt_put(CM, k, kl, &v), 0);

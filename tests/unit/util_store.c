@@ -184,6 +184,15 @@ out:
 	return rc;
 }
 
+uint64_t ut_rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
 uint64_t ut_now_ms(void)
 {
 	struct timespec ts;

@@ -53,6 +53,10 @@ int ut_append_n(sb_log *l, size_t n, uint64_t seed, size_t lo, size_t hi);
  */
 int ut_check(sb_log *l, uint64_t off, size_t len, uint64_t seed);
 
+/* xorshift64: the next pseudo-random number of the sequence *s (never 0)
+ * starts; the same seed gives the same sequence. */
+uint64_t ut_rnd(uint64_t *s);
+
 /* Monotonic ms, for test loops that bound their own work (never asserted). */
 uint64_t ut_now_ms(void);
 
