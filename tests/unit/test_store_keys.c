@@ -36,15 +36,6 @@ static void teardown(void)
 
 TestSuite(keys, .init = setup, .fini = teardown, .timeout = 240);
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* Key number i: "k" + 8 big-endian bytes of i*2 + some tail: sorted by i,
  * and odd numbers are absent keys that sort between present ones. */
 static size_t tkey(uint64_t i, uint8_t *buf)
@@ -134,15 +125,15 @@ Test(keys, table_roundtrip_and_bloom)
 	off_t len = lseek(fd, 0, SEEK_END);
 	uint64_t seed = 77;
 	for (int trial = 0; trial < 200; trial++) {
-		off_t at = (off_t)(rnd(&seed) % (uint64_t)len);
-		uint8_t b, x = (uint8_t)(1 + rnd(&seed) % 255);
+		off_t at = (off_t)(ut_rnd(&seed) % (uint64_t)len);
+		uint8_t b, x = (uint8_t)(1 + ut_rnd(&seed) % 255);
 		cr_assert_eq(pread(fd, &b, 1, at), 1);
 		b ^= x;
 		cr_assert_eq(pwrite(fd, &b, 1, at), 1);
 		int rc = sb_kt_open(sb_io_default(), dir, name, &t, NULL, 0);
 		if (rc == 0) {
 			int seen_bad = 0;
-			for (uint64_t i = 0; i < N; i += 1 + rnd(&seed) % 50) {
+			for (uint64_t i = 0; i < N; i += 1 + ut_rnd(&seed) % 50) {
 				sb_mt_val v;
 				size_t kl2 = tkey(i, k);
 				int r = sb_kt_get(t, k, kl2, sb_kt_hash(k, kl2), &v);
@@ -192,10 +183,10 @@ static void do_appends(sb_log *l, uint64_t *seed, int n)
 	uint8_t val[300];
 
 	for (int j = 0; j < n; j++) {
-		uint64_t i = rnd(seed) % MKEYS;
-		int tomb = rnd(seed) % 10 == 0;
+		uint64_t i = ut_rnd(seed) % MKEYS;
+		int tomb = ut_rnd(seed) % 10 == 0;
 		/* unkeyed records between */
-		if (rnd(seed) % 4 == 0) {
+		if (ut_rnd(seed) % 4 == 0) {
 			sb_record_in u = {.value = "u", .value_len = 1};
 			cr_assert_eq(sb_log_append(l, &u, 1, NULL), 0);
 		}
@@ -377,14 +368,14 @@ static void *ryw_reader(void *arg)
 	uint8_t buf[400];
 
 	while (!atomic_load(&c->stop)) {
-		if (rnd(&seed) % 512 == 0) { /* a listing: keys in order, none twice */
+		if (ut_rnd(&seed) % 512 == 0) { /* a listing: keys in order, none twice */
 			order_ctx oc = {0};
 			if (sb_log_list_keys(c->l, NULL, 0, order_cb, &oc) || oc.bad)
 				c->bad++;
 			c->lists++;
 			continue;
 		}
-		uint64_t i = rnd(&seed) % MKEYS;
+		uint64_t i = ut_rnd(&seed) % MKEYS;
 		size_t n;
 		sb_record_info info;
 		int rc = sb_log_get_key(c->l, k, mkey(i, k), buf, sizeof(buf), &n, &info);
@@ -429,8 +420,8 @@ Test(keys, get_right_after_each_append)
 	for (int j = 0; j < total; j++) {
 		char k[64];
 		uint8_t val[300], buf[400];
-		uint64_t i = rnd(&seed) % MKEYS, off;
-		int tomb = rnd(&seed) % 10 == 0;
+		uint64_t i = ut_rnd(&seed) % MKEYS, off;
+		int tomb = ut_rnd(&seed) % 10 == 0;
 		uint64_t next = sb_log_next(l);
 		uint32_t len = tomb ? 0 : (uint32_t)ut_len(next, 5, 1, sizeof(val));
 		ut_fill(val, len, next, 5);
@@ -521,8 +512,8 @@ Test(keys, crash_at_every_step)
 			uint8_t val[300];
 			uint64_t acked = 0; /* the offset after the last acknowledged append */
 			for (int j = 0; j < 1200; j++) {
-				uint64_t i = rnd(&seed) % MKEYS;
-				int tomb = rnd(&seed) % 10 == 0;
+				uint64_t i = ut_rnd(&seed) % MKEYS;
+				int tomb = ut_rnd(&seed) % 10 == 0;
 				uint64_t next = sb_log_next(l);
 				uint32_t len = tomb ? 0 : (uint32_t)ut_len(next, 5, 1, sizeof(val));
 				ut_fill(val, len, next, 5);
