@@ -57,15 +57,6 @@ static void teardown(void)
 
 TestSuite(compact, .init = setup, .fini = teardown);
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 #define MAXREC 6000
 #define NKEYS 40
 #define T0 1700000000000000000LL /* record i's time: T0 + i ms */
@@ -106,8 +97,8 @@ static void workload(sb_log *l, uint64_t *seed, unsigned n, int nkeys)
 	for (unsigned j = 0; j < n && MN < MAXREC; j++) {
 		uint64_t off = sb_log_next(l);
 		cr_assert_eq(off, MN);
-		unsigned r = (unsigned)(rnd(seed) % 100);
-		int key = r < 80 ? (int)(rnd(seed) % (uint64_t)nkeys) : -1;
+		unsigned r = (unsigned)(ut_rnd(seed) % 100);
+		int key = r < 80 ? (int)(ut_rnd(seed) % (uint64_t)nkeys) : -1;
 		int tomb = key >= 0 && r < 12;
 		uint32_t len = tomb ? 0 : (uint32_t)ut_len(off, 7, 8, 200);
 		ut_fill(val, len, off, 7);
@@ -438,7 +429,7 @@ static void *reader_main(void *arg)
 	uint8_t buf[4096];
 
 	while (!atomic_load(&b->stop)) {
-		uint64_t next = sb_log_next(b->l), o = next ? rnd(&seed) % next : 0;
+		uint64_t next = sb_log_next(b->l), o = next ? ut_rnd(&seed) % next : 0;
 		size_t n;
 		sb_record_info info;
 		int rc = sb_log_read(b->l, o, 0, buf, sizeof(buf), &n, &info);
@@ -447,7 +438,7 @@ static void *reader_main(void *arg)
 		else if (rc && rc != -ENOENT)
 			atomic_fetch_add(&b->errors, 1);
 		/* the stream from its start: never damage, never short of its end */
-		uint64_t pos = sb_log_stream_start(b->l) + rnd(&seed) % 4096;
+		uint64_t pos = sb_log_stream_start(b->l) + ut_rnd(&seed) % 4096;
 		rc = sb_log_read_stream(b->l, pos, buf, sizeof(buf), &n);
 		if (rc && rc != -ENOENT)
 			atomic_fetch_add(&b->errors, 1);
@@ -465,7 +456,7 @@ static void *writer_main(void *arg)
 
 	while (!atomic_load(&b->stop) && MN < MAXREC) {
 		uint64_t off = sb_log_next(b->l);
-		int key = (int)(rnd(&seed) % NKEYS);
+		int key = (int)(ut_rnd(&seed) % NKEYS);
 		uint32_t len = (uint32_t)ut_len(off, 7, 8, 200);
 		ut_fill(val, len, off, 7);
 		sb_record_in in = {.key = k, .key_len = (uint32_t)mkey(key, k), .value = val, .value_len = len,
