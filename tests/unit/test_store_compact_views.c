@@ -49,15 +49,6 @@ static fio *quick_io(void)
 	return f;
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 #define T0 1700000000000000000LL
 #define NOW (T0 + (INT64_C(1) << 50)) /* every tombstone past its retention */
 #define NKEYS 12
@@ -87,8 +78,8 @@ static void append_some(sb_log *l, uint64_t *seed, unsigned n)
 
 	for (unsigned j = 0; j < n; j++) {
 		uint64_t off = sb_log_next(l);
-		unsigned r = (unsigned)(rnd(seed) % 100);
-		int key = r < 70 ? (int)(rnd(seed) % NKEYS) : -1;
+		unsigned r = (unsigned)(ut_rnd(seed) % 100);
+		int key = r < 70 ? (int)(ut_rnd(seed) % NKEYS) : -1;
 		int tomb = key >= 0 && r < 7;
 		uint32_t len = tomb ? 0 : (uint32_t)ut_len(off, 3, 1, sizeof(val));
 		cr_assert_lt(app_len + len, (uint64_t)APP_MAX);
@@ -190,10 +181,10 @@ Test(cviews, generated_interleavings_read_what_they_would_have)
 		app_len = 0;
 		append_some(l, &seed, 60);
 		for (unsigned step = 0; step < 150; step++) {
-			unsigned op = (unsigned)(rnd(&seed) % 100);
-			tview *t = &tv[rnd(&seed) % 6];
+			unsigned op = (unsigned)(ut_rnd(&seed) % 100);
+			tview *t = &tv[ut_rnd(&seed) % 6];
 			if (op < 35) {
-				append_some(l, &seed, 1 + (unsigned)(rnd(&seed) % 20));
+				append_some(l, &seed, 1 + (unsigned)(ut_rnd(&seed) % 20));
 			} else if (op < 47) {
 				sb_compact_stats st;
 				uint64_t start = sb_log_stream_start(l);
@@ -211,8 +202,8 @@ Test(cviews, generated_interleavings_read_what_they_would_have)
 				}
 			} else if (t->v) {
 				uint64_t end = sb_log_stream_end(l);
-				uint64_t p = t->base + rnd(&seed) % (end - t->base + 1);
-				check_range(l, t, p, 1 + (size_t)(rnd(&seed) % 3000), &moved);
+				uint64_t p = t->base + ut_rnd(&seed) % (end - t->base + 1);
+				check_range(l, t, p, 1 + (size_t)(ut_rnd(&seed) % 3000), &moved);
 			}
 		}
 		for (int i = 0; i < 6; i++)
@@ -254,7 +245,7 @@ static void *slow_main(void *arg)
 	for (;;) {
 		int stopping = atomic_load(&r->stop);
 		size_t n = 0;
-		size_t want = stopping ? 4096 : 1 + (size_t)(rnd(&seed) % 150);
+		size_t want = stopping ? 4096 : 1 + (size_t)(ut_rnd(&seed) % 150);
 		int rc = sb_log_view_read(r->l, r->t->v, p, r->got + (p - r->t->base), want, &n);
 		if (rc) {
 			r->err = rc;
