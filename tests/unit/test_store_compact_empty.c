@@ -45,15 +45,6 @@ static void teardown(void)
 
 TestSuite(cempty, .init = setup, .fini = teardown);
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 #define MAXREC 4000
 #define NKEYS 5
 #define T0 1700000000000000000LL
@@ -95,8 +86,8 @@ static void append_some(sb_log *l, uint64_t *seed, unsigned n, unsigned unkeyed_
 	for (unsigned j = 0; j < n && MN < MAXREC; j++) {
 		uint64_t off = sb_log_next(l);
 		cr_assert_eq(off, MN);
-		int key = unkeyed_every && rnd(seed) % unkeyed_every == 0 ? -1 : (int)(rnd(seed) % NKEYS);
-		int tomb = key >= 0 && rnd(seed) % 10 == 0;
+		int key = unkeyed_every && ut_rnd(seed) % unkeyed_every == 0 ? -1 : (int)(ut_rnd(seed) % NKEYS);
+		int tomb = key >= 0 && ut_rnd(seed) % 10 == 0;
 		uint32_t len = tomb ? 0 : (uint32_t)ut_len(off, 5, 20, sizeof(val));
 		ut_fill(val, len, off, 5);
 		sb_record_in in = {.key = k, .key_len = key >= 0 ? (uint32_t)sprintf(k, "k%d", key) : 0,
