@@ -37,14 +37,6 @@ static void teardown(void)
 
 TestSuite(tix, .init = setup, .fini = teardown, .timeout = 300);
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static unsigned env_uint(const char *name, unsigned def)
 {
 	const char *v = getenv(name);
@@ -104,17 +96,17 @@ static int open_store_full(const sb_log_config *cfg, const sb_io *io, int ro, in
 /* A timestamp sequence of n records in one of several shapes. */
 static void gen_ts(int64_t *ts, size_t n, uint64_t *rng)
 {
-	int shape = (int)(rnd(rng) % 6);
-	int64_t t = T0 + (int64_t)(rnd(rng) % 1000000);
+	int shape = (int)(ut_splitmix(rng) % 6);
+	int64_t t = T0 + (int64_t)(ut_splitmix(rng) % 1000000);
 	for (size_t i = 0; i < n; i++) {
 		switch (shape) {
-		case 0: t += 1 + (int64_t)(rnd(rng) % 1000); break;              /* growing */
-		case 1: t += (int64_t)(rnd(rng) % 2000) - 800; break;            /* jitter */
-		case 2: t = T0 + (int64_t)(rnd(rng) % 100000); break;            /* random */
-		case 3: t += rnd(rng) % 50 == 0 ? -(int64_t)(rnd(rng) % 500000) /* steps back */
-						: (int64_t)(rnd(rng) % 1000); break;
-		case 4: t += rnd(rng) % 20 == 0 ? (int64_t)(rnd(rng) % 10000) : 0; break; /* plateaus */
-		default: t = (int64_t)(rnd(rng) % 2000000) - 1000000; break;     /* around 0, negative */
+		case 0: t += 1 + (int64_t)(ut_splitmix(rng) % 1000); break;              /* growing */
+		case 1: t += (int64_t)(ut_splitmix(rng) % 2000) - 800; break;            /* jitter */
+		case 2: t = T0 + (int64_t)(ut_splitmix(rng) % 100000); break;            /* random */
+		case 3: t += ut_splitmix(rng) % 50 == 0 ? -(int64_t)(ut_splitmix(rng) % 500000) /* steps back */
+						: (int64_t)(ut_splitmix(rng) % 1000); break;
+		case 4: t += ut_splitmix(rng) % 20 == 0 ? (int64_t)(ut_splitmix(rng) % 10000) : 0; break; /* plateaus */
+		default: t = (int64_t)(ut_splitmix(rng) % 2000000) - 1000000; break;     /* around 0, negative */
 		}
 		ts[i] = t ? t : 1; /* 0 would mean "now" */
 	}
@@ -134,7 +126,7 @@ static int append_ts(sb_log *l, const int64_t *ts, size_t from, size_t n, uint64
 	for (size_t i = from; i < from + n;) {
 		sb_record_in r[4];
 		uint8_t buf[4][300];
-		size_t k = 1 + rnd(rng) % 4;
+		size_t k = 1 + ut_splitmix(rng) % 4;
 		if (k > from + n - i)
 			k = from + n - i;
 		for (size_t j = 0; j < k; j++) {
@@ -169,9 +161,9 @@ static void check_seeks(sb_log *l, const int64_t *ts, size_t n, uint64_t *rng, c
 		case 3: t = hi + 1; break;
 		case 4: t = INT64_MAX; break;
 		default:
-			t = n ? ts[rnd(rng) % n] + (int64_t)(rnd(rng) % 3) - 1 : 0;
+			t = n ? ts[ut_splitmix(rng) % n] + (int64_t)(ut_splitmix(rng) % 3) - 1 : 0;
 			if (q % 5 == 0 && n)
-				t = lo + (int64_t)(rnd(rng) % ((uint64_t)hi - (uint64_t)lo + 2));
+				t = lo + (int64_t)(ut_splitmix(rng) % ((uint64_t)hi - (uint64_t)lo + 2));
 		}
 		uint64_t got = UINT64_MAX, want = brute(ts, n, t);
 		int rc = sb_log_seek_time(l, t, &got);
@@ -273,7 +265,7 @@ static void tix_same(const tix_files *a, const tix_files *b, const char *when)
 static void one_seed(uint64_t seed)
 {
 	uint64_t rng = seed * 7919 + 1;
-	size_t n = 100 + rnd(&rng) % 1500;
+	size_t n = 100 + ut_splitmix(&rng) % 1500;
 	int64_t *ts = malloc(n * sizeof *ts);
 	char when[64], d[4096], p[8192];
 	sb_log_config cfg;
@@ -282,8 +274,8 @@ static void one_seed(uint64_t seed)
 	tix_files before, after;
 
 	gen_ts(ts, n, &rng);
-	ut_cfg(&cfg, 4096 + rnd(&rng) % 8192, SB_SYNC_NEVER);
-	cfg.index_interval_bytes = (uint32_t)(1 + rnd(&rng) % 2048);
+	ut_cfg(&cfg, 4096 + ut_splitmix(&rng) % 8192, SB_SYNC_NEVER);
+	cfg.index_interval_bytes = (uint32_t)(1 + ut_splitmix(&rng) % 2048);
 	cr_assert_eq(uf_rmrf(env.store), 0);
 
 	/* Live: appended in two runs, the second after a reopen. */
@@ -336,8 +328,8 @@ static void one_seed(uint64_t seed)
 		for (int i = 0; how && i < before.n; i++) {
 			uf_join(p, sizeof p, d, before.names[i]);
 			if (how == 1)
-				cr_assert_eq(uf_flip_byte(p, (off_t)(rnd(&rng) % before.len[i]),
-							  (uint8_t)(1u << rnd(&rng) % 8)), 0);
+				cr_assert_eq(uf_flip_byte(p, (off_t)(ut_splitmix(&rng) % before.len[i]),
+							  (uint8_t)(1u << ut_splitmix(&rng) % 8)), 0);
 			else if (before.n > 1)
 				cr_assert_eq(uf_write_at(p, 0, before.data[(i + 1) % before.n],
 							 before.len[(i + 1) % before.n]), 0);
@@ -362,7 +354,7 @@ static void one_seed(uint64_t seed)
 	 * the blocks; without it, it is rebuilt from them, then saved. */
 	if (seed % 2 == 0) {
 		size_t done = 0;
-		cfg.compression_block_bytes = (uint32_t)(1024 + rnd(&rng) % 2048);
+		cfg.compression_block_bytes = (uint32_t)(1024 + ut_splitmix(&rng) % 2048);
 		cr_assert_eq(open_store(&cfg, NULL, 0, NULL, &s), 0);
 		cr_assert_eq(sb_store_get(s, "t", &l), 0);
 		cr_assert_eq(sb_log_compress(l, &done), 0);

@@ -193,6 +193,14 @@ uint64_t ut_rnd(uint64_t *s)
 	return *s = x;
 }
 
+uint64_t ut_splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
 uint64_t ut_now_ms(void)
 {
 	struct timespec ts;

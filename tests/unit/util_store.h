@@ -56,6 +56,8 @@ int ut_check(sb_log *l, uint64_t off, size_t len, uint64_t seed);
 /* xorshift64: the next pseudo-random number of the sequence *s (never 0)
  * starts; the same seed gives the same sequence. */
 uint64_t ut_rnd(uint64_t *s);
+/* splitmix64: the next number of another sequence, from any seed (0 too). */
+uint64_t ut_splitmix(uint64_t *s);
 
 /* Monotonic ms, for test loops that bound their own work (never asserted). */
 uint64_t ut_now_ms(void);
