@@ -95,14 +95,6 @@ typedef struct run {
 	int fail_rc;
 } run;
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static size_t len_of(const topic *t, uint64_t o)
 {
 	return ut_len(o, t->seed, 1, 1500);
@@ -194,19 +186,19 @@ static topic *new_topic(run *w, sb_store *s)
 static int step(run *w, sb_store *s, topic **side)
 {
 	topic *a = &w->t[0];
-	unsigned r = (unsigned)(rnd(&w->rng) % 100);
+	unsigned r = (unsigned)(ut_splitmix(&w->rng) % 100);
 	int rc = 0;
 
 	if (r < 55)
-		return append_batch(a, 1 + (int)(rnd(&w->rng) % 4));
+		return append_batch(a, 1 + (int)(ut_splitmix(&w->rng) % 4));
 	if (r < 65) {
 		if (*side)
-			return append_batch(*side, 1 + (int)(rnd(&w->rng) % 2));
+			return append_batch(*side, 1 + (int)(ut_splitmix(&w->rng) % 2));
 		*side = new_topic(w, s);
 		return *side || w->nt == MAXT ? 0 : w->fail_rc;
 	}
 	if (r < 72) { /* rm the oldest records */
-		uint64_t st = sb_log_start(a->l), x = st + rnd(&w->rng) % (a->acked_next - st + 1) / 2;
+		uint64_t st = sb_log_start(a->l), x = st + ut_splitmix(&w->rng) % (a->acked_next - st + 1) / 2;
 		if (x > a->start_bound)
 			a->start_bound = x;
 		rc = sb_log_delete_before(a->l, x);
@@ -235,7 +227,7 @@ static int step(run *w, sb_store *s, topic **side)
 		return 0;
 	}
 	if (r < 92) {
-		topic *t = rnd(&w->rng) % 3 == 0 && *side ? *side : a;
+		topic *t = ut_splitmix(&w->rng) % 3 == 0 && *side ? *side : a;
 		uint64_t n = t->acked_next;
 		if (!(rc = sb_log_sync(t->l)))
 			t->synced_next = n;
@@ -570,14 +562,14 @@ static void one_workload(campaign *c, uint64_t wi)
 		report(c, &w, mm, FIO_FDATASYNC, 0, 0, 0, 0, why);
 	for (unsigned k = 1; k <= calls[FIO_FDATASYNC] && c->scenarios < c->target; k++)
 		for (int mode = 0; mode < FIO_CRASH_NMODES && c->scenarios < c->target; mode++)
-			scenario(c, mm, sync, wseed, FIO_FDATASYNC, k, mode, rnd(&rng),
+			scenario(c, mm, sync, wseed, FIO_FDATASYNC, k, mode, ut_splitmix(&rng),
 				 (k + (unsigned)mode) % 48 == 0);
 	for (unsigned i = 0; i < calls[FIO_FDATASYNC] * 2 && c->scenarios < c->target; i++) {
-		fio_kind kind = (fio_kind)(rnd(&rng) % FIO_NKINDS);
+		fio_kind kind = (fio_kind)(ut_splitmix(&rng) % FIO_NKINDS);
 		if (kind == FIO_FDATASYNC || kind == FIO_PREAD || !calls[kind])
 			continue;
-		unsigned k = 1 + (unsigned)(rnd(&rng) % calls[kind]);
-		scenario(c, mm, sync, wseed, kind, k, (int)(rnd(&rng) % FIO_CRASH_NMODES), rnd(&rng), 0);
+		unsigned k = 1 + (unsigned)(ut_splitmix(&rng) % calls[kind]);
+		scenario(c, mm, sync, wseed, kind, k, (int)(ut_splitmix(&rng) % FIO_CRASH_NMODES), ut_splitmix(&rng), 0);
 	}
 }
 
