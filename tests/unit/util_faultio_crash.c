@@ -12,14 +12,7 @@
 #include "util_faultio.h"
 #include "util_files.h"
 #include "util_faultio_impl.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+#include "util_store.h"
 
 /*
  * What becomes of unsynced op (or changed block) j of n of one file, oldest
@@ -38,11 +31,11 @@ static unsigned choose(int mode, uint64_t *rng, size_t j, size_t n, size_t cut, 
 	case FIO_CRASH_REORDER:
 		if (n >= 2 && (j == 0 || j == n - 1))
 			return j == 0 ? 1 : 0;
-		return (unsigned)(rng_next(rng) & 1);
+		return (unsigned)(ut_splitmix(rng) & 1);
 	case FIO_CRASH_PREFIX:
 		return j < cut ? 0 : 1;
 	default:
-		return (unsigned)(rng_next(rng) % (can_garble ? 3 : 2));
+		return (unsigned)(ut_splitmix(rng) % (can_garble ? 3 : 2));
 	}
 }
 
@@ -86,12 +79,12 @@ static void garble(struct ffile *ff, const struct dop *d, int whole, uint64_t *r
 
 	if (!d->n)
 		return;
-	s = whole ? 0 : (size_t)(rng_next(rng) % d->n);
-	e = whole ? d->n : s + 1 + (size_t)(rng_next(rng) % (d->n - s));
+	s = whole ? 0 : (size_t)(ut_splitmix(rng) % d->n);
+	e = whole ? d->n : s + 1 + (size_t)(ut_splitmix(rng) % (d->n - s));
 	for (size_t p = s; p < e; p += sizeof(buf)) {
 		size_t k = e - p < sizeof(buf) ? e - p : sizeof(buf);
 		for (size_t i = 0; i < k; i++)
-			buf[i] = (uint8_t)rng_next(rng);
+			buf[i] = (uint8_t)ut_splitmix(rng);
 		if (pwrite(ff->fd, buf, k, d->off + (off_t)p) < 0)
 			return;
 	}
@@ -119,7 +112,7 @@ static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stat
 		size_t e = b + BLK < len ? b + BLK : len;
 		nchanged += !(e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b));
 	}
-	size_t cut = (size_t)(rng_next(rng) % (nchanged + 1));
+	size_t cut = (size_t)(ut_splitmix(rng) % (nchanged + 1));
 	for (size_t b = 0; b < len; b += BLK) {
 		size_t e = b + BLK < len ? b + BLK : len;
 		int same = e <= cur_len && e <= snap_len && !memcmp(cur + b, ff->snap + b, e - b);
@@ -137,17 +130,17 @@ static void crash_snap(struct ffile *ff, int mode, uint64_t *rng, fio_crash_stat
 		} else {
 			s->garbled++;
 			int whole = mode == FIO_CRASH_GARBAGE;
-			size_t gs = whole ? b : b + (size_t)(rng_next(rng) % (e - b));
-			size_t ge = whole ? e : gs + 1 + (size_t)(rng_next(rng) % (e - gs));
+			size_t gs = whole ? b : b + (size_t)(ut_splitmix(rng) % (e - b));
+			size_t ge = whole ? e : gs + 1 + (size_t)(ut_splitmix(rng) % (e - gs));
 			/* powersafe overwrite: bytes the crash did not rewrite stay */
 			for (size_t i = gs; i < ge; i++)
 				if (i >= snap_len || i >= cur_len || cur[i] != ff->snap[i])
-					out[i] = (uint8_t)rng_next(rng);
+					out[i] = (uint8_t)ut_splitmix(rng);
 		}
 	}
 	size_t final = mode == FIO_CRASH_KEEP_ALL || mode == FIO_CRASH_GARBAGE ? cur_len
 		: mode == FIO_CRASH_DROP_ALL ? snap_len
-		: (rng_next(rng) & 1) ? cur_len : snap_len;
+		: (ut_splitmix(rng) & 1) ? cur_len : snap_len;
 	if (ftruncate(ff->fd, (off_t)final) == 0 && final)
 		(void)!pwrite(ff->fd, out, final, 0);
 	free(out);
@@ -184,7 +177,7 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 				s.lost_linked += s.dropped + s.garbled - before;
 			continue;
 		}
-		size_t cut = (size_t)(rng_next(&rng) % (ff->nops + 1));
+		size_t cut = (size_t)(ut_splitmix(&rng) % (ff->nops + 1));
 		for (size_t j = ff->nops; j-- > 0;) {
 			const struct dop *d = &ff->ops[j];
 			unsigned c = choose(mode, &rng, j, ff->nops, cut, d->is_write);
@@ -202,7 +195,7 @@ int fio_crash_apply(fio *f, uint64_t seed, int mode, fio_crash_stats *st)
 			s.lost_linked += s.dropped + s.garbled - before;
 	}
 	size_t nscut = mode == FIO_CRASH_KEEP_ALL ? f->nns : mode == FIO_CRASH_DROP_ALL ? 0
-		: (size_t)(rng_next(&rng) % (f->nns + 1));
+		: (size_t)(ut_splitmix(&rng) % (f->nns + 1));
 	for (size_t i = f->nns; i-- > 0;) {
 		struct nsop *o = &f->ns[i];
 		if (i < nscut || (o->ok1 && o->ok2)) {
