@@ -81,14 +81,6 @@ typedef struct worker {
 	char why[160];
 } worker;
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 #define FAIL(w, ...) do { snprintf((w)->why, sizeof((w)->why), __VA_ARGS__); (w)->failed = 1; return NULL; } while (0)
 
 static void *work(void *arg)
@@ -98,8 +90,8 @@ static void *work(void *arg)
 	char name[32];
 
 	for (size_t k = 0; k < w->ops; k++) {
-		size_t i = (size_t)(rnd(&w->seed) % (m->n / NTHREADS)) * NTHREADS + w->tid;
-		unsigned op = (unsigned)(rnd(&w->seed) % 10);
+		size_t i = (size_t)(ut_rnd(&w->seed) % (m->n / NTHREADS)) * NTHREADS + w->tid;
+		unsigned op = (unsigned)(ut_rnd(&w->seed) % 10);
 		sb_log *l = NULL;
 		int rc;
 
@@ -140,7 +132,7 @@ static void *work(void *arg)
 		} else {
 			/* someone else's topic: just look */
 			char other[32];
-			topic_name(other, sizeof(other), (size_t)(rnd(&w->seed) % m->n));
+			topic_name(other, sizeof(other), (size_t)(ut_rnd(&w->seed) % m->n));
 			if (sb_store_get(S, other, &l) == 0)
 				(void)sb_log_next(l);
 		}
