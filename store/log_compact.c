@@ -261,17 +261,24 @@ static int swap(round *r, cseg *c, const char *path)
 		rc = sb_fsync_dir(io, l->dir);
 	if (!rc)
 		rc = io->rename(io->ctx, tmp, path);
+	int renamed = !rc;
 	if (!rc)
 		rc = sb_fsync_dir(io, l->dir);
 	pthread_mutex_unlock(&l->append_mu);
+	if (rc && renamed) /* the new file is in place, not in use */
+		sb_log_rewrite_failed(l, path, rc);
 	if (rc) {
 		io->unlink(io->ctx, tmp);
 		return rc;
 	}
 	/* The file is compacted now, whatever happens next: on failure the
-	 * old segment (its mapping of the old file) serves until reopened. */
-	if ((rc = sb_segment_open(&l->sp, c->base, SB_SEG_QUIET, &ch, &c->ns)))
+	 * old segment (its mapping of the old file) serves until reopened,
+	 * and no round reads its path meanwhile (it would map the smaller
+	 * new file at the old length). */
+	if ((rc = sb_segment_open(&l->sp, c->base, SB_SEG_QUIET, &ch, &c->ns))) {
+		sb_log_rewrite_failed(l, path, rc);
 		return rc;
+	}
 	sb_segment_set_prior_max(c->ns, sb_segment_prior_max(c->old));
 	(void)sb_segment_save_index(c->ns); /* no room: rebuilt at the next open */
 	r->st.segments++;
@@ -471,6 +478,8 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 		return -EROFS;
 	if (atomic_load(&l->removed))
 		return -ENOENT;
+	if ((rc = atomic_load(&l->rewrite_err)))
+		return rc;
 	r.keep_ns = l->cfg.delete_retention_ms > INT64_MAX / 1000000 ? INT64_MAX / 2
 								     : l->cfg.delete_retention_ms * 1000000;
 	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */

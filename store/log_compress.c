@@ -36,6 +36,15 @@ static void note(sb_log *l, const char *fmt, const char *a, const char *b)
 	l->opt.report(l->opt.report_arg, l->name, msg);
 }
 
+void sb_log_rewrite_failed(sb_log *l, const char *path, int rc)
+{
+	int none = 0;
+
+	if (atomic_compare_exchange_strong(&l->rewrite_err, &none, rc))
+		note(l, "%s: its rewritten file is in place but not in use (%s): segments are not compressed "
+			"or compacted again until the topic is reopened", strrchr(path, '/') + 1, sb_strerror(rc));
+}
+
 /* The oldest sealed, synced, plain segment with records; *base, *len. */
 static sb_segment *pick(sb_log *l, uint64_t *base, uint64_t *len)
 {
@@ -111,12 +120,17 @@ static int swap(sb_log *l, sb_segment *s, uint64_t base, const char *path, const
 		return -ESTALE;
 	if ((rc = io->rename(io->ctx, tmp, path)))
 		return rc;
-	if ((rc = sb_fsync_dir(io, l->dir)))
+	if ((rc = sb_fsync_dir(io, l->dir))) { /* the new file is in place, not in use */
+		sb_log_rewrite_failed(l, path, rc);
 		return rc;
+	}
 	/* The file is compressed now, whatever happens next: on failure the
-	 * old segment (its mapping of the old file) serves until reopened. */
-	if ((rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns)))
+	 * old segment (its mapping of the old file) serves until reopened,
+	 * and nothing rewrites from its path meanwhile. */
+	if ((rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns))) {
+		sb_log_rewrite_failed(l, path, rc);
 		return rc;
+	}
 	sb_segment_set_prior_max(ns, sb_segment_prior_max(s)); /* for the seek by time */
 	pthread_rwlock_wrlock(&l->seg_lock);
 	l->segs[i] = ns;
@@ -176,6 +190,8 @@ int sb_log_compress(sb_log *l, size_t *done)
 
 	if (l->read_only)
 		return -EROFS;
+	if ((rc = atomic_load(&l->rewrite_err)))
+		return rc;
 	pthread_mutex_lock(&l->compress_mu);
 	while (did && !(rc = compress_one(l, codec, &did)) && !atomic_load(&l->removed))
 		n += did;

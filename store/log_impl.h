@@ -40,6 +40,12 @@ struct sb_log {
 	_Atomic long long mtime_ns;     /* [atomic] last append */
 	_Atomic int err;                /* [atomic] sticky append error, 0 if none */
 	_Atomic int removed;            /* [atomic] topic removed */
+	_Atomic int rewrite_err;        /* [atomic] a compression or compaction
+					 * put its new file in place but failed
+					 * after (dir sync, open): the object maps
+					 * the old file, which no longer is at its
+					 * path, so no segment is rewritten again
+					 * until the log is reopened (this error) */
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
 	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
 					 * before open is done */
@@ -79,6 +85,11 @@ void sb_log_wait_sync_idle(sb_log *l);
 /* The key index (log_keys.c): open and replay the records it lacks; note
  * a batch appended at `first` [append]; finish a table at a clean close;
  * the flusher's turn; delete its files with the topic. */
+/* A rewrite's new file is at path, renamed there, but not in use (the
+ * directory's sync or the segment's open failed with rc): no rewrite until
+ * reopened (rewrite_err), said through the report hook.
+ * Defined in log_compress.c. */
+void sb_log_rewrite_failed(sb_log *l, const char *path, int rc);
 int sb_log_keys_open(sb_log *l);
 /* Read record `offset` (payload into buf, up to cap; info) only if its key
  * is `key`: one lookup for both. -ESTALE when it has another key. */

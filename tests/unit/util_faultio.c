@@ -90,6 +90,8 @@ static int check(fio *f, fio_kind kind, const char *path, int fd)
 	}
 	if (rc)
 		f->failed++;
+	if (rc && getenv("FIO_DEBUG_FAIL"))
+		fprintf(stderr, "fio: failed kind %d on %s\n", (int)kind, path ? path : "(fd)");
 	return rc;
 fail_eio:
 	f->failed++;
