@@ -62,8 +62,6 @@ typedef struct sbfs_since {
 	int64_t ts;               /* immutable: TIME, ns since the epoch */
 	int relative;             /* immutable: TIME was -15m and the like */
 	uint64_t nlookup;         /* guarded by sbfs.sincelock: the kernel's count */
-	_Atomic uint64_t spos;    /* where it starts in the stream, once found
-				   * (UINT64_MAX until a record reaches ts) */
 } sbfs_since;
 
 /*
@@ -159,8 +157,10 @@ typedef struct sbfs_fh {
 	enum sbfs_kind kind;
 	sbfs_tentry *te;
 	uint64_t offset;        /* K_RECORD */
-	uint64_t base;          /* K_LOG: stream_start at open; positions are relative */
-	void *view;             /* K_LOG readers: the backend's view (backend.h), or NULL */
+	uint64_t base;          /* K_LOG: stream_start at open; positions are relative.
+				 * K_SINCE [lock]: its start in view (UINT64_MAX: none yet) */
+	void *view;             /* K_LOG readers, K_SINCE [lock]: the backend's view
+				 * (backend.h), or NULL */
 	pid_t opener;           /* the thread that opened it: its process's close is the end */
 	/* K_LOG writers */
 	pthread_mutex_t lock;   /* guards everything below */
@@ -354,9 +354,12 @@ int sbfs_since_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
 int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_entry_param *e);
 int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup);
-/* open: the node of ino (-ENOENT); read: bytes from off of its file. */
-int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out);
-int sbfs_since_read(sbfs *fs, sbfs_since *s, uint64_t off, void *buf, size_t size, size_t *n);
+/* open: the node of ino (-ENOENT), a view of its topic's stream (NULL if
+ * the backend has none: for the handle, closed with it) and where the file
+ * starts in it (UINT64_MAX: no record reaches its time yet); read: bytes
+ * from off of the file an open handle h reads (sbfs_fh's base and view). */
+int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos);
+int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n);
 /* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */

@@ -157,14 +157,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case K_SINCE: {
 		sbfs_since *s;
-		int rc = sbfs_since_open(fs, ino, &s);
-		if (rc)
-			return sbfs_reply_err(req, rc);
+		void *view = NULL;
+		uint64_t spos;
 		if (acc != O_RDONLY || (fi->flags & O_TRUNC))
 			return sbfs_reply_err(req, -EPERM);
-		if (!(h = sbfs_fh_new(fs, K_SINCE, s->te)))
+		int rc = sbfs_since_open(fs, ino, &s, &view, &spos);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		if (!(h = sbfs_fh_new(fs, K_SINCE, s->te))) {
+			if (view)
+				fs->b->ops->view_close(sbfs_topic_handle(fs, s->te), view);
 			return sbfs_reply_err(req, -ENOMEM);
+		}
 		h->since = s;
+		h->view = view; /* closed with the handle (handles.c) */
+		h->base = spos;
 		fi->direct_io = 1; /* it grows as .log does */
 		fi->noflush = 1;
 		break;

@@ -33,7 +33,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (rc == -ENOENT)
 			rc = -ENODATA; /* that part of the log was removed meanwhile */
 	} else if (h->kind == K_SINCE)
-		rc = sbfs_since_read(fs, h->since, (uint64_t)off, buf, size, &n);
+		rc = sbfs_since_read(fs, h, (uint64_t)off, buf, size, &n);
 	else
 		rc = -EBADF;
 	if (rc)

@@ -11,16 +11,21 @@
  * Each name looked up becomes a node, numbered in inode space 0 above
  * SBFS_L_SINCE0 (fs.h) and kept while the kernel holds it (its lookups
  * count, forget uncounts); an absolute TIME seen again is the same node.
- * A node's start is found once (the backend's seek_time: a binary search,
- * never a scan) as soon as some record reaches TIME: until then the file
- * is empty, and records appended later that reach TIME start it. The
- * start, once found, never moves (positions stay valid for readers, as
- * .log's do; a start removed by retention or rm reads as ENODATA).
+ * A node keeps its time only: where its file starts is found again (the
+ * backend's seek_time: a binary search, never a scan) at each getattr and
+ * open, because a compaction round moves stream positions (SPEC §2; the
+ * offsets of records never move). Each open holds a view of the stream
+ * (backend.h view_open, as .log's readers do) and its start in that view's
+ * positions, so it reads the records from TIME on as they were when it
+ * opened, then what was appended, whatever rounds run meanwhile; a start
+ * removed since by retention or rm reads as ENODATA. Until some record
+ * reaches TIME the file is empty: an open that has served nothing takes a
+ * new view and looks again at each read, and records appended later that
+ * reach TIME start it.
  */
 #include "fs.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,41 +56,68 @@ static sbfs_since *node_of(sbfs *fs, fuse_ino_t ino)
 }
 
 /*
- * The stream position the node's file starts at: 0 and *spos, or 0 and
- * *spos = UNRESOLVED while no record reaches its time. Found once, then
- * kept (records never change; a later call would find the same one, or a
- * later one after an rm).
+ * The stream position, in the live stream, at which a file starting at
+ * time ts starts now: 0 and *spos, or 0 and *spos = UNRESOLVED while no
+ * record reaches ts.
  */
-static int resolve(sbfs *fs, sbfs_since *s, uint64_t *spos)
+static int resolve(sbfs *fs, sbfs_tentry *te, int64_t ts, uint64_t *spos)
 {
-	uint64_t p = atomic_load_explicit(&s->spos, memory_order_acquire);
-	sbfs_topic *t = sbfs_topic_handle(fs, s->te);
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
 	sbfs_bounds bd;
 	sbfs_recinfo ri;
 	uint64_t off;
 	int rc;
 
-	if (p != UNRESOLVED) {
-		*spos = p;
-		return 0;
-	}
 	if (!fs->b->ops->seek_time)
 		return -ENOTSUP;
-	if ((rc = sbfs_offsets_of(fs, s->te, t, &bd)) || (rc = fs->b->ops->seek_time(t, s->ts, &off)))
+	if ((rc = sbfs_offsets_of(fs, te, t, &bd)) || (rc = fs->b->ops->seek_time(t, ts, &off)))
 		return rc;
 	if (off < bd.start)
 		off = bd.start; /* rm'ed, not yet dropped: hidden */
+	if (off < bd.next && fs->b->ops->next_present &&
+	    (rc = fs->b->ops->next_present(t, off, &off)) == -ENOENT) /* compaction's gaps */
+		off = bd.next, rc = 0;
+	if (rc)
+		return rc;
 	if (off >= bd.next) {
 		*spos = UNRESOLVED;
 		return 0;
 	}
 	if ((rc = fs->b->ops->stat_record(t, off, SBFS_WANT_STREAM, &ri)))
 		return rc;
-	p = UNRESOLVED;
-	/* Two racing resolvers find the same record: either store is right. */
-	atomic_compare_exchange_strong(&s->spos, &p, ri.stream_pos);
-	*spos = atomic_load(&s->spos);
+	*spos = ri.stream_pos;
 	return 0;
+}
+
+/*
+ * A view of te's stream (backend.h; NULL if the backend has none) and the
+ * start of a file at time ts in its positions (or UNRESOLVED): taken again
+ * if a compaction round moved positions between the two.
+ */
+static int bind(sbfs *fs, sbfs_tentry *te, int64_t ts, void **view, uint64_t *spos)
+{
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
+
+	for (int tries = 0;; tries++) {
+		void *v = NULL;
+		uint64_t p;
+		int rc = fs->b->ops->view_open ? fs->b->ops->view_open(t, &v) : 0;
+		if (rc)
+			return rc;
+		rc = resolve(fs, te, ts, &p);
+		if (!rc && v && !fs->b->ops->view_current(t, v) && tries < 100) {
+			fs->b->ops->view_close(t, v);
+			continue;
+		}
+		if (rc) {
+			if (v)
+				fs->b->ops->view_close(t, v);
+			return rc;
+		}
+		*view = v;
+		*spos = p;
+		return 0;
+	}
 }
 
 /* Attributes of a node: .log's, but its own inode, size and mode. */
@@ -93,7 +125,7 @@ static int node_attr(sbfs *fs, sbfs_since *s, struct stat *st)
 {
 	sbfs_bounds bd;
 	uint64_t spos, size = 0;
-	int rc = resolve(fs, s, &spos);
+	int rc = resolve(fs, s->te, s->ts, &spos);
 
 	if (rc)
 		return rc;
@@ -140,7 +172,6 @@ int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_e
 		s->ts = ts;
 		s->relative = relative;
 		s->n = fs->next_since++;
-		atomic_init(&s->spos, UNRESOLVED);
 		s->next = fs->since;
 		fs->since = s;
 	}
@@ -197,28 +228,46 @@ int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st)
 	return s ? node_attr(fs, s, st) : -ENOENT;
 }
 
-int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out)
+int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos)
 {
 	sbfs_since *s = node_get(fs, ino);
 	sbfs_tentry *te;
+	int rc;
 
 	if (!s || sbfs_topic_by_id(fs, s->te->id, &te, NULL) || te != s->te)
 		return -ENOENT;
+	if ((rc = bind(fs, s->te, s->ts, view, spos)))
+		return rc;
 	*out = s;
 	return 0;
 }
 
-int sbfs_since_read(sbfs *fs, sbfs_since *s, uint64_t off, void *buf, size_t size, size_t *n)
+int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n)
 {
-	uint64_t spos;
-	int rc = resolve(fs, s, &spos);
+	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
+	int rc = 0;
 
-	if (rc)
-		return rc;
-	if (spos == UNRESOLVED) {
-		*n = 0; /* nothing reaches its time yet */
-		return 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->base == UNRESOLVED) {
+		/* Nothing served yet: a new view, and the start in it. */
+		void *v = NULL;
+		uint64_t p = UNRESOLVED;
+		if ((rc = bind(fs, h->te, h->since->ts, &v, &p)))
+			goto out_unlock;
+		if (h->view)
+			fs->b->ops->view_close(t, h->view);
+		h->view = v;
+		h->base = p;
 	}
-	rc = fs->b->ops->read_stream(sbfs_topic_handle(fs, s->te), spos + off, buf, size, n);
-	return rc == -ENOENT ? -ENODATA : rc; /* removed meanwhile, as .log */
+	if (h->base == UNRESOLVED)
+		*n = 0; /* nothing reaches its time yet */
+	else if (h->view)
+		rc = fs->b->ops->read_view(t, h->view, h->base + off, buf, size, n);
+	else
+		rc = fs->b->ops->read_stream(t, h->base + off, buf, size, n);
+	if (rc == -ENOENT)
+		rc = -ENODATA; /* removed meanwhile, as .log */
+out_unlock:
+	pthread_mutex_unlock(&h->lock);
+	return rc;
 }

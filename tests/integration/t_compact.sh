@@ -12,8 +12,9 @@
 #   - a backup of the topic's records (cp -a: names are offsets, keys in
 #     xattrs) copied back in order into a new topic restores the same
 #     offsets with the same gaps (SPEC §3), the same .log and keys;
-#   - a .log reader reading slowly while rounds run reads exactly what a
-#     copy taken at its open holds, then what was appended since;
+#   - a .log reader, and a .since/TIME reader, reading slowly while rounds
+#     run reads exactly what a copy taken at its open holds, then what was
+#     appended since;
 #   - kill -9 of the daemon while a writer appends and it compacts: every
 #     key the value last acknowledged (or the one in flight); verify passes.
 SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -167,6 +168,93 @@ if got != want:
 open(out, "w").write("ok %d %d\n" % (len(got), len(fresh)))
 ' "$M" "$pad" "$SB_TMP/slowreader.out" || assert_fail_now "the slow reader (see above)"
 assert_eq "$(cut -d' ' -f1 "$SB_TMP/slowreader.out")" ok "the slow reader read what it would have"
+sb_umount
+assert_ok "$SB_TOOL" verify "$SB_LOG"
+
+# ---------------------------------------------------------------------------
+# The same for a .since/TIME reader (SPEC §2): TIME falls between two
+# batches of versions of every key; after the rounds compacted them the
+# reader opens .since/TIME (its start then lies in segments the next rounds
+# rewrite), takes a copy, reads slowly while more versions make the daemon
+# compact, then the rest: exactly the copy, then what was appended since. A
+# second open after the rounds (the same node: the first is still open)
+# reads the compacted stream from TIME on, here the whole .log.
+case_ "a slow .since/TIME reader while the daemon compacts reads what it would have read"
+sb_mount "${OPTS[@]}"
+mkdir "$M/w" || assert_fail_now "mkdir w"
+timeout $((60 * SB_SLOW)) python3 -c '
+import os, sys, time
+m, pad, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def put(k, v):
+    val = ("%s%d-%s" % (k, v, pad)).encode()
+    with open(m + "/w/.keys/" + k, "wb") as f:
+        f.write(val)
+    return val
+def seal():
+    val = b"".join(b"%05000d\n" % i for i in (1, 2))
+    with open(m + "/w/.log", "ab") as f:
+        f.write(val[:5001]); f.flush(); f.write(val[5001:])
+    return val
+def listed():
+    return len(os.listdir(m + "/w"))
+def settle(most):
+    t = time.time()
+    while listed() > most and time.time() - t < 60:
+        time.sleep(0.05)
+    return listed() <= most
+for v in range(1, 16):
+    for k in "abcd":
+        put(k, v)
+time.sleep(0.05)
+ts = time.time_ns()
+time.sleep(0.05)
+for v in range(16, 31):
+    for k in "abcd":
+        put(k, v)
+seal()
+if not settle(12):
+    sys.exit("no round ran: %d records listed" % listed())
+name = m + "/w/.since/@%d.%09d" % (ts // 10**9, ts % 10**9)
+fd = os.open(name, os.O_RDONLY)
+def pread_all(fd, off):
+    got = b""
+    while True:
+        b = os.pread(fd, 65536, off + len(got))
+        if not b:
+            return got
+        got += b
+before = pread_all(fd, 0)
+if not before.startswith(b"a30-") and not before.startswith(b"b30-") and \
+   not before.startswith(b"c30-") and not before.startswith(b"d30-"):
+    sys.exit("the .since file starts with %r, not a version 30" % before[:20])
+got, appended = b"", b""
+for v in range(31, 61):
+    for k in "abcd":
+        appended += put(k, v)
+    got += os.pread(fd, 150, len(got))
+appended += seal()
+if not settle(12):
+    sys.exit("no round ran after the reader opened: %d listed" % listed())
+got += pread_all(fd, len(got))
+want = before + appended
+with open(m + "/w/.log", "rb") as f:
+    fresh = f.read()
+fd2 = os.open(name, os.O_RDONLY)
+again = pread_all(fd2, 0)
+os.close(fd2)
+os.close(fd)
+if len(fresh) >= len(want):
+    sys.exit("the rounds removed nothing: %d bytes, %d appended" % (len(fresh), len(want)))
+if got != want:
+    i = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), min(len(got), len(want)))
+    sys.exit("the reader read %d bytes, %d expected; first difference at %d: %r, want %r" %
+             (len(got), len(want), i, got[i:i + 20], want[i:i + 20]))
+if again != fresh:
+    sys.exit("an open after the rounds read %d bytes %r..., the compacted .log is %d %r..." %
+             (len(again), again[:20], len(fresh), fresh[:20]))
+open(out, "w").write("ok %d %d\n" % (len(got), len(fresh)))
+' "$M" "$pad" "$SB_TMP/slowsince.out" || assert_fail_now "the slow .since reader (see above)"
+assert_eq "$(cut -d' ' -f1 "$SB_TMP/slowsince.out")" ok "the slow .since reader read what it would have"
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
 
