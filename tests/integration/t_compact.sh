@@ -99,6 +99,31 @@ done
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
 
+# The slow-reader cases' helpers (python; argv: MNT PAD OUT TOPIC): put a
+# keyed version through .keys/, seal the segment with two long lines, wait
+# until at most N records are listed.
+SLOW_READER_PY='import os, sys, time
+m, pad, out, t = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+def put(k, v):
+    val = ("%s%d-%s" % (k, v, pad)).encode()
+    with open(m + "/" + t + "/.keys/" + k, "wb") as f:
+        f.write(val)
+    return val
+def seal():
+    # two long lines seal the segment of the last keyed records
+    val = b"".join(b"%05000d\n" % i for i in (1, 2))
+    with open(m + "/" + t + "/.log", "ab") as f:
+        f.write(val[:5001]); f.flush(); f.write(val[5001:])
+    return val
+def listed():
+    return len(os.listdir(m + "/" + t))
+def settle(most):
+    t0 = time.time()
+    while listed() > most and time.time() - t0 < 60:
+        time.sleep(0.05)
+    return listed() <= most
+'
+
 # ---------------------------------------------------------------------------
 # SPEC §2: readers are never disturbed. A .log reader takes a copy of the
 # topic's stream through its own open (pread from 0), then reads slowly
@@ -110,26 +135,7 @@ case_ "a slow .log reader while the daemon compacts reads what it would have rea
 sb_mount "${OPTS[@]}"
 mkdir "$M/v" || assert_fail_now "mkdir v"
 timeout $((60 * SB_SLOW)) python3 -c '
-import os, sys, time
-m, pad, out = sys.argv[1], sys.argv[2], sys.argv[3]
-def put(k, v):
-    val = ("%s%d-%s" % (k, v, pad)).encode()
-    with open(m + "/v/.keys/" + k, "wb") as f:
-        f.write(val)
-    return val
-def seal():
-    # two long lines seal the segment of the last keyed records
-    val = b"".join(b"%05000d\n" % i for i in (1, 2))
-    with open(m + "/v/.log", "ab") as f:
-        f.write(val[:5001]); f.flush(); f.write(val[5001:])
-    return val
-def listed():
-    return len(os.listdir(m + "/v"))
-def settle(most):
-    t = time.time()
-    while listed() > most and time.time() - t < 60:
-        time.sleep(0.05)
-    return listed() <= most
+'"$SLOW_READER_PY"'
 for v in range(1, 31):
     for k in "abcd":
         put(k, v)
@@ -166,7 +172,7 @@ if got != want:
     sys.exit("the reader read %d bytes, %d expected; first difference at %d: %r, want %r" %
              (len(got), len(want), i, got[i:i + 20], want[i:i + 20]))
 open(out, "w").write("ok %d %d\n" % (len(got), len(fresh)))
-' "$M" "$pad" "$SB_TMP/slowreader.out" || assert_fail_now "the slow reader (see above)"
+' "$M" "$pad" "$SB_TMP/slowreader.out" v || assert_fail_now "the slow reader (see above)"
 assert_eq "$(cut -d' ' -f1 "$SB_TMP/slowreader.out")" ok "the slow reader read what it would have"
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
@@ -183,25 +189,7 @@ case_ "a slow .since/TIME reader while the daemon compacts reads what it would h
 sb_mount "${OPTS[@]}"
 mkdir "$M/w" || assert_fail_now "mkdir w"
 timeout $((60 * SB_SLOW)) python3 -c '
-import os, sys, time
-m, pad, out = sys.argv[1], sys.argv[2], sys.argv[3]
-def put(k, v):
-    val = ("%s%d-%s" % (k, v, pad)).encode()
-    with open(m + "/w/.keys/" + k, "wb") as f:
-        f.write(val)
-    return val
-def seal():
-    val = b"".join(b"%05000d\n" % i for i in (1, 2))
-    with open(m + "/w/.log", "ab") as f:
-        f.write(val[:5001]); f.flush(); f.write(val[5001:])
-    return val
-def listed():
-    return len(os.listdir(m + "/w"))
-def settle(most):
-    t = time.time()
-    while listed() > most and time.time() - t < 60:
-        time.sleep(0.05)
-    return listed() <= most
+'"$SLOW_READER_PY"'
 for v in range(1, 16):
     for k in "abcd":
         put(k, v)
@@ -253,7 +241,7 @@ if again != fresh:
     sys.exit("an open after the rounds read %d bytes %r..., the compacted .log is %d %r..." %
              (len(again), again[:20], len(fresh), fresh[:20]))
 open(out, "w").write("ok %d %d\n" % (len(got), len(fresh)))
-' "$M" "$pad" "$SB_TMP/slowsince.out" || assert_fail_now "the slow .since reader (see above)"
+' "$M" "$pad" "$SB_TMP/slowsince.out" w || assert_fail_now "the slow .since reader (see above)"
 assert_eq "$(cut -d' ' -f1 "$SB_TMP/slowsince.out")" ok "the slow .since reader read what it would have"
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
