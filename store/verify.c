@@ -290,6 +290,11 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			break;
 		if (r == SB_REC_END) {
 			if (!sb_segwin_zeros(m, pos, &nz)) {
+				/* in the newest segment of a mounted log this is a
+				 * record being written: its bytes land in the shared
+				 * mapping while this reader copies them, so a later
+				 * byte can be seen new and an earlier one still zero */
+				v->cur_tail = 1;
 				report(v, SB_VERIFY_RECORD, path, nz,
 				       "garbled tail: nonzero bytes after the end of the records "
 				       "at byte %llu", (unsigned long long)pos);

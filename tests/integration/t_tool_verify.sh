@@ -113,6 +113,13 @@ printf 'junk' >>"$last"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 1 "garbage tail exit"
 has "$out" "^orders: offset 300: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
+# ... but not while the log is mounted: there, in the newest segment, it is a
+# record being written (a reader can see its later bytes before its header)
+exec 9>>"$L/.lock"; flock -n 9 || fail "cannot take the lock"
+run_rc rc "$SB" verify "$L" orders
+eq "$rc" 0 "garbage tail of the newest segment while in use ($out)"
+has "$out" "^orders: offset 300: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size \\(in use: being written: not counted\\)$" "in-use garbage message"
+exec 9>&-
 
 # a lost segment: offsets jump
 fresh
