@@ -7,7 +7,7 @@
 # restart, .since/TIME (answered from the partition's index), .keys/ (kcat's keyed records by key, its -Z tombstones; writes
 # and rm through .keys/K as kcat sees them). What the mock of librdkafka
 # 2.0.2 cannot serve (CreateTopics, DeleteRecords, offsets for times) is
-# tested in tests/unit/test_kafka_backend.c; the cluster
+# tested in tests/unit/test_kafka_backend.c and test_kafka_parts.c; the cluster
 # going away mid-write is t_kafka_down.sh.
 . "$(dirname "$0")/lib.sh"
 . "$SB_TOP/tests/integration/lib_kafka.sh"
