@@ -22,6 +22,7 @@
 #include "segwin.h"
 #include "verify.h"
 #include "verify_compact.h"
+#include "verify_idx.h"
 #include "verify_list.h"
 #include "verify_tix.h"
 #include "zseg.h"
@@ -58,17 +59,6 @@ typedef struct seg_walk {
 	int idx_valid;         /* its index file is valid: the segment was synced */
 	int compacted;         /* its header has a compacted span (format.h) */
 } seg_walk;
-
-/* One index file, loaded whole. */
-typedef struct idx_file {
-	char path[PATH_MAX];
-	uint8_t *entries;      /* NULL: nothing to check entries against */
-	uint32_t n;            /* entries loaded */
-	uint32_t seg_len;      /* covered length from the header */
-	int hdr_ok;
-	int base_ok;           /* the header names this segment's base offset */
-	int valid;             /* all of it checks out (what the store would trust) */
-} idx_file;
 
 static void report(vctx *v, enum sb_verify_kind kind, const char *path, uint64_t pos,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -108,157 +98,6 @@ static void progress(vctx *v, int force)
 	v->progress(v->arg, v->done, v->total);
 }
 
-/* Read exactly n bytes at off: 0, -errno, or -ENODATA when the file is short. */
-static int pread_full(int fd, void *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -ENODATA;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-/*
- * Load the index of segment `base`: header checks, then the entries (kept in
- * ix->entries for the walk to compare with the records). Problems reported.
- */
-static void idx_load(vctx *v, uint64_t base, uint64_t seg_size, idx_file *ix)
-{
-	uint8_t hb[SB_IDX_HDR];
-	sb_idx_hdr h;
-	struct stat st;
-	uint64_t room, n;
-	int fd, rc;
-
-	memset(ix, 0, sizeof *ix);
-	sb_vlist_path(ix->path, v->dir, base, SB_IDX_SUFFIX);
-	fd = open(ix->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			report(v, SB_VERIFY_INDEX, ix->path, SB_VERIFY_NOPOS,
-			       "missing index (rebuildable from its segment)");
-		else
-			report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "cannot open: %s",
-			       strerror(errno));
-		return;
-	}
-	if (fstat(fd, &st) < 0) {
-		report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "cannot stat: %s",
-		       strerror(errno));
-		goto out_close_fd;
-	}
-	if ((uint64_t)st.st_size < SB_IDX_HDR) {
-		report(v, SB_VERIFY_INDEX, ix->path, 0,
-		       "index file too short for its header (%lld bytes)", (long long)st.st_size);
-		goto out_close_fd;
-	}
-	rc = pread_full(fd, hb, sizeof hb, 0);
-	if (rc) {
-		report(v, SB_VERIFY_IO, ix->path, 0, "cannot read: %s", strerror(-rc));
-		goto out_close_fd;
-	}
-	rc = sb_idx_hdr_decode(hb, &h);
-	if (rc == SB_EVERSION) {
-		report(v, SB_VERIFY_INDEX, ix->path, SB_FH_VERSION, "unknown index format version %u",
-		       (unsigned)sb_get16(hb + SB_FH_VERSION));
-		goto out_close_fd;
-	}
-	if (rc) {
-		report(v, SB_VERIFY_INDEX, ix->path, 0, "bad index header (magic, size or CRC)");
-		goto out_close_fd;
-	}
-	ix->hdr_ok = 1;
-	ix->base_ok = h.base_offset == base;
-	ix->seg_len = h.seg_len;
-	if (h.base_offset != base)
-		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_BASE,
-		       "index header says base offset %llu, its segment starts at %llu",
-		       (unsigned long long)h.base_offset, (unsigned long long)base);
-	if (h.seg_len > seg_size)
-		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_SEG_LEN,
-		       "index covers %u bytes but the segment file has %llu",
-		       h.seg_len, (unsigned long long)seg_size);
-	room = ((uint64_t)st.st_size - SB_IDX_HDR) / SB_IDX_ENTRY;
-	if ((uint64_t)st.st_size != SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
-		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_COUNT,
-		       "index header counts %u entries but the file holds %lld bytes (%llu entries)",
-		       h.count, (long long)st.st_size, (unsigned long long)room);
-	n = h.count < room ? h.count : room;
-	if (n == 0)
-		goto out_close_fd;
-	ix->entries = malloc(n * SB_IDX_ENTRY);
-	if (!ix->entries) {
-		report(v, SB_VERIFY_IO, ix->path, SB_VERIFY_NOPOS, "out of memory");
-		goto out_close_fd;
-	}
-	rc = pread_full(fd, ix->entries, n * SB_IDX_ENTRY, SB_IDX_HDR);
-	if (rc) {
-		report(v, SB_VERIFY_IO, ix->path, SB_IDX_HDR, "cannot read: %s", strerror(-rc));
-		free(ix->entries);
-		ix->entries = NULL;
-		goto out_close_fd;
-	}
-	ix->n = (uint32_t)n;
-	if (n == h.count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) != h.entries_crc)
-		report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_ECRC, "index entries fail their CRC");
-	else if (n == h.count && h.base_offset == base && h.seg_len == seg_size &&
-		 (uint64_t)st.st_size == SB_IDX_HDR + (uint64_t)h.count * SB_IDX_ENTRY)
-		ix->valid = 1;
-out_close_fd:
-	close(fd);
-}
-
-/* Position of entry i in the index file. */
-static uint64_t entry_pos(uint32_t i)
-{
-	return SB_IDX_HDR + (uint64_t)i * SB_IDX_ENTRY;
-}
-
-/*
- * The walk reached a record at file position pos with offset off and stream
- * position stream: check the index entries up to it. *i is the next entry.
- */
-static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t base,
-		      uint64_t off, uint64_t base_stream, uint64_t stream, int have_stream)
-{
-	sb_idx_entry e;
-
-	while (*i < ix->n) {
-		sb_idx_entry_decode(ix->entries + (size_t)*i * SB_IDX_ENTRY, &e);
-		if (e.pos > pos)
-			return;
-		v->res.index_entries++;
-		if (e.pos < pos) {
-			report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
-			       "index entry %u points at byte %u of the segment, which is not "
-			       "the start of a record", *i, e.pos);
-		} else {
-			if (base + e.rel_offset != off)
-				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i),
-				       "index entry %u says offset %llu, the record at byte %u "
-				       "has offset %llu", *i,
-				       (unsigned long long)(base + e.rel_offset), e.pos,
-				       (unsigned long long)off);
-			if (have_stream && base_stream + e.rel_stream != stream)
-				report(v, SB_VERIFY_INDEX, ix->path, entry_pos(*i) + SB_IE_AT_STREAM,
-				       "index entry %u says stream position %llu, the record at "
-				       "byte %u is at %llu", *i,
-				       (unsigned long long)(base_stream + e.rel_stream), e.pos,
-				       (unsigned long long)stream);
-		}
-		(*i)++;
-	}
-}
-
 /*
  * Walk the records of a segment (read through pread: a daemon may trim the
  * file meanwhile, see segwin.h) from byte SB_SEG_HDR, checking each
@@ -267,11 +106,10 @@ static void idx_match(vctx *v, idx_file *ix, uint32_t *i, uint64_t pos, uint64_t
  */
 static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			     uint64_t base, uint64_t base_stream, int have_stream,
-			     idx_file *ix, sb_vtix *tx, seg_walk *w)
+			     sb_vidx *ix, sb_vtix *tx, seg_walk *w)
 {
 	uint64_t pos = SB_SEG_HDR, off = base, stream = base_stream;
 	uint64_t step_from = v->done, alt = 0;
-	uint32_t ei = 0;
 	int have_alt = 0;
 
 	w->complete = 0;
@@ -318,9 +156,8 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 			       (unsigned long long)off);
 			break;
 		}
-		if (ix->entries)
-			idx_match(v, ix, &ei, pos, base, r == SB_REC_OK ? h.offset : off,
-				  base_stream, stream, have_stream);
+		sb_vidx_record(ix, pos, base, r == SB_REC_OK ? h.offset : off,
+			       base_stream, stream, have_stream);
 		if (r == SB_REC_BAD) {
 			/* the last record, nothing but zeros after it */
 			v->cur_tail = sb_segwin_zeros(m, pos + h.size, NULL);
@@ -378,41 +215,18 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 	v->cur_off = SB_VERIFY_NOOFF;
 	if (pos >= sb_segwin_size(m))
 		w->complete = 1;
-	/* Entries past the last whole record point at nothing. */
-	for (; ix->entries && ei < ix->n; ei++) {
-		sb_idx_entry e;
-
-		sb_idx_entry_decode(ix->entries + (size_t)ei * SB_IDX_ENTRY, &e);
-		v->res.index_entries++;
-		report(v, SB_VERIFY_INDEX, ix->path, entry_pos(ei),
-		       "index entry %u points at byte %u, past the last record (which ends "
-		       "at byte %llu)", ei, e.pos, (unsigned long long)pos);
-	}
-	if (ix->hdr_ok) {
-		if (w->records > 0) {
-			sb_idx_entry e0 = {0, 0, 0};
-			if (ix->n)
-				sb_idx_entry_decode(ix->entries, &e0);
-			if (!ix->n || e0.pos != SB_SEG_HDR)
-				report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_HDR,
-				       "index has no entry for the segment's first record");
-		}
-		/* The segment ends cleanly after a whole record, short of what
-		 * its own index covers: the index is written only once the
-		 * segment was synced, so whole records that were synced are
-		 * gone (a cut at a record boundary: nothing else shows it). */
-		if (ix->base_ok && ix->seg_len > pos && pos >= sb_segwin_size(m)) {
-			v->cur_off = off;
-			report(v, SB_VERIFY_RECORD, path, pos,
-			       "the segment ends after its last whole record at byte %llu, but its "
-			       "index (written once the segment was synced) covers %u bytes: "
-			       "records lost", (unsigned long long)pos, ix->seg_len);
-			v->cur_off = SB_VERIFY_NOOFF;
-		}
-		if (ix->seg_len != pos && ix->seg_len <= sb_segwin_size(m))
-			report(v, SB_VERIFY_INDEX, ix->path, SB_IDX_AT_SEG_LEN,
-			       "index covers %u bytes of the segment, its records end at "
-			       "byte %llu (stale index)", ix->seg_len, (unsigned long long)pos);
+	sb_vidx_end(ix, w->records, pos, sb_segwin_size(m));
+	/* The segment ends cleanly after a whole record, short of what its
+	 * own index covers: the index is written only once the segment was
+	 * synced, so whole records that were synced are gone (a cut at a
+	 * record boundary: nothing else shows it). */
+	if (ix->hdr_ok && ix->base_ok && ix->seg_len > pos && pos >= sb_segwin_size(m)) {
+		v->cur_off = off;
+		report(v, SB_VERIFY_RECORD, path, pos,
+		       "the segment ends after its last whole record at byte %llu, but its "
+		       "index (written once the segment was synced) covers %u bytes: "
+		       "records lost", (unsigned long long)pos, ix->seg_len);
+		v->cur_off = SB_VERIFY_NOOFF;
 	}
 	if (v->seg_span && w->complete && off <= base + v->seg_span)
 		off = base + v->seg_span; /* records compacted away after the last one */
@@ -422,9 +236,9 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 	return pos;
 }
 
-/* A problem of a time index file (verify_tix.h): a note, like the offset
- * index's. */
-static void tix_report(void *arg, int io, const char *path, uint64_t pos, const char *msg)
+/* A problem of an offset or time index file (verify_idx.h, verify_tix.h):
+ * a note about derived data. */
+static void index_report(void *arg, int io, const char *path, uint64_t pos, const char *msg)
 {
 	report(arg, io ? SB_VERIFY_IO : SB_VERIFY_INDEX, path, pos, "%s", msg);
 }
@@ -486,7 +300,7 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 	if (have_prev && prev->complete && prev->have_stream && bs != prev->next_stream)
 		report(v, SB_VERIFY_ORDER, path, 16, "base stream position %llu, the previous segment ends at %llu",
 		       (unsigned long long)bs, (unsigned long long)prev->next_stream);
-	sb_vtix_load(&tx, v->dir, base, 1, tix_report, v);
+	sb_vtix_load(&tx, v->dir, base, 1, index_report, v);
 	for (uint32_t i = 0; i < sb_zseg_blocks(z); i++) {
 		uint64_t from = sb_zseg_block_offset(z, i), to = sb_zseg_block_offset(z, i + 1);
 		rc = zblock_check(z, i, base, &tx);
@@ -532,7 +346,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	size_t hn;
 	struct stat st;
 	sb_seg_hdr h;
-	idx_file ix;
+	sb_vidx ix;
 	sb_vtix tx;
 	uint64_t size, base_stream = 0, end, probs = rec_problems(v);
 	int fd, rc, have_stream = 0;
@@ -619,8 +433,8 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 			       (unsigned long long)h.base_stream,
 			       (unsigned long long)prev->next_stream);
 	}
-	idx_load(v, base, size, &ix);
-	sb_vtix_load(&tx, v->dir, base, !rc && h.version >= 3, tix_report, v);
+	sb_vidx_load(&ix, v->dir, base, size, index_report, v);
+	sb_vtix_load(&tx, v->dir, base, !rc && h.version >= 3, index_report, v);
 	v->seg_version = rc ? SB_FORMAT_VERSION : h.version;
 	v->seg_span = rc ? 0 : h.span;
 	end = walk_records(v, path, m, base, base_stream, have_stream, &ix, &tx, w);
@@ -632,11 +446,12 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	w->size = sb_segwin_size(m);
 	goto out_free;
 out_done:
-	idx_load(v, base, size, &ix);
+	sb_vidx_load(&ix, v->dir, base, size, index_report, v);
 out_free:
 	sb_segwin_free(m);
 out_close_fd:
-	free(ix.entries);
+	v->res.index_entries += ix.checked;
+	sb_vidx_free(&ix);
 	close(fd);
 }
 
@@ -653,7 +468,7 @@ static int read_small(const char *path, void *buf, size_t size)
 	else if ((uint64_t)st.st_size != size)
 		rc = -EMSGSIZE;
 	else
-		rc = pread_full(fd, buf, size, 0);
+		rc = sb_vidx_pread(fd, buf, size, 0);
 	close(fd);
 	return rc;
 }
