@@ -6,8 +6,10 @@
  *              (store/memtable.c: a hash index over entries in an arena,
  *              lock-free gets, keys copied) and in a bare reference B+tree
  *              (fanout 32, the MemTable until 2026-11-30, no lock, keys not
- *              copied), N = 100,000 and 1,000,000, gets in a random order
- *              other than the puts'.
+ *              copied), N = 10,000 (the seed's get figure's fill level),
+ *              100,000 and 1,000,000, at least 1,000,000 gets cycling over
+ *              the keys in a random order other than the puts'; --runs
+ *              runs each (median and spread), wall and CPU.
  *   get        get by key with the value (100 bytes) copied out, N random
  *              16-byte keys, warm, after a clean close and reopen: ours
  *              (sb_log_get_key) against LevelDB, RocksDB and LMDB loaded
@@ -219,7 +221,8 @@ static void ref_free(ref_node *n)
 /* ---- helpers ---------------------------------------------------------------- */
 
 typedef struct kopts {
-	uint64_t mt_keys;     /* MemTable figures */
+	uint64_t mt_keys;     /* MemTable figures: 10,000 keys up to this */
+	int mt_runs;          /* ... runs of each (median and spread) */
 	uint64_t keys;        /* get figures */
 	uint64_t lookups;     /* gets per measurement */
 	uint64_t appends;     /* append figures */
@@ -271,14 +274,105 @@ static long rss_anon_kb(void)
 
 /* ---- MemTable vs B+tree ---------------------------------------------------- */
 
+/* This thread's CPU time, ns: beside the wall time, as the machine is shared. */
+static uint64_t mt_cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One run at one size: ns per put and per get, wall and this thread's CPU. */
+typedef struct mt_fig {
+	double put, put_cpu, get, get_cpu; /* the MemTable */
+	double rput, rget;                 /* the bare B+tree (wall) */
+	double mib;                        /* the MemTable's bytes */
+} mt_fig;
+
+/* n keys put into an empty table, then `gets` gets cycling over the keys
+ * in `order` (a random order other than the puts'). */
+static int mt_run(const uint8_t *keys, const uint64_t *order, uint64_t n, size_t klen, uint64_t gets, mt_fig *f)
+{
+	sb_bench_memtable *m;
+	uint64_t sum = 0, v = 0;
+
+	if (sb_bench_memtable_new(&m))
+		return -1;
+	uint64_t t0 = sb_bench_now(), c0 = mt_cpu_now();
+	for (uint64_t i = 0; i < n; i++)
+		sb_bench_memtable_put(m, keys + i * klen, klen, i);
+	f->put_cpu = (double)(mt_cpu_now() - c0) / (double)n;
+	f->put = ns_per(t0, n);
+	t0 = sb_bench_now(), c0 = mt_cpu_now();
+	for (uint64_t i = 0, j = 0; i < gets; i++, j = j + 1 == n ? 0 : j + 1) {
+		sb_bench_memtable_get(m, keys + order[j] * klen, klen, &v);
+		sum += v;
+	}
+	f->get_cpu = (double)(mt_cpu_now() - c0) / (double)gets;
+	f->get = ns_per(t0, gets);
+	sb_bench_keep(sum);
+	f->mib = (double)sb_bench_memtable_bytes(m) / (1 << 20);
+	sb_bench_memtable_free(m);
+
+	ref_node *root = calloc(1, sizeof(*root));
+	f->rput = f->rget = -1;
+	if (!root)
+		return 0;
+	root->leaf = 1;
+	t0 = sb_bench_now();
+	for (uint64_t i = 0; i < n; i++)
+		ref_put(&root, keys + i * klen, klen, i);
+	f->rput = ns_per(t0, n);
+	sum = 0;
+	t0 = sb_bench_now();
+	for (uint64_t i = 0, j = 0; i < gets; i++, j = j + 1 == n ? 0 : j + 1) {
+		if (ref_get(root, keys + order[j] * klen, klen, &v) == 0)
+			sum += v;
+	}
+	f->rget = ns_per(t0, gets);
+	sb_bench_keep(sum);
+	ref_free(root);
+	return 0;
+}
+
+static int mt_dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* "median [min-max]" of the runs' field at byte offset `at` of mt_fig. */
+static const char *mt_spread(const mt_fig *f, int runs, size_t at, char *buf, size_t len)
+{
+	double v[16];
+
+	for (int r = 0; r < runs; r++)
+		memcpy(&v[r], (const char *)&f[r] + at, sizeof(double));
+	qsort(v, (size_t)runs, sizeof(double), mt_dcmp);
+	snprintf(buf, len, "%6.1f [%.1f-%.1f]", runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2, v[0],
+		 v[runs - 1]);
+	return buf;
+}
+
+/*
+ * The seed's MemTable figures (put 1,024 ns, get 366 ns here) are Go
+ * benchmarks: put of b.N fresh keys ("key%d", with the key and value
+ * formatted per put) into a table growing from empty, and get of 10,000
+ * keys put beforehand, cycled. Here: put of n random keys into an empty
+ * table, then at least 1,000,000 gets cycling over the n keys in a random
+ * order, n = 10,000 (the seed's get fill level) to mt_keys; medians and
+ * spread of mt_runs runs, wall and CPU.
+ */
 static void bench_memtable(const kopts *o, size_t klen)
 {
-	uint64_t n = o->mt_keys, seed = 88172645463325252ull;
+	uint64_t n = o->mt_keys, seed = 88172645463325252ull, gets = n < 1000000 ? 1000000 : n;
 	uint8_t *keys = malloc(n * klen);
 	uint64_t *order = malloc(n * sizeof(*order));
-	sb_bench_memtable *m;
+	mt_fig f[16];
+	int runs = o->mt_runs < 1 ? 1 : o->mt_runs > 16 ? 16 : o->mt_runs;
+	char a[64], b[64], c[64], d[64];
 
-	if (!keys || !order || sb_bench_memtable_new(&m)) {
+	if (!keys || !order) {
 		printf("memtable: no memory\n");
 		goto out;
 	}
@@ -293,42 +387,19 @@ static void bench_memtable(const kopts *o, size_t klen)
 		order[i] = order[j];
 		order[j] = t;
 	}
-	uint64_t t0 = sb_bench_now();
-	for (uint64_t i = 0; i < n; i++)
-		sb_bench_memtable_put(m, keys + i * klen, klen, i);
-	double put = ns_per(t0, n);
-	uint64_t sum = 0, v = 0;
-	t0 = sb_bench_now();
-	for (uint64_t i = 0; i < n; i++) {
-		sb_bench_memtable_get(m, keys + order[i] * klen, klen, &v);
-		sum += v;
-	}
-	double get = ns_per(t0, n);
-	sb_bench_keep(sum);
-	double mb = (double)sb_bench_memtable_bytes(m) / (1 << 20);
-	sb_bench_memtable_free(m);
-
-	ref_node *root = calloc(1, sizeof(*root));
-	double bput = -1, bget = -1;
-	if (root) {
-		root->leaf = 1;
-		t0 = sb_bench_now();
-		for (uint64_t i = 0; i < n; i++)
-			ref_put(&root, keys + i * klen, klen, i);
-		bput = ns_per(t0, n);
-		sum = 0;
-		t0 = sb_bench_now();
-		for (uint64_t i = 0; i < n; i++) {
-			if (ref_get(root, keys + order[i] * klen, klen, &v) == 0)
-				sum += v;
+	for (int r = 0; r < runs; r++) {
+		if (mt_run(keys, order, n, klen, gets, &f[r])) {
+			printf("memtable: no memory\n");
+			goto out;
 		}
-		bget = ns_per(t0, n);
-		sb_bench_keep(sum);
-		ref_free(root);
 	}
-	printf("memtable %2zu-byte keys, %8llu keys: MemTable put %6.1f ns  get %6.1f ns  (%.1f MiB) | "
-	       "bare B+tree put %6.1f ns  get %6.1f ns\n",
-	       klen, (unsigned long long)n, put, get, mb, bput, bget);
+	printf("memtable %2zu-byte keys, %8llu keys, %llu gets, %d runs, median [min-max], ns/op:\n", klen,
+	       (unsigned long long)n, (unsigned long long)gets, runs);
+	printf("  MemTable put %s CPU %s  get %s CPU %s  (%.1f MiB)\n", mt_spread(f, runs, offsetof(mt_fig, put), a, 64),
+	       mt_spread(f, runs, offsetof(mt_fig, put_cpu), b, 64), mt_spread(f, runs, offsetof(mt_fig, get), c, 64),
+	       mt_spread(f, runs, offsetof(mt_fig, get_cpu), d, 64), f[0].mib);
+	printf("  bare B+tree put %s  get %s\n", mt_spread(f, runs, offsetof(mt_fig, rput), a, 64),
+	       mt_spread(f, runs, offsetof(mt_fig, rget), b, 64));
 out:
 	free(keys);
 	free(order);
@@ -826,10 +897,11 @@ int sb_bench_keys_main(int argc, char **argv)
 		{"quick", no_argument, NULL, 'q'}, {"keys", required_argument, NULL, 'k'},
 		{"mem", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-		{"only", required_argument, NULL, 'o'},
+		{"only", required_argument, NULL, 'o'}, {"runs", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
-	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL};
+	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL,
+		  .mt_runs = 3};
 	char tmpl[4096];
 	int ch;
 
@@ -842,10 +914,12 @@ int sb_bench_keys_main(int argc, char **argv)
 		case 'd': o.dir = optarg; break;
 		case 'v': o.verbose = 1; break;
 		case 'o': o.only = optarg; break;
+		case 'r': o.mt_runs = atoi(optarg); break;
 		case 'h':
 			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
-			       "                            [--only memtable|get|append]\n"
-			       "  MemTable put/get (skiplist vs B+tree, 8- and 32-byte keys), get by key with the\n"
+			       "                            [--only memtable|get|append] [--runs N]\n"
+			       "  MemTable put/get (8- and 32-byte keys, 10,000 keys and up, N runs: median\n"
+			       "  and spread, wall and CPU; a bare B+tree beside it), get by key with the\n"
 			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
 			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic.\n");
 			return 0;
@@ -864,7 +938,7 @@ int sb_bench_keys_main(int argc, char **argv)
 	if (o.mem_keys) {
 		bench_memory(&o);
 	} else {
-		for (uint64_t n = o.mt_keys / 10; n <= o.mt_keys && (!o.only || !strcmp(o.only, "memtable")); n *= 10) {
+		for (uint64_t n = 10000; n <= o.mt_keys && (!o.only || !strcmp(o.only, "memtable")); n *= 10) {
 			kopts m = o;
 			m.mt_keys = n;
 			bench_memtable(&m, 8);
