@@ -11,25 +11,40 @@
  * view and merges them into it, so a listing beside appends pays for the
  * new keys only (and a merge of the view).
  *
- * Memory (sb_mt_bytes): arena bytes used, index slots (retired ones too)
- * and the view.
+ * Memory (sb_mt_bytes): arena bytes used, index slots (retired ones too),
+ * the chunk table and the view.
  *
- * Layout. Every key has one entry in the arena (header, then the key
- * bytes) from its first put until clear: a delete marks it MT_GONE, a put
- * again revives it. The index is an open-addressing table (linear probing,
- * at most 3/4 full) of 8-byte slots {entry, the hash's top bits}; growing
- * builds a table twice the size (from the feed, keys hashed again) and
- * publishes it; the old one stays until clear, for readers still inside it. Entries are linked in the order they were made (`newer`), the
- * feed of the sorted view. Arrays and arena chunks from 2 MiB on are mapped
- * with huge pages (madvise), which saves a TLB miss per random access.
+ * Layout. Every key has one entry in the arena (a 32-byte header, then the
+ * key bytes) from its first put until clear: a delete marks it MT_GONE, a
+ * put again revives it. Arena chunks are named by a 32-bit handle (the
+ * chunk's number in the chunk table, the entry's place in it / 8). The
+ * index is an open-addressing table (linear probing, at most 3/4 full) of
+ * 8-byte slots {the key hash's top 32 bits, the entry's handle}; a key's
+ * home slot is the top bits of its hash, so the slots of a table are in
+ * the order of their hashes, and growing reads the old table in order and
+ * writes the new one (twice the size) nearly in order, from the slots
+ * alone: no entry is read and no key hashed again, and the hardware reads
+ * both tables ahead (a table that grew by re-hashing its keys cost a cache
+ * miss per key and growth, about half of a put at 1,000,000 keys). The new
+ * table is published; the old one stays until clear, for readers still
+ * inside it. A probe compares the slot's 32 hash bits before it reads an
+ * entry. Entries are linked in the order they were made (`newer`, a
+ * handle), the feed of the sorted view. Arrays and arena chunks from 2 MiB
+ * on are mapped with huge pages (madvise), which saves a TLB miss per
+ * random access.
  *
  * Threads: one writer (put, delete, clear: the caller serializes them),
  * readers lock-free for get: a slot is published (release) after its entry
- * is whole, and an entry's value is read under its seqlock (`seq`, odd while
- * the writer changes it; every field an atomic). The view is under `vlock`
- * (rwlock): a seek that finds new entries builds it (exclusive), steps read
- * it (shared). An iterator keeps its index in the view while the view's
+ * is whole and its chunk is in the chunk table (a reader reads the table
+ * after the slot, acquire: it holds the chunk; a grown chunk table is
+ * published whole and the old one kept, as indexes are), and an entry's
+ * value is read under its seqlock (`seq`, odd while the writer changes it;
+ * every field an atomic). On x86 none of this costs a locked instruction
+ * or a fence: a get is plain loads. The view is under `vlock` (rwlock): a
+ * seek that finds new entries builds it (exclusive), steps read it
+ * (shared). An iterator keeps its index in the view while the view's
  * generation holds, and otherwise finds its key again (binary search).
+ * The view and iteration: memtable_view.c; the structs: memtable_impl.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,89 +56,19 @@
 #include <time.h>
 
 #include "format.h"
-#include "memtable.h"
+#include "memtable_impl.h"
 #include "sb_store.h"
 
-#define MT_GONE 0x8000u          /* flags: deleted */
 #define MT_SLOTS0 16u            /* slots of a new table */
+#define MT_SLOTS_MAX (1ull << 31) /* a home is 32 hash bits' top bits */
 #define MT_CHUNK0 4096u          /* the first arena chunk */
 #define MT_CHUNK_MAX (4u << 20)  /* arena chunks grow to this */
 #define MT_HUGE (2u << 20)       /* from this size on: mapped, huge pages */
+#define MT_CVEC0 4u              /* chunk table entries, at first */
 
-typedef struct mt_ent {
-	_Atomic uint32_t seq;          /* value seqlock: odd while written */
-	_Atomic uint16_t flags;        /* SB_MT_* and MT_GONE */
-	uint16_t klen;                 /* set before the entry is published */
-	_Atomic uint64_t offset;
-	_Atomic int64_t ts;
-	_Atomic uint32_t size;
-	_Atomic(struct mt_ent *) newer; /* the entry made after this one */
-	uint8_t key[];
-} mt_ent;
-
-/*
- * A slot: 0 (empty: the end of a probe), or an entry's address / 8 in the
- * low SLOT_PTR bits (arena memory lies below 2^47: arena_alloc checks) and
- * the top bits of its key's hash above, so that a probe rarely follows a
- * slot to another key's entry. 8 bytes: eight slots a cache line.
- */
-typedef _Atomic uint64_t mt_slot;
-#define SLOT_PTR 44
-
-static inline uint64_t slot_of(const mt_ent *e, uint64_t h)
-{
-	return ((uint64_t)(uintptr_t)e >> 3) | (h >> SLOT_PTR << SLOT_PTR);
-}
-
-static inline mt_ent *slot_ent(uint64_t s)
-{
-	return (mt_ent *)(uintptr_t)((s & ((1ull << SLOT_PTR) - 1)) << 3);
-}
-
-typedef struct mt_index {
-	struct mt_index *older;        /* retired before it: freed at clear */
-	size_t mask;                   /* slots - 1 */
-	mt_slot *slot;
-} mt_index;
-
-typedef struct mt_vent {
-	uint64_t pfx;                  /* the key's first 8 bytes, big-endian */
-	const mt_ent *e;
-} mt_vent;
-
-struct mt_chunk {
-	struct mt_chunk *prev;
-	size_t cap, used;
-	_Alignas(16) unsigned char data[];
-};
-
-struct sb_mt {
-	_Atomic(mt_index *) idx;       /* [writer; readers acquire] */
-	size_t used;                   /* [writer] slots filled in idx */
-	_Atomic size_t count;          /* keys present */
-	_Atomic size_t bytes;          /* [writer] memory held, but the view's */
-	_Atomic size_t vbytes;         /* [vlock] the view's */
-	uint64_t seed;                 /* of the hash */
-	struct mt_chunk *chunks;       /* [writer] newest first */
-	_Atomic(mt_ent *) first;       /* [writer; readers acquire] oldest entry */
-	mt_ent *last;                  /* [writer] newest entry */
-	_Atomic size_t nents;          /* [writer; readers acquire] entries made */
-	int no_view;                   /* tests: views cannot be built */
-	pthread_rwlock_t vlock;
-	mt_vent *view;                 /* [vlock] entries up to vlast, sorted */
-	size_t vn, vcap;               /* [vlock] */
-	const mt_ent *vlast;           /* [vlock] the newest entry in the view */
-	uint64_t vgen;                 /* [vlock] views built (from 1) */
-};
+#define MT_CHUNKS_MAX (1u << (32 - MT_HOFF_BITS)) /* chunk numbers in a handle */
 
 /* ---- keys ------------------------------------------------------------------- */
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
 
 static inline uint32_t ld32(const uint8_t *p)
 {
@@ -142,8 +87,9 @@ static inline uint64_t mix(uint64_t a, uint64_t b)
 #define H2 0xe7037ed1a0b428dbull
 #define H3 0x8ebc6af09c88c6e3ull
 
-/* A 64-bit hash of the key (multiply-fold, as wyhash), with the table's seed. */
-static inline uint64_t key_hash(uint64_t seed, const uint8_t *k, size_t n)
+/* A 32-bit hash of the key (multiply-fold, as wyhash, its top half), with
+ * the table's seed. */
+static inline uint32_t key_hash(uint64_t seed, const uint8_t *k, size_t n)
 {
 	uint64_t a, b, s = seed ^ (n * H3);
 
@@ -166,44 +112,20 @@ static inline uint64_t key_hash(uint64_t seed, const uint8_t *k, size_t n)
 		a = ld64(k + n - 16);
 		b = ld64(k + n - 8);
 	}
-	return mix(H1 ^ n, mix(a ^ H2, b ^ s));
+	return (uint32_t)(mix(H1 ^ n, mix(a ^ H2, b ^ s)) >> 32);
 }
 
 static inline int key_eq(const mt_ent *e, const uint8_t *k, size_t n)
 {
 	if (e->klen != n)
 		return 0;
-	if (n >= 8 && n <= 16)
-		return ld64(e->key) == ld64(k) && ld64(e->key + n - 8) == ld64(k + n - 8);
-	return memcmp(e->key, k, n) == 0;
-}
-
-static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
-{
-	uint8_t b[8] = {0};
-
-	memcpy(b, k, kl < 8 ? kl : 8);
-	return __builtin_bswap64(ld64(b));
-}
-
-/* Keys compare as bytes, a shorter prefix first. */
-static int key_cmp(uint64_t pa, const uint8_t *a, size_t al, uint64_t pb, const uint8_t *b, size_t bl)
-{
-	if (pa != pb)
-		return pa < pb ? -1 : 1;
-	size_t m = al < bl ? al : bl;
-	if (m > 8) {
-		int c = memcmp(a + 8, b + 8, m - 8);
-		if (c)
-			return c;
-	}
-	return (al > bl) - (al < bl);
-}
-
-static int vent_cmp(const void *x, const void *y)
-{
-	const mt_vent *a = x, *b = y;
-	return key_cmp(a->pfx, a->e->key, a->e->klen, b->pfx, b->e->key, b->e->klen);
+	if (n < 8 || n > 64)
+		return memcmp(e->key, k, n) == 0;
+	/* 8..64 bytes: 8-byte words, the last one ending at the key's end */
+	uint64_t d = ld64(e->key + n - 8) ^ ld64(k + n - 8);
+	for (size_t i = 0; i + 8 < n; i += 8)
+		d |= ld64(e->key + i) ^ ld64(k + i);
+	return d == 0;
 }
 
 /* ---- memory ------------------------------------------------------------------ */
@@ -250,41 +172,72 @@ static void big_free(void *p, size_t n)
 		munmap(p, big_len(n));
 }
 
-static void *arena_alloc(sb_mt *m, size_t n)
+static inline uint32_t ent_handle(const struct mt_chunk *c, const void *e)
 {
-	struct mt_chunk *c = m->chunks;
+	return (c->id << MT_HOFF_BITS) | (uint32_t)(((const unsigned char *)e - (const unsigned char *)c) >> 3);
+}
+
+/* Number a new chunk: its place in the chunk table (grown and published
+ * when full). 0 or -ENOMEM. [writer] */
+static int chunk_add(sb_mt *m, struct mt_chunk *nc)
+{
+	mt_cvec *cv = atomic_load_explicit(&m->cv, memory_order_relaxed);
+
+	if (m->nchunks == MT_CHUNKS_MAX)
+		return -ENOMEM;
+	if (!cv || m->nchunks == cv->cap) {
+		uint32_t cap = cv ? 2 * cv->cap : MT_CVEC0;
+		mt_cvec *nv = malloc(sizeof(*nv) + cap * sizeof(nv->c[0]));
+		if (!nv)
+			return -ENOMEM;
+		nv->cap = cap;
+		nv->older = cv;
+		if (cv)
+			memcpy(nv->c, cv->c, m->nchunks * sizeof(nv->c[0]));
+		wadd(&m->bytes, sizeof(*nv) + cap * sizeof(nv->c[0]), memory_order_relaxed);
+		atomic_store_explicit(&m->cv, nv, memory_order_release);
+		cv = nv;
+	}
+	nc->id = m->nchunks;
+	cv->c[m->nchunks++] = nc;
+	return 0;
+}
+
+/* n bytes (8-aligned) in the arena and their handle. [writer] */
+static void *arena_alloc(sb_mt *m, size_t n, uint32_t *hd)
+{
+	struct mt_chunk *c = m->cur;
 
 	n = (n + 7) & ~(size_t)7;
 	if (!c || c->cap - c->used < n) {
 		/* Chunks grow from 4 KiB to MT_CHUNK_MAX (sizes with their
-		 * header): thousands of topics with few keys each cost a page or
-		 * two each. */
-		size_t last = c ? sizeof(*c) + c->cap : 0;
-		size_t grown = !c ? MT_CHUNK0 : last < MT_CHUNK_MAX ? 2 * last : MT_CHUNK_MAX;
+		 * header) as the arena does: thousands of topics with few keys
+		 * each cost a page or two each. */
+		size_t grown = m->arena < MT_CHUNK0 ? MT_CHUNK0 : m->arena < MT_CHUNK_MAX ? m->arena : MT_CHUNK_MAX;
 		size_t cap = n > grown / 4 ? n : grown - sizeof(*c);
 		struct mt_chunk *nc = big_alloc(sizeof(*nc) + cap);
-		if (nc && ((uintptr_t)nc + sizeof(*nc) + cap) >> (SLOT_PTR + 3)) {
-			big_free(nc, sizeof(*nc) + cap); /* a slot could not name it */
-			nc = NULL;
-		}
 		if (!nc)
 			return NULL;
-		nc->cap = cap;
+		if (chunk_add(m, nc)) {
+			big_free(nc, sizeof(*nc) + cap);
+			return NULL;
+		}
+		nc->cap = (uint32_t)cap;
+		m->arena += sizeof(*nc) + cap;
 		if (c && cap == n) {
-			/* A big key gets a chunk of its own, kept behind the
-			 * current one so that its free space stays in use. */
-			nc->prev = c->prev;
-			c->prev = nc;
-			nc->used = n;
+			/* A big key gets a chunk of its own; the current one
+			 * stays, its free space in use. */
+			nc->used = (uint32_t)n;
 			wadd(&m->bytes, n, memory_order_relaxed);
+			*hd = ent_handle(nc, nc->data);
 			return nc->data;
 		}
-		nc->prev = c;
-		m->chunks = c = nc;
+		m->cur = c = nc;
 	}
 	void *p = c->data + c->used;
-	c->used += n;
+	c->used += (uint32_t)n;
 	wadd(&m->bytes, n, memory_order_relaxed);
+	*hd = ent_handle(c, p);
 	return p;
 }
 
@@ -299,6 +252,7 @@ static mt_index *index_new(sb_mt *m, size_t slots)
 		return NULL;
 	}
 	x->mask = slots - 1;
+	x->shift = 32 - (unsigned)__builtin_ctzll(slots);
 	x->older = NULL;
 	wadd(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot), memory_order_relaxed);
 	return x;
@@ -308,13 +262,15 @@ static mt_index *index_new(sb_mt *m, size_t slots)
  * nothing (idx NULL). No reader may be inside. */
 static void release_all(sb_mt *m)
 {
-	struct mt_chunk *c = m->chunks;
+	mt_cvec *cv = atomic_load_explicit(&m->cv, memory_order_relaxed);
 	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
 
-	while (c) {
-		struct mt_chunk *p = c->prev;
-		big_free(c, sizeof(*c) + c->cap);
-		c = p;
+	for (uint32_t i = 0; i < m->nchunks; i++)
+		big_free(cv->c[i], sizeof(*cv->c[i]) + cv->c[i]->cap);
+	while (cv) {
+		mt_cvec *o = cv->older;
+		free(cv);
+		cv = o;
 	}
 	while (x) {
 		mt_index *o = x->older;
@@ -323,10 +279,13 @@ static void release_all(sb_mt *m)
 		x = o;
 	}
 	free(m->view);
-	m->chunks = NULL;
+	m->cur = NULL;
+	m->nchunks = 0;
+	m->arena = 0;
+	atomic_store_explicit(&m->cv, NULL, memory_order_relaxed);
 	atomic_store_explicit(&m->idx, NULL, memory_order_relaxed);
 	m->used = 0;
-	atomic_store_explicit(&m->first, NULL, memory_order_relaxed);
+	atomic_store_explicit(&m->first, 0, memory_order_relaxed);
 	m->last = NULL;
 	atomic_store_explicit(&m->nents, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->count, 0, memory_order_relaxed);
@@ -399,6 +358,11 @@ void sb_mt_test_no_views(sb_mt *m)
 	m->no_view = 1;
 }
 
+void sb_mt_test_yield_in_grow(sb_mt *m)
+{
+	m->test_yield = 1;
+}
+
 /* ---- values ------------------------------------------------------------------ */
 
 /* Set e's value (and its flags: gone or not). [writer] */
@@ -406,68 +370,62 @@ static void ent_set(mt_ent *e, const sb_mt_val *v, uint32_t flags)
 {
 	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
+	/* release: seq odd before each field (a reader that reads a
+	 * field of this write reads seq odd or moved on after it); on x86
+	 * plain stores */
 	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&e->offset, v->offset, memory_order_relaxed);
-	atomic_store_explicit(&e->ts, v->ts, memory_order_relaxed);
-	atomic_store_explicit(&e->size, v->size, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, (uint16_t)flags, memory_order_relaxed);
+	atomic_store_explicit(&e->offset, v->offset, memory_order_release);
+	atomic_store_explicit(&e->ts, v->ts, memory_order_release);
+	atomic_store_explicit(&e->size, v->size, memory_order_release);
+	atomic_store_explicit(&e->flags, (uint16_t)flags, memory_order_release);
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
-}
-
-/* e's value as one write left it; its flags with MT_GONE. */
-static uint32_t ent_get(const mt_ent *e, sb_mt_val *v)
-{
-	for (unsigned spins = 0;;) {
-		uint32_t s = atomic_load_explicit(&e->seq, memory_order_acquire), f;
-		if (s & 1) {
-			if (++spins > 100)
-				sched_yield(); /* the writer was preempted mid-write */
-			continue;
-		}
-		v->offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
-		v->ts = atomic_load_explicit(&e->ts, memory_order_relaxed);
-		v->size = atomic_load_explicit(&e->size, memory_order_relaxed);
-		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s) {
-			v->flags = (uint16_t)(f & ~MT_GONE);
-			return f;
-		}
-	}
 }
 
 /* ---- put, get, delete -------------------------------------------------------- */
 
 /* The slot of the key in x, or of the empty slot where it would go. */
-static inline mt_slot *probe(const mt_index *x, uint64_t h, const uint8_t *k, size_t kl, mt_ent **found)
+static inline mt_slot *probe(const sb_mt *m, const mt_index *x, uint32_t h, const uint8_t *k, size_t kl,
+			     mt_ent **found)
 {
-	for (size_t i = h & x->mask;; i = (i + 1) & x->mask) {
+	for (size_t i = h >> x->shift;; i = (i + 1) & x->mask) {
 		mt_slot *s = &x->slot[i];
 		uint64_t v = atomic_load_explicit(s, memory_order_acquire);
-		if (!v || ((v ^ h) >> SLOT_PTR == 0 && key_eq(slot_ent(v), k, kl))) {
-			*found = slot_ent(v);
+		if (!v) {
+			*found = NULL;
 			return s;
+		}
+		if ((uint32_t)(v >> 32) == h) {
+			mt_ent *e = ent_at(m, (uint32_t)v);
+			if (key_eq(e, k, kl)) {
+				*found = e;
+				return s;
+			}
 		}
 	}
 }
 
-/* Twice the slots, published; the old index retired. Entries go in as
- * they were made (the feed: in arena order, which the hardware reads
- * ahead), their keys hashed again. [writer] */
+/* Twice the slots, published; the old index retired. The old slots are
+ * read in order and land in the new table in order (a home is the hash's
+ * top bits): the slots alone say where, no entry is read. [writer] */
 static int grow(sb_mt *m, mt_index *x)
 {
-	mt_index *y = index_new(m, 2 * (x->mask + 1));
+	size_t n = x->mask + 1;
 
+	if (2 * n > MT_SLOTS_MAX)
+		return -ENOMEM;
+	mt_index *y = index_new(m, 2 * n);
 	if (!y)
 		return -ENOMEM;
-	for (mt_ent *e = atomic_load_explicit(&m->first, memory_order_relaxed); e;
-	     e = atomic_load_explicit(&e->newer, memory_order_relaxed)) {
-		uint64_t h = key_hash(m->seed, e->key, e->klen);
-		size_t j = h & y->mask;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = atomic_load_explicit(&x->slot[i], memory_order_relaxed);
+		if (m->test_yield && i % 256 == 0)
+			sched_yield();
+		if (!v)
+			continue;
+		size_t j = (uint32_t)(v >> 32) >> y->shift;
 		while (atomic_load_explicit(&y->slot[j], memory_order_relaxed))
 			j = (j + 1) & y->mask;
-		atomic_store_explicit(&y->slot[j], slot_of(e, h), memory_order_relaxed);
+		atomic_store_explicit(&y->slot[j], v, memory_order_relaxed);
 	}
 	y->older = x;
 	atomic_store_explicit(&m->idx, y, memory_order_release);
@@ -478,6 +436,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 {
 	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
 	mt_ent *e;
+	uint32_t hd;
 
 	if (!klen || klen > SB_KEY_MAX)
 		return -EINVAL;
@@ -486,8 +445,8 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 			return -ENOMEM;
 		atomic_store_explicit(&m->idx, x, memory_order_release);
 	}
-	uint64_t h = key_hash(m->seed, key, klen);
-	mt_slot *s = probe(x, h, key, klen, &e);
+	uint32_t h = key_hash(m->seed, key, klen);
+	mt_slot *s = probe(m, x, h, key, klen, &e);
 	if (e) {
 		uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
 		if (f & MT_GONE)
@@ -499,9 +458,9 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 		if (grow(m, x))
 			return -ENOMEM;
 		x = atomic_load_explicit(&m->idx, memory_order_relaxed);
-		s = probe(x, h, key, klen, &e);
+		s = probe(m, x, h, key, klen, &e);
 	}
-	if (!(e = arena_alloc(m, sizeof(*e) + klen)))
+	if (!(e = arena_alloc(m, sizeof(*e) + klen, &hd)))
 		return -ENOMEM;
 	atomic_init(&e->seq, 0);
 	atomic_init(&e->flags, (uint16_t)(v->flags & ~MT_GONE));
@@ -509,16 +468,16 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	atomic_init(&e->ts, v->ts);
 	atomic_init(&e->size, v->size);
 	e->klen = (uint16_t)klen;
-	atomic_init(&e->newer, NULL);
+	atomic_init(&e->newer, 0);
 	memcpy(e->key, key, klen);
 	/* the feed, then the index (both publish the whole entry) */
 	if (m->last)
-		atomic_store_explicit(&m->last->newer, e, memory_order_release);
+		atomic_store_explicit(&m->last->newer, hd, memory_order_release);
 	else
-		atomic_store_explicit(&m->first, e, memory_order_release);
+		atomic_store_explicit(&m->first, hd, memory_order_release);
 	m->last = e;
 	wadd(&m->nents, 1, memory_order_release);
-	atomic_store_explicit(s, slot_of(e, h), memory_order_release);
+	atomic_store_explicit(s, (uint64_t)h << 32 | hd, memory_order_release);
 	m->used++;
 	wadd(&m->count, 1, memory_order_relaxed);
 	return 0;
@@ -532,7 +491,7 @@ static mt_ent *lookup(const sb_mt *m, const void *key, size_t klen)
 
 	if (!x || !klen || klen > SB_KEY_MAX)
 		return NULL;
-	probe(x, key_hash(m->seed, key, klen), key, klen, &e);
+	probe(m, x, key_hash(m->seed, key, klen), key, klen, &e);
 	return e;
 }
 
@@ -557,171 +516,6 @@ int sb_mt_get(const sb_mt *m, const void *key, size_t klen, sb_mt_val *v)
 		return -ENOENT;
 	*v = r;
 	return 0;
-}
-
-/* ---- the sorted view and iteration ------------------------------------------- */
-
-/* Add the entries made since the view was built: sort them, merge them in
- * from the back. 0, or -ENOMEM (the view stays as it was). [vlock excl.] */
-static int view_refresh(sb_mt *m)
-{
-	size_t n = atomic_load_explicit(&m->nents, memory_order_acquire), k = n - m->vn;
-
-	if (!k)
-		return 0;
-	if (m->no_view)
-		return -ENOMEM;
-	mt_vent *add = malloc(k * sizeof(*add));
-	if (!add)
-		return -ENOMEM;
-	if (n > m->vcap) {
-		size_t cap = n + n / 2;
-		mt_vent *nv = realloc(m->view, cap * sizeof(*nv));
-		if (!nv) {
-			free(add);
-			return -ENOMEM;
-		}
-		atomic_store_explicit(&m->vbytes, cap * sizeof(*nv), memory_order_relaxed);
-		m->view = nv;
-		m->vcap = cap;
-	}
-	const mt_ent *e = m->vlast ? atomic_load_explicit(&m->vlast->newer, memory_order_acquire)
-				   : atomic_load_explicit(&m->first, memory_order_acquire);
-	for (size_t i = 0; i < k; i++) {
-		add[i] = (mt_vent){key_prefix(e->key, e->klen), e};
-		m->vlast = e;
-		if (i + 1 < k)
-			e = atomic_load_explicit(&e->newer, memory_order_acquire);
-	}
-	qsort(add, k, sizeof(*add), vent_cmp);
-	size_t i = m->vn, j = k, w = n;
-	while (j) {
-		if (i && vent_cmp(&m->view[i - 1], &add[j - 1]) > 0)
-			m->view[--w] = m->view[--i];
-		else
-			m->view[--w] = add[--j];
-	}
-	free(add);
-	m->vn = n;
-	m->vgen++;
-	return 0;
-}
-
-/* The first index of the view whose key is >= key (> key: after). [vlock] */
-static size_t view_lower(const sb_mt *m, const uint8_t *k, size_t kl, int after)
-{
-	uint64_t pfx = key_prefix(k, kl);
-	size_t lo = 0, hi = m->vn;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const mt_vent *v = &m->view[mid];
-		int c = key_cmp(v->pfx, v->e->key, v->e->klen, pfx, k, kl);
-		if (c < 0 || (after && c == 0))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void iter_at(sb_mt_iter *it, const mt_ent *e, const sb_mt_val *v)
-{
-	it->key = e->key;
-	it->klen = e->klen;
-	it->val = *v;
-	it->valid = 1;
-}
-
-/* From view index i on: the first present entry. [vlock] */
-static void view_settle(const sb_mt *m, size_t i, sb_mt_iter *it)
-{
-	sb_mt_val v;
-
-	for (; i < m->vn; i++) {
-		const mt_ent *e = m->view[i].e;
-		if (!(ent_get(e, &v) & MT_GONE)) {
-			iter_at(it, e, &v);
-			it->at = i;
-			it->gen = m->vgen;
-			return;
-		}
-	}
-	it->valid = 0;
-}
-
-/* Without a view (no memory for one): the least present key >= key (>:
- * after), by a walk over every entry. */
-static void scan_settle(const sb_mt *m, const uint8_t *k, size_t kl, int after, sb_mt_iter *it)
-{
-	uint64_t pfx = kl ? key_prefix(k, kl) : 0, bp = 0;
-	const mt_ent *best = NULL;
-	sb_mt_val v, bv = {0};
-
-	for (const mt_ent *e = atomic_load_explicit(&m->first, memory_order_acquire); e;
-	     e = atomic_load_explicit(&e->newer, memory_order_acquire)) {
-		uint64_t ep = key_prefix(e->key, e->klen);
-		int c = kl ? key_cmp(ep, e->key, e->klen, pfx, k, kl) : 1;
-		if (c < 0 || (after && c == 0) || (best && key_cmp(ep, e->key, e->klen, bp, best->key, best->klen) >= 0))
-			continue;
-		if (!(ent_get(e, &v) & MT_GONE))
-			best = e, bp = ep, bv = v;
-	}
-	it->valid = 0;
-	if (best)
-		iter_at(it, best, &bv);
-	it->gen = 0;
-}
-
-void sb_mt_seek(const sb_mt *m, const void *key, size_t klen, sb_mt_iter *it)
-{
-	sb_mt *w = (sb_mt *)m; /* the view is built on demand */
-	int fresh = 1;
-
-	it->m = m;
-	pthread_rwlock_rdlock(&w->vlock);
-	if (atomic_load_explicit(&m->nents, memory_order_acquire) != m->vn) {
-		pthread_rwlock_unlock(&w->vlock);
-		pthread_rwlock_wrlock(&w->vlock);
-		fresh = view_refresh(w) == 0;
-	}
-	if (fresh)
-		view_settle(m, klen ? view_lower(m, key, klen, 0) : 0, it);
-	else
-		scan_settle(m, key, klen, 0, it);
-	pthread_rwlock_unlock(&w->vlock);
-}
-
-int sb_mt_iter_valid(const sb_mt_iter *it)
-{
-	return it->valid;
-}
-
-void sb_mt_iter_next(sb_mt_iter *it)
-{
-	sb_mt *w = (sb_mt *)it->m;
-
-	if (!it->valid)
-		return;
-	pthread_rwlock_rdlock(&w->vlock);
-	if (!it->gen)
-		scan_settle(w, it->key, it->klen, 1, it);
-	else if (it->gen == w->vgen)
-		view_settle(w, it->at + 1, it);
-	else /* the view was rebuilt: find its place again */
-		view_settle(w, view_lower(w, it->key, it->klen, 1), it);
-	pthread_rwlock_unlock(&w->vlock);
-}
-
-const uint8_t *sb_mt_iter_key(const sb_mt_iter *it, size_t *klen)
-{
-	*klen = it->klen;
-	return it->key;
-}
-
-void sb_mt_iter_val(const sb_mt_iter *it, sb_mt_val *v)
-{
-	*v = it->val;
 }
 
 /* ---- streambus bench keys (sb_store.h) ------------------------------------ */

@@ -50,6 +50,9 @@ void sb_mt_clear(sb_mt *m);
 /* Tests: no sorted view can be built from now on (as when memory for one
  * runs out): iteration falls back to a walk over every entry per step. */
 void sb_mt_test_no_views(sb_mt *m);
+/* Tests: the index's growth yields the CPU now and then (readers beside
+ * it find the old index and the new one published). */
+void sb_mt_test_yield_in_grow(sb_mt *m);
 
 /*
  * Ordered iteration: sb_mt_seek() positions at the first key >= key (klen

@@ -6,11 +6,13 @@
  * reader threads (run under TSan in tools/test) that check every value
  * they see is whole and every scan is in order, and a scan with puts and
  * deletes between its steps.
- * SB_MT_OPS: operations of the model test (default 200,000).
+ * SB_MT_OPS: operations of the model test (default 200,000; 50,000 under
+ * TSan).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +93,11 @@ Test(memtable, model)
 {
 	uint64_t seed = 12345;
 	const char *e = getenv("SB_MT_OPS");
+#ifdef __SANITIZE_THREAD__
+	long ops = e ? atol(e) : 50000; /* one thread: TSan checks nothing here */
+#else
 	long ops = e ? atol(e) : 200000;
+#endif
 	size_t count = 0;
 	sb_mt *m;
 
@@ -466,5 +472,122 @@ Test(memtable, one_writer_many_readers, .timeout = 120)
 	cr_assert_eq(atomic_load(&cbad), 0, "%lu bad reads of %lu", atomic_load(&cbad), atomic_load(&creads));
 	cr_assert_gt(atomic_load(&creads), 0);
 	cr_assert_eq(sb_mt_count(CM), CKEYS);
+	sb_mt_free(CM);
+}
+
+/*
+ * Readers beside a writer that puts new keys (8, 32 and 1..40 bytes) into
+ * a table growing from empty: the index grows (twice the slots, published)
+ * and so does the chunk table, many times while the readers are inside.
+ * Every key put before a reader read the watermark is found, whole; keys
+ * never put are not; seeks come in order. Then updates and deletes beside
+ * them. SB_MT_GROW: keys (default 40,000; 15,000 under a sanitizer).
+ */
+static _Atomic uint64_t gmark; /* keys below this were put (and not deleted) */
+static uint64_t gkeys;
+
+static size_t gkey(uint64_t i, uint8_t *buf)
+{
+	size_t len = i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 40;
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull; /* distinct for distinct i */
+
+	for (size_t b = 0; b < len; b++)
+		buf[b] = len < 8 ? (uint8_t)(i >> (8 * b)) : (uint8_t)((x >> (8 * (b % 8))) ^ (b / 8));
+	return len;
+}
+
+/* Keys of 1..7 bytes hold i's low bytes: distinct only while i fits. */
+static int gkey_used(uint64_t i)
+{
+	size_t len = i % 3 == 2 ? 1 + i % 40 : 8;
+	return len >= 8 || i < (1ull << (8 * len));
+}
+
+static void *grow_reader(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 131 + 7;
+	uint8_t k[48];
+
+	while (!atomic_load(&cdone)) {
+		uint64_t mark = atomic_load_explicit(&gmark, memory_order_acquire);
+		uint64_t i = ut_rnd(&seed) % gkeys;
+		sb_mt_val v;
+		if (i < mark && gkey_used(i) && i % 5 != 0 &&
+		    (sb_mt_get(CM, k, gkey(i, k), &v) != 0 || !val_whole(i, &v)))
+			atomic_fetch_add(&cbad, 1);
+		if (i < mark && gkey_used(i) && sb_mt_get(CM, k, gkey(i, k), &v) == 0 && !val_whole(i, &v))
+			atomic_fetch_add(&cbad, 1);
+		/* never put: 41..48 bytes */
+		memset(k, (int)(i & 0xff), sizeof(k));
+		if (sb_mt_get(CM, k, 41 + i % 8, &v) != -ENOENT)
+			atomic_fetch_add(&cbad, 1);
+		if (ut_rnd(&seed) % 256 == 0) {
+			sb_mt_iter it;
+			uint8_t prev[40];
+			size_t prevl = 0;
+			int n = 0;
+			sb_mt_seek(CM, k, gkey(i, k), &it);
+			for (; sb_mt_iter_valid(&it) && n < 100; sb_mt_iter_next(&it), n++) {
+				size_t kl;
+				const uint8_t *kk = sb_mt_iter_key(&it, &kl);
+				if (kl > sizeof(prev) || (prevl && kcmp(prev, prevl, kk, kl) >= 0))
+					atomic_fetch_add(&cbad, 1);
+				memcpy(prev, kk, kl < sizeof(prev) ? kl : sizeof(prev));
+				prevl = kl;
+			}
+		}
+		atomic_fetch_add(&creads, 1);
+	}
+	return NULL;
+}
+
+Test(memtable, readers_beside_growth)
+{
+	const char *env = getenv("SB_MT_GROW");
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	gkeys = env ? (uint64_t)atol(env) : 15000;
+#else
+	gkeys = env ? (uint64_t)atol(env) : 40000;
+#endif
+	pthread_t th[READERS];
+	uint64_t seed = 5;
+	uint8_t k[40];
+
+	cr_assert_eq(sb_mt_new(&CM), 0);
+	sb_mt_test_yield_in_grow(CM);
+	atomic_store(&cdone, 0);
+	atomic_store(&gmark, 0);
+	atomic_store(&cbad, 0);
+	atomic_store(&creads, 0);
+	for (int t = 0; t < READERS; t++)
+		cr_assert_eq(pthread_create(&th[t], NULL, grow_reader, (void *)(uintptr_t)t), 0);
+	size_t count = 0;
+	for (uint64_t i = 0; i < gkeys; i++) {
+		if (!gkey_used(i))
+			continue;
+		sb_mt_val v = cval(i, 0);
+		cr_assert_eq(sb_mt_put(CM, k, gkey(i, k), &v), 0);
+		count++;
+		atomic_store_explicit(&gmark, i + 1, memory_order_release);
+		if (i % 1024 == 0)
+			sched_yield(); /* let the readers in between growths */
+	}
+	/* updates, and keys i % 5 == 0 deleted and put back */
+	for (uint64_t n = 0; n < 4 * gkeys; n++) {
+		uint64_t i = ut_rnd(&seed) % gkeys;
+		if (!gkey_used(i))
+			continue;
+		size_t kl = gkey(i, k);
+		if (i % 5 == 0 && ut_rnd(&seed) % 2)
+			cr_assert_eq(sb_mt_delete(CM, k, kl), 0);
+		sb_mt_val v = cval(i, 1 + n % 1000);
+		cr_assert_eq(sb_mt_put(CM, k, kl, &v), 0);
+	}
+	atomic_store(&cdone, 1);
+	for (int t = 0; t < READERS; t++)
+		pthread_join(th[t], NULL);
+	cr_assert_eq(atomic_load(&cbad), 0, "%lu bad reads of %lu", atomic_load(&cbad), atomic_load(&creads));
+	cr_assert_gt(atomic_load(&creads), 0);
+	cr_assert_eq(sb_mt_count(CM), count);
 	sb_mt_free(CM);
 }
