@@ -25,7 +25,7 @@ const char sbfs_store_usage[] =
 	"          max_record_bytes 1048576, sync interval (never|interval|always),\n"
 	"          sync_interval_ms 1000, retention_bytes -1, retention_ms -1,\n"
 	"          compression none (none|lz4|zstd: sealed segments, in the\n"
-	"          background), compression_block_bytes 32768,\n"
+	"          background), compression_block_bytes 65536,\n"
 	"          key_memtable_bytes 4194304 (the key index's keys in memory),\n"
 	"          cleanup delete (delete|compact|compact,delete; compact+delete too),\n"
 	"          delete_retention_ms 86400000 (how long compaction keeps a tombstone)\n"

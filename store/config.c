@@ -18,7 +18,7 @@ void sb_log_config_default(sb_log_config *c)
 	c->retention_bytes = -1;
 	c->retention_ms = -1;
 	c->compression = SB_COMPRESS_NONE;
-	c->compression_block_bytes = 32768; /* by measurement: docs/BENCHMARKS.md, docs/FORMAT.md */
+	c->compression_block_bytes = 65536; /* by measurement: docs/BENCHMARKS.md, docs/FORMAT.md */
 	c->key_memtable_bytes = 4u << 20;
 	c->cleanup = SB_CLEANUP_DELETE;
 	c->delete_retention_ms = 86400000;

@@ -289,19 +289,14 @@ static int zstream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, s
 
 	while (*done < len && pos < end) {
 		sb_zseg *z = sb_segment_zseg(s);
-		sb_zpin pin;
-		const uint8_t *src;
-		uint64_t n, bad = 0;
-		int rc = sb_zseg_stream(z, pos, &pin, &src, &n, &bad);
+		size_t n;
+		uint64_t bad = 0;
+		int rc = sb_zseg_stream_copy(z, pos, dst + *done, len - *done, &n, &bad);
 		if (rc) {
 			sb_segment_report_damage(s, sb_zseg_block_offset(z, sb_zseg_block_of(z, pos, 1)), bad,
 						 "damaged compressed block");
 			return SB_ECORRUPT;
 		}
-		if (n > len - *done)
-			n = len - *done;
-		memcpy(dst + *done, src, n);
-		sb_zseg_unpin(sb_segment_zseg(s), &pin);
 		*done += n;
 		pos += n;
 	}

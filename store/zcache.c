@@ -397,6 +397,55 @@ int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream)
 	return 0;
 }
 
+int sb_zcache_direct(sb_zseg *z, uint32_t i, uint8_t *dst)
+{
+	sb_zcache *c = z->c;
+	struct zslot *s, own = {0};
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	s = find_slot(c, z, i);
+	if (s && s->state != ZS_QUEUED) { /* READY or LOADING: served from it */
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	if (s) { /* queued by a read-ahead: this reader loads it, here */
+		s->state = ZS_EMPTY;
+		s->gen = 0;
+		s->z = NULL;
+	}
+	int ahead = i == z->seq_next;
+	z->seq_next = i + 1;
+	if (ahead && ahead_pays(c))
+		queue_ahead(c, z, i);
+	/* a slot lends its stored buffer and DCtx, holding no block (gen 0) */
+	if ((s = lru_slot(c))) {
+		s->gen = 0;
+		s->z = NULL;
+		s->refs = 0;
+		claim(c, s);
+	}
+	c->direct_loads++;
+	pthread_mutex_unlock(&c->mu);
+	rc = sb_zblock_load_into(z, s ? s : &own, i, dst);
+	if (!s) {
+		slot_release_mem(&own);
+	} else {
+		pthread_mutex_lock(&c->mu);
+		done_loading(c, s, 1); /* EMPTY: it holds no block */
+		pthread_mutex_unlock(&c->mu);
+	}
+	return rc ? rc : 1;
+}
+
+uint64_t sb_zcache_direct_loads(sb_zcache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->direct_loads;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 void sb_zseg_unpin(sb_zseg *z, sb_zpin *pin)
 {
 	struct zslot *s = pin->slot;

@@ -435,29 +435,28 @@ int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned 
 	return 0;
 }
 
-int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
+int sb_zblock_decompress(unsigned codec, struct zslot *s, uint8_t *out, const uint8_t *src, size_t n, size_t raw,
 			 const void *ddict)
 {
 	if (codec == SB_CODEC_LZ4) {
 		if (n > INT32_MAX || raw > INT32_MAX)
 			return SB_ECORRUPT;
-		int r = LZ4_decompress_safe((const char *)src, (char *)s->raw, (int)n, (int)raw);
+		int r = LZ4_decompress_safe((const char *)src, (char *)out, (int)n, (int)raw);
 		return r == (int)raw ? 0 : SB_ECORRUPT;
 	}
 	if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
 		return -ENOMEM;
-	size_t r = ddict ? ZSTD_decompress_usingDDict(s->dctx, s->raw, raw, src, n, ddict)
-		      : ZSTD_decompressDCtx(s->dctx, s->raw, raw, src, n);
+	size_t r = ddict ? ZSTD_decompress_usingDDict(s->dctx, out, raw, src, n, ddict)
+		      : ZSTD_decompressDCtx(s->dctx, out, raw, src, n);
 	return !ZSTD_isError(r) && r == raw ? 0 : SB_ECORRUPT;
 }
 
-int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
+int sb_zblock_load_into(sb_zseg *z, struct zslot *s, uint32_t i, uint8_t *out)
 {
 	const sb_zent *e = &z->t[i];
 	int rc;
 
-	if ((rc = grow_bytes(&s->stored, &s->stored_cap, e->stored)) ||
-	    (rc = grow_bytes(&s->raw, &s->raw_cap, e->raw)))
+	if ((rc = grow_bytes(&s->stored, &s->stored_cap, e->stored)))
 		return rc;
 	if (z->h.dict_len && !atomic_load_explicit(&z->ddict_ready, memory_order_acquire)) {
 		pthread_mutex_lock(&z->c->mu);
@@ -472,14 +471,24 @@ int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
 		return rc;
 	if (sb_crc32c(0, s->stored, e->stored) != e->stored_crc)
 		return SB_ECORRUPT;
-	if ((rc = sb_zblock_decompress(z->h.codec, s, s->stored, e->stored, e->raw, z->ddict)))
+	if ((rc = sb_zblock_decompress(z->h.codec, s, out, s->stored, e->stored, e->raw, z->ddict)))
 		return rc;
-	s->raw_len = e->raw;
-	if (sb_crc32c(0, s->raw, e->raw) != e->raw_crc)
+	if (sb_crc32c(0, out, e->raw) != e->raw_crc)
 		return SB_ECORRUPT;
-	s->decoded = 0;
 	if (sb_zseg_block_stream_len(z, i) > e->raw)
 		return SB_ECORRUPT;
+	return 0;
+}
+
+int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode)
+{
+	const sb_zent *e = &z->t[i];
+	int rc;
+
+	s->decoded = 0;
+	if ((rc = grow_bytes(&s->raw, &s->raw_cap, e->raw)) || (rc = sb_zblock_load_into(z, s, i, s->raw)))
+		return rc;
+	s->raw_len = e->raw;
 	return decode ? sb_zblock_decode(s, e->count, sb_zseg_block_stream_len(z, i), z->h.features) : 0;
 }
 
@@ -592,5 +601,37 @@ int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, u
 	uint64_t rel = spos - z->h.base_stream - z->t[i].rel_stream;
 	*p = pin->slot->raw + rel;
 	*avail = sb_zseg_block_stream_len(z, i) - rel;
+	return 0;
+}
+
+int sb_zseg_stream_copy(sb_zseg *z, uint64_t spos, uint8_t *dst, size_t len, size_t *n, uint64_t *bad_pos)
+{
+	uint32_t i;
+	int rc;
+
+	if (spos < z->h.base_stream || spos >= z->h.stream_end || !z->h.nblocks || !len)
+		return -ENOENT;
+	i = find_block(z, spos - z->h.base_stream, 1);
+	uint64_t rel = spos - z->h.base_stream - z->t[i].rel_stream, slen = sb_zseg_block_stream_len(z, i);
+	/* A whole block with room for all its raw bytes: straight into dst */
+	if (!rel && len >= z->t[i].raw && (rc = sb_zcache_direct(z, i, dst)) != 0) {
+		if (rc < 0) {
+			if (bad_pos)
+				*bad_pos = z->t[i].pos;
+			return rc;
+		}
+		*n = (size_t)slen;
+		return 0;
+	}
+	sb_zpin pin;
+	const uint8_t *p;
+	uint64_t avail;
+	if ((rc = sb_zseg_stream(z, spos, &pin, &p, &avail, bad_pos)))
+		return rc;
+	if (avail > len)
+		avail = len;
+	memcpy(dst, p, (size_t)avail);
+	sb_zseg_unpin(z, &pin);
+	*n = (size_t)avail;
 	return 0;
 }

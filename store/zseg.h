@@ -104,6 +104,13 @@ int sb_zseg_get(sb_zseg *z, uint64_t key, int by_stream, sb_zpin *pin, sb_zrec *
  * Errors as sb_zseg_get.
  */
 int sb_zseg_stream(sb_zseg *z, uint64_t spos, sb_zpin *pin, const uint8_t **p, uint64_t *avail, uint64_t *bad_pos);
+/*
+ * Copy stream bytes from spos into dst, at most len, from the block holding
+ * spos only; *n gets how many. A block read whole whose raw bytes fit in
+ * len is decompressed straight into dst (no copy; dst's bytes past *n up to
+ * the block's raw length are then overwritten too). Errors as sb_zseg_get.
+ */
+int sb_zseg_stream_copy(sb_zseg *z, uint64_t spos, uint8_t *dst, size_t len, size_t *n, uint64_t *bad_pos);
 /* Record k of the pinned block (k < sb_zpin_count()). */
 void sb_zpin_rec(const sb_zseg *z, const sb_zpin *pin, uint32_t k, sb_zrec *r);
 uint32_t sb_zpin_count(const sb_zpin *pin);

@@ -87,6 +87,7 @@ struct sb_zcache {
 	int worker_on;               /* [mu] running (not ending) */
 	int stop;                    /* [mu] the cache is being freed */
 	uint64_t ahead_loads;        /* [mu] blocks the worker loaded */
+	uint64_t direct_loads;       /* [mu] blocks loaded into a reader's buffer */
 	uint32_t steps;              /* [mu] forward stream pins (ahead_pays) */
 	int run_on;                  /* [mu] reading ahead pays (last look) */
 	int ahead;                   /* [mu] -1: by the load; 0 off; 1 on */
@@ -98,8 +99,8 @@ void sb_zent_encode(uint8_t dst[SB_ZSEG_ENTRY], const sb_zent *e);
 /* Decode the columns of s->raw (raw_len bytes, n records, stream_len bytes
  * of values; features: the file's SB_ZSEG_F_*). 0, SB_ECORRUPT or -ENOMEM. */
 int sb_zblock_decode(struct zslot *s, uint32_t n, uint64_t stream_len, unsigned features);
-/* Decompress n bytes at src into s->raw (raw bytes exactly). */
-int sb_zblock_decompress(unsigned codec, struct zslot *s, const uint8_t *src, size_t n, size_t raw,
+/* Decompress n bytes at src into out (raw bytes exactly; s: its DCtx). */
+int sb_zblock_decompress(unsigned codec, struct zslot *s, uint8_t *out, const uint8_t *src, size_t n, size_t raw,
 			 const void *ddict);
 int sb_zseg_pin_block(sb_zseg *z, uint32_t i, sb_zpin *pin);
 /* Stream bytes of block i. */
@@ -108,6 +109,9 @@ uint64_t sb_zseg_block_stream_len(const sb_zseg *z, uint32_t i);
  * into slot s, which is the caller's alone meanwhile. 0, SB_ECORRUPT or
  * -errno. */
 int sb_zblock_load(sb_zseg *z, struct zslot *s, uint32_t i, int decode);
+/* Read and check block i of z, decompressed into out (its raw bytes; s
+ * lends its stored buffer and DCtx): 0, SB_ECORRUPT or -errno. */
+int sb_zblock_load_into(sb_zseg *z, struct zslot *s, uint32_t i, uint8_t *out);
 
 /* zcache.c */
 /* Pin block i of z (stream: for a stream read, which may read ahead). */
@@ -115,6 +119,14 @@ int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream);
 /* Drop z's blocks from c, cancel its queued ones and wait for its loading
  * ones (before z is freed). */
 void sb_zcache_forget(sb_zcache *c, const sb_zseg *z);
+/* A stream read of all of block i of z into dst (room for its raw bytes):
+ * if no slot has it ready or loading, it is loaded and checked straight
+ * into dst (no slot keeps it; the read-ahead goes on as for a pin): 1. 0:
+ * a slot has it (pin it). SB_ECORRUPT or -errno: the load failed (what dst
+ * holds then is no one's). */
+int sb_zcache_direct(sb_zseg *z, uint32_t i, uint8_t *dst);
+/* Tests: blocks loaded straight into a reader's buffer. */
+uint64_t sb_zcache_direct_loads(sb_zcache *c);
 /* Tests: wait until no read-ahead is queued or loading; *loads (if not
  * NULL) gets how many blocks the worker has loaded. */
 void sb_zcache_ahead_wait(sb_zcache *c, uint64_t *loads);

@@ -4,7 +4,8 @@
  * only if its checks passed (random damage, the worker made to load the
  * damaged block before the reader reaches it); a segment freed while its
  * blocks are queued or loading; the worker ends when idle and at close (no
- * thread left behind); readers at once over the same topic.
+ * thread left behind); readers at once over the same topic; whole blocks
+ * decompressed straight into a stream reader's buffer (and damage there).
  * SB_TEST_ZSTREAM_CASES sets the number of damage cases (default 40).
  */
 #include <criterion/criterion.h>
@@ -370,4 +371,127 @@ Test(zstream, readers_at_once)
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 3; i++)
 		pthread_join(th[i], NULL);
+}
+
+/*
+ * Stream-read z from its start with sb_zseg_stream_copy in chunks of random
+ * sizes up to max (1 MiB chunks take most blocks whole, straight into the
+ * buffer): every byte served must be want's. 0 at the end, else the error
+ * and *at its stream position.
+ */
+static int copy_z(sb_zseg *z, size_t max, uint64_t *seed, uint64_t *at)
+{
+	uint64_t pos = sb_zseg_base_stream(z), end = sb_zseg_stream_end(z);
+	uint8_t *buf = malloc(max);
+
+	cr_assert_not_null(buf);
+	while (pos < end) {
+		size_t n = 0, w = 1 + (size_t)((*seed >> 24) % max), done = 0;
+		uint64_t bad;
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		if (*seed % 3 == 0)
+			w = max;
+		while (done < w && pos + done < end) { /* as zstream_from does */
+			int rc = sb_zseg_stream_copy(z, pos + done, buf + done, w - done, &n, &bad);
+			if (rc) {
+				cr_assert(memcmp(buf, want + pos, done) == 0, "bytes at %llu served wrong",
+					  (unsigned long long)pos);
+				*at = pos + done;
+				free(buf);
+				return rc;
+			}
+			cr_assert(n > 0 && n <= w - done);
+			done += n;
+		}
+		cr_assert(pos + done <= want_len && memcmp(buf, want + pos, done) == 0, "bytes at %llu served wrong",
+			  (unsigned long long)pos);
+		pos += done;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Whole blocks of a stream read are decompressed straight into the reader's
+ * buffer (no copy out of a cache slot), in reads of random sizes, with the
+ * read-ahead off and on (the worker's blocks then come from its slots):
+ * every byte right. */
+Test(zstream, whole_blocks_straight_into_the_buffer)
+{
+	char path[4300];
+	uint64_t base, seed = 11;
+
+	make_topic(12000);
+	first_zseg(path, sizeof(path), &base);
+	for (int ahead = 0; ahead < 2; ahead++) {
+		for (int round = 0; round < 3; round++) {
+			sb_zcache *c;
+			int fd;
+			uint64_t at = 0;
+			cr_assert_eq(sb_zcache_new(&c), 0);
+			sb_zcache_set_ahead(c, ahead);
+			sb_zseg *z = zopen(path, base, c, &fd);
+			uint32_t nb = sb_zseg_blocks(z);
+			cr_assert_eq(copy_z(z, round ? 64 * 1024 : 1 << 20, &seed, &at), 0);
+			/* no read-ahead: all but a block at each read's end (the
+			 * worker's blocks are copied from their slots) */
+			if (!ahead)
+				cr_assert_geq(sb_zcache_direct_loads(c), nb / 2, "%llu of %u blocks straight into the buffer",
+					      (unsigned long long)sb_zcache_direct_loads(c), nb);
+			sb_zcache_ahead_wait(c, NULL);
+			sb_zseg_free(z);
+			close(fd);
+			sb_zcache_free(c);
+		}
+	}
+	/* through the log: the whole stream in 1 MiB reads */
+	uint8_t *buf = malloc(1 << 20);
+	uint64_t pos = sb_log_stream_start(L), d0 = sb_zcache_direct_loads(L->sp.zc);
+	while (pos < sb_log_stream_end(L)) {
+		size_t n = 0;
+		cr_assert_eq(sb_log_read_stream(L, pos, buf, 1 << 20, &n), 0);
+		cr_assert(n > 0 && memcmp(buf, want + pos, n) == 0);
+		pos += n;
+	}
+	free(buf);
+	cr_assert_gt(sb_zcache_direct_loads(L->sp.zc), d0);
+}
+
+/* Random damage in a block's stored bytes, the block read straight into the
+ * buffer: SB_ECORRUPT exactly at its start, none of its bytes served. */
+Test(zstream, straight_into_the_buffer_damage_never_served)
+{
+	char path[4300], copy[4400];
+	uint64_t base, seed = 0x2545f4914f6cdd1dull;
+
+	make_topic(12000);
+	first_zseg(path, sizeof(path), &base);
+	snprintf(copy, sizeof(copy), "%s/copy.seg", env.root);
+	for (int k = 0; k < cases() / 2; k++) {
+		sb_zcache *c;
+		int fd;
+		uint64_t at = 0;
+		copy_file(path, copy);
+		cr_assert_eq(sb_zcache_new(&c), 0);
+		sb_zcache_set_ahead(c, k % 2);
+		sb_zseg *z = zopen(copy, base, c, &fd);
+		uint32_t nb = sb_zseg_blocks(z);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t b = 1 + (uint32_t)((seed >> 33) % (nb - 1));
+		uint64_t from = sb_zseg_block_pos(z, b), len = sb_zseg_block_pos(z, b + 1) - from;
+		uint64_t pos = from + (seed >> 13) % len;
+		uint8_t byte, mask = (uint8_t)(1u << ((seed >> 7) % 8));
+		int wfd = open(copy, O_RDWR);
+		cr_assert(wfd >= 0 && pread(wfd, &byte, 1, (off_t)pos) == 1);
+		byte ^= mask;
+		cr_assert_eq(pwrite(wfd, &byte, 1, (off_t)pos), 1);
+		close(wfd);
+		int rc = copy_z(z, 1 << 20, &seed, &at);
+		cr_assert_eq(rc, SB_ECORRUPT, "case %d: block %u byte %llu: %d", k, b, (unsigned long long)pos, rc);
+		cr_assert_eq(at, sb_zseg_block_stream(z, b), "case %d: failed at %llu, the damage is in block %u", k,
+			     (unsigned long long)at, b);
+		sb_zcache_ahead_wait(c, NULL);
+		sb_zseg_free(z);
+		close(fd);
+		sb_zcache_free(c);
+	}
 }
