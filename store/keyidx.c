@@ -67,15 +67,17 @@ typedef struct src {
 	int is_run;
 	sb_kr_iter ri;
 	sb_kt_iter ki;
+	const uint8_t *k;  /* the current key (src_load), NULL at the end */
+	size_t kl;
 } src;
 
-static int src_valid(const src *s)
+/* Cache the current key (the merge compares it once per other source). */
+static void src_load(src *s)
 {
-	return s->is_run ? sb_kr_iter_valid(&s->ri) : sb_kt_iter_valid(&s->ki);
-}
-static const uint8_t *src_key(const src *s, size_t *kl)
-{
-	return s->is_run ? sb_kr_iter_key(&s->ri, kl) : sb_kt_iter_key(&s->ki, kl);
+	if (s->is_run)
+		s->k = sb_kr_iter_valid(&s->ri) ? sb_kr_iter_key(&s->ri, &s->kl) : NULL;
+	else
+		s->k = sb_kt_iter_valid(&s->ki) ? sb_kt_iter_key(&s->ki, &s->kl) : NULL;
 }
 static void src_val(const src *s, sb_mt_val *v)
 {
@@ -90,6 +92,7 @@ static void src_next(src *s)
 		sb_kr_iter_next(&s->ri);
 	else
 		sb_kt_iter_next(&s->ki);
+	src_load(s);
 }
 static int src_err(const src *s)
 {
@@ -125,8 +128,10 @@ static int merge_run(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 
 	if (!at)
 		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		src_load(&s[i]);
 	for (;;) {
-		size_t best = n, bl = 0, kl, ne = 0;
+		size_t best = n, bl = 0, ne = 0;
 		const uint8_t *bk = NULL;
 		int rc = 0;
 		/* The least key, and every source at it (the first, the newest, wins). */
@@ -135,14 +140,13 @@ static int merge_run(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 				rc = SB_ECORRUPT;
 				break;
 			}
-			if (!src_valid(&s[i]))
+			if (!s[i].k)
 				continue;
-			const uint8_t *k = src_key(&s[i], &kl);
-			int c = best == n ? -1 : kcmp(k, kl, bk, bl);
+			int c = best == n ? -1 : kcmp(s[i].k, s[i].kl, bk, bl);
 			if (c < 0) {
 				best = i;
-				bk = k;
-				bl = kl;
+				bk = s[i].k;
+				bl = s[i].kl;
 				ne = 0;
 			}
 			if (c <= 0)
@@ -363,9 +367,11 @@ int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v)
  * twice its size (a binary counter: a few runs, each key copied a few
  * times). The run is in act before its records leave the tail, under one
  * exclusive hold of `lock`: a reader sees each record in one or the other.
- * [idx_mu]
+ * will_freeze (maintain): 2, act is frozen next; 1, it is if due with
+ * the new run (act_due); then its runs are not merged here, the table
+ * write merges them. [idx_mu]
  */
-static int index_tail(sb_kx *x)
+static int index_tail(sb_kx *x, int will_freeze)
 {
 	uint64_t below = atomic_load_explicit(&x->noted_end, memory_order_acquire);
 	uint64_t bytes = atomic_load_explicit(&x->noted_bytes, memory_order_acquire);
@@ -378,8 +384,14 @@ static int index_tail(sb_kx *x)
 		return 0;
 	if ((rc = sb_kp_take(x->tail, below, &r, &pos)))
 		return rc;
-	/* Runs are changed only here, under idx_mu: reading act needs no lock. */
-	while (r && k < x->nact && (2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k]) || x->nact == RUNS_MAX)) {
+	/* Runs are changed only here, under idx_mu: reading act needs no lock.
+	 * When act is frozen right after (maintain), its runs are merged as
+	 * the table is written: no merge here. */
+	if (r && will_freeze == 1)
+		will_freeze = atomic_load(&x->act_bytes) + sb_kr_bytes(r) >= x->p.memtable_bytes ||
+			      bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
+	while (r && k < x->nact &&
+	       (x->nact == RUNS_MAX || (!will_freeze && 2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k])))) {
 		sb_kr *m;
 		if (sb_kr_merge(r, x->act[k], &m)) {
 			if (x->nact < RUNS_MAX)
@@ -416,7 +428,7 @@ static int index_tail(sb_kx *x)
 static int catch_up(sb_kx *x)
 {
 	pthread_mutex_lock(&x->idx_mu);
-	int rc = index_tail(x);
+	int rc = index_tail(x, 0);
 	pthread_mutex_unlock(&x->idx_mu);
 	return rc;
 }
@@ -480,7 +492,7 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 	if ((rc = sb_kt_writer_finish(w)))
 		return rc;
 	sb_kt_name(name, first, last);
-	return sb_kt_open(x->p.io, x->dir, name, out, NULL, 0);
+	return sb_kt_open_written(x->p.io, x->dir, name, out);
 }
 
 /* Write the frozen runs as the newest table. [maint_mu] */
@@ -619,7 +631,7 @@ static int maintain(sb_kx *x, int all)
 	rc = flush_imm(x); /* one left by a failure */
 	if (!rc) {
 		pthread_mutex_lock(&x->idx_mu);
-		rc = index_tail(x);
+		rc = index_tail(x, 1 + all);
 		if (!rc && (all || act_due(x)))
 			freeze(x);
 		pthread_mutex_unlock(&x->idx_mu);

@@ -105,8 +105,8 @@ struct sb_kt_writer {
 	size_t blen, bcap;
 	uint32_t *pos;              /* their positions */
 	uint32_t npos, poscap;
-	uint8_t *lastkey;           /* the last key added */
-	size_t lastlen;
+	uint8_t *lastkey;           /* the last key of the last block ended */
+	size_t lastlen, lastcap;
 	uint8_t *idx, *ikeys;       /* index entries, key area */
 	size_t idxlen, idxcap, iklen, ikcap;
 	uint32_t nblocks;
@@ -208,26 +208,28 @@ out_free:
 
 static int end_block(sb_kt_writer *w)
 {
-	uint8_t tail[8];
 	int rc;
 
 	if (!w->npos)
 		return 0;
+	/* The positions, the count and the CRC go after the entries in the
+	 * block's buffer (sb_kt_writer_add keeps room): one CRC over the
+	 * block, one copy to the file buffer. */
 	uint64_t bpos = w->fpos;
-	uint32_t crc = sb_crc32c(0, w->blk, w->blen);
-	if ((rc = wput(w, w->blk, w->blen)))
-		return rc;
-	for (uint32_t i = 0; i < w->npos; i++) {
-		uint8_t p4[4];
-		sb_put32(p4, w->pos[i]);
-		crc = sb_crc32c(crc, p4, 4);
-		if ((rc = wput(w, p4, 4)))
-			return rc;
-	}
-	sb_put32(tail, w->npos);
-	crc = sb_crc32c(crc, tail, 4);
-	sb_put32(tail + 4, crc);
-	if ((rc = wput(w, tail, 8)))
+	const uint8_t *le = w->blk + w->pos[w->npos - 1];
+	size_t ll = sb_get16(le);
+	if (grow(&w->lastkey, &w->lastcap, ll))
+		return -ENOMEM;
+	memcpy(w->lastkey, le + SB_KT_ENTRY, ll);
+	w->lastlen = ll;
+	uint8_t *t = w->blk + w->blen;
+	for (uint32_t i = 0; i < w->npos; i++)
+		sb_put32(t + 4 * (size_t)i, w->pos[i]);
+	t += 4 * (size_t)w->npos;
+	sb_put32(t, w->npos);
+	size_t len = (size_t)(t + 4 - w->blk);
+	sb_put32(t + 4, sb_crc32c(0, w->blk, len));
+	if ((rc = wput(w, w->blk, len + 4)))
 		return rc;
 	/* index entry: position, length, last key */
 	if (grow(&w->idx, &w->idxcap, w->idxlen + 16) || grow(&w->ikeys, &w->ikcap, w->iklen + 2 + w->lastlen))
@@ -245,17 +247,39 @@ static int end_block(sb_kt_writer *w)
 	return 0;
 }
 
+/* Does key b come after key a? Most keys differ in their first 8 bytes:
+ * those are compared as one number first. */
+static inline int key_after(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	if (al >= 8 && bl >= 8) {
+		uint64_t x, y;
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return __builtin_bswap64(x) < __builtin_bswap64(y);
+	}
+	return kcmp(a, al, b, bl) < 0;
+}
+
 int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_val *v)
 {
 	size_t esz = SB_KT_ENTRY + klen;
 	int rc;
 
-	if (!klen || klen > SB_KEY_MAX || w->count >= w->max ||
-	    (w->count && kcmp(w->lastkey, w->lastlen, key, klen) >= 0))
+	/* The previous key: the block's last entry's, or the last block's. */
+	const uint8_t *pk = w->lastkey;
+	size_t pl = w->lastlen;
+	if (w->npos) {
+		pk = w->blk + w->pos[w->npos - 1];
+		pl = sb_get16(pk);
+		pk += SB_KT_ENTRY;
+	}
+	if (!klen || klen > SB_KEY_MAX || w->count >= w->max || (w->count && !key_after(pk, pl, key, klen)))
 		return -EINVAL;
 	if (w->npos && w->blen + esz + 4 * (w->npos + 1) + 8 > SB_KT_BLOCK && (rc = end_block(w)))
 		return rc;
-	if (grow(&w->blk, &w->bcap, w->blen + esz))
+	/* room for the block's tail too (end_block): positions, count, CRC */
+	if (grow(&w->blk, &w->bcap, w->blen + esz + 4 * ((size_t)w->npos + 1) + 8))
 		return -ENOMEM;
 	if (w->npos == w->poscap) {
 		uint32_t c = w->poscap ? w->poscap * 2 : 256;
@@ -274,14 +298,6 @@ int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_
 	memcpy(e + 24, key, klen);
 	w->pos[w->npos++] = (uint32_t)w->blen;
 	w->blen += esz;
-	if (klen > w->lastlen || !w->lastkey) {
-		uint8_t *lk = realloc(w->lastkey, klen < 64 ? 64 : klen);
-		if (!lk)
-			return -ENOMEM;
-		w->lastkey = lk;
-	}
-	memcpy(w->lastkey, key, klen);
-	w->lastlen = klen;
 	/* Bloom */
 	uint32_t line, g, d;
 	bloom_probe(sb_kt_hash(key, klen), w->nlines, &line, &g, &d);
@@ -446,7 +462,21 @@ static int check_layout(sb_kt *t, char *why, size_t whycap)
 	return 0;
 }
 
+static int kt_open(const sb_io *io, const char *dir, const char *name, int check_blocks, sb_kt **out, char *why,
+		   size_t whycap);
+
 int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, char *why, size_t whycap)
+{
+	return kt_open(io, dir, name, 1, out, why, whycap);
+}
+
+int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, sb_kt **out)
+{
+	return kt_open(io, dir, name, 0, out, NULL, 0);
+}
+
+static int kt_open(const sb_io *io, const char *dir, const char *name, int check_blocks, sb_kt **out, char *why,
+		   size_t whycap)
 {
 	struct stat st;
 	sb_kt *t = calloc(1, sizeof(*t));
@@ -487,7 +517,7 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 		goto out_unmap;
 	/* Every block, once: damage found now is rebuilt from the log at
 	 * open, rather than met by a lookup later. */
-	for (uint32_t i = 0; i < t->nblocks; i++) {
+	for (uint32_t i = 0; check_blocks && i < t->nblocks; i++) {
 		sb_kt_iter it;
 		if (block_load_crc(t, i, &it, 1)) {
 			rc = bad(why, whycap, name, "block CRC");

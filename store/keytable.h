@@ -92,6 +92,10 @@ typedef struct sb_kt sb_kt;
 /* Open and check dir/name: 0, SB_ECORRUPT (a message in why, if given),
  * -errno. *out is the caller's (sb_kt_close). */
 int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, char *why, size_t whycap);
+/* The same for a table this process has just written and published
+ * (sb_kt_writer_finish): the blocks' CRCs are not checked again (the
+ * writer computed them over the bytes it wrote); the rest is. */
+int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, sb_kt **out);
 void sb_kt_close(sb_kt *t);
 /* Close and delete the file. */
 int sb_kt_remove(const sb_io *io, sb_kt *t);
