@@ -495,15 +495,58 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 	return sb_kt_open_written(x->p.io, x->dir, name, out);
 }
 
-/* Write the frozen runs as the newest table. [maint_mu] */
+/*
+ * How many of the newest tables the next flush takes in, and the level of
+ * the table it writes: a flush is a merge counter of base MERGE_WIDTH's
+ * increment, done in one pass. A level-0 table joining MERGE_WIDTH - 1
+ * level-0 tables would be merged with them into a level-1 table at once,
+ * and that with MERGE_WIDTH - 1 level-1 tables into a level 2 one, and so
+ * on: the frozen runs are written with all of those into the level the
+ * carry stops at, rather than as a level-0 table rewritten at once
+ * (each key written fewer times; the tables are the ones the counter
+ * leaves). [maint_mu; tables only change under it] */
+static size_t flush_carry(sb_kx *x, uint32_t *level)
+{
+	size_t k = 0;
+	uint32_t lv = 0;
+
+	pthread_rwlock_rdlock(&x->lock);
+	for (;;) {
+		size_t j = 0;
+		while (j < MERGE_WIDTH - 1 && k + j < x->nt && sb_kt_level(x->t[k + j]) == lv)
+			j++;
+		if (j < MERGE_WIDTH - 1)
+			break;
+		k += j;
+		lv++;
+	}
+	pthread_rwlock_unlock(&x->lock);
+	*level = lv;
+	return k;
+}
+
+static void remove_tables(sb_kx *x, sb_kt **in, size_t k)
+{
+	/* No reader is inside them now (they held the lock shared). */
+	for (size_t i = 0; i < k; i++) {
+		if (x->p.read_only)
+			sb_kt_close(in[i]);
+		else
+			sb_kt_remove(x->p.io, in[i]);
+	}
+}
+
+/* Write the frozen runs (with the tables flush_carry names) as the newest
+ * table. [maint_mu] */
 static int flush_imm(sb_kx *x)
 {
-	src s[RUNS_MAX];
+	src *s;
 	sb_kr *runs[RUNS_MAX];
+	sb_kt **in = NULL, *t;
 	uint64_t from, to, max = 0;
-	size_t n;
-	sb_kt *t;
-	int rc;
+	uint32_t level;
+	size_t n, k;
+	int rc = -ENOMEM, all;
 
 	/* imm is set and cleared only under maint_mu: no lock to read it. */
 	n = x->nimm;
@@ -511,21 +554,34 @@ static int flush_imm(sb_kx *x)
 	to = x->imm_to;
 	if (!x->frozen)
 		return 0;
+	k = flush_carry(x, &level);
+	if (!(s = calloc(n + k, sizeof(*s))) || (k && !(in = malloc(k * sizeof(*in)))))
+		goto out_free;
 	memcpy(runs, x->imm, n * sizeof(*runs));
 	for (size_t i = 0; i < n; i++) {
 		s[i].is_run = 1;
 		sb_kr_seek(runs[i], NULL, 0, &s[i].ri);
 		max += sb_kr_count(runs[i]);
 	}
-	rc = write_table(x, s, n, from, to, max, 0, 0, &t);
-	if (rc)
-		return rc;
+	pthread_rwlock_rdlock(&x->lock);
+	if (k)
+		memcpy(in, x->t, k * sizeof(*in));
+	all = k && k == x->nt;
+	pthread_rwlock_unlock(&x->lock);
+	for (size_t i = 0; i < k; i++) {
+		sb_kt_seek(in[i], NULL, 0, &s[n + i].ki);
+		max += sb_kt_count(in[i]);
+	}
+	if (k)
+		from = sb_kt_first(in[k - 1]);
+	if ((rc = write_table(x, s, n + k, from, to, max, level, all, &t)))
+		goto out_free;
 	pthread_rwlock_wrlock(&x->lock);
 	rc = tables_reserve(x, x->nt + 1);
 	if (!rc) {
-		memmove(x->t + 1, x->t, x->nt * sizeof(*x->t));
+		memmove(x->t + 1, x->t + k, (x->nt - k) * sizeof(*x->t));
 		x->t[0] = t;
-		x->nt++;
+		x->nt = x->nt - k + 1;
 		x->nimm = 0;
 		x->frozen = 0;
 		x->covered = to + 1;
@@ -533,11 +589,17 @@ static int flush_imm(sb_kx *x)
 	pthread_rwlock_unlock(&x->lock);
 	if (rc) {
 		sb_kt_close(t);
-		return rc;
+		goto out_free;
 	}
 	for (size_t i = 0; i < n; i++)
 		sb_kr_free(runs[i]);
-	return 0;
+	remove_tables(x, in, k);
+	if (k)
+		rc = sb_fsync_dir(x->p.io, x->dir);
+out_free:
+	free(in);
+	free(s);
+	return rc;
 }
 
 /* Freeze act (the records [act_from, idx_end)) for flush_imm. [maint_mu, idx_mu] */
@@ -592,13 +654,7 @@ static int merge_newest(sb_kx *x, size_t k)
 	memmove(x->t + 1, x->t + k, (x->nt - k) * sizeof(*x->t));
 	x->nt -= k - 1;
 	pthread_rwlock_unlock(&x->lock);
-	/* No reader is inside the inputs now (they held the lock shared). */
-	for (size_t i = 0; i < k; i++) {
-		if (x->p.read_only)
-			sb_kt_close(in[i]);
-		else
-			sb_kt_remove(x->p.io, in[i]);
-	}
+	remove_tables(x, in, k);
 	return sb_fsync_dir(x->p.io, x->dir);
 }
 

@@ -312,12 +312,42 @@ static void insertion_by_k(item *a, size_t n)
 	}
 }
 
+#define MSD_MIN 8192 /* items: a batch bigger than the L1 cache */
+
+/* A big batch is first split by k's top byte (into t), and each part,
+ * which the cache holds, sorted by the rest: the passes over the whole
+ * batch that a plain LSD sort makes out of cache become passes over a
+ * part in cache. */
 static void sort_by_k(item *a, item *t, size_t n)
 {
-	if (n <= 16)
+	size_t cnt[256] = {0}, at[256];
+
+	if (n <= 16) {
 		insertion_by_k(a, n);
-	else
+		return;
+	}
+	if (n < MSD_MIN) {
 		radix(a, t, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		cnt[a[i].k >> 56]++;
+	if (cnt[a[0].k >> 56] == n) { /* one top byte: nothing to split */
+		radix(a, t, n);
+		return;
+	}
+	for (size_t v = 0, sum = 0; v < 256; v++) {
+		at[v] = sum;
+		sum += cnt[v];
+	}
+	for (size_t i = 0; i < n; i++)
+		t[at[a[i].k >> 56]++] = a[i];
+	for (size_t v = 0, off = 0; v < 256; off += cnt[v], v++)
+		if (cnt[v] > 16)
+			radix(t + off, a + off, cnt[v]);
+		else
+			insertion_by_k(t + off, cnt[v]);
+	memcpy(a, t, n * sizeof(*a));
 }
 
 /* Stable merge sort by the whole key. */

@@ -17,6 +17,7 @@
 #include "keytable.h"
 
 #define WBUF (256u * 1024)
+#define BLOOM_LAG 16
 
 uint64_t sb_kt_hash(const void *key, size_t n)
 {
@@ -83,9 +84,14 @@ static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
 	return __builtin_bswap64(v);
 }
 
+static inline uint32_t bloom_line(uint64_t h, uint32_t nlines)
+{
+	return (uint32_t)(((h >> 32) * (uint64_t)nlines) >> 32);
+}
+
 static inline void bloom_probe(uint64_t h, uint32_t nlines, uint32_t *line, uint32_t *g, uint32_t *d)
 {
-	*line = (uint32_t)(((h >> 32) * (uint64_t)nlines) >> 32);
+	*line = bloom_line(h, nlines);
 	*g = (uint32_t)h;
 	*d = *g >> 17 | *g << 15;
 }
@@ -112,7 +118,18 @@ struct sb_kt_writer {
 	uint32_t nblocks;
 	uint8_t *bloom;
 	uint32_t nlines;
+	uint64_t lag[BLOOM_LAG];    /* hashes of the last keys, not yet set */
 };
+
+static void bloom_set(sb_kt_writer *w, uint64_t h)
+{
+	uint32_t line, g, d;
+
+	bloom_probe(h, w->nlines, &line, &g, &d);
+	uint8_t *L = w->bloom + (size_t)line * 64;
+	for (int i = 0; i < SB_KT_BLOOM_K; i++, g += d)
+		L[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+}
 
 static int grow(uint8_t **p, size_t *cap, size_t need)
 {
@@ -298,12 +315,13 @@ int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_
 	memcpy(e + 24, key, klen);
 	w->pos[w->npos++] = (uint32_t)w->blen;
 	w->blen += esz;
-	/* Bloom */
-	uint32_t line, g, d;
-	bloom_probe(sb_kt_hash(key, klen), w->nlines, &line, &g, &d);
-	uint8_t *L = w->bloom + (size_t)line * 64;
-	for (int i = 0; i < SB_KT_BLOOM_K; i++, g += d)
-		L[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+	/* Bloom: the line is fetched now, its bits set BLOOM_LAG keys later
+	 * (a filter of a big table is out of cache: a miss a key otherwise) */
+	uint64_t h = sb_kt_hash(key, klen);
+	__builtin_prefetch(w->bloom + (size_t)bloom_line(h, w->nlines) * 64, 1);
+	if (w->count >= BLOOM_LAG)
+		bloom_set(w, w->lag[w->count % BLOOM_LAG]);
+	w->lag[w->count % BLOOM_LAG] = h;
 	w->count++;
 	return 0;
 }
@@ -329,6 +347,8 @@ int sb_kt_writer_finish(sb_kt_writer *w)
 
 	if ((rc = end_block(w)))
 		goto out_abort;
+	for (uint64_t i = w->count > BLOOM_LAG ? w->count - BLOOM_LAG : 0; i < w->count; i++)
+		bloom_set(w, w->lag[i % BLOOM_LAG]);
 	/* index */
 	uint64_t ipos = w->fpos;
 	sb_put32(hdr, w->nblocks);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "keyrun.h"
 #include "keytable.h"
 #include "util_faultio.h"
 #include "util_store.h"
@@ -154,6 +155,92 @@ Test(keys, table_roundtrip_and_bloom)
 		cr_assert_eq(pwrite(fd, &b, 1, at), 1);
 	}
 	close(fd);
+}
+
+/* ---- sorting a batch of the unindexed tail into a run ------------------------ */
+
+typedef struct rk {
+	uint8_t k[40];
+	size_t kl;
+	uint64_t off;
+} rk;
+
+static int rk_cmp(const void *a, const void *b)
+{
+	const rk *x = a, *y = b;
+	size_t m = x->kl < y->kl ? x->kl : y->kl;
+	int c = memcmp(x->k, y->k, m);
+	if (c)
+		return c;
+	if (x->kl != y->kl)
+		return x->kl < y->kl ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Batches of random sizes (small ones, and ones past keyrun.c's MSD_MIN)
+ * of keys of random lengths, with shared prefixes, one top byte for all or
+ * many, and repeats: the run holds each key once, with its latest offset,
+ * in key order (bytes, a shorter prefix first). */
+Test(keys, tail_batch_sorted_latest_wins)
+{
+	uint64_t seed = 99;
+	static const size_t sizes[] = {1, 17, 300, 5000, 9000, 40000};
+
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(*sizes); si++) {
+		for (int shape = 0; shape < 3; shape++) {
+			size_t n = sizes[si];
+			rk *m = calloc(n, sizeof(*m));
+			sb_kp *p;
+			cr_assert_eq(sb_kp_new(&p), 0);
+			for (size_t i = 0; i < n; i++) {
+				uint64_t r = ut_rnd(&seed);
+				/* keys from a pool a third the size: repeats */
+				uint64_t id = r % (n / 3 + 1);
+				size_t kl = 1 + (size_t)(id % 39);
+				for (size_t b = 0; b < kl; b++)
+					m[i].k[b] = (uint8_t)((id * 0x9e3779b97f4a7c15ull) >> (8 * (b % 8))) ^ (uint8_t)b;
+				if (shape == 1) /* one top byte, a long shared prefix */
+					memcpy(m[i].k, "key-0000", kl < 8 ? kl : 8);
+				if (shape == 2) /* few top bytes */
+					m[i].k[0] = (uint8_t)('a' + id % 3);
+				m[i].kl = kl;
+				m[i].off = i;
+				sb_mt_val v = {.offset = i, .ts = (int64_t)i, .size = (uint32_t)kl};
+				cr_assert_eq(sb_kp_put(p, m[i].k, kl, &v), 0);
+			}
+			sb_kr *r = NULL;
+			sb_kp_pos pos;
+			cr_assert_eq(sb_kp_take(p, n, &r, &pos), 0);
+			cr_assert_eq(pos.n, n);
+			qsort(m, n, sizeof(*m), rk_cmp);
+			size_t want = 0;
+			sb_kr_iter it;
+			sb_kr_seek(r, NULL, 0, &it);
+			for (size_t i = 0; i < n; i++) {
+				if (i + 1 < n && m[i + 1].kl == m[i].kl && !memcmp(m[i + 1].k, m[i].k, m[i].kl))
+					continue; /* a later record of the key follows */
+				cr_assert(sb_kr_iter_valid(&it), "size %zu shape %d: run ends early", n, shape);
+				size_t kl;
+				const uint8_t *k = sb_kr_iter_key(&it, &kl);
+				sb_mt_val v;
+				sb_kr_iter_val(&it, &v);
+				cr_assert(kl == m[i].kl && !memcmp(k, m[i].k, kl), "size %zu shape %d: key %zu", n,
+					  shape, want);
+				cr_assert_eq(v.offset, m[i].off, "size %zu shape %d: not the latest", n, shape);
+				sb_mt_val g;
+				cr_assert_eq(sb_kr_get(r, m[i].k, m[i].kl, &g), 0);
+				cr_assert_eq(g.offset, m[i].off);
+				sb_kr_iter_next(&it);
+				want++;
+			}
+			cr_assert(!sb_kr_iter_valid(&it));
+			cr_assert_eq(sb_kr_count(r), want);
+			sb_kp_release(p, &pos);
+			sb_kr_free(r);
+			sb_kp_free(p);
+			free(m);
+		}
+	}
 }
 
 /* ---- the key index of a log against a model ------------------------------- */
@@ -326,6 +413,119 @@ Test(keys, log_model_reopen_lost_and_damaged_tables)
 			closedir(d);
 		}
 	}
+}
+
+/* The table set of dir, newest first: levels never decrease towards the
+ * older tables, and no level holds more than 3 (a flush carries into the
+ * next level at the fourth: keyidx.c flush_carry). Returns the count. */
+typedef struct tinfo {
+	uint64_t first, last;
+	uint32_t level;
+} tinfo;
+
+static int tinfo_cmp(const void *a, const void *b)
+{
+	const tinfo *x = a, *y = b;
+	return x->first > y->first ? -1 : x->first < y->first;
+}
+
+static uint32_t max_level;
+
+static int check_levels(const char *dir)
+{
+	tinfo ti[64];
+	int n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d))) {
+		uint64_t a, b;
+		sb_kt *t;
+		if (sb_kt_name_parse(de->d_name, &a, &b))
+			continue;
+		cr_assert_lt(n, 64);
+		cr_assert_eq(sb_kt_open(sb_io_default(), dir, de->d_name, &t, NULL, 0), 0, "%s", de->d_name);
+		ti[n++] = (tinfo){a, b, sb_kt_level(t)};
+		max_level = sb_kt_level(t) > max_level ? sb_kt_level(t) : max_level;
+		sb_kt_close(t);
+	}
+	closedir(d);
+	qsort(ti, (size_t)n, sizeof(*ti), tinfo_cmp);
+	for (int i = 0, run = 0; i < n; i++) {
+		if (i)
+			cr_assert_eq(ti[i].last + 1, ti[i - 1].first, "the tables do not tile the offsets");
+		run = i && ti[i].level == ti[i - 1].level ? run + 1 : 1;
+		cr_assert_leq(run, 3, "four tables of level %u", ti[i].level);
+		if (i)
+			cr_assert_geq(ti[i].level, ti[i - 1].level, "an older table of a lower level");
+	}
+	return n;
+}
+
+/* Flushes with their carry (the frozen runs written together with the
+ * newest tables they would be merged with) against the model: random
+ * keyed appends and tombstones, a random key_memtable_bytes at each open
+ * (tables of random sizes), every key checked after every change of the
+ * table set and after each reopen; the levels stay a base-4 counter.
+ * SB_KEYS_CARRY_ROUNDS (default 8). */
+Test(keys, flush_carry_against_the_model)
+{
+	const char *e = getenv("SB_KEYS_CARRY_ROUNDS");
+	int rounds = e ? atoi(e) : 8;
+	uint64_t seed = 20261130;
+	char tdir[4096];
+	unsigned changes = 0, maxt = 0;
+
+	model_reset();
+	max_level = 0;
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	for (int round = 0; round < rounds; round++) {
+		sb_log_config c = kcfg();
+		c.key_memtable_bytes = 2048 + ut_rnd(&seed) % (14 * 1024);
+		c.segment_bytes = 64u << 20; /* no segment is sealed: renames are tables' */
+		sb_store *s;
+		fio *f = fio_new(env.stash);
+		fio_set_sync(f, 0, 0);
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		sb_log *l = ut_topic(s, "t");
+		cr_assert_not_null(l);
+		check_model(l);
+		sb_log_key_stats prev, ks;
+		cr_assert_eq(sb_log_get_key_stats(l, &prev), 0);
+		int n = 500 + (int)(ut_rnd(&seed) % 3000);
+		for (int j = 0; j < n; j++) {
+			unsigned r0 = fio_calls(f, FIO_RENAME);
+			do_appends(l, &seed, 1);
+			unsigned written = fio_calls(f, FIO_RENAME) - r0;
+			cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
+			if (ks.tables == prev.tables && ks.table_keys == prev.table_keys &&
+			    ks.table_bytes == prev.table_bytes) {
+				cr_assert_eq(written, 0);
+				continue;
+			}
+			/* one table written: the flush and the merges it causes
+			 * are one pass */
+			cr_assert_eq(written, 1, "%u tables written for one flush", written);
+			prev = ks;
+			changes++;
+			check_model(l);
+			unsigned nt = (unsigned)check_levels(tdir);
+			maxt = nt > maxt ? nt : maxt;
+		}
+		check_list(l);
+		cr_assert_eq(sb_store_close(s), 0);
+		fio_free(f);
+		check_levels(tdir);
+	}
+	sb_store *s;
+	sb_log_config c = kcfg();
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	check_model(ut_topic(s, "t"));
+	cr_assert_eq(sb_store_close(s), 0);
+	cr_assert_gt(changes, 50, "the table set changed %u times", changes);
+	cr_assert_geq(max_level, 2, "carries into level 2 and above: %u", max_level);
+	cr_log_info("%u table set changes, at most %u tables, level %u", changes, maxt, max_level);
 }
 
 /* A second thread's gets and listings while the writer appends: a key's
