@@ -12,8 +12,9 @@
  *   NNNNNNNNNNNNNNNNNNNN.tix   its sparse time index (rebuildable, optional)
  *   meta                       the log start (first retained offset)
  *   clean                      present only after a clean close
- *   F-L.keys                   a key table of the key index (format 3;
- *                              rebuildable; its format is in keytable.h)
+ *   F-L.keys                   a key table of the key index (table
+ *                              version 4; rebuildable; its format is in
+ *                              keytable.h)
  *
  * Format version 3 (SB_FORMAT_VERSION). Version 2 files are still read,
  * verified and recovered (SB_FORMAT_MIN_VERSION); new files are written in

@@ -29,6 +29,7 @@ typedef struct ent {
 	uint64_t offset;
 	int64_t ts;
 	uint32_t size;
+	uint32_t pos;
 	uint16_t flags;
 	uint16_t klen;
 	uint8_t key[];
@@ -77,6 +78,7 @@ static int ent_cmp(const ent *a, const ent *b)
 static void ent_val(const ent *e, sb_mt_val *v)
 {
 	v->offset = e->offset;
+	v->pos = e->pos;
 	v->ts = e->ts;
 	v->size = e->size;
 	v->flags = e->flags;
@@ -520,6 +522,7 @@ int sb_kp_put(sb_kp *p, const void *key, size_t klen, const sb_mt_val *v)
 	}
 	ent *e = (ent *)(c->data + u);
 	e->offset = v->offset;
+	e->pos = v->pos;
 	e->ts = v->ts;
 	e->size = v->size;
 	e->flags = v->flags;

@@ -312,7 +312,8 @@ int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_
 	sb_put32(e + 4, v->size);
 	sb_put64(e + 8, v->offset);
 	sb_put64(e + 16, (uint64_t)v->ts);
-	memcpy(e + 24, key, klen);
+	sb_put32(e + 24, v->pos);
+	memcpy(e + SB_KT_ENTRY, key, klen);
 	w->pos[w->npos++] = (uint32_t)w->blen;
 	w->blen += esz;
 	/* Bloom: the line is fetched now, its bits set BLOOM_LAG keys later
@@ -447,8 +448,10 @@ static int check_layout(sb_kt *t, char *why, size_t whycap)
 
 	if (sb_get32(f) != SB_KT_MAGIC || sb_get16(f + 6) != SB_KT_FOOTER || sb_get32(f + 68) != sb_crc32c(0, f, 68))
 		return bad(why, whycap, t->name, "bad footer");
-	if (sb_get16(f + 4) != SB_KT_VERSION)
+	if (sb_get16(f + 4) != SB_KT_VERSION) {
+		bad(why, whycap, t->name, "another table version (rebuilt)");
 		return SB_EVERSION;
+	}
 	t->count = sb_get64(f + 8);
 	t->first = sb_get64(f + 16);
 	t->last = sb_get64(f + 24);
@@ -659,6 +662,7 @@ static void entry_val(const uint8_t *e, sb_mt_val *v)
 	v->size = sb_get32(e + 4);
 	v->offset = sb_get64(e + 8);
 	v->ts = (int64_t)sb_get64(e + 16);
+	v->pos = sb_get32(e + 24);
 }
 
 /* The first index of a[0..n) whose value is >= p (above: > p), n if none;

@@ -1,10 +1,11 @@
 /*
  * keytable.h - immutable sorted key tables (SSTables) of a topic's key
- * index (internal to the store), and their format, which is part of
- * format version 3 (docs/FORMAT.md says the same in prose).
+ * index (internal to the store), and their format, table version 4
+ * (docs/FORMAT.md says the same in prose).
  *
  * A table maps keys to their latest record (offset, payload size, time,
- * tombstone flag) as of the log offsets it covers, [first, last]. It is
+ * tombstone flag, where it was written) as of the log offsets it covers,
+ * [first, last]. It is
  * derived data: any table can be rebuilt from the log. File:
  * LOG_DIR/TOPIC/FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.keys (its first
  * and last covered offsets, 20 digits each), published durably (written
@@ -18,7 +19,19 @@
  *       0  u16 key_len (1..65535)   4  u32 payload size
  *       2  u16 flags (1: tombstone) 8  u64 offset
  *                                  16  i64 timestamp ns
- *                                  24  key bytes
+ *                                  24  u32 position: where the record
+ *                                      starts in its segment file (0:
+ *                                      unknown)
+ *                                  28  key bytes
+ *     The position is a hint, written when the record was appended or
+ *     replayed: a lookup reads the record there only if the record header
+ *     there is sane and carries the entry's offset, in a segment that was
+ *     never compacted (compaction moves records), and the record's CRC and
+ *     key are checked as always; otherwise, and when the record's stream
+ *     position is wanted too, it finds the record by offset (the segment's
+ *     sparse index). `verify` checks every position of an
+ *     entry in an uncompacted segment. (Version 3 had no position and
+ *     24-byte entries; such tables are rebuilt from the log at open.)
  *     u32 position in the block of each entry, in order
  *     u32 entry count n (>= 1)
  *     u32 crc32c of all the block's bytes before it
@@ -32,7 +45,7 @@
  *     (g + i * d) mod 512 of the line, g = (uint32_t)h, d = g >> 17 | g << 15.
  *   footer:
  *     0  u32 magic "SBKT"          40 u32 index length
- *     4  u16 version (3)           44 u32 crc32c of the index
+ *     4  u16 version (4)           44 u32 crc32c of the index
  *     6  u16 footer size (72)      48 u64 Bloom filter position
  *     8  u64 entry count           56 u32 Bloom filter length
  *    16  u64 first covered offset  60 u32 crc32c of the Bloom filter
@@ -54,9 +67,9 @@
 #include "sb_io.h"
 
 #define SB_KT_MAGIC   0x544b4253u /* "SBKT" */
-#define SB_KT_VERSION 3
+#define SB_KT_VERSION 4
 #define SB_KT_FOOTER  72u
-#define SB_KT_ENTRY   24u
+#define SB_KT_ENTRY   28u
 #define SB_KT_BLOCK   4096u
 #define SB_KT_SUFFIX  ".keys"
 #define SB_KT_BLOOM_BITS_PER_KEY 10

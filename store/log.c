@@ -531,14 +531,14 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 		}
 		s = sb_log_active(l);
 	}
-	uint64_t off = sb_segment_next(s);
+	uint64_t off = sb_segment_next(s), pos = sb_segment_len(s);
 	rc = sb_segment_append(s, r, n, bytes, now);
 	if (rc)
 		return rc;
 	atomic_store_explicit(&l->stream_end, sb_segment_stream_end(s), memory_order_release);
 	atomic_store_explicit(&l->mtime_ns, now, memory_order_relaxed);
 	atomic_store_explicit(&l->next, off + n, memory_order_release);
-	sb_log_keys_added(l, r, n, off, now, bytes);
+	sb_log_keys_added(l, r, n, off, now, bytes, pos);
 	*seq = atomic_fetch_add(&l->appended, 1) + 1;
 	if (first)
 		*first = off;

@@ -93,10 +93,25 @@ void sb_log_rewrite_failed(sb_log *l, const char *path, int rc);
 int sb_log_keys_open(sb_log *l);
 /* Read record `offset` (payload into buf, up to cap; info) only if its key
  * is `key`: one lookup for both. -ESTALE when it has another key. */
-int sb_log_read_keyed(sb_log *l, uint64_t offset, const void *key, size_t key_len, void *buf, size_t cap,
-		      size_t *nread, sb_record_info *info);
+/* A key index entry's hint of where its record starts in its segment
+ * (sb_mt_val.pos): 0 (unknown) past 32 bits. */
+static inline uint32_t sb_log_pos_hint(uint64_t pos)
+{
+	return pos <= UINT32_MAX ? (uint32_t)pos : 0;
+}
+/* Record `offset` read as a get by key: found at file position `hint`
+ * (0: none) when a record with that offset starts there in an uncompacted
+ * segment and info is NULL (a hint gives no stream position), else by
+ * offset; -ESTALE when it carries another key. */
+int sb_log_read_keyed(sb_log *l, uint64_t offset, uint32_t hint, const void *key, size_t key_len, void *buf,
+		      size_t cap, size_t *nread, sb_record_info *info);
+/* Does the position hint of an entry for record `offset` hold (verify)?
+ * 0: it does, or it is not used (0, a compressed or compacted segment, the
+ * record gone); -ESTALE: it names a place in an uncompacted segment where
+ * that record does not start. */
+int sb_log_check_hint(sb_log *l, uint64_t offset, uint32_t hint);
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
-		       size_t bytes);
+		       size_t bytes, uint64_t pos);
 int sb_log_keys_close(sb_log *l, int clean);
 void sb_log_keys_maintain(sb_log *l);
 void sb_log_keys_remove(sb_log *l);

@@ -20,20 +20,20 @@
 
 #define KEY_MEMTABLE_DEFAULT (4u << 20)
 
-static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags)
+static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags, uint64_t pos)
 {
 	return (sb_mt_val){.offset = off, .ts = ts, .size = size,
-			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0};
+			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0, .pos = sb_log_pos_hint(pos)};
 }
 
 /* Put one keyed record of the replay. */
-static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key)
+static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos)
 {
 	sb_log *l = arg;
 	int rc;
 
 	if (h->key_len) {
-		sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags);
+		sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags, pos);
 		if ((rc = sb_kx_put(l->kx, key, h->key_len, &v)))
 			return rc;
 	}
@@ -61,7 +61,7 @@ static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
 			sb_rec_hdr h = {.offset = off, .timestamp_ns = info.timestamp_ns, .flags = info.flags,
 					.key_len = (uint16_t)kl, .value_len = info.value_len,
 					.size = (uint32_t)sb_rec_size((uint32_t)kl, info.value_len)};
-			int r = replay_one(l, &h, k);
+			int r = replay_one(l, &h, k, 0); /* no position in a compressed segment */
 			if (r) {
 				if (k != kb)
 					free(k);
@@ -111,14 +111,15 @@ int sb_log_keys_open(sb_log *l)
 }
 
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
-		       size_t bytes)
+		       size_t bytes, uint64_t pos)
 {
 	if (!l->kx)
 		return;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; pos += sb_rec_size_in(&r[i]), i++) {
 		if (!r[i].key_len)
 			continue;
-		sb_mt_val v = val_of(first + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, r[i].value_len, r[i].flags);
+		sb_mt_val v = val_of(first + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, r[i].value_len, r[i].flags,
+				     pos);
 		/* No memory: the key is found again at the next open. */
 		sb_kx_put(l->kx, r[i].key, r[i].key_len, &v);
 	}
@@ -168,7 +169,7 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 		return rc;
 	if (v.flags & SB_MT_TOMBSTONE)
 		return -ENOENT;
-	rc = sb_log_read_keyed(l, v.offset, key, key_len, buf, cap, &n, &ri);
+	rc = sb_log_read_keyed(l, v.offset, v.pos, key, key_len, buf, cap, &n, info ? &ri : NULL);
 	if (rc == -ESTALE) {
 		if (l->opt.report)
 			l->opt.report(l->opt.report_arg, l->name, "key index: an entry names a record of another key");
@@ -246,7 +247,8 @@ static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_va
 	c->checked++;
 	if (v->offset < c->start)
 		return 0;
-	int rc = sb_log_read_keyed(c->l, v->offset, key, klen, &one, 0, &n, &ri);
+	/* by offset (the position is checked apart) */
+	int rc = sb_log_read_keyed(c->l, v->offset, 0, key, klen, &one, 0, &n, &ri);
 	if (rc == -ENOENT && (v->flags & SB_MT_TOMBSTONE) && sb_log_in_compacted(c->l, v->offset))
 		return 0; /* compaction dropped the tombstone after delete_retention_ms */
 	if (rc == -ESTALE)
@@ -258,6 +260,8 @@ static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_va
 	else if (ri.value_len != v->size || ri.timestamp_ns != v->ts ||
 		 !!(ri.flags & SB_REC_TOMBSTONE) != !!(v->flags & SB_MT_TOMBSTONE))
 		why = "disagrees with the record's size, time or tombstone flag";
+	else if (sb_log_check_hint(c->l, v->offset, v->pos))
+		why = "names a wrong position of its record";
 	if (why) {
 		c->wrong++;
 		if (c->fn) {

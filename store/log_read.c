@@ -227,20 +227,51 @@ int sb_log_read_key(sb_log *l, uint64_t offset, void *buf, size_t cap, size_t *k
 	return rc;
 }
 
-int sb_log_read_keyed(sb_log *l, uint64_t offset, const void *key, size_t key_len, void *buf, size_t cap,
-		      size_t *nread, sb_record_info *info)
+/* locate() from the key index's position hint first (0: none; *stream
+ * is then not set). */
+static int locate_hinted(sb_log *l, uint64_t offset, uint32_t hint, sb_segment **seg, uint64_t *pos,
+			 uint64_t *stream, sb_rec_hdr *h)
+{
+	if (hint && !atomic_load_explicit(&l->removed, memory_order_relaxed) && offset >= sb_log_start(l) &&
+	    offset < sb_log_next(l)) {
+		sb_segment *s = seg_by_offset(l, offset);
+		if (s && !sb_segment_locate_at(s, offset, hint, h)) {
+			*seg = s;
+			*pos = hint;
+			return 0;
+		}
+	}
+	return locate(l, offset, seg, pos, stream, h);
+}
+
+int sb_log_check_hint(sb_log *l, uint64_t offset, uint32_t hint)
 {
 	sb_segment *s;
 	uint64_t pos, stream;
+	sb_rec_hdr h, h2;
+	int rc = 0;
+
+	if (!hint)
+		return 0;
+	pthread_rwlock_rdlock(&l->seg_lock);
+	if (locate(l, offset, &s, &pos, &stream, &h) == 0 && !sb_segment_compacted(s) &&
+	    (sb_segment_locate_at(s, offset, hint, &h2) || hint != pos))
+		rc = -ESTALE;
+	pthread_rwlock_unlock(&l->seg_lock);
+	return rc;
+}
+
+int sb_log_read_keyed(sb_log *l, uint64_t offset, uint32_t hint, const void *key, size_t key_len, void *buf,
+		      size_t cap, size_t *nread, sb_record_info *info)
+{
+	sb_segment *s;
+	uint64_t pos, stream = 0;
 	sb_rec_hdr h;
-	uint8_t kb[256], *k = kb;
 	size_t n = 0;
 	int rc;
 
-	if (key_len > sizeof(kb) && !(k = malloc(key_len)))
-		return -ENOMEM;
 	pthread_rwlock_rdlock(&l->seg_lock);
-	rc = locate(l, offset, &s, &pos, &stream, &h);
+	rc = locate_hinted(l, offset, info ? 0 : hint, &s, &pos, &stream, &h);
 	if (rc == 1) {
 		sb_zpin pin;
 		sb_zrec r;
@@ -259,23 +290,21 @@ int sb_log_read_keyed(sb_log *l, uint64_t offset, const void *key, size_t key_le
 	}
 	if (rc)
 		goto out_unlock;
-	/* The key as copied and checked, then the payload (each copy checks
-	 * the record's CRC whole). */
-	if (h.key_len != key_len) {
-		rc = -ESTALE;
+	/* The key compared in place, then the payload copied: the copy
+	 * checks the record's CRC whole, over the key too (a damaged key
+	 * fails it; another record's fails the comparison). */
+	if (!sb_segment_key_is(s, pos, &h, key, key_len)) {
+		/* damage (reported as such) or another record */
+		rc = serve(s, pos, &h, SB_COPY_KEY, 0, NULL, 0, NULL);
+		if (!rc)
+			rc = -ESTALE;
 		goto out_unlock;
 	}
-	rc = serve(s, pos, &h, SB_COPY_KEY, 0, k, key_len, NULL);
-	if (!rc && memcmp(k, key, key_len))
-		rc = -ESTALE;
-	if (!rc)
-		rc = serve(s, pos, &h, SB_COPY_VALUE, 0, buf, cap, &n);
+	rc = serve(s, pos, &h, SB_COPY_VALUE, 0, buf, cap, &n);
 	if (!rc && info)
 		fill_info(info, &h, stream);
 out_unlock:
 	pthread_rwlock_unlock(&l->seg_lock);
-	if (k != kb)
-		free(k);
 	if (!rc)
 		*nread = n;
 	return rc;

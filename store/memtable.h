@@ -25,6 +25,9 @@ typedef struct sb_mt_val {
 	int64_t ts;        /* its timestamp, ns */
 	uint32_t size;     /* its payload size */
 	uint16_t flags;    /* SB_MT_* */
+	uint32_t pos;      /* where the record starts in its segment file, a
+			    * hint of the key index (the MemTable does not
+			    * keep it: 0); 0: unknown (log_read.c) */
 } sb_mt_val;
 
 typedef struct sb_mt sb_mt;

@@ -123,6 +123,7 @@ static inline uint32_t ent_get(const mt_ent *e, sb_mt_val *v)
 		f = atomic_load_explicit(&e->flags, memory_order_acquire);
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s) {
 			v->flags = (uint16_t)(f & ~MT_GONE);
+			v->pos = 0; /* not kept here */
 			return f;
 		}
 	}

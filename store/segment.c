@@ -559,6 +559,26 @@ int sb_segment_locate(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *s
 	return seg_scan_to(s, &e, 0, offset, 1, pos, stream, h);
 }
 
+int sb_segment_locate_at(sb_segment *s, uint64_t offset, uint64_t at, sb_rec_hdr *h)
+{
+	uint64_t len = sb_segment_len(s);
+	sb_rec_hdr t;
+
+	/* compacted: its span is set (by the rewrite, or when it took a
+	 * removed successor's offsets, which moves nothing: skipped alike) */
+	if (s->z || s->span || at < SB_SEG_HDR || at >= len || len - at < SB_REC_HDR)
+		return 1;
+	if (sb_rec_decode_v(s->map + at, len - at, s->version, 0, &t) != SB_REC_OK || t.offset != offset)
+		return 1;
+	*h = t;
+	return 0;
+}
+
+int sb_segment_key_is(const sb_segment *s, uint64_t pos, const sb_rec_hdr *h, const void *key, size_t klen)
+{
+	return h->key_len == klen && !memcmp(s->map + pos + SB_REC_AT_KEY, key, klen);
+}
+
 /* The first record at or after `offset` (a compacted segment may have
  * removed it): -ENOENT when none is left in the segment. */
 static int seg_locate_from(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h)
@@ -793,7 +813,7 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 			rc = SB_ECORRUPT;
 			break;
 		}
-		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY)))
+		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY, pos)))
 			break;
 		pos += h.size;
 		from = h.offset + 1;

@@ -176,6 +176,18 @@ int sb_segment_save_index(sb_segment *s);
  * records do not lead there.
  */
 int sb_segment_locate(sb_segment *s, uint64_t offset, uint64_t *pos, uint64_t *stream, sb_rec_hdr *h);
+/*
+ * The same from a hint (the key index's: record `offset` was written at
+ * file position `at`), without the stream position: 0 and *h when the
+ * segment is uncompressed and was never compacted (its records never
+ * moved) and a sane header carrying that offset starts at `at`; 1 when the
+ * hint cannot be used (the caller locates by offset). Nothing reported.
+ */
+int sb_segment_locate_at(sb_segment *s, uint64_t offset, uint64_t at, sb_rec_hdr *h);
+/* Does the record at pos (header h, from sb_segment_locate*()) carry key
+ * [key, key + klen)? 1 or 0; the caller's copy checks the CRC, which covers
+ * the key. */
+int sb_segment_key_is(const sb_segment *s, uint64_t pos, const sb_rec_hdr *h, const void *key, size_t klen);
 /* Find the record whose payload holds stream byte spos (base_stream <= spos
  * < stream_end), as above. */
 int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64_t *stream,
@@ -189,13 +201,13 @@ int sb_segment_locate_stream(sb_segment *s, uint64_t spos, uint64_t *pos, uint64
 int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint64_t *lower);
 /*
  * Walk the records from offset `from` to the end, each checked whole (its
- * CRC), in order: fn gets its header and its key (h->key_len bytes, valid
- * during the call). Stops at the first record that fails (SB_ECORRUPT, not
+ * CRC), in order: fn gets its header, its key (h->key_len bytes, valid
+ * during the call) and where it starts in the file. Stops at the first record that fails (SB_ECORRUPT, not
  * reported: the reader that meets it reports it) or when fn returns
  * nonzero (that value); -ENOTSUP for a compressed segment (read it by
  * offset instead). For the key index's replay (log_keys.c).
  */
-typedef int (*sb_seg_walk_fn)(void *arg, const sb_rec_hdr *h, const uint8_t *key);
+typedef int (*sb_seg_walk_fn)(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos);
 int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg);
 /* What sb_segment_copy copies. */
 enum {
