@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
 #include "memtable.h"
 #include "util_store.h"
 
@@ -338,6 +339,82 @@ Test(memtable, many_keys)
 	}
 	free(buf);
 	free(keys);
+}
+
+/*
+ * Keys of every length up to SB_KEY_MAX among short ones, against a model:
+ * a key bigger than a quarter of the arena's next chunk gets a chunk of its
+ * own (the chunk table grows with them); puts, updates, deletes and gets at
+ * random, then a full scan in order. A key of SB_KEY_MAX + 1 bytes is
+ * refused. SB_MT_HUGE: keys (default 300).
+ */
+Test(memtable, big_keys)
+{
+	const char *env = getenv("SB_MT_HUGE");
+	size_t n = env ? (size_t)atol(env) : 300;
+	uint64_t seed = 31337;
+	bkey *keys = calloc(n, sizeof(*keys));
+	int *in = calloc(n, sizeof(*in));
+	sb_mt *m;
+
+	cr_assert(keys && in);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t r = ut_rnd(&seed) % 8;
+		size_t len = r < 4 ? 1 + ut_rnd(&seed) % 40 : r < 7 ? 1000 + ut_rnd(&seed) % 9000 : SB_KEY_MAX - ut_rnd(&seed) % 3;
+		cr_assert((keys[i].k = malloc(len)));
+		keys[i].len = len;
+		for (size_t b = 0; b < len; b++)
+			keys[i].k[b] = (uint8_t)ut_rnd(&seed);
+		memcpy(keys[i].k, &i, len < sizeof(i) ? len : sizeof(i)); /* distinct */
+		if (len < sizeof(i) && i >> (8 * len))
+			keys[i].len = 0; /* i does not fit: not used */
+	}
+	cr_assert_eq(sb_mt_new(&m), 0);
+	uint8_t *over = calloc(1, SB_KEY_MAX + 1);
+	cr_assert(over);
+	cr_assert_eq(sb_mt_put(m, over, SB_KEY_MAX + 1, &(sb_mt_val){0}), -EINVAL);
+	free(over);
+	size_t count = 0;
+	for (size_t op = 0; op < 20 * n; op++) {
+		size_t i = ut_rnd(&seed) % n;
+		unsigned r = ut_rnd(&seed) % 10;
+		sb_mt_val v;
+		if (!keys[i].len)
+			continue;
+		if (r < 5) {
+			keys[i].off = op;
+			v = (sb_mt_val){.offset = op, .size = (uint32_t)keys[i].len};
+			cr_assert_eq(sb_mt_put(m, keys[i].k, keys[i].len, &v), 0);
+			count += !in[i];
+			in[i] = 1;
+		} else if (r < 6) {
+			cr_assert_eq(sb_mt_delete(m, keys[i].k, keys[i].len), in[i] ? 0 : -ENOENT);
+			count -= in[i];
+			in[i] = 0;
+		} else {
+			int rc = sb_mt_get(m, keys[i].k, keys[i].len, &v);
+			cr_assert_eq(rc, in[i] ? 0 : -ENOENT, "get of key %zu (%zu bytes) at op %zu", i, keys[i].len, op);
+			if (in[i])
+				cr_assert(v.offset == keys[i].off && v.size == keys[i].len);
+		}
+		cr_assert_eq(sb_mt_count(m), count);
+	}
+	/* the keys present, sorted: a full scan sees them in order */
+	bkey *live = calloc(count + 1, sizeof(*live));
+	size_t nl = 0;
+	cr_assert(live);
+	for (size_t i = 0; i < n; i++)
+		if (in[i])
+			live[nl++] = keys[i];
+	qsort(live, nl, sizeof(*live), bkey_cmp);
+	if (nl)
+		check_full_scan(m, live, nl, 0);
+	sb_mt_free(m);
+	free(live);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i].k);
+	free(keys);
+	free(in);
 }
 
 /* Seek to keys that are absent: the first key at or after them. */
