@@ -7,9 +7,10 @@
  *              lock-free gets, keys copied) and in a bare reference B+tree
  *              (fanout 32, the MemTable until 2026-11-30, no lock, keys not
  *              copied), N = 10,000 (the seed's get figure's fill level),
- *              100,000 and 1,000,000, at least 1,000,000 gets cycling over
- *              the keys in a random order other than the puts'; --runs
- *              runs each (median and spread), wall and CPU.
+ *              100,000 and 1,000,000, at least 1,000,000 puts (into
+ *              fresh tables again) and gets (cycling over the keys in a
+ *              random order other than the puts'); --runs runs each
+ *              (median and spread), wall and CPU.
  *   get        get by key with the value (100 bytes) copied out, N random
  *              16-byte keys, warm, after a clean close and reopen: ours
  *              (sb_log_get_key) against LevelDB, RocksDB and LMDB loaded
@@ -289,21 +290,28 @@ typedef struct mt_fig {
 	double mib;                        /* the MemTable's bytes */
 } mt_fig;
 
-/* n keys put into an empty table, then `gets` gets cycling over the keys
- * in `order` (a random order other than the puts'). */
+/* n keys put into an empty table, `rounds` times (a new table each, the
+ * times summed: at least 1,000,000 puts, so that one preemption does not
+ * make the figure), then `gets` gets cycling over the keys in `order` (a
+ * random order other than the puts') in the last table. */
 static int mt_run(const uint8_t *keys, const uint64_t *order, uint64_t n, size_t klen, uint64_t gets, mt_fig *f)
 {
-	sb_bench_memtable *m;
-	uint64_t sum = 0, v = 0;
+	uint64_t sum = 0, v = 0, rounds = n < 1000000 ? 1000000 / n : 1, wall = 0, cpu = 0;
+	sb_bench_memtable *m = NULL;
 
-	if (sb_bench_memtable_new(&m))
-		return -1;
+	for (uint64_t r = 0; r < rounds; r++) {
+		sb_bench_memtable_free(m);
+		if (sb_bench_memtable_new(&m))
+			return -1;
+		uint64_t t0 = sb_bench_now(), c0 = mt_cpu_now();
+		for (uint64_t i = 0; i < n; i++)
+			sb_bench_memtable_put(m, keys + i * klen, klen, i);
+		cpu += mt_cpu_now() - c0;
+		wall += sb_bench_now() - t0;
+	}
+	f->put_cpu = (double)cpu / (double)(rounds * n);
+	f->put = (double)wall / (double)(rounds * n);
 	uint64_t t0 = sb_bench_now(), c0 = mt_cpu_now();
-	for (uint64_t i = 0; i < n; i++)
-		sb_bench_memtable_put(m, keys + i * klen, klen, i);
-	f->put_cpu = (double)(mt_cpu_now() - c0) / (double)n;
-	f->put = ns_per(t0, n);
-	t0 = sb_bench_now(), c0 = mt_cpu_now();
 	for (uint64_t i = 0, j = 0; i < gets; i++, j = j + 1 == n ? 0 : j + 1) {
 		sb_bench_memtable_get(m, keys + order[j] * klen, klen, &v);
 		sum += v;
@@ -314,15 +322,20 @@ static int mt_run(const uint8_t *keys, const uint64_t *order, uint64_t n, size_t
 	f->mib = (double)sb_bench_memtable_bytes(m) / (1 << 20);
 	sb_bench_memtable_free(m);
 
-	ref_node *root = calloc(1, sizeof(*root));
+	ref_node *root = NULL;
 	f->rput = f->rget = -1;
-	if (!root)
-		return 0;
-	root->leaf = 1;
-	t0 = sb_bench_now();
-	for (uint64_t i = 0; i < n; i++)
-		ref_put(&root, keys + i * klen, klen, i);
-	f->rput = ns_per(t0, n);
+	wall = 0;
+	for (uint64_t r = 0; r < rounds; r++) {
+		ref_free(root);
+		if (!(root = calloc(1, sizeof(*root))))
+			return 0;
+		root->leaf = 1;
+		t0 = sb_bench_now();
+		for (uint64_t i = 0; i < n; i++)
+			ref_put(&root, keys + i * klen, klen, i);
+		wall += sb_bench_now() - t0;
+	}
+	f->rput = (double)wall / (double)(rounds * n);
 	sum = 0;
 	t0 = sb_bench_now();
 	for (uint64_t i = 0, j = 0; i < gets; i++, j = j + 1 == n ? 0 : j + 1) {
@@ -360,8 +373,9 @@ static const char *mt_spread(const mt_fig *f, int runs, size_t at, char *buf, si
  * formatted per put) into a table growing from empty, and get of 10,000
  * keys put beforehand, cycled. Here: put of n random keys into an empty
  * table, then at least 1,000,000 gets cycling over the n keys in a random
- * order, n = 10,000 (the seed's get fill level) to mt_keys; medians and
- * spread of mt_runs runs, wall and CPU.
+ * order, n = 10,000 (the seed's get fill level) to mt_keys; puts into
+ * fresh tables again up to 1,000,000 in all; medians and spread of mt_runs
+ * runs, wall and CPU.
  */
 static void bench_memtable(const kopts *o, size_t klen)
 {
