@@ -341,9 +341,13 @@ except OSError as e:
 
 # ---- checks ------------------------------------------------------------
 
+# Each case's line says when it started (seconds since the script began):
+# where a script's time goes.
+SB_T0=${EPOCHREALTIME/[.,]/}
 case_() {
+	local now=${EPOCHREALTIME/[.,]/}
 	SB_CASE=$*
-	sb_msg "== $SB_SCRIPT: $*"
+	sb_msg "== $SB_SCRIPT: $* [at $(((now - SB_T0) / 1000000)).$(((now - SB_T0) / 100000 % 10)) s]"
 }
 
 assert_fail_now() {
@@ -445,12 +449,15 @@ sb_count() { t ls "$1" | wc -l; }
 # Record file name of an offset.
 rec() { printf '%020d' "$1"; }
 
-# sb_wait_until 'CONDITION' SECONDS: poll a bash condition.
+# sb_wait_until 'CONDITION' SECONDS: poll a bash condition (SECONDS may
+# have a fraction). The clock is bash's own: no process per poll.
 sb_wait_until() {
-	local deadline
-	deadline=$(python3 -c 'import time,sys; print(time.time() + float(sys.argv[1]))' "$2")
+	local s=$2 frac=0 deadline
+	[[ $s == *.* ]] && frac=${s#*.}
+	frac=${frac}000000
+	deadline=$((${EPOCHREALTIME/[.,]/} + ${s%%.*} * 1000000 + 10#${frac:0:6}))
 	while ! eval "$1"; do
-		python3 -c 'import time,sys; sys.exit(0 if time.time() < float(sys.argv[1]) else 1)' "$deadline" || return 1
+		[ "${EPOCHREALTIME/[.,]/}" -lt "$deadline" ] || return 1
 		sleep 0.1
 	done
 	return 0
