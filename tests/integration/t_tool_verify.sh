@@ -85,13 +85,31 @@ has "$out" '^orders: ok \(300 records' "missing index summary"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "verify after index rebuild ($out)"
 
+# hold_as_mount: take LOG_DIR's lock and look like a mounted daemon (a
+# note naming the lock's taker and a mount of LOG_DIR, here a tmpfs with
+# LOG_DIR as its source), as streambusfs does; release: let go of both.
+# (A holder that is not a mount is waited for, 10 s, by the key check.)
+MP=$T/mp
+mkdir "$MP"
+hold_as_mount() {
+	local ino pid
+	exec 9>>"$L/.lock"; flock -n 9 || fail "cannot take the lock"
+	ino=$(stat -c %i "$L/.lock")
+	pid=$(awk -v i=":$ino" '$2 == "FLOCK" && index($6, i) && substr($6, length($6) - length(i) + 1) == i { print $5 }' /proc/locks | head -1)
+	[ -n "$pid" ] || fail "the lock is not in /proc/locks"
+	mount -t tmpfs -o size=1m "$L" "$MP" || fail "cannot mount a tmpfs (root needed) to stand for the mount"
+	printf '%s\n%s\n%s\n' "$pid" "$MP" "$L" >"$L/.lock"
+}
+release() { umount "$MP" || fail "umount $MP"; exec 9>&-; }
+sb_cleanup_hooks+=('mountpoint -q "$MP" && umount "$MP"')
+
 # while LOG_DIR is locked (mounted), a missing or stale index of the newest
 # segment is expected (indexes are written when a segment closes): noted as
 # such; an older segment's missing index is noted as one to rebuild
 fresh
 newest=$(ls "$O"/*.idx | tail -1)
 rm "$newest"
-exec 9>>"$L/.lock"; flock -n 9 || fail "cannot take the lock"
+hold_as_mount
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "newest index missing while in use ($out)"
 has "$out" "^$L: in use \\(mounted\\?\\)" "in-use note"
@@ -100,7 +118,7 @@ rm "$idx"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "older index missing while in use"
 has "$out" "^orders: $idx: missing index \\(rebuildable from its segment\\) \\(will be rebuilt: not counted\\)$" "older index noted"
-exec 9>&-
+release
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "newest index missing when not in use"
 
@@ -115,11 +133,11 @@ eq "$rc" 1 "garbage tail exit"
 has "$out" "^orders: offset 300: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size$" "garbage message"
 # ... but not while the log is mounted: there, in the newest segment, it is a
 # record being written (a reader can see its later bytes before its header)
-exec 9>>"$L/.lock"; flock -n 9 || fail "cannot take the lock"
+hold_as_mount
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 0 "garbage tail of the newest segment while in use ($out)"
 has "$out" "^orders: offset 300: $last: byte $((size + 300)): garbled tail: nonzero bytes after the end of the records at byte $size \\(in use: being written: not counted\\)$" "in-use garbage message"
-exec 9>&-
+release
 
 # a lost segment: offsets jump
 fresh
