@@ -16,7 +16,8 @@ sb_install_deps() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null || return 1
 }
 
-# sb_build DIR [cmake args...]: configure and build into DIR.
+# sb_build DIR [cmake args...]: configure and build into DIR (only the
+# targets in $SB_BUILD_TARGETS when it is set).
 sb_build() {
 	local dir=$1; shift
 	local top
@@ -24,7 +25,8 @@ sb_build() {
 	local log rc
 	cmake -S "$top" -B "$top/$dir" "$@" >/dev/null || return 1
 	log=$(mktemp)
-	cmake --build "$top/$dir" -j"$(nproc)" >"$log" 2>&1
+	# shellcheck disable=SC2086
+	cmake --build "$top/$dir" -j"$(nproc)" ${SB_BUILD_TARGETS:+--target $SB_BUILD_TARGETS} >"$log" 2>&1
 	rc=$?
 	grep -Ev '^\[|^Consolidate|^-- |^gmake' "$log" || true
 	rm -f "$log"
