@@ -32,5 +32,8 @@ int sb_log_removed(const sb_log *l);
 /* cleanup = compact: is a round of sb_log_compact() due (a segment sealed
  * since the last one, a kept tombstone expired)? */
 int sb_log_compact_due(sb_log *l, int64_t now_ns);
+/* sb_log_compress for the store's background compressor: each segment is
+ * built in a thread of its own at SCHED_IDLE (log_compress.c). */
+int sb_log_compress_bg(sb_log *l, size_t *done);
 
 #endif

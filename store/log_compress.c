@@ -7,17 +7,29 @@
  *      mapping: nothing of the log is held meanwhile), checking every
  *      record; fdatasync it;
  *   2. under append_mu (so that no retention or removal drops the segment
- *      meanwhile): rename it over NNNN.seg, fsync the directory, open it
- *      and put it in the segment's place in the array (seg_lock exclusive:
- *      readers finish with the old one first);
+ *      meanwhile): rename it over NNNN.seg; then, with no lock held (the
+ *      appender must not wait for a directory fsync), fsync the directory
+ *      and open it; then under append_mu again, if retention or a removal
+ *      has not dropped the segment meanwhile, put it in the segment's
+ *      place in the array (seg_lock exclusive: readers finish with the old
+ *      one first);
  *   3. remove NNNN.idx (a compressed segment carries its own block table)
  *      and close the old segment.
+ * The background compressor (sb_log_compress_bg) builds in a thread of its
+ * own at SCHED_IDLE: zstd's CPU goes to appenders first (within the process
+ * a nice value only shares its CPU out by weight: at nice 10 an appender on
+ * a busy machine lost ~10% of its share to the compressor). Only the build
+ * holds no lock: the steps that take append_mu or seg_lock stay in the
+ * compressor's own thread at its normal priority, so that no appender ever
+ * waits on a lock held by a thread that others keep off the CPU.
  * A crash before the rename leaves a *.tmp that the next open removes; after
  * it, the compressed file (an index file left beside it is removed at open).
  * Readers that mapped the old file keep their mapping of the old inode.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -103,43 +115,97 @@ out_in:
 	return rc;
 }
 
-/* Step 2, with append_mu held: 0, or -ESTALE when s is gone. */
+typedef struct build_job {
+	sb_log *l;
+	const char *path, *tmp;
+	uint64_t len;
+	unsigned codec;
+	int rc;
+} build_job;
+
+static void *build_idle_main(void *arg)
+{
+	build_job *j = arg;
+	struct sched_param sp = {0};
+
+	/* best effort: where SCHED_IDLE is refused it builds at its parent's */
+	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	j->rc = build(j->l, j->path, j->tmp, j->len, j->codec);
+	return NULL;
+}
+
+/* build() in a thread of its own at SCHED_IDLE (in this one if none can be
+ * made); this thread waits, holding no lock. */
+static int build_idle(sb_log *l, const char *path, const char *tmp, uint64_t len, unsigned codec)
+{
+	build_job j = {.l = l, .path = path, .tmp = tmp, .len = len, .codec = codec};
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, build_idle_main, &j) != 0)
+		return build(l, path, tmp, len, codec);
+	pthread_join(t, NULL);
+	return j.rc;
+}
+
+/* Where s is in the array (not the newest), or -1: gone. Base too: the
+ * memory of a dropped segment may hold a newer one. With seg_lock held. */
+static long seg_index(sb_log *l, const sb_segment *s, uint64_t base)
+{
+	for (size_t i = 0; i + 1 < l->nsegs; i++)
+		if (l->segs[i] == s && sb_segment_base(s) == base)
+			return (long)i;
+	return -1;
+}
+
+/* Is s still in the log (append_mu held)? */
+static int still_here(sb_log *l, const sb_segment *s, uint64_t base)
+{
+	pthread_rwlock_rdlock(&l->seg_lock);
+	int here = !atomic_load(&l->removed) && seg_index(l, s, base) >= 0;
+	pthread_rwlock_unlock(&l->seg_lock);
+	return here;
+}
+
+/* Step 2: 0, or -ESTALE when s is gone (dropped before the rename, or
+ * after it: retention then removed the compressed file in its place). */
 static int swap(sb_log *l, sb_segment *s, uint64_t base, const char *path, const char *tmp)
 {
 	const sb_io *io = l->io;
-	sb_segment *ns;
-	size_t i;
+	sb_segment *ns = NULL;
 	int ch = 0, rc;
 
-	pthread_rwlock_rdlock(&l->seg_lock);
-	for (i = 0; i + 1 < l->nsegs && l->segs[i] != s; i++)
-		;
-	int here = i + 1 < l->nsegs && !atomic_load(&l->removed);
-	pthread_rwlock_unlock(&l->seg_lock);
-	if (!here)
-		return -ESTALE;
-	if ((rc = io->rename(io->ctx, tmp, path)))
+	pthread_mutex_lock(&l->append_mu);
+	rc = still_here(l, s, base) ? io->rename(io->ctx, tmp, path) : -ESTALE;
+	pthread_mutex_unlock(&l->append_mu);
+	if (rc)
 		return rc;
-	if ((rc = sb_fsync_dir(io, l->dir))) { /* the new file is in place, not in use */
-		sb_log_rewrite_failed(l, path, rc);
-		return rc;
-	}
 	/* The file is compressed now, whatever happens next: on failure the
 	 * old segment (its mapping of the old file) serves until reopened,
 	 * and nothing rewrites from its path meanwhile. */
-	if ((rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns))) {
-		sb_log_rewrite_failed(l, path, rc);
-		return rc;
-	}
-	sb_segment_set_prior_max(ns, sb_segment_prior_max(s)); /* for the seek by time */
+	rc = sb_fsync_dir(io, l->dir);
+	if (!rc)
+		rc = sb_segment_open(&l->sp, base, SB_SEG_QUIET, &ch, &ns);
+	pthread_mutex_lock(&l->append_mu);
 	pthread_rwlock_wrlock(&l->seg_lock);
-	l->segs[i] = ns;
+	long i = atomic_load(&l->removed) ? -1 : seg_index(l, s, base);
+	if (i >= 0 && !rc) {
+		sb_segment_set_prior_max(ns, sb_segment_prior_max(s)); /* for the seek by time */
+		l->segs[i] = ns;
+		ns = NULL;
+	}
 	pthread_rwlock_unlock(&l->seg_lock);
-	return 0;
+	pthread_mutex_unlock(&l->append_mu);
+	if (ns)
+		sb_segment_close(ns, 0);
+	if (i < 0)
+		return -ESTALE;
+	if (rc) /* the new file is in place, not in use */
+		sb_log_rewrite_failed(l, path, rc);
+	return rc;
 }
 
-/* Compress one segment; *did: one was tried. */
-static int compress_one(sb_log *l, unsigned codec, int *did)
+/* Compress one segment (idle: build at SCHED_IDLE); *did: one was tried. */
+static int compress_one(sb_log *l, unsigned codec, int idle, int *did)
 {
 	char tmp[PATH_MAX + 16], path[PATH_MAX];
 	uint64_t base = 0, len = 0;
@@ -156,7 +222,7 @@ static int compress_one(sb_log *l, unsigned codec, int *did)
 	if ((rc = sb_path(path, l->dir, name)))
 		return rc;
 	snprintf(tmp, sizeof(tmp), "%.*s.zseg.tmp", (int)(strlen(path) - strlen(SB_SEG_SUFFIX)), path);
-	rc = build(l, path, tmp, len, codec);
+	rc = idle ? build_idle(l, path, tmp, len, codec) : build(l, path, tmp, len, codec);
 	if (rc == SB_ECORRUPT) { /* damage: stays plain */
 		pthread_rwlock_rdlock(&l->seg_lock);
 		for (size_t i = 0; i + 1 < l->nsegs; i++)
@@ -167,10 +233,7 @@ static int compress_one(sb_log *l, unsigned codec, int *did)
 	}
 	if (rc)
 		return rc == -ESTALE ? 0 : rc;
-	pthread_mutex_lock(&l->append_mu);
-	rc = swap(l, s, base, path, tmp);
-	pthread_mutex_unlock(&l->append_mu);
-	if (rc) {
+	if ((rc = swap(l, s, base, path, tmp))) {
 		l->io->unlink(l->io->ctx, tmp);
 		return rc == -ESTALE ? 0 : rc;
 	}
@@ -182,7 +245,7 @@ static int compress_one(sb_log *l, unsigned codec, int *did)
 	return 0;
 }
 
-int sb_log_compress(sb_log *l, size_t *done)
+static int compress(sb_log *l, int idle, size_t *done)
 {
 	unsigned codec = l->cfg.compression == SB_COMPRESS_ZSTD ? SB_CODEC_ZSTD : SB_CODEC_LZ4;
 	size_t n = 0;
@@ -193,10 +256,20 @@ int sb_log_compress(sb_log *l, size_t *done)
 	if ((rc = atomic_load(&l->rewrite_err)))
 		return rc;
 	pthread_mutex_lock(&l->compress_mu);
-	while (did && !(rc = compress_one(l, codec, &did)) && !atomic_load(&l->removed))
+	while (did && !(rc = compress_one(l, codec, idle, &did)) && !atomic_load(&l->removed))
 		n += did;
 	pthread_mutex_unlock(&l->compress_mu);
 	if (done)
 		*done = n;
 	return rc;
+}
+
+int sb_log_compress(sb_log *l, size_t *done)
+{
+	return compress(l, 0, done);
+}
+
+int sb_log_compress_bg(sb_log *l, size_t *done)
+{
+	return compress(l, 1, done);
 }

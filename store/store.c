@@ -235,7 +235,8 @@ static int open_topics(sb_store *s)
 }
 
 /* Compress the sealed segments of topics whose `compression` is set, at a
- * lower CPU priority than the appenders (nice 10, best effort). */
+ * lower CPU priority than the appenders (nice 10, best effort; each
+ * segment's build at SCHED_IDLE: log_compress.c). */
 static void *compressor_main(void *arg)
 {
 	sb_store *s = arg;
@@ -268,7 +269,7 @@ static void *compressor_main(void *arg)
 				if (sb_log_compact_due(snap[i], now))
 					sb_log_compact(snap[i], now, NULL);
 			} else {
-				sb_log_compress(snap[i], NULL);
+				sb_log_compress_bg(snap[i], NULL);
 			}
 		}
 		pthread_mutex_lock(&s->mu);
