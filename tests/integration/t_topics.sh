@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Many topics, and topics removed and made again (issue 7, defects 2 and 8):
-#  - a LOG_DIR with SB_TOPICS topics (default 1000; 10000 for the long run)
+#  - a LOG_DIR with SB_TOPICS topics (default 1000, 600 under a sanitizer:
+#    still more than the soft limit of 512 open files set below, which the
+#    daemon must raise; 10000 for the long run)
 #    made outside the mount: mounted detached and with -f, listed, appended
 #    to and read at random topics; the daemon must stay alive;
 #  - mkdir of SB_TOPICS topics through the mount, and a remount;
@@ -13,6 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${SB_TOPICS:-1000}
+[ -n "$SB_ASAN" ] && N=${SB_TOPICS:-600}
 RACE_S=${SB_TOPICS_RACE:-3}
 # more topics, longer deadlines (the first mount of bare directories makes
 # and syncs a segment in each: 4-10 s for 1,000 on a busy 2-core machine)
