@@ -206,7 +206,12 @@ static void drop_file(sb_kx *x, const char *name, const char *why)
 {
 	char path[PATH_MAX];
 
-	if (x->p.read_only || sb_path(path, x->dir, name))
+	if (x->p.read_only) {
+		/* not used all the same: said, so that verify shows it */
+		report(x, "key index: %s is not used (%s); its offsets are replayed from the log", name, why);
+		return;
+	}
+	if (sb_path(path, x->dir, name))
 		return;
 	if (x->p.io->unlink(x->p.io->ctx, path) == 0)
 		report(x, "key index: removed %s (%s); its offsets are replayed from the log", name, why);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "codec.h"
+#include "keytable.h"
 #include "util.h"
 
 static const char *out;
@@ -51,6 +52,63 @@ static void seg_input(const char *name, int mode, const uint8_t *s1, size_t n1, 
 	}
 	put("fuzz_segment", name, b, k);
 	free(b);
+}
+
+/* A fuzz_keytable input: mode, table file. */
+static void kt_input(const char *name, int mode, const uint8_t *t, size_t n)
+{
+	uint8_t *b = malloc(n + 1);
+
+	b[0] = (uint8_t)mode;
+	if (n)
+		memcpy(b + 1, t, n);
+	put("fuzz_keytable", name, b, n + 1);
+	free(b);
+}
+
+/* fuzz_keytable: a valid version 4 table in each mode (of the range the
+ * mode names), one stamped version 3 (footer and its CRC), truncated ones,
+ * one with a flipped block byte, forged ones (CRCs recomputed) with keys
+ * out of order or the footer's entry count off by one. */
+static void keytable_seeds(void)
+{
+	static const unsigned cover[4] = {FZ_KEYED_RECORDS, FZ_KEYED_RECORDS / 2, FZ_KEYED_RECORDS / 4,
+					  FZ_KEYED_RECORDS / 4};
+	size_t nf, n;
+	uint8_t *full = fz_keyed_table(0, FZ_KEYED_RECORDS, &nf);
+	char name[64];
+
+	for (int mode = 0; mode < 16; mode++) {
+		uint8_t *t = fz_keyed_table(0, cover[mode >> 1 & 3], &n);
+		snprintf(name, sizeof name, "v4_mode%d", mode);
+		kt_input(name, mode, t, n);
+		free(t);
+	}
+	uint8_t *b = malloc(nf);
+	memcpy(b, full, nf);
+	sb_put16(b + nf - SB_KT_FOOTER + 4, 3);
+	sb_put32(b + nf - SB_KT_FOOTER + 68, sb_crc32c(0, b + nf - SB_KT_FOOTER, 68));
+	kt_input("v3", 0, b, nf);
+	kt_input("v3_rw", 8, b, nf);
+	memcpy(b, full, nf);
+	b[100] ^= 0x08; /* in the first block: its CRC fails */
+	kt_input("block_rot", 0, b, nf);
+	kt_input("block_rot_rw", 8, b, nf);
+	kt_input("block_rot_forged", 1, b, nf);
+	memcpy(b, full, nf);
+	b[SB_KT_ENTRY] = 0x7f; /* the first key "\0" now after the second "\0\xff" */
+	kt_input("unsorted_forged", 1, b, nf);
+	kt_input("unsorted_forged_rw", 9, b, nf);
+	memcpy(b, full, nf);
+	sb_put64(b + nf - SB_KT_FOOTER + 8, sb_get64(b + nf - SB_KT_FOOTER + 8) + 1);
+	kt_input("count_forged", 1, b, nf);
+	kt_input("trunc_half", 0, full, nf / 2);
+	kt_input("trunc_footer_rw", 8, full, nf - 1);
+	kt_input("footer_only", 0, full + nf - SB_KT_FOOTER, SB_KT_FOOTER);
+	kt_input("footer_only_forged", 1, full + nf - SB_KT_FOOTER, SB_KT_FOOTER);
+	kt_input("empty", 0, NULL, 0);
+	free(b);
+	free(full);
 }
 
 int main(int argc, char **argv)
@@ -122,6 +180,7 @@ int main(int argc, char **argv)
 		free(b);
 		free(x);
 	}
+	keytable_seeds();
 	free(bad);
 	free(ix);
 	return 0;

@@ -221,3 +221,152 @@ uint8_t *fz_sample_index(unsigned every, size_t *n)
 	*n = SB_IDX_HDR + count * SB_IDX_ENTRY;
 	return b;
 }
+
+#include "keytable.h"
+
+static fz_keyed keyed;
+static uint8_t keyed_long[2][2600];
+
+static void keyed_keys(fz_keyed *s)
+{
+	static const struct { const char *k; size_t n; } ks[FZ_KEYED_KEYS - 2] = {
+		{"a", 1}, {"ab", 2}, {"abc", 3}, {"b", 1}, {"key-00", 6}, {"key-01", 6},
+		{"\x00\xff", 2}, {"\x00", 1}, {"k\x00", 2}, {"\xff\xff\xff\xff\xff\xff\xff\xff\x01", 9},
+	};
+	for (int i = 0; i < FZ_KEYED_KEYS - 2; i++) {
+		s->keys[i] = (const uint8_t *)ks[i].k;
+		s->klen[i] = ks[i].n;
+	}
+	/* two long keys sharing a 2,499-byte prefix: blocks of their own */
+	memset(keyed_long[0], 'L', sizeof keyed_long[0]);
+	memset(keyed_long[1], 'L', sizeof keyed_long[1]);
+	keyed_long[1][2499] = 'M';
+	s->keys[FZ_KEYED_KEYS - 2] = keyed_long[0];
+	s->klen[FZ_KEYED_KEYS - 2] = 2500;
+	s->keys[FZ_KEYED_KEYS - 1] = keyed_long[1];
+	s->klen[FZ_KEYED_KEYS - 1] = 2600;
+}
+
+const fz_keyed *fz_keyed_sample(void)
+{
+	fz_keyed *s = &keyed;
+	size_t cap = SB_SEG_HDR, pos = SB_SEG_HDR;
+
+	if (s->seg)
+		return s;
+	keyed_keys(s);
+	for (unsigned i = 0; i < FZ_KEYED_RECORDS; i++) {
+		int k = (int)((i * 7 + i / 5) % (FZ_KEYED_KEYS + 3));
+		s->key[i] = k < FZ_KEYED_KEYS ? k : -1;
+		s->flags[i] = s->key[i] >= 0 && i % 11 == 6 ? SB_REC_TOMBSTONE : 0;
+		s->vlen[i] = s->flags[i] ? 0 : 6 + (i * 29) % 90;
+		s->ts[i] = 1700000000000000000LL + (int64_t)i * 1000;
+		s->val[i] = malloc(s->vlen[i] + 1);
+		for (uint32_t j = 0; j < s->vlen[i]; j++)
+			s->val[i][j] = (uint8_t)(j < 4 ? "val-"[j] : j == 4 ? 'A' + i % 26 : j == 5 ? 'a' + i / 26 : 'a' + (i + j) % 26);
+		sb_record_in r = {.key = k >= 0 && k < FZ_KEYED_KEYS ? s->keys[k] : NULL,
+				  .key_len = s->key[i] >= 0 ? (uint32_t)s->klen[k] : 0,
+				  .value = s->val[i], .value_len = s->vlen[i], .flags = s->flags[i]};
+		cap += sb_rec_size_in(&r);
+	}
+	s->seg = calloc(1, cap);
+	sb_seg_hdr h = {.base_offset = FZ_SAMPLE_BASE, .base_stream = FZ_SAMPLE_STREAM};
+	sb_seg_hdr_encode(s->seg, &h);
+	for (unsigned i = 0; i < FZ_KEYED_RECORDS; i++) {
+		int k = s->key[i];
+		sb_record_in r = {.key = k >= 0 ? s->keys[k] : NULL, .key_len = k >= 0 ? (uint32_t)s->klen[k] : 0,
+				  .value = s->val[i], .value_len = s->vlen[i], .flags = s->flags[i]};
+		s->pos[i] = (uint32_t)pos;
+		pos += sb_rec_encode(s->seg + pos, FZ_SAMPLE_BASE + i, s->ts[i], &r);
+	}
+	s->len = pos;
+	return s;
+}
+
+int fz_keyed_latest_in(const fz_keyed *s, int k, unsigned from, unsigned to)
+{
+	int last = -1;
+
+	for (unsigned i = from; i < to && i < FZ_KEYED_RECORDS; i++)
+		if (s->key[i] == k)
+			last = (int)i;
+	return last;
+}
+
+int fz_keyed_latest(const fz_keyed *s, int k, unsigned n)
+{
+	return fz_keyed_latest_in(s, k, 0, n);
+}
+
+static int keyed_cmp(const fz_keyed *s, int a, int b)
+{
+	size_t m = s->klen[a] < s->klen[b] ? s->klen[a] : s->klen[b];
+	int c = memcmp(s->keys[a], s->keys[b], m);
+	return c ? c : (s->klen[a] > s->klen[b]) - (s->klen[a] < s->klen[b]);
+}
+
+uint8_t *fz_keyed_table(unsigned from, unsigned n, size_t *len)
+{
+	const fz_keyed *s = fz_keyed_sample();
+	int order[FZ_KEYED_KEYS];
+	char dir[PATH_MAX], name[64], path[PATH_MAX + 64];
+	sb_kt_writer *w;
+	uint8_t *b;
+
+	for (int i = 0; i < FZ_KEYED_KEYS; i++)
+		order[i] = i;
+	for (int i = 1; i < FZ_KEYED_KEYS; i++) /* insertion sort by key */
+		for (int j = i; j > 0 && keyed_cmp(s, order[j - 1], order[j]) > 0; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	snprintf(dir, sizeof dir, "%s/ktw", fz_scratch());
+	fz_rmtree(dir);
+	if (mkdir(dir, 0755))
+		fz_fail("mkdir %s: %s", dir, strerror(errno));
+	if (sb_kt_writer_new(sb_io_default(), dir, FZ_SAMPLE_BASE + from, FZ_SAMPLE_BASE + from + n - 1, FZ_KEYED_KEYS,
+			     0, &w))
+		fz_fail("sb_kt_writer_new");
+	for (int i = 0; i < FZ_KEYED_KEYS; i++) {
+		int r = fz_keyed_latest_in(s, order[i], from, from + n);
+		if (r < 0)
+			continue;
+		sb_mt_val v = {.offset = FZ_SAMPLE_BASE + (uint64_t)r, .ts = s->ts[r], .size = s->vlen[r],
+			       .flags = s->flags[r] ? SB_MT_TOMBSTONE : 0, .pos = s->pos[r]};
+		if (sb_kt_writer_add(w, s->keys[order[i]], s->klen[order[i]], &v))
+			fz_fail("sb_kt_writer_add");
+	}
+	if (sb_kt_writer_finish(w))
+		fz_fail("sb_kt_writer_finish");
+	sb_kt_name(name, FZ_SAMPLE_BASE + from, FZ_SAMPLE_BASE + from + n - 1);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	b = fz_read(path, len);
+	if (!b)
+		fz_fail("read %s", path);
+	fz_rmtree(dir);
+	return b;
+}
+
+void fz_keytable_fix_crcs(uint8_t *b, size_t n)
+{
+	if (n < SB_KT_FOOTER + 12)
+		return;
+	uint8_t *f = b + n - SB_KT_FOOTER;
+	uint64_t body = n - SB_KT_FOOTER, ipos = sb_get64(f + 32), ilen = sb_get32(f + 40);
+	uint64_t bpos = sb_get64(f + 48), blen = sb_get32(f + 56);
+	if (ipos <= body && ilen <= body - ipos && ilen >= 4) {
+		uint64_t nb = sb_get32(b + ipos);
+		for (uint64_t i = 0; i < nb && 4 + (i + 1) * 16 <= ilen; i++) {
+			const uint8_t *e = b + ipos + 4 + i * 16;
+			uint64_t p = sb_get64(e), l = sb_get32(e + 8);
+			if (l >= 12 && p <= body && l <= body - p)
+				sb_put32(b + p + l - 4, sb_crc32c(0, b + p, l - 4));
+		}
+		/* the blocks may overlap the index: its CRC after theirs */
+		sb_put32(f + 44, sb_crc32c(0, b + ipos, ilen));
+	}
+	if (bpos <= body && blen <= body - bpos)
+		sb_put32(f + 60, sb_crc32c(0, b + bpos, blen));
+	sb_put32(f + 68, sb_crc32c(0, f, 68));
+}

@@ -56,3 +56,36 @@ const fz_sample *fz_sample_segment(void);
 /* A valid index file of the sample with an entry every `every` records
  * (malloc'ed, *n its size). */
 uint8_t *fz_sample_index(unsigned every, size_t *n);
+
+/* A valid segment of FZ_KEYED_RECORDS records from offset FZ_SAMPLE_BASE
+ * (fuzz_keytable): keys from the FZ_KEYED_KEYS of keys[] (prefixes of each
+ * other, binary ones, two long enough to fill blocks of their own), most
+ * of them repeated, some records unkeyed (key[i] -1), some tombstones; each
+ * record's value (val[i], vlen[i] bytes) different from every other's. */
+#define FZ_KEYED_RECORDS 48
+#define FZ_KEYED_KEYS 12
+typedef struct fz_keyed {
+	uint8_t *seg;
+	size_t len;
+	uint32_t pos[FZ_KEYED_RECORDS];
+	int key[FZ_KEYED_RECORDS];
+	uint16_t flags[FZ_KEYED_RECORDS];
+	int64_t ts[FZ_KEYED_RECORDS];
+	uint32_t vlen[FZ_KEYED_RECORDS];
+	uint8_t *val[FZ_KEYED_RECORDS];
+	const uint8_t *keys[FZ_KEYED_KEYS];
+	size_t klen[FZ_KEYED_KEYS];
+} fz_keyed;
+const fz_keyed *fz_keyed_sample(void);
+/* The latest record of key k among records [0, n), -1 if none. */
+int fz_keyed_latest(const fz_keyed *s, int k, unsigned n);
+/* The latest record of key k among records [from, to), -1 if none. */
+int fz_keyed_latest_in(const fz_keyed *s, int k, unsigned from, unsigned to);
+/* A valid key table (version 4, written by the store's writer, level 0)
+ * of the sample's records [from, from + n), named for offsets
+ * FZ_SAMPLE_BASE + [from, from + n - 1] (malloc'ed, *len its size). */
+uint8_t *fz_keyed_table(unsigned from, unsigned n, size_t *len);
+/* Recompute every CRC of a key table file (blocks as its block index
+ * names them, where they lie inside the file; index; Bloom filter;
+ * footer). Files too short or out of bounds are left as they are. */
+void fz_keytable_fix_crcs(uint8_t *b, size_t n);
