@@ -53,7 +53,9 @@
  *    32  u64 index position        68 u32 crc32c of [0,68)
  *
  * Opening checks the footer, index and Bloom filter CRCs, every block's
- * CRC and every bound; lookups check bounds (the record a lookup names is
+ * CRC and every bound, and the entries as the writer leaves them (keys
+ * strictly increasing through the table, each block ending at its index
+ * key, as many as the footer says); lookups check bounds (the record a lookup names is
  * read with its own CRC and must carry the key looked up). Reads go through
  * a read-only shared mapping of the file (like segments' reads).
  */

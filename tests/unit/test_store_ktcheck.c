@@ -1,0 +1,309 @@
+/*
+ * test_store_ktcheck.c - what opening a key table trusts (found by
+ * tests/fuzz/fuzz_keytable.c): a table whose CRCs are all valid but whose
+ * entries are out of order, outside their block, not ending at the block
+ * index's last key, or not as many as its footer says, is refused; a table
+ * refused by a read-only store (streambus verify, get, dump) is reported
+ * through the report hook, as a read-write open reports removing it.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "format.h"
+#include "keytable.h"
+#include "util_store.h"
+
+static ut_env env;
+
+static void setup(void)
+{
+	cr_assert_eq(ut_env_init(&env, "ktcheck"), 0);
+}
+
+static void teardown(void)
+{
+	ut_env_fini(&env);
+}
+
+TestSuite(ktcheck, .init = setup, .fini = teardown);
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long len;
+
+	cr_assert(f, "%s", path);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	b = malloc((size_t)len);
+	cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	*n = (size_t)len;
+	return b;
+}
+
+static void spill(const char *path, const uint8_t *b, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	cr_assert(f, "%s", path);
+	cr_assert_eq(fwrite(b, 1, n, f), n);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Recompute every CRC of a table (blocks as its index names them, the
+ * index, the Bloom filter, the footer): a "forged" table. */
+static void forge(uint8_t *b, size_t n)
+{
+	uint8_t *f = b + n - SB_KT_FOOTER;
+	uint64_t ipos = sb_get64(f + 32), ilen = sb_get32(f + 40), bpos = sb_get64(f + 48), blen = sb_get32(f + 56);
+	uint64_t nb = sb_get32(b + ipos), body = n - SB_KT_FOOTER;
+
+	for (uint64_t i = 0; i < nb && 4 + (i + 1) * 16 <= ilen; i++) {
+		const uint8_t *e = b + ipos + 4 + i * 16;
+		uint64_t p = sb_get64(e), l = sb_get32(e + 8);
+		if (l >= 12 && p <= body && l <= body - p)
+			sb_put32(b + p + l - 4, sb_crc32c(0, b + p, l - 4));
+	}
+	sb_put32(f + 44, sb_crc32c(0, b + ipos, ilen));
+	sb_put32(f + 60, sb_crc32c(0, b + bpos, blen));
+	sb_put32(f + 68, sb_crc32c(0, f, 68));
+}
+
+#define NKEYS 1000
+
+static size_t key_of(uint32_t i, uint8_t *k)
+{
+	return (size_t)sprintf((char *)k, "key-%06u%s", i * 2, i % 7 ? "" : "-with-a-longer-tail");
+}
+
+/* A table of NKEYS keys (several blocks) for offsets [0, 9999]. */
+static uint8_t *good_table(const char *dir, char *name, size_t *n)
+{
+	sb_kt_writer *w;
+	uint8_t k[64];
+	char path[8192];
+
+	cr_assert_eq(sb_kt_writer_new(sb_io_default(), dir, 0, 9999, NKEYS, 0, &w), 0);
+	for (uint32_t i = 0; i < NKEYS; i++) {
+		sb_mt_val v = {.offset = i * 5, .ts = i, .size = i % 300, .pos = 32 + i};
+		cr_assert_eq(sb_kt_writer_add(w, k, key_of(i, k), &v), 0);
+	}
+	cr_assert_eq(sb_kt_writer_finish(w), 0);
+	sb_kt_name(name, 0, 9999);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return slurp(path, n);
+}
+
+/* An accepted table iterates in strict key order, as many entries as it
+ * says, each found by a lookup (or missed by the Bloom filter). */
+static void check_accepted(sb_kt *t)
+{
+	sb_kt_iter it;
+	uint8_t prev[65536];
+	size_t pl = 0, kl;
+	uint64_t count = 0;
+
+	for (sb_kt_seek(t, NULL, 0, &it); sb_kt_iter_valid(&it); sb_kt_iter_next(&it), count++) {
+		const uint8_t *k = sb_kt_iter_key(&it, &kl);
+		size_t m = kl < pl ? kl : pl;
+		int c = memcmp(prev, k, m);
+		cr_assert(count == 0 || c < 0 || (c == 0 && pl < kl), "entry %llu out of order",
+			  (unsigned long long)count);
+		sb_mt_val v, g;
+		sb_kt_iter_val(&it, &v);
+		uint64_t h = sb_kt_hash(k, kl);
+		int rc = sb_kt_get(t, k, kl, h, &g);
+		cr_assert(rc == 0 || (rc == -ENOENT && !sb_kt_may_contain(t, h)), "entry %llu: lookup %d",
+			  (unsigned long long)count, rc);
+		cr_assert(rc || g.offset == v.offset, "entry %llu: a lookup finds another", (unsigned long long)count);
+		memcpy(prev, k, kl);
+		pl = kl;
+	}
+	cr_assert_eq(it.err, 0);
+	cr_assert_eq(count, sb_kt_count(t));
+}
+
+/* Swap the position slots of two entries of the first block; bump the
+ * footer's count; each forged: refused. Then random bytes changed in the
+ * blocks and the index, forged: refused, or accepted and sound. */
+Test(ktcheck, forged_tables_refused_or_sound)
+{
+	char name[64], path[8192];
+	size_t n;
+	uint8_t *good = good_table(env.stash, name, &n), *b = malloc(n);
+	sb_kt *t;
+	const uint8_t *f = good + n - SB_KT_FOOTER;
+	uint64_t ipos = sb_get64(f + 32);
+	uint64_t b0 = sb_get64(good + ipos + 4), l0 = sb_get32(good + ipos + 4 + 8);
+	uint32_t cnt0 = sb_get32(good + b0 + l0 - 8);
+	uint8_t *slots = good + b0 + l0 - 8 - 4 * (size_t)cnt0;
+	char why[256];
+
+	snprintf(path, sizeof(path), "%s/%s", env.stash, name);
+	cr_assert_gt(sb_get32(good + ipos), 1, "several blocks");
+	cr_assert_eq(sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0), 0);
+	check_accepted(t);
+	sb_kt_close(t);
+
+	uint64_t seed = 0x6b74;
+	for (int trial = 0; trial < 40; trial++) {
+		/* two entries of the first block swapped (keys out of order) */
+		uint32_t i = (uint32_t)(ut_rnd(&seed) % (cnt0 - 1)), j = i + 1 + (uint32_t)(ut_rnd(&seed) % (cnt0 - 1 - i));
+		memcpy(b, good, n);
+		uint8_t *a = b + (slots - good) + 4 * (size_t)i, *c = b + (slots - good) + 4 * (size_t)j, tmp[4];
+		memcpy(tmp, a, 4);
+		memcpy(a, c, 4);
+		memcpy(c, tmp, 4);
+		forge(b, n);
+		spill(path, b, n);
+		int rc = sb_kt_open(sb_io_default(), env.stash, name, &t, why, sizeof(why));
+		cr_assert_eq(rc, SB_ECORRUPT, "entries %u and %u swapped: open %d", i, j, rc);
+	}
+	for (int d = -2; d <= 2; d++) {
+		if (!d)
+			continue;
+		memcpy(b, good, n);
+		sb_put64(b + n - SB_KT_FOOTER + 8, (uint64_t)((int64_t)NKEYS + d));
+		forge(b, n);
+		spill(path, b, n);
+		cr_assert_eq(sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0), SB_ECORRUPT,
+			     "count %d off accepted", d);
+	}
+	int accepted = 0;
+	for (int trial = 0; trial < 150; trial++) {
+		memcpy(b, good, n);
+		for (int m = 1 + (int)(ut_rnd(&seed) % 3); m > 0; m--)
+			b[ut_rnd(&seed) % (ipos + 4 + 16 * (uint64_t)sb_get32(good + ipos))] ^=
+				(uint8_t)(1 + ut_rnd(&seed) % 255);
+		forge(b, n);
+		spill(path, b, n);
+		int rc = sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0);
+		if (rc == 0) {
+			accepted++;
+			check_accepted(t);
+			sb_kt_close(t);
+		} else {
+			cr_assert(rc == SB_ECORRUPT, "open: %d", rc);
+		}
+	}
+	cr_log_info("forged tables accepted (a value or a key changed in place, order kept): %d of 150", accepted);
+	free(b);
+	free(good);
+}
+
+typedef struct heard {
+	char table[64];
+	int n;
+} heard;
+
+static void hear(void *arg, const char *topic, const char *msg)
+{
+	heard *h = arg;
+
+	(void)topic;
+	if (strstr(msg, h->table))
+		h->n++;
+}
+
+static int open_heard(int ro, heard *h, sb_store **s)
+{
+	sb_store_options o;
+
+	sb_store_options_default(&o);
+	o.read_only = ro;
+	o.no_flusher = 1;
+	o.report = hear;
+	o.report_arg = h;
+	return sb_store_open(env.store, &o, s);
+}
+
+/* Keyed records and a table of them; each trial damages one random byte
+ * of the table: a read-only open reports it (and answers from the log),
+ * and so does a read-write open (removing it: the last trial), whose keys
+ * are replayed from the log; the sound table is not reported. */
+Test(ktcheck, refused_table_reported_read_only)
+{
+	sb_store *s;
+	sb_log *l;
+	char k[32], tdir[4096], path[8192], name[64];
+	heard h = {0};
+
+	cr_assert_eq(ut_open(env.store, NULL, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	for (int i = 0; i < 300; i++) {
+		sb_record_in r = {.key = k, .key_len = (uint32_t)sprintf(k, "k%d", i % 100), .value = k, .value_len = 4,
+				  .timestamp_ns = 1000 + i};
+		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+	/* the only table: [0, 299], written here (each key's latest record) */
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	DIR *d = opendir(tdir);
+	struct dirent *de;
+	uint64_t fa, la;
+	cr_assert(d);
+	while ((de = readdir(d)))
+		if (!sb_kt_name_parse(de->d_name, &fa, &la)) {
+			snprintf(path, sizeof(path), "%s/%s", tdir, de->d_name);
+			cr_assert_eq(unlink(path), 0);
+		}
+	closedir(d);
+	sb_kt_writer *w;
+	cr_assert_eq(sb_kt_writer_new(sb_io_default(), tdir, 0, 299, 100, 0, &w), 0);
+	char keys[100][8];
+	for (int i = 0; i < 100; i++)
+		sprintf(keys[i], "k%d", i);
+	qsort(keys, 100, sizeof(keys[0]), (int (*)(const void *, const void *))strcmp);
+	for (int i = 0; i < 100; i++) {
+		int ki = atoi(keys[i] + 1);
+		sb_mt_val v = {.offset = (uint64_t)(200 + ki), .size = 4, .ts = 1200 + ki};
+		cr_assert_eq(sb_kt_writer_add(w, keys[i], strlen(keys[i]), &v), 0);
+	}
+	cr_assert_eq(sb_kt_writer_finish(w), 0);
+	sb_kt_name(name, 0, 299);
+	snprintf(h.table, sizeof(h.table), "%s", name);
+	snprintf(path, sizeof(path), "%s/%s", tdir, name);
+	size_t n;
+	uint8_t *good = slurp(path, &n), *b = malloc(n);
+
+	cr_assert_eq(open_heard(1, &h, &s), 0);
+	cr_assert_eq(h.n, 0, "the sound table is reported");
+	cr_assert_eq(sb_store_close(s), 0);
+	uint64_t seed = 0x7265;
+	for (int trial = 0; trial < 12; trial++) {
+		memcpy(b, good, n);
+		b[ut_rnd(&seed) % n] ^= (uint8_t)(1 + ut_rnd(&seed) % 255);
+		spill(path, b, n);
+		for (int ro = 1; ro >= (trial == 11 ? 0 : 1); ro--) {
+			h.n = 0;
+			cr_assert_eq(open_heard(ro, &h, &s), 0);
+			cr_assert_geq(h.n, 1, "trial %d: a damaged table not reported (%s)", trial,
+				      ro ? "read-only" : "read-write");
+			cr_assert_eq(sb_store_get(s, "t", &l), 0);
+			for (int i = 0; i < 100; i++) {
+				uint8_t buf[8];
+				size_t nr;
+				sb_record_info info;
+				int kl = sprintf(k, "k%d", i);
+				cr_assert_eq(sb_log_get_key(l, k, (size_t)kl, buf, sizeof(buf), &nr, &info), 0);
+				cr_assert_eq(info.offset, (uint64_t)(200 + i));
+			}
+			cr_assert_eq(sb_store_close(s), 0);
+		}
+	}
+	h.n = 0;
+	cr_assert_eq(open_heard(1, &h, &s), 0);
+	cr_assert_eq(h.n, 0, "the table the read-write open removed is reported");
+	cr_assert_eq(sb_store_close(s), 0);
+	free(b);
+	free(good);
+}
