@@ -426,22 +426,23 @@ out:
 typedef int (*get_fn)(void *db, const uint8_t *k, uint8_t *buf);
 
 /* The figure of every table, the same loop: o->lookups random gets, twice
- * (the first warms the cache); ns a get of the second pass. 0, or the
- * first get's error. */
-static int time_gets(const kopts *o, get_fn get, void *db, double *ns)
+ * (the first warms the cache); ns a get of the second pass, wall and this
+ * thread's CPU (the machine is shared). 0, or the first get's error. */
+static int time_gets(const kopts *o, get_fn get, void *db, double *ns, double *cpu)
 {
 	uint64_t seed = 7, sum = 0;
 	uint8_t k[GKEY], buf[VAL];
 	int rc;
 
 	for (int pass = 0; pass < 2; pass++) {
-		uint64_t t0 = sb_bench_now();
+		uint64_t t0 = sb_bench_now(), c0 = mt_cpu_now();
 		for (uint64_t i = 0; i < o->lookups; i++) {
 			gkey(sb_bench_below(&seed, o->keys), k);
 			if ((rc = get(db, k, buf)))
 				return rc;
 			sum += buf[0];
 		}
+		*cpu = (double)(mt_cpu_now() - c0) / (double)o->lookups;
 		*ns = ns_per(t0, o->lookups);
 	}
 	sb_bench_keep(sum);
@@ -454,7 +455,7 @@ static int ours_get(void *l, const uint8_t *k, uint8_t *buf)
 	return sb_log_get_key(l, k, GKEY, buf, VAL, &got, NULL);
 }
 
-static double get_ours(const kopts *o, const char *dir)
+static double get_ours(const kopts *o, const char *dir, double *cpu)
 {
 	sb_store_options so;
 	sb_store *s = NULL;
@@ -488,9 +489,9 @@ static double get_ours(const kopts *o, const char *dir)
 	double open_ms = (double)(sb_bench_now() - t0) / 1e6;
 	sb_log_key_stats ks;
 	sb_log_get_key_stats(l, &ks);
-	if ((rc = time_gets(o, ours_get, l, &r)))
+	if ((rc = time_gets(o, ours_get, l, &r, cpu)))
 		goto out_err;
-	printf("get    ours (sb_log_get_key)  %8.1f ns  (%u tables, %llu keys in MemTable, open %.1f ms)\n", r,
+	printf("get    ours (sb_log_get_key)  %8.1f ns  CPU %8.1f ns  (%u tables, %llu keys in MemTable, open %.1f ms)\n", r, *cpu,
 	       ks.tables, (unsigned long long)ks.memtable_keys, open_ms);
 	sb_store_close(s);
 	return r;
@@ -521,7 +522,7 @@ static int ldb_get(void *arg, const uint8_t *k, uint8_t *buf)
 	return 0;
 }
 
-static double get_leveldb(const kopts *o, const char *dir)
+static double get_leveldb(const kopts *o, const char *dir, double *cpu)
 {
 	leveldb_options_t *opt = leveldb_options_create();
 	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
@@ -550,7 +551,7 @@ static double get_leveldb(const kopts *o, const char *dir)
 	x.db = leveldb_open(opt, dir, &x.err);
 	if (x.err)
 		goto out;
-	if (time_gets(o, ldb_get, &x, &r))
+	if (time_gets(o, ldb_get, &x, &r, cpu))
 		r = -1;
 	leveldb_close(x.db);
 out:
@@ -559,7 +560,7 @@ out:
 	else if (r < 0)
 		printf("get    LevelDB: a key was not found\n");
 	else
-		printf("get    LevelDB (leveldb_get)  %8.1f ns\n", r);
+		printf("get    LevelDB (leveldb_get)  %8.1f ns  CPU %8.1f ns\n", r, *cpu);
 	if (x.err)
 		r = -1;
 	leveldb_free(x.err);
@@ -591,7 +592,7 @@ static int rdb_get(void *arg, const uint8_t *k, uint8_t *buf)
 	return 0;
 }
 
-static double get_rocksdb(const kopts *o, const char *dir)
+static double get_rocksdb(const kopts *o, const char *dir, double *cpu)
 {
 	rocksdb_options_t *opt = rocksdb_options_create();
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
@@ -620,7 +621,7 @@ static double get_rocksdb(const kopts *o, const char *dir)
 	x.db = rocksdb_open(opt, dir, &x.err);
 	if (x.err)
 		goto out;
-	if (time_gets(o, rdb_get, &x, &r))
+	if (time_gets(o, rdb_get, &x, &r, cpu))
 		r = -1;
 	rocksdb_close(x.db);
 out:
@@ -629,7 +630,7 @@ out:
 	else if (r < 0)
 		printf("get    RocksDB: a key was not found\n");
 	else
-		printf("get    RocksDB (get_pinned)   %8.1f ns\n", r);
+		printf("get    RocksDB (get_pinned)   %8.1f ns  CPU %8.1f ns\n", r, *cpu);
 	if (x.err)
 		r = -1;
 	rocksdb_free(x.err);
@@ -665,7 +666,7 @@ static int lmdb_get(void *arg, const uint8_t *k, uint8_t *buf)
 	return 0;
 }
 
-static double get_lmdb(const kopts *o, const char *dir)
+static double get_lmdb(const kopts *o, const char *dir, double *cpu)
 {
 	MDB_env *env = NULL;
 	lmdb_ctx x = {0};
@@ -695,7 +696,7 @@ static double get_lmdb(const kopts *o, const char *dir)
 	x.txn = NULL;
 	if (rc || (rc = mdb_env_sync(env, 1)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &x.txn)))
 		goto out;
-	rc = time_gets(o, lmdb_get, &x, &r);
+	rc = time_gets(o, lmdb_get, &x, &r, cpu);
 out:
 	if (x.txn)
 		mdb_txn_abort(x.txn);
@@ -705,7 +706,7 @@ out:
 		printf("get    LMDB: %s\n", rc < 0 ? strerror(-rc) : mdb_strerror(rc));
 		return -1;
 	}
-	printf("get    LMDB (mdb_get)         %8.1f ns\n", r);
+	printf("get    LMDB (mdb_get)         %8.1f ns  CPU %8.1f ns\n", r, *cpu);
 	return r;
 }
 #endif
@@ -713,7 +714,7 @@ out:
 /* The peers of the get figure, each in its own directory. */
 static const struct peer {
 	const char *name;
-	double (*get)(const kopts *o, const char *dir);
+	double (*get)(const kopts *o, const char *dir, double *cpu);
 } peers[] = {
 #ifdef SB_HAVE_LEVELDB
 	{"LevelDB", get_leveldb},
@@ -730,23 +731,24 @@ static const struct peer {
 static void bench_get(const kopts *o)
 {
 	char d[4200];
-	double ours, best = -1;
+	double ours, best = -1, ours_cpu = -1, best_cpu = -1;
 	const char *who = "";
 
 	printf("get by key: %llu keys of %u bytes, %u-byte values, %llu random gets, value copied, warm\n",
 	       (unsigned long long)o->keys, GKEY, VAL, (unsigned long long)o->lookups);
 	snprintf(d, sizeof(d), "%s/ours", o->dir);
-	ours = get_ours(o, d);
+	ours = get_ours(o, d, &ours_cpu);
 	sb_bench_rmtree(d);
 	for (const struct peer *p = peers; p->name; p++) {
 		snprintf(d, sizeof(d), "%s/%s", o->dir, p->name);
-		double x = p->get(o, d);
+		double cpu = -1, x = p->get(o, d, &cpu);
 		if (x > 0 && (best < 0 || x < best))
-			best = x, who = p->name;
+			best = x, best_cpu = cpu, who = p->name;
 		sb_bench_rmtree(d);
 	}
 	if (ours > 0 && best > 0)
-		printf("get    ours vs the fastest peer (%s): %.2fx (> 1: ours is faster)\n", who, best / ours);
+		printf("get    ours vs the fastest peer (%s): %.2fx (> 1: ours is faster), CPU %.2fx\n", who, best / ours,
+		       best_cpu / ours_cpu);
 }
 
 /* ---- keyed vs unkeyed append ----------------------------------------------- */
