@@ -451,13 +451,17 @@ int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
 	if (sb_kp_count(x->tail) > TAIL_SCAN_MAX)
 		catch_up(x);
 	pthread_rwlock_rdlock(&x->lock);
+	/* The tables' Bloom filter lines: cache misses of their own, on their
+	 * way together while the tail and the runs are looked at. */
+	uint64_t h = x->nt ? sb_kt_hash(key, klen) : 0;
+	for (size_t i = 0; i < x->nt; i++)
+		sb_kt_prefetch(x->t[i], h);
 	rc = sb_kp_find(x->tail, key, klen, v);
 	for (size_t i = 0; rc == -ENOENT && i < x->nact; i++)
 		rc = sb_kr_get(x->act[i], key, klen, v);
 	for (size_t i = 0; rc == -ENOENT && i < x->nimm; i++)
 		rc = sb_kr_get(x->imm[i], key, klen, v);
 	if (rc == -ENOENT && x->nt) {
-		uint64_t h = sb_kt_hash(key, klen);
 		for (size_t i = 0; rc == -ENOENT && i < x->nt; i++)
 			rc = sb_kt_get(x->t[i], key, klen, h, v);
 	}

@@ -612,6 +612,14 @@ uint32_t sb_kt_level(const sb_kt *t) { return t->level; }
 uint64_t sb_kt_file_bytes(const sb_kt *t) { return t->len; }
 const char *sb_kt_filename(const sb_kt *t) { return t->name; }
 
+void sb_kt_prefetch(const sb_kt *t, uint64_t h)
+{
+	uint32_t line, g, d;
+
+	bloom_probe(h, t->nlines, &line, &g, &d);
+	__builtin_prefetch(t->bloom + (size_t)line * 64);
+}
+
 int sb_kt_may_contain(const sb_kt *t, uint64_t h)
 {
 	uint32_t line, g, d;
@@ -706,6 +714,10 @@ static uint32_t pfx_bound(const struct kt_blk *a, uint32_t n, uint64_t p, int ab
 		return 0;
 	while (n > 1) {
 		uint32_t half = n / 2;
+		/* both places the next step can look, on their way now: the
+		 * steps are dependent loads, cache misses in a big table */
+		__builtin_prefetch(b + half / 2);
+		__builtin_prefetch(b + half + half / 2);
 		b = (above ? b[half].pfx <= p : b[half].pfx < p) ? b + half : b;
 		n -= half;
 	}
@@ -719,7 +731,10 @@ static uint32_t pfx_bound(const struct kt_blk *a, uint32_t n, uint64_t p, int ab
 static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 {
 	uint64_t p = key_prefix(k, kl);
-	uint32_t lo = pfx_bound(t->blk, t->nblocks, p, 0), hi = pfx_bound(t->blk, t->nblocks, p, 1);
+	uint32_t lo = pfx_bound(t->blk, t->nblocks, p, 0), hi = lo;
+
+	while (hi < t->nblocks && t->blk[hi].pfx == p) /* ties: few (next to lo) */
+		hi++;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;

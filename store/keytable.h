@@ -122,6 +122,9 @@ uint64_t sb_kt_file_bytes(const sb_kt *t);
 const char *sb_kt_filename(const sb_kt *t);
 /* May the table hold key? 0: surely not. h: sb_kt_hash(key). */
 int sb_kt_may_contain(const sb_kt *t, uint64_t h);
+/* Start fetching what sb_kt_may_contain(t, h) reads (a lookup that will
+ * meet several tables fetches all their filters' lines at once). */
+void sb_kt_prefetch(const sb_kt *t, uint64_t h);
 /* 0 and *v, -ENOENT, or SB_ECORRUPT (a block failed its CRC or bounds). */
 int sb_kt_get(const sb_kt *t, const void *key, size_t klen, uint64_t h, sb_mt_val *v);
 
