@@ -418,6 +418,11 @@ struct kt_blk {
 	uint64_t pfx, loc;
 };
 #define KT_LEN_BITS 24
+/* Blocks a group of the search's top level: the prefix of every group's
+ * last block in a dense array (a big table's is 1/32 of its kt_blk array:
+ * in cache), searched first; then the group's KT_GROUP blocks, 4 lines,
+ * fetched at once. */
+#define KT_GROUP 16
 
 struct sb_kt {
 	const uint8_t *map;
@@ -429,6 +434,8 @@ struct sb_kt {
 	size_t iklen;
 	const uint8_t *bloom;
 	struct kt_blk *blk;         /* nblocks: the block index in memory */
+	uint64_t *top;              /* ntop: its groups' last prefixes (in blk's allocation) */
+	uint32_t ntop;
 	char name[48];
 	char path[PATH_MAX];
 };
@@ -565,10 +572,14 @@ static int kt_open(const sb_io *io, const char *dir, const char *name, int check
 		rc = bad(why, whycap, name, "name and footer disagree");
 		goto out_unmap;
 	}
-	if (!(t->blk = malloc(((size_t)t->nblocks + 1) * sizeof(*t->blk)))) {
+	t->ntop = (t->nblocks + KT_GROUP - 1) / KT_GROUP;
+	/* lines: a group's blocks are 4 whole ones */
+	size_t asz = ((size_t)t->nblocks + 1) * sizeof(*t->blk) + ((size_t)t->ntop + 1) * 8;
+	if (!(t->blk = aligned_alloc(64, (asz + 63) & ~(size_t)63))) {
 		rc = -ENOMEM;
 		goto out_unmap;
 	}
+	t->top = (uint64_t *)(t->blk + t->nblocks + 1);
 	for (uint32_t i = 0; i < t->nblocks; i++) {
 		const uint8_t *e = t->idx + (size_t)i * 16, *ik = t->ikeys + sb_get32(e + 12);
 		uint64_t pos = sb_get64(e), len = sb_get32(e + 8);
@@ -578,6 +589,10 @@ static int kt_open(const sb_io *io, const char *dir, const char *name, int check
 			goto out_unmap;
 		}
 		t->blk[i] = (struct kt_blk){key_prefix(ik + 2, sb_get16(ik)), pos << KT_LEN_BITS | len};
+	}
+	for (uint32_t g = 0; g < t->ntop; g++) {
+		uint32_t last = (g + 1) * KT_GROUP - 1;
+		t->top[g] = t->blk[last < t->nblocks ? last : t->nblocks - 1].pfx;
 	}
 	*out = t;
 	return 0;
@@ -704,24 +719,34 @@ static void entry_val(const uint8_t *e, sb_mt_val *v)
 	v->pos = sb_get32(e + 24);
 }
 
-/* The first index of a[0..n) whose value is >= p (above: > p), n if none;
- * branchless (a conditional move a step). */
-static uint32_t pfx_bound(const struct kt_blk *a, uint32_t n, uint64_t p, int above)
+/* The first block whose prefix is >= p (nblocks if none): the first group
+ * whose last prefix is >= p (a branchless search of the dense top level,
+ * fetching both places its next step can look), then the first such block
+ * of that group (there is one: its last). */
+static uint32_t pfx_lower(const sb_kt *t, uint64_t p)
 {
-	const struct kt_blk *b = a;
+	const uint64_t *a = t->top, *b = a;
+	uint32_t n = t->ntop;
 
 	if (!n)
 		return 0;
 	while (n > 1) {
 		uint32_t half = n / 2;
-		/* both places the next step can look, on their way now: the
-		 * steps are dependent loads, cache misses in a big table */
 		__builtin_prefetch(b + half / 2);
 		__builtin_prefetch(b + half + half / 2);
-		b = (above ? b[half].pfx <= p : b[half].pfx < p) ? b + half : b;
+		b = *(b + half) < p ? b + half : b;
 		n -= half;
 	}
-	return (uint32_t)(b - a) + (above ? b->pfx <= p : b->pfx < p);
+	uint32_t g = (uint32_t)(b - a) + (*b < p);
+	if (g == t->ntop)
+		return t->nblocks;
+	const struct kt_blk *k = t->blk + (size_t)g * KT_GROUP;
+	for (uint32_t i = 0; i < KT_GROUP * sizeof(*k); i += 64)
+		__builtin_prefetch((const uint8_t *)k + i);
+	uint32_t i = 0;
+	while (k[i].pfx < p)
+		i++;
+	return g * KT_GROUP + i;
 }
 
 /* The first block whose last key is >= key (nblocks if none). The search
@@ -731,7 +756,7 @@ static uint32_t pfx_bound(const struct kt_blk *a, uint32_t n, uint64_t p, int ab
 static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 {
 	uint64_t p = key_prefix(k, kl);
-	uint32_t lo = pfx_bound(t->blk, t->nblocks, p, 0), hi = lo;
+	uint32_t lo = pfx_lower(t, p), hi = lo;
 
 	while (hi < t->nblocks && t->blk[hi].pfx == p) /* ties: few (next to lo) */
 		hi++;

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "sb_store.h"
@@ -230,6 +231,7 @@ typedef struct kopts {
 	uint64_t mem_keys;    /* --mem: 0 none */
 	const char *dir;
 	const char *only;     /* memtable, get or append: that part alone */
+	const char *peers;    /* get: the peers measured (names, comma-separated; NULL: all) */
 	int verbose;
 } kopts;
 
@@ -728,6 +730,22 @@ static const struct peer {
 	{NULL, NULL},
 };
 
+/* Is peer `name` in o->peers (a comma-separated list, any case; NULL: all)? */
+static int peer_wanted(const kopts *o, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!o->peers)
+		return 1;
+	for (const char *p = o->peers; *p;) {
+		size_t l = strcspn(p, ",");
+		if (l == n && !strncasecmp(p, name, n))
+			return 1;
+		p += l + (p[l] == ',');
+	}
+	return 0;
+}
+
 static void bench_get(const kopts *o)
 {
 	char d[4200];
@@ -740,6 +758,8 @@ static void bench_get(const kopts *o)
 	ours = get_ours(o, d, &ours_cpu);
 	sb_bench_rmtree(d);
 	for (const struct peer *p = peers; p->name; p++) {
+		if (!peer_wanted(o, p->name))
+			continue;
 		snprintf(d, sizeof(d), "%s/%s", o->dir, p->name);
 		double cpu = -1, x = p->get(o, d, &cpu);
 		if (x > 0 && (best < 0 || x < best))
@@ -747,7 +767,7 @@ static void bench_get(const kopts *o)
 		sb_bench_rmtree(d);
 	}
 	if (ours > 0 && best > 0)
-		printf("get    ours vs the fastest peer (%s): %.2fx (> 1: ours is faster), CPU %.2fx\n", who, best / ours,
+		printf("get    ours vs the fastest peer%s (%s): %.2fx (> 1: ours is faster), CPU %.2fx\n", o->peers ? " measured" : "", who, best / ours,
 		       best_cpu / ours_cpu);
 }
 
@@ -919,6 +939,7 @@ int sb_bench_keys_main(int argc, char **argv)
 		{"mem", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
 		{"only", required_argument, NULL, 'o'}, {"runs", required_argument, NULL, 'r'},
+		{"peers", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL,
@@ -936,13 +957,15 @@ int sb_bench_keys_main(int argc, char **argv)
 		case 'v': o.verbose = 1; break;
 		case 'o': o.only = optarg; break;
 		case 'r': o.mt_runs = atoi(optarg); break;
+		case 'p': o.peers = optarg; break;
 		case 'h':
 			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
-			       "                            [--only memtable|get|append] [--runs N]\n"
+			       "                            [--only memtable|get|append] [--runs N] [--peers LIST]\n"
 			       "  MemTable put/get (8- and 32-byte keys, 10,000 keys and up, N runs: median\n"
 			       "  and spread, wall and CPU; a bare B+tree beside it), get by key with the\n"
 			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
-			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic.\n");
+			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic;\n"
+			       "  --peers: the get's peers measured (e.g. LMDB,LevelDB; default all).\n");
 			return 0;
 		default:
 			return 2;

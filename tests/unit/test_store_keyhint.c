@@ -337,3 +337,86 @@ Test(keyhint, old_version_table_rebuilt_with_hints)
 	closedir(d);
 	cr_assert_gt(nt, 0, "no table after the rebuild");
 }
+
+/* ---- the table search (in-memory top level, groups of blocks, ties) ------- */
+
+typedef struct gk {
+	uint8_t k[48];
+	uint8_t len;
+} gk;
+
+static int gk_cmp(const void *a, const void *b)
+{
+	const gk *x = a, *y = b;
+	size_t m = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->k, y->k, m);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A random key: often sharing a long prefix with others (ties of the
+ * search's 8-byte prefixes), of 1..40 bytes. */
+static void gk_rand(gk *g, uint64_t *rnd)
+{
+	g->len = (uint8_t)(1 + ut_rnd(rnd) % 40);
+	uint64_t shape = ut_rnd(rnd) % 4;
+	for (size_t i = 0; i < g->len; i++)
+		g->k[i] = shape == 0 && i < 12 ? 'p' : (uint8_t)(shape == 1 ? 'a' + ut_rnd(rnd) % 3 : ut_rnd(rnd));
+}
+
+Test(keyhint, table_search_generated_sizes)
+{
+	uint64_t rnd = 0x7ab1e;
+	char dir[4096];
+	/* entries: a block, around group boundaries (16 blocks of ~70), big */
+	const uint32_t sizes[] = {1, 2, 70, 1100, 1150, 1200, 2300, 2400, 9000};
+
+	snprintf(dir, sizeof(dir), "%s", env.stash);
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		uint32_t n = sizes[si] + (uint32_t)(ut_rnd(&rnd) % 40);
+		gk *keys = malloc((size_t)n * 2 * sizeof(*keys));
+		cr_assert(keys);
+		for (uint32_t i = 0; i < 2 * n; i++)
+			gk_rand(&keys[i], &rnd);
+		qsort(keys, 2 * n, sizeof(*keys), gk_cmp);
+		/* distinct, then every other one present */
+		uint32_t m = 0;
+		for (uint32_t i = 0; i < 2 * n; i++)
+			if (!m || gk_cmp(&keys[m - 1], &keys[i]))
+				keys[m++] = keys[i];
+		sb_kt_writer *w;
+		uint64_t first = 1000 * si;
+		cr_assert_eq(sb_kt_writer_new(sb_io_default(), dir, first, first + 999, m, 0, &w), 0);
+		for (uint32_t i = 0; i < m; i += 2) {
+			sb_mt_val v = {.offset = i, .size = i + 1, .pos = SB_SEG_HDR + i};
+			cr_assert_eq(sb_kt_writer_add(w, keys[i].k, keys[i].len, &v), 0);
+		}
+		cr_assert_eq(sb_kt_writer_finish(w), 0);
+		char name[48];
+		sb_kt *t;
+		sb_kt_name(name, first, first + 999);
+		cr_assert_eq(sb_kt_open(sb_io_default(), dir, name, &t, NULL, 0), 0);
+		for (uint32_t i = 0; i < m; i++) {
+			sb_mt_val v;
+			int rc = sb_kt_get(t, keys[i].k, keys[i].len, sb_kt_hash(keys[i].k, keys[i].len), &v);
+			if (i % 2) {
+				cr_assert_eq(rc, -ENOENT, "table of %u: absent key %u found", m, i);
+			} else {
+				cr_assert_eq(rc, 0, "table of %u: key %u (%u bytes) not found", m, i, keys[i].len);
+				cr_assert(v.offset == i && v.size == i + 1 && v.pos == SB_SEG_HDR + i);
+			}
+			/* a seek lands on the first present key >= it */
+			sb_kt_iter it;
+			sb_kt_seek(t, keys[i].k, keys[i].len, &it);
+			uint32_t want = i + (i % 2);
+			if (want >= m) {
+				cr_assert_not(sb_kt_iter_valid(&it));
+			} else {
+				cr_assert(sb_kt_iter_valid(&it));
+				sb_kt_iter_val(&it, &v);
+				cr_assert_eq(v.offset, want);
+			}
+		}
+		sb_kt_close(t);
+		free(keys);
+	}
+}
