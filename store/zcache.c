@@ -397,6 +397,21 @@ int sb_zcache_pin(sb_zseg *z, uint32_t i, sb_zpin *pin, int decode, int stream)
 	return 0;
 }
 
+/* The slot a direct load borrows: the most recently used empty one (the
+ * last direct load's: its DCtx and buffers warm, no cached block evicted),
+ * else the least recently used one no one pins, or NULL. */
+static struct zslot *scratch_slot(sb_zcache *c)
+{
+	struct zslot *e = NULL;
+
+	for (int k = 0; k < ZC_SLOTS; k++) {
+		struct zslot *t = &c->slots[k];
+		if (t->state == ZS_EMPTY && !t->refs && (!e || t->used > e->used))
+			e = t;
+	}
+	return e ? e : lru_slot(c);
+}
+
 int sb_zcache_direct(sb_zseg *z, uint32_t i, uint8_t *dst)
 {
 	sb_zcache *c = z->c;
@@ -419,7 +434,7 @@ int sb_zcache_direct(sb_zseg *z, uint32_t i, uint8_t *dst)
 	if (ahead && ahead_pays(c))
 		queue_ahead(c, z, i);
 	/* a slot lends its stored buffer and DCtx, holding no block (gen 0) */
-	if ((s = lru_slot(c))) {
+	if ((s = scratch_slot(c))) {
 		s->gen = 0;
 		s->z = NULL;
 		s->refs = 0;

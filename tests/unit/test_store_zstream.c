@@ -495,3 +495,48 @@ Test(zstream, straight_into_the_buffer_damage_never_served)
 		sb_zcache_free(c);
 	}
 }
+
+/* Is block i of z in a slot of c, ready? */
+static int cached(sb_zcache *c, sb_zseg *z, uint32_t i)
+{
+	for (int k = 0; k < ZC_SLOTS; k++)
+		if (c->slots[k].state == ZS_READY && c->slots[k].gen == z->gen && c->slots[k].block == i)
+			return 1;
+	return 0;
+}
+
+/* Direct loads borrow an empty slot (the same one each time): a forward
+ * read of a whole segment straight into the buffer evicts no cached block
+ * (here: the one a random read by offset just used). */
+Test(zstream, straight_into_the_buffer_keeps_the_cache)
+{
+	char path[4300];
+	uint64_t base, seed = 3, at = 0;
+	sb_zcache *c;
+	int fd;
+
+	make_topic(12000);
+	first_zseg(path, sizeof(path), &base);
+	cr_assert_eq(sb_zcache_new(&c), 0);
+	sb_zcache_set_ahead(c, 0);
+	sb_zseg *z = zopen(path, base, c, &fd);
+	uint32_t nb = sb_zseg_blocks(z), b = nb / 2;
+	sb_zpin pin;
+	sb_zrec r;
+	cr_assert_eq(sb_zseg_get(z, sb_zseg_block_offset(z, b), 0, &pin, &r, NULL), 0);
+	sb_zseg_unpin(z, &pin);
+	cr_assert(cached(c, z, b));
+	for (int k = 0; k < 3; k++) {
+		uint64_t d0 = sb_zcache_direct_loads(c);
+		cr_assert_eq(copy_z(z, 1 << 20, &seed, &at), 0);
+		cr_assert_gt(sb_zcache_direct_loads(c), d0 + nb / 2);
+		cr_assert(cached(c, z, b), "pass %d: a direct load evicted block %u", k, b);
+	}
+	int ctxs = 0;
+	for (int k = 0; k < ZC_SLOTS; k++)
+		ctxs += c->slots[k].dctx != NULL;
+	cr_assert_leq(ctxs, 2, "%d slots made a DCtx", ctxs); /* the random read's and the direct loads' */
+	sb_zseg_free(z);
+	close(fd);
+	sb_zcache_free(c);
+}
