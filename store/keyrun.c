@@ -155,17 +155,20 @@ static sb_kr *run_alloc(size_t n, size_t arena)
 	return r;
 }
 
-/* Append a copy of e at *at of the arena. */
+/* Append a copy of e at *at of the arena. The key's prefix and hash are
+ * read from e, not from the copy just stored (a load spanning the copy's
+ * stores waits for them). */
 static void run_add(sb_kr *r, const ent *e, size_t *at)
 {
-	size_t sz = ENT_SIZE(e->klen);
+	size_t kl = e->klen, sz = ENT_SIZE(kl);
 	ent *d = (ent *)(r->arena + *at);
 
-	memcpy(d, e, sizeof(ent) + e->klen);
+	*d = *e;
+	memcpy(d->key, e->key, kl);
 	*at += sz;
 	r->e[r->n] = d;
-	r->pfx[r->n] = chunk8(d->key, d->klen, 0);
-	bloom_add(r, d->key, d->klen);
+	r->pfx[r->n] = chunk8(e->key, kl, 0);
+	bloom_add(r, e->key, kl);
 	r->n++;
 }
 
@@ -412,32 +415,41 @@ static void sort_items(item *a, item *t, size_t n, size_t depth)
 	}
 }
 
-/* A run of the n entries (in offset order, k their first 8 key bytes),
- * the latest of each key. */
-static int run_of(item *a, size_t n, sb_kr **out)
+/* Entries ahead of the one copied whose lines are fetched (key order is
+ * scattered over the tail: each is a cache miss). */
+#define GATHER_AHEAD 16
+
+/* A run of the n entries (in offset order, k their first 8 key bytes,
+ * `bytes` their ENT_SIZEs' sum), the latest of each key. */
+static int run_of(item *a, size_t n, uint64_t bytes, sb_kr **out)
 {
 	item *t = malloc(n * sizeof(*t));
-	size_t m = 0, arena = 0, at = 0;
+	size_t m = 0, arena = (size_t)bytes, at = 0;
 
 	if (!t)
 		return -ENOMEM;
 	sort_items(a, t, n, 0);
 	free(t);
 	/* Equal keys have equal k at every depth of the sort: only equal k
-	 * need a look at the keys. */
+	 * need a look at the keys (the others are not read here: the arena is
+	 * the batch's bytes less the records dropped). */
 	for (size_t i = 0; i < n; i++) {
 		if (i + 1 < n && a[i + 1].k == a[i].k && a[i + 1].e->klen == a[i].e->klen &&
-		    !memcmp(a[i + 1].e->key, a[i].e->key, a[i].e->klen))
+		    !memcmp(a[i + 1].e->key, a[i].e->key, a[i].e->klen)) {
+			arena -= ENT_SIZE(a[i].e->klen);
 			continue; /* a later record of the same key follows */
+		}
 		a[m++] = a[i];
-		arena += ENT_SIZE(a[i].e->klen);
 	}
 	sb_kr *r = run_alloc(m, arena);
 	if (!r)
 		return -ENOMEM;
 	for (size_t i = 0; i < m; i++) {
-		if (i + 8 < m) /* the entries are read in key order: scattered */
-			__builtin_prefetch(a[i + 8].e);
+		if (i + GATHER_AHEAD < m) { /* an entry may span two lines */
+			const uint8_t *p = (const uint8_t *)a[i + GATHER_AHEAD].e;
+			__builtin_prefetch(p);
+			__builtin_prefetch(p + sizeof(ent) + 15);
+		}
 		run_add(r, a[i].e, &at);
 	}
 	*out = r;
@@ -601,7 +613,7 @@ int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos)
 	}
 	*out = NULL;
 	if (n)
-		rc = run_of(a, n, out);
+		rc = run_of(a, n, bytes, out);
 	free(a);
 	if (rc)
 		return rc;

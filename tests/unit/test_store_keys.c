@@ -235,6 +235,25 @@ Test(keys, tail_batch_sorted_latest_wins)
 			}
 			cr_assert(!sb_kr_iter_valid(&it));
 			cr_assert_eq(sb_kr_count(r), want);
+			/* The run holds the latest records alone: as much memory as a
+			 * run of a batch of just those (the repeats' bytes are not kept). */
+			sb_kp *p2;
+			sb_kr *r2 = NULL;
+			sb_kp_pos pos2;
+			cr_assert_eq(sb_kp_new(&p2), 0);
+			for (size_t i = 0; i < n; i++) {
+				if (i + 1 < n && m[i + 1].kl == m[i].kl && !memcmp(m[i + 1].k, m[i].k, m[i].kl))
+					continue;
+				sb_mt_val v = {.offset = m[i].off, .size = (uint32_t)m[i].kl};
+				cr_assert_eq(sb_kp_put(p2, m[i].k, m[i].kl, &v), 0);
+			}
+			cr_assert_eq(sb_kp_take(p2, UINT64_MAX, &r2, &pos2), 0);
+			cr_assert_eq(sb_kr_count(r2), want);
+			cr_assert_eq(sb_kr_bytes(r), sb_kr_bytes(r2), "size %zu shape %d: run of %zu bytes, %zu without repeats",
+				     n, shape, sb_kr_bytes(r), sb_kr_bytes(r2));
+			sb_kp_release(p2, &pos2);
+			sb_kr_free(r2);
+			sb_kp_free(p2);
 			sb_kp_release(p, &pos);
 			sb_kr_free(r);
 			sb_kp_free(p);
