@@ -366,6 +366,16 @@ int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v)
 
 /* ---- indexing the tail ---------------------------------------------------------- */
 
+/* The tail is indexed in batches of this many bytes (the flusher is woken
+ * when it is that long): a batch, its sort and its run fit in a core's
+ * cache. Runs of a batch's size are kept apart in act (the table write
+ * merges them); smaller ones (a reader catching up) are merged with the
+ * next. */
+static uint64_t batch_bytes(const sb_kx *x)
+{
+	return x->p.memtable_bytes / 8;
+}
+
 /*
  * Sort the tail's records below noted_end into a run and put it in front
  * of act, merging it with the runs after it while they are no more than
@@ -396,7 +406,8 @@ static int index_tail(sb_kx *x, int will_freeze)
 		will_freeze = atomic_load(&x->act_bytes) + sb_kr_bytes(r) >= x->p.memtable_bytes ||
 			      bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 	while (r && k < x->nact &&
-	       (x->nact == RUNS_MAX || (!will_freeze && 2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k])))) {
+	       (x->nact == RUNS_MAX || (!will_freeze && sb_kr_bytes(x->act[k]) < batch_bytes(x) &&
+					2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k])))) {
 		sb_kr *m;
 		if (sb_kr_merge(r, x->act[k], &m)) {
 			if (x->nact < RUNS_MAX)
@@ -732,7 +743,8 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 	 * indexes in batches of half key_memtable_bytes; with one, only when
 	 * the flusher is far behind, bounding memory. */
 	uint64_t tb = sb_kp_bytes(x->tail);
-	if (x->p.background && x->wake && tb >= mt / 2 && !atomic_load_explicit(&x->woken, memory_order_relaxed)) {
+	if (x->p.background && x->wake && tb >= batch_bytes(x) &&
+	    !atomic_load_explicit(&x->woken, memory_order_relaxed)) {
 		atomic_store(&x->woken, 1);
 		x->wake(x->wake_arg);
 	}
