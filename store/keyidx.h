@@ -5,10 +5,11 @@
  * Indexing is off the append path: a keyed append only copies its key and
  * value to the end of the unindexed tail (keyrun.h; no lock, no ordered
  * insert), and notes how far the log goes (note_end). The flusher thread
- * (sb_kx_maintain; woken early when the tail reaches half
- * key_memtable_bytes) takes the tail's records in one batch, sorts them into
- * an immutable sorted run, and merges runs as a binary counter (a few runs,
- * each key copied a few times). Past key_memtable_bytes the runs are
+ * (sb_kx_maintain; woken early when the tail reaches key_memtable_bytes /
+ * 8, a batch that fits in a core's cache) takes the tail's records in one
+ * batch, sorts them into an immutable sorted run, and keeps such runs apart
+ * (smaller ones, a reader's catch-up, are merged as a binary counter).
+ * Past key_memtable_bytes the runs are
  * frozen and written as one key table (keytable.h) beside the segments.
  * Without a flusher (the replay at open, no_flusher) the appender does the
  * same in batches of half key_memtable_bytes; with one, the appender steps
@@ -80,7 +81,7 @@ int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v);
  * fills the tail; off: it indexes and writes tables itself). */
 void sb_kx_set_background(sb_kx *x, int on);
 /* What to call (from the appender: it must not wait) when the unindexed
- * tail reaches half key_memtable_bytes: the flusher's wake-up. Set before
+ * tail reaches key_memtable_bytes / 8: the flusher's wake-up. Set before
  * the index is shared. */
 void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg);
 /* Index the tail; write the runs as a table when due; merge. [maintainer] */
