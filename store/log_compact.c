@@ -388,7 +388,11 @@ static int absorb_run(sb_log *l, size_t i, size_t j)
 /*
  * Segments compacted to nothing go (their offsets stay: none holds a
  * record). At the head of the log the start moves past them (saved, then
- * their files dropped: sb_log_drop_empty_head); elsewhere the
+ * their files dropped: sb_log_drop_empty_head), but not while a view is
+ * open: a view may still read those offsets' records in the segments the
+ * rounds replaced (log_view.c), and a record below the start reads as
+ * removed (retention), so a slow reader got ENODATA; a later round drops
+ * them. Elsewhere the
  * segment before takes their offsets into its span, its header rewritten
  * in place and synced before the files are removed. The newest segment is
  * never one of them. A compressed segment before them is left as it is
@@ -402,7 +406,8 @@ static int drop_empty(sb_log *l, uint32_t *removed)
 	pthread_mutex_lock(&l->append_mu);
 	while (h + 1 < l->nsegs && empty(l->segs[h]))
 		h++;
-	if (h && !atomic_load(&l->removed) && !(rc = sb_log_drop_empty_head(l, h)))
+	if (h && !atomic_load(&l->removed) && !sb_log_views_open(l) &&
+	    !(rc = sb_log_drop_empty_head(l, h)))
 		*removed += (uint32_t)h;
 	for (size_t i = 1; !rc && i + 1 < l->nsegs && !atomic_load(&l->removed); i++) {
 		size_t j = i;

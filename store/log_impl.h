@@ -137,6 +137,8 @@ typedef struct sb_view_prep {
 int sb_log_views_prep(sb_view_prep *p, size_t n);
 int sb_log_views_advance(sb_log *l, sb_view_prep *p, size_t k, uint64_t end, struct sb_log_view **put);
 void sb_log_views_unprep(sb_view_prep *p);
+/* Is a view open (1) or none (0)? */
+int sb_log_views_open(sb_log *l);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
 

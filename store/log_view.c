@@ -92,6 +92,14 @@ int sb_log_view_current(sb_log *l, const sb_log_view *v)
 	return cur;
 }
 
+int sb_log_views_open(sb_log *l)
+{
+	/* every view holds the current generation: its own, or through its
+	 * generation's successors */
+	sb_log_view *g = atomic_load(&l->view);
+	return g && atomic_load(&g->refs) > 1;
+}
+
 int sb_log_views_prep(sb_view_prep *p, size_t n)
 {
 	p->next = calloc(1, sizeof(*p->next));
