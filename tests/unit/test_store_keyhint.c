@@ -11,7 +11,7 @@
  * key, another key's, inside a value, off by a few bytes, past the end):
  * every get still serves exactly the latest value, and verify reports each
  * wrong hint.
- * SB_KEYHINT_STEPS: steps of the generated workload (default 400).
+ * SB_KEYHINT_STEPS: steps of the generated workload (default 200).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -99,7 +99,7 @@ Test(keyhint, generated_appends_compaction_compression_reopen)
 	sb_log *l;
 	uint64_t rnd = 0x5eed;
 	char kb[8][64];
-	int steps = env_int("SB_KEYHINT_STEPS", 400);
+	int steps = env_int("SB_KEYHINT_STEPS", 200);
 
 	ut_cfg(&c, 8 * 1024, SB_SYNC_NEVER);
 	c.key_memtable_bytes = 4 * 1024; /* tables and merges often */
