@@ -11,6 +11,7 @@ call). A seed (SB_HOSTILE_SEED) makes the random names reproducible.
 import errno
 import os
 import random
+import stat
 import sys
 
 ALLOWED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -131,8 +132,17 @@ def case_records(mnt, topic, count, n):
             absent.append(b"%d" % rng.randint(count, (1 << 64) - 1))
         else:
             absent.append(random_name(1, 30))
+    # "." and ".." are the topic and the root (the kernel's, never looked
+    # up), and a topic's own entries (.log, .keys, .since) are no records:
+    # a random name may be one of them
+    special = {b".", b".."} | {e for e in os.listdir(t) if e.startswith(b".")}
+    for b in (b".", b".."):
+        try:
+            out(stat.S_ISDIR(os.stat(t + b"/" + b).st_mode), "%s in a topic is a directory" % shown(b))
+        except OSError as e:
+            out(False, "%s in a topic" % shown(b), errno.errorcode.get(e.errno, str(e.errno)))
     for b in absent:
-        if not b:
+        if not b or b in special:
             continue
         if b.isdigit() and all(c in b"0123456789" for c in b) and int(b) < count and len(b) <= 20:
             continue   # a random name that happens to be a record
