@@ -177,6 +177,25 @@ static int stream_z(sb_zseg *z, sb_zcache *c, int settle, uint64_t *at)
 	return 0;
 }
 
+/* Flip one random bit in a random block of z but its first (the file at
+ * path, which z reads): its block; *pos the byte's position in the file. */
+static uint32_t flip_a_bit(sb_zseg *z, const char *path, uint64_t *seed, uint64_t *pos)
+{
+	uint32_t nb = sb_zseg_blocks(z);
+	*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+	uint32_t b = 1 + (uint32_t)((*seed >> 33) % (nb - 1));
+	uint64_t from = sb_zseg_block_pos(z, b), len = sb_zseg_block_pos(z, b + 1) - from;
+	uint8_t byte, mask = (uint8_t)(1u << ((*seed >> 7) % 8));
+	int wfd = open(path, O_RDWR);
+
+	*pos = from + (*seed >> 13) % len;
+	cr_assert(wfd >= 0 && pread(wfd, &byte, 1, (off_t)*pos) == 1);
+	byte ^= mask;
+	cr_assert_eq(pwrite(wfd, &byte, 1, (off_t)*pos), 1);
+	close(wfd);
+	return b;
+}
+
 static int cases(void)
 {
 	const char *e = getenv("SB_TEST_ZSTREAM_CASES");
@@ -221,17 +240,8 @@ Test(zstream, readahead_damage_never_served)
 		cr_assert_eq(sb_zcache_new(&c), 0);
 		sb_zcache_set_ahead(c, 1);
 		sb_zseg *z = zopen(copy, base, c, &fd);
-		uint32_t nb = sb_zseg_blocks(z);
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint32_t b = 1 + (uint32_t)((seed >> 33) % (nb - 1));
-		uint64_t from = sb_zseg_block_pos(z, b), len = sb_zseg_block_pos(z, b + 1) - from;
-		uint64_t pos = from + (seed >> 13) % len;
-		uint8_t byte, mask = (uint8_t)(1u << ((seed >> 7) % 8));
-		int wfd = open(copy, O_RDWR);
-		cr_assert(wfd >= 0 && pread(wfd, &byte, 1, (off_t)pos) == 1);
-		byte ^= mask;
-		cr_assert_eq(pwrite(wfd, &byte, 1, (off_t)pos), 1);
-		close(wfd);
+		uint64_t pos;
+		uint32_t b = flip_a_bit(z, copy, &seed, &pos);
 		int rc = stream_z(z, c, 1, &at);
 		cr_assert_eq(rc, SB_ECORRUPT, "case %d: block %u byte %llu: %d", k, b, (unsigned long long)pos, rc);
 		cr_assert_eq(at, sb_zseg_block_stream(z, b), "case %d: failed at %llu, the damage is in block %u", k,
@@ -474,17 +484,8 @@ Test(zstream, straight_into_the_buffer_damage_never_served)
 		cr_assert_eq(sb_zcache_new(&c), 0);
 		sb_zcache_set_ahead(c, k % 2);
 		sb_zseg *z = zopen(copy, base, c, &fd);
-		uint32_t nb = sb_zseg_blocks(z);
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint32_t b = 1 + (uint32_t)((seed >> 33) % (nb - 1));
-		uint64_t from = sb_zseg_block_pos(z, b), len = sb_zseg_block_pos(z, b + 1) - from;
-		uint64_t pos = from + (seed >> 13) % len;
-		uint8_t byte, mask = (uint8_t)(1u << ((seed >> 7) % 8));
-		int wfd = open(copy, O_RDWR);
-		cr_assert(wfd >= 0 && pread(wfd, &byte, 1, (off_t)pos) == 1);
-		byte ^= mask;
-		cr_assert_eq(pwrite(wfd, &byte, 1, (off_t)pos), 1);
-		close(wfd);
+		uint64_t pos;
+		uint32_t b = flip_a_bit(z, copy, &seed, &pos);
 		int rc = copy_z(z, 1 << 20, &seed, &at);
 		cr_assert_eq(rc, SB_ECORRUPT, "case %d: block %u byte %llu: %d", k, b, (unsigned long long)pos, rc);
 		cr_assert_eq(at, sb_zseg_block_stream(z, b), "case %d: failed at %llu, the damage is in block %u", k,
