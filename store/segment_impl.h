@@ -1,7 +1,8 @@
 /*
  * segment_impl.h - the inside of a segment, shared by segment.c (create,
- * append, seal, locate, copy) and segment_open.c (open and check). Internal
- * to those two files.
+ * append, seal), segment_read.c (locate, copy, walk) and segment_open.c
+ * (open and check), and by segment_tix.c and segment_z.c. Internal to the
+ * segment files.
  */
 #ifndef SB_SEGMENT_IMPL_H
 #define SB_SEGMENT_IMPL_H
