@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +16,8 @@
 #include "verify_idx.h"
 #include "verify_list.h"
 
-static void say(sb_vidx *ix, int io, uint64_t pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void say(sb_vidx *ix, int io, uint64_t pos, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	ix->report(ix->arg, io, ix->path, pos, msg);
-}
+/* A note about this index file (verify_tix.h's sb_vtix_note). */
+#define say(ix, io, pos, ...) sb_vtix_note((ix)->report, (ix)->arg, (io), (ix)->path, (pos), __VA_ARGS__)
 
 int sb_vidx_pread(int fd, void *buf, size_t n, off_t off)
 {

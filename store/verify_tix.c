@@ -15,9 +15,8 @@
 #include "format.h"
 #include "verify_tix.h"
 
-static void say(sb_vtix *t, int io, uint64_t pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void say(sb_vtix *t, int io, uint64_t pos, const char *fmt, ...)
+void sb_vtix_note(sb_vtix_report_fn report, void *arg, int io, const char *path, uint64_t pos, const char *fmt,
+		  ...)
 {
 	char msg[400];
 	va_list ap;
@@ -25,8 +24,11 @@ static void say(sb_vtix *t, int io, uint64_t pos, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	t->report(t->arg, io, t->path, pos, msg);
+	report(arg, io, path, pos, msg);
 }
+
+/* A note about this time index file. */
+#define say(t, io, pos, ...) sb_vtix_note((t)->report, (t)->arg, (io), (t)->path, (pos), __VA_ARGS__)
 
 static uint64_t entry_pos(uint32_t i)
 {

@@ -21,6 +21,10 @@
 /* A problem of the time index file at path, byte pos (UINT64_MAX: the
  * whole file); io: it could not be read (else: it does not hold). */
 typedef void (*sb_vtix_report_fn)(void *arg, int io, const char *path, uint64_t pos, const char *msg);
+/* Word a note (printf's fmt) and pass it to report: the say() of
+ * verify_tix.c and verify_idx.c. */
+void sb_vtix_note(sb_vtix_report_fn report, void *arg, int io, const char *path, uint64_t pos, const char *fmt,
+		  ...) __attribute__((format(printf, 6, 7)));
 
 typedef struct sb_vtix {
 	char path[PATH_MAX];
