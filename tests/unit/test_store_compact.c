@@ -43,19 +43,9 @@
 #define UNDER_TSAN 0
 #endif
 
-static ut_env env;
+UT_ENV_FIXTURE("compact")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "compact"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(compact, .init = setup, .fini = teardown);
+TestSuite(compact, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define MAXREC 6000
 #define NKEYS 40

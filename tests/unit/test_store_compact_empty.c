@@ -31,19 +31,9 @@
 #include "util_faultio.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("cempty")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "cempty"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(cempty, .init = setup, .fini = teardown);
+TestSuite(cempty, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define MAXREC 4000
 #define NKEYS 5

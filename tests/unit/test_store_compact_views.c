@@ -26,19 +26,9 @@
 #include "util_faultio.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("cviews")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "cviews"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(cviews, .init = setup, .fini = teardown);
+TestSuite(cviews, .init = ut_env_setup, .fini = ut_env_teardown);
 
 /* The real files, fdatasync a no-op: what the store does, not the disk. */
 static fio *quick_io(void)

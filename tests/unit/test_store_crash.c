@@ -20,7 +20,7 @@
 #include "util_store.h"
 #include "util_workload.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("crash")
 static int use_mmap; /* the store's real write path (snapshot-tracked) */
 
 static fio *mk(void)
@@ -31,17 +31,7 @@ static fio *mk(void)
 	return f;
 }
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "crash"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(crash, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(crash, .init = ut_env_setup, .fini = ut_env_teardown, .timeout = 300);
 
 static void fresh(void)
 {

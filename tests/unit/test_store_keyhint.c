@@ -26,19 +26,9 @@
 #include "keytable.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("keyhint")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "keyhint"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(keyhint, .init = setup, .fini = teardown);
+TestSuite(keyhint, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define NKEYS 48
 #define SEED 77

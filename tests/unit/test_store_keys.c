@@ -23,19 +23,9 @@
 #include "util_faultio.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("keys")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "keys"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(keys, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(keys, .init = ut_env_setup, .fini = ut_env_teardown, .timeout = 240);
 
 /* Key number i: "k" + 8 big-endian bytes of i*2 + some tail: sorted by i,
  * and odd numbers are absent keys that sort between present ones. */

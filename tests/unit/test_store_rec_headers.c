@@ -24,7 +24,7 @@
 #define NREC 300
 #define SEED 5
 
-static ut_env env;
+UT_ENV_FIXTURE("rhdr")
 
 /* ---- the generated headers of record `off` ------------------------------ */
 
@@ -161,10 +161,7 @@ static uint64_t verify_damage(const char *topic)
 	return sb_verify_damage(&r);
 }
 
-static void setup(void) { cr_assert_eq(ut_env_init(&env, "rhdr"), 0); }
-static void teardown(void) { ut_env_fini(&env); }
-
-TestSuite(rec_headers, .init = setup, .fini = teardown);
+TestSuite(rec_headers, .init = ut_env_setup, .fini = ut_env_teardown);
 
 static void fill_topic(const char *topic, uint64_t n)
 {

@@ -28,19 +28,9 @@
 #include "util_faultio.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("rwopen")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "rwopen"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(rwopen, .init = setup, .fini = teardown);
+TestSuite(rwopen, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define MAXREC 2000
 #define NKEYS 6

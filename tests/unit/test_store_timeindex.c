@@ -23,19 +23,9 @@
 
 #define T0 1700000000000000000LL
 
-static ut_env env;
+UT_ENV_FIXTURE("tix")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "tix"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(tix, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(tix, .init = ut_env_setup, .fini = ut_env_teardown, .timeout = 300);
 
 static unsigned env_uint(const char *name, unsigned def)
 {

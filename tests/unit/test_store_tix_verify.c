@@ -34,21 +34,11 @@
 #define N 1500
 #define SEED 11
 
-static ut_env env;
+UT_ENV_FIXTURE("tixv")
 static int64_t ts_of[N];
 static sb_log_config C;
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "tixv"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(tixverify, .init = setup, .fini = teardown);
+TestSuite(tixverify, .init = ut_env_setup, .fini = ut_env_teardown);
 
 /* Record i's time: seconds that mostly grow, now and then step back. */
 static int64_t ts_at(uint64_t i)

@@ -23,19 +23,9 @@
 #include "util_files.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("tomb")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "tomb"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(tomb, .init = setup, .fini = teardown);
+TestSuite(tomb, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define NREC 300
 

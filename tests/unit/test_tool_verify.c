@@ -28,7 +28,7 @@
 #define SEG_BYTES 4096
 #define PER_SEG ((SEG_BYTES - SB_SEG_HDR) / RS)
 
-static ut_env env;
+UT_ENV_FIXTURE("verify")
 
 #define MAXP 64
 typedef struct seen {
@@ -65,17 +65,7 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 	s->progress_calls++;
 }
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "verify"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(verify, .init = setup, .fini = teardown);
+TestSuite(verify, .init = ut_env_setup, .fini = ut_env_teardown);
 
 /* Write n records of L bytes to topic "t" with small segments and a 128-byte
  * index interval, and close the store cleanly. */

@@ -21,6 +21,25 @@ typedef struct ut_env {
 /* 0 or -errno. */
 int ut_env_init(ut_env *e, const char *tag);
 void ut_env_fini(ut_env *e);
+/*
+ * The fixture of a suite whose tests start from their directories alone:
+ * a file-scope `env`, made (ut_env_init(&env, tag)) before each test and
+ * removed after it. Stands where `env` is declared; the suite names it:
+ *   UT_ENV_FIXTURE("tag")
+ *   TestSuite(name, .init = ut_env_setup, .fini = ut_env_teardown);
+ * (For Criterion test programs: it asserts.)
+ */
+#define UT_ENV_FIXTURE(tag)                                  \
+	static ut_env env;                                   \
+	static void ut_env_setup(void)                       \
+	{                                                    \
+		cr_assert_eq(ut_env_init(&env, (tag)), 0);   \
+	}                                                    \
+	static void ut_env_teardown(void)                    \
+	{                                                    \
+		ut_env_fini(&env);                           \
+	}
+
 /* path of store/TOPIC (or store/TOPIC/NAME when name != NULL) into buf. */
 char *ut_topic_path(const ut_env *e, const char *topic, const char *name, char *buf, size_t cap);
 
