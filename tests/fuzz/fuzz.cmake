@@ -43,8 +43,11 @@ file(GLOB SB_FUZZ_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 set(SB_FUZZ_TARGETS "")
 foreach(src ${SB_FUZZ_SRC})
   get_filename_component(name ${src} NAME_WE)
-  add_executable(${name} ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/util.c)
-  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz ${CMAKE_SOURCE_DIR}/store)
+  # util_keytable.c: forged key tables, shared with the unit tests
+  add_executable(${name} ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/util.c
+    ${CMAKE_SOURCE_DIR}/tests/unit/util_keytable.c)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz ${CMAKE_SOURCE_DIR}/tests/unit
+    ${CMAKE_SOURCE_DIR}/store)
   target_compile_options(${name} PRIVATE ${SB_FUZZ_CFLAGS})
   target_link_options(${name} PRIVATE ${SB_FUZZ_LFLAGS})
   target_link_libraries(${name} PRIVATE sbfs_fuzz sbstore)

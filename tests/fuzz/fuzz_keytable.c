@@ -39,6 +39,7 @@
 #include "keytable.h"
 #include "sb_store.h"
 #include "util.h"
+#include "util_keytable.h"
 
 #define QUARTER (FZ_KEYED_RECORDS / 4)
 
@@ -298,7 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, tb, n);
 	r.forged = mode & 1;
 	if (r.forged)
-		fz_keytable_fix_crcs(copy, n);
+		ut_kt_forge(copy, n);
 	static const unsigned cover[4] = {FZ_KEYED_RECORDS, 2 * QUARTER, QUARTER, QUARTER};
 	r.cover = cover[mode >> 1 & 3];
 	sb_kt_name(r.table, FZ_SAMPLE_BASE, FZ_SAMPLE_BASE + r.cover - 1);

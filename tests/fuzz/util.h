@@ -85,7 +85,3 @@ int fz_keyed_latest_in(const fz_keyed *s, int k, unsigned from, unsigned to);
  * of the sample's records [from, from + n), named for offsets
  * FZ_SAMPLE_BASE + [from, from + n - 1] (malloc'ed, *len its size). */
 uint8_t *fz_keyed_table(unsigned from, unsigned n, size_t *len);
-/* Recompute every CRC of a key table file (blocks as its block index
- * names them, where they lie inside the file; index; Bloom filter;
- * footer). Files too short or out of bounds are left as they are. */
-void fz_keytable_fix_crcs(uint8_t *b, size_t n);

@@ -17,66 +17,13 @@
 #include "codec.h"
 #include "format.h"
 #include "keytable.h"
+#include "util_files.h"
+#include "util_keytable.h"
 #include "util_store.h"
 
-static ut_env env;
+UT_ENV_FIXTURE("ktcheck")
 
-static void setup(void)
-{
-	cr_assert_eq(ut_env_init(&env, "ktcheck"), 0);
-}
-
-static void teardown(void)
-{
-	ut_env_fini(&env);
-}
-
-TestSuite(ktcheck, .init = setup, .fini = teardown);
-
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *b;
-	long len;
-
-	cr_assert(f, "%s", path);
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	b = malloc((size_t)len);
-	cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	*n = (size_t)len;
-	return b;
-}
-
-static void spill(const char *path, const uint8_t *b, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-
-	cr_assert(f, "%s", path);
-	cr_assert_eq(fwrite(b, 1, n, f), n);
-	cr_assert_eq(fclose(f), 0);
-}
-
-/* Recompute every CRC of a table (blocks as its index names them, the
- * index, the Bloom filter, the footer): a "forged" table. */
-static void forge(uint8_t *b, size_t n)
-{
-	uint8_t *f = b + n - SB_KT_FOOTER;
-	uint64_t ipos = sb_get64(f + 32), ilen = sb_get32(f + 40), bpos = sb_get64(f + 48), blen = sb_get32(f + 56);
-	uint64_t nb = sb_get32(b + ipos), body = n - SB_KT_FOOTER;
-
-	for (uint64_t i = 0; i < nb && 4 + (i + 1) * 16 <= ilen; i++) {
-		const uint8_t *e = b + ipos + 4 + i * 16;
-		uint64_t p = sb_get64(e), l = sb_get32(e + 8);
-		if (l >= 12 && p <= body && l <= body - p)
-			sb_put32(b + p + l - 4, sb_crc32c(0, b + p, l - 4));
-	}
-	sb_put32(f + 44, sb_crc32c(0, b + ipos, ilen));
-	sb_put32(f + 60, sb_crc32c(0, b + bpos, blen));
-	sb_put32(f + 68, sb_crc32c(0, f, 68));
-}
+TestSuite(ktcheck, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define NKEYS 1000
 
@@ -100,7 +47,9 @@ static uint8_t *good_table(const char *dir, char *name, size_t *n)
 	cr_assert_eq(sb_kt_writer_finish(w), 0);
 	sb_kt_name(name, 0, 9999);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return slurp(path, n);
+	uint8_t *b;
+	cr_assert_eq(uf_read_all(path, &b, n), 0, "%s", path);
+	return b;
 }
 
 /* An accepted table iterates in strict key order, as many entries as it
@@ -163,8 +112,8 @@ Test(ktcheck, forged_tables_refused_or_sound)
 		memcpy(tmp, a, 4);
 		memcpy(a, c, 4);
 		memcpy(c, tmp, 4);
-		forge(b, n);
-		spill(path, b, n);
+		ut_kt_forge(b, n);
+		cr_assert_eq(uf_write_file(path, b, n), 0, "%s", path);
 		int rc = sb_kt_open(sb_io_default(), env.stash, name, &t, why, sizeof(why));
 		cr_assert_eq(rc, SB_ECORRUPT, "entries %u and %u swapped: open %d", i, j, rc);
 	}
@@ -173,8 +122,8 @@ Test(ktcheck, forged_tables_refused_or_sound)
 			continue;
 		memcpy(b, good, n);
 		sb_put64(b + n - SB_KT_FOOTER + 8, (uint64_t)((int64_t)NKEYS + d));
-		forge(b, n);
-		spill(path, b, n);
+		ut_kt_forge(b, n);
+		cr_assert_eq(uf_write_file(path, b, n), 0, "%s", path);
 		cr_assert_eq(sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0), SB_ECORRUPT,
 			     "count %d off accepted", d);
 	}
@@ -184,8 +133,8 @@ Test(ktcheck, forged_tables_refused_or_sound)
 		for (int m = 1 + (int)(ut_rnd(&seed) % 3); m > 0; m--)
 			b[ut_rnd(&seed) % (ipos + 4 + 16 * (uint64_t)sb_get32(good + ipos))] ^=
 				(uint8_t)(1 + ut_rnd(&seed) % 255);
-		forge(b, n);
-		spill(path, b, n);
+		ut_kt_forge(b, n);
+		cr_assert_eq(uf_write_file(path, b, n), 0, "%s", path);
 		int rc = sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0);
 		if (rc == 0) {
 			accepted++;
@@ -273,7 +222,9 @@ Test(ktcheck, refused_table_reported_read_only)
 	snprintf(h.table, sizeof(h.table), "%s", name);
 	snprintf(path, sizeof(path), "%s/%s", tdir, name);
 	size_t n;
-	uint8_t *good = slurp(path, &n), *b = malloc(n);
+	uint8_t *good, *b;
+	cr_assert_eq(uf_read_all(path, &good, &n), 0, "%s", path);
+	b = malloc(n);
 
 	cr_assert_eq(open_heard(1, &h, &s), 0);
 	cr_assert_eq(h.n, 0, "the sound table is reported");
@@ -282,7 +233,7 @@ Test(ktcheck, refused_table_reported_read_only)
 	for (int trial = 0; trial < 12; trial++) {
 		memcpy(b, good, n);
 		b[ut_rnd(&seed) % n] ^= (uint8_t)(1 + ut_rnd(&seed) % 255);
-		spill(path, b, n);
+		cr_assert_eq(uf_write_file(path, b, n), 0, "%s", path);
 		for (int ro = 1; ro >= (trial == 11 ? 0 : 1); ro--) {
 			h.n = 0;
 			cr_assert_eq(open_heard(ro, &h, &s), 0);
