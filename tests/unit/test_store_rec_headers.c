@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "util_disk.h"
 #include "util_files.h"
 #include "util_store.h"
 
@@ -302,41 +303,16 @@ Test(rec_headers, limits)
 
 /* ---- records on disk ------------------------------------------------------ */
 
-typedef struct disk_rec {
-	char seg[8800];
-	uint64_t pos, offset;
-	sb_rec_hdr h;
-} disk_rec;
+static int has_headers(void *arg, const sb_rec_hdr *h)
+{
+	(void)arg;
+	return h->hdrs_len != 0;
+}
 
 /* Every record of topic's segments with a header block. */
-static size_t with_headers(const char *topic, disk_rec *out, size_t cap)
+static size_t with_headers(const char *topic, ut_disk_rec *out, size_t cap)
 {
-	char dir[4400], path[8800];
-	char **names;
-	size_t n = 0;
-	int k;
-
-	snprintf(dir, sizeof dir, "%s/%s", env.store, topic);
-	k = uf_list_suffix(dir, ".seg", &names);
-	cr_assert_geq(k, 0);
-	for (int i = 0; i < k; i++) {
-		uint8_t *b;
-		size_t len;
-		sb_rec_hdr h;
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		cr_assert_eq(uf_read_all(path, &b, &len), 0);
-		for (uint64_t p = SB_SEG_HDR; p + SB_REC_HDR <= len && sb_rec_frame(b + p, len - p, &h); p += h.size)
-			if (h.hdrs_len && n < cap) {
-				snprintf(out[n].seg, sizeof out[n].seg, "%s", path);
-				out[n].pos = p;
-				out[n].offset = h.offset;
-				out[n].h = h;
-				n++;
-			}
-		free(b);
-	}
-	uf_list_free(names, k);
-	return n;
+	return ut_disk_records(env.store, topic, has_headers, NULL, out, cap);
 }
 
 /* Damage one byte of a header block: reads of that record fail (its
@@ -344,7 +320,7 @@ static size_t with_headers(const char *topic, disk_rec *out, size_t cap)
  * of it is served. */
 Test(rec_headers, damage_in_header_blocks_is_never_served)
 {
-	static disk_rec recs[NREC];
+	static ut_disk_rec recs[NREC];
 	const char *knob = getenv("SB_TEST_HDR_DAMAGE");
 	int trials = knob ? atoi(knob) : 60;
 	uint8_t *buf = malloc(SB_HEADERS_MAX_BYTES);
@@ -358,7 +334,7 @@ Test(rec_headers, damage_in_header_blocks_is_never_served)
 	ut_cfg(&c, 16384, SB_SYNC_NEVER);
 	for (int t = 0; t < trials; t++) {
 		rng = mix(rng + (uint64_t)t);
-		const disk_rec *r = &recs[rng % n];
+		const ut_disk_rec *r = &recs[rng % n];
 		uint64_t at = r->pos + sb_rec_hdrs_at(&r->h) + (rng >> 20) % r->h.hdrs_len;
 		uint8_t mask = (uint8_t)(1u << ((rng >> 8) % 8));
 		sb_store *s;
@@ -388,7 +364,7 @@ Test(rec_headers, damage_in_header_blocks_is_never_served)
  * record) is damage too. */
 Test(rec_headers, malformed_block_under_a_good_crc)
 {
-	static disk_rec recs[NREC];
+	static ut_disk_rec recs[NREC];
 	sb_log_config c;
 	sb_store *s;
 	sb_log *l;
@@ -520,7 +496,7 @@ Test(rec_headers, v2_segments_take_no_headers)
  * bits v3 leaves undefined are damage in both. */
 Test(rec_headers, undefined_flags_stay_damage)
 {
-	static disk_rec recs[NREC];
+	static ut_disk_rec recs[NREC];
 	sb_log_config c;
 	sb_store *s;
 	sb_log *l;

@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "format.h"
+#include "util_disk.h"
 #include "util_files.h"
 #include "util_store.h"
 
@@ -67,48 +68,23 @@ static void fill(void)
 	cr_assert_eq(sb_store_close(s), 0);
 }
 
-typedef struct found {
-	char seg[8800];
-	uint64_t pos, offset;
-	sb_rec_hdr h;
-} found;
+/* Is the record of kind *(int *)arg? */
+static int of_kind(void *arg, const sb_rec_hdr *h)
+{
+	int kd = (h->flags & SB_REC_TOMBSTONE) ? 1 : h->key_len ? 0 : 2;
+
+	return kd == *(const int *)arg && (kd == 1 || h->value_len);
+}
 
 /* The records on disk, each of a kind: 0 keyed with a payload, 1 a valid
  * tombstone, 2 unkeyed with a payload. */
-static size_t records(found *out, size_t cap, int kind)
+static size_t records(ut_disk_rec *out, size_t cap, int kind)
 {
-	char dir[4400];
-	char **names;
-	size_t n = 0;
-
-	snprintf(dir, sizeof dir, "%s/t", env.store);
-	int k = uf_list_suffix(dir, ".seg", &names);
-	cr_assert_gt(k, 0);
-	for (int i = 0; i < k; i++) {
-		char path[8800];
-		uint8_t *b;
-		size_t len;
-		sb_rec_hdr h;
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		cr_assert_eq(uf_read_all(path, &b, &len), 0);
-		for (uint64_t p = SB_SEG_HDR; p + SB_REC_HDR <= len && sb_rec_frame(b + p, len - p, &h); p += h.size) {
-			int kd = (h.flags & SB_REC_TOMBSTONE) ? 1 : h.key_len ? 0 : 2;
-			if (kd != kind || (kd != 1 && !h.value_len) || n == cap)
-				continue;
-			snprintf(out[n].seg, sizeof out[n].seg, "%s", path);
-			out[n].pos = p;
-			out[n].offset = h.offset;
-			out[n].h = h;
-			n++;
-		}
-		free(b);
-	}
-	uf_list_free(names, k);
-	return n;
+	return ut_disk_records(env.store, "t", of_kind, &kind, out, cap);
 }
 
 /* Make record f a malformed tombstone of `kind` under a good CRC. */
-static void forge(const found *f, int kind)
+static void forge(const ut_disk_rec *f, int kind)
 {
 	uint8_t rec[4096];
 	FILE *fp = fopen(f->seg, "rb");
@@ -162,7 +138,7 @@ static int open_repair(sb_store **out)
 
 Test(tomb, malformed_tombstones_are_damage_that_recover_cuts)
 {
-	static found recs[NREC];
+	static ut_disk_rec recs[NREC];
 	const char *knob = getenv("SB_TEST_TOMB_DAMAGE");
 	int trials = knob ? atoi(knob) : 12;
 	sb_log_config c = tcfg();
@@ -177,7 +153,7 @@ Test(tomb, malformed_tombstones_are_damage_that_recover_cuts)
 		int kind = (int)(rng % 3);
 		size_t n = records(recs, NREC, kind);
 		cr_assert_gt(n, 10);
-		const found *f = &recs[(rng >> 8) % n];
+		const ut_disk_rec *f = &recs[(rng >> 8) % n];
 		forge(f, kind);
 
 		seen sn = {.offset = f->offset};
