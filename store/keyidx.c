@@ -13,6 +13,7 @@
 
 #include "fsutil.h"
 #include "keyidx.h"
+#include "keymerge.h"
 #include "keyrun.h"
 #include "keytable.h"
 
@@ -59,117 +60,6 @@ static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
 		return;
 	snprintf(msg, sizeof(msg), fmt, a, b);
 	x->p.report(x->p.report_arg, x->topic, msg);
-}
-
-/* ---- merging sources (sorted runs and tables) ------------------------------- */
-
-typedef struct src {
-	int is_run;
-	sb_kr_iter ri;
-	sb_kt_iter ki;
-	const uint8_t *k;  /* the current key (src_load), NULL at the end */
-	size_t kl;
-} src;
-
-/* Cache the current key (the merge compares it once per other source). */
-static void src_load(src *s)
-{
-	if (s->is_run)
-		s->k = sb_kr_iter_valid(&s->ri) ? sb_kr_iter_key(&s->ri, &s->kl) : NULL;
-	else
-		s->k = sb_kt_iter_valid(&s->ki) ? sb_kt_iter_key(&s->ki, &s->kl) : NULL;
-}
-static void src_val(const src *s, sb_mt_val *v)
-{
-	if (s->is_run)
-		sb_kr_iter_val(&s->ri, v);
-	else
-		sb_kt_iter_val(&s->ki, v);
-}
-static void src_next(src *s)
-{
-	if (s->is_run)
-		sb_kr_iter_next(&s->ri);
-	else
-		sb_kt_iter_next(&s->ki);
-	src_load(s);
-}
-static int src_err(const src *s)
-{
-	return s->is_run ? 0 : s->ki.err;
-}
-
-/* Key order: bytes, a shorter prefix first. Most keys differ in their
- * first 8 bytes: those are compared as one number. */
-static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	size_t m = al < bl ? al : bl;
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	if (m >= 8) {
-		uint64_t x, y;
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
-	}
-#endif
-	int c = m ? memcmp(a, b, m) : 0;
-	return c ? c : (al > bl) - (al < bl);
-}
-
-/*
- * Merge sources s[0..n) (newest first) in key order, the newest entry of a
- * key winning: fn gets each. 0, fn's nonzero value, or SB_ECORRUPT.
- */
-static int merge_run(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
-{
-	size_t eq[64], *at = n <= 64 ? eq : malloc(n * sizeof(*at));
-
-	if (!at)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		src_load(&s[i]);
-	for (;;) {
-		size_t best = n, bl = 0, ne = 0;
-		const uint8_t *bk = NULL;
-		int rc = 0;
-		/* The least key, and every source at it (the first, the newest, wins). */
-		for (size_t i = 0; i < n && !rc; i++) {
-			if (src_err(&s[i])) {
-				rc = SB_ECORRUPT;
-				break;
-			}
-			if (!s[i].k)
-				continue;
-			int c = best == n ? -1 : kcmp(s[i].k, s[i].kl, bk, bl);
-			if (c < 0) {
-				best = i;
-				bk = s[i].k;
-				bl = s[i].kl;
-				ne = 0;
-			}
-			if (c <= 0)
-				at[ne++] = i;
-		}
-		if (!rc && best == n) {
-			if (at != eq)
-				free(at);
-			return 0;
-		}
-		if (!rc) {
-			sb_mt_val v;
-			src_val(&s[best], &v);
-			rc = fn(arg, bk, bl, &v);
-		}
-		if (rc) {
-			if (at != eq)
-				free(at);
-			return rc;
-		}
-		for (size_t i = 0; i < ne; i++)
-			src_next(&s[at[i]]);
-	}
 }
 
 /* ---- the table array -------------------------------------------------------- */
@@ -504,7 +394,7 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 
 	if (rc)
 		return rc;
-	rc = merge_run(s, n, drop_tombstones ? add_live : add_entry, w);
+	rc = sb_km_merge(s, n, drop_tombstones ? add_live : add_entry, w);
 	if (rc) {
 		sb_kt_writer_abort(w);
 		return rc;
@@ -854,7 +744,7 @@ int sb_kx_scan(sb_kx *x, const void *from, size_t from_len, sb_kx_scan_fn fn, vo
 	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_seek(x->t[i], from, from_len, &s[n++].ki);
-	rc = merge_run(s, n, fn, arg);
+	rc = sb_km_merge(s, n, fn, arg);
 	free(s);
 out_unlock:
 	pthread_rwlock_unlock(&x->lock);
