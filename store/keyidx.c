@@ -285,10 +285,14 @@ static int index_tail(sb_kx *x, int will_freeze)
 	size_t k = 0;
 	int rc;
 
-	if (below <= x->idx_end)
+	if (below <= x->idx_end) {
+		sb_kp_trim(x->tail); /* idle: the spare chunks are not needed */
 		return 0;
+	}
 	if ((rc = sb_kp_take(x->tail, below, &r, &pos)))
 		return rc;
+	if (!r)
+		sb_kp_trim(x->tail);
 	/* Runs are changed only here, under idx_mu: reading act needs no lock.
 	 * When act is frozen right after (maintain), its runs are merged as
 	 * the table is written: no merge here. */

@@ -5,9 +5,14 @@
  * The tail is a list of chunks the appender fills with entries (value, key
  * length, key) and publishes with a release store of the chunk's `used`;
  * readers and the indexer walk it with acquire loads. Chunks grow from 4 KiB
- * (a topic with few keys holds little) to 256 KiB. Only the indexer frees
+ * (a topic with few keys holds little) to 256 KiB. Only the indexer releases
  * chunks (release), those before the one it stopped in, which the appender
- * has left.
+ * has left. A released chunk of the largest size goes to one of a few spare
+ * slots (atomic exchanges: the chunk belongs to whoever took it out), from
+ * which the appender takes its next chunk: a steady stream of keys writes
+ * into memory already mapped instead of faulting in and zeroing fresh pages
+ * (a 256 KiB chunk every ~5,000 16-byte keys). The indexer empties the
+ * slots when the tail was idle for a turn (sb_kp_trim).
  *
  * A run is one allocation: the entries in key order, an array of pointers
  * to them and an array of their first 8 key bytes (big-endian, zero-padded:
@@ -465,6 +470,8 @@ typedef struct chunk {
 	uint8_t data[];
 } chunk;
 
+#define SPARES 8 /* released chunks kept for the appender: 2 MiB at most */
+
 struct sb_kp {
 	_Atomic(chunk *) head;    /* [indexer; readers excluded] first unreleased
 				   * entry; the appender sets the first (a topic
@@ -474,6 +481,8 @@ struct sb_kp {
 	size_t next_cap;          /* [appender] */
 	_Atomic uint64_t put_n, put_bytes;  /* [appender] */
 	_Atomic uint64_t rel_n, rel_bytes;  /* [indexer] */
+	_Atomic(chunk *) spare[SPARES];     /* [exchange: whoever takes one owns it]
+					     * released CHUNK_MAX chunks */
 };
 
 static chunk *chunk_new(size_t cap)
@@ -499,10 +508,47 @@ int sb_kp_new(sb_kp **out)
 	return 0;
 }
 
+/* A chunk of CHUNK_MAX bytes from the spare slots, reset, or NULL.
+ * [appender] */
+static chunk *spare_take(sb_kp *p)
+{
+	for (int i = 0; i < SPARES; i++) {
+		if (!atomic_load_explicit(&p->spare[i], memory_order_relaxed))
+			continue;
+		chunk *c = atomic_exchange_explicit(&p->spare[i], NULL, memory_order_acquire);
+		if (!c)
+			continue;
+		atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
+		atomic_store_explicit(&c->used, 0, memory_order_relaxed);
+		return c;
+	}
+	return NULL;
+}
+
+/* Keep released chunk c for the appender, or free it. [indexer] */
+static void spare_put(sb_kp *p, chunk *c)
+{
+	if (c->cap == CHUNK_MAX)
+		for (int i = 0; i < SPARES; i++) {
+			chunk *none = NULL;
+			if (atomic_compare_exchange_strong_explicit(&p->spare[i], &none, c, memory_order_release,
+								    memory_order_relaxed))
+				return;
+		}
+	free(c);
+}
+
+void sb_kp_trim(sb_kp *p)
+{
+	for (int i = 0; i < SPARES; i++)
+		free(atomic_exchange_explicit(&p->spare[i], NULL, memory_order_acquire));
+}
+
 void sb_kp_free(sb_kp *p)
 {
 	if (!p)
 		return;
+	sb_kp_trim(p);
 	for (chunk *c = atomic_load(&p->head), *n; c; c = n) {
 		n = atomic_load(&c->next);
 		free(c);
@@ -520,8 +566,8 @@ int sb_kp_put(sb_kp *p, const void *key, size_t klen, const sb_mt_val *v)
 		return -EINVAL;
 	if (!c || u + sz > c->cap) {
 		size_t cap = p->next_cap > sz ? p->next_cap : sz;
-		chunk *n = chunk_new(cap);
-		if (!n)
+		chunk *n = cap == CHUNK_MAX ? spare_take(p) : NULL;
+		if (!n && !(n = chunk_new(cap)))
 			return -ENOMEM;
 		if (p->next_cap < CHUNK_MAX)
 			p->next_cap *= 2;
@@ -631,7 +677,7 @@ void sb_kp_release(sb_kp *p, const sb_kp_pos *pos)
 	chunk *h = atomic_load(&p->head);
 	while (h != pos->chunk) {
 		chunk *n = atomic_load(&h->next);
-		free(h);
+		spare_put(p, h);
 		h = n;
 	}
 	atomic_store(&p->head, h);

@@ -73,5 +73,8 @@ int sb_kp_find(const sb_kp *p, const void *key, size_t klen, sb_mt_val *v);
 int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos);
 /* Drop the entries up to pos (from sb_kp_take). [indexer, readers excluded] */
 void sb_kp_release(sb_kp *p, const sb_kp_pos *pos);
+/* Free the released chunks kept for the appender's reuse (a tail idle for
+ * a while). [indexer, or with no appender] */
+void sb_kp_trim(sb_kp *p);
 
 #endif

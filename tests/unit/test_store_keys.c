@@ -252,6 +252,65 @@ Test(keys, tail_batch_sorted_latest_wins)
 	}
 }
 
+/* The tail's chunks are released to spare slots and written again: rounds
+ * of random batches (some many 256 KiB chunks long; keys of 8 to 2,000
+ * bytes), taken in part or in full and released, the spares sometimes
+ * trimmed: each take holds exactly the entries put since the last one up
+ * to its offset, once each, and a find sees the latest key put (a reused
+ * chunk starts empty and leads nowhere until the appender links another). */
+Test(keys, tail_chunks_reused)
+{
+	uint64_t seed = 4242, off = 0, lo = 0;
+	static uint8_t k[2000];
+	static uint8_t seen[200000];
+	sb_kp *p;
+
+	cr_assert_eq(sb_kp_new(&p), 0);
+	for (int round = 0; round < 60; round++) {
+		size_t n = 1 + (size_t)(ut_rnd(&seed) % (round % 4 == 0 ? 20000 : 3000)), kl = 0;
+		for (size_t i = 0; i < n; i++, off++) {
+			kl = ut_rnd(&seed) % 16 == 0 ? 8 + (size_t)(ut_rnd(&seed) % (sizeof(k) - 8)) : 16;
+			memset(k, 'a', kl);
+			memcpy(k, &off, 8); /* distinct keys, naming their offset */
+			sb_mt_val v = {.offset = off, .size = (uint32_t)kl};
+			cr_assert_eq(sb_kp_put(p, k, kl, &v), 0);
+		}
+		sb_mt_val g;
+		cr_assert_eq(sb_kp_find(p, k, kl, &g), 0);
+		cr_assert_eq(g.offset, off - 1);
+		uint64_t below = ut_rnd(&seed) % 3 ? off : lo + ut_rnd(&seed) % (off - lo + 1);
+		sb_kr *r = NULL;
+		sb_kp_pos pos;
+		cr_assert_eq(sb_kp_take(p, below, &r, &pos), 0);
+		cr_assert_eq(pos.n, below - lo, "round %d: took %llu of %llu", round, (unsigned long long)pos.n,
+			     (unsigned long long)(below - lo));
+		cr_assert_lt(below - lo, sizeof(seen));
+		memset(seen, 0, (size_t)(below - lo));
+		sb_kr_iter it;
+		size_t cnt = 0;
+		for (r ? sb_kr_seek(r, NULL, 0, &it) : (void)0; r && sb_kr_iter_valid(&it); sb_kr_iter_next(&it), cnt++) {
+			size_t l;
+			const uint8_t *key = sb_kr_iter_key(&it, &l);
+			sb_mt_val v;
+			sb_kr_iter_val(&it, &v);
+			cr_assert(v.offset >= lo && v.offset < below, "round %d: offset %llu not taken", round,
+				  (unsigned long long)v.offset);
+			cr_assert(l == v.size && !memcmp(key, &v.offset, 8), "round %d: entry %llu damaged", round,
+				  (unsigned long long)v.offset);
+			cr_assert_not(seen[v.offset - lo]++, "round %d: offset %llu twice", round,
+				      (unsigned long long)v.offset);
+		}
+		cr_assert_eq(cnt, below - lo);
+		sb_kp_release(p, &pos);
+		sb_kr_free(r);
+		lo = below;
+		cr_assert_eq(sb_kp_count(p), off - lo);
+		if (ut_rnd(&seed) % 5 == 0)
+			sb_kp_trim(p);
+	}
+	sb_kp_free(p);
+}
+
 /* ---- the key index of a log against a model ------------------------------- */
 
 #define MKEYS 3000
