@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZDICT_STATIC_LINKING_ONLY /* ZDICT_trainFromBuffer_fastCover: exported by libzstd since 1.3.6 */
 #include <zdict.h>
 #include <zstd.h>
 
@@ -21,6 +22,18 @@
 /* Payload sampled to train it: runs of SAMPLE bytes spread over the segment. */
 #define SAMPLES_TOTAL (2u << 20)
 #define SAMPLE (4u << 10)
+/* The trainer: fastCover with fixed parameters. ZDICT_trainFromBuffer
+ * searches k over several trainings, each with a 6 MiB frequency table
+ * (f = 20), and compresses the samples to compare them: on 8 MiB segments
+ * of the man-page corpus it cost as much CPU as compressing the segment
+ * (~0.14 s each, load ~8), all of it beside the appenders. These (k the
+ * value it settled on most often, f = 16: a 384 KiB table) train in
+ * ~0.02 s with the same ratio (9.51x against 9.45x over 48 MiB in 64 KiB
+ * blocks; BENCHMARKS.md, "Append with compression on", 2026-11-30). */
+#define TRAIN_K 1024
+#define TRAIN_D 8
+#define TRAIN_F 16
+#define TRAIN_ACCEL 10
 /* Columns: flags, key lengths, value lengths, timestamps, header block
  * lengths (this one empty in a block without headers). */
 #define NCOLS 5
@@ -284,7 +297,9 @@ static size_t train(const uint8_t *map, uint64_t len, uint8_t *dict, size_t cap)
 	if (sizes[n])
 		n++;
 	if (total >= 16 * cap && n >= 8) {
-		r = ZDICT_trainFromBuffer(dict, cap, buf, sizes, (unsigned)n);
+		ZDICT_fastCover_params_t p = {.k = TRAIN_K, .d = TRAIN_D, .f = TRAIN_F, .accel = TRAIN_ACCEL,
+					      .zParams = {.compressionLevel = ZSTD_LEVEL}};
+		r = ZDICT_trainFromBuffer_fastCover(dict, cap, buf, sizes, (unsigned)n, p);
 		if (ZDICT_isError(r))
 			r = 0;
 	}
