@@ -16,7 +16,7 @@
 #include "fsutil.h"
 #include "keytable.h"
 
-#define WBUF (256u * 1024)
+#define WBUF (2u << 20)
 #define BLOOM_LAG 16
 
 uint64_t sb_kt_hash(const void *key, size_t n)
@@ -155,21 +155,24 @@ static int wflush(sb_kt_writer *w)
 	return rc;
 }
 
+/* The buffer is written when full: every write but the last is WBUF bytes
+ * at a multiple of WBUF (2 MiB), which the page cache may keep as one huge
+ * folio, mapped by readers with one TLB entry (sb_kt_open). */
 static int wput(sb_kt_writer *w, const void *p, size_t n)
 {
+	const uint8_t *src = p;
 	int rc;
 
-	if (!n)
-		return 0; /* an empty table's empty parts (p may be NULL) */
-	if (w->wlen + n > w->wcap && (rc = wflush(w)))
-		return rc;
-	if (n > w->wcap) { /* bigger than the buffer: write it directly */
-		w->fpos += n;
-		return sb_pwrite_full(w->io, w->fd, p, n, (off_t)(w->fpos - n));
+	while (n) { /* (an empty table's empty parts: p may be NULL) */
+		size_t c = w->wcap - w->wlen < n ? w->wcap - w->wlen : n;
+		memcpy(w->wbuf + w->wlen, src, c);
+		w->wlen += c;
+		w->fpos += c;
+		src += c;
+		n -= c;
+		if (w->wlen == w->wcap && (rc = wflush(w)))
+			return rc;
 	}
-	memcpy(w->wbuf + w->wlen, p, n);
-	w->wlen += n;
-	w->fpos += n;
 	return 0;
 }
 
@@ -543,6 +546,10 @@ static int kt_open(const sb_io *io, const char *dir, const char *name, int check
 		goto out_free;
 	}
 	t->map = m;
+	/* Lookups touch a random block: with huge folios in the page cache
+	 * (the writer's 2 MiB writes; or read in so from here on) one TLB
+	 * entry maps 2 MiB of the table. Only a hint. */
+	(void)madvise(m, t->len, MADV_HUGEPAGE);
 	rc = check_layout(t, why, whycap);
 	if (rc)
 		goto out_unmap;
