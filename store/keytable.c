@@ -79,7 +79,11 @@ static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
 	uint8_t b[8] = {0};
 	uint64_t v;
 
-	memcpy(b, k, kl < 8 ? kl : 8);
+	if (kl >= 8) {
+		memcpy(&v, k, 8);
+		return __builtin_bswap64(v);
+	}
+	memcpy(b, k, kl);
 	memcpy(&v, b, 8);
 	return __builtin_bswap64(v);
 }
@@ -783,6 +787,7 @@ static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 static int64_t entry_find(const sb_kt_iter *it, const uint8_t *k, size_t kl, int *eq)
 {
 	uint32_t lo = 0, hi = it->n;
+	uint64_t p = key_prefix(k, kl);
 
 	*eq = 0;
 	while (lo < hi) {
@@ -791,7 +796,9 @@ static int64_t entry_find(const sb_kt_iter *it, const uint8_t *k, size_t kl, int
 		const uint8_t *e = entry_at(it, mid, &ml);
 		if (!e)
 			return -1;
-		int c = kcmp(e + SB_KT_ENTRY, ml, k, kl);
+		/* the prefixes decide where they differ (key_prefix) */
+		uint64_t ep = key_prefix(e + SB_KT_ENTRY, ml);
+		int c = ep != p ? (ep < p ? -1 : 1) : kcmp(e + SB_KT_ENTRY, ml, k, kl);
 		if (c < 0) {
 			lo = mid + 1;
 		} else {
