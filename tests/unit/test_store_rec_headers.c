@@ -36,31 +36,22 @@ typedef struct gen_hdrs {
 	size_t n;
 } gen_hdrs;
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 /* Record off's headers: none for most, a few with binary (NUL-holding)
  * values, empty values, and now and then very many. */
 static void gen(gen_hdrs *g, uint64_t off)
 {
-	uint64_t r = mix(off * 7919 + SEED);
+	uint64_t r = ut_mix(off * 7919 + SEED);
 	size_t n = r % 4 == 0 ? 0 : r % 4 == 1 ? 1 : (r >> 8) % 6 + 1, at = 0;
 
 	if (off % 97 == 13)
 		n = SB_HEADERS_MAX_COUNT; /* many */
 	g->n = n;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t q = mix(r + i);
+		uint64_t q = ut_mix(r + i);
 		size_t vlen = n > 10 ? q % 3 : q % 5 == 0 ? 0 : q % 300;
 		int nl = snprintf(g->names[i], sizeof g->names[i], "h%zu-%c", i, 'a' + (int)(q % 26));
 		for (size_t j = 0; j < vlen; j++)
-			g->vals[at + j] = (uint8_t)(mix(q + j) & (j % 3 ? 0xff : 0x00)); /* NULs among them */
+			g->vals[at + j] = (uint8_t)(ut_mix(q + j) & (j % 3 ? 0xff : 0x00)); /* NULs among them */
 		g->h[i] = (sb_header){.name = g->names[i], .name_len = (uint32_t)nl, .value = g->vals + at,
 				      .value_len = (uint32_t)vlen};
 		at += vlen;
@@ -333,7 +324,7 @@ Test(rec_headers, damage_in_header_blocks_is_never_served)
 	cr_assert_gt(n, 50);
 	ut_cfg(&c, 16384, SB_SYNC_NEVER);
 	for (int t = 0; t < trials; t++) {
-		rng = mix(rng + (uint64_t)t);
+		rng = ut_mix(rng + (uint64_t)t);
 		const ut_disk_rec *r = &recs[rng % n];
 		uint64_t at = r->pos + sb_rec_hdrs_at(&r->h) + (rng >> 20) % r->h.hdrs_len;
 		uint8_t mask = (uint8_t)(1u << ((rng >> 8) % 8));

@@ -30,15 +30,6 @@ TestSuite(tomb, .init = ut_env_setup, .fini = ut_env_teardown);
 
 #define NREC 300
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 static sb_log_config tcfg(void)
 {
 	sb_log_config c;
@@ -57,7 +48,7 @@ static void fill(void)
 	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
 	sb_log *l = ut_topic(s, "t");
 	for (uint64_t o = 0; o < NREC; o++) {
-		uint64_t r = mix(o) % 10;
+		uint64_t r = ut_mix(o) % 10;
 		int keyed = r < 7, tomb = r < 2;
 		uint32_t len = tomb ? 0 : (uint32_t)ut_len(o, 9, 1, sizeof(val));
 		ut_fill(val, len, o, 9);
@@ -149,7 +140,7 @@ Test(tomb, malformed_tombstones_are_damage_that_recover_cuts)
 		cr_assert_eq(ut_env_init(&env, "tomb"), 0);
 		fill();
 		cr_assert_eq(verify(NULL), 0, "trial %d: the topic before the damage", t);
-		rng = mix(rng + (uint64_t)t);
+		rng = ut_mix(rng + (uint64_t)t);
 		int kind = (int)(rng % 3);
 		size_t n = records(recs, NREC, kind);
 		cr_assert_gt(n, 10);

@@ -201,6 +201,15 @@ uint64_t ut_splitmix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+uint64_t ut_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
 uint64_t ut_now_ms(void)
 {
 	struct timespec ts;

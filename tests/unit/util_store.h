@@ -77,6 +77,9 @@ int ut_check(sb_log *l, uint64_t off, size_t len, uint64_t seed);
 uint64_t ut_rnd(uint64_t *s);
 /* splitmix64: the next number of another sequence, from any seed (0 too). */
 uint64_t ut_splitmix(uint64_t *s);
+/* x's bits mixed (MurmurHash3's 64-bit finalizer): a value that looks
+ * random for each x, 0 for 0. */
+uint64_t ut_mix(uint64_t x);
 
 /* Monotonic ms, for test loops that bound their own work (never asserted). */
 uint64_t ut_now_ms(void);
