@@ -4,7 +4,8 @@
  * entries are out of order, outside their block, not ending at the block
  * index's last key, or not as many as its footer says, is refused; a table
  * refused by a read-only store (streambus verify, get, dump) is reported
- * through the report hook, as a read-write open reports removing it.
+ * through the report hook, as a read-write open reports removing it. A
+ * table of several MiB is written in 2 MiB pieces at multiples of 2 MiB.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -257,4 +258,101 @@ Test(ktcheck, refused_table_reported_read_only)
 	cr_assert_eq(sb_store_close(s), 0);
 	free(b);
 	free(good);
+}
+
+/* The io of write_chunks: the default one, each pwrite noted. */
+typedef struct rec_io {
+	sb_io io;
+	const sb_io *real;
+	off_t off[64];
+	size_t len[64];
+	int n;
+} rec_io;
+
+static ssize_t rec_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+	rec_io *r = ctx;
+
+	if (r->n < 64) {
+		r->off[r->n] = off;
+		r->len[r->n] = n;
+	}
+	r->n++;
+	return r->real->pwrite(r->real->ctx, fd, buf, n, off);
+}
+
+static int rec_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+	rec_io *r = ctx;
+	return r->real->open(r->real->ctx, path, flags, mode);
+}
+
+static int rec_fdatasync(void *ctx, int fd)
+{
+	rec_io *r = ctx;
+	return r->real->fdatasync(r->real->ctx, fd);
+}
+
+static int rec_rename(void *ctx, const char *from, const char *to)
+{
+	rec_io *r = ctx;
+	return r->real->rename(r->real->ctx, from, to);
+}
+
+static int rec_unlink(void *ctx, const char *path)
+{
+	rec_io *r = ctx;
+	return r->real->unlink(r->real->ctx, path);
+}
+
+static int rec_close(void *ctx, int fd)
+{
+	rec_io *r = ctx;
+	return r->real->close(r->real->ctx, fd);
+}
+
+/* A table of several MiB is written in whole 2 MiB pieces at multiples of
+ * 2 MiB (the page cache can then hold it as huge folios, which readers map
+ * with one TLB entry each), the last piece what is left; and it reads back
+ * whole: every entry, across the pieces' seams. */
+Test(ktcheck, big_table_written_in_aligned_chunks)
+{
+	const uint32_t N = 150000, MIB2 = 2u << 20;
+	rec_io r = {.real = sb_io_default()};
+	sb_kt_writer *w;
+	sb_kt *t;
+	uint8_t k[64];
+	char name[48];
+
+	r.io = *r.real;
+	r.io.ctx = &r;
+	r.io.pwrite = rec_pwrite;
+	r.io.open = rec_open;
+	r.io.fdatasync = rec_fdatasync;
+	r.io.rename = rec_rename;
+	r.io.unlink = rec_unlink;
+	r.io.close = rec_close;
+	cr_assert_eq(sb_kt_writer_new(&r.io, env.stash, 0, 99999, N, 0, &w), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		sb_mt_val v = {.offset = i * 5, .ts = i, .size = i % 300, .pos = 32 + i};
+		cr_assert_eq(sb_kt_writer_add(w, k, key_of(i, k), &v), 0);
+	}
+	cr_assert_eq(sb_kt_writer_finish(w), 0);
+	cr_assert(r.n >= 3 && r.n <= 64, "%d writes", r.n);
+	for (int i = 0; i < r.n; i++) {
+		cr_assert_eq(r.off[i], (off_t)i * MIB2, "write %d at %lld", i, (long long)r.off[i]);
+		cr_assert(i == r.n - 1 ? r.len[i] > 0 && r.len[i] <= MIB2 : r.len[i] == MIB2, "write %d: %zu bytes", i,
+			  r.len[i]);
+	}
+	sb_kt_name(name, 0, 99999);
+	cr_assert_eq(sb_kt_open(sb_io_default(), env.stash, name, &t, NULL, 0), 0);
+	cr_assert_eq(sb_kt_file_bytes(t), (uint64_t)(r.n - 1) * MIB2 + r.len[r.n - 1]);
+	check_accepted(t);
+	for (uint32_t i = 0; i < N; i++) {
+		sb_mt_val v;
+		size_t kl = key_of(i, k);
+		cr_assert_eq(sb_kt_get(t, k, kl, sb_kt_hash(k, kl), &v), 0, "key %u", i);
+		cr_assert(v.offset == (uint64_t)i * 5 && v.ts == (int64_t)i && v.pos == 32 + i, "key %u", i);
+	}
+	sb_kt_close(t);
 }
