@@ -470,7 +470,7 @@ typedef struct chunk {
 	uint8_t data[];
 } chunk;
 
-#define SPARES 8 /* released chunks kept for the appender: 2 MiB at most */
+#define SPARES 2 /* released chunks kept for the appender: 512 KiB at most */
 
 struct sb_kp {
 	_Atomic(chunk *) head;    /* [indexer; readers excluded] first unreleased
