@@ -387,8 +387,16 @@ static int roll(sb_log *l)
 	/* Under `always` every record is synced before it is acknowledged,
 	 * and group commit syncs the active segment only: seal it synchronously.
 	 * Otherwise the flusher syncs it in the background (finish_seals). */
-	int rc = l->cfg.sync == SB_SYNC_ALWAYS ? sb_segment_seal(last) : sb_segment_finish(last);
+	int rc = sb_segment_finish(last);
 
+	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS && (rc = sb_segment_make_durable(last))) {
+		/* A failed sync of the segment being sealed is sticky whatever
+		 * its errno, ENOSPC too: the caller forgives ENOSPC (a full
+		 * disk, retried) only from cutting the old segment's
+		 * preallocated tail or creating the next one. */
+		int none = 0;
+		atomic_compare_exchange_strong(&l->err, &none, rc);
+	}
 	if (rc)
 		return rc;
 	rc = sb_segment_create(&l->sp, sb_segment_next(last), sb_segment_stream_end(last), &s);

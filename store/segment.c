@@ -321,6 +321,11 @@ int sb_segment_save_index(sb_segment *s)
 	 * proof that damage there is no torn write): sync first, also when
 	 * recovery rebuilt it for records a crash left in the page cache. */
 	rc = s->p->io->fdatasync(s->p->io->ctx, s->fd);
+	/* A failed sync of the segment itself is an error whatever its errno:
+	 * ENOSPC from fdatasync may mean its pages were dropped (tools/faults
+	 * fdatasync ENOSPC). Only no room for the index files is forgiven. */
+	if (rc)
+		return rc;
 	/* The time index first: a valid offset index without it makes the
 	 * next open read the segment whole, to rebuild it. */
 	if (!rc && s->tix_dirty)

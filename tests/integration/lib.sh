@@ -214,9 +214,10 @@ sb_mount() {
 	SB_MOUNT_SEQ=$((SB_MOUNT_SEQ + 1))
 	out=$SB_TMP/daemon.$SB_MOUNT_SEQ.out
 	sb_is_mounted "$SB_MNT" && sb_die "sb_mount: $SB_MNT is already mounted"
-	local before
-	before=$(pgrep streambusfs)
-	(cd "${SB_MOUNT_CWD:-$SB_TMP}" && exec timeout $((30 * SB_SLOW)) "$SB_BIN" "$@" "${paths[@]}") >"$out" 2>&1 </dev/null
+	# a tag in the daemon's environment names it among the daemons of
+	# other tests (which come and go while this one mounts)
+	local tag=$SB_TMP.$SB_MOUNT_SEQ
+	(cd "${SB_MOUNT_CWD:-$SB_TMP}" && SB_MOUNT_TAG=$tag exec timeout $((30 * SB_SLOW)) "$SB_BIN" "$@" "${paths[@]}") >"$out" 2>&1 </dev/null
 	rc=$?
 	if [ $rc -eq 124 ]; then
 		sb_die "sb_mount: '$SB_BIN $* ${paths[*]}' did not return within $((30 * SB_SLOW)) s (does it detach?)"
@@ -233,8 +234,15 @@ sb_mount() {
 	SB_PID=$(sb_newest_pid $(sb_daemon_pids))
 	[ -n "$SB_PID" ] || SB_PID=$(head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9)
 	if [ -z "$SB_PID" ] || ! sb_alive "$SB_PID"; then
-		# no path on its command line: the daemon that was not there before
-		SB_PID=$(comm -13 <(printf '%s\n' $before | sort) <(pgrep streambusfs | sort) | head -1)
+		# no path on its command line: the daemon with our tag
+		local p
+		SB_PID=""
+		for p in $(pgrep streambusfs); do
+			if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "SB_MOUNT_TAG=$tag"; then
+				SB_PID=$p
+				break
+			fi
+		done
 	fi
 	[ -n "$SB_PID" ] && sb_alive "$SB_PID" || sb_die "sb_mount: mounted, but no daemon process found"
 	SB_PIDS+=("$SB_PID")

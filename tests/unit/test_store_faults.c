@@ -252,6 +252,68 @@ Test(faults, failed_sync_of_a_sealed_segment_surfaces)
 	}
 }
 
+/* ENOSPC from fdatasync is a failed sync like EIO (its pages may have been
+ * dropped), not a full disk to retry: every sync of the first segment once
+ * it holds records (the appends' own under `always`, the seal's, the one
+ * before its index is saved) fails in turn with ENOSPC, and from then on
+ * the log refuses appends until reopened. It was forgiven in two places:
+ * a roll's seal (as if creating the next segment had found the disk full)
+ * and the sync before an index save (as if the index had no room).
+ * tools/faults found both through the mount. */
+static void enospc_sync_of_segment0(enum sb_sync sync)
+{
+	unsigned fired = 0;
+	for (unsigned nth = 1; nth <= 40; nth++) {
+		if (S)
+			sb_store_close(S);
+		S = NULL;
+		fio_free(F);
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		F = fio_new(env.stash);
+		fio_set_sync(F, 0, 0);
+		C.sync = sync;
+		C.segment_bytes = 4096;
+		open_fio();
+		fill(5);
+		fio_fail(F, FIO_FDATASYNC, nth, ENOSPC, 0, "/00000000000000000000.seg");
+		uint64_t i = 5;
+		int rc = 0;
+		while (!rc && uf_count_suffix(tdir, ".seg") < 4 && i < 1000) {
+			rc = ut_append1(L, i, LEN(i), 1, NULL);
+			if (!rc)
+				i++;
+		}
+		if (!rc)
+			rc = sb_log_sync(L); /* under `never`, seals sync here */
+		if (!fio_failed(F))
+			break; /* fewer syncs of segment 0 than nth */
+		fired++;
+		cr_expect_eq(rc, -ENOSPC, "nth %u: the failed sync went unreported: %s", nth, sb_strerror(rc));
+		fio_fail_clear(F);
+		for (int k = 0; k < 2; k++) {
+			rc = ut_append1(L, i, LEN(i), 1, NULL);
+			cr_expect_eq(rc, -ENOSPC, "nth %u: append %d after the failed sync: %s", nth, k,
+				     sb_strerror(rc));
+		}
+		expect_records(i, "after the failed sync");
+		reopen_real();
+		cr_expect_geq(sb_log_next(L), i);
+		expect_records(i, "after reopen");
+		cr_expect_eq(ut_append1(L, sb_log_next(L), 10, 1, NULL), 0, "nth %u: appends after reopen", nth);
+	}
+	cr_expect_geq(fired, sync == SB_SYNC_ALWAYS ? 3u : 2u, "only %u syncs of segment 0 failed", fired);
+}
+
+Test(faults, enospc_syncing_a_segment_with_records_is_sticky_under_always)
+{
+	enospc_sync_of_segment0(SB_SYNC_ALWAYS);
+}
+
+Test(faults, enospc_syncing_a_segment_with_records_is_sticky_under_never)
+{
+	enospc_sync_of_segment0(SB_SYNC_NEVER);
+}
+
 Test(faults, enospc_fails_the_append_and_changes_nothing)
 {
 	C.sync = SB_SYNC_NEVER;
