@@ -296,7 +296,8 @@ static int list_topics(const char *dir, char ***out, size_t *n)
 		free(v);
 		return rc;
 	}
-	qsort(v, cnt, sizeof *v, cmp_str);
+	if (cnt)
+		qsort(v, cnt, sizeof *v, cmp_str); /* v is NULL with no topic */
 	*out = v;
 	*n = cnt;
 	return 0;

@@ -26,6 +26,12 @@ eq "$(printf '%s\n' "$out" | wc -l)" 3 "one line per topic"
 run_rc rc "$SB" verify "$L" late
 eq "$rc" 0 "one topic exit"; eq "$(printf '%s\n' "$out" | wc -l)" 1 "one topic only"
 
+# a log directory without a topic (a daemon mounted it, nothing written):
+# clean, exit 0 (it passed a NULL list to qsort: UBSan, found by t_faults)
+mkdir "$T/notopics"
+run_rc rc "$SB" verify "$T/notopics"
+eq "$rc" 0 "verify of a log without topics ($out)"
+
 # records before the log start (meta) that are still in a segment are fine
 gen -s 4096 -i 256 -d 150 "$T/del" trimmed 300
 run_rc rc "$SB" verify "$T/del"
