@@ -12,7 +12,7 @@
  * new keys only (and a merge of the view).
  *
  * Memory (sb_mt_bytes): arena bytes used, index slots (retired ones too),
- * the chunk table and the view.
+ * the current index's bitmap, the chunk table and the view.
  *
  * Layout. Every key has one entry in the arena (a 32-byte header, then the
  * key bytes) from its first put until clear: a delete marks it MT_GONE, a
@@ -32,7 +32,11 @@
  * held, retired ones counted, are 1.8 to 7.1 a key (2.7 to 5.3 growing
  * 2x). The new table is published; the old one stays until clear, for
  * readers still inside it. A probe compares the slot's 32 hash bits
- * before it reads an entry. Entries are linked in the order they were
+ * before it reads an entry. The writer keeps beside the current index a
+ * bitmap of its full slots (1/64 of the slots' size: 512 KiB at 1M keys,
+ * in the L2 cache where the slots are not), rebuilt by growth: a put of a
+ * new key whose home slot is free only stores to the slots, where a load
+ * would wait for a cache miss (wprobe). Entries are linked in the order they were
  * made (`newer`, a handle), the feed of the sorted view. Arrays and arena chunks from 2 MiB
  * on are mapped with huge pages (madvise), which saves a TLB miss per
  * random access.
@@ -264,6 +268,25 @@ static void *arena_alloc(sb_mt *m, size_t n, uint32_t *hd)
 	return p;
 }
 
+/* The bytes of an index's bitmap of full slots (mt_index.full). */
+static inline size_t full_bytes(size_t slots)
+{
+	return (slots + 7) / 8;
+}
+
+static inline int is_full(const uint8_t *f, size_t i)
+{
+	return (f[i / 8] >> (i % 8)) & 1;
+}
+
+/* x's bitmap freed (a retired index keeps its slots only). [writer] */
+static void index_retire(sb_mt *m, mt_index *x)
+{
+	big_free(x->full, full_bytes(x->mask + 1));
+	wadd(&m->bytes, (size_t)0 - full_bytes(x->mask + 1), memory_order_relaxed);
+	x->full = NULL;
+}
+
 static mt_index *index_new(sb_mt *m, size_t slots)
 {
 	mt_index *x = malloc(sizeof(*x));
@@ -274,10 +297,15 @@ static mt_index *index_new(sb_mt *m, size_t slots)
 		free(x);
 		return NULL;
 	}
+	if (!(x->full = big_alloc(full_bytes(slots)))) {
+		big_free(x->slot, slots * sizeof(mt_slot));
+		free(x);
+		return NULL;
+	}
 	x->mask = slots - 1;
 	x->shift = 32 - (unsigned)__builtin_ctzll(slots);
 	x->older = NULL;
-	wadd(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot), memory_order_relaxed);
+	wadd(&m->bytes, sizeof(*x) + slots * sizeof(mt_slot) + full_bytes(slots), memory_order_relaxed);
 	return x;
 }
 
@@ -297,6 +325,7 @@ static void release_all(sb_mt *m)
 	}
 	while (x) {
 		mt_index *o = x->older;
+		big_free(x->full, full_bytes(x->mask + 1));
 		big_free(x->slot, (x->mask + 1) * sizeof(mt_slot));
 		free(x);
 		x = o;
@@ -427,6 +456,32 @@ static inline mt_slot *probe(const sb_mt *m, const mt_index *x, uint32_t h, cons
 	}
 }
 
+/* The writer's probe: as probe, but the bitmap says which slots are
+ * empty, so that a new key whose home is free finds it without a load from
+ * the slots (a cache miss from ~100,000 keys on: 95-150 ns here, where the
+ * bitmap, 1/64 of the slots, stays in the L2 cache): the put only stores
+ * to it. A full slot is read and compared. *at: the slot's number. [writer] */
+static inline mt_slot *wprobe(const sb_mt *m, const mt_index *x, uint32_t h, const uint8_t *k, size_t kl,
+			      mt_ent **found, size_t *at)
+{
+	for (size_t i = h >> x->shift;; i = (i + 1) & x->mask) {
+		if (!is_full(x->full, i)) {
+			*found = NULL;
+			*at = i;
+			return &x->slot[i];
+		}
+		uint64_t v = atomic_load_explicit(&x->slot[i], memory_order_relaxed);
+		if ((uint32_t)(v >> 32) == h) {
+			mt_ent *e = ent_at(m, (uint32_t)v);
+			if (key_eq(e, k, kl)) {
+				*found = e;
+				*at = i;
+				return &x->slot[i];
+			}
+		}
+	}
+}
+
 /* Four times the slots (MT_GROW), published; the old index retired. The
  * old slots are read in order and land in the new table in order (a home
  * is the hash's top bits): the slots alone say where, no entry is read.
@@ -445,6 +500,7 @@ static int grow(sb_mt *m, mt_index *x)
 	 * to most of them are); in the new table, at most 3/16 full, the
 	 * home slot is nearly always free. */
 	mt_slot sink = 0, *xs = x->slot, *ys = y->slot;
+	uint8_t fsink = 0, *yf = y->full;
 	size_t ymask = y->mask;
 	unsigned ysh = y->shift;
 	int yield = m->test_yield;
@@ -460,7 +516,10 @@ static int grow(sb_mt *m, mt_index *x)
 			d = &ys[j];
 		}
 		atomic_store_explicit(d, v, memory_order_relaxed);
+		uint8_t *fp = (uint8_t *)(((uintptr_t)&yf[j / 8] & full) | ((uintptr_t)&fsink & ~full));
+		*fp |= (uint8_t)(1u << (j % 8));
 	}
+	index_retire(m, x);
 	y->older = x;
 	atomic_store_explicit(&m->idx, y, memory_order_release);
 	return 0;
@@ -471,6 +530,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
 	mt_ent *e;
 	uint32_t hd;
+	size_t at;
 
 	if (!klen || klen > SB_KEY_MAX)
 		return -EINVAL;
@@ -480,7 +540,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 		atomic_store_explicit(&m->idx, x, memory_order_release);
 	}
 	uint32_t h = key_hash(m->seed, key, klen);
-	mt_slot *s = probe(m, x, h, key, klen, &e);
+	mt_slot *s = wprobe(m, x, h, key, klen, &e, &at);
 	if (e) {
 		uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
 		if (f & MT_GONE)
@@ -492,7 +552,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 		if (grow(m, x))
 			return -ENOMEM;
 		x = atomic_load_explicit(&m->idx, memory_order_relaxed);
-		s = probe(m, x, h, key, klen, &e);
+		s = wprobe(m, x, h, key, klen, &e, &at);
 	}
 	if (!(e = arena_alloc(m, sizeof(*e) + klen, &hd)))
 		return -ENOMEM;
@@ -512,6 +572,7 @@ int sb_mt_put(sb_mt *m, const void *key, size_t klen, const sb_mt_val *v)
 	m->last = e;
 	wadd(&m->nents, 1, memory_order_release);
 	atomic_store_explicit(s, (uint64_t)h << 32 | hd, memory_order_release);
+	x->full[at / 8] |= (uint8_t)(1u << (at % 8));
 	m->used++;
 	wadd(&m->count, 1, memory_order_relaxed);
 	return 0;

@@ -41,6 +41,7 @@ typedef struct mt_index {
 	size_t mask;                   /* slots - 1 */
 	unsigned shift;                /* home = hash >> shift (32 - log2 slots) */
 	mt_slot *slot;
+	uint8_t *full;                 /* [writer] a bit a slot: full; NULL once retired */
 } mt_index;
 
 typedef struct mt_vent {
