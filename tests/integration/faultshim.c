@@ -213,6 +213,7 @@ static int hit_path(int k, int dirfd, const char *path)
 	return under(dirfd, path) && hit(k, path, -1);
 }
 
+#define COMMA ,
 #define REAL(name) \
 	static __typeof__(&name) real_##name; \
 	if (!real_##name) \
@@ -234,45 +235,22 @@ static mode_t mode_arg(int flags, va_list ap)
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
 }
 
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	REAL(openat);
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = mode_arg(flags, ap);
-	va_end(ap);
-	return do_open(dirfd, path, flags, mode, real_openat);
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	REAL(openat64);
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = mode_arg(flags, ap);
-	va_end(ap);
-	return do_open(dirfd, path, flags, mode, real_openat64);
-}
-
-int open(const char *path, int flags, ...)
-{
-	REAL(openat);
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = mode_arg(flags, ap);
-	va_end(ap);
-	return do_open(AT_FDCWD, path, flags, mode, real_openat);
-}
-
-int open64(const char *path, int flags, ...)
-{
-	REAL(openat64);
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = mode_arg(flags, ap);
-	va_end(ap);
-	return do_open(AT_FDCWD, path, flags, mode, real_openat64);
-}
+/* open(2) and openat(2), and their 64 names: the mode is there only with
+ * O_CREAT or O_TMPFILE. */
+#define WRAP_OPEN(fn, realfn, dirfd_param, dirfd_arg) \
+	int fn(dirfd_param const char *path, int flags, ...) \
+	{ \
+		REAL(realfn); \
+		va_list ap; \
+		va_start(ap, flags); \
+		mode_t mode = mode_arg(flags, ap); \
+		va_end(ap); \
+		return do_open(dirfd_arg, path, flags, mode, real_##realfn); \
+	}
+WRAP_OPEN(openat, openat, int dirfd COMMA, dirfd)
+WRAP_OPEN(openat64, openat64, int dirfd COMMA, dirfd)
+WRAP_OPEN(open, openat, , AT_FDCWD)
+WRAP_OPEN(open64, openat64, , AT_FDCWD)
 
 int __open_2(const char *path, int flags)
 {
@@ -284,65 +262,24 @@ int __open64_2(const char *path, int flags)
 	return open64(path, flags);
 }
 
-ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-	REAL(pread);
-	return hit_fd(K_PREAD, fd) ? -1 : real_pread(fd, buf, n, off);
-}
-
-ssize_t pread64(int fd, void *buf, size_t n, off_t off)
-{
-	REAL(pread64);
-	return hit_fd(K_PREAD, fd) ? -1 : real_pread64(fd, buf, n, off);
-}
-
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-	REAL(pwrite);
-	return hit_fd(K_PWRITE, fd) ? -1 : real_pwrite(fd, buf, n, off);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-	REAL(pwrite64);
-	return hit_fd(K_PWRITE, fd) ? -1 : real_pwrite64(fd, buf, n, off);
-}
-
-int fdatasync(int fd)
-{
-	REAL(fdatasync);
-	return hit_fd(K_SYNC, fd) ? -1 : real_fdatasync(fd);
-}
-
-int fsync(int fd)
-{
-	REAL(fsync);
-	return hit_fd(K_SYNC, fd) ? -1 : real_fsync(fd);
-}
-
-int ftruncate(int fd, off_t len)
-{
-	REAL(ftruncate);
-	return hit_fd(K_TRUNCATE, fd) ? -1 : real_ftruncate(fd, len);
-}
-
-int ftruncate64(int fd, off_t len)
-{
-	REAL(ftruncate64);
-	return hit_fd(K_TRUNCATE, fd) ? -1 : real_ftruncate64(fd, len);
-}
-
-int fallocate(int fd, int mode, off_t off, off_t len)
-{
-	REAL(fallocate);
-	return hit_fd(K_FALLOCATE, fd) ? -1 : real_fallocate(fd, mode, off, len);
-}
-
-int fallocate64(int fd, int mode, off_t off, off_t len)
-{
-	REAL(fallocate64);
-	return hit_fd(K_FALLOCATE, fd) ? -1 : real_fallocate64(fd, mode, off, len);
-}
+/* A call on an fd: fails when the fd was opened under the directory and
+ * this is the call to fail. */
+#define WRAP_FD(ret, fn, kind, params, args) \
+	ret fn params \
+	{ \
+		REAL(fn); \
+		return hit_fd(kind, fd) ? -1 : real_##fn args; \
+	}
+WRAP_FD(ssize_t, pread, K_PREAD, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
+WRAP_FD(ssize_t, pread64, K_PREAD, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
+WRAP_FD(ssize_t, pwrite, K_PWRITE, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
+WRAP_FD(ssize_t, pwrite64, K_PWRITE, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
+WRAP_FD(int, fdatasync, K_SYNC, (int fd), (fd))
+WRAP_FD(int, fsync, K_SYNC, (int fd), (fd))
+WRAP_FD(int, ftruncate, K_TRUNCATE, (int fd, off_t len), (fd, len))
+WRAP_FD(int, ftruncate64, K_TRUNCATE, (int fd, off_t len), (fd, len))
+WRAP_FD(int, fallocate, K_FALLOCATE, (int fd, int mode, off_t off, off_t len), (fd, mode, off, len))
+WRAP_FD(int, fallocate64, K_FALLOCATE, (int fd, int mode, off_t off, off_t len), (fd, mode, off, len))
 
 int rename(const char *from, const char *to)
 {

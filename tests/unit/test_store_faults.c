@@ -211,6 +211,20 @@ Test(faults, failed_flusher_sync_is_sticky)
 	expect_records(i, "after reopen");
 }
 
+/* Close the store, remove it, and open an empty one over a new fault layer
+ * (C as it is). */
+static void fresh_store(void)
+{
+	if (S)
+		sb_store_close(S);
+	S = NULL;
+	fio_free(F);
+	cr_assert_eq(uf_rmrf(env.store), 0);
+	F = fio_new(env.stash);
+	fio_set_sync(F, 0, 0);
+	open_fio();
+}
+
 /* Under sync=never a sealed segment is synced when the log rolls past it;
  * if that sync fails, sb_log_sync (and appends) must say so from then on:
  * a retried fdatasync can succeed with the data lost. */
@@ -219,14 +233,7 @@ Test(faults, failed_sync_of_a_sealed_segment_surfaces)
 	C.sync = SB_SYNC_NEVER;
 	C.segment_bytes = 4096;
 	for (unsigned nth = 1; nth <= 4; nth++) { /* seal or header syncs, in turn */
-		if (S)
-			sb_store_close(S);
-		S = NULL;
-		fio_free(F);
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		F = fio_new(env.stash);
-		fio_set_sync(F, 0, 0);
-		open_fio();
+		fresh_store();
 		fill(5);
 		int nseg = uf_count_suffix(tdir, ".seg");
 		fio_fail(F, FIO_FDATASYNC, nth, EIO, 0, ".seg");
@@ -263,17 +270,10 @@ Test(faults, failed_sync_of_a_sealed_segment_surfaces)
 static void enospc_sync_of_segment0(enum sb_sync sync)
 {
 	unsigned fired = 0;
+	C.sync = sync;
+	C.segment_bytes = 4096;
 	for (unsigned nth = 1; nth <= 40; nth++) {
-		if (S)
-			sb_store_close(S);
-		S = NULL;
-		fio_free(F);
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		F = fio_new(env.stash);
-		fio_set_sync(F, 0, 0);
-		C.sync = sync;
-		C.segment_bytes = 4096;
-		open_fio();
+		fresh_store();
 		fill(5);
 		fio_fail(F, FIO_FDATASYNC, nth, ENOSPC, 0, "/00000000000000000000.seg");
 		uint64_t i = 5;
