@@ -7,22 +7,8 @@
 #include <string.h>
 
 #include "keymerge.h"
+#include "keyprefix.h"
 
-/* The first 8 bytes of a key as a number that orders as the key does. */
-static uint64_t key_pfx(const uint8_t *k, size_t kl)
-{
-	uint64_t x = 0;
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	if (kl >= 8) {
-		memcpy(&x, k, 8);
-		return __builtin_bswap64(x);
-	}
-#endif
-	for (size_t i = 0; i < kl && i < 8; i++)
-		x |= (uint64_t)k[i] << (56 - 8 * i);
-	return x;
-}
 
 /* Cache the current key (the merge compares it at each level of its tree). */
 static void src_load(src *s)
@@ -32,7 +18,7 @@ static void src_load(src *s)
 	else
 		s->k = sb_kt_iter_valid(&s->ki) ? sb_kt_iter_key(&s->ki, &s->kl) : NULL;
 	if (s->k)
-		s->pfx = key_pfx(s->k, s->kl);
+		s->pfx = sb_key_prefix(s->k, s->kl);
 }
 static void src_val(const src *s, sb_mt_val *v)
 {

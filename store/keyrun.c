@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyprefix.h"
 #include "keyrun.h"
 
 typedef struct ent {
@@ -44,22 +45,10 @@ typedef struct ent {
 #define CHUNK_FIRST (4u << 10)
 #define CHUNK_MAX (256u << 10)
 
+/* The key's 8 bytes from `at` (keyprefix.h), 0 past its end. */
 static uint64_t chunk8(const uint8_t *key, size_t klen, size_t at)
 {
-	uint64_t x = 0;
-	size_t n = klen > at ? klen - at : 0;
-
-	if (n >= 8) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		memcpy(&x, key + at, 8);
-		return __builtin_bswap64(x);
-#else
-		n = 8;
-#endif
-	}
-	for (size_t i = 0; i < n; i++)
-		x |= (uint64_t)key[at + i] << (56 - 8 * i);
-	return x;
+	return klen > at ? sb_key_prefix(key + at, klen - at) : 0;
 }
 
 static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)

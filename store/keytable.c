@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "fsutil.h"
+#include "keyprefix.h"
 #include "keytable.h"
 
 #define WBUF (2u << 20)
@@ -72,21 +73,6 @@ static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-/* The key's first 8 bytes (zeros after a shorter key), big-endian: keys
- * compare as their prefixes do where these differ. */
-static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
-{
-	uint8_t b[8] = {0};
-	uint64_t v;
-
-	if (kl >= 8) {
-		memcpy(&v, k, 8);
-		return __builtin_bswap64(v);
-	}
-	memcpy(b, k, kl);
-	memcpy(&v, b, 8);
-	return __builtin_bswap64(v);
-}
 
 static inline uint32_t bloom_line(uint64_t h, uint32_t nlines)
 {
@@ -599,7 +585,7 @@ static int kt_open(const sb_io *io, const char *dir, const char *name, int check
 			rc = bad(why, whycap, name, "block index entry");
 			goto out_unmap;
 		}
-		t->blk[i] = (struct kt_blk){key_prefix(ik + 2, sb_get16(ik)), pos << KT_LEN_BITS | len};
+		t->blk[i] = (struct kt_blk){sb_key_prefix(ik + 2, sb_get16(ik)), pos << KT_LEN_BITS | len};
 	}
 	for (uint32_t g = 0; g < t->ntop; g++) {
 		uint32_t last = (g + 1) * KT_GROUP - 1;
@@ -766,7 +752,7 @@ static uint32_t pfx_lower(const sb_kt *t, uint64_t p)
  * prefix ties with the key's. */
 static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 {
-	uint64_t p = key_prefix(k, kl);
+	uint64_t p = sb_key_prefix(k, kl);
 	uint32_t lo = pfx_lower(t, p), hi = lo;
 
 	while (hi < t->nblocks && t->blk[hi].pfx == p) /* ties: few (next to lo) */
@@ -787,7 +773,7 @@ static uint32_t block_find(const sb_kt *t, const uint8_t *k, size_t kl)
 static int64_t entry_find(const sb_kt_iter *it, const uint8_t *k, size_t kl, int *eq)
 {
 	uint32_t lo = 0, hi = it->n;
-	uint64_t p = key_prefix(k, kl);
+	uint64_t p = sb_key_prefix(k, kl);
 
 	*eq = 0;
 	while (lo < hi) {
@@ -796,8 +782,8 @@ static int64_t entry_find(const sb_kt_iter *it, const uint8_t *k, size_t kl, int
 		const uint8_t *e = entry_at(it, mid, &ml);
 		if (!e)
 			return -1;
-		/* the prefixes decide where they differ (key_prefix) */
-		uint64_t ep = key_prefix(e + SB_KT_ENTRY, ml);
+		/* the prefixes decide where they differ (sb_key_prefix) */
+		uint64_t ep = sb_key_prefix(e + SB_KT_ENTRY, ml);
 		int c = ep != p ? (ep < p ? -1 : 1) : kcmp(e + SB_KT_ENTRY, ml, k, kl);
 		if (c < 0) {
 			lo = mid + 1;

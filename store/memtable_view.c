@@ -9,17 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyprefix.h"
 #include "memtable_impl.h"
 
 /* ---- key order --------------------------------------------------------------- */
 
-static inline uint64_t key_prefix(const uint8_t *k, size_t kl)
-{
-	uint8_t b[8] = {0};
-
-	memcpy(b, k, kl < 8 ? kl : 8);
-	return __builtin_bswap64(ld64(b));
-}
 
 /* Keys compare as bytes, a shorter prefix first. */
 static int key_cmp(uint64_t pa, const uint8_t *a, size_t al, uint64_t pb, const uint8_t *b, size_t bl)
@@ -69,7 +63,7 @@ static int view_refresh(sb_mt *m)
 	}
 	const mt_ent *e = m->vlast ? feed_next(m, m->vlast) : feed_first(m);
 	for (size_t i = 0; i < k; i++) {
-		add[i] = (mt_vent){key_prefix(e->key, e->klen), e};
+		add[i] = (mt_vent){sb_key_prefix(e->key, e->klen), e};
 		m->vlast = e;
 		if (i + 1 < k)
 			e = feed_next(m, e);
@@ -91,7 +85,7 @@ static int view_refresh(sb_mt *m)
 /* The first index of the view whose key is >= key (> key: after). [vlock] */
 static size_t view_lower(const sb_mt *m, const uint8_t *k, size_t kl, int after)
 {
-	uint64_t pfx = key_prefix(k, kl);
+	uint64_t pfx = sb_key_prefix(k, kl);
 	size_t lo = 0, hi = m->vn;
 
 	while (lo < hi) {
@@ -135,12 +129,12 @@ static void view_settle(const sb_mt *m, size_t i, sb_mt_iter *it)
  * after), by a walk over every entry. */
 static void scan_settle(const sb_mt *m, const uint8_t *k, size_t kl, int after, sb_mt_iter *it)
 {
-	uint64_t pfx = kl ? key_prefix(k, kl) : 0, bp = 0;
+	uint64_t pfx = kl ? sb_key_prefix(k, kl) : 0, bp = 0;
 	const mt_ent *best = NULL;
 	sb_mt_val v, bv = {0};
 
 	for (const mt_ent *e = feed_first(m); e; e = feed_next(m, e)) {
-		uint64_t ep = key_prefix(e->key, e->klen);
+		uint64_t ep = sb_key_prefix(e->key, e->klen);
 		int c = kl ? key_cmp(ep, e->key, e->klen, pfx, k, kl) : 1;
 		if (c < 0 || (after && c == 0) || (best && key_cmp(ep, e->key, e->klen, bp, best->key, best->klen) >= 0))
 			continue;
