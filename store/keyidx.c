@@ -50,6 +50,9 @@ struct sb_kx {
 	void (*wake)(void *arg);  /* the flusher's wake-up (sb_kx_set_wake) */
 	void *wake_arg;
 	_Atomic int woken;        /* wake called since the last index_tail */
+	_Atomic uint64_t app_sorts, app_writes; /* [appender] times it indexed
+						 * the tail / wrote runs itself
+						 * for a lagging flusher */
 };
 
 static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
@@ -648,10 +651,14 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 		       nb - atomic_load(&x->act_mark) >= rlim;
 	if (tb < lim && !act_over)
 		return 0;
-	if (x->p.background && !act_over)
+	if (x->p.background && !act_over) {
 		catch_up(x); /* only sort the tail: table writes stay the flusher's */
-	else
+		atomic_fetch_add_explicit(&x->app_sorts, 1, memory_order_relaxed);
+	} else {
 		maintain(x, 0); /* a failed write is retried later */
+		if (x->p.background)
+			atomic_fetch_add_explicit(&x->app_writes, 1, memory_order_relaxed);
+	}
 	return 0;
 }
 
@@ -721,6 +728,8 @@ void sb_kx_get_stats(sb_kx *x, sb_kx_stats *st)
 	}
 	st->covered_to = x->covered;
 	pthread_rwlock_unlock(&x->lock);
+	st->appender_sorts = atomic_load_explicit(&x->app_sorts, memory_order_relaxed);
+	st->appender_writes = atomic_load_explicit(&x->app_writes, memory_order_relaxed);
 }
 
 int sb_kx_scan(sb_kx *x, const void *from, size_t from_len, sb_kx_scan_fn fn, void *arg)

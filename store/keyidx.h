@@ -103,6 +103,9 @@ typedef struct sb_kx_stats {
 	uint32_t tables;
 	uint64_t table_keys, table_bytes;
 	uint64_t covered_to;         /* replay_from - 1 */
+	uint64_t appender_sorts;     /* the appender indexed the tail (the
+				      * flusher was 4x memtable_bytes behind) */
+	uint64_t appender_writes;    /* the appender wrote a table (with a flusher) */
 } sb_kx_stats;
 void sb_kx_get_stats(sb_kx *x, sb_kx_stats *st);
 

@@ -226,6 +226,8 @@ int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
 	st->tables = ks.tables;
 	st->table_keys = ks.table_keys;
 	st->table_bytes = ks.table_bytes;
+	st->appender_sorts = ks.appender_sorts;
+	st->appender_writes = ks.appender_writes;
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,23 +399,35 @@ out:
 
 /* ---- keyed vs unkeyed append ----------------------------------------------- */
 
-/* ns per append (wall); *cpu: CPU ns per append of the whole process (the
- * flusher's key table writes included), which a loaded machine moves less;
- * keyed, the time includes a get of the last key after the appends (the
- * index has caught up with them: the unindexed tail is sorted). *cpu_close,
- * *wall_close: the same with the store's close (the flusher joined: its
- * table writes and merges in progress finish; the close's own work; the
- * sorted runs not yet due, at most key_memtable_bytes, are left to the
- * next open's replay); *cpu_thr: the appending thread's own CPU (what
- * bounds the throughput when the flusher has a core of its own). */
-static double append_run(const kopts *o, const char *dir, int keyed, double *cpu, double *cpu_close,
-			 double *wall_close, double *cpu_thr)
+/* One append run's figures, ns per append. */
+typedef struct arun {
+	double wall;        /* the appends (keyed: and a get of the last key:
+			     * the index has caught up with them) */
+	double cpu;         /* CPU of the whole process (the flusher's table
+			     * writes included), which a loaded machine moves
+			     * less */
+	double wall_close;  /* the same with the store's close (the flusher
+			     * joined: its table writes and merges in progress
+			     * finish; the close's own work; the sorted runs not
+			     * yet due, at most key_memtable_bytes, are left to
+			     * the next open's replay) */
+	double cpu_close;
+	double cpu_thr;     /* the appending thread's own CPU before the close
+			     * (what bounds the throughput when the flusher has
+			     * a core of its own) */
+	double cpu_bg;      /* with the close, the process's CPU less the
+			     * appending thread's: the flusher's (and any other
+			     * background thread's) */
+	uint64_t sorts, writes; /* times the appending thread indexed the tail
+				 * or wrote a table for a lagging flusher */
+} arun;
+
+static int append_run(const kopts *o, const char *dir, int keyed, arun *f)
 {
 	sb_store_options so;
 	sb_store *s = NULL;
 	sb_log *l;
 	uint8_t k[GKEY], v[VAL];
-	double r = -1;
 	int rc;
 
 	sb_store_options_default(&so);
@@ -429,52 +442,91 @@ static double append_run(const kopts *o, const char *dir, int keyed, double *cpu
 		if ((rc = sb_log_append(l, &rec, 1, NULL)))
 			goto out;
 	}
+	f->sorts = f->writes = 0;
 	if (keyed) {
 		uint8_t vb[VAL];
 		size_t n;
+		sb_log_key_stats ks;
+		if ((rc = sb_log_get_key_stats(l, &ks)))
+			goto out;
+		f->sorts = ks.appender_sorts;
+		f->writes = ks.appender_writes;
 		if ((rc = sb_log_get_key(l, k, GKEY, vb, sizeof(vb), &n, NULL)))
 			goto out;
 	}
-	r = kb_ns_per(t0, o->appends);
-	*cpu = (double)(kb_cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / (double)o->appends;
-	*cpu_thr = (double)(kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - h0) / (double)o->appends;
+	double n = (double)o->appends;
+	f->wall = kb_ns_per(t0, o->appends);
+	f->cpu = (double)(kb_cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / n;
+	f->cpu_thr = (double)(kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - h0) / n;
 	rc = sb_store_close(s);
 	s = NULL;
-	*cpu_close = (double)(kb_cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / (double)o->appends;
-	*wall_close = kb_ns_per(t0, o->appends);
+	f->cpu_close = (double)(kb_cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / n;
+	f->cpu_bg = f->cpu_close - (double)(kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - h0) / n;
+	f->wall_close = kb_ns_per(t0, o->appends);
 out:
 	if (s)
 		sb_store_close(s);
 	if (rc)
 		printf("append: %s\n", sb_strerror(rc));
 	sb_bench_rmtree(dir);
-	return rc ? -1 : r;
+	return rc ? -1 : 0;
 }
+
+#define PAIRS_MAX 100
+
+/* The median of field `at` (offsetof) of runs r[0..n). */
+static double arun_median(const arun *r, int n, size_t at)
+{
+	double v[PAIRS_MAX];
+
+	for (int i = 0; i < n; i++)
+		memcpy(&v[i], (const char *)&r[i] + at, sizeof(double));
+	return sb_bench_median(v, n);
+}
+
+#define AMED(r, n, field) arun_median(r, n, offsetof(arun, field))
 
 static void bench_append(const kopts *o)
 {
 	char d[4200];
-	double un[5], ke[5], uc[5], kc[5], ucc[5], kcc[5], uwc[5], kwc[5], uct[5], kct[5];
+	arun un[PAIRS_MAX], ke[PAIRS_MAX];
+	int np = o->pairs < 1 ? 1 : o->pairs > PAIRS_MAX ? PAIRS_MAX : o->pairs, sorted = 0, wrote = 0;
+	uint64_t sorts = 0, writes = 0;
 
 	snprintf(d, sizeof(d), "%s/append", o->dir);
-	for (int rep = 0; rep < 5; rep++) { /* alternate, medians */
-		un[rep] = append_run(o, d, 0, &uc[rep], &ucc[rep], &uwc[rep], &uct[rep]);
-		ke[rep] = append_run(o, d, 1, &kc[rep], &kcc[rep], &kwc[rep], &kct[rep]);
+	for (int rep = 0; rep < np; rep++) { /* alternate, medians */
+		if (append_run(o, d, 0, &un[rep]) || append_run(o, d, 1, &ke[rep]))
+			return;
+		sorted += ke[rep].sorts > 0;
+		wrote += ke[rep].writes > 0;
+		sorts += ke[rep].sorts;
+		writes += ke[rep].writes;
+		if (o->verbose)
+			printf("  pair %d: wall %.1f/%.1f ns; CPU %.1f/%.1f; thread %.1f/%.1f; background %.1f/%.1f; "
+					"appender sorted %llu, wrote %llu\n",
+				rep + 1, ke[rep].wall, un[rep].wall, ke[rep].cpu, un[rep].cpu, ke[rep].cpu_thr,
+				un[rep].cpu_thr, ke[rep].cpu_bg, un[rep].cpu_bg, (unsigned long long)ke[rep].sorts,
+				(unsigned long long)ke[rep].writes);
 	}
-	double u = sb_bench_median(un, 5), k = sb_bench_median(ke, 5);
-	double ucpu = sb_bench_median(uc, 5), kcpu = sb_bench_median(kc, 5);
-	printf("append %llu x %u bytes, sync=never, 1 per call (median of 5): unkeyed %.1f ns, keyed %.1f ns "
+	double u = AMED(un, np, wall), k = AMED(ke, np, wall);
+	double ucpu = AMED(un, np, cpu), kcpu = AMED(ke, np, cpu);
+	printf("append %llu x %u bytes, sync=never, 1 per call (median of %d): unkeyed %.1f ns, keyed %.1f ns "
 	       "(16-byte distinct keys): keyed/unkeyed throughput %.2f; CPU (process) per append: unkeyed %.1f ns, "
 	       "keyed %.1f ns: %.2f\n",
-	       (unsigned long long)o->appends, VAL, u, k, k > 0 ? u / k : 0, ucpu, kcpu, kcpu > 0 ? ucpu / kcpu : 0);
-	double ucc_m = sb_bench_median(ucc, 5), kcc_m = sb_bench_median(kcc, 5);
-	double uwc_m = sb_bench_median(uwc, 5), kwc_m = sb_bench_median(kwc, 5);
+	       (unsigned long long)o->appends, VAL, np, u, k, k > 0 ? u / k : 0, ucpu, kcpu, kcpu > 0 ? ucpu / kcpu : 0);
+	double ucc_m = AMED(un, np, cpu_close), kcc_m = AMED(ke, np, cpu_close);
+	double uwc_m = AMED(un, np, wall_close), kwc_m = AMED(ke, np, wall_close);
 	printf("append with the close (the flusher joined: its table writes and merges done, and the close's "
 	       "own): wall unkeyed %.1f ns, keyed %.1f ns: %.2f; CPU unkeyed %.1f ns, keyed %.1f ns: %.2f\n",
 	       uwc_m, kwc_m, kwc_m > 0 ? uwc_m / kwc_m : 0, ucc_m, kcc_m, kcc_m > 0 ? ucc_m / kcc_m : 0);
-	double uct_m = sb_bench_median(uct, 5), kct_m = sb_bench_median(kct, 5);
+	double uct_m = AMED(un, np, cpu_thr), kct_m = AMED(ke, np, cpu_thr);
 	printf("append CPU per append of the appending thread alone: unkeyed %.1f ns, keyed %.1f ns: %.2f\n", uct_m,
 	       kct_m, kct_m > 0 ? uct_m / kct_m : 0);
+	double ubg = AMED(un, np, cpu_bg), kbg = AMED(ke, np, cpu_bg);
+	printf("append CPU per append of the other threads (the flusher; with the close): unkeyed %.1f ns, keyed "
+	       "%.1f ns, the flusher's per key %.1f ns; the appending thread indexed for the flusher in %d of %d "
+	       "keyed runs (%llu times), wrote a table in %d (%llu times)\n",
+	       ubg, kbg, kbg - ubg, sorted, np, (unsigned long long)sorts, wrote, (unsigned long long)writes);
 }
 
 /* ---- bounded memory ---------------------------------------------------------- */
@@ -550,11 +602,11 @@ int sb_bench_keys_main(int argc, char **argv)
 		{"mem", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
 		{"only", required_argument, NULL, 'o'}, {"runs", required_argument, NULL, 'r'},
-		{"peers", required_argument, NULL, 'p'},
+		{"peers", required_argument, NULL, 'p'}, {"pairs", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL,
-		  .mt_runs = 3};
+		  .mt_runs = 3, .pairs = 5};
 	char tmpl[4096];
 	int ch;
 
@@ -569,14 +621,17 @@ int sb_bench_keys_main(int argc, char **argv)
 		case 'o': o.only = optarg; break;
 		case 'r': o.mt_runs = atoi(optarg); break;
 		case 'p': o.peers = optarg; break;
+		case 'P': o.pairs = atoi(optarg); break;
 		case 'h':
 			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
 			       "                            [--only memtable|get|append] [--runs N] [--peers LIST]\n"
+			       "                            [--pairs N]\n"
 			       "  MemTable put/get (8- and 32-byte keys, 10,000 keys and up, N runs: median\n"
 			       "  and spread, wall and CPU; a bare B+tree beside it), get by key with the\n"
 			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
 			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic;\n"
-			       "  --peers: the get's peers measured (e.g. LMDB,LevelDB; default all).\n");
+			       "  --peers: the get's peers measured (e.g. LMDB,LevelDB; default all);\n"
+			       "  --pairs: unkeyed/keyed append pairs (default 5; medians; --verbose: each).\n");
 			return 0;
 		default:
 			return 2;

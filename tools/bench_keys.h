@@ -18,6 +18,7 @@ typedef struct kopts {
 	uint64_t keys;        /* get figures */
 	uint64_t lookups;     /* gets per measurement */
 	uint64_t appends;     /* append figures */
+	int pairs;            /* append: unkeyed/keyed pairs (medians) */
 	uint64_t mem_keys;    /* --mem: 0 none */
 	const char *dir;
 	const char *only;     /* memtable, get or append: that part alone */

@@ -447,6 +447,10 @@ typedef struct sb_log_key_stats {
 	uint64_t memtable_keys, memtable_bytes;
 	uint32_t tables;
 	uint64_t table_keys, table_bytes;
+	/* Since the open: times the appending thread indexed the unindexed
+	 * keys itself, or wrote them as a table, because the background
+	 * flusher was far behind (0 when it keeps up). */
+	uint64_t appender_sorts, appender_writes;
 } sb_log_key_stats;
 int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st);
 /*
