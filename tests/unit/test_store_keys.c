@@ -167,9 +167,10 @@ static int rk_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* Batches of random sizes (small ones, and ones past keyrun.c's MSD_MIN)
- * of keys of random lengths, with shared prefixes, one top byte for all or
- * many, and repeats: the run holds each key once, with its latest offset,
+/* Batches of random sizes (small ones, and ones that keyrun.c's sort
+ * splits by byte once or more) of keys of random lengths, with shared
+ * prefixes, one top byte for all or many, few values of every byte, and
+ * repeats: the run holds each key once, with its latest offset,
  * in key order (bytes, a shorter prefix first). */
 Test(keys, tail_batch_sorted_latest_wins)
 {
@@ -177,7 +178,7 @@ Test(keys, tail_batch_sorted_latest_wins)
 	static const size_t sizes[] = {1, 17, 300, 5000, 9000, 40000};
 
 	for (size_t si = 0; si < sizeof(sizes) / sizeof(*sizes); si++) {
-		for (int shape = 0; shape < 3; shape++) {
+		for (int shape = 0; shape < 4; shape++) {
 			size_t n = sizes[si];
 			rk *m = calloc(n, sizeof(*m));
 			sb_kp *p;
@@ -193,6 +194,10 @@ Test(keys, tail_batch_sorted_latest_wins)
 					memcpy(m[i].k, "key-0000", kl < 8 ? kl : 8);
 				if (shape == 2) /* few top bytes */
 					m[i].k[0] = (uint8_t)('a' + id % 3);
+				if (shape == 3) /* each of the first 8 bytes one of 3: parts
+						 * of every size at every byte of the sort */
+					for (size_t b = 0; b < kl && b < 8; b++)
+						m[i].k[b] = (uint8_t)((id >> (2 * b)) % 3);
 				m[i].kl = kl;
 				m[i].off = i;
 				sb_mt_val v = {.offset = i, .ts = (int64_t)i, .size = (uint32_t)kl};
