@@ -27,6 +27,7 @@ struct sb_kx {
 	pthread_rwlock_t lock;
 	sb_kp *tail;              /* keyed records not yet indexed [appender puts;
 				   * released under idx_mu and lock] */
+	sb_kr_pool *pool;         /* the runs' memory, reused (keyrun.h) */
 	_Atomic uint64_t noted_end;   /* [appender] every keyed record below is
 				       * in the tail or indexed */
 	_Atomic uint64_t noted_bytes; /* [appender] record bytes noted since open */
@@ -213,8 +214,11 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 		goto out_free;
 	x->p.dir = x->dir;
 	x->p.topic = x->topic;
-	if ((rc = sb_kp_new(&x->tail)))
+	/* Freed runs kept: the next key_memtable_bytes of runs reuse them. */
+	if ((rc = sb_kp_new(&x->tail)) || (rc = sb_kr_pool_new(p->memtable_bytes, &x->pool))) {
+		sb_kp_free(x->tail);
 		goto out_free;
+	}
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -292,7 +296,7 @@ static int index_tail(sb_kx *x, int will_freeze)
 		sb_kp_trim(x->tail); /* idle: the spare chunks are not needed */
 		return 0;
 	}
-	if ((rc = sb_kp_take(x->tail, below, &r, &pos)))
+	if ((rc = sb_kp_take(x->tail, below, x->pool, &r, &pos)))
 		return rc;
 	if (!r)
 		sb_kp_trim(x->tail);
@@ -688,6 +692,7 @@ int sb_kx_close(sb_kx *x, int finish)
 	for (size_t i = 0; i < x->nimm; i++)
 		sb_kr_free(x->imm[i]);
 	sb_kp_free(x->tail);
+	sb_kr_pool_free(x->pool);
 	pthread_rwlock_destroy(&x->lock);
 	pthread_mutex_destroy(&x->maint_mu);
 	pthread_mutex_destroy(&x->idx_mu);

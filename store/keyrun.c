@@ -24,6 +24,7 @@
  * filter then lets them through, and the search answers).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,8 @@ static void ent_val(const ent *e, sb_mt_val *v)
 /* ---- runs ------------------------------------------------------------------- */
 
 struct sb_kr {
-	size_t n, bytes;
+	sb_kr_pool *pool;  /* where its memory goes back (NULL: free) */
+	size_t n, bytes;   /* bytes: of its allocation */
 	uint8_t *bloom;   /* nlines lines of 64 bytes */
 	uint32_t nlines;
 	const ent **e;    /* in key order, one per key */
@@ -127,19 +129,136 @@ static void bloom_add(sb_kr *r, const uint8_t *key, size_t klen)
 		L[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
 }
 
-/* A run of n entries whose sizes add to `arena` bytes, to be filled. */
-static sb_kr *run_alloc(size_t n, size_t arena)
+/* ---- the pool of run memory -------------------------------------------------- */
+
+#define POOL_SLOTS 32
+
+struct sb_kr_pool {
+	pthread_mutex_t mu;
+	size_t keep, held;        /* [mu] */
+	size_t nfree;             /* [mu] */
+	sb_kr *free[POOL_SLOTS];  /* [mu] freed runs (their memory) */
+	void *scratch;            /* [indexer] a sort's items */
+	size_t scratch_cap;
+};
+
+int sb_kr_pool_new(size_t keep, sb_kr_pool **out)
+{
+	sb_kr_pool *pool = calloc(1, sizeof(*pool));
+
+	if (!pool)
+		return -ENOMEM;
+	pthread_mutex_init(&pool->mu, NULL);
+	pool->keep = keep;
+	*out = pool;
+	return 0;
+}
+
+void sb_kr_pool_free(sb_kr_pool *pool)
+{
+	if (!pool)
+		return;
+	for (size_t i = 0; i < pool->nfree; i++)
+		free(pool->free[i]);
+	free(pool->scratch);
+	pthread_mutex_destroy(&pool->mu);
+	free(pool);
+}
+
+size_t sb_kr_pool_held(sb_kr_pool *pool)
+{
+	pthread_mutex_lock(&pool->mu);
+	size_t h = pool->held;
+	pthread_mutex_unlock(&pool->mu);
+	return h;
+}
+
+/* A kept allocation of at least `bytes` and at most a quarter more (the
+ * smallest such), or NULL. */
+static sb_kr *pool_take(sb_kr_pool *pool, size_t bytes)
+{
+	sb_kr *r = NULL;
+	size_t best = 0;
+
+	if (!pool)
+		return NULL;
+	pthread_mutex_lock(&pool->mu);
+	for (size_t i = 0; i < pool->nfree; i++) {
+		size_t b = pool->free[i]->bytes;
+		if (b >= bytes && b - bytes <= bytes / 4 && (!r || b < pool->free[best]->bytes)) {
+			r = pool->free[i];
+			best = i;
+		}
+	}
+	if (r) {
+		pool->free[best] = pool->free[--pool->nfree];
+		pool->held -= r->bytes;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return r;
+}
+
+/* Keep r's memory in its pool: 1, or 0 (the pool is full: free it). */
+static int pool_put(sb_kr *r)
+{
+	sb_kr_pool *pool = r->pool;
+	int kept = 0;
+
+	if (!pool)
+		return 0;
+	pthread_mutex_lock(&pool->mu);
+	if (pool->nfree < POOL_SLOTS && pool->held + r->bytes <= pool->keep) {
+		pool->free[pool->nfree++] = r;
+		pool->held += r->bytes;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return kept;
+}
+
+/* The pool's scratch of at least `bytes`, or a fresh allocation (NULL
+ * pool, or more than a quarter of what the pool keeps: a big catch-up's
+ * is not kept); the caller hands it back with scratch_done. [indexer] */
+static void *scratch_get(sb_kr_pool *pool, size_t bytes)
+{
+	if (!pool || bytes > pool->keep / 4)
+		return malloc(bytes);
+	if (pool->scratch_cap < bytes) {
+		void *n = malloc(bytes);
+		if (!n)
+			return NULL;
+		free(pool->scratch);
+		pool->scratch = n;
+		pool->scratch_cap = bytes;
+	}
+	return pool->scratch;
+}
+
+static void scratch_done(sb_kr_pool *pool, void *p)
+{
+	if (!pool || p != pool->scratch)
+		free(p);
+}
+
+/* ---- runs, continued ---------------------------------------------------------- */
+
+/* A run of n entries whose sizes add to `arena` bytes, to be filled; its
+ * memory from pool (may be NULL) if it keeps some of the size. */
+static sb_kr *run_alloc(sb_kr_pool *pool, size_t n, size_t arena)
 {
 	size_t hdr = (sizeof(sb_kr) + 7) & ~(size_t)7;
 	uint32_t nlines = (uint32_t)((n * 10 + 511) / 512);
 	nlines = nlines ? nlines : 1;
 	size_t bytes = hdr + (size_t)nlines * 64 + n * (sizeof(ent *) + sizeof(uint64_t)) + arena;
-	sb_kr *r = malloc(bytes);
+	sb_kr *r = pool_take(pool, bytes);
 
-	if (!r)
-		return NULL;
+	if (!r) {
+		if (!(r = malloc(bytes)))
+			return NULL;
+		r->bytes = bytes;
+	}
+	r->pool = pool;
 	r->n = 0;
-	r->bytes = bytes;
 	r->nlines = nlines;
 	r->bloom = (uint8_t *)r + hdr;
 	memset(r->bloom, 0, (size_t)nlines * 64);
@@ -175,7 +294,8 @@ static void run_add(sb_kr *r, const ent *e, size_t *at)
 
 void sb_kr_free(sb_kr *r)
 {
-	free(r);
+	if (r && !pool_put(r))
+		free(r);
 }
 
 size_t sb_kr_count(const sb_kr *r)
@@ -225,7 +345,7 @@ int sb_kr_merge(const sb_kr *a, const sb_kr *b, sb_kr **out)
 		arena += ENT_SIZE(a->e[k]->klen);
 	for (size_t k = 0; k < b->n; k++)
 		arena += ENT_SIZE(b->e[k]->klen);
-	sb_kr *r = run_alloc(a->n + b->n, arena);
+	sb_kr *r = run_alloc(a->pool, a->n + b->n, arena);
 	if (!r)
 		return -ENOMEM;
 	while (i < a->n || j < b->n) {
@@ -396,15 +516,11 @@ static void sort_items(item *a, item *t, size_t n, size_t depth)
 
 /* A run of the n entries (in offset order, k their first 8 key bytes,
  * `bytes` their ENT_SIZEs' sum), the latest of each key. */
-static int run_of(item *a, size_t n, uint64_t bytes, sb_kr **out)
+static int run_of(sb_kr_pool *pool, item *a, item *t, size_t n, uint64_t bytes, sb_kr **out)
 {
-	item *t = malloc(n * sizeof(*t));
 	size_t m = 0, arena = (size_t)bytes, at = 0;
 
-	if (!t)
-		return -ENOMEM;
 	sort_items(a, t, n, 0);
-	free(t);
 	/* Equal keys have equal k at every depth of the sort: only equal k
 	 * need a look at the keys (the others are not read here: the arena is
 	 * the batch's bytes less the records dropped). */
@@ -416,7 +532,7 @@ static int run_of(item *a, size_t n, uint64_t bytes, sb_kr **out)
 		}
 		a[m++] = a[i];
 	}
-	sb_kr *r = run_alloc(m, arena);
+	sb_kr *r = run_alloc(pool, m, arena);
 	if (!r)
 		return -ENOMEM;
 	for (size_t i = 0; i < m; i++) {
@@ -597,10 +713,11 @@ int sb_kp_find(const sb_kp *p, const void *key, size_t klen, sb_mt_val *v)
 	return 0;
 }
 
-int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos)
+int sb_kp_take(sb_kp *p, uint64_t below, sb_kr_pool *pool, sb_kr **out, sb_kp_pos *pos)
 {
 	uint64_t avail = sb_kp_count(p), n = 0, bytes = 0;
-	item *a = avail ? malloc(avail * sizeof(*a)) : NULL;
+	/* the items and the sort's scratch */
+	item *a = avail ? scratch_get(pool, 2 * avail * sizeof(*a)) : NULL;
 	chunk *c = atomic_load_explicit(&p->head, memory_order_acquire);
 	size_t at = p->head_at;
 	int rc = 0;
@@ -629,8 +746,9 @@ int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos)
 	}
 	*out = NULL;
 	if (n)
-		rc = run_of(a, n, bytes, out);
-	free(a);
+		rc = run_of(pool, a, a + avail, n, bytes, out);
+	if (a)
+		scratch_done(pool, a);
 	if (rc)
 		return rc;
 	pos->chunk = c;

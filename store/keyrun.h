@@ -25,14 +25,28 @@
 /* ---- sorted runs ------------------------------------------------------------ */
 
 typedef struct sb_kr sb_kr;
+/* Memory of freed runs kept for the next ones (a topic's key index has
+ * one): a run's memory is fresh pages otherwise, faulted in and zeroed
+ * (and, once a table write frees the runs, given back to the kernel and
+ * unmapped, which interrupts the other CPUs). The scratch of a sort is
+ * kept there too. Locked inside: runs may be freed by any thread. */
+typedef struct sb_kr_pool sb_kr_pool;
+/* A pool keeping up to `keep` bytes of freed runs. 0 or -ENOMEM. */
+int sb_kr_pool_new(size_t keep, sb_kr_pool **out);
+/* Free the pool and what it keeps (its runs must be freed already). */
+void sb_kr_pool_free(sb_kr_pool *pool);
+/* Bytes of freed runs the pool keeps now (at most its bound). */
+size_t sb_kr_pool_held(sb_kr_pool *pool);
+/* Free a run (to its pool, if any, while the pool keeps less than its
+ * bound). [no reader in it] */
 void sb_kr_free(sb_kr *r);
 size_t sb_kr_count(const sb_kr *r);
 /* Memory the run holds (what key_memtable_bytes bounds). */
 size_t sb_kr_bytes(const sb_kr *r);
 /* 0 and *v, or -ENOENT. */
 int sb_kr_get(const sb_kr *r, const void *key, size_t klen, sb_mt_val *v);
-/* One run of the entries of `newer` and `older`, newer winning a key.
- * 0 or -ENOMEM. */
+/* One run of the entries of `newer` and `older`, newer winning a key
+ * (its memory from newer's pool). 0 or -ENOMEM. */
 int sb_kr_merge(const sb_kr *newer, const sb_kr *older, sb_kr **out);
 
 typedef struct sb_kr_iter {
@@ -68,9 +82,10 @@ uint64_t sb_kp_bytes(const sb_kp *p);
  * for a short tail. [reader, releases excluded] */
 int sb_kp_find(const sb_kp *p, const void *key, size_t klen, sb_mt_val *v);
 /* The entries with offsets below `below`, from the first not released, as
- * a sorted run (*out NULL when there are none) and where they end. They
- * stay in the tail until sb_kp_release(). 0, -ENOMEM. [indexer] */
-int sb_kp_take(sb_kp *p, uint64_t below, sb_kr **out, sb_kp_pos *pos);
+ * a sorted run (*out NULL when there are none; its memory from pool, which
+ * may be NULL) and where they end. They stay in the tail until
+ * sb_kp_release(). 0, -ENOMEM. [indexer: one at a time a pool] */
+int sb_kp_take(sb_kp *p, uint64_t below, sb_kr_pool *pool, sb_kr **out, sb_kp_pos *pos);
 /* Drop the entries up to pos (from sb_kp_take). [indexer, readers excluded] */
 void sb_kp_release(sb_kp *p, const sb_kp_pos *pos);
 /* Free the released chunks kept for the appender's reuse (a tail idle for

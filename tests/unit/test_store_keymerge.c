@@ -157,7 +157,7 @@ static void one_set(uint64_t seed, int nsrc, int table_every, size_t stop_at, in
 				if (has(m, seed, i, id))
 					cr_assert_eq(sb_kp_put(p, m[id].k, m[id].kl, &v), 0);
 			}
-			cr_assert_eq(sb_kp_take(p, UINT64_MAX, &runs[i], &pos), 0);
+			cr_assert_eq(sb_kp_take(p, UINT64_MAX, NULL, &runs[i], &pos), 0);
 			sb_kp_release(p, &pos);
 			sb_kp_free(p);
 		}

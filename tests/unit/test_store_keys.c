@@ -205,7 +205,7 @@ Test(keys, tail_batch_sorted_latest_wins)
 			}
 			sb_kr *r = NULL;
 			sb_kp_pos pos;
-			cr_assert_eq(sb_kp_take(p, n, &r, &pos), 0);
+			cr_assert_eq(sb_kp_take(p, n, NULL, &r, &pos), 0);
 			cr_assert_eq(pos.n, n);
 			qsort(m, n, sizeof(*m), rk_cmp);
 			size_t want = 0;
@@ -242,7 +242,7 @@ Test(keys, tail_batch_sorted_latest_wins)
 				sb_mt_val v = {.offset = m[i].off, .size = (uint32_t)m[i].kl};
 				cr_assert_eq(sb_kp_put(p2, m[i].k, m[i].kl, &v), 0);
 			}
-			cr_assert_eq(sb_kp_take(p2, UINT64_MAX, &r2, &pos2), 0);
+			cr_assert_eq(sb_kp_take(p2, UINT64_MAX, NULL, &r2, &pos2), 0);
 			cr_assert_eq(sb_kr_count(r2), want);
 			cr_assert_eq(sb_kr_bytes(r), sb_kr_bytes(r2), "size %zu shape %d: run of %zu bytes, %zu without repeats",
 				     n, shape, sb_kr_bytes(r), sb_kr_bytes(r2));
@@ -286,7 +286,7 @@ Test(keys, tail_chunks_reused)
 		uint64_t below = ut_rnd(&seed) % 3 ? off : lo + ut_rnd(&seed) % (off - lo + 1);
 		sb_kr *r = NULL;
 		sb_kp_pos pos;
-		cr_assert_eq(sb_kp_take(p, below, &r, &pos), 0);
+		cr_assert_eq(sb_kp_take(p, below, NULL, &r, &pos), 0);
 		cr_assert_eq(pos.n, below - lo, "round %d: took %llu of %llu", round, (unsigned long long)pos.n,
 			     (unsigned long long)(below - lo));
 		cr_assert_lt(below - lo, sizeof(seen));
@@ -314,6 +314,139 @@ Test(keys, tail_chunks_reused)
 			sb_kp_trim(p);
 	}
 	sb_kp_free(p);
+}
+
+/* Runs whose memory comes from a pool and goes back to it: rounds of
+ * batches of random sizes (similar ones in a row, as the flusher's; keys
+ * repeated across and within batches), runs merged and freed in random
+ * order, pools of random bounds. Each run holds exactly its batch's latest
+ * entries (a reused allocation carries nothing of the run before), the
+ * pool never keeps more than its bound, and a freed run's memory is taken
+ * again by a batch of the same size. */
+Test(keys, run_pool_reuse_model)
+{
+	uint64_t seed = 777, off = 0;
+	enum { LIVE = 6 };
+
+	for (int pr = 0; pr < 4; pr++) {
+		size_t keep = (size_t)(16u << 10) << (ut_rnd(&seed) % 8); /* 16 KiB .. 2 MiB */
+		sb_kr_pool *pool;
+		sb_kr *live[LIVE] = {NULL};
+		rk *mods[LIVE] = {NULL};
+		size_t nmod[LIVE] = {0};
+		uint64_t lo[LIVE] = {0}, hi[LIVE] = {0}; /* each live run's offsets */
+		sb_kp *p;
+		cr_assert_eq(sb_kr_pool_new(keep, &pool), 0);
+		cr_assert_eq(sb_kp_new(&p), 0);
+		size_t n = 1 + (size_t)(ut_rnd(&seed) % 4000);
+		for (int round = 0; round < 40; round++) {
+			if (ut_rnd(&seed) % 4 == 0)
+				n = 1 + (size_t)(ut_rnd(&seed) % 4000);
+			int slot = (int)(ut_rnd(&seed) % LIVE);
+			if (live[slot]) { /* free the run there, or merge another in */
+				int o = (int)(ut_rnd(&seed) % LIVE);
+				/* merged: o's records all after slot's (o newer) */
+				if (o != slot && live[o] && lo[o] >= hi[slot] && ut_rnd(&seed) % 2) {
+					sb_kr *m;
+					cr_assert_eq(sb_kr_merge(live[o], live[slot], &m), 0);
+					sb_kr_free(live[o]);
+					sb_kr_free(live[slot]);
+					live[o] = NULL;
+					live[slot] = m;
+					/* the model: the union, o's (newer) entries winning */
+					rk *u = malloc((nmod[o] + nmod[slot]) * sizeof(*u));
+					memcpy(u, mods[slot], nmod[slot] * sizeof(*u));
+					memcpy(u + nmod[slot], mods[o], nmod[o] * sizeof(*u));
+					free(mods[slot]);
+					free(mods[o]);
+					mods[o] = NULL;
+					mods[slot] = u;
+					nmod[slot] += nmod[o];
+					nmod[o] = 0;
+					hi[slot] = hi[o];
+				} else {
+					size_t held = sb_kr_pool_held(pool);
+					sb_kr_free(live[slot]);
+					live[slot] = NULL;
+					free(mods[slot]);
+					mods[slot] = NULL;
+					nmod[slot] = 0;
+					cr_assert_leq(sb_kr_pool_held(pool), keep);
+					cr_assert_geq(sb_kr_pool_held(pool), held);
+				}
+				continue;
+			}
+			rk *m = calloc(n, sizeof(*m));
+			for (size_t i = 0; i < n; i++, off++) {
+				uint64_t id = ut_rnd(&seed) % (2 * n + 1);
+				size_t kl = 1 + (size_t)(id % 24);
+				for (size_t b = 0; b < kl; b++)
+					m[i].k[b] = (uint8_t)((id * 0x9e3779b97f4a7c15ull) >> (8 * (b % 8))) ^ (uint8_t)b;
+				m[i].kl = kl;
+				m[i].off = off;
+				sb_mt_val v = {.offset = off, .ts = (int64_t)off, .size = (uint32_t)kl};
+				cr_assert_eq(sb_kp_put(p, m[i].k, kl, &v), 0);
+			}
+			sb_kp_pos pos;
+			cr_assert_eq(sb_kp_take(p, off, pool, &live[slot], &pos), 0);
+			cr_assert_eq(pos.n, n);
+			sb_kp_release(p, &pos);
+			mods[slot] = m;
+			nmod[slot] = n;
+			lo[slot] = off - n;
+			hi[slot] = off;
+			if (round == 0) { /* the same keys again: the memory is reused */
+				size_t bytes = sb_kr_bytes(live[slot]);
+				sb_kr_free(live[slot]);
+				cr_assert_eq(sb_kr_pool_held(pool), bytes <= keep ? bytes : 0);
+				for (size_t i = 0; i < n; i++, off++) {
+					sb_mt_val v = {.offset = off, .ts = (int64_t)off, .size = (uint32_t)m[i].kl};
+					m[i].off = off;
+					cr_assert_eq(sb_kp_put(p, m[i].k, m[i].kl, &v), 0);
+				}
+				cr_assert_eq(sb_kp_take(p, off, pool, &live[slot], &pos), 0);
+				sb_kp_release(p, &pos);
+				cr_assert_eq(sb_kr_pool_held(pool), 0);
+				cr_assert_eq(sb_kr_bytes(live[slot]), bytes);
+				lo[slot] = off - n;
+				hi[slot] = off;
+			}
+		}
+		/* every live run against its model */
+		for (int sl = 0; sl < LIVE; sl++) {
+			if (!live[sl])
+				continue;
+			rk *m = mods[sl];
+			size_t nm = nmod[sl], want = 0;
+			qsort(m, nm, sizeof(*m), rk_cmp);
+			sb_kr_iter it;
+			sb_kr_seek(live[sl], NULL, 0, &it);
+			for (size_t i = 0; i < nm; i++) {
+				if (i + 1 < nm && m[i + 1].kl == m[i].kl && !memcmp(m[i + 1].k, m[i].k, m[i].kl))
+					continue;
+				cr_assert(sb_kr_iter_valid(&it), "pool %d slot %d: run ends early", pr, sl);
+				size_t kl;
+				const uint8_t *k = sb_kr_iter_key(&it, &kl);
+				sb_mt_val v;
+				sb_kr_iter_val(&it, &v);
+				cr_assert(kl == m[i].kl && !memcmp(k, m[i].k, kl), "pool %d slot %d: key %zu", pr, sl,
+					  want);
+				cr_assert_eq(v.offset, m[i].off, "pool %d slot %d: not the latest", pr, sl);
+				sb_mt_val g;
+				cr_assert_eq(sb_kr_get(live[sl], m[i].k, m[i].kl, &g), 0);
+				cr_assert_eq(g.offset, m[i].off);
+				sb_kr_iter_next(&it);
+				want++;
+			}
+			cr_assert_not(sb_kr_iter_valid(&it), "pool %d slot %d: entries past the model", pr, sl);
+			cr_assert_eq(sb_kr_count(live[sl]), want);
+			sb_kr_free(live[sl]);
+			free(m);
+		}
+		cr_assert_leq(sb_kr_pool_held(pool), keep);
+		sb_kp_free(p);
+		sb_kr_pool_free(pool);
+	}
 }
 
 /* ---- the key index of a log against a model ------------------------------- */
