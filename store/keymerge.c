@@ -13,10 +13,12 @@
 /* Cache the current key (the merge compares it at each level of its tree). */
 static void src_load(src *s)
 {
-	if (s->is_run)
-		s->k = sb_kr_iter_valid(&s->ri) ? sb_kr_iter_key(&s->ri, &s->kl) : NULL;
-	else
-		s->k = sb_kt_iter_valid(&s->ki) ? sb_kt_iter_key(&s->ki, &s->kl) : NULL;
+	if (s->is_run) {
+		if (!sb_kr_iter_load(&s->ri, &s->k, &s->kl, &s->pfx))
+			s->k = NULL;
+		return;
+	}
+	s->k = sb_kt_iter_valid(&s->ki) ? sb_kt_iter_key(&s->ki, &s->kl) : NULL;
 	if (s->k)
 		s->pfx = sb_key_prefix(s->k, s->kl);
 }
@@ -59,50 +61,72 @@ static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-/* Does source i come before source j in the merge: the lesser key, of a
- * key the newer source (the lower index); ended sources (and the tree's
- * padding, i or j >= n) last. */
-static inline int src_before(const src *s, size_t n, uint32_t i, uint32_t j)
+/* The merge's tournament (a loser tree): each inner node holds the source
+ * that lost there; a source that moved on replays its path to the root,
+ * one comparison a level (log2 n a key, where a scan of all heads takes n).
+ * pfx[i] is source i's current prefix, UINT64_MAX once it ended and for
+ * the tree's padding (i >= n): the comparison of two prefixes decides
+ * almost every match, without a branch; a tie (equal prefixes, or an
+ * ended source) is settled by src_tie. */
+typedef struct mtree {
+	uint32_t *lose;  /* [1, m): the loser at each inner node */
+	uint64_t *pfx;   /* [0, m) */
+	size_t m;        /* leaves: n rounded up to a power of 2 */
+	uint32_t win;
+} mtree;
+
+/* Does source i come before source j, whose prefixes are equal: the
+ * lesser key, of a key the newer source (the lower index); ended sources
+ * (and the padding) last. */
+static int src_tie(const src *s, size_t n, uint32_t i, uint32_t j)
 {
 	const src *a = i < n ? &s[i] : NULL, *b = j < n ? &s[j] : NULL;
 	int ea = !a || !a->k, eb = !b || !b->k;
 
 	if (ea || eb)
 		return ea == eb ? i < j : eb;
-	if (a->pfx != b->pfx)
-		return a->pfx < b->pfx;
 	int c = kcmp(a->k, a->kl, b->k, b->kl);
 	return c ? c < 0 : i < j;
 }
 
-/* The merge's tournament (a loser tree): each inner node holds the source
- * that lost there; a source that moved on replays its path to the root,
- * one comparison a level (log2 n a key, where a scan of all heads takes n). */
-typedef struct mtree {
-	uint32_t *lose;  /* [1, m): the loser at each inner node */
-	size_t m;        /* leaves: n rounded up to a power of 2 */
-	uint32_t win;
-} mtree;
+static inline int src_before(const mtree *t, const src *s, size_t n, uint32_t i, uint32_t j)
+{
+	uint64_t a = t->pfx[i], b = t->pfx[j];
+
+	if (__builtin_expect(a != b, 1))
+		return a < b;
+	return src_tie(s, n, i, j);
+}
+
+static inline void mtree_set(mtree *t, const src *s, uint32_t i)
+{
+	t->pfx[i] = s[i].k ? s[i].pfx : UINT64_MAX;
+}
 
 static void mtree_replay(mtree *t, const src *s, size_t n, uint32_t i)
 {
-	for (size_t node = (i + t->m) >> 1; node; node >>= 1)
-		if (src_before(s, n, t->lose[node], i)) {
-			uint32_t w = t->lose[node];
-			t->lose[node] = i;
-			i = w;
-		}
+	for (size_t node = (i + t->m) >> 1; node; node >>= 1) {
+		uint32_t l = t->lose[node];
+		/* masks, not a branch: which one wins is a coin toss */
+		uint32_t b = -(uint32_t)src_before(t, s, n, l, i);
+		t->lose[node] = (i & b) | (l & ~b);
+		i = (l & b) | (i & ~b);
+	}
 	t->win = i;
 }
 
 /* Fill the tree bottom up (w: 2 m places of scratch). */
 static void mtree_build(mtree *t, const src *s, size_t n, uint32_t *w)
 {
-	for (size_t i = 0; i < t->m; i++)
+	for (size_t i = 0; i < t->m; i++) {
 		w[t->m + i] = (uint32_t)i;
+		t->pfx[i] = UINT64_MAX;
+		if (i < n)
+			mtree_set(t, s, (uint32_t)i);
+	}
 	for (size_t node = t->m - 1; node; node--) {
 		uint32_t a = w[2 * node], b = w[2 * node + 1];
-		int ab = src_before(s, n, a, b);
+		int ab = src_before(t, s, n, a, b);
 		w[node] = ab ? a : b;
 		t->lose[node] = ab ? b : a;
 	}
@@ -112,6 +136,7 @@ static void mtree_build(mtree *t, const src *s, size_t n, uint32_t *w)
 int sb_km_merge(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 {
 	uint32_t buf[3 * 64], *mem = buf;
+	uint64_t pbuf[64], *pfx = pbuf;
 	uint8_t kb[256], *last = kb;
 	size_t lcap = sizeof(kb);
 	mtree t = {.m = 1};
@@ -119,9 +144,13 @@ int sb_km_merge(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 
 	while (t.m < n)
 		t.m <<= 1;
-	if (3 * t.m > sizeof(buf) / sizeof(*buf) && !(mem = malloc(3 * t.m * sizeof(*mem))))
+	if (t.m > sizeof(pbuf) / sizeof(*pbuf) &&
+	    (!(mem = malloc(3 * t.m * sizeof(*mem))) || !(pfx = malloc(t.m * sizeof(*pfx))))) {
+		free(mem);
 		return -ENOMEM;
+	}
 	t.lose = mem; /* [1, m); then the build's scratch, 2 m */
+	t.pfx = pfx;
 	for (size_t i = 0; i < n && !rc; i++) {
 		src_load(&s[i]);
 		if (src_err(&s[i]))
@@ -157,13 +186,16 @@ int sb_km_merge(src *s, size_t n, sb_kx_scan_fn fn, void *arg)
 				rc = SB_ECORRUPT;
 				break;
 			}
+			mtree_set(&t, s, i);
 			mtree_replay(&t, s, n, i);
 		} while (t.win < n && s[t.win].k && s[t.win].pfx == lp && s[t.win].kl == kl &&
 			 !memcmp(s[t.win].k, last, kl));
 	}
 	if (last != kb)
 		free(last);
-	if (mem != buf)
+	if (mem != buf) {
 		free(mem);
+		free(pfx);
+	}
 	return rc;
 }

@@ -390,6 +390,17 @@ void sb_kr_iter_val(const sb_kr_iter *it, sb_mt_val *v)
 	ent_val(it->r->e[it->i], v);
 }
 
+int sb_kr_iter_load(const sb_kr_iter *it, const uint8_t **key, size_t *klen, uint64_t *pfx)
+{
+	if (it->i >= it->r->n)
+		return 0;
+	const ent *e = it->r->e[it->i];
+	*key = e->key;
+	*klen = e->klen;
+	*pfx = it->r->pfx[it->i];
+	return 1;
+}
+
 /* ---- sorting a batch ------------------------------------------------------------ */
 
 typedef struct item {

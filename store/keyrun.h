@@ -59,6 +59,9 @@ int sb_kr_iter_valid(const sb_kr_iter *it);
 void sb_kr_iter_next(sb_kr_iter *it);
 const uint8_t *sb_kr_iter_key(const sb_kr_iter *it, size_t *klen);
 void sb_kr_iter_val(const sb_kr_iter *it, sb_mt_val *v);
+/* The current key and its first 8 bytes (keyprefix.h) at once: 1, or 0
+ * past the end (a merge's step: one call). */
+int sb_kr_iter_load(const sb_kr_iter *it, const uint8_t **key, size_t *klen, uint64_t *pfx);
 
 /* ---- the unindexed tail ------------------------------------------------------- */
 

@@ -56,7 +56,8 @@ static int mk_cmp(const void *a, const void *b)
 
 /* The pool: keys of lengths 1..KMAX, few first bytes, long shared
  * prefixes, trailing zero bytes (a key and the same key with \0 added
- * share their 8-byte prefix), keys that are prefixes of one another. */
+ * share their 8-byte prefix), keys that are prefixes of one another, keys
+ * of 0xff bytes. */
 static void pool_fill(mk *m)
 {
 	for (unsigned id = 0; id < POOL; id++) {
@@ -70,6 +71,9 @@ static void pool_fill(mk *m)
 			k[kl - 1] = 0;
 		if (id % 11 == 0)
 			memset(k, 'q', kl); /* q, qq, qqq...: prefixes of one another */
+		if (id % 13 == 0) /* 8 bytes 0xff and more: the prefix the merge
+				   * gives a source that ended */
+			memset(k, 0xff, kl);
 		m[id].kl = kl;
 		m[id].src = -1;
 		for (unsigned j = 0; j < id && m[id].kl; j++)
