@@ -419,7 +419,7 @@ static void insertion_by_k(item *a, size_t n)
 	}
 }
 
-#define INSERTION_MAX 48 /* items a part is sorted by insertion below */
+#define INSERTION_MAX 16 /* items a part is sorted by insertion below */
 
 /*
  * Stable sort of a[0..n) by k, whose bytes above `shift + 8` the items
