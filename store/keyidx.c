@@ -25,13 +25,25 @@ struct sb_kx {
 	char *dir;
 	char topic[256];
 	pthread_rwlock_t lock;
-	sb_kp *tail;              /* keyed records not yet indexed [appender puts;
-				   * released under idx_mu and lock] */
+	sb_kp *tail;              /* keyed records read, not yet in a run [idx_mu
+				   * puts (or the replay); released under idx_mu
+				   * and lock] */
 	sb_kr_pool *pool;         /* the runs' memory, reused (keyrun.h) */
-	_Atomic uint64_t noted_end;   /* [appender] every keyed record below is
-				       * in the tail or indexed */
+	/* The appender's fields, padded apart from the indexer's and the
+	 * rest (no false sharing with the flusher's stores). */
+	char pad_a[64];
+	_Atomic uint64_t noted_end; /* [appender] every record below is in the log */
 	_Atomic uint64_t noted_bytes; /* [appender] record bytes noted since open */
-	uint64_t replay_from;     /* where the replay at open started */
+	_Atomic uint64_t noted_kbytes;/* [appender] SB_KX_KEY_BYTES noted since open */
+	_Atomic uint64_t last_keyed;  /* [appender] the last keyed record noted is
+				       * below it */
+	char pad_b[64];
+	_Atomic uint64_t walk_end; /* [idx_mu] every keyed record below is in
+				       * the tail or the runs */
+	_Atomic uint64_t kb_mark;     /* [idx_mu] noted_kbytes all of whose
+				       * records are below walk_end */
+	char pad_c[64];
+	uint64_t replay_from; /* where the replay at open started */
 	pthread_mutex_t idx_mu;   /* one indexer (tail -> runs) at a time */
 	sb_kr *act[RUNS_MAX];     /* [lock; changed under idx_mu] runs, newest first */
 	size_t nact;
@@ -232,6 +244,7 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 	}
 	x->replay_from = x->act_from = x->idx_end = x->covered;
 	atomic_store(&x->noted_end, x->covered);
+	atomic_store(&x->walk_end, x->covered);
 	*out = x;
 	return 0;
 out_free:
@@ -258,7 +271,24 @@ uint64_t sb_kx_replay_from(const sb_kx *x)
 
 int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v)
 {
-	return sb_kp_put(x->tail, key, klen, v);
+	int rc = sb_kp_put(x->tail, key, klen, v);
+
+	if (!rc)
+		atomic_store_explicit(&x->walk_end, v->offset + 1, memory_order_release);
+	return rc;
+}
+
+/* Keyed bytes noted and not yet read into the tail (an estimate: records
+ * retention took before they were read count until the indexer next
+ * reads up to the end), with_tail plus the tail's. [any thread] */
+static uint64_t unindexed_bytes(sb_kx *x, int with_tail)
+{
+	uint64_t m = atomic_load_explicit(&x->kb_mark, memory_order_acquire);
+	uint64_t k = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
+
+	/* With a flusher the tail is its own (filled and sorted in one turn
+	 * under idx_mu): its counters, which it writes, are not read here. */
+	return (with_tail ? sb_kp_bytes(x->tail) : 0) + (k > m ? k - m : 0);
 }
 
 /* ---- indexing the tail ---------------------------------------------------------- */
@@ -274,7 +304,7 @@ static uint64_t batch_bytes(const sb_kx *x)
 }
 
 /*
- * Sort the tail's records below noted_end into a run and put it in front
+ * Sort the tail's records below `below` into a run and put it in front
  * of act, merging it with the runs after it while they are no more than
  * twice its size (a binary counter: a few runs, each key copied a few
  * times). The run is in act before its records leave the tail, under one
@@ -283,10 +313,8 @@ static uint64_t batch_bytes(const sb_kx *x)
  * the new run (act_due); then its runs are not merged here, the table
  * write merges them. [idx_mu]
  */
-static int index_tail(sb_kx *x, int will_freeze)
+static int index_batch(sb_kx *x, int will_freeze, uint64_t below, uint64_t bytes)
 {
-	uint64_t below = atomic_load_explicit(&x->noted_end, memory_order_acquire);
-	uint64_t bytes = atomic_load_explicit(&x->noted_bytes, memory_order_acquire);
 	sb_kr *r = NULL, *old[RUNS_MAX];
 	sb_kp_pos pos;
 	size_t k = 0;
@@ -337,9 +365,82 @@ static int index_tail(sb_kx *x, int will_freeze)
 	for (size_t i = 0; i < k; i++)
 		sb_kr_free(old[i]);
 	atomic_store(&x->act_bytes, ab);
-	atomic_store(&x->woken, 0);
 	x->idx_bytes = bytes;
 	return 0;
+}
+
+/* The tail is filled from the log up to this many bytes, then sorted. */
+static uint64_t fill_bytes(const sb_kx *x)
+{
+	return 2 * batch_bytes(x);
+}
+
+typedef struct fill_ctx {
+	sb_kx *x;
+	uint64_t done;   /* every keyed record below is in the tail */
+	uint64_t limit;  /* tail bytes to stop at */
+	int full;
+} fill_ctx;
+
+static int fill_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v)
+{
+	fill_ctx *c = arg;
+	int rc = sb_kp_put(c->x->tail, key, klen, v);
+
+	if (rc)
+		return rc;
+	c->done = v->offset + 1;
+	if (sb_kp_bytes(c->x->tail) >= c->limit) {
+		c->full = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Read the keyed records of [walk_end, to) from the log into the tail,
+ * up to fill_bytes: *more when it stopped there (walk_end is where).
+ * Nothing is read when no keyed record was noted past walk_end. kb is
+ * noted_kbytes loaded before `to`: all of its records are below `to`.
+ * [idx_mu] */
+static int fill(sb_kx *x, uint64_t to, uint64_t kb, int *more)
+{
+	uint64_t from = atomic_load_explicit(&x->walk_end, memory_order_relaxed);
+	uint64_t last = atomic_load_explicit(&x->last_keyed, memory_order_acquire);
+	fill_ctx c = {x, from, fill_bytes(x), 0};
+	int rc = 0;
+
+	*more = 0;
+	if (from >= to)
+		return 0;
+	if (last > from && x->p.walk)
+		rc = x->p.walk(x->p.walk_arg, from, to, fill_one, &c);
+	if (c.full || rc) {
+		/* how far it came (stored once: the appender's line is near) */
+		atomic_store_explicit(&x->walk_end, c.done, memory_order_release);
+		*more = c.full;
+		return c.full ? 0 : rc; /* the rest next time */
+	}
+	atomic_store_explicit(&x->walk_end, to, memory_order_release);
+	atomic_store_explicit(&x->kb_mark, kb, memory_order_release);
+	return 0;
+}
+
+/* Read the keyed records below noted_end from the log and index them, a
+ * batch (fill_bytes) at a time. [idx_mu] */
+static int index_tail(sb_kx *x, int will_freeze)
+{
+	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
+	uint64_t below = atomic_load_explicit(&x->noted_end, memory_order_acquire);
+	uint64_t bytes = atomic_load_explicit(&x->noted_bytes, memory_order_acquire);
+	int rc, more;
+
+	atomic_store(&x->woken, 0);
+	do {
+		if ((rc = fill(x, below, kb, &more)))
+			return rc;
+		rc = index_batch(x, will_freeze, more ? atomic_load(&x->walk_end) : below, bytes);
+	} while (!rc && more);
+	return rc;
 }
 
 static int catch_up(sb_kx *x)
@@ -358,9 +459,13 @@ int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
 	int rc;
 
 	/* Read your writes: every record appended before this call is below
-	 * noted_end, in the tail or in the runs. A long tail is indexed first
-	 * (if that fails, it is scanned). */
-	if (sb_kp_count(x->tail) > TAIL_SCAN_MAX)
+	 * noted_end; once the indexer has read it (walk_end), in the tail or
+	 * in the runs. One not yet read is read first, and a long tail (the
+	 * replay's, a fill under way) is indexed first (if that fails, what
+	 * there is is searched). */
+	if (atomic_load_explicit(&x->last_keyed, memory_order_acquire) >
+		    atomic_load_explicit(&x->walk_end, memory_order_acquire) ||
+	    sb_kp_count(x->tail) > TAIL_SCAN_MAX)
 		catch_up(x);
 	pthread_rwlock_rdlock(&x->lock);
 	/* The tables' Bloom filter lines: cache misses of their own, on their
@@ -628,13 +733,21 @@ int sb_kx_maintain(sb_kx *x)
 	return maintain(x, 0);
 }
 
-int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
+int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uint64_t last_keyed)
 {
 	uint64_t nb = atomic_load_explicit(&x->noted_bytes, memory_order_relaxed) + bytes;
 	uint64_t mt = x->p.memtable_bytes;
 
+	/* last_keyed and noted_end before noted_kbytes: the indexer loads
+	 * noted_kbytes first, then noted_end (fill). */
+	if (last_keyed)
+		atomic_store_explicit(&x->last_keyed, last_keyed, memory_order_release);
 	atomic_store_explicit(&x->noted_bytes, nb, memory_order_release);
 	atomic_store_explicit(&x->noted_end, next, memory_order_release);
+	if (kbytes)
+		atomic_store_explicit(&x->noted_kbytes,
+				      atomic_load_explicit(&x->noted_kbytes, memory_order_relaxed) + kbytes,
+				      memory_order_release);
 	if (x->p.read_only) { /* index the replay at open; never write */
 		if (sb_kp_bytes(x->tail) >= mt / 2)
 			catch_up(x);
@@ -642,8 +755,8 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 	}
 	/* Without a flusher (the replay at open, no_flusher) the appender
 	 * indexes in batches of half key_memtable_bytes; with one, only when
-	 * the flusher is far behind, bounding memory. */
-	uint64_t tb = sb_kp_bytes(x->tail);
+	 * the flusher is far behind, bounding the reads a get may wait for. */
+	uint64_t tb = unindexed_bytes(x, !x->p.background);
 	if (x->p.background && x->wake && tb >= batch_bytes(x) &&
 	    !atomic_load_explicit(&x->woken, memory_order_relaxed)) {
 		atomic_store(&x->woken, 1);
@@ -656,7 +769,7 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes)
 	if (tb < lim && !act_over)
 		return 0;
 	if (x->p.background && !act_over) {
-		catch_up(x); /* only sort the tail: table writes stay the flusher's */
+		catch_up(x); /* only sort: table writes stay the flusher's */
 		atomic_fetch_add_explicit(&x->app_sorts, 1, memory_order_relaxed);
 	} else {
 		maintain(x, 0); /* a failed write is retried later */
@@ -680,6 +793,7 @@ int sb_kx_close(sb_kx *x, int finish)
 		 * replays none of them (a topic without keys is never read at
 		 * open). */
 		int note = !sb_kp_count(x->tail) && !x->nact &&
+			   atomic_load(&x->last_keyed) <= atomic_load(&x->walk_end) &&
 			   atomic_load(&x->noted_bytes) - atomic_load(&x->act_mark) >= SB_KX_CLOSE_NOTE_BYTES &&
 			   atomic_load(&x->noted_end) > x->act_from;
 		rc = maintain(x, note);

@@ -2,19 +2,25 @@
  * keyidx.h - a topic's key index (internal to the store): for every key,
  * its latest record.
  *
- * Indexing is off the append path: a keyed append only copies its key and
- * value to the end of the unindexed tail (keyrun.h; no lock, no ordered
- * insert), and notes how far the log goes (note_end). The flusher thread
- * (sb_kx_maintain; woken early when the tail reaches key_memtable_bytes /
- * 8, a batch that fits in a core's cache) takes the tail's records in one
- * batch, sorts them into an immutable sorted run, and keeps such runs apart
- * (smaller ones, a reader's catch-up, are merged as a binary counter).
- * Past key_memtable_bytes the runs are
- * frozen and written as one key table (keytable.h) beside the segments.
- * Without a flusher (the replay at open, no_flusher) the appender does the
- * same in batches of half key_memtable_bytes; with one, the appender steps
- * in only when the flusher is far behind (4x key_memtable_bytes), which
- * bounds memory.
+ * Indexing is off the append path: a keyed append only notes how far the
+ * log goes and how many keyed bytes it added (note_end: a few atomic
+ * stores; an unkeyed one adds none). The indexer (the flusher,
+ * sb_kx_maintain; woken early when the unindexed keys reach
+ * key_memtable_bytes / 8, a batch that fits in a core's cache; or a
+ * reader catching up) reads the keyed records from the log itself, from
+ * where it stopped to the noted end (params.walk: the records hold the
+ * key, offset, time, size, flags and position a tail entry copied), into
+ * the unindexed tail (keyrun.h) a batch at a time, sorts each batch into
+ * an immutable sorted run, and keeps such runs apart (smaller ones, a
+ * reader's catch-up, are merged as a binary counter). Past
+ * key_memtable_bytes the runs are frozen and written as one key table
+ * (keytable.h) beside the segments. When no keyed record was noted past
+ * where the indexer stopped, it reads nothing: the flusher never walks a
+ * topic without keys. The replay at open puts the records it reads
+ * itself (sb_kx_put). Without a flusher (the replay, no_flusher) the
+ * appender indexes in batches of half key_memtable_bytes; with one, the
+ * appender steps in only when the flusher is far behind (4x
+ * key_memtable_bytes of keys unindexed).
  *
  * Reads see every record appended before them (read your writes, SPEC §2):
  * a get scans a short tail (TAIL_SCAN_MAX entries) or first indexes a long
@@ -31,11 +37,19 @@
  * the log no longer has (a tail cut after a crash), and every table after
  * it in offset order, is dropped, and its range replayed.
  *
- * Threads: one appender (put, note_end; the log's append lock), any number
+ * Threads: one appender (note_end; the log's append lock), any number
  * of readers (get, scan), one indexer at a time (idx_mu: the flusher, or a
- * reader catching up), one maintainer (maint_mu: freeze, table writes and
- * merges). `lock` (rwlock) guards the run and table arrays and the tail's
- * releases: readers hold it shared for a lookup.
+ * reader catching up; it alone puts to the tail), one maintainer
+ * (maint_mu: freeze, table writes and merges). `lock` (rwlock) guards the
+ * run and table arrays and the tail's releases: readers hold it shared for
+ * a lookup.
+ *
+ * Lock order (with the log's, log.c): compress_mu, append_mu, maint_mu,
+ * idx_mu, then the log's seg_lock (params.walk takes it shared, for a
+ * segment at a time, never while holding `lock`), and `lock`. A caller
+ * that may index (put aside, every function here: get, scan, note_end,
+ * maintain, close) holds neither seg_lock nor `lock`; sb_kx_scan's fn runs
+ * with `lock` shared and may take seg_lock (a read of the record).
  */
 #ifndef SB_KEYIDX_H
 #define SB_KEYIDX_H
@@ -47,6 +61,10 @@
 
 typedef struct sb_kx sb_kx;
 
+/* One keyed record of the log for the indexer (params.walk): 0 to go on,
+ * nonzero to stop the walk (returned by it). */
+typedef int (*sb_kx_walk_fn)(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v);
+
 typedef struct sb_kx_params {
 	const sb_io *io;
 	const char *dir;          /* the topic directory */
@@ -56,6 +74,11 @@ typedef struct sb_kx_params {
 	int background;           /* a flusher calls sb_kx_maintain() */
 	sb_report_fn report;
 	void *report_arg;
+	/* The keyed records of log offsets [from, to), in offset order, to fn
+	 * (records the log no longer has, or damaged, are skipped). Called by
+	 * the indexer with idx_mu held; takes the log's seg_lock. */
+	int (*walk)(void *walk_arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, void *fnarg);
+	void *walk_arg;
 } sb_kx_params;
 
 /* Open the tables of p->dir that are usable for a log of offsets
@@ -64,16 +87,21 @@ typedef struct sb_kx_params {
 int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out);
 /* The first offset whose keyed record the index lacks (replay from here). */
 uint64_t sb_kx_replay_from(const sb_kx *x);
-/* Record the latest record of a key: to the tail. [appender] */
+/* The replay at open (the indexer then: nothing else runs) read keyed
+ * record v->offset: to the tail; the indexer's walk goes on after it. */
 int sb_kx_put(sb_kx *x, const void *key, size_t klen, const sb_mt_val *v);
-/* Every record below `next` has been put, `bytes` more of records
- * appended. Wakes the flusher when the tail is long; without background
- * indexes (and writes) itself. A table is also written when
+/* What a keyed record adds to the unindexed keys (about its tail entry). */
+#define SB_KX_KEY_BYTES(klen) ((32u + (uint64_t)(klen) + 7u) & ~(uint64_t)7)
+/* Every record below `next` is in the log (or, at the replay, put):
+ * `bytes` more of records, `kbytes` of them keyed (the sum of
+ * SB_KX_KEY_BYTES), the last keyed one below `last_keyed` (0: none in
+ * these). Wakes the flusher when the unindexed keys are many; without
+ * background indexes (and writes) itself. A table is also written when
  * SB_KX_REPLAY_BYTES of records would have to be replayed (an empty table
  * then records how far the index is complete, so that opening a log of
  * unkeyed records never reads it all). [appender] */
 #define SB_KX_REPLAY_BYTES (64u << 20)
-int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes);
+int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uint64_t last_keyed);
 /* The latest record of key: 0 and *v (a tombstone too: SB_MT_TOMBSTONE in
  * v->flags), -ENOENT, SB_ECORRUPT (a table block is damaged). */
 int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v);

@@ -7,6 +7,9 @@
  *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c).
  *   append_mu  the appender: writing records, rolling, moving the start,
  *              dropping segments; guards the fields marked [append].
+ *   (the key index's maint_mu and idx_mu, keyidx.h: its indexer reads the
+ *              keyed records from the segments, seg_lock shared; nothing
+ *              calls into the key index holding seg_lock)
  *   seg_lock   (rwlock) the segs array: readers hold it shared while they
  *              copy out of a segment; changes to the array take it exclusive.
  *   sync_mu    group commit state, marked [sync].
@@ -539,14 +542,14 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 		}
 		s = sb_log_active(l);
 	}
-	uint64_t off = sb_segment_next(s), pos = sb_segment_len(s);
+	uint64_t off = sb_segment_next(s);
 	rc = sb_segment_append(s, r, n, bytes, now);
 	if (rc)
 		return rc;
 	atomic_store_explicit(&l->stream_end, sb_segment_stream_end(s), memory_order_release);
 	atomic_store_explicit(&l->mtime_ns, now, memory_order_relaxed);
 	atomic_store_explicit(&l->next, off + n, memory_order_release);
-	sb_log_keys_added(l, r, n, off, now, bytes, pos);
+	sb_log_keys_added(l, r, n, off, bytes);
 	*seq = atomic_fetch_add(&l->appended, 1) + 1;
 	if (first)
 		*first = off;

@@ -26,7 +26,8 @@ static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags,
 			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0, .pos = sb_log_pos_hint(pos)};
 }
 
-/* Put one keyed record of the replay. */
+/* Put one keyed record of the replay (the replay is the indexer at open:
+ * nothing else runs). */
 static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos)
 {
 	sb_log *l = arg;
@@ -37,7 +38,36 @@ static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64
 		if ((rc = sb_kx_put(l->kx, key, h->key_len, &v)))
 			return rc;
 	}
-	return sb_kx_note_end(l->kx, h->offset + 1, h->size);
+	return sb_kx_note_end(l->kx, h->offset + 1, h->size, 0, 0);
+}
+
+/* The records of a compressed segment, [from, end), record by record
+ * through the readers (they take seg_lock: call without it), to fn as
+ * sb_segment_walk gives them (no position: a compressed segment has
+ * none). Records that cannot be read are skipped. */
+static int walk_z(sb_log *l, uint64_t from, uint64_t end, sb_seg_walk_fn fn, void *arg)
+{
+	for (uint64_t off = from; off < end; off++) {
+		sb_record_info info;
+		uint8_t kb[256], *k = kb;
+		size_t kl = 0;
+		int r = 0;
+		if (sb_log_stat(l, off, &info))
+			continue;
+		if (info.key_len > sizeof(kb) && !(k = malloc(info.key_len)))
+			return -ENOMEM;
+		if (!info.key_len || !sb_log_read_key(l, off, k, info.key_len, &kl)) {
+			sb_rec_hdr h = {.offset = off, .timestamp_ns = info.timestamp_ns, .flags = info.flags,
+					.key_len = (uint16_t)kl, .value_len = info.value_len,
+					.size = (uint32_t)sb_rec_size((uint32_t)kl, info.value_len)};
+			r = fn(arg, &h, k, 0);
+		}
+		if (k != kb)
+			free(k);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 /* Put the keyed records of segment s from offset `from` on. Damage ends
@@ -48,32 +78,76 @@ static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
 {
 	int rc = sb_segment_walk(s, from, replay_one, l);
 
-	/* A compressed segment: record by record, through the readers. */
-	for (uint64_t off = from, end = sb_segment_next(s); rc == -ENOTSUP && off < end; off++) {
-		sb_record_info info;
-		uint8_t kb[256], *k = kb;
-		size_t kl = 0;
-		if (sb_log_stat(l, off, &info))
-			continue;
-		if (info.key_len > sizeof(kb) && !(k = malloc(info.key_len)))
-			return -ENOMEM;
-		if (!info.key_len || !sb_log_read_key(l, off, k, info.key_len, &kl)) {
-			sb_rec_hdr h = {.offset = off, .timestamp_ns = info.timestamp_ns, .flags = info.flags,
-					.key_len = (uint16_t)kl, .value_len = info.value_len,
-					.size = (uint32_t)sb_rec_size((uint32_t)kl, info.value_len)};
-			int r = replay_one(l, &h, k, 0); /* no position in a compressed segment */
-			if (r) {
-				if (k != kb)
-					free(k);
-				return r;
-			}
-		}
-		if (k != kb)
-			free(k);
-		if (off + 1 == end)
-			rc = 0;
+	if (rc == -ENOTSUP)
+		rc = walk_z(l, from, sb_segment_next(s), replay_one, l);
+	return rc == SB_ECORRUPT ? 0 : rc;
+}
+
+/* ---- the indexer's source: the keyed records of the log ------------------ */
+
+typedef struct src_ctx {
+	sb_kx_walk_fn fn;
+	void *arg;
+} src_ctx;
+
+static int src_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos)
+{
+	src_ctx *c = arg;
+
+	if (!h->key_len)
+		return 0;
+	sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags, pos);
+	return c->fn(c->arg, key, h->key_len, &v);
+}
+
+/* The first segment with a record at or past `from` and its range, with
+ * seg_lock held; NULL if none. */
+static sb_segment *seg_from(sb_log *l, uint64_t from)
+{
+	size_t lo = 0, hi = l->nsegs;
+
+	while (lo < hi) { /* the first segment whose next is past from */
+		size_t mid = lo + (hi - lo) / 2;
+		if (sb_segment_next(l->segs[mid]) <= from)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return rc == SB_ECORRUPT || rc == -ENOTSUP ? 0 : rc;
+	return lo < l->nsegs ? l->segs[lo] : NULL;
+}
+
+/*
+ * sb_kx_params.walk: the keyed records of [from, to) to fn, in offset
+ * order, a segment at a time under seg_lock shared (a compressed one
+ * record by record, without it). Called by the indexer holding the
+ * index's idx_mu: lock order idx_mu, then seg_lock (keyidx.h). Records
+ * the log no longer has (retention) are not there to give; damage ends
+ * the walk of its segment, as at the replay.
+ */
+static int walk_source(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, void *fnarg)
+{
+	sb_log *l = arg;
+	src_ctx c = {fn, fnarg};
+	int rc = 0;
+
+	while (!rc && from < to) {
+		pthread_rwlock_rdlock(&l->seg_lock);
+		sb_segment *s = seg_from(l, from);
+		uint64_t base = s ? sb_segment_base(s) : 0, end = s ? sb_segment_next(s) : 0;
+		if (s && from < base)
+			from = base; /* below the start, or a gap between segments */
+		if (s && from < to)
+			rc = sb_segment_walk_range(s, from, to, src_one, &c);
+		pthread_rwlock_unlock(&l->seg_lock);
+		if (!s || from >= to)
+			break;
+		if (rc == -ENOTSUP)
+			rc = walk_z(l, from, end < to ? end : to, src_one, &c);
+		if (rc == SB_ECORRUPT)
+			rc = 0;
+		from = end;
+	}
+	return rc;
 }
 
 int sb_log_keys_open(sb_log *l)
@@ -88,6 +162,8 @@ int sb_log_keys_open(sb_log *l)
 		.background = 0, /* no flusher during the replay */
 		.report = l->opt.report,
 		.report_arg = l->opt.report_arg,
+		.walk = walk_source,
+		.walk_arg = l,
 	};
 	int rc = sb_kx_open(&p, start, next, &l->kx);
 
@@ -110,20 +186,21 @@ int sb_log_keys_open(sb_log *l)
 	return 0;
 }
 
-void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, int64_t now,
-		       size_t bytes, uint64_t pos)
+void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, size_t bytes)
 {
+	uint64_t kb = 0, last = 0;
+
 	if (!l->kx)
 		return;
-	for (size_t i = 0; i < n; pos += sb_rec_size_in(&r[i]), i++) {
-		if (!r[i].key_len)
-			continue;
-		sb_mt_val v = val_of(first + i, r[i].timestamp_ns ? r[i].timestamp_ns : now, r[i].value_len, r[i].flags,
-				     pos);
-		/* No memory: the key is found again at the next open. */
-		sb_kx_put(l->kx, r[i].key, r[i].key_len, &v);
-	}
-	sb_kx_note_end(l->kx, first + n, bytes);
+	/* The records hold their keys: the indexer reads them from the log
+	 * (walk_source). Here only how far the log goes and how much of it is
+	 * keyed. */
+	for (size_t i = 0; i < n; i++)
+		if (r[i].key_len) {
+			kb += SB_KX_KEY_BYTES(r[i].key_len);
+			last = first + i + 1;
+		}
+	sb_kx_note_end(l->kx, first + n, bytes, kb, last);
 }
 
 int sb_log_keys_close(sb_log *l, int clean)

@@ -341,7 +341,10 @@ int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, 
 	return 0;
 }
 
-int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
+/* The walk of [from, to) (sb_segment_walk, sb_segment_walk_range); *endpos
+ * where it stopped, *firstpos where it began (unchanged if it did not). */
+static int walk(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, void *arg, uint64_t *firstpos,
+		uint64_t *endpos)
 {
 	uint64_t pos, stream, len = sb_segment_len(s), end = sb_segment_next(s);
 	sb_rec_hdr h;
@@ -349,23 +352,36 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 
 	if (s->z)
 		return -ENOTSUP;
+	if (to < end)
+		end = to;
 	if (from >= end)
 		return 0;
 	if ((rc = seg_locate_from(s, from, &pos, &stream, &h)))
 		return rc == -ENOENT ? 0 : rc;
 	from = h.offset;
-	uint64_t first = pos;
+	*firstpos = pos;
 	while (from < end && pos < len) {
 		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK ||
-		    (h.offset != from && !(s->span && h.offset > from && h.offset < end))) {
+		    (h.offset != from && !(s->span && h.offset > from && h.offset < sb_segment_next(s)))) {
 			rc = SB_ECORRUPT;
 			break;
 		}
+		if (h.offset >= end)
+			break; /* a gap of a compacted segment reaches past `to` */
 		if ((rc = fn(arg, &h, s->map + pos + SB_REC_AT_KEY, pos)))
 			break;
 		pos += h.size;
 		from = h.offset + 1;
 	}
+	*endpos = pos;
+	return rc;
+}
+
+int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
+{
+	uint64_t first = 0, pos = 0;
+	int rc = walk(s, from, UINT64_MAX, fn, arg, &first, &pos);
+
 	/* A walk (the key index's replay at open) reads up to tens of MiB:
 	 * let go of the pages it touched, so that they stay evictable page
 	 * cache, not pages mapped into the daemon (which drop_caches and
@@ -375,6 +391,13 @@ int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 	if (b > a)
 		(void)madvise(s->map + a, b - a, MADV_DONTNEED);
 	return rc;
+}
+
+int sb_segment_walk_range(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, void *arg)
+{
+	uint64_t first = 0, pos = 0;
+
+	return walk(s, from, to, fn, arg, &first, &pos);
 }
 
 int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
