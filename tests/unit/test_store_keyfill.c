@@ -8,8 +8,9 @@
  * listings between them, rolls (small segments), compressed segments not
  * yet indexed, the start moved past records not yet indexed, reopens;
  * with the flusher on, a second thread reading all along.
- * SB_KEYFILL_STEPS: steps a round (default 6,000); SB_KEYFILL_SEEDS: seeds
- * a mode (default 2).
+ * SB_KEYFILL_STEPS: steps a round (default 4,000; 1,500 under TSan, in
+ * tools/test's TSan subset); SB_KEYFILL_SEEDS: seeds a mode (default 2;
+ * 1 under TSan).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -24,6 +25,14 @@
 UT_ENV_FIXTURE("keyfill")
 
 TestSuite(keyfill, .init = ut_env_setup, .fini = ut_env_teardown);
+
+#if defined(__SANITIZE_THREAD__)
+#define STEPS_DEFAULT 1500
+#define SEEDS_DEFAULT 1
+#else
+#define STEPS_DEFAULT 4000
+#define SEEDS_DEFAULT 2
+#endif
 
 #define NKEYS 400
 #define VSEED 9
@@ -220,7 +229,7 @@ static sb_store *open_store(const sb_log_config *c, int flusher)
 static void run_mode(int flusher, uint64_t memtable, uint64_t seed0)
 {
 	sb_log_config c;
-	int steps = env_int("SB_KEYFILL_STEPS", 6000);
+	int steps = env_int("SB_KEYFILL_STEPS", STEPS_DEFAULT);
 
 	memset(&M, 0, sizeof(M));
 	ut_cfg(&c, 16 * 1024, SB_SYNC_NEVER);
@@ -284,21 +293,21 @@ static void run_mode(int flusher, uint64_t memtable, uint64_t seed0)
 
 Test(keyfill, no_flusher_lagging_indexer)
 {
-	int seeds = env_int("SB_KEYFILL_SEEDS", 2);
+	int seeds = env_int("SB_KEYFILL_SEEDS", SEEDS_DEFAULT);
 	for (int i = 0; i < seeds; i++)
 		run_mode(0, 256 * 1024, 1000 + (uint64_t)i);
 }
 
 Test(keyfill, no_flusher_small_memtable)
 {
-	int seeds = env_int("SB_KEYFILL_SEEDS", 2);
+	int seeds = env_int("SB_KEYFILL_SEEDS", SEEDS_DEFAULT);
 	for (int i = 0; i < seeds; i++)
 		run_mode(0, 8 * 1024, 2000 + (uint64_t)i);
 }
 
 Test(keyfill, flusher_and_a_reader)
 {
-	int seeds = env_int("SB_KEYFILL_SEEDS", 2);
+	int seeds = env_int("SB_KEYFILL_SEEDS", SEEDS_DEFAULT);
 	for (int i = 0; i < seeds; i++)
 		run_mode(1, 16 * 1024, 3000 + (uint64_t)i);
 }
