@@ -21,7 +21,9 @@
  * over a cheap hash of the key's first and last 8 bytes and its length, so
  * that a get of a key the run lacks costs one cache line, not a binary
  * search (keys differing only in their middle bytes share a hash: the
- * filter then lets them through, and the search answers).
+ * filter then lets them through, and the search answers). Its memory comes
+ * from the key index's pool of freed runs when one of the size is kept
+ * there (sb_kr_pool): a steady flow of batches reuses the same pages.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -5,8 +5,8 @@
  * A keyed append only copies its key and value to the end of the tail
  * (sb_kp_put: no lock, no ordered insert). The indexer (the flusher, or a
  * reader catching up) takes the tail's entries below an offset, sorts them
- * (a radix sort by 8-byte chunks of the key, stable, so the latest record
- * of a key wins) into an immutable sorted run (sb_kr), and only then
+ * (a radix sort by 8-byte chunks of the key, most significant byte first,
+ * stable, so the latest record of a key wins) into an immutable sorted run (sb_kr), and only then
  * releases them from the tail. Runs are merged with each other and written
  * as key tables by keyidx.c.
  *
