@@ -369,10 +369,11 @@ static int index_batch(sb_kx *x, int will_freeze, uint64_t below, uint64_t bytes
 	return 0;
 }
 
-/* The tail is filled from the log up to this many bytes, then sorted. */
+/* The tail is filled from the log up to a batch, then sorted (the batch
+ * and its run in a core's cache; the tail's chunks go back to its spares). */
 static uint64_t fill_bytes(const sb_kx *x)
 {
-	return 2 * batch_bytes(x);
+	return batch_bytes(x);
 }
 
 typedef struct fill_ctx {

@@ -210,9 +210,12 @@ int sb_segment_stream_of(sb_segment *s, uint64_t offset, uint64_t *stream, uint6
 typedef int (*sb_seg_walk_fn)(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos);
 int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg);
 /* The same for the records of [from, to) (to: at most the segment's next),
- * the pages left mapped: the key index's indexer reads what was just
- * appended (the active segment, which the appender may write through the
- * mapping), a batch at a time. */
+ * the pages left mapped, and the records' CRCs not checked (their headers
+ * are, against the segment's length): the key index's indexer reads what
+ * this process just appended (the active segment, which the appender may
+ * write through the mapping), a batch at a time; a get checks the record
+ * it serves, whose CRC covers its key, so an entry read from a record
+ * damaged since is never served as another key's. */
 int sb_segment_walk_range(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, void *arg);
 /* What sb_segment_copy copies. */
 enum {

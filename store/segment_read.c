@@ -341,10 +341,11 @@ int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, 
 	return 0;
 }
 
-/* The walk of [from, to) (sb_segment_walk, sb_segment_walk_range); *endpos
- * where it stopped, *firstpos where it began (unchanged if it did not). */
-static int walk(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, void *arg, uint64_t *firstpos,
-		uint64_t *endpos)
+/* The walk of [from, to) (sb_segment_walk, sb_segment_walk_range), each
+ * record's CRC checked if check_crc; *endpos where it stopped, *firstpos
+ * where it began (unchanged if it did not). */
+static int walk(sb_segment *s, uint64_t from, uint64_t to, int check_crc, sb_seg_walk_fn fn, void *arg,
+		uint64_t *firstpos, uint64_t *endpos)
 {
 	uint64_t pos, stream, len = sb_segment_len(s), end = sb_segment_next(s);
 	sb_rec_hdr h;
@@ -361,7 +362,7 @@ static int walk(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, vo
 	from = h.offset;
 	*firstpos = pos;
 	while (from < end && pos < len) {
-		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, 1, &h) != SB_REC_OK ||
+		if (sb_rec_decode_v(s->map + pos, len - pos, s->version, check_crc, &h) != SB_REC_OK ||
 		    (h.offset != from && !(s->span && h.offset > from && h.offset < sb_segment_next(s)))) {
 			rc = SB_ECORRUPT;
 			break;
@@ -380,7 +381,7 @@ static int walk(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk_fn fn, vo
 int sb_segment_walk(sb_segment *s, uint64_t from, sb_seg_walk_fn fn, void *arg)
 {
 	uint64_t first = 0, pos = 0;
-	int rc = walk(s, from, UINT64_MAX, fn, arg, &first, &pos);
+	int rc = walk(s, from, UINT64_MAX, 1, fn, arg, &first, &pos);
 
 	/* A walk (the key index's replay at open) reads up to tens of MiB:
 	 * let go of the pages it touched, so that they stay evictable page
@@ -397,7 +398,7 @@ int sb_segment_walk_range(sb_segment *s, uint64_t from, uint64_t to, sb_seg_walk
 {
 	uint64_t first = 0, pos = 0;
 
-	return walk(s, from, to, fn, arg, &first, &pos);
+	return walk(s, from, to, 0, fn, arg, &first, &pos);
 }
 
 int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset)
