@@ -454,20 +454,62 @@ static int catch_up(sb_kx *x)
 
 /* Tail entries a reader scans rather than catching up first. */
 #define TAIL_SCAN_MAX 256
+/* Records not yet read by the indexer that a get reads from the log for
+ * its key rather than catching up first (a get right after an append
+ * then indexes nothing: no run of one entry to merge). */
+#define LOG_SCAN_MAX 16
+
+typedef struct scan_ctx {
+	const void *key;
+	size_t klen;
+	sb_mt_val v;
+	int found;
+} scan_ctx;
+
+static int scan_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v)
+{
+	scan_ctx *c = arg;
+
+	if (klen == c->klen && key[0] == *(const uint8_t *)c->key && !memcmp(key, c->key, klen)) {
+		c->v = *v; /* offsets increase: the last one is the latest */
+		c->found = 1;
+	}
+	return 0;
+}
+
+/* Read your writes: every record appended before this call is below
+ * noted_end; once the indexer has read it (below walk_end), in the tail
+ * or the runs. A few records past walk_end are searched in the log for
+ * the key (1: found, *v; 0: not there); more are indexed first (if that
+ * fails, what there is is searched), as is a long tail (the replay's, a
+ * fill under way). Holds no lock (params.walk takes seg_lock). */
+static int get_unread(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
+{
+	uint64_t last = atomic_load_explicit(&x->last_keyed, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&x->walk_end, memory_order_acquire);
+
+	if (last <= w) {
+		if (sb_kp_count(x->tail) > TAIL_SCAN_MAX)
+			catch_up(x);
+		return 0;
+	}
+	uint64_t end = atomic_load_explicit(&x->noted_end, memory_order_acquire);
+	scan_ctx c = {.key = key, .klen = klen};
+	if (end - w <= LOG_SCAN_MAX && x->p.walk && x->p.walk(x->p.walk_arg, w, end, scan_one, &c) == 0) {
+		if (c.found)
+			*v = c.v;
+		return c.found;
+	}
+	catch_up(x);
+	return 0;
+}
 
 int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
 {
 	int rc;
 
-	/* Read your writes: every record appended before this call is below
-	 * noted_end; once the indexer has read it (walk_end), in the tail or
-	 * in the runs. One not yet read is read first, and a long tail (the
-	 * replay's, a fill under way) is indexed first (if that fails, what
-	 * there is is searched). */
-	if (atomic_load_explicit(&x->last_keyed, memory_order_acquire) >
-		    atomic_load_explicit(&x->walk_end, memory_order_acquire) ||
-	    sb_kp_count(x->tail) > TAIL_SCAN_MAX)
-		catch_up(x);
+	if (get_unread(x, key, klen, v))
+		return 0; /* newer than anything indexed */
 	pthread_rwlock_rdlock(&x->lock);
 	/* The tables' Bloom filter lines: cache misses of their own, on their
 	 * way together while the tail and the runs are looked at. */
