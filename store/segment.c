@@ -8,7 +8,9 @@
  * append makes no system call most of the time and its bytes are in the page
  * cache at once (a crash of the process loses nothing). Otherwise records are
  * encoded into a scratch buffer and written with one pwrite per batch. Either
- * way the segment may end in zeros, which a reader takes as its end.
+ * way the segment may end in zeros, which a reader takes as its end. A sealed
+ * segment's pages are unmapped before its sync (sb_segment_make_durable):
+ * the page cache keeps them, and the sync write-protects no mapped page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -423,6 +425,14 @@ int sb_segment_make_durable(sb_segment *s)
 
 	if (s->p->read_only)
 		return 0;
+	/* Written through the shared mapping, its dirty pages are mapped
+	 * writable: the sync would write-protect them one at a time, a TLB
+	 * shootdown (an IPI to every CPU running this process, the
+	 * appender's) a page. Unmapped first (the page cache keeps them,
+	 * dirty; a reader faults them back in), the TLBs are flushed in
+	 * batches. */
+	if (s->writable)
+		(void)madvise(s->map, s->map_len, MADV_DONTNEED);
 	rc = io->fdatasync(io->ctx, s->fd);
 	if (!rc)
 		rc = sb_segment_save_index(s);
