@@ -8,9 +8,9 @@
  * listings between them, rolls (small segments), compressed segments not
  * yet indexed, the start moved past records not yet indexed, reopens;
  * with the flusher on, a second thread reading all along.
- * SB_KEYFILL_STEPS: steps a round (default 4,000; 1,500 under TSan, in
- * tools/test's TSan subset); SB_KEYFILL_SEEDS: seeds a mode (default 2;
- * 1 under TSan).
+ * SB_KEYFILL_STEPS: steps a round (default 4,000; 1,500 under ASan and
+ * TSan, also in tools/test's TSan subset); SB_KEYFILL_SEEDS: seeds a mode
+ * (default 2; 1 under the sanitizers).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -26,7 +26,7 @@ UT_ENV_FIXTURE("keyfill")
 
 TestSuite(keyfill, .init = ut_env_setup, .fini = ut_env_teardown);
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STEPS_DEFAULT 1500
 #define SEEDS_DEFAULT 1
 #else
