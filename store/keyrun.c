@@ -392,10 +392,17 @@ void sb_kr_iter_val(const sb_kr_iter *it, sb_mt_val *v)
 	ent_val(it->r->e[it->i], v);
 }
 
+/* Entries ahead of a merge's current one whose lines are fetched: a run
+ * merged in a flush was built long before and is out of cache, and the
+ * hardware's stream prefetch stops at each page's end. */
+#define LOAD_AHEAD 24
+
 int sb_kr_iter_load(const sb_kr_iter *it, const uint8_t **key, size_t *klen, uint64_t *pfx)
 {
 	if (it->i >= it->r->n)
 		return 0;
+	if (it->i + LOAD_AHEAD < it->r->n)
+		__builtin_prefetch(it->r->e[it->i + LOAD_AHEAD]);
 	const ent *e = it->r->e[it->i];
 	*key = e->key;
 	*klen = e->klen;
