@@ -1,6 +1,7 @@
 /*
- * keyidx.c - a topic's key index: indexing the tail, runs, key tables, flush, merge,
- * recovery of the table set (keyidx.h).
+ * keyidx.c - a topic's key index: indexing the tail, runs, recovery of the
+ * table set, the turns of the flusher and the indexer (keyidx.h; the
+ * table writes are keyidx_write.c's).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,61 +13,7 @@
 #include <string.h>
 
 #include "fsutil.h"
-#include "keyidx.h"
-#include "keymerge.h"
-#include "keyrun.h"
-#include "keytable.h"
-
-#define MERGE_WIDTH 4
-#define RUNS_MAX 48   /* sorted runs a side; merged before there are more */
-
-struct sb_kx {
-	sb_kx_params p;
-	char *dir;
-	char topic[256];
-	pthread_rwlock_t lock;
-	sb_kp *tail;              /* keyed records read, not yet in a run [idx_mu
-				   * puts (or the replay); released under idx_mu
-				   * and lock] */
-	sb_kr_pool *pool;         /* the runs' memory, reused (keyrun.h) */
-	/* The appender's fields, padded apart from the indexer's and the
-	 * rest (no false sharing with the flusher's stores). */
-	char pad_a[64];
-	_Atomic uint64_t noted_end; /* [appender] every record below is in the log */
-	_Atomic uint64_t noted_bytes; /* [appender] record bytes noted since open */
-	_Atomic uint64_t noted_kbytes;/* [appender] SB_KX_KEY_BYTES noted since open */
-	_Atomic uint64_t last_keyed;  /* [appender] the last keyed record noted is
-				       * below it */
-	char pad_b[64];
-	_Atomic uint64_t walk_end; /* [idx_mu] every keyed record below is in
-				       * the tail or the runs */
-	_Atomic uint64_t kb_mark;     /* [idx_mu] noted_kbytes all of whose
-				       * records are below walk_end */
-	char pad_c[64];
-	uint64_t replay_from; /* where the replay at open started */
-	pthread_mutex_t idx_mu;   /* one indexer (tail -> runs) at a time */
-	sb_kr *act[RUNS_MAX];     /* [lock; changed under idx_mu] runs, newest first */
-	size_t nact;
-	uint64_t act_from;        /* [lock; idx_mu] first offset of act's range */
-	uint64_t idx_end;         /* [lock; idx_mu] first offset not in act: the tail's */
-	_Atomic uint64_t act_bytes;   /* [idx_mu] memory of act */
-	_Atomic uint64_t act_mark;    /* [idx_mu] noted_bytes at act_from */
-	uint64_t idx_bytes;       /* [idx_mu] noted_bytes at idx_end */
-	sb_kr *imm[RUNS_MAX];     /* [lock] frozen runs, written out by maintain */
-	size_t nimm;
-	int frozen;               /* [lock] imm is waiting to be written */
-	uint64_t imm_from, imm_to;/* [lock] its offsets */
-	sb_kt **t;                /* [lock] newest first; tile [.., covered) */
-	size_t nt, tcap;          /* [lock] */
-	uint64_t covered;         /* [lock] first offset no table covers */
-	pthread_mutex_t maint_mu; /* one flush or merge at a time */
-	void (*wake)(void *arg);  /* the flusher's wake-up (sb_kx_set_wake) */
-	void *wake_arg;
-	_Atomic int woken;        /* wake called since the last index_tail */
-	_Atomic uint64_t app_sorts, app_writes; /* [appender] times it indexed
-						 * the tail / wrote runs itself
-						 * for a lagging flusher */
-};
+#include "keyidx_impl.h"
 
 static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
 {
@@ -80,7 +27,7 @@ static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
 
 /* ---- the table array -------------------------------------------------------- */
 
-static int tables_reserve(sb_kx *x, size_t n)
+int sb_kx_tables_reserve(sb_kx *x, size_t n)
 {
 	if (n <= x->tcap)
 		return 0;
@@ -197,7 +144,7 @@ static int load_tables(sb_kx *x, uint64_t start, uint64_t next)
 			drop_file(x, f[i].name, why[0] ? why : "after a dropped table");
 			continue;
 		}
-		if ((rc = tables_reserve(x, x->nt + 1))) {
+		if ((rc = sb_kx_tables_reserve(x, x->nt + 1))) {
 			sb_kt_close(t);
 			goto out_free;
 		}
@@ -256,6 +203,7 @@ out_free:
 void sb_kx_set_background(sb_kx *x, int on)
 {
 	x->p.background = on;
+	x->maint_kb = atomic_load(&x->noted_kbytes); /* the replay's keys came before */
 }
 
 void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg)
@@ -411,8 +359,10 @@ static int fill(sb_kx *x, uint64_t to, uint64_t kb, int *more)
 	int rc = 0;
 
 	*more = 0;
-	if (from >= to)
+	if (from >= to) { /* read to there already (a batch ended at it) */
+		atomic_store_explicit(&x->kb_mark, kb, memory_order_release);
 		return 0;
+	}
 	if (last > from && x->p.walk)
 		rc = x->p.walk(x->p.walk_arg, from, to, fill_one, &c);
 	if (c.full || rc) {
@@ -427,8 +377,9 @@ static int fill(sb_kx *x, uint64_t to, uint64_t kb, int *more)
 }
 
 /* Read the keyed records below noted_end from the log and index them, a
- * batch (fill_bytes) at a time. [idx_mu] */
-static int index_tail(sb_kx *x, int will_freeze)
+ * batch (fill_bytes) at a time, stopping early (the rest waits in the log)
+ * once the active runs hold act_cap bytes. [idx_mu] */
+static int index_tail(sb_kx *x, int will_freeze, uint64_t act_cap)
 {
 	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
 	uint64_t below = atomic_load_explicit(&x->noted_end, memory_order_acquire);
@@ -440,14 +391,14 @@ static int index_tail(sb_kx *x, int will_freeze)
 		if ((rc = fill(x, below, kb, &more)))
 			return rc;
 		rc = index_batch(x, will_freeze, more ? atomic_load(&x->walk_end) : below, bytes);
-	} while (!rc && more);
+	} while (!rc && more && atomic_load(&x->act_bytes) < act_cap);
 	return rc;
 }
 
 static int catch_up(sb_kx *x)
 {
 	pthread_mutex_lock(&x->idx_mu);
-	int rc = index_tail(x, 0);
+	int rc = index_tail(x, 0, UINT64_MAX);
 	pthread_mutex_unlock(&x->idx_mu);
 	return rc;
 }
@@ -529,148 +480,6 @@ int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v)
 	return rc;
 }
 
-/* ---- writing tables ----------------------------------------------------------- */
-
-static int add_entry(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
-{
-	return sb_kt_writer_add(arg, k, kl, v);
-}
-
-static int add_live(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
-{
-	if (v->flags & SB_MT_TOMBSTONE)
-		return 0;
-	return sb_kt_writer_add(arg, k, kl, v);
-}
-
-/* Write sources s[0..n) as the table [first, last] and open it. */
-static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last, uint64_t max, uint32_t level,
-		       int drop_tombstones, sb_kt **out)
-{
-	sb_kt_writer *w;
-	char name[48];
-	int rc = sb_kt_writer_new(x->p.io, x->dir, first, last, max, level, &w);
-
-	if (rc)
-		return rc;
-	rc = sb_km_merge(s, n, drop_tombstones ? add_live : add_entry, w);
-	if (rc) {
-		sb_kt_writer_abort(w);
-		return rc;
-	}
-	if ((rc = sb_kt_writer_finish(w)))
-		return rc;
-	sb_kt_name(name, first, last);
-	return sb_kt_open_written(x->p.io, x->dir, name, out);
-}
-
-/*
- * How many of the newest tables the next flush takes in, and the level of
- * the table it writes: a flush is a merge counter of base MERGE_WIDTH's
- * increment, done in one pass. A level-0 table joining MERGE_WIDTH - 1
- * level-0 tables would be merged with them into a level-1 table at once,
- * and that with MERGE_WIDTH - 1 level-1 tables into a level 2 one, and so
- * on: the frozen runs are written with all of those into the level the
- * carry stops at, rather than as a level-0 table rewritten at once
- * (each key written fewer times; the tables are the ones the counter
- * leaves). [maint_mu; tables only change under it] */
-static size_t flush_carry(sb_kx *x, uint32_t *level)
-{
-	size_t k = 0;
-	uint32_t lv = 0;
-
-	pthread_rwlock_rdlock(&x->lock);
-	for (;;) {
-		size_t j = 0;
-		while (j < MERGE_WIDTH - 1 && k + j < x->nt && sb_kt_level(x->t[k + j]) == lv)
-			j++;
-		if (j < MERGE_WIDTH - 1)
-			break;
-		k += j;
-		lv++;
-	}
-	pthread_rwlock_unlock(&x->lock);
-	*level = lv;
-	return k;
-}
-
-static void remove_tables(sb_kx *x, sb_kt **in, size_t k)
-{
-	/* No reader is inside them now (they held the lock shared). */
-	for (size_t i = 0; i < k; i++) {
-		if (x->p.read_only)
-			sb_kt_close(in[i]);
-		else
-			sb_kt_remove(x->p.io, in[i]);
-	}
-}
-
-/* Write the frozen runs (with the tables flush_carry names) as the newest
- * table. [maint_mu] */
-static int flush_imm(sb_kx *x)
-{
-	src *s;
-	sb_kr *runs[RUNS_MAX];
-	sb_kt **in = NULL, *t;
-	uint64_t from, to, max = 0;
-	uint32_t level;
-	size_t n, k;
-	int rc = -ENOMEM, all;
-
-	/* imm is set and cleared only under maint_mu: no lock to read it. */
-	n = x->nimm;
-	from = x->imm_from;
-	to = x->imm_to;
-	if (!x->frozen)
-		return 0;
-	k = flush_carry(x, &level);
-	if (!(s = calloc(n + k, sizeof(*s))) || (k && !(in = malloc(k * sizeof(*in)))))
-		goto out_free;
-	memcpy(runs, x->imm, n * sizeof(*runs));
-	for (size_t i = 0; i < n; i++) {
-		s[i].is_run = 1;
-		sb_kr_seek(runs[i], NULL, 0, &s[i].ri);
-		max += sb_kr_count(runs[i]);
-	}
-	pthread_rwlock_rdlock(&x->lock);
-	if (k)
-		memcpy(in, x->t, k * sizeof(*in));
-	all = k && k == x->nt;
-	pthread_rwlock_unlock(&x->lock);
-	for (size_t i = 0; i < k; i++) {
-		sb_kt_seek(in[i], NULL, 0, &s[n + i].ki);
-		max += sb_kt_count(in[i]);
-	}
-	if (k)
-		from = sb_kt_first(in[k - 1]);
-	if ((rc = write_table(x, s, n + k, from, to, max, level, all, &t)))
-		goto out_free;
-	pthread_rwlock_wrlock(&x->lock);
-	rc = tables_reserve(x, x->nt + 1);
-	if (!rc) {
-		memmove(x->t + 1, x->t + k, (x->nt - k) * sizeof(*x->t));
-		x->t[0] = t;
-		x->nt = x->nt - k + 1;
-		x->nimm = 0;
-		x->frozen = 0;
-		x->covered = to + 1;
-	}
-	pthread_rwlock_unlock(&x->lock);
-	if (rc) {
-		sb_kt_close(t);
-		goto out_free;
-	}
-	for (size_t i = 0; i < n; i++)
-		sb_kr_free(runs[i]);
-	remove_tables(x, in, k);
-	if (k)
-		rc = sb_fsync_dir(x->p.io, x->dir);
-out_free:
-	free(in);
-	free(s);
-	return rc;
-}
-
 /* Freeze act (the records [act_from, idx_end)) for flush_imm. [maint_mu, idx_mu] */
 static void freeze(sb_kx *x)
 {
@@ -697,74 +506,38 @@ static int act_due(sb_kx *x)
 	       x->idx_bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 }
 
-/* Merge the k newest tables into one. [maint_mu] */
-static int merge_newest(sb_kx *x, size_t k)
-{
-	src s[MERGE_WIDTH * 2];
-	sb_kt *in[MERGE_WIDTH * 2], *out;
-	uint64_t max = 0;
-	int rc, all;
-
-	pthread_rwlock_rdlock(&x->lock);
-	memcpy(in, x->t, k * sizeof(*in));
-	all = k == x->nt;
-	pthread_rwlock_unlock(&x->lock);
-	for (size_t i = 0; i < k; i++) {
-		s[i].is_run = 0;
-		sb_kt_seek(in[i], NULL, 0, &s[i].ki);
-		max += sb_kt_count(in[i]);
-	}
-	/* Tables are only removed here, under maint_mu: `in` stays valid. */
-	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, sb_kt_level(in[0]) + 1, all, &out);
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&x->lock);
-	x->t[0] = out;
-	memmove(x->t + 1, x->t + k, (x->nt - k) * sizeof(*x->t));
-	x->nt -= k - 1;
-	pthread_rwlock_unlock(&x->lock);
-	remove_tables(x, in, k);
-	return sb_fsync_dir(x->p.io, x->dir);
-}
-
-static int merge_due(sb_kx *x)
-{
-	size_t k = 0;
-
-	pthread_rwlock_rdlock(&x->lock);
-	if (x->nt >= MERGE_WIDTH) {
-		uint32_t lv = sb_kt_level(x->t[0]);
-		k = 1;
-		while (k < x->nt && k < MERGE_WIDTH && sb_kt_level(x->t[k]) == lv)
-			k++;
-		if (k < MERGE_WIDTH)
-			k = 0;
-	}
-	pthread_rwlock_unlock(&x->lock);
-	return (int)k;
-}
-
 /* Index the tail; past the limits, freeze the runs and write them as a
  * table; merge tables. With `all`, freeze whatever was indexed. */
 static int maintain(sb_kx *x, int all)
 {
-	int rc, k;
+	size_t at, k;
+	int rc;
 
 	if (x->p.read_only)
 		return catch_up(x);
 	pthread_mutex_lock(&x->maint_mu);
-	rc = flush_imm(x); /* one left by a failure */
+	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
+	x->busy = x->p.background && kb - x->maint_kb >= batch_bytes(x);
+	x->maint_kb = kb;
+	rc = sb_kx_flush_imm(x); /* one left by a failure */
 	if (!rc) {
+		/* With an indexer beside it, what is frozen is about
+		 * key_memtable_bytes, and the keys past it go to fresh runs
+		 * (up to INDEXER_CAP): a long write is not followed by a pile
+		 * of runs frozen at once, over the appender's bound. */
+		uint64_t cap = all || !x->p.background ? UINT64_MAX : x->p.memtable_bytes;
 		pthread_mutex_lock(&x->idx_mu);
-		rc = index_tail(x, 1 + all);
+		rc = index_tail(x, 1 + all, cap);
 		if (!rc && (all || act_due(x)))
 			freeze(x);
+		if (!rc && cap != UINT64_MAX)
+			rc = index_tail(x, 0, INDEXER_CAP(x));
 		pthread_mutex_unlock(&x->idx_mu);
 	}
 	if (!rc)
-		rc = flush_imm(x);
-	while (!rc && (k = merge_due(x)))
-		rc = merge_newest(x, (size_t)k);
+		rc = sb_kx_flush_imm(x);
+	while (!rc && sb_kx_merge_due(x, &at, &k))
+		rc = sb_kx_merge_at(x, at, k);
 	pthread_mutex_unlock(&x->maint_mu);
 	if (rc)
 		report(x, "key index: writing a table failed: %s%s", sb_strerror(rc), "");
@@ -774,6 +547,30 @@ static int maintain(sb_kx *x, int all)
 int sb_kx_maintain(sb_kx *x)
 {
 	return maintain(x, 0);
+}
+
+int sb_kx_index(sb_kx *x)
+{
+	int rc, due;
+
+	if (x->p.read_only || !x->p.background)
+		return 0;
+	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
+	uint64_t tb = unindexed_bytes(x, 0), seen = x->idx_seen;
+
+	x->idx_seen = kb;
+	if (!tb)
+		return 0;
+	/* Keys coming (more since the last look) but not a batch yet, or no
+	 * room until the flusher freezes the runs: look again soon. A few
+	 * keys that stopped coming are read at once. */
+	if ((tb < batch_bytes(x) && kb != seen) || atomic_load(&x->act_bytes) >= INDEXER_CAP(x))
+		return 1;
+	pthread_mutex_lock(&x->idx_mu);
+	rc = index_tail(x, 0, INDEXER_CAP(x));
+	due = !rc && act_due(x);
+	pthread_mutex_unlock(&x->idx_mu);
+	return rc ? rc : due ? 2 : 1;
 }
 
 int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uint64_t last_keyed)
@@ -805,9 +602,17 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uin
 		atomic_store(&x->woken, 1);
 		x->wake(x->wake_arg);
 	}
+	/* With a flusher (and the indexer), past 4x key_memtable_bytes of
+	 * unindexed keys the appender sorts them itself while the runs are
+	 * under INDEXER_CAP (the indexer starved of CPU); when they are at it
+	 * (the indexer waits for the flusher's freeze), or past it by 2x
+	 * key_memtable_bytes (readers' catch-ups), it waits for the flusher
+	 * and writes the next table itself. */
 	uint64_t lim = x->p.background ? 4 * mt : mt / 2;
 	uint64_t rlim = x->p.background ? 2 * (uint64_t)SB_KX_REPLAY_BYTES : SB_KX_REPLAY_BYTES;
-	int act_over = atomic_load(&x->act_bytes) >= (x->p.background ? lim : mt) ||
+	uint64_t ab = atomic_load(&x->act_bytes);
+	int act_over = ab >= (x->p.background ? INDEXER_CAP(x) + lim / 2 : mt) ||
+		       (x->p.background && tb >= lim && ab >= INDEXER_CAP(x)) ||
 		       nb - atomic_load(&x->act_mark) >= rlim;
 	if (tb < lim && !act_over)
 		return 0;

@@ -4,10 +4,11 @@
  *
  * Indexing is off the append path: a keyed append only notes how far the
  * log goes and how many keyed bytes it added (note_end: a few atomic
- * stores; an unkeyed one adds none). The indexer (the flusher,
- * sb_kx_maintain; woken early when the unindexed keys reach
- * key_memtable_bytes / 8, a batch that fits in a core's cache; or a
- * reader catching up) reads the keyed records from the log itself, from
+ * stores; an unkeyed one adds none). The indexer (the store's indexer
+ * thread, sb_kx_index, as the keys come a batch of key_memtable_bytes / 8
+ * at a time, a batch that fits in a core's cache; the flusher,
+ * sb_kx_maintain; or a reader catching up) reads the keyed records from
+ * the log itself, from
  * where it stopped to the noted end (params.walk: the records hold the
  * key, offset, time, size, flags and position a tail entry copied), into
  * the unindexed tail (keyrun.h) a batch at a time, sorts each batch into
@@ -18,9 +19,12 @@
  * where the indexer stopped, it reads nothing: the flusher never walks a
  * topic without keys. The replay at open puts the records it reads
  * itself (sb_kx_put). Without a flusher (the replay, no_flusher) the
- * appender indexes in batches of half key_memtable_bytes; with one, the
- * appender steps in only when the flusher is far behind (4x
- * key_memtable_bytes of keys unindexed).
+ * appender indexes in batches of half key_memtable_bytes. With one, the
+ * indexer thread keeps the runs up with the appends while the flusher
+ * writes a table (up to 4x key_memtable_bytes of runs, INDEXER_CAP; the
+ * keys past it wait in the log), and the appender steps in only when both
+ * are far behind (4x key_memtable_bytes of keys unindexed: it sorts them
+ * itself while the runs have room, else waits for the flusher).
  *
  * Reads see every record appended before them (read your writes, SPEC §2):
  * a get scans a short tail (TAIL_SCAN_MAX entries) or first indexes a long
@@ -28,7 +32,9 @@
  * likewise. Lookups go tail, runs newest first, frozen runs, then tables
  * newest first, skipping tables by Bloom filter. Tables are merged as a
  * counter of base 4 (four tables of one level become one of the next
- * level), so a lookup meets at most 3 tables a level.
+ * level), so a lookup meets at most 3 tables a level; but while keys come
+ * faster than the flusher writes (busy), it writes the frozen runs alone
+ * and merges later, more tables at once (up to 12 tables meanwhile).
  *
  * Derived data: the tables cover a contiguous range of log offsets
  * [lo, covered]; everything after `covered` (the tail and the runs not yet
@@ -38,8 +44,9 @@
  * it in offset order, is dropped, and its range replayed.
  *
  * Threads: one appender (note_end; the log's append lock), any number
- * of readers (get, scan), one indexer at a time (idx_mu: the flusher, or a
- * reader catching up; it alone puts to the tail), one maintainer
+ * of readers (get, scan), one indexer at a time (idx_mu: the indexer
+ * thread, the flusher, or a reader catching up; it alone puts to the
+ * tail), one maintainer
  * (maint_mu: freeze, table writes and merges). `lock` (rwlock) guards the
  * run and table arrays and the tail's releases: readers hold it shared for
  * a lookup.
@@ -114,6 +121,15 @@ void sb_kx_set_background(sb_kx *x, int on);
 void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg);
 /* Index the tail; write the runs as a table when due; merge. [maintainer] */
 int sb_kx_maintain(sb_kx *x);
+/* The indexer's turn (one thread beside the flusher, background on; the
+ * only caller): read the keys appended since into sorted runs, a batch
+ * (key_memtable_bytes / 8) or more at a time, or the few that stopped
+ * coming, while the runs hold less than 4x key_memtable_bytes (the rest
+ * waits in the log for the flusher to freeze the runs). Never writes a
+ * file. 2 when a table is due (the flusher's turn), 1 while keys are
+ * coming (look again soon), 0 when there are none to read, or what
+ * reading the log returned (negative). */
+int sb_kx_index(sb_kx *x);
 /* With `finish` (not read_only): index the tail and write the runs if
  * they are due or frozen (the rest is replayed from the log at the next
  * open: a few key_memtable_bytes of keys at most, SB_KX_REPLAY_BYTES of

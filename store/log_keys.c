@@ -223,6 +223,15 @@ void sb_log_keys_maintain(sb_log *l)
 		sb_kx_maintain(l->kx);
 }
 
+int sb_log_index_keys(sb_log *l)
+{
+	if (!l->kx || l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
+		return 0;
+	int rc = sb_kx_index(l->kx);
+
+	return rc > 0 ? rc : 0;
+}
+
 void sb_log_keys_remove(sb_log *l)
 {
 	if (l->kx)

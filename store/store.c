@@ -1,6 +1,8 @@
 /*
- * store.c - a store: a directory of topics, its lock, and the flusher
- * thread that syncs topics under the `interval` policy.
+ * store.c - a store: a directory of topics, its lock, and its threads: the
+ * flusher (syncs under the `interval` policy, seals, key tables), the
+ * indexer (reads appended keys into the key indexes' runs) and the
+ * compressor.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,8 +39,13 @@ struct sb_store {
 	size_t nrefused;
 	int stopping;                /* [mu] */
 	_Atomic int kick;            /* a key index asks the flusher for a turn now */
+	_Atomic int ikick;           /* and the indexer */
+	_Atomic int ipoll;           /* the indexer looks again within
+				      * INDEX_POLL_MS: no kick needs to wake it */
 	int flusher_on;
 	pthread_t flusher;
+	int indexer_on;
+	pthread_t indexer;
 	int compressor_on;
 	pthread_t compressor;        /* compresses sealed segments (log_compress.c) */
 };
@@ -104,14 +111,23 @@ static int grow(sb_log ***arr, size_t *cap, size_t n)
 	return 0;
 }
 
-/* A topic's key index has a long unindexed tail: the flusher indexes it
- * now rather than at its next period. Called by an appender: never waits
+/* A topic's key index has a long unindexed tail, or runs due to be
+ * written: the indexer and the flusher take their turns now rather than at
+ * their next period. Called by an appender: never waits
  * for mu (remove holds mu and then a topic's append lock). */
 static void kick_flusher(void *arg)
 {
 	sb_store *s = arg;
 
+	atomic_store(&s->ikick, 1);
 	atomic_store(&s->kick, 1);
+	/* While keys are coming the indexer polls (and wakes the flusher
+	 * when a table is due): an appender waking them (a futex call) would
+	 * have them run on the appender's CPU, ahead of the appender. ikick
+	 * before ipoll here, ipoll before ikick in the indexer: one of them
+	 * sees the other's store. */
+	if (atomic_load(&s->ipoll))
+		return;
 	if (pthread_mutex_trylock(&s->mu) == 0) {
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
@@ -237,6 +253,17 @@ static int open_topics(sb_store *s)
 /* Compress the sealed segments of topics whose `compression` is set, at a
  * lower CPU priority than the appenders (nice 10, best effort; each
  * segment's build at SCHED_IDLE: log_compress.c). */
+/* Snapshot every topic into *snap (cap *cap): how many, 0 on failure. [mu] */
+static size_t snapshot(sb_store *s, sb_log ***snap, size_t *cap)
+{
+	size_t n = s->ntopics;
+
+	if (!n || grow(snap, cap, n))
+		return 0;
+	memcpy(*snap, s->topics, n * sizeof(**snap));
+	return n;
+}
+
 static void *compressor_main(void *arg)
 {
 	sb_store *s = arg;
@@ -246,11 +273,7 @@ static void *compressor_main(void *arg)
 	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
-		size_t n = s->ntopics;
-		if (n && grow(&snap, &snapcap, n) == 0)
-			memcpy(snap, s->topics, n * sizeof(*snap));
-		else
-			n = 0;
+		size_t n = snapshot(s, &snap, &snapcap);
 		pthread_mutex_unlock(&s->mu);
 		for (size_t i = 0; i < n; i++) {
 			const sb_log_config *lc = sb_log_get_config(snap[i]);
@@ -293,11 +316,7 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		long long period = 100;
-		size_t n = s->ntopics;
-		if (n && grow(&snap, &snapcap, n) == 0)
-			memcpy(snap, s->topics, n * sizeof(*snap));
-		else
-			n = 0;
+		size_t n = snapshot(s, &snap, &snapcap);
 		for (size_t i = 0; i < n; i++) {
 			const sb_log_config *c = sb_log_get_config(snap[i]);
 			if (c->sync == SB_SYNC_INTERVAL && c->sync_interval_ms < period)
@@ -313,6 +332,76 @@ static void *flusher_main(void *arg)
 		long long until = sb_now_ns() + period * 1000000LL;
 		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
 		if (!atomic_exchange(&s->kick, 0))
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(snap);
+	return NULL;
+}
+
+/* The indexer: keeps the key indexes' runs up with the appends (a batch
+ * at a time, as they come), apart from the flusher, whose table writes and
+ * syncs take long: no get waits to index a long tail, no appender indexes
+ * for a flusher busy writing. While keys come it looks again every
+ * INDEX_POLL_MS at the topics that had some (unwoken: an appender's wake-up,
+ * a futex call, would have it run on the appender's CPU, ahead of the
+ * appender), and at all of them when kicked (at most every INDEX_FULL_MS
+ * while polling: a pass over thousands of topics costs) or every
+ * INDEX_IDLE_MS. */
+#define INDEX_POLL_MS 1
+#define INDEX_FULL_MS 10
+#define INDEX_IDLE_MS 100
+
+/* Index logs l[0..n); those that had keys to read stay in l (in place).
+ * Returns how many; *due: a key table is due in one of them. */
+static size_t index_pass(sb_log **l, size_t n, int *due)
+{
+	size_t hot = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int r = sb_log_index_keys(l[i]);
+		*due |= r == 2;
+		if (r)
+			l[hot++] = l[i];
+	}
+	return hot;
+}
+
+static void *indexer_main(void *arg)
+{
+	sb_store *s = arg;
+	sb_log **snap = NULL;
+	size_t snapcap = 0, n = 0;
+	long long full_at = 0; /* when the last pass over every topic began */
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		long long now = sb_now_ns(), since = now - full_at;
+		/* A kick lost to a held mu (kick_flusher only tries it) waits
+		 * INDEX_FULL_MS at most. */
+		if (since >= INDEX_IDLE_MS * 1000000LL ||
+		    (atomic_load(&s->ikick) && (!n || since >= INDEX_FULL_MS * 1000000LL))) {
+			atomic_store(&s->ikick, 0);
+			n = snapshot(s, &snap, &snapcap);
+			full_at = now;
+		}
+		int due = 0;
+		if (n) {
+			pthread_mutex_unlock(&s->mu);
+			n = index_pass(snap, n, &due);
+			/* ipoll cleared before ikick is looked at (kick_flusher) */
+			atomic_store(&s->ipoll, n > 0);
+			pthread_mutex_lock(&s->mu);
+		}
+		if (s->stopping)
+			break;
+		if (due) { /* the flusher's turn */
+			atomic_store(&s->kick, 1);
+			pthread_cond_broadcast(&s->cv);
+		}
+		long long until = sb_now_ns() + (n ? INDEX_POLL_MS : INDEX_FULL_MS) * 1000000LL;
+		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+		if (n || !atomic_load(&s->ikick))
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -427,6 +516,9 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 			goto out_free;
 		}
 		s->flusher_on = 1;
+		/* Without it the flusher indexes on its turns, as before. */
+		if (pthread_create(&s->indexer, NULL, indexer_main, s) == 0)
+			s->indexer_on = 1;
 		if (pthread_create(&s->compressor, NULL, compressor_main, s) == 0)
 			s->compressor_on = 1;
 	}
@@ -447,6 +539,8 @@ int sb_store_close(sb_store *s)
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->flusher, NULL);
+		if (s->indexer_on)
+			pthread_join(s->indexer, NULL);
 		if (s->compressor_on)
 			pthread_join(s->compressor, NULL);
 	}

@@ -1,0 +1,227 @@
+/*
+ * keyidx_write.c - a key index's table writes (keyidx_impl.h): a flush of
+ * the frozen runs, with the newest tables its carry takes in, and merges
+ * of tables; while keys come faster than they are written (busy), a flush
+ * writes the runs alone and merges wait. [maint_mu]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "keyidx_impl.h"
+
+#define MERGE_WIDTH 4
+
+static int add_entry(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
+{
+	return sb_kt_writer_add(arg, k, kl, v);
+}
+
+static int add_live(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
+{
+	if (v->flags & SB_MT_TOMBSTONE)
+		return 0;
+	return sb_kt_writer_add(arg, k, kl, v);
+}
+
+/* Write sources s[0..n) as the table [first, last] and open it. */
+static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last, uint64_t max, uint32_t level,
+		       int drop_tombstones, sb_kt **out)
+{
+	sb_kt_writer *w;
+	char name[48];
+	int rc = sb_kt_writer_new(x->p.io, x->dir, first, last, max, level, &w);
+
+	if (rc)
+		return rc;
+	rc = sb_km_merge(s, n, drop_tombstones ? add_live : add_entry, w);
+	if (rc) {
+		sb_kt_writer_abort(w);
+		return rc;
+	}
+	if ((rc = sb_kt_writer_finish(w)))
+		return rc;
+	sb_kt_name(name, first, last);
+	return sb_kt_open_written(x->p.io, x->dir, name, out);
+}
+
+/*
+ * How many of the newest tables the next flush takes in, and the level of
+ * the table it writes: a flush is a merge counter of base MERGE_WIDTH's
+ * increment, done in one pass. A level-0 table joining MERGE_WIDTH - 1
+ * level-0 tables would be merged with them into a level-1 table at once,
+ * and that with MERGE_WIDTH - 1 level-1 tables into a level 2 one, and so
+ * on: the frozen runs are written with all of those into the level the
+ * carry stops at, rather than as a level-0 table rewritten at once
+ * (each key written fewer times; the tables are the ones the counter
+ * leaves). [maint_mu; tables only change under it] */
+static size_t flush_carry(sb_kx *x, uint32_t *level)
+{
+	size_t k = 0;
+	uint32_t lv = 0;
+
+	pthread_rwlock_rdlock(&x->lock);
+	for (;;) {
+		size_t j = 0;
+		while (j < MERGE_WIDTH - 1 && k + j < x->nt && sb_kt_level(x->t[k + j]) == lv)
+			j++;
+		if (j < MERGE_WIDTH - 1)
+			break;
+		k += j;
+		lv++;
+	}
+	pthread_rwlock_unlock(&x->lock);
+	*level = lv;
+	return k;
+}
+
+/* Tables a flusher leaves unmerged while busy: a get reads at most this
+ * many (their Bloom filters first). */
+#define BUSY_TABLES_MAX 12
+
+/* Are keys coming in faster than the flusher writes tables (a batch or
+ * more of them since its last turn began)? Then a flush writes the frozen
+ * runs alone (level 0) and merges wait for a quieter turn, while there are
+ * fewer than BUSY_TABLES_MAX tables: the write is the shortest, and the
+ * merge later takes in more tables at once (fewer rewrites a key). Only
+ * with a flusher. [maint_mu: tables only change under it] */
+static int busy(sb_kx *x)
+{
+	return x->busy && x->nt < BUSY_TABLES_MAX;
+}
+
+static void remove_tables(sb_kx *x, sb_kt **in, size_t k)
+{
+	/* No reader is inside them now (they held the lock shared). */
+	for (size_t i = 0; i < k; i++) {
+		if (x->p.read_only)
+			sb_kt_close(in[i]);
+		else
+			sb_kt_remove(x->p.io, in[i]);
+	}
+}
+
+/* Write the frozen runs (with the tables flush_carry names) as the newest
+ * table. [maint_mu] */
+int sb_kx_flush_imm(sb_kx *x)
+{
+	src *s;
+	sb_kr *runs[RUNS_MAX];
+	sb_kt **in = NULL, *t;
+	uint64_t from, to, max = 0;
+	uint32_t level;
+	size_t n, k;
+	int rc = -ENOMEM, all;
+
+	/* imm is set and cleared only under maint_mu: no lock to read it. */
+	n = x->nimm;
+	from = x->imm_from;
+	to = x->imm_to;
+	if (!x->frozen)
+		return 0;
+	level = 0;
+	k = busy(x) ? 0 : flush_carry(x, &level);
+	if (!(s = calloc(n + k, sizeof(*s))) || (k && !(in = malloc(k * sizeof(*in)))))
+		goto out_free;
+	memcpy(runs, x->imm, n * sizeof(*runs));
+	for (size_t i = 0; i < n; i++) {
+		s[i].is_run = 1;
+		sb_kr_seek(runs[i], NULL, 0, &s[i].ri);
+		max += sb_kr_count(runs[i]);
+	}
+	pthread_rwlock_rdlock(&x->lock);
+	if (k)
+		memcpy(in, x->t, k * sizeof(*in));
+	all = k && k == x->nt;
+	pthread_rwlock_unlock(&x->lock);
+	for (size_t i = 0; i < k; i++) {
+		sb_kt_seek(in[i], NULL, 0, &s[n + i].ki);
+		max += sb_kt_count(in[i]);
+	}
+	if (k)
+		from = sb_kt_first(in[k - 1]);
+	if ((rc = write_table(x, s, n + k, from, to, max, level, all, &t)))
+		goto out_free;
+	pthread_rwlock_wrlock(&x->lock);
+	rc = sb_kx_tables_reserve(x, x->nt + 1);
+	if (!rc) {
+		memmove(x->t + 1, x->t + k, (x->nt - k) * sizeof(*x->t));
+		x->t[0] = t;
+		x->nt = x->nt - k + 1;
+		x->nimm = 0;
+		x->frozen = 0;
+		x->covered = to + 1;
+	}
+	pthread_rwlock_unlock(&x->lock);
+	if (rc) {
+		sb_kt_close(t);
+		goto out_free;
+	}
+	for (size_t i = 0; i < n; i++)
+		sb_kr_free(runs[i]);
+	remove_tables(x, in, k);
+	if (k)
+		rc = sb_fsync_dir(x->p.io, x->dir);
+out_free:
+	free(in);
+	free(s);
+	return rc;
+}
+
+/* Merge tables t[i, i + k) (newest first, adjacent in offsets) into one at
+ * place i. [maint_mu] */
+int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
+{
+	src s[MERGE_WIDTH * 2];
+	sb_kt *in[MERGE_WIDTH * 2], *out;
+	uint64_t max = 0;
+	int rc, all;
+
+	pthread_rwlock_rdlock(&x->lock);
+	memcpy(in, x->t + i, k * sizeof(*in));
+	all = i + k == x->nt; /* no older table: tombstones can go */
+	pthread_rwlock_unlock(&x->lock);
+	for (size_t j = 0; j < k; j++) {
+		s[j].is_run = 0;
+		sb_kt_seek(in[j], NULL, 0, &s[j].ki);
+		max += sb_kt_count(in[j]);
+	}
+	/* Tables are only removed here, under maint_mu: `in` stays valid. */
+	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, sb_kt_level(in[0]) + 1, all, &out);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&x->lock);
+	x->t[i] = out;
+	memmove(x->t + i + 1, x->t + i + k, (x->nt - i - k) * sizeof(*x->t));
+	x->nt -= k - 1;
+	pthread_rwlock_unlock(&x->lock);
+	remove_tables(x, in, k);
+	return sb_fsync_dir(x->p.io, x->dir);
+}
+
+/* The first group of MERGE_WIDTH or more adjacent tables of one level,
+ * newest first: 1 and *at, *k (up to twice MERGE_WIDTH of them; the
+ * tables a busy flusher left are merged so, more at once), or 0. None
+ * while busy. [maint_mu] */
+int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k)
+{
+	int found = 0;
+
+	if (busy(x))
+		return 0;
+	pthread_rwlock_rdlock(&x->lock);
+	for (size_t i = 0, j; i < x->nt && !found; i = j) {
+		uint32_t lv = sb_kt_level(x->t[i]);
+		for (j = i + 1; j < x->nt && j - i < 2 * MERGE_WIDTH && sb_kt_level(x->t[j]) == lv; j++)
+			;
+		if (j - i >= MERGE_WIDTH) {
+			*at = i;
+			*k = j - i;
+			found = 1;
+		}
+	}
+	pthread_rwlock_unlock(&x->lock);
+	return found;
+}

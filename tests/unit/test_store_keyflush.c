@@ -1,0 +1,343 @@
+/*
+ * test_store_keyflush.c - the key index while keys come faster than the
+ * flusher writes tables (store/keyidx.h): the store's indexer thread keeps
+ * the runs up with the appends while the flusher is stuck in a table
+ * write, so that the appender never indexes for it; and a busy flusher
+ * writes the frozen runs alone (no carry, no merge) and merges the tables
+ * it left, more at once, on a quieter turn, every key's latest record
+ * found all along and after a reopen.
+ * SB_KEYFLUSH_ROUNDS: the busy flushes of the longest case (default 11).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyidx.h"
+#include "keytable.h"
+#include "util_faultio.h"
+#include "util_store.h"
+
+UT_ENV_FIXTURE("keyflush")
+
+TestSuite(keyflush, .init = ut_env_setup, .fini = ut_env_teardown, .timeout = 120);
+
+static size_t skey(uint64_t i, char *buf)
+{
+	return (size_t)snprintf(buf, 32, "key-%011llu", (unsigned long long)i); /* 15 bytes */
+}
+
+/* ---- the indexer thread --------------------------------------------------- */
+
+/* Is a key table being written in dir (its temp file there)? */
+static int table_in_progress(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	cr_assert_not_null(d);
+	while (!found && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		found = n > 4 && !strcmp(de->d_name + n - 4, ".tmp");
+	}
+	closedir(d);
+	return found;
+}
+
+static void append_keys(sb_log *l, uint64_t from, uint64_t to)
+{
+	char k[32];
+	uint8_t v[8];
+
+	for (uint64_t i = from; i < to; i++) {
+		memcpy(v, &i, sizeof(v));
+		sb_record_in r = {.key = k, .key_len = skey(i, k), .value = v, .value_len = sizeof(v)};
+		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
+	}
+}
+
+static void check_keys(sb_log *l, uint64_t n, uint64_t step, const char *when)
+{
+	char k[32];
+	uint8_t got[8];
+	size_t nread;
+
+	for (uint64_t i = 0; i < n; i += step) {
+		size_t kl = skey(i, k);
+		cr_assert_eq(sb_log_get_key(l, k, kl, got, sizeof(got), &nread, NULL), 0, "%s: %s", when, k);
+		cr_assert(nread == sizeof(got) && !memcmp(got, &i, sizeof(got)), "%s: %s", when, k);
+	}
+}
+
+/*
+ * A store with its flusher whose every fdatasync takes 2 s. A little more
+ * than key_memtable_bytes of keys, and the flusher starts its first table
+ * write (its temp file appears), where it stalls. Then 2x
+ * key_memtable_bytes of keys more (under the appender's bound, 4x, and
+ * within the indexer's, 4x of runs, which take more a key): within
+ * a second every key is in the runs while the table is still being
+ * written (the indexer read them), and the appender never indexed or
+ * wrote one itself. Then every key is found, and after a reopen.
+ */
+Test(keyflush, indexer_keeps_up_while_the_flusher_writes)
+{
+	sb_log_config c;
+	sb_store_options o;
+	sb_store *s;
+	fio *f = fio_new(env.stash);
+	char tdir[4096];
+
+	ut_cfg(&c, 0, SB_SYNC_NEVER);
+	c.segment_bytes = 64u << 20; /* no roll: no fdatasync of the appender's */
+	c.key_memtable_bytes = 64 * 1024;
+	fio_set_sync(f, 0, 0);
+	sb_store_options_default(&o);
+	o.defaults = c;
+	o.io = fio_io(f);
+	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	fio_set_sync(f, 0, 2000000);
+	uint64_t per_mt = c.key_memtable_bytes / SB_KX_KEY_BYTES(15), n1 = per_mt + per_mt / 4, n = n1 + 2 * per_mt;
+	append_keys(l, 0, n1);
+	int writing = 0;
+	for (int w = 0; w < 300 && !writing; w++) {
+		writing = table_in_progress(tdir);
+		if (!writing)
+			usleep(10000);
+	}
+	cr_assert(writing, "the flusher wrote no table within 3 s of a key_memtable_bytes of keys");
+	append_keys(l, n1, n);
+	sb_log_key_stats ks;
+	int all = 0;
+	for (int w = 0; w < 100 && !all; w++) {
+		cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
+		all = ks.memtable_keys + ks.table_keys == n;
+		if (!all)
+			usleep(10000);
+	}
+	cr_assert(all, "%llu of %llu keys read within a second of the appends",
+		  (unsigned long long)(ks.memtable_keys + ks.table_keys), (unsigned long long)n);
+	cr_assert_eq(ks.tables, 0, "the table was written: the flusher was not held up, the test proves nothing");
+	cr_assert_eq(ks.appender_sorts, 0, "the appender indexed %llu times", (unsigned long long)ks.appender_sorts);
+	cr_assert_eq(ks.appender_writes, 0, "the appender wrote %llu tables", (unsigned long long)ks.appender_writes);
+	fio_set_sync(f, 0, 0);
+	check_keys(l, n, 1, "after the burst");
+	cr_assert_eq(sb_store_close(s), 0);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	check_keys(ut_topic(s, "t"), n, 7, "after a reopen");
+	cr_assert_eq(sb_store_close(s), 0);
+	fio_free(f);
+}
+
+/* ---- a busy flusher -------------------------------------------------------- */
+
+/* A log of keyed records in memory for an sb_kx of its own: record o has
+ * key o % KEYS. */
+#define KEYS 300
+#define MT (16 * 1024)
+
+typedef struct flog {
+	uint64_t n;
+} flog;
+
+static int flog_walk(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, void *fnarg)
+{
+	flog *g = arg;
+	char k[32];
+
+	for (uint64_t o = from; o < to && o < g->n; o++) {
+		sb_mt_val v = {.offset = o, .ts = (int64_t)o, .size = 8};
+		int rc = fn(fnarg, (const uint8_t *)k, skey(o % KEYS, k), &v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void flog_append(sb_kx *x, flog *g, uint64_t key_bytes)
+{
+	for (uint64_t b = 0; b < key_bytes; b += SB_KX_KEY_BYTES(15)) {
+		g->n++;
+		cr_assert_eq(sb_kx_note_end(x, g->n, 64, SB_KX_KEY_BYTES(15), g->n), 0);
+	}
+}
+
+/* Every key's entry names its latest record. */
+static void flog_check(sb_kx *x, const flog *g, const char *when)
+{
+	char k[32];
+
+	for (uint64_t key = 0; key < KEYS && key < g->n; key++) {
+		uint64_t last = (g->n - 1) - ((g->n - 1 + KEYS - key) % KEYS);
+		sb_mt_val v;
+		int rc = sb_kx_get(x, k, skey(key, k), &v);
+		cr_assert_eq(rc, 0, "%s: key %llu: %d", when, (unsigned long long)key, rc);
+		cr_assert_eq(v.offset, last, "%s: key %llu at %llu, its latest is %llu", when, (unsigned long long)key,
+			     (unsigned long long)v.offset, (unsigned long long)last);
+	}
+}
+
+static sb_kx *flog_open(const char *dir, flog *g, uint64_t start, uint64_t next)
+{
+	sb_kx_params p = {.io = sb_io_default(), .dir = dir, .topic = "t", .memtable_bytes = MT,
+			  .background = 1, .walk = flog_walk, .walk_arg = g};
+	sb_kx *x;
+
+	cr_assert_eq(sb_kx_open(&p, start, next, &x), 0);
+	return x;
+}
+
+/* The key tables in dir of level 1 and above. */
+static int upper_tables(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d))) {
+		uint64_t a, b;
+		sb_kt *t;
+		if (sb_kt_name_parse(de->d_name, &a, &b))
+			continue;
+		cr_assert_eq(sb_kt_open(sb_io_default(), dir, de->d_name, &t, NULL, 0), 0, "%s", de->d_name);
+		n += sb_kt_level(t) > 0;
+		sb_kt_close(t);
+	}
+	closedir(d);
+	return n;
+}
+
+/* `rounds` busy flushes (each a key_memtable_bytes and some of keys
+ * appended since the flusher's last turn), then a turn with none: returns
+ * the tables of level 1 and above it left. */
+static int busy_then_quiet(const char *dir, int rounds)
+{
+	flog g = {0};
+	sb_kx *x = flog_open(dir, &g, 0, 0);
+	sb_kx_stats st;
+
+	for (int r = 0; r < rounds; r++) {
+		flog_append(x, &g, MT + MT / 5);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+		sb_kx_get_stats(x, &st);
+		cr_assert_eq(st.tables, (uint32_t)r + 1, "busy flush %d: %u tables (a carry or a merge while busy)",
+			     r + 1, st.tables);
+		flog_check(x, &g, "busy");
+	}
+	cr_assert_eq(sb_kx_maintain(x), 0); /* no keys since: the merges */
+	sb_kx_get_stats(x, &st);
+	cr_assert_leq(st.tables, (uint32_t)rounds - 2, "%u tables left after a quiet turn (of %d)", st.tables,
+		      rounds);
+	int upper = upper_tables(dir);
+	flog_check(x, &g, "quiet");
+	cr_assert_eq(sb_kx_close(x, 1), 0);
+	/* reopen: the tables tile what they cover; the rest is replayed */
+	x = flog_open(dir, &g, 0, g.n);
+	uint64_t from = sb_kx_replay_from(x);
+	char k[32];
+	for (uint64_t o = from; o < g.n; o++) {
+		sb_mt_val v = {.offset = o, .ts = (int64_t)o, .size = 8};
+		cr_assert_eq(sb_kx_put(x, k, skey(o % KEYS, k), &v), 0);
+	}
+	flog_check(x, &g, "reopened");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+	return upper;
+}
+
+/*
+ * 4 to SB_KEYFLUSH_ROUNDS busy flushes: each writes one level-0 table (no
+ * carry, no merge: the tables grow by one a flush), every key's latest
+ * record found after each; the quiet turn after them merges groups of 4
+ * to 8 level-0 tables: at the head, or, when it also flushes runs that
+ * came due (with the carry of the 3 newest tables into a level-1 table),
+ * behind that table. Every key found, and after a reopen; both shapes (one
+ * and two tables of level 1) are met over the range.
+ */
+Test(keyflush, busy_flusher_defers_merges)
+{
+	const char *e = getenv("SB_KEYFLUSH_ROUNDS");
+	int maxr = e && atoi(e) >= 4 ? atoi(e) : 11;
+	int shapes[3] = {0};
+
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+
+	for (int rounds = 4; rounds <= maxr; rounds++) {
+		char dir[4200];
+		snprintf(dir, sizeof(dir), "%.4000s/b%d", env.store, rounds);
+		cr_assert_eq(mkdir(dir, 0755), 0);
+		int upper = busy_then_quiet(dir, rounds);
+		cr_log_info("%d busy flushes: %d tables of level 1", rounds, upper);
+		shapes[upper < 2 ? upper : 2]++;
+	}
+	cr_assert(shapes[1] > 0 && shapes[2] > 0, "one level-1 table %d times, two %d: not both shapes met",
+		  shapes[1], shapes[2]);
+}
+
+static sb_kx *flog_in(const char *name, flog *g, char *dir, size_t cap)
+{
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+	snprintf(dir, cap, "%.4000s/%s", env.store, name);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	return flog_open(dir, g, 0, 0);
+}
+
+/*
+ * With a flusher, the runs frozen for a table are about key_memtable_bytes
+ * even when more keys wait (3.5x here): the rest goes to fresh runs, so
+ * that a flush after a long write is not a pile of runs frozen at once.
+ */
+Test(keyflush, a_flush_freezes_about_key_memtable_bytes)
+{
+	flog g = {0};
+	char dir[4200];
+	sb_kx *x = flog_in("f", &g, dir, sizeof(dir));
+	sb_kx_stats st;
+
+	flog_append(x, &g, 7 * MT / 2);
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.tables, 1);
+	uint64_t per_mt = MT / SB_KX_KEY_BYTES(15);
+	cr_assert_leq(st.covered_to + 1, per_mt + per_mt / 2, "the table covers %llu records, a memtable holds %llu",
+		      (unsigned long long)st.covered_to + 1, (unsigned long long)per_mt);
+	flog_check(x, &g, "after the flush");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+}
+
+/*
+ * Runs the indexer filled up to its bound (4x key_memtable_bytes, waiting
+ * for the flusher's freeze) do not stop the appender: it writes no table
+ * itself and sorts nothing until 4x key_memtable_bytes more wait in the
+ * log.
+ */
+Test(keyflush, runs_at_the_indexer_bound_do_not_stop_the_appender)
+{
+	flog g = {0};
+	char dir[4200];
+	sb_kx *x = flog_in("i", &g, dir, sizeof(dir));
+	sb_kx_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		flog_append(x, &g, MT / 8);
+		cr_assert_geq(sb_kx_index(x), 0);
+		sb_kx_get_stats(x, &st);
+		if (st.mt_bytes >= 4 * MT)
+			break;
+	}
+	cr_assert_geq(st.mt_bytes, 4 * MT, "the indexer stopped at %llu bytes of runs", (unsigned long long)st.mt_bytes);
+	flog_append(x, &g, 2 * MT);
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.appender_writes, 0, "the appender wrote a table");
+	cr_assert_eq(st.tables, 0);
+	cr_assert_eq(st.appender_sorts, 0, "the appender indexed");
+	flog_check(x, &g, "with keys waiting in the log");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+}
