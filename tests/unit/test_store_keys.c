@@ -20,6 +20,7 @@
 #include "format.h"
 #include "keytable.h"
 #include "util_faultio.h"
+#include "util_keytable.h"
 #include "util_store.h"
 
 UT_ENV_FIXTURE("keys")
@@ -320,42 +321,17 @@ Test(keys, log_model_reopen_lost_and_damaged_tables)
 
 /* The table set of dir, newest first: levels never decrease towards the
  * older tables, and no level holds more than 3 (a flush carries into the
- * next level at the fourth: keyidx.c flush_carry). Returns the count. */
-typedef struct tinfo {
-	uint64_t first, last;
-	uint32_t level;
-} tinfo;
-
-static int tinfo_cmp(const void *a, const void *b)
-{
-	const tinfo *x = a, *y = b;
-	return x->first > y->first ? -1 : x->first < y->first;
-}
-
+ * next level at the fourth: keyidx_write.c flush_carry). Returns the count. */
 static uint32_t max_level;
 
 static int check_levels(const char *dir)
 {
-	tinfo ti[64];
-	int n = 0;
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	ut_kt_info ti[64];
+	int n = ut_kt_list(dir, ti, 64);
 
-	cr_assert_not_null(d);
-	while ((de = readdir(d))) {
-		uint64_t a, b;
-		sb_kt *t;
-		if (sb_kt_name_parse(de->d_name, &a, &b))
-			continue;
-		cr_assert_lt(n, 64);
-		cr_assert_eq(sb_kt_open(sb_io_default(), dir, de->d_name, &t, NULL, 0), 0, "%s", de->d_name);
-		ti[n++] = (tinfo){a, b, sb_kt_level(t)};
-		max_level = sb_kt_level(t) > max_level ? sb_kt_level(t) : max_level;
-		sb_kt_close(t);
-	}
-	closedir(d);
-	qsort(ti, (size_t)n, sizeof(*ti), tinfo_cmp);
+	cr_assert_geq(n, 0, "the tables of %s", dir);
 	for (int i = 0, run = 0; i < n; i++) {
+		max_level = ti[i].level > max_level ? ti[i].level : max_level;
 		if (i)
 			cr_assert_eq(ti[i].last + 1, ti[i - 1].first, "the tables do not tile the offsets");
 		run = i && ti[i].level == ti[i - 1].level ? run + 1 : 1;

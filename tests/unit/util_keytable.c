@@ -1,6 +1,9 @@
 /*
  * util_keytable.c - see util_keytable.h.
  */
+#include <dirent.h>
+#include <stdlib.h>
+
 #include "codec.h"
 #include "format.h"
 #include "keytable.h"
@@ -27,4 +30,37 @@ void ut_kt_forge(uint8_t *b, size_t n)
 	if (bpos <= body && blen <= body - bpos)
 		sb_put32(f + 60, sb_crc32c(0, b + bpos, blen));
 	sb_put32(f + 68, sb_crc32c(0, f, 68));
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	const ut_kt_info *x = a, *y = b;
+
+	return x->first > y->first ? -1 : x->first < y->first;
+}
+
+int ut_kt_list(const char *dir, ut_kt_info *out, int cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (n >= 0 && (de = readdir(d))) {
+		uint64_t a, b;
+		sb_kt *t;
+		if (sb_kt_name_parse(de->d_name, &a, &b))
+			continue;
+		if (n == cap || sb_kt_open(sb_io_default(), dir, de->d_name, &t, NULL, 0)) {
+			n = -1;
+			break;
+		}
+		out[n++] = (ut_kt_info){a, b, sb_kt_level(t)};
+		sb_kt_close(t);
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(out, (size_t)n, sizeof(*out), info_cmp);
+	return n;
 }
