@@ -521,10 +521,10 @@ static int maintain(sb_kx *x, int all)
 	x->maint_kb = kb;
 	rc = sb_kx_flush_imm(x); /* one left by a failure */
 	if (!rc) {
-		/* With an indexer beside it, what is frozen is about
-		 * key_memtable_bytes, and the keys past it go to fresh runs
-		 * (up to INDEXER_CAP): a long write is not followed by a pile
-		 * of runs frozen at once, over the appender's bound. */
+		/* With a flusher, what is frozen is about key_memtable_bytes,
+		 * and the keys past it go to fresh runs (up to INDEXER_CAP): a
+		 * long write is not followed by a pile of runs frozen at once,
+		 * over the appender's bound. */
 		uint64_t cap = all || !x->p.background ? UINT64_MAX : x->p.memtable_bytes;
 		pthread_mutex_lock(&x->idx_mu);
 		rc = index_tail(x, 1 + all, cap);

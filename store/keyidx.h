@@ -116,8 +116,8 @@ int sb_kx_get(sb_kx *x, const void *key, size_t klen, sb_mt_val *v);
  * fills the tail; off: it indexes and writes tables itself). */
 void sb_kx_set_background(sb_kx *x, int on);
 /* What to call (from the appender: it must not wait) when the unindexed
- * tail reaches key_memtable_bytes / 8: the flusher's wake-up. Set before
- * the index is shared. */
+ * tail reaches key_memtable_bytes / 8: the wake-up of the store's indexer
+ * and flusher. Set before the index is shared. */
 void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg);
 /* Index the tail; write the runs as a table when due; merge. [maintainer] */
 int sb_kx_maintain(sb_kx *x);

@@ -115,7 +115,7 @@ static int grow(sb_log ***arr, size_t *cap, size_t n)
  * written: the indexer and the flusher take their turns now rather than at
  * their next period. Called by an appender: never waits
  * for mu (remove holds mu and then a topic's append lock). */
-static void kick_flusher(void *arg)
+static void kick_threads(void *arg)
 {
 	sb_store *s = arg;
 
@@ -144,7 +144,7 @@ static int insert_topic(sb_store *s, sb_log *l)
 	memmove(s->topics + at + 1, s->topics + at, (s->ntopics - at) * sizeof(*s->topics));
 	s->topics[at] = l;
 	s->ntopics++;
-	sb_log_set_wake(l, kick_flusher, s);
+	sb_log_set_wake(l, kick_threads, s);
 	return 0;
 }
 
@@ -377,7 +377,7 @@ static void *indexer_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		long long now = sb_now_ns(), since = now - full_at;
-		/* A kick lost to a held mu (kick_flusher only tries it) waits
+		/* A kick lost to a held mu (kick_threads only tries it) waits
 		 * INDEX_FULL_MS at most. */
 		if (since >= INDEX_IDLE_MS * 1000000LL ||
 		    (atomic_load(&s->ikick) && (!n || since >= INDEX_FULL_MS * 1000000LL))) {
@@ -389,7 +389,7 @@ static void *indexer_main(void *arg)
 		if (n) {
 			pthread_mutex_unlock(&s->mu);
 			n = index_pass(snap, n, &due);
-			/* ipoll cleared before ikick is looked at (kick_flusher) */
+			/* ipoll cleared before ikick is looked at (kick_threads) */
 			atomic_store(&s->ipoll, n > 0);
 			pthread_mutex_lock(&s->mu);
 		}
