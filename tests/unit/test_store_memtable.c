@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "format.h"
 #include "memtable.h"
@@ -543,6 +544,10 @@ Test(memtable, one_writer_many_readers, .timeout = 120)
 			cr_assert_eq(sb_mt_put(CM, k, kl, &v), 0);
 		}
 	}
+	/* On a loaded machine the writer may finish before a reader ran:
+	 * let them read beside the table (10 s at most) before stopping. */
+	for (int w = 0; w < 10000 && atomic_load(&creads) < 1000; w++)
+		usleep(1000);
 	atomic_store(&cdone, 1);
 	for (int t = 0; t < READERS; t++)
 		pthread_join(th[t], NULL);
