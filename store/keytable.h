@@ -64,6 +64,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "memtable.h"
 #include "sb_io.h"
@@ -78,6 +79,28 @@
 #define SB_KT_BLOOM_K 6
 
 uint64_t sb_kt_hash(const void *key, size_t len);
+
+/* The Bloom filter's line for hash h in a filter of nlines lines, and its
+ * probes there: the first bit g and the step d (the format above). */
+static inline uint32_t sb_kt_bloom_line(uint64_t h, uint32_t nlines)
+{
+	return (uint32_t)(((h >> 32) * (uint64_t)nlines) >> 32);
+}
+
+static inline void sb_kt_bloom_probe(uint64_t h, uint32_t nlines, uint32_t *line, uint32_t *g, uint32_t *d)
+{
+	*line = sb_kt_bloom_line(h, nlines);
+	*g = (uint32_t)h;
+	*d = *g >> 17 | *g << 15;
+}
+
+/* The tables' key order: bytes compared, a prefix first. */
+static inline int sb_kt_keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t m = al < bl ? al : bl;
+	int c = m ? memcmp(a, b, m) : 0;
+	return c ? c : (al > bl) - (al < bl);
+}
 
 /* "FFFF...-LLLL....keys" (20+1+20+5 chars) into buf (>= 48 bytes). */
 void sb_kt_name(char *buf, uint64_t first, uint64_t last);
