@@ -405,12 +405,18 @@ static void busy_workload(const char *dir, const sb_io *io, uint64_t seed, flog 
 		(void)sb_kx_close(x, !rc);
 }
 
-static void fresh_dir(const char *dir)
+/* dir and the stash made empty, and a fault table over them whose syncs
+ * only count (the caller's: fio_free). */
+static fio *fresh_fio(const char *dir)
 {
 	cr_assert_eq(uf_rmrf(dir), 0);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	cr_assert_eq(uf_rmrf(env.stash), 0);
 	cr_assert_eq(mkdir(env.stash, 0755), 0);
+	fio *f = fio_new(env.stash);
+	cr_assert_not_null(f);
+	fio_set_sync(f, 0, 0);
+	return f;
 }
 
 /* After the power loss: the index opened over the log (all of it, or with
@@ -432,18 +438,14 @@ static void check_recovery(const char *dir, flog *g, int lose, const char *when)
 
 static const fio_kind crash_kinds[] = {FIO_FDATASYNC, FIO_RENAME, FIO_UNLINK, FIO_PWRITE};
 
-/* Crash workload `seed` at every fdatasync, rename and unlink it makes
- * and pwrite, in each crash mode in turn. Returns the
- * scenarios. */
+/* Crash workload `seed` at every fdatasync, rename, unlink and pwrite it
+ * makes, in each crash mode in turn. Returns the scenarios. */
 static unsigned crash_every_point(const char *dir, uint64_t seed)
 {
 	unsigned calls[4], n = 0;
 	flog g = {.tomb = 7};
+	fio *f = fresh_fio(dir);
 
-	fresh_dir(dir);
-	fio *f = fio_new(env.stash);
-	cr_assert_not_null(f);
-	fio_set_sync(f, 0, 0);
 	busy_workload(dir, fio_io(f), seed, &g);
 	for (int i = 0; i < 4; i++)
 		calls[i] = fio_calls(f, crash_kinds[i]);
@@ -454,9 +456,7 @@ static unsigned crash_every_point(const char *dir, uint64_t seed)
 		for (unsigned k = 1; k <= calls[i]; k++, n++) {
 			char when[160];
 			int mode = (int)((k + seed + (unsigned)i) % FIO_CRASH_NMODES);
-			fresh_dir(dir);
-			cr_assert_not_null(f = fio_new(env.stash));
-			fio_set_sync(f, 0, 0);
+			f = fresh_fio(dir);
 			fio_crash_at(f, crash_kinds[i], k);
 			g = (flog){.tomb = 7};
 			busy_workload(dir, fio_io(f), seed, &g);
@@ -475,10 +475,9 @@ static unsigned crash_every_point(const char *dir, uint64_t seed)
 }
 
 /*
- * A crash at every fdatasync, rename, unlink and pwrite of
- * busy flushes, the quiet turns' merges (at the head and behind the
- * newest table) and the close, each crash mode in turn
- * (util_faultio.h): the index opened over the log after the power loss
+ * A crash at every fdatasync, rename, unlink and pwrite of busy flushes,
+ * the quiet turns' merges (at the head and behind the newest table) and
+ * the close, each crash mode in turn (util_faultio.h): the index opened over the log after the power loss
  * finds every key's latest record (tombstones too), also after another
  * close and open, and its tables tile the offsets.
  * (The suite's timeout, 120 s: a test's own .timeout makes Criterion 2.4's
@@ -497,7 +496,6 @@ Test(keyflush, crash_at_every_step_of_busy_flushes_and_merges)
 	snprintf(dir, sizeof(dir), "%.4000s/crash", env.store);
 	for (uint64_t seed = 0; seed < w; seed++)
 		scenarios += crash_every_point(dir, seed);
-	cr_log_info("keyflush: %lu crash scenarios of %lu workloads", scenarios, w);
 	fprintf(stderr, "keyflush: %lu crash scenarios of %lu workloads, 0 failures\n", scenarios, w);
 	cr_assert_geq(scenarios, 50 * w);
 }
