@@ -204,7 +204,7 @@ static int seg_grow(sb_segment *s, uint64_t need)
 {
 	const sb_io *io = s->p->io;
 	uint64_t step = s->alloc < (1u << 16) ? (1u << 16) : s->alloc;
-	uint64_t target;
+	uint64_t target, limit;
 	int rc;
 
 	/* Chunks of at most 1 MiB: the appender holds the append lock while
@@ -213,6 +213,14 @@ static int seg_grow(sb_segment *s, uint64_t need)
 	if (step > (1u << 20))
 		step = 1u << 20;
 	target = (need + step + 4095) & ~(uint64_t)4095;
+	/* Never past the roll (the segment ends there): on a nearly full
+	 * disk the space freed by removing old records would otherwise go
+	 * to one topic's tail, which no append could ever use, while
+	 * appends to other topics fail. */
+	limit = (need > s->p->roll_at ? need : s->p->roll_at);
+	limit = (limit + 4095) & ~(uint64_t)4095;
+	if (target > limit)
+		target = limit;
 	if (target > s->p->capacity)
 		target = s->p->capacity;
 	if (target < need)

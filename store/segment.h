@@ -26,6 +26,9 @@ typedef struct sb_seg_params {
 	const char *topic;        /* for reports */
 	uint32_t index_interval;
 	size_t capacity;          /* largest segment file, header included */
+	size_t roll_at;           /* the log rolls before a segment passes this
+				   * size (header included) unless one batch
+				   * alone does: preallocation stops here */
 	int read_only;
 	sb_report_fn report;
 	void *report_arg;

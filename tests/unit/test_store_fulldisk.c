@@ -9,10 +9,13 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "format.h"
 #include "util_faultio.h"
 #include "util_files.h"
 #include "util_store.h"
@@ -288,4 +291,63 @@ Test(fulldisk, no_fallocate_appends_with_pwrite)
 	fill(250);
 	reopen_real();
 	expect_records(0, 250, "after reopen");
+}
+
+/* The largest .seg file in dir (bytes), or -1. */
+static off_t largest_segment(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	off_t max = -1;
+	char p[8800];
+	struct stat st;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n < 4 || strcmp(e->d_name + n - 4, ".seg"))
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (!stat(p, &st) && st.st_size > max)
+			max = st.st_size;
+	}
+	closedir(d);
+	return max;
+}
+
+/* Preallocation never reaches past where the segment rolls: on a nearly
+ * full disk, the space `rm` of old records frees must go to whichever
+ * topic appends next, not to a tail of one topic that no record can use
+ * (t_fulldisk: after the rm, appends to a second topic failed with ENOSPC
+ * because the first topic's next append had taken the freed 1 MiB).
+ * Random segment sizes and record sizes; every file size checked after
+ * every append, on the real filesystem (the mmap path, fallocate). */
+Test(fulldisk, preallocation_stops_at_the_roll)
+{
+	uint64_t rng = 0x5eed;
+	for (int round = 0; round < 6; round++) {
+		uint64_t seg = 4096 + ut_splitmix(&rng) % (3u << 20);
+		size_t hi = 1 + (size_t)(ut_splitmix(&rng) % (seg / 2 < 65536 ? seg / 2 : 65536));
+		uint64_t bound = (SB_SEG_HDR + seg + 4095) & ~(uint64_t)4095;
+		ut_cfg(&C, seg, SB_SYNC_NEVER);
+		cr_assert_eq(ut_open(env.store, &C, NULL, &S), 0);
+		L = ut_topic(S, "t");
+		cr_assert_not_null(L);
+		uint64_t bytes = 0;
+		for (uint64_t i = sb_log_next(L); bytes < 3 * seg + (2u << 20); i++) {
+			size_t len = ut_len(i, round, 1, hi);
+			cr_assert_eq(ut_append1(L, i, len, round, NULL), 0);
+			bytes += len;
+			off_t big = largest_segment(tdir);
+			cr_assert_leq(big, (off_t)bound,
+				      "round %d, segment_bytes %llu, records up to %zu: after record %llu a "
+				      "segment file has %lld bytes, past the roll at %llu",
+				      round, (unsigned long long)seg, hi, (unsigned long long)i, (long long)big,
+				      (unsigned long long)bound);
+		}
+		cr_assert_eq(sb_store_close(S), 0);
+		S = NULL;
+		cr_assert_eq(uf_rmrf(tdir), 0);
+	}
 }
