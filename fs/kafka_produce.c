@@ -95,8 +95,8 @@ static rd_kafka_resp_err_t produce_one(kc_part *p, const kc_rec *r, const char *
 	}
 	rd_kafka_resp_err_t e = rd_kafka_producev(
 		p->c->prod, RD_KAFKA_V_RKT(p->prkt), RD_KAFKA_V_PARTITION(p->part),
-		RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_VALUE(r->tombstone ? NULL : (void *)value,
-					  r->tombstone ? 0 : r->value_len),
+		RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_VALUE((r->tombstone ? NULL : (void *)value),
+					  (r->tombstone ? 0 : r->value_len)),
 		RD_KAFKA_V_KEY(r->key, r->key ? r->key_len : 0),
 		RD_KAFKA_V_TIMESTAMP(r->timestamp_ms), RD_KAFKA_V_HEADERS(hs),
 		RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);

@@ -196,15 +196,19 @@ static void check_name(const uint8_t *p, size_t n)
 static void check_header_roundtrip(fz_in *in)
 {
 	uint8_t buf[64];
-	sb_seg_hdr s = {fz_u64(in), fz_u64(in), SB_FORMAT_VERSION}, s2;
+	sb_seg_hdr s = {.base_offset = fz_u64(in), .base_stream = fz_u64(in), .version = SB_FORMAT_VERSION}, s2;
 	sb_idx_hdr x = {.base_offset = fz_u64(in), .count = fz_u32(in), .seg_len = fz_u32(in),
 			.max_ts = (int64_t)fz_u64(in), .entries_crc = fz_u32(in)}, x2;
 	sb_clean_rec c = {fz_u64(in), fz_u64(in)}, c2;
 	uint64_t m = fz_u64(in), m2;
 
+	s.span = fz_u32(in);
+
 	sb_seg_hdr_encode(buf, &s);
 	if (s.base_stream > SB_STREAM_MAX) /* its stream positions would wrap */
 		FZ_CHECK(sb_seg_hdr_decode(buf, &s2) == SB_ECORRUPT, "seg header past SB_STREAM_MAX decoded");
+	else if (s.span > UINT64_MAX - s.base_offset) /* its next offset would wrap */
+		FZ_CHECK(sb_seg_hdr_decode(buf, &s2) == SB_ECORRUPT, "seg header with a wrapping span decoded");
 	else
 		FZ_CHECK(!sb_seg_hdr_decode(buf, &s2) && !memcmp(&s, &s2, sizeof s), "seg roundtrip");
 	sb_idx_hdr_encode(buf, &x);
