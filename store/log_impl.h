@@ -48,7 +48,12 @@ struct sb_log {
 					 * until the log is reopened (this error) */
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
 	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
-					 * before open is done */
+					 * before open is done, and when its
+					 * replay met damage (keys_damaged) */
+	uint64_t keys_damaged;          /* set at open, then read-only: the
+					 * replay met damage at offset
+					 * keys_damaged - 1, so no answer by key
+					 * can be trusted (SB_ECORRUPT); 0: none */
 	/* the stream's current generation once a view was taken (log_view.c):
 	 * replaced with seg_lock exclusive, set from NULL with it shared */
 	struct sb_log_view *_Atomic view;

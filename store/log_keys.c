@@ -6,6 +6,14 @@
  * key reads the record the index names and checks that it carries that key
  * (its CRC covers the key), so a stale or damaged index never serves
  * another key's value.
+ *
+ * A replay that meets a damaged record cannot know its key: that record
+ * may be any key's latest (a newer value, a tombstone, a new key). Rather
+ * than answer from what it read around it (an older value as the latest,
+ * or no such key), the topic's lookups and listings by key fail with
+ * SB_ECORRUPT (EIO) until the log is repaired (`streambus recover --cut`);
+ * its records are served as before. The index is not kept, and writes no
+ * table past the damage, so every open meets the damage again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,13 +34,20 @@ static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags,
 			   .flags = (flags & SB_REC_TOMBSTONE) ? SB_MT_TOMBSTONE : 0, .pos = sb_log_pos_hint(pos)};
 }
 
+typedef struct replay_ctx {
+	sb_log *l;
+	uint64_t next; /* the offset after the last record replayed */
+} replay_ctx;
+
 /* Put one keyed record of the replay (the replay is the indexer at open:
  * nothing else runs). */
 static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos)
 {
-	sb_log *l = arg;
+	replay_ctx *c = arg;
+	sb_log *l = c->l;
 	int rc;
 
+	c->next = h->offset + 1;
 	if (h->key_len) {
 		sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags, pos);
 		if ((rc = sb_kx_put(l->kx, key, h->key_len, &v)))
@@ -44,23 +59,26 @@ static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64
 /* The records of a compressed segment, [from, end), record by record
  * through the readers (they take seg_lock: call without it), to fn as
  * sb_segment_walk gives them (no position: a compressed segment has
- * none). Records that cannot be read are skipped. */
-static int walk_z(sb_log *l, uint64_t from, uint64_t end, sb_seg_walk_fn fn, void *arg)
+ * none). Records that cannot be read are skipped, except that with
+ * `strict` damage (SB_ECORRUPT) ends the walk with it. */
+static int walk_z(sb_log *l, uint64_t from, uint64_t end, int strict, sb_seg_walk_fn fn, void *arg)
 {
 	for (uint64_t off = from; off < end; off++) {
 		sb_record_info info;
 		uint8_t kb[256], *k = kb;
 		size_t kl = 0;
-		int r = 0;
-		if (sb_log_stat(l, off, &info))
-			continue;
-		if (info.key_len > sizeof(kb) && !(k = malloc(info.key_len)))
+		int r = sb_log_stat(l, off, &info);
+		if (!r && info.key_len > sizeof(kb) && !(k = malloc(info.key_len)))
 			return -ENOMEM;
-		if (!info.key_len || !sb_log_read_key(l, off, k, info.key_len, &kl)) {
+		if (!r && info.key_len)
+			r = sb_log_read_key(l, off, k, info.key_len, &kl);
+		if (!r) {
 			sb_rec_hdr h = {.offset = off, .timestamp_ns = info.timestamp_ns, .flags = info.flags,
 					.key_len = (uint16_t)kl, .value_len = info.value_len,
 					.size = (uint32_t)sb_rec_size((uint32_t)kl, info.value_len)};
 			r = fn(arg, &h, k, 0);
+		} else if (!strict || r != SB_ECORRUPT) {
+			r = 0; /* skipped */
 		}
 		if (k != kb)
 			free(k);
@@ -70,17 +88,32 @@ static int walk_z(sb_log *l, uint64_t from, uint64_t end, sb_seg_walk_fn fn, voi
 	return 0;
 }
 
-/* Put the keyed records of segment s from offset `from` on. Damage ends
- * the walk of that segment: reads of it fail anyway; the keys of the
- * records after it in the segment are not indexed (verify and recover
- * deal with the damage). */
-static int replay_segment(sb_log *l, sb_segment *s, uint64_t from)
+/* Put the keyed records of segment s from offset `from` on; SB_ECORRUPT
+ * at a damaged record (c->next says where). */
+static int replay_segment(replay_ctx *c, sb_segment *s, uint64_t from)
 {
-	int rc = sb_segment_walk(s, from, replay_one, l);
+	int rc = sb_segment_walk(s, from, replay_one, c);
 
 	if (rc == -ENOTSUP)
-		rc = walk_z(l, from, sb_segment_next(s), replay_one, l);
-	return rc == SB_ECORRUPT ? 0 : rc;
+		rc = walk_z(c->l, from, sb_segment_next(s), 1, replay_one, c);
+	return rc;
+}
+
+/* The replay met damage at offset `at` of segment s: no answer by key
+ * (sb_log_keys_open's comment at the top). */
+static void keys_damaged(sb_log *l, sb_segment *s, uint64_t at)
+{
+	sb_kx_close(l->kx, 0);
+	l->kx = NULL;
+	l->keys_damaged = at + 1;
+	if (l->opt.report) {
+		char msg[512];
+		snprintf(msg, sizeof(msg),
+			 "%s: record %" PRIu64 " cannot be read (damaged) and may be any key's latest: "
+			 ".keys/ answers EIO until the log is repaired (streambus recover --cut)",
+			 sb_segment_path(s), at);
+		l->opt.report(l->opt.report_arg, l->name, msg);
+	}
 }
 
 /* ---- the indexer's source: the keyed records of the log ------------------ */
@@ -142,7 +175,7 @@ static int walk_source(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, 
 		if (!s || from >= to)
 			break;
 		if (rc == -ENOTSUP)
-			rc = walk_z(l, from, end < to ? end : to, src_one, &c);
+			rc = walk_z(l, from, end < to ? end : to, 0, src_one, &c);
 		if (rc == SB_ECORRUPT)
 			rc = 0;
 		from = end;
@@ -172,10 +205,18 @@ int sb_log_keys_open(sb_log *l)
 	/* The log is not shared yet: no lock (the readers used for
 	 * compressed segments take seg_lock themselves). */
 	uint64_t from = sb_kx_replay_from(l->kx);
+	replay_ctx c = {l, 0};
 	for (size_t i = 0; !rc && i < l->nsegs; i++) {
 		sb_segment *s = l->segs[i];
-		if (sb_segment_next(s) > from)
-			rc = replay_segment(l, s, from > sb_segment_base(s) ? from : sb_segment_base(s));
+		uint64_t at = from > sb_segment_base(s) ? from : sb_segment_base(s);
+		if (sb_segment_next(s) <= from)
+			continue;
+		c.next = at;
+		rc = replay_segment(&c, s, at);
+		if (rc == SB_ECORRUPT) {
+			keys_damaged(l, s, c.next);
+			return 0;
+		}
 	}
 	if (rc) {
 		sb_kx_close(l->kx, 0);
@@ -248,6 +289,8 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 
 	if (!key_len || key_len > SB_KEY_MAX)
 		return -EINVAL;
+	if (l->keys_damaged && !atomic_load(&l->removed))
+		return SB_ECORRUPT;
 	if (atomic_load(&l->removed) || !l->kx)
 		return -ENOENT;
 	rc = sb_kx_get(l->kx, key, key_len, &v);
@@ -295,6 +338,8 @@ int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn,
 {
 	list_ctx c = {l, atomic_load(&l->start), fn, arg};
 
+	if (l->keys_damaged && !atomic_load(&l->removed))
+		return SB_ECORRUPT;
 	if (atomic_load(&l->removed) || !l->kx)
 		return -ENOENT;
 	return sb_kx_scan(l->kx, from, from_len, list_one, &c);
@@ -368,6 +413,8 @@ int sb_log_verify_keys(sb_log *l, uint64_t *checked, uint64_t *wrong,
 	vk_ctx c = {.l = l, .start = atomic_load(&l->start), .fn = fn, .arg = arg};
 	int rc;
 
+	if (l->keys_damaged && !atomic_load(&l->removed))
+		return SB_ECORRUPT;
 	if (atomic_load(&l->removed) || !l->kx)
 		return -ENOENT;
 	rc = sb_kx_scan(l->kx, NULL, 0, verify_one, &c);

@@ -429,7 +429,10 @@ int sb_log_next_present(sb_log *l, uint64_t offset, uint64_t *found);
  * cap bytes of its payload into buf, *nread the count, info (may be NULL)
  * its header. -ENOENT when the key has no record, its latest record is a
  * tombstone, or retention removed it; SB_ECORRUPT when the record (or the
- * key index entry naming it) is damaged; -EINVAL for an empty key.
+ * key index entry naming it) is damaged, or when the index could not read
+ * a record it needed at open (damage: that record may be any key's latest;
+ * until the log is repaired, every lookup and listing by key of the topic
+ * says so, and its reports name the record); -EINVAL for an empty key.
  */
 int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t cap, size_t *nread,
 		   sb_record_info *info);
@@ -438,7 +441,8 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
  * from (from_len 0: all), in byte order of the key: fn gets the key and
  * that record's offset, timestamp_ns, value_len and key_len (stream_pos
  * and flags 0). Stops when fn returns nonzero (that value is returned).
- * fn must not append to this log.
+ * fn must not append to this log. SB_ECORRUPT, calling fn for none, when
+ * the index met damage at open (sb_log_get_key).
  */
 typedef int (*sb_key_fn)(void *arg, const void *key, size_t key_len, const sb_record_info *info);
 int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn, void *arg);
