@@ -4,8 +4,10 @@
 # the daemon at a random moment or a clean fusermount3 -u, an immediate
 # remount, and the check: every acknowledged record there exactly once, in
 # each writer's order, nothing nobody wrote, no garbage, `streambus verify`
-# clean. First the checker's own test: a lost acknowledged line, a line no
-# writer wrote and a line appended twice must each fail it.
+# clean, the key index (`.keys/`) exactly the file records' keys, each
+# serving its record. First the checker's own test: a lost acknowledged line,
+# a line no writer wrote, a line appended twice and a file record's key
+# forgotten must each fail it.
 #   SB_CRASHLOOP_CYCLES=N   cycles (default 20; 8 under SB_INTEGRATION_ASAN)
 #   SB_CRASHLOOP_SEED=N     the seed (default: random, printed)
 # The long campaign (docs/RELIABILITY.md) is tools/crashloop --cycles 1000.
@@ -23,7 +25,7 @@ crashloop() {
 	t python3 "$CL" --build "$SB_BUILD" --dir "$SB_TMP" "$@" 2>&1
 }
 
-for plant in lost foreign dup; do
+for plant in lost foreign dup keyless; do
 	case_ "the checker finds a planted '$plant' record"
 	out=$(crashloop --cycles 1 --seed "$SEED" --plant "$plant" --max-run 0.5 --clean 0)
 	rc=$?
@@ -31,6 +33,7 @@ for plant in lost foreign dup; do
 	lost) want='acknowledged, [0-9]+ there \(lost' ;;
 	foreign) want='a record of writer c0w0l, which never wrote' ;;
 	dup) want='records out of order, doubled or missing' ;;
+	keyless) want='/\.keys: [0-9]+ keys listed, [0-9]+ file records: without a record' ;;
 	esac
 	assert_eq 1 "$rc" "crashloop --plant $plant exits 1 ($(printf '%s' "$out" | tail -3))"
 	assert_true '[[ "$out" =~ $want ]]' "crashloop --plant $plant names the defect ($(printf '%s' "$out" | tail -3))"
