@@ -259,13 +259,17 @@ signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 }
 
-# sb_mount_fg [args...]: the daemon with -f in the background; $SB_PID is it.
+# sb_mount_fg [args...]: the daemon with -f in the background; $SB_PID is it;
+# its output (its log) in $SB_TMP/daemon.$SB_MOUNT_SEQ.out. SB_MOUNT_PATHS=0:
+# no log directory and mountpoint on its command line (as sb_mount).
 sb_mount_fg() {
 	local out
 	SB_MOUNT_SEQ=$((SB_MOUNT_SEQ + 1))
 	out=$SB_TMP/daemon.$SB_MOUNT_SEQ.out
 	sb_is_mounted "$SB_MNT" && sb_die "sb_mount_fg: $SB_MNT is already mounted"
-	sb_bg "$SB_BIN" -f "$@" "$SB_LOG" "$SB_MNT" >"$out" 2>&1 </dev/null &
+	local paths=("$SB_LOG" "$SB_MNT")
+	[ "${SB_MOUNT_PATHS:-1}" = 0 ] && paths=()
+	sb_bg "$SB_BIN" -f "$@" "${paths[@]}" >"$out" 2>&1 </dev/null &
 	SB_PID=$!
 	SB_PIDS+=("$SB_PID")
 	echo "$SB_PID case '$SB_CASE', args: -f $*" >>"$SB_TMP/daemons"

@@ -7,7 +7,9 @@
 #   kafka_cmd CMD      a command to the mock (down ID|all, up ID|all,
 #                      topic NAME N), waiting for its "ok"
 #   kafka_mount [KEY=VALUE]...  mount the cluster on $SB_MNT (backend =
-#                      kafka, [kafka] keys as given, timeout_ms default 3000)
+#                      kafka, [kafka] keys as given, timeout_ms default 3000);
+#                      KAFKA_MOUNT_FG=1: the daemon in the foreground (-f),
+#                      its log in $SB_TMP/daemon.$SB_MOUNT_SEQ.out
 #   kc ARGS...         kcat against the mock, under a deadline
 
 KAFKA_MOCK=$SB_BUILD/streambus-kafka-mock
@@ -54,7 +56,11 @@ kafka_mount() {
 		done
 		printf 'timeout_ms = %s\n' "$timeout"
 	} >"$ini"
-	SB_MOUNT_PATHS=0 sb_mount -c "$ini"
+	if [ -n "${KAFKA_MOUNT_FG:-}" ]; then
+		SB_MOUNT_PATHS=0 sb_mount_fg -c "$ini"
+	else
+		SB_MOUNT_PATHS=0 sb_mount -c "$ini"
+	fi
 }
 
 kc() { t kcat -b "$KAFKA" "$@"; }
