@@ -3,7 +3,7 @@
 # checksum fails. A batch damaged between the broker and the daemon (the
 # daemon runs under libsbflipshim.so, which flips the first byte of a marker
 # in whatever it receives from a socket) is EIO: its record file, .log when
-# it reaches it, and again at each read; the records around it read as
+# it reaches it, .keys/, and again at each read; the records around it read as
 # written, and the daemon's log names the offset. librdkafka checks no CRC
 # of consumed batches by default, and skips a batch that fails one when it
 # does: the record was served damaged, then left out as if it were not there.
@@ -36,6 +36,7 @@ got=$(t cat "$M/crc/.log" 2>/dev/null)
 rc=$?
 assert_true '[ $rc -ne 0 ]' ".log fails when it reaches the damaged record"
 assert_true '[[ "first record" == "$got"* ]]' ".log serves a prefix of the records before it (got '$got')"
+assert_eq EIO "$(pyerr 'os.listdir(sys.argv[2])' "$M/crc/.keys")" ".keys/ (its key map reads every record)"
 assert_true 'grep -q "offset 1 on are damaged" "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"' \
 	"the daemon's log names the offset ($(grep -m1 kafka "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"))"
 sb_umount
