@@ -54,6 +54,8 @@ struct sb_log {
 					 * replay met damage at offset
 					 * keys_damaged - 1, so no answer by key
 					 * can be trusted (SB_ECORRUPT); 0: none */
+	struct sb_kx *kx_unused;        /* that index, never used: kept to
+					 * remove its tables with the topic */
 	/* the stream's current generation once a view was taken (log_view.c):
 	 * replaced with seg_lock exclusive, set from NULL with it shared */
 	struct sb_log_view *_Atomic view;

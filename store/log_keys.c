@@ -12,8 +12,9 @@
  * than answer from what it read around it (an older value as the latest,
  * or no such key), the topic's lookups and listings by key fail with
  * SB_ECORRUPT (EIO) until the log is repaired (`streambus recover --cut`);
- * its records are served as before. The index is not kept, and writes no
- * table past the damage, so every open meets the damage again.
+ * its records are served as before. The index is not used (only to remove
+ * its tables with the topic), and writes no table past the damage, so
+ * every open meets the damage again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -103,7 +104,7 @@ static int replay_segment(replay_ctx *c, sb_segment *s, uint64_t from)
  * (sb_log_keys_open's comment at the top). */
 static void keys_damaged(sb_log *l, sb_segment *s, uint64_t at)
 {
-	sb_kx_close(l->kx, 0);
+	l->kx_unused = l->kx; /* its tables go with the topic (sb_log_keys_remove) */
 	l->kx = NULL;
 	l->keys_damaged = at + 1;
 	if (l->opt.report) {
@@ -248,7 +249,8 @@ int sb_log_keys_close(sb_log *l, int clean)
 {
 	int rc = sb_kx_close(l->kx, clean);
 
-	l->kx = NULL;
+	sb_kx_close(l->kx_unused, 0);
+	l->kx = l->kx_unused = NULL;
 	return rc;
 }
 
@@ -277,6 +279,8 @@ void sb_log_keys_remove(sb_log *l)
 {
 	if (l->kx)
 		sb_kx_remove_files(l->kx);
+	if (l->kx_unused)
+		sb_kx_remove_files(l->kx_unused);
 }
 
 int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t cap, size_t *nread,
