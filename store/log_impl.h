@@ -49,12 +49,11 @@ struct sb_log {
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
 	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
 					 * before open is done, and when its
-					 * replay met damage (keys_damaged) */
-	uint64_t keys_damaged;          /* set at open, then read-only: the
-					 * replay met damage at offset
-					 * keys_damaged - 1, so no answer by key
-					 * can be trusted (SB_ECORRUPT); 0: none */
-	struct sb_kx *kx_unused;        /* that index, never used: kept to
+					 * replay met damage (kx_damaged) */
+	struct sb_kx *kx_damaged;       /* set at open, then read-only: the
+					 * index whose replay met damage, so no
+					 * answer by key can be trusted
+					 * (SB_ECORRUPT); never used but to
 					 * remove its tables with the topic */
 	/* the stream's current generation once a view was taken (log_view.c):
 	 * replaced with seg_lock exclusive, set from NULL with it shared */

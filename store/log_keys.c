@@ -104,9 +104,8 @@ static int replay_segment(replay_ctx *c, sb_segment *s, uint64_t from)
  * (sb_log_keys_open's comment at the top). */
 static void keys_damaged(sb_log *l, sb_segment *s, uint64_t at)
 {
-	l->kx_unused = l->kx; /* its tables go with the topic (sb_log_keys_remove) */
+	l->kx_damaged = l->kx; /* its tables go with the topic (sb_log_keys_remove) */
 	l->kx = NULL;
-	l->keys_damaged = at + 1;
 	/* Said by the daemon; a read-only open (the tools) says SB_ECORRUPT
 	 * where it asks by key, and `verify` names the damage. */
 	if (l->opt.report && !l->read_only) {
@@ -251,8 +250,8 @@ int sb_log_keys_close(sb_log *l, int clean)
 {
 	int rc = sb_kx_close(l->kx, clean);
 
-	sb_kx_close(l->kx_unused, 0);
-	l->kx = l->kx_unused = NULL;
+	sb_kx_close(l->kx_damaged, 0);
+	l->kx = l->kx_damaged = NULL;
 	return rc;
 }
 
@@ -281,8 +280,19 @@ void sb_log_keys_remove(sb_log *l)
 {
 	if (l->kx)
 		sb_kx_remove_files(l->kx);
-	if (l->kx_unused)
-		sb_kx_remove_files(l->kx_unused);
+	if (l->kx_damaged)
+		sb_kx_remove_files(l->kx_damaged);
+}
+
+/* 0 when l's key index can answer; -ENOENT (the topic removed, or no
+ * index), SB_ECORRUPT (its replay met damage: kx_damaged). */
+static int keys_usable(sb_log *l)
+{
+	if (atomic_load(&l->removed))
+		return -ENOENT;
+	if (l->kx_damaged)
+		return SB_ECORRUPT;
+	return l->kx ? 0 : -ENOENT;
 }
 
 int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t cap, size_t *nread,
@@ -295,10 +305,8 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 
 	if (!key_len || key_len > SB_KEY_MAX)
 		return -EINVAL;
-	if (l->keys_damaged && !atomic_load(&l->removed))
-		return SB_ECORRUPT;
-	if (atomic_load(&l->removed) || !l->kx)
-		return -ENOENT;
+	if ((rc = keys_usable(l)))
+		return rc;
 	rc = sb_kx_get(l->kx, key, key_len, &v);
 	if (rc)
 		return rc;
@@ -343,12 +351,9 @@ static int list_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val 
 int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn, void *arg)
 {
 	list_ctx c = {l, atomic_load(&l->start), fn, arg};
+	int rc = keys_usable(l);
 
-	if (l->keys_damaged && !atomic_load(&l->removed))
-		return SB_ECORRUPT;
-	if (atomic_load(&l->removed) || !l->kx)
-		return -ENOENT;
-	return sb_kx_scan(l->kx, from, from_len, list_one, &c);
+	return rc ? rc : sb_kx_scan(l->kx, from, from_len, list_one, &c);
 }
 
 int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
@@ -419,10 +424,8 @@ int sb_log_verify_keys(sb_log *l, uint64_t *checked, uint64_t *wrong,
 	vk_ctx c = {.l = l, .start = atomic_load(&l->start), .fn = fn, .arg = arg};
 	int rc;
 
-	if (l->keys_damaged && !atomic_load(&l->removed))
-		return SB_ECORRUPT;
-	if (atomic_load(&l->removed) || !l->kx)
-		return -ENOENT;
+	if ((rc = keys_usable(l)))
+		return rc;
 	rc = sb_kx_scan(l->kx, NULL, 0, verify_one, &c);
 	if (checked)
 		*checked = c.checked;

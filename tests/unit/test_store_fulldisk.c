@@ -9,11 +9,9 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "format.h"
 #include "util_faultio.h"
@@ -296,23 +294,17 @@ Test(fulldisk, no_fallocate_appends_with_pwrite)
 /* The largest .seg file in dir (bytes), or -1. */
 static off_t largest_segment(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
+	char **names, p[8800];
+	int n = uf_list_suffix(dir, ".seg", &names);
 	off_t max = -1;
-	char p[8800];
-	struct stat st;
 
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-		if (n < 4 || strcmp(e->d_name + n - 4, ".seg"))
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		if (!stat(p, &st) && st.st_size > max)
-			max = st.st_size;
+	for (int i = 0; i < n; i++) {
+		off_t z = uf_size(uf_join(p, sizeof(p), dir, names[i]));
+		if (z > max)
+			max = z;
 	}
-	closedir(d);
+	if (n >= 0)
+		uf_list_free(names, n);
 	return max;
 }
 
