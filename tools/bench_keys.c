@@ -434,6 +434,8 @@ static int append_run(const kopts *o, const char *dir, int keyed, arun *f)
 	so.defaults.sync = SB_SYNC_NEVER;
 	if (o->memtable)
 		so.defaults.key_memtable_bytes = o->memtable;
+	if (o->segment)
+		so.defaults.segment_bytes = o->segment;
 	if ((rc = sb_store_open(dir, &so, &s)) || (rc = sb_store_create(s, "t")) || (rc = sb_store_get(s, "t", &l)))
 		goto out;
 	kb_gval(1, v);
@@ -607,7 +609,8 @@ int sb_bench_keys_main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
 		{"only", required_argument, NULL, 'o'}, {"runs", required_argument, NULL, 'r'},
 		{"peers", required_argument, NULL, 'p'}, {"pairs", required_argument, NULL, 'P'},
-		{"memtable", required_argument, NULL, 'M'},
+		{"memtable", required_argument, NULL, 'M'}, {"appends", required_argument, NULL, 'A'},
+		{"segment-bytes", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	kopts o = {.mt_keys = 1000000, .keys = 1000000, .lookups = 1000000, .appends = 1000000, .dir = NULL,
@@ -628,17 +631,22 @@ int sb_bench_keys_main(int argc, char **argv)
 		case 'p': o.peers = optarg; break;
 		case 'P': o.pairs = atoi(optarg); break;
 		case 'M': o.memtable = strtoull(optarg, NULL, 10); break;
+		case 'A': o.appends = strtoull(optarg, NULL, 10); break;
+		case 'S': o.segment = strtoull(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: streambus bench keys [--quick] [--keys N] [--mem N] [--dir DIR] [--verbose]\n"
 			       "                            [--only memtable|get|append] [--runs N] [--peers LIST]\n"
-			       "                            [--pairs N] [--memtable BYTES]\n"
+			       "                            [--pairs N] [--memtable BYTES] [--appends N]\n"
+			       "                            [--segment-bytes BYTES]\n"
 			       "  MemTable put/get (8- and 32-byte keys, 10,000 keys and up, N runs: median\n"
 			       "  and spread, wall and CPU; a bare B+tree beside it), get by key with the\n"
 			       "  value against LevelDB, RocksDB and LMDB (N keys, default 1,000,000), keyed vs\n"
 			       "  unkeyed append; --mem N: only the memory of N distinct keys in one topic;\n"
 			       "  --peers: the get's peers measured (e.g. LMDB,LevelDB; default all);\n"
 			       "  --pairs: unkeyed/keyed append pairs (default 5; medians; --verbose: each);\n"
-			       "  --memtable: key_memtable_bytes of the append and --mem runs (default: the store's).\n");
+			       "  --memtable: key_memtable_bytes of the append and --mem runs (default: the store's);\n"
+			       "  --appends: appends a run (default 1,000,000); --segment-bytes: segment_bytes of\n"
+			       "  the append runs (default: the store's).\n");
 			return 0;
 		default:
 			return 2;

@@ -20,6 +20,7 @@ typedef struct kopts {
 	uint64_t appends;     /* append figures */
 	int pairs;            /* append: unkeyed/keyed pairs (medians) */
 	uint64_t memtable;    /* append, --mem: key_memtable_bytes (0: the default) */
+	uint64_t segment;     /* append: segment_bytes (0: the default) */
 	uint64_t mem_keys;    /* --mem: 0 none */
 	const char *dir;
 	const char *only;     /* memtable, get or append: that part alone */
