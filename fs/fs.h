@@ -302,9 +302,13 @@ void sbfs_hdrs_free(sbfs_hdrs *hs);
 /* A new file `name` in topic `parent`, open (create) or not (mknod). */
 int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
 			struct fuse_entry_param *e, sbfs_pending **out);
+/* Opened O_APPEND: every write goes to the file's end. */
+void sbfs_pending_set_append(sbfs_pending *p);
 sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p);
 fuse_ino_t sbfs_pending_ino(const sbfs_pending *p);
-int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out);
+/* open(2) of file ino by its name (flags: the open's): *out is ino's file,
+ * or one of this open's own (pending.c). */
+int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out);
 int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
 int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
 /* close (flush): append what was written; release: the last close frees it */

@@ -59,14 +59,16 @@ static int record_attr_same(const struct stat *st, const struct stat *attr, int 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	(void)fi;
 	sbfs *fs = FS(req);
 	struct stat st;
 	double ttl;
 	int rc;
 	switch (sbfs_ino_kind(ino, NULL, NULL)) {
 	case K_PENDING:
-		rc = sbfs_pending_setattr(fs, ino, attr, to_set);
+		/* through an open file: its own (another writer's of the name: pending.c) */
+		rc = sbfs_pending_setattr(fs, fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING
+						      ? sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p) : ino,
+					  attr, to_set);
 		if (rc)
 			return sbfs_reply_err(req, rc);
 		break;

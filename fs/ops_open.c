@@ -42,6 +42,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	h->p = p;
 	h->opener = fuse_req_ctx(req)->pid;
+	if (fi->flags & O_APPEND)
+		sbfs_pending_set_append(p);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);
@@ -187,7 +189,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	case K_PENDING: {
 		sbfs_pending *p;
-		int rc = sbfs_pending_open(fs, ino, &p);
+		int rc = sbfs_pending_open(fs, ino, fi->flags, &p);
 		if (rc)
 			return sbfs_reply_err(req, rc);
 		if (!(h = sbfs_fh_new(fs, K_PENDING, sbfs_pending_topic(p)))) {

@@ -34,6 +34,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,7 +459,7 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 		rc = -EPERM; /* that part is a record already */
 		goto out;
 	}
-	uint64_t at = (uint64_t)off - p->base;
+	uint64_t at = p->append ? p->len : (uint64_t)off - p->base;
 	if (at + size > max) {
 		p->failed = 1; /* a cut-off file must not become a record */
 		rc = -EFBIG;
@@ -504,6 +505,13 @@ int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mo
 	return 0;
 }
 
+void sbfs_pending_set_append(sbfs_pending *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->append = 1;
+	pthread_mutex_unlock(&p->lock);
+}
+
 sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p)
 {
 	return p->te;
@@ -514,17 +522,70 @@ fuse_ino_t sbfs_pending_ino(const sbfs_pending *p)
 	return p->ino;
 }
 
-int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, sbfs_pending **out)
+/* A file of its own for another writer of p's name (open flags `flags`):
+ * nameless (only its opener has it, as a write of an existing key's file),
+ * keyed as p is, empty; with O_TRUNC its close appends even if nothing was
+ * written. NULL: no memory. (plock held) */
+static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 {
+	sbfs_pending *t = pending_alloc(p->te, "", p->mode, 1);
+	if (!t)
+		return NULL;
+	t->keyview = p->keyview;
+	t->append = !!(flags & O_APPEND);
+	pthread_mutex_lock(&p->lock);
+	const char *key = p->key_set ? p->key : p->name;
+	t->key_len = p->key_set ? p->key_len : strlen(p->name);
+	if ((t->key = malloc(t->key_len ? t->key_len : 1)))
+		memcpy(t->key, key, t->key_len);
+	pthread_mutex_unlock(&p->lock);
+	if (!t->key) {
+		pending_free(t);
+		return NULL;
+	}
+	t->key_set = 1;
+	t->committed = !(flags & O_TRUNC);
+	t->ino = sbfs_ino(0, fs->next_pending++);
+	t->linked = 1;
+	t->next = fs->pending;
+	fs->pending = t;
+	return t;
+}
+
+/*
+ * An open(2) of a file being created, by its name. Nobody has it open
+ * (made by mknod, or held after its close under a temporary name): this
+ * open goes on with it. Otherwise it is its opener's, and another open
+ * must not share its bytes: a reader would read a record not yet written
+ * (SPEC §4) and its close would append the opener's bytes early, cut in
+ * two; a writer's O_TRUNC or writes would replace bytes whose close then
+ * succeeds, and its own close find them gone. So a reader gets -ENOENT in
+ * .keys/ (no record of the key yet) and -EBUSY in the topic; a writer gets
+ * a file of its own under the same key, whose close appends its own record
+ * (a name of digits, one offset: -EBUSY).
+ */
+int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out)
+{
+	int acc = flags & O_ACCMODE;
+	sbfs_pending *twin = NULL;
+	int rc = 0;
+
 	pthread_mutex_lock(&fs->plock);
 	sbfs_pending *p = sbfs_pending_by_ino(fs, ino);
-	if (p)
-		p->opens++;
-	pthread_mutex_unlock(&fs->plock);
 	if (!p)
-		return -ENOENT;
-	*out = p;
-	return 0;
+		rc = -ENOENT;
+	else if (p->opens == 0)
+		p->opens++;
+	else if (acc == O_RDONLY)
+		rc = p->keyview ? -ENOENT : -EBUSY;
+	else if (p->digits)
+		rc = -EBUSY;
+	else if (!(twin = pending_twin(fs, p, flags)))
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&fs->plock);
+	if (!rc)
+		*out = twin ? twin : p;
+	return rc;
 }
 
 int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n)

@@ -23,6 +23,9 @@ struct sbfs_pending {
 	mode_t mode;
 	int keyview;                 /* immutable: written through TOPIC/.keys/ (name: there) */
 	pthread_mutex_t lock;        /* guards everything below */
+	int append;                  /* opened O_APPEND: its writes go to its end (the
+				      * kernel places them at the end of the inode, which
+				      * another writer's file of the name shares) */
 	char *buf;
 	size_t len, cap;
 	uint64_t base;               /* bytes already appended as earlier records */
