@@ -530,6 +530,11 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 	/* Records with headers go into version 3 segments only (format.h). */
 	int old = hdrs && sb_segment_version(s) < 3;
 
+	if (l->clean_unsynced) {
+		if ((rc = sb_fsync_dir(l->io, l->dir)))
+			return rc;
+		l->clean_unsynced = 0;
+	}
 	if (old && len == SB_SEG_HDR && (rc = sb_segment_upgrade(s)))
 		return rc;
 	if (len > SB_SEG_HDR && (old || len + bytes > SB_SEG_HDR + l->cfg.segment_bytes)) {

@@ -32,6 +32,10 @@ struct sb_log {
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
 	size_t nsegs, segcap;           /* [seg_lock] */
 	int meta_dirty;                 /* [append] `start` not yet in meta */
+	int clean_unsynced;             /* [append] the clean marker's removal is not
+					 * synced yet: done before the first append (a
+					 * marker back after a power loss would vouch for
+					 * a length the newest segment no longer has) */
 
 	_Atomic uint64_t start;         /* [atomic] first retained offset */
 	_Atomic uint64_t next;          /* [atomic] offset of the next append */

@@ -229,20 +229,63 @@ static int read_meta(sb_log *l, uint64_t *start)
 	return rc;
 }
 
-/* Does the clean marker match the last segment? *have: there is one. */
-static int read_clean(sb_log *l, const recovery *r, int *have)
+/* Is file `path` all zeros from byte `from` on (0 if it cannot be read)? */
+static int zeros_from(sb_log *l, const char *path, uint64_t from)
+{
+	uint8_t buf[4096];
+	int fd = l->io->open(l->io->ctx, path, O_RDONLY, 0), zero = fd >= 0;
+	ssize_t n;
+
+	for (; zero && (n = l->io->pread(l->io->ctx, fd, buf, sizeof(buf), (off_t)from)) > 0; from += (uint64_t)n)
+		for (ssize_t i = 0; i < n && zero; i++)
+			zero = !buf[i];
+	if (fd >= 0)
+		l->io->close(l->io->ctx, fd);
+	return zero;
+}
+
+/*
+ * Does the clean marker match the last segment? 1: yes. 0: there is no
+ * marker (*have 0), or it does not decode, or zeros follow the length it
+ * says (they are the end, as after a crash). -1: it names another newest
+ * segment or another length: the log changed after its clean close (the
+ * marker's removal is synced before the next append: log.c), which no
+ * torn write does; file and what say how.
+ */
+static int read_clean(sb_log *l, const recovery *r, int *have, char file[32], char *what, size_t wn)
 {
 	uint8_t buf[SB_CLEAN_SIZE];
 	sb_clean_rec clean = {UINT64_MAX, 0};
-	char path[PATH_MAX], name[32];
+	char path[PATH_MAX];
 	struct stat st;
 
 	*have = sb_read_small(l->io, l->dir, SB_CLEAN_NAME, buf, SB_CLEAN_SIZE) != -ENOENT;
-	if (!*have || sb_clean_decode(buf, &clean) || !r->n || clean.last_base != r->bases[r->n - 1])
+	if (!*have || sb_clean_decode(buf, &clean))
 		return 0;
-	sb_seg_name(name, r->bases[r->n - 1], SB_SEG_SUFFIX);
-	return sb_path(path, l->dir, name) == 0 && stat(path, &st) == 0 &&
-	       (uint64_t)st.st_size == clean.last_len;
+	sb_seg_name(file, clean.last_base, SB_SEG_SUFFIX);
+	if (!r->n || clean.last_base > r->bases[r->n - 1]) {
+		snprintf(what, wn, "missing, the newest segment (%llu bytes) at the clean close: records lost",
+			 (unsigned long long)clean.last_len);
+		return -1;
+	}
+	if (clean.last_base < r->bases[r->n - 1]) {
+		sb_seg_name(file, r->bases[r->n - 1], SB_SEG_SUFFIX);
+		snprintf(what, wn, "newer than the newest segment at the clean close");
+		return -1;
+	}
+	if (sb_path(path, l->dir, file) || stat(path, &st))
+		return 0;
+	if ((uint64_t)st.st_size == clean.last_len)
+		return 1;
+	if ((uint64_t)st.st_size > clean.last_len && zeros_from(l, path, clean.last_len))
+		return 0; /* zeros end a segment (format.h): nothing was written, none is cut */
+	if ((uint64_t)st.st_size < clean.last_len)
+		snprintf(what, wn, "cut to %llu bytes after the clean close (%llu then): records lost",
+			 (unsigned long long)st.st_size, (unsigned long long)clean.last_len);
+	else
+		snprintf(what, wn, "%llu bytes long, %llu at the clean close: bytes added after it",
+			 (unsigned long long)st.st_size, (unsigned long long)clean.last_len);
+	return -1;
 }
 
 /* Does prev's compacted span cover s, compacted to nothing? */
@@ -465,6 +508,11 @@ int sb_log_recover(sb_log *l)
 	if (rc)
 		return rc;
 	nfiles = r.n;
+	char cfile[32], cwhat[128];
+	int cl = read_clean(l, &r, &have_clean, cfile, cwhat, sizeof(cwhat));
+	r.clean_ok = cl == 1;
+	if (cl < 0 && (rc = refuse(l, cfile, SB_NOPOS, cwhat, "the log was closed cleanly")))
+		goto out_free; /* before anything is removed */
 	drop_orphan_indexes(l, r.bases, r.n);
 	meta_rc = read_meta(l, &start);
 	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
@@ -477,7 +525,6 @@ int sb_log_recover(sb_log *l)
 	 * The start then falls back to the first segment (removed records come
 	 * back, no kept one is lost); settle_start() rewrites it, and `streambus
 	 * verify` reports it until then. */
-	r.clean_ok = read_clean(l, &r, &have_clean);
 
 	for (size_t i = 0; i < r.n; i++) {
 		sb_segment *s;
@@ -546,12 +593,15 @@ int sb_log_recover(sb_log *l)
 		goto out_free;
 	if (have_clean) {
 		/* The marker must go before anything is appended: a stale one
-		 * would vouch for a length the segment no longer has. */
+		 * would vouch for a length the segment no longer has. Its
+		 * removal is synced with the directory below, or before the
+		 * first append (log.c, append_locked). */
 		char path[PATH_MAX];
 		if ((rc = sb_path(path, l->dir, SB_CLEAN_NAME)) ||
 		    ((rc = l->io->unlink(l->io->ctx, path)) && rc != -ENOENT))
 			goto out_free;
 		rc = 0;
+		l->clean_unsynced = !changed;
 	}
 	if (changed)
 		rc = sb_fsync_dir(l->io, l->dir);

@@ -24,6 +24,7 @@ fresh
 last=$(ls "$O"/*.seg | tail -1); lname=$(basename "$last")
 first=$(ls "$O"/*.seg | head -1); fname=$(basename "$first")
 size=$(stat -c %s "$last")
+rm "$O/clean" # a crash: a torn tail (after a clean close it is damage: below)
 truncate -s $((size - 5)) "$last"
 rm "${first%.seg}.idx"
 "$SB" dump "$L/orders" >"$T/before.txt"
@@ -45,6 +46,7 @@ eq "$out" "nothing to recover" "second recover"
 
 # refused while the lock is held (what a mounted streambusfs holds)
 fresh
+rm "$O/clean"
 truncate -s -5 "$(ls "$O"/*.seg | tail -1)"
 before=$(snap "$L")
 exec 9>>"$L/.lock"
@@ -59,6 +61,21 @@ eq "$(snap "$L")" "$before" "recover changed files while locked"
 run_rc rc "$SB" recover "$L"
 eq "$rc" 0 "recover once the lock is free ($out)"
 has "$out" "torn record" "recovered once free"
+
+# the newest segment cut short after a clean close: damage, not a torn
+# write (SPEC §6): refused, nothing cut, until recover --cut
+fresh
+truncate -s -5 "$(ls "$O"/*.seg | tail -1)"
+before=$(cd "$O" && ls -l --time-style=+ && cat * | md5sum)
+run_rc rc "$SB" recover "$L"
+eq "$rc" 1 "refused exit ($out)"
+has "$out" "after the clean close .*records lost" "refusal says why"
+eq "$(cd "$O" && ls -l --time-style=+ && cat * | md5sum)" "$before" "recover cut without --cut"
+run_rc rc "$SB" recover --cut "$L"
+eq "$rc" 0 "recover --cut exit ($out)"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 0 "verify after recover --cut ($out)"
+eq "$("$SB" dump "$L/orders" | wc -l)" 299 "records after recover --cut"
 
 # errors
 run_rc rc "$SB" recover "$T/none"

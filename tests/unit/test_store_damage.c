@@ -550,3 +550,103 @@ Test(damage, cut_at_a_record_boundary_short_of_the_index_is_refused)
 	cr_assert_eq(sb_store_close(s), 0);
 	ut_env_fini(&env);
 }
+
+/*
+ * The newest segment changed after a clean close: cut short anywhere (at a
+ * record boundary or inside a record), made longer by garbage, or removed.
+ * None of it is a torn write, so a plain open (a mount) refuses the topic,
+ * saying the log was closed cleanly, with every file as it was (zeros
+ * added open as they are: zeros end a segment);
+ * a repairing open (recover --cut) opens the records before the change,
+ * intact. Generated: SB_DAMAGE_CASES / 5 cases (at least 30). (Found by
+ * exploratory testing: a mount cut the records past a truncation of the
+ * newest segment of a cleanly closed log, saying so only on stderr.)
+ */
+Test(damage, newest_segment_changed_after_a_clean_close_is_refused, .timeout = 300)
+{
+	const char *e = getenv("SB_DAMAGE_CASES");
+	int cases = (e ? atoi(e) : 150) / 5;
+	uint64_t rng = 0x5eed;
+
+	if (cases < 30)
+		cases = 30;
+	for (int c = 0; c < cases; c++) {
+		ut_env env;
+		sb_log_config cfg;
+		sb_store_options o;
+		sb_store *s;
+		sb_log *t;
+		char tdir[4096], p[4096], why[512] = "";
+		char **segs;
+		uint64_t seed = 100 + (uint64_t)c;
+		size_t n = 20 + ut_splitmix(&rng) % 300, hi = 16 + ut_splitmix(&rng) % 400;
+		int kind = (int)(ut_splitmix(&rng) % 4);
+
+		cr_assert_eq(ut_env_init(&env, "changed"), 0);
+		ut_cfg(&cfg, 4096 + ut_splitmix(&rng) % 16384, SB_SYNC_NEVER);
+		cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+		cr_assert_not_null(t = ut_topic(s, "t"));
+		cr_assert_eq(ut_append_n(t, n, seed, 1, hi), 0);
+		cr_assert_eq(sb_store_close(s), 0);
+		ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+		int ns = uf_list_suffix(tdir, SB_SEG_SUFFIX, &segs);
+		cr_assert_gt(ns, 0);
+		uf_join(p, sizeof(p), tdir, segs[ns - 1]);
+		uint64_t first = strtoull(segs[ns - 1], NULL, 10); /* records before it stay */
+		off_t len = uf_size(p);
+		if (kind == 3 && ns < 2)
+			kind = 0;
+		if (kind == 0 || len <= SB_SEG_HDR + 1) { /* shorter, by 1 byte up to all its records */
+			kind = 0;
+			cr_assert_eq(uf_truncate(p, len - 1 - (off_t)(ut_splitmix(&rng) % (uint64_t)(len - SB_SEG_HDR))), 0);
+		} else if (kind == 1) { /* longer: zeros */
+			cr_assert_eq(uf_truncate(p, len + 1 + (off_t)(ut_splitmix(&rng) % 8192)), 0);
+		} else if (kind == 2) { /* longer: garbage */
+			uint8_t g[64];
+			for (size_t i = 0; i < sizeof(g); i++)
+				g[i] = (uint8_t)ut_splitmix(&rng);
+			cr_assert_eq(uf_write_at(p, len, g, 1 + ut_splitmix(&rng) % sizeof(g)), 0);
+		} else { /* removed */
+			cr_assert_eq(uf_remove(p), 0);
+		}
+		uf_list_free(segs, ns);
+		snap before;
+		snap_take(tdir, &before);
+
+		cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+		if (kind == 1) { /* zeros end a segment (format.h): nothing to refuse */
+			sb_store_list_refused(s, lost_msg, why);
+			cr_assert_eq(sb_store_get(s, "t", &t), 0, "case %d: zeros after a clean close refused: %s", c, why);
+			cr_expect_eq(sb_log_next(t), n);
+			for (uint64_t off = 0; off < n; off++)
+				cr_expect_eq(ut_check(t, off, ut_len(off, seed, 1, hi), seed), 0);
+			cr_assert_eq(sb_store_close(s), 0);
+			snap_free(&before);
+			ut_env_fini(&env);
+			continue;
+		}
+		cr_expect_neq(sb_store_get(s, "t", &t), 0, "case %d (kind %d): the topic opened", c, kind);
+		sb_store_list_refused(s, lost_msg, why);
+		cr_expect(strstr(why, "closed cleanly"), "case %d (kind %d): refused without saying why: '%s'", c, kind,
+			  why);
+		cr_assert_eq(sb_store_close(s), 0);
+		snap after;
+		snap_take(tdir, &after);
+		cr_expect(same_segments(&before, &after, 1), "case %d (kind %d): files changed by a refusing open", c, kind);
+		snap_free(&before);
+		snap_free(&after);
+
+		sb_store_options_default(&o);
+		o.defaults = cfg;
+		o.repair = 1;
+		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		cr_assert_eq(sb_store_get(s, "t", &t), 0, "case %d (kind %d): recover --cut", c, kind);
+		cr_expect_geq(sb_log_next(t), first, "case %d (kind %d): records before the newest segment lost", c,
+			      kind);
+		for (uint64_t off = 0; off < sb_log_next(t); off++)
+			cr_expect_eq(ut_check(t, off, ut_len(off, seed, 1, hi), seed), 0, "case %d: record %llu", c,
+				     (unsigned long long)off);
+		cr_assert_eq(sb_store_close(s), 0);
+		ut_env_fini(&env);
+	}
+}
