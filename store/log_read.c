@@ -507,6 +507,7 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 		t.compressed += sb_segment_zseg(l->segs[i]) != NULL;
 	}
 	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
+	t.damaged_tail = l->damaged_tail;
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (t.records) {
 		if (sb_log_stat(l, t.start, &info) == 0)

@@ -213,6 +213,7 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 	report(l, msg);
 	if (l->read_only) {
 		l->why[0] = '\0';
+		l->damaged_tail = 1;
 		return 0;
 	}
 	return SB_ECORRUPT;

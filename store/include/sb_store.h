@@ -479,6 +479,11 @@ typedef struct sb_log_stats {
 	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty or unreadable */
 	int unreadable;            /* bit 0: the oldest record, bit 1: the newest
 				    * cannot be read (damage: see streambus verify) */
+	int damaged_tail;          /* read-only open: the log goes on past `next`
+				    * with damage that is no torn write there (a
+				    * mount refuses it; recover --cut cuts it
+				    * there): the records from `next` on cannot be
+				    * read here */
 	uint64_t syncs;            /* fdatasyncs done since open */
 	uint64_t synced_appends;   /* append calls covered by those syncs */
 } sb_log_stats;

@@ -63,6 +63,19 @@ eq "$rc" 2 "corrupt record exit"
 eq "$(cut -d' ' -f1 "$T/o" | tr '\n' ' ')" "offset=5 offset=6 offset=8 offset=9 " "records around the corrupt one"
 eq "$(cat "$T/e")" "streambus dump: $T/bad/orders: record 7: corrupt data (checksum or format mismatch)" "corrupt record message"
 
+# damage the open itself meets (the last record of a sealed segment, which
+# a mount refuses): the records before it printed, the rest named as not
+# dumped, exit 2 (a backup by dump --raw must not look whole)
+cp -a "$L" "$T/cut"
+seg=$(ls "$T/cut/orders/"*.seg | sed -n 2p)
+first=$(basename "$seg" .seg); first=$((10#$first))
+printf 'X' | dd of="$seg" bs=1 seek=$(($(stat -c %s "$seg") - 3)) conv=notrunc status=none
+set +e; "$SB" dump --raw "$T/cut/orders" >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 2 "a dump cut short by damage exits 2"
+has "$(cat "$T/e")" "records from offset [0-9]+ on not dumped: the log is damaged there" "the rest is named"
+n=$("$SB" dump "$T/cut/orders" 2>/dev/null | wc -l || true)
+[ "$n" -gt "$first" ] && [ "$n" -lt 300 ] || fail "records before the damage: $n (segment from $first)"
+
 # errors: one line, naming the file, exit 2
 run_rc rc "$SB" dump "$L/nosuch"
 eq "$rc" 2 "missing topic exit"; eq "$out" "streambus dump: $L/nosuch: no such topic" "missing topic"
