@@ -166,6 +166,9 @@ typedef struct sbfs_fh {
 	pthread_mutex_t lock;   /* guards everything below */
 	int writer, append;
 	int broken;             /* dropping the rest of a too-long line */
+	int lost;               /* a too-long line was dropped after an earlier write
+				 * had accepted some of it (one write(2) the kernel
+				 * split): the close fails with EFBIG */
 	int pinned;             /* a .log reader: holds a pin (see sbfs_tentry) */
 	uint64_t wpos;          /* where the next non-O_APPEND write must land */
 	char *part;             /* a trailing partial line */

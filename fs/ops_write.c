@@ -6,7 +6,10 @@
  * write() go in as one append under the topic's lock, so no other writer's
  * bytes land between them. A trailing partial line waits in the open file
  * for the rest and is appended at close (flush), on its own. A line over
- * max_record_bytes fails with EFBIG and is dropped whole, rest included.
+ * max_record_bytes fails with EFBIG and is dropped whole, rest included;
+ * when an earlier write had accepted some of it (a write(2) over what one
+ * request carries, split by the kernel, which then returns a short count),
+ * the close fails with EFBIG too.
  */
 #include "fs.h"
 
@@ -70,6 +73,7 @@ static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
 		p = (const char *)memchr(p, '\n', (size_t)(last + 1 - p)) + 1;
 	if ((!last && h->plen + size > max) || (last && tail > max)) {
 		/* that line can never be a record: drop it, and its rest to come */
+		h->lost |= h->plen > 0;
 		h->plen = 0;
 		h->broken = 1;
 		return -EFBIG;
@@ -104,6 +108,7 @@ static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
 		size_t len = (size_t)(nl + 1 - p);
 		if (k == 0 && h->plen) {
 			if (h->plen + len > max) {
+				h->lost = 1;
 				h->plen = 0; /* that whole line is lost */
 				rc = -EFBIG;
 				goto out;
@@ -134,8 +139,10 @@ out:
 
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 {
+	int lost = h->lost; /* said once: at the close (flush), or else the release */
+	h->lost = 0;
 	if (!h->plen)
-		return 0;
+		return lost ? -EFBIG : 0;
 	sbfs_rec r = { .value = h->part, .value_len = (uint32_t)h->plen };
 	pthread_rwlock_rdlock(&h->te->alock);
 	int rc = fs->b->ops->append(sbfs_topic_handle(fs, h->te), &r, 1, NULL);
@@ -144,7 +151,7 @@ int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 		h->plen = 0;
 		sbfs_notify_kick(fs);
 	}
-	return rc;
+	return rc ? rc : lost ? -EFBIG : 0;
 }
 
 int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off)

@@ -290,6 +290,28 @@ assert_eq "$n" "$(sb_count "$M/w")" "no record appended by the failed writes"
 assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged by the failed writes"
 assert_true '! t grep -q small-ok "$L"' "no part of the failed write is in .log"
 
+case_ "one write(2) the kernel splits, a line over the limit across the split: the close fails"
+# The kernel hands a big write to the daemon in parts and returns a short
+# count when a later part fails: the line whose start an earlier part
+# carried is dropped, and the close says so (EFBIG), not success.
+mkdir "$M/split" || sb_die "mkdir"
+assert_eq EFBIG "$(pyerr '
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+buf = bytearray()
+while len(buf) < (1 << 20) - 1500: # a request ends at 1 MiB (128 KiB x 8 too)
+    buf += b"a" * 999 + b"\n"
+buf += b"b" * ((1 << 20) - 500 - len(buf) - 1) + b"\n"
+buf += b"y" * 2000 + b"\n" # 500 bytes of it in the first request(s)
+import mmap
+m = mmap.mmap(-1, len(buf)) # page-aligned: the requests end at those places
+m[:] = bytes(buf)
+try:
+    os.write(fd, m)
+finally:
+    os.close(fd)' "$M/split/.log")" "a short write whose line was dropped: EFBIG at the close"
+assert_true '! t grep -q yyy "$M/split/.log"' "no part of the long line is in .log"
+t rm -r "$M/split" || assert_fail_now "rm -r split"
+
 case_ "writing to a record file: EPERM (or EACCES)"
 r=$M/w/$(rec 2)
 assert_sh_fail_with 'EPERM|EACCES' 'echo x >> "$1"' "$r"
