@@ -198,8 +198,10 @@ int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg
 		goto out_free;
 	}
 	/* The file's entry layout is the struct's (three LE u32, no padding).
-	 * Check they are sorted and inside the segment. */
-	if (h.count && (ents[0].rel_offset || ents[0].rel_stream || ents[0].pos != SB_SEG_HDR)) {
+	 * Check they are sorted and inside the segment. The first is the
+	 * segment's first record, whose offset is past the base in a
+	 * compacted segment (format.h "Compacted segment"). */
+	if (h.count && (ents[0].rel_stream || ents[0].pos != SB_SEG_HDR)) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}

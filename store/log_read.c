@@ -487,10 +487,28 @@ out_unlock:
 	return rc;
 }
 
+/* The records in [from, to) of a compacted segment's range: counted one
+ * by one (its gaps). 0 or the error that stopped the count. */
+static int count_present(sb_log *l, uint64_t from, uint64_t to, uint64_t *n)
+{
+	uint64_t f;
+	int rc;
+
+	while (from < to && (rc = sb_log_next_present(l, from, &f)) == 0 && f < to) {
+		(*n)++;
+		from = f + 1;
+	}
+	return from < to && rc != -ENOENT && rc != 0 ? rc : 0;
+}
+
+#define STATS_GAPS_MAX 64 /* compacted segments whose records are counted */
+
 int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 {
 	sb_log_stats t = {0};
 	sb_record_info info;
+	uint64_t gap_from[STATS_GAPS_MAX], gap_to[STATS_GAPS_MAX];
+	size_t ngaps = 0;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	if (atomic_load(&l->removed)) {
@@ -502,6 +520,17 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 	t.records = t.next - t.start;
 	t.segments = (uint32_t)l->nsegs;
 	for (size_t i = 0; i < l->nsegs; i++) {
+		sb_segment *s = l->segs[i];
+		uint64_t from = sb_segment_base(s) > t.start ? sb_segment_base(s) : t.start, to = sb_segment_next(s);
+		if (sb_segment_compacted(s) && from < to) {
+			if (ngaps == STATS_GAPS_MAX) { /* merged with the last one */
+				gap_to[ngaps - 1] = to;
+			} else {
+				gap_from[ngaps] = from;
+				gap_to[ngaps++] = to;
+			}
+			t.records -= to - from; /* counted below, without the lock */
+		}
 		t.bytes += sb_segment_len(l->segs[i]);
 		t.logical_bytes += sb_segment_plain_len(l->segs[i]);
 		t.compressed += sb_segment_zseg(l->segs[i]) != NULL;
@@ -509,8 +538,14 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
 	t.damaged_tail = l->damaged_tail;
 	pthread_rwlock_unlock(&l->seg_lock);
+	for (size_t i = 0; i < ngaps; i++)
+		if (count_present(l, gap_from[i], gap_to[i], &t.records))
+			t.unreadable |= 1;
+	t.first = t.next;
+	if (t.next > t.start && sb_log_next_present(l, t.start, &t.first))
+		t.first = t.start; /* damage there: shown as unreadable below */
 	if (t.records) {
-		if (sb_log_stat(l, t.start, &info) == 0)
+		if (sb_log_stat(l, t.first, &info) == 0)
 			t.oldest_ns = info.timestamp_ns;
 		else
 			t.unreadable |= 1;

@@ -94,10 +94,10 @@ static void print_json(const char *dir, const rows *r)
 
 		printf("%s\n  {\"topic\": ", i ? "," : "");
 		sb_cmd_put_json_str(stdout, r->v[i].name, strlen(r->v[i].name));
-		printf(", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"records\": %" PRIu64
+		printf(", \"start\": %" PRIu64 ", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"records\": %" PRIu64
 		       ", \"bytes\": %" PRIu64 ", \"logical_bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
 		       ", \"segments\": %" PRIu32 ", \"compressed_segments\": %" PRIu32 ", ",
-		       s->start, s->next, s->records, s->bytes, s->logical_bytes, s->stream_bytes, s->segments,
+		       s->start, s->first, s->next, s->records, s->bytes, s->logical_bytes, s->stream_bytes, s->segments,
 		       s->compressed);
 		put_time_json("oldest", s->oldest_ns, have && !(s->unreadable & 1));
 		printf(", ");
@@ -114,7 +114,7 @@ static void cells(const row *x, char c[NCOL][64])
 	const sb_log_stats *s = &x->st;
 
 	snprintf(c[C_TOPIC], 64, "%s", "");
-	snprintf(c[C_FIRST], 64, "%" PRIu64, s->start);
+	snprintf(c[C_FIRST], 64, "%" PRIu64, s->first);
 	snprintf(c[C_NEXT], 64, "%" PRIu64, s->next);
 	snprintf(c[C_RECORDS], 64, "%" PRIu64, s->records);
 	snprintf(c[C_BYTES], 64, "%" PRIu64, s->bytes);

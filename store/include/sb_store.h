@@ -470,7 +470,11 @@ int sb_log_verify_keys(sb_log *l, uint64_t *checked, uint64_t *wrong,
 
 typedef struct sb_log_stats {
 	uint64_t start, next;      /* offsets */
-	uint64_t records;          /* next - start */
+	uint64_t first;            /* the first record there: start, or past it in
+				    * a compacted topic (gaps); next when none */
+	uint64_t records;          /* records there: next - start, less a compacted
+				    * topic's gaps (counted in its compacted
+				    * segments: a read of their records) */
 	uint64_t bytes;            /* segment bytes on disk (stored) */
 	uint64_t logical_bytes;    /* the same segments uncompressed */
 	uint32_t compressed;       /* segments kept compressed */
