@@ -188,14 +188,40 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 }
 
 
+/*
+ * A record's xattrs never change: setting one to the value it has succeeds
+ * (rsync -aX over a restored topic), as does, on a key's file in .keys/,
+ * any user.streambus.offset (a .keys/ copy's offsets are another topic's or
+ * in key order: there the name is the key, pending_attr.c); anything else
+ * is ENOTSUP.
+ */
+static int record_setxattr(sbfs *fs, fuse_ino_t ino, const char *name, const char *value, size_t size)
+{
+	char *val;
+	size_t len;
+
+	if (sbfs_ino_kind(ino, NULL, NULL) == K_KEY && strcmp(name, XA_OFFSET) == 0)
+		return 0;
+	if (sbfs_xattr_get(fs, ino, name, &val, &len))
+		return -ENOTSUP;
+	int same = len == size && (!size || memcmp(val, value, size) == 0);
+	free(val);
+	return same ? 0 : -ENOTSUP;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	if (sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
-		int rc = sbfs_pending_setxattr(FS(req), ino, flags, name, value, size);
-		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
-	}
-	sbfs_reply_err(req, -ENOTSUP);
+	int rc;
+	enum sbfs_kind k = sbfs_ino_kind(ino, NULL, NULL);
+
+	if (k == K_PENDING)
+		rc = sbfs_pending_setxattr(FS(req), ino, flags, name, value, size);
+	else if (k == K_RECORD || k == K_KEY)
+		rc = record_setxattr(FS(req), ino, name, value, size);
+	else
+		rc = -ENOTSUP;
+	return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

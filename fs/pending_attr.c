@@ -136,6 +136,12 @@ static int pending_xattr_locked(sbfs *fs, sbfs_pending *p, int flags, const char
 			return -ENOTSUP; /* this backend keeps none: never dropped */
 		return sbfs_hdrs_set(&p->hdrs, name + strlen(SBFS_XA_HEADER), value, size, flags);
 	}
+	/* In .keys/ the name is the key and the record is appended: the key
+	 * and offset a copy carries (cp -a, rsync -aX of another key's file or
+	 * of a .keys/ backup, in key order, not offset order) are taken and
+	 * left unused. */
+	if (p->keyview && (strcmp(name, XA_KEY) == 0 || strcmp(name, XA_OFFSET) == 0))
+		return 0;
 	if (strcmp(name, XA_KEY) == 0) {
 		if (size > 65535)
 			return -E2BIG;
