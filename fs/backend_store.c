@@ -412,8 +412,9 @@ static int st_open(const sbfs_config *cfg, sbfs_backend **out)
 		if (rc == SB_ELOCKED)
 			log_locked(cfg);
 		else
-			sbfs_log("cannot open the log directory %s: %s", cfg->log_dir,
-				 sb_strerror(rc));
+			sbfs_log("cannot open the log directory %s: %s%s", cfg->log_dir, sb_strerror(rc),
+				 rc == -EMFILE ? " (each topic keeps its newest segment and directory open: "
+						 "raise the limit of open files, e.g. ulimit -n or LimitNOFILE=)" : "");
 		free(b);
 		return rc <= -4000 ? (rc == SB_ELOCKED ? -EBUSY : -EIO) : rc;
 	}

@@ -150,3 +150,12 @@ if sb_is_mounted; then
 	assert_eq $'hello\nd\nfg' "$(t cat "$SB_MNT/first/.log")" "content through the fstab-style mount"
 	sb_umount
 fi
+
+case_ "more topics than open files allowed: refused with a hint, nothing mounted"
+# Each topic keeps its newest segment and its directory open.
+for i in $(seq 1 300); do mkdir -p "$SB_LOG/many$i"; done
+out=$(ulimit -n 128; t "$SB_BIN" "$SB_LOG" "$SB_MNT" 2>&1 </dev/null); rc=$?
+assert_ne 0 "$rc" "the mount fails"
+assert_true 'grep -q "raise the limit of open files" <<<"$out"' "the message says what to do: $(tail -1 <<<"$out")"
+assert_true '! sb_is_mounted "$SB_MNT"' "nothing is mounted"
+for i in $(seq 1 300); do rmdir "$SB_LOG/many$i" 2>/dev/null || rm -rf "$SB_LOG/many$i"; done
