@@ -21,6 +21,11 @@
  * its last close, or the daemon unmounts (then it is appended under its own
  * name: a close that succeeded never loses data).
  *
+ * A file being created is its opener's: another process's open of its name
+ * gets no share of its bytes (sbfs_pending_open): a reader EBUSY (ENOENT in
+ * .keys/), a writer a nameless file of its own, keyed the same, appended
+ * at its own close.
+ *
  * A file written through TOPIC/.keys/NAME (keys.c) is one of these too,
  * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
  * does not find it, nor the other way round), it is never held, and opened
