@@ -247,7 +247,7 @@ typedef struct file_ctx {
 	FILE *f;
 	src s;
 	char **err;
-	int failed;
+	int failed;             /* the line of the first error a handler met, or 0 */
 	char *backend;          /* pick_backend's pass: the last [mount] backend */
 	int backend_line;
 	int nul_line;           /* line holding a NUL byte (the parse stopped), or 0 */
@@ -296,7 +296,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			rc = errf(x->err, &s, name, "unknown section [%s]", section);
 	}
 	if (rc) {
-		x->failed = 1;
+		x->failed = s.line ? s.line : 1;
 		return 0;
 	}
 	return 1;
@@ -363,6 +363,14 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno ? errno : EIO)) < 0)
 			*err = NULL;
 		goto out_close;
+	}
+	if (x.failed && rc > 0 && rc < x.failed) {
+		/* a line the parser could not read came first (an unclosed
+		 * "[log"): the key after it is in the wrong section because of
+		 * it, so that line is the error */
+		free(*err);
+		*err = NULL;
+		x.failed = 0;
 	}
 	if (x.failed)
 		goto out_close;

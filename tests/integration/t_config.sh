@@ -247,6 +247,14 @@ EOF
 )
 expect_refused "unknown key" "$ini" @4 bogus_key -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
+case_ "bad mount.ini: an unclosed section header is the error, not the key after it"
+ini=$(printf '[log\nsegment_bytes = 1M\n' | sb_ini badsec1.ini)
+expect_refused "[log without ]" "$ini" @1 "syntax error" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '; c\n[log]\nsync = always\n[mount\nlist_log = true\n' | sb_ini badsec2.ini)
+expect_refused "[mount without ]" "$ini" @4 "syntax error" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+ini=$(printf '[log]\nbogus = 1\n[mount\n' | sb_ini badsec3.ini)
+expect_refused "a bad key before a bad header" "$ini" @2 bogus -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+
 case_ "bad mount.ini: unknown key in [mount]"
 ini=$(sb_ini bad2.ini <<'EOF'
 [mount]
