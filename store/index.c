@@ -154,7 +154,7 @@ int sb_index_covered(const sb_io *io, const char *path, uint64_t base, uint32_t 
 	return rc;
 }
 
-int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap,
+int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, int compacted, size_t cap,
 		  sb_index **out, int64_t *max_ts)
 {
 	uint8_t hdr[SB_IDX_HDR];
@@ -199,9 +199,9 @@ int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg
 	}
 	/* The file's entry layout is the struct's (three LE u32, no padding).
 	 * Check they are sorted and inside the segment. The first is the
-	 * segment's first record, whose offset is past the base in a
+	 * segment's first record, whose offset may be past the base in a
 	 * compacted segment (format.h "Compacted segment"). */
-	if (h.count && (ents[0].rel_stream || ents[0].pos != SB_SEG_HDR)) {
+	if (h.count && ((ents[0].rel_offset && !compacted) || ents[0].rel_stream || ents[0].pos != SB_SEG_HDR)) {
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}

@@ -39,12 +39,14 @@ int sb_index_lookup(const sb_index *ix, uint32_t rel, int by_stream, sb_idx_entr
 
 /*
  * Load an index file; it must match base offset `base` and cover exactly
- * seg_len bytes. 0, -errno, SB_ECORRUPT or SB_EVERSION. The loaded index gets
- * capacity max(cap, its count); *max_ts the segment's largest timestamp.
- * Out-parameters untouched on failure.
+ * seg_len bytes, its first entry the record at the header, at offset
+ * `base` unless `compacted` (a compacted segment's first record may be past
+ * it; -1: either, when it is not known). 0, -errno, SB_ECORRUPT or
+ * SB_EVERSION. The loaded index gets capacity max(cap, its count); *max_ts
+ * the segment's largest timestamp. Out-parameters untouched on failure.
  */
-int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, size_t cap, sb_index **out,
-		  int64_t *max_ts);
+int sb_index_load(const sb_io *io, const char *path, uint64_t base, uint32_t seg_len, int compacted, size_t cap,
+		  sb_index **out, int64_t *max_ts);
 /*
  * The length of segment `base` its index file covers (the index is written
  * only once that much of the segment was synced), from the header alone:

@@ -154,7 +154,7 @@ static int index_file_valid(sb_log *l, uint64_t base)
 			return 1;
 	}
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
-	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, 1, &ix, &max_ts))
+	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, -1, 1, &ix, &max_ts))
 		return 0;
 	sb_index_free(ix);
 	return 1;

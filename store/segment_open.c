@@ -233,7 +233,8 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 	int r = -1, rc, tix_kept = 0;
 
 	if ((flags & (SB_SEG_TRUST_INDEX | SB_SEG_CHECK_ALL)) && size <= UINT32_MAX &&
-	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old, &loaded_max) == 0) {
+	    sb_index_load(p->io, s->idx_path, s->base, (uint32_t)size, s->span != 0, sb_seg_index_cap(p), &old,
+			  &loaded_max) == 0) {
 		s->idx_valid = 1;
 		(void)sb_tindex_load(p->io, s->tix_path, s->base, (uint32_t)size, sb_seg_index_cap(p), &old_tix);
 		/* Without a good time index the segment is read whole to

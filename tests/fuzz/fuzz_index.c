@@ -35,7 +35,7 @@ static void check_loaded(const sb_index *ix, const uint8_t *file, const fz_sampl
 	FZ_CHECK(n == sb_get32(file + 16), "loaded %zu entries, the header says %u", n, sb_get32(file + 16));
 	for (size_t i = 0; i < n; i++) {
 		sb_idx_entry_decode(file + SB_IDX_HDR + i * SB_IDX_ENTRY, &e);
-		if (i == 0)
+		if (i == 0) /* the sample is not compacted: the first record at the base */
 			FZ_CHECK(e.rel_offset == 0 && e.pos == SB_SEG_HDR && e.rel_stream == 0,
 				 "first entry is not the first record");
 		else
@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof path, "%s/%s", topic, name);
 	fz_write(path, copy, n);
 
-	if (sb_index_load(sb_io_default(), path, FZ_SAMPLE_BASE, (uint32_t)s->len, cap, &ix, &max_ts) == 0) {
+	if (sb_index_load(sb_io_default(), path, FZ_SAMPLE_BASE, (uint32_t)s->len, 0, cap, &ix, &max_ts) == 0) {
 		check_loaded(ix, copy, s, mode & 1);
 		sb_index_free(ix);
 	}

@@ -221,8 +221,9 @@ def case_ops(mnt, topic):
     E("fallocate of .log", "EPERM|EOPNOTSUPP", lambda: falloc(log))
     for name, p in ((b"record", r), (b".log", log), (b"topic", t), (b"root", m)):
         for xa in ("user.foo", "user.streambus.offset", "user.streambus.key", "trusted.x", "security.x"):
+            # another value than the record's (its own succeeds: rsync -aX)
             E("setxattr %s on a %s" % (xa, name.decode()), "ENOTSUP|EPERM",
-              lambda: os.setxattr(p, xa, b"1"))
+              lambda: os.setxattr(p, xa, b"not-its-value"))
         E("removexattr user.streambus.offset of a %s" % name.decode(), "ENOTSUP|EPERM|ENODATA",
           lambda: os.removexattr(p, "user.streambus.offset"))
     E("getxattr of a name a record lacks", "ENODATA", lambda: os.getxattr(r, "user.nope"))
