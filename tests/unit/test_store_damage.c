@@ -498,6 +498,19 @@ static int lost_msg(void *arg, const char *name, int err, const char *msg)
 	return 0;
 }
 
+/* A repairing open (what `streambus recover --cut` does) of dir. */
+static sb_store *open_repairing(const char *dir, const sb_log_config *cfg)
+{
+	sb_store_options o;
+	sb_store *s = NULL;
+
+	sb_store_options_default(&o);
+	o.defaults = *cfg;
+	o.repair = 1;
+	cr_assert_eq(sb_store_open(dir, &o, &s), 0);
+	return s;
+}
+
 /*
  * The last segment cut exactly at a record boundary, short of what its index
  * file covers (an index is written only once its segment was synced): synced
@@ -510,7 +523,6 @@ Test(damage, cut_at_a_record_boundary_short_of_the_index_is_refused)
 {
 	ut_env env;
 	sb_log_config cfg;
-	sb_store_options o;
 	sb_store *s;
 	sb_log *t;
 	char tdir[4096], p[4096], why[512] = "";
@@ -541,10 +553,7 @@ Test(damage, cut_at_a_record_boundary_short_of_the_index_is_refused)
 	cr_expect(strstr(why, "records lost"), "refused without saying records were lost: '%s'", why);
 	cr_assert_eq(sb_store_close(s), 0);
 
-	sb_store_options_default(&o);
-	o.defaults = cfg;
-	o.repair = 1;
-	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	s = open_repairing(env.store, &cfg);
 	cr_assert_eq(sb_store_get(s, "t", &t), 0);
 	cr_assert_eq(sb_log_next(t), 50);
 	cr_assert_eq(sb_store_close(s), 0);
@@ -573,7 +582,6 @@ Test(damage, newest_segment_changed_after_a_clean_close_is_refused, .timeout = 3
 	for (int c = 0; c < cases; c++) {
 		ut_env env;
 		sb_log_config cfg;
-		sb_store_options o;
 		sb_store *s;
 		sb_log *t;
 		char tdir[4096], p[4096], why[512] = "";
@@ -636,10 +644,7 @@ Test(damage, newest_segment_changed_after_a_clean_close_is_refused, .timeout = 3
 		snap_free(&before);
 		snap_free(&after);
 
-		sb_store_options_default(&o);
-		o.defaults = cfg;
-		o.repair = 1;
-		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		s = open_repairing(env.store, &cfg);
 		cr_assert_eq(sb_store_get(s, "t", &t), 0, "case %d (kind %d): recover --cut", c, kind);
 		cr_expect_geq(sb_log_next(t), first, "case %d (kind %d): records before the newest segment lost", c,
 			      kind);
