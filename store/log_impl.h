@@ -22,7 +22,8 @@ struct sb_log {
 	size_t batch_max;
 	char why[512];                  /* why recovery refused the log, if it did */
 	int damaged_tail;               /* read-only: recovery ended the log at damage
-					 * a mount refuses (sb_log_stats.damaged_tail) */
+					 * a mount refuses (sb_log_damaged_tail); set
+					 * before the log is shared */
 
 	pthread_mutex_t compress_mu;    /* one compressor or compactor at a time
 					 * (log_compress.c, log_compact.c) */

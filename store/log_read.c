@@ -15,6 +15,7 @@ const char *sb_log_name(const sb_log *l) { return l->name; }
 const sb_log_config *sb_log_get_config(const sb_log *l) { return &l->cfg; }
 uint64_t sb_log_start(const sb_log *l) { return atomic_load_explicit(&l->start, memory_order_acquire); }
 uint64_t sb_log_next(const sb_log *l) { return atomic_load_explicit(&l->next, memory_order_acquire); }
+int sb_log_damaged_tail(const sb_log *l) { return l->damaged_tail; }
 uint64_t sb_log_stream_start(const sb_log *l)
 {
 	return atomic_load_explicit(&l->stream_start, memory_order_acquire);
@@ -523,20 +524,22 @@ int sb_log_get_stats(sb_log *l, sb_log_stats *st)
 		sb_segment *s = l->segs[i];
 		uint64_t from = sb_segment_base(s) > t.start ? sb_segment_base(s) : t.start, to = sb_segment_next(s);
 		if (sb_segment_compacted(s) && from < to) {
-			if (ngaps == STATS_GAPS_MAX) { /* merged with the last one */
+			/* counted below, without the lock; past STATS_GAPS_MAX
+			 * the last range grows over what lies between */
+			if (ngaps == STATS_GAPS_MAX) {
+				t.records -= to - gap_to[ngaps - 1];
 				gap_to[ngaps - 1] = to;
 			} else {
+				t.records -= to - from;
 				gap_from[ngaps] = from;
 				gap_to[ngaps++] = to;
 			}
-			t.records -= to - from; /* counted below, without the lock */
 		}
 		t.bytes += sb_segment_len(l->segs[i]);
 		t.logical_bytes += sb_segment_plain_len(l->segs[i]);
 		t.compressed += sb_segment_zseg(l->segs[i]) != NULL;
 	}
 	t.stream_bytes = sb_log_stream_end(l) - sb_log_stream_start(l);
-	t.damaged_tail = l->damaged_tail;
 	pthread_rwlock_unlock(&l->seg_lock);
 	for (size_t i = 0; i < ngaps; i++)
 		if (count_present(l, gap_from[i], gap_to[i], &t.records))

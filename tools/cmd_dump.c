@@ -245,13 +245,12 @@ out_err:
 	free(key.p);
 	free(val.p);
 	free(hdrs.p);
-	sb_log_stats st;
-	if (!ferror(stdout) && count && sb_log_get_stats(log, &st) == 0 && st.damaged_tail && next >= st.next) {
+	if (!ferror(stdout) && count && sb_log_damaged_tail(log) && next >= sb_log_next(log)) {
 		/* the read-only open ended the log at damage: what follows is
 		 * not here to dump, and the dump is not whole */
 		fflush(stdout);
 		sb_cmd_err(cmd, "%s: records from offset %" PRIu64 " on not dumped: the log is damaged there "
-			   "(streambus verify names it; streambus recover --cut cuts the log there)", path, st.next);
+			   "(streambus verify names it; streambus recover --cut cuts the log there)", path, sb_log_next(log));
 		errors++;
 	}
 	return errors ? rc ? rc : SB_ECORRUPT : 0;

@@ -301,6 +301,10 @@ size_t sb_log_batch_max(const sb_log *l);
 
 uint64_t sb_log_start(const sb_log *l);        /* first retained offset */
 uint64_t sb_log_next(const sb_log *l);         /* offset the next append gets */
+/* A read-only open ended the log at `next` on damage that is no torn write
+ * (a mount refuses it; recover --cut cuts it there): the records from next
+ * on cannot be read here. 0 otherwise. */
+int sb_log_damaged_tail(const sb_log *l);
 uint64_t sb_log_stream_start(const sb_log *l); /* stream pos of record `start` */
 uint64_t sb_log_stream_end(const sb_log *l);   /* stream bytes ever appended */
 int64_t sb_log_mtime_ns(const sb_log *l);      /* last append (or open) time */
@@ -483,11 +487,6 @@ typedef struct sb_log_stats {
 	int64_t oldest_ns, newest_ns; /* timestamps; 0 when empty or unreadable */
 	int unreadable;            /* bit 0: the oldest record, bit 1: the newest
 				    * cannot be read (damage: see streambus verify) */
-	int damaged_tail;          /* read-only open: the log goes on past `next`
-				    * with damage that is no torn write there (a
-				    * mount refuses it; recover --cut cuts it
-				    * there): the records from `next` on cannot be
-				    * read here */
 	uint64_t syncs;            /* fdatasyncs done since open */
 	uint64_t synced_appends;   /* append calls covered by those syncs */
 } sb_log_stats;
