@@ -111,14 +111,15 @@ int sb_log_drop_front(sb_log *l, size_t k)
  * sector, under a CRC; torn, it is ignored and the start falls back to the
  * first segment's base, which brings back removed records, never loses
  * kept ones). With no `meta` yet and no room for one, the start stays
- * unsaved (meta_dirty) and is saved by a later call. [append]
+ * unsaved (meta_dirty) and is saved by a later call. save_meta() saves
+ * `start`, whatever l->start says. [append]
  */
-static int save_start(sb_log *l)
+static int save_meta(sb_log *l, uint64_t start)
 {
 	uint8_t buf[SB_META_SIZE];
 	int rc;
 
-	sb_meta_encode(buf, atomic_load(&l->start));
+	sb_meta_encode(buf, start);
 	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
 	if (sb_no_space(rc)) {
 		int r = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
@@ -126,6 +127,11 @@ static int save_start(sb_log *l)
 	}
 	l->meta_dirty = rc != 0;
 	return rc;
+}
+
+static int save_start(sb_log *l)
+{
+	return save_meta(l, atomic_load(&l->start));
 }
 
 /*
@@ -634,10 +640,14 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 			rc = -EINVAL;
 			goto out_unlock;
 		}
-		/* An empty log may start anywhere past its end: a new segment. */
+		/* An empty log may start anywhere past its end: a new segment.
+		 * The new start is saved before that segment exists: a crash
+		 * after leaves what precedes it below the saved start, which
+		 * the next open removes (log_recover.c), never a gap it must
+		 * refuse. */
 		sb_segment *s = sb_log_active(l), *ns;
 		int empty_seg = sb_segment_len(s) == SB_SEG_HDR;
-		if (!empty_seg && (rc = sb_segment_seal(s)))
+		if ((!empty_seg && (rc = sb_segment_seal(s))) || (rc = save_meta(l, at)))
 			goto out_unlock;
 		rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns);
 		if (rc)
