@@ -202,11 +202,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (off != bd.start)
 		rc = -EPERM; /* only the oldest record can go */
 	else {
-		/* gone at once; the notifier drops it from the store within
-		 * milliseconds, so rm -r costs one persisted delete, not one
-		 * per record (and unmount drops what is left) */
+		/* gone at once. A backend whose removal is a local write
+		 * (the store) removes it now, unless a reader of .log still
+		 * covers it: a crash of the daemon keeps it removed. Else the
+		 * notifier removes it within milliseconds (rm -r of a Kafka
+		 * topic: one DeleteRecords), and unmount what is left. */
 		atomic_store(&te->hide_before, off + 1);
 		rc = 0;
+		if (fs->b->ops->delete_at_once) {
+			int r = sbfs_drop_hidden_locked(fs, te, t, 0);
+			if (r) /* hidden all the same; the notifier tries again */
+				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(r));
+		}
 	}
 	pthread_mutex_unlock(&te->wlock);
 	if (rc)

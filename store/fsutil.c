@@ -75,7 +75,7 @@ int sb_publish_file(const sb_io *io, const char *dir, const char *name, const vo
 	return sb_fsync_dir(io, dir);
 }
 
-int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len)
+int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len, int sync)
 {
 	char path[PATH_MAX];
 	int fd, rc;
@@ -86,8 +86,23 @@ int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const 
 	if (fd < 0)
 		return fd;
 	rc = sb_pwrite_full(io, fd, buf, len, 0);
-	if (!rc)
+	if (!rc && sync)
 		rc = io->fdatasync(io->ctx, fd);
+	io->close(io->ctx, fd);
+	return rc;
+}
+
+int sb_fdatasync_file(const sb_io *io, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (sb_path(path, dir, name))
+		return -ENAMETOOLONG;
+	fd = io->open(io->ctx, path, O_WRONLY, 0);
+	if (fd < 0)
+		return fd;
+	rc = io->fdatasync(io->ctx, fd);
 	io->close(io->ctx, fd);
 	return rc;
 }

@@ -18,11 +18,13 @@ int sb_fsync_parent(const sb_io *io, const char *path);
 int sb_publish_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
 /*
  * Rewrite dir/name in place (no temp file, no new block on a full disk):
- * write len bytes at 0 of the existing file, fdatasync. For a small file
- * whose readers check a CRC and can do without it when it is torn. -ENOENT
- * when there is no such file.
+ * write len bytes at 0 of the existing file, then fdatasync it when `sync`.
+ * For a small file whose readers check a CRC and can do without it when it
+ * is torn. -ENOENT when there is no such file.
  */
-int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len);
+int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len, int sync);
+/* fdatasync dir/name (an existing file). 0 or -errno. */
+int sb_fdatasync_file(const sb_io *io, const char *dir, const char *name);
 /* Write n bytes at off: 0, -errno, or -ENOSPC for a short write (the one
  * rule of sb_io.h: the caller undoes what a failed write left). */
 int sb_pwrite_full(const sb_io *io, int fd, const void *buf, size_t n, off_t off);

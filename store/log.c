@@ -122,7 +122,7 @@ static int save_meta(sb_log *l, uint64_t start)
 	sb_meta_encode(buf, start);
 	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
 	if (sb_no_space(rc)) {
-		int r = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
+		int r = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf), 1);
 		rc = r == -ENOENT ? rc : r;
 	}
 	l->meta_dirty = rc != 0;
@@ -135,15 +135,52 @@ static int save_start(sb_log *l)
 }
 
 /*
+ * Save the start of a removal (rm of the oldest records): meta rewritten
+ * in place, not synced, so that a crash of the process keeps it at once
+ * and a removal costs one write (rm -r of a topic removes one record at a
+ * time); sync_meta() syncs it (sb_log_sync, the flusher's pass, the
+ * close). A power loss before may bring the removed records back (a torn
+ * meta is ignored), never loses a kept one. The first time, with no meta
+ * yet, a durable publish. [append]
+ */
+static int save_start_unsynced(sb_log *l)
+{
+	uint8_t buf[SB_META_SIZE];
+	int rc;
+
+	sb_meta_encode(buf, atomic_load(&l->start));
+	rc = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf), 0);
+	if (rc == -ENOENT)
+		return save_start(l);
+	l->meta_dirty = rc != 0;
+	l->meta_unsynced |= rc == 0;
+	return rc;
+}
+
+/* Sync meta after save_start_unsynced, and the directory the removal
+ * changed. [append] */
+static int sync_meta(sb_log *l)
+{
+	int rc;
+
+	if (!l->meta_unsynced)
+		return 0;
+	if ((rc = sb_fdatasync_file(l->io, l->dir, SB_META_NAME)) || (rc = sb_fsync_dir(l->io, l->dir)))
+		return rc;
+	l->meta_unsynced = 0;
+	return 0;
+}
+
+/*
  * Publish a new start, drop the segments wholly below it, then save it.
  * Dropping first frees space before anything needs a new block (a full disk
  * can be emptied), and is safe: a crash before the save finds the segments
  * gone and starts at the first one left (recovery never starts below it).
  * Not saved for lack of space is not an error: the removal happened, and
  * the start is saved later (or comes back as that first segment's base).
- * [append]
+ * unsynced: saved as a removal's (save_start_unsynced). [append]
  */
-static int set_start(sb_log *l, uint64_t start)
+static int set_start(sb_log *l, uint64_t start, int unsynced)
 {
 	size_t k = 0;
 	int rc;
@@ -158,7 +195,7 @@ static int set_start(sb_log *l, uint64_t start)
 	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
 		k++;
 	rc = sb_log_drop_front(l, k);
-	int r = save_start(l);
+	int r = unsynced ? save_start_unsynced(l) : save_start(l);
 	if (!rc && !sb_no_space(r))
 		rc = r;
 	return rc;
@@ -335,6 +372,8 @@ int sb_log_close(sb_log *l)
 			rc = sb_segment_save_index(l->segs[i]);
 		if (!rc && l->meta_dirty && sb_no_space(rc = save_start(l)))
 			rc = 0; /* the removed records come back at the next open */
+		if (!rc)
+			rc = sync_meta(l);
 		if (!rc) {
 			uint8_t buf[SB_CLEAN_SIZE];
 			sb_clean_rec c = {sb_segment_base(last), sb_segment_len(last)};
@@ -666,7 +705,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 			sb_segment_remove(s);
 		}
 		atomic_store(&l->next, at);
-		rc = set_start(l, at); /* also fsyncs the directory */
+		rc = set_start(l, at, 0); /* also fsyncs the directory */
 		if (rc)
 			goto out_unlock;
 	}
@@ -747,7 +786,14 @@ int sb_log_sync(sb_log *l)
 	/* Sync the active segment first, then whatever was sealed before or
 	 * meanwhile: together they hold every append made before this call. */
 	rc = wait_synced(l, atomic_load(&l->appended));
-	return rc ? rc : finish_seals(l);
+	if (!rc)
+		rc = finish_seals(l);
+	if (!rc) { /* and the removals made before this call */
+		pthread_mutex_lock(&l->append_mu);
+		rc = sync_meta(l);
+		pthread_mutex_unlock(&l->append_mu);
+	}
+	return rc;
 }
 
 int sb_log_flush_due(sb_log *l, long long now_ns)
@@ -764,6 +810,8 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	if (!rc && pthread_mutex_trylock(&l->append_mu) == 0) {
 		if (l->meta_dirty && !atomic_load(&l->removed))
 			save_start(l);
+		if (!atomic_load(&l->removed))
+			sync_meta(l); /* a failure is tried again next time */
 		pthread_mutex_unlock(&l->append_mu);
 	}
 	if (rc || l->cfg.sync != SB_SYNC_INTERVAL)
@@ -791,7 +839,7 @@ int sb_log_delete_before(sb_log *l, uint64_t offset)
 	else if (offset > atomic_load(&l->next))
 		rc = -EINVAL;
 	else if (offset > atomic_load(&l->start))
-		rc = set_start(l, offset);
+		rc = set_start(l, offset, 1);
 	pthread_mutex_unlock(&l->append_mu);
 	return rc;
 }
@@ -829,7 +877,7 @@ int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped)
 	if (k) {
 		uint64_t start = sb_segment_base(l->segs[k]);
 		if (start > atomic_load(&l->start))
-			rc = set_start(l, start); /* drops the k segments */
+			rc = set_start(l, start, 0); /* drops the k segments */
 		else
 			rc = sb_log_drop_front(l, k);
 	}

@@ -35,6 +35,8 @@ struct sb_log {
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
 	size_t nsegs, segcap;           /* [seg_lock] */
 	int meta_dirty;                 /* [append] `start` not yet in meta */
+	int meta_unsynced;              /* [append] meta rewritten in place for a
+					 * removal, not yet synced (sync_meta) */
 	int clean_unsynced;             /* [append] the clean marker's removal is not
 					 * synced yet: done before the first append (a
 					 * marker back after a power loss would vouch for

@@ -379,7 +379,11 @@ int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
  */
 int sb_log_seek_time(sb_log *l, int64_t ts, uint64_t *offset);
 
-/* Make offsets below `offset` unreadable (persisted); drops whole segments.
+/* Make offsets below `offset` unreadable; drops whole segments. The new
+ * start is kept by a crash of the process at once (one write, no sync:
+ * rm -r removes a record at a time), and by a power loss once synced
+ * (sb_log_sync, the flusher's pass within a second, the close); a power
+ * loss before may bring removed records back, never loses a kept one.
  * offset may not pass next; -EINVAL otherwise. */
 int sb_log_delete_before(sb_log *l, uint64_t offset);
 /* Drop old segments past retention_bytes / retention_ms; *dropped may be NULL. */

@@ -623,3 +623,50 @@ Test(crash, first_offset_of_a_cleanly_closed_empty_topic_survives_a_power_loss)
 	use_mmap = 0;
 	cr_expect_gt(cases, 20);
 }
+
+/*
+ * A removal (sb_log_delete_before: rm of the oldest records) is kept by a
+ * crash of the process at once, with no sync of its own (rm -r removes a
+ * record at a time), and by a power loss once sb_log_sync returned. Random
+ * removal points; both write paths.
+ */
+Test(crash, removal_survives_a_process_crash_at_once_and_a_power_loss_once_synced)
+{
+	uint64_t seed = 0x5eed0001;
+	for (int m = 0; m < 2; m++)
+		for (int synced = 0; synced < 2; synced++)
+			for (int round = 0; round < 6; round++) {
+				sb_log_config c;
+				sb_store *s;
+				sb_log *l;
+				use_mmap = m;
+				fresh();
+				fio *f = mk();
+				ut_cfg(&c, 4096, SB_SYNC_ALWAYS);
+				cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+				cr_assert_not_null(l = ut_topic(s, "t"));
+				cr_assert_eq(ut_append_n(l, 60, 3, 10, 100), 0);
+				uint64_t to = 1 + ut_rnd(&seed) % 59;
+				for (uint64_t o = 1; o <= to; o += 1 + ut_rnd(&seed) % 5) /* rm, rm, ... */
+					cr_assert_eq(sb_log_delete_before(l, o), 0);
+				cr_assert_eq(sb_log_delete_before(l, to), 0);
+				if (synced)
+					cr_assert_eq(sb_log_sync(l), 0);
+				fio_crash_now(f);
+				sb_store_close(s);
+				/* the process died (everything written kept), or
+				 * after the sync the power went (nothing unsynced) */
+				cr_assert_eq(fio_crash_apply(f, 11 + round, synced ? FIO_CRASH_DROP_ALL : FIO_CRASH_KEEP_ALL,
+							     NULL), 0);
+				fio_free(f);
+				cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+				cr_assert_not_null(l = ut_topic(s, "t"));
+				cr_expect_eq(sb_log_start(l), to, "mmap %d, %s: start %llu, removed below %llu", m,
+					     synced ? "power loss after the sync" : "process crash",
+					     (unsigned long long)sb_log_start(l), (unsigned long long)to);
+				cr_expect_eq(sb_log_next(l), 60);
+				cr_expect_eq(ut_check(l, to, ut_len(to, 3, 10, 100), 3), 0);
+				cr_assert_eq(sb_store_close(s), 0);
+			}
+	use_mmap = 0;
+}
