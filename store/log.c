@@ -311,6 +311,7 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		.capacity = SB_SEG_HDR + cfg->segment_bytes + l->batch_max,
 		.roll_at = SB_SEG_HDR + cfg->segment_bytes,
 		.read_only = o->read_only,
+		.full_check = o->full_check,
 		.report = o->report,
 		.report_arg = o->report_arg,
 	};

@@ -348,8 +348,13 @@ int sb_segment_save_index(sb_segment *s)
 	if (!rc)
 		s->idx_dirty = 0;
 	/* The index is optional (rebuilt from the segment at the next open):
-	 * no room for it is not an error; it stays dirty and is saved later. */
-	return sb_no_space(rc) ? 0 : rc;
+	 * no room for it is not an error (but for recover, which says so);
+	 * it stays dirty and is saved later. */
+	if (sb_no_space(rc) && !s->p->full_check)
+		return 0;
+	if (rc)
+		sb_seg_report(s->p, "%s: index not saved: %s", strrchr(s->seg_path, '/') + 1, sb_strerror(rc));
+	return rc;
 }
 
 int sb_segment_upgrade(sb_segment *s)

@@ -30,6 +30,10 @@ typedef struct sb_seg_params {
 				   * size (header included) unless one batch
 				   * alone does: preallocation stops here */
 	int read_only;
+	/* recover (sb_store_options.full_check): every index rebuilt is
+	 * reported, the newest segment's missing one too, and no room to
+	 * save an index file is an error (it is what recover is for) */
+	int full_check;
 	sb_report_fn report;
 	void *report_arg;
 	sb_zcache *zc;            /* blocks of compressed segments (the log's) */

@@ -297,9 +297,13 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 		} else {
 			s->idx_dirty = 1;
 			*changed = 1;
-			if (!(flags & SB_SEG_QUIET) && (access(s->idx_path, F_OK) == 0 || !(flags & SB_SEG_ACTIVE)))
-				sb_seg_report(p, "%s: index rebuilt (%zu entries)", strrchr(s->seg_path, '/') + 1,
-				       sb_index_count(s->ix));
+			/* The newest segment's index is missing after any
+			 * crash (it is written at the seal or the close): said
+			 * only to recover. */
+			int had = access(s->idx_path, F_OK) == 0;
+			if (!(flags & SB_SEG_QUIET) && (had || !(flags & SB_SEG_ACTIVE) || p->full_check))
+				sb_seg_report(p, had ? "%s: index rebuilt (%zu entries)" : "%s: missing index rebuilt (%zu entries)",
+					      strrchr(s->seg_path, '/') + 1, sb_index_count(s->ix));
 		}
 		if (!tix_kept && (!old_tix || !sb_tindex_equal(old_tix, s->tix))) {
 			s->tix_dirty = 1;

@@ -31,7 +31,7 @@ rm "${first%.seg}.idx"
 run_rc rc "$SB" recover "$L"
 eq "$rc" 0 "recover exit ($out)"
 has "$out" "^orders: $lname: torn record at byte $((size - 47)); cut 42 bytes \\(log ends at offset 299\\)$" "cut reported"
-has "$out" "^orders: $fname: index rebuilt" "rebuild reported"
+has "$out" "^orders: $fname: missing index rebuilt" "rebuild reported"
 hasnt "$out" "nothing to recover" "changes reported"
 hasnt "$out" "^other:" "other topic untouched"
 eq "$(stat -c %s "$last")" $((size - 47)) "cut back to the last whole record"
@@ -76,6 +76,38 @@ eq "$rc" 0 "recover --cut exit ($out)"
 run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "verify after recover --cut ($out)"
 eq "$("$SB" dump "$L/orders" | wc -l)" 299 "records after recover --cut"
+
+# After a kill -9 the newest segment has no index file (it is written at
+# the seal or the close): recover writes it, and says so rather than
+# "nothing to recover".
+fresh
+last=$(ls "$O"/*.seg | tail -1); lname=$(basename "$last")
+rm "$O/clean" "${last%.seg}.idx"
+run_rc rc "$SB" recover "$L"
+eq "$rc" 0 "recover exit, newest index missing ($out)"
+has "$out" "^orders: $lname: missing index rebuilt \([0-9]+ entries\)$" "the newest segment's index rebuilt, said"
+hasnt "$out" "nothing to recover" "not 'nothing to recover' when it wrote an index"
+[ -f "${last%.seg}.idx" ] || fail "newest index not written"
+
+# On a full disk, an index file recover cannot write is an error, named,
+# with exit 2: never "rebuilt" or "nothing to recover" with nothing written.
+mkdir "$T/small"
+mount -t tmpfs -o size=2m tmpfs "$T/small" || fail "cannot mount a tmpfs (root needed)"
+sb_cleanup_hooks+=('umount -l "$T/small"')
+cp -a "$C" "$T/small/log"
+rm "$T/small/log/orders/clean" "$T/small/log/orders/"*.idx
+dd if=/dev/zero of="$T/small/fill" bs=4k 2>/dev/null || true
+dd if=/dev/zero of="$T/small/fill2" bs=512 2>/dev/null || true
+run_rc rc "$SB" recover "$T/small/log"
+eq "$rc" 2 "recover on a full disk exit ($out)"
+has "$out" "index not saved: No space left on device" "the failed index write named"
+hasnt "$out" "nothing to recover" "no 'nothing to recover' on a full disk"
+rm "$T/small/fill" "$T/small/fill2"
+run_rc rc "$SB" recover "$T/small/log"
+eq "$rc" 0 "recover once there is room ($out)"
+run_rc rc "$SB" verify "$T/small/log"
+eq "$rc" 0 "verify after recover with room ($out)"
+hasnt "$out" "missing index" "every index written once there was room"
 
 # errors
 run_rc rc "$SB" recover "$T/none"
