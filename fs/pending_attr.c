@@ -66,6 +66,16 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 		pthread_mutex_unlock(&fs->plock);
 		return -EPERM;
 	}
+	/* A record's time is after the epoch and within 2262 (ns in an
+	 * int64), as user.streambus.timestamp says: other times are refused
+	 * (EINVAL, like that xattr), never replaced by the time of the close. */
+	int64_t want = 0;
+	if ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW) &&
+	    (__builtin_mul_overflow((int64_t)attr->st_mtim.tv_sec, (int64_t)1000000000, &want) ||
+	     __builtin_add_overflow(want, (int64_t)attr->st_mtim.tv_nsec, &want) || want <= 0)) {
+		pthread_mutex_unlock(&fs->plock);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&p->lock);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		p->mode = attr->st_mode;
@@ -74,7 +84,7 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 	else if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 		p->stamp_ns = 0;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
-		p->stamp_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+		p->stamp_ns = want;
 	if (p->stamp_ns > 0)
 		p->mtime_ns = p->stamp_ns;
 	/* touch sets times and closes: append at that close (flush), which the

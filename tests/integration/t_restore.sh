@@ -221,6 +221,24 @@ assert_eq 2 "$(count_w)" "records"
 assert_eq ENODATA "$(pyerr 'os.getxattr(sys.argv[2], "user.streambus.key")' "$W/$(rec 1)")" "no key"
 assert_eq "$(date -d '2020-02-02 02:02:02.5' +%s)500000000" "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$W/$(rec 1)")" "the time set before the rename"
 
+case_ "times at or before the epoch on a file being created: EINVAL, never the close's time instead"
+TM=$M/times
+mkdir "$TM" || sb_die "mkdir"
+# one open file: a time refused, then one taken, then the close appends
+out=$(pyerr '
+f = os.open(sys.argv[2] + "/old", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(f, b"x")
+res = []
+for t in (0, -100, -14182940, 0.5):
+    try:
+        os.utime(f, (t, t)); res.append("ok")
+    except OSError as e:
+        res.append(errno.errorcode[e.errno])
+os.close(f)
+print(" ".join(res), end=" ")' "$TM")
+assert_eq "EINVAL EINVAL EINVAL ok OK" "$out" "utime 0, -100, 1969, 0.5 on a file being created"
+assert_eq 500000000 "$(t getfattr --absolute-names --only-values -n user.streambus.timestamp "$TM/$(rec 0)")" "the time taken (0.5 s), not the close's"
+
 case_ "a rename before the close: appended at the close under the new name"
 assert_eq OK "$(pyerr 'f = open(sys.argv[2] + "/draft", "wb"); f.write(b"three"); os.rename(sys.argv[2] + "/draft", sys.argv[2] + "/final-3"); f.close()' "$W")" "open, write, rename, close"
 assert_eq 3 "$(count_w)" "records"
