@@ -86,6 +86,14 @@ static int to_ns(int64_t secs, int64_t ns, int64_t off, int64_t *out)
 	return 0;
 }
 
+/* A moment past what nanoseconds in an int64 hold (before 1677, after
+ * 2262): no record has such a time, so it bounds like the nearest one
+ * that can be (a far date is a common "no bound"). */
+static int64_t clamp_ns(int64_t secs)
+{
+	return secs < 0 ? INT64_MIN : INT64_MAX;
+}
+
 static int parse_iso(const char *p, int64_t *out)
 {
 	int64_t y = digits(&p, 4), mo, d, h = 0, mi = 0, s = 0, ns = 0, off = 0;
@@ -118,14 +126,16 @@ static int parse_iso(const char *p, int64_t *out)
 	}
 	if (*p)
 		return -EINVAL;
-	return to_ns(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s, ns, off, out);
+	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+	if (to_ns(secs, ns, off, out))
+		*out = clamp_ns(secs - off);
+	return 0;
 }
 
 int sb_time_parse(const char *s, int64_t now_ns, int64_t *out)
 {
 	const char *p = s;
 	int64_t v, ns, t;
-	int rc;
 
 	if (!s || !*s)
 		return -EINVAL;
@@ -134,9 +144,9 @@ int sb_time_parse(const char *s, int64_t now_ns, int64_t *out)
 		p += neg;
 		if ((v = number(&p)) < 0 || (ns = fraction(&p)) < 0 || *p)
 			return -EINVAL;
-		if ((rc = to_ns(v, ns, 0, &t)))
-			return rc;
-		*out = neg ? -t : t;
+		if (to_ns(v, ns, 0, &t))
+			t = INT64_MAX; /* clamped (clamp_ns) */
+		*out = neg ? (t == INT64_MAX ? INT64_MIN : -t) : t;
 		return 0;
 	}
 	if (*p == '-' && p[1] >= '0' && p[1] <= '9') { /* -90s, -15m, -2h, -7d, -1.5h */
@@ -151,7 +161,7 @@ int sb_time_parse(const char *s, int64_t now_ns, int64_t *out)
 			if (__builtin_mul_overflow(v, units[i].s, &whole) || to_ns(whole, 0, 0, &t) ||
 			    __builtin_mul_overflow(ns, units[i].s, &part) || __builtin_add_overflow(t, part, &t) ||
 			    __builtin_sub_overflow(now_ns, t, &t))
-				return -ERANGE;
+				t = INT64_MIN; /* that long ago: clamped (clamp_ns) */
 			*out = t;
 			return 0;
 		}

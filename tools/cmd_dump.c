@@ -446,9 +446,8 @@ int sb_cmd_dump(int argc, char **argv)
 			int trc = sb_time_parse(optarg, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, &t);
 			if (trc)
 				return sb_cmd_usage_error(cmd, "--%s wants a time (2026-11-29T10:00:00Z, "
-							  "@EPOCH, -15m, ...), not '%s'%s",
-							  opt == 's' ? "since" : "until", optarg,
-							  trc == -ERANGE ? " (out of range)" : "");
+							  "@EPOCH, -15m, ...), not '%s'",
+							  opt == 's' ? "since" : "until", optarg);
 			if (opt == 's') {
 				a.has_since = 1;
 				a.since = t;

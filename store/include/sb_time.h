@@ -19,7 +19,9 @@ extern "C" {
  * 2026-11-29 alone is midnight UTC), @EPOCH seconds with an optional
  * fraction, or a time before now_ns: -90s, -15m, -2h, -7d (a fraction
  * allowed: -1.5h). 0 and *out ns since the epoch, -EINVAL for anything
- * else, -ERANGE outside the years 1678..2262; *out untouched on failure.
+ * else; *out untouched on failure. A moment outside what ns in an int64
+ * hold (the years 1678..2262) is INT64_MIN or INT64_MAX: a bound no
+ * record time passes.
  */
 int sb_time_parse(const char *s, int64_t now_ns, int64_t *out);
 

@@ -101,6 +101,10 @@ assert_eq "$(expect_all 1700000000000000000)" "$(t cat "$M/t/.since/@1700000000"
 assert_eq "" "$(t cat "$M/t/.since/-1h")" "nothing that recent (times are of 2023)"
 assert_eq "$(t stat -c %s "$M/t/.log")" "$(t stat -c %s "$M/t/.since/1970-01-01")" "from the start: .log's size"
 
+case_ "a far date (past 2262 or before 1678) bounds like any"
+assert_eq "" "$(t cat "$M/t/.since/9999-12-31T23:59:59Z")" "9999: nothing that recent"
+assert_eq "$(t stat -c %s "$M/t/.log")" "$(t stat -c %s "$M/t/.since/1600-01-01")" "1600: from the start"
+
 case_ "names that are no time, and what .since is"
 for bad in yesterday 2023-13-01 -5 @x 2023-11-14T25:00:00Z; do
 	assert_fail_with ENOENT cat "$M/t/.since/$bad"
