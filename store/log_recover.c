@@ -134,6 +134,9 @@ static void drop_orphan_indexes(sb_log *l, const uint64_t *bases, size_t n)
 
 /* Does segment `base` have a valid index file (written only after the
  * segment was synced)? */
+/* 1 when segment `base` has a valid index file, 2 when it is a compressed
+ * segment (whose header is valid: it was synced before it took its name),
+ * else 0. */
 static int index_file_valid(sb_log *l, uint64_t base)
 {
 	char name[32], sp[PATH_MAX], ip[PATH_MAX];
@@ -151,7 +154,7 @@ static int index_file_valid(sb_log *l, uint64_t base)
 		ssize_t n = l->io->pread(l->io->ctx, fd, zh, sizeof(zh), 0);
 		l->io->close(l->io->ctx, fd);
 		if (n == (ssize_t)sizeof(zh) && sb_zseg_hdr_valid(zh))
-			return 1;
+			return 2;
 	}
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
 	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, -1, 1, &ix, &max_ts))
@@ -174,7 +177,10 @@ typedef struct recovery {
  */
 static const char *synced_proof(sb_log *l, const recovery *r, size_t i, const sb_segment *s)
 {
-	if (s ? sb_segment_index_valid(s) : index_file_valid(l, r->bases[i]))
+	int v = s ? sb_segment_index_valid(s) : index_file_valid(l, r->bases[i]);
+	if (v == 2)
+		return "a compressed segment is synced before it takes its name";
+	if (v)
 		return "its index file shows it was synced";
 	if (r->clean_ok)
 		return "the log was closed cleanly";
@@ -319,8 +325,12 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	rc = sb_segment_open(&l->sp, r->bases[i], flags, &ch, &s);
 	if (rc == SB_ECORRUPT) {
 		/* A bad header: the log ends before this segment. */
+		/* (a compressed segment's header is good: the damage is in
+		 * its block table or dictionary, past its blocks) */
+		int z = index_file_valid(l, r->bases[i]) == 2;
 		if ((proof = synced_proof(l, r, i, NULL)) &&
-		    (rc = refuse(l, name, 0, "bad segment header", proof)))
+		    (rc = refuse(l, name, z ? SB_NOPOS : 0,
+				 z ? "its block table or dictionary fails its check" : "bad segment header", proof)))
 			return rc;
 		if (i == 0 && *start < r->bases[0])
 			*start = r->bases[0];

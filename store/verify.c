@@ -289,9 +289,12 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 		return;
 	}
 	if (rc) {
-		if (rc == SB_ECORRUPT)
-			report(v, SB_VERIFY_FILE, path, 0,
-			       "bad compressed segment header, dictionary or block table");
+		uint8_t zh[SB_ZSEG_HDR];
+		if (rc == SB_ECORRUPT && pread(fd, zh, sizeof(zh), 0) == (ssize_t)sizeof(zh) && sb_zseg_hdr_valid(zh))
+			report(v, SB_VERIFY_FILE, path, SB_VERIFY_NOPOS,
+			       "compressed segment: its block table or dictionary fails its check");
+		else if (rc == SB_ECORRUPT)
+			report(v, SB_VERIFY_FILE, path, 0, "bad compressed segment header");
 		else
 			report(v, SB_VERIFY_IO, path, SB_VERIFY_NOPOS, "cannot read: %s", strerror(-rc));
 		return;

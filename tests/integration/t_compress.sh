@@ -183,6 +183,24 @@ assert_sh_ok 'echo appended-after-cut >> "$1"' "$M/zstd/.log"
 assert_eq "appended-after-cut" "$(t tail -n 1 "$M/zstd/.log")" "appends after the cut"
 sb_umount
 
+case_ "a damaged block table: named as such by verify and by the open, not as a bad header at byte 0"
+cp -a "$SB_LOG" "$SB_TMP/zt"
+f=$(for f in "$SB_TMP/zt"/lz4/*.seg; do [ "$(head -c 4 "$f")" = SBZS ] && echo "$f"; done | sed -n 2p)
+python3 - "$f" <<'EOF'
+import struct, sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+table = struct.unpack_from("<Q", d, 64)[0]
+d[table + 9] ^= 0x04  # inside the block table, under its CRC
+open(p, "wb").write(d)
+EOF
+out=$("$SB" verify "$SB_TMP/zt" lz4 2>&1); rc=$?
+assert_eq 1 "$rc" "verify exits 1 on a damaged block table"
+assert_true 'printf "%s" "$out" | grep -q "$(basename "$f"): compressed segment: its block table or dictionary fails its check"' "verify names the block table: $(printf '%s' "$out" | head -2)"
+out=$("$SB" stat "$SB_TMP/zt" lz4 2>&1)
+assert_true 'printf "%s" "$out" | grep -q "block table or dictionary fails its check, which cannot be a torn write (a compressed segment is synced before it takes its name)"' "the open names it and why it is no torn write: $(printf '%s' "$out" | grep warning | head -2)"
+rm -rf "$SB_TMP/zt"
+
 case_ "compressed segments written before blocks held headers (fixture) verify, dump and read"
 FX=$SB_TOP/tests/fixtures/zseg-pre-headers
 SB_LOG=$SB_TMP/fx
