@@ -386,6 +386,15 @@ static sbfs_pending *pending_alloc(sbfs_tentry *te, const char *name, mode_t mod
 	return p;
 }
 
+/* Number p and put it in the list. (plock held) */
+static void link_locked(sbfs *fs, sbfs_pending *p)
+{
+	p->ino = sbfs_ino(0, fs->next_pending++);
+	p->linked = 1;
+	p->next = fs->pending;
+	fs->pending = p;
+}
+
 /* Number p and put it in the list (unless unique and its name is taken:
  * then -EEXIST and p is freed). */
 static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry_param *e,
@@ -398,10 +407,7 @@ static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry
 			pending_free(p);
 			return -EEXIST;
 		}
-	p->ino = sbfs_ino(0, fs->next_pending++);
-	p->linked = 1;
-	p->next = fs->pending;
-	fs->pending = p;
+	link_locked(fs, p);
 	if (e)
 		fill_entry(fs, p, e); /* before anyone else can unlink and free it */
 	pthread_mutex_unlock(&fs->plock);
@@ -550,10 +556,7 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 	}
 	t->key_set = 1;
 	t->committed = !(flags & O_TRUNC);
-	t->ino = sbfs_ino(0, fs->next_pending++);
-	t->linked = 1;
-	t->next = fs->pending;
-	fs->pending = t;
+	link_locked(fs, t);
 	return t;
 }
 
