@@ -177,8 +177,10 @@ typedef struct sbfs_fh {
 	sbfs_pending *p;
 	/* K_SINCE: its node (alive while the kernel holds the open inode) */
 	sbfs_since *since;
-	/* K_ROOT listing: a snapshot of the topic names */
+	/* K_ROOT listing: a snapshot of the topic names; a topic's: of the
+	 * names of its files being created, with their inode numbers */
 	char **names;
+	fuse_ino_t *name_inos;
 	size_t nnames;
 	/* K_KEYSDIR listing (ops_keys.c): the keys of its last reply, each a
 	 * u16 length and its bytes, the first one entry number kfirst */
@@ -347,6 +349,11 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 			    size_t klen, const void *init, size_t init_len, int fresh, mode_t mode,
 			    int opens, struct fuse_entry_param *e, sbfs_pending **out);
 int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
+/* The names of topic te's files being created (SPEC §3: a name is visible
+ * while its file is open), each with its inode number, for a listing:
+ * *names (n strings, each malloc'd, and the array) and *inos (malloc'd),
+ * the caller's to free; 0 or -ENOMEM (outputs untouched). */
+int sbfs_pending_names(sbfs *fs, sbfs_tentry *te, char ***names, fuse_ino_t **inos, size_t *n);
 int sbfs_pending_unlink_key(sbfs *fs, sbfs_tentry *te, const char *name);
 /* Undo a create whose open failed: nothing appended, p freed. */
 void sbfs_pending_discard(sbfs *fs, sbfs_pending *p);

@@ -70,6 +70,7 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
 	for (size_t i = 0; i < h->nnames; i++)
 		free(h->names[i]);
 	free(h->names);
+	free(h->name_inos);
 	pthread_mutex_destroy(&h->lock);
 	free(h->part);
 	free(h->kbuf);

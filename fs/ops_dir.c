@@ -48,7 +48,9 @@ static void free_names(sbfs_fh *h)
 	for (size_t i = 0; i < h->nnames; i++)
 		free(h->names[i]);
 	free(h->names);
+	free(h->name_inos);
 	h->names = NULL;
+	h->name_inos = NULL;
 	h->nnames = 0;
 }
 
@@ -93,8 +95,32 @@ static size_t add(fuse_req_t req, char *buf, size_t used, size_t size, const cha
  * of the opendir-time snapshot; for a topic 3 after ".log" and offset + 4
  * after the record at offset (a topic of several partitions: i + 4 after
  * partition i), so a listing resumes by offset however the
- * topic changed meanwhile.
+ * topic changed meanwhile; then PENDING_COOKIE + i + 1 after the ith file
+ * being created of the snapshot taken when the records were listed.
  */
+#define PENDING_COOKIE ((off_t)SBFS_MAX_OFFSET + 5)
+
+/* The names of te's files being created (SPEC §3: visible while open), from
+ * entry `from` of the handle's snapshot (taken at from 0). The new `used`. */
+static size_t add_pending(fuse_req_t req, sbfs *fs, sbfs_fh *h, sbfs_tentry *te, char *buf, size_t used,
+			  size_t size, size_t from)
+{
+	size_t n;
+
+	if (from == 0) {
+		free_names(h);
+		if (sbfs_pending_names(fs, te, &h->names, &h->name_inos, &h->nnames))
+			return used; /* no memory: listed without them */
+	}
+	for (size_t i = from; i < h->nnames; i++) {
+		if (!(n = add(req, buf, used, size, h->names[i], h->name_inos[i], S_IFREG,
+			      PENDING_COOKIE + (off_t)i + 1)))
+			break;
+		used += n;
+	}
+	return used;
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
@@ -193,11 +219,16 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return sbfs_reply_err(req, rc);
 	}
+	if (off >= PENDING_COOKIE) {
+		used = add_pending(req, fs, h, te, buf, used, size, (size_t)(off - PENDING_COOKIE));
+		goto out;
+	}
 	uint64_t o = (uint64_t)off - 3;
 	if (o < bd.start)
 		o = bd.start;
 	if (bd.next > SBFS_MAX_OFFSET)
 		bd.next = SBFS_MAX_OFFSET + 1;
+	int full = 0;
 	for (; o < bd.next; o++) {
 		/* a log with gaps (Kafka: compaction, transaction markers) */
 		if (fs->b->ops->next_present && fs->b->ops->next_present(t, o, &o))
@@ -206,10 +237,14 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		sbfs_fmt_offset(name, o);
 		if (!(n = add(req, buf, used, size, name, sbfs_ino(te->id, SBFS_L_REC0 + o),
-			      S_IFREG, (off_t)(o + 4))))
+			      S_IFREG, (off_t)(o + 4)))) {
+			full = 1;
 			break;
+		}
 		used += n;
 	}
+	if (!full)
+		used = add_pending(req, fs, h, te, buf, used, size, 0);
 out:
 	fuse_reply_buf(req, buf, used);
 	free(buf);

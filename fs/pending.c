@@ -198,6 +198,53 @@ int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct 
 	return *name ? lookup_in(fs, te, name, 1, st) : -ENOENT;
 }
 
+int sbfs_pending_names(sbfs *fs, sbfs_tentry *te, char ***names, fuse_ino_t **inos, size_t *n)
+{
+	char **v = NULL;
+	fuse_ino_t *in = NULL;
+	size_t k = 0, cap = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->plock);
+	for (sbfs_pending *p = fs->pending; p && !rc; p = p->next) {
+		/* a writer's own file under a taken name (pending_twin) is
+		 * nameless: the name is listed once */
+		if (p->te != te || p->keyview || !p->name[0] || appended(p))
+			continue;
+		if (k == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			char **nv = realloc(v, nc * sizeof *nv);
+			fuse_ino_t *ni = nv ? realloc(in, nc * sizeof *ni) : NULL;
+			if (nv)
+				v = nv;
+			if (ni)
+				in = ni;
+			if (!nv || !ni) {
+				rc = -ENOMEM;
+				break;
+			}
+			cap = nc;
+		}
+		if (!(v[k] = strdup(p->name))) {
+			rc = -ENOMEM;
+			break;
+		}
+		in[k++] = p->ino;
+	}
+	pthread_mutex_unlock(&fs->plock);
+	if (rc) {
+		while (k)
+			free(v[--k]);
+		free(v);
+		free(in);
+		return rc;
+	}
+	*names = v;
+	*inos = in;
+	*n = k;
+	return 0;
+}
+
 /* rm of a file being created: it is dropped, nothing is appended. */
 static int unlink_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview)
 {

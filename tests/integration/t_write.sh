@@ -130,14 +130,15 @@ f = open(p, "wb")
 f.write(b"pending-payload")
 f.flush()
 visible = os.path.exists(p)
+listed = "pending.bin" in os.listdir(d) and os.stat(p).st_size == 15
 n1 = len([x for x in os.listdir(d) if x[0].isdigit()])
 f.close()
-gone = not os.path.exists(p)
+gone = not os.path.exists(p) and "pending.bin" not in os.listdir(d)
 n2 = len([x for x in os.listdir(d) if x[0].isdigit()])
-print(visible, n1 - n0, gone, n2 - n0)
+print(visible, listed, n1 - n0, gone, n2 - n0)
 EOF
 )
-assert_eq "True 0 True 1" "$out" "visible while open / no record yet / gone after close / one record"
+assert_eq "True True 0 True 1" "$out" "visible and listed (ls, with its size) while open / no record yet / gone after close / one record"
 assert_file_eq "$M/w/$(rec $n)" 'pending-payload' "the record appended at close"
 
 case_ "right after close: the new name is gone and its record listed (RELEASE comes later)"
@@ -204,8 +205,8 @@ for i in range(rounds):
             os.stat(os.path.join(d, name))
         except OSError as e:
             bad.append("%d temp: stat %s after its close: %s" % (i, name, e))
-        if os.listdir(d) != []:
-            bad.append("%d temp: ls lists %s before the rename" % (i, os.listdir(d)))
+        if os.listdir(d) != [name]:
+            bad.append("%d temp: ls lists %s, not [%s], before the rename" % (i, os.listdir(d), name))
         os.rename(os.path.join(d, name), os.path.join(d, "n%d" % i))
         gone(i, kind, name)
         name = "n%d" % i
