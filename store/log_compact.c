@@ -70,13 +70,18 @@ typedef struct round {
 	sb_compact_stats st;
 } round;
 
-/* The run at the head of the log; *horizon. 0 or -ENOMEM. */
+/* The run at the head of the log; *horizon. 0, -ENOENT (the log was removed)
+ * or -ENOMEM. */
 static int pick(round *r)
 {
 	sb_log *l = r->l;
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
+	if (!l->nsegs) { /* removed since sb_log_compact looked */
+		pthread_rwlock_unlock(&l->seg_lock);
+		return -ENOENT;
+	}
 	size_t n = 0;
 	while (n + 1 < l->nsegs && !sb_segment_zseg(l->segs[n]) && !sb_segment_unsynced(l->segs[n]))
 		n++;
@@ -531,9 +536,10 @@ int sb_log_compact_due(sb_log *l, int64_t now_ns)
 	int due = 0;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
-	due = sb_segment_base(l->segs[l->nsegs - 1]) != mark;
+	int gone = !l->nsegs; /* removed (the compressor's snapshot held it) */
+	due = !gone && sb_segment_base(l->segs[l->nsegs - 1]) != mark;
 	pthread_rwlock_unlock(&l->seg_lock);
-	return due || now_ns >= atomic_load(&l->compact_due);
+	return !gone && (due || now_ns >= atomic_load(&l->compact_due));
 }
 
 int sb_log_in_compacted(sb_log *l, uint64_t offset)
