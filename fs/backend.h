@@ -274,11 +274,6 @@ typedef struct sbfs_backend_ops {
 	/* ---- deleting, durability, housekeeping ---- */
 	/* Records before off go (rm of the oldest record; Kafka: DeleteRecords). */
 	int (*delete_before)(sbfs_topic *t, uint64_t off);
-	/* delete_before is local and cheap (a write, no round trip): rm calls
-	 * it at once, so that a crash of the daemon keeps what rm removed.
-	 * 0: the notifier calls it for the removals of the last moments at
-	 * once (one DeleteRecords for rm -r). */
-	int delete_at_once;
 	int (*sync)(sbfs_topic *t);  /* fsync: what was appended is durable */
 	/* Periodic (about every second, from the notifier): retention and any
 	 * other housekeeping (a remote backend: refresh its metadata). */

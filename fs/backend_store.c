@@ -335,7 +335,6 @@ static const sbfs_backend_ops store_ops = {
 	.get_key = st_get_key,
 	.list_keys = st_list_keys,
 	.delete_before = st_delete_before,
-	.delete_at_once = 1,
 	.sync = st_sync,
 	.retain = st_retain,
 	.statfs = st_statfs,

@@ -202,18 +202,16 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (off != bd.start)
 		rc = -EPERM; /* only the oldest record can go */
 	else {
-		/* gone at once. A backend whose removal is a local write
-		 * (the store) removes it now, unless a reader of .log still
-		 * covers it: a crash of the daemon keeps it removed. Else the
-		 * notifier removes it within milliseconds (rm -r of a Kafka
-		 * topic: one DeleteRecords), and unmount what is left. */
+		/* Removed now (the store: a write; Kafka: DeleteRecords), so
+		 * that a crash of the daemon keeps it removed and a failure is
+		 * the caller's, the record still there. While a reader of .log
+		 * covers it, it is only hidden: the notifier removes it once
+		 * that reader has gone (and unmount what is left). */
+		uint64_t was = atomic_load(&te->hide_before);
 		atomic_store(&te->hide_before, off + 1);
-		rc = 0;
-		if (fs->b->ops->delete_at_once) {
-			int r = sbfs_drop_hidden_locked(fs, te, t, 0);
-			if (r) /* hidden all the same; the notifier tries again */
-				sbfs_log("%s: removing records: %s", te->name, sbfs_strerror(r));
-		}
+		rc = sbfs_drop_hidden_locked(fs, te, t, 0);
+		if (rc) /* rm's and the notifier's drops hold wlock */
+			atomic_store(&te->hide_before, was);
 	}
 	pthread_mutex_unlock(&te->wlock);
 	if (rc)

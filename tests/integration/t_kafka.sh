@@ -254,4 +254,11 @@ assert_le $((w1 - w0)) 5000 "the daemon's write(2)s over the append and its trim
 
 case_ "statfs answers; rm and mkdir are what the mock cannot do (see the unit test)"
 assert_ok df "$M"
+# rm of the oldest record is a DeleteRecords now: its failure is rm's, and
+# the record stays (before: rm returned 0, the record was hidden until the
+# next mount, and the failure went to the daemon's log only)
+first=$(t ls "$M/prod" | head -1)
+assert_fail_with ENOTSUP rm "$M/prod/$first"
+assert_eq "$first" "$(t ls "$M/prod" | head -1)" "the record is still listed after the failed rm"
+assert_true 't cat "$M/prod/$first" >/dev/null' "and still read"
 sb_umount
