@@ -81,6 +81,28 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* The root's listing: a snapshot of the topic names, refused (damaged)
+ * ones too (a lookup of one gives EIO; the daemon said why at start).
+ * 0 or the backend's error (then none). */
+static int root_snapshot(sbfs *fs, sbfs_fh *h)
+{
+	name_list tmp = { 0 };
+	int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
+
+	if (!rc)
+		rc = fs->b->ops->topic_list_refused(fs->b, snap_refused_cb, &tmp);
+	free_names(h);
+	if (rc) {
+		for (size_t i = 0; i < tmp.n; i++)
+			free(tmp.v[i]);
+		free(tmp.v);
+		return rc;
+	}
+	h->names = tmp.v;
+	h->nnames = tmp.n;
+	return 0;
+}
+
 /* Add one entry; 0 when it did not fit. */
 static size_t add(fuse_req_t req, char *buf, size_t used, size_t size, const char *name,
 		  fuse_ino_t ino, mode_t type, off_t next)
@@ -131,6 +153,15 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!buf)
 		return sbfs_reply_err(req, -ENOMEM);
 	fuse_ino_t self = ino, up = FUSE_ROOT_ID;
+	/* The root's topics first: a backend that cannot list them (a cluster
+	 * down) fails the listing at once, not after "." and "..". */
+	if (h->kind == K_ROOT && (off == 0 || !h->names)) {
+		int rc = root_snapshot(fs, h);
+		if (rc) {
+			free(buf);
+			return sbfs_reply_err(req, rc);
+		}
+	}
 	if (off == 0) {
 		if (!(n = add(req, buf, used, size, ".", self, S_IFDIR, 1)))
 			goto out;
@@ -144,21 +175,6 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		off = 2;
 	}
 	if (h->kind == K_ROOT) {
-		if (off == 2 || !h->names) {
-			free_names(h);
-			name_list tmp = { 0 };
-			int rc = fs->b->ops->topic_list(fs->b, snap_cb, &tmp);
-			/* refused (damaged) topics are listed too: a lookup of
-			 * one gives EIO, and the daemon said why at start */
-			if (!rc)
-				rc = fs->b->ops->topic_list_refused(fs->b, snap_refused_cb, &tmp);
-			h->names = tmp.v;
-			h->nnames = tmp.n;
-			if (rc && !used) {
-				free(buf);
-				return sbfs_reply_err(req, rc);
-			}
-		}
 		for (size_t i = (size_t)off - 2; i < h->nnames; i++) {
 			sbfs_tentry *te;
 			fuse_ino_t tino;

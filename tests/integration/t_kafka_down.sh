@@ -54,6 +54,18 @@ lost=$(comm -23 <(sort "$SB_TMP/acked") <(sort -u "$SB_TMP/got") | wc -l)
 assert_eq 0 "$lost" "acknowledged lines missing from the cluster"
 assert_eq "$(sort "$SB_TMP/got" | uniq -d | wc -l)" 0 "lines written twice"
 
+case_ "ls of the mount with the cluster down fails once, within one timeout, listing nothing"
+kafka_cmd down all
+sleep 0.5
+t0=$(date +%s%N)
+out=$(ls "$M" 2>&1); rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq 2 "$rc" "ls fails ($out)"
+assert_true '[ "$ms" -lt 1900 ]' "within one timeout_ms (1000 ms), not two (took $ms ms)"
+kafka_cmd up all
+sb_wait_until 't ls "$M" | grep -qx d' 20 || assert_fail_now "ls lists the topic again once the cluster is back"
+pass_
+
 case_ "unmount works while the cluster is down, and the daemon exits"
 kafka_cmd down all
 echo x >>"$M/d/.log" 2>/dev/null &
