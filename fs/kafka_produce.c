@@ -5,9 +5,11 @@
  * acknowledgements; the wait is bounded (a little past message.timeout.ms,
  * the client's timeout), never a hang.
  */
+#include "backend.h" /* sbfs_log */
 #include "kafka_rk.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +22,9 @@ typedef struct waiter {
 	size_t left;            /* reports still to come */
 	int refs;
 	rd_kafka_resp_err_t err;
+	int gave_up;            /* the caller failed with ETIMEDOUT: the
+				 * last report says what became of it */
+	char where[96];         /* "TOPIC [PARTITION]", for that message */
 	int64_t *offs;
 	struct slot { struct waiter *w; size_t i, at; } *slots;
 	char *data;             /* the payloads, one copy: librdkafka points
@@ -55,7 +60,17 @@ void rk_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	int done = --w->left == 0;
 	if (done)
 		pthread_cond_broadcast(&w->cv);
+	int late = done && w->gave_up;
 	pthread_mutex_unlock(&w->m);
+	/* A write that failed with ETIMEDOUT may be in the log all the same
+	 * (Kafka's producer cannot take back what a broker may have): say
+	 * what became of it, so that a retry's duplicate can be found. */
+	if (late && !w->err)
+		sbfs_log("kafka: %s: a write that failed with ETIMEDOUT was appended after all, at offset %lld",
+			 w->where, (long long)w->offs[0]);
+	else if (late)
+		sbfs_log("kafka: %s: a write that failed with ETIMEDOUT was not appended (%s)", w->where,
+			 rd_kafka_err2str(w->err));
 	if (done)
 		waiter_put(w);
 }
@@ -167,6 +182,13 @@ int rk_produce(kc_part *p, const kc_rec *recs, size_t n, int64_t *offsets)
 		if (pthread_cond_timedwait(&w->cv, &w->m, &dl) == ETIMEDOUT)
 			break;
 	int rc = w->left > 0 ? -ETIMEDOUT : rk_map_err(w->err);
+	if (w->left > 0) {
+		w->gave_up = 1;
+		snprintf(w->where, sizeof w->where, "%s [%d]", p->topic, (int)p->part);
+		sbfs_log("kafka: %s: a write timed out after %d ms; its records may still be appended "
+			 "(the producer cannot take them back): check before writing them again",
+			 w->where, c->timeout_ms);
+	}
 	if (rc == 0)
 		memcpy(offsets, w->offs, n * sizeof *offsets);
 	pthread_mutex_unlock(&w->m);

@@ -92,3 +92,23 @@ assert_eq 1 "$rc" "exit status"
 assert_le "$SECONDS" 10 "seconds to give up"
 assert_true "! sb_is_mounted '$M'" "nothing mounted"
 kafka_cmd up all
+
+case_ "a write that times out (a broker answering late) fails, and the daemon says what became of it"
+KAFKA_MOUNT_FG=1 kafka_mount timeout_ms=1000
+dlog=$SB_TMP/daemon.$SB_MOUNT_SEQ.out
+assert_sh_ok 'echo warm-up >> "$1"' "$M/d/.log"
+kafka_cmd rtt all 2500
+assert_sh_fail_with ETIMEDOUT 'echo late-one >> "$1"' "$M/d/.log"
+assert_true 'grep -q "a write timed out after 1000 ms; its records may still be appended" "$dlog"' "said at once: it may be appended ($(tail -2 "$dlog"))"
+kafka_cmd rtt all 0
+sb_wait_until 'grep -q "a write that failed with ETIMEDOUT was" "$dlog"' 20 ||
+	assert_fail_now "what became of it is never said ($(tail -3 "$dlog"))"
+pass_
+# whichever it says, the cluster agrees
+n=$(kc -C -t d -e -q -f '%s\n' | grep -c '^late-one$')
+if grep -q "was appended after all" "$dlog"; then
+	assert_eq 1 "$n" "appended after all, as the daemon said"
+else
+	assert_eq 0 "$n" "not appended, as the daemon said"
+fi
+sb_umount
