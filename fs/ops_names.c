@@ -114,6 +114,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	sbfs_tentry *te;
 	struct stat st;
 	int rc = sbfs_topic_create(fs, name, &te);
+	if (rc && rc != -EEXIST) /* (a cluster's refusal or silence: said) */
+		sbfs_log("mkdir %s: %s", name, sbfs_strerror(rc));
 	if (rc == 0)
 		rc = sbfs_attr_topic(fs, te, &st);
 	if (rc)
