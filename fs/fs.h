@@ -422,9 +422,10 @@ void sbfs_ops_read_fill(struct fuse_lowlevel_ops *ops);
 void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
 /* ops_write.c: append a .log writer's partial line (its close); write() on
  * an open file (op_write without its request; tests/fuzz drives it
- * directly). 0 or -errno. */
+ * directly): *took, the bytes taken (fewer than size: a short count). 0 or
+ * -errno. */
 int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
-int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off);
+int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took);
 /* ops_xattr.c: listxattr's names (NUL-terminated back to back, malloc'ed;
  * NULL and 0 for an inode without) and getxattr's value (malloc'ed) of an
  * inode, without the request (tests/fuzz drives them). 0 or -errno. */

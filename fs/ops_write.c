@@ -8,8 +8,10 @@
  * for the rest and is appended at close (flush), on its own. A line over
  * max_record_bytes fails with EFBIG and is dropped whole, rest included;
  * when an earlier write had accepted some of it (a write(2) over what one
- * request carries, split by the kernel, which then returns a short count),
- * the close fails with EFBIG too.
+ * request carries, split by the kernel), the request that ends it is taken
+ * through its newline, unappended, with a short count (the caller sends
+ * what follows again: never the line's end, which would make a record of
+ * its own), and the close fails with EFBIG.
  */
 #include "fs.h"
 
@@ -51,19 +53,23 @@ static int append_lines(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const sbfs_rec
 	return rc;
 }
 
-/* Append the write's complete lines (h->lock held). 0 or -errno; on failure
- * nothing of it was appended and h is unchanged. */
-static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
+/* Append the write's complete lines (h->lock held); *took: the bytes taken
+ * (size, or fewer when a line over the limit ended in it: see above). 0 or
+ * -errno; on failure nothing of it was appended and h is unchanged. */
+static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, size_t *took)
 {
 	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
 	uint32_t max = fs->b->ops->record_max(t);
+	size_t skipped = 0;
+	*took = size;
 	if (h->broken) {
 		/* the rest of a line that was too long: dropped up to its end */
 		const char *nl = memchr(buf, '\n', size);
 		if (!nl)
 			return -EFBIG;
 		h->broken = 0;
-		size -= (size_t)(nl + 1 - buf);
+		skipped = (size_t)(nl + 1 - buf);
+		size -= skipped;
 		buf = nl + 1;
 	}
 	const char *last = memrchr(buf, '\n', size);
@@ -108,9 +114,10 @@ static int log_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size)
 		size_t len = (size_t)(nl + 1 - p);
 		if (k == 0 && h->plen) {
 			if (h->plen + len > max) {
+				/* that whole line is lost, its end taken here */
 				h->lost = 1;
-				h->plen = 0; /* that whole line is lost */
-				rc = -EFBIG;
+				h->plen = 0;
+				*took = skipped + len;
 				goto out;
 			}
 			memcpy(h->part + h->plen, p, len);
@@ -154,9 +161,10 @@ int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 	return rc ? rc : lost ? -EFBIG : 0;
 }
 
-int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off)
+int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took)
 {
 	int rc;
+	*took = size;
 	if (h->kind == K_PENDING) {
 		rc = sbfs_pending_write(fs, h->p, buf, size, off);
 	} else if (h->kind == K_LOG) {
@@ -169,9 +177,9 @@ int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off)
 		else if (!h->append && (uint64_t)off != h->wpos && (uint64_t)off != end)
 			rc = -EPERM; /* into the middle of the log */
 		else
-			rc = log_write(fs, h, buf, size);
+			rc = log_write(fs, h, buf, size, took);
 		if (rc == 0)
-			h->wpos = (uint64_t)off + size;
+			h->wpos = (uint64_t)off + *took;
 		pthread_mutex_unlock(&h->lock);
 	} else {
 		rc = -EPERM;
@@ -183,10 +191,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	(void)ino;
-	int rc = sbfs_fh_write(FS(req), FH(fi), buf, size, off);
+	size_t took;
+	int rc = sbfs_fh_write(FS(req), FH(fi), buf, size, off, &took);
 	if (rc)
 		return sbfs_reply_err(req, rc);
-	fuse_reply_write(req, size);
+	fuse_reply_write(req, took);
 }
 
 void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops)

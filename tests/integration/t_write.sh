@@ -313,6 +313,60 @@ finally:
 assert_true '! t grep -q yyy "$M/split/.log"' "no part of the long line is in .log"
 t rm -r "$M/split" || assert_fail_now "rm -r split"
 
+case_ "a line over the limit ending in a later request of a write: a write-all loop appends no piece of it"
+# The kernel splits a big write(2) at request boundaries (page-aligned
+# buffers: at 1 MiB multiples) and returns a short count when a later
+# request fails; a write-all loop (Python's, dd's) sends the rest again.
+# That rest must not become a record of its own (before: the long line's
+# end was appended as a line). Generated: where the long line starts before
+# a boundary, how long it is, the good lines around it (seed printed).
+seed=${SB_WRITE_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "t_write: write-all seed $seed"
+out=$(t python3 - "$M" "$seed" <<'PYEOF'
+import mmap, os, random, sys
+root, seed = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(seed)
+MAX, REQ = 1024, 1 << 20  # requests end at 1 MiB (the kernel's max_write here)
+bad = []
+for r in range(6):
+    d = os.path.join(root, "wa%d" % r)
+    os.mkdir(d)
+    good, buf = [], bytearray()
+    start = REQ - rnd.randrange(1, MAX)  # the long line starts this far before the boundary
+    while start - len(buf) > MAX:
+        line = bytes([97 + rnd.randrange(26)]) * rnd.randrange(0, MAX - 1) + b"\n"
+        good.append(line); buf += line
+    line = b"p" * (start - len(buf) - 1) + b"\n"  # at most MAX bytes
+    good.append(line); buf += line
+    buf += b"L" * rnd.randrange(MAX, 3 * MAX) + b"\n"  # over the limit, across the boundary
+    for _ in range(rnd.randrange(1, 30)):
+        line = bytes([97 + rnd.randrange(26)]) * rnd.randrange(0, MAX - 1) + b"\n"
+        good.append(line); buf += line
+    m = mmap.mmap(-1, len(buf)); m[:] = bytes(buf)
+    fd = os.open(os.path.join(d, ".log"), os.O_WRONLY | os.O_APPEND)
+    mv, at, err = memoryview(m), 0, None
+    try:
+        while at < len(buf):               # write-all, as Python's own
+            at += os.write(fd, mv[at:])
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    mv.release(); m.close()
+    got = open(os.path.join(d, ".log"), "rb").read()
+    if err != 27:
+        bad.append("round %d: write-all then close gave %s, not EFBIG" % (r, err))
+    if got != b"".join(good):
+        pieces = [l for l in got.split(b"\n") if l.startswith(b"L")]
+        bad.append("round %d: .log is not the good lines (%d bytes for %d; pieces of the long line: %s)"
+                   % (r, len(got), len(b"".join(good)), [len(p) for p in pieces]))
+print("ok" if not bad else "; ".join(bad[:3]))
+PYEOF
+)
+assert_eq ok "$out" "the good lines, no piece of the long one, EFBIG (seed $seed)"
+
 case_ "writing to a record file: EPERM (or EACCES)"
 r=$M/w/$(rec 2)
 assert_sh_fail_with 'EPERM|EACCES' 'echo x >> "$1"' "$r"
