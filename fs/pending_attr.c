@@ -96,8 +96,10 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 		uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
 		if (sz < p->base)
 			rc = -EPERM; /* that part is already a record */
-		else if (sz - p->base > max)
+		else if (sz - p->base > max) {
+			p->failed = 1; /* as a write past the limit: never a record */
 			rc = -EFBIG;
+		}
 		else if (sz - p->base > p->cap) {
 			char *nb = realloc(p->buf, sz - p->base);
 			if (!nb)

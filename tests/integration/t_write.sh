@@ -287,6 +287,20 @@ finally:
 head -c 2000 /dev/urandom >"$SB_TMP/big.bin"
 assert_fail_with EFBIG cp "$SB_TMP/big.bin" "$M/w/big.bin"
 assert_fail_with ENOENT stat "$M/w/big.bin"
+# growing a new file past the limit by ftruncate (truncate -s, cp --sparse,
+# dd conv=sparse): refused, and nothing of it is appended at the close
+# (before: an empty or cut record)
+assert_fail_with EFBIG truncate -s 2000 "$M/w/grown"
+{ printf HEADER; head -c 1500 /dev/zero; } >"$SB_TMP/sparse.bin"
+t cp --sparse=always "$SB_TMP/sparse.bin" "$M/w/sparse" 2>/dev/null && assert_fail_now "cp --sparse=always of 1506 bytes succeeded"
+pass_
+assert_eq EFBIG "$(pyerr '
+fd = os.open(sys.argv[2] + "/ftr", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"head")
+try:
+    os.ftruncate(fd, 5000)
+finally:
+    os.close(fd)' "$M/w")" "ftruncate past the limit fails, and so does the close"
 assert_eq "$n" "$(sb_count "$M/w")" "no record appended by the failed writes"
 assert_eq "$size" "$(t stat -c %s "$L")" ".log size unchanged by the failed writes"
 assert_true '! t grep -q small-ok "$L"' "no part of the failed write is in .log"
