@@ -74,6 +74,7 @@ if [ -n "$SB_ASAN" ]; then
 	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$SB_TMP/asan"
 	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}:log_path=$SB_TMP/ubsan"
 	export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}:log_path=$SB_TMP/tsan"
+	export LSAN_OPTIONS="suppressions=$SB_TOP/tests/integration/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fi
 
 # ---- mounts and cleanup ------------------------------------------------
