@@ -75,14 +75,20 @@ int sb_publish_file(const sb_io *io, const char *dir, const char *name, const vo
 	return sb_fsync_dir(io, dir);
 }
 
-int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len, int sync)
+/* dir/name (an existing file) opened for writing: its fd or -errno. */
+static int open_existing(const sb_io *io, const char *dir, const char *name)
 {
 	char path[PATH_MAX];
-	int fd, rc;
 
 	if (sb_path(path, dir, name))
 		return -ENAMETOOLONG;
-	fd = io->open(io->ctx, path, O_WRONLY, 0);
+	return io->open(io->ctx, path, O_WRONLY, 0);
+}
+
+int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const void *buf, size_t len, int sync)
+{
+	int rc, fd = open_existing(io, dir, name);
+
 	if (fd < 0)
 		return fd;
 	rc = sb_pwrite_full(io, fd, buf, len, 0);
@@ -94,12 +100,8 @@ int sb_overwrite_file(const sb_io *io, const char *dir, const char *name, const 
 
 int sb_fdatasync_file(const sb_io *io, const char *dir, const char *name)
 {
-	char path[PATH_MAX];
-	int fd, rc;
+	int rc, fd = open_existing(io, dir, name);
 
-	if (sb_path(path, dir, name))
-		return -ENAMETOOLONG;
-	fd = io->open(io->ctx, path, O_WRONLY, 0);
 	if (fd < 0)
 		return fd;
 	rc = io->fdatasync(io->ctx, fd);
