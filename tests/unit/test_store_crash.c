@@ -40,6 +40,19 @@ static void fresh(void)
 	cr_assert_eq(mkdir(env.stash, 0755), 0);
 }
 
+/* A fresh store over a new fault table (the mmap write path if mm), sync
+ * = always, segment_bytes seg, and its topic "t": *c, *s, *l. */
+static fio *open_fresh(int mm, size_t seg, sb_log_config *c, sb_store **s, sb_log **l)
+{
+	use_mmap = mm;
+	fresh();
+	fio *f = mk();
+	ut_cfg(c, seg, SB_SYNC_ALWAYS);
+	cr_assert_eq(ut_open(env.store, c, fio_io(f), s), 0);
+	cr_assert_not_null(*l = ut_topic(*s, "t"));
+	return f;
+}
+
 /* Calls of `kind` made by a full run of the workload (which must succeed). */
 static unsigned reference_calls(enum sb_sync sync, fio_kind kind)
 {
@@ -523,12 +536,7 @@ Test(crash, clean_marker_removal_is_synced_before_the_first_append)
 			sb_log_config c;
 			sb_store *s;
 			sb_log *l;
-			use_mmap = m;
-			fresh();
-			fio *f = mk();
-			ut_cfg(&c, 1 << 20, SB_SYNC_ALWAYS);
-			cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-			cr_assert_not_null(l = ut_topic(s, "t"));
+			fio *f = open_fresh(m, 1 << 20, &c, &s, &l);
 			cr_assert_eq(ut_append_n(l, 10, 5, 10, 100), 0);
 			cr_assert_eq(sb_store_close(s), 0); /* clean: the marker is written */
 			cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
@@ -576,12 +584,7 @@ Test(crash, first_offset_of_a_cleanly_closed_empty_topic_survives_a_power_loss)
 				sb_store *s;
 				sb_log *l;
 				uint8_t p[64];
-				use_mmap = m;
-				fresh();
-				fio *f = mk();
-				ut_cfg(&c, 1 << 20, SB_SYNC_ALWAYS);
-				cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-				cr_assert_not_null(ut_topic(s, "t"));
+				fio *f = open_fresh(m, 1 << 20, &c, &s, &l);
 				cr_assert_eq(sb_store_close(s), 0); /* clean: the marker names the empty segment */
 				cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
 				cr_assert_not_null(l = ut_topic(s, "t"));
@@ -639,12 +642,7 @@ Test(crash, removal_survives_a_process_crash_at_once_and_a_power_loss_once_synce
 				sb_log_config c;
 				sb_store *s;
 				sb_log *l;
-				use_mmap = m;
-				fresh();
-				fio *f = mk();
-				ut_cfg(&c, 4096, SB_SYNC_ALWAYS);
-				cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-				cr_assert_not_null(l = ut_topic(s, "t"));
+				fio *f = open_fresh(m, 4096, &c, &s, &l);
 				cr_assert_eq(ut_append_n(l, 60, 3, 10, 100), 0);
 				uint64_t to = 1 + ut_rnd(&seed) % 59;
 				for (uint64_t o = 1; o <= to; o += 1 + ut_rnd(&seed) % 5) /* rm, rm, ... */
