@@ -21,7 +21,11 @@
  * over a cheap hash of the key's first and last 8 bytes and its length, so
  * that a get of a key the run lacks costs one cache line, not a binary
  * search (keys differing only in their middle bytes share a hash: the
- * filter then lets them through, and the search answers). Its memory comes
+ * filter then lets them through, and the search answers). The filter is
+ * made at the run's first get, not as the run is filled: most runs of a
+ * stream of keyed appends are merged into a table before anyone asks them
+ * for a key, and the filter's hash and its scattered stores were a tenth
+ * of the indexing's CPU. Its memory comes
  * from the key index's pool of freed runs when one of the size is kept
  * there (sb_kr_pool): a steady flow of batches reuses the same pages.
  */
@@ -86,8 +90,10 @@ static void ent_val(const ent *e, sb_mt_val *v)
 struct sb_kr {
 	sb_kr_pool *pool;  /* where its memory goes back (NULL: free) */
 	size_t n, bytes;   /* bytes: of its allocation */
-	uint8_t *bloom;   /* nlines lines of 64 bytes */
+	uint8_t *bloom;   /* nlines lines of 64 bytes, made at the first get */
 	uint32_t nlines;
+	_Atomic int bloom_made; /* [release by the maker, under bloom_mu] */
+	pthread_mutex_t bloom_mu; /* one maker of the filter */
 	const ent **e;    /* in key order, one per key */
 	uint64_t *pfx;    /* chunk8(key, 0) of each */
 	uint8_t *arena;   /* the entries */
@@ -263,7 +269,8 @@ static sb_kr *run_alloc(sb_kr_pool *pool, size_t n, size_t arena)
 	r->n = 0;
 	r->nlines = nlines;
 	r->bloom = (uint8_t *)r + hdr;
-	memset(r->bloom, 0, (size_t)nlines * 64);
+	atomic_init(&r->bloom_made, 0);
+	pthread_mutex_init(&r->bloom_mu, NULL);
 	r->e = (const ent **)(r->bloom + (size_t)nlines * 64);
 	r->pfx = (uint64_t *)(r->e + n);
 	r->arena = (uint8_t *)(r->pfx + n);
@@ -290,13 +297,15 @@ static void run_add(sb_kr *r, const ent *e, size_t *at)
 	*at += sz;
 	r->e[r->n] = d;
 	r->pfx[r->n] = chunk8(e->key, kl, 0);
-	bloom_add(r, e->key, kl);
 	r->n++;
 }
 
 void sb_kr_free(sb_kr *r)
 {
-	if (r && !pool_put(r))
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->bloom_mu);
+	if (!pool_put(r))
 		free(r);
 }
 
@@ -327,8 +336,27 @@ static size_t lower_bound(const sb_kr *r, const void *key, size_t klen)
 	return lo;
 }
 
+/* Make the run's filter if no get has yet: the run is immutable but for
+ * it (gets of readers sharing the run run at once: one makes it). */
+static void bloom_make(const sb_kr *run)
+{
+	sb_kr *r = (sb_kr *)run; /* the filter is a cache of the entries */
+
+	if (atomic_load_explicit(&r->bloom_made, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&r->bloom_mu);
+	if (!atomic_load_explicit(&r->bloom_made, memory_order_relaxed)) {
+		memset(r->bloom, 0, (size_t)r->nlines * 64);
+		for (size_t i = 0; i < r->n; i++)
+			bloom_add(r, r->e[i]->key, r->e[i]->klen);
+		atomic_store_explicit(&r->bloom_made, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&r->bloom_mu);
+}
+
 int sb_kr_get(const sb_kr *r, const void *key, size_t klen, sb_mt_val *v)
 {
+	bloom_make(r);
 	if (!bloom_may(r, key, klen))
 		return -ENOENT;
 	size_t i = lower_bound(r, key, klen);

@@ -43,7 +43,8 @@ void sb_kr_free(sb_kr *r);
 size_t sb_kr_count(const sb_kr *r);
 /* Memory the run holds (what key_memtable_bytes bounds). */
 size_t sb_kr_bytes(const sb_kr *r);
-/* 0 and *v, or -ENOENT. */
+/* 0 and *v, or -ENOENT. The first get of a run makes its Bloom filter
+ * (once, whichever reader comes first; the others wait for it). */
 int sb_kr_get(const sb_kr *r, const void *key, size_t klen, sb_mt_val *v);
 /* One run of the entries of `newer` and `older`, newer winning a key
  * (its memory from newer's pool). 0 or -ENOMEM. */

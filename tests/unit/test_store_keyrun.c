@@ -2,10 +2,13 @@
  * test_store_keyrun.c - the key index's in-memory parts (store/keyrun.h):
  * a batch of the unindexed tail sorted into a run (the latest record of a
  * key wins), the tail's chunks reused, and the pool runs take their memory
- * from, each against a model over generated cases. The key index over a
+ * from, each against a model over generated cases; a run's first gets
+ * from several readers at once. The key index over a
  * log (tables, reopen, crashes) is test_store_keys.c.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,4 +318,62 @@ Test(keyrun, run_pool_reuse_model)
 		sb_kp_free(p);
 		sb_kr_pool_free(pool);
 	}
+}
+
+/* ---- a run's first gets, at once ----------------------------------------- */
+
+typedef struct getter {
+	sb_kr *r;
+	size_t n;
+	int found, wrong;
+} getter;
+
+static void *get_all(void *arg)
+{
+	getter *g = arg;
+
+	/* keys 0, 2, 4, ... are in the run; the odd ones are not */
+	for (size_t i = 0; i < 2 * g->n; i++) {
+		uint64_t k = i * 0x9e3779b97f4a7c15ull;
+		sb_mt_val v;
+		int rc = sb_kr_get(g->r, &k, sizeof(k), &v);
+		if (rc == 0 && i % 2 == 0 && v.offset == i)
+			g->found++;
+		else if (rc != -ENOENT || i % 2 == 0)
+			g->wrong++;
+	}
+	return NULL;
+}
+
+/* The Bloom filter of a run is made at its first get: readers sharing a
+ * run (the key index's lock held shared) may all come first at once. Each
+ * finds every key of the run and none other (TSan: one of them makes it). */
+Test(keyrun, first_gets_at_once)
+{
+	enum { N = 20000, T = 4 };
+	sb_kp *p;
+	sb_kr *r = NULL;
+	sb_kp_pos pos;
+	pthread_t th[T];
+	getter g[T];
+
+	cr_assert_eq(sb_kp_new(&p), 0);
+	for (size_t i = 0; i < 2 * N; i += 2) {
+		uint64_t k = i * 0x9e3779b97f4a7c15ull;
+		sb_mt_val v = {.offset = i, .size = 1};
+		cr_assert_eq(sb_kp_put(p, &k, sizeof(k), &v), 0);
+	}
+	cr_assert_eq(sb_kp_take(p, UINT64_MAX, NULL, &r, &pos), 0);
+	for (int t = 0; t < T; t++) {
+		g[t] = (getter){.r = r, .n = N};
+		cr_assert_eq(pthread_create(&th[t], NULL, get_all, &g[t]), 0);
+	}
+	for (int t = 0; t < T; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(g[t].found, N, "reader %d found %d of %d keys", t, g[t].found, N);
+		cr_assert_eq(g[t].wrong, 0, "reader %d: %d wrong answers", t, g[t].wrong);
+	}
+	sb_kp_release(p, &pos);
+	sb_kr_free(r);
+	sb_kp_free(p);
 }
