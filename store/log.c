@@ -112,14 +112,30 @@ int sb_log_drop_front(sb_log *l, size_t k)
  * first segment's base, which brings back removed records, never loses
  * kept ones). With no `meta` yet and no room for one, the start stays
  * unsaved (meta_dirty) and is saved by a later call. save_meta() saves
- * `start`, whatever l->start says. [append]
+ * `start`, whatever l->start says.
+ *
+ * unsynced (the start of a removal: rm of the oldest records): `meta` is
+ * rewritten in place and not synced, so that a crash of the process keeps
+ * it at once and a removal costs one write (rm -r of a topic removes one
+ * record at a time); sync_meta() syncs it (sb_log_sync, the flusher's
+ * pass, the close). A power loss before may bring the removed records
+ * back (a torn meta is ignored), never loses a kept one. The first time,
+ * with no meta yet, a durable publish. [append]
  */
-static int save_meta(sb_log *l, uint64_t start)
+static int save_meta(sb_log *l, uint64_t start, int unsynced)
 {
 	uint8_t buf[SB_META_SIZE];
 	int rc;
 
 	sb_meta_encode(buf, start);
+	if (unsynced) {
+		rc = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf), 0);
+		if (rc != -ENOENT) {
+			l->meta_dirty = rc != 0;
+			l->meta_unsynced |= rc == 0;
+			return rc;
+		}
+	}
 	rc = sb_publish_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf));
 	if (sb_no_space(rc)) {
 		int r = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf), 1);
@@ -131,33 +147,10 @@ static int save_meta(sb_log *l, uint64_t start)
 
 static int save_start(sb_log *l)
 {
-	return save_meta(l, atomic_load(&l->start));
+	return save_meta(l, atomic_load(&l->start), 0);
 }
 
-/*
- * Save the start of a removal (rm of the oldest records): meta rewritten
- * in place, not synced, so that a crash of the process keeps it at once
- * and a removal costs one write (rm -r of a topic removes one record at a
- * time); sync_meta() syncs it (sb_log_sync, the flusher's pass, the
- * close). A power loss before may bring the removed records back (a torn
- * meta is ignored), never loses a kept one. The first time, with no meta
- * yet, a durable publish. [append]
- */
-static int save_start_unsynced(sb_log *l)
-{
-	uint8_t buf[SB_META_SIZE];
-	int rc;
-
-	sb_meta_encode(buf, atomic_load(&l->start));
-	rc = sb_overwrite_file(l->io, l->dir, SB_META_NAME, buf, sizeof(buf), 0);
-	if (rc == -ENOENT)
-		return save_start(l);
-	l->meta_dirty = rc != 0;
-	l->meta_unsynced |= rc == 0;
-	return rc;
-}
-
-/* Sync meta after save_start_unsynced, and the directory the removal
+/* Sync meta after an unsynced save_meta, and the directory the removal
  * changed. [append] */
 static int sync_meta(sb_log *l)
 {
@@ -178,7 +171,7 @@ static int sync_meta(sb_log *l)
  * gone and starts at the first one left (recovery never starts below it).
  * Not saved for lack of space is not an error: the removal happened, and
  * the start is saved later (or comes back as that first segment's base).
- * unsynced: saved as a removal's (save_start_unsynced). [append]
+ * unsynced: saved as a removal's (save_meta). [append]
  */
 static int set_start(sb_log *l, uint64_t start, int unsynced)
 {
@@ -195,7 +188,7 @@ static int set_start(sb_log *l, uint64_t start, int unsynced)
 	while (k + 1 < l->nsegs && sb_segment_next(l->segs[k]) <= start)
 		k++;
 	rc = sb_log_drop_front(l, k);
-	int r = unsynced ? save_start_unsynced(l) : save_start(l);
+	int r = save_meta(l, atomic_load(&l->start), unsynced);
 	if (!rc && !sb_no_space(r))
 		rc = r;
 	return rc;
@@ -687,7 +680,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		 * refuse. */
 		sb_segment *s = sb_log_active(l), *ns;
 		int empty_seg = sb_segment_len(s) == SB_SEG_HDR;
-		if ((!empty_seg && (rc = sb_segment_seal(s))) || (rc = save_meta(l, at)))
+		if ((!empty_seg && (rc = sb_segment_seal(s))) || (rc = save_meta(l, at, 0)))
 			goto out_unlock;
 		rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns);
 		if (rc)
