@@ -92,6 +92,9 @@ typedef struct sbfs_tentry {
 	 * the store by the notifier (one persisted delete for a whole rm -r);
 	 * written under wlock, read anywhere */
 	_Atomic uint64_t hide_before;
+	/* files of the topic their openers closed unwritten, awaiting their
+	 * release (pending_empty.c): changed under sbfs.plock, read anywhere */
+	_Atomic int empties;
 	/* Open .log readers: each reads relative to where the log started when
 	 * it opened (its base); the size fstat sees is counted from the oldest
 	 * open reader's base, so `tail -f` sees no shrink when the head goes;
@@ -133,6 +136,9 @@ typedef struct sbfs {
 	pthread_mutex_t plock;  /* guards the pending list and next_pending */
 	sbfs_pending *pending;
 	uint64_t next_pending;
+	pthread_cond_t pcond;   /* with plock: a file closed unwritten was
+				 * appended (pending_empty.c) */
+	uint64_t empty_seq;     /* guarded by plock: closes of files unwritten */
 
 	pthread_mutex_t sincelock; /* guards since, next_since, each node's nlookup */
 	sbfs_since *since;      /* .since/TIME nodes the kernel holds */
@@ -319,6 +325,11 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 /* close (flush): append what was written; release: the last close frees it */
 int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
+/* Before an append to te or a look at its keys: wait until the files of
+ * te closed unwritten are appended (at their release, which the kernel
+ * sends after close(2) returned), at most 100 ms (pending_empty.c). Takes
+ * sbfs.plock: call it holding no lock. */
+void sbfs_pending_settle(sbfs *fs, sbfs_tentry *te);
 /* At shutdown, for an open the kernel will never release: drop it, and the
  * file with its last open, without appending anything. */
 void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p);

@@ -123,6 +123,7 @@ int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbf
 
 	if (!fs->b->ops->get_key)
 		return -ENOTSUP;
+	sbfs_pending_settle(fs, te); /* files closed before have their keys */
 	if ((rc = fs->b->ops->get_key(sbfs_topic_handle(fs, te), key, klen, &r)))
 		return rc;
 	/* rm'ed (hidden until dropped), or past what the tree can name */

@@ -155,6 +155,7 @@ long sbfs_keys_readdir(fuse_req_t req, sbfs_fh *h, char *buf, size_t used, size_
 
 	if (!fs->b->ops->list_keys)
 		return -ENOTSUP;
+	sbfs_pending_settle(fs, te); /* files closed before have their keys */
 	if (first > 0 && first - 1 >= h->kfirst && first - 1 < h->kfirst + h->kn) {
 		from = kept_key(h, first - 1 - h->kfirst, &from_len);
 		c.after = from;

@@ -168,6 +168,7 @@ int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off,
 	if (h->kind == K_PENDING) {
 		rc = sbfs_pending_write(fs, h->p, buf, size, off);
 	} else if (h->kind == K_LOG) {
+		sbfs_pending_settle(fs, h->te); /* files closed before come first */
 		pthread_mutex_lock(&h->lock);
 		sbfs_bounds bd;
 		rc = sbfs_bounds_of(fs, h->te, sbfs_topic_handle(fs, h->te), &bd);

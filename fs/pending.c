@@ -146,6 +146,7 @@ static void pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 			break;
 		}
 	p->linked = 0;
+	sbfs_pending_empty_unmark_locked(fs, p); /* appended, or never will be */
 }
 
 /* Is p file `name` of te (in .keys/: keyview)? "" is any file of te. */
@@ -512,6 +513,11 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 {
 	uint32_t max = fs->b->ops->record_max(sbfs_topic_handle(fs, p->te));
 	int rc = 0;
+	if (atomic_load(&p->closed_empty)) { /* written after all: its end is to come */
+		pthread_mutex_lock(&fs->plock);
+		sbfs_pending_empty_unmark_locked(fs, p);
+		pthread_mutex_unlock(&fs->plock);
+	}
 	pthread_mutex_lock(&p->lock);
 	if ((uint64_t)off < p->base || (p->digits && p->committed)) {
 		rc = -EPERM; /* that part is a record already */
@@ -671,14 +677,24 @@ static int hold_locked(sbfs_pending *p)
 	return 1;
 }
 
+/*
+ * The opener's close: append what was written, after the files of the
+ * topic closed unwritten before (pending_empty.c). Closed unwritten
+ * itself, the file is counted among those until its release appends it.
+ */
 int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
 	int linked = p->linked, held = hold_locked(p);
-	pthread_mutex_unlock(&fs->plock);
+	if (linked && !held)
+		sbfs_pending_empty_wait_locked(fs, p->te, atomic_load(&p->closed_empty) ? p->empty_seq : UINT64_MAX);
 	pthread_mutex_lock(&p->lock);
-	if (linked && !held && p->dirty)
+	int commit = linked && !held && p->dirty;
+	if (linked && !held && !p->dirty && !p->committed && !p->failed)
+		sbfs_pending_empty_mark_locked(fs, p);
+	pthread_mutex_unlock(&fs->plock);
+	if (commit)
 		rc = pending_commit(fs, p);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -697,13 +713,22 @@ void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p)
 		pending_free(p);
 }
 
+/*
+ * The last release appends what its close did not: a file closed unwritten
+ * (after those of the topic closed unwritten before it, and staying in the
+ * list, counted, until its record is appended: what waits for it comes
+ * after), or one closed by others only.
+ */
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
 	int linked = p->linked, last = --p->opens == 0;
 	int held = hold_locked(p);
-	if (last && linked && !held)
+	int empty = linked && !held && atomic_load(&p->closed_empty);
+	if (empty)
+		sbfs_pending_empty_wait_locked(fs, p->te, p->empty_seq);
+	if (last && linked && !held && !empty)
 		pending_unlink_locked(fs, p); /* its record is the file now */
 	pthread_mutex_unlock(&fs->plock);
 	if (held)
@@ -712,6 +737,12 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	if (linked && !p->failed && (p->dirty || (last && !p->committed)))
 		rc = pending_commit(fs, p);
 	pthread_mutex_unlock(&p->lock);
+	if (empty) {
+		pthread_mutex_lock(&fs->plock);
+		if (last && p->linked)
+			pending_unlink_locked(fs, p); /* uncounts it */
+		pthread_mutex_unlock(&fs->plock);
+	}
 	if (last)
 		pending_free(p);
 	return rc;

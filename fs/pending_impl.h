@@ -14,6 +14,10 @@ struct sbfs_pending {
 	int opens;                   /* guarded by sbfs.plock */
 	int held;                    /* guarded by sbfs.plock: a temporary name, closed */
 	int64_t held_ns;             /* guarded by sbfs.plock: its last close (monotonic) */
+	/* closed by its opener unwritten, its release not here yet: counted
+	 * in te->empties (pending_empty.c) [written under sbfs.plock] */
+	_Atomic int closed_empty;
+	uint64_t empty_seq;          /* guarded by sbfs.plock: its close's place */
 	fuse_ino_t ino;
 	sbfs_tentry *te;
 	/* name, digits, at: written under sbfs.plock and lock both, read under either */
@@ -42,6 +46,15 @@ struct sbfs_pending {
 	int want_set;                /* user.streambus.offset was set: */
 	uint64_t want;               /* the record must land at this offset */
 };
+
+/* pending_empty.c, sbfs.plock held: count p as closed unwritten (no-op
+ * if it is); uncount it (no-op if it is not) and wake the waiters; wait
+ * until no file of te closed unwritten before `before` (an empty_seq;
+ * UINT64_MAX: any) awaits its release, plock released meanwhile, at most
+ * SBFS_EMPTY_WAIT_NS: those still waiting then are uncounted. */
+void sbfs_pending_empty_mark_locked(sbfs *fs, sbfs_pending *p);
+void sbfs_pending_empty_unmark_locked(sbfs *fs, sbfs_pending *p);
+void sbfs_pending_empty_wait_locked(sbfs *fs, sbfs_tentry *te, uint64_t before);
 
 /* The file of inode ino, or NULL (sbfs.plock held). */
 sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino);

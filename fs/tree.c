@@ -237,6 +237,11 @@ int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b)
 	pthread_mutex_init(&fs->nslock, NULL);
 	pthread_rwlock_init(&fs->tlock, NULL);
 	pthread_mutex_init(&fs->plock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* pending_empty.c's waits */
+	pthread_cond_init(&fs->pcond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&fs->sincelock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
@@ -274,6 +279,7 @@ void sbfs_fini(sbfs *fs)
 	pthread_mutex_destroy(&fs->nslock);
 	pthread_rwlock_destroy(&fs->tlock);
 	pthread_mutex_destroy(&fs->plock);
+	pthread_cond_destroy(&fs->pcond);
 	pthread_mutex_destroy(&fs->nlock);
 	pthread_cond_destroy(&fs->ncond);
 	pthread_mutex_destroy(&fs->slock);
