@@ -271,6 +271,13 @@ for kv in "segment_bytes = lots" "sync = sometimes" "max_record_bytes = -5" "syn
 	ini=$(printf '# comment\n\n[log]\n%s\n' "$kv" | sb_ini "badval$i.ini")
 	expect_refused "bad value '$kv'" "$ini" @4 "$key" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 done
+# a record limit too big for any segment names itself, its line and its
+# range (it named segment_bytes, with no line, past 3 GiB with a segment)
+for v in 3G 4095M; do
+	ini=$(printf '# comment\n\n[log]\nmax_record_bytes = %s\n' "$v" | sb_ini "badrec-$v.ini")
+	expect_refused "max_record_bytes = $v" "$ini" @4 "'max_record_bytes'" "512 MiB" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+done
+expect_refused "-o max_record_bytes=3G" "-o max_record_bytes" "512 MiB" -- "$SB_BIN" -o max_record_bytes=3G "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nlist_log = maybe\n' | sb_ini badval-bool.ini)
 expect_refused "bad value 'list_log = maybe'" "$ini" @2 list_log -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
