@@ -352,16 +352,38 @@ for how in ini opt; do
 done
 SB_LOG=$saved_log
 
-case_ "a non-empty MOUNTPOINT is refused unless -o nonempty"
+case_ "a non-empty MOUNTPOINT is refused unless -o nonempty, before LOG_DIR is touched"
 echo stray >"$SB_MNT/stray"
+# a torn tail in LOG_DIR (a crash): the refused starts must not recover it
+# (they did: cut the tail, rebuilt the indexes, before refusing)
+seg=$(ls "$SB_LOG/rel"/*.seg | tail -n 1)
+printf 'torn' >>"$seg"
+rm -f "$SB_LOG/rel/clean"
+logdir_state() { (cd "$1" && find . -printf '%p %s %T@\n' | sort); }
+before=$(logdir_state "$SB_LOG")
 expect_refused "non-empty mountpoint" "$SB_MNT" "not empty" "nonempty" -- "$SB_BIN" "$SB_LOG" "$SB_MNT"
 expect_refused "non-empty mountpoint, -f" "$SB_MNT" "not empty" -- "$SB_BIN" -f "$SB_LOG" "$SB_MNT"
+assert_eq "$before" "$(logdir_state "$SB_LOG")" "refused starts left LOG_DIR as it was (torn tail, indexes, lock)"
 sb_mount -o nonempty
 assert_eq "one" "$(t head -n 1 "$SB_MNT/rel/.log")" "-o nonempty mounts over it"
 assert_true '[ ! -e "$SB_MNT/stray" ]' "the mount hides what was there"
 sb_umount
 assert_eq "stray" "$(cat "$SB_MNT/stray")" "what was there is there again"
 rm -f "$SB_MNT/stray"
+
+case_ "a MOUNTPOINT inside LOG_DIR (or LOG_DIR inside it) is refused, and nothing is made"
+mkdir -p "$SB_TMP/nest/d/m"
+for fg in "" -f; do
+	expect_refused "mountpoint inside LOG_DIR ${fg:-(detached)}" "$SB_TMP/nest/d/m" "inside the log directory" -- \
+		"$SB_BIN" $fg "$SB_TMP/nest/d" "$SB_TMP/nest/d/m"
+	assert_eq "./m" "$(cd "$SB_TMP/nest/d" && find . -mindepth 1)" "LOG_DIR holds only the empty mountpoint (it became a topic)"
+done
+expect_refused "mountpoint is LOG_DIR" "$SB_TMP/nest/d/m" "is the log directory" -- \
+	"$SB_BIN" "$SB_TMP/nest/d/m" "$SB_TMP/nest/d/m"
+assert_eq "" "$(ls -A "$SB_TMP/nest/d/m")" "the mountpoint that is LOG_DIR stays empty"
+expect_refused "LOG_DIR inside the mountpoint (create)" "$SB_TMP/nest/d/m/log" "inside the mountpoint" -- \
+	"$SB_BIN" -o create "$SB_TMP/nest/d/m/log" "$SB_TMP/nest/d/m"
+assert_eq "" "$(ls -A "$SB_TMP/nest/d/m")" "LOG_DIR inside the mountpoint is not created"
 
 case_ "a good configuration after all that still mounts the same data"
 sb_mount
