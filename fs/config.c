@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <ini.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Options mount(8) and fstab pass that mean nothing to us. */
@@ -319,6 +321,10 @@ static int backend_handler(void *user, const char *section, const char *name, co
 static int load_file(sbfs_config *c, const char *path, const char *cwd, char **err, int pick,
 		     char **backend, int *bline)
 {
+	if (!*path) {
+		*err = strdup("the configuration file's name is empty (-c FILE, -o config=FILE)");
+		return -1;
+	}
 	char *abs = path_join(cwd, path);
 	if (!abs) {
 		*err = strdup("out of memory");
@@ -338,16 +344,31 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 		*slash = '\0';
 
 	int ret = -1;
-	FILE *f = fopen(abs, "r");
+	FILE *f = NULL;
 	struct stat st;
-	if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-		int e = f ? (errno ? errno : EISDIR) : errno;
-		if (f && S_ISDIR(st.st_mode))
-			e = EISDIR;
-		if (asprintf(err, "%s: cannot read: %s", path, strerror(e)) < 0)
+	/* O_NONBLOCK: a FIFO is refused below, not waited on for ever */
+	int fd = open(abs, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno)) < 0)
 			*err = NULL;
 		goto out_close;
 	}
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+		ret = 0; /* /dev/null: no settings (and no ./mount.ini either) */
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (asprintf(err, "%s: cannot read: %s", path,
+			     S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file") < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	if (fcntl(fd, F_SETFL, O_RDONLY) != 0 || !(f = fdopen(fd, "r"))) {
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno)) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	fd = -1; /* f's now */
 	ini_allow_multiline = false; /* an indented key is a key, not a continuation */
 	ini_inline_comment_prefixes = (char *)";#"; /* key = 1  # why */
 	ini_max_line = PATH_MAX + 64;  /* a long path on one line */
@@ -389,6 +410,8 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 out_close:
 	if (f)
 		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	free(dir);
 	return ret;
 }

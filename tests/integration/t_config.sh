@@ -297,6 +297,19 @@ case_ "bad mount.ini: unreadable file"
 expect_refused "missing -c file" "$SB_TMP/no-such.ini" -- "$SB_BIN" -c "$SB_TMP/no-such.ini" "$SB_LOG" "$SB_MNT"
 mkdir -p "$SB_TMP/dir.ini"
 expect_refused "-c of a directory" "$SB_TMP/dir.ini" -- "$SB_BIN" -c "$SB_TMP/dir.ini" "$SB_LOG" "$SB_MNT"
+# not a regular file: refused as such (/dev/zero said "Is a directory"),
+# and a FIFO at once (its open waited for a writer for ever)
+expect_refused "-c /dev/zero" "/dev/zero" "not a regular file" -- "$SB_BIN" -c /dev/zero "$SB_LOG" "$SB_MNT"
+mkfifo "$SB_TMP/fifo.ini"
+expect_refused "-c of a FIFO" "$SB_TMP/fifo.ini" "not a regular file" -- "$SB_BIN" -f -c "$SB_TMP/fifo.ini" "$SB_LOG" "$SB_MNT"
+expect_refused "-c ''" "name is empty" -- "$SB_BIN" -c "" "$SB_LOG" "$SB_MNT"
+expect_refused "-o config=" "name is empty" -- "$SB_BIN" -o config= "$SB_LOG" "$SB_MNT"
+# -c /dev/null: no settings at all, not even a ./mount.ini of the directory
+mkdir -p "$SB_TMP/devnull"
+printf '[log]\nbogus = 1\n' >"$SB_TMP/devnull/mount.ini"
+SB_MOUNT_CWD=$SB_TMP/devnull sb_mount -c /dev/null
+assert_true 'sb_is_mounted' "-c /dev/null mounts with the defaults, ./mount.ini unread"
+sb_umount
 
 case_ "bad -o option: unknown key, bad value"
 expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB_LOG" "$SB_MNT"
