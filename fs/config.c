@@ -253,7 +253,25 @@ typedef struct file_ctx {
 	char *backend;          /* pick_backend's pass: the last [mount] backend */
 	int backend_line;
 	int nul_line;           /* line holding a NUL byte (the parse stopped), or 0 */
+	int junk_line;          /* a section header with text after its ']', or 0 */
+	int pick;               /* pick_backend's pass: no line is refused */
+	int mid_line;           /* the reader is inside a long line */
 } file_ctx;
+
+/* "[log]xyz", "[log]]": inih takes the name and drops the rest, so a
+ * typo would apply its keys to a section never meant. Whitespace and a
+ * comment may follow the ']'. */
+static int header_has_junk(const char *line, int first)
+{
+	if (first && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3; /* a UTF-8 BOM, which inih skips */
+	line += strspn(line, " \t\r\n\f\v");
+	const char *close = line[0] == '[' ? strchr(line, ']') : NULL;
+	if (!close)
+		return 0;
+	close += 1 + strspn(close + 1, " \t\r\n\f\v");
+	return *close && *close != ';' && *close != '#';
+}
 
 /* inih's line reader: fgets, but a NUL byte stops the parse (strlen would
  * hide the rest of its line and the line count would drift, so a later
@@ -274,9 +292,15 @@ static char *reader(char *str, int num, void *stream)
 	if (n == 0)
 		return NULL;
 	str[n] = '\0';
+	int starts = !x->mid_line;
 	/* a line longer than num arrives in pieces: count it once */
-	if (str[n - 1] == '\n' || ch == EOF)
+	x->mid_line = !(str[n - 1] == '\n' || ch == EOF);
+	if (!x->mid_line)
 		x->s.line++;
+	if (starts && !x->pick && header_has_junk(str, x->s.line <= 1)) {
+		x->junk_line = x->s.line + x->mid_line;
+		return NULL;
+	}
 	return str;
 }
 
@@ -373,7 +397,7 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 	ini_inline_comment_prefixes = (char *)";#"; /* key = 1  # why */
 	ini_max_line = PATH_MAX + 64;  /* a long path on one line */
 	file_ctx x = { .c = c, .f = f, .s = { .file = path, .dir = dir, .line = 0 },
-		       .err = err };
+		       .err = err, .pick = pick };
 	int rc = ini_parse_stream(reader, &x, pick ? backend_handler : handler, &x);
 	if (pick) {
 		*backend = x.backend;
@@ -397,6 +421,12 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 		goto out_close;
 	if (x.nul_line) {
 		if (asprintf(err, "%s:%d: a NUL byte (mount.ini is a text file)", path, x.nul_line) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	if (x.junk_line) {
+		if (asprintf(err, "%s:%d: text after the section header's ']' (expected [section])",
+			     path, x.junk_line) < 0)
 			*err = NULL;
 		goto out_close;
 	}

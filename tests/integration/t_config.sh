@@ -255,6 +255,16 @@ expect_refused "[mount without ]" "$ini" @4 "syntax error" -- "$SB_BIN" -c "$ini
 ini=$(printf '[log]\nbogus = 1\n[mount\n' | sb_ini badsec3.ini)
 expect_refused "a bad key before a bad header" "$ini" @2 bogus -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
+# text after the ']' was dropped, and the keys applied (a typo or a stray ']')
+for h in '[log]xyz' '[log]]' '[log] x'; do
+	ini=$(printf '; c\n%s\nsegment_bytes = 4096\n' "$h" | sb_ini badsec-junk.ini)
+	expect_refused "header $h" "$ini" @2 "section header" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+done
+ini=$(printf '[log] ; a comment\nsync = always\n[mount]\t# another\n' | sb_ini sec-comment.ini)
+sb_mount -c "$ini"
+assert_true 'sb_is_mounted' "a comment after a section header is fine"
+sb_umount
+
 case_ "bad mount.ini: unknown key in [mount]"
 ini=$(sb_ini bad2.ini <<'EOF'
 [mount]
