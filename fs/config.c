@@ -318,7 +318,11 @@ static int handler(void *user, const char *section, const char *name, const char
 	} else {
 		const sbfs_backend_class *bc = x->c->backend;
 		rc = bc->setting(x->c->bsettings, section, name, value, &s, x->err);
-		if (rc > 0)
+		const char *why = NULL;
+		if (rc > 0 && sbfs_backend_find(section, &why) && strcmp(section, bc->name) != 0)
+			rc = errf(x->err, &s, name, "section [%s] is read only with [mount] backend = %s "
+				  "(the backend is %s)", section, section, bc->name);
+		else if (rc > 0)
 			rc = errf(x->err, &s, name, "unknown section [%s]", section);
 	}
 	if (rc) {

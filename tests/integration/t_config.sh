@@ -340,7 +340,7 @@ expect_refused "-o kafka.bootstrap.servers=H1,H2, nobody listening" "127.0.0.1:9
 ini=$(printf '[mount]\nbackend = tape\n' | sb_ini tape.ini)
 expect_refused "backend = tape" "$ini" @2 backend "tape" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka-section.ini)
-expect_refused "[kafka] under backend = store" "$ini" @2 "unknown section [kafka]" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+expect_refused "[kafka] under backend = store" "$ini" @2 "section [kafka] is read only with [mount] backend = kafka" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = store\n[log]\nmax_record_bytes = 100\n' | sb_ini store.ini)
 sb_mount -c "$ini"
 assert_sh_ok 'mkdir "$SB_MNT/be" && echo short >> "$SB_MNT/be/.log"'
