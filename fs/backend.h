@@ -328,6 +328,13 @@ typedef struct sbfs_backend_class {
 	 * in use, and returns -errno (-EBUSY for a store in use).
 	 */
 	int (*open)(const struct sbfs_config *cfg, sbfs_backend **out);
+	/*
+	 * Before open, once the mountpoint is known to be a directory and
+	 * before it is checked to be empty: checks that open and change
+	 * nothing (the store: the mountpoint and LOG_DIR apart, LOG_DIR not
+	 * served by a live mount). 0, or -errno after logging why. May be NULL.
+	 */
+	int (*check_paths)(const struct sbfs_config *cfg);
 } sbfs_backend_class;
 
 /* The i-th class this daemon was built with (the default first), or NULL

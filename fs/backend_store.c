@@ -370,6 +370,23 @@ static void log_locked(const sbfs_config *cfg)
 	free(h);
 }
 
+/* Before anything is opened: the mountpoint and LOG_DIR apart, and LOG_DIR
+ * not served by a live mount (said at once, naming it: the mountpoint of
+ * such a mount is not empty). A read-only mount reads beside one. */
+static int st_check_paths(const sbfs_config *cfg)
+{
+	int rc = sbfs_paths_apart(cfg);
+	if (rc || cfg->read_only)
+		return rc;
+	sb_store_holder *h = malloc(sizeof *h);
+	if (h && sb_store_holder_get(cfg->log_dir, h) == 0 && h->held && h->mounted) {
+		log_locked(cfg);
+		rc = -EBUSY;
+	}
+	free(h);
+	return rc;
+}
+
 /* What the store reports goes to the daemon's log: what its open recovered,
  * and damage a read met (topic, offset, segment file), which the read
  * answers with SB_ECORRUPT (EIO). */
@@ -433,4 +450,5 @@ const sbfs_backend_class sbfs_backend_store = {
 	.setting = sbfs_store_setting,
 	.check = sbfs_store_settings_check,
 	.open = st_open,
+	.check_paths = st_check_paths,
 };

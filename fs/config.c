@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <ini.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Options mount(8) and fstab pass that mean nothing to us. */
@@ -251,7 +253,25 @@ typedef struct file_ctx {
 	char *backend;          /* pick_backend's pass: the last [mount] backend */
 	int backend_line;
 	int nul_line;           /* line holding a NUL byte (the parse stopped), or 0 */
+	int junk_line;          /* a section header with text after its ']', or 0 */
+	int pick;               /* pick_backend's pass: no line is refused */
+	int mid_line;           /* the reader is inside a long line */
 } file_ctx;
+
+/* "[log]xyz", "[log]]": inih takes the name and drops the rest, so a
+ * typo would apply its keys to a section never meant. Whitespace and a
+ * comment may follow the ']'. */
+static int header_has_junk(const char *line, int first)
+{
+	if (first && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3; /* a UTF-8 BOM, which inih skips */
+	line += strspn(line, " \t\r\n\f\v");
+	const char *close = line[0] == '[' ? strchr(line, ']') : NULL;
+	if (!close)
+		return 0;
+	close += 1 + strspn(close + 1, " \t\r\n\f\v");
+	return *close && *close != ';' && *close != '#';
+}
 
 /* inih's line reader: fgets, but a NUL byte stops the parse (strlen would
  * hide the rest of its line and the line count would drift, so a later
@@ -272,9 +292,15 @@ static char *reader(char *str, int num, void *stream)
 	if (n == 0)
 		return NULL;
 	str[n] = '\0';
+	int starts = !x->mid_line;
 	/* a line longer than num arrives in pieces: count it once */
-	if (str[n - 1] == '\n' || ch == EOF)
+	x->mid_line = !(str[n - 1] == '\n' || ch == EOF);
+	if (!x->mid_line)
 		x->s.line++;
+	if (starts && !x->pick && header_has_junk(str, x->s.line <= 1)) {
+		x->junk_line = x->s.line + x->mid_line;
+		return NULL;
+	}
 	return str;
 }
 
@@ -292,7 +318,11 @@ static int handler(void *user, const char *section, const char *name, const char
 	} else {
 		const sbfs_backend_class *bc = x->c->backend;
 		rc = bc->setting(x->c->bsettings, section, name, value, &s, x->err);
-		if (rc > 0)
+		const char *why = NULL;
+		if (rc > 0 && sbfs_backend_find(section, &why) && strcmp(section, bc->name) != 0)
+			rc = errf(x->err, &s, name, "section [%s] is read only with [mount] backend = %s "
+				  "(the backend is %s)", section, section, bc->name);
+		else if (rc > 0)
 			rc = errf(x->err, &s, name, "unknown section [%s]", section);
 	}
 	if (rc) {
@@ -319,6 +349,10 @@ static int backend_handler(void *user, const char *section, const char *name, co
 static int load_file(sbfs_config *c, const char *path, const char *cwd, char **err, int pick,
 		     char **backend, int *bline)
 {
+	if (!*path) {
+		*err = strdup("the configuration file's name is empty (-c FILE, -o config=FILE)");
+		return -1;
+	}
 	char *abs = path_join(cwd, path);
 	if (!abs) {
 		*err = strdup("out of memory");
@@ -338,21 +372,36 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 		*slash = '\0';
 
 	int ret = -1;
-	FILE *f = fopen(abs, "r");
+	FILE *f = NULL;
 	struct stat st;
-	if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-		int e = f ? (errno ? errno : EISDIR) : errno;
-		if (f && S_ISDIR(st.st_mode))
-			e = EISDIR;
-		if (asprintf(err, "%s: cannot read: %s", path, strerror(e)) < 0)
+	/* O_NONBLOCK: a FIFO is refused below, not waited on for ever */
+	int fd = open(abs, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno)) < 0)
 			*err = NULL;
 		goto out_close;
 	}
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+		ret = 0; /* /dev/null: no settings (and no ./mount.ini either) */
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (asprintf(err, "%s: cannot read: %s", path,
+			     S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file") < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	if (fcntl(fd, F_SETFL, O_RDONLY) != 0 || !(f = fdopen(fd, "r"))) {
+		if (asprintf(err, "%s: cannot read: %s", path, strerror(errno)) < 0)
+			*err = NULL;
+		goto out_close;
+	}
+	fd = -1; /* f's now */
 	ini_allow_multiline = false; /* an indented key is a key, not a continuation */
 	ini_inline_comment_prefixes = (char *)";#"; /* key = 1  # why */
 	ini_max_line = PATH_MAX + 64;  /* a long path on one line */
 	file_ctx x = { .c = c, .f = f, .s = { .file = path, .dir = dir, .line = 0 },
-		       .err = err };
+		       .err = err, .pick = pick };
 	int rc = ini_parse_stream(reader, &x, pick ? backend_handler : handler, &x);
 	if (pick) {
 		*backend = x.backend;
@@ -379,6 +428,12 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 			*err = NULL;
 		goto out_close;
 	}
+	if (x.junk_line) {
+		if (asprintf(err, "%s:%d: text after the section header's ']' (expected [section])",
+			     path, x.junk_line) < 0)
+			*err = NULL;
+		goto out_close;
+	}
 	if (rc != 0) {
 		if (asprintf(err, "%s:%d: syntax error (expected [section] or key = value)",
 			     path, rc) < 0)
@@ -389,6 +444,8 @@ static int load_file(sbfs_config *c, const char *path, const char *cwd, char **e
 out_close:
 	if (f)
 		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	free(dir);
 	return ret;
 }

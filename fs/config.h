@@ -70,5 +70,8 @@ void sbfs_config_usage(FILE *out);
  * an empty one unless nonempty. */
 int sbfs_paths_log_dir(const sbfs_config *cfg);
 int sbfs_paths_mountpoint(const sbfs_config *cfg, int check_empty);
+/* Neither of LOG_DIR and MOUNTPOINT (an existing directory) is the other
+ * or inside it: 0, or -EINVAL after logging why. Opens nothing. */
+int sbfs_paths_apart(const sbfs_config *cfg);
 
 #endif

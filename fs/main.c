@@ -155,14 +155,19 @@ static int serve(sbfs_config *cfg, int *ready_fd)
 	int fs_inited = 0, mounted = 0, handlers = 0;
 
 	int rc;
+	/* every check of the paths before anything is opened: a start they
+	 * refuse changes nothing in LOG_DIR (no recovery, no topic made of a
+	 * mountpoint inside it) */
 	if (sbfs_paths_mountpoint(cfg, 0))
+		goto out;
+	/* before the emptiness: a second mount on a live one's mountpoint is
+	 * told who has it, not that the directory is not empty */
+	if (cfg->backend->check_paths && cfg->backend->check_paths(cfg))
+		goto out;
+	if (sbfs_paths_mountpoint(cfg, 1))
 		goto out;
 	/* on failure it said why (and who holds a store in use) */
 	if (cfg->backend->open(cfg, &b))
-		goto out;
-	/* after the lock: a second mount on a live one's mountpoint is told
-	 * who has it, not that the directory is not empty */
-	if (sbfs_paths_mountpoint(cfg, 1))
 		goto out;
 	/* on stderr now, in the log (syslog) once detached, below */
 	b->ops->topic_list_refused(b, log_refused, cfg);

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -84,5 +85,36 @@ int sbfs_paths_mountpoint(const sbfs_config *cfg, int check_empty)
 	closedir(d);
 	if (rc)
 		sbfs_log("mountpoint %s is not empty (-o nonempty mounts over it)", cfg->mountpoint);
+	return rc;
+}
+
+/* Is path a the directory b or inside it (both canonical)? */
+static int within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+	if (strcmp(b, "/") == 0)
+		return 1;
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+int sbfs_paths_apart(const sbfs_config *cfg)
+{
+	char *mp = realpath(cfg->mountpoint, NULL);
+	/* a LOG_DIR still to be made (create) is compared as written */
+	char *ld = realpath(cfg->log_dir, NULL);
+	const char *m = mp ? mp : cfg->mountpoint, *l = ld ? ld : cfg->log_dir;
+	int rc = 0;
+	if (within(m, l)) {
+		sbfs_log("mountpoint %s is %sthe log directory %s (it would be taken for a topic): "
+			 "mount outside it", cfg->mountpoint, strcmp(m, l) == 0 ? "" : "inside ",
+			 cfg->log_dir);
+		rc = -EINVAL;
+	} else if (within(l, m)) {
+		sbfs_log("log directory %s is inside the mountpoint %s (the mount would hide it): "
+			 "mount elsewhere", cfg->log_dir, cfg->mountpoint);
+		rc = -EINVAL;
+	}
+	free(mp);
+	free(ld);
 	return rc;
 }

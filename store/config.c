@@ -58,12 +58,14 @@ int sb_log_config_check(const sb_log_config *c, const char **why)
 
 	if (batch < (4u << 20))
 		batch = 4u << 20;
-	if (c->segment_bytes < 4096 || c->segment_bytes + batch + SB_SEG_HDR > SB_SEG_MAX_BYTES)
+	/* the record limit first: the segment's room depends on it, and a
+	 * record limit out of its range must be named, not the segment size */
+	if (c->max_record_bytes < 1 || c->max_record_bytes > (512u << 20))
+		w = "max_record_bytes must be between 1 and 512 MiB";
+	else if (c->segment_bytes < 4096 || c->segment_bytes + batch + SB_SEG_HDR > SB_SEG_MAX_BYTES)
 		w = "segment_bytes must be between 4096 and 2 GiB";
 	else if (c->index_interval_bytes < 1)
 		w = "index_interval_bytes must be at least 1";
-	else if (c->max_record_bytes < 1 || c->max_record_bytes > (512u << 20))
-		w = "max_record_bytes must be between 1 and 512 MiB";
 	else if (c->sync != SB_SYNC_NEVER && c->sync != SB_SYNC_INTERVAL && c->sync != SB_SYNC_ALWAYS)
 		w = "sync must be never, interval or always";
 	else if (c->sync == SB_SYNC_INTERVAL && c->sync_interval_ms < 1)

@@ -255,6 +255,16 @@ expect_refused "[mount without ]" "$ini" @4 "syntax error" -- "$SB_BIN" -c "$ini
 ini=$(printf '[log]\nbogus = 1\n[mount\n' | sb_ini badsec3.ini)
 expect_refused "a bad key before a bad header" "$ini" @2 bogus -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
+# text after the ']' was dropped, and the keys applied (a typo or a stray ']')
+for h in '[log]xyz' '[log]]' '[log] x'; do
+	ini=$(printf '; c\n%s\nsegment_bytes = 4096\n' "$h" | sb_ini badsec-junk.ini)
+	expect_refused "header $h" "$ini" @2 "section header" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+done
+ini=$(printf '[log] ; a comment\nsync = always\n[mount]\t# another\n' | sb_ini sec-comment.ini)
+sb_mount -c "$ini"
+assert_true 'sb_is_mounted' "a comment after a section header is fine"
+sb_umount
+
 case_ "bad mount.ini: unknown key in [mount]"
 ini=$(sb_ini bad2.ini <<'EOF'
 [mount]
@@ -271,6 +281,13 @@ for kv in "segment_bytes = lots" "sync = sometimes" "max_record_bytes = -5" "syn
 	ini=$(printf '# comment\n\n[log]\n%s\n' "$kv" | sb_ini "badval$i.ini")
 	expect_refused "bad value '$kv'" "$ini" @4 "$key" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 done
+# a record limit too big for any segment names itself, its line and its
+# range (it named segment_bytes, with no line, past 3 GiB with a segment)
+for v in 3G 4095M; do
+	ini=$(printf '# comment\n\n[log]\nmax_record_bytes = %s\n' "$v" | sb_ini "badrec-$v.ini")
+	expect_refused "max_record_bytes = $v" "$ini" @4 "'max_record_bytes'" "512 MiB" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+done
+expect_refused "-o max_record_bytes=3G" "-o max_record_bytes" "512 MiB" -- "$SB_BIN" -o max_record_bytes=3G "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nlist_log = maybe\n' | sb_ini badval-bool.ini)
 expect_refused "bad value 'list_log = maybe'" "$ini" @2 list_log -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
@@ -290,6 +307,19 @@ case_ "bad mount.ini: unreadable file"
 expect_refused "missing -c file" "$SB_TMP/no-such.ini" -- "$SB_BIN" -c "$SB_TMP/no-such.ini" "$SB_LOG" "$SB_MNT"
 mkdir -p "$SB_TMP/dir.ini"
 expect_refused "-c of a directory" "$SB_TMP/dir.ini" -- "$SB_BIN" -c "$SB_TMP/dir.ini" "$SB_LOG" "$SB_MNT"
+# not a regular file: refused as such (/dev/zero said "Is a directory"),
+# and a FIFO at once (its open waited for a writer for ever)
+expect_refused "-c /dev/zero" "/dev/zero" "not a regular file" -- "$SB_BIN" -c /dev/zero "$SB_LOG" "$SB_MNT"
+mkfifo "$SB_TMP/fifo.ini"
+expect_refused "-c of a FIFO" "$SB_TMP/fifo.ini" "not a regular file" -- "$SB_BIN" -f -c "$SB_TMP/fifo.ini" "$SB_LOG" "$SB_MNT"
+expect_refused "-c ''" "name is empty" -- "$SB_BIN" -c "" "$SB_LOG" "$SB_MNT"
+expect_refused "-o config=" "name is empty" -- "$SB_BIN" -o config= "$SB_LOG" "$SB_MNT"
+# -c /dev/null: no settings at all, not even a ./mount.ini of the directory
+mkdir -p "$SB_TMP/devnull"
+printf '[log]\nbogus = 1\n' >"$SB_TMP/devnull/mount.ini"
+SB_MOUNT_CWD=$SB_TMP/devnull sb_mount -c /dev/null
+assert_true 'sb_is_mounted' "-c /dev/null mounts with the defaults, ./mount.ini unread"
+sb_umount
 
 case_ "bad -o option: unknown key, bad value"
 expect_refused "-o no_such_key=1" no_such_key -- "$SB_BIN" -o no_such_key=1 "$SB_LOG" "$SB_MNT"
@@ -310,7 +340,7 @@ expect_refused "-o kafka.bootstrap.servers=H1,H2, nobody listening" "127.0.0.1:9
 ini=$(printf '[mount]\nbackend = tape\n' | sb_ini tape.ini)
 expect_refused "backend = tape" "$ini" @2 backend "tape" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[kafka]\nbootstrap.servers = localhost:9092\n' | sb_ini kafka-section.ini)
-expect_refused "[kafka] under backend = store" "$ini" @2 "unknown section [kafka]" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+expect_refused "[kafka] under backend = store" "$ini" @2 "section [kafka] is read only with [mount] backend = kafka" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = store\n[log]\nmax_record_bytes = 100\n' | sb_ini store.ini)
 sb_mount -c "$ini"
 assert_sh_ok 'mkdir "$SB_MNT/be" && echo short >> "$SB_MNT/be/.log"'
@@ -345,16 +375,38 @@ for how in ini opt; do
 done
 SB_LOG=$saved_log
 
-case_ "a non-empty MOUNTPOINT is refused unless -o nonempty"
+case_ "a non-empty MOUNTPOINT is refused unless -o nonempty, before LOG_DIR is touched"
 echo stray >"$SB_MNT/stray"
+# a torn tail in LOG_DIR (a crash): the refused starts must not recover it
+# (they did: cut the tail, rebuilt the indexes, before refusing)
+seg=$(ls "$SB_LOG/rel"/*.seg | tail -n 1)
+printf 'torn' >>"$seg"
+rm -f "$SB_LOG/rel/clean"
+logdir_state() { (cd "$1" && find . -printf '%p %s %T@\n' | sort); }
+before=$(logdir_state "$SB_LOG")
 expect_refused "non-empty mountpoint" "$SB_MNT" "not empty" "nonempty" -- "$SB_BIN" "$SB_LOG" "$SB_MNT"
 expect_refused "non-empty mountpoint, -f" "$SB_MNT" "not empty" -- "$SB_BIN" -f "$SB_LOG" "$SB_MNT"
+assert_eq "$before" "$(logdir_state "$SB_LOG")" "refused starts left LOG_DIR as it was (torn tail, indexes, lock)"
 sb_mount -o nonempty
 assert_eq "one" "$(t head -n 1 "$SB_MNT/rel/.log")" "-o nonempty mounts over it"
 assert_true '[ ! -e "$SB_MNT/stray" ]' "the mount hides what was there"
 sb_umount
 assert_eq "stray" "$(cat "$SB_MNT/stray")" "what was there is there again"
 rm -f "$SB_MNT/stray"
+
+case_ "a MOUNTPOINT inside LOG_DIR (or LOG_DIR inside it) is refused, and nothing is made"
+mkdir -p "$SB_TMP/nest/d/m"
+for fg in "" -f; do
+	expect_refused "mountpoint inside LOG_DIR ${fg:-(detached)}" "$SB_TMP/nest/d/m" "inside the log directory" -- \
+		"$SB_BIN" $fg "$SB_TMP/nest/d" "$SB_TMP/nest/d/m"
+	assert_eq "./m" "$(cd "$SB_TMP/nest/d" && find . -mindepth 1)" "LOG_DIR holds only the empty mountpoint (it became a topic)"
+done
+expect_refused "mountpoint is LOG_DIR" "$SB_TMP/nest/d/m" "is the log directory" -- \
+	"$SB_BIN" "$SB_TMP/nest/d/m" "$SB_TMP/nest/d/m"
+assert_eq "" "$(ls -A "$SB_TMP/nest/d/m")" "the mountpoint that is LOG_DIR stays empty"
+expect_refused "LOG_DIR inside the mountpoint (create)" "$SB_TMP/nest/d/m/log" "inside the mountpoint" -- \
+	"$SB_BIN" -o create "$SB_TMP/nest/d/m/log" "$SB_TMP/nest/d/m"
+assert_eq "" "$(ls -A "$SB_TMP/nest/d/m")" "LOG_DIR inside the mountpoint is not created"
 
 case_ "a good configuration after all that still mounts the same data"
 sb_mount

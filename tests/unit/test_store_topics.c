@@ -461,6 +461,11 @@ Test(topics, error_names_and_config_checks)
 	sb_log_config_default(&c);
 	c.max_record_bytes = 0;
 	cr_expect_eq(sb_log_config_check(&c, NULL), -EINVAL);
+	/* a record limit past the segment's room names the record limit */
+	c.max_record_bytes = 3u << 30;
+	why = NULL;
+	cr_expect_eq(sb_log_config_check(&c, &why), -EINVAL);
+	cr_expect(why && strstr(why, "max_record_bytes"), "why: %s", why ? why : "(none)");
 	sb_store_options o;
 	sb_store_options_default(&o);
 	o.defaults.segment_bytes = 1;
