@@ -34,6 +34,7 @@ const char sbfs_store_usage[] =
 typedef struct topic_cfg {
 	char *name;
 	unsigned set;           /* bit k: log_keys[k] was set */
+	int line[NLOGKEYS];     /* line of each key set */
 	sb_log_config cfg;      /* only the fields named by `set` count */
 } topic_cfg;
 
@@ -203,8 +204,10 @@ int sbfs_store_setting(void *p, const char *section, const char *key, const char
 		if (!(t = topic_slot(c, tn)))
 			return sbfs_config_errf(err, src, key, "out of memory");
 		int rc = set_log_key(&t->cfg, k, value, src, err);
-		if (rc == 0)
+		if (rc == 0) {
 			t->set |= 1u << k;
+			t->line[k] = src->line;
+		}
 		return rc;
 	}
 	return 1;
@@ -244,6 +247,30 @@ static int key_in(const char *why)
 	return -1;
 }
 
+/* The message of a failed check of the settings of `section` ("log", or
+ * "topic:NAME"), naming the key it names and where that key was set:
+ * line > 0 in the file, -1 by -o, 0 unknown. -1 (*err NULL if no memory). */
+static int check_failed(const struct sbfs_config *cfg, const char *section, int k, int line,
+			const char *why, char **err)
+{
+	const char *file = cfg->config_path ? cfg->config_path : "mount.ini";
+	int rc;
+	why = why ? why : "invalid";
+	int topic = strcmp(section, "log") != 0;
+	if (k >= 0 && line > 0)
+		rc = asprintf(err, "%s:%d: %s%s%skey '%s': bad value: %s", file, line, topic ? "[" : "",
+			      topic ? section : "", topic ? "] " : "", log_keys[k], why);
+	else if (k >= 0 && line < 0)
+		rc = asprintf(err, "-o %s: bad value: %s", log_keys[k], why);
+	else
+		rc = asprintf(err, "%s%s[%s] %s%s: bad value: %s", cfg->config_path ? file : "",
+			      cfg->config_path ? ": " : "", section, k >= 0 ? "key " : "settings",
+			      k >= 0 ? log_keys[k] : "", why);
+	if (rc < 0)
+		*err = NULL;
+	return -1;
+}
+
 int sbfs_store_settings_check(void *p, const struct sbfs_config *cfg, char **err)
 {
 	store_settings *c = p;
@@ -252,33 +279,20 @@ int sbfs_store_settings_check(void *p, const struct sbfs_config *cfg, char **err
 	*err = NULL;
 	if (sb_log_config_check(&c->log, &why)) {
 		int k = key_in(why);
-		int line = k >= 0 ? c->log_line[k] : 0;
-		int rc;
-		if (line > 0)
-			rc = asprintf(err, "%s:%d: key '%s': bad value: %s", cfg->config_path, line,
-				      log_keys[k], why ? why : "invalid");
-		else if (line < 0)
-			rc = asprintf(err, "-o %s: bad value: %s", log_keys[k], why ? why : "invalid");
-		else
-			rc = asprintf(err, "%s%s[log] %s%s: bad value: %s",
-				      cfg->config_path ? cfg->config_path : "",
-				      cfg->config_path ? ": " : "", k >= 0 ? "key " : "settings",
-				      k >= 0 ? log_keys[k] : "", why ? why : "invalid");
-		if (rc < 0)
-			*err = NULL;
-		return -1;
+		return check_failed(cfg, "log", k, k >= 0 ? c->log_line[k] : 0, why, err);
 	}
 	for (size_t i = 0; i < c->ntopics; i++) {
+		const topic_cfg *tc = &c->topics[i];
 		sb_log_config t = c->log;
-		sbfs_store_topic_config(c, c->topics[i].name, &t);
+		sbfs_store_topic_config(c, tc->name, &t);
 		why = NULL;
 		if (sb_log_config_check(&t, &why)) {
+			char sec[300];
 			int k = key_in(why);
-			if (asprintf(err, "%s: [topic:%s] key '%s': bad value: %s",
-				     cfg->config_path ? cfg->config_path : "mount.ini", c->topics[i].name,
-				     k >= 0 ? log_keys[k] : "?", why ? why : "invalid") < 0)
-				*err = NULL;
-			return -1;
+			/* the topic's own line, else the [log] (or -o) one it inherits */
+			int line = k < 0 ? 0 : tc->set & (1u << k) ? tc->line[k] : c->log_line[k];
+			snprintf(sec, sizeof sec, "topic:%s", tc->name);
+			return check_failed(cfg, sec, k, line, why, err);
 		}
 	}
 	return 0;

@@ -288,6 +288,9 @@ for v in 3G 4095M; do
 	expect_refused "max_record_bytes = $v" "$ini" @4 "'max_record_bytes'" "512 MiB" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 done
 expect_refused "-o max_record_bytes=3G" "-o max_record_bytes" "512 MiB" -- "$SB_BIN" -o max_record_bytes=3G "$SB_LOG" "$SB_MNT"
+# a [topic:NAME] key out of range names its line and section (it named no line)
+ini=$(printf '[log]\nsegment_bytes = 1M\n\n[topic:audit]\n# small\nsegment_bytes = 1K\n' | sb_ini badtopic.ini)
+expect_refused "[topic:audit] segment_bytes = 1K" "$ini" @6 "[topic:audit]" "'segment_bytes'" -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nlist_log = maybe\n' | sb_ini badval-bool.ini)
 expect_refused "bad value 'list_log = maybe'" "$ini" @2 list_log -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 
