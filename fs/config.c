@@ -583,6 +583,7 @@ static int pick_backend(sbfs_config *c, const char *cwd, char **err)
 		char *name = NULL, *path = strdup(c->config_path);
 		int line = 0, rc = path ? load_file(c, path, cwd, err, 1, &name, &line) : -1;
 		const char *why = NULL;
+		c->backend_line = name ? line : 0;
 		if (rc == 0 && name && !(c->backend = sbfs_backend_find(name, &why))) {
 			char *dir = strdup(c->config_path), *slash = dir ? strrchr(dir, '/') : NULL;
 			if (slash)

@@ -31,6 +31,7 @@ typedef struct sbfs_config {
 	/* [mount] backend: its class and its settings (every other section,
 	 * and -o keys that are not [mount] keys) */
 	const sbfs_backend_class *backend;
+	int backend_line;       /* its line in config_path; 0: chosen by -o */
 	void *bsettings;
 	int foreground;         /* -f */
 	int debug;              /* -d */

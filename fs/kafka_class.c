@@ -63,9 +63,11 @@ static int kafka_check(void *s, const struct sbfs_config *cfg, char **err)
 	for (size_t i = 0; i < c->nprops; i++)
 		if (!strcmp(c->props[i].key, "bootstrap.servers") && c->props[i].value[0])
 			return 0;
-	sbfs_src src = { .file = cfg->config_path, .dir = NULL, .line = 0 };
-	return sbfs_config_errf(err, &src, "bootstrap.servers",
-				"backend = kafka needs [kafka] bootstrap.servers (or -o "
+	/* named where the backend was chosen: its line, or -o backend= */
+	sbfs_src src = { .file = cfg->backend_line ? cfg->config_path : NULL, .dir = NULL,
+			 .line = cfg->backend_line };
+	return sbfs_config_errf(err, &src, "backend",
+				"kafka needs [kafka] bootstrap.servers (or -o "
 				"kafka.bootstrap.servers=HOST:PORT)");
 }
 

@@ -331,8 +331,9 @@ expect_refused "-o segment_bytes=abc" segment_bytes -- "$SB_BIN" -o segment_byte
 
 case_ "[mount] backend: store is the default; kafka's settings are checked (t_kafka*.sh mount one)"
 ini=$(printf '[mount]\nlist_log = true\nbackend = kafka\n[kafka]\ntimeout_ms = 1000\n' | sb_ini kafka.ini)
-expect_refused "backend = kafka without bootstrap.servers" "$ini" bootstrap.servers -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
-expect_refused "-o backend=kafka without bootstrap.servers" bootstrap.servers -- "$SB_BIN" -o backend=kafka "$SB_LOG" "$SB_MNT"
+# named at the line that chose the backend (it said line 0), or as -o's
+expect_refused "backend = kafka without bootstrap.servers" "$ini" @3 "'backend'" bootstrap.servers -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
+expect_refused "-o backend=kafka without bootstrap.servers" "-o backend" bootstrap.servers -- "$SB_BIN" -o backend=kafka "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9\ntimeout_ms = soon\n' | sb_ini kafka-bad.ini)
 expect_refused "bad [kafka] timeout_ms" "$ini" @5 timeout_ms -- "$SB_BIN" -c "$ini" "$SB_LOG" "$SB_MNT"
 ini=$(printf '[mount]\nbackend = kafka\n[kafka]\nbootstrap.servers = 127.0.0.1:9\ntimeout_ms = 1000\n' | sb_ini kafka-none.ini)
