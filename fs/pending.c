@@ -176,6 +176,9 @@ static int named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int ke
 static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, struct stat *st)
 {
 	int rc = -ENOENT;
+	/* a file closed unwritten is a record by now, not a name to open
+	 * (its release would take it from under the open: ENOENT) */
+	sbfs_pending_settle(fs, te);
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
 		if (named_live(p, te, name, keyview)) {
