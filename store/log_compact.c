@@ -446,6 +446,10 @@ static int run(round *r)
 	for (size_t i = r->n; i-- > 0 && !atomic_load(&l->removed);) {
 		cseg *c = &r->c[i];
 		uint64_t ns = c->stream;
+		if (atomic_load(&l->stop_rewrites)) {
+			rc = -ECANCELED; /* the store closes: nothing is swapped */
+			break;
+		}
 		sb_seg_name(name, c->base, SB_SEG_SUFFIX);
 		if ((rc = sb_path(path, l->dir, name)))
 			break;
@@ -528,6 +532,11 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 	if (st)
 		*st = r.st;
 	return rc;
+}
+
+void sb_log_stop_rewrites(sb_log *l)
+{
+	atomic_store(&l->stop_rewrites, 1);
 }
 
 int sb_log_compact_due(sb_log *l, int64_t now_ns)

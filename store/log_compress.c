@@ -256,7 +256,8 @@ static int compress(sb_log *l, int idle, size_t *done)
 	if ((rc = atomic_load(&l->rewrite_err)))
 		return rc;
 	pthread_mutex_lock(&l->compress_mu);
-	while (did && !(rc = compress_one(l, codec, idle, &did)) && !atomic_load(&l->removed))
+	while (did && !atomic_load(&l->stop_rewrites) && !(rc = compress_one(l, codec, idle, &did)) &&
+	       !atomic_load(&l->removed))
 		n += did;
 	pthread_mutex_unlock(&l->compress_mu);
 	if (done)

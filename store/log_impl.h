@@ -49,6 +49,8 @@ struct sb_log {
 	_Atomic long long mtime_ns;     /* [atomic] last append */
 	_Atomic int err;                /* [atomic] sticky append error, 0 if none */
 	_Atomic int removed;            /* [atomic] topic removed */
+	_Atomic int stop_rewrites;      /* [atomic] the store is closing: rounds of
+					 * compaction and compression stop early */
 	_Atomic int rewrite_err;        /* [atomic] a compression or compaction
 					 * put its new file in place but failed
 					 * after (dir sync, open): the object maps

@@ -536,6 +536,10 @@ int sb_store_close(sb_store *s)
 	if (s->flusher_on) {
 		pthread_mutex_lock(&s->mu);
 		s->stopping = 1;
+		/* a round of compaction in progress (thousands of segments, a
+		 * sync each) would hold the close, and the unmount, for long */
+		for (size_t i = 0; i < s->ntopics; i++)
+			sb_log_stop_rewrites(s->topics[i]);
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->flusher, NULL);
