@@ -466,7 +466,7 @@ int sb_cmd_dump(int argc, char **argv)
 		case ':':
 			return sb_cmd_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", sb_cmd_bad_option(argc, argv));
 		}
 	}
 	if (nmode > 1)
