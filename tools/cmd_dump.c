@@ -47,10 +47,10 @@ static const char help[] =
 	"                counts keys)\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
 	"                timestamp, key (null if none), tombstone (true, only for a\n"
-	"                tombstone), headers (a list of {name,\n"
-	"                value}), size, and value (UTF-8 payloads) or value_base64\n"
-	"                (anything else); a non-UTF-8 key, header name or header\n"
-	"                value is key_base64, name_base64, value_base64\n"
+	"                tombstone), headers (a list of {name, value}, [] for a\n"
+	"                record without), size, and value (UTF-8 payloads) or\n"
+	"                value_base64 (anything else); a non-UTF-8 key, header name\n"
+	"                or header value is key_base64, name_base64, value_base64\n"
 	"  -h, --help    this help\n";
 
 enum mode { M_TEXT, M_RAW, M_JSON };

@@ -50,6 +50,12 @@ assert "value" not in recs[2]
 assert base64.b64decode(recs[2]["value_base64"]) == b'\x00\x01\xff"\\tab\there\n', recs[2]
 assert recs[2]["size"] == 14
 PY
+# ... and the docs say so: "headers" is on every line, [] without headers
+man=$(MANWIDTH=1000 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b | tr -s ' \n\t' '   ')
+grep -Fq "headers (a list of {name, value}, in the record's order; an empty list, [], for a record without headers" <<<"$man" ||
+	fail "streambus(1) does not say --json has headers on every line ([] without)"
+"$SB" dump --help | tr -s ' \n' '  ' | grep -Fq "headers (a list of {name, value}, [] for a record without)" ||
+	fail "dump --help does not say --json has headers on every line ([] without)"
 "$SB" dump --json --from 5 --count 1 "$L/orders" >"$T/o.json"
 eq "$(json '(j["offset"], j["key"], j["value"], j["size"])' <"$T/o.json")" "(5, 'key-5', 'rec 5\\n', 6)" "json keyed record"
 
