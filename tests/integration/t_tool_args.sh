@@ -107,5 +107,19 @@ for c in stat dump verify recover; do
 	has "$("$SB" $c --help)" "LOG_DIR/TOPIC" "$c --help: LOG_DIR/TOPIC"
 done
 has "$syn" "streambus recover \\[--cut\\]" "streambus(1) synopsis: recover --cut"
+has "$syn" "streambus get LOG_DIR TOPIC KEY" "streambus(1) synopsis: get"
+has "$syn" "streambus dump .*\\[--follow \\| --keys\\]" "streambus(1) synopsis: dump --follow, --keys"
+# every command of --help has its section in streambus(1), and every option
+# of its --help is there
+man=$(MANWIDTH=200 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b)
+for c in $("$SB" --help | sed -n 's/^  \([a-z]\+\) .*/\1/p'); do
+	sec=$(sed -n "/^   $c /,/^   [a-z]/p" <<<"$man")
+	[ -n "$sec" ] || fail "streambus(1) has no section for $c (streambus --help lists it)"
+	[ "$c" = bench ] && continue    # streambus bench --help is the reference
+	for o in $("$SB" $c --help | grep -oE '^ +(-[a-z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+$'); do
+		[ "$o" = --help ] && continue
+		grep -qE -- "(^|[ (])$o([ ,.;:)]|$)" <<<"$sec" || fail "streambus(1): $c has no $o (its --help has)"
+	done
+done
 has "$syn" "streambus verify \\[--json\\]" "streambus(1) synopsis: verify --json"
 echo "t_tool_args: ok"
