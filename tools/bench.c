@@ -538,14 +538,14 @@ int sb_bench_main(int argc, char **argv)
 
 	if (snprintf(dir, sizeof(dir), "%s/sb-bench-XXXXXX", parent) >= (int)sizeof(dir) || !mkdtemp(dir)) {
 		fprintf(stderr, "streambus bench: cannot make a directory in %s: %s\n", parent, strerror(errno));
-		return 1;
+		return 2;
 	}
 	c.dir = dir;
 	rnd = malloc(SB_BENCH_RND_BYTES);
 	if (!rnd) {
 		fprintf(stderr, "streambus bench: out of memory\n");
 		sb_bench_rmtree(dir);
-		return 1;
+		return 2;
 	}
 	uint64_t seed = 0x9E3779B97F4A7C15ull;
 	for (size_t i = 0; i < SB_BENCH_RND_BYTES; i += 8) {

@@ -6,7 +6,8 @@
 #define SB_BENCH_H
 
 /* Run the benchmarks; argv[0] is "bench", options follow (--help lists
- * them). Returns the exit status: 0, 1 when a figure failed, 2 on bad usage. */
+ * them). Returns the exit status: 0, 1 when a figure failed, 2 on bad usage or
+ * an I/O error (a --dir it cannot make a directory in). */
 int sb_bench_main(int argc, char **argv);
 /* `streambus bench keys ...` (bench_keys.c); argv[0] is "keys". */
 int sb_bench_keys_main(int argc, char **argv);

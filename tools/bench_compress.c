@@ -324,8 +324,8 @@ int sb_bench_compress(int argc, char **argv)
 	char dir[PATH_MAX], cfile[PATH_MAX + 16], sdir[PATH_MAX + 32], tdir[PATH_MAX + 48];
 	snprintf(dir, sizeof(dir), "%s/sb-bench-z.XXXXXX", parent);
 	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
+		fprintf(stderr, "streambus bench --compression: cannot make a directory in %s: %s\n", parent, strerror(errno));
+		return 2;
 	}
 	snprintf(cfile, sizeof(cfile), "%s/corpus", dir);
 	corpus c = {0};

@@ -134,7 +134,7 @@ int sb_bench_since_main(int argc, char **argv)
 	}
 	if (snprintf(dir, sizeof dir, "%s/sb-bench-since-XXXXXX", parent) >= (int)sizeof dir || !mkdtemp(dir)) {
 		fprintf(stderr, "streambus bench since: cannot make a directory in %s: %s\n", parent, strerror(errno));
-		return 1;
+		return 2;
 	}
 	uint64_t t0 = sb_bench_now();
 	if ((rc = build(dir, n, verbose))) {

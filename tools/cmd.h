@@ -30,6 +30,13 @@ void sb_cmd_err(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 /* The usage hint after a bad option or argument; returns SB_EXIT_ERROR. */
 int sb_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The word of argv that getopt_long() just refused (it returned '?'): an
+ * unknown long option, or the word holding an unknown short option (in a
+ * cluster such as "-key", where argv[optind - 1] is still the word before).
+ */
+const char *sb_cmd_bad_option(int argc, char **argv);
+
 /* Check that path is a readable directory; else print why and return -errno. */
 int sb_cmd_check_dir(const char *cmd, const char *path);
 

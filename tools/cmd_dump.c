@@ -2,23 +2,27 @@
  * cmd_dump.c - `streambus dump LOG_DIR [TOPIC]` (or LOG_DIR/TOPIC): one line
  * per record with its offset, time, key, size and payload (escaped, or as
  * JSON lines), or (--raw) the payload bytes alone. Without TOPIC, every
- * topic in name order. Opens the store read-only: no lock, no writes, safe
- * while mounted.
+ * topic in name order; --follow goes on with what a mount appends. Opens
+ * the store read-only: no lock, no writes, safe while mounted.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "sb_store.h"
 
 static const char help[] =
 	"usage: streambus dump [--from N] [--count K] [--since TIME] [--until TIME]\n"
-	"                      [--keys] [--raw | --json] LOG_DIR [TOPIC]\n"
+	"                      [--follow | --keys] [--raw | --json] LOG_DIR [TOPIC]\n"
 	"       streambus dump [OPTIONS] LOG_DIR/TOPIC\n"
 	"\n"
 	"Print the records of TOPIC (without TOPIC: of every topic, in name order,\n"
@@ -45,12 +49,16 @@ static const char help[] =
 	"                latest record is not a tombstone, in byte order of the key\n"
 	"                (--from, --since and --until are then ignored, --count\n"
 	"                counts keys)\n"
+	"  --follow      after the records there, print those appended (by a mount)\n"
+	"                as they come, as tail -f does (looking every 0.2 s), until\n"
+	"                SIGINT or SIGTERM (exit status 0), --count or --until;\n"
+	"                wants a TOPIC, not --keys\n"
 	"  --json        one JSON object per line: topic, offset, timestamp_ns,\n"
 	"                timestamp, key (null if none), tombstone (true, only for a\n"
-	"                tombstone), headers (a list of {name,\n"
-	"                value}), size, and value (UTF-8 payloads) or value_base64\n"
-	"                (anything else); a non-UTF-8 key, header name or header\n"
-	"                value is key_base64, name_base64, value_base64\n"
+	"                tombstone), headers (a list of {name, value}, [] for a\n"
+	"                record without), size, and value (UTF-8 payloads) or\n"
+	"                value_base64 (anything else); a non-UTF-8 key, header name\n"
+	"                or header value is key_base64, name_base64, value_base64\n"
 	"  -h, --help    this help\n";
 
 enum mode { M_TEXT, M_RAW, M_JSON };
@@ -177,17 +185,22 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
 	printf("\"\n");
 }
 
-/* Print records [from, min(from+count, end)) of log; 0 or an sb error (printed). */
-static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t from,
-		    uint64_t count, uint64_t end, enum mode m)
+/*
+ * Print records [*fromp, min(*fromp + *countp, end)) of log; 0 or an sb error
+ * (printed). *fromp becomes the offset to go on from, *countp what is left
+ * of the count (--follow calls again with them).
+ */
+static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t *fromp,
+		    uint64_t *countp, uint64_t end, enum mode m)
 {
 	buf key = {0}, val = {0}, hdrs = {0};
 	uint64_t next = sb_log_next(log) < end ? sb_log_next(log) : end;
+	uint64_t from = *fromp, count = *countp, off;
 	int rc = 0, errors = 0;
 
 	if (from < sb_log_start(log))
 		from = sb_log_start(log);
-	for (uint64_t off = from; off < next && count > 0; off++, count--) {
+	for (off = from; off < next && count > 0; off++, count--) {
 		sb_record_info info;
 		size_t got = 0, key_len = 0, hlen = 0;
 
@@ -245,6 +258,8 @@ out_err:
 	free(key.p);
 	free(val.p);
 	free(hdrs.p);
+	*fromp = off;
+	*countp = count;
 	if (!ferror(stdout) && count && sb_log_damaged_tail(log) && next >= sb_log_next(log)) {
 		/* the read-only open ended the log at damage: what follows is
 		 * not here to dump, and the dump is not whole */
@@ -311,7 +326,7 @@ static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, ui
 typedef struct dump_args {
 	const char *cmd;
 	const char *dir;
-	int all, keys;
+	int all, keys, follow;
 	uint64_t from, count;
 	int has_since, has_until;
 	int64_t since, until;   /* ns since the epoch */
@@ -324,7 +339,7 @@ static int dump_one(dump_args *a, sb_log *log)
 	char path[4400];
 	int rc;
 
-	uint64_t from = a->from, end = UINT64_MAX, at;
+	uint64_t from = a->from, count = a->count, end = UINT64_MAX, at;
 
 	snprintf(path, sizeof path, "%s/%s", a->dir, sb_log_name(log));
 	/* Where the moments are: a binary search of the time index each. */
@@ -342,7 +357,7 @@ static int dump_one(dump_args *a, sb_log *log)
 	if (a->keys)
 		rc = dump_keys(a->cmd, path, log, a->all, a->count, a->m);
 	else
-		rc = dump_log(a->cmd, path, log, a->all, from, a->count, end, a->m);
+		rc = dump_log(a->cmd, path, log, a->all, &from, &count, end, a->m);
 	if (rc && !a->rc)
 		a->rc = rc;
 	return ferror(stdout) ? -EIO : 0;
@@ -405,6 +420,120 @@ out_free:
 	return rc;
 }
 
+/* ---- --follow: the records appended meanwhile, until a signal -------- */
+
+/* How often --follow looks for new records, and how many records it prints
+ * between looks for SIGINT/SIGTERM while catching up. */
+#define FOLLOW_POLL_MS 200
+#define FOLLOW_CHUNK 4096u
+
+/* Open dir again, read-only. Quietly: what the first open warned about
+ * (a torn tail a mount would cut) is not repeated at every look. */
+static int reopen_quiet(const char *dir, sb_store **out)
+{
+	sb_store_options o;
+
+	sb_store_options_default(&o);
+	o.read_only = 1;
+	o.no_flusher = 1;
+	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
+	return sb_store_open(dir, &o, out);
+}
+
+/* Has SIGINT or SIGTERM come (waiting up to ms for one)? Takes it. */
+static int stop_signal(int sfd, int ms)
+{
+	struct pollfd p = {.fd = sfd, .events = POLLIN};
+	struct signalfd_siginfo si;
+
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si;
+}
+
+/*
+ * Print the records of `topic` in *sp from --from/--since on, then those
+ * appended since, as `tail -f` does: a read-only store sees the log as it
+ * was opened, so it is opened again (*sp replaced; the caller closes the
+ * last) every FOLLOW_POLL_MS. Ends at SIGINT or SIGTERM (0), at --count
+ * or --until, when the topic is removed or cannot be read on (an error,
+ * printed).
+ */
+static int dump_follow(dump_args *a, sb_store **sp, const char *topic, const char *where)
+{
+	uint64_t from = a->from, count = a->count, end = UINT64_MAX, at;
+	sigset_t stop, old;
+	sb_log *log;
+	int sfd, rc = 0, first = 1;
+
+	sigemptyset(&stop);
+	for (int i = 0; i < 2; i++) {
+		int sig = i ? SIGTERM : SIGINT;
+		struct sigaction sa;
+
+		/* one that is ignored (nohup, a background job) stays so */
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
+			sigaddset(&stop, sig);
+	}
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	sfd = signalfd(-1, &stop, SFD_CLOEXEC);
+	if (sfd < 0) {
+		rc = -errno;
+		sb_cmd_err(a->cmd, "--follow: signalfd: %s", strerror(-rc));
+		goto out_mask;
+	}
+	for (;;) {
+		rc = sb_store_get(*sp, topic, &log);
+		if (rc) {
+			sb_cmd_err(a->cmd, "%s: %s", where, rc != -ENOENT ? sb_strerror(rc) : first
+				   ? "no such topic" : "the topic was removed: nothing more to follow");
+			break;
+		}
+		rc = first && a->has_since ? sb_log_seek_time(log, a->since, &at) : 0;
+		if (!rc && first && a->has_since && at > from)
+			from = at;
+		/* --until: the end, once a record reaches it (at < next) */
+		if (!rc && a->has_until && end == UINT64_MAX && !(rc = sb_log_seek_time(log, a->until, &at)) &&
+		    at < sb_log_next(log))
+			end = at;
+		if (rc) {
+			sb_cmd_err(a->cmd, "%s: finding a time: %s", where, sb_strerror(rc));
+			break;
+		}
+		first = 0;
+		/* what is there, a chunk at a time, stopping at a signal */
+		for (uint64_t was = from - 1; count && from < end && from < sb_log_next(log) && from != was;) {
+			uint64_t chunk = end - from > FOLLOW_CHUNK ? from + FOLLOW_CHUNK : end;
+			int drc;
+
+			was = from; /* a compacted topic's last offsets may be gaps */
+			drc = dump_log(a->cmd, where, log, 0, &from, &count, chunk, a->m);
+			if (drc && !a->rc)
+				a->rc = drc;
+			if (ferror(stdout) || stop_signal(sfd, 0))
+				goto out_close;
+		}
+		if (!count || from >= end)
+			break;
+		if (sb_log_damaged_tail(log) && from >= sb_log_next(log))
+			break; /* dump_log said where; no record will come past it */
+		if (fflush(stdout) || stop_signal(sfd, FOLLOW_POLL_MS))
+			break;
+		sb_store_close(*sp);
+		*sp = NULL;
+		rc = reopen_quiet(a->dir, sp);
+		if (rc) {
+			sb_cmd_err(a->cmd, "%s: %s", a->dir, sb_strerror(rc));
+			break;
+		}
+	}
+out_close:
+	close(sfd);
+out_mask:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 int sb_cmd_dump(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -415,6 +544,7 @@ int sb_cmd_dump(int argc, char **argv)
 		{"raw", no_argument, NULL, 'r'},
 		{"json", no_argument, NULL, 'j'},
 		{"keys", no_argument, NULL, 'k'},
+		{"follow", no_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -460,24 +590,32 @@ int sb_cmd_dump(int argc, char **argv)
 		case 'r': a.m = M_RAW; nmode++; break;
 		case 'j': a.m = M_JSON; nmode++; break;
 		case 'k': a.keys = 1; break;
+		case 'F': a.follow = 1; break;
 		case 'h':
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
 		case ':':
 			return sb_cmd_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", sb_cmd_bad_option(argc, argv));
 		}
 	}
 	if (nmode > 1)
 		return sb_cmd_usage_error(cmd, "--raw and --json exclude each other");
+	if (a.follow && a.keys)
+		return sb_cmd_usage_error(cmd, "--follow and --keys exclude each other");
 	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
 	a.dir = w.dir;
 	a.all = !w.has_topic;
+	if (a.follow && a.all)
+		return sb_cmd_usage_error(cmd, "--follow follows one topic: name it (LOG_DIR TOPIC or "
+					  "LOG_DIR/TOPIC), not '%s' alone", w.dir);
 	if (sb_cmd_open_ro(cmd, w.dir, &s))
 		return SB_EXIT_ERROR;
-	if (a.all) {
+	if (a.follow) {
+		rc = dump_follow(&a, &s, w.topic, sb_cmd_where_str(&w, where, sizeof where));
+	} else if (a.all) {
 		rc = dump_all(&a, s);
 	} else {
 		rc = sb_store_get(s, w.topic, &log);
@@ -490,6 +628,7 @@ int sb_cmd_dump(int argc, char **argv)
 	}
 	status = sb_cmd_finish_stdout(cmd, rc || a.rc ? SB_EXIT_ERROR : SB_EXIT_OK);
 out_close_store:
-	sb_store_close(s);
+	if (s)
+		sb_store_close(s);
 	return status;
 }

@@ -46,10 +46,15 @@ int sb_cmd_get(int argc, char **argv)
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
 		}
-		return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		const char *bad = sb_cmd_bad_option(argc, argv);
+		return sb_cmd_usage_error(cmd, "unknown option '%s'%s", bad, bad[1] == '-' ? ""
+					  : " (a TOPIC or KEY starting with '-' goes after '--')");
 	}
 	if (argc - optind < 2)
 		return sb_cmd_usage_error(cmd, "wants LOG_DIR TOPIC KEY");
+	if (argc - optind > 3)
+		return sb_cmd_usage_error(cmd, "unexpected argument '%s' (wants LOG_DIR TOPIC KEY "
+					  "or LOG_DIR/TOPIC KEY)", argv[optind + 3]);
 	key = argv[argc - 1];
 	if (!*key)
 		return sb_cmd_usage_error(cmd, "a key is not empty");

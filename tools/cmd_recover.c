@@ -131,7 +131,7 @@ int sb_cmd_recover(int argc, char **argv)
 			cut = 1;
 			break;
 		default:
-			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", sb_cmd_bad_option(argc, argv));
 		}
 	}
 	/* sb_store_open creates a missing directory; recover must not. */

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,26 @@ int sb_cmd_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (try 'streambus %s --help')\n", cmd);
 	return SB_EXIT_ERROR;
+}
+
+/* Is w a cluster of short options holding c ("-key" for 'k')? */
+static int short_word_has(const char *w, int c)
+{
+	return w && w[0] == '-' && w[1] && w[1] != '-' && c && strchr(w + 1, c);
+}
+
+const char *sb_cmd_bad_option(int argc, char **argv)
+{
+	const char *before = optind > 0 && optind <= argc ? argv[optind - 1] : NULL;
+	const char *at = optind < argc ? argv[optind] : NULL;
+
+	/* An unknown long option, or one given a value it does not take
+	 * ("--help=x"), advanced optind past its word. So did a short option
+	 * ending its cluster; one inside a cluster left optind at its word. */
+	if (!optopt || (before && !strncmp(before, "--", 2) && strchr(before, '=')) ||
+	    short_word_has(before, optopt))
+		return before ? before : "?";
+	return short_word_has(at, optopt) ? at : before ? before : "?";
 }
 
 int sb_cmd_check_dir(const char *cmd, const char *path)

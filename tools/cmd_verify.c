@@ -445,7 +445,7 @@ int sb_cmd_verify(int argc, char **argv)
 			fputs(help, stdout);
 			return sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
 		default:
-			return sb_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return sb_cmd_usage_error(cmd, "unknown option '%s'", sb_cmd_bad_option(argc, argv));
 		}
 	}
 	if (sb_cmd_log_dir_args(cmd, argc, argv, &w) || pick_topics(cmd, &w, &topics, &ntopics))

@@ -80,6 +80,26 @@ PY
 	set +e; out=$("$SB" verify -q "$L"); set -e
 	has "$out" "^$t: offset $o: $seg: byte [0-9]+: record $o fails its CRC" "verify names topic and offset"
 done
+# a bad word is named as it was given: a short option inside a cluster
+# ("-key") is not taken for the word before it, and get's own usage is shown
+L=$T/dash
+gen -k -key -- "$L" -x 3                        # topic -x, keys -key0..-key2
+run_rc rc "$SB" get "$L/-x" -key1
+eq "$rc" 2 "get LOG_DIR/-x -key1: exit"
+eq "$out" "streambus get: unknown option '-key1' (a TOPIC or KEY starting with '-' goes after '--') (try 'streambus get --help')" \
+   "get LOG_DIR/-x -key1 names -key1"
+eq "$("$SB" get -- "$L/-x" -key1)" "rec 1" "get -- LOG_DIR/-x -key1"
+eq "$("$SB" get -- "$L" -x -key2)" "rec 2" "get -- LOG_DIR -x -key2"
+run_rc rc "$SB" get -- "$L" -x -key1 extra
+eq "$rc" 2 "get with a fourth argument: exit"
+eq "$out" "streambus get: unexpected argument 'extra' (wants LOG_DIR TOPIC KEY or LOG_DIR/TOPIC KEY) (try 'streambus get --help')" \
+   "get with a fourth argument names it"
+for c in stat dump verify recover; do
+	run_rc rc "$SB" $c "$L" -zq
+	eq "$rc:$out" "2:streambus $c: unknown option '-zq' (try 'streambus $c --help')" "$c LOG_DIR -zq"
+	run_rc rc "$SB" $c --bogus "$L"
+	eq "$rc:$out" "2:streambus $c: unknown option '--bogus' (try 'streambus $c --help')" "$c --bogus"
+done
 # the synopses say the same: streambus(1) and --help
 syn=$(MANWIDTH=200 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p')
 for c in stat dump verify recover; do
@@ -87,5 +107,19 @@ for c in stat dump verify recover; do
 	has "$("$SB" $c --help)" "LOG_DIR/TOPIC" "$c --help: LOG_DIR/TOPIC"
 done
 has "$syn" "streambus recover \\[--cut\\]" "streambus(1) synopsis: recover --cut"
+has "$syn" "streambus get LOG_DIR TOPIC KEY" "streambus(1) synopsis: get"
+has "$syn" "streambus dump .*\\[--follow \\| --keys\\]" "streambus(1) synopsis: dump --follow, --keys"
+# every command of --help has its section in streambus(1), and every option
+# of its --help is there
+man=$(MANWIDTH=200 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b)
+for c in $("$SB" --help | sed -n 's/^  \([a-z]\+\) .*/\1/p'); do
+	sec=$(sed -n "/^   $c /,/^   [a-z]/p" <<<"$man")
+	[ -n "$sec" ] || fail "streambus(1) has no section for $c (streambus --help lists it)"
+	[ "$c" = bench ] && continue    # streambus bench --help is the reference
+	for o in $("$SB" $c --help | grep -oE '^ +(-[a-z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+$'); do
+		[ "$o" = --help ] && continue
+		grep -qE -- "(^|[ (])$o([ ,.;:)]|$)" <<<"$sec" || fail "streambus(1): $c has no $o (its --help has)"
+	done
+done
 has "$syn" "streambus verify \\[--json\\]" "streambus(1) synopsis: verify --json"
 echo "t_tool_args: ok"

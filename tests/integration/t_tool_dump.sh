@@ -50,8 +50,28 @@ assert "value" not in recs[2]
 assert base64.b64decode(recs[2]["value_base64"]) == b'\x00\x01\xff"\\tab\there\n', recs[2]
 assert recs[2]["size"] == 14
 PY
+# ... and the docs say so: "headers" is on every line, [] without headers
+man=$(MANWIDTH=1000 man -l "$SB_TOP/docs/streambus.1" 2>/dev/null | col -b | tr -s ' \n\t' '   ')
+grep -Fq "headers (a list of {name, value}, in the record's order; an empty list, [], for a record without headers" <<<"$man" ||
+	fail "streambus(1) does not say --json has headers on every line ([] without)"
+"$SB" dump --help | tr -s ' \n' '  ' | grep -Fq "headers (a list of {name, value}, [] for a record without)" ||
+	fail "dump --help does not say --json has headers on every line ([] without)"
 "$SB" dump --json --from 5 --count 1 "$L/orders" >"$T/o.json"
 eq "$(json '(j["offset"], j["key"], j["value"], j["size"])' <"$T/o.json")" "(5, 'key-5', 'rec 5\\n', 6)" "json keyed record"
+
+# --follow: one topic; --count and --until end it (a log nobody appends to);
+# t_tool_live follows a mount's appends
+run_rc rc "$SB" dump --follow "$L"
+eq "$rc:$out" "2:streambus dump: --follow follows one topic: name it (LOG_DIR TOPIC or LOG_DIR/TOPIC), not '$L' alone (try 'streambus dump --help')" \
+   "dump --follow LOG_DIR"
+run_rc rc "$SB" dump --follow --keys "$L/orders"
+eq "$rc:$out" "2:streambus dump: --follow and --keys exclude each other (try 'streambus dump --help')" "dump --follow --keys"
+out=$(timeout 10 "$SB" dump --follow --from 5 --count 3 "$L/orders") || fail "dump --follow --count: exit $?"
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1 | tr '\n' ' ')" "offset=5 offset=6 offset=7 " "dump --follow --count ends at the count"
+out=$(timeout 10 "$SB" dump --follow --from 5 --until 2023-11-14T22:13:20.132Z "$L" orders) || fail "dump --follow --until: exit $?"
+eq "$(printf '%s\n' "$out" | cut -d' ' -f1 | tr '\n' ' ')" "offset=5 offset=6 offset=7 offset=8 " "dump --follow --until ends at the first record at TIME"
+run_rc rc timeout 10 "$SB" dump --follow "$L" nosuch
+eq "$rc:$out" "2:streambus dump: $L/nosuch: no such topic" "dump --follow of a missing topic"
 
 # a corrupt record is named, the others still printed, exit 2
 cp -a "$L" "$T/bad"

@@ -18,4 +18,12 @@ eq "$rc" 2 "unknown command exit"
 eq "$out" "streambus: unknown command 'frobnicate' (try 'streambus --help')" "unknown command"
 run_rc rc "$SB"
 eq "$rc" 2 "no command exit"; has "$out" "^usage: streambus COMMAND" "no command usage"
+# a directory bench cannot work in is exit status 2, as for every command
+# (1 is for a failed figure), with one line naming it
+for b in "" "since" "--compression"; do
+	run_rc rc "$SB" bench $b --dir "$T/nonexistent"
+	eq "$rc" 2 "bench $b --dir missing exit"
+	eq "$(printf '%s\n' "$out" | wc -l)" 1 "bench $b --dir missing: one line"
+	has "$out" "^streambus bench.*: cannot make a directory in $T/nonexistent: No such file or directory$" "bench $b --dir missing message"
+done
 echo "t_tool_help: ok"

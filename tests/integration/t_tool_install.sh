@@ -34,6 +34,15 @@ for k in log_dir create mountpoint allow_other owner group umask list_log segmen
 	 index_interval_bytes max_record_bytes sync sync_interval_ms retention_bytes retention_ms; do
 	has "$ini" "^ +$k\\b|^ +[a-z_, ]*\\b$k\\b" "mount.ini(5) documents $k"
 done
+# ... and every [log] key that streambusfs --help lists (with its default)
+if [ -x "$SB_BUILD/streambusfs" ]; then
+	keys=$("$SB_BUILD/streambusfs" --help 2>&1 | sed -n '/^  \[log\]/,/^  \[topic:NAME\]/p' |
+	       grep -oE '\b[a-z][a-z_]* (-?[0-9]+|interval|none|delete)\b' | cut -d' ' -f1)
+	[ "$(wc -l <<<"$keys")" -ge 12 ] || fail "streambusfs --help: [log] keys not found: $keys"
+	for k in $keys; do
+		has "$ini" "^ +$k \(default " "mount.ini(5) documents $k (listed by streambusfs --help) with its default"
+	done
+fi
 for s in '\[mount\]' '\[log\]' '\[topic:NAME\]'; do has "$ini" "$s" "mount.ini(5) section $s"; done
 fs8=$(MANWIDTH=200 man -l "$P/share/man/man8/streambusfs.8" 2>/dev/null | col -b)
 has "$fs8" '/var/lib/streambus /mnt/streambus fuse\.streambusfs config=/etc/streambus/mount\.ini 0 0' "fstab line in streambusfs(8)"

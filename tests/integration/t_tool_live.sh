@@ -112,3 +112,76 @@ for c in "${copies[@]}"; do
 done
 assert_eq "$written" "$(t python3 "$SB_TMP/prefix.py" "$M/t/.log")" "the live log holds every record written"
 sb_umount
+
+# dump --follow (SPEC §7): the records there, then those a mount appends, in
+# every form, until SIGINT or SIGTERM (exit 0); across segment rolls and
+# retention removing the oldest segments meanwhile.
+cat >"$SB_TMP/write.py" <<'EOF2'
+import os, sys, time
+def line(n):
+    return (str(n) + " " + "y" * (100 + n * 37 % 300) + "\n").encode()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+for n in range(int(sys.argv[2]), int(sys.argv[3])):
+    os.write(fd, line(n))
+    if n % 10 == 9:
+        time.sleep(float(sys.argv[4]))
+os.close(fd)
+EOF2
+case_ "dump --follow prints each record a mount appends once, in order, across rolls and retention"
+SB_LOG=$SB_TMP/log2  # topic t's retention would be warned about meanwhile
+mkdir "$SB_LOG"
+sb_mount -o segment_bytes=4096,index_interval_bytes=1024,sync=never,retention_bytes=49152
+M=$SB_MNT
+mkdir "$M/f" || sb_die "mkdir"
+N=400
+t python3 "$SB_TMP/write.py" "$M/f/.log" 0 40 0
+"$SB" dump --follow "$SB_LOG" f >"$SB_TMP/f.txt" 2>"$SB_TMP/f.txt.err" &
+F1=$!
+sb_bg "$SB" dump --json "$SB_LOG/f" --follow >"$SB_TMP/f.json" 2>"$SB_TMP/f.json.err" &
+F2=$!
+"$SB" dump --raw --follow "$SB_LOG" f >"$SB_TMP/f.raw" 2>"$SB_TMP/f.raw.err" &
+F3=$!
+SB_CLEANUP_HOOKS+=("kill $F1 $F2 $F3 2>/dev/null; wait $F1 $F2 $F3 2>/dev/null")
+t python3 "$SB_TMP/write.py" "$M/f/.log" 40 $N 0.1
+lines() { cat "$SB_TMP/f.txt" 2>/dev/null | wc -l; }
+sb_wait_until '[ "$(lines)" -ge $N ] && [ "$(wc -l <"$SB_TMP/f.json")" -ge $N ]' $((20 * SB_SLOW)) ||
+	sb_msg "   the followers printed $(lines) and $(wc -l <"$SB_TMP/f.json") records of $N"
+sleep 0.3
+kill -TERM $F1
+kill -INT $F2
+kill -TERM $F3
+for p in $F1 $F2 $F3; do
+	wait $p
+	assert_eq 0 $? "dump --follow exit status at SIGTERM/SIGINT"
+done
+assert_eq "" "$(cat "$SB_TMP/f.txt.err" "$SB_TMP/f.json.err" "$SB_TMP/f.raw.err")" "dump --follow: nothing on stderr"
+assert_true '[ ! -e "$SB_LOG/f/00000000000000000000.seg" ]' "retention removed the first segment meanwhile"
+assert_eq "$(seq -s ' ' 0 $((N - 1)))" "$(sed 's/^offset=\([0-9]*\) .*/\1/' "$SB_TMP/f.txt" | tr '\n' ' ' | sed 's/ $//')" \
+	"dump --follow: offsets 0..$((N - 1)), each once, in order"
+assert_eq "ok" "$(python3 - "$SB_TMP/f.json" "$SB_TMP/f.raw" "$N" <<'EOF2'
+import json, sys
+def line(n):
+    return (str(n) + " " + "y" * (100 + n * 37 % 300) + "\n").encode()
+n = int(sys.argv[3])
+want = [line(i) for i in range(n)]
+got = [json.loads(l) for l in open(sys.argv[1])]
+bad = [j["offset"] for i, j in enumerate(got) if j["offset"] != i or j["value"].encode() != want[i]]
+raw = open(sys.argv[2], "rb").read()
+print("ok" if len(got) == n and not bad and raw == b"".join(want) else
+      "json: %d records, bad %s; raw: %d bytes of %d" % (len(got), bad[:5], len(raw), len(b"".join(want))))
+EOF2
+)" "dump --follow --json and --raw: every record once, as written"
+
+case_ "dump --follow ends, exit 2, saying so, when its topic is removed"
+mkdir "$M/g" || sb_die "mkdir"
+"$SB" dump --follow "$SB_LOG" g >"$SB_TMP/g.out" 2>"$SB_TMP/g.err" &
+F4=$!
+SB_CLEANUP_HOOKS+=("kill $F4 2>/dev/null")
+sleep 0.5
+assert_ok rmdir "$M/g"
+sb_wait_exit $F4 $((10 * SB_SLOW)) || kill $F4
+wait $F4
+assert_eq 2 $? "dump --follow exit status when the topic is removed"
+assert_eq "streambus dump: $SB_LOG/g: the topic was removed: nothing more to follow" "$(cat "$SB_TMP/g.err")" \
+	"dump --follow: the topic removed"
+sb_umount
