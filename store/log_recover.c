@@ -79,6 +79,8 @@ static void cut_after(sb_log *l, const uint64_t *bases, size_t from, size_t n)
 {
 	char name[32], path[PATH_MAX], msg[256];
 
+	if (l->read_only && l->damaged_tail)
+		return; /* a mount refuses the log (refuse() said so): it removes nothing */
 	for (size_t i = from; i < n; i++) {
 		snprintf(msg, sizeof(msg), "removed segment %020llu: it follows a break in the log",
 			 (unsigned long long)bases[i]);
@@ -218,6 +220,15 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 			      : "topic refused, nothing cut (`streambus recover --cut` cuts the log there)");
 	report(l, msg);
 	if (l->read_only) {
+		if (!l->damaged_tail) {
+			/* where the log as read ends (sb_log_damage) */
+			if (pos == SB_NOPOS)
+				snprintf(l->why, sizeof(l->why), "%s: %s", file, what);
+			else
+				snprintf(l->why, sizeof(l->why), "%s: byte %llu: %s", file,
+					 (unsigned long long)pos, what);
+			l->damage = strdup(l->why);
+		}
 		l->why[0] = '\0';
 		l->damaged_tail = 1;
 		return 0;

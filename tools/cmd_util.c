@@ -195,6 +195,15 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 		   "see 'streambus verify')", topic ? topic : "?", msg);
 }
 
+const char *sb_cmd_damage_where(sb_log *log, char *buf, size_t cap)
+{
+	const char *d = sb_log_damage(log);
+
+	snprintf(buf, cap, "offset %llu%s%s%s", (unsigned long long)sb_log_next(log), d ? " (" : "",
+		 d ? d : "", d ? ")" : "");
+	return buf;
+}
+
 typedef struct ro_wait {
 	const char *cmd, *dir;
 } ro_wait;

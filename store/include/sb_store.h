@@ -305,6 +305,10 @@ uint64_t sb_log_next(const sb_log *l);         /* offset the next append gets */
  * (a mount refuses it; recover --cut cuts it there): the records from next
  * on cannot be read here. 0 otherwise. */
 int sb_log_damaged_tail(const sb_log *l);
+/* With sb_log_damaged_tail(): where the damage is, one line naming the
+ * segment file and byte ("00000000000000000084.seg: byte 1965: corrupt
+ * record"), owned by the log; NULL otherwise (or when not known). */
+const char *sb_log_damage(const sb_log *l);
 uint64_t sb_log_stream_start(const sb_log *l); /* stream pos of record `start` */
 uint64_t sb_log_stream_end(const sb_log *l);   /* stream bytes ever appended */
 int64_t sb_log_mtime_ns(const sb_log *l);      /* last append (or open) time */

@@ -168,3 +168,29 @@ assert_eq "m-399" "$(t cat "$M/m/$(rec 399)")" "the topic serves"
 sb_umount
 run_tool rc "$SB" verify "$SB_LOG" m
 assert_eq 0 "$rc" "verify after the mount rewrote meta: $out"
+
+case_ "bit rot in a sealed middle segment: the tools do not serve an older value as the latest"
+rm -rf "$SB_LOG"
+mkdir "$SB_LOG"
+sb_mount -o segment_bytes=4096
+mkdir "$M/t" || sb_die "mkdir t"
+assert_sh_ok 'echo OLD >"$1/k"' "$M/t"
+assert_sh_ok 'for i in $(seq 0 300); do echo "record number $i"; done >>"$1"' "$M/t/.log"
+assert_sh_ok 'echo NEW >"$1/k" && echo LATE >"$1/late"' "$M/t"
+sb_umount
+mid=$(ls "$SB_LOG/t" | grep '\.seg$' | sed -n 2p)
+assert_eq 00000000000000000084.seg "$mid" "the second segment"
+flip "$SB_LOG/t/$mid" 2000
+out=$(t "$SB" get "$SB_LOG" t k 2>"$SB_TMP/get.err"); rc=$?
+assert_eq 2 "$rc" "get of a key rewritten past the damage: exit 2 [$out]"
+assert_eq "" "$out" "get prints no older value as the latest"
+assert_true 'grep -q "t: key k: latest value unknown: the log is damaged at offset 123 ($mid: byte 1965" "$SB_TMP/get.err"' \
+	"get names the damage: $(cat "$SB_TMP/get.err")"
+run_tool rc "$SB" get "$SB_LOG" t late
+assert_eq 2 "$rc" "get of a key written only past the damage: damage, not 'no such key': $out"
+assert_true '! printf "%s\n" "$out" | grep -q "no such key"' "not 'no such key': $out"
+out=$(t "$SB" dump --keys "$SB_LOG" t 2>"$SB_TMP/dump.err"); rc=$?
+assert_eq 2 "$rc" "dump --keys: exit 2"
+assert_eq "" "$out" "dump --keys prints no older record as the latest"
+assert_true 'grep -q "keys not dumped: the log is damaged at offset 123 ($mid: byte 1965" "$SB_TMP/dump.err"' \
+	"dump --keys names the damage: $(cat "$SB_TMP/dump.err")"
