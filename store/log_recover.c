@@ -350,8 +350,10 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 		*stop = 1;
 		return 0;
 	}
-	if (rc)
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc)); /* which file */
 		return rc;
+	}
 	*changed |= ch;
 	if (l->nsegs && i + 1 < r->n && absorbed(l->segs[l->nsegs - 1], s)) {
 		/* Compacted to nothing, inside the previous segment's span: a
@@ -407,7 +409,9 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				sb_segment_close(s, 0);
 				return rc;
 			}
-			rc = sb_segment_cut(s, proof && l->read_only);
+			/* read-only, a cut a mount would not make (it refuses the
+			 * log: refuse() said so) is not reported */
+			rc = sb_segment_cut(s, (proof || l->damaged_tail) && l->read_only);
 			cut_after(l, r->bases, i + 1, r->n);
 			r->n = i + 1;
 			*stop = 1;
@@ -527,8 +531,10 @@ int sb_log_recover(sb_log *l)
 	int rc, meta_rc, changed = 0, have_clean = 0, last_active = 0;
 
 	rc = list_segments(l, &r.bases, &r.n);
-	if (rc)
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "the topic directory: %s", sb_strerror(rc));
 		return rc;
+	}
 	nfiles = r.n;
 	char cfile[32], cwhat[128];
 	int cl = read_clean(l, &r, &have_clean, cfile, cwhat, sizeof(cwhat));
@@ -538,6 +544,7 @@ int sb_log_recover(sb_log *l)
 	drop_orphan_indexes(l, r.bases, r.n);
 	meta_rc = read_meta(l, &start);
 	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", SB_META_NAME, sb_strerror(meta_rc));
 		rc = meta_rc;
 		goto out_free;
 	}

@@ -169,7 +169,8 @@ void sb_store_options_default(sb_store_options *o);
  * indexes). A topic damaged beyond that (SB_ECORRUPT: see `repair`;
  * SB_EVERSION) is refused, not opened, and the store opens without it: see
  * sb_store_list_refused(). Any other error opening a topic fails the whole
- * open. On success *out is the caller's, to be released with
+ * open, except read_only, where the topic is refused with that error (its
+ * message naming the file that could not be read) and the rest open. On success *out is the caller's, to be released with
  * sb_store_close(), which releases the lock last.
  */
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
