@@ -234,6 +234,7 @@ static void log_free(sb_log *l)
 	pthread_mutex_destroy(&l->sync_mu);
 	pthread_cond_destroy(&l->sync_cv);
 	pthread_cond_destroy(&l->linger_cv);
+	free(l->damage);
 	free(l->dir);
 	free(l);
 }

@@ -24,6 +24,8 @@ struct sb_log {
 	int damaged_tail;               /* read-only: recovery ended the log at damage
 					 * a mount refuses (sb_log_damaged_tail); set
 					 * before the log is shared */
+	char *damage;                   /* with damaged_tail: where ("FILE: byte N:
+					 * what"; heap, NULL if unknown) */
 
 	pthread_mutex_t compress_mu;    /* one compressor or compactor at a time
 					 * (log_compress.c, log_compact.c) */

@@ -16,6 +16,7 @@ const sb_log_config *sb_log_get_config(const sb_log *l) { return &l->cfg; }
 uint64_t sb_log_start(const sb_log *l) { return atomic_load_explicit(&l->start, memory_order_acquire); }
 uint64_t sb_log_next(const sb_log *l) { return atomic_load_explicit(&l->next, memory_order_acquire); }
 int sb_log_damaged_tail(const sb_log *l) { return l->damaged_tail; }
+const char *sb_log_damage(const sb_log *l) { return l->damaged_tail ? l->damage : NULL; }
 uint64_t sb_log_stream_start(const sb_log *l)
 {
 	return atomic_load_explicit(&l->stream_start, memory_order_acquire);

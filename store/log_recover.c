@@ -79,6 +79,8 @@ static void cut_after(sb_log *l, const uint64_t *bases, size_t from, size_t n)
 {
 	char name[32], path[PATH_MAX], msg[256];
 
+	if (l->read_only && l->damaged_tail)
+		return; /* a mount refuses the log (refuse() said so): it removes nothing */
 	for (size_t i = from; i < n; i++) {
 		snprintf(msg, sizeof(msg), "removed segment %020llu: it follows a break in the log",
 			 (unsigned long long)bases[i]);
@@ -218,6 +220,15 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 			      : "topic refused, nothing cut (`streambus recover --cut` cuts the log there)");
 	report(l, msg);
 	if (l->read_only) {
+		if (!l->damaged_tail) {
+			/* where the log as read ends (sb_log_damage) */
+			if (pos == SB_NOPOS)
+				snprintf(l->why, sizeof(l->why), "%s: %s", file, what);
+			else
+				snprintf(l->why, sizeof(l->why), "%s: byte %llu: %s", file,
+					 (unsigned long long)pos, what);
+			l->damage = strdup(l->why);
+		}
 		l->why[0] = '\0';
 		l->damaged_tail = 1;
 		return 0;
@@ -339,8 +350,10 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 		*stop = 1;
 		return 0;
 	}
-	if (rc)
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc)); /* which file */
 		return rc;
+	}
 	*changed |= ch;
 	if (l->nsegs && i + 1 < r->n && absorbed(l->segs[l->nsegs - 1], s)) {
 		/* Compacted to nothing, inside the previous segment's span: a
@@ -396,7 +409,9 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				sb_segment_close(s, 0);
 				return rc;
 			}
-			rc = sb_segment_cut(s, proof && l->read_only);
+			/* read-only, a cut a mount would not make (it refuses the
+			 * log: refuse() said so) is not reported */
+			rc = sb_segment_cut(s, (proof || l->damaged_tail) && l->read_only);
 			cut_after(l, r->bases, i + 1, r->n);
 			r->n = i + 1;
 			*stop = 1;
@@ -516,8 +531,10 @@ int sb_log_recover(sb_log *l)
 	int rc, meta_rc, changed = 0, have_clean = 0, last_active = 0;
 
 	rc = list_segments(l, &r.bases, &r.n);
-	if (rc)
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "the topic directory: %s", sb_strerror(rc));
 		return rc;
+	}
 	nfiles = r.n;
 	char cfile[32], cwhat[128];
 	int cl = read_clean(l, &r, &have_clean, cfile, cwhat, sizeof(cwhat));
@@ -527,6 +544,7 @@ int sb_log_recover(sb_log *l)
 	drop_orphan_indexes(l, r.bases, r.n);
 	meta_rc = read_meta(l, &start);
 	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", SB_META_NAME, sb_strerror(meta_rc));
 		rc = meta_rc;
 		goto out_free;
 	}

@@ -227,12 +227,14 @@ static int open_topics(sb_store *s)
 			rc = sb_log_open_dir(s->dir, de->d_name, &cfg, &s->opt, 0, &l, why, sizeof(why));
 		if (!rc && (rc = insert_topic(s, l)))
 			sb_log_close(l);
-		if (rc == SB_ECORRUPT || rc == SB_EVERSION) {
+		if (rc == SB_ECORRUPT || rc == SB_EVERSION || (s->opt.read_only && rc && rc != -ENOMEM)) {
 			/* Damage: the other topics open all the same. (Recovery
-			 * has reported SB_ECORRUPT's details itself.) */
-			if (rc == SB_EVERSION && s->opt.report) {
+			 * has reported SB_ECORRUPT's details itself.) Read-only,
+			 * so does a topic that cannot be read (a file the
+			 * reader may not open): the reader asked for another. */
+			if (rc != SB_ECORRUPT && s->opt.report) {
 				char msg[600];
-				snprintf(msg, sizeof(msg), "refused: %s", why);
+				snprintf(msg, sizeof(msg), "%s: %s", rc == SB_EVERSION ? "refused" : "cannot open", why);
 				s->opt.report(s->opt.report_arg, de->d_name, msg);
 			}
 			rc = add_refused(s, de->d_name, rc, why);

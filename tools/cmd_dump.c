@@ -264,8 +264,10 @@ out_err:
 		/* the read-only open ended the log at damage: what follows is
 		 * not here to dump, and the dump is not whole */
 		fflush(stdout);
-		sb_cmd_err(cmd, "%s: records from offset %" PRIu64 " on not dumped: the log is damaged there "
-			   "(streambus verify names it; streambus recover --cut cuts the log there)", path, sb_log_next(log));
+		char dw[640];
+		sb_cmd_err(cmd, "%s: records from offset %" PRIu64 " on not dumped: the log is damaged at %s "
+			   "(streambus verify names it; streambus recover --cut cuts the log there)", path,
+			   sb_log_next(log), sb_cmd_damage_where(log, dw, sizeof dw));
 		errors++;
 	}
 	return errors ? rc ? rc : SB_ECORRUPT : 0;
@@ -312,7 +314,19 @@ static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_
 static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, uint64_t count, enum mode m)
 {
 	keys_ctx c = {.cmd = cmd, .path = path, .log = log, .all = all, .count = count, .m = m};
-	int rc = sb_log_list_keys(log, NULL, 0, dump_key, &c);
+	char dw[640];
+	int rc;
+
+	if (sb_log_damaged_tail(log)) {
+		/* the records past the damage may hold a key's latest record:
+		 * no key's latest record is known, none is printed */
+		sb_cmd_err(cmd, "%s: keys not dumped: the log is damaged at %s and its records from there on "
+			   "cannot be read, so no key's latest record is known (streambus verify names the "
+			   "damage; streambus recover --cut cuts the log there)", path,
+			   sb_cmd_damage_where(log, dw, sizeof dw));
+		return SB_ECORRUPT;
+	}
+	rc = sb_log_list_keys(log, NULL, 0, dump_key, &c);
 
 	free(c.val.p);
 	free(c.hdrs.p);

@@ -70,6 +70,15 @@ int sb_cmd_get(int argc, char **argv)
 		sb_cmd_err(cmd, "%s: %s", where, rc == -ENOENT ? "no such topic" : sb_strerror(rc));
 		goto out_close;
 	}
+	if (sb_log_damaged_tail(log)) {
+		/* the log as read ends at damage: a later record may hold the
+		 * key, so its latest value is not known (nothing printed) */
+		char dw[640];
+		sb_cmd_err(cmd, "%s: key %s: latest value unknown: the log is damaged at %s and its records "
+			   "from there on cannot be read (streambus verify names the damage; streambus recover "
+			   "--cut cuts the log there)", where, key, sb_cmd_damage_where(log, dw, sizeof dw));
+		goto out_close;
+	}
 	size_t cap = 64 * 1024, got = 0;
 	sb_record_info info;
 	uint8_t *buf = malloc(cap);

@@ -31,22 +31,24 @@ static const char help[] =
 typedef struct row {
 	char *name;
 	sb_log_stats st;
+	char *refused;  /* a topic a mount refuses (or that cannot be read): why */
 } row;
 
 typedef struct rows {
 	row *v;
 	size_t n, cap;
 	int err;
+	int unreadable; /* a topic could not be read (not damage) */
+	const char *only; /* the topic asked for, or NULL */
 } rows;
 
-static int add_row(rows *r, const char *name, sb_log *log)
+static int add_row(rows *r, const char *name, sb_log *log, const char *refused)
 {
 	row x;
 	int rc;
 
 	memset(&x, 0, sizeof x);
-	rc = sb_log_get_stats(log, &x.st);
-	if (rc)
+	if (log && (rc = sb_log_get_stats(log, &x.st)))
 		return r->err = rc;
 	if (r->n == r->cap) {
 		size_t nc = r->cap ? r->cap * 2 : 16;
@@ -57,9 +59,14 @@ static int add_row(rows *r, const char *name, sb_log *log)
 		r->cap = nc;
 	}
 	x.name = strdup(name);
-	if (!x.name)
+	if (refused)
+		x.refused = strdup(refused);
+	if (!x.name || (refused && !x.refused)) {
+		free(x.name);
+		free(x.refused);
 		return r->err = -ENOMEM;
-	if (x.st.unreadable)
+	}
+	if (x.st.unreadable && !refused)
 		sb_cmd_err("stat", "warning: %s: damaged: the %s record cannot be read; its time "
 			   "is not shown (see 'streambus verify')", name,
 			   x.st.unreadable == 3 ? "oldest and the newest" : x.st.unreadable & 1 ? "oldest" : "newest");
@@ -67,9 +74,37 @@ static int add_row(rows *r, const char *name, sb_log *log)
 	return 0;
 }
 
+/* A log the read-only open ended at damage: a mount refuses it. */
+static int add_log(rows *r, const char *name, sb_log *log)
+{
+	char dw[640], why[800];
+
+	if (!sb_log_damaged_tail(log))
+		return add_row(r, name, log, NULL);
+	snprintf(why, sizeof why, "damaged at %s", sb_cmd_damage_where(log, dw, sizeof dw));
+	return add_row(r, name, NULL, why);
+}
+
 static int list_cb(void *arg, const char *name, sb_log *log)
 {
-	return add_row(arg, name, log);
+	return add_log(arg, name, log);
+}
+
+/* The topics the read-only open refused: damage, or a file it could not read. */
+static int refused_cb(void *arg, const char *name, int err, const char *msg)
+{
+	rows *r = arg;
+
+	if (r->only && strcmp(r->only, name))
+		return 0;
+	if (err != SB_ECORRUPT && err != SB_EVERSION)
+		r->unreadable = 1;
+	return add_row(r, name, NULL, msg && *msg ? msg : sb_strerror(err));
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const row *)a)->name, ((const row *)b)->name);
 }
 
 static void put_time_json(const char *field, int64_t ns, int have)
@@ -95,6 +130,14 @@ static void print_json(const char *dir, const rows *r)
 
 		printf("%s\n  {\"topic\": ", i ? "," : "");
 		sb_cmd_put_json_str(stdout, r->v[i].name, strlen(r->v[i].name));
+		printf(", \"refused\": ");
+		if (r->v[i].refused) {
+			/* a mount serves nothing of it: no numbers */
+			sb_cmd_put_json_str(stdout, r->v[i].refused, strlen(r->v[i].refused));
+			printf("}");
+			continue;
+		}
+		printf("null");
 		printf(", \"start\": %" PRIu64 ", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"records\": %" PRIu64
 		       ", \"bytes\": %" PRIu64 ", \"logical_bytes\": %" PRIu64 ", \"stream_bytes\": %" PRIu64
 		       ", \"segments\": %" PRIu32 ", \"compressed_segments\": %" PRIu32 ", ",
@@ -145,7 +188,7 @@ static void print_table(const rows *r)
 		cells(&r->v[i], c);
 		if (strlen(r->v[i].name) > w[C_TOPIC])
 			w[C_TOPIC] = strlen(r->v[i].name);
-		for (int k = 1; k < NCOL; k++)
+		for (int k = 1; k < NCOL && !r->v[i].refused; k++)
 			if (strlen(c[k]) > w[k])
 				w[k] = strlen(c[k]);
 	}
@@ -155,6 +198,10 @@ static void print_table(const rows *r)
 	for (size_t i = 0; i < r->n; i++) {
 		cells(&r->v[i], c);
 		printf("%-*s  ", (int)w[C_TOPIC], r->v[i].name);
+		if (r->v[i].refused) {
+			printf("refused: %s\n", r->v[i].refused);
+			continue;
+		}
 		for (int k = 1; k < NCOL - 1; k++)
 			printf(right[k] ? "%*s  " : "%-*s  ", (int)w[k], c[k]);
 		printf("%s\n", c[NCOL - 1]);
@@ -195,14 +242,20 @@ int sb_cmd_stat(int argc, char **argv)
 		sb_log *log;
 
 		rc = sb_store_get(s, w.topic, &log);
-		if (rc) {
-			sb_cmd_err(cmd, "%s: %s", sb_cmd_where_str(&w, where, sizeof where),
-				   rc == -ENOENT ? "no such topic" : sb_strerror(rc));
+		if (rc == -ENOENT) {
+			sb_cmd_err(cmd, "%s: no such topic", sb_cmd_where_str(&w, where, sizeof where));
 			goto out_close_store;
 		}
-		add_row(&r, w.topic, log);
+		r.only = w.topic;
+		if (rc)
+			sb_store_list_refused(s, refused_cb, &r);
+		else
+			add_log(&r, w.topic, log);
 	} else {
 		sb_store_list(s, list_cb, &r);
+		sb_store_list_refused(s, refused_cb, &r);
+		if (r.n > 1)
+			qsort(r.v, r.n, sizeof *r.v, by_name);
 	}
 	if (r.err) {
 		sb_cmd_err(cmd, "%s: %s", w.dir, sb_strerror(r.err));
@@ -212,10 +265,13 @@ int sb_cmd_stat(int argc, char **argv)
 		print_json(w.dir, &r);
 	else
 		print_table(&r);
-	status = sb_cmd_finish_stdout(cmd, SB_EXIT_OK);
+	/* a topic that could not be read is an error reading the logs */
+	status = sb_cmd_finish_stdout(cmd, r.unreadable ? SB_EXIT_ERROR : SB_EXIT_OK);
 out_free_rows:
-	for (size_t i = 0; i < r.n; i++)
+	for (size_t i = 0; i < r.n; i++) {
 		free(r.v[i].name);
+		free(r.v[i].refused);
+	}
 	free(r.v);
 out_close_store:
 	sb_store_close(s);

@@ -208,12 +208,26 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 	 * damage a read met (the command says which record failed itself). */
 	if (strstr(msg, "index rebuilt") || strstr(msg, "damaged record"))
 		return;
+	if (strncmp(msg, "cannot open: ", 13) == 0) {
+		/* read-only, a topic that cannot be read is refused alone */
+		sb_cmd_err(arg, "warning: %s: %s (the topic is left out)", topic ? topic : "?", msg);
+		return;
+	}
 	if (strstr(msg, "cannot be a torn write")) {
 		sb_cmd_err(arg, "warning: %s: damaged: %s", topic ? topic : "?", msg);
 		return;
 	}
 	sb_cmd_err(arg, "warning: %s: a mount would recover: %s (nothing changed; "
 		   "see 'streambus verify')", topic ? topic : "?", msg);
+}
+
+const char *sb_cmd_damage_where(sb_log *log, char *buf, size_t cap)
+{
+	const char *d = sb_log_damage(log);
+
+	snprintf(buf, cap, "offset %llu%s%s%s", (unsigned long long)sb_log_next(log), d ? " (" : "",
+		 d ? d : "", d ? ")" : "");
+	return buf;
 }
 
 typedef struct ro_wait {

@@ -310,14 +310,17 @@ static uint64_t first_offset(const sb_verify_result *r)
 	return r->start > r->first && r->start <= r->next ? r->start : r->first;
 }
 
-static void summary(const char *topic, const sb_verify_result *r, uint64_t dmg)
+/* nio: the topic's files that could not be read (it is not ok then either) */
+static void summary(const char *topic, const sb_verify_result *r, uint64_t dmg, uint64_t nio)
 {
 	uint64_t first = first_offset(r);
 
 	printf("%s: ", topic);
 	if (dmg)
 		printf("%" PRIu64 " problem%s", dmg, dmg == 1 ? "" : "s");
-	else
+	if (nio)
+		printf("%s%" PRIu64 " file%s not read", dmg ? ", " : "", nio, nio == 1 ? "" : "s");
+	if (!dmg && !nio)
 		printf("ok");
 	printf(" (%" PRIu64 " records", r->records);
 	if (r->next > first)
@@ -336,7 +339,7 @@ static void json_topic_start(vstate *st, const char *topic, int i)
 }
 
 /* Close it: the counts, or the error that kept the check from running. */
-static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t dmg, int rc)
+static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t dmg, uint64_t nio, int rc)
 {
 	printf("%s]", st->nproblems ? "\n  " : "");
 	if (rc) {
@@ -348,7 +351,7 @@ static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t
 	printf(", \"ok\": %s, \"damage\": %" PRIu64 ", \"records\": %" PRIu64
 	       ", \"first\": %" PRIu64 ", \"next\": %" PRIu64 ", \"segments\": %" PRIu64
 	       ", \"bytes\": %" PRIu64 ", \"index_entries\": %" PRIu64 "}",
-	       dmg ? "false" : "true", dmg, r->records, first_offset(r), r->next, r->segments,
+	       dmg || nio ? "false" : "true", dmg, r->records, first_offset(r), r->next, r->segments,
 	       r->bytes, r->index_entries);
 }
 
@@ -471,6 +474,7 @@ int sb_cmd_verify(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &st.t0);
 	for (size_t i = 0; i < ntopics; i++) {
 		sb_verify_result r;
+		uint64_t io0 = st.io_errors;
 
 		snprintf(path, sizeof path, "%s/%s", dir, topics[i]);
 		st.topic = topics[i];
@@ -480,7 +484,7 @@ int sb_cmd_verify(int argc, char **argv)
 		bar_clear(&st);
 		if (rc) {
 			if (st.json)
-				json_topic_end(&st, NULL, 0, rc);
+				json_topic_end(&st, NULL, 0, 0, rc);
 			fflush(stdout);
 			sb_cmd_err(cmd, "%s: %s", path, strerror(-rc));
 			st.io_errors++;
@@ -488,9 +492,9 @@ int sb_cmd_verify(int argc, char **argv)
 		}
 		st.base += r.bytes;
 		if (st.json)
-			json_topic_end(&st, &r, st.damage - damage, 0);
+			json_topic_end(&st, &r, st.damage - damage, st.io_errors - io0, 0);
 		else if (!st.quiet)
-			summary(topics[i], &r, st.damage - damage);
+			summary(topics[i], &r, st.damage - damage, st.io_errors - io0);
 		damage = st.damage;
 	}
 	bar_clear(&st);

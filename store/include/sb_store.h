@@ -169,7 +169,8 @@ void sb_store_options_default(sb_store_options *o);
  * indexes). A topic damaged beyond that (SB_ECORRUPT: see `repair`;
  * SB_EVERSION) is refused, not opened, and the store opens without it: see
  * sb_store_list_refused(). Any other error opening a topic fails the whole
- * open. On success *out is the caller's, to be released with
+ * open, except read_only, where the topic is refused with that error (its
+ * message naming the file that could not be read) and the rest open. On success *out is the caller's, to be released with
  * sb_store_close(), which releases the lock last.
  */
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
@@ -305,6 +306,10 @@ uint64_t sb_log_next(const sb_log *l);         /* offset the next append gets */
  * (a mount refuses it; recover --cut cuts it there): the records from next
  * on cannot be read here. 0 otherwise. */
 int sb_log_damaged_tail(const sb_log *l);
+/* With sb_log_damaged_tail(): where the damage is, one line naming the
+ * segment file and byte ("00000000000000000084.seg: byte 1965: corrupt
+ * record"), owned by the log; NULL otherwise (or when not known). */
+const char *sb_log_damage(const sb_log *l);
 uint64_t sb_log_stream_start(const sb_log *l); /* stream pos of record `start` */
 uint64_t sb_log_stream_end(const sb_log *l);   /* stream bytes ever appended */
 int64_t sb_log_mtime_ns(const sb_log *l);      /* last append (or open) time */

@@ -168,3 +168,65 @@ assert_eq "m-399" "$(t cat "$M/m/$(rec 399)")" "the topic serves"
 sb_umount
 run_tool rc "$SB" verify "$SB_LOG" m
 assert_eq 0 "$rc" "verify after the mount rewrote meta: $out"
+
+case_ "bit rot in a sealed middle segment: the tools do not serve an older value as the latest"
+rm -rf "$SB_LOG"
+mkdir "$SB_LOG"
+sb_mount -o segment_bytes=4096
+mkdir "$M/t" || sb_die "mkdir t"
+assert_sh_ok 'echo OLD >"$1/k"' "$M/t"
+assert_sh_ok 'for i in $(seq 0 300); do echo "record number $i"; done >>"$1"' "$M/t/.log"
+assert_sh_ok 'echo NEW >"$1/k" && echo LATE >"$1/late"' "$M/t"
+sb_umount
+mid=$(ls "$SB_LOG/t" | grep '\.seg$' | sed -n 2p)
+assert_eq 00000000000000000084.seg "$mid" "the second segment"
+flip "$SB_LOG/t/$mid" 2000
+out=$(t "$SB" get "$SB_LOG" t k 2>"$SB_TMP/get.err"); rc=$?
+assert_eq 2 "$rc" "get of a key rewritten past the damage: exit 2 [$out]"
+assert_eq "" "$out" "get prints no older value as the latest"
+assert_true 'grep -q "t: key k: latest value unknown: the log is damaged at offset 123 ($mid: byte 1965" "$SB_TMP/get.err"' \
+	"get names the damage: $(cat "$SB_TMP/get.err")"
+run_tool rc "$SB" get "$SB_LOG" t late
+assert_eq 2 "$rc" "get of a key written only past the damage: damage, not 'no such key': $out"
+assert_true '! printf "%s\n" "$out" | grep -q "no such key"' "not 'no such key': $out"
+out=$(t "$SB" dump --keys "$SB_LOG" t 2>"$SB_TMP/dump.err"); rc=$?
+assert_eq 2 "$rc" "dump --keys: exit 2"
+assert_eq "" "$out" "dump --keys prints no older record as the latest"
+assert_true 'grep -q "keys not dumped: the log is damaged at offset 123 ($mid: byte 1965" "$SB_TMP/dump.err"' \
+	"dump --keys names the damage: $(cat "$SB_TMP/dump.err")"
+out=$(t "$SB" stat "$SB_LOG" 2>"$SB_TMP/stat.err"); rc=$?
+assert_eq 0 "$rc" "stat exit: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^t  *refused: damaged at offset 123 ($mid: byte 1965: corrupt record)"' \
+	"stat shows the topic refused, as a mount would: $out"
+assert_true '! grep -q "a mount would recover" "$SB_TMP/stat.err"' "no recovery a mount would not make: $(cat "$SB_TMP/stat.err")"
+out=$(t "$SB" stat --json "$SB_LOG" 2>/dev/null) || sb_die "stat --json"
+assert_eq "damaged at offset 123 ($mid: byte 1965: corrupt record) None" \
+	"$(printf '%s' "$out" | python3 -c 'import json,sys; t=json.load(sys.stdin)["topics"][0]; print(t["refused"], t.get("records"))')" \
+	"stat --json: refused, no numbers: $out"
+
+case_ "a topic the reader may not read: the others are shown, the file is named"
+rm -rf "$SB_TMP/perm"
+cp -a "$SB_TMP/pristine" "$SB_TMP/perm"
+chmod -R a+rX "$SB_TMP/perm"
+chmod 711 "$SB_TMP"
+chmod 000 "$SB_TMP/perm/bad"
+# another user runs a copy of the tool (the build directory may be closed to it)
+NSB=$SB_TMP/streambus.nobody
+cp "$SB" "$NSB" && chmod 755 "$NSB"
+run_tool rc su nobody -s /bin/sh -c "$NSB stat $SB_TMP/perm good"
+assert_eq 0 "$rc" "stat of the readable topic: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^good  *0  *100 "' "good shown: $out"
+run_tool rc su nobody -s /bin/sh -c "$NSB stat $SB_TMP/perm"
+assert_eq 2 "$rc" "stat of all: exit 2: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^good  *0  *100 "' "good shown: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^bad  *refused: the topic directory: Permission denied"' "bad named: $out"
+chmod 755 "$SB_TMP/perm/bad"
+chmod 000 "$SB_TMP/perm/bad/$SEG"
+run_tool rc su nobody -s /bin/sh -c "$NSB stat $SB_TMP/perm"
+assert_eq 2 "$rc" "stat, a segment unreadable: exit 2: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^bad  *refused: $SEG: Permission denied"' "the segment is named: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "^good  *0  *100 "' "good shown: $out"
+run_tool rc su nobody -s /bin/sh -c "$NSB verify $SB_TMP/perm"
+assert_eq 2 "$rc" "verify, a segment unreadable: exit 2: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "$SEG.*Permission denied"' "verify names the segment: $out"
+assert_true '! printf "%s\n" "$out" | grep -q "^bad: ok"' "verify does not call it ok: $out"

@@ -92,7 +92,7 @@ first=$(basename "$seg" .seg); first=$((10#$first))
 printf 'X' | dd of="$seg" bs=1 seek=$(($(stat -c %s "$seg") - 3)) conv=notrunc status=none
 set +e; "$SB" dump --raw "$T/cut/orders" >"$T/o" 2>"$T/e"; rc=$?; set -e
 eq "$rc" 2 "a dump cut short by damage exits 2"
-has "$(cat "$T/e")" "records from offset [0-9]+ on not dumped: the log is damaged there" "the rest is named"
+has "$(cat "$T/e")" "records from offset [0-9]+ on not dumped: the log is damaged at offset [0-9]+ \\([0-9]{20}\\.seg: byte [0-9]+: " "the rest is named"
 n=$("$SB" dump "$T/cut/orders" 2>/dev/null | wc -l || true)
 [ "$n" -gt "$first" ] && [ "$n" -lt 300 ] || fail "records before the damage: $n (segment from $first)"
 

@@ -95,15 +95,29 @@ has "$("$SB" stat "$T/del")" '^trimmed +150 +300 +150 ' "stat after delete_befor
 
 # damage a mount would repair is not hidden: a warning on stderr, nothing
 # changed, the table shows what a mount would serve
+# (a torn write: no clean marker, no index file of the last segment; with
+# either a mount refuses the topic, below)
 cp -a "$L" "$T/torn"
 lastseg=$(ls "$T/torn/orders/"*.seg | tail -1)
 truncate -s -5 "$lastseg"
+cp -a "$T/torn" "$T/cutclean"
+rm -f "$T/torn/orders/clean" "${lastseg%.seg}.idx"
 before=$(cd "$T/torn" && find . -printf '%p %s\n' | sort)
 set +e; "$SB" stat "$T/torn" orders >"$T/o" 2>"$T/e"; rc=$?; set -e
 eq "$rc" 0 "stat of a torn log"
 has "$(cat "$T/o")" '^orders +0 +299 +299 ' "torn log: what a mount would serve"
 has "$(cat "$T/e")" "^streambus stat: warning: orders: a mount would recover: .*torn record.*\(nothing changed; see 'streambus verify'\)$" "torn warning"
 eq "$(cd "$T/torn" && find . -printf '%p %s\n' | sort)" "$before" "stat changed a torn log"
+# cut after a clean close: no torn write; a mount refuses the topic, and so
+# does the table (no recovery it would not make)
+set +e; "$SB" stat "$T/cutclean" >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 0 "stat of a log cut after its clean close"
+has "$(cat "$T/o")" '^orders +refused: damaged at offset 299 \([0-9]{20}\.seg: cut to [0-9]+ bytes after the clean close' "cut log: refused"
+has "$(cat "$T/o")" '^late +1000 +1005 ' "cut log: the other topics shown"
+hasnt "$(cat "$T/e")" "a mount would recover" "cut log: no recovery a mount would not make"
+set +e; "$SB" stat --json "$T/cutclean" orders >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$(json '[(t["topic"], t["refused"][:30], "records" in t) for t in j["topics"]]' <"$T/o")" \
+	"[('orders', 'damaged at offset 299 (0000000', False)]" "cut log: --json refused"
 set +e; "$SB" stat "$L" >/dev/null 2>"$T/e"; set -e
 eq "$(cat "$T/e")" "" "no warning on a clean log"
 
