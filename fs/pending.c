@@ -19,7 +19,10 @@
  * rsync closes its temp file, sets its times, mode and xattrs, then renames
  * it), unlinked (nothing is appended), or left alone for SBFS_HOLD_NS after
  * its last close, or the daemon unmounts (then it is appended under its own
- * name: a close that succeeded never loses data).
+ * name: a close that succeeded never loses data; but rsync's temporary
+ * file of a record, .DIGITS.XXXXXX, is what a killed restore left, cut
+ * short, and is dropped, logged, so that the rerun can restore that
+ * offset: restore_temp()).
  *
  * A file being created is its opener's: another process's open of its name
  * gets no share of its bytes (sbfs_pending_open): a reader EBUSY (ENOENT in
@@ -85,6 +88,22 @@ static int temp_key_name(const char *name)
 static int temp_in(const sbfs_pending *p, const char *name)
 {
 	return p->keyview ? temp_key_name(name) : temp_name(name);
+}
+
+/* rsync's temporary file of a record (.DIGITS.XXXXXX, DIGITS an offset
+ * the tree names): held at its hold's end or at unmount, it is what a
+ * killed restore left, cut short. Appended, it would take that offset and
+ * no rerun could put the record there: it is dropped instead. */
+static int restore_temp(const sbfs_pending *p)
+{
+	size_t n = strlen(p->name);
+	char digits[32];
+	uint64_t off;
+	if (p->keyview || !temp_key_name(p->name) || n - 8 >= sizeof digits)
+		return 0;
+	memcpy(digits, p->name + 1, n - 8);
+	digits[n - 8] = '\0';
+	return sbfs_parse_offset(digits, &off) == 0;
 }
 
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
@@ -337,6 +356,25 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	return rc;
 }
 
+/* A held file whose hold ends (after SBFS_HOLD_NS, or at unmount, `when`
+ * saying which): appended under its own name (a close that succeeded never
+ * loses data), unless restore_temp() (then dropped); logged either way.
+ * p is out of the list, nobody has it open. */
+static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
+{
+	pthread_mutex_lock(&p->lock);
+	if (restore_temp(p)) {
+		sbfs_log("%s: %s/%s, rsync's temporary file of record %.*s, was never renamed: "
+			 "an interrupted restore; its %zu bytes dropped, rerun the restore",
+			 when, p->te->name, p->name, (int)strlen(p->name) - 8, p->name + 1, p->len);
+	} else {
+		int rc = pending_commit(fs, p);
+		sbfs_log("%s: %s/%s was never renamed: %s under that name", when, p->te->name,
+			 p->name, rc ? sbfs_strerror(rc) : "appended");
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 void sbfs_pending_free_all(sbfs *fs)
 {
 	pthread_mutex_lock(&fs->plock);
@@ -347,13 +385,12 @@ void sbfs_pending_free_all(sbfs *fs)
 		sbfs_pending *n = p->next;
 		/* made by mknod and never opened: it counts as created and closed;
 		 * held under a temporary name: its close succeeded, keep it */
-		if (p->opens == 0 && !p->committed) {
+		if (p->opens == 0 && !p->committed && p->held) {
+			hold_end(fs, p, "unmount");
+		} else if (p->opens == 0 && !p->committed) {
 			pthread_mutex_lock(&p->lock);
-			int rc = pending_commit(fs, p);
+			pending_commit(fs, p);
 			pthread_mutex_unlock(&p->lock);
-			if (p->held)
-				sbfs_log("unmount: %s/%s was never renamed: %s under that name",
-					 p->te->name, p->name, rc ? sbfs_strerror(rc) : "appended");
 		}
 		if (p->opens == 0)
 			pending_free(p);
@@ -378,12 +415,10 @@ void sbfs_pending_expire(sbfs *fs)
 		pthread_mutex_unlock(&fs->plock);
 		if (!p)
 			return;
-		pthread_mutex_lock(&p->lock);
-		int rc = pending_commit(fs, p);
-		pthread_mutex_unlock(&p->lock);
-		sbfs_log("%s/%s was not renamed within %d s of its close: %s under that name",
-			 p->te->name, p->name, (int)(SBFS_HOLD_NS / 1000000000),
-			 rc ? sbfs_strerror(rc) : "appended");
+		char when[48];
+		snprintf(when, sizeof when, "%d s after its close",
+			 (int)(SBFS_HOLD_NS / 1000000000));
+		hold_end(fs, p, when);
 		pending_free(p);
 	}
 }
