@@ -349,7 +349,8 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
  * temporary file renamed into place appends one record keyed by it). */
 int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			    unsigned int flags);
-/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes), held
+/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes; 0
+ * only for a created temporary name that is no key's, else -EINVAL), held
  * at its close only under rsync's temporary name (.NAME.XXXXXX: its rename
  * follows), never a name in the topic itself (only ..._key calls find it by
  * NAME). It holds init (init_len bytes; NULL: nothing) at first; fresh: its

@@ -31,8 +31,11 @@
  *
  * A file written through TOPIC/.keys/NAME (keys.c) is one of these too,
  * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
- * does not find it, nor the other way round), it is never held, and opened
- * over an existing key it starts with that key's value.
+ * does not find it, nor the other way round), and opened over an existing
+ * key it starts with that key's value. There only rsync's temporary name
+ * (.NAME.XXXXXX) is held; it may be no key's name (rsync's .%2E.XXXXXX of
+ * the key "."): such a file gets its key from its rename, and is dropped,
+ * logged, if its hold ends first.
  *
  * Its attributes, set and read (setattr, user.streambus.* xattrs), are
  * pending_attr.c's.
@@ -321,6 +324,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	}
 	if (p->tombstone && (r.value_len || !r.key_len))
 		return -EINVAL; /* a tombstone is a key and no payload */
+	if (p->keyview && !r.key_len)
+		return -EINVAL; /* a temporary name in .keys/ that is no key's */
 	sbfs_tentry *te = p->te;
 	int rc;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
@@ -358,7 +363,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 
 /* A held file whose hold ends (after SBFS_HOLD_NS, or at unmount, `when`
  * saying which): appended under its own name (a close that succeeded never
- * loses data), unless restore_temp() (then dropped); logged either way.
+ * loses data), unless restore_temp(), or in .keys/ its name is no key's
+ * (then dropped); logged either way.
  * p is out of the list, nobody has it open. */
 static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
 {
@@ -367,6 +373,9 @@ static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
 		sbfs_log("%s: %s/%s, rsync's temporary file of record %.*s, was never renamed: "
 			 "an interrupted restore; its %zu bytes dropped, rerun the restore",
 			 when, p->te->name, p->name, (int)strlen(p->name) - 8, p->name + 1, p->len);
+	} else if (p->keyview && !p->key_len) {
+		sbfs_log("%s: %s/.keys/%s was never renamed, and that name is no key's: "
+			 "its %zu bytes dropped", when, p->te->name, p->name, p->len);
 	} else {
 		int rc = pending_commit(fs, p);
 		sbfs_log("%s: %s/%s was never renamed: %s under that name", when, p->te->name,
@@ -504,7 +513,9 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 {
 	if (fs->cfg->read_only)
 		return -EROFS;
-	if (!klen || klen > 65535)
+	/* a created temporary name (rsync's .%2E.XXXXXX) need be no key's:
+	 * its rename gives it one, else it is never appended */
+	if ((!klen && !(e && temp_key_name(name))) || klen > 65535)
 		return -EINVAL;
 	sbfs_pending *p = pending_alloc(te, name, mode, opens);
 	if (!p)
@@ -512,7 +523,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 	p->keyview = 1;
 	p->key_set = 1;
 	p->key_len = klen;
-	if (!(p->key = malloc(klen)) || (init_len && !(p->buf = malloc(init_len)))) {
+	if (!(p->key = malloc(klen ? klen : 1)) || (init_len && !(p->buf = malloc(init_len)))) {
 		pending_free(p);
 		return -ENOMEM;
 	}
@@ -803,9 +814,10 @@ static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *ne
 	size_t klen = 0;
 	char *nk = NULL;
 	if (keyview) { /* in .keys/: the new name is the record's key */
-		if (!*name || !(klen = sbfs_key_of_name(newname, key)))
-			return -EINVAL;
-		if (!(nk = malloc(klen)))
+		klen = *name ? sbfs_key_of_name(newname, key) : 0;
+		if (!*name || (!klen && !temp_key_name(newname)))
+			return -EINVAL; /* a temporary name may be no key's (create) */
+		if (!(nk = malloc(klen ? klen : 1)))
 			return -ENOMEM;
 		memcpy(nk, key, klen);
 	} else if ((rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at))) {
