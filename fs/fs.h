@@ -181,6 +181,10 @@ typedef struct sbfs_fh {
 	size_t plen, pcap;
 	/* K_PENDING */
 	sbfs_pending *p;
+	/* K_PENDING opened over a key's file .keys/K (sbfs_fh_set_key_writer):
+	 * K's inode, the file's own, its opener [sbfs.hlock]; 0: none */
+	fuse_ino_t key_ino, key_pino;
+	pid_t key_pid;
 	/* K_SINCE: its node (alive while the kernel holds the open inode) */
 	sbfs_since *since;
 	/* K_ROOT listing: a snapshot of the topic names; a topic's: of the
@@ -289,6 +293,13 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
 sbfs_fh *sbfs_fh_any(sbfs *fs);
 /* Is pid (a request's caller) the process that opened h? */
 int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
+/* h is file pino, written by thread pid over the key file of inode ino
+ * (.keys/K opened for writing). The file a thread of pid's process writes
+ * over ino: 0 and *pino, or -ENOENT (*pino untouched). So that what is set
+ * on K's inode (utimensat, fsetxattr: the kernel names no handle) while
+ * that process writes it is set on its file, as on a created one. */
+void sbfs_fh_set_key_writer(sbfs *fs, sbfs_fh *h, fuse_ino_t ino, fuse_ino_t pino, pid_t pid);
+int sbfs_fh_key_writer(sbfs *fs, fuse_ino_t ino, pid_t pid, fuse_ino_t *pino);
 
 /* ======== 0: errors.c - replies and messages ======== */
 /* -rc: backends give negative errnos only; sbfs_log is in backend.h. */
@@ -349,7 +360,8 @@ int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char 
  * temporary file renamed into place appends one record keyed by it). */
 int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			    unsigned int flags);
-/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes), held
+/* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes; 0
+ * only for a created temporary name that is no key's, else -EINVAL), held
  * at its close only under rsync's temporary name (.NAME.XXXXXX: its rename
  * follows), never a name in the topic itself (only ..._key calls find it by
  * NAME). It holds init (init_len bytes; NULL: nothing) at first; fresh: its

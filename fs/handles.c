@@ -5,6 +5,7 @@
  */
 #include "fs.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +28,41 @@ static pid_t tgid_of(pid_t tid)
 	return tgid > 0 ? tgid : tid;
 }
 
+/* Are threads a and b of one process? 0: not in our pid namespace, cannot
+ * tell: yes. (If a thread is gone, this says no.) */
+static int same_process(pid_t a, pid_t b)
+{
+	return a == 0 || b == 0 || a == b || tgid_of(a) == tgid_of(b);
+}
+
 int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid)
 {
-	if (pid == 0 || h->opener == 0 || pid == h->opener)
-		return 1; /* 0: not in our pid namespace; cannot tell */
 	/* another thread of the opener's process? (if the opening thread is
 	 * gone, this says no, and the release appends instead) */
-	return tgid_of(pid) == tgid_of(h->opener);
+	return same_process(pid, h->opener);
+}
+
+void sbfs_fh_set_key_writer(sbfs *fs, sbfs_fh *h, fuse_ino_t ino, fuse_ino_t pino, pid_t pid)
+{
+	pthread_mutex_lock(&fs->hlock);
+	h->key_ino = ino;
+	h->key_pino = pino;
+	h->key_pid = pid;
+	pthread_mutex_unlock(&fs->hlock);
+}
+
+int sbfs_fh_key_writer(sbfs *fs, fuse_ino_t ino, pid_t pid, fuse_ino_t *pino)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&fs->hlock);
+	for (sbfs_fh *h = fs->handles; h; h = h->next)
+		if (h->kind == K_PENDING && h->key_ino == ino && same_process(pid, h->key_pid)) {
+			*pino = h->key_pino;
+			rc = 0;
+			break;
+		}
+	pthread_mutex_unlock(&fs->hlock);
+	return rc;
 }
 
 sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te)

@@ -170,8 +170,9 @@ int sbfs_key_create(sbfs *fs, sbfs_tentry *te, const char *name, mode_t mode, in
 		return -ENOTSUP;
 	if (strlen(name) > SBFS_KEYNAME_MAX)
 		return -ENAMETOOLONG;
-	if (!(klen = sbfs_key_of_name(name, key)))
-		return -EINVAL; /* not a key's spelling: "50%", "%41" */
+	/* not a key's spelling ("50%", "%41"): EINVAL, unless a temporary
+	 * name, which is no key until its rename (pending.c) */
+	klen = sbfs_key_of_name(name, key);
 	return sbfs_pending_create_key(fs, te, name, key, klen, NULL, 0, 1, mode, open ? 1 : 0, e, out);
 }
 

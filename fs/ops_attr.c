@@ -78,16 +78,23 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (to_set & FUSE_SET_ATTR_SIZE)
 			return sbfs_reply_err(req, -EISDIR);
 		break;
-	case K_KEY:
-		if (fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING) {
-			/* through a key file open for writing (cp -p): its record */
-			fuse_ino_t pino = sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p);
+	case K_KEY: {
+		/* through a key file open for writing (ftruncate), or by its
+		 * writer's process (futimens, cp -a: the kernel names no handle):
+		 * the file being written's, as on a created one */
+		fuse_ino_t pino;
+		if (fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING)
+			pino = sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p);
+		else if (sbfs_fh_key_writer(fs, ino, fuse_req_ctx(req)->pid, &pino))
+			pino = 0;
+		if (pino) {
 			if ((rc = sbfs_pending_setattr(fs, pino, attr, to_set)) ||
 			    (rc = sbfs_pending_attr(fs, pino, &st)))
 				return sbfs_reply_err(req, rc);
 			st.st_ino = ino;
 			return (void)fuse_reply_attr(req, &st, 0);
 		}
+	}
 		/* otherwise a record's */
 		/* fall through */
 	case K_RECORD:

@@ -220,6 +220,8 @@ int sbfs_keys_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, sb
 		return -ENOMEM;
 	}
 	h->p = p;
+	/* what the writer sets on K's inode is its file's (ops_attr.c, ops_xattr.c) */
+	sbfs_fh_set_key_writer(fs, h, ino, sbfs_pending_ino(p), fuse_req_ctx(req)->pid);
 	fi->direct_io = 1;
 	*out = h;
 	return 0;

@@ -214,9 +214,12 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	int rc;
 	enum sbfs_kind k = sbfs_ino_kind(ino, NULL, NULL);
+	fuse_ino_t pino;
 
 	if (k == K_PENDING)
 		rc = sbfs_pending_setxattr(FS(req), ino, flags, name, value, size);
+	else if (k == K_KEY && sbfs_fh_key_writer(FS(req), ino, fuse_req_ctx(req)->pid, &pino) == 0)
+		rc = sbfs_pending_setxattr(FS(req), pino, flags, name, value, size); /* its writer's: its file's */
 	else if (k == K_RECORD || k == K_KEY)
 		rc = record_setxattr(FS(req), ino, name, value, size);
 	else
@@ -226,8 +229,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
-		int rc = sbfs_pending_removexattr(FS(req), ino, name);
+	fuse_ino_t pino = ino;
+	enum sbfs_kind k = sbfs_ino_kind(ino, NULL, NULL);
+	if (k == K_PENDING ||
+	    (k == K_KEY && sbfs_fh_key_writer(FS(req), ino, fuse_req_ctx(req)->pid, &pino) == 0)) {
+		int rc = sbfs_pending_removexattr(FS(req), pino, name);
 		return rc ? sbfs_reply_err(req, rc) : (void)fuse_reply_err(req, 0);
 	}
 	sbfs_reply_err(req, -ENOTSUP);

@@ -19,7 +19,10 @@
  * rsync closes its temp file, sets its times, mode and xattrs, then renames
  * it), unlinked (nothing is appended), or left alone for SBFS_HOLD_NS after
  * its last close, or the daemon unmounts (then it is appended under its own
- * name: a close that succeeded never loses data).
+ * name: a close that succeeded never loses data; but rsync's temporary
+ * file of a record, .DIGITS.XXXXXX, is what a killed restore left, cut
+ * short, and is dropped, logged, so that the rerun can restore that
+ * offset: restore_temp()).
  *
  * A file being created is its opener's: another process's open of its name
  * gets no share of its bytes (sbfs_pending_open): a reader EBUSY (ENOENT in
@@ -28,8 +31,11 @@
  *
  * A file written through TOPIC/.keys/NAME (keys.c) is one of these too,
  * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
- * does not find it, nor the other way round), it is never held, and opened
- * over an existing key it starts with that key's value.
+ * does not find it, nor the other way round), and opened over an existing
+ * key it starts with that key's value. There only rsync's temporary name
+ * (.NAME.XXXXXX) is held; it may be no key's name (rsync's .%2E.XXXXXX of
+ * the key "."): such a file gets its key from its rename, and is dropped,
+ * logged, if its hold ends first.
  *
  * Its attributes, set and read (setattr, user.streambus.* xattrs), are
  * pending_attr.c's.
@@ -85,6 +91,22 @@ static int temp_key_name(const char *name)
 static int temp_in(const sbfs_pending *p, const char *name)
 {
 	return p->keyview ? temp_key_name(name) : temp_name(name);
+}
+
+/* rsync's temporary file of a record (.DIGITS.XXXXXX, DIGITS an offset
+ * the tree names): held at its hold's end or at unmount, it is what a
+ * killed restore left, cut short. Appended, it would take that offset and
+ * no rerun could put the record there: it is dropped instead. */
+static int restore_temp(const sbfs_pending *p)
+{
+	size_t n = strlen(p->name);
+	char digits[32];
+	uint64_t off;
+	if (p->keyview || !temp_key_name(p->name) || n - 8 >= sizeof digits)
+		return 0;
+	memcpy(digits, p->name + 1, n - 8);
+	digits[n - 8] = '\0';
+	return sbfs_parse_offset(digits, &off) == 0;
 }
 
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
@@ -305,6 +327,8 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	}
 	if (p->tombstone && (r.value_len || !r.key_len))
 		return -EINVAL; /* a tombstone is a key and no payload */
+	if (p->keyview && !r.key_len)
+		return -EINVAL; /* a temporary name in .keys/ that is no key's */
 	sbfs_tentry *te = p->te;
 	int rc;
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
@@ -340,6 +364,29 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	return rc;
 }
 
+/* A held file whose hold ends (after SBFS_HOLD_NS, or at unmount, `when`
+ * saying which): appended under its own name (a close that succeeded never
+ * loses data), unless restore_temp(), or in .keys/ its name is no key's
+ * (then dropped); logged either way.
+ * p is out of the list, nobody has it open. */
+static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
+{
+	pthread_mutex_lock(&p->lock);
+	if (restore_temp(p)) {
+		sbfs_log("%s: %s/%s, rsync's temporary file of record %.*s, was never renamed: "
+			 "an interrupted restore; its %zu bytes dropped, rerun the restore",
+			 when, p->te->name, p->name, (int)strlen(p->name) - 8, p->name + 1, p->len);
+	} else if (p->keyview && !p->key_len) {
+		sbfs_log("%s: %s/.keys/%s was never renamed, and that name is no key's: "
+			 "its %zu bytes dropped", when, p->te->name, p->name, p->len);
+	} else {
+		int rc = pending_commit(fs, p);
+		sbfs_log("%s: %s/%s was never renamed: %s under that name", when, p->te->name,
+			 p->name, rc ? sbfs_strerror(rc) : "appended");
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 void sbfs_pending_free_all(sbfs *fs)
 {
 	pthread_mutex_lock(&fs->plock);
@@ -350,13 +397,12 @@ void sbfs_pending_free_all(sbfs *fs)
 		sbfs_pending *n = p->next;
 		/* made by mknod and never opened: it counts as created and closed;
 		 * held under a temporary name: its close succeeded, keep it */
-		if (p->opens == 0 && !p->committed) {
+		if (p->opens == 0 && !p->committed && p->held) {
+			hold_end(fs, p, "unmount");
+		} else if (p->opens == 0 && !p->committed) {
 			pthread_mutex_lock(&p->lock);
-			int rc = pending_commit(fs, p);
+			pending_commit(fs, p);
 			pthread_mutex_unlock(&p->lock);
-			if (p->held)
-				sbfs_log("unmount: %s/%s was never renamed: %s under that name",
-					 p->te->name, p->name, rc ? sbfs_strerror(rc) : "appended");
 		}
 		if (p->opens == 0)
 			pending_free(p);
@@ -381,12 +427,10 @@ void sbfs_pending_expire(sbfs *fs)
 		pthread_mutex_unlock(&fs->plock);
 		if (!p)
 			return;
-		pthread_mutex_lock(&p->lock);
-		int rc = pending_commit(fs, p);
-		pthread_mutex_unlock(&p->lock);
-		sbfs_log("%s/%s was not renamed within %d s of its close: %s under that name",
-			 p->te->name, p->name, (int)(SBFS_HOLD_NS / 1000000000),
-			 rc ? sbfs_strerror(rc) : "appended");
+		char when[48];
+		snprintf(when, sizeof when, "%d s after its close",
+			 (int)(SBFS_HOLD_NS / 1000000000));
+		hold_end(fs, p, when);
 		pending_free(p);
 	}
 }
@@ -472,7 +516,9 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 {
 	if (fs->cfg->read_only)
 		return -EROFS;
-	if (!klen || klen > 65535)
+	/* a created temporary name (rsync's .%2E.XXXXXX) need be no key's:
+	 * its rename gives it one, else it is never appended */
+	if ((!klen && !(e && temp_key_name(name))) || klen > 65535)
 		return -EINVAL;
 	sbfs_pending *p = pending_alloc(te, name, mode, opens);
 	if (!p)
@@ -480,7 +526,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 	p->keyview = 1;
 	p->key_set = 1;
 	p->key_len = klen;
-	if (!(p->key = malloc(klen)) || (init_len && !(p->buf = malloc(init_len)))) {
+	if (!(p->key = malloc(klen ? klen : 1)) || (init_len && !(p->buf = malloc(init_len)))) {
 		pending_free(p);
 		return -ENOMEM;
 	}
@@ -771,9 +817,10 @@ static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *ne
 	size_t klen = 0;
 	char *nk = NULL;
 	if (keyview) { /* in .keys/: the new name is the record's key */
-		if (!*name || !(klen = sbfs_key_of_name(newname, key)))
-			return -EINVAL;
-		if (!(nk = malloc(klen)))
+		klen = *name ? sbfs_key_of_name(newname, key) : 0;
+		if (!*name || (!klen && !temp_key_name(newname)))
+			return -EINVAL; /* a temporary name may be no key's (create) */
+		if (!(nk = malloc(klen ? klen : 1)))
 			return -ENOMEM;
 		memcpy(nk, key, klen);
 	} else if ((rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at))) {

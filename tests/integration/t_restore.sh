@@ -9,7 +9,8 @@
 # record under a temporary name, and a second rsync run changes nothing.
 # Then the temp-file patterns of other tools (mv of a .tmp or dot name,
 # editors' swap files, install, a rename before the close), attributes set
-# on records, and a temporary file never renamed.
+# on records, and a temporary file never renamed (appended under its name,
+# but rsync's of a record, as a killed restore leaves it, is dropped).
 # Knobs: SB_SEED (sizes and kinds), SB_RESTORE_N (records, default 40).
 . "$(dirname "$0")/lib.sh"
 SEED=${SB_SEED:-$RANDOM}
@@ -181,15 +182,20 @@ restored "cp -p" size,sha,ts,ns
 nokeys "cp -p"
 second_rsync "$SB_TMP/b_rsync/" "$T/"
 
+# (README: --skip-old-files, else tar unlinks an existing record to
+# replace it, rm of the oldest is allowed, and its create then fails: a
+# second run would lose every record)
 case_ "restore with tar -x (times in whole seconds)"
 wipe
-assert_ok tar -C "$M" -xf "$SB_TMP/b.tar"
+assert_ok tar -C "$M" --skip-old-files -xf "$SB_TMP/b.tar"
 restored "tar -x" size,sha,sec
 
-case_ "restore with tar --xattrs -x"
+case_ "restore with tar --xattrs -x, the README's command, run twice: the second loses nothing"
 wipe
-assert_ok tar -C "$M" --xattrs -xf "$SB_TMP/bx.tar"
+assert_ok tar -C "$M" --xattrs --skip-old-files -xf "$SB_TMP/bx.tar"
 restored "tar --xattrs -x" size,sha,key,ts,ns
+assert_ok tar -C "$M" --xattrs --skip-old-files -xf "$SB_TMP/bx.tar"
+restored "tar --xattrs -x again" size,sha,key,ts,ns
 
 case_ "restore into a topic that starts past 0 (rsync -aX of a backup that starts at 3)"
 mkdir "$M/fresh" || sb_die "mkdir fresh"
@@ -207,6 +213,20 @@ key_of() { t getfattr --absolute-names --only-values -n user.streambus.key "$W/$
 case_ "a file never renamed: appended under its own name after the hold (started now, checked at the end)"
 assert_sh_ok 'printf orphan > "$1"' "$W/.orphan.tmp"
 orphan_t0=$SECONDS
+
+case_ "rsync killed mid-file (started now, checked at the end): its temporary file is dropped, not record 0"
+mkdir "$SB_TMP/b_cut" "$M/cut" || sb_die "mkdir cut"
+head -c 1048576 /dev/urandom >"$SB_TMP/b_cut/$(rec 0)"
+printf second >"$SB_TMP/b_cut/$(rec 1)"
+setsid rsync --bwlimit=200 -a "$SB_TMP/b_cut/" "$M/cut/" >/dev/null 2>&1 &
+cut_pid=$!
+cut_temp() { ls -A "$M/cut" | grep -q "^\.$(rec 0)\."; }
+assert_true 'sb_wait_until cut_temp 10' "rsync writes its temporary file"
+sleep 1
+kill -9 -- -$cut_pid
+wait $cut_pid 2>/dev/null
+cut_t0=$SECONDS
+assert_eq 0 "$(sb_count "$M/cut")" "no record while the temporary file is held"
 
 case_ "write then mv of a .tmp name: one record, keyed by the final name"
 assert_sh_ok 'printf one > "$1/f.tmp" && mv "$1/f.tmp" "$1/final-1"' "$W"
@@ -336,10 +356,28 @@ left=$((12 - (SECONDS - orphan_t0)))
 assert_true 'sb_wait_until "[ \"\$(count_w)\" = 8 ]" 5' "appended after the hold"
 assert_eq .orphan.tmp "$(key_of 7)" "keyed by its own name"
 assert_file_eq "$W/$(rec 7)" orphan "payload"
+left=$((12 - (SECONDS - cut_t0)))
+[ $left -gt 0 ] && sleep "$left"
+assert_eq "" "$(t ls -A "$M/cut")" "the killed rsync's temporary file: dropped, no record 0"
+out=$(t rsync -a "$SB_TMP/b_cut/" "$M/cut/" 2>&1); rc=$?
+assert_eq 0 "$rc" "a rerun of the restore ($out)"
+assert_eq "$(rec 0) $(rec 1)" "$(t ls "$M/cut" | tr '\n' ' ' | sed 's/ $//')" "the rerun restores records 0 and 1"
+assert_true 't cmp "$SB_TMP/b_cut/$(rec 0)" "$M/cut/$(rec 0)"' "record 0 whole"
 
-case_ "a temporary file held at unmount is appended, not lost"
+case_ "a temporary file held at unmount is appended, not lost; rsync's of a record is dropped, saying so"
+sb_umount
+sb_mount_fg
+mkdir "$M/cut2" || sb_die "mkdir cut2"
 assert_sh_ok 'printf late > "$1"' "$W/.late"
-sb_remount
+assert_sh_ok 'printf cut > "$1"' "$M/cut2/.$(rec 0).AbC123"
+assert_sh_ok 'printf cut > "$1"' "$M/cut2/.7.xYz789"
+assert_sh_ok 'printf kept > "$1"' "$M/cut2/.$(rec 0).tmp"
+sb_umount
+log=$(cat "$SB_TMP/daemon.$SB_MOUNT_SEQ.out")
+assert_true 'grep -q "cut2/\.$(rec 0)\.AbC123.*interrupted restore.*3 bytes dropped, rerun the restore" <<<"$log"' "the drop is logged ($log)"
+sb_mount
 assert_eq 9 "$(count_w)" "records after the remount"
 assert_eq .late "$(key_of 8)" "keyed by its own name"
+assert_eq "$(rec 0)" "$(t ls "$M/cut2")" "in cut2 only the .tmp name is appended (other temporary names keep the rule)"
+assert_eq ".$(rec 0).tmp" "$(t getfattr --absolute-names --only-values -n user.streambus.key "$M/cut2/$(rec 0)")" "keyed by its name"
 sb_umount
