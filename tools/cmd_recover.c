@@ -45,10 +45,22 @@ static const char help[] =
 	"repairs, 2 usage error, LOG_DIR in use, or an error that stopped the\n"
 	"recovery.\n";
 
+/* A change the store reported, printed once its topic is known to have
+ * opened: a refused topic's changes were made in memory only (rebuilt
+ * indexes are saved when the topic opens), nothing on disk. */
+typedef struct change {
+	struct change *next;
+	char *topic, *msg;
+} change;
+
 typedef struct rstate {
 	unsigned long changes;
 	const char *dir;
 	unsigned long refused;
+	change *first, **last;   /* reported, in order */
+	char **gone;             /* the refused topics */
+	size_t ngone;
+	int nomem;
 } rstate;
 
 /* A daemon just unmounted (still closing) or another tool holds LOG_DIR. */
@@ -84,8 +96,14 @@ static void say_locked(const char *cmd, const char *dir)
 static int on_refused(void *arg, const char *topic, int err, const char *msg)
 {
 	rstate *st = arg;
+	char **g = realloc(st->gone, (st->ngone + 1) * sizeof(*g));
 
-	(void)msg;
+	if (msg && *msg)
+		printf("%s: %s\n", topic, msg); /* why (its changes are not printed) */
+	if (g && (g[st->ngone] = strdup(topic)))
+		st->ngone++;
+	if (g)
+		st->gone = g;
 	st->refused++;
 	if (err == SB_ECORRUPT)
 		printf("%s: damage left: 'streambus recover --cut %s %s' cuts the log there\n", topic,
@@ -98,13 +116,51 @@ static int on_refused(void *arg, const char *topic, int err, const char *msg)
 static void on_report(void *arg, const char *topic, const char *msg)
 {
 	rstate *st = arg;
+	change *c = calloc(1, sizeof(*c));
 
-	st->changes++;
-	if (topic && *topic)
-		printf("%s: %s\n", topic, msg);
-	else
-		printf("%s\n", msg);
-	fflush(stdout);
+	if (!c || !(c->topic = strdup(topic ? topic : "")) || !(c->msg = strdup(msg))) {
+		if (c)
+			free(c->topic);
+		free(c);
+		st->nomem = 1;
+		return;
+	}
+	*st->last = c;
+	st->last = &c->next;
+}
+
+static int refused(const rstate *st, const char *topic)
+{
+	for (size_t i = 0; i < st->ngone; i++)
+		if (!strcmp(st->gone[i], topic))
+			return 1;
+	return 0;
+}
+
+/* Print the changes of the topics that opened (and the store's own), then
+ * free them all. */
+static void print_changes(rstate *st)
+{
+	for (change *c = st->first, *n; c; c = n) {
+		n = c->next;
+		if (!*c->topic || !refused(st, c->topic)) {
+			st->changes++;
+			if (*c->topic)
+				printf("%s: %s\n", c->topic, c->msg);
+			else
+				printf("%s\n", c->msg);
+		}
+		free(c->topic);
+		free(c->msg);
+		free(c);
+	}
+	st->first = NULL;
+	st->last = &st->first;
+	for (size_t i = 0; i < st->ngone; i++)
+		free(st->gone[i]);
+	free(st->gone);
+	st->gone = NULL;
+	st->ngone = 0;
 }
 
 int sb_cmd_recover(int argc, char **argv)
@@ -120,6 +176,8 @@ int sb_cmd_recover(int argc, char **argv)
 	sb_store *s = NULL;
 	rstate st = {0};
 	int opt, rc, cut = 0, status = SB_EXIT_ERROR;
+
+	st.last = &st.first;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -164,17 +222,21 @@ int sb_cmd_recover(int argc, char **argv)
 		return SB_EXIT_ERROR;
 	}
 	if (rc) {
+		print_changes(&st); /* what was done before the error */
 		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
 		return SB_EXIT_ERROR;
 	}
 	st.dir = dir;
+	/* the refused topics first (collected, printed after their
+	 * changes were dropped) */
 	sb_store_list_refused(s, on_refused, &st);
+	print_changes(&st);
 	rc = sb_store_close(s);
 	if (rc) {
 		sb_cmd_err(cmd, "%s: closing: %s", dir, sb_strerror(rc));
 		return sb_cmd_finish_stdout(cmd, SB_EXIT_ERROR);
 	}
-	if (st.changes == 0)
+	if (st.changes == 0 && !st.refused)
 		printf("nothing to recover\n");
 	status = st.refused ? SB_EXIT_DAMAGE : SB_EXIT_OK;
 	return sb_cmd_finish_stdout(cmd, status);

@@ -77,6 +77,19 @@ run_rc rc "$SB" verify "$L"
 eq "$rc" 0 "verify after recover --cut ($out)"
 eq "$("$SB" dump "$L/orders" | wc -l)" 299 "records after recover --cut"
 
+# bit rot in a sealed segment before the newest: refused, and nothing said
+# done that was not (it said "time index rebuilt" for the refused topic,
+# an index rebuilt in memory only, never written)
+fresh
+mid=$(ls "$O"/*.seg | sed -n 2p)
+printf '\252' | dd of="$mid" bs=1 seek=600 conv=notrunc status=none
+before=$(cd "$O" && ls -l --time-style=+ && cat * | md5sum)
+run_rc rc "$SB" recover "$L"
+eq "$rc" 1 "bit rot: refused exit ($out)"
+has "$out" "cannot be a torn write" "bit rot: the refusal says why"
+hasnt "$out" "rebuilt|nothing to recover" "bit rot: no change claimed"
+eq "$(cd "$O" && ls -l --time-style=+ && cat * | md5sum)" "$before" "bit rot: recover changed files"
+
 # After a kill -9 the newest segment has no index file (it is written at
 # the seal or the close): recover writes it, and says so rather than
 # "nothing to recover".
