@@ -187,6 +187,10 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 	 * damage a read met (the command says which record failed itself). */
 	if (strstr(msg, "index rebuilt") || strstr(msg, "damaged record"))
 		return;
+	if (strncmp(msg, "cannot open: ", 13) == 0) { /* the open failed: no damage */
+		sb_cmd_err(arg, "%s: %s", topic ? topic : "?", msg);
+		return;
+	}
 	if (strstr(msg, "cannot be a torn write")) {
 		sb_cmd_err(arg, "warning: %s: damaged: %s", topic ? topic : "?", msg);
 		return;
