@@ -430,8 +430,9 @@ static int st_open(const sbfs_config *cfg, sbfs_backend **out)
 			log_locked(cfg);
 		else
 			sbfs_log("cannot open the log directory %s: %s%s", cfg->log_dir, sb_strerror(rc),
-				 rc == -EMFILE ? " (each topic keeps its newest segment and directory open: "
-						 "raise the limit of open files, e.g. ulimit -n or LimitNOFILE=)" : "");
+				 rc == -EMFILE ? " (every segment file of every topic stays open, a descriptor "
+						 "each: raise the limit of open files above their number, e.g. "
+						 "ulimit -n or LimitNOFILE=)" : "");
 		free(b);
 		return rc <= -4000 ? (rc == SB_ELOCKED ? -EBUSY : -EIO) : rc;
 	}

@@ -325,8 +325,9 @@ static int check_mount(pid_t child, const char *mnt, int have_dev, dev_t dev_bef
 	return 1;
 }
 
-/* Every topic keeps its active segment open: thousands of topics need more
- * than the usual soft limit of 1,024 open files. Up to the hard limit. */
+/* Every segment file of every topic stays open (a descriptor each): a log
+ * of thousands of segments needs more than the usual soft limit of 1,024
+ * open files. Up to the hard limit. */
 static void raise_nofile(void)
 {
 	struct rlimit rl;

@@ -171,6 +171,20 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, 0);
 }
 
+/* 0 if off (in [bd->start, bd->next)) is the oldest record there is, the
+ * offsets before it gaps (compaction's, a restored backup's: ls lists off
+ * first); -EPERM if a record precedes it, -ENOENT if off is a gap itself. */
+static int oldest_present(sbfs *fs, sbfs_topic *t, const sbfs_bounds *bd, uint64_t off)
+{
+	uint64_t first = bd->start;
+	if (fs->b->ops->next_present) {
+		int rc = fs->b->ops->next_present(t, bd->start, &first);
+		if (rc)
+			return rc;
+	}
+	return off == first ? 0 : off < first ? -ENOENT : -EPERM;
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	sbfs *fs = FS(req);
@@ -201,8 +215,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		; /* the backend cannot tell */
 	else if (off < bd.start || off >= bd.next)
 		rc = -ENOENT;
-	else if (off != bd.start)
-		rc = -EPERM; /* only the oldest record can go */
+	else if (off != bd.start && (rc = oldest_present(fs, t, &bd, off)))
+		; /* only the oldest record can go */
 	else {
 		/* Removed now (the store: a write; Kafka: DeleteRecords), so
 		 * that a crash of the daemon keeps it removed and a failure is

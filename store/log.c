@@ -424,6 +424,44 @@ out_unlock:
 
 /* ---- appending ----------------------------------------------------------- */
 
+static void report(sb_log *l, const char *what, int rc, const char *then)
+{
+	char msg[256];
+
+	if (!l->opt.report)
+		return;
+	snprintf(msg, sizeof(msg), "%s failed: %s; %s", what, sb_strerror(rc), then);
+	l->opt.report(l->opt.report_arg, l->name, msg);
+}
+
+/* A failure rc after which what was appended is in doubt (a failed sync
+ * may have dropped its pages): the log refuses appends until it is
+ * reopened (err), said once. */
+static void stick(sb_log *l, const char *what, int rc)
+{
+	int none = 0;
+
+	if (atomic_compare_exchange_strong(&l->err, &none, rc))
+		report(l, what, rc, "appends to the topic are refused until it is reopened (remount)");
+}
+
+/* Whether failure rc was the lack of a descriptor or of memory to open,
+ * create or map a file (EMFILE, ENFILE, ENOMEM: nothing was written, no
+ * sync failed): it fails only the call that met it; the next tries again. */
+static int transient(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
+}
+
+/* A roll's or a seal's failure rc (not 0): sticks unless transient.
+ * Returns rc. */
+static int failed(sb_log *l, const char *what, int rc)
+{
+	if (!transient(rc))
+		stick(l, what, rc);
+	return rc;
+}
+
 /* Seal the active segment and start a new one after it. [append] */
 static int roll(sb_log *l)
 {
@@ -433,14 +471,12 @@ static int roll(sb_log *l)
 	 * Otherwise the flusher syncs it in the background (finish_seals). */
 	int rc = sb_segment_finish(last);
 
-	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS && (rc = sb_segment_make_durable(last))) {
-		/* A failed sync of the segment being sealed is sticky whatever
-		 * its errno, ENOSPC too: the caller forgives ENOSPC (a full
-		 * disk, retried) only from cutting the old segment's
-		 * preallocated tail or creating the next one. */
-		int none = 0;
-		atomic_compare_exchange_strong(&l->err, &none, rc);
-	}
+	/* A failed sync of the segment being sealed refuses appends whatever
+	 * its errno, ENOSPC too: the caller forgives ENOSPC (a full disk,
+	 * retried) only from cutting the old segment's preallocated tail or
+	 * creating the next one. */
+	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS && (rc = sb_segment_make_durable(last)))
+		return failed(l, "sealing the full segment", rc);
 	if (rc)
 		return rc;
 	rc = sb_segment_create(&l->sp, sb_segment_next(last), sb_segment_stream_end(last), &s);
@@ -507,8 +543,7 @@ static int wait_synced(sb_log *l, uint64_t seq)
 		pthread_mutex_lock(&l->sync_mu);
 		l->syncing = 0;
 		if (r) {
-			int none = 0;
-			atomic_compare_exchange_strong(&l->err, &none, r);
+			stick(l, "syncing the newest segment", r);
 		} else if (target > l->synced) {
 			if (nx > atomic_load(&l->synced_next))
 				atomic_store(&l->synced_next, nx);
@@ -579,13 +614,12 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 		return rc;
 	if (len > SB_SEG_HDR && (old || len + bytes > SB_SEG_HDR + l->cfg.segment_bytes)) {
 		rc = roll(l);
-		if (rc) {
-			if (rc != -ENOSPC) {
-				int none = 0;
-				atomic_compare_exchange_strong(&l->err, &none, rc);
-			}
+		if (rc && transient(rc))
+			report(l, "starting a new segment", rc, "the append fails, the next tries again");
+		else if (rc && rc != -ENOSPC)
+			stick(l, "starting a new segment", rc);
+		if (rc)
 			return rc;
-		}
 		s = sb_log_active(l);
 	}
 	uint64_t off = sb_segment_next(s);
@@ -758,10 +792,8 @@ static int finish_seals(sb_log *l)
 		}
 		pthread_mutex_lock(&l->sync_mu);
 		l->syncing = 0;
-		if (rc) {
-			int none = 0;
-			atomic_compare_exchange_strong(&l->err, &none, rc);
-		}
+		if (rc) /* (a sealed segment's index not saved: tried again) */
+			failed(l, "syncing a sealed segment", rc);
 		pthread_cond_broadcast(&l->sync_cv);
 		pthread_mutex_unlock(&l->sync_mu);
 		if (!s)

@@ -363,14 +363,18 @@ static void key_problem(void *arg, const char *msg)
 
 /* The key index of each topic against its records (the store opened
  * read-only, as `streambus get` does): the count of wrong entries, each
- * named on a line (nothing is printed when all are right). */
-static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, size_t n, int quiet)
+ * named on a line (nothing is printed when all are right). A check that
+ * could not run (the store not opened: said why) counts in *io_errors. */
+static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, size_t n, int quiet,
+			    uint64_t *io_errors)
 {
 	sb_store *s;
 	uint64_t bad = 0;
 
-	if (sb_cmd_open_ro(cmd, dir, &s))
-		return 0; /* said why; the records themselves were checked */
+	if (sb_cmd_open_ro(cmd, dir, &s)) {
+		(*io_errors)++;
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		sb_log *l;
 		uint64_t checked = 0, wrong = 0;
@@ -499,7 +503,7 @@ int sb_cmd_verify(int argc, char **argv)
 	}
 	bar_clear(&st);
 	if (!damage && !st.io_errors && !st.json && ntopics)
-		damage += verify_keys(cmd, dir, topics, ntopics, st.quiet);
+		damage += verify_keys(cmd, dir, topics, ntopics, st.quiet, &st.io_errors);
 	if (st.io_errors)
 		status = SB_EXIT_ERROR;
 	else if (damage)

@@ -96,6 +96,23 @@ pass_
 for k in a b c; do
 	assert_eq "$(cat "$M/r/.keys/$k")" "${k}25-$pad" "the copy's latest value of $k"
 done
+
+case_ "rm of the oldest listed record, whatever gaps precede it (SPEC §5); rm -r of the topic"
+mkdir "$M/g" || assert_fail_now "mkdir g"
+for o in 0 2 6 7; do
+	tsh 'echo "g$2" > "$1/g/$(printf %020d "$2")"' "$M" "$o" || assert_fail_now "record $o of g"
+done
+assert_ok rm "$M/g/$(rec 0)"
+assert_fail_with EPERM rm "$M/g/$(rec 6)"
+assert_ok rm "$M/g/$(rec 2)"
+assert_eq "$(rec 6) $(rec 7) " "$(ls "$M/g" | tr '\n' ' ')" "after rm of 0 and 2 (gaps at 1 and 3-5)"
+assert_eq g6 "$(head -n 1 "$M/g/.log")" ".log starts at record 6"
+assert_ok rm -r "$M/g"
+assert_fail_with ENOENT stat "$M/g"
+first=$(ls "$M/r" | head -1)
+assert_true '[ "$first" != "$(rec 0)" ]' "r's offset 0 was compacted away (first listed: $first)"
+assert_ok rm -r "$M/r"
+assert_fail_with ENOENT stat "$M/r"
 sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
 

@@ -152,10 +152,24 @@ if sb_is_mounted; then
 fi
 
 case_ "more topics than open files allowed: refused with a hint, nothing mounted"
-# Each topic keeps its newest segment and its directory open.
+# Every segment file of every topic stays open (an empty topic has one).
 for i in $(seq 1 300); do mkdir -p "$SB_LOG/many$i"; done
 out=$(ulimit -n 128; t "$SB_BIN" "$SB_LOG" "$SB_MNT" 2>&1 </dev/null); rc=$?
 assert_ne 0 "$rc" "the mount fails"
 assert_true 'grep -q "raise the limit of open files" <<<"$out"' "the message says what to do: $(tail -1 <<<"$out")"
 assert_true '! sb_is_mounted "$SB_MNT"' "nothing is mounted"
 for i in $(seq 1 300); do rmdir "$SB_LOG/many$i" 2>/dev/null || rm -rf "$SB_LOG/many$i"; done
+
+case_ "one topic of more segments than open files allowed: the hint says a descriptor per segment"
+sb_mount -o segment_bytes=4096
+mkdir "$SB_MNT/segs" || assert_fail_now "mkdir segs"
+tsh 'for i in $(seq 150); do printf "%04000d\n" "$i" >> "$1/segs/.log" || exit 1; done' "$SB_MNT" ||
+	assert_fail_now "the appends"
+sb_umount
+assert_true '[ "$(ls "$SB_LOG/segs" | grep -c "\.seg$")" -ge 140 ]' "150 segments ($(ls "$SB_LOG/segs" | grep -c "\.seg$"))"
+out=$(ulimit -n 128; t "$SB_BIN" "$SB_LOG" "$SB_MNT" 2>&1 </dev/null); rc=$?
+assert_ne 0 "$rc" "the mount fails"
+assert_true 'grep -q "every segment file of every topic stays open, a descriptor each: raise the limit of open files" <<<"$out"' \
+	"the message says why and what to do: $(tail -1 <<<"$out")"
+assert_true '! sb_is_mounted "$SB_MNT"' "nothing is mounted"
+rm -rf "$SB_LOG/segs"

@@ -127,4 +127,11 @@ eq "$("$SB" stat "$L/orders")" "$("$SB" stat "$L" orders)" "stat LOG_DIR/TOPIC"
 run_rc rc "$SB" stat "$L/orders" orders
 eq "$rc" 2 "topic dir exit"
 has "$out" "^streambus stat: $L/orders: holds segment files: a topic directory, not a LOG_DIR" "topic dir message"
+# more segments than open files allowed: the open failed, said as such (it
+# read "a mount would recover: cannot open: ...", like damage), exit 2
+gen -s 4096 "$T/manysegs" m 10000
+run_rc rc bash -c 'ulimit -n 40 && exec "$0" stat "$1"' "$SB" "$T/manysegs"
+eq "$rc" 2 "stat under too low a limit of open files ($out)"
+has "$out" "^streambus stat: m: cannot open: Too many open files$" "the failed open named"
+hasnt "$out" "a mount would recover" "not taken for something a mount recovers"
 echo "t_tool_stat: ok"

@@ -185,4 +185,13 @@ mkdir "$O/00000000000099999990.seg"
 run_rc rc "$SB" verify "$L" orders
 eq "$rc" 2 "unreadable segment exit ($out)"
 has "$out" "^streambus verify: orders: $O/00000000000099999990.seg: " "unreadable segment named"
+# more segments than open files allowed: the key check cannot open the log,
+# an I/O error (exit 2), not a clean exit (it said the error and exited 0)
+gen -s 4096 "$T/manysegs" m 10000
+[ "$(ls "$T/manysegs/m"/*.seg | wc -l)" -ge 80 ] || fail "want 80 segments or more"
+run_rc rc bash -c 'ulimit -n 40 && exec "$0" verify "$1"' "$SB" "$T/manysegs"
+eq "$rc" 2 "verify under too low a limit of open files ($out)"
+has "$out" "Too many open files" "the error said"
+run_rc rc "$SB" verify "$T/manysegs"
+eq "$rc" 0 "the same log under the usual limit ($out)"
 echo "t_tool_verify: ok"

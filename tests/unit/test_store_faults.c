@@ -2,7 +2,8 @@
  * test_store_faults.c - I/O errors through util_faultio: a failed fdatasync
  * is sticky until reopen and loses nothing acknowledged before it; ENOSPC
  * and short writes fail an append and leave the log exactly as before; EIO
- * on open and elsewhere surfaces as an error; and every call of the
+ * on open and elsewhere surfaces as an error; EMFILE in a roll fails one
+ * append, not the next; and every call of the
  * scripted workload failed in turn loses no acknowledged record.
  */
 #include <criterion/criterion.h>
@@ -506,6 +507,69 @@ Test(faults, eio_creating_the_next_segment_fails_the_append)
 	reopen_real();
 	cr_expect_eq(sb_log_next(L), acked);
 	expect_records(acked, "after reopen");
+}
+
+/* The process out of descriptors (EMFILE) at each open of a roll in turn
+ * (the new segment's create, the directory's sync, the sealed segment's
+ * index files under `always`, or under `never` at the sync after): that
+ * append (or sync) fails, and the next one, descriptors free again,
+ * succeeds: it used to refuse every append until reopened (a remount).
+ * Nothing is lost; verify finds nothing. */
+static void emfile_in_a_roll(enum sb_sync sync)
+{
+	unsigned fired = 0;
+	C.sync = sync;
+	C.segment_bytes = 4096;
+	for (unsigned nth = 1; nth <= 8; nth++) {
+		fresh_store();
+		fill(5);
+		int nseg = uf_count_suffix(tdir, ".seg");
+		fio_fail(F, FIO_OPEN, nth, EMFILE, 0, NULL);
+		uint64_t i = 5;
+		int rc = 0, failures = 0;
+		while (uf_count_suffix(tdir, ".seg") < nseg + 3 && i < 1000) {
+			rc = ut_append1(L, i, LEN(i), 1, NULL);
+			if (rc) {
+				cr_assert_eq(rc, -EMFILE, "nth %u: append %llu: %s", nth,
+					     (unsigned long long)i, sb_strerror(rc));
+				cr_assert_eq(failures++, 0, "nth %u: append %llu failed again: the failure stuck",
+					     nth, (unsigned long long)i);
+				continue;
+			}
+			i++;
+		}
+		rc = sb_log_sync(L);
+		if (rc) { /* under `never`, seals sync here */
+			cr_assert_eq(rc, -EMFILE, "nth %u: sync: %s", nth, sb_strerror(rc));
+			failures++;
+			rc = sb_log_sync(L);
+			cr_assert_eq(rc, 0, "nth %u: the sync after EMFILE: %s", nth, sb_strerror(rc));
+		}
+		if (!fio_failed(F))
+			break; /* fewer opens than nth */
+		fired++;
+		cr_expect_eq(failures, 1, "nth %u: EMFILE failed %d calls", nth, failures);
+		expect_records(i, "after EMFILE");
+		reopen_real();
+		cr_expect_eq(sb_log_next(L), i, "nth %u", nth);
+		expect_records(i, "after reopen");
+		sb_verify_result res;
+		cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
+		for (int k = 0; k < SB_VERIFY_NKINDS; k++)
+			cr_expect_eq(res.problems[k], 0, "nth %u: verify: %llu problems of kind %d", nth,
+				     (unsigned long long)res.problems[k], k);
+	}
+	cr_expect_geq(fired, 2u, "only %u opens failed", fired);
+}
+
+Test(faults, emfile_in_a_roll_fails_one_append_under_never)
+{
+	emfile_in_a_roll(SB_SYNC_NEVER);
+}
+
+Test(faults, emfile_in_a_roll_fails_one_append_under_always)
+{
+	emfile_in_a_roll(SB_SYNC_ALWAYS);
 }
 
 Test(faults, failing_index_saves_at_close_lose_nothing)
