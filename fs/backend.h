@@ -236,6 +236,19 @@ typedef struct sbfs_backend_ops {
 	int (*view_current)(sbfs_topic *t, void *view);
 	int (*read_view)(sbfs_topic *t, void *view, uint64_t pos, void *buf, size_t len, size_t *nread);
 	void (*view_close)(sbfs_topic *t, void *view);
+	/* Optional, all four or none (NULL: each read checks what it serves
+	 * itself): a reader's memo, one per open record file or .log reader
+	 * (the store: sb_read_memo, sb_store.h), so that a large record read
+	 * a slice at a time is checked whole once, not at every slice (SPEC
+	 * §4: reading a record of N bytes costs O(N)). read_m is read, and
+	 * read_stream_m read_view (view NULL: read_stream), through memo,
+	 * which only one open file uses (from any thread). */
+	int (*memo_new)(void **memo);
+	void (*memo_free)(void *memo);
+	int (*read_m)(sbfs_topic *t, void *memo, uint64_t off, uint64_t from, void *buf, size_t len,
+		      size_t *nread);
+	int (*read_stream_m)(sbfs_topic *t, void *memo, void *view, uint64_t pos, void *buf, size_t len,
+			     size_t *nread);
 	/* Optional (NULL: every offset in [start, next) holds a record): the
 	 * first offset >= off that holds one, or -ENOENT if none below next.
 	 * ls lists only those. */

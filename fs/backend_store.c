@@ -246,6 +246,31 @@ static void st_view_close(sbfs_topic *t, void *view)
 	sb_log_view_close(view);
 }
 
+static int st_memo_new(void **memo)
+{
+	sb_read_memo *m;
+	int rc = sb_read_memo_new(&m);
+
+	if (!rc)
+		*memo = m;
+	return E(rc);
+}
+
+static void st_memo_free(void *memo) { sb_read_memo_free(memo); }
+
+static int st_read_m(sbfs_topic *t, void *memo, uint64_t off, uint64_t from, void *buf, size_t len,
+		     size_t *nread)
+{
+	return E(sb_log_read_m(L(t), memo, off, from, buf, len, nread));
+}
+
+static int st_read_stream_m(sbfs_topic *t, void *memo, void *view, uint64_t pos, void *buf, size_t len,
+			    size_t *nread)
+{
+	return E(view ? sb_log_view_read_m(L(t), view, memo, pos, buf, len, nread)
+		      : sb_log_read_stream_m(L(t), memo, pos, buf, len, nread));
+}
+
 static int st_seek_time(sbfs_topic *t, int64_t ts, uint64_t *off)
 {
 	return E(sb_log_seek_time(L(t), ts, off));
@@ -329,6 +354,10 @@ static const sbfs_backend_ops store_ops = {
 	.view_current = st_view_current,
 	.read_view = st_read_view,
 	.view_close = st_view_close,
+	.memo_new = st_memo_new, /* a large record is checked once per open file */
+	.memo_free = st_memo_free,
+	.read_m = st_read_m,
+	.read_stream_m = st_read_stream_m,
 	.next_present = st_next_present, /* a compacted topic has gaps */
 	.gaps_ok = st_gaps_ok,
 	.seek_time = st_seek_time,

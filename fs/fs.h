@@ -167,6 +167,9 @@ typedef struct sbfs_fh {
 				 * K_SINCE [lock]: its start in view (UINT64_MAX: none yet) */
 	void *view;             /* K_LOG readers, K_SINCE [lock]: the backend's view
 				 * (backend.h), or NULL */
+	/* K_RECORD, K_LOG readers: the backend's reader memo (backend.h), or
+	 * NULL; set once, by its first read (compare-and-swap) */
+	void *_Atomic memo;
 	pid_t opener;           /* the thread that opened it: its process's close is the end */
 	/* K_LOG writers */
 	pthread_mutex_t lock;   /* guards everything below */

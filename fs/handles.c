@@ -6,6 +6,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,8 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
 	pthread_mutex_unlock(&fs->hlock);
 	if (h->view && fs->b) /* a .log reader's view of the stream (backend.h) */
 		fs->b->ops->view_close(sbfs_topic_handle(fs, h->te), h->view);
+	if (atomic_load(&h->memo) && fs->b)
+		fs->b->ops->memo_free(atomic_load(&h->memo));
 	for (size_t i = 0; i < h->nnames; i++)
 		free(h->names[i]);
 	free(h->names);

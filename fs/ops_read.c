@@ -5,11 +5,27 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
 static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
+
+/* h's reader memo (made by its first read), or NULL (none, or no memory:
+ * the reads check what they serve themselves). */
+static void *memo_of(sbfs *fs, sbfs_fh *h)
+{
+	void *m = atomic_load(&h->memo), *none = NULL;
+
+	if (m || !fs->b->ops->memo_new || fs->b->ops->memo_new(&m))
+		return m;
+	if (!atomic_compare_exchange_strong(&h->memo, &none, m)) {
+		fs->b->ops->memo_free(m); /* another read of it made one first */
+		m = none;
+	}
+	return m;
+}
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
@@ -18,6 +34,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
 	size_t n = 0;
+	void *m;
 	int rc = 0;
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
@@ -25,11 +42,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
 	if (h->kind == K_PENDING)
 		rc = sbfs_pending_read(h->p, off, buf, size, &n);
+	else if (h->kind == K_RECORD && (m = memo_of(fs, h)))
+		rc = fs->b->ops->read_m(t, m, h->offset, (uint64_t)off, buf, size, &n);
 	else if (h->kind == K_RECORD)
 		rc = fs->b->ops->read(t, h->offset, (uint64_t)off, buf, size, &n);
 	else if (h->kind == K_LOG) {
-		rc = h->view ? fs->b->ops->read_view(t, h->view, h->base + (uint64_t)off, buf, size, &n)
-			     : fs->b->ops->read_stream(t, h->base + (uint64_t)off, buf, size, &n);
+		uint64_t pos = h->base + (uint64_t)off;
+		if ((m = memo_of(fs, h)))
+			rc = fs->b->ops->read_stream_m(t, m, h->view, pos, buf, size, &n);
+		else
+			rc = h->view ? fs->b->ops->read_view(t, h->view, pos, buf, size, &n)
+				     : fs->b->ops->read_stream(t, pos, buf, size, &n);
 		if (rc == -ENOENT)
 			rc = -ENODATA; /* that part of the log was removed meanwhile */
 	} else if (h->kind == K_SINCE)

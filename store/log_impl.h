@@ -139,8 +139,8 @@ int sb_log_in_compacted(sb_log *l, uint64_t offset);
 /* Stream bytes from the segments (log_read.c), seg_lock held: of segment
  * s from pos (into dst + *done, up to len, *done counting); of the log
  * from pos (into buf, *nread counting, also on failure). */
-int sb_log_seg_stream(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done);
-int sb_log_stream_locked(sb_log *l, uint64_t pos, uint8_t *buf, size_t len, size_t *nread);
+int sb_log_seg_stream(sb_segment *s, sb_read_memo *m, uint64_t pos, uint8_t *dst, size_t len, size_t *done);
+int sb_log_stream_locked(sb_log *l, sb_read_memo *m, uint64_t pos, uint8_t *buf, size_t len, size_t *nread);
 /* A compaction round and the views (log_view.c). Before the round, outside
  * every lock: room for its n segments (0 or -ENOMEM). When it publishes,
  * seg_lock held exclusive: the segments old[0..k) it replaced (oldest

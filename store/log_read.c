@@ -111,6 +111,17 @@ static void zfill_info(sb_record_info *info, const sb_zrec *r)
 
 /* Serve bytes [from, from + len) of record part `part` (segment.h): the
  * whole record is checked, whatever part of it is read. */
+static int serve_m(sb_segment *s, sb_read_memo *m, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from,
+		   void *dst, size_t len, size_t *n)
+{
+	size_t got = 0;
+	int rc = sb_segment_copy_m(s, m, pos, h, part, from, dst, len, &got);
+
+	if (!rc && n)
+		*n = got;
+	return rc;
+}
+
 static int serve(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
 		 size_t len, size_t *n)
 {
@@ -121,6 +132,9 @@ static int serve(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uin
 		*n = got;
 	return rc;
 }
+
+static int read_m(sb_log *l, sb_read_memo *m, uint64_t offset, uint64_t from, void *buf, size_t len,
+		  size_t *nread, sb_record_info *info);
 
 static void fill_info(sb_record_info *info, const sb_rec_hdr *h, uint64_t stream)
 {
@@ -163,6 +177,18 @@ int sb_log_stat(sb_log *l, uint64_t offset, sb_record_info *info)
 int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len, size_t *nread,
 		sb_record_info *info)
 {
+	return read_m(l, NULL, offset, from, buf, len, nread, info);
+}
+
+int sb_log_read_m(sb_log *l, sb_read_memo *m, uint64_t offset, uint64_t from, void *buf, size_t len,
+		  size_t *nread)
+{
+	return read_m(l, m, offset, from, buf, len, nread, NULL);
+}
+
+static int read_m(sb_log *l, sb_read_memo *m, uint64_t offset, uint64_t from, void *buf, size_t len,
+		  size_t *nread, sb_record_info *info)
+{
 	sb_segment *s;
 	uint64_t pos, stream;
 	sb_rec_hdr h;
@@ -190,7 +216,7 @@ int sb_log_read(sb_log *l, uint64_t offset, uint64_t from, void *buf, size_t len
 	}
 	if (rc)
 		goto out_unlock;
-	rc = serve(s, pos, &h, SB_COPY_VALUE, from, buf, len, &n);
+	rc = serve_m(s, m, pos, &h, SB_COPY_VALUE, from, buf, len, &n);
 out_unlock:
 	pthread_rwlock_unlock(&l->seg_lock);
 	if (!rc) {
@@ -375,7 +401,7 @@ int sb_log_read_headers(sb_log *l, uint64_t offset, void *buf, size_t cap, size_
  * Serve stream bytes [pos, pos + len - *done) from segment s (which holds
  * pos) into dst + *done; *done counts the bytes served, also on failure.
  */
-static int stream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
+static int stream_from(sb_segment *s, sb_read_memo *m, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
 {
 	if (sb_segment_zseg(s))
 		return zstream_from(s, pos, dst, len, done);
@@ -387,17 +413,17 @@ static int stream_from(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, si
 
 	if (rc)
 		return rc;
-	rc = sb_segment_copy(s, p, &h, SB_COPY_STREAM, pos - st, dst + *done, len - *done, &n);
+	rc = sb_segment_copy_m(s, m, p, &h, SB_COPY_STREAM, pos - st, dst + *done, len - *done, &n);
 	*done += n;
 	return rc;
 }
 
-int sb_log_seg_stream(sb_segment *s, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
+int sb_log_seg_stream(sb_segment *s, sb_read_memo *m, uint64_t pos, uint8_t *dst, size_t len, size_t *done)
 {
-	return stream_from(s, pos, dst, len, done);
+	return stream_from(s, m, pos, dst, len, done);
 }
 
-int sb_log_stream_locked(sb_log *l, uint64_t pos, uint8_t *buf, size_t len, size_t *nread)
+int sb_log_stream_locked(sb_log *l, sb_read_memo *m, uint64_t pos, uint8_t *buf, size_t len, size_t *nread)
 {
 	size_t done = 0;
 	int rc = 0;
@@ -412,7 +438,7 @@ int sb_log_stream_locked(sb_log *l, uint64_t pos, uint8_t *buf, size_t len, size
 	for (size_t si = seg_by_stream(l, pos); si && si <= l->nsegs && done < len && !rc; si++) {
 		sb_segment *s = l->segs[si - 1];
 		if (pos + done < sb_segment_stream_end(s))
-			rc = stream_from(s, pos + done, buf, len, &done);
+			rc = stream_from(s, m, pos + done, buf, len, &done);
 	}
 	if (!rc && done < len) {
 		/* The segments end before the log does: never a silent end. */
@@ -427,10 +453,15 @@ out:
 
 int sb_log_read_stream(sb_log *l, uint64_t pos, void *buf, size_t len, size_t *nread)
 {
+	return sb_log_read_stream_m(l, NULL, pos, buf, len, nread);
+}
+
+int sb_log_read_stream_m(sb_log *l, sb_read_memo *m, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
 	size_t done = 0;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
-	int rc = sb_log_stream_locked(l, pos, buf, len, &done);
+	int rc = sb_log_stream_locked(l, m, pos, buf, len, &done);
 	/* Damage after some good bytes: serve those (a short read); the next
 	 * read starts at the damage and fails. */
 	if (rc == SB_ECORRUPT && done)

@@ -161,7 +161,8 @@ static sb_segment *old_seg(const sb_log_view *v, uint64_t p)
 /* Serve from an old segment s what it holds of [p, p + len - *done). A
  * record removed since (retention, sb_log_delete_before) is -ENOENT, as
  * in the live log; its CRC is checked as every byte served is. */
-static int from_old(sb_log *l, sb_segment *s, uint64_t p, uint8_t *dst, size_t len, size_t *done)
+static int from_old(sb_log *l, sb_segment *s, sb_read_memo *m, uint64_t p, uint8_t *dst, size_t len,
+		    size_t *done)
 {
 	uint64_t at, st;
 	sb_rec_hdr h;
@@ -174,13 +175,19 @@ static int from_old(sb_log *l, sb_segment *s, uint64_t p, uint8_t *dst, size_t l
 		len = *done + (size_t)room;
 	size_t before = *done;
 	if (!rc)
-		rc = sb_log_seg_stream(s, p, dst, len, done);
+		rc = sb_log_seg_stream(s, m, p, dst, len, done);
 	if (!rc && *done == before)
 		rc = SB_ECORRUPT; /* no progress: never a silent end */
 	return rc;
 }
 
 int sb_log_view_read(sb_log *l, sb_log_view *v, uint64_t pos, void *buf, size_t len, size_t *nread)
+{
+	return sb_log_view_read_m(l, v, NULL, pos, buf, len, nread);
+}
+
+int sb_log_view_read_m(sb_log *l, sb_log_view *v, sb_read_memo *m, uint64_t pos, void *buf, size_t len,
+		       size_t *nread)
 {
 	uint8_t *dst = buf;
 	size_t done = 0;
@@ -194,11 +201,11 @@ int sb_log_view_read(sb_log *l, sb_log_view *v, uint64_t pos, void *buf, size_t 
 		sb_segment *s = old_seg(v, p);
 		if (!s) {
 			size_t n = 0;
-			rc = sb_log_stream_locked(l, p, dst + done, len - done, &n);
+			rc = sb_log_stream_locked(l, m, p, dst + done, len - done, &n);
 			done += n;
 			break;
 		}
-		rc = from_old(l, s, p, dst, len, &done);
+		rc = from_old(l, s, m, p, dst, len, &done);
 	}
 	/* Damage, or a removed record, after some good bytes: serve those (a
 	 * short read); the next read starts there and fails. */

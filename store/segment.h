@@ -247,6 +247,22 @@ enum {
 int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
 		    size_t len, size_t *done);
 /*
+ * sb_segment_copy through reader memo m (segment_memo.c; NULL: as
+ * sb_segment_copy): a payload of at least SB_MEMO_MIN bytes (SB_COPY_VALUE,
+ * and with SB_COPY_STREAM one that this copy serves only part of) is
+ * checked whole once per memo, and each later slice of it only over the
+ * SB_MEMO_CHUNK-byte chunks it touches, its header and key, and its header
+ * block.
+ */
+#define SB_MEMO_CHUNK (64u * 1024u)
+#define SB_MEMO_MIN (256u * 1024u)
+int sb_segment_copy_m(sb_segment *s, sb_read_memo *m, uint64_t pos, const sb_rec_hdr *h, int part,
+		      uint64_t from, void *dst, size_t len, size_t *done);
+/* The memo's copy of payload bytes [from, from + len) of the record at pos
+ * (header h; cut at its end). 0 or SB_ECORRUPT (reported). */
+int sb_segment_copy_memo(sb_segment *s, sb_read_memo *m, uint64_t pos, const sb_rec_hdr *h, uint64_t from,
+			 void *dst, size_t len, size_t *done);
+/*
  * Report (through the log's report callback) damage a read met: the
  * record's offset, the segment file and the byte position. A repeat of the
  * last report of this segment is not reported again.

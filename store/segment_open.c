@@ -51,6 +51,7 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 {
 	uint64_t off = atomic_load(&s->next), st = atomic_load(&s->stream_end);
 	int64_t max_ts = atomic_load(&s->max_ts);
+	uint64_t first = pos;
 	sb_rec_hdr h;
 	int r = SB_REC_OK;
 
@@ -88,6 +89,12 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 		off++;
 		st += h.value_len;
 	}
+	/* The check read what it checked through the mapping: let its pages
+	 * go (as sb_segment_walk does), or a mount keeps the tail it checked
+	 * mapped (a 256 MiB last record: 256 MiB resident in the daemon). */
+	uint64_t a = (first + 4095) & ~(uint64_t)4095, b = pos & ~(uint64_t)4095;
+	if (!s->win && b > a)
+		(void)madvise(s->map + a, b - a, MADV_DONTNEED);
 	atomic_store(&s->len, pos);
 	if (s->span && r == SB_REC_OK)
 		off = s->base + s->span; /* the records removed after the last kept one */

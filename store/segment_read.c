@@ -249,8 +249,8 @@ static int batch_flush(sb_segment *s, stream_batch *b, size_t *done)
  * on, through the records after it, into dst[0, len). Each header is read
  * once, into the batch, and both its framing and its CRC come from that copy.
  */
-static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, uint8_t *dst, size_t len,
-		       size_t *done)
+static int copy_stream(sb_segment *s, sb_read_memo *m, uint64_t p, uint64_t off, uint64_t skip, uint8_t *dst,
+		       size_t len, size_t *done)
 {
 	const uint8_t *map = s->map;
 	uint64_t slen = sb_segment_len(s), pf = p & ~(uint64_t)63;
@@ -285,8 +285,17 @@ static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, u
 		size_t n = h.value_len - skip, room = len - *done - b.bytes;
 		if (n > room)
 			n = room;
-		/* A record giving no bytes (an empty one) is only stepped over. */
-		if (n) {
+		/* A large record served only in part: through the memo (the
+		 * records before it first, in order). */
+		if (m && n && h.value_len >= SB_MEMO_MIN && n < h.value_len) {
+			size_t got = 0;
+			if ((rc = batch_flush(s, &b, done)))
+				return rc;
+			if ((rc = sb_segment_copy_memo(s, m, p, &h, skip, dst + *done, n, &got)))
+				return rc;
+			*done += got;
+		} else if (n) {
+			/* (a record giving no bytes, an empty one, is only stepped over) */
 			b.job[b.n] = copy_job(map + p, hb, &h, sb_rec_value_at(&h), skip, n,
 					      dst + *done + b.bytes);
 			b.pos[b.n] = p;
@@ -308,16 +317,24 @@ static int copy_stream(sb_segment *s, uint64_t p, uint64_t off, uint64_t skip, u
 int sb_segment_copy(sb_segment *s, uint64_t pos, const sb_rec_hdr *h, int part, uint64_t from, void *dst,
 		    size_t len, size_t *done)
 {
+	return sb_segment_copy_m(s, NULL, pos, h, part, from, dst, len, done);
+}
+
+int sb_segment_copy_m(sb_segment *s, sb_read_memo *m, uint64_t pos, const sb_rec_hdr *h, int part,
+		      uint64_t from, void *dst, size_t len, size_t *done)
+{
 	uint8_t hb[SB_REC_HDR];
 	uint32_t at, plen;
 	size_t n = 0;
 	int rc;
 
 	if (part == SB_COPY_STREAM) {
-		rc = copy_stream(s, pos, h->offset, from, dst, len, &n);
+		rc = copy_stream(s, m, pos, h->offset, from, dst, len, &n);
 		*done = n;
 		return rc;
 	}
+	if (m && part == SB_COPY_VALUE && h->value_len >= SB_MEMO_MIN && len)
+		return sb_segment_copy_memo(s, m, pos, h, from, dst, len, done);
 	if (part == SB_COPY_KEY) {
 		at = SB_REC_AT_KEY;
 		plen = h->key_len;

@@ -364,6 +364,28 @@ int sb_log_view_open(sb_log *l, sb_log_view **out);
 int sb_log_view_current(sb_log *l, const sb_log_view *v);
 int sb_log_view_read(sb_log *l, sb_log_view *v, uint64_t pos, void *buf, size_t len, size_t *nread);
 void sb_log_view_close(sb_log_view *v);
+/*
+ * A reader's memo: what one reader (an open file) keeps between its reads
+ * so that a large record read a slice at a time is checked whole once, not
+ * at every slice (SPEC §4; reading a record of N bytes costs O(N)). The
+ * *_m reads are the reads above through memo m: a payload of 256 KiB or
+ * more (segment.h: SB_MEMO_MIN) has its CRC checked whole at the memo's
+ * first read of it, which keeps 4 bytes per 64 KiB of it (at most 32 KiB,
+ * for one record at a time); each later read checks the 64 KiB chunks it
+ * serves, the header and key, and the header block against those values,
+ * so a byte served is still a byte checked, and damage made after the
+ * first read fails the first read that reaches it. m may be NULL (the
+ * plain read). A memo is used by one reader, from any thread (it has its
+ * own lock); free it after its last read.
+ */
+typedef struct sb_read_memo sb_read_memo;
+int sb_read_memo_new(sb_read_memo **out);
+void sb_read_memo_free(sb_read_memo *m);
+int sb_log_read_m(sb_log *l, sb_read_memo *m, uint64_t offset, uint64_t from, void *buf, size_t len,
+		  size_t *nread);
+int sb_log_read_stream_m(sb_log *l, sb_read_memo *m, uint64_t pos, void *buf, size_t len, size_t *nread);
+int sb_log_view_read_m(sb_log *l, sb_log_view *v, sb_read_memo *m, uint64_t pos, void *buf, size_t len,
+		       size_t *nread);
 /* The offset of the record holding stream byte pos (-ENOENT outside); the
  * records' framing is checked on the way, not that record's CRC. */
 int sb_log_offset_at(sb_log *l, uint64_t pos, uint64_t *offset);
