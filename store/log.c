@@ -866,7 +866,10 @@ int sb_log_delete_before(sb_log *l, uint64_t offset)
 	else if (offset > atomic_load(&l->next))
 		rc = -EINVAL;
 	else if (offset > atomic_load(&l->start))
-		rc = set_start(l, offset, 1);
+		/* under `always` on disk before it returns, as an append is: a
+		 * durable publish (a rewrite in place, torn by a power loss,
+		 * would lose the start an earlier removal made durable) */
+		rc = set_start(l, offset, l->cfg.sync != SB_SYNC_ALWAYS);
 	pthread_mutex_unlock(&l->append_mu);
 	return rc;
 }
