@@ -221,6 +221,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 */
 	int mine = sbfs_fh_is_opener(h, fuse_req_ctx(req)->pid);
 	if (mine && h->kind == K_LOG && h->writer) {
+		sbfs_pending_settle(fs, h->te); /* its last line after files closed before */
 		pthread_mutex_lock(&h->lock);
 		rc = sbfs_log_flush_partial(fs, h);
 		pthread_mutex_unlock(&h->lock);

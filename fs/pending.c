@@ -199,8 +199,10 @@ static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, s
 {
 	int rc = -ENOENT;
 	/* a file closed unwritten is a record by now, not a name to open
-	 * (its release would take it from under the open: ENOENT) */
-	sbfs_pending_settle(fs, te);
+	 * (its release would take it from under the open: ENOENT); not for
+	 * rmdir's look for any file (""), which holds nslock */
+	if (*name)
+		sbfs_pending_settle(fs, te);
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
 		if (named_live(p, te, name, keyview)) {
@@ -736,8 +738,10 @@ int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
 	int linked = p->linked, held = hold_locked(p);
-	if (linked && !held)
+	if (linked && !held) {
 		sbfs_pending_empty_wait_locked(fs, p->te, atomic_load(&p->closed_empty) ? p->empty_seq : UINT64_MAX);
+		linked = p->linked; /* an rm or a rename may have come meanwhile */
+	}
 	pthread_mutex_lock(&p->lock);
 	int commit = linked && !held && p->dirty;
 	if (linked && !held && !p->dirty && !p->committed && !p->failed)
@@ -764,19 +768,24 @@ void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p)
 
 /*
  * The last release appends what its close did not: a file closed unwritten
- * (after those of the topic closed unwritten before it, and staying in the
- * list, counted, until its record is appended: what waits for it comes
- * after), or one closed by others only.
+ * (after those of the topic closed unwritten before it), or one closed by
+ * others only. A file closed unwritten stays in the list, counted (what
+ * waits for it comes after its record), and open (nothing else frees or
+ * takes it) until its record is appended.
  */
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked, last = --p->opens == 0;
-	int held = hold_locked(p);
-	int empty = linked && !held && atomic_load(&p->closed_empty);
-	if (empty)
+	int linked = p->linked, held = hold_locked(p);
+	int empty = p->opens == 1 && linked && !held && atomic_load(&p->closed_empty);
+	if (empty) {
 		sbfs_pending_empty_wait_locked(fs, p->te, p->empty_seq);
+		linked = p->linked; /* an rm meanwhile: nothing to append */
+	} else {
+		p->opens--;
+	}
+	int last = empty || p->opens == 0;
 	if (last && linked && !held && !empty)
 		pending_unlink_locked(fs, p); /* its record is the file now */
 	pthread_mutex_unlock(&fs->plock);
@@ -788,8 +797,11 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	pthread_mutex_unlock(&p->lock);
 	if (empty) {
 		pthread_mutex_lock(&fs->plock);
-		if (last && p->linked)
+		p->opens--;
+		if (p->linked)
 			pending_unlink_locked(fs, p); /* uncounts it */
+		else
+			sbfs_pending_empty_unmark_locked(fs, p);
 		pthread_mutex_unlock(&fs->plock);
 	}
 	if (last)
