@@ -45,9 +45,9 @@ static const char help[] =
 	"repairs, 2 usage error, LOG_DIR in use, or an error that stopped the\n"
 	"recovery.\n";
 
-/* A change the store reported, printed once its topic is known to have
- * opened: a refused topic's changes were made in memory only (rebuilt
- * indexes are saved when the topic opens), nothing on disk. */
+/* A change the store reported, printed once the open is done: of a
+ * refused topic, the indexes rebuilt are not (they are made in memory and
+ * saved only when the topic opens); what was done on disk is. */
 typedef struct change {
 	struct change *next;
 	char *topic, *msg;
@@ -59,8 +59,8 @@ typedef struct rstate {
 	unsigned long refused;
 	change *first, **last;   /* reported, in order */
 	char **gone;             /* the refused topics */
+	int *gone_err;           /* and why */
 	size_t ngone;
-	int nomem;
 } rstate;
 
 /* A daemon just unmounted (still closing) or another tool holds LOG_DIR. */
@@ -93,23 +93,32 @@ static void say_locked(const char *cmd, const char *dir)
 	free(h);
 }
 
-static int on_refused(void *arg, const char *topic, int err, const char *msg)
+static void say_refused(const rstate *st, const char *topic, int err)
 {
-	rstate *st = arg;
-	char **g = realloc(st->gone, (st->ngone + 1) * sizeof(*g));
-
-	if (msg && *msg)
-		printf("%s: %s\n", topic, msg); /* why (its changes are not printed) */
-	if (g && (g[st->ngone] = strdup(topic)))
-		st->ngone++;
-	if (g)
-		st->gone = g;
-	st->refused++;
 	if (err == SB_ECORRUPT)
 		printf("%s: damage left: 'streambus recover --cut %s %s' cuts the log there\n", topic,
 		       st->dir, topic);
 	else
 		printf("%s: not opened: %s\n", topic, sb_strerror(err));
+}
+
+static int on_refused(void *arg, const char *topic, int err, const char *msg)
+{
+	rstate *st = arg;
+	char **g = realloc(st->gone, (st->ngone + 1) * sizeof(*g));
+	int *e = g ? realloc(st->gone_err, (st->ngone + 1) * sizeof(*e)) : NULL;
+
+	(void)msg; /* its report said why */
+	if (g)
+		st->gone = g;
+	if (e)
+		st->gone_err = e;
+	st->refused++;
+	if (e && (g[st->ngone] = strdup(topic))) {
+		e[st->ngone++] = err; /* said after its changes (print_changes) */
+		return 0;
+	}
+	say_refused(st, topic, err); /* no memory to hold it */
 	return 0;
 }
 
@@ -122,7 +131,8 @@ static void on_report(void *arg, const char *topic, const char *msg)
 		if (c)
 			free(c->topic);
 		free(c);
-		st->nomem = 1;
+		st->changes++; /* no memory to hold it: said at once */
+		printf("%s%s%s\n", topic ? topic : "", topic && *topic ? ": " : "", msg);
 		return;
 	}
 	*st->last = c;
@@ -137,13 +147,13 @@ static int refused(const rstate *st, const char *topic)
 	return 0;
 }
 
-/* Print the changes of the topics that opened (and the store's own), then
- * free them all. */
+/* Print the changes (of a refused topic, not the indexes rebuilt), then
+ * what is left refused; free them all. */
 static void print_changes(rstate *st)
 {
 	for (change *c = st->first, *n; c; c = n) {
 		n = c->next;
-		if (!*c->topic || !refused(st, c->topic)) {
+		if (!*c->topic || !refused(st, c->topic) || !strstr(c->msg, "index rebuilt")) {
 			st->changes++;
 			if (*c->topic)
 				printf("%s: %s\n", c->topic, c->msg);
@@ -156,10 +166,14 @@ static void print_changes(rstate *st)
 	}
 	st->first = NULL;
 	st->last = &st->first;
-	for (size_t i = 0; i < st->ngone; i++)
+	for (size_t i = 0; i < st->ngone; i++) {
+		say_refused(st, st->gone[i], st->gone_err[i]);
 		free(st->gone[i]);
+	}
 	free(st->gone);
+	free(st->gone_err);
 	st->gone = NULL;
+	st->gone_err = NULL;
 	st->ngone = 0;
 }
 
