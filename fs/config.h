@@ -28,6 +28,10 @@ typedef struct sbfs_config {
 	int create;             /* [mount] create: make log_dir if missing */
 	int nonempty;           /* -o nonempty: mount over a non-empty mountpoint */
 	int read_only;          /* -o ro */
+	/* tests only (SBFS_TEST_RELEASE_DELAY_MS, read at start): each release
+	 * of a file being created waits this long first, as a loaded daemon
+	 * may (t_write: the order of files closed unwritten) */
+	int test_release_delay_ms;
 	/* [mount] backend: its class and its settings (every other section,
 	 * and -o keys that are not [mount] keys) */
 	const sbfs_backend_class *backend;

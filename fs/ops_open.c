@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <time.h>
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
@@ -239,6 +240,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
 	int rc = 0;
+	if (h->kind == K_PENDING && fs->cfg->test_release_delay_ms > 0) {
+		int ms = fs->cfg->test_release_delay_ms;
+		nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
+	}
 	if (h->kind == K_LOG && h->writer)
 		rc = sbfs_log_flush_partial(fs, h);
 	else if (h->kind == K_PENDING)
