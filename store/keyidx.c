@@ -241,16 +241,6 @@ static uint64_t unindexed_bytes(sb_kx *x, int with_tail)
 
 /* ---- indexing the tail ---------------------------------------------------------- */
 
-/* The tail is indexed in batches of this many bytes (the flusher is woken
- * when it is that long): a batch, its sort and its run fit in a core's
- * cache. Runs of a batch's size are kept apart in act (the table write
- * merges them); smaller ones (a reader catching up) are merged with the
- * next. */
-static uint64_t batch_bytes(const sb_kx *x)
-{
-	return x->p.memtable_bytes / 8;
-}
-
 /*
  * Sort the tail's records below `below` into a run and put it in front
  * of act, merging it with the runs after it while they are no more than
@@ -283,7 +273,7 @@ static int index_batch(sb_kx *x, int will_freeze, uint64_t below, uint64_t bytes
 		will_freeze = atomic_load(&x->act_bytes) + sb_kr_bytes(r) >= x->p.memtable_bytes ||
 			      bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 	while (r && k < x->nact &&
-	       (x->nact == RUNS_MAX || (!will_freeze && sb_kr_bytes(x->act[k]) < batch_bytes(x) &&
+	       (x->nact == RUNS_MAX || (!will_freeze && sb_kr_bytes(x->act[k]) < sb_kx_batch_bytes(x) &&
 					2 * sb_kr_bytes(r) >= sb_kr_bytes(x->act[k])))) {
 		sb_kr *m;
 		if (sb_kr_merge(r, x->act[k], &m)) {
@@ -321,7 +311,7 @@ static int index_batch(sb_kx *x, int will_freeze, uint64_t below, uint64_t bytes
  * and its run in a core's cache; the tail's chunks go back to its spares). */
 static uint64_t fill_bytes(const sb_kx *x)
 {
-	return batch_bytes(x);
+	return sb_kx_batch_bytes(x);
 }
 
 typedef struct fill_ctx {
@@ -507,8 +497,13 @@ static int act_due(sb_kx *x)
 }
 
 /* Index the tail; past the limits, freeze the runs and write them as a
- * table; merge tables. With `all`, freeze whatever was indexed. */
-static int maintain(sb_kx *x, int all)
+ * table; merge tables. With `all`, freeze whatever was indexed. With a
+ * flusher, `closing` counts as busy (keyidx_write.c): the frozen runs are
+ * written alone and merges are left to the flusher after the next open (it
+ * merges what is due within its first turn), unless the tables are at the
+ * busy bound: a close does no more than it must. Without one (no_flusher:
+ * the tools) the close merges what is due, as every maintain does. */
+static int maintain(sb_kx *x, int all, int closing)
 {
 	size_t at, k;
 	int rc;
@@ -517,7 +512,7 @@ static int maintain(sb_kx *x, int all)
 		return catch_up(x);
 	pthread_mutex_lock(&x->maint_mu);
 	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
-	x->busy = x->p.background && kb - x->maint_kb >= batch_bytes(x);
+	x->busy = x->p.background && (closing || kb - x->maint_kb >= sb_kx_batch_bytes(x));
 	x->maint_kb = kb;
 	rc = sb_kx_flush_imm(x); /* one left by a failure */
 	if (!rc) {
@@ -539,6 +534,8 @@ static int maintain(sb_kx *x, int all)
 	while (!rc && sb_kx_merge_due(x, &at, &k))
 		rc = sb_kx_merge_at(x, at, k);
 	pthread_mutex_unlock(&x->maint_mu);
+	if (rc == -ECANCELED) /* the store closes (sb_kx_stop_merges) */
+		rc = 0;
 	if (rc)
 		report(x, "key index: writing a table failed: %s%s", sb_strerror(rc), "");
 	return rc;
@@ -546,7 +543,7 @@ static int maintain(sb_kx *x, int all)
 
 int sb_kx_maintain(sb_kx *x)
 {
-	return maintain(x, 0);
+	return maintain(x, 0, 0);
 }
 
 int sb_kx_index(sb_kx *x)
@@ -564,7 +561,7 @@ int sb_kx_index(sb_kx *x)
 	/* Keys coming (more since the last look) but not a batch yet, or no
 	 * room until the flusher freezes the runs: look again soon. A few
 	 * keys that stopped coming are read at once. */
-	if ((tb < batch_bytes(x) && kb != seen) || atomic_load(&x->act_bytes) >= INDEXER_CAP(x))
+	if ((tb < sb_kx_batch_bytes(x) && kb != seen) || atomic_load(&x->act_bytes) >= INDEXER_CAP(x))
 		return 1;
 	pthread_mutex_lock(&x->idx_mu);
 	rc = index_tail(x, 0, INDEXER_CAP(x));
@@ -597,7 +594,7 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uin
 	 * indexes in batches of half key_memtable_bytes; with one, only when
 	 * the flusher is far behind, bounding the reads a get may wait for. */
 	uint64_t tb = unindexed_bytes(x, !x->p.background);
-	if (x->p.background && x->wake && tb >= batch_bytes(x) &&
+	if (x->p.background && x->wake && tb >= sb_kx_batch_bytes(x) &&
 	    !atomic_load_explicit(&x->woken, memory_order_relaxed)) {
 		atomic_store(&x->woken, 1);
 		x->wake(x->wake_arg);
@@ -620,7 +617,7 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uin
 		catch_up(x); /* only sort: table writes stay the flusher's */
 		atomic_fetch_add_explicit(&x->app_sorts, 1, memory_order_relaxed);
 	} else {
-		maintain(x, 0); /* a failed write is retried later */
+		maintain(x, 0, 0); /* a failed write is retried later */
 		if (x->p.background)
 			atomic_fetch_add_explicit(&x->app_writes, 1, memory_order_relaxed);
 	}
@@ -633,6 +630,8 @@ int sb_kx_close(sb_kx *x, int finish)
 
 	if (!x)
 		return 0;
+	/* The flusher is joined: the close's own writes go to the end. */
+	atomic_store(&x->stop_merges, 0);
 	if (finish && !x->p.read_only) {
 		/* Write the frozen runs; the rest is replayed from the log at the
 		 * next open (at most a few key_memtable_bytes of keys). But with
@@ -644,7 +643,7 @@ int sb_kx_close(sb_kx *x, int finish)
 			   atomic_load(&x->last_keyed) <= atomic_load(&x->walk_end) &&
 			   atomic_load(&x->noted_bytes) - atomic_load(&x->act_mark) >= SB_KX_CLOSE_NOTE_BYTES &&
 			   atomic_load(&x->noted_end) > x->act_from;
-		rc = maintain(x, note);
+		rc = maintain(x, note, 1);
 	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_close(x->t[i]);
@@ -661,6 +660,11 @@ int sb_kx_close(sb_kx *x, int finish)
 	free(x->dir);
 	free(x);
 	return rc;
+}
+
+void sb_kx_stop_merges(sb_kx *x)
+{
+	atomic_store(&x->stop_merges, 1);
 }
 
 void sb_kx_remove_files(sb_kx *x)

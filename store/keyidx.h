@@ -31,10 +31,11 @@
  * one; a listing, verify and compaction's "is this the latest?" (a get)
  * likewise. Lookups go tail, runs newest first, frozen runs, then tables
  * newest first, skipping tables by Bloom filter. Tables are merged as a
- * counter of base 4 (four tables of one level become one of the next
- * level), so a lookup meets at most 3 tables a level; but while keys come
- * faster than the flusher writes (busy), it writes the frozen runs alone
- * and merges later, more tables at once (up to 12 tables meanwhile).
+ * counter of base SB_KX_MERGE_WIDTH (4 tables of one level become one of
+ * the next level), so a lookup meets at most 3 tables a level; but while
+ * keys come faster than the flusher writes (busy), it writes the frozen
+ * runs alone and merges later, more tables at once (up to
+ * SB_KX_BUSY_TABLES_MAX tables meanwhile).
  *
  * Derived data: the tables cover a contiguous range of log offsets
  * [lo, covered]; everything after `covered` (the tail and the runs not yet
@@ -67,6 +68,12 @@
 #include "sb_store.h"
 
 typedef struct sb_kx sb_kx;
+
+/* The base of the tables' merge counter, and the tables a busy flusher
+ * leaves unmerged at most (a get reads at most this many, their Bloom
+ * filters first). */
+#define SB_KX_MERGE_WIDTH 4
+#define SB_KX_BUSY_TABLES_MAX (3 * SB_KX_MERGE_WIDTH)
 
 /* One keyed record of the log for the indexer (params.walk): 0 to go on,
  * nonzero to stop the walk (returned by it). */
@@ -139,6 +146,10 @@ int sb_kx_index(sb_kx *x);
  * nothing). Then free. */
 #define SB_KX_CLOSE_NOTE_BYTES (1u << 20)
 int sb_kx_close(sb_kx *x, int finish);
+/* The store is closing: a merge of tables in progress (the flusher's) is
+ * abandoned, its temp file removed; the table writes of the close itself
+ * (sb_kx_close) still happen. [any thread] */
+void sb_kx_stop_merges(sb_kx *x);
 /* Delete every table file (the topic is being removed). */
 void sb_kx_remove_files(sb_kx *x);
 

@@ -50,7 +50,8 @@ struct sb_kx {
 	uint64_t replay_from; /* where the replay at open started */
 	uint64_t idx_seen;    /* [the indexer] noted_kbytes at its last look */
 	uint64_t maint_kb;    /* [maint_mu] noted_kbytes when maintain last began */
-	int busy;             /* [maint_mu] keys came fast since then (busy()) */
+	int busy;             /* [maint_mu] keys came fast since then, or
+			       * closing (busy()) */
 	pthread_mutex_t idx_mu;   /* one indexer (tail -> runs) at a time */
 	sb_kr *act[RUNS_MAX];     /* [lock; changed under idx_mu] runs, newest first */
 	size_t nact;
@@ -70,10 +71,23 @@ struct sb_kx {
 	void (*wake)(void *arg);  /* the flusher's wake-up (sb_kx_set_wake) */
 	void *wake_arg;
 	_Atomic int woken;        /* wake called since the last index_tail */
+	_Atomic int stop_merges;  /* the store is closing: a merge in progress
+				   * is abandoned (the next open's flusher
+				   * merges what is due) */
 	_Atomic uint64_t app_sorts, app_writes; /* [appender] times it indexed
 						 * the tail / wrote runs itself
 						 * for a lagging flusher */
 };
+
+/* The tail is indexed in batches of this many bytes (the flusher is woken
+ * when it is that long): a batch, its sort and its run fit in a core's
+ * cache. Runs of a batch's size are kept apart in act (the table write
+ * merges them); smaller ones (a reader catching up) are merged with the
+ * next. */
+static inline uint64_t sb_kx_batch_bytes(const sb_kx *x)
+{
+	return x->p.memtable_bytes / 8;
+}
 
 /* Room for n tables in x->t. 0 or -ENOMEM. [maint_mu or the open] */
 int sb_kx_tables_reserve(sb_kx *x, size_t n);

@@ -12,36 +12,45 @@
 #include "fsutil.h"
 #include "keyidx_impl.h"
 
-#define MERGE_WIDTH 4
+/* What a table write adds entries through: tombstones dropped when no
+ * older table is left under them; a merge (tables in it) abandoned with
+ * -ECANCELED when the store closes (stop_merges, looked at before the
+ * first entry and every 256th). */
+typedef struct wctx {
+	sb_kt_writer *w;
+	sb_kx *x;
+	int drop_tombstones, may_cancel;
+	uint32_t n;
+} wctx;
 
 static int add_entry(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
 {
-	return sb_kt_writer_add(arg, k, kl, v);
-}
+	wctx *c = arg;
 
-static int add_live(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
-{
-	if (v->flags & SB_MT_TOMBSTONE)
+	if (c->drop_tombstones && (v->flags & SB_MT_TOMBSTONE))
 		return 0;
-	return sb_kt_writer_add(arg, k, kl, v);
+	if (c->may_cancel && !(c->n++ & 255) && atomic_load(&c->x->stop_merges))
+		return -ECANCELED;
+	return sb_kt_writer_add(c->w, k, kl, v);
 }
 
-/* Write sources s[0..n) as the table [first, last] and open it. */
+/* Write sources s[0..n) as the table [first, last] and open it
+ * (may_cancel: it merges tables). */
 static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last, uint64_t max, uint32_t level,
-		       int drop_tombstones, sb_kt **out)
+		       int drop_tombstones, int may_cancel, sb_kt **out)
 {
-	sb_kt_writer *w;
+	wctx c = {.x = x, .drop_tombstones = drop_tombstones, .may_cancel = may_cancel};
 	char name[48];
-	int rc = sb_kt_writer_new(x->p.io, x->dir, first, last, max, level, &w);
+	int rc = sb_kt_writer_new(x->p.io, x->dir, first, last, max, level, &c.w);
 
 	if (rc)
 		return rc;
-	rc = sb_km_merge(s, n, drop_tombstones ? add_live : add_entry, w);
+	rc = sb_km_merge(s, n, add_entry, &c);
 	if (rc) {
-		sb_kt_writer_abort(w);
+		sb_kt_writer_abort(c.w);
 		return rc;
 	}
-	if ((rc = sb_kt_writer_finish(w)))
+	if ((rc = sb_kt_writer_finish(c.w)))
 		return rc;
 	sb_kt_name(name, first, last);
 	return sb_kt_open_written(x->p.io, x->dir, name, out);
@@ -49,14 +58,15 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 
 /*
  * How many of the newest tables the next flush takes in, and the level of
- * the table it writes: a flush is a merge counter of base MERGE_WIDTH's
- * increment, done in one pass. A level-0 table joining MERGE_WIDTH - 1
- * level-0 tables would be merged with them into a level-1 table at once,
- * and that with MERGE_WIDTH - 1 level-1 tables into a level 2 one, and so
- * on: the frozen runs are written with all of those into the level the
- * carry stops at, rather than as a level-0 table rewritten at once
- * (each key written fewer times; the tables are the ones the counter
- * leaves). [maint_mu; tables only change under it] */
+ * the table it writes: a flush is a merge counter of base
+ * SB_KX_MERGE_WIDTH's increment, done in one pass. A level-0 table joining
+ * SB_KX_MERGE_WIDTH - 1 level-0 tables would be merged with them into a
+ * level-1 table at once, and that with SB_KX_MERGE_WIDTH - 1 level-1
+ * tables into a level 2 one, and so on: the frozen runs are written with
+ * all of those into the level the carry stops at, rather than as a
+ * level-0 table rewritten at once (each key written fewer times; the
+ * tables are the ones the counter leaves). [maint_mu; tables only change
+ * under it] */
 static size_t flush_carry(sb_kx *x, uint32_t *level)
 {
 	size_t k = 0;
@@ -65,9 +75,9 @@ static size_t flush_carry(sb_kx *x, uint32_t *level)
 	pthread_rwlock_rdlock(&x->lock);
 	for (;;) {
 		size_t j = 0;
-		while (j < MERGE_WIDTH - 1 && k + j < x->nt && sb_kt_level(x->t[k + j]) == lv)
+		while (j < SB_KX_MERGE_WIDTH - 1 && k + j < x->nt && sb_kt_level(x->t[k + j]) == lv)
 			j++;
-		if (j < MERGE_WIDTH - 1)
+		if (j < SB_KX_MERGE_WIDTH - 1)
 			break;
 		k += j;
 		lv++;
@@ -77,19 +87,23 @@ static size_t flush_carry(sb_kx *x, uint32_t *level)
 	return k;
 }
 
-/* Tables a flusher leaves unmerged while busy: a get reads at most this
- * many (their Bloom filters first). */
-#define BUSY_TABLES_MAX 12
-
 /* Are keys coming in faster than the flusher writes tables (a batch or
- * more of them since its last turn began)? Then a flush writes the frozen
- * runs alone (level 0) and merges wait for a quieter turn, while there are
- * fewer than BUSY_TABLES_MAX tables: the write is the shortest, and the
- * merge later takes in more tables at once (fewer rewrites a key). Only
- * with a flusher. [maint_mu: tables only change under it] */
+ * more of them since its last turn began, looked at again before each
+ * write: keys that came during the turn's first write make the rest of
+ * it busy)? Then a flush writes the frozen runs alone (level 0) and
+ * merges wait for a quieter turn, while there are fewer than
+ * SB_KX_BUSY_TABLES_MAX tables: the write is the shortest, and the merge
+ * later takes in more tables at once (fewer rewrites a key). Only with a
+ * flusher, or at the close (maintain). [maint_mu: tables only change
+ * under it] */
 static int busy(sb_kx *x)
 {
-	return x->busy && x->nt < BUSY_TABLES_MAX;
+	if (x->nt >= SB_KX_BUSY_TABLES_MAX)
+		return 0;
+	if (!x->busy && x->p.background &&
+	    atomic_load_explicit(&x->noted_kbytes, memory_order_acquire) - x->maint_kb >= sb_kx_batch_bytes(x))
+		x->busy = 1;
+	return x->busy;
 }
 
 static void remove_tables(sb_kx *x, sb_kt **in, size_t k)
@@ -142,7 +156,7 @@ int sb_kx_flush_imm(sb_kx *x)
 	}
 	if (k)
 		from = sb_kt_first(in[k - 1]);
-	if ((rc = write_table(x, s, n + k, from, to, max, level, all, &t)))
+	if ((rc = write_table(x, s, n + k, from, to, max, level, all, k > 0, &t)))
 		goto out_free;
 	pthread_rwlock_wrlock(&x->lock);
 	rc = sb_kx_tables_reserve(x, x->nt + 1);
@@ -174,8 +188,8 @@ out_free:
  * place i. [maint_mu] */
 int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 {
-	src s[MERGE_WIDTH * 2];
-	sb_kt *in[MERGE_WIDTH * 2], *out;
+	src s[SB_KX_MERGE_WIDTH * 2];
+	sb_kt *in[SB_KX_MERGE_WIDTH * 2], *out;
 	uint64_t max = 0;
 	int rc, all;
 
@@ -189,7 +203,7 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 		max += sb_kt_count(in[j]);
 	}
 	/* Tables are only removed here, under maint_mu: `in` stays valid. */
-	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, sb_kt_level(in[0]) + 1, all, &out);
+	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, sb_kt_level(in[0]) + 1, all, 1, &out);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&x->lock);
@@ -201,8 +215,8 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 	return sb_fsync_dir(x->p.io, x->dir);
 }
 
-/* The first group of MERGE_WIDTH or more adjacent tables of one level,
- * newest first: 1 and *at, *k (up to twice MERGE_WIDTH of them; the
+/* The first group of SB_KX_MERGE_WIDTH or more adjacent tables of a level,
+ * newest first: 1 and *at, *k (up to twice SB_KX_MERGE_WIDTH of them; the
  * tables a busy flusher left are merged so, more at once), or 0. None
  * while busy. [maint_mu] */
 int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k)
@@ -214,9 +228,9 @@ int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k)
 	pthread_rwlock_rdlock(&x->lock);
 	for (size_t i = 0, j; i < x->nt && !found; i = j) {
 		uint32_t lv = sb_kt_level(x->t[i]);
-		for (j = i + 1; j < x->nt && j - i < 2 * MERGE_WIDTH && sb_kt_level(x->t[j]) == lv; j++)
+		for (j = i + 1; j < x->nt && j - i < 2 * SB_KX_MERGE_WIDTH && sb_kt_level(x->t[j]) == lv; j++)
 			;
-		if (j - i >= MERGE_WIDTH) {
+		if (j - i >= SB_KX_MERGE_WIDTH) {
 			*at = i;
 			*k = j - i;
 			found = 1;

@@ -42,8 +42,10 @@ int sb_log_compact_due(sb_log *l, int64_t now_ns);
 int sb_log_compress_bg(sb_log *l, size_t *done);
 /* The store is closing: a compaction or compression round in progress
  * stops before its next segment (a compaction's built files are removed,
- * nothing swapped; what is compressed stays), so that the close, and the
- * unmount waiting for it, is not held for the rest of a long round. */
+ * nothing swapped; what is compressed stays), and a merge of key tables
+ * in progress is abandoned (the next open's flusher does it), so that the
+ * close, and the unmount waiting for it, is not held for the rest of a
+ * long round. */
 void sb_log_stop_rewrites(sb_log *l);
 
 #endif

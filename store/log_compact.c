@@ -537,6 +537,8 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 void sb_log_stop_rewrites(sb_log *l)
 {
 	atomic_store(&l->stop_rewrites, 1);
+	if (l->kx)
+		sb_kx_stop_merges(l->kx);
 }
 
 int sb_log_compact_due(sb_log *l, int64_t now_ns)

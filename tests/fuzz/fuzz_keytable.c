@@ -9,8 +9,8 @@
  *             footer), so that what lies behind them is explored ("forged")
  *   bits 1-2  the table is named for the log's records [0, n): 0 all of
  *             them, 1 the first half, 2 the first quarter, 3 the first
- *             quarter with valid level-0 tables of the other three after
- *             it (a merge of four)
+ *             of SB_KX_MERGE_WIDTH parts with valid level-0 tables of the
+ *             others after it (a merge of all of them)
  *   bit 3     open the store read-write (a damaged table dropped), close
  *             it (its maintenance merges), open it again read-only
  *
@@ -36,12 +36,15 @@
 #include <sys/stat.h>
 
 #include "codec.h"
+#include "keyidx.h"
 #include "keytable.h"
 #include "sb_store.h"
 #include "util.h"
 #include "util_keytable.h"
 
 #define QUARTER (FZ_KEYED_RECORDS / 4)
+#define PART (FZ_KEYED_RECORDS / SB_KX_MERGE_WIDTH)
+_Static_assert(FZ_KEYED_RECORDS % SB_KX_MERGE_WIDTH == 0, "the sample splits into a merge's tables");
 
 typedef struct run {
 	const fz_keyed *s;
@@ -262,7 +265,7 @@ static void check_store(run *r, const char *dir, int read_only)
 	FZ_CHECK(sb_store_open(dir, &opt, &st) == 0, "the store does not open");
 	FZ_CHECK(sb_store_get(st, "t", &l) == 0, "the topic does not open");
 	check_log(r, l);
-	sb_store_close(st); /* read-write: its maintenance merges four tables of a level */
+	sb_store_close(st); /* read-write, no flusher: its close merges a level's SB_KX_MERGE_WIDTH tables */
 }
 
 static void problem(void *arg, const sb_verify_problem *p)
@@ -300,7 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.forged = mode & 1;
 	if (r.forged)
 		ut_kt_forge(copy, n);
-	static const unsigned cover[4] = {FZ_KEYED_RECORDS, 2 * QUARTER, QUARTER, QUARTER};
+	static const unsigned cover[4] = {FZ_KEYED_RECORDS, 2 * QUARTER, QUARTER, PART};
 	r.cover = cover[mode >> 1 & 3];
 	sb_kt_name(r.table, FZ_SAMPLE_BASE, FZ_SAMPLE_BASE + r.cover - 1);
 	snprintf(dir, sizeof dir, "%s/store", fz_scratch());
@@ -313,10 +316,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sb_meta_encode(meta, FZ_SAMPLE_BASE);
 	snprintf(path, sizeof path, "%s/%s", topic, SB_META_NAME);
 	fz_write(path, meta, sizeof meta);
-	for (unsigned q = 1; (mode >> 1 & 3) == 3 && q < 4; q++) {
+	for (unsigned q = 1; (mode >> 1 & 3) == 3 && q < SB_KX_MERGE_WIDTH; q++) {
 		size_t qn;
-		uint8_t *qt = fz_keyed_table(q * QUARTER, QUARTER, &qn);
-		sb_kt_name(name, FZ_SAMPLE_BASE + q * QUARTER, FZ_SAMPLE_BASE + (q + 1) * QUARTER - 1);
+		uint8_t *qt = fz_keyed_table(q * PART, PART, &qn);
+		sb_kt_name(name, FZ_SAMPLE_BASE + q * PART, FZ_SAMPLE_BASE + (q + 1) * PART - 1);
 		snprintf(path, sizeof path, "%s/%s", topic, name);
 		fz_write(path, qt, qn);
 		free(qt);

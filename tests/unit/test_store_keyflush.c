@@ -6,7 +6,8 @@
  * writes the frozen runs alone (no carry, no merge) and merges the tables
  * it left, more at once, on a quieter turn, every key's latest record
  * found all along and after a reopen.
- * SB_KEYFLUSH_ROUNDS: the busy flushes of the longest case (default 11).
+ * SB_KEYFLUSH_ROUNDS: the busy flushes of the longest case (default
+ * 2 * SB_KX_MERGE_WIDTH + 3).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -271,23 +272,24 @@ static int busy_then_quiet(const char *dir, int rounds)
 }
 
 /*
- * 4 to SB_KEYFLUSH_ROUNDS busy flushes: each writes one level-0 table (no
- * carry, no merge: the tables grow by one a flush), every key's latest
- * record found after each; the quiet turn after them merges groups of 4
- * to 8 level-0 tables: at the head, or, when it also flushes runs that
- * came due (with the carry of the 3 newest tables into a level-1 table),
- * behind that table. Every key found, and after a reopen; both shapes (one
- * and two tables of level 1) are met over the range.
+ * SB_KX_MERGE_WIDTH (W) to SB_KEYFLUSH_ROUNDS busy flushes: each writes
+ * one level-0 table (no carry, no merge: the tables grow by one a flush),
+ * every key's latest record found after each; the quiet turn after them
+ * merges groups of W to 2W level-0 tables: at the head, or, when it also
+ * flushes runs that came due (with the carry of the W - 1 newest tables
+ * into a level-1 table), behind that table. Every key found, and after a
+ * reopen; both shapes (one and two tables of level 1) are met over the
+ * range.
  */
 Test(keyflush, busy_flusher_defers_merges)
 {
 	const char *e = getenv("SB_KEYFLUSH_ROUNDS");
-	int maxr = e && atoi(e) >= 4 ? atoi(e) : 11;
+	int maxr = e && atoi(e) >= SB_KX_MERGE_WIDTH ? atoi(e) : 2 * SB_KX_MERGE_WIDTH + 3;
 	int shapes[3] = {0};
 
 	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
 
-	for (int rounds = 4; rounds <= maxr; rounds++) {
+	for (int rounds = SB_KX_MERGE_WIDTH; rounds <= maxr; rounds++) {
 		char dir[4200];
 		snprintf(dir, sizeof(dir), "%.4000s/b%d", env.store, rounds);
 		cr_assert_eq(mkdir(dir, 0755), 0);
@@ -305,6 +307,47 @@ static sb_kx *flog_in(const char *name, flog *g, char *dir, size_t cap)
 	snprintf(dir, cap, "%.4000s/%s", env.store, name);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	return flog_open(dir, g, 0, 0);
+}
+
+/*
+ * A close leaves merges to the next open: with SB_KX_MERGE_WIDTH level-0
+ * tables due for a merge, a store that is closing (sb_kx_stop_merges, as sb_store_close
+ * does before it joins the flusher) abandons the merge the flusher
+ * starts (no table changed, no temp file left), and the close itself
+ * merges nothing either (under SB_KX_BUSY_TABLES_MAX tables, as a busy
+ * flusher: its runs alone make a level-0 table); after the
+ * reopen the flusher's first turn merges them. Every key found at each
+ * step.
+ */
+Test(keyflush, a_close_leaves_merges_to_the_next_open)
+{
+	flog g = {0};
+	char dir[4200];
+	sb_kx *x = flog_in("c", &g, dir, sizeof(dir));
+	sb_kx_stats st;
+
+	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
+		flog_append(x, &g, MT + MT / 5);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+	}
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.tables, SB_KX_MERGE_WIDTH, "%u tables after %d busy flushes", st.tables, SB_KX_MERGE_WIDTH);
+	sb_kx_stop_merges(x);
+	cr_assert_eq(sb_kx_maintain(x), 0, "an abandoned merge is no failure");
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.tables, SB_KX_MERGE_WIDTH, "the merge was not abandoned: %u tables", st.tables);
+	cr_assert(!table_in_progress(dir), "the abandoned merge left its temp file");
+	flog_check(x, &g, "merge abandoned");
+	cr_assert_eq(sb_kx_close(x, 1), 0);
+	cr_assert_eq(upper_tables(dir), 0, "the close merged tables");
+	x = flog_reopen(dir, &g);
+	sb_kx_set_background(x, 1);
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert(st.tables < SB_KX_MERGE_WIDTH && upper_tables(dir) > 0,
+		  "the first turn after the reopen merged nothing (%u tables)", st.tables);
+	flog_check(x, &g, "merged after the reopen");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
 }
 
 /*
@@ -380,16 +423,18 @@ Test(keyflush, runs_at_the_indexer_bound_do_not_stop_the_appender)
 #endif
 
 /*
- * Workload `seed` on io: three bursts of busy flushes (4 to 11, 1 to 3, 4
- * to 8), each followed by a quiet turn that merges what they left, at the
- * head or behind the newest table; then a clean close. Every seventh
- * record a tombstone. Stops at the first failure (a crash froze io).
+ * Workload `seed` on io: three bursts of busy flushes (W to W + 7, 1 to 3,
+ * W to W + 4; W = SB_KX_MERGE_WIDTH), each followed by a quiet turn that
+ * merges what they left, at the head or behind the newest table; then a
+ * clean close. Every seventh record a tombstone. Stops at the first
+ * failure (a crash froze io).
  */
 static void busy_workload(const char *dir, const sb_io *io, uint64_t seed, flog *g)
 {
 	sb_kx_params p = {.io = io, .dir = dir, .topic = "t", .memtable_bytes = MT,
 			  .background = 1, .walk = flog_walk, .walk_arg = g};
-	int bursts[3] = {4 + (int)(seed % 8), 1 + (int)(seed % 3), 4 + (int)(seed / 8 % 5)};
+	int bursts[3] = {SB_KX_MERGE_WIDTH + (int)(seed % 8), 1 + (int)(seed % 3),
+			 SB_KX_MERGE_WIDTH + (int)(seed / 8 % 5)};
 	sb_kx *x = NULL;
 	int rc = sb_kx_open(&p, 0, 0, &x);
 
@@ -483,8 +528,8 @@ static unsigned crash_every_point(const char *dir, uint64_t seed)
  * (The suite's timeout, 120 s: a test's own .timeout makes Criterion 2.4's
  * runner leak 48 bytes, which ASan's leak check fails.)
  * SB_KEYFLUSH_CRASH_WORKLOADS: how many workloads (default 16, the first
- * burst 4 to 11 flushes long, the others 1 to 3 and 4 to 5; 8 under ASan,
- * 1 under TSan).
+ * burst W to W + 7 flushes long, the others 1 to 3 and W to W + 4; 8 under
+ * ASan, 1 under TSan).
  */
 Test(keyflush, crash_at_every_step_of_busy_flushes_and_merges)
 {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "keyidx.h"
 #include "keytable.h"
 #include "util_faultio.h"
 #include "util_keytable.h"
@@ -278,7 +279,7 @@ Test(keys, log_model_reopen_lost_and_damaged_tables)
 		sb_log_key_stats ks;
 		cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
 		cr_assert_gt(ks.tables, 0);
-		cr_assert_leq(ks.tables, 12, "merges keep the table count low: %u", ks.tables);
+		cr_assert_leq(ks.tables, SB_KX_BUSY_TABLES_MAX, "merges keep the table count low: %u", ks.tables);
 		if (round % 2) { /* the replay then reads compressed segments */
 			size_t done = 0;
 			cr_assert_eq(sb_log_compress(l, &done), 0);
@@ -320,8 +321,9 @@ Test(keys, log_model_reopen_lost_and_damaged_tables)
 }
 
 /* The table set of dir, newest first: levels never decrease towards the
- * older tables, and no level holds more than 3 (a flush carries into the
- * next level at the fourth: keyidx_write.c flush_carry). Returns the count. */
+ * older tables, and no level holds more than SB_KX_MERGE_WIDTH - 1 (a
+ * flush carries into the next level at the next one: keyidx_write.c
+ * flush_carry). Returns the count. */
 static uint32_t max_level;
 
 static int check_levels(const char *dir)
@@ -335,7 +337,7 @@ static int check_levels(const char *dir)
 		if (i)
 			cr_assert_eq(ti[i].last + 1, ti[i - 1].first, "the tables do not tile the offsets");
 		run = i && ti[i].level == ti[i - 1].level ? run + 1 : 1;
-		cr_assert_leq(run, 3, "four tables of level %u", ti[i].level);
+		cr_assert_leq(run, SB_KX_MERGE_WIDTH - 1, "%d tables of level %u", run, ti[i].level);
 		if (i)
 			cr_assert_geq(ti[i].level, ti[i - 1].level, "an older table of a lower level");
 	}
@@ -346,7 +348,8 @@ static int check_levels(const char *dir)
  * newest tables they would be merged with) against the model: random
  * keyed appends and tombstones, a random key_memtable_bytes at each open
  * (tables of random sizes), every key checked after every change of the
- * table set and after each reopen; the levels stay a base-4 counter.
+ * table set and after each reopen; the levels stay a counter of base
+ * SB_KX_MERGE_WIDTH.
  * SB_KEYS_CARRY_ROUNDS (default 8). */
 Test(keys, flush_carry_against_the_model)
 {
