@@ -31,11 +31,14 @@
  * one; a listing, verify and compaction's "is this the latest?" (a get)
  * likewise. Lookups go tail, runs newest first, frozen runs, then tables
  * newest first, skipping tables by Bloom filter. Tables are merged as a
- * counter of base SB_KX_MERGE_WIDTH (4 tables of one level become one of
- * the next level), so a lookup meets at most 3 tables a level; but while
+ * counter of base SB_KX_MERGE_WIDTH (8 tables of one level become one of
+ * the next level), so a lookup meets at most 7 tables a level; but while
  * keys come faster than the flusher writes (busy), it writes the frozen
  * runs alone and merges later, more tables at once (up to
- * SB_KX_BUSY_TABLES_MAX tables meanwhile).
+ * SB_KX_BUSY_TABLES_MAX tables meanwhile). Base 8 rather than 4: each key
+ * is rewritten at fewer levels (the flusher's CPU a key at 10,000,000
+ * keys 556 -> 450 ns, docs/BENCHMARKS.md), for a few more Bloom filters
+ * a lookup looks at.
  *
  * Derived data: the tables cover a contiguous range of log offsets
  * [lo, covered]; everything after `covered` (the tail and the runs not yet
@@ -72,7 +75,7 @@ typedef struct sb_kx sb_kx;
 /* The base of the tables' merge counter, and the tables a busy flusher
  * leaves unmerged at most (a get reads at most this many, their Bloom
  * filters first). */
-#define SB_KX_MERGE_WIDTH 4
+#define SB_KX_MERGE_WIDTH 8
 #define SB_KX_BUSY_TABLES_MAX (3 * SB_KX_MERGE_WIDTH)
 
 /* One keyed record of the log for the indexer (params.walk): 0 to go on,
