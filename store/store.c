@@ -252,9 +252,6 @@ static int open_topics(sb_store *s)
 	return rc;
 }
 
-/* Compress the sealed segments of topics whose `compression` is set, at a
- * lower CPU priority than the appenders (nice 10, best effort; each
- * segment's build at SCHED_IDLE: log_compress.c). */
 /* Snapshot every topic into *snap (cap *cap): how many, 0 on failure. [mu] */
 static size_t snapshot(sb_store *s, sb_log ***snap, size_t *cap)
 {
@@ -266,6 +263,9 @@ static size_t snapshot(sb_store *s, sb_log ***snap, size_t *cap)
 	return n;
 }
 
+/* Compress the sealed segments of topics whose `compression` is set, at a
+ * lower CPU priority than the appenders (nice 10, best effort; each
+ * segment's build at SCHED_IDLE: log_compress.c). */
 static void *compressor_main(void *arg)
 {
 	sb_store *s = arg;
@@ -349,7 +349,10 @@ static void *flusher_main(void *arg)
  * a futex call, would have it run on the appender's CPU, ahead of the
  * appender), and at all of them when kicked (at most every INDEX_FULL_MS
  * while polling: a pass over thousands of topics costs) or every
- * INDEX_IDLE_MS. */
+ * INDEX_IDLE_MS. At nice 5 (best effort): where it and the appenders
+ * share the CPUs, the appenders come first, and when they outrun it they
+ * sort the keys themselves (keyidx.h). Figures: docs/BENCHMARKS.md,
+ * "Sustained keyed appends". */
 #define INDEX_POLL_MS 1
 #define INDEX_FULL_MS 10
 #define INDEX_IDLE_MS 100
@@ -375,6 +378,8 @@ static void *indexer_main(void *arg)
 	sb_log **snap = NULL;
 	size_t snapcap = 0, n = 0;
 	long long full_at = 0; /* when the last pass over every topic began */
+
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
