@@ -662,6 +662,20 @@ int sb_kx_close(sb_kx *x, int finish)
 	return rc;
 }
 
+uint64_t sb_kx_cover(sb_kx *x, uint64_t below)
+{
+	pthread_rwlock_rdlock(&x->lock);
+	uint64_t covered = x->covered;
+	pthread_rwlock_unlock(&x->lock);
+	if (covered >= below || x->p.read_only)
+		return covered;
+	maintain(x, 1, 0); /* a failure is reported; what is covered is said */
+	pthread_rwlock_rdlock(&x->lock);
+	covered = x->covered;
+	pthread_rwlock_unlock(&x->lock);
+	return covered;
+}
+
 void sb_kx_stop_merges(sb_kx *x)
 {
 	atomic_store(&x->stop_merges, 1);

@@ -149,6 +149,13 @@ int sb_kx_index(sb_kx *x);
  * nothing). Then free. */
 #define SB_KX_CLOSE_NOTE_BYTES (1u << 20)
 int sb_kx_close(sb_kx *x, int finish);
+/* Make the tables cover every keyed record below `below` (the runs in
+ * memory written as a table, if they hold some: compaction drops a
+ * tombstone only where a table holds it, for the runs are replayed from
+ * the log at the next open, which would no longer have it). Returns the
+ * first offset the tables do not cover (below `below` if the write
+ * failed). [no log lock held but compress_mu] */
+uint64_t sb_kx_cover(sb_kx *x, uint64_t below);
 /* The store is closing: a merge of tables in progress (the flusher's) is
  * abandoned, its temp file removed; the table writes of the close itself
  * (sb_kx_close) still happen. [any thread] */

@@ -67,6 +67,7 @@ typedef struct round {
 	uint64_t succ_stream;     /* base stream of the segment after the run */
 	int64_t now, keep_ns;     /* tombstones younger than keep_ns stay */
 	int64_t due;              /* the next moment a kept tombstone expires */
+	uint64_t covered;         /* the key tables cover the offsets below it */
 	sb_compact_stats st;
 } round;
 
@@ -124,12 +125,18 @@ static int keep(round *r, const sb_rec_hdr *h, const uint8_t *key)
 		return v.offset < h->offset || v.offset >= r->horizon;
 	if (!(h->flags & SB_REC_TOMBSTONE))
 		return 1;
-	if (h->timestamp_ns < r->now - r->keep_ns) {
+	/* Expired, and a key table holds it: the runs in memory are replayed
+	 * from the log at the next open, which would not have it, and an
+	 * older entry of the key in a table would come back. */
+	if (h->timestamp_ns < r->now - r->keep_ns && h->offset < r->covered) {
 		r->st.tombstones_dropped++;
 		return 0;
 	}
-	if (h->timestamp_ns + r->keep_ns < r->due)
-		r->due = h->timestamp_ns + r->keep_ns;
+	int64_t at = h->timestamp_ns + r->keep_ns;
+	if (at <= r->now) /* expired, no table holds it (its write failed) */
+		at = r->now + 1000000000LL;
+	if (at < r->due)
+		r->due = at;
 	return 1;
 }
 
@@ -499,6 +506,8 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */
 	sb_view_prep vp = {0};
 	rc = pick(&r);
+	if (!rc && r.n && l->kx)
+		r.covered = sb_kx_cover(l->kx, r.st.end);
 	if (!rc && r.n)
 		rc = sb_log_views_prep(&vp, r.n); /* before anything is rewritten */
 	if (!rc && r.n)
