@@ -185,7 +185,47 @@ static int walk_source(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, 
 	return rc;
 }
 
+static int open_index(sb_log *l);
+
+/* recover (full_check): a key index whose entries name records the log
+ * does not have, or disagree with them (what verify reports: a table
+ * older stores wrote, a tombstone compaction dropped before a table held
+ * it), is rebuilt from the log: its tables removed, the whole log
+ * replayed. The tables are derived data (keyidx.h). */
+static int rebuild_if_wrong(sb_log *l)
+{
+	uint64_t checked = 0, wrong = 0;
+	int rc = sb_log_verify_keys(l, &checked, &wrong, NULL, NULL);
+
+	if (rc || !wrong)
+		return rc;
+	if (l->opt.report) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "key index: %" PRIu64 " of %" PRIu64 " entries did not match the log: its tables removed, "
+			 "rebuilt from the log", wrong, checked);
+		l->opt.report(l->opt.report_arg, l->name, msg);
+	}
+	sb_kx_remove_files(l->kx);
+	sb_kx_close(l->kx, 0);
+	l->kx = NULL;
+	return open_index(l);
+}
+
 int sb_log_keys_open(sb_log *l)
+{
+	int rc = open_index(l);
+
+	if (!rc && l->kx && l->opt.full_check && !l->read_only)
+		rc = rebuild_if_wrong(l);
+	if (!rc && l->kx)
+		sb_kx_set_background(l->kx, !l->read_only && !l->opt.no_flusher);
+	return rc;
+}
+
+/* The index's tables, and the replay of the log past what they cover.
+ * [the open: the log is not shared yet] */
+static int open_index(sb_log *l)
 {
 	uint64_t start = atomic_load(&l->start), next = atomic_load(&l->next);
 	sb_kx_params p = {
@@ -223,10 +263,8 @@ int sb_log_keys_open(sb_log *l)
 	if (rc) {
 		sb_kx_close(l->kx, 0);
 		l->kx = NULL;
-		return rc;
 	}
-	sb_kx_set_background(l->kx, !l->read_only && !l->opt.no_flusher);
-	return 0;
+	return rc;
 }
 
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, size_t bytes)
