@@ -35,7 +35,10 @@
  * the next level), so a lookup meets at most 7 tables a level; but while
  * keys come faster than the flusher writes (busy), it writes the frozen
  * runs alone and merges later, more tables at once (up to
- * SB_KX_BUSY_TABLES_MAX tables meanwhile). Base 8 rather than 4: each key
+ * SB_KX_BUSY_TABLES_MAX tables meanwhile); past SB_KX_BUSY_TABLES_MAX -
+ * SB_KX_MERGE_WIDTH tables with no group of a level due, the adjacent
+ * tables of fewest entries are merged (keyidx_write.c: the groups busy
+ * flushes strand between levels). Base 8 rather than 4: each key
  * is rewritten at fewer levels (the flusher's CPU a key at 10,000,000
  * keys 556 -> 450 ns, docs/BENCHMARKS.md), for a few more Bloom filters
  * a lookup looks at.

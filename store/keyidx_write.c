@@ -191,6 +191,7 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 	src s[SB_KX_MERGE_WIDTH * 2];
 	sb_kt *in[SB_KX_MERGE_WIDTH * 2], *out;
 	uint64_t max = 0;
+	uint32_t lv = 0, same = 1;
 	int rc, all;
 
 	pthread_rwlock_rdlock(&x->lock);
@@ -201,9 +202,13 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 		s[j].is_run = 0;
 		sb_kt_seek(in[j], NULL, 0, &s[j].ki);
 		max += sb_kt_count(in[j]);
+		same &= sb_kt_level(in[j]) == sb_kt_level(in[0]);
+		lv = sb_kt_level(in[j]) > lv ? sb_kt_level(in[j]) : lv;
 	}
-	/* Tables are only removed here, under maint_mu: `in` stays valid. */
-	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, sb_kt_level(in[0]) + 1, all, 1, &out);
+	/* A group of one level makes one of the next; a mixed one (the
+	 * bound's, merge_due) one of its highest. Tables are only removed
+	 * here, under maint_mu: `in` stays valid. */
+	rc = write_table(x, s, k, sb_kt_first(in[k - 1]), sb_kt_last(in[0]), max, lv + same, all, 1, &out);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&x->lock);
@@ -215,10 +220,37 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 	return sb_fsync_dir(x->p.io, x->dir);
 }
 
+/* Past this many tables with no group of a level due, the adjacent
+ * SB_KX_MERGE_WIDTH tables of fewest entries are merged: groups of fewer
+ * than SB_KX_MERGE_WIDTH tables of a level left between tables of other
+ * levels (by busy flushes) are never due by level, and the count would
+ * grow past SB_KX_BUSY_TABLES_MAX. */
+#define BOUND_TABLES (SB_KX_BUSY_TABLES_MAX - SB_KX_MERGE_WIDTH)
+
+/* The first of the SB_KX_MERGE_WIDTH adjacent tables with the fewest
+ * entries (the cheapest merge). [lock] */
+static size_t cheapest_window(const sb_kx *x)
+{
+	uint64_t sum = 0, best = UINT64_MAX;
+	size_t at = 0;
+
+	for (size_t i = 0; i < x->nt; i++) {
+		sum += sb_kt_count(x->t[i]);
+		if (i >= SB_KX_MERGE_WIDTH)
+			sum -= sb_kt_count(x->t[i - SB_KX_MERGE_WIDTH]);
+		if (i + 1 >= SB_KX_MERGE_WIDTH && sum < best) {
+			best = sum;
+			at = i + 1 - SB_KX_MERGE_WIDTH;
+		}
+	}
+	return at;
+}
+
 /* The first group of SB_KX_MERGE_WIDTH or more adjacent tables of a level,
  * newest first: 1 and *at, *k (up to twice SB_KX_MERGE_WIDTH of them; the
- * tables a busy flusher left are merged so, more at once), or 0. None
- * while busy. [maint_mu] */
+ * tables a busy flusher left are merged so, more at once); else, past
+ * BOUND_TABLES tables, the cheapest SB_KX_MERGE_WIDTH adjacent ones; or 0.
+ * None while busy. [maint_mu] */
 int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k)
 {
 	int found = 0;
@@ -235,6 +267,11 @@ int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k)
 			*k = j - i;
 			found = 1;
 		}
+	}
+	if (!found && x->nt > BOUND_TABLES) {
+		*at = cheapest_window(x);
+		*k = SB_KX_MERGE_WIDTH;
+		found = 1;
 	}
 	pthread_rwlock_unlock(&x->lock);
 	return found;

@@ -310,6 +310,49 @@ static sb_kx *flog_in(const char *name, flog *g, char *dir, size_t cap)
 }
 
 /*
+ * The table count stays bounded whatever the bursts: random bursts of busy
+ * flushes (1 to 3 SB_KX_MERGE_WIDTH long), each followed by a quiet turn,
+ * and now and then a close and a reopen (the close merges nothing): after
+ * every quiet turn at most SB_KX_BUSY_TABLES_MAX tables (a get reads that
+ * many at most), every key found. Before, a group of fewer than
+ * SB_KX_MERGE_WIDTH tables of a level left between tables of other levels
+ * was never merged again, and the count grew past the bound (29 to 33
+ * tables seen by a tester). SB_KEYFLUSH_BOUND_STEPS: bursts (default 60).
+ */
+Test(keyflush, table_count_stays_bounded)
+{
+	const char *e = getenv("SB_KEYFLUSH_BOUND_STEPS");
+	int steps = e ? atoi(e) : 60;
+	uint64_t seed = 20261201;
+	flog g = {0};
+	char dir[4200];
+	sb_kx *x = flog_in("bound", &g, dir, sizeof(dir));
+	sb_kx_stats st;
+	uint32_t most = 0;
+
+	for (int b = 0; b < steps; b++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		int rounds = 1 + (int)((seed >> 33) % (3 * SB_KX_MERGE_WIDTH));
+		for (int r = 0; r < rounds; r++) {
+			flog_append(x, &g, MT + MT / 5);
+			cr_assert_eq(sb_kx_maintain(x), 0);
+		}
+		cr_assert_eq(sb_kx_maintain(x), 0); /* quiet */
+		sb_kx_get_stats(x, &st);
+		most = st.tables > most ? st.tables : most;
+		cr_assert_leq(st.tables, SB_KX_BUSY_TABLES_MAX, "burst %d: %u tables after a quiet turn", b, st.tables);
+		if ((seed >> 40) % 4 == 0) {
+			cr_assert_eq(sb_kx_close(x, 1), 0);
+			x = flog_reopen(dir, &g);
+			sb_kx_set_background(x, 1);
+		}
+	}
+	flog_check(x, &g, "after the bursts");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+	cr_log_info("at most %u tables after a quiet turn", most);
+}
+
+/*
  * A close leaves merges to the next open: with SB_KX_MERGE_WIDTH level-0
  * tables due for a merge, a store that is closing (sb_kx_stop_merges, as sb_store_close
  * does before it joins the flusher) abandons the merge the flusher
