@@ -45,7 +45,7 @@ static size_t kname(unsigned i, char *buf)
 
 static void put(sb_log *l, model *m, int key, int tomb)
 {
-	char k[16], v[32];
+	char k[16], v[64];
 	uint32_t vl = tomb ? 0 : (uint32_t)sprintf(v, "value %u @%llu", (unsigned)key, (unsigned long long)m->n);
 	sb_record_in in = {.key = key >= 0 ? k : NULL, .key_len = key >= 0 ? (uint32_t)kname((unsigned)key, k) : 0,
 			   .value = v, .value_len = key >= 0 || vl ? vl : 0,

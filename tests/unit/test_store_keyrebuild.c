@@ -71,7 +71,7 @@ static void fill(unsigned nk, unsigned nu)
 {
 	sb_log_config c;
 	sb_store *s;
-	char k[8], v[32];
+	char k[16], v[32];
 
 	ut_cfg(&c, 4096, SB_SYNC_NEVER);
 	c.key_memtable_bytes = 2048;
@@ -92,7 +92,7 @@ static void fill(unsigned nk, unsigned nu)
  * each naming one of the unkeyed records [nk, last]. */
 static void ghost_table(unsigned nk, uint64_t last, unsigned ng, uint64_t *seed)
 {
-	char dir[4200], path[8400], k[8];
+	char dir[4200], path[8400], k[16];
 	struct dirent *de;
 	uint64_t a, b;
 	sb_kt_writer *w;
