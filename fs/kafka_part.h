@@ -54,6 +54,11 @@ typedef struct kpart {
 				 * maximum of the indexed records' times) */
 	int64_t hint_off;       /* where the last stream read ended */
 	uint64_t hint_pos;
+	int64_t none_from;      /* no record in [none_from, none_hi): a fetch
+				 * from none_from found none below the high
+				 * watermark when it was none_hi (trusted
+				 * while hi is none_hi: kpart_next_present) */
+	int64_t none_hi;
 	struct kkeys *keys;     /* .keys/: made at first use (kafka_keys.c) */
 } kpart;
 
@@ -131,6 +136,9 @@ int kpart_pos_of(kpart *p, int64_t off, uint64_t *out);
  * after the low watermark whose record's time is >= ts_ms, or -ENOENT when
  * no indexed record reaches it. */
 int kpart_seek_indexed(kpart *p, int64_t ts_ms, int64_t *off);
+/* The first offset >= off (and >= lo) that holds a record, below hi;
+ * -ENOENT if none (backend.h next_present). */
+int kpart_next_present(kpart *p, int64_t off, int64_t *found);
 /* .log bytes at stream position pos. */
 int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread);
 /* The headers of record off as backend.h's read_headers gives them (each

@@ -330,7 +330,8 @@ int kpart_record(kpart *p, int64_t off, find_ctx *x)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&p->lock);
-	int in = off >= p->lo && off < p->hi && !p->removed;
+	int in = off >= p->lo && off < p->hi && !p->removed &&
+		 !(p->hi == p->none_hi && off >= p->none_from); /* a gap at the end */
 	pthread_mutex_unlock(&p->lock);
 	if (!in)
 		return -ENOENT;
@@ -341,6 +342,66 @@ int kpart_record(kpart *p, int64_t off, find_ctx *x)
 	if (rc == 0 && !x->found)
 		rc = -ENOENT;
 	return rc;
+}
+
+
+/* ---- offsets that hold a record (backend.h next_present) ---- */
+
+static int first_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	(void)ch;
+	*(int64_t *)arg = r->offset;
+	return 1;
+}
+
+/*
+ * Kafka's fetch from off gives the first record at or after it, so the
+ * answer is the first record of the chunk holding off (each_rec: from the
+ * cache, else one fetch, which starts its chunk at off and so covers the
+ * gap before its first record). ls asks for every name it lists, in order:
+ * each answer is a lookup of the chunk already cached, and a fetch is made
+ * once per chunk (as a read of every record makes), never per name or per
+ * gap. Past the last record, the fetch waits at the partition's end (the
+ * client's grace for a record on its way), so that "none" is remembered
+ * (none_from, none_hi) while the high watermark stays where it was: a
+ * record that shows up later (another producer, a transaction committed)
+ * moves it. A damaged batch (-EIO) is listed at off: its lookup says EIO,
+ * never "No such file" (as the store lists damage).
+ */
+int kpart_next_present(kpart *p, int64_t off, int64_t *found)
+{
+	int rc = kpart_known(p);
+	for (int tries = 0; rc == 0; tries++) {
+		pthread_mutex_lock(&p->lock);
+		int64_t from = off < p->lo ? p->lo : off, hi = p->hi;
+		int none = p->removed || from >= hi || (hi == p->none_hi && from >= p->none_from);
+		pthread_mutex_unlock(&p->lock);
+		if (none)
+			return -ENOENT;
+		int64_t f = -1;
+		rc = each_rec(p, from, hi, first_cb, &f);
+		if (rc == -ERANGE && tries < 3) {
+			rc = 0; /* deleted under us: from the new start (chunk_at asked) */
+			continue;
+		}
+		if (rc == -EIO) {
+			*found = from;
+			return 0;
+		}
+		if (rc)
+			break;
+		if (f >= 0) {
+			*found = f;
+			return 0;
+		}
+		pthread_mutex_lock(&p->lock);
+		if (p->none_hi != hi || from < p->none_from)
+			p->none_from = from;
+		p->none_hi = hi;
+		pthread_mutex_unlock(&p->lock);
+		return -ENOENT;
+	}
+	return rc == -ERANGE ? -EIO : rc;
 }
 
 

@@ -51,6 +51,7 @@ static int add(kbackend *b, const char *name, const char *topic, int32_t part, k
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->xlock, NULL);
 	p->hint_off = -1;
+	p->none_hi = -1;
 	b->topics[b->ntopics++] = p;
 	*out = p;
 	return 0;

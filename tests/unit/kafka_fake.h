@@ -25,6 +25,9 @@ typedef struct frec {
 	char *val;
 	size_t len;
 	int tomb;               /* a null value */
+	int gone;               /* no record at this offset (compacted away, a
+				 * transaction marker): fetch and ListOffsets
+				 * skip it, as Kafka does */
 } frec;
 
 /* One partition: a topic of n partitions is n of them, `part` 0..n-1,
@@ -67,6 +70,9 @@ ftopic *fpart_of(fake *f, const char *name, int part);
 ftopic *fadd(fake *f, const char *name, int parts);
 /* Append a record (key may be NULL) to one partition. */
 void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, int64_t ts);
+/* Make offset off of t hold no record (fhole: a gap, as compaction or a
+ * transaction marker leaves). */
+void fhole(ftopic *t, int64_t off);
 /* A new empty cluster, the one this test's partitions talk to. */
 fake *fake_new(void);
 ftopic *fake_topic(fake *f, const char *name, int parts);
