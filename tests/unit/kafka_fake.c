@@ -13,9 +13,13 @@
 
 #include "kafka_fake.h"
 
-/* The daemon's log (errors.c), here: stderr. */
+static int logged;
+int fake_logs(void) { return logged; }
+
+/* The daemon's log (errors.c), here: stderr (and counted). */
 void sbfs_log(const char *fmt, ...)
 {
+	logged++;
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -242,6 +246,25 @@ static int f_offset_for_time(kc_part *p, int64_t ts_ms, int64_t *off)
 	return rc;
 }
 
+/* DescribeConfigs of cleanup.policy (the only config the fake has). */
+static int f_topic_config(kc *c, const char *topic, const char *name, int wait_ms, char *value,
+			  size_t len)
+{
+	(void)wait_ms;
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	f->config_queries++;
+	snprintf(f->config_topic, sizeof f->config_topic, "%s", topic);
+	ftopic *t = ftopic_of(f, topic);
+	int rc = f->down ? -ETIMEDOUT : f->config_err ? f->config_err : t ? 0 : -ENOENT;
+	if (rc == 0 && strcmp(name, "cleanup.policy"))
+		rc = -ENOENT;
+	if (rc == 0)
+		snprintf(value, len, "%s", t->policy[0] ? t->policy : "delete");
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
 static size_t f_record_max(kc *c) { (void)c; return 1000000; }
 
 static void f_close(kc *c)
@@ -262,7 +285,7 @@ static const kc_ops fake_ops = {
 	.list = f_list, .part_open = f_part_open, .watermarks = f_watermarks,
 	.fetch = f_fetch, .produce = f_produce, .create_topic = f_create,
 	.delete_topic = f_delete_topic, .delete_records = f_delete_records,
-	.offset_for_time = f_offset_for_time,
+	.offset_for_time = f_offset_for_time, .topic_config = f_topic_config,
 	.record_max = f_record_max, .close = f_close,
 };
 

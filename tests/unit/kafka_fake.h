@@ -3,8 +3,9 @@
  * (fs/kafka_client.h) for the Kafka backend's unit tests (test_kafka_*.c,
  * which CMakeLists.txt links with kafka_fake.c and the backend's sources).
  *
- * librdkafka 2.0.2's mock cluster has no CreateTopics, DeleteTopics or
- * DeleteRecords; the fake records what the backend asked for instead. One
+ * librdkafka 2.0.2's mock cluster has no CreateTopics, DeleteTopics,
+ * DeleteRecords or DescribeConfigs; the fake records what the backend
+ * asked for instead, and answers a topic's cleanup.policy. One
  * fake per test (Criterion runs each test in its own process): fake_new()
  * makes it, the backend's close frees it.
  */
@@ -39,6 +40,8 @@ typedef struct ftopic {
 	int64_t lo, hi;
 	frec *recs;             /* offset o at recs[o] */
 	size_t cap;
+	char policy[32];        /* cleanup.policy (partition 0's is the
+				 * topic's; "": Kafka's default, delete) */
 } ftopic;
 
 struct kc_part {
@@ -55,6 +58,10 @@ typedef struct fake {
 	int fetches;            /* fetch calls */
 	int fetch_max;          /* records per fetch */
 	int time_queries;
+	int config_queries;     /* DescribeConfigs calls */
+	int config_err;         /* their answer when not 0 (-EACCES: no
+				 * permission, -EOPNOTSUPP: librdkafka's mock) */
+	char config_topic[64];  /* the topic last asked about */
 	int created_parts, created_repl, deleted_topics;
 	uint64_t headers_produced;
 	int64_t deleted_before;
@@ -73,6 +80,8 @@ void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, in
 /* Make offset off of t hold no record (fhole: a gap, as compaction or a
  * transaction marker leaves). */
 void fhole(ftopic *t, int64_t off);
+/* Lines the backend logged (sbfs_log) in this process. */
+int fake_logs(void);
 /* A new empty cluster, the one this test's partitions talk to. */
 fake *fake_new(void);
 ftopic *fake_topic(fake *f, const char *name, int parts);
