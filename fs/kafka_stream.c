@@ -404,6 +404,86 @@ int kpart_next_present(kpart *p, int64_t off, int64_t *found)
 	return rc == -ERANGE ? -EIO : rc;
 }
 
+int kpart_next_offset(kpart *p, int64_t off, int64_t *found)
+{
+	int rc = kpart_known(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	int64_t from = off < p->lo ? p->lo : off;
+	int none = p->removed || from >= p->hi;
+	pthread_mutex_unlock(&p->lock);
+	if (none)
+		return -ENOENT;
+	*found = from;
+	return 0;
+}
+
+/* "compact", "compact,delete", "delete, compact": a list of policies. */
+static int has_compact(const char *policy)
+{
+	for (const char *s = policy; (s = strstr(s, "compact")); s += 7) {
+		char after = s[7];
+		int start = s == policy || s[-1] == ',' || s[-1] == ' ' || s[-1] == '[';
+		if (start && (after == '\0' || after == ',' || after == ' ' || after == ']'))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Most topics have no gaps: Kafka's retention (cleanup.policy=delete)
+ * removes whole segments from the start, so every offset in [lo, hi)
+ * holds a record but for transaction markers (one offset per
+ * transaction). Compaction leaves gaps in bulk. Skipping gaps costs a
+ * fetch of every record (payloads too: Kafka has no offsets-only fetch),
+ * so ls pays it only in compacted topics; elsewhere a marker's name is
+ * listed and its lookup is ENOENT. The topic's cleanup.policy is asked
+ * once (DescribeConfigs; one answer for all its partitions), without a
+ * lock held; a cluster that does not answer (down, slow past
+ * CONFIG_WAIT_MS) is asked again after CONFIG_RETRY_MS, one that refuses
+ * (no permission, no DescribeConfigs: librdkafka's mock) is not. Both
+ * list every offset meanwhile and say so once.
+ */
+int kpart_skips_gaps(kpart *p)
+{
+	kbackend *b = p->b;
+	if (b->cfg.ls_gaps != SBFS_KAFKA_GAPS_AUTO)
+		return b->cfg.ls_gaps == SBFS_KAFKA_GAPS_SKIP;
+	kpart *q = p->group ? p->group : p; /* keeps the topic's answer */
+	int64_t now = ktab_now_ms();
+	pthread_mutex_lock(&q->lock);
+	int g = q->gaps;
+	int ask = g == KG_UNKNOWN && now >= q->gaps_retry_ms;
+	pthread_mutex_unlock(&q->lock);
+	if (!ask)
+		return g == KG_SKIP;
+	char policy[256] = "";
+	int rc = b->c->ops->topic_config
+			 ? b->c->ops->topic_config(b->c, q->name, "cleanup.policy", CONFIG_WAIT_MS,
+						   policy, sizeof policy)
+			 : -EOPNOTSUPP;
+	int say = 0;
+	pthread_mutex_lock(&q->lock);
+	if (rc == 0)
+		q->gaps = has_compact(policy) ? KG_SKIP : KG_LIST;
+	else if (rc == -ETIMEDOUT || rc == -EIO)
+		q->gaps_retry_ms = now + CONFIG_RETRY_MS;
+	else
+		q->gaps = KG_LIST;
+	if (rc && !q->gaps_said)
+		say = q->gaps_said = 1;
+	g = q->gaps;
+	pthread_mutex_unlock(&q->lock);
+	if (say)
+		sbfs_log("kafka: %s: cannot read its cleanup.policy (%s): ls lists every offset "
+			 "from the watermarks, the gaps compaction leaves included (their "
+			 "names are ENOENT; [kafka] ls_gaps = skip skips them)%s",
+			 q->name, strerror(-rc),
+			 g == KG_UNKNOWN ? "; asked again in a minute" : "");
+	return g == KG_SKIP;
+}
+
 
 typedef struct stream_ctx {
 	uint64_t pos;           /* of the record being visited */

@@ -83,6 +83,8 @@ static int add_topic(kbackend *b, const char *name, int n)
 	}
 	g->nparts = (uint32_t)n;
 	g->parts = parts;
+	for (int i = 0; i < n; i++)
+		parts[i]->group = g;
 	return 0;
 }
 
