@@ -8,8 +8,9 @@
  * for at most a little past it (-ETIMEDOUT without one), then the event's
  * error and the one item's error mapped to an errno (and the item's answer
  * taken out of the event). (librdkafka 2.0.2's mock cluster serves none of
- * them, DescribeConfigs included: it fails at once as unsupported; the
- * unit tests drive these paths through a fake client.)
+ * them; DescribeConfigs, which librdkafka sends to the controller, waits
+ * for the controller the mock names, broker 0, which it does not have, and
+ * times out. The unit tests drive these paths through a fake client.)
  */
 #include "kafka_rk.h"
 

@@ -20,8 +20,8 @@
 enum { IX_STRIDE = 64 * 1024, REFRESH_MS = 300, REFRESH_WAIT_MS = 1000, LIST_MIN_MS = 1000 };
 /* kpart.gaps: does ls skip offsets without a record (fetching the
  * partition) or list every offset from the watermarks; not known yet (the
- * topic's cleanup.policy asked for at most CONFIG_WAIT_MS, again after
- * CONFIG_RETRY_MS when the cluster did not answer). */
+ * topic's cleanup.policy asked for at most CONFIG_WAIT_MS; when the
+ * cluster did not answer, no topic's is asked before CONFIG_RETRY_MS). */
 enum { KG_UNKNOWN, KG_LIST, KG_SKIP };
 enum { CONFIG_WAIT_MS = 5000, CONFIG_RETRY_MS = 60000 };
 
@@ -69,7 +69,6 @@ typedef struct kpart {
 	int64_t none_hi;
 	int gaps;               /* ls_gaps auto: KG_* (kpart_skips_gaps); a
 				 * topic of several partitions: for all */
-	int64_t gaps_retry_ms;  /* KG_UNKNOWN: ask the cluster again from then */
 	int gaps_said;          /* the log said it could not tell */
 	struct kkeys *keys;     /* .keys/: made at first use (kafka_keys.c) */
 } kpart;
@@ -86,6 +85,9 @@ struct kbackend {
 	int64_t listed_ms;
 	_Atomic unsigned next_part; /* keyless appends to a topic of several
 				     * partitions: one partition each, in turn */
+	_Atomic int64_t gaps_retry_ms; /* no topic's cleanup.policy asked before
+				    * (the cluster did not answer one:
+				    * kpart_skips_gaps) */
 	_Atomic size_t keys_used;   /* bytes of every partition's key map
 				     * (kafka_keys.c), at most cfg.keys_bytes */
 	pthread_t refresher;

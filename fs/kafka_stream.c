@@ -6,6 +6,7 @@
 #include "kafka_part.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -440,10 +441,13 @@ static int has_compact(const char *policy)
  * so ls pays it only in compacted topics; elsewhere a marker's name is
  * listed and its lookup is ENOENT. The topic's cleanup.policy is asked
  * once (DescribeConfigs; one answer for all its partitions), without a
- * lock held; a cluster that does not answer (down, slow past
- * CONFIG_WAIT_MS) is asked again after CONFIG_RETRY_MS, one that refuses
- * (no permission, no DescribeConfigs: librdkafka's mock) is not. Both
- * list every offset meanwhile and say so once.
+ * lock held. A cluster that does not answer (down, slow past
+ * CONFIG_WAIT_MS; librdkafka 2.0.2's mock, which names a controller it
+ * does not have) is asked again after CONFIG_RETRY_MS, for any topic
+ * (DescribeConfigs goes to the controller: one topic's timeout is every
+ * topic's, and `ls -R` must not wait once per topic); one that refuses
+ * (no permission, no DescribeConfigs) is not asked again for that topic.
+ * Both list every offset meanwhile, said once per topic.
  */
 int kpart_skips_gaps(kpart *p)
 {
@@ -454,7 +458,7 @@ int kpart_skips_gaps(kpart *p)
 	int64_t now = ktab_now_ms();
 	pthread_mutex_lock(&q->lock);
 	int g = q->gaps;
-	int ask = g == KG_UNKNOWN && now >= q->gaps_retry_ms;
+	int ask = g == KG_UNKNOWN && now >= atomic_load(&b->gaps_retry_ms);
 	pthread_mutex_unlock(&q->lock);
 	if (!ask)
 		return g == KG_SKIP;
@@ -468,7 +472,7 @@ int kpart_skips_gaps(kpart *p)
 	if (rc == 0)
 		q->gaps = has_compact(policy) ? KG_SKIP : KG_LIST;
 	else if (rc == -ETIMEDOUT || rc == -EIO)
-		q->gaps_retry_ms = now + CONFIG_RETRY_MS;
+		atomic_store(&b->gaps_retry_ms, now + CONFIG_RETRY_MS);
 	else
 		q->gaps = KG_LIST;
 	if (rc && !q->gaps_said)
@@ -480,7 +484,7 @@ int kpart_skips_gaps(kpart *p)
 			 "from the watermarks, the gaps compaction leaves included (their "
 			 "names are ENOENT; [kafka] ls_gaps = skip skips them)%s",
 			 q->name, strerror(-rc),
-			 g == KG_UNKNOWN ? "; asked again in a minute" : "");
+			 g == KG_UNKNOWN ? "; no topic's is asked again for a minute" : "");
 	return g == KG_SKIP;
 }
 

@@ -315,14 +315,17 @@ Test(kafka_gaps, a_compacted_topic_of_several_partitions_asks_once)
 }
 
 /* A cluster that did not answer in time is asked again later (not at
- * every ls); one that refused is never asked again. */
+ * every ls, nor for every other topic meanwhile); one that refused is
+ * never asked again for that topic. */
 Test(kafka_gaps, an_unanswered_config_is_asked_again_a_refused_one_is_not)
 {
 	for (int refuse = 0; refuse < 2; refuse++) {
 		fake *f = fake_new();
-		ftopic *ft = fake_topic(f, "c", 1);
-		for (int o = 0; o < 20; o++)
+		ftopic *ft = fake_topic(f, "c", 1), *ft2 = fake_topic(f, "c2", 1);
+		for (int o = 0; o < 20; o++) {
 			fput(ft, NULL, 0, "r", 1, 1700000000000 + o);
+			fput(ft2, NULL, 0, "r", 1, 1700000000000 + o);
+		}
 		fhole(ft, 5);
 		snprintf(ft->policy, sizeof ft->policy, "compact");
 		f->config_err = refuse ? -EACCES : -ETIMEDOUT;
@@ -334,16 +337,23 @@ Test(kafka_gaps, an_unanswered_config_is_asked_again_a_refused_one_is_not)
 		cr_assert_eq(ls(b, t, 1000, got, 32), 20);
 		cr_assert_eq(f->config_queries, 1, "asked at every ls");
 		cr_assert_eq(fake_logs() - logs, 1, "said once");
+		/* another topic: not asked before the retry time if the cluster
+		 * did not answer (asked and refused too, if it refused) */
+		sbfs_topic *t2 = topic(b, "c2");
+		cr_assert_eq(ls(b, t2, 1000, got, 32), 20);
+		cr_assert_eq(f->config_queries, refuse ? 2 : 1, "refused %d: asked meanwhile", refuse);
+		cr_assert_eq(fake_logs() - logs, refuse ? 2 : 1);
+		logs += refuse;
 		/* the retry time has come: no answer again, not said again */
-		((kpart *)t)->gaps_retry_ms = 0;
+		((kbackend *)b)->gaps_retry_ms = 0;
 		cr_assert_eq(ls(b, t, 1000, got, 32), 20);
-		cr_assert_eq(f->config_queries, refuse ? 1 : 2);
+		cr_assert_eq(f->config_queries, 2); /* refused: c2 asked; else: c again */
 		cr_assert_eq(fake_logs() - logs, 1, "said once");
 		/* the cluster answers now; the retry time has come */
 		f->config_err = 0;
-		((kpart *)t)->gaps_retry_ms = 0;
+		((kbackend *)b)->gaps_retry_ms = 0;
 		size_t n = ls(b, t, 1000, got, 32);
-		cr_assert_eq(f->config_queries, refuse ? 1 : 3);
+		cr_assert_eq(f->config_queries, refuse ? 2 : 3);
 		cr_assert_eq(n, refuse ? 20 : 19, "refused %d: %zu names", refuse, n);
 		cr_assert_eq(fake_logs() - logs, 1, "said once");
 		b->ops->close(b);
