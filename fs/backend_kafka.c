@@ -4,7 +4,12 @@
  * A topic of one partition is a backend topic of the same name (a kpart).
  * Records are read through a bounded cache of fetched chunks
  * (kafka_cache.c): reading record after record, or the whole .log, fetches
- * each chunk once; listing a partition needs only its watermarks.
+ * each chunk once; so does listing a partition of a compacted topic (ls
+ * lists only offsets that hold a record: compaction leaves gaps, and Kafka
+ * tells them only by a fetch; kpart_next_present). Other topics (their
+ * cleanup.policy asked once: kpart_skips_gaps) are listed from their
+ * watermarks, as is any partition's extent alone (rm, the notifier, stat
+ * of the directory).
  *
  * The stream model. Kafka has offsets, no byte positions, so the backend
  * makes them: a partition's stream starts (position 0) at the low watermark
@@ -448,6 +453,22 @@ static int kb_read_stream(sbfs_topic *t, uint64_t pos, void *buf, size_t len, si
 	return kpart_read_stream(P(t), pos, buf, len, nread);
 }
 
+/* ls lists only offsets that hold a record (compaction and transaction
+ * markers leave gaps): kafka_stream.c, through the cache, in the topics
+ * where gaps are expected (kpart_skips_gaps: a compacted topic); elsewhere
+ * every offset from the watermarks, without a fetch. */
+static int kb_next_present(sbfs_topic *t, uint64_t off, uint64_t *found)
+{
+	int64_t f;
+	if (P(t)->nparts || off > INT64_MAX)
+		return -ENOENT;
+	int rc = kpart_skips_gaps(P(t)) ? kpart_next_present(P(t), (int64_t)off, &f)
+					: kpart_next_offset(P(t), (int64_t)off, &f);
+	if (rc == 0)
+		*found = (uint64_t)f;
+	return rc;
+}
+
 static int kb_delete_before(sbfs_topic *t, uint64_t off)
 {
 	kpart *p = P(t);
@@ -654,6 +675,7 @@ static const sbfs_backend_ops kafka_ops = {
 	.read_key = kb_read_key,
 	.read_headers = kb_read_headers,
 	.read_stream = kb_read_stream,
+	.next_present = kb_next_present,
 	.seek_time = kb_seek_time,
 	.get_key = kb_get_key,
 	.list_keys = kb_list_keys,

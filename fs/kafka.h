@@ -20,7 +20,19 @@ typedef struct sbfs_kafka_config {
 	int replication;        /* replication.factor: (-1: the broker's) */
 	int allow_topic_delete; /* allow_topic_delete: rmdir deletes a topic */
 	size_t keys_bytes;      /* keys_bytes: memory of the .keys/ maps (64 MiB) */
+	int ls_gaps;            /* ls_gaps: SBFS_KAFKA_GAPS_* (auto) */
 } sbfs_kafka_config;
+
+/* ls_gaps: how ls finds offsets without a record (compaction, transaction
+ * markers). Kafka tells them only by a fetch, so skipping them reads the
+ * whole partition. */
+enum {
+	SBFS_KAFKA_GAPS_AUTO,   /* skip them in topics whose cleanup.policy has
+				 * compact (asked once per topic), list them
+				 * elsewhere */
+	SBFS_KAFKA_GAPS_SKIP,   /* skip them everywhere */
+	SBFS_KAFKA_GAPS_LIST,   /* list every offset from the watermarks */
+};
 
 void sbfs_kafka_config_init(sbfs_kafka_config *c);
 /* One key of [kafka] (or -o kafka.KEY=VALUE): ours, or a librdkafka

@@ -459,6 +459,7 @@ static const kc_ops rk_ops = {
 	.delete_topic = rk_delete_topic,
 	.offset_for_time = rk_offset_for_time,
 	.delete_records = rk_delete_records,
+	.topic_config = rk_topic_config,
 	.record_max = rk_record_max,
 	.close = rk_close,
 };

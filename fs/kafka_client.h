@@ -4,7 +4,8 @@
  * kafka_client.c (with kafka_produce.c, kafka_admin.c) implements it over
  * librdkafka; the unit tests implement it
  * in memory (a fake cluster), which is how the paths librdkafka's mock
- * cannot serve (CreateTopics, DeleteTopics, DeleteRecords) are tested.
+ * cannot serve (CreateTopics, DeleteTopics, DeleteRecords, DescribeConfigs)
+ * are tested.
  *
  * Every call returns 0 or a negative errno (the client maps Kafka's errors:
  * ETIMEDOUT when the cluster did not answer within its timeout, EIO when it
@@ -73,6 +74,12 @@ typedef struct kc_ops {
 	int (*offset_for_time)(kc_part *p, int64_t ts_ms, int64_t *off);
 	/* Kafka's DeleteRecords: every record below `before` goes. */
 	int (*delete_records)(kc_part *p, int64_t before);
+	/* Kafka's DescribeConfigs of one topic config (`name`, e.g.
+	 * cleanup.policy) into value (NUL-terminated, cut to len), waiting at
+	 * most wait_ms (0: the client's timeout); -ENOENT when the topic or
+	 * the config is unknown. */
+	int (*topic_config)(kc *c, const char *topic, const char *name, int wait_ms, char *value,
+			    size_t len);
 	/* Largest record the cluster takes (message.max.bytes). */
 	size_t (*record_max)(kc *c);
 	void (*close)(kc *c);

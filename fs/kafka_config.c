@@ -77,6 +77,19 @@ int sbfs_kafka_config_set(sbfs_kafka_config *c, const char *key, const char *val
 	}
 	if (!strcmp(key, "allow_topic_delete"))
 		return boolean(key, value, &c->allow_topic_delete, err, errlen);
+	if (!strcmp(key, "ls_gaps")) {
+		static const char *const modes[] = { [SBFS_KAFKA_GAPS_AUTO] = "auto",
+						     [SBFS_KAFKA_GAPS_SKIP] = "skip",
+						     [SBFS_KAFKA_GAPS_LIST] = "list" };
+		for (int i = 0; i < 3; i++) {
+			if (!strcmp(value, modes[i])) {
+				c->ls_gaps = i;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "[kafka] %s: '%s' is not auto, skip or list", key, value);
+		return -EINVAL;
+	}
 	/* a librdkafka property: a later one replaces an earlier one */
 	for (size_t i = 0; i < c->nprops; i++) {
 		if (!strcmp(c->props[i].key, key)) {
@@ -122,6 +135,9 @@ const char sbfs_kafka_usage[] =
 	"          past it .keys/ fails with ENOBUFS), num.partitions 1 and\n"
 	"          replication.factor -1\n"
 	"          (the broker's) of a topic made by mkdir, allow_topic_delete false\n"
-	"          (rmdir of an empty topic deletes it); any other key is a librdkafka\n"
+	"          (rmdir of an empty topic deletes it), ls_gaps auto (skip the offsets\n"
+	"          without a record, reading the partition, in topics whose\n"
+	"          cleanup.policy has compact; skip: in every topic; list: in none);\n"
+	"          any other key is a librdkafka\n"
 	"          property (security.protocol, sasl.*, ssl.*, acks (default all),\n"
 	"          compression.type, ...). As -o: kafka.KEY=VALUE.\n";

@@ -18,6 +18,12 @@
 #include "kafka_cache.h"
 
 enum { IX_STRIDE = 64 * 1024, REFRESH_MS = 300, REFRESH_WAIT_MS = 1000, LIST_MIN_MS = 1000 };
+/* kpart.gaps: does ls skip offsets without a record (fetching the
+ * partition) or list every offset from the watermarks; not known yet (the
+ * topic's cleanup.policy asked for at most CONFIG_WAIT_MS; when the
+ * cluster did not answer, no topic's is asked before CONFIG_RETRY_MS). */
+enum { KG_UNKNOWN, KG_LIST, KG_SKIP };
+enum { CONFIG_WAIT_MS = 5000, CONFIG_RETRY_MS = 60000 };
 
 typedef struct ixe {
 	int64_t off;
@@ -35,6 +41,8 @@ typedef struct kpart {
 	kc_part *cp;            /* NULL for a topic of several partitions */
 	uint32_t nparts;        /* a topic of several partitions: its parts */
 	struct kpart **parts;   /* (each also in kbackend.topics) */
+	struct kpart *group;    /* a partition of a topic of several: the
+				 * topic's kpart (which keeps `gaps`) */
 	pthread_mutex_t xlock;  /* one indexer at a time (held across fetches) */
 	pthread_mutex_t lock;   /* guards everything below */
 	int removed;
@@ -54,6 +62,14 @@ typedef struct kpart {
 				 * maximum of the indexed records' times) */
 	int64_t hint_off;       /* where the last stream read ended */
 	uint64_t hint_pos;
+	int64_t none_from;      /* no record in [none_from, none_hi): a fetch
+				 * from none_from found none below the high
+				 * watermark when it was none_hi (trusted
+				 * while hi is none_hi: kpart_next_present) */
+	int64_t none_hi;
+	int gaps;               /* ls_gaps auto: KG_* (kpart_skips_gaps); a
+				 * topic of several partitions: for all */
+	int gaps_said;          /* the log said it could not tell */
 	struct kkeys *keys;     /* .keys/: made at first use (kafka_keys.c) */
 } kpart;
 
@@ -69,6 +85,9 @@ struct kbackend {
 	int64_t listed_ms;
 	_Atomic unsigned next_part; /* keyless appends to a topic of several
 				     * partitions: one partition each, in turn */
+	_Atomic int64_t gaps_retry_ms; /* no topic's cleanup.policy asked before
+				    * (the cluster did not answer one:
+				    * kpart_skips_gaps) */
 	_Atomic size_t keys_used;   /* bytes of every partition's key map
 				     * (kafka_keys.c), at most cfg.keys_bytes */
 	pthread_t refresher;
@@ -131,6 +150,15 @@ int kpart_pos_of(kpart *p, int64_t off, uint64_t *out);
  * after the low watermark whose record's time is >= ts_ms, or -ENOENT when
  * no indexed record reaches it. */
 int kpart_seek_indexed(kpart *p, int64_t ts_ms, int64_t *off);
+/* The first offset >= off (and >= lo) that holds a record, below hi;
+ * -ENOENT if none (backend.h next_present). */
+int kpart_next_present(kpart *p, int64_t off, int64_t *found);
+/* The same without a fetch: max(off, lo) if below hi (every offset listed). */
+int kpart_next_offset(kpart *p, int64_t off, int64_t *found);
+/* Does ls skip p's gaps (kpart_next_present) rather than list every offset
+ * (kpart_next_offset)? [kafka] ls_gaps; auto: the topic's cleanup.policy
+ * has compact (asked once; if the cluster cannot tell: no, logged once). */
+int kpart_skips_gaps(kpart *p);
 /* .log bytes at stream position pos. */
 int kpart_read_stream(kpart *p, uint64_t pos, void *buf, size_t len, size_t *nread);
 /* The headers of record off as backend.h's read_headers gives them (each

@@ -2,7 +2,7 @@
  * kafka_rk.h - what the files of the librdkafka client (kafka_client.c:
  * the client, metadata, watermarks, fetches; kafka_produce.c: produce and
  * its delivery reports; kafka_admin.c: CreateTopics, DeleteTopics,
- * DeleteRecords) share. Only they include it.
+ * DeleteRecords, DescribeConfigs) share. Only they include it.
  */
 #ifndef SBFS_KAFKA_RK_H
 #define SBFS_KAFKA_RK_H
@@ -55,5 +55,8 @@ void rk_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 int rk_create_topic(kc *base, const char *topic, int parts, int repl);
 int rk_delete_topic(kc *base, const char *topic);
 int rk_delete_records(kc_part *p, int64_t before);
+/* kafka_admin.c: kc_ops.topic_config (DescribeConfigs). */
+int rk_topic_config(kc *base, const char *topic, const char *name, int wait_ms, char *value,
+		    size_t len);
 
 #endif

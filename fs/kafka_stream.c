@@ -6,6 +6,7 @@
 #include "kafka_part.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -330,7 +331,8 @@ int kpart_record(kpart *p, int64_t off, find_ctx *x)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&p->lock);
-	int in = off >= p->lo && off < p->hi && !p->removed;
+	int in = off >= p->lo && off < p->hi && !p->removed &&
+		 !(p->hi == p->none_hi && off >= p->none_from); /* a gap at the end */
 	pthread_mutex_unlock(&p->lock);
 	if (!in)
 		return -ENOENT;
@@ -341,6 +343,149 @@ int kpart_record(kpart *p, int64_t off, find_ctx *x)
 	if (rc == 0 && !x->found)
 		rc = -ENOENT;
 	return rc;
+}
+
+
+/* ---- offsets that hold a record (backend.h next_present) ---- */
+
+static int first_cb(void *arg, const kchunk *ch, const kcrec *r)
+{
+	(void)ch;
+	*(int64_t *)arg = r->offset;
+	return 1;
+}
+
+/*
+ * Kafka's fetch from off gives the first record at or after it, so the
+ * answer is the first record of the chunk holding off (each_rec: from the
+ * cache, else one fetch, which starts its chunk at off and so covers the
+ * gap before its first record). ls asks for every name it lists, in order:
+ * each answer is a lookup of the chunk already cached, and a fetch is made
+ * once per chunk (as a read of every record makes), never per name or per
+ * gap. Past the last record, the fetch waits at the partition's end (the
+ * client's grace for a record on its way), so that "none" is remembered
+ * (none_from, none_hi) while the high watermark stays where it was: a
+ * record that shows up later (another producer, a transaction committed)
+ * moves it. A damaged batch (-EIO) is listed at off: its lookup says EIO,
+ * never "No such file" (as the store lists damage).
+ */
+int kpart_next_present(kpart *p, int64_t off, int64_t *found)
+{
+	int rc = kpart_known(p);
+	for (int tries = 0; rc == 0; tries++) {
+		pthread_mutex_lock(&p->lock);
+		int64_t from = off < p->lo ? p->lo : off, hi = p->hi;
+		int none = p->removed || from >= hi || (hi == p->none_hi && from >= p->none_from);
+		pthread_mutex_unlock(&p->lock);
+		if (none)
+			return -ENOENT;
+		int64_t f = -1;
+		rc = each_rec(p, from, hi, first_cb, &f);
+		if (rc == -ERANGE && tries < 3) {
+			rc = 0; /* deleted under us: from the new start (chunk_at asked) */
+			continue;
+		}
+		if (rc == -EIO) {
+			*found = from;
+			return 0;
+		}
+		if (rc)
+			break;
+		if (f >= 0) {
+			*found = f;
+			return 0;
+		}
+		pthread_mutex_lock(&p->lock);
+		if (p->none_hi != hi || from < p->none_from)
+			p->none_from = from;
+		p->none_hi = hi;
+		pthread_mutex_unlock(&p->lock);
+		return -ENOENT;
+	}
+	return rc == -ERANGE ? -EIO : rc;
+}
+
+int kpart_next_offset(kpart *p, int64_t off, int64_t *found)
+{
+	int rc = kpart_known(p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	int64_t from = off < p->lo ? p->lo : off;
+	int none = p->removed || from >= p->hi;
+	pthread_mutex_unlock(&p->lock);
+	if (none)
+		return -ENOENT;
+	*found = from;
+	return 0;
+}
+
+/* "compact", "compact,delete", "delete, compact": a list of policies. */
+static int has_compact(const char *policy)
+{
+	for (const char *s = policy; (s = strstr(s, "compact")); s += 7) {
+		char after = s[7];
+		int start = s == policy || s[-1] == ',' || s[-1] == ' ' || s[-1] == '[';
+		if (start && (after == '\0' || after == ',' || after == ' ' || after == ']'))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Most topics have no gaps: Kafka's retention (cleanup.policy=delete)
+ * removes whole segments from the start, so every offset in [lo, hi)
+ * holds a record but for transaction markers (one offset per
+ * transaction). Compaction leaves gaps in bulk. Skipping gaps costs a
+ * fetch of every record (payloads too: Kafka has no offsets-only fetch),
+ * so ls pays it only in compacted topics; elsewhere a marker's name is
+ * listed and its lookup is ENOENT. The topic's cleanup.policy is asked
+ * once (DescribeConfigs; one answer for all its partitions), without a
+ * lock held. A cluster that does not answer (down, slow past
+ * CONFIG_WAIT_MS; librdkafka 2.0.2's mock, which names a controller it
+ * does not have) is asked again after CONFIG_RETRY_MS, for any topic
+ * (DescribeConfigs goes to the controller: one topic's timeout is every
+ * topic's, and `ls -R` must not wait once per topic); one that refuses
+ * (no permission, no DescribeConfigs) is not asked again for that topic.
+ * Both list every offset meanwhile, said once per topic.
+ */
+int kpart_skips_gaps(kpart *p)
+{
+	kbackend *b = p->b;
+	if (b->cfg.ls_gaps != SBFS_KAFKA_GAPS_AUTO)
+		return b->cfg.ls_gaps == SBFS_KAFKA_GAPS_SKIP;
+	kpart *q = p->group ? p->group : p; /* keeps the topic's answer */
+	int64_t now = ktab_now_ms();
+	pthread_mutex_lock(&q->lock);
+	int g = q->gaps;
+	int ask = g == KG_UNKNOWN && now >= atomic_load(&b->gaps_retry_ms);
+	pthread_mutex_unlock(&q->lock);
+	if (!ask)
+		return g == KG_SKIP;
+	char policy[256] = "";
+	int rc = b->c->ops->topic_config
+			 ? b->c->ops->topic_config(b->c, q->name, "cleanup.policy", CONFIG_WAIT_MS,
+						   policy, sizeof policy)
+			 : -EOPNOTSUPP;
+	int say = 0;
+	pthread_mutex_lock(&q->lock);
+	if (rc == 0)
+		q->gaps = has_compact(policy) ? KG_SKIP : KG_LIST;
+	else if (rc == -ETIMEDOUT || rc == -EIO)
+		atomic_store(&b->gaps_retry_ms, now + CONFIG_RETRY_MS);
+	else
+		q->gaps = KG_LIST;
+	if (rc && !q->gaps_said)
+		say = q->gaps_said = 1;
+	g = q->gaps;
+	pthread_mutex_unlock(&q->lock);
+	if (say)
+		sbfs_log("kafka: %s: cannot read its cleanup.policy (%s): ls lists every offset "
+			 "from the watermarks, the gaps compaction leaves included (their "
+			 "names are ENOENT; [kafka] ls_gaps = skip skips them)%s",
+			 q->name, strerror(-rc),
+			 g == KG_UNKNOWN ? "; no topic's is asked again for a minute" : "");
+	return g == KG_SKIP;
 }
 
 

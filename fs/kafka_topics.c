@@ -51,6 +51,7 @@ static int add(kbackend *b, const char *name, const char *topic, int32_t part, k
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->xlock, NULL);
 	p->hint_off = -1;
+	p->none_hi = -1;
 	b->topics[b->ntopics++] = p;
 	*out = p;
 	return 0;
@@ -82,6 +83,8 @@ static int add_topic(kbackend *b, const char *name, int n)
 	}
 	g->nparts = (uint32_t)n;
 	g->parts = parts;
+	for (int i = 0; i < n; i++)
+		parts[i]->group = g;
 	return 0;
 }
 

@@ -246,9 +246,18 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		bd.next = SBFS_MAX_OFFSET + 1;
 	int full = 0;
 	for (; o < bd.next; o++) {
-		/* a log with gaps (Kafka: compaction, transaction markers) */
-		if (fs->b->ops->next_present && fs->b->ops->next_present(t, o, &o))
-			break;
+		/* a log with gaps (Kafka: compaction, transaction markers);
+		 * a backend that cannot tell (a cluster down) fails the
+		 * listing here, after what this reply holds, never ends it
+		 * as if nothing followed */
+		if (fs->b->ops->next_present && (rc = fs->b->ops->next_present(t, o, &o))) {
+			if (rc == -ENOENT)
+				break;
+			if (used)
+				goto out; /* the next readdir, from o, says why */
+			free(buf);
+			return sbfs_reply_err(req, rc);
+		}
 		if (o >= bd.next)
 			break;
 		sbfs_fmt_offset(name, o);

@@ -13,9 +13,13 @@
 
 #include "kafka_fake.h"
 
-/* The daemon's log (errors.c), here: stderr. */
+static int logged;
+int fake_logs(void) { return logged; }
+
+/* The daemon's log (errors.c), here: stderr (and counted). */
 void sbfs_log(const char *fmt, ...)
 {
+	logged++;
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -73,6 +77,13 @@ void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, in
 	r->len = len;
 	r->ts = ts;
 	r->tomb = 0;
+	r->gone = 0;
+}
+
+void fhole(ftopic *t, int64_t off)
+{
+	cr_assert(off >= 0 && off < t->hi);
+	t->recs[off].gone = 1;
 }
 
 static int f_list(kc *c, kc_topic_fn fn, void *arg)
@@ -122,15 +133,19 @@ static int f_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 	fake *f = fake_of(p);
 	pthread_mutex_lock(&f->m);
 	f->fetches++;
-	int rc = 0;
+	int rc = 0, delivered = 0;
 	if (f->down)
 		rc = -ETIMEDOUT;
 	else if (from < p->t->lo)
 		rc = -ERANGE;
 	else if (from >= p->t->hi)
 		rc = -ENODATA;
-	for (int64_t o = from; rc == 0 && o < p->t->hi && o < from + f->fetch_max; o++) {
+	/* fetch_max records (gaps hold none: skipped), at least one */
+	for (int64_t o = from, n = 0; rc == 0 && o < p->t->hi && n < f->fetch_max; o++) {
 		frec *r = &p->t->recs[o];
+		if (r->gone)
+			continue;
+		n++;
 		/* odd offsets carry two headers (Kafka's: ordered, names may repeat) */
 		char hv[32];
 		int hl = snprintf(hv, sizeof hv, "v%ld", (long)o);
@@ -140,7 +155,10 @@ static int f_fetch(kc_part *p, int64_t from, kc_rec_fn fn, void *arg)
 			     .headers = o % 2 ? hs : NULL, .nheaders = o % 2 ? 2 : 0,
 			     .tombstone = r->tomb };
 		rc = fn(arg, &k);
+		delivered = 1;
 	}
+	if (rc == 0 && !delivered)
+		rc = -ENODATA; /* only gaps up to the high watermark */
 	pthread_mutex_unlock(&f->m);
 	return rc;
 }
@@ -214,6 +232,8 @@ static int f_offset_for_time(kc_part *p, int64_t ts_ms, int64_t *off)
 	int rc = f->down ? -ETIMEDOUT : 0;
 	int64_t max = INT64_MIN, found = -1;
 	for (int64_t o = p->t->lo; rc == 0 && o < p->t->hi && found < 0; o++) {
+		if (p->t->recs[o].gone)
+			continue;
 		if (p->t->recs[o].ts > max)
 			max = p->t->recs[o].ts;
 		if (max >= ts_ms)
@@ -222,6 +242,25 @@ static int f_offset_for_time(kc_part *p, int64_t ts_ms, int64_t *off)
 	if (rc == 0)
 		*off = found;
 	f->time_queries++;
+	pthread_mutex_unlock(&f->m);
+	return rc;
+}
+
+/* DescribeConfigs of cleanup.policy (the only config the fake has). */
+static int f_topic_config(kc *c, const char *topic, const char *name, int wait_ms, char *value,
+			  size_t len)
+{
+	(void)wait_ms;
+	fake *f = F(c);
+	pthread_mutex_lock(&f->m);
+	f->config_queries++;
+	snprintf(f->config_topic, sizeof f->config_topic, "%s", topic);
+	ftopic *t = ftopic_of(f, topic);
+	int rc = f->down ? -ETIMEDOUT : f->config_err ? f->config_err : t ? 0 : -ENOENT;
+	if (rc == 0 && strcmp(name, "cleanup.policy"))
+		rc = -ENOENT;
+	if (rc == 0)
+		snprintf(value, len, "%s", t->policy[0] ? t->policy : "delete");
 	pthread_mutex_unlock(&f->m);
 	return rc;
 }
@@ -246,7 +285,7 @@ static const kc_ops fake_ops = {
 	.list = f_list, .part_open = f_part_open, .watermarks = f_watermarks,
 	.fetch = f_fetch, .produce = f_produce, .create_topic = f_create,
 	.delete_topic = f_delete_topic, .delete_records = f_delete_records,
-	.offset_for_time = f_offset_for_time,
+	.offset_for_time = f_offset_for_time, .topic_config = f_topic_config,
 	.record_max = f_record_max, .close = f_close,
 };
 

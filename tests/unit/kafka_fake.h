@@ -3,8 +3,9 @@
  * (fs/kafka_client.h) for the Kafka backend's unit tests (test_kafka_*.c,
  * which CMakeLists.txt links with kafka_fake.c and the backend's sources).
  *
- * librdkafka 2.0.2's mock cluster has no CreateTopics, DeleteTopics or
- * DeleteRecords; the fake records what the backend asked for instead. One
+ * librdkafka 2.0.2's mock cluster has no CreateTopics, DeleteTopics,
+ * DeleteRecords or DescribeConfigs; the fake records what the backend
+ * asked for instead, and answers a topic's cleanup.policy. One
  * fake per test (Criterion runs each test in its own process): fake_new()
  * makes it, the backend's close frees it.
  */
@@ -25,6 +26,9 @@ typedef struct frec {
 	char *val;
 	size_t len;
 	int tomb;               /* a null value */
+	int gone;               /* no record at this offset (compacted away, a
+				 * transaction marker): fetch and ListOffsets
+				 * skip it, as Kafka does */
 } frec;
 
 /* One partition: a topic of n partitions is n of them, `part` 0..n-1,
@@ -36,6 +40,8 @@ typedef struct ftopic {
 	int64_t lo, hi;
 	frec *recs;             /* offset o at recs[o] */
 	size_t cap;
+	char policy[32];        /* cleanup.policy (partition 0's is the
+				 * topic's; "": Kafka's default, delete) */
 } ftopic;
 
 struct kc_part {
@@ -52,6 +58,10 @@ typedef struct fake {
 	int fetches;            /* fetch calls */
 	int fetch_max;          /* records per fetch */
 	int time_queries;
+	int config_queries;     /* DescribeConfigs calls */
+	int config_err;         /* their answer when not 0 (-EACCES: no
+				 * permission, -EOPNOTSUPP: librdkafka's mock) */
+	char config_topic[64];  /* the topic last asked about */
 	int created_parts, created_repl, deleted_topics;
 	uint64_t headers_produced;
 	int64_t deleted_before;
@@ -67,6 +77,11 @@ ftopic *fpart_of(fake *f, const char *name, int part);
 ftopic *fadd(fake *f, const char *name, int parts);
 /* Append a record (key may be NULL) to one partition. */
 void fput(ftopic *t, const void *key, size_t klen, const void *v, size_t len, int64_t ts);
+/* Make offset off of t hold no record (fhole: a gap, as compaction or a
+ * transaction marker leaves). */
+void fhole(ftopic *t, int64_t off);
+/* Lines the backend logged (sbfs_log) in this process. */
+int fake_logs(void);
 /* A new empty cluster, the one this test's partitions talk to. */
 fake *fake_new(void);
 ftopic *fake_topic(fake *f, const char *name, int parts);

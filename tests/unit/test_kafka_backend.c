@@ -296,6 +296,14 @@ Test(kafka_backend, config_keys)
 	cr_assert(strstr(err, "timeout_ms") != NULL);
 	cr_assert_eq(sbfs_kafka_config_set(&c, "allow_topic_delete", "true", err, sizeof err), 0);
 	cr_assert_eq(c.allow_topic_delete, 1);
+	cr_assert_eq(c.ls_gaps, SBFS_KAFKA_GAPS_AUTO);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "ls_gaps", "skip", err, sizeof err), 0);
+	cr_assert_eq(c.ls_gaps, SBFS_KAFKA_GAPS_SKIP);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "ls_gaps", "list", err, sizeof err), 0);
+	cr_assert_eq(c.ls_gaps, SBFS_KAFKA_GAPS_LIST);
+	cr_assert_eq(sbfs_kafka_config_set(&c, "ls_gaps", "compact", err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "ls_gaps") != NULL);
+	cr_assert_eq(c.ls_gaps, SBFS_KAFKA_GAPS_LIST);
 	sbfs_kafka_config_free(&c);
 }
 
