@@ -29,8 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keytable.h"
 #include "util_faultio.h"
+#include "util_keytable.h"
 #include "util_store.h"
 
 UT_ENV_FIXTURE("cempty")
@@ -128,19 +128,10 @@ static unsigned empty_files(const char *dir)
 /* Remove the topic's key tables: the next open indexes the log alone. */
 static void drop_key_tables(const char *dir)
 {
-	char td[4200], p[4600];
-	struct dirent *de;
-	uint64_t a, b;
+	char td[4200];
 
 	snprintf(td, sizeof(td), "%s/t", dir);
-	DIR *d = opendir(td);
-	cr_assert(d);
-	while ((de = readdir(d)))
-		if (sb_kt_name_parse(de->d_name, &a, &b) == 0) {
-			snprintf(p, sizeof(p), "%s/%s", td, de->d_name);
-			cr_assert_eq(unlink(p), 0);
-		}
-	closedir(d);
+	cr_assert_eq(ut_kt_remove_all(td), 0, "the key tables of %s", td);
 }
 
 static void vproblem(void *arg, const sb_verify_problem *p)

@@ -24,6 +24,7 @@
 #include "codec.h"
 #include "format.h"
 #include "keytable.h"
+#include "util_keytable.h"
 #include "util_store.h"
 
 UT_ENV_FIXTURE("keyhint")
@@ -155,18 +156,7 @@ Test(keyhint, generated_appends_compaction_compression_reopen)
 
 static void remove_tables(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	uint64_t a, b;
-	char p[4400];
-
-	cr_assert(d);
-	while ((de = readdir(d)))
-		if (sb_kt_name_parse(de->d_name, &a, &b) == 0) {
-			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-			cr_assert_eq(unlink(p), 0);
-		}
-	closedir(d);
+	cr_assert_eq(ut_kt_remove_all(dir), 0, "the key tables of %s", dir);
 }
 
 Test(keyhint, wrong_hints_fall_back_and_verify_reports_them)

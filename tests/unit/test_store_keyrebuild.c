@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "keytable.h"
+#include "util_keytable.h"
 #include "util_store.h"
 
 UT_ENV_FIXTURE("krebuild")
@@ -92,20 +93,11 @@ static void fill(unsigned nk, unsigned nu)
  * each naming one of the unkeyed records [nk, last]. */
 static void ghost_table(unsigned nk, uint64_t last, unsigned ng, uint64_t *seed)
 {
-	char dir[4200], path[8400], k[16];
-	struct dirent *de;
-	uint64_t a, b;
+	char dir[4200], k[16];
 	sb_kt_writer *w;
-	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/t", env.store);
-	cr_assert_not_null(d = opendir(dir));
-	while ((de = readdir(d)))
-		if (sb_kt_name_parse(de->d_name, &a, &b) == 0) {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			cr_assert_eq(unlink(path), 0);
-		}
-	closedir(d);
+	cr_assert_eq(ut_kt_remove_all(dir), 0);
 	cr_assert_eq(sb_kt_writer_new(sb_io_default(), dir, 0, last, ng, 0, &w), 0);
 	for (unsigned i = 0; i < ng; i++) {
 		sb_mt_val v = {.offset = nk + ut_rnd(seed) % (last + 1 - nk), .ts = 1, .size = 9};

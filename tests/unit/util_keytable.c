@@ -2,6 +2,8 @@
  * util_keytable.c - see util_keytable.h.
  */
 #include <dirent.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "codec.h"
@@ -63,4 +65,24 @@ int ut_kt_list(const char *dir, ut_kt_info *out, int cap)
 	if (n > 0)
 		qsort(out, (size_t)n, sizeof(*out), info_cmp);
 	return n;
+}
+
+int ut_kt_remove_all(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[8192];
+	int rc = 0;
+
+	if (!d)
+		return -1;
+	while (!rc && (de = readdir(d))) {
+		uint64_t a, b;
+		if (sb_kt_name_parse(de->d_name, &a, &b))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		rc = unlink(p) ? -1 : 0;
+	}
+	closedir(d);
+	return rc;
 }

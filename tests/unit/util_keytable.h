@@ -26,5 +26,8 @@ typedef struct ut_kt_info {
  * offsets) first, up to cap of them into out: their count, or -1 when dir,
  * a table, or more than cap of them, could not be read. */
 int ut_kt_list(const char *dir, ut_kt_info *out, int cap);
+/* Remove every key table of dir (the next open indexes the log alone):
+ * 0, or -1 when dir or a table could not be read or removed. */
+int ut_kt_remove_all(const char *dir);
 
 #endif
