@@ -278,6 +278,42 @@ out:
 	return rc;
 }
 
+/* fio_slow's sleep for a call of kind on fd, if it matches. */
+static void slow_down(fio *f, fio_kind kind, int fd)
+{
+	char match[64], path[PATH_MAX];
+
+	pthread_mutex_lock(&f->mu);
+	unsigned us = f->slow_us[kind];
+	memcpy(match, f->slow_match[kind], sizeof(match));
+	pthread_mutex_unlock(&f->mu);
+	if (!us)
+		return;
+	fd_path(fd, path, sizeof(path));
+	if (match[0] && !strstr(path, match))
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->slowed++;
+	pthread_mutex_unlock(&f->mu);
+	usleep(us);
+}
+
+unsigned fio_slowed(fio *f)
+{
+	pthread_mutex_lock(&f->mu);
+	unsigned n = f->slowed;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+void fio_slow(fio *f, fio_kind kind, unsigned delay_us, const char *match)
+{
+	pthread_mutex_lock(&f->mu);
+	f->slow_us[kind] = delay_us;
+	snprintf(f->slow_match[kind], sizeof(f->slow_match[kind]), "%s", match ? match : "");
+	pthread_mutex_unlock(&f->mu);
+}
+
 static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 {
 	fio *f = ctx;
@@ -287,6 +323,7 @@ static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 	ssize_t w;
 	int rc;
 
+	slow_down(f, FIO_PWRITE, fd);
 	pthread_mutex_lock(&f->mu);
 	rc = check(f, FIO_PWRITE, NULL, fd);
 	if (rc) {
@@ -348,6 +385,7 @@ static int f_fdatasync(void *ctx, int fd)
 	uint64_t seq0;
 	int rc, is_dir;
 
+	slow_down(f, FIO_FDATASYNC, fd);
 	pthread_mutex_lock(&f->mu);
 	unsigned delay = f->sync_delay_us;
 	seq0 = ++f->op_seq; /* ops numbered below this one are covered */

@@ -102,6 +102,16 @@ void fio_short_write(fio *f, unsigned nth, size_t keep);
  */
 void fio_set_sync(fio *f, int real, unsigned delay_us);
 
+/*
+ * From now on every pwrite or fdatasync (kind) whose path contains `match`
+ * (NULL: any) first sleeps delay_us, outside the table's lock (0: no
+ * more); one setting a kind. A thread writing such a file stalls there
+ * while the others go on.
+ */
+void fio_slow(fio *f, fio_kind kind, unsigned delay_us, const char *match);
+/* Calls that began such a sleep so far. */
+unsigned fio_slowed(fio *f);
+
 /* Calls of each kind seen so far (failed ones included). */
 unsigned fio_calls(fio *f, fio_kind kind);
 /* Calls that were made to fail (rules, budget, crash). */

@@ -76,6 +76,9 @@ struct fio {
 	unsigned stash_seq;
 	int fake_sync;
 	unsigned sync_delay_us;
+	unsigned slow_us[FIO_NKINDS];      /* fio_slow */
+	char slow_match[FIO_NKINDS][64];
+	unsigned slowed;
 	int snap_mode;
 	uint64_t op_seq; /* ops recorded so far: an fdatasync covers those
 			  * recorded before it began, not those made while it ran */
