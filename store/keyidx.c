@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fsutil.h"
 #include "keyidx_impl.h"
@@ -23,6 +24,14 @@ static void report(sb_kx *x, const char *fmt, const char *a, const char *b)
 		return;
 	snprintf(msg, sizeof(msg), fmt, a, b);
 	x->p.report(x->p.report_arg, x->topic, msg);
+}
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* ---- the table array -------------------------------------------------------- */
@@ -204,6 +213,7 @@ void sb_kx_set_background(sb_kx *x, int on)
 {
 	x->p.background = on;
 	x->maint_kb = atomic_load(&x->noted_kbytes); /* the replay's keys came before */
+	x->maint_ns = mono_ns();
 }
 
 void sb_kx_set_wake(sb_kx *x, void (*fn)(void *arg), void *arg)
@@ -496,24 +506,63 @@ static int act_due(sb_kx *x)
 	       x->idx_bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 }
 
+/* Who calls maintain(): the flusher's turn, the appender stepping in
+ * (behind: busy), the close (busy), compaction's cover. */
+enum turn { TURN_FLUSHER, TURN_APPENDER, TURN_CLOSE, TURN_COVER };
+
+/* A turn begins: is it busy (keyidx_write.c)? A flusher's turn is when a
+ * batch of keys or more came since its last turn began; or, after a busy
+ * turn, while they keep coming at a batch every BUSY_RATE_MS or faster.
+ * Without the rate, a short turn (nothing due) made the next one quiet (a
+ * few thousand keys in its 2 ms), and that one began a merge of 8 tables
+ * (0.2 to 0.5 s at 5,000,000 keys) while the keys went on coming, past
+ * the appender's bound: it waited for the merge (docs/BENCHMARKS.md,
+ * "Sustained keyed appends"). A turn with no key since the last is quiet.
+ * The appender's and the close's turns are busy, and theirs and
+ * compaction's leave the flusher's measure alone; the flusher's turn after
+ * the appender stepped in is busy: the appender, waiting in its turn,
+ * appended nothing, which made the next turn look quiet.
+ * [maint_mu] */
+#define BUSY_RATE_MS 100
+static void turn_begins(sb_kx *x, enum turn who)
+{
+	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
+	uint64_t d = kb - x->maint_kb, batch = sb_kx_batch_bytes(x);
+	long long now = mono_ns(), dt = now - x->maint_ns;
+	int fast = x->busy && d && (double)d * (BUSY_RATE_MS * 1000000.0) >= (double)batch * (double)dt;
+
+	if (!x->p.background) {
+		x->busy = 0;
+	} else if (who == TURN_APPENDER || who == TURN_CLOSE) {
+		x->busy = 1;
+	} else if (who == TURN_COVER) {
+		x->busy = x->busy || d >= batch;
+	} else {
+		uint64_t app = atomic_load(&x->app_sorts) + atomic_load(&x->app_writes);
+		x->busy = d >= batch || fast || app != x->maint_app;
+		x->maint_kb = kb;
+		x->maint_ns = now;
+		x->maint_app = app;
+	}
+}
+
 /* Index the tail; past the limits, freeze the runs and write them as a
  * table; merge tables. With `all`, freeze whatever was indexed. With a
- * flusher, `closing` counts as busy (keyidx_write.c): the frozen runs are
+ * flusher, the close counts as busy (turn_begins): the frozen runs are
  * written alone and merges are left to the flusher after the next open (it
  * merges what is due within its first turn), unless the tables are at the
  * busy bound: a close does no more than it must. Without one (no_flusher:
  * the tools) the close merges what is due, as every maintain does. */
-static int maintain(sb_kx *x, int all, int closing)
+static int maintain(sb_kx *x, int all, enum turn who)
 {
 	size_t at, k;
-	int rc;
+	int rc, yielded = 0;
 
 	if (x->p.read_only)
 		return catch_up(x);
 	pthread_mutex_lock(&x->maint_mu);
-	uint64_t kb = atomic_load_explicit(&x->noted_kbytes, memory_order_acquire);
-	x->busy = x->p.background && (closing || kb - x->maint_kb >= sb_kx_batch_bytes(x));
-	x->maint_kb = kb;
+	turn_begins(x, who);
+again:
 	rc = sb_kx_flush_imm(x); /* one left by a failure */
 	if (!rc) {
 		/* With a flusher, what is frozen is about key_memtable_bytes,
@@ -533,6 +582,11 @@ static int maintain(sb_kx *x, int all, int closing)
 		rc = sb_kx_flush_imm(x);
 	while (!rc && sb_kx_merge_due(x, &at, &k))
 		rc = sb_kx_merge_at(x, at, k);
+	if (rc == -EAGAIN && !yielded) { /* a merge yielded (keyidx_write.c): the runs first */
+		yielded = 1;
+		x->busy = 1;
+		goto again;
+	}
 	pthread_mutex_unlock(&x->maint_mu);
 	if (rc == -ECANCELED) /* the store closes (sb_kx_stop_merges) */
 		rc = 0;
@@ -543,7 +597,7 @@ static int maintain(sb_kx *x, int all, int closing)
 
 int sb_kx_maintain(sb_kx *x)
 {
-	return maintain(x, 0, 0);
+	return maintain(x, 0, TURN_FLUSHER);
 }
 
 int sb_kx_index(sb_kx *x)
@@ -613,13 +667,14 @@ int sb_kx_note_end(sb_kx *x, uint64_t next, uint64_t bytes, uint64_t kbytes, uin
 		       nb - atomic_load(&x->act_mark) >= rlim;
 	if (tb < lim && !act_over)
 		return 0;
+	/* counted first: the flusher's next turn sees it (turn_begins) */
 	if (x->p.background && !act_over) {
-		catch_up(x); /* only sort: table writes stay the flusher's */
 		atomic_fetch_add_explicit(&x->app_sorts, 1, memory_order_relaxed);
+		catch_up(x); /* only sort: table writes stay the flusher's */
 	} else {
-		maintain(x, 0, 0); /* a failed write is retried later */
 		if (x->p.background)
 			atomic_fetch_add_explicit(&x->app_writes, 1, memory_order_relaxed);
+		maintain(x, 0, TURN_APPENDER); /* a failed write is retried later */
 	}
 	return 0;
 }
@@ -643,7 +698,9 @@ int sb_kx_close(sb_kx *x, int finish)
 			   atomic_load(&x->last_keyed) <= atomic_load(&x->walk_end) &&
 			   atomic_load(&x->noted_bytes) - atomic_load(&x->act_mark) >= SB_KX_CLOSE_NOTE_BYTES &&
 			   atomic_load(&x->noted_end) > x->act_from;
-		rc = maintain(x, note, 1);
+		rc = maintain(x, note, TURN_CLOSE);
+		int src = sb_kx_sync_tables(x);
+		rc = rc ? rc : src;
 	}
 	for (size_t i = 0; i < x->nt; i++)
 		sb_kt_close(x->t[i]);
@@ -662,18 +719,66 @@ int sb_kx_close(sb_kx *x, int finish)
 	return rc;
 }
 
-uint64_t sb_kx_cover(sb_kx *x, uint64_t below)
+int sb_kx_sync_tables(sb_kx *x)
+{
+	char (*names)[48] = NULL;
+	size_t n = 0;
+	uint64_t to = 0;
+	int rc = 0;
+
+	if (!atomic_exchange(&x->lazy_new, 0))
+		return 0;
+	pthread_rwlock_rdlock(&x->lock);
+	uint64_t dt = atomic_load(&x->durable_to);
+	if (x->nt && !(names = malloc(x->nt * sizeof(*names))))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < x->nt; i++) {
+		if (sb_kt_durable(x->t[i]) || sb_kt_last(x->t[i]) < dt)
+			continue;
+		snprintf(names[n++], sizeof(*names), "%s", sb_kt_filename(x->t[i]));
+		to = sb_kt_last(x->t[i]) + 1 > to ? sb_kt_last(x->t[i]) + 1 : to;
+	}
+	pthread_rwlock_unlock(&x->lock);
+	/* A table merged meanwhile is gone: its merge's table was synced. */
+	for (size_t i = 0; !rc && i < n; i++)
+		if ((rc = sb_fdatasync_file(x->p.io, x->dir, names[i])) == -ENOENT)
+			rc = 0;
+	if (!rc && n)
+		rc = sb_fsync_dir(x->p.io, x->dir);
+	if (rc) {
+		atomic_store(&x->lazy_new, 1); /* tried again */
+		report(x, "key index: syncing a table failed: %s%s", sb_strerror(rc), "");
+	} else {
+		uint64_t cur = atomic_load(&x->durable_to);
+		while (cur < to && !atomic_compare_exchange_weak(&x->durable_to, &cur, to))
+			;
+	}
+	free(names);
+	return rc;
+}
+
+/* The first offset the synced tables do not cover: a table published
+ * lazily and not synced since covers nothing a crash may not take. */
+static uint64_t durably_covered(sb_kx *x)
 {
 	pthread_rwlock_rdlock(&x->lock);
-	uint64_t covered = x->covered;
-	pthread_rwlock_unlock(&x->lock);
-	if (covered >= below || x->p.read_only)
-		return covered;
-	maintain(x, 1, 0); /* a failure is reported; what is covered is said */
-	pthread_rwlock_rdlock(&x->lock);
-	covered = x->covered;
+	uint64_t covered = x->covered, dt = atomic_load(&x->durable_to);
+	for (size_t i = 0; i < x->nt; i++)
+		if (!sb_kt_durable(x->t[i]) && sb_kt_last(x->t[i]) >= dt && sb_kt_first(x->t[i]) < covered)
+			covered = sb_kt_first(x->t[i]);
 	pthread_rwlock_unlock(&x->lock);
 	return covered;
+}
+
+uint64_t sb_kx_cover(sb_kx *x, uint64_t below)
+{
+	uint64_t covered = durably_covered(x);
+
+	if (covered >= below || x->p.read_only)
+		return covered;
+	maintain(x, 1, TURN_COVER); /* a failure is reported; what is covered is said */
+	sb_kx_sync_tables(x);
+	return durably_covered(x);
 }
 
 void sb_kx_stop_merges(sb_kx *x)

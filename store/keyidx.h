@@ -7,7 +7,8 @@
  * stores; an unkeyed one adds none). The indexer (the store's indexer
  * thread, sb_kx_index, as the keys come a batch of key_memtable_bytes / 8
  * at a time, a batch that fits in a core's cache; the flusher,
- * sb_kx_maintain; or a reader catching up) reads the keyed records from
+ * sb_kx_maintain: in the store, its key writer thread, apart from the
+ * thread that syncs segments; or a reader catching up) reads the keyed records from
  * the log itself, from
  * where it stopped to the noted end (params.walk: the records hold the
  * key, offset, time, size, flags and position a tail entry copied), into
@@ -15,7 +16,9 @@
  * an immutable sorted run, and keeps such runs apart (smaller ones, a
  * reader's catch-up, are merged as a binary counter). Past
  * key_memtable_bytes the runs are frozen and written as one key table
- * (keytable.h) beside the segments. When no keyed record was noted past
+ * (keytable.h) beside the segments; the flusher publishes such a table
+ * without syncing it (sb_kx_sync_tables syncs it, from the store's
+ * flusher thread; a close and sb_kx_cover too). When no keyed record was noted past
  * where the indexer stopped, it reads nothing: the flusher never walks a
  * topic without keys. The replay at open puts the records it reads
  * itself (sb_kx_put). Without a flusher (the replay, no_flusher) the
@@ -79,7 +82,7 @@ typedef struct sb_kx sb_kx;
  * leaves unmerged at most (a get reads at most this many, their Bloom
  * filters first). */
 #define SB_KX_MERGE_WIDTH 8
-#define SB_KX_BUSY_TABLES_MAX (3 * SB_KX_MERGE_WIDTH)
+#define SB_KX_BUSY_TABLES_MAX (8 * SB_KX_MERGE_WIDTH)
 
 /* One keyed record of the log for the indexer (params.walk): 0 to go on,
  * nonzero to stop the walk (returned by it). */
@@ -149,16 +152,22 @@ int sb_kx_index(sb_kx *x);
  * records; when there is no key since the last table and
  * SB_KX_CLOSE_NOTE_BYTES of records or more came, an empty table is
  * written instead, so that the open of a topic without keys replays
- * nothing). Then free. */
+ * nothing), and sync the tables published lazily. Then free. */
 #define SB_KX_CLOSE_NOTE_BYTES (1u << 20)
 int sb_kx_close(sb_kx *x, int finish);
 /* Make the tables cover every keyed record below `below` (the runs in
  * memory written as a table, if they hold some: compaction drops a
  * tombstone only where a table holds it, for the runs are replayed from
- * the log at the next open, which would no longer have it). Returns the
- * first offset the tables do not cover (below `below` if the write
- * failed). [no log lock held but compress_mu] */
+ * the log at the next open, which would no longer have it), and synced
+ * (sb_kx_sync_tables). Returns the first offset the synced tables do not
+ * cover (below `below` if a write or sync failed). [no log lock held but
+ * compress_mu] */
 uint64_t sb_kx_cover(sb_kx *x, uint64_t below);
+/* Sync the tables published lazily (the flusher's tables of runs: not
+ * synced when written, keyidx_write.c): each file, then the directory.
+ * Cheap when there are none. [any thread; the store's flusher calls it
+ * on every turn, apart from the key writer] */
+int sb_kx_sync_tables(sb_kx *x);
 /* The store is closing: a merge of tables in progress (the flusher's) is
  * abandoned, its temp file removed; the table writes of the close itself
  * (sb_kx_close) still happen. [any thread] */
@@ -170,7 +179,7 @@ typedef struct sb_kx_stats {
 	uint64_t mt_keys, mt_bytes;  /* in memory: the tail and the runs */
 	uint32_t tables;
 	uint64_t table_keys, table_bytes;
-	uint64_t covered_to;         /* replay_from - 1 */
+	uint64_t covered_to;         /* the first offset no table covers */
 	uint64_t appender_sorts;     /* the appender indexed the tail (the
 				      * flusher was 4x memtable_bytes behind) */
 	uint64_t appender_writes;    /* the appender wrote a table (with a flusher) */

@@ -50,6 +50,8 @@ struct sb_kx {
 	uint64_t replay_from; /* where the replay at open started */
 	uint64_t idx_seen;    /* [the indexer] noted_kbytes at its last look */
 	uint64_t maint_kb;    /* [maint_mu] noted_kbytes when maintain last began */
+	long long maint_ns;   /* [maint_mu] and when (CLOCK_MONOTONIC) */
+	uint64_t maint_app;   /* [maint_mu] and app_sorts + app_writes then */
 	int busy;             /* [maint_mu] keys came fast since then, or
 			       * closing (busy()) */
 	pthread_mutex_t idx_mu;   /* one indexer (tail -> runs) at a time */
@@ -74,6 +76,10 @@ struct sb_kx {
 	_Atomic int stop_merges;  /* the store is closing: a merge in progress
 				   * is abandoned (the next open's flusher
 				   * merges what is due) */
+	_Atomic int lazy_new;     /* a table was published lazily since the
+				   * last sb_kx_sync_tables began */
+	_Atomic uint64_t durable_to; /* every lazily published table below
+				      * it is synced (sb_kx_sync_tables) */
 	_Atomic uint64_t app_sorts, app_writes; /* [appender] times it indexed
 						 * the tail / wrote runs itself
 						 * for a lagging flusher */

@@ -14,14 +14,22 @@
 
 /* What a table write adds entries through: tombstones dropped when no
  * older table is left under them; a merge (tables in it) abandoned with
- * -ECANCELED when the store closes (stop_merges, looked at before the
- * first entry and every 256th). */
+ * -ECANCELED when the store closes (stop_merges), and one that `yields`
+ * with -EAGAIN when the keys pile up meanwhile (PILED), for the table they
+ * make is due first: both looked at before the first entry and every
+ * 256th. */
 typedef struct wctx {
 	sb_kt_writer *w;
 	sb_kx *x;
-	int drop_tombstones, may_cancel;
+	int drop_tombstones, may_cancel, yields;
 	uint32_t n;
 } wctx;
+
+/* The runs waiting for the flusher hold half of what the indexer may put
+ * in them (INDEXER_CAP): a merge taking longer (0.2 to 0.7 s for 8 tables
+ * at 5,000,000 keys) would bring the appender to its bound, and it would
+ * wait for the merge. */
+#define PILED(x) (atomic_load(&(x)->act_bytes) >= INDEXER_CAP(x) / 2)
 
 static int add_entry(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
 {
@@ -29,22 +37,42 @@ static int add_entry(void *arg, const uint8_t *k, size_t kl, const sb_mt_val *v)
 
 	if (c->drop_tombstones && (v->flags & SB_MT_TOMBSTONE))
 		return 0;
-	if (c->may_cancel && !(c->n++ & 255) && atomic_load(&c->x->stop_merges))
-		return -ECANCELED;
+	if (c->may_cancel && !(c->n++ & 255)) {
+		if (atomic_load(&c->x->stop_merges))
+			return -ECANCELED;
+		if (c->yields && PILED(c->x))
+			return -EAGAIN;
+	}
 	return sb_kt_writer_add(c->w, k, kl, v);
 }
 
+/* Past this many tables with no group of a level due, the adjacent
+ * SB_KX_MERGE_WIDTH tables of fewest entries are merged: groups of fewer
+ * than SB_KX_MERGE_WIDTH tables of a level left between tables of other
+ * levels (by busy flushes) are never due by level, and the count would
+ * grow past SB_KX_BUSY_TABLES_MAX. Such a merge never yields. */
+#define BOUND_TABLES (SB_KX_BUSY_TABLES_MAX - SB_KX_MERGE_WIDTH)
+
 /* Write sources s[0..n) as the table [first, last] and open it
- * (may_cancel: it merges tables). */
+ * (may_cancel: it merges tables; it yields under BOUND_TABLES). The runs
+ * alone, with a flusher, are published lazily (sb_kt_writer_lazy: not
+ * synced; sb_kx_sync_tables syncs them, from the store's flusher): an
+ * fdatasync waited 0.1 s behind the sync of a sealed segment (128 MiB),
+ * the keys meanwhile piled up to the appender's bound. A merge's table is
+ * synced before its inputs go. */
 static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last, uint64_t max, uint32_t level,
 		       int drop_tombstones, int may_cancel, sb_kt **out)
 {
-	wctx c = {.x = x, .drop_tombstones = drop_tombstones, .may_cancel = may_cancel};
+	wctx c = {.x = x, .drop_tombstones = drop_tombstones, .may_cancel = may_cancel,
+		  .yields = may_cancel && x->nt <= BOUND_TABLES};
 	char name[48];
+	int lazy = x->p.background && !may_cancel;
 	int rc = sb_kt_writer_new(x->p.io, x->dir, first, last, max, level, &c.w);
 
 	if (rc)
 		return rc;
+	if (lazy)
+		sb_kt_writer_lazy(c.w);
 	rc = sb_km_merge(s, n, add_entry, &c);
 	if (rc) {
 		sb_kt_writer_abort(c.w);
@@ -53,7 +81,9 @@ static int write_table(sb_kx *x, src *s, size_t n, uint64_t first, uint64_t last
 	if ((rc = sb_kt_writer_finish(c.w)))
 		return rc;
 	sb_kt_name(name, first, last);
-	return sb_kt_open_written(x->p.io, x->dir, name, out);
+	if (lazy)
+		atomic_store(&x->lazy_new, 1);
+	return sb_kt_open_written(x->p.io, x->dir, name, !lazy, out);
 }
 
 /*
@@ -88,9 +118,10 @@ static size_t flush_carry(sb_kx *x, uint32_t *level)
 }
 
 /* Are keys coming in faster than the flusher writes tables (a batch or
- * more of them since its last turn began, looked at again before each
- * write: keys that came during the turn's first write make the rest of
- * it busy)? Then a flush writes the frozen runs alone (level 0) and
+ * more of them since its last turn began, or the runs PILED, looked at
+ * again before each write: keys that came during the turn's first write
+ * make the rest of it busy; turn_begins, keyidx.c, says how a turn
+ * begins)? Then a flush writes the frozen runs alone (level 0) and
  * merges wait for a quieter turn, while there are fewer than
  * SB_KX_BUSY_TABLES_MAX tables: the write is the shortest, and the merge
  * later takes in more tables at once (fewer rewrites a key). Only with a
@@ -101,7 +132,8 @@ static int busy(sb_kx *x)
 	if (x->nt >= SB_KX_BUSY_TABLES_MAX)
 		return 0;
 	if (!x->busy && x->p.background &&
-	    atomic_load_explicit(&x->noted_kbytes, memory_order_acquire) - x->maint_kb >= sb_kx_batch_bytes(x))
+	    (atomic_load_explicit(&x->noted_kbytes, memory_order_acquire) - x->maint_kb >= sb_kx_batch_bytes(x) ||
+	     PILED(x)))
 		x->busy = 1;
 	return x->busy;
 }
@@ -219,13 +251,6 @@ int sb_kx_merge_at(sb_kx *x, size_t i, size_t k)
 	remove_tables(x, in, k);
 	return sb_fsync_dir(x->p.io, x->dir);
 }
-
-/* Past this many tables with no group of a level due, the adjacent
- * SB_KX_MERGE_WIDTH tables of fewest entries are merged: groups of fewer
- * than SB_KX_MERGE_WIDTH tables of a level left between tables of other
- * levels (by busy flushes) are never due by level, and the count would
- * grow past SB_KX_BUSY_TABLES_MAX. */
-#define BOUND_TABLES (SB_KX_BUSY_TABLES_MAX - SB_KX_MERGE_WIDTH)
 
 /* The first of the SB_KX_MERGE_WIDTH adjacent tables with the fewest
  * entries (the cheapest merge). [lock] */

@@ -93,6 +93,8 @@ struct sb_kt {
 	uint32_t ntop;
 	char name[48];
 	char path[PATH_MAX];
+	int lazy;                   /* published unsynced (keyidx.c knows when
+				     * it was synced since) */
 };
 
 static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc);
@@ -156,9 +158,13 @@ int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, 
 	return kt_open(io, dir, name, 1, out, why, whycap);
 }
 
-int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, sb_kt **out)
+int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, int durable, sb_kt **out)
 {
-	return kt_open(io, dir, name, 0, out, NULL, 0);
+	int rc = kt_open(io, dir, name, 0, out, NULL, 0);
+
+	if (!rc)
+		(*out)->lazy = !durable;
+	return rc;
 }
 
 static int kt_open(const sb_io *io, const char *dir, const char *name, int check_blocks, sb_kt **out, char *why,
@@ -277,6 +283,11 @@ int sb_kt_remove(const sb_io *io, sb_kt *t)
 
 	sb_kt_close(t);
 	return rc;
+}
+
+int sb_kt_durable(const sb_kt *t)
+{
+	return !t->lazy;
 }
 
 uint64_t sb_kt_first(const sb_kt *t) { return t->first; }

@@ -9,7 +9,9 @@
  * derived data: any table can be rebuilt from the log. File:
  * LOG_DIR/TOPIC/FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.keys (its first
  * and last covered offsets, 20 digits each), published durably (written
- * as NAME.tmp, fdatasync, rename, fsync of the directory).
+ * as NAME.tmp, fdatasync, rename, fsync of the directory), or lazily (a
+ * table of runs the flusher writes: the rename alone, synced later;
+ * keyidx.h).
  *
  * All integers little-endian. The file is:
  *   blocks | block index | Bloom filter | footer (72 bytes)
@@ -122,6 +124,12 @@ int sb_kt_writer_add(sb_kt_writer *w, const void *key, size_t klen, const sb_mt_
 /* Write the rest, fdatasync, rename into place, fsync the directory. Frees
  * w; on failure the temp file is removed. */
 int sb_kt_writer_finish(sb_kt_writer *w);
+/* Publish w without syncing: sb_kt_writer_finish() writes and renames but
+ * neither fdatasyncs the file nor fsyncs the directory. A table is derived
+ * data: a crash before its owner syncs it may lose it or leave it torn,
+ * and the next open drops it (and the tables after it) and replays its
+ * range from the log. */
+void sb_kt_writer_lazy(sb_kt_writer *w);
 void sb_kt_writer_abort(sb_kt_writer *w);
 
 /* ---- reading -------------------------------------------------------------- */
@@ -132,8 +140,12 @@ typedef struct sb_kt sb_kt;
 int sb_kt_open(const sb_io *io, const char *dir, const char *name, sb_kt **out, char *why, size_t whycap);
 /* The same for a table this process has just written and published
  * (sb_kt_writer_finish): the blocks' CRCs are not checked again (the
- * writer computed them over the bytes it wrote); the rest is. */
-int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, sb_kt **out);
+ * writer computed them over the bytes it wrote); the rest is. `durable`:
+ * it was published synced (not sb_kt_writer_lazy). */
+int sb_kt_open_written(const sb_io *io, const char *dir, const char *name, int durable, sb_kt **out);
+/* Was t published synced (not lazily)? Its owner knows whether a lazy
+ * one was synced since. */
+int sb_kt_durable(const sb_kt *t);
 void sb_kt_close(sb_kt *t);
 /* Close and delete the file. */
 int sb_kt_remove(const sb_io *io, sb_kt *t);

@@ -2,7 +2,8 @@
  * keytable_write.c - the key table writer (SSTables: keytable.h has the
  * format): entries into blocks of about SB_KT_BLOCK bytes, the block index,
  * the Bloom filter and the footer, buffered into 2 MiB writes, published
- * durably (NAME.tmp, fdatasync, rename, fsync of the directory).
+ * durably (NAME.tmp, fdatasync, rename, fsync of the directory), or
+ * lazily (the rename alone: sb_kt_writer_lazy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 struct sb_kt_writer {
 	const sb_io *io;
 	int fd;
+	int lazy;                   /* sb_kt_writer_lazy */
 	char dir[PATH_MAX], name[48];
 	uint64_t first, last, count, max;
 	uint32_t level;
@@ -265,6 +267,11 @@ void sb_kt_writer_abort(sb_kt_writer *w)
 	writer_free(w);
 }
 
+void sb_kt_writer_lazy(sb_kt_writer *w)
+{
+	w->lazy = 1;
+}
+
 int sb_kt_writer_finish(sb_kt_writer *w)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
@@ -313,7 +320,7 @@ int sb_kt_writer_finish(sb_kt_writer *w)
 	sb_put32(f + 68, sb_crc32c(0, f, 68));
 	if ((rc = wput(w, f, sizeof(f))) || (rc = wflush(w)))
 		goto out_abort;
-	if ((rc = w->io->fdatasync(w->io->ctx, w->fd)))
+	if (!w->lazy && (rc = w->io->fdatasync(w->io->ctx, w->fd)))
 		goto out_abort;
 	rc = w->io->close(w->io->ctx, w->fd);
 	w->fd = -1;
@@ -326,7 +333,7 @@ int sb_kt_writer_finish(sb_kt_writer *w)
 	}
 	if ((rc = w->io->rename(w->io->ctx, tmp, path)))
 		goto out_abort;
-	rc = sb_fsync_dir(w->io, w->dir);
+	rc = w->lazy ? 0 : sb_fsync_dir(w->io, w->dir);
 	writer_free(w);
 	return rc;
 out_abort:

@@ -831,7 +831,7 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	if (l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
 		return 0;
 	int rc = finish_seals(l);
-	sb_log_keys_maintain(l);
+	sb_log_keys_sync(l);
 	/* A start not saved for lack of space, or indexes: try again. Never
 	 * wait for the appender here. */
 	if (!rc && pthread_mutex_trylock(&l->append_mu) == 0) {

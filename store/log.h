@@ -30,9 +30,16 @@ int sb_log_flush_due(sb_log *l, long long now_ns);
 void sb_log_set_wake(sb_log *l, void (*fn)(void *arg), void *arg);
 /* The store's indexer's hook: read the keys appended since into the topic's
  * key index (keyidx.h sb_kx_index); no file is written. 2: a key table is
- * due (the flusher's turn); 1: keys are coming (the indexer looks again
+ * due (the key writer's turn); 1: keys are coming (the indexer looks again
  * shortly); else 0. */
 int sb_log_index_keys(sb_log *l);
+/* The flusher's: sync the key tables the key writer published lazily
+ * (keyidx.h sb_kx_sync_tables). */
+void sb_log_keys_sync(sb_log *l);
+/* The store's key writer's hook: write the key index's tables when due,
+ * and merge them (keyidx.h sb_kx_maintain). Nothing on a removed or failed
+ * log. */
+void sb_log_keys_maintain(sb_log *l);
 int sb_log_removed(const sb_log *l);
 /* cleanup = compact: is a round of sb_log_compact() due (a segment sealed
  * since the last one, a kept tombstone expired)? */

@@ -131,7 +131,6 @@ int sb_log_read_keyed(sb_log *l, uint64_t offset, uint32_t hint, const void *key
 int sb_log_check_hint(sb_log *l, uint64_t offset, uint32_t hint);
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, size_t bytes);
 int sb_log_keys_close(sb_log *l, int clean);
-void sb_log_keys_maintain(sb_log *l);
 void sb_log_keys_remove(sb_log *l);
 /* Does offset lie in a compacted segment (log_compact.c)? There a record
  * may be gone: a tombstone past delete_retention_ms. */

@@ -301,8 +301,14 @@ void sb_log_set_wake(sb_log *l, void (*fn)(void *arg), void *arg)
 
 void sb_log_keys_maintain(sb_log *l)
 {
-	if (l->kx)
+	if (l->kx && !l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err))
 		sb_kx_maintain(l->kx);
+}
+
+void sb_log_keys_sync(sb_log *l)
+{
+	if (l->kx && !l->read_only && !atomic_load(&l->removed))
+		sb_kx_sync_tables(l->kx);
 }
 
 int sb_log_index_keys(sb_log *l)

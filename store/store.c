@@ -38,12 +38,14 @@ struct sb_store {
 	struct refused *refused;     /* refused at open, sorted by name; then immutable */
 	size_t nrefused;
 	int stopping;                /* [mu] */
-	_Atomic int kick;            /* a key index asks the flusher for a turn now */
+	_Atomic int kick;            /* a key index asks the key writer for a turn now */
 	_Atomic int ikick;           /* and the indexer */
 	_Atomic int ipoll;           /* the indexer looks again within
 				      * INDEX_POLL_MS: no kick needs to wake it */
 	int flusher_on;
 	pthread_t flusher;
+	int keywriter_on;
+	pthread_t keywriter;
 	int indexer_on;
 	pthread_t indexer;
 	int compressor_on;
@@ -333,6 +335,37 @@ static void *flusher_main(void *arg)
 			break;
 		long long until = sb_now_ns() + period * 1000000LL;
 		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(snap);
+	return NULL;
+}
+
+/* The key writer: writes the key indexes' tables and merges them
+ * (sb_log_keys_maintain) when the indexer finds one due (kick) and every
+ * KEYS_PERIOD_MS. Apart from the flusher: its syncs of sealed segments
+ * (128 MiB each: a few hundred ms) held the tables back while the keys
+ * kept coming, up to the appender's bound, and the appender wrote them
+ * itself (docs/BENCHMARKS.md, "Sustained keyed appends"). */
+#define KEYS_PERIOD_MS 100
+static void *keywriter_main(void *arg)
+{
+	sb_store *s = arg;
+	sb_log **snap = NULL;
+	size_t snapcap = 0;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		size_t n = snapshot(s, &snap, &snapcap);
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++)
+			sb_log_keys_maintain(snap[i]);
+		pthread_mutex_lock(&s->mu);
+		if (s->stopping)
+			break;
+		long long until = sb_now_ns() + KEYS_PERIOD_MS * 1000000LL;
+		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
 		if (!atomic_exchange(&s->kick, 0))
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 	}
@@ -472,6 +505,28 @@ static int store_free(sb_store *s)
 	return rc;
 }
 
+/* Stop and join the background threads (those started). */
+static void stop_threads(sb_store *s)
+{
+	if (s->flusher_on) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		/* a round of compaction in progress (thousands of segments, a
+		 * sync each) would hold the close, and the unmount, for long */
+		for (size_t i = 0; i < s->ntopics; i++)
+			sb_log_stop_rewrites(s->topics[i]);
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->flusher, NULL);
+		if (s->keywriter_on)
+			pthread_join(s->keywriter, NULL);
+		if (s->indexer_on)
+			pthread_join(s->indexer, NULL);
+		if (s->compressor_on)
+			pthread_join(s->compressor, NULL);
+	}
+}
+
 int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 {
 	sb_store_options dflt;
@@ -523,7 +578,12 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 			goto out_free;
 		}
 		s->flusher_on = 1;
-		/* Without it the flusher indexes on its turns, as before. */
+		if (pthread_create(&s->keywriter, NULL, keywriter_main, s) != 0) {
+			rc = -EAGAIN;
+			goto out_stop;
+		}
+		s->keywriter_on = 1;
+		/* Without it the key writer indexes on its turns. */
 		if (pthread_create(&s->indexer, NULL, indexer_main, s) == 0)
 			s->indexer_on = 1;
 		if (pthread_create(&s->compressor, NULL, compressor_main, s) == 0)
@@ -531,6 +591,8 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 	}
 	*out = s;
 	return 0;
+out_stop:
+	stop_threads(s);
 out_free:
 	store_free(s);
 	return rc;
@@ -540,21 +602,7 @@ int sb_store_close(sb_store *s)
 {
 	if (!s)
 		return 0;
-	if (s->flusher_on) {
-		pthread_mutex_lock(&s->mu);
-		s->stopping = 1;
-		/* a round of compaction in progress (thousands of segments, a
-		 * sync each) would hold the close, and the unmount, for long */
-		for (size_t i = 0; i < s->ntopics; i++)
-			sb_log_stop_rewrites(s->topics[i]);
-		pthread_cond_broadcast(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->flusher, NULL);
-		if (s->indexer_on)
-			pthread_join(s->indexer, NULL);
-		if (s->compressor_on)
-			pthread_join(s->compressor, NULL);
-	}
+	stop_threads(s);
 	return store_free(s);
 }
 

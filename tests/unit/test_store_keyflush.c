@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "keyidx.h"
 #include "keytable.h"
 #include "util_faultio.h"
@@ -78,9 +79,10 @@ static void check_keys(sb_log *l, uint64_t n, uint64_t step, const char *when)
 }
 
 /*
- * A store with its flusher whose every fdatasync takes 2 s. A little more
- * than key_memtable_bytes of keys, and the flusher starts its first table
- * write (its temp file appears), where it stalls. Then 2x
+ * A store with its key writer whose every write of a table takes 2 s (a
+ * table of runs is not synced when written: keyidx_write.c). A little
+ * more than key_memtable_bytes of keys, and the key writer starts its
+ * first table write (its temp file appears), where it stalls. Then 2x
  * key_memtable_bytes of keys more (under the appender's bound, 4x, and
  * within the indexer's, 4x of runs, which take more a key): within
  * a second every key is in the runs while the table is still being
@@ -106,7 +108,7 @@ Test(keyflush, indexer_keeps_up_while_the_flusher_writes)
 	sb_log *l = ut_topic(s, "t");
 	cr_assert_not_null(l);
 	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
-	fio_set_sync(f, 0, 2000000);
+	fio_slow(f, FIO_PWRITE, 2000000, SB_KT_SUFFIX ".tmp");
 	uint64_t per_mt = c.key_memtable_bytes / SB_KX_KEY_BYTES(15), n1 = per_mt + per_mt / 4, n = n1 + 2 * per_mt;
 	append_keys(l, 0, n1);
 	int writing = 0;
@@ -130,11 +132,62 @@ Test(keyflush, indexer_keeps_up_while_the_flusher_writes)
 	cr_assert_eq(ks.tables, 0, "the table was written: the flusher was not held up, the test proves nothing");
 	cr_assert_eq(ks.appender_sorts, 0, "the appender indexed %llu times", (unsigned long long)ks.appender_sorts);
 	cr_assert_eq(ks.appender_writes, 0, "the appender wrote %llu tables", (unsigned long long)ks.appender_writes);
-	fio_set_sync(f, 0, 0);
+	fio_slow(f, FIO_PWRITE, 0, NULL);
 	check_keys(l, n, 1, "after the burst");
 	cr_assert_eq(sb_store_close(s), 0);
 	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
 	check_keys(ut_topic(s, "t"), n, 7, "after a reopen");
+	cr_assert_eq(sb_store_close(s), 0);
+	fio_free(f);
+}
+
+/*
+ * The key writer is not the flusher: while the flusher's sync of a sealed
+ * segment stalls (every fdatasync of a segment file takes 3 s here; a
+ * sealed 128 MiB segment takes a few hundred ms on a busy disk), 2x
+ * key_memtable_bytes of keys (under the appender's bound, 4x) are written
+ * as tables within 2 s, and the appender wrote none itself. When one
+ * thread did both, the tables waited for the sync, the keys piled up, and
+ * the appender wrote them (docs/BENCHMARKS.md, "Sustained keyed appends").
+ */
+Test(keyflush, tables_are_written_while_a_sealed_segment_syncs)
+{
+	sb_log_config c;
+	sb_store_options o;
+	sb_store *s;
+	fio *f = fio_new(env.stash);
+
+	ut_cfg(&c, 0, SB_SYNC_NEVER);
+	c.segment_bytes = 64 * 1024;
+	c.key_memtable_bytes = 64 * 1024;
+	fio_set_sync(f, 0, 0);
+	sb_store_options_default(&o);
+	o.defaults = c;
+	o.io = fio_io(f);
+	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	fio_slow(f, FIO_FDATASYNC, 3000000, SB_SEG_SUFFIX);
+	/* a segment sealed (unkeyed records: nothing for the key writer) */
+	uint8_t v[512] = {0};
+	sb_record_in r = {.value = v, .value_len = sizeof(v)};
+	for (int i = 0; i < 200; i++)
+		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
+	usleep(300000); /* the flusher's period is 100 ms: it is in the sync */
+	cr_assert_geq(fio_slowed(f), 1, "no segment was synced: the test proves nothing");
+	uint64_t n = 2 * c.key_memtable_bytes / SB_KX_KEY_BYTES(15);
+	append_keys(l, 0, n);
+	sb_log_key_stats ks;
+	for (int w = 0; w < 200; w++) {
+		cr_assert_eq(sb_log_get_key_stats(l, &ks), 0);
+		if (ks.tables)
+			break;
+		usleep(10000);
+	}
+	cr_assert_geq(ks.tables, 1, "no key table within 2 s while the flusher syncs a sealed segment");
+	cr_assert_eq(ks.appender_writes, 0, "the appender wrote %llu tables", (unsigned long long)ks.appender_writes);
+	fio_slow(f, FIO_FDATASYNC, 0, NULL);
+	check_keys(l, n, 1, "after the stall");
 	cr_assert_eq(sb_store_close(s), 0);
 	fio_free(f);
 }
@@ -307,6 +360,40 @@ static sb_kx *flog_in(const char *name, flog *g, char *dir, size_t cap)
 	snprintf(dir, cap, "%.4000s/%s", env.store, name);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	return flog_open(dir, g, 0, 0);
+}
+
+/*
+ * A turn that meets fewer than a batch of keys, but soon after a busy turn
+ * (they keep coming at more than a batch every 100 ms), is busy too: it
+ * merges nothing. Before, it was quiet, and at 5,000,000 keys it began a
+ * merge of 8 tables (0.2 to 0.5 s) while the keys kept coming, up to the
+ * appender's bound. A turn with no key since is quiet: the merge then.
+ */
+Test(keyflush, keys_still_coming_keep_the_flusher_busy)
+{
+	flog g = {0};
+	char dir[4200];
+	sb_kx *x = flog_in("rate", &g, dir, sizeof(dir));
+	sb_kx_stats st;
+
+	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
+		flog_append(x, &g, MT + MT / 5);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+	}
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.tables, SB_KX_MERGE_WIDTH);
+	/* just under a batch (MT / 8), at once */
+	flog_append(x, &g, MT / 8 - 2 * SB_KX_KEY_BYTES(15));
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert_geq(st.tables, SB_KX_MERGE_WIDTH, "%u tables: a merge while keys were still coming", st.tables);
+	uint32_t busy_tables = st.tables;
+	flog_check(x, &g, "keys coming");
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert_lt(st.tables, busy_tables, "%u tables after a quiet turn", st.tables);
+	flog_check(x, &g, "quiet");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
 }
 
 /*
@@ -588,4 +675,67 @@ Test(keyflush, crash_at_every_step_of_busy_flushes_and_merges)
 		scenarios += crash_every_point(dir, seed);
 	fprintf(stderr, "keyflush: %lu crash scenarios of %lu workloads, 0 failures\n", scenarios, w);
 	cr_assert_geq(scenarios, 50 * w);
+}
+
+/*
+ * The tables of runs a flusher writes are published unsynced (an fdatasync
+ * waited behind the flusher's sync of a sealed segment: keyidx_write.c);
+ * a power loss may take them, and the open replays their range. But what
+ * sb_kx_sync_tables (the store's flusher), sb_kx_cover (compaction drops
+ * tombstones below what it returns: also when the tables cover that
+ * already) and a clean close leave survives a
+ * power loss that drops every unsynced write and rename: the open replays
+ * nothing of it.
+ */
+Test(keyflush, lazy_tables_are_synced_by_the_flusher_cover_and_close)
+{
+	char dir[4200];
+
+	snprintf(dir, sizeof(dir), "%.4000s/lazy", env.store);
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+	for (int how = 0; how < 5; how++) {
+		flog g = {.tomb = 7};
+		fio *f = fresh_fio(dir);
+		sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = MT,
+				  .background = 1, .walk = flog_walk, .walk_arg = &g};
+		sb_kx *x;
+		sb_kx_stats st;
+		uint64_t kept = 0;
+
+		cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
+		for (int r = 0; r < 3; r++) {
+			flog_append(x, &g, MT + MT / 5);
+			cr_assert_eq(sb_kx_maintain(x), 0);
+		}
+		sb_kx_get_stats(x, &st);
+		cr_assert_eq(st.tables, 3);
+		if (how == 0) {
+			cr_assert_eq(sb_kx_sync_tables(x), 0);
+			kept = st.covered_to; /* the first offset not covered */
+		} else if (how == 1) {
+			kept = sb_kx_cover(x, g.n);
+			cr_assert_eq(kept, g.n);
+		} else if (how == 2) {
+			cr_assert_eq(sb_kx_close(x, 1), 0);
+			x = NULL;
+			kept = g.n;
+		} else if (how == 3) { /* what the tables cover already */
+			kept = sb_kx_cover(x, st.covered_to);
+			cr_assert_geq(kept, st.covered_to);
+		} /* 4: nothing synced them */
+		fio_crash_now(f);
+		if (x)
+			cr_assert_eq(sb_kx_close(x, 0), 0);
+		cr_assert_eq(fio_crash_apply(f, 1, FIO_CRASH_DROP_ALL, NULL), 0);
+		fio_free(f);
+		x = flog_open(dir, &g, 0, g.n);
+		uint64_t from = sb_kx_replay_from(x);
+		cr_assert_eq(sb_kx_close(x, 0), 0);
+		if (how < 4)
+			cr_assert_geq(from, kept, "case %d: the open replays from %llu, synced were [0, %llu)", how,
+				      (unsigned long long)from, (unsigned long long)kept);
+		else
+			cr_assert_eq(from, 0, "the tables were synced when written: the other cases prove nothing");
+		check_recovery(dir, &g, 0, how < 4 ? "synced tables" : "lazy tables lost");
+	}
 }
