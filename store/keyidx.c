@@ -506,6 +506,15 @@ static int act_due(sb_kx *x)
 	       x->idx_bytes - atomic_load(&x->act_mark) >= SB_KX_REPLAY_BYTES;
 }
 
+int sb_kx_write_runs_in_merge(sb_kx *x)
+{
+	pthread_mutex_lock(&x->idx_mu);
+	if (act_due(x))
+		freeze(x);
+	pthread_mutex_unlock(&x->idx_mu);
+	return sb_kx_flush_imm(x, 1);
+}
+
 /* Who calls maintain(): the flusher's turn, the appender stepping in
  * (behind: busy), the close (busy), compaction's cover. */
 enum turn { TURN_FLUSHER, TURN_APPENDER, TURN_CLOSE, TURN_COVER };
@@ -563,7 +572,7 @@ static int maintain(sb_kx *x, int all, enum turn who)
 	pthread_mutex_lock(&x->maint_mu);
 	turn_begins(x, who);
 again:
-	rc = sb_kx_flush_imm(x); /* one left by a failure */
+	rc = sb_kx_flush_imm(x, 0); /* one left by a failure */
 	if (!rc) {
 		/* With a flusher, what is frozen is about key_memtable_bytes,
 		 * and the keys past it go to fresh runs (up to INDEXER_CAP): a
@@ -579,7 +588,7 @@ again:
 		pthread_mutex_unlock(&x->idx_mu);
 	}
 	if (!rc)
-		rc = sb_kx_flush_imm(x);
+		rc = sb_kx_flush_imm(x, 0);
 	while (!rc && sb_kx_merge_due(x, &at, &k))
 		rc = sb_kx_merge_at(x, at, k);
 	if (rc == -EAGAIN && !yielded) { /* a merge yielded (keyidx_write.c): the runs first */

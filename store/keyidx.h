@@ -83,6 +83,10 @@ typedef struct sb_kx sb_kx;
  * filters first). */
 #define SB_KX_MERGE_WIDTH 8
 #define SB_KX_BUSY_TABLES_MAX (8 * SB_KX_MERGE_WIDTH)
+/* Past the busy bound a merge still writes the runs that come due while
+ * it runs, as tables of their own, up to this many tables in all: the
+ * most a lookup meets. */
+#define SB_KX_TABLES_MAX (SB_KX_BUSY_TABLES_MAX + SB_KX_MERGE_WIDTH)
 
 /* One keyed record of the log for the indexer (params.walk): 0 to go on,
  * nonzero to stop the walk (returned by it). */

@@ -99,9 +99,14 @@ static inline uint64_t sb_kx_batch_bytes(const sb_kx *x)
 int sb_kx_tables_reserve(sb_kx *x, size_t n);
 
 /* keyidx_write.c. [maint_mu] */
-/* Write the frozen runs (with the tables the carry takes in) as the newest
- * table, if there are frozen runs. 0 or -errno (the runs stay frozen). */
-int sb_kx_flush_imm(sb_kx *x);
+/* Write the frozen runs (with the tables the carry takes in, unless
+ * `alone`) as the newest table, if there are frozen runs. 0 or -errno
+ * (the runs stay frozen). */
+int sb_kx_flush_imm(sb_kx *x, int alone);
+/* In a merge (keyidx_write.c, every 256 entries): when the runs are due
+ * (key_memtable_bytes of them), freeze them and write them as a table of
+ * their own, the newest, now. 0 or -errno. [maint_mu] */
+int sb_kx_write_runs_in_merge(sb_kx *x);
 /* A group of tables to merge: 1 and *at, *k, or 0 (none, or busy). */
 int sb_kx_merge_due(sb_kx *x, size_t *at, size_t *k);
 /* Merge tables t[at, at + k) into one in their place. 0 or -errno. */

@@ -824,3 +824,68 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
 	cr_assert_eq(sb_kx_close(x, 0), 0);
 	fio_free(f);
 }
+
+/*
+ * A merge writes the runs that come due meanwhile as tables of their own
+ * (a merge forced by the table bound does not yield: at 10,000,000 keys
+ * one of 16 tables took 0.5 s while the keys piled up and the appender
+ * waited). Here the merge's first write stalls (0.5 s) while another
+ * thread appends a little more than key_memtable_bytes of keys (under the
+ * yield's 2x) and indexes them: the turn ends with the merged table and a table of
+ * those runs, newer, and every key found.
+ */
+Test(keyflush, a_merge_writes_the_runs_due_meanwhile)
+{
+	char dir[4200];
+	flog g = {.distinct = 1};
+	const uint64_t mt = 512 * 1024;
+
+	snprintf(dir, sizeof(dir), "%.4000s/interleave", env.store);
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+	fio *f = fresh_fio(dir);
+	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = mt,
+			  .background = 1, .walk = flog_walk, .walk_arg = &g};
+	sb_kx *x;
+	sb_kx_stats st;
+
+	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
+	/* busy turns until W tables or more, the runs left not due */
+	for (int r = 0; r < 4 * SB_KX_MERGE_WIDTH; r++) {
+		flog_append(x, &g, mt / 2);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+		sb_kx_get_stats(x, &st);
+		if (st.tables >= SB_KX_MERGE_WIDTH && st.mt_bytes < mt / 2)
+			break;
+	}
+	cr_assert(st.tables >= SB_KX_MERGE_WIDTH && st.tables < 2 * SB_KX_MERGE_WIDTH && st.mt_bytes < mt / 2,
+		  "%u tables, %llu bytes of runs: the test proves nothing", st.tables, (unsigned long long)st.mt_bytes);
+	fio_slow(f, FIO_PWRITE, 500000, SB_KT_SUFFIX ".tmp");
+	/* with those left, due and under the yield's 2x */
+	piler pl = {.x = x, .g = &g, .f = f, .kbytes = mt + mt / 8};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, pile_up, &pl), 0);
+	cr_assert_eq(sb_kx_maintain(x), 0); /* quiet: the merge */
+	pthread_join(th, NULL);
+	fio_slow(f, FIO_PWRITE, 0, NULL);
+	sb_kx_get_stats(x, &st);
+	cr_assert_eq(st.tables, 2, "%u tables: the merged one and one of the runs due during the merge", st.tables);
+	ut_kt_info ti[4];
+	cr_assert_eq(ut_kt_list(dir, ti, 4), 2);
+	cr_assert(ti[0].level == 0 && ti[1].level == 1 && ti[0].first == ti[1].last + 1,
+		  "levels %u, %u; the runs' table newer", ti[0].level, ti[1].level);
+	char k[32];
+	for (uint64_t o = 0; o < g.n; o += 97) {
+		sb_mt_val v;
+		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "key %llu", (unsigned long long)o);
+		cr_assert_eq(v.offset, o);
+	}
+	cr_assert_eq(sb_kx_close(x, 1), 0);
+	x = flog_reopen(dir, &g);
+	for (uint64_t o = 0; o < g.n; o += 89) {
+		sb_mt_val v;
+		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "reopened: key %llu", (unsigned long long)o);
+		cr_assert_eq(v.offset, o);
+	}
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+	fio_free(f);
+}
