@@ -41,7 +41,12 @@
  * SB_KX_BUSY_TABLES_MAX tables meanwhile); past SB_KX_BUSY_TABLES_MAX -
  * SB_KX_MERGE_WIDTH tables with no group of a level due, the adjacent
  * tables of fewest entries are merged (keyidx_write.c: the groups busy
- * flushes strand between levels). Base 8 rather than 4: each key
+ * flushes strand between levels). A merge under that bound gives way
+ * (is abandoned) when the runs pile up to half the indexer's cap; any
+ * merge writes the runs that come due while it runs as tables of their
+ * own, up to SB_KX_TABLES_MAX tables. A flusher turn is busy while keys
+ * keep coming at a batch every 100 ms or faster (keyidx.c turn_begins).
+ * Base 8 rather than 4: each key
  * is rewritten at fewer levels (the flusher's CPU a key at 10,000,000
  * keys 556 -> 450 ns, docs/BENCHMARKS.md), for a few more Bloom filters
  * a lookup looks at.
