@@ -889,3 +889,67 @@ Test(keyflush, a_merge_writes_the_runs_due_meanwhile)
 	cr_assert_eq(sb_kx_close(x, 0), 0);
 	fio_free(f);
 }
+
+/* The appender steps in (its turn waits for the flusher's) after one keyed
+ * record of 200 MiB: past twice SB_KX_REPLAY_BYTES of records unwritten. */
+static void *step_in(void *arg)
+{
+	piler *p = arg;
+
+	while (!fio_slowed(p->f))
+		usleep(1000);
+	p->g->n++;
+	sb_kx_note_end(p->x, p->g->n, 200u << 20, SB_KX_KEY_BYTES(15), p->g->n);
+	return NULL;
+}
+
+/*
+ * A flusher turn after the appender stepped in is busy, though few keys
+ * came since the last turn began: the appender appends nothing while its
+ * turn waits for the flusher's. Here a busy turn's write stalls (0.3 s),
+ * the appender steps in meanwhile (one record) and waits; the next turn
+ * meets one key in 0.6 s, under the rate, and merges nothing (before, it
+ * was quiet and began a merge while the appender's keys kept coming); the
+ * one after, with no key since, merges.
+ */
+Test(keyflush, a_turn_after_the_appender_stepped_in_is_busy)
+{
+	char dir[4200];
+	flog g = {0};
+
+	snprintf(dir, sizeof(dir), "%.4000s/stepin", env.store);
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+	fio *f = fresh_fio(dir);
+	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = MT,
+			  .background = 1, .walk = flog_walk, .walk_arg = &g};
+	sb_kx *x;
+	sb_kx_stats st;
+
+	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
+	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
+		flog_append(x, &g, MT + MT / 5);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+	}
+	flog_append(x, &g, MT + MT / 5);
+	fio_slow(f, FIO_PWRITE, 300000, SB_KT_SUFFIX ".tmp");
+	piler pl = {.x = x, .g = &g, .f = f};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, step_in, &pl), 0);
+	cr_assert_eq(sb_kx_maintain(x), 0); /* busy; the appender steps in */
+	pthread_join(th, NULL);
+	fio_slow(f, FIO_PWRITE, 0, NULL);
+	sb_kx_get_stats(x, &st);
+	cr_assert_geq(st.appender_writes, 1, "the appender did not step in: the test proves nothing");
+	uint32_t before = st.tables;
+	cr_assert_geq(before, SB_KX_MERGE_WIDTH);
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert_geq(st.tables, before, "%u tables of %u: a merge right after the appender stepped in",
+		      st.tables, before);
+	cr_assert_eq(sb_kx_maintain(x), 0);
+	sb_kx_get_stats(x, &st);
+	cr_assert_lt(st.tables, before, "no merge on a quiet turn");
+	flog_check(x, &g, "after the appender's turn");
+	cr_assert_eq(sb_kx_close(x, 0), 0);
+	fio_free(f);
+}
