@@ -80,10 +80,11 @@ static void check_keys(sb_log *l, uint64_t n, uint64_t step, const char *when)
 }
 
 /*
- * A store with its key writer whose every write of a table takes 2 s (a
- * table of runs is not synced when written: keyidx_write.c). A little
- * more than key_memtable_bytes of keys, and the key writer starts its
- * first table write (its temp file appears), where it stalls. Then 2x
+ * A store with its key writer whose writes of a table are held (a table
+ * of runs is not synced when written: keyidx_write.c; fio_slow FIO_HOLD,
+ * released at the end). A little more than key_memtable_bytes of keys,
+ * and the key writer starts its first table write (its temp file
+ * appears), where it stalls. Then 2x
  * key_memtable_bytes of keys more (under the appender's bound, 4x, and
  * within the indexer's, 4x of runs, which take more a key): within
  * a second every key is in the runs while the table is still being
@@ -109,7 +110,7 @@ Test(keyflush, indexer_keeps_up_while_the_flusher_writes)
 	sb_log *l = ut_topic(s, "t");
 	cr_assert_not_null(l);
 	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
-	fio_slow(f, FIO_PWRITE, 2000000, SB_KT_SUFFIX ".tmp");
+	fio_slow(f, FIO_PWRITE, FIO_HOLD, SB_KT_SUFFIX ".tmp");
 	uint64_t per_mt = c.key_memtable_bytes / SB_KX_KEY_BYTES(15), n1 = per_mt + per_mt / 4, n = n1 + 2 * per_mt;
 	append_keys(l, 0, n1);
 	int writing = 0;
@@ -144,8 +145,8 @@ Test(keyflush, indexer_keeps_up_while_the_flusher_writes)
 
 /*
  * The key writer is not the flusher: while the flusher's sync of a sealed
- * segment stalls (every fdatasync of a segment file takes 5 s here; a
- * sealed 128 MiB segment takes a few hundred ms on a busy disk), 2x
+ * segment stalls (the first segment's fdatasync is held here until the
+ * end; a sealed 128 MiB segment takes a few hundred ms on a busy disk), 2x
  * key_memtable_bytes of keys (under the appender's bound, 4x) are written
  * as tables within 3.5 s, and the appender wrote none itself. When one
  * thread did both, the tables waited for the sync, the keys piled up, and
@@ -168,13 +169,15 @@ Test(keyflush, tables_are_written_while_a_sealed_segment_syncs)
 	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
 	sb_log *l = ut_topic(s, "t");
 	cr_assert_not_null(l);
-	fio_slow(f, FIO_FDATASYNC, 5000000, SB_SEG_SUFFIX);
+	/* the first segment's: the appender syncs each new one it creates */
+	fio_slow(f, FIO_FDATASYNC, FIO_HOLD, "/00000000000000000000" SB_SEG_SUFFIX);
 	/* a segment sealed (unkeyed records: nothing for the key writer) */
 	uint8_t v[512] = {0};
 	sb_record_in r = {.value = v, .value_len = sizeof(v)};
 	for (int i = 0; i < 200; i++)
 		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
-	usleep(300000); /* the flusher's period is 100 ms: it is in the sync */
+	for (int w = 0; w < 300 && !fio_slowed(f); w++) /* the flusher's period: 100 ms */
+		usleep(10000);
 	cr_assert_geq(fio_slowed(f), 1, "no segment was synced: the test proves nothing");
 	uint64_t n = 2 * c.key_memtable_bytes / SB_KX_KEY_BYTES(15);
 	append_keys(l, 0, n);
@@ -765,6 +768,7 @@ static void *pile_up(void *arg)
 	/* a batch or more a call, until none is left */
 	for (int i = 0; i < 10000 && sb_kx_index(p->x) > 0; i++)
 		;
+	fio_slow(p->f, FIO_PWRITE, 0, NULL); /* the merge's write goes on */
 	return NULL;
 }
 
@@ -772,8 +776,8 @@ static void *pile_up(void *arg)
  * A merge of tables (a quiet turn's) gives way when keys pile up in the
  * runs meanwhile (half the indexer's cap, 2x key_memtable_bytes): it is
  * abandoned, its temp file removed, and the turn writes the runs instead.
- * Here the merge's first write of its table stalls (0.5 s) while another
- * thread appends 2.5x key_memtable_bytes of keys and indexes them. Before,
+ * Here the merge's first write of its table is held while another thread
+ * appends 2.5x key_memtable_bytes of keys and indexes them. Before,
  * the merge ran on (0.2 to 0.7 s for 8 tables at 5,000,000 keys) while
  * the keys piled up to the appender's bound.
  */
@@ -799,7 +803,7 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
 	sb_kx_get_stats(x, &st);
 	uint32_t before = st.tables;
 	cr_assert_geq(before, SB_KX_MERGE_WIDTH);
-	fio_slow(f, FIO_PWRITE, 500000, SB_KT_SUFFIX ".tmp");
+	fio_slow(f, FIO_PWRITE, FIO_HOLD, SB_KT_SUFFIX ".tmp");
 	piler pl = {.x = x, .g = &g, .f = f, .kbytes = 2 * mt + mt / 2};
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, pile_up, &pl), 0);
@@ -829,8 +833,8 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
  * A merge writes the runs that come due meanwhile as tables of their own
  * (a merge forced by the table bound does not yield: at 10,000,000 keys
  * one of 16 tables took 0.5 s while the keys piled up and the appender
- * waited). Here the merge's first write stalls (0.5 s) while another
- * thread appends a little more than key_memtable_bytes of keys (under the
+ * waited). Here the merge's first write is held while another thread
+ * appends a little more than key_memtable_bytes of keys (under the
  * yield's 2x) and indexes them: the turn ends with the merged table and a table of
  * those runs, newer, and every key found.
  */
@@ -859,7 +863,7 @@ Test(keyflush, a_merge_writes_the_runs_due_meanwhile)
 	}
 	cr_assert(st.tables >= SB_KX_MERGE_WIDTH && st.tables < 2 * SB_KX_MERGE_WIDTH && st.mt_bytes < mt / 2,
 		  "%u tables, %llu bytes of runs: the test proves nothing", st.tables, (unsigned long long)st.mt_bytes);
-	fio_slow(f, FIO_PWRITE, 500000, SB_KT_SUFFIX ".tmp");
+	fio_slow(f, FIO_PWRITE, FIO_HOLD, SB_KT_SUFFIX ".tmp");
 	/* with those left, due and under the yield's 2x */
 	piler pl = {.x = x, .g = &g, .f = f, .kbytes = mt + mt / 8};
 	pthread_t th;

@@ -294,6 +294,12 @@ static void slow_down(fio *f, fio_kind kind, int fd)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->slowed++;
+	if (us == FIO_HOLD) {
+		while (f->slow_us[kind] == FIO_HOLD)
+			pthread_cond_wait(&f->slow_cv, &f->mu);
+		pthread_mutex_unlock(&f->mu);
+		return;
+	}
 	pthread_mutex_unlock(&f->mu);
 	usleep(us);
 }
@@ -311,6 +317,7 @@ void fio_slow(fio *f, fio_kind kind, unsigned delay_us, const char *match)
 	pthread_mutex_lock(&f->mu);
 	f->slow_us[kind] = delay_us;
 	snprintf(f->slow_match[kind], sizeof(f->slow_match[kind]), "%s", match ? match : "");
+	pthread_cond_broadcast(&f->slow_cv);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -639,6 +646,7 @@ fio *fio_new(const char *stash_dir)
 	if (!f)
 		return NULL;
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->slow_cv, NULL);
 	f->budget = -1;
 	f->stash_dir = stash_dir ? strdup(stash_dir) : NULL;
 	f->io = (sb_io){.ctx = f, .open = f_open, .pwrite = f_pwrite, .fdatasync = f_fdatasync,
@@ -672,6 +680,7 @@ void fio_free(fio *f)
 	free(f->ns);
 	free(f->stash_dir);
 	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->slow_cv);
 	free(f);
 }
 

@@ -106,8 +106,11 @@ void fio_set_sync(fio *f, int real, unsigned delay_us);
  * From now on every pwrite or fdatasync (kind) whose path contains `match`
  * (NULL: any) first sleeps delay_us, outside the table's lock (0: no
  * more); one setting a kind. A thread writing such a file stalls there
- * while the others go on.
+ * while the others go on. FIO_HOLD: it waits until the setting of its
+ * kind changes (another thread's fio_slow: a test releases it when it has
+ * done what it wanted done meanwhile, with no timing to guess).
  */
+#define FIO_HOLD 0xffffffffu
 void fio_slow(fio *f, fio_kind kind, unsigned delay_us, const char *match);
 /* Calls that began such a sleep so far. */
 unsigned fio_slowed(fio *f);

@@ -79,6 +79,7 @@ struct fio {
 	unsigned slow_us[FIO_NKINDS];      /* fio_slow */
 	char slow_match[FIO_NKINDS][64];
 	unsigned slowed;
+	pthread_cond_t slow_cv;            /* a FIO_HOLD setting changed */
 	int snap_mode;
 	uint64_t op_seq; /* ops recorded so far: an fdatasync covers those
 			  * recorded before it began, not those made while it ran */
