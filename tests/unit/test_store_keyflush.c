@@ -745,6 +745,35 @@ Test(keyflush, lazy_tables_are_synced_by_the_flusher_cover_and_close)
 	}
 }
 
+/* A key index over g (a flusher's: background), key_memtable_bytes mt,
+ * in env.store/name made afresh (its path into dir), through a fresh fault
+ * table *fp (the caller's: fio_free). */
+static sb_kx *fio_flog_open(const char *name, flog *g, uint64_t mt, char *dir, size_t cap, fio **fp)
+{
+	snprintf(dir, cap, "%.4000s/%s", env.store, name);
+	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
+	fio *f = fresh_fio(dir);
+	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = mt,
+			  .background = 1, .walk = flog_walk, .walk_arg = g};
+	sb_kx *x;
+
+	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
+	*fp = f;
+	return x;
+}
+
+/* Every step-th record of a flog of distinct keys is its key's entry. */
+static void distinct_check(sb_kx *x, const flog *g, uint64_t step, const char *when)
+{
+	char k[32];
+
+	for (uint64_t o = 0; o < g->n; o += step) {
+		sb_mt_val v;
+		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "%s: key %llu", when, (unsigned long long)o);
+		cr_assert_eq(v.offset, o, "%s: key %llu", when, (unsigned long long)o);
+	}
+}
+
 /* ---- a merge yields to the runs -------------------------------------------- */
 
 typedef struct piler {
@@ -786,16 +815,10 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
 	char dir[4200];
 	flog g = {.distinct = 1};
 	const uint64_t mt = 512 * 1024;
-
-	snprintf(dir, sizeof(dir), "%.4000s/yield", env.store);
-	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
-	fio *f = fresh_fio(dir);
-	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = mt,
-			  .background = 1, .walk = flog_walk, .walk_arg = &g};
-	sb_kx *x;
+	fio *f;
+	sb_kx *x = fio_flog_open("yield", &g, mt, dir, sizeof(dir), &f);
 	sb_kx_stats st;
 
-	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
 	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
 		flog_append(x, &g, mt + mt / 5);
 		cr_assert_eq(sb_kx_maintain(x), 0);
@@ -814,12 +837,7 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
 	cr_assert_gt(st.tables, before, "%u tables of %u: the merge ran on while the keys piled up", st.tables,
 		     before);
 	cr_assert_eq(table_in_progress(dir), 0, "the abandoned merge left its temp file");
-	char k[32];
-	for (uint64_t o = 0; o < g.n; o += 97) {
-		sb_mt_val v;
-		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "key %llu", (unsigned long long)o);
-		cr_assert_eq(v.offset, o);
-	}
+	distinct_check(x, &g, 97, "after the yield");
 	/* the piled keys came during that turn: the next is busy, then quiet */
 	for (int t = 0; t < 3; t++)
 		cr_assert_eq(sb_kx_maintain(x), 0);
@@ -843,16 +861,10 @@ Test(keyflush, a_merge_writes_the_runs_due_meanwhile)
 	char dir[4200];
 	flog g = {.distinct = 1};
 	const uint64_t mt = 512 * 1024;
-
-	snprintf(dir, sizeof(dir), "%.4000s/interleave", env.store);
-	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
-	fio *f = fresh_fio(dir);
-	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = mt,
-			  .background = 1, .walk = flog_walk, .walk_arg = &g};
-	sb_kx *x;
+	fio *f;
+	sb_kx *x = fio_flog_open("interleave", &g, mt, dir, sizeof(dir), &f);
 	sb_kx_stats st;
 
-	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
 	/* busy turns until W tables or more, the runs left not due */
 	for (int r = 0; r < 4 * SB_KX_MERGE_WIDTH; r++) {
 		flog_append(x, &g, mt / 2);
@@ -877,19 +889,10 @@ Test(keyflush, a_merge_writes_the_runs_due_meanwhile)
 	cr_assert_eq(ut_kt_list(dir, ti, 4), 2);
 	cr_assert(ti[0].level == 0 && ti[1].level == 1 && ti[0].first == ti[1].last + 1,
 		  "levels %u, %u; the runs' table newer", ti[0].level, ti[1].level);
-	char k[32];
-	for (uint64_t o = 0; o < g.n; o += 97) {
-		sb_mt_val v;
-		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "key %llu", (unsigned long long)o);
-		cr_assert_eq(v.offset, o);
-	}
+	distinct_check(x, &g, 97, "after the merge");
 	cr_assert_eq(sb_kx_close(x, 1), 0);
 	x = flog_reopen(dir, &g);
-	for (uint64_t o = 0; o < g.n; o += 89) {
-		sb_mt_val v;
-		cr_assert_eq(sb_kx_get(x, k, skey(o, k), &v), 0, "reopened: key %llu", (unsigned long long)o);
-		cr_assert_eq(v.offset, o);
-	}
+	distinct_check(x, &g, 89, "reopened");
 	cr_assert_eq(sb_kx_close(x, 0), 0);
 	fio_free(f);
 }
@@ -920,16 +923,10 @@ Test(keyflush, a_turn_after_the_appender_stepped_in_is_busy)
 {
 	char dir[4200];
 	flog g = {0};
-
-	snprintf(dir, sizeof(dir), "%.4000s/stepin", env.store);
-	cr_assert(mkdir(env.store, 0755) == 0 || errno == EEXIST);
-	fio *f = fresh_fio(dir);
-	sb_kx_params p = {.io = fio_io(f), .dir = dir, .topic = "t", .memtable_bytes = MT,
-			  .background = 1, .walk = flog_walk, .walk_arg = &g};
-	sb_kx *x;
+	fio *f;
+	sb_kx *x = fio_flog_open("stepin", &g, MT, dir, sizeof(dir), &f);
 	sb_kx_stats st;
 
-	cr_assert_eq(sb_kx_open(&p, 0, 0, &x), 0);
 	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
 		flog_append(x, &g, MT + MT / 5);
 		cr_assert_eq(sb_kx_maintain(x), 0);
