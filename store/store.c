@@ -265,6 +265,15 @@ static size_t snapshot(sb_store *s, sb_log ***snap, size_t *cap)
 	return n;
 }
 
+/* A background thread's wait: ms, or until cv is signalled. [mu] */
+static void wait_ms(sb_store *s, long long ms)
+{
+	long long until = sb_now_ns() + ms * 1000000LL;
+	struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
+
+	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
 /* Compress the sealed segments of topics whose `compression` is set, at a
  * lower CPU priority than the appenders (nice 10, best effort; each
  * segment's build at SCHED_IDLE: log_compress.c). */
@@ -302,9 +311,7 @@ static void *compressor_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (s->stopping)
 			break;
-		long long until = sb_now_ns() + 200 * 1000000LL;
-		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		wait_ms(s, 200);
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(snap);
@@ -333,9 +340,7 @@ static void *flusher_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (s->stopping)
 			break;
-		long long until = sb_now_ns() + period * 1000000LL;
-		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		wait_ms(s, period);
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(snap);
@@ -364,10 +369,8 @@ static void *keywriter_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (s->stopping)
 			break;
-		long long until = sb_now_ns() + KEYS_PERIOD_MS * 1000000LL;
-		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
 		if (!atomic_exchange(&s->kick, 0))
-			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			wait_ms(s, KEYS_PERIOD_MS);
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(snap);
@@ -439,10 +442,8 @@ static void *indexer_main(void *arg)
 			atomic_store(&s->kick, 1);
 			pthread_cond_broadcast(&s->cv);
 		}
-		long long until = sb_now_ns() + (n ? INDEX_POLL_MS : INDEX_FULL_MS) * 1000000LL;
-		struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
 		if (n || !atomic_load(&s->ikick))
-			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			wait_ms(s, n ? INDEX_POLL_MS : INDEX_FULL_MS);
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(snap);
