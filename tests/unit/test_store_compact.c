@@ -880,11 +880,22 @@ static uint64_t seg_bytes_of(const char *td, int *tmp)
 	return n;
 }
 
+/* Release the writes fio_slow holds, 0.3 s from now (the close meanwhile
+ * tells the round to stop, and waits for it). */
+static void *release_later(void *arg)
+{
+	usleep(300000);
+	fio_slow(arg, FIO_PWRITE, 0, NULL);
+	return NULL;
+}
+
 /* The store's close (an unmount) stops a compaction round in progress
  * before its next segment: a round over thousands of segments, each built
  * file synced, held the close, and the unmount, for 8 to 22 s, and a mount
  * started right after gave up waiting for LOG_DIR (found by a tester).
- * Closed once the round has built a file: nothing is swapped (every
+ * Closed while the round builds its first file (held there: before, the
+ * round could build them all before the close began on a loaded machine,
+ * and swap them): nothing is swapped (every
  * segment's bytes as they were), no temp file is left, verify is clean,
  * and the next round does the work. */
 Test(compact, a_round_stops_when_the_store_closes, .timeout = 300)
@@ -911,14 +922,19 @@ Test(compact, a_round_stops_when_the_store_closes, .timeout = 300)
 
 	sb_store_options_default(&o); /* the background threads on: the compactor */
 	o.defaults = ccfg();
+	fio *hf = quick_io();
+	o.io = fio_io(hf);
+	/* the round's first file held until the close has begun */
+	fio_slow(hf, FIO_PWRITE, FIO_HOLD, ".cseg.tmp");
 	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
-	for (int i = 0; i < 20000 && !tmp; i++) { /* up to 20 s for the round's first file */
-		seg_bytes_of(td, &tmp);
-		if (!tmp)
-			usleep(1000);
-	}
-	cr_assert(tmp, "no compaction round began");
+	for (int i = 0; i < 20000 && !fio_slowed(hf); i++) /* up to 20 s */
+		usleep(1000);
+	cr_assert(fio_slowed(hf), "no compaction round began");
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, release_later, hf), 0);
 	cr_assert_eq(sb_store_close(s), 0);
+	pthread_join(th, NULL);
+	fio_free(hf);
 	uint64_t after = seg_bytes_of(td, &tmp);
 	cr_expect_eq(after, before, "the round went on after the close began: %llu of %llu segment bytes left",
 		     (unsigned long long)after, (unsigned long long)before);
