@@ -237,6 +237,15 @@ static void flog_append(sb_kx *x, flog *g, uint64_t key_bytes)
 	}
 }
 
+/* n busy flushes: `bytes` of keys appended, then a flusher turn, each. */
+static void busy_flushes(sb_kx *x, flog *g, int n, uint64_t bytes)
+{
+	for (int r = 0; r < n; r++) {
+		flog_append(x, g, bytes);
+		cr_assert_eq(sb_kx_maintain(x), 0);
+	}
+}
+
 /* Every key's entry names its latest record (a key whose latest record is
  * a tombstone: that tombstone, or none once a merge into the oldest table
  * dropped it). */
@@ -381,10 +390,7 @@ Test(keyflush, keys_still_coming_keep_the_flusher_busy)
 	sb_kx *x = flog_in("rate", &g, dir, sizeof(dir));
 	sb_kx_stats st;
 
-	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
-		flog_append(x, &g, MT + MT / 5);
-		cr_assert_eq(sb_kx_maintain(x), 0);
-	}
+	busy_flushes(x, &g, SB_KX_MERGE_WIDTH, MT + MT / 5);
 	sb_kx_get_stats(x, &st);
 	cr_assert_eq(st.tables, SB_KX_MERGE_WIDTH);
 	/* just under a batch (MT / 8), at once */
@@ -463,10 +469,7 @@ Test(keyflush, a_close_leaves_merges_to_the_next_open)
 	sb_kx *x = flog_in("c", &g, dir, sizeof(dir));
 	sb_kx_stats st;
 
-	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
-		flog_append(x, &g, MT + MT / 5);
-		cr_assert_eq(sb_kx_maintain(x), 0);
-	}
+	busy_flushes(x, &g, SB_KX_MERGE_WIDTH, MT + MT / 5);
 	sb_kx_get_stats(x, &st);
 	cr_assert_eq(st.tables, SB_KX_MERGE_WIDTH, "%u tables after %d busy flushes", st.tables, SB_KX_MERGE_WIDTH);
 	sb_kx_stop_merges(x);
@@ -819,10 +822,7 @@ Test(keyflush, a_merge_yields_to_piled_up_keys)
 	sb_kx *x = fio_flog_open("yield", &g, mt, dir, sizeof(dir), &f);
 	sb_kx_stats st;
 
-	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
-		flog_append(x, &g, mt + mt / 5);
-		cr_assert_eq(sb_kx_maintain(x), 0);
-	}
+	busy_flushes(x, &g, SB_KX_MERGE_WIDTH, mt + mt / 5);
 	sb_kx_get_stats(x, &st);
 	uint32_t before = st.tables;
 	cr_assert_geq(before, SB_KX_MERGE_WIDTH);
@@ -927,10 +927,7 @@ Test(keyflush, a_turn_after_the_appender_stepped_in_is_busy)
 	sb_kx *x = fio_flog_open("stepin", &g, MT, dir, sizeof(dir), &f);
 	sb_kx_stats st;
 
-	for (int r = 0; r < SB_KX_MERGE_WIDTH; r++) {
-		flog_append(x, &g, MT + MT / 5);
-		cr_assert_eq(sb_kx_maintain(x), 0);
-	}
+	busy_flushes(x, &g, SB_KX_MERGE_WIDTH, MT + MT / 5);
 	flog_append(x, &g, MT + MT / 5);
 	fio_slow(f, FIO_PWRITE, 300000, SB_KT_SUFFIX ".tmp");
 	piler pl = {.x = x, .g = &g, .f = f};
