@@ -64,19 +64,73 @@ static int found_cmp(const void *a, const void *b)
 	return x->last > y->last ? -1 : x->last < y->last;
 }
 
-static void drop_file(sb_kx *x, const char *name, const char *why)
+/* Unused table `name`: removed (read-write; 1 if it was) or left (a
+ * read-only store: 1, for it is not used all the same). */
+static int drop_table(sb_kx *x, const char *name)
 {
 	char path[PATH_MAX];
 
-	if (x->p.read_only) {
-		/* not used all the same: said, so that verify shows it */
-		report(x, "key index: %s is not used (%s); its offsets are replayed from the log", name, why);
+	if (x->p.read_only)
+		return 1;
+	if (sb_path(path, x->dir, name))
+		return 0;
+	return x->p.io->unlink(x->p.io->ctx, path) == 0;
+}
+
+/* Read-only, said all the same, so that verify shows it. */
+static void say_dropped(sb_kx *x, const char *name, const char *why)
+{
+	report(x, x->p.read_only ? "key index: %s is not used (%s); its offsets are replayed from the log"
+				 : "key index: removed %s (%s); its offsets are replayed from the log",
+	       name, why);
+}
+
+static void drop_file(sb_kx *x, const char *name, const char *why)
+{
+	if (drop_table(x, name))
+		say_dropped(x, name, why);
+}
+
+/* The tables from a broken one on: `first` (why) and `after` tables after
+ * it up to `last`, dropped; said once (a damaged table early in a long
+ * chain made a message a table, 40 for one `streambus get`). */
+typedef struct chain {
+	char first[256], last[256], why[256];
+	size_t after;
+} chain;
+
+static void drop_chain(sb_kx *x, const found *f, const char *why, chain *c)
+{
+	if (!c->first[0]) {
+		if (drop_table(x, f->name)) {
+			snprintf(c->first, sizeof(c->first), "%s", f->name);
+			snprintf(c->why, sizeof(c->why), "%s", why[0] ? why : "after a dropped table");
+		}
 		return;
 	}
-	if (sb_path(path, x->dir, name))
+	if (drop_table(x, f->name)) {
+		c->after++;
+		snprintf(c->last, sizeof(c->last), "%s", f->name);
+	}
+}
+
+static void report_chain(sb_kx *x, const chain *c)
+{
+	char msg[1024];
+
+	if (!c->first[0] || !x->p.report)
 		return;
-	if (x->p.io->unlink(x->p.io->ctx, path) == 0)
-		report(x, "key index: removed %s (%s); its offsets are replayed from the log", name, why);
+	if (!c->after) {
+		say_dropped(x, c->first, c->why);
+		return;
+	}
+	snprintf(msg, sizeof(msg),
+		 x->p.read_only ? "key index: %s is not used (%s), nor are the %zu tables after it (up to %s); "
+				  "their offsets are replayed from the log"
+				: "key index: removed %s (%s) and the %zu tables after it (up to %s); their offsets "
+				  "are replayed from the log",
+		 c->first, c->why, c->after, c->last);
+	x->p.report(x->p.report_arg, x->topic, msg);
 }
 
 /* The table files of dir, sorted. */
@@ -124,6 +178,7 @@ static int load_tables(sb_kx *x, uint64_t start, uint64_t next)
 	found *f = NULL;
 	size_t n = 0;
 	int rc = list_tables(x, &f, &n), broken = 0;
+	chain c = {0};
 
 	if (rc)
 		return rc;
@@ -150,7 +205,7 @@ static int load_tables(sb_kx *x, uint64_t start, uint64_t next)
 			}
 		}
 		if (broken) {
-			drop_file(x, f[i].name, why[0] ? why : "after a dropped table");
+			drop_chain(x, &f[i], why, &c);
 			continue;
 		}
 		if ((rc = sb_kx_tables_reserve(x, x->nt + 1))) {
@@ -165,6 +220,7 @@ static int load_tables(sb_kx *x, uint64_t start, uint64_t next)
 	if (!x->nt)
 		x->covered = start;
 out_free:
+	report_chain(x, &c);
 	free(f);
 	return rc;
 }

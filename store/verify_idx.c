@@ -144,6 +144,19 @@ void sb_vidx_load(sb_vidx *ix, const char *dir, uint64_t base, uint64_t seg_size
 	close(fd);
 }
 
+/* Does entry i (at pos) point at or past entry i + 1: out of order, where
+ * the walk would wait for a record at pos and leave every later entry
+ * unmatched. */
+static int ahead_of_next(const sb_vidx *ix, uint32_t i, uint32_t pos)
+{
+	sb_idx_entry n;
+
+	if (i + 1 >= ix->n)
+		return 0;
+	sb_idx_entry_decode(ix->entries + (size_t)(i + 1) * SB_IDX_ENTRY, &n);
+	return pos >= n.pos;
+}
+
 void sb_vidx_record(sb_vidx *ix, uint64_t pos, uint64_t base, uint64_t off,
 		    uint64_t base_stream, uint64_t stream, int have_stream)
 {
@@ -153,9 +166,15 @@ void sb_vidx_record(sb_vidx *ix, uint64_t pos, uint64_t base, uint64_t off,
 	for (; ix->entries && ix->next < ix->n; ix->next++) {
 		i = ix->next;
 		sb_idx_entry_decode(ix->entries + (size_t)i * SB_IDX_ENTRY, &e);
-		if (e.pos > pos)
-			return;
+		if (e.pos > pos && !ahead_of_next(ix, i, e.pos))
+			return; /* a later record's */
 		ix->checked++;
+		if (e.pos > pos) {
+			say(ix, 0, entry_pos(i),
+			    "index entry %u points at byte %u, not before entry %u's (entries ascend)", i, e.pos,
+			    i + 1);
+			continue;
+		}
 		if (e.pos < pos) {
 			say(ix, 0, entry_pos(i),
 			    "index entry %u points at byte %u of the segment, which is not the start of a record",

@@ -72,6 +72,9 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
  * sb_cmd_ro_report); on failure print the error and return nonzero. *out is
  * the caller's, to sb_store_close(). */
 int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out);
+/* The same with another report hook (arg its). */
+int sb_cmd_open_ro_with(const char *cmd, const char *dir, void (*report)(void *, const char *, const char *),
+			void *arg, sb_store **out);
 /* Where a read-only open ended `log` at damage a mount refuses
  * (sb_log_damaged_tail): "offset N (FILE: byte B: what)", into buf. */
 const char *sb_cmd_damage_where(sb_log *log, char *buf, size_t cap);

@@ -43,7 +43,8 @@ static const char help[] =
 	"topic (its *.keys tables and the records after them) is checked against\n"
 	"the records: an entry naming a record without its key, or with another\n"
 	"size, time or tombstone flag, is damage: 'streambus recover' rebuilds the\n"
-	"topic's key index from the log.\n"
+	"topic's key index from the log. A table not used (damaged, or after one)\n"
+	"is a note: its offsets are replayed from the log.\n"
 	"\n"
 	"  --json          one JSON object on stdout: {\"log_dir\", \"in_use\",\n"
 	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
@@ -361,6 +362,19 @@ static void key_problem(void *arg, const char *msg)
 	printf("%s: %s\n", (const char *)arg, msg);
 }
 
+/* What the open of verify_keys reports: about a key table (not used:
+ * derived data, rebuilt from the log) a note on stdout, as for an index
+ * file; the rest as the other tools say it (sb_cmd_ro_report). */
+static void key_open_report(void *arg, const char *topic, const char *msg)
+{
+	if (strncmp(msg, "key index: ", 11)) {
+		sb_cmd_ro_report(arg, topic, msg);
+		return;
+	}
+	printf("%s: %s (derived data: not counted; a mount or 'streambus recover' rebuilds it)\n",
+	       topic ? topic : "?", msg);
+}
+
 /* The key index of each topic against its records (the store opened
  * read-only, as `streambus get` does): the count of wrong entries, each
  * named on a line (nothing is printed when all are right). A check that
@@ -371,7 +385,7 @@ static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, siz
 	sb_store *s;
 	uint64_t bad = 0;
 
-	if (sb_cmd_open_ro(cmd, dir, &s)) {
+	if (sb_cmd_open_ro_with(cmd, dir, key_open_report, (void *)cmd, &s)) {
 		(*io_errors)++;
 		return 0;
 	}

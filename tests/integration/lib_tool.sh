@@ -33,6 +33,7 @@ json() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.arg
 # gen_build: compile $T/gen, a small program that appends records with the
 # store API (and so needs no FUSE): gen LOG_DIR TOPIC COUNT [options]
 #   -s SEGMENT_BYTES  -i INDEX_INTERVAL_BYTES  -k KEY_PREFIX (key = prefix+offset)
+#   -m KEY_MEMTABLE_BYTES (small: a key table every few hundred keys)
 #   -t TS0 (timestamp of offset o: TS0 + o*1000000; default 1700000000123456789)
 #   -a AT (first offset of an empty topic)  -x (then one binary record)
 #   -d N (then delete the records before offset N: whole segments go, the
@@ -63,11 +64,12 @@ int main(int argc, char **argv)
 
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
-	while ((opt = getopt(argc, argv, "s:i:k:t:a:xd:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:i:k:t:a:xd:m:")) != -1) {
 		switch (opt) {
 		case 's': o.defaults.segment_bytes = strtoull(optarg, 0, 10); break;
 		case 'i': o.defaults.index_interval_bytes = (unsigned)strtoul(optarg, 0, 10); break;
 		case 'k': kp = optarg; break;
+		case 'm': o.defaults.key_memtable_bytes = strtoull(optarg, 0, 10); break;
 		case 't': ts0 = strtoll(optarg, 0, 10); break;
 		case 'a': at = strtoull(optarg, 0, 10); have_at = 1; break;
 		case 'x': bin = 1; break;
