@@ -326,6 +326,28 @@ finally:
     os.close(fd)' "$M/split/.log")" "a short write whose line was dropped: EFBIG at the close"
 assert_true '! t grep -q yyy "$M/split/.log"' "no part of the long line is in .log"
 t rm -r "$M/split" || assert_fail_now "rm -r split"
+# The same, then a last line without its newline: the close appends it
+# and still says that the long line was dropped (before: the close
+# appended the tail and returned success).
+mkdir "$M/split2" || sb_die "mkdir"
+assert_eq EFBIG "$(pyerr '
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+buf = bytearray()
+while len(buf) < (1 << 20) - 1500:
+    buf += b"a" * 999 + b"\n"
+buf += b"b" * ((1 << 20) - 500 - len(buf) - 1) + b"\n"
+buf += b"y" * 2000 + b"\n"
+import mmap
+m = mmap.mmap(-1, len(buf))
+m[:] = bytes(buf)
+try:
+    os.write(fd, m)
+    os.write(fd, b"tail-without-newline")
+finally:
+    os.close(fd)' "$M/split2/.log")" "a dropped line, then a partial last line: EFBIG at the close"
+assert_true '! t grep -q yyy "$M/split2/.log"' "no part of the long line is in .log"
+assert_eq "tail-without-newline" "$(t tail -c 20 "$M/split2/.log")" "the partial last line appended at the close"
+t rm -r "$M/split2" || assert_fail_now "rm -r split2"
 
 case_ "a line over the limit ending in a later request of a write: a write-all loop appends no piece of it"
 # The kernel splits a big write(2) at request boundaries (page-aligned
