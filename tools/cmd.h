@@ -72,9 +72,14 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
  * sb_cmd_ro_report); on failure print the error and return nonzero. *out is
  * the caller's, to sb_store_close(). */
 int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out);
-/* The same with another report hook (arg its). */
-int sb_cmd_open_ro_with(const char *cmd, const char *dir, void (*report)(void *, const char *, const char *),
-			void *arg, sb_store **out);
+/* How sb_cmd_open_ro_with opens: its report hook (arg its), and no_keys
+ * (sb_store_options.no_keys: for commands that read records only). */
+typedef struct sb_cmd_ro {
+	void (*report)(void *arg, const char *topic, const char *msg);
+	void *arg;
+	int no_keys;
+} sb_cmd_ro;
+int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, sb_store **out);
 /* Where a read-only open ended `log` at damage a mount refuses
  * (sb_log_damaged_tail): "offset N (FILE: byte B: what)", into buf. */
 const char *sb_cmd_damage_where(sb_log *log, char *buf, size_t cap);

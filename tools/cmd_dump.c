@@ -450,6 +450,7 @@ static int reopen_quiet(const char *dir, sb_store **out)
 	sb_store_options_default(&o);
 	o.read_only = 1;
 	o.no_flusher = 1;
+	o.no_keys = 1; /* records alone: --follow excludes --keys */
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
 	return sb_store_open(dir, &o, out);
 }
@@ -625,7 +626,10 @@ int sb_cmd_dump(int argc, char **argv)
 	if (a.follow && a.all)
 		return sb_cmd_usage_error(cmd, "--follow follows one topic: name it (LOG_DIR TOPIC or "
 					  "LOG_DIR/TOPIC), not '%s' alone", w.dir);
-	if (sb_cmd_open_ro(cmd, w.dir, &s))
+	/* records alone need no key index (its tables read, the log replayed
+	 * past them) */
+	sb_cmd_ro ro = {sb_cmd_ro_report, (void *)cmd, !a.keys};
+	if (sb_cmd_open_ro_with(cmd, w.dir, &ro, &s))
 		return SB_EXIT_ERROR;
 	if (a.follow) {
 		rc = dump_follow(&a, &s, w.topic, sb_cmd_where_str(&w, where, sizeof where));

@@ -248,11 +248,12 @@ static void ro_lock_wait(void *arg, const sb_store_holder *h)
 
 int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out)
 {
-	return sb_cmd_open_ro_with(cmd, dir, sb_cmd_ro_report, (void *)cmd, out);
+	sb_cmd_ro ro = {sb_cmd_ro_report, (void *)cmd, 0};
+
+	return sb_cmd_open_ro_with(cmd, dir, &ro, out);
 }
 
-int sb_cmd_open_ro_with(const char *cmd, const char *dir, void (*report)(void *, const char *, const char *),
-			void *arg, sb_store **out)
+int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, sb_store **out)
 {
 	sb_store_options o;
 	ro_wait w = {cmd, dir};
@@ -261,8 +262,9 @@ int sb_cmd_open_ro_with(const char *cmd, const char *dir, void (*report)(void *,
 	sb_store_options_default(&o);
 	o.read_only = 1;
 	o.no_flusher = 1;
-	o.report = report;
-	o.report_arg = arg;
+	o.no_keys = ro->no_keys;
+	o.report = ro->report;
+	o.report_arg = ro->arg;
 	/* a daemon just unmounted may still be closing the logs: wait for it */
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
 	o.lock_waiting = ro_lock_wait;

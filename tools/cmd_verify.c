@@ -385,7 +385,9 @@ static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, siz
 	sb_store *s;
 	uint64_t bad = 0;
 
-	if (sb_cmd_open_ro_with(cmd, dir, key_open_report, (void *)cmd, &s)) {
+	sb_cmd_ro ro = {key_open_report, (void *)cmd, 0};
+
+	if (sb_cmd_open_ro_with(cmd, dir, &ro, &s)) {
 		(*io_errors)++;
 		return 0;
 	}

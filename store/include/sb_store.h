@@ -136,6 +136,11 @@ typedef struct sb_store_options {
 	int full_check;
 	int no_flusher;              /* no background threads: interval syncs,
 				      * compression (sb_log_compress) */
+	/* With read_only: the topics' key indexes are not opened (their
+	 * tables not read, the log not replayed for keys): what reads records
+	 * alone (streambus dump, and its --follow that opens again every
+	 * 200 ms) skips that cost; the key functions then fail with -ENOENT. */
+	int no_keys;
 	/* The largest offset an append may take (0: no limit but the offset
 	 * space's own): an append that would go past it fails with -EOVERFLOW
 	 * and appends nothing. The mount sets the last offset it can name. */

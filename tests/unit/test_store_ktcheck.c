@@ -474,3 +474,55 @@ Test(ktcheck, a_dropped_chain_is_reported_once)
 	for (size_t i = 0; i < nt; i++)
 		free(names[i]);
 }
+
+/* A read-only open with no_keys (streambus dump, and its --follow, which
+ * opened again every 200 ms and read every table each time) does not
+ * open the key index: a damaged table is not even read, and a get by key
+ * says -ENOENT; the records are all there. Without it the same open reads
+ * the tables (and says the damaged one is not used). */
+Test(ktcheck, no_keys_leaves_the_key_index_closed)
+{
+	sb_log_config cfg;
+	sb_store *s;
+	sb_log *l;
+	char k[32], dir[4400], path[8800], *names[256];
+	said h = {0};
+
+	ut_cfg(&cfg, 0, SB_SYNC_NEVER);
+	cfg.key_memtable_bytes = 4096;
+	cr_assert_eq(ut_open(env.store, &cfg, NULL, &s), 0);
+	l = ut_topic(s, "t");
+	for (int i = 0; i < 1000; i++) {
+		sb_record_in r = {.key = k, .key_len = (uint32_t)sprintf(k, "k%05d", i), .value = k, .value_len = 6};
+		cr_assert_eq(sb_log_append(l, &r, 1, NULL), 0);
+	}
+	cr_assert_eq(sb_store_close(s), 0);
+	ut_topic_path(&env, "t", NULL, dir, sizeof(dir));
+	size_t nt = table_names(dir, names, 256);
+	cr_assert_geq(nt, 1, "no key table written");
+	snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
+	cr_assert_eq(truncate(path, 10), 0);
+	h.table = names[0];
+	for (int no_keys = 1; no_keys >= 0; no_keys--) {
+		sb_store_options o;
+		sb_store_options_default(&o);
+		o.defaults = cfg;
+		o.read_only = 1;
+		o.no_flusher = 1;
+		o.no_keys = no_keys;
+		o.report = say_all;
+		o.report_arg = &h;
+		h.n = h.naming = 0;
+		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		cr_assert_eq(sb_store_get(s, "t", &l), 0);
+		uint8_t buf[8];
+		size_t nr;
+		cr_assert_eq(sb_log_get_key(l, "k00007", 6, buf, sizeof(buf), &nr, NULL), no_keys ? -ENOENT : 0);
+		cr_assert_eq(h.naming, no_keys ? 0 : 1, "no_keys %d: %d messages naming the table: %s", no_keys,
+			     h.naming, h.last);
+		cr_assert_eq(sb_log_next(l), 1000);
+		cr_assert_eq(sb_store_close(s), 0);
+	}
+	for (size_t i = 0; i < nt; i++)
+		free(names[i]);
+}
