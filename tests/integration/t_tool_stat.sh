@@ -135,10 +135,11 @@ eq "$rc" 2 "stat under too low a limit of open files ($out)"
 has "$out" "^streambus stat: warning: m: cannot open: [0-9]+\.seg: Too many open files \(the topic is left out\)$" "the failed open named"
 hasnt "$out" "would recover" "the failed open not said as damage"
 hasnt "$out" "a mount would recover" "not taken for something a mount recovers"
+# (LeakSanitizer cannot run under strace: off for this run.)
 # stat shows no key index: it does not read the key tables (a tenth of a
 # second on 3M keys in 41 tables, each time)
 gen -m 4096 -k k- "$T/kt" t 2000
 [ -n "$(find "$T/kt/t" -name '*.keys')" ] || fail "no key tables to leave alone"
-strace -f -qq -e trace=openat -o "$T/strace.out" "$SB" stat "$T/kt" t >/dev/null
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=openat -o "$T/strace.out" "$SB" stat "$T/kt" t >/dev/null
 eq "$(grep -c '[.]keys"' "$T/strace.out")" 0 "stat opened no key table"
 echo "t_tool_stat: ok"
