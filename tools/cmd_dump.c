@@ -281,8 +281,28 @@ typedef struct keys_ctx {
 	int all, errors, rc;
 	uint64_t count;
 	enum mode m;
-	buf val, hdrs;
+	buf val, hdrs, key;
+	uint64_t stale;   /* keys whose entry names a record of another key */
 } keys_ctx;
+
+/* Keys with a wrong entry named one by one; the rest counted (the
+ * summary's text says 10). */
+#define STALE_SHOWN 10
+
+/* Does record `offset` carry `key` (the key index is derived data: a
+ * table that does not match the log names records of other keys)? 0, or
+ * -ESTALE, or the read's error. */
+static int same_key(keys_ctx *c, uint64_t offset, const void *key, size_t key_len)
+{
+	size_t kl;
+	int rc = buf_reserve(&c->key, key_len ? key_len : 1);
+
+	if (!rc)
+		rc = sb_log_read_key(c->log, offset, c->key.p, c->key.cap, &kl);
+	if (!rc && (kl != key_len || memcmp(c->key.p, key, key_len)))
+		rc = -ESTALE;
+	return rc;
+}
 
 static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_info *ki)
 {
@@ -299,8 +319,21 @@ static int dump_key(void *arg, const void *key, size_t key_len, const sb_record_
 		rc = sb_log_read(c->log, ki->offset, 0, c->val.p, ki->value_len, &got, &info);
 	if (!rc && info.headers_len && c->m != M_RAW && !(rc = buf_reserve(&c->hdrs, info.headers_len)))
 		rc = sb_log_read_headers(c->log, ki->offset, c->hdrs.p, c->hdrs.cap, &hlen);
+	if (!rc)
+		rc = same_key(c, ki->offset, key, key_len);
 	if (rc == -ENOENT)
 		return 0; /* removed from the head meanwhile */
+	if (rc == -ESTALE) {
+		/* the first few named, then counted (dump_keys) */
+		if (c->stale++ < STALE_SHOWN) {
+			fflush(stdout);
+			sb_cmd_err(c->cmd, "%s: key %.*s: the key index names a record of another key (record %"
+				   PRIu64 "): not printed", c->path, (int)(key_len > 200 ? 200 : key_len),
+				   (const char *)key, ki->offset);
+		}
+		c->rc = SB_ECORRUPT;
+		return 0;
+	}
 	if (rc) {
 		fflush(stdout);
 		sb_cmd_err(c->cmd, "%s: record %" PRIu64 ": %s", c->path, ki->offset, sb_strerror(rc));
@@ -330,6 +363,11 @@ static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, ui
 
 	free(c.val.p);
 	free(c.hdrs.p);
+	free(c.key.p);
+	if (c.stale)
+		sb_cmd_err(cmd, "%s: %" PRIu64 " key%s named records of other keys: not printed (%s; the key "
+			   "index is derived data: 'streambus recover' rebuilds it from the log)", path, c.stale,
+			   c.stale == 1 ? "" : "s", c.stale > STALE_SHOWN ? "the first 10 named" : "named above");
 	if (rc < 0 && rc != -EIO && !c.rc) {
 		sb_cmd_err(cmd, "%s: the key index: %s", path, sb_strerror(rc));
 		c.rc = rc;

@@ -213,6 +213,12 @@ void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
 		sb_cmd_err(arg, "warning: %s: %s (the topic is left out)", topic ? topic : "?", msg);
 		return;
 	}
+	if (strstr(msg, "names a record of another key")) {
+		/* found by a read: a mount does not rebuild the index for it */
+		sb_cmd_err(arg, "warning: %s: damaged: %s (the key index is derived data: 'streambus recover' "
+			   "rebuilds it from the log)", topic ? topic : "?", msg);
+		return;
+	}
 	if (strstr(msg, "cannot be a torn write")) {
 		sb_cmd_err(arg, "warning: %s: damaged: %s", topic ? topic : "?", msg);
 		return;

@@ -48,6 +48,28 @@ out=$("$SB" verify "$M" 2>"$T/verify.err") || fail "verify: a damaged key table 
 eq "$(printf '%s\n' "$out" | grep -c 'key index:.*derived data')" 1 "verify: one note: $out"
 hasnt "$(cat "$T/verify.err")" "see 'streambus verify'" "verify does not point at itself"
 
+# Key tables that name records of other keys (sound CRCs: another log's
+# tables with the same offsets): dump --keys printed the other keys'
+# records under these keys with exit 0. Now each is an error, nothing
+# wrong is printed (exit 2), and get and dump say what rebuilds the index.
+gen -m 4096 -k a- "$T/fa" t 600
+gen -m 4096 -k b- "$T/fb" t 600
+rm -f "$T"/fb/t/*.keys
+cp "$T"/fa/t/*.keys "$T/fb/t/"
+[ -n "$(find "$T/fb/t" -name '*.keys')" ] || fail "no foreign key tables"
+run_rc rc "$SB" dump --keys "$T/fb" t
+eq "$rc" 2 "dump --keys over foreign tables: exit 2 ($(printf '%s\n' "$out" | head -2))"
+hasnt "$out" '^offset=' "dump --keys printed a record under another key's name"
+has "$out" "names a record of another key" "dump --keys says why"
+has "$out" "streambus recover" "dump --keys says what rebuilds the key index"
+run_rc rc "$SB" get "$T/fb" t a-7
+eq "$rc" 2 "get over foreign tables: exit 2"
+hasnt "$out" "a mount would recover" "get: not said as something a mount recovers: $out"
+has "$out" "streambus recover" "get says what rebuilds the key index"
+"$SB" recover "$T/fb" >/dev/null || fail "recover of foreign key tables"
+eq "$("$SB" get "$T/fb" t b-7)" "rec 7" "after recover: the log's own keys"
+eq "$("$SB" dump --keys "$T/fb" t | wc -l)" 600 "after recover: every key"
+
 # The key index is derived data: lose or damage its tables, get still works.
 tables=$(find "$L/orders" -name '*.keys' | sort)
 # (gen has no flusher: the tables are written as the MemTable fills, if at all)
