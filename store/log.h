@@ -42,7 +42,10 @@ void sb_log_keys_sync(sb_log *l);
 void sb_log_keys_maintain(sb_log *l);
 int sb_log_removed(const sb_log *l);
 /* cleanup = compact: is a round of sb_log_compact() due (a segment sealed
- * since the last one, a kept tombstone expired)? */
+ * since the last one, a kept tombstone expired, or records appended since
+ * the last one, SB_COMPACT_RETRY_MS ago or more, of at least 1/64 of the
+ * log's bytes)? */
+#define SB_COMPACT_RETRY_MS 10000
 int sb_log_compact_due(sb_log *l, int64_t now_ns);
 /* sb_log_compress for the store's background compressor: each segment is
  * built in a thread of its own at SCHED_IDLE (log_compress.c). */

@@ -3,9 +3,12 @@
  * keeping only the latest record of each key (format.h, "Compacted
  * segment"; SPEC §2 "Keys").
  *
- * A round takes the run of sealed, synced, plain segments at the head of
- * the log (it stops at the first compressed, unsynced or active one: the
- * newest segment is never touched) and rewrites them. A record stays when
+ * A round first syncs what was appended (sb_log_sync), then takes the run
+ * of sealed, synced, plain segments at the head of the log (it stops at
+ * the first compressed, unsynced or active one: the newest segment is
+ * never touched) and rewrites them. A round is due at a roll, when a kept
+ * tombstone expires, and SB_COMPACT_RETRY_MS after the last one when
+ * records were appended since (log.h: sb_log_compact_due). A record stays when
  * it has no key, or when the key index names it as its key's latest
  * record (one lookup, no second pass over the log) and it is not a
  * tombstone older than delete_retention_ms. Only a record below the
@@ -505,6 +508,13 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 								     : l->cfg.delete_retention_ms * 1000000;
 	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */
 	sb_view_prep vp = {0};
+	uint64_t next = atomic_load(&l->next), bytes = atomic_load(&l->stream_end);
+	/* What is appended may supersede older records once it is durable:
+	 * synced now, not by the flusher a moment after the roll that made
+	 * the round due (under sync = interval the round then kept every
+	 * record the newest ones superseded, and nothing made it due again).
+	 * A failure leaves the horizon where the syncs got to. */
+	(void)sb_log_sync(l);
 	rc = pick(&r);
 	if (!rc && r.n && l->kx)
 		r.covered = sb_kx_cover(l->kx, r.st.end);
@@ -532,8 +542,12 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 	if (!rc && r.n)
 		rc = drop_empty(l, &r.st.segments_removed);
 	atomic_store(&l->compact_due, r.due);
-	if (!rc)
+	if (!rc) {
 		atomic_store(&l->compact_mark, r.mark);
+		atomic_store(&l->compact_next, next);
+		atomic_store(&l->compact_bytes, bytes);
+		atomic_store(&l->compact_ns, now_ns);
+	}
 	r.st.horizon = r.horizon;
 	pthread_mutex_unlock(&l->compress_mu);
 	free(old_of);
@@ -550,6 +564,21 @@ void sb_log_stop_rewrites(sb_log *l)
 		sb_kx_stop_merges(l->kx);
 }
 
+/* Records appended since the last round (in the newest segment: no roll
+ * made a round due) may supersede records the round kept: a round again,
+ * SB_COMPACT_RETRY_MS after it, once they are 1/64 of the log's bytes or
+ * more (a round reads every sealed segment: a trickle of appends to a big
+ * log does not make one every few seconds). */
+static int retry_due(sb_log *l, int64_t now_ns)
+{
+	uint64_t next = atomic_load(&l->next), end = atomic_load(&l->stream_end);
+	uint64_t was = atomic_load(&l->compact_bytes), start = atomic_load(&l->stream_start);
+
+	if (next == atomic_load(&l->compact_next) || now_ns - atomic_load(&l->compact_ns) < SB_COMPACT_RETRY_MS * 1000000LL)
+		return 0;
+	return end > was && (end - was) * 64 >= (end > start ? end - start : 0);
+}
+
 int sb_log_compact_due(sb_log *l, int64_t now_ns)
 {
 	uint64_t mark = atomic_load(&l->compact_mark);
@@ -559,7 +588,7 @@ int sb_log_compact_due(sb_log *l, int64_t now_ns)
 	int gone = !l->nsegs; /* removed (the compressor's snapshot held it) */
 	due = !gone && sb_segment_base(l->segs[l->nsegs - 1]) != mark;
 	pthread_rwlock_unlock(&l->seg_lock);
-	return !gone && (due || now_ns >= atomic_load(&l->compact_due));
+	return !gone && (due || now_ns >= atomic_load(&l->compact_due) || retry_due(l, now_ns));
 }
 
 int sb_log_in_compacted(sb_log *l, uint64_t offset)

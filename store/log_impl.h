@@ -32,6 +32,9 @@ struct sb_log {
 	_Atomic uint64_t compact_mark;  /* [compress_mu] the newest segment's base
 					 * at the last compaction (log_compact.c) */
 	_Atomic int64_t compact_due;    /* [compress_mu] when a kept tombstone expires */
+	_Atomic uint64_t compact_next;  /* [compress_mu] next and stream_end at the */
+	_Atomic uint64_t compact_bytes; /* last compaction, and when it ended */
+	_Atomic int64_t compact_ns;
 	pthread_mutex_t append_mu;
 	pthread_rwlock_t seg_lock;
 	sb_segment **segs;              /* [seg_lock] oldest first; never empty */
