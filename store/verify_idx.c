@@ -192,18 +192,27 @@ void sb_vidx_record(sb_vidx *ix, uint64_t pos, uint64_t base, uint64_t off,
 	}
 }
 
+#define PAST_SHOWN 3
+
 void sb_vidx_end(sb_vidx *ix, uint64_t records, uint64_t end, uint64_t seg_size)
 {
 	sb_idx_entry e;
 
-	/* Entries past the last whole record point at nothing. */
+	/* Entries past the last whole record point at nothing: the first
+	 * PAST_SHOWN named, the rest in one note (a segment cut short by
+	 * damage had a note for each of its 19,978 later entries). */
+	uint32_t first = ix->next;
 	for (; ix->entries && ix->next < ix->n; ix->next++) {
 		sb_idx_entry_decode(ix->entries + (size_t)ix->next * SB_IDX_ENTRY, &e);
 		ix->checked++;
-		say(ix, 0, entry_pos(ix->next),
-		    "index entry %u points at byte %u, past the last record (which ends at byte %llu)",
-		    ix->next, e.pos, (unsigned long long)end);
+		if (ix->next - first < PAST_SHOWN)
+			say(ix, 0, entry_pos(ix->next),
+			    "index entry %u points at byte %u, past the last record (which ends at byte %llu)",
+			    ix->next, e.pos, (unsigned long long)end);
 	}
+	if (ix->entries && ix->n - first > PAST_SHOWN)
+		say(ix, 0, entry_pos(first + PAST_SHOWN), "index entries %u..%u (%u more) point past the last record too",
+		    first + PAST_SHOWN, ix->n - 1, ix->n - first - PAST_SHOWN);
 	if (!ix->hdr_ok)
 		return;
 	if (records > 0) {

@@ -39,7 +39,7 @@ static const char help[] =
 	"Problems of index files are notes, not damage: they are derived data that\n"
 	"the next mount or 'streambus recover' rebuilds. Records are counted from\n"
 	"the log start (meta): removed records still on disk are not.\n"
-	"When the records are sound (and without --json), the key index of each\n"
+	"When the records are sound, the key index of each\n"
 	"topic (its *.keys tables and the records after them) is checked against\n"
 	"the records: an entry naming a record without its key, or with another\n"
 	"size, time or tombstone flag, is damage: 'streambus recover' rebuilds the\n"
@@ -50,7 +50,9 @@ static const char help[] =
 	"                  \"topics\": [{\"topic\", \"ok\", \"problems\": [{\"kind\",\n"
 	"                  \"file\", \"pos\", \"offset\", \"message\", \"counted\"}],\n"
 	"                  \"records\", ...}],\n"
-	"                  \"damage\", \"io_errors\", \"exit_status\"}\n"
+	"                  \"key_index\": [{\"topic\", \"notes\", \"problems\" (the first\n"
+	"                  10 wrong entries), \"checked\", \"wrong\"}] (when the records\n"
+	"                  are sound), \"damage\", \"io_errors\", \"exit_status\"}\n"
 	"  --progress      show the progress bar even if stderr is not a terminal\n"
 	"  --no-progress   never show it (default: only on a terminal)\n"
 	"  -q, --quiet     print problems only, no per-topic summary\n"
@@ -356,44 +358,119 @@ static void json_topic_end(const vstate *st, const sb_verify_result *r, uint64_t
 	       r->bytes, r->index_entries);
 }
 
-/* The topics to check: w's one, or every topic directory of LOG_DIR. */
-static void key_problem(void *arg, const char *msg)
+/* The key check (verify_keys): its open's notes about key tables, and the
+ * wrong entries of the topic being checked, the first KEYS_SHOWN named
+ * and the rest counted in the topic's summary line (a table of another
+ * log's keys made a line for each of 753 keys). With --json the notes wait
+ * for their topic's object (the open makes them before any is printed). */
+#define KEYS_SHOWN 10
+typedef struct kcheck {
+	const char *cmd;
+	int json;
+	const char *topic;  /* being checked */
+	uint64_t n;         /* its wrong entries said */
+	char **notes;       /* json: "TOPIC\0MESSAGE" of the open's notes */
+	size_t nnotes;
+} kcheck;
+
+static void key_json_msg(kcheck *k, const char *msg)
 {
-	printf("%s: %s\n", (const char *)arg, msg);
+	printf("%s", k->n++ ? ", " : "");
+	sb_cmd_put_json_str(stdout, msg, strlen(msg));
 }
 
-/* What the open of verify_keys reports: about a key table (not used:
- * derived data, rebuilt from the log) a note on stdout, as for an index
- * file; the rest as the other tools say it (sb_cmd_ro_report). */
+static void key_problem(void *arg, const char *msg)
+{
+	kcheck *k = arg;
+
+	if (k->json && k->n < KEYS_SHOWN)
+		key_json_msg(k, msg);
+	else if (k->n++ < KEYS_SHOWN)
+		printf("%s: %s\n", k->topic, msg);
+}
+
+/* What the open reports: about a key table (not used: derived data,
+ * rebuilt from the log) a note, as for an index file; the rest as the
+ * other tools say it (sb_cmd_ro_report). */
 static void key_open_report(void *arg, const char *topic, const char *msg)
 {
+	kcheck *k = arg;
+	size_t tl = topic ? strlen(topic) : 0, ml = strlen(msg);
+	char **nn, *e;
+
 	if (strncmp(msg, "key index: ", 11)) {
-		sb_cmd_ro_report(arg, topic, msg);
+		sb_cmd_ro_report((void *)k->cmd, topic, msg);
 		return;
 	}
-	printf("%s: %s (derived data: not counted; a mount or 'streambus recover' rebuilds it)\n",
-	       topic ? topic : "?", msg);
+	if (!k->json) {
+		printf("%s: %s (derived data: not counted; a mount or 'streambus recover' rebuilds it)\n",
+		       topic ? topic : "?", msg);
+		return;
+	}
+	if (!(nn = realloc(k->notes, (k->nnotes + 1) * sizeof(*nn))))
+		return;
+	k->notes = nn;
+	if (!(e = malloc(tl + ml + 2)))
+		return;
+	memcpy(e, topic ? topic : "", tl + 1);
+	memcpy(e + tl + 1, msg, ml + 1);
+	k->notes[k->nnotes++] = e;
+}
+
+/* The key index of topic l against its records: its wrong entries. */
+static uint64_t key_check_one(kcheck *k, const char *dir, const char *topic, sb_log *l)
+{
+	uint64_t checked = 0, wrong = 0;
+	int rc;
+
+	k->topic = topic;
+	k->n = 0;
+	if (k->json) {
+		printf("%s\n  {\"topic\": ", "");
+		sb_cmd_put_json_str(stdout, topic, strlen(topic));
+		printf(", \"notes\": [");
+		for (size_t j = 0, m = 0; j < k->nnotes; j++)
+			if (!strcmp(k->notes[j], topic)) {
+				const char *msg = k->notes[j] + strlen(topic) + 1;
+				printf("%s", m++ ? ", " : "");
+				sb_cmd_put_json_str(stdout, msg, strlen(msg));
+			}
+		printf("], \"problems\": [");
+	}
+	rc = sb_log_verify_keys(l, &checked, &wrong, key_problem, k);
+	if (k->json)
+		printf("], \"checked\": %" PRIu64 ", \"wrong\": %" PRIu64 "%s}", checked, wrong,
+		       rc ? ", \"error\": true" : "");
+	if (rc)
+		sb_cmd_err(k->cmd, "%s/%s: key index: %s", dir, topic, sb_strerror(rc));
+	else if (wrong && !k->json) /* a problem: with -q too */
+		printf("%s: key index: %" PRIu64 " of %" PRIu64 " keys name the wrong record%s "
+		       "(derived data: 'streambus recover' rebuilds it from the log)\n",
+		       topic, wrong, checked, k->n > KEYS_SHOWN ? " (the first 10 named)" : "");
+	return rc ? 0 : wrong;
 }
 
 /* The key index of each topic against its records (the store opened
- * read-only, as `streambus get` does): the count of wrong entries, each
- * named on a line (nothing is printed when all are right). A check that
- * could not run (the store not opened: said why) counts in *io_errors. */
-static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, size_t n, int quiet,
+ * read-only, as `streambus get` does): the count of wrong entries. With
+ * --json, `, "key_index": [...]` (one object a topic checked). A check
+ * that could not run (the store not opened: said why) counts in
+ * *io_errors. */
+static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, size_t n, int json,
 			    uint64_t *io_errors)
 {
-	sb_store *s;
+	kcheck k = {.cmd = cmd, .json = json};
+	sb_cmd_ro ro = {key_open_report, &k, 0};
 	uint64_t bad = 0;
-
-	sb_cmd_ro ro = {key_open_report, (void *)cmd, 0};
+	sb_store *s;
 
 	if (sb_cmd_open_ro_with(cmd, dir, &ro, &s)) {
 		(*io_errors)++;
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
+	if (json)
+		printf(", \"key_index\": [");
+	for (size_t i = 0, out = 0; i < n; i++) {
 		sb_log *l;
-		uint64_t checked = 0, wrong = 0;
 		if (sb_store_get(s, topics[i], &l)) {
 			/* refused by the open, said why (no damage: verify found
 			 * none): the check could not run */
@@ -402,19 +479,20 @@ static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, siz
 			(*io_errors)++;
 			continue;
 		}
-		int rc = sb_log_verify_keys(l, &checked, &wrong, key_problem, topics[i]);
-		if (rc)
-			sb_cmd_err(cmd, "%s/%s: key index: %s", dir, topics[i], sb_strerror(rc));
-		else if (!quiet && wrong)
-			printf("%s: key index: %" PRIu64 " of %" PRIu64 " keys name the wrong record "
-			       "(derived data: remove the topic's *.keys files to rebuild it)\n",
-			       topics[i], wrong, checked);
-		bad += wrong;
+		if (json && out++)
+			printf(",");
+		bad += key_check_one(&k, dir, topics[i], l);
 	}
+	if (json)
+		printf("%s]", n ? "\n  " : "");
 	sb_store_close(s);
+	for (size_t j = 0; j < k.nnotes; j++)
+		free(k.notes[j]);
+	free(k.notes);
 	return bad;
 }
 
+/* The topics to check: w's one, or every topic directory of LOG_DIR. */
 static int pick_topics(const char *cmd, const sb_cmd_where *w, char ***topics, size_t *n)
 {
 	char path[PATH_MAX + 256];
@@ -524,8 +602,10 @@ int sb_cmd_verify(int argc, char **argv)
 		damage = st.damage;
 	}
 	bar_clear(&st);
-	if (!damage && !st.io_errors && !st.json && ntopics)
-		damage += verify_keys(cmd, dir, topics, ntopics, st.quiet, &st.io_errors);
+	if (st.json)
+		printf("%s]", ntopics ? "\n" : "");
+	if (!damage && !st.io_errors && ntopics)
+		damage += verify_keys(cmd, dir, topics, ntopics, st.json, &st.io_errors);
 	if (st.io_errors)
 		status = SB_EXIT_ERROR;
 	else if (damage)
@@ -533,8 +613,8 @@ int sb_cmd_verify(int argc, char **argv)
 	else
 		status = SB_EXIT_OK;
 	if (st.json)
-		printf("%s], \"damage\": %" PRIu64 ", \"io_errors\": %" PRIu64
-		       ", \"exit_status\": %d}\n", ntopics ? "\n" : "", damage, st.io_errors, status);
+		printf(", \"damage\": %" PRIu64 ", \"io_errors\": %" PRIu64 ", \"exit_status\": %d}\n", damage,
+		       st.io_errors, status);
 	else if (!st.quiet && ntopics == 0)
 		printf("%s: no topics\n", dir);
 	if (damage && !st.quiet && !st.json)

@@ -454,6 +454,37 @@ Test(verify, entry_pointing_far_ahead_is_named_alone)
 	cr_expect_eq(s.n, 2, "the entry and the entries' CRC; the last: %s", s.n ? s.msg[s.n - 1] : "");
 }
 
+/* A segment cut short by damage (zeros over a record early in it): the
+ * index entries after its last record point past it; the first few are
+ * named, the rest said in one note (one note an entry made 19,978 lines
+ * for one zeroed range, found by an exploratory tester). */
+Test(verify, entries_past_the_last_record_summed_up)
+{
+	sb_verify_result r;
+	seen s;
+	char p[4096], ip[4096];
+	uint8_t z[2 * RS];
+	int past = 0, summed = 0;
+
+	make_log(PER_SEG);
+	seg(0, SB_SEG_SUFFIX, p);
+	seg(0, SB_IDX_SUFFIX, ip);
+	uint8_t *buf;
+	size_t len;
+	cr_assert_eq(uf_read_all(ip, &buf, &len), 0);
+	free(buf);
+	cr_assert_geq((len - SB_IDX_HDR) / SB_IDX_ENTRY, 12, "needs many entries past the damage");
+	memset(z, 0, sizeof z);
+	cr_assert_eq(uf_write_at(p, SB_SEG_HDR + 2 * RS, z, sizeof z), 0);
+	run(&s, &r);
+	for (int i = 0; i < s.n; i++) {
+		past += strstr(s.msg[i], "past the last record") != NULL;
+		summed += strstr(s.msg[i], "more) point past the last record too") != NULL;
+	}
+	cr_expect_eq(summed, 1, "the rest not summed up in one note");
+	cr_expect_leq(past, 4, "%d notes of entries past the last record", past);
+}
+
 Test(verify, missing_segment_is_a_gap_in_the_offsets)
 {
 	sb_verify_result r;
