@@ -146,13 +146,43 @@ int sb_segment_index_valid(const sb_segment *s)
  * index file (a header good for this segment) covers more: those bytes were
  * synced before the index was written, so whole records are gone (a cut at
  * a record boundary, which nothing else shows). Damage, proven synced. */
+/* Do the entries of index ix below `size` name records of this segment
+ * (a record starts there, with that offset)? An index file of what a
+ * compacted segment was before (a copy taken during the round: the
+ * segment copied after its swap, the index before) names other records
+ * and proves nothing about the file. */
+static int index_names_records(const sb_segment *s, const sb_index *ix, uint64_t size)
+{
+	sb_idx_entry e;
+	sb_rec_hdr h;
+
+	for (size_t i = 0; sb_index_at(ix, i, &e) == 0 && e.pos < size; i++) {
+		int r = s->win ? sb_segwin_decode(s->win, e.pos, s->version, 0, &h, NULL, NULL)
+			       : sb_rec_decode_v(s->map + e.pos, size - e.pos, s->version, 0, &h);
+		if (r != SB_REC_OK || h.offset != s->base + e.rel_offset)
+			return 0;
+	}
+	return 1;
+}
+
 static void seg_check_lost(sb_segment *s, uint64_t size)
 {
 	uint32_t covered;
+	sb_index *ix;
+	int64_t max_ts;
 
 	if (s->z || s->idx_valid || s->damage || sb_index_covered(s->p->io, s->idx_path, s->base, &covered) ||
 	    covered <= size)
 		return;
+	/* Entries that load (their CRC good) but name other records: the
+	 * index of what the segment was before a compaction, no proof. (A
+	 * damaged index is taken at its header's word, as before.) */
+	if (sb_index_load(s->p->io, s->idx_path, s->base, covered, -1, 1, &ix, &max_ts) == 0) {
+		int ours = index_names_records(s, ix, size);
+		sb_index_free(ix);
+		if (!ours)
+			return;
+	}
 	s->lost = covered;
 	s->damage = SB_REC_BAD;
 	snprintf(s->lost_what, sizeof(s->lost_what),

@@ -111,7 +111,8 @@ static void load_entries(sb_vidx *ix, int fd, uint64_t fsize, uint64_t base, uin
 		return;
 	}
 	ix->n = (uint32_t)n;
-	if (n == h->count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) != h->entries_crc)
+	ix->ecrc_ok = n == h->count && sb_crc32c(0, ix->entries, n * SB_IDX_ENTRY) == h->entries_crc;
+	if (n == h->count && !ix->ecrc_ok)
 		say(ix, 0, SB_IDX_AT_ECRC, "index entries fail their CRC");
 	else if (n == h->count && h->base_offset == base && h->seg_len == seg_size &&
 		 fsize == SB_IDX_HDR + (uint64_t)h->count * SB_IDX_ENTRY)
@@ -170,17 +171,20 @@ void sb_vidx_record(sb_vidx *ix, uint64_t pos, uint64_t base, uint64_t off,
 			return; /* a later record's */
 		ix->checked++;
 		if (e.pos > pos) {
+			ix->wrong = 1;
 			say(ix, 0, entry_pos(i),
 			    "index entry %u points at byte %u, not before entry %u's (entries ascend)", i, e.pos,
 			    i + 1);
 			continue;
 		}
 		if (e.pos < pos) {
+			ix->wrong = 1;
 			say(ix, 0, entry_pos(i),
 			    "index entry %u points at byte %u of the segment, which is not the start of a record",
 			    i, e.pos);
 			continue;
 		}
+		ix->wrong |= base + e.rel_offset != off;
 		if (base + e.rel_offset != off)
 			say(ix, 0, entry_pos(i), "index entry %u says offset %llu, the record at byte %u has offset %llu",
 			    i, (unsigned long long)(base + e.rel_offset), e.pos, (unsigned long long)off);

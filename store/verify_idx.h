@@ -33,6 +33,9 @@ typedef struct sb_vidx {
 	int hdr_ok;
 	int base_ok;           /* the header names this segment's base offset */
 	int valid;             /* all of it checks out (what the store would trust) */
+	int ecrc_ok;           /* its entries pass their CRC */
+	int wrong;             /* an entry below the last record names no
+				* record or another one */
 	uint64_t checked;      /* entries checked against records so far */
 } sb_vidx;
 
