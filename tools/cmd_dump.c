@@ -190,6 +190,49 @@ static void print_record(enum mode m, const char *topic, int all, const sb_recor
  * (printed). *fromp becomes the offset to go on from, *countp what is left
  * of the count (--follow calls again with them).
  */
+/* Records that could not be read: each said, but a run of them failing
+ * alike (the records of a damaged compressed block) said once with its
+ * first and last offsets (a line a record made 100 lines, and the dump
+ * then stopped, silently, before the intact blocks after it). */
+typedef struct bad_run {
+	const char *cmd, *path;
+	uint64_t first, last;
+	int rc, n;
+	int said;         /* lines said */
+} bad_run;
+
+#define BAD_SAID_MAX 100
+
+static void bad_run_end(bad_run *b)
+{
+	if (b->n > 1)
+		sb_cmd_err(b->cmd, "%s: records %" PRIu64 "..%" PRIu64 ": the same (%d more)", b->path, b->first + 1,
+			   b->last, b->n - 1);
+	b->said += b->n > 1;
+	b->n = 0;
+}
+
+/* 1 when the dump is to stop: too many lines said. */
+static int bad_record(bad_run *b, uint64_t off, int rc)
+{
+	if (b->n && rc == b->rc && off == b->last + 1) {
+		b->last = off;
+		b->n++;
+		return 0;
+	}
+	bad_run_end(b);
+	fflush(stdout);
+	sb_cmd_err(b->cmd, "%s: record %" PRIu64 ": %s", b->path, off, sb_strerror(rc));
+	b->first = b->last = off;
+	b->rc = rc;
+	b->n = 1;
+	if (++b->said < BAD_SAID_MAX)
+		return 0;
+	sb_cmd_err(b->cmd, "%s: stopped at record %" PRIu64 " after %d errors (streambus verify names all the damage)",
+		   b->path, off, BAD_SAID_MAX);
+	return 1;
+}
+
 static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t *fromp,
 		    uint64_t *countp, uint64_t end, enum mode m)
 {
@@ -197,6 +240,7 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 	uint64_t next = sb_log_next(log) < end ? sb_log_next(log) : end;
 	uint64_t from = *fromp, count = *countp, off;
 	int rc = 0, errors = 0;
+	bad_run bad = {.cmd = cmd, .path = path};
 
 	if (from < sb_log_start(log))
 		from = sb_log_start(log);
@@ -244,17 +288,20 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 			if (rc)
 				goto out_err;
 		}
+		bad_run_end(&bad);
 		print_record(m, sb_log_name(log), all, &info, key.p, key_len, hdrs.p, hlen, val.p, got);
 		if (ferror(stdout))
 			break;
 		continue;
 out_err:
 		/* Say which record and go on with the next: the rest may be fine. */
-		fflush(stdout);
-		sb_cmd_err(cmd, "%s: record %" PRIu64 ": %s", path, off, sb_strerror(rc));
-		if (rc == -ENOMEM || ++errors >= 100)
+		errors++;
+		if (rc == -ENOMEM || bad_record(&bad, off, rc)) {
+			off++;
 			break;
+		}
 	}
+	bad_run_end(&bad);
 	free(key.p);
 	free(val.p);
 	free(hdrs.p);

@@ -34,6 +34,7 @@ json() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.arg
 # store API (and so needs no FUSE): gen LOG_DIR TOPIC COUNT [options]
 #   -s SEGMENT_BYTES  -i INDEX_INTERVAL_BYTES  -k KEY_PREFIX (key = prefix+offset)
 #   -m KEY_MEMTABLE_BYTES (small: a key table every few hundred keys)
+#   -z (compression = zstd: the sealed segments compressed before the close)
 #   -t TS0 (timestamp of offset o: TS0 + o*1000000; default 1700000000123456789)
 #   -a AT (first offset of an empty topic)  -x (then one binary record)
 #   -d N (then delete the records before offset N: whole segments go, the
@@ -64,12 +65,13 @@ int main(int argc, char **argv)
 
 	sb_store_options_default(&o);
 	o.no_flusher = 1;
-	while ((opt = getopt(argc, argv, "s:i:k:t:a:xd:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:i:k:t:a:xd:m:z")) != -1) {
 		switch (opt) {
 		case 's': o.defaults.segment_bytes = strtoull(optarg, 0, 10); break;
 		case 'i': o.defaults.index_interval_bytes = (unsigned)strtoul(optarg, 0, 10); break;
 		case 'k': kp = optarg; break;
 		case 'm': o.defaults.key_memtable_bytes = strtoull(optarg, 0, 10); break;
+		case 'z': o.defaults.compression = SB_COMPRESS_ZSTD; break;
 		case 't': ts0 = strtoll(optarg, 0, 10); break;
 		case 'a': at = strtoull(optarg, 0, 10); have_at = 1; break;
 		case 'x': bin = 1; break;
@@ -119,6 +121,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gen: append: %s\n", sb_strerror(rc));
 			return 1;
 		}
+	}
+	if (o.defaults.compression != SB_COMPRESS_NONE && ((rc = sb_log_sync(l)) || (rc = sb_log_compress(l, NULL)))) {
+		fprintf(stderr, "gen: compress: %s\n", sb_strerror(rc));
+		return 1;
 	}
 	if (have_del && (rc = sb_log_delete_before(l, del))) {
 		fprintf(stderr, "gen: delete_before: %s\n", sb_strerror(rc));

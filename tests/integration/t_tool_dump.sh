@@ -96,6 +96,21 @@ eq "$rc" 2 "corrupt record exit"
 eq "$(cut -d' ' -f1 "$T/o" | tr '\n' ' ')" "offset=5 offset=6 offset=8 offset=9 " "records around the corrupt one"
 eq "$(cat "$T/e")" "streambus dump: $T/bad/orders: record 7: corrupt data (checksum or format mismatch)" "corrupt record message"
 
+# a damaged compressed block: its records said in two lines (the first,
+# then the rest of the run), every record after it printed (a line each
+# made 100 lines, then the dump stopped, silently, before the intact
+# blocks after it)
+gen -z -s 262144 -k z- "$T/zl" z 20000
+zseg=$(ls "$T/zl/z/"*.seg | head -1)
+printf 'XXXX' | dd of="$zseg" bs=1 seek=$(($(stat -c %s "$zseg") / 3)) conv=notrunc status=none
+set +e; "$SB" dump "$T/zl/z" >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 2 "a damaged compressed block: exit 2"
+eq "$(wc -l <"$T/e")" 2 "two lines for the block's records: $(head -3 "$T/e")"
+more=$(sed -n 's/.*: the same (\([0-9]*\) more)$/\1/p' "$T/e")
+[ -n "$more" ] || fail "the run not summed up: $(cat "$T/e")"
+eq "$(( $(wc -l <"$T/o") + more + 1 ))" 20000 "every other record printed"
+eq "$(tail -1 "$T/o" | cut -d' ' -f1)" "offset=19999" "the records after the block printed"
+
 # damage the open itself meets (the last record of a sealed segment, which
 # a mount refuses): the records before it printed, the rest named as not
 # dumped, exit 2 (a backup by dump --raw must not look whole)
