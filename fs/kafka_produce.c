@@ -22,6 +22,9 @@ typedef struct waiter {
 	size_t left;            /* reports still to come */
 	int refs;
 	rd_kafka_resp_err_t err;
+	int maybe;              /* a failed message may be in the log all the
+				 * same (RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED:
+				 * its request timed out in flight) */
 	int gave_up;            /* the caller failed with ETIMEDOUT: the
 				 * last report says what became of it */
 	char where[96];         /* "TOPIC [PARTITION]", for that message */
@@ -56,6 +59,8 @@ void rk_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	pthread_mutex_lock(&w->m);
 	if (m->err && !w->err)
 		w->err = m->err;
+	if (m->err && rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+		w->maybe = 1;
 	w->offs[s->i] = m->offset;
 	int done = --w->left == 0;
 	if (done)
@@ -68,6 +73,10 @@ void rk_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	if (late && !w->err)
 		sbfs_log("kafka: %s: a write that failed with ETIMEDOUT was appended after all, at offset %lld",
 			 w->where, (long long)w->offs[0]);
+	else if (late && w->maybe) /* the client cannot know: never say "not" */
+		sbfs_log("kafka: %s: a write that failed with ETIMEDOUT may have been appended all the same (%s, "
+			 "its request timed out in flight: look for its records before writing them again)",
+			 w->where, rd_kafka_err2str(w->err));
 	else if (late)
 		sbfs_log("kafka: %s: a write that failed with ETIMEDOUT was not appended (%s)", w->where,
 			 rd_kafka_err2str(w->err));

@@ -104,11 +104,16 @@ kafka_cmd rtt all 0
 sb_wait_until 'grep -q "a write that failed with ETIMEDOUT was" "$dlog"' 20 ||
 	assert_fail_now "what became of it is never said ($(tail -3 "$dlog"))"
 pass_
-# whichever it says, the cluster agrees
+# whichever it says, the cluster agrees (it said "not appended" of a
+# request that timed out in flight, which the broker appended later: on a
+# loaded machine, both builds of one full run; now it says it may be)
 n=$(kc -C -t d -e -q -f '%s\n' | grep -c '^late-one$')
 if grep -q "was appended after all" "$dlog"; then
 	assert_eq 1 "$n" "appended after all, as the daemon said"
-else
+elif grep -q "was not appended" "$dlog"; then
 	assert_eq 0 "$n" "not appended, as the daemon said"
+else
+	assert_true 'grep -q "may have been appended all the same" "$dlog"' "said what became of it ($(tail -2 "$dlog"))"
+	assert_true '[ "$n" -le 1 ]' "at most once in the cluster ($n)"
 fi
 sb_umount
