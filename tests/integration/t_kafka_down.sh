@@ -101,7 +101,7 @@ kafka_cmd rtt all 2500
 assert_sh_fail_with ETIMEDOUT 'echo late-one >> "$1"' "$M/d/.log"
 assert_true 'grep -q "a write timed out after 1000 ms; its records may still be appended" "$dlog"' "said at once: it may be appended ($(tail -2 "$dlog"))"
 kafka_cmd rtt all 0
-sb_wait_until 'grep -q "a write that failed with ETIMEDOUT was" "$dlog"' 20 ||
+sb_wait_until 'grep -Eq "a write that failed with ETIMEDOUT (was|may have been)" "$dlog"' 20 ||
 	assert_fail_now "what became of it is never said ($(tail -3 "$dlog"))"
 pass_
 # whichever it says, the cluster agrees (it said "not appended" of a
@@ -109,7 +109,9 @@ pass_
 # loaded machine, both builds of one full run; now it says it may be)
 n=$(kc -C -t d -e -q -f '%s\n' | grep -c '^late-one$')
 # The request was in flight (the broker answers 2.5 s late): the client
-# cannot know it was not appended, and must not say so.
+# cannot know it was not appended, and must not say so. (Most runs get a
+# late success report instead: this check is met then, and the mutation
+# of the status check survives them; a loaded machine made the other.)
 assert_true '! grep -q "was not appended" "$dlog"' "not said 'not appended' of a request in flight ($(tail -2 "$dlog"))"
 if grep -q "was appended after all" "$dlog"; then
 	assert_eq 1 "$n" "appended after all, as the daemon said"
