@@ -384,27 +384,41 @@ Test(verify, zeros_at_the_end_are_not_damage_but_garbage_after_them_is)
 	cr_expect_eq(r.records, 10);
 }
 
+/* Entry 1 of index file p (which must hold at least `need` entries), and
+ * writing it back. */
+static void entry1_load(const char *p, size_t need, sb_idx_entry *ent)
+{
+	uint8_t *buf;
+	size_t len;
+
+	cr_assert_eq(uf_read_all(p, &buf, &len), 0);
+	cr_assert_geq(len, SB_IDX_HDR + need * SB_IDX_ENTRY, "needs %zu entries", need);
+	sb_idx_entry_decode(buf + SB_IDX_HDR + SB_IDX_ENTRY, ent);
+	free(buf);
+}
+
+static void entry1_store(const char *p, const sb_idx_entry *ent)
+{
+	uint8_t e[SB_IDX_ENTRY];
+
+	sb_idx_entry_encode(e, ent);
+	cr_assert_eq(uf_write_at(p, SB_IDX_HDR + SB_IDX_ENTRY, e, sizeof e), 0);
+}
+
 Test(verify, wrong_index_entry_is_reported_at_its_position)
 {
 	sb_verify_result r;
 	seen s;
 	char p[4096];
-	uint8_t e[SB_IDX_ENTRY];
 	sb_idx_entry ent;
-	uint8_t *buf;
-	size_t len;
 	int found = 0;
 
 	make_log(PER_SEG);
 	seg(0, SB_IDX_SUFFIX, p);
-	cr_assert_eq(uf_read_all(p, &buf, &len), 0);
-	cr_assert_geq(len, SB_IDX_HDR + 2 * SB_IDX_ENTRY, "needs a second entry");
 	/* entry 1: say the record there has the next offset */
-	sb_idx_entry_decode(buf + SB_IDX_HDR + SB_IDX_ENTRY, &ent);
+	entry1_load(p, 2, &ent);
 	ent.rel_offset++;
-	sb_idx_entry_encode(e, &ent);
-	free(buf);
-	cr_assert_eq(uf_write_at(p, SB_IDX_HDR + SB_IDX_ENTRY, e, sizeof e), 0);
+	entry1_store(p, &ent);
 	run(&s, &r);
 	for (int i = 0; i < s.n; i++) {
 		cr_expect_eq(s.p[i].kind, SB_VERIFY_INDEX, "%s", s.msg[i]);
@@ -427,21 +441,14 @@ Test(verify, entry_pointing_far_ahead_is_named_alone)
 	sb_verify_result r;
 	seen s;
 	char p[4096];
-	uint8_t e[SB_IDX_ENTRY];
 	sb_idx_entry ent;
-	uint8_t *buf;
-	size_t len;
 	int found = 0;
 
 	make_log(PER_SEG);
 	seg(0, SB_IDX_SUFFIX, p);
-	cr_assert_eq(uf_read_all(p, &buf, &len), 0);
-	cr_assert_geq(len, SB_IDX_HDR + 6 * SB_IDX_ENTRY, "needs entries after the damaged one");
-	sb_idx_entry_decode(buf + SB_IDX_HDR + SB_IDX_ENTRY, &ent);
+	entry1_load(p, 6, &ent); /* entries after the damaged one */
 	ent.pos = 0x7fff0000u;
-	sb_idx_entry_encode(e, &ent);
-	free(buf);
-	cr_assert_eq(uf_write_at(p, SB_IDX_HDR + SB_IDX_ENTRY, e, sizeof e), 0);
+	entry1_store(p, &ent);
 	run(&s, &r);
 	for (int i = 0; i < s.n; i++) {
 		cr_expect_eq(s.p[i].kind, SB_VERIFY_INDEX, "%s", s.msg[i]);
