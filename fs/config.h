@@ -32,6 +32,10 @@ typedef struct sbfs_config {
 	 * of a file being created waits this long first, as a loaded daemon
 	 * may (t_write: the order of files closed unwritten) */
 	int test_release_delay_ms;
+	/* tests only (SBFS_TEST_EMPTY_RELEASE_DELAY_MS): the same, for the
+	 * release of a file closed unwritten alone (t_keys: a release later
+	 * than the appends behind it would wait for) */
+	int test_empty_release_delay_ms;
 	/* [mount] backend: its class and its settings (every other section,
 	 * and -o keys that are not [mount] keys) */
 	const sbfs_backend_class *backend;

@@ -341,9 +341,11 @@ int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
 /* Before an append to te or a look at its keys: wait until the files of
  * te closed unwritten are appended (at their release, which the kernel
- * sends after close(2) returned), at most 100 ms (pending_empty.c). Takes
- * sbfs.plock: call it holding no lock. */
+ * sends after close(2) returned), at most SBFS_EMPTY_WAIT_NS, 2 s
+ * (pending_empty.c). Takes sbfs.plock: call it holding no lock. */
 void sbfs_pending_settle(sbfs *fs, sbfs_tentry *te);
+/* Was p closed unwritten, its release awaited? (tests' release delay) */
+int sbfs_pending_closed_unwritten(sbfs_pending *p);
 /* At shutdown, for an open the kernel will never release: drop it, and the
  * file with its last open, without appending anything. */
 void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p);

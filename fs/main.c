@@ -342,12 +342,14 @@ int main(int argc, char **argv)
 	sbfs_config cfg;
 	char *err = NULL;
 	const char *delay = getenv("SBFS_TEST_RELEASE_DELAY_MS");
+	const char *edelay = getenv("SBFS_TEST_EMPTY_RELEASE_DELAY_MS");
 	if (sbfs_config_load(&cfg, argc, argv, &err) != 0) {
 		fprintf(stderr, "streambusfs: %s\n", err ? err : "bad configuration");
 		free(err);
 		return 1;
 	}
 	cfg.test_release_delay_ms = delay ? atoi(delay) : 0;
+	cfg.test_empty_release_delay_ms = edelay ? atoi(edelay) : 0;
 	if (cfg.help) {
 		sbfs_config_usage(stdout);
 		sbfs_config_free(&cfg);

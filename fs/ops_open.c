@@ -240,9 +240,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sbfs *fs = FS(req);
 	sbfs_fh *h = FH(fi);
 	int rc = 0;
-	if (h->kind == K_PENDING && fs->cfg->test_release_delay_ms > 0) {
+	if (h->kind == K_PENDING) {
 		int ms = fs->cfg->test_release_delay_ms;
-		nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
+		if (fs->cfg->test_empty_release_delay_ms > 0 && sbfs_pending_closed_unwritten(h->p))
+			ms += fs->cfg->test_empty_release_delay_ms;
+		if (ms > 0)
+			nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
 	}
 	if (h->kind == K_LOG && h->writer)
 		rc = sbfs_log_flush_partial(fs, h);
