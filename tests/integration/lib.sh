@@ -74,8 +74,8 @@ cd "$SB_TMP" || sb_die "cd $SB_TMP"
 # start against 0.04 s, and the tests start python3 thousands of times
 # (t_headers took 27 s with the shim, 6 s without, 2026-12-02).
 if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
-	mkdir "$SB_TMP/bin" && ln -s /usr/bin/python3 "$SB_TMP/bin/python3" || sb_die "python3 link"
-	PATH=$SB_TMP/bin:$PATH
+	mkdir "$SB_TMP/.python" && ln -s /usr/bin/python3 "$SB_TMP/.python/python3" || sb_die "python3 link"
+	PATH=$SB_TMP/.python:$PATH
 fi
 
 if [ -n "$SB_ASAN" ]; then
