@@ -354,6 +354,11 @@ int sbfs_pending_removexattr(sbfs *fs, fuse_ino_t ino, const char *name);
 int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, int flags, const char *name, const char *value,
 			  size_t size);
 int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+/* Is file ino an open of an existing key's file (.keys/K, no O_TRUNC)
+ * that nothing was written to yet? Then K's attributes are its record's
+ * still: a setattr other than a size is judged as on the record (touch
+ * of an existing key appends nothing). 1 or 0. */
+int sbfs_pending_as_record(sbfs *fs, fuse_ino_t ino);
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
 int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 /* rename within te of a file being created: -ENOENT if name is none */

@@ -537,6 +537,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 		memcpy(p->buf, init, init_len);
 	p->len = p->cap = init_len;
 	p->committed = !fresh; /* a close without a write appends nothing */
+	p->as_record = !fresh;
 	/* a created name is unique in .keys/ as in the topic; a key file
 	 * may be opened for writing twice */
 	return pending_link(fs, p, e != NULL, e, out);
@@ -601,6 +602,7 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 	if (at + size > p->len)
 		p->len = at + size;
 	p->dirty = 1;
+	p->as_record = 0;
 	if (!p->stamp_ns)
 		p->mtime_ns = now_ns();
 out:

@@ -3,6 +3,10 @@
 #   - echo >, echo >>, cp into .keys/K append a record keyed K; cat .keys/K is
 #     the latest value; a file created as TOPIC/K shows there too; stat gives
 #     the record's size and time, xattrs are the record's;
+#   - touch of an existing key appends nothing (its times are its record's,
+#     as on TOPIC/OFFSET: touch's "now" is EPERM, the times it has are
+#     fine); touch of a new key, and `: >` of an existing one, append one
+#     empty record;
 #   - rm .keys/K appends a tombstone (size 0, nothing in .log, the xattr
 #     user.streambus.tombstone, `dump` says so) and K leaves .keys/;
 #   - the listing is in byte order of the key, .keys is in no listing, and a
@@ -115,6 +119,27 @@ assert_eq "$("$SB_TOOL" dump --json --from 5 "$SB_LOG" t | grep -c '"tombstone":
 tsh 'echo back > "$1/t/.keys/big"' "$M" || assert_fail_now "write a removed key again"
 assert_eq "$(cat "$M/t/.keys/big")" "back" "a removed key written again is back"
 t rm "$M/t/.keys/big"
+
+# ---------------------------------------------------------------------------
+# touch opens .keys/K with O_CREAT (no O_TRUNC), writes nothing and sets the
+# times to now: the times went to the file opened for writing, which then
+# became a record, a duplicate of K's (found by a tester).
+case_ "touch of a key: an existing one appends nothing, a new one an empty record"
+mkdir "$M/tc" || assert_fail_now "mkdir tc"
+tsh 'echo v > "$1/tc/.keys/k"' "$M" || assert_fail_now "echo > .keys/k"
+assert_fail_with EPERM touch "$M/tc/00000000000000000000"
+assert_fail_with EPERM touch "$M/tc/.keys/k"
+assert_eq 1 "$(ls "$M/tc" | wc -l)" "touch of an existing key appends nothing (EPERM: as on its record file)"
+assert_ok touch -r "$M/tc/00000000000000000000" "$M/tc/.keys/k"
+assert_ok touch -r "$M/tc/00000000000000000000" "$M/tc/00000000000000000000"
+assert_eq 1 "$(ls "$M/tc" | wc -l)" "touch -r to the times it has: succeeds, appends nothing"
+assert_eq v "$(cat "$M/tc/.keys/k")" "the value kept"
+assert_ok touch "$M/tc/.keys/new"
+assert_eq "2 0" "$(ls "$M/tc" | wc -l) $(stat -c %s "$M/tc/.keys/new")" "touch of a new key: one empty record"
+tsh ': > "$1/tc/.keys/k"' "$M" || assert_fail_now ": > .keys/k"
+assert_eq "3 0" "$(ls "$M/tc" | wc -l) $(stat -c %s "$M/tc/.keys/k")" ": > of an existing key: one empty record"
+tsh 'echo w >> "$1/tc/.keys/k"' "$M" || assert_fail_now "echo >> .keys/k"
+assert_eq "4 w" "$(ls "$M/tc" | wc -l) $(cat "$M/tc/.keys/k")" ">> of it: one record more"
 
 # ---------------------------------------------------------------------------
 case_ "a backup made with cp -a restores the keys, tombstones included"
