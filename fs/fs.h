@@ -423,6 +423,16 @@ int sbfs_attr_key(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
 /* The latest visible record of key: 0 and *ri, -ENOENT (none, a
  * tombstone, rm'ed), -ENOTSUP (the backend keeps no keys). */
 int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbfs_recinfo *ri);
+/* The latest visible record of the key NAME stands for: 0 and *ri, or
+ * -ENOENT as sbfs_key_latest (also for a name that stands for no key). */
+int sbfs_key_find(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_recinfo *ri);
+/* rename within TOPIC/.keys/ of a key whose record is appended (a file
+ * still being written there is pending.c's): a record keyed NEWNAME with
+ * NAME's payload, headers and time, then a tombstone for NAME. -ENOENT (no
+ * such key), -EINVAL (NEWNAME stands for no key, or flags other than
+ * RENAME_NOREPLACE), -EEXIST (RENAME_NOREPLACE and NEWNAME is there). */
+int sbfs_key_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+		    unsigned int flags);
 /* rm of TOPIC/.keys/NAME: a file being written there is dropped, else a
  * tombstone for its key is appended (-ENOENT if it has no live record). */
 int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name);

@@ -20,6 +20,13 @@
  * key it is (the record's key), so an open for writing needs no table;
  * until that file's close, K is its old record to everyone else (a new
  * key, created in .keys/, is visible while open, as in the topic).
+ *
+ * Rename. A file still being written is renamed as in the topic (pending.c:
+ * one record under the final name). A key whose record is appended (sed -i
+ * closes its temporary file before renaming it onto K; mv) is renamed by
+ * appending its record again under the new key (payload, headers, time:
+ * a rename keeps mtime), then a tombstone for the old key, in one append
+ * where both fit a batch.
  */
 #include "fs.h"
 
@@ -133,6 +140,14 @@ int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbf
 	return 0;
 }
 
+int sbfs_key_find(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_recinfo *ri)
+{
+	unsigned char key[SBFS_KEYNAME_MAX];
+	size_t klen = sbfs_key_of_name(name, key);
+
+	return klen ? sbfs_key_latest(fs, te, key, klen, ri) : -ENOENT;
+}
+
 int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name)
 {
 	unsigned char key[SBFS_KEYNAME_MAX];
@@ -227,6 +242,102 @@ int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs
 	 * reader (a value is replaced whole, as by a rename), and rm of K
 	 * meanwhile appends a tombstone before it, not drop it */
 	rc = sbfs_pending_create_key(fs, te, "", key, klen, val, vlen, trunc, 0644, 1, NULL, out);
+	free(key);
+	free(val);
+	return rc;
+}
+
+/* ---- rename of a key -------------------------------------------------------- */
+
+/* One header of the renamed record, for its copy (arg: sbfs_hdrs **). */
+static int keep_header(void *arg, const sbfs_header *h)
+{
+	char name[SBFS_HEADER_NAME_MAX + 1];
+
+	if (h->name_len > SBFS_HEADER_NAME_MAX)
+		return -EINVAL;
+	memcpy(name, h->name, h->name_len);
+	name[h->name_len] = '\0';
+	return sbfs_hdrs_set(arg, name, h->value, h->value_len, 0);
+}
+
+/* recs[0] then recs[1]: in one append (all or nothing) where they fit one
+ * batch, else one after the other (a value near the batch limit). */
+static int append_pair(sbfs *fs, sbfs_tentry *te, const sbfs_rec recs[2])
+{
+	const sbfs_backend_ops *o = fs->b->ops;
+	sbfs_topic *t = sbfs_topic_handle(fs, te);
+	int one = o->record_size(t, &recs[0]) + o->record_size(t, &recs[1]) <= o->batch_max(t);
+	int rc;
+
+	pthread_rwlock_rdlock(&te->alock);
+	rc = o->append(t, recs, one ? 2 : 1, NULL);
+	if (rc == 0 && !one)
+		rc = o->append(t, recs + 1, 1, NULL);
+	pthread_rwlock_unlock(&te->alock);
+	sbfs_notify_kick(fs);
+	return rc;
+}
+
+/* Is the key `to` (named newname) in .keys/: a record, or a file being
+ * written under that name? */
+static int key_taken(sbfs *fs, sbfs_tentry *te, const char *newname, const void *to, size_t tolen)
+{
+	sbfs_recinfo ri;
+
+	return sbfs_pending_lookup_key(fs, te, newname, NULL) == 0 ||
+	       sbfs_key_latest(fs, te, to, tolen, &ri) == 0;
+}
+
+/* recs[0], the record at off again under another key, gets that record's
+ * headers; then recs[0] and recs[1] are appended. */
+static int append_copy(sbfs *fs, sbfs_tentry *te, uint64_t off, sbfs_rec recs[2])
+{
+	sbfs_hdrs *hs = NULL;
+	int rc = 0;
+
+	if (fs->b->ops->read_headers)
+		rc = fs->b->ops->read_headers(sbfs_topic_handle(fs, te), off, keep_header, &hs);
+	if (rc == 0) {
+		recs[0].headers = sbfs_hdrs_array(hs, &recs[0].n_headers);
+		rc = append_pair(fs, te, recs);
+	}
+	sbfs_hdrs_free(hs);
+	return rc;
+}
+
+int sbfs_key_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+		    unsigned int flags)
+{
+	unsigned char to[SBFS_KEYNAME_MAX], *key = NULL;
+	size_t tolen = sbfs_key_of_name(newname, to), klen, vlen;
+	char *val = NULL;
+	sbfs_recinfo ri;
+	int rc;
+
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if ((rc = sbfs_key_find(fs, te, name, &ri)))
+		return rc;
+	if (!tolen)
+		return -EINVAL;
+	if (fs->cfg->read_only)
+		return -EROFS;
+	if ((rc = read_record(fs, te, ri.offset, 0, &key, &klen, &val, &vlen)))
+		return rc;
+	/* newname gets the value as it was, time included (a rename keeps
+	 * mtime); then name leaves .keys/ */
+	sbfs_rec recs[2] = {
+		{ .key = to, .key_len = (uint32_t)tolen, .value = val, .value_len = (uint32_t)vlen,
+		  .timestamp_ns = ri.timestamp_ns },
+		{ .key = key, .key_len = (uint32_t)klen, .flags = SBFS_REC_TOMBSTONE },
+	};
+	if (klen == tolen && memcmp(key, to, klen) == 0)
+		; /* another spelling of the same key: nothing to do */
+	else if ((flags & RENAME_NOREPLACE) && key_taken(fs, te, newname, to, tolen))
+		rc = -EEXIST;
+	else if ((rc = append_copy(fs, te, ri.offset, recs)) == 0)
+		sbfs_pending_unlink_key(fs, te, newname); /* a file being written there: replaced */
 	free(key);
 	free(val);
 	return rc;

@@ -19,6 +19,9 @@
 #   - rsync -a into .keys/ (temporary files renamed into place): one
 #     record per key, none under a temporary name; its second run appends
 #     nothing, a changed file one record;
+#   - rename of a key whose record is appended (sed -i, mv): a record under
+#     the new key (value, headers, time), a tombstone for the old one;
+#     RENAME_NOREPLACE, other topics and the topic itself refused;
 #   - all of it again after a remount;
 #   - ls of SB_KEYS_N keys (default 100,000; SB_KEYS_N=1000000 for the long
 #     run) written with the store API in random order: every key once, in
@@ -302,8 +305,53 @@ touch -d '2020-01-02' "$src/beta"
 t rsync -a "$src/" "$M/rs/.keys/" || assert_fail_now "rsync -a of a changed file"
 assert_eq "$(cat "$M/rs/.keys/beta")" "new value" "the changed key's latest value"
 assert_eq "$(ls "$M/rs" | wc -l)" 5 "one more record"
-assert_true '! mv "$M/rs/.keys/alpha" "$M/rs/.keys/omega" 2>/dev/null' "a key's record is not renamed"
-assert_eq "$(cat "$M/rs/.keys/alpha")" "value of alpha" "alpha as it was"
+
+# sed -i writes its output to a temporary file in .keys/ (sedXXXXXX),
+# closes it (a record keyed sedXXXXXX) and renames it onto K: that rename
+# was EPERM, and sed's cleanup left a tombstone (found by a tester).
+case_ "rename of a key in .keys/: sed -i, mv; a file still being written as before"
+mkdir "$M/mv" || assert_fail_now "mkdir mv"
+tsh 'printf "hello a\n" > "$1/mv/.keys/k"' "$M" || assert_fail_now "echo > .keys/k"
+out=$(t sed -i s/a/b/ "$M/mv/.keys/k" 2>&1); rc=$?
+assert_eq 0 "$rc" "sed -i exits 0 ($out)"
+assert_eq "hello b" "$(cat "$M/mv/.keys/k")" "sed -i changed the value"
+assert_eq "k " "$(ls -a "$M/mv/.keys" | grep -v '^\.\.\?$' | tr '\n' ' ')" "no temporary key left"
+assert_eq OK "$(pyerr 'fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"hv")
+os.setxattr(fd, "user.streambus.header.h", b"H")
+os.utime(fd, ns=(10**18, 10**18))
+os.close(fd)' "$M/mv/.keys/h")" "a key with a header and a time"
+n=$(ls "$M/mv" | wc -l)
+assert_ok mv "$M/mv/.keys/h" "$M/mv/.keys/h2"
+assert_eq "h2 k " "$(ls "$M/mv/.keys" | tr '\n' ' ')" "mv: the key under its new name only"
+assert_eq hv "$(cat "$M/mv/.keys/h2")" "its value"
+assert_eq H "$(getfattr --only-values -n user.streambus.header.h "$M/mv/.keys/h2" 2>/dev/null)" "its header"
+assert_eq 1000000000000000000 "$(getfattr --only-values -n user.streambus.timestamp "$M/mv/.keys/h2" 2>/dev/null)" \
+	"its time (a rename keeps the mtime)"
+assert_eq "$((n + 2))" "$(ls "$M/mv" | wc -l)" "two records: the value under h2, a tombstone for h"
+assert_eq "h tombstone size=0" "$("$SB_TOOL" dump --from "$((n + 1))" "$SB_LOG" mv | sed -n 's/.*key="\(.*\)" \(tombstone size=0\).*/\1 \2/p')" \
+	"the second one: h's tombstone"
+assert_ok mv "$M/mv/.keys/h2" "$M/mv/.keys/k"
+assert_eq "k hv" "$(ls "$M/mv/.keys" | tr '\n' ' ')$(cat "$M/mv/.keys/k")" "mv onto an existing key replaces its value"
+tsh 'echo x > "$1/mv/.keys/x"' "$M"
+assert_eq EEXIST "$(pyerr 'import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[2].encode(), -100, sys.argv[3].encode(), 1):
+    raise OSError(ctypes.get_errno(), "renameat2")' "$M/mv/.keys/x" "$M/mv/.keys/k")" "RENAME_NOREPLACE onto a key"
+mkdir "$M/mv2" || assert_fail_now "mkdir mv2"
+assert_eq EPERM "$(pyerr 'os.rename(sys.argv[2], sys.argv[3])' "$M/mv/.keys/x" "$M/mv2/.keys/x")" "rename to another topic's .keys/"
+assert_eq EPERM "$(pyerr 'os.rename(sys.argv[2], sys.argv[3])' "$M/mv/.keys/x" "$M/mv/x")" "rename into the topic"
+assert_eq ENOENT "$(pyerr 'os.rename(sys.argv[2], sys.argv[3])' "$M/mv/.keys/nosuch" "$M/mv/.keys/y")" "rename of no key"
+assert_eq "k x hv x" "$(ls "$M/mv/.keys" | tr '\n' ' ')$(cat "$M/mv/.keys/k") $(cat "$M/mv/.keys/x")" "as they were"
+# SPEC §3: a file renamed before its close is one record, under the final name
+n=$(ls "$M/mv" | wc -l)
+assert_eq OK "$(pyerr 'f = open(sys.argv[2] + "/.keys/tmp1", "w")
+f.write("w")
+f.flush()
+os.rename(sys.argv[2] + "/.keys/tmp1", sys.argv[2] + "/.keys/final")
+f.close()' "$M/mv")" "a file being written renamed before its close"
+assert_eq "$((n + 1)) w" "$(ls "$M/mv" | wc -l) $(cat "$M/mv/.keys/final")" "one record, under the final name"
+assert_eq 0 "$("$SB_TOOL" dump --keys "$SB_LOG" mv 2>/dev/null | grep -c '^tmp1')" "none keyed tmp1"
 
 # A copy of .keys/ carries each record's key and offset (xattrs): in .keys/
 # the name is the key and the record is appended, whatever they say (a key
