@@ -413,8 +413,11 @@ int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, 
  * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length, or 0 when
  * longer than SBFS_KEYNAME_MAX. */
 size_t sbfs_key_name(const void *key, size_t klen, char name[SBFS_KEYNAME_MAX + 1]);
-/* The key name stands for (decoded) in key (at most strlen(name) bytes):
- * its length, or 0 when name is not how sbfs_key_name spells a key. */
+/* The key name stands for in key (at most strlen(name) bytes), decoded
+ * leniently: only the escapes sbfs_key_name writes (%2F, %25, %00, a whole
+ * name %2E or %2E%2E; hex in either case), any other '%' is itself. Its
+ * length, or 0 for a name that is empty or longer than SBFS_KEYNAME_MAX.
+ * The key of a file created in .keys/ or in the topic (pending.c). */
 size_t sbfs_key_of_name(const char *name, unsigned char *key);
 /* .keys's attributes; a key file's (the record at off: its key inode,
  * writable). */

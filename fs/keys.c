@@ -6,11 +6,15 @@
  * written there (pending.c's, keyed by the name decoded).
  *
  * Names. A key is its own name where it can be one; '/', '%' and NUL are
- * percent-encoded (%2F, %25, %00), and a key "." or ".." is %2E or %2E%2E.
- * A name stands for a key only as sbfs_key_name spells it (upper-case hex,
- * nothing else encoded), so that a key has exactly one name: "%41" is no
- * key's name. A key whose name would pass NAME_MAX is not listed (it cannot
- * be looked up: `streambus get` reads it).
+ * percent-encoded (%2F, %25, %00), and a key "." or ".." is %2E or %2E%2E:
+ * that is how a listing spells it (upper-case hex, nothing else encoded).
+ * A name is decoded leniently, the same way here and for a file created in
+ * the topic (pending.c), so that a copy of .keys/ into a topic keeps its
+ * keys: only the escapes the encoder writes are decoded (%2F, %25, %00, a
+ * whole name %2E or %2E%2E; hex digits in either case), and any other '%'
+ * is itself: "50%off" is the key 50%off (listed as 50%25off; both names
+ * find it), "%41" the key %41. A key whose name would pass NAME_MAX is not
+ * listed (it cannot be looked up: `streambus get` reads it).
  *
  * Inodes. TOPIC/.keys/K is inode SBFS_KEY_BIT | the inode of K's latest
  * record (fs.h): its attributes are that record's (size, time), its xattrs
@@ -30,11 +34,13 @@
  */
 #include "fs.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char HEX[] = "0123456789ABCDEF";
 
@@ -73,31 +79,37 @@ size_t sbfs_key_name(const void *key, size_t klen, char name[SBFS_KEYNAME_MAX + 
 
 static int hexval(char c)
 {
-	const char *p = c ? strchr(HEX, c) : NULL;
+	const char *p = c ? strchr(HEX, toupper((unsigned char)c)) : NULL;
 	return p ? (int)(p - HEX) : -1;
+}
+
+/* The byte the escape at s ('%') stands for, if sbfs_key_name writes it
+ * (%2F, %25, %00: hex in either case); else -1, and the '%' is itself. */
+static int escape_at(const char *s)
+{
+	int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+	int c = lo < 0 ? -1 : hi << 4 | lo;
+
+	return c >= 0 && must_encode((unsigned char)c) ? c : -1;
 }
 
 size_t sbfs_key_of_name(const char *name, unsigned char *key)
 {
 	size_t n = 0, len = strlen(name);
-	char again[SBFS_KEYNAME_MAX + 1];
 
 	if (len == 0 || len > SBFS_KEYNAME_MAX)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (name[i] != '%') {
-			key[n++] = (unsigned char)name[i];
-			continue;
-		}
-		int hi = hexval(name[i + 1]), lo = hi < 0 ? -1 : hexval(name[i + 2]);
-		if (lo < 0)
-			return 0;
-		key[n++] = (unsigned char)(hi << 4 | lo);
-		i += 2;
+	if (strcasecmp(name, "%2E") == 0 || strcasecmp(name, "%2E%2E") == 0) {
+		memset(key, '.', len / 3);
+		return len / 3;
 	}
-	/* one name per key: "%41", "%2Ea" and the like are no key's name */
-	if (sbfs_key_name(key, n, again) != len || memcmp(again, name, len) != 0)
-		return 0;
+	for (size_t i = 0; i < len; i++) {
+		int c = name[i] == '%' ? escape_at(name + i) : -1;
+
+		key[n++] = (unsigned char)(c < 0 ? name[i] : c);
+		if (c >= 0)
+			i += 2;
+	}
 	return n;
 }
 
@@ -185,8 +197,6 @@ int sbfs_key_create(sbfs *fs, sbfs_tentry *te, const char *name, mode_t mode, in
 		return -ENOTSUP;
 	if (strlen(name) > SBFS_KEYNAME_MAX)
 		return -ENAMETOOLONG;
-	/* not a key's spelling ("50%", "%41"): EINVAL, unless a temporary
-	 * name, which is no key until its rename (pending.c) */
 	klen = sbfs_key_of_name(name, key);
 	return sbfs_pending_create_key(fs, te, name, key, klen, NULL, 0, 1, mode, open ? 1 : 0, e, out);
 }
