@@ -408,16 +408,21 @@ int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, 
 /* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */
-#define SBFS_KEYNAME_MAX 255 /* NAME_MAX: a longer key's name is not in .keys/ */
+#define SBFS_KEYNAME_MAX 255 /* NAME_MAX: the longest name in .keys/ */
 /* The name of key in .keys/ ('/', '%' and NUL percent-encoded, a key "."
- * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length, or 0 when
- * longer than SBFS_KEYNAME_MAX. */
+ * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length (0 only
+ * for an empty key). A key whose name would be longer than
+ * SBFS_KEYNAME_MAX gets a long name (keys.c): a prefix of it, "%~" and a
+ * hash of the key, which sbfs_key_find maps back. */
 size_t sbfs_key_name(const void *key, size_t klen, char name[SBFS_KEYNAME_MAX + 1]);
 /* The key name stands for in key (at most strlen(name) bytes), decoded
  * leniently: only the escapes sbfs_key_name writes (%2F, %25, %00, a whole
  * name %2E or %2E%2E; hex in either case), any other '%' is itself. Its
  * length, or 0 for a name that is empty or longer than SBFS_KEYNAME_MAX.
- * The key of a file created in .keys/ or in the topic (pending.c). */
+ * _file_name: a file created in the topic (pending.c: its key); _name: in
+ * .keys/, where a long key's name stands for no key by its spelling (0:
+ * sbfs_key_find finds it, a create of it is EINVAL). */
+size_t sbfs_key_of_file_name(const char *name, unsigned char *key);
 size_t sbfs_key_of_name(const char *name, unsigned char *key);
 /* .keys's attributes; a key file's (the record at off: its key inode,
  * writable). */

@@ -325,7 +325,7 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		r.key_len = (uint32_t)p->key_len;
 	} else if (!p->digits) { /* the name decoded, as in .keys/ (keys.c) */
 		r.key = nkey;
-		r.key_len = (uint32_t)sbfs_key_of_name(p->name, nkey);
+		r.key_len = (uint32_t)sbfs_key_of_file_name(p->name, nkey);
 	}
 	if (p->tombstone && (r.value_len || !r.key_len))
 		return -EINVAL; /* a tombstone is a key and no payload */
@@ -656,7 +656,7 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 		memcpy(t->key, p->key, cap);
 		t->key_len = cap;
 	} else if (t->key) { /* the name decoded, as p's commit does */
-		t->key_len = sbfs_key_of_name(p->name, (unsigned char *)t->key);
+		t->key_len = sbfs_key_of_file_name(p->name, (unsigned char *)t->key);
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (!t->key) {
