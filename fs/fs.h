@@ -356,6 +356,11 @@ int sbfs_pending_removexattr(sbfs *fs, fuse_ino_t ino, const char *name);
 int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, int flags, const char *name, const char *value,
 			  size_t size);
 int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+/* Is file ino an open of an existing key's file (.keys/K, no O_TRUNC)
+ * that nothing was written to yet? Then K's attributes are its record's
+ * still: a setattr other than a size is judged as on the record (touch
+ * of an existing key appends nothing). 1 or 0. */
+int sbfs_pending_as_record(sbfs *fs, fuse_ino_t ino);
 int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
 int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 /* rename within te of a file being created: -ENOENT if name is none */
@@ -405,13 +410,21 @@ int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, 
 /* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */
-#define SBFS_KEYNAME_MAX 255 /* NAME_MAX: a longer key's name is not in .keys/ */
+#define SBFS_KEYNAME_MAX 255 /* NAME_MAX: the longest name in .keys/ */
 /* The name of key in .keys/ ('/', '%' and NUL percent-encoded, a key "."
- * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length, or 0 when
- * longer than SBFS_KEYNAME_MAX. */
+ * or ".." as %2E, %2E%2E) in name (NUL-terminated): its length (0 only
+ * for an empty key). A key whose name would be longer than
+ * SBFS_KEYNAME_MAX gets a long name (keys.c): a prefix of it, "%~" and a
+ * hash of the key, which sbfs_key_find maps back. */
 size_t sbfs_key_name(const void *key, size_t klen, char name[SBFS_KEYNAME_MAX + 1]);
-/* The key name stands for (decoded) in key (at most strlen(name) bytes):
- * its length, or 0 when name is not how sbfs_key_name spells a key. */
+/* The key name stands for in key (at most strlen(name) bytes), decoded
+ * leniently: only the escapes sbfs_key_name writes (%2F, %25, %00, a whole
+ * name %2E or %2E%2E; hex in either case), any other '%' is itself. Its
+ * length, or 0 for a name that is empty or longer than SBFS_KEYNAME_MAX.
+ * _file_name: a file created in the topic (pending.c: its key); _name: in
+ * .keys/, where a long key's name stands for no key by its spelling (0:
+ * sbfs_key_find finds it, a create of it is EINVAL). */
+size_t sbfs_key_of_file_name(const char *name, unsigned char *key);
 size_t sbfs_key_of_name(const char *name, unsigned char *key);
 /* .keys's attributes; a key file's (the record at off: its key inode,
  * writable). */
@@ -420,6 +433,16 @@ int sbfs_attr_key(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
 /* The latest visible record of key: 0 and *ri, -ENOENT (none, a
  * tombstone, rm'ed), -ENOTSUP (the backend keeps no keys). */
 int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbfs_recinfo *ri);
+/* The latest visible record of the key NAME stands for: 0 and *ri, or
+ * -ENOENT as sbfs_key_latest (also for a name that stands for no key). */
+int sbfs_key_find(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_recinfo *ri);
+/* rename within TOPIC/.keys/ of a key whose record is appended (a file
+ * still being written there is pending.c's): a record keyed NEWNAME with
+ * NAME's payload, headers and time, then a tombstone for NAME. -ENOENT (no
+ * such key), -EINVAL (NEWNAME stands for no key, or flags other than
+ * RENAME_NOREPLACE), -EEXIST (RENAME_NOREPLACE and NEWNAME is there). */
+int sbfs_key_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+		    unsigned int flags);
 /* rm of TOPIC/.keys/NAME: a file being written there is dropped, else a
  * tombstone for its key is appended (-ENOENT if it has no live record). */
 int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name);

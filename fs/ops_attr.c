@@ -87,6 +87,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			pino = sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p);
 		else if (sbfs_fh_key_writer(fs, ino, fuse_req_ctx(req)->pid, &pino))
 			pino = 0;
+		/* opened without O_TRUNC and not written (touch): nothing to
+		 * append, so the times and mode are the record's, as on
+		 * TOPIC/OFFSET (only what it has: touch's "now" is EPERM) */
+		if (pino && !(to_set & FUSE_SET_ATTR_SIZE) && sbfs_pending_as_record(fs, pino))
+			pino = 0;
 		if (pino) {
 			if ((rc = sbfs_pending_setattr(fs, pino, attr, to_set)) ||
 			    (rc = sbfs_pending_attr(fs, pino, &st)))

@@ -25,9 +25,7 @@ void sbfs_keys_lookup(fuse_req_t req, sbfs_tentry *te, const char *name)
 {
 	sbfs *fs = FS(req);
 	struct fuse_entry_param e;
-	unsigned char key[SBFS_KEYNAME_MAX];
 	sbfs_recinfo ri;
-	size_t klen;
 	int rc;
 
 	memset(&e, 0, sizeof e);
@@ -37,9 +35,7 @@ void sbfs_keys_lookup(fuse_req_t req, sbfs_tentry *te, const char *name)
 		e.ino = e.attr.st_ino; /* being written: uncached, as in the topic */
 		return (void)fuse_reply_entry(req, &e);
 	}
-	if (!(klen = sbfs_key_of_name(name, key)))
-		return sbfs_reply_err(req, -ENOENT);
-	rc = sbfs_key_latest(fs, te, key, klen, &ri);
+	rc = sbfs_key_find(fs, te, name, &ri);
 	if (rc == 0)
 		rc = sbfs_attr_key(fs, te, ri.offset, &e.attr);
 	if (rc)

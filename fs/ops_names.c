@@ -237,7 +237,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /* Only a file being created can be renamed, within its topic (rsync's and
- * editors' temporary files); records, .log and topics cannot. */
+ * editors' temporary files); records, .log and topics cannot. In .keys/ a
+ * key whose record is appended can too: a new record under the new key. */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -251,12 +252,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return sbfs_reply_err(req, -ENOENT);
 	if (k == K_KEYSDIR) { /* a file being written there: its key becomes newname's */
 		int rc = sbfs_pending_rename_key(fs, te, name, newname, flags);
-		unsigned char key[SBFS_KEYNAME_MAX];
-		size_t klen;
-		sbfs_recinfo ri;
-		if (rc == -ENOENT && (klen = sbfs_key_of_name(name, key)) &&
-		    sbfs_key_latest(fs, te, key, klen, &ri) == 0)
-			rc = -EPERM; /* a key's record is never renamed */
+		/* else a key's record (sed -i's temporary file, closed before
+		 * its rename; mv): copied under newname, name removed (keys.c) */
+		if (rc == -ENOENT)
+			rc = sbfs_key_rename(fs, te, name, newname, flags);
 		if (rc)
 			return sbfs_reply_err(req, rc);
 		return (void)fuse_reply_err(req, 0);

@@ -2,7 +2,7 @@
  * pending.c - files being created in a topic.
  *
  * A created file is buffered in memory and appended as one record, keyed by
- * its name, when it is closed after being written or having its times set
+ * its name (decoded as a name in .keys/ is: keys.c), when it is closed after being written or having its times set
  * (flush: the closer learns the outcome), or on release if neither happened
  * (a flush with nothing written is no end: `echo hi > t/f` in bash opens,
  * dup2s and closes the file before it writes). What is written after such a
@@ -33,9 +33,8 @@
  * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
  * does not find it, nor the other way round), and opened over an existing
  * key it starts with that key's value. There only rsync's temporary name
- * (.NAME.XXXXXX) is held; it may be no key's name (rsync's .%2E.XXXXXX of
- * the key "."): such a file gets its key from its rename, and is dropped,
- * logged, if its hold ends first.
+ * (.NAME.XXXXXX) is held; were it no key's name, such a file would get its
+ * key from its rename, and be dropped, logged, if its hold ended first.
  *
  * Its attributes, set and read (setattr, user.streambus.* xattrs), are
  * pending_attr.c's.
@@ -316,6 +315,7 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 		return -EPERM; /* renamed to another offset than its xattr says */
 	int exact = p->digits || p->want_set;
 	uint64_t at = p->digits ? p->at : p->want;
+	unsigned char nkey[SBFS_KEYNAME_MAX];
 	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
 		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0,
 		       .flags = p->tombstone ? SBFS_REC_TOMBSTONE : 0 };
@@ -323,9 +323,9 @@ static int pending_commit(sbfs *fs, sbfs_pending *p)
 	if (p->key_set) {
 		r.key = p->key;
 		r.key_len = (uint32_t)p->key_len;
-	} else if (!p->digits) {
-		r.key = p->name;
-		r.key_len = (uint32_t)strlen(p->name);
+	} else if (!p->digits) { /* the name decoded, as in .keys/ (keys.c) */
+		r.key = nkey;
+		r.key_len = (uint32_t)sbfs_key_of_file_name(p->name, nkey);
 	}
 	if (p->tombstone && (r.value_len || !r.key_len))
 		return -EINVAL; /* a tombstone is a key and no payload */
@@ -518,8 +518,8 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 {
 	if (fs->cfg->read_only)
 		return -EROFS;
-	/* a created temporary name (rsync's .%2E.XXXXXX) need be no key's:
-	 * its rename gives it one, else it is never appended */
+	/* a created temporary name need be no key's: its rename gives it
+	 * one, else it is never appended */
 	if ((!klen && !(e && temp_key_name(name))) || klen > 65535)
 		return -EINVAL;
 	sbfs_pending *p = pending_alloc(te, name, mode, opens);
@@ -537,6 +537,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 		memcpy(p->buf, init, init_len);
 	p->len = p->cap = init_len;
 	p->committed = !fresh; /* a close without a write appends nothing */
+	p->as_record = !fresh;
 	/* a created name is unique in .keys/ as in the topic; a key file
 	 * may be opened for writing twice */
 	return pending_link(fs, p, e != NULL, e, out);
@@ -601,6 +602,7 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 	if (at + size > p->len)
 		p->len = at + size;
 	p->dirty = 1;
+	p->as_record = 0;
 	if (!p->stamp_ns)
 		p->mtime_ns = now_ns();
 out:
@@ -649,10 +651,13 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 	t->keyview = p->keyview;
 	t->append = !!(flags & O_APPEND);
 	pthread_mutex_lock(&p->lock);
-	const char *key = p->key_set ? p->key : p->name;
-	t->key_len = p->key_set ? p->key_len : strlen(p->name);
-	if ((t->key = malloc(t->key_len ? t->key_len : 1)))
-		memcpy(t->key, key, t->key_len);
+	size_t cap = p->key_set ? p->key_len : strlen(p->name);
+	if ((t->key = malloc(cap ? cap : 1)) && p->key_set) {
+		memcpy(t->key, p->key, cap);
+		t->key_len = cap;
+	} else if (t->key) { /* the name decoded, as p's commit does */
+		t->key_len = sbfs_key_of_file_name(p->name, (unsigned char *)t->key);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (!t->key) {
 		pending_free(t);

@@ -50,6 +50,20 @@ int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st)
 	return rc;
 }
 
+int sbfs_pending_as_record(sbfs *fs, fuse_ino_t ino)
+{
+	int as = 0;
+	pthread_mutex_lock(&fs->plock);
+	sbfs_pending *p = sbfs_pending_by_ino(fs, ino);
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		as = p->as_record;
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&fs->plock);
+	return as;
+}
+
 int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 {
 	int rc = 0;
@@ -115,6 +129,7 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 				memset(p->buf + p->len, 0, nl - p->len);
 			p->len = nl;
 			p->dirty = 1;
+			p->as_record = 0;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -34,6 +34,9 @@ struct sbfs_pending {
 	size_t len, cap;
 	uint64_t base;               /* bytes already appended as earlier records */
 	int dirty, committed;
+	int as_record;               /* opened over a key's record, not truncated, not
+				      * written yet: its attributes are still that
+				      * record's (touch appends nothing) */
 	int failed;                  /* a write failed (EFBIG): never append it */
 	char *key;                   /* from setxattr user.streambus.key */
 	sbfs_hdrs *hdrs;             /* from setxattr user.streambus.header.NAME */

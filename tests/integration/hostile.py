@@ -245,10 +245,28 @@ def case_ops(mnt, topic):
         "now %r" % sorted(os.listdir(t))[-3:])
 
 
+def key_of_name(b):
+    """The key a created file's name stands for (SPEC §2, fs/keys.c): only
+    the escapes of .keys/ names decoded (%2F, %25, %00, a whole name %2E or
+    %2E%2E; hex in either case), any other '%' itself."""
+    if b.upper() in (b"%2E", b"%2E%2E"):
+        return b"." * (len(b) // 3)
+    out, i = bytearray(), 0
+    while i < len(b):
+        esc = b[i + 1:i + 3].upper()
+        if b[i:i + 1] == b"%" and esc in (b"2F", b"25", b"00"):
+            out.append(int(esc, 16))
+            i += 3
+        else:
+            out.append(b[i])
+            i += 1
+    return bytes(out)
+
+
 def case_keys(mnt, topic, n):
     """Files created under random byte names: one record each, keyed by the
-    name's bytes (names that SPEC gives a meaning, digits and temporary
-    names, left out)."""
+    name's bytes decoded as .keys/ names are (names that SPEC gives a
+    meaning, digits and temporary names, left out)."""
     t = os.fsencode(os.path.join(mnt, topic))
     n = int(n)
     start = len(os.listdir(t))
@@ -271,7 +289,7 @@ def case_keys(mnt, topic, n):
         try:
             key = os.getxattr(p, "user.streambus.key")
             data = open(p, "rb").read()
-            out(key == b and data == b"v%d" % i, "record of key %s" % shown(b),
+            out(key == key_of_name(b) and data == b"v%d" % i, "record of key %s" % shown(b),
                 "key %s, payload %r" % (shown(key), data[:20]))
         except OSError as e:
             out(False, "record of key %s" % shown(b), errno.errorcode.get(e.errno, str(e.errno)))

@@ -60,7 +60,7 @@ hostile records "$SB_MNT" h 20 "$N"
 case_ "symlink, mknod, rename, link, unlink, truncate, chmod, chown, utime, fallocate, xattrs"
 hostile ops "$SB_MNT" h
 
-case_ "files created under $N random byte names: one record each, keyed by the bytes"
+case_ "files created under $N random byte names: one record each, keyed by the bytes (decoded as .keys/ names)"
 mkdir "$SB_MNT/k" || sb_die "mkdir k"
 hostile keys "$SB_MNT" k "$N"
 
