@@ -80,8 +80,8 @@ static int drop_table(sb_kx *x, const char *name)
 /* Read-only, said all the same, so that verify shows it. */
 static void say_dropped(sb_kx *x, const char *name, const char *why)
 {
-	report(x, x->p.read_only ? "key index: %s is not used (%s); its offsets are replayed from the log"
-				 : "key index: removed %s (%s); its offsets are replayed from the log",
+	report(x, x->p.read_only ? SB_REPORT_KEY_INDEX "%s is not used (%s); its offsets are replayed from the log"
+				 : SB_REPORT_KEY_INDEX "removed %s (%s); its offsets are replayed from the log",
 	       name, why);
 }
 
@@ -125,9 +125,9 @@ static void report_chain(sb_kx *x, const chain *c)
 		return;
 	}
 	snprintf(msg, sizeof(msg),
-		 x->p.read_only ? "key index: %s is not used (%s), nor are the %zu tables after it (up to %s); "
+		 x->p.read_only ? SB_REPORT_KEY_INDEX "%s is not used (%s), nor are the %zu tables after it (up to %s); "
 				  "their offsets are replayed from the log"
-				: "key index: removed %s (%s) and the %zu tables after it (up to %s); their offsets "
+				: SB_REPORT_KEY_INDEX "removed %s (%s) and the %zu tables after it (up to %s); their offsets "
 				  "are replayed from the log",
 		 c->first, c->why, c->after, c->last);
 	x->p.report(x->p.report_arg, x->topic, msg);
@@ -656,7 +656,7 @@ again:
 	if (rc == -ECANCELED) /* the store closes (sb_kx_stop_merges) */
 		rc = 0;
 	if (rc)
-		report(x, "key index: writing a table failed: %s%s", sb_strerror(rc), "");
+		report(x, SB_REPORT_KEY_INDEX "writing a table failed: %s%s", sb_strerror(rc), "");
 	return rc;
 }
 
@@ -812,7 +812,7 @@ int sb_kx_sync_tables(sb_kx *x)
 		rc = sb_fsync_dir(x->p.io, x->dir);
 	if (rc) {
 		atomic_store(&x->lazy_new, 1); /* tried again */
-		report(x, "key index: syncing a table failed: %s%s", sb_strerror(rc), "");
+		report(x, SB_REPORT_KEY_INDEX "syncing a table failed: %s%s", sb_strerror(rc), "");
 	} else {
 		uint64_t cur = atomic_load(&x->durable_to);
 		while (cur < to && !atomic_compare_exchange_weak(&x->durable_to, &cur, to))

@@ -202,7 +202,7 @@ static int rebuild_if_wrong(sb_log *l)
 	if (l->opt.report) {
 		char msg[256];
 		snprintf(msg, sizeof(msg),
-			 "key index: %" PRIu64 " of %" PRIu64 " entries did not match the log: its tables removed, "
+			 SB_REPORT_KEY_INDEX "%" PRIu64 " of %" PRIu64 " entries did not match the log: its tables removed, "
 			 "rebuilt from the log", wrong, checked);
 		l->opt.report(l->opt.report_arg, l->name, msg);
 	}
@@ -361,7 +361,7 @@ int sb_log_get_key(sb_log *l, const void *key, size_t key_len, void *buf, size_t
 	rc = sb_log_read_keyed(l, v.offset, v.pos, key, key_len, buf, cap, &n, info ? &ri : NULL);
 	if (rc == -ESTALE) {
 		if (l->opt.report)
-			l->opt.report(l->opt.report_arg, l->name, "key index: an entry names a record of another key");
+			l->opt.report(l->opt.report_arg, l->name, SB_REPORT_KEY_INDEX "an entry names a record of another key");
 		return SB_ECORRUPT;
 	}
 	if (rc)
@@ -456,7 +456,7 @@ static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_va
 		c->wrong++;
 		if (c->fn) {
 			char msg[512];
-			snprintf(msg, sizeof(msg), "key index: the entry of key \"%.*s\" (offset %" PRIu64 ") %s",
+			snprintf(msg, sizeof(msg), SB_REPORT_KEY_INDEX "the entry of key \"%.*s\" (offset %" PRIu64 ") %s",
 				 (int)(klen < 64 ? klen : 64), (const char *)key, v->offset, why);
 			c->fn(c->arg, msg);
 		}

@@ -398,7 +398,7 @@ static void key_open_report(void *arg, const char *topic, const char *msg)
 	size_t tl = topic ? strlen(topic) : 0, ml = strlen(msg);
 	char **nn, *e;
 
-	if (strncmp(msg, "key index: ", 11)) {
+	if (strncmp(msg, SB_REPORT_KEY_INDEX, strlen(SB_REPORT_KEY_INDEX))) {
 		sb_cmd_ro_report((void *)k->cmd, topic, msg);
 		return;
 	}

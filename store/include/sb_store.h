@@ -89,8 +89,12 @@ typedef struct sb_log sb_log;
 
 /* What the store found and changed while opening (recovery), and damage a
  * read met (the record's offset and segment file). Called from any thread
- * that reads, so it must be thread-safe. */
+ * that reads, so it must be thread-safe. A message about the key index
+ * (derived data, rebuilt from the log: a table removed or not used, a
+ * table write that failed) starts with SB_REPORT_KEY_INDEX, so that a
+ * caller can tell it from damage to records. */
 typedef void (*sb_report_fn)(void *arg, const char *topic, const char *msg);
+#define SB_REPORT_KEY_INDEX "key index: "
 
 /*
  * Who holds a store's lock (or held it last), as the holder wrote it into
