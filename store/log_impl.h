@@ -161,5 +161,15 @@ void sb_log_views_unprep(sb_view_prep *p);
 int sb_log_views_open(sb_log *l);
 /* Find and check the log's segments (log_recover.c). */
 int sb_log_recover(sb_log *l);
+/*
+ * Recovery with repair (log_recover_gap.c): damage that cannot be a torn
+ * write in sealed segment *sp, which the segment at next_base follows.
+ * The segment is rewritten as a compacted one keeping its intact records
+ * (the damaged ones become a gap, reported) and reopened into *sp (the
+ * old one closed); *changed set once the directory changed. 1: it cannot
+ * be (said in a report; nothing changed on disk): the caller cuts the log
+ * there as before. Else 0 or -errno (*sp untouched, still the caller's).
+ */
+int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *changed);
 
 #endif

@@ -2,8 +2,9 @@
  * log_recover.c - opening a log after a clean close or a crash: find its
  * segments, check what might not have been synced (the last segment, and
  * sealed segments without a valid index), cut a torn or corrupt tail and
- * every segment after a break, rebuild indexes, and drop what lies below the
- * persisted start.
+ * every segment after a break (with repair, damage in a sealed segment that
+ * others follow drops only the damaged records: log_recover_gap.c), rebuild
+ * indexes, and drop what lies below the persisted start.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -409,12 +410,18 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				sb_segment_close(s, 0);
 				return rc;
 			}
-			/* read-only, a cut a mount would not make (it refuses the
-			 * log: refuse() said so) is not reported */
-			rc = sb_segment_cut(s, (proof || l->damaged_tail) && l->read_only);
-			cut_after(l, r->bases, i + 1, r->n);
-			r->n = i + 1;
-			*stop = 1;
+			/* Repairing damage that is no torn write where later
+			 * segments follow: only the damaged records go (a gap),
+			 * unless the segment cannot hold one (rc 1). */
+			rc = proof && !l->read_only && !last ? sb_log_recover_gap(l, &s, r->bases[i + 1], changed) : 1;
+			if (rc == 1) {
+				/* read-only, a cut a mount would not make (it refuses
+				 * the log: refuse() said so) is not reported */
+				rc = sb_segment_cut(s, (proof || l->damaged_tail) && l->read_only);
+				cut_after(l, r->bases, i + 1, r->n);
+				r->n = i + 1;
+				*stop = 1;
+			}
 		}
 		if (rc) {
 			sb_segment_close(s, 0);

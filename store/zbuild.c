@@ -423,10 +423,55 @@ static size_t plain_rec(uint8_t *dst, const sb_zrec *r)
 	return n;
 }
 
+/* Block i's records, plain, into buf (grown as needed); *at their bytes. */
+static int block_plain(sb_zseg *z, uint32_t i, uint8_t **buf, size_t *cap, size_t *at)
+{
+	sb_zpin pin;
+	sb_zrec r;
+	int rc = sb_zseg_pin_block(z, i, &pin);
+
+	if (rc)
+		return rc;
+	uint32_t n = sb_zpin_count(&pin);
+	size_t need = (size_t)z->t[i].raw + (size_t)n * SB_REC_HDR;
+	if (need > *cap) {
+		uint8_t *nb = realloc(*buf, need);
+		if (!nb) {
+			sb_zseg_unpin(z, &pin);
+			return -ENOMEM;
+		}
+		*buf = nb;
+		*cap = need;
+	}
+	*at = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		sb_zpin_rec(z, &pin, k, &r);
+		*at += plain_rec(*buf + *at, &r);
+	}
+	sb_zseg_unpin(z, &pin);
+	return 0;
+}
+
+int sb_zseg_write_block(sb_zseg *z, uint32_t i, const sb_io *io, int fd, uint64_t pos, uint64_t *bytes)
+{
+	uint8_t *buf = NULL;
+	size_t cap = 0, at = 0;
+	int rc = i < z->h.nblocks ? block_plain(z, i, &buf, &cap, &at) : -EINVAL;
+
+	if (!rc && pos + at > SB_SEG_MAX_BYTES)
+		rc = -EFBIG;
+	if (!rc)
+		rc = sb_pwrite_full(io, fd, buf, at, (off_t)pos);
+	free(buf);
+	if (!rc)
+		*bytes = at;
+	return rc;
+}
+
 int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, uint64_t *len, uint32_t *bad)
 {
 	uint8_t hb[SB_SEG_HDR], *buf = NULL;
-	size_t cap = 0;
+	size_t cap = 0, at;
 	sb_seg_hdr sh = {.base_offset = z->h.base, .base_stream = z->h.base_stream};
 	uint64_t pos = SB_SEG_HDR;
 	int rc = 0;
@@ -435,31 +480,11 @@ int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, u
 	if ((rc = sb_pwrite_full(io, fd, hb, sizeof(hb), 0)))
 		return rc;
 	for (uint32_t i = 0; i < nblocks && i < z->h.nblocks; i++) {
-		sb_zpin pin;
-		sb_zrec r;
-		if ((rc = sb_zseg_pin_block(z, i, &pin))) {
+		if ((rc = block_plain(z, i, &buf, &cap, &at))) {
 			if (rc == SB_ECORRUPT && bad)
 				*bad = i;
 			break;
 		}
-		uint32_t n = sb_zpin_count(&pin);
-		size_t need = (size_t)z->t[i].raw + (size_t)n * SB_REC_HDR;
-		if (need > cap) {
-			uint8_t *nb = realloc(buf, need);
-			if (!nb) {
-				sb_zseg_unpin(z, &pin);
-				rc = -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap = need;
-		}
-		size_t at = 0;
-		for (uint32_t k = 0; k < n; k++) {
-			sb_zpin_rec(z, &pin, k, &r);
-			at += plain_rec(buf + at, &r);
-		}
-		sb_zseg_unpin(z, &pin);
 		if (pos + at > SB_SEG_MAX_BYTES) {
 			rc = -EFBIG;
 			break;

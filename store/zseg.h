@@ -124,5 +124,12 @@ int sb_zseg_check_block(sb_zseg *z, uint32_t i);
  * SB_ECORRUPT (*bad gets the first bad block) or -errno.
  */
 int sb_zseg_write_plain(sb_zseg *z, uint32_t nblocks, const sb_io *io, int fd, uint64_t *len, uint32_t *bad);
+/*
+ * Write block i's records as a plain segment holds them into fd at byte
+ * pos (a recovery keeping the good blocks of a damaged segment); *bytes
+ * gets how many. The block is checked on the way. 0, SB_ECORRUPT (the
+ * block is damaged) or -errno; nothing is written when it is damaged.
+ */
+int sb_zseg_write_block(sb_zseg *z, uint32_t i, const sb_io *io, int fd, uint64_t pos, uint64_t *bytes);
 
 #endif
