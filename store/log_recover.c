@@ -515,17 +515,23 @@ static int settle_start(sb_log *l, int meta_rc, uint64_t start)
 	return 0;
 }
 
-/* Each compacted segment's stream made to end where the next segment's
- * begins, newest first (what a whole compaction round leaves; after a
- * crash or in a copy taken during one, its headers may disagree). Only
- * the positions in memory move; the next round writes them. */
+/* Each segment's stream made to end where the next segment's begins,
+ * newest first. Only a compacted segment's neighbours can disagree here
+ * (open_one refuses a stream gap between two others): after a crash or in
+ * a copy taken during a round, or where `recover --cut` dropped damaged
+ * records (log_recover_gap.c) whose payload bytes left the stream. The
+ * segments below such a gap move up with it, so that the stream (what
+ * `.log` reads) has no hole: a hole read as damage (EIO) from its first
+ * byte on. The newest segment never moves: it anchors the positions, so
+ * every open derives the same ones. Only the positions in memory move (an
+ * index holds positions relative to its segment's); a compaction round
+ * writes its segments' headers. */
 static void restream_compacted(sb_log *l)
 {
 	for (size_t i = l->nsegs; i-- > 1;) {
 		sb_segment *prev = l->segs[i - 1], *s = l->segs[i];
 		uint64_t len = sb_segment_stream_end(prev) - sb_segment_base_stream(prev);
-		if (sb_segment_compacted(prev) && sb_segment_stream_end(prev) != sb_segment_base_stream(s) &&
-		    sb_segment_base_stream(s) >= len)
+		if (sb_segment_stream_end(prev) != sb_segment_base_stream(s) && sb_segment_base_stream(s) >= len)
 			sb_segment_rebase_stream(prev, sb_segment_base_stream(s) - len);
 	}
 }

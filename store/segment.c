@@ -381,6 +381,8 @@ void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
 
 	s->base_stream = base_stream;
 	atomic_store(&s->stream_end, base_stream + n);
+	if (s->z)
+		sb_zseg_rebase_stream(s->z, base_stream);
 }
 
 int sb_segment_write_span(sb_segment *s, uint64_t next)

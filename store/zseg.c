@@ -227,6 +227,12 @@ void sb_zseg_free(sb_zseg *z)
 uint64_t sb_zseg_base_stream(const sb_zseg *z) { return z->h.base_stream; }
 uint64_t sb_zseg_next(const sb_zseg *z) { return z->h.next; }
 uint64_t sb_zseg_stream_end(const sb_zseg *z) { return z->h.stream_end; }
+
+void sb_zseg_rebase_stream(sb_zseg *z, uint64_t base_stream)
+{
+	z->h.stream_end = base_stream + (z->h.stream_end - z->h.base_stream);
+	z->h.base_stream = base_stream;
+}
 uint64_t sb_zseg_plain_len(const sb_zseg *z) { return z->h.plain_len; }
 int64_t sb_zseg_first_ts(const sb_zseg *z) { return z->h.first_ts; }
 int64_t sb_zseg_max_ts(const sb_zseg *z) { return z->h.max_ts; }

@@ -55,6 +55,11 @@ int sb_zseg_hdr_valid(const uint8_t buf[SB_ZSEG_HDR]);
 uint64_t sb_zseg_base_stream(const sb_zseg *z);
 uint64_t sb_zseg_next(const sb_zseg *z);
 uint64_t sb_zseg_stream_end(const sb_zseg *z);
+/* Its stream positions moved to start at base_stream, in memory (every
+ * position it gives is its header's base plus a relative one): a segment
+ * below a stream gap the log closes at open (log_recover.c). Before any
+ * reader; the file is not changed. */
+void sb_zseg_rebase_stream(sb_zseg *z, uint64_t base_stream);
 uint64_t sb_zseg_plain_len(const sb_zseg *z);
 int64_t sb_zseg_first_ts(const sb_zseg *z);
 int64_t sb_zseg_max_ts(const sb_zseg *z);

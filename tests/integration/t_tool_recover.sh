@@ -96,7 +96,8 @@ eq "$(cd "$O" && ls -l --time-style=+ && cat * | md5sum)" "$before" "bit rot: re
 # that block's records alone (a gap, as in a compacted topic), keeping the
 # records of the later segments, also those appended after the damage;
 # verify passes; the mount serves every kept record as it was written,
-# lists them alone and answers ENOENT for the dropped ones.
+# lists them alone, answers ENOENT for the dropped ones, and .log reads the
+# kept records back to back.
 FS=$SB_BUILD/streambusfs
 Z=$T/z; ZM=$T/zmnt; mkdir -p "$ZM"
 sb_cleanup_hooks+=('mountpoint -q "$ZM" && fusermount3 -u "$ZM"')
@@ -154,8 +155,11 @@ for i in range(300):
             assert e.errno == errno.ENOENT, "record %d: %s" % (i, e)
 names = sorted(n for n in os.listdir(d) if not n.startswith("."))
 assert names == ["%020d" % i for i in kept], "ls: %d names, %s..." % (len(names), names[55:62])
-# (.log is not checked: the stream still has a hole where the dropped
-# payloads were, and a read across it fails, EIO; see the commit)
+# .log: the kept records back to back (the segments below the gap move
+# up in the stream at each open: no hole where the dropped payloads were)
+log = open(os.path.join(d, ".log"), "rb").read()
+assert log == b"".join(want(i) for i in kept), ".log: %d bytes, want %d" % (len(log), sum(len(want(i)) for i in kept))
+assert os.stat(os.path.join(d, ".log")).st_size == len(log), ".log size"
 PY
 echo "after the repair" >>"$ZM/t/.log"
 eq "$(cat "$ZM/t/00000000000000000300")" "after the repair" "the next append takes offset 300"

@@ -8,9 +8,11 @@
  * After the repair: every record outside the dropped range reads back with
  * its offset and payload; the dropped range is exactly the damaged record
  * and the rest of its segment (plain) or the damaged block (compressed),
- * its offsets ENOENT; the next append takes the next offset; verify finds
- * no damage; a plain reopen sees the same. (Before, the repair cut the log
- * at the damage and removed every later segment.)
+ * its offsets ENOENT; the stream (what `.log` reads) is the kept records'
+ * payloads back to back, with no hole where the dropped ones were; the
+ * next append takes the next offset; verify finds no damage; a plain
+ * reopen sees the same. (Before, the repair cut the log at the damage and
+ * removed every later segment.)
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -135,8 +137,44 @@ static void damage(gcase *c)
 	uf_list_free(segs, n);
 }
 
+/* The stream from its start to its end, read in pieces of 700 bytes
+ * (across records and blocks), against the payloads of records [0, last)
+ * but the dropped ones. */
+static void check_stream(gcase *c, sb_log *t, uint64_t last, const char *when)
+{
+	size_t total = 0, done = 0;
+	uint8_t *want, *got;
+
+	for (uint64_t i = 0; i < last; i++)
+		total += i >= c->first && i < c->end ? 0 : len_of(c, i);
+	cr_assert_eq(sb_log_stream_end(t) - sb_log_stream_start(t), total, "seed %llu (%s, %s): stream of %llu bytes",
+		     (unsigned long long)c->seed, sb_compression_name(c->comp), when,
+		     (unsigned long long)(sb_log_stream_end(t) - sb_log_stream_start(t)));
+	cr_assert_not_null(want = malloc(total + 1));
+	cr_assert_not_null(got = malloc(total + 1));
+	for (uint64_t i = 0, at = 0; i < last; i++) {
+		if (i >= c->first && i < c->end)
+			continue;
+		ut_fill(want + at, len_of(c, i), i, c->seed);
+		at += len_of(c, i);
+	}
+	while (done < total) {
+		size_t n = 0, ask = total - done < 700 ? total - done : 700;
+		int rc = sb_log_read_stream(t, sb_log_stream_start(t) + done, got + done, ask, &n);
+		cr_assert_eq(rc, 0, "seed %llu (%s, %s): stream read at %zu of %zu: %s", (unsigned long long)c->seed,
+			     sb_compression_name(c->comp), when, done, total, sb_strerror(rc));
+		cr_assert_gt(n, 0);
+		done += n;
+	}
+	cr_assert(memcmp(got, want, total) == 0, "seed %llu (%s, %s): stream bytes differ",
+		  (unsigned long long)c->seed, sb_compression_name(c->comp), when);
+	free(want);
+	free(got);
+}
+
 /* Every record is there as written but the dropped ones (ENOENT), and
- * record NREC (appended after the repair) when `appended`. */
+ * record NREC (appended after the repair) when `appended`; the stream is
+ * theirs. */
 static void check_log(gcase *c, sb_log *t, int appended, const char *when)
 {
 	uint64_t last = NREC + (appended ? 1 : 0);
@@ -150,6 +188,7 @@ static void check_log(gcase *c, sb_log *t, int appended, const char *when)
 			     (unsigned long long)c->seed, sb_compression_name(c->comp), when,
 			     (unsigned long long)i, (unsigned long long)c->first, (unsigned long long)c->end, rc);
 	}
+	check_stream(c, t, last, when);
 }
 
 static void one_case(uint64_t seed, enum sb_compression comp)

@@ -148,10 +148,18 @@ int uz_check_rec(const uz_store *z, uint64_t i)
 
 void uz_check_stream(const uz_store *z, uint64_t from, uint64_t to, size_t chunk)
 {
+	uz_check_stream_gap(z, from, to, to, to, chunk);
+}
+
+void uz_check_stream_gap(const uz_store *z, uint64_t from, uint64_t to, uint64_t skip_lo, uint64_t skip_hi,
+			 size_t chunk)
+{
 	size_t total = 0, cap = 0;
 	uint8_t *want = NULL, *got;
 
 	for (uint64_t i = from; i < to; i++) {
+		if (i >= skip_lo && i < skip_hi)
+			continue;
 		if (total + 4096 > cap) {
 			cap = cap ? cap * 2 : 1 << 20;
 			want = realloc(want, cap);

@@ -67,6 +67,10 @@ int uz_check_rec(const uz_store *z, uint64_t i);
 /* The stream of records [from, to), in reads of `chunk` bytes, against
  * their payloads (asserts). */
 void uz_check_stream(const uz_store *z, uint64_t from, uint64_t to, size_t chunk);
+/* The same, records [skip_lo, skip_hi) left out (a gap `recover --cut`
+ * left where it dropped damaged records). */
+void uz_check_stream_gap(const uz_store *z, uint64_t from, uint64_t to, uint64_t skip_lo, uint64_t skip_hi,
+			 size_t chunk);
 
 /* The names of topic t's segment files (up to cap), their count. */
 int uz_list_segs(const uz_store *z, char names[][32], int cap);
