@@ -376,7 +376,7 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 		 * swaps of a compaction, log_compact.c), or an overlap (a copy
 		 * of the directory taken during a round: a newer segment before
 		 * an older one): compacted segments' stream positions are
-		 * derived, put right below (restream_compacted). */
+		 * derived, put right below (restream). */
 		uint64_t pend = sb_segment_stream_end(prev), sbase = sb_segment_base_stream(s);
 		if (sb_segment_next(prev) != sb_segment_base(s) ||
 		    (pend != sbase && !sb_segment_compacted(s) && !sb_segment_compacted(prev))) {
@@ -526,7 +526,7 @@ static int settle_start(sb_log *l, int meta_rc, uint64_t start)
  * every open derives the same ones. Only the positions in memory move (an
  * index holds positions relative to its segment's); a compaction round
  * writes its segments' headers. */
-static void restream_compacted(sb_log *l)
+static void restream(sb_log *l)
 {
 	for (size_t i = l->nsegs; i-- > 1;) {
 		sb_segment *prev = l->segs[i - 1], *s = l->segs[i];
@@ -614,7 +614,7 @@ int sb_log_recover(sb_log *l)
 		}
 		changed = 1;
 	}
-	restream_compacted(l);
+	restream(l);
 	sb_segment *last = sb_log_active(l);
 	atomic_store(&l->next, sb_segment_next(last));
 	atomic_store(&l->stream_end, sb_segment_stream_end(last));

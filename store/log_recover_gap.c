@@ -4,11 +4,12 @@
  * segments follow: only the damaged records go. The segment is rewritten
  * as a compacted one (format.h, "Compacted segment": its span covers every
  * offset up to the next segment's base) holding the records that are
- * intact: of a plain segment those before the damage (past it nothing
- * frames the records), of a compressed one those of every block that
- * decodes with good CRCs. The dropped offsets become a gap, served as in a
- * compacted topic, and the later segments stay: records appended and
- * acknowledged after the damage are not lost to it.
+ * intact: of a plain segment those before the damage and those from
+ * where whole records resume after it (keep_plain), of a compressed one
+ * those of every block that decodes with good CRCs. The dropped offsets
+ * become a gap, served as in a compacted topic, and the later segments
+ * stay: records appended and acknowledged after the damage are not lost
+ * to it.
  *
  * Written as the compactor writes a segment (log_compact.c, build/swap):
  * NNNN.gap.tmp, fdatasync, .idx and .tix removed and the directory synced
@@ -25,11 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "fsutil.h"
 #include "log.h"
 #include "log_impl.h"
+
+/* Dropped ranges of a plain segment at most: past them the rest of the
+ * segment is dropped with the last. */
+#define GAP_RANGES 64
 
 /* One rewrite. */
 typedef struct gap {
@@ -51,84 +57,120 @@ static void report(sb_log *l, const char *msg)
 		l->opt.report(l->opt.report_arg, l->name, msg);
 }
 
-/* Where the stream of segment file `base` begins (its header; a
- * compressed one's too), so that the rewritten one ends there. 0 or
- * SB_ECORRUPT/-errno. */
-static int stream_of_file(sb_log *l, uint64_t base, uint64_t *stream)
-{
-	char name[32], path[PATH_MAX];
-	uint8_t h[SB_ZSEG_HDR];
-	sb_seg_hdr sh;
-	ssize_t n;
-	int fd, rc;
-
-	sb_seg_name(name, base, SB_SEG_SUFFIX);
-	if ((rc = sb_path(path, l->dir, name)))
-		return rc;
-	if ((fd = l->io->open(l->io->ctx, path, O_RDONLY, 0)) < 0)
-		return fd;
-	n = l->io->pread(l->io->ctx, fd, h, sizeof(h), 0);
-	l->io->close(l->io->ctx, fd);
-	if (n >= (ssize_t)SB_SEG_HDR && sb_seg_hdr_decode(h, &sh) == 0) {
-		*stream = sh.base_stream;
-		return 0;
-	}
-	if (n == (ssize_t)sizeof(h) && sb_zseg_hdr_valid(h)) {
-		*stream = sb_get64(h + SB_SEG_AT_STREAM); /* the same place in both headers */
-		return 0;
-	}
-	return n < 0 ? (int)n : SB_ECORRUPT;
-}
-
-/* The records of a plain segment before the damage, each checked again
- * (CRC, offsets rising inside the span) on the file as it is now, copied
- * to the same places in the temp file. */
-static int keep_plain(gap *g)
-{
-	const sb_io *io = g->l->io;
-	unsigned version = sb_segment_version(g->s);
-	uint64_t p = SB_SEG_HDR, prev = g->base, ks = 0, cnt = 0;
-	sb_rec_hdr h;
-	int in, rc = 0;
-
-	if (g->pos <= SB_SEG_HDR)
-		goto done; /* nothing before the damage */
-	if ((in = io->open(io->ctx, sb_segment_path(g->s), O_RDONLY, 0)) < 0)
-		return in;
-	uint8_t *map = mmap(NULL, g->pos, PROT_READ, MAP_SHARED, in, 0);
-	if (map == MAP_FAILED) {
-		rc = -errno;
-		goto out_in;
-	}
-	while (!rc && p < g->pos) {
-		if (sb_rec_decode_v(map + p, g->pos - p, version, 1, &h) != SB_REC_OK || h.offset < prev ||
-		    h.offset >= g->next) {
-			rc = SB_ECORRUPT; /* changed since the open checked it */
-			break;
-		}
-		prev = h.offset + 1;
-		p += h.size;
-		ks += h.value_len;
-		cnt++;
-	}
-	if (!rc)
-		rc = sb_pwrite_full(io, g->fd, map + SB_SEG_HDR, g->pos - SB_SEG_HDR, SB_SEG_HDR);
-	munmap(map, g->pos);
-out_in:
-	io->close(io->ctx, in);
-	if (rc)
-		return rc;
-done:
-	g->at = g->pos > SB_SEG_HDR ? g->pos : SB_SEG_HDR;
-	g->kept_stream = ks;
-	g->kept = cnt;
-	return 0;
-}
-
 /* One dropped range, said once the rewrite is in place. */
 typedef struct dropped {
 	uint64_t pos, first, end; /* file byte of the damage; offsets [first, end) */
 } dropped;
+
+/* The records of a plain segment in map[p, end), as its open checks them:
+ * each whole with a good CRC, offsets rising from *low (the lowest one
+ * allowed; then one past the last) and below the next segment's base.
+ * Where the walk stopped (end when every byte was a record); *n and
+ * *stream count the records and their payload bytes. */
+static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_t end, uint64_t *low,
+			   uint64_t *n, uint64_t *stream)
+{
+	unsigned version = sb_segment_version(g->s);
+	sb_rec_hdr h;
+
+	while (p < end && sb_rec_decode_v(map + p, end - p, version, 1, &h) == SB_REC_OK && h.offset >= *low &&
+	       h.offset < g->next) {
+		*low = h.offset + 1;
+		p += h.size;
+		*n += 1;
+		*stream += h.value_len;
+	}
+	return p;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Where records resume after damage at byte p: the first position past it
+ * where a whole record of ours starts (its CRC good, its offset above
+ * `above`, the damaged record's or where it would be, and below the next
+ * segment's base). 0 if none. A record's bytes inside another's payload (a
+ * copied segment file, say) would pass if its offset fell there: that is
+ * the one thing a resync can mistake, and only inside a damaged record. */
+static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t above)
+{
+	unsigned version = sb_segment_version(g->s);
+	sb_rec_hdr h;
+
+	for (uint64_t q = p + 1; q + SB_REC_HDR <= len; q++) {
+		uint32_t size = sb_get32(map + q + SB_REC_AT_SIZE);
+		uint64_t off = sb_get64(map + q + SB_REC_AT_OFFSET);
+		if (size < SB_REC_HDR || size > len - q || off <= above || off >= g->next)
+			continue; /* the cheap test first: no record of ours here */
+		if (sb_rec_decode_v(map + q, len - q, version, 1, &h) == SB_REC_OK)
+			return q;
+	}
+	return 0;
+}
+
+/* The intact records of a plain segment in map (len bytes), checked again
+ * on the file as it is now: those before the damage, at the same places in
+ * the temp file, then each run of whole records after it (resync), back to
+ * back. d (room for cap): each dropped range, the first from the damage
+ * (d[0].first set); past cap - 1 of them, the rest of the segment goes
+ * with the last. */
+static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_t cap, size_t *nd)
+{
+	uint64_t low = g->base, p = g->pos, q;
+	size_t k = 0;
+	int rc;
+
+	if (walk_plain(g, map, SB_SEG_HDR, g->pos, &low, &g->kept, &g->kept_stream) != g->pos)
+		return SB_ECORRUPT; /* changed since the open checked it */
+	if ((rc = sb_pwrite_full(g->l->io, g->fd, map + SB_SEG_HDR, g->pos - SB_SEG_HDR, SB_SEG_HDR)))
+		return rc;
+	g->at = g->pos;
+	for (;;) {
+		q = k + 1 < cap ? resync(g, map, len, p, d[k].first) : 0;
+		d[k].end = q ? sb_get64(map + q + SB_REC_AT_OFFSET) : g->next;
+		k++;
+		if (!q)
+			break; /* nothing whole after the damage */
+		p = walk_plain(g, map, q, len, &low, &g->kept, &g->kept_stream);
+		if ((rc = sb_pwrite_full(g->l->io, g->fd, map + q, p - q, g->at)))
+			return rc;
+		g->at += p - q;
+		if (p == len || all_zero(map + p, len - p))
+			break; /* the records reach the end */
+		d[k] = (dropped){p, low, 0};
+	}
+	*nd = k;
+	return 0;
+}
+
+/* keep_runs on the segment file, mapped whole. */
+static int keep_plain(gap *g, dropped *d, size_t cap, size_t *nd)
+{
+	const sb_io *io = g->l->io;
+	uint8_t *map;
+	struct stat st;
+	int in, rc;
+
+	if ((in = io->open(io->ctx, sb_segment_path(g->s), O_RDONLY, 0)) < 0)
+		return in;
+	if (fstat(in, &st))
+		rc = -errno;
+	else if ((uint64_t)st.st_size < g->pos || g->pos < SB_SEG_HDR)
+		rc = SB_ECORRUPT; /* changed since the open checked it */
+	else if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, in, 0)) == MAP_FAILED)
+		rc = -errno;
+	else {
+		rc = keep_runs(g, map, (uint64_t)st.st_size, d, cap, nd);
+		munmap(map, (size_t)st.st_size);
+	}
+	io->close(io->ctx, in);
+	return rc;
+}
 
 /* The records of every block of a compressed segment that decodes with
  * good CRCs; the damaged blocks' ranges into *out (n, at most one per
@@ -158,23 +200,18 @@ static int keep_blocks(gap *g, dropped *out, size_t *n)
 	return 0;
 }
 
-/* The header (compacted: span to the next segment; its stream ending
- * where the next segment's begins), then fdatasync and close. */
+/* The header (compacted: span to the next segment), then fdatasync and
+ * close. The stream keeps its base: the open moves every segment below a
+ * stream gap up to meet the next one (log_recover.c, restream), so the
+ * payload bytes dropped leave no hole in what `.log` reads. */
 static int seal_tmp(gap *g)
 {
 	const sb_io *io = g->l->io;
 	uint8_t hb[SB_SEG_HDR];
-	uint64_t end = 0;
 	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = sb_segment_base_stream(g->s),
 			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(g->next - g->base)};
 	int rc;
 
-	/* Without the next header (damaged too), the stream stays where it
-	 * was: recovery derives a compacted segment's positions from the
-	 * next one's (log_recover.c, restream_compacted). */
-	if (stream_of_file(g->l, g->next, &end) == 0 && end >= g->kept_stream &&
-	    end - g->kept_stream <= SB_STREAM_MAX)
-		sh.base_stream = end - g->kept_stream;
 	sb_seg_hdr_encode(hb, &sh);
 	rc = sb_pwrite_full(io, g->fd, hb, sizeof(hb), 0);
 	if (!rc)
@@ -202,9 +239,9 @@ static int drop_indexes(gap *g)
 	return sb_fsync_dir(io, g->l->dir);
 }
 
-/* Write the temp file: 0 and the damaged ranges, or an error (temp file
- * removed). */
-static int build(gap *g, dropped *d, size_t *nd)
+/* Write the temp file: 0 and the damaged ranges (room for cap), or an
+ * error (temp file removed). */
+static int build(gap *g, dropped *d, size_t cap, size_t *nd)
 {
 	const sb_io *io = g->l->io;
 	int rc;
@@ -223,8 +260,7 @@ static int build(gap *g, dropped *d, size_t *nd)
 		sb_segment_damage(g->s, &pos, &what);
 		g->pos = pos;
 		d[0] = (dropped){pos, sb_segment_next(g->s), g->next};
-		*nd = 1;
-		rc = keep_plain(g);
+		rc = keep_plain(g, d, cap, nd);
 	}
 	if (!rc)
 		rc = seal_tmp(g);
@@ -270,7 +306,7 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 	sb_segment *s = *sp, *ns = NULL;
 	gap g = {.l = l, .s = s, .base = sb_segment_base(s), .next = next_base, .fd = -1};
 	const char *no = why_not(s, next_base);
-	uint32_t nb = sb_segment_zseg(s) ? sb_zseg_blocks(sb_segment_zseg(s)) : 1;
+	size_t nb = sb_segment_zseg(s) ? sb_zseg_blocks(sb_segment_zseg(s)) : GAP_RANGES;
 	dropped *d;
 	size_t nd = 0;
 	char msg[256];
@@ -285,7 +321,7 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 	}
 	if (!(d = calloc(nb ? nb : 1, sizeof(*d))))
 		return -ENOMEM;
-	if ((rc = build(&g, d, &nd)) || (rc = drop_indexes(&g)) || (rc = l->io->rename(l->io->ctx, g.tmp,
+	if ((rc = build(&g, d, nb ? nb : 1, &nd)) || (rc = drop_indexes(&g)) || (rc = l->io->rename(l->io->ctx, g.tmp,
 										       sb_segment_path(s)))) {
 		l->io->unlink(l->io->ctx, g.tmp);
 		snprintf(msg, sizeof(msg), "%s: rewriting it without the damaged records failed (%s): the log is "

@@ -304,7 +304,8 @@ static void check_zsegment(vctx *v, const char *path, int fd, uint64_t size, uin
 		return;
 	}
 	uint64_t bs = sb_zseg_base_stream(z);
-	if (have_prev && prev->complete && prev->have_stream && bs != prev->next_stream)
+	/* after a compacted segment a stream gap is not damage (below) */
+	if (have_prev && prev->complete && prev->have_stream && bs != prev->next_stream && !prev->compacted)
 		report(v, SB_VERIFY_ORDER, path, 16, "base stream position %llu, the previous segment ends at %llu",
 		       (unsigned long long)bs, (unsigned long long)prev->next_stream);
 	sb_vtix_load(&tx, v->dir, base, 1, index_report, v);

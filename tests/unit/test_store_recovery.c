@@ -452,6 +452,8 @@ Test(recovery, copy_taken_while_writing_recovers_to_a_prefix)
  */
 /* Records [0, n) intact, next == n, but for a gap (ENOENT) from the damaged
  * record of segment [base, end) to that segment's end. */
+/* Every record of [start, n) reads back but one in [base, end): the
+ * damaged record (its segment's later records resume after it). */
 static void expect_gap(uint64_t base, uint64_t end, uint64_t n, const char *when)
 {
 	uint64_t i = sb_log_start(L);
@@ -462,9 +464,9 @@ static void expect_gap(uint64_t base, uint64_t end, uint64_t n, const char *when
 		;
 	cr_assert(i >= base && i < end, "%s: the gap starts at %llu, outside [%llu, %llu)", when,
 		  (unsigned long long)i, (unsigned long long)base, (unsigned long long)end);
-	for (; i < n; i++)
-		cr_assert_eq(ut_check(L, i, LEN(i), 1), i < end ? -ENOENT : 0, "%s: record %llu", when,
-			     (unsigned long long)i);
+	cr_assert_eq(ut_check(L, i, LEN(i), 1), -ENOENT, "%s: record %llu", when, (unsigned long long)i);
+	for (i++; i < n; i++)
+		cr_assert_eq(ut_check(L, i, LEN(i), 1), 0, "%s: record %llu", when, (unsigned long long)i);
 }
 
 static void middle_damage(int in_record)
@@ -495,8 +497,8 @@ static void middle_damage(int in_record)
 		lost += !uf_exists(uf_join(p, sizeof(p), tdir, names[i]));
 	cr_expect_eq(lost, 0, "recovery deleted %d segments (%d before)", lost, n);
 	/* with `repair` a bad header cuts the log there, as after a torn
-	 * write; a damaged record goes with the rest of its segment (a gap:
-	 * nothing frames the records after it), the later segments stay */
+	 * write; a damaged record goes alone (a gap), the records after it
+	 * in its segment and the later segments stay */
 	sb_store_options o;
 	sb_store_options_default(&o);
 	o.defaults = C;
