@@ -171,5 +171,14 @@ int sb_log_recover(sb_log *l);
  * there as before. Else 0 or -errno (*sp untouched, still the caller's).
  */
 int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *changed);
+/*
+ * The same for sealed segment `base` whose header is damaged (it does not
+ * open): a plain one is written anew (a compacted segment's header reaching
+ * next_base) with the whole records found after the header, and opened
+ * into *out (the caller's). 1: it cannot be (a compressed segment: its
+ * block table is what is damaged; nothing changed on disk). Else 0 or
+ * -errno.
+ */
+int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out);
 
 #endif

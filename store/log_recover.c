@@ -315,6 +315,38 @@ static int absorbed(sb_segment *prev, sb_segment *s)
 }
 
 /*
+ * Segment i does not open: its header is bad (a compressed one's block
+ * table or dictionary). Refused as damage, unless repairing: then a plain
+ * segment that later ones follow is written anew with its records (0, *s
+ * opened), else the log ends before it (1, the later segments removed).
+ * Else the refusal or failure, l->why saying it.
+ */
+static int bad_header(sb_log *l, recovery *r, size_t i, uint64_t *start, int *changed, sb_segment **s)
+{
+	/* (a compressed segment's header is good: the damage is in its
+	 * block table or dictionary, past its blocks) */
+	int z = index_file_valid(l, r->bases[i]) == 2, rc;
+	const char *proof = synced_proof(l, r, i, NULL);
+	char name[32];
+
+	sb_seg_name(name, r->bases[i], SB_SEG_SUFFIX);
+	if (proof && (rc = refuse(l, name, z ? SB_NOPOS : 0,
+				  z ? "its block table or dictionary fails its check" : "bad segment header", proof)))
+		return rc;
+	if (proof && !l->read_only && i + 1 < r->n &&
+	    (rc = sb_log_recover_header(l, r->bases[i], r->bases[i + 1], changed, s)) != 1) {
+		if (rc)
+			snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc));
+		return rc;
+	}
+	if (i == 0 && *start < r->bases[0])
+		*start = r->bases[0];
+	cut_after(l, r->bases, i, r->n);
+	r->n = i;
+	return 1;
+}
+
+/*
  * Open segment i and judge what follows its last whole record: preallocated
  * zeros are cut silently, a torn tail is cut (reported) with every later
  * segment, damage that cannot be a torn write refuses the log. *s is NULL
@@ -336,20 +368,12 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	sb_seg_name(name, r->bases[i], SB_SEG_SUFFIX);
 	rc = sb_segment_open(&l->sp, r->bases[i], flags, &ch, &s);
 	if (rc == SB_ECORRUPT) {
-		/* A bad header: the log ends before this segment. */
-		/* (a compressed segment's header is good: the damage is in
-		 * its block table or dictionary, past its blocks) */
-		int z = index_file_valid(l, r->bases[i]) == 2;
-		if ((proof = synced_proof(l, r, i, NULL)) &&
-		    (rc = refuse(l, name, z ? SB_NOPOS : 0,
-				 z ? "its block table or dictionary fails its check" : "bad segment header", proof)))
-			return rc;
-		if (i == 0 && *start < r->bases[0])
-			*start = r->bases[0];
-		cut_after(l, r->bases, i, r->n);
-		r->n = i;
-		*stop = 1;
-		return 0;
+		if ((rc = bad_header(l, r, i, start, changed, &s)) == 1) {
+			*stop = 1;
+			return 0;
+		}
+		if (rc)
+			return rc; /* refused, or the repair failed: l->why says */
 	}
 	if (rc) {
 		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc)); /* which file */

@@ -40,8 +40,11 @@
 /* One rewrite. */
 typedef struct gap {
 	sb_log *l;
-	sb_segment *s;          /* the damaged segment, as opened */
+	sb_segment *s;          /* the damaged segment as opened; NULL: its header is damaged */
+	const char *path;       /* its file */
 	const char *name;       /* NNNN.seg, for reports */
+	unsigned version;       /* its records' format version */
+	uint64_t base_stream;   /* where its stream begins (the open moves it) */
 	uint64_t base, next;    /* next: the following segment's base */
 	uint64_t pos;           /* plain: where the damage starts */
 	uint64_t at;            /* bytes of the new file written */
@@ -60,6 +63,7 @@ static void report(sb_log *l, const char *msg)
 /* One dropped range, said once the rewrite is in place. */
 typedef struct dropped {
 	uint64_t pos, first, end; /* file byte of the damage; offsets [first, end) */
+	const char *what;         /* the damage */
 } dropped;
 
 /* The records of a plain segment in map[p, end), as its open checks them:
@@ -70,10 +74,9 @@ typedef struct dropped {
 static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_t end, uint64_t *low,
 			   uint64_t *n, uint64_t *stream)
 {
-	unsigned version = sb_segment_version(g->s);
 	sb_rec_hdr h;
 
-	while (p < end && sb_rec_decode_v(map + p, end - p, version, 1, &h) == SB_REC_OK && h.offset >= *low &&
+	while (p < end && sb_rec_decode_v(map + p, end - p, g->version, 1, &h) == SB_REC_OK && h.offset >= *low &&
 	       h.offset < g->next) {
 		*low = h.offset + 1;
 		p += h.size;
@@ -91,23 +94,22 @@ static int all_zero(const uint8_t *p, size_t n)
 	return 1;
 }
 
-/* Where records resume after damage at byte p: the first position past it
- * where a whole record of ours starts (its CRC good, its offset above
- * `above`, the damaged record's or where it would be, and below the next
- * segment's base). 0 if none. A record's bytes inside another's payload (a
- * copied segment file, say) would pass if its offset fell there: that is
- * the one thing a resync can mistake, and only inside a damaged record. */
-static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t above)
+/* Where records resume after damage at byte p: the first position from p
+ * on where a whole record of ours starts (its CRC good, its offset at
+ * least `low`, the first one not kept, and below the next segment's
+ * base). 0 if none. A record's bytes inside another's payload (a copied
+ * segment file, say) would pass if its offset fell there: that is the one
+ * thing a resync can mistake, and only inside a damaged record. */
+static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t low)
 {
-	unsigned version = sb_segment_version(g->s);
 	sb_rec_hdr h;
 
-	for (uint64_t q = p + 1; q + SB_REC_HDR <= len; q++) {
+	for (uint64_t q = p; q + SB_REC_HDR <= len; q++) {
 		uint32_t size = sb_get32(map + q + SB_REC_AT_SIZE);
 		uint64_t off = sb_get64(map + q + SB_REC_AT_OFFSET);
-		if (size < SB_REC_HDR || size > len - q || off <= above || off >= g->next)
+		if (size < SB_REC_HDR || size > len - q || off < low || off >= g->next)
 			continue; /* the cheap test first: no record of ours here */
-		if (sb_rec_decode_v(map + q, len - q, version, 1, &h) == SB_REC_OK)
+		if (sb_rec_decode_v(map + q, len - q, g->version, 1, &h) == SB_REC_OK)
 			return q;
 	}
 	return 0;
@@ -131,7 +133,7 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 		return rc;
 	g->at = g->pos;
 	for (;;) {
-		q = k + 1 < cap ? resync(g, map, len, p, d[k].first) : 0;
+		q = k + 1 < cap ? resync(g, map, len, p, low) : 0;
 		d[k].end = q ? sb_get64(map + q + SB_REC_AT_OFFSET) : g->next;
 		k++;
 		if (!q)
@@ -142,7 +144,7 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 		g->at += p - q;
 		if (p == len || all_zero(map + p, len - p))
 			break; /* the records reach the end */
-		d[k] = (dropped){p, low, 0};
+		d[k] = (dropped){p, low, 0, "damaged record"};
 	}
 	*nd = k;
 	return 0;
@@ -156,7 +158,7 @@ static int keep_plain(gap *g, dropped *d, size_t cap, size_t *nd)
 	struct stat st;
 	int in, rc;
 
-	if ((in = io->open(io->ctx, sb_segment_path(g->s), O_RDONLY, 0)) < 0)
+	if ((in = io->open(io->ctx, g->path, O_RDONLY, 0)) < 0)
 		return in;
 	if (fstat(in, &st))
 		rc = -errno;
@@ -187,7 +189,7 @@ static int keep_blocks(gap *g, dropped *out, size_t *n)
 		int rc = sb_zseg_write_block(z, i, g->l->io, g->fd, g->at, &bytes);
 		if (rc == SB_ECORRUPT) {
 			out[k++] = (dropped){sb_zseg_block_pos(z, i), sb_zseg_block_offset(z, i),
-					     sb_zseg_block_offset(z, i + 1)};
+					     sb_zseg_block_offset(z, i + 1), "damaged compressed block"};
 			continue;
 		}
 		if (rc)
@@ -208,7 +210,7 @@ static int seal_tmp(gap *g)
 {
 	const sb_io *io = g->l->io;
 	uint8_t hb[SB_SEG_HDR];
-	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = sb_segment_base_stream(g->s),
+	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = g->base_stream,
 			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(g->next - g->base)};
 	int rc;
 
@@ -239,29 +241,20 @@ static int drop_indexes(gap *g)
 	return sb_fsync_dir(io, g->l->dir);
 }
 
-/* Write the temp file: 0 and the damaged ranges (room for cap), or an
- * error (temp file removed). */
+/* Write the temp file: 0 and the damaged ranges (room for cap; a plain
+ * segment's first one set, from g->pos), or an error (temp file
+ * removed). */
 static int build(gap *g, dropped *d, size_t cap, size_t *nd)
 {
 	const sb_io *io = g->l->io;
 	int rc;
 
-	if ((size_t)snprintf(g->tmp, sizeof(g->tmp), "%.*s.gap.tmp",
-			     (int)(strlen(sb_segment_path(g->s)) - strlen(SB_SEG_SUFFIX)),
-			     sb_segment_path(g->s)) >= sizeof(g->tmp))
+	if ((size_t)snprintf(g->tmp, sizeof(g->tmp), "%.*s.gap.tmp", (int)(strlen(g->path) - strlen(SB_SEG_SUFFIX)),
+			     g->path) >= sizeof(g->tmp))
 		return -ENAMETOOLONG;
 	if ((g->fd = io->open(io->ctx, g->tmp, O_RDWR | O_CREAT | O_TRUNC, 0644)) < 0)
 		return g->fd;
-	if (sb_segment_zseg(g->s)) {
-		rc = keep_blocks(g, d, nd);
-	} else {
-		uint64_t pos;
-		const char *what;
-		sb_segment_damage(g->s, &pos, &what);
-		g->pos = pos;
-		d[0] = (dropped){pos, sb_segment_next(g->s), g->next};
-		rc = keep_plain(g, d, cap, nd);
-	}
+	rc = g->s && sb_segment_zseg(g->s) ? keep_blocks(g, d, nd) : keep_plain(g, d, cap, nd);
 	if (!rc)
 		rc = seal_tmp(g);
 	else
@@ -273,21 +266,44 @@ static int build(gap *g, dropped *d, size_t cap, size_t *nd)
 
 static void report_dropped(gap *g, const dropped *d, size_t nd)
 {
-	const char *what = sb_segment_zseg(g->s) ? "damaged compressed block" : NULL;
-	uint64_t pos;
 	char msg[320];
 
-	if (!what)
-		sb_segment_damage(g->s, &pos, &what);
 	for (size_t i = 0; i < nd; i++) {
 		if (d[i].end <= d[i].first)
 			continue;
 		snprintf(msg, sizeof(msg), "%s: %s at byte %llu: offsets %llu to %llu (%llu records) dropped, "
-			 "the records after them kept", g->name, what, (unsigned long long)d[i].pos,
+			 "the records after them kept", g->name, d[i].what, (unsigned long long)d[i].pos,
 			 (unsigned long long)d[i].first, (unsigned long long)(d[i].end - 1),
 			 (unsigned long long)(d[i].end - d[i].first));
 		report(g->l, msg);
 	}
+}
+
+/* Write g's segment again without its damage and open it in *out: 0, 1
+ * if the old file is still in place (reported: the caller cuts there), or
+ * -errno of the open once the new file is in place (a recover run again
+ * finds that file and no damage). d: room for cap ranges. */
+static int rewrite(gap *g, dropped *d, size_t cap, int *changed, sb_segment **out)
+{
+	sb_log *l = g->l;
+	size_t nd = 0;
+	char msg[256];
+	int ch = 0, rc;
+
+	if ((rc = build(g, d, cap, &nd)) || (rc = drop_indexes(g)) ||
+	    (rc = l->io->rename(l->io->ctx, g->tmp, g->path))) {
+		l->io->unlink(l->io->ctx, g->tmp);
+		snprintf(msg, sizeof(msg), "%s: rewriting it without the damaged records failed (%s): the log is "
+			 "cut there", g->name, sb_strerror(rc));
+		report(l, msg);
+		return 1;
+	}
+	*changed = 1;
+	if ((rc = sb_fsync_dir(l->io, l->dir)) ||
+	    (rc = sb_segment_open(&l->sp, g->base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, out)))
+		return rc;
+	report_dropped(g, d, nd);
+	return 0;
 }
 
 /* Can segment s, followed by the segment at next_base, hold a gap? NULL
@@ -304,15 +320,15 @@ static const char *why_not(const sb_segment *s, uint64_t next_base)
 int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *changed)
 {
 	sb_segment *s = *sp, *ns = NULL;
-	gap g = {.l = l, .s = s, .base = sb_segment_base(s), .next = next_base, .fd = -1};
+	gap g = {.l = l, .s = s, .path = sb_segment_path(s), .version = sb_segment_version(s),
+		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s), .next = next_base, .fd = -1};
 	const char *no = why_not(s, next_base);
 	size_t nb = sb_segment_zseg(s) ? sb_zseg_blocks(sb_segment_zseg(s)) : GAP_RANGES;
 	dropped *d;
-	size_t nd = 0;
 	char msg[256];
-	int ch = 0, rc;
+	int rc;
 
-	g.name = strrchr(sb_segment_path(s), '/') + 1;
+	g.name = strrchr(g.path, '/') + 1;
 	if (no) {
 		snprintf(msg, sizeof(msg), "%s: the damaged records cannot become a gap (%s): the log is cut there",
 			 g.name, no);
@@ -321,25 +337,54 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 	}
 	if (!(d = calloc(nb ? nb : 1, sizeof(*d))))
 		return -ENOMEM;
-	if ((rc = build(&g, d, nb ? nb : 1, &nd)) || (rc = drop_indexes(&g)) || (rc = l->io->rename(l->io->ctx, g.tmp,
-										       sb_segment_path(s)))) {
-		l->io->unlink(l->io->ctx, g.tmp);
-		snprintf(msg, sizeof(msg), "%s: rewriting it without the damaged records failed (%s): the log is "
-			 "cut there", g.name, sb_strerror(rc));
-		report(l, msg);
-		rc = 1; /* the old file is in place: the caller cuts */
-		goto out_free;
+	if (!sb_segment_zseg(s)) {
+		sb_segment_damage(s, &g.pos, &d[0].what);
+		d[0].pos = g.pos;
+		d[0].first = sb_segment_next(s);
 	}
-	/* From here the compacted file is in place: a failure is the open's
-	 * (a recover run again finds that file and no damage). */
-	*changed = 1;
-	if ((rc = sb_fsync_dir(l->io, l->dir)) ||
-	    (rc = sb_segment_open(&l->sp, g.base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &ns)))
-		goto out_free;
-	report_dropped(&g, d, nd);
-	sb_segment_close(s, 0);
-	*sp = ns;
-out_free:
+	if (!(rc = rewrite(&g, d, nb ? nb : 1, changed, &ns))) {
+		sb_segment_close(s, 0);
+		*sp = ns;
+	}
+	free(d);
+	return rc;
+}
+
+/* Is the file at path a compressed segment (its header good)? */
+static int compressed(const sb_io *io, const char *path)
+{
+	uint8_t h[SB_ZSEG_HDR];
+	int fd = io->open(io->ctx, path, O_RDONLY, 0);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = io->pread(io->ctx, fd, h, sizeof(h), 0);
+	io->close(io->ctx, fd);
+	return n == (ssize_t)sizeof(h) && sb_zseg_hdr_valid(h);
+}
+
+int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out)
+{
+	char path[PATH_MAX], name[32], msg[256];
+	gap g = {.l = l, .path = path, .name = name, .version = SB_FORMAT_VERSION, .base = base,
+		 .next = next_base, .pos = SB_SEG_HDR, .fd = -1};
+	dropped *d;
+	int rc;
+
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if ((rc = sb_path(path, l->dir, name)))
+		return rc;
+	if (next_base <= base || next_base - base > UINT32_MAX || compressed(l->io, path))
+		return 1; /* a compressed one's block table: nothing frames its blocks */
+	if (!(d = calloc(GAP_RANGES, sizeof(*d))))
+		return -ENOMEM;
+	d[0] = (dropped){0, base, next_base, "bad segment header"};
+	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out))) {
+		snprintf(msg, sizeof(msg), "%s: bad segment header: written anew, the whole records after it kept",
+			 name);
+		report(l, msg);
+	}
 	free(d);
 	return rc;
 }

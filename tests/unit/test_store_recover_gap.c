@@ -5,12 +5,13 @@
  * cases, for several seeds, of a plain and a zstd log of small segments,
  * closed cleanly (so the damage is proven bit rot), a random sealed
  * segment damaged: in its records (plain: a flipped bit, two, a run of
- * zeros or of random bytes) or a byte of a block (compressed).
- * After the repair: every record outside the dropped range reads back with
- * its offset and payload; the dropped records are exactly the damaged ones
- * (plain: those holding a changed byte; the records between and after
- * damages kept) or the damaged block's (compressed), ENOENT; the stream (what `.log` reads) is the kept records'
- * payloads back to back, with no hole where the dropped ones were; the
+ * zeros or of random bytes; or its header) or a byte of a block
+ * (compressed).
+ * After the repair: every record not dropped reads back with its offset
+ * and payload; the dropped records are exactly the damaged ones (plain:
+ * those holding a changed byte; the records between and after damages
+ * kept) or the damaged block's (compressed), ENOENT; the stream (what
+ * `.log` reads) is the kept records' payloads back to back, with no hole where the dropped ones were; the
  * next append takes the next offset; verify finds no damage; a plain
  * reopen sees the same. (Before, the repair cut the log at the damage and
  * removed every later segment.)
@@ -97,21 +98,26 @@ static uint64_t record_at(const uint8_t *b, uint64_t pos)
 	return sb_get64(b + p + SB_REC_AT_OFFSET);
 }
 
-/* Plain segment b (len bytes of records after its header): one of four
- * damages at a random place of its records: a flipped bit, two flipped
- * bits (anywhere in the segment), a run of zeros, a run of random bytes
- * (runs up to 300 bytes). The records dropped are those holding a changed
- * byte: the records after each damage resume (log_recover_gap.c,
- * resync). */
+/* Plain segment b (len bytes): one of five damages at a random place of
+ * its records: a flipped bit, two flipped bits (anywhere in the segment),
+ * a run of zeros, a run of random bytes (runs up to 300 bytes), or a bit
+ * of its header (and of a record, half the time). The records dropped are
+ * those holding a changed byte: the records after each damage resume
+ * (log_recover_gap.c, resync), and a bad header is written anew. */
 static void damage_plain(gcase *c, uint8_t *b, size_t len)
 {
 	uint8_t *was = malloc(len);
 	size_t changed = 0, room = len - SB_SEG_HDR;
-	unsigned mode = (unsigned)(ut_rnd(&c->rng) % 4);
+	unsigned mode = (unsigned)(ut_rnd(&c->rng) % 5);
 
 	cr_assert_not_null(was);
 	memcpy(was, b, len);
-	for (unsigned k = 0; k < (mode == 1 ? 2u : 1u); k++) {
+	if (mode == 4) { /* its header, and a bit of a record half the time */
+		b[ut_rnd(&c->rng) % SB_SEG_HDR] ^= (uint8_t)(1u << ut_rnd(&c->rng) % 8);
+		if (ut_rnd(&c->rng) % 2)
+			b[SB_SEG_HDR + ut_rnd(&c->rng) % room] ^= 0x04;
+	}
+	for (unsigned k = 0; k < (mode == 1 ? 2u : mode == 4 ? 0u : 1u); k++) {
 		size_t pos = SB_SEG_HDR + ut_rnd(&c->rng) % room, run = 1;
 		if (mode >= 2)
 			run = 1 + ut_rnd(&c->rng) % 300;
@@ -120,14 +126,14 @@ static void damage_plain(gcase *c, uint8_t *b, size_t len)
 			       : mode == 3 ? (uint8_t)ut_rnd(&c->rng)
 					   : b[i] ^ (uint8_t)(1u << ut_rnd(&c->rng) % 8);
 	}
-	if (!memcmp(b, was, len)) /* the run changed nothing (zeros over zeros) */
+	if (mode < 4 && !memcmp(b, was, len)) /* the run changed nothing (zeros over zeros) */
 		b[SB_SEG_HDR + ut_rnd(&c->rng) % room] ^= 0x10;
 	for (size_t i = SB_SEG_HDR; i < len; i++)
 		if (b[i] != was[i]) {
 			c->gone[record_at(was, i)] = 1;
 			changed++;
 		}
-	cr_assert_gt(changed, 0);
+	cr_assert(changed || mode == 4);
 	c->mode = mode;
 	free(was);
 }
