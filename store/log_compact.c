@@ -188,7 +188,6 @@ static int build(round *r, cseg *c, const char *path, uint64_t end, uint64_t *ne
 {
 	const sb_io *io = r->l->io;
 	char tmp[PATH_MAX + 16];
-	uint8_t hb[SB_SEG_HDR];
 	sb_seg_hdr sh;
 	uint64_t ks = 0, olen = 0, gone = 0;
 	int in, out, rc;
@@ -219,14 +218,10 @@ static int build(round *r, cseg *c, const char *path, uint64_t end, uint64_t *ne
 	if (!rc) {
 		sh.base_stream = end - ks;
 		sh.span = (uint32_t)(c->next - c->base);
-		sb_seg_hdr_encode(hb, &sh);
-		rc = sb_pwrite_full(io, out, hb, sizeof(hb), 0);
+		rc = sb_segment_seal_file(io, out, &sh);
+	} else {
+		io->close(io->ctx, out);
 	}
-	if (!rc)
-		rc = io->fdatasync(io->ctx, out);
-	int rc2 = io->close(io->ctx, out);
-	if (!rc)
-		rc = rc2;
 	if (rc)
 		io->unlink(io->ctx, tmp);
 	if (!rc) {
@@ -258,27 +253,15 @@ static int swap(round *r, cseg *c, const char *path)
 {
 	sb_log *l = r->l;
 	const sb_io *io = l->io;
-	char tmp[PATH_MAX + 16], side[PATH_MAX + 16];
-	size_t stem = strlen(path) - strlen(SB_SEG_SUFFIX);
-	int ch = 0, rc = 0;
+	char tmp[PATH_MAX + 16];
+	int ch = 0, rc = 0, renamed = 0;
 
 	tmp_path(tmp, sizeof(tmp), path);
 	pthread_mutex_lock(&l->append_mu);
 	if (!still_here(l, c->old))
 		rc = -ESTALE;
-	snprintf(side, sizeof(side), "%.*s%s", (int)stem, path, SB_IDX_SUFFIX);
-	if (!rc && (rc = io->unlink(io->ctx, side)) == -ENOENT)
-		rc = 0;
-	snprintf(side, sizeof(side), "%.*s%s", (int)stem, path, SB_TIX_SUFFIX);
-	if (!rc && (rc = io->unlink(io->ctx, side)) == -ENOENT)
-		rc = 0;
 	if (!rc)
-		rc = sb_fsync_dir(io, l->dir);
-	if (!rc)
-		rc = io->rename(io->ctx, tmp, path);
-	int renamed = !rc;
-	if (!rc)
-		rc = sb_fsync_dir(io, l->dir);
+		rc = sb_segment_replace_file(io, l->dir, path, tmp, &renamed);
 	pthread_mutex_unlock(&l->append_mu);
 	if (rc && renamed) /* the new file is in place, not in use */
 		sb_log_rewrite_failed(l, path, rc);

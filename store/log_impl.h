@@ -168,7 +168,8 @@ int sb_log_recover(sb_log *l);
  * (the damaged ones become a gap, reported) and reopened into *sp (the
  * old one closed); *changed set once the directory changed. 1: it cannot
  * be (said in a report; nothing changed on disk): the caller cuts the log
- * there as before. Else 0 or -errno (*sp untouched, still the caller's).
+ * there as before. Else 0 or -errno with l->why (*sp untouched, still the
+ * caller's; a rewrite that failed, a full disk say, changed nothing).
  */
 int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *changed);
 /*
@@ -177,7 +178,7 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
  * next_base) with the whole records found after the header, and opened
  * into *out (the caller's). 1: it cannot be (a compressed segment: its
  * block table is what is damaged; nothing changed on disk). Else 0 or
- * -errno.
+ * -errno with l->why.
  */
 int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out);
 

@@ -334,11 +334,8 @@ static int bad_header(sb_log *l, recovery *r, size_t i, uint64_t *start, int *ch
 				  z ? "its block table or dictionary fails its check" : "bad segment header", proof)))
 		return rc;
 	if (proof && !l->read_only && i + 1 < r->n &&
-	    (rc = sb_log_recover_header(l, r->bases[i], r->bases[i + 1], changed, s)) != 1) {
-		if (rc)
-			snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc));
+	    (rc = sb_log_recover_header(l, r->bases[i], r->bases[i + 1], changed, s)) != 1)
 		return rc;
-	}
 	if (i == 0 && *start < r->bases[0])
 		*start = r->bases[0];
 	cut_after(l, r->bases, i, r->n);

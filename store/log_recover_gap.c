@@ -11,7 +11,8 @@
  * stay: records appended and acknowledged after the damage are not lost
  * to it.
  *
- * Written as the compactor writes a segment (log_compact.c, build/swap):
+ * Written as the compactor writes a segment (log_compact.c, build/swap;
+ * segment.h, sb_segment_seal_file and sb_segment_replace_file):
  * NNNN.gap.tmp, fdatasync, .idx and .tix removed and the directory synced
  * (an old index would cover records that are gone), rename over NNNN.seg,
  * directory fsync; then it is opened again (its indexes rebuilt). A crash
@@ -208,37 +209,12 @@ static int keep_blocks(gap *g, dropped *out, size_t *n)
  * payload bytes dropped leave no hole in what `.log` reads. */
 static int seal_tmp(gap *g)
 {
-	const sb_io *io = g->l->io;
-	uint8_t hb[SB_SEG_HDR];
 	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = g->base_stream,
 			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(g->next - g->base)};
-	int rc;
+	int rc = sb_segment_seal_file(g->l->io, g->fd, &sh);
 
-	sb_seg_hdr_encode(hb, &sh);
-	rc = sb_pwrite_full(io, g->fd, hb, sizeof(hb), 0);
-	if (!rc)
-		rc = io->fdatasync(io->ctx, g->fd);
-	int rc2 = io->close(io->ctx, g->fd);
 	g->fd = -1;
-	return rc ? rc : rc2;
-}
-
-/* The old index files go (synced) before the new file takes the name. */
-static int drop_indexes(gap *g)
-{
-	const sb_io *io = g->l->io;
-	const char *sfx[] = {SB_IDX_SUFFIX, SB_TIX_SUFFIX};
-	char name[32], path[PATH_MAX];
-	int rc;
-
-	for (size_t i = 0; i < 2; i++) {
-		sb_seg_name(name, g->base, sfx[i]);
-		if ((rc = sb_path(path, g->l->dir, name)))
-			return rc;
-		if ((rc = io->unlink(io->ctx, path)) && rc != -ENOENT)
-			return rc;
-	}
-	return sb_fsync_dir(io, g->l->dir);
+	return rc;
 }
 
 /* Write the temp file: 0 and the damaged ranges (room for cap; a plain
@@ -279,29 +255,34 @@ static void report_dropped(gap *g, const dropped *d, size_t nd)
 	}
 }
 
-/* Write g's segment again without its damage and open it in *out: 0, 1
- * if the old file is still in place (reported: the caller cuts there), or
- * -errno of the open once the new file is in place (a recover run again
- * finds that file and no damage). d: room for cap ranges. */
+/* Write g's segment again without its damage and open it in *out: 0, or
+ * -errno with l->why saying it: nothing changed if the new file is not in
+ * place (a full disk: the damage stays, for a recover run again), else the
+ * open's failure (a recover run again finds that file and no damage). d:
+ * room for cap ranges. */
 static int rewrite(gap *g, dropped *d, size_t cap, int *changed, sb_segment **out)
 {
 	sb_log *l = g->l;
 	size_t nd = 0;
-	char msg[256];
-	int ch = 0, rc;
+	int ch = 0, renamed = 0, rc;
 
-	if ((rc = build(g, d, cap, &nd)) || (rc = drop_indexes(g)) ||
-	    (rc = l->io->rename(l->io->ctx, g->tmp, g->path))) {
+	if (!(rc = build(g, d, cap, &nd)))
+		rc = sb_segment_replace_file(l->io, l->dir, g->path, g->tmp, &renamed);
+	if (rc && !renamed) {
 		l->io->unlink(l->io->ctx, g->tmp);
-		snprintf(msg, sizeof(msg), "%s: rewriting it without the damaged records failed (%s): the log is "
-			 "cut there", g->name, sb_strerror(rc));
-		report(l, msg);
-		return 1;
+		snprintf(l->why, sizeof(l->why), "%s: rewriting it without the damaged records failed (%s): "
+			 "nothing changed", g->name, sb_strerror(rc));
+		report(l, l->why);
+		return rc;
 	}
 	*changed = 1;
-	if ((rc = sb_fsync_dir(l->io, l->dir)) ||
-	    (rc = sb_segment_open(&l->sp, g->base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, out)))
+	if (!rc)
+		rc = sb_segment_open(&l->sp, g->base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, out);
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "%s: rewritten without the damaged records, then: %s", g->name,
+			 sb_strerror(rc));
 		return rc;
+	}
 	report_dropped(g, d, nd);
 	return 0;
 }
@@ -325,7 +306,7 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 	const char *no = why_not(s, next_base);
 	size_t nb = sb_segment_zseg(s) ? sb_zseg_blocks(sb_segment_zseg(s)) : GAP_RANGES;
 	dropped *d;
-	char msg[256];
+	char msg[320];
 	int rc;
 
 	g.name = strrchr(g.path, '/') + 1;
@@ -335,8 +316,10 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 		report(l, msg);
 		return 1;
 	}
-	if (!(d = calloc(nb ? nb : 1, sizeof(*d))))
+	if (!(d = calloc(nb ? nb : 1, sizeof(*d)))) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", g.name, sb_strerror(-ENOMEM));
 		return -ENOMEM;
+	}
 	if (!sb_segment_zseg(s)) {
 		sb_segment_damage(s, &g.pos, &d[0].what);
 		d[0].pos = g.pos;
@@ -369,16 +352,20 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 	char path[PATH_MAX], name[32], msg[256];
 	gap g = {.l = l, .path = path, .name = name, .version = SB_FORMAT_VERSION, .base = base,
 		 .next = next_base, .pos = SB_SEG_HDR, .fd = -1};
-	dropped *d;
+	dropped *d = NULL;
 	int rc;
 
 	sb_seg_name(name, base, SB_SEG_SUFFIX);
-	if ((rc = sb_path(path, l->dir, name)))
+	if (!(rc = sb_path(path, l->dir, name)) && !(d = calloc(GAP_RANGES, sizeof(*d))))
+		rc = -ENOMEM;
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc));
 		return rc;
-	if (next_base <= base || next_base - base > UINT32_MAX || compressed(l->io, path))
+	}
+	if (next_base <= base || next_base - base > UINT32_MAX || compressed(l->io, path)) {
+		free(d);
 		return 1; /* a compressed one's block table: nothing frames its blocks */
-	if (!(d = calloc(GAP_RANGES, sizeof(*d))))
-		return -ENOMEM;
+	}
 	d[0] = (dropped){0, base, next_base, "bad segment header"};
 	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out))) {
 		snprintf(msg, sizeof(msg), "%s: bad segment header: written anew, the whole records after it kept",

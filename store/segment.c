@@ -500,3 +500,36 @@ void sb_segment_report_damage(sb_segment *s, uint64_t offset, uint64_t pos, cons
 	sb_seg_report(s->p, "damaged record at offset %llu in %s (byte %llu): %s; reads of it fail",
 	       (unsigned long long)offset, strrchr(s->seg_path, '/') + 1, (unsigned long long)pos, what);
 }
+
+int sb_segment_seal_file(const sb_io *io, int fd, const sb_seg_hdr *h)
+{
+	uint8_t hb[SB_SEG_HDR];
+	int rc;
+
+	sb_seg_hdr_encode(hb, h);
+	rc = sb_pwrite_full(io, fd, hb, sizeof(hb), 0);
+	if (!rc)
+		rc = io->fdatasync(io->ctx, fd);
+	int rc2 = io->close(io->ctx, fd);
+	return rc ? rc : rc2;
+}
+
+int sb_segment_replace_file(const sb_io *io, const char *dir, const char *path, const char *tmp, int *renamed)
+{
+	const char *sfx[] = {SB_IDX_SUFFIX, SB_TIX_SUFFIX};
+	size_t stem = strlen(path) - strlen(SB_SEG_SUFFIX);
+	char side[PATH_MAX];
+	int rc = 0;
+
+	*renamed = 0;
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		if ((size_t)snprintf(side, sizeof(side), "%.*s%s", (int)stem, path, sfx[i]) >= sizeof(side))
+			return -ENAMETOOLONG;
+		if ((rc = io->unlink(io->ctx, side)) == -ENOENT)
+			rc = 0;
+	}
+	if (rc || (rc = sb_fsync_dir(io, dir)) || (rc = io->rename(io->ctx, tmp, path)))
+		return rc;
+	*renamed = 1;
+	return sb_fsync_dir(io, dir);
+}

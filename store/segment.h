@@ -91,6 +91,20 @@ int sb_segment_index_valid(const sb_segment *s);
 int sb_segment_cut(sb_segment *s, int quiet);
 /* Close and delete the segment's files. */
 int sb_segment_remove(sb_segment *s);
+/*
+ * A segment file rewritten beside its own (compaction, a repair): finish
+ * the temp file fd with header h at byte 0, fdatasync it and close it (also
+ * on failure). 0 or -errno; the temp file is the caller's to remove.
+ */
+int sb_segment_seal_file(const sb_io *io, int fd, const sb_seg_hdr *h);
+/*
+ * Then put temp file tmp in place of segment file path, in directory dir:
+ * its .idx and .tix go first, synced (they index the old records: beside
+ * the new file they would name records that are gone), then the rename
+ * and the directory fsync. *renamed: tmp took the name (from then on the
+ * new file is in place, whatever fails after). 0 or -errno.
+ */
+int sb_segment_replace_file(const sb_io *io, const char *dir, const char *path, const char *tmp, int *renamed);
 
 uint64_t sb_segment_base(const sb_segment *s);
 uint64_t sb_segment_base_stream(const sb_segment *s);

@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "format.h"
+#include "util_faultio.h"
 #include "util_files.h"
 #include "util_store.h"
 #include "verify.h"
@@ -231,35 +232,127 @@ static void check_log(gcase *c, sb_log *t, int appended, const char *when)
 	check_stream(c, t, last, when);
 }
 
-static void one_case(uint64_t seed, enum sb_compression comp)
+/* A damaged log of case c (seed, comp set). */
+static void prepare(gcase *c)
 {
-	gcase c = {.seed = seed, .rng = ut_mix(seed) | 1, .comp = comp};
+	c->rng = ut_mix(c->seed) | 1;
+	ut_cfg(&c->cfg, 4096, SB_SYNC_NEVER);
+	c->cfg.index_interval_bytes = 512;
+	c->cfg.compression = c->comp;
+	c->cfg.compression_block_bytes = 1024;
+	ut_topic_path(&env, "t", NULL, c->tdir, sizeof(c->tdir));
+	uf_rmrf(env.store);
+	write_log(c);
+	damage(c);
+}
+
+/* recover --cut, then everything as written but the damaged records; an
+ * append; verify; a plain reopen. */
+static void repair_and_check(gcase *c)
+{
 	sb_verify_result vr;
 	uint64_t got;
 
-	ut_cfg(&c.cfg, 4096, SB_SYNC_NEVER);
-	c.cfg.index_interval_bytes = 512;
-	c.cfg.compression = comp;
-	c.cfg.compression_block_bytes = 1024;
-	ut_topic_path(&env, "t", NULL, c.tdir, sizeof(c.tdir));
-	uf_rmrf(env.store);
-	write_log(&c);
-	damage(&c);
-
-	sb_store *s = open_store(&c, 1); /* recover --cut */
-	sb_log *t = topic(&c, s);
-	check_log(&c, t, 0, "repaired");
-	cr_assert_eq(ut_append1(t, NREC, len_of(&c, NREC), seed, &got), 0);
+	sb_store *s = open_store(c, 1); /* recover --cut */
+	sb_log *t = topic(c, s);
+	check_log(c, t, 0, "repaired");
+	cr_assert_eq(ut_append1(t, NREC, len_of(c, NREC), c->seed, &got), 0);
 	cr_assert_eq(got, NREC);
 	cr_assert_eq(sb_store_close(s), 0);
 
-	cr_assert_eq(sb_verify_topic(c.tdir, NULL, NULL, NULL, &vr), 0);
+	cr_assert_eq(sb_verify_topic(c->tdir, NULL, NULL, NULL, &vr), 0);
 	cr_assert_eq(sb_verify_damage(&vr), 0, "seed %llu (%s): verify after repair: %llu problems",
-		     (unsigned long long)seed, sb_compression_name(comp), (unsigned long long)sb_verify_damage(&vr));
+		     (unsigned long long)c->seed, sb_compression_name(c->comp),
+		     (unsigned long long)sb_verify_damage(&vr));
 
-	s = open_store(&c, 0); /* a mount */
-	check_log(&c, topic(&c, s), 1, "reopened");
+	s = open_store(c, 0); /* a mount */
+	check_log(c, topic(c, s), 1, "reopened");
 	cr_assert_eq(sb_store_close(s), 0);
+}
+
+static void one_case(uint64_t seed, enum sb_compression comp)
+{
+	gcase c = {.seed = seed, .comp = comp};
+
+	prepare(&c);
+	repair_and_check(&c);
+}
+
+/* The segment files of c's topic, concatenated with their names. */
+static void seg_bytes(gcase *c, uint8_t **out, size_t *len)
+{
+	char **segs, p[4096];
+	int n = uf_list_suffix(c->tdir, SB_SEG_SUFFIX, &segs);
+	size_t cap = 0;
+
+	*out = NULL;
+	*len = 0;
+	for (int i = 0; i < n; i++) {
+		uint8_t *b;
+		size_t bl, nl = strlen(segs[i]);
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), c->tdir, segs[i]), &b, &bl), 0);
+		if (*len + nl + bl > cap) {
+			cap = 2 * (*len + nl + bl);
+			cr_assert_not_null(*out = realloc(*out, cap));
+		}
+		memcpy(*out + *len, segs[i], nl);
+		memcpy(*out + *len + nl, b, bl);
+		*len += nl + bl;
+		free(b);
+	}
+	uf_list_free(segs, n);
+}
+
+/* A rewrite that fails (its temp file's write or fdatasync on a full or
+ * failing disk, the rename) changes nothing: the topic does not open, with
+ * the reason; its segment files are as they were and no temp file is
+ * left, so no record is lost to the attempt (before, the log was cut at
+ * the damage and every later segment removed); a repair run again then
+ * works. A damaged record, a damaged header, a damaged block. */
+Test(recover_gap, a_failed_rewrite_changes_nothing, .timeout = 120)
+{
+	struct {
+		fio_kind kind;
+		int err;
+	} f[] = {{FIO_PWRITE, ENOSPC}, {FIO_FDATASYNC, EIO}, {FIO_RENAME, EIO}};
+
+	for (uint64_t seed = 1; seed <= 9; seed++) {
+		gcase c = {.seed = seed, .comp = seed % 3 ? SB_COMPRESS_NONE : SB_COMPRESS_ZSTD};
+		uint8_t *before, *after;
+		size_t blen, alen;
+		sb_log *t = NULL;
+
+		prepare(&c);
+		seg_bytes(&c, &before, &blen);
+		fio *io = fio_new(env.stash);
+		cr_assert_not_null(io);
+		cr_assert_eq(fio_fail(io, f[seed % 3].kind, 1, f[seed % 3].err, FIO_STICKY, ".gap.tmp"), 0);
+		sb_store_options o;
+		sb_store *s = NULL;
+		sb_store_options_default(&o);
+		o.defaults = c.cfg;
+		o.no_flusher = o.full_check = o.repair = 1;
+		o.io = fio_io(io);
+		/* the store's open fails, or that topic's */
+		int rc = sb_store_open(env.store, &o, &s);
+		if (!rc) {
+			rc = sb_store_get(s, "t", &t);
+			cr_assert_eq(sb_store_close(s), 0);
+		}
+		cr_assert_eq(rc, -f[seed % 3].err, "seed %llu (%s, damage %u): repair with a failing %s: %s",
+			     (unsigned long long)seed, sb_compression_name(c.comp), c.mode,
+			     f[seed % 3].kind == FIO_PWRITE ? "write" : f[seed % 3].kind == FIO_RENAME ? "rename" : "sync",
+			     sb_strerror(rc));
+		fio_free(io);
+		seg_bytes(&c, &after, &alen);
+		cr_assert(blen == alen && !memcmp(before, after, blen), "seed %llu: the segment files changed",
+			  (unsigned long long)seed);
+		cr_assert_eq(uf_count_suffix(c.tdir, ".tmp"), 0, "seed %llu: a temp file left",
+			     (unsigned long long)seed);
+		free(before);
+		free(after);
+		repair_and_check(&c);
+	}
 }
 
 Test(recover_gap, damaged_plain_segment_keeps_the_records_around_it, .timeout = 300)
