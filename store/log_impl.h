@@ -174,11 +174,12 @@ int sb_log_recover(sb_log *l);
 int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *changed);
 /*
  * The same for sealed segment `base` whose header is damaged (it does not
- * open): a plain one is written anew (a compacted segment's header reaching
- * next_base) with the whole records found after the header, and opened
- * into *out (the caller's). 1: it cannot be (a compressed segment: its
- * block table is what is damaged; nothing changed on disk). Else 0 or
- * -errno with l->why.
+ * open): it is written anew (a compacted segment's header reaching
+ * next_base) with the whole plain records found after the header (none in
+ * a compressed one whose block table or dictionary is damaged: its offsets
+ * become a gap), and opened into *out (the caller's). 1: it cannot be (its
+ * offsets do not fit a span; nothing changed on disk). Else 0 or -errno
+ * with l->why.
  */
 int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out);
 

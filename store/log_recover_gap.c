@@ -353,7 +353,7 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 	gap g = {.l = l, .path = path, .name = name, .version = SB_FORMAT_VERSION, .base = base,
 		 .next = next_base, .pos = SB_SEG_HDR, .fd = -1};
 	dropped *d = NULL;
-	int rc;
+	int rc, z;
 
 	sb_seg_name(name, base, SB_SEG_SUFFIX);
 	if (!(rc = sb_path(path, l->dir, name)) && !(d = calloc(GAP_RANGES, sizeof(*d))))
@@ -362,12 +362,17 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc));
 		return rc;
 	}
-	if (next_base <= base || next_base - base > UINT32_MAX || compressed(l->io, path)) {
+	if (next_base <= base || next_base - base > UINT32_MAX) {
 		free(d);
-		return 1; /* a compressed one's block table: nothing frames its blocks */
+		return 1;
 	}
-	d[0] = (dropped){0, base, next_base, "bad segment header"};
-	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out))) {
+	/* A compressed one's blocks have no CRC but in its block table: they
+	 * cannot be told good without it (nor decoded without its
+	 * dictionary). No plain record is found in it: its offsets go. */
+	z = compressed(l->io, path);
+	d[0] = (dropped){0, base, next_base,
+			 z ? "compressed segment whose block table or dictionary fails its check" : "bad segment header"};
+	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out)) && !z) {
 		snprintf(msg, sizeof(msg), "%s: bad segment header: written anew, the whole records after it kept",
 			 name);
 		report(l, msg);
