@@ -22,7 +22,9 @@
  * an escape), so a listing never shows a key's name and a long name alike;
  * a name of that form is a long name in .keys/ (a key spelled so must be
  * written %25~...). A lookup of one walks the keys from its prefix decoded
- * (list_keys from a key) until one has that long name, or the prefix ends.
+ * (list_keys from a key) to the prefix's end for the one with that long
+ * name; two keys of that name (a crafted hash collision) make it
+ * ENOTUNIQ, so that neither's value is served under the other's name.
  * A long name spells no key: creating one is EINVAL (write such a key
  * through user.streambus.key, as cp -a restores it, or over its file).
  *
@@ -254,14 +256,17 @@ static int long_one(void *arg, const void *key, size_t klen, const sbfs_recinfo 
 		return 1; /* past the keys of that prefix */
 	if (sbfs_key_name(key, klen, name) && strcmp(name, w->name) == 0) {
 		w->ri = *ri;
-		w->found = 1;
-		return 1;
+		return ++w->found > 1; /* on to the prefix's end: a second key of that name? */
 	}
 	return 0;
 }
 
 /* The latest record of the key whose long name is name (plen: its prefix):
- * the keys from the prefix decoded on, until one has that name. */
+ * the keys from the prefix decoded on, to the prefix's end, for the one
+ * with that name. Two keys of one prefix whose hashes collide (crafted:
+ * FNV-1a is no cryptographic hash) share a name, and it names neither:
+ * -ENOTUNIQ, rather than one key's value under a name that may be the
+ * other's. */
 static int find_long(sbfs *fs, sbfs_tentry *te, const char *name, size_t plen, sbfs_recinfo *ri)
 {
 	unsigned char prefix[SBFS_KEYNAME_MAX];
@@ -274,6 +279,11 @@ static int find_long(sbfs *fs, sbfs_tentry *te, const char *name, size_t plen, s
 	rc = fs->b->ops->list_keys(sbfs_topic_handle(fs, te), prefix, w.plen, long_one, &w);
 	if (rc < 0)
 		return rc;
+	if (w.found > 1) {
+		sbfs_log("%s/.keys/%s: two keys have that name (their hashes collide): it names neither; read each "
+			 "by its record", te->name, name);
+		return -ENOTUNIQ;
+	}
 	/* rm'ed (hidden until dropped), or past what the tree can name */
 	if (!w.found || w.ri.offset < atomic_load(&te->hide_before) || w.ri.offset > SBFS_MAX_OFFSET)
 		return -ENOENT;

@@ -163,6 +163,10 @@ static int keep_plain(gap *g, dropped *d, size_t cap, size_t *nd)
 		return in;
 	if (fstat(in, &st))
 		rc = -errno;
+	else if (!g->s && (uint64_t)st.st_size <= SB_SEG_HDR) {
+		*nd = 1; /* a bad header and nothing after it: every offset goes (d[0]) */
+		rc = 0;
+	}
 	else if ((uint64_t)st.st_size < g->pos || g->pos < SB_SEG_HDR)
 		rc = SB_ECORRUPT; /* changed since the open checked it */
 	else if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, in, 0)) == MAP_FAILED)

@@ -99,20 +99,30 @@ static uint64_t record_at(const uint8_t *b, uint64_t pos)
 	return sb_get64(b + p + SB_REC_AT_OFFSET);
 }
 
-/* Plain segment b (len bytes): one of five damages at a random place of
+/* Plain segment b (*lenp bytes): one of six damages at a random place of
  * its records: a flipped bit, two flipped bits (anywhere in the segment),
- * a run of zeros, a run of random bytes (runs up to 300 bytes), or a bit
- * of its header (and of a record, half the time). The records dropped are
- * those holding a changed byte: the records after each damage resume
+ * a run of zeros, a run of random bytes (runs up to 300 bytes), a bit of
+ * its header (and of a record, half the time), or the file cut shorter
+ * than its header (*lenp). The records dropped are those holding a changed
+ * byte (every one when cut): the records after each damage resume
  * (log_recover_gap.c, resync), and a bad header is written anew. */
-static void damage_plain(gcase *c, uint8_t *b, size_t len)
+static void damage_plain(gcase *c, uint8_t *b, size_t *lenp)
 {
+	size_t len = *lenp;
 	uint8_t *was = malloc(len);
 	size_t changed = 0, room = len - SB_SEG_HDR;
-	unsigned mode = (unsigned)(ut_rnd(&c->rng) % 5);
+	unsigned mode = (unsigned)(ut_rnd(&c->rng) % 6);
 
 	cr_assert_not_null(was);
 	memcpy(was, b, len);
+	if (mode == 5) { /* cut shorter than its header: every record of it goes */
+		*lenp = ut_rnd(&c->rng) % (SB_SEG_HDR + 1);
+		for (size_t p = SB_SEG_HDR; p < len; p += sb_get32(was + p + SB_REC_AT_SIZE))
+			c->gone[sb_get64(was + p + SB_REC_AT_OFFSET)] = 1;
+		c->mode = mode;
+		free(was);
+		return;
+	}
 	if (mode == 4) { /* its header, and a bit of a record half the time */
 		b[ut_rnd(&c->rng) % SB_SEG_HDR] ^= (uint8_t)(1u << ut_rnd(&c->rng) % 8);
 		if (ut_rnd(&c->rng) % 2)
@@ -178,7 +188,7 @@ static void damage(gcase *c)
 	uf_join(p, sizeof(p), c->tdir, segs[k]);
 	cr_assert_eq(uf_read_all(p, &b, &len), 0);
 	if (c->comp == SB_COMPRESS_NONE)
-		damage_plain(c, b, len);
+		damage_plain(c, b, &len);
 	else {
 		cr_assert_eq(sb_get32(b), SB_ZSEG_MAGIC, "seed %llu: %s not compressed", (unsigned long long)c->seed,
 			     segs[k]);
