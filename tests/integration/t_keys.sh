@@ -394,6 +394,29 @@ n=$(sed -n 3p "$SB_TMP/lk.names")
 assert_eq ENOENT "$(pyerr 'open(sys.argv[2], "rb")' "$M/lk/.keys/${n%?}0")" "a long name of no key"
 assert_eq EINVAL "$(pyerr 'open(sys.argv[2], "wb")' "$M/lk/.keys/${n%?}0")" "a new long name stands for no key: not created"
 
+case_ "two long keys whose hashes collide share a name that names neither (ENOTUNIQ), never one's value under the other's name"
+# 240 'a' then 16 hex digits: FNV-1a of the whole key is 97AC2E2F14D5FB60
+# for both suffixes (found by a cycle search, Brent's, over the suffixes)
+mkdir "$M/lc" || assert_fail_now "mkdir lc"
+a240=$(printf 'a%.0s' $(seq 240))
+n=$(printf '%s' "$a240" | head -c 237)%~97AC2E2F14D5FB60
+# a key past NAME_MAX is written as cp -a restores one: user.streambus.key
+putkey() {
+	pyerr 'fd = os.open(sys.argv[2] + "/f" + sys.argv[4], os.O_WRONLY | os.O_CREAT, 0o644)
+os.setxattr(fd, "user.streambus.key", sys.argv[3].encode()); os.write(fd, sys.argv[4].encode()); os.close(fd)' "$@"
+}
+assert_eq OK "$(putkey "$M/lc" "${a240}7E3CC0DB2017625E" one)" "write the first key"
+assert_eq "$n" "$(ls "$M/lc/.keys")" "the first key listed under its long name"
+assert_eq "one" "$(t cat "$M/lc/.keys/$n")" "and read by it while it is the only one of that name"
+assert_eq OK "$(putkey "$M/lc" "${a240}C0019DDFF5D9BA56" two)" "write the second, of the same hash"
+assert_eq OK "$(putkey "$M/lc" "${a240}0000000000000000" three)" "write a third, of the same prefix"
+assert_eq "2" "$(ls "$M/lc/.keys" | grep -cx "$n")" "ls lists the shared name once for each key"
+assert_eq ENOTUNIQ "$(pyerr 'open(sys.argv[2], "rb")' "$M/lc/.keys/$n")" "open of the shared name: ENOTUNIQ"
+assert_eq ENOTUNIQ "$(pyerr 'os.stat(sys.argv[2])' "$M/lc/.keys/$n")" "stat of it too"
+assert_eq "three" "$(t cat "$M/lc/.keys/$(ls "$M/lc/.keys" | grep -vx "$n")")" "a third key of the prefix reads by its own long name"
+assert_eq "one two three" "$(for s in 7E3CC0DB2017625E C0019DDFF5D9BA56 0000000000000000; do t "$SB_TOOL" get "$SB_LOG" lc "${a240}$s"; echo; done | xargs)" \
+	"streambus get reads each key"
+
 # ---------------------------------------------------------------------------
 case_ "a listing read a few entries at a time"
 cat >"$SB_TMP/getdents.py" <<'EOF'
