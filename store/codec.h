@@ -197,4 +197,14 @@ void sb_seg_name(char *buf, uint64_t base, const char *suffix);
 /* Parse a 20-digit name with the given suffix; 0 or -EINVAL. */
 int sb_seg_name_parse(const char *name, const char *suffix, uint64_t *base);
 
+/* Are the n bytes at p all zero (what follows the last record of a
+ * segment with preallocated space)? */
+static inline int sb_all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 #endif

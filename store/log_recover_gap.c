@@ -87,14 +87,6 @@ static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_
 	return p;
 }
 
-static int all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 /* Where records resume after damage at byte p: the first position from p
  * on where a whole record of ours starts (its CRC good, its offset at
  * least `low`, the first one not kept, and below the next segment's
@@ -143,7 +135,7 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 		if ((rc = sb_pwrite_full(g->l->io, g->fd, map + q, p - q, g->at)))
 			return rc;
 		g->at += p - q;
-		if (p == len || all_zero(map + p, len - p))
+		if (p == len || sb_all_zero(map + p, len - p))
 			break; /* the records reach the end */
 		d[k] = (dropped){p, low, 0, "damaged record"};
 	}

@@ -106,14 +106,6 @@ static int seg_scan(sb_segment *s, uint64_t pos, uint64_t end, int build, idx_ch
 	return r;
 }
 
-static int all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 static const char *damage_name(int kind, int zeros)
 {
 	if (kind == SB_REC_TORN)
@@ -360,7 +352,7 @@ static int seg_check(sb_segment *s, uint64_t size, int flags, int *changed)
 	}
 	s->file_size = size;
 	if (len < size) {
-		s->zeros = s->win ? sb_segwin_zeros(s->win, len, NULL) : all_zero(s->map + len, size - len);
+		s->zeros = s->win ? sb_segwin_zeros(s->win, len, NULL) : sb_all_zero(s->map + len, size - len);
 		if (s->win && (rc = sb_segwin_error(s->win)))
 			return rc;
 		s->damage = r == SB_REC_OK ? SB_REC_BAD : r;
