@@ -11,9 +11,10 @@
  * and payload; the dropped records are exactly the damaged ones (plain:
  * those holding a changed byte; the records between and after damages
  * kept) or the damaged block's (compressed), ENOENT; the stream (what
- * `.log` reads) is the kept records' payloads back to back, with no hole where the dropped ones were; the
- * next append takes the next offset; verify finds no damage; a plain
- * reopen sees the same. (Before, the repair cut the log at the damage and
+ * `.log` reads) is the kept records' payloads back to back, with no hole
+ * where the dropped ones were; each record's key finds it, but the dropped
+ * ones' (though key tables named them); the next append takes the next
+ * offset; verify finds no damage; a plain reopen sees the same. (Before, the repair cut the log at the damage and
  * removed every later segment.)
  */
 #include <criterion/criterion.h>
@@ -234,6 +235,26 @@ static void check_stream(gcase *c, sb_log *t, uint64_t last, const char *when)
 	free(got);
 }
 
+/* Each record's key ("k<offset>": ut_append1) finds it, but the dropped
+ * ones' (ENOENT): the key index agrees with the repaired log. */
+static void check_keys(gcase *c, sb_log *t, uint64_t last, const char *when)
+{
+	uint8_t buf[HI];
+
+	for (uint64_t i = 0; i < last; i++) {
+		char key[32];
+		size_t n = 0;
+		snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+		int rc = sb_log_get_key(t, key, strlen(key), buf, sizeof(buf), &n, NULL);
+		cr_assert_eq(rc, c->gone[i] ? -ENOENT : 0, "seed %llu (%s, damage %u, %s): key %s (%s): %s",
+			     (unsigned long long)c->seed, sb_compression_name(c->comp), c->mode, when, key,
+			     c->gone[i] ? "dropped" : "kept", sb_strerror(rc));
+		cr_assert(rc || (n == len_of(c, i) && ut_match(buf, n, i, c->seed)),
+			  "seed %llu (%s, %s): key %s: wrong value", (unsigned long long)c->seed,
+			  sb_compression_name(c->comp), when, key);
+	}
+}
+
 /* Every record is there as written but the dropped ones (ENOENT), and
  * record NREC (appended after the repair) when `appended`; the stream is
  * theirs. */
@@ -251,6 +272,7 @@ static void check_log(gcase *c, sb_log *t, int appended, const char *when)
 			     (unsigned long long)i, c->gone[i] ? "dropped" : "kept", rc);
 	}
 	check_stream(c, t, last, when);
+	check_keys(c, t, last, when);
 }
 
 /* A damaged log of case c (seed, comp set). */
@@ -261,9 +283,11 @@ static void prepare(gcase *c)
 	c->cfg.index_interval_bytes = 512;
 	c->cfg.compression = c->comp;
 	c->cfg.compression_block_bytes = 1024;
+	c->cfg.key_memtable_bytes = 2048; /* key tables naming the records the repair drops */
 	ut_topic_path(&env, "t", NULL, c->tdir, sizeof(c->tdir));
 	uf_rmrf(env.store);
 	write_log(c);
+	cr_assert_gt(uf_count_suffix(c->tdir, ".keys"), 0, "seed %llu: no key table", (unsigned long long)c->seed);
 	damage(c);
 }
 
