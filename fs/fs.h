@@ -48,7 +48,7 @@ _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX 
 #define SBFS_TTL_LOG 0.0   /* .log: every fstat asks (tail -f polls it) */
 
 /* A file closed under a temporary name waits this long for its rename
- * before it is appended under that name (pending.c). */
+ * before it is appended under that name (pending_hold.c). */
 #define SBFS_HOLD_NS (INT64_C(10) * 1000000000)
 
 enum sbfs_kind { K_BAD, K_ROOT, K_TOPIC, K_LOG, K_RECORD, K_PENDING, K_SINCEDIR, K_SINCE,
@@ -207,7 +207,7 @@ typedef struct sbfs_fh {
  * tools/check-fs-layers checks it) ========
  *   4 main.c                      start and stop
  *   3 ops_*.c, notify.c           request handlers, the notifier thread
- *   2 pending.c, headers.c, attr.c  files being created, attributes
+ *   2 pending*.c, headers.c, attr.c  files being created, attributes
  *   1 tree.c, handles.c           the topic table, open handles
  *   0 backend.h (backend_*.c), config.c, paths.c, errors.c
  *

@@ -37,12 +37,12 @@
  * until that file's close, K is its old record to everyone else (a new
  * key, created in .keys/, is visible while open, as in the topic).
  *
- * Rename. A file still being written is renamed as in the topic (pending.c:
- * one record under the final name). A key whose record is appended (sed -i
- * closes its temporary file before renaming it onto K; mv) is renamed by
- * appending its record again under the new key (payload, headers, time:
- * a rename keeps mtime), then a tombstone for the old key, in one append
- * where both fit a batch.
+ * Rename. A file still being written is renamed as in the topic
+ * (pending_hold.c: one record under the final name). A key whose record is
+ * appended (sed -i closes its temporary file before renaming it onto K;
+ * mv) is renamed by appending its record again under the new key (payload,
+ * headers, time: a rename keeps mtime), then a tombstone for the old key,
+ * in one append where both fit a batch.
  */
 #include "fs.h"
 

@@ -1,5 +1,7 @@
 /*
- * pending.c - files being created in a topic.
+ * pending.c - files being created in a topic: the list of them, creating
+ * (create, mknod, in .keys/), opening, the bytes written (buffered in
+ * memory) and read back, lookups, listings, unlinks.
  *
  * A created file is buffered in memory and appended as one record, keyed by
  * its name (decoded as a name in .keys/ is: keys.c), when it is closed after being written or having its times set
@@ -11,18 +13,11 @@
  * the time through utimens). The name is visible (lookup, getattr) while
  * something of the file is not a record yet, not once all of it is,
  * although the kernel sends the RELEASE after close(2) has returned (SPEC
- * §3: gone once its record is appended).
+ * §3: gone once its record is appended). The appends, at the closes, are
+ * pending_commit.c's.
  *
  * A temporary name (starting with '.', or ending in ".tmp") is not a record
- * at its close: the file is held, its attributes still settable, until it
- * is renamed within the topic (then it is appended under the final name:
- * rsync closes its temp file, sets its times, mode and xattrs, then renames
- * it), unlinked (nothing is appended), or left alone for SBFS_HOLD_NS after
- * its last close, or the daemon unmounts (then it is appended under its own
- * name: a close that succeeded never loses data; but rsync's temporary
- * file of a record, .DIGITS.XXXXXX, is what a killed restore left, cut
- * short, and is dropped, logged, so that the rerun can restore that
- * offset: restore_temp()).
+ * at its close: the file is held until its rename (pending_hold.c).
  *
  * A file being created is its opener's: another process's open of its name
  * gets no share of its bytes (sbfs_pending_open): a reader EBUSY (ENOENT in
@@ -33,20 +28,18 @@
  * keyed by NAME decoded: its name is in .keys/ only (a lookup in the topic
  * does not find it, nor the other way round), and opened over an existing
  * key it starts with that key's value. There only rsync's temporary name
- * (.NAME.XXXXXX) is held; were it no key's name, such a file would get its
- * key from its rename, and be dropped, logged, if its hold ended first.
+ * (.NAME.XXXXXX) is held (pending_hold.c).
  *
  * Its attributes, set and read (setattr, user.streambus.* xattrs), are
- * pending_attr.c's.
+ * pending_attr.c's; the files closed unwritten, and what waits for them,
+ * pending_empty.c's.
  */
 #include "fs.h"
 #include "pending_impl.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,60 +53,12 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* A temporary name: its file becomes a record when renamed, not at close. */
-static int temp_name(const char *name)
-{
-	size_t n = strlen(name);
-	return name[0] == '.' || (n > 4 && strcmp(name + n - 4, ".tmp") == 0);
-}
-
-/* In .keys/ a name is a key, and a key may start with '.': only rsync's
- * temporary name (.NAME.XXXXXX, X alphanumeric) waits for its rename. */
-static int temp_key_name(const char *name)
-{
-	size_t n = strlen(name);
-	if (n < 9 || name[0] != '.' || name[n - 7] != '.')
-		return 0;
-	for (size_t i = n - 6; i < n; i++)
-		if (!isalnum((unsigned char)name[i]))
-			return 0;
-	return 1;
-}
-
-static int temp_in(const sbfs_pending *p, const char *name)
-{
-	return p->keyview ? temp_key_name(name) : temp_name(name);
-}
-
-/* rsync's temporary file of a record (.DIGITS.XXXXXX, DIGITS an offset
- * the tree names): held at its hold's end or at unmount, it is what a
- * killed restore left, cut short. Appended, it would take that offset and
- * no rerun could put the record there: it is dropped instead. */
-static int restore_temp(const sbfs_pending *p)
-{
-	size_t n = strlen(p->name);
-	char digits[32];
-	uint64_t off;
-	if (p->keyview || !temp_key_name(p->name) || n - 8 >= sizeof digits)
-		return 0;
-	memcpy(digits, p->name + 1, n - 8);
-	digits[n - 8] = '\0';
-	return sbfs_parse_offset(digits, &off) == 0;
-}
-
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
  * a digits name that cannot be the next record (only the next offset, or
  * any in an empty topic, or any past the next in a compacted one), -EEXIST
  * for .log, -ENAMETOOLONG. */
-static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name, int *digits,
-		      uint64_t *at)
+int sbfs_pending_name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name,
+			    int *digits, uint64_t *at)
 {
 	size_t nlen = strlen(name);
 	if (strcmp(name, ".log") == 0 || strcmp(name, ".keys") == 0)
@@ -140,7 +85,7 @@ static int name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name
 
 /* ---- pending files ---------------------------------------------------------- */
 
-static void pending_free(sbfs_pending *p)
+void sbfs_pending_free(sbfs_pending *p)
 {
 	pthread_mutex_destroy(&p->lock);
 	free(p->buf);
@@ -159,7 +104,7 @@ sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino)
 	return NULL;
 }
 
-static void pending_unlink_locked(sbfs *fs, sbfs_pending *p)
+void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 {
 	for (sbfs_pending **pp = &fs->pending; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
@@ -189,7 +134,7 @@ static int appended(sbfs_pending *p)
 }
 
 /* named(), but not a file all of which is a record already. */
-static int named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview)
+int sbfs_pending_named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview)
 {
 	return named(p, te, name, keyview) && !(*name && appended(p));
 }
@@ -204,7 +149,7 @@ static int lookup_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview, s
 		sbfs_pending_settle(fs, te);
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (named_live(p, te, name, keyview)) {
+		if (sbfs_pending_named_live(p, te, name, keyview)) {
 			if (st)
 				sbfs_pending_stat(fs, p, st);
 			rc = 0;
@@ -281,8 +226,8 @@ static int unlink_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview)
 		return -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *p = fs->pending; p; p = p->next)
-		if (named_live(p, te, name, keyview)) {
-			pending_unlink_locked(fs, p);
+		if (sbfs_pending_named_live(p, te, name, keyview)) {
+			sbfs_pending_unlink_locked(fs, p);
 			if (p->opens == 0)
 				dead = p;
 			rc = 0;
@@ -290,7 +235,7 @@ static int unlink_in(sbfs *fs, sbfs_tentry *te, const char *name, int keyview)
 		}
 	pthread_mutex_unlock(&fs->plock);
 	if (dead)
-		pending_free(dead);
+		sbfs_pending_free(dead);
 	return rc;
 }
 
@@ -302,139 +247,6 @@ int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name)
 int sbfs_pending_unlink_key(sbfs *fs, sbfs_tentry *te, const char *name)
 {
 	return unlink_in(fs, te, name, 1);
-}
-
-/* Append what was written since the last commit as one record (p->lock held). */
-static int pending_commit(sbfs *fs, sbfs_pending *p)
-{
-	if (fs->cfg->read_only)
-		return -EROFS;
-	if (p->failed)
-		return -EFBIG;
-	if (p->want_set && p->digits && p->want != p->at)
-		return -EPERM; /* renamed to another offset than its xattr says */
-	int exact = p->digits || p->want_set;
-	uint64_t at = p->digits ? p->at : p->want;
-	unsigned char nkey[SBFS_KEYNAME_MAX];
-	sbfs_rec r = { .value = p->buf, .value_len = (uint32_t)p->len,
-		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0,
-		       .flags = p->tombstone ? SBFS_REC_TOMBSTONE : 0 };
-	r.headers = sbfs_hdrs_array(p->hdrs, &r.n_headers);
-	if (p->key_set) {
-		r.key = p->key;
-		r.key_len = (uint32_t)p->key_len;
-	} else if (!p->digits) { /* the name decoded, as in .keys/ (keys.c) */
-		r.key = nkey;
-		r.key_len = (uint32_t)sbfs_key_of_file_name(p->name, nkey);
-	}
-	if (p->tombstone && (r.value_len || !r.key_len))
-		return -EINVAL; /* a tombstone is a key and no payload */
-	if (p->keyview && !r.key_len)
-		return -EINVAL; /* a temporary name in .keys/ that is no key's */
-	sbfs_tentry *te = p->te;
-	int rc;
-	sbfs_topic *t = sbfs_topic_handle(fs, te);
-	if (exact && p->committed) {
-		rc = -EPERM; /* that offset is taken now: by this file's first record */
-	} else if (exact) {
-		pthread_mutex_lock(&te->wlock);
-		/* an emptied topic may start anew: the store must know it is empty */
-		rc = sbfs_drop_hidden_locked(fs, te, t, 1);
-		if (rc == 0) {
-			pthread_rwlock_rdlock(&te->alock);
-			rc = fs->b->ops->append_at(t, at, &r, 1);
-			pthread_rwlock_unlock(&te->alock);
-		}
-		pthread_mutex_unlock(&te->wlock);
-		if (rc == -EINVAL)
-			rc = -EPERM;
-	} else {
-		pthread_rwlock_rdlock(&te->alock);
-		rc = fs->b->ops->append(t, &r, 1, NULL);
-		pthread_rwlock_unlock(&te->alock);
-	}
-	if (rc == 0) {
-		p->base += p->len;
-		p->len = 0;
-		p->dirty = 0;
-		p->committed = 1;
-		/* the headers were that record's; a later one gets those set after */
-		sbfs_hdrs_free(p->hdrs);
-		p->hdrs = NULL;
-		sbfs_notify_kick(fs);
-	}
-	return rc;
-}
-
-/* A held file whose hold ends (after SBFS_HOLD_NS, or at unmount, `when`
- * saying which): appended under its own name (a close that succeeded never
- * loses data), unless restore_temp(), or in .keys/ its name is no key's
- * (then dropped); logged either way.
- * p is out of the list, nobody has it open. */
-static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
-{
-	pthread_mutex_lock(&p->lock);
-	if (restore_temp(p)) {
-		sbfs_log("%s: %s/%s, rsync's temporary file of record %.*s, was never renamed: "
-			 "an interrupted restore; its %zu bytes dropped, rerun the restore",
-			 when, p->te->name, p->name, (int)strlen(p->name) - 8, p->name + 1, p->len);
-	} else if (p->keyview && !p->key_len) {
-		sbfs_log("%s: %s/.keys/%s was never renamed, and that name is no key's: "
-			 "its %zu bytes dropped", when, p->te->name, p->name, p->len);
-	} else {
-		int rc = pending_commit(fs, p);
-		sbfs_log("%s: %s/%s was never renamed: %s under that name", when, p->te->name,
-			 p->name, rc ? sbfs_strerror(rc) : "appended");
-	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-void sbfs_pending_free_all(sbfs *fs)
-{
-	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *p = fs->pending;
-	fs->pending = NULL;
-	pthread_mutex_unlock(&fs->plock);
-	while (p) {
-		sbfs_pending *n = p->next;
-		/* made by mknod and never opened: it counts as created and closed;
-		 * held under a temporary name: its close succeeded, keep it */
-		if (p->opens == 0 && !p->committed && p->held) {
-			hold_end(fs, p, "unmount");
-		} else if (p->opens == 0 && !p->committed) {
-			pthread_mutex_lock(&p->lock);
-			pending_commit(fs, p);
-			pthread_mutex_unlock(&p->lock);
-		}
-		if (p->opens == 0)
-			pending_free(p);
-		/* else an open file still points at it: the kernel releases it
-		 * only if the session is still there, so let it go with the fh */
-		p = n;
-	}
-}
-
-void sbfs_pending_expire(sbfs *fs)
-{
-	int64_t now = mono_ns();
-	for (;;) {
-		sbfs_pending *p = NULL;
-		pthread_mutex_lock(&fs->plock);
-		for (sbfs_pending *q = fs->pending; q; q = q->next)
-			if (q->held && q->opens == 0 && now - q->held_ns >= SBFS_HOLD_NS) {
-				p = q;
-				pending_unlink_locked(fs, p);
-				break;
-			}
-		pthread_mutex_unlock(&fs->plock);
-		if (!p)
-			return;
-		char when[48];
-		snprintf(when, sizeof when, "%d s after its close",
-			 (int)(SBFS_HOLD_NS / 1000000000));
-		hold_end(fs, p, when);
-		pending_free(p);
-	}
 }
 
 /* A new pending file `name` in te (create and mknod). */
@@ -457,7 +269,7 @@ static int pending_new(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mod
 		return -EROFS;
 	int digits;
 	uint64_t at = 0;
-	int rc = name_check(fs, te, t, name, &digits, &at);
+	int rc = sbfs_pending_name_check(fs, te, t, name, &digits, &at);
 	if (rc)
 		return rc;
 	sbfs_pending *p = pending_alloc(te, name, mode, opens);
@@ -499,9 +311,9 @@ static int pending_link(sbfs *fs, sbfs_pending *p, int unique, struct fuse_entry
 {
 	pthread_mutex_lock(&fs->plock);
 	for (sbfs_pending *q = fs->pending; unique && q; q = q->next)
-		if (named_live(q, p->te, p->name, p->keyview)) {
+		if (sbfs_pending_named_live(q, p->te, p->name, p->keyview)) {
 			pthread_mutex_unlock(&fs->plock);
-			pending_free(p);
+			sbfs_pending_free(p);
 			return -EEXIST;
 		}
 	link_locked(fs, p);
@@ -520,7 +332,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 		return -EROFS;
 	/* a created temporary name need be no key's: its rename gives it
 	 * one, else it is never appended */
-	if ((!klen && !(e && temp_key_name(name))) || klen > 65535)
+	if ((!klen && !(e && sbfs_pending_temp_key_name(name))) || klen > 65535)
 		return -EINVAL;
 	sbfs_pending *p = pending_alloc(te, name, mode, opens);
 	if (!p)
@@ -529,7 +341,7 @@ int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const v
 	p->key_set = 1;
 	p->key_len = klen;
 	if (!(p->key = malloc(klen ? klen : 1)) || (init_len && !(p->buf = malloc(init_len)))) {
-		pending_free(p);
+		sbfs_pending_free(p);
 		return -ENOMEM;
 	}
 	memcpy(p->key, key, klen);
@@ -547,7 +359,7 @@ void sbfs_pending_discard(sbfs *fs, sbfs_pending *p)
 {
 	pthread_mutex_lock(&fs->plock);
 	if (p->linked)
-		pending_unlink_locked(fs, p);
+		sbfs_pending_unlink_locked(fs, p);
 	pthread_mutex_unlock(&fs->plock);
 	sbfs_pending_release(fs, p);
 }
@@ -660,7 +472,7 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (!t->key) {
-		pending_free(t);
+		sbfs_pending_free(t);
 		return NULL;
 	}
 	t->key_set = 1;
@@ -721,214 +533,4 @@ int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
-}
-
-/* The writer closed a file under a temporary name (plock held): hold it. */
-static int hold_locked(sbfs_pending *p)
-{
-	if (!p->linked || !*p->name || !temp_in(p, p->name))
-		return 0;
-	p->held = 1;
-	p->held_ns = mono_ns();
-	return 1;
-}
-
-/*
- * The opener's close: append what was written, after the files of the
- * topic closed unwritten before (pending_empty.c). Closed unwritten
- * itself, the file is counted among those until its release appends it.
- */
-int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
-{
-	int rc = 0;
-	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked, held = hold_locked(p);
-	if (linked && !held) {
-		sbfs_pending_empty_wait_locked(fs, p->te, atomic_load(&p->closed_empty) ? p->empty_seq : UINT64_MAX);
-		linked = p->linked; /* an rm or a rename may have come meanwhile */
-	}
-	pthread_mutex_lock(&p->lock);
-	int commit = linked && !held && p->dirty;
-	if (linked && !held && !p->dirty && !p->committed && !p->failed)
-		sbfs_pending_empty_mark_locked(fs, p);
-	pthread_mutex_unlock(&fs->plock);
-	if (commit)
-		rc = pending_commit(fs, p);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
-}
-
-void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p)
-{
-	pthread_mutex_lock(&fs->plock);
-	int last = --p->opens == 0;
-	/* a held file was closed by its writer: unmount appends it */
-	int keep = p->held && p->linked;
-	if (last && p->linked && !keep)
-		pending_unlink_locked(fs, p);
-	pthread_mutex_unlock(&fs->plock);
-	if (last && !keep)
-		pending_free(p);
-}
-
-/*
- * The last release appends what its close did not: a file closed unwritten
- * (after those of the topic closed unwritten before it), or one closed by
- * others only. A file closed unwritten stays in the list, counted (what
- * waits for it comes after its record), and open (nothing else frees or
- * takes it) until its record is appended.
- */
-int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
-{
-	int rc = 0;
-	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked, held = hold_locked(p);
-	int empty = p->opens == 1 && linked && !held && atomic_load(&p->closed_empty);
-	if (empty) {
-		sbfs_pending_empty_wait_locked(fs, p->te, p->empty_seq);
-		linked = p->linked; /* an rm meanwhile: nothing to append */
-	} else {
-		p->opens--;
-	}
-	int last = empty || p->opens == 0;
-	if (last && linked && !held && !empty)
-		pending_unlink_locked(fs, p); /* its record is the file now */
-	pthread_mutex_unlock(&fs->plock);
-	if (held)
-		return 0; /* it waits for its rename (or unlink) */
-	pthread_mutex_lock(&p->lock);
-	if (linked && !p->failed && (p->dirty || (last && !p->committed)))
-		rc = pending_commit(fs, p);
-	pthread_mutex_unlock(&p->lock);
-	if (empty) {
-		pthread_mutex_lock(&fs->plock);
-		p->opens--;
-		if (p->linked)
-			pending_unlink_locked(fs, p); /* uncounts it */
-		else
-			sbfs_pending_empty_unmark_locked(fs, p);
-		pthread_mutex_unlock(&fs->plock);
-	}
-	if (last)
-		pending_free(p);
-	return rc;
-}
-
-/*
- * rename within a topic. The source must be a file being created; a file
- * being created under the new name is replaced (unless RENAME_NOREPLACE).
- * A file already closed (held under a temporary name, or made by mknod)
- * that gets a final name is appended now, and the rename fails, leaving it
- * as it was, if that append does; one still open is appended at its close.
- */
-static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
-		     unsigned int flags, int keyview)
-{
-	if (flags & ~(unsigned)RENAME_NOREPLACE)
-		return -EINVAL;
-	if (fs->cfg->read_only)
-		return -EROFS;
-	int digits = 0, rc = 0;
-	uint64_t at = 0;
-	unsigned char key[SBFS_KEYNAME_MAX];
-	size_t klen = 0;
-	char *nk = NULL;
-	if (keyview) { /* in .keys/: the new name is the record's key */
-		klen = *name ? sbfs_key_of_name(newname, key) : 0;
-		if (!*name || (!klen && !temp_key_name(newname)))
-			return -EINVAL; /* a temporary name may be no key's (create) */
-		if (!(nk = malloc(klen ? klen : 1)))
-			return -ENOMEM;
-		memcpy(nk, key, klen);
-	} else if ((rc = name_check(fs, te, sbfs_topic_handle(fs, te), newname, &digits, &at))) {
-		return rc == -EEXIST ? -EPERM : rc;
-	}
-	char *nn = strdup(newname);
-	if (!nn) {
-		free(nk);
-		return -ENOMEM;
-	}
-	sbfs_pending *p = NULL, *q = NULL, *pdead = NULL, *qdead = NULL;
-	pthread_mutex_lock(&fs->plock);
-	for (sbfs_pending *x = fs->pending; x; x = x->next)
-		if (named_live(x, te, name, keyview))
-			p = x;
-		else if (named_live(x, te, newname, keyview))
-			q = x;
-	if (!p) {
-		rc = -ENOENT;
-	} else if (q && (flags & RENAME_NOREPLACE)) {
-		rc = -EEXIST;
-	} else if (strcmp(name, newname) == 0) {
-		rc = 0;
-	} else {
-		int closed = p->held || p->opens == 0;
-		int commit = closed && !temp_in(p, newname);
-		pthread_mutex_lock(&p->lock);
-		char *old = p->name, *okey = p->key;
-		int odigits = p->digits;
-		uint64_t oat = p->at;
-		size_t oklen = p->key_len;
-		p->name = nn;
-		p->digits = digits;
-		p->at = at;
-		nn = NULL;
-		if (keyview) {
-			p->key = nk;
-			p->key_len = klen;
-			nk = NULL;
-		}
-		if (commit) {
-			rc = pending_commit(fs, p);
-			if (rc) { /* as it was */
-				nn = p->name;
-				p->name = old;
-				p->digits = odigits;
-				p->at = oat;
-				old = NULL;
-				if (keyview) {
-					nk = p->key;
-					p->key = okey;
-					p->key_len = oklen;
-				}
-			}
-		}
-		pthread_mutex_unlock(&p->lock);
-		free(old);
-		if (keyview && !nk)
-			free(okey); /* replaced */
-		if (rc == 0 && q) {
-			pending_unlink_locked(fs, q); /* replaced */
-			if (q->opens == 0)
-				qdead = q;
-		}
-		if (rc == 0 && commit) {
-			pending_unlink_locked(fs, p); /* its record is the file now */
-			if (p->opens == 0)
-				pdead = p;
-		} else if (rc == 0 && closed && temp_in(p, p->name)) {
-			p->held = 1;
-			p->held_ns = mono_ns();
-		}
-	}
-	pthread_mutex_unlock(&fs->plock);
-	if (qdead)
-		pending_free(qdead);
-	if (pdead)
-		pending_free(pdead);
-	free(nn);
-	free(nk);
-	return rc;
-}
-
-int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
-			unsigned int flags)
-{
-	return rename_in(fs, te, name, newname, flags, 0);
-}
-
-int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
-			    unsigned int flags)
-{
-	return rename_in(fs, te, name, newname, flags, 1);
 }

@@ -1,6 +1,8 @@
 /*
  * pending_impl.h - a file being created, shared by pending.c (its life:
- * create, write, commit, hold, rename, release) and pending_attr.c (its
+ * create, open, write, unlink), pending_commit.c (its records: commit,
+ * close, release), pending_hold.c (temporary names: hold, rename),
+ * pending_empty.c (files closed unwritten) and pending_attr.c (its
  * attributes). Nothing else includes this.
  */
 #ifndef SBFS_PENDING_IMPL_H
@@ -61,6 +63,26 @@ void sbfs_pending_empty_wait_locked(sbfs *fs, sbfs_tentry *te, uint64_t before);
 
 /* The file of inode ino, or NULL (sbfs.plock held). */
 sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino);
+/* pending.c. The list, sbfs.plock held: take p out of it (uncounted if it
+ * was closed unwritten: appended, or never will be); is p file `name` of
+ * te (in .keys/: keyview; "" any file of te), and not a file all of which
+ * is a record already? Free p (out of the list, nobody has it open). */
+void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p);
+int sbfs_pending_named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview);
+void sbfs_pending_free(sbfs_pending *p);
+/* What a name asks for in te: *digits and *at for a record name; -EPERM for
+ * a digits name that cannot be the next record, -EEXIST for .log,
+ * -ENAMETOOLONG. */
+int sbfs_pending_name_check(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const char *name,
+			    int *digits, uint64_t *at);
+/* pending_commit.c: append what was written since the last commit as one
+ * record (p->lock held). */
+int sbfs_pending_commit(sbfs *fs, sbfs_pending *p);
+/* pending_hold.c: is name rsync's temporary name in .keys/ (.NAME.XXXXXX,
+ * X alphanumeric)? The writer closed p: if under a temporary name, hold it
+ * (1), else 0 (sbfs.plock held). */
+int sbfs_pending_temp_key_name(const char *name);
+int sbfs_pending_hold_locked(sbfs_pending *p);
 /* Its attributes (takes p->lock). */
 void sbfs_pending_stat(sbfs *fs, sbfs_pending *p, struct stat *st);
 

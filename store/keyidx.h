@@ -45,8 +45,8 @@
  * (is abandoned) when the runs pile up to half the indexer's cap; any
  * merge writes the runs that come due while it runs as tables of their
  * own, up to SB_KX_TABLES_MAX tables. A flusher turn is busy while keys
- * keep coming at a batch every 100 ms or faster (keyidx.c turn_begins).
- * Base 8 rather than 4: each key
+ * keep coming at a batch every 100 ms or faster (keyidx_turn.c
+ * turn_begins). Base 8 rather than 4: each key
  * is rewritten at fewer levels (the flusher's CPU a key at 10,000,000
  * keys 556 -> 450 ns, docs/BENCHMARKS.md), for a few more Bloom filters
  * a lookup looks at.

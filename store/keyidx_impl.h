@@ -1,7 +1,8 @@
 /*
  * keyidx_impl.h - the inside of a topic's key index (keyidx.h), shared by
- * keyidx.c (indexing, recovery, the turns of the flusher and the indexer)
- * and keyidx_write.c (table writes: flushes and merges). Nothing else
+ * keyidx.c (open with recovery, close), keyidx_turn.c (indexing, the turns
+ * of the flusher and the indexer), keyidx_read.c (lookups, listings) and
+ * keyidx_write.c (table writes: flushes and merges). Nothing else
  * includes it.
  */
 #ifndef SB_KEYIDX_IMPL_H
@@ -97,6 +98,20 @@ static inline uint64_t sb_kx_batch_bytes(const sb_kx *x)
 
 /* Room for n tables in x->t. 0 or -ENOMEM. [maint_mu or the open] */
 int sb_kx_tables_reserve(sb_kx *x, size_t n);
+/* Say a message (fmt with a and b) through params.report (keyidx.c). */
+void sb_kx_report(sb_kx *x, const char *fmt, const char *a, const char *b);
+
+/* keyidx_turn.c. Who calls sb_kx_maintain_as(): the flusher's turn, the
+ * appender stepping in (behind: busy), the close (busy), compaction's
+ * cover. */
+enum sb_kx_turn { TURN_FLUSHER, TURN_APPENDER, TURN_CLOSE, TURN_COVER };
+/* Index the tail; past the limits, freeze the runs and write them as a
+ * table; merge tables; as `who` (the close's turn: keyidx.c). With `all`,
+ * freeze whatever was indexed. 0 or -errno (reported). Takes maint_mu. */
+int sb_kx_maintain_as(sb_kx *x, int all, enum sb_kx_turn who);
+/* Index every keyed record noted so far (a reader catching up: read your
+ * writes). 0 or -errno. Takes idx_mu. */
+int sb_kx_catch_up(sb_kx *x);
 
 /* keyidx_write.c. [maint_mu] */
 /* Write the frozen runs (with the tables the carry takes in, unless

@@ -133,7 +133,7 @@ static size_t flush_carry(sb_kx *x, uint32_t *level)
 /* Are keys coming in faster than the flusher writes tables (a batch or
  * more of them since its last turn began, or the runs PILED, looked at
  * again before each write: keys that came during the turn's first write
- * make the rest of it busy; turn_begins, keyidx.c, says how a turn
+ * make the rest of it busy; turn_begins, keyidx_turn.c, says how a turn
  * begins)? Then a flush writes the frozen runs alone (level 0) and
  * merges wait for a quieter turn, while there are fewer than
  * SB_KX_BUSY_TABLES_MAX tables: the write is the shortest, and the merge

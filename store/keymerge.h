@@ -1,6 +1,6 @@
 /*
  * keymerge.h - merging the sorted sources of a key index (internal to the
- * store, used by keyidx.c): sorted runs (keyrun.h) and key tables
+ * store, used by keyidx*.c): sorted runs (keyrun.h) and key tables
  * (keytable.h), newest first, into one stream in key order in which the
  * newest entry of a key wins. A table write (flush, merge) and a listing
  * use it.

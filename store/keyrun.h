@@ -1,6 +1,6 @@
 /*
  * keyrun.h - the in-memory part of a topic's key index (internal to the
- * store, used by keyidx.c): the unindexed tail and sorted runs.
+ * store, used by keyidx*.c): the unindexed tail and sorted runs.
  *
  * A keyed append only copies its key and value to the end of the tail
  * (sb_kp_put: no lock, no ordered insert). The indexer (the flusher, or a
@@ -8,11 +8,11 @@
  * (a radix sort by 8-byte chunks of the key, most significant byte first,
  * stable, so the latest record of a key wins) into an immutable sorted run (sb_kr), and only then
  * releases them from the tail. Runs are merged with each other and written
- * as key tables by keyidx.c.
+ * as key tables by keyidx*.c.
  *
  * Threads: one appender (put), one indexer at a time (take, release), any
  * number of readers (find, count, runs). The owner excludes readers of the
- * tail while it releases (keyidx.c: its rwlock held exclusively).
+ * tail while it releases (keyidx_turn.c: its rwlock held exclusively).
  */
 #ifndef SB_KEYRUN_H
 #define SB_KEYRUN_H

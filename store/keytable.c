@@ -93,8 +93,8 @@ struct sb_kt {
 	uint32_t ntop;
 	char name[48];
 	char path[PATH_MAX];
-	int lazy;                   /* published unsynced (keyidx.c knows when
-				     * it was synced since) */
+	int lazy;                   /* published unsynced (keyidx_turn.c
+				     * knows when it was synced since) */
 };
 
 static int block_load_crc(const sb_kt *t, uint32_t i, sb_kt_iter *it, int crc);

@@ -1,6 +1,8 @@
 /*
- * log_impl.h - the sb_log structure, shared by log.c (writing, recovery)
- * and log_read.c (reading). Nothing outside those two files includes it.
+ * log_impl.h - the sb_log structure, shared by the log's files: log.c (the
+ * segments, the start, open and close), log_append.c (appending, syncing),
+ * log_read.c (reading) and the others named below. Nothing outside
+ * store/log*.c includes it.
  */
 #ifndef SB_LOG_IMPL_H
 #define SB_LOG_IMPL_H
@@ -41,7 +43,7 @@ struct sb_log {
 	size_t nsegs, segcap;           /* [seg_lock] */
 	int meta_dirty;                 /* [append] `start` not yet in meta */
 	int meta_unsynced;              /* [append] meta rewritten in place for a
-					 * removal, not yet synced (sync_meta) */
+					 * removal, not yet synced (sb_log_sync_meta) */
 	int clean_unsynced;             /* [append] the clean marker's removal is not
 					 * synced yet: done before the first append (a
 					 * marker back after a power loss would vouch for
@@ -99,6 +101,17 @@ int sb_log_drop_front(sb_log *l, size_t k);
 /* The same for k segments compacted to nothing, the start moved past them
  * and saved first (log.c). [append] */
 int sb_log_drop_empty_head(sb_log *l, size_t k);
+/* The start's file, meta (log.c). [append] Write `start` to it (unsynced:
+ * rewritten in place and not synced, as a removal's); write l->start; sync
+ * it after an unsynced write, and the directory; publish a new start, drop
+ * the segments wholly below it, then save it. */
+int sb_log_save_meta(sb_log *l, uint64_t start, int unsynced);
+int sb_log_save_start(sb_log *l);
+int sb_log_sync_meta(sb_log *l);
+int sb_log_set_start(sb_log *l, uint64_t start, int unsynced);
+/* Sync the sealed segments a roll left unsynced and save their indexes
+ * (log_append.c); never takes append_mu. */
+int sb_log_finish_seals(sb_log *l);
 /* Stream position of record `off` in [start, next] (the end for next); call
  * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);

@@ -268,8 +268,8 @@ static int zeros_from(sb_log *l, const char *path, uint64_t from)
  * marker (*have 0), or it does not decode, or zeros follow the length it
  * says (they are the end, as after a crash). -1: it names another newest
  * segment or another length: the log changed after its clean close (the
- * marker's removal is synced before the next append: log.c), which no
- * torn write does; file and what say how.
+ * marker's removal is synced before the next append: log_append.c), which
+ * no torn write does; file and what say how.
  */
 static int read_clean(sb_log *l, const recovery *r, int *have, char file[32], char *what, size_t wn)
 {
@@ -584,10 +584,10 @@ int sb_log_recover(sb_log *l)
 	}
 	/* A missing or damaged meta is no reason to refuse the log: a crash
 	 * between removing segments and saving the start, or one while meta was
-	 * rewritten in place on a full disk, leaves one (log.c, save_start).
-	 * The start then falls back to the first segment (removed records come
-	 * back, no kept one is lost); settle_start() rewrites it, and `streambus
-	 * verify` reports it until then. */
+	 * rewritten in place on a full disk, leaves one (log.c,
+	 * sb_log_save_start). The start then falls back to the first segment
+	 * (removed records come back, no kept one is lost); settle_start()
+	 * rewrites it, and `streambus verify` reports it until then. */
 
 	for (size_t i = 0; i < r.n; i++) {
 		sb_segment *s;
@@ -658,7 +658,7 @@ int sb_log_recover(sb_log *l)
 		/* The marker must go before anything is appended: a stale one
 		 * would vouch for a length the segment no longer has. Its
 		 * removal is synced with the directory below, or before the
-		 * first append (log.c, append_locked). */
+		 * first append (log_append.c, append_locked). */
 		char path[PATH_MAX];
 		if ((rc = sb_path(path, l->dir, SB_CLEAN_NAME)) ||
 		    ((rc = l->io->unlink(l->io->ctx, path)) && rc != -ENOENT))

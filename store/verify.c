@@ -371,7 +371,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	}
 	/* A break at or below the start: what precedes are stale files of an
 	 * interrupted removal or of an empty log's first offset being set
-	 * (log.c); the next open removes them (log_recover.c). */
+	 * (log.c, log_append.c); the next open removes them (log_recover.c). */
 	int below_start = have_prev && base > prev->next_off && base <= v->start;
 	if (have_prev && prev->complete && base != prev->next_off && !below_start)
 		report(v, SB_VERIFY_ORDER, path, SB_VERIFY_NOPOS,

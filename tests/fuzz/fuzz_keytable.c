@@ -1,6 +1,6 @@
 /*
  * fuzz_keytable - the key table loader and reader (store/keytable.c) and
- * the key index over it (keyidx.c, log_keys.c, the position hint of
+ * the key index over it (keyidx*.c, log_keys.c, the position hint of
  * log_read.c), against a valid log of keyed records (fz_keyed_sample of
  * util.c) and a fuzzed table file beside it.
  *
