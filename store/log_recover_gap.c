@@ -243,10 +243,11 @@ static void report_dropped(gap *g, const dropped *d, size_t nd)
 	for (size_t i = 0; i < nd; i++) {
 		if (d[i].end <= d[i].first)
 			continue;
-		snprintf(msg, sizeof(msg), "%s: %s at byte %llu: offsets %llu to %llu (%llu records) dropped, "
+		uint64_t n = d[i].end - d[i].first;
+		snprintf(msg, sizeof(msg), "%s: %s at byte %llu: offsets %llu to %llu (%llu record%s) dropped, "
 			 "the records after them kept", g->name, d[i].what, (unsigned long long)d[i].pos,
-			 (unsigned long long)d[i].first, (unsigned long long)(d[i].end - 1),
-			 (unsigned long long)(d[i].end - d[i].first));
+			 (unsigned long long)d[i].first, (unsigned long long)(d[i].end - 1), (unsigned long long)n,
+			 n == 1 ? "" : "s");
 		report(g->l, msg);
 	}
 }
