@@ -195,5 +195,16 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
  * with l->why.
  */
 int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out);
+/*
+ * The same for damage in the newest segment *sp where it cannot be a torn
+ * write (a clean close's marker vouches for it): the records after each
+ * damage are kept as in sb_log_recover_gap, the segment rewritten as a
+ * compacted one ending after the last record kept (*sp, reopened; the old
+ * one closed), and *active a new empty segment there for the appends (the
+ * caller's). 1: nothing whole after the damage, or a compressed or
+ * pre-v3 segment (nothing changed on disk): the caller cuts there as
+ * before. Else 0 or -errno with l->why.
+ */
+int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment **active);
 
 #endif

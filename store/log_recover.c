@@ -315,6 +315,30 @@ static int absorbed(sb_segment *prev, sb_segment *s)
 }
 
 /*
+ * Repair damage that is no torn write in segment i (*s): the damaged
+ * records become a gap (log_recover_gap.c). In the newest segment, which
+ * then takes no appends, a new segment follows it: the rewritten one is
+ * pushed here and *s is the new one. 0, 1 (it cannot be: the caller cuts
+ * there as before), or -errno (*s still the caller's).
+ */
+static int repair(sb_log *l, recovery *r, size_t i, sb_segment **s, int *changed)
+{
+	sb_segment *as = NULL;
+	int rc;
+
+	if (i + 1 < r->n)
+		return sb_log_recover_gap(l, s, r->bases[i + 1], changed);
+	if ((rc = sb_log_recover_newest(l, s, changed, &as)))
+		return rc;
+	if ((rc = sb_log_segs_push(l, *s))) {
+		sb_segment_close(as, 0);
+		return rc;
+	}
+	*s = as;
+	return 0;
+}
+
+/*
  * Segment i does not open: its header is bad (a compressed one's block
  * table or dictionary). Refused as damage, unless repairing: then a plain
  * segment that later ones follow is written anew with its records (0, *s
@@ -431,10 +455,10 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				sb_segment_close(s, 0);
 				return rc;
 			}
-			/* Repairing damage that is no torn write where later
-			 * segments follow: only the damaged records go (a gap),
-			 * unless the segment cannot hold one (rc 1). */
-			rc = proof && !l->read_only && !last ? sb_log_recover_gap(l, &s, r->bases[i + 1], changed) : 1;
+			/* Repairing damage that is no torn write: only the
+			 * damaged records go (a gap), unless the segment cannot
+			 * hold one (rc 1). */
+			rc = proof && !l->read_only ? repair(l, r, i, &s, changed) : 1;
 			if (rc == 1) {
 				/* read-only, a cut a mount would not make (it refuses
 				 * the log: refuse() said so) is not reported */

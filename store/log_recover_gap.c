@@ -37,6 +37,8 @@
 /* Dropped ranges of a plain segment at most: past them the rest of the
  * segment is dropped with the last. */
 #define GAP_RANGES 64
+/* gap.next of the newest segment: nothing follows it */
+#define NEWEST UINT64_MAX
 
 /* One rewrite. */
 typedef struct gap {
@@ -46,7 +48,8 @@ typedef struct gap {
 	const char *name;       /* NNNN.seg, for reports */
 	unsigned version;       /* its records' format version */
 	uint64_t base_stream;   /* where its stream begins (the open moves it) */
-	uint64_t base, next;    /* next: the following segment's base */
+	uint64_t base, next;    /* next: the following segment's base (NEWEST: none) */
+	uint64_t kept_end;      /* one past the last offset kept */
 	uint64_t pos;           /* plain: where the damage starts */
 	uint64_t at;            /* bytes of the new file written */
 	uint64_t kept_stream;   /* payload bytes of the records kept */
@@ -127,6 +130,8 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 	g->at = g->pos;
 	for (;;) {
 		q = k + 1 < cap ? resync(g, map, len, p, low) : 0;
+		if (!q && g->next == NEWEST)
+			break; /* the newest segment ends at its last damage: a cut there, no gap */
 		d[k].end = q ? sb_get64(map + q + SB_REC_AT_OFFSET) : g->next;
 		k++;
 		if (!q)
@@ -139,6 +144,7 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 			break; /* the records reach the end */
 		d[k] = (dropped){p, low, 0, "damaged record"};
 	}
+	g->kept_end = low;
 	*nd = k;
 	return 0;
 }
@@ -205,8 +211,9 @@ static int keep_blocks(gap *g, dropped *out, size_t *n)
  * payload bytes dropped leave no hole in what `.log` reads. */
 static int seal_tmp(gap *g)
 {
+	uint64_t end = g->next == NEWEST ? g->kept_end : g->next;
 	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = g->base_stream,
-			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(g->next - g->base)};
+			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(end - g->base)};
 	int rc = sb_segment_seal_file(g->l->io, g->fd, &sh);
 
 	g->fd = -1;
@@ -252,18 +259,17 @@ static void report_dropped(gap *g, const dropped *d, size_t nd)
 	}
 }
 
-/* Write g's segment again without its damage and open it in *out: 0, or
- * -errno with l->why saying it: nothing changed if the new file is not in
- * place (a full disk: the damage stays, for a recover run again), else the
- * open's failure (a recover run again finds that file and no damage). d:
- * room for cap ranges. */
-static int rewrite(gap *g, dropped *d, size_t cap, int *changed, sb_segment **out)
+/* Put g's temp file (built: nd ranges in d) in place of its segment and
+ * open it in *out: 0, or -errno with l->why saying it: nothing changed if
+ * the new file is not in place (a full disk: the damage stays, for a
+ * recover run again; the temp file removed), else the open's failure (a
+ * recover run again finds that file and no damage). */
+static int put_in_place(gap *g, const dropped *d, size_t nd, int rc, int *changed, sb_segment **out)
 {
 	sb_log *l = g->l;
-	size_t nd = 0;
-	int ch = 0, renamed = 0, rc;
+	int ch = 0, renamed = 0;
 
-	if (!(rc = build(g, d, cap, &nd)))
+	if (!rc)
 		rc = sb_segment_replace_file(l->io, l->dir, g->path, g->tmp, &renamed);
 	if (rc && !renamed) {
 		l->io->unlink(l->io->ctx, g->tmp);
@@ -282,6 +288,25 @@ static int rewrite(gap *g, dropped *d, size_t cap, int *changed, sb_segment **ou
 	}
 	report_dropped(g, d, nd);
 	return 0;
+}
+
+/* Write g's segment again without its damage and open it in *out
+ * (put_in_place). d: room for cap ranges. */
+static int rewrite(gap *g, dropped *d, size_t cap, int *changed, sb_segment **out)
+{
+	size_t nd = 0;
+	int rc = build(g, d, cap, &nd);
+
+	return put_in_place(g, d, nd, rc, changed, out);
+}
+
+/* The damage of g's plain segment, as its open found it: where it starts,
+ * and d[0], the first dropped range, from its first offset. */
+static void first_range(gap *g, dropped *d)
+{
+	sb_segment_damage(g->s, &g->pos, &d[0].what);
+	d[0].pos = g->pos;
+	d[0].first = sb_segment_next(g->s);
 }
 
 /* Can segment s, followed by the segment at next_base, hold a gap? NULL
@@ -317,11 +342,8 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 		snprintf(l->why, sizeof(l->why), "%s: %s", g.name, sb_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
-	if (!sb_segment_zseg(s)) {
-		sb_segment_damage(s, &g.pos, &d[0].what);
-		d[0].pos = g.pos;
-		d[0].first = sb_segment_next(s);
-	}
+	if (!sb_segment_zseg(s))
+		first_range(&g, d);
 	if (!(rc = rewrite(&g, d, nb ? nb : 1, changed, &ns))) {
 		sb_segment_close(s, 0);
 		*sp = ns;
@@ -374,6 +396,55 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 			 name);
 		report(l, msg);
 	}
+	free(d);
+	return rc;
+}
+
+int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment **active)
+{
+	sb_segment *s = *sp, *ns = NULL, *as = NULL;
+	gap g = {.l = l, .s = s, .path = sb_segment_path(s), .version = sb_segment_version(s),
+		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s), .next = NEWEST, .fd = -1};
+	dropped *d;
+	size_t nd = 0;
+	int placed = 0, rc;
+
+	g.name = strrchr(g.path, '/') + 1;
+	if (sb_segment_zseg(s) || sb_segment_version(s) < 3)
+		return 1;
+	if (!(d = calloc(GAP_RANGES, sizeof(*d)))) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", g.name, sb_strerror(-ENOMEM));
+		return -ENOMEM;
+	}
+	first_range(&g, d);
+	if ((rc = build(&g, d, GAP_RANGES, &nd)) == 0 && !nd) {
+		/* nothing whole after the damage: a cut, as before */
+		l->io->unlink(l->io->ctx, g.tmp);
+		rc = 1;
+		goto out_free;
+	}
+	/* The next appends go to a new segment after the kept records (a
+	 * compacted one takes none): made first, so that a crash before the
+	 * rename leaves the damaged segment sealed below it, which the next
+	 * repair makes a gap the same way. */
+	if (!rc && !(rc = sb_segment_create(&l->sp, g.kept_end, g.base_stream + g.kept_stream, &as)))
+		rc = sb_fsync_dir(l->io, l->dir);
+	if (rc && as) {
+		sb_segment_remove(as);
+		as = NULL;
+	}
+	rc = put_in_place(&g, d, nd, rc, &placed, &ns);
+	*changed |= placed;
+	if (rc && as && !placed)
+		sb_segment_remove(as); /* nothing changed */
+	else if (rc && as)
+		sb_segment_close(as, 0); /* in place: the next open finds both */
+	if (rc)
+		goto out_free;
+	sb_segment_close(s, 0);
+	*sp = ns;
+	*active = as;
+out_free:
 	free(d);
 	return rc;
 }

@@ -4,7 +4,9 @@
 # the file and byte of the damage and how to repair it, serves the good
 # topic (reads, appends) and gives EIO for the damaged one (still listed);
 # streambus verify exits 1, recover leaves it and says so (exit 1), recover
-# --cut cuts it, verify then exits 0 and a remount serves the prefix.
+# --cut drops the damaged record alone (its offset a gap; the records after
+# it, in the newest segment too, kept: a new segment takes the appends),
+# verify then exits 0 and a remount serves the rest.
 # Damage the mount does not look at (before the last index entry) is found
 # by verify and recover the same way, and reads of it fail with EIO. A
 # deleted or damaged meta after rm: verify exits 1, recover repairs it.
@@ -68,7 +70,7 @@ sb_wait_until 'grep -q "topic bad refused" "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"' 5
 assert_true 'grep -q "topic bad refused.*byte $(recpos 80)" "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"' "foreground log line"
 sb_umount
 
-case_ "verify exits 1; recover refuses to cut it (exit 1); recover --cut cuts it"
+case_ "verify exits 1; recover refuses to cut it (exit 1); recover --cut drops the damaged record alone"
 run_tool rc "$SB" verify "$SB_LOG"
 assert_eq 1 "$rc" "verify exit on damage: $out"
 assert_true 'printf "%s\n" "$out" | grep -q "bad/$SEG: byte $(recpos 80): "' "verify names file and byte"
@@ -78,16 +80,17 @@ assert_true 'printf "%s\n" "$out" | grep -qF "streambus recover --cut $SB_LOG ba
 assert_eq "$before" "$(cd "$SB_LOG/bad" && md5sum * | sort)" "recover without --cut changed nothing"
 run_tool rc "$SB" recover --cut "$SB_LOG" bad
 assert_eq 0 "$rc" "recover --cut exit: $out"
-assert_true 'printf "%s\n" "$out" | grep -q "corrupt record at byte $(recpos 80); cut"' "the cut is reported: $out"
+assert_true 'printf "%s\n" "$out" | grep -q "corrupt record at byte $(recpos 80): offsets 80 to 80 (1 record) dropped"' "the drop is reported: $out"
 run_tool rc "$SB" verify "$SB_LOG"
 assert_eq 0 "$rc" "verify after recover --cut: $out"
 
-case_ "a remount serves the prefix and appends after it"
+case_ "a remount serves the records around the damaged one and appends after them"
 sb_mount
-assert_eq 80 "$(sb_count "$M/bad")" "records left"
-assert_eq "$(for i in $(seq 0 79); do payload "$i"; done)" "$(t cat "$M/bad/.log")" "the prefix, intact"
+assert_eq 99 "$(sb_count "$M/bad")" "records left: all but the damaged one"
+assert_eq "$(for i in $(seq 0 99); do [ "$i" = 80 ] || payload "$i"; done)" "$(t cat "$M/bad/.log")" "the rest, intact"
+assert_fail_with ENOENT cat "$M/bad/$(rec 80)"
 assert_sh_ok 'echo after >>"$1"' "$M/bad/.log"
-assert_eq "after" "$(t cat "$M/bad/$(rec 80)")" "append after the cut"
+assert_eq "after" "$(t cat "$M/bad/$(rec 100)")" "append after them"
 assert_eq 101 "$(sb_count "$M/good")" "good topic intact"
 sb_umount
 
@@ -114,7 +117,9 @@ assert_eq 0 "$rc" "recover --cut exit: $out"
 run_tool rc "$SB" verify "$SB_LOG"
 assert_eq 0 "$rc" "verify after the cut: $out"
 sb_mount
-assert_eq 20 "$(sb_count "$M/bad")" "records before the damage"
+assert_eq 99 "$(sb_count "$M/bad")" "the records before and after the damaged one"
+assert_fail_with ENOENT cat "$M/bad/$(rec 20)"
+assert_eq "$(payload 21)" "$(t cat "$M/bad/$(rec 21)")" "the next record reads"
 sb_umount
 
 case_ "stat of a topic whose oldest record is unreadable: no bogus time, a warning"

@@ -43,6 +43,8 @@ typedef struct gcase {
 	sb_log_config cfg;
 	char tdir[4096];
 	uint8_t gone[NREC + 1]; /* the offsets the repair must drop */
+	uint64_t end;           /* the log's next offset after the repair */
+	int newest;             /* damage the newest segment (plain) */
 	unsigned mode;         /* which damage (damage_plain, damage_block) */
 } gcase;
 
@@ -111,14 +113,20 @@ static void damage_plain(gcase *c, uint8_t *b, size_t *lenp)
 {
 	size_t len = *lenp;
 	uint8_t *was = malloc(len);
-	size_t changed = 0, room = len - SB_SEG_HDR;
-	unsigned mode = (unsigned)(ut_rnd(&c->rng) % 6);
+	size_t changed = 0, room, rend = SB_SEG_HDR;
+	unsigned mode = (unsigned)(ut_rnd(&c->rng) % (c->newest ? 4 : 6));
+
+	/* the records' end (the newest may have zeros after them) */
+	while (rend + SB_REC_HDR <= len && sb_get32(b + rend + SB_REC_AT_SIZE) >= SB_REC_HDR &&
+	       rend + sb_get32(b + rend + SB_REC_AT_SIZE) <= len)
+		rend += sb_get32(b + rend + SB_REC_AT_SIZE);
+	room = rend - SB_SEG_HDR;
 
 	cr_assert_not_null(was);
 	memcpy(was, b, len);
 	if (mode == 5) { /* cut shorter than its header: every record of it goes */
 		*lenp = ut_rnd(&c->rng) % (SB_SEG_HDR + 1);
-		for (size_t p = SB_SEG_HDR; p < len; p += sb_get32(was + p + SB_REC_AT_SIZE))
+		for (size_t p = SB_SEG_HDR; p < rend; p += sb_get32(was + p + SB_REC_AT_SIZE))
 			c->gone[sb_get64(was + p + SB_REC_AT_OFFSET)] = 1;
 		c->mode = mode;
 		free(was);
@@ -133,14 +141,14 @@ static void damage_plain(gcase *c, uint8_t *b, size_t *lenp)
 		size_t pos = SB_SEG_HDR + ut_rnd(&c->rng) % room, run = 1;
 		if (mode >= 2)
 			run = 1 + ut_rnd(&c->rng) % 300;
-		for (size_t i = pos; i < pos + run && i < len; i++)
+		for (size_t i = pos; i < pos + run && i < rend; i++)
 			b[i] = mode == 2   ? 0
 			       : mode == 3 ? (uint8_t)ut_rnd(&c->rng)
 					   : b[i] ^ (uint8_t)(1u << ut_rnd(&c->rng) % 8);
 	}
 	if (mode < 4 && !memcmp(b, was, len)) /* the run changed nothing (zeros over zeros) */
 		b[SB_SEG_HDR + ut_rnd(&c->rng) % room] ^= 0x10;
-	for (size_t i = SB_SEG_HDR; i < len; i++)
+	for (size_t i = SB_SEG_HDR; i < rend; i++)
 		if (b[i] != was[i]) {
 			c->gone[record_at(was, i)] = 1;
 			changed++;
@@ -185,7 +193,7 @@ static void damage(gcase *c)
 	int n = uf_list_suffix(c->tdir, SB_SEG_SUFFIX, &segs);
 
 	cr_assert_gt(n, 3, "seed %llu: %d segments", (unsigned long long)c->seed, n);
-	int k = (int)(ut_rnd(&c->rng) % (uint64_t)(n - 1));
+	int k = c->newest ? n - 1 : (int)(ut_rnd(&c->rng) % (uint64_t)(n - 1));
 	uf_join(p, sizeof(p), c->tdir, segs[k]);
 	cr_assert_eq(uf_read_all(p, &b, &len), 0);
 	if (c->comp == SB_COMPRESS_NONE)
@@ -198,6 +206,10 @@ static void damage(gcase *c)
 	cr_assert_eq(uf_write_file(p, b, len), 0);
 	free(b);
 	uf_list_free(segs, n);
+	/* the newest segment's dropped records at its end are a cut: the
+	 * log ends before them (the next append takes the first) */
+	for (c->end = NREC; c->newest && c->end && c->gone[c->end - 1]; c->end--)
+		c->gone[c->end - 1] = 0;
 }
 
 /* The stream from its start to its end, read in pieces of 700 bytes
@@ -256,11 +268,11 @@ static void check_keys(gcase *c, sb_log *t, uint64_t last, const char *when)
 }
 
 /* Every record is there as written but the dropped ones (ENOENT), and
- * record NREC (appended after the repair) when `appended`; the stream is
+ * record c->end (appended after the repair) when `appended`; the stream is
  * theirs. */
 static void check_log(gcase *c, sb_log *t, int appended, const char *when)
 {
-	uint64_t last = NREC + (appended ? 1 : 0);
+	uint64_t last = c->end + (appended ? 1 : 0);
 
 	cr_assert_eq(sb_log_next(t), last, "seed %llu (%s, %s): next %llu, not %llu", (unsigned long long)c->seed,
 		     sb_compression_name(c->comp), when, (unsigned long long)sb_log_next(t),
@@ -301,8 +313,8 @@ static void repair_and_check(gcase *c)
 	sb_store *s = open_store(c, 1); /* recover --cut */
 	sb_log *t = topic(c, s);
 	check_log(c, t, 0, "repaired");
-	cr_assert_eq(ut_append1(t, NREC, len_of(c, NREC), c->seed, &got), 0);
-	cr_assert_eq(got, NREC);
+	cr_assert_eq(ut_append1(t, c->end, len_of(c, c->end), c->seed, &got), 0);
+	cr_assert_eq(got, c->end);
 	cr_assert_eq(sb_store_close(s), 0);
 
 	cr_assert_eq(sb_verify_topic(c->tdir, NULL, NULL, NULL, &vr), 0);
@@ -404,6 +416,19 @@ Test(recover_gap, damaged_plain_segment_keeps_the_records_around_it, .timeout = 
 {
 	for (uint64_t seed = 1; seed <= 200; seed++)
 		one_case(seed, SB_COMPRESS_NONE);
+}
+
+/* The same in the newest segment of a cleanly closed log (its clean
+ * marker proves the damage no torn write): the records after each damage
+ * are kept too (it was cut at the damage), the segment compacted, and a
+ * new one takes the appends. */
+Test(recover_gap, damaged_newest_segment_keeps_the_records_after_the_damage, .timeout = 300)
+{
+	for (uint64_t seed = 1; seed <= 100; seed++) {
+		gcase c = {.seed = seed, .comp = SB_COMPRESS_NONE, .newest = 1};
+		prepare(&c);
+		repair_and_check(&c);
+	}
 }
 
 Test(recover_gap, damaged_compressed_block_keeps_the_other_blocks, .timeout = 300)
