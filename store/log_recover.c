@@ -218,7 +218,7 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 			 (unsigned long long)pos, what, proof);
 	snprintf(msg, sizeof(msg), "%s; %s", l->why,
 		 l->read_only ? "a mount refuses this topic until `streambus recover --cut` cuts the log there"
-			      : "topic refused, nothing cut (`streambus recover --cut` cuts the log there)");
+			      : "topic refused, nothing cut (`streambus recover --cut` drops the damaged records)");
 	report(l, msg);
 	if (l->read_only) {
 		if (!l->damaged_tail) {
@@ -307,11 +307,17 @@ static int read_clean(sb_log *l, const recovery *r, int *have, char file[32], ch
 	return -1;
 }
 
-/* Does prev's compacted span cover s, compacted to nothing? */
+/* Does prev's compacted span cover s, compacted to nothing? Nothing after
+ * its header: a segment whose first record is damaged has no whole record
+ * either, and is no removal to finish (it is damage). */
 static int absorbed(sb_segment *prev, sb_segment *s)
 {
+	uint64_t pos;
+	const char *what;
+
 	return sb_segment_compacted(prev) && sb_segment_compacted(s) && !sb_segment_zseg(s) &&
-	       sb_segment_len(s) == SB_SEG_HDR && sb_segment_next(s) <= sb_segment_next(prev);
+	       sb_segment_len(s) == SB_SEG_HDR && !sb_segment_damage(s, &pos, &what) &&
+	       sb_segment_next(s) <= sb_segment_next(prev);
 }
 
 /*

@@ -313,7 +313,7 @@ out_err:
 		fflush(stdout);
 		char dw[640];
 		sb_cmd_err(cmd, "%s: records from offset %" PRIu64 " on not dumped: the log is damaged at %s "
-			   "(streambus verify names it; streambus recover --cut cuts the log there)", path,
+			   "(streambus verify names it; streambus recover --cut drops the damaged records)", path,
 			   sb_log_next(log), sb_cmd_damage_where(log, dw, sizeof dw));
 		errors++;
 	}
@@ -402,7 +402,7 @@ static int dump_keys(const char *cmd, const char *path, sb_log *log, int all, ui
 		 * no key's latest record is known, none is printed */
 		sb_cmd_err(cmd, "%s: keys not dumped: the log is damaged at %s and its records from there on "
 			   "cannot be read, so no key's latest record is known (streambus verify names the "
-			   "damage; streambus recover --cut cuts the log there)", path,
+			   "damage; streambus recover --cut drops the damaged records)", path,
 			   sb_cmd_damage_where(log, dw, sizeof dw));
 		return SB_ECORRUPT;
 	}

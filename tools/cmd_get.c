@@ -76,7 +76,7 @@ int sb_cmd_get(int argc, char **argv)
 		char dw[640];
 		sb_cmd_err(cmd, "%s: key %s: latest value unknown: the log is damaged at %s and its records "
 			   "from there on cannot be read (streambus verify names the damage; streambus recover "
-			   "--cut cuts the log there)", where, key, sb_cmd_damage_where(log, dw, sizeof dw));
+			   "--cut drops the damaged records)", where, key, sb_cmd_damage_where(log, dw, sizeof dw));
 		goto out_close;
 	}
 	size_t cap = 64 * 1024, got = 0;
