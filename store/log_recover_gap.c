@@ -90,24 +90,55 @@ static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_
 	return p;
 }
 
-/* Where records resume after damage at byte p: the first position from p
- * on where a whole record of ours starts (its CRC good, its offset at
- * least `low`, the first one not kept, and below the next segment's
- * base). 0 if none. A record's bytes inside another's payload (a copied
- * segment file, say) would pass if its offset fell there: that is the one
- * thing a resync can mistake, and only inside a damaged record. */
-static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t low)
+/* Does a whole record of ours start at q: its CRC good, its offset at
+ * least low (the first one not kept) and below the next segment's base? */
+static int ours_at(const gap *g, const uint8_t *map, uint64_t len, uint64_t q, uint64_t low)
 {
 	sb_rec_hdr h;
 
-	for (uint64_t q = p; q + SB_REC_HDR <= len; q++) {
-		uint32_t size = sb_get32(map + q + SB_REC_AT_SIZE);
-		uint64_t off = sb_get64(map + q + SB_REC_AT_OFFSET);
-		if (size < SB_REC_HDR || size > len - q || off < low || off >= g->next)
-			continue; /* the cheap test first: no record of ours here */
-		if (sb_rec_decode_v(map + q, len - q, g->version, 1, &h) == SB_REC_OK)
+	if (q + SB_REC_HDR > len || sb_get32(map + q + SB_REC_AT_SIZE) < SB_REC_HDR ||
+	    sb_get32(map + q + SB_REC_AT_SIZE) > len - q)
+		return 0;
+	if (sb_get64(map + q + SB_REC_AT_OFFSET) < low || sb_get64(map + q + SB_REC_AT_OFFSET) >= g->next)
+		return 0; /* the cheap test first */
+	return sb_rec_decode_v(map + q, len - q, g->version, 1, &h) == SB_REC_OK;
+}
+
+/* Do the records from q on walk to the end, or to zeros up to it, or to
+ * damage, rather than to a whole record whose offset does not rise? Only
+ * then are they the log's: a record's bytes inside a damaged record's
+ * payload (a copied segment file) walk to the record after it, which
+ * carries an offset their own have passed. */
+static int walks_on(const gap *g, const uint8_t *map, uint64_t len, uint64_t q)
+{
+	uint64_t low = sb_get64(map + q + SB_REC_AT_OFFSET), n = 0, st = 0, e;
+	sb_rec_hdr h;
+
+	e = walk_plain(g, map, q, len, &low, &n, &st);
+	return e == len || sb_all_zero(map + e, len - e) ||
+	       sb_rec_decode_v(map + e, len - e, g->version, 1, &h) != SB_REC_OK;
+}
+
+/* Where records resume after damage at byte p (low: the first offset not
+ * kept), or 0 if nowhere:
+ * - at p itself (a bad header before the first record; a record whose
+ *   offset skips some: the skipped ones go);
+ * - where the damaged record's own size says it ends: most damage leaves
+ *   a record's size as it was, and that place is certain;
+ * - else the first place past p where a record of ours starts and walks
+ *   on (walks_on), found byte by byte. */
+static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t low)
+{
+	uint64_t q;
+
+	if (ours_at(g, map, len, p, low))
+		return p;
+	if (p + SB_REC_HDR <= len && (q = p + sb_get32(map + p + SB_REC_AT_SIZE)) >= p + SB_REC_HDR &&
+	    ours_at(g, map, len, q, low))
+		return q;
+	for (q = p + 1; q + SB_REC_HDR <= len; q++)
+		if (ours_at(g, map, len, q, low) && walks_on(g, map, len, q))
 			return q;
-	}
 	return 0;
 }
 

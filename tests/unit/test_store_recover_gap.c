@@ -588,3 +588,65 @@ Test(recover_gap, a_compacted_segment_left_newest_takes_no_appends, .timeout = 1
 	for (uint64_t i = 0; i < NREC; i++)
 		free(was[i]);
 }
+
+/* A record whose payload is a copy of a segment's records (an archived
+ * segment file), damaged in its CRC or in its size: the repair drops it
+ * alone and keeps the records after it, never the copied records inside
+ * its payload (their offsets 0..3 are the log's own: before, offsets 1..3
+ * served the copy's records, found by an exploratory tester). */
+Test(recover_gap, records_inside_a_damaged_payload_are_not_taken_for_the_log, .timeout = 120)
+{
+	for (int field = 0; field < 2; field++) {
+		gcase c = {.seed = 11, .comp = SB_COMPRESS_NONE};
+		uint8_t *seg, pay[4096];
+		size_t sl, pl = 0;
+		char **segs, p[4096];
+		sb_log *t;
+
+		/* the payload: records 0..9 of another log, as a segment holds them */
+		ut_cfg(&c.cfg, 1 << 20, SB_SYNC_NEVER);
+		ut_topic_path(&env, "src", NULL, c.tdir, sizeof(c.tdir));
+		uf_rmrf(env.store);
+		sb_store *s = open_store(&c, 0);
+		cr_assert_eq(ut_append_n(ut_topic(s, "src"), 10, 99, LO, HI), 0);
+		cr_assert_eq(sb_store_close(s), 0);
+		int n = uf_list_suffix(c.tdir, SB_SEG_SUFFIX, &segs);
+		cr_assert_eq(uf_read_all(uf_join(p, sizeof(p), c.tdir, segs[0]), &seg, &sl), 0);
+		uf_list_free(segs, n);
+		for (uint64_t at = SB_SEG_HDR; at + SB_REC_HDR <= sl && sb_get32(seg + at + SB_REC_AT_SIZE);
+		     at += sb_get32(seg + at + SB_REC_AT_SIZE))
+			pl = at + sb_get32(seg + at + SB_REC_AT_SIZE) - SB_SEG_HDR;
+		cr_assert(pl > 0 && pl <= sizeof(pay));
+		memcpy(pay, seg + SB_SEG_HDR, pl);
+		free(seg);
+
+		/* topic t: that record at offset 0, then 1..NREC-1 */
+		c.cfg.segment_bytes = 4096;
+		ut_topic_path(&env, "t", NULL, c.tdir, sizeof(c.tdir));
+		s = open_store(&c, 0);
+		t = ut_topic(s, "t");
+		sb_record_in r = {.value = pay, .value_len = (uint32_t)pl};
+		cr_assert_eq(sb_log_append(t, &r, 1, NULL), 0);
+		for (uint64_t i = 1; i < NREC; i++)
+			cr_assert_eq(ut_append1(t, i, len_of(&c, i), c.seed, NULL), 0);
+		cr_assert_eq(sb_store_close(s), 0);
+		n = uf_list_suffix(c.tdir, SB_SEG_SUFFIX, &segs);
+		cr_assert_gt(n, 2);
+		uf_join(p, sizeof(p), c.tdir, segs[0]);
+		uf_list_free(segs, n);
+		/* its CRC zeroed, or its size a byte off */
+		if (field == 0)
+			cr_assert_eq(uf_write_at(p, SB_SEG_HDR + SB_REC_AT_CRC, "\0\0\0\0", 4), 0);
+		else
+			cr_assert_eq(uf_flip_byte(p, SB_SEG_HDR + SB_REC_AT_SIZE, 0x01), 0);
+
+		s = open_store(&c, 1); /* recover --cut */
+		cr_assert_eq(sb_store_get(s, "t", &t), 0);
+		cr_assert_eq(ut_check(t, 0, SIZE_MAX, c.seed), -ENOENT, "%s damaged: record 0 not dropped",
+			     field ? "size" : "CRC");
+		for (uint64_t i = 1; i < NREC; i++)
+			cr_assert_eq(ut_check(t, i, len_of(&c, i), c.seed), 0, "%s damaged: record %llu",
+				     field ? "size" : "CRC", (unsigned long long)i);
+		cr_assert_eq(sb_store_close(s), 0);
+	}
+}
