@@ -190,6 +190,11 @@ static int swap(sb_log *l, sb_segment *s, uint64_t base, const char *path, const
 	long i = atomic_load(&l->removed) ? -1 : seg_index(l, s, base);
 	if (i >= 0 && !rc) {
 		sb_segment_set_prior_max(ns, sb_segment_prior_max(s)); /* for the seek by time */
+		/* its stream where the old one's was: moved up in memory at the
+		 * open when a stream gap is above it (log_recover.c, restream),
+		 * which the file's header, written from the old file's, is not */
+		if (sb_segment_base_stream(ns) != sb_segment_base_stream(s))
+			sb_segment_rebase_stream(ns, sb_segment_base_stream(s));
 		l->segs[i] = ns;
 		ns = NULL;
 	}
