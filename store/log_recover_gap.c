@@ -383,10 +383,10 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 	return rc;
 }
 
-/* Is the file at path a compressed segment (its header good)? */
+/* Does the file at path start with a compressed segment's magic? */
 static int compressed(const sb_io *io, const char *path)
 {
-	uint8_t h[SB_ZSEG_HDR];
+	uint8_t h[4];
 	int fd = io->open(io->ctx, path, O_RDONLY, 0);
 	ssize_t n;
 
@@ -394,7 +394,7 @@ static int compressed(const sb_io *io, const char *path)
 		return 0;
 	n = io->pread(io->ctx, fd, h, sizeof(h), 0);
 	io->close(io->ctx, fd);
-	return n == (ssize_t)sizeof(h) && sb_zseg_hdr_valid(h);
+	return n == (ssize_t)sizeof(h) && sb_get32(h) == SB_ZSEG_MAGIC;
 }
 
 int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *changed, sb_segment **out)
@@ -417,12 +417,13 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 		return 1;
 	}
 	/* A compressed one's blocks have no CRC but in its block table: they
-	 * cannot be told good without it (nor decoded without its
-	 * dictionary). No plain record is found in it: its offsets go. */
+	 * cannot be told good without it and its header (nor decoded without
+	 * its dictionary). No plain record is found in it: its offsets go. */
 	z = compressed(l->io, path);
 	d[0] = (dropped){0, base, next_base,
-			 z ? "compressed segment whose block table or dictionary fails its check" : "bad segment header"};
-	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out)) && !z) {
+			 z ? "compressed segment whose header, block table or dictionary fails its check"
+			   : "bad segment header"};
+	if (!(rc = rewrite(&g, d, GAP_RANGES, changed, out)) && g.kept) {
 		snprintf(msg, sizeof(msg), "%s: bad segment header: written anew, the whole records after it kept",
 			 name);
 		report(l, msg);

@@ -220,7 +220,7 @@ assert_true 'printf "%s" "$out" | grep -q "block table or dictionary fails its c
 t "$SB" dump --json "$SB_LOG" lz4 >"$SB_TMP/zt.before.json" 2>&1 || assert_fail_now "dump --json failed"
 out=$("$SB" recover --cut "$SB_TMP/zt" lz4 2>&1); rc=$?
 assert_eq 0 "$rc" "recover --cut of a damaged block table exits 0: $out"
-assert_true 'printf "%s" "$out" | grep -q "$(basename "$f"): compressed segment whose block table or dictionary fails its check at byte 0: offsets .* dropped"' "recover names the dropped offsets: $out"
+assert_true 'printf "%s" "$out" | grep -q "$(basename "$f"): compressed segment whose header, block table or dictionary fails its check at byte 0: offsets .* dropped"' "recover names the dropped offsets: $out"
 assert_ok "$SB" verify "$SB_TMP/zt" lz4
 t "$SB" dump --json "$SB_TMP/zt" lz4 >"$SB_TMP/zt.after.json" 2>&1 || assert_fail_now "dump --json after recover failed"
 base=$(basename "$f" .seg); base=$((10#$base))
