@@ -380,7 +380,7 @@ static void seg_bytes(gcase *c, uint8_t **out, size_t *len)
  * left, so no record is lost to the attempt (before, the log was cut at
  * the damage and every later segment removed); a repair run again then
  * works. A damaged record, a damaged header, a damaged block. */
-Test(recover_gap, a_failed_rewrite_changes_nothing, .timeout = 120)
+Test(recover_gap, a_failed_rewrite_changes_nothing)
 {
 	struct {
 		fio_kind kind;
@@ -500,7 +500,7 @@ static void write_compacted(gcase *c, uint8_t *was[NREC], size_t wl[NREC])
  * removed the segment as "compacted to nothing", found by an exploratory
  * tester), and recover --cut drops that record alone, every other record
  * as it was. */
-Test(recover_gap, damaged_first_record_of_a_compacted_segment_is_damage_not_a_removal, .timeout = 120)
+Test(recover_gap, damaged_first_record_of_a_compacted_segment_is_damage_not_a_removal)
 {
 	gcase c = {.seed = 7, .comp = SB_COMPRESS_NONE};
 	uint8_t *was[NREC], *now[NREC];
@@ -556,7 +556,7 @@ Test(recover_gap, damaged_first_record_of_a_compacted_segment_is_damage_not_a_re
  * offsets): a new segment follows it. Before, the append went into it,
  * read EIO as past its span, and the next open refused the topic (found
  * by an exploratory tester). */
-Test(recover_gap, a_compacted_segment_left_newest_takes_no_appends, .timeout = 120)
+Test(recover_gap, a_compacted_segment_left_newest_takes_no_appends)
 {
 	gcase c = {.seed = 9, .comp = SB_COMPRESS_NONE};
 	uint8_t *was[NREC], buf[HI];
@@ -607,7 +607,7 @@ Test(recover_gap, a_compacted_segment_left_newest_takes_no_appends, .timeout = 1
  * alone and keeps the records after it, never the copied records inside
  * its payload (their offsets 0..3 are the log's own: before, offsets 1..3
  * served the copy's records, found by an exploratory tester). */
-Test(recover_gap, records_inside_a_damaged_payload_are_not_taken_for_the_log, .timeout = 120)
+Test(recover_gap, records_inside_a_damaged_payload_are_not_taken_for_the_log)
 {
 	for (int field = 0; field < 2; field++) {
 		gcase c = {.seed = 11, .comp = SB_COMPRESS_NONE};
