@@ -37,8 +37,6 @@
 /* Dropped ranges of a plain segment at most: past them the rest of the
  * segment is dropped with the last. */
 #define GAP_RANGES 64
-/* gap.next of the newest segment: nothing follows it */
-#define NEWEST UINT64_MAX
 
 /* One rewrite. */
 typedef struct gap {
@@ -48,7 +46,9 @@ typedef struct gap {
 	const char *name;       /* NNNN.seg, for reports */
 	unsigned version;       /* its records' format version */
 	uint64_t base_stream;   /* where its stream begins (the open moves it) */
-	uint64_t base, next;    /* next: the following segment's base (NEWEST: none) */
+	uint64_t base, next;    /* next: the following segment's base (newest: the span's limit) */
+	int newest;             /* the newest segment: nothing follows it */
+	int dense;              /* its offsets follow each other (not compacted) */
 	uint64_t kept_end;      /* one past the last offset kept */
 	uint64_t pos;           /* plain: where the damage starts */
 	uint64_t at;            /* bytes of the new file written */
@@ -80,8 +80,8 @@ static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_
 {
 	sb_rec_hdr h;
 
-	while (p < end && sb_rec_decode_v(map + p, end - p, g->version, 1, &h) == SB_REC_OK && h.offset >= *low &&
-	       h.offset < g->next) {
+	while (p < end && sb_rec_decode_v(map + p, end - p, g->version, 1, &h) == SB_REC_OK &&
+	       (g->dense ? h.offset == *low : h.offset >= *low) && h.offset < g->next) {
 		*low = h.offset + 1;
 		p += h.size;
 		*n += 1;
@@ -90,16 +90,20 @@ static uint64_t walk_plain(const gap *g, const uint8_t *map, uint64_t p, uint64_
 	return p;
 }
 
-/* Does a whole record of ours start at q: its CRC good, its offset at
- * least low (the first one not kept) and below the next segment's base? */
-static int ours_at(const gap *g, const uint8_t *map, uint64_t len, uint64_t q, uint64_t low)
+/* Does a whole record of ours start at q, damage starting at p: its CRC
+ * good, its offset at least low (the first one not kept) and below the
+ * next segment's base; in a dense segment no more above low than records
+ * (32 bytes at least) fit between p and q? */
+static int ours_at(const gap *g, const uint8_t *map, uint64_t len, uint64_t p, uint64_t q, uint64_t low)
 {
+	uint64_t off;
 	sb_rec_hdr h;
 
 	if (q + SB_REC_HDR > len || sb_get32(map + q + SB_REC_AT_SIZE) < SB_REC_HDR ||
 	    sb_get32(map + q + SB_REC_AT_SIZE) > len - q)
 		return 0;
-	if (sb_get64(map + q + SB_REC_AT_OFFSET) < low || sb_get64(map + q + SB_REC_AT_OFFSET) >= g->next)
+	off = sb_get64(map + q + SB_REC_AT_OFFSET);
+	if (off < low || off >= g->next || (g->dense && off - low > (q - p) / SB_REC_HDR))
 		return 0; /* the cheap test first */
 	return sb_rec_decode_v(map + q, len - q, g->version, 1, &h) == SB_REC_OK;
 }
@@ -131,13 +135,13 @@ static uint64_t resync(const gap *g, const uint8_t *map, uint64_t len, uint64_t 
 {
 	uint64_t q;
 
-	if (ours_at(g, map, len, p, low))
+	if (ours_at(g, map, len, p, p, low))
 		return p;
 	if (p + SB_REC_HDR <= len && (q = p + sb_get32(map + p + SB_REC_AT_SIZE)) >= p + SB_REC_HDR &&
-	    ours_at(g, map, len, q, low))
+	    ours_at(g, map, len, p, q, low))
 		return q;
 	for (q = p + 1; q + SB_REC_HDR <= len; q++)
-		if (ours_at(g, map, len, q, low) && walks_on(g, map, len, q))
+		if (ours_at(g, map, len, p, q, low) && walks_on(g, map, len, q))
 			return q;
 	return 0;
 }
@@ -161,12 +165,13 @@ static int keep_runs(gap *g, const uint8_t *map, uint64_t len, dropped *d, size_
 	g->at = g->pos;
 	for (;;) {
 		q = k + 1 < cap ? resync(g, map, len, p, low) : 0;
-		if (!q && g->next == NEWEST)
+		if (!q && g->newest)
 			break; /* the newest segment ends at its last damage: a cut there, no gap */
 		d[k].end = q ? sb_get64(map + q + SB_REC_AT_OFFSET) : g->next;
 		k++;
 		if (!q)
 			break; /* nothing whole after the damage */
+		low = sb_get64(map + q + SB_REC_AT_OFFSET); /* a gap before it */
 		p = walk_plain(g, map, q, len, &low, &g->kept, &g->kept_stream);
 		if ((rc = sb_pwrite_full(g->l->io, g->fd, map + q, p - q, g->at)))
 			return rc;
@@ -242,7 +247,7 @@ static int keep_blocks(gap *g, dropped *out, size_t *n)
  * payload bytes dropped leave no hole in what `.log` reads. */
 static int seal_tmp(gap *g)
 {
-	uint64_t end = g->next == NEWEST ? g->kept_end : g->next;
+	uint64_t end = g->newest ? g->kept_end : g->next;
 	sb_seg_hdr sh = {.base_offset = g->base, .base_stream = g->base_stream,
 			 .version = SB_FORMAT_VERSION, .span = (uint32_t)(end - g->base)};
 	int rc = sb_segment_seal_file(g->l->io, g->fd, &sh);
@@ -355,7 +360,8 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 {
 	sb_segment *s = *sp, *ns = NULL;
 	gap g = {.l = l, .s = s, .path = sb_segment_path(s), .version = sb_segment_version(s),
-		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s), .next = next_base, .fd = -1};
+		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s), .next = next_base,
+		 .dense = !sb_segment_compacted(s), .fd = -1};
 	const char *no = why_not(s, next_base);
 	size_t nb = sb_segment_zseg(s) ? sb_zseg_blocks(sb_segment_zseg(s)) : GAP_RANGES;
 	dropped *d;
@@ -436,7 +442,8 @@ int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment *
 {
 	sb_segment *s = *sp, *ns = NULL, *as = NULL;
 	gap g = {.l = l, .s = s, .path = sb_segment_path(s), .version = sb_segment_version(s),
-		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s), .next = NEWEST, .fd = -1};
+		 .base_stream = sb_segment_base_stream(s), .base = sb_segment_base(s),
+		 .next = sb_segment_base(s) + UINT32_MAX, .newest = 1, .dense = !sb_segment_compacted(s), .fd = -1};
 	dropped *d;
 	size_t nd = 0;
 	int placed = 0, rc;
