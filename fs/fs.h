@@ -42,6 +42,11 @@
 _Static_assert(SBFS_MAX_OFFSET == SBFS_OFFSET_MAX, "backend.h's SBFS_OFFSET_MAX is the tree's");
 #define SBFS_BLKSIZE (1u << 20)
 
+/* On the functions that fill out-parameters: a caller that ignores the
+ * result would use what the failure left unset (a .log lookup whose
+ * stream failed once answered the stack's leftovers: another file). */
+#define SBFS_MUST_CHECK __attribute__((warn_unused_result))
+
 /* Kernel cache lifetimes, seconds. */
 #define SBFS_TTL_DIR 1.0
 #define SBFS_TTL_REC 10.0  /* a record never changes; retention invalidates */
@@ -228,46 +233,46 @@ typedef struct sbfs_fh {
  */
 
 /* ======== 1: tree.c - the topic table ======== */
-int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b);
+SBFS_MUST_CHECK int sbfs_init(sbfs *fs, sbfs_config *cfg, sbfs_backend *b);
 void sbfs_fini(sbfs *fs);
 fuse_ino_t sbfs_ino(uint32_t id, uint64_t local);
 enum sbfs_kind sbfs_ino_kind(fuse_ino_t ino, uint32_t *id, uint64_t *offset);
 /* The live entry of topic `name` (registering it), or -ENOENT / -EINVAL, or
  * the error of a topic the backend refused (damaged: an EIO kind). */
-int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out);
+SBFS_MUST_CHECK int sbfs_topic_by_name(sbfs *fs, const char *name, sbfs_tentry **out);
 /* The same, nslock held (rmdir holds it until the topic is gone). */
-int sbfs_topic_by_name_locked(sbfs *fs, const char *name, sbfs_tentry **out);
+SBFS_MUST_CHECK int sbfs_topic_by_name_locked(sbfs *fs, const char *name, sbfs_tentry **out);
 void sbfs_ns_lock(sbfs *fs);
 void sbfs_ns_unlock(sbfs *fs);
 /* mkdir: create topic `name` in the backend and register a new entry. */
-int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out);
+SBFS_MUST_CHECK int sbfs_topic_create(sbfs *fs, const char *name, sbfs_tentry **out);
 /* rmdir, nslock and te->wlock held: remove te's topic from the backend and
  * mark te removed. */
-int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te);
+SBFS_MUST_CHECK int sbfs_topic_remove_locked(sbfs *fs, sbfs_tentry *te);
 /* Topics of several partitions (backend.h: parts): how many (0: the
  * topic holds its records itself); partition i's entry (named "TOPIC/I",
  * registered as a topic is); the entry of a name in the topic's directory
  * that is one of its partitions ("0".."n-1"), else -ENOENT. */
 #define SBFS_PART_NAME_MAX 300
 uint32_t sbfs_topic_parts(sbfs *fs, sbfs_tentry *te);
-int sbfs_part_by_index(sbfs *fs, sbfs_tentry *te, uint32_t i, sbfs_tentry **out);
-int sbfs_part_by_name(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_tentry **out);
+SBFS_MUST_CHECK int sbfs_part_by_index(sbfs *fs, sbfs_tentry *te, uint32_t i, sbfs_tentry **out);
+SBFS_MUST_CHECK int sbfs_part_by_name(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_tentry **out);
 /* The inode number a directory listing shows for a refused topic (never
  * looked up: its lookup fails). */
 fuse_ino_t sbfs_name_ino(const char *name);
 /* The entry of topic id and its backend handle: -ENOENT if removed. */
-int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t);
+SBFS_MUST_CHECK int sbfs_topic_by_id(sbfs *fs, uint32_t id, sbfs_tentry **out, sbfs_topic **t);
 sbfs_topic *sbfs_topic_handle(sbfs *fs, sbfs_tentry *te);
 /* Snapshot of all entries (for the notifier); caller frees the array. */
-int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
+SBFS_MUST_CHECK int sbfs_topic_snapshot(sbfs *fs, sbfs_tentry ***out, size_t *n);
 /* Parse a record name: 1..20 digits. 0 or -ENOENT. */
-int sbfs_parse_offset(const char *name, uint64_t *off);
+SBFS_MUST_CHECK int sbfs_parse_offset(const char *name, uint64_t *off);
 void sbfs_fmt_offset(char buf[21], uint64_t off);
 /* The topic's extent as users see it: the backend's, less hidden records
  * (all of it / offsets only: the stream fields 0). 0 or -errno (*bd then
  * all 0). */
-int sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
-int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+SBFS_MUST_CHECK int sbfs_bounds_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
+SBFS_MUST_CHECK int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sbfs_bounds *bd);
 /* Where the .log size fstat sees is counted from (see pinlock): its stream
  * position, and the offset of its record (bd: sbfs_offsets_of is enough). */
 uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd);
@@ -276,11 +281,11 @@ uint64_t sbfs_log_base_offset(sbfs_tentry *te, const sbfs_bounds *bd);
 int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd);
 void sbfs_log_unpin(sbfs_tentry *te, uint64_t base);
 /* A visible record's header: -ENOENT if hidden or absent. */
-int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
+SBFS_MUST_CHECK int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
 /* Drop hidden records from the store (te->wlock held / not held); unless
  * force, not those an open reader's positions still cover. */
-int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force);
-int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force);
+SBFS_MUST_CHECK int sbfs_drop_hidden_locked(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, int force);
+SBFS_MUST_CHECK int sbfs_drop_hidden(sbfs *fs, sbfs_tentry *te, int force);
 /* Something changed (an append, a delete, a topic made or removed): the
  * notifier looks soon (cheap, coalesced, any thread). */
 void sbfs_notify_kick(sbfs *fs);
@@ -302,7 +307,7 @@ int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
  * on K's inode (utimensat, fsetxattr: the kernel names no handle) while
  * that process writes it is set on its file, as on a created one. */
 void sbfs_fh_set_key_writer(sbfs *fs, sbfs_fh *h, fuse_ino_t ino, fuse_ino_t pino, pid_t pid);
-int sbfs_fh_key_writer(sbfs *fs, fuse_ino_t ino, pid_t pid, fuse_ino_t *pino);
+SBFS_MUST_CHECK int sbfs_fh_key_writer(sbfs *fs, fuse_ino_t ino, pid_t pid, fuse_ino_t *pino);
 
 /* ======== 0: errors.c - replies and messages ======== */
 /* -rc: backends give negative errnos only; sbfs_log is in backend.h. */
@@ -325,7 +330,7 @@ void sbfs_hdrs_free(sbfs_hdrs *hs);
 
 /* ======== 2: pending.c - files being created ======== */
 /* A new file `name` in topic `parent`, open (create) or not (mknod). */
-int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
+SBFS_MUST_CHECK int sbfs_pending_create(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
 			struct fuse_entry_param *e, sbfs_pending **out);
 /* Opened O_APPEND: every write goes to the file's end. */
 void sbfs_pending_set_append(sbfs_pending *p);
@@ -333,11 +338,11 @@ sbfs_tentry *sbfs_pending_topic(const sbfs_pending *p);
 fuse_ino_t sbfs_pending_ino(const sbfs_pending *p);
 /* open(2) of file ino by its name (flags: the open's): *out is ino's file,
  * or one of this open's own (pending.c). */
-int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out);
-int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
-int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
+SBFS_MUST_CHECK int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out);
+SBFS_MUST_CHECK int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
+SBFS_MUST_CHECK int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
 /* close (flush): append what was written; release: the last close frees it */
-int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
+SBFS_MUST_CHECK int sbfs_pending_flush(sbfs *fs, sbfs_pending *p);
 int sbfs_pending_release(sbfs *fs, sbfs_pending *p);
 /* Before an append to te or a look at its keys: wait until the files of
  * te closed unwritten are appended (at their release, which the kernel
@@ -349,26 +354,26 @@ int sbfs_pending_closed_unwritten(sbfs_pending *p);
 /* At shutdown, for an open the kernel will never release: drop it, and the
  * file with its last open, without appending anything. */
 void sbfs_pending_abandon(sbfs *fs, sbfs_pending *p);
-int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
+SBFS_MUST_CHECK int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
 /* user.streambus.header.NAME on a file being created: its record's header
  * NAME (SPEC §2); flags as setxattr's (XATTR_CREATE, XATTR_REPLACE). */
 int sbfs_pending_removexattr(sbfs *fs, fuse_ino_t ino, const char *name);
 int sbfs_pending_setxattr(sbfs *fs, fuse_ino_t ino, int flags, const char *name, const char *value,
 			  size_t size);
-int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+SBFS_MUST_CHECK int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 /* Is file ino an open of an existing key's file (.keys/K, no O_TRUNC)
  * that nothing was written to yet? Then K's attributes are its record's
  * still: a setattr other than a size is judged as on the record (touch
  * of an existing key appends nothing). 1 or 0. */
 int sbfs_pending_as_record(sbfs *fs, fuse_ino_t ino);
-int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
-int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
+SBFS_MUST_CHECK int sbfs_pending_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
+SBFS_MUST_CHECK int sbfs_pending_unlink(sbfs *fs, sbfs_tentry *te, const char *name);
 /* rename within te of a file being created: -ENOENT if name is none */
-int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+SBFS_MUST_CHECK int sbfs_pending_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			unsigned int flags);
 /* The same within TOPIC/.keys/: the file's key becomes newname's (rsync's
  * temporary file renamed into place appends one record keyed by it). */
-int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+SBFS_MUST_CHECK int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 			    unsigned int flags);
 /* A file written through TOPIC/.keys/NAME: keyed by key (klen bytes; 0
  * only for a created temporary name that is no key's, else -EINVAL), held
@@ -378,15 +383,15 @@ int sbfs_pending_rename_key(sbfs *fs, sbfs_tentry *te, const char *name, const c
  * last close appends even if nothing was written (create, O_TRUNC), else
  * only a write makes a record. e: a create (NAME must be free; its entry
  * is filled); NULL: an open of an existing key's file. */
-int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const void *key,
+SBFS_MUST_CHECK int sbfs_pending_create_key(sbfs *fs, sbfs_tentry *te, const char *name, const void *key,
 			    size_t klen, const void *init, size_t init_len, int fresh, mode_t mode,
 			    int opens, struct fuse_entry_param *e, sbfs_pending **out);
-int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
+SBFS_MUST_CHECK int sbfs_pending_lookup_key(sbfs *fs, sbfs_tentry *te, const char *name, struct stat *st);
 /* The names of topic te's files being created (SPEC §3: a name is visible
  * while its file is open), each with its inode number, for a listing:
  * *names (n strings, each malloc'd, and the array) and *inos (malloc'd),
  * the caller's to free; 0 or -ENOMEM (outputs untouched). */
-int sbfs_pending_names(sbfs *fs, sbfs_tentry *te, char ***names, fuse_ino_t **inos, size_t *n);
+SBFS_MUST_CHECK int sbfs_pending_names(sbfs *fs, sbfs_tentry *te, char ***names, fuse_ino_t **inos, size_t *n);
 int sbfs_pending_unlink_key(sbfs *fs, sbfs_tentry *te, const char *name);
 /* Undo a create whose open failed: nothing appended, p freed. */
 void sbfs_pending_discard(sbfs *fs, sbfs_pending *p);
@@ -397,16 +402,16 @@ void sbfs_pending_free_all(sbfs *fs);
 /* ======== 2: since.c - TOPIC/.since/ and its files ======== */
 /* .since's attributes; a lookup in it (-ENOENT for a name that is no
  * time), counted until forgotten; attributes of a node; a forget. */
-int sbfs_since_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_entry_param *e);
-int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
+SBFS_MUST_CHECK int sbfs_since_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
+SBFS_MUST_CHECK int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_entry_param *e);
+SBFS_MUST_CHECK int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup);
 /* open: the node of ino (-ENOENT), a view of its topic's stream (NULL if
  * the backend has none: for the handle, closed with it) and where the file
  * starts in it (UINT64_MAX: no record reaches its time yet); read: bytes
  * from off of the file an open handle h reads (sbfs_fh's base and view). */
-int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos);
-int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n);
+SBFS_MUST_CHECK int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos);
+SBFS_MUST_CHECK int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n);
 /* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */
@@ -428,39 +433,39 @@ size_t sbfs_key_of_file_name(const char *name, unsigned char *key);
 size_t sbfs_key_of_name(const char *name, unsigned char *key);
 /* .keys's attributes; a key file's (the record at off: its key inode,
  * writable). */
-int sbfs_keys_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_attr_key(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
+SBFS_MUST_CHECK int sbfs_keys_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *st);
+SBFS_MUST_CHECK int sbfs_attr_key(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
 /* The latest visible record of key: 0 and *ri, -ENOENT (none, a
  * tombstone, rm'ed), -ENOTSUP (the backend keeps no keys). */
-int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbfs_recinfo *ri);
+SBFS_MUST_CHECK int sbfs_key_latest(sbfs *fs, sbfs_tentry *te, const void *key, size_t klen, sbfs_recinfo *ri);
 /* The latest visible record of the key NAME stands for: 0 and *ri, or
  * -ENOENT as sbfs_key_latest (also for a name that stands for no key). */
-int sbfs_key_find(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_recinfo *ri);
+SBFS_MUST_CHECK int sbfs_key_find(sbfs *fs, sbfs_tentry *te, const char *name, sbfs_recinfo *ri);
 /* rename within TOPIC/.keys/ of a key whose record is appended (a file
  * still being written there is pending.c's): a record keyed NEWNAME with
  * NAME's payload, headers and time, then a tombstone for NAME. -ENOENT (no
  * such key), -EINVAL (NEWNAME stands for no key, or flags other than
  * RENAME_NOREPLACE), -EEXIST (RENAME_NOREPLACE and NEWNAME is there). */
-int sbfs_key_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
+SBFS_MUST_CHECK int sbfs_key_rename(sbfs *fs, sbfs_tentry *te, const char *name, const char *newname,
 		    unsigned int flags);
 /* rm of TOPIC/.keys/NAME: a file being written there is dropped, else a
  * tombstone for its key is appended (-ENOENT if it has no live record). */
-int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name);
+SBFS_MUST_CHECK int sbfs_key_remove(sbfs *fs, sbfs_tentry *te, const char *name);
 /* create/mknod of TOPIC/.keys/NAME (pending.c's file, keyed by NAME decoded). */
-int sbfs_key_create(sbfs *fs, sbfs_tentry *te, const char *name, mode_t mode, int open,
+SBFS_MUST_CHECK int sbfs_key_create(sbfs *fs, sbfs_tentry *te, const char *name, mode_t mode, int open,
 		    struct fuse_entry_param *e, sbfs_pending **out);
 /* open for writing of a key file (inode of the record at off): a file
  * being created, keyed as that record, holding its payload unless trunc. */
-int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs_pending **out);
+SBFS_MUST_CHECK int sbfs_key_open_write(sbfs *fs, sbfs_tentry *te, uint64_t off, int trunc, sbfs_pending **out);
 
 /* ======== 2: attr.c - attributes ======== */
 /* Attributes of each kind of node. */
 void sbfs_attr_root(sbfs *fs, struct stat *st);
-int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st);
-int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
+SBFS_MUST_CHECK int sbfs_attr_topic(sbfs *fs, sbfs_tentry *te, struct stat *st);
+SBFS_MUST_CHECK int sbfs_attr_log(sbfs *fs, sbfs_tentry *te, struct stat *st);
+SBFS_MUST_CHECK int sbfs_attr_record(sbfs *fs, sbfs_tentry *te, uint64_t off, struct stat *st);
 /* Attributes of any inode (pending files included), and its cache lifetime. */
-int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
+SBFS_MUST_CHECK int sbfs_attr_any(sbfs *fs, fuse_ino_t ino, struct stat *st, double *ttl);
 
 
 /* ======== 3: ops_*.c - the request handlers, each file's into ops ======== */
@@ -475,13 +480,13 @@ void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
  * an open file (op_write without its request; tests/fuzz drives it
  * directly): *took, the bytes taken (fewer than size: a short count). 0 or
  * -errno. */
-int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
-int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took);
+SBFS_MUST_CHECK int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
+SBFS_MUST_CHECK int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took);
 /* ops_xattr.c: listxattr's names (NUL-terminated back to back, malloc'ed;
  * NULL and 0 for an inode without) and getxattr's value (malloc'ed) of an
  * inode, without the request (tests/fuzz drives them). 0 or -errno. */
-int sbfs_xattr_list(sbfs *fs, fuse_ino_t ino, char **names, size_t *len);
-int sbfs_xattr_get(sbfs *fs, fuse_ino_t ino, const char *name, char **value, size_t *len);
+SBFS_MUST_CHECK int sbfs_xattr_list(sbfs *fs, fuse_ino_t ino, char **names, size_t *len);
+SBFS_MUST_CHECK int sbfs_xattr_get(sbfs *fs, fuse_ino_t ino, const char *name, char **value, size_t *len);
 
 /* ======== 3: ops_keys.c - the handlers' part for TOPIC/.keys/ ======== */
 void sbfs_keys_lookup(fuse_req_t req, sbfs_tentry *te, const char *name);
@@ -490,7 +495,7 @@ void sbfs_keys_unlink(fuse_req_t req, sbfs_tentry *te, const char *name);
  * bytes of size already taken): the bytes used, or -errno with none added. */
 long sbfs_keys_readdir(fuse_req_t req, sbfs_fh *h, char *buf, size_t used, size_t size, off_t off);
 /* open of a key file (ino K_KEY): 0 and *out, fi's flags set. */
-int sbfs_keys_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, sbfs_fh **out);
+SBFS_MUST_CHECK int sbfs_keys_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, sbfs_fh **out);
 
 /* ======== 3: notify.c - the notifier thread ======== */
 int sbfs_notify_start(sbfs *fs);

@@ -144,8 +144,8 @@ int sbfs_notify_start(sbfs *fs)
 			sbfs_topic *t;
 			sbfs_bounds bd = { 0 };
 			v[i]->seen_removed = sbfs_topic_by_id(fs, v[i]->id, &live, &t) != 0;
-			if (!v[i]->seen_removed)
-				sbfs_offsets_of(fs, v[i], t, &bd);
+			if (!v[i]->seen_removed && sbfs_offsets_of(fs, v[i], t, &bd))
+				bd = (sbfs_bounds){ 0 }; /* not known: nothing seen yet */
 			v[i]->seen_base = bd.start; /* no reader yet */
 			v[i]->seen_off = bd.start;
 			v[i]->seen_next = bd.next;

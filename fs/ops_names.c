@@ -59,8 +59,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (sbfs_topic_by_id(fs, id, &te, NULL))
 		return sbfs_reply_err(req, -ENOENT);
 	if (strcmp(name, ".log") == 0) {
-		sbfs_attr_log(fs, te, &st);
-		return reply_entry(req, &st, SBFS_TTL_LOG, te->gen);
+		rc = sbfs_attr_log(fs, te, &st);
+		return rc ? sbfs_reply_err(req, rc) : reply_entry(req, &st, SBFS_TTL_LOG, te->gen);
 	}
 	if (strcmp(name, ".since") == 0) {
 		rc = sbfs_since_dir_attr(fs, te, &st);

@@ -116,7 +116,10 @@ void sbfs_pending_free_all(sbfs *fs)
 			hold_end(fs, p, "unmount");
 		} else if (p->opens == 0 && !p->committed) {
 			pthread_mutex_lock(&p->lock);
-			sbfs_pending_commit(fs, p);
+			int rc = sbfs_pending_commit(fs, p);
+			if (rc)
+				sbfs_log("unmount: %s/%s, made and never opened, was not appended: %s",
+					 p->te->name, p->name, sbfs_strerror(rc));
 			pthread_mutex_unlock(&p->lock);
 		}
 		if (p->opens == 0)

@@ -37,6 +37,30 @@ rc=$?
 assert_true '[ $rc -ne 0 ]' ".log fails when it reaches the damaged record"
 assert_true '[[ "first record" == "$got"* ]]' ".log serves a prefix of the records before it (got '$got')"
 assert_eq EIO "$(pyerr 'os.listdir(sys.argv[2])' "$M/crc/.keys")" ".keys/ (its key map reads every record)"
+
+case_ ".log whose stream cannot be read is EIO at each lookup, never another file"
+# .log is looked up afresh at each stat (its entry lives 0 s). A lookup that
+# failed once answered the stack's leftovers: often the last record looked
+# up by that worker thread, so `cat .log` served that record, with exit 0.
+# Each round looks a record up under a new spelling (a new name, so a new
+# lookup on some worker), then .log, with its lookup and its open.
+bad=$(t python3 - "$M/crc" <<'EOF'
+import errno, os, sys
+d, bad = sys.argv[1], []
+for i in range(12):
+    for name in ("0" * i + "2", "0" * i + "0"):
+        os.stat(os.path.join(d, name))
+    for what, f in (("stat", os.stat), ("open", lambda p: open(p, "rb").read())):
+        try:
+            r = f(os.path.join(d, ".log"))
+            bad.append("%s %d: no error (%r)" % (what, i, r))
+        except OSError as e:
+            if e.errno != errno.EIO:
+                bad.append("%s %d: %s" % (what, i, errno.errorcode.get(e.errno)))
+print("; ".join(bad[:4]) or "none")
+EOF
+)
+assert_eq none "$bad" "12 rounds of a record's lookup, then .log's stat and open"
 assert_true 'grep -q "offset 1 on are damaged" "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"' \
 	"the daemon's log names the offset ($(grep -m1 kafka "$SB_TMP/daemon.$SB_MOUNT_SEQ.out"))"
 sb_umount
