@@ -64,13 +64,30 @@ sb_segment *sb_log_active(sb_log *l)
 	return l->segs[l->nsegs - 1];
 }
 
-/* Wait until no fdatasync of a segment fd is running (before closing one). */
-void sb_log_wait_sync_idle(sb_log *l)
+/*
+ * seg_lock taken exclusive while no sealed segment is being synced. Seen
+ * idle with seg_lock held: the syncer (sb_log_finish_seals) sets `syncing`
+ * before it looks for a segment under seg_lock, so it picks none of those
+ * the caller now drops. (Waiting for idle before taking seg_lock left a
+ * gap: the syncer picked a segment meanwhile, and after its drop saved
+ * that segment's index files back into the directory: rmdir of a removed
+ * topic failed, or orphan index files stayed.)
+ */
+void sb_log_segs_wrlock_idle(sb_log *l)
 {
-	pthread_mutex_lock(&l->sync_mu);
-	while (l->syncing)
-		pthread_cond_wait(&l->sync_cv, &l->sync_mu);
-	pthread_mutex_unlock(&l->sync_mu);
+	for (;;) {
+		pthread_rwlock_wrlock(&l->seg_lock);
+		pthread_mutex_lock(&l->sync_mu);
+		int busy = l->syncing;
+		pthread_mutex_unlock(&l->sync_mu);
+		if (!busy)
+			return;
+		pthread_rwlock_unlock(&l->seg_lock);
+		pthread_mutex_lock(&l->sync_mu);
+		while (l->syncing)
+			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+		pthread_mutex_unlock(&l->sync_mu);
+	}
 }
 
 /* Drop the first k segments (never the last). [append] */
@@ -84,8 +101,7 @@ int sb_log_drop_front(sb_log *l, size_t k)
 	gone = malloc(k * sizeof(*gone));
 	if (!gone)
 		return -ENOMEM;
-	sb_log_wait_sync_idle(l);
-	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_log_segs_wrlock_idle(l);
 	memcpy(gone, l->segs, k * sizeof(*gone));
 	memmove(l->segs, l->segs + k, (l->nsegs - k) * sizeof(*gone));
 	l->nsegs -= k;
@@ -392,6 +408,11 @@ int sb_log_remove(sb_log *l)
 
 	if (l->read_only)
 		return -EROFS;
+	/* No compaction round or compression pass meanwhile: one that went on
+	 * wrote its temp file, or the index of the segment it had just put in
+	 * place, into the directory being removed (rmdir then failed, the
+	 * topic left half removed; found by an exploratory tester) */
+	pthread_mutex_lock(&l->compress_mu);
 	pthread_mutex_lock(&l->append_mu);
 	if (atomic_load(&l->removed)) {
 		rc = -ENOENT;
@@ -402,8 +423,7 @@ int sb_log_remove(sb_log *l)
 		goto out_unlock;
 	}
 	atomic_store(&l->removed, 1);
-	sb_log_wait_sync_idle(l);
-	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_log_segs_wrlock_idle(l);
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_remove(l->segs[i]);
 	l->nsegs = 0;
@@ -417,6 +437,7 @@ int sb_log_remove(sb_log *l)
 	rc = l->io->rmdir(l->io->ctx, l->dir);
 out_unlock:
 	pthread_mutex_unlock(&l->append_mu);
+	pthread_mutex_unlock(&l->compress_mu);
 	return rc;
 }
 

@@ -245,8 +245,7 @@ static int gap_to(sb_log *l, uint64_t at)
 		return -EINVAL;
 	if ((rc = sb_segment_seal(s)) || (rc = sb_segment_write_span(s, at)))
 		return rc;
-	sb_log_wait_sync_idle(l);
-	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_log_segs_wrlock_idle(l);
 	sb_segment_set_span(s, at);
 	pthread_rwlock_unlock(&l->seg_lock);
 	if ((rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns)))
@@ -319,8 +318,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		}
 		if (empty_seg) {
 			/* The old empty segment goes: move it out of the array. */
-			sb_log_wait_sync_idle(l);
-			pthread_rwlock_wrlock(&l->seg_lock);
+			sb_log_segs_wrlock_idle(l);
 			l->segs[l->nsegs - 2] = l->segs[l->nsegs - 1];
 			l->nsegs--;
 			pthread_rwlock_unlock(&l->seg_lock);

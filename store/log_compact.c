@@ -310,8 +310,7 @@ static int publish(round *r, sb_view_prep *vp)
 	size_t k = 0;
 
 	pthread_mutex_lock(&l->append_mu);
-	sb_log_wait_sync_idle(l);
-	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_log_segs_wrlock_idle(l);
 	for (size_t i = 0; i < r->n; i++) {
 		cseg *c = &r->c[i];
 		for (size_t j = 0; c->ns && j + 1 < l->nsegs; j++)
@@ -333,8 +332,10 @@ static int publish(round *r, sb_view_prep *vp)
 		cseg *c = &r->c[i];
 		if (!c->ns && !c->old)
 			continue;
-		if (c->ns) /* dropped meanwhile: the new file went with it */
-			sb_segment_close(c->ns, 0);
+		/* dropped meanwhile: the new file went with it, but the index
+		 * files swap() saved after the drop are still to go */
+		if (c->ns)
+			(void)sb_segment_remove(c->ns);
 		c->ns = NULL;
 	}
 	return kept;
@@ -365,8 +366,7 @@ static int absorb_run(sb_log *l, size_t i, size_t j)
 		free(gone);
 		return rc;
 	}
-	sb_log_wait_sync_idle(l);
-	pthread_rwlock_wrlock(&l->seg_lock);
+	sb_log_segs_wrlock_idle(l);
 	sb_segment_set_span(p, to);
 	memcpy(gone, l->segs + i, k * sizeof(*gone));
 	memmove(l->segs + i, l->segs + j, (l->nsegs - j) * sizeof(*gone));

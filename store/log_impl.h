@@ -115,8 +115,9 @@ int sb_log_finish_seals(sb_log *l);
 /* Stream position of record `off` in [start, next] (the end for next); call
  * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);
-/* Wait until no fdatasync of a segment fd is running (before closing one). */
-void sb_log_wait_sync_idle(sb_log *l);
+/* Take seg_lock exclusive with no fdatasync of a sealed segment running
+ * (before dropping or closing one): see log.c. */
+void sb_log_segs_wrlock_idle(sb_log *l);
 /* The key index (log_keys.c): open and replay the records it lacks; note
  * a batch appended at `first` [append]; finish a table at a clean close;
  * the flusher's turn; delete its files with the topic. */

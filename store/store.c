@@ -654,14 +654,19 @@ int sb_store_remove(sb_store *s, const char *name)
 		goto out_unlock;
 	sb_log *l = s->topics[at];
 	rc = sb_log_remove(l);
-	if (rc)
-		goto out_unlock;
+	if (rc && !sb_log_removed(l))
+		goto out_unlock; /* refused (records in it): nothing changed */
+	/* Removed, or its files were and its directory could not be (a file
+	 * of someone else's in it): gone from this store either way, never
+	 * half there; its error is the caller's. */
 	s->dead[s->ndead++] = l;
 	memmove(s->topics + at, s->topics + at + 1, (s->ntopics - at - 1) * sizeof(*s->topics));
 	s->ntopics--;
 	/* the removal is durable only once LOG_DIR is synced: its error is
 	 * the caller's (the topic is gone from this store either way) */
-	rc = sb_fsync_dir(s->opt.io, s->dir);
+	int sync_rc = sb_fsync_dir(s->opt.io, s->dir);
+	if (!rc)
+		rc = sync_rc;
 out_unlock:
 	pthread_mutex_unlock(&s->mu);
 	return rc;

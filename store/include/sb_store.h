@@ -196,9 +196,11 @@ int sb_topic_name_valid(const char *name);
 /* -EINVAL for a bad name, -EEXIST if present (or refused), -EROFS if read_only. */
 int sb_store_create(sb_store *s, const char *name);
 /* Remove a topic with no retained records: -ENOTEMPTY otherwise, -ENOENT;
- * a refused topic gives its error. 0 only once the removal is durable: when
- * syncing LOG_DIR fails, that error (the topic is gone from this store
- * all the same, and may come back, empty, at the next open). */
+ * a refused topic gives its error. Waits for a compaction round or a
+ * compression pass of the topic in progress. 0 only once the removal is
+ * durable: when syncing LOG_DIR fails, or its directory cannot be removed
+ * (a file not the store's in it), that error (the topic is gone from this
+ * store all the same, and may come back, empty, at the next open). */
 int sb_store_remove(sb_store *s, const char *name);
 /*
  * Find a topic. *out is borrowed: it stays valid until sb_store_close(), even
