@@ -13,8 +13,13 @@
 
 #include "segment.h"
 
+/* A topic name is shorter than this; why recovery refused a log fits in
+ * SB_LOG_WHY bytes. */
+#define SB_LOG_NAME_MAX 256
+#define SB_LOG_WHY 512
+
 struct sb_log {
-	char name[256];
+	char *name;                     /* heap, set at open (thousands of topics) */
 	char *dir;                      /* LOG_DIR/name (heap: thousands of topics) */
 	sb_log_config cfg;
 	sb_store_options opt;
@@ -22,7 +27,9 @@ struct sb_log {
 	const sb_io *io;
 	int read_only;
 	size_t batch_max;
-	char why[512];                  /* why recovery refused the log, if it did */
+	char *why;                      /* why recovery refused the log, if it did:
+					 * SB_LOG_WHY bytes, only during the open
+					 * (sb_log_open_dir frees it), else NULL */
 	int damaged_tail;               /* read-only: recovery ended the log at damage
 					 * a mount refuses (sb_log_damaged_tail); set
 					 * before the log is shared */
@@ -31,6 +38,11 @@ struct sb_log {
 
 	pthread_mutex_t compress_mu;    /* one compressor or compactor at a time
 					 * (log_compress.c, log_compact.c) */
+	sb_zcache *zc;                  /* [compress_mu, or the open] the cache of
+					 * compressed blocks, sp.zc points here:
+					 * NULL until the first compressed segment
+					 * is opened (sb_seg_zopen); freed after
+					 * the segments */
 	_Atomic uint64_t compact_mark;  /* [compress_mu] the newest segment's base
 					 * at the last compaction (log_compact.c) */
 	_Atomic int64_t compact_due;    /* [compress_mu] when a kept tombstone expires */
