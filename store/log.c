@@ -4,7 +4,9 @@
  * log_append.c, recovery in log_recover.c, reads in log_read.c.
  *
  * Locks, in the order they are taken:
- *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c).
+ *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c);
+ *              and the key index's open at its first use, which takes
+ *              append_mu too (log_keys.c sb_log_keys_ready).
  *   append_mu  the appender: writing records, rolling, moving the start,
  *              dropping segments; guards the fields marked [append].
  *   (the key index's maint_mu and idx_mu, keyidx.h: its indexer reads the
@@ -390,6 +392,14 @@ int sb_log_remove(sb_log *l)
 
 	if (l->read_only)
 		return -EROFS;
+	/* The key index's tables go with the topic: it opens to name them
+	 * (not for a topic that is not empty: checked again below). */
+	if (atomic_load(&l->removed))
+		return -ENOENT;
+	if (atomic_load(&l->start) != atomic_load(&l->next))
+		return -ENOTEMPTY;
+	if ((rc = sb_log_keys_ready(l)))
+		return rc;
 	pthread_mutex_lock(&l->append_mu);
 	if (atomic_load(&l->removed)) {
 		rc = -ENOENT;
