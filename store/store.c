@@ -25,6 +25,10 @@
 #include "log.h"
 #include "sb_store.h"
 
+/* Lock order: a store's mu, then a topic's locks (log.c): sb_store_remove
+ * holds mu while sb_log_remove takes the topic's compress_mu and
+ * append_mu (the key index's open, then the removal); kick_threads,
+ * called by appenders under append_mu, only tries mu. */
 struct sb_store {
 	char dir[PATH_MAX];
 	sb_store_options opt;
@@ -116,7 +120,7 @@ static int grow(sb_log ***arr, size_t *cap, size_t n)
 /* A topic's key index has a long unindexed tail, or runs due to be
  * written: the indexer and the flusher take their turns now rather than at
  * their next period. Called by an appender: never waits
- * for mu (remove holds mu and then a topic's append lock). */
+ * for mu (remove holds mu and then a topic's compress and append locks). */
 static void kick_threads(void *arg)
 {
 	sb_store *s = arg;
