@@ -228,8 +228,7 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 	if (!x)
 		return -ENOMEM;
 	x->p = *p;
-	snprintf(x->topic, sizeof(x->topic), "%s", p->topic ? p->topic : "");
-	if (!(x->dir = strdup(p->dir)))
+	if (!(x->topic = strdup(p->topic ? p->topic : "")) || !(x->dir = strdup(p->dir)))
 		goto out_free;
 	x->p.dir = x->dir;
 	x->p.topic = x->topic;
@@ -255,6 +254,7 @@ int sb_kx_open(const sb_kx_params *p, uint64_t start, uint64_t next, sb_kx **out
 	*out = x;
 	return 0;
 out_free:
+	free(x->topic);
 	free(x->dir);
 	free(x);
 	return rc;
@@ -309,6 +309,7 @@ int sb_kx_close(sb_kx *x, int finish)
 	pthread_rwlock_destroy(&x->lock);
 	pthread_mutex_destroy(&x->maint_mu);
 	pthread_mutex_destroy(&x->idx_mu);
+	free(x->topic);
 	free(x->dir);
 	free(x);
 	return rc;

@@ -28,7 +28,7 @@
 struct sb_kx {
 	sb_kx_params p;
 	char *dir;
-	char topic[256];
+	char *topic;              /* heap (thousands of topics) */
 	pthread_rwlock_t lock;
 	sb_kp *tail;              /* keyed records read, not yet in a run [idx_mu
 				   * puts (or the replay); released under idx_mu

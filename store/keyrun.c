@@ -49,7 +49,9 @@ typedef struct ent {
 } ent;
 
 #define ENT_SIZE(kl) ((sizeof(ent) + (size_t)(kl) + 7) & ~(size_t)7)
-#define CHUNK_FIRST (4u << 10)
+/* The tail's chunks double from CHUNK_FIRST to CHUNK_MAX: a topic with a
+ * few keys holds a small one (its last chunk stays; thousands of topics). */
+#define CHUNK_FIRST 256u
 #define CHUNK_MAX (256u << 10)
 
 /* The key's 8 bytes from `at` (keyprefix.h), 0 past its end. */

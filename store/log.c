@@ -4,7 +4,9 @@
  * log_append.c, recovery in log_recover.c, reads in log_read.c.
  *
  * Locks, in the order they are taken:
- *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c).
+ *   compress_mu one compressor or compactor of sealed segments (log_compress.c, log_compact.c);
+ *              and the key index's open at its first use, which takes
+ *              append_mu too (log_keys.c sb_log_keys_ready).
  *   append_mu  the appender: writing records, rolling, moving the start,
  *              dropping segments; guards the fields marked [append].
  *   (the key index's maint_mu and idx_mu, keyidx.h: its indexer reads the
@@ -241,7 +243,7 @@ static void log_free(sb_log *l)
 	for (size_t i = 0; i < l->nsegs; i++)
 		sb_segment_close(l->segs[i], 0);
 	free(l->segs);
-	sb_zcache_free(l->sp.zc);
+	sb_zcache_free(l->zc); /* after the segments: theirs */
 	pthread_mutex_destroy(&l->append_mu);
 	pthread_mutex_destroy(&l->compress_mu);
 	pthread_rwlock_destroy(&l->seg_lock);
@@ -249,7 +251,9 @@ static void log_free(sb_log *l)
 	pthread_cond_destroy(&l->sync_cv);
 	pthread_cond_destroy(&l->linger_cv);
 	free(l->damage);
+	free(l->why);
 	free(l->dir);
+	free(l->name);
 	free(l);
 }
 
@@ -286,23 +290,30 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		    const sb_store_options *o, int create, sb_log **out, char *why, size_t whycap)
 {
 	pthread_rwlockattr_t ra;
+	char path[PATH_MAX];
 	sb_log *l;
 	int rc;
 
-	if (strlen(name) >= sizeof(l->name))
+	if (strlen(name) >= SB_LOG_NAME_MAX || sb_path(path, dir, name))
 		return -ENAMETOOLONG;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	memcpy(l->name, name, strlen(name) + 1);
-	char path[PATH_MAX];
-	if (sb_path(path, dir, name)) {
-		free(l);
-		return -ENAMETOOLONG;
-	}
-	if (!(l->dir = strdup(path))) {
-		free(l);
-		return -ENOMEM;
+	pthread_mutex_init(&l->append_mu, NULL);
+	pthread_mutex_init(&l->compress_mu, NULL);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&l->seg_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&l->sync_mu, NULL);
+	pthread_cond_init(&l->sync_cv, NULL);
+	pthread_cond_init(&l->linger_cv, NULL);
+	l->name = strdup(name);
+	l->dir = strdup(path);
+	l->why = calloc(1, SB_LOG_WHY);
+	if (!l->name || !l->dir || !l->why) {
+		rc = -ENOMEM;
+		goto out_free;
 	}
 	l->cfg = *cfg;
 	l->opt = *o;
@@ -322,21 +333,8 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		.full_check = o->full_check,
 		.report = o->report,
 		.report_arg = o->report_arg,
+		.zc = &l->zc, /* made at the first compressed segment's open */
 	};
-	if ((rc = sb_zcache_new(&l->sp.zc))) {
-		free(l->dir);
-		free(l);
-		return rc;
-	}
-	pthread_mutex_init(&l->append_mu, NULL);
-	pthread_mutex_init(&l->compress_mu, NULL);
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&l->seg_lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
-	pthread_mutex_init(&l->sync_mu, NULL);
-	pthread_cond_init(&l->sync_cv, NULL);
-	pthread_cond_init(&l->linger_cv, NULL);
 
 	if (create) {
 		rc = create_dir(l, dir);
@@ -353,11 +351,13 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 	rc = sb_log_keys_open(l);
 	if (rc)
 		goto out_free;
+	free(l->why);
+	l->why = NULL;
 	*out = l;
 	return 0;
 out_free:
 	if (why && whycap)
-		snprintf(why, whycap, "%s", l->why[0] ? l->why : sb_strerror(rc));
+		snprintf(why, whycap, "%s", l->why && l->why[0] ? l->why : sb_strerror(rc));
 	log_free(l);
 	return rc;
 }
@@ -408,6 +408,14 @@ int sb_log_remove(sb_log *l)
 
 	if (l->read_only)
 		return -EROFS;
+	/* The key index's tables go with the topic: it opens to name them
+	 * (not for a topic that is not empty: checked again below). */
+	if (atomic_load(&l->removed))
+		return -ENOENT;
+	if (atomic_load(&l->start) != atomic_load(&l->next))
+		return -ENOTEMPTY;
+	if ((rc = sb_log_keys_ready(l)))
+		return rc;
 	/* No compaction round or compression pass meanwhile: one that went on
 	 * wrote its temp file, or the index of the segment it had just put in
 	 * place, into the directory being removed (rmdir then failed, the

@@ -157,9 +157,10 @@ _Static_assert(SB_RECORD_TOMBSTONE == SB_REC_TOMBSTONE, "sb_store.h names format
 
 /* Check a batch; its encoded size in *bytes, whether a record of it has
  * headers in *hdrs. */
-static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes, int *hdrs)
+static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t *bytes, int *hdrs, int *keyed)
 {
 	size_t b = 0;
+	uint32_t kl = 0;
 	int rc, any = 0;
 
 	if (!n)
@@ -179,11 +180,13 @@ static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t 
 			any = 1;
 		}
 		b += sb_rec_size_in(&r[i]);
+		kl |= r[i].key_len;
 	}
 	if (b > l->batch_max)
 		return -EFBIG;
 	*bytes = b;
 	*hdrs = any;
+	*keyed = kl != 0;
 	return 0;
 }
 
@@ -263,12 +266,17 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 {
 	size_t bytes;
 	uint64_t seq = 0, off;
-	int rc, hdrs = 0;
+	int rc, hdrs = 0, keyed = 0;
 
 	if (l->read_only)
 		return -EROFS;
-	rc = check_batch(l, r, n, &bytes, &hdrs);
+	rc = check_batch(l, r, n, &bytes, &hdrs, &keyed);
 	if (rc)
+		return rc;
+	/* The topic's first keyed batch (since the open) opens its key index,
+	 * which reads the log so far, before the batch is written: then
+	 * sb_log_keys_added, under append_mu, finds it. */
+	if (keyed && (rc = sb_log_keys_ready(l)))
 		return rc;
 	pthread_mutex_lock(&l->append_mu);
 	if (atomic_load(&l->removed)) {

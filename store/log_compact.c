@@ -489,6 +489,10 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 		return rc;
 	r.keep_ns = l->cfg.delete_retention_ms > INT64_MAX / 1000000 ? INT64_MAX / 2
 								     : l->cfg.delete_retention_ms * 1000000;
+	/* The round asks the key index which record is a key's latest: it
+	 * opens now if no use of the keys opened it yet (log_keys.c). */
+	if ((rc = sb_log_keys_ready(l)))
+		return rc;
 	pthread_mutex_lock(&l->compress_mu); /* one rewriter of segments at a time */
 	sb_view_prep vp = {0};
 	uint64_t next = atomic_load(&l->next), bytes = atomic_load(&l->stream_end);
@@ -542,9 +546,11 @@ int sb_log_compact(sb_log *l, int64_t now_ns, sb_compact_stats *st)
 
 void sb_log_stop_rewrites(sb_log *l)
 {
+	sb_kx *x = sb_log_kx(l);
+
 	atomic_store(&l->stop_rewrites, 1);
-	if (l->kx)
-		sb_kx_stop_merges(l->kx);
+	if (x)
+		sb_kx_stop_merges(x);
 }
 
 /* Records appended since the last round (in the newest segment: no roll

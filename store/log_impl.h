@@ -13,8 +13,13 @@
 
 #include "segment.h"
 
+/* A topic name is shorter than this; why recovery refused a log fits in
+ * SB_LOG_WHY bytes. */
+#define SB_LOG_NAME_MAX 256
+#define SB_LOG_WHY 512
+
 struct sb_log {
-	char name[256];
+	char *name;                     /* heap, set at open (thousands of topics) */
 	char *dir;                      /* LOG_DIR/name (heap: thousands of topics) */
 	sb_log_config cfg;
 	sb_store_options opt;
@@ -22,7 +27,9 @@ struct sb_log {
 	const sb_io *io;
 	int read_only;
 	size_t batch_max;
-	char why[512];                  /* why recovery refused the log, if it did */
+	char *why;                      /* why recovery refused the log, if it did:
+					 * SB_LOG_WHY bytes, only during the open
+					 * (sb_log_open_dir frees it), else NULL */
 	int damaged_tail;               /* read-only: recovery ended the log at damage
 					 * a mount refuses (sb_log_damaged_tail); set
 					 * before the log is shared */
@@ -31,6 +38,11 @@ struct sb_log {
 
 	pthread_mutex_t compress_mu;    /* one compressor or compactor at a time
 					 * (log_compress.c, log_compact.c) */
+	sb_zcache *zc;                  /* [compress_mu, or the open] the cache of
+					 * compressed blocks, sp.zc points here:
+					 * NULL until the first compressed segment
+					 * is opened (sb_seg_zopen); freed after
+					 * the segments */
 	_Atomic uint64_t compact_mark;  /* [compress_mu] the newest segment's base
 					 * at the last compaction (log_compact.c) */
 	_Atomic int64_t compact_due;    /* [compress_mu] when a kept tombstone expires */
@@ -65,14 +77,25 @@ struct sb_log {
 					 * path, so no segment is rewritten again
 					 * until the log is reopened (this error) */
 	_Atomic uint64_t appended;      /* [atomic] append calls so far */
-	struct sb_kx *kx;               /* the key index (log_keys.c); NULL
-					 * before open is done, and when its
-					 * replay met damage (kx_damaged) */
-	struct sb_kx *kx_damaged;       /* set at open, then read-only: the
-					 * index whose replay met damage, so no
-					 * answer by key can be trusted
-					 * (SB_ECORRUPT); never used but to
-					 * remove its tables with the topic */
+	/* The key index (log_keys.c), opened at the first use of the topic's
+	 * keys (sb_log_keys_ready; at the open for recover's full_check).
+	 * kx and kx_damaged are written once, with compress_mu and append_mu
+	 * held (or before the log is shared), then keys_open is set
+	 * (release); they are read under append_mu, or after keys_open is
+	 * seen set (acquire: sb_log_kx, sb_log_keys_ready), and change again
+	 * only at the close (the flusher joined). */
+	_Atomic int keys_open;          /* [compress_mu and append to set; atomic] */
+	struct sb_kx *kx;               /* [compress_mu and append, once: keys_open] NULL when
+					 * its replay met damage (kx_damaged),
+					 * and read-only with no_keys */
+	struct sb_kx *kx_damaged;       /* [compress_mu and append, once: keys_open] the index
+					 * whose replay met damage, so no answer
+					 * by key can be trusted (SB_ECORRUPT);
+					 * never used but to remove its tables
+					 * with the topic */
+	void (*wake)(void *arg);        /* set before the log is shared (the */
+	void *wake_arg;                 /* store's insert_topic): given to the
+					 * index when it opens (sb_log_set_wake) */
 	/* the stream's current generation once a view was taken (log_view.c):
 	 * replaced with seg_lock exclusive, set from NULL with it shared */
 	struct sb_log_view *_Atomic view;
@@ -127,6 +150,15 @@ void sb_log_segs_wrlock_idle(sb_log *l);
  * Defined in log_compress.c. */
 void sb_log_rewrite_failed(sb_log *l, const char *path, int rc);
 int sb_log_keys_open(sb_log *l);
+/* Open the key index now if it is not yet (log_keys.c): 0, or the open's
+ * failure (-ENOMEM, -EIO, ...; tried again at the next use). Takes
+ * compress_mu, then append_mu: call with no lock of the log held. */
+int sb_log_keys_ready(sb_log *l);
+/* The key index if it is open, else NULL (any thread). */
+static inline struct sb_kx *sb_log_kx(sb_log *l)
+{
+	return atomic_load_explicit(&l->keys_open, memory_order_acquire) ? l->kx : NULL;
+}
 /* Read record `offset` (payload into buf, up to cap; info) only if its key
  * is `key`: one lookup for both. -ESTALE when it has another key. */
 /* A key index entry's hint of where its record starts in its segment

@@ -2,7 +2,8 @@
  * log_keys.c - a topic as a table: the log's side of its key index
  * (keyidx.h). Keyed appends hand their keys to the index under the append
  * lock (a copy to its unindexed tail: the flusher sorts them); the index is
- * rebuilt at open by replaying the records it lacks; a lookup by
+ * rebuilt when it opens (at the first use of the topic's keys:
+ * sb_log_keys_open) by replaying the records it lacks; a lookup by
  * key reads the record the index names and checks that it carries that key
  * (its CRC covers the key), so a stale or damaged index never serves
  * another key's value.
@@ -36,25 +37,24 @@ static sb_mt_val val_of(uint64_t off, int64_t ts, uint32_t size, uint16_t flags,
 }
 
 typedef struct replay_ctx {
-	sb_log *l;
+	sb_kx *x;
 	uint64_t next; /* the offset after the last record replayed */
 } replay_ctx;
 
-/* Put one keyed record of the replay (the replay is the indexer at open:
- * nothing else runs). */
+/* Put one keyed record of the replay (the replay is the indexer at the
+ * index's open: the index is not shared yet). */
 static int replay_one(void *arg, const sb_rec_hdr *h, const uint8_t *key, uint64_t pos)
 {
 	replay_ctx *c = arg;
-	sb_log *l = c->l;
 	int rc;
 
 	c->next = h->offset + 1;
 	if (h->key_len) {
 		sb_mt_val v = val_of(h->offset, h->timestamp_ns, h->value_len, h->flags, pos);
-		if ((rc = sb_kx_put(l->kx, key, h->key_len, &v)))
+		if ((rc = sb_kx_put(c->x, key, h->key_len, &v)))
 			return rc;
 	}
-	return sb_kx_note_end(l->kx, h->offset + 1, h->size, 0, 0);
+	return sb_kx_note_end(c->x, h->offset + 1, h->size, 0, 0);
 }
 
 /* The records of a compressed segment, [from, end), record by record
@@ -89,31 +89,18 @@ static int walk_z(sb_log *l, uint64_t from, uint64_t end, int strict, sb_seg_wal
 	return 0;
 }
 
-/* Put the keyed records of segment s from offset `from` on; SB_ECORRUPT
- * at a damaged record (c->next says where). */
-static int replay_segment(replay_ctx *c, sb_segment *s, uint64_t from)
+/* The replay met damage at offset `at` of segment file `path`: no answer
+ * by key (sb_log_keys_open's comment at the top). */
+static void keys_damaged(sb_log *l, const char *path, uint64_t at)
 {
-	int rc = sb_segment_walk(s, from, replay_one, c);
-
-	if (rc == -ENOTSUP)
-		rc = walk_z(c->l, from, sb_segment_next(s), 1, replay_one, c);
-	return rc;
-}
-
-/* The replay met damage at offset `at` of segment s: no answer by key
- * (sb_log_keys_open's comment at the top). */
-static void keys_damaged(sb_log *l, sb_segment *s, uint64_t at)
-{
-	l->kx_damaged = l->kx; /* its tables go with the topic (sb_log_keys_remove) */
-	l->kx = NULL;
 	/* Said by the daemon; a read-only open (the tools) says SB_ECORRUPT
 	 * where it asks by key, and `verify` names the damage. */
 	if (l->opt.report && !l->read_only) {
-		char msg[512];
+		char msg[4352];
 		snprintf(msg, sizeof(msg),
 			 "%s: record %" PRIu64 " cannot be read (damaged) and may be any key's latest: "
 			 ".keys/ answers EIO until the log is repaired (streambus recover --cut)",
-			 sb_segment_path(s), at);
+			 path, at);
 		l->opt.report(l->opt.report_arg, l->name, msg);
 	}
 }
@@ -151,6 +138,31 @@ static sb_segment *seg_from(sb_log *l, uint64_t from)
 	return lo < l->nsegs ? l->segs[lo] : NULL;
 }
 
+/* The replay: the records of the log from `from` on into index x (its
+ * keyed records put, every record noted), each segment's CRCs checked (a
+ * compressed one's record by record through the readers, which take
+ * seg_lock). Damage ends it with SB_ECORRUPT, said (keys_damaged).
+ * [compress_mu and append_mu, or the open: the segments do not change] */
+static int replay(sb_log *l, sb_kx *x, uint64_t from)
+{
+	replay_ctx c = {x, from};
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < l->nsegs; i++) {
+		sb_segment *s = l->segs[i];
+		uint64_t at = from > sb_segment_base(s) ? from : sb_segment_base(s);
+		if (sb_segment_next(s) <= from)
+			continue;
+		c.next = at;
+		rc = sb_segment_walk(s, at, replay_one, &c);
+		if (rc == -ENOTSUP)
+			rc = walk_z(l, at, sb_segment_next(s), 1, replay_one, &c);
+		if (rc == SB_ECORRUPT)
+			keys_damaged(l, sb_segment_path(s), c.next);
+	}
+	return rc;
+}
+
 /*
  * sb_kx_params.walk: the keyed records of [from, to) to fn, in offset
  * order, a segment at a time under seg_lock shared (a compressed one
@@ -185,13 +197,13 @@ static int walk_source(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, 
 	return rc;
 }
 
-static int open_index(sb_log *l);
+static int open_keys(sb_log *l);
 
 /* recover (full_check): a key index whose entries name records the log
  * does not have, or disagree with them (what verify reports: a table
  * older stores wrote, a tombstone compaction dropped before a table held
  * it), is rebuilt from the log: its tables removed, the whole log
- * replayed. The tables are derived data (keyidx.h). */
+ * replayed. The tables are derived data (keyidx.h). [the open] */
 static int rebuild_if_wrong(sb_log *l)
 {
 	uint64_t checked = 0, wrong = 0;
@@ -209,25 +221,53 @@ static int rebuild_if_wrong(sb_log *l)
 	sb_kx_remove_files(l->kx);
 	sb_kx_close(l->kx, 0);
 	l->kx = NULL;
-	return open_index(l);
+	atomic_store(&l->keys_open, 0);
+	return open_keys(l);
 }
 
+/*
+ * The key index is opened (its tables, the replay of the log past them)
+ * at the topic's open only for `streambus recover` (full_check: it checks
+ * the index against the log). Else at the first use of the topic's keys
+ * (sb_log_keys_ready): a keyed append, a lookup or listing by key, the
+ * key statistics, a compaction round, the topic's removal. A topic whose
+ * keys nobody uses holds no index (thousands of topics: docs/RELIABILITY.md
+ * "Daemon memory at scale"); its appends without a key note nothing, and
+ * the replay at the first use reads them.
+ */
 int sb_log_keys_open(sb_log *l)
 {
-	if (l->read_only && l->opt.no_keys)
-		return 0; /* l->kx NULL: keys_usable says -ENOENT */
-	int rc = open_index(l);
+	if (!l->opt.full_check || l->read_only)
+		return 0;
+	int rc = open_keys(l);
 
-	if (!rc && l->kx && l->opt.full_check && !l->read_only)
-		rc = rebuild_if_wrong(l);
 	if (!rc && l->kx)
-		sb_kx_set_background(l->kx, !l->read_only && !l->opt.no_flusher);
+		rc = rebuild_if_wrong(l);
 	return rc;
 }
 
-/* The index's tables, and the replay of the log past what they cover.
- * [the open: the log is not shared yet] */
-static int open_index(sb_log *l)
+/* The index opens with compress_mu and append_mu held: no segment is
+ * rewritten, appended, added or dropped meanwhile, so the replay reads
+ * them as at the log's open. */
+int sb_log_keys_ready(sb_log *l)
+{
+	int rc = 0;
+
+	if (atomic_load_explicit(&l->keys_open, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&l->compress_mu);
+	pthread_mutex_lock(&l->append_mu);
+	if (!atomic_load_explicit(&l->keys_open, memory_order_relaxed))
+		rc = open_keys(l);
+	pthread_mutex_unlock(&l->append_mu);
+	pthread_mutex_unlock(&l->compress_mu);
+	return rc;
+}
+
+/* The index's tables, and the replay of the log past what they cover:
+ * into *kx, or into *damaged when the replay met damage (said).
+ * [compress_mu and append_mu, or the open] */
+static int open_index(sb_log *l, sb_kx **kx, sb_kx **damaged)
 {
 	uint64_t start = atomic_load(&l->start), next = atomic_load(&l->next);
 	sb_kx_params p = {
@@ -242,31 +282,43 @@ static int open_index(sb_log *l)
 		.walk = walk_source,
 		.walk_arg = l,
 	};
-	int rc = sb_kx_open(&p, start, next, &l->kx);
+	sb_kx *x;
+	int rc = sb_kx_open(&p, start, next, &x);
 
 	if (rc)
 		return rc;
-	/* The log is not shared yet: no lock (the readers used for
-	 * compressed segments take seg_lock themselves). */
-	uint64_t from = sb_kx_replay_from(l->kx);
-	replay_ctx c = {l, 0};
-	for (size_t i = 0; !rc && i < l->nsegs; i++) {
-		sb_segment *s = l->segs[i];
-		uint64_t at = from > sb_segment_base(s) ? from : sb_segment_base(s);
-		if (sb_segment_next(s) <= from)
-			continue;
-		c.next = at;
-		rc = replay_segment(&c, s, at);
-		if (rc == SB_ECORRUPT) {
-			keys_damaged(l, s, c.next);
-			return 0;
-		}
+	rc = replay(l, x, sb_kx_replay_from(x));
+	if (rc == SB_ECORRUPT) {
+		*damaged = x; /* its tables go with the topic (sb_log_keys_remove) */
+		return 0;
 	}
 	if (rc) {
-		sb_kx_close(l->kx, 0);
-		l->kx = NULL;
+		sb_kx_close(x, 0);
+		return rc;
 	}
-	return rc;
+	*kx = x;
+	return 0;
+}
+
+/* Open the key index (none with no_keys read-only: keys_usable says
+ * -ENOENT), then publish it: keys_open set. [compress_mu and append_mu,
+ * or the open] */
+static int open_keys(sb_log *l)
+{
+	sb_kx *x = NULL, *bad = NULL;
+	int rc;
+
+	if (!(l->read_only && l->opt.no_keys) && (rc = open_index(l, &x, &bad)))
+		return rc;
+	if (x) {
+		sb_kx_set_background(x, !l->read_only && !l->opt.no_flusher);
+		if (l->wake)
+			sb_kx_set_wake(x, l->wake, l->wake_arg);
+	}
+	l->kx = x;
+	l->kx_damaged = bad;
+	atomic_store_explicit(&l->keys_open, 1, memory_order_release);
+	return 0;
 }
 
 void sb_log_keys_added(sb_log *l, const sb_record_in *r, size_t n, uint64_t first, size_t bytes)
@@ -292,36 +344,49 @@ int sb_log_keys_close(sb_log *l, int clean)
 
 	sb_kx_close(l->kx_damaged, 0);
 	l->kx = l->kx_damaged = NULL;
+	atomic_store(&l->keys_open, 0);
 	return rc;
 }
 
+/* Before the log is shared (the store's insert_topic): the wake-up goes
+ * to the index when it opens. */
 void sb_log_set_wake(sb_log *l, void (*fn)(void *arg), void *arg)
 {
+	l->wake = fn;
+	l->wake_arg = arg;
 	if (l->kx)
 		sb_kx_set_wake(l->kx, fn, arg);
 }
 
+/* The flusher's and the indexer's hooks: nothing before the index opens. */
 void sb_log_keys_maintain(sb_log *l)
 {
-	if (l->kx && !l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err))
-		sb_kx_maintain(l->kx);
+	sb_kx *x = sb_log_kx(l);
+
+	if (x && !l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err))
+		sb_kx_maintain(x);
 }
 
 void sb_log_keys_sync(sb_log *l)
 {
-	if (l->kx && !l->read_only && !atomic_load(&l->removed))
-		sb_kx_sync_tables(l->kx);
+	sb_kx *x = sb_log_kx(l);
+
+	if (x && !l->read_only && !atomic_load(&l->removed))
+		sb_kx_sync_tables(x);
 }
 
 int sb_log_index_keys(sb_log *l)
 {
-	if (!l->kx || l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
+	sb_kx *x = sb_log_kx(l);
+
+	if (!x || l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
 		return 0;
-	int rc = sb_kx_index(l->kx);
+	int rc = sb_kx_index(x);
 
 	return rc > 0 ? rc : 0;
 }
 
+/* [append] the index open (sb_log_remove opens it first: its tables go) */
 void sb_log_keys_remove(sb_log *l)
 {
 	if (l->kx)
@@ -330,12 +395,17 @@ void sb_log_keys_remove(sb_log *l)
 		sb_kx_remove_files(l->kx_damaged);
 }
 
-/* 0 when l's key index can answer; -ENOENT (the topic removed, or no
- * index), SB_ECORRUPT (its replay met damage: kx_damaged). */
+/* 0 when l's key index can answer (opened now if not yet); -ENOENT (the
+ * topic removed, or no index), SB_ECORRUPT (its replay met damage:
+ * kx_damaged), or the open's failure. */
 static int keys_usable(sb_log *l)
 {
+	int rc;
+
 	if (atomic_load(&l->removed))
 		return -ENOENT;
+	if ((rc = sb_log_keys_ready(l)))
+		return rc;
 	if (l->kx_damaged)
 		return SB_ECORRUPT;
 	return l->kx ? 0 : -ENOENT;
@@ -405,7 +475,10 @@ int sb_log_list_keys(sb_log *l, const void *from, size_t from_len, sb_key_fn fn,
 int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
 {
 	sb_kx_stats ks;
+	int rc = sb_log_keys_ready(l);
 
+	if (rc)
+		return rc;
 	if (!l->kx)
 		return -ENOENT;
 	sb_kx_get_stats(l->kx, &ks);

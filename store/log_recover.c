@@ -207,14 +207,14 @@ static int repairing(const sb_log *l)
 #define SB_NOPOS UINT64_MAX
 static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, const char *proof)
 {
-	char msg[sizeof(l->why) + 128];
+	char msg[SB_LOG_WHY + 128];
 
 	if (repairing(l))
 		return 0; /* the cut reports itself */
 	if (pos == SB_NOPOS)
-		snprintf(l->why, sizeof(l->why), "%s: %s, which cannot be a torn write (%s)", file, what, proof);
+		snprintf(l->why, SB_LOG_WHY, "%s: %s, which cannot be a torn write (%s)", file, what, proof);
 	else
-		snprintf(l->why, sizeof(l->why), "%s: byte %llu: %s, which cannot be a torn write (%s)", file,
+		snprintf(l->why, SB_LOG_WHY, "%s: byte %llu: %s, which cannot be a torn write (%s)", file,
 			 (unsigned long long)pos, what, proof);
 	snprintf(msg, sizeof(msg), "%s; %s", l->why,
 		 l->read_only ? "a mount refuses this topic until `streambus recover --cut` cuts the log there"
@@ -224,9 +224,9 @@ static int refuse(sb_log *l, const char *file, uint64_t pos, const char *what, c
 		if (!l->damaged_tail) {
 			/* where the log as read ends (sb_log_damage) */
 			if (pos == SB_NOPOS)
-				snprintf(l->why, sizeof(l->why), "%s: %s", file, what);
+				snprintf(l->why, SB_LOG_WHY, "%s: %s", file, what);
 			else
-				snprintf(l->why, sizeof(l->why), "%s: byte %llu: %s", file,
+				snprintf(l->why, SB_LOG_WHY, "%s: byte %llu: %s", file,
 					 (unsigned long long)pos, what);
 			l->damage = strdup(l->why);
 		}
@@ -403,7 +403,7 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 			return rc; /* refused, or the repair failed: l->why says */
 	}
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc)); /* which file */
+		snprintf(l->why, SB_LOG_WHY, "%s: %s", name, sb_strerror(rc)); /* which file */
 		return rc;
 	}
 	*changed |= ch;
@@ -535,7 +535,7 @@ static int reopen_last_active(sb_log *l, int *changed)
 		return rc;
 	if (!sb_segment_active(r) && !l->read_only) {
 		/* A compressed segment with a damaged block cannot take appends. */
-		snprintf(l->why, sizeof(l->why), "%s: a damaged compressed block (`streambus recover --cut` "
+		snprintf(l->why, SB_LOG_WHY, "%s: a damaged compressed block (`streambus recover --cut` "
 			 "cuts the log there)", strrchr(sb_segment_path(r), '/') + 1);
 		report(l, l->why);
 		sb_segment_close(r, 0);
@@ -630,7 +630,7 @@ int sb_log_recover(sb_log *l)
 
 	rc = list_segments(l, &r.bases, &r.n);
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "the topic directory: %s", sb_strerror(rc));
+		snprintf(l->why, SB_LOG_WHY, "the topic directory: %s", sb_strerror(rc));
 		return rc;
 	}
 	nfiles = r.n;
@@ -642,7 +642,7 @@ int sb_log_recover(sb_log *l)
 	drop_orphan_indexes(l, r.bases, r.n);
 	meta_rc = read_meta(l, &start);
 	if (meta_rc && meta_rc != -ENOENT && meta_rc != SB_ECORRUPT) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", SB_META_NAME, sb_strerror(meta_rc));
+		snprintf(l->why, SB_LOG_WHY, "%s: %s", SB_META_NAME, sb_strerror(meta_rc));
 		rc = meta_rc;
 		goto out_free;
 	}
@@ -687,7 +687,7 @@ int sb_log_recover(sb_log *l)
 			 * refuse this log alone, as damage, so that the other
 			 * topics open all the same (a mount starts it anew or
 			 * refuses it too). */
-			snprintf(l->why, sizeof(l->why), "%s",
+			snprintf(l->why, SB_LOG_WHY, "%s",
 				 nfiles ? "no segment left to read: the log is damaged from its first segment"
 					: "no segment file");
 			report(l, l->why);

@@ -309,7 +309,7 @@ static int put_in_place(gap *g, const dropped *d, size_t nd, int rc, int *change
 		rc = sb_segment_replace_file(l->io, l->dir, g->path, g->tmp, &renamed);
 	if (rc && !renamed) {
 		l->io->unlink(l->io->ctx, g->tmp);
-		snprintf(l->why, sizeof(l->why), "%s: rewriting it without the damaged records failed (%s): "
+		snprintf(l->why, SB_LOG_WHY, "%s: rewriting it without the damaged records failed (%s): "
 			 "nothing changed", g->name, sb_strerror(rc));
 		report(l, l->why);
 		return rc;
@@ -318,7 +318,7 @@ static int put_in_place(gap *g, const dropped *d, size_t nd, int rc, int *change
 	if (!rc)
 		rc = sb_segment_open(&l->sp, g->base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, out);
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "%s: rewritten without the damaged records, then: %s", g->name,
+		snprintf(l->why, SB_LOG_WHY, "%s: rewritten without the damaged records, then: %s", g->name,
 			 sb_strerror(rc));
 		return rc;
 	}
@@ -376,7 +376,7 @@ int sb_log_recover_gap(sb_log *l, sb_segment **sp, uint64_t next_base, int *chan
 		return 1;
 	}
 	if (!(d = calloc(nb ? nb : 1, sizeof(*d)))) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", g.name, sb_strerror(-ENOMEM));
+		snprintf(l->why, SB_LOG_WHY, "%s: %s", g.name, sb_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if (!sb_segment_zseg(s))
@@ -415,7 +415,7 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
 	if (!(rc = sb_path(path, l->dir, name)) && !(d = calloc(GAP_RANGES, sizeof(*d))))
 		rc = -ENOMEM;
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", name, sb_strerror(rc));
+		snprintf(l->why, SB_LOG_WHY, "%s: %s", name, sb_strerror(rc));
 		return rc;
 	}
 	if (next_base <= base || next_base - base > UINT32_MAX) {
@@ -452,7 +452,7 @@ int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment *
 	if (sb_segment_zseg(s) || sb_segment_version(s) < 3)
 		return 1;
 	if (!(d = calloc(GAP_RANGES, sizeof(*d)))) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", g.name, sb_strerror(-ENOMEM));
+		snprintf(l->why, SB_LOG_WHY, "%s: %s", g.name, sb_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	first_range(&g, d);

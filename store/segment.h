@@ -36,7 +36,15 @@ typedef struct sb_seg_params {
 	int full_check;
 	sb_report_fn report;
 	void *report_arg;
-	sb_zcache *zc;            /* blocks of compressed segments (the log's) */
+	/* The cache of blocks of compressed segments, the log's (its field
+	 * sb_log.zc): made at the first compressed segment's open
+	 * (sb_seg_zopen), so that a topic without one has none. Compressed
+	 * segments are opened only by the open's recovery (the log not
+	 * shared yet) or under the log's compress_mu (compression,
+	 * compaction): *zc is written only there, and read by a segment's
+	 * open under the same. NULL: each compressed segment gets its own
+	 * cache (the tools' segments). */
+	sb_zcache **zc;
 } sb_seg_params;
 
 typedef struct sb_segment sb_segment;

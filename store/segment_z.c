@@ -56,10 +56,14 @@ static void z_set_damage(sb_segment *s, uint32_t bad)
 int sb_seg_zopen(sb_segment *s, uint64_t size, int flags, int *changed)
 {
 	const sb_seg_params *p = s->p;
-	int rc = sb_zseg_open(p->io, s->fd, size, s->base, p->zc, &s->z);
 	uint32_t nb, bad;
+	int rc;
 
-	if (rc)
+	/* The log's cache, made now if this is its first compressed segment
+	 * ([compress_mu, or the open]: sb_seg_params.zc). */
+	if (p->zc && !*p->zc && (rc = sb_zcache_new(p->zc)))
+		return rc;
+	if ((rc = sb_zseg_open(p->io, s->fd, size, s->base, p->zc ? *p->zc : NULL, &s->z)))
 		return rc;
 	s->base_stream = sb_zseg_base_stream(s->z);
 	s->file_size = s->alloc = size;

@@ -25,6 +25,11 @@
 #include "log.h"
 #include "sb_store.h"
 
+/* Lock order: a store's mu, then a topic's locks (log.c); sb_store_remove
+ * lets go of mu before sb_log_remove takes the topic's compress_mu and
+ * append_mu (the key index's open, then the removal: they wait for a
+ * compaction round); kick_threads, called by appenders under append_mu,
+ * only tries mu. */
 struct sb_store {
 	char dir[PATH_MAX];
 	sb_store_options opt;
@@ -116,7 +121,7 @@ static int grow(sb_log ***arr, size_t *cap, size_t n)
 /* A topic's key index has a long unindexed tail, or runs due to be
  * written: the indexer and the flusher take their turns now rather than at
  * their next period. Called by an appender: never waits
- * for mu (remove holds mu and then a topic's append lock). */
+ * for mu (remove holds mu and then a topic's compress and append locks). */
 static void kick_threads(void *arg)
 {
 	sb_store *s = arg;
@@ -636,6 +641,22 @@ out_unlock:
 	return rc;
 }
 
+/* Where l is in s->topics (s->ntopics if not there). [mu] */
+static size_t find_log(const sb_store *s, const sb_log *l)
+{
+	size_t i = 0;
+
+	while (i < s->ntopics && s->topics[i] != l)
+		i++;
+	return i;
+}
+
+/*
+ * The topic's removal runs without mu: it waits for a compaction round or
+ * compression pass of that topic, which must not hold up every other
+ * topic's calls meanwhile. Whoever removed it takes it out of the table
+ * (another removal at once gets -ENOENT from sb_log_remove).
+ */
 int sb_store_remove(sb_store *s, const char *name)
 {
 	int rc;
@@ -649,19 +670,24 @@ int sb_store_remove(sb_store *s, const char *name)
 		rc = r ? r->err : -ENOENT;
 		goto out_unlock;
 	}
-	rc = grow(&s->dead, &s->deadcap, s->ndead);
-	if (rc)
-		goto out_unlock;
 	sb_log *l = s->topics[at];
+	pthread_mutex_unlock(&s->mu);
 	rc = sb_log_remove(l);
-	if (rc && !sb_log_removed(l))
-		goto out_unlock; /* refused (records in it): nothing changed */
+	if ((rc && !sb_log_removed(l)) || rc == -ENOENT)
+		return rc; /* refused (records in it): nothing changed; or not ours */
 	/* Removed, or its files were and its directory could not be (a file
 	 * of someone else's in it): gone from this store either way, never
 	 * half there; its error is the caller's. */
-	s->dead[s->ndead++] = l;
-	memmove(s->topics + at, s->topics + at + 1, (s->ntopics - at - 1) * sizeof(*s->topics));
-	s->ntopics--;
+	pthread_mutex_lock(&s->mu);
+	at = find_log(s, l);
+	int more = grow(&s->dead, &s->deadcap, s->ndead);
+	if (!more && at < s->ntopics) {
+		s->dead[s->ndead++] = l;
+		memmove(s->topics + at, s->topics + at + 1, (s->ntopics - at - 1) * sizeof(*s->topics));
+		s->ntopics--;
+	} else if (!rc) {
+		rc = more; /* listed, removed: every call on it -ENOENT */
+	}
 	/* the removal is durable only once LOG_DIR is synced: its error is
 	 * the caller's (the topic is gone from this store either way) */
 	int sync_rc = sb_fsync_dir(s->opt.io, s->dir);

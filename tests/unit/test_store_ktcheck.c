@@ -164,6 +164,20 @@ static void hear(void *arg, const char *topic, const char *msg)
 		h->n++;
 }
 
+/* Topic t's key index opens at the first use of its keys (log_keys.c),
+ * which is when its tables are checked and reported: used here (its
+ * statistics) right after the store's open. */
+static int open_keys_of_t(const sb_store_options *o, sb_store **s)
+{
+	sb_log *l;
+	sb_log_key_stats ks;
+	int rc = sb_store_open(env.store, o, s);
+
+	if (rc || sb_store_get(*s, "t", &l))
+		return rc;
+	return sb_log_get_key_stats(l, &ks);
+}
+
 static int open_heard(int ro, heard *h, sb_store **s)
 {
 	sb_store_options o;
@@ -173,7 +187,7 @@ static int open_heard(int ro, heard *h, sb_store **s)
 	o.no_flusher = 1;
 	o.report = hear;
 	o.report_arg = h;
-	return sb_store_open(env.store, &o, s);
+	return open_keys_of_t(&o, s);
 }
 
 /* Keyed records and a table of them; each trial damages one random byte
@@ -387,7 +401,7 @@ static int open_said(int ro, const sb_log_config *cfg, said *h, sb_store **s)
 	o.no_flusher = 1;
 	o.report = say_all;
 	o.report_arg = h;
-	return sb_store_open(env.store, &o, s);
+	return open_keys_of_t(&o, s);
 }
 
 static int name_cmp(const void *a, const void *b)
