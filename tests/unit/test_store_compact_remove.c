@@ -76,6 +76,30 @@ static void fill(sb_log *l, uint64_t *seed, unsigned n)
 	}
 }
 
+/* A store of topic "t" (compressed, or compacted), filled and synced (only
+ * synced segments are rewritten; their own indexes are saved by then): the
+ * store in *s, its config in *c, its io table in *f (the caller's). */
+static sb_log *filled(int compress, uint64_t *seed, sb_log_config *c, fio **f, sb_store **s)
+{
+	ut_cfg(c, 4096, SB_SYNC_NEVER);
+	c->index_interval_bytes = 256;
+	if (compress) {
+		c->compression = SB_COMPRESS_ZSTD;
+		c->compression_block_bytes = 4096;
+	} else {
+		c->cleanup = SB_CLEANUP_COMPACT;
+		c->delete_retention_ms = 0;
+	}
+	*f = fio_new(env.stash);
+	cr_assert(*f);
+	fio_set_sync(*f, 0, 0);
+	cr_assert_eq(ut_open(env.store, c, fio_io(*f), s), 0);
+	sb_log *l = ut_topic(*s, "t");
+	fill(l, seed, 300 + (unsigned)(next_rand(seed) % 700));
+	cr_assert_eq(sb_log_sync(l), 0);
+	return l;
+}
+
 static int cases(void)
 {
 	const char *e = getenv("SB_REMOVE_CASES");
@@ -91,22 +115,8 @@ static void one_case(int n)
 	char td[4200];
 	struct stat st;
 
-	ut_cfg(&c, 4096, SB_SYNC_NEVER);
-	c.index_interval_bytes = 256;
-	if (compress) {
-		c.compression = SB_COMPRESS_ZSTD;
-		c.compression_block_bytes = 4096;
-	} else {
-		c.cleanup = SB_CLEANUP_COMPACT;
-		c.delete_retention_ms = 0;
-	}
-	fio *f = fio_new(env.stash);
-	cr_assert(f);
-	fio_set_sync(f, 0, 0);
-	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-	sb_log *l = ut_topic(s, "t");
-	fill(l, &seed, 300 + (unsigned)(next_rand(&seed) % 700));
-	cr_assert_eq(sb_log_sync(l), 0); /* (only synced segments are compressed) */
+	fio *f;
+	sb_log *l = filled(compress, &seed, &c, &f, &s);
 
 	/* the rewriter at its first temp file write, held there (or free);
 	 * meanwhile every record is removed (rm -r: each file, then the
@@ -180,18 +190,8 @@ Test(cremove, records_dropped_while_a_round_swaps_leave_no_index_files)
 		sb_store *s;
 		char td[4200], first[256] = "";
 
-		ut_cfg(&c, 4096, SB_SYNC_NEVER);
-		c.index_interval_bytes = 256;
-		c.cleanup = SB_CLEANUP_COMPACT;
-		c.delete_retention_ms = 0;
-		fio *f = fio_new(env.stash);
-		cr_assert(f);
-		fio_set_sync(f, 0, 0);
-		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-		sb_log *l = ut_topic(s, "t");
-		fill(l, &seed, 300 + (unsigned)(next_rand(&seed) % 700));
-		/* (the sealed segments' own indexes first: the hold is for the round's) */
-		cr_assert_eq(sb_log_sync(l), 0);
+		fio *f;
+		sb_log *l = filled(0, &seed, &c, &f, &s); /* (synced: the hold is for the round's index) */
 		fio_slow(f, FIO_PWRITE, FIO_HOLD, ".idx");
 		job rw = {.l = l};
 		pthread_t rt;
