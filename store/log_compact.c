@@ -236,14 +236,19 @@ out_in:
 	return rc;
 }
 
-/* Is c->old still in the log? With append_mu held. */
-static int still_here(sb_log *l, const sb_segment *s)
+/* Is c->old still in the log? With append_mu held. Its base too: once
+ * dropped (rm, retention) its memory may hold a newer segment, which the
+ * round then took for it (it renamed the rewritten file back where the
+ * drop had removed the old one, and put it in the newer one's place in the
+ * array: .log EIO, removed records back at the next open; found by an
+ * exploratory tester). */
+static int still_here(sb_log *l, const cseg *c)
 {
 	int here = 0;
 
 	pthread_rwlock_rdlock(&l->seg_lock);
 	for (size_t i = 0; i + 1 < l->nsegs && !here; i++)
-		here = l->segs[i] == s;
+		here = l->segs[i] == c->old && sb_segment_base(l->segs[i]) == c->base;
 	pthread_rwlock_unlock(&l->seg_lock);
 	return here && !atomic_load(&l->removed);
 }
@@ -257,9 +262,12 @@ static int swap(round *r, cseg *c, const char *path)
 	int ch = 0, rc = 0, renamed = 0;
 
 	tmp_path(tmp, sizeof(tmp), path);
+	int64_t prior_max = 0;
 	pthread_mutex_lock(&l->append_mu);
-	if (!still_here(l, c->old))
+	if (!still_here(l, c))
 		rc = -ESTALE;
+	else /* (read while it cannot be dropped) */
+		prior_max = sb_segment_prior_max(c->old);
 	if (!rc)
 		rc = sb_segment_replace_file(io, l->dir, path, tmp, &renamed);
 	pthread_mutex_unlock(&l->append_mu);
@@ -277,7 +285,7 @@ static int swap(round *r, cseg *c, const char *path)
 		sb_log_rewrite_failed(l, path, rc);
 		return rc;
 	}
-	sb_segment_set_prior_max(c->ns, sb_segment_prior_max(c->old));
+	sb_segment_set_prior_max(c->ns, prior_max);
 	(void)sb_segment_save_index(c->ns); /* no room: rebuilt at the next open */
 	r->st.segments++;
 	return 0;
@@ -314,7 +322,7 @@ static int publish(round *r, sb_view_prep *vp)
 	for (size_t i = 0; i < r->n; i++) {
 		cseg *c = &r->c[i];
 		for (size_t j = 0; c->ns && j + 1 < l->nsegs; j++)
-			if (l->segs[j] == c->old) {
+			if (l->segs[j] == c->old && sb_segment_base(l->segs[j]) == c->base) {
 				l->segs[j] = c->ns;
 				vp->old[k++] = c->old; /* oldest first */
 				c->ns = NULL; /* now the log's */

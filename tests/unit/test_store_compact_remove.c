@@ -212,3 +212,78 @@ Test(cremove, records_dropped_while_a_round_swaps_leave_no_index_files)
 		fio_free(f);
 	}
 }
+
+/* The stream from its start to its end reads whole, and no record in
+ * [start, next) reads as damage. 0, or the first failure. */
+static int reads_whole(sb_log *l, uint64_t *where)
+{
+	static uint8_t buf[65536];
+	uint64_t pos = sb_log_stream_start(l), end = sb_log_stream_end(l);
+	sb_record_info info;
+	int rc;
+
+	while (pos < end) {
+		size_t n = 0;
+		if ((rc = sb_log_read_stream(l, pos, buf, sizeof(buf), &n)) || !n) {
+			*where = pos;
+			return rc ? rc : -ENODATA;
+		}
+		pos += n;
+	}
+	for (uint64_t o = sb_log_start(l); o < sb_log_next(l); o++)
+		if ((rc = sb_log_stat(l, o, &info)) && rc != -ENOENT) {
+			*where = o;
+			return rc;
+		}
+	return 0;
+}
+
+/* rm of every sealed segment's records while a round builds, then appends
+ * that roll new segments: a dropped segment's memory then often holds a
+ * new one (the allocator hands the freed block back), and the round took
+ * the new segment for the one it had picked. It renamed the compacted file
+ * back where the drop had removed the old one and put it in the new one's
+ * place in the array: .log EIO ("no index entry leads to the stream
+ * position"), the mount's listing above the store's start, records rm had
+ * removed back at the next open (found by an exploratory tester, with two
+ * writers busy during rm -r). */
+Test(cremove, a_round_never_takes_a_new_segment_for_a_dropped_one)
+{
+	for (int n = 0; n < cases(); n++) {
+		uint64_t seed = 0x2545f4914f6cdd1dULL * (uint64_t)(n + 1), where = 0;
+		sb_log_config c;
+		sb_store *s;
+		fio *f;
+		sb_log *l = filled(0, &seed, &c, &f, &s);
+
+		fio_slow(f, FIO_PWRITE, FIO_HOLD, ".cseg.tmp");
+		job rw = {.l = l};
+		pthread_t rt;
+		cr_assert_eq(pthread_create(&rt, NULL, rewrite_main, &rw), 0);
+		for (int i = 0; i < 10000 && !fio_slowed(f); i++)
+			usleep(1000);
+		cr_assert(fio_slowed(f), "case %d: the round wrote no temp file", n);
+		cr_assert_eq(sb_log_delete_before(l, sb_log_next(l) - 1), 0, "rm of all but the newest");
+		uint64_t start = sb_log_start(l);
+		fill(l, &seed, 200 + (unsigned)(next_rand(&seed) % 300)); /* new segments */
+		cr_assert_eq(sb_log_sync(l), 0);
+		fio_slow(f, FIO_PWRITE, 0, NULL);
+		pthread_join(rt, NULL);
+
+		int rc = reads_whole(l, &where);
+		cr_expect_eq(rc, 0, "case %d: after the round, reading at %llu: %s", n, (unsigned long long)where,
+			     sb_strerror(rc));
+		cr_assert_eq(sb_store_close(s), 0);
+		cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+		cr_assert_eq(sb_store_get(s, "t", &l), 0);
+		cr_expect_geq(sb_log_start(l), start, "case %d: records removed are back at the reopen (from %llu, was %llu)",
+			      n, (unsigned long long)sb_log_start(l), (unsigned long long)start);
+		rc = reads_whole(l, &where);
+		cr_expect_eq(rc, 0, "case %d: after the reopen, reading at %llu: %s", n, (unsigned long long)where,
+			     sb_strerror(rc));
+		cr_assert_eq(sb_log_delete_before(l, sb_log_next(l)), 0);
+		cr_expect_eq(sb_store_remove(s, "t"), 0, "case %d: the topic's removal", n);
+		cr_assert_eq(sb_store_close(s), 0);
+		fio_free(f);
+	}
+}
