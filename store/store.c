@@ -211,6 +211,23 @@ static int topic_config(const sb_store *s, const char *name, sb_log_config *cfg)
 	return rc;
 }
 
+/* Read-only, beside a writer (a mount), a file listed may be gone before it
+ * is opened: retention or rm dropped the oldest segments, compaction or
+ * compression replaced one. Each such miss lists the directory anew; a
+ * topic that misses every time is refused as any other unreadable one. */
+#define RO_OPEN_TRIES 100
+
+static int open_log(sb_store *s, const char *name, const sb_log_config *cfg, sb_log **l, char *why,
+		    size_t whycap)
+{
+	int rc, tries = 0;
+
+	do
+		rc = sb_log_open_dir(s->dir, name, cfg, &s->opt, 0, l, why, whycap);
+	while (rc == -ENOENT && s->opt.read_only && ++tries < RO_OPEN_TRIES);
+	return rc;
+}
+
 static int open_topics(sb_store *s)
 {
 	DIR *d = opendir(s->dir);
@@ -231,7 +248,7 @@ static int open_topics(sb_store *s)
 			continue;
 		rc = topic_config(s, de->d_name, &cfg);
 		if (!rc)
-			rc = sb_log_open_dir(s->dir, de->d_name, &cfg, &s->opt, 0, &l, why, sizeof(why));
+			rc = open_log(s, de->d_name, &cfg, &l, why, sizeof(why));
 		if (!rc && (rc = insert_topic(s, l)))
 			sb_log_close(l);
 		if (rc == SB_ECORRUPT || rc == SB_EVERSION || (s->opt.read_only && rc && rc != -ENOMEM)) {

@@ -95,7 +95,11 @@ static void *reader_main(void *arg)
 		o.lock_wait_ms = 0; /* the writer holds the lock: do not wait */
 		if (sb_store_open(env.store, &o, &s) == 0) {
 			atomic_fetch_add(&opens, 1);
-			if (sb_store_get(s, "t", &l) == 0) {
+			int rc = sb_store_get(s, "t", &l);
+			if (rc) { /* the topic left out: a segment went while listed */
+				fprintf(stderr, "the read-only open left the topic out: %s\n", sb_strerror(rc));
+				atomic_fetch_add(&bad, 1);
+			} else {
 				sb_log_stats st;
 				if (sb_log_get_stats(l, &st))
 					atomic_fetch_add(&bad, 1);
@@ -266,6 +270,67 @@ Test(readonly, verify_while_writer_closes)
 	cr_assert_eq(vr.problems[SB_VERIFY_RECORD] + vr.problems[SB_VERIFY_ORDER] + vr.problems[SB_VERIFY_FILE] +
 			     vr.problems[SB_VERIFY_IO], 0);
 	cr_assert_eq(vr.records, next);
+}
+
+/*
+ * Retention (or rm) of the oldest segments between a read-only open's
+ * listing of the topic and its open of a listed segment: `streambus
+ * stat/dump/verify` of a mounted LOG_DIR left the topic out ("cannot open:
+ * N.seg: No such file or directory", then "no such topic", exit 2). The
+ * reader's io drops segments at its open of the k-th segment file, for
+ * every k; the topic must open, from the new start, with every record.
+ */
+static sb_log *RL;       /* the writer's log, whose oldest segments go */
+static uint64_t drop_to; /* sb_log_delete_before's offset */
+static int drop_at, seg_opens, drop_rc = 1;
+
+static int dropping_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+	const char *dot = strrchr(path, '.');
+	if (dot && strcmp(dot, SB_SEG_SUFFIX) == 0 && seg_opens++ == drop_at)
+		drop_rc = sb_log_delete_before(RL, drop_to);
+	return sb_io_default()->open(ctx, path, flags, mode);
+}
+
+Test(readonly, segments_dropped_while_the_topic_opens)
+{
+	sb_log_config c;
+	sb_store *w = NULL;
+	sb_io io = *sb_io_default();
+	io.open = dropping_open;
+
+	ut_cfg(&c, 4096, SB_SYNC_NEVER);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &w), 0);
+	cr_assert_not_null(RL = ut_topic(w, "t"));
+	for (drop_at = 0; drop_at < 6; drop_at++) {
+		sb_store_options o;
+		sb_store *s = NULL;
+		sb_log *l = NULL;
+		uint64_t start = sb_log_next(RL);
+
+		cr_assert_eq(ut_append_n(RL, 300, SEED, 1, 400), 0); /* ~18 segments more */
+		cr_assert_eq(sb_log_delete_before(RL, start), 0);
+		drop_to = start + 30 + 20 * (uint64_t)drop_at; /* a segment or more */
+		seg_opens = 0;
+		drop_rc = 1;
+		sb_store_options_default(&o);
+		o.defaults = c;
+		o.read_only = 1;
+		o.no_flusher = 1;
+		o.lock_wait_ms = 0;
+		o.io = &io;
+		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		cr_assert_eq(drop_rc, 0, "case %d: no segment dropped during the open", drop_at);
+		int rc = sb_store_get(s, "t", &l);
+		cr_assert_eq(rc, 0, "case %d: the topic was left out: %s", drop_at, sb_strerror(rc));
+		cr_assert_eq(sb_log_start(l), sb_log_start(RL), "case %d", drop_at);
+		cr_assert_eq(sb_log_next(l), sb_log_next(RL), "case %d", drop_at);
+		for (uint64_t off = sb_log_start(l); off < sb_log_next(l); off++)
+			cr_assert_eq(ut_check(l, off, ut_len(off, SEED, 1, 400), SEED), 0, "case %d, record %llu",
+				     drop_at, (unsigned long long)off);
+		cr_assert_eq(sb_store_close(s), 0);
+	}
+	cr_assert_eq(sb_store_close(w), 0);
 }
 
 /*
