@@ -25,6 +25,18 @@ int sb_cmd_verify(int argc, char **argv);
 int sb_cmd_recover(int argc, char **argv);
 int sb_cmd_get(int argc, char **argv);
 
+/* Beside a mount (tools/cmd_live.c). sb_cmd_dir_in_use: does a process
+ * hold dir/.lock (1 or 0)? sb_cmd_verify_live: sb_verify_topic() of a
+ * topic of a LOG_DIR in use; sb_cmd_open_ro_live: sb_store_open() of one
+ * (o is used, and its report hook given back). In both a look that reports
+ * something counted (damage, an I/O error; a report sb_cmd_ro_quiet does
+ * not keep quiet) is taken again, up to 3 looks, and only the last look's
+ * reports reach the caller's hook. */
+int sb_cmd_dir_in_use(const char *dir);
+int sb_cmd_open_ro_live(const char *dir, sb_store_options *o, sb_store **out);
+int sb_cmd_verify_live(const char *topic_dir, sb_verify_problem_fn on_problem,
+		       sb_verify_progress_fn on_progress, void *arg, sb_verify_result *res);
+
 /* "streambus CMD: " + message + "\n" on stderr. */
 void sb_cmd_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The usage hint after a bad option or argument; returns SB_EXIT_ERROR. */
@@ -68,6 +80,8 @@ const char *sb_cmd_where_str(const sb_cmd_where *w, char *buf, size_t cap);
  * are usual while the directory is mounted.
  */
 void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
+/* Is msg one sb_cmd_ro_report keeps quiet (1 or 0)? */
+int sb_cmd_ro_quiet(const char *msg);
 /* Open dir read-only (no lock, no writes, damage reported through
  * sb_cmd_ro_report); on failure print the error and return nonzero. *out is
  * the caller's, to sb_store_close(). */

@@ -202,11 +202,16 @@ const char *sb_cmd_where_str(const sb_cmd_where *w, char *buf, size_t cap)
 	return buf;
 }
 
-void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
+int sb_cmd_ro_quiet(const char *msg)
 {
 	/* Not what a mount would change: an index it rebuilds in memory, and
 	 * damage a read met (the command says which record failed itself). */
-	if (strstr(msg, "index rebuilt") || strstr(msg, "damaged record"))
+	return strstr(msg, "index rebuilt") || strstr(msg, "damaged record");
+}
+
+void sb_cmd_ro_report(void *arg, const char *topic, const char *msg)
+{
+	if (sb_cmd_ro_quiet(msg))
 		return;
 	if (strncmp(msg, "cannot open: ", 13) == 0) {
 		/* read-only, a topic that cannot be read is refused alone */
@@ -275,7 +280,7 @@ int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, s
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
 	o.lock_waiting = ro_lock_wait;
 	o.lock_waiting_arg = &w;
-	rc = sb_store_open(dir, &o, out);
+	rc = sb_cmd_dir_in_use(dir) ? sb_cmd_open_ro_live(dir, &o, out) : sb_store_open(dir, &o, out);
 	if (rc)
 		sb_cmd_err(cmd, "%s: %s", dir, sb_strerror(rc));
 	return rc;

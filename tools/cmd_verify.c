@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,41 +214,6 @@ static void on_problem(void *arg, const sb_verify_problem *p)
 	else
 		printf("%s%s%s\n", where, p->msg, note ? what : "");
 	fflush(stdout);
-}
-
-/* Does some process hold a lock on dir/.lock (a mounted daemon)? Looks in
- * /proc/locks rather than trying the lock, so as never to stand in the way of
- * a daemon starting. */
-static int dir_in_use(const char *dir)
-{
-	char path[PATH_MAX + 16], line[256];
-	struct stat st;
-	FILE *f;
-	int used = 0;
-
-	snprintf(path, sizeof path, "%s/%s", dir, SB_STORE_LOCK_NAME);
-	if (stat(path, &st) < 0)
-		return 0;
-	f = fopen("/proc/locks", "re");
-	if (!f)
-		return 0;
-	while (!used && fgets(line, sizeof line, f)) {
-		unsigned maj, min;
-		unsigned long long ino;
-		char *p = line;
-
-		/* "1: FLOCK  ADVISORY  WRITE 1234 08:02:5678 0 EOF" */
-		for (int field = 0; field < 5 && p; field++) {
-			p = strchr(p, ' ');
-			while (p && *p == ' ')
-				p++;
-		}
-		if (p && sscanf(p, "%x:%x:%llu", &maj, &min, &ino) == 3)
-			used = ino == (unsigned long long)st.st_ino &&
-			       maj == major(st.st_dev) && min == minor(st.st_dev);
-	}
-	fclose(f);
-	return used;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -559,7 +523,7 @@ int sb_cmd_verify(int argc, char **argv)
 		return SB_EXIT_ERROR;
 	dir = w.dir;
 	st.bar = bar >= 0 ? bar : isatty(STDERR_FILENO);
-	st.in_use = dir_in_use(dir);
+	st.in_use = sb_cmd_dir_in_use(dir);
 	if (st.json) {
 		printf("{\"log_dir\": ");
 		sb_cmd_put_json_str(stdout, dir, strlen(dir));
@@ -584,7 +548,8 @@ int sb_cmd_verify(int argc, char **argv)
 		st.topic = topics[i];
 		if (st.json)
 			json_topic_start(&st, topics[i], (int)i);
-		rc = sb_verify_topic(path, on_problem, on_progress, &st, &r);
+		rc = st.in_use ? sb_cmd_verify_live(path, on_problem, on_progress, &st, &r)
+			       : sb_verify_topic(path, on_problem, on_progress, &st, &r);
 		bar_clear(&st);
 		if (rc) {
 			if (st.json)
