@@ -257,6 +257,10 @@ typedef struct sbfs_backend_ops {
 	 * offsets between left a gap: a compacted topic restored from a
 	 * backup, SPEC §3)? */
 	int (*gaps_ok)(sbfs_topic *t);
+	/* Optional (NULL: no): may records go from the middle of the log
+	 * (compaction), not only from its start? The kernel then caches no
+	 * record name of the topic: a record gone is ENOENT at once. */
+	int (*compacts)(sbfs_topic *t);
 
 	/* Optional (NULL: TOPIC/.since/ is ENOTSUP): seek by time (SPEC §2):
 	 * the first offset whose record time, taken as the running maximum of

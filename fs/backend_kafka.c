@@ -469,6 +469,12 @@ static int kb_next_present(sbfs_topic *t, uint64_t off, uint64_t *found)
 	return rc;
 }
 
+/* A compacted topic's records go from the middle (the cluster compacts) */
+static int kb_compacts(sbfs_topic *t)
+{
+	return !P(t)->nparts && kpart_skips_gaps(P(t));
+}
+
 static int kb_delete_before(sbfs_topic *t, uint64_t off)
 {
 	kpart *p = P(t);
@@ -676,6 +682,7 @@ static const sbfs_backend_ops kafka_ops = {
 	.read_headers = kb_read_headers,
 	.read_stream = kb_read_stream,
 	.next_present = kb_next_present,
+	.compacts = kb_compacts,
 	.seek_time = kb_seek_time,
 	.get_key = kb_get_key,
 	.list_keys = kb_list_keys,

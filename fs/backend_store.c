@@ -360,6 +360,7 @@ static const sbfs_backend_ops store_ops = {
 	.read_stream_m = st_read_stream_m,
 	.next_present = st_next_present, /* a compacted topic has gaps */
 	.gaps_ok = st_gaps_ok,
+	.compacts = st_gaps_ok, /* both: cleanup has compact */
 	.seek_time = st_seek_time,
 	.get_key = st_get_key,
 	.list_keys = st_list_keys,

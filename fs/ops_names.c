@@ -25,6 +25,18 @@ static void reply_entry(fuse_req_t req, const struct stat *st, double ttl, uint6
 	fuse_reply_entry(req, &e);
 }
 
+/* How long the kernel may keep a record's name. The notifier invalidates
+ * the 20-digit names of records retention or rm dropped from the start:
+ * SBFS_TTL_REC; other spellings (orders/42) are cached briefly. Compaction
+ * removes records from the middle, unannounced: in a compacted topic no
+ * name is cached, so a removed record is ENOENT at once (stat, rsync). */
+static double record_ttl(sbfs *fs, sbfs_topic *t, const char *name)
+{
+	if (fs->b->ops->compacts && fs->b->ops->compacts(t))
+		return 0;
+	return strlen(name) == 20 ? SBFS_TTL_REC : 1.0;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	sbfs *fs = FS(req);
@@ -56,7 +68,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	default:
 		return sbfs_reply_err(req, -ENOTDIR);
 	}
-	if (sbfs_topic_by_id(fs, id, &te, NULL))
+	sbfs_topic *t;
+	if (sbfs_topic_by_id(fs, id, &te, &t))
 		return sbfs_reply_err(req, -ENOENT);
 	if (strcmp(name, ".log") == 0) {
 		rc = sbfs_attr_log(fs, te, &st);
@@ -84,9 +97,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0)
 		rc = sbfs_attr_record(fs, te, off, &st);
 	if (rc == 0)
-		/* the notifier invalidates 20-digit names only: other spellings
-		 * (orders/42) are cached briefly */
-		return reply_entry(req, &st, strlen(name) == 20 ? SBFS_TTL_REC : 1.0, te->gen);
+		return reply_entry(req, &st, record_ttl(fs, t, name), te->gen);
 	/* no negative caching: the record may be appended any moment; a
 	 * record that is there but damaged is EIO, not a missing name */
 	sbfs_reply_err(req, rc);

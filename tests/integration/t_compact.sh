@@ -264,6 +264,27 @@ sb_umount
 assert_ok "$SB_TOOL" verify "$SB_LOG"
 
 # ---------------------------------------------------------------------------
+# A record's name the kernel has looked up, then removed by a round: stat
+# must say ENOENT at once, as ls and cat do. The kernel cached record names
+# 10 s, so stat, test -e and rsync (exit 23: stat ok, open ENOENT) saw a
+# removed record up to 10 s (tests/explore7/stale_compacted_name.sh).
+case_ "a record a round removed is gone for stat at once"
+sb_mount "${OPTS[@]}"
+mkdir "$M/n" || assert_fail_now "mkdir"
+echo old >"$M/n/.keys/k" || assert_fail_now "the first value"
+t stat "$M/n/$(rec 0)" >/dev/null || assert_fail_now "stat of record 0"
+echo new >"$M/n/.keys/k" || assert_fail_now "the second value"
+tsh 'for i in 1 2; do printf "%05000d\n" "$i" >> "$1/n/.log" || exit 1; done' "$M" || assert_fail_now "the long lines"
+# the name stays looked up (the kernel asks again whenever it may) until ls
+# no longer lists the record
+sb_wait_until '! stat "$M/n/$(rec 0)" >/dev/null 2>&1 || ! ls "$M/n" | grep -q "^$(rec 0)\$"' $((20 * SB_SLOW)) ||
+	assert_fail_now "no round removed record 0"
+assert_fail_with ENOENT stat "$M/n/$(rec 0)"
+assert_fail_with ENOENT cat "$M/n/$(rec 0)"
+assert_eq "$(cat "$M/n/.keys/k")" new "the key's latest value"
+sb_umount
+
+# ---------------------------------------------------------------------------
 # A writer of five keys while the daemon compacts every segment it seals;
 # kill -9 at a random moment; after the remount every key reads the value
 # last acknowledged (sync=always) or the one in flight, and verify passes.
