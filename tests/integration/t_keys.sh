@@ -325,6 +325,17 @@ assert_eq "listed ok, 0 wrong values []" "$(t python3 "$SB_TMP/rt.py" check 3 30
 t cp "$M/rt/.keys/"* "$M/rt2/" || assert_fail_now "cp TOPIC/.keys/* TOPIC2/"
 assert_eq "listed ok, 0 wrong values []" "$(t python3 "$SB_TMP/rt.py" check-copy 3 300 "$M/rt2" 2>&1)" \
 	"TOPIC2/.keys: the same keys and values"
+# A key made of digits: copied into the topic it is an offset (SPEC §3);
+# into .keys/ a key, as the README says (a tester's finding: the README
+# said the copy into the topic kept every key)
+mkdir "$M/rt3" || assert_fail_now "mkdir rt3"
+echo v42 >"$M/rt/.keys/42" || assert_fail_now "the key 42"
+t cp "$M/rt/.keys/"* "$M/rt3/.keys/" || assert_fail_now "cp TOPIC/.keys/* TOPIC3/.keys/"
+assert_eq v42 "$(cat "$M/rt3/.keys/42")" "the key 42 copied as a key"
+assert_eq "$(rec 0)" "$(ls "$M/rt3" | head -1)" "TOPIC3's first offset"
+t rm "$M/rt/.keys/42" "$M/rt3/.keys/42" || assert_fail_now "rm of the key 42"
+assert_eq "listed ok, 0 wrong values []" "$(t python3 "$SB_TMP/rt.py" check-copy 3 300 "$M/rt3" 2>&1)" \
+	"TOPIC3/.keys: the same keys and values"
 
 # A key whose name would pass NAME_MAX was not listed (tar, rsync and find
 # missed it) and could not be looked up (found by a tester).
