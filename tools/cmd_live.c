@@ -61,33 +61,82 @@ int sb_cmd_dir_in_use(const char *dir)
 	return used;
 }
 
-/* ---- verify: a topic's files ---- */
+/* ---- what a look said ---- */
 
-typedef struct seen {
-	sb_verify_problem p; /* p.path and p.msg: the copies below */
-	char *path, *msg;
-} seen;
+/* One report: a verify problem (p, its path and msg the copies here) or a
+ * store open's report (topic, msg; topic may be NULL). */
+typedef struct kept {
+	sb_verify_problem p;
+	char *topic, *path, *msg;
+} kept;
 
 typedef struct look {
-	seen *v;
+	kept *v;
 	size_t n, cap;
-	int counted;  /* problems that count (damage, I/O) */
-	int nomem;    /* a copy failed: this look cannot be replayed whole */
-	sb_verify_progress_fn progress;
+	int loud;  /* reports that count: the caller would say them */
+	int nomem; /* a copy failed: this look cannot be replayed whole */
+	sb_verify_progress_fn progress; /* verify's, passed on */
 	void *arg;
 } look;
 
 static void look_clear(look *lk)
 {
 	for (size_t i = 0; i < lk->n; i++) {
+		free(lk->v[i].topic);
 		free(lk->v[i].path);
 		free(lk->v[i].msg);
 	}
 	free(lk->v);
 	lk->v = NULL;
 	lk->n = lk->cap = 0;
-	lk->counted = lk->nomem = 0;
+	lk->loud = lk->nomem = 0;
 }
+
+static char *dup_or_null(const char *s, int *nomem)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	*nomem |= s && !d;
+	return d;
+}
+
+/* Keep a copy of one report (p may be NULL); loud: does it count? */
+static void look_keep(look *lk, const sb_verify_problem *p, const char *topic, const char *msg, int loud)
+{
+	kept *k;
+	int nomem = 0;
+
+	lk->loud += loud;
+	if (lk->n == lk->cap) {
+		size_t cap = lk->cap ? lk->cap * 2 : 16;
+		kept *v = realloc(lk->v, cap * sizeof(*v));
+		if (!v) {
+			lk->nomem = 1;
+			return;
+		}
+		lk->v = v;
+		lk->cap = cap;
+	}
+	k = &lk->v[lk->n];
+	memset(k, 0, sizeof(*k));
+	if (p)
+		k->p = *p;
+	k->topic = dup_or_null(topic, &nomem);
+	k->path = dup_or_null(p ? p->path : NULL, &nomem);
+	k->msg = dup_or_null(msg, &nomem);
+	if (nomem) {
+		free(k->topic);
+		free(k->path);
+		free(k->msg);
+		lk->nomem = 1;
+		return;
+	}
+	k->p.path = k->path;
+	k->p.msg = k->msg;
+	lk->n++;
+}
+
+/* ---- verify: a topic's files ---- */
 
 /* What the caller counts while in use (cmd_verify.c, on_problem): all but
  * index files and a newest segment's tail being written. */
@@ -96,35 +145,9 @@ static int counts(const sb_verify_problem *p)
 	return p->kind == SB_VERIFY_IO || (p->kind != SB_VERIFY_INDEX && !p->tail);
 }
 
-static void record(void *arg, const sb_verify_problem *p)
+static void keep_problem(void *arg, const sb_verify_problem *p)
 {
-	look *lk = arg;
-	seen *s;
-
-	lk->counted += counts(p);
-	if (lk->n == lk->cap) {
-		size_t cap = lk->cap ? lk->cap * 2 : 16;
-		seen *v = realloc(lk->v, cap * sizeof(*v));
-		if (!v) {
-			lk->nomem = 1;
-			return;
-		}
-		lk->v = v;
-		lk->cap = cap;
-	}
-	s = &lk->v[lk->n];
-	s->p = *p;
-	s->path = strdup(p->path);
-	s->msg = strdup(p->msg);
-	if (!s->path || !s->msg) {
-		free(s->path);
-		free(s->msg);
-		lk->nomem = 1;
-		return;
-	}
-	s->p.path = s->path;
-	s->p.msg = s->msg;
-	lk->n++;
+	look_keep(arg, p, NULL, p->msg, counts(p));
 }
 
 static void progress(void *arg, uint64_t done, uint64_t total)
@@ -144,11 +167,11 @@ int sb_cmd_verify_live(const char *topic_dir, sb_verify_problem_fn on_problem,
 
 	for (int i = 0; i < LOOKS; i++) {
 		look_clear(&lk);
-		rc = sb_verify_topic(topic_dir, record, progress, &lk, &r);
-		if (rc || lk.nomem || !lk.counted)
+		rc = sb_verify_topic(topic_dir, keep_problem, progress, &lk, &r);
+		if (rc || lk.nomem || !lk.loud)
 			break;
 	}
-	if (!rc && lk.nomem) /* said as it comes: one more look, unrecorded */
+	if (!rc && lk.nomem) /* said as it comes: one more look, unkept */
 		rc = sb_verify_topic(topic_dir, on_problem, on_progress, arg, &r);
 	else
 		for (size_t i = 0; !rc && i < lk.n; i++)
@@ -161,70 +184,26 @@ int sb_cmd_verify_live(const char *topic_dir, sb_verify_problem_fn on_problem,
 
 /* ---- a read-only open ---- */
 
-typedef struct said {
-	char *topic, *msg; /* topic may be NULL */
-} said;
-
-typedef struct olook {
-	said *v;
-	size_t n, cap;
-	int loud;  /* reports the caller would say */
-	int nomem; /* a copy failed: this look cannot be replayed whole */
-} olook;
-
-static void olook_clear(olook *lk)
+static void keep_report(void *arg, const char *topic, const char *msg)
 {
-	for (size_t i = 0; i < lk->n; i++) {
-		free(lk->v[i].topic);
-		free(lk->v[i].msg);
-	}
-	free(lk->v);
-	memset(lk, 0, sizeof(*lk));
-}
-
-static void keep(void *arg, const char *topic, const char *msg)
-{
-	olook *lk = arg;
-	said *s;
-
-	lk->loud += !sb_cmd_ro_quiet(msg);
-	if (lk->n == lk->cap) {
-		size_t cap = lk->cap ? lk->cap * 2 : 8;
-		said *v = realloc(lk->v, cap * sizeof(*v));
-		if (!v) {
-			lk->nomem = 1;
-			return;
-		}
-		lk->v = v;
-		lk->cap = cap;
-	}
-	s = &lk->v[lk->n];
-	s->topic = topic ? strdup(topic) : NULL;
-	s->msg = strdup(msg);
-	if ((topic && !s->topic) || !s->msg) {
-		free(s->topic);
-		free(s->msg);
-		lk->nomem = 1;
-		return;
-	}
-	lk->n++;
+	look_keep(arg, NULL, topic, msg, !sb_cmd_ro_quiet(msg));
 }
 
 int sb_cmd_open_ro_live(const char *dir, sb_store_options *o, sb_store **out)
 {
 	void (*report)(void *, const char *, const char *) = o->report;
 	void *arg = o->report_arg;
-	olook lk = {0};
+	look lk = {0};
 	sb_store *s = NULL;
 	int rc = 0;
 
-	o->report = keep;
+	o->report = keep_report;
 	o->report_arg = &lk;
 	for (int i = 0; i < LOOKS; i++) {
 		if (s)
 			sb_store_close(s);
 		s = NULL;
-		olook_clear(&lk);
+		look_clear(&lk);
 		rc = sb_store_open(dir, o, &s);
 		if (rc || lk.nomem || !lk.loud)
 			break;
@@ -239,7 +218,7 @@ int sb_cmd_open_ro_live(const char *dir, sb_store_options *o, sb_store **out)
 		for (size_t i = 0; i < lk.n; i++)
 			report(arg, lk.v[i].topic, lk.v[i].msg);
 	}
-	olook_clear(&lk);
+	look_clear(&lk);
 	if (!rc)
 		*out = s;
 	return rc;
