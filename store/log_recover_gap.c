@@ -287,10 +287,12 @@ static void report_dropped(gap *g, const dropped *d, size_t nd)
 		if (d[i].end <= d[i].first)
 			continue;
 		uint64_t n = d[i].end - d[i].first;
-		snprintf(msg, sizeof(msg), "%s: %s at byte %llu: offsets %llu to %llu (%llu record%s) dropped, "
+		/* a compacted segment's range holds offsets compaction had
+		 * removed: how many records were there, nobody can tell */
+		snprintf(msg, sizeof(msg), "%s: %s at byte %llu: offsets %llu to %llu (%s%llu record%s) dropped, "
 			 "the records after them kept", g->name, d[i].what, (unsigned long long)d[i].pos,
-			 (unsigned long long)d[i].first, (unsigned long long)(d[i].end - 1), (unsigned long long)n,
-			 n == 1 ? "" : "s");
+			 (unsigned long long)d[i].first, (unsigned long long)(d[i].end - 1),
+			 g->dense ? "" : "at most ", (unsigned long long)n, n == 1 ? "" : "s");
 		report(g->l, msg);
 	}
 }
