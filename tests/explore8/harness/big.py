@@ -186,7 +186,7 @@ def run_seed(seed, keep):
                     break
                 off = rng.randint(0, len(log) - 1)
                 n = rng.choice([1, 4096, 100000, 1 << 20])
-                r = subprocess.run(['dd', 'if=' + mnt + '/t/.log', 'bs=1', 'skip=%d' % off, 'count=%d' % n, 'iflag=skip_bytes,count_bytes', 'status=none'],
+                r = subprocess.run(['dd', 'if=' + mnt + '/t/.log', 'bs=65536', 'skip=%d' % off, 'count=%d' % n, 'iflag=skip_bytes,count_bytes', 'status=none'],
                                    capture_output=True)
                 if r.stdout != log[off:off + n]:
                     problems.append('%s: dd of .log at %d n %d differs' % (tag, off, n))

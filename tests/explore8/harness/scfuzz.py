@@ -174,6 +174,8 @@ class W:
     def new_file(self, topic):
         self.nfile += 1
         final = 'p%d_%d' % (self.p, self.nfile)
+        if os.environ.get('FZ_SHARED') and self.rng.random() < 0.2:
+            final = 'shared%d' % self.rng.randint(0, 2)   # several processes write one name at once
         tmp = self.rng.random() < 0.3
         name = ('.%s.tmp' % final) if tmp else final
         path = '%s/%s/%s' % (self.mnt, topic, name)
@@ -286,6 +288,16 @@ class W:
                     pos = v
             elif r < 0.97:
                 self.call('fchmod', 'new', os.fchmod, fd, 0o600)
+            elif r < 0.985:
+                # a rename of the file being written onto something odd: must be refused
+                tgt = self.rng.choice(['.log', '.keys', '.since/-1h', '00000000000000000000', '..', 'q/x',
+                                       '../%s/%s' % ('b' if topic == 'a' else 'a', final), '../zz_%d' % self.p,
+                                       '.keys/%s' % final])
+                ok, e = self.call('rename-odd', 'new->' + tgt.split('/')[0], os.rename, path,
+                                  os.path.normpath('%s/%s/%s' % (self.mnt, topic, tgt)))
+                if ok:
+                    self.jw(t='E', op='rename of a file being written onto %s succeeded' % tgt, kind='new', errno='ok', args=path)
+                    uncertain = 'odd rename succeeded'
             else:
                 # rename before the close
                 self.nfile += 1
@@ -629,10 +641,16 @@ def check(journal, actual, keysview, compact, problems, tag):
                 rm = [o for o, r in removed.items() if r['sha'] == key[1]]
                 if rm:
                     continue
+                if compact and j['t'] == 'F' and j['key'].startswith('shared'):
+                    continue   # a later record of the shared name may have compacted it away
                 problems.append('%s: %s acknowledged %s missing: %s' % (tag, topic, j['t'], (j.get('key'), j.get('v', '')[:60], j.get('n'), j.get('trace'))))
                 continue
-            o = offs[0]
+            wp = (j['_p'],)
+            later = [x for x in offs if x > last_off.get(wp, -1)]
+            o = min(later) if later else offs[0]   # identical payloads (empty files) of several writers
             used.add(o)
+            if j['t'] == 'F' and j['key'].startswith('shared') and compact:
+                pass
             if len(by_sha.get(key, [])) > 1 and j['t'] == 'L':
                 problems.append('%s: %s line appears %d times: %r' % (tag, topic, len(by_sha[key]), j['v'][:60]))
             wp = (j['_p'],)
@@ -802,10 +820,12 @@ def run_seed(seed, nprocs, nops, keep, extra):
                   for r in recs if not r.get('tombstone')]
             if (dm != actual[t]) if not compact else not set(dm) <= set(actual[t]):
                 problems.append('dump %s differs from the mount (%d vs %d records)' % (t, len(dm), len(actual[t])))
-            hdr = {(r.get('key')): {h['name']: h for h in r.get('headers', [])} for r in recs}
+            def val(r):
+                return r['value'].encode() if 'value' in r else __import__('base64').b64decode(r.get('value_base64', ''))
+            hdr = {(r.get('key'), sha(val(r))): {h['name']: h for h in r.get('headers', [])} for r in recs}
             for j in journal:
-                if j['t'] == 'F' and j['topic'] == t and j['hdrs'] and j['key'] in hdr:
-                    got = hdr[j['key']]
+                if j['t'] == 'F' and j['topic'] == t and j['hdrs'] and (j['key'], j['sha']) in hdr:
+                    got = hdr[(j['key'], j['sha'])]
                     for hn, hv in j['hdrs'].items():
                         g = got.get(hn)
                         gv = None if g is None else (g['value'].encode() if 'value' in g else __import__('base64').b64decode(g.get('value_base64', ''))).hex()
