@@ -82,7 +82,7 @@ def run_seed(seed, keep):
         nops = rng.randint(40, 90)
         for n in range(nops):
             r = rng.random()
-            size = rng.choice([0, 1, 100, 1000, 65536, 1048576 - 1, 1048576, maxrec - 1, maxrec, rng.randint(1, maxrec)])
+            size = min(maxrec, rng.choice([0, 1, 100, 1000, 65536, 1048576 - 1, 1048576, maxrec - 1, maxrec, rng.randint(1, maxrec)]))
             t0 = time.time_ns()
             if r < 0.35:
                 d = payload(rng, 'L', n, max(size, 16), True)
