@@ -118,6 +118,16 @@ def run_seed(seed, keep):
                 follow = subprocess.Popen([TOOL, 'dump', '--raw', '--follow', logdir, 't'], stdout=df, stderr=open(base + '/follow.err', 'wb'))
         # let compaction and compression run
         time.sleep(rng.uniform(3, 8))
+        # let tail catch up: until its output holds the last line written, or 60 s
+        lastl = [d for k, _, d, _ in written if k == 'L'][-1:]
+        t0 = time.time()
+        while lastl and time.time() - t0 < 60:
+            tf.flush()
+            with open(base + '/tail.out', 'rb') as f:
+                f.seek(max(0, os.path.getsize(base + '/tail.out') - 3 * len(lastl[0]) - 4 * maxrec))
+                if lastl[0] in f.read():
+                    break
+            time.sleep(1)
         tail.send_signal(signal.SIGTERM)
         tail.wait()
         tf.close()
