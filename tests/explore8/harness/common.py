@@ -77,7 +77,7 @@ def dump_json(logdir, topic):
     """-> list of dicts from streambus dump --json (one per line)."""
     rc, out, err = tool('dump', '--json', logdir, topic)
     recs = []
-    for l in out.decode(errors='replace').splitlines():
+    for l in out.decode(errors='replace').split('\n'):
         l = l.strip()
         if l:
             recs.append(json.loads(l))
