@@ -2,7 +2,8 @@
 """same_name_enoent.py [PROCS] [SECONDS] - several processes create, write and
 close the same name in one topic (README: "another writer of the name writes a
 record of its own"); counts the opens with O_CREAT that fail, by errno, and
-checks that every close that succeeded is one record."""
+checks that every close that succeeded is one record. SAME_NAME=.keys/k: the
+same through the key view."""
 import os, sys, time, errno, subprocess, shutil, multiprocessing as mp, collections
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'harness'))
 from common import *
@@ -14,7 +15,7 @@ def w(p, mnt, secs, q):
         n += 1
         v = b'%d.%d\n' % (p, n)
         try:
-            fd = os.open(mnt + '/t/same', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(mnt + '/t/' + os.environ.get('SAME_NAME', 'same'), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as e:
             errs['open ' + errno.errorcode[e.errno]] += 1
             continue

@@ -169,6 +169,15 @@ def model_check(journal, recs_keep, recs_ret, keysview, problems, tag, after=Non
     for off, key, d in recs_keep:
         if off not in used and (key, d) not in begun:
             problems.append('%s: keep: stray record %d key %s %r' % (tag, off, key, d[:40]))
+    # a write that failed (begun, never acknowledged): none of its lines or all (SPEC 3: nothing half-appended)
+    acked_v = set(j['v'] for j in journal if j['t'] == 'A' and j['topic'] == 'keep')
+    present = set(d for _, k, d in recs_keep if k is None)
+    for j in journal:
+        if j['t'] == 'B' and j['topic'] == 'keep' and j['v'] not in acked_v:
+            ls = j['v'].encode().splitlines(keepends=True)
+            n = sum(1 for l in ls if l in present)
+            if 0 < n < len(ls):
+                problems.append('%s: keep: a failed write of %d lines is half there (%d lines)' % (tag, len(ls), n))
     # keys: latest acknowledged value (or begun-not-acked after it)
     latest = {}
     for i, j in enumerate(after):
