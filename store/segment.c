@@ -320,6 +320,11 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
 	return 0;
 }
 
+int sb_segment_index_saved(const sb_segment *s)
+{
+	return s->p->read_only || (!s->idx_dirty && !s->tix_dirty);
+}
+
 int sb_segment_save_index(sb_segment *s)
 {
 	uint64_t len = sb_segment_len(s);

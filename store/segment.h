@@ -153,6 +153,10 @@ const struct sb_tindex *sb_segment_tindex(const sb_segment *s);
 int sb_segment_find_time(sb_segment *s, int64_t ts, uint64_t *offset);
 int sb_segment_fd(const sb_segment *s);
 
+/* Are its index files up to date (1), or still to be saved (0: no room
+ * for them when sb_segment_save_index last tried)? */
+int sb_segment_index_saved(const sb_segment *s);
+
 /*
  * Append n records (bytes: their encoded size, which fits the capacity),
  * with timestamp `now` where a record has none. All or nothing: on failure
