@@ -141,6 +141,11 @@ typedef struct sbfs {
 	pthread_mutex_t plock;  /* guards the pending list and next_pending */
 	sbfs_pending *pending;
 	uint64_t next_pending;
+	sbfs_pending *ghosts;   /* guarded by plock: files appended and let go,
+				 * the newest first (pending.c, ghost) */
+	unsigned nghosts;       /* guarded by plock */
+	unsigned retiring;      /* guarded by plock: files let go by their last
+				 * release, not yet ghosts (pcond: one became) */
 	pthread_cond_t pcond;   /* with plock: a file closed unwritten was
 				 * appended (pending_empty.c) */
 	uint64_t empty_seq;     /* guarded by plock: closes of files unwritten */
@@ -339,6 +344,8 @@ fuse_ino_t sbfs_pending_ino(const sbfs_pending *p);
 /* open(2) of file ino by its name (flags: the open's): *out is ino's file,
  * or one of this open's own (pending.c). */
 SBFS_MUST_CHECK int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out);
+/* At unmount: the names of files let go, kept for late opens (pending.c). */
+void sbfs_pending_ghosts_free(sbfs *fs);
 SBFS_MUST_CHECK int sbfs_pending_read(sbfs_pending *p, off_t off, char *buf, size_t size, size_t *n);
 SBFS_MUST_CHECK int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, off_t off);
 /* close (flush): append what was written; release: the last close frees it */

@@ -103,6 +103,7 @@ int sbfs_shutdown(sbfs *fs)
 		sbfs_notify_stop(fs);
 		release_open_files(fs);
 		sbfs_pending_free_all(fs);
+		sbfs_pending_ghosts_free(fs);
 		sbfs_drop_all_hidden(fs);
 		fs->close_rc = fs->b->ops->close(fs->b);
 		fs->b = NULL;

@@ -14,10 +14,21 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sbfs *fs = FS(req);
 	struct stat st;
 	double ttl;
+	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
+	if (h && h->kind == K_PENDING && sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
+		/* asked through an open file (the kernel names the handle
+		 * for some calls, not fstat's): the opener's own file, another
+		 * than the inode's when another process was writing the name
+		 * at the open (pending.c), which may be a record by now */
+		int rc = sbfs_pending_attr(fs, sbfs_pending_ino(h->p), &st);
+		if (rc)
+			return sbfs_reply_err(req, rc);
+		st.st_ino = ino;
+		return (void)fuse_reply_attr(req, &st, 0);
+	}
 	int rc = sbfs_attr_any(fs, ino, &st, &ttl);
 	if (rc)
 		return sbfs_reply_err(req, rc);
-	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
 	if (h && h->kind == K_LOG && sbfs_ino_kind(ino, NULL, NULL) == K_LOG) {
 		/* asked through an open file (lseek SEEK_END): its own extent,
 		 * so that tail -n reads the end whatever other readers pin */
@@ -64,14 +75,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	double ttl;
 	int rc;
 	switch (sbfs_ino_kind(ino, NULL, NULL)) {
-	case K_PENDING:
+	case K_PENDING: {
 		/* through an open file: its own (another writer's of the name: pending.c) */
-		rc = sbfs_pending_setattr(fs, fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING
-						      ? sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p) : ino,
-					  attr, to_set);
-		if (rc)
+		fuse_ino_t own = fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING
+					 ? sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p) : ino;
+		if ((rc = sbfs_pending_setattr(fs, own, attr, to_set)) || (rc = sbfs_pending_attr(fs, own, &st)))
 			return sbfs_reply_err(req, rc);
-		break;
+		st.st_ino = ino;
+		return (void)fuse_reply_attr(req, &st, 0);
+	}
 	case K_ROOT:
 	case K_TOPIC:
 	case K_KEYSDIR:

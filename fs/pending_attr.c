@@ -42,6 +42,9 @@ int sbfs_pending_attr(sbfs *fs, fuse_ino_t ino, struct stat *st)
 	int rc = -ENOENT;
 	pthread_mutex_lock(&fs->plock);
 	sbfs_pending *p = sbfs_pending_by_ino(fs, ino);
+	if (!p) /* let go since the lookup: the kernel's permission check
+		 * before an open of it (pending.c, ghosts) */
+		p = sbfs_pending_ghost_locked(fs, ino);
 	if (p) {
 		sbfs_pending_stat(fs, p, st);
 		rc = 0;

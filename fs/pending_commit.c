@@ -138,6 +138,8 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	int last = empty || p->opens == 0;
 	if (last && linked && !held && !empty)
 		sbfs_pending_unlink_locked(fs, p); /* its record is the file now */
+	if (last && !held)
+		fs->retiring++; /* an open of it waits for its ghost (pending.c) */
 	pthread_mutex_unlock(&fs->plock);
 	if (held)
 		return 0; /* it waits for its rename (or unlink) */
@@ -155,6 +157,6 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 		pthread_mutex_unlock(&fs->plock);
 	}
 	if (last)
-		sbfs_pending_free(p);
+		sbfs_pending_retire(fs, p);
 	return rc;
 }

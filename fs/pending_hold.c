@@ -95,11 +95,26 @@ static void hold_end(sbfs *fs, sbfs_pending *p, const char *when)
 		sbfs_log("%s: %s/.keys/%s was never renamed, and that name is no key's: "
 			 "its %zu bytes dropped", when, p->te->name, p->name, p->len);
 	} else {
+		if (!p->stamp_ns) /* the time of its writes, not of the hold's end */
+			p->stamp_ns = p->mtime_ns;
 		int rc = sbfs_pending_commit(fs, p);
 		sbfs_log("%s: %s/%s was never renamed: %s under that name", when, p->te->name,
 			 p->name, rc ? sbfs_strerror(rc) : "appended");
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* The order files left at unmount are appended in: those made by mknod
+ * and never opened as they were made, then the held ones as they were
+ * closed (the list is newest first: held files went in reverse). */
+static int unmount_order(const void *a, const void *b)
+{
+	const sbfs_pending *x = *(sbfs_pending *const *)a, *y = *(sbfs_pending *const *)b;
+	if (x->held != y->held)
+		return x->held - y->held;
+	if (x->held)
+		return (x->held_ns > y->held_ns) - (x->held_ns < y->held_ns);
+	return (x->ino > y->ino) - (x->ino < y->ino);
 }
 
 void sbfs_pending_free_all(sbfs *fs)
@@ -108,6 +123,20 @@ void sbfs_pending_free_all(sbfs *fs)
 	sbfs_pending *p = fs->pending;
 	fs->pending = NULL;
 	pthread_mutex_unlock(&fs->plock);
+	size_t n = 0, i = 0;
+	for (sbfs_pending *q = p; q; q = q->next)
+		n++;
+	sbfs_pending **v = n ? malloc(n * sizeof(*v)) : NULL;
+	if (v) { /* else (no memory) newest first */
+		for (sbfs_pending *q = p; q; q = q->next)
+			v[i++] = q;
+		qsort(v, n, sizeof(*v), unmount_order);
+		for (i = 0; i + 1 < n; i++)
+			v[i]->next = v[i + 1];
+		v[n - 1]->next = NULL;
+		p = v[0];
+		free(v);
+	}
 	while (p) {
 		sbfs_pending *n = p->next;
 		/* made by mknod and never opened: it counts as created and closed;
@@ -136,12 +165,13 @@ void sbfs_pending_expire(sbfs *fs)
 	for (;;) {
 		sbfs_pending *p = NULL;
 		pthread_mutex_lock(&fs->plock);
+		/* the one closed first (the list is newest first) */
 		for (sbfs_pending *q = fs->pending; q; q = q->next)
-			if (q->held && q->opens == 0 && now - q->held_ns >= SBFS_HOLD_NS) {
+			if (q->held && q->opens == 0 && now - q->held_ns >= SBFS_HOLD_NS &&
+			    (!p || q->held_ns <= p->held_ns))
 				p = q;
-				sbfs_pending_unlink_locked(fs, p);
-				break;
-			}
+		if (p)
+			sbfs_pending_unlink_locked(fs, p);
 		pthread_mutex_unlock(&fs->plock);
 		if (!p)
 			return;
@@ -165,7 +195,12 @@ int sbfs_pending_hold_locked(sbfs_pending *p)
 
 /*
  * rename within a topic. The source must be a file being created; a file
- * being created under the new name is replaced (unless RENAME_NOREPLACE).
+ * being created under the new name is replaced (unless RENAME_NOREPLACE):
+ * dropped when closed (made by mknod, held under a temporary name), but
+ * one another process is writing keeps its bytes, nameless, and is
+ * appended at its close, as the README says of another writer of a name
+ * (the rename of rsync's or an editor's temp file onto a name someone
+ * writes lost that writer's acknowledged record).
  * A file already closed (held under a temporary name, or made by mknod)
  * that gets a final name is appended now, and the rename fails, leaving it
  * as it was, if that append does; one still open is appended at its close.
@@ -211,6 +246,8 @@ static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *ne
 		rc = -EEXIST;
 	} else if (strcmp(name, newname) == 0) {
 		rc = 0;
+	} else if (q && q->opens > 0 && !q->held && (rc = sbfs_pending_unname_locked(q))) {
+		; /* -ENOMEM: nothing changed */
 	} else {
 		int closed = p->held || p->opens == 0;
 		int commit = closed && !temp_in(p, newname);
@@ -247,8 +284,8 @@ static int rename_in(sbfs *fs, sbfs_tentry *te, const char *name, const char *ne
 		free(old);
 		if (keyview && !nk)
 			free(okey); /* replaced */
-		if (rc == 0 && q) {
-			sbfs_pending_unlink_locked(fs, q); /* replaced */
+		if (rc == 0 && q && q->name[0]) { /* replaced (closed: mknod, held) */
+			sbfs_pending_unlink_locked(fs, q);
 			if (q->opens == 0)
 				qdead = q;
 		}

@@ -68,8 +68,20 @@ sbfs_pending *sbfs_pending_by_ino(sbfs *fs, fuse_ino_t ino);
  * te (in .keys/: keyview; "" any file of te), and not a file all of which
  * is a record already? Free p (out of the list, nobody has it open). */
 void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p);
+/* A rename put another file at q's name, which another process has open:
+ * q goes on nameless, keyed by that name, and is appended at its close (a
+ * record of its own, as pending_twin's), never dropped. 0 or -ENOMEM.
+ * (plock held) */
+int sbfs_pending_unname_locked(sbfs_pending *q);
 int sbfs_pending_named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview);
 void sbfs_pending_free(sbfs_pending *p);
+/* Free p (out of the list, released by its last opener), keeping a named
+ * file's name and key a while for an open that its lookup sent to it
+ * (sbfs_pending_open). Takes plock. */
+void sbfs_pending_retire(sbfs *fs, sbfs_pending *p);
+/* The ghost of inode ino (a file retired), waiting a moment for a file let
+ * go to become one; NULL: none. (plock held, let go while it waits) */
+sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino);
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
  * a digits name that cannot be the next record, -EEXIST for .log,
  * -ENAMETOOLONG. */

@@ -294,13 +294,14 @@ t install -m 444 "$SB_TMP/inst" "$W/installed" >/dev/null 2>&1
 assert_eq 5 "$(count_w)" "records"
 assert_eq installed "$(key_of 4)" "key"
 
-case_ "mv of a temporary file onto a name already being created replaces it"
-assert_eq OK "$(pyerr 'a = open(sys.argv[2] + "/target", "wb"); a.write(b"lost")
+case_ "mv of a temporary file onto a name another process is creating: each is its record"
+assert_eq OK "$(pyerr 'a = open(sys.argv[2] + "/target", "wb"); a.write(b"its own")
 b = open(sys.argv[2] + "/.t.tmp", "wb"); b.write(b"kept"); b.close()
 os.rename(sys.argv[2] + "/.t.tmp", sys.argv[2] + "/target")
 a.close()' "$W")" "rename over an open file being created"
-assert_eq 6 "$(count_w)" "records"
+assert_eq 7 "$(count_w)" "records: the renamed file, then the one open under the name at its close"
 assert_file_eq "$W/$(rec 5)" kept "the renamed file is the record"
+assert_file_eq "$W/$(rec 6)" "its own" "the file open under the name when it was renamed over: its own record at its close"
 
 case_ "mv -n (RENAME_NOREPLACE) onto a file being created: EEXIST; RENAME_EXCHANGE: EINVAL"
 assert_eq EEXIST "$(pyerr 'import ctypes
@@ -316,7 +317,7 @@ if libc.renameat2(-100, (sys.argv[2] + "/.a.tmp").encode(), -100, (sys.argv[2] +
     e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
 ' "$W")" "renameat2 EXCHANGE"
 assert_ok rm "$W/.a.tmp" "$W/.b.tmp"
-assert_eq 6 "$(count_w)" "records"
+assert_eq 7 "$(count_w)" "records"
 
 case_ "renames that cannot be: EPERM, and the file stays held"
 assert_sh_ok 'printf x > "$1/.bad.tmp"' "$W"
@@ -327,7 +328,7 @@ assert_fail_with EPERM mv "$W/.bad.tmp" "$M/orders/x"
 assert_fail_with EPERM mv "$W/$(rec 1)" "$W/y"
 assert_true '[ -e "$W/.bad.tmp" ]' "the held file is still there"
 assert_ok rm "$W/.bad.tmp"
-assert_eq 6 "$(count_w)" "records"
+assert_eq 7 "$(count_w)" "records"
 
 case_ "a header set on a held temporary file goes with it (rm: nothing appended; t_headers has the rest)"
 assert_eq OK "$(pyerr 'f = open(sys.argv[2], "wb"); f.write(b"h")
@@ -338,10 +339,10 @@ finally:
 assert_ok rm "$W/.h.tmp"
 assert_eq EINVAL "$(pyerr 'f = open(sys.argv[2], "wb")
 try:
-    os.setxattr(f.fileno(), "user.streambus.offset", b"7")
+    os.setxattr(f.fileno(), "user.streambus.offset", b"8")
 finally:
-    f.close()' "$W/$(rec 6)")" "an offset xattr that disagrees with the name"
-assert_eq 7 "$(count_w)" "records (the digits file was closed)"
+    f.close()' "$W/$(rec 7)")" "an offset xattr that disagrees with the name"
+assert_eq 8 "$(count_w)" "records (the digits file was closed)"
 
 case_ "attributes of a record: what it has succeeds, anything else EPERM"
 r=$W/$(rec 1)
@@ -381,8 +382,8 @@ sb_umount
 log=$(cat "$SB_TMP/daemon.$SB_MOUNT_SEQ.out")
 assert_true 'grep -q "cut2/\.$(rec 0)\.AbC123.*interrupted restore.*3 bytes dropped, rerun the restore" <<<"$log"' "the drop is logged ($log)"
 sb_mount
-assert_eq 8 "$(count_w)" "records after the remount"
-assert_eq .late "$(key_of 7)" "keyed by its own name"
+assert_eq 9 "$(count_w)" "records after the remount"
+assert_eq .late "$(key_of 8)" "keyed by its own name"
 assert_eq "$(rec 0)" "$(t ls "$M/cut2")" "in cut2 only the .tmp name is appended (other temporary names keep the rule)"
 assert_eq ".$(rec 0).tmp" "$(t getfattr --absolute-names --only-values -n user.streambus.key "$M/cut2/$(rec 0)")" "keyed by its name"
 sb_umount

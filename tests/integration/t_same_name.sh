@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Several processes and one name (README: "another writer of the name writes
+# a record of its own"; SPEC §3: a close that returns success has its record
+# in the log). Found by an exploratory tester (tests/explore8/):
+#   - a rename (mv, rsync's and editors' temp files) onto a name another
+#     process is writing dropped that writer's acknowledged record;
+#   - an open of a name without a write (touch) beside a writer of the name
+#     left no record about half the time;
+#   - fstat of a file opened while another process wrote its name failed
+#     ENOENT once that one's record was in (cp: "cannot fstat", and its
+#     close appended an empty record all the same);
+#   - open(O_CREAT) of a name others write failed ENOENT about one time in
+#     five (the kernel's lookup found another's file, a record by the open);
+#   - files held under temporary names were appended, at their hold's end
+#     or at the unmount, in the reverse order of their closes.
+# SB_SAME_NAME_SECONDS (default 3): how long the generated case runs.
+SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+SB_TOOL=$SB_BUILD/streambus
+
+sb_mount -o sync=never
+M=$SB_MNT
+mkdir "$M/t" "$M/e" "$M/c" "$M/g" || sb_die "mkdir"
+
+# values: the records of topic $1 as "key=value" lines, offset order
+values() { "$SB_TOOL" dump --json "$SB_LOG" "$1" |
+	python3 -c 'import json, sys
+for l in sys.stdin:
+    j = json.loads(l); print("%s=%s" % (j["key"], j["value"].rstrip("\n")))'; }
+
+case_ "a rename onto a name another process is writing keeps that writer's record"
+t python3 - "$M/t" <<'EOF' || assert_fail_now "the writers"
+import os, sys
+m = sys.argv[1]
+fb = os.open(m + "/dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fb, b"B first half, ")
+with open(m + "/.dst.tmp", "wb") as f:
+    f.write(b"A whole\n")
+os.rename(m + "/.dst.tmp", m + "/dst")
+os.write(fb, b"second half\n")
+os.close(fb)
+# the rename before the temp file's close too
+fb = os.open(m + "/dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fb, b"D first, ")
+fa = os.open(m + "/.dst2.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fa, b"C whole\n")
+os.rename(m + "/.dst2.tmp", m + "/dst")
+os.write(fb, b"then the rest\n")
+os.close(fa)
+os.close(fb)
+EOF
+sb_umount
+assert_eq "dst=A whole
+dst=B first half, second half
+dst=C whole
+dst=D first, then the rest" "$(values t | sort)" "every writer's record, once"
+sb_mount -o sync=never
+
+case_ "touch of a name another process is writing appends its own (empty) record"
+t python3 - "$M/e" <<'EOF' || assert_fail_now "the writers"
+import os, sys
+m = sys.argv[1]
+fb = os.open(m + "/f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fb, b"B")
+fa = os.open(m + "/f", os.O_WRONLY | os.O_CREAT, 0o644)  # touch: no O_TRUNC, no write
+os.close(fa)
+os.close(fb)
+EOF
+sb_umount
+assert_eq "f=
+f=B" "$(values e | sort)" "the touch's record and the writer's"
+sb_mount -o sync=never
+
+case_ "fstat of a file opened while another wrote its name, after that one's close"
+t python3 - "$M/c" <<'EOF' || assert_fail_now "the writers (see above)"
+import os, sys
+m = sys.argv[1]
+fb = os.open(m + "/f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fb, b"B")
+fa = os.open(m + "/f", os.O_WRONLY | os.O_TRUNC)  # cp over an existing name
+os.close(fb)  # B's record is in, its file let go
+os.fstat(fa)  # cp: "cannot fstat: No such file or directory"
+os.write(fa, b"A")
+os.close(fa)
+EOF
+sb_umount
+assert_eq "f=A
+f=B" "$(values c | sort)" "both records"
+sb_mount -o sync=never
+
+case_ "open(O_CREAT) of a name others write never fails; every close is one record"
+out=$(SB_T=120 t python3 - "$M/g" "${SB_SAME_NAME_SECONDS:-3}" <<'EOF'
+import os, sys, time, errno, collections, multiprocessing as mp
+m, secs = sys.argv[1], float(sys.argv[2])
+def w(p):
+    errs, acked, n, t0 = collections.Counter(), 0, 0, time.time()
+    while time.time() - t0 < secs:
+        n += 1
+        try:
+            fd = os.open(m + "/same", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            errs[errno.errorcode[e.errno]] += 1
+            continue
+        os.write(fd, b"%d.%d\n" % (p, n))
+        os.close(fd)
+        acked += 1
+    return acked, dict(errs)
+with mp.Pool(4) as pool:
+    r = pool.map(w, range(4))
+print(sum(a for a, _ in r), sum(sum(e.values()) for _, e in r), [e for _, e in r if e])
+EOF
+)
+read -r acked errors _ <<<"$out"
+sb_msg "   $out (closes acknowledged, opens failed)"
+assert_eq 0 "$errors" "opens that failed ($out)"
+sb_umount
+assert_eq "$acked" "$(values g | wc -l)" "one record for each acknowledged close"
+sb_mount -o sync=never
+
+case_ "files held under temporary names are appended in the order of their closes"
+mkdir "$M/h" || assert_fail_now "mkdir"
+for i in 1 2 3 4 5; do echo "closed $i" >"$M/h/.f$i.tmp" || assert_fail_now "write $i"; done
+sb_umount
+assert_eq ".f1.tmp=closed 1
+.f2.tmp=closed 2
+.f3.tmp=closed 3
+.f4.tmp=closed 4
+.f5.tmp=closed 5" "$(values h)" "the unmount appended them in order"
