@@ -632,9 +632,9 @@ int sbfs_pending_open(sbfs *fs, fuse_ino_t ino, int flags, sbfs_pending **out)
 		/* another's file, a record since: as if it were still being
 		 * written (a reader: ENOENT, its name is gone) */
 		rc = (twin = pending_twin(fs, g, flags)) ? 0 : -ENOMEM;
-	else if (!p) {
+	else if (!p)
 		rc = -ENOENT;
-	} else if (p->opens == 0)
+	else if (p->opens == 0)
 		p->opens++;
 	else if (acc == O_RDONLY)
 		rc = p->keyview ? -ENOENT : -EBUSY;
