@@ -12,7 +12,11 @@
  * new keys only (and a merge of the view).
  *
  * Memory (sb_mt_bytes): arena bytes used, index slots (retired ones too),
- * the current index's bitmap, the chunk table and the view.
+ * the current index's bitmap, the chunk table and the view. Beside it,
+ * what clear kept for the next fill (sb_mt_keep): blocks of the sizes it
+ * freed, taken again for a request of the same size (a fill asks for the
+ * same sizes in the same order: chunks growing to MT_CHUNK_MAX, indexes
+ * 4x each), zeroed where they must be (slots, bitmaps).
  *
  * Layout. Every key has one entry in the arena (a 32-byte header, then the
  * key bytes) from its first put until clear: a delete marks it MT_GONE, a
@@ -199,6 +203,47 @@ static void big_free(void *p, size_t n)
 		munmap(p, big_len(n));
 }
 
+/* n bytes, zeroed if `zero` (else as their last use left them): a block of
+ * exactly n bytes the table kept (mem_put), or new ones (big_alloc). Give
+ * them back with mem_put(m, p, n). [writer] */
+static void *mem_get(sb_mt *m, size_t n, int zero)
+{
+	for (size_t i = m->nspare; i-- > 0;) {
+		if (m->spare[i].n != n)
+			continue;
+		void *p = m->spare[i].p;
+		m->spare[i] = m->spare[--m->nspare];
+		m->spare_bytes -= n;
+		if (zero)
+			memset(p, 0, n);
+		return p;
+	}
+	m->fresh++;
+	return big_alloc(n);
+}
+
+/* p (n bytes, from mem_get) kept for the next fill while the kept bytes
+ * stay within m->keep, freed otherwise. [writer] */
+static void mem_put(sb_mt *m, void *p, size_t n)
+{
+	if (!p)
+		return;
+	if (m->spare_bytes + n <= m->keep && m->nspare == m->spare_cap) {
+		size_t cap = m->spare_cap ? 2 * m->spare_cap : 32;
+		mt_spare *ns = realloc(m->spare, cap * sizeof(*ns));
+		if (ns) {
+			m->spare = ns;
+			m->spare_cap = cap;
+		}
+	}
+	if (m->spare_bytes + n <= m->keep && m->nspare < m->spare_cap) {
+		m->spare[m->nspare++] = (mt_spare){p, n};
+		m->spare_bytes += n;
+		return;
+	}
+	big_free(p, n);
+}
+
 static inline uint32_t ent_handle(const struct mt_chunk *c, const void *e)
 {
 	return (c->id << MT_HOFF_BITS) | (uint32_t)(((const unsigned char *)e - (const unsigned char *)c) >> 3);
@@ -242,14 +287,15 @@ static void *arena_alloc(sb_mt *m, size_t n, uint32_t *hd)
 		 * each cost a page or two each. */
 		size_t grown = m->arena < MT_CHUNK0 ? MT_CHUNK0 : m->arena < MT_CHUNK_MAX ? m->arena : MT_CHUNK_MAX;
 		size_t cap = n > grown / 4 ? n : grown - sizeof(*c);
-		struct mt_chunk *nc = big_alloc(sizeof(*nc) + cap);
+		struct mt_chunk *nc = mem_get(m, sizeof(*nc) + cap, 0);
 		if (!nc)
 			return NULL;
 		if (chunk_add(m, nc)) {
-			big_free(nc, sizeof(*nc) + cap);
+			mem_put(m, nc, sizeof(*nc) + cap);
 			return NULL;
 		}
 		nc->cap = (uint32_t)cap;
+		nc->used = 0;
 		m->arena += sizeof(*nc) + cap;
 		if (c && cap == n) {
 			/* A big key gets a chunk of its own; the current one
@@ -282,7 +328,7 @@ static inline int is_full(const uint8_t *f, size_t i)
 /* x's bitmap freed (a retired index keeps its slots only). [writer] */
 static void index_retire(sb_mt *m, mt_index *x)
 {
-	big_free(x->full, full_bytes(x->mask + 1));
+	mem_put(m, x->full, full_bytes(x->mask + 1));
 	wadd(&m->bytes, (size_t)0 - full_bytes(x->mask + 1), memory_order_relaxed);
 	x->full = NULL;
 }
@@ -293,12 +339,12 @@ static mt_index *index_new(sb_mt *m, size_t slots)
 
 	if (!x)
 		return NULL;
-	if (!(x->slot = big_alloc(slots * sizeof(mt_slot)))) {
+	if (!(x->slot = mem_get(m, slots * sizeof(mt_slot), 1))) {
 		free(x);
 		return NULL;
 	}
-	if (!(x->full = big_alloc(full_bytes(slots)))) {
-		big_free(x->slot, slots * sizeof(mt_slot));
+	if (!(x->full = mem_get(m, full_bytes(slots), 1))) {
+		mem_put(m, x->slot, slots * sizeof(mt_slot));
 		free(x);
 		return NULL;
 	}
@@ -309,15 +355,16 @@ static mt_index *index_new(sb_mt *m, size_t slots)
 	return x;
 }
 
-/* Everything but the struct and its lock: the table is empty and holds
- * nothing (idx NULL). No reader may be inside. */
+/* Everything but the struct, its lock and the memory it keeps (mem_put:
+ * up to m->keep bytes): the table is empty (idx NULL). No reader may be
+ * inside. */
 static void release_all(sb_mt *m)
 {
 	mt_cvec *cv = atomic_load_explicit(&m->cv, memory_order_relaxed);
 	mt_index *x = atomic_load_explicit(&m->idx, memory_order_relaxed);
 
 	for (uint32_t i = 0; i < m->nchunks; i++)
-		big_free(cv->c[i], sizeof(*cv->c[i]) + cv->c[i]->cap);
+		mem_put(m, cv->c[i], sizeof(*cv->c[i]) + cv->c[i]->cap);
 	while (cv) {
 		mt_cvec *o = cv->older;
 		free(cv);
@@ -325,8 +372,8 @@ static void release_all(sb_mt *m)
 	}
 	while (x) {
 		mt_index *o = x->older;
-		big_free(x->full, full_bytes(x->mask + 1));
-		big_free(x->slot, (x->mask + 1) * sizeof(mt_slot));
+		mem_put(m, x->full, full_bytes(x->mask + 1));
+		mem_put(m, x->slot, (x->mask + 1) * sizeof(mt_slot));
 		free(x);
 		x = o;
 	}
@@ -380,7 +427,11 @@ void sb_mt_free(sb_mt *m)
 {
 	if (!m)
 		return;
+	m->keep = 0;
 	release_all(m);
+	for (size_t i = 0; i < m->nspare; i++)
+		big_free(m->spare[i].p, m->spare[i].n);
+	free(m->spare);
 	pthread_rwlock_destroy(&m->vlock);
 	free(m);
 }
@@ -403,6 +454,21 @@ size_t sb_mt_bytes(const sb_mt *m)
 {
 	return atomic_load_explicit(&m->bytes, memory_order_relaxed) +
 	       atomic_load_explicit(&m->vbytes, memory_order_relaxed);
+}
+
+void sb_mt_keep(sb_mt *m, size_t bytes)
+{
+	m->keep = bytes;
+	while (m->spare_bytes > bytes) {
+		mt_spare *b = &m->spare[--m->nspare];
+		m->spare_bytes -= b->n;
+		big_free(b->p, b->n);
+	}
+}
+
+uint64_t sb_mt_test_fresh(const sb_mt *m)
+{
+	return m->fresh;
 }
 
 void sb_mt_test_no_views(sb_mt *m)
@@ -638,6 +704,12 @@ int sb_bench_memtable_get(const sb_bench_memtable *m, const void *key, size_t kl
 size_t sb_bench_memtable_bytes(const sb_bench_memtable *m)
 {
 	return sb_mt_bytes((const sb_mt *)m);
+}
+
+void sb_bench_memtable_clear(sb_bench_memtable *m, size_t keep)
+{
+	sb_mt_keep((sb_mt *)m, keep);
+	sb_mt_clear((sb_mt *)m);
 }
 
 void sb_bench_memtable_free(sb_bench_memtable *m)

@@ -48,8 +48,20 @@ int sb_mt_get(const sb_mt *m, const void *key, size_t klen, sb_mt_val *v);
 size_t sb_mt_count(const sb_mt *m);
 /* Memory the table holds (arena bytes used), what key_memtable_bytes bounds. */
 size_t sb_mt_bytes(const sb_mt *m);
-/* Empty the table and release its memory. No reader may be inside. [writer] */
+/* Empty the table and release its memory, but what sb_mt_keep() asks it
+ * to keep. No reader may be inside. [writer] */
 void sb_mt_clear(sb_mt *m);
+/* Keep up to `bytes` of the memory clear releases (default 0: none) for
+ * the table's next fill: the arena's chunks and the index's arrays, which
+ * the fill takes again as it asks for the same sizes. Fresh memory costs
+ * its first touch, page faults that took up to 15 us a page on a guest
+ * whose host takes freed memory back (docs/BENCHMARKS.md); the key index's
+ * sorted runs keep their memory so too (keyrun.h). Kept memory is not in
+ * sb_mt_bytes(). Lowering the bound frees what it keeps beyond it. [writer] */
+void sb_mt_keep(sb_mt *m, size_t bytes);
+/* Tests: blocks of new memory the table took from the system so far (not
+ * kept ones). */
+uint64_t sb_mt_test_fresh(const sb_mt *m);
 /* Tests: no sorted view can be built from now on (as when memory for one
  * runs out): iteration falls back to a walk over every entry per step. */
 void sb_mt_test_no_views(sb_mt *m);

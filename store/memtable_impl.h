@@ -63,6 +63,12 @@ typedef struct mt_cvec {
 	struct mt_chunk *c[];
 } mt_cvec;
 
+/* A block of memory a cleared table kept (memtable.c: mem_get). */
+typedef struct mt_spare {
+	void *p;
+	size_t n;
+} mt_spare;
+
 struct sb_mt {
 	_Atomic(mt_index *) idx;       /* [writer; readers acquire] */
 	_Atomic(mt_cvec *) cv;         /* [writer; readers after a slot or link] */
@@ -77,6 +83,10 @@ struct sb_mt {
 	_Atomic uint32_t first;        /* [writer; readers acquire] oldest entry */
 	mt_ent *last;                  /* [writer] newest entry */
 	_Atomic size_t nents;          /* [writer; readers acquire] entries made */
+	size_t keep;                   /* [writer] bound of spare_bytes (sb_mt_keep) */
+	mt_spare *spare;               /* [writer] blocks kept for the next fill */
+	size_t nspare, spare_cap, spare_bytes; /* [writer] */
+	uint64_t fresh;                /* [writer] blocks taken from the system */
 	int no_view;                   /* tests: views cannot be built */
 	int test_yield;                /* tests: grow yields the CPU as it goes */
 	pthread_rwlock_t vlock;

@@ -647,6 +647,8 @@ int sb_bench_memtable_new(sb_bench_memtable **out);
 int sb_bench_memtable_put(sb_bench_memtable *m, const void *key, size_t klen, uint64_t offset);
 int sb_bench_memtable_get(const sb_bench_memtable *m, const void *key, size_t klen, uint64_t *offset);
 size_t sb_bench_memtable_bytes(const sb_bench_memtable *m);
+/* Empty it, keeping up to `keep` bytes of its memory for the next fill. */
+void sb_bench_memtable_clear(sb_bench_memtable *m, size_t keep);
 void sb_bench_memtable_free(sb_bench_memtable *m);
 
 #ifdef __cplusplus

@@ -5,7 +5,7 @@
  * and the byte compare after it both decide), then one writer beside
  * reader threads (run under TSan in tools/test) that check every value
  * they see is whole and every scan is in order, and a scan with puts and
- * deletes between its steps.
+ * deletes between its steps; a table cleared with its memory kept.
  * SB_MT_OPS: operations of the model test (default 200,000; 50,000 under
  * TSan).
  */
@@ -91,7 +91,7 @@ static void check_scan(sb_mt *m, size_t from)
 	cr_assert_eq(i, NKEYS, "scan stopped early");
 }
 
-Test(memtable, model)
+Test(memtable, model, .timeout = 120)
 {
 	uint64_t seed = 12345;
 	const char *e = getenv("SB_MT_OPS");
@@ -137,6 +137,8 @@ Test(memtable, model)
 		if (op % 50000 == 49999) {
 			check_scan(m, 0);
 			if (op % 100000 == 99999) {
+				/* every other clear keeps its memory */
+				sb_mt_keep(m, op % 200000 == 99999 ? SIZE_MAX : 0);
 				sb_mt_clear(m);
 				for (size_t j = 0; j < NKEYS; j++)
 					model[j].present = 0;
@@ -340,6 +342,97 @@ Test(memtable, many_keys)
 	}
 	free(buf);
 	free(keys);
+}
+
+/* n random keys of 8, 32 and 1..300 bytes in turn (the same lengths for
+ * any seed), into keys[] (their bytes in *buf, the caller's); offsets
+ * base + i. */
+static void random_bkeys(uint64_t seed, size_t n, uint64_t base, bkey *keys, uint8_t **buf)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 300;
+	cr_assert((*buf = malloc(total + 8)));
+	uint8_t *p = *buf;
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = (bkey){p, i % 3 == 0 ? 8 : i % 3 == 1 ? 32 : 1 + i % 300, base + i};
+		for (size_t b = 0; b < keys[i].len; b += 8) {
+			uint64_t r = ut_rnd(&seed);
+			memcpy(p + b, &r, keys[i].len - b < 8 ? keys[i].len - b : 8);
+		}
+		p += keys[i].len;
+	}
+}
+
+/* Put keys[0..n) in order; then each is found with its value. */
+static void put_all(sb_mt *m, const bkey *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sb_mt_val v = {.offset = keys[i].off, .size = (uint32_t)keys[i].len};
+		cr_assert_eq(sb_mt_put(m, keys[i].k, keys[i].len, &v), 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		sb_mt_val v;
+		cr_assert_eq(sb_mt_get(m, keys[i].k, keys[i].len, &v), 0, "key %zu not found", i);
+		cr_assert_eq(v.offset, keys[i].off, "key %zu: another key's value", i);
+	}
+}
+
+/*
+ * A table cleared with its memory kept (sb_mt_keep) and filled again with
+ * other keys of the same lengths takes no new memory, and holds exactly the
+ * new keys: none of the old ones is found, and a scan lists the new ones
+ * in order (kept index arrays come back empty). With nothing kept, the next
+ * fill takes new memory again.
+ */
+Test(memtable, clear_keeps_memory, .timeout = 120)
+{
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	size_t n = 10000;
+#else
+	size_t n = 40000;
+#endif
+	bkey *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
+	uint8_t *abuf, *bbuf;
+	sb_mt *m;
+
+	cr_assert(a && b);
+	random_bkeys(1, n, 0, a, &abuf);
+	random_bkeys(2, n, n, b, &bbuf);
+	cr_assert_eq(sb_mt_new(&m), 0);
+	sb_mt_keep(m, SIZE_MAX);
+	put_all(m, a, n);
+	uint64_t fresh = sb_mt_test_fresh(m);
+	sb_mt_clear(m);
+	cr_assert_eq(sb_mt_count(m), 0);
+	put_all(m, b, n);
+	cr_assert_eq(sb_mt_test_fresh(m), fresh, "the refill took %llu new blocks",
+		     (unsigned long long)(sb_mt_test_fresh(m) - fresh));
+	qsort(b, n, sizeof(*b), bkey_cmp);
+	size_t u = 0; /* the (unlikely) equal short keys: the later one's value */
+	for (size_t i = 0; i < n; i++) {
+		if (u && !bkey_cmp(&b[u - 1], &b[i]))
+			b[u - 1].off = b[i].off > b[u - 1].off ? b[i].off : b[u - 1].off;
+		else
+			b[u++] = b[i];
+	}
+	cr_assert_eq(sb_mt_count(m), u);
+	for (size_t i = 0; i < n; i++) {
+		sb_mt_val v;
+		if (!bsearch(&a[i], b, u, sizeof(*b), bkey_cmp))
+			cr_assert_eq(sb_mt_get(m, a[i].k, a[i].len, &v), -ENOENT, "old key %zu found", i);
+	}
+	check_full_scan(m, b, u, 0);
+	sb_mt_keep(m, 0);
+	sb_mt_clear(m);
+	put_all(m, a, n);
+	cr_assert_gt(sb_mt_test_fresh(m), fresh, "nothing kept, yet no new memory");
+	sb_mt_free(m);
+	free(abuf);
+	free(bbuf);
+	free(a);
+	free(b);
 }
 
 /*
