@@ -59,9 +59,11 @@ secs=$(timed ls "$M/big")
 grow=$(watch_rss_stop)
 c2=$(cpu)
 sb_msg "ls of $N records: $secs s, daemon CPU $((c2 - c1)) ticks; of $((N / 10)): $secs_small s, $((c1 - c0)) ticks; daemon anonymous memory grew by $grow kB"
-# ten times the records: about ten times the work (a listing that cost
-# per name what is before it would be a hundred times)
-assert_le $((c2 - c1)) $((30 * (c1 - c0) + 30)) "the daemon's CPU ticks for ls of $N records against $((N / 10)) ($((c1 - c0)))"
+# ten times the records: about ten times the work (measured 7-10x; a
+# listing that cost per name what is before it would be a hundred times).
+# Tried: each readdir reply walking the offsets before it, 40 ns each
+# (a listing that seeks by scanning), took 559 ticks against 16.
+assert_le $((c2 - c1)) $((20 * (c1 - c0) + 30)) "the daemon's CPU ticks for ls of $N records against $((N / 10)) ($((c1 - c0)))"
 if [ -z "$SB_ASAN" ]; then
 	assert_true '[ "$grow" -ge 0 ] && [ "$grow" -lt $((16 * 1024)) ]' "the listing streams: the daemon's anonymous memory grew by $grow kB during ls (a whole listing of $N names is > 20 MB)"
 else
