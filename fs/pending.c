@@ -206,26 +206,46 @@ void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 	sbfs_pending_empty_unmark_locked(fs, p); /* appended, or never will be */
 }
 
+/* p's key: the one set (user.streambus.key, a name in .keys/, a twin's),
+ * else its name's, decoded as a name in .keys/ is (keys.c), in buf; a name
+ * of digits has none (NULL, 0). (p->lock held) */
+const void *sbfs_pending_key(const sbfs_pending *p, unsigned char buf[SBFS_KEYNAME_MAX], size_t *len)
+{
+	if (p->key_set) {
+		*len = p->key_len;
+		return p->key;
+	}
+	*len = p->digits ? 0 : sbfs_key_of_file_name(p->name, buf);
+	return p->digits ? NULL : buf;
+}
+
+/* Set p's key to a copy of key (n bytes): 0 or -ENOMEM. (p->lock held, or
+ * p in nobody else's hands) */
+static int set_key(sbfs_pending *p, const void *key, size_t n)
+{
+	char *k = malloc(n ? n : 1);
+	if (!k)
+		return -ENOMEM;
+	memcpy(k, key, n);
+	p->key = k;
+	p->key_len = n;
+	p->key_set = 1;
+	return 0;
+}
+
 int sbfs_pending_unname_locked(sbfs_pending *q)
 {
 	char *none = strdup("");
 	unsigned char key[SBFS_KEYNAME_MAX];
-	char *k = NULL;
+	size_t n;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (!none) {
 		rc = -ENOMEM;
 	} else if (!q->key_set && !q->digits) { /* the key its name gave it */
-		size_t n = sbfs_key_of_file_name(q->name, key);
-		if (!(k = malloc(n ? n : 1))) {
-			rc = -ENOMEM;
-		} else {
-			memcpy(k, key, n);
-			q->key = k;
-			q->key_len = n;
-			q->key_set = 1;
-		}
+		const void *k = sbfs_pending_key(q, key, &n);
+		rc = set_key(q, k, n);
 	}
 	if (rc == 0) {
 		free(q->name);
@@ -587,20 +607,16 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 		return NULL;
 	t->keyview = p->keyview;
 	t->append = !!(flags & O_APPEND);
+	unsigned char key[SBFS_KEYNAME_MAX];
+	size_t n;
 	pthread_mutex_lock(&p->lock);
-	size_t cap = p->key_set ? p->key_len : strlen(p->name);
-	if ((t->key = malloc(cap ? cap : 1)) && p->key_set) {
-		memcpy(t->key, p->key, cap);
-		t->key_len = cap;
-	} else if (t->key) { /* the name decoded, as p's commit does */
-		t->key_len = sbfs_key_of_file_name(p->name, (unsigned char *)t->key);
-	}
+	const void *k = sbfs_pending_key(p, key, &n);
+	int rc = set_key(t, k, n);
 	pthread_mutex_unlock(&p->lock);
-	if (!t->key) {
+	if (rc) {
 		sbfs_pending_free(t);
 		return NULL;
 	}
-	t->key_set = 1;
 	t->committed = p->keyview && !(flags & O_TRUNC);
 	link_locked(fs, t);
 	return t;

@@ -73,6 +73,9 @@ void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p);
  * record of its own, as pending_twin's), never dropped. 0 or -ENOMEM.
  * (plock held) */
 int sbfs_pending_unname_locked(sbfs_pending *q);
+/* p's key: the one set, else its name's, decoded (in buf); a name of
+ * digits has none (NULL, 0). (p->lock held) */
+const void *sbfs_pending_key(const sbfs_pending *p, unsigned char buf[SBFS_KEYNAME_MAX], size_t *len);
 int sbfs_pending_named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview);
 void sbfs_pending_free(sbfs_pending *p);
 /* Free p (out of the list, released by its last opener), keeping a named
