@@ -101,54 +101,47 @@ void sbfs_pending_free(sbfs_pending *p)
  * file let go) before the caller's open of that inode arrives, the open
  * finds nothing: open(O_CREAT) of a name others write failed ENOENT about
  * one time in five under contention (found by an exploratory tester). So
- * the last GHOSTS named files let go keep their name and key (nothing of
- * their bytes), and a writer's open of one gets a file of its own keyed
+ * the last SBFS_GHOSTS named files let go keep their name and key (nothing
+ * of their bytes), and a writer's open of one gets a file of its own keyed
  * the same (pending_twin), as if the file were still being written.
  */
-#define GHOSTS 256
-
 void sbfs_pending_retire(sbfs *fs, sbfs_pending *p)
 {
-	sbfs_pending *drop = NULL;
+	sbfs_pending *drop = p;
 
-	if (!p->name[0] || p->digits) {
-		pthread_mutex_lock(&fs->plock);
-		fs->retiring--;
-		pthread_cond_broadcast(&fs->pcond);
-		pthread_mutex_unlock(&fs->plock);
-		sbfs_pending_free(p);
-		return;
-	}
 	pthread_mutex_lock(&p->lock);
-	free(p->buf);
-	p->buf = NULL;
-	p->len = p->cap = 0;
-	sbfs_hdrs_free(p->hdrs);
-	p->hdrs = NULL;
+	int ghost = p->name[0] && !p->digits;
+	if (ghost) { /* its name and key stay, not its bytes */
+		free(p->buf);
+		p->buf = NULL;
+		p->len = p->cap = 0;
+		sbfs_hdrs_free(p->hdrs);
+		p->hdrs = NULL;
+	}
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_lock(&fs->plock);
+	if (ghost) { /* in the oldest's slot, which goes */
+		drop = fs->ghosts[fs->ghost_at];
+		fs->ghosts[fs->ghost_at] = p;
+		fs->ghost_at = (fs->ghost_at + 1) % SBFS_GHOSTS;
+	}
 	fs->retiring--;
 	pthread_cond_broadcast(&fs->pcond);
-	p->next = fs->ghosts;
-	fs->ghosts = p;
-	if (++fs->nghosts > GHOSTS) { /* the oldest goes */
-		sbfs_pending **pp = &fs->ghosts;
-		while ((*pp)->next)
-			pp = &(*pp)->next;
-		drop = *pp;
-		*pp = NULL;
-		fs->nghosts--;
-	}
 	pthread_mutex_unlock(&fs->plock);
 	if (drop)
 		sbfs_pending_free(drop);
 }
 
+/* The newest first (plock held). */
 static sbfs_pending *ghost_by_ino(sbfs *fs, fuse_ino_t ino)
 {
-	for (sbfs_pending *g = fs->ghosts; g; g = g->next)
+	for (unsigned i = 1; i <= SBFS_GHOSTS; i++) {
+		sbfs_pending *g = fs->ghosts[(fs->ghost_at + SBFS_GHOSTS - i) % SBFS_GHOSTS];
+		if (!g)
+			break; /* the ring is not full yet */
 		if (g->ino == ino)
 			return g;
+	}
 	return NULL;
 }
 
@@ -175,15 +168,13 @@ sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
 void sbfs_pending_ghosts_free(sbfs *fs)
 {
 	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *g = fs->ghosts;
-	fs->ghosts = NULL;
-	fs->nghosts = 0;
-	pthread_mutex_unlock(&fs->plock);
-	while (g) {
-		sbfs_pending *n = g->next;
-		sbfs_pending_free(g);
-		g = n;
+	for (unsigned i = 0; i < SBFS_GHOSTS; i++) {
+		if (fs->ghosts[i])
+			sbfs_pending_free(fs->ghosts[i]);
+		fs->ghosts[i] = NULL;
 	}
+	fs->ghost_at = 0;
+	pthread_mutex_unlock(&fs->plock);
 }
 
 /* Find by ino (plock held). */
