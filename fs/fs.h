@@ -147,8 +147,9 @@ typedef struct sbfs {
 	 * which holds the oldest (NULL: none yet) */
 	sbfs_pending *ghosts[SBFS_GHOSTS];
 	unsigned ghost_at;      /* guarded by plock */
-	unsigned retiring;      /* guarded by plock: files let go by their last
-				 * release, not yet ghosts (pcond: one became) */
+	sbfs_pending *retiring; /* guarded by plock: files let go by their last
+				 * release, not yet ghosts, linked by their
+				 * rnext (pending.c; pcond: one became) */
 	pthread_cond_t pcond;   /* with plock: a file closed unwritten was
 				 * appended (pending_empty.c) */
 	uint64_t empty_seq;     /* guarded by plock: closes of files unwritten */

@@ -105,6 +105,25 @@ void sbfs_pending_free(sbfs_pending *p)
  * of their bytes), and a writer's open of one gets a file of its own keyed
  * the same (pending_twin), as if the file were still being written.
  */
+/* p, let go, is on its way to being a ghost (or freed): the lookups of
+ * its inode wait (plock held). */
+void sbfs_pending_retiring_locked(sbfs *fs, sbfs_pending *p)
+{
+	p->rnext = fs->retiring;
+	fs->retiring = p;
+}
+
+/* Take p out of fs->retiring: a walk over the files let go whose last
+ * appends are under way, no more than the threads releasing (plock held). */
+static void retired_locked(sbfs *fs, sbfs_pending *p)
+{
+	for (sbfs_pending **pp = &fs->retiring; *pp; pp = &(*pp)->rnext)
+		if (*pp == p) {
+			*pp = p->rnext;
+			break;
+		}
+}
+
 void sbfs_pending_retire(sbfs *fs, sbfs_pending *p)
 {
 	sbfs_pending *drop = p;
@@ -125,7 +144,7 @@ void sbfs_pending_retire(sbfs *fs, sbfs_pending *p)
 		fs->ghosts[fs->ghost_at] = p;
 		fs->ghost_at = (fs->ghost_at + 1) % SBFS_GHOSTS;
 	}
-	fs->retiring--;
+	retired_locked(fs, p);
 	pthread_cond_broadcast(&fs->pcond);
 	pthread_mutex_unlock(&fs->plock);
 	if (drop)
@@ -145,9 +164,20 @@ static sbfs_pending *ghost_by_ino(sbfs *fs, fuse_ino_t ino)
 	return NULL;
 }
 
-/* The ghost of ino, waiting (at most GHOST_WAIT_NS) while a file let go
- * is on its way to being one: it leaves the list before its last append
- * and becomes a ghost after it. NULL: no such file. (plock held) */
+/* Is the file of ino let go, not yet a ghost? (plock held) */
+static int retiring(sbfs *fs, fuse_ino_t ino)
+{
+	for (sbfs_pending *p = fs->retiring; p; p = p->rnext)
+		if (p->ino == ino)
+			return 1;
+	return 0;
+}
+
+/* The ghost of ino, waiting (at most GHOST_WAIT_NS) while that file, let
+ * go, is on its way to being one: it leaves the list before its last
+ * append and becomes a ghost after it. Others let go meanwhile are not
+ * waited for: a stat of a stale inode under a stream of creates would
+ * wait for them all. NULL: no such file. (plock held) */
 #define GHOST_WAIT_NS (1000LL * 1000 * 1000)
 
 sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
@@ -159,7 +189,7 @@ sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
 	long long ns = dl.tv_nsec + GHOST_WAIT_NS;
 	dl.tv_sec += ns / 1000000000LL;
 	dl.tv_nsec = ns % 1000000000LL;
-	while (!(g = ghost_by_ino(fs, ino)) && fs->retiring > 0)
+	while (!(g = ghost_by_ino(fs, ino)) && retiring(fs, ino))
 		if (pthread_cond_timedwait(&fs->pcond, &fs->plock, &dl) == ETIMEDOUT)
 			break;
 	return g;

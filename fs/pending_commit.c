@@ -135,7 +135,7 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	if (last && linked && !held && !empty)
 		sbfs_pending_unlink_locked(fs, p); /* its record is the file now */
 	if (last && !held)
-		fs->retiring++; /* an open of it waits for its ghost (pending.c) */
+		sbfs_pending_retiring_locked(fs, p); /* an open of it waits for its ghost */
 	pthread_mutex_unlock(&fs->plock);
 	if (held)
 		return 0; /* it waits for its rename (or unlink) */
