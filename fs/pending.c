@@ -247,7 +247,8 @@ static int set_key(sbfs_pending *p, const void *key, size_t n)
 	char *k = malloc(n ? n : 1);
 	if (!k)
 		return -ENOMEM;
-	memcpy(k, key, n);
+	if (n) /* a name of digits: no key (NULL) */
+		memcpy(k, key, n);
 	p->key = k;
 	p->key_len = n;
 	p->key_set = 1;
