@@ -122,6 +122,7 @@ typedef struct sbfs_tentry {
 } sbfs_tentry;
 
 typedef struct sbfs_pending sbfs_pending;
+#define SBFS_GHOSTS 256 /* files let go that keep their name (pending.c) */
 
 typedef struct sbfs {
 	sbfs_config *cfg;       /* borrowed, immutable */
@@ -141,11 +142,14 @@ typedef struct sbfs {
 	pthread_mutex_t plock;  /* guards the pending list and next_pending */
 	sbfs_pending *pending;
 	uint64_t next_pending;
-	sbfs_pending *ghosts;   /* guarded by plock: files appended and let go,
-				 * the newest first (pending.c, ghost) */
-	unsigned nghosts;       /* guarded by plock */
-	unsigned retiring;      /* guarded by plock: files let go by their last
-				 * release, not yet ghosts (pcond: one became) */
+	/* guarded by plock: the last SBFS_GHOSTS named files appended and let
+	 * go (pending.c, ghosts), a ring: ghost_at is the slot of the next,
+	 * which holds the oldest (NULL: none yet) */
+	sbfs_pending *ghosts[SBFS_GHOSTS];
+	unsigned ghost_at;      /* guarded by plock */
+	sbfs_pending *retiring; /* guarded by plock: files let go by their last
+				 * release, not yet ghosts, linked by their
+				 * rnext (pending.c; pcond: one became) */
 	pthread_cond_t pcond;   /* with plock: a file closed unwritten was
 				 * appended (pending_empty.c) */
 	uint64_t empty_seq;     /* guarded by plock: closes of files unwritten */

@@ -101,60 +101,83 @@ void sbfs_pending_free(sbfs_pending *p)
  * file let go) before the caller's open of that inode arrives, the open
  * finds nothing: open(O_CREAT) of a name others write failed ENOENT about
  * one time in five under contention (found by an exploratory tester). So
- * the last GHOSTS named files let go keep their name and key (nothing of
- * their bytes), and a writer's open of one gets a file of its own keyed
+ * the last SBFS_GHOSTS named files let go keep their name and key (nothing
+ * of their bytes), and a writer's open of one gets a file of its own keyed
  * the same (pending_twin), as if the file were still being written.
  */
-#define GHOSTS 256
+/* p, let go, is on its way to being a ghost (or freed): the lookups of
+ * its inode wait (plock held). */
+void sbfs_pending_retiring_locked(sbfs *fs, sbfs_pending *p)
+{
+	p->rnext = fs->retiring;
+	fs->retiring = p;
+}
+
+/* Take p out of fs->retiring: a walk over the files let go whose last
+ * appends are under way, no more than the threads releasing (plock held). */
+static void retired_locked(sbfs *fs, sbfs_pending *p)
+{
+	for (sbfs_pending **pp = &fs->retiring; *pp; pp = &(*pp)->rnext)
+		if (*pp == p) {
+			*pp = p->rnext;
+			break;
+		}
+}
 
 void sbfs_pending_retire(sbfs *fs, sbfs_pending *p)
 {
-	sbfs_pending *drop = NULL;
+	sbfs_pending *drop = p;
 
-	if (!p->name[0] || p->digits) {
-		pthread_mutex_lock(&fs->plock);
-		fs->retiring--;
-		pthread_cond_broadcast(&fs->pcond);
-		pthread_mutex_unlock(&fs->plock);
-		sbfs_pending_free(p);
-		return;
-	}
 	pthread_mutex_lock(&p->lock);
-	free(p->buf);
-	p->buf = NULL;
-	p->len = p->cap = 0;
-	sbfs_hdrs_free(p->hdrs);
-	p->hdrs = NULL;
+	int ghost = p->name[0] && !p->digits;
+	if (ghost) { /* its name and key stay, not its bytes */
+		free(p->buf);
+		p->buf = NULL;
+		p->len = p->cap = 0;
+		sbfs_hdrs_free(p->hdrs);
+		p->hdrs = NULL;
+	}
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_lock(&fs->plock);
-	fs->retiring--;
-	pthread_cond_broadcast(&fs->pcond);
-	p->next = fs->ghosts;
-	fs->ghosts = p;
-	if (++fs->nghosts > GHOSTS) { /* the oldest goes */
-		sbfs_pending **pp = &fs->ghosts;
-		while ((*pp)->next)
-			pp = &(*pp)->next;
-		drop = *pp;
-		*pp = NULL;
-		fs->nghosts--;
+	if (ghost) { /* in the oldest's slot, which goes */
+		drop = fs->ghosts[fs->ghost_at];
+		fs->ghosts[fs->ghost_at] = p;
+		fs->ghost_at = (fs->ghost_at + 1) % SBFS_GHOSTS;
 	}
+	retired_locked(fs, p);
+	pthread_cond_broadcast(&fs->pcond);
 	pthread_mutex_unlock(&fs->plock);
 	if (drop)
 		sbfs_pending_free(drop);
 }
 
+/* The newest first (plock held). */
 static sbfs_pending *ghost_by_ino(sbfs *fs, fuse_ino_t ino)
 {
-	for (sbfs_pending *g = fs->ghosts; g; g = g->next)
+	for (unsigned i = 1; i <= SBFS_GHOSTS; i++) {
+		sbfs_pending *g = fs->ghosts[(fs->ghost_at + SBFS_GHOSTS - i) % SBFS_GHOSTS];
+		if (!g)
+			break; /* the ring is not full yet */
 		if (g->ino == ino)
 			return g;
+	}
 	return NULL;
 }
 
-/* The ghost of ino, waiting (at most GHOST_WAIT_NS) while a file let go
- * is on its way to being one: it leaves the list before its last append
- * and becomes a ghost after it. NULL: no such file. (plock held) */
+/* Is the file of ino let go, not yet a ghost? (plock held) */
+static int retiring(sbfs *fs, fuse_ino_t ino)
+{
+	for (sbfs_pending *p = fs->retiring; p; p = p->rnext)
+		if (p->ino == ino)
+			return 1;
+	return 0;
+}
+
+/* The ghost of ino, waiting (at most GHOST_WAIT_NS) while that file, let
+ * go, is on its way to being one: it leaves the list before its last
+ * append and becomes a ghost after it. Others let go meanwhile are not
+ * waited for: a stat of a stale inode under a stream of creates would
+ * wait for them all. NULL: no such file. (plock held) */
 #define GHOST_WAIT_NS (1000LL * 1000 * 1000)
 
 sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
@@ -166,7 +189,7 @@ sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
 	long long ns = dl.tv_nsec + GHOST_WAIT_NS;
 	dl.tv_sec += ns / 1000000000LL;
 	dl.tv_nsec = ns % 1000000000LL;
-	while (!(g = ghost_by_ino(fs, ino)) && fs->retiring > 0)
+	while (!(g = ghost_by_ino(fs, ino)) && retiring(fs, ino))
 		if (pthread_cond_timedwait(&fs->pcond, &fs->plock, &dl) == ETIMEDOUT)
 			break;
 	return g;
@@ -175,15 +198,13 @@ sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino)
 void sbfs_pending_ghosts_free(sbfs *fs)
 {
 	pthread_mutex_lock(&fs->plock);
-	sbfs_pending *g = fs->ghosts;
-	fs->ghosts = NULL;
-	fs->nghosts = 0;
-	pthread_mutex_unlock(&fs->plock);
-	while (g) {
-		sbfs_pending *n = g->next;
-		sbfs_pending_free(g);
-		g = n;
+	for (unsigned i = 0; i < SBFS_GHOSTS; i++) {
+		if (fs->ghosts[i])
+			sbfs_pending_free(fs->ghosts[i]);
+		fs->ghosts[i] = NULL;
 	}
+	fs->ghost_at = 0;
+	pthread_mutex_unlock(&fs->plock);
 }
 
 /* Find by ino (plock held). */
@@ -206,26 +227,47 @@ void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p)
 	sbfs_pending_empty_unmark_locked(fs, p); /* appended, or never will be */
 }
 
+/* p's key: the one set (user.streambus.key, a name in .keys/, a twin's),
+ * else its name's, decoded as a name in .keys/ is (keys.c), in buf; a name
+ * of digits has none (NULL, 0). (p->lock held) */
+const void *sbfs_pending_key(const sbfs_pending *p, unsigned char buf[SBFS_KEYNAME_MAX], size_t *len)
+{
+	if (p->key_set) {
+		*len = p->key_len;
+		return p->key;
+	}
+	*len = p->digits ? 0 : sbfs_key_of_file_name(p->name, buf);
+	return p->digits ? NULL : buf;
+}
+
+/* Set p's key to a copy of key (n bytes): 0 or -ENOMEM. (p->lock held, or
+ * p in nobody else's hands) */
+static int set_key(sbfs_pending *p, const void *key, size_t n)
+{
+	char *k = malloc(n ? n : 1);
+	if (!k)
+		return -ENOMEM;
+	if (n) /* a name of digits: no key (NULL) */
+		memcpy(k, key, n);
+	p->key = k;
+	p->key_len = n;
+	p->key_set = 1;
+	return 0;
+}
+
 int sbfs_pending_unname_locked(sbfs_pending *q)
 {
 	char *none = strdup("");
 	unsigned char key[SBFS_KEYNAME_MAX];
-	char *k = NULL;
+	size_t n;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (!none) {
 		rc = -ENOMEM;
 	} else if (!q->key_set && !q->digits) { /* the key its name gave it */
-		size_t n = sbfs_key_of_file_name(q->name, key);
-		if (!(k = malloc(n ? n : 1))) {
-			rc = -ENOMEM;
-		} else {
-			memcpy(k, key, n);
-			q->key = k;
-			q->key_len = n;
-			q->key_set = 1;
-		}
+		const void *k = sbfs_pending_key(q, key, &n);
+		rc = set_key(q, k, n);
 	}
 	if (rc == 0) {
 		free(q->name);
@@ -587,20 +629,16 @@ static sbfs_pending *pending_twin(sbfs *fs, sbfs_pending *p, int flags)
 		return NULL;
 	t->keyview = p->keyview;
 	t->append = !!(flags & O_APPEND);
+	unsigned char key[SBFS_KEYNAME_MAX];
+	size_t n;
 	pthread_mutex_lock(&p->lock);
-	size_t cap = p->key_set ? p->key_len : strlen(p->name);
-	if ((t->key = malloc(cap ? cap : 1)) && p->key_set) {
-		memcpy(t->key, p->key, cap);
-		t->key_len = cap;
-	} else if (t->key) { /* the name decoded, as p's commit does */
-		t->key_len = sbfs_key_of_file_name(p->name, (unsigned char *)t->key);
-	}
+	const void *k = sbfs_pending_key(p, key, &n);
+	int rc = set_key(t, k, n);
 	pthread_mutex_unlock(&p->lock);
-	if (!t->key) {
+	if (rc) {
 		sbfs_pending_free(t);
 		return NULL;
 	}
-	t->key_set = 1;
 	t->committed = p->keyview && !(flags & O_TRUNC);
 	link_locked(fs, t);
 	return t;

@@ -32,13 +32,9 @@ int sbfs_pending_commit(sbfs *fs, sbfs_pending *p)
 		       .timestamp_ns = p->stamp_ns > 0 ? p->stamp_ns : 0,
 		       .flags = p->tombstone ? SBFS_REC_TOMBSTONE : 0 };
 	r.headers = sbfs_hdrs_array(p->hdrs, &r.n_headers);
-	if (p->key_set) {
-		r.key = p->key;
-		r.key_len = (uint32_t)p->key_len;
-	} else if (!p->digits) { /* the name decoded, as in .keys/ (keys.c) */
-		r.key = nkey;
-		r.key_len = (uint32_t)sbfs_key_of_file_name(p->name, nkey);
-	}
+	size_t klen;
+	r.key = sbfs_pending_key(p, nkey, &klen);
+	r.key_len = (uint32_t)klen;
 	if (p->tombstone && (r.value_len || !r.key_len))
 		return -EINVAL; /* a tombstone is a key and no payload */
 	if (p->keyview && !r.key_len)
@@ -139,7 +135,7 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 	if (last && linked && !held && !empty)
 		sbfs_pending_unlink_locked(fs, p); /* its record is the file now */
 	if (last && !held)
-		fs->retiring++; /* an open of it waits for its ghost (pending.c) */
+		sbfs_pending_retiring_locked(fs, p); /* an open of it waits for its ghost */
 	pthread_mutex_unlock(&fs->plock);
 	if (held)
 		return 0; /* it waits for its rename (or unlink) */

@@ -13,6 +13,7 @@
 struct sbfs_pending {
 	struct sbfs_pending *next;   /* guarded by sbfs.plock */
 	int linked;                  /* guarded by sbfs.plock: in the list */
+	sbfs_pending *rnext;         /* guarded by sbfs.plock: in sbfs.retiring */
 	int opens;                   /* guarded by sbfs.plock */
 	int held;                    /* guarded by sbfs.plock: a temporary name, closed */
 	int64_t held_ns;             /* guarded by sbfs.plock: its last close (monotonic) */
@@ -73,14 +74,21 @@ void sbfs_pending_unlink_locked(sbfs *fs, sbfs_pending *p);
  * record of its own, as pending_twin's), never dropped. 0 or -ENOMEM.
  * (plock held) */
 int sbfs_pending_unname_locked(sbfs_pending *q);
+/* p's key: the one set, else its name's, decoded (in buf); a name of
+ * digits has none (NULL, 0). (p->lock held) */
+const void *sbfs_pending_key(const sbfs_pending *p, unsigned char buf[SBFS_KEYNAME_MAX], size_t *len);
 int sbfs_pending_named_live(sbfs_pending *p, sbfs_tentry *te, const char *name, int keyview);
 void sbfs_pending_free(sbfs_pending *p);
-/* Free p (out of the list, released by its last opener), keeping a named
+/* p is let go by its last release (not held): until sbfs_pending_retire,
+ * an open or GETATTR of its inode waits for its ghost (plock held). Free
+ * p (out of the list, released by its last opener), keeping a named
  * file's name and key a while for an open that its lookup sent to it
  * (sbfs_pending_open). Takes plock. */
+void sbfs_pending_retiring_locked(sbfs *fs, sbfs_pending *p);
 void sbfs_pending_retire(sbfs *fs, sbfs_pending *p);
-/* The ghost of inode ino (a file retired), waiting a moment for a file let
- * go to become one; NULL: none. (plock held, let go while it waits) */
+/* The ghost of inode ino (a file retired), waiting a moment while that
+ * file, let go, is on its way to being one; NULL: none. (plock held, let
+ * go while it waits) */
 sbfs_pending *sbfs_pending_ghost_locked(sbfs *fs, fuse_ino_t ino);
 /* What a name asks for in te: *digits and *at for a record name; -EPERM for
  * a digits name that cannot be the next record, -EEXIST for .log,

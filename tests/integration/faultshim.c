@@ -23,6 +23,9 @@
  *   SB_FAULT_ERRNO  EIO (default) or ENOSPC
  *   SB_FAULT_STICKY 1: that call and every later one of its kind fail (a
  *                   disk that stays broken); default only that one
+ *   SB_FAULT_HOLD   a path: while that file exists, a call of the kind
+ *                   waits (at most 60 s) before it goes on, having made
+ *                   PATH.held to say so (t_same_name: a last append held)
  * A failed call does nothing (open opens nothing, rename renames nothing),
  * except close, which closes the fd and then says EIO, as Linux may.
  */
@@ -42,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum kind { K_OPEN, K_PREAD, K_PWRITE, K_SYNC, K_TRUNCATE, K_FALLOCATE, K_RENAME,
@@ -78,6 +82,7 @@ static struct {
 	uint64_t nth;
 	int err;
 	int sticky;
+	char hold[PATH_MAX];
 } cfg = {.kind = K_COUNT};
 static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *fds[MAX_FD]; /* [fd_mu] the path an fd under dir was opened with */
@@ -126,6 +131,9 @@ __attribute__((constructor)) static void init(void)
 	cfg.nth = n ? strtoull(n, NULL, 10) : 0;
 	cfg.err = e && !strcmp(e, "ENOSPC") ? ENOSPC : EIO;
 	cfg.sticky = s && !strcmp(s, "1");
+	const char *h = getenv("SB_FAULT_HOLD");
+	if (h && strlen(h) + sizeof ".held" <= sizeof cfg.hold)
+		strcpy(cfg.hold, h);
 	cfg.st = map_state(state);
 }
 
@@ -181,11 +189,28 @@ static void fd_set_path(int fd, const char *path)
 	pthread_mutex_unlock(&fd_mu);
 }
 
+/* SB_FAULT_HOLD: wait while that file exists (the raw system calls). */
+static void hold(void)
+{
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	char held[PATH_MAX + sizeof ".held"];
+	if (!cfg.hold[0] || syscall(SYS_faccessat, AT_FDCWD, cfg.hold, F_OK) != 0)
+		return;
+	snprintf(held, sizeof held, "%s.held", cfg.hold);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	for (int i = 0; i < 6000 && syscall(SYS_faccessat, AT_FDCWD, cfg.hold, F_OK) == 0; i++)
+		nanosleep(&tick, NULL);
+}
+
 /* Count a call of kind k on path (fd, or -1); nonzero (errno set) when it
  * must fail. */
 static int hit(int k, const char *path, int fd)
 {
 	uint64_t n = __atomic_add_fetch(&cfg.st->count[k], 1, __ATOMIC_SEQ_CST);
+	if (k == cfg.kind)
+		hold();
 	if (k != cfg.kind || !cfg.nth || n < cfg.nth || (n > cfg.nth && !cfg.sticky))
 		return 0;
 	uint32_t zero = 0;

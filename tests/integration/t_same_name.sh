@@ -13,6 +13,8 @@
 #     five (the kernel's lookup found another's file, a record by the open);
 #   - files held under temporary names were appended, at their hold's end
 #     or at the unmount, in the reverse order of their closes.
+# And a review's: a GETATTR of a stale inode of a file being created waited
+# (up to 1 s) while any other file's last append was under way.
 # SB_SAME_NAME_SECONDS (default 3): how long the generated case runs.
 SB_TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
@@ -126,3 +128,64 @@ assert_eq ".f1.tmp=closed 1
 .f3.tmp=closed 3
 .f4.tmp=closed 4
 .f5.tmp=closed 5" "$(values h)" "the unmount appended them in order"
+
+case_ "a stat of a stale inode waits for no other file's last append"
+# fa's inode is dst's first file, renamed over while open: nameless, freed
+# at its release, no ghost. Then e's last append (a file closed unwritten
+# appends at its release) is held in its fdatasync (the fault shim's
+# SB_FAULT_HOLD, under sync=always) while fstat(fa) asks for that inode:
+# ENOENT at once, not after the wait for a ghost (1 s).
+SHIM=$SB_BUILD/libsbfaultshim.so
+[ -e "$SHIM" ] || sb_die "no $SHIM (build target sbfaultshim)"
+HOLD=$SB_TMP/hold
+LD_PRELOAD=$SHIM SB_FAULT_STATE=$SB_TMP/faultstate SB_FAULT_DIR=$SB_LOG SB_FAULT_OP=fdatasync \
+	SB_FAULT_HOLD=$HOLD ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	sb_mount -o sync=always
+M=$SB_MNT
+mkdir "$M/s" || assert_fail_now "mkdir"
+out=$(t python3 - "$M/s" "$HOLD" <<'EOF2'
+import errno, os, sys, time
+m, hold = sys.argv[1], sys.argv[2]
+def gone(fd):
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return True
+        raise
+    return False
+def until(what, cond):
+    for _ in range(1000):
+        if cond():
+            return
+        time.sleep(0.01)
+    sys.exit("never: " + what)
+fb = os.open(m + "/dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fb, b"B\n")
+fa = os.open(m + "/dst", os.O_WRONLY)  # a file of its own on fb's inode
+with open(m + "/.dst.tmp", "wb") as f:
+    f.write(b"C\n")
+os.rename(m + "/.dst.tmp", m + "/dst")  # fb's file goes on nameless
+os.close(fb)
+until("fb's file freed", lambda: gone(fa))
+open(hold, "w").close()
+os.close(os.open(m + "/e", os.O_WRONLY | os.O_CREAT, 0o644))  # appended at its release
+until("e's last append held", lambda: os.path.exists(hold + ".held"))
+slow = 0
+for _ in range(3):
+    t0 = time.monotonic()
+    if not gone(fa):
+        sys.exit("fstat of the stale inode succeeded")
+    slow += time.monotonic() - t0 > 0.5
+os.unlink(hold)
+os.write(fa, b"A\n")
+os.close(fa)
+print(slow)
+EOF2
+) || { rm -f "$HOLD"; assert_fail_now "the writers"; }
+assert_eq 0 "$out" "fstats of the stale inode that waited past 0.5 s (of 3) during e's held append"
+sb_umount
+assert_eq "dst=A
+dst=B
+dst=C
+e=" "$(values s | sort)" "every record"
