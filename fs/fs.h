@@ -192,6 +192,9 @@ typedef struct sbfs_fh {
 	int lost;               /* a too-long line was dropped after an earlier write
 				 * had accepted some of it (one write(2) the kernel
 				 * split): the close fails with EFBIG */
+	int dead;               /* its opener's close could not append its partial
+				 * line (that error, -errno): the line dropped, and
+				 * nothing more is appended through it */
 	int pinned;             /* a .log reader: holds a pin (see sbfs_tentry) */
 	uint64_t wpos;          /* where the next non-O_APPEND write must land */
 	char *part;             /* a trailing partial line */
@@ -492,6 +495,9 @@ void sbfs_ops_write_fill(struct fuse_lowlevel_ops *ops);
  * directly): *took, the bytes taken (fewer than size: a short count). 0 or
  * -errno. */
 SBFS_MUST_CHECK int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h);
+/* The opener's close of a .log writer: sbfs_log_flush_partial, and when
+ * its append fails, the handle dead (h->lock held). */
+SBFS_MUST_CHECK int sbfs_log_close(sbfs *fs, sbfs_fh *h);
 SBFS_MUST_CHECK int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took);
 /* ops_xattr.c: listxattr's names (NUL-terminated back to back, malloc'ed;
  * NULL and 0 for an inode without) and getxattr's value (malloc'ed) of an

@@ -224,7 +224,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (mine && h->kind == K_LOG && h->writer) {
 		sbfs_pending_settle(fs, h->te); /* its last line after files closed before */
 		pthread_mutex_lock(&h->lock);
-		rc = sbfs_log_flush_partial(fs, h);
+		rc = sbfs_log_close(fs, h);
 		pthread_mutex_unlock(&h->lock);
 	} else if (mine && h->kind == K_PENDING) {
 		rc = sbfs_pending_flush(fs, h->p);

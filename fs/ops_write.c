@@ -161,6 +161,18 @@ int sbfs_log_flush_partial(sbfs *fs, sbfs_fh *h)
 	return rc ? rc : lost ? -EFBIG : 0;
 }
 
+int sbfs_log_close(sbfs *fs, sbfs_fh *h)
+{
+	int rc = sbfs_log_flush_partial(fs, h);
+	if (rc && h->plen) {
+		/* the close is told; a try at the release would append what it
+		 * said failed, a later write of a copy the rest of a line cut */
+		h->plen = 0;
+		h->dead = rc;
+	}
+	return rc;
+}
+
 int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off, size_t *took)
 {
 	int rc;
@@ -175,6 +187,8 @@ int sbfs_fh_write(sbfs *fs, sbfs_fh *h, const char *buf, size_t size, off_t off,
 		uint64_t end = bd.stream_end - h->base;
 		if (rc)
 			; /* the backend cannot tell where the end is */
+		else if (h->dead)
+			rc = h->dead; /* its close failed (sbfs_log_close) */
 		else if (!h->append && (uint64_t)off != h->wpos && (uint64_t)off != end)
 			rc = -EPERM; /* into the middle of the log */
 		else

@@ -553,7 +553,7 @@ int sbfs_pending_write(sbfs *fs, sbfs_pending *p, const char *buf, size_t size, 
 	}
 	uint64_t at = p->append ? p->len : (uint64_t)off - p->base;
 	if (at + size > max) {
-		p->failed = 1; /* a cut-off file must not become a record */
+		p->failed = -EFBIG; /* a cut-off file must not become a record */
 		rc = -EFBIG;
 		goto out;
 	}

@@ -114,7 +114,7 @@ int sbfs_pending_setattr(sbfs *fs, fuse_ino_t ino, struct stat *attr, int to_set
 		if (sz < p->base)
 			rc = -EPERM; /* that part is already a record */
 		else if (sz - p->base > max) {
-			p->failed = 1; /* as a write past the limit: never a record */
+			p->failed = -EFBIG; /* as a write past the limit: never a record */
 			rc = -EFBIG;
 		}
 		else if (sz - p->base > p->cap) {

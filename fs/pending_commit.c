@@ -22,7 +22,7 @@ int sbfs_pending_commit(sbfs *fs, sbfs_pending *p)
 	if (fs->cfg->read_only)
 		return -EROFS;
 	if (p->failed)
-		return -EFBIG;
+		return p->failed;
 	if (p->want_set && p->digits && p->want != p->at)
 		return -EPERM; /* renamed to another offset than its xattr says */
 	int exact = p->digits || p->want_set;
@@ -93,8 +93,8 @@ int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 	if (linked && !held && !p->dirty && !p->committed && !p->failed)
 		sbfs_pending_empty_mark_locked(fs, p);
 	pthread_mutex_unlock(&fs->plock);
-	if (commit)
-		rc = sbfs_pending_commit(fs, p);
+	if (commit && (rc = sbfs_pending_commit(fs, p)))
+		p->failed = rc; /* the caller is told: no try again at the release */
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }

@@ -40,7 +40,10 @@ struct sbfs_pending {
 	int as_record;               /* opened over a key's record, not truncated, not
 				      * written yet: its attributes are still that
 				      * record's (touch appends nothing) */
-	int failed;                  /* a write failed (EFBIG): never append it */
+	int failed;                  /* never append it: -EFBIG, a write past the
+				      * limit; or the error of its close's append
+				      * (a try again at its release would append
+				      * what the close said failed) */
 	char *key;                   /* from setxattr user.streambus.key */
 	sbfs_hdrs *hdrs;             /* from setxattr user.streambus.header.NAME */
 	size_t key_len;
