@@ -288,28 +288,43 @@ static void mt_kernel(uint64_t *sys_ns, uint64_t *faults)
 	*faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 }
 
+/* Time taken by puts: wall and this thread's CPU, of which in the kernel,
+ * ns; its page faults. */
+typedef struct mt_acc {
+	uint64_t wall, cpu, sys, flt;
+} mt_acc;
+
+/* Put the n keys into m (offsets 0..n-1), the time added to *a. */
+static void mt_fill(sb_bench_memtable *m, const uint8_t *keys, uint64_t n, size_t klen, mt_acc *a)
+{
+	uint64_t s0, f0, s1, f1;
+
+	mt_kernel(&s0, &f0);
+	uint64_t t0 = sb_bench_now(), c0 = kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	for (uint64_t i = 0; i < n; i++)
+		sb_bench_memtable_put(m, keys + i * klen, klen, i);
+	a->cpu += kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+	a->wall += sb_bench_now() - t0;
+	mt_kernel(&s1, &f1);
+	a->sys += s1 - s0;
+	a->flt += f1 - f0;
+}
+
 /* The same puts into the table m again, cleared before each round with
  * its memory kept (sb_mt_keep), as a MemTable is refilled after each
  * flush: what a put costs without its first touch of fresh memory. */
 static void mt_refill(sb_bench_memtable *m, const uint8_t *keys, uint64_t n, size_t klen, uint64_t rounds,
 		      mt_fig *f)
 {
-	uint64_t wall = 0, cpu = 0, sys = 0, s0, s1, flt;
+	mt_acc a = {0};
 
 	for (uint64_t r = 0; r < rounds; r++) {
 		sb_bench_memtable_clear(m, SIZE_MAX);
-		mt_kernel(&s0, &flt);
-		uint64_t t0 = sb_bench_now(), c0 = kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-		for (uint64_t i = 0; i < n; i++)
-			sb_bench_memtable_put(m, keys + i * klen, klen, i);
-		cpu += kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-		wall += sb_bench_now() - t0;
-		mt_kernel(&s1, &flt);
-		sys += s1 - s0;
+		mt_fill(m, keys, n, klen, &a);
 	}
-	f->kput = (double)wall / (double)(rounds * n);
-	f->kput_cpu = (double)cpu / (double)(rounds * n);
-	f->kput_sys = (double)sys / (double)(rounds * n);
+	f->kput = (double)a.wall / (double)(rounds * n);
+	f->kput_cpu = (double)a.cpu / (double)(rounds * n);
+	f->kput_sys = (double)a.sys / (double)(rounds * n);
 }
 
 /* n keys put into an empty table, `rounds` times (a new table each, the
@@ -320,28 +335,20 @@ static void mt_refill(sb_bench_memtable *m, const uint8_t *keys, uint64_t n, siz
  * a page on a guest whose host takes back freed memory, 2026-12-01). */
 static int mt_run(const uint8_t *keys, const uint64_t *order, uint64_t n, size_t klen, uint64_t gets, mt_fig *f)
 {
-	uint64_t sum = 0, v = 0, rounds = n < 1000000 ? 1000000 / n : 1, wall = 0, cpu = 0;
-	uint64_t sys = 0, flt = 0, s0, f0, s1, f1;
+	uint64_t sum = 0, v = 0, rounds = n < 1000000 ? 1000000 / n : 1, wall = 0;
 	sb_bench_memtable *m = NULL;
+	mt_acc a = {0};
 
 	for (uint64_t r = 0; r < rounds; r++) {
 		sb_bench_memtable_free(m);
 		if (sb_bench_memtable_new(&m))
 			return -1;
-		mt_kernel(&s0, &f0);
-		uint64_t t0 = sb_bench_now(), c0 = kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-		for (uint64_t i = 0; i < n; i++)
-			sb_bench_memtable_put(m, keys + i * klen, klen, i);
-		cpu += kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-		wall += sb_bench_now() - t0;
-		mt_kernel(&s1, &f1);
-		sys += s1 - s0;
-		flt += f1 - f0;
+		mt_fill(m, keys, n, klen, &a);
 	}
-	f->put_cpu = (double)cpu / (double)(rounds * n);
-	f->put_sys = (double)sys / (double)(rounds * n);
-	f->put_flt = 1000.0 * (double)flt / (double)(rounds * n);
-	f->put = (double)wall / (double)(rounds * n);
+	f->put_cpu = (double)a.cpu / (double)(rounds * n);
+	f->put_sys = (double)a.sys / (double)(rounds * n);
+	f->put_flt = 1000.0 * (double)a.flt / (double)(rounds * n);
+	f->put = (double)a.wall / (double)(rounds * n);
 	uint64_t t0 = sb_bench_now(), c0 = kb_cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 	for (uint64_t i = 0, j = 0; i < gets; i++, j = j + 1 == n ? 0 : j + 1) {
 		sb_bench_memtable_get(m, keys + order[j] * klen, klen, &v);
