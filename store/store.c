@@ -244,6 +244,8 @@ static int open_topics(sb_store *s)
 
 		if (!sb_topic_name_valid(de->d_name))
 			continue;
+		if (s->opt.read_only && s->opt.only_topic && strcmp(de->d_name, s->opt.only_topic))
+			continue;
 		if (sb_path(p, s->dir, de->d_name) || stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
 		rc = topic_config(s, de->d_name, &cfg);

@@ -82,17 +82,17 @@ const char *sb_cmd_where_str(const sb_cmd_where *w, char *buf, size_t cap);
 void sb_cmd_ro_report(void *arg, const char *topic, const char *msg);
 /* Is msg one sb_cmd_ro_report keeps quiet (1 or 0)? */
 int sb_cmd_ro_quiet(const char *msg);
-/* Open dir read-only (no lock, no writes, damage reported through
- * sb_cmd_ro_report); on failure print the error and return nonzero. *out is
- * the caller's, to sb_store_close(). */
-int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out);
-/* How sb_cmd_open_ro_with opens: its report hook (arg its), and no_keys
- * (sb_store_options.no_keys: for commands that read records only). */
+/* How sb_cmd_open_ro_with opens: its report hook (arg its; usually
+ * sb_cmd_ro_report), no_keys (sb_store_options.no_keys: for commands that
+ * read records only) and topic (only_topic). */
 typedef struct sb_cmd_ro {
 	void (*report)(void *arg, const char *topic, const char *msg);
 	void *arg;
 	int no_keys;
+	const char *topic; /* open this topic alone (NULL: every topic) */
 } sb_cmd_ro;
+/* Open dir read-only (no lock, no writes) as ro says; on failure print the
+ * error and return nonzero. *out is the caller's, to sb_store_close(). */
 int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, sb_store **out);
 /* Where a read-only open ended `log` at damage a mount refuses
  * (sb_log_damaged_tail): "offset N (FILE: byte B: what)", into buf. */

@@ -526,9 +526,10 @@ out_free:
 #define FOLLOW_POLL_MS 200
 #define FOLLOW_CHUNK 4096u
 
-/* Open dir again, read-only. Quietly: what the first open warned about
- * (a torn tail a mount would cut) is not repeated at every look. */
-static int reopen_quiet(const char *dir, sb_store **out)
+/* Open dir again, read-only, its topic `topic` alone. Quietly: what the
+ * first open warned about (a torn tail a mount would cut) is not repeated
+ * at every look. */
+static int reopen_quiet(const char *dir, const char *topic, sb_store **out)
 {
 	sb_store_options o;
 
@@ -536,6 +537,7 @@ static int reopen_quiet(const char *dir, sb_store **out)
 	o.read_only = 1;
 	o.no_flusher = 1;
 	o.no_keys = 1; /* records alone: --follow excludes --keys */
+	o.only_topic = topic;
 	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
 	return sb_store_open(dir, &o, out);
 }
@@ -621,7 +623,7 @@ static int dump_follow(dump_args *a, sb_store **sp, const char *topic, const cha
 			break;
 		sb_store_close(*sp);
 		*sp = NULL;
-		rc = reopen_quiet(a->dir, sp);
+		rc = reopen_quiet(a->dir, topic, sp);
 		if (rc) {
 			sb_cmd_err(a->cmd, "%s: %s", a->dir, sb_strerror(rc));
 			break;
@@ -712,8 +714,10 @@ int sb_cmd_dump(int argc, char **argv)
 		return sb_cmd_usage_error(cmd, "--follow follows one topic: name it (LOG_DIR TOPIC or "
 					  "LOG_DIR/TOPIC), not '%s' alone", w.dir);
 	/* records alone need no key index (its tables read, the log replayed
-	 * past them) */
-	sb_cmd_ro ro = {sb_cmd_ro_report, (void *)cmd, !a.keys};
+	 * past them); a topic named, that topic alone (--follow opens again
+	 * every 200 ms) */
+	sb_cmd_ro ro = {.report = sb_cmd_ro_report, .arg = (void *)cmd, .no_keys = !a.keys,
+			.topic = w.has_topic ? w.topic : NULL};
 	if (sb_cmd_open_ro_with(cmd, w.dir, &ro, &s))
 		return SB_EXIT_ERROR;
 	if (a.follow) {

@@ -62,7 +62,9 @@ int sb_cmd_get(int argc, char **argv)
 		return SB_EXIT_ERROR;
 	if (!w.has_topic)
 		return sb_cmd_usage_error(cmd, "wants LOG_DIR TOPIC KEY");
-	if (sb_cmd_open_ro(cmd, w.dir, &s))
+	/* that topic alone: a get costs what its topic does, not LOG_DIR */
+	sb_cmd_ro ro = {.report = sb_cmd_ro_report, .arg = (void *)cmd, .topic = w.topic};
+	if (sb_cmd_open_ro_with(cmd, w.dir, &ro, &s))
 		return SB_EXIT_ERROR;
 	sb_cmd_where_str(&w, where, sizeof where);
 	rc = sb_store_get(s, w.topic, &log);

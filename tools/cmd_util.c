@@ -257,13 +257,6 @@ static void ro_lock_wait(void *arg, const sb_store_holder *h)
 			   SB_LOCK_WAIT_DEFAULT_MS / 1000, w->dir);
 }
 
-int sb_cmd_open_ro(const char *cmd, const char *dir, sb_store **out)
-{
-	sb_cmd_ro ro = {sb_cmd_ro_report, (void *)cmd, 0};
-
-	return sb_cmd_open_ro_with(cmd, dir, &ro, out);
-}
-
 int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, sb_store **out)
 {
 	sb_store_options o;
@@ -274,6 +267,7 @@ int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, s
 	o.read_only = 1;
 	o.no_flusher = 1;
 	o.no_keys = ro->no_keys;
+	o.only_topic = ro->topic;
 	o.report = ro->report;
 	o.report_arg = ro->arg;
 	/* a daemon just unmounted may still be closing the logs: wait for it */

@@ -423,7 +423,7 @@ static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, siz
 			    uint64_t *io_errors)
 {
 	kcheck k = {.cmd = cmd, .json = json};
-	sb_cmd_ro ro = {key_open_report, &k, 0};
+	sb_cmd_ro ro = {.report = key_open_report, .arg = &k};
 	uint64_t bad = 0;
 	sb_store *s;
 

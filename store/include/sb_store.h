@@ -145,6 +145,10 @@ typedef struct sb_store_options {
 	 * alone (streambus dump, and its --follow that opens again every
 	 * 200 ms) skips that cost; the key functions then fail with -ENOENT. */
 	int no_keys;
+	/* With read_only: open this topic alone (NULL: every topic); the
+	 * others are neither opened nor listed, as if absent (streambus get:
+	 * its cost is the topic's, not LOG_DIR's). */
+	const char *only_topic;
 	/* The largest offset an append may take (0: no limit but the offset
 	 * space's own): an append that would go past it fails with -EOVERFLOW
 	 * and appends nothing. The mount sets the last offset it can name. */
