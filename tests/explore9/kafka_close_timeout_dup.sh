@@ -6,6 +6,7 @@
 # and ~3.2 s later the file's last release appends the same bytes again
 # (fs/pending_commit.c: the flush's commit failed, p->dirty stays set, the
 # release commits again). Counts the copies of each of N files (default 3).
+# MODE=partial: a python open/write/close of a line without newline to .log.
 # MODE=echo: `echo -n V > MNT/t/.keys/kN` instead of cp (bash ignores the failed
 # close: exit 0). SB_BUILD (default build). Cleans up after itself.
 set -u
@@ -40,7 +41,9 @@ mock rtt all ${RTT:-4000}
 fails=0
 for i in $(seq "$N"); do
 	head -c 1000 /dev/urandom | base64 -w0 >"$D/src$i"
-	if [ "${MODE:-cp}" = echo ]; then # bash: echo v > t/.keys/kN (bash does not check close)
+	if [ "${MODE:-cp}" = partial ]; then # a line without its newline to .log: appended at the close
+		timeout 30 python3 -c 'import os,sys; fd=os.open(sys.argv[2], os.O_WRONLY|os.O_APPEND); os.write(fd, open(sys.argv[1],"rb").read()); os.close(fd)' "$D/src$i" "$M/t/.log" || fails=$((fails + 1))
+	elif [ "${MODE:-cp}" = echo ]; then # bash: echo v > t/.keys/kN (bash does not check close)
 		timeout 30 bash -c 'echo -n "$(cat "$1")" > "$2"; echo "echo > .keys/k'$i': exit $?"' x "$D/src$i" "$M/t/.keys/k$i" || fails=$((fails + 1))
 	else
 		timeout 30 cp "$D/src$i" "$M/t/k$i" || fails=$((fails + 1))
