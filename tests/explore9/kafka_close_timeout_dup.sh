@@ -11,30 +11,8 @@
 # close: exit 0). SB_BUILD (default build). Cleans up after itself.
 set -u
 N=${1:-3}
-B=$(realpath "${SB_BUILD:-build}")
-mkdir -p /tmp/t9
-D=$(mktemp -d /tmp/t9/closedup.XXXX)
-M=$D/mnt; mkdir -p "$M"
-MOCK_PID= ; FS_PID=
-cleanup() {
-	fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" 2>/dev/null
-	[ -n "$FS_PID" ] && { timeout 20 tail --pid="$FS_PID" -f /dev/null; kill "$FS_PID" 2>/dev/null; }
-	exec 7>&- 2>/dev/null
-	[ -n "$MOCK_PID" ] && { kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null; }
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-mkfifo "$D/in"
-"$B/streambus-kafka-mock" -n 3 -t t:1 -o "$D/addr" <"$D/in" >"$D/mock.out" 2>&1 &
-MOCK_PID=$!
-exec 7>"$D/in"
-for i in $(seq 100); do [ -s "$D/addr" ] && break; sleep 0.1; done
-K=$(cat "$D/addr")
-mock() { echo "$*" >&7; sleep 0.3; tail -1 "$D/mock.out"; }
-printf '[mount]\nbackend = kafka\nmountpoint = %s\n[kafka]\nbootstrap.servers = %s\ntimeout_ms = 3000\n' "$M" "$K" >"$D/k.ini"
-"$B/streambusfs" -f -c "$D/k.ini" >"$D/daemon.out" 2>&1 &
-FS_PID=$!
-for i in $(seq 100); do mountpoint -q "$M" && break; sleep 0.1; done
+. "$(dirname "$0")/lib_mock.sh"
+kafka_up closedup t:1
 timeout 10 ls "$M/t" >/dev/null
 echo warm | timeout 10 tee -a "$M/t/.log" >/dev/null # the producer connected first
 mock rtt all ${RTT:-4000}

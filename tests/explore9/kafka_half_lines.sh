@@ -6,29 +6,8 @@
 # SPEC §3: "nothing is half-appended". SB_BUILD (default build).
 set -u
 S=${1:-40}
-B=$(realpath "${SB_BUILD:-build}")
-mkdir -p /tmp/t9
-D=$(mktemp -d /tmp/t9/half.XXXX)
-M=$D/mnt; mkdir -p "$M"
-MOCK_PID= ; FS_PID=
-cleanup() {
-	fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" 2>/dev/null
-	[ -n "$FS_PID" ] && { timeout 20 tail --pid="$FS_PID" -f /dev/null; kill "$FS_PID" 2>/dev/null; }
-	exec 7>&- 2>/dev/null
-	[ -n "$MOCK_PID" ] && { kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null; }
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-mkfifo "$D/in"
-"$B/streambus-kafka-mock" -n 3 -t t:1 -o "$D/addr" <"$D/in" >"$D/mock.out" 2>&1 &
-MOCK_PID=$!
-exec 7>"$D/in"
-for i in $(seq 100); do [ -s "$D/addr" ] && break; sleep 0.1; done
-K=$(cat "$D/addr")
-printf '[mount]\nbackend = kafka\nmountpoint = %s\n[kafka]\nbootstrap.servers = %s\ntimeout_ms = 3000\n' "$M" "$K" >"$D/k.ini"
-"$B/streambusfs" -f -c "$D/k.ini" >"$D/daemon.out" 2>&1 &
-FS_PID=$!
-for i in $(seq 100); do mountpoint -q "$M" && break; sleep 0.1; done
+. "$(dirname "$0")/lib_mock.sh"
+kafka_up half t:1
 echo warm | timeout 10 tee -a "$M/t/.log" >/dev/null
 end=$((SECONDS + S))
 for w in 1 2; do
