@@ -184,6 +184,10 @@ typedef struct sbfs_fh {
 	/* K_RECORD, K_LOG readers: the backend's reader memo (backend.h), or
 	 * NULL; set once, by its first read (compare-and-swap) */
 	void *_Atomic memo;
+	/* set last by sbfs_fh_publish (release), read first by sbfs_fh_of
+	 * (acquire): the kernel carries fi->fh from the opening thread to the
+	 * next, a hand-over ThreadSanitizer cannot see; this one it can */
+	_Atomic int published;
 	pid_t opener;           /* the thread that opened it: its process's close is the end */
 	/* K_LOG writers */
 	pthread_mutex_t lock;   /* guards everything below */
@@ -311,6 +315,11 @@ sbfs_fh *sbfs_fh_new(sbfs *fs, enum sbfs_kind k, sbfs_tentry *te);
 void sbfs_fh_free(sbfs *fs, sbfs_fh *h);
 /* Any handle still registered (at unmount), or NULL. */
 sbfs_fh *sbfs_fh_any(sbfs *fs);
+/* Give h, filled in, to the kernel as fi->fh: the last write to h by the
+ * opening request before its reply. */
+void sbfs_fh_publish(struct fuse_file_info *fi, sbfs_fh *h);
+/* The handle of a later request's fi (published), or NULL for no fi. */
+sbfs_fh *sbfs_fh_of(const struct fuse_file_info *fi);
 /* Is pid (a request's caller) the process that opened h? */
 int sbfs_fh_is_opener(const sbfs_fh *h, pid_t pid);
 /* h is file pino, written by thread pid over the key file of inode ino

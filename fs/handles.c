@@ -109,6 +109,20 @@ void sbfs_fh_free(sbfs *fs, sbfs_fh *h)
 	free(h);
 }
 
+void sbfs_fh_publish(struct fuse_file_info *fi, sbfs_fh *h)
+{
+	atomic_store_explicit(&h->published, 1, memory_order_release);
+	fi->fh = (uint64_t)(uintptr_t)h;
+}
+
+sbfs_fh *sbfs_fh_of(const struct fuse_file_info *fi)
+{
+	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
+	if (h)
+		(void)atomic_load_explicit(&h->published, memory_order_acquire);
+	return h;
+}
+
 sbfs_fh *sbfs_fh_any(sbfs *fs)
 {
 	pthread_mutex_lock(&fs->hlock);

@@ -9,18 +9,27 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
+/* The file being created that the request's open file (fi) writes: its
+ * opener's own, another than the inode's when another process was writing
+ * the name at the open (pending.c), which may be a record by now; 0 if fi
+ * is none or no such file. */
+static fuse_ino_t own_pending(const struct fuse_file_info *fi)
+{
+	sbfs_fh *h = sbfs_fh_of(fi);
+	return h && h->kind == K_PENDING ? sbfs_pending_ino(h->p) : 0;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sbfs *fs = FS(req);
 	struct stat st;
 	double ttl;
-	sbfs_fh *h = fi ? (sbfs_fh *)(uintptr_t)fi->fh : NULL;
-	if (h && h->kind == K_PENDING && sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
+	sbfs_fh *h = sbfs_fh_of(fi);
+	fuse_ino_t own = own_pending(fi);
+	if (own && sbfs_ino_kind(ino, NULL, NULL) == K_PENDING) {
 		/* asked through an open file (the kernel names the handle
-		 * for some calls, not fstat's): the opener's own file, another
-		 * than the inode's when another process was writing the name
-		 * at the open (pending.c), which may be a record by now */
-		int rc = sbfs_pending_attr(fs, sbfs_pending_ino(h->p), &st);
+		 * for some calls, not fstat's) */
+		int rc = sbfs_pending_attr(fs, own, &st);
 		if (rc)
 			return sbfs_reply_err(req, rc);
 		st.st_ino = ino;
@@ -77,8 +86,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	switch (sbfs_ino_kind(ino, NULL, NULL)) {
 	case K_PENDING: {
 		/* through an open file: its own (another writer's of the name: pending.c) */
-		fuse_ino_t own = fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING
-					 ? sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p) : ino;
+		fuse_ino_t own = own_pending(fi);
+		if (!own)
+			own = ino;
 		if ((rc = sbfs_pending_setattr(fs, own, attr, to_set)) || (rc = sbfs_pending_attr(fs, own, &st)))
 			return sbfs_reply_err(req, rc);
 		st.st_ino = ino;
@@ -94,10 +104,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		/* through a key file open for writing (ftruncate), or by its
 		 * writer's process (futimens, cp -a: the kernel names no handle):
 		 * the file being written's, as on a created one */
-		fuse_ino_t pino;
-		if (fi && ((sbfs_fh *)(uintptr_t)fi->fh)->kind == K_PENDING)
-			pino = sbfs_pending_ino(((sbfs_fh *)(uintptr_t)fi->fh)->p);
-		else if (sbfs_fh_key_writer(fs, ino, fuse_req_ctx(req)->pid, &pino))
+		fuse_ino_t pino = own_pending(fi);
+		if (!pino && sbfs_fh_key_writer(fs, ino, fuse_req_ctx(req)->pid, &pino))
 			pino = 0;
 		/* opened without O_TRUNC and not written (touch): nothing to
 		 * append, so the times and mode are the record's, as on

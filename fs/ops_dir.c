@@ -69,14 +69,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sbfs_fh *h = sbfs_fh_new(fs, k, te);
 	if (!h)
 		return sbfs_reply_err(req, -ENOMEM);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	sbfs_fh_publish(fi, h);
 	fuse_reply_open(req, fi);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	sbfs_fh *h = sbfs_fh_of(fi);
 	sbfs_fh_free(FS(req), h);
 	fuse_reply_err(req, 0);
 }
@@ -147,7 +147,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	sbfs *fs = FS(req);
-	sbfs_fh *h = (sbfs_fh *)(uintptr_t)fi->fh;
+	sbfs_fh *h = sbfs_fh_of(fi);
 	char *buf = malloc(size);
 	size_t used = 0, n;
 	if (!buf)

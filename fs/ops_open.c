@@ -12,8 +12,6 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
-
 /* A file being created in a topic, or in its .keys/ (keyed by the name). */
 static int create_in(sbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, int open,
 		     struct fuse_entry_param *e, sbfs_pending **p)
@@ -45,7 +43,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h->opener = fuse_req_ctx(req)->pid;
 	if (fi->flags & O_APPEND)
 		sbfs_pending_set_append(p);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	sbfs_fh_publish(fi, h);
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);
 }
@@ -205,7 +203,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return sbfs_reply_err(req, -ENOENT);
 	}
 	h->opener = fuse_req_ctx(req)->pid;
-	fi->fh = (uint64_t)(uintptr_t)h;
+	sbfs_fh_publish(fi, h);
 	fuse_reply_open(req, fi);
 }
 
@@ -213,7 +211,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	sbfs *fs = FS(req);
-	sbfs_fh *h = FH(fi);
+	sbfs_fh *h = sbfs_fh_of(fi);
 	int rc = 0;
 	/*
 	 * Only the opener's close counts: in `(date; hostname) > t/f` each
@@ -238,7 +236,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	(void)ino;
 	sbfs *fs = FS(req);
-	sbfs_fh *h = FH(fi);
+	sbfs_fh *h = sbfs_fh_of(fi);
 	int rc = 0;
 	if (h->kind == K_PENDING) {
 		int ms = fs->cfg->test_release_delay_ms;
@@ -266,7 +264,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	(void)ino, (void)datasync;
 	sbfs *fs = FS(req);
-	sbfs_fh *h = FH(fi);
+	sbfs_fh *h = sbfs_fh_of(fi);
 	int rc = 0;
 	if (h->te) {
 		/* appends, and rm'ed records no open reader still covers */

@@ -10,8 +10,6 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
-
 /* h's reader memo (made by its first read), or NULL (none, or no memory:
  * the reads check what they serve themselves). */
 static void *memo_of(sbfs *fs, sbfs_fh *h)
@@ -32,7 +30,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	(void)ino;
 	sbfs *fs = FS(req);
-	sbfs_fh *h = FH(fi);
+	sbfs_fh *h = sbfs_fh_of(fi);
 	size_t n = 0;
 	void *m;
 	int rc = 0;

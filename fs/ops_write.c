@@ -21,8 +21,6 @@
 
 static sbfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static sbfs_fh *FH(struct fuse_file_info *fi) { return (sbfs_fh *)(uintptr_t)fi->fh; }
-
 /* Append recs[0..n) in as few batches as the backend allows, none of
  * another writer's records between them. */
 static int append_lines(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, const sbfs_rec *recs,
@@ -207,7 +205,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	(void)ino;
 	size_t took;
-	int rc = sbfs_fh_write(FS(req), FH(fi), buf, size, off, &took);
+	int rc = sbfs_fh_write(FS(req), sbfs_fh_of(fi), buf, size, off, &took);
 	if (rc)
 		return sbfs_reply_err(req, rc);
 	fuse_reply_write(req, took);
