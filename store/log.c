@@ -377,10 +377,11 @@ int sb_log_close(sb_log *l)
 		rc = sb_log_finish_seals(l);
 		if (!rc)
 			rc = sb_segment_seal(last);
+		for (size_t i = 0; !rc && i + 1 < l->nsegs; i++) /* the newest's: its seal */
+			rc = sb_segment_save_index(l->segs[i]);
 		size_t unsaved = 0;
 		for (size_t i = 0; !rc && i < l->nsegs; i++)
-			if (!(rc = i + 1 < l->nsegs ? sb_segment_save_index(l->segs[i]) : 0))
-				unsaved += !sb_segment_index_saved(l->segs[i]);
+			unsaved += !sb_segment_index_saved(l->segs[i]);
 		if (unsaved && l->opt.report) { /* no room: said, not an error */
 			char msg[160];
 			snprintf(msg, sizeof(msg), "index files of %zu segment%s not saved: no space left on device "
