@@ -236,7 +236,9 @@ int sb_cmd_stat(int argc, char **argv)
 	}
 	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
-	sb_cmd_ro ro = {.report = sb_cmd_ro_report, .arg = (void *)cmd, .no_keys = 1}; /* no key index: not shown */
+	sb_cmd_ro ro = {.report = sb_cmd_ro_report, .arg = (void *)cmd,
+			.no_keys = 1, /* no key index: not shown */
+			.topic = w.has_topic ? w.topic : NULL};
 	if (sb_cmd_open_ro_with(cmd, w.dir, &ro, &s))
 		return SB_EXIT_ERROR;
 	if (w.has_topic) {

@@ -423,7 +423,8 @@ static uint64_t verify_keys(const char *cmd, const char *dir, char **topics, siz
 			    uint64_t *io_errors)
 {
 	kcheck k = {.cmd = cmd, .json = json};
-	sb_cmd_ro ro = {.report = key_open_report, .arg = &k};
+	/* one topic (verify LOG_DIR TOPIC): that topic opened alone */
+	sb_cmd_ro ro = {.report = key_open_report, .arg = &k, .topic = n == 1 ? topics[0] : NULL};
 	uint64_t bad = 0;
 	sb_store *s;
 

@@ -34,6 +34,12 @@ st "$SB" dump "$L" orders >/dev/null
 eq "$(grep -c '/other' "$T/st")" 0 "dump TOPIC opened no file of another topic"
 st timeout -s INT 1 "$SB" dump --follow "$L" orders >/dev/null || true
 eq "$(grep -c '/other' "$T/st")" 0 "dump --follow TOPIC opened no file of another topic"
+# and so do stat and verify of one topic (they opened every topic too)
+st "$SB" stat "$L" orders >/dev/null
+eq "$(grep -c '/other' "$T/st")" 0 "stat TOPIC opened no file of another topic: $(grep -m2 '/other' "$T/st")"
+st "$SB" verify "$L" orders >/dev/null
+eq "$(grep -c '/other' "$T/st")" 0 "verify TOPIC opened no file of another topic: $(grep -m2 '/other' "$T/st")"
+has "$(cat "$T/st")" "/orders/" "verify opened its topic (strace saw the opens)"
 
 out=$("$SB" dump --keys "$L/orders")
 eq "$(printf '%s\n' "$out" | wc -l)" 3000 "dump --keys: one line a key"
