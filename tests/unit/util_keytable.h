@@ -3,7 +3,8 @@
  * (format.h, "Key table"), for the unit tests (test_store_ktcheck.c) and
  * the fuzz targets (tests/fuzz/fuzz_keytable.c): what a table whose CRCs
  * all agree, but whose contents do not, does to a reader; and the table
- * set of a topic directory (test_store_keys.c, test_store_keyflush.c).
+ * set of a topic directory (test_store_keys.c, util_flog.c,
+ * test_store_keyflush_faults.c).
  */
 #ifndef UTIL_KEYTABLE_H
 #define UTIL_KEYTABLE_H
