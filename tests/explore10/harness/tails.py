@@ -26,6 +26,7 @@ ap.add_argument('--readers', type=int, default=100)
 ap.add_argument('--writers', type=int, default=6)
 ap.add_argument('--remounts', type=int, default=3)
 ap.add_argument('--since', type=int, default=300)
+ap.add_argument('--rm', type=float, default=0, help='rm of oldest records per second (with --remounts 0)')
 ap.add_argument('--dir', default='/dev/shm/ex10tails')
 a = ap.parse_args()
 rnd = random.Random(a.seed)
@@ -64,12 +65,13 @@ class Reader:
         self.p = None
         self.start = None          # .log position it started at (None: from 0)
         self.got = 0
+        self.since = None          # (name, ns): follows TOPIC/.since/@name instead
 
     def run(self, frm):
         self.parts += 1
         f = open(self.out, 'ab')
-        self.p = subprocess.Popen(['tail', '-c', '+%d' % (frm + 1), '-f', '-s', '0.2',
-                                   MNT + '/' + self.topic + '/.log'], stdout=f, stderr=subprocess.DEVNULL)
+        path = MNT + '/' + self.topic + ('/.since/' + self.since[0] if self.since else '/.log')
+        self.p = subprocess.Popen(['tail', '-c', '+%d' % (frm + 1), '-f', '-s', '0.2', path], stdout=f, stderr=subprocess.DEVNULL)
         f.close()
 
     def stop(self):
@@ -81,6 +83,12 @@ class Reader:
 
 
 readers = [Reader(i) for i in range(a.readers)]
+T0 = time.time_ns()
+for r in readers:            # a third follow .since/@EPOCH, a time up to the run's end
+    if rnd.random() < 1 / 3:
+        ns = T0 + rnd.randint(-10 ** 9, int(a.secs * 10 ** 9))
+        s_, f_ = divmod(ns, 10 ** 9)
+        r.since = ('@%d.%09d' % (s_, f_), ns)
 
 # ---------------- writers ----------------
 lock = threading.Lock()
@@ -144,6 +152,28 @@ def writer(w):
             time.sleep(0.5)
 
 
+nrm = [0]
+
+
+def deleter():
+    dr = random.Random(a.seed * 7 + 3)
+    while not stop.is_set():
+        if pause.is_set():
+            time.sleep(0.05)
+            continue
+        t = dr.choice(topics)
+        try:
+            names = sorted(n for n in os.listdir(MNT + '/' + t) if n.isdigit())
+            if len(names) > 50:
+                for n in names[:dr.randint(1, 20)]:
+                    os.unlink(MNT + '/' + t + '/' + n)
+                    nrm[0] += 1
+        except OSError as e:
+            if not stop.is_set() and not pause.is_set():
+                finding('rm oldest in %s: %r' % (t, e))
+        time.sleep(dr.expovariate(a.rm))
+
+
 def pause_writers():
     pause.set()
     for _ in range(a.writers):
@@ -160,6 +190,7 @@ rnd.shuffle(order)
 t0 = time.time()
 remount_at = sorted(rnd.uniform(0.2, 0.9) * a.secs for _ in range(a.remounts))
 started = 0
+rm_started = False
 for r in readers:
     r.pos_done = 0
 try:
@@ -169,6 +200,9 @@ try:
         while started < want:
             readers[order[started]].run(0)
             started += 1
+        if a.rm and not rm_started and el > a.secs * 0.35:
+            rm_started = True
+            threading.Thread(target=deleter, daemon=True).start()
         if remount_at and el >= remount_at[0]:
             remount_at.pop(0)
             pause_writers()
@@ -191,16 +225,27 @@ try:
     logs = {t: open(MNT + '/' + t + '/.log', 'rb').read() for t in topics}
     deadline = time.time() + 20
     while time.time() < deadline:
-        if all(os.path.getsize(r.out) >= len(logs[r.topic]) for r in readers if r.p):
+        if all(os.path.getsize(r.out) >= len(logs[r.topic]) for r in readers if r.p and not r.since):
             break
         time.sleep(0.2)
-    time.sleep(0.5)
+    time.sleep(2)
     for r in readers:
         r.stop()
 
     # ---- reader property ----
     nbad = 0
+    full = {}
+    if a.rm:
+        for r in readers:
+            if not r.since and r.topic not in full:
+                full[r.topic] = open(r.out, 'rb').read()
+        for t in topics:
+            if not full[t].endswith(logs[t]):
+                finding('%s: the first reader\'s output (%d bytes) does not end with the final .log (%d bytes)' % (t, len(full[t]), len(logs[t])))
+            logs[t] = full[t]     # the whole history, for the checks below
     for r in readers:
+        if r.since:
+            continue
         got = open(r.out, 'rb').read()
         L = logs[r.topic]
         if got != L:
@@ -245,7 +290,7 @@ try:
                 # compare names and lengths exactly; values where dump gives bytes
                 if hv != want:
                     finding('%s offset %d: headers %r, set %r' % (t, rec['offset'], hv, want))
-        if b''.join(v for _, v in rows) != logs[t]:
+        if not logs[t].endswith(b''.join(v for _, v in rows)):
             finding('%s: dump --raw model differs from .log' % t)
         model[t] = rows
 
@@ -299,6 +344,19 @@ try:
         nsince += 1
         if got != want:
             finding('%s/.since/%s: %d bytes, model %d (ns %d)' % (t, name, len(got), len(want), ns))
+    nsr = 0
+    for r in readers:
+        if not r.since:
+            continue
+        nsr += 1
+        got = open(r.out, 'rb').read()
+        L = expect(r.topic, r.since[1])
+        if (got != L) if not a.rm else (not got.endswith(L) or not logs[r.topic].endswith(got)):
+            nbad += 1
+            i = next((k for k in range(min(len(got), len(L))) if got[k] != L[k]), min(len(got), len(L)))
+            finding('since-reader %d (%s/.since/%s, %d parts): %d bytes read, model %d; first difference at byte %d: got %r want %r' % (
+                r.i, r.topic, r.since[0], r.parts, len(got), len(L), i, got[i:i + 60], L[i:i + 60]))
+    print('  %d .since followers checked, %d records removed by rm' % (nsr, nrm[0]))
     total = sum(len(v) for v in acked.values())
     print('seed %d: %d ops, %d lines acknowledged, %d readers (%d bad), %d .since checks, %d findings' % (
         a.seed, nops[0], total, a.readers, nbad, nsince, len(findings)), flush=True)
