@@ -23,7 +23,7 @@ ap.add_argument('--dir', default='/dev/shm/ex10since_t')
 a = ap.parse_args()
 rnd = random.Random(a.seed)
 OPTS = 'compression=%s,segment_bytes=%d,index_interval_bytes=%d,sync=%s' % (
-    rnd.choice(['lz4', 'zstd', 'none']), rnd.choice([2048, 8192, 65536]), rnd.choice([64, 512, 4096]),
+    rnd.choice(['lz4', 'zstd', 'none']), rnd.choice([4096, 8192, 65536]), rnd.choice([64, 512, 4096]),
     rnd.choice(['never', 'interval']))
 print('seed %d: %s, %d records, %d remounts' % (a.seed, OPTS, a.records, a.remounts), flush=True)
 shutil.rmtree(a.dir, ignore_errors=True)
