@@ -356,6 +356,9 @@ try:
             i = next((k for k in range(min(len(got), len(L))) if got[k] != L[k]), min(len(got), len(L)))
             finding('since-reader %d (%s/.since/%s, %d parts): %d bytes read, model %d; first difference at byte %d: got %r want %r' % (
                 r.i, r.topic, r.since[0], r.parts, len(got), len(L), i, got[i:i + 60], L[i:i + 60]))
+            H = logs[r.topic]
+            print('  history %d bytes; model at %d, read bytes at %d (first 40 read: %r; first 40 model: %r)' % (
+                len(H), H.rfind(L) if L else -1, H.find(got) if got else -1, got[:40], L[:40]), flush=True)
     print('  %d .since followers checked, %d records removed by rm' % (nsr, nrm[0]))
     total = sum(len(v) for v in acked.values())
     print('seed %d: %d ops, %d lines acknowledged, %d readers (%d bad), %d .since checks, %d findings' % (
