@@ -67,6 +67,11 @@ typedef struct sbfs_since {
 	int64_t ts;               /* immutable: TIME, ns since the epoch */
 	int relative;             /* immutable: TIME was -15m and the like */
 	uint64_t nlookup;         /* guarded by sbfs.sincelock: the kernel's count */
+	/* guarded by sbfs.sincelock: the starts of its open files that have
+	 * one (each in its own view's positions); its size is counted from
+	 * the lowest, as .log's from its oldest reader's base */
+	uint64_t *bases;
+	size_t nbases, cbases;
 } sbfs_since;
 
 /*
@@ -103,7 +108,8 @@ typedef struct sbfs_tentry {
 	/* Open .log readers: each reads relative to where the log started when
 	 * it opened (its base); the size fstat sees is counted from the oldest
 	 * open reader's base, so `tail -f` sees no shrink when the head goes;
-	 * and rm'ed records are not dropped below the oldest reader's offset. */
+	 * and rm'ed records are not dropped below the oldest reader's offset
+	 * (nor below an open .since/TIME file's start: since.c). */
 	pthread_mutex_t pinlock; /* guards the readers' bases below */
 	uint64_t *rbase, *roff;
 	size_t nreaders, rcap;
@@ -154,7 +160,7 @@ typedef struct sbfs {
 				 * appended (pending_empty.c) */
 	uint64_t empty_seq;     /* guarded by plock: closes of files unwritten */
 
-	pthread_mutex_t sincelock; /* guards since, next_since, each node's nlookup */
+	pthread_mutex_t sincelock; /* guards since, next_since, each node's nlookup and bases */
 	sbfs_since *since;      /* .since/TIME nodes the kernel holds */
 	uint64_t next_since;
 
@@ -199,7 +205,9 @@ typedef struct sbfs_fh {
 	int dead;               /* its opener's close could not append its partial
 				 * line (that error, -errno): the line dropped, and
 				 * nothing more is appended through it */
-	int pinned;             /* a .log reader: holds a pin (see sbfs_tentry) */
+	int pinned;             /* a .log reader, a .since file [lock] with a start:
+				 * holds a pin (see sbfs_tentry) at pin_off */
+	uint64_t pin_off;
 	uint64_t wpos;          /* where the next non-O_APPEND write must land */
 	char *part;             /* a trailing partial line */
 	size_t plen, pcap;
@@ -236,11 +244,11 @@ typedef struct sbfs_fh {
  *   sbfs.slock (unmount)
  *   > sbfs.nslock (mkdir, rmdir, registering a name)
  *   > sbfs.plock (the pending list) > sbfs_pending.lock (one created file)
- *   > sbfs_fh.lock (one .log writer)
+ *   > sbfs_fh.lock (one .log writer, one .since/TIME file)
  *   > sbfs_tentry.wlock (deletes, restores) > sbfs_tentry.alock (appends)
  *   > sbfs.tlock (the table)
- *   > sbfs_tentry.pinlock, sbfs.hlock, sbfs.nlock (leaves: nothing is taken
- *     under them)
+ *   > sbfs_tentry.pinlock, sbfs.hlock, sbfs.nlock, sbfs.sincelock (leaves:
+ *     nothing is taken under them)
  *   > the backend's own locks (it never calls back into fs/ but sbfs_log
  *     and list callbacks, which must not call the backend).
  * A created file's lock and a .log writer's lock are never held together.
@@ -293,9 +301,12 @@ SBFS_MUST_CHECK int sbfs_offsets_of(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, sb
  * position, and the offset of its record (bd: sbfs_offsets_of is enough). */
 uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd);
 uint64_t sbfs_log_base_offset(sbfs_tentry *te, const sbfs_bounds *bd);
-/* A reader opens .log at the current start (0 or -ENOMEM) / closes it. */
-int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd);
-void sbfs_log_unpin(sbfs_tentry *te, uint64_t base);
+/* A reader opens .log at stream position base, the start of record off
+ * (0 or -ENOMEM) / closes it. A .since/TIME reader pins its start's
+ * offset only (base SBFS_PIN_NO_BASE: .log's size is not counted from it). */
+#define SBFS_PIN_NO_BASE UINT64_MAX
+int sbfs_log_pin(sbfs_tentry *te, uint64_t base, uint64_t off);
+void sbfs_log_unpin(sbfs_tentry *te, uint64_t base, uint64_t off);
 /* A visible record's header: -ENOENT if hidden or absent. */
 SBFS_MUST_CHECK int sbfs_stat_visible(sbfs *fs, sbfs_tentry *te, sbfs_topic *t, uint64_t off, sbfs_recinfo *ri);
 /* Drop hidden records from the store (te->wlock held / not held); unless
@@ -429,12 +440,15 @@ SBFS_MUST_CHECK int sbfs_since_dir_attr(sbfs *fs, sbfs_tentry *te, struct stat *
 SBFS_MUST_CHECK int sbfs_since_lookup(sbfs *fs, sbfs_tentry *te, const char *name, struct fuse_entry_param *e);
 SBFS_MUST_CHECK int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st);
 void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup);
-/* open: the node of ino (-ENOENT), a view of its topic's stream (NULL if
- * the backend has none: for the handle, closed with it) and where the file
- * starts in it (UINT64_MAX: no record reaches its time yet); read: bytes
- * from off of the file an open handle h reads (sbfs_fh's base and view). */
-SBFS_MUST_CHECK int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos);
+/* open: a new handle (*out, the caller's, freed by sbfs_since_release
+ * then sbfs_fh_free) on the node of ino (-ENOENT), with a view of its
+ * topic's stream (NULL if the backend has none) and where the file starts
+ * in it (UINT64_MAX: no record reaches its time yet); read: bytes from
+ * off of the file an open handle h reads (sbfs_fh's base and view);
+ * release: h lets go of its start (its pin and its node's base). */
+SBFS_MUST_CHECK int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_fh **out);
 SBFS_MUST_CHECK int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n);
+void sbfs_since_release(sbfs *fs, sbfs_fh *h);
 /* (sbfs_fini frees the nodes left at unmount.) */
 
 /* ======== 2: keys.c - TOPIC/.keys/ (SPEC §2 "Keys: a topic as a table") ======== */

@@ -142,8 +142,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* readers pin where positions start; writers only append, and a
 		 * long-lived appender must not keep rm'ed records on disk */
 		h->base = bd.stream_start;
+		h->pin_off = bd.start;
 		if (acc != O_WRONLY) {
-			int rc = sbfs_log_pin(te, &bd);
+			int rc = sbfs_log_pin(te, h->base, h->pin_off);
 			if (rc) {
 				sbfs_fh_free(fs, h);
 				return sbfs_reply_err(req, rc);
@@ -157,22 +158,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = acc == O_RDONLY;
 		break;
 	case K_SINCE: {
-		sbfs_since *s;
-		void *view = NULL;
-		uint64_t spos;
 		if (acc != O_RDONLY || (fi->flags & O_TRUNC))
 			return sbfs_reply_err(req, -EPERM);
-		int rc = sbfs_since_open(fs, ino, &s, &view, &spos);
+		int rc = sbfs_since_open(fs, ino, &h);
 		if (rc)
 			return sbfs_reply_err(req, rc);
-		if (!(h = sbfs_fh_new(fs, K_SINCE, s->te))) {
-			if (view)
-				fs->b->ops->view_close(sbfs_topic_handle(fs, s->te), view);
-			return sbfs_reply_err(req, -ENOMEM);
-		}
-		h->since = s;
-		h->view = view; /* closed with the handle (handles.c) */
-		h->base = spos;
 		fi->direct_io = 1; /* it grows as .log does */
 		fi->noflush = 1;
 		break;
@@ -249,8 +239,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = sbfs_log_flush_partial(fs, h);
 	else if (h->kind == K_PENDING)
 		rc = sbfs_pending_release(fs, h->p);
-	if (h->pinned) {
-		sbfs_log_unpin(h->te, h->base);
+	if (h->kind == K_SINCE)
+		sbfs_since_release(fs, h);
+	else if (h->pinned) {
+		sbfs_log_unpin(h->te, h->base, h->pin_off);
 		sbfs_notify_kick(fs); /* the size may shrink to the new head now */
 	}
 	if (rc)

@@ -17,11 +17,18 @@
  * offsets of records never move). Each open holds a view of the stream
  * (backend.h view_open, as .log's readers do) and its start in that view's
  * positions, so it reads the records from TIME on as they were when it
- * opened, then what was appended, whatever rounds run meanwhile; a start
- * removed since by retention or rm reads as ENODATA. Until some record
- * reaches TIME the file is empty: an open that has served nothing takes a
- * new view and looks again at each read, and records appended later that
- * reach TIME start it.
+ * opened, then what was appended, whatever rounds run meanwhile. As a
+ * .log reader does, an open with a start pins it (tree.c: rm drops no
+ * record at or after it while the file is open; a start removed by
+ * retention reads as ENODATA) and gives its node a base: the node's size
+ * is counted from its open files' lowest start, not looked up again, so
+ * `tail -f` sees no shrink when the head goes (by rm, retention or a
+ * compaction round) under it. Until some record reaches TIME the file is
+ * empty: an open that has served nothing takes a new view and looks again
+ * at each read, and records appended later that reach TIME start it (if a
+ * compaction round rewrote them between their append and that read, it
+ * starts at what the round kept: the values the round dropped are not
+ * served to it, as to a file opened after the round).
  */
 #include "fs.h"
 
@@ -57,10 +64,11 @@ static sbfs_since *node_of(sbfs *fs, fuse_ino_t ino)
 
 /*
  * The stream position, in the live stream, at which a file starting at
- * time ts starts now: 0 and *spos, or 0 and *spos = UNRESOLVED while no
- * record reaches ts.
+ * time ts starts now, and the offset of the record there: 0 and *spos,
+ * *soff, or 0 and *spos = UNRESOLVED (*soff untouched) while no record
+ * reaches ts.
  */
-static int resolve(sbfs *fs, sbfs_tentry *te, int64_t ts, uint64_t *spos)
+static int resolve(sbfs *fs, sbfs_tentry *te, int64_t ts, uint64_t *spos, uint64_t *soff)
 {
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
 	sbfs_bounds bd;
@@ -86,25 +94,27 @@ static int resolve(sbfs *fs, sbfs_tentry *te, int64_t ts, uint64_t *spos)
 	if ((rc = fs->b->ops->stat_record(t, off, SBFS_WANT_STREAM, &ri)))
 		return rc;
 	*spos = ri.stream_pos;
+	*soff = off;
 	return 0;
 }
 
 /*
  * A view of te's stream (backend.h; NULL if the backend has none) and the
- * start of a file at time ts in its positions (or UNRESOLVED): taken again
- * if a compaction round moved positions between the two.
+ * start of a file at time ts in its positions (or UNRESOLVED) and its
+ * offset: taken again if a compaction round moved positions between the
+ * two.
  */
-static int bind(sbfs *fs, sbfs_tentry *te, int64_t ts, void **view, uint64_t *spos)
+static int bind(sbfs *fs, sbfs_tentry *te, int64_t ts, void **view, uint64_t *spos, uint64_t *soff)
 {
 	sbfs_topic *t = sbfs_topic_handle(fs, te);
 
 	for (int tries = 0;; tries++) {
 		void *v = NULL;
-		uint64_t p;
+		uint64_t p, o = 0;
 		int rc = fs->b->ops->view_open ? fs->b->ops->view_open(t, &v) : 0;
 		if (rc)
 			return rc;
-		rc = resolve(fs, te, ts, &p);
+		rc = resolve(fs, te, ts, &p, &o);
 		if (!rc && v && !fs->b->ops->view_current(t, v) && tries < 100) {
 			fs->b->ops->view_close(t, v);
 			continue;
@@ -116,16 +126,29 @@ static int bind(sbfs *fs, sbfs_tentry *te, int64_t ts, void **view, uint64_t *sp
 		}
 		*view = v;
 		*spos = p;
+		*soff = o;
 		return 0;
 	}
+}
+
+/* The lowest start of s's open files: 1 and *base, or 0 if none has one. */
+static int open_base(sbfs *fs, sbfs_since *s, uint64_t *base)
+{
+	pthread_mutex_lock(&fs->sincelock);
+	int any = s->nbases > 0;
+	for (size_t i = 0; i < s->nbases; i++)
+		if (i == 0 || s->bases[i] < *base)
+			*base = s->bases[i];
+	pthread_mutex_unlock(&fs->sincelock);
+	return any;
 }
 
 /* Attributes of a node: .log's, but its own inode, size and mode. */
 static int node_attr(sbfs *fs, sbfs_since *s, struct stat *st)
 {
 	sbfs_bounds bd;
-	uint64_t spos, size = 0;
-	int rc = resolve(fs, s->te, s->ts, &spos);
+	uint64_t spos, soff, size = 0;
+	int rc = open_base(fs, s, &spos) ? 0 : resolve(fs, s->te, s->ts, &spos, &soff);
 
 	if (rc)
 		return rc;
@@ -204,6 +227,7 @@ void sbfs_since_forget(sbfs *fs, fuse_ino_t ino, uint64_t nlookup)
 		s->nlookup = s->nlookup > nlookup ? s->nlookup - nlookup : 0;
 		if (!s->nlookup) {
 			*p = s->next;
+			free(s->bases);
 			free(s);
 		}
 		break;
@@ -228,18 +252,87 @@ int sbfs_since_attr(sbfs *fs, fuse_ino_t ino, struct stat *st)
 	return s ? node_attr(fs, s, st) : -ENOENT;
 }
 
-int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_since **out, void **view, uint64_t *spos)
+/* h starts at spos (its view's), the start of record soff: pinned, and
+ * its node's base. 0 or -ENOMEM (h as it was). */
+static int hold(sbfs *fs, sbfs_fh *h, uint64_t spos, uint64_t soff)
+{
+	sbfs_since *s = h->since;
+	int rc = sbfs_log_pin(h->te, SBFS_PIN_NO_BASE, soff);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->sincelock);
+	if (s->nbases == s->cbases) {
+		size_t ncap = s->cbases ? s->cbases * 2 : 2;
+		uint64_t *b = realloc(s->bases, ncap * sizeof *b);
+		if (b) {
+			s->bases = b;
+			s->cbases = ncap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (!rc)
+		s->bases[s->nbases++] = spos;
+	pthread_mutex_unlock(&fs->sincelock);
+	if (rc) {
+		sbfs_log_unpin(h->te, SBFS_PIN_NO_BASE, soff);
+		return rc;
+	}
+	h->base = spos;
+	h->pin_off = soff;
+	h->pinned = 1;
+	return 0;
+}
+
+void sbfs_since_release(sbfs *fs, sbfs_fh *h)
+{
+	sbfs_since *s = h->since;
+
+	if (!h->pinned)
+		return;
+	pthread_mutex_lock(&fs->sincelock);
+	for (size_t i = 0; i < s->nbases; i++)
+		if (s->bases[i] == h->base) {
+			s->bases[i] = s->bases[--s->nbases];
+			break;
+		}
+	pthread_mutex_unlock(&fs->sincelock);
+	sbfs_log_unpin(h->te, SBFS_PIN_NO_BASE, h->pin_off);
+	h->pinned = 0;
+	sbfs_notify_kick(fs); /* rm'ed records it kept may go now */
+}
+
+int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_fh **out)
 {
 	sbfs_since *s = node_get(fs, ino);
 	sbfs_tentry *te;
+	sbfs_fh *h;
+	void *view = NULL;
+	uint64_t spos, soff;
 	int rc;
 
 	if (!s || sbfs_topic_by_id(fs, s->te->id, &te, NULL) || te != s->te)
 		return -ENOENT;
-	if ((rc = bind(fs, s->te, s->ts, view, spos)))
+	if ((rc = bind(fs, s->te, s->ts, &view, &spos, &soff)))
 		return rc;
-	*out = s;
-	return 0;
+	if (!(h = sbfs_fh_new(fs, K_SINCE, s->te))) {
+		rc = -ENOMEM;
+		goto out_view;
+	}
+	h->since = s;
+	h->view = view; /* closed with the handle (handles.c) */
+	view = NULL;
+	h->base = UNRESOLVED;
+	if (spos != UNRESOLVED && (rc = hold(fs, h, spos, soff))) {
+		sbfs_fh_free(fs, h);
+		goto out_view;
+	}
+	*out = h;
+out_view:
+	if (view)
+		fs->b->ops->view_close(sbfs_topic_handle(fs, s->te), view);
+	return rc;
 }
 
 int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n)
@@ -251,13 +344,17 @@ int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, 
 	if (h->base == UNRESOLVED) {
 		/* Nothing served yet: a new view, and the start in it. */
 		void *v = NULL;
-		uint64_t p = UNRESOLVED;
-		if ((rc = bind(fs, h->te, h->since->ts, &v, &p)))
+		uint64_t p = UNRESOLVED, o = 0;
+		if ((rc = bind(fs, h->te, h->since->ts, &v, &p, &o)))
 			goto out_unlock;
+		if (p != UNRESOLVED && (rc = hold(fs, h, p, o))) {
+			if (v)
+				fs->b->ops->view_close(t, v);
+			goto out_unlock;
+		}
 		if (h->view)
 			fs->b->ops->view_close(t, h->view);
 		h->view = v;
-		h->base = p;
 	}
 	if (h->base == UNRESOLVED)
 		*n = 0; /* nothing reaches its time yet */

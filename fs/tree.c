@@ -262,6 +262,7 @@ void sbfs_fini(sbfs *fs)
 	while (fs->since) { /* .since/TIME nodes the kernel never forgot */
 		sbfs_since *s = fs->since;
 		fs->since = s->next;
+		free(s->bases);
 		free(s);
 	}
 	pthread_mutex_destroy(&fs->sincelock);
@@ -540,7 +541,7 @@ uint64_t sbfs_log_base(sbfs_tentry *te, const sbfs_bounds *bd)
 	uint64_t base = bd->stream_start;
 	pthread_mutex_lock(&te->pinlock);
 	for (size_t i = 0; i < te->nreaders; i++)
-		if (te->rbase[i] < base)
+		if (te->rbase[i] < base) /* SBFS_PIN_NO_BASE never is */
 			base = te->rbase[i];
 	pthread_mutex_unlock(&te->pinlock);
 	return base;
@@ -551,13 +552,13 @@ uint64_t sbfs_log_base_offset(sbfs_tentry *te, const sbfs_bounds *bd)
 	uint64_t base = bd->start;
 	pthread_mutex_lock(&te->pinlock);
 	for (size_t i = 0; i < te->nreaders; i++)
-		if (te->roff[i] < base)
+		if (te->rbase[i] != SBFS_PIN_NO_BASE && te->roff[i] < base)
 			base = te->roff[i];
 	pthread_mutex_unlock(&te->pinlock);
 	return base;
 }
 
-int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd)
+int sbfs_log_pin(sbfs_tentry *te, uint64_t base, uint64_t off)
 {
 	int rc = 0;
 	pthread_mutex_lock(&te->pinlock);
@@ -575,19 +576,19 @@ int sbfs_log_pin(sbfs_tentry *te, const sbfs_bounds *bd)
 		}
 	}
 	if (rc == 0) {
-		te->rbase[te->nreaders] = bd->stream_start;
-		te->roff[te->nreaders] = bd->start;
+		te->rbase[te->nreaders] = base;
+		te->roff[te->nreaders] = off;
 		te->nreaders++;
 	}
 	pthread_mutex_unlock(&te->pinlock);
 	return rc;
 }
 
-void sbfs_log_unpin(sbfs_tentry *te, uint64_t base)
+void sbfs_log_unpin(sbfs_tentry *te, uint64_t base, uint64_t off)
 {
 	pthread_mutex_lock(&te->pinlock);
 	for (size_t i = 0; i < te->nreaders; i++)
-		if (te->rbase[i] == base) {
+		if (te->rbase[i] == base && te->roff[i] == off) {
 			te->nreaders--;
 			te->rbase[i] = te->rbase[te->nreaders];
 			te->roff[i] = te->roff[te->nreaders];

@@ -148,3 +148,76 @@ sb_umount
 rm -f "$SB_LOG/t"/*.tix
 sb_mount
 assert_eq "$want" "$(t cat "$M/t/.since/@$((q / 1000000000)).$(printf '%09d' $((q % 1000000000)))")" "time index rebuilt"
+
+# follow NAME TOPIC T SETUP HEAD_GOES WANT_AFTER: a tail -f of
+# TOPIC/.since/@T (T after the records already there) and one of
+# TOPIC/.log, both started once SETUP ran; HEAD_GOES takes the oldest
+# records away under them, `c1` is appended after it, and the .since
+# follower must have printed exactly what the .log follower printed after
+# the records before T, with no complaint (no "file truncated", no error).
+follow() {
+	local name=$1 tp=$2 tt=$3 before=$4 out=$SB_TMP/sf.$1
+	timeout 120 tail -c +1 -f -s 0.2 "$M/$tp/.since/@$tt" >"$out.since" 2>"$out.since.err" &
+	local p1=$!
+	timeout 120 tail -c +1 -f -s 0.2 "$M/$tp/.log" >"$out.log" 2>"$out.log.err" &
+	local p2=$!
+	eval "$5" || assert_fail_now "$name: the head did not go"
+	assert_sh_ok 'echo c1 >> "$1"' "$M/$tp/.log"
+	sb_wait_until "grep -qx c1 '$out.since' && grep -qx c1 '$out.log'" $((10 * SB_SLOW)) ||
+		assert_fail_now "$name: c1 not followed: since '$(tail -2 "$out.since")' $(cat "$out.since.err"); log '$(tail -2 "$out.log")'"
+	kill "$p1" "$p2" 2>/dev/null; wait "$p1" "$p2" 2>/dev/null
+	assert_eq "" "$(cat "$out.since.err")" "$name: the .since follower saw no shrink and no error"
+	assert_eq "$(sed "1,${before}d" "$out.log")" "$(cat "$out.since")" \
+		"$name: the .since follower printed what the .log follower did after the records before T"
+}
+# after_t TOPIC: a moment after the records TOPIC has, before the next
+after_t() { sleep 0.05; date +%s.%N; sleep 0.05; }
+
+case_ "tail -f of a .since file goes on when the head goes under it (rm, retention, compaction)"
+mkdir "$M/rh" || sb_die "mkdir rh"
+assert_sh_ok 'for i in $(seq -w 10); do echo "a$i"; done >> "$1"' "$M/rh/.log"
+tt=$(after_t)
+assert_sh_ok 'for i in $(seq -w 10); do echo "b$i"; done >> "$1"' "$M/rh/.log"
+follow rm rh "$tt" 10 'sb_wait_until "grep -qx b10 $SB_TMP/sf.rm.since" $((10 * SB_SLOW)) &&
+	for i in $(seq 0 14); do rm "$M/rh/$(printf %020d $i)" || return 1; done'
+
+# an open .since file keeps what rm took from its start on, as .log does
+mkdir "$M/rp" || sb_die "mkdir rp"
+assert_sh_ok 'for i in $(seq -w 10); do echo "a$i"; done >> "$1"' "$M/rp/.log"
+tt=$(after_t)
+assert_sh_ok 'for i in $(seq -w 10); do echo "b$i"; done >> "$1"' "$M/rp/.log"
+got=$(t python3 - "$M/rp" "$tt" <<'PY'
+import os, sys, time
+d, tt = sys.argv[1], sys.argv[2]
+with open(os.path.join(d, ".since", "@" + tt), "rb", buffering=0) as f:
+    first = f.read(4)
+    for i in range(15):
+        os.unlink(os.path.join(d, "%020d" % i))
+    time.sleep(2.5)  # the notifier drops what rm hid
+    try:
+        rest = f.read()
+    except OSError as e:
+        rest = ("<%s>" % os.strerror(e.errno)).encode()
+sys.stdout.write((first + rest).decode())
+PY
+)
+assert_eq "$(for i in $(seq -w 10); do echo "b$i"; done)" "$got" "rm while a .since file is open: it reads on what it started with"
+assert_eq "" "$(ls "$M/rp" | grep -v '^0000000000000000001[5-9]$')" "and rm took them from the directory at once"
+
+sb_remount -o segment_bytes=4096,retention_bytes=8192
+mkdir "$M/ret" || sb_die "mkdir ret"
+assert_sh_ok 'echo a >> "$1"' "$M/ret/.log"
+tt=$(after_t)
+assert_sh_ok 'echo b >> "$1"' "$M/ret/.log"
+follow retention ret "$tt" 1 'for i in $(seq 2000); do echo "r $i"; done >> "$M/ret/.log" &&
+	sb_wait_until "[ ! -e $M/ret/00000000000000000000 ]" $((15 * SB_SLOW)) &&
+	sb_wait_until "grep -qx \"r 2000\" $SB_TMP/sf.retention.since" $((10 * SB_SLOW))'
+
+sb_remount -o segment_bytes=4096,cleanup=compact
+mkdir "$M/cmp" || sb_die "mkdir cmp"
+assert_sh_ok 'echo a >> "$1"' "$M/cmp/.log"
+tt=$(after_t)
+assert_sh_ok 'echo b >> "$1"' "$M/cmp/.log"
+follow compaction cmp "$tt" 1 'for i in $(seq 600); do echo "v$i" > "$M/cmp/.keys/k$((i % 5))" || return 1; done &&
+	sb_wait_until "[ \$(ls $M/cmp | wc -l) -lt 300 ]" $((15 * SB_SLOW)) &&
+	sb_wait_until "grep -qx v600 $SB_TMP/sf.compaction.since" $((10 * SB_SLOW))'
