@@ -697,6 +697,8 @@ int sb_log_recover(sb_log *l)
 		rc = sb_segment_create(&l->sp, start, 0, &s);
 		if (rc)
 			goto out_free;
+		if (!nfiles) /* a mkdir cut short; said, so a stray directory is seen */
+			report(l, "no segment file: an empty log started");
 		rc = sb_log_segs_push(l, s);
 		if (rc) {
 			sb_segment_close(s, 0);

@@ -51,6 +51,12 @@ const char *sb_cmd_bad_option(int argc, char **argv);
 
 /* Check that path is a readable directory; else print why and return -errno. */
 int sb_cmd_check_dir(const char *cmd, const char *path);
+/* Does dir look like a LOG_DIR (a lock file, or a topic directory with a
+ * segment file in it)? Does it hold directories that could be topics but
+ * none that is one, and no lock (the parent of a LOG_DIR, a home
+ * directory: what recover must not write segments into)? */
+int sb_cmd_is_log_dir(const char *dir);
+int sb_cmd_holds_no_log(const char *dir);
 
 /* Where a command works: LOG_DIR and, if one was named, TOPIC. */
 typedef struct sb_cmd_where {

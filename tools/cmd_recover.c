@@ -9,6 +9,7 @@
  * waits a few seconds for a holder that is not a live mount (a daemon
  * finishing its unmount).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -180,6 +181,26 @@ static void print_changes(rstate *st)
 	st->ngone = 0;
 }
 
+/* Refuse a directory that holds no log, naming a LOG_DIR in it if any
+ * (recover run one level too high). */
+static void no_log(const char *cmd, const char *dir)
+{
+	char path[PATH_MAX];
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+
+	while (d && !found && (e = readdir(d)) != NULL)
+		found = e->d_name[0] != '.' &&
+			snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+			sb_cmd_is_log_dir(path);
+	if (d)
+		closedir(d);
+	sb_cmd_err(cmd, "%s: holds no log: none of its directories has a segment file "
+		   "(a LOG_DIR holds TOPIC/NNN.seg files)%s%s%s; nothing done", dir,
+		   found ? ": did you mean " : "", found ? path : "", found ? "?" : "");
+}
+
 int sb_cmd_recover(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -213,6 +234,10 @@ int sb_cmd_recover(int argc, char **argv)
 	if (sb_cmd_log_dir_args(cmd, argc, argv, &w))
 		return SB_EXIT_ERROR;
 	dir = w.dir;
+	if (!w.has_topic && sb_cmd_holds_no_log(dir)) {
+		no_log(cmd, dir);
+		return SB_EXIT_ERROR;
+	}
 	if (w.has_topic) {
 		char path[PATH_MAX + 256];
 		struct stat sst;

@@ -81,7 +81,7 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 }
 
 /* Does dir look like a LOG_DIR: a lock file, or a topic directory in it? */
-static int is_log_dir(const char *dir)
+int sb_cmd_is_log_dir(const char *dir)
 {
 	char path[PATH_MAX];
 	DIR *d;
@@ -150,8 +150,15 @@ static int one_path(const char *cmd, const char *p, sb_cmd_where *w)
 		snprintf(w->dir, sizeof w->dir, "%s", p);
 		return 0;
 	}
+	/* a link to a topic directory: LOG_DIR is where the topic is, not
+	 * where the link is */
+	char real[PATH_MAX];
+	struct stat lst;
+	if (!rc && S_ISDIR(st.st_mode) && lstat(p, &lst) == 0 && S_ISLNK(lst.st_mode) &&
+	    realpath(p, real))
+		p = real;
 	if (split_last(p, &t) == 0 && sb_topic_name_valid(t.topic) &&
-	    ((!rc && S_ISDIR(st.st_mode)) || (rc == -ENOENT && is_log_dir(t.dir)))) {
+	    ((!rc && S_ISDIR(st.st_mode)) || (rc == -ENOENT && sb_cmd_is_log_dir(t.dir)))) {
 		if (sb_cmd_check_dir(cmd, t.dir))
 			return SB_EXIT_ERROR;
 		*w = t;
@@ -159,6 +166,24 @@ static int one_path(const char *cmd, const char *p, sb_cmd_where *w)
 	}
 	return sb_cmd_check_dir(cmd, p) ? SB_EXIT_ERROR
 		: sb_cmd_usage_error(cmd, "%s: neither a LOG_DIR nor a LOG_DIR/TOPIC", p);
+}
+
+int sb_cmd_holds_no_log(const char *dir)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+	struct stat st;
+	int subdir = 0;
+
+	if (sb_cmd_is_log_dir(dir) || !(d = opendir(dir)))
+		return 0;
+	while (!subdir && (e = readdir(d)) != NULL)
+		subdir = sb_topic_name_valid(e->d_name) &&
+			 snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+			 stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	closedir(d);
+	return subdir;
 }
 
 int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, sb_cmd_where *w)

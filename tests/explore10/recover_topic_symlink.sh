@@ -17,7 +17,7 @@ ln -s log/t "$D/tl"
 echo "\$ streambus stat tl"; (cd "$D" && "$B/streambus" stat tl); echo "  exit $?"
 touch "$D/stamp"; sleep 0.01
 echo "\$ streambus recover tl"; (cd "$D" && "$B/streambus" recover tl); echo "  exit $?"
-new=$(cd "$D" && find . -newer stamp -type f | sort | grep -v '^./log/t/')
+new=$(cd "$D" && find . -newer stamp -type f | sort | grep -v '^./log/t/' | grep -vx './log/.lock')
 echo "files written outside the topic: ${new:-none}" | tr '\n' ' '; echo
 [ -n "$new" ] && { echo "BUG: recover of one topic (through a symlink) wrote outside it"; exit 1; }
 echo ok

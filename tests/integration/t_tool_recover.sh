@@ -4,7 +4,9 @@
 # afterwards and the records before the damage are intact; refuses (exit 2)
 # while LOG_DIR/.lock is held (after waiting 10 s for a holder
 # that is not a mount; t_remount.sh has the mounted daemon),
-# changing nothing; never creates a missing LOG_DIR; recover --cut of a
+# changing nothing; never creates a missing LOG_DIR; refuses a directory
+# that holds no log (the parent of LOG_DIR, a foreign one), writing
+# nothing; follows a link to a topic to its LOG_DIR; recover --cut of a
 # damaged block in a sealed compressed segment drops that block alone.
 . "$(dirname "$0")/lib_tool.sh"
 gen_build
@@ -205,4 +207,34 @@ run_rc rc "$SB" recover "$L" nosuch
 eq "$rc" 2 "missing topic exit"; eq "$out" "streambus recover: $L/nosuch: no such topic" "missing topic"
 run_rc rc "$SB" recover
 eq "$rc" 2 "no args exit"
+
+# A directory that holds no log: the parent of LOG_DIR (recover run one
+# level too high), a home directory. Refused (exit 2), nothing written in
+# it or in its directories; the LOG_DIR below it named.
+fresh
+mkdir "$T/up"; mv "$L" "$T/up/log"; mkdir "$T/up/mnt"
+before=$(find "$T/up" -printf "%p %s %T@\n" | sort)
+run_rc rc "$SB" recover "$T/up"
+eq "$rc" 2 "the parent of LOG_DIR: exit ($out)"
+has "$out" "holds no log.*did you mean $T/up/log\\?; nothing done" "the parent of LOG_DIR: why, and the LOG_DIR below"
+eq "$(find "$T/up" -printf "%p %s %T@\n" | sort)" "$before" "the parent of LOG_DIR: nothing written"
+mkdir -p "$T/home/docs" "$T/home/src"; echo x >"$T/home/docs/a.txt"
+run_rc rc "$SB" recover "$T/home"
+eq "$rc" 2 "a foreign directory: exit ($out)"
+eq "$(find "$T/home" | sort | tr '\n' ' ')" "$T/home $T/home/docs $T/home/docs/a.txt $T/home/src " "a foreign directory: nothing written"
+# A link to a topic: LOG_DIR is where the topic is, not where the link is.
+ln -s "$T/up/log/orders" "$T/up/link"
+run_rc rc "$SB" recover "$T/up/link"
+eq "$rc" 0 "through a link to a topic: exit ($out)"
+eq "$out" "nothing to recover" "through a link to a topic"
+eq "$(ls -A "$T/up" | tr '\n' ' ')" "link log mnt " "through a link to a topic: nothing written beside the link"
+# A topic directory with no segment in a LOG_DIR (a mkdir cut short): an
+# empty log started, and said.
+fresh
+mkdir "$L/bare"
+run_rc rc "$SB" recover "$L"
+eq "$rc" 0 "a bare topic directory: exit ($out)"
+eq "$out" "bare: no segment file: an empty log started" "a bare topic directory: said"
+run_rc rc "$SB" verify "$L"
+eq "$rc" 0 "verify after a bare topic directory was started ($out)"
 echo "t_tool_recover: ok"
