@@ -59,7 +59,11 @@ static const char help[] =
 	"                record without), size, and value (UTF-8 payloads) or\n"
 	"                value_base64 (anything else); a non-UTF-8 key, header name\n"
 	"                or header value is key_base64, name_base64, value_base64\n"
-	"  -h, --help    this help\n";
+	"  -h, --help    this help\n"
+	"\n"
+	"Exit status: 0 done, 2 usage error, or something not dumped: a record\n"
+	"that could not be read, a topic left out (damaged, unreadable), named on\n"
+	"stderr (what could be read is printed all the same).\n";
 
 enum mode { M_TEXT, M_RAW, M_JSON };
 
@@ -493,9 +497,20 @@ static int cmp_str(const void *x, const void *y)
 }
 
 /* Every topic of s in name order. */
+/* A topic the read-only open refused (its warning said why): counted. */
+static int count_refused(void *arg, const char *name, int err, const char *msg)
+{
+	(void)name, (void)err, (void)msg;
+	++*(size_t *)arg;
+	return 0;
+}
+
+/* Every topic in name order; a topic left out (damaged, unreadable: the
+ * open warned) makes the dump fail (a.rc) once the others are printed. */
 static int dump_all(dump_args *a, sb_store *s)
 {
 	names ns = {0};
+	size_t nrefused = 0;
 	int rc = 0;
 
 	sb_store_list(s, add_name, &ns);
@@ -511,6 +526,13 @@ static int dump_all(dump_args *a, sb_store *s)
 
 		if (sb_store_get(s, ns.v[i], &log) == 0)
 			rc = dump_one(a, log);
+	}
+	sb_store_list_refused(s, count_refused, &nrefused);
+	if (!rc && nrefused) {
+		sb_cmd_err(a->cmd, "%s: %zu topic%s left out (see the warnings above)", a->dir, nrefused,
+			   nrefused == 1 ? "" : "s");
+		if (!a->rc)
+			a->rc = -EIO;
 	}
 out_free:
 	for (size_t i = 0; i < ns.n; i++)

@@ -124,6 +124,18 @@ has "$(cat "$T/e")" "records from offset [0-9]+ on not dumped: the log is damage
 n=$("$SB" dump "$T/cut/orders" 2>/dev/null | wc -l || true)
 [ "$n" -gt "$first" ] && [ "$n" -lt 300 ] || fail "records before the damage: $n (segment from $first)"
 
+# every topic, one of them refused (its first segment's header damaged):
+# the others printed, the one left out named, exit 2 (as stat and verify)
+cp -a "$L" "$T/left"
+gen "$T/left" zz 3
+printf 'XXXX' | dd of="$(ls "$T/left/zz/"*.seg | head -1)" bs=1 conv=notrunc status=none
+set +e; "$SB" dump "$T/left" >"$T/o" 2>"$T/e"; rc=$?; set -e
+eq "$rc" 2 "dump of every topic, one left out: exit 2 ($(cat "$T/e"))"
+has "$(cat "$T/e")" "warning: zz: .*\\(the topic is left out\\)|warning: zz: a mount would recover" "the topic left out warned about"
+has "$(cat "$T/e")" "$T/left: 1 topic left out" "and counted at the end"
+eq "$(grep -c '^topic=orders ' "$T/o")" "$("$SB" dump "$L/orders" | wc -l)" "the other topics printed whole"
+hasnt "$(cat "$T/o")" "^topic=zz " "nothing of the topic left out"
+
 # errors: one line, naming the file, exit 2
 run_rc rc "$SB" dump "$L/nosuch"
 eq "$rc" 2 "missing topic exit"; eq "$out" "streambus dump: $L/nosuch: no such topic" "missing topic"
