@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "bench.h"
 #include "cmd.h"
@@ -73,6 +74,15 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
 		printf("streambus %s\n", SB_VERSION);
 		return sb_cmd_finish_stdout("version", SB_EXIT_OK);
+	}
+	/* every segment of every topic is open at once (mapped, its index
+	 * read), as in the daemon: the soft limit of open files raised to the
+	 * hard one, as streambusfs does, so that the tool reads what the
+	 * daemon mounts (a user's soft limit is 1024) */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (!strcmp(commands[i].name, cmd))

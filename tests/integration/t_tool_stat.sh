@@ -142,4 +142,14 @@ gen -m 4096 -k k- "$T/kt" t 2000
 [ -n "$(find "$T/kt/t" -name '*.keys')" ] || fail "no key tables to leave alone"
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=openat -o "$T/strace.out" "$SB" stat "$T/kt" t >/dev/null
 eq "$(grep -c '[.]keys"' "$T/strace.out")" 0 "stat opened no key table"
+# more segment files than the soft limit of open files (a user's 1024):
+# the tool raises it to the hard limit as the daemon does, and reads them
+gen -s 4096 "$T/nf" t 20000
+nseg=$(ls "$T/nf/t/"*.seg | wc -l)
+[ "$nseg" -gt 128 ] || fail "only $nseg segments"
+for c in stat verify dump; do
+	run_rc rc prlimit --nofile=64:8192 "$SB" $c "$T/nf"
+	eq "$rc" 0 "$c of $nseg segments under a soft limit of 64 open files: exit ($(tail -2 <<<"$out"))"
+	hasnt "$out" "Too many open files" "$c: no EMFILE"
+done
 echo "t_tool_stat: ok"
