@@ -49,7 +49,9 @@ int sb_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
  */
 const char *sb_cmd_bad_option(int argc, char **argv);
 
-/* Check that path is a readable directory; else print why and return -errno. */
+/* Check that path is a readable directory, not in a streambusfs mount
+ * (the tool was given the mountpoint for LOG_DIR: named, -EINVAL); else
+ * print why and return -errno. */
 int sb_cmd_check_dir(const char *cmd, const char *path);
 /* Does dir look like a LOG_DIR (a lock file, or a topic directory with a
  * segment file in it)? Does it hold directories that could be topics but

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,8 +60,63 @@ const char *sb_cmd_bad_option(int argc, char **argv)
 	return short_word_has(at, optopt) ? at : before ? before : "?";
 }
 
+/* Undo /proc/self/mountinfo's escapes (\\040 for a space), in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* Is path in a streambusfs mount (of LOG_DIR src, /proc/self/mountinfo's
+ * source field)? 1 and src, or 0 (src untouched). */
+#define FUSE_SUPER_MAGIC 0x65735546
+static int in_mount(const char *path, char *src, size_t cap)
+{
+	char real[PATH_MAX], line[3 * PATH_MAX], best[PATH_MAX] = "";
+	struct statfs sf;
+	size_t bestlen = 0;
+	FILE *f;
+
+	if (statfs(path, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC || !realpath(path, real) ||
+	    !(f = fopen("/proc/self/mountinfo", "re")))
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - TYPE SOURCE SUPEROPTS */
+		char mp[PATH_MAX], type[64], from[PATH_MAX];
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		    sscanf(dash + 3, "%63s %4095s", type, from) != 2 || strcmp(type, "fuse.streambusfs"))
+			continue;
+		unescape_octal(mp);
+		size_t n = strlen(mp);
+		int under = !strncmp(real, mp, n) && (real[n] == '\0' || real[n] == '/' || n == 1);
+		if (under && n >= bestlen) {
+			bestlen = n;
+			unescape_octal(from);
+			snprintf(best, sizeof best, "%s", from);
+		}
+	}
+	fclose(f);
+	if (!bestlen)
+		return 0;
+	snprintf(src, cap, "%s", best);
+	return 1;
+}
+
 int sb_cmd_check_dir(const char *cmd, const char *path)
 {
+	char src[PATH_MAX];
+
 	struct stat st;
 
 	if (stat(path, &st) < 0) {
@@ -77,8 +133,19 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 		sb_cmd_err(cmd, "%s: %s", path, strerror(e));
 		return -e;
 	}
+	if (in_mount(path, src, sizeof src)) {
+		/* what the daemon serves is no log directory: the tool reads
+		 * LOG_DIR's files (it works while mounted) */
+		if (src[0] == '/')
+			sb_cmd_err(cmd, "%s: in a streambusfs mount: give the LOG_DIR it mounts, %s "
+				   "(the tool reads the log files, also while mounted)", path, src);
+		else
+			sb_cmd_err(cmd, "%s: in a streambusfs mount of %s, not a LOG_DIR", path, src);
+		return -EINVAL;
+	}
 	return 0;
 }
+
 
 /* Does dir look like a LOG_DIR: a lock file, or a topic directory in it? */
 int sb_cmd_is_log_dir(const char *dir)

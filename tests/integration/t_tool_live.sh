@@ -184,4 +184,14 @@ wait $F4
 assert_eq 2 $? "dump --follow exit status when the topic is removed"
 assert_eq "streambus dump: $SB_LOG/g: the topic was removed: nothing more to follow" "$(cat "$SB_TMP/g.err")" \
 	"dump --follow: the topic removed"
+
+case_ "the tool given the mountpoint (or a topic in it) for LOG_DIR: refused, naming the LOG_DIR"
+log_real=$(realpath "$SB_LOG")
+mkdir "$M/mp" || sb_die "mkdir mp"
+for a in "stat $M" "verify $M" "dump $M mp" "dump $M/mp" "get $M mp k" "recover $M"; do
+	out=$("$SB" $a 2>&1); rc=$?
+	assert_eq 2 "$rc" "streambus $a: exit status ($out)"
+	assert_true 'grep -qF "in a streambusfs mount: give the LOG_DIR it mounts, $log_real" <<<"$out"' \
+		"streambus $a: said: $out"
+done
 sb_umount
