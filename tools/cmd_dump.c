@@ -237,8 +237,24 @@ static int bad_record(bad_run *b, uint64_t off, int rc)
 	return 1;
 }
 
+/* --follow: the offsets [from, to) removed (retention, rm) before they
+ * were printed, said on stderr (a .log reader gets ENODATA there). */
+static void say_gap(const char *cmd, const char *path, uint64_t from, uint64_t to)
+{
+	fflush(stdout);
+	if (to == from + 1)
+		sb_cmd_err(cmd, "%s: offset %llu was removed (retention or rm) before it was printed",
+			   path, (unsigned long long)from);
+	else
+		sb_cmd_err(cmd, "%s: offsets %llu..%llu were removed (retention or rm) before they "
+			   "were printed", path, (unsigned long long)from, (unsigned long long)to - 1);
+}
+
+/* The records [*fromp, end), at most *countp, printed; both advanced.
+ * gaps: *fromp is the next offset a follower owes (not the user's --from),
+ * and offsets removed from the head before they are printed are said. */
 static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uint64_t *fromp,
-		    uint64_t *countp, uint64_t end, enum mode m)
+		    uint64_t *countp, uint64_t end, enum mode m, int gaps)
 {
 	buf key = {0}, val = {0}, hdrs = {0};
 	uint64_t next = sb_log_next(log) < end ? sb_log_next(log) : end;
@@ -246,8 +262,11 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 	int rc = 0, errors = 0;
 	bad_run bad = {.cmd = cmd, .path = path};
 
-	if (from < sb_log_start(log))
+	if (from < sb_log_start(log)) {
+		if (gaps)
+			say_gap(cmd, path, from, sb_log_start(log));
 		from = sb_log_start(log);
+	}
 	for (off = from; off < next && count > 0; off++, count--) {
 		sb_record_info info;
 		size_t got = 0, key_len = 0, hlen = 0;
@@ -263,6 +282,8 @@ static int dump_log(const char *cmd, const char *path, sb_log *log, int all, uin
 		rc = sb_log_stat(log, off, &info);
 		if (rc == -ENOENT && off < sb_log_start(log)) {
 			/* The head was removed under us (mounted): skip ahead. */
+			if (gaps)
+				say_gap(cmd, path, off, sb_log_start(log));
 			off = sb_log_start(log) - 1;
 			count++;
 			rc = 0;
@@ -460,7 +481,7 @@ static int dump_one(dump_args *a, sb_log *log)
 	if (a->keys)
 		rc = dump_keys(a->cmd, path, log, a->all, a->count, a->m);
 	else
-		rc = dump_log(a->cmd, path, log, a->all, &from, &count, end, a->m);
+		rc = dump_log(a->cmd, path, log, a->all, &from, &count, end, a->m, 0);
 	if (rc && !a->rc)
 		a->rc = rc;
 	return ferror(stdout) ? -EIO : 0;
@@ -624,6 +645,7 @@ static int dump_follow(dump_args *a, sb_store **sp, const char *topic, const cha
 			sb_cmd_err(a->cmd, "%s: finding a time: %s", where, sb_strerror(rc));
 			break;
 		}
+		int owed = !first; /* from the second look on, what it printed up to */
 		first = 0;
 		/* what is there, a chunk at a time, stopping at a signal */
 		for (uint64_t was = from - 1; count && from < end && from < sb_log_next(log) && from != was;) {
@@ -631,7 +653,7 @@ static int dump_follow(dump_args *a, sb_store **sp, const char *topic, const cha
 			int drc;
 
 			was = from; /* a compacted topic's last offsets may be gaps */
-			drc = dump_log(a->cmd, where, log, 0, &from, &count, chunk, a->m);
+			drc = dump_log(a->cmd, where, log, 0, &from, &count, chunk, a->m, owed);
 			if (drc && !a->rc)
 				a->rc = drc;
 			if (ferror(stdout) || stop_signal(sfd, 0))

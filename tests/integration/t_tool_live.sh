@@ -172,6 +172,29 @@ print("ok" if len(got) == n and not bad and raw == b"".join(want) else
 EOF2
 )" "dump --follow --json and --raw: every record once, as written"
 
+case_ "dump --follow that falls behind retention names the offsets it never printed"
+mkdir "$M/gap" || sb_die "mkdir"
+assert_sh_ok 'echo first >> "$1"' "$M/gap/.log"
+"$SB" dump --follow "$SB_LOG" gap >"$SB_TMP/gap.out" 2>"$SB_TMP/gap.err" &
+F5=$!
+SB_CLEANUP_HOOKS+=("kill -CONT $F5 2>/dev/null; kill $F5 2>/dev/null")
+sb_wait_until 'grep -q "value=\"first" "$SB_TMP/gap.out"' $((10 * SB_SLOW)) || assert_fail_now "the follower printed nothing"
+kill -STOP $F5  # behind: retention drops what it has not printed
+assert_sh_ok 'for i in $(seq 1000); do echo "line $i padded to be a hundred bytes or so, so that retention drops segments"; done >> "$1"' "$M/gap/.log"
+sb_wait_until '[ ! -e "$SB_LOG/gap/00000000000000000000.seg" ]' $((15 * SB_SLOW)) || assert_fail_now "retention kept the first segment"
+kill -CONT $F5
+assert_sh_ok 'echo last >> "$1"' "$M/gap/.log"
+sb_wait_until 'grep -q "value=\"last" "$SB_TMP/gap.out"' $((10 * SB_SLOW)) || assert_fail_now "the follower did not go on"
+kill -TERM $F5; wait $F5
+assert_eq 0 $? "dump --follow behind retention: exit status at SIGTERM"
+gap=$(sed -n 's/.*: offsets \([0-9]*\)\.\.\([0-9]*\) were removed (retention or rm) before they were printed$/\1 \2/p' "$SB_TMP/gap.err")
+assert_eq 1 "$(wc -l <"$SB_TMP/gap.err")" "one line on stderr: $(cat "$SB_TMP/gap.err")"
+assert_true '[ -n "$gap" ]' "the gap named: $(cat "$SB_TMP/gap.err")"
+read -r g0 g1 <<<"$gap"
+assert_eq "$(seq -s ' ' 0 1001)" \
+	"$( (sed 's/^offset=\([0-9]*\) .*/\1/' "$SB_TMP/gap.out"; seq "${g0:-0}" "${g1:-0}") | sort -n | tr '\n' ' ' | sed 's/ $//')" \
+	"the offsets printed and the gap named: 0..1001, each once"
+
 case_ "dump --follow ends, exit 2, saying so, when its topic is removed"
 mkdir "$M/g" || sb_die "mkdir"
 "$SB" dump --follow "$SB_LOG" g >"$SB_TMP/g.out" 2>"$SB_TMP/g.err" &
