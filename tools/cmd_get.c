@@ -100,7 +100,7 @@ int sb_cmd_get(int argc, char **argv)
 		}
 	}
 	if (rc == -ENOENT) {
-		sb_cmd_err(cmd, "%s: no such key", where);
+		sb_cmd_err(cmd, "%s: no such key: %s", where, key);
 		status = 1;
 	} else if (rc) {
 		sb_cmd_err(cmd, "%s: key %s: %s", where, key, sb_strerror(rc));

@@ -274,6 +274,16 @@ int sb_cmd_log_dir_args(const char *cmd, int argc, char **argv, sb_cmd_where *w)
 	}
 	if (strlen(dir) >= sizeof w->dir)
 		return sb_cmd_usage_error(cmd, "'%s' is too long", dir);
+	/* TOPIC/ as a shell completes it: the topic */
+	char tbuf[sizeof w->topic];
+	size_t tn = strlen(topic);
+	while (tn > 1 && topic[tn - 1] == '/')
+		tn--;
+	if (tn < sizeof tbuf && tn < strlen(topic)) {
+		memcpy(tbuf, topic, tn);
+		tbuf[tn] = '\0';
+		topic = tbuf;
+	}
 	if (!sb_topic_name_valid(topic)) {
 		sb_cmd_err(cmd, "%s/%s: no such topic ('%s' is not a topic name)", dir, topic, topic);
 		return SB_EXIT_ERROR;

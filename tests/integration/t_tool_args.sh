@@ -30,6 +30,8 @@ for round in $(seq "$rounds"); do
 			s=$("$SB" $c "$L/$t/" 2>&1) || fail "$c LOG_DIR/TOPIC/: $s"
 			eq "$b" "$a" "$c $L/$t against $c $L $t"
 			eq "$s" "$a" "$c $L/$t/ against $c $L $t"
+			u=$("$SB" $c "$L" "$t/" 2>&1) || fail "$c LOG_DIR TOPIC/: $u"
+			eq "$u" "$a" "$c $L $t/ against $c $L $t"
 		done
 		# a relative LOG_DIR/TOPIC too
 		a=$(cd "$L" && "$SB" stat "$t") || fail "stat TOPIC (in LOG_DIR): $a"

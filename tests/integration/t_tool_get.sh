@@ -13,7 +13,7 @@ eq "$("$SB" get "$L" orders key-42)" "rec 42" "get key-42"
 eq "$("$SB" get "$L/orders" key-2999)" "rec 2999" "get LOG_DIR/TOPIC KEY"
 run_rc rc "$SB" get "$L" orders key-3000
 eq "$rc" 1 "no such key: exit 1"
-has "$out" "no such key" "no such key: said"
+has "$out" "orders: no such key: key-3000$" "no such key: said, naming the key"
 run_rc rc "$SB" get "$L" plain key-0
 eq "$rc" 1 "a topic without keys"
 run_rc rc "$SB" get "$L" nosuch key-0
