@@ -289,17 +289,23 @@ void sbfs_since_release(sbfs *fs, sbfs_fh *h)
 {
 	sbfs_since *s = h->since;
 
-	if (!h->pinned)
+	/* its start may have come with a read in another thread: taken
+	 * under the lock that read held */
+	pthread_mutex_lock(&h->lock);
+	int pinned = h->pinned;
+	uint64_t base = h->base, off = h->pin_off;
+	h->pinned = 0;
+	pthread_mutex_unlock(&h->lock);
+	if (!pinned)
 		return;
 	pthread_mutex_lock(&fs->sincelock);
 	for (size_t i = 0; i < s->nbases; i++)
-		if (s->bases[i] == h->base) {
+		if (s->bases[i] == base) {
 			s->bases[i] = s->bases[--s->nbases];
 			break;
 		}
 	pthread_mutex_unlock(&fs->sincelock);
-	sbfs_log_unpin(h->te, SBFS_PIN_NO_BASE, h->pin_off);
-	h->pinned = 0;
+	sbfs_log_unpin(h->te, SBFS_PIN_NO_BASE, off);
 	sbfs_notify_kick(fs); /* rm'ed records it kept may go now */
 }
 
