@@ -217,8 +217,12 @@ typedef struct sbfs_fh {
 	 * K's inode, the file's own, its opener [sbfs.hlock]; 0: none */
 	fuse_ino_t key_ino, key_pino;
 	pid_t key_pid;
-	/* K_SINCE: its node (alive while the kernel holds the open inode) */
+	/* K_SINCE: its node (alive while the kernel holds the open inode);
+	 * opened before any record reached its time [lock]: the stream's end
+	 * and next offset then, in its view's positions (UINT64_MAX: not
+	 * known), where the first record appended after the open starts */
 	sbfs_since *since;
+	uint64_t open_end, open_next;
 	/* K_ROOT listing: a snapshot of the topic names; a topic's: of the
 	 * names of its files being created, with their inode numbers */
 	char **names;

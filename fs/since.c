@@ -24,11 +24,12 @@
  * is counted from its open files' lowest start, not looked up again, so
  * `tail -f` sees no shrink when the head goes (by rm, retention or a
  * compaction round) under it. Until some record reaches TIME the file is
- * empty: an open that has served nothing takes a new view and looks again
- * at each read, and records appended later that reach TIME start it (if a
- * compaction round rewrote them between their append and that read, it
- * starts at what the round kept: the values the round dropped are not
- * served to it, as to a file opened after the round).
+ * empty, and records appended later that reach TIME start it: found at a
+ * read, in the open's view (if a compaction round moved positions since,
+ * the first record appended after the open still starts where the stream
+ * ended at the open; any other start takes a new view, and then what a
+ * round dropped before that read is not served to it, as to a file
+ * opened after the round).
  */
 #include "fs.h"
 
@@ -309,6 +310,49 @@ void sbfs_since_release(sbfs *fs, sbfs_fh *h)
 	sbfs_notify_kick(fs); /* rm'ed records it kept may go now */
 }
 
+/* h opened before any record reached its time: where the stream ended
+ * then in its view (h->open_end, h->open_next; left unknown if a round
+ * moved positions meanwhile, or the backend has no views). */
+static void mark_open_end(sbfs *fs, sbfs_fh *h)
+{
+	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
+	sbfs_bounds bd;
+
+	if (h->view && !sbfs_bounds_of(fs, h->te, t, &bd) && fs->b->ops->view_current(t, h->view)) {
+		h->open_end = bd.stream_end;
+		h->open_next = bd.next;
+	}
+}
+
+/*
+ * Where h, opened before any record reached its time, starts now, in
+ * its own view: 1 and *spos, *soff (UNRESOLVED: no record reaches it
+ * yet); 0 if its view cannot tell (a compaction round moved positions
+ * since the open, and the first record reaching its time is not the
+ * first appended after the open): a new view is wanted. -errno on error.
+ */
+static int start_in_view(sbfs *fs, sbfs_fh *h, uint64_t *spos, uint64_t *soff)
+{
+	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
+	uint64_t p, o = 0;
+	int rc;
+
+	if (!h->view)
+		return 0;
+	if ((rc = resolve(fs, h->te, h->since->ts, &p, &o)))
+		return rc;
+	if (p != UNRESOLVED && !fs->b->ops->view_current(t, h->view)) {
+		/* positions moved; but the first record appended after the
+		 * open starts where the stream ended then, in any case */
+		if (o != h->open_next || h->open_next == UNRESOLVED)
+			return 0;
+		p = h->open_end;
+	}
+	*spos = p;
+	*soff = o;
+	return 1;
+}
+
 int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_fh **out)
 {
 	sbfs_since *s = node_get(fs, ino);
@@ -330,7 +374,10 @@ int sbfs_since_open(sbfs *fs, fuse_ino_t ino, sbfs_fh **out)
 	h->view = view; /* closed with the handle (handles.c) */
 	view = NULL;
 	h->base = UNRESOLVED;
-	if (spos != UNRESOLVED && (rc = hold(fs, h, spos, soff))) {
+	h->open_end = h->open_next = UNRESOLVED;
+	if (spos == UNRESOLVED)
+		mark_open_end(fs, h);
+	else if ((rc = hold(fs, h, spos, soff))) {
 		sbfs_fh_free(fs, h);
 		goto out_view;
 	}
@@ -341,27 +388,43 @@ out_view:
 	return rc;
 }
 
+/* h has served nothing yet (h->base UNRESOLVED): its start, in its own
+ * view if that can tell, else in a new one; held once found. */
+static int settle_start(sbfs *fs, sbfs_fh *h)
+{
+	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
+	void *v = NULL;
+	uint64_t p = UNRESOLVED, o = 0;
+	int rc = start_in_view(fs, h, &p, &o);
+
+	if (rc < 0)
+		return rc;
+	if (rc)
+		return p == UNRESOLVED ? 0 : hold(fs, h, p, o);
+	if ((rc = bind(fs, h->te, h->since->ts, &v, &p, &o)))
+		return rc;
+	if (p != UNRESOLVED && (rc = hold(fs, h, p, o))) {
+		if (v)
+			fs->b->ops->view_close(t, v);
+		return rc;
+	}
+	if (h->view)
+		fs->b->ops->view_close(t, h->view);
+	h->view = v;
+	h->open_end = h->open_next = UNRESOLVED;
+	if (p == UNRESOLVED)
+		mark_open_end(fs, h);
+	return 0;
+}
+
 int sbfs_since_read(sbfs *fs, sbfs_fh *h, uint64_t off, void *buf, size_t size, size_t *n)
 {
 	sbfs_topic *t = sbfs_topic_handle(fs, h->te);
 	int rc = 0;
 
 	pthread_mutex_lock(&h->lock);
-	if (h->base == UNRESOLVED) {
-		/* Nothing served yet: a new view, and the start in it. */
-		void *v = NULL;
-		uint64_t p = UNRESOLVED, o = 0;
-		if ((rc = bind(fs, h->te, h->since->ts, &v, &p, &o)))
-			goto out_unlock;
-		if (p != UNRESOLVED && (rc = hold(fs, h, p, o))) {
-			if (v)
-				fs->b->ops->view_close(t, v);
-			goto out_unlock;
-		}
-		if (h->view)
-			fs->b->ops->view_close(t, h->view);
-		h->view = v;
-	}
+	if (h->base == UNRESOLVED && (rc = settle_start(fs, h)))
+		goto out_unlock;
 	if (h->base == UNRESOLVED)
 		*n = 0; /* nothing reaches its time yet */
 	else if (h->view)
