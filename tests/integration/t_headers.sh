@@ -184,7 +184,7 @@ for f in sorted(os.listdir(d)):
         continue
     p = os.path.join(d, f)
     b = bytearray(open(p, "rb").read())
-    pos = 32
+    pos, cand = 32, []
     while pos + 32 <= len(b):
         crc, size, off, ts, flags, klen, vlen = struct.unpack_from("<IIQqHHI", b, pos)
         if size == 0:
@@ -192,11 +192,17 @@ for f in sorted(os.listdir(d)):
         hlen = size - 32 - klen - vlen
         # records before the last index entry: a mount opens the topic
         # (damage after it would make it refuse the whole topic)
-        if hlen > 0 and off < 12 and r.random() < 0.7:
-            at = pos + 32 + klen + vlen + r.randrange(hlen)
-            b[at] ^= 1 << r.randrange(8)
-            print(off)
+        if hlen > 0 and off < 12:
+            cand.append((pos + 32 + klen + vlen, hlen, off))
         pos += size
+    # a random subset, never empty when there is a record with headers
+    # (a plan that picked none left the case with nothing to check)
+    pick = [c for c in cand if r.random() < 0.7]
+    if cand and not pick:
+        pick = [r.choice(cand)]
+    for at, hlen, off in pick:
+        b[at + r.randrange(hlen)] ^= 1 << r.randrange(8)
+        print(off)
     open(p, "wb").write(b)
 EOF
 assert_true '[ -s "$SB_TMP/flipped" ]' "some header blocks damaged"
