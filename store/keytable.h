@@ -75,7 +75,7 @@
 #define SB_KT_VERSION 4
 #define SB_KT_FOOTER  72u
 #define SB_KT_ENTRY   28u
-#define SB_KT_BLOCK   4096u
+#define SB_KT_BLOCK   1024u
 #define SB_KT_SUFFIX  ".keys"
 #define SB_KT_BLOOM_BITS_PER_KEY 10
 #define SB_KT_BLOOM_K 6
