@@ -6,6 +6,7 @@
  * refused by a read-only store (streambus verify, get, dump) is reported
  * through the report hook, as a read-write open reports removing it. A
  * table of several MiB is written in 2 MiB pieces at multiples of 2 MiB.
+ * Keys of every length up to SB_KEY_MAX round-trip through a table.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -539,4 +541,113 @@ Test(ktcheck, no_keys_leaves_the_key_index_closed)
 	}
 	for (size_t i = 0; i < nt; i++)
 		free(names[i]);
+}
+
+/* A generated key: a length from short to SB_KEY_MAX (keys bigger than a
+ * block, SB_KT_BLOCK, make blocks of one entry), bytes from a small
+ * alphabet, so that many keys share their first 8 bytes (the search's
+ * prefix ties) and some are prefixes of others. *len out; caller frees. */
+static uint8_t *gen_key(uint64_t *seed, size_t *len)
+{
+	uint64_t r = ut_rnd(seed) % 20;
+	size_t n = r < 12 ? 1 + ut_rnd(seed) % 40 : r < 18 ? SB_KT_BLOCK / 2 + ut_rnd(seed) % (3 * SB_KT_BLOCK)
+							: SB_KEY_MAX - ut_rnd(seed) % 3;
+	uint8_t *k = malloc(n);
+	cr_assert(k);
+	for (size_t i = 0; i < n; i++)
+		k[i] = (uint8_t)("ab\0\xff"[ut_rnd(seed) % 4]);
+	*len = n;
+	return k;
+}
+
+typedef struct gkey {
+	uint8_t *k;
+	size_t n;
+} gkey;
+
+static int gkey_cmp(const void *a, const void *b)
+{
+	const gkey *x = a, *y = b;
+	return sb_kt_keycmp(x->k, x->n, y->k, y->n);
+}
+
+/* Keys of every length, from 1 byte to SB_KEY_MAX, among short ones, in
+ * tables written and read back: every key found with its value, keys
+ * absent from the table (each present key with a byte more) not found, a
+ * scan from the start and a seek to each absent key in key order. */
+Test(ktcheck, keys_of_every_length_round_trip)
+{
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		uint64_t s = seed;
+		size_t n = 200 + ut_rnd(&s) % 400, m = 0;
+		gkey *g = calloc(n, sizeof(*g));
+		char name[48], dir[4200];
+		sb_kt_writer *w;
+		sb_kt *t;
+
+		cr_assert(g);
+		for (size_t i = 0; i < n; i++)
+			g[i].k = gen_key(&s, &g[i].n);
+		qsort(g, n, sizeof(*g), gkey_cmp);
+		for (size_t i = 0; i < n; i++) { /* drop repeats */
+			if (m && !gkey_cmp(&g[m - 1], &g[i]))
+				free(g[i].k);
+			else
+				g[m++] = g[i];
+		}
+		snprintf(dir, sizeof(dir), "%s/t%llu", env.stash, (unsigned long long)seed);
+		cr_assert_eq(mkdir(dir, 0755), 0);
+		cr_assert_eq(sb_kt_writer_new(sb_io_default(), dir, 0, 9999, m, 0, &w), 0);
+		for (size_t i = 0; i < m; i++) {
+			sb_mt_val v = {.offset = i, .ts = (int64_t)g[i].n, .size = (uint32_t)i * 3, .pos = 32};
+			cr_assert_eq(sb_kt_writer_add(w, g[i].k, g[i].n, &v), 0, "key %zu (%zu bytes)", i, g[i].n);
+		}
+		cr_assert_eq(sb_kt_writer_finish(w), 0);
+		sb_kt_name(name, 0, 9999);
+		cr_assert_eq(sb_kt_open(sb_io_default(), dir, name, &t, NULL, 0), 0, "seed %llu",
+			     (unsigned long long)seed);
+		check_accepted(t);
+		sb_kt_iter it;
+		size_t i = 0, kl;
+		for (sb_kt_seek(t, NULL, 0, &it); sb_kt_iter_valid(&it); sb_kt_iter_next(&it), i++) {
+			const uint8_t *k = sb_kt_iter_key(&it, &kl);
+			cr_assert(i < m && kl == g[i].n && !memcmp(k, g[i].k, kl), "seed %llu: entry %zu",
+				  (unsigned long long)seed, i);
+		}
+		cr_assert_eq(i, m, "seed %llu: %zu entries scanned of %zu", (unsigned long long)seed, i, m);
+		uint8_t *x = malloc(SB_KEY_MAX + 1);
+		cr_assert(x);
+		for (i = 0; i < m; i++) {
+			sb_mt_val v;
+			uint64_t h = sb_kt_hash(g[i].k, g[i].n);
+			cr_assert_eq(sb_kt_get(t, g[i].k, g[i].n, h, &v), 0, "seed %llu: key %zu (%zu bytes)",
+				     (unsigned long long)seed, i, g[i].n);
+			cr_assert(v.offset == i && v.ts == (int64_t)g[i].n && v.size == i * 3, "key %zu: its value", i);
+			if (g[i].n == SB_KEY_MAX)
+				continue;
+			/* k + "\x01": absent (no key has that byte), sorts
+			 * after k and before every key k is a prefix of */
+			memcpy(x, g[i].k, g[i].n);
+			x[g[i].n] = 1;
+			h = sb_kt_hash(x, g[i].n + 1);
+			cr_assert_eq(sb_kt_get(t, x, g[i].n + 1, h, &v), -ENOENT, "key %zu + 1 byte", i);
+			size_t j = i + 1; /* the model's first key >= x (k + "\0..." sort before it) */
+			while (j < m && sb_kt_keycmp(g[j].k, g[j].n, x, g[i].n + 1) < 0)
+				j++;
+			sb_kt_seek(t, x, g[i].n + 1, &it);
+			if (j == m) {
+				cr_assert(!sb_kt_iter_valid(&it) && !it.err, "a seek past the last key");
+				continue;
+			}
+			cr_assert(sb_kt_iter_valid(&it), "seed %llu: a seek after key %zu", (unsigned long long)seed, i);
+			const uint8_t *k = sb_kt_iter_key(&it, &kl);
+			cr_assert(kl == g[j].n && !memcmp(k, g[j].k, kl), "seed %llu: a seek after key %zu finds key %zu",
+				  (unsigned long long)seed, i, j);
+		}
+		free(x);
+		sb_kt_close(t);
+		for (i = 0; i < m; i++)
+			free(g[i].k);
+		free(g);
+	}
 }
