@@ -113,10 +113,29 @@ static int in_mount(const char *path, char *src, size_t cap)
 	return 1;
 }
 
+static int split_last(const char *p, sb_cmd_where *w);
+
+/* path is no directory: say so, and when it is a file of a topic (a
+ * segment, its index...), which LOG_DIR and topic to give instead. */
+static void not_a_dir(const char *cmd, const char *path)
+{
+	sb_cmd_where f, t;
+	char real[PATH_MAX];
+
+	int in_topic = !split_last(path, &f) && sb_store_is_topic_dir(f.dir) && !split_last(f.dir, &t);
+	/* "00000000000000000000.seg" from inside the topic: its real path */
+	if (in_topic && (!strcmp(t.topic, ".") || !strcmp(t.topic, "..")))
+		in_topic = realpath(f.dir, real) && !split_last(real, &t);
+	if (in_topic)
+		sb_cmd_err(cmd, "%s: %s: a file of topic %s; give its LOG_DIR and topic: streambus %s %s %s", path,
+			   strerror(ENOTDIR), t.topic, cmd, t.dir, t.topic);
+	else
+		sb_cmd_err(cmd, "%s: %s", path, strerror(ENOTDIR));
+}
+
 int sb_cmd_check_dir(const char *cmd, const char *path)
 {
 	char src[PATH_MAX];
-
 	struct stat st;
 
 	if (stat(path, &st) < 0) {
@@ -125,7 +144,7 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 		return -e;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		sb_cmd_err(cmd, "%s: %s", path, strerror(ENOTDIR));
+		not_a_dir(cmd, path);
 		return -ENOTDIR;
 	}
 	if (access(path, R_OK | X_OK) < 0) {
@@ -145,7 +164,6 @@ int sb_cmd_check_dir(const char *cmd, const char *path)
 	}
 	return 0;
 }
-
 
 /* Does dir look like a LOG_DIR: a lock file, or a topic directory in it? */
 int sb_cmd_is_log_dir(const char *dir)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every streambus command takes `LOG_DIR [TOPIC]` and `LOG_DIR/TOPIC` the
-# same way (stat, dump, verify, recover; with and without a trailing slash);
+# same way (stat, dump, verify, recover; with and without a trailing slash;
+# a file of the topic given instead is refused, naming LOG_DIR and TOPIC);
 # dump --raw writes the payloads and nothing else (cmp against the payloads
 # concatenated); verify --json is valid JSON that lists each damage with its
 # topic, file and kind. Topics, counts and the damaged record are random
@@ -32,6 +33,15 @@ for round in $(seq "$rounds"); do
 			eq "$s" "$a" "$c $L/$t/ against $c $L $t"
 			u=$("$SB" $c "$L" "$t/" 2>&1) || fail "$c LOG_DIR TOPIC/: $u"
 			eq "$u" "$a" "$c $L $t/ against $c $L $t"
+		done
+		# a file of the topic given for LOG_DIR: exit 2, and the command
+		# it suggests instead is the one that works
+		f=$(ls "$L/$t" | grep -E '[.](seg|idx)$' | shuf -n 1 --random-source=<(yes $RANDOM))
+		for c in stat dump verify recover; do
+			rc=0; m=$("$SB" $c "$L/$t/$f" 2>&1) || rc=$?
+			eq "$rc" 2 "$c LOG_DIR/TOPIC/$f: exit ($m)"
+			sug=${m##*: streambus }
+			eq "$sug" "$c $L $t" "$c LOG_DIR/TOPIC/$f suggests its LOG_DIR and topic ($m)"
 		done
 		# a relative LOG_DIR/TOPIC too
 		a=$(cd "$L" && "$SB" stat "$t") || fail "stat TOPIC (in LOG_DIR): $a"
