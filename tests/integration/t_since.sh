@@ -156,11 +156,16 @@ assert_eq "$want" "$(t cat "$M/t/.since/@$((q / 1000000000)).$(printf '%09d' $((
 # follower must have printed exactly what the .log follower printed after
 # the records before T, with no complaint (no "file truncated", no error).
 follow() {
-	local name=$1 tp=$2 tt=$3 before=$4 out=$SB_TMP/sf.$1
+	local name=$1 tp=$2 tt=$3 before=$4 out=$SB_TMP/sf.$1 n
+	n=$(t cat "$M/$tp/.log" | wc -l)
 	timeout 120 tail -c +1 -f -s 0.2 "$M/$tp/.since/@$tt" >"$out.since" 2>"$out.since.err" &
 	local p1=$!
 	timeout 120 tail -c +1 -f -s 0.2 "$M/$tp/.log" >"$out.log" 2>"$out.log.err" &
 	local p2=$!
+	# both followers have read what is there before the head goes (a
+	# follower that opened later would start past what it took)
+	sb_wait_until "[ \$(wc -l <'$out.log') -ge $n ] && [ \$(wc -l <'$out.since') -ge $((n - before)) ]" $((10 * SB_SLOW)) ||
+		assert_fail_now "$name: the followers did not start: '$(cat "$out.log.err" "$out.since.err")'"
 	eval "$5" || assert_fail_now "$name: the head did not go"
 	assert_sh_ok 'echo c1 >> "$1"' "$M/$tp/.log"
 	sb_wait_until "grep -qx c1 '$out.since' && grep -qx c1 '$out.log'" $((10 * SB_SLOW)) ||
