@@ -37,7 +37,14 @@ import os, subprocess, sys
 d = sys.argv[1]
 fd = os.open(os.path.join(d, ".log"), os.O_RDONLY)
 first = os.read(fd, 6)                       # "del-2\n"
+end = os.lseek(fd, 0, os.SEEK_END)           # the open's own extent
+os.lseek(fd, 6, os.SEEK_SET)
 subprocess.run(["rm", os.path.join(d, "%020d" % 2)], check=True)
+# its end stays where it was: its positions did not move
+end2 = os.lseek(fd, 0, os.SEEK_END)
+if end2 != end:
+    print("SEEK_END after rm: %d, before: %d" % (end2, end))
+os.lseek(fd, 6, os.SEEK_SET)
 rest = b""
 while True:
     b = os.read(fd, 7)
