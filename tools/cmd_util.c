@@ -113,7 +113,34 @@ static int in_mount(const char *path, char *src, size_t cap)
 	return 1;
 }
 
-static int split_last(const char *p, sb_cmd_where *w);
+/* Split the path p (trailing slashes dropped) into its parent and last part.
+ * 0, or -EINVAL when there is no last part or it does not fit. */
+static int split_last(const char *p, sb_cmd_where *w)
+{
+	char tmp[PATH_MAX], *slash;
+	size_t n = strlen(p);
+
+	if (n >= sizeof tmp)
+		return -EINVAL;
+	memcpy(tmp, p, n + 1);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	slash = strrchr(tmp, '/');
+	if (!slash) {
+		snprintf(w->dir, sizeof w->dir, ".");
+		slash = tmp - 1;
+	} else if (slash == tmp) {
+		snprintf(w->dir, sizeof w->dir, "/");
+	} else {
+		*slash = '\0';
+		snprintf(w->dir, sizeof w->dir, "%s", tmp);
+	}
+	if (!slash[1] || strlen(slash + 1) >= sizeof w->topic)
+		return -EINVAL;
+	snprintf(w->topic, sizeof w->topic, "%s", slash + 1);
+	w->has_topic = 1;
+	return 0;
+}
 
 /* path is no directory: say so, and when it is a file of a topic (a
  * segment, its index...), which LOG_DIR and topic to give instead. */
@@ -186,35 +213,6 @@ int sb_cmd_is_log_dir(const char *dir)
 			sb_store_is_topic_dir(path);
 	closedir(d);
 	return found;
-}
-
-/* Split the path p (trailing slashes dropped) into its parent and last part.
- * 0, or -EINVAL when there is no last part or it does not fit. */
-static int split_last(const char *p, sb_cmd_where *w)
-{
-	char tmp[PATH_MAX], *slash;
-	size_t n = strlen(p);
-
-	if (n >= sizeof tmp)
-		return -EINVAL;
-	memcpy(tmp, p, n + 1);
-	while (n > 1 && tmp[n - 1] == '/')
-		tmp[--n] = '\0';
-	slash = strrchr(tmp, '/');
-	if (!slash) {
-		snprintf(w->dir, sizeof w->dir, ".");
-		slash = tmp - 1;
-	} else if (slash == tmp) {
-		snprintf(w->dir, sizeof w->dir, "/");
-	} else {
-		*slash = '\0';
-		snprintf(w->dir, sizeof w->dir, "%s", tmp);
-	}
-	if (!slash[1] || strlen(slash + 1) >= sizeof w->topic)
-		return -EINVAL;
-	snprintf(w->topic, sizeof w->topic, "%s", slash + 1);
-	w->has_topic = 1;
-	return 0;
 }
 
 /* A single path: LOG_DIR, or LOG_DIR/TOPIC when it names a topic directory
