@@ -127,6 +127,11 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 
 	if (p->read_only)
 		return -EROFS;
+	/* a header sb_seg_hdr_decode refuses is never written: the stream
+	 * cannot go past SB_STREAM_MAX (a damaged or forged base near 2^64
+	 * in the segment before; appends check the same, EOVERFLOW) */
+	if (base_stream > SB_STREAM_MAX)
+		return -EOVERFLOW;
 	rc = sb_seg_alloc(p, base, &s);
 	if (rc)
 		return rc;

@@ -60,7 +60,8 @@ enum {
 /*
  * Create a new empty segment file (header written and synced; the caller
  * fsyncs the directory). *out is the caller's, released with
- * sb_segment_close().
+ * sb_segment_close(). -EOVERFLOW when base_stream is past SB_STREAM_MAX
+ * (its header would read as damaged).
  */
 int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_stream, sb_segment **out);
 /*
