@@ -114,6 +114,12 @@ assert_eq E2BIG "$(lim '[os.setxattr(fd, P + "c%d" % i, b"") for i in range(1025
 # those files were closed unwritten: records with the headers set before the refusal
 assert_eq "h0 h1" "$(pyerr 'print(" ".join(sorted(x[22:] for x in os.listxattr(sys.argv[2]) if x.startswith("user.streambus.header."))), end=" ")' "$B/$(rec 3)" | sed 's/ OK$//')" "the record keeps the headers set before the refused one"
 assert_eq OK "$(lim 'os.setxattr(fd, P + "n" * 233, b"v" * 65000)')" "the largest name and a 65000-byte value"
+# a header removed or replaced gives its room back (30,000 + 30,000 bytes,
+# one removed, then 30,000 more; one replaced by a smaller value, then more)
+assert_eq OK "$(lim '[os.setxattr(fd, P + "r%d" % i, b"x" * 30000) for i in range(2)]
+    os.removexattr(fd, P + "r0"); os.setxattr(fd, P + "r2", b"x" * 30000)')" "a removed header's room taken again"
+assert_eq OK "$(lim '[os.setxattr(fd, P + "s%d" % i, b"x" * 30000) for i in range(2)]
+    os.setxattr(fd, P + "s0", b"x"); os.setxattr(fd, P + "s2", b"x" * 30000)')" "a replaced header's room taken again"
 
 case_ "streambus dump shows them (text and --json)"
 txt=$(t "$SB" dump "$SB_LOG" h 2>&1)

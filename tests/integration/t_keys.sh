@@ -456,6 +456,48 @@ for sz in 80 200 1000; do
 		"getdents of $sz bytes: every key once, in the order of a whole listing"
 done
 
+# seekdir/telldir (lseek of the directory to an entry's d_off, as NFS
+# servers, Samba and glob-less walkers do): the listing goes on after that
+# entry, whether the offset is in the reply just read or far back (the
+# listing walks from the first key then). Random offsets, forward and back.
+cat >"$SB_TMP/seekdir.py" <<'EOF'
+import ctypes, os, random, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+buf = ctypes.create_string_buffer(600)
+def entries():
+    n = libc.syscall(217, fd, buf, len(buf))  # getdents64
+    if n < 0:
+        sys.exit("getdents64: %s" % os.strerror(ctypes.get_errno()))
+    raw, at, out = buf.raw[:n], 0, []
+    while at < n:
+        off, reclen = struct.unpack_from("qH", raw, at + 8)
+        out.append((raw[at + 19:at + reclen].split(b"\0", 1)[0], off))
+        at += reclen
+    return out
+whole = []
+while True:
+    e = entries()
+    if not e:
+        break
+    whole += e
+names = [x for x, _ in whole]
+rng, bad = random.Random(int(sys.argv[2])), 0
+for _ in range(200):
+    i = rng.randrange(len(whole) - 1)
+    os.lseek(fd, whole[i][1], os.SEEK_SET)
+    got = [x for x, _ in entries()]
+    if got != names[i + 1:i + 1 + len(got)]:
+        bad += 1
+        if bad < 4:
+            print("after entry %d (%r, d_off %d): %r" % (i, names[i], whole[i][1], got[:3]), file=sys.stderr)
+print(len(names), "bad", bad)
+EOF
+assert_eq "$(t python3 "$SB_TMP/seekdir.py" "$M/b1/.keys" 7)" "302 bad 0" \
+	"seekdir in .keys/ to 200 random entries: the listing goes on after each"
+assert_eq "$(t python3 "$SB_TMP/seekdir.py" "$M/b1" 8)" "$(($(ls "$M/b1" | wc -l) + 2)) bad 0" \
+	"seekdir in the topic to 200 random entries: the listing goes on after each"
+
 # ---------------------------------------------------------------------------
 # rsync writes each file as a temporary .NAME.XXXXXX and renames it into
 # place: in .keys/ that is one record keyed NAME (SPEC §3: a file being

@@ -2,9 +2,11 @@
  * test_store_compress.c - compressed sealed segments (format.h, "Compressed
  * segment"): round trips under each codec (by offset, keys, stats, stream,
  * offset_at, across a reopen), random reads and forward scans, damage inside
- * a compressed block (random flips: never served), recovery's cut, readers
- * and appenders busy while segments are swapped, a crash at each step of a
- * swap, zstd dictionaries. What a block holds (headers, value lengths, its
+ * a compressed block (random flips: never served), recovery's cut, damage
+ * in a plain segment before its compression (never compressed: never
+ * laundered under a block CRC), readers and appenders busy while segments
+ * are swapped, a crash at each step of a swap and of the write-back of a
+ * newest segment found compressed, zstd dictionaries. What a block holds (headers, value lengths, its
  * CRC): test_store_compress_blocks.c; the store both use: util_zstore.h.
  * SB_TEST_COMPRESS_CASES sets the number of damage cases (default 60).
  */
@@ -179,6 +181,104 @@ Test(compress, damage_never_served)
 	cr_assert_eq(uf_rmrf(copy), 0);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Topic t's segment files in offset order; their count. */
+static int sorted_segs(char names[][32], int cap)
+{
+	int ns = uz_list_segs(&Z, names, cap);
+	qsort(names, (size_t)ns, 32, name_cmp);
+	return ns;
+}
+
+static uint64_t file_size(const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	cr_assert_eq(stat(ut_topic_path(&Z.env, "t", name, path, sizeof(path)), &st), 0, "%s", path);
+	return (uint64_t)st.st_size;
+}
+
+/*
+ * Damage in a sealed plain segment before it is compressed (a flip on the
+ * disk between the seal and the background compression): compression
+ * checks every record's CRC as it copies it, so damage never goes into a
+ * block under a fresh CRC. The damaged segment stays plain; every record
+ * reads right or SB_ECORRUPT, the same ones before the compression, after
+ * it and after a reopen; the others compress. Random flips, lz4 and zstd
+ * in turn.
+ */
+Test(compress, damage_before_compression_kept_out)
+{
+	const char *e = getenv("SB_TEST_COMPRESS_CASES");
+	int cases = e ? atoi(e) / 2 : 30;
+	const uint64_t n = 3000;
+	char names[64][32], copy[4096 + 16];
+	uint8_t bad_before[3000];
+
+	uz_open(&Z, SB_COMPRESS_NONE);
+	uz_append(&Z, n, NULL);
+	cr_assert_eq(sb_log_sync(Z.L), 0);
+	cr_assert_eq(sb_store_close(Z.S), 0);
+	Z.S = NULL;
+	snprintf(copy, sizeof(copy), "%s.orig", Z.env.store);
+	cr_assert_eq(uf_copy_tree(Z.env.store, copy), 0, "%s", copy);
+	srand(4242);
+	for (int c = 0; c < cases; c++) {
+		uz_restore(&Z, copy);
+		int ns = sorted_segs(names, 64);
+		cr_assert_gt(ns, 3);
+		int k = rand() % (ns - 1); /* sealed: not the newest */
+		uint64_t size = file_size(names[k]);
+		uint64_t pos = SB_SEG_HDR + (uint64_t)rand() % (size - SB_SEG_HDR);
+		flip(names[k], pos, (uint8_t)(1u << (rand() % 8)));
+
+		Z.C.compression = c % 2 ? SB_COMPRESS_ZSTD : SB_COMPRESS_LZ4;
+		cr_assert_eq(uz_open_quiet(&Z, 0), 0, "case %d", c);
+		int bad = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			int rc = uz_check_rec(&Z, i);
+			cr_assert(rc == 0 || rc == SB_ECORRUPT, "case %d record %llu: %d", c, (unsigned long long)i, rc);
+			bad_before[i] = rc != 0;
+			bad += rc != 0;
+		}
+		cr_assert_gt(bad, 0, "case %d: a flip at %llu of %s went unseen", c, (unsigned long long)pos, names[k]);
+		size_t done = 0;
+		cr_assert_eq(sb_log_compress(Z.L, &done), 0, "case %d", c);
+		for (int pass = 0; pass < 2; pass++) {
+			for (uint64_t i = 0; i < n; i++) {
+				int rc = uz_check_rec(&Z, i);
+				cr_assert_eq(rc != 0, bad_before[i],
+					     "case %d (flip at %llu of %s)%s: record %llu reads %d, before the "
+					     "compression %s", c, (unsigned long long)pos, names[k],
+					     pass ? " after a reopen" : "", (unsigned long long)i, rc,
+					     bad_before[i] ? "damaged" : "right");
+			}
+			if (!pass) {
+				cr_assert_eq(sb_store_close(Z.S), 0);
+				Z.S = NULL;
+				cr_assert_eq(uz_open_quiet(&Z, 0), 0, "case %d", c);
+			}
+		}
+		cr_assert_eq(sb_store_close(Z.S), 0);
+		Z.S = NULL;
+		uint64_t end;
+		cr_assert_not(uz_is_compressed(&Z, names[k], &end), "case %d: the damaged %s was compressed", c,
+			      names[k]);
+		int others = 0;
+		for (int i = 0; i + 1 < ns; i++)
+			others += i != k && uz_is_compressed(&Z, names[i], &end);
+		cr_assert_eq(others, ns - 2, "case %d: %d of the %d other sealed segments compressed", c, others,
+			     ns - 2);
+	}
+	Z.C.compression = SB_COMPRESS_NONE;
+	cr_assert_eq(uf_rmrf(copy), 0);
+}
+
 /* ---- busy readers and appenders during swaps ---------------------------- */
 
 static atomic_int stop;
@@ -312,6 +412,99 @@ Test(compress, crash_at_each_step)
 	}
 	cr_assert_gt(crashed, 30, "%u of %u scenarios crashed", crashed, scenarios);
 	fprintf(stderr, "crash_at_each_step: %u scenarios, %u crashed the swap\n", scenarios, crashed);
+	cr_assert_eq(uf_rmrf(tmpl), 0);
+}
+
+/*
+ * A topic whose newest segment is compressed (the plain ones after it
+ * gone: here removed by hand) takes appends again: the open writes that
+ * segment back as a plain file (temp file, fdatasync, rename, directory
+ * fsync). A crash at the kth call of each kind during that open, or after
+ * it at the sync of one more append, in each crash mode: every record is
+ * still there and reads right, and the appended one too once its sync
+ * returned.
+ */
+Test(compress, crash_writing_back_plain)
+{
+	static const fio_kind kinds[] = {FIO_OPEN, FIO_PWRITE, FIO_FDATASYNC, FIO_RENAME, FIO_UNLINK, FIO_CLOSE};
+	char tmpl[4096 + 16], names[64][32], path[4096];
+	unsigned scenarios = 0, crashed = 0;
+
+	crash_cfg(&Z.C);
+	cr_assert_eq(ut_open(Z.env.store, &Z.C, NULL, &Z.S), 0);
+	Z.L = ut_topic(Z.S, "t");
+	uz_append(&Z, 800, NULL);
+	cr_assert_eq(sb_log_sync(Z.L), 0);
+	cr_assert_eq(sb_log_compress(Z.L, NULL), 0);
+	cr_assert_eq(sb_store_close(Z.S), 0);
+	Z.S = NULL;
+	/* the newest segment and its index files go: the one before it, compressed, is the newest */
+	int ns = sorted_segs(names, 64);
+	cr_assert_gt(ns, 2);
+	uint64_t end, n = strtoull(names[ns - 1], NULL, 10);
+	cr_assert(uz_is_compressed(&Z, names[ns - 2], &end));
+	cr_assert_eq(unlink(ut_topic_path(&Z.env, "t", names[ns - 1], path, sizeof(path))), 0);
+	static const char *const suffixes[] = {".idx", ".tix"};
+	for (int i = 0; i < 2; i++) {
+		char name[40];
+		snprintf(name, sizeof(name), "%.20s%s", names[ns - 1], suffixes[i]);
+		unlink(ut_topic_path(&Z.env, "t", name, path, sizeof(path)));
+	}
+	unlink(ut_topic_path(&Z.env, "t", "clean", path, sizeof(path)));
+	snprintf(tmpl, sizeof(tmpl), "%s.tmpl", Z.env.store);
+	cr_assert_eq(uf_copy_tree(Z.env.store, tmpl), 0, "%s", tmpl);
+	/* without a crash: the open writes it back plain, and it reads */
+	cr_assert_eq(uz_open_quiet(&Z, 0), 0);
+	cr_assert_eq(sb_log_next(Z.L), n);
+	cr_assert_eq(sb_store_close(Z.S), 0);
+	Z.S = NULL;
+	cr_assert_not(uz_is_compressed(&Z, names[ns - 2], &end), "%s still compressed", names[ns - 2]);
+	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
+		for (unsigned k = 1;; k++) {
+			cr_assert_eq(uf_rmrf(Z.env.store), 0);
+			cr_assert_eq(uf_rmrf(Z.env.stash), 0);
+			cr_assert_eq(uf_copy_tree(tmpl, Z.env.store), 0, "%s", Z.env.store);
+			cr_assert_eq(mkdir(Z.env.stash, 0755), 0);
+			fio *f = fio_new(Z.env.stash);
+			cr_assert_not_null(f);
+			fio_set_sync(f, 0, 0);
+			fio_crash_at(f, kinds[ki], k);
+			int acked = 0, rc = ut_open(Z.env.store, &Z.C, fio_io(f), &Z.S);
+			if (!rc && !fio_crashed(f)) {
+				rc = sb_store_get(Z.S, "t", &Z.L);
+				cr_assert(rc == 0 || fio_crashed(f), "kind %zu k %u: %s", ki, k, sb_strerror(rc));
+				if (!rc)
+					acked = uz_try_append(&Z, NULL) == 0 && sb_log_sync(Z.L) == 0;
+			}
+			int hit = fio_crashed(f);
+			fio_crash_now(f);
+			if (Z.S)
+				sb_store_close(Z.S); /* abandoned: the power goes */
+			Z.S = NULL;
+			int mode = (int)((k + ki) % FIO_CRASH_NMODES);
+			cr_assert_eq(fio_crash_apply(f, k * 37 + ki, mode, NULL), 0);
+			fio_free(f);
+			scenarios++;
+			crashed += hit;
+
+			rc = uz_open_quiet(&Z, 0);
+			cr_assert_eq(rc, 0, "kind %zu k %u mode %d: %s", ki, k, mode, sb_strerror(rc));
+			uint64_t next = sb_log_next(Z.L);
+			cr_assert(next == n || next == n + 1, "kind %zu k %u mode %d: next %llu", ki, k, mode,
+				  (unsigned long long)next);
+			cr_assert(next == n + 1 || !acked, "kind %zu k %u mode %d: the synced append is lost", ki, k,
+				  mode);
+			for (uint64_t i = 0; i < next; i++)
+				cr_assert_eq(uz_check_rec(&Z, i), 0, "kind %zu k %u mode %d: record %llu", ki, k, mode,
+					     (unsigned long long)i);
+			cr_assert_eq(sb_store_close(Z.S), 0);
+			Z.S = NULL;
+			if (!hit)
+				break; /* no kth call of this kind: the next kind */
+		}
+	}
+	cr_assert_gt(crashed, 5, "%u of %u scenarios crashed", crashed, scenarios);
+	fprintf(stderr, "crash_writing_back_plain: %u scenarios, %u crashed\n", scenarios, crashed);
 	cr_assert_eq(uf_rmrf(tmpl), 0);
 }
 

@@ -101,21 +101,25 @@ size_t uz_payload(uint64_t i, uint8_t *buf, size_t cap)
 	return n;
 }
 
-void uz_append(uz_store *z, uint64_t n, uz_headers_fn *hdrs)
+int uz_try_append(uz_store *z, uz_headers_fn *hdrs)
 {
 	uint8_t buf[4096];
 	char key[32];
+	uint64_t i = sb_log_next(z->L);
+	size_t len = uz_payload(i, buf, sizeof(buf));
+	int kl = snprintf(key, sizeof(key), "k%llu", (unsigned long long)(i % 13));
+	sb_record_in r = {.key = key, .key_len = i % 3 == 0 ? (uint32_t)kl : 0, .value = buf,
+			  .value_len = (uint32_t)len, .timestamp_ns = 1000 + (int64_t)i * 7};
 
-	for (uint64_t k = 0; k < n; k++) {
-		uint64_t i = sb_log_next(z->L);
-		size_t len = uz_payload(i, buf, sizeof(buf));
-		int kl = snprintf(key, sizeof(key), "k%llu", (unsigned long long)(i % 13));
-		sb_record_in r = {.key = key, .key_len = i % 3 == 0 ? (uint32_t)kl : 0, .value = buf,
-				  .value_len = (uint32_t)len, .timestamp_ns = 1000 + (int64_t)i * 7};
-		if (hdrs)
-			hdrs(i, &r.headers, &r.n_headers);
-		cr_assert_eq(sb_log_append(z->L, &r, 1, NULL), 0);
-	}
+	if (hdrs)
+		hdrs(i, &r.headers, &r.n_headers);
+	return sb_log_append(z->L, &r, 1, NULL);
+}
+
+void uz_append(uz_store *z, uint64_t n, uz_headers_fn *hdrs)
+{
+	for (uint64_t k = 0; k < n; k++)
+		cr_assert_eq(uz_try_append(z, hdrs), 0);
 }
 
 int uz_check_rec(const uz_store *z, uint64_t i)

@@ -61,6 +61,8 @@ typedef void uz_headers_fn(uint64_t i, const sb_header **h, uint32_t *n);
 /* Append n records from sb_log_next on: record i's payload, key "k<i%13>"
  * on every third, timestamp 1000 + i * 7; its headers from hdrs (NULL: none). */
 void uz_append(uz_store *z, uint64_t n, uz_headers_fn *hdrs);
+/* The same for one record, without asserting: 0 or sb_log_append's error. */
+int uz_try_append(uz_store *z, uz_headers_fn *hdrs);
 /* Record i as read (all of it, its key, a part from the middle): 0 if
  * right, else what was wrong (an error, or 1). */
 int uz_check_rec(const uz_store *z, uint64_t i);
