@@ -220,10 +220,10 @@ static uint64_t walk_records(vctx *v, const char *path, sb_segwin *m,
 	 * own index covers: the index is written only once the segment was
 	 * synced, so whole records that were synced are gone (a cut at a
 	 * record boundary: nothing else shows it). Not when the entries (CRC
-	 * good) name other records: the index of what a compacted segment
-	 * was before its round (a copy taken meanwhile), as the store says
-	 * (segment_open.c). */
-	if (ix->hdr_ok && ix->base_ok && ix->seg_len > pos && pos >= sb_segwin_size(m) &&
+	 * good) name other records, nor in a compacted segment: the index
+	 * of what a compacted segment was before its round (a copy taken
+	 * meanwhile), as the store says (segment_open.c, seg_check_lost). */
+	if (!v->seg_span && ix->hdr_ok && ix->base_ok && ix->seg_len > pos && pos >= sb_segwin_size(m) &&
 	    !(ix->ecrc_ok && ix->wrong)) {
 		v->cur_off = off;
 		report(v, SB_VERIFY_RECORD, path, pos,
