@@ -154,12 +154,20 @@ int sb_store_holder_get(const char *dir, sb_store_holder *out)
 		h->pid = 0;
 	note_line(buf, 1, h->mountpoint, sizeof(h->mountpoint));
 	note_line(buf, 2, h->dir, sizeof(h->dir));
+	char closing[64];
+	unsigned long long done = 0, total = 0;
+	note_line(buf, 3, closing, sizeof(closing));
+	if (sscanf(closing, "closing %llu %llu", &done, &total) != 2)
+		done = total = 0;
+	h->closing_done = done;
+	h->closing_total = total;
 	long locker = flock_pid(st.st_dev, st.st_ino);
 	h->held = locker > 0;
 	if (h->held && locker != h->pid) {
 		/* a holder that wrote no note (yet): the note is its predecessor's */
 		h->pid = locker;
 		h->mountpoint[0] = h->dir[0] = '\0';
+		h->closing_done = h->closing_total = 0;
 	}
 	h->mounted = h->mountpoint[0] && h->dir[0] && mounted_at(h->mountpoint, h->dir);
 	*out = *h;
@@ -167,13 +175,17 @@ int sb_store_holder_get(const char *dir, sb_store_holder *out)
 	return 0;
 }
 
-/* The note: "PID\nMOUNTPOINT\nDIR\n". Written over the old one, then cut
- * to length, so that a reader never sees an empty file once written. */
-static void write_note(int fd, const char *dir, const char *mountpoint)
+/* The note: "PID\nMOUNTPOINT\nDIR\n", and "closing DONE TOTAL\n" while
+ * closing (total > 0). Written over the old one, then cut to length, so
+ * that a reader never sees an empty file once written. */
+static void write_note(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total)
 {
-	char *note = NULL;
-	int n = asprintf(&note, "%ld\n%s\n%s\n", (long)getpid(), mountpoint ? mountpoint : "",
-			 dir);
+	char *note = NULL, closing[64] = "";
+	if (total)
+		snprintf(closing, sizeof(closing), "closing %llu %llu\n", (unsigned long long)done,
+			 (unsigned long long)total);
+	int n = asprintf(&note, "%ld\n%s\n%s\n%s", (long)getpid(), mountpoint ? mountpoint : "",
+			 dir, closing);
 
 	if (n < 0)
 		return; /* the note is informative only */
@@ -182,13 +194,39 @@ static void write_note(int fd, const char *dir, const char *mountpoint)
 	free(note);
 }
 
+/* The wait's deadline: lock_wait_ms from its start, and again from each
+ * step of the holder's close (its note's count of topics closed moved). */
+typedef struct waiting {
+	long long deadline;
+	long pid;
+	uint64_t done;
+} waiting;
+
+static void wait_begin(waiting *w, const sb_store_options *opt)
+{
+	*w = (waiting){.deadline = mono_ms() + opt->lock_wait_ms, .pid = -1};
+}
+
+/* Past the deadline, given what the holder's note says now? */
+static int wait_over(waiting *w, const sb_store_holder *h, const sb_store_options *opt)
+{
+	if (h->closing_total && (h->pid != w->pid || h->closing_done != w->done)) {
+		if (w->pid >= 0) /* progress seen (not the first look) */
+			w->deadline = mono_ms() + opt->lock_wait_ms;
+		w->pid = h->pid;
+		w->done = h->closing_done;
+	}
+	return mono_ms() >= w->deadline;
+}
+
 /* flock fd, waiting for a holder that is not a live mount (see sb_store.h). */
 static int wait_flock(int fd, const char *dir, const sb_store_options *opt)
 {
-	long long deadline = mono_ms() + opt->lock_wait_ms;
 	sb_store_holder *h = calloc(1, sizeof(*h));
 	int told = 0, rc;
+	waiting w;
 
+	wait_begin(&w, opt);
 	if (!h)
 		return -ENOMEM;
 	for (;;) {
@@ -204,7 +242,7 @@ static int wait_flock(int fd, const char *dir, const sb_store_options *opt)
 		}
 		if (sb_store_holder_get(dir, h) != 0)
 			memset(h, 0, sizeof(*h));
-		if (h->mounted || mono_ms() >= deadline) {
+		if (h->mounted || wait_over(&w, h, opt)) {
 			rc = SB_ELOCKED;
 			break;
 		}
@@ -218,16 +256,26 @@ static int wait_flock(int fd, const char *dir, const sb_store_options *opt)
 	return rc;
 }
 
+void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total)
+{
+	write_note(fd, dir, mountpoint, done, total);
+}
+
+void sb_store_wait_finishing(const char *dir, const sb_store_options *opt)
+{
+	sb_lock_wait_finishing(dir, opt);
+}
+
 void sb_lock_wait_finishing(const char *dir, const sb_store_options *opt)
 {
-	long long deadline = mono_ms() + opt->lock_wait_ms;
 	sb_store_holder *h;
 	int told = 0;
+	waiting w;
 
 	if (!opt->lock_wait_ms || !(h = malloc(sizeof(*h))))
 		return;
-	while (sb_store_holder_get(dir, h) == 0 && h->held && !h->mounted &&
-	       mono_ms() < deadline) {
+	wait_begin(&w, opt);
+	while (sb_store_holder_get(dir, h) == 0 && h->held && !h->mounted && !wait_over(&w, h, opt)) {
 		if (!told && opt->lock_waiting)
 			opt->lock_waiting(opt->lock_waiting_arg, h);
 		told = 1;
@@ -253,7 +301,7 @@ int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd)
 		io->close(io->ctx, lfd);
 		return rc;
 	}
-	write_note(lfd, dir, opt->mountpoint);
+	write_note(lfd, dir, opt->mountpoint, 0, 0);
 	*fd = lfd;
 	return 0;
 }

@@ -23,5 +23,8 @@ int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd);
  * opt->lock_wait_ms; then return, whoever holds the lock.
  */
 void sb_lock_wait_finishing(const char *dir, const sb_store_options *opt);
+/* Rewrite the holder note of the lock held in fd with the close's progress:
+ * `done` topics closed of `total` (a waiting opener waits on while it moves). */
+void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -34,6 +35,7 @@ struct sb_store {
 	char dir[PATH_MAX];
 	sb_store_options opt;
 	int lock_fd;                 /* flock'ed LOG_DIR/.lock, -1 read-only */
+	char *mountpoint;            /* opt.mountpoint's copy (the lock note's), or NULL */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;           /* wakes the flusher to stop */
 	sb_log **topics;             /* [mu] sorted by name */
@@ -478,12 +480,42 @@ static void *indexer_main(void *arg)
  * so thousands of topics close in the time of a few hundred. */
 #define CLOSE_THREADS 8
 #define CLOSE_PER_THREAD 64
+/* The lock note says how far the close got, at most this often: an opener
+ * waiting for this store waits on while it moves (lock.c). */
+#define CLOSE_NOTE_MS 100
 
 typedef struct closer {
 	sb_store *s;
 	_Atomic size_t next;         /* the next topic to close */
+	_Atomic size_t done;         /* topics closed */
 	_Atomic int rc;              /* the first error */
+	pthread_mutex_t note_mu;     /* one writer of the note at a time */
+	long long noted_ms;          /* [note_mu] when the note was last written */
 } closer;
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write `done` into the lock note, if CLOSE_NOTE_MS passed since the last
+ * time (or `now`); a thread writing it meanwhile tells for this one. */
+static void note_progress(closer *c, size_t done, int now)
+{
+	sb_store *s = c->s;
+
+	if (s->lock_fd < 0 || pthread_mutex_trylock(&c->note_mu))
+		return;
+	long long t = mono_ms();
+	if (now || t - c->noted_ms >= CLOSE_NOTE_MS) {
+		sb_lock_note_closing(s->lock_fd, s->dir, s->mountpoint, done, s->ntopics);
+		c->noted_ms = t;
+	}
+	pthread_mutex_unlock(&c->note_mu);
+}
 
 static void *close_some(void *arg)
 {
@@ -495,6 +527,7 @@ static void *close_some(void *arg)
 		int none = 0;
 		if (r)
 			atomic_compare_exchange_strong(&c->rc, &none, r);
+		note_progress(c, atomic_fetch_add(&c->done, 1) + 1, 0);
 	}
 	return NULL;
 }
@@ -502,10 +535,11 @@ static void *close_some(void *arg)
 /* Close every topic (the first error is returned), release the lock, free. */
 static int store_free(sb_store *s)
 {
-	closer c = {.s = s};
+	closer c = {.s = s, .note_mu = PTHREAD_MUTEX_INITIALIZER};
 	pthread_t th[CLOSE_THREADS];
 	size_t n = 0, want = s->ntopics / CLOSE_PER_THREAD;
 
+	note_progress(&c, 0, 1);
 	for (; n < want && n < CLOSE_THREADS; n++)
 		if (pthread_create(&th[n], NULL, close_some, &c) != 0)
 			break;
@@ -524,6 +558,8 @@ static int store_free(sb_store *s)
 	free(s->dead);
 	if (s->lock_fd >= 0)
 		s->opt.io->close(s->opt.io->ctx, s->lock_fd);
+	free(s->mountpoint);
+	pthread_mutex_destroy(&c.note_mu);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);
@@ -591,6 +627,10 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out)
 			goto out_free;
 		if ((rc = sb_lock_take(s->dir, &s->opt, &s->lock_fd)))
 			goto out_free;
+		if (s->opt.mountpoint && !(s->mountpoint = strdup(s->opt.mountpoint))) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
 	} else {
 		sb_lock_wait_finishing(s->dir, &s->opt);
 	}

@@ -33,6 +33,10 @@ int sb_cmd_get(int argc, char **argv);
  * not keep quiet) is taken again, up to 3 looks, and only the last look's
  * reports reach the caller's hook. */
 int sb_cmd_dir_in_use(const char *dir);
+/* Wait (saying so on stderr, as "streambus CMD: waiting ...") for a daemon
+ * that holds dir's lock and is closing after its unmount, before deciding
+ * with sb_cmd_dir_in_use whether dir is in use. */
+void sb_cmd_wait_finishing(const char *cmd, const char *dir);
 int sb_cmd_open_ro_live(const char *dir, sb_store_options *o, sb_store **out);
 int sb_cmd_verify_live(const char *topic_dir, sb_verify_problem_fn on_problem,
 		       sb_verify_progress_fn on_progress, void *arg, sb_verify_result *res);

@@ -375,6 +375,18 @@ static void ro_lock_wait(void *arg, const sb_store_holder *h)
 			   SB_LOCK_WAIT_DEFAULT_MS / 1000, w->dir);
 }
 
+void sb_cmd_wait_finishing(const char *cmd, const char *dir)
+{
+	sb_store_options o;
+	ro_wait w = {cmd, dir};
+
+	sb_store_options_default(&o);
+	o.lock_wait_ms = SB_LOCK_WAIT_DEFAULT_MS;
+	o.lock_waiting = ro_lock_wait;
+	o.lock_waiting_arg = &w;
+	sb_store_wait_finishing(dir, &o);
+}
+
 int sb_cmd_open_ro_with(const char *cmd, const char *dir, const sb_cmd_ro *ro, sb_store **out)
 {
 	sb_store_options o;

@@ -524,6 +524,7 @@ int sb_cmd_verify(int argc, char **argv)
 		return SB_EXIT_ERROR;
 	dir = w.dir;
 	st.bar = bar >= 0 ? bar : isatty(STDERR_FILENO);
+	sb_cmd_wait_finishing(cmd, dir); /* a daemon just unmounted: its indexes first */
 	st.in_use = sb_cmd_dir_in_use(dir);
 	if (st.json) {
 		printf("{\"log_dir\": ");

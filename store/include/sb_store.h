@@ -108,6 +108,8 @@ typedef struct sb_store_holder {
 	char dir[4096];          /* the store directory as the holder named it */
 	int held;                /* some process holds the lock right now */
 	int mounted;             /* a mount of `dir` is at `mountpoint` right now */
+	uint64_t closing_done;   /* the holder is closing: topics closed so far */
+	uint64_t closing_total;  /* ... of these (0: not closing, or not said) */
 } sb_store_holder;
 
 /* How long the daemon and the tools wait for a finishing holder (ms). */
@@ -159,8 +161,11 @@ typedef struct sb_store_options {
 	 * opener that finds the lock held refuses at once (SB_ELOCKED) when
 	 * the holder's mountpoint is mounted (a live mount); otherwise the
 	 * holder is finishing (a daemon just unmounted, a tool) and the opener
-	 * waits for it, polling, up to lock_wait_ms (0: SB_ELOCKED at once),
-	 * calling lock_waiting (may be NULL) once when it starts waiting.
+	 * waits for it, polling, up to lock_wait_ms (0: SB_ELOCKED at once)
+	 * and then on as long as the holder's note shows its close progress
+	 * within each lock_wait_ms (thousands of topics take longer to close
+	 * than a few seconds: each syncs its files), calling lock_waiting (may
+	 * be NULL) once when it starts waiting.
 	 * A read_only open takes no lock but waits the same way for such a
 	 * holder (a closing daemon trims segments under a reader), then reads
 	 * whoever holds the lock. These four are used during sb_store_open()
@@ -191,6 +196,11 @@ int sb_store_open(const char *dir, const sb_store_options *opt, sb_store **out);
  * -errno (-ENOENT: no lock file); *out untouched on failure. Never takes
  * the lock (safe beside a daemon starting). */
 int sb_store_holder_get(const char *dir, sb_store_holder *out);
+/* Wait, as a read-only sb_store_open() does (opt's lock_* fields), for a
+ * holder of dir's lock that is no live mount (a daemon closing after its
+ * unmount) to let go; then return, whoever holds it. For a tool that
+ * decides from the lock whether LOG_DIR is in use before it opens. */
+void sb_store_wait_finishing(const char *dir, const sb_store_options *opt);
 /* Sync everything, write indexes and clean markers, release the lock, free. */
 int sb_store_close(sb_store *s);
 

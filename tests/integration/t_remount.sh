@@ -19,10 +19,10 @@ topics=${SB_REMOUNT_TOPICS:-16}
 lock_pid() { head -1 "$SB_LOG/.lock" 2>/dev/null | tr -dc 0-9; }
 
 # the other users of LOG_DIR, right after the unmount: in turn recover, stat
-# and dump (read-only), or none
+# and dump (read-only), verify, or none
 after_umount() {
 	local c=$1 old=$2 out err rc
-	case $((c % 3)) in
+	case $((c % 4)) in
 	0)
 		out=$(t "$SB_TOOL" recover "$SB_LOG" 2>"$SB_TMP/tool.err"); rc=$?
 		err=$(cat "$SB_TMP/tool.err")
@@ -39,6 +39,14 @@ after_umount() {
 		assert_eq 0 "$?" "cycle $c: dump right after fusermount3 -u ($(cat "$SB_TMP/tool.err"))"
 		assert_eq "$expected" "$(cat "$SB_TMP/dump.out")"$'\n' "cycle $c: dump has every acknowledged record"
 		err=$(grep -v "waiting (up to 10 s) for process $old to release $SB_LOG" "$SB_TMP/tool.err") ;;
+	2)
+		# verify waits for the daemon too, then checks the indexes its
+		# unmount wrote, counted: nothing is "in use" or "not counted"
+		out=$(t "$SB_TOOL" verify "$SB_LOG" 2>"$SB_TMP/tool.err"); rc=$?
+		err=$(cat "$SB_TMP/tool.err")
+		assert_eq 0 "$rc" "cycle $c: verify right after fusermount3 -u: exit status ($err)"
+		assert_true '! grep -Eq "in use|not counted" <<<"$out"' \
+			"cycle $c: verify right after fusermount3 -u checks a log no longer in use: [$(grep -E "in use|not counted" <<<"$out" | head -3)]" ;;
 	*)
 		return 0 ;;
 	esac
@@ -47,7 +55,7 @@ after_umount() {
 		"cycle $c: the tool says only whom it waits for: [$err]"
 }
 
-case_ "$cycles cycles: append, fusermount3 -u, at once recover / stat and dump / nothing, mount again"
+case_ "$cycles cycles: append, fusermount3 -u, at once recover / stat and dump / verify / nothing, mount again"
 sb_mount
 assert_ok mkdir "$SB_MNT/loop"
 assert_sh_ok 'for i in $(seq "$2"); do mkdir "$1/side$i" || exit 1; done' "$SB_MNT" "$topics"
