@@ -363,8 +363,8 @@ size_t sb_log_batch_max(const sb_log *l)
 }
 
 /*
- * Sync the sealed segments that a roll left unsynced, oldest first, and save
- * their indexes. Never takes append_mu; holds the `syncing` flag so that a
+ * Sync the sealed segments that a roll left unsynced, oldest first, all their
+ * records before any of their index files, and save those. Never takes append_mu; holds the `syncing` flag so that a
  * segment being synced is not dropped meanwhile.
  */
 int sb_log_finish_seals(sb_log *l)
@@ -378,13 +378,27 @@ int sb_log_finish_seals(sb_log *l)
 			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
 		l->syncing = 1;
 		pthread_mutex_unlock(&l->sync_mu);
-		/* With `syncing` set no segment is dropped (drop_front waits). */
+		/* With `syncing` set no segment is dropped (drop_front waits).
+		 * One step a turn (appenders that roll wait for `syncing`
+		 * between them): the records of the oldest sealed segment not
+		 * synced; once there is none, the index files of the oldest
+		 * not saved. Records first: an index costs four times its
+		 * segment's sync (two files, their renames, the directory),
+		 * and a backlog of small sealed segments synced one whole
+		 * segment at a time left records unsynced for seconds under
+		 * `interval` (found by a tester). */
 		pthread_rwlock_rdlock(&l->seg_lock);
+		for (size_t i = 0; i + 1 < l->nsegs && !s; i++)
+			if (sb_segment_unsynced(l->segs[i]) && !sb_segment_data_synced(l->segs[i]))
+				s = l->segs[i];
+		int records = s != NULL;
 		for (size_t i = 0; i + 1 < l->nsegs && !s; i++)
 			if (sb_segment_unsynced(l->segs[i]))
 				s = l->segs[i];
 		pthread_rwlock_unlock(&l->seg_lock);
-		if (s) {
+		if (s && records) {
+			rc = sb_segment_sync_data(s);
+		} else if (s) {
 			rc = sb_segment_make_durable(s);
 			if (!rc)
 				rc = sb_fsync_dir(l->io, l->dir);

@@ -434,6 +434,7 @@ int sb_segment_finish(sb_segment *s)
 			return rc;
 		s->alloc = len;
 	}
+	atomic_store(&s->data_synced, 0);
 	atomic_store(&s->unsynced, 1);
 	return 0;
 }
@@ -443,12 +444,17 @@ int sb_segment_unsynced(const sb_segment *s)
 	return atomic_load(&s->unsynced);
 }
 
-int sb_segment_make_durable(sb_segment *s)
+int sb_segment_data_synced(const sb_segment *s)
+{
+	return atomic_load(&s->data_synced);
+}
+
+int sb_segment_sync_data(sb_segment *s)
 {
 	const sb_io *io = s->p->io;
 	int rc;
 
-	if (s->p->read_only)
+	if (s->p->read_only || atomic_load(&s->data_synced))
 		return 0;
 	/* Written through the shared mapping, its dirty pages are mapped
 	 * writable: the sync would write-protect them one at a time, a TLB
@@ -459,10 +465,24 @@ int sb_segment_make_durable(sb_segment *s)
 	if (s->writable)
 		(void)madvise(s->map, s->map_len, MADV_DONTNEED);
 	rc = io->fdatasync(io->ctx, s->fd);
+	if (!rc && atomic_load(&s->unsynced)) /* sealed: nothing is written to it again */
+		atomic_store(&s->data_synced, 1);
+	return rc;
+}
+
+int sb_segment_make_durable(sb_segment *s)
+{
+	int rc;
+
+	if (s->p->read_only)
+		return 0;
+	rc = sb_segment_sync_data(s);
 	if (!rc)
 		rc = sb_segment_save_index(s);
-	if (!rc)
+	if (!rc) {
 		atomic_store(&s->unsynced, 0);
+		atomic_store(&s->data_synced, 0); /* (only meant between the two steps) */
+	}
 	return rc;
 }
 

@@ -193,8 +193,13 @@ void sb_segment_set_span(sb_segment *s, uint64_t next);
 int sb_segment_finish(sb_segment *s);
 /* A finished segment: fdatasync it and then save its index. */
 int sb_segment_make_durable(sb_segment *s);
+/* Its records synced (the first step of sb_segment_make_durable, done once
+ * for a sealed segment): 0 or -errno. */
+int sb_segment_sync_data(sb_segment *s);
 /* Finished but not yet durable? */
 int sb_segment_unsynced(const sb_segment *s);
+/* Finished, its records synced (its index files maybe not yet saved)? */
+int sb_segment_data_synced(const sb_segment *s);
 /* finish + make_durable. */
 int sb_segment_seal(sb_segment *s);
 /* Save the index file if it is not up to date (read-write only), after an

@@ -42,6 +42,8 @@ struct sb_segment {
 	_Atomic int64_t prior_max;    /* the largest timestamp of the segments
 				       * before it when it joined the log */
 	_Atomic int unsynced;         /* finished (sealed) but not yet synced */
+	_Atomic int data_synced;      /* sealed and its records synced, its
+				       * index files maybe not yet */
 	int damage;                   /* SB_REC_* that stopped the check before the
 				       * end of the file, 0 if none; left for the log */
 	int zeros;                    /* only zeros past len (preallocated space?) */
