@@ -349,6 +349,20 @@ static void crash_cfg(sb_log_config *c)
 	c->index_interval_bytes = 512;
 }
 
+/* The store as in tmpl again, and a crash simulator over its files (the
+ * caller's: fio_free). */
+static fio *crash_scenario(const char *tmpl)
+{
+	cr_assert_eq(uf_rmrf(Z.env.store), 0);
+	cr_assert_eq(uf_rmrf(Z.env.stash), 0);
+	cr_assert_eq(uf_copy_tree(tmpl, Z.env.store), 0, "%s", Z.env.store);
+	cr_assert_eq(mkdir(Z.env.stash, 0755), 0);
+	fio *f = fio_new(Z.env.stash);
+	cr_assert_not_null(f);
+	fio_set_sync(f, 0, 0);
+	return f;
+}
+
 /*
  * A store whose records were all synced, then sb_log_compress over
  * util_faultio crashing at the kth call of each kind it makes (open,
@@ -373,13 +387,7 @@ Test(compress, crash_at_each_step)
 	cr_assert_eq(uf_copy_tree(Z.env.store, tmpl), 0, "%s", tmpl);
 	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
 		for (unsigned k = 1;; k++) {
-			cr_assert_eq(uf_rmrf(Z.env.store), 0);
-			cr_assert_eq(uf_rmrf(Z.env.stash), 0);
-			cr_assert_eq(uf_copy_tree(tmpl, Z.env.store), 0, "%s", Z.env.store);
-			cr_assert_eq(mkdir(Z.env.stash, 0755), 0);
-			fio *f = fio_new(Z.env.stash);
-			cr_assert_not_null(f);
-			fio_set_sync(f, 0, 0);
+			fio *f = crash_scenario(tmpl);
 			cr_assert_eq(ut_open(Z.env.store, &Z.C, fio_io(f), &Z.S), 0);
 			cr_assert_eq(sb_store_get(Z.S, "t", &Z.L), 0);
 			fio_crash_at(f, kinds[ki], k);
@@ -461,13 +469,7 @@ Test(compress, crash_writing_back_plain)
 	cr_assert_not(uz_is_compressed(&Z, names[ns - 2], &end), "%s still compressed", names[ns - 2]);
 	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
 		for (unsigned k = 1;; k++) {
-			cr_assert_eq(uf_rmrf(Z.env.store), 0);
-			cr_assert_eq(uf_rmrf(Z.env.stash), 0);
-			cr_assert_eq(uf_copy_tree(tmpl, Z.env.store), 0, "%s", Z.env.store);
-			cr_assert_eq(mkdir(Z.env.stash, 0755), 0);
-			fio *f = fio_new(Z.env.stash);
-			cr_assert_not_null(f);
-			fio_set_sync(f, 0, 0);
+			fio *f = crash_scenario(tmpl);
 			fio_crash_at(f, kinds[ki], k);
 			int acked = 0, rc = ut_open(Z.env.store, &Z.C, fio_io(f), &Z.S);
 			if (!rc && !fio_crashed(f)) {

@@ -211,6 +211,16 @@ static pid_t fork_holder(int go[2])
 	return pid;
 }
 
+/* Options that wait ms for a finishing holder, counting in w. */
+static void waiting_options(sb_store_options *o, waited *w, unsigned ms)
+{
+	sb_store_options_default(o);
+	o->defaults = C;
+	o->lock_wait_ms = ms;
+	o->lock_waiting = on_wait;
+	o->lock_waiting_arg = w;
+}
+
 /* The holder is open: its child said so (or died: 0 bytes). */
 static void holder_ready(int go[2])
 {
@@ -253,11 +263,7 @@ Test(topics, a_finishing_holder_is_waited_for, .timeout = 60)
 
 	sb_store_options o;
 	waited w = {0, 0};
-	sb_store_options_default(&o);
-	o.defaults = C;
-	o.lock_wait_ms = 10000;
-	o.lock_waiting = on_wait;
-	o.lock_waiting_arg = &w;
+	waiting_options(&o, &w, 10000);
 	cr_expect_eq(sb_store_open(env.store, &o, &S), 0, "waited for the holder to close");
 	cr_expect_eq(w.calls, 1, "the wait is announced once");
 	cr_expect_eq(w.pid, (long)pid, "naming the holder");
@@ -285,12 +291,8 @@ Test(topics, a_read_only_open_waits_for_a_finishing_holder, .timeout = 60)
 	holder_ready(go);
 	sb_store_options o;
 	waited w = {0, 0};
-	sb_store_options_default(&o);
-	o.defaults = C;
+	waiting_options(&o, &w, 10000);
 	o.read_only = 1;
-	o.lock_wait_ms = 10000;
-	o.lock_waiting = on_wait;
-	o.lock_waiting_arg = &w;
 	cr_expect_eq(sb_store_open(env.store, &o, &S), 0);
 	cr_expect_eq(w.calls, 1, "the wait is announced once");
 	cr_expect_eq(w.pid, (long)pid, "naming the holder");
@@ -315,12 +317,8 @@ Test(topics, a_holder_that_stays_is_refused_after_the_wait, .timeout = 60)
 		sb_store_options o;
 		sb_store *s;
 		waited w = {0, 0};
-		sb_store_options_default(&o);
-		o.defaults = C;
+		waiting_options(&o, &w, 200);
 		o.no_flusher = 1; /* see fork_holder */
-		o.lock_wait_ms = 200;
-		o.lock_waiting = on_wait;
-		o.lock_waiting_arg = &w;
 		int rc = sb_store_open(env.store, &o, &s);
 		_exit(rc == SB_ELOCKED && w.calls == 1 && w.pid == (long)getppid() ? 0 : 1);
 	}
@@ -362,11 +360,7 @@ Test(topics, a_holder_closing_slowly_is_waited_for_while_it_progresses, .timeout
 	holder_ready(go);
 	sb_store_options o;
 	waited w = {0, 0};
-	sb_store_options_default(&o);
-	o.defaults = C;
-	o.lock_wait_ms = 300;
-	o.lock_waiting = on_wait;
-	o.lock_waiting_arg = &w;
+	waiting_options(&o, &w, 300);
 	usleep(100 * 1000); /* its close has begun */
 	sb_store_holder *h = calloc(1, sizeof(*h));
 	cr_assert_not_null(h);
