@@ -118,6 +118,23 @@ first=$(t ls "$M/ret" | head -1)
 assert_eq "$(t cat "$M/ret/$first")" "$(t head -n 1 "$M/ret/.log")" ".log starts at the first retained record"
 assert_eq "$(t ls "$M/ret" | wc -l)" "$(t cat "$M/ret/.log" | wc -l)" "records and .log lines agree"
 assert_true '[ "$(ls "$SB_LOG/ret"/*.seg | wc -l)" -le 8 ]' "old segment files are gone from the log dir ($(ls "$SB_LOG/ret" | wc -l) files)"
+# a reader of .log that retention overtook: what it had not read is gone,
+# ENODATA (no data there any more), never ENOENT (its file is open) nor
+# other records' bytes; from the new start on it reads on
+mkdir "$M/ret2"
+assert_sh_ok 'echo first >>"$1"' "$M/ret2/.log"
+out=$(pyerr 'import time
+fd = os.open(sys.argv[2] + "/.log", os.O_RDONLY)
+with open(sys.argv[2] + "/.log", "a") as f:
+    for i in range(1000):
+        f.write("retention-line-%04d-------------------------------------------------------------------------------\n" % i)
+        f.flush()
+for _ in range(10 * int(sys.argv[3])):
+    if sorted(os.listdir(sys.argv[2]))[0] != "0" * 20:
+        break
+    time.sleep(0.1)
+os.pread(fd, 6, 0)' "$M/ret2" $((15 * SB_SLOW)))
+assert_eq ENODATA "$out" "a .log reader overtaken by retention: ENODATA at what is gone"
 
 case_ "retention by age drops old segments in the background"
 sb_remount -o segment_bytes=4096,retention_ms=2000
