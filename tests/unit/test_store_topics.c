@@ -331,8 +331,8 @@ Test(topics, a_holder_that_stays_is_refused_after_the_wait, .timeout = 60)
  * A holder whose close takes longer than the wait (thousands of topics,
  * each syncing its files: 16-18 s for 10,000 here, found by a tester) is
  * waited for as long as its close progresses (the lock note counts the
- * topics closed), each step within the wait: here 120 topics whose
- * fdatasyncs take 4 ms each close in ~3 s against a wait of 300 ms. The
+ * topics closed), each step within the wait: here 60 topics whose
+ * fdatasyncs take 5 ms each close in ~2 s against a wait of 300 ms. The
  * note says "closing" while it goes.
  */
 Test(topics, a_holder_closing_slowly_is_waited_for_while_it_progresses, .timeout = 60)
@@ -344,14 +344,15 @@ Test(topics, a_holder_closing_slowly_is_waited_for_while_it_progresses, .timeout
 		fio *f = fio_new(env.stash);
 		if (!f || ut_open(env.store, &C, fio_io(f), &s) != 0)
 			_exit(1);
-		for (int i = 0; i < 120; i++) {
+		/* under 64 topics: the close makes no thread (see fork_holder) */
+		for (int i = 0; i < 60; i++) {
 			char name[16];
 			sb_log *l;
 			snprintf(name, sizeof(name), "t%03d", i);
 			if (sb_store_create(s, name) || sb_store_get(s, name, &l) || ut_append_n(l, 3, 1, 10, 20))
 				_exit(1);
 		}
-		fio_slow(f, FIO_FDATASYNC, 4000, NULL);
+		fio_slow(f, FIO_FDATASYNC, 5000, NULL);
 		char c = 1;
 		if (write(go[1], &c, 1) != 1)
 			_exit(1);
@@ -365,7 +366,7 @@ Test(topics, a_holder_closing_slowly_is_waited_for_while_it_progresses, .timeout
 	sb_store_holder *h = calloc(1, sizeof(*h));
 	cr_assert_not_null(h);
 	cr_assert_eq(sb_store_holder_get(env.store, h), 0);
-	cr_expect(h->held && h->closing_total == 120 && h->closing_done < 120, "the note: closing %llu of %llu",
+	cr_expect(h->held && h->closing_total == 60 && h->closing_done < 60, "the note: closing %llu of %llu",
 		  (unsigned long long)h->closing_done, (unsigned long long)h->closing_total);
 	free(h);
 	int rc = sb_store_open(env.store, &o, &S);
