@@ -361,8 +361,18 @@ static void *flusher_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 		long long now = sb_now_ns();
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			/* stopping: the close syncs what is left, topic by topic,
+			 * saying how far it got (a pass over a backlog of sealed
+			 * segments in every topic took 20 s before the close
+			 * began, and a waiting opener gave up: found by a tester) */
+			pthread_mutex_lock(&s->mu);
+			int stop = s->stopping;
+			pthread_mutex_unlock(&s->mu);
+			if (stop)
+				break;
 			sb_log_flush_due(snap[i], now);
+		}
 		pthread_mutex_lock(&s->mu);
 		if (s->stopping)
 			break;

@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +377,65 @@ Test(topics, a_holder_closing_slowly_is_waited_for_while_it_progresses, .timeout
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/*
+ * The same with the flusher running, as in the daemon: its pass over a
+ * backlog of sealed segments in every topic stops at the close, which
+ * syncs what is left topic by topic, saying how far it got. (The flusher
+ * finished its whole pass first, 20 s for 16 topics of 4 KiB segments,
+ * before the close wrote a word, and the waiter gave up: found by a
+ * tester.) Here the flusher is held at its first index file while 11
+ * more topics pile up ~20 sealed segments each, then let go with 10 ms a
+ * index file: ~0.4 s a topic, ~4.5 s in all, against a wait of 3 s. In one
+ * process (a forked child may make no thread under TSan): the lock is a
+ * flock, per open file, so the second open waits as another process's.
+ */
+static void *close_store(void *arg)
+{
+	return (void *)(intptr_t)sb_store_close(arg);
+}
+
+Test(topics, a_holder_whose_flusher_is_busy_is_waited_for_while_it_closes, .timeout = 60)
+{
+	fio *f = fio_new(env.stash);
+	cr_assert_not_null(f);
+	sb_store_options o;
+	sb_store_options_default(&o);
+	ut_cfg(&o.defaults, 4096, SB_SYNC_INTERVAL);
+	o.io = fio_io(f);
+	sb_store *h;
+	cr_assert_eq(sb_store_open(env.store, &o, &h), 0);
+	sb_log *l[12];
+	for (int i = 0; i < 12; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "b%02d", i);
+		cr_assert_eq(sb_store_create(h, name), 0);
+		cr_assert_eq(sb_store_get(h, name, &l[i]), 0);
+	}
+	usleep(300 * 1000); /* the flusher's passes take every topic now */
+	/* the flusher stops at its first index file (topic b00's), and the
+	 * other topics' sealed segments pile up behind it, in its pass */
+	fio_slow(f, FIO_FDATASYNC, FIO_HOLD, ".tmp");
+	cr_assert_eq(ut_append_n(l[0], 40, 1, 150, 250), 0);
+	for (int k = 0; !fio_slowed(f) && k < 5000; k++)
+		usleep(1000);
+	for (int i = 1; i < 12; i++)
+		cr_assert_eq(ut_append_n(l[i], 400, 1, 150, 250), 0); /* ~80 KB: ~20 segments */
+	cr_assert_gt(fio_slowed(f), 0, "the flusher never reached an index file");
+	fio_slow(f, FIO_FDATASYNC, 10000, ".tmp"); /* let go: 10 ms an index file from now on */
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, close_store, h), 0);
+	usleep(50 * 1000); /* its close has begun */
+	sb_store_options w_o;
+	waited w = {0, 0};
+	waiting_options(&w_o, &w, 3000);
+	int rc = sb_store_open(env.store, &w_o, &S);
+	void *crc;
+	pthread_join(t, &crc);
+	cr_expect_eq(rc, 0, "refused while the holder closed, making progress: %s", sb_strerror(rc));
+	cr_expect_eq((int)(intptr_t)crc, 0, "the holder's close");
+	fio_free(f);
 }
 
 Test(topics, read_only_open_sees_data_without_the_lock)
