@@ -22,7 +22,7 @@
 /* Poll period while waiting for the holder to let go. */
 #define LOCK_POLL_MS 10
 
-static long long mono_ms(void)
+long long sb_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -204,7 +204,7 @@ typedef struct waiting {
 
 static void wait_begin(waiting *w, const sb_store_options *opt)
 {
-	*w = (waiting){.deadline = mono_ms() + opt->lock_wait_ms, .pid = -1};
+	*w = (waiting){.deadline = sb_mono_ms() + opt->lock_wait_ms, .pid = -1};
 }
 
 /* Past the deadline, given what the holder's note says now? */
@@ -212,11 +212,11 @@ static int wait_over(waiting *w, const sb_store_holder *h, const sb_store_option
 {
 	if (h->closing_total && (h->pid != w->pid || h->closing_done != w->done)) {
 		if (w->pid >= 0) /* progress seen (not the first look) */
-			w->deadline = mono_ms() + opt->lock_wait_ms;
+			w->deadline = sb_mono_ms() + opt->lock_wait_ms;
 		w->pid = h->pid;
 		w->done = h->closing_done;
 	}
-	return mono_ms() >= w->deadline;
+	return sb_mono_ms() >= w->deadline;
 }
 
 /* flock fd, waiting for a holder that is not a live mount (see sb_store.h). */

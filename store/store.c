@@ -503,14 +503,6 @@ typedef struct closer {
 	long long noted_ms;          /* [note_mu] when the note was last written */
 } closer;
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Write `done` into the lock note, if CLOSE_NOTE_MS passed since the last
  * time (or `now`); a thread writing it meanwhile tells for this one. */
 static void note_progress(closer *c, size_t done, int now)
@@ -519,7 +511,7 @@ static void note_progress(closer *c, size_t done, int now)
 
 	if (s->lock_fd < 0 || pthread_mutex_trylock(&c->note_mu))
 		return;
-	long long t = mono_ms();
+	long long t = sb_mono_ms();
 	if (now || t - c->noted_ms >= CLOSE_NOTE_MS) {
 		sb_lock_note_closing(s->lock_fd, s->dir, s->mountpoint, done, s->ntopics);
 		c->noted_ms = t;
