@@ -77,6 +77,13 @@
  * compacted. Written like a compressed one: temp file, fsync, rename over
  * NNNN.seg, directory fsync (its .idx and .tix then rebuilt).
  *
+ * The active segment of a compacted topic takes records past its next
+ * offset (a backup with gaps copied back) the same way: while active its
+ * span is a bound (every record below base + span, offsets skipping
+ * inside), raised in place before a record past it is written, to
+ * SB_SPAN_SPARE (segment.h) offsets past that record, and cut back to
+ * next - base (synced) when the segment is sealed or cleanly closed.
+ *
  * "stream pos" is a position in the topic's stream: the concatenation of
  * every payload ever appended, in offset order (what the filesystem serves as
  * .log). A record's stream pos is the segment's base stream pos plus the

@@ -190,8 +190,9 @@ static int check_batch(const sb_log *l, const sb_record_in *r, size_t n, size_t 
 	return 0;
 }
 
-/* Append with append_mu held; *seq gets the append's number. */
-static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t bytes, int hdrs,
+/* Append with append_mu held at offset `from` (the next offset, or past it
+ * in a compacted topic); *seq gets the append's number. */
+static int append_locked(sb_log *l, uint64_t from, const sb_record_in *r, size_t n, size_t bytes, int hdrs,
 			 uint64_t *first, uint64_t *seq)
 {
 	sb_segment *s = sb_log_active(l);
@@ -208,7 +209,14 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 	}
 	if (old && len == SB_SEG_HDR && (rc = sb_segment_upgrade(s)))
 		return rc;
-	if (len > SB_SEG_HDR && (old || len + bytes > SB_SEG_HDR + l->cfg.segment_bytes)) {
+	/* A gap farther than this segment's span can reach (2^32 offsets
+	 * from its base): the next segment starts at the next offset, if its
+	 * span can. */
+	uint64_t next = sb_segment_next(s);
+	if (from != next && from + n - next > UINT32_MAX)
+		return -EINVAL;
+	int far = from != next && from + n - sb_segment_base(s) > UINT32_MAX;
+	if (len > SB_SEG_HDR && (old || far || len + bytes > SB_SEG_HDR + l->cfg.segment_bytes)) {
 		rc = roll(l);
 		if (rc && transient(rc))
 			report(l, "starting a new segment", rc, "the append fails, the next tries again");
@@ -218,8 +226,10 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 			return rc;
 		s = sb_log_active(l);
 	}
-	uint64_t off = sb_segment_next(s);
-	rc = sb_segment_append(s, r, n, bytes, now);
+	uint64_t off = from;
+	if ((off != sb_segment_next(s) || sb_segment_compacted(s)) && (rc = sb_segment_reach(s, off, n)))
+		return rc == -EINVAL ? rc : failed(l, "marking the newest segment's span", rc);
+	rc = sb_segment_append(s, off, r, n, bytes, now);
 	if (rc)
 		return rc;
 	atomic_store_explicit(&l->stream_end, sb_segment_stream_end(s), memory_order_release);
@@ -229,35 +239,6 @@ static int append_locked(sb_log *l, const sb_record_in *r, size_t n, size_t byte
 	*seq = atomic_fetch_add(&l->appended, 1) + 1;
 	if (first)
 		*first = off;
-	return 0;
-}
-
-/*
- * A compacted topic takes a record past its next offset (a backup with
- * gaps copied back, SPEC §3): the active segment is sealed and marked as
- * covering offsets up to `at` (format.h "Compacted segment"), and a new
- * one starts at `at`. The mark is synced before the new segment exists, so
- * that a crash never leaves a gap between segments. [append]
- */
-static int gap_to(sb_log *l, uint64_t at)
-{
-	sb_segment *s = sb_log_active(l), *ns;
-	int rc;
-
-	if (at - sb_segment_base(s) > UINT32_MAX)
-		return -EINVAL;
-	if ((rc = sb_segment_seal(s)) || (rc = sb_segment_write_span(s, at)))
-		return rc;
-	sb_log_segs_wrlock_idle(l);
-	sb_segment_set_span(s, at);
-	pthread_rwlock_unlock(&l->seg_lock);
-	if ((rc = sb_segment_create(&l->sp, at, sb_segment_stream_end(s), &ns)))
-		return rc;
-	if ((rc = sb_fsync_dir(l->io, l->dir)) || (rc = sb_log_segs_push(l, ns))) {
-		sb_segment_remove(ns);
-		return rc;
-	}
-	atomic_store(&l->next, at);
 	return 0;
 }
 
@@ -298,12 +279,12 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		rc = -EOVERFLOW;
 		goto out_unlock;
 	}
-	if (at_set && at != atomic_load(&l->next) && atomic_load(&l->start) != atomic_load(&l->next) &&
-	    (l->cfg.cleanup & SB_CLEANUP_COMPACT) && at > atomic_load(&l->next)) {
-		if ((rc = gap_to(l, at)))
-			goto out_unlock;
-	} else if (at_set && at != atomic_load(&l->next)) {
-		uint64_t next = atomic_load(&l->next);
+	/* A compacted topic takes an offset past its next one (a backup with
+	 * gaps copied back, SPEC §3): append_locked puts it in the active
+	 * segment, inside its span (format.h "Compacted segment"). */
+	uint64_t next = atomic_load(&l->next);
+	int gap = at_set && at > next && atomic_load(&l->start) != next && (l->cfg.cleanup & SB_CLEANUP_COMPACT);
+	if (at_set && at != next && !gap) {
 		if (at < next || atomic_load(&l->start) != next) {
 			rc = -EINVAL;
 			goto out_unlock;
@@ -337,7 +318,7 @@ static int append_common(sb_log *l, int at_set, uint64_t at, const sb_record_in 
 		if (rc)
 			goto out_unlock;
 	}
-	rc = append_locked(l, r, n, bytes, hdrs, &off, &seq);
+	rc = append_locked(l, at_set ? at : next, r, n, bytes, hdrs, &off, &seq);
 out_unlock:
 	pthread_mutex_unlock(&l->append_mu);
 	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS)

@@ -254,15 +254,18 @@ static int seg_grow(sb_segment *s, uint64_t need)
 	return 0;
 }
 
-int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now)
+int sb_segment_append(sb_segment *s, uint64_t first, const sb_record_in *r, size_t n, size_t bytes, int64_t now)
 {
 	const sb_io *io = s->p->io;
 	uint64_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
-	uint64_t off = atomic_load_explicit(&s->next, memory_order_relaxed);
+	uint64_t off = first, next = atomic_load_explicit(&s->next, memory_order_relaxed);
 	uint64_t st = atomic_load_explicit(&s->stream_end, memory_order_relaxed);
 	uint8_t *dst;
 	int rc;
 
+	/* past the next offset only inside a span sb_segment_reach made */
+	if (first < next || ((first > next || s->span) && first + n - s->base > s->span))
+		return -EINVAL;
 	if (len + bytes > s->p->capacity)
 		return -EFBIG;
 	if (s->writable && len + bytes > s->alloc && (rc = seg_grow(s, len + bytes))) {
@@ -395,22 +398,28 @@ void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
 		sb_zseg_rebase_stream(s->z, base_stream);
 }
 
-int sb_segment_write_span(sb_segment *s, uint64_t next)
+/* Rewrite the header in place with compacted span `span` (one sector: the
+ * old header or the new after a crash, both valid), fdatasync'd if `sync`. */
+static int seg_write_span(sb_segment *s, uint32_t span, int sync)
 {
 	const sb_io *io = s->p->io;
 	uint8_t hdr[SB_SEG_HDR];
-	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream};
+	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream, .span = span};
 	int rc;
 
+	sb_seg_hdr_encode(hdr, &h);
+	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	if (!rc && sync)
+		rc = io->fdatasync(io->ctx, s->fd);
+	return rc;
+}
+
+int sb_segment_write_span(sb_segment *s, uint64_t next)
+{
 	if (s->p->read_only || s->z || next <= s->base || next - s->base > UINT32_MAX ||
 	    next < sb_segment_next(s))
 		return -EINVAL;
-	h.span = (uint32_t)(next - s->base);
-	sb_seg_hdr_encode(hdr, &h);
-	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
-	if (!rc)
-		rc = io->fdatasync(io->ctx, s->fd);
-	return rc;
+	return seg_write_span(s, (uint32_t)(next - s->base), 1);
 }
 
 void sb_segment_set_span(sb_segment *s, uint64_t next)
@@ -418,6 +427,49 @@ void sb_segment_set_span(sb_segment *s, uint64_t next)
 	s->span = (uint32_t)(next - s->base);
 	atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
 	atomic_store_explicit(&s->next, next, memory_order_release);
+}
+
+int sb_segment_reach(sb_segment *s, uint64_t first, size_t n)
+{
+	uint64_t end = first + n, span;
+	int rc;
+
+	if (!s->active || s->p->read_only || s->z || first < sb_segment_next(s) || end < first ||
+	    end - s->base > UINT32_MAX)
+		return -EINVAL;
+	if (end - s->base <= s->span)
+		return 0;
+	/* Offsets to spare past the batch: the header is rewritten once per
+	 * SB_SPAN_SPARE appends after a gap, not at each. They are what a
+	 * crash may skip (the next offset after one is base + span); a seal
+	 * or a clean close takes them back (sb_segment_finish). */
+	span = end - s->base + SB_SPAN_SPARE;
+	if (span > UINT32_MAX)
+		span = UINT32_MAX;
+	/* Not synced here: every sync of the file that covers the records
+	 * past the old span covers this header too. */
+	if ((rc = seg_write_span(s, (uint32_t)span, 0)))
+		return rc;
+	atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
+	s->span = (uint32_t)span;
+	return 0;
+}
+
+/* An active segment's span back to its next offset (the offsets it spared
+ * for appends not made), synced before anything can follow the segment:
+ * the next segment starts at its next offset. A span with no record under
+ * it goes back to 0. */
+static int seg_trim_span(sb_segment *s)
+{
+	uint64_t keep = sb_segment_next(s) - s->base;
+	int rc;
+
+	if (!s->active || !s->span || keep == s->span)
+		return 0;
+	if ((rc = seg_write_span(s, (uint32_t)keep, 1)))
+		return rc;
+	s->span = (uint32_t)keep;
+	return 0;
 }
 
 int sb_segment_finish(sb_segment *s)
@@ -428,6 +480,8 @@ int sb_segment_finish(sb_segment *s)
 
 	if (s->p->read_only)
 		return 0;
+	if ((rc = seg_trim_span(s)))
+		return rc;
 	if (s->alloc > len) {
 		rc = io->ftruncate(io->ctx, s->fd, (off_t)len);
 		if (rc)

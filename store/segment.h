@@ -159,11 +159,28 @@ int sb_segment_fd(const sb_segment *s);
 int sb_segment_index_saved(const sb_segment *s);
 
 /*
- * Append n records (bytes: their encoded size, which fits the capacity),
- * with timestamp `now` where a record has none. All or nothing: on failure
- * the file is as before (pwrite path: cut back) and nothing is published.
+ * Append n records (bytes: their encoded size, which fits the capacity)
+ * at offsets first .. first + n - 1, with timestamp `now` where a record
+ * has none. `first` is the segment's next offset, or past it inside the
+ * span sb_segment_reach made (-EINVAL otherwise, as for any record past
+ * the span of a segment that has one). All or nothing: on failure the
+ * file is as before (pwrite path: cut back) and nothing is published.
  */
-int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t bytes, int64_t now);
+int sb_segment_append(sb_segment *s, uint64_t first, const sb_record_in *r, size_t n, size_t bytes, int64_t now);
+/*
+ * A compacted topic takes records past its next offset (a backup with gaps
+ * copied back, SPEC §3): let the active segment take offsets first ..
+ * first + n - 1, first at or past its next. Its compacted span (format.h
+ * "Compacted segment") is raised, when it does not reach them, to reach
+ * SB_SPAN_SPARE offsets past them: the header rewritten in place (one
+ * sector), not synced alone (any sync of the records covers it). Once a
+ * segment has a span every append to it must be inside it: the appender
+ * calls this before each. -EINVAL if they do not fit a span (2^32 offsets
+ * from the base: roll first), else 0 or -errno (the header write's).
+ * Appender only.
+ */
+int sb_segment_reach(sb_segment *s, uint64_t first, size_t n);
+#define SB_SPAN_SPARE 4096
 /*
  * Make an empty segment of an older format version (a record with headers
  * needs version 3) one of this version: its header rewritten in place (one
@@ -172,11 +189,10 @@ int sb_segment_append(sb_segment *s, const sb_record_in *r, size_t n, size_t byt
  */
 int sb_segment_upgrade(sb_segment *s);
 /*
- * A compacted topic restored with gaps (SPEC §3: a record appended at an
- * offset past the next): mark this sealed, synced segment as covering
- * offsets up to `next` (format.h "Compacted segment": its header's span,
- * rewritten in place, one sector, and synced), so that the next segment
- * may start there. write_span does the file; set_span the segment in
+ * Mark this sealed, synced segment as covering offsets up to `next`
+ * (format.h "Compacted segment": its header's span, rewritten in place,
+ * one sector, and synced), so that the next segment may start there (a
+ * round giving it the offsets of a segment compacted to nothing). write_span does the file; set_span the segment in
  * memory, with readers kept out (the log's seg_lock).
  */
 int sb_segment_write_span(sb_segment *s, uint64_t next);
@@ -185,8 +201,8 @@ int sb_segment_write_span(sb_segment *s, uint64_t next);
 void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream);
 void sb_segment_set_span(sb_segment *s, uint64_t next);
 /*
- * Make the segment final: cut the preallocated space and start writeback,
- * leaving it marked unsynced. Its index file is not written yet: a segment
+ * Make the segment final: an active segment's span cut back to its next
+ * offset (synced), the preallocated space cut, leaving it marked unsynced. Its index file is not written yet: a segment
  * with a valid index file is always one whose records were synced, which is
  * what lets recovery skip it.
  */

@@ -16,8 +16,12 @@
 struct sb_segment {
 	const sb_seg_params *p;
 	uint64_t base, base_stream;   /* immutable */
-	uint32_t span;                /* immutable: compacted, next - base
-				       * (format.h); 0: offsets are dense */
+	_Atomic uint32_t span;        /* compacted: offsets may skip inside
+				       * [base, base + span) (format.h); 0:
+				       * offsets are dense. Sealed: next - base,
+				       * immutable. Active (a gap taken): the
+				       * appender raises it before it publishes
+				       * the records past it (sb_segment_reach) */
 	_Atomic unsigned version;     /* its format version (format.h); set by
 				       * the appender when it upgrades an empty one */
 	char *seg_path;               /* heap, exact size: thousands of topics */

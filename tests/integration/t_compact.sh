@@ -97,6 +97,31 @@ for k in a b c; do
 	assert_eq "$(cat "$M/r/.keys/$k")" "${k}25-$pad" "the copy's latest value of $k"
 done
 
+case_ "a backup with 2,000 gaps restored by rsync -a: the gaps share segments"
+# A tester's restore of 3,000 records with gaps made a segment file at every
+# gap, each held open: the daemon ran out of descriptors. The gaps now go
+# into the active segment (format.h "Compacted segment").
+B2=$SB_TMP/gapped
+mkdir -p "$B2"
+python3 - "$B2" <<'PY' || assert_fail_now "making the backup"
+import os, sys
+for i in range(2000):
+    p = "%s/%020d" % (sys.argv[1], 3 * i)
+    with open(p, "wb") as f:
+        f.write(b"record %d\n" % (3 * i))
+    os.utime(p, ns=(1700000000 * 10**9 + i, 1700000000 * 10**9 + i))
+PY
+mkdir "$M/big" || assert_fail_now "mkdir big"
+t rsync -a "$B2/" "$M/big/" || assert_fail_now "rsync -a of the backup into the mount"
+assert_eq "$(ls "$M/big" | tr '\n' ' ')" "$(ls "$B2" | tr '\n' ' ')" "the same offsets, the same gaps"
+t diff -r -x '.*' "$B2" "$M/big" || assert_fail_now "a restored record differs"
+pass_
+segs=$(ls "$SB_LOG/big" | grep -c '\.seg$')
+# 2,000 records of 44 bytes over 4 KiB segments: about 22 by size
+assert_true '[ "$segs" -le 40 ]' "$segs segment files for 2,000 records with 2,000 gaps"
+tsh 'echo appended >> "$1/big/.log"' "$M" || assert_fail_now "an append after the restore"
+assert_eq "$(rec 5998)" "$(ls "$M/big" | tail -1)" "the next append after the restore"
+
 case_ "rm of the oldest listed record, whatever gaps precede it (SPEC §5); rm -r of the topic"
 mkdir "$M/g" || assert_fail_now "mkdir g"
 for o in 0 2 6 7; do
