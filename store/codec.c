@@ -236,6 +236,13 @@ int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h)
 	return 0;
 }
 
+int sb_seg_hdr_torn(const uint8_t src[SB_SEG_HDR], uint64_t base)
+{
+	return sb_get32(src + SB_FH_MAGIC) == SB_SEG_MAGIC && sb_get16(src + SB_FH_SIZE) == SB_SEG_HDR &&
+	       sb_get64(src + SB_SEG_AT_BASE) == base && sb_get64(src + SB_SEG_AT_STREAM) <= SB_STREAM_MAX &&
+	       sb_crc32c(0, src, SB_SEG_AT_CRC) != sb_get32(src + SB_SEG_AT_CRC);
+}
+
 void sb_idx_hdr_encode(uint8_t dst[SB_IDX_HDR], const sb_idx_hdr *h)
 {
 	memset(dst, 0, SB_IDX_HDR);

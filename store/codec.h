@@ -153,6 +153,11 @@ void sb_seg_hdr_encode(uint8_t dst[SB_SEG_HDR], const sb_seg_hdr *h);
  * *h untouched on failure. The index, meta and clean decoders below accept
  * the same versions. */
 int sb_seg_hdr_decode(const uint8_t src[SB_SEG_HDR], sb_seg_hdr *h);
+/* A header torn while rewritten in place (format.h, docs/FORMAT.md
+ * "Recovery"): the bytes such a rewrite leaves alone are a segment
+ * header's (magic, size, base offset `base`, a stream position within
+ * bounds) and its CRC fails. */
+int sb_seg_hdr_torn(const uint8_t src[SB_SEG_HDR], uint64_t base);
 
 typedef struct sb_idx_entry {
 	uint32_t rel_offset;

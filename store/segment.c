@@ -380,7 +380,11 @@ int sb_segment_upgrade(sb_segment *s)
 	if (sb_segment_len(s) != SB_SEG_HDR || s->p->read_only)
 		return -EINVAL;
 	sb_seg_hdr_encode(hdr, &h);
-	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	/* only the bytes that change, the version and the CRC (see
+	 * seg_write_span) */
+	rc = sb_pwrite_full(io, s->fd, hdr + SB_FH_VERSION, 2, SB_FH_VERSION);
+	if (!rc)
+		rc = sb_pwrite_full(io, s->fd, hdr + SB_SEG_AT_CRC, SB_SEG_HDR - SB_SEG_AT_CRC, SB_SEG_AT_CRC);
 	if (!rc)
 		rc = io->fdatasync(io->ctx, s->fd);
 	if (!rc)
@@ -398,17 +402,23 @@ void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
 		sb_zseg_rebase_stream(s->z, base_stream);
 }
 
-/* Rewrite the header in place with compacted span `span` (one sector: the
- * old header or the new after a crash, both valid), fdatasync'd if `sync`. */
+/* Rewrite the header in place with compacted span `span`, fdatasync'd if
+ * `sync`. Only the bytes that change are written (the version of an older
+ * segment, the span and the CRC): a crash may leave those torn, never the
+ * magic, base or stream position, from which the next open writes a torn
+ * header anew (log_recover_hdr.c). */
 static int seg_write_span(sb_segment *s, uint32_t span, int sync)
 {
 	const sb_io *io = s->p->io;
 	uint8_t hdr[SB_SEG_HDR];
 	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream, .span = span};
-	int rc;
+	int rc = 0;
 
 	sb_seg_hdr_encode(hdr, &h);
-	rc = sb_pwrite_full(io, s->fd, hdr, sizeof(hdr), 0);
+	if (atomic_load_explicit(&s->version, memory_order_relaxed) != SB_FORMAT_VERSION)
+		rc = sb_pwrite_full(io, s->fd, hdr + SB_FH_VERSION, 2, SB_FH_VERSION);
+	if (!rc)
+		rc = sb_pwrite_full(io, s->fd, hdr + SB_SEG_AT_SPAN, SB_SEG_HDR - SB_SEG_AT_SPAN, SB_SEG_AT_SPAN);
 	if (!rc && sync)
 		rc = io->fdatasync(io->ctx, s->fd);
 	return rc;

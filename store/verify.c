@@ -416,14 +416,18 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 		goto out_free;
 	}
 	rc = sb_seg_hdr_decode(hb, &h);
-	if (rc == SB_EVERSION) {
+	int torn = rc && sb_seg_hdr_torn(hb, base);
+	if (rc == SB_EVERSION && !torn) {
 		report(v, SB_VERIFY_FILE, path, SB_FH_VERSION,
 		       "unknown segment format version %u; records not checked",
 		       (unsigned)sb_get16(hb + SB_FH_VERSION));
 		goto out_done;
 	}
 	if (rc) {
-		report(v, SB_VERIFY_FILE, path, 0, "bad segment header (magic, size, CRC or base stream position)");
+		report(v, SB_VERIFY_FILE, path, 0,
+		       torn ? "bad segment header: its version, span or CRC (torn while it was rewritten in place? "
+			      "the next open writes the newest segment's anew)"
+			    : "bad segment header (magic, size, CRC or base stream position)");
 		if (have_prev && prev->have_stream && prev->complete) {
 			base_stream = prev->next_stream;
 			have_stream = 1;

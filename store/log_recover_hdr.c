@@ -1,0 +1,95 @@
+/*
+ * log_recover_hdr.c - the newest segment's header torn by a crash while it
+ * was rewritten in place (format.h: an active segment's compacted span
+ * raised or cut back, a version upgrade): the bytes that write changed
+ * (version, span, CRC) may be garbage after a power loss, the others are
+ * as they were (a write changes only the bytes it writes: "powersafe
+ * overwrite", as SQLite assumes). Such a header is written anew from what
+ * is left of it and from the records after it, instead of the segment
+ * being cut as a torn tail (every record in it lost, acknowledged ones
+ * too) or refused. The open that calls this is in log_recover.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "fsutil.h"
+#include "log.h"
+#include "log_impl.h"
+#include "segment.h"
+
+/* The bytes an in-place rewrite leaves alone say so (sb_seg_hdr_torn), and
+ * the stream position is stream_end when the previous segment is a plain
+ * one, whose stream this one continues (UINT64_MAX: not known). */
+static int torn_rewrite(const uint8_t *h, uint64_t base, uint64_t stream_end)
+{
+	return sb_seg_hdr_torn(h, base) && (stream_end == UINT64_MAX || sb_get64(h + SB_SEG_AT_STREAM) == stream_end);
+}
+
+/* The span the records in map[SB_SEG_HDR, size) need: 0 when their offsets
+ * follow each other from base (or there is none), else past the last one
+ * whole with its CRC good, with the spare an active segment keeps
+ * (SB_SPAN_SPARE: the offsets a raised span may have reached, never given
+ * again). The first record that does not decode ends them: the open that
+ * follows judges it as ever. */
+static uint32_t span_needed(const uint8_t *map, uint64_t size, uint64_t base)
+{
+	uint64_t pos = SB_SEG_HDR, next = base;
+	int dense = 1;
+	sb_rec_hdr h;
+
+	while (pos < size && sb_rec_decode_v(map + pos, size - pos, SB_FORMAT_VERSION, 1, &h) == SB_REC_OK &&
+	       h.offset >= next && h.offset - base < UINT32_MAX) {
+		dense &= h.offset == next;
+		next = h.offset + 1;
+		pos += h.size;
+	}
+	if (dense)
+		return 0;
+	return next - base + SB_SPAN_SPARE > UINT32_MAX ? UINT32_MAX : (uint32_t)(next - base + SB_SPAN_SPARE);
+}
+
+int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t stream_end, int *changed)
+{
+	const sb_io *io = l->io;
+	char path[PATH_MAX], name[32], msg[200];
+	uint8_t old[SB_SEG_HDR], hdr[SB_SEG_HDR];
+	struct stat st;
+	void *map = MAP_FAILED;
+	int fd, rc;
+
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if ((rc = sb_path(path, l->dir, name)))
+		return rc;
+	if ((fd = io->open(io->ctx, path, O_RDWR, 0)) < 0)
+		return fd;
+	rc = 1;
+	if (fstat(fd, &st) || st.st_size < (off_t)SB_SEG_HDR ||
+	    io->pread(io->ctx, fd, old, sizeof(old), 0) != (ssize_t)sizeof(old) ||
+	    !torn_rewrite(old, base, stream_end))
+		goto out_close;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		goto out_close;
+	}
+	sb_seg_hdr h = {.base_offset = base, .base_stream = sb_get64(old + SB_SEG_AT_STREAM),
+			.span = span_needed(map, (uint64_t)st.st_size, base)};
+	sb_seg_hdr_encode(hdr, &h);
+	if ((rc = sb_pwrite_full(io, fd, hdr, sizeof(hdr), 0)) || (rc = io->fdatasync(io->ctx, fd)))
+		goto out_unmap;
+	*changed = 1;
+	snprintf(msg, sizeof(msg), "%s: header torn while it was rewritten (a crash): written anew (span %u)", name,
+		 h.span);
+	if (l->opt.report)
+		l->opt.report(l->opt.report_arg, l->name, msg);
+out_unmap:
+	munmap(map, (size_t)st.st_size);
+out_close:
+	io->close(io->ctx, fd);
+	return rc;
+}
