@@ -225,8 +225,10 @@
  * the store is open. Holds a note of three lines, "PID\nMOUNTPOINT\nDIR\n":
  * the holder's pid, the mountpoint it serves the store on (empty for a
  * tool) and the store directory as it named it (the mount's source); while
- * the store closes, a fourth, "closing DONE TOTAL\n": topics closed of all
- * (rewritten as it goes, so that a waiting opener sees it progress). */
+ * the store closes, a fourth, "closing DONE TOTAL STEPS\n": topics closed
+ * of all, and steps inside their closes (a sealed segment synced, its
+ * index saved), rewritten as it goes, so that a waiting opener sees it
+ * progress. */
 #define SB_LOCK_NAME   SB_STORE_LOCK_NAME /* ".lock", named in sb_store.h for the tools */
 #define SB_NAME_DIGITS 20
 

@@ -154,20 +154,24 @@ int sb_store_holder_get(const char *dir, sb_store_holder *out)
 		h->pid = 0;
 	note_line(buf, 1, h->mountpoint, sizeof(h->mountpoint));
 	note_line(buf, 2, h->dir, sizeof(h->dir));
-	char closing[64];
-	unsigned long long done = 0, total = 0;
+	char closing[96];
+	unsigned long long done = 0, total = 0, steps = 0;
 	note_line(buf, 3, closing, sizeof(closing));
-	if (sscanf(closing, "closing %llu %llu", &done, &total) != 2)
+	int got = sscanf(closing, "closing %llu %llu %llu", &done, &total, &steps);
+	if (got < 2)
 		done = total = 0;
+	if (got < 3) /* (an older note: topics only) */
+		steps = 0;
 	h->closing_done = done;
 	h->closing_total = total;
+	h->closing_steps = steps;
 	long locker = flock_pid(st.st_dev, st.st_ino);
 	h->held = locker > 0;
 	if (h->held && locker != h->pid) {
 		/* a holder that wrote no note (yet): the note is its predecessor's */
 		h->pid = locker;
 		h->mountpoint[0] = h->dir[0] = '\0';
-		h->closing_done = h->closing_total = 0;
+		h->closing_done = h->closing_total = h->closing_steps = 0;
 	}
 	h->mounted = h->mountpoint[0] && h->dir[0] && mounted_at(h->mountpoint, h->dir);
 	*out = *h;
@@ -175,15 +179,16 @@ int sb_store_holder_get(const char *dir, sb_store_holder *out)
 	return 0;
 }
 
-/* The note: "PID\nMOUNTPOINT\nDIR\n", and "closing DONE TOTAL\n" while
- * closing (total > 0). Written over the old one, then cut to length, so
- * that a reader never sees an empty file once written. */
-static void write_note(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total)
+/* The note: "PID\nMOUNTPOINT\nDIR\n", and "closing DONE TOTAL STEPS\n"
+ * while closing (total > 0). Written over the old one, then cut to length,
+ * so that a reader never sees an empty file once written. */
+static void write_note(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total,
+		       uint64_t steps)
 {
-	char *note = NULL, closing[64] = "";
+	char *note = NULL, closing[96] = "";
 	if (total)
-		snprintf(closing, sizeof(closing), "closing %llu %llu\n", (unsigned long long)done,
-			 (unsigned long long)total);
+		snprintf(closing, sizeof(closing), "closing %llu %llu %llu\n", (unsigned long long)done,
+			 (unsigned long long)total, (unsigned long long)steps);
 	int n = asprintf(&note, "%ld\n%s\n%s\n%s", (long)getpid(), mountpoint ? mountpoint : "",
 			 dir, closing);
 
@@ -195,11 +200,12 @@ static void write_note(int fd, const char *dir, const char *mountpoint, uint64_t
 }
 
 /* The wait's deadline: lock_wait_ms from its start, and again from each
- * step of the holder's close (its note's count of topics closed moved). */
+ * step of the holder's close (its note's count of topics closed, or of
+ * steps inside them, moved). */
 typedef struct waiting {
 	long long deadline;
 	long pid;
-	uint64_t done;
+	uint64_t done, steps;
 } waiting;
 
 static void wait_begin(waiting *w, const sb_store_options *opt)
@@ -210,11 +216,13 @@ static void wait_begin(waiting *w, const sb_store_options *opt)
 /* Past the deadline, given what the holder's note says now? */
 static int wait_over(waiting *w, const sb_store_holder *h, const sb_store_options *opt)
 {
-	if (h->closing_total && (h->pid != w->pid || h->closing_done != w->done)) {
+	if (h->closing_total &&
+	    (h->pid != w->pid || h->closing_done != w->done || h->closing_steps != w->steps)) {
 		if (w->pid >= 0) /* progress seen (not the first look) */
 			w->deadline = sb_mono_ms() + opt->lock_wait_ms;
 		w->pid = h->pid;
 		w->done = h->closing_done;
+		w->steps = h->closing_steps;
 	}
 	return sb_mono_ms() >= w->deadline;
 }
@@ -256,9 +264,10 @@ static int wait_flock(int fd, const char *dir, const sb_store_options *opt)
 	return rc;
 }
 
-void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total)
+void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total,
+			  uint64_t steps)
 {
-	write_note(fd, dir, mountpoint, done, total);
+	write_note(fd, dir, mountpoint, done, total, steps);
 }
 
 void sb_store_wait_finishing(const char *dir, const sb_store_options *opt)
@@ -301,7 +310,7 @@ int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd)
 		io->close(io->ctx, lfd);
 		return rc;
 	}
-	write_note(lfd, dir, opt->mountpoint, 0, 0);
+	write_note(lfd, dir, opt->mountpoint, 0, 0, 0);
 	*fd = lfd;
 	return 0;
 }

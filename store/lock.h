@@ -24,9 +24,11 @@ int sb_lock_take(const char *dir, const sb_store_options *opt, int *fd);
  */
 void sb_lock_wait_finishing(const char *dir, const sb_store_options *opt);
 /* Rewrite the holder note of the lock held in fd with the close's progress:
- * `done` topics closed of `total` (a waiting opener waits on while it moves). */
+ * `done` topics closed of `total`, `steps` steps inside their closes (a
+ * waiting opener waits on while either moves). */
 /* The monotonic clock the waits run on, in ms (the close's notes too). */
 long long sb_mono_ms(void);
-void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total);
+void sb_lock_note_closing(int fd, const char *dir, const char *mountpoint, uint64_t done, uint64_t total,
+			  uint64_t steps);
 
 #endif

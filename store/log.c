@@ -362,6 +362,12 @@ out_free:
 	return rc;
 }
 
+void sb_log_set_close_step(sb_log *l, void (*fn)(void *arg), void *arg)
+{
+	l->close_step = fn;
+	l->close_step_arg = arg;
+}
+
 int sb_log_close(sb_log *l)
 {
 	int rc = 0;
@@ -375,6 +381,7 @@ int sb_log_close(sb_log *l)
 	if (clean) {
 		sb_segment *last = sb_log_active(l);
 		rc = sb_log_finish_seals(l);
+		l->close_step = NULL;
 		if (!rc)
 			rc = sb_segment_seal(last);
 		for (size_t i = 0; !rc && i + 1 < l->nsegs; i++) /* the newest's: its seal */

@@ -18,6 +18,11 @@ int sb_log_open_dir(const char *dir, const char *name, const sb_log_config *cfg,
 		    const sb_store_options *o, int create, sb_log **out, char *why, size_t whycap);
 /* Sync, write indexes and the clean marker (read-write), then free. */
 int sb_log_close(sb_log *l);
+/* Have sb_log_close call fn(arg) after each step of syncing the sealed
+ * segments (a segment's records, or its index files), from the thread
+ * that closes: a close of thousands of them takes seconds. Set by the
+ * thread that then closes l, with no other thread using l. */
+void sb_log_set_close_step(sb_log *l, void (*fn)(void *arg), void *arg);
 /* Delete the files of an empty log (-ENOTEMPTY otherwise); afterwards every
  * call on l fails with -ENOENT. l itself stays allocated until sb_log_close. */
 int sb_log_remove(sb_log *l);

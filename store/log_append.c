@@ -392,6 +392,8 @@ int sb_log_finish_seals(sb_log *l)
 		pthread_mutex_unlock(&l->sync_mu);
 		if (!s)
 			break;
+		if (l->close_step)
+			l->close_step(l->close_step_arg);
 	}
 	return rc;
 }

@@ -27,6 +27,11 @@ struct sb_log {
 	const sb_io *io;
 	int read_only;
 	size_t batch_max;
+	/* Set by the store before sb_log_close, by the closing thread
+	 * (sb_log_set_close_step): called after each step of the close's
+	 * syncing of sealed segments, so that the store can say it moves. */
+	void (*close_step)(void *arg);
+	void *close_step_arg;
 	char *why;                      /* why recovery refused the log, if it did:
 					 * SB_LOG_WHY bytes, only during the open
 					 * (sb_log_open_dir frees it), else NULL */

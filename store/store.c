@@ -498,6 +498,7 @@ typedef struct closer {
 	sb_store *s;
 	_Atomic size_t next;         /* the next topic to close */
 	_Atomic size_t done;         /* topics closed */
+	_Atomic uint64_t steps;      /* steps of their closes (sb_log_set_close_step) */
 	_Atomic int rc;              /* the first error */
 	pthread_mutex_t note_mu;     /* one writer of the note at a time */
 	long long noted_ms;          /* [note_mu] when the note was last written */
@@ -513,10 +514,21 @@ static void note_progress(closer *c, size_t done, int now)
 		return;
 	long long t = sb_mono_ms();
 	if (now || t - c->noted_ms >= CLOSE_NOTE_MS) {
-		sb_lock_note_closing(s->lock_fd, s->dir, s->mountpoint, done, s->ntopics);
+		sb_lock_note_closing(s->lock_fd, s->dir, s->mountpoint, done, s->ntopics, atomic_load(&c->steps));
 		c->noted_ms = t;
 	}
 	pthread_mutex_unlock(&c->note_mu);
+}
+
+/* A step inside one topic's close (a sealed segment synced, or its index
+ * files saved): a topic with a backlog of thousands takes seconds, and
+ * the note says it moves. */
+static void close_step(void *arg)
+{
+	closer *c = arg;
+
+	atomic_fetch_add(&c->steps, 1);
+	note_progress(c, atomic_load(&c->done), 0);
 }
 
 static void *close_some(void *arg)
@@ -525,6 +537,7 @@ static void *close_some(void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&c->next, 1)) < c->s->ntopics) {
+		sb_log_set_close_step(c->s->topics[i], close_step, c);
 		int r = sb_log_close(c->s->topics[i]);
 		int none = 0;
 		if (r)

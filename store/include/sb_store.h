@@ -110,6 +110,8 @@ typedef struct sb_store_holder {
 	int mounted;             /* a mount of `dir` is at `mountpoint` right now */
 	uint64_t closing_done;   /* the holder is closing: topics closed so far */
 	uint64_t closing_total;  /* ... of these (0: not closing, or not said) */
+	uint64_t closing_steps;  /* steps inside the topics' closes so far (a
+				  * sealed segment synced, its index saved) */
 } sb_store_holder;
 
 /* How long the daemon and the tools wait for a finishing holder (ms). */
