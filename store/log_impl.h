@@ -254,5 +254,17 @@ int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment *
  * Else -errno.
  */
 int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t stream_end, int *changed);
+/*
+ * Repairing a gap between sealed segment prev (opened) and the next one,
+ * at next_base (a segment file missing: a live copy that read prev before
+ * a compaction round extended its span over a segment compacted to
+ * nothing, and listed the directory after the round removed it; or a lost
+ * file): prev's span is made to reach next_base (its header rewritten in
+ * place, synced; format.h "Compacted segment"), so that the missing
+ * offsets read as compacted away and the later segments stay. 1: it
+ * cannot be (a compressed segment, a gap past what a span reaches; nothing
+ * changed: the caller cuts there as before). Else 0 or -errno.
+ */
+int sb_log_recover_span_gap(sb_log *l, sb_segment *prev, uint64_t next_base, int *changed);
 
 #endif

@@ -447,6 +447,16 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				/* A break below the start: what precedes it
 				 * are stale files of an interrupted removal. */
 				drop_opened(l);
+			} else if (sb_segment_next(prev) < sb_segment_base(s) && repairing(l) && !l->read_only &&
+				   (rc = sb_log_recover_span_gap(l, prev, sb_segment_base(s), changed)) != 1) {
+				/* repaired: the missing offsets are a gap, the
+				 * later segments stay (a live copy's removed
+				 * empty segment, a lost file) */
+				if (rc) {
+					sb_segment_close(s, 0);
+					snprintf(l->why, SB_LOG_WHY, "%s: %s", name, sb_strerror(rc));
+					return rc;
+				}
 			} else {
 				char what_gap[96];
 				snprintf(what_gap, sizeof(what_gap), "a gap: the previous segment ends at offset %llu",

@@ -1,6 +1,7 @@
 /*
- * log_recover_hdr.c - the newest segment's header torn by a crash while it
- * was rewritten in place (format.h: an active segment's compacted span
+ * log_recover_hdr.c - segment headers recovery rewrites in place: a gap
+ * repaired by a span (sb_log_recover_span_gap), and the newest segment's
+ * header torn by a crash while it was rewritten in place (format.h: an active segment's compacted span
  * raised or cut back, a version upgrade): the bytes that write changed
  * (version, span, CRC) may be garbage after a power loss, the others are
  * as they were (a write changes only the bytes it writes: "powersafe
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -92,4 +94,25 @@ out_unmap:
 out_close:
 	io->close(io->ctx, fd);
 	return rc;
+}
+
+int sb_log_recover_span_gap(sb_log *l, sb_segment *prev, uint64_t next_base, int *changed)
+{
+	uint64_t base = sb_segment_base(prev), from = sb_segment_next(prev);
+	char msg[256];
+	int rc;
+
+	if (sb_segment_zseg(prev) || next_base <= from || next_base - base > UINT32_MAX)
+		return 1;
+	if ((rc = sb_segment_write_span(prev, next_base)))
+		return rc;
+	sb_segment_set_span(prev, next_base);
+	*changed = 1;
+	snprintf(msg, sizeof(msg),
+		 "%s: offsets %llu to %llu missing after it (no segment holds them): its span now reaches "
+		 "the next segment; they read as compacted away, every later segment kept",
+		 strrchr(sb_segment_path(prev), '/') + 1, (unsigned long long)from, (unsigned long long)next_base - 1);
+	if (l->opt.report)
+		l->opt.report(l->opt.report_arg, l->name, msg);
+	return 0;
 }
