@@ -51,19 +51,34 @@ static int put(sb_log *l, uint64_t o)
 	return sb_log_append_at(l, o, &r, 1);
 }
 
-/* Segment files in topic t's directory. */
-static unsigned seg_files(void)
+/* The bases of topic t's segment files, sorted (at most cap). */
+static size_t seg_bases(uint64_t *b, size_t cap)
 {
 	char d[4200];
-	unsigned n = 0;
+	size_t n = 0;
 	struct dirent *e;
 	DIR *dir = opendir(ut_topic_path(&env, "t", NULL, d, sizeof(d)));
 
 	cr_assert_not_null(dir);
 	while ((e = readdir(dir)))
-		n += strlen(e->d_name) > 4 && !strcmp(e->d_name + strlen(e->d_name) - 4, ".seg");
+		if (strlen(e->d_name) == 24 && !strcmp(e->d_name + 20, ".seg") && n < cap)
+			b[n++] = strtoull(e->d_name, NULL, 10);
 	closedir(dir);
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j && b[j - 1] > b[j]; j--) {
+			uint64_t t = b[j];
+			b[j] = b[j - 1];
+			b[j - 1] = t;
+		}
 	return n;
+}
+
+/* Segment files in topic t's directory (up to 64). */
+static unsigned seg_files(void)
+{
+	uint64_t b[64];
+
+	return (unsigned)seg_bases(b, 64);
 }
 
 /* The offsets the restore appends: 5,000 with gaps of two, 10,000 in a
@@ -154,8 +169,7 @@ Test(restore, gaps_share_the_active_segment)
 	cr_assert_leq(seg_files(), 5, "%u segment files at the end", seg_files());
 }
 
-static fio *crash_io(int mm);
-static void crash_fresh(void);
+static fio *crash_open(int mm, uint64_t seg, enum sb_sync sync, sb_store **s, sb_log **l);
 
 /* Messages the store reports, for the tests that look for one. */
 static char said[4096];
@@ -191,11 +205,7 @@ Test(restore, a_torn_span_rewrite_is_written_anew)
 	for (size_t i = 0; i < 300; i++)
 		o[i] = i < 200 ? 3 * i : 600 + i; /* gaps, then a run */
 	for (int seed = 0; seed < 66; seed++) {
-		crash_fresh();
-		said[0] = 0;
-		fio *fi = crash_io(seed % 2);
-		cr_assert_eq(ut_open(env.store, &c, fio_io(fi), &s), 0);
-		cr_assert_not_null(l = ut_topic(s, "t"));
+		fio *fi = crash_open(seed % 2, 1 << 20, SB_SYNC_NEVER, &s, &l);
 		for (size_t i = 0; i < 300; i++)
 			cr_assert_eq(put(l, o[i]), 0);
 		cr_assert_eq(sb_log_sync(l), 0);
@@ -242,28 +252,6 @@ Test(restore, a_torn_span_rewrite_is_written_anew)
 		cr_assert_eq(sb_store_close(s), 0);
 		verify_clean("after the open");
 	}
-}
-
-/* The bases of topic t's segment files, sorted (at most cap). */
-static size_t seg_bases(uint64_t *b, size_t cap)
-{
-	char d[4200];
-	size_t n = 0;
-	struct dirent *e;
-	DIR *dir = opendir(ut_topic_path(&env, "t", NULL, d, sizeof(d)));
-
-	cr_assert_not_null(dir);
-	while ((e = readdir(dir)))
-		if (strlen(e->d_name) == 24 && !strcmp(e->d_name + 20, ".seg") && n < cap)
-			b[n++] = strtoull(e->d_name, NULL, 10);
-	closedir(dir);
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j && b[j - 1] > b[j]; j--) {
-			uint64_t t = b[j];
-			b[j] = b[j - 1];
-			b[j - 1] = t;
-		}
-	return n;
 }
 
 /*
@@ -451,18 +439,26 @@ static void crash_run(sb_log *l, enum sb_sync sync, int *acked, int *tried)
 	*tried = i < CR_N ? i + 1 : CR_N;
 }
 
-/* The number of fdatasyncs the whole restore makes. */
-static unsigned crash_reference(int mm, enum sb_sync sync)
+/* A fresh store over a new fault table (the mmap write path if mm),
+ * segments of seg bytes under `sync`, and its topic "t": *s, *l. */
+static fio *crash_open(int mm, uint64_t seg, enum sb_sync sync, sb_store **s, sb_log **l)
 {
-	sb_log_config c = cfg(4096, sync);
-	sb_store *s;
-	sb_log *l;
-	int acked, tried;
+	sb_log_config c = cfg(seg, sync);
 
 	crash_fresh();
 	fio *f = crash_io(mm);
-	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-	cr_assert_not_null(l = ut_topic(s, "t"));
+	cr_assert_eq(ut_open(env.store, &c, fio_io(f), s), 0);
+	cr_assert_not_null(*l = ut_topic(*s, "t"));
+	return f;
+}
+
+/* The number of fdatasyncs the whole restore makes. */
+static unsigned crash_reference(int mm, enum sb_sync sync)
+{
+	sb_store *s;
+	sb_log *l;
+	int acked, tried;
+	fio *f = crash_open(mm, 4096, sync, &s, &l);
 	unsigned before = fio_calls(f, FIO_FDATASYNC);
 	crash_run(l, sync, &acked, &tried);
 	cr_assert_eq(acked, CR_N);
@@ -493,15 +489,11 @@ Test(restore, a_power_loss_at_every_sync_keeps_what_was_acknowledged)
 			cr_assert_geq(syncs, sync == SB_SYNC_ALWAYS ? CR_N : CR_N / 8, "%u syncs", syncs);
 			for (unsigned k = 1; k <= syncs; k++)
 				for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-					sb_log_config c = cfg(4096, sync);
 					char why[128];
 					sb_store *s;
 					sb_log *l;
 					int acked, tried;
-					crash_fresh();
-					fio *f = crash_io(mm);
-					cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
-					cr_assert_not_null(l = ut_topic(s, "t"));
+					fio *f = crash_open(mm, 4096, sync, &s, &l);
 					fio_crash_at(f, FIO_FDATASYNC, fio_calls(f, FIO_FDATASYNC) + k);
 					crash_run(l, sync, &acked, &tried);
 					fio_crash_now(f);
