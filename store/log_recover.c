@@ -508,40 +508,6 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 	return 0;
 }
 
-/* The newest segment is a compacted one (the segments after it were cut, a
- * crash tore a roll's new segment): it takes no appends (its span ends its
- * offsets). Opened sealed, with a new segment after it for the appends.
- * [read-write] */
-static int follow_compacted(sb_log *l, int *changed)
-{
-	sb_segment *s = l->segs[l->nsegs - 1], *ns = NULL;
-	uint64_t base = sb_segment_base(s);
-	char msg[160];
-	int ch = 0, rc;
-
-	if (sb_segment_active(s)) {
-		sb_segment_close(s, 0);
-		l->nsegs--;
-		if ((rc = sb_segment_open(&l->sp, base, SB_SEG_TRUST_INDEX | SB_SEG_QUIET, &ch, &s)))
-			return rc;
-		if ((rc = sb_log_segs_push(l, s))) {
-			sb_segment_close(s, 0);
-			return rc;
-		}
-	}
-	if ((rc = sb_segment_create(&l->sp, sb_segment_next(s), sb_segment_stream_end(s), &ns)))
-		return rc;
-	if ((rc = sb_fsync_dir(l->io, l->dir)) || (rc = sb_log_segs_push(l, ns))) {
-		sb_segment_remove(ns);
-		return rc;
-	}
-	snprintf(msg, sizeof(msg), "%s: compacted, and the newest: a new segment follows it for the appends",
-		 strrchr(sb_segment_path(s), '/') + 1);
-	report(l, msg);
-	*changed = 1;
-	return 0;
-}
-
 /* After a cut the last segment was opened as a sealed one: reopen it as the
  * active one (mapped for appending). It was checked (and reported) once. */
 static int reopen_last_active(sb_log *l, int *changed)
@@ -694,11 +660,9 @@ int sb_log_recover(sb_log *l)
 		if (stop)
 			break;
 	}
-	if (l->nsegs && !l->read_only && sb_segment_compacted(l->segs[l->nsegs - 1])) {
-		if ((rc = follow_compacted(l, &changed)))
-			goto out_free;
-		last_active = 1;
-	}
+	/* (A compacted newest segment, the segments after it cut, or a
+	 * restore's, takes the appends: each raises its span first,
+	 * sb_segment_reach.) */
 	if (l->nsegs && !last_active && (rc = reopen_last_active(l, &changed)))
 		goto out_free;
 	if (!l->nsegs) {

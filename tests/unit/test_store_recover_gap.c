@@ -569,11 +569,12 @@ Test(recover_gap, damaged_first_record_of_a_compacted_segment_is_damage_not_a_re
 
 /* The newest segment torn by a crash in a roll (its header garbage, no
  * index, no clean marker): the open removes it, and the compacted segment
- * before it is the newest. It takes no appends (its span ends its
- * offsets): a new segment follows it. Before, the append went into it,
- * read EIO as past its span, and the next open refused the topic (found
- * by an exploratory tester). */
-Test(recover_gap, a_compacted_segment_left_newest_takes_no_appends)
+ * before it is the newest. It takes the appends, each raising its span
+ * first (sb_segment_reach). Once the append went into it past its span,
+ * read EIO, and the next open refused the topic (found by an exploratory
+ * tester); then a new segment followed it at every open; now the appends
+ * go inside its span, as a restore's do. */
+Test(recover_gap, a_compacted_segment_left_newest_takes_appends_inside_its_span)
 {
 	gcase c = {.seed = 9, .comp = SB_COMPRESS_NONE};
 	uint8_t *was[NREC], buf[HI];
