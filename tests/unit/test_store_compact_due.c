@@ -110,6 +110,22 @@ static void count_lost(void *arg, const char *topic, const char *msg)
 	refused_msgs += strstr(msg, "records lost") != NULL;
 }
 
+/* The store with config c, its reports of "records lost" counted in
+ * refused_msgs (from 0). */
+static sb_store *open_counting_lost(const sb_log_config *c)
+{
+	sb_store_options o;
+	sb_store *s;
+
+	sb_store_options_default(&o);
+	o.defaults = *c;
+	o.no_flusher = 1;
+	o.report = count_lost;
+	refused_msgs = 0;
+	cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+	return s;
+}
+
 /* Each trial: hot keys over a few segments, synced; the index files of the
  * sealed segments kept aside; a round of compaction; then the old index
  * files put back beside the compacted segments (a copy's view). The open
@@ -164,13 +180,7 @@ Test(cdue, a_compacted_segment_beside_its_old_index_opens)
 			     "trial %d: verify finds damage (%lu record, %lu order, %lu file)",
 			     t, (unsigned long)vr.problems[SB_VERIFY_RECORD], (unsigned long)vr.problems[SB_VERIFY_ORDER],
 			     (unsigned long)vr.problems[SB_VERIFY_FILE]);
-		sb_store_options o;
-		sb_store_options_default(&o);
-		o.defaults = c;
-		o.no_flusher = 1;
-		o.report = count_lost;
-		refused_msgs = 0;
-		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		s = open_counting_lost(&c);
 		cr_assert_eq(sb_store_get(s, topic, &l), 0, "trial %d: the topic refused", t);
 		cr_assert_eq(refused_msgs, 0, "trial %d: records said lost", t);
 		for (int k = 0; k < NKEYS && k < i; k++) {
@@ -219,13 +229,7 @@ Test(cdue, a_plain_segment_beside_another_logs_index_opens)
 		cr_assert_eq(sb_verify_topic(ty, NULL, NULL, NULL, &vr), 0);
 		cr_assert_eq(vr.problems[SB_VERIFY_RECORD] + vr.problems[SB_VERIFY_ORDER] + vr.problems[SB_VERIFY_FILE], 0,
 			     "seed %d: verify calls another log's index damage", seed);
-		sb_store_options o;
-		sb_store_options_default(&o);
-		o.defaults = c;
-		o.no_flusher = 1;
-		o.report = count_lost;
-		refused_msgs = 0;
-		cr_assert_eq(sb_store_open(env.store, &o, &s), 0);
+		s = open_counting_lost(&c);
 		sb_log *l;
 		cr_assert_eq(sb_store_get(s, y, &l), 0, "seed %d: the topic was refused", seed);
 		cr_assert_eq(refused_msgs, 0, "seed %d: records lost, said", seed);
