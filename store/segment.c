@@ -370,38 +370,6 @@ int sb_segment_save_index(sb_segment *s)
 	return rc;
 }
 
-int sb_segment_upgrade(sb_segment *s)
-{
-	const sb_io *io = s->p->io;
-	uint8_t hdr[SB_SEG_HDR];
-	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream};
-	int rc;
-
-	if (sb_segment_len(s) != SB_SEG_HDR || s->p->read_only)
-		return -EINVAL;
-	sb_seg_hdr_encode(hdr, &h);
-	/* only the bytes that change, the version and the CRC (see
-	 * seg_write_span) */
-	rc = sb_pwrite_full(io, s->fd, hdr + SB_FH_VERSION, 2, SB_FH_VERSION);
-	if (!rc)
-		rc = sb_pwrite_full(io, s->fd, hdr + SB_SEG_AT_CRC, SB_SEG_HDR - SB_SEG_AT_CRC, SB_SEG_AT_CRC);
-	if (!rc)
-		rc = io->fdatasync(io->ctx, s->fd);
-	if (!rc)
-		atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
-	return rc;
-}
-
-void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
-{
-	uint64_t n = atomic_load(&s->stream_end) - s->base_stream;
-
-	s->base_stream = base_stream;
-	atomic_store(&s->stream_end, base_stream + n);
-	if (s->z)
-		sb_zseg_rebase_stream(s->z, base_stream);
-}
-
 /* Rewrite the header in place with compacted span `span`, fdatasync'd if
  * `sync`. Only the bytes that change are written (the version of an older
  * segment, the span and the CRC): a crash may leave those torn, never the
@@ -422,6 +390,27 @@ static int seg_write_span(sb_segment *s, uint32_t span, int sync)
 	if (!rc && sync)
 		rc = io->fdatasync(io->ctx, s->fd);
 	return rc;
+}
+
+int sb_segment_upgrade(sb_segment *s)
+{
+	int rc;
+
+	if (sb_segment_len(s) != SB_SEG_HDR || s->p->read_only)
+		return -EINVAL;
+	if (!(rc = seg_write_span(s, s->span, 1)))
+		atomic_store_explicit(&s->version, SB_FORMAT_VERSION, memory_order_relaxed);
+	return rc;
+}
+
+void sb_segment_rebase_stream(sb_segment *s, uint64_t base_stream)
+{
+	uint64_t n = atomic_load(&s->stream_end) - s->base_stream;
+
+	s->base_stream = base_stream;
+	atomic_store(&s->stream_end, base_stream + n);
+	if (s->z)
+		sb_zseg_rebase_stream(s->z, base_stream);
 }
 
 int sb_segment_write_span(sb_segment *s, uint64_t next)
