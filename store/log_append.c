@@ -25,15 +25,33 @@ static void report(sb_log *l, const char *what, int rc, const char *then)
 	l->opt.report(l->opt.report_arg, l->name, msg);
 }
 
-/* A failure rc after which what was appended is in doubt (a failed sync
- * may have dropped its pages): the log refuses appends until it is
- * reopened (err), said once. */
-static void stick(sb_log *l, const char *what, int rc)
+/* A failure rc after which the log refuses appends until it is reopened
+ * (err), said once. Records appended before it are still synced and
+ * acknowledged (wait_synced) unless a sync of records failed (lost): its
+ * pages may be gone, and a later sync that succeeds proves nothing. */
+static void stick_as(sb_log *l, const char *what, int rc, int lost)
 {
 	int none = 0;
 
+	if (lost)
+		atomic_store(&l->sync_lost, 1);
 	if (atomic_compare_exchange_strong(&l->err, &none, rc))
 		report(l, what, rc, "appends to the topic are refused until it is reopened (remount)");
+}
+
+static void stick(sb_log *l, const char *what, int rc)
+{
+	stick_as(l, what, rc, 0);
+}
+
+/* 0, or after a failed sync of records the error to return (err, which
+ * stick_as sets just after sync_lost). */
+static int sync_lost(sb_log *l)
+{
+	if (!atomic_load(&l->sync_lost))
+		return 0;
+	int rc = atomic_load(&l->err);
+	return rc ? rc : -EIO;
 }
 
 /* Whether failure rc was the lack of a descriptor or of memory to open,
@@ -44,12 +62,12 @@ static int transient(int rc)
 	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
 }
 
-/* A roll's or a seal's failure rc (not 0): sticks unless transient.
- * Returns rc. */
-static int failed(sb_log *l, const char *what, int rc)
+/* A roll's or a seal's failure rc (not 0) in sealing s: sticks unless
+ * transient, lost if s's records were not synced. Returns rc. */
+static int failed(sb_log *l, const char *what, int rc, const sb_segment *s)
 {
 	if (!transient(rc))
-		stick(l, what, rc);
+		stick_as(l, what, rc, s && !sb_segment_data_synced(s));
 	return rc;
 }
 
@@ -68,7 +86,7 @@ static int roll(sb_log *l)
 	 * retried) only from cutting the old segment's preallocated tail or
 	 * creating the next one. */
 	if (!rc && l->cfg.sync == SB_SYNC_ALWAYS && (rc = sb_segment_make_durable(last)))
-		return failed(l, "sealing the full segment", rc);
+		return failed(l, "sealing the full segment", rc, last);
 	if (rc)
 		return rc;
 	rc = sb_segment_create(&l->sp, sb_segment_next(last), sb_segment_stream_end(last), &s);
@@ -96,7 +114,10 @@ static int wait_synced(sb_log *l, uint64_t seq)
 	if (l->lingering)
 		pthread_cond_signal(&l->linger_cv);
 	while (l->synced < seq) {
-		if ((rc = atomic_load(&l->err)))
+		/* Another's failure (a roll's, a span's) refuses later appends
+		 * but leaves this one's record written: sync it, as its writer
+		 * will be told it is there. Not after a failed sync. */
+		if ((rc = sync_lost(l)))
 			break;
 		if (l->syncing) {
 			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
@@ -136,7 +157,7 @@ static int wait_synced(sb_log *l, uint64_t seq)
 		pthread_mutex_lock(&l->sync_mu);
 		l->syncing = 0;
 		if (r) {
-			stick(l, "syncing the newest segment", r);
+			stick_as(l, "syncing the newest segment", r, 1);
 		} else if (target > l->synced) {
 			if (nx > atomic_load(&l->synced_next))
 				atomic_store(&l->synced_next, nx);
@@ -228,7 +249,7 @@ static int append_locked(sb_log *l, uint64_t from, const sb_record_in *r, size_t
 	}
 	uint64_t off = from;
 	if ((off != sb_segment_next(s) || sb_segment_compacted(s)) && (rc = sb_segment_reach(s, off, n)))
-		return rc == -EINVAL ? rc : failed(l, "marking the newest segment's span", rc);
+		return rc == -EINVAL ? rc : failed(l, "marking the newest segment's span", rc, NULL);
 	rc = sb_segment_append(s, off, r, n, bytes, now);
 	if (rc)
 		return rc;
@@ -357,6 +378,13 @@ int sb_log_finish_seals(sb_log *l)
 		pthread_mutex_lock(&l->sync_mu);
 		while (l->syncing)
 			pthread_cond_wait(&l->sync_cv, &l->sync_mu);
+		/* After a failed sync of records, trying it again and
+		 * succeeding proves nothing (a caller that began before the
+		 * failure waited here for it). */
+		if ((rc = sync_lost(l))) {
+			pthread_mutex_unlock(&l->sync_mu);
+			return rc;
+		}
 		l->syncing = 1;
 		pthread_mutex_unlock(&l->sync_mu);
 		/* With `syncing` set no segment is dropped (drop_front waits).
@@ -387,7 +415,7 @@ int sb_log_finish_seals(sb_log *l)
 		pthread_mutex_lock(&l->sync_mu);
 		l->syncing = 0;
 		if (rc) /* (a sealed segment's index not saved: tried again) */
-			failed(l, "syncing a sealed segment", rc);
+			failed(l, "syncing a sealed segment", rc, records ? s : NULL);
 		pthread_cond_broadcast(&l->sync_cv);
 		pthread_mutex_unlock(&l->sync_mu);
 		if (!s)

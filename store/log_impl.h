@@ -72,6 +72,9 @@ struct sb_log {
 	_Atomic uint64_t stream_end;    /* [atomic] */
 	_Atomic long long mtime_ns;     /* [atomic] last append */
 	_Atomic int err;                /* [atomic] sticky append error, 0 if none */
+	_Atomic int sync_lost;          /* [atomic] set before err when a sync of
+					 * records failed: no later sync may
+					 * acknowledge what it covered */
 	_Atomic int removed;            /* [atomic] topic removed */
 	_Atomic int stop_rewrites;      /* [atomic] the store is closing: rounds of
 					 * compaction and compression stop early */
