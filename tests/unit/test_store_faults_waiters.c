@@ -19,6 +19,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util_faultio.h"
@@ -277,4 +280,195 @@ Test(waiters, a_sync_waiting_behind_a_failed_sync_of_sealed_records_fails_too)
 	fio_free(f);
 	struct outcome o = {{0, 0, 0}, 1, 2}; /* records 1..3 acknowledged (no crash: there) */
 	check_case("after the failed sync", &o, 0);
+}
+
+/* ---- writers at random, one call failed --------------------------------- */
+
+#define NW 4    /* writer threads */
+#define PER 40  /* appends each */
+#define PAYLOAD_MAX 1500
+
+/* Writer w's i-th payload: "wW-IIII|" then bytes of (w, i), len bytes in
+ * all; odd writers' records have keys. */
+static size_t payload(uint8_t *buf, int w, int i)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull * (uint64_t)(w * 1000 + i + 1);
+	size_t len = 20 + ut_rnd(&s) % (PAYLOAD_MAX - 20);
+	int h = snprintf((char *)buf, len, "w%d-%04d|", w, i);
+	for (size_t k = (size_t)h; k < len; k++)
+		buf[k] = (uint8_t)ut_rnd(&s);
+	return len;
+}
+
+struct rwriter {
+	sb_log *l;
+	int w, sync_every;
+	pthread_t t;
+	int rc[PER];
+};
+
+static void *rwrite(void *arg)
+{
+	struct rwriter *r = arg;
+	uint8_t buf[PAYLOAD_MAX];
+
+	for (int i = 0; i < PER; i++) {
+		char key[16];
+		sb_record_in in = {.value = buf, .value_len = payload(buf, r->w, i)};
+		if (r->w % 2) { /* keyed: the key index follows (derived data) */
+			in.key = key;
+			in.key_len = (uint32_t)snprintf(key, sizeof(key), "k%d", i % 10);
+		}
+		r->rc[i] = sb_log_append(r->l, &in, 1, NULL);
+		if (r->sync_every && i % r->sync_every == r->sync_every - 1)
+			(void)sb_log_sync(r->l);
+		if (i % 7 == 3)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* Run the writers with kind's nth call failing with err (nth 0: none),
+ * through the mapping (the store's write path) or pwrite (use_mmap 0);
+ * *calls gets the calls of kind the run made. Returns whether the rule
+ * fired. The store is closed after. */
+static int rwriters_run(enum sb_sync sync, int use_mmap, fio_kind kind, unsigned nth, int err,
+			struct rwriter *ws, unsigned *calls)
+{
+	sb_log_config cfg;
+	sb_store *s;
+
+	cr_assert_eq(uf_rmrf(env.store), 0);
+	fio *f = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
+	cr_assert_not_null(f);
+	fio_set_sync(f, 0, 0);
+	ut_cfg(&cfg, 4096, sync);
+	cfg.index_interval_bytes = 512;
+	cr_assert_eq(ut_open(env.store, &cfg, fio_io(f), &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	unsigned before = fio_calls(f, kind);
+	if (nth)
+		fio_fail(f, kind, nth, err, 0, NULL);
+	for (int w = 0; w < NW; w++) {
+		ws[w].l = l;
+		ws[w].w = w;
+		ws[w].sync_every = sync == SB_SYNC_NEVER ? 8 : 0;
+		cr_assert_eq(pthread_create(&ws[w].t, NULL, rwrite, &ws[w]), 0);
+	}
+	for (int w = 0; w < NW; w++)
+		pthread_join(ws[w].t, NULL);
+	int fired = fio_failed(f) > 0;
+	if (calls)
+		*calls = fio_calls(f, kind) - before;
+	sb_store_close(s);
+	fio_free(f);
+	return fired;
+}
+
+/* After rwriters_run: every append told 0 there once, every one told an
+ * error not there (may_land: unless a sync failed), each writer's in its
+ * order, every byte as written; verify clean; an append works. */
+static void rwriters_check(const char *what, const struct rwriter *ws, int may_land)
+{
+	sb_log_config cfg;
+	sb_store *s;
+	sb_log *l;
+	int seen[NW][PER] = {{0}}, last[NW];
+	uint8_t want[PAYLOAD_MAX], *got = malloc(PAYLOAD_MAX + 16);
+
+	cr_assert_not_null(got);
+	for (int w = 0; w < NW; w++)
+		last[w] = -1;
+	ut_cfg(&cfg, 4096, SB_SYNC_NEVER);
+	int rc = ut_open(env.store, &cfg, NULL, &s);
+	cr_assert_eq(rc, 0, "%s: reopen: %s", what, sb_strerror(rc));
+	cr_assert_eq(sb_store_get(s, "t", &l), 0);
+	for (uint64_t off = sb_log_start(l); off < sb_log_next(l); off++) {
+		sb_record_info info;
+		size_t n = 0;
+		int w, i;
+		rc = sb_log_read(l, off, 0, got, PAYLOAD_MAX + 16, &n, &info);
+		cr_assert_eq(rc, 0, "%s: record %llu: %s", what, (unsigned long long)off, sb_strerror(rc));
+		cr_assert(n >= 8 && sscanf((const char *)got, "w%d-%d|", &w, &i) == 2 && w >= 0 && w < NW &&
+				  i >= 0 && i < PER,
+			  "%s: record %llu is no one's", what, (unsigned long long)off);
+		cr_assert(n == payload(want, w, i) && memcmp(got, want, n) == 0, "%s: record %llu (w%d-%d) garbled",
+			  what, (unsigned long long)off, w, i);
+		cr_assert_eq(seen[w][i]++, 0, "%s: w%d-%d twice", what, w, i);
+		cr_assert_gt(i, last[w], "%s: w%d-%d after w%d-%d", what, w, i, w, last[w]);
+		last[w] = i;
+	}
+	for (int w = 0; w < NW; w++)
+		for (int i = 0; i < PER; i++) {
+			if (!ws[w].rc[i])
+				cr_assert(seen[w][i], "%s: acknowledged w%d-%d lost", what, w, i);
+			else if (!may_land)
+				cr_assert(!seen[w][i], "%s: w%d-%d is there, its writer was told %s", what, w, i,
+					  sb_strerror(ws[w].rc[i]));
+		}
+	sb_record_in in = {.value = "after", .value_len = 5};
+	cr_assert_eq(sb_log_append(l, &in, 1, NULL), 0, "%s: an append after the reopen", what);
+	sb_store_close(s);
+	free(got);
+	char tdir[4096];
+	sb_verify_result res;
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
+	for (int k = 0; k < SB_VERIFY_NKINDS; k++)
+		cr_assert_eq(res.problems[k], 0, "%s: verify: %llu problems of kind %d", what,
+			     (unsigned long long)res.problems[k], k);
+}
+
+/* SB_WAITERS_CASES (default 8) calls of each kind failed a policy, at
+ * random among those the run makes, half through each write path;
+ * SB_WAITERS_SEED the seed. */
+static void random_writers(enum sb_sync sync)
+{
+	static const fio_kind kinds[] = {FIO_OPEN, FIO_PWRITE, FIO_FDATASYNC, FIO_FTRUNCATE,
+					 FIO_FALLOCATE, FIO_RENAME, FIO_CLOSE};
+	static const char *names[] = {"open", "pwrite", "fdatasync", "ftruncate",
+				      "fallocate", "rename", "close"};
+	const char *e = getenv("SB_WAITERS_CASES"), *sd = getenv("SB_WAITERS_SEED");
+	unsigned per = e ? (unsigned)atoi(e) : 8, fired = 0, told = 0;
+	uint64_t seed = sd ? strtoull(sd, NULL, 0) : (uint64_t)time(NULL);
+	struct rwriter ws[NW];
+
+	cr_log_info("waiters: SB_WAITERS_SEED=%llu", (unsigned long long)seed);
+	seed |= 1;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		unsigned calls = 0;
+		memset(ws, 0, sizeof(ws));
+		rwriters_run(sync, 1, kinds[k], 0, 0, ws, &calls);
+		rwriters_check("no fault", ws, 0);
+		for (unsigned c = 0; c < per && calls; c++) {
+			unsigned nth = 1 + (unsigned)(ut_rnd(&seed) % (calls + 2));
+			int err = c % 2 ? ENOSPC : EIO, mm = c / 2 % 2 == 0;
+			char what[160];
+			snprintf(what, sizeof(what), "%s, %s, %s #%u of about %u %s (SB_WAITERS_SEED=%s)",
+				 sb_sync_name(sync), mm ? "mmap" : "pwrite", names[k], nth, calls,
+				 err == EIO ? "EIO" : "ENOSPC", sd ? sd : "time");
+			memset(ws, 0, sizeof(ws));
+			if (!rwriters_run(sync, mm, kinds[k], nth, err, ws, NULL))
+				continue;
+			fired++;
+			for (int w = 0; w < NW; w++)
+				for (int i = 0; i < PER; i++)
+					told += ws[w].rc[i] != 0;
+			rwriters_check(what, ws, kinds[k] == FIO_FDATASYNC);
+		}
+	}
+	cr_log_info("waiters: %s: %u cases fired, %u appends told an error", sb_sync_name(sync), fired, told);
+	cr_assert_geq(fired, per * 3, "only %u cases fired", fired);
+	cr_assert_gt(told, 0u, "no append was told an error");
+}
+
+Test(waiters, random_writers_with_a_call_failed_are_told_the_truth_under_always)
+{
+	random_writers(SB_SYNC_ALWAYS);
+}
+
+Test(waiters, random_writers_with_a_call_failed_are_told_the_truth_under_never)
+{
+	random_writers(SB_SYNC_NEVER);
 }
