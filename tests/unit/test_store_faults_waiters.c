@@ -329,11 +329,12 @@ static void *rwrite(void *arg)
 }
 
 /* Run the writers with kind's nth call failing with err (nth 0: none),
- * through the mapping (the store's write path) or pwrite (use_mmap 0);
+ * through the mapping (the store's write path) or pwrite (use_mmap 0),
+ * the keys in the MemTable or a key table an append (key_tables);
  * *calls gets the calls of kind the run made. Returns whether the rule
  * fired. The store is closed after. */
-static int rwriters_run(enum sb_sync sync, int use_mmap, fio_kind kind, unsigned nth, int err,
-			struct rwriter *ws, unsigned *calls)
+static int rwriters_run(enum sb_sync sync, int use_mmap, int key_tables, fio_kind kind, unsigned nth,
+			int err, struct rwriter *ws, unsigned *calls)
 {
 	sb_log_config cfg;
 	sb_store *s;
@@ -344,6 +345,8 @@ static int rwriters_run(enum sb_sync sync, int use_mmap, fio_kind kind, unsigned
 	fio_set_sync(f, 0, 0);
 	ut_cfg(&cfg, 4096, sync);
 	cfg.index_interval_bytes = 512;
+	if (key_tables)
+		cfg.key_memtable_bytes = 1; /* a key table an append, merged as they come */
 	cr_assert_eq(ut_open(env.store, &cfg, fio_io(f), &s), 0);
 	sb_log *l = ut_topic(s, "t");
 	cr_assert_not_null(l);
@@ -374,12 +377,14 @@ static void rwriters_check(const char *what, const struct rwriter *ws, int may_l
 	sb_log_config cfg;
 	sb_store *s;
 	sb_log *l;
-	int seen[NW][PER] = {{0}}, last[NW];
+	int seen[NW][PER] = {{0}}, last[NW], latest[10][2];
 	uint8_t want[PAYLOAD_MAX], *got = malloc(PAYLOAD_MAX + 16);
 
 	cr_assert_not_null(got);
 	for (int w = 0; w < NW; w++)
 		last[w] = -1;
+	for (int k = 0; k < 10; k++)
+		latest[k][0] = -1;
 	ut_cfg(&cfg, 4096, SB_SYNC_NEVER);
 	int rc = ut_open(env.store, &cfg, NULL, &s);
 	cr_assert_eq(rc, 0, "%s: reopen: %s", what, sb_strerror(rc));
@@ -398,7 +403,27 @@ static void rwriters_check(const char *what, const struct rwriter *ws, int may_l
 		cr_assert_eq(seen[w][i]++, 0, "%s: w%d-%d twice", what, w, i);
 		cr_assert_gt(i, last[w], "%s: w%d-%d after w%d-%d", what, w, i, w, last[w]);
 		last[w] = i;
+		if (w % 2) {
+			latest[i % 10][0] = w;
+			latest[i % 10][1] = i;
+		}
 	}
+	/* the key index, replayed or read from its tables, agrees */
+	for (int k = 0; k < 10; k++) {
+		char key[16];
+		size_t n = 0, kl = (size_t)snprintf(key, sizeof(key), "k%d", k);
+		rc = sb_log_get_key(l, key, kl, got, PAYLOAD_MAX + 16, &n, NULL);
+		if (latest[k][0] < 0) {
+			cr_assert_eq(rc, -ENOENT, "%s: key %s has no record, get: %s", what, key, sb_strerror(rc));
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: get key %s: %s", what, key, sb_strerror(rc));
+		cr_assert(n == payload(want, latest[k][0], latest[k][1]) && memcmp(got, want, n) == 0,
+			  "%s: key %s does not give w%d-%d, its latest", what, key, latest[k][0], latest[k][1]);
+	}
+	uint64_t checked = 0, wrong = 0;
+	cr_assert_eq(sb_log_verify_keys(l, &checked, &wrong, NULL, NULL), 0);
+	cr_assert_eq(wrong, 0u, "%s: %llu key entries wrong", what, (unsigned long long)wrong);
 	for (int w = 0; w < NW; w++)
 		for (int i = 0; i < PER; i++) {
 			if (!ws[w].rc[i])
@@ -421,7 +446,8 @@ static void rwriters_check(const char *what, const struct rwriter *ws, int may_l
 }
 
 /* SB_WAITERS_CASES (default 8) calls of each kind failed a policy, at
- * random among those the run makes, half through each write path;
+ * random among those the run makes (counted with key tables), half
+ * through each write path, half with key tables;
  * SB_WAITERS_SEED the seed. */
 static void random_writers(enum sb_sync sync)
 {
@@ -439,17 +465,17 @@ static void random_writers(enum sb_sync sync)
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		unsigned calls = 0;
 		memset(ws, 0, sizeof(ws));
-		rwriters_run(sync, 1, kinds[k], 0, 0, ws, &calls);
+		rwriters_run(sync, 1, 1, kinds[k], 0, 0, ws, &calls);
 		rwriters_check("no fault", ws, 0);
 		for (unsigned c = 0; c < per && calls; c++) {
 			unsigned nth = 1 + (unsigned)(ut_rnd(&seed) % (calls + 2));
-			int err = c % 2 ? ENOSPC : EIO, mm = c / 2 % 2 == 0;
-			char what[160];
-			snprintf(what, sizeof(what), "%s, %s, %s #%u of about %u %s (SB_WAITERS_SEED=%s)",
-				 sb_sync_name(sync), mm ? "mmap" : "pwrite", names[k], nth, calls,
-				 err == EIO ? "EIO" : "ENOSPC", sd ? sd : "time");
+			int err = c % 2 ? ENOSPC : EIO, mm = c / 2 % 2 == 0, kt = c / 4 % 2 == 0;
+			char what[192];
+			snprintf(what, sizeof(what), "%s, %s, %s, %s #%u of about %u %s (SB_WAITERS_SEED=%s)",
+				 sb_sync_name(sync), mm ? "mmap" : "pwrite", kt ? "key tables" : "keys in memory",
+				 names[k], nth, calls, err == EIO ? "EIO" : "ENOSPC", sd ? sd : "time");
 			memset(ws, 0, sizeof(ws));
-			if (!rwriters_run(sync, mm, kinds[k], nth, err, ws, NULL))
+			if (!rwriters_run(sync, mm, kt, kinds[k], nth, err, ws, NULL))
 				continue;
 			fired++;
 			for (int w = 0; w < NW; w++)
