@@ -378,6 +378,12 @@ int sb_log_close(sb_log *l)
 	/* The key index is derived data: what it could not write out is
 	 * replayed from the log at the next open (it reports why). */
 	sb_log_keys_close(l, clean);
+	/* A failure refused appends but lost nothing: the close is not a
+	 * clean one (the next open scans), but what was appended is made
+	 * durable, as a clean close makes it (a power loss after it loses
+	 * nothing). Its error is the failure's, returned already. */
+	if (!clean && !l->read_only && !atomic_load(&l->removed) && !sb_log_sync_lost(l))
+		(void)sb_log_sync(l);
 	if (clean) {
 		sb_segment *last = sb_log_active(l);
 		rc = sb_log_finish_seals(l);

@@ -426,13 +426,21 @@ int sb_log_finish_seals(sb_log *l)
 	return rc;
 }
 
+int sb_log_sync_lost(sb_log *l)
+{
+	return sync_lost(l);
+}
+
 int sb_log_sync(sb_log *l)
 {
 	int rc;
 
 	if (l->read_only)
 		return 0;
-	if ((rc = atomic_load(&l->err)))
+	/* After a failure that refused appends but lost nothing (a roll's,
+	 * an index's), what was appended is still synced: only a failed
+	 * sync of records makes every later sync fail. */
+	if ((rc = sync_lost(l)))
 		return rc;
 	/* Sync the active segment first, then whatever was sealed before or
 	 * meanwhile: together they hold every append made before this call. */
@@ -452,7 +460,7 @@ int sb_log_flush_due(sb_log *l, long long now_ns)
 	long long last;
 	uint64_t synced;
 
-	if (l->read_only || atomic_load(&l->removed) || atomic_load(&l->err))
+	if (l->read_only || atomic_load(&l->removed) || sync_lost(l))
 		return 0;
 	int rc = sb_log_finish_seals(l);
 	sb_log_keys_sync(l);

@@ -143,6 +143,9 @@ int sb_log_set_start(sb_log *l, uint64_t start, int unsynced);
 /* Sync the sealed segments a roll left unsynced and save their indexes
  * (log_append.c); never takes append_mu. */
 int sb_log_finish_seals(sb_log *l);
+/* 0, or after a failed sync of records (sync_lost) the error every later
+ * sync returns (log_append.c). */
+int sb_log_sync_lost(sb_log *l);
 /* Stream position of record `off` in [start, next] (the end for next); call
  * with append_mu held or before the log is shared (log_read.c). */
 uint64_t sb_log_stream_pos_of(sb_log *l, uint64_t off);

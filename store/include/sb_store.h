@@ -442,7 +442,11 @@ int sb_log_seek_time(sb_log *l, int64_t ts, uint64_t *offset);
 int sb_log_delete_before(sb_log *l, uint64_t offset);
 /* Drop old segments past retention_bytes / retention_ms; *dropped may be NULL. */
 int sb_log_retain(sb_log *l, int64_t now_ns, size_t *dropped);
-/* Make everything appended so far durable. */
+/* Make everything appended so far durable. After a failure that refuses
+ * appends (sticky until the reopen) it still syncs what was appended,
+ * unless the failure was a sync of records: then it returns that error,
+ * as every later call does (a retried fdatasync may succeed with the
+ * pages gone). */
 int sb_log_sync(sb_log *l);
 /*
  * Compress the sealed, synced segments that are not yet compressed (the
