@@ -63,6 +63,21 @@ static void start(struct writer *w, sb_log *l, uint64_t off)
 	for (long k_ = 0; !(cond) && k_ < 2000000; k_++)                  \
 		sched_yield()
 
+/* A new store (topic t) through a new fault table with fake syncs:
+ * through the mapping or pwrite (use_mmap 0). The table is the caller's
+ * to free, after the store's close. */
+static fio *open_fresh(const sb_log_config *cfg, int use_mmap, sb_store **s, sb_log **l)
+{
+	cr_assert_eq(uf_rmrf(env.store), 0);
+	fio *f = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
+	cr_assert_not_null(f);
+	fio_set_sync(f, 0, 0);
+	cr_assert_eq(ut_open(env.store, cfg, fio_io(f), s), 0);
+	*l = ut_topic(*s, "t");
+	cr_assert_not_null(*l);
+	return f;
+}
+
 struct outcome {
 	int rc[3];   /* C's (offset 1), A's (2), B's (3) */
 	int fired;   /* the rule failed a call */
@@ -78,14 +93,9 @@ static void run_case(fio_kind kind, unsigned nth, int err, struct outcome *o)
 	sb_store *s;
 	struct writer w[3];
 
-	cr_assert_eq(uf_rmrf(env.store), 0);
-	fio *f = fio_new(env.stash);
-	cr_assert_not_null(f);
-	fio_set_sync(f, 0, 0);
+	sb_log *l;
 	ut_cfg(&cfg, 4096, SB_SYNC_ALWAYS);
-	cr_assert_eq(ut_open(env.store, &cfg, fio_io(f), &s), 0);
-	sb_log *l = ut_topic(s, "t");
-	cr_assert_not_null(l);
+	fio *f = open_fresh(&cfg, 0, &s, &l);
 	cr_assert_eq(ut_append1(l, 0, LEN, 1, NULL), 0);
 
 	fio_slow(f, FIO_FDATASYNC, FIO_HOLD, ".seg");
@@ -109,6 +119,19 @@ static void run_case(fio_kind kind, unsigned nth, int err, struct outcome *o)
 	o->nsegs = uf_count_suffix(tdir, ".seg");
 	sb_store_close(s);
 	fio_free(f);
+}
+
+/* `streambus verify` of topic t finds nothing. */
+static void expect_verify_clean(const char *what)
+{
+	char tdir[4096];
+	sb_verify_result res;
+
+	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
+	cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
+	for (int k = 0; k < SB_VERIFY_NKINDS; k++)
+		cr_assert_eq(res.problems[k], 0, "%s: verify: %llu problems of kind %d", what,
+			     (unsigned long long)res.problems[k], k);
 }
 
 /* After run_case: reopen with the real io and check each writer's record
@@ -139,13 +162,7 @@ static void check_case(const char *what, const struct outcome *o, int may_land)
 	cr_assert_leq(next, 4u, "%s: next %llu", what, (unsigned long long)next);
 	cr_assert_eq(ut_append1(l, next, LEN, 1, NULL), 0, "%s: an append after the reopen", what);
 	sb_store_close(s);
-	char tdir[4096];
-	sb_verify_result res;
-	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
-	cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
-	for (int k = 0; k < SB_VERIFY_NKINDS; k++)
-		cr_assert_eq(res.problems[k], 0, "%s: verify: %llu problems of kind %d", what,
-			     (unsigned long long)res.problems[k], k);
+	expect_verify_clean(what);
 }
 
 Test(waiters, the_scenario_rolls_in_b_and_acknowledges_all_without_faults)
@@ -251,13 +268,9 @@ Test(waiters, a_sync_waiting_behind_a_failed_sync_of_sealed_records_fails_too)
 	sb_store *s;
 	struct syncer x = {0}, y = {0};
 
-	fio *f = fio_new(env.stash);
-	cr_assert_not_null(f);
-	fio_set_sync(f, 0, 0);
+	sb_log *l;
 	ut_cfg(&cfg, 4096, SB_SYNC_NEVER);
-	cr_assert_eq(ut_open(env.store, &cfg, fio_io(f), &s), 0);
-	sb_log *l = ut_topic(s, "t");
-	cr_assert_not_null(l);
+	fio *f = open_fresh(&cfg, 0, &s, &l);
 	for (uint64_t i = 0; i < 4; i++) /* the fourth rolls: segment 0 sealed, not synced */
 		cr_assert_eq(ut_append1(l, i, LEN, 1, NULL), 0);
 	fio_slow(f, FIO_FDATASYNC, FIO_HOLD, seg0);
@@ -339,17 +352,12 @@ static int rwriters_run(enum sb_sync sync, int use_mmap, int key_tables, fio_kin
 	sb_log_config cfg;
 	sb_store *s;
 
-	cr_assert_eq(uf_rmrf(env.store), 0);
-	fio *f = use_mmap ? fio_new_mmap(env.stash) : fio_new(env.stash);
-	cr_assert_not_null(f);
-	fio_set_sync(f, 0, 0);
+	sb_log *l;
 	ut_cfg(&cfg, 4096, sync);
 	cfg.index_interval_bytes = 512;
 	if (key_tables)
 		cfg.key_memtable_bytes = 1; /* a key table an append, merged as they come */
-	cr_assert_eq(ut_open(env.store, &cfg, fio_io(f), &s), 0);
-	sb_log *l = ut_topic(s, "t");
-	cr_assert_not_null(l);
+	fio *f = open_fresh(&cfg, use_mmap, &s, &l);
 	unsigned before = fio_calls(f, kind);
 	if (nth)
 		fio_fail(f, kind, nth, err, 0, NULL);
@@ -436,13 +444,7 @@ static void rwriters_check(const char *what, const struct rwriter *ws, int may_l
 	cr_assert_eq(sb_log_append(l, &in, 1, NULL), 0, "%s: an append after the reopen", what);
 	sb_store_close(s);
 	free(got);
-	char tdir[4096];
-	sb_verify_result res;
-	ut_topic_path(&env, "t", NULL, tdir, sizeof(tdir));
-	cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
-	for (int k = 0; k < SB_VERIFY_NKINDS; k++)
-		cr_assert_eq(res.problems[k], 0, "%s: verify: %llu problems of kind %d", what,
-			     (unsigned long long)res.problems[k], k);
+	expect_verify_clean(what);
 }
 
 /* SB_WAITERS_CASES (default 8) calls of each kind failed a policy, at
