@@ -311,8 +311,11 @@ const sb_log_config *sb_log_get_config(const sb_log *l);
  * -EFBIG, headers that sb_headers_check() refuses its error, a full disk
  * -ENOSPC, offsets or stream positions that would run out (near 2^64;
  * max_offset) -EOVERFLOW, and in each case nothing is appended. After
- * a failed sync the log refuses appends with that error until reopened.
- * Under SB_SYNC_ALWAYS returns only once an fdatasync covers the records.
+ * a failed sync, or a failed roll or seal, the log refuses appends with
+ * that error until reopened. Under SB_SYNC_ALWAYS returns only once an
+ * fdatasync covers the records, written before any such failure or not,
+ * unless a sync of records failed: then that error (the records may be
+ * there after a reopen, as after a crash).
  * *first_offset (may be NULL) gets the offset of the first record.
  */
 int sb_log_append(sb_log *l, const sb_record_in *recs, size_t n, uint64_t *first_offset);
