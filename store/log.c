@@ -374,7 +374,18 @@ int sb_log_close(sb_log *l)
 
 	if (!l)
 		return 0;
-	int clean = !l->read_only && !atomic_load(&l->removed) && !atomic_load(&l->err);
+	int live = !l->read_only && !atomic_load(&l->removed);
+	/* Its newest segment's file removed under the daemon (`rm -rf` of
+	 * the topic's directory right after `fusermount3 -u`, which returns
+	 * before the daemon has closed): nothing is written into the
+	 * directory, where index files and a clean marker without their
+	 * segments would stop rm's rmdir and make the next open refuse the
+	 * topic. */
+	int gone = live && l->nsegs && sb_segment_gone(sb_log_active(l));
+	if (gone && l->opt.report)
+		l->opt.report(l->opt.report_arg, l->name,
+			      "its files were removed before its close: nothing written into its directory");
+	int clean = live && !gone && !atomic_load(&l->err);
 	/* The key index is derived data: what it could not write out is
 	 * replayed from the log at the next open (it reports why). */
 	sb_log_keys_close(l, clean);
@@ -382,7 +393,7 @@ int sb_log_close(sb_log *l)
 	 * clean one (the next open scans), but what was appended is made
 	 * durable, as a clean close makes it (a power loss after it loses
 	 * nothing). Its error is the failure's, returned already. */
-	if (!clean && !l->read_only && !atomic_load(&l->removed) && !sb_log_sync_lost(l))
+	if (live && !gone && !clean && !sb_log_sync_lost(l))
 		(void)sb_log_sync(l);
 	if (clean) {
 		sb_segment *last = sb_log_active(l);
@@ -402,11 +413,13 @@ int sb_log_close(sb_log *l)
 				 unsaved == 1 ? "" : "s");
 			l->opt.report(l->opt.report_arg, l->name, msg);
 		}
-		if (!rc && l->meta_dirty && sb_no_space(rc = sb_log_save_start(l)))
+		/* (removed meanwhile, as above: no start file, no marker) */
+		int gone_now = !rc && sb_segment_gone(last);
+		if (!rc && !gone_now && l->meta_dirty && sb_no_space(rc = sb_log_save_start(l)))
 			rc = 0; /* the removed records come back at the next open */
-		if (!rc)
+		if (!rc && !gone_now)
 			rc = sb_log_sync_meta(l);
-		if (!rc) {
+		if (!rc && !gone_now) {
 			uint8_t buf[SB_CLEAN_SIZE];
 			sb_clean_rec c = {sb_segment_base(last), sb_segment_len(last)};
 			sb_clean_encode(buf, &c);

@@ -333,6 +333,13 @@ int sb_segment_index_saved(const sb_segment *s)
 	return s->p->read_only || (!s->idx_dirty && !s->tix_dirty);
 }
 
+int sb_segment_gone(const sb_segment *s)
+{
+	struct stat st;
+
+	return fstat(s->fd, &st) == 0 && st.st_nlink == 0;
+}
+
 int sb_segment_save_index(sb_segment *s)
 {
 	uint64_t len = sb_segment_len(s);
@@ -340,6 +347,13 @@ int sb_segment_save_index(sb_segment *s)
 
 	if (s->p->read_only || (!s->idx_dirty && !s->tix_dirty))
 		return 0;
+	/* The segment's file was removed (an rm of the topic's directory
+	 * racing the daemon's close): its index would be left behind, alone,
+	 * in a directory rm has emptied. */
+	if (sb_segment_gone(s)) {
+		s->idx_dirty = s->tix_dirty = 0;
+		return 0;
+	}
 	/* A valid index file says its segment was synced (recovery takes it as
 	 * proof that damage there is no torn write): sync first, also when
 	 * recovery rebuilt it for records a crash left in the page cache. */

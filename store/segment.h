@@ -157,6 +157,9 @@ int sb_segment_fd(const sb_segment *s);
 /* Are its index files up to date (1), or still to be saved (0: no room
  * for them when sb_segment_save_index last tried)? */
 int sb_segment_index_saved(const sb_segment *s);
+/* Was its file unlinked under us (rm of the topic's files while it was
+ * open: no name is left)? 1 or 0. */
+int sb_segment_gone(const sb_segment *s);
 
 /*
  * Append n records (bytes: their encoded size, which fits the capacity)

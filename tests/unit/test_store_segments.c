@@ -9,8 +9,11 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "codec.h"
+#include "util_faultio.h"
 #include "util_files.h"
 #include "util_store.h"
 
@@ -400,4 +403,120 @@ Test(segments, index_stays_dense_across_sessions)
 	check_all(3500, 7, 20, 200);
 	close_store();
 	check_indexes(1024);
+}
+
+static void count_report(void *arg, const char *topic, const char *msg)
+{
+	(void)topic;
+	if (strstr(msg, "removed before its close"))
+		++*(int *)arg;
+}
+
+/* `fusermount3 -u` returns before the daemon has closed the store; an `rm
+ * -rf` of a topic's directory right after it removed the files while the
+ * close still had sealed segments' index files and the clean marker to
+ * write: they were written into the emptied directory, rm's rmdir failed,
+ * and the next open refused the topic ("missing, the newest segment ... at
+ * the clean close: records lost"; tests/explore11/ops_rm_topic_after_umount.sh).
+ * Now a close whose newest segment's file is gone writes nothing there,
+ * and an index save of a segment whose file is gone writes nothing. Each
+ * case removes every file of the topic while it is open, with k sealed
+ * segments' indexes still to save, then closes. */
+Test(segments, files_removed_before_the_close_get_nothing_written_back)
+{
+	for (int k = 0; k < 4; k++) {
+		sb_store_options o;
+		int said = 0;
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		sb_store_options_default(&o);
+		ut_cfg(&o.defaults, 4096, SB_SYNC_NEVER);
+		o.no_flusher = 1;
+		o.report = count_report;
+		o.report_arg = &said;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		L = ut_topic(S, "t");
+		cr_assert_not_null(L);
+		cr_assert_eq(ut_append_n(L, 3, 1, 1000, 1000), 0); /* segment 0 */
+		for (int i = 0; i < k; i++) /* a roll each: k sealed, their indexes not saved */
+			cr_assert_eq(ut_append_n(L, 4, 1, 1000, 1000), 0);
+		char **names;
+		int n = uf_list_suffix(tdir, "", &names);
+		cr_assert_geq(n, 1);
+		for (int i = 0; i < n; i++) {
+			char p[8192];
+			snprintf(p, sizeof(p), "%s/%s", tdir, names[i]);
+			cr_assert_eq(unlink(p), 0, "%s", p);
+		}
+		uf_list_free(names, n);
+		(void)sb_store_close(S);
+		S = NULL;
+		n = uf_list_suffix(tdir, "", &names);
+		cr_assert_eq(n, 0, "k %d: the close wrote %d files into the emptied directory, the first %s", k, n,
+			     n > 0 ? names[0] : "");
+		uf_list_free(names, n);
+		cr_expect_eq(said, 1, "k %d: the close said so %d times", k, said);
+		cr_assert_eq(rmdir(tdir), 0, "k %d: rmdir after rm: %s", k, strerror(errno));
+		/* the next open: the topic is gone, nothing refused */
+		cr_assert_eq(ut_open(env.store, &o.defaults, NULL, &S), 0);
+		cr_assert_eq(sb_store_get(S, "t", &L), -ENOENT);
+		cr_assert_eq(sb_store_close(S), 0);
+		S = NULL;
+	}
+}
+
+static void *close_store_thread(void *arg)
+{
+	(void)sb_store_close(arg);
+	return NULL;
+}
+
+/* The same race with rm going through in the middle of the close: the
+ * close is held at its first index file (a sealed segment's .tix.tmp,
+ * made after rm read the directory) while the files rm saw are removed.
+ * What is left is that segment's index files (rm never saw them: no
+ * remedy in the daemon can know of an rm), nothing of the later sealed
+ * segments, no start file, no clean marker; the next open takes the
+ * directory as an empty topic. */
+Test(segments, files_removed_during_the_close_get_nothing_more_written_back)
+{
+	sb_log_config c;
+	sb_store *s;
+	char **names;
+	pthread_t t;
+
+	ut_cfg(&c, 4096, SB_SYNC_NEVER);
+	fio *f = fio_new_mmap(env.stash);
+	cr_assert_not_null(f);
+	cr_assert_eq(ut_open(env.store, &c, fio_io(f), &s), 0);
+	sb_log *l = ut_topic(s, "t");
+	cr_assert_not_null(l);
+	cr_assert_eq(ut_append_n(l, 3, 1, 1000, 1000), 0);
+	for (int i = 0; i < 3; i++) /* three sealed segments, their indexes not saved */
+		cr_assert_eq(ut_append_n(l, 4, 1, 1000, 1000), 0);
+	cr_assert_eq(sb_log_delete_before(l, 1), 0); /* a start to save at the close */
+	int n = uf_list_suffix(tdir, "", &names); /* what rm reads */
+	cr_assert_geq(n, 4);
+	fio_slow(f, FIO_PWRITE, FIO_HOLD, ".tix.tmp");
+	cr_assert_eq(pthread_create(&t, NULL, close_store_thread, s), 0);
+	for (int k = 0; !fio_slowed(f) && k < 10000; k++)
+		usleep(1000);
+	cr_assert_eq(fio_slowed(f), 1u, "the close wrote no index file");
+	for (int i = 0; i < n; i++) {
+		char p[8192];
+		snprintf(p, sizeof(p), "%s/%s", tdir, names[i]);
+		cr_assert_eq(unlink(p), 0, "%s", p);
+	}
+	uf_list_free(names, n);
+	fio_slow(f, FIO_PWRITE, 0, NULL);
+	pthread_join(t, NULL);
+	fio_free(f);
+	n = uf_list_suffix(tdir, "", &names);
+	for (int i = 0; i < n; i++)
+		cr_expect(!strcmp(names[i], "00000000000000000000.tix") || !strcmp(names[i], "00000000000000000000.idx"),
+			  "written after rm: %s", names[i]);
+	uf_list_free(names, n);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &S), 0);
+	L = ut_topic(S, "t");
+	cr_assert_not_null(L, "the next open refused the topic");
+	cr_expect_eq(sb_log_next(L), sb_log_start(L), "records in a topic whose segments are gone");
 }
