@@ -282,7 +282,18 @@ static int read_clean(sb_log *l, const recovery *r, int *have, char file[32], ch
 	if (!*have || sb_clean_decode(buf, &clean))
 		return 0;
 	sb_seg_name(file, clean.last_base, SB_SEG_SUFFIX);
-	if (!r->n || clean.last_base > r->bases[r->n - 1]) {
+	if (!r->n) {
+		/* No segment file at all: the topic's files were removed by
+		 * hand, and the marker written back after them (an `rm -rf`
+		 * racing the daemon's close, which outlives `fusermount3 -u`).
+		 * No record is left to keep: an empty log starts. */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "no segment file, the clean marker names %s (%llu bytes): "
+			 "the topic's files were removed; an empty log starts", file, (unsigned long long)clean.last_len);
+		report(l, msg);
+		return 0;
+	}
+	if (clean.last_base > r->bases[r->n - 1]) {
 		snprintf(what, wn, "missing, the newest segment (%llu bytes) at the clean close: records lost",
 			 (unsigned long long)clean.last_len);
 		return -1;

@@ -405,6 +405,13 @@ Test(segments, index_stays_dense_across_sessions)
 	check_indexes(1024);
 }
 
+static void count_report_any(void *arg, const char *topic, const char *msg)
+{
+	(void)topic;
+	cr_log_info("report: %s", msg);
+	++*(int *)arg;
+}
+
 static void count_report(void *arg, const char *topic, const char *msg)
 {
 	(void)topic;
@@ -519,4 +526,63 @@ Test(segments, files_removed_during_the_close_get_nothing_more_written_back)
 	L = ut_topic(S, "t");
 	cr_assert_not_null(L, "the next open refused the topic");
 	cr_expect_eq(sb_log_next(L), sb_log_start(L), "records in a topic whose segments are gone");
+}
+
+/* What the race above leaves when rm went through first, in the worst
+ * case: every segment file gone, the clean marker, the start file, index
+ * files and key tables still there. No record is left to keep: the next
+ * open starts an empty log and says so (it refused the topic: "missing,
+ * the newest segment ... at the clean close: records lost"), and nothing
+ * of the old records is served, by offset or by key. */
+Test(segments, a_topic_whose_segment_files_were_all_removed_opens_empty)
+{
+	for (int keyed = 0; keyed < 2; keyed++) {
+		sb_store_options o;
+		int said = 0;
+		cr_assert_eq(uf_rmrf(env.store), 0);
+		sb_store_options_default(&o);
+		ut_cfg(&o.defaults, 4096, SB_SYNC_NEVER);
+		o.defaults.key_memtable_bytes = 1; /* key tables on disk */
+		o.no_flusher = 1;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		L = ut_topic(S, "t");
+		cr_assert_not_null(L);
+		for (uint64_t i = 0; i < 20; i++) {
+			sb_record_in r = {.value = "value", .value_len = 5, .key = "k", .key_len = keyed};
+			cr_assert_eq(sb_log_append(L, &r, 1, NULL), 0);
+		}
+		cr_assert_eq(sb_log_delete_before(L, 2), 0);
+		close_store();
+		cr_assert_gt(uf_remove_suffix(tdir, ".seg"), 0);
+		cr_assert(uf_exists(tdir) && uf_count_suffix(tdir, "clean") == 1);
+		o.report = count_report_any;
+		o.report_arg = &said;
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		cr_assert_eq(sb_store_get(S, "t", &L), 0, "keyed %d: the topic was refused", keyed);
+		cr_expect_eq(sb_log_next(L), sb_log_start(L), "keyed %d: records in a topic without segments", keyed);
+		cr_expect_geq(said, 1, "keyed %d: the open said nothing", keyed);
+		uint8_t buf[16];
+		size_t n;
+		cr_expect_eq(sb_log_read(L, 5, 0, buf, sizeof(buf), &n, NULL), -ENOENT);
+		if (keyed)
+			cr_expect_eq(sb_log_get_key(L, "k", 1, buf, sizeof(buf), &n, NULL), -ENOENT,
+				     "a removed record served by its key");
+		uint64_t first = 0;
+		sb_record_in r = {.value = "again", .value_len = 5, .key = "k", .key_len = keyed};
+		cr_assert_eq(sb_log_append(L, &r, 1, &first), 0);
+		close_store();
+		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
+		cr_assert_eq(sb_store_get(S, "t", &L), 0);
+		cr_expect_eq(sb_log_next(L), first + 1);
+		if (keyed) {
+			cr_expect_eq(sb_log_get_key(L, "k", 1, buf, sizeof(buf), &n, NULL), 0);
+			cr_expect(n == 5 && !memcmp(buf, "again", 5));
+		}
+		close_store();
+		sb_verify_result res;
+		cr_assert_eq(sb_verify_topic(tdir, NULL, NULL, NULL, &res), 0);
+		for (int k = 0; k < SB_VERIFY_NKINDS; k++)
+			cr_expect_eq(res.problems[k], 0, "keyed %d: verify: %llu problems of kind %d", keyed,
+				     (unsigned long long)res.problems[k], k);
+	}
 }
