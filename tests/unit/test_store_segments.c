@@ -419,6 +419,19 @@ static void count_report(void *arg, const char *topic, const char *msg)
 		++*(int *)arg;
 }
 
+/* Options for a fresh store (the old one removed): 4 KiB segments,
+ * sync=never, no flusher, reports counted by fn into *said. */
+static void fresh_options(sb_store_options *o, sb_report_fn fn, int *said)
+{
+	cr_assert_eq(uf_rmrf(env.store), 0);
+	sb_store_options_default(o);
+	ut_cfg(&o->defaults, 4096, SB_SYNC_NEVER);
+	o->no_flusher = 1;
+	o->report = fn;
+	o->report_arg = said;
+	*said = 0;
+}
+
 /* `fusermount3 -u` returns before the daemon has closed the store; an `rm
  * -rf` of a topic's directory right after it removed the files while the
  * close still had sealed segments' index files and the clean marker to
@@ -433,13 +446,8 @@ Test(segments, files_removed_before_the_close_get_nothing_written_back)
 {
 	for (int k = 0; k < 4; k++) {
 		sb_store_options o;
-		int said = 0;
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		sb_store_options_default(&o);
-		ut_cfg(&o.defaults, 4096, SB_SYNC_NEVER);
-		o.no_flusher = 1;
-		o.report = count_report;
-		o.report_arg = &said;
+		int said;
+		fresh_options(&o, count_report, &said);
 		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
 		L = ut_topic(S, "t");
 		cr_assert_not_null(L);
@@ -538,12 +546,9 @@ Test(segments, a_topic_whose_segment_files_were_all_removed_opens_empty)
 {
 	for (int keyed = 0; keyed < 2; keyed++) {
 		sb_store_options o;
-		int said = 0;
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		sb_store_options_default(&o);
-		ut_cfg(&o.defaults, 4096, SB_SYNC_NEVER);
+		int said;
+		fresh_options(&o, count_report_any, &said);
 		o.defaults.key_memtable_bytes = 1; /* key tables on disk */
-		o.no_flusher = 1;
 		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
 		L = ut_topic(S, "t");
 		cr_assert_not_null(L);
@@ -555,8 +560,7 @@ Test(segments, a_topic_whose_segment_files_were_all_removed_opens_empty)
 		close_store();
 		cr_assert_gt(uf_remove_suffix(tdir, ".seg"), 0);
 		cr_assert(uf_exists(tdir) && uf_count_suffix(tdir, "clean") == 1);
-		o.report = count_report_any;
-		o.report_arg = &said;
+		said = 0;
 		cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
 		cr_assert_eq(sb_store_get(S, "t", &L), 0, "keyed %d: the topic was refused", keyed);
 		cr_expect_eq(sb_log_next(L), sb_log_start(L), "keyed %d: records in a topic without segments", keyed);
