@@ -356,8 +356,9 @@ int sb_segment_save_index(sb_segment *s)
 	}
 	/* A valid index file says its segment was synced (recovery takes it as
 	 * proof that damage there is no torn write): sync first, also when
-	 * recovery rebuilt it for records a crash left in the page cache. */
-	rc = s->p->io->fdatasync(s->p->io->ctx, s->fd);
+	 * recovery rebuilt it for records a crash left in the page cache;
+	 * not again right after a seal's sync of it (make_durable). */
+	rc = atomic_load(&s->data_synced) ? 0 : s->p->io->fdatasync(s->p->io->ctx, s->fd);
 	/* A failed sync of the segment itself is an error whatever its errno:
 	 * ENOSPC from fdatasync may mean its pages were dropped (tools/faults
 	 * fdatasync ENOSPC). Only no room for the index files is forgiven. */

@@ -337,7 +337,9 @@ static void enospc_sync_of_segment0(enum sb_sync sync)
 		expect_records(i, "after reopen");
 		cr_expect_eq(ut_append1(L, sb_log_next(L), 10, 1, NULL), 0, "nth %u: appends after reopen", nth);
 	}
-	cr_expect_geq(fired, sync == SB_SYNC_ALWAYS ? 3u : 2u, "only %u syncs of segment 0 failed", fired);
+	/* (under `never` one: the index save after the seal's sync of the
+	 * records no longer syncs them again) */
+	cr_expect_geq(fired, sync == SB_SYNC_ALWAYS ? 3u : 1u, "only %u syncs of segment 0 failed", fired);
 }
 
 Test(faults, enospc_syncing_a_segment_with_records_is_sticky_under_always)

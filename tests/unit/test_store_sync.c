@@ -243,3 +243,23 @@ Test(sync, interval_syncs_what_was_appended_before_a_failed_roll)
 	for (uint64_t k = 0; k < i; k++)
 		cr_assert_eq(ut_check(l, k, 300, 7), 0, "record %llu", (unsigned long long)k);
 }
+
+/* A seal (a roll under `always`, the close) syncs the segment's records
+ * once: the index save that follows it synced them a second time. Counted
+ * on the segment files (fio_slow with no delay to speak of counts the
+ * calls whose path matches). */
+Test(sync, a_seal_syncs_its_segment_once)
+{
+	sb_log_config c;
+	ut_cfg(&c, 4096, SB_SYNC_NEVER);
+	cr_assert_eq(ut_open(env.store, &c, fio_io(F), &S), 0);
+	sb_log *l = ut_topic(S, "t");
+	cr_assert_not_null(l);
+	for (uint64_t i = 0; i < 3; i++)
+		cr_assert_eq(ut_append1(l, i, 300, 7, NULL), 0);
+	fio_slow(F, FIO_FDATASYNC, 1, ".seg");
+	cr_assert_eq(sb_store_close(S), 0);
+	S = NULL;
+	cr_expect_eq(fio_slowed(F), 1u, "the close of one segment synced it %u times", fio_slowed(F));
+	fio_slow(F, FIO_FDATASYNC, 0, NULL);
+}
