@@ -352,6 +352,37 @@ Test(faults, enospc_syncing_a_segment_with_records_is_sticky_under_never)
 	enospc_sync_of_segment0(SB_SYNC_NEVER);
 }
 
+/* The other sync before an index save: the open saves the indexes it
+ * rebuilt for sealed segments, syncing each segment first (its records
+ * may be in the page cache alone, after a crash). A failed sync there,
+ * ENOSPC too, writes no index file: an index says its segment was synced
+ * (recovery takes it as proof that damage is no torn write). */
+Test(faults, enospc_syncing_a_segment_before_its_rebuilt_index_writes_no_index)
+{
+	char idx[8192], tix[8192];
+	C.segment_bytes = 4096;
+	C.sync = SB_SYNC_NEVER;
+	open_fio();
+	fill(100);
+	cr_assert_geq(uf_count_suffix(tdir, ".seg"), 3);
+	reopen_real();
+	snprintf(idx, sizeof(idx), "%s/00000000000000000000.idx", tdir);
+	snprintf(tix, sizeof(tix), "%s/00000000000000000000.tix", tdir);
+	cr_assert_eq(uf_remove(idx), 0);
+	cr_assert_eq(uf_remove(tix), 0);
+	sb_store_close(S);
+	S = NULL;
+	fio_fail(F, FIO_FDATASYNC, 1, ENOSPC, FIO_STICKY, "/00000000000000000000.seg");
+	int rc = ut_open(env.store, &C, fio_io(F), &S);
+	if (!rc)
+		(void)sb_store_get(S, "t", &L);
+	cr_assert_gt(fio_failed(F), 0u, "the open did not sync segment 0 (%s)", sb_strerror(rc));
+	cr_expect(!uf_exists(idx) && !uf_exists(tix), "an index file written though the sync of its segment failed");
+	fio_fail_clear(F);
+	reopen_real();
+	expect_records(100, "after the reopen");
+}
+
 Test(faults, enospc_fails_the_append_and_changes_nothing)
 {
 	C.sync = SB_SYNC_NEVER;
