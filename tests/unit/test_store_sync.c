@@ -151,6 +151,28 @@ Test(sync, per_topic_policy_applies_to_its_topic)
 	cr_expect_eq(st.syncs, 0);
 }
 
+/* The power goes (S abandoned, every unsynced write dropped); the store
+ * opened again with the real io (4 KiB segments, policy sync, no
+ * flusher): topic t's first n records of len bytes (seed 7) must be
+ * there. Returns the topic. */
+static sb_log *after_power_loss(enum sb_sync sync, uint64_t n, size_t len)
+{
+	sb_log_config c;
+	sb_log *l;
+
+	sb_store_close(S);
+	S = NULL;
+	cr_assert_eq(fio_crash_apply(F, 1, FIO_CRASH_DROP_ALL, NULL), 0);
+	ut_cfg(&c, 4096, sync);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &S), 0);
+	cr_assert_eq(sb_store_get(S, "t", &l), 0);
+	cr_assert_geq(sb_log_next(l), n, "%llu records after the power loss, %llu must be there",
+		      (unsigned long long)sb_log_next(l), (unsigned long long)n);
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(ut_check(l, i, len, 7), 0, "record %llu", (unsigned long long)i);
+	return l;
+}
+
 /*
  * A backlog of sealed segments (small segments filled faster than they are
  * synced) is synced records first: every sealed segment's records before
@@ -188,18 +210,7 @@ Test(sync, sealed_records_synced_before_any_index)
 	fio_crash_at(F, FIO_RENAME, 1);
 	cr_assert_neq(sb_log_sync(l), 0, "the sync went through its crash");
 	cr_assert(fio_crashed(F));
-	sb_store_close(S); /* abandoned: the power goes */
-	S = NULL;
-	cr_assert_eq(fio_crash_apply(F, 1, FIO_CRASH_DROP_ALL, NULL), 0);
-	sb_store_options_default(&o);
-	ut_cfg(&o.defaults, 4096, SB_SYNC_NEVER);
-	o.no_flusher = 1;
-	cr_assert_eq(sb_store_open(env.store, &o, &S), 0);
-	l = ut_topic(S, "t");
-	cr_assert_geq(sb_log_next(l), sealed, "%llu records after the crash, %llu were sealed",
-		      (unsigned long long)sb_log_next(l), (unsigned long long)sealed);
-	for (uint64_t i = 0; i < sealed; i++)
-		cr_assert_eq(ut_check(l, i, 100, 7), 0, "record %llu", (unsigned long long)i);
+	after_power_loss(SB_SYNC_NEVER, sealed, 100); /* the sealed records */
 }
 
 /* Under `interval`, a failure that refuses appends but loses nothing (the
@@ -233,15 +244,9 @@ Test(sync, interval_syncs_what_was_appended_before_a_failed_roll)
 	cr_assert_eq(st.synced_appends, i, "the pass after the failure synced %llu of %llu appends",
 		     (unsigned long long)st.synced_appends, (unsigned long long)i);
 	fio_crash_now(F);
-	sb_store_close(S);
-	S = NULL;
-	cr_assert_eq(fio_crash_apply(F, 1, FIO_CRASH_DROP_ALL, NULL), 0);
-	cr_assert_eq(ut_open(env.store, &c, NULL, &S), 0);
-	cr_assert_eq(sb_store_get(S, "t", &l), 0);
+	l = after_power_loss(SB_SYNC_INTERVAL, i, 300);
 	cr_expect_eq(sb_log_next(l), i, "after a power loss: next %llu, %llu appended",
 		     (unsigned long long)sb_log_next(l), (unsigned long long)i);
-	for (uint64_t k = 0; k < i; k++)
-		cr_assert_eq(ut_check(l, k, 300, 7), 0, "record %llu", (unsigned long long)k);
 }
 
 /* A seal (a roll under `always`, the close) syncs the segment's records
