@@ -83,7 +83,7 @@ int sbfs_pending_flush(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked, held = sbfs_pending_hold_locked(p);
+	int linked = p->linked, held = sbfs_pending_hold_locked(p, 1);
 	if (linked && !held) {
 		sbfs_pending_empty_wait_locked(fs, p->te, atomic_load(&p->closed_empty) ? p->empty_seq : UINT64_MAX);
 		linked = p->linked; /* an rm or a rename may have come meanwhile */
@@ -123,7 +123,7 @@ int sbfs_pending_release(sbfs *fs, sbfs_pending *p)
 {
 	int rc = 0;
 	pthread_mutex_lock(&fs->plock);
-	int linked = p->linked, held = sbfs_pending_hold_locked(p);
+	int linked = p->linked, held = sbfs_pending_hold_locked(p, 0);
 	int empty = p->opens == 1 && linked && !held && atomic_load(&p->closed_empty);
 	if (empty) {
 		sbfs_pending_empty_wait_locked(fs, p->te, p->empty_seq);

@@ -183,13 +183,18 @@ void sbfs_pending_expire(sbfs *fs)
 	}
 }
 
-/* The writer closed a file under a temporary name (plock held): hold it. */
-int sbfs_pending_hold_locked(sbfs_pending *p)
+/* The writer closed a file under a temporary name (plock held): hold it.
+ * Its hold dates from the close (at_flush), the order the unmount
+ * appends held files in: a release comes after its close, when the kernel
+ * gets to it, maybe after the next file's close, and only dates a hold
+ * its close did not start. */
+int sbfs_pending_hold_locked(sbfs_pending *p, int at_flush)
 {
 	if (!p->linked || !*p->name || !temp_in(p, p->name))
 		return 0;
+	if (at_flush || !p->held)
+		p->held_ns = mono_ns();
 	p->held = 1;
-	p->held_ns = mono_ns();
 	return 1;
 }
 

@@ -105,7 +105,7 @@ int sbfs_pending_commit(sbfs *fs, sbfs_pending *p);
  * X alphanumeric)? The writer closed p: if under a temporary name, hold it
  * (1), else 0 (sbfs.plock held). */
 int sbfs_pending_temp_key_name(const char *name);
-int sbfs_pending_hold_locked(sbfs_pending *p);
+int sbfs_pending_hold_locked(sbfs_pending *p, int at_flush);
 /* Its attributes (takes p->lock). */
 void sbfs_pending_stat(sbfs *fs, sbfs_pending *p, struct stat *st);
 

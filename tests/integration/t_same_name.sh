@@ -129,6 +129,33 @@ assert_eq ".f1.tmp=closed 1
 .f4.tmp=closed 4
 .f5.tmp=closed 5" "$(values h)" "the unmount appended them in order"
 
+case_ "a held file whose release comes after the next file's close keeps its place"
+# The kernel sends a close's RELEASE after its FLUSH, when it gets to it:
+# under load (TSan) .f4.tmp's came after .f5.tmp's close, and the release
+# dated the hold anew: the unmount appended .f5.tmp first. Here the
+# release is held back for certain: the open file rides in a message on a
+# socket, unreceived, until after .f5.tmp's close.
+sb_mount -o sync=never
+mkdir "$M/h2" || assert_fail_now "mkdir"
+t python3 - "$M/h2" <<'EOF' || assert_fail_now "the writers"
+import os, socket, sys, time
+m = sys.argv[1]
+fd = os.open(m + "/.f4.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"closed 4\n")
+a, b = socket.socketpair()
+socket.send_fds(a, [b"x"], [fd])  # in flight: holds the open file, no descriptor
+os.close(fd)                       # the close (FLUSH); its RELEASE waits for the message
+with open(m + "/.f5.tmp", "w") as f:
+    f.write("closed 5\n")
+time.sleep(0.1)
+a.close()                          # the message dropped: .f4.tmp's RELEASE now
+b.close()
+time.sleep(0.1)
+EOF
+sb_umount
+assert_eq ".f4.tmp=closed 4
+.f5.tmp=closed 5" "$(values h2)" "the unmount appended them in the order of their closes"
+
 case_ "a stat of a stale inode waits for no other file's last append"
 # fa's inode is dst's first file, renamed over while open: nameless, freed
 # at its release, no ghost. Then e's last append (a file closed unwritten
