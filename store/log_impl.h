@@ -251,15 +251,15 @@ int sb_log_recover_header(sb_log *l, uint64_t base, uint64_t next_base, int *cha
  */
 int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment **active);
 /*
- * Newest segment `base` does not open: if its header is one torn by a
- * crash while it was rewritten in place (the bytes such a write leaves
- * alone intact: magic, size, base, a base stream position equal to
- * stream_end unless that is UINT64_MAX; the CRC bad), write it anew
- * (synced) with the span its records need (log_recover_hdr.c), for the
- * caller to open again: 0. 1: it is not such a header (nothing changed).
- * Else -errno.
+ * Segment `base` does not open: if its header is one torn by a crash while
+ * it was rewritten in place (the bytes such a write leaves alone intact:
+ * magic, size, base, a base stream position equal to stream_end unless
+ * that is UINT64_MAX; the CRC bad), write it anew (synced) with the span
+ * its records need (log_recover_hdr.c), for the caller to open again: 0.
+ * next_base: the next segment's base, UINT64_MAX for the newest one. 1: it
+ * is not such a header (nothing changed). Else -errno.
  */
-int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t stream_end, int *changed);
+int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed);
 /*
  * Repairing a gap between sealed segment prev (opened) and the next one,
  * at next_base (a segment file missing: a live copy that read prev before

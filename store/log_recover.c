@@ -405,11 +405,12 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 		flags |= SB_SEG_CHECK_ALL;
 	sb_seg_name(name, r->bases[i], SB_SEG_SUFFIX);
 	rc = sb_segment_open(&l->sp, r->bases[i], flags, &ch, &s);
-	if ((rc == SB_ECORRUPT || rc == SB_EVERSION) && last && !l->read_only) {
+	if ((rc == SB_ECORRUPT || rc == SB_EVERSION) && !l->read_only) {
 		/* a header rewritten in place, torn by a crash: written anew */
 		sb_segment *prev = l->nsegs ? l->segs[l->nsegs - 1] : NULL;
 		uint64_t pend = prev && !sb_segment_compacted(prev) ? sb_segment_stream_end(prev) : UINT64_MAX;
-		int t = sb_log_recover_torn_header(l, r->bases[i], pend, changed);
+		int t = sb_log_recover_torn_header(l, r->bases[i], last ? UINT64_MAX : r->bases[i + 1], pend,
+						   changed);
 		if (t < 0) {
 			snprintf(l->why, SB_LOG_WHY, "%s: %s", name, sb_strerror(t));
 			return t;

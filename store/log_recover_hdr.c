@@ -1,14 +1,17 @@
 /*
  * log_recover_hdr.c - segment headers recovery rewrites in place: a gap
- * repaired by a span (sb_log_recover_span_gap), and the newest segment's
- * header torn by a crash while it was rewritten in place (format.h: an active segment's compacted span
- * raised or cut back, a version upgrade): the bytes that write changed
- * (version, span, CRC) may be garbage after a power loss, the others are
- * as they were (a write changes only the bytes it writes: "powersafe
- * overwrite", as SQLite assumes). Such a header is written anew from what
- * is left of it and from the records after it, instead of the segment
- * being cut as a torn tail (every record in it lost, acknowledged ones
- * too) or refused. The open that calls this is in log_recover.c.
+ * repaired by a span (sb_log_recover_span_gap), and a header torn by a
+ * crash while it was rewritten in place (format.h: the newest segment's
+ * compacted span raised or cut back, a version upgrade; a sealed one's
+ * span given the offsets of the empty segments after it by a compaction
+ * round, or a gap's by a repair): the bytes that write changed (version,
+ * span, CRC) may be garbage after a power loss, the others are as they
+ * were (a write changes only the bytes it writes: "powersafe overwrite",
+ * as SQLite assumes). Such a header is written anew from what is left of
+ * it, from the records after it and from where the next segment starts,
+ * instead of the segment being cut as a torn tail (every record in it
+ * lost, acknowledged ones too) or the topic refused. The open that calls
+ * this is in log_recover.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,13 +35,19 @@ static int torn_rewrite(const uint8_t *h, uint64_t base, uint64_t stream_end)
 	return sb_seg_hdr_torn(h, base) && (stream_end == UINT64_MAX || sb_get64(h + SB_SEG_AT_STREAM) == stream_end);
 }
 
-/* The span the records in map[SB_SEG_HDR, size) need: 0 when their offsets
- * follow each other from base (or there is none), else past the last one
- * whole with its CRC good, with the spare an active segment keeps
- * (SB_SPAN_SPARE: the offsets a raised span may have reached, never given
- * again). The first record that does not decode ends them: the open that
- * follows judges it as ever. */
-static uint32_t span_needed(const uint8_t *map, uint64_t size, uint64_t base)
+/*
+ * The span the header of the segment at `base` needs, its records in
+ * map[SB_SEG_HDR, size) (the first that does not decode ends them: the
+ * open that follows judges it as ever):
+ *   - the newest one (next_base UINT64_MAX): 0 when their offsets follow
+ *     each other from base (or there is none), else past the last one with
+ *     the spare an active segment keeps (SB_SPAN_SPARE: the offsets a
+ *     raised span may have reached, never given again);
+ *   - a sealed one: 0 when they fill every offset below next_base, the next
+ *     segment's base, else up to it (a compacted segment's span).
+ * UINT64_MAX: no span says it (records past next_base, or too far).
+ */
+static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, uint64_t next_base)
 {
 	uint64_t pos = SB_SEG_HDR, next = base;
 	int dense = 1;
@@ -50,12 +59,17 @@ static uint32_t span_needed(const uint8_t *map, uint64_t size, uint64_t base)
 		next = h.offset + 1;
 		pos += h.size;
 	}
-	if (dense)
-		return 0;
-	return next - base + SB_SPAN_SPARE > UINT32_MAX ? UINT32_MAX : (uint32_t)(next - base + SB_SPAN_SPARE);
+	if (next_base == UINT64_MAX) {
+		if (dense)
+			return 0;
+		return next - base + SB_SPAN_SPARE > UINT32_MAX ? UINT32_MAX : next - base + SB_SPAN_SPARE;
+	}
+	if (next > next_base || next_base - base > UINT32_MAX)
+		return UINT64_MAX;
+	return dense && next == next_base ? 0 : next_base - base;
 }
 
-int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t stream_end, int *changed)
+int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed)
 {
 	const sb_io *io = l->io;
 	char path[PATH_MAX], name[32], msg[200];
@@ -79,8 +93,12 @@ int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t stream_end, in
 		rc = -errno;
 		goto out_close;
 	}
-	sb_seg_hdr h = {.base_offset = base, .base_stream = sb_get64(old + SB_SEG_AT_STREAM),
-			.span = span_needed(map, (uint64_t)st.st_size, base)};
+	uint64_t span = span_needed(map, (uint64_t)st.st_size, base, next_base);
+	if (span == UINT64_MAX) {
+		rc = 1; /* not what a rewrite in place leaves: judged as damage */
+		goto out_unmap;
+	}
+	sb_seg_hdr h = {.base_offset = base, .base_stream = sb_get64(old + SB_SEG_AT_STREAM), .span = (uint32_t)span};
 	sb_seg_hdr_encode(hdr, &h);
 	if ((rc = sb_pwrite_full(io, fd, hdr, sizeof(hdr), 0)) || (rc = io->fdatasync(io->ctx, fd)))
 		goto out_unmap;

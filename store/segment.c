@@ -135,7 +135,7 @@ int sb_segment_create(const sb_seg_params *p, uint64_t base, uint64_t base_strea
 	rc = sb_seg_alloc(p, base, &s);
 	if (rc)
 		return rc;
-	s->base_stream = base_stream;
+	s->base_stream = s->file_stream = base_stream;
 	s->version = SB_FORMAT_VERSION;
 	rc = sb_index_new(sb_seg_index_cap(p), &s->ix);
 	if (!rc)
@@ -389,12 +389,14 @@ int sb_segment_save_index(sb_segment *s)
  * `sync`. Only the bytes that change are written (the version of an older
  * segment, the span and the CRC): a crash may leave those torn, never the
  * magic, base or stream position, from which the next open writes a torn
- * header anew (log_recover_hdr.c). */
+ * header anew (log_recover_hdr.c). The CRC covers the stream position the
+ * file holds, not the one the open may have moved in memory (a CRC over
+ * that one read as a torn header, and the next open refused the topic). */
 static int seg_write_span(sb_segment *s, uint32_t span, int sync)
 {
 	const sb_io *io = s->p->io;
 	uint8_t hdr[SB_SEG_HDR];
-	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->base_stream, .span = span};
+	sb_seg_hdr h = {.base_offset = s->base, .base_stream = s->file_stream, .span = span};
 	int rc = 0;
 
 	sb_seg_hdr_encode(hdr, &h);

@@ -15,7 +15,14 @@
 
 struct sb_segment {
 	const sb_seg_params *p;
-	uint64_t base, base_stream;   /* immutable */
+	uint64_t base;                /* immutable */
+	uint64_t base_stream;         /* moved in memory alone by the open
+				       * (log_recover.c, restream) and a
+				       * compression's swap, before readers
+				       * see the segment (sb_segment_rebase_stream) */
+	uint64_t file_stream;         /* the one its header holds: the CRC of
+				       * a header rewritten in place covers it
+				       * (seg_write_span). Immutable */
 	_Atomic uint32_t span;        /* compacted: offsets may skip inside
 				       * [base, base + span) (format.h); 0:
 				       * offsets are dense. Sealed: next - base,

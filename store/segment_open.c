@@ -420,7 +420,7 @@ int sb_segment_open(const sb_seg_params *p, uint64_t base, int flags, int *chang
 		rc = SB_ECORRUPT;
 		goto out_free;
 	}
-	s->base_stream = h.base_stream;
+	s->base_stream = s->file_stream = h.base_stream;
 	s->version = h.version;
 	s->span = h.span;
 	/* Read-only, without the lock: a writer may trim the file past its

@@ -65,7 +65,7 @@ int sb_seg_zopen(sb_segment *s, uint64_t size, int flags, int *changed)
 		return rc;
 	if ((rc = sb_zseg_open(p->io, s->fd, size, s->base, p->zc ? *p->zc : NULL, &s->z)))
 		return rc;
-	s->base_stream = sb_zseg_base_stream(s->z);
+	s->base_stream = s->file_stream = sb_zseg_base_stream(s->z);
 	s->file_size = s->alloc = size;
 	s->idx_valid = 1;
 	atomic_init(&s->len, size);

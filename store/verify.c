@@ -426,7 +426,7 @@ static void check_segment(vctx *v, uint64_t base, const seg_walk *prev, int have
 	if (rc) {
 		report(v, SB_VERIFY_FILE, path, 0,
 		       torn ? "bad segment header: its version, span or CRC (torn while it was rewritten in place? "
-			      "the next open writes the newest segment's anew)"
+			      "the next writable open writes it anew)"
 			    : "bad segment header (magic, size, CRC or base stream position)");
 		if (have_prev && prev->have_stream && prev->complete) {
 			base_stream = prev->next_stream;
