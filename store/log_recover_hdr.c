@@ -38,7 +38,7 @@ static int torn_rewrite(const uint8_t *h, uint64_t base, uint64_t stream_end)
 /*
  * The span the header of the segment at `base` needs, its records in
  * map[SB_SEG_HDR, size) (the first that does not decode ends them: the
- * open that follows judges it as ever):
+ * open that follows judges it as ever), *payload their payload bytes:
  *   - the newest one (next_base UINT64_MAX): 0 when their offsets follow
  *     each other from base (or there is none), else past the last one with
  *     the spare an active segment keeps (SB_SPAN_SPARE: the offsets a
@@ -47,9 +47,9 @@ static int torn_rewrite(const uint8_t *h, uint64_t base, uint64_t stream_end)
  *     segment's base, else up to it (a compacted segment's span).
  * UINT64_MAX: no span says it (records past next_base, or too far).
  */
-static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, uint64_t next_base)
+static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, uint64_t next_base, uint64_t *payload)
 {
-	uint64_t pos = SB_SEG_HDR, next = base;
+	uint64_t pos = SB_SEG_HDR, next = base, bytes = 0;
 	int dense = 1;
 	sb_rec_hdr h;
 
@@ -57,8 +57,10 @@ static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, ui
 	       h.offset >= next && h.offset - base < UINT32_MAX) {
 		dense &= h.offset == next;
 		next = h.offset + 1;
+		bytes += h.value_len;
 		pos += h.size;
 	}
+	*payload = bytes;
 	if (next_base == UINT64_MAX) {
 		if (dense)
 			return 0;
@@ -67,6 +69,28 @@ static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, ui
 	if (next > next_base || next_base - base > UINT32_MAX)
 		return UINT64_MAX;
 	return dense && next == next_base ? 0 : next_base - base;
+}
+
+/* Does the stream of a sealed segment whose header says it starts at
+ * `stream`, `payload` bytes long, end where the next segment's (at
+ * next_base) begins, as its header, whole, says? A rewrite in place leaves
+ * them so (a round wrote both files' positions); a header whose stream
+ * position is damaged too is not such a rewrite. */
+static int meets_next(sb_log *l, uint64_t next_base, uint64_t stream, uint64_t payload)
+{
+	const sb_io *io = l->io;
+	char path[PATH_MAX], name[32];
+	uint8_t hb[SB_SEG_HDR];
+	sb_seg_hdr nh;
+	int fd, ok = 0;
+
+	sb_seg_name(name, next_base, SB_SEG_SUFFIX);
+	if (sb_path(path, l->dir, name) || (fd = io->open(io->ctx, path, O_RDONLY, 0)) < 0)
+		return 0;
+	if (io->pread(io->ctx, fd, hb, sizeof(hb), 0) == (ssize_t)sizeof(hb) && !sb_seg_hdr_decode(hb, &nh))
+		ok = nh.base_offset == next_base && nh.base_stream - stream == payload && nh.base_stream >= stream;
+	io->close(io->ctx, fd);
+	return ok;
 }
 
 int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed)
@@ -93,12 +117,13 @@ int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uin
 		rc = -errno;
 		goto out_close;
 	}
-	uint64_t span = span_needed(map, (uint64_t)st.st_size, base, next_base);
-	if (span == UINT64_MAX) {
+	uint64_t payload, stream = sb_get64(old + SB_SEG_AT_STREAM);
+	uint64_t span = span_needed(map, (uint64_t)st.st_size, base, next_base, &payload);
+	if (span == UINT64_MAX || (next_base != UINT64_MAX && !meets_next(l, next_base, stream, payload))) {
 		rc = 1; /* not what a rewrite in place leaves: judged as damage */
 		goto out_unmap;
 	}
-	sb_seg_hdr h = {.base_offset = base, .base_stream = sb_get64(old + SB_SEG_AT_STREAM), .span = (uint32_t)span};
+	sb_seg_hdr h = {.base_offset = base, .base_stream = stream, .span = (uint32_t)span};
 	sb_seg_hdr_encode(hdr, &h);
 	if ((rc = sb_pwrite_full(io, fd, hdr, sizeof(hdr), 0)) || (rc = io->fdatasync(io->ctx, fd)))
 		goto out_unmap;
