@@ -257,6 +257,33 @@ Test(restore, a_torn_span_rewrite_is_written_anew)
 }
 
 /*
+ * A fresh store whose topic t holds 600 records over 4 KiB segments,
+ * closed: compacted (cleanup = compact) for an even seed, plain for an odd
+ * one; with `gaps`, a compacted one's offsets skip every fifth. o[*m] the
+ * offsets there, b[*n] the segment files' bases. Returns the config.
+ */
+static sb_log_config sealed_topic(int seed, int gaps, uint64_t o[600], size_t *m, uint64_t b[64], size_t *n)
+{
+	sb_log_config c = cfg(4096, SB_SYNC_NEVER);
+	sb_store *s;
+	sb_log *l;
+
+	if (seed % 2)
+		c.cleanup = SB_CLEANUP_DELETE;
+	cr_assert_eq(uf_rmrf(env.store), 0);
+	cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
+	cr_assert_not_null(l = ut_topic(s, "t"));
+	*m = 0;
+	for (uint64_t i = 0; i < 600; i++)
+		if (!gaps || c.cleanup == SB_CLEANUP_DELETE || i % 5)
+			cr_assert_eq(put(l, o[(*m)++] = i), 0);
+	cr_assert_eq(sb_store_close(s), 0);
+	*n = seg_bases(b, 64);
+	cr_assert_geq(*n, 4);
+	return c;
+}
+
+/*
  * A segment file missing between two others (a live copy that read the
  * segment before a compaction round extended its span over a segment
  * compacted to nothing, and listed the directory after the round removed
@@ -270,22 +297,12 @@ Test(restore, a_torn_span_rewrite_is_written_anew)
 Test(restore, a_missing_segment_is_repaired_as_a_gap)
 {
 	for (int seed = 0; seed < 24; seed++) {
-		sb_log_config c = cfg(4096, SB_SYNC_NEVER);
 		uint64_t rng = 0x5e9 + (uint64_t)seed, b[64], o[600];
 		char p[4200], name[32];
+		size_t n, m;
 		sb_store *s;
 		sb_log *l;
-
-		if (seed % 2)
-			c.cleanup = SB_CLEANUP_DELETE;
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
-		cr_assert_not_null(l = ut_topic(s, "t"));
-		for (uint64_t i = 0; i < 600; i++)
-			cr_assert_eq(put(l, i), 0);
-		cr_assert_eq(sb_store_close(s), 0);
-		size_t n = seg_bases(b, 64);
-		cr_assert_geq(n, 4);
+		sb_log_config c = sealed_topic(seed, 0, o, &m, b, &n);
 		size_t k = 1 + (size_t)(ut_rnd(&rng) % (n - 2));
 		snprintf(name, sizeof(name), "%020llu.seg", (unsigned long long)b[k]);
 		cr_assert_eq(unlink(ut_topic_path(&env, "t", name, p, sizeof(p))), 0);
@@ -306,7 +323,7 @@ Test(restore, a_missing_segment_is_repaired_as_a_gap)
 		cr_assert_eq(sb_store_open(env.store, &so, &s), 0);
 		cr_assert_eq(sb_store_get(s, "t", &l), 0, "seed %d: refused after the repair: %s", seed, said);
 		cr_assert(strstr(said, "missing after it"), "seed %d: said %s", seed, said);
-		size_t m = 0;
+		m = 0;
 		for (uint64_t i = 0; i < 600; i++)
 			if (i < b[k] || i >= b[k + 1])
 				o[m++] = i;
@@ -334,26 +351,14 @@ Test(restore, a_missing_segment_is_repaired_as_a_gap)
 Test(restore, a_sealed_segments_torn_header_is_written_anew_unless_its_stream_is_damaged)
 {
 	for (int seed = 0; seed < 32; seed++) {
-		sb_log_config c = cfg(4096, SB_SYNC_NEVER);
 		uint64_t rng = 0x7e3 + (uint64_t)seed, b[64], o[600];
 		int stream_too = seed % 4 >= 2;
 		char p[4200], name[32], when[64];
 		uint8_t h[SB_SEG_HDR];
+		size_t n, m;
 		sb_store *s;
 		sb_log *l;
-
-		if (seed % 2)
-			c.cleanup = SB_CLEANUP_DELETE;
-		cr_assert_eq(uf_rmrf(env.store), 0);
-		cr_assert_eq(ut_open(env.store, &c, NULL, &s), 0);
-		cr_assert_not_null(l = ut_topic(s, "t"));
-		size_t m = 0;
-		for (uint64_t i = 0; i < 600; i++)
-			if (c.cleanup == SB_CLEANUP_DELETE || i % 5) /* gaps: compacted segments */
-				cr_assert_eq(put(l, o[m++] = i), 0);
-		cr_assert_eq(sb_store_close(s), 0);
-		size_t n = seg_bases(b, 64);
-		cr_assert_geq(n, 4);
+		sb_log_config c = sealed_topic(seed, 1, o, &m, b, &n);
 		size_t k = (size_t)(ut_rnd(&rng) % (n - 1));
 		snprintf(name, sizeof(name), "%020llu.seg", (unsigned long long)b[k]);
 		FILE *f = fopen(ut_topic_path(&env, "t", name, p, sizeof(p)), "r+b");
