@@ -260,6 +260,9 @@ int sb_log_recover_newest(sb_log *l, sb_segment **sp, int *changed, sb_segment *
  * is not such a header (nothing changed). Else -errno.
  */
 int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed);
+/* The first n bytes of segment `base`'s file into buf (log_recover_hdr.c):
+ * 0, or -errno (-EIO: the file is shorter). */
+int sb_log_seg_head(sb_log *l, uint64_t base, void *buf, size_t n);
 /*
  * Repairing a gap between sealed segment prev (opened) and the next one,
  * at next_base (a segment file missing: a live copy that read prev before

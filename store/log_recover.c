@@ -152,13 +152,8 @@ static int index_file_valid(sb_log *l, uint64_t base)
 		return 0;
 	/* A compressed segment was synced before it took the name. */
 	uint8_t zh[SB_ZSEG_HDR];
-	int fd = l->io->open(l->io->ctx, sp, O_RDONLY, 0);
-	if (fd >= 0) {
-		ssize_t n = l->io->pread(l->io->ctx, fd, zh, sizeof(zh), 0);
-		l->io->close(l->io->ctx, fd);
-		if (n == (ssize_t)sizeof(zh) && sb_zseg_hdr_valid(zh))
-			return 2;
-	}
+	if (!sb_log_seg_head(l, base, zh, sizeof(zh)) && sb_zseg_hdr_valid(zh))
+		return 2;
 	sb_seg_name(name, base, SB_IDX_SUFFIX);
 	if (sb_path(ip, l->dir, name) || sb_index_load(l->io, ip, base, (uint32_t)st.st_size, -1, 1, &ix, &max_ts))
 		return 0;

@@ -71,6 +71,22 @@ static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, ui
 	return dense && next == next_base ? 0 : next_base - base;
 }
 
+int sb_log_seg_head(sb_log *l, uint64_t base, void *buf, size_t n)
+{
+	const sb_io *io = l->io;
+	char path[PATH_MAX], name[32];
+	int fd, rc;
+
+	sb_seg_name(name, base, SB_SEG_SUFFIX);
+	if ((rc = sb_path(path, l->dir, name)))
+		return rc;
+	if ((fd = io->open(io->ctx, path, O_RDONLY, 0)) < 0)
+		return fd;
+	ssize_t got = io->pread(io->ctx, fd, buf, n, 0);
+	io->close(io->ctx, fd);
+	return got == (ssize_t)n ? 0 : got < 0 ? (int)got : -EIO;
+}
+
 /* Does the stream of a sealed segment whose header says it starts at
  * `stream`, `payload` bytes long, end where the next segment's (at
  * next_base) begins, as its header, whole, says? A rewrite in place leaves
@@ -78,19 +94,11 @@ static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, ui
  * position is damaged too is not such a rewrite. */
 static int meets_next(sb_log *l, uint64_t next_base, uint64_t stream, uint64_t payload)
 {
-	const sb_io *io = l->io;
-	char path[PATH_MAX], name[32];
 	uint8_t hb[SB_SEG_HDR];
 	sb_seg_hdr nh;
-	int fd, ok = 0;
 
-	sb_seg_name(name, next_base, SB_SEG_SUFFIX);
-	if (sb_path(path, l->dir, name) || (fd = io->open(io->ctx, path, O_RDONLY, 0)) < 0)
-		return 0;
-	if (io->pread(io->ctx, fd, hb, sizeof(hb), 0) == (ssize_t)sizeof(hb) && !sb_seg_hdr_decode(hb, &nh))
-		ok = nh.base_offset == next_base && nh.base_stream - stream == payload && nh.base_stream >= stream;
-	io->close(io->ctx, fd);
-	return ok;
+	return !sb_log_seg_head(l, next_base, hb, sizeof(hb)) && !sb_seg_hdr_decode(hb, &nh) &&
+	       nh.base_offset == next_base && nh.base_stream >= stream && nh.base_stream - stream == payload;
 }
 
 int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed)
