@@ -71,16 +71,26 @@ static uint64_t span_needed(const uint8_t *map, uint64_t size, uint64_t base, ui
 	return dense && next == next_base ? 0 : next_base - base;
 }
 
-int sb_log_seg_head(sb_log *l, uint64_t base, void *buf, size_t n)
+/* Segment `base`'s file opened with `flags` (name: its name, 32 bytes):
+ * the descriptor, or -errno. */
+static int seg_open(sb_log *l, uint64_t base, int flags, char *name)
 {
-	const sb_io *io = l->io;
-	char path[PATH_MAX], name[32];
-	int fd, rc;
+	char path[PATH_MAX];
+	int rc;
 
 	sb_seg_name(name, base, SB_SEG_SUFFIX);
 	if ((rc = sb_path(path, l->dir, name)))
 		return rc;
-	if ((fd = io->open(io->ctx, path, O_RDONLY, 0)) < 0)
+	return l->io->open(l->io->ctx, path, flags, 0);
+}
+
+int sb_log_seg_head(sb_log *l, uint64_t base, void *buf, size_t n)
+{
+	const sb_io *io = l->io;
+	char name[32];
+	int fd = seg_open(l, base, O_RDONLY, name);
+
+	if (fd < 0)
 		return fd;
 	ssize_t got = io->pread(io->ctx, fd, buf, n, 0);
 	io->close(io->ctx, fd);
@@ -104,18 +114,14 @@ static int meets_next(sb_log *l, uint64_t next_base, uint64_t stream, uint64_t p
 int sb_log_recover_torn_header(sb_log *l, uint64_t base, uint64_t next_base, uint64_t stream_end, int *changed)
 {
 	const sb_io *io = l->io;
-	char path[PATH_MAX], name[32], msg[200];
+	char name[32], msg[200];
 	uint8_t old[SB_SEG_HDR], hdr[SB_SEG_HDR];
 	struct stat st;
 	void *map = MAP_FAILED;
-	int fd, rc;
+	int fd = seg_open(l, base, O_RDWR, name), rc = 1;
 
-	sb_seg_name(name, base, SB_SEG_SUFFIX);
-	if ((rc = sb_path(path, l->dir, name)))
-		return rc;
-	if ((fd = io->open(io->ctx, path, O_RDWR, 0)) < 0)
+	if (fd < 0)
 		return fd;
-	rc = 1;
 	if (fstat(fd, &st) || st.st_size < (off_t)SB_SEG_HDR ||
 	    io->pread(io->ctx, fd, old, sizeof(old), 0) != (ssize_t)sizeof(old) ||
 	    !torn_rewrite(old, base, stream_end))
