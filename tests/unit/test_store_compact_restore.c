@@ -187,6 +187,24 @@ static void keep_problem(void *arg, const sb_verify_problem *p)
 	keep_said(arg, NULL, p->msg);
 }
 
+/* The store opened with config c, no flusher, what it says kept in `said`
+ * (emptied first); `repair` and `full_check` as a repairing open sets them. */
+static sb_store *open_saying(const sb_log_config *c, int repair, int full_check)
+{
+	sb_store_options so;
+	sb_store *s;
+
+	sb_store_options_default(&so);
+	so.defaults = *c;
+	so.no_flusher = 1;
+	so.repair = repair;
+	so.full_check = full_check;
+	so.report = keep_said;
+	said[0] = 0;
+	cr_assert_eq(sb_store_open(env.store, &so, &s), 0);
+	return s;
+}
+
 /*
  * The newest segment's header torn while its span was rewritten (the bytes
  * that write changes, span and CRC, garbage; generated, 64 seeds): the
@@ -236,13 +254,7 @@ Test(restore, a_torn_span_rewrite_is_written_anew)
 					     NULL, &vr), 0);
 		cr_assert_gt(sb_verify_damage(&vr), 0);
 		cr_assert_eq(!strstr(said, "torn while it was rewritten in place"), whole, "seed %d: %s", seed, said);
-		said[0] = 0;
-		sb_store_options so;
-		sb_store_options_default(&so);
-		so.defaults = c;
-		so.no_flusher = 1;
-		so.report = keep_said;
-		cr_assert_eq(sb_store_open(env.store, &so, &s), 0);
+		s = open_saying(&c, 0, 0);
 		cr_assert_not_null(l = ut_topic(s, "t"));
 		if (whole) {
 			cr_assert_eq(sb_log_next_present(l, 0, &o[0]), -ENOENT, "seed %d: cut as before", seed);
@@ -312,15 +324,7 @@ Test(restore, a_missing_segment_is_repaired_as_a_gap)
 			snprintf(name, sizeof(name), "%020llu.tix", (unsigned long long)b[k]);
 			unlink(ut_topic_path(&env, "t", name, p, sizeof(p)));
 		}
-		sb_store_options so;
-		sb_store_options_default(&so);
-		so.defaults = c;
-		so.no_flusher = 1;
-		so.repair = 1;
-		so.full_check = 1;
-		so.report = keep_said;
-		said[0] = 0;
-		cr_assert_eq(sb_store_open(env.store, &so, &s), 0);
+		s = open_saying(&c, 1, 1);
 		cr_assert_eq(sb_store_get(s, "t", &l), 0, "seed %d: refused after the repair: %s", seed, said);
 		cr_assert(strstr(said, "missing after it"), "seed %d: said %s", seed, said);
 		m = 0;
@@ -374,14 +378,7 @@ Test(restore, a_sealed_segments_torn_header_is_written_anew_unless_its_stream_is
 		snprintf(when, sizeof(when), "seed %d, segment %zu of %zu%s", seed, k, n,
 			 stream_too ? ", its stream too" : "");
 		for (int repair = 0; repair < 2; repair++) {
-			sb_store_options so;
-			sb_store_options_default(&so);
-			so.defaults = c;
-			so.no_flusher = 1;
-			so.repair = repair;
-			so.report = keep_said;
-			said[0] = 0;
-			cr_assert_eq(sb_store_open(env.store, &so, &s), 0);
+			s = open_saying(&c, repair, 0);
 			int rc = sb_store_get(s, "t", &l);
 			if (stream_too && !repair) {
 				cr_assert_neq(rc, 0, "%s: opened (%s)", when, said);
