@@ -93,6 +93,9 @@ struct sb_log {
 	 * seen set (acquire: sb_log_kx, sb_log_keys_ready), and change again
 	 * only at the close (the flusher joined). */
 	_Atomic int keys_open;          /* [compress_mu and append to set; atomic] */
+	int keys_check;                 /* [the open] opened without a clean close
+					 * with a compacted segment: the index is
+					 * checked against the log as it opens */
 	struct sb_kx *kx;               /* [compress_mu and append, once: keys_open] NULL when
 					 * its replay met damage (kx_damaged),
 					 * and read-only with no_keys */

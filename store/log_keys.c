@@ -199,32 +199,6 @@ static int walk_source(void *arg, uint64_t from, uint64_t to, sb_kx_walk_fn fn, 
 
 static int open_keys(sb_log *l);
 
-/* recover (full_check): a key index whose entries name records the log
- * does not have, or disagree with them (what verify reports: a table
- * older stores wrote, a tombstone compaction dropped before a table held
- * it), is rebuilt from the log: its tables removed, the whole log
- * replayed. The tables are derived data (keyidx.h). [the open] */
-static int rebuild_if_wrong(sb_log *l)
-{
-	uint64_t checked = 0, wrong = 0;
-	int rc = sb_log_verify_keys(l, &checked, &wrong, NULL, NULL);
-
-	if (rc || !wrong)
-		return rc;
-	if (l->opt.report) {
-		char msg[256];
-		snprintf(msg, sizeof(msg),
-			 SB_REPORT_KEY_INDEX "%" PRIu64 " of %" PRIu64 " entries did not match the log: its tables removed, "
-			 "rebuilt from the log", wrong, checked);
-		l->opt.report(l->opt.report_arg, l->name, msg);
-	}
-	sb_kx_remove_files(l->kx);
-	sb_kx_close(l->kx, 0);
-	l->kx = NULL;
-	atomic_store(&l->keys_open, 0);
-	return open_keys(l);
-}
-
 /*
  * The key index is opened (its tables, the replay of the log past them)
  * at the topic's open only for `streambus recover` (full_check: it checks
@@ -239,11 +213,7 @@ int sb_log_keys_open(sb_log *l)
 {
 	if (!l->opt.full_check || l->read_only)
 		return 0;
-	int rc = open_keys(l);
-
-	if (!rc && l->kx)
-		rc = rebuild_if_wrong(l);
-	return rc;
+	return open_keys(l);
 }
 
 /* The index opens with compress_mu and append_mu held: no segment is
@@ -300,15 +270,64 @@ static int open_index(sb_log *l, sb_kx **kx, sb_kx **damaged)
 	return 0;
 }
 
+typedef struct vk_ctx {
+	sb_log *l;
+	uint64_t start, checked, wrong;
+	void (*fn)(void *arg, const char *msg);
+	void *arg;
+} vk_ctx;
+
+static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v);
+
+/*
+ * The index *x just opened (not yet published: no background work on it)
+ * checked against the log: when entries name records the log does not
+ * have, or disagree with them (what verify reports), its tables are
+ * removed and it is opened again, the whole log replayed (the tables are
+ * derived data, keyidx.h). Done for recover (full_check: a table older
+ * stores wrote, a tombstone compaction dropped before a table held it),
+ * and at the first open of a compacted log's index after an open without
+ * a clean close (keys_check): a copy of LOG_DIR taken while mounted may
+ * hold a table copied after the segments, or a segment compacted after
+ * the tables were copied, whose latest record of a key a round removed
+ * for a record past the copy's end. The index then named records the
+ * copy's log lacks: `.keys/` listed keys that `cat` said ENOENT for, and
+ * verify reported them after every later mount. On failure *x is closed
+ * and NULL. [compress_mu and append_mu, or the open]
+ */
+static int rebuild_if_wrong(sb_log *l, sb_kx **x, sb_kx **damaged)
+{
+	vk_ctx c = {.l = l, .start = atomic_load(&l->start)};
+	int rc = sb_kx_scan(*x, NULL, 0, verify_one, &c);
+
+	if (!rc && !c.wrong)
+		return 0;
+	if (!rc && l->opt.report) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 SB_REPORT_KEY_INDEX "%" PRIu64 " of %" PRIu64 " entries did not match the log: its tables removed, "
+			 "rebuilt from the log", c.wrong, c.checked);
+		l->opt.report(l->opt.report_arg, l->name, msg);
+	}
+	if (!rc)
+		sb_kx_remove_files(*x);
+	sb_kx_close(*x, 0);
+	*x = NULL;
+	return rc ? rc : open_index(l, x, damaged);
+}
+
 /* Open the key index (none with no_keys read-only: keys_usable says
- * -ENOENT), then publish it: keys_open set. [compress_mu and append_mu,
- * or the open] */
+ * -ENOENT), checked against the log where it may not match it
+ * (rebuild_if_wrong), then publish it: keys_open set. [compress_mu and
+ * append_mu, or the open] */
 static int open_keys(sb_log *l)
 {
 	sb_kx *x = NULL, *bad = NULL;
 	int rc;
 
 	if (!(l->read_only && l->opt.no_keys) && (rc = open_index(l, &x, &bad)))
+		return rc;
+	if (x && !l->read_only && (l->opt.full_check || l->keys_check) && (rc = rebuild_if_wrong(l, &x, &bad)))
 		return rc;
 	if (x) {
 		sb_kx_set_background(x, !l->read_only && !l->opt.no_flusher);
@@ -491,13 +510,6 @@ int sb_log_get_key_stats(sb_log *l, sb_log_key_stats *st)
 	st->appender_writes = ks.appender_writes;
 	return 0;
 }
-
-typedef struct vk_ctx {
-	sb_log *l;
-	uint64_t start, checked, wrong;
-	void (*fn)(void *arg, const char *msg);
-	void *arg;
-} vk_ctx;
 
 static int verify_one(void *arg, const uint8_t *key, size_t klen, const sb_mt_val *v)
 {

@@ -465,8 +465,11 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 					return rc;
 				}
 			} else {
-				char what_gap[96];
-				snprintf(what_gap, sizeof(what_gap), "a gap: the previous segment ends at offset %llu",
+				char what_gap[224];
+				snprintf(what_gap, sizeof(what_gap),
+					 "a gap: the previous segment ends at offset %llu (a segment file missing: lost, "
+					 "or removed by a compaction round while this directory was copied; `recover --cut` "
+					 "keeps every later record)",
 					 (unsigned long long)sb_segment_next(prev));
 				sb_segment_close(s, 0);
 				if ((proof = synced_proof(l, r, i - 1, prev)) &&
@@ -700,6 +703,8 @@ int sb_log_recover(sb_log *l)
 		changed = 1;
 	}
 	restream(l);
+	for (size_t i = 0; i < l->nsegs && !r.clean_ok && !l->keys_check; i++)
+		l->keys_check = sb_segment_compacted(l->segs[i]);
 	sb_segment *last = sb_log_active(l);
 	atomic_store(&l->next, sb_segment_next(last));
 	atomic_store(&l->stream_end, sb_segment_stream_end(last));
