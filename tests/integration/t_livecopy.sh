@@ -11,14 +11,14 @@
 # record missing, .log and .keys/ agreeing with the records), verify clean
 # after. First the checker's own test: a planted wrong expectation must
 # fail it.
-#   SB_LIVECOPY_CASES=N  cases (default 8; 3 under SB_INTEGRATION_ASAN)
+#   SB_LIVECOPY_CASES=N  cases (default 6; 2 under SB_INTEGRATION_ASAN)
 #   SB_LIVECOPY_SEED=N   the seed (default: random, printed)
 # The long campaign (docs/RELIABILITY.md) is tools/livecopy --cases 300.
 . "$(dirname "$0")/lib.sh"
 LC=$SB_TOP/tools/livecopy
 SEED=${SB_LIVECOPY_SEED:-$RANDOM}
-CASES=${SB_LIVECOPY_CASES:-8}
-[ -n "$SB_ASAN" ] && CASES=${SB_LIVECOPY_CASES:-3}
+CASES=${SB_LIVECOPY_CASES:-6}
+[ -n "$SB_ASAN" ] && CASES=${SB_LIVECOPY_CASES:-2}
 sb_msg "t_livecopy: seed $SEED, $CASES cases in $SB_TMP (SB_LIVECOPY_SEED=$SEED reproduces them)"
 export SB_T=$((120 + CASES * 30 * SB_SLOW))
 
