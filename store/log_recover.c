@@ -598,6 +598,21 @@ static int settle_start(sb_log *l, int meta_rc, uint64_t start)
 	return 0;
 }
 
+/* A segment's stream position below the payload bytes of the one before
+ * it, compacted (a header whose stream field was damaged and its CRC made
+ * right: no valid log has it, the stream only grows): no position fits
+ * the older segments below it, and left so the log's stream started past
+ * its end (fuzz_segment). The oldest segment anchors instead: each later
+ * one begins where the one before it ends. */
+static void restream_up(sb_log *l)
+{
+	for (size_t i = 1; i < l->nsegs; i++) {
+		uint64_t end = sb_segment_stream_end(l->segs[i - 1]);
+		if (sb_segment_base_stream(l->segs[i]) != end)
+			sb_segment_rebase_stream(l->segs[i], end);
+	}
+}
+
 /* Each segment's stream made to end where the next segment's begins,
  * newest first. Only a compacted segment's neighbours can disagree here
  * (open_one refuses a stream gap between two others): after a crash or in
@@ -614,8 +629,13 @@ static void restream(sb_log *l)
 	for (size_t i = l->nsegs; i-- > 1;) {
 		sb_segment *prev = l->segs[i - 1], *s = l->segs[i];
 		uint64_t len = sb_segment_stream_end(prev) - sb_segment_base_stream(prev);
-		if (sb_segment_stream_end(prev) != sb_segment_base_stream(s) && sb_segment_base_stream(s) >= len)
-			sb_segment_rebase_stream(prev, sb_segment_base_stream(s) - len);
+		if (sb_segment_stream_end(prev) == sb_segment_base_stream(s))
+			continue;
+		if (sb_segment_base_stream(s) < len) {
+			restream_up(l);
+			return;
+		}
+		sb_segment_rebase_stream(prev, sb_segment_base_stream(s) - len);
 	}
 }
 
