@@ -468,8 +468,7 @@ static int open_one(sb_log *l, recovery *r, size_t i, uint64_t *start, int *chan
 				char what_gap[224];
 				snprintf(what_gap, sizeof(what_gap),
 					 "a gap: the previous segment ends at offset %llu (a segment file missing: lost, "
-					 "or removed by a compaction round while this directory was copied; `recover --cut` "
-					 "keeps every later record)",
+					 "or removed by a compaction round while this directory was copied)",
 					 (unsigned long long)sb_segment_next(prev));
 				sb_segment_close(s, 0);
 				if ((proof = synced_proof(l, r, i - 1, prev)) &&
